@@ -1,0 +1,59 @@
+/** Backend selection: chosen once per process, by name or `auto`. */
+import { tf } from './tf.js';
+
+export type BackendName = 'cpu' | 'cuda' | 'tensorflow' | 'auto';
+export const BACKEND_NAMES: readonly BackendName[] = ['cpu', 'cuda', 'tensorflow', 'auto'];
+
+/** Loaders for backends that live outside tfjs-core; each registers itself with tfjs. */
+const loaders: Partial<Record<BackendName, () => Promise<boolean>>> = {
+  cuda: async () => {
+    try {
+      const { registerCudaBackend } = await import('./cuda/register.js');
+      return registerCudaBackend();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return false;
+      throw err;
+    }
+  },
+  tensorflow: async () => {
+    try {
+      await import(/* optional peer */ '@tensorflow/tfjs-node' as string);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+};
+
+/**
+ * Make `name` the active tfjs backend. `auto` picks cuda when its addon loads and a GPU is
+ * present, else cpu. An explicit backend that cannot load is an error, never a silent cpu.
+ */
+export async function useBackend(name: BackendName = 'cpu'): Promise<string> {
+  if (!BACKEND_NAMES.includes(name)) {
+    throw new Error(`unknown backend '${String(name)}': valid backends are ${BACKEND_NAMES.join(', ')}`);
+  }
+  let chosen: string = name;
+  if (name === 'auto') chosen = (await loaders.cuda!()) ? 'cuda' : 'cpu';
+  else if (name !== 'cpu') {
+    const loaded = await loaders[name]!();
+    if (!loaded) {
+      throw new Error(
+        name === 'cuda'
+          ? "backend 'cuda' is not available: build the addon with `npm run build:cuda` on a machine with the CUDA toolkit and a GPU"
+          : "backend 'tensorflow' needs the optional peer @tensorflow/tfjs-node (or -gpu) installed",
+      );
+    }
+  }
+  if (tf.getBackend() !== chosen) {
+    const ok = await tf.setBackend(chosen);
+    if (!ok) throw new Error(`backend '${chosen}' failed to initialise`);
+  }
+  quietCpuBanner();
+  return chosen;
+}
+
+/** tfjs' CPU backend prints an advert for tfjs-node on first use in Node; typetune's output is its own. */
+function quietCpuBanner(): void {
+  if (tf.getBackend() === 'cpu') (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
+}
