@@ -1,0 +1,37 @@
+/**
+ * Where adapters attach to a decoder. The decoder calls these at fixed points of its
+ * forward pass; an adapter (LoRA, ReFT …) implements the ones it needs. Module names are
+ * Hugging Face's own paths, e.g. `model.layers.0.self_attn.q_proj` or
+ * `transformer.h.0.attn.c_attn`, so targeting and PEFT key mapping speak the same names.
+ */
+import type { Tensor } from '../backend/tf.js';
+
+export interface LinearSite {
+  /** HF module path of the projection, e.g. `model.layers.3.mlp.gate_proj`. */
+  name: string;
+  /** Decoder layer index the projection belongs to. */
+  layer: number;
+  /** Short module name (`q_proj`, `qkv_proj`, `c_attn` …) that `target_modules` matches. */
+  module: string;
+  inFeatures: number;
+  outFeatures: number;
+  /** GPT-2 Conv1D: the base weight is stored [in, out] (PEFT's fan_in_fan_out). */
+  fanInFanOut: boolean;
+}
+
+export interface ForwardContext {
+  /** Per-example positions to intervene at (ReFT), [batch][k]; -1 entries are padding. */
+  positions?: number[][];
+  /** Training mode: dropout in adapters is active. */
+  training: boolean;
+}
+
+export interface ModelHooks {
+  /**
+   * Called for every linear projection: `x` is its input [.., in], `base` its frozen output
+   * [.., out]. Return the output to use (LoRA adds its low-rank update).
+   */
+  linear?(site: LinearSite, x: Tensor, base: Tensor, ctx: ForwardContext): Tensor;
+  /** Called on the residual stream leaving decoder layer `layer` ([batch, seq, hidden]). */
+  blockOutput?(layer: number, h: Tensor, ctx: ForwardContext): Tensor;
+}
