@@ -1,0 +1,131 @@
+import { describe, it, expect } from 'vitest';
+import { promises as fs, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fixture } from '../helpers.js';
+import { loadTokenizer } from '../../src/data/tokenizer.js';
+
+const dir = fixture('tokenizer');
+const ref = JSON.parse(readFileSync(path.join(dir, 'reference.json'), 'utf8')) as {
+  samples: string[];
+  ids: number[][];
+  vocab_size: number;
+  chat_messages: { role: string; content: string }[];
+  chat_rendered: string;
+  chat_ids: number[];
+};
+
+async function tmpDir(): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), 'tt-tok-'));
+}
+
+describe('loadTokenizer on the reference tokenizer', () => {
+  it('encodes every sample to exactly the ids tokenizers gave', async () => {
+    const tok = await loadTokenizer(dir);
+    expect(ref.samples.length).toBeGreaterThan(0);
+    for (let i = 0; i < ref.samples.length; i++) {
+      expect(tok.encode(ref.samples[i]!)).toEqual(ref.ids[i]);
+      expect(tok.decode(ref.ids[i]!)).toBe(ref.samples[i]);
+    }
+  });
+
+  it('renders the chat byte-identically and encodes it to chat_ids', async () => {
+    const tok = await loadTokenizer(dir);
+    const rendered = tok.applyChatTemplate(ref.chat_messages);
+    expect(rendered).toBe(ref.chat_rendered);
+    expect(tok.encode(rendered, { addSpecialTokens: false })).toEqual(ref.chat_ids);
+    expect(tok.applyChatTemplate(ref.chat_messages.slice(0, 1), { addGenerationPrompt: true })).toBe(
+      '<|im_start|>user\nWho are you?<|im_end|>\n<|im_start|>assistant\n',
+    );
+  });
+
+  it('reads the special tokens and the vocabulary size', async () => {
+    const tok = await loadTokenizer(dir);
+    expect(tok.vocabSize).toBe(ref.vocab_size);
+    expect(tok.eosTokenId).toBe(0);
+    expect(tok.padTokenId).toBe(3);
+    expect(tok.bosTokenId).toBeUndefined();
+    expect(tok.tokenToId('<|im_start|>')).toBe(1);
+    expect(tok.tokenToId('no such token')).toBeUndefined();
+    expect(tok.modelMaxLength).toBe(256);
+    expect(tok.decode([1, 505, 271, 202, 75, 76, 2], { skipSpecialTokens: true })).toBe('user\nhi');
+  });
+});
+
+describe('loadTokenizer flags and templates', () => {
+  async function variant(edit: (config: Record<string, unknown>) => void): Promise<string> {
+    const d = await tmpDir();
+    await fs.copyFile(path.join(dir, 'tokenizer.json'), path.join(d, 'tokenizer.json'));
+    const config = JSON.parse(readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'));
+    edit(config);
+    await fs.writeFile(path.join(d, 'tokenizer_config.json'), JSON.stringify(config));
+    return d;
+  }
+
+  it('adds BOS when add_bos_token is set and passes bos_token to the template', async () => {
+    const d = await variant((c) => {
+      c.bos_token = { content: '<|im_start|>' };
+      c.add_bos_token = true;
+      c.chat_template = '{{ bos_token }}{% for m in messages %}{{ m.content }}{{ eos_token }}{% endfor %}';
+    });
+    const tok = await loadTokenizer(d);
+    expect(tok.bosTokenId).toBe(1);
+    expect(tok.encode(ref.samples[0]!)).toEqual([1, ...ref.ids[0]!]);
+    expect(tok.encode(ref.samples[0]!, { addSpecialTokens: false })).toEqual(ref.ids[0]);
+    expect(tok.applyChatTemplate([{ role: 'user', content: 'hi' }])).toBe('<|im_start|>hi<|endoftext|>');
+  });
+
+  it('reads chat_template.jinja when the config has none', async () => {
+    const d = await variant((c) => delete c.chat_template);
+    await fs.writeFile(path.join(d, 'chat_template.jinja'), '{% for m in messages %}[{{ m.role }}]{% endfor %}');
+    const tok = await loadTokenizer(d);
+    expect(tok.applyChatTemplate([{ role: 'user', content: 'x' }])).toBe('[user]');
+  });
+});
+
+describe('loadTokenizer errors', () => {
+  it('names a missing tokenizer.json', async () => {
+    const d = await tmpDir();
+    await expect(loadTokenizer(d)).rejects.toThrow(`${path.join(d, 'tokenizer.json')}: not found`);
+  });
+
+  it('names a tokenizer.json that is not JSON', async () => {
+    const d = await tmpDir();
+    await fs.writeFile(path.join(d, 'tokenizer.json'), '{"model": ');
+    await expect(loadTokenizer(d)).rejects.toThrow(/tokenizer\.json: not valid JSON/);
+  });
+
+  it('names a tokenizer_config.json that is not JSON', async () => {
+    const d = await tmpDir();
+    await fs.copyFile(path.join(dir, 'tokenizer.json'), path.join(d, 'tokenizer.json'));
+    await fs.writeFile(path.join(d, 'tokenizer_config.json'), 'eos_token: x');
+    await expect(loadTokenizer(d)).rejects.toThrow(/tokenizer_config\.json: not valid JSON/);
+  });
+
+  it('says the chat template is missing when a chat is rendered', async () => {
+    const d = await tmpDir();
+    await fs.copyFile(path.join(dir, 'tokenizer.json'), path.join(d, 'tokenizer.json'));
+    await fs.writeFile(path.join(d, 'tokenizer_config.json'), JSON.stringify({ eos_token: '<|endoftext|>' }));
+    const tok = await loadTokenizer(d);
+    expect(tok.hasChatTemplate).toBe(false);
+    expect(() => tok.applyChatTemplate([{ role: 'user', content: 'hi' }])).toThrow(/tokenizer_config\.json: no "chat_template"/);
+  });
+
+  it('rejects a special token that is not in the vocabulary', async () => {
+    const d = await tmpDir();
+    await fs.copyFile(path.join(dir, 'tokenizer.json'), path.join(d, 'tokenizer.json'));
+    await fs.writeFile(path.join(d, 'tokenizer_config.json'), JSON.stringify({ eos_token: '</s>' }));
+    await expect(loadTokenizer(d)).rejects.toThrow(/"eos_token" is "<\/s>", which is not in the vocabulary/);
+  });
+
+  it('reports a template error raised by raise_exception', async () => {
+    const d = await tmpDir();
+    await fs.copyFile(path.join(dir, 'tokenizer.json'), path.join(d, 'tokenizer.json'));
+    await fs.writeFile(
+      path.join(d, 'tokenizer_config.json'),
+      JSON.stringify({ chat_template: "{{ raise_exception('Roles must alternate') }}" }),
+    );
+    const tok = await loadTokenizer(d);
+    expect(() => tok.applyChatTemplate([{ role: 'user', content: 'hi' }])).toThrow(/Roles must alternate/);
+  });
+});
