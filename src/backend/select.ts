@@ -8,7 +8,9 @@ export const BACKEND_NAMES: readonly BackendName[] = ['cpu', 'cuda', 'tensorflow
 const loaders: Partial<Record<BackendName, () => Promise<boolean>>> = {
   cuda: async () => {
     try {
-      const { registerCudaBackend } = await import('./cuda/register.js');
+      // Resolved at run time: the CUDA backend is optional and absent from CPU-only builds.
+      const modulePath = './cuda/register.js';
+      const { registerCudaBackend } = (await import(modulePath)) as { registerCudaBackend(): boolean | Promise<boolean> };
       return registerCudaBackend();
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return false;

@@ -14,7 +14,10 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array 
   const tmp = tempName(target);
   const handle = await fs.open(tmp, 'w');
   try {
-    for (const chunk of Array.isArray(data) ? data : [data]) await handle.write(chunk);
+    for (const chunk of Array.isArray(data) ? data : [data]) {
+      if (typeof chunk === 'string') await handle.write(chunk);
+      else await handle.write(chunk);
+    }
     await handle.sync();
   } catch (err) {
     await handle.close();

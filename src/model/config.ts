@@ -1,0 +1,32 @@
+/** config.json → ModelSpec, through the family its model_type names. */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError, ConfigReader, type HfConfig } from './hfConfig.js';
+import { familyFor, SUPPORTED_MODEL_TYPES } from './families/index.js';
+import type { ModelSpec } from './spec.js';
+
+export function readHfConfig(dir: string): ConfigReader {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ConfigError(dir, 'model folder not found');
+  const file = path.join(dir, 'config.json');
+  if (!existsSync(file)) throw new ConfigError(dir, 'missing config.json (expected a Hugging Face model folder)');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(file, `not valid JSON (${(err as Error).message})`);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(file, 'expected a JSON object');
+  return new ConfigReader(raw as HfConfig, file);
+}
+
+export function specFromConfig(reader: ConfigReader): ModelSpec {
+  const modelType = reader.raw.model_type;
+  if (typeof modelType !== 'string') throw new ConfigError(reader.file, `missing 'model_type' (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
+  const family = familyFor(modelType);
+  if (!family) throw new ConfigError(reader.file, `unsupported model_type '${modelType}': supported are ${SUPPORTED_MODEL_TYPES.join(', ')}`);
+  return family.spec(reader);
+}
+
+export function readModelSpec(dir: string): ModelSpec {
+  return specFromConfig(readHfConfig(dir));
+}

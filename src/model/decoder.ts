@@ -1,0 +1,187 @@
+/**
+ * The decoder forward pass every family shares: embeddings → pre-norm blocks (attention,
+ * MLP, residuals) → final norm → LM head. It calls the adapter hooks at each projection and
+ * on each block's output, can recompute blocks in the backward pass (activation
+ * checkpointing), and extends a KV cache for generation.
+ */
+import { tf, type Tensor } from '../backend/tf.js';
+import { linear, rmsNorm, layerNorm, activation, gatedActivation, rope, ropeTables, attention } from '../ops/index.js';
+import type { ForwardContext, LinearSite, ModelHooks } from './hooks.js';
+import type { LayerSpec, ModelSpec, NormSpec, ProjectionSpec, ProjectionRole } from './spec.js';
+import type { DecoderWeights } from './weights.js';
+import type { KvCache } from './kvCache.js';
+
+export interface DecoderInput {
+  inputIds: number[][];
+  /** 1 for real tokens, 0 for padding; covers cached tokens too when a cache is given. */
+  attentionMask?: number[][];
+}
+
+export interface ForwardOptions {
+  hooks?: ModelHooks;
+  ctx?: ForwardContext;
+  /** Return hidden_states as transformers' output_hidden_states does. */
+  outputHiddenStates?: boolean;
+  /** Recompute each block in the backward pass; `variables(layer)` lists the trainable tensors a block uses. */
+  checkpoint?: { variables(layer: number): Tensor[] };
+  /** KV cache to read and extend in place (generation). */
+  cache?: KvCache;
+}
+
+export interface DecoderOutput {
+  logits: Tensor;
+  hiddenStates?: Tensor[];
+}
+
+function siteOf(p: ProjectionSpec, layer: number): LinearSite {
+  return { name: p.path, layer, module: p.module, inFeatures: p.inFeatures, outFeatures: p.outFeatures, fanInFanOut: p.conv1d };
+}
+
+export class Decoder {
+  private readonly sites = new Map<string, LinearSite>();
+
+  constructor(readonly spec: ModelSpec, readonly weights: DecoderWeights) {
+    for (const l of spec.layers) for (const p of l.projections) this.sites.set(p.path, siteOf(p, l.index));
+  }
+
+  linearSites(): LinearSite[] {
+    return [...this.sites.values()];
+  }
+
+  private norm(x: Tensor, n: NormSpec): Tensor {
+    const w = this.weights.get(n.weight);
+    switch (this.spec.norm) {
+      case 'rms': return rmsNorm(x, w, this.spec.normEps);
+      case 'rms_plus_one': return rmsNorm(x, w, this.spec.normEps, 1);
+      case 'layer': return layerNorm(x, w, this.weights.get(n.bias!), this.spec.normEps);
+    }
+  }
+
+  private project(p: ProjectionSpec, x: Tensor, hooks: ModelHooks | undefined, ctx: ForwardContext): Tensor {
+    const lw = this.weights.linearWeight(p.path);
+    const bias = p.bias ? this.weights.get(`${p.path}.bias`) : undefined;
+    const base = lw.kind === 'dense' ? linear(x, lw.w, bias) : lw.apply(x, bias);
+    return hooks?.linear ? hooks.linear(this.sites.get(p.path)!, x, base, ctx) : base;
+  }
+
+  /** Outputs of a layer's projections for the given roles, splitting fused ones. */
+  private projections(layer: LayerSpec, roles: ProjectionRole[], x: Tensor, hooks: ModelHooks | undefined, ctx: ForwardContext): Partial<Record<ProjectionRole, Tensor>> {
+    const out: Partial<Record<ProjectionRole, Tensor>> = {};
+    const s = this.spec;
+    for (const p of layer.projections) {
+      if (!roles.includes(p.role)) continue;
+      const y = this.project(p, x, hooks, ctx);
+      if (p.role === 'qkv') {
+        const q = s.numHeads * s.headDim;
+        const kv = s.numKvHeads * s.headDim;
+        [out.q, out.k, out.v] = tf.split(y, [q, kv, kv], -1);
+      } else if (p.role === 'gateUp') {
+        [out.gate, out.up] = tf.split(y, 2, -1);
+      } else out[p.role] = y;
+    }
+    return out;
+  }
+
+  private attentionBlock(layer: LayerSpec, x: Tensor, keyMask: Tensor, past: number, hooks: ModelHooks | undefined, ctx: ForwardContext, cache?: KvCache): Tensor {
+    const s = this.spec;
+    const [b, len] = x.shape as [number, number, number];
+    const { q, k, v } = this.projections(layer, ['q', 'k', 'v', 'qkv'], x, hooks, ctx);
+    const heads = (t: Tensor, n: number, norm?: NormSpec) => {
+      let r = t.reshape([b, len, n, s.headDim]);
+      if (norm) r = rmsNorm(r, this.weights.get(norm.weight), s.normEps);
+      return r.transpose([0, 2, 1, 3]);
+    };
+    let qh = heads(q!, s.numHeads, layer.qNorm);
+    let kh = heads(k!, s.numKvHeads, layer.kNorm);
+    let vh = heads(v!, s.numKvHeads);
+    if (s.rope) {
+      const positions = Array.from({ length: len }, (_, i) => past + i);
+      const total = past + len;
+      const { cos, sin } = ropeTables(positions, s.rope.invFreq(total), s.rope.attentionScaling(total));
+      qh = rope(qh, cos, sin);
+      kh = rope(kh, cos, sin);
+    }
+    if (cache) ({ k: kh, v: vh } = cache.append(layer.index, kh, vh));
+    const attn = attention(qh, kh, vh, keyMask, {
+      scale: layer.attentionScale, causal: true, window: layer.slidingWindow, queryOffset: past,
+    });
+    const merged = attn.transpose([0, 2, 1, 3]).reshape([b, len, s.numHeads * s.headDim]);
+    return this.project(layer.projections.find((p) => p.role === 'o')!, merged, hooks, ctx);
+  }
+
+  private mlpBlock(layer: LayerSpec, x: Tensor, hooks: ModelHooks | undefined, ctx: ForwardContext): Tensor {
+    const { gate, up } = this.projections(layer, ['gate', 'up', 'gateUp'], x, hooks, ctx);
+    const hidden = this.spec.mlp === 'gated' ? gatedActivation(gate!, up!, this.spec.activation) : activation(this.spec.activation)(up!);
+    return this.project(layer.projections.find((p) => p.role === 'down')!, hidden, hooks, ctx);
+  }
+
+  private block(layer: LayerSpec, h: Tensor, keyMask: Tensor, past: number, opts: ForwardOptions, ctx: ForwardContext): Tensor {
+    const attn = this.attentionBlock(layer, this.norm(h, layer.attnNorm), keyMask, past, opts.hooks, ctx, opts.cache);
+    const mid = tf.add(h, attn);
+    const out = tf.add(mid, this.mlpBlock(layer, this.norm(mid, layer.mlpNorm), opts.hooks, ctx));
+    return opts.hooks?.blockOutput ? opts.hooks.blockOutput(layer.index, out, ctx) : out;
+  }
+
+  /**
+   * A block whose activations are not kept for the backward pass: the gradient function
+   * recomputes the block from its input and differentiates that (same gradients, fewer
+   * live tensors).
+   */
+  private checkpointedBlock(layer: LayerSpec, h: Tensor, keyMask: Tensor, opts: ForwardOptions, ctx: ForwardContext): Tensor {
+    const vars = opts.checkpoint!.variables(layer.index);
+    const run = (x: Tensor) => this.block(layer, x, keyMask, 0, opts, ctx);
+    const f = tf.customGrad(((...args: Tensor[]) => {
+      const x = args[0]!;
+      const value = tf.tidy(() => run(x));
+      return {
+        value,
+        gradFunc: (dy: Tensor | Tensor[]) => {
+          const { grads } = tf.engine().gradients(() => run(x), [x, ...vars], dy as Tensor, true);
+          return [x, ...vars].map((t, i) => grads[i] ?? tf.zerosLike(t));
+        },
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]);
+    return f(h, ...vars);
+  }
+
+  forward(input: DecoderInput, opts: ForwardOptions = {}): DecoderOutput {
+    const s = this.spec;
+    const ctx: ForwardContext = opts.ctx ?? { training: false };
+    const batch = input.inputIds.length;
+    const len = input.inputIds[0]?.length ?? 0;
+    if (batch === 0 || len === 0) throw new Error('forward: inputIds must hold at least one row of at least one token');
+    if (input.inputIds.some((r) => r.length !== len)) throw new Error('forward: every row of inputIds must have the same length (pad them and pass attentionMask)');
+    const past = opts.cache?.length ?? 0;
+    const mask = input.attentionMask ?? input.inputIds.map(() => new Array(past + len).fill(1));
+    if (mask.length !== batch || mask.some((r) => r.length !== past + len)) {
+      throw new Error(`forward: attentionMask must be [${batch}, ${past + len}] (cached + new tokens)`);
+    }
+    if (opts.checkpoint && opts.cache) throw new Error('forward: activation checkpointing is for training, not cached decoding');
+    for (const row of input.inputIds) for (const id of row) {
+      if (!Number.isInteger(id) || id < 0 || id >= s.vocabSize) throw new Error(`forward: token id ${id} is outside the vocabulary [0, ${s.vocabSize})`);
+    }
+    if (past + len > s.maxPositionEmbeddings && s.embedPositions) {
+      throw new Error(`forward: ${past + len} positions exceed the model's ${s.maxPositionEmbeddings} learned positions`);
+    }
+
+    const keyMask = tf.tensor2d(mask, [batch, past + len], 'int32');
+    const ids = tf.tensor2d(input.inputIds, [batch, len], 'int32');
+    let h = tf.gather(this.weights.get(s.embedTokens), ids);
+    if (s.embedScale !== 1) h = tf.mul(h, s.embedScale);
+    if (s.embedPositions) {
+      const pos = tf.range(past, past + len, 1, 'int32');
+      h = tf.add(h, tf.gather(this.weights.get(s.embedPositions), pos).expandDims(0));
+    }
+    const hidden: Tensor[] = opts.outputHiddenStates ? [h] : [];
+    for (const layer of s.layers) {
+      h = opts.checkpoint ? this.checkpointedBlock(layer, h, keyMask, opts, ctx) : this.block(layer, h, keyMask, past, opts, ctx);
+      if (opts.outputHiddenStates) hidden.push(h);
+    }
+    if (opts.cache) opts.cache.advance(len);
+    h = this.norm(h, s.finalNorm);
+    if (opts.outputHiddenStates) hidden[hidden.length - 1] = h;
+    const head = s.tieWordEmbeddings ? this.weights.get(s.embedTokens) : this.weights.get(s.lmHead);
+    const logits = linear(h, head);
+    return opts.outputHiddenStates ? { logits, hiddenStates: hidden } : { logits };
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The frozen weights of a decoder, loaded from a Hugging Face folder's safetensors and
+ * checked against the ModelSpec (every expected tensor present, every shape right).
+ * Weights are tfjs tensors that are never variables: they carry no gradient or optimizer
+ * state. A linear weight may instead be held 4-bit quantised (see quant/).
+ */
+import { tf, type Tensor } from '../backend/tf.js';
+import type { SafetensorsCheckpoint } from '../io/safetensors.js';
+import type { ModelSpec, ProjectionSpec } from './spec.js';
+
+export class WeightError extends Error {
+  constructor(where: string, problem: string) {
+    super(`${where}: ${problem}`);
+    this.name = 'WeightError';
+  }
+}
+
+/** A 4-bit quantised linear weight, dequantised on use; the quant/ module supplies it. */
+export interface QuantizedLinearWeight {
+  readonly kind: 'quantized';
+  /** [out, in] as torch.nn.Linear. */
+  readonly shape: [number, number];
+  /** x·Wᵀ (+ b) without materialising W beyond one layer. */
+  apply(x: Tensor, bias?: Tensor): Tensor;
+  dequantize(): Float32Array;
+  readonly bytes: number;
+}
+
+export interface DenseLinearWeight {
+  readonly kind: 'dense';
+  /** [out, in], Conv1D weights transposed at load. */
+  readonly w: Tensor;
+}
+
+export type LinearWeight = DenseLinearWeight | QuantizedLinearWeight;
+
+export interface WeightSource {
+  has(name: string): boolean;
+  shape(name: string): number[];
+  readFloat32(name: string): Float32Array;
+  describe(name: string): string;
+}
+
+export function checkpointSource(ck: SafetensorsCheckpoint, prefix?: string): WeightSource {
+  // Some GPT-2 checkpoints omit `transformer.`; resolve names either way.
+  const resolve = (name: string) => (ck.has(name) || !prefix || !name.startsWith(prefix) ? name : name.slice(prefix.length));
+  return {
+    has: (name) => ck.has(resolve(name)),
+    shape: (name) => ck.entry(resolve(name)).shape,
+    readFloat32: (name) => ck.readFloat32(resolve(name)).data,
+    describe: (name) => (ck.has(resolve(name)) ? ck.pathOf(resolve(name)) : ck.dir),
+  };
+}
+
+/** Decides how a projection's weight is stored; returns undefined for dense f32. */
+export type LinearQuantizer = (proj: ProjectionSpec, source: WeightSource) => QuantizedLinearWeight | undefined;
+
+export class DecoderWeights {
+  readonly dense = new Map<string, Tensor>();
+  readonly linear = new Map<string, LinearWeight>();
+
+  get(name: string): Tensor {
+    const t = this.dense.get(name);
+    if (!t) throw new WeightError('weights', `no tensor '${name}' loaded`);
+    return t;
+  }
+
+  linearWeight(path: string): LinearWeight {
+    const w = this.linear.get(path);
+    if (!w) throw new WeightError('weights', `no linear weight '${path}.weight' loaded`);
+    return w;
+  }
+
+  dispose(): void {
+    for (const t of this.dense.values()) t.dispose();
+    for (const w of this.linear.values()) if (w.kind === 'dense') w.w.dispose();
+    this.dense.clear();
+    this.linear.clear();
+  }
+}
+
+function expectShape(source: WeightSource, name: string, expected: number[]): void {
+  if (!source.has(name)) throw new WeightError(source.describe(name), `missing weight '${name}'`);
+  const shape = source.shape(name);
+  if (shape.length !== expected.length || shape.some((d, i) => d !== expected[i])) {
+    throw new WeightError(source.describe(name), `weight '${name}' has shape [${shape.join(', ')}], expected [${expected.join(', ')}]`);
+  }
+}
+
+function loadDense(source: WeightSource, name: string, shape: number[]): Tensor {
+  expectShape(source, name, shape);
+  return tf.tensor(source.readFloat32(name), shape);
+}
+
+function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c]!;
+  return out;
+}
+
+export function loadDecoderWeights(spec: ModelSpec, source: WeightSource, quantize?: LinearQuantizer): DecoderWeights {
+  const weights = new DecoderWeights();
+  const h = spec.hiddenSize;
+  try {
+    const norm = (n: { weight: string; bias?: string }, size: number) => {
+      weights.dense.set(n.weight, loadDense(source, n.weight, [size]));
+      if (n.bias) weights.dense.set(n.bias, loadDense(source, n.bias, [size]));
+    };
+    weights.dense.set(spec.embedTokens, loadDense(source, spec.embedTokens, [spec.vocabSize, h]));
+    if (spec.embedPositions) weights.dense.set(spec.embedPositions, loadDense(source, spec.embedPositions, [spec.maxPositionEmbeddings, h]));
+    for (const layer of spec.layers) {
+      norm(layer.attnNorm, h);
+      norm(layer.mlpNorm, h);
+      if (layer.qNorm) norm(layer.qNorm, spec.headDim);
+      if (layer.kNorm) norm(layer.kNorm, spec.headDim);
+      for (const p of layer.projections) {
+        const name = `${p.path}.weight`;
+        if (p.bias) weights.dense.set(`${p.path}.bias`, loadDense(source, `${p.path}.bias`, [p.outFeatures]));
+        const q = quantize?.(p, source);
+        if (q) {
+          weights.linear.set(p.path, q);
+          continue;
+        }
+        const stored = p.conv1d ? [p.inFeatures, p.outFeatures] : [p.outFeatures, p.inFeatures];
+        expectShape(source, name, stored);
+        const data = source.readFloat32(name);
+        const w = p.conv1d ? transpose2d(data, p.inFeatures, p.outFeatures) : data;
+        weights.linear.set(p.path, { kind: 'dense', w: tf.tensor2d(w, [p.outFeatures, p.inFeatures]) });
+      }
+    }
+    norm(spec.finalNorm, h);
+    if (!spec.tieWordEmbeddings) weights.dense.set(spec.lmHead, loadDense(source, spec.lmHead, [spec.vocabSize, h]));
+  } catch (err) {
+    weights.dispose();
+    throw err;
+  }
+  return weights;
+}

@@ -1,0 +1,9 @@
+/** The op vocabulary models and adapters speak (DESIGN.md): each op has a reference implementation and may be fused per backend. */
+export { linear } from './linear.js';
+export { rmsNorm } from './rmsNorm.js';
+export { layerNorm } from './layerNorm.js';
+export { activation, gatedActivation, ACTIVATION_NAMES } from './activations.js';
+export { rope, ropeTables } from './rope.js';
+export { attention, type AttentionOptions } from './attention.js';
+export { crossEntropy, crossEntropySum, causalLmLoss, causalLmTargetCount } from './crossEntropy.js';
+export { runOp } from './dispatch.js';
