@@ -1,0 +1,64 @@
+/**
+ * Autoregressive generation for one prompt: a prefill forward over the prompt, then one
+ * token at a time. With the KV cache (the default) each step feeds only the new token;
+ * without it every step re-runs the whole sequence — slower, same tokens, kept for testing
+ * the cache. Adapters apply through `hooks`; ReFT positions refer to the prompt, so they
+ * are passed to the prefill only (as pyreft intervenes on the prompt).
+ */
+import { tf } from '../backend/tf.js';
+import type { DecoderModel } from './model.js';
+import type { ModelHooks } from './hooks.js';
+import { KvCache } from './kvCache.js';
+import { mulberry32, sampleToken, type SamplingOptions } from './sampling.js';
+
+export interface GenerateOptions extends SamplingOptions {
+  maxNewTokens?: number;
+  /** Stop tokens; defaults to the model's eos_token_id(s). */
+  eosTokenIds?: number[];
+  useCache?: boolean;
+  hooks?: ModelHooks;
+  /** ReFT positions within the prompt. */
+  positions?: number[];
+  /** Called with each new token as it is chosen. */
+  onToken?: (id: number) => void;
+}
+
+export function generate(model: DecoderModel, prompt: number[], opts: GenerateOptions = {}): number[] {
+  if (prompt.length === 0) throw new Error('generate: the prompt must hold at least one token');
+  const maxNew = opts.maxNewTokens ?? 64;
+  const eos = new Set(opts.eosTokenIds ?? model.spec.eosTokenIds);
+  const random = mulberry32(opts.seed ?? 0);
+  const useCache = opts.useCache ?? true;
+  const cache = useCache ? new KvCache(model.spec.numLayers) : undefined;
+  const limit = model.spec.embedPositions ? model.spec.maxPositionEmbeddings : Infinity;
+  const tokens = [...prompt];
+  const out: number[] = [];
+  try {
+    for (let step = 0; step < maxNew && tokens.length < limit; step++) {
+      const feed = useCache && step > 0 ? [tokens[tokens.length - 1]!] : tokens;
+      const withPositions = opts.positions && (!useCache || step === 0);
+      const row = tf.tidy(() => {
+        const { logits } = model.run(
+          { inputIds: [feed], attentionMask: [new Array(useCache ? tokens.length : feed.length).fill(1)] },
+          {
+            hooks: opts.hooks,
+            cache,
+            ctx: { training: false, ...(withPositions ? { positions: [opts.positions!] } : {}) },
+          },
+        );
+        const v = logits.shape[2]!;
+        return logits.slice([0, feed.length - 1, 0], [1, 1, v]).reshape([v]);
+      });
+      const values = row.dataSync() as Float32Array;
+      row.dispose();
+      const next = sampleToken(values, opts, random);
+      out.push(next);
+      tokens.push(next);
+      opts.onToken?.(next);
+      if (eos.has(next)) break;
+    }
+  } finally {
+    cache?.dispose();
+  }
+  return out;
+}
