@@ -198,6 +198,8 @@ export async function writeSafetensors(file: string, tensors: Record<string, Ten
 export class SafetensorsCheckpoint {
   private readonly files = new Map<string, SafetensorsFile>();
   private readonly where = new Map<string, string>();
+  /** The file that lists the weights: the single file, or the shard index. */
+  source = '';
 
   private constructor(readonly dir: string) {}
 
@@ -206,6 +208,7 @@ export class SafetensorsCheckpoint {
     const index = path.join(dir, `${baseName}.index.json`);
     const single = path.join(dir, baseName);
     if (existsSync(index)) {
+      ck.source = index;
       let parsed: { weight_map?: Record<string, string> };
       try {
         parsed = JSON.parse(readFileSync(index, 'utf8')) as typeof parsed;
@@ -219,6 +222,7 @@ export class SafetensorsCheckpoint {
         if (!ck.files.get(shard)!.has(name)) throw new SafetensorsError(path.join(dir, shard), `index says it holds '${name}' but it does not`);
       }
     } else if (existsSync(single)) {
+      ck.source = single;
       const f = SafetensorsFile.open(single);
       ck.files.set(baseName, f);
       for (const name of f.keys()) ck.where.set(name, baseName);

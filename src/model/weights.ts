@@ -48,7 +48,7 @@ export function checkpointSource(ck: SafetensorsCheckpoint, prefix?: string): We
     has: (name) => ck.has(resolve(name)),
     shape: (name) => ck.entry(resolve(name)).shape,
     readFloat32: (name) => ck.readFloat32(resolve(name)).data,
-    describe: (name) => (ck.has(resolve(name)) ? ck.pathOf(resolve(name)) : ck.dir),
+    describe: (name) => (ck.has(resolve(name)) ? ck.pathOf(resolve(name)) : ck.source),
   };
 }
 
