@@ -1,0 +1,169 @@
+/**
+ * Every default of the recipe, in one place. The schema (schema.ts) reads its defaults from
+ * here, `recipeDefaults()` returns them, and `typetune recipe --print-defaults` prints them.
+ *
+ * A `null` below means either "required" (model.path, data.path) or "derived when the recipe
+ * is loaded" (see `resolveDerived` in resolve.ts): the derived rules are listed here too so
+ * that nothing about defaults lives anywhere else.
+ */
+import path from 'node:path';
+import type {
+  AdapterType,
+  DataFormat,
+  DataSection,
+  EvalDataConfig,
+  ExportFormat,
+  LoggingSection,
+  LoraAdapterConfig,
+  ModelSection,
+  OutputSection,
+  QuantizationConfig,
+  ReftAdapterConfig,
+  TrainingSection,
+} from './types.js';
+
+/** T with the keys K allowed to be null (required or derived at load time). */
+type Nullable<T, K extends keyof T> = Omit<T, K> & { [P in K]: T[P] | null };
+
+export type ModelDefaults = Nullable<ModelSection, 'path'>;
+export type DataDefaults = Nullable<DataSection, 'path' | 'seed'>;
+export type LoggingDefaults = Nullable<LoggingSection, 'dir'>;
+export type OutputDefaults = Nullable<OutputSection, 'dir' | 'export'>;
+
+/** The defaults as a recipe-shaped object; `null` marks required or derived values. */
+export interface RecipeDefaults {
+  model: ModelDefaults;
+  adapter: LoraAdapterConfig;
+  data: DataDefaults;
+  training: TrainingSection;
+  logging: LoggingDefaults;
+  output: OutputDefaults;
+}
+
+export const MODEL_DEFAULTS: ModelDefaults = {
+  path: null,
+  backend: 'auto',
+  precision: 'fp32',
+  quantization: null,
+  activation_checkpointing: false,
+};
+
+/** Filled in when `model.quantization` is a mapping (QLoRA's settings). */
+export const QUANTIZATION_DEFAULTS: QuantizationConfig = {
+  type: 'nf4',
+  blocksize: 64,
+  double_quant: true,
+};
+
+/** The adapter type used when `adapter.type` is absent. */
+export const DEFAULT_ADAPTER_TYPE: AdapterType = 'lora';
+
+/** PEFT's LoraConfig defaults. */
+export const LORA_DEFAULTS: LoraAdapterConfig = {
+  type: 'lora',
+  r: 8,
+  lora_alpha: 8,
+  lora_dropout: 0.0,
+  target_modules: null,
+  layers_to_transform: null,
+  use_rslora: false,
+  use_dora: false,
+  init_lora_weights: true,
+  bias: 'none',
+};
+
+/** pyreft's defaults (its examples' rank and positions); `type` is replaced by the recipe's. */
+export const REFT_DEFAULTS: ReftAdapterConfig = {
+  type: 'loreft',
+  rank: 4,
+  layers: 'all',
+  positions: 'f1+l1',
+  share_weights: false,
+  dropout: 0.0,
+  act_fn: null,
+  component: 'block_output',
+};
+
+export const DATA_DEFAULTS: DataDefaults = {
+  path: null,
+  format: 'text',
+  columns: {},
+  max_length: 512,
+  packing: false,
+  shuffle: true,
+  seed: null,
+  eval: null,
+};
+
+/** Filled in when `data.eval` is a mapping; exactly one of the two must then be set. */
+export const EVAL_DEFAULTS: EvalDataConfig = {
+  path: null,
+  split: null,
+};
+
+/** The source column each format reads, by field; `data.columns` overrides some or all. */
+export const COLUMN_DEFAULTS: Record<DataFormat, Record<string, string>> = {
+  text: { text: 'text' },
+  prompt_completion: { prompt: 'prompt', completion: 'completion' },
+  alpaca: { instruction: 'instruction', input: 'input', output: 'output' },
+  chat: { messages: 'messages' },
+};
+
+export const TRAINING_DEFAULTS: TrainingSection = {
+  epochs: 1,
+  max_steps: null,
+  batch_size: 4,
+  gradient_accumulation_steps: 1,
+  learning_rate: 2e-4,
+  weight_decay: 0.0,
+  adam_betas: [0.9, 0.999],
+  adam_eps: 1e-8,
+  lr_scheduler: 'linear',
+  warmup_steps: 0,
+  warmup_ratio: 0.0,
+  max_grad_norm: 1.0,
+  seed: 42,
+  save_every_steps: null,
+  eval_every_steps: null,
+};
+
+export const LOGGING_DEFAULTS: LoggingDefaults = {
+  dir: null,
+  every_steps: 10,
+  tensorboard: true,
+};
+
+export const OUTPUT_DEFAULTS: OutputDefaults = {
+  dir: null,
+  export: null,
+};
+
+/** What each adapter type exports when `output.export` is null. */
+export const EXPORT_DEFAULTS: Record<AdapterType, ExportFormat[]> = {
+  lora: ['peft'],
+  loreft: ['pyreft'],
+  direft: ['pyreft'],
+  noreft: ['pyreft'],
+};
+
+/** Derived defaults, applied after validation (resolve.ts calls these). */
+export const DERIVED = {
+  /** data.seed: null → training.seed. */
+  dataSeed: (trainingSeed: number): number => trainingSeed,
+  /** output.dir: null → runs/<recipe name> under the working directory. */
+  outputDir: (cwd: string, recipeName: string): string => path.resolve(cwd, 'runs', recipeName),
+  /** logging.dir: null → <output.dir>/logs. */
+  loggingDir: (outputDir: string): string => path.join(outputDir, 'logs'),
+};
+
+/** A fresh deep copy of the defaults (callers may mutate it). */
+export function recipeDefaults(): RecipeDefaults {
+  return structuredClone({
+    model: MODEL_DEFAULTS,
+    adapter: LORA_DEFAULTS,
+    data: DATA_DEFAULTS,
+    training: TRAINING_DEFAULTS,
+    logging: LOGGING_DEFAULTS,
+    output: OUTPUT_DEFAULTS,
+  });
+}

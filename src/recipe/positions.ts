@@ -1,0 +1,29 @@
+/**
+ * pyreft's position notation: which prompt tokens an intervention acts on.
+ * "f7+l7" = the first 7 and the last 7 prompt tokens, "f3" = the first 3, "l1" = the last one.
+ * pyreft's `parse_positions` reads exactly these three shapes (first before last); so do we.
+ */
+import { expected, type Check } from './checks.js';
+
+export interface PositionSpec {
+  /** How many tokens from the start of the prompt. */
+  first: number;
+  /** How many tokens from the end of the prompt. */
+  last: number;
+}
+
+const NOTATION = /^(?:f(\d+)\+l(\d+)|f(\d+)|l(\d+))$/;
+
+/** Parses "f7+l7" | "f3" | "l1"; returns null for anything else (or for no tokens at all). */
+export function parsePositions(text: string): PositionSpec | null {
+  const m = NOTATION.exec(text);
+  if (!m) return null;
+  const first = Number(m[1] ?? m[3] ?? 0);
+  const last = Number(m[2] ?? m[4] ?? 0);
+  return first + last > 0 ? { first, last } : null;
+}
+
+export const positionsCheck: Check<string> = (v) =>
+  typeof v === 'string' && parsePositions(v) !== null
+    ? { ok: true, value: v }
+    : expected('pyreft positions like "f7+l7", "f3" or "l1" (first/last n prompt tokens, n ≥ 1 in all)', v);

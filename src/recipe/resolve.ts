@@ -1,0 +1,76 @@
+/**
+ * Resolution: turns a validated recipe into a `Recipe` — paths made absolute, derived
+ * defaults decided (rules in defaults.ts), and, when asked, the input paths checked on disk.
+ *
+ * Path rule: a path written in a recipe file is relative to that file's folder (so a recipe
+ * runs the same from any working directory); a path given with `--set` is relative to the
+ * working directory (where the user typed it); `~/` is the home folder.
+ */
+import { existsSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { COLUMN_DEFAULTS, DERIVED, EXPORT_DEFAULTS } from './defaults.js';
+import { IssueList, type KeyPath } from './errors.js';
+import type { RecipeSource } from './source.js';
+import type { Recipe } from './types.js';
+import type { ValidatedRecipe } from './validate.js';
+
+export interface ResolveOptions {
+  /** Working directory for `--set` paths and the default output folder. */
+  cwd: string;
+  /** Names the default output folder: runs/<name>. */
+  name: string;
+  /** Check that model.path, data.path and data.eval.path exist. */
+  checkFiles: boolean;
+}
+
+function resolvePath(source: RecipeSource, keyPath: KeyPath, value: string, cwd: string): string {
+  if (value === '~' || value.startsWith('~/')) return path.join(os.homedir(), value.slice(1));
+  const base = source.flagFor(keyPath) ? cwd : source.baseDir;
+  return path.resolve(base, value);
+}
+
+function checkExists(source: RecipeSource, issues: IssueList, keyPath: KeyPath, abs: string, kind: 'model' | 'data'): void {
+  const where = source.locate(keyPath);
+  if (!existsSync(abs)) {
+    issues.add(keyPath, `${kind === 'model' ? 'model folder' : 'file or folder'} not found: ${abs}`, where);
+    return;
+  }
+  if (kind === 'model') {
+    if (!statSync(abs).isDirectory()) issues.add(keyPath, `${abs} is a file; expected a Hugging Face model folder (config.json + *.safetensors)`, where);
+    else if (!existsSync(path.join(abs, 'config.json'))) issues.add(keyPath, `${abs} has no config.json; expected a Hugging Face model folder`, where);
+  }
+}
+
+export function resolveRecipe(source: RecipeSource, v: ValidatedRecipe, opts: ResolveOptions): Recipe {
+  const { cwd } = opts;
+  const at = (...p: string[]): string[] => p;
+  const modelPath = resolvePath(source, at('model', 'path'), v.model.path, cwd);
+  const dataPath = resolvePath(source, at('data', 'path'), v.data.path, cwd);
+  const evalPath = v.data.eval?.path != null ? resolvePath(source, at('data', 'eval', 'path'), v.data.eval.path, cwd) : null;
+  const outputDir = v.output.dir !== null ? resolvePath(source, at('output', 'dir'), v.output.dir, cwd) : DERIVED.outputDir(cwd, opts.name);
+  const loggingDir = v.logging.dir !== null ? resolvePath(source, at('logging', 'dir'), v.logging.dir, cwd) : DERIVED.loggingDir(outputDir);
+
+  if (opts.checkFiles) {
+    const issues = new IssueList();
+    checkExists(source, issues, at('model', 'path'), modelPath, 'model');
+    checkExists(source, issues, at('data', 'path'), dataPath, 'data');
+    if (evalPath !== null) checkExists(source, issues, at('data', 'eval', 'path'), evalPath, 'data');
+    issues.throwIfAny();
+  }
+
+  return {
+    model: { ...v.model, path: modelPath },
+    adapter: v.adapter,
+    data: {
+      ...v.data,
+      path: dataPath,
+      columns: { ...COLUMN_DEFAULTS[v.data.format], ...v.data.columns },
+      seed: v.data.seed ?? DERIVED.dataSeed(v.training.seed),
+      eval: v.data.eval && { ...v.data.eval, path: evalPath },
+    },
+    training: v.training,
+    logging: { ...v.logging, dir: loggingDir },
+    output: { dir: outputDir, export: v.output.export ?? [...EXPORT_DEFAULTS[v.adapter.type]] },
+  };
+}

@@ -1,0 +1,283 @@
+/**
+ * The recipe schema: for every key, the check its value must pass and a short doc (printed
+ * as the comment above the key by `typetune recipe --print-defaults`). Defaults come from
+ * defaults.ts. The `Fields<T>` mapping makes the compiler hold the schema and the types in
+ * types.ts to exactly the same keys.
+ */
+import {
+  bool,
+  dropoutRate,
+  either,
+  enumOf,
+  expected,
+  fraction,
+  layerIndices,
+  listOf,
+  literal,
+  nonEmptyString,
+  nonNegativeInt,
+  nonNegativeNumber,
+  nullable,
+  numberIn,
+  openFraction,
+  positiveInt,
+  positiveNumber,
+  seed,
+  type Check,
+} from './checks.js';
+import {
+  DATA_DEFAULTS,
+  EVAL_DEFAULTS,
+  LOGGING_DEFAULTS,
+  MODEL_DEFAULTS,
+  OUTPUT_DEFAULTS,
+  QUANTIZATION_DEFAULTS,
+  TRAINING_DEFAULTS,
+} from './defaults.js';
+import { positionsCheck } from './positions.js';
+import { isPlainObject } from './source.js';
+import {
+  ADAPTER_TYPES,
+  BACKENDS,
+  DATA_FORMATS,
+  EXPORT_FORMATS,
+  LR_SCHEDULERS,
+  PRECISIONS,
+  QUANT_BLOCKSIZES,
+  QUANT_TYPES,
+  REFT_ACT_FNS,
+  type DataSection,
+  type EvalDataConfig,
+  type LoggingSection,
+  type LoraAdapterConfig,
+  type ModelSection,
+  type OutputSection,
+  type QuantizationConfig,
+  type Recipe,
+  type ReftAdapterConfig,
+  type TrainingSection,
+} from './types.js';
+
+export interface LeafSpec {
+  kind: 'leaf';
+  check: Check<unknown>;
+  doc: string;
+  /** A required key has no default: absent or null is an error. */
+  required?: boolean;
+}
+
+export interface SectionSpec {
+  kind: 'section';
+  doc: string;
+  fields: Record<string, FieldSpec>;
+  defaults: object;
+  /** null is allowed (and means "off"); a mapping gets `defaults` filled in. */
+  nullable?: boolean;
+  /** Names other tools use for our keys, for "did you mean"; a dotted target lives in another section. */
+  aliases?: Record<string, string>;
+}
+
+/** The adapter section: its valid keys depend on `type`. */
+export interface AdapterSpec {
+  kind: 'adapter';
+  doc: string;
+  type: LeafSpec;
+  lora: Fields<Omit<LoraAdapterConfig, 'type'>>;
+  reft: Fields<Omit<ReftAdapterConfig, 'type'>>;
+  aliases: Record<string, string>;
+}
+
+export type FieldSpec = LeafSpec | SectionSpec;
+type Fields<T> = { [K in keyof T]-?: FieldSpec };
+
+const leaf = (check: Check<unknown>, doc: string, required = false): LeafSpec => ({ kind: 'leaf', check, doc, required });
+
+/** A mapping from names to non-empty strings (data.columns; which names are valid depends on data.format). */
+const stringMap: Check<Record<string, string>> = (v) => {
+  if (!isPlainObject(v)) return expected('a mapping of field → column name', v);
+  for (const [k, col] of Object.entries(v)) {
+    if (typeof col !== 'string' || col === '') return expected(`a mapping of field → column name (${k} is not a non-empty string)`, v);
+  }
+  return { ok: true, value: v as Record<string, string> };
+};
+
+/** PEFT accepts one layer index for layers_to_transform; the recipe keeps a list. */
+const oneIndexAsList: Check<number[]> = (v) => {
+  const r = nonNegativeInt(v);
+  return r.ok ? { ok: true, value: [r.value] } : r;
+};
+
+const quantization: SectionSpec = {
+  kind: 'section',
+  doc: 'Frozen base weights quantised to 4 bits (QLoRA); null keeps them in full precision. Saves ~70% of weight memory.',
+  nullable: true,
+  defaults: QUANTIZATION_DEFAULTS,
+  aliases: { quant_type: 'type', bnb_4bit_quant_type: 'type', block_size: 'blocksize', bnb_4bit_use_double_quant: 'double_quant' },
+  fields: {
+    type: leaf(enumOf(QUANT_TYPES), 'nf4 (normal-float, QLoRA’s choice) | fp4'),
+    blocksize: leaf(enumOf(QUANT_BLOCKSIZES), 'weights per absmax scale; smaller is more accurate, larger uses less memory'),
+    double_quant: leaf(bool, 'quantise the absmax scales too (saves ~0.4 bits a weight)'),
+  } satisfies Fields<QuantizationConfig>,
+};
+
+const model: SectionSpec = {
+  kind: 'section',
+  doc: 'The frozen base model.',
+  defaults: MODEL_DEFAULTS,
+  aliases: { model_path: 'path', name_or_path: 'path', dir: 'path', dtype: 'precision', gradient_checkpointing: 'activation_checkpointing', load_in_4bit: 'quantization', quant: 'quantization' },
+  fields: {
+    path: leaf(nonEmptyString, 'required: a Hugging Face model folder (config.json + *.safetensors), relative to this file’s folder', true),
+    backend: leaf(enumOf(BACKENDS), 'cpu | cuda | tensorflow | auto (cuda when available, else cpu)'),
+    precision: leaf(enumOf(PRECISIONS), 'fp32 | bf16-mixed | fp16-mixed (mixed: half-precision compute, fp32 adapter weights; GPU only)'),
+    quantization,
+    activation_checkpointing: leaf(bool, 'recompute each decoder block in the backward pass: less memory, ~30% more compute'),
+  } satisfies Fields<ModelSection>,
+};
+
+const adapter: AdapterSpec = {
+  kind: 'adapter',
+  doc: 'What is trained. LoRA keys are PEFT’s LoraConfig names; ReFT keys are pyreft’s.',
+  type: leaf(enumOf(ADAPTER_TYPES), 'lora | loreft | direft | noreft'),
+  aliases: { lora_r: 'r', lora_rank: 'r', alpha: 'lora_alpha', lora_attn_modules: 'target_modules', modules: 'target_modules', low_rank_dimension: 'rank', intervention_layers: 'layers', position: 'positions' },
+  lora: {
+    r: leaf(positiveInt, 'rank of the update B·A; more capacity, more memory'),
+    lora_alpha: leaf(positiveNumber, 'scaling numerator: the update is scaled by lora_alpha / r (usually alpha = r or 2·r)'),
+    lora_dropout: leaf(dropoutRate, 'dropout on the adapter’s input during training'),
+    target_modules: leaf(
+      nullable(either('a list of module names or "all-linear"', listOf('a list of module names', nonEmptyString, { unique: true, nonEmpty: true }), literal('all-linear', '"all-linear"')), 'a list of module names or "all-linear"'),
+      'module names to adapt (e.g. [q_proj, v_proj]), "all-linear" (every linear but lm_head), or null = PEFT’s default for the family',
+    ),
+    layers_to_transform: leaf(nullable(either('a list of layer indices or one index', layerIndices, oneIndexAsList), 'a list of layer indices'), 'decoder layer indices to adapt (PEFT also takes one index); null = all'),
+    use_rslora: leaf(bool, 'rank-stabilised scaling lora_alpha / sqrt(r) (helps at large r)'),
+    use_dora: leaf(bool, 'DoRA: also learn a per-output magnitude; better at low rank, slower'),
+    init_lora_weights: leaf(either('true, false or "gaussian"', bool, literal('gaussian', '"gaussian"')), 'true: kaiming-uniform A, zero B (PEFT’s default) | "gaussian": normal A, zero B | false: random B (not a no-op at start)'),
+    bias: leaf(literal('none', '"none" (bias training is not supported)'), '"none": biases stay frozen'),
+  },
+  reft: {
+    rank: leaf(positiveInt, 'rank of the subspace the intervention edits (pyreft’s low_rank_dimension)'),
+    layers: leaf(either('a list of layer indices or "all"', layerIndices, literal('all', '"all"')), 'decoder layers to intervene on: a list, or "all"'),
+    positions: leaf(positionsCheck, 'prompt tokens to intervene on: "f7+l7" = first 7 and last 7, "f3", "l1"'),
+    share_weights: leaf(bool, 'first and last positions share one intervention (else one each)'),
+    dropout: leaf(dropoutRate, 'dropout inside the intervention during training'),
+    act_fn: leaf(nullable(enumOf(REFT_ACT_FNS), `one of ${REFT_ACT_FNS.join(' | ')}`), 'activation on the learned source Wh + b; null = identity'),
+    component: leaf(literal('block_output', '"block_output" (the residual stream leaving a layer)'), 'where in the layer: "block_output" (the residual stream leaving it)'),
+  },
+};
+
+const evalData: SectionSpec = {
+  kind: 'section',
+  doc: 'Held-out evaluation data: give path or split; null = no evaluation. When it runs: training.eval_every_steps.',
+  nullable: true,
+  defaults: EVAL_DEFAULTS,
+  aliases: { every_steps: 'training.eval_every_steps', eval_steps: 'training.eval_every_steps', file: 'path', fraction: 'split', test_size: 'split' },
+  fields: {
+    path: leaf(nullable(nonEmptyString, 'a file or folder path'), 'an evaluation file/folder in the training data’s format, relative to this file'),
+    split: leaf(nullable(openFraction, 'a number strictly between 0 and 1'), 'fraction of the training examples held out instead (after the seeded shuffle)'),
+  } satisfies Fields<EvalDataConfig>,
+};
+
+const data: SectionSpec = {
+  kind: 'section',
+  doc: 'Training data.',
+  defaults: DATA_DEFAULTS,
+  aliases: { dataset: 'path', data_path: 'path', file: 'path', max_seq_len: 'max_length', max_seq_length: 'max_length', seq_len: 'max_length', column_map: 'columns', column_mapping: 'columns', pack: 'packing' },
+  fields: {
+    path: leaf(nonEmptyString, 'required: JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file', true),
+    format: leaf(enumOf(DATA_FORMATS), 'text (loss on all tokens) | prompt_completion | alpaca (loss on the answer) | chat (loss on assistant turns)'),
+    columns: leaf(stringMap, 'source columns by field, when they differ from: text {text}, prompt_completion {prompt, completion}, alpaca {instruction, input, output}, chat {messages}'),
+    max_length: leaf(positiveInt, 'tokens per example; longer ones are truncated. Memory grows with it'),
+    packing: leaf(bool, 'concatenate short examples into full rows: faster, LoRA only'),
+    shuffle: leaf(bool, 'shuffle examples each epoch (seeded)'),
+    seed: leaf(nullable(seed, 'an integer seed'), 'shuffling seed; null = training.seed'),
+    eval: evalData,
+  } satisfies Fields<DataSection>,
+};
+
+const training: SectionSpec = {
+  kind: 'section',
+  doc: 'Optimisation: AdamW with decoupled weight decay, as PyTorch’s.',
+  defaults: TRAINING_DEFAULTS,
+  aliases: {
+    lr: 'learning_rate', num_epochs: 'epochs', num_train_epochs: 'epochs', steps: 'max_steps', per_device_train_batch_size: 'batch_size',
+    gradient_accumulation: 'gradient_accumulation_steps', lr_scheduler_type: 'lr_scheduler', scheduler: 'lr_scheduler', warmup: 'warmup_steps',
+    grad_clip: 'max_grad_norm', clip_grad_norm: 'max_grad_norm', adam_beta1: 'adam_betas', adam_beta2: 'adam_betas', betas: 'adam_betas',
+    adam_epsilon: 'adam_eps', eps: 'adam_eps', save_steps: 'save_every_steps', eval_steps: 'eval_every_steps',
+    max_length: 'data.max_length', log_every_steps: 'logging.every_steps',
+  },
+  fields: {
+    epochs: leaf(positiveInt, 'passes over the data (ignored when max_steps is set)'),
+    max_steps: leaf(nullable(positiveInt, 'a positive integer'), 'stop after this many optimizer steps; null = run the epochs'),
+    batch_size: leaf(positiveInt, 'examples per micro-batch; memory grows with it'),
+    gradient_accumulation_steps: leaf(positiveInt, 'micro-batches per optimizer step: a larger effective batch at the same memory'),
+    learning_rate: leaf(positiveNumber, 'peak learning rate (LoRA ~1e-4–3e-4; LoReFT ~1e-3–4e-3)'),
+    weight_decay: leaf(nonNegativeNumber, 'AdamW’s decoupled weight decay'),
+    adam_betas: leaf(
+      (v) => (Array.isArray(v) && v.length === 2 && v.every((b) => typeof b === 'number' && b >= 0 && b < 1) ? { ok: true, value: v } : expected('a list of two numbers in [0, 1), e.g. [0.9, 0.999]', v)),
+      'AdamW’s (beta1, beta2)',
+    ),
+    adam_eps: leaf(positiveNumber, 'AdamW’s epsilon'),
+    lr_scheduler: leaf(enumOf(LR_SCHEDULERS), 'constant | linear (decay to 0) | cosine (to 0), after warmup'),
+    warmup_steps: leaf(nonNegativeInt, 'steps of linear warmup from 0 (or give warmup_ratio)'),
+    warmup_ratio: leaf(fraction, 'warmup as a fraction of all steps (or give warmup_steps)'),
+    max_grad_norm: leaf(nullable(positiveNumber, 'a positive number'), 'clip the global gradient norm to this; null = no clipping'),
+    seed: leaf(seed, 'seed for adapter init, dropout and (by default) data order: same seed, same run'),
+    save_every_steps: leaf(nullable(positiveInt, 'a positive integer'), 'checkpoint every N optimizer steps (for --resume); null = only at the end'),
+    eval_every_steps: leaf(nullable(positiveInt, 'a positive integer'), 'evaluate every N optimizer steps (needs data.eval); null = only at the end'),
+  } satisfies Fields<TrainingSection>,
+};
+
+const logging: SectionSpec = {
+  kind: 'section',
+  doc: 'Progress and TensorBoard scalars (loss, lr, grad_norm, tokens/s, eval loss).',
+  defaults: LOGGING_DEFAULTS,
+  aliases: { log_dir: 'dir', logdir: 'dir', log_every: 'every_steps', logging_steps: 'every_steps', log_every_n_steps: 'every_steps' },
+  fields: {
+    dir: leaf(nullable(nonEmptyString, 'a folder path'), 'TensorBoard event files go here; null = <output.dir>/logs'),
+    every_steps: leaf(positiveInt, 'log every N optimizer steps'),
+    tensorboard: leaf(bool, 'write events.out.tfevents.* files'),
+  } satisfies Fields<LoggingSection>,
+};
+
+const output: SectionSpec = {
+  kind: 'section',
+  doc: 'Where the run is written.',
+  defaults: OUTPUT_DEFAULTS,
+  aliases: { output_dir: 'dir', out: 'dir', formats: 'export', export_formats: 'export' },
+  fields: {
+    dir: leaf(nullable(nonEmptyString, 'a folder path'), 'run folder: checkpoints, exports, the resolved recipe; null = runs/<recipe name> under the working directory'),
+    export: leaf(
+      nullable(listOf(`a list of ${EXPORT_FORMATS.join(' | ')}`, enumOf(EXPORT_FORMATS), { unique: true }), `a list of ${EXPORT_FORMATS.join(' | ')}`),
+      'formats written at the end: peft (LoRA), pyreft (ReFT), merged (LoRA folded into the base); null = peft for LoRA, pyreft for ReFT',
+    ),
+  } satisfies Fields<OutputSection>,
+};
+
+export interface RootSpec {
+  model: SectionSpec;
+  adapter: AdapterSpec;
+  data: SectionSpec;
+  training: SectionSpec;
+  logging: SectionSpec;
+  output: SectionSpec;
+}
+
+export const SCHEMA: RootSpec & { [K in keyof Recipe]: unknown } = { model, adapter, data, training, logging, output };
+
+/** Names other tools use for whole sections. */
+export const ROOT_ALIASES: Record<string, string> = { peft: 'adapter', lora: 'adapter', reft: 'adapter', dataset: 'data', optimizer: 'training', trainer: 'training', log: 'logging', checkpointer: 'output' };
+
+/** Every key path in the schema (sections' keys, both adapter families'), for cross-section hints. */
+export function allKeyPaths(): string[] {
+  const out: string[] = [];
+  const walk = (prefix: string, fields: Record<string, FieldSpec>): void => {
+    for (const [k, f] of Object.entries(fields)) {
+      out.push(`${prefix}.${k}`);
+      if (f.kind === 'section') walk(`${prefix}.${k}`, f.fields);
+    }
+  };
+  for (const [name, spec] of Object.entries(SCHEMA) as [string, SectionSpec | AdapterSpec][]) {
+    if (spec.kind === 'section') walk(name, spec.fields);
+    else walk(name, { type: spec.type, ...spec.lora, ...spec.reft });
+  }
+  return out;
+}

@@ -1,0 +1,162 @@
+/**
+ * The recipe: one typed object that says everything about a training run.
+ *
+ * Keys are snake_case, as in the YAML files and as PEFT / pyreft / torchtune users know
+ * them, so the object needs no mapping layer. A `Recipe` is always *resolved*: every
+ * default filled, every path absolute, every derived value (data seed, log folder,
+ * export formats, column names) decided. `loadRecipe` is the only way to make one.
+ */
+
+export const BACKENDS = ['cpu', 'cuda', 'tensorflow', 'auto'] as const;
+export type Backend = (typeof BACKENDS)[number];
+
+export const PRECISIONS = ['fp32', 'bf16-mixed', 'fp16-mixed'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+export const QUANT_TYPES = ['nf4', 'fp4'] as const;
+export type QuantType = (typeof QUANT_TYPES)[number];
+
+/** Block sizes bitsandbytes' 4-bit quantisation accepts. */
+export const QUANT_BLOCKSIZES = [32, 64, 128, 256, 512, 1024, 2048, 4096] as const;
+
+export interface QuantizationConfig {
+  type: QuantType;
+  blocksize: number;
+  double_quant: boolean;
+}
+
+export interface ModelSection {
+  /** Absolute path of a Hugging Face model folder (config.json + safetensors). */
+  path: string;
+  backend: Backend;
+  precision: Precision;
+  quantization: QuantizationConfig | null;
+  activation_checkpointing: boolean;
+}
+
+export const ADAPTER_TYPES = ['lora', 'loreft', 'direft', 'noreft'] as const;
+export type AdapterType = (typeof ADAPTER_TYPES)[number];
+export type ReftType = Exclude<AdapterType, 'lora'>;
+export const REFT_TYPES: readonly ReftType[] = ['loreft', 'direft', 'noreft'];
+
+/** LoRA as PEFT's LoraConfig names it. */
+export interface LoraAdapterConfig {
+  type: 'lora';
+  r: number;
+  lora_alpha: number;
+  lora_dropout: number;
+  /** Module names (suffixes, as PEFT matches them), 'all-linear', or null = PEFT's default for the family. */
+  target_modules: string[] | 'all-linear' | null;
+  /** Decoder layer indices to adapt; null = all layers. */
+  layers_to_transform: number[] | null;
+  use_rslora: boolean;
+  use_dora: boolean;
+  /** true: kaiming-uniform A, zero B (PEFT's default); 'gaussian': normal A (std 1/r), zero B; false: random B too (not a no-op at start). */
+  init_lora_weights: boolean | 'gaussian';
+  bias: 'none';
+}
+
+/** Activation functions pyreft accepts for `act_fn` (names from transformers' ACT2FN). */
+export const REFT_ACT_FNS = ['linear', 'relu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh', 'silu', 'swish', 'sigmoid', 'tanh'] as const;
+export type ReftActFn = (typeof REFT_ACT_FNS)[number];
+
+/** ReFT interventions as pyreft names their settings. */
+export interface ReftAdapterConfig {
+  type: ReftType;
+  rank: number;
+  /** Decoder layer indices to intervene on, or 'all'. */
+  layers: number[] | 'all';
+  /** pyreft position notation: 'f7+l7', 'f3', 'l1' (first / last n prompt tokens). */
+  positions: string;
+  share_weights: boolean;
+  dropout: number;
+  /** null = identity (pyreft's default, same as 'linear'). */
+  act_fn: ReftActFn | null;
+  component: 'block_output';
+}
+
+export type AdapterConfig = LoraAdapterConfig | ReftAdapterConfig;
+
+export const DATA_FORMATS = ['text', 'prompt_completion', 'alpaca', 'chat'] as const;
+export type DataFormat = (typeof DATA_FORMATS)[number];
+
+/** Which source column holds each field a format reads; the keys depend on `data.format`. */
+export type DataColumns = Record<string, string>;
+
+/** Held-out evaluation data: a separate file, or a fraction split off the training data. */
+export interface EvalDataConfig {
+  /** Absolute path of an evaluation file/folder, read with the training data's format and columns; or null. */
+  path: string | null;
+  /** Fraction (0, 1) of the training examples held out (after the seeded shuffle); or null. */
+  split: number | null;
+}
+
+export interface DataSection {
+  /** Absolute path of a JSONL/JSON/CSV/Arrow/Parquet file or a `datasets` save_to_disk folder. */
+  path: string;
+  format: DataFormat;
+  columns: DataColumns;
+  max_length: number;
+  packing: boolean;
+  shuffle: boolean;
+  seed: number;
+  eval: EvalDataConfig | null;
+}
+
+export const LR_SCHEDULERS = ['constant', 'linear', 'cosine'] as const;
+export type LrScheduler = (typeof LR_SCHEDULERS)[number];
+
+export interface TrainingSection {
+  epochs: number;
+  /** When set, training stops after this many optimizer steps (overrides epochs). */
+  max_steps: number | null;
+  batch_size: number;
+  gradient_accumulation_steps: number;
+  learning_rate: number;
+  weight_decay: number;
+  adam_betas: [number, number];
+  adam_eps: number;
+  lr_scheduler: LrScheduler;
+  warmup_steps: number;
+  warmup_ratio: number;
+  /** Global-norm clipping threshold; null disables clipping. */
+  max_grad_norm: number | null;
+  seed: number;
+  /** Checkpoint every N optimizer steps; null = only at the end. */
+  save_every_steps: number | null;
+  /** Evaluate every N optimizer steps (needs data.eval); null = only at the end. */
+  eval_every_steps: number | null;
+}
+
+export interface LoggingSection {
+  /** Absolute path of the log folder (TensorBoard event files). */
+  dir: string;
+  every_steps: number;
+  tensorboard: boolean;
+}
+
+export const EXPORT_FORMATS = ['peft', 'pyreft', 'merged'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+export interface OutputSection {
+  /** Absolute path of the run folder (checkpoints, exports, the resolved recipe). */
+  dir: string;
+  export: ExportFormat[];
+}
+
+export interface Recipe {
+  model: ModelSection;
+  adapter: AdapterConfig;
+  data: DataSection;
+  training: TrainingSection;
+  logging: LoggingSection;
+  output: OutputSection;
+}
+
+export function isLora(adapter: AdapterConfig): adapter is LoraAdapterConfig {
+  return adapter.type === 'lora';
+}
+
+export function isReft(adapter: AdapterConfig): adapter is ReftAdapterConfig {
+  return adapter.type !== 'lora';
+}

@@ -1,0 +1,193 @@
+/**
+ * Validation: walks the raw recipe against the schema, fills defaults for absent keys, and
+ * collects every problem (unknown keys with a "did you mean", wrong types, bad enums, ranges,
+ * keys of the other adapter family, and rules between keys). Derived values (null defaults)
+ * and paths are decided afterwards, in resolve.ts.
+ */
+import { COLUMN_DEFAULTS, DEFAULT_ADAPTER_TYPE, LORA_DEFAULTS, REFT_DEFAULTS, type RecipeDefaults } from './defaults.js';
+import { describeValue } from './checks.js';
+import { IssueList, type KeyPath } from './errors.js';
+import { allKeyPaths, ROOT_ALIASES, SCHEMA, type AdapterSpec, type FieldSpec, type SectionSpec } from './schema.js';
+import { isPlainObject, type RecipeSource } from './source.js';
+import { closest } from './suggest.js';
+import { ADAPTER_TYPES, type AdapterConfig, type AdapterType, type DataFormat } from './types.js';
+
+/** A validated recipe: every key present and well-typed; derived values may still be null. */
+export type ValidatedRecipe = Omit<RecipeDefaults, 'model' | 'adapter' | 'data'> & {
+  model: RecipeDefaults['model'] & { path: string };
+  adapter: AdapterConfig;
+  data: RecipeDefaults['data'] & { path: string };
+};
+
+interface Ctx {
+  source: RecipeSource;
+  issues: IssueList;
+}
+
+function report(ctx: Ctx, path: KeyPath, message: string): void {
+  ctx.issues.add(path, message, ctx.source.locate(path));
+}
+
+let keyPathIndex: string[] | undefined;
+
+/** "did you mean …": an alias, the nearest valid key, or the same key in another section. */
+function suggestion(key: string, valid: readonly string[], aliases: Record<string, string> = {}): string | undefined {
+  if (aliases[key]) return aliases[key];
+  const near = closest(key, valid);
+  if (near.length > 0) return near.join(' or ');
+  keyPathIndex ??= allKeyPaths();
+  const elsewhere = keyPathIndex.filter((p) => p.endsWith(`.${key}`));
+  return elsewhere.length > 0 ? elsewhere.join(' or ') : undefined;
+}
+
+function reportUnknown(ctx: Ctx, path: KeyPath, valid: readonly string[], where: string, aliases?: Record<string, string>): void {
+  const key = String(path[path.length - 1]);
+  const hint = suggestion(key, valid, aliases);
+  report(ctx, path, `unknown key${hint ? `; did you mean ${hint}?` : '.'} Valid keys in ${where}: ${valid.join(', ')}`);
+}
+
+const clone = <T>(v: T): T => structuredClone(v);
+
+/**
+ * Validates the keys of one mapping against `fields`, filling `defaults` for absent keys.
+ * `onUnknown` handles keys not in `fields` (by default: unknown key with a suggestion).
+ */
+function walkFields(
+  ctx: Ctx,
+  path: string[],
+  raw: Record<string, unknown>,
+  fields: Record<string, FieldSpec>,
+  defaults: object,
+  onUnknown: (key: string) => void,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(raw)) if (!(key in fields)) onUnknown(key);
+  for (const [key, field] of Object.entries(fields)) {
+    const value = raw[key];
+    const fallback = (defaults as Record<string, unknown>)[key];
+    const at = [...path, key];
+    if (field.kind === 'section') {
+      out[key] = walkSection(ctx, at, value, field, fallback);
+      continue;
+    }
+    if (value === undefined || (field.required && value === null)) {
+      if (field.required) report(ctx, at, `required: ${field.doc.replace(/^required: /, '')}`);
+      out[key] = clone(fallback);
+      continue;
+    }
+    const r = field.check(value);
+    if (r.ok) out[key] = r.value;
+    else {
+      report(ctx, at, r.message);
+      out[key] = clone(fallback);
+    }
+  }
+  return out;
+}
+
+function walkSection(ctx: Ctx, path: string[], raw: unknown, spec: SectionSpec, fallback: unknown): unknown {
+  // An optional section left out stays off; any other left-out section is walked empty so
+  // that its required keys are reported and its defaults filled.
+  if (raw === undefined && fallback === null) return null;
+  if (raw === null && spec.nullable) return null;
+  if (raw === undefined) raw = {};
+  const where = path.join('.');
+  if (!isPlainObject(raw)) {
+    const what = spec.nullable ? 'a mapping or null' : 'a mapping';
+    report(ctx, path, `expected ${what} with keys ${Object.keys(spec.fields).join(', ')}, got ${describeValue(raw)}`);
+    return clone(fallback ?? spec.defaults);
+  }
+  const valid = Object.keys(spec.fields);
+  return walkFields(ctx, path, raw, spec.fields, spec.defaults, (key) => reportUnknown(ctx, [...path, key], valid, where, spec.aliases));
+}
+
+const FAMILY_NAME = { lora: 'LoRA', reft: 'ReFT' } as const;
+/** The key of one family that plays the role of a key of the other. */
+const COUNTERPART: Record<string, string> = { r: 'rank', rank: 'r', lora_dropout: 'dropout', dropout: 'lora_dropout', layers_to_transform: 'layers', layers: 'layers_to_transform' };
+
+function walkAdapter(ctx: Ctx, raw: unknown, spec: AdapterSpec): AdapterConfig {
+  const path = ['adapter'];
+  if (raw === undefined) return clone(LORA_DEFAULTS);
+  if (!isPlainObject(raw)) {
+    report(ctx, path, `expected a mapping with type (${ADAPTER_TYPES.join(' | ')}) and its keys, got ${describeValue(raw)}`);
+    return clone(LORA_DEFAULTS);
+  }
+  const typeGiven = raw.type !== undefined;
+  let type: AdapterType = DEFAULT_ADAPTER_TYPE;
+  if (typeGiven) {
+    const r = spec.type.check(raw.type);
+    if (!r.ok) {
+      // Without a valid type the valid keys are unknown: say only what is wrong with type.
+      report(ctx, [...path, 'type'], r.message);
+      return clone(LORA_DEFAULTS);
+    }
+    type = r.value as AdapterType;
+  }
+  const family = type === 'lora' ? 'lora' : 'reft';
+  const other = family === 'lora' ? 'reft' : 'lora';
+  const fields = spec[family];
+  const valid = ['type', ...Object.keys(fields)];
+  const onUnknown = (key: string): void => {
+    if (key === 'type') return;
+    if (key in spec[other]) {
+      const how = typeGiven ? '' : ` (the default; set adapter.type to ${family === 'lora' ? 'loreft, direft or noreft' : 'lora'})`;
+      const twin = COUNTERPART[key] ? `; ${FAMILY_NAME[family]}'s counterpart is ${COUNTERPART[key]}` : '';
+      report(ctx, [...path, key], `${key} is a ${FAMILY_NAME[other]} key; adapter.type is ${type}${how}${twin}. Valid keys for ${type}: ${valid.join(', ')}`);
+      return;
+    }
+    reportUnknown(ctx, [...path, key], valid, `adapter (type ${type})`, spec.aliases);
+  };
+  const defaults = family === 'lora' ? LORA_DEFAULTS : REFT_DEFAULTS;
+  const body = walkFields(ctx, path, raw, fields, defaults, onUnknown);
+  return { type, ...body } as AdapterConfig;
+}
+
+/** Rules between keys, checked once every key is individually valid. */
+function crossChecks(ctx: Ctx, r: ValidatedRecipe): void {
+  const lora = r.adapter.type === 'lora';
+  const format = r.data.format as DataFormat;
+  const fields = Object.keys(COLUMN_DEFAULTS[format]);
+  for (const key of Object.keys(r.data.columns)) {
+    if (!fields.includes(key)) {
+      const hint = suggestion(key, fields);
+      report(ctx, ['data', 'columns', key], `not a field of format ${format}${hint ? `; did you mean ${hint}?` : '.'} Fields of ${format}: ${fields.join(', ')}`);
+    }
+  }
+  if (r.data.packing && !lora) {
+    report(ctx, ['data', 'packing'], `packing is not supported with ReFT (adapter.type ${r.adapter.type}): interventions sit at per-example prompt positions; set packing: false`);
+  }
+  const ev = r.data.eval;
+  if (ev && (ev.path === null) === (ev.split === null)) {
+    report(ctx, ['data', 'eval'], `give exactly one of path (an evaluation file) or split (a fraction of the training data)${ev.path !== null ? ', not both' : ''}; or set data.eval: null for no evaluation`);
+  }
+  const t = r.training;
+  if (t.warmup_steps > 0 && t.warmup_ratio > 0) {
+    report(ctx, ['training', 'warmup_ratio'], `give warmup_steps (${t.warmup_steps}) or warmup_ratio (${t.warmup_ratio}), not both`);
+  }
+  if (t.eval_every_steps !== null && ev === null) {
+    report(ctx, ['training', 'eval_every_steps'], 'is set but data.eval is null: give data.eval.path or data.eval.split, or remove eval_every_steps');
+  }
+  for (const fmt of r.output.export ?? []) {
+    if (fmt === 'pyreft' && lora) report(ctx, ['output', 'export'], 'pyreft exports ReFT adapters; adapter.type is lora (use peft or merged)');
+    if ((fmt === 'peft' || fmt === 'merged') && !lora) report(ctx, ['output', 'export'], `${fmt} exports LoRA adapters; adapter.type is ${r.adapter.type} (use pyreft)`);
+  }
+}
+
+/** Validates `source.data`; throws a RecipeError listing every problem. */
+export function validateRecipe(source: RecipeSource): ValidatedRecipe {
+  const ctx: Ctx = { source, issues: new IssueList() };
+  const raw = source.data;
+  const sections = Object.keys(SCHEMA);
+  for (const key of Object.keys(raw)) {
+    if (!sections.includes(key)) reportUnknown(ctx, [key], sections, 'the recipe (top level)', ROOT_ALIASES);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(SCHEMA) as [string, SectionSpec | AdapterSpec][]) {
+    out[name] = spec.kind === 'adapter' ? walkAdapter(ctx, raw[name], spec) : walkSection(ctx, [name], raw[name], spec, spec.defaults);
+  }
+  const recipe = out as ValidatedRecipe;
+  ctx.issues.throwIfAny();
+  crossChecks(ctx, recipe);
+  ctx.issues.throwIfAny();
+  return recipe;
+}
