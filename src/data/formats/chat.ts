@@ -1,0 +1,56 @@
+/**
+ * `chat`: a `messages` column ([{role, content}, …]) rendered with the model's chat
+ * template; loss on the assistant turns only. The assistant spans are found by rendering
+ * incrementally, as open-instruct/TRL/torchtune do: the turn of message i starts where
+ * render(messages[:i], add_generation_prompt) ends and stops where render(messages[:i+1])
+ * ends, both measured in tokens. Rendered text is tokenised without special tokens, as
+ * transformers' apply_chat_template(tokenize=True) does (the template writes BOS itself).
+ * The prompt, for ReFT positions, is everything before the first assistant reply.
+ */
+import { DataError, preview } from '../errors.js';
+import { IGNORE_INDEX, type TokenizedExample } from '../example.js';
+import type { Row } from '../sources/rows.js';
+import type { ChatMessage } from '../tokenizer.js';
+import { columnValue, type RowContext } from './context.js';
+
+export const CHAT_COLUMNS = { required: ['messages'], optional: [] as string[] };
+
+function messagesOf(row: Row, ctx: RowContext): ChatMessage[] {
+  const v = columnValue(row, 'messages', ctx);
+  const name = ctx.columns.messages ?? 'messages';
+  if (!Array.isArray(v) || v.length === 0) {
+    throw new DataError(`${ctx.file} ${ctx.where}: column "${name}" must be a non-empty list of {"role", "content"}, got ${preview(v)}`);
+  }
+  v.forEach((m, i) => {
+    if (!m || typeof m !== 'object' || typeof (m as Row).role !== 'string' || typeof (m as Row).content !== 'string') {
+      throw new DataError(`${ctx.file} ${ctx.where}: message ${i} of "${name}" must be {"role": string, "content": string}, got ${preview(m)}`);
+    }
+  });
+  return v as ChatMessage[];
+}
+
+export function tokenizeChat(row: Row, ctx: RowContext): TokenizedExample {
+  const { tokenizer } = ctx;
+  const messages = messagesOf(row, ctx);
+  const encode = (text: string) => tokenizer.encode(text, { addSpecialTokens: false });
+  const full = tokenizer.applyChatTemplate(messages);
+  const inputIds = encode(full);
+  const labels = new Array<number>(inputIds.length).fill(IGNORE_INDEX);
+  let promptLength: number | undefined;
+  messages.forEach((m, i) => {
+    if (m.role !== 'assistant') return;
+    const before = tokenizer.applyChatTemplate(messages.slice(0, i), { addGenerationPrompt: true });
+    const through = tokenizer.applyChatTemplate(messages.slice(0, i + 1));
+    if (!full.startsWith(before) || !full.startsWith(through)) {
+      // Templates that rewrite earlier turns (e.g. dropping past reasoning) break the incremental rule.
+      throw new DataError(
+        `${ctx.file} ${ctx.where}: the chat template renders message ${i} differently inside the whole conversation than on its own, so the assistant turns cannot be located`,
+      );
+    }
+    const start = encode(before).length;
+    const end = Math.min(encode(through).length, inputIds.length);
+    for (let t = start; t < end; t++) labels[t] = inputIds[t]!;
+    promptLength ??= start;
+  });
+  return { inputIds, labels, promptLength: promptLength ?? inputIds.length };
+}
