@@ -1,0 +1,153 @@
+/**
+ * AdamW with decoupled weight decay, computed exactly as PyTorch's `torch.optim.AdamW`
+ * (single-tensor path, amsgrad off) so that a run here follows the trajectory a PyTorch
+ * run takes from the same weights and gradients:
+ *
+ *   p ← p · (1 − lr·wd)
+ *   m ← m + (1 − β1)(g − m)                (torch's lerp; equals β1·m + (1 − β1)·g)
+ *   v ← β2·v + (1 − β2)·g²
+ *   p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + eps)
+ *
+ * The update is written with tfjs ops so that it runs on whichever backend holds the
+ * parameters. The state (step count, m and v per parameter name) is exposed as host
+ * arrays so checkpoints save and restore it bit for bit.
+ */
+import { tf, type Tensor } from '../backend/tf.js';
+
+export interface AdamWOptions {
+  /** Base learning rate; `step(grads, lr)` may pass the scheduled one. */
+  lr: number;
+  betas: [number, number];
+  eps: number;
+  /** Decoupled weight decay (torch's default for AdamW is 0.01; the recipe's default is 0). */
+  weightDecay: number;
+  /**
+   * Parameters that take no weight decay. Hugging Face's Trainer exempts biases and norm
+   * weights (`get_decay_parameter_names`); the Trainer passes that rule here.
+   */
+  noDecay?: (name: string) => boolean;
+}
+
+/** One parameter's moments as plain arrays. */
+export interface AdamWMoments {
+  shape: number[];
+  m: Float32Array;
+  v: Float32Array;
+}
+
+/** Everything needed to continue optimisation exactly where it stopped. */
+export interface AdamWState {
+  /** Number of optimizer steps taken (torch's per-parameter `step`, shared here). */
+  step: number;
+  moments: Map<string, AdamWMoments>;
+}
+
+export class AdamW {
+  private t = 0;
+  private readonly m = new Map<string, Tensor>();
+  private readonly v = new Map<string, Tensor>();
+
+  constructor(private readonly params: Map<string, tf.Variable>, readonly options: AdamWOptions) {
+    const [b1, b2] = options.betas;
+    if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1)) throw new Error(`AdamW: betas must lie in [0, 1), got [${b1}, ${b2}]`);
+    if (!(options.eps >= 0)) throw new Error(`AdamW: eps must be ≥ 0, got ${options.eps}`);
+    if (!(options.lr >= 0)) throw new Error(`AdamW: learning rate must be ≥ 0, got ${options.lr}`);
+    if (!(options.weightDecay >= 0)) throw new Error(`AdamW: weight decay must be ≥ 0, got ${options.weightDecay}`);
+    for (const [name, p] of params) {
+      this.m.set(name, tf.keep(tf.zerosLike(p)));
+      this.v.set(name, tf.keep(tf.zerosLike(p)));
+    }
+  }
+
+  /** Optimizer steps taken so far. */
+  get stepCount(): number {
+    return this.t;
+  }
+
+  /**
+   * One update of every parameter that has a gradient. `grads` is keyed like the
+   * parameters; a parameter without a gradient is left alone (torch skips `grad is None`).
+   */
+  step(grads: Map<string, Tensor>, lr = this.options.lr): void {
+    for (const name of grads.keys()) {
+      if (!this.params.has(name)) throw new Error(`AdamW: gradient for unknown parameter '${name}'`);
+    }
+    const [b1, b2] = this.options.betas;
+    this.t += 1;
+    const stepSize = lr / (1 - b1 ** this.t);
+    const bc2Sqrt = Math.sqrt(1 - b2 ** this.t);
+    for (const [name, p] of this.params) {
+      const g = grads.get(name);
+      if (!g) continue;
+      const wd = this.options.noDecay?.(name) ? 0 : this.options.weightDecay;
+      const [m, v] = tf.tidy(() => {
+        const decayed = wd !== 0 ? tf.mul(p, 1 - lr * wd) : p;
+        const m = lerp(this.m.get(name)!, g, 1 - b1);
+        const v = tf.add(tf.mul(this.v.get(name)!, b2), tf.mul(tf.mul(g, g), 1 - b2));
+        const denom = tf.add(tf.div(tf.sqrt(v), bc2Sqrt), this.options.eps);
+        p.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), stepSize)));
+        return [m, v];
+      });
+      this.m.get(name)!.dispose();
+      this.v.get(name)!.dispose();
+      this.m.set(name, m);
+      this.v.set(name, v);
+    }
+  }
+
+  /** A copy of the state on the host. */
+  getState(): AdamWState {
+    const moments = new Map<string, AdamWMoments>();
+    for (const [name, p] of this.params) {
+      moments.set(name, {
+        shape: [...p.shape],
+        m: Float32Array.from(this.m.get(name)!.dataSync() as Float32Array),
+        v: Float32Array.from(this.v.get(name)!.dataSync() as Float32Array),
+      });
+    }
+    return { step: this.t, moments };
+  }
+
+  /** Restore a state from `getState` (or a checkpoint); every parameter must be present with its shape. */
+  setState(state: AdamWState): void {
+    if (!Number.isInteger(state.step) || state.step < 0) throw new Error(`AdamW state: step must be a non-negative integer, got ${state.step}`);
+    for (const name of state.moments.keys()) {
+      if (!this.params.has(name)) throw new Error(`AdamW state: moments for '${name}', which is not a trainable parameter of this adapter`);
+    }
+    const next = new Map<string, [Tensor, Tensor]>();
+    for (const [name, p] of this.params) {
+      const s = state.moments.get(name);
+      if (!s) throw new Error(`AdamW state: no moments for parameter '${name}'`);
+      if (s.shape.length !== p.shape.length || s.shape.some((d, i) => d !== p.shape[i]) || s.m.length !== p.size || s.v.length !== p.size) {
+        throw new Error(`AdamW state: '${name}' has shape [${s.shape.join(', ')}] but the parameter is [${p.shape.join(', ')}]`);
+      }
+      next.set(name, [tf.keep(tf.tensor(s.m, p.shape, 'float32')), tf.keep(tf.tensor(s.v, p.shape, 'float32'))]);
+    }
+    this.disposeMoments();
+    for (const [name, [m, v]] of next) {
+      this.m.set(name, m);
+      this.v.set(name, v);
+    }
+    this.t = state.step;
+  }
+
+  dispose(): void {
+    this.disposeMoments();
+  }
+
+  private disposeMoments(): void {
+    for (const t of this.m.values()) t.dispose();
+    for (const t of this.v.values()) t.dispose();
+    this.m.clear();
+    this.v.clear();
+  }
+}
+
+/**
+ * torch.lerp(start, end, w) as its kernel computes it: the form depends on w so that the
+ * result is exact at both ends.
+ */
+function lerp(start: Tensor, end: Tensor, w: number): Tensor {
+  const diff = tf.sub(end, start);
+  return w < 0.5 ? tf.add(start, tf.mul(diff, w)) : tf.sub(end, tf.mul(diff, 1 - w));
+}

@@ -1,0 +1,182 @@
+/**
+ * One optimizer step, backend-agnostic: forward and backward over the micro-batches of a
+ * step (gradient accumulation), global-norm clipping, the AdamW update, the adapter's
+ * post-step hook. Everything is tfjs ops, so the CUDA backend runs this file unchanged.
+ *
+ * Accumulation weights each micro-batch's mean loss by its share of the step's real
+ * targets (labels ≠ −100 after the causal shift): Σᵢ meanᵢ · nᵢ / N. The summed loss and
+ * gradients therefore equal those of one big batch, whatever the split.
+ */
+import { tf, type Tensor } from '../backend/tf.js';
+import { causalLmLoss, causalLmTargetCount } from '../ops/crossEntropy.js';
+import type { ModelHooks, ForwardContext } from '../model/hooks.js';
+import type { DecoderInput, ForwardOptions, DecoderOutput } from '../model/decoder.js';
+import type { AdamW } from './adamw.js';
+
+/** The model as the step sees it: a synchronous forward usable inside a gradient tape. */
+export interface StepModel {
+  spec: { numLayers: number };
+  run(input: DecoderInput, opts?: ForwardOptions): DecoderOutput;
+}
+
+/** The trainable part: hooks the decoder calls, and its variables by export name. */
+export interface StepAdapter extends ModelHooks {
+  readonly variables: Map<string, tf.Variable>;
+  afterStep?(): void;
+  /** The variables a decoder layer uses (for activation checkpointing); see `layerVariables`. */
+  variablesForLayer?(layer: number): tf.Variable[];
+}
+
+/** One micro-batch: rows padded to one length; labels already −100 where no loss is taken. */
+export interface StepBatch {
+  inputIds: number[][];
+  attentionMask: number[][];
+  labels: number[][];
+  /** ReFT: per-example intervened positions, passed to the hooks as `ctx.positions`. */
+  positions?: number[][];
+}
+
+export interface StepOptions {
+  /** Learning rate of this step (the schedule's value). */
+  lr: number;
+  /** Global-norm clipping threshold; null disables clipping. */
+  maxGradNorm: number | null;
+  /** Recompute each decoder block in the backward pass instead of keeping its activations. */
+  activationCheckpointing: boolean;
+}
+
+export interface StepResult {
+  /** The step's loss: mean over all its targets (before the update). */
+  loss: number;
+  /** Global L2 norm of the gradients before clipping (torch's clip_grad_norm_ return value). */
+  gradNorm: number;
+  /** Supervised targets and real (unpadded) tokens the step saw. */
+  targets: number;
+  tokens: number;
+}
+
+export interface Gradients {
+  loss: number;
+  grads: Map<string, Tensor>;
+  targets: number;
+  tokens: number;
+}
+
+/**
+ * Loss and gradients of the adapter's variables over a step's micro-batches. The caller
+ * owns (and must dispose) the returned gradient tensors.
+ */
+export function computeGradients(model: StepModel, adapter: StepAdapter, microBatches: StepBatch[], activationCheckpointing: boolean): Gradients {
+  const names = [...adapter.variables.keys()];
+  const vars = names.map((n) => adapter.variables.get(n)!);
+  const counts = microBatches.map((b) => causalLmTargetCount(b.labels));
+  const total = counts.reduce((a, b) => a + b, 0);
+  const tokens = microBatches.reduce((n, b) => n + b.attentionMask.reduce((m, row) => m + row.reduce((s, x) => s + (x ? 1 : 0), 0), 0), 0);
+  const checkpoint = activationCheckpointing ? { variables: layerVariables(adapter, model.spec.numLayers) } : undefined;
+  const sums: (Tensor | null)[] = vars.map(() => null);
+  let loss = 0;
+  microBatches.forEach((batch, i) => {
+    if (counts[i] === 0) return; // nothing supervised: contributes neither loss nor gradient
+    const weight = counts[i]! / total;
+    const ctx: ForwardContext = { training: true, positions: batch.positions };
+    const { value, grads } = tf.engine().gradients(
+      () => {
+        const { logits } = model.run({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }, { hooks: adapter, ctx, checkpoint });
+        return tf.mul(causalLmLoss(logits, batch.labels), weight) as tf.Scalar;
+      },
+      vars,
+      undefined,
+      true,
+    );
+    loss += value.dataSync()[0]!;
+    value.dispose();
+    grads.forEach((g, j) => {
+      if (!g) return;
+      const prev = sums[j];
+      if (prev) {
+        sums[j] = tf.keep(tf.add(prev, g));
+        prev.dispose();
+        g.dispose();
+      } else sums[j] = g;
+    });
+  });
+  const out = new Map<string, Tensor>();
+  sums.forEach((g, j) => {
+    if (g) out.set(names[j]!, g);
+  });
+  return { loss, grads: out, targets: total, tokens };
+}
+
+/**
+ * torch.nn.utils.clip_grad_norm_: total = ‖(‖g₁‖, ‖g₂‖, …)‖₂; every gradient is multiplied by
+ * min(1, maxNorm / (total + 1e-6)). Returns the norm before clipping and the new gradients
+ * (the old ones are disposed when replaced).
+ */
+export function clipGradNorm(grads: Map<string, Tensor>, maxNorm: number | null): { norm: number; grads: Map<string, Tensor> } {
+  if (grads.size === 0) return { norm: 0, grads };
+  const normT = tf.tidy(() => tf.norm(tf.stack([...grads.values()].map((g) => tf.norm(g)))));
+  const norm = normT.dataSync()[0]!;
+  if (maxNorm === null) {
+    normT.dispose();
+    return { norm, grads };
+  }
+  const coef = tf.tidy(() => tf.minimum(tf.div(maxNorm, tf.add(normT, 1e-6)), 1));
+  normT.dispose();
+  const clipped = new Map<string, Tensor>();
+  for (const [name, g] of grads) {
+    clipped.set(name, tf.mul(g, coef));
+    g.dispose();
+  }
+  coef.dispose();
+  return { norm, grads: clipped };
+}
+
+/** Forward/backward over the micro-batches, clip, update, and let the adapter fix up (e.g. re-orthonormalise). */
+export function trainStep(model: StepModel, adapter: StepAdapter, optimizer: AdamW, microBatches: StepBatch[], opts: StepOptions): StepResult {
+  const g = computeGradients(model, adapter, microBatches, opts.activationCheckpointing);
+  const { norm, grads } = clipGradNorm(g.grads, opts.maxGradNorm);
+  try {
+    optimizer.step(grads, opts.lr);
+  } finally {
+    for (const t of grads.values()) t.dispose();
+  }
+  adapter.afterStep?.();
+  return { loss: g.loss, gradNorm: norm, targets: g.targets, tokens: g.tokens };
+}
+
+/** Mean loss over all targets of `batches` (no gradients, adapters in eval mode). */
+export function evaluateLoss(model: StepModel, adapter: ModelHooks, batches: StepBatch[]): { loss: number; targets: number } {
+  let sum = 0;
+  let targets = 0;
+  for (const batch of batches) {
+    const n = causalLmTargetCount(batch.labels);
+    if (n === 0) continue;
+    const mean = tf.tidy(() => {
+      const { logits } = model.run({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }, { hooks: adapter, ctx: { training: false, positions: batch.positions } });
+      return causalLmLoss(logits, batch.labels);
+    });
+    sum += mean.dataSync()[0]! * n;
+    mean.dispose();
+    targets += n;
+  }
+  return { loss: targets > 0 ? sum / targets : NaN, targets };
+}
+
+/**
+ * Which variables each decoder layer uses, for activation checkpointing: a checkpointed
+ * block differentiates only the variables listed for it, so a missing one would silently
+ * lose its gradient. The adapter's own answer wins; otherwise a variable whose export name
+ * names one layer (PEFT keys `….layers.3.…` / GPT-2 `….h.3.…`, pyreft keys `layer_3_comp_…`)
+ * belongs to that layer, and any other variable is listed for every layer (always correct).
+ */
+export function layerVariables(adapter: StepAdapter, numLayers: number): (layer: number) => Tensor[] {
+  if (adapter.variablesForLayer) return (layer) => adapter.variablesForLayer!(layer);
+  const perLayer: Tensor[][] = Array.from({ length: numLayers }, () => []);
+  for (const [name, v] of adapter.variables) {
+    const m = /\.(?:layers|h)\.(\d+)\./.exec(name) ?? /^layer_(\d+)_comp_/.exec(name);
+    const layer = m ? Number(m[1]) : -1;
+    if (layer >= 0 && layer < numLayers) perLayer[layer]!.push(v);
+    else for (const list of perLayer) list.push(v);
+  }
+  return (layer) => perLayer[layer] ?? [];
+}
