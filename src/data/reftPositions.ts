@@ -1,0 +1,106 @@
+/**
+ * ReFT intervention positions in pyreft's notation — `f7+l7` (first 7 and last 7 prompt
+ * tokens), `l1`, `f3` — computed per example from its prompt length exactly as pyreft's
+ * `get_intervention_locations` does (pyreft/dataset.py), with `last_position` = the prompt
+ * length (as LoReftSupervisedDataset and make_multiple_position_supervised_data_module pass it):
+ *
+ * - A short prompt caps each side at ⌊promptLength/2⌋; the missing slots become padding, so
+ *   every example has the same number of positions.
+ * - With `share_weights`, or when one side is empty (`l1`, `f3`, or a side capped to 0),
+ *   every intervention gets one list: first positions, then last positions, then padding.
+ * - Otherwise (`fN+lM` without shared weights, where pyreft doubles the interventions) the
+ *   first half of the interventions gets the first positions and the second half the last
+ *   ones, each padded to the longer of the two.
+ *
+ * Padding (pyreft's `pad_mode`):
+ * - "first": pyreft prepends a dummy pad token and points padding at it, so padding changes
+ *   nothing. We do not insert a token; padding is -1, which the model hooks skip
+ *   (src/model/hooks.ts) — the same effect without shifting the sequence.
+ * - "last": padding points at position `promptLength` (the first token after the prompt),
+ *   which pyreft then intervenes on — reproduced as is. If truncation left no token there,
+ *   it is clamped to the last token.
+ */
+import { DataError } from './errors.js';
+
+export type PadMode = 'first' | 'last';
+
+export interface ReftPositionSpec {
+  /** pyreft notation: `fN`, `lN` or `fN+lM`. */
+  positions: string;
+  /** One intervention per layer covering first and last positions (pyreft's `share_weights`). */
+  shareWeights?: boolean;
+  /** Default "first" (pyreft's ReftDataset default). */
+  padMode?: PadMode;
+}
+
+export interface ParsedPositions {
+  firstN: number;
+  lastN: number;
+}
+
+const NOTATION = /^(?:f(\d+)\+l(\d+)|f(\d+)|l(\d+))$/;
+
+/** Parse pyreft's notation strictly (pyreft itself silently misreads e.g. `l1+f1`). */
+export function parsePositions(spec: string): ParsedPositions {
+  const m = NOTATION.exec(spec.trim());
+  if (!m) {
+    throw new DataError(`positions "${spec}" is not pyreft notation; valid: fN, lN or fN+lM (e.g. "f7+l7", "l1", "f3")`);
+  }
+  if (m[1] !== undefined) return { firstN: Number(m[1]), lastN: Number(m[2]) };
+  if (m[3] !== undefined) return { firstN: Number(m[3]), lastN: 0 };
+  return { firstN: 0, lastN: Number(m[4]) };
+}
+
+/** Whether the spec gives the two halves of the interventions different positions. */
+export function splitsInterventions(spec: ReftPositionSpec): boolean {
+  const { firstN, lastN } = parsePositions(spec.positions);
+  return !spec.shareWeights && firstN > 0 && lastN > 0;
+}
+
+const range = (a: number, b: number): number[] => Array.from({ length: Math.max(0, b - a) }, (_, i) => a + i);
+
+/**
+ * pyreft's `get_intervention_locations` for one example, as position groups: one group when
+ * every intervention shares the list, two (first half, second half of the interventions)
+ * when `splitsInterventions(spec)`. Padding entries are pyreft's raw values: -1 for pad mode
+ * "first" (before pyreft's +1 shift), `lastPosition` for "last".
+ */
+export function pyreftLocations(lastPosition: number, spec: ReftPositionSpec): number[][] {
+  const { firstN: wantFirst, lastN: wantLast } = parsePositions(spec.positions);
+  const pad = (spec.padMode ?? 'first') === 'first' ? -1 : lastPosition;
+  const half = Math.floor(lastPosition / 2);
+  const firstN = Math.min(half, wantFirst);
+  const lastN = Math.min(half, wantLast);
+  const padAmount = wantFirst - firstN + (wantLast - lastN);
+  const split = splitsInterventions(spec);
+  if (spec.shareWeights || firstN === 0 || lastN === 0) {
+    const list = [...range(0, firstN), ...range(lastPosition - lastN, lastPosition), ...new Array<number>(padAmount).fill(pad)];
+    // Every intervention gets this list; a split spec still has two halves, both given it.
+    return split ? [list, [...list]] : [list];
+  }
+  const left = [...range(0, firstN), ...new Array<number>(wantFirst - firstN).fill(pad)];
+  const right = [...range(lastPosition - lastN, lastPosition), ...new Array<number>(wantLast - lastN).fill(pad)];
+  while (left.length < right.length) left.push(pad);
+  while (right.length < left.length) right.push(pad);
+  return [left, right];
+}
+
+/**
+ * Positions for one example of `seqLength` tokens whose prompt has `promptLength` tokens,
+ * in our convention: indices into the example's own tokens, padding as the module comment says.
+ */
+export function examplePositions(promptLength: number, seqLength: number, spec: ReftPositionSpec): number[][] {
+  const groups = pyreftLocations(promptLength, spec);
+  if ((spec.padMode ?? 'first') === 'first') return groups;
+  const last = Math.max(0, seqLength - 1);
+  return groups.map((g) => g.map((p) => Math.min(p, last)));
+}
+
+/** Which position group intervention `index` of `count` uses (pyreft: first half → 0, second half → 1). */
+export function groupOfIntervention(index: number, count: number, groups: number): number {
+  if (groups === 1) return 0;
+  if (count % 2 !== 0) {
+    throw new DataError(`positions fN+lM without share_weights need an even number of interventions (pyreft doubles the layers), got ${count}`);
+  }
+  return index < count / 2 ? 0 : 1;
+}
