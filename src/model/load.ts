@@ -1,12 +1,13 @@
 /** Load a Hugging Face model folder into a DecoderModel on the active backend. */
 import { SafetensorsCheckpoint } from '../io/safetensors.js';
 import { readHfConfig, specFromConfig } from './config.js';
-import { checkpointSource, loadDecoderWeights, type LinearQuantizer } from './weights.js';
+import { checkpointSource, loadDecoderWeights } from './weights.js';
 import { DecoderModel } from './model.js';
+import { linearQuantizer, type QuantizationOptions } from './quantized.js';
 
 export interface LoadBaseOptions {
-  /** Holds projection weights quantised (QLoRA) instead of dense. */
-  quantizer?: LinearQuantizer;
+  /** Quantise projection weights at load (QLoRA); a bitsandbytes 4-bit checkpoint loads 4-bit regardless. */
+  quantization?: QuantizationOptions | null;
 }
 
 export function loadBaseModel(dir: string, opts: LoadBaseOptions = {}): DecoderModel {
@@ -14,7 +15,7 @@ export function loadBaseModel(dir: string, opts: LoadBaseOptions = {}): DecoderM
   const spec = specFromConfig(config);
   const ck = SafetensorsCheckpoint.open(dir);
   try {
-    const weights = loadDecoderWeights(spec, checkpointSource(ck, spec.optionalPrefix), opts.quantizer);
+    const weights = loadDecoderWeights(spec, checkpointSource(ck, spec.optionalPrefix), linearQuantizer(ck, config, opts.quantization));
     return new DecoderModel(dir, spec, config, weights);
   } finally {
     ck.close();

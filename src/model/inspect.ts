@@ -1,0 +1,42 @@
+/** What `typetune inspect DIR` reports: the architecture, parameter count and memory needs. */
+import type { ModelSpec } from './spec.js';
+import { readModelSpec } from './config.js';
+import { fineTuneMemory, formatBytes, fourBitBits, parameterCounts, weightMemory, type FineTuneShape } from './memory.js';
+
+export interface InspectReport {
+  spec: ModelSpec;
+  parameters: number;
+  text: string;
+}
+
+export function inspectModel(dir: string, shape: FineTuneShape): InspectReport {
+  const spec = readModelSpec(dir);
+  const { total } = parameterCounts(spec);
+  const w = weightMemory(spec);
+  const ft = fineTuneMemory(spec, shape);
+  const windows = [...new Set(spec.layers.map((l) => l.slidingWindow))].filter((x) => x > 0);
+  const lines = [
+    `model        ${dir}`,
+    `family       ${spec.modelType}`,
+    `layers       ${spec.numLayers}`,
+    `hidden       ${spec.hiddenSize} (intermediate ${spec.intermediateSize}, vocab ${spec.vocabSize})`,
+    `heads        ${spec.numHeads} query, ${spec.numKvHeads} key/value, head dim ${spec.headDim}`,
+    `positions    ${spec.rope ? `rope (${spec.rope.ropeType})` : 'learned'}${windows.length ? `, sliding window ${windows.join('/')}` : ''}`,
+    `tied head    ${spec.tieWordEmbeddings ? 'yes' : 'no'}`,
+    `parameters   ${total.toLocaleString('en-US')}`,
+    '',
+    'weights',
+    `  f32        ${formatBytes(w.f32)}`,
+    `  bf16       ${formatBytes(w.bf16)}`,
+    `  nf4        ${formatBytes(w.nf4)}  (${fourBitBits(64, true).toFixed(3)} bits/param on linear layers, double quant; ${formatBytes(w.nf4NoDoubleQuant)} without)`,
+    '',
+    `LoRA r=${shape.loraRank} on all linear layers, batch ${shape.batchSize} × ${shape.seqLen} tokens, ${shape.weights} weights${shape.checkpointing ? ', activation checkpointing' : ''}`,
+    `  weights              ${formatBytes(ft.weights)}`,
+    `  adapter parameters   ${ft.adapterParameters.toLocaleString('en-US')}`,
+    `  adapter + grads + AdamW states  ${formatBytes(ft.adapterStates)}`,
+    `  activations          ${formatBytes(ft.activations)}`,
+    `  logits + grad (f32)  ${formatBytes(ft.logits)}`,
+    `  estimated peak       ${formatBytes(ft.total)}`,
+  ];
+  return { spec, parameters: total, text: lines.join('\n') };
+}

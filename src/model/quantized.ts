@@ -1,0 +1,47 @@
+/**
+ * 4-bit base weights for a model's linear projections (QLoRA): either read as they are
+ * from a pre-quantised bitsandbytes checkpoint, or quantised one weight at a time while
+ * loading, so the f32 model never exists whole. Embeddings, norms and the LM head stay in
+ * their precision, as bitsandbytes leaves them.
+ */
+import type { SafetensorsCheckpoint } from '../io/safetensors.js';
+import { parseBnb4bitConfig, readBnb4bitWeight, quantize4bit, type FourBitType } from '../quant/index.js';
+import { quantizedLinear } from '../ops/qlinear.js';
+import type { ConfigReader } from './hfConfig.js';
+import type { LinearQuantizer } from './weights.js';
+
+export interface QuantizationOptions {
+  type: FourBitType;
+  blocksize?: number;
+  doubleQuant?: boolean;
+}
+
+function toOutIn(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c]!;
+  return out;
+}
+
+/** The quantizer for this checkpoint and request, or undefined for a dense model. */
+export function linearQuantizer(ck: SafetensorsCheckpoint, config: ConfigReader, requested?: QuantizationOptions | null): LinearQuantizer | undefined {
+  const bnb = parseBnb4bitConfig(config.raw, config.file);
+  if (bnb) {
+    return (proj) => {
+      if (bnb.skipModules.some((m) => proj.path === m || proj.path.endsWith(`.${m}`))) return undefined;
+      const q = readBnb4bitWeight(ck, `${proj.path}.weight`);
+      return q ? quantizedLinear(q) : undefined;
+    };
+  }
+  if (!requested) return undefined;
+  return (proj, source) => {
+    const raw = source.readFloat32(`${proj.path}.weight`);
+    // Conv1D weights are stored [in, out]; a quantised linear is always [out, in].
+    const data = proj.conv1d ? toOutIn(raw, proj.inFeatures, proj.outFeatures) : raw;
+    return quantizedLinear(quantize4bit(data, [proj.outFeatures, proj.inFeatures], {
+      quantType: requested.type,
+      blocksize: requested.blocksize ?? 64,
+      doubleQuant: requested.doubleQuant ?? true,
+      name: `${proj.path}.weight`,
+    }));
+  };
+}
