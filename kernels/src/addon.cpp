@@ -1,0 +1,319 @@
+// The Node-API surface of the addon (plain C API from node_api.h, so one binary serves every
+// Node ≥ 18). Each JavaScript function unpacks numbers (device pointers travel as JS numbers:
+// x86-64/aarch64 user addresses are < 2^48, exact in a double), typed arrays (host data,
+// shapes), and calls one launcher from kernels.h. Any C++ exception — a CUDA or cuBLAS error,
+// a bad argument — becomes a JavaScript Error whose message starts with the function's name.
+// The TypeScript side (src/backend/cuda/addon.ts) documents each signature.
+#include <node_api.h>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+#include "kernels.h"
+#include "memory.h"
+
+using namespace tt;
+
+namespace {
+
+struct Call {
+  napi_env env;
+  const char* name;
+  size_t argc = 20;
+  napi_value argv[20];
+
+  Call(napi_env e, napi_callback_info info) : env(e) {
+    void* data = nullptr;
+    napi_get_cb_info(env, info, &argc, argv, nullptr, &data);
+    name = static_cast<const char*>(data);
+  }
+  [[noreturn]] void bad(size_t i, const char* want) const {
+    throw std::runtime_error(std::string(name) + ": argument " + std::to_string(i) + " must be " + want);
+  }
+  double num(size_t i) const {
+    double v;
+    if (i >= argc || napi_get_value_double(env, argv[i], &v) != napi_ok) bad(i, "a number");
+    return v;
+  }
+  int64_t i64(size_t i) const {
+    double v = num(i);
+    if (v != std::floor(v) || std::fabs(v) > 9007199254740992.0) bad(i, "an integer");
+    return (int64_t)v;
+  }
+  int i32(size_t i) const { return (int)i64(i); }
+  void* ptr(size_t i) const {
+    double v = num(i);
+    if (v < 0 || v != std::floor(v)) bad(i, "a device pointer");
+    return reinterpret_cast<void*>((uintptr_t)v);
+  }
+  bool flag(size_t i) const {
+    bool b;
+    if (i >= argc || napi_get_value_bool(env, argv[i], &b) != napi_ok) bad(i, "a boolean");
+    return b;
+  }
+  void* bytes(size_t i, size_t* length) const {
+    bool isTyped = false;
+    if (i < argc) napi_is_typedarray(env, argv[i], &isTyped);
+    if (!isTyped) bad(i, "a typed array");
+    napi_typedarray_type type;
+    size_t len;
+    void* data;
+    napi_value ab;
+    size_t off;
+    napi_get_typedarray_info(env, argv[i], &type, &len, &data, &ab, &off);
+    size_t el = 1;
+    switch (type) {
+      case napi_int16_array: case napi_uint16_array: el = 2; break;
+      case napi_int32_array: case napi_uint32_array: case napi_float32_array: el = 4; break;
+      case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: el = 8; break;
+      default: el = 1;
+    }
+    *length = len * el;
+    return data;
+  }
+  // A Float64Array of integers (shapes, strides, plans).
+  std::vector<int64_t> ints(size_t i) const {
+    bool isTyped = false;
+    if (i < argc) napi_is_typedarray(env, argv[i], &isTyped);
+    if (!isTyped) bad(i, "a Float64Array");
+    napi_typedarray_type type;
+    size_t len;
+    void* data;
+    napi_value ab;
+    size_t off;
+    napi_get_typedarray_info(env, argv[i], &type, &len, &data, &ab, &off);
+    if (type != napi_float64_array) bad(i, "a Float64Array");
+    const double* d = static_cast<const double*>(data);
+    return std::vector<int64_t>(d, d + len);
+  }
+  napi_value undefined() const { napi_value u; napi_get_undefined(env, &u); return u; }
+  napi_value number(double v) const { napi_value r; napi_create_double(env, v, &r); return r; }
+  void set(napi_value obj, const char* key, napi_value v) const { napi_set_named_property(env, obj, key, v); }
+};
+
+using Fn = napi_value (*)(Call&);
+
+// ---- device and memory -------------------------------------------------------------------
+
+napi_value deviceInfo(Call& c) {
+  int dev = 0, count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    throw std::runtime_error(std::string("deviceInfo: no CUDA device (") + (e != cudaSuccess ? cudaGetErrorString(e) : "0 devices") + ")");
+  }
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  cudaDeviceProp p;
+  check(cudaGetDeviceProperties(&p, dev), "cudaGetDeviceProperties");
+  int runtime = 0, driver = 0;
+  cudaRuntimeGetVersion(&runtime);
+  cudaDriverGetVersion(&driver);
+  napi_value o, name;
+  napi_create_object(c.env, &o);
+  napi_create_string_utf8(c.env, p.name, NAPI_AUTO_LENGTH, &name);
+  c.set(o, "name", name);
+  c.set(o, "device", c.number(dev));
+  c.set(o, "deviceCount", c.number(count));
+  c.set(o, "computeCapability", c.number(p.major * 10 + p.minor));
+  c.set(o, "totalMemory", c.number((double)p.totalGlobalMem));
+  c.set(o, "multiProcessors", c.number(p.multiProcessorCount));
+  c.set(o, "runtimeVersion", c.number(runtime));
+  c.set(o, "driverVersion", c.number(driver));
+  return o;
+}
+
+napi_value alloc(Call& c) { return c.number((double)(uintptr_t)deviceAlloc((size_t)c.i64(0), "alloc")); }
+napi_value freeFn(Call& c) { deviceFree(c.ptr(0)); return c.undefined(); }
+
+napi_value memoryStatsFn(Call& c) {
+  MemoryStats s = memoryStats();
+  napi_value o;
+  napi_create_object(c.env, &o);
+  c.set(o, "inUse", c.number((double)s.inUse));
+  c.set(o, "peak", c.number((double)s.peak));
+  c.set(o, "reserved", c.number((double)s.reserved));
+  c.set(o, "allocs", c.number((double)s.allocs));
+  c.set(o, "frees", c.number((double)s.frees));
+  c.set(o, "live", c.number((double)s.live));
+  return o;
+}
+napi_value resetPeakFn(Call& c) { resetPeak(); return c.undefined(); }
+napi_value trimFn(Call& c) { trimPool(); return c.undefined(); }
+
+// upload(dst, typedArray): host → device, stream-ordered. Pageable source: the call returns
+// once the bytes are staged, so the JS array may be reused at once.
+napi_value upload(Call& c) {
+  size_t n;
+  void* src = c.bytes(1, &n);
+  if (n) check(cudaMemcpyAsync(c.ptr(0), src, n, cudaMemcpyHostToDevice, stream()), "upload", std::to_string(n) + " bytes");
+  return c.undefined();
+}
+// download(src, typedArray): device → host, waits for all queued work first.
+napi_value download(Call& c) {
+  size_t n;
+  void* dst = c.bytes(1, &n);
+  if (n) check(cudaMemcpyAsync(dst, c.ptr(0), n, cudaMemcpyDeviceToHost, stream()), "download", std::to_string(n) + " bytes");
+  synchronizeAndCheck("download");
+  return c.undefined();
+}
+napi_value copy(Call& c) {
+  size_t n = (size_t)c.i64(2);
+  if (n) check(cudaMemcpyAsync(c.ptr(0), c.ptr(1), n, cudaMemcpyDeviceToDevice, stream()), "copy", std::to_string(n) + " bytes");
+  return c.undefined();
+}
+napi_value synchronize(Call& c) { synchronizeAndCheck("synchronize"); return c.undefined(); }
+
+// elapsed(f) is done in JS; these give it device-side timing.
+napi_value eventRecord(Call& c) {
+  cudaEvent_t ev;
+  check(cudaEventCreate(&ev), "cudaEventCreate");
+  check(cudaEventRecord(ev, stream()), "cudaEventRecord");
+  return c.number((double)(uintptr_t)ev);
+}
+napi_value eventElapsed(Call& c) {
+  cudaEvent_t a = (cudaEvent_t)c.ptr(0), b = (cudaEvent_t)c.ptr(1);
+  check(cudaEventSynchronize(b), "cudaEventSynchronize");
+  float ms = 0;
+  check(cudaEventElapsedTime(&ms, a, b), "cudaEventElapsedTime");
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return c.number(ms);
+}
+
+// ---- kernels -----------------------------------------------------------------------------
+
+napi_value unary(Call& c) {
+  launchUnary(c.i32(0), c.ptr(1), c.i32(2), c.ptr(3), c.i32(4), c.i64(5), c.num(6), c.num(7));
+  return c.undefined();
+}
+
+// binary(op, a, at, b, bt, out, ot, shapes): shapes = Float64Array [out(r), a(r), b(r)].
+napi_value binary(Call& c) {
+  std::vector<int64_t> s = c.ints(7);
+  if (s.size() % 3) c.bad(7, "3·rank shape entries");
+  const int r = (int)(s.size() / 3);
+  launchBinary(c.i32(0), c.ptr(1), c.i32(2), c.ptr(3), c.i32(4), c.ptr(5), c.i32(6), r, s.data(), s.data() + r, s.data() + 2 * r);
+  return c.undefined();
+}
+
+// select(c, ct, a, at, b, bt, out, ot, shapes): shapes = [out(r), c(r), a(r), b(r)].
+napi_value selectFn(Call& c) {
+  std::vector<int64_t> s = c.ints(8);
+  if (s.size() % 4) c.bad(8, "4·rank shape entries");
+  const int r = (int)(s.size() / 4);
+  launchSelect(c.ptr(0), c.i32(1), c.ptr(2), c.i32(3), c.ptr(4), c.i32(5), c.ptr(6), c.i32(7), r, s.data(), s.data() + r,
+               s.data() + 2 * r, s.data() + 3 * r);
+  return c.undefined();
+}
+
+napi_value reduce(Call& c) {
+  launchReduce(c.i32(0), c.ptr(1), c.i32(2), c.ptr(3), c.i32(4), c.i64(5), c.i64(6), c.i64(7));
+  return c.undefined();
+}
+
+napi_value softmax(Call& c) {
+  launchSoftmax(c.ptr(0), c.i32(1), c.ptr(2), c.i32(3), c.i64(4), c.i64(5), c.flag(6));
+  return c.undefined();
+}
+
+napi_value gather(Call& c) {
+  launchGather(c.ptr(0), c.i32(1), (const int32_t*)c.ptr(2), c.ptr(3), c.i64(4), c.i64(5), c.i64(6), c.i64(7));
+  return c.undefined();
+}
+
+napi_value scatterAdd(Call& c) {
+  launchScatterAdd(c.ptr(0), c.i32(1), (const int32_t*)c.ptr(2), c.ptr(3), c.i32(4), c.i64(5), c.i64(6), c.i64(7));
+  return c.undefined();
+}
+
+// stridedCopy(src, st, dst, dt, plan, padValue): plan = Float64Array
+// [rank, outOffset, inOffset, then per dim: outShape, outStride, inShape, inStride, start, step, wrap].
+napi_value stridedCopy(Call& c) {
+  std::vector<int64_t> s = c.ints(4);
+  if (s.size() < 3) c.bad(4, "a copy plan");
+  CopyPlan p{};
+  p.rank = (int)s[0];
+  if (p.rank < 1 || p.rank > kMaxRank || s.size() != 3 + 7 * (size_t)p.rank) c.bad(4, "a copy plan of rank 1..8");
+  p.outOffset = s[1];
+  p.inOffset = s[2];
+  for (int d = 0; d < p.rank; d++) {
+    const int64_t* q = s.data() + 3 + 7 * d;
+    p.outShape[d] = q[0]; p.outStrides[d] = q[1]; p.inShape[d] = q[2]; p.inStrides[d] = q[3];
+    p.start[d] = q[4]; p.step[d] = q[5]; p.wrap[d] = (int)q[6];
+  }
+  launchStridedCopy(c.ptr(0), c.i32(1), c.ptr(2), c.i32(3), p, c.num(5));
+  return c.undefined();
+}
+
+napi_value fill(Call& c) { launchFill(c.ptr(0), c.i32(1), c.i64(2), c.num(3)); return c.undefined(); }
+napi_value range(Call& c) { launchRange(c.ptr(0), c.i32(1), c.i64(2), c.num(3), c.num(4)); return c.undefined(); }
+napi_value oneHot(Call& c) {
+  launchOneHot((const int32_t*)c.ptr(0), c.ptr(1), c.i32(2), c.i64(3), c.i64(4), c.num(5), c.num(6));
+  return c.undefined();
+}
+
+// gemm(a, b, d, abType, dType, m, n, k, transA, transB, batch, strideA, strideB, strideD, bias|0)
+napi_value gemmFn(Call& c) {
+  GemmArgs g;
+  g.a = c.ptr(0); g.b = c.ptr(1); g.d = c.ptr(2);
+  g.abType = c.i32(3); g.dType = c.i32(4);
+  g.m = c.i64(5); g.n = c.i64(6); g.k = c.i64(7);
+  g.transA = c.flag(8); g.transB = c.flag(9);
+  g.batch = c.i64(10); g.strideA = c.i64(11); g.strideB = c.i64(12); g.strideD = c.i64(13);
+  g.bias = static_cast<const float*>(c.ptr(14));
+  gemm(g);
+  return c.undefined();
+}
+
+napi_value randomUniform(Call& c) {
+  launchRandomUniform(c.ptr(0), c.i32(1), c.i64(2), (uint64_t)c.i64(3), (uint64_t)c.i64(4), c.num(5), c.num(6));
+  return c.undefined();
+}
+
+// adamw(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, bc1, bc2, gradScale)
+napi_value adamw(Call& c) {
+  AdamWArgs a;
+  a.param = (float*)c.ptr(0); a.grad = (const float*)c.ptr(1); a.m = (float*)c.ptr(2); a.v = (float*)c.ptr(3);
+  a.n = c.i64(4); a.lr = (float)c.num(5); a.beta1 = (float)c.num(6); a.beta2 = (float)c.num(7); a.eps = (float)c.num(8);
+  a.weightDecay = (float)c.num(9); a.biasCorrection1 = (float)c.num(10); a.biasCorrection2 = (float)c.num(11);
+  a.gradScale = (float)c.num(12);
+  launchAdamW(a);
+  return c.undefined();
+}
+
+template <Fn F>
+napi_value entry(napi_env env, napi_callback_info info) {
+  Call c(env, info);
+  try {
+    return F(c);
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    if (msg.rfind(c.name, 0) != 0) msg = std::string(c.name) + ": " + msg;
+    napi_throw_error(env, "ERR_TYPETUNE_CUDA", msg.c_str());
+    return nullptr;
+  }
+}
+
+struct Export { const char* name; napi_callback cb; };
+
+const Export kExports[] = {
+  {"deviceInfo", entry<deviceInfo>}, {"alloc", entry<alloc>}, {"free", entry<freeFn>},
+  {"memoryStats", entry<memoryStatsFn>}, {"resetPeak", entry<resetPeakFn>}, {"trim", entry<trimFn>},
+  {"upload", entry<upload>}, {"download", entry<download>}, {"copy", entry<copy>},
+  {"synchronize", entry<synchronize>}, {"eventRecord", entry<eventRecord>}, {"eventElapsed", entry<eventElapsed>},
+  {"unary", entry<unary>}, {"binary", entry<binary>}, {"select", entry<selectFn>}, {"reduce", entry<reduce>},
+  {"softmax", entry<softmax>}, {"gather", entry<gather>}, {"scatterAdd", entry<scatterAdd>},
+  {"stridedCopy", entry<stridedCopy>}, {"fill", entry<fill>}, {"range", entry<range>}, {"oneHot", entry<oneHot>},
+  {"gemm", entry<gemmFn>}, {"randomUniform", entry<randomUniform>}, {"adamw", entry<adamw>},
+};
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  for (const Export& e : kExports) {
+    napi_value fn;
+    napi_create_function(env, e.name, NAPI_AUTO_LENGTH, e.cb, (void*)e.name, &fn);
+    napi_set_named_property(env, exports, e.name, fn);
+  }
+  return exports;
+}

@@ -1,0 +1,60 @@
+// Host-side launchers of every kernel file; addon.cpp binds them to JavaScript.
+#pragma once
+#include "common.h"
+
+namespace tt {
+
+void launchUnary(int op, const void* x, int xt, void* y, int yt, int64_t n, double p0, double p1);
+
+// Shapes are the output's, left-padded to `rank`; an operand's dim of 1 broadcasts.
+void launchBinary(int op, const void* a, int at, const void* b, int bt, void* out, int ot, int rank,
+                  const int64_t* outShape, const int64_t* aShape, const int64_t* bShape);
+void launchSelect(const void* c, int ct, const void* a, int at, const void* b, int bt, void* out, int ot, int rank,
+                  const int64_t* outShape, const int64_t* cShape, const int64_t* aShape, const int64_t* bShape);
+
+enum ReduceOp : int { R_SUM = 0, R_MEAN, R_MAX, R_MIN, R_PROD, R_ANY, R_ALL, R_ARGMAX, R_ARGMIN };
+// x viewed as [outer, r, inner]; y as [outer, inner].
+void launchReduce(int op, const void* x, int xt, void* y, int yt, int64_t outer, int64_t r, int64_t inner);
+
+void launchSoftmax(const void* x, int xt, void* y, int yt, int64_t rows, int64_t cols, bool logSoftmax);
+
+void launchGather(const void* src, int t, const int32_t* idx, void* dst, int64_t outer, int64_t axisDim,
+                  int64_t inner, int64_t nIdx);
+void launchScatterAdd(const void* src, int st, const int32_t* ids, void* dst, int dt, int64_t n, int64_t inner,
+                      int64_t numSegments);
+
+// out[outOffset + Σ c_d·outStrides_d] = in[inOffset + Σ i_d·inStrides_d], i_d = start_d + c_d·step_d,
+// wrapped modulo inShape_d when wrap_d (tile), else positions outside [0, inShape_d) read padValue.
+struct CopyPlan {
+  int rank;
+  int64_t outShape[kMaxRank], outStrides[kMaxRank], inShape[kMaxRank], inStrides[kMaxRank];
+  int64_t start[kMaxRank], step[kMaxRank];
+  int wrap[kMaxRank];
+  int64_t outOffset, inOffset;
+};
+void launchStridedCopy(const void* src, int st, void* dst, int dt, const CopyPlan& plan, double padValue);
+
+void launchFill(void* dst, int dt, int64_t n, double v);
+void launchRange(void* dst, int dt, int64_t n, double start, double step);
+void launchOneHot(const int32_t* idx, void* dst, int dt, int64_t n, int64_t depth, double on, double off);
+
+struct GemmArgs {
+  const void* a; const void* b; void* d;
+  int abType;  // F32 or BF16 (both operands)
+  int dType;   // F32 or BF16
+  int64_t m, n, k;  // row-major: D[m,n] = op(A)[m,k] · op(B)[k,n]
+  bool transA, transB;
+  int64_t batch, strideA, strideB, strideD;  // elements; a stride of 0 broadcasts
+  const float* bias;  // optional [n] f32, added to every row (cuBLASLt epilogue)
+};
+void gemm(const GemmArgs& g);
+
+void launchRandomUniform(void* dst, int dt, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi);
+
+struct AdamWArgs {
+  float* param; const float* grad; float* m; float* v; int64_t n;
+  float lr, beta1, beta2, eps, weightDecay, biasCorrection1, biasCorrection2, gradScale;
+};
+void launchAdamW(const AdamWArgs& a);
+
+}  // namespace tt

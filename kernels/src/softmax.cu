@@ -1,0 +1,65 @@
+// Softmax / LogSoftmax over the last axis of x viewed as [rows, cols], accumulated in f32.
+// Layout: one 256-thread block per row, three strided passes over the row (max, Σexp(x−max),
+// write) — the row is re-read from L2/HBM rather than staged in shared memory, so any cols
+// (a 128k vocabulary too) works. y = exp(x−max)/Σ, or for log-softmax x − max − log Σ.
+#include "kernels.h"
+
+namespace tt {
+
+__device__ __forceinline__ float blockReduceMax(float v, float* sh) {
+  for (int d = 16; d > 0; d >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, d));
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float m = sh[0];
+    for (int w = 1; w < (int)blockDim.x / 32; w++) m = fmaxf(m, sh[w]);
+    sh[32] = m;
+  }
+  __syncthreads();
+  float r = sh[32];
+  __syncthreads();
+  return r;
+}
+
+__device__ __forceinline__ float blockReduceSum(float v, float* sh) {
+  for (int d = 16; d > 0; d >>= 1) v += __shfl_down_sync(0xffffffffu, v, d);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float s = 0.f;
+    for (int w = 0; w < (int)blockDim.x / 32; w++) s += sh[w];
+    sh[32] = s;
+  }
+  __syncthreads();
+  float r = sh[32];
+  __syncthreads();
+  return r;
+}
+
+__global__ void softmaxKernel(const void* x, int xt, void* y, int yt, int64_t cols, bool logSoftmax) {
+  __shared__ float sh[33];
+  const int64_t base = blockIdx.x * cols;
+  float m = -INFINITY;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) m = fmaxf(m, loadAs<float>(x, xt, base + j));
+  m = blockReduceMax(m, sh);
+  float s = 0.f;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += __expf(loadAs<float>(x, xt, base + j) - m);
+  s = blockReduceSum(s, sh);
+  const float logS = logf(s), inv = 1.f / s;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    float v = loadAs<float>(x, xt, base + j) - m;
+    storeAs<float>(y, yt, base + j, logSoftmax ? v - logS : expf(v) * inv);
+  }
+}
+
+void launchSoftmax(const void* x, int xt, void* y, int yt, int64_t rows, int64_t cols, bool logSoftmax) {
+  checkDtype(xt, "softmax"); checkDtype(yt, "softmax");
+  if (rows == 0 || cols == 0) return;
+  if (rows > 0x7fffffffLL) fail("softmax", "too many rows");
+  softmaxKernel<<<(unsigned)rows, 256, 0, stream()>>>(x, xt, y, yt, cols, logSoftmax);
+  checkLaunch(logSoftmax ? "logSoftmax" : "softmax", "[" + std::to_string(rows) + "," + std::to_string(cols) + "]");
+}
+
+}  // namespace tt
