@@ -159,14 +159,14 @@ export function fromBnbStateDict(name: string, source: TensorSource): Quantized4
     if (state.nested_dtype !== undefined && state.nested_dtype !== 'float32') {
       fail(`nested_dtype '${state.nested_dtype}' is not float32`);
     }
+    const nestedAbsmaxT = need('nested_absmax', 'the scales of the double-quantised absmax');
+    const nestedMapT = need('nested_quant_map', 'the 256-value map of the double-quantised absmax');
     if (absmaxT.dtype !== 'U8') fail(`absmax is ${absmaxT.dtype}, but a double-quantised absmax is U8`, `${name}.absmax`);
     if (absmaxT.data.length !== blocks) {
       fail(`absmax has ${absmaxT.data.length} values; ${n} values in blocks of ${state.blocksize} need ${blocks}`, `${name}.absmax`);
     }
     const nb = state.nested_blocksize!;
-    const nestedAbsmaxT = need('nested_absmax', 'the scales of the double-quantised absmax');
     const nestedAbsmax = f32Tensor(nestedAbsmaxT, `${name}.nested_absmax`, Math.ceil(blocks / nb), fail, `${blocks} absmax values in blocks of ${nb}`);
-    const nestedMapT = need('nested_quant_map', 'the 256-value map of the double-quantised absmax');
     const nestedCode = f32Tensor(nestedMapT, `${name}.nested_quant_map`, 256, fail);
     q = {
       quantType: state.quant_type, shape: state.shape, dtype: state.dtype, blocksize: state.blocksize, packed, code,
