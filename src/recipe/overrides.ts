@@ -65,11 +65,15 @@ export function applyOverrides(source: RecipeSource, overrides: readonly Overrid
   for (const { flag, path, value } of overrides) {
     let node: Record<string, unknown> = source.data;
     let blocked = false;
+    // A section this flag creates is the flag's too: an unknown `--set trainng.epochs=2` is reported at `trainng`.
+    let created: string[] | undefined;
     for (let i = 0; i < path.length - 1; i++) {
       const key = path[i]!;
       const next = node[key];
-      if (next === undefined || next === null) node[key] = {};
-      else if (!isPlainObject(next)) {
+      if (next === undefined || next === null) {
+        node[key] = {};
+        created ??= path.slice(0, i + 1);
+      } else if (!isPlainObject(next)) {
         const at = path.slice(0, i + 1);
         issues.add(at, `is ${describeValue(next)}, not a section, so ${formatPath(path)} cannot be set`, { flag });
         blocked = true;
@@ -79,7 +83,7 @@ export function applyOverrides(source: RecipeSource, overrides: readonly Overrid
     }
     if (blocked) continue;
     node[path[path.length - 1]!] = value;
-    source.recordFlag(path, flag);
+    source.recordFlag(created ?? path, flag);
   }
   issues.throwIfAny();
 }

@@ -17,7 +17,7 @@ export function editDistance(a: string, b: string): number {
 }
 
 /**
- * The closest candidates to `word` (case-insensitive), nearest first, among those close enough
+ * The closest candidates to `word` (case-insensitive), the nearest and its ties, among those close enough
  * to be a plausible typo: at most a third of the longer word's length, and at least 1 edit;
  * a candidate that contains the word or is contained in it (lr_scheduler / scheduler) also counts.
  */
@@ -33,5 +33,6 @@ export function closest(word: string, candidates: readonly string[], max = 2): s
     })
     .filter((s) => s.fits)
     .sort((x, y) => x.dist - y.dist);
-  return scored.slice(0, max).map((s) => s.c);
+  // Only ties with the nearest: "warmup_step" suggests warmup_steps, not also warmup_ratio.
+  return scored.filter((s) => s.dist === scored[0]!.dist).slice(0, max).map((s) => s.c);
 }
