@@ -8,7 +8,7 @@
 import type { SafetensorsCheckpoint } from '../io/safetensors.js';
 import { FOUR_BIT_TYPES, type FourBitType } from './codes.js';
 import { fromBnbStateDict, findQuantType, QUANT_STATE_PREFIX, type TensorSource } from './bnb-state.js';
-import type { Quantized4bit } from './fourbit.js';
+import { quantize4bitFromStorage, type Quantized4bit, type Quantize4bitOptions } from './fourbit.js';
 
 function sourceOf(ck: SafetensorsCheckpoint): TensorSource {
   return {
@@ -30,6 +30,25 @@ export function isBnb4bitWeight(ck: SafetensorsCheckpoint, name: string): boolea
  */
 export function readBnb4bitWeight(ck: SafetensorsCheckpoint, name: string): Quantized4bit | null {
   return fromBnbStateDict(name, sourceOf(ck));
+}
+
+/**
+ * The weight `name` as 4-bit: read as stored when the checkpoint already holds it 4-bit
+ * (its own quant type and block size win over `options`), otherwise read from its
+ * F32/BF16/F16 storage and quantised with `options`. Only this one tensor is ever in
+ * memory unquantised, in its storage dtype.
+ */
+export function loadQuantized4bit(
+  ck: SafetensorsCheckpoint, name: string, options: Omit<Quantize4bitOptions, 'dtype' | 'name'> = {},
+): Quantized4bit {
+  const stored = readBnb4bitWeight(ck, name);
+  if (stored) return stored;
+  const { dtype, shape, data } = ck.read(name);
+  try {
+    return quantize4bitFromStorage(dtype, data, shape, { ...options, name });
+  } catch (err) {
+    throw new Error(`${ck.pathOf(name)}: ${(err as Error).message}`);
+  }
 }
 
 /** Names of every 4-bit weight in the checkpoint, in key order. */

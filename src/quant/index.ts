@@ -11,6 +11,6 @@ export {
   QuantStateError, type StoredTensor, type TensorSource, toBnbStateDict, fromBnbStateDict, quantStateJson, quantStateKey,
 } from './bnb-state.js';
 export {
-  type Bnb4bitConfig, readBnb4bitWeight, isBnb4bitWeight, listBnb4bitWeights, isBnbCompanionKey, parseBnb4bitConfig,
+  type Bnb4bitConfig, readBnb4bitWeight, loadQuantized4bit, isBnb4bitWeight, listBnb4bitWeights, isBnbCompanionKey, parseBnb4bitConfig,
 } from './checkpoint.js';
 export { cudaMeanF32 } from './cuda-mean.js';

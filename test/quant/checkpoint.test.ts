@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { SafetensorsCheckpoint } from '../../src/io/safetensors.js';
 import {
   readBnb4bitWeight, isBnb4bitWeight, listBnb4bitWeights, isBnbCompanionKey, parseBnb4bitConfig, dequantize4bit,
-  blockAbsmaxValues, bitsPerParameter,
+  blockAbsmaxValues, bitsPerParameter, loadQuantized4bit,
 } from '../../src/quant/index.js';
 import { fixture } from '../helpers.js';
 
@@ -58,6 +58,24 @@ describe('tiny-llama-bnb-nf4', () => {
       expect(bitsPerParameter(q)).toBeLessThan(4.2);
     }
     ck.close();
+    base.close();
+  });
+});
+
+describe('loadQuantized4bit', () => {
+  it('reads stored 4-bit weights as they are and quantises dense ones at load to the same bytes', () => {
+    const bnb = SafetensorsCheckpoint.open(fixture('tiny-llama-bnb-nf4'));
+    const base = SafetensorsCheckpoint.open(fixture('tiny-llama'));
+    const name = 'model.layers.2.mlp.down_proj.weight';
+    const stored = loadQuantized4bit(bnb, name, { quantType: 'fp4', blocksize: 128 });
+    expect(stored.quantType).toBe('nf4'); // the checkpoint's own settings win
+    expect(stored.blocksize).toBe(64);
+    const atLoad = loadQuantized4bit(base, name, { quantType: 'nf4', blocksize: 64, doubleQuant: true });
+    expect(Buffer.from(atLoad.packed).equals(Buffer.from(stored.packed))).toBe(true);
+    expect(Array.from(dequantize4bit(atLoad))).toEqual(Array.from(dequantize4bit(stored)));
+    expect(() => loadQuantized4bit(base, name, { blocksize: 100 }))
+      .toThrow(`${base.pathOf(name)}: cannot quantise '${name}': block size 100 is not one of`);
+    bnb.close();
     base.close();
   });
 });
