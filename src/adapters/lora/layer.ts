@@ -1,0 +1,101 @@
+/**
+ * The math of one LoRA-adapted projection (PEFT's lora.Linear and its DoRA variant).
+ *
+ *   LoRA:  y = base + B·A·dropout(x) · s
+ *   DoRA:  y = base + (m/‖W + s·BA‖ − 1) ⊙ W·x̃ + (m/‖W + s·BA‖) ⊙ B·A·x̃ · s
+ * with x̃ = dropout(x), the row norm ‖·‖ taken per output feature and treated as a
+ * constant in the backward pass (DoRA §4.3, as PEFT does), and m the learned magnitude.
+ * A is [r, in] and B [out, r] whatever the base layout; for GPT-2 Conv1D (weight stored
+ * [in, out], PEFT's fan_in_fan_out) only the merged delta is transposed.
+ */
+import { tf, type Tensor } from '../../backend/tf.js';
+import type { LoraTarget } from './targeting.js';
+
+/** The identity forward with no gradient (torch's `.detach()`). */
+const detach = tf.customGrad(((x: Tensor) => ({ value: x.clone(), gradFunc: (dy: Tensor) => tf.zerosLike(dy) })) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: Tensor) => Tensor;
+
+export class LoraLayer {
+  constructor(
+    readonly target: LoraTarget,
+    readonly A: tf.Variable,
+    readonly B: tf.Variable,
+    readonly dropout: number,
+    /** DoRA only: the learned magnitude [out] and the frozen base weight as [out, in]. */
+    readonly dora?: { magnitude: tf.Variable; weight: Tensor },
+  ) {}
+
+  get scaling(): number {
+    return this.target.scaling;
+  }
+
+  /** The adapted output for input x [.., in] and frozen output base [.., out]. */
+  apply(x: Tensor, base: Tensor, training: boolean, dropoutSeed: () => number): Tensor {
+    return tf.tidy(() => {
+      const inF = this.target.site.inFeatures;
+      const flat = x.reshape([-1, inF]);
+      const dropped = training && this.dropout > 0 ? tf.dropout(flat, this.dropout, undefined, dropoutSeed()) : flat;
+      const lora = tf.matMul(tf.matMul(dropped, this.A, false, true), this.B, false, true);
+      if (!this.dora) return base.add(lora.mul(this.scaling).reshape(base.shape));
+      const { magnitude, weight } = this.dora;
+      const norm = detach(rowNorm(weight, this.deltaOutIn()));
+      const scale = magnitude.div(norm); // [out]
+      const baseNoBias = tf.matMul(dropped, weight, false, true);
+      const extra = scale.sub(1).mul(baseNoBias).add(scale.mul(lora).mul(this.scaling));
+      return base.add(extra.reshape(base.shape));
+    });
+  }
+
+  /** s·B·A as [out, in] (a tensor, differentiable). */
+  deltaOutIn(): Tensor {
+    return tf.tidy(() => tf.matMul(this.B, this.A).mul(this.scaling));
+  }
+
+  /**
+   * The merged weight in the base's storage layout: W + s·BA (DoRA: rows rescaled to m),
+   * transposed back to [in, out] for Conv1D.
+   */
+  mergedWeight(base: { shape: number[]; data: Float32Array }): Float32Array {
+    const { inFeatures: inF, outFeatures: outF, fanInFanOut, name } = this.target.site;
+    const want = fanInFanOut ? [inF, outF] : [outF, inF];
+    if (base.shape.length !== 2 || base.shape[0] !== want[0] || base.shape[1] !== want[1]) {
+      throw new Error(`merge: base weight '${name}.weight' is [${base.shape.join(', ')}], expected [${want.join(', ')}]`);
+    }
+    const delta = this.deltaOutIn();
+    const d = delta.dataSync() as Float32Array;
+    delta.dispose();
+    const merged = new Float32Array(outF * inF); // [out, in]
+    for (let o = 0; o < outF; o++) {
+      for (let i = 0; i < inF; i++) {
+        const w = fanInFanOut ? base.data[i * outF + o]! : base.data[o * inF + i]!;
+        merged[o * inF + i] = w + d[o * inF + i]!;
+      }
+    }
+    if (this.dora) {
+      const m = this.dora.magnitude.dataSync() as Float32Array;
+      for (let o = 0; o < outF; o++) {
+        let n = 0;
+        for (let i = 0; i < inF; i++) n += merged[o * inF + i]! ** 2;
+        const f = m[o]! / Math.sqrt(n);
+        for (let i = 0; i < inF; i++) merged[o * inF + i]! *= f;
+      }
+    }
+    if (!fanInFanOut) return merged;
+    const t = new Float32Array(inF * outF);
+    for (let o = 0; o < outF; o++) for (let i = 0; i < inF; i++) t[i * outF + o] = merged[o * inF + i]!;
+    return t;
+  }
+
+  dispose(): void {
+    this.A.dispose();
+    this.B.dispose();
+    if (this.dora) {
+      this.dora.magnitude.dispose();
+      this.dora.weight.dispose();
+    }
+  }
+}
+
+/** ‖W + Δ‖ per row, [out]. */
+export function rowNorm(weight: Tensor, delta: Tensor): Tensor {
+  return tf.tidy(() => weight.add(delta).square().sum(1).sqrt());
+}

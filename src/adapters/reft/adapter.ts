@@ -1,0 +1,233 @@
+/**
+ * A ReFT adapter: interventions on the residual stream leaving chosen decoder layers,
+ * applied by the `blockOutput` hook at each example's positions, named as pyvene names
+ * them (`layer_<L>_comp_block_output_unit_pos_nunit_1#<n>`), created with pyreft's
+ * initialisation from a seed, or loaded from a pyreft folder's state dicts.
+ */
+import { tf, type Tensor } from '../../backend/tf.js';
+import type { ForwardContext } from '../../model/hooks.js';
+import { type Adapter, type AdapterHost, type HostTensor, AdapterError } from '../adapter.js';
+import { Rng } from '../random.js';
+import { type ReftConfig, type ReftInterventionType, positionGroups } from './config.js';
+import {
+  type InterventionValues, type InterventionVars, PARAM_NAMES, PYREFT_CLASS,
+  fromPyreftState, initIntervention, interventionForward, toPyreftState, toVariables,
+} from './interventions.js';
+import { orthonormalizeColumns } from './orthogonal.js';
+import { positionMask } from './positions.js';
+
+/** One intervention as a pyreft folder holds it (the shape src/io/pyreftFolder.ts reads and writes). */
+export interface PyreftIntervention {
+  /** pyvene key, e.g. `layer_0_comp_block_output_unit_pos_nunit_1#0`. */
+  key: string;
+  layer: number;
+  component: string;
+  /** low_rank_dimension. */
+  rank: number;
+  /** pyreft class, `LoreftIntervention` (or pyvene's `<class 'pyreft.interventions.LoreftIntervention'>`). */
+  type: string;
+  /** The hidden size it acts on. */
+  embedDim: number;
+  state: Record<string, HostTensor>;
+}
+
+/** What the adapter needs besides its parameters (a pyreft folder does not store dropout or act_fn). */
+export interface ReftSettings {
+  intervention: ReftInterventionType;
+  rank: number;
+  hidden: number;
+  /** 1: one intervention per layer for all positions; 2: first/last positions separately. */
+  groups: 1 | 2;
+  dropout: number;
+  act_fn: string | null;
+  add_bias: boolean;
+}
+
+export interface Intervention {
+  key: string;
+  layer: number;
+  group: number;
+  vars: InterventionVars;
+}
+
+export function interventionKey(layer: number, group: number): string {
+  return `layer_${layer}_comp_block_output_unit_pos_nunit_1#${group}`;
+}
+
+const KEY_RE = /^layer_(\d+)_comp_block_output_unit_pos_nunit_1#(\d+)$/;
+const DROPOUT_STREAM = 0xd50;
+
+export class ReftAdapter implements Adapter {
+  readonly kind = 'reft' as const;
+  readonly variables = new Map<string, tf.Variable>();
+  readonly interventions: Intervention[];
+  private readonly dropoutRng: Rng;
+
+  private constructor(readonly settings: ReftSettings, interventions: Intervention[], seed: number) {
+    this.interventions = interventions;
+    const names = PARAM_NAMES[settings.intervention];
+    for (const iv of interventions) {
+      const add = (local: string | undefined, v: tf.Variable | undefined) => {
+        if (local && v) this.variables.set(`${iv.key}.${local}`, v);
+      };
+      add(names.rotate, iv.vars.rotate);
+      add(names.proj, iv.vars.proj);
+      add(names.projBias, iv.vars.projBias);
+      add(names.weight, iv.vars.weight);
+      add(names.bias, iv.vars.bias);
+    }
+    this.dropoutRng = new Rng(seed ^ DROPOUT_STREAM);
+  }
+
+  /** Fresh interventions, initialised as pyreft does, from `seed`. */
+  static create(host: AdapterHost, config: ReftConfig, seed: number): ReftAdapter {
+    const { hiddenSize: hidden, numLayers } = host.spec;
+    if (config.rank > hidden) throw new AdapterError(`ReFT rank ${config.rank} exceeds the model's hidden size ${hidden}`);
+    const layers = config.layers === 'all' ? Array.from({ length: numLayers }, (_, i) => i) : config.layers;
+    const badLayer = layers.find((l) => l >= numLayers);
+    if (badLayer !== undefined) throw new AdapterError(`ReFT layer ${badLayer} does not exist: this model has layers 0..${numLayers - 1}`);
+    const groups = positionGroups(config);
+    const rng = new Rng(seed);
+    const interventions: Intervention[] = [];
+    for (let g = 0; g < groups; g++) {
+      for (const layer of layers) {
+        const values = initIntervention(config.intervention, rng, hidden, config.rank, config.add_bias);
+        interventions.push({ key: interventionKey(layer, g), layer, group: g, vars: toVariables(values, hidden, config.rank) });
+      }
+    }
+    const settings: ReftSettings = {
+      intervention: config.intervention, rank: config.rank, hidden, groups, dropout: config.dropout, act_fn: config.act_fn, add_bias: config.add_bias,
+    };
+    return new ReftAdapter(settings, interventions, seed);
+  }
+
+  /**
+   * Interventions from a pyreft folder's records. `where` names the folder in errors;
+   * `options` supplies what pyreft does not save (dropout, act_fn).
+   */
+  static fromPyreft(host: AdapterHost, records: PyreftIntervention[], where: string, options: { dropout?: number; act_fn?: string | null; seed?: number } = {}): ReftAdapter {
+    if (records.length === 0) throw new AdapterError(`${where}: holds no intervention`);
+    const { hiddenSize: hidden, numLayers } = host.spec;
+    const types = records.map((r) => interventionType(r.type, `${where}: intervention '${r.key}'`));
+    const type = types[0]!;
+    const mixed = types.findIndex((t) => t !== type);
+    if (mixed >= 0) throw new AdapterError(`${where}: mixes ${PYREFT_CLASS[type]} and ${PYREFT_CLASS[types[mixed]!]}; typetune loads one intervention type per adapter`);
+    const interventions: Intervention[] = [];
+    let rank = -1;
+    let addBias = false;
+    const made: Intervention[] = [];
+    try {
+      for (const r of records) {
+        const at = `${where}: intervention '${r.key}'`;
+        const m = KEY_RE.exec(r.key);
+        if (r.component !== 'block_output' || !m) {
+          throw new AdapterError(`${at}: component '${r.component}' is not supported; typetune intervenes on 'block_output' (keys layer_<L>_comp_block_output_unit_pos_nunit_1#<n>)`);
+        }
+        const layer = Number(m[1]);
+        const group = Number(m[2]);
+        if (layer !== r.layer) throw new AdapterError(`${at}: key names layer ${layer} but its representation says layer ${r.layer}`);
+        if (layer >= numLayers) throw new AdapterError(`${at}: layer ${layer} does not exist: this model has layers 0..${numLayers - 1}`);
+        if (group > 1) throw new AdapterError(`${at}: more than two interventions on one layer are not supported`);
+        if (r.embedDim !== hidden) throw new AdapterError(`${at}: acts on hidden size ${r.embedDim} but this model's hidden size is ${hidden}`);
+        const { values, rank: rk } = fromPyreftState(type, r.state, hidden, at);
+        if (rank >= 0 && rk !== rank) throw new AdapterError(`${at}: rank ${rk} differs from the other interventions' ${rank}`);
+        rank = rk;
+        addBias ||= values.projBias !== undefined;
+        const iv = { key: r.key, layer, group, vars: toVariables(values, hidden, rk) };
+        made.push(iv);
+        interventions.push(iv);
+      }
+      const groups = interventions.some((i) => i.group === 1) ? 2 : 1;
+      if (groups === 2) {
+        const l0 = interventions.filter((i) => i.group === 0).map((i) => i.layer).sort().join();
+        const l1 = interventions.filter((i) => i.group === 1).map((i) => i.layer).sort().join();
+        if (l0 !== l1) throw new AdapterError(`${where}: first-position interventions (#0) are on layers [${l0}] but last-position ones (#1) on [${l1}]`);
+      }
+      const settings: ReftSettings = {
+        intervention: type, rank, hidden, groups, dropout: options.dropout ?? 0, act_fn: options.act_fn ?? null, add_bias: addBias,
+      };
+      return new ReftAdapter(settings, interventions, options.seed ?? 0);
+    } catch (err) {
+      for (const iv of made) disposeVars(iv.vars);
+      throw err;
+    }
+  }
+
+  blockOutput(layer: number, h: Tensor, ctx: ForwardContext): Tensor {
+    const here = this.interventions.filter((i) => i.layer === layer);
+    if (here.length === 0) return h;
+    const [batch, seq, hidden] = h.shape as [number, number, number];
+    let out = h;
+    for (const iv of here) {
+      const prev = out;
+      out = tf.tidy(() => {
+        const mask = positionMask(ctx.positions, batch, seq, iv.group, this.settings.groups, layer);
+        let edited = interventionForward(this.settings.intervention, iv.vars, prev.reshape([-1, hidden]), this.settings.act_fn);
+        if (ctx.training && this.settings.dropout > 0) edited = tf.dropout(edited, this.settings.dropout, undefined, this.dropoutRng.nextSeed());
+        return prev.add(mask.mul(edited.reshape([batch, seq, hidden]).sub(prev)));
+      });
+    }
+    return out;
+  }
+
+  /** The trainable tensors of one layer's interventions (for activation checkpointing). */
+  layerVariables(layer: number): tf.Variable[] {
+    return this.interventions.filter((i) => i.layer === layer).flatMap((i) => Object.values(i.vars).filter((v): v is tf.Variable => v !== undefined));
+  }
+
+  /** QR retraction: R's rows (rotate_layer's columns) back to orthonormal after an optimiser step. */
+  afterStep(): void {
+    if (this.settings.intervention === 'noreft') return;
+    const { hidden, rank } = this.settings;
+    for (const iv of this.interventions) {
+      const r = iv.vars.rotate!;
+      const q = orthonormalizeColumns(r.dataSync() as Float32Array, hidden, rank);
+      const t = tf.tensor2d(Float32Array.from(q), [hidden, rank]);
+      r.assign(t);
+      t.dispose();
+    }
+  }
+
+  /** The interventions as pyreft folder records, in pyvene's key order. */
+  toPyreft(): PyreftIntervention[] {
+    const { intervention, hidden, rank } = this.settings;
+    return this.interventions.map((iv) => ({
+      key: iv.key,
+      layer: iv.layer,
+      component: 'block_output',
+      rank,
+      type: PYREFT_CLASS[intervention],
+      embedDim: hidden,
+      state: toPyreftState(intervention, valuesOf(iv.vars), hidden, rank),
+    }));
+  }
+
+  getRngState(): number[] {
+    return this.dropoutRng.getState();
+  }
+
+  setRngState(state: readonly number[]): void {
+    this.dropoutRng.setState(state);
+  }
+
+  dispose(): void {
+    for (const iv of this.interventions) disposeVars(iv.vars);
+    this.variables.clear();
+  }
+}
+
+/** `LoreftIntervention`, `<class 'pyreft.interventions.LoreftIntervention'>` → 'loreft'. */
+export function interventionType(type: string, where: string): ReftInterventionType {
+  const name = /([A-Za-z_]+Intervention)'?>?\s*$/.exec(type)?.[1] ?? type;
+  for (const [t, cls] of Object.entries(PYREFT_CLASS)) if (cls === name) return t as ReftInterventionType;
+  throw new AdapterError(`${where}: intervention type ${JSON.stringify(type)} is not supported; typetune runs ${Object.values(PYREFT_CLASS).join(', ')}`);
+}
+
+function valuesOf(vars: InterventionVars): InterventionValues {
+  const read = (v: tf.Variable | undefined) => (v ? Float32Array.from(v.dataSync() as Float32Array) : undefined);
+  return { rotate: read(vars.rotate), proj: read(vars.proj), projBias: read(vars.projBias), weight: read(vars.weight)!, bias: read(vars.bias)! };
+}
+
+function disposeVars(vars: InterventionVars): void {
+  for (const v of Object.values(vars)) v?.dispose();
+}

@@ -1,0 +1,37 @@
+/**
+ * Where interventions apply: a 0/1 mask [batch, seq, 1] built from per-example positions,
+ * so h' = h + mask·(f(h) − h) edits only those positions and gradients reach f through
+ * them (a position listed twice is edited once, as pyvene's scatter does).
+ *
+ * `positions[b]` lists example b's positions (indices into the sequence axis of the hidden
+ * states the hook sees); −1 is padding and is skipped. With two intervention groups per
+ * layer (first/last positions with separate weights, pyreft's non-shared `f<n>+l<m>`), each
+ * row is the first group's slots followed by the second group's, in two halves of equal
+ * length, as pyreft's get_intervention_locations pads them.
+ */
+import { tf, type Tensor } from '../../backend/tf.js';
+import { AdapterError } from '../adapter.js';
+
+export function positionMask(positions: number[][] | undefined, batch: number, seq: number, group: number, groups: number, layer: number): Tensor {
+  if (!positions) {
+    throw new AdapterError(`ReFT intervention at layer ${layer} needs positions: pass ctx.positions ([batch][k], −1 for padding)`);
+  }
+  if (positions.length !== batch) {
+    throw new AdapterError(`ReFT positions has ${positions.length} rows but the batch has ${batch} examples`);
+  }
+  const mask = new Float32Array(batch * seq);
+  positions.forEach((row, b) => {
+    if (groups === 2 && row.length % 2 !== 0) {
+      throw new AdapterError(`ReFT positions row ${b} has ${row.length} entries; with separate first/last interventions it must be two halves of equal length`);
+    }
+    const half = row.length / groups;
+    for (const p of row.slice(group * half, (group + 1) * half)) {
+      if (p === -1) continue;
+      if (!Number.isInteger(p) || p < 0 || p >= seq) {
+        throw new AdapterError(`ReFT position ${p} in row ${b} is outside the sequence [0, ${seq}) (−1 marks padding)`);
+      }
+      mask[b * seq + p] = 1;
+    }
+  });
+  return tf.tensor3d(mask, [batch, seq, 1]);
+}
