@@ -6,7 +6,7 @@
  */
 import { DataError } from './errors.js';
 import { IGNORE_INDEX, type TokenizedExample } from './example.js';
-import { examplePositions, splitsInterventions, type ReftPositionSpec } from './reftPositions.js';
+import { examplePositions, type ReftPositionSpec } from './reftPositions.js';
 import { permutation } from './shuffle.js';
 
 export interface Batch {
@@ -15,14 +15,15 @@ export interface Batch {
   labels: number[][];
   promptLengths: number[];
   /**
-   * ReFT positions [batch][k], when every intervention uses the same positions (share_weights,
-   * `fN` or `lN`); -1 entries are padding. Absent for split `fN+lM` specs: see `interventionPositions`.
+   * ReFT positions [batch][k] (indices into each row; -1 = padding), the layout the model's
+   * `ctx.positions` takes: with two groups (`fN+lM` without shared weights) each row is the
+   * first group's slots followed by the second group's, two halves of equal length.
    */
   positions?: number[][];
   /**
-   * ReFT positions by group [group][batch][k]: one group, or two for `fN+lM` without shared
-   * weights (the first half of the interventions uses group 0, the second half group 1; see
-   * `groupOfIntervention`).
+   * The same positions by group [group][batch][k/groups]: one group, or two for `fN+lM`
+   * without shared weights (the first half of the interventions uses group 0, the second
+   * half group 1; see `groupOfIntervention`).
    */
   interventionPositions?: number[][][];
   /** Indices into the example list, for tracing a batch back to its rows. */
@@ -109,7 +110,8 @@ export function collate(examples: TokenizedExample[], opts: Pick<BatchOptions, '
       // A short prompt can give a different count (pyreft's shared branch); pad to the batch's k.
       return lists.map((l, b) => padTo(l, k, (spec.padMode ?? 'first') === 'first' ? -1 : Math.min(examples[b]!.promptLength, examples[b]!.inputIds.length - 1)));
     });
-    if (!splitsInterventions(spec)) batch.positions = batch.interventionPositions[0];
+    const grouped = batch.interventionPositions;
+    batch.positions = examples.map((_, b) => grouped.flatMap((g) => g[b]!));
   }
   return batch;
 }

@@ -15,6 +15,7 @@ import { DataError } from './errors.js';
 import { supervisedTokens, truncate, type TokenizedExample } from './example.js';
 import { FORMATS, type FormatName } from './formats/index.js';
 import { packExamples } from './packing.js';
+import { permutation } from './shuffle.js';
 import { readRows } from './sources/index.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -97,7 +98,7 @@ export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseD
   if (spec.packing && maxLength === undefined) {
     throw new DataError('data.packing needs data.max_length (the tokenizer has no model_max_length)');
   }
-  const stats: DatasetStats = { rows: rowSet.rows.length, examples: 0, truncated: 0, dropped: 0, tokens: 0, supervisedTokens: 0 };
+  let stats: DatasetStats = { rows: rowSet.rows.length, examples: 0, truncated: 0, dropped: 0, tokens: 0, supervisedTokens: 0 };
   let examples: TokenizedExample[] = [];
   rowSet.rows.forEach((row, i) => {
     const ctx = { tokenizer, format: spec.format, columns: spec.columns ?? {}, file: rowSet.file, where: rowSet.where(i) };
@@ -118,33 +119,68 @@ export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseD
     throw new DataError(`${rowSet.file}: none of the ${stats.rows} rows has a token to learn from${why} (every label is masked)`);
   }
   if (spec.packing) examples = packExamples(examples, maxLength!);
-  stats.examples = examples.length;
+  stats = countStats(examples, stats);
+  return datasetOf(examples, {
+    file: rowSet.file,
+    format: spec.format,
+    packed: spec.packing ?? false,
+    maxLength,
+    shuffle: spec.shuffle ?? true,
+    seed: spec.seed ?? 0,
+    padTokenId: tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0,
+    stats,
+  });
+}
+
+type DatasetMeta = Omit<LoadedDataset, 'examples' | 'batchesPerEpoch' | 'batches' | 'iterate'>;
+
+/** A LoadedDataset over `examples`, its batches drawn with the dataset's shuffle, seed and pad id. */
+function datasetOf(examples: TokenizedExample[], meta: DatasetMeta): LoadedDataset {
+  const full = (opts: DatasetBatchOptions, epoch?: number): BatchOptions => {
+    if (opts.reft && meta.packed) {
+      throw new DataError('ReFT positions need one prompt per example; turn off data.packing');
+    }
+    return { ...opts, padTokenId: meta.padTokenId, shuffle: meta.shuffle, seed: meta.seed, epoch };
+  };
+  return {
+    ...meta,
+    examples,
+    batchesPerEpoch: (opts) => batchesPerEpoch(examples.length, full(opts)),
+    batches: (opts) => makeBatches(examples, full(opts, opts.epoch)),
+    iterate: (opts, from) => iterateBatches(examples, full(opts), from),
+  };
+}
+
+function countStats(examples: TokenizedExample[], base: DatasetStats): DatasetStats {
+  const stats = { ...base, examples: examples.length, tokens: 0, supervisedTokens: 0 };
   for (const ex of examples) {
     stats.tokens += ex.inputIds.length;
     stats.supervisedTokens += supervisedTokens(ex);
   }
-  const shuffle = spec.shuffle ?? true;
-  const seed = spec.seed ?? 0;
-  const padTokenId = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
-  const packed = spec.packing ?? false;
-  const full = (opts: DatasetBatchOptions, epoch?: number): BatchOptions => {
-    if (opts.reft && packed) {
-      throw new DataError('ReFT positions need one prompt per example; turn off data.packing');
-    }
-    return { ...opts, padTokenId, shuffle, seed, epoch };
-  };
+  return stats;
+}
+
+/** Salt of the hold-out permutation, so it differs from every epoch's shuffle order. */
+const HOLDOUT_SALT = 0x5eed_e7a1;
+
+/**
+ * Hold out `fraction` of the examples for evaluation, chosen by a seeded permutation (the
+ * dataset's seed), so the same examples are held out on every machine and every resume.
+ * Both parts keep their original order; at least one example lands on each side.
+ */
+export function holdOut(ds: LoadedDataset, fraction: number): { train: LoadedDataset; eval: LoadedDataset } {
+  if (!(fraction > 0 && fraction < 1)) throw new DataError(`data.eval.split must be a fraction between 0 and 1, got ${fraction}`);
+  const n = ds.examples.length;
+  const count = Math.max(1, Math.round(n * fraction));
+  if (count >= n) {
+    throw new DataError(`${ds.file}: holding out ${fraction} of ${n} examples leaves none to train on`);
+  }
+  const held = new Set(permutation(n, ds.seed, HOLDOUT_SALT).slice(0, count));
+  const { examples, batchesPerEpoch: _a, batches: _b, iterate: _c, ...meta } = ds;
+  const train = examples.filter((_, i) => !held.has(i));
+  const evalPart = examples.filter((_, i) => held.has(i));
   return {
-    file: rowSet.file,
-    format: spec.format,
-    examples,
-    packed,
-    maxLength,
-    shuffle,
-    seed,
-    padTokenId,
-    stats,
-    batchesPerEpoch: (opts) => batchesPerEpoch(examples.length, full(opts)),
-    batches: (opts) => makeBatches(examples, full(opts, opts.epoch)),
-    iterate: (opts, from) => iterateBatches(examples, full(opts), from),
+    train: datasetOf(train, { ...meta, stats: countStats(train, meta.stats) }),
+    eval: datasetOf(evalPart, { ...meta, shuffle: false, stats: countStats(evalPart, meta.stats) }),
   };
 }

@@ -25,4 +25,4 @@ export {
   type BatchOptions,
   type DataPosition,
 } from './batching.js';
-export { loadDataset, type DatasetSpec, type LoadedDataset, type DatasetStats, type DatasetBatchOptions } from './dataset.js';
+export { loadDataset, holdOut, type DatasetSpec, type LoadedDataset, type DatasetStats, type DatasetBatchOptions } from './dataset.js';

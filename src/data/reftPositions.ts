@@ -46,9 +46,10 @@ export function parsePositions(spec: string): ParsedPositions {
   if (!m) {
     throw new DataError(`positions "${spec}" is not pyreft notation; valid: fN, lN or fN+lM (e.g. "f7+l7", "l1", "f3")`);
   }
-  if (m[1] !== undefined) return { firstN: Number(m[1]), lastN: Number(m[2]) };
-  if (m[3] !== undefined) return { firstN: Number(m[3]), lastN: 0 };
-  return { firstN: 0, lastN: Number(m[4]) };
+  const firstN = Number(m[1] ?? m[3] ?? 0);
+  const lastN = Number(m[2] ?? m[4] ?? 0);
+  if (firstN + lastN === 0) throw new DataError(`positions "${spec}" selects no token; use at least one, e.g. "l1"`);
+  return { firstN, lastN };
 }
 
 /** Whether the spec gives the two halves of the interventions different positions. */

@@ -38,10 +38,10 @@ describe('collate', () => {
     expect(b.positions).toEqual([[0, 1, 2, 9], [0, 1, 3, -1]]);
     expect(b.interventionPositions).toEqual([b.positions]);
   });
-  it('gives two groups for a split spec, padded to the same count across the batch', () => {
+  it('gives two groups for a split spec (rows: first half, second half), padded to the same count across the batch', () => {
     // Prompt 1 makes pyreft take its shared branch ([-1, -1] for both halves): k differs, so pad.
     const b = collate([ex(12, 10), ex(3, 1)], { padTokenId: 3, reft: { positions: 'f1+l1' } });
-    expect(b.positions).toBeUndefined();
+    expect(b.positions).toEqual([[0, -1, 9, -1], [-1, -1, -1, -1]]);
     expect(b.interventionPositions).toEqual([
       [[0, -1], [-1, -1]],
       [[9, -1], [-1, -1]],

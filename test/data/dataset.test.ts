@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fixture, repoRoot } from '../helpers.js';
 import { loadTokenizer, type Tokenizer } from '../../src/data/tokenizer.js';
-import { loadDataset } from '../../src/data/dataset.js';
+import { holdOut, loadDataset } from '../../src/data/dataset.js';
 import { IGNORE_INDEX } from '../../src/data/example.js';
 import { writeParquet } from './parquetWriter.js';
 
@@ -46,6 +46,25 @@ describe('the shipped datasets', () => {
     const [b] = ds.batches({ batchSize: 4, reft: { positions: 'f1+l1', shareWeights: true } });
     b!.promptLengths.forEach((p, i) => expect(b!.positions![i]).toEqual([0, p - 1]));
     expect(ds.batchesPerEpoch({ batchSize: 5 })).toBe(13);
+  });
+});
+
+describe('holdOut', () => {
+  it('holds out a seeded fraction, the same every time, disjoint from training', async () => {
+    const ds = await loadDataset({ path: 'datasets/alice_qa.jsonl', format: 'prompt_completion', seed: 9 }, tok, repoRoot);
+    const a = holdOut(ds, 0.25);
+    const b = holdOut(ds, 0.25);
+    expect(a.eval.examples.length).toBe(16);
+    expect(a.train.examples.length).toBe(48);
+    expect(a.eval.examples).toEqual(b.eval.examples);
+    const trainSet = new Set(a.train.examples);
+    expect(a.eval.examples.some((e) => trainSet.has(e))).toBe(false);
+    expect(a.eval.shuffle).toBe(false);
+    expect(a.train.stats.examples).toBe(48);
+    expect(a.train.batches({ batchSize: 16 }).length).toBe(3);
+    const other = holdOut(await loadDataset({ path: 'datasets/alice_qa.jsonl', format: 'prompt_completion', seed: 10 }, tok, repoRoot), 0.25);
+    expect(other.eval.examples).not.toEqual(a.eval.examples);
+    expect(() => holdOut(ds, 1)).toThrow(/fraction between 0 and 1/);
   });
 });
 

@@ -50,6 +50,7 @@ describe('parsePositions', () => {
     for (const bad of ['l1+f1', 'x3', 'f', '7', 'f-1', 'f1+']) {
       expect(() => parsePositions(bad)).toThrow(/is not pyreft notation; valid: fN, lN or fN\+lM/);
     }
+    expect(() => parsePositions('f0+l0')).toThrow(/selects no token/);
   });
 });
 
