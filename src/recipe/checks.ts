@@ -5,7 +5,12 @@
  * string, not a number, exactly as YAML says.
  */
 
-export type CheckResult<T> = { ok: true; value: T } | { ok: false; message: string };
+/**
+ * A failure's message is "expected …, got …". A `specific` one says more than what the value's
+ * shape should be (which list item is wrong, why a regex does not compile): combinators
+ * (`either`, `nullable`) pass it through instead of replacing it with their summary.
+ */
+export type CheckResult<T> = { ok: true; value: T } | { ok: false; message: string; specific?: boolean };
 export type Check<T> = (value: unknown) => CheckResult<T>;
 
 const ok = <T>(value: T): CheckResult<T> => ({ ok: true, value });
@@ -62,7 +67,9 @@ export function either<A, B>(what: string, a: Check<A>, b: Check<B>): Check<A | 
     const ra = a(v);
     if (ra.ok) return ra;
     const rb = b(v);
-    return rb.ok ? rb : expected(what, v);
+    if (rb.ok) return rb;
+    const specific = [ra, rb].find((r) => !r.ok && r.specific);
+    return specific ?? expected(what, v);
   };
 }
 
@@ -70,7 +77,7 @@ export function nullable<T>(check: Check<T>, what: string): Check<T | null> {
   return (v) => {
     if (v === null) return ok(null);
     const r = check(v);
-    return r.ok ? r : expected(`${what} or null`, v);
+    return r.ok || r.specific ? r : expected(`${what} or null`, v);
   };
 }
 
@@ -86,13 +93,13 @@ export function listOf<T>(what: string, item: Check<T>, opts: { unique?: boolean
     const out: T[] = [];
     for (let i = 0; i < v.length; i++) {
       const r = item(v[i]);
-      if (!r.ok) return { ok: false, message: `expected ${what}; item ${i}: ${r.message}` };
+      if (!r.ok) return { ok: false, message: `expected ${what}; item ${i}: ${r.message}`, specific: true };
       out.push(r.value);
     }
     if (opts.unique) {
       const seen = new Set<unknown>();
       for (const x of out) {
-        if (seen.has(x)) return { ok: false, message: `expected ${what} without repeats; ${describeValue(x)} appears twice` };
+        if (seen.has(x)) return { ok: false, message: `expected ${what} without repeats; ${describeValue(x)} appears twice`, specific: true };
         seen.add(x);
       }
     }

@@ -65,6 +65,7 @@ export const LORA_DEFAULTS: LoraAdapterConfig = {
   lora_alpha: 8,
   lora_dropout: 0.0,
   target_modules: null,
+  exclude_modules: null,
   layers_to_transform: null,
   use_rslora: false,
   use_dora: false,
@@ -82,6 +83,7 @@ export const REFT_DEFAULTS: ReftAdapterConfig = {
   dropout: 0.0,
   act_fn: null,
   component: 'block_output',
+  add_bias: false,
 };
 
 export const DATA_DEFAULTS: DataDefaults = {

@@ -4,4 +4,3 @@ export { loadRecipe, type LoadRecipeOptions } from './load.js';
 export { recipeDefaults, type RecipeDefaults } from './defaults.js';
 export { renderRecipeYaml, renderDefaultsYaml, type RenderOptions } from './render.js';
 export { RecipeError, formatIssue, type RecipeIssue, type SourceLocation } from './errors.js';
-export { parsePositions, type PositionSpec } from './positions.js';

@@ -107,6 +107,23 @@ const oneIndexAsList: Check<number[]> = (v) => {
   return r.ok ? { ok: true, value: [r.value] } : r;
 };
 
+const MODULES_WANTED = 'a list of module names, "all-linear", or a regular expression';
+
+/** PEFT's target_modules: a list of names (suffix match), or one string: "all-linear" or a regex (full match). */
+const moduleSelector: Check<string[] | string> = either(
+  MODULES_WANTED,
+  listOf('a list of module names', nonEmptyString, { unique: true, nonEmpty: true }),
+  (v) => {
+    if (typeof v !== 'string' || v === '') return expected(MODULES_WANTED, v);
+    try {
+      new RegExp(v);
+      return { ok: true, value: v };
+    } catch (err) {
+      return { ok: false, message: `expected ${MODULES_WANTED}; ${JSON.stringify(v)} is not a valid regular expression (${(err as Error).message})`, specific: true };
+    }
+  },
+);
+
 const quantization: SectionSpec = {
   kind: 'section',
   doc: 'Frozen base weights quantised to 4 bits (QLoRA); null keeps them in full precision. Saves ~70% of weight memory.',
@@ -144,9 +161,10 @@ const adapter: AdapterSpec = {
     lora_alpha: leaf(positiveNumber, 'scaling numerator: the update is scaled by lora_alpha / r (usually alpha = r or 2·r)'),
     lora_dropout: leaf(dropoutRate, 'dropout on the adapter’s input during training'),
     target_modules: leaf(
-      nullable(either('a list of module names or "all-linear"', listOf('a list of module names', nonEmptyString, { unique: true, nonEmpty: true }), literal('all-linear', '"all-linear"')), 'a list of module names or "all-linear"'),
-      'module names to adapt (e.g. [q_proj, v_proj]), "all-linear" (every linear but lm_head), or null = PEFT’s default for the family',
+      nullable(moduleSelector, MODULES_WANTED),
+      'modules to adapt: names (e.g. [q_proj, v_proj]), "all-linear" (every linear but lm_head), a regex on full names, or null = PEFT’s default for the family',
     ),
+    exclude_modules: leaf(nullable(moduleSelector, MODULES_WANTED), 'modules never adapted, given like target_modules; null = none'),
     layers_to_transform: leaf(nullable(either('a list of layer indices or one index', layerIndices, oneIndexAsList), 'a list of layer indices'), 'decoder layer indices to adapt (PEFT also takes one index); null = all'),
     use_rslora: leaf(bool, 'rank-stabilised scaling lora_alpha / sqrt(r) (helps at large r)'),
     use_dora: leaf(bool, 'DoRA: also learn a per-output magnitude; better at low rank, slower'),
@@ -161,6 +179,7 @@ const adapter: AdapterSpec = {
     dropout: leaf(dropoutRate, 'dropout inside the intervention during training'),
     act_fn: leaf(nullable(enumOf(REFT_ACT_FNS), `one of ${REFT_ACT_FNS.join(' | ')}`), 'activation on the learned source Wh + b; null = identity'),
     component: leaf(literal('block_output', '"block_output" (the residual stream leaving a layer)'), 'where in the layer: "block_output" (the residual stream leaving it)'),
+    add_bias: leaf(bool, 'NoReFT only: a bias on its projection'),
   },
 };
 

@@ -45,8 +45,14 @@ export interface LoraAdapterConfig {
   r: number;
   lora_alpha: number;
   lora_dropout: number;
-  /** Module names (suffixes, as PEFT matches them), 'all-linear', or null = PEFT's default for the family. */
-  target_modules: string[] | 'all-linear' | null;
+  /**
+   * A list of module names (matched as name suffixes, as PEFT does), 'all-linear', another string
+   * = a regular expression the full module name must match (PEFT's re.fullmatch), or null = PEFT's
+   * default for the model family.
+   */
+  target_modules: string[] | string | null;
+  /** Modules never adapted, matched as target_modules (list by suffix, string as a regex); null = none. */
+  exclude_modules: string[] | string | null;
   /** Decoder layer indices to adapt; null = all layers. */
   layers_to_transform: number[] | null;
   use_rslora: boolean;
@@ -57,7 +63,7 @@ export interface LoraAdapterConfig {
 }
 
 /** Activation functions pyreft accepts for `act_fn` (names from transformers' ACT2FN). */
-export const REFT_ACT_FNS = ['linear', 'relu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh', 'silu', 'swish', 'sigmoid', 'tanh'] as const;
+export const REFT_ACT_FNS = ['linear', 'relu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', 'silu', 'swish', 'sigmoid', 'tanh'] as const;
 export type ReftActFn = (typeof REFT_ACT_FNS)[number];
 
 /** ReFT interventions as pyreft names their settings. */
@@ -73,6 +79,8 @@ export interface ReftAdapterConfig {
   /** null = identity (pyreft's default, same as 'linear'). */
   act_fn: ReftActFn | null;
   component: 'block_output';
+  /** NoReFT only: a bias on its projection P (pyreft's add_bias). */
+  add_bias: boolean;
 }
 
 export type AdapterConfig = LoraAdapterConfig | ReftAdapterConfig;

@@ -160,6 +160,9 @@ function crossChecks(ctx: Ctx, r: ValidatedRecipe): void {
   if (ev && (ev.path === null) === (ev.split === null)) {
     report(ctx, ['data', 'eval'], `give exactly one of path (an evaluation file) or split (a fraction of the training data)${ev.path !== null ? ', not both' : ''}; or set data.eval: null for no evaluation`);
   }
+  if (r.adapter.type !== 'lora' && r.adapter.add_bias && r.adapter.type !== 'noreft') {
+    report(ctx, ['adapter', 'add_bias'], `add_bias applies to noreft only (loreft and direft have no bias of their own); adapter.type is ${r.adapter.type}`);
+  }
   const t = r.training;
   if (t.warmup_steps > 0 && t.warmup_ratio > 0) {
     report(ctx, ['training', 'warmup_ratio'], `give warmup_steps (${t.warmup_steps}) or warmup_ratio (${t.warmup_ratio}), not both`);

@@ -8,8 +8,8 @@ import { MINIMAL, project } from './setup.js';
 
 const TRAINING_KEYS =
   'epochs, max_steps, batch_size, gradient_accumulation_steps, learning_rate, weight_decay, adam_betas, adam_eps, lr_scheduler, warmup_steps, warmup_ratio, max_grad_norm, seed, save_every_steps, eval_every_steps';
-const LOREFT_KEYS = 'type, rank, layers, positions, share_weights, dropout, act_fn, component';
-const LORA_KEYS = 'type, r, lora_alpha, lora_dropout, target_modules, layers_to_transform, use_rslora, use_dora, init_lora_weights, bias';
+const LOREFT_KEYS = 'type, rank, layers, positions, share_weights, dropout, act_fn, component, add_bias';
+const LORA_KEYS = 'type, r, lora_alpha, lora_dropout, target_modules, exclude_modules, layers_to_transform, use_rslora, use_dora, init_lora_weights, bias';
 
 /** MINIMAL plus more lines; MINIMAL is 4 lines, so the first added line is line 5. */
 const withLines = (text: string): string => MINIMAL + text;
@@ -112,7 +112,10 @@ describe('recipe errors name file:line, key path and what is valid', () => {
       'recipes/x.yaml:7: adapter.layers: expected a list of layer indices or "all", got "0,2"',
     );
     expect(p.error(withLines('adapter:\n  type: direft\n  layers: [0, 2, 0]\n'))).toBe(
-      'recipes/x.yaml:7: adapter.layers: expected a list of layer indices or "all", got a list [0,2,0]',
+      'recipes/x.yaml:7: adapter.layers: expected a list of layer indices (integers ≥ 0) without repeats; 0 appears twice',
+    );
+    expect(p.error(withLines('adapter:\n  type: direft\n  layers: [0, two]\n'))).toBe(
+      'recipes/x.yaml:7: adapter.layers: expected a list of layer indices (integers ≥ 0); item 1: expected an integer ≥ 0, got "two"',
     );
   });
 
@@ -130,9 +133,18 @@ describe('recipe errors name file:line, key path and what is valid', () => {
     );
   });
 
-  it('target_modules empty', () => {
+  it('target_modules empty, or a regex that does not compile', () => {
     expect(p.error(withLines('adapter:\n  target_modules: []\n'))).toBe(
-      'recipes/x.yaml:6: adapter.target_modules: expected a list of module names or "all-linear" or null, got a list []',
+      'recipes/x.yaml:6: adapter.target_modules: expected a list of module names, "all-linear", or a regular expression or null, got a list []',
+    );
+    expect(p.error(withLines('adapter:\n  target_modules: "(q|v_proj"\n'))).toBe(
+      'recipes/x.yaml:6: adapter.target_modules: expected a list of module names, "all-linear", or a regular expression; "(q|v_proj" is not a valid regular expression (Invalid regular expression: /(q|v_proj/: Unterminated group)',
+    );
+  });
+
+  it('add_bias belongs to NoReFT', () => {
+    expect(p.error(withLines('adapter:\n  type: loreft\n  add_bias: true\n'))).toBe(
+      'recipes/x.yaml:7: adapter.add_bias: add_bias applies to noreft only (loreft and direft have no bias of their own); adapter.type is loreft',
     );
   });
 

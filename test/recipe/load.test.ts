@@ -16,7 +16,7 @@ describe('defaults', () => {
     const expected: Recipe = {
       model: { path: path.join(recipes, 'models/tiny'), backend: 'auto', precision: 'fp32', quantization: null, activation_checkpointing: false },
       adapter: {
-        type: 'lora', r: 8, lora_alpha: 8, lora_dropout: 0, target_modules: null, layers_to_transform: null,
+        type: 'lora', r: 8, lora_alpha: 8, lora_dropout: 0, target_modules: null, exclude_modules: null, layers_to_transform: null,
         use_rslora: false, use_dora: false, init_lora_weights: true, bias: 'none',
       },
       data: {
@@ -54,7 +54,7 @@ describe('defaults', () => {
   it('the printed defaults comment every key and show the optional sections and ReFT keys', () => {
     const lines = renderDefaultsYaml().split('\n');
     const keyLines = lines.map((l, i) => [l, i] as const).filter(([l]) => /^\s*[a-z_]+:/.test(l));
-    expect(keyLines.length).toBe(6 + 5 + 10 + 8 + 15 + 3 + 2);
+    expect(keyLines.length).toBe(6 + 5 + 11 + 8 + 15 + 3 + 2);
     for (const [line, i] of keyLines) expect(lines[i - 1], `comment above "${line}"`).toMatch(/^\s*#/);
     const text = lines.join('\n');
     expect(text).toContain('#   rank: 4 # rank of the subspace');
@@ -65,7 +65,7 @@ describe('defaults', () => {
 
   it('ReFT adapters get pyreft defaults and export pyreft', () => {
     const r = p.load(MINIMAL + 'adapter:\n  type: direft\n');
-    expect(r.adapter).toEqual({ type: 'direft', rank: 4, layers: 'all', positions: 'f1+l1', share_weights: false, dropout: 0, act_fn: null, component: 'block_output' });
+    expect(r.adapter).toEqual({ type: 'direft', rank: 4, layers: 'all', positions: 'f1+l1', share_weights: false, dropout: 0, act_fn: null, component: 'block_output', add_bias: false });
     expect(r.output.export).toEqual(['pyreft']);
   });
 
@@ -95,13 +95,14 @@ describe('--set overrides', () => {
       'training.lr_scheduler=cosine',
       'model.quantization={type: nf4, blocksize: 128}',
       'adapter.target_modules=[q_proj, v_proj]',
+      'adapter.exclude_modules=.*layers\\.0\\..*',
     ]);
     expect(r.training.learning_rate).toBe(3e-4);
     expect(r.training.adam_betas).toEqual([0.8, 0.99]);
     expect(r.training.max_grad_norm).toBeNull();
     expect(r.training.lr_scheduler).toBe('cosine');
     expect(r.model.quantization).toEqual({ type: 'nf4', blocksize: 128, double_quant: true });
-    expect(r.adapter).toMatchObject({ target_modules: ['q_proj', 'v_proj'] });
+    expect(r.adapter).toMatchObject({ target_modules: ['q_proj', 'v_proj'], exclude_modules: '.*layers\\.0\\..*' });
   });
 
   it('a nested key under a null section creates it; a later flag wins over an earlier one and over the file', () => {
@@ -112,7 +113,7 @@ describe('--set overrides', () => {
 
   it('switching to ReFT by flags, with layers and positions', () => {
     const r = p.load(MINIMAL, ['adapter.type=loreft', 'adapter.layers=[0,2]', 'adapter.positions=f7+l7', 'adapter.act_fn=gelu']);
-    expect(r.adapter).toEqual({ type: 'loreft', rank: 4, layers: [0, 2], positions: 'f7+l7', share_weights: false, dropout: 0, act_fn: 'gelu', component: 'block_output' });
+    expect(r.adapter).toEqual({ type: 'loreft', rank: 4, layers: [0, 2], positions: 'f7+l7', share_weights: false, dropout: 0, act_fn: 'gelu', component: 'block_output', add_bias: false });
   });
 
   it('an override is applied before validation: it can fix a bad value in the file', () => {

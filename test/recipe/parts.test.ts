@@ -1,6 +1,6 @@
 /** The small parts: pyreft position notation and the did-you-mean distance. */
 import { describe, expect, it } from 'vitest';
-import { parsePositions } from '../../src/recipe/index.js';
+import { parsePositions } from '../../src/recipe/positions.js';
 import { closest, editDistance } from '../../src/recipe/suggest.js';
 
 describe('parsePositions (pyreft notation)', () => {
