@@ -79,7 +79,8 @@ const OPCODE_NAMES: Record<number, string> = {
 /**
  * Run a pickle through the safe machine. `label` names the file in errors.
  */
-export function safeUnpickle(bytes: Uint8Array, label: string): PickleValue {
+export function safeUnpickle(input: Uint8Array, label: string): PickleValue {
+  const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength); // Buffer.slice would not copy
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   let stack: StackItem[] = [];

@@ -48,7 +48,11 @@ export class ZipReader {
   private view: DataView;
 
   /** `label` names the archive in error messages (usually its path). */
-  constructor(readonly bytes: Uint8Array, readonly label = 'zip archive') {
+  readonly bytes: Uint8Array;
+
+  constructor(bytes: Uint8Array, readonly label = 'zip archive') {
+    // A Node Buffer's slice() is a view, not a copy: work on a plain Uint8Array.
+    this.bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.parseDirectory();
   }
