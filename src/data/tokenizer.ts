@@ -95,6 +95,8 @@ class LoadedTokenizer implements Tokenizer {
   /** Fix-ups where the config's add_bos/eos_token flags disagree with tokenizer.json's post-processor. */
   private prependBos = false;
   private appendEos = false;
+  private dropBos = false;
+  private dropEos = false;
 
   constructor(
     private readonly hf: HfTokenizer,
@@ -137,8 +139,11 @@ class LoadedTokenizer implements Tokenizer {
     const special = this.hf.encode(probe, { add_special_tokens: true }).ids;
     const addsBos = this.bosTokenId !== undefined && special.length > plain.length && special[0] === this.bosTokenId;
     const addsEos = this.eosTokenId !== undefined && special.length > plain.length && special[special.length - 1] === this.eosTokenId;
-    if (this.config.add_bos_token === true && !addsBos && this.bosTokenId !== undefined) this.prependBos = true;
-    if (this.config.add_eos_token === true && !addsEos && this.eosTokenId !== undefined) this.appendEos = true;
+    const { add_bos_token: bos, add_eos_token: eos } = this.config;
+    this.prependBos = bos === true && !addsBos && this.bosTokenId !== undefined;
+    this.dropBos = bos === false && addsBos;
+    this.appendEos = eos === true && !addsEos && this.eosTokenId !== undefined;
+    this.dropEos = eos === false && addsEos;
   }
 
   encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
@@ -146,7 +151,9 @@ class LoadedTokenizer implements Tokenizer {
     const ids = this.hf.encode(text, { add_special_tokens: add }).ids;
     if (!add) return ids;
     if (this.prependBos) ids.unshift(this.bosTokenId!);
+    if (this.dropBos && ids[0] === this.bosTokenId) ids.shift();
     if (this.appendEos) ids.push(this.eosTokenId!);
+    if (this.dropEos && ids[ids.length - 1] === this.eosTokenId) ids.pop();
     return ids;
   }
 

@@ -78,6 +78,10 @@ describe('CSV (RFC 4180)', () => {
     const f = await put('d.csv', 'a,b\n,""\n1,2');
     expect((await readRows(f)).rows).toEqual([{ a: '', b: '' }, { a: '1', b: '2' }]);
   });
+  it('keeps a quoted empty value in a one-column file but skips blank lines', async () => {
+    const f = await put('d.csv', 'text\n""\n\nx\n');
+    expect((await readRows(f)).rows).toEqual([{ text: '' }, { text: 'x' }]);
+  });
   it('names the line of a record with the wrong number of fields', async () => {
     const f = await put('d.csv', 'a,b\n1,2\n1,2,3\n');
     await expect(readRows(f)).rejects.toThrow(/d\.csv:3: 3 fields, but the header has 2 \(a, b\)/);

@@ -75,6 +75,27 @@ describe('loadTokenizer flags and templates', () => {
     expect(tok.applyChatTemplate([{ role: 'user', content: 'hi' }])).toBe('<|im_start|>hi<|endoftext|>');
   });
 
+  it('drops the BOS a post-processor adds when add_bos_token is false, as transformers rebuilds it', async () => {
+    const d = await variant((c) => {
+      c.bos_token = '<|im_start|>';
+      c.add_bos_token = false;
+    });
+    const tj = JSON.parse(readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
+    tj.post_processor = {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<|im_start|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      special_tokens: { '<|im_start|>': { id: '<|im_start|>', ids: [1], tokens: ['<|im_start|>'] } },
+    };
+    await fs.writeFile(path.join(d, 'tokenizer.json'), JSON.stringify(tj));
+    expect((await loadTokenizer(d)).encode(ref.samples[0]!)).toEqual(ref.ids[0]);
+    // Without the flag, the post-processor's BOS stays.
+    const config = JSON.parse(readFileSync(path.join(d, 'tokenizer_config.json'), 'utf8'));
+    delete config.add_bos_token;
+    await fs.writeFile(path.join(d, 'tokenizer_config.json'), JSON.stringify(config));
+    expect((await loadTokenizer(d)).encode(ref.samples[0]!)).toEqual([1, ...ref.ids[0]!]);
+  });
+
   it('reads chat_template.jinja when the config has none', async () => {
     const d = await variant((c) => delete c.chat_template);
     await fs.writeFile(path.join(d, 'chat_template.jinja'), '{% for m in messages %}[{{ m.role }}]{% endfor %}');

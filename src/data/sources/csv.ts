@@ -25,9 +25,10 @@ function records(text: string, file: string): Record_[] {
     quotedField = false;
   };
   const endRecord = () => {
+    const blank = fields.length === 0 && field === '' && !quotedField;
     endField();
-    // A blank line (a single empty unquoted field) is not a record.
-    if (!(fields.length === 1 && fields[0] === '')) out.push({ fields, line: recordLine });
+    // A blank line (a single empty unquoted field) is not a record; `""` alone is.
+    if (!blank) out.push({ fields, line: recordLine });
     fields = [];
   };
   while (i < text.length) {
