@@ -44,20 +44,20 @@ describe('typetune recipe', () => {
     expect(io.err).toEqual([]);
   });
 
-  it('--check of a bad recipe prints every problem and exits 1', async () => {
+  it('--check of a bad recipe prints every problem and exits 2', async () => {
     const file = p.write(MINIMAL + 'training:\n  lerning_rate: 1e-4\n', 'bad.yaml');
     const errors: string[] = [];
     vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (errors.push(String(chunk)), true));
     await yargs().command(recipeCommand).strict().parseAsync(['recipe', '--check', `${p.root}/${file}`, '--set', 'training.epochs=0']);
-    expect(process.exitCode).toBe(1);
+    expect(process.exitCode).toBe(2);
     expect(errors.join('')).toMatch(
-      new RegExp(`^2 problems in the recipe:\\n  ${p.root}/recipes/bad\\.yaml:6: training\\.lerning_rate: unknown key; did you mean learning_rate\\?.*\\n  --set training\\.epochs=0: training\\.epochs: expected a positive integer, got 0\\n$`),
+      new RegExp(`^error: 2 problems in the recipe:\\n  ${p.root}/recipes/bad\\.yaml:6: training\\.lerning_rate: unknown key; did you mean learning_rate\\?.*\\n  --set training\\.epochs=0: training\\.epochs: expected a positive integer, got 0\\n$`),
     );
   });
 
   it('neither flag: says what to give, exit 2', () => {
     const io = capture();
     expect(runRecipeCommand({}, io.stdout, io.stderr)).toBe(2);
-    expect(io.err.join('')).toBe('typetune recipe: give --print-defaults, or --check FILE\n');
+    expect(io.err.join('')).toBe('error: typetune recipe: give --print-defaults, or --check FILE\n');
   });
 });

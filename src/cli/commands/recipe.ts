@@ -16,14 +16,14 @@ interface Output {
   write(text: string): unknown;
 }
 
-/** The command's work, apart from yargs: returns the exit code. */
+/** The command's work, apart from yargs: returns the exit code (2 for bad input, as every typetune command). */
 export function runRecipeCommand(args: RecipeArgs, stdout: Output = process.stdout, stderr: Output = process.stderr): number {
   if (args['print-defaults']) {
     stdout.write(renderDefaultsYaml());
     return 0;
   }
   if (args.check === undefined) {
-    stderr.write('typetune recipe: give --print-defaults, or --check FILE\n');
+    stderr.write('error: typetune recipe: give --print-defaults, or --check FILE\n');
     return 2;
   }
   try {
@@ -32,8 +32,8 @@ export function runRecipeCommand(args: RecipeArgs, stdout: Output = process.stdo
     return 0;
   } catch (err) {
     if (!(err instanceof RecipeError)) throw err;
-    stderr.write(`${err.message}\n`);
-    return 1;
+    stderr.write(`error: ${err.message}\n`);
+    return 2;
   }
 }
 
