@@ -176,7 +176,17 @@ export function holdOut(ds: LoadedDataset, fraction: number): { train: LoadedDat
     throw new DataError(`${ds.file}: holding out ${fraction} of ${n} examples leaves none to train on`);
   }
   const held = new Set(permutation(n, ds.seed, HOLDOUT_SALT).slice(0, count));
-  const { examples, batchesPerEpoch: _a, batches: _b, iterate: _c, ...meta } = ds;
+  const { examples } = ds;
+  const meta: DatasetMeta = {
+    file: ds.file,
+    format: ds.format,
+    packed: ds.packed,
+    maxLength: ds.maxLength,
+    shuffle: ds.shuffle,
+    seed: ds.seed,
+    padTokenId: ds.padTokenId,
+    stats: ds.stats,
+  };
   const train = examples.filter((_, i) => !held.has(i));
   const evalPart = examples.filter((_, i) => held.has(i));
   return {
