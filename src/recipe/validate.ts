@@ -32,7 +32,10 @@ let keyPathIndex: string[] | undefined;
 
 /** "did you mean …": an alias, the nearest valid key, or the same key in another section. */
 function suggestion(key: string, valid: readonly string[], aliases: Record<string, string> = {}): string | undefined {
-  if (aliases[key]) return aliases[key];
+  const alias = aliases[key];
+  // An alias names a key of this level, or (dotted) of another section; the adapter's aliases
+  // cover both families, so one naming the other family's key is no help here.
+  if (alias && (valid.includes(alias) || alias.includes('.'))) return alias;
   const near = closest(key, valid);
   if (near.length > 0) return near.join(' or ');
   keyPathIndex ??= allKeyPaths();

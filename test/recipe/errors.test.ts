@@ -42,6 +42,12 @@ describe('recipe errors name file:line, key path and what is valid', () => {
     );
   });
 
+  it("the adapter's aliases suggest only keys of the recipe's adapter type", () => {
+    expect(p.error(withLines('adapter:\n  lora_r: 8\n'))).toMatch(/^recipes\/x\.yaml:6: adapter\.lora_r: unknown key; did you mean r\?/);
+    expect(p.error(withLines('adapter:\n  type: loreft\n  low_rank_dimension: 8\n'))).toMatch(/^recipes\/x\.yaml:7: adapter\.low_rank_dimension: unknown key; did you mean rank\?/);
+    expect(p.error(withLines('adapter:\n  type: loreft\n  lora_r: 8\n'))).toMatch(/^recipes\/x\.yaml:7: adapter\.lora_r: unknown key\. Valid keys in adapter \(type loreft\)/);
+  });
+
   it('a key of another section points to that section', () => {
     expect(p.error('model:\n  path: models/tiny\n  learning_rate: 1e-4\ndata:\n  path: data/train.jsonl\n')).toMatch(
       /^recipes\/x\.yaml:3: model\.learning_rate: unknown key; did you mean training\.learning_rate\? Valid keys in model: path, backend/,
