@@ -26,10 +26,11 @@ export const NF4_CODE: Float32Array = Float32Array.from([
 
 /**
  * FP4 (1 sign, 2 exponent, 1 mantissa bit) in bit-pattern order, normalised by its
- * largest magnitude (12) in float32 as `get_4bit_type('fp4')` does. Code 8 is −0.
+ * largest magnitude (12) in float32 as `get_4bit_type('fp4')` does. Code 8 is +0 here:
+ * bitsandbytes writes it as Python's integer `-0`, which is 0 (its kernel decodes −0).
  */
 export const FP4_CODE: Float32Array = (() => {
-  const raw = [0, 0.0625, 8, 12, 4, 6, 2, 3, -0, -0.0625, -8, -12, -4, -6, -2, -3];
+  const raw = [0, 0.0625, 8, 12, 4, 6, 2, 3, 0, -0.0625, -8, -12, -4, -6, -2, -3];
   return Float32Array.from(raw, (v) => f32(v / 12));
 })();
 
