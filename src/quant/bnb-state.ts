@@ -62,12 +62,11 @@ export function toBnbStateDict(name: string, q: Quantized4bit): Record<string, T
     [name]: { dtype: 'U8', shape: [q.packed.length, 1], data: q.packed },
   };
   const a = q.absmax;
-  if (a.kind === 'plain') {
-    out[`${name}.absmax`] = { dtype: 'F32', shape: [a.values.length], data: a.values };
-    out[`${name}.quant_map`] = { dtype: 'F32', shape: [16], data: q.code };
-  } else {
-    out[`${name}.absmax`] = { dtype: 'U8', shape: [a.quantized.length], data: a.quantized };
-    out[`${name}.quant_map`] = { dtype: 'F32', shape: [16], data: q.code };
+  out[`${name}.absmax`] = a.kind === 'plain'
+    ? { dtype: 'F32', shape: [a.values.length], data: a.values }
+    : { dtype: 'U8', shape: [a.quantized.length], data: a.quantized };
+  out[`${name}.quant_map`] = { dtype: 'F32', shape: [16], data: q.code };
+  if (a.kind === 'nested') {
     out[`${name}.nested_absmax`] = { dtype: 'F32', shape: [a.nestedAbsmax.length], data: a.nestedAbsmax };
     out[`${name}.nested_quant_map`] = { dtype: 'F32', shape: [256], data: a.nestedCode };
   }
