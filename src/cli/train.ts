@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/**
+ * `train --recipe FILE [--set key=value …] [--resume [DIR]] [--json]`: runs a recipe with
+ * the Trainer. Progress goes to stderr; `--json` adds one JSON object per event on stdout.
+ * Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint, prints the command
+ * that resumes, and exits 130 (143).
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { Trainer } from '../train/trainer.js';
+import { attachReporter } from '../train/progress.js';
+import { reportError } from './run.js';
+
+export async function trainCli(argv: string[]): Promise<number> {
+  const args = await yargs(argv)
+    .scriptName('train')
+    .usage('$0 --recipe FILE [--set key=value …] [--resume [DIR]] [--json]')
+    .option('recipe', { type: 'string', demandOption: true, describe: 'recipe YAML file, e.g. recipes/lora.yaml' })
+    .option('set', { type: 'string', array: true, default: [] as string[], describe: 'override a recipe key, e.g. --set training.max_steps=20 (repeatable)' })
+    .option('resume', { type: 'string', describe: 'continue from a checkpoint folder, or a run folder\'s newest (default: the newest in output.dir)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object per event on stdout' })
+    .example('$0 --recipe recipes/loreft.yaml', 'train as the recipe says')
+    .example('$0 --recipe recipes/lora.yaml --set training.max_steps=20 --resume', 'continue the last run')
+    .strict()
+    .fail((msg, err) => {
+      if (err) throw err;
+      process.stderr.write(`error: ${msg} (see train --help)\n`);
+      process.exit(2);
+    })
+    .help()
+    .version(false)
+    .parseAsync();
+  const recipe = args.recipe;
+  if (!recipe) {
+    process.stderr.write('error: --recipe needs a file name (see train --help)\n');
+    return 2;
+  }
+  let trainer: Trainer;
+  try {
+    trainer = await Trainer.fromRecipe(recipe, args.set);
+  } catch (err) {
+    // Setting up reads the user's recipe, model, data and backend: what fails here is their input.
+    if (process.env.TYPETUNE_DEBUG) throw err;
+    process.stderr.write(`error: ${(err as Error).message ?? String(err)}\n`);
+    return 2;
+  }
+  attachReporter(trainer, { json: args.json, err: process.stderr, out: process.stdout, everySteps: trainer.recipe.logging.every_steps });
+  // `--resume` alone arrives as '' (latest checkpoint in output.dir).
+  const resume = args.resume === undefined ? undefined : args.resume === '' ? true : args.resume;
+  const summary = await trainer.train({ resume });
+  trainer.dispose();
+  if (summary.interrupted) return summary.interrupted === 'SIGINT' ? 130 : 143;
+  return 0;
+}
+
+function isMain(): boolean {
+  try {
+    return realpathSync(process.argv[1] ?? '') === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  trainCli(hideBin(process.argv)).then((code) => process.exit(code), reportError);
+}

@@ -1,0 +1,216 @@
+/**
+ * Training checkpoints: everything a run needs to continue as if it had never stopped,
+ * in `<output.dir>/checkpoint-<step>/`, written as one atomic folder swap:
+ *
+ *   adapter_state.safetensors   the trainable variables (f32, keyed by export name)
+ *   optimizer.safetensors       AdamW's `exp_avg.<name>` and `exp_avg_sq.<name>`; step in metadata
+ *   trainer_state.json          step, data position, schedule, RNG states, loss history
+ *   recipe.yaml                 the resolved recipe the run was started with
+ *
+ * Floats go through safetensors and JSON unchanged (f32 bits; JSON doubles round-trip), so a
+ * resumed run computes exactly what the uninterrupted one would have.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { parse as yamlParse, stringify as toYaml } from 'yaml';
+import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
+import { encodeSafetensors, SafetensorsFile, type TensorToWrite } from '../io/safetensors.js';
+import type { AdamWMoments, AdamWState } from './adamw.js';
+import type { ScheduleState } from './schedule.js';
+
+export const CHECKPOINT_PREFIX = 'checkpoint-';
+export const TRAINER_STATE_FILE = 'trainer_state.json';
+export const ADAPTER_STATE_FILE = 'adapter_state.safetensors';
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export const RECIPE_FILE = 'recipe.yaml';
+const FORMAT_VERSION = 1;
+
+/** Where the data stream stands: the next batch is batch `index` of epoch `epoch`. */
+export interface DataCursor {
+  epoch: number;
+  index: number;
+}
+
+export interface TrainerState {
+  /** Optimizer steps completed. */
+  step: number;
+  totalSteps: number;
+  /** The next micro-batch to train on. */
+  data: DataCursor;
+  schedule: ScheduleState;
+  /** Generator states: the adapter's dropout stream. */
+  rng: { adapter: number[] };
+  /** Loss of every completed step, in order (so a resumed run reports the whole history). */
+  losses: number[];
+  evalLosses: Array<{ step: number; loss: number }>;
+  /** Real tokens trained on so far. */
+  tokens: number;
+}
+
+export interface CheckpointContents {
+  state: TrainerState;
+  /** Variable values by export name. */
+  adapter: Map<string, { shape: number[]; data: Float32Array }>;
+  optimizer: AdamWState;
+  /** The recipe, as saved (a plain object). */
+  recipe: unknown;
+}
+
+/** A problem with a checkpoint folder, naming the file. */
+export class CheckpointError extends Error {
+  /** Bad input, not a bug: the CLI prints the message alone. */
+  readonly userFacing = true;
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'CheckpointError';
+  }
+}
+
+export function checkpointDir(runDir: string, step: number): string {
+  return path.join(runDir, `${CHECKPOINT_PREFIX}${step}`);
+}
+
+/** Write a checkpoint folder atomically; an existing one for the same step is replaced whole. */
+export async function saveCheckpoint(dir: string, c: CheckpointContents): Promise<void> {
+  const adapter: Record<string, TensorToWrite> = {};
+  for (const [name, t] of c.adapter) adapter[name] = { dtype: 'F32', shape: t.shape, data: t.data };
+  const optimizer: Record<string, TensorToWrite> = {};
+  for (const [name, m] of c.optimizer.moments) {
+    optimizer[`exp_avg.${name}`] = { dtype: 'F32', shape: m.shape, data: m.m };
+    optimizer[`exp_avg_sq.${name}`] = { dtype: 'F32', shape: m.shape, data: m.v };
+  }
+  await writeDirAtomic(dir, async (tmp) => {
+    await writeFileAtomic(path.join(tmp, ADAPTER_STATE_FILE), encodeSafetensors(adapter, { format: 'typetune-adapter-state' }));
+    await writeFileAtomic(path.join(tmp, OPTIMIZER_FILE), encodeSafetensors(optimizer, { format: 'typetune-adamw', step: String(c.optimizer.step) }));
+    await writeFileAtomic(path.join(tmp, TRAINER_STATE_FILE), `${JSON.stringify({ version: FORMAT_VERSION, ...c.state }, null, 1)}\n`);
+    await writeFileAtomic(path.join(tmp, RECIPE_FILE), toYaml(c.recipe));
+  });
+}
+
+/** Read and check a checkpoint folder. */
+export function loadCheckpoint(dir: string): CheckpointContents {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CheckpointError(`${dir}: no such checkpoint folder`);
+  for (const f of [TRAINER_STATE_FILE, ADAPTER_STATE_FILE, OPTIMIZER_FILE, RECIPE_FILE]) {
+    if (!existsSync(path.join(dir, f))) throw new CheckpointError(`${dir}: not a training checkpoint (missing ${f})`);
+  }
+  const stateFile = path.join(dir, TRAINER_STATE_FILE);
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(readFileSync(stateFile, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new CheckpointError(`${stateFile}: not valid JSON (${(err as Error).message})`);
+  }
+  if (raw.version !== FORMAT_VERSION) throw new CheckpointError(`${stateFile}: version ${JSON.stringify(raw.version)} is not ${FORMAT_VERSION}, the version this typetune reads`);
+  const state = checkState(raw, stateFile);
+
+  const adapter = new Map<string, { shape: number[]; data: Float32Array }>();
+  const af = SafetensorsFile.open(path.join(dir, ADAPTER_STATE_FILE));
+  try {
+    for (const name of af.keys()) adapter.set(name, af.readFloat32(name));
+  } finally {
+    af.close();
+  }
+
+  const optFile = path.join(dir, OPTIMIZER_FILE);
+  const of = SafetensorsFile.open(optFile);
+  const moments = new Map<string, AdamWMoments>();
+  let step: number;
+  try {
+    step = Number(of.metadata.step);
+    if (!Number.isInteger(step) || step < 0) throw new CheckpointError(`${optFile}: metadata 'step' is ${JSON.stringify(of.metadata.step)}, not a step count`);
+    for (const key of of.keys()) {
+      const m = /^exp_avg\.(.+)$/.exec(key);
+      if (!m) {
+        if (!/^exp_avg_sq\./.test(key)) throw new CheckpointError(`${optFile}: unexpected tensor '${key}' (expected exp_avg.<name> / exp_avg_sq.<name>)`);
+        continue;
+      }
+      const name = m[1]!;
+      if (!of.has(`exp_avg_sq.${name}`)) throw new CheckpointError(`${optFile}: 'exp_avg.${name}' has no matching 'exp_avg_sq.${name}'`);
+      const a = of.readFloat32(key);
+      const b = of.readFloat32(`exp_avg_sq.${name}`);
+      moments.set(name, { shape: a.shape, m: a.data, v: b.data });
+    }
+  } finally {
+    of.close();
+  }
+
+  let recipe: unknown;
+  try {
+    recipe = parseYamlFile(path.join(dir, RECIPE_FILE));
+  } catch (err) {
+    throw new CheckpointError(`${path.join(dir, RECIPE_FILE)}: ${(err as Error).message}`);
+  }
+  return { state, adapter, optimizer: { step, moments }, recipe };
+}
+
+function parseYamlFile(file: string): unknown {
+  return yamlParse(readFileSync(file, 'utf8'));
+}
+
+function checkState(raw: Record<string, unknown>, file: string): TrainerState {
+  const bad = (key: string, want: string): never => {
+    throw new CheckpointError(`${file}: '${key}' is ${JSON.stringify(raw[key])}; expected ${want}`);
+  };
+  const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
+  const data = raw.data as DataCursor | undefined;
+  if (!isCount(raw.step)) bad('step', 'a non-negative integer');
+  if (!isCount(raw.totalSteps)) bad('totalSteps', 'a non-negative integer');
+  if (!data || !isCount(data.epoch) || !isCount(data.index)) bad('data', '{epoch, index} (non-negative integers)');
+  const sched = raw.schedule as ScheduleState | undefined;
+  if (!sched || typeof sched.kind !== 'string' || typeof sched.baseLr !== 'number' || !isCount(sched.totalSteps) || !isCount(sched.warmupSteps)) {
+    bad('schedule', '{kind, baseLr, totalSteps, warmupSteps, numCycles}');
+  }
+  const rng = raw.rng as { adapter?: unknown } | undefined;
+  if (!rng || !Array.isArray(rng.adapter)) bad('rng', '{adapter: [numbers]}');
+  if (!Array.isArray(raw.losses) || !raw.losses.every((x) => typeof x === 'number')) bad('losses', 'a list of numbers');
+  if ((raw.losses as number[]).length !== raw.step) bad('losses', `one loss per completed step (${String(raw.step)})`);
+  if (!Array.isArray(raw.evalLosses)) bad('evalLosses', 'a list of {step, loss}');
+  if (typeof raw.tokens !== 'number') bad('tokens', 'a number');
+  // JSON has no NaN: the adapter RNG's "no spare normal" is written as null.
+  const adapterRng = (rng!.adapter as unknown[]).map((v) => (v === null ? NaN : Number(v)));
+  return {
+    step: raw.step as number,
+    totalSteps: raw.totalSteps as number,
+    data: { epoch: data!.epoch, index: data!.index },
+    schedule: sched!,
+    rng: { adapter: adapterRng },
+    losses: raw.losses as number[],
+    evalLosses: raw.evalLosses as Array<{ step: number; loss: number }>,
+    tokens: raw.tokens as number,
+  };
+}
+
+/** The checkpoint folders of a run, by step, oldest first. */
+export function listCheckpoints(runDir: string): Array<{ step: number; dir: string }> {
+  if (!existsSync(runDir)) return [];
+  const out: Array<{ step: number; dir: string }> = [];
+  for (const name of readdirSync(runDir)) {
+    const m = /^checkpoint-(\d+)$/.exec(name);
+    const dir = path.join(runDir, name);
+    if (m && existsSync(path.join(dir, TRAINER_STATE_FILE))) out.push({ step: Number(m[1]), dir });
+  }
+  return out.sort((a, b) => a.step - b.step);
+}
+
+/** The newest complete checkpoint of a run, or null. */
+export function latestCheckpoint(runDir: string): string | null {
+  const all = listCheckpoints(runDir);
+  return all.length ? all[all.length - 1]!.dir : null;
+}
+
+/**
+ * The folder `--resume [DIR]` means: DIR itself when it is a checkpoint, the newest checkpoint
+ * in DIR when it is a run folder, the newest in `runDir` when no DIR is given.
+ */
+export function resolveResume(arg: string | true, runDir: string): string {
+  const where = arg === true ? runDir : path.resolve(arg);
+  if (existsSync(path.join(where, TRAINER_STATE_FILE))) return where;
+  const latest = latestCheckpoint(where);
+  if (!latest) {
+    throw new CheckpointError(
+      `${where}: no checkpoint to resume from (expected a checkpoint-<step> folder holding ${TRAINER_STATE_FILE}${arg === true ? ', in the recipe\'s output.dir' : ''})`,
+    );
+  }
+  return latest;
+}

@@ -1,0 +1,99 @@
+/**
+ * What a training run reports as it goes. `trainer.on('step', cb)` and friends; the CLI
+ * turns the same events into a progress line, TensorBoard scalars and `--json` lines.
+ */
+
+export interface StartEvent {
+  totalSteps: number;
+  /** Step the run starts from (0, or the checkpoint's step when resuming). */
+  step: number;
+  resumedFrom: string | null;
+  examples: number;
+  evalExamples: number;
+  trainableParameters: number;
+  backend: string;
+  precision: { requested: string; effective: string };
+}
+
+export interface StepEvent {
+  /** Optimizer steps completed (1 for the first step). */
+  step: number;
+  totalSteps: number;
+  /** Epoch of the step's first micro-batch (0-based). */
+  epoch: number;
+  /** Mean loss over the step's targets, before the update. */
+  loss: number;
+  /** Learning rate the update used. */
+  lr: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Real (unpadded) tokens in the step, and their rate. */
+  tokens: number;
+  tokensPerSec: number;
+  /** Seconds since this process started training, and a linear estimate of those left. */
+  elapsedSec: number;
+  etaSec: number;
+}
+
+export interface EvalEvent {
+  step: number;
+  loss: number;
+  targets: number;
+}
+
+export interface SaveEvent {
+  step: number;
+  dir: string;
+  reason: 'interval' | 'end' | 'signal';
+}
+
+export interface ExportEvent {
+  step: number;
+  format: string;
+  dir: string;
+}
+
+export interface EndEvent {
+  step: number;
+  totalSteps: number;
+  finalLoss: number;
+  runDir: string;
+  /** Set when a signal stopped the run early (it saved a checkpoint first). */
+  interrupted: 'SIGINT' | 'SIGTERM' | null;
+  checkpoint: string | null;
+  /** When interrupted: the command that continues the run. */
+  resumeCommand: string | null;
+}
+
+export interface TrainerEvents {
+  start: StartEvent;
+  step: StepEvent;
+  eval: EvalEvent;
+  save: SaveEvent;
+  export: ExportEvent;
+  end: EndEvent;
+}
+
+export type TrainerEventName = keyof TrainerEvents;
+
+/** A small typed emitter: listeners run synchronously, in the order they were added. */
+export class TrainerEmitter {
+  private readonly listeners = new Map<TrainerEventName, Array<(e: never) => void>>();
+
+  on<E extends TrainerEventName>(event: E, cb: (e: TrainerEvents[E]) => void): this {
+    const list = this.listeners.get(event) ?? [];
+    list.push(cb as (e: never) => void);
+    this.listeners.set(event, list);
+    return this;
+  }
+
+  off<E extends TrainerEventName>(event: E, cb: (e: TrainerEvents[E]) => void): this {
+    const list = this.listeners.get(event);
+    if (list) this.listeners.set(event, list.filter((f) => f !== (cb as unknown)));
+    return this;
+  }
+
+  protected emit<E extends TrainerEventName>(event: E, payload: TrainerEvents[E]): void {
+    for (const cb of this.listeners.get(event) ?? []) (cb as (e: TrainerEvents[E]) => void)(payload);
+  }
+}

@@ -1,0 +1,88 @@
+/** The human progress line: `step 12/100 · loss 2.3105 · lr 1.20e-04 · 1,204 tok/s · ETA 1m05s`. */
+import type { EvalEvent, StepEvent, TrainerEmitter } from './events.js';
+
+export function formatDuration(sec: number): string {
+  if (!Number.isFinite(sec)) return '?';
+  const s = Math.max(0, Math.round(sec));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = s % 60;
+  if (h > 0) return `${h}h${String(m).padStart(2, '0')}m`;
+  if (m > 0) return `${m}m${String(r).padStart(2, '0')}s`;
+  return `${r}s`;
+}
+
+export function formatStep(e: StepEvent): string {
+  const width = String(e.totalSteps).length;
+  return [
+    `step ${String(e.step).padStart(width)}/${e.totalSteps}`,
+    `loss ${e.loss.toFixed(4)}`,
+    `lr ${e.lr.toExponential(2)}`,
+    `grad ${e.gradNorm.toFixed(3)}`,
+    `${Math.round(e.tokensPerSec).toLocaleString('en-US')} tok/s`,
+    `ETA ${formatDuration(e.etaSec)}`,
+  ].join(' · ');
+}
+
+export function formatEval(e: EvalEvent): string {
+  return `eval at step ${e.step} · loss ${e.loss.toFixed(4)} (${e.targets} targets)`;
+}
+
+export interface ReporterOptions {
+  /** One JSON object per event on `out` (`{"event":"step",…}`). */
+  json: boolean;
+  /** Human progress goes here (stderr). */
+  err: NodeJS.WritableStream & { isTTY?: boolean };
+  out: NodeJS.WritableStream;
+  /** Without a TTY, print a step line every this many steps (and the last). */
+  everySteps: number;
+}
+
+/**
+ * Wire a trainer's events to the terminal: a progress line on stderr (rewritten in place
+ * on a TTY), and with `json` one JSON object per event on stdout.
+ */
+export function attachReporter(trainer: { on: TrainerEmitter['on'] }, opts: ReporterOptions): void {
+  const { err, out } = opts;
+  const tty = Boolean(err.isTTY);
+  let live = false;
+  const line = (text: string): void => {
+    err.write(`${live ? '\r\x1b[2K' : ''}${text}\n`);
+    live = false;
+  };
+  const json = (event: string, payload: object): void => {
+    if (opts.json) out.write(`${JSON.stringify({ event, ...payload })}\n`);
+  };
+  trainer.on('start', (e) => {
+    json('start', e);
+    const from = e.resumedFrom ? `, resuming from ${e.resumedFrom} at step ${e.step}` : '';
+    const prec = e.precision.requested === e.precision.effective ? e.precision.effective : `${e.precision.effective} (${e.precision.requested} requested)`;
+    line(`training ${e.totalSteps} steps on ${e.backend}, ${prec}: ${e.examples} examples${e.evalExamples ? ` (+${e.evalExamples} eval)` : ''}, ${e.trainableParameters.toLocaleString('en-US')} trainable parameters${from}`);
+  });
+  trainer.on('step', (e) => {
+    json('step', e);
+    if (tty) {
+      err.write(`\r\x1b[2K${formatStep(e)}`);
+      live = true;
+    } else if (e.step % opts.everySteps === 0 || e.step === e.totalSteps) line(formatStep(e));
+  });
+  trainer.on('eval', (e) => {
+    json('eval', e);
+    line(formatEval(e));
+  });
+  trainer.on('save', (e) => {
+    json('save', e);
+    line(`saved ${e.dir}`);
+  });
+  trainer.on('export', (e) => {
+    json('export', e);
+    line(`exported ${e.format} to ${e.dir}`);
+  });
+  trainer.on('end', (e) => {
+    json('end', e);
+    if (e.interrupted) {
+      line(`interrupted by ${e.interrupted} at step ${e.step}/${e.totalSteps}; saved ${e.checkpoint}`);
+      line(`resume with: ${e.resumeCommand}`);
+    } else line(`done: ${e.step} steps, final loss ${e.finalLoss.toFixed(4)}, run folder ${e.runDir}`);
+  });
+}

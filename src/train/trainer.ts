@@ -1,0 +1,362 @@
+/**
+ * The Trainer: a recipe becomes a model with an adapter, data, an optimizer and a schedule;
+ * `train()` runs the loop (step → log → evaluate → checkpoint), survives Ctrl-C by saving,
+ * resumes exactly, and exports what the recipe asks for at the end.
+ *
+ *   const trainer = await Trainer.fromRecipe('recipes/lora.yaml', ['training.max_steps=20']);
+ *   trainer.on('step', (e) => console.log(e.step, e.loss));
+ *   const summary = await trainer.train();
+ *   await trainer.export('peft', 'out/peft');
+ */
+import path from 'node:path';
+import { useBackend } from '../backend/select.js';
+import { tf } from '../backend/tf.js';
+import { loadBaseModel } from '../model/load.js';
+import type { DecoderModel } from '../model/model.js';
+import { loadTokenizer } from '../data/index.js';
+import { loadRecipe, type LoadRecipeOptions } from '../recipe/load.js';
+import type { ExportFormat, Recipe } from '../recipe/types.js';
+import { TensorBoardWriter } from '../io/tensorboard.js';
+import { createAdapter, type TrainableAdapter } from './adapter.js';
+import { AdamW } from './adamw.js';
+import { LrSchedule } from './schedule.js';
+import { trainStep, evaluateLoss, type StepBatch } from './step.js';
+import { prepareData, stepStream, evalBatches, totalSteps, type TrainingData } from './data.js';
+import { applyPrecision, type AppliedPrecision } from './precision.js';
+import { TrainerEmitter, type StepEvent } from './events.js';
+import {
+  CheckpointError,
+  checkpointDir,
+  loadCheckpoint,
+  resolveResume,
+  saveCheckpoint,
+  type CheckpointContents,
+  type DataCursor,
+  type TrainerState,
+} from './checkpoint.js';
+import { exportRun } from './export.js';
+
+export interface TrainOptions {
+  /** Continue from a checkpoint: a checkpoint folder, a run folder (its newest), or true (the newest in output.dir). */
+  resume?: string | boolean;
+  /**
+   * Catch SIGINT/SIGTERM while training: finish the step, save a checkpoint, return with
+   * `interrupted` set. Default true.
+   */
+  handleSignals?: boolean;
+  /** Export `output.export` at the end of an uninterrupted run. Default true. */
+  exports?: boolean;
+}
+
+export interface TrainSummary {
+  /** Optimizer steps completed in total (including those before a resume). */
+  steps: number;
+  totalSteps: number;
+  /** Loss of every step, in order, including those before a resume. */
+  losses: number[];
+  finalLoss: number;
+  evalLosses: Array<{ step: number; loss: number }>;
+  runDir: string;
+  /** The last checkpoint written (null if none). */
+  checkpoint: string | null;
+  /** Exported folders by format. */
+  exports: Partial<Record<ExportFormat, string>>;
+  /** Set when a signal stopped the run; `resumeCommand` then says how to continue. */
+  interrupted: 'SIGINT' | 'SIGTERM' | null;
+  resumeCommand: string | null;
+  precision: AppliedPrecision;
+}
+
+export interface FromRecipeOptions extends LoadRecipeOptions {}
+
+/** An error in what the user asked for (not a bug): the CLI prints it as one line. */
+export class TrainerError extends Error {
+  /** Bad input, not a bug: the CLI prints the message alone. */
+  readonly userFacing = true;
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrainerError';
+  }
+}
+
+type Signal = 'SIGINT' | 'SIGTERM';
+
+export class Trainer extends TrainerEmitter {
+  private stopRequested: Signal | null = null;
+  private disposed = false;
+
+  private constructor(
+    readonly recipe: Recipe,
+    readonly model: DecoderModel,
+    readonly adapter: TrainableAdapter,
+    private readonly data: TrainingData,
+    readonly backend: string,
+    readonly precision: AppliedPrecision,
+    /** The recipe file, for the resume hint; null when built from an object. */
+    readonly recipeFile: string | null,
+  ) {
+    super();
+  }
+
+  /**
+   * Build everything a run needs from a recipe file or object, with `--set` style overrides
+   * (`['training.max_steps=20']`, or an object `{ 'training.max_steps': 20 }`).
+   */
+  static async fromRecipe(pathOrObject: string | object, overrides: readonly string[] | Record<string, unknown> = [], options: FromRecipeOptions = {}): Promise<Trainer> {
+    const sets = Array.isArray(overrides)
+      ? (overrides as readonly string[])
+      : Object.entries(overrides).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+    const recipe = loadRecipe(pathOrObject, sets, options);
+    const backend = await useBackend(recipe.model.backend);
+    const precision = applyPrecision(recipe.model.precision);
+    const q = recipe.model.quantization;
+    const model = loadBaseModel(recipe.model.path, { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
+    try {
+      const tokenizer = await loadTokenizer(recipe.model.path);
+      const data = await prepareData(recipe, tokenizer);
+      const adapter = createAdapter(model, recipe.adapter, recipe.training.seed);
+      const file = typeof pathOrObject === 'string' ? path.resolve(options.cwd ?? process.cwd(), pathOrObject) : null;
+      return new Trainer(recipe, model, adapter, data, backend, precision, file);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+  }
+
+  /** The run folder: checkpoints, exports. */
+  get runDir(): string {
+    return this.recipe.output.dir;
+  }
+
+  /** Total optimizer steps this recipe trains for. */
+  get totalSteps(): number {
+    return totalSteps(this.recipe, this.data);
+  }
+
+  /** Ask a running `train()` to stop after the current step (it saves a checkpoint first). */
+  stop(signal: Signal = 'SIGINT'): void {
+    this.stopRequested ??= signal;
+  }
+
+  async train(opts: TrainOptions = {}): Promise<TrainSummary> {
+    if (this.disposed) throw new TrainerError('this Trainer was disposed');
+    const r = this.recipe;
+    const t = r.training;
+    const total = this.totalSteps;
+    const schedule = new LrSchedule({ kind: t.lr_scheduler, baseLr: t.learning_rate, totalSteps: total, warmupSteps: t.warmup_steps, warmupRatio: t.warmup_ratio });
+    const optimizer = new AdamW(this.adapter.variables, {
+      lr: t.learning_rate,
+      betas: t.adam_betas,
+      eps: t.adam_eps,
+      weightDecay: t.weight_decay,
+      // transformers' Trainer exempts biases from weight decay (adapters hold no norm weights).
+      noDecay: (name) => /(^|\.)bias$/.test(name),
+    });
+    let state: TrainerState = {
+      step: 0,
+      totalSteps: total,
+      data: { epoch: 0, index: 0 },
+      schedule: schedule.state(),
+      rng: { adapter: this.adapter.getRngState() },
+      losses: [],
+      evalLosses: [],
+      tokens: 0,
+    };
+    let resumedFrom: string | null = null;
+    if (opts.resume) {
+      resumedFrom = resolveResume(opts.resume === true ? true : opts.resume, this.runDir);
+      state = this.restore(loadCheckpoint(resumedFrom), optimizer, schedule, resumedFrom);
+    }
+
+    const tb = r.logging.tensorboard ? new TensorBoardWriter(r.logging.dir) : null;
+    const evalSet = evalBatches(this.data);
+    const signals = opts.handleSignals ?? true ? this.installSignalHandlers() : () => {};
+    let lastCheckpoint: string | null = resumedFrom;
+    let lastSavedStep = resumedFrom ? state.step : -1;
+    let lastEvalStep = state.evalLosses.at(-1)?.step ?? -1;
+    const startedAt = performance.now();
+    let stepsThisRun = 0;
+
+    const save = async (reason: 'interval' | 'end' | 'signal'): Promise<void> => {
+      if (lastSavedStep === state.step) return;
+      const dir = checkpointDir(this.runDir, state.step);
+      state.rng = { adapter: this.adapter.getRngState() };
+      await saveCheckpoint(dir, this.checkpointContents(state, optimizer));
+      lastCheckpoint = dir;
+      lastSavedStep = state.step;
+      this.emit('save', { step: state.step, dir, reason });
+    };
+    const evaluate = (): void => {
+      if (evalSet.length === 0 || lastEvalStep === state.step) return;
+      const { loss, targets } = evaluateLoss(this.model, this.adapter, evalSet);
+      state.evalLosses.push({ step: state.step, loss });
+      lastEvalStep = state.step;
+      tb?.scalar('eval/loss', loss, state.step);
+      this.emit('eval', { step: state.step, loss, targets });
+    };
+
+    try {
+      this.emit('start', {
+        totalSteps: total,
+        step: state.step,
+        resumedFrom,
+        examples: this.data.train.length,
+        evalExamples: this.data.eval.length,
+        trainableParameters: [...this.adapter.variables.values()].reduce((n, v) => n + v.size, 0),
+        backend: this.backend,
+        precision: { requested: this.precision.requested, effective: this.precision.effective },
+      });
+      const stream = stepStream(this.data, t.gradient_accumulation_steps, state.data);
+      while (state.step < total && !this.stopRequested) {
+        const item = stream.next();
+        if (item.done) break;
+        const { batches, at, next } = item.value;
+        const lr = schedule.lr(state.step);
+        const began = performance.now();
+        const res = trainStep(this.model, this.adapter, optimizer, batches, {
+          lr,
+          maxGradNorm: t.max_grad_norm,
+          activationCheckpointing: r.model.activation_checkpointing,
+        });
+        const seconds = (performance.now() - began) / 1000;
+        state.step += 1;
+        state.data = next;
+        state.losses.push(res.loss);
+        state.tokens += res.tokens;
+        stepsThisRun += 1;
+        const elapsed = (performance.now() - startedAt) / 1000;
+        const event: StepEvent = {
+          step: state.step,
+          totalSteps: total,
+          epoch: at.epoch,
+          loss: res.loss,
+          lr,
+          gradNorm: res.gradNorm,
+          tokens: res.tokens,
+          tokensPerSec: seconds > 0 ? res.tokens / seconds : 0,
+          elapsedSec: elapsed,
+          etaSec: (elapsed / stepsThisRun) * (total - state.step),
+        };
+        if (tb && (state.step % r.logging.every_steps === 0 || state.step === total)) {
+          tb.scalars({ 'train/loss': event.loss, 'train/lr': lr, 'train/grad_norm': event.gradNorm, 'train/tokens_per_sec': event.tokensPerSec }, state.step);
+        }
+        this.emit('step', event);
+        if (t.eval_every_steps && state.step % t.eval_every_steps === 0) evaluate();
+        if (t.save_every_steps && state.step % t.save_every_steps === 0) await save('interval');
+        // Let signal handlers run between steps.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+
+      const interrupted = this.stopRequested && state.step < total ? this.stopRequested : null;
+      if (!interrupted) evaluate();
+      await save(interrupted ? 'signal' : 'end');
+      const exports: Partial<Record<ExportFormat, string>> = {};
+      if (!interrupted && (opts.exports ?? true)) {
+        for (const format of r.output.export) exports[format] = await this.export(format, path.join(this.runDir, format));
+      }
+      const finalLoss = state.losses.at(-1) ?? NaN;
+      const resumeCommand = interrupted ? this.resumeCommand(lastCheckpoint!) : null;
+      this.emit('end', { step: state.step, totalSteps: total, finalLoss, runDir: this.runDir, interrupted, checkpoint: lastCheckpoint, resumeCommand });
+      return {
+        steps: state.step,
+        totalSteps: total,
+        losses: [...state.losses],
+        finalLoss,
+        evalLosses: [...state.evalLosses],
+        runDir: this.runDir,
+        checkpoint: lastCheckpoint,
+        exports,
+        interrupted,
+        resumeCommand,
+        precision: this.precision,
+      };
+    } finally {
+      signals();
+      tb?.close();
+      optimizer.dispose();
+      this.stopRequested = null;
+    }
+  }
+
+  /** Export the adapter as it is now: `peft` (LoRA), `pyreft` (ReFT) or `merged` (LoRA folded into the base). */
+  async export(format: ExportFormat, outDir: string): Promise<string> {
+    const dir = path.resolve(outDir);
+    await exportRun(this.model, this.adapter, this.recipe, format, dir);
+    this.emit('export', { step: -1, format, dir });
+    return dir;
+  }
+
+  /** Free the model's and the adapter's tensors. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.adapter.dispose();
+    this.model.dispose();
+  }
+
+  /** How to continue an interrupted run from the command line. */
+  resumeCommand(checkpoint: string): string {
+    const recipe = this.recipeFile ? path.relative(process.cwd(), this.recipeFile) || this.recipeFile : path.join(checkpoint, 'recipe.yaml');
+    return `train --recipe ${quote(recipe)} --resume ${quote(path.relative(process.cwd(), checkpoint) || checkpoint)}`;
+  }
+
+  private checkpointContents(state: TrainerState, optimizer: AdamW): CheckpointContents {
+    const adapter = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, v] of this.adapter.variables) adapter.set(name, { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) });
+    return { state: structuredClone(state), adapter, optimizer: optimizer.getState(), recipe: this.recipe };
+  }
+
+  /** Put a checkpoint's weights, moments and RNG back, after checking it belongs to this run. */
+  private restore(c: CheckpointContents, optimizer: AdamW, schedule: LrSchedule, dir: string): TrainerState {
+    const s = schedule.state();
+    const cs = c.state.schedule;
+    if (cs.kind !== s.kind || cs.baseLr !== s.baseLr || cs.totalSteps !== s.totalSteps || cs.warmupSteps !== s.warmupSteps) {
+      throw new CheckpointError(
+        `${dir}: its schedule (${cs.kind}, lr ${cs.baseLr}, ${cs.totalSteps} steps, ${cs.warmupSteps} warmup) differs from this recipe's (${s.kind}, lr ${s.baseLr}, ${s.totalSteps} steps, ${s.warmupSteps} warmup); resume with the recipe the run started with (${path.join(dir, 'recipe.yaml')})`,
+      );
+    }
+    const names = [...this.adapter.variables.keys()];
+    const missing = names.find((n) => !c.adapter.has(n));
+    const extra = [...c.adapter.keys()].find((n) => !this.adapter.variables.has(n));
+    if (missing || extra) {
+      throw new CheckpointError(`${dir}: its adapter does not match this recipe's (${missing ? `no '${missing}' in the checkpoint` : `unexpected '${extra}'`})`);
+    }
+    for (const [name, v] of this.adapter.variables) {
+      const saved = c.adapter.get(name)!;
+      if (saved.shape.length !== v.shape.length || saved.shape.some((d, i) => d !== v.shape[i])) {
+        throw new CheckpointError(`${dir}: '${name}' is [${saved.shape.join(', ')}] in the checkpoint but [${v.shape.join(', ')}] in this adapter`);
+      }
+      v.assign(tf.tensor(saved.data, v.shape, 'float32'));
+    }
+    optimizer.setState(c.optimizer);
+    if (c.optimizer.step !== c.state.step) throw new CheckpointError(`${dir}: optimizer step ${c.optimizer.step} differs from trainer step ${c.state.step}`);
+    this.adapter.setRngState(c.state.rng.adapter);
+    return structuredClone(c.state);
+  }
+
+  /** First signal: stop after this step and save. Second: leave at once. Returns an uninstaller. */
+  private installSignalHandlers(): () => void {
+    const handler = (signal: Signal): void => {
+      if (this.stopRequested) {
+        process.stderr.write(`\n${signal} again: exiting without saving\n`);
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      }
+      this.stop(signal);
+    };
+    const onInt = (): void => handler('SIGINT');
+    const onTerm = (): void => handler('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+    return () => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+    };
+  }
+}
+
+function quote(s: string): string {
+  return /^[\w./@:+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export type { StepBatch, DataCursor };
