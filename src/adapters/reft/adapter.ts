@@ -6,7 +6,8 @@
  */
 import { tf, type Tensor } from '../../backend/tf.js';
 import type { ForwardContext } from '../../model/hooks.js';
-import { type Adapter, type AdapterHost, type HostTensor, AdapterError } from '../adapter.js';
+import type { PyreftIntervention } from '../../io/pyreftFolder.js';
+import { type Adapter, type AdapterHost, AdapterError } from '../adapter.js';
 import { Rng } from '../random.js';
 import { type ReftConfig, type ReftInterventionType, positionGroups } from './config.js';
 import {
@@ -16,20 +17,8 @@ import {
 import { orthonormalizeColumns } from './orthogonal.js';
 import { positionMask } from './positions.js';
 
-/** One intervention as a pyreft folder holds it (the shape src/io/pyreftFolder.ts reads and writes). */
-export interface PyreftIntervention {
-  /** pyvene key, e.g. `layer_0_comp_block_output_unit_pos_nunit_1#0`. */
-  key: string;
-  layer: number;
-  component: string;
-  /** low_rank_dimension. */
-  rank: number;
-  /** pyreft class, `LoreftIntervention` (or pyvene's `<class 'pyreft.interventions.LoreftIntervention'>`). */
-  type: string;
-  /** The hidden size it acts on. */
-  embedDim: number;
-  state: Record<string, HostTensor>;
-}
+/** One intervention as a pyreft folder holds it (src/io/pyreftFolder.ts reads and writes these). */
+export type { PyreftIntervention };
 
 /** What the adapter needs besides its parameters (a pyreft folder does not store dropout or act_fn). */
 export interface ReftSettings {

@@ -101,6 +101,8 @@ export function toPyreftState(type: ReftInterventionType, values: InterventionVa
       const negId = new Float32Array(hidden * rank);
       for (let j = 0; j < rank; j++) negId[j * rank + j] = -1;
       const base = Float32Array.from(orthogonalCompletion(values.rotate!, hidden, rank));
+      // Its first columns are Rᵀ up to rounding; store Rᵀ itself so that loading gives back the same bits.
+      for (let i = 0; i < hidden; i++) for (let j = 0; j < rank; j++) base[i * hidden + j] = values.rotate![i * rank + j]!;
       return {
         [PARAM_ROTATION]: { shape: [hidden, rank], data: negId },
         [PARAM_BASE]: { shape: [hidden, hidden], data: base },

@@ -35,3 +35,21 @@ export function positionMask(positions: number[][] | undefined, batch: number, s
   });
   return tf.tensor3d(mask, [batch, seq, 1]);
 }
+
+/**
+ * ctx.positions from per-group positions [group][batch][k] (as the data pipeline makes them):
+ * one group is passed as is; two are joined row by row, first group then second, each
+ * padded with −1 to the longer length so the halves are equal.
+ */
+export function contextPositions(groups: number[][][]): number[][] {
+  if (groups.length === 1) return groups[0]!;
+  if (groups.length !== 2) throw new AdapterError(`ReFT positions come in one or two groups, got ${groups.length}`);
+  const [a, b] = groups as [number[][], number[][]];
+  if (a.length !== b.length) throw new AdapterError(`ReFT position groups have ${a.length} and ${b.length} rows; they must cover the same batch`);
+  return a.map((row, i) => {
+    const other = b[i]!;
+    const k = Math.max(row.length, other.length);
+    const pad = (r: number[]) => [...r, ...new Array<number>(k - r.length).fill(-1)];
+    return [...pad(row), ...pad(other)];
+  });
+}
