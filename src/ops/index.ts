@@ -7,3 +7,4 @@ export { rope, ropeTables } from './rope.js';
 export { attention, type AttentionOptions } from './attention.js';
 export { crossEntropy, crossEntropySum, causalLmLoss, causalLmTargetCount } from './crossEntropy.js';
 export { runOp } from './dispatch.js';
+export { qlinear, quantizedLinear, dequantizedWeight, QLINEAR_KERNEL, type QLinearAttrs } from './qlinear.js';
