@@ -19,6 +19,7 @@ import {
   type TokenizedExample,
 } from '../data/index.js';
 import { DataError } from '../data/errors.js';
+import { contextPositions } from '../adapters/index.js';
 import type { Recipe } from '../recipe/types.js';
 import type { DataCursor } from './checkpoint.js';
 import type { StepBatch } from './step.js';
@@ -108,16 +109,12 @@ export function evalBatches(data: TrainingData): StepBatch[] {
 
 /**
  * A data batch as the step takes it. ReFT positions: one list per example; with separate
- * first/last interventions, the first group's slots then the second's, in halves of equal
- * length (padded with −1), the layout the ReFT hooks read.
+ * first/last interventions, the first group's slots then the second's (the layout the ReFT
+ * hooks read, made by the adapters' `contextPositions`).
  */
 export function toStepBatch(b: Batch): StepBatch {
   const out: StepBatch = { inputIds: b.inputIds, attentionMask: b.attentionMask, labels: b.labels };
   if (b.positions) out.positions = b.positions;
-  else if (b.interventionPositions) {
-    const groups = b.interventionPositions;
-    const k = Math.max(...groups.map((g) => Math.max(0, ...g.map((row) => row.length))));
-    out.positions = b.inputIds.map((_, i) => groups.flatMap((g) => [...g[i]!, ...new Array<number>(k - g[i]!.length).fill(-1)]));
-  }
+  else if (b.interventionPositions) out.positions = contextPositions(b.interventionPositions);
   return out;
 }

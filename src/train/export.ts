@@ -1,8 +1,111 @@
-/** Exports of a trained adapter: PEFT folder, pyreft folder, merged HF model folder. */
+/**
+ * Exports of a trained adapter:
+ *   peft    a PEFT folder (LoRA)                 — PeftModel.from_pretrained loads it
+ *   pyreft  a pyreft folder (LoReFT/DiReFT/NoReFT) — pyreft.ReftModel.load reads it
+ *   merged  a Hugging Face model folder with LoRA folded into the base weights
+ *           (config.json, model.safetensors, the tokenizer files) — AutoModelForCausalLM loads it
+ * and the same from a run's checkpoint (`typetune export --run DIR`).
+ */
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { useBackend } from '../backend/select.js';
+import { tf } from '../backend/tf.js';
+import { LoraAdapter, saveAdapter } from '../adapters/index.js';
+import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
+import { encodeSafetensors, SafetensorsCheckpoint, type TensorToWrite } from '../io/safetensors.js';
+import { isBnbCompanionKey } from '../quant/checkpoint.js';
+import { loadBaseModel } from '../model/load.js';
 import type { DecoderModel } from '../model/model.js';
-import type { ExportFormat, Recipe } from '../recipe/types.js';
-import type { TrainableAdapter } from './adapter.js';
+import { loadRecipe } from '../recipe/load.js';
+import { EXPORT_FORMATS, type ExportFormat, type Recipe } from '../recipe/types.js';
+import { createAdapter, type TrainableAdapter } from './adapter.js';
+import { loadCheckpoint, resolveResume } from './checkpoint.js';
+import { TrainerError } from './errors.js';
 
-export async function exportRun(_model: DecoderModel, _adapter: TrainableAdapter, _recipe: Recipe, format: ExportFormat, _dir: string): Promise<void> {
-  throw new Error(`export ${format}: not wired yet`);
+/** Files of a model folder that describe its tokenizer and generation, copied beside merged weights. */
+const TOKENIZER_FILES = [
+  'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'vocab.json', 'merges.txt',
+  'tokenizer.model', 'chat_template.jinja', 'chat_template.json', 'generation_config.json',
+];
+
+/** Write `adapter` (trained on `model`) to `dir` in `format`. */
+export async function exportAdapter(model: DecoderModel, adapter: TrainableAdapter, recipe: Recipe, format: ExportFormat, dir: string): Promise<void> {
+  if (!EXPORT_FORMATS.includes(format)) throw new TrainerError(`export format '${String(format)}' is not one of ${EXPORT_FORMATS.join(', ')}`);
+  const kind = adapter instanceof LoraAdapter ? 'LoRA' : 'ReFT';
+  if (format === 'merged') {
+    if (!(adapter instanceof LoraAdapter)) {
+      throw new TrainerError(`export 'merged' folds LoRA into the base weights; a ${kind} adapter has nothing to fold (export it as 'pyreft')`);
+    }
+    await writeMergedModel(model, adapter, dir);
+    return;
+  }
+  const fits = format === 'peft' ? adapter instanceof LoraAdapter : !(adapter instanceof LoraAdapter);
+  if (!fits) throw new TrainerError(`export '${format}' does not hold a ${kind} adapter: use ${kind === 'LoRA' ? "'peft' or 'merged'" : "'pyreft'"}`);
+  await saveAdapter(adapter, dir, format, { baseModelNameOrPath: recipe.model.path });
+}
+
+/**
+ * A Hugging Face model folder with LoRA folded in: every projection the adapter holds is
+ * W + s·BA; projections the model holds 4-bit are written dequantised (what training saw);
+ * every other tensor is copied as stored. `quantization_config` is dropped from config.json.
+ */
+export async function writeMergedModel(model: DecoderModel, adapter: LoraAdapter, dir: string): Promise<void> {
+  const merged = adapter.mergedWeights(model);
+  const projections = new Set(model.linearSites().map((s) => `${s.name}.weight`));
+  const prefix = model.spec.optionalPrefix;
+  const ck = SafetensorsCheckpoint.open(model.dir);
+  const tensors: Record<string, TensorToWrite> = {};
+  try {
+    for (const key of ck.keys()) {
+      if (isBnbCompanionKey(key)) continue;
+      // Checkpoints may omit the optional prefix (GPT-2's `transformer.`); our names carry it.
+      const name = projections.has(key) || merged.has(key) || !prefix ? key : `${prefix}${key}`;
+      const m = merged.get(name);
+      if (m) tensors[key] = { dtype: 'F32', shape: m.shape, data: m.data };
+      else if (projections.has(name) && model.weights.linearWeight(name.slice(0, -'.weight'.length)).kind !== 'dense') {
+        const w = model.denseWeight(name);
+        tensors[key] = { dtype: 'F32', shape: w.shape, data: w.data };
+      } else tensors[key] = ck.read(key);
+    }
+  } finally {
+    ck.close();
+  }
+  const config = JSON.parse(readFileSync(path.join(model.dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  delete config.quantization_config;
+  await writeDirAtomic(dir, async (tmp) => {
+    await writeFileAtomic(path.join(tmp, 'model.safetensors'), encodeSafetensors(tensors, { format: 'pt' }));
+    await writeFileAtomic(path.join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    for (const f of TOKENIZER_FILES) {
+      const src = path.join(model.dir, f);
+      if (existsSync(src)) copyFileSync(src, path.join(tmp, f));
+    }
+  });
+}
+
+/**
+ * Export from a run: `runOrCheckpoint` is a checkpoint folder or a run folder (its newest
+ * checkpoint). Rebuilds the model and adapter from the checkpoint's recipe and weights.
+ */
+export async function exportCheckpoint(runOrCheckpoint: string, format: ExportFormat, outDir: string): Promise<string> {
+  const dir = resolveResume(path.resolve(runOrCheckpoint), path.resolve(runOrCheckpoint));
+  const c = loadCheckpoint(dir);
+  const recipe = loadRecipe(c.recipe as object, [], { baseDir: dir });
+  await useBackend(recipe.model.backend);
+  const q = recipe.model.quantization;
+  const model = loadBaseModel(recipe.model.path, { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
+  let adapter: TrainableAdapter | null = null;
+  try {
+    adapter = createAdapter(model, recipe.adapter, recipe.training.seed);
+    for (const [name, v] of adapter.variables) {
+      const saved = c.adapter.get(name);
+      if (!saved || saved.data.length !== v.size) throw new TrainerError(`${dir}: adapter_state.safetensors has no '${name}' of shape [${v.shape.join(', ')}]`);
+      v.assign(tf.tensor(saved.data, v.shape, 'float32'));
+    }
+    const out = path.resolve(outDir);
+    await exportAdapter(model, adapter, recipe, format, out);
+    return out;
+  } finally {
+    adapter?.dispose();
+    model.dispose();
+  }
 }

@@ -34,7 +34,10 @@ import {
   type DataCursor,
   type TrainerState,
 } from './checkpoint.js';
-import { exportRun } from './export.js';
+import { exportAdapter } from './export.js';
+import { TrainerError } from './errors.js';
+
+export { TrainerError };
 
 export interface TrainOptions {
   /** Continue from a checkpoint: a checkpoint folder, a run folder (its newest), or true (the newest in output.dir). */
@@ -69,21 +72,12 @@ export interface TrainSummary {
 
 export interface FromRecipeOptions extends LoadRecipeOptions {}
 
-/** An error in what the user asked for (not a bug): the CLI prints it as one line. */
-export class TrainerError extends Error {
-  /** Bad input, not a bug: the CLI prints the message alone. */
-  readonly userFacing = true;
-
-  constructor(message: string) {
-    super(message);
-    this.name = 'TrainerError';
-  }
-}
-
 type Signal = 'SIGINT' | 'SIGTERM';
 
 export class Trainer extends TrainerEmitter {
   private stopRequested: Signal | null = null;
+  /** Steps completed by the last (or current) `train()`, for export events. */
+  private lastStep = 0;
   private disposed = false;
 
   private constructor(
@@ -207,6 +201,7 @@ export class Trainer extends TrainerEmitter {
         backend: this.backend,
         precision: { requested: this.precision.requested, effective: this.precision.effective },
       });
+      this.lastStep = state.step;
       const stream = stepStream(this.data, t.gradient_accumulation_steps, state.data);
       while (state.step < total && !this.stopRequested) {
         const item = stream.next();
@@ -221,6 +216,7 @@ export class Trainer extends TrainerEmitter {
         });
         const seconds = (performance.now() - began) / 1000;
         state.step += 1;
+        this.lastStep = state.step;
         state.data = next;
         state.losses.push(res.loss);
         state.tokens += res.tokens;
@@ -282,8 +278,8 @@ export class Trainer extends TrainerEmitter {
   /** Export the adapter as it is now: `peft` (LoRA), `pyreft` (ReFT) or `merged` (LoRA folded into the base). */
   async export(format: ExportFormat, outDir: string): Promise<string> {
     const dir = path.resolve(outDir);
-    await exportRun(this.model, this.adapter, this.recipe, format, dir);
-    this.emit('export', { step: -1, format, dir });
+    await exportAdapter(this.model, this.adapter, this.recipe, format, dir);
+    this.emit('export', { step: this.lastStep, format, dir });
     return dir;
   }
 
