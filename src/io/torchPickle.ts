@@ -292,11 +292,11 @@ export interface TensorToPickle {
 }
 
 /**
- * Pickle an OrderedDict of named tensors exactly as torch.save does (protocol 2, Python's
- * memo numbering), with storage keys '0', '1', … in order. Each tensor is contiguous, owns its
+ * Pickle an OrderedDict (or plain dict) of named tensors exactly as torch.save does (protocol 2,
+ * Python's memo numbering), with storage keys '0', '1', … in order. Each tensor is contiguous, owns its
  * whole storage (offset 0) and has requires_grad False.
  */
-export function pickleTensorDict(tensors: Array<[string, TensorToPickle]>): Uint8Array {
+export function pickleTensorDict(tensors: Array<[string, TensorToPickle]>, container: 'OrderedDict' | 'dict' = 'OrderedDict'): Uint8Array {
   const out: number[] = [];
   const enc = new TextEncoder();
   let nextMemo = 0;
@@ -364,7 +364,10 @@ export function pickleTensorDict(tensors: Array<[string, TensorToPickle]>): Uint
   };
 
   bytes(0x80, 2); // PROTO 2
-  orderedDict();
+  if (container === 'dict') {
+    bytes(0x7d); // EMPTY_DICT
+    put();
+  } else orderedDict();
   const items = tensors.map(([name, t], index) => () => {
     const storageClass = STORAGE_OF_DTYPE[t.dtype];
     if (!storageClass) throw new Error(`pickleTensorDict: tensor '${name}' has dtype ${t.dtype}, which torch storages cannot hold`);

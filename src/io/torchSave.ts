@@ -79,22 +79,44 @@ function materialize(zip: ZipReader, root: string, t: TensorRef, where: string):
   if (bytes.length !== storage.numel * size) {
     throw new TorchFileError(`${where}: storage '${storage.key}' holds ${bytes.length} bytes, expected ${storage.numel} × ${size}`);
   }
-  if (shape.some((d) => d < 0)) throw new TorchFileError(`${where}: negative size ${JSON.stringify(shape)}`);
+  if (shape.some((d) => d < 0) || stride.some((d) => d < 0)) {
+    throw new TorchFileError(`${where}: negative size or stride (size ${JSON.stringify(shape)}, stride ${JSON.stringify(stride)})`);
+  }
   const numel = shape.reduce((a, b) => a * b, 1);
-  // Contiguous (row-major) only; strides of size-1 dimensions do not matter.
+  // The last element a view reaches must lie inside its storage.
+  const last = storageOffset + shape.reduce((acc, d, i) => acc + (d - 1) * stride[i]!, 0);
+  if (numel > 0 && (storageOffset < 0 || last >= storage.numel)) {
+    throw new TorchFileError(`${where}: view (offset ${storageOffset}, size ${JSON.stringify(shape)}, stride ${JSON.stringify(stride)}) reaches element ${last}, outside its storage of ${storage.numel}`);
+  }
+  // Copy into a fresh row-major array, so tensors never alias each other or the file buffer.
+  const out = new Uint8Array(numel * size);
+  if (isContiguous(shape, stride)) {
+    out.set(bytes.subarray(storageOffset * size, (storageOffset + numel) * size));
+  } else {
+    // A strided view (a transpose, or torch's orthogonal parametrisation's `base`): gather.
+    const index = new Array<number>(shape.length).fill(0);
+    let src = storageOffset;
+    for (let n = 0; n < numel; n++) {
+      out.set(bytes.subarray(src * size, src * size + size), n * size);
+      for (let d = shape.length - 1; d >= 0; d--) {
+        src += stride[d]!;
+        if (++index[d]! < shape[d]!) break;
+        src -= stride[d]! * shape[d]!;
+        index[d] = 0;
+      }
+    }
+  }
+  return { dtype: storage.dtype, shape: [...shape], data: viewAs(storage.dtype, out) };
+}
+
+/** Row-major contiguous (strides of size-1 dimensions do not matter). */
+function isContiguous(shape: number[], stride: number[]): boolean {
   let expect = 1;
   for (let i = shape.length - 1; i >= 0; i--) {
-    if (shape[i]! !== 1 && stride[i] !== expect) {
-      throw new TorchFileError(`${where}: non-contiguous tensor (size ${JSON.stringify(shape)}, stride ${JSON.stringify(stride)}); save it with .contiguous()`);
-    }
+    if (shape[i] !== 1 && stride[i] !== expect) return false;
     expect *= shape[i]!;
   }
-  if (storageOffset < 0 || storageOffset + numel > storage.numel) {
-    throw new TorchFileError(`${where}: elements ${storageOffset}..${storageOffset + numel} lie outside its storage of ${storage.numel}`);
-  }
-  // Copy, so tensors never alias each other or the file buffer.
-  const slice = bytes.slice(storageOffset * size, (storageOffset + numel) * size);
-  return { dtype: storage.dtype, shape: [...shape], data: viewAs(storage.dtype, slice) };
+  return true;
 }
 
 /** The archive folder torch uses for a file: its base name without the last extension. */
@@ -113,12 +135,17 @@ function tensorBytes(name: string, t: TorchTensor): Uint8Array {
   return bytes;
 }
 
+export interface TorchSaveOptions {
+  /** The pickled container: an OrderedDict (what `state_dict()` returns; default) or a plain dict. */
+  container?: 'OrderedDict' | 'dict';
+}
+
 /** Encode a state dict as torch.save writes it, for an archive folder named `archiveName`. */
-export function encodeTorchFile(tensors: Map<string, TorchTensor> | Array<[string, TorchTensor]>, archiveName: string): Uint8Array[] {
+export function encodeTorchFile(tensors: Map<string, TorchTensor> | Array<[string, TorchTensor]>, archiveName: string, options: TorchSaveOptions = {}): Uint8Array[] {
   const list = [...tensors];
   const enc = new TextEncoder();
   const records: ZipRecord[] = [
-    { name: 'data.pkl', data: pickleTensorDict(list.map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape }])) },
+    { name: 'data.pkl', data: pickleTensorDict(list.map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape }]), options.container) },
     { name: '.format_version', data: enc.encode('1') },
     { name: '.storage_alignment', data: enc.encode('64') },
     { name: 'byteorder', data: enc.encode('little') },
@@ -130,8 +157,8 @@ export function encodeTorchFile(tensors: Map<string, TorchTensor> | Array<[strin
 }
 
 /** Write a state dict to `file` (atomically) as torch.save would. */
-export async function writeTorchFile(file: string, tensors: Map<string, TorchTensor> | Array<[string, TorchTensor]>): Promise<void> {
-  await writeFileAtomic(file, encodeTorchFile(tensors, archiveNameFor(file)));
+export async function writeTorchFile(file: string, tensors: Map<string, TorchTensor> | Array<[string, TorchTensor]>, options: TorchSaveOptions = {}): Promise<void> {
+  await writeFileAtomic(file, encodeTorchFile(tensors, archiveNameFor(file), options));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -224,7 +251,8 @@ function serializationId(records: ZipRecord[]): string {
   const enc = new TextEncoder();
   let names = 0n;
   for (const h of unorderedSetOrder(records.map((r) => stdHashBytes(enc.encode(r.name))))) names = hashCombine(names, h);
+  // Folded as each data descriptor is written; an empty record gets none, so it is skipped.
   let crcs = 0n;
-  for (const r of records) crcs = hashCombine(crcs, BigInt(crc32(r.data)));
+  for (const r of records) if (r.data.length > 0) crcs = hashCombine(crcs, BigInt(crc32(r.data)));
   return names.toString().padStart(20, '0') + crcs.toString().padStart(20, '0');
 }

@@ -6,7 +6,8 @@
  *
  * Writing: the layout PyTorch's `PyTorchStreamWriter` (miniz with MZ_ZIP_FLAG_WRITE_ZIP64)
  * produces, byte for byte: stored entries; local headers with version 0, flags 0x0808
- * (data descriptor + UTF-8 names), zero time/date/CRC/sizes; an extra field "FB" + padding
+ * (data descriptor + UTF-8 names; 0x0800 and no descriptor for an empty record), zero
+ * time/date/CRC/sizes; an extra field "FB" + padding
  * of 'Z's so that every record's data starts on a 64-byte boundary (torch memory-maps
  * tensors from there); a data descriptor after each record; a central directory; then a
  * zip64 end-of-central-directory record, its locator and the classic end record.
@@ -217,23 +218,28 @@ export function encodeZip(records: ZipRecord[], options: { alignment?: number } 
     const lv = new DataView(local.buffer);
     lv.setUint32(0, SIG_LOCAL, true);
     lv.setUint16(4, 0, true); // version needed: miniz writes 0
-    lv.setUint16(6, 0x0808, true); // data descriptor follows; UTF-8 name
+    // Flags: UTF-8 name, and "data descriptor follows" — except for an empty record, which
+    // miniz writes without a descriptor.
+    const flags = data.length > 0 ? 0x0808 : 0x0800;
+    lv.setUint16(6, flags, true);
     // method, time, date, CRC and sizes stay 0: they follow in the data descriptor.
     lv.setUint16(26, nameBytes.length, true);
     lv.setUint16(28, extra.length, true);
     local.set(nameBytes, 30);
     local.set(extra, 30 + nameBytes.length);
-    const descriptor = new Uint8Array(16);
-    const dv = new DataView(descriptor.buffer);
-    dv.setUint32(0, SIG_DESCRIPTOR, true);
-    dv.setUint32(4, crc, true);
-    dv.setUint32(8, data.length, true);
-    dv.setUint32(12, data.length, true);
+    const descriptor = new Uint8Array(data.length > 0 ? 16 : 0);
+    if (descriptor.length) {
+      const dv = new DataView(descriptor.buffer);
+      dv.setUint32(0, SIG_DESCRIPTOR, true);
+      dv.setUint32(4, crc, true);
+      dv.setUint32(8, data.length, true);
+      dv.setUint32(12, data.length, true);
+    }
 
     const entry = new Uint8Array(46 + nameBytes.length);
     const cv = new DataView(entry.buffer);
     cv.setUint32(0, SIG_CENTRAL, true);
-    cv.setUint16(8, 0x0808, true);
+    cv.setUint16(8, flags, true);
     cv.setUint32(16, crc, true);
     cv.setUint32(20, data.length, true);
     cv.setUint32(24, data.length, true);

@@ -1,9 +1,10 @@
 import { describe, it, expect } from 'vitest';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readPyreftFolder, writePyreftFolder, pyreftConfig, pyveneKeys, pythonJson, type PyreftIntervention } from '../../src/io/pyreftFolder.js';
 import { readTorchFile, writeTorchFile } from '../../src/io/torchSave.js';
+import { bf16ToF32 } from '../../src/io/dtypes.js';
 import { fixture } from '../helpers.js';
 
 const reftDir = fixture('pyreft-loreft-llama/reft');
@@ -32,6 +33,36 @@ describe('readPyreftFolder', () => {
       expect(iv.representationExtras).toBeUndefined();
     }
     expect(config.transformers_version).toBe('5.17.0');
+  });
+});
+
+describe('a DiReFT folder around a state dict torch wrote (test/io/data/torch-direft-state.bin)', () => {
+  const key = 'layer_1_comp_block_output_unit_pos_nunit_1#0';
+  function direftFolder(embedDim: number): string {
+    const dir = path.join(tmp(), 'direft');
+    mkdirSync(dir);
+    const config = {
+      intervention_constant_sources: [true], intervention_dimensions: [embedDim],
+      intervention_types: ["<class 'pyreft.interventions.DireftIntervention'>"], mode: 'parallel',
+      representations: [[1, 'block_output', 'pos', 1, 2, null, null, null, null, null, null, null, null, null]], sorted_keys: [key],
+    };
+    writeFileSync(path.join(dir, 'config.json'), pythonJson(config) + '\n');
+    cpSync(path.join(path.dirname(new URL(import.meta.url).pathname), 'data', 'torch-direft-state.bin'), path.join(dir, `intkey_${key}.bin`));
+    return dir;
+  }
+
+  it('reads it: buffers checked and dropped, bf16 learned_source converted to f32, strided base gathered', async () => {
+    const { interventions } = await readPyreftFolder(direftFolder(8));
+    const [iv] = interventions;
+    expect(iv).toMatchObject({ key, layer: 1, rank: 2, embedDim: 8, type: 'DireftIntervention' });
+    expect(Object.keys(iv!.state)).toEqual(['rotate_layer.parametrizations.weight.original', 'rotate_layer.parametrizations.weight.0.base', 'learned_source.weight', 'learned_source.bias']);
+    const raw = await readTorchFile(path.join(direftFolder(8), `intkey_${key}.bin`));
+    const bits = raw.get('learned_source.weight')!.data as Uint16Array;
+    expect(iv!.state['learned_source.weight']!.data).toEqual(Float32Array.from(bits, (b) => bf16ToF32(b)));
+  });
+
+  it('names a pyvene buffer that disagrees with intervention_dimensions', async () => {
+    await expect(readPyreftFolder(direftFolder(16))).rejects.toThrow(/buffer 'embed_dim' is 8, expected the scalar 16 \(intervention_dimensions\)/);
   });
 });
 

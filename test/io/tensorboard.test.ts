@@ -126,6 +126,16 @@ describe('TensorBoardWriter', () => {
 });
 
 describe('readEventFile', () => {
+  it('reads a file written by torch.utils.tensorboard.SummaryWriter (test/io/data)', () => {
+    const file = path.join(path.dirname(new URL(import.meta.url).pathname), 'data', 'torch-summarywriter.tfevents');
+    const events = readEventFile(file, { allowTruncatedTail: false });
+    expect(events[0]!.fileVersion).toBe(EVENT_FILE_VERSION);
+    expect(events.slice(1)).toEqual([
+      { wallTime: 1700000123.5, step: 3, scalars: [{ tag: 'train/loss', value: 1.5 }] },
+      { wallTime: 1700000124, step: 4, scalars: [{ tag: 'lr', value: Math.fround(0.001) }] },
+    ]);
+  });
+
   it('tolerates a cut-off last record by default, and reports it when asked to be strict', () => {
     const dir = tmp();
     const file = path.join(dir, 'events.out.tfevents.1.h');
