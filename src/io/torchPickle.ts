@@ -168,6 +168,8 @@ export function safeUnpickle(input: Uint8Array, label: string): PickleValue {
       case 0x4d: stack.push(u16()); break; // BININT2
       case 0x8a: case 0x8b: { // LONG1, LONG4: little-endian two's complement
         const n = op === 0x8a ? u8() : u32();
+        // Sizes, offsets and strides fit in 8 bytes; refusing more also bars quadratic-time bignums.
+        if (n > 16) fail(`integer of ${n} bytes is larger than any tensor file needs`);
         const b = take(n);
         let v = 0n;
         for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
@@ -189,7 +191,13 @@ export function safeUnpickle(input: Uint8Array, label: string): PickleValue {
       case 0x5d: stack.push([]); break; // EMPTY_LIST
       case 0x6c: { const l = popMark(); stack.push(l); break; } // LIST
       case 0x61: { const v = pop(); const l = top(); if (!Array.isArray(l)) fail('APPEND to something that is not a list'); (l as PickleValue[]).push(v); break; }
-      case 0x65: { const items = popMark(); const l = top(); if (!Array.isArray(l)) fail('APPENDS to something that is not a list'); (l as PickleValue[]).push(...items); break; }
+      case 0x65: { // APPENDS
+        const items = popMark();
+        const l = top();
+        if (!Array.isArray(l)) fail('APPENDS to something that is not a list');
+        for (const item of items) (l as PickleValue[]).push(item);
+        break;
+      }
       case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
       case 0x64: { const d = new Map<PickleValue, PickleValue>(); setItems(d, popMark()); stack.push(d); break; } // DICT
       case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM

@@ -89,7 +89,12 @@ function materialize(zip: ZipReader, root: string, t: TensorRef, where: string):
     throw new TorchFileError(`${where}: view (offset ${storageOffset}, size ${JSON.stringify(shape)}, stride ${JSON.stringify(stride)}) reaches element ${last}, outside its storage of ${storage.numel}`);
   }
   // Copy into a fresh row-major array, so tensors never alias each other or the file buffer.
-  const out = new Uint8Array(numel * size);
+  let out: Uint8Array;
+  try {
+    out = new Uint8Array(numel * size);
+  } catch {
+    throw new TorchFileError(`${where}: cannot allocate ${numel} × ${size} bytes for size ${JSON.stringify(shape)}`);
+  }
   if (isContiguous(shape, stride)) {
     out.set(bytes.subarray(storageOffset * size, (storageOffset + numel) * size));
   } else {

@@ -318,3 +318,16 @@ describe('malformed torch files', () => {
     expect(t.get('w')!.shape).toEqual([2, 3]);
   });
 });
+
+describe('hostile pickles fail cleanly', () => {
+  it('refuses huge integers and reads long APPENDS without blowing the call stack', () => {
+    const huge = Uint8Array.from([0x80, 2, 0x8b, 0x00, 0x00, 0x10, 0x00, ...new Uint8Array(16), 0x2e]);
+    expect(() => safeUnpickle(huge, 'h.pkl')).toThrow(/h\.pkl: byte 2: integer of 1048576 bytes is larger than any tensor file needs/);
+    const n = 300_000;
+    const bytes = new Uint8Array(4 + 2 * n + 2);
+    bytes.set([0x80, 2, 0x5d, 0x28]);
+    for (let i = 0; i < n; i++) bytes.set([0x4b, i & 0xff], 4 + 2 * i);
+    bytes.set([0x65, 0x2e], 4 + 2 * n);
+    expect((safeUnpickle(bytes, 'long.pkl') as number[]).length).toBe(n);
+  });
+});
