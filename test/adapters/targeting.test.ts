@@ -94,6 +94,13 @@ describe('LoRA targeting', () => {
     expect(rs[0]!.scaling).toBe(2);
   });
 
+  it('refuses LoRA on embeddings or the LM head instead of silently skipping them', () => {
+    expect(() => names(llamaSites(1), { target_modules: ['q_proj', 'lm_head'] })).toThrow(/entry 'lm_head' is an embedding or output head; typetune adapts the projections inside decoder layers only \(q_proj, k_proj/);
+    expect(() => names(gpt2Sites(1), { target_modules: ['c_attn', 'wte'] }, 'gpt2')).toThrow(/entry 'wte'/);
+    // Names of other architectures in a shared list are ignored, as PEFT does.
+    expect(names(llamaSites(1), { target_modules: ['q_proj', 'query_key_value'] })).toEqual(['model.layers.0.self_attn.q_proj']);
+  });
+
   it('rejects bad config values with the key named', () => {
     expect(() => parseLoraConfig({ r: 0 }, 'recipe adapter')).toThrow("recipe adapter: 'r' is 0; expected a positive integer");
     expect(() => parseLoraConfig({ lora_dropout: 1 }, 'x')).toThrow(/'lora_dropout' is 1; expected a probability/);

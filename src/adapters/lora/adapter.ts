@@ -7,6 +7,7 @@ import { tf, type Tensor } from '../../backend/tf.js';
 import type { ForwardContext, LinearSite } from '../../model/hooks.js';
 import { type Adapter, type AdapterHost, type HostTensor, AdapterError } from '../adapter.js';
 import { Rng } from '../random.js';
+import { dropoutSeed } from '../dropoutSeeds.js';
 import { kaimingUniform, normal } from '../init.js';
 import type { LoraConfig } from './config.js';
 import { LoraLayer, rowNorm } from './layer.js';
@@ -24,12 +25,14 @@ export class LoraAdapter implements Adapter {
   readonly kind = 'lora' as const;
   readonly variables = new Map<string, tf.Variable>();
   readonly layers = new Map<string, LoraLayer>();
+  private readonly siteIndex = new Map<string, number>();
   private readonly dropoutRng: Rng;
 
   private constructor(readonly config: LoraConfig, readonly modelType: string, layers: LoraLayer[], seed: number) {
     for (const layer of layers) {
       const name = layer.target.site.name;
       this.layers.set(name, layer);
+      this.siteIndex.set(name, this.siteIndex.size);
       this.variables.set(peftKey(name, 'lora_A'), layer.A);
       this.variables.set(peftKey(name, 'lora_B'), layer.B);
       if (layer.dora) this.variables.set(peftKey(name, 'lora_magnitude_vector'), layer.dora.magnitude);
@@ -91,7 +94,7 @@ export class LoraAdapter implements Adapter {
   linear(site: LinearSite, x: Tensor, base: Tensor, ctx: ForwardContext): Tensor {
     const layer = this.layers.get(site.name);
     if (!layer) return base;
-    return layer.apply(x, base, ctx.training, () => this.dropoutRng.nextSeed());
+    return layer.apply(x, base, ctx.training, () => dropoutSeed(ctx, this.siteIndex.get(site.name)!, this.dropoutRng));
   }
 
   layerVariables(layer: number): tf.Variable[] {

@@ -22,6 +22,9 @@ import { type LoraConfig, DEFAULT_TARGET_MODULES, loraScaling } from './config.j
 
 export const ALL_LINEAR = 'all-linear';
 
+/** Module names of embeddings and heads that PEFT can adapt but typetune does not. */
+const UNSUPPORTED_MODULES = new Set(['lm_head', 'embed_tokens', 'wte', 'wpe', 'embed_out', 'score', 'embed_positions']);
+
 export interface LoraTarget {
   site: LinearSite;
   r: number;
@@ -109,6 +112,14 @@ function isTarget(site: LinearSite, targets: string[] | string, config: LoraConf
  */
 export function selectTargets(sites: readonly LinearSite[], config: LoraConfig, modelType: string): LoraTarget[] {
   const targets = resolveTargetModules(config, modelType);
+  if (Array.isArray(targets)) {
+    // PEFT would adapt these too; typetune adapts decoder-layer projections only, so say so
+    // rather than silently leave them out.
+    const head = targets.find((t) => UNSUPPORTED_MODULES.has(t.split('.').pop()!) && !sites.some((s) => s.name === t || s.name.endsWith(`.${t}`)));
+    if (head) {
+      throw new AdapterError(`LoRA target_modules entry '${head}' is an embedding or output head; typetune adapts the projections inside decoder layers only (${[...new Set(sites.map((s) => s.module))].join(', ')})`);
+    }
+  }
   const out: LoraTarget[] = [];
   for (const site of sites) {
     if (!isTarget(site, targets, config)) continue;

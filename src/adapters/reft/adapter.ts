@@ -9,6 +9,7 @@ import type { ForwardContext } from '../../model/hooks.js';
 import type { PyreftIntervention } from '../../io/pyreftFolder.js';
 import { type Adapter, type AdapterHost, AdapterError } from '../adapter.js';
 import { Rng } from '../random.js';
+import { dropoutSeed } from '../dropoutSeeds.js';
 import { type ReftConfig, type ReftInterventionType, positionGroups } from './config.js';
 import {
   type InterventionValues, type InterventionVars, PARAM_NAMES, PYREFT_CLASS,
@@ -149,10 +150,11 @@ export class ReftAdapter implements Adapter {
     let out = h;
     for (const iv of here) {
       const prev = out;
+      const site = this.interventions.indexOf(iv);
       out = tf.tidy(() => {
         const mask = positionMask(ctx.positions, batch, seq, iv.group, this.settings.groups, layer);
         let edited = interventionForward(this.settings.intervention, iv.vars, prev.reshape([-1, hidden]), this.settings.act_fn);
-        if (ctx.training && this.settings.dropout > 0) edited = tf.dropout(edited, this.settings.dropout, undefined, this.dropoutRng.nextSeed());
+        if (ctx.training && this.settings.dropout > 0) edited = tf.dropout(edited, this.settings.dropout, undefined, dropoutSeed(ctx, site, this.dropoutRng));
         return prev.add(mask.mul(edited.reshape([batch, seq, hidden]).sub(prev)));
       });
     }
