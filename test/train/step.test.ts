@@ -1,0 +1,129 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import './tileGradShim.js';
+import { useBackend } from '../../src/backend/select.js';
+import { tf, type Tensor } from '../../src/backend/tf.js';
+import { loadBaseModel } from '../../src/model/load.js';
+import type { DecoderModel } from '../../src/model/model.js';
+import { loadAdapter, type AnyAdapter } from '../../src/adapters/index.js';
+import type { ForwardContext, LinearSite } from '../../src/model/hooks.js';
+import { computeGradients, clipGradNorm, layerVariables, type StepAdapter, type StepBatch } from '../../src/train/step.js';
+import { causalLmTargetCount } from '../../src/ops/crossEntropy.js';
+import { fixture, maxRelError } from '../helpers.js';
+import { referenceBatch } from './fixtureBatch.js';
+
+let model: DecoderModel;
+let lora: AnyAdapter;
+let reft: AnyAdapter;
+let batch: StepBatch;
+let reftBatch: StepBatch;
+
+beforeAll(async () => {
+  await useBackend('cpu');
+  model = loadBaseModel(fixture('tiny-llama'));
+  lora = await loadAdapter(fixture('peft-lora-llama/adapter'), model);
+  reft = await loadAdapter(fixture('pyreft-loreft-llama/reft'), model);
+  batch = referenceBatch(fixture('peft-lora-llama/reference.safetensors'));
+  const r = referenceBatch(fixture('pyreft-loreft-llama/reference.safetensors'));
+  reftBatch = { ...r, positions: r.inputIds.map(() => [0, 1, 14, 15]) };
+});
+
+const values = (grads: Map<string, Tensor>) => new Map([...grads].map(([k, g]) => [k, Array.from(g.dataSync())]));
+const dispose = (grads: Map<string, Tensor>) => grads.forEach((g) => g.dispose());
+const rowsOf = (b: StepBatch, rows: number[]): StepBatch => ({
+  inputIds: rows.map((i) => b.inputIds[i]!),
+  attentionMask: rows.map((i) => b.attentionMask[i]!),
+  labels: rows.map((i) => b.labels[i]!),
+  positions: b.positions && rows.map((i) => b.positions![i]!),
+});
+
+describe('gradient accumulation', () => {
+  it('micro-batches weighted by their real targets give the full batch loss and gradients', () => {
+    const parts = [rowsOf(batch, [0]), rowsOf(batch, [1])];
+    // The rows differ in targets (row 1 is padded), so a plain average of means would be wrong.
+    expect(causalLmTargetCount(parts[0]!.labels)).not.toBe(causalLmTargetCount(parts[1]!.labels));
+    const full = computeGradients(model, lora, [batch], false);
+    const acc = computeGradients(model, lora, parts, false);
+    expect(acc.targets).toBe(full.targets);
+    expect(acc.tokens).toBe(batch.attentionMask.flat().filter((x) => x === 1).length);
+    expect(Math.abs(acc.loss - full.loss) / full.loss).toBeLessThan(1e-6);
+    for (const [name, g] of full.grads) expect(maxRelError(acc.grads.get(name)!.dataSync(), g.dataSync()), name).toBeLessThan(1e-5);
+    dispose(full.grads);
+    dispose(acc.grads);
+  });
+});
+
+describe('clip_grad_norm_', () => {
+  it('scales every gradient by max_norm / (total_norm + 1e-6), never up', () => {
+    const g = computeGradients(model, lora, [batch], false);
+    const flat = values(g.grads);
+    const total = Math.sqrt([...flat.values()].flat().reduce((s, x) => s + x * x, 0));
+    const maxNorm = total / 3;
+    const { norm, grads } = clipGradNorm(g.grads, maxNorm);
+    expect(Math.abs(norm - total) / total).toBeLessThan(1e-5);
+    const coef = maxNorm / (total + 1e-6);
+    for (const [name, t] of grads) expect(maxRelError(t.dataSync(), flat.get(name)!.map((x) => x * coef)), name).toBeLessThan(1e-5);
+    const { norm: n2, grads: same } = clipGradNorm(grads, total * 10);
+    expect(Math.abs(n2 - maxNorm) / maxNorm).toBeLessThan(1e-4);
+    for (const [name, t] of same) expect(maxRelError(t.dataSync(), flat.get(name)!.map((x) => x * coef)), name).toBeLessThan(1e-5);
+    dispose(same);
+  });
+});
+
+/**
+ * Wraps an adapter so that every block output passes through an identity whose forward and
+ * backward both record how many tensors are alive: the samples cover the backward pass,
+ * where checkpointing makes its difference.
+ */
+function probe(adapter: AnyAdapter): { hooks: StepAdapter; peak: () => number } {
+  let peak = 0;
+  const sample = () => {
+    peak = Math.max(peak, tf.memory().numTensors);
+  };
+  const identity = tf.customGrad(((x: Tensor, save: (t: Tensor[]) => void) => {
+    save([]);
+    sample();
+    return { value: x.clone(), gradFunc: (dy: Tensor) => (sample(), [dy.clone()]) };
+  }) as never) as unknown as (x: Tensor) => Tensor;
+  const hooks: StepAdapter = {
+    variables: adapter.variables,
+    linear: adapter.linear ? (site: LinearSite, x: Tensor, base: Tensor, ctx: ForwardContext) => adapter.linear!(site, x, base, ctx) : undefined,
+    blockOutput: (layer: number, h: Tensor, ctx: ForwardContext) => identity(adapter.blockOutput ? adapter.blockOutput(layer, h, ctx) : h),
+  };
+  return { hooks, peak: () => peak };
+}
+
+describe.each([
+  ['LoRA', () => lora, () => batch],
+  ['LoReFT', () => reft, () => reftBatch],
+])('activation checkpointing (%s)', (_name, adapterOf, batchOf) => {
+  it('gives the same gradients with fewer tensors alive', () => {
+    const plain = probe(adapterOf());
+    const ckpt = probe(adapterOf());
+    const a = computeGradients(model, plain.hooks, [batchOf()], false);
+    const b = computeGradients(model, ckpt.hooks, [batchOf()], true);
+    expect(b.loss).toBe(a.loss);
+    expect([...b.grads.keys()]).toEqual([...a.grads.keys()]);
+    expect(values(b.grads)).toEqual(values(a.grads));
+    // A real difference, not noise: at least a tenth fewer live tensors at the peak.
+    expect(ckpt.peak(), `peak live tensors: ${ckpt.peak()} checkpointed vs ${plain.peak()} plain`).toBeLessThan(plain.peak() * 0.9);
+    dispose(a.grads);
+    dispose(b.grads);
+  });
+});
+
+describe('layerVariables', () => {
+  it('assigns PEFT and pyreft keys to their layer and unknown names to every layer', () => {
+    const v = (n: number) => tf.variable(tf.zeros([n]));
+    const vars = new Map([
+      ['base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight', v(1)],
+      ['base_model.model.transformer.h.0.attn.c_attn.lora_B.weight', v(2)],
+      ['layer_2_comp_block_output_unit_pos_nunit_1#0.rotate_layer', v(3)],
+      ['shared_thing', v(4)],
+    ]);
+    const of = layerVariables({ variables: vars }, 3);
+    const sizes = (l: number) => of(l).map((t) => t.size);
+    expect(sizes(0)).toEqual([2, 4]);
+    expect(sizes(1)).toEqual([1, 4]);
+    expect(sizes(2)).toEqual([3, 4]);
+  });
+});
