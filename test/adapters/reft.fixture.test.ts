@@ -8,6 +8,7 @@ import path from 'node:path';
 import { useBackend } from '../../src/backend/select.js';
 import { loadBaseModel } from '../../src/model/load.js';
 import { causalLmLoss } from '../../src/ops/index.js';
+import { generate } from '../../src/model/generate.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { readTorchFile } from '../../src/io/torchSave.js';
 import { toFloat32 } from '../../src/io/dtypes.js';
@@ -55,6 +56,17 @@ describe('pyreft LoReFT fixture on tiny-llama', () => {
     const plain = model.run({ inputIds, attentionMask });
     expect(maxRelError(plain.logits.dataSync(), ref.readFloat32('logits').data)).toBeGreaterThan(1e-2);
     ref.close();
+    adapter.dispose();
+    model.dispose();
+  });
+
+  it('generates with the KV cache as without it (positions on the prompt only)', async () => {
+    const model = loadBaseModel(fixture('tiny-llama'));
+    const adapter = ReftAdapter.fromPyreft(model, await fixtureRecords(fixture('pyreft-loreft-llama/reft')), 'reft');
+    const prompt = [250, 244, 118, 204, 370, 10, 92, 385];
+    const opts = { maxNewTokens: 6, eosTokenIds: [], hooks: adapter, positions: [0, 1, 6, 7] };
+    const cached = generate(model, prompt, opts);
+    expect(generate(model, prompt, { ...opts, useCache: false })).toEqual(cached);
     adapter.dispose();
     model.dispose();
   });

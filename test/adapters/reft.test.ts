@@ -81,7 +81,9 @@ describe('ReFT interventions', () => {
   it('rejects missing or out-of-range positions with a clear message', () => {
     const adapter = make({});
     const h = tf.zeros([1, 4, H]);
-    expect(() => adapter.blockOutput(1, h, { training: false })).toThrow(/needs positions: pass ctx.positions/);
+    expect(() => adapter.blockOutput(1, h, { training: true })).toThrow(/needs positions when training: pass ctx.positions/);
+    // Generation past the prompt passes no positions: nothing is edited.
+    expect(adapter.blockOutput(1, h, { training: false })).toBe(h);
     expect(() => adapter.blockOutput(1, h, { training: false, positions: [[4]] })).toThrow(/position 4 in row 0 is outside the sequence \[0, 4\)/);
     expect(() => adapter.blockOutput(1, h, { training: false, positions: [[1], [2]] })).toThrow(/2 rows but the batch has 1/);
     adapter.dispose();

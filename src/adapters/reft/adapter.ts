@@ -105,7 +105,6 @@ export class ReftAdapter implements Adapter {
     const interventions: Intervention[] = [];
     let rank = -1;
     let addBias = false;
-    const made: Intervention[] = [];
     try {
       for (const r of records) {
         const at = `${where}: intervention '${r.key}'`;
@@ -123,9 +122,7 @@ export class ReftAdapter implements Adapter {
         if (rank >= 0 && rk !== rank) throw new AdapterError(`${at}: rank ${rk} differs from the other interventions' ${rank}`);
         rank = rk;
         addBias ||= values.projBias !== undefined;
-        const iv = { key: r.key, layer, group, vars: toVariables(values, hidden, rk) };
-        made.push(iv);
-        interventions.push(iv);
+        interventions.push({ key: r.key, layer, group, vars: toVariables(values, hidden, rk) });
       }
       const groups = interventions.some((i) => i.group === 1) ? 2 : 1;
       if (groups === 2) {
@@ -138,7 +135,7 @@ export class ReftAdapter implements Adapter {
       };
       return new ReftAdapter(settings, interventions, options.seed ?? 0);
     } catch (err) {
-      for (const iv of made) disposeVars(iv.vars);
+      for (const iv of interventions) disposeVars(iv.vars);
       throw err;
     }
   }
@@ -146,6 +143,9 @@ export class ReftAdapter implements Adapter {
   blockOutput(layer: number, h: Tensor, ctx: ForwardContext): Tensor {
     const here = this.interventions.filter((i) => i.layer === layer);
     if (here.length === 0) return h;
+    // No positions: no intervention — how generation continues past the prompt (pyreft
+    // intervenes on prompt positions only). Training without positions is a mistake.
+    if (!ctx.positions && !ctx.training) return h;
     const [batch, seq, hidden] = h.shape as [number, number, number];
     let out = h;
     for (const iv of here) {

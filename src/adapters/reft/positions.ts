@@ -14,7 +14,7 @@ import { AdapterError } from '../adapter.js';
 
 export function positionMask(positions: number[][] | undefined, batch: number, seq: number, group: number, groups: number, layer: number): Tensor {
   if (!positions) {
-    throw new AdapterError(`ReFT intervention at layer ${layer} needs positions: pass ctx.positions ([batch][k], −1 for padding)`);
+    throw new AdapterError(`ReFT intervention at layer ${layer} needs positions when training: pass ctx.positions ([batch][k], −1 for padding)`);
   }
   if (positions.length !== batch) {
     throw new AdapterError(`ReFT positions has ${positions.length} rows but the batch has ${batch} examples`);
