@@ -1,0 +1,115 @@
+/**
+ * The native addon (kernels/ → build/kernels/typetune_cuda.node), loaded at run time with
+ * createRequire so that typetune builds, typechecks and runs where it was never compiled.
+ * This file is the contract with kernels/src/addon.cpp: every function, argument order and
+ * code table below mirrors the C++ side. Device pointers travel as JS numbers.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Physical storage types (kernels/src/common.h DType). */
+export const DTYPE = { f32: 0, bf16: 1, i32: 2, u8: 3 } as const;
+export type Phys = keyof typeof DTYPE;
+export const PHYS_BYTES: Record<Phys, number> = { f32: 4, bf16: 2, i32: 4, u8: 1 };
+
+/** kernels/src/elementwise_ops.cuh UnaryOp. */
+export const UNARY = {
+  identity: 0, neg: 1, abs: 2, exp: 3, log: 4, sqrt: 5, rsqrt: 6, square: 7, tanh: 8, sigmoid: 9,
+  erf: 10, relu: 11, sign: 12, floor: 13, ceil: 14, round: 15, reciprocal: 16, log1p: 17, expm1: 18, sin: 19,
+  cos: 20, softplus: 21, elu: 22, step: 23, leakyRelu: 24, clip: 25, logicalNot: 26, isNan: 27, isInf: 28,
+  isFinite: 29, relu6: 30, selu: 31, tan: 32, atan: 33, asin: 34, acos: 35, sinh: 36, cosh: 37, asinh: 38,
+  acosh: 39, atanh: 40, geluTanh: 41, silu: 42,
+} as const;
+export type UnaryName = keyof typeof UNARY;
+
+/** kernels/src/elementwise_ops.cuh BinaryOp. */
+export const BINARY = {
+  add: 0, sub: 1, mul: 2, div: 3, floorDiv: 4, mod: 5, pow: 6, max: 7, min: 8, squaredDifference: 9, atan2: 10,
+  equal: 11, notEqual: 12, less: 13, lessEqual: 14, greater: 15, greaterEqual: 16, logicalAnd: 17, logicalOr: 18,
+  prelu: 19, divNoNan: 20, logicalXor: 21,
+} as const;
+export type BinaryName = keyof typeof BINARY;
+
+/** kernels/src/kernels.h ReduceOp. */
+export const REDUCE = { sum: 0, mean: 1, max: 2, min: 3, prod: 4, any: 5, all: 6, argMax: 7, argMin: 8 } as const;
+export type ReduceName = keyof typeof REDUCE;
+
+export interface DeviceInfo {
+  name: string; device: number; deviceCount: number; computeCapability: number; totalMemory: number;
+  multiProcessors: number; runtimeVersion: number; driverVersion: number;
+}
+export interface PoolStats { inUse: number; peak: number; reserved: number; allocs: number; frees: number; live: number }
+
+type Ptr = number;
+type Code = number;
+/** Signatures of kernels/src/addon.cpp's exports. */
+export interface CudaAddon {
+  deviceInfo(): DeviceInfo;
+  alloc(bytes: number): Ptr;
+  free(ptr: Ptr): void;
+  memoryStats(): PoolStats;
+  resetPeak(): void;
+  trim(): void;
+  upload(dst: Ptr, src: ArrayBufferView): void;
+  download(src: Ptr, dst: ArrayBufferView): void;
+  copy(dst: Ptr, src: Ptr, bytes: number): void;
+  synchronize(): void;
+  eventRecord(): number;
+  eventElapsed(start: number, end: number): number;
+  unary(op: Code, x: Ptr, xt: Code, y: Ptr, yt: Code, n: number, p0: number, p1: number): void;
+  /** shapes: Float64Array [out(r), a(r), b(r)] */
+  binary(op: Code, a: Ptr, at: Code, b: Ptr, bt: Code, out: Ptr, ot: Code, shapes: Float64Array): void;
+  /** shapes: Float64Array [out(r), cond(r), a(r), b(r)] */
+  select(c: Ptr, ct: Code, a: Ptr, at: Code, b: Ptr, bt: Code, out: Ptr, ot: Code, shapes: Float64Array): void;
+  reduce(op: Code, x: Ptr, xt: Code, y: Ptr, yt: Code, outer: number, r: number, inner: number): void;
+  softmax(x: Ptr, xt: Code, y: Ptr, yt: Code, rows: number, cols: number, log: boolean): void;
+  gather(src: Ptr, t: Code, idx: Ptr, dst: Ptr, outer: number, axisDim: number, inner: number, nIdx: number): void;
+  scatterAdd(src: Ptr, st: Code, ids: Ptr, dst: Ptr, dt: Code, n: number, inner: number, numSegments: number): void;
+  /** plan: Float64Array [rank, outOffset, inOffset, per dim: outShape, outStride, inShape, inStride, start, step, wrap] */
+  stridedCopy(src: Ptr, st: Code, dst: Ptr, dt: Code, plan: Float64Array, padValue: number): void;
+  fill(dst: Ptr, dt: Code, n: number, value: number): void;
+  range(dst: Ptr, dt: Code, n: number, start: number, step: number): void;
+  oneHot(idx: Ptr, dst: Ptr, dt: Code, n: number, depth: number, on: number, off: number): void;
+  gemm(a: Ptr, b: Ptr, d: Ptr, abType: Code, dType: Code, m: number, n: number, k: number, transA: boolean,
+    transB: boolean, batch: number, strideA: number, strideB: number, strideD: number, bias: Ptr): void;
+  randomUniform(dst: Ptr, dt: Code, n: number, seed: number, offset: number, lo: number, hi: number): void;
+  adamw(param: Ptr, grad: Ptr, m: Ptr, v: Ptr, n: number, lr: number, beta1: number, beta2: number, eps: number,
+    weightDecay: number, biasCorrection1: number, biasCorrection2: number, gradScale: number): void;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** Where the built addon is looked for: $TYPETUNE_CUDA_ADDON, then build/kernels/ of the checkout. */
+export function addonCandidates(): string[] {
+  const env = process.env.TYPETUNE_CUDA_ADDON;
+  // src/backend/cuda → repo root is three up; dist/backend/cuda likewise.
+  const root = path.resolve(here, '..', '..', '..');
+  return [
+    ...(env ? [env] : []),
+    path.join(root, 'build', 'kernels', 'typetune_cuda.node'),
+    path.join(root, 'build', 'kernels', 'Release', 'typetune_cuda.node'),
+  ];
+}
+
+export type AddonLoad = { addon: CudaAddon; file: string } | { addon: null; reason: string };
+
+let cached: AddonLoad | undefined;
+
+/** Load the addon once; never throws — a missing build or a failed dlopen is a reason string. */
+export function loadAddon(): AddonLoad {
+  if (cached) return cached;
+  const file = addonCandidates().find((f) => existsSync(f));
+  if (!file) {
+    cached = { addon: null, reason: `the CUDA addon is not built (looked for ${addonCandidates().join(', ')}); run \`npm run build:cuda\`` };
+    return cached;
+  }
+  try {
+    const require = createRequire(import.meta.url);
+    cached = { addon: require(file) as CudaAddon, file };
+  } catch (err) {
+    cached = { addon: null, reason: `the CUDA addon at ${file} failed to load: ${(err as Error).message}` };
+  }
+  return cached;
+}

@@ -1,0 +1,210 @@
+/**
+ * The `cuda` tfjs backend: tensor storage on the GPU, with each tensor's physical type kept
+ * beside tfjs' logical dtype — float32 tensors live as f32 or bf16 (the way tfjs' WebGL
+ * backend keeps float32 in half-float textures), int32 as i32, bool as u8. Kernels live in
+ * ./kernels/ and are registered by ./register.ts.
+ *
+ * Host values written by tfjs (tf.tensor, tf.scalar …) stay on the host until a kernel first
+ * needs them on the device, so shape-only or host-only tensors never cost a copy.
+ */
+import { tf } from '../tf.js';
+import { DTYPE, PHYS_BYTES, type CudaAddon, type DeviceInfo, type Phys } from './addon.js';
+
+type DataId = object;
+type DataType = tf.DataType;
+type BackendValues = tf.backend_util.BackendValues;
+type TypedArray = Float32Array | Int32Array | Uint8Array;
+
+/** How tfjs' logical dtypes are stored. */
+export type Precision = 'fp32' | 'bf16-mixed';
+
+export interface TensorData {
+  dtype: DataType;
+  phys: Phys;
+  size: number;
+  /** device pointer, 0 until the data is first needed on the device */
+  ptr: number;
+  /** host copy written by tfjs and not yet uploaded */
+  host?: TypedArray;
+  refCount: number;
+}
+
+export interface TensorRef { dataId: DataId; shape: number[]; dtype: DataType }
+
+let nextDataId = 0;
+
+export class CudaBackend extends tf.KernelBackend {
+  readonly data: tf.DataStorage<TensorData>;
+  /** 'bf16-mixed': matrix products run bf16 × bf16 → bf16 on tensor cores (f32 accumulate). */
+  precision: Precision = 'fp32';
+  readonly device: DeviceInfo;
+
+  constructor(readonly addon: CudaAddon) {
+    super();
+    this.device = addon.deviceInfo();
+    this.data = new tf.DataStorage(this, tf.engine());
+  }
+
+  // ---- storage ---------------------------------------------------------------------------
+
+  override write(values: BackendValues | null, shape: number[], dtype: DataType): DataId {
+    const dataId = { id: nextDataId++ };
+    this.data.set(dataId, this.record(values, shape, dtype, 1));
+    return dataId;
+  }
+
+  override move(dataId: DataId, values: BackendValues, shape: number[], dtype: DataType, refCount: number): void {
+    this.data.set(dataId, this.record(values, shape, dtype, refCount));
+  }
+
+  private record(values: BackendValues | null, shape: number[], dtype: DataType, refCount: number): TensorData {
+    const phys = physOf(dtype);
+    const size = tf.util.sizeFromShape(shape);
+    const rec: TensorData = { dtype, phys, size, ptr: 0, refCount };
+    if (values != null) rec.host = toHostArray(values, dtype, size);
+    return rec;
+  }
+
+  makeTensorInfo(shape: number[], dtype: DataType, values?: BackendValues): TensorRef {
+    return { dataId: this.write(values ?? null, shape, dtype), shape, dtype };
+  }
+
+  /** A new output tensor with uninitialised device storage of the given physical type. */
+  makeOutput(shape: number[], dtype: DataType, phys: Phys = physOf(dtype)): TensorRef {
+    const dataId = { id: nextDataId++ };
+    const size = tf.util.sizeFromShape(shape);
+    const ptr = this.addon.alloc(size * PHYS_BYTES[phys]);
+    this.data.set(dataId, { dtype, phys, size, ptr, refCount: 1 });
+    return { dataId, shape, dtype };
+  }
+
+  /** The device pointer of a tensor's data, uploading host values on first use. */
+  ptr(t: TensorRef): number {
+    const rec = this.data.get(t.dataId);
+    if (!rec) throw new Error(`cuda backend: tensor data ${JSON.stringify(t.dataId)} is not on this backend (disposed?)`);
+    if (rec.ptr === 0) {
+      rec.ptr = this.addon.alloc(rec.size * PHYS_BYTES[rec.phys]);
+      if (rec.host) this.addon.upload(rec.ptr, rec.host);
+      else throw new Error('cuda backend: tensor has neither host nor device data');
+      rec.host = undefined;
+    }
+    return rec.ptr;
+  }
+
+  phys(t: TensorRef): Phys {
+    return this.data.get(t.dataId).phys;
+  }
+
+  /** Physical dtype code of a tensor (for the addon). */
+  code(t: TensorRef): number {
+    return DTYPE[this.phys(t)];
+  }
+
+  override refCount(dataId: DataId): number {
+    return this.data.has(dataId) ? this.data.get(dataId).refCount : 0;
+  }
+
+  override incRef(dataId: DataId): void {
+    this.data.get(dataId).refCount++;
+  }
+
+  override numDataIds(): number {
+    return this.data.numDataIds();
+  }
+
+  override disposeData(dataId: DataId, force = false): boolean {
+    if (!this.data.has(dataId)) return true;
+    const rec = this.data.get(dataId);
+    rec.refCount--;
+    if (!force && rec.refCount > 0) return false;
+    if (rec.ptr !== 0) this.addon.free(rec.ptr);
+    this.data.delete(dataId);
+    return true;
+  }
+
+  /** Free an intermediate made inside a kernel. */
+  disposeIntermediate(t: TensorRef): void {
+    this.disposeData(t.dataId);
+  }
+
+  override readSync(dataId: DataId): BackendValues {
+    const rec = this.data.get(dataId);
+    if (rec.host) return rec.host.slice();
+    return this.download(rec);
+  }
+
+  override async read(dataId: DataId): Promise<BackendValues> {
+    return this.readSync(dataId);
+  }
+
+  private download(rec: TensorData): TypedArray {
+    switch (rec.phys) {
+      case 'f32': { const a = new Float32Array(rec.size); this.addon.download(rec.ptr, a); return a; }
+      case 'bf16': {
+        const bits = new Uint16Array(rec.size);
+        this.addon.download(rec.ptr, bits);
+        const wide = new Uint32Array(rec.size);
+        for (let i = 0; i < rec.size; i++) wide[i] = bits[i]! << 16;
+        return new Float32Array(wide.buffer);
+      }
+      case 'i32': { const a = new Int32Array(rec.size); this.addon.download(rec.ptr, a); return a; }
+      case 'u8': { const a = new Uint8Array(rec.size); this.addon.download(rec.ptr, a); return a; }
+    }
+  }
+
+  /**
+   * The trainer's precision hook (src/train/precision.ts): 'fp32' and 'bf16-mixed' are
+   * honoured; 'fp16-mixed' is not (returns false, so the run says it computed in fp32).
+   */
+  setPrecisionPolicy(policy: string): boolean {
+    if (policy !== 'fp32' && policy !== 'bf16-mixed') return false;
+    this.precision = policy;
+    return true;
+  }
+
+  // ---- engine services -------------------------------------------------------------------
+
+  override memory(): { unreliable: boolean; reasons?: string[] } & Record<string, unknown> {
+    const s = this.addon.memoryStats();
+    return { unreliable: false, numBytesInGPU: s.inUse, numBytesInGPUAllocated: s.reserved, peakBytesInGPU: s.peak };
+  }
+
+  override async time(f: () => void): Promise<tf.BackendTimingInfo> {
+    const start = this.addon.eventRecord();
+    f();
+    const end = this.addon.eventRecord();
+    return { kernelMs: this.addon.eventElapsed(start, end) };
+  }
+
+  override timerAvailable(): boolean {
+    return true;
+  }
+
+  override floatPrecision(): 32 {
+    return 32;
+  }
+
+  override dispose(): void {
+    this.addon.synchronize();
+  }
+}
+
+export function physOf(dtype: DataType): Phys {
+  switch (dtype) {
+    case 'float32': return 'f32';
+    case 'int32': return 'i32';
+    case 'bool': return 'u8';
+    default:
+      throw new Error(`cuda backend: dtype '${dtype}' is not supported (float32, int32 and bool are)`);
+  }
+}
+
+function toHostArray(values: BackendValues, dtype: DataType, size: number): TypedArray {
+  if (values.length !== size && !(Array.isArray(values) && values.length === 0)) {
+    throw new Error(`cuda backend: ${values.length} values for a tensor of ${size} elements`);
+  }
+  if (dtype === 'float32') return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+  if (dtype === 'int32') return values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>);
+  if (dtype === 'bool') return values instanceof Uint8Array ? values : Uint8Array.from(values as ArrayLike<number>, (v) => (v ? 1 : 0));
+  throw new Error(`cuda backend: dtype '${dtype}' is not supported (float32, int32 and bool are)`);
+}

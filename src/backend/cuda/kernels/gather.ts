@@ -1,0 +1,57 @@
+/**
+ * Index kernels (kernels/src/gather.cu, fill.cu): GatherV2 (embedding lookup), its gradient
+ * UnsortedSegmentSum (scatter-add), and OneHot. Gather copies raw elements, so a bf16
+ * embedding table gives bf16 rows; scatter-add accumulates into f32 (or i32).
+ */
+import { tf } from '../../tf.js';
+import { DTYPE } from '../addon.js';
+import type { CudaBackend, TensorRef } from '../backend.js';
+import { convert, defineKernel, input, normAxis, size } from '../kernel_utils.js';
+
+function int32Indices(backend: CudaBackend, t: TensorRef): TensorRef {
+  return backend.phys(t) === 'i32' ? t : convert(backend, t, 'i32', 'int32');
+}
+
+export const gatherKernels: tf.KernelConfig[] = [
+  defineKernel('GatherV2', ({ inputs, backend, attrs }) => {
+    const x = input(inputs, 'x');
+    const indices = input(inputs, 'indices');
+    if (Number(attrs.batchDims ?? 0) !== 0) throw new Error('GatherV2 with batchDims > 0 is not implemented');
+    const axis = normAxis(Number(attrs.axis ?? 0), x.shape.length);
+    const outShape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)];
+    const out = backend.makeOutput(outShape, x.dtype, backend.phys(x));
+    if (size(outShape) === 0) return out;
+    const idx = int32Indices(backend, indices);
+    backend.addon.gather(backend.ptr(x), backend.code(x), backend.ptr(idx), backend.ptr(out),
+      size(x.shape.slice(0, axis)), x.shape[axis]!, size(x.shape.slice(axis + 1)), size(indices.shape));
+    if (idx !== indices) backend.disposeIntermediate(idx);
+    return out;
+  }),
+  defineKernel('UnsortedSegmentSum', ({ inputs, backend, attrs }) => {
+    const x = input(inputs, 'x');
+    const ids = input(inputs, 'segmentIds');
+    const numSegments = Number(attrs.numSegments);
+    const inner = size(x.shape.slice(ids.shape.length));
+    const outShape = [numSegments, ...x.shape.slice(ids.shape.length)];
+    const dtype: tf.DataType = x.dtype === 'float32' ? 'float32' : 'int32';
+    const phys = dtype === 'float32' ? 'f32' : 'i32';
+    const out = backend.makeOutput(outShape, dtype, phys);
+    backend.addon.fill(backend.ptr(out), DTYPE[phys], size(outShape), 0);
+    const idx = int32Indices(backend, ids);
+    backend.addon.scatterAdd(backend.ptr(x), backend.code(x), backend.ptr(idx), backend.ptr(out), DTYPE[phys],
+      size(ids.shape), inner, numSegments);
+    if (idx !== ids) backend.disposeIntermediate(idx);
+    return out;
+  }),
+  defineKernel('OneHot', ({ inputs, backend, attrs }) => {
+    const indices = input(inputs, 'indices');
+    const depth = Number(attrs.depth);
+    const dtype = (attrs.dtype ?? 'int32') as tf.DataType;
+    const out = backend.makeOutput([...indices.shape, depth], dtype);
+    const idx = int32Indices(backend, indices);
+    backend.addon.oneHot(backend.ptr(idx), backend.ptr(out), backend.code(out), size(indices.shape), depth,
+      Number(attrs.onValue ?? 1), Number(attrs.offValue ?? 0));
+    if (idx !== indices) backend.disposeIntermediate(idx);
+    return out;
+  }),
+];

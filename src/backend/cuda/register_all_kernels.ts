@@ -1,0 +1,25 @@
+/** Every kernel of the cuda backend, registered in one place (as tfjs-backend-webgpu does). */
+import { tf } from '../tf.js';
+import { binaryKernels } from './kernels/binary.js';
+import { creationKernels } from './kernels/creation.js';
+import { gatherKernels } from './kernels/gather.js';
+import { matmulKernels } from './kernels/matmul.js';
+import { reduceKernels } from './kernels/reduce.js';
+import { selectKernels } from './kernels/select.js';
+import { shapeKernels } from './kernels/shape.js';
+import { softmaxKernels } from './kernels/softmax.js';
+import { unaryKernels } from './kernels/unary.js';
+
+export const cudaKernels: tf.KernelConfig[] = [
+  ...unaryKernels, ...binaryKernels, ...selectKernels, ...reduceKernels, ...softmaxKernels, ...matmulKernels,
+  ...shapeKernels, ...gatherKernels, ...creationKernels,
+];
+
+/** Names of the kernels the cuda backend implements. */
+export const CUDA_KERNEL_NAMES: readonly string[] = cudaKernels.map((k) => k.kernelName);
+
+export function registerCudaKernels(): void {
+  for (const k of cudaKernels) {
+    if (!tf.getKernel(k.kernelName, k.backendName)) tf.registerKernel(k);
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * A CPU emulation of kernels/'s addon (the CudaAddon contract of src/backend/cuda/addon.ts),
+ * so test/gpu's suites can exercise the whole TypeScript side of the cuda backend on a machine
+ * without a GPU (TYPETUNE_CUDA_EMULATE=1). It mirrors the C++ semantics — physical dtypes,
+ * bf16 round-to-nearest-even, broadcasting, copy plans, reductions — in plain loops. It tests
+ * the backend's plumbing, never the CUDA kernels themselves: only the device run does that.
+ */
+import type { CudaAddon, PoolStats } from '../../src/backend/cuda/addon.js';
+
+const BYTES = [4, 2, 4, 1];
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+function toBf16(v: number): number {
+  f32[0] = v;
+  const x = u32[0]!;
+  if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) return 0x7fc0;
+  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+}
+function fromBf16(b: number): number {
+  u32[0] = b << 16;
+  return f32[0]!;
+}
+
+const UNARY: Array<(x: number, p0: number, p1: number) => number> = [
+  (x) => x, (x) => -x, Math.abs, Math.exp, Math.log, Math.sqrt, (x) => 1 / Math.sqrt(x), (x) => x * x, Math.tanh,
+  (x) => 1 / (1 + Math.exp(-x)), erf, (x) => (Number.isNaN(x) ? x : Math.max(0, x)), (x) => Math.sign(x), Math.floor,
+  Math.ceil, roundHalfEven, (x) => 1 / x, Math.log1p, Math.expm1, Math.sin, Math.cos,
+  (x) => (x > 20 ? x : Math.log1p(Math.exp(x))), (x) => (x >= 0 ? x : Math.expm1(x)), (x, a) => (Number.isNaN(x) ? x : x > 0 ? 1 : a),
+  (x, a) => (x < 0 ? a * x : x), (x, a, b) => (Number.isNaN(x) ? x : Math.min(Math.max(x, a), b)), (x) => (x === 0 ? 1 : 0),
+  (x) => (Number.isNaN(x) ? 1 : 0), (x) => (Math.abs(x) === Infinity ? 1 : 0), (x) => (Number.isFinite(x) ? 1 : 0),
+  (x) => (Number.isNaN(x) ? x : Math.min(Math.max(x, 0), 6)),
+  (x) => (x >= 0 ? 1.0507009873554805 * x : 1.0507009873554805 * 1.6732632423543772 * Math.expm1(x)),
+  Math.tan, Math.atan, Math.asin, Math.acos, Math.sinh, Math.cosh, Math.asinh, Math.acosh, Math.atanh,
+  (x) => 0.5 * x * (1 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))), (x) => x / (1 + Math.exp(-x)),
+];
+
+const BINARY: Array<(a: number, b: number) => number> = [
+  (a, b) => a + b, (a, b) => a - b, (a, b) => a * b, (a, b) => a / b, (a, b) => Math.floor(a / b),
+  (a, b) => { const r = a % b; return r !== 0 && (r < 0) !== (b < 0) ? r + b : r; }, Math.pow,
+  (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)), (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
+  (a, b) => (a - b) * (a - b), Math.atan2, (a, b) => +(a === b), (a, b) => +(a !== b), (a, b) => +(a < b), (a, b) => +(a <= b),
+  (a, b) => +(a > b), (a, b) => +(a >= b), (a, b) => +(a !== 0 && b !== 0), (a, b) => +(a !== 0 || b !== 0),
+  (a, b) => (a < 0 ? a * b : a), (a, b) => (b === 0 ? 0 : a / b), (a, b) => +((a !== 0) !== (b !== 0)),
+];
+
+function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  return d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
+}
+
+function erf(x: number): number {
+  // Abramowitz–Stegun 7.1.26 is too coarse for 1e-5; use a series/continued-fraction pair.
+  const t = Math.abs(x);
+  if (t < 2.5) {
+    let sum = t, term = t;
+    for (let n = 1; n < 60; n++) { term *= -t * t / n; sum += term / (2 * n + 1); }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  let cf = 0;
+  for (let n = 60; n >= 1; n--) cf = (n / 2) / (t + cf);
+  return Math.sign(x) * (1 - Math.exp(-t * t) / Math.sqrt(Math.PI) / (t + cf));
+}
+
+export function emulatedAddon(): CudaAddon {
+  const mem = new Map<number, ArrayBuffer>();
+  let next = 4096;
+  let inUse = 0, peak = 0, allocs = 0, frees = 0;
+  const sizes = new Map<number, number>();
+
+  const buf = (p: number): ArrayBuffer => {
+    const b = mem.get(p);
+    if (!b) throw new Error(`emulated addon: bad pointer ${p}`);
+    return b;
+  };
+  const view = (p: number, dt: number) => {
+    const b = buf(p);
+    return [new Float32Array(b), new Uint16Array(b), new Int32Array(b), new Uint8Array(b)][dt]!;
+  };
+  const load = (p: number, dt: number, i: number): number => {
+    const v = view(p, dt)[i]!;
+    return dt === 1 ? fromBf16(v) : v;
+  };
+  const store = (p: number, dt: number, i: number, v: number): void => {
+    const a = view(p, dt);
+    if (dt === 0) a[i] = v;
+    else if (dt === 1) a[i] = toBf16(v);
+    else if (dt === 2) a[i] = Number.isNaN(v) ? 0 : Math.trunc(v);
+    else a[i] = v !== 0 ? 1 : 0;
+  };
+  // Compute types: float inputs compute in f32 (fround each result), ints exactly.
+  const fr = (isFloat: boolean, v: number) => (isFloat ? Math.fround(v) : v);
+  const isF = (dt: number) => dt === 0 || dt === 1;
+
+  const offsets = (shape: number[], strides: number[][], i: number): number[] => {
+    const off = strides.map(() => 0);
+    for (let d = shape.length - 1; d >= 0; d--) {
+      const c = i % shape[d]!;
+      i = Math.floor(i / shape[d]!);
+      strides.forEach((s, k) => { off[k] += c * s[d]!; });
+    }
+    return off;
+  };
+  const bstrides = (out: number[], s: number[]) => {
+    const st = new Array<number>(s.length);
+    let acc = 1;
+    for (let d = s.length - 1; d >= 0; d--) {
+      if (s[d] !== 1 && s[d] !== out[d]) throw new Error(`binary: shape does not broadcast`);
+      st[d] = s[d] === 1 ? 0 : acc;
+      acc *= s[d]!;
+    }
+    return st;
+  };
+
+  return {
+    deviceInfo: () => ({ name: 'emulated', device: 0, deviceCount: 1, computeCapability: 0, totalMemory: 0, multiProcessors: 0, runtimeVersion: 0, driverVersion: 0 }),
+    alloc(bytes) {
+      const p = next;
+      next += Math.ceil(Math.max(bytes, 1) / 256) * 256 + 256;
+      const rounded = Math.ceil(Math.max(bytes, 1) / 4) * 4;
+      mem.set(p, new ArrayBuffer(rounded));
+      const poisoned = new Uint8Array(mem.get(p)!);
+      poisoned.fill(0xff);  // NaN for floats: unwritten outputs show up
+      sizes.set(p, rounded); inUse += rounded; peak = Math.max(peak, inUse); allocs++;
+      return p;
+    },
+    free(p) {
+      if (!mem.delete(p)) throw new Error(`free: pointer ${p} was not allocated by this pool (double free?)`);
+      inUse -= sizes.get(p)!; sizes.delete(p); frees++;
+    },
+    memoryStats: (): PoolStats => ({ inUse, peak, reserved: inUse, allocs, frees, live: mem.size }),
+    resetPeak() { peak = inUse; },
+    trim() {},
+    upload(dst, src) { new Uint8Array(buf(dst)).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength)); },
+    download(src, dst) { new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(new Uint8Array(buf(src), 0, dst.byteLength)); },
+    copy(dst, src, bytes) { new Uint8Array(buf(dst)).set(new Uint8Array(buf(src), 0, bytes)); },
+    synchronize() {},
+    eventRecord: () => performance.now(),
+    eventElapsed: (a, b) => b - a,
+    unary(op, x, xt, y, yt, n, p0, p1) {
+      const f = UNARY[op]!;
+      for (let i = 0; i < n; i++) store(y, yt, i, fr(isF(xt), f(load(x, xt, i), p0, p1)));
+    },
+    binary(op, a, at, b, bt, out, ot, shapes) {
+      const r = shapes.length / 3;
+      const s = Array.from(shapes);
+      const os = s.slice(0, r), sa = bstrides(os, s.slice(r, 2 * r)), sb = bstrides(os, s.slice(2 * r));
+      const n = os.reduce((x, y) => x * y, 1);
+      const float = isF(at) || isF(bt);
+      const f = BINARY[op]!;
+      for (let i = 0; i < n; i++) {
+        const [ia, ib] = offsets(os, [sa, sb], i);
+        store(out, ot, i, fr(float, f(load(a, at, ia!), load(b, bt, ib!))));
+      }
+    },
+    select(c, ct, a, at, b, bt, out, ot, shapes) {
+      const r = shapes.length / 4;
+      const s = Array.from(shapes);
+      const os = s.slice(0, r);
+      const st = [1, 2, 3].map((k) => bstrides(os, s.slice(k * r, (k + 1) * r)));
+      const n = os.reduce((x, y) => x * y, 1);
+      for (let i = 0; i < n; i++) {
+        const [ic, ia, ib] = offsets(os, st, i);
+        store(out, ot, i, load(c, ct, ic!) !== 0 ? load(a, at, ia!) : load(b, bt, ib!));
+      }
+    },
+    reduce(op, x, xt, y, yt, outer, r, inner) {
+      const float = isF(xt);
+      for (let o = 0; o < outer; o++) {
+        for (let i = 0; i < inner; i++) {
+          let acc = [0, 0, -Infinity, Infinity, 1, 0, 1, -Infinity, Infinity][op]!;
+          let idx = -1;
+          for (let j = 0; j < r; j++) {
+            const v = load(x, xt, (o * r + j) * inner + i);
+            switch (op) {
+              case 0: case 1: acc = fr(float, acc + v); break;
+              case 2: acc = Number.isNaN(acc) || acc >= v ? acc : v; break;
+              case 3: acc = Number.isNaN(acc) || acc <= v ? acc : v; break;
+              case 4: acc = fr(float, acc * v); break;
+              case 5: acc = acc !== 0 || v !== 0 ? 1 : 0; break;
+              case 6: acc = acc !== 0 && v !== 0 ? 1 : 0; break;
+              case 7: if (v > acc || idx < 0 && v === acc) { acc = v; idx = j; } break;
+              case 8: if (v < acc || idx < 0 && v === acc) { acc = v; idx = j; } break;
+            }
+          }
+          const res = op === 7 || op === 8 ? Math.max(idx, 0) : op === 1 ? fr(float, acc / r) : acc;
+          store(y, yt, o * inner + i, res);
+        }
+      }
+    },
+    softmax(x, xt, y, yt, rows, cols, log) {
+      for (let r = 0; r < rows; r++) {
+        let m = -Infinity;
+        for (let j = 0; j < cols; j++) m = Math.max(m, load(x, xt, r * cols + j));
+        let s = 0;
+        for (let j = 0; j < cols; j++) s += Math.exp(load(x, xt, r * cols + j) - m);
+        for (let j = 0; j < cols; j++) {
+          const v = load(x, xt, r * cols + j) - m;
+          store(y, yt, r * cols + j, log ? v - Math.log(s) : Math.exp(v) / s);
+        }
+      }
+    },
+    gather(src, t, idx, dst, outer, axisDim, inner, nIdx) {
+      for (let o = 0; o < outer; o++) for (let j = 0; j < nIdx; j++) {
+        const k = load(idx, 2, j);
+        if (k < 0 || k >= axisDim) throw new Error(`synchronize: a gather index was out of range: index ${k} for an axis of size ${axisDim}`);
+        for (let i = 0; i < inner; i++) {
+          const v = view(src, t)[(o * axisDim + k) * inner + i]!;
+          view(dst, t)[(o * nIdx + j) * inner + i] = v;
+        }
+      }
+    },
+    scatterAdd(src, st, ids, dst, dt, n, inner, numSegments) {
+      for (let j = 0; j < n; j++) {
+        const s = load(ids, 2, j);
+        if (s < 0) continue;
+        if (s >= numSegments) throw new Error(`scatter segment id ${s} out of range`);
+        for (let i = 0; i < inner; i++) store(dst, dt, s * inner + i, fr(dt === 0, load(dst, dt, s * inner + i) + load(src, st, j * inner + i)));
+      }
+    },
+    stridedCopy(src, st, dst, dt, plan, pad) {
+      const rank = plan[0]!;
+      const outOffset = plan[1]!, inOffset = plan[2]!;
+      const d = Array.from({ length: rank }, (_, k) => Array.from(plan.subarray(3 + 7 * k, 10 + 7 * k)));
+      const n = d.reduce((a, x) => a * x[0]!, 1);
+      for (let t = 0; t < n; t++) {
+        let rem = t, o = outOffset, i = inOffset, inside = true;
+        for (let k = rank - 1; k >= 0; k--) {
+          const [os, ost, is, ist, start, step, wrap] = d[k]!;
+          const c = rem % os!;
+          rem = Math.floor(rem / os!);
+          o += c * ost!;
+          let s = start! + c * step!;
+          if (wrap) s %= is!;
+          if (s < 0 || s >= is!) inside = false;
+          i += s * ist!;
+        }
+        if (st === dt) view(dst, dt)[o] = inside ? view(src, st)[i]! : (store(dst, dt, o, pad), view(dst, dt)[o]!);
+        else store(dst, dt, o, inside ? load(src, st, i) : pad);
+      }
+    },
+    fill(dst, dt, n, v) { for (let i = 0; i < n; i++) store(dst, dt, i, v); },
+    range(dst, dt, n, start, step) { for (let i = 0; i < n; i++) store(dst, dt, i, start + i * step); },
+    oneHot(idx, dst, dt, n, depth, on, off) {
+      for (let j = 0; j < n; j++) for (let c = 0; c < depth; c++) store(dst, dt, j * depth + c, load(idx, 2, j) === c ? on : off);
+    },
+    gemm(a, b, d, abType, dType, m, n, k, transA, transB, batch, sA, sB, sD, bias) {
+      for (let q = 0; q < batch; q++) for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+        let acc = 0;
+        for (let l = 0; l < k; l++) {
+          const av = load(a, abType, q * sA + (transA ? l * m + i : i * k + l));
+          const bv = load(b, abType, q * sB + (transB ? j * k + l : l * n + j));
+          acc = Math.fround(acc + Math.fround(av * bv));
+        }
+        if (bias) acc += load(bias, 0, j);
+        store(d, dType, q * sD + i * n + j, acc);
+      }
+    },
+    randomUniform(dst, dt, n, seed, offset, lo, hi) {
+      // Not Philox: the emulation only checks shapes and range.
+      let s = (seed ^ offset) >>> 0 || 1;
+      for (let i = 0; i < n; i++) { s = (s * 1664525 + 1013904223) >>> 0; store(dst, dt, i, lo + (hi - lo) * (s / 2 ** 32)); }
+    },
+    adamw(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2, gs) {
+      for (let i = 0; i < n; i++) {
+        const gi = load(g, 0, i) * gs;
+        let pi = load(p, 0, i) * (1 - lr * wd);
+        const mi = b1 * load(m, 0, i) + (1 - b1) * gi;
+        const vi = b2 * load(v, 0, i) + (1 - b2) * gi * gi;
+        pi -= lr * (mi / bc1) / (Math.sqrt(vi / bc2) + eps);
+        store(p, 0, i, pi); store(m, 0, i, mi); store(v, 0, i, vi);
+      }
+    },
+  };
+}
