@@ -23,6 +23,7 @@ export { ReftAdapter, interventionKey, type PyreftIntervention } from './reft/ad
 export { type LoraConfig, LORA_DEFAULTS, parseLoraConfig } from './lora/config.js';
 export { type ReftConfig, REFT_DEFAULTS, parseReftConfig, parsePositions, positionGroups } from './reft/config.js';
 export { contextPositions } from './reft/positions.js';
+export type { AdapterForwardContext } from './dropoutSeeds.js';
 
 export type AnyAdapter = LoraAdapter | ReftAdapter;
 export const ADAPTER_TYPES = ['lora', ...REFT_TYPES] as const;
