@@ -33,6 +33,22 @@ export interface DecoderOutput {
   hiddenStates?: Tensor[];
 }
 
+/**
+ * Gradients computed inside another gradient's backward pass. tfjs' engine.gradients()
+ * replaces the engine's active tape when no tape is recording (as during the outer
+ * backward) and leaves it null afterwards, which the outer gradients() then trips over;
+ * keep the outer tape and put it back.
+ */
+function nestedGradients(f: () => Tensor, xs: Tensor[], dy: Tensor): { value: Tensor; grads: (Tensor | undefined)[] } {
+  const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+  const outer = state.activeTape;
+  try {
+    return tf.engine().gradients(f, xs, dy, true) as { value: Tensor; grads: (Tensor | undefined)[] };
+  } finally {
+    state.activeTape = outer;
+  }
+}
+
 function siteOf(p: ProjectionSpec, layer: number): LinearSite {
   return { name: p.path, layer, module: p.module, inFeatures: p.inFeatures, outFeatures: p.outFeatures, fanInFanOut: p.conv1d };
 }
@@ -124,20 +140,25 @@ export class Decoder {
 
   /**
    * A block whose activations are not kept for the backward pass: the gradient function
-   * recomputes the block from its input and differentiates that (same gradients, fewer
-   * live tensors).
+   * recomputes the block from its saved input and differentiates that (same gradients,
+   * fewer live tensors). The block's trainable tensors are explicit inputs so their
+   * gradients flow out of the custom gradient.
    */
   private checkpointedBlock(layer: LayerSpec, h: Tensor, keyMask: Tensor, opts: ForwardOptions, ctx: ForwardContext): Tensor {
     const vars = opts.checkpoint!.variables(layer.index);
-    const run = (x: Tensor) => this.block(layer, x, keyMask, 0, opts, ctx);
-    const f = tf.customGrad(((...args: Tensor[]) => {
-      const x = args[0]!;
-      const value = tf.tidy(() => run(x));
+    const run = (x: Tensor, mask: Tensor) => this.block(layer, x, mask, 0, opts, ctx);
+    const f = tf.customGrad(((...args: unknown[]) => {
+      const x = args[0] as Tensor;
+      const save = args[args.length - 1] as (tensors: Tensor[]) => void;
+      // The forward pass's tidy frees x and the mask; the recomputation needs its own copies.
+      save([x, keyMask]);
       return {
-        value,
-        gradFunc: (dy: Tensor | Tensor[]) => {
-          const { grads } = tf.engine().gradients(() => run(x), [x, ...vars], dy as Tensor, true);
-          return [x, ...vars].map((t, i) => grads[i] ?? tf.zerosLike(t));
+        value: tf.tidy(() => run(x, keyMask)),
+        gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
+          const [xs, mask] = saved as [Tensor, Tensor];
+          const { grads, value } = nestedGradients(() => run(xs, mask), [xs, ...vars], dy as Tensor);
+          value.dispose();
+          return [xs, ...vars].map((t, i) => grads[i] ?? tf.zerosLike(t));
         },
       };
     }) as unknown as Parameters<typeof tf.customGrad>[0]);

@@ -4,8 +4,10 @@
  * q [b, heads, sq, d], k/v [b, kvHeads, sk, d]; query i sits at absolute position
  * `queryOffset + i` (non-zero when earlier keys come from a KV cache). Key j is visible
  * to query i when keyMask[b, j] is 1, and — if causal — j ≤ pos(i), and — with a sliding
- * window w — pos(i) − j < w (transformers' sliding-window rule). KV heads are repeated
- * for groups of consecutive query heads, as transformers' repeat_kv does.
+ * window w — pos(i) − j < w (transformers' sliding-window rule). Each KV head serves a
+ * group of consecutive query heads (transformers' repeat_kv); rather than copying K and V
+ * per query head, the group's queries are stacked along the sequence axis and share one
+ * batched product with their KV head.
  */
 import { tf, type Tensor } from '../backend/tf.js';
 import { runOp } from './dispatch.js';
@@ -40,19 +42,16 @@ function additiveMask(keyMask: Tensor, sq: number, opts: AttentionOptions): Tens
   });
 }
 
-function repeatKv(x: Tensor, groups: number): Tensor {
-  if (groups === 1) return x;
-  const [b, h, s, d] = x.shape as [number, number, number, number];
-  return tf.tile(x.reshape([b, h, 1, s, d]), [1, 1, groups, 1, 1]).reshape([b, h * groups, s, d]);
-}
-
 export function attention(q: Tensor, k: Tensor, v: Tensor, keyMask: Tensor, opts: AttentionOptions): Tensor {
   return runOp('TTAttention', { q, k, v, keyMask }, { ...opts }, () => tf.tidy(() => {
-    const groups = q.shape[1]! / k.shape[1]!;
-    const kr = repeatKv(k, groups) as tf.Tensor4D;
-    const vr = repeatKv(v, groups) as tf.Tensor4D;
-    const scores = tf.mul(tf.matMul(q as tf.Tensor4D, kr, false, true), opts.scale);
-    const probs = tf.softmax(tf.add(scores, additiveMask(keyMask, q.shape[2]!, opts)));
-    return tf.matMul(probs as tf.Tensor4D, vr);
+    const [b, heads, sq, d] = q.shape as [number, number, number, number];
+    const kvHeads = k.shape[1]!;
+    const sk = k.shape[2]!;
+    const groups = heads / kvHeads;
+    const qg = q.reshape([b, kvHeads, groups * sq, d]) as tf.Tensor4D;
+    const scores = tf.mul(tf.matMul(qg, k as tf.Tensor4D, false, true), opts.scale).reshape([b, kvHeads, groups, sq, sk]);
+    const mask = additiveMask(keyMask, sq, opts).reshape([b, 1, 1, sq, sk]);
+    const probs = tf.softmax(tf.add(scores, mask)).reshape([b, kvHeads, groups * sq, sk]) as tf.Tensor4D;
+    return tf.matMul(probs, v as tf.Tensor4D).reshape([b, heads, sq, d]);
   }));
 }
