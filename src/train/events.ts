@@ -12,7 +12,8 @@ export interface StartEvent {
   evalExamples: number;
   trainableParameters: number;
   backend: string;
-  precision: { requested: string; effective: string };
+  /** The precision policy asked for and the one the backend computes in (with why, when they differ). */
+  precision: { requested: string; effective: string; note: string | null };
 }
 
 export interface StepEvent {

@@ -57,6 +57,7 @@ export function attachReporter(trainer: { on: TrainerEmitter['on'] }, opts: Repo
     json('start', e);
     const from = e.resumedFrom ? `, resuming from ${e.resumedFrom} at step ${e.step}` : '';
     const prec = e.precision.requested === e.precision.effective ? e.precision.effective : `${e.precision.effective} (${e.precision.requested} requested)`;
+    if (e.precision.note) line(`note: ${e.precision.note}`);
     line(`training ${e.totalSteps} steps on ${e.backend}, ${prec}: ${e.examples} examples${e.evalExamples ? ` (+${e.evalExamples} eval)` : ''}, ${e.trainableParameters.toLocaleString('en-US')} trainable parameters${from}`);
   });
   trainer.on('step', (e) => {

@@ -199,7 +199,7 @@ export class Trainer extends TrainerEmitter {
         evalExamples: this.data.eval.length,
         trainableParameters: [...this.adapter.variables.values()].reduce((n, v) => n + v.size, 0),
         backend: this.backend,
-        precision: { requested: this.precision.requested, effective: this.precision.effective },
+        precision: { requested: this.precision.requested, effective: this.precision.effective, note: this.precision.note },
       });
       this.lastStep = state.step;
       const stream = stepStream(this.data, t.gradient_accumulation_steps, state.data);

@@ -1,0 +1,52 @@
+import { describe, it, expect } from 'vitest';
+import { stepStream, toStepBatch, type TrainingData } from '../../src/train/data.js';
+import type { TokenizedExample } from '../../src/data/index.js';
+
+/** Eleven one-token-prompt examples whose first id is their index, so batches can be traced. */
+function data(batchSize: number, accumulation: number): TrainingData {
+  const train: TokenizedExample[] = Array.from({ length: 11 }, (_, i) => ({ inputIds: [100 + i, 7, 8], labels: [-100, 7, 8], promptLength: 1 }));
+  const perEpoch = Math.ceil(train.length / batchSize);
+  return {
+    train,
+    eval: [],
+    batchOptions: { batchSize, padTokenId: 0, shuffle: true, seed: 5 },
+    batchesPerEpoch: perEpoch,
+    stepsPerEpoch: Math.ceil(perEpoch / accumulation),
+  };
+}
+
+const ids = (g: { batches: { inputIds: number[][] }[] }) => g.batches.map((b) => b.inputIds.map((r) => r[0]! - 100));
+
+describe('stepStream', () => {
+  it('groups micro-batches per step without crossing an epoch, and each epoch sees every example once', () => {
+    const d = data(2, 4); // 6 micro-batches an epoch → steps of 4 and 2
+    const s = stepStream(d, 4, { epoch: 0, index: 0 });
+    const steps = Array.from({ length: 4 }, () => s.next().value!);
+    expect(steps.map((x) => x.batches.length)).toEqual([4, 2, 4, 2]);
+    expect(steps.map((x) => x.at)).toEqual([{ epoch: 0, index: 0 }, { epoch: 0, index: 4 }, { epoch: 1, index: 0 }, { epoch: 1, index: 4 }]);
+    expect(steps[1]!.next).toEqual({ epoch: 1, index: 0 });
+    const epoch0 = steps.slice(0, 2).flatMap(ids).flat().sort((a, b) => a - b);
+    const epoch1 = steps.slice(2, 4).flatMap(ids).flat();
+    expect(epoch0).toEqual(Array.from({ length: 11 }, (_, i) => i));
+    expect(epoch1).not.toEqual(steps.slice(0, 2).flatMap(ids).flat()); // reshuffled
+  });
+
+  it('restarted from a saved cursor, continues with the same batches', () => {
+    const d = data(3, 2);
+    const straight = stepStream(d, 2, { epoch: 0, index: 0 });
+    const all = Array.from({ length: 5 }, () => straight.next().value!);
+    const resumed = stepStream(d, 2, all[2]!.next);
+    expect(Array.from({ length: 2 }, () => ids(resumed.next().value!))).toEqual([ids(all[3]!), ids(all[4]!)]);
+  });
+});
+
+describe('toStepBatch', () => {
+  it('joins two ReFT position groups per example in equal halves, padded with −1', () => {
+    const b = toStepBatch({
+      inputIds: [[1, 2, 3, 4], [5, 6, 7, 8]], attentionMask: [[1, 1, 1, 1], [1, 1, 1, 1]], labels: [[1, 2, 3, 4], [5, 6, 7, 8]],
+      promptLengths: [3, 2], indices: [0, 1],
+      interventionPositions: [[[0, 1], [0]], [[1, 2], [1]]],
+    });
+    expect(b.positions).toEqual([[0, 1, 1, 2], [0, 1]]);
+  });
+});
