@@ -39,7 +39,8 @@ describe.each([
     const adapter: AnyAdapter = createAdapter(model, config, 4);
     const vars = [...adapter.variables.values()];
     const grads = (checkpointing: boolean, seed?: number) => {
-      const ctx: AdapterForwardContext = { training: true, positions: [[0, 7], [0, 5]], dropoutSeed: seed };
+      // Last-group positions before each row's final target, so every intervention has a gradient.
+      const ctx: AdapterForwardContext = { training: true, positions: [[0, 5], [0, 3]], dropoutSeed: seed };
       const checkpoint = checkpointing ? { variables: (l: number) => adapter.layerVariables(l) } : undefined;
       const { value, grads: g } = tf.variableGrads(() => causalLmLoss(model.run(batch, { hooks: adapter, ctx, checkpoint }).logits, labels) as tf.Scalar, vars);
       return { loss: value.dataSync()[0]!, g: vars.map((v) => g[v.name]!.dataSync() as Float32Array) };
