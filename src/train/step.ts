@@ -43,6 +43,12 @@ export interface StepOptions {
   maxGradNorm: number | null;
   /** Recompute each decoder block in the backward pass instead of keeping its activations. */
   activationCheckpointing: boolean;
+  /**
+   * Fixes the adapters' dropout masks of this step (see `stepSeed`): micro-batch i's forward
+   * gets `ctx.dropoutSeed = mixSeeds(dropoutSeed, i)`, so a checkpointed block's recomputation
+   * drops the same units, and a resumed run the same as an uninterrupted one.
+   */
+  dropoutSeed?: number;
 }
 
 export interface StepResult {
@@ -66,7 +72,7 @@ export interface Gradients {
  * Loss and gradients of the adapter's variables over a step's micro-batches. The caller
  * owns (and must dispose) the returned gradient tensors.
  */
-export function computeGradients(model: StepModel, adapter: StepAdapter, microBatches: StepBatch[], activationCheckpointing: boolean): Gradients {
+export function computeGradients(model: StepModel, adapter: StepAdapter, microBatches: StepBatch[], activationCheckpointing: boolean, dropoutSeed?: number): Gradients {
   const names = [...adapter.variables.keys()];
   const vars = names.map((n) => adapter.variables.get(n)!);
   const counts = microBatches.map((b) => causalLmTargetCount(b.labels));
@@ -78,7 +84,8 @@ export function computeGradients(model: StepModel, adapter: StepAdapter, microBa
   microBatches.forEach((batch, i) => {
     if (counts[i] === 0) return; // nothing supervised: contributes neither loss nor gradient
     const weight = counts[i]! / total;
-    const ctx: ForwardContext = { training: true, positions: batch.positions };
+    const ctx: ForwardContext & { dropoutSeed?: number } = { training: true, positions: batch.positions };
+    if (dropoutSeed !== undefined) ctx.dropoutSeed = mixSeeds(dropoutSeed, i);
     const { value, grads } = tf.engine().gradients(
       () => {
         const { logits } = model.run({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }, { hooks: adapter, ctx, checkpoint });
@@ -133,7 +140,7 @@ export function clipGradNorm(grads: Map<string, Tensor>, maxNorm: number | null)
 
 /** Forward/backward over the micro-batches, clip, update, and let the adapter fix up (e.g. re-orthonormalise). */
 export function trainStep(model: StepModel, adapter: StepAdapter, optimizer: AdamW, microBatches: StepBatch[], opts: StepOptions): StepResult {
-  const g = computeGradients(model, adapter, microBatches, opts.activationCheckpointing);
+  const g = computeGradients(model, adapter, microBatches, opts.activationCheckpointing, opts.dropoutSeed);
   const { norm, grads } = clipGradNorm(g.grads, opts.maxGradNorm);
   try {
     optimizer.step(grads, opts.lr);
@@ -142,6 +149,22 @@ export function trainStep(model: StepModel, adapter: StepAdapter, optimizer: Ada
   }
   adapter.afterStep?.();
   return { loss: g.loss, gradNorm: norm, targets: g.targets, tokens: g.tokens };
+}
+
+/** A 32-bit hash of two 32-bit integers (murmur3's finaliser), for seeds that must not collide. */
+export function mixSeeds(a: number, b: number): number {
+  let h = (Math.imul(a >>> 0, 0x9e3779b1) ^ (b >>> 0)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/**
+ * The dropout seed of optimizer step `step` of a run seeded `seed`: a function of the two
+ * alone, so it needs no saved state to be the same after a resume.
+ */
+export function stepSeed(seed: number, step: number): number {
+  return mixSeeds(mixSeeds(seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0), step);
 }
 
 /** Mean loss over all targets of `batches` (no gradients, adapters in eval mode). */

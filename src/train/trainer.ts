@@ -20,7 +20,7 @@ import { TensorBoardWriter } from '../io/tensorboard.js';
 import { createAdapter, type TrainableAdapter } from './adapter.js';
 import { AdamW } from './adamw.js';
 import { LrSchedule } from './schedule.js';
-import { trainStep, evaluateLoss, type StepBatch } from './step.js';
+import { trainStep, evaluateLoss, stepSeed, type StepBatch } from './step.js';
 import { prepareData, stepStream, evalBatches, totalSteps, type TrainingData } from './data.js';
 import { applyPrecision, type AppliedPrecision } from './precision.js';
 import { TrainerEmitter, type StepEvent } from './events.js';
@@ -213,6 +213,7 @@ export class Trainer extends TrainerEmitter {
           lr,
           maxGradNorm: t.max_grad_norm,
           activationCheckpointing: r.model.activation_checkpointing,
+          dropoutSeed: stepSeed(t.seed, state.step),
         });
         const seconds = (performance.now() - began) / 1000;
         state.step += 1;

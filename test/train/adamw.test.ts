@@ -1,6 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
-import './tileGradShim.js';
 import { useBackend } from '../../src/backend/select.js';
 import { tf } from '../../src/backend/tf.js';
 import { loadBaseModel } from '../../src/model/load.js';

@@ -1,5 +1,4 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import './tileGradShim.js';
 import { useBackend } from '../../src/backend/select.js';
 import { tf, type Tensor } from '../../src/backend/tf.js';
 import { loadBaseModel } from '../../src/model/load.js';
@@ -8,6 +7,7 @@ import { loadAdapter, type AnyAdapter } from '../../src/adapters/index.js';
 import type { ForwardContext, LinearSite } from '../../src/model/hooks.js';
 import { computeGradients, clipGradNorm, layerVariables, type StepAdapter, type StepBatch } from '../../src/train/step.js';
 import { causalLmTargetCount } from '../../src/ops/crossEntropy.js';
+import { createAdapter } from '../../src/train/adapter.js';
 import { fixture, maxRelError } from '../helpers.js';
 import { referenceBatch } from './fixtureBatch.js';
 
@@ -108,6 +108,20 @@ describe.each([
     expect(ckpt.peak(), `peak live tensors: ${ckpt.peak()} checkpointed vs ${plain.peak()} plain`).toBeLessThan(plain.peak() * 0.9);
     dispose(a.grads);
     dispose(b.grads);
+  });
+});
+
+describe('activation checkpointing with dropout', () => {
+  it('recomputes with the same dropout masks when the step fixes a dropout seed', () => {
+    const adapter = createAdapter(model, { type: 'lora', r: 4, lora_alpha: 8, lora_dropout: 0.3, target_modules: ['q_proj', 'v_proj', 'down_proj'], layers_to_transform: null, use_rslora: false, use_dora: false, init_lora_weights: false, bias: 'none' }, 11);
+    const a = computeGradients(model, adapter, [batch], false, 1234);
+    const b = computeGradients(model, adapter, [batch], true, 1234);
+    const c = computeGradients(model, adapter, [batch], false, 999);
+    expect(b.loss).toBe(a.loss);
+    expect(values(b.grads)).toEqual(values(a.grads));
+    expect(c.loss).not.toBe(a.loss); // dropout is really on: another seed, another loss
+    [a, b, c].forEach((g) => dispose(g.grads));
+    adapter.dispose();
   });
 });
 

@@ -2,7 +2,6 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import './tileGradShim.js';
 import { useBackend } from '../../src/backend/select.js';
 import { tf } from '../../src/backend/tf.js';
 import { loadBaseModel } from '../../src/model/load.js';
@@ -73,6 +72,16 @@ describe('resume', () => {
     expect(b2.steps).toBe(4);
     expect(b2.losses).toEqual(a.losses);
     expect(b2.finalLoss).toBe(a.finalLoss);
+  });
+
+  it('activation checkpointing changes memory, not the losses', async () => {
+    const runs = await Promise.all([false, true].map(async (on) => {
+      const t = await Trainer.fromRecipe(loraRecipe(tmp(`ckpt-${on}`), { max_steps: 2, save_every_steps: null }), [`model.activation_checkpointing=${on}`]);
+      const s = await t.train({ handleSignals: false });
+      t.dispose();
+      return s.losses;
+    }));
+    expect(runs[1]).toEqual(runs[0]);
   });
 
   it('refuses what it cannot resume, saying why', async () => {
