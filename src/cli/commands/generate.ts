@@ -1,0 +1,59 @@
+/** `typetune generate --model DIR --prompt "…" [--chat] [--adapter DIR]`: text continuation, streamed. */
+import type { CommandModule } from 'yargs';
+import { loadModel } from '../../api/loadModel.js';
+import type { BackendName } from '../../backend/select.js';
+
+interface GenerateArgs {
+  model: string;
+  prompt: string;
+  chat: boolean;
+  adapter?: string;
+  backend: BackendName;
+  'max-new-tokens': number;
+  temperature: number;
+  'top-k'?: number;
+  'top-p'?: number;
+  seed: number;
+  cache: boolean;
+}
+
+export const generateCommand: CommandModule<object, GenerateArgs> = {
+  command: 'generate',
+  describe: 'Generate text from a model folder (optionally with an adapter)',
+  builder: (y) => y
+    .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face model folder' })
+    .option('prompt', { type: 'string', demandOption: true, describe: 'the prompt text' })
+    .option('chat', { type: 'boolean', default: false, describe: "render the prompt as a user turn with the model's chat template" })
+    .option('adapter', { type: 'string', describe: 'PEFT or pyreft folder to apply' })
+    .option('backend', { choices: ['cpu', 'cuda', 'tensorflow', 'auto'] as const, default: 'cpu' as const })
+    .option('max-new-tokens', { type: 'number', default: 64 })
+    .option('temperature', { type: 'number', default: 0, describe: '0 = greedy' })
+    .option('top-k', { type: 'number' })
+    .option('top-p', { type: 'number' })
+    .option('seed', { type: 'number', default: 0 })
+    .option('cache', { type: 'boolean', default: true, describe: 'use the KV cache (--no-cache re-runs the whole sequence each step)' }) as never,
+  handler: async (args) => {
+    const model = await loadModel(args.model, { backend: args.backend, adapter: args.adapter });
+    const tok = await model.tokenizer();
+    const text = args.chat
+      ? tok.applyChatTemplate([{ role: 'user', content: args.prompt }], { addGenerationPrompt: true })
+      : args.prompt;
+    const ids = tok.encode(text, { addSpecialTokens: !args.chat });
+    const generated: number[] = [];
+    let shown = '';
+    await model.generate(ids, {
+      maxNewTokens: args['max-new-tokens'], temperature: args.temperature, topK: args['top-k'], topP: args['top-p'],
+      seed: args.seed, useCache: args.cache,
+      onToken: (id) => {
+        generated.push(id);
+        const now = tok.decode(generated, { skipSpecialTokens: true });
+        // Byte-level tokens can end mid-character: wait for the rest before printing.
+        if (now.endsWith('\uFFFD')) return;
+        process.stdout.write(now.slice(shown.length));
+        shown = now;
+      },
+    });
+    process.stdout.write('\n');
+    model.dispose();
+  },
+};

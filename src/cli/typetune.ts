@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+/** `typetune <command>`: generate, inspect, recipe, export (training is the `train` bin). */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { generateCommand } from './commands/generate.js';
+import { inspectCommand } from './commands/inspect.js';
+import { recipeCommand } from './commands/recipe.js';
+import { exportCommand } from './commands/export.js';
+import { reportError } from './run.js';
+
+try {
+  await yargs(hideBin(process.argv))
+    .scriptName('typetune')
+    .command(generateCommand)
+    .command(inspectCommand)
+    .command(recipeCommand)
+    .command(exportCommand)
+    .demandCommand(1, 'name a command: generate, inspect, recipe, export')
+    .strict()
+    .fail((msg, err) => {
+      if (err) reportError(err);
+      process.stderr.write(`error: ${msg} (see typetune --help)\n`);
+      process.exit(2);
+    })
+    .help()
+    .parseAsync();
+} catch (err) {
+  reportError(err);
+}
