@@ -106,9 +106,12 @@ describe('a run', () => {
       data: { path: path.join(repoRoot, 'datasets/alice_qa.jsonl'), format: 'prompt_completion', max_length: 32, eval: { split: 0.1 } },
     }));
     const events = record(t);
+    const live: number[] = [];
+    t.on('step', () => live.push(tf.memory().numTensors));
     const s = await t.train({ handleSignals: false });
     t.dispose();
     expect(events.map((x) => x.name)).toEqual(['start', 'step', 'eval', 'step', 'eval', 'save', 'end']);
+    expect(live[1]).toBe(live[0]); // steps and evaluations leave no tensors behind
     const start = events[0]!.e as TrainerEvents['start'];
     expect(start).toMatchObject({ totalSteps: 2, step: 0, resumedFrom: null, backend: 'cpu', precision: { requested: 'fp32', effective: 'fp32' } });
     // data.eval.split 0.1 holds out a tenth of the examples (rounded), the rest train.
