@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { useBackend } from '../../src/backend/select.js';
@@ -141,6 +141,25 @@ describe('a run', () => {
     const tags = new Set(scalars.map((x) => x.tag));
     expect(tags).toEqual(new Set(['train/loss', 'train/lr', 'train/grad_norm', 'train/tokens_per_sec', 'eval/loss']));
     expect(scalars.filter((x) => x.tag === 'train/loss').map((x) => x.value)).toEqual(s.losses.map((l) => Math.fround(l)));
+  });
+
+  it('trains for whole epochs when max_steps is not set, an epoch ending with a short accumulation', async () => {
+    const dir = tmp('epochs');
+    const data = path.join(dir, 'six.jsonl');
+    writeFileSync(data, Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `Q: number ${i}?\nA:`, completion: ` It is ${i}.` })).join('\n'));
+    // 6 examples / batch 2 = 3 micro-batches an epoch; accumulation 2 → steps of 2 and 1 micro-batches.
+    const t = await Trainer.fromRecipe(loraRecipe(dir, { max_steps: null, epochs: 2, save_every_steps: null }, {
+      data: { path: data, format: 'prompt_completion', max_length: 32 },
+    }));
+    const steps: TrainerEvents['step'][] = [];
+    t.on('step', (e) => steps.push(e));
+    const s = await t.train({ handleSignals: false });
+    t.dispose();
+    expect(s.totalSteps).toBe(4);
+    expect(steps.map((e) => e.epoch)).toEqual([0, 0, 1, 1]);
+    const sizes = steps.map((e) => e.tokens);
+    expect(sizes[1]).toBeLessThan(sizes[0]!); // the short step of each epoch holds one micro-batch
+    expect(sizes[3]).toBeLessThan(sizes[2]!);
   });
 
   it('exports PEFT and merged folders that reproduce the trained adapter', async () => {
