@@ -113,9 +113,9 @@ export class Decoder {
     if (s.rope) {
       const positions = Array.from({ length: len }, (_, i) => past + i);
       const total = past + len;
-      const { cos, sin } = ropeTables(positions, s.rope.invFreq(total), s.rope.attentionScaling(total));
-      qh = rope(qh, cos, sin);
-      kh = rope(kh, cos, sin);
+      const { cos, sin } = ropeTables(positions, s.rope.invFreq(total), s.rope.attentionScaling(total), s.headDim);
+      qh = rope(qh, cos, sin, s.rope.rotaryDim);
+      kh = rope(kh, cos, sin, s.rope.rotaryDim);
     }
     if (cache) ({ k: kh, v: vh } = cache.append(layer.index, kh, vh));
     const attn = attention(qh, kh, vh, keyMask, {

@@ -9,11 +9,12 @@ import { runOp } from './dispatch.js';
 
 export function crossEntropySum(logits: Tensor, labels: Tensor, ignoreIndex = -100): Tensor {
   return runOp('TTCrossEntropySum', { logits, labels }, { ignoreIndex }, () => tf.tidy(() => {
-    const valid = tf.notEqual(labels, ignoreIndex);
-    const safe = tf.where(valid, labels, tf.zerosLike(labels)).cast('int32');
-    const logp = tf.logSoftmax(logits);
-    const picked = tf.gather(logp, safe.reshape([-1, 1]), 1, 1).reshape([-1]);
-    return tf.neg(tf.sum(tf.mul(picked, valid.cast('float32'))));
+    // Picking each row's target by a one-hot product rather than a gather: the product's
+    // gradient is elementwise, where gather's is a segment sum (slow on tfjs' CPU backend).
+    // Ignored targets get an all-zero row (oneHot of -1), so they add nothing.
+    const safe = tf.where(tf.notEqual(labels, ignoreIndex), labels, tf.fill(labels.shape, -1, 'int32')).cast('int32');
+    const targets = tf.oneHot(safe.reshape([-1]), logits.shape[logits.rank - 1]!);
+    return tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), targets)));
   }));
 }
 
@@ -27,14 +28,16 @@ export function crossEntropy(logits: Tensor, labels: Tensor, ignoreIndex = -100)
 
 /**
  * Causal LM loss as transformers computes it: predict token t+1 from position t, i.e.
- * logits[:, :-1] against labels[:, 1:], mean over non-ignored targets.
+ * logits[:, :-1] against labels[:, 1:], mean over non-ignored targets. The labels are
+ * shifted instead of the logits (the last position gets no target), which avoids copying
+ * the [batch, seq, vocab] logits.
  */
 export function causalLmLoss(logits: Tensor, labels: number[][], ignoreIndex = -100): Tensor {
   return tf.tidy(() => {
-    const [b, s, v] = logits.shape as [number, number, number];
-    const shifted = logits.slice([0, 0, 0], [b, s - 1, v]).reshape([-1, v]);
-    const targets = tf.tensor2d(labels.map((row) => row.slice(1)), [b, s - 1], 'int32').reshape([-1]);
-    return crossEntropy(shifted, targets, ignoreIndex);
+    const v = logits.shape[logits.rank - 1]!;
+    const shifted = labels.map((row) => [...row.slice(1), ignoreIndex]);
+    const targets = tf.tensor2d(shifted, [labels.length, labels[0]!.length], 'int32').reshape([-1]);
+    return crossEntropy(logits.reshape([-1, v]), targets, ignoreIndex);
   });
 }
 

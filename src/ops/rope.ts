@@ -7,13 +7,17 @@
 import { tf, type Tensor } from '../backend/tf.js';
 import { runOp } from './dispatch.js';
 
-/** cos and sin tables [seq, rotaryDim] for the given positions and inverse frequencies. */
-export function ropeTables(positions: number[], invFreq: Float32Array, attentionScaling = 1): { cos: Tensor; sin: Tensor } {
+/**
+ * cos and sin tables [seq, headDim] for the given positions and inverse frequencies;
+ * features past the rotary dims get cos 1 and sin 0, so they pass through unchanged.
+ */
+export function ropeTables(positions: number[], invFreq: Float32Array, attentionScaling = 1, headDim = invFreq.length * 2): { cos: Tensor; sin: Tensor } {
   const half = invFreq.length;
-  const dim = half * 2;
+  const dim = headDim;
   const cos = new Float32Array(positions.length * dim);
   const sin = new Float32Array(positions.length * dim);
   positions.forEach((p, row) => {
+    cos.fill(1, row * dim + 2 * half, (row + 1) * dim);
     for (let i = 0; i < half; i++) {
       // transformers forms position·inv_freq in f32 before taking cos/sin.
       const angle = Math.fround(Math.fround(p) * invFreq[i]!);
@@ -28,17 +32,25 @@ export function ropeTables(positions: number[], invFreq: Float32Array, attention
   return { cos: tf.tensor2d(cos, [positions.length, dim]), sin: tf.tensor2d(sin, [positions.length, dim]) };
 }
 
-/** Apply rope to x [batch, heads, seq, headDim] with tables [seq, rotaryDim]. */
-export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
-  return runOp('TTRope', { x, cos, sin }, {}, () => tf.tidy(() => {
+/**
+ * rotate_half over the first `rotaryDim` features as a [headDim, headDim] matrix, so it
+ * runs as one GEMM instead of slices and a concat (slow on tfjs' CPU backend).
+ */
+function rotateHalfMatrix(headDim: number, rotaryDim: number): Tensor {
+  const half = rotaryDim / 2;
+  const m = new Float32Array(headDim * headDim);
+  for (let i = 0; i < half; i++) {
+    m[(half + i) * headDim + i] = -1; // out[i] = −x[half + i]
+    m[i * headDim + half + i] = 1; // out[half + i] = x[i]
+  }
+  return tf.tensor2d(m, [headDim, headDim]);
+}
+
+/** Apply rope to x [batch, heads, seq, headDim] with tables [seq, headDim] from ropeTables. */
+export function rope(x: Tensor, cos: Tensor, sin: Tensor, rotaryDim = x.shape[3]!): Tensor {
+  return runOp('TTRope', { x, cos, sin }, { rotaryDim }, () => tf.tidy(() => {
     const headDim = x.shape[3]!;
-    const rot = cos.shape[1]!;
-    const half = rot / 2;
-    const xr = rot === headDim ? x : x.slice([0, 0, 0, 0], [-1, -1, -1, rot]);
-    const x1 = xr.slice([0, 0, 0, 0], [-1, -1, -1, half]);
-    const x2 = xr.slice([0, 0, 0, half], [-1, -1, -1, half]);
-    const rotated = tf.concat([tf.neg(x2), x1], -1);
-    const out = tf.add(tf.mul(xr, cos), tf.mul(rotated, sin));
-    return rot === headDim ? out : tf.concat([out, x.slice([0, 0, 0, rot], [-1, -1, -1, headDim - rot])], -1);
+    const rotated = tf.matMul(x.reshape([-1, headDim]) as tf.Tensor2D, rotateHalfMatrix(headDim, rotaryDim) as tf.Tensor2D).reshape(x.shape);
+    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
   }));
 }
