@@ -1,5 +1,6 @@
 /** Backend selection: chosen once per process, by name or `auto`. */
 import { tf } from './tf.js';
+import { registerCpuKernels } from './cpu/register.js';
 
 export type BackendName = 'cpu' | 'cuda' | 'tensorflow' | 'auto';
 export const BACKEND_NAMES: readonly BackendName[] = ['cpu', 'cuda', 'tensorflow', 'auto'];
@@ -47,6 +48,7 @@ export async function useBackend(name: BackendName = 'cpu'): Promise<string> {
       );
     }
   }
+  if (chosen === 'cpu') registerCpuKernels();
   if (tf.getBackend() !== chosen) {
     const ok = await tf.setBackend(chosen);
     if (!ok) throw new Error(`backend '${chosen}' failed to initialise`);
