@@ -216,8 +216,9 @@ napi_value softmax(Call& c) {
   return c.undefined();
 }
 
+// gather(src, t, idx, dst, batch, outer, axisDim, inner, nIdx)
 napi_value gather(Call& c) {
-  launchGather(c.ptr(0), c.i32(1), (const int32_t*)c.ptr(2), c.ptr(3), c.i64(4), c.i64(5), c.i64(6), c.i64(7));
+  launchGather(c.ptr(0), c.i32(1), (const int32_t*)c.ptr(2), c.ptr(3), c.i64(4), c.i64(5), c.i64(6), c.i64(7), c.i64(8));
   return c.undefined();
 }
 

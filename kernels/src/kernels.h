@@ -18,7 +18,7 @@ void launchReduce(int op, const void* x, int xt, void* y, int yt, int64_t outer,
 
 void launchSoftmax(const void* x, int xt, void* y, int yt, int64_t rows, int64_t cols, bool logSoftmax);
 
-void launchGather(const void* src, int t, const int32_t* idx, void* dst, int64_t outer, int64_t axisDim,
+void launchGather(const void* src, int t, const int32_t* idx, void* dst, int64_t batch, int64_t outer, int64_t axisDim,
                   int64_t inner, int64_t nIdx);
 void launchScatterAdd(const void* src, int st, const int32_t* ids, void* dst, int dt, int64_t n, int64_t inner,
                       int64_t numSegments);

@@ -201,9 +201,10 @@ export function emulatedAddon(): CudaAddon {
         }
       }
     },
-    gather(src, t, idx, dst, outer, axisDim, inner, nIdx) {
-      for (let o = 0; o < outer; o++) for (let j = 0; j < nIdx; j++) {
-        const k = load(idx, 2, j);
+    gather(src, t, idx, dst, batch, outer, axisDim, inner, nIdx) {
+      for (let q = 0; q < batch; q++) for (let oo = 0; oo < outer; oo++) for (let j = 0; j < nIdx; j++) {
+        const o = q * outer + oo;
+        const k = load(idx, 2, q * nIdx + j);
         if (k < 0 || k >= axisDim) throw new Error(`synchronize: a gather index was out of range: index ${k} for an axis of size ${axisDim}`);
         for (let i = 0; i < inner; i++) {
           const v = view(src, t)[(o * axisDim + k) * inner + i]!;
@@ -258,9 +259,12 @@ export function emulatedAddon(): CudaAddon {
       }
     },
     randomUniform(dst, dt, n, seed, offset, lo, hi) {
-      // Not Philox: the emulation only checks shapes and range.
-      let s = (seed ^ offset) >>> 0 || 1;
-      for (let i = 0; i < n; i++) { s = (s * 1664525 + 1013904223) >>> 0; store(dst, dt, i, lo + (hi - lo) * (s / 2 ** 32)); }
+      // Not Philox, but counter-based like it: value i depends on (seed, offset + i) only.
+      for (let i = 0; i < n; i++) {
+        let h = Math.imul((offset + i) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(seed | 0, 0xc2b2ae35);
+        h ^= h >>> 16; h = Math.imul(h, 0x7feb352d); h ^= h >>> 15; h = Math.imul(h, 0x846ca68b); h ^= h >>> 16;
+        store(dst, dt, i, lo + (hi - lo) * ((h >>> 8) / 16777216));
+      }
     },
     adamw(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2, gs) {
       for (let i = 0; i < n; i++) {

@@ -168,6 +168,8 @@ describe('index kernels and creation', () => {
   it('gather on every axis, with repeated indices', async () => {
     await expectSame(() => [tf.gather(t([10, 6], 1), tf.tensor1d([3, 3, 0, 9], 'int32')), tf.gather(t([4, 10, 3], 2), ti([2, 5], 3, 0, 10), 1),
       tf.gather(ti([5, 7], 4, -9, 9), tf.tensor1d([6, 0], 'int32'), 1)]);
+    // batchDims: each row picks its own entries (the cross-entropy's label logits)
+    await expectSame(() => [tf.gather(t([6, 11], 5), ti([6, 1], 6, 0, 11), 1, 1), tf.gather(t([2, 3, 7, 4], 7), ti([2, 5], 8, 0, 7), 2, 1)]);
   });
   it('unsortedSegmentSum (the gather gradient)', async () => {
     await expectSame(() => tf.unsortedSegmentSum(t([50, 7], 1), ti([50], 2, 0, 9), 9));

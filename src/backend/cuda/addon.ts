@@ -65,7 +65,8 @@ export interface CudaAddon {
   select(c: Ptr, ct: Code, a: Ptr, at: Code, b: Ptr, bt: Code, out: Ptr, ot: Code, shapes: Float64Array): void;
   reduce(op: Code, x: Ptr, xt: Code, y: Ptr, yt: Code, outer: number, r: number, inner: number): void;
   softmax(x: Ptr, xt: Code, y: Ptr, yt: Code, rows: number, cols: number, log: boolean): void;
-  gather(src: Ptr, t: Code, idx: Ptr, dst: Ptr, outer: number, axisDim: number, inner: number, nIdx: number): void;
+  /** src [batch, outer, axisDim, inner], idx [batch, nIdx] → dst [batch, outer, nIdx, inner] */
+  gather(src: Ptr, t: Code, idx: Ptr, dst: Ptr, batch: number, outer: number, axisDim: number, inner: number, nIdx: number): void;
   scatterAdd(src: Ptr, st: Code, ids: Ptr, dst: Ptr, dt: Code, n: number, inner: number, numSegments: number): void;
   /** plan: Float64Array [rank, outOffset, inOffset, per dim: outShape, outStride, inShape, inStride, start, step, wrap] */
   stridedCopy(src: Ptr, st: Code, dst: Ptr, dt: Code, plan: Float64Array, padValue: number): void;

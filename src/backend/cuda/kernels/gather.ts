@@ -16,14 +16,21 @@ export const gatherKernels: tf.KernelConfig[] = [
   defineKernel('GatherV2', ({ inputs, backend, attrs }) => {
     const x = input(inputs, 'x');
     const indices = input(inputs, 'indices');
-    if (Number(attrs.batchDims ?? 0) !== 0) throw new Error('GatherV2 with batchDims > 0 is not implemented');
     const axis = normAxis(Number(attrs.axis ?? 0), x.shape.length);
-    const outShape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)];
+    let batchDims = Number(attrs.batchDims ?? 0);
+    if (batchDims < 0) batchDims += indices.shape.length;
+    if (batchDims > axis || batchDims > indices.shape.length) throw new Error(`batchDims ${batchDims} exceeds the axis or the indices' rank`);
+    for (let d = 0; d < batchDims; d++) {
+      if (x.shape[d] !== indices.shape[d]) throw new Error(`batch dim ${d} differs: x has ${x.shape[d]}, indices ${indices.shape[d]}`);
+    }
+    // x viewed as [batch, outer, axisDim, inner]; indices as [batch, nIdx].
+    const batch = size(x.shape.slice(0, batchDims));
+    const outShape = [...x.shape.slice(0, axis), ...indices.shape.slice(batchDims), ...x.shape.slice(axis + 1)];
     const out = backend.makeOutput(outShape, x.dtype, backend.phys(x));
     if (size(outShape) === 0) return out;
     const idx = int32Indices(backend, indices);
-    backend.addon.gather(backend.ptr(x), backend.code(x), backend.ptr(idx), backend.ptr(out),
-      size(x.shape.slice(0, axis)), x.shape[axis]!, size(x.shape.slice(axis + 1)), size(indices.shape));
+    backend.addon.gather(backend.ptr(x), backend.code(x), backend.ptr(idx), backend.ptr(out), batch,
+      size(x.shape.slice(batchDims, axis)), x.shape[axis]!, size(x.shape.slice(axis + 1)), size(indices.shape.slice(batchDims)));
     if (idx !== indices) backend.disposeIntermediate(idx);
     return out;
   }),

@@ -1,0 +1,123 @@
+/**
+ * The fixture models on the cuda backend: logits against transformers' (f32 within 1e-4,
+ * bf16-mixed with bf16-stored weights within 2e-2), LoRA gradients against the cpu backend,
+ * and ten-step LoRA and LoReFT training runs whose losses match the cpu run within 1e-4.
+ */
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tf } from '../../src/backend/tf.js';
+import { loadBaseModel } from '../../src/model/load.js';
+import { causalLmLoss } from '../../src/ops/index.js';
+import { SafetensorsFile } from '../../src/io/safetensors.js';
+import { readPeftFolder } from '../../src/io/peftFolder.js';
+import { loraFromPeftConfig } from '../../src/adapters/lora/peft.js';
+import { LoraAdapter } from '../../src/adapters/lora/adapter.js';
+import { Trainer } from '../../src/train/trainer.js';
+import { physicalDtype, storeFrozenWeight, activeCudaBackend } from '../../src/backend/cuda/api.js';
+import { fixture, maxRelError, repoRoot } from '../helpers.js';
+import { relErr, useCuda } from './cuda.js';
+
+beforeAll(async () => {
+  await useCuda();
+});
+
+function rows(data: ArrayLike<number>, b: number, s: number): number[][] {
+  return Array.from({ length: b }, (_, i) => Array.from({ length: s }, (_, j) => Number(data[i * s + j])));
+}
+
+function reference(name: string) {
+  const ref = SafetensorsFile.open(fixture(`${name}/reference.safetensors`));
+  const [b, s] = ref.entry('input_ids').shape as [number, number];
+  const batch = { inputIds: rows(ref.read('input_ids').data as ArrayLike<number>, b, s), attentionMask: rows(ref.read('attention_mask').data as ArrayLike<number>, b, s) };
+  const labels = rows(ref.read('labels').data as unknown as ArrayLike<number>, b, s);
+  const logits = ref.readFloat32('logits').data;
+  const loss = ref.readFloat32('loss').data[0]!;
+  ref.close();
+  const mask = batch.attentionMask.flat();
+  return { batch, labels, logits, loss, keep: (v: number) => (i: number) => mask[Math.floor(i / v)] === 1 };
+}
+
+describe.each(['tiny-llama', 'tiny-qwen2', 'tiny-gpt2'])('%s on cuda', (name) => {
+  it('fp32: logits within 1e-4 and loss within 1e-5 of transformers', async () => {
+    await tf.setBackend('cuda');
+    const model = loadBaseModel(fixture(name));
+    const r = reference(name);
+    tf.tidy(() => {
+      const out = model.run(r.batch);
+      const v = out.logits.shape[2]!;
+      expect(maxRelError(out.logits.dataSync(), r.logits, r.keep(v))).toBeLessThan(1e-4);
+      const loss = causalLmLoss(out.logits, r.labels).dataSync()[0]!;
+      expect(Math.abs(loss - r.loss) / Math.abs(r.loss)).toBeLessThan(1e-5);
+    });
+    model.dispose();
+  });
+
+  it('bf16-mixed with bf16-stored projection weights: logits within 2e-2', async () => {
+    await tf.setBackend('cuda');
+    const backend = activeCudaBackend()!;
+    const model = loadBaseModel(fixture(name));
+    for (const entry of model.weights.linear.values()) {
+      if (entry.kind === 'dense') (entry as { w: tf.Tensor }).w = storeFrozenWeight(entry.w);
+    }
+    const dense = [...model.weights.linear.values()].find((e) => e.kind === 'dense') as { w: tf.Tensor };
+    expect(physicalDtype(dense.w)).toBe('bf16');
+    const r = reference(name);
+    backend.setPrecisionPolicy('bf16-mixed');
+    try {
+      tf.tidy(() => {
+        const out = model.run(r.batch);
+        const err = maxRelError(out.logits.dataSync(), r.logits, r.keep(out.logits.shape[2]!));
+        expect(err).toBeLessThan(2e-2);
+        expect(err).toBeGreaterThan(0);  // really computed in bf16
+      });
+    } finally {
+      backend.setPrecisionPolicy('fp32');
+      model.dispose();
+    }
+  });
+});
+
+describe.each(['llama', 'qwen2'])('PEFT LoRA on tiny-%s: gradients on cuda equal cpu', (family) => {
+  it('every adapter gradient within 1e-4', async () => {
+    const grads = async (backendName: string) => {
+      await tf.setBackend(backendName);
+      const model = loadBaseModel(fixture(`tiny-${family}`));
+      const folder = readPeftFolder(fixture(`peft-lora-${family}/adapter`));
+      const adapter = LoraAdapter.fromTensors(model, loraFromPeftConfig(folder.config, folder.configFile), folder.tensors, folder.weightsFile);
+      const r = reference(`peft-lora-${family}`);
+      const vars = [...adapter.variables.values()];
+      const { value, grads } = tf.variableGrads(
+        () => causalLmLoss(model.run(r.batch, { hooks: adapter, ctx: { training: true } }).logits, r.labels) as tf.Scalar, vars);
+      const out = { loss: value.dataSync()[0]!, grads: Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, g.dataSync().slice()])) };
+      tf.dispose([value, ...Object.values(grads)]);
+      adapter.dispose();
+      model.dispose();
+      return out;
+    };
+    const cpu = await grads('cpu');
+    const cuda = await grads('cuda');
+    expect(Math.abs(cuda.loss - cpu.loss) / Math.abs(cpu.loss)).toBeLessThan(1e-5);
+    expect(Object.keys(cuda.grads).sort()).toEqual(Object.keys(cpu.grads).sort());
+    for (const k of Object.keys(cpu.grads)) expect(relErr(cuda.grads[k]!, cpu.grads[k]!), k).toBeLessThan(1e-4);
+  });
+});
+
+describe.each(['lora', 'loreft'])('ten %s training steps', (recipe) => {
+  it('losses on cuda match the cpu run within 1e-4', async () => {
+    const run = async (backend: string) => {
+      const t = await Trainer.fromRecipe(path.join(repoRoot, `recipes/${recipe}.yaml`), [
+        `output.dir=/tmp/typetune-gpu-test/${recipe}-${backend}`, 'output.export=[]', 'training.max_steps=10',
+        'training.save_every_steps=1000', 'logging.tensorboard=false', `model.backend=${backend}`,
+      ]);
+      const losses: number[] = [];
+      t.on('step', (e) => losses.push(e.loss));
+      await t.train();
+      return losses;
+    };
+    const cpu = await run('cpu');
+    const cuda = await run('cuda');
+    expect(cuda.length).toBe(10);
+    expect(relErr(cuda, cpu)).toBeLessThan(1e-4);
+    expect(cpu[9]!).toBeLessThan(cpu[0]!);  // it trains
+  });
+});
