@@ -28,10 +28,15 @@ function collect(out: Tensor | Tensor[]): Result[] {
 
 /** Run `build` on the cpu backend, then on cuda; tensors it makes are disposed. */
 export async function onBoth(build: () => Tensor | Tensor[]): Promise<{ cpu: Result[]; cuda: Result[] }> {
+  const run = (): Result[] => {
+    let results: Result[] = [];
+    tf.tidy(() => { results = collect(build()); });
+    return results;
+  };
   await tf.setBackend('cpu');
-  const cpu = tf.tidy(() => collect(build()));
+  const cpu = run();
   await tf.setBackend('cuda');
-  const cuda = tf.tidy(() => collect(build()));
+  const cuda = run();
   return { cpu, cuda };
 }
 

@@ -172,7 +172,7 @@ describe('index kernels and creation', () => {
     await expectSame(() => [tf.gather(t([6, 11], 5), ti([6, 1], 6, 0, 11), 1, 1), tf.gather(t([2, 3, 7, 4], 7), ti([2, 5], 8, 0, 7), 2, 1)]);
   });
   it('unsortedSegmentSum (the gather gradient)', async () => {
-    await expectSame(() => tf.unsortedSegmentSum(t([50, 7], 1), ti([50], 2, 0, 9), 9));
+    await expectSame(() => tf.unsortedSegmentSum(t([50, 7], 1), ti([50], 2, 0, 9) as tf.Tensor1D, 9));
   });
   it('oneHot, fill, zerosLike, onesLike, range', async () => {
     await expectSame(() => [tf.oneHot(ti([4, 3], 1, 0, 6), 6), tf.oneHot(tf.tensor1d([0, 5, 2], 'int32'), 5, 2, -1), tf.fill([3, 2], 4.5),

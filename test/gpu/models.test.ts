@@ -88,7 +88,9 @@ describe.each(['llama', 'qwen2'])('PEFT LoRA on tiny-%s: gradients on cuda equal
       const vars = [...adapter.variables.values()];
       const { value, grads } = tf.variableGrads(
         () => causalLmLoss(model.run(r.batch, { hooks: adapter, ctx: { training: true } }).logits, r.labels) as tf.Scalar, vars);
-      const out = { loss: value.dataSync()[0]!, grads: Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, g.dataSync().slice()])) };
+      // keyed by the adapter's parameter names (tfjs' variable names differ between runs)
+      const byName = [...adapter.variables.entries()].map(([k, v]) => [k, grads[v.name]!.dataSync().slice()] as const);
+      const out = { loss: value.dataSync()[0]!, grads: Object.fromEntries(byName) };
       tf.dispose([value, ...Object.values(grads)]);
       adapter.dispose();
       model.dispose();

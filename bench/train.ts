@@ -1,0 +1,184 @@
+/**
+ * npm run bench:train (on a GPU machine, after npm run build:cuda): training throughput and
+ * peak GPU memory of random-initialised models of real shapes — Llama-3.2-1B and
+ * Qwen2.5-0.5B — for LoRA r=16 on all linear layers and LoReFT rank 4 on every layer at
+ * f7+l7, bf16-mixed (frozen weights stored bf16), AdamW, 8 sequences × 1024 tokens, with and
+ * without activation checkpointing. Prints one line per case and a markdown table for
+ * bench/README.md. Options: --models llama,qwen --adapters lora,loreft --ckpt off,on
+ * --steps 4 --warmup 2 --batch 8 --seq 1024 --backend cuda.
+ */
+import { tf } from '../src/backend/tf.js';
+import { useBackend } from '../src/backend/select.js';
+import { cudaMemory, resetCudaPeakMemory, storeFrozenWeight, activeCudaBackend } from '../src/backend/cuda/api.js';
+import { ConfigReader } from '../src/model/hfConfig.js';
+import { specFromConfig } from '../src/model/config.js';
+import { DecoderModel } from '../src/model/model.js';
+import { loadDecoderWeights, type WeightSource } from '../src/model/weights.js';
+import type { ModelSpec } from '../src/model/spec.js';
+import { createAdapter } from '../src/adapters/index.js';
+import { AdamW } from '../src/train/adamw.js';
+import { trainStep, type StepBatch } from '../src/train/step.js';
+import { applyPrecision } from '../src/train/precision.js';
+
+const CONFIGS: Record<string, Record<string, unknown>> = {
+  // meta-llama/Llama-3.2-1B config.json (the fields the decoder reads)
+  llama: {
+    model_type: 'llama', hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 16, num_attention_heads: 32,
+    num_key_value_heads: 8, head_dim: 64, vocab_size: 128256, max_position_embeddings: 131072, rms_norm_eps: 1e-5,
+    rope_theta: 500000, tie_word_embeddings: true, hidden_act: 'silu', attention_bias: false, mlp_bias: false,
+    rope_scaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+  },
+  // Qwen/Qwen2.5-0.5B config.json
+  qwen: {
+    model_type: 'qwen2', hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14,
+    num_key_value_heads: 2, vocab_size: 151936, max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 1000000,
+    tie_word_embeddings: true, hidden_act: 'silu', use_sliding_window: false, sliding_window: 32768, max_window_layers: 21,
+  },
+  // a smoke-test size (--models tiny --backend cpu runs anywhere)
+  tiny: {
+    model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+    num_key_value_heads: 2, vocab_size: 512, max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000,
+    tie_word_embeddings: true, hidden_act: 'silu',
+  },
+};
+const NAMES: Record<string, string> = { llama: 'Llama-3.2-1B', qwen: 'Qwen2.5-0.5B', tiny: 'tiny-llama-like' };
+const ADAPTERS: Record<string, Record<string, unknown>> = {
+  lora: { type: 'lora', r: 16, lora_alpha: 32, lora_dropout: 0, target_modules: 'all-linear' },
+  loreft: { type: 'loreft', rank: 4, layers: 'all', positions: 'f7+l7', share_weights: false, dropout: 0 },
+};
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+/** Names and shapes of every weight the decoder loads, as loadDecoderWeights expects them. */
+function weightShapes(spec: ModelSpec): Map<string, number[]> {
+  const shapes = new Map<string, number[]>();
+  const h = spec.hiddenSize;
+  const norm = (n: { weight: string; bias?: string }, size: number) => {
+    shapes.set(n.weight, [size]);
+    if (n.bias) shapes.set(n.bias, [size]);
+  };
+  shapes.set(spec.embedTokens, [spec.vocabSize, h]);
+  if (spec.embedPositions) shapes.set(spec.embedPositions, [spec.maxPositionEmbeddings, h]);
+  for (const layer of spec.layers) {
+    norm(layer.attnNorm, h);
+    norm(layer.mlpNorm, h);
+    if (layer.qNorm) norm(layer.qNorm, spec.headDim);
+    if (layer.kNorm) norm(layer.kNorm, spec.headDim);
+    for (const p of layer.projections) {
+      shapes.set(`${p.path}.weight`, p.conv1d ? [p.inFeatures, p.outFeatures] : [p.outFeatures, p.inFeatures]);
+      if (p.bias) shapes.set(`${p.path}.bias`, [p.outFeatures]);
+    }
+  }
+  norm(spec.finalNorm, h);
+  if (!spec.tieWordEmbeddings) shapes.set(spec.lmHead, [spec.vocabSize, h]);
+  return shapes;
+}
+
+/** Random weights: N(0, 0.02)-like uniform for matrices, ~1 for norm scales, 0 for biases. */
+function randomSource(spec: ModelSpec): WeightSource {
+  const shapes = weightShapes(spec);
+  let s = 0x9e3779b9;
+  return {
+    has: (n) => shapes.has(n),
+    shape: (n) => shapes.get(n)!,
+    describe: (n) => `random:${n}`,
+    readFloat32(n) {
+      const shape = shapes.get(n)!;
+      const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      const isNorm = shape.length === 1 && !n.endsWith('bias');
+      const a = 0.02 * Math.sqrt(3);
+      for (let i = 0; i < out.length; i++) {
+        s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+        const u = s / 4294967296;
+        out[i] = isNorm ? 1 + 0.1 * (u - 0.5) : n.endsWith('bias') ? 0 : a * (2 * u - 1);
+      }
+      return out;
+    },
+  };
+}
+
+function buildModel(key: string): DecoderModel {
+  const config = new ConfigReader(CONFIGS[key]! as never, `bench:${NAMES[key]}`);
+  const spec = specFromConfig(config);
+  const weights = loadDecoderWeights(spec, randomSource(spec));
+  // Frozen matrices in bf16 storage (norm scales and biases stay f32, as autocast keeps them).
+  for (const [path, entry] of weights.linear) {
+    if (entry.kind === 'dense') weights.linear.set(path, { kind: 'dense', w: storeFrozenWeight(entry.w) });
+  }
+  for (const [name, t] of weights.dense) if (t.rank === 2) weights.dense.set(name, storeFrozenWeight(t));
+  return new DecoderModel(`bench:${NAMES[key]}`, spec, config, weights);
+}
+
+function randomBatch(batch: number, seq: number, vocab: number, seed: number, reft: boolean): StepBatch {
+  let s = seed >>> 0 || 1;
+  const next = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s; };
+  const inputIds = Array.from({ length: batch }, () => Array.from({ length: seq }, () => next() % vocab));
+  const b: StepBatch = {
+    inputIds,
+    attentionMask: inputIds.map((r) => r.map(() => 1)),
+    labels: inputIds.map((r) => r.slice()),
+  };
+  // f7+l7 without shared weights: each row lists the first 7, then the last 7 positions.
+  if (reft) b.positions = inputIds.map(() => [...Array(7).keys(), ...Array.from({ length: 7 }, (_, i) => seq - 7 + i)]);
+  return b;
+}
+
+interface Row { model: string; adapter: string; ckpt: boolean; tokensPerS: number | null; peakGiB: number | null; stepS: number | null; note: string }
+
+async function main(): Promise<void> {
+  const backendName = await useBackend(arg('backend', 'cuda') as 'cuda' | 'cpu');
+  const applied = applyPrecision('bf16-mixed');
+  const steps = Number(arg('steps', '4')), warmup = Number(arg('warmup', '2'));
+  const batch = Number(arg('batch', '8')), seq = Number(arg('seq', '1024'));
+  const device = activeCudaBackend()?.device;
+  console.log(`backend ${backendName}${device ? ` (${device.name}, ${(device.totalMemory / 2 ** 30).toFixed(1)} GiB)` : ''}, precision ${applied.effective}, ${batch}×${seq} tokens, ${warmup} warm-up + ${steps} timed steps`);
+  const rows: Row[] = [];
+  for (const key of arg('models', 'llama,qwen').split(',')) {
+    const t0 = Date.now();
+    const model = buildModel(key);
+    console.log(`${NAMES[key]}: ${(model.parameterCount() / 1e9).toFixed(3)}B parameters built in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${((cudaMemory()?.inUse ?? 0) / 2 ** 30).toFixed(2)} GiB on the GPU`);
+    for (const adapterKey of arg('adapters', 'lora,loreft').split(',')) {
+      for (const ckpt of arg('ckpt', 'off,on').split(',').map((c) => c === 'on')) {
+        const row: Row = { model: NAMES[key]!, adapter: adapterKey, ckpt, tokensPerS: null, peakGiB: null, stepS: null, note: '' };
+        const adapter = createAdapter(model, ADAPTERS[adapterKey]!, 42);
+        const optimizer = new AdamW(adapter.variables, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 } as never);
+        const data = randomBatch(batch, seq, model.spec.vocabSize, 7, adapterKey !== 'lora');
+        try {
+          const opts = { lr: 1e-4, maxGradNorm: 1.0, activationCheckpointing: ckpt };
+          for (let i = 0; i < warmup; i++) trainStep(model, adapter, optimizer, [data], opts);
+          resetCudaPeakMemory();
+          const start = performance.now();
+          let loss = 0;
+          for (let i = 0; i < steps; i++) loss = trainStep(model, adapter, optimizer, [data], opts).loss;  // loss is read back: a sync
+          const seconds = (performance.now() - start) / 1000;
+          row.stepS = seconds / steps;
+          row.tokensPerS = (batch * seq * steps) / seconds;
+          row.peakGiB = (cudaMemory()?.peak ?? 0) / 2 ** 30;
+          row.note = `loss ${loss.toFixed(3)}`;
+        } catch (err) {
+          row.note = `failed: ${(err as Error).message.slice(0, 300)}`;
+        } finally {
+          adapter.dispose();
+          optimizer.dispose?.();
+        }
+        rows.push(row);
+        console.log(`${row.model} ${row.adapter} ckpt=${ckpt ? 'on' : 'off'}: ${row.tokensPerS ? `${Math.round(row.tokensPerS)} tokens/s, ${row.stepS!.toFixed(3)} s/step, peak ${row.peakGiB!.toFixed(2)} GiB` : ''} ${row.note}`);
+        console.log(`  tensors ${tf.memory().numTensors}, in use ${((cudaMemory()?.inUse ?? 0) / 2 ** 30).toFixed(2)} GiB`);
+      }
+    }
+    model.dispose();
+  }
+  console.log('\n| model | adapter | activation checkpointing | tokens/s | s/step | peak GPU memory (GiB) | note |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    console.log(`| ${r.model} | ${r.adapter} | ${r.ckpt ? 'on' : 'off'} | ${r.tokensPerS ? Math.round(r.tokensPerS) : '—'} | ${r.stepS?.toFixed(3) ?? '—'} | ${r.peakGiB?.toFixed(2) ?? '—'} | ${r.note} |`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
