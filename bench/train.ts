@@ -9,7 +9,7 @@
  */
 import { tf } from '../src/backend/tf.js';
 import { useBackend } from '../src/backend/select.js';
-import { cudaMemory, resetCudaPeakMemory, storeFrozenWeight, activeCudaBackend } from '../src/backend/cuda/api.js';
+import { activeCudaBackend, cudaMemory, deviceRandomUniform, resetCudaPeakMemory, storeFrozenWeight } from '../src/backend/cuda/api.js';
 import { ConfigReader } from '../src/model/hfConfig.js';
 import { specFromConfig } from '../src/model/config.js';
 import { DecoderModel } from '../src/model/model.js';
@@ -77,10 +77,12 @@ function weightShapes(spec: ModelSpec): Map<string, number[]> {
   return shapes;
 }
 
-/** Random weights: N(0, 0.02)-like uniform for matrices, ~1 for norm scales, 0 for biases. */
-function randomSource(spec: ModelSpec): WeightSource {
+/**
+ * A source whose matrices are zeros (calloc'd, never uploaded: buildModel replaces them with
+ * device-generated random values before first use), norm scales ones and biases zeros.
+ */
+function placeholderSource(spec: ModelSpec): WeightSource {
   const shapes = weightShapes(spec);
-  let s = 0x9e3779b9;
   return {
     has: (n) => shapes.has(n),
     shape: (n) => shapes.get(n)!,
@@ -88,27 +90,36 @@ function randomSource(spec: ModelSpec): WeightSource {
     readFloat32(n) {
       const shape = shapes.get(n)!;
       const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      const isNorm = shape.length === 1 && !n.endsWith('bias');
-      const a = 0.02 * Math.sqrt(3);
-      for (let i = 0; i < out.length; i++) {
-        s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-        const u = s / 4294967296;
-        out[i] = isNorm ? 1 + 0.1 * (u - 0.5) : n.endsWith('bias') ? 0 : a * (2 * u - 1);
-      }
+      if (shape.length === 1 && !n.endsWith('bias')) out.fill(1);
       return out;
     },
   };
 }
 
-function buildModel(key: string): DecoderModel {
+/** U(−a, a) with a = 0.02·√3 (std 0.02, as HF initialises), made on the GPU, stored bf16. */
+function randomMatrix(shape: number[], seed: number): tf.Tensor {
+  const a = 0.02 * Math.sqrt(3);
+  const u = deviceRandomUniform(shape, seed, 0, -a, a);
+  if (!u) throw new Error('bench:train needs the cuda backend for model weights of real size');
+  return storeFrozenWeight(u);
+}
+
+function buildModel(key: string, onDevice: boolean): DecoderModel {
   const config = new ConfigReader(CONFIGS[key]! as never, `bench:${NAMES[key]}`);
   const spec = specFromConfig(config);
-  const weights = loadDecoderWeights(spec, randomSource(spec));
-  // Frozen matrices in bf16 storage (norm scales and biases stay f32, as autocast keeps them).
+  const weights = loadDecoderWeights(spec, placeholderSource(spec));
+  // Frozen matrices random and in bf16 storage (norm scales and biases stay f32, as autocast keeps them).
+  let seed = 1000;
+  const replace = (t: tf.Tensor): tf.Tensor => {
+    if (!onDevice) return t;
+    const r = randomMatrix(t.shape, seed++);
+    t.dispose();
+    return r;
+  };
   for (const [path, entry] of weights.linear) {
-    if (entry.kind === 'dense') weights.linear.set(path, { kind: 'dense', w: storeFrozenWeight(entry.w) });
+    if (entry.kind === 'dense') weights.linear.set(path, { kind: 'dense', w: replace(entry.w) });
   }
-  for (const [name, t] of weights.dense) if (t.rank === 2) weights.dense.set(name, storeFrozenWeight(t));
+  for (const [name, t] of weights.dense) if (t.rank === 2) weights.dense.set(name, replace(t));
   return new DecoderModel(`bench:${NAMES[key]}`, spec, config, weights);
 }
 
@@ -138,7 +149,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const key of arg('models', 'llama,qwen').split(',')) {
     const t0 = Date.now();
-    const model = buildModel(key);
+    const model = buildModel(key, backendName === 'cuda');
     console.log(`${NAMES[key]}: ${(model.parameterCount() / 1e9).toFixed(3)}B parameters built in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${((cudaMemory()?.inUse ?? 0) / 2 ** 30).toFixed(2)} GiB on the GPU`);
     for (const adapterKey of arg('adapters', 'lora,loreft').split(',')) {
       for (const ckpt of arg('ckpt', 'off,on').split(',').map((c) => c === 'on')) {

@@ -43,12 +43,14 @@ describe('bf16 storage', () => {
 
   it('elementwise on bf16 operands stays bf16 and rounds once', () => {
     const a = storeFrozenWeight(tf.tensor1d(rand(33, 4))), b = storeFrozenWeight(tf.tensor1d(rand(33, 5)));
-    const sum = tf.add(a, b), e = tf.exp(a), mixed = tf.add(a, tf.tensor1d(rand(33, 6)));
-    expect([physicalDtype(sum), physicalDtype(e), physicalDtype(mixed)]).toEqual(['bf16', 'bf16', 'f32']);
+    const sum = tf.add(a, b), e = tf.exp(a), mixed = tf.add(a, tf.tensor1d(rand(33, 6))), scaled = tf.mul(a, 0.125);
+    const masked = tf.add(tf.reshape(a, [3, 11]), tf.tensor2d(rand(11, 9), [1, 11]));
+    // an equal-size f32 operand promotes; a broadcast one (scalar, mask row) does not
+    expect([sum, e, mixed, scaled, masked].map(physicalDtype)).toEqual(['bf16', 'bf16', 'f32', 'bf16', 'bf16']);
     const av = a.dataSync(), bv = b.dataSync();
     expect(Array.from(sum.dataSync())).toEqual(Array.from(roundBf16(Array.from(av, (v, i) => Math.fround(v + bv[i]!)))));
     expect(relErr(e.dataSync(), Array.from(av, Math.exp))).toBeLessThan(2 ** -8);
-    tf.dispose([a, b, sum, e, mixed]);
+    tf.dispose([a, b, sum, e, mixed, scaled, masked]);
   });
 
   it('bf16-mixed: GEMMs run bf16 with f32 accumulation, within bf16 rounding of fp32', () => {
@@ -62,8 +64,10 @@ describe('bf16 storage', () => {
       const err = relErr(mixed.dataSync(), exact.dataSync());
       expect(err).toBeGreaterThan(0);
       expect(err).toBeLessThan(1e-2);
-      // softmax and reductions of a bf16 tensor still accumulate and return f32
-      expect(physicalDtype(tf.softmax(mixed))).toBe('f32');
+      // softmax keeps bf16 storage (f32 inside); sums return f32
+      const p = tf.softmax(mixed);
+      expect(physicalDtype(p)).toBe('bf16');
+      expect(relErr(p.dataSync(), tf.softmax(exact).dataSync())).toBeLessThan(2e-2);
       expect(physicalDtype(tf.sum(mixed, 1))).toBe('f32');
     } finally {
       backend.setPrecisionPolicy('fp32');

@@ -69,12 +69,17 @@ export function normAxis(axis: number, rank: number): number {
 }
 
 /**
- * Physical type of a float result: bf16 only when every float operand is stored bf16
- * (type promotion as torch's autocast does: bf16 ∘ f32 → f32); otherwise f32.
+ * Physical type of a float result: bf16 when every full-size float operand is stored bf16,
+ * else f32. Operands that broadcast — scalars such as an attention scale, an attention mask,
+ * a rope table, a bias — do not promote a bf16 result to f32 (for scalars this is torch's
+ * rule; for the others it is what keeps bf16-mixed activations in bf16 — the full-size operand
+ * already carries bf16 precision). Equal-size operands promote as torch does: bf16 ∘ f32 → f32.
  */
 export function floatPhys(backend: CudaBackend, ...ts: TensorRef[]): Phys {
   const floats = ts.filter((t) => t.dtype === 'float32');
-  return floats.length > 0 && floats.every((t) => backend.phys(t) === 'bf16') ? 'bf16' : 'f32';
+  const biggest = Math.max(...floats.map((t) => size(t.shape)));
+  const decide = floats.filter((t) => size(t.shape) === biggest);
+  return decide.length > 0 && decide.every((t) => backend.phys(t) === 'bf16') ? 'bf16' : 'f32';
 }
 
 export function outPhys(backend: CudaBackend, dtype: tf.DataType, ...ts: TensorRef[]): Phys {
