@@ -13,6 +13,7 @@ import { tf } from '../backend/tf.js';
 import { LoraAdapter, saveAdapter } from '../adapters/index.js';
 import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
 import { encodeSafetensors, SafetensorsCheckpoint, type TensorToWrite } from '../io/safetensors.js';
+import { fromFloat32, type DType } from '../io/dtypes.js';
 import { isBnbCompanionKey } from '../quant/checkpoint.js';
 import { loadBaseModel } from '../model/load.js';
 import type { DecoderModel } from '../model/model.js';
@@ -44,9 +45,19 @@ export async function exportAdapter(model: DecoderModel, adapter: TrainableAdapt
   await saveAdapter(adapter, dir, format, { baseModelNameOrPath: recipe.model.path });
 }
 
+const FLOAT_DTYPES: Record<string, DType> = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' };
+
+/** The float dtype a projection's weight had in the base checkpoint. */
+function baseDtype(stored: DType, model: DecoderModel, name: string): DType {
+  if (stored === 'F32' || stored === 'BF16' || stored === 'F16') return stored;
+  const lw = model.weights.linearWeight(name.slice(0, -'.weight'.length)) as { weight?: { dtype?: string } };
+  return FLOAT_DTYPES[lw.weight?.dtype ?? 'float32'] ?? 'F32';
+}
+
 /**
  * A Hugging Face model folder with LoRA folded in: every projection the adapter holds is
- * W + s·BA; projections the model holds 4-bit are written dequantised (what training saw);
+ * W + s·BA; projections the model holds 4-bit are written dequantised (what training saw),
+ * all in the base's dtype;
  * every other tensor is copied as stored. `quantization_config` is dropped from config.json.
  */
 export async function writeMergedModel(model: DecoderModel, adapter: LoraAdapter, dir: string): Promise<void> {
@@ -61,10 +72,12 @@ export async function writeMergedModel(model: DecoderModel, adapter: LoraAdapter
       // Checkpoints may omit the optional prefix (GPT-2's `transformer.`); our names carry it.
       const name = projections.has(key) || merged.has(key) || !prefix ? key : `${prefix}${key}`;
       const m = merged.get(name);
-      if (m) tensors[key] = { dtype: 'F32', shape: m.shape, data: m.data };
-      else if (projections.has(name) && model.weights.linearWeight(name.slice(0, -'.weight'.length)).kind !== 'dense') {
-        const w = model.denseWeight(name);
-        tensors[key] = { dtype: 'F32', shape: w.shape, data: w.data };
+      const quantized = projections.has(name) && model.weights.linearWeight(name.slice(0, -'.weight'.length)).kind !== 'dense';
+      if (m || quantized) {
+        // Saved in the base's dtype: the stored float type, or for a 4-bit weight the dtype it was quantised from.
+        const dtype = baseDtype(ck.entry(key).dtype, model, name);
+        const w = m ?? model.denseWeight(name);
+        tensors[key] = { dtype, shape: w.shape, data: fromFloat32(dtype, w.data) };
       } else tensors[key] = ck.read(key);
     }
   } finally {
