@@ -21,6 +21,7 @@
  *   it is clamped to the last token.
  */
 import { DataError } from './errors.js';
+import { parsePositionNotation } from '../util/positionNotation.js';
 
 export type PadMode = 'first' | 'last';
 
@@ -38,18 +39,13 @@ export interface ParsedPositions {
   lastN: number;
 }
 
-const NOTATION = /^(?:f(\d+)\+l(\d+)|f(\d+)|l(\d+))$/;
 
 /** Parse pyreft's notation strictly (pyreft itself silently misreads e.g. `l1+f1`). */
 export function parsePositions(spec: string): ParsedPositions {
-  const m = NOTATION.exec(spec.trim());
-  if (!m) {
-    throw new DataError(`positions "${spec}" is not pyreft notation; valid: fN, lN or fN+lM (e.g. "f7+l7", "l1", "f3")`);
-  }
-  const firstN = Number(m[1] ?? m[3] ?? 0);
-  const lastN = Number(m[2] ?? m[4] ?? 0);
-  if (firstN + lastN === 0) throw new DataError(`positions "${spec}" selects no token; use at least one, e.g. "l1"`);
-  return { firstN, lastN };
+  const counts = parsePositionNotation(spec);
+  if (!counts) throw new DataError(`positions "${spec}" is not pyreft notation; valid: fN, lN or fN+lM (e.g. "f7+l7", "l1", "f3")`);
+  if (counts.first + counts.last === 0) throw new DataError(`positions "${spec}" selects no token; use at least one, e.g. "l1"`);
+  return { firstN: counts.first, lastN: counts.last };
 }
 
 /** Whether the spec gives the two halves of the interventions different positions. */

@@ -2,18 +2,9 @@
  * Deterministic shuffling: our own 32-bit PRNG (mulberry32) so the order depends only on
  * (seed, epoch) — the same on every machine and Node version, unlike Math.random.
  */
+import { mulberry32 } from '../util/prng.js';
 
-/** mulberry32: a tiny 32-bit generator; returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /** Mix two 32-bit integers into one seed (murmur3's finaliser), so epoch e gets its own stream. */
 export function mixSeed(seed: number, salt: number): number {

@@ -4,6 +4,9 @@
  * tokens whose probability reaches p, always at least one). Greedy is argmax.
  * The generator is seeded so the same seed gives the same text on every machine.
  */
+import { mulberry32 } from '../util/prng.js';
+
+export { mulberry32 };
 
 export interface SamplingOptions {
   /** 0 or undefined: greedy. */
@@ -11,18 +14,6 @@ export interface SamplingOptions {
   topK?: number;
   topP?: number;
   seed?: number;
-}
-
-/** mulberry32: a small, fast, well-distributed 32-bit PRNG with one word of state. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function argmax(row: ArrayLike<number>): number {

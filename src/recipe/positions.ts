@@ -4,23 +4,14 @@
  * pyreft's `parse_positions` reads exactly these three shapes (first before last); so do we.
  */
 import { expected, type Check } from './checks.js';
+import { parsePositionNotation, type PositionCounts } from '../util/positionNotation.js';
 
-export interface PositionSpec {
-  /** How many tokens from the start of the prompt. */
-  first: number;
-  /** How many tokens from the end of the prompt. */
-  last: number;
-}
-
-const NOTATION = /^(?:f(\d+)\+l(\d+)|f(\d+)|l(\d+))$/;
+export type PositionSpec = PositionCounts;
 
 /** Parses "f7+l7" | "f3" | "l1"; returns null for anything else (or for no tokens at all). */
 export function parsePositions(text: string): PositionSpec | null {
-  const m = NOTATION.exec(text);
-  if (!m) return null;
-  const first = Number(m[1] ?? m[3] ?? 0);
-  const last = Number(m[2] ?? m[4] ?? 0);
-  return first + last > 0 ? { first, last } : null;
+  const counts = parsePositionNotation(text);
+  return counts && counts.first + counts.last > 0 ? counts : null;
 }
 
 export const positionsCheck: Check<string> = (v) =>

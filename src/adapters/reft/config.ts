@@ -11,6 +11,7 @@
  */
 import { ACTIVATION_NAMES } from '../../ops/index.js';
 import { AdapterError } from '../adapter.js';
+import { parsePositionNotation } from '../../util/positionNotation.js';
 
 export type ReftInterventionType = 'loreft' | 'direft' | 'noreft';
 export const REFT_TYPES: readonly ReftInterventionType[] = ['loreft', 'direft', 'noreft'];
@@ -57,13 +58,10 @@ export const REFT_DEFAULTS: Omit<ReftConfig, 'intervention'> = {
 
 /** pyreft's parse_positions: `f3+l5` → {first: 3, last: 5}. */
 export function parsePositions(spec: string, where = 'positions'): { first: number; last: number } {
-  const m = /^(?:f(\d+))?(\+)?(?:l(\d+))?$/.exec(spec.trim());
-  const ok = m && (m[1] !== undefined || m[3] !== undefined) && (m[2] === undefined || (m[1] !== undefined && m[3] !== undefined));
-  if (!ok) throw new AdapterError(`${where}: ${JSON.stringify(spec)} is not a position spec; expected f<n>, l<n> or f<n>+l<m> (e.g. 'f1+l1', 'l1', 'f7+l7')`);
-  const first = m![1] ? Number(m![1]) : 0;
-  const last = m![3] ? Number(m![3]) : 0;
-  if (first + last === 0) throw new AdapterError(`${where}: ${JSON.stringify(spec)} selects no position`);
-  return { first, last };
+  const counts = typeof spec === 'string' ? parsePositionNotation(spec) : null;
+  if (!counts) throw new AdapterError(`${where}: ${JSON.stringify(spec)} is not a position spec; expected f<n>, l<n> or f<n>+l<m> (e.g. 'f1+l1', 'l1', 'f7+l7')`);
+  if (counts.first + counts.last === 0) throw new AdapterError(`${where}: ${JSON.stringify(spec)} selects no position`);
+  return counts;
 }
 
 /** Interventions per layer: two when first and last positions have their own weights. */
