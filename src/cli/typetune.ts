@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-/** `typetune <command>`: generate, inspect, recipe, export (training is the `train` bin). */
+/** `typetune <command>`: generate, inspect, recipe, export, merge, estimate (training is the `train` bin). */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { generateCommand } from './commands/generate.js';
 import { inspectCommand } from './commands/inspect.js';
 import { recipeCommand } from './commands/recipe.js';
 import { exportCommand } from './commands/export.js';
+import { estimateCommand } from './commands/estimate.js';
+import { mergeCommand } from './commands/merge.js';
 import { reportError } from './run.js';
 
 try {
@@ -15,7 +17,9 @@ try {
     .command(inspectCommand)
     .command(recipeCommand)
     .command(exportCommand)
-    .demandCommand(1, 'name a command: generate, inspect, recipe, export')
+    .command(mergeCommand)
+    .command(estimateCommand)
+    .demandCommand(1, 'name a command: generate, inspect, recipe, export, merge, estimate')
     .strict()
     .fail((msg, err) => {
       if (err) reportError(err);

@@ -53,11 +53,16 @@ function siteOf(p: ProjectionSpec, layer: number): LinearSite {
   return { name: p.path, layer, module: p.module, inFeatures: p.inFeatures, outFeatures: p.outFeatures, fanInFanOut: p.conv1d };
 }
 
+/** Every projection of a model, as adapters see them; needs only the spec, no weights. */
+export function linearSitesOf(spec: ModelSpec): LinearSite[] {
+  return spec.layers.flatMap((l) => l.projections.map((p) => siteOf(p, l.index)));
+}
+
 export class Decoder {
   private readonly sites = new Map<string, LinearSite>();
 
   constructor(readonly spec: ModelSpec, readonly weights: DecoderWeights) {
-    for (const l of spec.layers) for (const p of l.projections) this.sites.set(p.path, siteOf(p, l.index));
+    for (const site of linearSitesOf(spec)) this.sites.set(site.name, site);
   }
 
   linearSites(): LinearSite[] {

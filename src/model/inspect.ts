@@ -1,7 +1,7 @@
 /** What `typetune inspect DIR` reports: the architecture, parameter count and memory needs. */
 import type { ModelSpec } from './spec.js';
 import { readModelSpec } from './config.js';
-import { fineTuneMemory, formatBytes, fourBitBits, parameterCounts, weightMemory, type FineTuneShape } from './memory.js';
+import { fineTuneMemory, formatBytes, fourBitBits, loraParameterCount, parameterCounts, weightMemory, type FineTuneMemory, type FineTuneShape } from './memory.js';
 
 export interface InspectReport {
   spec: ModelSpec;
@@ -9,11 +9,16 @@ export interface InspectReport {
   text: string;
 }
 
-export function inspectModel(dir: string, shape: FineTuneShape): InspectReport {
+export interface InspectFineTune extends Omit<FineTuneShape, 'trainableParameters'> {
+  /** LoRA rank on every linear projection. */
+  loraRank: number;
+}
+
+export function inspectModel(dir: string, shape: InspectFineTune): InspectReport {
   const spec = readModelSpec(dir);
   const { total } = parameterCounts(spec);
   const w = weightMemory(spec);
-  const ft = fineTuneMemory(spec, shape);
+  const ft = fineTuneMemory(spec, { ...shape, trainableParameters: loraParameterCount(spec, shape.loraRank) });
   const windows = [...new Set(spec.layers.map((l) => l.slidingWindow))].filter((x) => x > 0);
   const lines = [
     `model        ${dir}`,
@@ -31,6 +36,14 @@ export function inspectModel(dir: string, shape: FineTuneShape): InspectReport {
     `  nf4        ${formatBytes(w.nf4)}  (${fourBitBits(64, true).toFixed(3)} bits/param on linear layers, double quant; ${formatBytes(w.nf4NoDoubleQuant)} without)`,
     '',
     `LoRA r=${shape.loraRank} on all linear layers, batch ${shape.batchSize} × ${shape.seqLen} tokens, ${shape.weights} weights${shape.checkpointing ? ', activation checkpointing' : ''}`,
+    ...formatFineTune(ft),
+  ];
+  return { spec, parameters: total, text: lines.join('\n') };
+}
+
+/** The lines of a fine-tune memory estimate (shared by inspect and estimate). */
+export function formatFineTune(ft: FineTuneMemory): string[] {
+  return [
     `  weights              ${formatBytes(ft.weights)}`,
     `  adapter parameters   ${ft.adapterParameters.toLocaleString('en-US')}`,
     `  adapter + grads + AdamW states  ${formatBytes(ft.adapterStates)}`,
@@ -38,5 +51,4 @@ export function inspectModel(dir: string, shape: FineTuneShape): InspectReport {
     `  logits + grad (f32)  ${formatBytes(ft.logits)}`,
     `  estimated peak       ${formatBytes(ft.total)}`,
   ];
-  return { spec, parameters: total, text: lines.join('\n') };
 }

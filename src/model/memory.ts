@@ -53,8 +53,8 @@ export function weightMemory(spec: ModelSpec, blocksize = 64): WeightMemory {
 export interface FineTuneShape {
   batchSize: number;
   seqLen: number;
-  /** LoRA rank on every linear projection (all-linear). */
-  loraRank: number;
+  /** Trainable adapter parameters (e.g. loraParameterCount). */
+  trainableParameters: number;
   checkpointing: boolean;
   weights: 'f32' | 'bf16' | 'nf4';
 }
@@ -68,6 +68,7 @@ export interface FineTuneMemory {
   total: number;
 }
 
+/** LoRA parameters with rank `rank` on every linear projection (all-linear). */
 export function loraParameterCount(spec: ModelSpec, rank: number): number {
   let n = 0;
   for (const l of spec.layers) for (const p of l.projections) n += rank * (p.inFeatures + p.outFeatures);
@@ -77,7 +78,7 @@ export function loraParameterCount(spec: ModelSpec, rank: number): number {
 export function fineTuneMemory(spec: ModelSpec, shape: FineTuneShape): FineTuneMemory {
   const w = weightMemory(spec);
   const weights = shape.weights === 'f32' ? w.f32 : shape.weights === 'bf16' ? w.bf16 : w.nf4;
-  const adapterParameters = loraParameterCount(spec, shape.loraRank);
+  const adapterParameters = shape.trainableParameters;
   const adapterStates = adapterParameters * (4 + 4 + 8);
   const { batchSize: b, seqLen: s } = shape;
   const h = spec.hiddenSize;

@@ -1,0 +1,56 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import { useBackend } from '../../src/backend/select.js';
+import { loadRecipe } from '../../src/recipe/index.js';
+import { adapterParameterCount, estimateRecipe } from '../../src/train/estimate.js';
+import { loadBaseModel } from '../../src/model/load.js';
+import { createAdapter } from '../../src/adapters/index.js';
+import { fineTuneMemory, fourBitBits, weightMemory } from '../../src/model/memory.js';
+import { repoRoot } from '../helpers.js';
+
+beforeAll(async () => {
+  await useBackend('cpu');
+});
+
+const recipe = (name: string, overrides: string[] = []) => loadRecipe(`${repoRoot}/recipes/${name}.yaml`, overrides);
+
+describe('estimate', () => {
+  it.each([
+    ['lora', []],
+    ['lora', ['adapter.target_modules=[q_proj,v_proj]', 'adapter.r=4', 'adapter.use_dora=true']],
+    ['loreft', []],
+    ['loreft', ['adapter.share_weights=true', 'adapter.layers=[1]']],
+  ])('counts exactly the parameters the %s adapter creates (%j)', (name, overrides) => {
+    const r = recipe(name, overrides as string[]);
+    const model = loadBaseModel(r.model.path);
+    const adapter = createAdapter(model, r.adapter as unknown as Record<string, unknown>, 1);
+    const created = [...adapter.variables.values()].reduce((n, v) => n + v.size, 0);
+    expect(adapterParameterCount(model.spec, r.adapter)).toBe(created);
+    adapter.dispose();
+    model.dispose();
+  });
+
+  it('follows the recipe: 4-bit weights, checkpointing, batch and length', () => {
+    const base = estimateRecipe(recipe('lora'));
+    const quantized = estimateRecipe(recipe('qlora'));
+    expect(quantized.memory.weights).toBeLessThan(base.memory.weights / 3);
+    const ckpt = estimateRecipe(recipe('lora', ['model.activation_checkpointing=true']));
+    expect(ckpt.memory.activations).toBeLessThan(base.memory.activations);
+    const longer = estimateRecipe(recipe('lora', ['data.max_length=128']));
+    expect(longer.memory.logits).toBe(2 * base.memory.logits);
+    expect(base.text).toMatch(/estimated peak/);
+  });
+
+  it('uses the documented formulas', () => {
+    const model = loadBaseModel(recipe('lora').model.path);
+    const w = weightMemory(model.spec);
+    expect(w.f32).toBe(model.parameterCount() * 4);
+    expect(fourBitBits(64, true)).toBeCloseTo(4.127, 3);
+    expect(fourBitBits(64, false)).toBe(4.5);
+    const m = fineTuneMemory(model.spec, { batchSize: 2, seqLen: 10, trainableParameters: 100, checkpointing: false, weights: 'f32' });
+    const h = model.spec.hiddenSize;
+    expect(m.activations).toBe(model.spec.numLayers * 10 * 2 * h * (34 + (5 * model.spec.numHeads * 10) / h));
+    expect(m.adapterStates).toBe(100 * 16);
+    expect(m.logits).toBe(2 * 2 * 10 * model.spec.vocabSize * 4);
+    model.dispose();
+  });
+});
