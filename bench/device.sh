@@ -25,7 +25,7 @@ grep -E "×|FAIL|→|Error:" "$OUT/test.log" | head -80
 grep -E "Test Files|Tests " "$OUT/test.log"
 if [ $bench -eq 1 ]; then
   # One process per case: a case that runs out of memory cannot leave the next one short.
-  for m in ${BENCH_MODELS:-llama qwen}; do for a in lora loreft; do for c in ${BENCH_CKPT:-on off}; do
+  for m in ${BENCH_MODELS:-llama qwen}; do for a in ${BENCH_ADAPTERS:-lora loreft}; do for c in ${BENCH_CKPT:-on off}; do
     timeout "${BENCH_CASE_TIMEOUT:-120}" tsx bench/train.ts --models $m --adapters $a --ckpt $c "${BENCH_ARGS[@]}" >> "$OUT/bench.log" 2>&1
     echo "bench $m $a ckpt=$c rc=$?" >> "$OUT/bench.log"
   done; done; done

@@ -139,6 +139,32 @@ function randomBatch(batch: number, seq: number, vocab: number, seed: number, re
 
 interface Row { model: string; adapter: string; ckpt: boolean; tokensPerS: number | null; peakGiB: number | null; stepS: number | null; note: string }
 
+/**
+ * One step under tf.profile: GPU time per kernel name (device events around each kernel, so
+ * this step runs synchronously), the top 25 by total time, and the step's wall time — the
+ * difference is host-side overhead (tfjs engine, JS, launches).
+ */
+async function profileStep(step: () => unknown): Promise<void> {
+  tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', false);
+  const start = performance.now();
+  const info = await tf.profile(() => { step(); });
+  const wall = performance.now() - start;
+  const byName = new Map<string, { ms: number; count: number; shapes: string }>();
+  let total = 0;
+  for (const k of info.kernels) {
+    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    total += ms;
+    const e = byName.get(k.name) ?? { ms: 0, count: 0, shapes: '' };
+    e.ms += ms; e.count++;
+    if (!e.shapes || ms > e.ms / e.count) e.shapes = JSON.stringify(k.inputShapes);
+    byName.set(k.name, e);
+  }
+  console.log(`profile: ${info.kernels.length} kernels, ${total.toFixed(0)} ms of GPU time in a ${wall.toFixed(0)} ms step`);
+  for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25)) {
+    console.log(`  ${name.padEnd(22)} ${e.ms.toFixed(1).padStart(9)} ms  ×${String(e.count).padEnd(6)} e.g. ${e.shapes.slice(0, 120)}`);
+  }
+}
+
 async function main(): Promise<void> {
   const backendName = await useBackend(arg('backend', 'cuda') as 'cuda' | 'cpu');
   const applied = applyPrecision('bf16-mixed');
@@ -160,6 +186,7 @@ async function main(): Promise<void> {
         try {
           const opts = { lr: 1e-4, maxGradNorm: 1.0, activationCheckpointing: ckpt };
           for (let i = 0; i < warmup; i++) trainStep(model, adapter, optimizer, [data], opts);
+          if (process.argv.includes('--profile')) await profileStep(() => trainStep(model, adapter, optimizer, [data], opts));
           resetCudaPeakMemory();
           const start = performance.now();
           let loss = 0;

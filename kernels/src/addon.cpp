@@ -266,6 +266,18 @@ napi_value gemmFn(Call& c) {
   return c.undefined();
 }
 
+// crossEntropy(x, xt, labels, lossRows, rows, cols, ignoreIndex)
+napi_value crossEntropy(Call& c) {
+  launchCrossEntropy(c.ptr(0), c.i32(1), (const int32_t*)c.ptr(2), (float*)c.ptr(3), c.i64(4), c.i64(5), c.i32(6));
+  return c.undefined();
+}
+// crossEntropyBackward(x, xt, labels, dy, dyt, dx, dxt, rows, cols, ignoreIndex)
+napi_value crossEntropyBackward(Call& c) {
+  launchCrossEntropyBackward(c.ptr(0), c.i32(1), (const int32_t*)c.ptr(2), c.ptr(3), c.i32(4), c.ptr(5), c.i32(6), c.i64(7),
+                             c.i64(8), c.i32(9));
+  return c.undefined();
+}
+
 napi_value randomUniform(Call& c) {
   launchRandomUniform(c.ptr(0), c.i32(1), c.i64(2), (uint64_t)c.i64(3), (uint64_t)c.i64(4), c.num(5), c.num(6));
   return c.undefined();
@@ -305,7 +317,7 @@ const Export kExports[] = {
   {"unary", entry<unary>}, {"binary", entry<binary>}, {"select", entry<selectFn>}, {"reduce", entry<reduce>},
   {"softmax", entry<softmax>}, {"gather", entry<gather>}, {"scatterAdd", entry<scatterAdd>},
   {"stridedCopy", entry<stridedCopy>}, {"fill", entry<fill>}, {"range", entry<range>}, {"oneHot", entry<oneHot>},
-  {"gemm", entry<gemmFn>}, {"randomUniform", entry<randomUniform>}, {"adamw", entry<adamw>},
+  {"gemm", entry<gemmFn>}, {"crossEntropy", entry<crossEntropy>}, {"crossEntropyBackward", entry<crossEntropyBackward>}, {"randomUniform", entry<randomUniform>}, {"adamw", entry<adamw>},
 };
 
 }  // namespace

@@ -49,6 +49,11 @@ struct GemmArgs {
 };
 void gemm(const GemmArgs& g);
 
+// Per-row cross-entropy (loss rows f32) and its gradient; see cross_entropy.cu.
+void launchCrossEntropy(const void* x, int xt, const int32_t* labels, float* lossRows, int64_t rows, int64_t cols, int ignoreIndex);
+void launchCrossEntropyBackward(const void* x, int xt, const int32_t* labels, const void* dy, int dyt, void* dx, int dxt,
+                                int64_t rows, int64_t cols, int ignoreIndex);
+
 void launchRandomUniform(void* dst, int dt, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi);
 
 struct AdamWArgs {

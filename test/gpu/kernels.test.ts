@@ -212,3 +212,26 @@ describe('the kernel list', () => {
     expect(() => tf.conv2d(tf.ones([1, 3, 3, 1]) as tf.Tensor4D, tf.ones([2, 2, 1, 1]) as tf.Tensor4D, 1, 'valid')).toThrow(/Conv2D/);
   });
 });
+
+describe('fused ops', () => {
+  it('TTCrossEntropySum and its gradient equal the reference composition (f32 and bf16 logits)', async () => {
+    const { crossEntropySum } = await import('../../src/ops/crossEntropy.js');
+    const labels = () => tf.tensor1d([3, -100, 0, 999, 16, 7, 7], 'int32');  // an ignored and an out-of-range target
+    await expectSame(() => {
+      const x = t([7, 17], 1, -6, 6);
+      const f = (l: Tensor) => crossEntropySum(l, labels());
+      return [f(x), tf.grad(f)(x)];
+    });
+    const { storeFrozenWeight, physicalDtype } = await import('../../src/backend/cuda/api.js');
+    const { f32ToBf16, bf16ToF32 } = await import('../../src/io/dtypes.js');
+    const exact = Float32Array.from(rand(7 * 17, 2, -6, 6), (v) => bf16ToF32(f32ToBf16(v)));  // bf16-representable
+    const { cpu, cuda } = await onBoth(() => {
+      const x = storeFrozenWeight(tf.tensor2d(exact, [7, 17]));
+      const g = tf.grad((l: Tensor) => crossEntropySum(l, labels()))(x);
+      if (tf.getBackend() === 'cuda') expect(physicalDtype(g)).toBe('bf16');
+      return [crossEntropySum(x, labels()), g];
+    });
+    expect(relErr(cuda[0]!.data, cpu[0]!.data)).toBeLessThan(1e-5);
+    expect(relErr(cuda[1]!.data, cpu[1]!.data)).toBeLessThan(2 ** -8);
+  });
+});

@@ -75,6 +75,11 @@ export interface CudaAddon {
   oneHot(idx: Ptr, dst: Ptr, dt: Code, n: number, depth: number, on: number, off: number): void;
   gemm(a: Ptr, b: Ptr, d: Ptr, abType: Code, dType: Code, m: number, n: number, k: number, transA: boolean,
     transB: boolean, batch: number, strideA: number, strideB: number, strideD: number, bias: Ptr): void;
+  /** loss[r] = logsumexp(x[r]) − x[r, label[r]] (0 for ignored/out-of-range labels), f32 */
+  crossEntropy(x: Ptr, xt: Code, labels: Ptr, lossRows: Ptr, rows: number, cols: number, ignoreIndex: number): void;
+  /** dx = dy · (softmax(x) − onehot(label)), 0 on rows without a target */
+  crossEntropyBackward(x: Ptr, xt: Code, labels: Ptr, dy: Ptr, dyt: Code, dx: Ptr, dxt: Code, rows: number, cols: number,
+    ignoreIndex: number): void;
   randomUniform(dst: Ptr, dt: Code, n: number, seed: number, offset: number, lo: number, hi: number): void;
   adamw(param: Ptr, grad: Ptr, m: Ptr, v: Ptr, n: number, lr: number, beta1: number, beta2: number, eps: number,
     weightDecay: number, biasCorrection1: number, biasCorrection2: number, gradScale: number): void;

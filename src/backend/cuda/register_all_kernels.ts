@@ -2,6 +2,7 @@
 import { tf } from '../tf.js';
 import { binaryKernels } from './kernels/binary.js';
 import { creationKernels } from './kernels/creation.js';
+import { crossEntropyGradient, crossEntropyKernels } from './kernels/crossEntropy.js';
 import { gatherKernels } from './kernels/gather.js';
 import { matmulKernels } from './kernels/matmul.js';
 import { reduceKernels } from './kernels/reduce.js';
@@ -12,8 +13,11 @@ import { unaryKernels } from './kernels/unary.js';
 
 export const cudaKernels: tf.KernelConfig[] = [
   ...unaryKernels, ...binaryKernels, ...selectKernels, ...reduceKernels, ...softmaxKernels, ...matmulKernels,
-  ...shapeKernels, ...gatherKernels, ...creationKernels,
+  ...shapeKernels, ...gatherKernels, ...creationKernels, ...crossEntropyKernels,
 ];
+
+/** Gradients of the fused ops' cuda kernels (typetune's own op names; tfjs knows none of them). */
+export const cudaGradients: tf.GradConfig[] = [crossEntropyGradient];
 
 /** Names of the kernels the cuda backend implements. */
 export const CUDA_KERNEL_NAMES: readonly string[] = cudaKernels.map((k) => k.kernelName);
@@ -21,5 +25,8 @@ export const CUDA_KERNEL_NAMES: readonly string[] = cudaKernels.map((k) => k.ker
 export function registerCudaKernels(): void {
   for (const k of cudaKernels) {
     if (!tf.getKernel(k.kernelName, k.backendName)) tf.registerKernel(k);
+  }
+  for (const g of cudaGradients) {
+    if (!tf.getGradient(g.kernelName)) tf.registerGradient(g);
   }
 }
