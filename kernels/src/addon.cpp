@@ -140,12 +140,12 @@ napi_value memoryStatsFn(Call& c) {
 napi_value resetPeakFn(Call& c) { resetPeak(); return c.undefined(); }
 napi_value trimFn(Call& c) { trimPool(); return c.undefined(); }
 
-// upload(dst, typedArray): host → device, stream-ordered. Pageable source: the call returns
-// once the bytes are staged, so the JS array may be reused at once.
+// upload(dst, typedArray): host → device, stream-ordered and without a stream sync (see
+// upload.cu); the JS array may be reused at once.
 napi_value upload(Call& c) {
   size_t n;
   void* src = c.bytes(1, &n);
-  if (n) check(cudaMemcpyAsync(c.ptr(0), src, n, cudaMemcpyHostToDevice, stream()), "upload", std::to_string(n) + " bytes");
+  uploadAsync(c.ptr(0), src, n);
   return c.undefined();
 }
 // download(src, typedArray): device → host, waits for all queued work first.

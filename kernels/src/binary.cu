@@ -16,11 +16,11 @@ __global__ void binaryFlatKernel(int op, const void* a, int at, int64_t sa, cons
     storeAs<C>(out, ot, i, binaryOp<C>(op, loadAs<C>(a, at, i * sa), loadAs<C>(b, bt, i * sb)));
 }
 
-template <typename C>
+template <typename C, typename I>
 __global__ void binaryKernel(int op, const void* a, int at, const void* b, int bt, void* out, int ot, BroadcastPlan<2> p) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < p.n; i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t off[2];
-    broadcastOffsets<2>(p, i, off);
+    I off[2];
+    broadcastOffsets<2, I>(p, (I)i, off);
     storeAs<C>(out, ot, i, binaryOp<C>(op, loadAs<C>(a, at, off[0]), loadAs<C>(b, bt, off[1])));
   }
 }
@@ -30,8 +30,10 @@ static void run(int op, const void* a, int at, const void* b, int bt, void* out,
   const int block = 256;
   if (p.rank == 1)
     binaryFlatKernel<C><<<gridFor(p.n, block), block, 0, stream()>>>(op, a, at, p.strides[0][0], b, bt, p.strides[1][0], out, ot, p.n);
+  else if (p.n < (1LL << 31))
+    binaryKernel<C, uint32_t><<<gridFor(p.n, block), block, 0, stream()>>>(op, a, at, b, bt, out, ot, p);
   else
-    binaryKernel<C><<<gridFor(p.n, block), block, 0, stream()>>>(op, a, at, b, bt, out, ot, p);
+    binaryKernel<C, int64_t><<<gridFor(p.n, block), block, 0, stream()>>>(op, a, at, b, bt, out, ot, p);
 }
 
 void launchBinary(int op, const void* a, int at, const void* b, int bt, void* out, int ot, int rank,

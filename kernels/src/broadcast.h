@@ -54,14 +54,17 @@ BroadcastPlan<K> planBroadcast(const char* kernel, int rank, const int64_t* outS
   return p;
 }
 
-// Offsets of output element i in each operand.
-template <int K>
-__device__ __forceinline__ void broadcastOffsets(const BroadcastPlan<K>& p, int64_t i, int64_t* off) {
+// Offsets of output element i in each operand. I is the index type of the coordinate
+// arithmetic: uint32_t whenever the output has < 2^31 elements (every operand is no larger),
+// since 64-bit division costs several times a 32-bit one on the GPU.
+template <int K, typename I>
+__device__ __forceinline__ void broadcastOffsets(const BroadcastPlan<K>& p, I i, I* off) {
   for (int k = 0; k < K; k++) off[k] = 0;
   for (int d = p.rank - 1; d >= 0; d--) {
-    int64_t c = i % p.shape[d];
-    i /= p.shape[d];
-    for (int k = 0; k < K; k++) off[k] += c * p.strides[k][d];
+    const I dim = (I)p.shape[d];
+    const I c = i % dim;
+    i /= dim;
+    for (int k = 0; k < K; k++) off[k] += c * (I)p.strides[k][d];
   }
 }
 

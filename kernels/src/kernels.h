@@ -4,6 +4,9 @@
 
 namespace tt {
 
+// Host → device without stalling the stream (upload.cu); src may be reused on return.
+void uploadAsync(void* dst, const void* src, size_t n);
+
 void launchUnary(int op, const void* x, int xt, void* y, int yt, int64_t n, double p0, double p1);
 
 // Shapes are the output's, left-padded to `rank`; an operand's dim of 1 broadcasts.

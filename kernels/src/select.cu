@@ -10,7 +10,7 @@ __global__ void selectKernel(const void* c, int ct, const void* a, int at, const
                              BroadcastPlan<3> p) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < p.n; i += (int64_t)gridDim.x * blockDim.x) {
     int64_t off[3];
-    broadcastOffsets<3>(p, i, off);
+    broadcastOffsets<3, int64_t>(p, i, off);
     bool take = loadAs<float>(c, ct, off[0]) != 0.f;
     storeAs<C>(out, ot, i, take ? loadAs<C>(a, at, off[1]) : loadAs<C>(b, bt, off[2]));
   }

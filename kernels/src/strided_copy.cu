@@ -11,12 +11,17 @@
 
 namespace tt {
 
-__device__ __forceinline__ bool sourceOffset(const CopyPlan& p, int64_t t, int64_t* outOff, int64_t* inOff) {
+// I: the type of the coordinate division (uint32_t below 2^31 elements: 32-bit division is
+// several times cheaper than 64-bit); offsets stay 64-bit (starts and steps may be negative).
+template <typename I>
+__device__ __forceinline__ bool sourceOffset(const CopyPlan& p, int64_t t64, int64_t* outOff, int64_t* inOff) {
   int64_t o = p.outOffset, in = p.inOffset;
   bool inside = true;
+  I t = (I)t64;
   for (int d = p.rank - 1; d >= 0; d--) {
-    const int64_t c = t % p.outShape[d];
-    t /= p.outShape[d];
+    const I dim = (I)p.outShape[d];
+    const int64_t c = (int64_t)(t % dim);
+    t /= dim;
     o += c * p.outStrides[d];
     int64_t s = p.start[d] + c * p.step[d];
     if (p.wrap[d]) s %= p.inShape[d];
@@ -28,11 +33,11 @@ __device__ __forceinline__ bool sourceOffset(const CopyPlan& p, int64_t t, int64
   return inside;
 }
 
-template <typename E>
+template <typename E, typename I>
 __global__ void copyRawKernel(const E* src, E* dst, CopyPlan p, int64_t n, E pad) {
   for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < n; t += (int64_t)gridDim.x * blockDim.x) {
     int64_t o, i;
-    const bool inside = sourceOffset(p, t, &o, &i);
+    const bool inside = sourceOffset<I>(p, t, &o, &i);
     dst[o] = inside ? src[i] : pad;
   }
 }
@@ -41,7 +46,7 @@ template <typename C>
 __global__ void copyConvertKernel(const void* src, int st, void* dst, int dt, CopyPlan p, int64_t n, C pad) {
   for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < n; t += (int64_t)gridDim.x * blockDim.x) {
     int64_t o, i;
-    const bool inside = sourceOffset(p, t, &o, &i);
+    const bool inside = sourceOffset<int64_t>(p, t, &o, &i);
     storeAs<C>(dst, dt, o, inside ? loadAs<C>(src, st, i) : pad);
   }
 }
@@ -61,6 +66,15 @@ static E bitsOf(int dt, double v) {
   return (E)(v != 0 ? 1 : 0);
 }
 
+template <typename I>
+static void rawCopy(const void* src, int st, void* dst, int dt, const CopyPlan& plan, int64_t n, double padValue, unsigned grid, int block) {
+  switch (dtypeBytes(st)) {
+    case 4: copyRawKernel<uint32_t, I><<<grid, block, 0, stream()>>>((const uint32_t*)src, (uint32_t*)dst, plan, n, bitsOf<uint32_t>(dt, padValue)); break;
+    case 2: copyRawKernel<uint16_t, I><<<grid, block, 0, stream()>>>((const uint16_t*)src, (uint16_t*)dst, plan, n, bitsOf<uint16_t>(dt, padValue)); break;
+    default: copyRawKernel<uint8_t, I><<<grid, block, 0, stream()>>>((const uint8_t*)src, (uint8_t*)dst, plan, n, bitsOf<uint8_t>(dt, padValue)); break;
+  }
+}
+
 void launchStridedCopy(const void* src, int st, void* dst, int dt, const CopyPlan& plan, double padValue) {
   checkDtype(st, "stridedCopy"); checkDtype(dt, "stridedCopy");
   if (plan.rank < 1 || plan.rank > kMaxRank) fail("stridedCopy", "rank " + std::to_string(plan.rank) + " outside 1.." + std::to_string(kMaxRank));
@@ -73,11 +87,8 @@ void launchStridedCopy(const void* src, int st, void* dst, int dt, const CopyPla
   const int block = 256;
   const unsigned grid = gridFor(n, block);
   if (st == dt) {
-    switch (dtypeBytes(st)) {
-      case 4: copyRawKernel<uint32_t><<<grid, block, 0, stream()>>>((const uint32_t*)src, (uint32_t*)dst, plan, n, bitsOf<uint32_t>(dt, padValue)); break;
-      case 2: copyRawKernel<uint16_t><<<grid, block, 0, stream()>>>((const uint16_t*)src, (uint16_t*)dst, plan, n, bitsOf<uint16_t>(dt, padValue)); break;
-      default: copyRawKernel<uint8_t><<<grid, block, 0, stream()>>>((const uint8_t*)src, (uint8_t*)dst, plan, n, bitsOf<uint8_t>(dt, padValue)); break;
-    }
+    if (n < (1LL << 31)) rawCopy<uint32_t>(src, st, dst, dt, plan, n, padValue, grid, block);
+    else rawCopy<int64_t>(src, st, dst, dt, plan, n, padValue, grid, block);
   } else if (st == F32 || st == BF16) {
     copyConvertKernel<float><<<grid, block, 0, stream()>>>(src, st, dst, dt, plan, n, (float)padValue);
   } else {
