@@ -235,3 +235,18 @@ describe('fused ops', () => {
     expect(relErr(cuda[1]!.data, cpu[1]!.data)).toBeLessThan(2 ** -8);
   });
 });
+
+describe('gradient replacements installed with the cuda backend', () => {
+  it('Sum and Mean gradients (broadcast dy, no host ones) are the analytic ones', async () => {
+    await tf.setBackend('cuda');
+    const xv = rand(60, 1, -2, 2);
+    const x = tf.tensor(xv, [3, 4, 5]);
+    const got = [
+      tf.grads((a: Tensor) => tf.sum(tf.mul(a, a), [0, 2]))([x])[0]!, tf.grads((a: Tensor) => tf.mean(tf.mul(a, a), -1, true))([x])[0]!,
+      tf.grads((a: Tensor) => tf.sum(a))([x])[0]!, tf.grads((a: Tensor) => tf.mean(a, [1]))([x])[0]!,
+    ].map((g) => Array.from(g.dataSync()));
+    const want = [Array.from(xv, (v) => 2 * v), Array.from(xv, (v) => (2 * v) / 5), Array.from(xv, () => 1), Array.from(xv, () => 1 / 4)];
+    got.forEach((g, i) => expect(relErr(g, want[i]!), `case ${i}`).toBeLessThan(1e-6));
+    x.dispose();
+  });
+});

@@ -10,6 +10,7 @@ import { selectKernels } from './kernels/select.js';
 import { shapeKernels } from './kernels/shape.js';
 import { softmaxKernels } from './kernels/softmax.js';
 import { unaryKernels } from './kernels/unary.js';
+import { gradientOverrides } from './gradients.js';
 
 export const cudaKernels: tf.KernelConfig[] = [
   ...unaryKernels, ...binaryKernels, ...selectKernels, ...reduceKernels, ...softmaxKernels, ...matmulKernels,
@@ -29,4 +30,5 @@ export function registerCudaKernels(): void {
   for (const g of cudaGradients) {
     if (!tf.getGradient(g.kernelName)) tf.registerGradient(g);
   }
+  for (const g of gradientOverrides) tf.registerGradient(g);
 }
