@@ -250,3 +250,23 @@ describe('gradient replacements installed with the cuda backend', () => {
     x.dispose();
   });
 });
+
+describe('fused attention', () => {
+  const cases: Array<[string, { causal: boolean; window?: number; queryOffset?: number }, number, number]> = [
+    ['causal, grouped KV heads, padded keys', { causal: true }, 6, 6],
+    ['sliding window', { causal: true, window: 3 }, 7, 7],
+    ['queries after a cache (offset), not causal', { causal: false, queryOffset: 2 }, 3, 5],
+  ];
+  it.each(cases)('%s: output and q/k/v gradients equal the reference', async (_name, opts, sq, sk) => {
+    const { attention } = await import('../../src/ops/attention.js');
+    expect(tf.getKernel('TTAttention', 'cuda')).toBeDefined();  // so the cuda side runs the fused kernel
+    const [b, heads, kvHeads, d] = [2, 4, 2, 8];
+    await expectSame(() => {
+      const q = t([b, heads, sq, d], 1), k = t([b, kvHeads, sk, d], 2), v = t([b, kvHeads, sk, d], 3);
+      const keyMask = tf.tensor2d(Array.from({ length: b * sk }, (_, i) => (i === b * sk - 1 ? 0 : 1)), [b, sk], 'int32');
+      const w = t([b, heads, sq, d], 4);
+      const f = (q: Tensor, k: Tensor, v: Tensor) => tf.sum(tf.mul(attention(q, k, v, keyMask, { scale: 1 / Math.sqrt(d), ...opts }), w));
+      return [attention(q, k, v, keyMask, { scale: 1 / Math.sqrt(d), ...opts }), ...tf.grads(f)([q, k, v])];
+    }, 2e-5);
+  });
+});

@@ -1,5 +1,6 @@
 /** Every kernel of the cuda backend, registered in one place (as tfjs-backend-webgpu does). */
 import { tf } from '../tf.js';
+import { attentionGradient, attentionKernels } from './kernels/attention.js';
 import { binaryKernels } from './kernels/binary.js';
 import { creationKernels } from './kernels/creation.js';
 import { crossEntropyGradient, crossEntropyKernels } from './kernels/crossEntropy.js';
@@ -14,11 +15,11 @@ import { gradientOverrides } from './gradients.js';
 
 export const cudaKernels: tf.KernelConfig[] = [
   ...unaryKernels, ...binaryKernels, ...selectKernels, ...reduceKernels, ...softmaxKernels, ...matmulKernels,
-  ...shapeKernels, ...gatherKernels, ...creationKernels, ...crossEntropyKernels,
+  ...shapeKernels, ...gatherKernels, ...creationKernels, ...crossEntropyKernels, ...attentionKernels,
 ];
 
 /** Gradients of the fused ops' cuda kernels (typetune's own op names; tfjs knows none of them). */
-export const cudaGradients: tf.GradConfig[] = [crossEntropyGradient];
+export const cudaGradients: tf.GradConfig[] = [crossEntropyGradient, attentionGradient];
 
 /** Names of the kernels the cuda backend implements. */
 export const CUDA_KERNEL_NAMES: readonly string[] = cudaKernels.map((k) => k.kernelName);
