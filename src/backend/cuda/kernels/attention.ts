@@ -44,16 +44,36 @@ class Scope {
   }
 }
 
-/** Additive mask [b, 1, 1, sq, sk]: 0 where visible, −1e30 where not — the reference's values. */
-function additiveMask(s: Scope, keyMask: TensorRef, sq: number, o: Opts): TensorRef {
-  const b = keyMask.shape[0]!, sk = keyMask.shape[1]!;
+/**
+ * The structural part of the mask (causal / window / offset) as a [1, 1, sq, sk] tensor of
+ * 0/1, made on the host once per shape and kept on the device: every layer of every step
+ * asks for the same few, and building one is a JS loop over sq·sk.
+ */
+const structuralCache = new Map<string, TensorRef>();
+function structuralMask(backend: CudaBackend, sq: number, sk: number, o: Opts): TensorRef {
+  const key = `${sq},${sk},${o.causal},${o.window},${o.queryOffset}`;
+  const hit = structuralCache.get(key);
+  if (hit && backend.data.has(hit.dataId)) return hit;
   const allowed = new Float32Array(sq * sk);
   for (let i = 0; i < sq; i++) {
     const pos = o.queryOffset + i;
     for (let j = 0; j < sk; j++) allowed[i * sk + j] = (!o.causal || j <= pos) && (!o.window || pos - j < o.window) ? 1 : 0;
   }
+  if (structuralCache.size >= 8) {  // generation with a growing cache offset makes many; keep a few
+    const [oldKey, old] = structuralCache.entries().next().value as [string, TensorRef];
+    backend.disposeIntermediate(old);
+    structuralCache.delete(oldKey);
+  }
+  const t = backend.makeTensorInfo([1, 1, sq, sk], 'float32', allowed);
+  structuralCache.set(key, t);
+  return t;
+}
+
+/** Additive mask [b, 1, 1, sq, sk]: 0 where visible, −1e30 where not — the reference's values. */
+function additiveMask(s: Scope, keyMask: TensorRef, sq: number, o: Opts): TensorRef {
+  const b = keyMask.shape[0]!, sk = keyMask.shape[1]!;
   const backend = s.backend;
-  const structural = s.keep(backend.makeTensorInfo([1, 1, sq, sk], 'float32', allowed));
+  const structural = structuralMask(backend, sq, sk, o);
   const keysF = keyMask.dtype === 'float32' ? keyMask : s.keep(convert(backend, keyMask, 'f32', 'float32'));
   const keys = s.reshape(keysF, [b, 1, 1, sk]);
   const visible = s.keep(binaryOp(backend, 'mul', structural, keys, 'float32'));
