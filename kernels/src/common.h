@@ -73,6 +73,12 @@ __device__ __forceinline__ void storeAs(void* p, int dt, int64_t i, C v) {
   }
 }
 
+// Compile-time typed loads/stores for the f32/bf16 fast paths (no per-element dtype switch).
+__device__ __forceinline__ float toF(float v) { return v; }
+__device__ __forceinline__ float toF(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T> __device__ __forceinline__ T fromF(float v);
+template <> __device__ __forceinline__ float fromF<float>(float v) { return v; }
+template <> __device__ __forceinline__ __nv_bfloat16 fromF<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
 #endif
 
 inline unsigned gridFor(int64_t n, int block) {
