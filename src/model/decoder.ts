@@ -49,6 +49,15 @@ function nestedGradients(f: () => Tensor, xs: Tensor[], dy: Tensor): { value: Te
   }
 }
 
+/** What every block of one forward pass shares: the key mask, the cache offset, the rope tables. */
+interface BlockContext {
+  keyMask: Tensor;
+  /** Tokens already in the KV cache. */
+  past: number;
+  cos?: Tensor;
+  sin?: Tensor;
+}
+
 function siteOf(p: ProjectionSpec, layer: number): LinearSite {
   return { name: p.path, layer, module: p.module, inFeatures: p.inFeatures, outFeatures: p.outFeatures, fanInFanOut: p.conv1d };
 }
@@ -103,7 +112,7 @@ export class Decoder {
     return out;
   }
 
-  private attentionBlock(layer: LayerSpec, x: Tensor, keyMask: Tensor, past: number, hooks: ModelHooks | undefined, ctx: ForwardContext, cache?: KvCache): Tensor {
+  private attentionBlock(layer: LayerSpec, x: Tensor, at: BlockContext, hooks: ModelHooks | undefined, ctx: ForwardContext, cache?: KvCache): Tensor {
     const s = this.spec;
     const [b, len] = x.shape as [number, number, number];
     const { q, k, v } = this.projections(layer, ['q', 'k', 'v', 'qkv'], x, hooks, ctx);
@@ -115,16 +124,13 @@ export class Decoder {
     let qh = heads(q!, s.numHeads, layer.qNorm);
     let kh = heads(k!, s.numKvHeads, layer.kNorm);
     let vh = heads(v!, s.numKvHeads);
-    if (s.rope) {
-      const positions = Array.from({ length: len }, (_, i) => past + i);
-      const total = past + len;
-      const { cos, sin } = ropeTables(positions, s.rope.invFreq(total), s.rope.attentionScaling(total), s.headDim);
-      qh = rope(qh, cos, sin, s.rope.rotaryDim);
-      kh = rope(kh, cos, sin, s.rope.rotaryDim);
+    if (s.rope && at.cos && at.sin) {
+      qh = rope(qh, at.cos, at.sin, s.rope.rotaryDim);
+      kh = rope(kh, at.cos, at.sin, s.rope.rotaryDim);
     }
     if (cache) ({ k: kh, v: vh } = cache.append(layer.index, kh, vh));
-    const attn = attention(qh, kh, vh, keyMask, {
-      scale: layer.attentionScale, causal: true, window: layer.slidingWindow, queryOffset: past,
+    const attn = attention(qh, kh, vh, at.keyMask, {
+      scale: layer.attentionScale, causal: true, window: layer.slidingWindow, queryOffset: at.past,
     });
     const merged = attn.transpose([0, 2, 1, 3]).reshape([b, len, s.numHeads * s.headDim]);
     return this.project(layer.projections.find((p) => p.role === 'o')!, merged, hooks, ctx);
@@ -136,8 +142,8 @@ export class Decoder {
     return this.project(layer.projections.find((p) => p.role === 'down')!, hidden, hooks, ctx);
   }
 
-  private block(layer: LayerSpec, h: Tensor, keyMask: Tensor, past: number, opts: ForwardOptions, ctx: ForwardContext): Tensor {
-    const attn = this.attentionBlock(layer, this.norm(h, layer.attnNorm), keyMask, past, opts.hooks, ctx, opts.cache);
+  private block(layer: LayerSpec, h: Tensor, at: BlockContext, opts: ForwardOptions, ctx: ForwardContext): Tensor {
+    const attn = this.attentionBlock(layer, this.norm(h, layer.attnNorm), at, opts.hooks, ctx, opts.cache);
     const mid = tf.add(h, attn);
     const out = tf.add(mid, this.mlpBlock(layer, this.norm(mid, layer.mlpNorm), opts.hooks, ctx));
     return opts.hooks?.blockOutput ? opts.hooks.blockOutput(layer.index, out, ctx) : out;
@@ -149,19 +155,19 @@ export class Decoder {
    * fewer live tensors). The block's trainable tensors are explicit inputs so their
    * gradients flow out of the custom gradient.
    */
-  private checkpointedBlock(layer: LayerSpec, h: Tensor, keyMask: Tensor, opts: ForwardOptions, ctx: ForwardContext): Tensor {
+  private checkpointedBlock(layer: LayerSpec, h: Tensor, at: BlockContext, opts: ForwardOptions, ctx: ForwardContext): Tensor {
     const vars = opts.checkpoint!.variables(layer.index);
-    const run = (x: Tensor, mask: Tensor) => this.block(layer, x, mask, 0, opts, ctx);
+    const run = (x: Tensor, blockAt: BlockContext) => this.block(layer, x, blockAt, opts, ctx);
     const f = tf.customGrad(((...args: unknown[]) => {
       const x = args[0] as Tensor;
       const save = args[args.length - 1] as (tensors: Tensor[]) => void;
-      // The forward pass's tidy frees x and the mask; the recomputation needs its own copies.
-      save([x, keyMask]);
+      // The forward pass's tidy frees x, the mask and the rope tables; the recomputation needs its own copies.
+      save([x, at.keyMask, ...(at.cos && at.sin ? [at.cos, at.sin] : [])]);
       return {
-        value: tf.tidy(() => run(x, keyMask)),
+        value: tf.tidy(() => run(x, at)),
         gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
-          const [xs, mask] = saved as [Tensor, Tensor];
-          const { grads, value } = nestedGradients(() => run(xs, mask), [xs, ...vars], dy as Tensor);
+          const [xs, keyMask, cos, sin] = saved as [Tensor, Tensor, Tensor?, Tensor?];
+          const { grads, value } = nestedGradients(() => run(xs, { keyMask, past: at.past, cos, sin }), [xs, ...vars], dy as Tensor);
           value.dispose();
           return [xs, ...vars].map((t, i) => grads[i] ?? tf.zerosLike(t));
         },
@@ -199,8 +205,15 @@ export class Decoder {
       h = tf.add(h, tf.gather(this.weights.get(s.embedPositions), pos).expandDims(0));
     }
     const hidden: Tensor[] = opts.outputHiddenStates ? [h] : [];
+    const at: BlockContext = { keyMask, past };
+    if (s.rope) {
+      // One rope table per forward, shared by every layer.
+      const total = past + len;
+      const positions = Array.from({ length: len }, (_, i) => past + i);
+      Object.assign(at, ropeTables(positions, s.rope.invFreq(total), s.rope.attentionScaling(total), s.headDim));
+    }
     for (const layer of s.layers) {
-      h = opts.checkpoint ? this.checkpointedBlock(layer, h, keyMask, opts, ctx) : this.block(layer, h, keyMask, past, opts, ctx);
+      h = opts.checkpoint ? this.checkpointedBlock(layer, h, at, opts, ctx) : this.block(layer, h, at, opts, ctx);
       if (opts.outputHiddenStates) hidden.push(h);
     }
     if (opts.cache) opts.cache.advance(len);
