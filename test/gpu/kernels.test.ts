@@ -138,8 +138,13 @@ describe('matMul (cuBLASLt, fp32)', () => {
   it.each(cases)('%j × %j (transposes %s, %s)', async (sa, sb, ta, tb) => {
     await expectSame(() => tf.matMul(t(sa, 1), t(sb, 2), ta, tb));
   });
-  it('fused matMul with bias and activation', async () => {
-    await expectSame(() => tf.fused.matMul({ a: t([5, 7], 1), b: t([7, 3], 2), bias: t([3], 3), activation: 'relu' }));
+  it('fused matMul with bias (cuBLASLt epilogue) and activation', async () => {
+    await expectSame(() => [
+      tf.fused.matMul({ a: t([5, 7], 1), b: t([7, 3], 2), bias: t([3], 3), activation: 'relu' }),
+      tf.fused.matMul({ a: t([33, 65], 4), b: t([17, 65], 5), transposeB: true, bias: t([17], 6) }),
+      tf.fused.matMul({ a: t([3, 9, 8], 7), b: t([3, 8, 11], 8), bias: t([11], 9), activation: 'sigmoid' }),
+      tf.fused.matMul({ a: t([4, 6], 10), b: t([6, 5], 11), bias: t([4, 1], 12) }),  // a column bias: added after
+    ]);
   });
 });
 

@@ -23,7 +23,12 @@ function broadcastTo(backend: CudaBackend, x: TensorRef, shape: number[]): Tenso
   return out;
 }
 
-export function matMulOp(backend: CudaBackend, a: TensorRef, b: TensorRef, transposeA: boolean, transposeB: boolean): TensorRef {
+/**
+ * D = op(A)·op(B), batched and broadcast as tfjs does. `bias` (f32 [n], used only for f32
+ * results) is added by cuBLASLt's epilogue rather than by a separate pass over D.
+ */
+export function matMulOp(backend: CudaBackend, a: TensorRef, b: TensorRef, transposeA: boolean, transposeB: boolean,
+  bias?: TensorRef): TensorRef {
   if (a.dtype !== 'float32' || b.dtype !== 'float32') throw new Error('matMul on the cuda backend takes float32 operands');
   const ra = a.shape.length, rb = b.shape.length;
   if (ra < 2 || rb < 2) throw new Error('matMul operands must have rank ≥ 2');
@@ -56,8 +61,11 @@ export function matMulOp(backend: CudaBackend, a: TensorRef, b: TensorRef, trans
   const [pa, strideA] = prepare(a, outerA);
   const [pb, strideB] = prepare(b, outerB);
   const out = backend.makeOutput([...outer, m, n], 'float32', abPhys);
+  if (bias && (abPhys !== 'f32' || backend.phys(bias) !== 'f32' || size(bias.shape) !== n)) {
+    throw new Error('matMul bias epilogue needs an f32 result and an f32 bias of n elements');
+  }
   backend.addon.gemm(backend.ptr(pa), backend.ptr(pb), backend.ptr(out), DTYPE[abPhys], DTYPE[abPhys], m, n, k,
-    transposeA, transposeB, batch, strideA, strideB, m * n, 0);
+    transposeA, transposeB, batch, strideA, strideB, m * n, bias ? backend.ptr(bias) : 0);
   temps.forEach((t) => backend.disposeIntermediate(t));
   return out;
 }
@@ -66,10 +74,15 @@ export const matmulKernels: tf.KernelConfig[] = [
   defineKernel('BatchMatMul', ({ inputs, backend, attrs }) =>
     matMulOp(backend, input(inputs, 'a'), input(inputs, 'b'), Boolean(attrs.transposeA), Boolean(attrs.transposeB))),
   defineKernel('_FusedMatMul', ({ inputs, backend, attrs }) => {
-    let y = matMulOp(backend, input(inputs, 'a'), input(inputs, 'b'), Boolean(attrs.transposeA), Boolean(attrs.transposeB));
-    const step = (next: TensorRef) => { backend.disposeIntermediate(y); y = next; };
+    const a = input(inputs, 'a'), b = input(inputs, 'b');
     const bias = inputs.bias as TensorRef | undefined;
-    if (bias) step(binaryOp(backend, 'add', y, bias, 'float32'));
+    const n = attrs.transposeB ? b.shape[b.shape.length - 2]! : b.shape[b.shape.length - 1]!;
+    // A per-column f32 bias under fp32 goes into the GEMM's epilogue; any other bias is added after.
+    const epilogue = bias !== undefined && backend.precision === 'fp32' && backend.phys(bias) === 'f32' && size(bias.shape) === n &&
+      bias.shape[bias.shape.length - 1] === n;
+    let y = matMulOp(backend, a, b, Boolean(attrs.transposeA), Boolean(attrs.transposeB), epilogue ? bias : undefined);
+    const step = (next: TensorRef) => { backend.disposeIntermediate(y); y = next; };
+    if (bias && !epilogue) step(binaryOp(backend, 'add', y, bias, 'float32'));
     const act = String(attrs.activation ?? 'linear');
     switch (act) {
       case 'linear': break;
