@@ -12,6 +12,7 @@ import { kaimingUniform, normal } from '../init.js';
 import type { LoraConfig } from './config.js';
 import { LoraLayer, rowNorm } from './layer.js';
 import { selectTargets, type LoraTarget } from './targeting.js';
+import { trainableVariable } from '../variables.js';
 
 /** PEFT's saved key for one LoRA tensor of a module: adapter name removed, `base_model.model.` prefix. */
 export function peftKey(moduleName: string, part: 'lora_A' | 'lora_B' | 'lora_magnitude_vector'): string {
@@ -158,8 +159,8 @@ function withFanInFanOut(config: LoraConfig, targets: LoraTarget[]): LoraConfig 
 
 function makeLayer(host: AdapterHost, config: LoraConfig, t: LoraTarget, a: Float32Array, b: Float32Array, magnitude: Float32Array | null): LoraLayer {
   const { inFeatures: inF, outFeatures: outF } = t.site;
-  const A = tf.variable(tf.tensor2d(a, [t.r, inF]), true);
-  const B = tf.variable(tf.tensor2d(b, [outF, t.r]), true);
+  const A = trainableVariable(a, [t.r, inF]);
+  const B = trainableVariable(b, [outF, t.r]);
   if (!config.use_dora) return new LoraLayer(t, A, B, config.lora_dropout);
   const weight = baseOutIn(host, t);
   // DoRA starts with m = ‖W + s·BA‖ per row, so the adapted layer initially equals LoRA's.
@@ -169,7 +170,7 @@ function makeLayer(host: AdapterHost, config: LoraConfig, t: LoraTarget, a: Floa
     m = Float32Array.from(norm.dataSync() as Float32Array);
     norm.dispose();
   }
-  const mag = tf.variable(tf.tensor1d(m), true);
+  const mag = trainableVariable(m, [m.length]);
   return new LoraLayer(t, A, B, config.lora_dropout, { magnitude: mag, weight });
 }
 

@@ -15,6 +15,7 @@ import type { Rng } from '../random.js';
 import { kaimingUniform, linearBias } from '../init.js';
 import type { ReftInterventionType } from './config.js';
 import { householderOrthogonal, orthogonalCompletion, orthogonalInit } from './orthogonal.js';
+import { trainableVariable } from '../variables.js';
 
 /** Local parameter names per intervention type, in pyreft's creation order. */
 export const PARAM_NAMES: Record<ReftInterventionType, { rotate?: string; proj?: string; projBias?: string; weight: string; bias: string }> = {
@@ -61,7 +62,7 @@ export function initIntervention(type: ReftInterventionType, rng: Rng, hidden: n
 }
 
 export function toVariables(values: InterventionValues, hidden: number, rank: number): InterventionVars {
-  const v = (data: Float32Array, shape: number[]) => tf.variable(tf.tensor(data, shape), true);
+  const v = trainableVariable;
   return {
     rotate: values.rotate && v(values.rotate, [hidden, rank]),
     proj: values.proj && v(values.proj, [rank, hidden]),
