@@ -71,6 +71,16 @@ export class DecoderWeights {
     return w;
   }
 
+  /**
+   * Re-store the frozen matrices (projections, embeddings, LM head) through `convert`, e.g.
+   * as bf16 on the cuda backend under bf16-mixed. Norm weights and biases stay as they are.
+   * `convert` consumes its input and returns the tensor to keep.
+   */
+  storeFrozen(convert: (t: Tensor) => Tensor): void {
+    for (const [name, t] of this.dense) if (t.rank === 2) this.dense.set(name, convert(t));
+    for (const [name, w] of this.linear) if (w.kind === 'dense') this.linear.set(name, { kind: 'dense', w: convert(w.w) });
+  }
+
   dispose(): void {
     for (const t of this.dense.values()) t.dispose();
     for (const w of this.linear.values()) if (w.kind === 'dense') w.w.dispose();

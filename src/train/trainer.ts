@@ -36,6 +36,7 @@ import {
 } from './checkpoint.js';
 import { exportAdapter } from './export.js';
 import { TrainerError } from './errors.js';
+import { storeFrozenWeight } from '../backend/cuda/api.js';
 
 export { TrainerError };
 
@@ -106,6 +107,8 @@ export class Trainer extends TrainerEmitter {
     const precision = applyPrecision(recipe.model.precision);
     const q = recipe.model.quantization;
     const model = loadBaseModel(recipe.model.path, { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
+    // bf16-mixed: frozen matrices live in bf16 (half the memory; tensor-core GEMMs read them as they are).
+    if (precision.effective === 'bf16-mixed') model.weights.storeFrozen(storeFrozenWeight);
     try {
       const tokenizer = await loadTokenizer(recipe.model.path);
       const data = await prepareData(recipe, tokenizer);

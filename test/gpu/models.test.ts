@@ -123,3 +123,31 @@ describe.each(['lora', 'loreft'])('ten %s training steps', (recipe) => {
     expect(cpu[9]!).toBeLessThan(cpu[0]!);  // it trains
   });
 });
+
+describe('a bf16-mixed training run', () => {
+  it('stores frozen matrices bf16 and tracks the fp32 run within bf16 rounding', async () => {
+    const run = async (backend: string, precision: string) => {
+      const t = await Trainer.fromRecipe(path.join(repoRoot, 'recipes/lora.yaml'), [
+        `output.dir=/tmp/typetune-gpu-test/bf16-${backend}-${precision}`, 'output.export=[]', 'training.max_steps=10',
+        'training.save_every_steps=1000', 'logging.tensorboard=false', `model.backend=${backend}`, `model.precision=${precision}`,
+      ]);
+      const frozen = t.model.weights.linearWeight('model.layers.0.self_attn.q_proj');
+      const stored = frozen.kind === 'dense' ? physicalDtype(frozen.w) : null;
+      const embed = physicalDtype(t.model.weights.get('model.embed_tokens.weight'));
+      const norm = physicalDtype(t.model.weights.get('model.norm.weight'));
+      const adapterParam = physicalDtype([...t.adapter.variables.values()][0]!);
+      const losses: number[] = [];
+      t.on('step', (e) => losses.push(e.loss));
+      await t.train();
+      t.dispose();
+      return { losses, stored, embed, norm, adapterParam, effective: t.precision.effective };
+    };
+    const fp32 = await run('cpu', 'fp32');
+    const mixed = await run('cuda', 'bf16-mixed');
+    expect(mixed.effective).toBe('bf16-mixed');
+    expect([mixed.stored, mixed.embed, mixed.norm, mixed.adapterParam]).toEqual(['bf16', 'bf16', 'f32', 'f32']);
+    expect(mixed.losses).toHaveLength(10);
+    expect(relErr(mixed.losses, fp32.losses)).toBeLessThan(2e-2);
+    expect(mixed.losses[9]!).toBeLessThan(mixed.losses[0]!);
+  });
+});
