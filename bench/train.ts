@@ -13,7 +13,7 @@ import { activeCudaBackend, cudaMemory, deviceRandomUniform, resetCudaPeakMemory
 import { ConfigReader } from '../src/model/hfConfig.js';
 import { specFromConfig } from '../src/model/config.js';
 import { DecoderModel } from '../src/model/model.js';
-import { loadDecoderWeights, type WeightSource } from '../src/model/weights.js';
+import { loadDecoderWeights, weightShapes, type WeightSource } from '../src/model/weights.js';
 import type { ModelSpec } from '../src/model/spec.js';
 import { createAdapter } from '../src/adapters/index.js';
 import { AdamW } from '../src/train/adamw.js';
@@ -50,31 +50,6 @@ const ADAPTERS: Record<string, Record<string, unknown>> = {
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
-
-/** Names and shapes of every weight the decoder loads, as loadDecoderWeights expects them. */
-function weightShapes(spec: ModelSpec): Map<string, number[]> {
-  const shapes = new Map<string, number[]>();
-  const h = spec.hiddenSize;
-  const norm = (n: { weight: string; bias?: string }, size: number) => {
-    shapes.set(n.weight, [size]);
-    if (n.bias) shapes.set(n.bias, [size]);
-  };
-  shapes.set(spec.embedTokens, [spec.vocabSize, h]);
-  if (spec.embedPositions) shapes.set(spec.embedPositions, [spec.maxPositionEmbeddings, h]);
-  for (const layer of spec.layers) {
-    norm(layer.attnNorm, h);
-    norm(layer.mlpNorm, h);
-    if (layer.qNorm) norm(layer.qNorm, spec.headDim);
-    if (layer.kNorm) norm(layer.kNorm, spec.headDim);
-    for (const p of layer.projections) {
-      shapes.set(`${p.path}.weight`, p.conv1d ? [p.inFeatures, p.outFeatures] : [p.outFeatures, p.inFeatures]);
-      if (p.bias) shapes.set(`${p.path}.bias`, [p.outFeatures]);
-    }
-  }
-  norm(spec.finalNorm, h);
-  if (!spec.tieWordEmbeddings) shapes.set(spec.lmHead, [spec.vocabSize, h]);
-  return shapes;
 }
 
 /**

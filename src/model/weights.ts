@@ -108,38 +108,57 @@ function transpose2d(data: Float32Array, rows: number, cols: number): Float32Arr
   return out;
 }
 
+/**
+ * Every tensor a decoder of this spec loads, by name, with the shape it is stored in
+ * (Conv1D projections [in, out], everything else as transformers stores it). The loader and
+ * anything that fabricates weights (benchmarks, tests) share this one table.
+ */
+export function weightShapes(spec: ModelSpec): Map<string, number[]> {
+  const shapes = new Map<string, number[]>();
+  const h = spec.hiddenSize;
+  const norm = (n: { weight: string; bias?: string }, size: number) => {
+    shapes.set(n.weight, [size]);
+    if (n.bias) shapes.set(n.bias, [size]);
+  };
+  shapes.set(spec.embedTokens, [spec.vocabSize, h]);
+  if (spec.embedPositions) shapes.set(spec.embedPositions, [spec.maxPositionEmbeddings, h]);
+  for (const layer of spec.layers) {
+    norm(layer.attnNorm, h);
+    norm(layer.mlpNorm, h);
+    if (layer.qNorm) norm(layer.qNorm, spec.headDim);
+    if (layer.kNorm) norm(layer.kNorm, spec.headDim);
+    for (const p of layer.projections) {
+      if (p.bias) shapes.set(`${p.path}.bias`, [p.outFeatures]);
+      shapes.set(`${p.path}.weight`, p.conv1d ? [p.inFeatures, p.outFeatures] : [p.outFeatures, p.inFeatures]);
+    }
+  }
+  norm(spec.finalNorm, h);
+  if (!spec.tieWordEmbeddings) shapes.set(spec.lmHead, [spec.vocabSize, h]);
+  return shapes;
+}
+
 export function loadDecoderWeights(spec: ModelSpec, source: WeightSource, quantize?: LinearQuantizer): DecoderWeights {
   const weights = new DecoderWeights();
-  const h = spec.hiddenSize;
+  const projections = new Map<string, ProjectionSpec>();
+  for (const l of spec.layers) for (const p of l.projections) projections.set(`${p.path}.weight`, p);
   try {
-    const norm = (n: { weight: string; bias?: string }, size: number) => {
-      weights.dense.set(n.weight, loadDense(source, n.weight, [size]));
-      if (n.bias) weights.dense.set(n.bias, loadDense(source, n.bias, [size]));
-    };
-    weights.dense.set(spec.embedTokens, loadDense(source, spec.embedTokens, [spec.vocabSize, h]));
-    if (spec.embedPositions) weights.dense.set(spec.embedPositions, loadDense(source, spec.embedPositions, [spec.maxPositionEmbeddings, h]));
-    for (const layer of spec.layers) {
-      norm(layer.attnNorm, h);
-      norm(layer.mlpNorm, h);
-      if (layer.qNorm) norm(layer.qNorm, spec.headDim);
-      if (layer.kNorm) norm(layer.kNorm, spec.headDim);
-      for (const p of layer.projections) {
-        const name = `${p.path}.weight`;
-        if (p.bias) weights.dense.set(`${p.path}.bias`, loadDense(source, `${p.path}.bias`, [p.outFeatures]));
-        const q = quantize?.(p, source);
-        if (q) {
-          weights.linear.set(p.path, q);
-          continue;
-        }
-        const stored = p.conv1d ? [p.inFeatures, p.outFeatures] : [p.outFeatures, p.inFeatures];
-        expectShape(source, name, stored);
-        const data = source.readFloat32(name);
-        const w = p.conv1d ? transpose2d(data, p.inFeatures, p.outFeatures) : data;
-        weights.linear.set(p.path, { kind: 'dense', w: tf.tensor2d(w, [p.outFeatures, p.inFeatures]) });
+    for (const [name, shape] of weightShapes(spec)) {
+      const p = projections.get(name);
+      if (!p) {
+        weights.dense.set(name, loadDense(source, name, shape));
+        continue;
       }
+      const q = quantize?.(p, source);
+      if (q) {
+        weights.linear.set(p.path, q);
+        continue;
+      }
+      expectShape(source, name, shape);
+      const data = source.readFloat32(name);
+      // Linear weights are held [out, in]; Conv1D ones are transposed once, here.
+      const w = p.conv1d ? transpose2d(data, p.inFeatures, p.outFeatures) : data;
+      weights.linear.set(p.path, { kind: 'dense', w: tf.tensor2d(w, [p.outFeatures, p.inFeatures]) });
     }
-    norm(spec.finalNorm, h);
-    if (!spec.tieWordEmbeddings) weights.dense.set(spec.lmHead, loadDense(source, spec.lmHead, [spec.vocabSize, h]));
   } catch (err) {
     weights.dispose();
     throw err;
