@@ -51,18 +51,22 @@ struct Call {
     if (i >= argc || napi_get_value_bool(env, argv[i], &b) != napi_ok) bad(i, "a boolean");
     return b;
   }
-  void* bytes(size_t i, size_t* length) const {
+  // The typed array at argument i: its element type, element count and data.
+  napi_typedarray_type typedArray(size_t i, const char* what, size_t* len, void** data) const {
     bool isTyped = false;
     if (i < argc) napi_is_typedarray(env, argv[i], &isTyped);
-    if (!isTyped) bad(i, "a typed array");
+    if (!isTyped) bad(i, what);
     napi_typedarray_type type;
-    size_t len;
-    void* data;
     napi_value ab;
     size_t off;
-    napi_get_typedarray_info(env, argv[i], &type, &len, &data, &ab, &off);
+    napi_get_typedarray_info(env, argv[i], &type, len, data, &ab, &off);
+    return type;
+  }
+  void* bytes(size_t i, size_t* length) const {
+    size_t len;
+    void* data;
     size_t el = 1;
-    switch (type) {
+    switch (typedArray(i, "a typed array", &len, &data)) {
       case napi_int16_array: case napi_uint16_array: el = 2; break;
       case napi_int32_array: case napi_uint32_array: case napi_float32_array: el = 4; break;
       case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: el = 8; break;
@@ -73,16 +77,9 @@ struct Call {
   }
   // A Float64Array of integers (shapes, strides, plans).
   std::vector<int64_t> ints(size_t i) const {
-    bool isTyped = false;
-    if (i < argc) napi_is_typedarray(env, argv[i], &isTyped);
-    if (!isTyped) bad(i, "a Float64Array");
-    napi_typedarray_type type;
     size_t len;
     void* data;
-    napi_value ab;
-    size_t off;
-    napi_get_typedarray_info(env, argv[i], &type, &len, &data, &ab, &off);
-    if (type != napi_float64_array) bad(i, "a Float64Array");
+    if (typedArray(i, "a Float64Array", &len, &data) != napi_float64_array) bad(i, "a Float64Array");
     const double* d = static_cast<const double*>(data);
     return std::vector<int64_t>(d, d + len);
   }

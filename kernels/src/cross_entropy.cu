@@ -8,38 +8,9 @@
 // storage, so bf16 logits never exist in f32 and no [rows, cols] temporary is made — the
 // reference composition (logSoftmax, oneHot, product, sum) makes four of them.
 #include "kernels.h"
+#include "block_reduce.cuh"
 
 namespace tt {
-
-__device__ __forceinline__ float blockMax(float v, float* sh) {
-  for (int d = 16; d > 0; d >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, d));
-  if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = v;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float m = sh[0];
-    for (int w = 1; w < (int)blockDim.x / 32; w++) m = fmaxf(m, sh[w]);
-    sh[32] = m;
-  }
-  __syncthreads();
-  const float r = sh[32];
-  __syncthreads();
-  return r;
-}
-
-__device__ __forceinline__ float blockSum(float v, float* sh) {
-  for (int d = 16; d > 0; d >>= 1) v += __shfl_down_sync(0xffffffffu, v, d);
-  if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = v;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float s = 0.f;
-    for (int w = 0; w < (int)blockDim.x / 32; w++) s += sh[w];
-    sh[32] = s;
-  }
-  __syncthreads();
-  const float r = sh[32];
-  __syncthreads();
-  return r;
-}
 
 __device__ __forceinline__ float rowLogSumExp(const void* x, int xt, int64_t base, int64_t cols, float* sh) {
   float m = -INFINITY;

@@ -3,50 +3,19 @@
 // write) — the row is re-read from L2/HBM rather than staged in shared memory, so any cols
 // (a 128k vocabulary too) works. y = exp(x−max)/Σ, or for log-softmax x − max − log Σ.
 #include "kernels.h"
+#include "block_reduce.cuh"
 
 namespace tt {
-
-__device__ __forceinline__ float blockReduceMax(float v, float* sh) {
-  for (int d = 16; d > 0; d >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, d));
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) sh[warp] = v;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float m = sh[0];
-    for (int w = 1; w < (int)blockDim.x / 32; w++) m = fmaxf(m, sh[w]);
-    sh[32] = m;
-  }
-  __syncthreads();
-  float r = sh[32];
-  __syncthreads();
-  return r;
-}
-
-__device__ __forceinline__ float blockReduceSum(float v, float* sh) {
-  for (int d = 16; d > 0; d >>= 1) v += __shfl_down_sync(0xffffffffu, v, d);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) sh[warp] = v;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float s = 0.f;
-    for (int w = 0; w < (int)blockDim.x / 32; w++) s += sh[w];
-    sh[32] = s;
-  }
-  __syncthreads();
-  float r = sh[32];
-  __syncthreads();
-  return r;
-}
 
 __global__ void softmaxKernel(const void* x, int xt, void* y, int yt, int64_t cols, bool logSoftmax) {
   __shared__ float sh[33];
   const int64_t base = blockIdx.x * cols;
   float m = -INFINITY;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) m = fmaxf(m, loadAs<float>(x, xt, base + j));
-  m = blockReduceMax(m, sh);
+  m = blockMax(m, sh);
   float s = 0.f;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += __expf(loadAs<float>(x, xt, base + j) - m);
-  s = blockReduceSum(s, sh);
+  s = blockSum(s, sh);
   const float logS = logf(s), inv = 1.f / s;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
     float v = loadAs<float>(x, xt, base + j) - m;

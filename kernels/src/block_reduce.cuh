@@ -1,0 +1,34 @@
+// Block-wide max and sum of one float per thread, for row kernels that give a row to a
+// block (softmax, cross-entropy). Warps reduce with shuffles, warp 0's lane 0 combines the
+// per-warp partials in shared memory; every thread gets the result. `sh` is ≥ 33 floats of
+// shared memory; blockDim.x is a multiple of 32 (≤ 1024). The trailing barrier lets the
+// caller reuse `sh` for the next reduction at once.
+#pragma once
+
+namespace tt {
+
+template <typename Combine>
+__device__ __forceinline__ float blockReduce(float v, float* sh, float identity, Combine combine) {
+  for (int d = 16; d > 0; d >>= 1) v = combine(v, __shfl_down_sync(0xffffffffu, v, d));
+  if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = v;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float r = identity;
+    for (int w = 0; w < (int)blockDim.x / 32; w++) r = combine(r, sh[w]);
+    sh[32] = r;
+  }
+  __syncthreads();
+  const float r = sh[32];
+  __syncthreads();
+  return r;
+}
+
+__device__ __forceinline__ float blockMax(float v, float* sh) {
+  return blockReduce(v, sh, -INFINITY, [](float a, float b) { return fmaxf(a, b); });
+}
+
+__device__ __forceinline__ float blockSum(float v, float* sh) {
+  return blockReduce(v, sh, 0.f, [](float a, float b) { return a + b; });
+}
+
+}  // namespace tt
