@@ -4,6 +4,7 @@
 // shared memory; blockDim.x is a multiple of 32 (≤ 1024). The trailing barrier lets the
 // caller reuse `sh` for the next reduction at once.
 #pragma once
+#include "kernels.h"
 
 namespace tt {
 
@@ -29,6 +30,18 @@ __device__ __forceinline__ float blockMax(float v, float* sh) {
 
 __device__ __forceinline__ float blockSum(float v, float* sh) {
   return blockReduce(v, sh, 0.f, [](float a, float b) { return a + b; });
+}
+
+// Max and Σexp(x − max) of row `base` of x (storage type xt), accumulated in f32 by one
+// block: the two passes softmax and log-sum-exp share.
+__device__ __forceinline__ void rowMaxSumExp(const void* x, int xt, int64_t base, int64_t cols, float* sh, float* max, float* sum) {
+  float m = -INFINITY;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) m = fmaxf(m, loadAs<float>(x, xt, base + j));
+  m = blockMax(m, sh);
+  float s = 0.f;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += __expf(loadAs<float>(x, xt, base + j) - m);
+  *max = m;
+  *sum = blockSum(s, sh);
 }
 
 }  // namespace tt

@@ -13,12 +13,8 @@
 namespace tt {
 
 __device__ __forceinline__ float rowLogSumExp(const void* x, int xt, int64_t base, int64_t cols, float* sh) {
-  float m = -INFINITY;
-  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) m = fmaxf(m, loadAs<float>(x, xt, base + j));
-  m = blockMax(m, sh);
-  float s = 0.f;
-  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += __expf(loadAs<float>(x, xt, base + j) - m);
-  s = blockSum(s, sh);
+  float m, s;
+  rowMaxSumExp(x, xt, base, cols, sh, &m, &s);
   return m + logf(s);
 }
 

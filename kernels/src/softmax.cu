@@ -10,12 +10,8 @@ namespace tt {
 __global__ void softmaxKernel(const void* x, int xt, void* y, int yt, int64_t cols, bool logSoftmax) {
   __shared__ float sh[33];
   const int64_t base = blockIdx.x * cols;
-  float m = -INFINITY;
-  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) m = fmaxf(m, loadAs<float>(x, xt, base + j));
-  m = blockMax(m, sh);
-  float s = 0.f;
-  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += __expf(loadAs<float>(x, xt, base + j) - m);
-  s = blockSum(s, sh);
+  float m, s;
+  rowMaxSumExp(x, xt, base, cols, sh, &m, &s);
   const float logS = logf(s), inv = 1.f / s;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
     float v = loadAs<float>(x, xt, base + j) - m;

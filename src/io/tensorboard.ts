@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { maskedCrc32c } from './crc32c.js';
 import { ProtoWriter, decodeMessage, proto, ProtoError } from './protobuf.js';
+import { concatChunks } from './bytes.js';
 
 export const EVENT_FILE_VERSION = 'brain.Event:2';
 
@@ -129,15 +130,7 @@ export class TensorBoardWriter {
     if (this.fd === null || this.pending.length === 0) return;
     const records = this.pending;
     this.pending = [];
-    let size = 0;
-    for (const r of records) size += r.length;
-    const all = new Uint8Array(size);
-    let at = 0;
-    for (const r of records) {
-      all.set(r, at);
-      at += r.length;
-    }
-    this.writeNow(all);
+    this.writeNow(concatChunks(records));
   }
 
   /** Flush, sync to disk and close the file. Further scalars are errors. */

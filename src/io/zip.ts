@@ -279,15 +279,4 @@ export function encodeZip(records: ZipRecord[], options: { alignment?: number } 
   return [...chunks, ...central, tail];
 }
 
-/** Concatenate chunks (for tests and small archives). */
-export function concatChunks(chunks: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
+export { concatChunks } from './bytes.js';
