@@ -143,11 +143,40 @@ describe('a bf16-mixed training run', () => {
       return { losses, stored, embed, norm, adapterParam, effective: t.precision.effective };
     };
     const fp32 = await run('cpu', 'fp32');
-    const mixed = await run('cuda', 'bf16-mixed');
+    // The policy is the backend's, process-wide: put it back for the suites that follow.
+    const mixed = await run('cuda', 'bf16-mixed').finally(() => activeCudaBackend()?.setPrecisionPolicy('fp32'));
     expect(mixed.effective).toBe('bf16-mixed');
     expect([mixed.stored, mixed.embed, mixed.norm, mixed.adapterParam]).toEqual(['bf16', 'bf16', 'f32', 'f32']);
     expect(mixed.losses).toHaveLength(10);
     expect(relErr(mixed.losses, fp32.losses)).toBeLessThan(2e-2);
     expect(mixed.losses[9]!).toBeLessThan(mixed.losses[0]!);
+  });
+});
+
+/** The families transformers wrote references for beyond the shared fixtures (test/fixtures/transformers-extra). */
+const EXTRA = ['tiny-mistral', 'tiny-qwen3', 'tiny-gemma', 'tiny-phi3', 'tiny-llama3-rope', 'tiny-qwen2-window', 'tiny-gpt2-scaled'];
+
+describe.each(EXTRA)('transformers-extra/%s on cuda', (name) => {
+  it('forward within 1e-4 of transformers, and a LoRA backward with no CPU fallback', async () => {
+    await tf.setBackend('cuda');
+    expect(activeCudaBackend()!.setPrecisionPolicy('fp32')).toBe(true);
+    const model = loadBaseModel(fixture(`transformers-extra/${name}`));
+    const r = reference(`transformers-extra/${name}`);
+    tf.tidy(() => {
+      const out = model.run(r.batch);
+      const v = out.logits.shape[2]!;
+      expect(maxRelError(out.logits.dataSync(), r.logits, r.keep(v))).toBeLessThan(1e-4);
+      const loss = causalLmLoss(out.logits, r.labels).dataSync()[0]!;
+      expect(Math.abs(loss - r.loss) / Math.abs(r.loss)).toBeLessThan(1e-5);
+    });
+    // A training step's gradient on every linear layer: a kernel missing on cuda throws here.
+    const adapter = LoraAdapter.create(model, loraFromPeftConfig({ peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: 'all-linear', init_lora_weights: 'gaussian' }, name), 1);
+    const vars = [...adapter.variables.values()];
+    const { value, grads } = tf.variableGrads(() => causalLmLoss(model.run(r.batch, { hooks: adapter, ctx: { training: true } }).logits, r.labels) as tf.Scalar, vars);
+    expect(Number.isFinite(value.dataSync()[0]!)).toBe(true);
+    expect(vars.every((v) => grads[v.name] && Number.isFinite(grads[v.name]!.dataSync()[0]!))).toBe(true);
+    tf.dispose([value, ...Object.values(grads)]);
+    adapter.dispose();
+    model.dispose();
   });
 });
