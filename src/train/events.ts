@@ -14,6 +14,8 @@ export interface StartEvent {
   backend: string;
   /** The precision policy asked for and the one the backend computes in (with why, when they differ). */
   precision: { requested: string; effective: string; note: string | null };
+  /** `typetune estimate`'s peak memory for this recipe, in bytes. */
+  estimatedPeakBytes: number;
 }
 
 export interface StepEvent {
@@ -64,6 +66,8 @@ export interface EndEvent {
   checkpoint: string | null;
   /** When interrupted: the command that continues the run. */
   resumeCommand: string | null;
+  /** Peak device memory the run used, in bytes (cuda); null where the backend does not measure it. */
+  measuredPeakBytes: number | null;
 }
 
 export interface TrainerEvents {

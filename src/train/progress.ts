@@ -1,5 +1,6 @@
 /** The human progress line: `step 12/100 · loss 2.3105 · lr 1.20e-04 · 1,204 tok/s · ETA 1m05s`. */
 import type { EvalEvent, StepEvent, TrainerEmitter } from './events.js';
+import { formatBytes } from '../model/memory.js';
 
 export function formatDuration(sec: number): string {
   if (!Number.isFinite(sec)) return '?';
@@ -53,12 +54,14 @@ export function attachReporter(trainer: { on: TrainerEmitter['on'] }, opts: Repo
   const json = (event: string, payload: object): void => {
     if (opts.json) out.write(`${JSON.stringify({ event, ...payload })}\n`);
   };
+  let estimated = 0;
   trainer.on('start', (e) => {
     json('start', e);
     const from = e.resumedFrom ? `, resuming from ${e.resumedFrom} at step ${e.step}` : '';
     const prec = e.precision.requested === e.precision.effective ? e.precision.effective : `${e.precision.effective} (${e.precision.requested} requested)`;
     if (e.precision.note) line(`note: ${e.precision.note}`);
-    line(`training ${e.totalSteps} steps on ${e.backend}, ${prec}: ${e.examples} examples${e.evalExamples ? ` (+${e.evalExamples} eval)` : ''}, ${e.trainableParameters.toLocaleString('en-US')} trainable parameters${from}`);
+    line(`training ${e.totalSteps} steps on ${e.backend}, ${prec}: ${e.examples} examples${e.evalExamples ? ` (+${e.evalExamples} eval)` : ''}, ${e.trainableParameters.toLocaleString('en-US')} trainable parameters, estimated peak memory ${formatBytes(e.estimatedPeakBytes)}${from}`);
+    estimated = e.estimatedPeakBytes;
   });
   trainer.on('step', (e) => {
     json('step', e);
@@ -85,5 +88,6 @@ export function attachReporter(trainer: { on: TrainerEmitter['on'] }, opts: Repo
       line(`interrupted by ${e.interrupted} at step ${e.step}/${e.totalSteps}; saved ${e.checkpoint}`);
       line(`resume with: ${e.resumeCommand}`);
     } else line(`done: ${e.step} steps, final loss ${e.finalLoss.toFixed(4)}, run folder ${e.runDir}`);
+    if (e.measuredPeakBytes !== null) line(`peak device memory ${formatBytes(e.measuredPeakBytes)} (estimated ${formatBytes(estimated)})`);
   });
 }

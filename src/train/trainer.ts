@@ -36,7 +36,8 @@ import {
 } from './checkpoint.js';
 import { exportAdapter } from './export.js';
 import { TrainerError } from './errors.js';
-import { storeFrozenWeight } from '../backend/cuda/api.js';
+import { cudaMemory, resetCudaPeakMemory, storeFrozenWeight } from '../backend/cuda/api.js';
+import { estimateRecipe } from './estimate.js';
 
 export { TrainerError };
 
@@ -203,7 +204,9 @@ export class Trainer extends TrainerEmitter {
         trainableParameters: [...this.adapter.variables.values()].reduce((n, v) => n + v.size, 0),
         backend: this.backend,
         precision: { requested: this.precision.requested, effective: this.precision.effective, note: this.precision.note },
+        estimatedPeakBytes: estimateRecipe(r).memory.total,
       });
+      resetCudaPeakMemory();
       this.lastStep = state.step;
       const stream = stepStream(this.data, t.gradient_accumulation_steps, state.data);
       while (state.step < total && !this.stopRequested) {
@@ -257,7 +260,8 @@ export class Trainer extends TrainerEmitter {
       }
       const finalLoss = state.losses.at(-1) ?? NaN;
       const resumeCommand = interrupted ? this.resumeCommand(lastCheckpoint!) : null;
-      this.emit('end', { step: state.step, totalSteps: total, finalLoss, runDir: this.runDir, interrupted, checkpoint: lastCheckpoint, resumeCommand });
+      const measuredPeakBytes = cudaMemory()?.peak ?? null;
+      this.emit('end', { step: state.step, totalSteps: total, finalLoss, runDir: this.runDir, interrupted, checkpoint: lastCheckpoint, resumeCommand, measuredPeakBytes });
       return {
         steps: state.step,
         totalSteps: total,

@@ -54,3 +54,20 @@ describe('estimate', () => {
     model.dispose();
   });
 });
+
+describe('the Trainer reports the estimate beside what it measures', () => {
+  it('start carries the recipe estimate; end the measured device peak (null on cpu)', async () => {
+    const { Trainer } = await import('../../src/train/trainer.js');
+    const t = await Trainer.fromRecipe(`${repoRoot}/recipes/lora.yaml`, [
+      'training.max_steps=1', 'output.dir=/tmp/typetune-estimate-test', 'output.export=[]', 'logging.tensorboard=false', 'model.backend=cpu',
+    ]);
+    let estimated = -1;
+    let measured: number | null = -1;
+    t.on('start', (e) => { estimated = e.estimatedPeakBytes; });
+    t.on('end', (e) => { measured = e.measuredPeakBytes; });
+    await t.train({ handleSignals: false });
+    t.dispose();
+    expect(estimated).toBe(estimateRecipe(t.recipe).memory.total);
+    expect(measured).toBeNull();
+  });
+});
