@@ -37,18 +37,23 @@ function reference(name: string) {
   return { batch, labels, logits, loss, keep: (v: number) => (i: number) => mask[Math.floor(i / v)] === 1 };
 }
 
+/** Logits within 1e-4 and loss within 1e-5 of transformers' reference (unpadded positions). */
+function expectFp32Parity(model: ReturnType<typeof loadBaseModel>, r: ReturnType<typeof reference>): void {
+  tf.tidy(() => {
+    const out = model.run(r.batch);
+    const v = out.logits.shape[2]!;
+    expect(maxRelError(out.logits.dataSync(), r.logits, r.keep(v))).toBeLessThan(1e-4);
+    const loss = causalLmLoss(out.logits, r.labels).dataSync()[0]!;
+    expect(Math.abs(loss - r.loss) / Math.abs(r.loss)).toBeLessThan(1e-5);
+  });
+}
+
 describe.each(['tiny-llama', 'tiny-qwen2', 'tiny-gpt2'])('%s on cuda', (name) => {
   it('fp32: logits within 1e-4 and loss within 1e-5 of transformers', async () => {
     await tf.setBackend('cuda');
     const model = loadBaseModel(fixture(name));
     const r = reference(name);
-    tf.tidy(() => {
-      const out = model.run(r.batch);
-      const v = out.logits.shape[2]!;
-      expect(maxRelError(out.logits.dataSync(), r.logits, r.keep(v))).toBeLessThan(1e-4);
-      const loss = causalLmLoss(out.logits, r.labels).dataSync()[0]!;
-      expect(Math.abs(loss - r.loss) / Math.abs(r.loss)).toBeLessThan(1e-5);
-    });
+    expectFp32Parity(model, r);
     model.dispose();
   });
 
@@ -162,13 +167,7 @@ describe.each(EXTRA)('transformers-extra/%s on cuda', (name) => {
     expect(activeCudaBackend()!.setPrecisionPolicy('fp32')).toBe(true);
     const model = loadBaseModel(fixture(`transformers-extra/${name}`));
     const r = reference(`transformers-extra/${name}`);
-    tf.tidy(() => {
-      const out = model.run(r.batch);
-      const v = out.logits.shape[2]!;
-      expect(maxRelError(out.logits.dataSync(), r.logits, r.keep(v))).toBeLessThan(1e-4);
-      const loss = causalLmLoss(out.logits, r.labels).dataSync()[0]!;
-      expect(Math.abs(loss - r.loss) / Math.abs(r.loss)).toBeLessThan(1e-5);
-    });
+    expectFp32Parity(model, r);
     // A training step's gradient on every linear layer: a kernel missing on cuda throws here.
     const adapter = LoraAdapter.create(model, loraFromPeftConfig({ peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: 'all-linear', init_lora_weights: 'gaussian' }, name), 1);
     const vars = [...adapter.variables.values()];
