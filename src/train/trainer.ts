@@ -297,6 +297,8 @@ export class Trainer extends TrainerEmitter {
     this.disposed = true;
     this.adapter.dispose();
     this.model.dispose();
+    // The precision policy is the backend's, process-wide: hand it back as the run found it.
+    if (this.precision.effective !== 'fp32') applyPrecision('fp32');
   }
 
   /** How to continue an interrupted run from the command line. */

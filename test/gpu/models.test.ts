@@ -145,11 +145,13 @@ describe('a bf16-mixed training run', () => {
       t.on('step', (e) => losses.push(e.loss));
       await t.train();
       t.dispose();
-      return { losses, stored, embed, norm, adapterParam, effective: t.precision.effective };
+      const after = (activeCudaBackend() as unknown as { precision?: string } | null)?.precision ?? null;
+      return { losses, stored, embed, norm, adapterParam, effective: t.precision.effective, after };
     };
     const fp32 = await run('cpu', 'fp32');
-    // The policy is the backend's, process-wide: put it back for the suites that follow.
-    const mixed = await run('cuda', 'bf16-mixed').finally(() => activeCudaBackend()?.setPrecisionPolicy('fp32'));
+    const mixed = await run('cuda', 'bf16-mixed');
+    // The policy is the backend's, process-wide: disposing the Trainer hands it back.
+    expect(mixed.after).toBe('fp32');
     expect(mixed.effective).toBe('bf16-mixed');
     expect([mixed.stored, mixed.embed, mixed.norm, mixed.adapterParam]).toEqual(['bf16', 'bf16', 'f32', 'f32']);
     expect(mixed.losses).toHaveLength(10);
