@@ -8,6 +8,7 @@ import type { DecoderWeights } from './weights.js';
 import type { ModelSpec } from './spec.js';
 import type { LinearSite } from './hooks.js';
 import type { ConfigReader } from './hfConfig.js';
+import { transpose2d } from '../util/transpose.js';
 
 export class DecoderModel {
   readonly decoder: Decoder;
@@ -42,9 +43,7 @@ export class DecoderModel {
     const data = lw.kind === 'dense' ? (lw.w.dataSync() as Float32Array).slice() : lw.dequantize();
     const [out, inF] = [site.outFeatures, site.inFeatures];
     if (!site.fanInFanOut) return { shape: [out, inF], data };
-    const t = new Float32Array(data.length);
-    for (let o = 0; o < out; o++) for (let i = 0; i < inF; i++) t[i * out + o] = data[o * inF + i]!;
-    return { shape: [inF, out], data: t };
+    return { shape: [inF, out], data: transpose2d(data, out, inF) };
   }
 
   /** Number of parameters of the base model (tied embeddings counted once). */

@@ -9,17 +9,12 @@ import { parseBnb4bitConfig, readBnb4bitWeight, quantize4bit, type FourBitType }
 import { quantizedLinear } from '../ops/qlinear.js';
 import type { ConfigReader } from './hfConfig.js';
 import type { LinearQuantizer } from './weights.js';
+import { transpose2d } from '../util/transpose.js';
 
 export interface QuantizationOptions {
   type: FourBitType;
   blocksize?: number;
   doubleQuant?: boolean;
-}
-
-function toOutIn(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c]!;
-  return out;
 }
 
 /** The quantizer for this checkpoint and request, or undefined for a dense model. */
@@ -36,7 +31,7 @@ export function linearQuantizer(ck: SafetensorsCheckpoint, config: ConfigReader,
   return (proj, source) => {
     const raw = source.readFloat32(`${proj.path}.weight`);
     // Conv1D weights are stored [in, out]; a quantised linear is always [out, in].
-    const data = proj.conv1d ? toOutIn(raw, proj.inFeatures, proj.outFeatures) : raw;
+    const data = proj.conv1d ? transpose2d(raw, proj.inFeatures, proj.outFeatures) : raw;
     return quantizedLinear(quantize4bit(data, [proj.outFeatures, proj.inFeatures], {
       quantType: requested.type,
       blocksize: requested.blocksize ?? 64,

@@ -7,6 +7,7 @@
 import { tf, type Tensor } from '../backend/tf.js';
 import type { SafetensorsCheckpoint } from '../io/safetensors.js';
 import type { ModelSpec, ProjectionSpec } from './spec.js';
+import { transpose2d } from '../util/transpose.js';
 
 export class WeightError extends Error {
   constructor(where: string, problem: string) {
@@ -100,12 +101,6 @@ function expectShape(source: WeightSource, name: string, expected: number[]): vo
 function loadDense(source: WeightSource, name: string, shape: number[]): Tensor {
   expectShape(source, name, shape);
   return tf.tensor(source.readFloat32(name), shape);
-}
-
-function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c]!;
-  return out;
 }
 
 /**

@@ -10,6 +10,7 @@
  */
 import { tf, type Tensor } from '../../backend/tf.js';
 import type { LoraTarget } from './targeting.js';
+import { transpose2d } from '../../util/transpose.js';
 
 /** The identity forward with no gradient (torch's `.detach()`). */
 const detach = tf.customGrad(((x: Tensor) => ({ value: x.clone(), gradFunc: (dy: Tensor) => tf.zerosLike(dy) })) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: Tensor) => Tensor;
@@ -80,9 +81,7 @@ export class LoraLayer {
       }
     }
     if (!fanInFanOut) return merged;
-    const t = new Float32Array(inF * outF);
-    for (let o = 0; o < outF; o++) for (let i = 0; i < inF; i++) t[i * outF + o] = merged[o * inF + i]!;
-    return t;
+    return transpose2d(merged, outF, inF);
   }
 
   dispose(): void {
