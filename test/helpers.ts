@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { SafetensorsFile } from '../src/io/safetensors.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '..');
@@ -28,4 +29,19 @@ export function maxRelError(ours: ArrayLike<number>, ref: ArrayLike<number>, kee
     den = Math.max(den, Math.abs(ref[i]!));
   }
   return num / den;
+}
+
+const rows = (d: ArrayLike<number | bigint>, b: number, s: number): number[][] =>
+  Array.from({ length: b }, (_, i) => Array.from({ length: s }, (_, j) => Number(d[i * s + j])));
+
+/** The reference batch of a fixture's reference.safetensors as plain rows (labels = input_ids when absent). */
+export function referenceBatch(file: string): { inputIds: number[][]; attentionMask: number[][]; labels: number[][] } {
+  const ref = SafetensorsFile.open(file);
+  try {
+    const [b, s] = ref.entry('input_ids').shape as [number, number];
+    const get = (k: string) => rows(ref.read(k).data as ArrayLike<number>, b, s);
+    return { inputIds: get('input_ids'), attentionMask: get('attention_mask'), labels: ref.has('labels') ? get('labels') : get('input_ids') };
+  } finally {
+    ref.close();
+  }
 }

@@ -4,25 +4,16 @@ import { tf } from '../../src/backend/tf.js';
 import { loadBaseModel } from '../../src/model/load.js';
 import { causalLmLoss } from '../../src/ops/index.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
-import { fixture, maxRelError } from '../helpers.js';
+import { fixture, maxRelError, referenceBatch } from '../helpers.js';
 
 beforeAll(async () => {
   await useBackend('cpu');
 });
 
-function batchOf(ref: SafetensorsFile) {
-  const [b, s] = ref.entry('input_ids').shape as [number, number];
-  const rows = (name: string) => {
-    const d = ref.read(name).data as ArrayLike<number | bigint>;
-    return Array.from({ length: b }, (_, i) => Array.from({ length: s }, (_, j) => Number(d[i * s + j])));
-  };
-  return { inputIds: rows('input_ids'), attentionMask: rows('attention_mask'), labels: rows('labels') };
-}
-
 describe('4-bit base weights', () => {
   const ref = SafetensorsFile.open(fixture('tiny-llama/reference.safetensors'));
   const nf4Ref = SafetensorsFile.open(fixture('tiny-llama-bnb-nf4/reference.safetensors'));
-  const batch = batchOf(ref);
+  const batch = referenceBatch(fixture('tiny-llama/reference.safetensors'));
   const keep = (i: number) => batch.attentionMask.flat()[Math.floor(i / 512)] === 1;
 
   function run(dir: string, quantization?: Parameters<typeof loadBaseModel>[1]) {
