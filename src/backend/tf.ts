@@ -1,12 +1,15 @@
 /**
  * The one place typetune imports tfjs from.
  *
- * tfjs-core's gradients are registered by a side-effect ESM module Node cannot load
- * (extensionless imports). The `@tensorflow/tfjs` umbrella's CommonJS build carries them,
- * so importing it once registers every primitive's gradient into tfjs' global registry.
+ * tfjs-core's gradients and chained tensor methods (`x.reshape(…)`) are registered by
+ * side-effect ESM modules Node cannot load (extensionless imports);
+ * scripts/bundle-gradients.mjs bundles them into ./tfjs_gradients.js (made by `npm ci` and
+ * `npm run build`), which registers them in tfjs' global registries. The type-only import
+ * brings the chained methods' type declarations.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs';
+import type {} from '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js';
+import './tfjs_gradients.js';
 import '@tensorflow/tfjs-backend-cpu';
 
 export { tf };
