@@ -11,6 +11,7 @@
 #include <vector>
 #include "kernels.h"
 #include "memory.h"
+#include "primitives.h"
 
 using namespace tt;
 
@@ -291,6 +292,33 @@ napi_value adamw(Call& c) {
   return c.undefined();
 }
 
+// ---- programs of device primitives (primitives.h) -------------------------------------------
+
+// primitives(): [{name, nargs}] in id order — the table programs are written against.
+napi_value primitivesFn(Call& c) {
+  const std::vector<Primitive>& t = primitiveTable();
+  napi_value arr;
+  napi_create_array_with_length(c.env, t.size(), &arr);
+  for (size_t i = 0; i < t.size(); i++) {
+    napi_value o, name;
+    napi_create_object(c.env, &o);
+    napi_create_string_utf8(c.env, t[i].name, NAPI_AUTO_LENGTH, &name);
+    c.set(o, "name", name);
+    c.set(o, "nargs", c.number(t[i].nargs));
+    napi_set_element(c.env, arr, (uint32_t)i, o);
+  }
+  return arr;
+}
+
+// runProgram(program: Float64Array): launches every [id, args…] entry in order.
+napi_value runProgramFn(Call& c) {
+  size_t len;
+  void* data;
+  if (c.typedArray(0, "a Float64Array", &len, &data) != napi_float64_array) c.bad(0, "a Float64Array");
+  runProgram(static_cast<const double*>(data), len);
+  return c.undefined();
+}
+
 template <Fn F>
 napi_value entry(napi_env env, napi_callback_info info) {
   Call c(env, info);
@@ -315,6 +343,7 @@ const Export kExports[] = {
   {"softmax", entry<softmax>}, {"gather", entry<gather>}, {"scatterAdd", entry<scatterAdd>},
   {"stridedCopy", entry<stridedCopy>}, {"fill", entry<fill>}, {"range", entry<range>}, {"oneHot", entry<oneHot>},
   {"gemm", entry<gemmFn>}, {"crossEntropy", entry<crossEntropy>}, {"crossEntropyBackward", entry<crossEntropyBackward>}, {"randomUniform", entry<randomUniform>}, {"adamw", entry<adamw>},
+  {"primitives", entry<primitivesFn>}, {"runProgram", entry<runProgramFn>},
 };
 
 }  // namespace

@@ -5,10 +5,14 @@
 //   - bf16 operands: tensor cores, f32 accumulate, D in f32 or bf16.
 // Row-major D[m,n] = A·B is column-major Dᵀ[n,m] = Bᵀ·Aᵀ, so cuBLASLt is called with the
 // operands swapped and each stored matrix described as its column-major transpose.
+// D = alpha·A·B + beta·C with C laid out as D (in place when C is D): the LoRA update and the
+// residual add ride on the base product instead of costing elementwise passes. Row strides
+// (lda/ldb/ldd) let a product read or write a column slice of a wider matrix.
 // Batches are strided; a stride of 0 broadcasts one operand over the batch. The matmul
 // descriptor, layouts and the heuristic's algorithm are cached per shape (a training step
 // repeats the same few shapes thousands of times).
 #include "kernels.h"
+#include "primitives.h"
 #include <cublasLt.h>
 #include <map>
 #include <tuple>
@@ -39,7 +43,7 @@ struct Plan {
   cublasLtMatmulAlgo_t algo;
 };
 
-using Key = std::tuple<int, int, int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, int64_t, bool>;
+using Key = std::tuple<int, int, int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, int64_t, bool, int64_t, int64_t, int64_t>;
 
 static cublasLtMatrixLayout_t layout(cudaDataType_t t, uint64_t rows, uint64_t cols, int64_t ld, int64_t batch,
                                      int64_t stride, const std::string& detail) {
@@ -56,7 +60,10 @@ static cublasLtMatrixLayout_t layout(cudaDataType_t t, uint64_t rows, uint64_t c
 static const Plan& planFor(const GemmArgs& g, const std::string& detail) {
   static std::map<Key, Plan> cache;
   const bool bias = g.bias != nullptr;
-  Key key{g.abType, g.dType, g.m, g.n, g.k, g.transA, g.transB, g.batch, g.strideA, g.strideB, g.strideD, bias};
+  const int64_t lda = g.lda ? g.lda : (g.transA ? g.m : g.k);
+  const int64_t ldb = g.ldb ? g.ldb : (g.transB ? g.k : g.n);
+  const int64_t ldd = g.ldd ? g.ldd : g.n;
+  Key key{g.abType, g.dType, g.m, g.n, g.k, g.transA, g.transB, g.batch, g.strideA, g.strideB, g.strideD, bias, lda, ldb, ldd};
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
 
@@ -75,11 +82,11 @@ static const Plan& planFor(const GemmArgs& g, const std::string& detail) {
     cudaDataType_t biasT = CUDA_R_32F;
     checkBlas(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &biasT, sizeof(biasT)), "set bias type", detail);
   }
-  // Our B stored [k,n] (or [n,k] if transB) is column-major n×k (k×n), leading dim n (k).
-  p.a = g.transB ? layout(abT, g.k, g.n, g.k, g.batch, g.strideB, detail) : layout(abT, g.n, g.k, g.n, g.batch, g.strideB, detail);
+  // Our B stored [k,n] (or [n,k] if transB) is column-major n×k (k×n), leading dim its row stride.
+  p.a = g.transB ? layout(abT, g.k, g.n, ldb, g.batch, g.strideB, detail) : layout(abT, g.n, g.k, ldb, g.batch, g.strideB, detail);
   // Our A stored [m,k] (or [k,m] if transA) is column-major k×m (m×k).
-  p.b = g.transA ? layout(abT, g.m, g.k, g.m, g.batch, g.strideA, detail) : layout(abT, g.k, g.m, g.k, g.batch, g.strideA, detail);
-  p.d = layout(dT, g.n, g.m, g.n, g.batch, g.strideD, detail);
+  p.b = g.transA ? layout(abT, g.m, g.k, lda, g.batch, g.strideA, detail) : layout(abT, g.k, g.m, lda, g.batch, g.strideA, detail);
+  p.d = layout(dT, g.n, g.m, ldd, g.batch, g.strideD, detail);
 
   cublasLtMatmulPreference_t pref;
   checkBlas(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate", detail);
@@ -98,21 +105,41 @@ void gemm(const GemmArgs& g) {
   const std::string detail = std::string(dtypeName(g.abType)) + "→" + dtypeName(g.dType) + " m=" + std::to_string(g.m) +
                              " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k) + (g.transA ? " Aᵀ" : "") +
                              (g.transB ? " Bᵀ" : "") + " batch=" + std::to_string(g.batch) + " strides=" +
-                             std::to_string(g.strideA) + "/" + std::to_string(g.strideB) + "/" + std::to_string(g.strideD);
+                             std::to_string(g.strideA) + "/" + std::to_string(g.strideB) + "/" + std::to_string(g.strideD) +
+                             (g.lda || g.ldb || g.ldd ? " ld=" + std::to_string(g.lda) + "/" + std::to_string(g.ldb) + "/" + std::to_string(g.ldd) : "") +
+                             (g.beta != 0.f ? " beta=" + std::to_string(g.beta) : "");
   if (g.abType != F32 && g.abType != BF16) fail("gemm", "operands must be f32 or bf16: " + detail);
   if (g.dType != F32 && g.dType != BF16) fail("gemm", "output must be f32 or bf16: " + detail);
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
+  if (g.beta != 0.f && !g.c) fail("gemm", "beta ≠ 0 needs a C operand: " + detail);
   if (g.k == 0) {  // an empty sum: D = 0 (+ bias, not supported for k = 0)
+    if (g.beta != 0.f || g.lda || g.ldb || g.ldd) fail("gemm", "k = 0 with beta or row strides is not supported: " + detail);
     launchFill(g.d, g.dType, g.m * g.n * g.batch, 0.0);
     return;
   }
   const Plan& p = planFor(g, detail);
   if (g.bias) checkBlas(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)), "set bias", detail);
-  const float alpha = 1.f, beta = 0.f;
-  checkBlas(cublasLtMatmul(handle(detail), p.op, &alpha, g.b, p.a, g.a, p.b, &beta, g.d, p.d, g.d, p.d, &p.algo, workspace(),
+  const void* c = g.beta != 0.f ? g.c : g.d;
+  checkBlas(cublasLtMatmul(handle(detail), p.op, &g.alpha, g.b, p.a, g.a, p.b, &g.beta, c, p.d, g.d, p.d, &p.algo, workspace(),
                            kWorkspaceBytes, stream()),
             "cublasLtMatmul", detail);
   checkLaunch("gemm", detail);
 }
+
+// gemm(a, b, c, d, abType, dType, m, n, k, transA, transB, lda, ldb, ldd, alpha, beta, bias,
+//      batch, strideA, strideB, strideD)
+static void gemmPrimitive(const Args& a) {
+  GemmArgs g;
+  g.a = a.ptr(0); g.b = a.ptr(1); g.c = a.ptr(2); g.d = a.ptr(3);
+  g.abType = a.i32(4); g.dType = a.i32(5);
+  g.m = a.i64(6); g.n = a.i64(7); g.k = a.i64(8);
+  g.transA = a.flag(9); g.transB = a.flag(10);
+  g.lda = a.i64(11); g.ldb = a.i64(12); g.ldd = a.i64(13);
+  g.alpha = a.f32(14); g.beta = a.f32(15);
+  g.bias = a.as<const float>(16);
+  g.batch = a.i64(17); g.strideA = a.i64(18); g.strideB = a.i64(19); g.strideD = a.i64(20);
+  gemm(g);
+}
+TT_PRIMITIVE("gemm", 21, gemmPrimitive);
 
 }  // namespace tt

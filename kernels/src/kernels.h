@@ -45,10 +45,17 @@ struct GemmArgs {
   const void* a; const void* b; void* d;
   int abType;  // F32 or BF16 (both operands)
   int dType;   // F32 or BF16
-  int64_t m, n, k;  // row-major: D[m,n] = op(A)[m,k] · op(B)[k,n]
+  int64_t m, n, k;  // row-major: D[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C[m,n]
   bool transA, transB;
   int64_t batch, strideA, strideB, strideD;  // elements; a stride of 0 broadcasts
   const float* bias;  // optional [n] f32, added to every row (cuBLASLt epilogue)
+  // C (same type and layout as D; may be D itself), read only when beta ≠ 0.
+  const void* c = nullptr;
+  float alpha = 1.f, beta = 0.f;
+  // Row strides of A, B and D as stored (elements); 0 = packed. A stride larger than the
+  // row lets a product read or write a column slice of a wider matrix (q, k and v of one
+  // [tokens, q|k|v] buffer).
+  int64_t lda = 0, ldb = 0, ldd = 0;
 };
 void gemm(const GemmArgs& g);
 

@@ -6,8 +6,10 @@
  * the backend's plumbing, never the CUDA kernels themselves: only the device run does that.
  */
 import type { CudaAddon, PoolStats } from '../../src/backend/cuda/addon.js';
+import { emulatedPrimitives } from './emulated_primitives.js';
 
 const BYTES = [4, 2, 4, 1];
+const VIEWS = [Float32Array, Uint16Array, Int32Array, Uint8Array] as const;
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
@@ -64,19 +66,36 @@ function erf(x: number): number {
 }
 
 export function emulatedAddon(): CudaAddon {
+  // Allocations at increasing addresses with gaps; a pointer may point inside one (a column
+  // slice, a sub-allocation of scratch), as device pointers do.
   const mem = new Map<number, ArrayBuffer>();
+  const starts: number[] = [];
   let next = 4096;
   let inUse = 0, peak = 0, allocs = 0, frees = 0;
   const sizes = new Map<number, number>();
 
+  const locate = (p: number): { b: ArrayBuffer; off: number } => {
+    let lo = 0, hi = starts.length - 1, at = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (starts[mid]! <= p) { at = mid; lo = mid + 1; } else hi = mid - 1;
+    }
+    const start = at >= 0 ? starts[at]! : -1;
+    const b = mem.get(start);
+    if (!b || p - start >= b.byteLength) throw new Error(`emulated addon: bad pointer ${p}`);
+    return { b, off: p - start };
+  };
   const buf = (p: number): ArrayBuffer => {
-    const b = mem.get(p);
-    if (!b) throw new Error(`emulated addon: bad pointer ${p}`);
+    const { b, off } = locate(p);
+    if (off !== 0) throw new Error(`emulated addon: pointer ${p} is inside an allocation where a whole one was expected`);
     return b;
   };
   const view = (p: number, dt: number) => {
-    const b = buf(p);
-    return [new Float32Array(b), new Uint16Array(b), new Int32Array(b), new Uint8Array(b)][dt]!;
+    const { b, off } = locate(p);
+    const el = BYTES[dt]!;
+    if (off % el !== 0) throw new Error(`emulated addon: pointer ${p} is not aligned for a ${el}-byte element`);
+    const n = Math.floor((b.byteLength - off) / el);
+    return new VIEWS[dt]!(b, off, n);
   };
   const load = (p: number, dt: number, i: number): number => {
     const v = view(p, dt)[i]!;
@@ -113,13 +132,29 @@ export function emulatedAddon(): CudaAddon {
     return st;
   };
 
+  const prims = emulatedPrimitives({ load, store, view });
   return {
+    primitives: () => prims.table.map(({ name, nargs }) => ({ name, nargs })),
+    runProgram(program) {
+      let pos = 0;
+      for (let step = 0; pos < program.length; step++) {
+        const entry = prims.table[program[pos]!];
+        if (!entry) throw new Error(`program entry ${step}: no primitive with id ${program[pos]}`);
+        try {
+          entry.run(program.subarray(pos + 1, pos + 1 + entry.nargs));
+        } catch (err) {
+          throw new Error(`program entry ${step} (${entry.name}): ${(err as Error).message}`);
+        }
+        pos += 1 + entry.nargs;
+      }
+    },
     deviceInfo: () => ({ name: 'emulated', device: 0, deviceCount: 1, computeCapability: 0, totalMemory: 0, multiProcessors: 0, runtimeVersion: 0, driverVersion: 0 }),
     alloc(bytes) {
       const p = next;
       next += Math.ceil(Math.max(bytes, 1) / 256) * 256 + 256;
       const rounded = Math.ceil(Math.max(bytes, 1) / 4) * 4;
       mem.set(p, new ArrayBuffer(rounded));
+      starts.push(p);
       const poisoned = new Uint8Array(mem.get(p)!);
       poisoned.fill(0xff);  // NaN for floats: unwritten outputs show up
       sizes.set(p, rounded); inUse += rounded; peak = Math.max(peak, inUse); allocs++;
@@ -127,14 +162,15 @@ export function emulatedAddon(): CudaAddon {
     },
     free(p) {
       if (!mem.delete(p)) throw new Error(`free: pointer ${p} was not allocated by this pool (double free?)`);
+      starts.splice(starts.indexOf(p), 1);
       inUse -= sizes.get(p)!; sizes.delete(p); frees++;
     },
     memoryStats: (): PoolStats => ({ inUse, peak, reserved: inUse, allocs, frees, live: mem.size }),
     resetPeak() { peak = inUse; },
     trim() {},
-    upload(dst, src) { new Uint8Array(buf(dst)).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength)); },
-    download(src, dst) { new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(new Uint8Array(buf(src), 0, dst.byteLength)); },
-    copy(dst, src, bytes) { new Uint8Array(buf(dst)).set(new Uint8Array(buf(src), 0, bytes)); },
+    upload(dst, src) { view(dst, 3).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength)); },
+    download(src, dst) { new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(view(src, 3).subarray(0, dst.byteLength)); },
+    copy(dst, src, bytes) { view(dst, 3).set(view(src, 3).subarray(0, bytes)); },
     synchronize() {},
     eventRecord: () => performance.now(),
     eventElapsed: (a, b) => b - a,
@@ -247,16 +283,7 @@ export function emulatedAddon(): CudaAddon {
       for (let j = 0; j < n; j++) for (let c = 0; c < depth; c++) store(dst, dt, j * depth + c, load(idx, 2, j) === c ? on : off);
     },
     gemm(a, b, d, abType, dType, m, n, k, transA, transB, batch, sA, sB, sD, bias) {
-      for (let q = 0; q < batch; q++) for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
-        let acc = 0;
-        for (let l = 0; l < k; l++) {
-          const av = load(a, abType, q * sA + (transA ? l * m + i : i * k + l));
-          const bv = load(b, abType, q * sB + (transB ? j * k + l : l * n + j));
-          acc = Math.fround(acc + Math.fround(av * bv));
-        }
-        if (bias) acc += load(bias, 0, j);
-        store(d, dType, q * sD + i * n + j, acc);
-      }
+      prims.gemm({ a, b, d, c: 0, abType, dType, m, n, k, transA, transB, lda: 0, ldb: 0, ldd: 0, alpha: 1, beta: 0, bias, batch, strideA: sA, strideB: sB, strideD: sD });
     },
     crossEntropy(x, xt, labels, loss, rows, cols, ignore) {
       for (let r = 0; r < rows; r++) {

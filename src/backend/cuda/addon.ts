@@ -83,7 +83,13 @@ export interface CudaAddon {
   randomUniform(dst: Ptr, dt: Code, n: number, seed: number, offset: number, lo: number, hi: number): void;
   adamw(param: Ptr, grad: Ptr, m: Ptr, v: Ptr, n: number, lr: number, beta1: number, beta2: number, eps: number,
     weightDecay: number, biasCorrection1: number, biasCorrection2: number, gradScale: number): void;
+  /** The device primitives (kernels/src/primitives.h) in id order. */
+  primitives(): PrimitiveInfo[];
+  /** Launches a program: [primitive id, its arguments…] entries, in order (./program.ts builds them). */
+  runProgram(program: Float64Array): void;
 }
+
+export interface PrimitiveInfo { name: string; nargs: number }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
