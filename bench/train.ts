@@ -9,7 +9,7 @@
  */
 import { tf } from '../src/backend/tf.js';
 import { useBackend } from '../src/backend/select.js';
-import { activeCudaBackend, cudaMemory, deviceRandomUniform, resetCudaPeakMemory, storeFrozenWeight } from '../src/backend/cuda/api.js';
+import { activeDevice } from '../src/backend/device.js';
 import { ConfigReader } from '../src/model/hfConfig.js';
 import { specFromConfig } from '../src/model/config.js';
 import { DecoderModel } from '../src/model/model.js';
@@ -74,9 +74,9 @@ function placeholderSource(spec: ModelSpec): WeightSource {
 /** U(−a, a) with a = 0.02·√3 (std 0.02, as HF initialises), made on the GPU, stored bf16. */
 function randomMatrix(shape: number[], seed: number): tf.Tensor {
   const a = 0.02 * Math.sqrt(3);
-  const u = deviceRandomUniform(shape, seed, 0, -a, a);
-  if (!u) throw new Error('bench:train needs the cuda backend for model weights of real size');
-  return storeFrozenWeight(u);
+  const device = activeDevice();
+  if (!device.randomUniform) throw new Error('bench:train needs the cuda backend for model weights of real size');
+  return device.storeFrozenWeight(device.randomUniform(shape, seed, 0, -a, a), 'bf16-mixed');
 }
 
 function buildModel(key: string, onDevice: boolean): DecoderModel {
@@ -145,13 +145,13 @@ async function main(): Promise<void> {
   const applied = applyPrecision('bf16-mixed');
   const steps = Number(arg('steps', '4')), warmup = Number(arg('warmup', '2'));
   const batch = Number(arg('batch', '8')), seq = Number(arg('seq', '1024'));
-  const device = activeCudaBackend()?.device;
-  console.log(`backend ${backendName}${device ? ` (${device.name}, ${(device.totalMemory / 2 ** 30).toFixed(1)} GiB)` : ''}, precision ${applied.effective}, ${batch}×${seq} tokens, ${warmup} warm-up + ${steps} timed steps`);
+  const device = activeDevice();
+  console.log(`backend ${backendName} (${device.describe()}), precision ${applied.effective}, ${batch}×${seq} tokens, ${warmup} warm-up + ${steps} timed steps`);
   const rows: Row[] = [];
   for (const key of arg('models', 'llama,qwen').split(',')) {
     const t0 = Date.now();
     const model = buildModel(key, backendName === 'cuda');
-    console.log(`${NAMES[key]}: ${(model.parameterCount() / 1e9).toFixed(3)}B parameters built in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${((cudaMemory()?.inUse ?? 0) / 2 ** 30).toFixed(2)} GiB on the GPU`);
+    console.log(`${NAMES[key]}: ${(model.parameterCount() / 1e9).toFixed(3)}B parameters built in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${(device.memory().inUse / 2 ** 30).toFixed(2)} GiB on the device`);
     for (const adapterKey of arg('adapters', 'lora,loreft').split(',')) {
       for (const ckpt of arg('ckpt', 'off,on').split(',').map((c) => c === 'on')) {
         const row: Row = { model: NAMES[key]!, adapter: adapterKey, ckpt, tokensPerS: null, peakGiB: null, stepS: null, note: '' };
@@ -162,14 +162,14 @@ async function main(): Promise<void> {
           const opts = { lr: 1e-4, maxGradNorm: 1.0, activationCheckpointing: ckpt };
           for (let i = 0; i < warmup; i++) trainStep(model, adapter, optimizer, [data], opts);
           if (process.argv.includes('--profile')) await profileStep(() => trainStep(model, adapter, optimizer, [data], opts));
-          resetCudaPeakMemory();
+          device.resetPeakMemory();
           const start = performance.now();
           let loss = 0;
           for (let i = 0; i < steps; i++) loss = trainStep(model, adapter, optimizer, [data], opts).loss;  // loss is read back: a sync
           const seconds = (performance.now() - start) / 1000;
           row.stepS = seconds / steps;
           row.tokensPerS = (batch * seq * steps) / seconds;
-          row.peakGiB = (cudaMemory()?.peak ?? 0) / 2 ** 30;
+          row.peakGiB = device.memory().peak / 2 ** 30;
           row.note = `loss ${loss.toFixed(3)}`;
         } catch (err) {
           row.note = `failed: ${(err as Error).message.slice(0, 300)}`;
@@ -179,7 +179,7 @@ async function main(): Promise<void> {
         }
         rows.push(row);
         console.log(`${row.model} ${row.adapter} ckpt=${ckpt ? 'on' : 'off'}: ${row.tokensPerS ? `${Math.round(row.tokensPerS)} tokens/s, ${row.stepS!.toFixed(3)} s/step, peak ${row.peakGiB!.toFixed(2)} GiB` : ''} ${row.note}`);
-        console.log(`  tensors ${tf.memory().numTensors}, in use ${((cudaMemory()?.inUse ?? 0) / 2 ** 30).toFixed(2)} GiB`);
+        console.log(`  tensors ${tf.memory().numTensors}, in use ${(device.memory().inUse / 2 ** 30).toFixed(2)} GiB`);
       }
     }
     model.dispose();

@@ -11,14 +11,9 @@
 import type { ForwardContext } from '../model/hooks.js';
 import type { Rng } from './random.js';
 
-export interface AdapterForwardContext extends ForwardContext {
-  /** Fixes every dropout mask of this forward (needed with activation checkpointing). */
-  dropoutSeed?: number;
-}
-
 /** A seed for dropout call `site` (a stable index) of this forward. */
 export function dropoutSeed(ctx: ForwardContext, site: number, stream: Rng): number {
-  const fixed = (ctx as AdapterForwardContext).dropoutSeed;
+  const fixed = ctx.dropoutSeed;
   if (fixed === undefined) return stream.nextSeed();
   if (!Number.isSafeInteger(fixed)) throw new Error(`ctx.dropoutSeed must be an integer, got ${fixed}`);
   return mix(mix(fixed >>> 0, Math.floor(fixed / 2 ** 32) >>> 0), site);

@@ -23,7 +23,6 @@ export { ReftAdapter, interventionKey, type PyreftIntervention } from './reft/ad
 export { type LoraConfig, LORA_DEFAULTS, parseLoraConfig } from './lora/config.js';
 export { type ReftConfig, REFT_DEFAULTS, parseReftConfig, parsePositions, positionGroups } from './reft/config.js';
 export { contextPositions } from './reft/positions.js';
-export type { AdapterForwardContext } from './dropoutSeeds.js';
 
 export type AnyAdapter = LoraAdapter | ReftAdapter;
 export const ADAPTER_TYPES = ['lora', ...REFT_TYPES] as const;
@@ -39,7 +38,9 @@ export interface SaveMeta {
  * A fresh adapter for `model` from a recipe's adapter section (`type` plus the fields of
  * LoraConfig or ReftConfig), initialised from `seed`. `where` names the section in errors.
  */
-export function createAdapter(model: AdapterHost, config: Record<string, unknown>, seed: number, where = 'adapter'): AnyAdapter {
+export function createAdapter(model: AdapterHost, section: object, seed: number, where = 'adapter'): AnyAdapter {
+  // The section's fields are checked here, whatever type the caller held them in (a recipe's typed section, parsed YAML …).
+  const config: Record<string, unknown> = Object.fromEntries(Object.entries(section));
   const type = config.type;
   if (type === 'lora') {
     checkKeys(config, ['type', ...Object.keys(LORA_DEFAULTS)], where);

@@ -24,6 +24,12 @@ export interface ForwardContext {
   positions?: number[][];
   /** Training mode: dropout in adapters is active. */
   training: boolean;
+  /**
+   * Fixes every dropout mask of this forward (an integer, new for each forward): activation
+   * checkpointing recomputes a block in the backward pass, which must drop the same units.
+   * Unset, each dropout draws from the adapter's own stream.
+   */
+  dropoutSeed?: number;
 }
 
 export interface ModelHooks {

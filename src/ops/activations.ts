@@ -4,6 +4,7 @@
  */
 import { tf, type Tensor } from '../backend/tf.js';
 import { runOp } from './dispatch.js';
+import { OPS } from './names.js';
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
@@ -42,5 +43,5 @@ export function activation(name: string): (x: Tensor) => Tensor {
 /** act(gate) · up: SwiGLU for silu, GeGLU for the gelus. */
 export function gatedActivation(gate: Tensor, up: Tensor, act: string): Tensor {
   const fn = activation(act);
-  return runOp('TTGatedActivation', { gate, up }, { act }, () => tf.tidy(() => tf.mul(fn(gate), up)));
+  return runOp(OPS.gatedActivation, { gate, up }, { act }, () => tf.tidy(() => tf.mul(fn(gate), up)));
 }

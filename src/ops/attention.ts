@@ -11,6 +11,7 @@
  */
 import { tf, type Tensor } from '../backend/tf.js';
 import { runOp } from './dispatch.js';
+import { OPS } from './names.js';
 
 export interface AttentionOptions {
   scale: number;
@@ -43,7 +44,7 @@ function additiveMask(keyMask: Tensor, sq: number, opts: AttentionOptions): Tens
 }
 
 export function attention(q: Tensor, k: Tensor, v: Tensor, keyMask: Tensor, opts: AttentionOptions): Tensor {
-  return runOp('TTAttention', { q, k, v, keyMask }, { ...opts }, () => tf.tidy(() => {
+  return runOp(OPS.attention, { q, k, v, keyMask }, { ...opts }, () => tf.tidy(() => {
     const [b, heads, sq, d] = q.shape as [number, number, number, number];
     const kvHeads = k.shape[1]!;
     const sk = k.shape[2]!;

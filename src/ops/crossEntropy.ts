@@ -6,9 +6,10 @@
  */
 import { tf, type Tensor } from '../backend/tf.js';
 import { runOp } from './dispatch.js';
+import { OPS } from './names.js';
 
 export function crossEntropySum(logits: Tensor, labels: Tensor, ignoreIndex = -100): Tensor {
-  return runOp('TTCrossEntropySum', { logits, labels }, { ignoreIndex }, () => tf.tidy(() => {
+  return runOp(OPS.crossEntropySum, { logits, labels }, { ignoreIndex }, () => tf.tidy(() => {
     // Picking each row's target by a one-hot product rather than a gather: the product's
     // gradient is elementwise, where gather's is a segment sum (slow on tfjs' CPU backend).
     // Ignored targets get an all-zero row (oneHot of -1), so they add nothing.

@@ -1,18 +1,35 @@
 /**
- * How an op of typetune's vocabulary runs: if the active backend registered a fused
- * kernel under the op's name (the CUDA backend does, for attention, norms, NF4 GEMMs …),
- * tfjs runs that kernel and its registered gradient; otherwise the op's reference
- * implementation — composed of tfjs primitives, differentiable by tfjs' autograd — runs.
- * The reference defines the numerics; fused kernels are tested against it.
+ * How an op of typetune's vocabulary runs. If the active backend registered a kernel under
+ * the op's name (./names.ts), tfjs runs that kernel and the gradient registered for it;
+ * otherwise the op's reference implementation — composed of tfjs primitives, differentiable
+ * by tfjs' autograd — runs. The reference defines the numerics; fused kernels are tested
+ * against it. Today the cpu backend fuses none; the cuda backend fuses attention and the
+ * cross-entropy sum (test/ops/names.test.ts keeps this list true).
  */
 import { tf, type Tensor } from '../backend/tf.js';
+import type { OpSignature } from './names.js';
 
 export type NamedTensors = Record<string, Tensor>;
 export type OpAttrs = Record<string, unknown>;
 
-export function runOp(name: string, inputs: NamedTensors, attrs: OpAttrs, reference: () => Tensor): Tensor {
-  if (tf.getKernel(name, tf.getBackend())) {
-    return tf.engine().runKernel(name, inputs as never, attrs as never) as Tensor;
+export function runOp(op: OpSignature, inputs: NamedTensors, attrs: OpAttrs, reference: () => Tensor): Tensor {
+  if (tf.getKernel(op.name, tf.getBackend())) {
+    checkSignature(op, inputs, attrs);
+    return tf.engine().runKernel(op.name, inputs as never, attrs as never) as Tensor;
   }
   return reference();
+}
+
+/** A fused kernel reads its inputs and attributes by name: one misnamed would be read as absent. */
+function checkSignature(op: OpSignature, inputs: NamedTensors, attrs: OpAttrs): void {
+  const declared = op.inputs.map((i) => i.replace(/\?$/, ''));
+  for (const name of Object.keys(inputs)) {
+    if (!declared.includes(name)) throw new Error(`${op.name}: input '${name}' is not one of ${declared.join(', ')} (src/ops/names.ts)`);
+  }
+  for (const name of op.inputs) {
+    if (!name.endsWith('?') && !(name in inputs)) throw new Error(`${op.name}: input '${name}' is missing`);
+  }
+  for (const name of Object.keys(attrs)) {
+    if (!op.attrs.includes(name)) throw new Error(`${op.name}: attribute '${name}' is not one of ${op.attrs.join(', ') || '(none)'} (src/ops/names.ts)`);
+  }
 }

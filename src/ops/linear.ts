@@ -4,11 +4,12 @@
  */
 import { tf, type Tensor } from '../backend/tf.js';
 import { runOp } from './dispatch.js';
+import { OPS } from './names.js';
 
 export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
   const inputs: Record<string, Tensor> = { x, w };
   if (b) inputs.b = b;
-  return runOp('TTLinear', inputs, {}, () => tf.tidy(() => {
+  return runOp(OPS.linear, inputs, {}, () => tf.tidy(() => {
     const lead = x.shape.slice(0, -1);
     const flat = x.reshape([-1, x.shape[x.rank - 1]!]) as tf.Tensor2D;
     let y: Tensor = tf.matMul(flat, w as tf.Tensor2D, false, true);

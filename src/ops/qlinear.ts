@@ -6,15 +6,16 @@
  * GEMM, and free W at once; the backward pass dequantises again rather than keeping the
  * float32 W alive between forward and backward — the QLoRA trade of compute for memory.
  *
- * A backend may register a fused kernel under QLINEAR_KERNEL ('QLinear'): inputs
+ * A backend may register a fused kernel under QLINEAR_KERNEL (OPS.qlinear): inputs
  * { x, bias? }, attrs { weight: Quantized4bit }, output [..., out]. Its gradient is the
  * one registered here.
  */
 import { tf, type Tensor } from '../backend/tf.js';
 import { runOp } from './dispatch.js';
+import { OPS } from './names.js';
 import { dequantize4bit, quantizedBytes, type Quantized4bit } from '../quant/fourbit.js';
 
-export const QLINEAR_KERNEL = 'QLinear';
+export const QLINEAR_KERNEL = OPS.qlinear.name;
 
 export interface QLinearAttrs {
   weight: Quantized4bit;
@@ -70,7 +71,7 @@ export function qlinear(x: Tensor, w: Quantized4bit, bias?: Tensor): Tensor {
   const inputs: Record<string, Tensor> = { x };
   if (bias) inputs.bias = bias;
   const attrs: QLinearAttrs = { weight: w };
-  return runOp(QLINEAR_KERNEL, inputs, attrs as unknown as Record<string, unknown>, () => reference(x, w, bias));
+  return runOp(OPS.qlinear, inputs, attrs as unknown as Record<string, unknown>, () => reference(x, w, bias));
 }
 
 // The gradient of a fused QLinear kernel: for x the reference input gradient, for the

@@ -6,6 +6,7 @@
  */
 import { tf, type Tensor } from '../backend/tf.js';
 import { runOp } from './dispatch.js';
+import { OPS } from './names.js';
 
 /**
  * cos and sin tables [seq, headDim] for the given positions and inverse frequencies;
@@ -48,7 +49,7 @@ function rotateHalfMatrix(headDim: number, rotaryDim: number): Tensor {
 
 /** Apply rope to x [batch, heads, seq, headDim] with tables [seq, headDim] from ropeTables. */
 export function rope(x: Tensor, cos: Tensor, sin: Tensor, rotaryDim = x.shape[3]!): Tensor {
-  return runOp('TTRope', { x, cos, sin }, { rotaryDim }, () => tf.tidy(() => {
+  return runOp(OPS.rope, { x, cos, sin }, { rotaryDim }, () => tf.tidy(() => {
     const headDim = x.shape[3]!;
     const rotated = tf.matMul(x.reshape([-1, headDim]) as tf.Tensor2D, rotateHalfMatrix(headDim, rotaryDim) as tf.Tensor2D).reshape(x.shape);
     return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));

@@ -8,11 +8,15 @@
  *   v ← β2·v + (1 − β2)·g²
  *   p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + eps)
  *
- * The update is written with tfjs ops so that it runs on whichever backend holds the
- * parameters. The state (step count, m and v per parameter name) is exposed as host
- * arrays so checkpoints save and restore it bit for bit.
+ * where g is the gradient times the step's clip coefficient (torch clips g in place first).
+ * A device with a fused step (src/backend/device.ts; cuda: kernels/src/adamw.cu) runs it
+ * over every parameter at once, in place; elsewhere the update below — tfjs ops on whichever
+ * backend holds the parameters — is the reference that defines the numerics. The state (step
+ * count, m and v per parameter name) is exposed as host arrays so checkpoints save and restore
+ * it bit for bit.
  */
 import { tf, type Tensor } from '../backend/tf.js';
+import { activeDevice, type AdamWHyper, type AdamWTensors } from '../backend/device.js';
 
 export interface AdamWOptions {
   /** Base learning rate; `step(grads, lr)` may pass the scheduled one. */
@@ -65,34 +69,35 @@ export class AdamW {
   }
 
   /**
-   * One update of every parameter that has a gradient. `grads` is keyed like the
+   * One update of every parameter that has a gradient, each gradient multiplied by
+   * `gradScale` first (global-norm clipping's coefficient). `grads` is keyed like the
    * parameters; a parameter without a gradient is left alone (torch skips `grad is None`).
    */
-  step(grads: Map<string, Tensor>, lr = this.options.lr): void {
+  step(grads: Map<string, Tensor>, lr = this.options.lr, gradScale = 1): void {
     for (const name of grads.keys()) {
       if (!this.params.has(name)) throw new Error(`AdamW: gradient for unknown parameter '${name}'`);
     }
-    const [b1, b2] = this.options.betas;
+    const [beta1, beta2] = this.options.betas;
     this.t += 1;
-    const stepSize = lr / (1 - b1 ** this.t);
-    const bc2Sqrt = Math.sqrt(1 - b2 ** this.t);
-    for (const [name, p] of this.params) {
-      const g = grads.get(name);
-      if (!g) continue;
-      const wd = this.options.noDecay?.(name) ? 0 : this.options.weightDecay;
-      const [m, v] = tf.tidy(() => {
-        const decayed = wd !== 0 ? tf.mul(p, 1 - lr * wd) : p;
-        const m = lerp(this.m.get(name)!, g, 1 - b1);
-        const v = tf.add(tf.mul(this.v.get(name)!, b2), tf.mul(tf.mul(g, g), 1 - b2));
-        const denom = tf.add(tf.div(tf.sqrt(v), bc2Sqrt), this.options.eps);
-        p.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), stepSize)));
-        return [m, v];
-      });
-      this.m.get(name)!.dispose();
-      this.v.get(name)!.dispose();
-      this.m.set(name, m);
-      this.v.set(name, v);
+    const hyper: AdamWHyper = { lr, beta1, beta2, eps: this.options.eps, step: this.t, gradScale };
+    const names: string[] = [];
+    const tensors: AdamWTensors[] = [];
+    for (const [name, param] of this.params) {
+      const grad = grads.get(name);
+      if (!grad) continue;
+      const weightDecay = this.options.noDecay?.(name) ? 0 : this.options.weightDecay;
+      names.push(name);
+      tensors.push({ param, grad, m: this.m.get(name)!, v: this.v.get(name)!, weightDecay });
     }
+    const device = activeDevice();
+    if (device.adamwStep) return device.adamwStep(tensors, hyper);
+    tensors.forEach((t, i) => {
+      const [m, v] = referenceStep(t, hyper);
+      t.m.dispose();
+      t.v.dispose();
+      this.m.set(names[i]!, m);
+      this.v.set(names[i]!, v);
+    });
   }
 
   /** A copy of the state on the host. */
@@ -141,6 +146,21 @@ export class AdamW {
     this.m.clear();
     this.v.clear();
   }
+}
+
+/** The formula above for one parameter, in tfjs ops: assigns p, returns the new m and v. */
+function referenceStep({ param: p, grad, m: m0, v: v0, weightDecay: wd }: AdamWTensors, h: AdamWHyper): [Tensor, Tensor] {
+  const stepSize = h.lr / (1 - h.beta1 ** h.step);
+  const bc2Sqrt = Math.sqrt(1 - h.beta2 ** h.step);
+  return tf.tidy(() => {
+    const g = h.gradScale !== 1 ? tf.mul(grad, h.gradScale) : grad;
+    const decayed = wd !== 0 ? tf.mul(p, 1 - h.lr * wd) : p;
+    const m = lerp(m0, g, 1 - h.beta1);
+    const v = tf.add(tf.mul(v0, h.beta2), tf.mul(tf.mul(g, g), 1 - h.beta2));
+    const denom = tf.add(tf.div(tf.sqrt(v), bc2Sqrt), h.eps);
+    p.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), stepSize)));
+    return [m, v];
+  });
 }
 
 /**

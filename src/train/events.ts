@@ -66,8 +66,13 @@ export interface EndEvent {
   checkpoint: string | null;
   /** When interrupted: the command that continues the run. */
   resumeCommand: string | null;
-  /** Peak device memory the run used, in bytes (cuda); null where the backend does not measure it. */
-  measuredPeakBytes: number | null;
+  /**
+   * Peak memory of the run, in bytes, as the device counts it (`measuredPeakOf`): the cuda
+   * pool on cuda, the bytes of live tfjs tensors on cpu.
+   */
+  measuredPeakBytes: number;
+  /** What `measuredPeakBytes` counts (src/backend/device.ts' `memoryCounts`). */
+  measuredPeakOf: string;
 }
 
 export interface TrainerEvents {

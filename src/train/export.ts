@@ -19,7 +19,7 @@ import { loadBaseModel } from '../model/load.js';
 import type { DecoderModel } from '../model/model.js';
 import { loadRecipe } from '../recipe/load.js';
 import { EXPORT_FORMATS, type ExportFormat, type Recipe } from '../recipe/types.js';
-import { createAdapter, type TrainableAdapter } from './adapter.js';
+import { createAdapter, type AnyAdapter } from '../adapters/index.js';
 import { loadCheckpoint, resolveResume } from './checkpoint.js';
 import { TrainerError } from './errors.js';
 
@@ -30,7 +30,7 @@ const TOKENIZER_FILES = [
 ];
 
 /** Write `adapter` (trained on `model`) to `dir` in `format`. */
-export async function exportAdapter(model: DecoderModel, adapter: TrainableAdapter, recipe: Recipe, format: ExportFormat, dir: string): Promise<void> {
+export async function exportAdapter(model: DecoderModel, adapter: AnyAdapter, recipe: Recipe, format: ExportFormat, dir: string): Promise<void> {
   if (!EXPORT_FORMATS.includes(format)) throw new TrainerError(`export format '${String(format)}' is not one of ${EXPORT_FORMATS.join(', ')}`);
   const kind = adapter instanceof LoraAdapter ? 'LoRA' : 'ReFT';
   if (format === 'merged') {
@@ -106,9 +106,9 @@ export async function exportCheckpoint(runOrCheckpoint: string, format: ExportFo
   await useBackend(recipe.model.backend);
   const q = recipe.model.quantization;
   const model = loadBaseModel(recipe.model.path, { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
-  let adapter: TrainableAdapter | null = null;
+  let adapter: AnyAdapter | null = null;
   try {
-    adapter = createAdapter(model, recipe.adapter, recipe.training.seed);
+    adapter = createAdapter(model, recipe.adapter, recipe.training.seed, 'recipe adapter');
     for (const [name, v] of adapter.variables) {
       const saved = c.adapter.get(name);
       if (!saved || saved.data.length !== v.size) throw new TrainerError(`${dir}: adapter_state.safetensors has no '${name}' of shape [${v.shape.join(', ')}]`);

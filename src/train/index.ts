@@ -4,7 +4,7 @@ export type { TrainerEvents, TrainerEventName, StartEvent, StepEvent, EvalEvent,
 export { AdamW, type AdamWOptions, type AdamWState, type AdamWMoments } from './adamw.js';
 export { LrSchedule, SCHEDULE_KINDS, type ScheduleKind, type ScheduleOptions, type ScheduleState } from './schedule.js';
 export {
-  trainStep, computeGradients, clipGradNorm, evaluateLoss, layerVariables, stepSeed, mixSeeds,
+  trainStep, computeGradients, globalGradNorm, clipCoefficient, evaluateLoss, stepSeed, mixSeeds,
   type StepModel, type StepAdapter, type StepBatch, type StepOptions, type StepResult, type Gradients,
 } from './step.js';
 export {

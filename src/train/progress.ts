@@ -88,6 +88,6 @@ export function attachReporter(trainer: { on: TrainerEmitter['on'] }, opts: Repo
       line(`interrupted by ${e.interrupted} at step ${e.step}/${e.totalSteps}; saved ${e.checkpoint}`);
       line(`resume with: ${e.resumeCommand}`);
     } else line(`done: ${e.step} steps, final loss ${e.finalLoss.toFixed(4)}, run folder ${e.runDir}`);
-    if (e.measuredPeakBytes !== null) line(`peak device memory ${formatBytes(e.measuredPeakBytes)} (estimated ${formatBytes(estimated)})`);
+    line(`peak memory ${formatBytes(e.measuredPeakBytes)}, ${e.measuredPeakOf} (estimated ${formatBytes(estimated)})`);
   });
 }

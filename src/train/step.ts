@@ -23,8 +23,11 @@ export interface StepModel {
 export interface StepAdapter extends ModelHooks {
   readonly variables: Map<string, tf.Variable>;
   afterStep?(): void;
-  /** The variables a decoder layer uses (for activation checkpointing); see `layerVariables`. */
-  variablesForLayer?(layer: number): tf.Variable[];
+  /**
+   * The variables decoder layer `layer`'s hooks use (`Adapter.layerVariables`): a checkpointed
+   * block differentiates only these, so one missing would silently lose its gradient.
+   */
+  layerVariables(layer: number): tf.Variable[];
 }
 
 /** One micro-batch: rows padded to one length; labels already −100 where no loss is taken. */
@@ -78,14 +81,13 @@ export function computeGradients(model: StepModel, adapter: StepAdapter, microBa
   const counts = microBatches.map((b) => causalLmTargetCount(b.labels));
   const total = counts.reduce((a, b) => a + b, 0);
   const tokens = microBatches.reduce((n, b) => n + b.attentionMask.reduce((m, row) => m + row.reduce((s, x) => s + (x ? 1 : 0), 0), 0), 0);
-  const checkpoint = activationCheckpointing ? { variables: layerVariables(adapter, model.spec.numLayers) } : undefined;
+  const checkpoint = activationCheckpointing ? { variables: (layer: number) => adapter.layerVariables(layer) } : undefined;
   const sums: (Tensor | null)[] = vars.map(() => null);
   let loss = 0;
   microBatches.forEach((batch, i) => {
     if (counts[i] === 0) return; // nothing supervised: contributes neither loss nor gradient
     const weight = counts[i]! / total;
-    const ctx: ForwardContext & { dropoutSeed?: number } = { training: true, positions: batch.positions };
-    if (dropoutSeed !== undefined) ctx.dropoutSeed = mixSeeds(dropoutSeed, i);
+    const ctx: ForwardContext = { training: true, positions: batch.positions, dropoutSeed: dropoutSeed === undefined ? undefined : mixSeeds(dropoutSeed, i) };
     const { value, grads } = tf.engine().gradients(
       () => {
         const { logits } = model.run({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }, { hooks: adapter, ctx, checkpoint });
@@ -115,37 +117,40 @@ export function computeGradients(model: StepModel, adapter: StepAdapter, microBa
 }
 
 /**
- * torch.nn.utils.clip_grad_norm_: total = ‖(‖g₁‖, ‖g₂‖, …)‖₂; every gradient is multiplied by
- * min(1, maxNorm / (total + 1e-6)). Returns the norm before clipping and the new gradients
- * (the old ones are disposed when replaced).
+ * torch.nn.utils.clip_grad_norm_'s total norm: ‖(‖g₁‖, ‖g₂‖, …)‖₂ in f32, computed where the
+ * gradients live and read back (the step reports it).
  */
-export function clipGradNorm(grads: Map<string, Tensor>, maxNorm: number | null): { norm: number; grads: Map<string, Tensor> } {
-  if (grads.size === 0) return { norm: 0, grads };
-  const normT = tf.tidy(() => tf.norm(tf.stack([...grads.values()].map((g) => tf.norm(g)))));
-  const norm = normT.dataSync()[0]!;
-  if (maxNorm === null) {
-    normT.dispose();
-    return { norm, grads };
-  }
-  const coef = tf.tidy(() => tf.minimum(tf.div(maxNorm, tf.add(normT, 1e-6)), 1));
-  normT.dispose();
-  const clipped = new Map<string, Tensor>();
-  for (const [name, g] of grads) {
-    clipped.set(name, tf.mul(g, coef));
-    g.dispose();
-  }
-  coef.dispose();
-  return { norm, grads: clipped };
+export function globalGradNorm(grads: Map<string, Tensor>): number {
+  if (grads.size === 0) return 0;
+  const norm = tf.tidy(() => tf.norm(tf.stack([...grads.values()].map((g) => tf.norm(g)))));
+  const value = norm.dataSync()[0]!;
+  norm.dispose();
+  return value;
 }
 
-/** Forward/backward over the micro-batches, clip, update, and let the adapter fix up (e.g. re-orthonormalise). */
+/**
+ * clip_grad_norm_'s coefficient: min(1, maxNorm / (norm + 1e-6)) with torch's f32 arithmetic
+ * (each operation rounded to f32, as its scalar tensors are); 1 when clipping is off.
+ */
+export function clipCoefficient(norm: number, maxNorm: number | null): number {
+  if (maxNorm === null) return 1;
+  const f = Math.fround;
+  return Math.min(1, f(f(maxNorm) / f(f(norm) + f(1e-6))));
+}
+
+/**
+ * Forward/backward over the micro-batches, then one optimizer step with the gradients clipped
+ * (the clip coefficient is folded into the update, as the fused kernel reads it), then the
+ * adapter's fix-up (e.g. re-orthonormalise).
+ */
 export function trainStep(model: StepModel, adapter: StepAdapter, optimizer: AdamW, microBatches: StepBatch[], opts: StepOptions): StepResult {
   const g = computeGradients(model, adapter, microBatches, opts.activationCheckpointing, opts.dropoutSeed);
-  const { norm, grads } = clipGradNorm(g.grads, opts.maxGradNorm);
+  let norm: number;
   try {
-    optimizer.step(grads, opts.lr);
+    norm = globalGradNorm(g.grads);
+    optimizer.step(g.grads, opts.lr, clipCoefficient(norm, opts.maxGradNorm));
   } finally {
-    for (const t of grads.values()) t.dispose();
+    for (const t of g.grads.values()) t.dispose();
   }
   adapter.afterStep?.();
   return { loss: g.loss, gradNorm: norm, targets: g.targets, tokens: g.tokens };
@@ -183,23 +188,4 @@ export function evaluateLoss(model: StepModel, adapter: ModelHooks, batches: Ste
     targets += n;
   }
   return { loss: targets > 0 ? sum / targets : NaN, targets };
-}
-
-/**
- * Which variables each decoder layer uses, for activation checkpointing: a checkpointed
- * block differentiates only the variables listed for it, so a missing one would silently
- * lose its gradient. The adapter's own answer wins; otherwise a variable whose export name
- * names one layer (PEFT keys `….layers.3.…` / GPT-2 `….h.3.…`, pyreft keys `layer_3_comp_…`)
- * belongs to that layer, and any other variable is listed for every layer (always correct).
- */
-export function layerVariables(adapter: StepAdapter, numLayers: number): (layer: number) => Tensor[] {
-  if (adapter.variablesForLayer) return (layer) => adapter.variablesForLayer!(layer);
-  const perLayer: Tensor[][] = Array.from({ length: numLayers }, () => []);
-  for (const [name, v] of adapter.variables) {
-    const m = /\.(?:layers|h)\.(\d+)\./.exec(name) ?? /^layer_(\d+)_comp_/.exec(name);
-    const layer = m ? Number(m[1]) : -1;
-    if (layer >= 0 && layer < numLayers) perLayer[layer]!.push(v);
-    else for (const list of perLayer) list.push(v);
-  }
-  return (layer) => perLayer[layer] ?? [];
 }

@@ -17,7 +17,7 @@ import { loadTokenizer } from '../data/index.js';
 import { loadRecipe, type LoadRecipeOptions } from '../recipe/load.js';
 import type { ExportFormat, Recipe } from '../recipe/types.js';
 import { TensorBoardWriter } from '../io/tensorboard.js';
-import { createAdapter, type TrainableAdapter } from './adapter.js';
+import { createAdapter, type AnyAdapter } from '../adapters/index.js';
 import { AdamW } from './adamw.js';
 import { LrSchedule } from './schedule.js';
 import { trainStep, evaluateLoss, stepSeed, type StepBatch } from './step.js';
@@ -36,7 +36,7 @@ import {
 } from './checkpoint.js';
 import { exportAdapter } from './export.js';
 import { TrainerError } from './errors.js';
-import { cudaMemory, resetCudaPeakMemory, storeFrozenWeight } from '../backend/cuda/api.js';
+import { activeDevice } from '../backend/device.js';
 import { estimateRecipe } from './estimate.js';
 
 export { TrainerError };
@@ -85,7 +85,7 @@ export class Trainer extends TrainerEmitter {
   private constructor(
     readonly recipe: Recipe,
     readonly model: DecoderModel,
-    readonly adapter: TrainableAdapter,
+    readonly adapter: AnyAdapter,
     private readonly data: TrainingData,
     readonly backend: string,
     readonly precision: AppliedPrecision,
@@ -109,11 +109,11 @@ export class Trainer extends TrainerEmitter {
     const q = recipe.model.quantization;
     const model = loadBaseModel(recipe.model.path, { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
     // bf16-mixed: frozen matrices live in bf16 (half the memory; tensor-core GEMMs read them as they are).
-    if (precision.effective === 'bf16-mixed') model.weights.storeFrozen(storeFrozenWeight);
+    if (precision.effective !== 'fp32') model.weights.storeFrozen((w) => activeDevice().storeFrozenWeight(w, precision.effective));
     try {
       const tokenizer = await loadTokenizer(recipe.model.path);
       const data = await prepareData(recipe, tokenizer);
-      const adapter = createAdapter(model, recipe.adapter, recipe.training.seed);
+      const adapter = createAdapter(model, recipe.adapter, recipe.training.seed, 'recipe adapter');
       const file = typeof pathOrObject === 'string' ? path.resolve(options.cwd ?? process.cwd(), pathOrObject) : null;
       return new Trainer(recipe, model, adapter, data, backend, precision, file);
     } catch (err) {
@@ -206,7 +206,7 @@ export class Trainer extends TrainerEmitter {
         precision: { requested: this.precision.requested, effective: this.precision.effective, note: this.precision.note },
         estimatedPeakBytes: estimateRecipe(r).memory.total,
       });
-      resetCudaPeakMemory();
+      activeDevice().resetPeakMemory();
       this.lastStep = state.step;
       const stream = stepStream(this.data, t.gradient_accumulation_steps, state.data);
       while (state.step < total && !this.stopRequested) {
@@ -260,8 +260,8 @@ export class Trainer extends TrainerEmitter {
       }
       const finalLoss = state.losses.at(-1) ?? NaN;
       const resumeCommand = interrupted ? this.resumeCommand(lastCheckpoint!) : null;
-      const measuredPeakBytes = cudaMemory()?.peak ?? null;
-      this.emit('end', { step: state.step, totalSteps: total, finalLoss, runDir: this.runDir, interrupted, checkpoint: lastCheckpoint, resumeCommand, measuredPeakBytes });
+      const device = activeDevice();
+      this.emit('end', { step: state.step, totalSteps: total, finalLoss, runDir: this.runDir, interrupted, checkpoint: lastCheckpoint, resumeCommand, measuredPeakBytes: device.memory().peak, measuredPeakOf: device.memoryCounts });
       return {
         steps: state.step,
         totalSteps: total,

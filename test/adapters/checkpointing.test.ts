@@ -8,7 +8,7 @@ import { useBackend } from '../../src/backend/select.js';
 import { loadBaseModel } from '../../src/model/load.js';
 import { causalLmLoss } from '../../src/ops/index.js';
 import { createAdapter, type AnyAdapter } from '../../src/adapters/index.js';
-import type { AdapterForwardContext } from '../../src/adapters/dropoutSeeds.js';
+import type { ForwardContext } from '../../src/model/hooks.js';
 import { fixture, maxRelError } from '../helpers.js';
 
 beforeAll(async () => {
@@ -25,7 +25,7 @@ describe.each([
   it('drops the same units for the same ctx.dropoutSeed, whatever ran before', () => {
     const model = loadBaseModel(fixture('tiny-gpt2'));
     const adapter: AnyAdapter = createAdapter(model, config, 4);
-    const run = (seed?: number) => tf.tidy(() => model.run(batch, { hooks: adapter, ctx: { training: true, positions: [[0, 7], [0, 5]], dropoutSeed: seed } as AdapterForwardContext }).logits.dataSync() as Float32Array);
+    const run = (seed?: number) => tf.tidy(() => model.run(batch, { hooks: adapter, ctx: { training: true, positions: [[0, 7], [0, 5]], dropoutSeed: seed } }).logits.dataSync() as Float32Array);
     const a = run(11);
     run(); // advances the default stream
     expect(run(11)).toEqual(a);
@@ -40,7 +40,7 @@ describe.each([
     const vars = [...adapter.variables.values()];
     const grads = (checkpointing: boolean, seed?: number) => {
       // Last-group positions before each row's final target, so every intervention has a gradient.
-      const ctx: AdapterForwardContext = { training: true, positions: [[0, 5], [0, 3]], dropoutSeed: seed };
+      const ctx: ForwardContext = { training: true, positions: [[0, 5], [0, 3]], dropoutSeed: seed };
       const checkpoint = checkpointing ? { variables: (l: number) => adapter.layerVariables(l) } : undefined;
       const { value, grads: g } = tf.variableGrads(() => causalLmLoss(model.run(batch, { hooks: adapter, ctx, checkpoint }).logits, labels) as tf.Scalar, vars);
       return { loss: value.dataSync()[0]!, g: vars.map((v) => g[v.name]!.dataSync() as Float32Array) };

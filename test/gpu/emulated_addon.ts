@@ -323,7 +323,7 @@ export function emulatedAddon(): CudaAddon {
         let pi = load(p, 0, i) * (1 - lr * wd);
         const mi = b1 * load(m, 0, i) + (1 - b1) * gi;
         const vi = b2 * load(v, 0, i) + (1 - b2) * gi * gi;
-        pi -= lr * (mi / bc1) / (Math.sqrt(vi / bc2) + eps);
+        pi -= (lr / bc1) * mi / (Math.sqrt(vi) / Math.sqrt(bc2) + eps);
         store(p, 0, i, pi); store(m, 0, i, mi); store(v, 0, i, vi);
       }
     },

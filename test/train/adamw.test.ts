@@ -84,6 +84,19 @@ describe('AdamW update', () => {
     }
   });
 
+  it('multiplies each gradient by gradScale first (clipping), as torch clips before stepping', () => {
+    const w = tf.variable(tf.tensor1d(start));
+    const opt = new AdamW(new Map([['w', w]]), { lr: 0.05, betas: [0.9, 0.99], eps: 1e-8, weightDecay: 0.1 });
+    const scales = [0.25, 1, 0.5];
+    grads.forEach((g, i) => opt.step(new Map([['w', tf.tensor1d(g)]]), 0.05, scales[i]));
+    const scaled = grads.map((g, i) => g.map((x) => x * scales[i]!));
+    expect(maxRelError(w.dataSync(), reference(start, scaled, 0.05, 0.9, 0.99, 1e-8, 0.1))).toBeLessThan(1e-6);
+    // and not the unscaled update
+    expect(maxRelError(w.dataSync(), reference(start, grads, 0.05, 0.9, 0.99, 1e-8, 0.1))).toBeGreaterThan(1e-3);
+    opt.dispose();
+    w.dispose();
+  });
+
   it('exempts the parameters noDecay names from weight decay', () => {
     const a = tf.variable(tf.tensor1d(start));
     const bias = tf.variable(tf.tensor1d(start));

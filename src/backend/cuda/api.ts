@@ -51,21 +51,27 @@ export interface FusedAdamWOptions {
 }
 
 /**
- * param, m, v updated in place (PyTorch AdamW). All must be float32 stored f32, same size,
- * and param/m/v must not share their data with another tensor. Returns false off cuda.
+ * param, m, v updated in place (PyTorch AdamW). param, m and v must be float32 stored f32, of
+ * one size, and must not share their data with another tensor; a gradient stored bf16 is
+ * read through an f32 copy. Returns false off cuda.
  */
-export function fusedAdamWStep(param: tf.Variable, grad: Tensor, m: tf.Variable, v: tf.Variable, o: FusedAdamWOptions): boolean {
+export function fusedAdamWStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: FusedAdamWOptions): boolean {
   const backend = activeCudaBackend();
   if (!backend) return false;
   const ts = [param, grad, m, v] as unknown as TensorRef[];
   for (const [i, t] of ts.entries()) {
-    if (backend.phys(t) !== 'f32') throw new Error(`fusedAdamWStep: tensor ${i} is stored ${backend.phys(t)}, not f32`);
+    if (i !== 1 && backend.phys(t) !== 'f32') throw new Error(`fusedAdamWStep: tensor ${i} is stored ${backend.phys(t)}, not f32`);
     if (t.shape.reduce((a, b) => a * b, 1) !== param.size) throw new Error(`fusedAdamWStep: tensor ${i} has another size than the parameter`);
     if (i !== 1 && backend.refCount(t.dataId) > 1) throw new Error(`fusedAdamWStep: tensor ${i} shares its data; updating it in place would change another tensor`);
   }
-  const [p, g, mm, vv] = ts.map((t) => backend.ptr(t));
-  backend.addon.adamw(p!, g!, mm!, vv!, param.size, o.lr, o.beta1, o.beta2, o.eps, o.weightDecay,
-    1 - o.beta1 ** o.step, 1 - o.beta2 ** o.step, o.gradScale ?? 1);
+  const g32 = backend.phys(ts[1]!) === 'f32' ? ts[1]! : convert(backend, ts[1]!, 'f32');
+  const [p, g, mm, vv] = [ts[0]!, g32, ts[2]!, ts[3]!].map((t) => backend.ptr(t));
+  try {
+    backend.addon.adamw(p!, g!, mm!, vv!, param.size, o.lr, o.beta1, o.beta2, o.eps, o.weightDecay,
+      1 - o.beta1 ** o.step, 1 - o.beta2 ** o.step, o.gradScale ?? 1);
+  } finally {
+    if (g32 !== ts[1]) backend.disposeIntermediate(g32);
+  }
   return true;
 }
 

@@ -7,6 +7,8 @@ import { tf } from '../tf.js';
 import { loadAddon, type CudaAddon } from './addon.js';
 import { CudaBackend } from './backend.js';
 import { registerCudaKernels } from './register_all_kernels.js';
+import { registerDevice } from '../device.js';
+import { cudaDevice } from './device.js';
 
 let reason: string | undefined;
 
@@ -23,6 +25,7 @@ export function registerCudaBackend(emulated?: CudaAddon): boolean {
     return false;
   }
   registerCudaKernels();
+  registerDevice(cudaDevice);
   // Priority 0: never chosen implicitly; select.ts asks for it by name.
   tf.registerBackend('cuda', () => new CudaBackend(addon), 0);
   return true;

@@ -12,6 +12,7 @@
  * from the backend's GEMM, elementwise and softmax kernels.
  */
 import { tf } from '../../tf.js';
+import { OPS } from '../../../ops/names.js';
 import { DTYPE } from '../addon.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
 import { convert, defineKernel, floatPhys, input, reshapeRef, size } from '../kernel_utils.js';
@@ -19,8 +20,8 @@ import { binaryOp } from './binary.js';
 import { matMulOp } from './matmul.js';
 import { reduceOp } from './reduce.js';
 
-export const ATTENTION = 'TTAttention';
-const ATTENTION_GRAD = 'TTAttentionGrad';
+export const ATTENTION = OPS.attention.name;
+const ATTENTION_GRAD = OPS.attention.gradient.name;
 const MASKED = -1e30;
 
 interface Opts { scale: number; causal: boolean; window: number; queryOffset: number }

@@ -6,12 +6,13 @@
  * pair makes one (the gradient, in the logits' storage).
  */
 import { tf } from '../../tf.js';
+import { OPS } from '../../../ops/names.js';
 import { DTYPE, REDUCE } from '../addon.js';
 import type { TensorRef } from '../backend.js';
 import { convert, defineKernel, input, size } from '../kernel_utils.js';
 
-export const CROSS_ENTROPY_SUM = 'TTCrossEntropySum';
-const CROSS_ENTROPY_SUM_GRAD = 'TTCrossEntropySumGrad';
+export const CROSS_ENTROPY_SUM = OPS.crossEntropySum.name;
+const CROSS_ENTROPY_SUM_GRAD = OPS.crossEntropySum.gradient.name;
 
 function dims(logits: TensorRef, labels: TensorRef): [number, number] {
   const cols = logits.shape[logits.shape.length - 1] ?? 1;

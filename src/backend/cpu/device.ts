@@ -1,0 +1,66 @@
+/**
+ * The device of backends that bring none of their own (cpu, tensorflow): memory is what
+ * tfjs' engine counts — the bytes of every live tensor, a view counted as often as it is
+ * held — and its peak is a high-water mark kept by watching the engine's counter; precision is
+ * whatever the backend's own hook accepts (fp32 otherwise); frozen weights stay as they are;
+ * AdamW runs as tfjs ops (train/adamw.ts' reference).
+ */
+import { tf, type Tensor } from '../tf.js';
+import type { Device, PrecisionPolicy } from '../device.js';
+
+/** The part of tfjs' EngineState this file reads (`tf.engine().state`, replaced by `engine.reset()`). */
+interface EngineState { numBytes: number }
+
+let watched: EngineState | null = null;
+let peak = 0;
+
+/**
+ * The engine's state, its `numBytes` turned into an accessor that records the highest value
+ * it is set to. The engine adds and subtracts on that field for every tensor it tracks, so
+ * the mark sees every allocation, at the cost of one comparison each.
+ */
+function watchedState(): EngineState {
+  const state = (tf.engine() as unknown as { state: EngineState }).state;
+  if (state === watched) return state;
+  let bytes = state.numBytes;
+  peak = bytes;
+  Object.defineProperty(state, 'numBytes', {
+    configurable: true,
+    enumerable: true,
+    get: () => bytes,
+    set: (value: number) => {
+      bytes = value;
+      if (value > peak) peak = value;
+    },
+  });
+  watched = state;
+  return state;
+}
+
+/** A tfjs backend's optional precision hook (the cuda backend has one; a test may add one). */
+interface PrecisionHook { setPrecisionPolicy?(policy: PrecisionPolicy): boolean }
+
+export const engineDevice: Device = {
+  get backend() {
+    return tf.getBackend();
+  },
+  describe() {
+    return tf.getBackend();
+  },
+  memoryCounts: 'bytes of live tfjs tensors (engine)',
+  memory() {
+    const state = watchedState();
+    return { inUse: state.numBytes, peak };
+  },
+  resetPeakMemory() {
+    peak = watchedState().numBytes;
+  },
+  setPrecision(policy) {
+    const backend = tf.backend() as unknown as PrecisionHook;
+    if (typeof backend.setPrecisionPolicy === 'function') return backend.setPrecisionPolicy(policy);
+    return policy === 'fp32';
+  },
+  storeFrozenWeight(t: Tensor) {
+    return t;
+  },
+};

@@ -1,0 +1,46 @@
+/**
+ * The cuda backend as a device (../device.ts): memory is the device pool's (every byte the
+ * addon allocated, whatever tfjs knows of it), frozen weights are stored bf16 under
+ * bf16-mixed, AdamW is the fused kernel (kernels/src/adamw.cu: one pass reading p, g, m, v
+ * and writing p, m, v, instead of ~10 tfjs ops each a pass), and random numbers come from the
+ * device's counter-based generator. Registered by ./register.ts beside the backend.
+ */
+import type { Device } from '../device.js';
+import { activeCudaBackend, deviceRandomUniform, fusedAdamWStep, storeFrozenWeight } from './api.js';
+
+function backend() {
+  const b = activeCudaBackend();
+  if (!b) throw new Error('the cuda device was asked for while another backend is active');
+  return b;
+}
+
+export const cudaDevice: Device = {
+  backend: 'cuda',
+  describe() {
+    const { name, totalMemory } = backend().device;
+    return `${name}, ${(totalMemory / 2 ** 30).toFixed(1)} GiB`;
+  },
+  memoryCounts: 'bytes of the cuda memory pool',
+  memory() {
+    const { inUse, peak } = backend().addon.memoryStats();
+    return { inUse, peak };
+  },
+  resetPeakMemory() {
+    backend().addon.resetPeak();
+  },
+  setPrecision(policy) {
+    return backend().setPrecisionPolicy(policy);
+  },
+  storeFrozenWeight(t, policy) {
+    return policy === 'bf16-mixed' ? storeFrozenWeight(t) : t;
+  },
+  adamwStep(tensors, hyper) {
+    // One launch per tensor: an adapter has tens to hundreds of them, each launch ~10 µs.
+    for (const { param, grad, m, v, weightDecay } of tensors) {
+      fusedAdamWStep(param, grad, m, v, { ...hyper, weightDecay });
+    }
+  },
+  randomUniform(shape, seed, offset = 0, lo = 0, hi = 1) {
+    return deviceRandomUniform(shape, seed, offset, lo, hi)!;
+  },
+};

@@ -1,0 +1,86 @@
+/**
+ * The device: what typetune asks of the machine its tensors live on, beyond tfjs' tensor API.
+ * train/, bench/, cli/ and api/ talk to this interface only, never to a backend's internals
+ * (test/backend/imports.test.ts checks it). Each backend with more to offer than tfjs' engine
+ * registers its own implementation when it registers itself (cuda: ./cuda/device.ts); every
+ * other backend (cpu, tensorflow) gets the engine's (./cpu/device.ts).
+ *
+ *   const device = activeDevice();
+ *   device.resetPeakMemory();  …  device.memory().peak
+ */
+import { tf, type Tensor } from './tf.js';
+import { engineDevice } from './cpu/device.js';
+
+/** Storage and compute types of a run (DESIGN.md, "Precision"). */
+export type PrecisionPolicy = 'fp32' | 'bf16-mixed' | 'fp16-mixed';
+export const PRECISION_POLICIES: readonly PrecisionPolicy[] = ['fp32', 'bf16-mixed', 'fp16-mixed'];
+
+export interface DeviceMemory {
+  /** Bytes held now. */
+  inUse: number;
+  /** The most bytes held at once since the last `resetPeakMemory()`. */
+  peak: number;
+}
+
+/** One parameter of a multi-tensor AdamW step: updated in place, with its moments. */
+export interface AdamWTensors {
+  param: tf.Variable;
+  grad: Tensor;
+  m: Tensor;
+  v: Tensor;
+  /** Decoupled weight decay of this parameter (0 for those exempt). */
+  weightDecay: number;
+}
+
+/** The hyper-parameters of one AdamW step, shared by every tensor of it. */
+export interface AdamWHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** 1-based step count after this update (bias corrections 1 − βᵢ^step). */
+  step: number;
+  /** Multiplies every gradient first: global-norm clipping's coefficient (1 when not clipping). */
+  gradScale: number;
+}
+
+export interface Device {
+  /** The tfjs backend this device serves. */
+  readonly backend: string;
+  /** The hardware in a few words, for reports ('NVIDIA H100 80GB HBM3, 79.2 GiB'; 'cpu'). */
+  describe(): string;
+  /** What `memory()` counts, for reports: the device's pool, or the tfjs engine's tensor bytes. */
+  readonly memoryCounts: string;
+  memory(): DeviceMemory;
+  resetPeakMemory(): void;
+  /** Make `policy` the process-wide precision policy; false when the device computes in fp32 instead. */
+  setPrecision(policy: PrecisionPolicy): boolean;
+  /**
+   * Keep a frozen base weight the way `policy` stores them (bf16 under bf16-mixed where the
+   * device can). Consumes `t`; returns the tensor to keep (`t` itself when nothing changes).
+   */
+  storeFrozenWeight(t: Tensor, policy: PrecisionPolicy): Tensor;
+  /**
+   * One AdamW step over every tensor at once, in place, by PyTorch's formula (train/adamw.ts
+   * states it). Absent where the device has no fused step: the optimizer then runs its tfjs
+   * reference, which defines the numerics.
+   */
+  adamwStep?(tensors: readonly AdamWTensors[], hyper: AdamWHyper): void;
+  /**
+   * float32 U[lo, hi) made on the device by a counter-based generator: element i is a function
+   * of (seed, offset + i) alone. Absent where the device has no generator of its own.
+   */
+  randomUniform?(shape: number[], seed: number, offset?: number, lo?: number, hi?: number): Tensor;
+}
+
+const devices = new Map<string, Device>();
+
+/** A backend's device; called once by the backend's registration. */
+export function registerDevice(device: Device): void {
+  devices.set(device.backend, device);
+}
+
+/** The device of the active tfjs backend. */
+export function activeDevice(): Device {
+  return devices.get(tf.getBackend()) ?? engineDevice;
+}

@@ -1,0 +1,98 @@
+/**
+ * The op vocabulary's names (src/ops/names.ts): which ops each backend fuses, checked on the
+ * kernel registries — the cuda list from the backend's own kernel table, without loading the
+ * addon — and that no op name is spelt anywhere but names.ts.
+ */
+import { describe, expect, it, beforeAll } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { useBackend } from '../../src/backend/select.js';
+import { tf } from '../../src/backend/tf.js';
+import { OPS, type OpSignature } from '../../src/ops/names.js';
+import { runOp } from '../../src/ops/dispatch.js';
+import { rmsNorm } from '../../src/ops/rmsNorm.js';
+import { cudaGradients, cudaKernels } from '../../src/backend/cuda/register_all_kernels.js';
+import { repoRoot } from '../helpers.js';
+
+beforeAll(async () => {
+  await useBackend('cpu');
+});
+
+const ops: OpSignature[] = Object.values(OPS);
+
+/** A cpu kernel under `name` that records the input and attribute names it is called with; returns zeros like x. */
+function recordingKernel(name: string, seen: Array<{ inputs: string[]; attrs: string[] }>): tf.KernelConfig {
+  return {
+    kernelName: name,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      seen.push({ inputs: Object.keys(inputs), attrs: Object.keys(attrs ?? {}) });
+      const x = inputs.x as tf.TensorInfo;
+      const cpu = backend as unknown as { makeTensorInfo(s: number[], d: string, v: Float32Array): tf.TensorInfo };
+      return cpu.makeTensorInfo(x.shape, 'float32', new Float32Array(x.shape.reduce((a, b) => a * b, 1)));
+    },
+  };
+}
+const opNames = ops.map((op) => op.name);
+
+describe('which ops each backend fuses', () => {
+  it('cpu: none — every op runs its reference', () => {
+    expect(opNames.filter((name) => tf.getKernel(name, 'cpu'))).toEqual([]);
+  });
+
+  it('cuda: attention and the cross-entropy sum, each with its gradient kernel and a registered gradient', () => {
+    const kernels = new Set(cudaKernels.map((k) => k.kernelName));
+    const fused = ops.filter((op) => kernels.has(op.name));
+    expect(fused.map((op) => op.name)).toEqual([OPS.attention.name, OPS.crossEntropySum.name]);
+    for (const op of fused) {
+      expect(kernels.has(op.gradient!.name), op.gradient!.name).toBe(true);
+      expect(cudaGradients.map((g) => g.kernelName), op.name).toContain(op.name);
+    }
+    // No cuda kernel of typetune's own (TT…) that the vocabulary does not name.
+    const known = new Set(ops.flatMap((op) => [op.name, ...(op.gradient ? [op.gradient.name] : [])]));
+    expect([...kernels].filter((k) => k.startsWith('TT') && !known.has(k))).toEqual([]);
+  });
+});
+
+describe('the names', () => {
+  it('are unique, and spelt only in src/ops/names.ts', () => {
+    expect(new Set(opNames).size).toBe(opNames.length);
+    const files = readdirSync(path.join(repoRoot, 'src'), { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile() && e.name.endsWith('.ts'))
+      .map((e) => path.join(e.parentPath, e.name))
+      .filter((f) => f !== path.join(repoRoot, 'src/ops/names.ts'));
+    const spelt = files.flatMap((f) => opNames.filter((n) => readFileSync(f, 'utf8').includes(`'${n}'`)).map((n) => `${path.relative(repoRoot, f)}: '${n}'`));
+    expect(spelt).toEqual([]);
+  });
+
+  it('a fused kernel is called with the inputs and attributes its signature declares', () => {
+    const op: OpSignature = { name: 'TTTestNorm', inputs: ['x', 'w'], attrs: ['eps', 'offset'] };
+    const seen: Array<{ inputs: string[]; attrs: string[] }> = [];
+    tf.registerKernel(recordingKernel(op.name, seen));
+    try {
+      const x = tf.ones([2, 3]), w = tf.ones([3]);
+      const reference = () => { throw new Error('the reference ran instead of the registered kernel'); };
+      runOp(op, { x, w }, { eps: 1e-6, offset: 0 }, reference).dispose();
+      expect(seen).toEqual([{ inputs: ['x', 'w'], attrs: ['eps', 'offset'] }]);
+      expect(() => runOp(op, { x, weight: w }, { eps: 1e-6 }, reference)).toThrow("TTTestNorm: input 'weight' is not one of x, w (src/ops/names.ts)");
+      expect(() => runOp(op, { x }, { eps: 1e-6 }, reference)).toThrow("TTTestNorm: input 'w' is missing");
+      expect(() => runOp(op, { x, w }, { epsilon: 1e-6 }, reference)).toThrow("TTTestNorm: attribute 'epsilon' is not one of eps, offset");
+      tf.dispose([x, w]);
+    } finally {
+      tf.unregisterKernel(op.name, 'cpu');
+    }
+  });
+
+  it('the ops call with what names.ts declares (a cpu kernel registered under the op name sees it)', () => {
+    const seen: Array<{ inputs: string[]; attrs: string[] }> = [];
+    tf.registerKernel(recordingKernel(OPS.rmsNorm.name, seen));
+    try {
+      const x = tf.ones([2, 3]), w = tf.ones([3]);
+      rmsNorm(x, w, 1e-6).dispose();
+      expect(seen).toEqual([{ inputs: [...OPS.rmsNorm.inputs], attrs: [...OPS.rmsNorm.attrs] }]);
+      tf.dispose([x, w]);
+    } finally {
+      tf.unregisterKernel(OPS.rmsNorm.name, 'cpu');
+    }
+  });
+});
