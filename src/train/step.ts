@@ -59,6 +59,8 @@ export interface StepResult {
   /** Supervised targets and real (unpadded) tokens the step saw. */
   targets: number;
   tokens: number;
+  /** The loss or gradient norm was NaN/Inf, so the update was not applied (nothing changed). */
+  skipped: boolean;
 }
 
 export interface Gradients {
@@ -138,17 +140,21 @@ export function clipGradNorm(grads: Map<string, Tensor>, maxNorm: number | null)
   return { norm, grads: clipped };
 }
 
-/** Forward/backward over the micro-batches, clip, update, and let the adapter fix up (e.g. re-orthonormalise). */
+/**
+ * Forward/backward over the micro-batches, clip, update, and let the adapter fix up (e.g.
+ * re-orthonormalise). A NaN/Inf loss or gradient norm leaves weights and optimizer untouched.
+ */
 export function trainStep(model: StepModel, adapter: StepAdapter, optimizer: AdamW, microBatches: StepBatch[], opts: StepOptions): StepResult {
   const g = computeGradients(model, adapter, microBatches, opts.activationCheckpointing, opts.dropoutSeed);
   const { norm, grads } = clipGradNorm(g.grads, opts.maxGradNorm);
+  const skipped = !Number.isFinite(g.loss) || !Number.isFinite(norm);
   try {
-    optimizer.step(grads, opts.lr);
+    if (!skipped) optimizer.step(grads, opts.lr);
   } finally {
     for (const t of grads.values()) t.dispose();
   }
-  adapter.afterStep?.();
-  return { loss: g.loss, gradNorm: norm, targets: g.targets, tokens: g.tokens };
+  if (!skipped) adapter.afterStep?.();
+  return { loss: g.loss, gradNorm: norm, targets: g.targets, tokens: g.tokens, skipped };
 }
 
 /** A 32-bit hash of two 32-bit integers (murmur3's finaliser), for seeds that must not collide. */
