@@ -106,12 +106,16 @@ export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseD
   }
   let stats: DatasetStats = { rows: rowSet.rows.length, examples: 0, truncated: 0, firstTruncated: null, dropped: 0, firstDropped: null, tokens: 0, supervisedTokens: 0 };
   let examples: TokenizedExample[] = [];
+  const tooLong = { count: 0, first: '' };
   rowSet.rows.forEach((row, i) => {
     const ctx = { tokenizer, format: spec.format, columns: spec.columns ?? {}, file: rowSet.file, where: rowSet.where(i) };
     let ex = format.tokenize(row, ctx);
     // Packing cuts blocks itself; otherwise each example is truncated on its own.
     const cut = !spec.packing && maxLength !== undefined && ex.inputIds.length > maxLength;
-    if (cut) ex = truncate(ex, maxLength);
+    if (cut) {
+      if (tooLong.count++ === 0) tooLong.first = ctx.where;
+      ex = truncate(ex, maxLength);
+    }
     if (supervisedTokens(ex) === 0) {
       stats.dropped++;
       stats.firstDropped ??= ctx.where;
@@ -123,9 +127,9 @@ export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseD
     }
     examples.push(ex);
   });
-  if (stats.truncated > 0 && spec.truncate === false) {
+  if (tooLong.count > 0 && spec.truncate === false) {
     throw new DataError(
-      `${rowSet.file} ${stats.firstTruncated}: ${stats.truncated} of ${stats.rows} rows are longer than data.max_length ${maxLength} tokens (this is the first); raise data.max_length, or set data.truncate: true to cut them`,
+      `${rowSet.file} ${tooLong.first}: ${tooLong.count} of ${stats.rows} rows are longer than data.max_length ${maxLength} tokens (this is the first); raise data.max_length, or set data.truncate: true to cut them`,
     );
   }
   if (examples.length === 0) {

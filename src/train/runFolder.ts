@@ -5,9 +5,11 @@
  * writes to is created and written to once now, so that a read-only or mistyped location fails
  * in a second, not after an hour of training.
  */
-import { existsSync, readdirSync, renameSync, statSync, mkdirSync, writeFileSync, unlinkSync } from 'node:fs';
+import { existsSync, renameSync, statSync, mkdirSync, writeFileSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { describeFsError } from '../io/fsErrors.js';
+import { EXPORT_FORMATS } from '../recipe/types.js';
+import { listCheckpoints } from './checkpoint.js';
 import { TrainerError } from './errors.js';
 
 export interface RunFolderOptions {
@@ -22,17 +24,23 @@ export function claimRunFolder(runDir: string, opts: RunFolderOptions): string |
   if (!existsSync(runDir)) return null;
   if (!statSync(runDir).isDirectory()) throw new TrainerError(`output.dir ${runDir}: is a file, not a folder; give output.dir a folder path`);
   if (opts.resume) return null;
-  const entries = readdirSync(runDir);
+  const entries = runEntries(runDir);
   if (entries.length === 0) return null;
   const aside = asideName(runDir);
   if (!opts.overwrite) {
-    const shown = entries.sort().slice(0, 3).join(', ') + (entries.length > 3 ? ', …' : '');
+    const shown = entries.slice(0, 3).join(', ') + (entries.length > 3 ? ', …' : '');
     throw new TrainerError(
       `output.dir ${runDir} already holds a run (${shown}); continue it with --resume, or start afresh with another output.dir or with --overwrite (which moves the old run to ${path.basename(aside)}, deleting nothing)`,
     );
   }
   renameSync(runDir, aside);
   return aside;
+}
+
+/** What marks a folder as a run's: its checkpoints and exports (other files, e.g. the data, do not). */
+function runEntries(runDir: string): string[] {
+  const exports = EXPORT_FORMATS.filter((f) => existsSync(path.join(runDir, f)));
+  return [...listCheckpoints(runDir).map((c) => path.basename(c.dir)), ...exports];
 }
 
 /** `<run>.old-<UTC time>`, beside the run; a counter keeps it unique. */
