@@ -56,7 +56,7 @@ export function checkWritable(folders: ReadonlyArray<{ key: string; dir: string 
   for (const { key, dir } of folders) {
     try {
       if (existsSync(dir) && !statSync(dir).isDirectory()) throw new TrainerError(`${key} ${dir}: is a file, not a folder`);
-      mkdirSync(dir, { recursive: true });
+      makeDirs(dir);
       const probe = path.join(dir, `.typetune-write-check-${process.pid}`);
       writeFileSync(probe, '');
       unlinkSync(probe);
@@ -66,4 +66,20 @@ export function checkWritable(folders: ReadonlyArray<{ key: string; dir: string 
       throw new TrainerError(`${key} ${dir} cannot be written: ${why}`);
     }
   }
+}
+
+/**
+ * `mkdir -p` one level at a time: Node's recursive mkdir retries forever where the kernel
+ * answers ENOENT for a folder whose parent exists (e.g. under /proc), instead of failing.
+ */
+function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  let at = path.resolve(dir);
+  while (!existsSync(at)) {
+    missing.unshift(at);
+    const parent = path.dirname(at);
+    if (parent === at) break;
+    at = parent;
+  }
+  for (const d of missing) mkdirSync(d);
 }
