@@ -83,6 +83,13 @@ export interface FromRecipeOptions extends LoadRecipeOptions {}
 
 type Signal = StopSignal;
 
+/** Where a run starts: its state, the checkpoint it resumed from, what the user should hear first. */
+interface RunStart {
+  state: TrainerState;
+  resumedFrom: string | null;
+  warnings: string[];
+}
+
 export class Trainer extends TrainerEmitter {
   private stopRequested: Signal | null = null;
   /** Steps completed by the last (or current) `train()`, for export events. */
@@ -159,31 +166,14 @@ export class Trainer extends TrainerEmitter {
       // transformers' Trainer exempts biases from weight decay (adapters hold no norm weights).
       noDecay: (name) => /(^|\.)bias$/.test(name),
     });
-    let state: TrainerState = {
-      step: 0,
-      totalSteps: total,
-      data: { epoch: 0, index: 0 },
-      schedule: schedule.state(),
-      rng: { adapter: this.adapter.getRngState() },
-      losses: [],
-      skippedSteps: [],
-      dataFingerprint: this.data.fingerprint,
-      evalLosses: [],
-      tokens: 0,
-    };
-    const warnings = [...this.data.warnings];
-    let resumedFrom: string | null = null;
-    if (opts.resume) {
-      resumedFrom = resolveResume(opts.resume === true ? true : opts.resume, this.runDir);
-      const restored = restoreCheckpoint(loadCheckpoint(resumedFrom), resumedFrom, {
-        adapter: this.adapter, optimizer, schedule: schedule.state(), data: { fingerprint: this.data.fingerprint, path: r.data.path },
-      });
-      state = { ...restored.state, dataFingerprint: this.data.fingerprint };
-      warnings.push(...restored.notes);
+    let begun: RunStart;
+    try {
+      begun = this.begin(opts, schedule, optimizer);
+    } catch (err) {
+      optimizer.dispose();
+      throw err;
     }
-    const movedAside = claimRunFolder(this.runDir, { resume: Boolean(opts.resume), overwrite: opts.overwrite ?? false });
-    if (movedAside) warnings.push(`--overwrite: moved the earlier run in ${this.runDir} to ${movedAside}`);
-    checkWritable([{ key: 'output.dir', dir: this.runDir }, ...(r.logging.tensorboard ? [{ key: 'logging.dir', dir: r.logging.dir }] : [])]);
+    const { state, resumedFrom, warnings } = begun;
 
     const tb = r.logging.tensorboard ? new TensorBoardWriter(r.logging.dir) : null;
     const evalSet = evalBatches(this.data);
@@ -338,6 +328,40 @@ export class Trainer extends TrainerEmitter {
   resumeCommand(checkpoint: string): string {
     const dir = path.resolve(checkpoint);
     return `train --recipe ${quote(path.join(dir, RECIPE_FILE))} --resume ${quote(dir)}`;
+  }
+
+  /**
+   * Before step 1: the fresh state or the checkpoint's (checked against this recipe), the run
+   * folder claimed, every folder the run writes checked; and what the user should be told.
+   */
+  private begin(opts: TrainOptions, schedule: LrSchedule, optimizer: AdamW): RunStart {
+    const r = this.recipe;
+    let state: TrainerState = {
+      step: 0,
+      totalSteps: schedule.totalSteps,
+      data: { epoch: 0, index: 0 },
+      schedule: schedule.state(),
+      rng: { adapter: this.adapter.getRngState() },
+      losses: [],
+      skippedSteps: [],
+      dataFingerprint: this.data.fingerprint,
+      evalLosses: [],
+      tokens: 0,
+    };
+    const warnings = [...this.data.warnings];
+    let resumedFrom: string | null = null;
+    if (opts.resume) {
+      resumedFrom = resolveResume(opts.resume === true ? true : opts.resume, this.runDir);
+      const restored = restoreCheckpoint(loadCheckpoint(resumedFrom), resumedFrom, {
+        adapter: this.adapter, optimizer, schedule: schedule.state(), data: { fingerprint: this.data.fingerprint, path: r.data.path },
+      });
+      state = { ...restored.state, dataFingerprint: this.data.fingerprint };
+      warnings.push(...restored.notes);
+    }
+    const movedAside = claimRunFolder(this.runDir, { resume: Boolean(opts.resume), overwrite: opts.overwrite ?? false });
+    if (movedAside) warnings.push(`--overwrite: moved the earlier run in ${this.runDir} to ${movedAside}`);
+    checkWritable([{ key: 'output.dir', dir: this.runDir }, ...(r.logging.tensorboard ? [{ key: 'logging.dir', dir: r.logging.dir }] : [])]);
+    return { state, resumedFrom, warnings };
   }
 
   private checkpointContents(state: TrainerState, optimizer: AdamW): CheckpointContents {
