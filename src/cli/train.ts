@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * `train --recipe FILE [--set key=value …] [--resume [DIR]] [--json]`: runs a recipe with
- * the Trainer. Progress goes to stderr; `--json` adds one JSON object per event on stdout.
+ * `train --recipe FILE [--set key=value …] [--resume [DIR] | --overwrite] [--json]`: runs a
+ * recipe with the Trainer. Progress goes to stderr; `--json` prints one JSON object per event on
+ * stdout instead, leaving stderr to warnings and errors. A diverged run exits 3.
  * Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint, prints the command
  * that resumes, and exits 130 (143).
  */
@@ -11,22 +12,24 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { Trainer } from '../train/trainer.js';
 import { attachReporter } from '../train/progress.js';
-import { reportError } from './run.js';
+import { oneLine, reportError, userError } from './run.js';
+import { signalExitCode } from '../train/signals.js';
 
 export async function trainCli(argv: string[]): Promise<number> {
   const args = await yargs(argv)
     .scriptName('train')
-    .usage('$0 --recipe FILE [--set key=value …] [--resume [DIR]] [--json]')
+    .usage('$0 --recipe FILE [--set key=value …] [--resume [DIR] | --overwrite] [--json]')
     .option('recipe', { type: 'string', demandOption: true, describe: 'recipe YAML file, e.g. recipes/lora.yaml' })
     .option('set', { type: 'string', array: true, default: [] as string[], describe: 'override a recipe key, e.g. --set training.max_steps=20 (repeatable)' })
     .option('resume', { type: 'string', describe: 'continue from a checkpoint folder, or a run folder\'s newest (default: the newest in output.dir)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object per event on stdout' })
+    .option('overwrite', { type: 'boolean', default: false, describe: 'start afresh in an output.dir that holds a run, moving that run to <dir>.old-<time> (nothing is deleted)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object per event on stdout; stderr then carries only warnings and errors' })
     .example('$0 --recipe recipes/loreft.yaml', 'train as the recipe says')
     .example('$0 --recipe recipes/lora.yaml --set training.max_steps=20 --resume', 'continue the last run')
     .strict()
     .fail((msg, err) => {
       if (err) throw err;
-      process.stderr.write(`error: ${msg} (see train --help)\n`);
+      process.stderr.write(`error: ${oneLine(msg)} (see train --help)\n`);
       process.exit(2);
     })
     .help()
@@ -43,16 +46,23 @@ export async function trainCli(argv: string[]): Promise<number> {
   } catch (err) {
     // Setting up reads the user's recipe, model, data and backend: what fails here is their input.
     if (process.env.TYPETUNE_DEBUG) throw err;
-    process.stderr.write(`error: ${(err as Error).message ?? String(err)}\n`);
+    process.stderr.write(`error: ${userError(err)?.message ?? oneLine((err as Error).message ?? String(err))}\n`);
     return 2;
   }
   attachReporter(trainer, { json: args.json, err: process.stderr, out: process.stdout, everySteps: trainer.recipe.logging.every_steps });
   // `--resume` alone arrives as '' (latest checkpoint in output.dir).
   const resume = args.resume === undefined ? undefined : args.resume === '' ? true : args.resume;
-  const summary = await trainer.train({ resume });
-  trainer.dispose();
-  if (summary.interrupted) return summary.interrupted === 'SIGINT' ? 130 : 143;
-  return 0;
+  try {
+    const summary = await trainer.train({ resume, overwrite: args.overwrite });
+    return summary.interrupted ? signalExitCode(summary.interrupted) : 0;
+  } catch (err) {
+    const known = userError(err);
+    if (!known || process.env.TYPETUNE_DEBUG) throw err;
+    process.stderr.write(`error: ${known.message}\n`);
+    return known.code;
+  } finally {
+    trainer.dispose();
+  }
 }
 
 function isMain(): boolean {

@@ -8,7 +8,7 @@ import { recipeCommand } from './commands/recipe.js';
 import { exportCommand } from './commands/export.js';
 import { estimateCommand } from './commands/estimate.js';
 import { mergeCommand } from './commands/merge.js';
-import { reportError } from './run.js';
+import { oneLine, reportError } from './run.js';
 
 try {
   await yargs(hideBin(process.argv))
@@ -23,7 +23,7 @@ try {
     .strict()
     .fail((msg, err) => {
       if (err) reportError(err);
-      process.stderr.write(`error: ${msg} (see typetune --help)\n`);
+      process.stderr.write(`error: ${oneLine(msg)} (see typetune --help)\n`);
       process.exit(2);
     })
     .help()

@@ -27,6 +27,8 @@ export interface DatasetSpec {
   columns?: Record<string, string>;
   /** Truncate (or, with packing, cut blocks) to this many tokens. Default: tokenizer_config's model_max_length. */
   max_length?: number;
+  /** Rows longer than max_length: true (default) cuts them, false refuses the data. */
+  truncate?: boolean;
   /** Concatenate examples into max_length blocks (see packing.ts for attention across documents). */
   packing?: boolean;
   /** Shuffle each epoch. Default true. */
@@ -41,8 +43,12 @@ export interface DatasetStats {
   examples: number;
   /** Examples cut at max_length. */
   truncated: number;
+  /** Where the first cut row sits ("line 12", "row 7"); null when none was cut. */
+  firstTruncated: string | null;
   /** Rows left without a single supervised token (e.g. a prompt longer than max_length). */
   dropped: number;
+  /** Where the first dropped row sits; null when none was. */
+  firstDropped: string | null;
   tokens: number;
   supervisedTokens: number;
 }
@@ -98,22 +104,34 @@ export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseD
   if (spec.packing && maxLength === undefined) {
     throw new DataError('data.packing needs data.max_length (the tokenizer has no model_max_length)');
   }
-  let stats: DatasetStats = { rows: rowSet.rows.length, examples: 0, truncated: 0, dropped: 0, tokens: 0, supervisedTokens: 0 };
+  let stats: DatasetStats = { rows: rowSet.rows.length, examples: 0, truncated: 0, firstTruncated: null, dropped: 0, firstDropped: null, tokens: 0, supervisedTokens: 0 };
   let examples: TokenizedExample[] = [];
+  const tooLong = { count: 0, first: '' };
   rowSet.rows.forEach((row, i) => {
     const ctx = { tokenizer, format: spec.format, columns: spec.columns ?? {}, file: rowSet.file, where: rowSet.where(i) };
     let ex = format.tokenize(row, ctx);
     // Packing cuts blocks itself; otherwise each example is truncated on its own.
-    if (!spec.packing && maxLength !== undefined && ex.inputIds.length > maxLength) {
+    const cut = !spec.packing && maxLength !== undefined && ex.inputIds.length > maxLength;
+    if (cut) {
+      if (tooLong.count++ === 0) tooLong.first = ctx.where;
       ex = truncate(ex, maxLength);
-      stats.truncated++;
     }
     if (supervisedTokens(ex) === 0) {
       stats.dropped++;
+      stats.firstDropped ??= ctx.where;
       return;
+    }
+    if (cut) {
+      stats.truncated++;
+      stats.firstTruncated ??= ctx.where;
     }
     examples.push(ex);
   });
+  if (tooLong.count > 0 && spec.truncate === false) {
+    throw new DataError(
+      `${rowSet.file} ${tooLong.first}: ${tooLong.count} of ${stats.rows} rows are longer than data.max_length ${maxLength} tokens (this is the first); raise data.max_length, or set data.truncate: true to cut them`,
+    );
+  }
   if (examples.length === 0) {
     const why = maxLength !== undefined ? ` within max_length ${maxLength}` : '';
     throw new DataError(`${rowSet.file}: none of the ${stats.rows} rows has a token to learn from${why} (every label is masked)`);

@@ -1,5 +1,6 @@
 /** What `typetune inspect DIR` reports: the architecture, parameter count and memory needs. */
 import type { ModelSpec } from './spec.js';
+import { SafetensorsCheckpoint } from '../io/safetensors.js';
 import { readModelSpec } from './config.js';
 import { fineTuneMemory, formatBytes, fourBitBits, loraParameterCount, parameterCounts, weightMemory, type FineTuneMemory, type FineTuneShape } from './memory.js';
 
@@ -16,6 +17,9 @@ export interface InspectFineTune extends Omit<FineTuneShape, 'trainableParameter
 
 export function inspectModel(dir: string, shape: InspectFineTune): InspectReport {
   const spec = readModelSpec(dir);
+  // The weights' headers against the files' sizes, as loading for training checks them: a
+  // truncated download is an error here too, not a healthy-looking report.
+  SafetensorsCheckpoint.open(dir).close();
   const { total } = parameterCounts(spec);
   const w = weightMemory(spec);
   const ft = fineTuneMemory(spec, { ...shape, trainableParameters: loraParameterCount(spec, shape.loraRank) });

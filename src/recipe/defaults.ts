@@ -91,6 +91,7 @@ export const DATA_DEFAULTS: DataDefaults = {
   format: 'text',
   columns: {},
   max_length: 512,
+  truncate: true,
   packing: false,
   shuffle: true,
   seed: null,
@@ -127,6 +128,8 @@ export const TRAINING_DEFAULTS: TrainingSection = {
   seed: 42,
   save_every_steps: null,
   eval_every_steps: null,
+  save_total_limit: null,
+  nonfinite: 'stop',
 };
 
 export const LOGGING_DEFAULTS: LoggingDefaults = {

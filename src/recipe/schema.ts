@@ -42,6 +42,7 @@ import {
   DATA_FORMATS,
   EXPORT_FORMATS,
   LR_SCHEDULERS,
+  NONFINITE_POLICIES,
   PRECISIONS,
   QUANT_BLOCKSIZES,
   QUANT_TYPES,
@@ -204,7 +205,8 @@ const data: SectionSpec = {
     path: leaf(nonEmptyString, 'required: JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file', true),
     format: leaf(enumOf(DATA_FORMATS), 'text (loss on all tokens) | prompt_completion | alpaca (loss on the answer) | chat (loss on assistant turns)'),
     columns: leaf(stringMap, 'source columns by field, when they differ from: text {text}, prompt_completion {prompt, completion}, alpaca {instruction, input, output}, chat {messages}'),
-    max_length: leaf(positiveInt, 'tokens per example; longer ones are truncated. Memory grows with it'),
+    max_length: leaf(positiveInt, 'tokens per example, at most the model’s max_position_embeddings. Memory grows with it'),
+    truncate: leaf(bool, 'rows longer than max_length: true = cut them (the run says how many, and the first line) | false = refuse the data'),
     packing: leaf(bool, 'concatenate short examples into full rows: faster, LoRA only'),
     shuffle: leaf(bool, 'shuffle examples each epoch (seeded)'),
     seed: leaf(nullable(seed, 'an integer seed'), 'shuffling seed; null = training.seed'),
@@ -220,7 +222,7 @@ const training: SectionSpec = {
     lr: 'learning_rate', num_epochs: 'epochs', num_train_epochs: 'epochs', steps: 'max_steps', per_device_train_batch_size: 'batch_size',
     gradient_accumulation: 'gradient_accumulation_steps', lr_scheduler_type: 'lr_scheduler', scheduler: 'lr_scheduler', warmup: 'warmup_steps',
     grad_clip: 'max_grad_norm', clip_grad_norm: 'max_grad_norm', adam_beta1: 'adam_betas', adam_beta2: 'adam_betas', betas: 'adam_betas',
-    adam_epsilon: 'adam_eps', eps: 'adam_eps', save_steps: 'save_every_steps', eval_steps: 'eval_every_steps',
+    adam_epsilon: 'adam_eps', eps: 'adam_eps', save_steps: 'save_every_steps', eval_steps: 'eval_every_steps', save_limit: 'save_total_limit',
     max_length: 'data.max_length', log_every_steps: 'logging.every_steps',
   },
   fields: {
@@ -242,6 +244,8 @@ const training: SectionSpec = {
     seed: leaf(seed, 'seed for adapter init, dropout and (by default) data order: same seed, same run'),
     save_every_steps: leaf(nullable(positiveInt, 'a positive integer'), 'checkpoint every N optimizer steps (for --resume); null = only at the end'),
     eval_every_steps: leaf(nullable(positiveInt, 'a positive integer'), 'evaluate every N optimizer steps (needs data.eval); null = only at the end'),
+    save_total_limit: leaf(nullable(positiveInt, 'a positive integer'), 'keep the newest N checkpoints plus the best by eval loss; older ones are deleted. null = keep all'),
+    nonfinite: leaf(enumOf(NONFINITE_POLICIES), 'a NaN/Inf loss or gradient: stop (exit 3, the last finite checkpoint kept) | skip_step (skip that update, warn)'),
   } satisfies Fields<TrainingSection>,
 };
 

@@ -105,11 +105,17 @@ export interface DataSection {
   format: DataFormat;
   columns: DataColumns;
   max_length: number;
+  /** Rows longer than max_length: true = cut to max_length (and say how many), false = refuse the data. */
+  truncate: boolean;
   packing: boolean;
   shuffle: boolean;
   seed: number;
   eval: EvalDataConfig | null;
 }
+
+/** What a step with a NaN/Inf loss or gradient does: stop the run, or skip its update. */
+export const NONFINITE_POLICIES = ['stop', 'skip_step'] as const;
+export type NonfinitePolicy = (typeof NONFINITE_POLICIES)[number];
 
 export const LR_SCHEDULERS = ['constant', 'linear', 'cosine'] as const;
 export type LrScheduler = (typeof LR_SCHEDULERS)[number];
@@ -134,6 +140,9 @@ export interface TrainingSection {
   save_every_steps: number | null;
   /** Evaluate every N optimizer steps (needs data.eval); null = only at the end. */
   eval_every_steps: number | null;
+  /** Keep at most this many checkpoints (the newest, plus the best by eval loss); null = keep all. */
+  save_total_limit: number | null;
+  nonfinite: NonfinitePolicy;
 }
 
 export interface LoggingSection {

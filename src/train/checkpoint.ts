@@ -17,6 +17,8 @@ import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
 import { encodeSafetensors, SafetensorsFile, type TensorToWrite } from '../io/safetensors.js';
 import type { AdamWMoments, AdamWState } from './adamw.js';
 import type { ScheduleState } from './schedule.js';
+import type { DataFingerprint } from './data.js';
+import { findNonFinite } from './finite.js';
 
 export const CHECKPOINT_PREFIX = 'checkpoint-';
 export const TRAINER_STATE_FILE = 'trainer_state.json';
@@ -40,8 +42,12 @@ export interface TrainerState {
   schedule: ScheduleState;
   /** Generator states: the adapter's dropout stream. */
   rng: { adapter: number[] };
-  /** Loss of every completed step, in order (so a resumed run reports the whole history). */
+  /** Loss of every completed step, in order (so a resumed run reports the whole history); NaN for a skipped one. */
   losses: number[];
+  /** Steps whose update `training.nonfinite: skip_step` skipped (the optimizer did not count them). */
+  skippedSteps: number[];
+  /** The training data it ran on; absent in checkpoints written before typetune recorded it. */
+  dataFingerprint?: DataFingerprint;
   evalLosses: Array<{ step: number; loss: number }>;
   /** Real tokens trained on so far. */
   tokens: number;
@@ -135,6 +141,14 @@ export function loadCheckpoint(dir: string): CheckpointContents {
     of.close();
   }
 
+  const nonFinite = findNonFinite([
+    ...[...adapter].map(([name, t]): [string, Float32Array] => [`${ADAPTER_STATE_FILE}: '${name}'`, t.data]),
+    ...[...moments].flatMap(([name, m]): Array<[string, Float32Array]> => [[`${OPTIMIZER_FILE}: 'exp_avg.${name}'`, m.m], [`${OPTIMIZER_FILE}: 'exp_avg_sq.${name}'`, m.v]]),
+  ]);
+  if (nonFinite) {
+    throw new CheckpointError(`${dir}: ${nonFinite.name} holds ${nonFinite.value} (element ${nonFinite.index}); a diverged run's checkpoint cannot be resumed or exported: use an earlier checkpoint`);
+  }
+
   let recipe: unknown;
   try {
     recipe = parseYamlFile(path.join(dir, RECIPE_FILE));
@@ -163,7 +177,12 @@ function checkState(raw: Record<string, unknown>, file: string): TrainerState {
   }
   const rng = raw.rng as { adapter?: unknown } | undefined;
   if (!rng || !Array.isArray(rng.adapter)) bad('rng', '{adapter: [numbers]}');
-  if (!Array.isArray(raw.losses) || !raw.losses.every((x) => typeof x === 'number')) bad('losses', 'a list of numbers');
+  // JSON has no NaN: a skipped step's loss is written as null.
+  if (!Array.isArray(raw.losses) || !raw.losses.every((x) => typeof x === 'number' || x === null)) bad('losses', 'a list of numbers');
+  const skipped = raw.skippedSteps ?? [];
+  if (!Array.isArray(skipped) || !skipped.every(isCount)) bad('skippedSteps', 'a list of step numbers');
+  const fp = raw.dataFingerprint as DataFingerprint | undefined;
+  if (fp !== undefined && (!isCount(fp?.examples) || !isCount(fp.tokens) || typeof fp.sha256 !== 'string')) bad('dataFingerprint', '{examples, tokens, sha256}');
   if ((raw.losses as number[]).length !== raw.step) bad('losses', `one loss per completed step (${String(raw.step)})`);
   if (!Array.isArray(raw.evalLosses)) bad('evalLosses', 'a list of {step, loss}');
   if (typeof raw.tokens !== 'number') bad('tokens', 'a number');
@@ -175,7 +194,9 @@ function checkState(raw: Record<string, unknown>, file: string): TrainerState {
     data: { epoch: data!.epoch, index: data!.index },
     schedule: sched!,
     rng: { adapter: adapterRng },
-    losses: raw.losses as number[],
+    losses: (raw.losses as Array<number | null>).map((x) => x ?? NaN),
+    skippedSteps: skipped as number[],
+    ...(fp ? { dataFingerprint: { examples: fp.examples, tokens: fp.tokens, sha256: fp.sha256 } } : {}),
     evalLosses: raw.evalLosses as Array<{ step: number; loss: number }>,
     tokens: raw.tokens as number,
   };

@@ -14,10 +14,12 @@ import {
   makeBatches,
   permutation,
   type Batch,
+  type DatasetStats,
   type BatchOptions,
   type Tokenizer,
   type TokenizedExample,
 } from '../data/index.js';
+import { createHash } from 'node:crypto';
 import { DataError } from '../data/errors.js';
 import { contextPositions } from '../adapters/index.js';
 import type { Recipe } from '../recipe/types.js';
@@ -32,6 +34,41 @@ export interface TrainingData {
   batchesPerEpoch: number;
   /** Optimizer steps in one epoch. */
   stepsPerEpoch: number;
+  /** What the training examples are, to tell a resume that the data changed. */
+  fingerprint: DataFingerprint;
+  /** What the pipeline did to the rows that the user should hear about (cut, skipped). */
+  warnings: string[];
+}
+
+/** Size and hash of the training token stream (ids and labels, example by example, in file order). */
+export interface DataFingerprint {
+  examples: number;
+  tokens: number;
+  sha256: string;
+}
+
+export function fingerprintExamples(examples: readonly TokenizedExample[]): DataFingerprint {
+  const hash = createHash('sha256');
+  let tokens = 0;
+  for (const ex of examples) {
+    hash.update(new Uint32Array([ex.inputIds.length]));
+    hash.update(Int32Array.from(ex.inputIds));
+    hash.update(Int32Array.from(ex.labels));
+    tokens += ex.inputIds.length;
+  }
+  return { examples: examples.length, tokens, sha256: hash.digest('hex') };
+}
+
+/** The rows the pipeline cut or skipped, as one warning line each. */
+function pipelineWarnings(file: string, stats: DatasetStats, maxLength: number): string[] {
+  const out: string[] = [];
+  if (stats.truncated > 0) {
+    out.push(`${file}: ${stats.truncated} of ${stats.rows} rows are longer than data.max_length ${maxLength} tokens and were cut (the first at ${stats.firstTruncated}); raise data.max_length, or set data.truncate: false to refuse such data`);
+  }
+  if (stats.dropped > 0) {
+    out.push(`${file}: ${stats.dropped} of ${stats.rows} rows have no token to learn from within data.max_length ${maxLength} and were skipped (the first at ${stats.firstDropped})`);
+  }
+  return out;
 }
 
 /** A salt for the held-out split's permutation, so it differs from every epoch's shuffle. */
@@ -39,12 +76,15 @@ const EVAL_SPLIT_SALT = 0x65766c;
 
 export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise<TrainingData> {
   const d = recipe.data;
-  const spec = { path: d.path, format: d.format, columns: d.columns, max_length: d.max_length, packing: d.packing, shuffle: d.shuffle, seed: d.seed };
+  const spec = { path: d.path, format: d.format, columns: d.columns, max_length: d.max_length, truncate: d.truncate, packing: d.packing, shuffle: d.shuffle, seed: d.seed };
   const loaded = await loadDataset(spec, tokenizer, '/');
+  const warnings = pipelineWarnings(loaded.file, loaded.stats, d.max_length);
   let train = loaded.examples;
   let evalSet: TokenizedExample[] = [];
   if (d.eval?.path) {
-    evalSet = (await loadDataset({ ...spec, path: d.eval.path, shuffle: false }, tokenizer, '/')).examples;
+    const evalLoaded = await loadDataset({ ...spec, path: d.eval.path, shuffle: false }, tokenizer, '/');
+    evalSet = evalLoaded.examples;
+    warnings.push(...pipelineWarnings(evalLoaded.file, evalLoaded.stats, d.max_length));
   } else if (d.eval?.split) {
     const n = train.length;
     const held = Math.max(1, Math.round(n * d.eval.split));
@@ -72,6 +112,8 @@ export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise
     batchOptions,
     batchesPerEpoch: perEpoch,
     stepsPerEpoch: Math.ceil(perEpoch / recipe.training.gradient_accumulation_steps),
+    fingerprint: fingerprintExamples(train),
+    warnings,
   };
 }
 

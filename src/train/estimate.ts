@@ -11,6 +11,7 @@ import type { ModelSpec } from '../model/spec.js';
 import { parseLoraConfig, parseReftConfig, positionGroups } from '../adapters/index.js';
 import { selectTargets } from '../adapters/lora/targeting.js';
 import type { Recipe } from '../recipe/types.js';
+import { TrainerError } from './errors.js';
 
 /**
  * Trainable parameters of the recipe's adapter: LoRA r·(in + out) per adapted projection
@@ -30,6 +31,7 @@ export function adapterParameterCount(spec: ModelSpec, adapter: Recipe['adapter'
 
 export function estimateRecipe(recipe: Recipe): { memory: FineTuneMemory; text: string } {
   const spec = readModelSpec(recipe.model.path);
+  checkMaxLength(recipe, spec);
   const weights = recipe.model.quantization ? 'nf4' : recipe.model.precision === 'fp32' ? 'f32' : 'bf16';
   const memory = fineTuneMemory(spec, {
     batchSize: recipe.training.batch_size,
@@ -43,4 +45,14 @@ export function estimateRecipe(recipe: Recipe): { memory: FineTuneMemory; text: 
     ...formatFineTune(memory),
   ].join('\n');
   return { memory, text };
+}
+
+/** A sequence longer than the model's positions is refused: learned position tables end there, and rope models never trained past it. */
+export function checkMaxLength(recipe: Recipe, spec: ModelSpec): void {
+  const limit = spec.maxPositionEmbeddings;
+  if (recipe.data.max_length > limit) {
+    throw new TrainerError(
+      `data.max_length ${recipe.data.max_length} exceeds the model's max_position_embeddings ${limit} (${recipe.model.path}/config.json); use data.max_length ${limit} or less`,
+    );
+  }
 }

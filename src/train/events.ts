@@ -75,7 +75,13 @@ export interface EndEvent {
   measuredPeakOf: string;
 }
 
+/** Something the user should hear about that does not stop the run (rows cut, an update skipped, a run extended). */
+export interface WarningEvent {
+  message: string;
+}
+
 export interface TrainerEvents {
+  warning: WarningEvent;
   start: StartEvent;
   step: StepEvent;
   eval: EvalEvent;

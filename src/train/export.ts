@@ -6,7 +6,7 @@
  *           (config.json, model.safetensors, the tokenizer files) — AutoModelForCausalLM loads it
  * and the same from a run's checkpoint (`typetune export --run DIR`).
  */
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { useBackend } from '../backend/select.js';
 import { tf } from '../backend/tf.js';
@@ -20,8 +20,9 @@ import type { DecoderModel } from '../model/model.js';
 import { loadRecipe } from '../recipe/load.js';
 import { EXPORT_FORMATS, type ExportFormat, type Recipe } from '../recipe/types.js';
 import { createAdapter, type AnyAdapter } from '../adapters/index.js';
-import { loadCheckpoint, resolveResume } from './checkpoint.js';
+import { listCheckpoints, loadCheckpoint, resolveResume, TRAINER_STATE_FILE } from './checkpoint.js';
 import { TrainerError } from './errors.js';
+import { findNonFinite } from './finite.js';
 
 /** Files of a model folder that describe its tokenizer and generation, copied beside merged weights. */
 const TOKENIZER_FILES = [
@@ -32,6 +33,8 @@ const TOKENIZER_FILES = [
 /** Write `adapter` (trained on `model`) to `dir` in `format`. */
 export async function exportAdapter(model: DecoderModel, adapter: AnyAdapter, recipe: Recipe, format: ExportFormat, dir: string): Promise<void> {
   if (!EXPORT_FORMATS.includes(format)) throw new TrainerError(`export format '${String(format)}' is not one of ${EXPORT_FORMATS.join(', ')}`);
+  const bad = findNonFinite([...adapter.variables].map(([name, v]): [string, ArrayLike<number>] => [name, v.dataSync() as Float32Array]));
+  if (bad) throw new TrainerError(`export ${format}: adapter weight '${bad.name}' is ${bad.value}; a diverged adapter is not exported`);
   const kind = adapter instanceof LoraAdapter ? 'LoRA' : 'ReFT';
   if (format === 'merged') {
     if (!(adapter instanceof LoraAdapter)) {
@@ -96,11 +99,24 @@ export async function writeMergedModel(model: DecoderModel, adapter: LoraAdapter
 }
 
 /**
+ * An export replaces its folder whole, so it must not land on a file or on a training run
+ * (whose checkpoints it would delete).
+ */
+function checkExportTarget(out: string): void {
+  if (!existsSync(out)) return;
+  if (!statSync(out).isDirectory()) throw new TrainerError(`--out ${out}: a file exists there; give a folder path (a new one, or an earlier export to replace)`);
+  if (existsSync(path.join(out, TRAINER_STATE_FILE)) || listCheckpoints(out).length > 0) {
+    throw new TrainerError(`--out ${out}: holds a training run or checkpoint, which an export would replace; give another folder`);
+  }
+}
+
+/**
  * Export from a run: `runOrCheckpoint` is a checkpoint folder or a run folder (its newest
  * checkpoint). Rebuilds the model and adapter from the checkpoint's recipe and weights.
  */
 export async function exportCheckpoint(runOrCheckpoint: string, format: ExportFormat, outDir: string): Promise<string> {
   const dir = resolveResume(path.resolve(runOrCheckpoint), path.resolve(runOrCheckpoint));
+  checkExportTarget(path.resolve(outDir));
   const c = loadCheckpoint(dir);
   const recipe = loadRecipe(c.recipe as object, [], { baseDir: dir });
   await useBackend(recipe.model.backend);

@@ -32,7 +32,7 @@ export function formatEval(e: EvalEvent): string {
 export interface ReporterOptions {
   /** One JSON object per event on `out` (`{"event":"step",…}`). */
   json: boolean;
-  /** Human progress goes here (stderr). */
+  /** Human progress goes here (stderr); with `json`, only warnings do. */
   err: NodeJS.WritableStream & { isTTY?: boolean };
   out: NodeJS.WritableStream;
   /** Without a TTY, print a step line every this many steps (and the last). */
@@ -47,9 +47,13 @@ export function attachReporter(trainer: { on: TrainerEmitter['on'] }, opts: Repo
   const { err, out } = opts;
   const tty = Boolean(err.isTTY);
   let live = false;
-  const line = (text: string): void => {
+  const say = (text: string): void => {
     err.write(`${live ? '\r\x1b[2K' : ''}${text}\n`);
     live = false;
+  };
+  // With --json, stdout carries the events and stderr only what needs a human's eye.
+  const line = (text: string): void => {
+    if (!opts.json) say(text);
   };
   const json = (event: string, payload: object): void => {
     if (opts.json) out.write(`${JSON.stringify({ event, ...payload })}\n`);
@@ -63,8 +67,13 @@ export function attachReporter(trainer: { on: TrainerEmitter['on'] }, opts: Repo
     line(`training ${e.totalSteps} steps on ${e.backend}, ${prec}: ${e.examples} examples${e.evalExamples ? ` (+${e.evalExamples} eval)` : ''}, ${e.trainableParameters.toLocaleString('en-US')} trainable parameters, estimated peak memory ${formatBytes(e.estimatedPeakBytes)}${from}`);
     estimated = e.estimatedPeakBytes;
   });
+  trainer.on('warning', (e) => {
+    json('warning', e);
+    say(`warning: ${e.message}`);
+  });
   trainer.on('step', (e) => {
     json('step', e);
+    if (opts.json) return;
     if (tty) {
       err.write(`\r\x1b[2K${formatStep(e)}`);
       live = true;

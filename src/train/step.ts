@@ -62,6 +62,8 @@ export interface StepResult {
   /** Supervised targets and real (unpadded) tokens the step saw. */
   targets: number;
   tokens: number;
+  /** The loss or gradient norm was NaN/Inf, so the update was not applied (nothing changed). */
+  skipped: boolean;
 }
 
 export interface Gradients {
@@ -141,19 +143,20 @@ export function clipCoefficient(norm: number, maxNorm: number | null): number {
 /**
  * Forward/backward over the micro-batches, then one optimizer step with the gradients clipped
  * (the clip coefficient is folded into the update, as the fused kernel reads it), then the
- * adapter's fix-up (e.g. re-orthonormalise).
+ * adapter's fix-up (e.g. re-orthonormalise). A NaN/Inf loss or gradient norm leaves weights
+ * and optimizer untouched.
  */
 export function trainStep(model: StepModel, adapter: StepAdapter, optimizer: AdamW, microBatches: StepBatch[], opts: StepOptions): StepResult {
   const g = computeGradients(model, adapter, microBatches, opts.activationCheckpointing, opts.dropoutSeed);
-  let norm: number;
+  const norm = globalGradNorm(g.grads);
+  const skipped = !Number.isFinite(g.loss) || !Number.isFinite(norm);
   try {
-    norm = globalGradNorm(g.grads);
-    optimizer.step(g.grads, opts.lr, clipCoefficient(norm, opts.maxGradNorm));
+    if (!skipped) optimizer.step(g.grads, opts.lr, clipCoefficient(norm, opts.maxGradNorm));
   } finally {
     for (const t of g.grads.values()) t.dispose();
   }
-  adapter.afterStep?.();
-  return { loss: g.loss, gradNorm: norm, targets: g.targets, tokens: g.tokens };
+  if (!skipped) adapter.afterStep?.();
+  return { loss: g.loss, gradNorm: norm, targets: g.targets, tokens: g.tokens, skipped };
 }
 
 /** A 32-bit hash of two 32-bit integers (murmur3's finaliser), for seeds that must not collide. */

@@ -10,7 +10,6 @@
  */
 import path from 'node:path';
 import { useBackend } from '../backend/select.js';
-import { tf } from '../backend/tf.js';
 import { loadBaseModel } from '../model/load.js';
 import type { DecoderModel } from '../model/model.js';
 import { loadTokenizer } from '../data/index.js';
@@ -25,15 +24,21 @@ import { prepareData, stepStream, evalBatches, totalSteps, type TrainingData } f
 import { applyPrecision, type AppliedPrecision } from './precision.js';
 import { TrainerEmitter, type StepEvent } from './events.js';
 import {
-  CheckpointError,
   checkpointDir,
   loadCheckpoint,
+  RECIPE_FILE,
   resolveResume,
   saveCheckpoint,
   type CheckpointContents,
   type DataCursor,
   type TrainerState,
 } from './checkpoint.js';
+import { restoreCheckpoint } from './resume.js';
+import { catchStopSignals, type StopSignal } from './signals.js';
+import { claimRunFolder, checkWritable } from './runFolder.js';
+import { pruneCheckpoints } from './retention.js';
+import { findNonFinite, NonFiniteError } from './finite.js';
+import { checkMaxLength } from './estimate.js';
 import { exportAdapter } from './export.js';
 import { TrainerError } from './errors.js';
 import { activeDevice } from '../backend/device.js';
@@ -51,6 +56,8 @@ export interface TrainOptions {
   handleSignals?: boolean;
   /** Export `output.export` at the end of an uninterrupted run. Default true. */
   exports?: boolean;
+  /** A fresh run into a folder that holds another run moves that run aside (`<dir>.old-<time>`) instead of refusing. */
+  overwrite?: boolean;
 }
 
 export interface TrainSummary {
@@ -74,7 +81,14 @@ export interface TrainSummary {
 
 export interface FromRecipeOptions extends LoadRecipeOptions {}
 
-type Signal = 'SIGINT' | 'SIGTERM';
+type Signal = StopSignal;
+
+/** Where a run starts: its state, the checkpoint it resumed from, what the user should hear first. */
+interface RunStart {
+  state: TrainerState;
+  resumedFrom: string | null;
+  warnings: string[];
+}
 
 export class Trainer extends TrainerEmitter {
   private stopRequested: Signal | null = null;
@@ -89,7 +103,7 @@ export class Trainer extends TrainerEmitter {
     private readonly data: TrainingData,
     readonly backend: string,
     readonly precision: AppliedPrecision,
-    /** The recipe file, for the resume hint; null when built from an object. */
+    /** The recipe file it was built from; null when built from an object. */
     readonly recipeFile: string | null,
   ) {
     super();
@@ -108,6 +122,7 @@ export class Trainer extends TrainerEmitter {
     const precision = applyPrecision(recipe.model.precision);
     const q = recipe.model.quantization;
     const model = loadBaseModel(recipe.model.path, { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
+    checkMaxLength(recipe, model.spec);
     // bf16-mixed: frozen matrices live in bf16 (half the memory; tensor-core GEMMs read them as they are).
     if (precision.effective !== 'fp32') model.weights.storeFrozen((w) => activeDevice().storeFrozenWeight(w, precision.effective));
     try {
@@ -151,25 +166,18 @@ export class Trainer extends TrainerEmitter {
       // transformers' Trainer exempts biases from weight decay (adapters hold no norm weights).
       noDecay: (name) => /(^|\.)bias$/.test(name),
     });
-    let state: TrainerState = {
-      step: 0,
-      totalSteps: total,
-      data: { epoch: 0, index: 0 },
-      schedule: schedule.state(),
-      rng: { adapter: this.adapter.getRngState() },
-      losses: [],
-      evalLosses: [],
-      tokens: 0,
-    };
-    let resumedFrom: string | null = null;
-    if (opts.resume) {
-      resumedFrom = resolveResume(opts.resume === true ? true : opts.resume, this.runDir);
-      state = this.restore(loadCheckpoint(resumedFrom), optimizer, schedule, resumedFrom);
+    let begun: RunStart;
+    try {
+      begun = this.begin(opts, schedule, optimizer);
+    } catch (err) {
+      optimizer.dispose();
+      throw err;
     }
+    const { state, resumedFrom, warnings } = begun;
 
     const tb = r.logging.tensorboard ? new TensorBoardWriter(r.logging.dir) : null;
     const evalSet = evalBatches(this.data);
-    const signals = opts.handleSignals ?? true ? this.installSignalHandlers() : () => {};
+    const signals = opts.handleSignals ?? true ? catchStopSignals((signal) => this.stop(signal), () => this.stopRequested !== null) : () => {};
     let lastCheckpoint: string | null = resumedFrom;
     let lastSavedStep = resumedFrom ? state.step : -1;
     let lastEvalStep = state.evalLosses.at(-1)?.step ?? -1;
@@ -180,10 +188,15 @@ export class Trainer extends TrainerEmitter {
       if (lastSavedStep === state.step) return;
       const dir = checkpointDir(this.runDir, state.step);
       state.rng = { adapter: this.adapter.getRngState() };
-      await saveCheckpoint(dir, this.checkpointContents(state, optimizer));
+      const contents = this.checkpointContents(state, optimizer);
+      // A finite loss can still leave overflowed weights: never save them over a good checkpoint.
+      const bad = findNonFinite([...contents.adapter].map(([name, t]): [string, Float32Array] => [name, t.data]));
+      if (bad) throw new NonFiniteError(`step ${state.step}: adapter weight '${bad.name}' is ${bad.value}; ${divergenceAdvice(lastCheckpoint)}`);
+      await saveCheckpoint(dir, contents);
       lastCheckpoint = dir;
       lastSavedStep = state.step;
       this.emit('save', { step: state.step, dir, reason });
+      if (t.save_total_limit !== null) pruneCheckpoints(this.runDir, t.save_total_limit, state.evalLosses);
     };
     const evaluate = (): void => {
       if (evalSet.length === 0 || lastEvalStep === state.step) return;
@@ -206,6 +219,7 @@ export class Trainer extends TrainerEmitter {
         precision: { requested: this.precision.requested, effective: this.precision.effective, note: this.precision.note },
         estimatedPeakBytes: estimateRecipe(r).memory.total,
       });
+      for (const message of warnings) this.emit('warning', { message });
       activeDevice().resetPeakMemory();
       this.lastStep = state.step;
       const stream = stepStream(this.data, t.gradient_accumulation_steps, state.data);
@@ -222,6 +236,12 @@ export class Trainer extends TrainerEmitter {
           dropoutSeed: stepSeed(t.seed, state.step),
         });
         const seconds = (performance.now() - began) / 1000;
+        if (res.skipped) {
+          const what = `step ${state.step + 1}: the loss is ${res.loss} and the gradient norm ${res.gradNorm}`;
+          if (t.nonfinite === 'stop') throw new NonFiniteError(`${what}; ${divergenceAdvice(lastCheckpoint)}`);
+          state.skippedSteps.push(state.step + 1);
+          this.emit('warning', { message: `${what}: its update was skipped (training.nonfinite: skip_step)` });
+        }
         state.step += 1;
         this.lastStep = state.step;
         state.data = next;
@@ -301,10 +321,47 @@ export class Trainer extends TrainerEmitter {
     if (this.precision.effective !== 'fp32') applyPrecision('fp32');
   }
 
-  /** How to continue an interrupted run from the command line. */
+  /**
+   * How to continue an interrupted run from the command line, from any directory: the
+   * checkpoint's own recipe (resolved, with every --set baked in and every path absolute).
+   */
   resumeCommand(checkpoint: string): string {
-    const recipe = this.recipeFile ? path.relative(process.cwd(), this.recipeFile) || this.recipeFile : path.join(checkpoint, 'recipe.yaml');
-    return `train --recipe ${quote(recipe)} --resume ${quote(path.relative(process.cwd(), checkpoint) || checkpoint)}`;
+    const dir = path.resolve(checkpoint);
+    return `train --recipe ${quote(path.join(dir, RECIPE_FILE))} --resume ${quote(dir)}`;
+  }
+
+  /**
+   * Before step 1: the fresh state or the checkpoint's (checked against this recipe), the run
+   * folder claimed, every folder the run writes checked; and what the user should be told.
+   */
+  private begin(opts: TrainOptions, schedule: LrSchedule, optimizer: AdamW): RunStart {
+    const r = this.recipe;
+    let state: TrainerState = {
+      step: 0,
+      totalSteps: schedule.totalSteps,
+      data: { epoch: 0, index: 0 },
+      schedule: schedule.state(),
+      rng: { adapter: this.adapter.getRngState() },
+      losses: [],
+      skippedSteps: [],
+      dataFingerprint: this.data.fingerprint,
+      evalLosses: [],
+      tokens: 0,
+    };
+    const warnings = [...this.data.warnings];
+    let resumedFrom: string | null = null;
+    if (opts.resume) {
+      resumedFrom = resolveResume(opts.resume === true ? true : opts.resume, this.runDir);
+      const restored = restoreCheckpoint(loadCheckpoint(resumedFrom), resumedFrom, {
+        adapter: this.adapter, optimizer, schedule: schedule.state(), data: { fingerprint: this.data.fingerprint, path: r.data.path },
+      });
+      state = { ...restored.state, dataFingerprint: this.data.fingerprint };
+      warnings.push(...restored.notes);
+    }
+    const movedAside = claimRunFolder(this.runDir, { resume: Boolean(opts.resume), overwrite: opts.overwrite ?? false });
+    if (movedAside) warnings.push(`--overwrite: moved the earlier run in ${this.runDir} to ${movedAside}`);
+    checkWritable([{ key: 'output.dir', dir: this.runDir }, ...(r.logging.tensorboard ? [{ key: 'logging.dir', dir: r.logging.dir }] : [])]);
+    return { state, resumedFrom, warnings };
   }
 
   private checkpointContents(state: TrainerState, optimizer: AdamW): CheckpointContents {
@@ -312,53 +369,12 @@ export class Trainer extends TrainerEmitter {
     for (const [name, v] of this.adapter.variables) adapter.set(name, { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) });
     return { state: structuredClone(state), adapter, optimizer: optimizer.getState(), recipe: this.recipe };
   }
+}
 
-  /** Put a checkpoint's weights, moments and RNG back, after checking it belongs to this run. */
-  private restore(c: CheckpointContents, optimizer: AdamW, schedule: LrSchedule, dir: string): TrainerState {
-    const s = schedule.state();
-    const cs = c.state.schedule;
-    if (cs.kind !== s.kind || cs.baseLr !== s.baseLr || cs.totalSteps !== s.totalSteps || cs.warmupSteps !== s.warmupSteps) {
-      throw new CheckpointError(
-        `${dir}: its schedule (${cs.kind}, lr ${cs.baseLr}, ${cs.totalSteps} steps, ${cs.warmupSteps} warmup) differs from this recipe's (${s.kind}, lr ${s.baseLr}, ${s.totalSteps} steps, ${s.warmupSteps} warmup); resume with the recipe the run started with (${path.join(dir, 'recipe.yaml')})`,
-      );
-    }
-    const names = [...this.adapter.variables.keys()];
-    const missing = names.find((n) => !c.adapter.has(n));
-    const extra = [...c.adapter.keys()].find((n) => !this.adapter.variables.has(n));
-    if (missing || extra) {
-      throw new CheckpointError(`${dir}: its adapter does not match this recipe's (${missing ? `no '${missing}' in the checkpoint` : `unexpected '${extra}'`})`);
-    }
-    for (const [name, v] of this.adapter.variables) {
-      const saved = c.adapter.get(name)!;
-      if (saved.shape.length !== v.shape.length || saved.shape.some((d, i) => d !== v.shape[i])) {
-        throw new CheckpointError(`${dir}: '${name}' is [${saved.shape.join(', ')}] in the checkpoint but [${v.shape.join(', ')}] in this adapter`);
-      }
-      v.assign(tf.tensor(saved.data, v.shape, 'float32'));
-    }
-    optimizer.setState(c.optimizer);
-    if (c.optimizer.step !== c.state.step) throw new CheckpointError(`${dir}: optimizer step ${c.optimizer.step} differs from trainer step ${c.state.step}`);
-    this.adapter.setRngState(c.state.rng.adapter);
-    return structuredClone(c.state);
-  }
-
-  /** First signal: stop after this step and save. Second: leave at once. Returns an uninstaller. */
-  private installSignalHandlers(): () => void {
-    const handler = (signal: Signal): void => {
-      if (this.stopRequested) {
-        process.stderr.write(`\n${signal} again: exiting without saving\n`);
-        process.exit(signal === 'SIGINT' ? 130 : 143);
-      }
-      this.stop(signal);
-    };
-    const onInt = (): void => handler('SIGINT');
-    const onTerm = (): void => handler('SIGTERM');
-    process.on('SIGINT', onInt);
-    process.on('SIGTERM', onTerm);
-    return () => {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-    };
-  }
+/** What the one-line divergence error says beyond the step: what was kept, and what to try. */
+function divergenceAdvice(lastCheckpoint: string | null): string {
+  const kept = lastCheckpoint ? `the last finite checkpoint, ${lastCheckpoint}, is untouched` : 'no checkpoint was written';
+  return `training stopped (training.nonfinite: stop) and exported nothing; ${kept}. Lower training.learning_rate, set training.max_grad_norm, or set training.nonfinite: skip_step`;
 }
 
 function quote(s: string): string {

@@ -91,8 +91,12 @@ describe('loadDataset', () => {
       ].join('\n'),
     });
     const ds = await loadDataset({ path: 'd.jsonl', format: 'prompt_completion', max_length: 6 }, tok, d);
-    expect(ds.stats).toMatchObject({ rows: 2, examples: 1, truncated: 2, dropped: 1 });
+    // Row 1's prompt fills all 6 tokens: it is dropped (and counted as such), not counted as cut.
+    expect(ds.stats).toMatchObject({ rows: 2, examples: 1, truncated: 1, firstTruncated: 'line 2', dropped: 1, firstDropped: 'line 1' });
     expect(ds.examples[0]!.inputIds.length).toBe(6);
+    await expect(loadDataset({ path: 'd.jsonl', format: 'prompt_completion', max_length: 6, truncate: false }, tok, d)).rejects.toThrow(
+      /d\.jsonl line 1: 2 of 2 rows are longer than data\.max_length 6 tokens \(this is the first\); raise data\.max_length, or set data\.truncate: true/,
+    );
     await expect(loadDataset({ path: 'd.jsonl', format: 'prompt_completion', max_length: 1 }, tok, d)).rejects.toThrow(
       /none of the 2 rows has a token to learn from within max_length 1/,
     );

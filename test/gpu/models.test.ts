@@ -3,6 +3,8 @@
  * bf16-mixed with bf16-stored weights within 2e-2), LoRA gradients against the cpu backend,
  * and ten-step LoRA and LoReFT training runs whose losses match the cpu run within 1e-4.
  */
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/backend/tf.js';
@@ -109,11 +111,14 @@ describe.each(['llama', 'qwen2'])('PEFT LoRA on tiny-%s: gradients on cuda equal
   });
 });
 
+/** A new run folder each time: a fresh run refuses a folder holding an earlier one. */
+const freshDir = (name: string): string => mkdtempSync(path.join(os.tmpdir(), `typetune-gpu-${name}-`));
+
 describe.each(['lora', 'loreft'])('ten %s training steps', (recipe) => {
   it('losses on cuda match the cpu run within 1e-4', async () => {
     const run = async (backend: string) => {
       const t = await Trainer.fromRecipe(path.join(repoRoot, `recipes/${recipe}.yaml`), [
-        `output.dir=/tmp/typetune-gpu-test/${recipe}-${backend}`, 'output.export=[]', 'training.max_steps=10',
+        `output.dir=${freshDir(`${recipe}-${backend}`)}`, 'output.export=[]', 'training.max_steps=10',
         'training.save_every_steps=1000', 'logging.tensorboard=false', `model.backend=${backend}`,
       ]);
       const losses: number[] = [];
@@ -133,7 +138,7 @@ describe('a bf16-mixed training run', () => {
   it('stores frozen matrices bf16 and tracks the fp32 run within bf16 rounding', async () => {
     const run = async (backend: string, precision: string) => {
       const t = await Trainer.fromRecipe(path.join(repoRoot, 'recipes/lora.yaml'), [
-        `output.dir=/tmp/typetune-gpu-test/bf16-${backend}-${precision}`, 'output.export=[]', 'training.max_steps=10',
+        `output.dir=${freshDir(`bf16-${backend}-${precision}`)}`, 'output.export=[]', 'training.max_steps=10',
         'training.save_every_steps=1000', 'logging.tensorboard=false', `model.backend=${backend}`, `model.precision=${precision}`,
       ]);
       const frozen = t.model.weights.linearWeight('model.layers.0.self_attn.q_proj');

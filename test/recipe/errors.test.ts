@@ -7,7 +7,7 @@ import { RecipeError } from '../../src/recipe/index.js';
 import { MINIMAL, project } from './setup.js';
 
 const TRAINING_KEYS =
-  'epochs, max_steps, batch_size, gradient_accumulation_steps, learning_rate, weight_decay, adam_betas, adam_eps, lr_scheduler, warmup_steps, warmup_ratio, max_grad_norm, seed, save_every_steps, eval_every_steps';
+  'epochs, max_steps, batch_size, gradient_accumulation_steps, learning_rate, weight_decay, adam_betas, adam_eps, lr_scheduler, warmup_steps, warmup_ratio, max_grad_norm, seed, save_every_steps, eval_every_steps, save_total_limit, nonfinite';
 const LOREFT_KEYS = 'type, rank, layers, positions, share_weights, dropout, act_fn, component, add_bias';
 const LORA_KEYS = 'type, r, lora_alpha, lora_dropout, target_modules, exclude_modules, layers_to_transform, use_rslora, use_dora, init_lora_weights, bias';
 

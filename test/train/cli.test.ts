@@ -4,11 +4,15 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import yargs from 'yargs';
 import { exportCommand } from '../../src/cli/commands/export.js';
 import { fixture, repoRoot } from '../helpers.js';
 
 const TRAIN = path.join(repoRoot, 'src/cli/train.ts');
+/** tsx's loader by absolute URL, so that the CLI also starts from a working directory outside the repository. */
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const tmp = (name: string) => mkdtempSync(path.join(os.tmpdir(), `typetune-cli-${name}-`));
 
 /** A recipe on the tiny GPT-2 (full multi-head attention) that trains in seconds. */
@@ -27,7 +31,7 @@ function writeRecipe(dir: string, steps: number, extra = ''): string {
 }
 
 function train(args: string[], cwd = repoRoot) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', TRAIN, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['--import', TSX, TRAIN, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -67,7 +71,7 @@ describe('train: bad input', () => {
 /** Start a run, send `signal` once the first step is reported, and collect what it says. */
 function interrupt(args: string[], signal: NodeJS.Signals): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', TRAIN, ...args], { cwd: repoRoot });
+    const child = spawn(process.execPath, ['--import', TSX, TRAIN, ...args], { cwd: repoRoot });
     let stdout = '';
     let stderr = '';
     let sent = false;
@@ -87,10 +91,11 @@ function interrupt(args: string[], signal: NodeJS.Signals): Promise<{ code: numb
 const events = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown> & { event: string });
 
 describe('train: signals and resume', () => {
-  it('SIGINT finishes the step, saves, prints how to resume, exits 130; --resume then completes the run', async () => {
+  it('SIGINT finishes the step, saves, prints how to resume, exits 130; the printed command, run from elsewhere, completes the run', async () => {
     const dir = tmp('sigint');
-    const recipe = writeRecipe(dir, 4);
-    const r = await interrupt(['--recipe', recipe, '--json'], 'SIGINT');
+    // The recipe says 1 step; the run is made 4 by --set, which the printed command must keep.
+    const recipe = writeRecipe(dir, 1);
+    const r = await interrupt(['--recipe', recipe, '--set', 'training.max_steps=4', '--json'], 'SIGINT');
     expect(r.code, r.stderr).toBe(130);
     const ev = events(r.stdout);
     const end = ev.at(-1)!;
@@ -102,13 +107,15 @@ describe('train: signals and resume', () => {
     expect(ev.find((e) => e.event === 'save')).toMatchObject({ step, reason: 'signal' });
     const ck = path.join(dir, 'run', `checkpoint-${step}`);
     expect(existsSync(path.join(ck, 'trainer_state.json'))).toBe(true);
-    expect(r.stderr).toContain(`interrupted by SIGINT at step ${step}/4`);
-    const hint = /resume with: (train --recipe \S+ --resume \S+)/.exec(r.stderr);
-    expect(hint, r.stderr).not.toBeNull();
+    // --json: stderr carries only warnings and errors; the resume command is in the end event.
+    expect(r.stderr.split('\n').filter((l) => l && !l.startsWith('warning: '))).toEqual([]);
+    const hint = /^train --recipe (\S+) --resume (\S+)$/.exec(end.resumeCommand as string);
+    expect(hint, String(end.resumeCommand)).not.toBeNull();
+    expect(hint![1]).toBe(path.join(ck, 'recipe.yaml'));
 
-    // Run exactly the printed command (from the working directory it is relative to).
-    const parts = hint![1]!.split(' ');
-    const resumed = train([...parts.slice(1), '--json']);
+    // Run exactly the printed command, from another working directory.
+    const parts = (end.resumeCommand as string).split(' ');
+    const resumed = train([...parts.slice(1), '--json'], os.tmpdir());
     expect(resumed.code, resumed.stderr).toBe(0);
     const rev = events(resumed.stdout);
     expect(rev[0]).toMatchObject({ event: 'start', step, resumedFrom: ck });
@@ -124,7 +131,7 @@ describe('train: signals and resume', () => {
     const r = await interrupt(['--recipe', writeRecipe(dir, 4), '--json'], 'SIGTERM');
     expect(r.code, r.stderr).toBe(143);
     expect(events(r.stdout).at(-1)).toMatchObject({ event: 'end', interrupted: 'SIGTERM' });
-    expect(r.stderr).toMatch(/resume with: train --recipe .* --resume .*checkpoint-\d+/);
+    expect(events(r.stdout).at(-1)!.resumeCommand).toMatch(/^train --recipe \/.*checkpoint-\d+\/recipe\.yaml --resume \/.*checkpoint-\d+$/);
   });
 });
 

@@ -1,4 +1,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { useBackend } from '../../src/backend/select.js';
 import { loadRecipe } from '../../src/recipe/index.js';
 import { adapterParameterCount, estimateRecipe } from '../../src/train/estimate.js';
@@ -59,7 +62,7 @@ describe('the Trainer reports the estimate beside what it measures', () => {
   it('start carries the recipe estimate; end the measured peak (on cpu the engine’s, above the weights it holds)', async () => {
     const { Trainer } = await import('../../src/train/trainer.js');
     const t = await Trainer.fromRecipe(`${repoRoot}/recipes/lora.yaml`, [
-      'training.max_steps=1', 'output.dir=/tmp/typetune-estimate-test', 'output.export=[]', 'logging.tensorboard=false', 'model.backend=cpu',
+      'training.max_steps=1', `output.dir=${mkdtempSync(path.join(os.tmpdir(), 'typetune-estimate-'))}`, 'output.export=[]', 'logging.tensorboard=false', 'model.backend=cpu',
     ]);
     let estimated = -1;
     let measured = -1;
