@@ -51,6 +51,7 @@ export async function trainCli(argv: string[]): Promise<number> {
   const resume = args.resume === undefined ? undefined : args.resume === '' ? true : args.resume;
   const summary = await trainer.train({ resume });
   trainer.dispose();
+  if (summary.pushed) process.stderr.write(`pushed ${summary.pushed.folder} to ${summary.pushed.repo}@${summary.pushed.revision}: ${summary.pushed.url}\n`);
   if (summary.interrupted) return summary.interrupted === 'SIGINT' ? 130 : 143;
   return 0;
 }
