@@ -73,11 +73,13 @@ export function describeFailure(err: unknown, ctx: FailureContext): unknown {
   if (net !== null) {
     return new HubError(`${action}: cannot reach the Hub at ${endpoint} (${net}); check the network, or set HF_HUB_OFFLINE=1 to use only models already in the cache`);
   }
+  if (err instanceof TypeError && /access token must start with 'hf_'/.test(err.message)) {
+    return new HubError(`${action}: HF_TOKEN is not a Hugging Face access token (they start with hf_); copy one from ${endpoint}/settings/tokens`);
+  }
   if (!(err instanceof HubApiError)) return err;
   const headers = ctx.failures.get(err.url) ?? { code: null, message: null };
   const said = headers.message ?? hubMessage(err);
   const status = err.statusCode;
-  const rev = ctx.revision ? `@${ctx.revision}` : '';
   if (headers.code === 'GatedRepo' || (status === 403 && /gated|restricted|authorized list/i.test(said))) {
     const how = ctx.tokenSet
       ? `your token has no access yet: request it at ${endpoint}/${repo}`
@@ -90,7 +92,7 @@ export function describeFailure(err: unknown, ctx: FailureContext): unknown {
   if (headers.code === 'RepoNotFound' || (status === 404 && headers.code !== 'EntryNotFound')) {
     const local = ctx.localCandidate ? ` nor a local folder (${ctx.localCandidate} does not exist)` : '';
     const priv = ctx.tokenSet ? 'check the id and that your token can see it' : 'check the id; if it is private, set HF_TOKEN';
-    return new HubError(`${action}: ${repo}${rev} is not a model repository on ${endpoint}${local} (${status}); ${priv}`);
+    return new HubError(`${action}: ${repo} is not a model repository on ${endpoint}${local} (${status}); ${priv}`);
   }
   if (status === 401) {
     if (ctx.tokenSet) return new HubError(`${action}: the Hub rejected the token (401: ${said}); it may be revoked or mistyped: create one at ${endpoint}/settings/tokens and set HF_TOKEN`);
