@@ -78,7 +78,7 @@ export function modelCard(c: CardInputs): string {
     pipeline_tag: 'text-generation',
     tags: [...new Set(tags)],
   };
-  const what = c.kind === 'merged' ? 'a model with a LoRA adapter merged into its weights' : `a ${c.adapterType ?? ''} adapter (${LIBRARY[c.kind]} format)`.replace('a  ', 'an ');
+  const what = c.kind === 'merged' ? 'A model with a LoRA adapter merged into its weights' : `${c.adapterType ? `A ${c.adapterType}` : 'An'} adapter (${LIBRARY[c.kind]} format)`;
   const baseLine = baseId ? `[${baseId}](https://huggingface.co/${baseId})` : c.base ? `a local model (\`${path.basename(c.base)}\`)` : 'a base model not recorded in the export';
   const lines = [
     '---',
@@ -87,7 +87,7 @@ export function modelCard(c: CardInputs): string {
     '',
     `# ${c.repo.split('/')[1]}`,
     '',
-    `${what[0]!.toUpperCase()}${what.slice(1)} for ${baseLine}, trained with [typetune](https://github.com/typetune/typetune).`,
+    `${what} for ${baseLine}, trained with typetune.`,
     '',
     '## Use',
     '',
