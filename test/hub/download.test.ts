@@ -16,7 +16,7 @@ import { HubError } from '../../src/hub/errors.js';
 import { resolveModelSource } from '../../src/hub/resolve.js';
 import { encodeSafetensors, SafetensorsCheckpoint, type TensorToWrite } from '../../src/io/safetensors.js';
 import { etagOf, FakeHub, readFolder, type Files } from './fakeHub.js';
-import { repoRoot } from '../helpers.js';
+import { fixture, repoRoot } from '../helpers.js';
 
 const TINY = path.join(repoRoot, 'models/tiny-llama');
 const files = readFolder(TINY);
@@ -58,6 +58,7 @@ beforeAll(async () => {
   hub.addRepo('org/sharded', sharded());
   hub.addRepo('org/pickles', { 'config.json': files['config.json']!, 'pytorch_model.bin': Buffer.from('x') });
   hub.addRepo('meta/gated', repoFiles, { gated: true });
+  hub.addRepo('org/lora', readFolder(fixture('peft-lora-llama/adapter')));
 });
 afterAll(() => hub.stop());
 
@@ -171,6 +172,17 @@ describe('download into the Hub cache', () => {
     expect(ranges).toEqual(['bytes=0-0', `bytes=${partial}-${size - 1}`]);
     // Files finished before the drop were not fetched again.
     expect(hub.requests.filter((r) => r.url.endsWith('/config.json'))).toEqual([]);
+  });
+
+  it('an adapter by id: its PEFT files only, applied on the base as from its folder', async () => {
+    const { opts } = fresh();
+    const dir = await resolveModelSource('org/lora', 'adapter', opts);
+    expect(readdirSync(dir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    const input = { inputIds: [[3, 1, 4, 1, 5]] };
+    const [a, b] = [await loadModel(TINY, { adapter: fixture('peft-lora-llama/adapter') }), await loadModel(TINY, { adapter: dir })];
+    const [la, lb] = [(await a.forward(input)).logits, (await b.forward(input)).logits];
+    expect(Array.from(lb.dataSync())).toEqual(Array.from(la.dataSync()));
+    for (const x of [la, lb, a, b]) x.dispose();
   });
 
   it('repos with only pickled weights are refused before any byte is fetched', async () => {
