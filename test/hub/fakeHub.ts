@@ -219,7 +219,7 @@ export class FakeHub {
     const drop = this.dropOnce;
     if (drop && drop.file === file && part.length > drop.after) {
       this.dropOnce = null;
-      res.write(part.subarray(0, drop.after), () => setTimeout(() => res.socket?.destroy(), 20));
+      res.write(part.subarray(0, drop.after), () => setTimeout(() => res.socket?.destroy(), 100));
       return;
     }
     res.end(part);
