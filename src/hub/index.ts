@@ -4,5 +4,7 @@ export { parseHubRef, formatRef, repoFolderName, repoOfCachedFolder, type HubRef
 export { HubError } from './errors.js';
 export { lookupCache } from './cache.js';
 export { downloadSnapshot } from './download.js';
-export { resolveModelSource, resolveModelSourceSync, isHubId, type ResolveOptions } from './resolve.js';
+export { resolveModelSource, resolveModelSourceSync, type ResolveOptions } from './resolve.js';
+export { pushExport, pushRun, type PushOptions, type PushResult } from './push.js';
+export { modelCard } from './card.js';
 export type { Need } from './files.js';

@@ -67,8 +67,3 @@ export function resolveModelSourceSync(value: string, need: Need, opts: Omit<Res
   if (cached.found) return cached.dir;
   throw new HubError(`${formatRef(where.ref)} is not complete in the Hub cache ${env.cacheDir} (missing ${cached.missing}); resolve it first (it downloads on first use by train, generate, inspect or estimate)`);
 }
-
-/** Whether `value` would be read as a Hub id (it is one and no local folder has its name). */
-export function isHubId(value: string, cwd = process.cwd()): boolean {
-  return parseHubRef(value) !== null && !existsSync(path.resolve(cwd, value));
-}
