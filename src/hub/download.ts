@@ -12,7 +12,7 @@
  * So snapshots/ and refs/ only ever name complete files, an interrupted download resumes, and
  * Python finds the files where it looks.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { downloadFile, listFiles, modelInfo } from '@huggingface/hub';
@@ -162,8 +162,7 @@ class BlobFetcher {
 /** Point `pointer` at `blob` with a relative symlink, as huggingface_hub does (a copy where symlinks are refused). */
 async function linkAtomic(blob: string, pointer: string): Promise<void> {
   await fs.mkdir(path.dirname(pointer), { recursive: true });
-  const tmp = `${pointer}.tmp-${process.pid}`;
-  await fs.rm(tmp, { force: true });
+  const tmp = `${pointer}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     await fs.symlink(path.relative(path.dirname(pointer), blob), tmp);
   } catch (err) {

@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
 const POLL_MS = 200;
+const EMPTY_LOCK_STALE_MS = 10_000;
 
 function alive(pid: number): boolean {
   try {
@@ -26,8 +27,10 @@ async function tryAcquire(lockPath: string): Promise<boolean> {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
   const owner = Number(await fs.readFile(lockPath, 'utf8').catch(() => ''));
-  if (owner && owner !== process.pid && alive(owner)) return false;
-  // Stale (or unreadable while being created): remove and race for it again.
+  if (owner && alive(owner)) return false; // ours too: another task of this process holds it
+  // No pid yet: its owner may be between creating and writing it; only an old one is stale.
+  const age = await fs.stat(lockPath).then((s) => Date.now() - s.mtimeMs, () => Infinity);
+  if (!owner && age < EMPTY_LOCK_STALE_MS) return false;
   await fs.rm(lockPath, { force: true });
   return false;
 }

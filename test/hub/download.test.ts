@@ -121,6 +121,15 @@ describe('download into the Hub cache', () => {
     expect(hub.requests).toEqual([]);
   });
 
+  it('two resolutions at once (as N training ranks do) fetch each blob once and agree', async () => {
+    const { opts } = fresh();
+    const [a, b] = await Promise.all([resolveModelSource('org/tiny', 'model', opts), resolveModelSource('org/tiny', 'model', opts)]);
+    expect(a).toBe(b);
+    const bodies = hub.requests.filter((r) => r.url.endsWith('/model.safetensors') && r.range !== 'bytes=0-0');
+    expect(bodies).toHaveLength(1);
+    expect(readFileSync(path.join(a, 'model.safetensors')).equals(files['model.safetensors']!)).toBe(true);
+  });
+
   it('a branch resolves to its commit and gets its ref; blobs shared with main are not fetched again', async () => {
     const { cache, opts } = fresh();
     await resolveModelSource('org/tiny', 'model', opts);
