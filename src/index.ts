@@ -20,3 +20,4 @@ export * as ops from './ops/index.js';
 export { Trainer, type TrainSummary } from './train/trainer.js';
 export { exportAdapter, exportCheckpoint, writeMergedModel } from './train/export.js';
 export { createAdapter, loadAdapter, saveAdapter, LoraAdapter, ReftAdapter, type Adapter } from './adapters/index.js';
+export { resolveModelSource, pushExport, pushRun, hubEnv, HubError, type PushOptions, type PushResult } from './hub/index.js';

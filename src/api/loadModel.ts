@@ -15,6 +15,7 @@ import { loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
 import { loadAdapter } from '../adapters/index.js';
 import type { Adapter } from '../adapters/adapter.js';
 import type { QuantizationOptions } from '../model/quantized.js';
+import { resolveModelSource } from '../hub/resolve.js';
 
 export interface LoadModelOptions {
   backend?: BackendName;
@@ -68,11 +69,13 @@ export class Model {
   }
 }
 
+/** `dir` and `opts.adapter` are folders or Hub ids `org/name[@revision]` (from the Hub cache, else downloaded). */
 export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<Model> {
   await useBackend(opts.backend ?? 'cpu');
-  const base = loadBaseModel(dir, { quantization: opts.quantization });
+  const adapterDir = opts.adapter ? await resolveModelSource(opts.adapter, 'adapter') : undefined;
+  const base = loadBaseModel(await resolveModelSource(dir, 'model'), { quantization: opts.quantization });
   try {
-    const adapter = opts.adapter ? await loadAdapter(opts.adapter, base) : undefined;
+    const adapter = adapterDir ? await loadAdapter(adapterDir, base) : undefined;
     return new Model(base, adapter);
   } catch (err) {
     base.dispose();

@@ -54,6 +54,7 @@ export async function trainCli(argv: string[]): Promise<number> {
   const resume = args.resume === undefined ? undefined : args.resume === '' ? true : args.resume;
   try {
     const summary = await trainer.train({ resume, overwrite: args.overwrite });
+    if (summary.pushed) process.stderr.write(`pushed ${summary.pushed.folder} to ${summary.pushed.repo}@${summary.pushed.revision}: ${summary.pushed.url}\n`);
     return summary.interrupted ? signalExitCode(summary.interrupted) : 0;
   } catch (err) {
     const known = userError(err);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** `typetune <command>`: generate, inspect, recipe, export, merge, estimate (training is the `train` bin). */
+/** `typetune <command>`: generate, inspect, recipe, export, merge, estimate, push (training is the `train` bin). */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { generateCommand } from './commands/generate.js';
@@ -8,6 +8,7 @@ import { recipeCommand } from './commands/recipe.js';
 import { exportCommand } from './commands/export.js';
 import { estimateCommand } from './commands/estimate.js';
 import { mergeCommand } from './commands/merge.js';
+import { pushCommand } from './commands/push.js';
 import { oneLine, reportError } from './run.js';
 
 try {
@@ -19,7 +20,8 @@ try {
     .command(exportCommand)
     .command(mergeCommand)
     .command(estimateCommand)
-    .demandCommand(1, 'name a command: generate, inspect, recipe, export, merge, estimate')
+    .command(pushCommand)
+    .demandCommand(1, 'name a command: generate, inspect, recipe, export, merge, estimate, push')
     .strict()
     .fail((msg, err) => {
       if (err) reportError(err);

@@ -13,6 +13,8 @@
 export type CheckResult<T> = { ok: true; value: T } | { ok: false; message: string; specific?: boolean };
 export type Check<T> = (value: unknown) => CheckResult<T>;
 
+import { parseHubRef } from '../hub/ref.js';
+
 const ok = <T>(value: T): CheckResult<T> => ({ ok: true, value });
 
 /** How a bad value is shown in a message: short, and with its YAML type visible. */
@@ -55,6 +57,10 @@ export const seed = intIn('an integer seed in [0, 4294967295]', (n) => n >= 0 &&
 
 export const nonEmptyString: Check<string> = (v) =>
   typeof v === 'string' && v.trim() !== '' ? ok(v) : expected('a non-empty string', v);
+
+/** A Hugging Face Hub id, `org/name` with an optional `@revision`. */
+export const hubRepoId: Check<string> = (v) =>
+  typeof v === 'string' && parseHubRef(v) !== null ? ok(v) : expected('a Hub id org/name (optionally @branch)', v);
 
 export function enumOf<const T extends string | number>(values: readonly T[]): Check<T> {
   const words = values.map((x) => (typeof x === 'string' ? x : String(x))).join(' | ');

@@ -141,6 +141,7 @@ export const LOGGING_DEFAULTS: LoggingDefaults = {
 export const OUTPUT_DEFAULTS: OutputDefaults = {
   dir: null,
   export: null,
+  push_to_hub: null,
 };
 
 /** What each adapter type exports when `output.export` is null. */

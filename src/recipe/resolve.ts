@@ -13,6 +13,7 @@ import { COLUMN_DEFAULTS, DERIVED, EXPORT_DEFAULTS } from './defaults.js';
 import { IssueList, type KeyPath } from './errors.js';
 import type { RecipeSource } from './source.js';
 import type { Recipe } from './types.js';
+import { parseHubRef } from '../hub/ref.js';
 import type { ValidatedRecipe } from './validate.js';
 
 export interface ResolveOptions {
@@ -45,7 +46,10 @@ function checkExists(source: RecipeSource, issues: IssueList, keyPath: KeyPath, 
 export function resolveRecipe(source: RecipeSource, v: ValidatedRecipe, opts: ResolveOptions): Recipe {
   const { cwd } = opts;
   const at = (...p: string[]): string[] => p;
-  const modelPath = resolvePath(source, at('model', 'path'), v.model.path, cwd);
+  const localModel = resolvePath(source, at('model', 'path'), v.model.path, cwd);
+  // `org/name[@revision]` with no local folder of that name is a Hub id, kept as written (resolved when loaded).
+  const hubId = parseHubRef(v.model.path) !== null && !existsSync(localModel);
+  const modelPath = hubId ? v.model.path : localModel;
   const dataPath = resolvePath(source, at('data', 'path'), v.data.path, cwd);
   const evalPath = v.data.eval?.path != null ? resolvePath(source, at('data', 'eval', 'path'), v.data.eval.path, cwd) : null;
   const outputDir = v.output.dir !== null ? resolvePath(source, at('output', 'dir'), v.output.dir, cwd) : DERIVED.outputDir(cwd, opts.name);
@@ -53,7 +57,7 @@ export function resolveRecipe(source: RecipeSource, v: ValidatedRecipe, opts: Re
 
   if (opts.checkFiles) {
     const issues = new IssueList();
-    checkExists(source, issues, at('model', 'path'), modelPath, 'model');
+    if (!hubId) checkExists(source, issues, at('model', 'path'), modelPath, 'model');
     checkExists(source, issues, at('data', 'path'), dataPath, 'data');
     if (evalPath !== null) checkExists(source, issues, at('data', 'eval', 'path'), evalPath, 'data');
     issues.throwIfAny();
@@ -71,6 +75,6 @@ export function resolveRecipe(source: RecipeSource, v: ValidatedRecipe, opts: Re
     },
     training: v.training,
     logging: { ...v.logging, dir: loggingDir },
-    output: { dir: outputDir, export: v.output.export ?? [...EXPORT_DEFAULTS[v.adapter.type]] },
+    output: { dir: outputDir, export: v.output.export ?? [...EXPORT_DEFAULTS[v.adapter.type]], push_to_hub: v.output.push_to_hub },
   };
 }

@@ -11,6 +11,7 @@ import {
   enumOf,
   expected,
   fraction,
+  hubRepoId,
   layerIndices,
   listOf,
   literal,
@@ -144,7 +145,7 @@ const model: SectionSpec = {
   defaults: MODEL_DEFAULTS,
   aliases: { model_path: 'path', name_or_path: 'path', dir: 'path', dtype: 'precision', gradient_checkpointing: 'activation_checkpointing', load_in_4bit: 'quantization', quant: 'quantization' },
   fields: {
-    path: leaf(nonEmptyString, 'required: a Hugging Face model folder (config.json + *.safetensors), relative to this file’s folder', true),
+    path: leaf(nonEmptyString, 'required: a Hugging Face model folder (config.json + *.safetensors), relative to this file’s folder, or a Hub id org/name[@revision]', true),
     backend: leaf(enumOf(BACKENDS), 'cpu | cuda | tensorflow | auto (cuda when available, else cpu)'),
     precision: leaf(enumOf(PRECISIONS), 'fp32 | bf16-mixed | fp16-mixed (mixed: half-precision compute, fp32 adapter weights; GPU only)'),
     quantization,
@@ -272,6 +273,7 @@ const output: SectionSpec = {
       nullable(listOf(`a list of ${EXPORT_FORMATS.join(' | ')}`, enumOf(EXPORT_FORMATS), { unique: true }), `a list of ${EXPORT_FORMATS.join(' | ')}`),
       'formats written at the end: peft (LoRA), pyreft (ReFT), merged (LoRA folded into the base); null = peft for LoRA, pyreft for ReFT',
     ),
+    push_to_hub: leaf(nullable(hubRepoId, 'a Hub id org/name'), 'push the export to this Hub repo (org/name[@branch]) at the end, with a model card; needs HF_TOKEN; null = keep it local'),
   } satisfies Fields<OutputSection>,
 };
 

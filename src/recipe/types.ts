@@ -26,7 +26,7 @@ export interface QuantizationConfig {
 }
 
 export interface ModelSection {
-  /** Absolute path of a Hugging Face model folder (config.json + safetensors). */
+  /** Absolute path of a Hugging Face model folder (config.json + safetensors), or a Hub id `org/name[@revision]`. */
   path: string;
   backend: Backend;
   precision: Precision;
@@ -159,6 +159,8 @@ export interface OutputSection {
   /** Absolute path of the run folder (checkpoints, exports, the resolved recipe). */
   dir: string;
   export: ExportFormat[];
+  /** Hub repo `org/name[@branch]` the export is pushed to at the end of training; null = none. */
+  push_to_hub: string | null;
 }
 
 export interface Recipe {

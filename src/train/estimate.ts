@@ -4,6 +4,7 @@
  * sequence length, weight storage, checkpointing and the adapter's real parameter count.
  */
 import { readModelSpec } from '../model/config.js';
+import { resolveModelSourceSync } from '../hub/resolve.js';
 import { linearSitesOf } from '../model/decoder.js';
 import { fineTuneMemory, type FineTuneMemory } from '../model/memory.js';
 import { formatFineTune } from '../model/inspect.js';
@@ -30,7 +31,7 @@ export function adapterParameterCount(spec: ModelSpec, adapter: Recipe['adapter'
 }
 
 export function estimateRecipe(recipe: Recipe): { memory: FineTuneMemory; text: string } {
-  const spec = readModelSpec(recipe.model.path);
+  const spec = readModelSpec(resolveModelSourceSync(recipe.model.path, 'config'));
   checkMaxLength(recipe, spec);
   const weights = recipe.model.quantization ? 'nf4' : recipe.model.precision === 'fp32' ? 'f32' : 'bf16';
   const memory = fineTuneMemory(spec, {

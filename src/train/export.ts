@@ -23,6 +23,8 @@ import { createAdapter, type AnyAdapter } from '../adapters/index.js';
 import { listCheckpoints, loadCheckpoint, resolveResume, TRAINER_STATE_FILE } from './checkpoint.js';
 import { TrainerError } from './errors.js';
 import { findNonFinite } from './finite.js';
+import { resolveModelSource } from '../hub/resolve.js';
+import { parseHubRef } from '../hub/ref.js';
 
 /** Files of a model folder that describe its tokenizer and generation, copied beside merged weights. */
 const TOKENIZER_FILES = [
@@ -45,7 +47,9 @@ export async function exportAdapter(model: DecoderModel, adapter: AnyAdapter, re
   }
   const fits = format === 'peft' ? adapter instanceof LoraAdapter : !(adapter instanceof LoraAdapter);
   if (!fits) throw new TrainerError(`export '${format}' does not hold a ${kind} adapter: use ${kind === 'LoRA' ? "'peft' or 'merged'" : "'pyreft'"}`);
-  await saveAdapter(adapter, dir, format, { baseModelNameOrPath: recipe.model.path });
+  // A Hub base is recorded as PEFT records it: the id, and the revision apart.
+  const hub = parseHubRef(recipe.model.path);
+  await saveAdapter(adapter, dir, format, { baseModelNameOrPath: hub?.repo ?? recipe.model.path, revision: hub?.explicitRevision ? hub.revision : null });
 }
 
 const FLOAT_DTYPES: Record<string, DType> = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' };
@@ -121,7 +125,7 @@ export async function exportCheckpoint(runOrCheckpoint: string, format: ExportFo
   const recipe = loadRecipe(c.recipe as object, [], { baseDir: dir });
   await useBackend(recipe.model.backend);
   const q = recipe.model.quantization;
-  const model = loadBaseModel(recipe.model.path, { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
+  const model = loadBaseModel(await resolveModelSource(recipe.model.path, 'model'), { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
   let adapter: AnyAdapter | null = null;
   try {
     adapter = createAdapter(model, recipe.adapter, recipe.training.seed, 'recipe adapter');

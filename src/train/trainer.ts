@@ -43,6 +43,8 @@ import { exportAdapter } from './export.js';
 import { TrainerError } from './errors.js';
 import { activeDevice } from '../backend/device.js';
 import { estimateRecipe } from './estimate.js';
+import { resolveModelSource } from '../hub/resolve.js';
+import { checkCanPush, pushTrainedRun, type PushResult } from '../hub/push.js';
 
 export { TrainerError };
 
@@ -77,6 +79,8 @@ export interface TrainSummary {
   interrupted: 'SIGINT' | 'SIGTERM' | null;
   resumeCommand: string | null;
   precision: AppliedPrecision;
+  /** Where `output.push_to_hub` put the export (null when not asked or not reached). */
+  pushed: PushResult | null;
 }
 
 export interface FromRecipeOptions extends LoadRecipeOptions {}
@@ -118,15 +122,17 @@ export class Trainer extends TrainerEmitter {
       ? (overrides as readonly string[])
       : Object.entries(overrides).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
     const recipe = loadRecipe(pathOrObject, sets, options);
+    if (recipe.output.push_to_hub) checkCanPush(recipe.output.push_to_hub);
     const backend = await useBackend(recipe.model.backend);
     const precision = applyPrecision(recipe.model.precision);
     const q = recipe.model.quantization;
-    const model = loadBaseModel(recipe.model.path, { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
+    const modelDir = await resolveModelSource(recipe.model.path, 'model');
+    const model = loadBaseModel(modelDir, { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
     checkMaxLength(recipe, model.spec);
     // bf16-mixed: frozen matrices live in bf16 (half the memory; tensor-core GEMMs read them as they are).
     if (precision.effective !== 'fp32') model.weights.storeFrozen((w) => activeDevice().storeFrozenWeight(w, precision.effective));
     try {
-      const tokenizer = await loadTokenizer(recipe.model.path);
+      const tokenizer = await loadTokenizer(modelDir);
       const data = await prepareData(recipe, tokenizer);
       const adapter = createAdapter(model, recipe.adapter, recipe.training.seed, 'recipe adapter');
       const file = typeof pathOrObject === 'string' ? path.resolve(options.cwd ?? process.cwd(), pathOrObject) : null;
@@ -278,6 +284,7 @@ export class Trainer extends TrainerEmitter {
       if (!interrupted && (opts.exports ?? true)) {
         for (const format of r.output.export) exports[format] = await this.export(format, path.join(this.runDir, format));
       }
+      const pushed = !interrupted && (opts.exports ?? true) && r.output.push_to_hub ? await pushTrainedRun(this.runDir, r.output.push_to_hub) : null;
       const finalLoss = state.losses.at(-1) ?? NaN;
       const resumeCommand = interrupted ? this.resumeCommand(lastCheckpoint!) : null;
       const device = activeDevice();
@@ -294,6 +301,7 @@ export class Trainer extends TrainerEmitter {
         interrupted,
         resumeCommand,
         precision: this.precision,
+        pushed,
       };
     } finally {
       signals();

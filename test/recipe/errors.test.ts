@@ -156,7 +156,7 @@ describe('recipe errors name file:line, key path and what is valid', () => {
 
   it('missing model.path points at the model section', () => {
     expect(p.error('model:\n  backend: cpu\ndata:\n  path: data/train.jsonl\n')).toBe(
-      'recipes/x.yaml:1: model.path: required: a Hugging Face model folder (config.json + *.safetensors), relative to this file’s folder',
+      'recipes/x.yaml:1: model.path: required: a Hugging Face model folder (config.json + *.safetensors), relative to this file’s folder, or a Hub id org/name[@revision]',
     );
   });
 

@@ -29,7 +29,7 @@ describe('defaults', () => {
         seed: 42, save_every_steps: null, eval_every_steps: null, save_total_limit: null, nonfinite: 'stop',
       },
       logging: { dir: path.join(p.root, 'runs/x/logs'), every_steps: 10, tensorboard: true },
-      output: { dir: path.join(p.root, 'runs/x'), export: ['peft'] },
+      output: { dir: path.join(p.root, 'runs/x'), export: ['peft'], push_to_hub: null },
     };
     expect(r).toEqual(expected);
   });
@@ -54,7 +54,7 @@ describe('defaults', () => {
   it('the printed defaults comment every key and show the optional sections and ReFT keys', () => {
     const lines = renderDefaultsYaml().split('\n');
     const keyLines = lines.map((l, i) => [l, i] as const).filter(([l]) => /^\s*[a-z_]+:/.test(l));
-    expect(keyLines.length).toBe(6 + 5 + 11 + 9 + 17 + 3 + 2);
+    expect(keyLines.length).toBe(6 + 5 + 11 + 9 + 17 + 3 + 3);
     for (const [line, i] of keyLines) expect(lines[i - 1], `comment above "${line}"`).toMatch(/^\s*#/);
     const text = lines.join('\n');
     expect(text).toContain('#   rank: 4 # rank of the subspace');
@@ -155,8 +155,13 @@ describe('paths', () => {
     const r = loadRecipe(obj, [], { cwd: p.root, baseDir: 'recipes' });
     expect(r.model.path).toBe(path.join(p.root, 'recipes/models/tiny'));
     expect(r.output.dir).toBe(path.join(p.root, 'runs/recipe'));
-    expect(() => loadRecipe(obj, [], { cwd: p.root })).toThrow(`model.path: model folder not found: ${p.root}/models/tiny`);
-    expect(loadRecipe(obj, [], { cwd: p.root, checkFiles: false }).model.path).toBe(path.join(p.root, 'models/tiny'));
+    expect(loadRecipe(obj, [], { cwd: p.root, checkFiles: false, baseDir: 'recipes' }).model.path).toBe(path.join(p.root, 'recipes/models/tiny'));
+    // Not a local folder there: `org/name` is a Hub id, kept as written (resolved when the model loads);
+    // a path that cannot be an id is still a missing folder.
+    expect(() => loadRecipe(obj, [], { cwd: p.root })).toThrow('data.path: file or folder not found');
+    expect(loadRecipe(obj, [], { cwd: p.root, checkFiles: false }).model.path).toBe('models/tiny');
+    const notAnId = { ...obj, model: { path: './models/tiny' } };
+    expect(() => loadRecipe(notAnId, [], { cwd: p.root })).toThrow(`model.path: model folder not found: ${p.root}/models/tiny`);
   });
 
   it('object recipes: errors have no file or line; the input object is not modified', () => {

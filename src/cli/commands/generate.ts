@@ -21,10 +21,10 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
   command: 'generate',
   describe: 'Generate text from a model folder (optionally with an adapter)',
   builder: (y) => y
-    .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face model folder' })
+    .option('model', { type: 'string', demandOption: true, describe: 'Hugging Face model folder or Hub id org/name[@revision]' })
     .option('prompt', { type: 'string', demandOption: true, describe: 'the prompt text' })
     .option('chat', { type: 'boolean', default: false, describe: "render the prompt as a user turn with the model's chat template" })
-    .option('adapter', { type: 'string', describe: 'PEFT or pyreft folder to apply' })
+    .option('adapter', { type: 'string', describe: 'PEFT or pyreft folder (or Hub id) to apply' })
     .option('backend', { choices: ['cpu', 'cuda', 'tensorflow', 'auto'] as const, default: 'cpu' as const })
     .option('max-new-tokens', { type: 'number', default: 64 })
     .option('temperature', { type: 'number', default: 0, describe: '0 = greedy' })

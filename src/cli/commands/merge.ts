@@ -5,6 +5,7 @@ import { loadAdapter, LoraAdapter } from '../../adapters/index.js';
 import { writeMergedModel } from '../../train/export.js';
 import { useBackend } from '../../backend/select.js';
 import { AdapterError } from '../../adapters/adapter.js';
+import { resolveModelSource } from '../../hub/resolve.js';
 
 interface MergeArgs {
   model: string;
@@ -16,14 +17,15 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
   command: 'merge',
   describe: 'Fold a PEFT (LoRA) adapter into its base model and write a Hugging Face model folder',
   builder: (y) => y
-    .option('model', { type: 'string', demandOption: true, describe: 'base model folder' })
-    .option('adapter', { type: 'string', demandOption: true, describe: 'PEFT adapter folder' })
+    .option('model', { type: 'string', demandOption: true, describe: 'base model folder or Hub id org/name[@revision]' })
+    .option('adapter', { type: 'string', demandOption: true, describe: 'PEFT adapter folder or Hub id' })
     .option('out', { type: 'string', demandOption: true, describe: 'folder to write (replaced atomically if it exists)' }) as never,
   handler: async (args) => {
     await useBackend('cpu');
-    const model = loadBaseModel(args.model);
+    const adapterDir = await resolveModelSource(args.adapter, 'adapter');
+    const model = loadBaseModel(await resolveModelSource(args.model, 'model'));
     try {
-      const adapter = await loadAdapter(args.adapter, model);
+      const adapter = await loadAdapter(adapterDir, model);
       if (!(adapter instanceof LoraAdapter)) {
         throw new AdapterError(`${args.adapter}: a ReFT intervention acts on activations and cannot be folded into weights; merge takes a PEFT (LoRA) folder`);
       }
