@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: build the addon, run test:gpu (and the bench when asked),
-# logs under $OUT. Usage (device tool, carry [".device"]):
+# logs under $OUT. Usage (device tool, carry [".device", "src/backend/tfjs_gradients.js"]: the gradients bundle is built by `npm ci`, gitignored):
 #   source .device/env.sh && bash bench/device.sh [test-files…|all] [--bench]
 set -uo pipefail
 BENCH_ARGS=(${BENCH_ARGS:-})
