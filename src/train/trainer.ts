@@ -281,10 +281,11 @@ export class Trainer extends TrainerEmitter {
       if (!interrupted) evaluate();
       await save(interrupted ? 'signal' : 'end');
       const exports: Partial<Record<ExportFormat, string>> = {};
-      if (!interrupted && (opts.exports ?? true)) {
+      const publish = !interrupted && (opts.exports ?? true);
+      if (publish) {
         for (const format of r.output.export) exports[format] = await this.export(format, path.join(this.runDir, format));
       }
-      const pushed = !interrupted && (opts.exports ?? true) && r.output.push_to_hub ? await pushTrainedRun(this.runDir, r.output.push_to_hub) : null;
+      const pushed = publish && r.output.push_to_hub ? await pushTrainedRun(this.runDir, r.output.push_to_hub) : null;
       const finalLoss = state.losses.at(-1) ?? NaN;
       const resumeCommand = interrupted ? this.resumeCommand(lastCheckpoint!) : null;
       const device = activeDevice();
