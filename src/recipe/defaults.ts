@@ -9,6 +9,7 @@
 import path from 'node:path';
 import type {
   AdapterType,
+  DistributedSection,
   DataFormat,
   DataSection,
   EvalDataConfig,
@@ -38,6 +39,7 @@ export interface RecipeDefaults {
   training: TrainingSection;
   logging: LoggingDefaults;
   output: OutputDefaults;
+  distributed: DistributedSection;
 }
 
 export const MODEL_DEFAULTS: ModelDefaults = {
@@ -144,6 +146,12 @@ export const OUTPUT_DEFAULTS: OutputDefaults = {
   push_to_hub: null,
 };
 
+/** One process per GPU only when `train --gpus N` asks for it; this section then says how they share. */
+export const DISTRIBUTED_DEFAULTS: DistributedSection = {
+  strategy: 'ddp',
+  timeout_s: 600,
+};
+
 /** What each adapter type exports when `output.export` is null. */
 export const EXPORT_DEFAULTS: Record<AdapterType, ExportFormat[]> = {
   lora: ['peft'],
@@ -171,5 +179,6 @@ export function recipeDefaults(): RecipeDefaults {
     training: TRAINING_DEFAULTS,
     logging: LOGGING_DEFAULTS,
     output: OUTPUT_DEFAULTS,
+    distributed: DISTRIBUTED_DEFAULTS,
   });
 }

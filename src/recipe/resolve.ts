@@ -76,5 +76,6 @@ export function resolveRecipe(source: RecipeSource, v: ValidatedRecipe, opts: Re
     training: v.training,
     logging: { ...v.logging, dir: loggingDir },
     output: { dir: outputDir, export: v.output.export ?? [...EXPORT_DEFAULTS[v.adapter.type]], push_to_hub: v.output.push_to_hub },
+    distributed: v.distributed,
   };
 }

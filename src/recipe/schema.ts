@@ -28,6 +28,7 @@ import {
 } from './checks.js';
 import {
   DATA_DEFAULTS,
+  DISTRIBUTED_DEFAULTS,
   EVAL_DEFAULTS,
   LOGGING_DEFAULTS,
   MODEL_DEFAULTS,
@@ -41,6 +42,7 @@ import {
   ADAPTER_TYPES,
   BACKENDS,
   DATA_FORMATS,
+  DIST_STRATEGIES,
   EXPORT_FORMATS,
   LR_SCHEDULERS,
   NONFINITE_POLICIES,
@@ -49,6 +51,7 @@ import {
   QUANT_TYPES,
   REFT_ACT_FNS,
   type DataSection,
+  type DistributedSection,
   type EvalDataConfig,
   type LoggingSection,
   type LoraAdapterConfig,
@@ -277,6 +280,17 @@ const output: SectionSpec = {
   } satisfies Fields<OutputSection>,
 };
 
+const distributed: SectionSpec = {
+  kind: 'section',
+  doc: 'Many GPUs (`train --gpus N`): one process per GPU, the global batch (batch_size × gradient_accumulation_steps) split across them.',
+  defaults: DISTRIBUTED_DEFAULTS,
+  aliases: { zero_stage: 'strategy', stage: 'strategy', sharding_strategy: 'strategy', timeout: 'timeout_s' },
+  fields: {
+    strategy: leaf(enumOf(DIST_STRATEGIES), 'ddp (replicate, average gradients) | zero1 (shard AdamW state) | zero2 (+ gradients) | zero3 (+ frozen base weights, gathered layer by layer): each saves memory per GPU for more communication'),
+    timeout_s: leaf(positiveNumber, 'seconds a collective or the rendezvous waits for a peer before the job fails naming it'),
+  } satisfies Fields<DistributedSection>,
+};
+
 export interface RootSpec {
   model: SectionSpec;
   adapter: AdapterSpec;
@@ -284,12 +298,13 @@ export interface RootSpec {
   training: SectionSpec;
   logging: SectionSpec;
   output: SectionSpec;
+  distributed: SectionSpec;
 }
 
-export const SCHEMA: RootSpec & { [K in keyof Recipe]: unknown } = { model, adapter, data, training, logging, output };
+export const SCHEMA: RootSpec & { [K in keyof Recipe]: unknown } = { model, adapter, data, training, logging, output, distributed };
 
 /** Names other tools use for whole sections. */
-export const ROOT_ALIASES: Record<string, string> = { peft: 'adapter', lora: 'adapter', reft: 'adapter', dataset: 'data', optimizer: 'training', trainer: 'training', log: 'logging', checkpointer: 'output' };
+export const ROOT_ALIASES: Record<string, string> = { peft: 'adapter', lora: 'adapter', reft: 'adapter', dataset: 'data', optimizer: 'training', trainer: 'training', log: 'logging', checkpointer: 'output', fsdp: 'distributed', deepspeed: 'distributed', zero: 'distributed', ddp: 'distributed' };
 
 /** Every key path in the schema (sections' keys, both adapter families'), for cross-section hints. */
 export function allKeyPaths(): string[] {

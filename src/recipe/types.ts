@@ -163,6 +163,16 @@ export interface OutputSection {
   push_to_hub: string | null;
 }
 
+/** How ranks of a data-parallel run (`train --gpus N`) share the work; src/dist/zero.ts. */
+export const DIST_STRATEGIES = ['ddp', 'zero1', 'zero2', 'zero3'] as const;
+export type DistStrategy = (typeof DIST_STRATEGIES)[number];
+
+export interface DistributedSection {
+  strategy: DistStrategy;
+  /** Seconds a collective or the rendezvous waits for a peer before the job fails naming it. */
+  timeout_s: number;
+}
+
 export interface Recipe {
   model: ModelSection;
   adapter: AdapterConfig;
@@ -170,6 +180,7 @@ export interface Recipe {
   training: TrainingSection;
   logging: LoggingSection;
   output: OutputSection;
+  distributed: DistributedSection;
 }
 
 export function isLora(adapter: AdapterConfig): adapter is LoraAdapterConfig {

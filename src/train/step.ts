@@ -74,14 +74,26 @@ export interface Gradients {
 }
 
 /**
- * Loss and gradients of the adapter's variables over a step's micro-batches. The caller
- * owns (and must dispose) the returned gradient tensors.
+ * Where a data-parallel rank's micro-batches sit in the whole step (src/dist/batches.ts): the
+ * step index of the first (dropout seeds) and the step's target count (loss weights), so the
+ * ranks' losses and gradients sum to the one-process step's.
  */
-export function computeGradients(model: StepModel, adapter: StepAdapter, microBatches: StepBatch[], activationCheckpointing: boolean, dropoutSeed?: number): Gradients {
+export interface StepPart {
+  firstIndex: number;
+  totalTargets: number;
+}
+
+/**
+ * Loss and gradients of the adapter's variables over a step's micro-batches (or a rank's `part`
+ * of them: the loss and gradients are then its share of the step's mean). The caller owns (and
+ * must dispose) the returned gradient tensors.
+ */
+export function computeGradients(model: StepModel, adapter: StepAdapter, microBatches: StepBatch[], activationCheckpointing: boolean, dropoutSeed?: number, part?: StepPart): Gradients {
   const names = [...adapter.variables.keys()];
   const vars = names.map((n) => adapter.variables.get(n)!);
   const counts = microBatches.map((b) => causalLmTargetCount(b.labels));
-  const total = counts.reduce((a, b) => a + b, 0);
+  const total = part?.totalTargets ?? counts.reduce((a, b) => a + b, 0);
+  const firstIndex = part?.firstIndex ?? 0;
   const tokens = microBatches.reduce((n, b) => n + b.attentionMask.reduce((m, row) => m + row.reduce((s, x) => s + (x ? 1 : 0), 0), 0), 0);
   const checkpoint = activationCheckpointing ? { variables: (layer: number) => adapter.layerVariables(layer) } : undefined;
   const sums: (Tensor | null)[] = vars.map(() => null);
@@ -89,7 +101,7 @@ export function computeGradients(model: StepModel, adapter: StepAdapter, microBa
   microBatches.forEach((batch, i) => {
     if (counts[i] === 0) return; // nothing supervised: contributes neither loss nor gradient
     const weight = counts[i]! / total;
-    const ctx: ForwardContext = { training: true, positions: batch.positions, dropoutSeed: dropoutSeed === undefined ? undefined : mixSeeds(dropoutSeed, i) };
+    const ctx: ForwardContext = { training: true, positions: batch.positions, dropoutSeed: dropoutSeed === undefined ? undefined : mixSeeds(dropoutSeed, firstIndex + i) };
     const { value, grads } = tf.engine().gradients(
       () => {
         const { logits } = model.run({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }, { hooks: adapter, ctx, checkpoint });

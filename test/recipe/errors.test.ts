@@ -31,7 +31,7 @@ describe('recipe errors name file:line, key path and what is valid', () => {
 
   it('unknown section at the top level', () => {
     expect(p.error(withLines('trainig:\n  epochs: 2\n'))).toBe(
-      'recipes/x.yaml:5: trainig: unknown key; did you mean training? Valid keys in the recipe (top level): model, adapter, data, training, logging, output',
+      'recipes/x.yaml:5: trainig: unknown key; did you mean training? Valid keys in the recipe (top level): model, adapter, data, training, logging, output, distributed',
     );
   });
 
@@ -306,5 +306,15 @@ describe('--set errors name the flag', () => {
 
   it('setting a key under a value that is not a section', () => {
     expect(p.error(MINIMAL, ['model.path.x=1'])).toBe('--set model.path.x=1: model.path: is "models/tiny", not a section, so model.path.x cannot be set');
+  });
+});
+
+describe('distributed section', () => {
+  const p = project();
+
+  it('an unknown strategy names the key, the line and the valid ones; DeepSpeed/FSDP names point here', () => {
+    expect(p.error(withLines('distributed:\n  strategy: zero4\n'))).toMatch(/^recipes\/x\.yaml:6: distributed\.strategy: expected one of ddp \| zero1 \| zero2 \| zero3, got "zero4"$/);
+    expect(p.error(withLines('deepspeed:\n  strategy: zero2\n'))).toMatch(/^recipes\/x\.yaml:5: deepspeed: unknown key; did you mean distributed\?/);
+    expect(p.error(withLines('distributed:\n  zero_stage: 2\n'))).toMatch(/^recipes\/x\.yaml:6: distributed\.zero_stage: unknown key; did you mean strategy\?/);
   });
 });

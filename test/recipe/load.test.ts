@@ -30,6 +30,7 @@ describe('defaults', () => {
       },
       logging: { dir: path.join(p.root, 'runs/x/logs'), every_steps: 10, tensorboard: true },
       output: { dir: path.join(p.root, 'runs/x'), export: ['peft'], push_to_hub: null },
+      distributed: { strategy: 'ddp', timeout_s: 600 },
     };
     expect(r).toEqual(expected);
   });
@@ -54,7 +55,7 @@ describe('defaults', () => {
   it('the printed defaults comment every key and show the optional sections and ReFT keys', () => {
     const lines = renderDefaultsYaml().split('\n');
     const keyLines = lines.map((l, i) => [l, i] as const).filter(([l]) => /^\s*[a-z_]+:/.test(l));
-    expect(keyLines.length).toBe(6 + 5 + 11 + 9 + 17 + 3 + 3);
+    expect(keyLines.length).toBe(6 + 5 + 11 + 9 + 17 + 3 + 3 + 3);
     for (const [line, i] of keyLines) expect(lines[i - 1], `comment above "${line}"`).toMatch(/^\s*#/);
     const text = lines.join('\n');
     expect(text).toContain('#   rank: 4 # rank of the subspace');
