@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import { tf } from '../backend/tf.js';
-import type { AdamW } from './adamw.js';
+import type { AdamWState } from './adamw.js';
 import { CheckpointError, RECIPE_FILE, type CheckpointContents, type TrainerState } from './checkpoint.js';
 import type { DataFingerprint } from './data.js';
 import type { ScheduleState } from './schedule.js';
@@ -16,7 +16,8 @@ import type { AnyAdapter } from '../adapters/index.js';
 
 export interface ResumeTarget {
   adapter: AnyAdapter;
-  optimizer: AdamW;
+  /** Takes the checkpoint's optimizer state (an AdamW, or a data-parallel runner's shard of it). */
+  optimizer: { setState(state: AdamWState): void };
   /** This recipe's schedule. */
   schedule: ScheduleState;
   /** This recipe's training data. */

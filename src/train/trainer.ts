@@ -17,9 +17,10 @@ import { loadRecipe, type LoadRecipeOptions } from '../recipe/load.js';
 import type { ExportFormat, Recipe } from '../recipe/types.js';
 import { TensorBoardWriter } from '../io/tensorboard.js';
 import { createAdapter, type AnyAdapter } from '../adapters/index.js';
-import { AdamW } from './adamw.js';
+import type { AdamWOptions, AdamWState } from './adamw.js';
+import { localRunner, type StepRunner } from './runner.js';
 import { LrSchedule } from './schedule.js';
-import { trainStep, evaluateLoss, stepSeed, type StepBatch } from './step.js';
+import { evaluateLoss, stepSeed, type StepBatch } from './step.js';
 import { prepareData, stepStream, evalBatches, totalSteps, type TrainingData } from './data.js';
 import { applyPrecision, type AppliedPrecision } from './precision.js';
 import { TrainerEmitter, type StepEvent } from './events.js';
@@ -45,6 +46,8 @@ import { activeDevice } from '../backend/device.js';
 import { estimateRecipe } from './estimate.js';
 import { resolveModelSource } from '../hub/resolve.js';
 import { checkCanPush, pushTrainedRun, type PushResult } from '../hub/push.js';
+import type { Communicator } from '../dist/communicator.js';
+import { ZeroRunner } from '../dist/zero.js';
 
 export { TrainerError };
 
@@ -83,7 +86,13 @@ export interface TrainSummary {
   pushed: PushResult | null;
 }
 
-export interface FromRecipeOptions extends LoadRecipeOptions {}
+export interface FromRecipeOptions extends LoadRecipeOptions {
+  /**
+   * This process is one rank of a data-parallel job (src/dist/): steps follow
+   * `distributed.strategy`, and only rank 0 writes the run folder (checkpoints, logs, exports).
+   */
+  communicator?: Communicator;
+}
 
 type Signal = StopSignal;
 
@@ -109,6 +118,8 @@ export class Trainer extends TrainerEmitter {
     readonly precision: AppliedPrecision,
     /** The recipe file it was built from; null when built from an object. */
     readonly recipeFile: string | null,
+    /** Set when this process is one rank of a data-parallel job. */
+    readonly communicator: Communicator | null = null,
   ) {
     super();
   }
@@ -136,7 +147,7 @@ export class Trainer extends TrainerEmitter {
       const data = await prepareData(recipe, tokenizer);
       const adapter = createAdapter(model, recipe.adapter, recipe.training.seed, 'recipe adapter');
       const file = typeof pathOrObject === 'string' ? path.resolve(options.cwd ?? process.cwd(), pathOrObject) : null;
-      return new Trainer(recipe, model, adapter, data, backend, precision, file);
+      return new Trainer(recipe, model, adapter, data, backend, precision, file, options.communicator ?? null);
     } catch (err) {
       model.dispose();
       throw err;
@@ -146,6 +157,11 @@ export class Trainer extends TrainerEmitter {
   /** The run folder: checkpoints, exports. */
   get runDir(): string {
     return this.recipe.output.dir;
+  }
+
+  /** Rank 0 of a data-parallel job, or the only process: the one that writes the run folder. */
+  get isLeader(): boolean {
+    return (this.communicator?.rank ?? 0) === 0;
   }
 
   /** Total optimizer steps this recipe trains for. */
@@ -164,24 +180,27 @@ export class Trainer extends TrainerEmitter {
     const t = r.training;
     const total = this.totalSteps;
     const schedule = new LrSchedule({ kind: t.lr_scheduler, baseLr: t.learning_rate, totalSteps: total, warmupSteps: t.warmup_steps, warmupRatio: t.warmup_ratio });
-    const optimizer = new AdamW(this.adapter.variables, {
+    const adamw: AdamWOptions = {
       lr: t.learning_rate,
       betas: t.adam_betas,
       eps: t.adam_eps,
       weightDecay: t.weight_decay,
       // transformers' Trainer exempts biases from weight decay (adapters hold no norm weights).
       noDecay: (name) => /(^|\.)bias$/.test(name),
-    });
+    };
+    const runner: StepRunner = this.communicator
+      ? new ZeroRunner(this.communicator, r.distributed.strategy, this.model, this.adapter, adamw)
+      : localRunner(this.model, this.adapter, adamw);
     let begun: RunStart;
     try {
-      begun = this.begin(opts, schedule, optimizer);
+      begun = this.begin(opts, schedule, runner);
     } catch (err) {
-      optimizer.dispose();
+      runner.dispose();
       throw err;
     }
     const { state, resumedFrom, warnings } = begun;
 
-    const tb = r.logging.tensorboard ? new TensorBoardWriter(r.logging.dir) : null;
+    const tb = r.logging.tensorboard && this.isLeader ? new TensorBoardWriter(r.logging.dir) : null;
     const evalSet = evalBatches(this.data);
     const signals = opts.handleSignals ?? true ? catchStopSignals((signal) => this.stop(signal), () => this.stopRequested !== null) : () => {};
     let lastCheckpoint: string | null = resumedFrom;
@@ -194,15 +213,16 @@ export class Trainer extends TrainerEmitter {
       if (lastSavedStep === state.step) return;
       const dir = checkpointDir(this.runDir, state.step);
       state.rng = { adapter: this.adapter.getRngState() };
-      const contents = this.checkpointContents(state, optimizer);
+      const contents = this.checkpointContents(state, await runner.optimizerState());
       // A finite loss can still leave overflowed weights: never save them over a good checkpoint.
       const bad = findNonFinite([...contents.adapter].map(([name, t]): [string, Float32Array] => [name, t.data]));
       if (bad) throw new NonFiniteError(`step ${state.step}: adapter weight '${bad.name}' is ${bad.value}; ${divergenceAdvice(lastCheckpoint)}`);
-      await saveCheckpoint(dir, contents);
+      // Every rank took part in gathering the state; one writes it.
+      if (this.isLeader) await saveCheckpoint(dir, contents);
       lastCheckpoint = dir;
       lastSavedStep = state.step;
       this.emit('save', { step: state.step, dir, reason });
-      if (t.save_total_limit !== null) pruneCheckpoints(this.runDir, t.save_total_limit, state.evalLosses);
+      if (t.save_total_limit !== null && this.isLeader) pruneCheckpoints(this.runDir, t.save_total_limit, state.evalLosses);
     };
     const evaluate = (): void => {
       if (evalSet.length === 0 || lastEvalStep === state.step) return;
@@ -229,13 +249,14 @@ export class Trainer extends TrainerEmitter {
       activeDevice().resetPeakMemory();
       this.lastStep = state.step;
       const stream = stepStream(this.data, t.gradient_accumulation_steps, state.data);
-      while (state.step < total && !this.stopRequested) {
+      // Ranks of a job stop together: the runner agrees on every rank's signal before each step.
+      while (state.step < total && !(await runner.agreeStop(this.stopRequested))) {
         const item = stream.next();
         if (item.done) break;
         const { batches, at, next } = item.value;
         const lr = schedule.lr(state.step);
         const began = performance.now();
-        const res = trainStep(this.model, this.adapter, optimizer, batches, {
+        const res = await runner.step(batches, {
           lr,
           maxGradNorm: t.max_grad_norm,
           activationCheckpointing: r.model.activation_checkpointing,
@@ -277,11 +298,12 @@ export class Trainer extends TrainerEmitter {
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
 
-      const interrupted = this.stopRequested && state.step < total ? this.stopRequested : null;
+      const stop = await runner.agreeStop(this.stopRequested);
+      const interrupted = stop && state.step < total ? stop : null;
       if (!interrupted) evaluate();
       await save(interrupted ? 'signal' : 'end');
       const exports: Partial<Record<ExportFormat, string>> = {};
-      const publish = !interrupted && (opts.exports ?? true);
+      const publish = !interrupted && (opts.exports ?? true) && this.isLeader;
       if (publish) {
         for (const format of r.output.export) exports[format] = await this.export(format, path.join(this.runDir, format));
       }
@@ -307,7 +329,7 @@ export class Trainer extends TrainerEmitter {
     } finally {
       signals();
       tb?.close();
-      optimizer.dispose();
+      runner.dispose();
       this.stopRequested = null;
     }
   }
@@ -343,7 +365,7 @@ export class Trainer extends TrainerEmitter {
    * Before step 1: the fresh state or the checkpoint's (checked against this recipe), the run
    * folder claimed, every folder the run writes checked; and what the user should be told.
    */
-  private begin(opts: TrainOptions, schedule: LrSchedule, optimizer: AdamW): RunStart {
+  private begin(opts: TrainOptions, schedule: LrSchedule, runner: StepRunner): RunStart {
     const r = this.recipe;
     let state: TrainerState = {
       step: 0,
@@ -362,21 +384,23 @@ export class Trainer extends TrainerEmitter {
     if (opts.resume) {
       resumedFrom = resolveResume(opts.resume === true ? true : opts.resume, this.runDir);
       const restored = restoreCheckpoint(loadCheckpoint(resumedFrom), resumedFrom, {
-        adapter: this.adapter, optimizer, schedule: schedule.state(), data: { fingerprint: this.data.fingerprint, path: r.data.path },
+        adapter: this.adapter, optimizer: { setState: (s) => runner.setOptimizerState(s) }, schedule: schedule.state(), data: { fingerprint: this.data.fingerprint, path: r.data.path },
       });
       state = { ...restored.state, dataFingerprint: this.data.fingerprint };
       warnings.push(...restored.notes);
     }
+    // Ranks other than 0 write nothing: the run folder is rank 0's.
+    if (!this.isLeader) return { state, resumedFrom, warnings };
     const movedAside = claimRunFolder(this.runDir, { resume: Boolean(opts.resume), overwrite: opts.overwrite ?? false });
     if (movedAside) warnings.push(`--overwrite: moved the earlier run in ${this.runDir} to ${movedAside}`);
     checkWritable([{ key: 'output.dir', dir: this.runDir }, ...(r.logging.tensorboard ? [{ key: 'logging.dir', dir: r.logging.dir }] : [])]);
     return { state, resumedFrom, warnings };
   }
 
-  private checkpointContents(state: TrainerState, optimizer: AdamW): CheckpointContents {
+  private checkpointContents(state: TrainerState, optimizer: AdamWState): CheckpointContents {
     const adapter = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [name, v] of this.adapter.variables) adapter.set(name, { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) });
-    return { state: structuredClone(state), adapter, optimizer: optimizer.getState(), recipe: this.recipe };
+    return { state: structuredClone(state), adapter, optimizer, recipe: this.recipe };
   }
 }
 

@@ -1,0 +1,71 @@
+/**
+ * Every strategy on 2 and 3 loopback ranks trains what one process trains with the same global
+ * batch: the same losses (f32: within 1e-5), the same exported adapter, the same checkpoints, so
+ * a checkpoint of 2 ranks resumes on 1 or 3 and continues as the run would have.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { useBackend } from '../../src/backend/select.js';
+import { maxRelError } from '../helpers.js';
+import { distRecipe, readTensors, tmp, trainRanks } from './ranks.js';
+import type { TrainSummary } from '../../src/train/trainer.js';
+
+beforeAll(async () => {
+  await useBackend('cpu');
+});
+
+const ADAPTER = 'peft/adapter_model.safetensors';
+
+function expectSameAdapter(file: string, reference: string): void {
+  const ours = readTensors(file);
+  const ref = readTensors(reference);
+  expect([...ours.keys()].sort()).toEqual([...ref.keys()].sort());
+  for (const [k, v] of ref) expect(maxRelError(ours.get(k)!, v), k).toBeLessThan(1e-5);
+}
+
+function expectSameLosses(ours: number[], ref: number[]): void {
+  expect(ours).toHaveLength(ref.length);
+  ours.forEach((l, i) => expect(Math.abs(l - ref[i]!), `step ${i + 1}: ${l} vs ${ref[i]}`).toBeLessThan(1e-5));
+}
+
+describe('data-parallel strategies match one process', () => {
+  let reference: TrainSummary;
+  let referenceDir: string;
+
+  beforeAll(async () => {
+    referenceDir = tmp('one');
+    [reference] = (await trainRanks(0, distRecipe(referenceDir))) as [TrainSummary];
+    expect(reference.losses).toHaveLength(10);
+  });
+
+  it.each([
+    ['ddp', 2], ['zero1', 2], ['zero2', 2], ['zero3', 2],
+    ['ddp', 3], ['zero1', 3], ['zero2', 3], ['zero3', 3],
+  ])('%s on %i ranks: 10 losses and the exported adapter', async (strategy, world) => {
+    const dir = tmp(`${strategy}-${world}`);
+    const runs = await trainRanks(world, distRecipe(dir), [`distributed.strategy=${strategy}`]);
+    // Every rank reports the same losses; only rank 0 wrote the run folder.
+    for (const run of runs) expect(run.losses).toEqual(runs[0]!.losses);
+    expectSameLosses(runs[0]!.losses, reference.losses);
+    expect(runs[0]!.exports).toEqual({ peft: path.join(dir, 'peft') });
+    expect(runs[1]!.exports).toEqual({});
+    expectSameAdapter(path.join(dir, ADAPTER), path.join(referenceDir, ADAPTER));
+    // The checkpoint holds the whole optimizer state, as one process writes it.
+    const moments = readTensors(path.join(dir, 'checkpoint-10/optimizer.safetensors'));
+    const ref = readTensors(path.join(referenceDir, 'checkpoint-10/optimizer.safetensors'));
+    expect([...moments.keys()].sort()).toEqual([...ref.keys()].sort());
+    for (const [k, v] of ref) expect(maxRelError(moments.get(k)!, v), k).toBeLessThan(1e-4);
+  });
+
+  // World 0: one plain process, no communicator.
+  it.each([['zero2', 0], ['zero2', 3], ['zero1', 0]])('a 2-rank %s checkpoint resumes on %i ranks (0: one plain process) and continues as the run would', async (strategy, world) => {
+    const dir = tmp(`resume-${strategy}-${world}`);
+    const first = await trainRanks(2, distRecipe(dir, { max_steps: 10 }), [`distributed.strategy=${strategy}`], { exports: false });
+    expect(existsSync(path.join(dir, 'checkpoint-5'))).toBe(true);
+    const resumed = await trainRanks(world, distRecipe(dir), world === 0 ? [] : [`distributed.strategy=${strategy}`], { resume: path.join(dir, 'checkpoint-5') });
+    expectSameLosses(resumed[0]!.losses, first[0]!.losses);
+    expectSameLosses(resumed[0]!.losses, reference.losses);
+    expectSameAdapter(path.join(dir, ADAPTER), path.join(referenceDir, ADAPTER));
+  });
+});
