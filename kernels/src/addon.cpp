@@ -12,6 +12,7 @@
 #include "kernels.h"
 #include "memory.h"
 #include "primitives.h"
+#include "nccl_comm.h"
 
 using namespace tt;
 
@@ -319,6 +320,66 @@ napi_value runProgramFn(Call& c) {
   return c.undefined();
 }
 
+// ---- NCCL collectives (nccl_comm.h; src/dist/nccl.ts) ---------------------------------------
+
+napi_value ncclAvailableFn(Call& c) {
+  napi_value b;
+  napi_get_boolean(c.env, ncclAvailable(), &b);
+  return b;
+}
+
+// ncclGetUniqueId(): Uint8Array (128 bytes)
+napi_value ncclGetUniqueIdFn(Call& c) {
+  std::vector<uint8_t> id = ncclNewUniqueId();
+  void* data = nullptr;
+  napi_value ab, out;
+  napi_create_arraybuffer(c.env, id.size(), &data, &ab);
+  std::memcpy(data, id.data(), id.size());
+  napi_create_typedarray(c.env, napi_uint8_array, id.size(), ab, 0, &out);
+  return out;
+}
+
+// ncclCommInitRank(id: Uint8Array, worldSize, rank): handle
+napi_value ncclCommInitRankFn(Call& c) {
+  size_t len;
+  void* id = c.bytes(0, &len);
+  return c.number(ncclInit(static_cast<const uint8_t*>(id), len, c.i32(1), c.i32(2)));
+}
+
+// ncclAllReduce(comm, send, recv, count, dtype, op)
+napi_value ncclAllReduceFn(Call& c) {
+  ncclAllReduceOn(c.i32(0), c.ptr(1), c.ptr(2), c.i64(3), c.i32(4), c.i32(5));
+  return c.undefined();
+}
+
+// ncclReduceScatter(comm, send, recv, recvCount, dtype, op)
+napi_value ncclReduceScatterFn(Call& c) {
+  ncclReduceScatterOn(c.i32(0), c.ptr(1), c.ptr(2), c.i64(3), c.i32(4), c.i32(5));
+  return c.undefined();
+}
+
+// ncclAllGather(comm, send, recv, sendCount, dtype)
+napi_value ncclAllGatherFn(Call& c) {
+  ncclAllGatherOn(c.i32(0), c.ptr(1), c.ptr(2), c.i64(3), c.i32(4));
+  return c.undefined();
+}
+
+// ncclBroadcast(comm, send, recv, count, dtype, root)
+napi_value ncclBroadcastFn(Call& c) {
+  ncclBroadcastOn(c.i32(0), c.ptr(1), c.ptr(2), c.i64(3), c.i32(4), c.i32(5));
+  return c.undefined();
+}
+
+napi_value ncclCommAbortFn(Call& c) {
+  ncclAbort(c.i32(0));
+  return c.undefined();
+}
+
+napi_value ncclCommDestroyFn(Call& c) {
+  ncclDestroy(c.i32(0));
+  return c.undefined();
+}
+
 template <Fn F>
 napi_value entry(napi_env env, napi_callback_info info) {
   Call c(env, info);
@@ -344,6 +405,9 @@ const Export kExports[] = {
   {"stridedCopy", entry<stridedCopy>}, {"fill", entry<fill>}, {"range", entry<range>}, {"oneHot", entry<oneHot>},
   {"gemm", entry<gemmFn>}, {"crossEntropy", entry<crossEntropy>}, {"crossEntropyBackward", entry<crossEntropyBackward>}, {"randomUniform", entry<randomUniform>}, {"adamw", entry<adamw>},
   {"primitives", entry<primitivesFn>}, {"runProgram", entry<runProgramFn>},
+  {"ncclAvailable", entry<ncclAvailableFn>}, {"ncclGetUniqueId", entry<ncclGetUniqueIdFn>}, {"ncclCommInitRank", entry<ncclCommInitRankFn>},
+  {"ncclAllReduce", entry<ncclAllReduceFn>}, {"ncclReduceScatter", entry<ncclReduceScatterFn>}, {"ncclAllGather", entry<ncclAllGatherFn>},
+  {"ncclBroadcast", entry<ncclBroadcastFn>}, {"ncclCommAbort", entry<ncclCommAbortFn>}, {"ncclCommDestroy", entry<ncclCommDestroyFn>},
 };
 
 }  // namespace

@@ -44,6 +44,27 @@ export interface AdamWHyper {
   gradScale: number;
 }
 
+/**
+ * Collectives native to the device (cuda: NCCL), ordered on its stream with the kernels around
+ * them. src/dist/nccl.ts wraps them as a Communicator. Results keep the input's storage (a
+ * bf16-stored tensor is reduced and gathered in bf16).
+ */
+export interface DeviceCollectives {
+  /** A new group id (NCCL: 128 bytes): rank 0 makes it, the rendezvous hands it to every rank. */
+  uniqueId(): Uint8Array;
+  /** Join the group `id` as `rank` of `worldSize`; blocks until every rank joined. Returns a handle. */
+  init(id: Uint8Array, rank: number, worldSize: number): number;
+  allReduce(comm: number, t: Tensor, op: 'sum' | 'avg', worldSize: number): Tensor;
+  /** [size / worldSize]: this rank's part of the reduced t. */
+  reduceScatter(comm: number, t: Tensor, op: 'sum' | 'avg', worldSize: number): Tensor;
+  /** [worldSize · size], every rank's t in rank order. */
+  allGather(comm: number, t: Tensor, worldSize: number): Tensor;
+  broadcast(comm: number, t: Tensor, root: number): Tensor;
+  /** Make collectives waiting on a dead peer return (with an error); the group is unusable after. */
+  abort(comm: number): void;
+  destroy(comm: number): void;
+}
+
 export interface Device {
   /** The tfjs backend this device serves. */
   readonly backend: string;
@@ -71,6 +92,8 @@ export interface Device {
    * of (seed, offset + i) alone. Absent where the device has no generator of its own.
    */
   randomUniform?(shape: number[], seed: number, offset?: number, lo?: number, hi?: number): Tensor;
+  /** Native collectives for data-parallel training; absent where the device has none (src/dist then uses TCP). */
+  readonly collectives?: DeviceCollectives;
 }
 
 const devices = new Map<string, Device>();

@@ -39,18 +39,25 @@ class ShardOptimizer {
     this.segments = layout.segments(rank);
     const owner = new Map<string, string>();
     for (const s of this.segments) {
-      this.vars.set(segmentKey(s), tf.variable(tf.zeros([s.end - s.start]), false, `shard/${segmentKey(s)}`));
+      const init = this.paramSlice(s);
+      this.vars.set(segmentKey(s), tf.variable(init, false, `shard/${segmentKey(s)}`));
+      init.dispose(); // the variable holds its own reference; none may share it (the fused AdamW updates in place)
       owner.set(segmentKey(s), s.name);
     }
     this.adamw = new AdamW(this.vars, { ...options, noDecay: (key) => options.noDecay?.(owner.get(key)!) ?? false });
-    this.loadParams();
+  }
+
+  private paramSlice(s: Segment): Tensor {
+    const p = this.params.get(s.name)!;
+    return tf.tidy(() => tf.slice(tf.reshape(p, [p.size]), [s.start], [s.end - s.start]));
   }
 
   /** The shard's master values from the (whole, identical on every rank) parameters. */
   loadParams(): void {
     for (const s of this.segments) {
-      const p = this.params.get(s.name)!;
-      this.vars.get(segmentKey(s))!.assign(tf.tidy(() => tf.slice(tf.reshape(p, [p.size]), [s.start], [s.end - s.start])));
+      const value = this.paramSlice(s);
+      this.vars.get(segmentKey(s))!.assign(value);
+      value.dispose();
     }
   }
 

@@ -327,5 +327,48 @@ export function emulatedAddon(): CudaAddon {
         store(p, 0, i, pi); store(m, 0, i, mi); store(v, 0, i, vi);
       }
     },
+    // NCCL with one rank (a process cannot emulate peers): every collective copies its input.
+    ...emulatedNccl((dst, src, bytes) => view(dst, 3).set(view(src, 3).subarray(0, bytes))),
+  };
+}
+
+/** NCCL's contract for a group of one: ids, handles, dtype and op checks, collectives as copies. */
+function emulatedNccl(copy: (dst: number, src: number, bytes: number) => void) {
+  const open = new Set<number>();
+  let nextComm = 0;
+  const comm = (c: number, where: string) => {
+    if (!open.has(c)) throw new Error(`${where}: communicator ${c} is not open (destroyed or aborted)`);
+  };
+  const bytesOf = (dt: number, n: number, where: string) => {
+    if (dt !== 0 && dt !== 1) throw new Error(`${where}: collectives carry f32 or bf16, not dtype ${dt}`);
+    return n * (dt === 0 ? 4 : 2);
+  };
+  const reduce = (where: string, c: number, send: number, recv: number, n: number, dt: number, op: number) => {
+    comm(c, where);
+    if (op !== 0 && op !== 1) throw new Error(`${where}: unknown reduction code ${op}`);
+    copy(recv, send, bytesOf(dt, n, where)); // sum or mean over one rank
+  };
+  return {
+    ncclAvailable: () => true,
+    ncclGetUniqueId: () => Uint8Array.from({ length: 128 }, (_, i) => (i * 37 + nextComm) & 255),
+    ncclCommInitRank(id: Uint8Array, worldSize: number, rank: number) {
+      if (id.length !== 128) throw new Error(`ncclCommInitRank: the unique id has ${id.length} bytes, expected 128`);
+      if (worldSize !== 1 || rank !== 0) throw new Error('ncclCommInitRank: the emulated addon has one rank (world size 1)');
+      open.add(nextComm);
+      return nextComm++;
+    },
+    ncclAllReduce: (c: number, s: number, r: number, n: number, dt: number, op: number) => reduce('ncclAllReduce', c, s, r, n, dt, op),
+    ncclReduceScatter: (c: number, s: number, r: number, n: number, dt: number, op: number) => reduce('ncclReduceScatter', c, s, r, n, dt, op),
+    ncclAllGather(c: number, s: number, r: number, n: number, dt: number) {
+      comm(c, 'ncclAllGather');
+      copy(r, s, bytesOf(dt, n, 'ncclAllGather'));
+    },
+    ncclBroadcast(c: number, s: number, r: number, n: number, dt: number, root: number) {
+      comm(c, 'ncclBroadcast');
+      if (root !== 0) throw new Error(`ncclBroadcast: root ${root} of a group of one`);
+      copy(r, s, bytesOf(dt, n, 'ncclBroadcast'));
+    },
+    ncclCommAbort(c: number) { comm(c, 'ncclCommAbort'); open.delete(c); },
+    ncclCommDestroy(c: number) { comm(c, 'ncclCommDestroy'); open.delete(c); },
   };
 }

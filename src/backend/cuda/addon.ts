@@ -87,6 +87,18 @@ export interface CudaAddon {
   primitives(): PrimitiveInfo[];
   /** Launches a program: [primitive id, its arguments…] entries, in order (./program.ts builds them). */
   runProgram(program: Float64Array): void;
+  /** NCCL (kernels/src/nccl_comm.h): false when the addon was built without it (every nccl* call then throws). */
+  ncclAvailable(): boolean;
+  ncclGetUniqueId(): Uint8Array;
+  /** Blocks until all ranks joined; returns a communicator handle. */
+  ncclCommInitRank(id: Uint8Array, worldSize: number, rank: number): number;
+  /** op: NCCL_OP (collectives.ts); counts in elements, dtype a DTYPE code (f32 | bf16); enqueued on the addon's stream. */
+  ncclAllReduce(comm: number, send: Ptr, recv: Ptr, count: number, dtype: Code, op: Code): void;
+  ncclReduceScatter(comm: number, send: Ptr, recv: Ptr, recvCount: number, dtype: Code, op: Code): void;
+  ncclAllGather(comm: number, send: Ptr, recv: Ptr, sendCount: number, dtype: Code): void;
+  ncclBroadcast(comm: number, send: Ptr, recv: Ptr, count: number, dtype: Code, root: number): void;
+  ncclCommAbort(comm: number): void;
+  ncclCommDestroy(comm: number): void;
 }
 
 export interface PrimitiveInfo { name: string; nargs: number }

@@ -2,11 +2,12 @@
  * The cuda backend as a device (../device.ts): memory is the device pool's (every byte the
  * addon allocated, whatever tfjs knows of it), frozen weights are stored bf16 under
  * bf16-mixed, AdamW is the fused kernel (kernels/src/adamw.cu: one pass reading p, g, m, v
- * and writing p, m, v, instead of ~10 tfjs ops each a pass), and random numbers come from the
- * device's counter-based generator. Registered by ./register.ts beside the backend.
+ * and writing p, m, v, instead of ~10 tfjs ops each a pass), random numbers come from the
+ * device's counter-based generator, and collectives are NCCL's (./collectives.ts). Registered by ./register.ts beside the backend.
  */
 import type { Device } from '../device.js';
 import { activeCudaBackend, deviceRandomUniform, fusedAdamWStep, storeFrozenWeight } from './api.js';
+import { cudaCollectives } from './collectives.js';
 
 function backend() {
   const b = activeCudaBackend();
@@ -43,4 +44,5 @@ export const cudaDevice: Device = {
   randomUniform(shape, seed, offset = 0, lo = 0, hi = 1) {
     return deviceRandomUniform(shape, seed, offset, lo, hi)!;
   },
+  collectives: cudaCollectives,
 };
