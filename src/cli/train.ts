@@ -5,6 +5,8 @@
  * stdout instead, leaving stderr to warnings and errors. A diverged run exits 3.
  * Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint, prints the command
  * that resumes, and exits 130 (143).
+ * `--gpus N` starts one such process per GPU (src/cli/launch.ts); a process started with RANK and
+ * WORLD_SIZE (by that launcher, or torchrun-style by hand) joins its job and trains its share.
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +16,13 @@ import { Trainer } from '../train/trainer.js';
 import { attachReporter } from '../train/progress.js';
 import { oneLine, reportError, userError } from './run.js';
 import { signalExitCode } from '../train/signals.js';
+import { formatBytes } from '../model/memory.js';
+import { loadRecipe } from '../recipe/load.js';
+import { useBackend } from '../backend/select.js';
+import { rankEnv } from '../dist/rendezvous.js';
+import { joinJob } from '../dist/join.js';
+import type { Communicator } from '../dist/communicator.js';
+import { LAUNCH_OPTIONS, launchTrain } from './launch.js';
 
 export async function trainCli(argv: string[]): Promise<number> {
   const args = await yargs(argv)
@@ -24,8 +33,10 @@ export async function trainCli(argv: string[]): Promise<number> {
     .option('resume', { type: 'string', describe: 'continue from a checkpoint folder, or a run folder\'s newest (default: the newest in output.dir)' })
     .option('overwrite', { type: 'boolean', default: false, describe: 'start afresh in an output.dir that holds a run, moving that run to <dir>.old-<time> (nothing is deleted)' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON object per event on stdout; stderr then carries only warnings and errors' })
+    .options(LAUNCH_OPTIONS)
     .example('$0 --recipe recipes/loreft.yaml', 'train as the recipe says')
     .example('$0 --recipe recipes/lora.yaml --set training.max_steps=20 --resume', 'continue the last run')
+    .example('$0 --recipe recipes/lora.yaml --gpus 2', 'one process per GPU; distributed.strategy says how they share')
     .strict()
     .fail((msg, err) => {
       if (err) throw err;
@@ -40,16 +51,28 @@ export async function trainCli(argv: string[]): Promise<number> {
     process.stderr.write('error: --recipe needs a file name (see train --help)\n');
     return 2;
   }
+  const job = rankEnv();
+  if (args.gpus !== undefined && !job) return launchTrain({ ...args, gpus: args.gpus }, argv);
   let trainer: Trainer;
+  let communicator: Communicator | undefined;
   try {
-    trainer = await Trainer.fromRecipe(recipe, args.set);
+    if (job) {
+      // Join before building the Trainer: the backend must be up to make the NCCL group.
+      const r = loadRecipe(recipe, args.set);
+      await useBackend(r.model.backend);
+      communicator = await joinJob(job, r.distributed.timeout_s * 1000);
+    }
+    trainer = await Trainer.fromRecipe(recipe, args.set, { communicator });
   } catch (err) {
+    communicator?.destroy();
     // Setting up reads the user's recipe, model, data and backend: what fails here is their input.
     if (process.env.TYPETUNE_DEBUG) throw err;
     process.stderr.write(`error: ${userError(err)?.message ?? oneLine((err as Error).message ?? String(err))}\n`);
     return 2;
   }
-  attachReporter(trainer, { json: args.json, err: process.stderr, out: process.stdout, everySteps: trainer.recipe.logging.every_steps });
+  // Rank 0 reports the run; every rank reports its own memory (they differ under ZeRO).
+  if (trainer.isLeader) attachReporter(trainer, { json: args.json, err: process.stderr, out: process.stdout, everySteps: trainer.recipe.logging.every_steps });
+  if (job) trainer.on('end', (e) => process.stderr.write(`rank ${job.rank} of ${job.worldSize}: peak memory ${formatBytes(e.measuredPeakBytes)}, ${e.measuredPeakOf}\n`));
   // `--resume` alone arrives as '' (latest checkpoint in output.dir).
   const resume = args.resume === undefined ? undefined : args.resume === '' ? true : args.resume;
   try {
@@ -63,6 +86,7 @@ export async function trainCli(argv: string[]): Promise<number> {
     return known.code;
   } finally {
     trainer.dispose();
+    communicator?.destroy();
   }
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** `typetune <command>`: generate, inspect, recipe, export, merge, estimate, push (training is the `train` bin). */
+/** `typetune <command>`: generate, inspect, recipe, export, merge, estimate, push, launch (training is the `train` bin). */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { generateCommand } from './commands/generate.js';
@@ -9,6 +9,7 @@ import { exportCommand } from './commands/export.js';
 import { estimateCommand } from './commands/estimate.js';
 import { mergeCommand } from './commands/merge.js';
 import { pushCommand } from './commands/push.js';
+import { launchCommand } from './commands/launch.js';
 import { oneLine, reportError } from './run.js';
 
 try {
@@ -21,7 +22,8 @@ try {
     .command(mergeCommand)
     .command(estimateCommand)
     .command(pushCommand)
-    .demandCommand(1, 'name a command: generate, inspect, recipe, export, merge, estimate, push')
+    .command(launchCommand)
+    .demandCommand(1, 'name a command: generate, inspect, recipe, export, merge, estimate, push, launch')
     .strict()
     .fail((msg, err) => {
       if (err) reportError(err);

@@ -1,0 +1,132 @@
+/**
+ * `train --gpus 2` with the cpu backend, for real: two processes, a TCP rendezvous, collectives
+ * over TCP. The job trains what one process trains; a rank killed with kill -9 ends the job
+ * within 60 s with an error naming it, and `--resume` continues from the last checkpoint.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { useBackend } from '../../src/backend/select.js';
+import { stripLaunchFlags } from '../../src/dist/launcher.js';
+import { maxRelError, repoRoot } from '../helpers.js';
+import { distRecipe, readTensors, tmp, trainRanks } from './ranks.js';
+
+beforeAll(async () => {
+  await useBackend('cpu');
+});
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, r));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+interface Job {
+  code: Promise<number | null>;
+  stderr: () => string;
+  /** Resolves with rank 0's step events as they arrive (--json). */
+  steps: number[];
+  onStep(cb: (step: number) => void): void;
+  pid: number;
+}
+
+/** `train --recipe FILE --gpus 2 --json …` from the sources (tsx), in the background. */
+function trainJob(recipeFile: string, port: number, extra: string[] = []): Job {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/cli/train.ts'), '--recipe', recipeFile, '--gpus', '2', '--master-port', String(port), '--json', ...extra], {
+    cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  let out = '';
+  const steps: number[] = [];
+  const listeners: Array<(s: number) => void> = [];
+  child.stderr.on('data', (d) => { err += String(d); });
+  child.stdout.on('data', (d) => {
+    out += String(d);
+    const lines = out.split('\n');
+    out = lines.pop()!;
+    for (const l of lines) {
+      const e = JSON.parse(l) as { event: string; step?: number; loss?: number };
+      if (e.event === 'step') {
+        steps.push(e.loss!);
+        for (const cb of listeners) cb(e.step!);
+      }
+    }
+  });
+  return {
+    code: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
+    stderr: () => err,
+    steps,
+    onStep: (cb) => listeners.push(cb),
+    pid: child.pid!,
+  };
+}
+
+/** The launcher's child whose environment says RANK=rank (Linux /proc). */
+function rankPid(launcher: number, rank: number): number {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      if (ppid !== launcher) continue;
+      if (readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').includes(`RANK=${rank}`)) return Number(entry);
+    } catch { /* a process that ended meanwhile */ }
+  }
+  throw new Error(`no rank ${rank} under pid ${launcher}`);
+}
+
+function writeRecipe(dir: string, training: Record<string, unknown>): string {
+  const file = path.join(dir, 'recipe.yaml');
+  writeFileSync(file, stringify(distRecipe(path.join(dir, 'run'), training, { distributed: { strategy: 'zero2', timeout_s: 30 } })));
+  return file;
+}
+
+describe('train --gpus 2 on the cpu backend', () => {
+  it('two processes train what one process trains, and each rank reports its memory', async () => {
+    const dir = tmp('launch');
+    const training = { max_steps: 3, gradient_accumulation_steps: 2, save_every_steps: null };
+    const job = trainJob(writeRecipe(dir, training), await freePort());
+    expect(await job.code, job.stderr()).toBe(0);
+    expect(job.stderr()).toMatch(/\[rank 1\] rank 1 of 2: peak memory/);
+    expect(job.stderr()).toMatch(/rank 0 of 2: peak memory/);
+    const refDir = tmp('launch-ref');
+    const [ref] = await trainRanks(0, distRecipe(refDir, training));
+    job.steps.forEach((l, i) => expect(Math.abs(l - ref!.losses[i]!)).toBeLessThan(1e-5));
+    expect(job.steps).toHaveLength(3);
+    const ours = readTensors(path.join(dir, 'run/peft/adapter_model.safetensors'));
+    for (const [k, v] of readTensors(path.join(refDir, 'peft/adapter_model.safetensors'))) expect(maxRelError(ours.get(k)!, v), k).toBeLessThan(1e-5);
+  });
+
+  it('kill -9 of rank 1 ends the job within 60 s naming the rank; --resume continues from the last checkpoint', async () => {
+    const dir = tmp('kill');
+    const recipe = writeRecipe(dir, { max_steps: 6, gradient_accumulation_steps: 2, save_every_steps: 1 });
+    const job = trainJob(recipe, await freePort());
+    let killedAt = 0;
+    job.onStep((step) => {
+      if (step === 2 && !killedAt) {
+        process.kill(rankPid(job.pid, 1), 'SIGKILL');
+        killedAt = Date.now();
+      }
+    });
+    const code = await job.code;
+    expect(killedAt, job.stderr()).toBeGreaterThan(0);
+    expect(Date.now() - killedAt).toBeLessThan(60_000);
+    expect(code).toBe(137);
+    expect(job.stderr()).toMatch(/error: rank 1 \(pid \d+\) was killed by SIGKILL; stopping rank 0/);
+    expect(existsSync(path.join(dir, 'run/checkpoint-2'))).toBe(true);
+
+    const resumed = trainJob(recipe, await freePort(), ['--resume']);
+    expect(await resumed.code, resumed.stderr()).toBe(0);
+    expect(resumed.steps.length).toBeGreaterThanOrEqual(3);
+    expect(existsSync(path.join(dir, 'run/checkpoint-6'))).toBe(true);
+    expect(existsSync(path.join(dir, 'run/peft/adapter_model.safetensors'))).toBe(true);
+  });
+
+  it('the launcher strips its own flags from what each rank gets', () => {
+    expect(stripLaunchFlags(['--recipe', 'r.yaml', '--gpus', '2', '--master-port=9', '--nnodes', '1', '--set', 'a=b', '--node-rank=0', '--master-addr', 'h'])).toEqual(['--recipe', 'r.yaml', '--set', 'a=b']);
+  });
+});
