@@ -25,6 +25,11 @@ export interface Communicator {
   reduceScatter(t: Tensor, op?: ReduceOp): Promise<Tensor>;
   allGather(t: Tensor): Promise<Tensor>;
   broadcast(t: Tensor, root?: number): Promise<Tensor>;
+  /**
+   * allGather enqueued at once, for use inside a synchronous forward pass (ZeRO-3's just-in-time
+   * layers). Only device communicators (NCCL) have it: host ones cannot wait for peers there.
+   */
+  allGatherNow?(t: Tensor): Tensor;
   /** Returns when every rank has called it. */
   barrier(): Promise<void>;
   /** Leave the group; a collective still waiting fails on the other ranks with an error naming this rank. */

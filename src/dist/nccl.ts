@@ -62,6 +62,11 @@ export class NcclCommunicator implements Communicator {
     return this.nccl.allGather(this.comm, t, this.worldSize);
   }
 
+  allGatherNow(t: Tensor): Tensor {
+    this.check('allGather');
+    return this.nccl.allGather(this.comm, t, this.worldSize);
+  }
+
   async broadcast(t: Tensor, root = 0): Promise<Tensor> {
     this.check('broadcast');
     checkRank(root, this.worldSize, 'broadcast root');

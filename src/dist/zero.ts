@@ -25,6 +25,8 @@ import { CollectiveError, type Communicator } from './communicator.js';
 import { rankShare } from './batches.js';
 import { FlatLayout, segmentKey, type Segment } from './sharding.js';
 import { flattenTensors, sliceFlat, sumOfSquares } from './flatTensors.js';
+import { FrozenShards } from './frozen.js';
+import type { DecoderWeights } from '../model/weights.js';
 
 export const STRATEGIES = ['ddp', 'zero1', 'zero2', 'zero3'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -122,6 +124,20 @@ export class ZeroRunner implements StepRunner {
   /** ddp: a whole AdamW; zero1+: this rank's shard. */
   private readonly whole: AdamW | null;
   private readonly shard: ShardOptimizer | null;
+  /** zero3: the frozen base weights' shards and their gather schedule. */
+  private frozen: FrozenShards | null = null;
+
+  /** A runner; zero3 first shards `frozenWeights` (a collective on host communicators). */
+  static async create(comm: Communicator, strategy: Strategy, model: StepModel, adapter: StepAdapter, options: AdamWOptions, frozenWeights: DecoderWeights): Promise<ZeroRunner> {
+    const runner = new ZeroRunner(comm, strategy, model, adapter, options);
+    if (strategy === 'zero3') runner.frozen = await FrozenShards.create(frozenWeights, comm);
+    return runner;
+  }
+
+  /** zero3: bytes of frozen weights this rank keeps, and what they take whole; null otherwise. */
+  get frozenMemory() {
+    return this.frozen?.bytes ?? null;
+  }
 
   constructor(private readonly comm: Communicator, readonly strategy: Strategy, private readonly model: StepModel, private readonly adapter: StepAdapter, options: AdamWOptions) {
     if (!STRATEGIES.includes(strategy)) throw new CollectiveError(`distributed.strategy '${String(strategy)}' is not one of ${STRATEGIES.join(', ')}`);
@@ -135,7 +151,14 @@ export class ZeroRunner implements StepRunner {
 
   async step(batches: Parameters<StepRunner['step']>[0], opts: Parameters<StepRunner['step']>[1]): Promise<StepResult> {
     const share = rankShare(batches, this.rank, this.worldSize);
-    const g = computeGradients(this.model, this.adapter, share.batches, opts.activationCheckpointing, opts.dropoutSeed, share);
+    if (this.frozen) this.frozen.eager = opts.activationCheckpointing;
+    let g: ReturnType<typeof computeGradients>;
+    try {
+      g = computeGradients(this.model, this.adapter, share.batches, opts.activationCheckpointing, opts.dropoutSeed, share);
+    } finally {
+      // The backward is done: no tape holds a gathered layer any more.
+      this.frozen?.releaseAll();
+    }
     let reduced: Tensor | null = null;
     try {
       const flat = flattenTensors(this.layout, (name) => g.grads.get(name));
@@ -265,5 +288,6 @@ export class ZeroRunner implements StepRunner {
   dispose(): void {
     this.whole?.dispose();
     this.shard?.dispose();
+    this.frozen?.dispose();
   }
 }

@@ -59,14 +59,21 @@ export type LinearQuantizer = (proj: ProjectionSpec, source: WeightSource) => Qu
 export class DecoderWeights {
   readonly dense = new Map<string, Tensor>();
   readonly linear = new Map<string, LinearWeight>();
+  /**
+   * Called with a tensor's name (a linear weight's path) before it is read: ZeRO-3
+   * (src/dist/frozen.ts) keeps only a shard of most weights and puts a layer back just in time.
+   */
+  beforeRead: ((name: string) => void) | null = null;
 
   get(name: string): Tensor {
+    this.beforeRead?.(name);
     const t = this.dense.get(name);
     if (!t) throw new WeightError('weights', `no tensor '${name}' loaded`);
     return t;
   }
 
   linearWeight(path: string): LinearWeight {
+    this.beforeRead?.(path);
     const w = this.linear.get(path);
     if (!w) throw new WeightError('weights', `no linear weight '${path}.weight' loaded`);
     return w;

@@ -189,7 +189,7 @@ export class Trainer extends TrainerEmitter {
       noDecay: (name) => /(^|\.)bias$/.test(name),
     };
     const runner: StepRunner = this.communicator
-      ? new ZeroRunner(this.communicator, r.distributed.strategy, this.model, this.adapter, adamw)
+      ? await ZeroRunner.create(this.communicator, r.distributed.strategy, this.model, this.adapter, adamw, this.model.weights)
       : localRunner(this.model, this.adapter, adamw);
     let begun: RunStart;
     try {

@@ -17,11 +17,11 @@ beforeAll(async () => {
 
 const ADAPTER = 'peft/adapter_model.safetensors';
 
-function expectSameAdapter(file: string, reference: string): void {
+function expectSameAdapter(file: string, reference: string, tolerance = 1e-5): void {
   const ours = readTensors(file);
   const ref = readTensors(reference);
   expect([...ours.keys()].sort()).toEqual([...ref.keys()].sort());
-  for (const [k, v] of ref) expect(maxRelError(ours.get(k)!, v), k).toBeLessThan(1e-5);
+  for (const [k, v] of ref) expect(maxRelError(ours.get(k)!, v), k).toBeLessThan(tolerance);
 }
 
 function expectSameLosses(ours: number[], ref: number[]): void {
@@ -56,6 +56,21 @@ describe('data-parallel strategies match one process', () => {
     const ref = readTensors(path.join(referenceDir, 'checkpoint-10/optimizer.safetensors'));
     expect([...moments.keys()].sort()).toEqual([...ref.keys()].sort());
     for (const [k, v] of ref) expect(maxRelError(moments.get(k)!, v), k).toBeLessThan(1e-4);
+  });
+
+  // QLoRA's adapter gets 1e-4: its first AdamW steps move each weight by ±lr·sign(g), and a few
+  // near-zero gradient elements change sign with the order of the ranks' sums (ddp: the same 4.7e-5).
+  it.each([
+    ['QLoRA (NF4 bytes sharded), activation checkpointing', ['model.activation_checkpointing=true', 'model.quantization={"type":"nf4"}'], 1e-4],
+    ['dense, activation checkpointing', ['model.activation_checkpointing=true'], 1e-5],
+  ])('zero3 with %s on 2 ranks trains what one process trains', async (_what, sets, tolerance) => {
+    const training = { max_steps: 3, save_every_steps: null };
+    const refDir = tmp('zero3-ref');
+    const [ref] = await trainRanks(0, distRecipe(refDir, training), sets);
+    const dir = tmp('zero3');
+    const runs = await trainRanks(2, distRecipe(dir, training), [...sets, 'distributed.strategy=zero3']);
+    expectSameLosses(runs[0]!.losses, ref!.losses);
+    expectSameAdapter(path.join(dir, ADAPTER), path.join(refDir, ADAPTER), tolerance);
   });
 
   // World 0: one plain process, no communicator.
