@@ -6,7 +6,7 @@
 import { readModelSpec } from '../model/config.js';
 import { resolveModelSourceSync } from '../hub/resolve.js';
 import { linearSitesOf } from '../model/decoder.js';
-import { fineTuneMemory, type FineTuneMemory } from '../model/memory.js';
+import { fineTuneMemory, fourBitBits, parameterCounts, type FineTuneMemory } from '../model/memory.js';
 import { formatFineTune } from '../model/inspect.js';
 import type { ModelSpec } from '../model/spec.js';
 import { parseLoraConfig, parseReftConfig, positionGroups } from '../adapters/index.js';
@@ -56,4 +56,49 @@ export function checkMaxLength(recipe: Recipe, spec: ModelSpec): void {
       `data.max_length ${recipe.data.max_length} exceeds the model's max_position_embeddings ${limit} (${recipe.model.path}/config.json); use data.max_length ${limit} or less`,
     );
   }
+}
+
+/** What one GPU holds in a data-parallel run of `gpus` processes with the recipe's distributed.strategy. */
+export interface PerGpuMemory extends FineTuneMemory {
+  gpus: number;
+  strategy: Recipe['distributed']['strategy'];
+}
+
+/**
+ * Peak bytes of the decoder layers' projection weights on one of `n` zero3 ranks: its 1/n shard
+ * plus the layers held whole while used — two with checkpointing, all without — never more than
+ * the whole.
+ */
+export function zero3LayerBytes(linearBytes: number, numLayers: number, n: number, checkpointing: boolean): number {
+  const whole = checkpointing ? Math.min(2, numLayers) * (linearBytes / numLayers) : linearBytes;
+  return Math.min(linearBytes, linearBytes / n + whole);
+}
+
+/**
+ * The estimate per GPU (src/dist/zero.ts): every rank runs its micro-batches at the recipe's
+ * batch_size, so activations and logits do not shrink; the adapter's f32 copy stays whole;
+ * zero1 divides AdamW's m and v by N, zero2 the gradients too, and zero3 the decoder layers'
+ * projection weights — plus the layers it holds whole while they are used: two with activation
+ * checkpointing (the one in use and the prefetched one), every one without (the backward needs
+ * them all, so the peak does not shrink).
+ */
+export function estimatePerGpu(recipe: Recipe, gpus: number): { memory: PerGpuMemory; text: string } {
+  if (!Number.isInteger(gpus) || gpus < 1) throw new TrainerError(`--gpus ${gpus}: expected a positive integer`);
+  const one = estimateRecipe(recipe);
+  const spec = readModelSpec(resolveModelSourceSync(recipe.model.path, 'config'));
+  const strategy = recipe.distributed.strategy;
+  const n = gpus;
+  const p = one.memory.adapterParameters;
+  const level = gpus === 1 ? 0 : { ddp: 0, zero1: 1, zero2: 2, zero3: 3 }[strategy];
+  const adapterStates = p * 4 + p * 4 / (level >= 2 ? n : 1) + p * 8 / (level >= 1 ? n : 1);
+  let weights = one.memory.weights;
+  if (level >= 3) {
+    const q = recipe.model.quantization;
+    const bytesPerLinear = q ? fourBitBits(q.blocksize, q.double_quant) / 8 : recipe.model.precision === 'fp32' ? 4 : 2;
+    const linear = parameterCounts(spec).linear * bytesPerLinear;
+    weights = weights - linear + zero3LayerBytes(linear, spec.numLayers, n, recipe.model.activation_checkpointing);
+  }
+  const memory: PerGpuMemory = { ...one.memory, weights, adapterStates, total: weights + adapterStates + one.memory.activations + one.memory.logits, gpus, strategy };
+  const text = [one.text.split('\n')[0]!, `per GPU of ${gpus} · distributed.strategy ${strategy}`, ...formatFineTune(memory)].join('\n');
+  return { memory, text };
 }

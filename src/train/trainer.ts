@@ -134,6 +134,10 @@ export class Trainer extends TrainerEmitter {
       : Object.entries(overrides).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
     const recipe = loadRecipe(pathOrObject, sets, options);
     if (recipe.output.push_to_hub) checkCanPush(recipe.output.push_to_hub);
+    if (options.communicator && recipe.distributed.strategy === 'zero3' && recipe.output.export.includes('merged')) {
+      // Rank 0 exports alone, and under zero3 it holds only a shard of the base weights.
+      throw new TrainerError("output.export 'merged' with distributed.strategy zero3: each GPU holds only a shard of the base weights; export peft, then `typetune merge` (or `typetune export --run DIR --format merged`) in one process");
+    }
     const backend = await useBackend(recipe.model.backend);
     const precision = applyPrecision(recipe.model.precision);
     const q = recipe.model.quantization;

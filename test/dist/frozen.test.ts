@@ -5,7 +5,6 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend/select.js';
-import { tf } from '../../src/backend/tf.js';
 import { loadBaseModel } from '../../src/model/load.js';
 import { FrozenShards, layerOf } from '../../src/dist/frozen.js';
 import { loopbackGroup } from '../../src/dist/loopback.js';

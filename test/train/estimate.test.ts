@@ -78,3 +78,27 @@ describe('the Trainer reports the estimate beside what it measures', () => {
     expect(of).toMatch(/tfjs tensors/);
   });
 });
+
+describe('estimate per GPU (--gpus N)', () => {
+  it('divides what each strategy shards, and only that', async () => {
+    const { estimatePerGpu } = await import('../../src/train/estimate.js');
+    const at = (strategy: string, gpus: number, more: string[] = []) => estimatePerGpu(recipe('qlora', [`distributed.strategy=${strategy}`, ...more]), gpus).memory;
+    const one = estimateRecipe(recipe('qlora')).memory;
+    const p = one.adapterParameters;
+    expect(at('zero3', 1).total).toBe(one.total);
+    expect(at('ddp', 4).total).toBe(one.total);
+    expect(at('zero1', 4).adapterStates).toBe(p * 8 + (p * 8) / 4);
+    expect(at('zero2', 4).adapterStates).toBe(p * 4 + (p * 12) / 4);
+    expect(at('zero2', 4).weights).toBe(one.weights);
+    // zero3: a 3-layer model gains nothing (two whole layers + a shard ≥ all three); an 8B shape
+    // (32 layers, 2 GPUs, checkpointing) holds 1/2 + 2/32 of its layers' weights.
+    const ckpt = at('zero3', 2, ['model.activation_checkpointing=true']);
+    expect(ckpt.weights).toBe(one.weights);
+    const { zero3LayerBytes } = await import('../../src/train/estimate.js');
+    expect(zero3LayerBytes(32_000, 32, 2, true)).toBe(18_000);
+    expect(zero3LayerBytes(32_000, 32, 2, false)).toBe(32_000);
+    expect(zero3LayerBytes(32_000, 32, 8, true)).toBe(6_000);
+    expect(ckpt.activations).toBe(estimateRecipe(recipe('qlora', ['model.activation_checkpointing=true'])).memory.activations);
+    expect(() => estimatePerGpu(recipe('qlora'), 0)).toThrow(/--gpus 0: expected a positive integer/);
+  });
+});
