@@ -36,7 +36,7 @@ interface LayerShard {
 }
 
 export interface FrozenMemory {
-  /** Bytes of sharded weights this rank keeps between uses (device tensors and packed bytes). */
+  /** Bytes of sharded weights this rank keeps between uses (tensors counted at 4 bytes an element, so bf16 storage holds half; packed bytes as they are). */
   shardBytes: number;
   /** Bytes the same weights take whole. */
   wholeBytes: number;
