@@ -37,7 +37,7 @@ for s in ddp zero1 zero2 zero3; do
   node -e '
     const [a, b] = process.argv.slice(1).map(JSON.parse);
     const d = Math.max(...a.map((x, i) => Math.abs(x - b[i])));
-    console.log(`  ${process.argv[3] ? "" : ""}max |loss 1 GPU − 2 GPUs| over ${a.length} steps: ${d.toExponential(2)} ${d < 1e-5 && a.length === b.length ? "OK" : "MISMATCH"}`);
+    console.log(`  max |loss 1 GPU − 2 GPUs| over ${a.length} steps: ${d.toExponential(2)} ${d < 1e-5 && a.length === b.length ? "OK" : "MISMATCH"}`);
   ' "$(losses $dir/one.jsonl)" "$(losses $dir/$s.jsonl)"
 done
 cp -r "$dir" "$OUT/parity"
