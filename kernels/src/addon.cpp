@@ -292,6 +292,17 @@ napi_value adamw(Call& c) {
   return c.undefined();
 }
 
+// adamwMulti(table, lr, beta1, beta2, eps, bc1, bc2, gradScale): table = Float64Array of
+// [param, grad, m, v, n, weightDecay] per tensor; every tensor updated in a few launches.
+napi_value adamwMulti(Call& c) {
+  size_t len;
+  void* data;
+  if (c.typedArray(0, "a Float64Array", &len, &data) != napi_float64_array || len % 6) c.bad(0, "a Float64Array of 6 entries per tensor");
+  launchAdamWMulti(static_cast<const double*>(data), len / 6, (float)c.num(1), (float)c.num(2), (float)c.num(3), (float)c.num(4),
+                   (float)c.num(5), (float)c.num(6), (float)c.num(7));
+  return c.undefined();
+}
+
 // ---- programs of device primitives (primitives.h) -------------------------------------------
 
 // primitives(): [{name, nargs}] in id order — the table programs are written against.
@@ -344,6 +355,7 @@ const Export kExports[] = {
   {"stridedCopy", entry<stridedCopy>}, {"fill", entry<fill>}, {"range", entry<range>}, {"oneHot", entry<oneHot>},
   {"gemm", entry<gemmFn>}, {"crossEntropy", entry<crossEntropy>}, {"crossEntropyBackward", entry<crossEntropyBackward>}, {"randomUniform", entry<randomUniform>}, {"adamw", entry<adamw>},
   {"primitives", entry<primitivesFn>}, {"runProgram", entry<runProgramFn>},
+  {"adamwMulti", entry<adamwMulti>},
 };
 
 }  // namespace
