@@ -71,6 +71,12 @@ export interface Device {
    * of (seed, offset + i) alone. Absent where the device has no generator of its own.
    */
   randomUniform?(shape: number[], seed: number, offset?: number, lo?: number, hi?: number): Tensor;
+  /**
+   * Calls made from JavaScript into the device's native side so far (kernel launches, copies,
+   * programs): what a step costs in host overhead. null where the backend has no native side
+   * of ours to count (cpu, tensorflow).
+   */
+  addonCalls(): number | null;
 }
 
 const devices = new Map<string, Device>();
