@@ -204,6 +204,25 @@ describe('TTRope', () => {
   });
 });
 
+describe('memory', () => {
+  it('gradients with respect to x alone leave no tensors or device bytes behind (the unused dw/db are freed)', async () => {
+    await tf.setBackend('cuda');
+    const x = data([6, 40], 51), w = data([40], 52), b = data([40], 53), up = data([6, 40], 54);
+    const { cos, sin } = ropeTables([0, 1, 2], Float32Array.from([1, 0.1]), 1, 4);
+    tf.dispose(tf.add(x, tf.add(w, b)));  // host values reach the device on first use; count from there
+    const step = () => tf.tidy(() => {
+      const f = (xx: Tensor) => tf.sum(rope(gatedActivation(layerNorm(rmsNorm(xx, w, 1e-6, 1), w, b, 1e-5), up, 'silu').reshape([2, 3, 2, 20]).slice([0, 0, 0, 0], [2, 3, 2, 4]).transpose([0, 2, 1, 3]), cos, sin));
+      return tf.grad(f)(x);
+    });
+    tf.dispose(step());  // first-use uploads (tables, scalars) and the primitive table
+    const before = { tensors: tf.memory().numTensors, bytes: activeCudaBackend()!.addon.memoryStats().inUse };
+    tf.dispose(step());
+    expect(tf.memory().numTensors).toBe(before.tensors);
+    expect(activeCudaBackend()!.addon.memoryStats().inUse).toBe(before.bytes);
+    tf.dispose([x, w, b, up, cos, sin]);
+  });
+});
+
 describe('multi-tensor AdamW', () => {
   it('updates many tensors of odd sizes in one call per step, as the CPU reference does', async () => {
     // 60 tensors: more than one launch's 48, sizes around the 4096-element chunks.
@@ -246,7 +265,7 @@ describe('calls into the addon', () => {
     expect(activeDevice().addonCalls()).toBeNull();
     await tf.setBackend('cuda');
     const x = data([4, 32], 41), w = data([32], 42);
-    tf.dispose(tf.add(x, w));  // uploads x and w
+    tf.dispose([tf.add(x, w), rmsNorm(x, w, 1e-6)]);  // uploads x and w, reads the primitive table
     const device = activeDevice();
     const before = device.addonCalls()!;
     const y = rmsNorm(x, w, 1e-6);

@@ -1,9 +1,9 @@
 /**
  * `TTRmsNorm` (src/ops/rmsNorm.ts) on cuda: kernels/src/rms_norm.cu's forward, and a gradient
  * that gives dx and dw in one pass over the rows (plus dw's deterministic second stage).
- * tfjs' autograd of the reference runs ~6 kernels forward and ~15 backward, each a pass over
- * the activations and a call from JavaScript; this is one call each way, and keeps only x
- * (and the weight) for the backward pass. y is stored like x; dx bf16 only when dy and x
+ * The reference is six tfjs kernels forward (square, mean, add, rsqrt, mul, mul) and more
+ * in its autograd, each a pass over the activations and a call from JavaScript; this is one
+ * call each way, and keeps only x (and the weight) for the backward pass. y is stored like x; dx bf16 only when dy and x
  * both are; w is read as f32 (a bf16 weight through an f32 copy), dw is f32.
  */
 import { tf } from '../../tf.js';
