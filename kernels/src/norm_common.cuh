@@ -3,8 +3,8 @@
 // reduction over rows. Stage 1: each of a fixed number of blocks takes rows blockIdx.x,
 // blockIdx.x + gridDim.x, … and accumulates its dw (and db) in shared memory, each thread
 // owning the same columns throughout (no atomics, no races), then writes one partial row.
-// Stage 2: one thread per column sums the partial rows in order. The block count depends
-// on the row count alone, so the sums — and every bit of dw — are the same on every run.
+// Stage 2: the partial rows are summed per column in a fixed order (columnSumKernel). The
+// block count depends on the row count alone, so every bit of dw is the same on every run.
 #pragma once
 #include "common.h"
 #include "memory.h"
@@ -38,18 +38,32 @@ void allowSharedMemory(K kernel, size_t bytes, const char* what) {
 }
 
 #ifdef __CUDACC__
-// out[j] = Σ_p partial[p·rowStride + j], p in order.
+// out[j] = Σ_p partial[p·rowStride + j]. A block takes 32 columns; warp w sums the parts
+// p ≡ w (mod 8) in order, then the 8 sums are added in warp order: a fixed order, so the
+// same bits every run, with 8 warps reading coalesced 128-byte rows in parallel.
+constexpr int kColumnSumWarps = 8;
+
 template <int Unused = 0>
 __global__ void columnSumKernel(const float* partial, int64_t parts, int64_t cols, int64_t rowStride, float* out) {
-  const int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  if (j >= cols) return;
+  __shared__ float sums[kColumnSumWarps][32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t j = blockIdx.x * 32LL + lane;
   float s = 0.f;
-  for (int64_t p = 0; p < parts; p++) s += partial[p * rowStride + j];
-  out[j] = s;
+  if (j < cols) {
+    for (int64_t p = warp; p < parts; p += kColumnSumWarps) s += partial[p * rowStride + j];
+  }
+  sums[warp][lane] = s;
+  __syncthreads();
+  if (warp == 0 && j < cols) {
+    float total = 0.f;
+#pragma unroll
+    for (int w = 0; w < kColumnSumWarps; w++) total += sums[w][lane];
+    out[j] = total;
+  }
 }
 
 inline void launchColumnSum(const float* partial, int64_t parts, int64_t cols, int64_t rowStride, float* out, const char* what) {
-  columnSumKernel<<<gridFor(cols, 256), 256, 0, stream()>>>(partial, parts, cols, rowStride, out);
+  columnSumKernel<<<(unsigned)((cols + 31) / 32), 32 * kColumnSumWarps, 0, stream()>>>(partial, parts, cols, rowStride, out);
   checkLaunch(what, "column sum of " + std::to_string(parts) + " partial rows of " + std::to_string(cols));
 }
 #endif

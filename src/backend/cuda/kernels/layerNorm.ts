@@ -50,9 +50,9 @@ export const layerNormKernels: tf.KernelConfig[] = [
 /** The gradient tfjs uses when the cuda kernel ran (off cuda the reference's own autograd runs). */
 export const layerNormGradient: tf.GradConfig = {
   kernelName: LAYER_NORM,
-  inputsToSave: ['x', 'w', 'b'],
+  inputsToSave: ['x', 'w'],
   gradFunc: (dy, saved, attrs) => {
-    const [x, w] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+    const [x, w] = saved as [tf.Tensor, tf.Tensor];
     const g = Array.isArray(dy) ? dy[0]! : dy;
     const [dx, dw, db] = tf.engine().runKernel(LAYER_NORM_GRAD, { dy: g, x, w }, attrs as never) as tf.Tensor[];
     return { x: () => dx!, w: () => dw!, b: () => db! };
