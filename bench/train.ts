@@ -1,6 +1,6 @@
 /**
  * npm run bench:train (on a GPU machine, after npm run build:cuda): training throughput and
- * peak GPU memory of random-initialised models of real shapes — Llama-3.2-1B and
+ * peak GPU memory (and calls from JavaScript into the addon per step) of random-initialised models of real shapes — Llama-3.2-1B and
  * Qwen2.5-0.5B — for LoRA r=16 on all linear layers and LoReFT rank 4 on every layer at
  * f7+l7, bf16-mixed (frozen weights stored bf16), AdamW, 8 sequences × 1024 tokens, with and
  * without activation checkpointing. Prints one line per case and a markdown table for
@@ -21,7 +21,12 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 
-interface Row { model: string; adapter: string; ckpt: boolean; tokensPerS: number | null; peakGiB: number | null; stepS: number | null; note: string }
+interface Row {
+  model: string; adapter: string; ckpt: boolean; tokensPerS: number | null; peakGiB: number | null; stepS: number | null;
+  /** Calls from JavaScript into the device's native side per step (null where the device counts none). */
+  callsPerStep: number | null;
+  note: string;
+}
 
 /**
  * One step under tf.profile: GPU time per kernel name (device events around each kernel, so
@@ -63,7 +68,7 @@ async function main(): Promise<void> {
     console.log(`${NAMES[key]}: ${(model.parameterCount() / 1e9).toFixed(3)}B parameters built in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${(device.memory().inUse / 2 ** 30).toFixed(2)} GiB on the device`);
     for (const adapterKey of arg('adapters', 'lora,loreft').split(',')) {
       for (const ckpt of arg('ckpt', 'off,on').split(',').map((c) => c === 'on')) {
-        const row: Row = { model: NAMES[key]!, adapter: adapterKey, ckpt, tokensPerS: null, peakGiB: null, stepS: null, note: '' };
+        const row: Row = { model: NAMES[key]!, adapter: adapterKey, ckpt, tokensPerS: null, peakGiB: null, stepS: null, callsPerStep: null, note: '' };
         const adapter = createAdapter(model, ADAPTERS[adapterKey]!, 42);
         const optimizer = new AdamW(adapter.variables, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 } as never);
         const data = randomBatch(batch, seq, model.spec.vocabSize, 7, adapterKey !== 'lora');
@@ -72,11 +77,14 @@ async function main(): Promise<void> {
           for (let i = 0; i < warmup; i++) trainStep(model, adapter, optimizer, [data], opts);
           if (process.argv.includes('--profile')) await profileStep(() => trainStep(model, adapter, optimizer, [data], opts));
           device.resetPeakMemory();
+          const callsBefore = device.addonCalls();
           const start = performance.now();
           let loss = 0;
           for (let i = 0; i < steps; i++) loss = trainStep(model, adapter, optimizer, [data], opts).loss;  // loss is read back: a sync
           const seconds = (performance.now() - start) / 1000;
           row.stepS = seconds / steps;
+          const callsAfter = device.addonCalls();
+          row.callsPerStep = callsBefore === null || callsAfter === null ? null : (callsAfter - callsBefore) / steps;
           row.tokensPerS = (batch * seq * steps) / seconds;
           row.peakGiB = device.memory().peak / 2 ** 30;
           row.note = `loss ${loss.toFixed(3)}`;
@@ -87,16 +95,17 @@ async function main(): Promise<void> {
           optimizer.dispose?.();
         }
         rows.push(row);
-        console.log(`${row.model} ${row.adapter} ckpt=${ckpt ? 'on' : 'off'}: ${row.tokensPerS ? `${Math.round(row.tokensPerS)} tokens/s, ${row.stepS!.toFixed(3)} s/step, peak ${row.peakGiB!.toFixed(2)} GiB` : ''} ${row.note}`);
+        const calls = row.callsPerStep === null ? '' : `, ${Math.round(row.callsPerStep)} addon calls/step`;
+        console.log(`${row.model} ${row.adapter} ckpt=${ckpt ? 'on' : 'off'}: ${row.tokensPerS ? `${Math.round(row.tokensPerS)} tokens/s, ${row.stepS!.toFixed(3)} s/step, peak ${row.peakGiB!.toFixed(2)} GiB${calls}` : ''} ${row.note}`);
         console.log(`  tensors ${tf.memory().numTensors}, in use ${(device.memory().inUse / 2 ** 30).toFixed(2)} GiB`);
       }
     }
     model.dispose();
   }
-  console.log('\n| model | adapter | activation checkpointing | tokens/s | s/step | peak GPU memory (GiB) | note |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('\n| model | adapter | activation checkpointing | tokens/s | s/step | addon calls/step | peak GPU memory (GiB) | note |');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
-    console.log(`| ${r.model} | ${r.adapter} | ${r.ckpt ? 'on' : 'off'} | ${r.tokensPerS ? Math.round(r.tokensPerS) : '—'} | ${r.stepS?.toFixed(3) ?? '—'} | ${r.peakGiB?.toFixed(2) ?? '—'} | ${r.note} |`);
+    console.log(`| ${r.model} | ${r.adapter} | ${r.ckpt ? 'on' : 'off'} | ${r.tokensPerS ? Math.round(r.tokensPerS) : '—'} | ${r.stepS?.toFixed(3) ?? '—'} | ${r.callsPerStep === null ? '—' : Math.round(r.callsPerStep)} | ${r.peakGiB?.toFixed(2) ?? '—'} | ${r.note} |`);
   }
 }
 

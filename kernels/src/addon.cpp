@@ -293,6 +293,17 @@ napi_value adamw(Call& c) {
   return c.undefined();
 }
 
+// adamwMulti(table, lr, beta1, beta2, eps, bc1, bc2, gradScale): table = Float64Array of
+// [param, grad, m, v, n, weightDecay] per tensor; every tensor updated in a few launches.
+napi_value adamwMulti(Call& c) {
+  size_t len;
+  void* data;
+  if (c.typedArray(0, "a Float64Array", &len, &data) != napi_float64_array || len % 6) c.bad(0, "a Float64Array of 6 entries per tensor");
+  launchAdamWMulti(static_cast<const double*>(data), len / 6, (float)c.num(1), (float)c.num(2), (float)c.num(3), (float)c.num(4),
+                   (float)c.num(5), (float)c.num(6), (float)c.num(7));
+  return c.undefined();
+}
+
 // ---- programs of device primitives (primitives.h) -------------------------------------------
 
 // primitives(): [{name, nargs}] in id order — the table programs are written against.
@@ -408,6 +419,7 @@ const Export kExports[] = {
   {"ncclAvailable", entry<ncclAvailableFn>}, {"ncclGetUniqueId", entry<ncclGetUniqueIdFn>}, {"ncclCommInitRank", entry<ncclCommInitRankFn>},
   {"ncclAllReduce", entry<ncclAllReduceFn>}, {"ncclReduceScatter", entry<ncclReduceScatterFn>}, {"ncclAllGather", entry<ncclAllGatherFn>},
   {"ncclBroadcast", entry<ncclBroadcastFn>}, {"ncclCommAbort", entry<ncclCommAbortFn>}, {"ncclCommDestroy", entry<ncclCommDestroyFn>},
+  {"adamwMulti", entry<adamwMulti>},
 };
 
 }  // namespace

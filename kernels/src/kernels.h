@@ -73,3 +73,29 @@ struct AdamWArgs {
 void launchAdamW(const AdamWArgs& a);
 
 }  // namespace tt
+
+namespace tt {
+
+// Fused row ops (rms_norm.cu, layer_norm.cu, gated_activation.cu, rope.cu). Row tensors are
+// f32 or bf16; weights, biases and their gradients f32; a gradient of dy and a saved input
+// is stored bf16 only when both are (dxt must say so). A null dw/db skips that gradient.
+void launchRmsNormForward(const void* x, int xt, const float* w, void* y, int64_t rows, int64_t cols, float eps, float offset);
+void launchRmsNormBackward(const void* dy, int dyt, const void* x, int xt, const float* w, void* dx, int dxt, float* dw,
+                           int64_t rows, int64_t cols, float eps, float offset);
+void launchLayerNormForward(const void* x, int xt, const float* w, const float* b, void* y, int64_t rows, int64_t cols, float eps);
+void launchLayerNormBackward(const void* dy, int dyt, const void* x, int xt, const float* w, void* dx, int dxt, float* dw, float* db,
+                             int64_t rows, int64_t cols, float eps);
+// out = act(gate)·up over n elements (gate, up, out of one storage); act codes in gated_activation.cu.
+void launchGatedActivationForward(const void* gate, const void* up, int t, void* out, int64_t n, int act);
+void launchGatedActivationBackward(const void* dy, int dyt, const void* gate, const void* up, int t, void* dgate, void* dup, int dt,
+                                   int64_t n, int act);
+// Rotate-half rope of x [rows, headDim] (rows = batch·heads·seq) with f32 tables [seq, headDim];
+// inverse applies the transpose (the backward pass). y has x's storage.
+void launchRope(const void* x, int t, const float* cos, const float* sin, void* y, int64_t rows, int64_t seq, int64_t headDim,
+                int64_t rotaryDim, bool inverse);
+
+// AdamW over many f32 tensors in a few launches (adamw.cu); table = [param, grad, m, v, n, weightDecay] per tensor.
+void launchAdamWMulti(const double* table, size_t tensors, float lr, float beta1, float beta2, float eps, float biasCorrection1,
+                      float biasCorrection2, float gradScale);
+
+}  // namespace tt

@@ -94,6 +94,12 @@ export interface Device {
   randomUniform?(shape: number[], seed: number, offset?: number, lo?: number, hi?: number): Tensor;
   /** Native collectives for data-parallel training; absent where the device has none (src/dist then uses TCP). */
   readonly collectives?: DeviceCollectives;
+  /**
+   * Calls made from JavaScript into the device's native side so far (kernel launches, copies,
+   * programs): what a step costs in host overhead. null where the backend has no native side
+   * of ours to count (cpu, tensorflow).
+   */
+  addonCalls(): number | null;
 }
 
 const devices = new Map<string, Device>();

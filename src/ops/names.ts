@@ -17,10 +17,22 @@ export interface OpSignature {
 export const OPS = {
   linear: { name: 'TTLinear', inputs: ['x', 'w', 'b?'], attrs: [] },
   qlinear: { name: 'QLinear', inputs: ['x', 'bias?'], attrs: ['weight'] },
-  rmsNorm: { name: 'TTRmsNorm', inputs: ['x', 'w'], attrs: ['eps', 'offset'] },
-  layerNorm: { name: 'TTLayerNorm', inputs: ['x', 'w', 'b'], attrs: ['eps'] },
-  gatedActivation: { name: 'TTGatedActivation', inputs: ['gate', 'up'], attrs: ['act'] },
-  rope: { name: 'TTRope', inputs: ['x', 'cos', 'sin'], attrs: ['rotaryDim'] },
+  rmsNorm: {
+    name: 'TTRmsNorm', inputs: ['x', 'w'], attrs: ['eps', 'offset'],
+    gradient: { name: 'TTRmsNormGrad', inputs: ['dy', 'x', 'w'] },
+  },
+  layerNorm: {
+    name: 'TTLayerNorm', inputs: ['x', 'w', 'b'], attrs: ['eps'],
+    gradient: { name: 'TTLayerNormGrad', inputs: ['dy', 'x', 'w'] },
+  },
+  gatedActivation: {
+    name: 'TTGatedActivation', inputs: ['gate', 'up'], attrs: ['act'],
+    gradient: { name: 'TTGatedActivationGrad', inputs: ['dy', 'gate', 'up'] },
+  },
+  rope: {
+    name: 'TTRope', inputs: ['x', 'cos', 'sin'], attrs: ['rotaryDim'],
+    gradient: { name: 'TTRopeGrad', inputs: ['dy', 'cos', 'sin'] },
+  },
   attention: {
     name: 'TTAttention',
     inputs: ['q', 'k', 'v', 'keyMask'],

@@ -7,6 +7,8 @@
  */
 import type { CudaAddon, PoolStats } from '../../src/backend/cuda/addon.js';
 import { emulatedPrimitives } from './emulated_primitives.js';
+import { erf } from './emulated_math.js';
+import './emulated_fused.js';
 
 const BYTES = [4, 2, 4, 1];
 const VIEWS = [Float32Array, Uint16Array, Int32Array, Uint8Array] as const;
@@ -52,18 +54,6 @@ function roundHalfEven(x: number): number {
   return d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
 }
 
-function erf(x: number): number {
-  // Abramowitz–Stegun 7.1.26 is too coarse for 1e-5; use a series/continued-fraction pair.
-  const t = Math.abs(x);
-  if (t < 2.5) {
-    let sum = t, term = t;
-    for (let n = 1; n < 60; n++) { term *= -t * t / n; sum += term / (2 * n + 1); }
-    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
-  }
-  let cf = 0;
-  for (let n = 60; n >= 1; n--) cf = (n / 2) / (t + cf);
-  return Math.sign(x) * (1 - Math.exp(-t * t) / Math.sqrt(Math.PI) / (t + cf));
-}
 
 export function emulatedAddon(): CudaAddon {
   // Allocations at increasing addresses with gaps; a pointer may point inside one (a column
@@ -133,6 +123,16 @@ export function emulatedAddon(): CudaAddon {
   };
 
   const prims = emulatedPrimitives({ load, store, view });
+  const adamwOne: CudaAddon['adamw'] = (p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2, gs) => {
+    for (let i = 0; i < n; i++) {
+      const gi = load(g, 0, i) * gs;
+      let pi = load(p, 0, i) * (1 - lr * wd);
+      const mi = b1 * load(m, 0, i) + (1 - b1) * gi;
+      const vi = b2 * load(v, 0, i) + (1 - b2) * gi * gi;
+      pi -= (lr / bc1) * mi / (Math.sqrt(vi) / Math.sqrt(bc2) + eps);
+      store(p, 0, i, pi); store(m, 0, i, mi); store(v, 0, i, vi);
+    }
+  };
   return {
     primitives: () => prims.table.map(({ name, nargs }) => ({ name, nargs })),
     runProgram(program) {
@@ -317,14 +317,12 @@ export function emulatedAddon(): CudaAddon {
         store(dst, dt, i, lo + (hi - lo) * ((h >>> 8) / 16777216));
       }
     },
-    adamw(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2, gs) {
-      for (let i = 0; i < n; i++) {
-        const gi = load(g, 0, i) * gs;
-        let pi = load(p, 0, i) * (1 - lr * wd);
-        const mi = b1 * load(m, 0, i) + (1 - b1) * gi;
-        const vi = b2 * load(v, 0, i) + (1 - b2) * gi * gi;
-        pi -= (lr / bc1) * mi / (Math.sqrt(vi) / Math.sqrt(bc2) + eps);
-        store(p, 0, i, pi); store(m, 0, i, mi); store(v, 0, i, vi);
+    adamw: adamwOne,
+    adamwMulti(table, lr, b1, b2, eps, bc1, bc2, gs) {
+      if (table.length % 6 !== 0) throw new Error('adamwMulti: argument 0 must be a Float64Array of 6 entries per tensor');
+      for (let t = 0; t < table.length; t += 6) {
+        const [p, g, m, v, n, wd] = Array.from(table.subarray(t, t + 6));
+        adamwOne(p!, g!, m!, v!, n!, lr, b1, b2, eps, wd!, bc1, bc2, gs);
       }
     },
     // NCCL with one rank (a process cannot emulate peers): every collective copies its input.

@@ -63,4 +63,7 @@ export const engineDevice: Device = {
   storeFrozenWeight(t: Tensor) {
     return t;
   },
+  addonCalls() {
+    return null;
+  },
 };

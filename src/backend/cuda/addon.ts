@@ -83,6 +83,12 @@ export interface CudaAddon {
   randomUniform(dst: Ptr, dt: Code, n: number, seed: number, offset: number, lo: number, hi: number): void;
   adamw(param: Ptr, grad: Ptr, m: Ptr, v: Ptr, n: number, lr: number, beta1: number, beta2: number, eps: number,
     weightDecay: number, biasCorrection1: number, biasCorrection2: number, gradScale: number): void;
+  /**
+   * AdamW over many f32 tensors in a few launches: table = [param, grad, m, v, n, weightDecay]
+   * per tensor; the other arguments as adamw's.
+   */
+  adamwMulti(table: Float64Array, lr: number, beta1: number, beta2: number, eps: number, biasCorrection1: number,
+    biasCorrection2: number, gradScale: number): void;
   /** The device primitives (kernels/src/primitives.h) in id order. */
   primitives(): PrimitiveInfo[];
   /** Launches a program: [primitive id, its arguments…] entries, in order (./program.ts builds them). */
@@ -102,6 +108,29 @@ export interface CudaAddon {
 }
 
 export interface PrimitiveInfo { name: string; nargs: number }
+
+/** An addon whose every function call is counted (./backend.ts holds one). */
+export interface CountedAddon { addon: CudaAddon; calls(): number }
+
+/**
+ * `inner` with a counter in front of each function: the number of calls that crossed from
+ * JavaScript to the addon — each a kernel launch, copy or program — is what bounds a step's
+ * speed when kernels are small (issue 10), so bench:train reports it per step. A call costs
+ * one closure more (~10 ns), nothing beside the tfjs engine's ~40 µs per kernel.
+ */
+export function countingAddon(inner: CudaAddon): CountedAddon {
+  let calls = 0;
+  const counted: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(inner)) {
+    if (typeof value !== 'function') { counted[name] = value; continue; }
+    const fn = value as (...args: unknown[]) => unknown;
+    counted[name] = (...args: unknown[]) => {
+      calls++;
+      return fn.apply(inner, args);
+    };
+  }
+  return { addon: counted as unknown as CudaAddon, calls: () => calls };
+}
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 

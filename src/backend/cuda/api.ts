@@ -6,7 +6,8 @@
  *    read it directly under bf16-mixed). Consumes t; returns the tensor to keep.
  *  - physicalDtype(t): 'f32' | 'bf16' | 'i32' | 'u8', or null off cuda.
  *  - cudaMemory() / resetCudaPeakMemory(): the device pool's statistics.
- *  - fusedAdamWStep(...): one in-place AdamW update of an f32 parameter in one kernel.
+ *  - fusedAdamWStep(...): one in-place AdamW update of an f32 parameter in one kernel;
+ *    fusedAdamWStepAll(...): the same over many parameters in one call (a few launches).
  *  - deviceRandomUniform(shape, seed, offset): counter-based (Philox) uniform numbers made on
  *    the GPU, reproducible from (seed, offset) — for dropout masks.
  */
@@ -58,21 +59,53 @@ export interface FusedAdamWOptions {
 export function fusedAdamWStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: FusedAdamWOptions): boolean {
   const backend = activeCudaBackend();
   if (!backend) return false;
-  const ts = [param, grad, m, v] as unknown as TensorRef[];
-  for (const [i, t] of ts.entries()) {
-    if (i !== 1 && backend.phys(t) !== 'f32') throw new Error(`fusedAdamWStep: tensor ${i} is stored ${backend.phys(t)}, not f32`);
-    if (t.shape.reduce((a, b) => a * b, 1) !== param.size) throw new Error(`fusedAdamWStep: tensor ${i} has another size than the parameter`);
-    if (i !== 1 && backend.refCount(t.dataId) > 1) throw new Error(`fusedAdamWStep: tensor ${i} shares its data; updating it in place would change another tensor`);
-  }
-  const g32 = backend.phys(ts[1]!) === 'f32' ? ts[1]! : convert(backend, ts[1]!, 'f32');
-  const [p, g, mm, vv] = [ts[0]!, g32, ts[2]!, ts[3]!].map((t) => backend.ptr(t));
+  const temps: TensorRef[] = [];
   try {
+    const [p, g, mm, vv] = adamwPointers(backend, param, grad, m, v, 'fusedAdamWStep', temps);
     backend.addon.adamw(p!, g!, mm!, vv!, param.size, o.lr, o.beta1, o.beta2, o.eps, o.weightDecay,
       1 - o.beta1 ** o.step, 1 - o.beta2 ** o.step, o.gradScale ?? 1);
   } finally {
-    if (g32 !== ts[1]) backend.disposeIntermediate(g32);
+    temps.forEach((t) => backend.disposeIntermediate(t));
   }
   return true;
+}
+
+/**
+ * One AdamW step over every tensor at once — one call into the addon, a few launches
+ * (kernels/src/adamw.cu launchAdamWMulti) — with the same element update and the same
+ * requirements per tensor as fusedAdamWStep. Returns false off cuda.
+ */
+export function fusedAdamWStepAll(tensors: readonly FusedAdamWTensors[], o: Omit<FusedAdamWOptions, 'weightDecay'>): boolean {
+  const backend = activeCudaBackend();
+  if (!backend) return false;
+  const temps: TensorRef[] = [];
+  try {
+    const table = new Float64Array(6 * tensors.length);
+    tensors.forEach(({ param, grad, m, v, weightDecay }, i) => {
+      const where = `fusedAdamWStepAll (tensor ${i})`;
+      table.set([...adamwPointers(backend, param, grad, m, v, where, temps), param.size, weightDecay], 6 * i);
+    });
+    backend.addon.adamwMulti(table, o.lr, o.beta1, o.beta2, o.eps, 1 - o.beta1 ** o.step, 1 - o.beta2 ** o.step, o.gradScale ?? 1);
+  } finally {
+    temps.forEach((t) => backend.disposeIntermediate(t));
+  }
+  return true;
+}
+
+/** One parameter of fusedAdamWStepAll, with its decoupled weight decay. */
+export interface FusedAdamWTensors { param: Tensor; grad: Tensor; m: Tensor; v: Tensor; weightDecay: number }
+
+/** Device pointers of param, grad (f32: a bf16 gradient is converted into `temps`), m, v, after the checks. */
+function adamwPointers(backend: CudaBackend, param: Tensor, grad: Tensor, m: Tensor, v: Tensor, where: string, temps: TensorRef[]): number[] {
+  const ts = [param, grad, m, v] as unknown as TensorRef[];
+  for (const [i, t] of ts.entries()) {
+    if (i !== 1 && backend.phys(t) !== 'f32') throw new Error(`${where}: tensor ${i} is stored ${backend.phys(t)}, not f32`);
+    if (t.shape.reduce((a, b) => a * b, 1) !== param.size) throw new Error(`${where}: tensor ${i} has another size than the parameter`);
+    if (i !== 1 && backend.refCount(t.dataId) > 1) throw new Error(`${where}: tensor ${i} shares its data; updating it in place would change another tensor`);
+  }
+  let g = ts[1]!;
+  if (backend.phys(g) !== 'f32') temps.push(g = convert(backend, g, 'f32'));
+  return [ts[0]!, g, ts[2]!, ts[3]!].map((t) => backend.ptr(t));
 }
 
 /** U[lo, hi) float32 values i = Philox(seed, offset + i); null off cuda. */

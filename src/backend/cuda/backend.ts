@@ -8,7 +8,7 @@
  * needs them on the device, so shape-only or host-only tensors never cost a copy.
  */
 import { tf } from '../tf.js';
-import { DTYPE, PHYS_BYTES, type CudaAddon, type DeviceInfo, type Phys } from './addon.js';
+import { countingAddon, DTYPE, PHYS_BYTES, type CudaAddon, type DeviceInfo, type Phys } from './addon.js';
 
 type DataId = object;
 type DataType = tf.DataType;
@@ -38,9 +38,14 @@ export class CudaBackend extends tf.KernelBackend {
   /** 'bf16-mixed': matrix products run bf16 × bf16 → bf16 on tensor cores (f32 accumulate). */
   precision: Precision = 'fp32';
   readonly device: DeviceInfo;
+  /** The addon, every call counted (`addonCalls`). */
+  readonly addon: CudaAddon;
+  /** Calls made into the addon since this backend was made. */
+  readonly addonCalls: () => number;
 
-  constructor(readonly addon: CudaAddon) {
+  constructor(addon: CudaAddon) {
     super();
+    ({ addon: this.addon, calls: this.addonCalls } = countingAddon(addon));
     this.device = addon.deviceInfo();
     this.data = new tf.DataStorage(this, tf.engine());
   }

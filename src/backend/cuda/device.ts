@@ -2,11 +2,12 @@
  * The cuda backend as a device (../device.ts): memory is the device pool's (every byte the
  * addon allocated, whatever tfjs knows of it), frozen weights are stored bf16 under
  * bf16-mixed, AdamW is the fused kernel (kernels/src/adamw.cu: one pass reading p, g, m, v
- * and writing p, m, v, instead of ~10 tfjs ops each a pass), random numbers come from the
- * device's counter-based generator, and collectives are NCCL's (./collectives.ts). Registered by ./register.ts beside the backend.
+ * and writing p, m, v, instead of ~10 tfjs ops each a pass; every tensor in one call), random
+ * numbers come from the device's counter-based generator, collectives are NCCL's
+ * (./collectives.ts), and calls into the addon are counted. Registered by ./register.ts beside the backend.
  */
 import type { Device } from '../device.js';
-import { activeCudaBackend, deviceRandomUniform, fusedAdamWStep, storeFrozenWeight } from './api.js';
+import { activeCudaBackend, deviceRandomUniform, fusedAdamWStepAll, storeFrozenWeight } from './api.js';
 import { cudaCollectives } from './collectives.js';
 
 function backend() {
@@ -36,13 +37,14 @@ export const cudaDevice: Device = {
     return policy === 'bf16-mixed' ? storeFrozenWeight(t) : t;
   },
   adamwStep(tensors, hyper) {
-    // One launch per tensor: an adapter has tens to hundreds of them, each launch ~10 µs.
-    for (const { param, grad, m, v, weightDecay } of tensors) {
-      fusedAdamWStep(param, grad, m, v, { ...hyper, weightDecay });
-    }
+    // One call for every tensor: an adapter has tens to hundreds of them.
+    fusedAdamWStepAll(tensors, hyper);
   },
   randomUniform(shape, seed, offset = 0, lo = 0, hi = 1) {
     return deviceRandomUniform(shape, seed, offset, lo, hi)!;
   },
   collectives: cudaCollectives,
+  addonCalls() {
+    return backend().addonCalls();
+  },
 };

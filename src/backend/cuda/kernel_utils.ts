@@ -6,6 +6,7 @@
 import { tf } from '../tf.js';
 import { DTYPE, type Phys } from './addon.js';
 import { physOf, type CudaBackend, type TensorRef } from './backend.js';
+import { Program } from './program.js';
 
 export type Inputs = Record<string, TensorRef | TensorRef[]>;
 export type Attrs = Record<string, unknown>;
@@ -115,4 +116,36 @@ export function stridedCopy(backend: CudaBackend, src: TensorRef, dst: TensorRef
 export function viewDims(outShape: number[], inShape: number[], start: number[], step: number[], wrap = false): CopyDim[] {
   const os = stridesOf(outShape), is = stridesOf(inShape);
   return outShape.map((n, d) => ({ outShape: n, outStride: os[d]!, inShape: inShape[d]!, inStride: is[d]!, start: start[d]!, step: step[d]!, wrap }));
+}
+
+/** t itself when stored `phys`, else a converted copy added to `temps` (the caller disposes those). */
+export function storedAs(backend: CudaBackend, t: TensorRef, phys: Phys, temps: TensorRef[]): TensorRef {
+  if (backend.phys(t) === phys) return t;
+  const copy = convert(backend, t, phys);
+  temps.push(copy);
+  return copy;
+}
+
+/** Record device primitives (./primitives/) and launch them in one call into the addon. */
+export function runPrimitives(backend: CudaBackend, record: (p: Program) => void): void {
+  const p = new Program(backend.addon);
+  record(p);
+  p.run();
+}
+
+/** Runs body with a list for intermediates, disposed when it returns or throws. */
+export function withTemps<T>(backend: CudaBackend, body: (temps: TensorRef[]) => T): T {
+  const temps: TensorRef[] = [];
+  try {
+    return body(temps);
+  } finally {
+    temps.forEach((t) => backend.disposeIntermediate(t));
+  }
+}
+
+/** Throws unless a and b have one shape (a fused elementwise kernel reads them index by index). */
+export function sameShape(a: TensorRef, b: TensorRef, what: string): void {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new Error(`${what}: shapes [${a.shape.join(',')}] and [${b.shape.join(',')}] must be equal`);
+  }
 }

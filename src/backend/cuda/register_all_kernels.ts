@@ -12,14 +12,22 @@ import { shapeKernels } from './kernels/shape.js';
 import { softmaxKernels } from './kernels/softmax.js';
 import { unaryKernels } from './kernels/unary.js';
 import { gradientOverrides } from './gradients.js';
+import { rmsNormGradient, rmsNormKernels } from './kernels/rmsNorm.js';
+import { layerNormGradient, layerNormKernels } from './kernels/layerNorm.js';
+import { gatedActivationGradient, gatedActivationKernels } from './kernels/gatedActivation.js';
+import { ropeGradient, ropeKernels } from './kernels/rope.js';
 
 export const cudaKernels: tf.KernelConfig[] = [
   ...unaryKernels, ...binaryKernels, ...selectKernels, ...reduceKernels, ...softmaxKernels, ...matmulKernels,
   ...shapeKernels, ...gatherKernels, ...creationKernels, ...crossEntropyKernels, ...attentionKernels,
+  ...rmsNormKernels, ...layerNormKernels, ...gatedActivationKernels, ...ropeKernels,
 ];
 
 /** Gradients of the fused ops' cuda kernels (typetune's own op names; tfjs knows none of them). */
-export const cudaGradients: tf.GradConfig[] = [crossEntropyGradient, attentionGradient];
+export const cudaGradients: tf.GradConfig[] = [
+  crossEntropyGradient, attentionGradient,
+  rmsNormGradient, layerNormGradient, gatedActivationGradient, ropeGradient,
+];
 
 /** Names of the kernels the cuda backend implements. */
 export const CUDA_KERNEL_NAMES: readonly string[] = cudaKernels.map((k) => k.kernelName);

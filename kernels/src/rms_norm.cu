@@ -1,0 +1,142 @@
+// Fused RMSNorm over the last axis of x viewed as [rows, cols] (src/ops/rmsNorm.ts defines
+// the numerics), f32 accumulation whatever x's storage:
+//   forward:  r = 1/sqrt(mean(x²) + eps),  y = x·r·(w + offset)   (offset 1: Gemma's 1 + w)
+//   backward: g = dy·(w + offset),  dx = r·g − x·r³·mean(g·x),  dw = Σ_rows dy·x·r
+// Nothing but x is kept for the backward pass: r is recomputed from the row (one more read
+// of it, cheaper than a tensor the tfjs engine would have to track). y is stored like x; dx
+// is bf16 only when dy and x both are; w and dw are f32. dw uses norm_common.cuh's
+// deterministic two-stage reduction; dw = nullptr skips it (a frozen norm weight).
+#include "kernels.h"
+#include "block_reduce.cuh"
+#include "norm_common.cuh"
+#include "primitives.h"
+#include "vec_io.cuh"
+
+namespace tt {
+
+template <typename T, int V>
+__global__ void rmsNormForwardKernel(const T* x, const float* w, T* y, int64_t cols, float eps, float offset) {
+  __shared__ float sh[33];
+  const int64_t base = blockIdx.x * cols;
+  const int64_t stride = (int64_t)blockDim.x * V;
+  float ss = 0.f;
+  for (int64_t j = threadIdx.x * V; j < cols; j += stride) {
+    float v[V];
+    loadPack<T, V>(x, base + j, v);
+#pragma unroll
+    for (int k = 0; k < V; k++) ss += v[k] * v[k];
+  }
+  const float r = rsqrtf(blockSum(ss, sh) / (float)cols + eps);
+  for (int64_t j = threadIdx.x * V; j < cols; j += stride) {
+    float v[V];
+    loadPack<T, V>(x, base + j, v);
+#pragma unroll
+    for (int k = 0; k < V; k++) v[k] = v[k] * r * (w[j + k] + offset);
+    storePack<T, V>(y, base + j, v);
+  }
+}
+
+template <typename T, typename G, int V>
+__global__ void rmsNormBackwardKernel(const G* dy, const T* x, const float* w, GradStorage<T, G>* dx, float* partial,
+                                      int64_t rows, int64_t cols, float eps, float offset) {
+  extern __shared__ float dwAcc[];  // [cols] when partial != nullptr
+  __shared__ float sh[33];
+  const int64_t stride = (int64_t)blockDim.x * V;
+  if (partial) {
+    for (int64_t j = threadIdx.x * V; j < cols; j += stride)
+#pragma unroll
+      for (int k = 0; k < V; k++) dwAcc[j + k] = 0.f;
+  }
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int64_t base = row * cols;
+    float ss = 0.f, gx = 0.f;
+    for (int64_t j = threadIdx.x * V; j < cols; j += stride) {
+      float v[V], g[V];
+      loadPack<T, V>(x, base + j, v);
+      loadPack<G, V>(dy, base + j, g);
+#pragma unroll
+      for (int k = 0; k < V; k++) {
+        ss += v[k] * v[k];
+        gx += g[k] * (w[j + k] + offset) * v[k];
+      }
+    }
+    ss = blockSum(ss, sh);
+    gx = blockSum(gx, sh);
+    const float r = rsqrtf(ss / (float)cols + eps);
+    const float c = r * r * r * gx / (float)cols;
+    for (int64_t j = threadIdx.x * V; j < cols; j += stride) {
+      float v[V], g[V], d[V];
+      loadPack<T, V>(x, base + j, v);
+      loadPack<G, V>(dy, base + j, g);
+#pragma unroll
+      for (int k = 0; k < V; k++) {
+        d[k] = r * g[k] * (w[j + k] + offset) - c * v[k];
+        if (partial) dwAcc[j + k] += g[k] * v[k] * r;
+      }
+      storePack<GradStorage<T, G>, V>(dx, base + j, d);
+    }
+  }
+  if (partial) {
+    for (int64_t j = threadIdx.x * V; j < cols; j += stride)
+#pragma unroll
+      for (int k = 0; k < V; k++) partial[blockIdx.x * cols + j + k] = dwAcc[j + k];
+  }
+}
+
+void launchRmsNormForward(const void* x, int xt, const float* w, void* y, int64_t rows, int64_t cols, float eps, float offset) {
+  if (rows == 0 || cols == 0) return;
+  if (rows > 0x7fffffffLL) fail("rmsNormForward", "too many rows");
+  withFloatType(xt, "rmsNormForward", [&](auto t) {
+    using T = decltype(t);
+    withWidth<16 / sizeof(T)>(vectorWidth(cols, sizeof(T), x, y), [&](auto width) {
+      constexpr int V = decltype(width)::value;
+      rmsNormForwardKernel<T, V><<<(unsigned)rows, normThreads(cols, V), 0, stream()>>>(
+          static_cast<const T*>(x), w, static_cast<T*>(y), cols, eps, offset);
+    });
+  });
+  checkLaunch("rmsNormForward", rowsCols(rows, cols));
+}
+
+void launchRmsNormBackward(const void* dy, int dyt, const void* x, int xt, const float* w, void* dx, int dxt, float* dw,
+                           int64_t rows, int64_t cols, float eps, float offset) {
+  if (dxt != gradDtype(xt, dyt)) fail("rmsNormBackward", std::string("dx must be stored ") + dtypeName(gradDtype(xt, dyt)));
+  if (cols == 0) return;
+  if (rows == 0) {
+    if (dw) check(cudaMemsetAsync(dw, 0, cols * sizeof(float), stream()), "rmsNormBackward");
+    return;
+  }
+  const unsigned blocks = normBackwardBlocks(rows);
+  Scratch partial(dw ? blocks * cols * sizeof(float) : 1, "rmsNormBackward partial dw");
+  withFloatType(xt, "rmsNormBackward", [&](auto t) {
+    using T = decltype(t);
+    withFloatType(dyt, "rmsNormBackward", [&](auto g) {
+      using G = decltype(g);
+      constexpr size_t widest = sizeof(T) > sizeof(G) ? sizeof(T) : sizeof(G);
+      withWidth<16 / widest>(vectorWidth(cols, widest, dy, x, dx), [&](auto width) {
+        constexpr int V = decltype(width)::value;
+        auto kernel = rmsNormBackwardKernel<T, G, V>;
+        const size_t shared = dw ? cols * sizeof(float) : 0;
+        allowSharedMemory(kernel, shared, "rmsNormBackward");
+        kernel<<<blocks, normThreads(cols, V), shared, stream()>>>(static_cast<const G*>(dy), static_cast<const T*>(x), w,
+            static_cast<GradStorage<T, G>*>(dx), dw ? static_cast<float*>(partial.p) : nullptr, rows, cols, eps, offset);
+      });
+    });
+  });
+  checkLaunch("rmsNormBackward", rowsCols(rows, cols));
+  if (dw) launchColumnSum(static_cast<float*>(partial.p), blocks, cols, cols, dw, "rmsNormBackward");
+}
+
+// rmsNormForward(x, xt, w, y, rows, cols, eps, offset)
+static void rmsNormForward(const Args& a) {
+  launchRmsNormForward(a.ptr(0), a.i32(1), a.as<const float>(2), a.ptr(3), a.i64(4), a.i64(5), a.f32(6), a.f32(7));
+}
+TT_PRIMITIVE("rmsNormForward", 8, rmsNormForward);
+
+// rmsNormBackward(dy, dyt, x, xt, w, dx, dxt, dw|0, rows, cols, eps, offset)
+static void rmsNormBackward(const Args& a) {
+  launchRmsNormBackward(a.ptr(0), a.i32(1), a.ptr(2), a.i32(3), a.as<const float>(4), a.ptr(5), a.i32(6), a.as<float>(7),
+                        a.i64(8), a.i64(9), a.f32(10), a.f32(11));
+}
+TT_PRIMITIVE("rmsNormBackward", 12, rmsNormBackward);
+
+}  // namespace tt

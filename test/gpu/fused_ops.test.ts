@@ -1,0 +1,275 @@
+/**
+ * The cuda backend's fused row ops (kernels/src/rms_norm.cu, layer_norm.cu,
+ * gated_activation.cu, rope.cu) against their reference compositions' autograd on the CPU
+ * backend: the forward value and every gradient, f32 within 1e-5 relative, bf16 storage
+ * within bf16 rounding; storage types; that the fused primitives (not the reference) ran;
+ * deterministic weight gradients. Then the multi-tensor AdamW against the CPU reference, and
+ * the count of calls into the addon.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tf, type Tensor } from '../../src/backend/tf.js';
+import { activeCudaBackend, physicalDtype, storeFrozenWeight } from '../../src/backend/cuda/api.js';
+import { activeDevice } from '../../src/backend/device.js';
+import { GATED_ACTIVATIONS } from '../../src/backend/cuda/primitives/gatedActivation.js';
+import { bf16ToF32, f32ToBf16 } from '../../src/io/dtypes.js';
+import { ACTIVATION_NAMES, gatedActivation } from '../../src/ops/activations.js';
+import { layerNorm } from '../../src/ops/layerNorm.js';
+import { rmsNorm } from '../../src/ops/rmsNorm.js';
+import { rope, ropeTables } from '../../src/ops/rope.js';
+import { AdamW } from '../../src/train/adamw.js';
+import { onBoth, rand, relErr, size, useCuda } from './cuda.js';
+
+beforeAll(async () => {
+  await useCuda();
+});
+
+const F32_TOL = 1e-5;
+/** bf16 keeps 8 significant bits: a stored value is within 2^-9 of the exact one, and sums of them a little more. */
+const BF16_TOL = 2 ** -7;
+
+const roundBf16 = (a: Float32Array) => Float32Array.from(a, (v) => bf16ToF32(f32ToBf16(v)));
+
+/**
+ * A tensor of seeded values; with `bf16` its values are bf16-exact and, on cuda, it is stored
+ * bf16 (on cpu it is the same values in f32), so both backends see the same numbers.
+ */
+function data(shape: number[], seed: number, bf16 = false, lo = -2, hi = 2): Tensor {
+  const values = rand(size(shape), seed, lo, hi);
+  const t = tf.tensor(bf16 ? roundBf16(values) : values, shape);
+  return bf16 ? storeFrozenWeight(t) : t;
+}
+
+/** The primitives launched through runProgram while `fn` runs on cuda, by name. */
+function primitivesRun<T>(fn: () => T): { result: T; names: string[] } {
+  const addon = activeCudaBackend()!.addon;
+  const table = addon.primitives();
+  const run = addon.runProgram;
+  const names: string[] = [];
+  addon.runProgram = (program) => {
+    for (let pos = 0; pos < program.length; pos += 1 + table[program[pos]!]!.nargs) names.push(table[program[pos]!]!.name);
+    run(program);
+  };
+  try {
+    return { result: fn(), names };
+  } finally {
+    addon.runProgram = run;
+  }
+}
+
+/**
+ * op's value and gradients with respect to `inputs` for the incoming gradient dy (stored bf16
+ * on cuda when asked), on cpu (the reference's autograd) and on cuda (the fused kernels),
+ * compared output by output.
+ */
+async function expectMatches(op: (...xs: Tensor[]) => Tensor, inputs: () => Tensor[], opts: { tol: number; dyBf16?: boolean }): Promise<void> {
+  const build = () => {
+    const xs = inputs();
+    const { value, grads } = tf.valueAndGrads((...a: Tensor[]) => op(...a))(xs, data(xs[0]!.shape, 99, opts.dyBf16));
+    return [value, ...grads];
+  };
+  const { cpu, cuda } = await onBoth(build);
+  expect(cuda.length).toBe(cpu.length);
+  cpu.forEach((ref, i) => {
+    expect(cuda[i]!.shape, `output ${i} shape`).toEqual(ref.shape);
+    expect(relErr(cuda[i]!.data, ref.data), `output ${i} (0: value, then the gradients) rel. error`).toBeLessThanOrEqual(opts.tol);
+  });
+}
+
+/** The primitives that a forward and backward pass of op runs on cuda, and its outputs' storage. */
+function fusedRun(op: (...xs: Tensor[]) => Tensor, inputs: () => Tensor[], dyBf16 = false): { names: string[]; phys: string[] } {
+  let phys: string[] = [];
+  const { names } = primitivesRun(() => tf.tidy(() => {
+    const xs = inputs();
+    const { value, grads } = tf.valueAndGrads((...a: Tensor[]) => op(...a))(xs, data(xs[0]!.shape, 99, dyBf16));
+    phys = [value, ...grads].map((t) => physicalDtype(t)!);
+  }));
+  return { names, phys };
+}
+
+// One row; odd rows and columns; more rows than the backward pass's 512 blocks; scalar and
+// vectorised loads; rows longer than one pass of the block.
+const ROW_SHAPES: Array<[string, number[]]> = [[1, 3], [3, 5, 7], [600, 24], [5, 33], [4, 2100], [3, 4096]].map((s) => [s.join('×'), s]);
+
+describe('TTRmsNorm', () => {
+  it.each(ROW_SHAPES)('f32, x of %s', async (_name, shape) => {
+    const cols = shape[shape.length - 1]!;
+    for (const offset of [0, 1]) {
+      await expectMatches((x, w) => rmsNorm(x!, w!, 1e-6, offset), () => [data(shape, 1), data([cols], 2, false, 0.5, 1.5)], { tol: F32_TOL });
+    }
+  });
+
+  it('bf16 activations (f32 and bf16 incoming gradients), Gemma offset', async () => {
+    for (const dyBf16 of [false, true]) {
+      const op = (x: Tensor, w: Tensor) => rmsNorm(x, w, 1e-5, 1);
+      const inputs = () => [data([7, 48], 3, true), data([48], 4, false, -0.5, 0.5)];
+      await expectMatches(op, inputs, { tol: BF16_TOL, dyBf16 });
+      await tf.setBackend('cuda');
+      const run = fusedRun(op, inputs, dyBf16);
+      expect(run.phys).toEqual(['bf16', dyBf16 ? 'bf16' : 'f32', 'f32']);
+    }
+  });
+
+  it('rows longer than 48 KiB of f32 weight gradient (the shared-memory opt-in)', async () => {
+    await expectMatches((x, w) => rmsNorm(x!, w!, 1e-6), () => [data([2, 13000], 5), data([13000], 6)], { tol: F32_TOL });
+  });
+
+  it('runs the fused primitives, and its weight gradient is bitwise reproducible', async () => {
+    await tf.setBackend('cuda');
+    const op = (x: Tensor, w: Tensor) => rmsNorm(x, w, 1e-6);
+    const inputs = () => [data([700, 40], 7), data([40], 8)];
+    expect(fusedRun(op, inputs).names).toEqual(['rmsNormForward', 'rmsNormBackward']);
+    const dw = () => tf.tidy(() => Array.from(tf.grads((x: Tensor, w: Tensor) => op(x, w))(inputs(), data([700, 40], 9))[1]!.dataSync()));
+    expect(dw()).toEqual(dw());
+  });
+});
+
+describe('TTLayerNorm', () => {
+  it.each(ROW_SHAPES)('f32, x of %s', async (_name, shape) => {
+    const cols = shape[shape.length - 1]!;
+    await expectMatches((x, w, b) => layerNorm(x!, w!, b!, 1e-5), () => [data(shape, 11, false, 1, 3), data([cols], 12), data([cols], 13)], { tol: F32_TOL });
+  });
+
+  it('bf16 activations, and rows past 48 KiB of shared accumulators', async () => {
+    const op = (x: Tensor, w: Tensor, b: Tensor) => layerNorm(x, w, b, 1e-5);
+    await expectMatches(op, () => [data([9, 64], 14, true), data([64], 15), data([64], 16)], { tol: BF16_TOL, dyBf16: true });
+    await expectMatches(op, () => [data([2, 7000], 17), data([7000], 18), data([7000], 19)], { tol: F32_TOL });
+    await tf.setBackend('cuda');
+    const run = fusedRun(op, () => [data([9, 64], 14, true), data([64], 15), data([64], 16)], true);
+    expect(run.names).toEqual(['layerNormForward', 'layerNormBackward']);
+    expect(run.phys).toEqual(['bf16', 'bf16', 'f32', 'f32']);
+  });
+});
+
+describe('TTGatedActivation', () => {
+  it('knows every activation of the reference', () => {
+    expect(Object.keys(GATED_ACTIVATIONS).sort()).toEqual([...ACTIVATION_NAMES].sort());
+  });
+
+  it.each(ACTIVATION_NAMES)('%s, f32, odd and vectorised sizes', async (act) => {
+    for (const shape of [[3, 5, 7], [2, 64]]) {
+      await expectMatches((g, u) => gatedActivation(g!, u!, act), () => [data(shape, 21, false, -4, 4), data(shape, 22)], { tol: F32_TOL });
+    }
+  });
+
+  it.each(['silu', 'gelu', 'gelu_pytorch_tanh'])('%s with bf16 gate and up', async (act) => {
+    const op = (g: Tensor, u: Tensor) => gatedActivation(g, u, act);
+    const inputs = () => [data([4, 40], 23, true, -4, 4), data([4, 40], 24, true)];
+    await expectMatches(op, inputs, { tol: BF16_TOL, dyBf16: true });
+    await tf.setBackend('cuda');
+    const run = fusedRun(op, inputs, true);
+    expect(run.names).toEqual(['gatedActivationForward', 'gatedActivationBackward']);
+    expect(run.phys).toEqual(['bf16', 'bf16', 'bf16']);
+  });
+});
+
+describe('TTRope', () => {
+  /** ropeTables for seq positions with the given inverse frequencies, over headDim features. */
+  const tables = (seq: number, rotaryDim: number, headDim: number) => {
+    const invFreq = Float32Array.from({ length: rotaryDim / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / rotaryDim));
+    return ropeTables(Array.from({ length: seq }, (_, p) => p + 3), invFreq, 1, headDim);
+  };
+  const cases: Array<[string, number[], number]> = [
+    ['full rotary', [2, 3, 5, 8], 8], ['partial rotary (Phi)', [2, 3, 5, 10], 4], ['odd head dim, rotary 2', [1, 2, 7, 7], 2],
+    ['no rotary', [1, 2, 3, 6], 0],
+  ];
+  it.each(cases)('%s, f32', async (_name, shape, rotaryDim) => {
+    await expectMatches((x) => {
+      const { cos, sin } = tables(shape[2]!, rotaryDim, shape[3]!);
+      return rope(x!, cos, sin, rotaryDim);
+    }, () => [data(shape, 31)], { tol: F32_TOL });
+  });
+
+  it('any tables (not only rotate-half symmetric ones): the gradient is the exact transpose', async () => {
+    await expectMatches((x) => rope(x!, data([3, 8], 33), data([3, 8], 34), 6), () => [data([2, 2, 3, 8], 32)], { tol: F32_TOL });
+  });
+
+  it('refuses a gradient for the tables, which are constants of the positions', async () => {
+    await tf.setBackend('cuda');
+    const x = data([1, 1, 3, 4], 36), cos = data([3, 4], 37), sin = data([3, 4], 38);
+    expect(() => tf.grads((c: Tensor) => rope(x, c, sin, 4))([cos])).toThrow(/TTRope on cuda: no gradient for the cos\/sin tables/);
+    tf.dispose([x, cos, sin]);
+  });
+
+  it('bf16 queries keep bf16 storage', async () => {
+    const shape = [2, 4, 6, 16];
+    const op = (x: Tensor) => {
+      const { cos, sin } = tables(6, 16, 16);
+      return rope(x, cos, sin, 16);
+    };
+    await expectMatches(op, () => [data(shape, 35, true)], { tol: BF16_TOL, dyBf16: true });
+    await tf.setBackend('cuda');
+    const run = fusedRun(op, () => [data(shape, 35, true)], true);
+    expect(run.names).toEqual(['ropeForward', 'ropeBackward']);
+    expect(run.phys).toEqual(['bf16', 'bf16']);
+  });
+});
+
+describe('memory', () => {
+  it('gradients with respect to x alone leave no tensors or device bytes behind (the unused dw/db are freed)', async () => {
+    await tf.setBackend('cuda');
+    const x = data([6, 40], 51), w = data([40], 52), b = data([40], 53), up = data([6, 40], 54);
+    const { cos, sin } = ropeTables([0, 1, 2], Float32Array.from([1, 0.1]), 1, 4);
+    tf.dispose(tf.add(x, tf.add(w, b)));  // host values reach the device on first use; count from there
+    const step = () => tf.tidy(() => {
+      const f = (xx: Tensor) => tf.sum(rope(gatedActivation(layerNorm(rmsNorm(xx, w, 1e-6, 1), w, b, 1e-5), up, 'silu').reshape([2, 3, 2, 20]).slice([0, 0, 0, 0], [2, 3, 2, 4]).transpose([0, 2, 1, 3]), cos, sin));
+      return tf.grad(f)(x);
+    });
+    tf.dispose(step());  // first-use uploads (tables, scalars) and the primitive table
+    const before = { tensors: tf.memory().numTensors, bytes: activeCudaBackend()!.addon.memoryStats().inUse };
+    tf.dispose(step());
+    expect(tf.memory().numTensors).toBe(before.tensors);
+    expect(activeCudaBackend()!.addon.memoryStats().inUse).toBe(before.bytes);
+    tf.dispose([x, w, b, up, cos, sin]);
+  });
+});
+
+describe('multi-tensor AdamW', () => {
+  it('updates many tensors of odd sizes in one call per step, as the CPU reference does', async () => {
+    // 60 tensors: more than one launch's 48, sizes around the 4096-element chunks.
+    const sizes = Array.from({ length: 60 }, (_, i) => [1, 7, 4095, 4096, 4097, 9000, 33][i % 7]! + (i % 3));
+    const run = () => {
+      const params = new Map(sizes.map((n, i) => [`p${i}${i % 5 === 0 ? '.bias' : '.weight'}`, tf.tidy(() => tf.variable(tf.tensor1d(rand(n, 100 + i))))]));
+      const opt = new AdamW(params, { lr: 1e-2, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.1, noDecay: (n) => n.endsWith('bias') });
+      for (let step = 0; step < 3; step++) {
+        const grads = new Map([...params].map(([k, p], i) => [k, tf.tensor1d(rand(p.size, 1000 * step + i))]));
+        opt.step(grads, 1e-2, [0.5, 1, 0.25][step]);
+        tf.dispose([...grads.values()]);
+      }
+      const out = [...params.values()].map((p) => Float64Array.from(p.dataSync()));
+      opt.dispose();
+      tf.dispose([...params.values()]);
+      return out;
+    };
+    await tf.setBackend('cpu');
+    const cpu = run();
+    await tf.setBackend('cuda');
+    const addon = activeCudaBackend()!.addon;
+    const [single, multi] = [addon.adamw, addon.adamwMulti];
+    let singleCalls = 0, multiCalls = 0;
+    addon.adamw = (...args) => { singleCalls++; single(...args); };
+    addon.adamwMulti = (...args) => { multiCalls++; multi(...args); };
+    try {
+      const cuda = run();
+      expect([singleCalls, multiCalls]).toEqual([0, 3]);
+      cuda.forEach((got, i) => expect(relErr(got, cpu[i]!), `tensor ${i} of ${sizes[i]}`).toBeLessThan(1e-6));
+    } finally {
+      addon.adamw = single;
+      addon.adamwMulti = multi;
+    }
+  });
+});
+
+describe('calls into the addon', () => {
+  it('are counted by the device: a fused norm on device-resident tensors is an allocation and a program', async () => {
+    await tf.setBackend('cpu');
+    expect(activeDevice().addonCalls()).toBeNull();
+    await tf.setBackend('cuda');
+    const x = data([4, 32], 41), w = data([32], 42);
+    tf.dispose([tf.add(x, w), rmsNorm(x, w, 1e-6)]);  // uploads x and w, reads the primitive table
+    const device = activeDevice();
+    const before = device.addonCalls()!;
+    const y = rmsNorm(x, w, 1e-6);
+    expect(device.addonCalls()! - before).toBe(2);
+    tf.dispose([x, w, y]);
+  });
+});
