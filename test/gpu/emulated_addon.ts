@@ -7,6 +7,7 @@
  */
 import type { CudaAddon, PoolStats } from '../../src/backend/cuda/addon.js';
 import { emulatedPrimitives } from './emulated_primitives.js';
+import { emulatedFlashAttention } from './emulated_attention.js';
 
 const BYTES = [4, 2, 4, 1];
 const VIEWS = [Float32Array, Uint16Array, Int32Array, Uint8Array] as const;
@@ -327,5 +328,6 @@ export function emulatedAddon(): CudaAddon {
         store(p, 0, i, pi); store(m, 0, i, mi); store(v, 0, i, vi);
       }
     },
+    ...emulatedFlashAttention({ load, store }),
   };
 }
