@@ -40,12 +40,14 @@ async function main(): Promise<void> {
   const iters = Number(arg('iters', '10')), warmup = Number(arg('warmup', '3'));
   await useBackend(arg('backend', 'cuda') as 'cuda');
   const device = activeDevice();
-  console.log(`attention kernels on ${device.describe()}: causal, bf16 q/k/v, f32 accumulation`);
+  device.setPrecision('bf16-mixed');  // as training runs it: bf16 gradients
+  console.log(`attention kernels on ${device.describe()}: causal, bf16 q/k/v and gradients, f32 accumulation`);
   console.log('| shape | forward ms | forward TFLOP/s | backward ms | backward TFLOP/s |');
   console.log('|---|---|---|---|---|');
   for (const sh of SHAPES) {
     const attrs = { scale: 1 / Math.sqrt(sh.d), causal: true, window: 0, queryOffset: 0 };
-    const bf16 = (shape: number[]) => device.storeFrozenWeight(tf.randomUniform(shape, -1, 1), 'bf16-mixed');
+    let seed = 0;
+    const bf16 = (shape: number[]) => device.storeFrozenWeight(device.randomUniform?.(shape, ++seed, 0, -1, 1) ?? tf.randomUniform(shape, -1, 1), 'bf16-mixed');
     const q = bf16([sh.b, sh.heads, sh.s, sh.d]), k = bf16([sh.b, sh.kvHeads, sh.s, sh.d]), v = bf16([sh.b, sh.kvHeads, sh.s, sh.d]);
     const dy = bf16([sh.b, sh.heads, sh.s, sh.d]);
     const keyMask = tf.ones([sh.b, sh.s], 'int32');
