@@ -5,7 +5,7 @@
  * sequence, right-padded keys (with fully padded rows, whose softmax the reference makes
  * uniform), queries after a KV cache (sq ≠ sk, queryOffset), odd lengths that cross the
  * kernels' 32/64-row tiles, head dims 8, 16, 32, 64, 96, 128, 256, key masks stored int32,
- * bool and float32, and bf16-stored inputs. f32 within 1e-4 relative (max |Δ| / max |ref|),
+ * bool and float32, bf16-stored inputs and bf16 gradients (bf16-mixed). f32 within 1e-4 relative (max |Δ| / max |ref|),
  * bf16 within bf16 rounding. Also: the forward and backward never hold an [b, heads, sq, sk]
  * f32 tensor's worth of memory, and the op leaves no tensor behind (its lse output is freed).
  */
@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, type Tensor } from '../../src/backend/tf.js';
 import { attention, type AttentionOptions } from '../../src/ops/attention.js';
 import { OPS } from '../../src/ops/names.js';
-import { cudaMemory, physicalDtype, resetCudaPeakMemory, storeFrozenWeight } from '../../src/backend/cuda/api.js';
+import { activeCudaBackend, cudaMemory, physicalDtype, resetCudaPeakMemory, storeFrozenWeight } from '../../src/backend/cuda/api.js';
 import { bf16ToF32, f32ToBf16 } from '../../src/io/dtypes.js';
 import { EMULATED, onBoth, rand, relErr, size, useCuda } from './cuda.js';
 
@@ -93,6 +93,22 @@ describe('flash attention equals the reference op and its autograd', () => {
     expect(relErr(cuda[0]!.data, cpu[0]!.data), 'out').toBeLessThanOrEqual(2 ** -8);
     // The gradients' row term Δ = rowsum(dO ⊙ out) reads the bf16-stored output.
     for (let i = 1; i < 4; i++) expect(relErr(cuda[i]!.data, cpu[i]!.data), NAMES[i]).toBeLessThanOrEqual(2 ** -6);
+  });
+
+  it('bf16-mixed: the gradients are stored bf16 (dq summed in f32, then rounded), within bf16 rounding', async () => {
+    const c: Case = { b: 1, heads: 4, kvHeads: 1, sq: 70, sk: 70, d: 32, causal: true, lengths: [61] };
+    await tf.setBackend('cuda');
+    activeCudaBackend()!.setPrecisionPolicy('bf16-mixed');
+    try {
+      const { cpu, cuda } = await onBoth(() => {
+        const results = forwardAndGradients(c, true);
+        if (tf.getBackend() === 'cuda') results.slice(1).forEach((g, i) => expect(physicalDtype(g), NAMES[i + 1]).toBe('bf16'));
+        return results;
+      });
+      for (let i = 0; i < 4; i++) expect(relErr(cuda[i]!.data, cpu[i]!.data), NAMES[i]).toBeLessThanOrEqual(2 ** -6);
+    } finally {
+      activeCudaBackend()!.setPrecisionPolicy('fp32');
+    }
   });
 
   it('bad input fails with a message naming the kernel and what is valid', async () => {
