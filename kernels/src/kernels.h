@@ -72,6 +72,28 @@ struct AdamWArgs {
 };
 void launchAdamW(const AdamWArgs& a);
 
+// Flash attention for TTAttention (flash_attention_forward.cu / _backward.cu; the shared
+// semantics are in flash_attention.cuh). q [b, heads, sq, d], k/v [b, kvHeads, sk, d],
+// keyMask [b, sk] (0 hides a key), each in its own physical dtype.
+struct AttentionShape {
+  int64_t b, heads, kvHeads, sq, sk, d;
+  bool causal;
+  int64_t window;       // 0 = none
+  int64_t queryOffset;  // query i sits at position queryOffset + i
+  float scale;
+};
+struct AttentionInputs {
+  const void* q; int qt;
+  const void* k; int kt;
+  const void* v; int vt;
+  const void* keyMask; int maskt;
+};
+// out [b, heads, sq, d] (type ot) and the rows' log-sum-exp lse [b, heads, sq] (f32).
+void launchFlashAttentionForward(const AttentionShape& s, const AttentionInputs& in, void* out, int ot, float* lse);
+// dq/dk/dv (type gt) from the forward's out and lse and the incoming gradient dOut.
+void launchFlashAttentionBackward(const AttentionShape& s, const AttentionInputs& in, const void* out, int ot,
+                                  const void* dOut, int dot, const float* lse, void* dq, void* dk, void* dv, int gt);
+
 }  // namespace tt
 
 namespace tt {

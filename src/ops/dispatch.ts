@@ -16,9 +16,25 @@ export type OpAttrs = Record<string, unknown>;
 export function runOp(op: OpSignature, inputs: NamedTensors, attrs: OpAttrs, reference: () => Tensor): Tensor {
   if (tf.getKernel(op.name, tf.getBackend())) {
     checkSignature(op, inputs, attrs);
-    return tf.engine().runKernel(op.name, inputs as never, attrs as never) as Tensor;
+    const out = tf.engine().runKernel(op.name, inputs as never, attrs as never) as Tensor | Tensor[];
+    return Array.isArray(out) ? valueOf(op, out) : out;
   }
   return reference();
+}
+
+/**
+ * A fused kernel may return, after the op's value, tensors that only its gradient needs (the
+ * signature's `outputs`): tfjs' tape keeps its own copies of the outputs a gradient saves, so
+ * the caller's are disposed here and the op returns one tensor, as its reference does.
+ */
+function valueOf(op: OpSignature, out: Tensor[]): Tensor {
+  const expected = op.outputs?.length ?? 1;
+  if (out.length !== expected) {
+    tf.dispose(out);
+    throw new Error(`${op.name}: the kernel returned ${out.length} outputs where ${expected} (${op.outputs?.join(', ') ?? 'one'}) are declared (src/ops/names.ts)`);
+  }
+  tf.dispose(out.slice(1));
+  return out[0]!;
 }
 
 /** A fused kernel reads its inputs and attributes by name: one misnamed would be read as absent. */

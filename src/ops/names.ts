@@ -5,12 +5,15 @@
  * src/backend/cuda/kernels/attention.ts). An input ending in `?` may be absent.
  * `gradient` names the kernel a backend's fused gradient runs, with the op's incoming
  * gradient as `dy` beside the saved inputs. test/ops/names.test.ts lists which ops each
- * backend fuses.
+ * backend fuses. `outputs`, where present, names what a fused kernel returns: the op's value
+ * first, then tensors only its gradient needs (saved by tfjs as the kernel's outputs, e.g. the
+ * attention rows' log-sum-exp); the op returns the first and disposes the rest (./dispatch.ts).
  */
 export interface OpSignature {
   readonly name: string;
   readonly inputs: readonly string[];
   readonly attrs: readonly string[];
+  readonly outputs?: readonly string[];
   readonly gradient?: { readonly name: string; readonly inputs: readonly string[] };
 }
 
@@ -37,7 +40,8 @@ export const OPS = {
     name: 'TTAttention',
     inputs: ['q', 'k', 'v', 'keyMask'],
     attrs: ['scale', 'causal', 'window', 'queryOffset'],
-    gradient: { name: 'TTAttentionGrad', inputs: ['dy', 'q', 'k', 'v', 'keyMask'] },
+    outputs: ['out', 'lse'],
+    gradient: { name: 'TTAttentionGrad', inputs: ['dy', 'q', 'k', 'v', 'keyMask', 'out', 'lse'] },
   },
   crossEntropySum: {
     name: 'TTCrossEntropySum',

@@ -9,6 +9,7 @@ import type { CudaAddon, PoolStats } from '../../src/backend/cuda/addon.js';
 import { emulatedPrimitives } from './emulated_primitives.js';
 import { erf } from './emulated_math.js';
 import './emulated_fused.js';
+import { emulatedFlashAttention } from './emulated_attention.js';
 
 const BYTES = [4, 2, 4, 1];
 const VIEWS = [Float32Array, Uint16Array, Int32Array, Uint8Array] as const;
@@ -325,6 +326,7 @@ export function emulatedAddon(): CudaAddon {
         adamwOne(p!, g!, m!, v!, n!, lr, b1, b2, eps, wd!, bc1, bc2, gs);
       }
     },
+    ...emulatedFlashAttention({ load, store }),
     // NCCL with one rank (a process cannot emulate peers): every collective copies its input.
     ...emulatedNccl((dst, src, bytes) => view(dst, 3).set(view(src, 3).subarray(0, bytes))),
   };

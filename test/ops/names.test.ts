@@ -85,6 +85,32 @@ describe('the names', () => {
     }
   });
 
+  it('a fused kernel with more outputs than the op (saved for its gradient): the op returns the first, frees the rest', () => {
+    const op: OpSignature = { name: 'TTTestTwoOutputs', inputs: ['x'], attrs: [], outputs: ['out', 'extra'] };
+    tf.registerKernel({
+      kernelName: op.name,
+      backendName: 'cpu',
+      kernelFunc: ({ inputs, backend }) => {
+        const x = inputs.x as tf.TensorInfo;
+        const cpu = backend as unknown as { makeTensorInfo(s: number[], d: string, v: Float32Array): tf.TensorInfo };
+        return [cpu.makeTensorInfo(x.shape, 'float32', new Float32Array([7, 8])), cpu.makeTensorInfo([1], 'float32', new Float32Array([9]))];
+      },
+    });
+    try {
+      const x = tf.ones([2]);
+      const before = tf.memory().numTensors;
+      const out = runOp(op, { x }, {}, () => { throw new Error('the reference ran instead of the registered kernel'); });
+      expect(Array.from(out.dataSync())).toEqual([7, 8]);
+      expect(tf.memory().numTensors).toBe(before + 1);
+      const undeclared: OpSignature = { ...op, outputs: undefined };
+      expect(() => runOp(undeclared, { x }, {}, () => x)).toThrow('TTTestTwoOutputs: the kernel returned 2 outputs where 1 (one) are declared');
+      expect(tf.memory().numTensors).toBe(before + 1);
+      tf.dispose([x, out]);
+    } finally {
+      tf.unregisterKernel(op.name, 'cpu');
+    }
+  });
+
   it('the ops call with what names.ts declares (a cpu kernel registered under the op name sees it)', () => {
     const seen: Array<{ inputs: string[]; attrs: string[] }> = [];
     tf.registerKernel(recordingKernel(OPS.rmsNorm.name, seen));

@@ -1,0 +1,7 @@
+// bf16 for the host simulation (run.sh): storage and round-to-nearest-even conversion.
+#pragma once
+#include <cstdint>
+#include <cstring>
+struct __nv_bfloat16 { uint16_t x; };
+inline float __bfloat162float(__nv_bfloat16 b) { uint32_t u = (uint32_t)b.x << 16; float f; std::memcpy(&f, &u, 4); return f; }
+inline __nv_bfloat16 __float2bfloat16(float f) { uint32_t u; std::memcpy(&u, &f, 4); u = (u + 0x7fff + ((u >> 16) & 1)) >> 16; return {(uint16_t)u}; }

@@ -1,0 +1,98 @@
+// A host simulation of the CUDA the flash attention kernels use (see run.sh): a launch runs
+// its blocks one after another, each block's threads as OS threads; __syncthreads is a
+// barrier of the block, warp shuffles and votes exchange through per-warp slots between two
+// barriers of the warp (so, as on the GPU, all 32 lanes must take part), atomics take a lock.
+// Dynamic shared memory starts as NaN so that a read of an unwritten element shows.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <cmath>
+#include <barrier>
+#include <mutex>
+#include <atomic>
+#include <thread>
+#include <vector>
+#include <functional>
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __CUDACC__ 1
+struct uint3 { unsigned x = 0, y = 0, z = 0; };
+struct dim3 { unsigned x, y, z; dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {} };
+typedef int cudaError_t;
+typedef void* cudaStream_t;
+constexpr int cudaSuccess = 0;
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize };
+inline const char* cudaGetErrorName(int) { return "err"; }
+inline const char* cudaGetErrorString(int) { return "err"; }
+template <typename T> int cudaFuncSetAttribute(T, cudaFuncAttribute, int) { return 0; }
+inline int cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t) { std::memset(p, v, n); return 0; }
+inline int cudaGetLastError() { return 0; }
+
+namespace sim {
+inline thread_local uint3 tIdx, bIdx;
+inline dim3 bDim, gDim;
+struct Block {
+  std::barrier<>* all;
+  std::vector<std::barrier<>*> warps;
+  float xf[64][32]; int xi[64][32];
+  std::atomic<int> orAcc{0};
+  std::vector<float> smem;
+};
+inline Block* blk;
+inline std::mutex atomicMutex;
+inline long long smemLimit = 0;
+}
+#define threadIdx (sim::tIdx)
+#define blockIdx (sim::bIdx)
+#define blockDim (sim::bDim)
+#define gridDim (sim::gDim)
+inline int tid() { return sim::tIdx.x; }
+inline void __syncthreads() { sim::blk->all->arrive_and_wait(); }
+inline int __syncthreads_or(int p) {
+  if (p) sim::blk->orAcc |= 1;
+  sim::blk->all->arrive_and_wait();
+  int r = sim::blk->orAcc.load();
+  sim::blk->all->arrive_and_wait();
+  if (tid() == 0) sim::blk->orAcc = 0;
+  sim::blk->all->arrive_and_wait();
+  return r;
+}
+inline float __shfl_xor_sync(unsigned, float v, int o) {
+  int w = tid() / 32, l = tid() % 32;
+  sim::blk->xf[w][l] = v; sim::blk->warps[w]->arrive_and_wait();
+  float r = sim::blk->xf[w][l ^ o]; sim::blk->warps[w]->arrive_and_wait();
+  return r;
+}
+inline bool __any_sync(unsigned, bool p) {
+  int w = tid() / 32, l = tid() % 32;
+  sim::blk->xi[w][l] = p; sim::blk->warps[w]->arrive_and_wait();
+  bool r = false; for (int i = 0; i < 32; i++) r |= sim::blk->xi[w][i] != 0;
+  sim::blk->warps[w]->arrive_and_wait();
+  return r;
+}
+inline float atomicAdd(float* p, float v) { std::lock_guard<std::mutex> g(sim::atomicMutex); float o = *p; *p = o + v; return o; }
+inline int atomicOr(int* p, int v) { std::lock_guard<std::mutex> g(sim::atomicMutex); int o = *p; *p = o | v; return o; }
+inline int atomicCAS(int* p, int c, int v) { std::lock_guard<std::mutex> g(sim::atomicMutex); int o = *p; if (o == c) *p = v; return o; }
+inline float* simDynamicSmem() { return sim::blk->smem.data(); }
+
+template <typename P>
+void simLaunch(void (*kernel)(P), dim3 grid, dim3 block, size_t smemBytes, P p) {
+  if ((long long)smemBytes > sim::smemLimit) sim::smemLimit = smemBytes;
+  sim::bDim = block; sim::gDim = grid;
+  const int n = block.x * block.y * block.z;
+  for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++) {
+    sim::Block b;
+    std::barrier<> all(n);
+    b.all = &all;
+    for (int w = 0; w < n / 32; w++) b.warps.push_back(new std::barrier<>(32));
+    b.smem.assign(smemBytes / 4 + 1, std::nanf(""));
+    sim::blk = &b;
+    std::vector<std::thread> ts;
+    for (int t = 0; t < n; t++) ts.emplace_back([&, t] { sim::tIdx = {(unsigned)t, 0, 0}; sim::bIdx = {x, y, z}; kernel(p); });
+    for (auto& t : ts) t.join();
+    for (auto* w : b.warps) delete w;
+  }
+}

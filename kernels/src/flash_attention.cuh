@@ -1,0 +1,143 @@
+// Flash attention (FlashAttention-2's tiling) for the TTAttention op: what the forward
+// (flash_attention_forward.cu) and backward (flash_attention_backward.cu) kernels share —
+// the launch configuration per head-dim bucket, which keys a query sees, and how a masked
+// score is valued. The op's semantics are src/ops/attention.ts (the reference):
+//
+//   out = softmax((q·kᵀ)·scale + mask)·v,  mask = 0 where visible, −1e30 where not,
+//
+// with query i at position pos = queryOffset + i, key j visible iff keyMask[b, j] ≠ 0 and
+// (not causal or j ≤ pos) and (no window or pos − j < window); query head h reads KV head
+// h / (heads / kvHeads).
+//
+// Matching the reference exactly, masked rows included. In f32, score + (−1e30) is −1e30, so
+// a masked key contributes exp(−1e30 − m) = 0 to any row that sees at least one key, and a
+// row that sees none (a padding-only example, a window past the cache) is softmax over sk
+// equal values: uniform over all sk keys, with a non-zero gradient flowing into q and k.
+// The kernels value a masked score as −1e30 in ordinary rows and as 0 in fully masked rows
+// (softmax is shift-invariant, and 0 keeps that row's log-sum-exp, log sk, representable so
+// the backward pass can recompute P = 1/sk from it). A fully masked row must visit every key,
+// so a tile that holds one never skips key tiles; other rows skip the key tiles outside their
+// causal/window band, which contribute exactly 0.
+//
+// Numerics: every operand (any physical dtype: f32 or bf16 storage, mask also i32/u8) is
+// widened to f32 when its tile is staged in shared memory; products and softmax accumulate in
+// true f32 (no TF32, no tensor cores yet: a bf16 tensor-core path is the next step).
+// Thread layout: 256 threads as a 16 × 16 grid; thread (ty, tx) owns rows ty + 16·a and
+// columns tx + 16·c of each tile product, so the 16 threads of a row sit in one half-warp and
+// a row reduction is four shuffles.
+#pragma once
+#include <type_traits>
+#include "common.h"
+#include "kernels.h"
+
+namespace tt {
+namespace flash {
+
+constexpr float kMasked = -1e30f;  // the reference's additive mask value
+constexpr int kSide = 16;          // threads per side of the 16 × 16 thread grid
+constexpr int kThreads = kSide * kSide;
+
+// The launch configuration, in one place: the head dimension is padded to a bucket D (a
+// multiple of 16), and per bucket the query-tile (BM) and key-tile (BN) rows of each pass are
+// chosen so shared memory stays under sm_80's 163 KiB (f32 tiles, rows padded by one float
+// against bank conflicts). Register use: the forward keeps a BM×D output tile, the backward a
+// BN×D dK and dV tile, spread over 256 threads (≤ 64 floats each).
+template <int D> struct Tiles;
+template <> struct Tiles<32> { static constexpr int fwdBM = 64, fwdBN = 64, bwdBM = 64, bwdBN = 64; };
+template <> struct Tiles<64> { static constexpr int fwdBM = 64, fwdBN = 64, bwdBM = 64, bwdBN = 64; };
+template <> struct Tiles<96> { static constexpr int fwdBM = 64, fwdBN = 64, bwdBM = 32, bwdBN = 64; };
+template <> struct Tiles<128> { static constexpr int fwdBM = 64, fwdBN = 64, bwdBM = 32, bwdBN = 64; };
+template <> struct Tiles<256> { static constexpr int fwdBM = 64, fwdBN = 32, bwdBM = 32, bwdBN = 32; };
+
+constexpr int kMaxHeadDim = 256;
+
+// Calls f(std::integral_constant<int, D>) for the smallest bucket D ≥ d.
+template <typename F>
+void withHeadDimBucket(int64_t d, const char* where, F&& f) {
+  if (d <= 32) f(std::integral_constant<int, 32>{});
+  else if (d <= 64) f(std::integral_constant<int, 64>{});
+  else if (d <= 96) f(std::integral_constant<int, 96>{});
+  else if (d <= 128) f(std::integral_constant<int, 128>{});
+  else if (d <= kMaxHeadDim) f(std::integral_constant<int, 256>{});
+  else fail(where, "head dimension " + std::to_string(d) + " exceeds the supported 256");
+}
+
+inline void checkShape(const AttentionShape& s, const char* where) {
+  if (s.b < 0 || s.heads <= 0 || s.kvHeads <= 0 || s.sq < 0 || s.sk <= 0 || s.d <= 0)
+    fail(where, "bad attention shape (b, heads, kvHeads, sq, sk, d must be positive)");
+  if (s.heads % s.kvHeads != 0)
+    fail(where, std::to_string(s.heads) + " query heads do not group over " + std::to_string(s.kvHeads) + " KV heads");
+  if (s.window < 0) fail(where, "window must be ≥ 0 (0 = none)");
+  if (s.heads > 65535 || s.b > 65535) fail(where, "heads and batch must each be ≤ 65535 (grid limit)");
+}
+
+#ifdef __CUDACC__
+// Which keys a query sees: structurally (causal, window, offset) an interval [lo, hi) of key
+// positions, intersected with the key mask.
+struct Visibility {
+  int64_t sk, queryOffset, window;
+  bool causal;
+
+  __device__ __forceinline__ int64_t lo(int64_t i) const {
+    const int64_t pos = queryOffset + i;
+    return window > 0 ? (pos - window + 1 > 0 ? pos - window + 1 : 0) : 0;
+  }
+  __device__ __forceinline__ int64_t hi(int64_t i) const {
+    const int64_t pos = queryOffset + i;
+    return causal ? (pos + 1 < sk ? pos + 1 : sk) : sk;
+  }
+  __device__ __forceinline__ bool structural(int64_t i, int64_t j) const {
+    const int64_t pos = queryOffset + i;
+    return (!causal || j <= pos) && (window <= 0 || pos - j < window);
+  }
+};
+
+__device__ __forceinline__ bool keyVisible(const void* keyMask, int maskType, int64_t at) {
+  return loadAs<float>(keyMask, maskType, at) != 0.f;
+}
+
+// Whether query i sees no key at all, decided by one warp (every lane gets the answer): a scan
+// of the key mask over the row's structural interval that stops at the first visible key —
+// with right padding that is the interval's first key, so the scan is one load for almost all
+// rows.
+__device__ inline bool warpRowFullyMasked(const Visibility& vis, const void* keyMask, int maskType, int64_t maskRow, int64_t i) {
+  const int lane = threadIdx.x & 31;
+  const int64_t lo = vis.lo(i), hi = vis.hi(i);
+  for (int64_t j0 = lo; j0 < hi; j0 += 32) {
+    const int64_t j = j0 + lane;
+    const bool seen = j < hi && keyVisible(keyMask, maskType, maskRow + j);
+    if (__any_sync(0xffffffffu, seen)) return false;
+  }
+  return true;
+}
+
+// The score the softmax sees for (query i, key j < sk), given the raw product q·k.
+__device__ __forceinline__ float maskedScore(float raw, float scale, bool visible, bool rowFullyMasked) {
+  return visible ? raw * scale : (rowFullyMasked ? 0.f : kMasked);
+}
+
+// Reductions over the 16 threads of a row (one half-warp: lanes differ in their low 4 bits).
+__device__ __forceinline__ float rowMax16(float v) {
+  for (int o = 8; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ __forceinline__ float rowSum16(float v) {
+  for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Stage rows [row0, row0 + ROWS) × [0, D) of a [rows, d] matrix at `base` into shared memory
+// as f32 with row stride `stride`, zero past `rows` and past d (so padded lanes add nothing).
+template <int ROWS, int D>
+__device__ __forceinline__ void stageTile(float* dst, int stride, const void* src, int type, int64_t base, int64_t row0,
+                                          int64_t rows, int64_t d) {
+  for (int e = threadIdx.x; e < ROWS * D; e += kThreads) {
+    const int r = e / D, c = e % D;
+    const int64_t row = row0 + r;
+    dst[r * stride + c] = row < rows && c < d ? loadAs<float>(src, type, base + row * d + c) : 0.f;
+  }
+}
+#endif
+
+}  // namespace flash
+}  // namespace tt

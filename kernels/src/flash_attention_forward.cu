@@ -1,0 +1,188 @@
+// Flash attention forward: out = softmax((q·kᵀ)·scale + mask)·v without an [sq, sk] tensor.
+// Semantics, masking rules and thread layout: flash_attention.cuh.
+//
+// One block per (query tile of BM rows, query head, batch). The block stages its Q tile once,
+// then walks the key tiles its rows can see (all of them if a row is fully masked), keeping
+// per row the running max m, the running Σexp l and the unnormalised output tile O (the online
+// softmax): for each key tile S = Q·Kᵀ·scale (masked), m' = max(m, rowmax S), P = exp(S − m'),
+// l = l·exp(m − m') + rowsum P, O = O·exp(m − m') + P·V. At the end out = O / l and
+// lse = m + log l (f32), which is all the backward pass needs besides out itself.
+#include "flash_attention.cuh"
+
+namespace tt {
+namespace flash {
+
+namespace {
+
+struct ForwardParams {
+  AttentionShape s;
+  AttentionInputs in;
+  void* out; int ot;
+  float* lse;
+};
+
+template <int D, int BM, int BN>
+struct ForwardSmem {
+  static constexpr int qStride = D + 1, kStride = D + 1, vStride = D, pStride = BN + 1;
+  static constexpr int floats = BM * qStride + BN * kStride + BN * vStride + BM * pStride;
+  static constexpr size_t bytes = floats * sizeof(float);
+};
+
+template <int D, int BM, int BN>
+__global__ void __launch_bounds__(kThreads) flashForwardKernel(ForwardParams p) {
+  using Smem = ForwardSmem<D, BM, BN>;
+  constexpr int TM = BM / kSide, TN = BN / kSide, TD = D / kSide;
+  extern __shared__ float smem[];
+  float* Qs = smem;                         // [BM][D+1]
+  float* Ks = Qs + BM * Smem::qStride;      // [BN][D+1]
+  float* Vs = Ks + BN * Smem::kStride;      // [BN][D]
+  float* Ps = Vs + BN * Smem::vStride;      // [BM][BN+1]
+  __shared__ bool rowFull[BM];              // the row sees no key at all
+  __shared__ bool keyOk[BN];                // the key mask of the current key tile
+
+  const AttentionShape& s = p.s;
+  const int tx = threadIdx.x % kSide, ty = threadIdx.x / kSide;
+  const int warp = threadIdx.x / 32, warps = kThreads / 32;
+  const int64_t i0 = (int64_t)blockIdx.x * BM, h = blockIdx.y, b = blockIdx.z;
+  const int64_t kvh = h / (s.heads / s.kvHeads);
+  const int64_t qBase = (b * s.heads + h) * s.sq * s.d, kBase = (b * s.kvHeads + kvh) * s.sk * s.d;
+  const int64_t maskRow = b * s.sk;
+  const Visibility vis{s.sk, s.queryOffset, s.window, s.causal};
+
+  stageTile<BM, D>(Qs, Smem::qStride, p.in.q, p.in.qt, qBase, i0, s.sq, s.d);
+  for (int r = warp; r < BM; r += warps) {
+    const bool full = i0 + r < s.sq && warpRowFullyMasked(vis, p.in.keyMask, p.in.maskt, maskRow, i0 + r);
+    if ((threadIdx.x & 31) == 0) rowFull[r] = full;
+  }
+  __syncthreads();
+  const bool anyFull = __syncthreads_or(threadIdx.x < BM && rowFull[threadIdx.x]);
+
+  // Key tiles to visit: the union of the rows' structural intervals, or all if a row is fully
+  // masked (it is uniform over every key, and the reference's other rows lose nothing).
+  const int64_t iLast = (i0 + BM < s.sq ? i0 + BM : s.sq) - 1;
+  int64_t kLo = vis.lo(i0), kHi = vis.hi(iLast);
+  if (anyFull || kLo >= kHi) { kLo = 0; kHi = s.sk; }
+  const int64_t tile0 = kLo / BN, tile1 = (kHi + BN - 1) / BN;
+
+  float o[TM][TD], m[TM], l[TM];
+  bool full[TM];
+#pragma unroll
+  for (int a = 0; a < TM; a++) {
+    m[a] = -INFINITY; l[a] = 0.f; full[a] = rowFull[ty + kSide * a];
+#pragma unroll
+    for (int e = 0; e < TD; e++) o[a][e] = 0.f;
+  }
+
+  for (int64_t t = tile0; t < tile1; t++) {
+    const int64_t j0 = t * BN;
+    stageTile<BN, D>(Ks, Smem::kStride, p.in.k, p.in.kt, kBase, j0, s.sk, s.d);
+    stageTile<BN, D>(Vs, Smem::vStride, p.in.v, p.in.vt, kBase, j0, s.sk, s.d);
+    if (threadIdx.x < BN) keyOk[threadIdx.x] = j0 + threadIdx.x < s.sk && keyVisible(p.in.keyMask, p.in.maskt, maskRow + j0 + threadIdx.x);
+    __syncthreads();
+
+    // S = Q·Kᵀ for this thread's TM × TN scores.
+    float acc[TM][TN] = {};
+#pragma unroll 8
+    for (int k = 0; k < D; k++) {
+      float qv[TM], kv[TN];
+#pragma unroll
+      for (int a = 0; a < TM; a++) qv[a] = Qs[(ty + kSide * a) * Smem::qStride + k];
+#pragma unroll
+      for (int c = 0; c < TN; c++) kv[c] = Ks[(tx + kSide * c) * Smem::kStride + k];
+#pragma unroll
+      for (int a = 0; a < TM; a++)
+#pragma unroll
+        for (int c = 0; c < TN; c++) acc[a][c] = fmaf(qv[a], kv[c], acc[a][c]);
+    }
+
+    // Online softmax update per row; P goes to shared memory for the P·V product.
+#pragma unroll
+    for (int a = 0; a < TM; a++) {
+      const int64_t i = i0 + ty + kSide * a;
+      float tileMax = -INFINITY;
+#pragma unroll
+      for (int c = 0; c < TN; c++) {
+        const int jj = tx + kSide * c;
+        const int64_t j = j0 + jj;
+        acc[a][c] = j < s.sk ? maskedScore(acc[a][c], s.scale, keyOk[jj] && vis.structural(i, j), full[a]) : -INFINITY;
+        tileMax = fmaxf(tileMax, acc[a][c]);
+      }
+      // Every tile holds key j0 < sk, whose score is finite, so mNew is finite.
+      const float mNew = fmaxf(m[a], rowMax16(tileMax));
+      const float alpha = expf(m[a] - mNew);  // 0 on the first tile (m = −∞)
+      float rowSum = 0.f;
+#pragma unroll
+      for (int c = 0; c < TN; c++) {
+        const float pv = acc[a][c] == -INFINITY ? 0.f : expf(acc[a][c] - mNew);
+        rowSum += pv;
+        Ps[(ty + kSide * a) * Smem::pStride + tx + kSide * c] = pv;
+      }
+      l[a] = l[a] * alpha + rowSum16(rowSum);
+      m[a] = mNew;
+#pragma unroll
+      for (int e = 0; e < TD; e++) o[a][e] *= alpha;
+    }
+    __syncthreads();
+
+    // O += P·V for this thread's TM rows × TD columns (tx + 16·e).
+#pragma unroll 4
+    for (int j = 0; j < BN; j++) {
+      float vv[TD];
+#pragma unroll
+      for (int e = 0; e < TD; e++) vv[e] = Vs[j * Smem::vStride + tx + kSide * e];
+#pragma unroll
+      for (int a = 0; a < TM; a++) {
+        const float pv = Ps[(ty + kSide * a) * Smem::pStride + j];
+#pragma unroll
+        for (int e = 0; e < TD; e++) o[a][e] = fmaf(pv, vv[e], o[a][e]);
+      }
+    }
+    __syncthreads();  // before the next tile overwrites K, V and P
+  }
+
+#pragma unroll
+  for (int a = 0; a < TM; a++) {
+    const int64_t i = i0 + ty + kSide * a;
+    if (i >= s.sq) continue;
+    const float inv = 1.f / l[a];
+    const int64_t row = qBase + i * s.d;
+#pragma unroll
+    for (int e = 0; e < TD; e++) {
+      const int c = tx + kSide * e;
+      if (c < s.d) storeAs<float>(p.out, p.ot, row + c, o[a][e] * inv);
+    }
+    if (tx == 0) p.lse[(b * s.heads + h) * s.sq + i] = m[a] + logf(l[a]);
+  }
+}
+
+template <int D>
+void launchForward(const ForwardParams& p) {
+  constexpr int BM = Tiles<D>::fwdBM, BN = Tiles<D>::fwdBN;
+  constexpr size_t bytes = ForwardSmem<D, BM, BN>::bytes;
+  auto kernel = flashForwardKernel<D, BM, BN>;
+  static bool configured = false;  // the attribute is per kernel; set it once
+  if (!configured) {
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes), "flashAttentionForward",
+          "(shared memory " + std::to_string(bytes) + " bytes)");
+    configured = true;
+  }
+  const dim3 grid((unsigned)((p.s.sq + BM - 1) / BM), (unsigned)p.s.heads, (unsigned)p.s.b);
+  kernel<<<grid, kThreads, bytes, stream()>>>(p);
+}
+
+}  // namespace
+}  // namespace flash
+
+void launchFlashAttentionForward(const AttentionShape& s, const AttentionInputs& in, void* out, int ot, float* lse) {
+  const char* where = "flashAttentionForward";
+  flash::checkShape(s, where);
+  checkDtype(in.qt, where); checkDtype(in.kt, where); checkDtype(in.vt, where); checkDtype(in.maskt, where); checkDtype(ot, where);
+  if (s.b == 0 || s.sq == 0) return;
+  if ((s.sq + 63) / 64 > 0x7fffffffLL) fail(where, "too many query rows");
+  const flash::ForwardParams p{s, in, out, ot, lse};
+  flash::withHeadDimBucket(s.d, where, [&](auto bucket) { flash::launchForward<decltype(bucket)::value>(p); });
+  checkLaunch(where, "q [" + std::to_string(s.b) + "," + std::to_string(s.heads) + "," + std::to_string(s.sq) + "," +
+                         std::to_string(s.d) + "], kv heads " + std::to_string(s.kvHeads) + ", sk " + std::to_string(s.sk));
+}
+
+}  // namespace tt

@@ -1,0 +1,160 @@
+/**
+ * Flash attention (kernels/src/flash_attention_*.cu behind TTAttention) against the reference
+ * op's autograd on the CPU backend: the output and dq/dk/dv over causal and bidirectional
+ * attention, grouped KV heads (groups 1, 2, 4, 7), sliding windows shorter and longer than the
+ * sequence, right-padded keys (with fully padded rows, whose softmax the reference makes
+ * uniform), queries after a KV cache (sq ≠ sk, queryOffset), odd lengths that cross the
+ * kernels' 32/64-row tiles, head dims 8, 16, 32, 64, 96, 128, 256, key masks stored int32,
+ * bool and float32, bf16-stored inputs and bf16 gradients (bf16-mixed). f32 within 1e-4 relative (max |Δ| / max |ref|),
+ * bf16 within bf16 rounding. Also: the forward and backward never hold an [b, heads, sq, sk]
+ * f32 tensor's worth of memory, and the op leaves no tensor behind (its lse output is freed).
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tf, type Tensor } from '../../src/backend/tf.js';
+import { attention, type AttentionOptions } from '../../src/ops/attention.js';
+import { OPS } from '../../src/ops/names.js';
+import { activeCudaBackend, cudaMemory, physicalDtype, resetCudaPeakMemory, storeFrozenWeight } from '../../src/backend/cuda/api.js';
+import { bf16ToF32, f32ToBf16 } from '../../src/io/dtypes.js';
+import { EMULATED, onBoth, rand, relErr, size, useCuda } from './cuda.js';
+
+beforeAll(async () => {
+  await useCuda();
+});
+
+interface Case {
+  b: number; heads: number; kvHeads: number; sq: number; sk: number; d: number;
+  causal: boolean; window?: number; queryOffset?: number;
+  /** Visible keys per batch row (right padding); 0 makes every query of that row fully masked. */
+  lengths: number[];
+  maskDtype?: 'int32' | 'bool' | 'float32';
+}
+
+const cases: Array<[string, Case]> = [
+  ['causal, 1 query head per KV head, d 64, odd length across tiles', { b: 2, heads: 3, kvHeads: 3, sq: 131, sk: 131, d: 64, causal: true, lengths: [131, 100] }],
+  ['bidirectional, groups of 2, d 96, bool mask', { b: 2, heads: 4, kvHeads: 2, sq: 77, sk: 77, d: 96, causal: false, lengths: [77, 50], maskDtype: 'bool' }],
+  ['causal, groups of 4, d 128, window 16 < length, float mask', { b: 1, heads: 8, kvHeads: 2, sq: 100, sk: 100, d: 128, causal: true, window: 16, lengths: [90], maskDtype: 'float32' }],
+  ['causal, groups of 7 (MQA), tiny d 8, window 40 > length', { b: 2, heads: 7, kvHeads: 1, sq: 19, sk: 19, d: 8, causal: true, window: 40, lengths: [19, 11] }],
+  ['KV-cached decoding: 5 queries after 65 cached keys (queryOffset), d 64', { b: 2, heads: 4, kvHeads: 2, sq: 5, sk: 70, d: 64, causal: true, queryOffset: 65, lengths: [70, 68] }],
+  ['bidirectional after a cache with a window, d 32', { b: 1, heads: 2, kvHeads: 1, sq: 9, sk: 40, d: 32, causal: false, window: 12, queryOffset: 31, lengths: [37] }],
+  ['fully masked rows: an all-padding example', { b: 2, heads: 2, kvHeads: 1, sq: 70, sk: 70, d: 16, causal: true, lengths: [70, 0] }],
+  ['fully masked rows: a window that ends before the first key', { b: 2, heads: 2, kvHeads: 2, sq: 4, sk: 10, d: 16, causal: true, window: 5, queryOffset: 12, lengths: [10, 3] }],
+  ['causal, d 256, groups of 2', { b: 1, heads: 2, kvHeads: 1, sq: 40, sk: 40, d: 256, causal: true, lengths: [33] }],
+];
+
+function keyMask(c: Case): Tensor {
+  const values = Array.from({ length: c.b * c.sk }, (_, i) => (i % c.sk < c.lengths[Math.floor(i / c.sk)]! ? 1 : 0));
+  const dtype = c.maskDtype ?? 'int32';
+  return dtype === 'bool' ? tf.tensor2d(values, [c.b, c.sk], 'int32').cast('bool') : tf.tensor2d(values, [c.b, c.sk], dtype);
+}
+
+function options(c: Case): AttentionOptions {
+  return { scale: 1 / Math.sqrt(c.d), causal: c.causal, window: c.window ?? 0, queryOffset: c.queryOffset ?? 0 };
+}
+
+/** Seeded q, k, v, a weighting w of the output (so dy is not uniform); bf16-representable when asked. */
+function inputs(c: Case, bf16: boolean): Tensor[] {
+  const shapes = [[c.b, c.heads, c.sq, c.d], [c.b, c.kvHeads, c.sk, c.d], [c.b, c.kvHeads, c.sk, c.d], [c.b, c.heads, c.sq, c.d]];
+  return shapes.map((shape, i) => {
+    const values = rand(size(shape), 11 + i, -2, 2);
+    return tf.tensor(bf16 && i < 3 ? values.map((v) => bf16ToF32(f32ToBf16(v))) : values, shape);
+  });
+}
+
+/** [out, dq, dk, dv] of sum(attention(q, k, v) ⊙ w), on the active backend. */
+function forwardAndGradients(c: Case, bf16 = false): Tensor[] {
+  const [q0, k0, v0, w] = inputs(c, bf16) as [Tensor, Tensor, Tensor, Tensor];
+  const [q, k, v] = bf16 ? [q0, k0, v0].map(storeFrozenWeight) as [Tensor, Tensor, Tensor] : [q0, k0, v0];
+  const mask = keyMask(c);
+  const f = (q: Tensor, k: Tensor, v: Tensor) => tf.sum(tf.mul(attention(q, k, v, mask, options(c)), w));
+  const out = attention(q, k, v, mask, options(c));
+  if (bf16 && tf.getBackend() === 'cuda') expect(physicalDtype(out), 'bf16 inputs give a bf16 output').toBe('bf16');
+  return [out, ...tf.grads(f)([q, k, v])];
+}
+
+const NAMES = ['out', 'dq', 'dk', 'dv'];
+
+describe('flash attention equals the reference op and its autograd', () => {
+  it('runs the fused kernel on cuda', () => {
+    expect(tf.getKernel(OPS.attention.name, 'cuda')).toBeDefined();
+    expect(tf.getKernel(OPS.attention.gradient.name, 'cuda')).toBeDefined();
+  });
+
+  it.each(cases)('%s (f32, ≤ 1e-4)', async (_name, c) => {
+    const { cpu, cuda } = await onBoth(() => forwardAndGradients(c));
+    cpu.forEach((ref, i) => {
+      expect(cuda[i]!.shape, NAMES[i]).toEqual(ref.shape);
+      expect(relErr(cuda[i]!.data, ref.data), `${NAMES[i]} rel. error`).toBeLessThanOrEqual(1e-4);
+    });
+  });
+
+  it('bf16-stored q, k, v: bf16 output within bf16 rounding, f32 gradients within a few bf16 roundings', async () => {
+    const c: Case = { b: 2, heads: 4, kvHeads: 2, sq: 67, sk: 67, d: 64, causal: true, lengths: [67, 40] };
+    const { cpu, cuda } = await onBoth(() => forwardAndGradients(c, true));
+    expect(relErr(cuda[0]!.data, cpu[0]!.data), 'out').toBeLessThanOrEqual(2 ** -8);
+    // The gradients' row term Δ = rowsum(dO ⊙ out) reads the bf16-stored output.
+    for (let i = 1; i < 4; i++) expect(relErr(cuda[i]!.data, cpu[i]!.data), NAMES[i]).toBeLessThanOrEqual(2 ** -6);
+  });
+
+  it('bf16-mixed: the gradients are stored bf16 (dq summed in f32, then rounded), within bf16 rounding', async () => {
+    const c: Case = { b: 1, heads: 4, kvHeads: 1, sq: 70, sk: 70, d: 32, causal: true, lengths: [61] };
+    await tf.setBackend('cuda');
+    activeCudaBackend()!.setPrecisionPolicy('bf16-mixed');
+    try {
+      const { cpu, cuda } = await onBoth(() => {
+        const results = forwardAndGradients(c, true);
+        if (tf.getBackend() === 'cuda') results.slice(1).forEach((g, i) => expect(physicalDtype(g), NAMES[i + 1]).toBe('bf16'));
+        return results;
+      });
+      for (let i = 0; i < 4; i++) expect(relErr(cuda[i]!.data, cpu[i]!.data), NAMES[i]).toBeLessThanOrEqual(2 ** -6);
+    } finally {
+      activeCudaBackend()!.setPrecisionPolicy('fp32');
+    }
+  });
+
+  it('bad input fails with a message naming the kernel and what is valid', async () => {
+    await tf.setBackend('cuda');
+    const q = tf.zeros([1, 3, 4, 8]), k = tf.zeros([1, 2, 4, 8]), mask = tf.ones([1, 4], 'int32');
+    expect(() => attention(q, k, k, mask, { scale: 1, causal: true })).toThrow(/TTAttention.*3 query heads do not group over 2 KV heads/);
+    const q2 = tf.zeros([1, 2, 4, 8]);
+    expect(() => attention(q2, k, k, tf.ones([1, 5], 'int32'), { scale: 1, causal: true })).toThrow(/keyMask \[1,5\] must be \[1, 4\]/);
+    tf.dispose([q, k, mask, q2]);
+  });
+});
+
+describe('flash attention memory', () => {
+  // Big enough on a GPU for the [b, heads, sq, sk] f32 scores (512 MiB) to dwarf q, k, v and
+  // their gradients; small in the CPU emulation.
+  const c: Case = EMULATED
+    ? { b: 1, heads: 2, kvHeads: 1, sq: 512, sk: 512, d: 8, causal: true, lengths: [400] }
+    : { b: 2, heads: 16, kvHeads: 4, sq: 2048, sk: 2048, d: 64, causal: true, lengths: [2048, 1500] };
+
+  it('forward + backward peak stays below one [b, heads, sq, sk] f32 tensor', async () => {
+    await tf.setBackend('cuda');
+    const scoresBytes = c.b * c.heads * c.sq * c.sk * 4;
+    const [q, k, v, w] = inputs(c, false) as [Tensor, Tensor, Tensor, Tensor];
+    const mask = keyMask(c);
+    const before = cudaMemory()!.inUse;
+    resetCudaPeakMemory();
+    tf.tidy(() => {
+      const f = (q: Tensor, k: Tensor, v: Tensor) => tf.sum(tf.mul(attention(q, k, v, mask, options(c)), w));
+      const grads = tf.grads(f)([q, k, v]);
+      grads.forEach((g) => g.dataSync());  // wait for the device
+    });
+    const extra = cudaMemory()!.peak - before;
+    // out, lse, dy, dq (+ its f32 sum), dk, dv and small scratch: a few q-sized tensors.
+    expect(extra).toBeGreaterThan(0);
+    expect(extra, `peak above the inputs: ${extra} bytes; scores would be ${scoresBytes}`).toBeLessThan(scoresBytes / 2);
+    tf.dispose([q, k, v, w, mask]);
+  });
+
+  it('the op frees the log-sum-exp output it does not return', async () => {
+    await tf.setBackend('cuda');
+    const small: Case = { b: 1, heads: 2, kvHeads: 1, sq: 5, sk: 5, d: 8, causal: true, lengths: [5] };
+    const [q, k, v, w] = inputs(small, false) as [Tensor, Tensor, Tensor, Tensor];
+    const mask = keyMask(small);
+    const tensors = tf.memory().numTensors;
+    const out = attention(q, k, v, mask, options(small));
+    expect(tf.memory().numTensors).toBe(tensors + 1);
+    tf.dispose([out, q, k, v, w, mask]);
+  });
+});
