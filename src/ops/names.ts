@@ -16,7 +16,12 @@ export interface OpSignature {
 
 export const OPS = {
   linear: { name: 'TTLinear', inputs: ['x', 'w', 'b?'], attrs: [] },
-  qlinear: { name: 'QLinear', inputs: ['x', 'bias?'], attrs: ['weight'] },
+  qlinear: {
+    name: 'QLinear',
+    inputs: ['x', 'bias?'],
+    attrs: ['weight'],
+    gradient: { name: 'QLinearGrad', inputs: ['dy'] },
+  },
   rmsNorm: { name: 'TTRmsNorm', inputs: ['x', 'w'], attrs: ['eps', 'offset'] },
   layerNorm: { name: 'TTLayerNorm', inputs: ['x', 'w', 'b'], attrs: ['eps'] },
   gatedActivation: { name: 'TTGatedActivation', inputs: ['gate', 'up'], attrs: ['act'] },

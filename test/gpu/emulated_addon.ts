@@ -7,6 +7,7 @@
  */
 import type { CudaAddon, PoolStats } from '../../src/backend/cuda/addon.js';
 import { emulatedPrimitives } from './emulated_primitives.js';
+import { f16ToF32, f32ToF16 } from '../../src/io/dtypes.js';
 
 const BYTES = [4, 2, 4, 1];
 const VIEWS = [Float32Array, Uint16Array, Int32Array, Uint8Array] as const;
@@ -327,5 +328,32 @@ export function emulatedAddon(): CudaAddon {
         store(p, 0, i, pi); store(m, 0, i, mi); store(v, 0, i, vi);
       }
     },
+    dequantize4bit(packed, absmax, nestedAbsmax, nestedCode, offset, nestedBlocksize, out, outType, n, blocksize, quantType, roundTo) {
+      // kernels/src/dequantize_4bit.cu's arithmetic: every step one float32 rounding.
+      if (!(blocksize >= 32 && blocksize <= 4096 && (blocksize & (blocksize - 1)) === 0)) throw new Error(`dequantize4bit: block size ${blocksize} is not a power of two in [32, 4096]`);
+      if (packed % 4 !== 0 || out % 16 !== 0) throw new Error('dequantize4bit: packed codes must be 4-byte and the output 16-byte aligned');
+      const codes = view(packed, 3);
+      if (codes.length < Math.ceil(n / 8) * 4) throw new Error('dequantize4bit: the packed buffer is not padded to whole 32-bit words');
+      const table = quantType === 1 ? EMULATED_FP4 : EMULATED_NF4;
+      const toSource = [(v: number) => v, (v: number) => fromBf16(toBf16(v)), (v: number) => f16ToF32(f32ToF16(v))][roundTo]!;
+      for (let i = 0; i < n; i++) {
+        const b = Math.floor(i / blocksize);
+        const scale = nestedAbsmax
+          ? Math.fround(Math.fround(load(nestedCode, 0, load(absmax, 3, b)) * load(nestedAbsmax, 0, Math.floor(b / nestedBlocksize))) + Math.fround(offset))
+          : load(absmax, 0, b);
+        const byte = codes[i >> 1]!;
+        store(out, outType, i, toSource(Math.fround(table[i & 1 ? byte & 15 : byte >> 4]! * scale)));
+      }
+    },
+    memoryBandwidth: () => 0,
   };
 }
+
+// The 16-value tables of kernels/src/dequantize_4bit.cu (bitsandbytes' dequantisation constants).
+const EMULATED_NF4 = Float32Array.from([
+  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334,
+  -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
+  0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
+]);
+const FP4_MAGNITUDES = [0, 0.005208333333, 0.66666667, 1, 0.33333333, 0.5, 0.16666667, 0.25];
+const EMULATED_FP4 = Float32Array.from([...FP4_MAGNITUDES, ...FP4_MAGNITUDES.map((v) => -v)]);

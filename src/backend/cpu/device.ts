@@ -63,4 +63,9 @@ export const engineDevice: Device = {
   storeFrozenWeight(t: Tensor) {
     return t;
   },
+  // The reference QLinear dequantises from the host's bytes on every call.
+  storeQuantizedWeight(q) {
+    return q;
+  },
+  releaseQuantizedWeight() {},
 };

@@ -1,12 +1,13 @@
 /**
  * The cuda backend as a device (../device.ts): memory is the device pool's (every byte the
  * addon allocated, whatever tfjs knows of it), frozen weights are stored bf16 under
- * bf16-mixed, AdamW is the fused kernel (kernels/src/adamw.cu: one pass reading p, g, m, v
+ * bf16-mixed, 4-bit weights are uploaded once in bitsandbytes' layout (./quantized.ts), AdamW is the fused kernel (kernels/src/adamw.cu: one pass reading p, g, m, v
  * and writing p, m, v, instead of ~10 tfjs ops each a pass), and random numbers come from the
  * device's counter-based generator. Registered by ./register.ts beside the backend.
  */
 import type { Device } from '../device.js';
 import { activeCudaBackend, deviceRandomUniform, fusedAdamWStep, storeFrozenWeight } from './api.js';
+import { releaseQuantized, storeQuantized } from './quantized.js';
 
 function backend() {
   const b = activeCudaBackend();
@@ -33,6 +34,13 @@ export const cudaDevice: Device = {
   },
   storeFrozenWeight(t, policy) {
     return policy === 'bf16-mixed' ? storeFrozenWeight(t) : t;
+  },
+  storeQuantizedWeight(q, name) {
+    storeQuantized(backend(), q, name);
+    return q;
+  },
+  releaseQuantizedWeight(q) {
+    releaseQuantized(backend(), q);
   },
   adamwStep(tensors, hyper) {
     // One launch per tensor: an adapter has tens to hundreds of them, each launch ~10 µs.

@@ -12,10 +12,12 @@ import { shapeKernels } from './kernels/shape.js';
 import { softmaxKernels } from './kernels/softmax.js';
 import { unaryKernels } from './kernels/unary.js';
 import { gradientOverrides } from './gradients.js';
+import { qlinearKernels } from './kernels/qlinear.js';
 
 export const cudaKernels: tf.KernelConfig[] = [
   ...unaryKernels, ...binaryKernels, ...selectKernels, ...reduceKernels, ...softmaxKernels, ...matmulKernels,
   ...shapeKernels, ...gatherKernels, ...creationKernels, ...crossEntropyKernels, ...attentionKernels,
+  ...qlinearKernels,
 ];
 
 /** Gradients of the fused ops' cuda kernels (typetune's own op names; tfjs knows none of them). */
