@@ -71,6 +71,14 @@ export interface Device {
   /** Free what `storeQuantizedWeight` placed on the device for `q` (nothing where it placed nothing). */
   releaseQuantizedWeight(q: Quantized4bit): void;
   /**
+   * Dequantise a 4-bit weight on the device into `out`, a float32 tensor of its shape whose
+   * storage (f32 or bf16) is the output type — overwritten in place, so a benchmark can repeat it
+   * without allocating. Absent where the device has no dequantisation kernel.
+   */
+  dequantizeWeightInto?(q: Quantized4bit, out: Tensor): void;
+  /** The device's peak memory bandwidth in bytes/s (null when unknown): the roofline of memory-bound kernels. */
+  peakMemoryBandwidth?(): number | null;
+  /**
    * One AdamW step over every tensor at once, in place, by PyTorch's formula (train/adamw.ts
    * states it). Absent where the device has no fused step: the optimizer then runs its tfjs
    * reference, which defines the numerics.

@@ -7,7 +7,9 @@
  */
 import type { Device } from '../device.js';
 import { activeCudaBackend, deviceRandomUniform, fusedAdamWStep, storeFrozenWeight } from './api.js';
-import { releaseQuantized, storeQuantized } from './quantized.js';
+import { dequantizeOnDevice, releaseQuantized, storeQuantized } from './quantized.js';
+import type { TensorRef } from './backend.js';
+import { peakBandwidth } from './bandwidth.js';
 
 function backend() {
   const b = activeCudaBackend();
@@ -41,6 +43,18 @@ export const cudaDevice: Device = {
   },
   releaseQuantizedWeight(q) {
     releaseQuantized(backend(), q);
+  },
+  dequantizeWeightInto(q, out) {
+    const b = backend();
+    const ref = out as unknown as TensorRef;
+    if (out.dtype !== 'float32' || out.size !== q.shape.reduce((a, d) => a * d, 1)) {
+      throw new Error(`dequantizeWeightInto: the output must be a float32 tensor of shape [${q.shape.join(', ')}], got ${out.dtype} [${out.shape.join(', ')}]`);
+    }
+    dequantizeOnDevice(b, q, b.ptr(ref), b.phys(ref));
+  },
+  peakMemoryBandwidth() {
+    const b = backend();
+    return peakBandwidth(b.addon.memoryBandwidth(), b.device.name);
   },
   adamwStep(tensors, hyper) {
     // One launch per tensor: an adapter has tens to hundreds of them, each launch ~10 µs.
