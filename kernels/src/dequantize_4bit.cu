@@ -51,11 +51,19 @@ __device__ __forceinline__ float roundToSource(float v) {
   return v;
 }
 
+// Block b's scale. b < 2^32 (the launcher checks), so the nested block is a 32-bit division —
+// a 64-bit one per word would cost more than the word's memory traffic.
 template <bool Nested>
-__device__ __forceinline__ float blockScale(const Dequant4bitArgs& a, int64_t block) {
+__device__ __forceinline__ float blockScale(const Dequant4bitArgs& a, uint32_t block) {
   if (!Nested) return static_cast<const float*>(a.absmax)[block];
   const uint8_t q = static_cast<const uint8_t*>(a.absmax)[block];
-  return __fadd_rn(__fmul_rn(a.nestedCode[q], a.nestedAbsmax[block / a.nestedBlocksize]), a.offset);
+  return __fadd_rn(__fmul_rn(a.nestedCode[q], a.nestedAbsmax[block / (uint32_t)a.nestedBlocksize]), a.offset);
+}
+
+// Two floats as the 32 bits of a bf16 pair, the first at the lower address (little-endian).
+__device__ __forceinline__ uint32_t bf16Pair(float first, float second) {
+  const __nv_bfloat162 p = __floats2bfloat162_rn(first, second);
+  return *reinterpret_cast<const uint32_t*>(&p);
 }
 
 // Eight values (one 32-bit word of codes: bytes in address order, high nibble first) to out[first…].
@@ -74,10 +82,7 @@ __device__ __forceinline__ void storeEight(Out* out, int64_t first, int64_t n, u
       o[0] = make_float4(v[0], v[1], v[2], v[3]);
       o[1] = make_float4(v[4], v[5], v[6], v[7]);
     } else {
-      __align__(16) __nv_bfloat16 h[8];
-#pragma unroll
-      for (int k = 0; k < 8; k++) h[k] = __float2bfloat16_rn(v[k]);
-      *reinterpret_cast<uint4*>(out + first) = *reinterpret_cast<const uint4*>(h);
+      *reinterpret_cast<uint4*>(out + first) = make_uint4(bf16Pair(v[0], v[1]), bf16Pair(v[2], v[3]), bf16Pair(v[4], v[5]), bf16Pair(v[6], v[7]));
     }
     return;
   }
@@ -104,7 +109,7 @@ __global__ void __launch_bounds__(kThreads) dequant4bitKernel(Dequant4bitArgs a)
     const int64_t i = base + (int64_t)j * kThreads;
     if (i >= words) break;
     const int64_t first = i * 8;
-    storeEight<Out, Round>(out, first, a.n, w[j], blockScale<Nested>(a, first / a.blocksize), table);
+    storeEight<Out, Round>(out, first, a.n, w[j], blockScale<Nested>(a, (uint32_t)(first >> a.blockShift)), table);
   }
 }
 
@@ -137,16 +142,19 @@ void launchDequant4bit(const Dequant4bitArgs& a) {
   if (a.quantType != kNf4Type && a.quantType != kFp4Type) fail("dequantize4bit", "unknown 4-bit type code " + std::to_string(a.quantType));
   if (a.outType != F32 && a.outType != BF16) fail("dequantize4bit", std::string("output type must be f32 or bf16, not ") + dtypeName(a.outType));
   if (a.roundTo < kRoundNone || a.roundTo > kRoundF16) fail("dequantize4bit", "unknown rounding code " + std::to_string(a.roundTo));
-  if (a.nestedAbsmax && (!a.nestedCode || a.nestedBlocksize <= 0)) fail("dequantize4bit", "double quantisation needs the nested code and a positive nested block size");
+  if (a.nestedAbsmax && (!a.nestedCode || a.nestedBlocksize <= 0 || a.nestedBlocksize > 0xffffffffLL)) fail("dequantize4bit", "double quantisation needs the nested code and a positive nested block size");
   // Word loads of the codes and 16-byte stores need aligned buffers (pool allocations are).
   if (reinterpret_cast<uintptr_t>(a.packed) % 4 != 0 || reinterpret_cast<uintptr_t>(a.out) % 16 != 0) {
     fail("dequantize4bit", "packed codes must be 4-byte and the output 16-byte aligned " + shape);
   }
   const int64_t words = (a.n + 7) / 8;
   const int64_t grid = (words + (int64_t)kThreads * kWords - 1) / ((int64_t)kThreads * kWords);
-  if (grid > 0x7fffffffLL) fail("dequantize4bit", "tensor too large " + shape);
-  if (a.outType == F32) launchOut<float>(a, (unsigned)grid);
-  else launchOut<__nv_bfloat16>(a, (unsigned)grid);
+  if (grid > 0x7fffffffLL || (a.n - 1) / a.blocksize >= (1LL << 32)) fail("dequantize4bit", "tensor too large " + shape);
+  Dequant4bitArgs args = a;
+  args.blockShift = 0;
+  while ((1LL << args.blockShift) < a.blocksize) args.blockShift++;
+  if (a.outType == F32) launchOut<float>(args, (unsigned)grid);
+  else launchOut<__nv_bfloat16>(args, (unsigned)grid);
   checkLaunch("dequantize4bit", shape);
 }
 

@@ -86,6 +86,7 @@ struct Dequant4bitArgs {
   void* out; int outType;      // F32 or BF16, n values
   int64_t n, blocksize;
   int quantType, roundTo;
+  int blockShift = 0;          // log2(blocksize), set by the launcher
 };
 bool dequant4bitBlocksizeOk(int64_t blocksize);
 void launchDequant4bit(const Dequant4bitArgs& a);
