@@ -8,7 +8,9 @@ import { activeDevice } from '../src/backend/device.js';
 import { ConfigReader } from '../src/model/hfConfig.js';
 import { specFromConfig } from '../src/model/config.js';
 import { DecoderModel } from '../src/model/model.js';
-import { loadDecoderWeights, weightShapes, type WeightSource } from '../src/model/weights.js';
+import { loadDecoderWeights, weightShapes, type LinearQuantizer, type WeightSource } from '../src/model/weights.js';
+import { quantize4bit, type Quantized4bit } from '../src/quant/fourbit.js';
+import { quantizedLinear } from '../src/ops/qlinear.js';
 import type { ModelSpec } from '../src/model/spec.js';
 import type { StepBatch } from '../src/train/step.js';
 
@@ -41,6 +43,8 @@ export const CONFIGS: Record<string, Record<string, unknown>> = {
   },
 };
 export const NAMES: Record<string, string> = { llama8b: 'Llama-3.1-8B', llama: 'Llama-3.2-1B', qwen: 'Qwen2.5-0.5B', tiny: 'tiny-llama-like' };
+/** Per-model defaults where the shared ones do not fit (an 8B model at 8 × 1024 without checkpointing). */
+export const MODEL_DEFAULTS: Record<string, { batch?: string; ckpt?: string }> = { llama8b: { batch: '4', ckpt: 'on' } };
 export const ADAPTERS: Record<string, Record<string, unknown>> = {
   lora: { type: 'lora', r: 16, lora_alpha: 32, lora_dropout: 0, target_modules: 'all-linear' },
   loreft: { type: 'loreft', rank: 4, layers: 'all', positions: 'f7+l7', share_weights: false, dropout: 0 },
@@ -73,10 +77,41 @@ function randomMatrix(shape: number[], seed: number): tf.Tensor {
   return device.storeFrozenWeight(device.randomUniform(shape, seed, 0, -a, a), 'bf16-mixed');
 }
 
-export function buildModel(key: string, onDevice: boolean): DecoderModel {
+/**
+ * QLoRA's base: each projection quantised at load (NF4, block 64, double quantisation) from
+ * random float32 values, U(−a, a) with std 0.02. One matrix is quantised per distinct shape and its bytes
+ * shared by the projections of that shape — every projection still gets its own device copy
+ * (speed and memory do not depend on the values; quantising 7 billion values in JS would take
+ * minutes). The f32 values of one matrix exist only while it is quantised.
+ */
+function randomNf4Quantizer(): LinearQuantizer {
+  const byShape = new Map<string, Quantized4bit>();
+  const a = 0.02 * Math.sqrt(3);
+  return (proj) => {
+    const shape = [proj.outFeatures, proj.inFeatures];
+    const key = shape.join('x');
+    let q = byShape.get(key);
+    if (!q) {
+      let s = byShape.size + 1;
+      const values = new Float32Array(shape[0]! * shape[1]!);
+      for (let i = 0; i < values.length; i++) {
+        s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+        values[i] = Math.fround(a * (2 * (s / 4294967296) - 1));
+      }
+      q = quantize4bit(values, shape, { quantType: 'nf4', blocksize: 64, doubleQuant: true, dtype: 'float32', name: `${proj.path}.weight` });
+      byShape.set(key, q);
+    }
+    return quantizedLinear({ ...q });
+  };
+}
+
+/** `quant` 'nf4' holds every projection 4-bit on the device (QLoRA's base); 'none' keeps bf16. */
+export function buildModel(key: string, onDevice: boolean, quant: 'none' | 'nf4' = 'none'): DecoderModel {
   const config = new ConfigReader(CONFIGS[key]! as never, `bench:${NAMES[key]}`);
   const spec = specFromConfig(config);
-  const weights = loadDecoderWeights(spec, placeholderSource(spec));
+  const weights = loadDecoderWeights(spec, placeholderSource(spec), quant === 'nf4' ? randomNf4Quantizer() : undefined);
+  // 4-bit projections go to the device as they are (bitsandbytes' bytes), once.
+  weights.storeQuantized(activeDevice());
   // Frozen matrices random and in bf16 storage (norm scales and biases stay f32, as autocast keeps them).
   let seed = 1000;
   const replace = (t: tf.Tensor): tf.Tensor => {

@@ -1,11 +1,18 @@
 /**
  * npm run bench:train (on a GPU machine, after npm run build:cuda): training throughput and
- * peak GPU memory (and calls from JavaScript into the addon per step) of random-initialised models of real shapes — Llama-3.2-1B and
+ * peak GPU memory (and calls from JavaScript into the addon per step) of random-initialised
+ * models of real shapes — Llama-3.2-1B and
  * Qwen2.5-0.5B — for LoRA r=16 on all linear layers and LoReFT rank 4 on every layer at
  * f7+l7, bf16-mixed (frozen weights stored bf16), AdamW, 8 sequences × 1024 tokens, with and
  * without activation checkpointing. Prints one line per case and a markdown table for
  * bench/README.md. Options: --models llama,qwen --adapters lora,loreft --ckpt off,on
  * --steps 4 --warmup 2 --batch 8 --seq 1024 --backend cuda.
+ *
+ * QLoRA: `--quant nf4` holds every projection 4-bit on the device (NF4, block 64, double
+ * quantisation, bitsandbytes' layout; embeddings and the LM head stay bf16), quantised at load
+ * one matrix at a time from random values. `--models llama8b` is Llama-3.1-8B,
+ * by default at 4 × 1024 tokens with activation checkpointing:
+ *   npx tsx bench/train.ts --quant nf4 --models llama,llama8b --adapters lora
  */
 import { tf } from '../src/backend/tf.js';
 import { useBackend } from '../src/backend/select.js';
@@ -14,7 +21,8 @@ import { createAdapter } from '../src/adapters/index.js';
 import { AdamW } from '../src/train/adamw.js';
 import { trainStep } from '../src/train/step.js';
 import { applyPrecision } from '../src/train/precision.js';
-import { ADAPTERS, NAMES, buildModel, randomBatch } from './models.js';
+
+import { ADAPTERS, MODEL_DEFAULTS, NAMES, buildModel, randomBatch } from './models.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -22,7 +30,7 @@ function arg(name: string, fallback: string): string {
 }
 
 interface Row {
-  model: string; adapter: string; ckpt: boolean; tokensPerS: number | null; peakGiB: number | null; stepS: number | null;
+  model: string; adapter: string; ckpt: boolean; batch: number; tokensPerS: number | null; peakGiB: number | null; stepS: number | null;
   /** Calls from JavaScript into the device's native side per step (null where the device counts none). */
   callsPerStep: number | null;
   note: string;
@@ -58,17 +66,21 @@ async function main(): Promise<void> {
   const backendName = await useBackend(arg('backend', 'cuda') as 'cuda' | 'cpu');
   const applied = applyPrecision('bf16-mixed');
   const steps = Number(arg('steps', '4')), warmup = Number(arg('warmup', '2'));
-  const batch = Number(arg('batch', '8')), seq = Number(arg('seq', '1024'));
+  const seq = Number(arg('seq', '1024'));
+  const quant = arg('quant', 'none');
+  if (quant !== 'none' && quant !== 'nf4') throw new Error(`--quant ${quant}: expected none or nf4`);
   const device = activeDevice();
-  console.log(`backend ${backendName} (${device.describe()}), precision ${applied.effective}, ${batch}×${seq} tokens, ${warmup} warm-up + ${steps} timed steps`);
+  console.log(`backend ${backendName} (${device.describe()}), precision ${applied.effective}, base ${quant === 'nf4' ? 'nf4 (block 64, double quant)' : 'bf16'}, ${seq} tokens a sequence, ${warmup} warm-up + ${steps} timed steps`);
   const rows: Row[] = [];
   for (const key of arg('models', 'llama,qwen').split(',')) {
+    if (!CONFIGS[key]) throw new Error(`--models ${key}: expected some of ${Object.keys(CONFIGS).join(', ')}`);
+    const batch = Number(arg('batch', MODEL_DEFAULTS[key]?.batch ?? '8'));
     const t0 = Date.now();
-    const model = buildModel(key, backendName === 'cuda');
+    const model = buildModel(key, backendName === 'cuda', quant as 'none' | 'nf4');
     console.log(`${NAMES[key]}: ${(model.parameterCount() / 1e9).toFixed(3)}B parameters built in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${(device.memory().inUse / 2 ** 30).toFixed(2)} GiB on the device`);
     for (const adapterKey of arg('adapters', 'lora,loreft').split(',')) {
-      for (const ckpt of arg('ckpt', 'off,on').split(',').map((c) => c === 'on')) {
-        const row: Row = { model: NAMES[key]!, adapter: adapterKey, ckpt, tokensPerS: null, peakGiB: null, stepS: null, callsPerStep: null, note: '' };
+      for (const ckpt of arg('ckpt', MODEL_DEFAULTS[key]?.ckpt ?? 'off,on').split(',').map((c) => c === 'on')) {
+        const row: Row = { model: `${NAMES[key]!}${quant === 'nf4' ? ' nf4' : ''}`, adapter: adapterKey, ckpt, batch, tokensPerS: null, peakGiB: null, stepS: null, callsPerStep: null, note: '' };
         const adapter = createAdapter(model, ADAPTERS[adapterKey]!, 42);
         const optimizer = new AdamW(adapter.variables, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 } as never);
         const data = randomBatch(batch, seq, model.spec.vocabSize, 7, adapterKey !== 'lora');
@@ -102,10 +114,10 @@ async function main(): Promise<void> {
     }
     model.dispose();
   }
-  console.log('\n| model | adapter | activation checkpointing | tokens/s | s/step | addon calls/step | peak GPU memory (GiB) | note |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('\n| model | adapter | batch × seq | activation checkpointing | tokens/s | s/step | addon calls/step | peak GPU memory (GiB) | note |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
-    console.log(`| ${r.model} | ${r.adapter} | ${r.ckpt ? 'on' : 'off'} | ${r.tokensPerS ? Math.round(r.tokensPerS) : '—'} | ${r.stepS?.toFixed(3) ?? '—'} | ${r.callsPerStep === null ? '—' : Math.round(r.callsPerStep)} | ${r.peakGiB?.toFixed(2) ?? '—'} | ${r.note} |`);
+    console.log(`| ${r.model} | ${r.adapter} | ${r.batch} × ${seq} | ${r.ckpt ? 'on' : 'off'} | ${r.tokensPerS ? Math.round(r.tokensPerS) : '—'} | ${r.stepS?.toFixed(3) ?? '—'} | ${r.callsPerStep === null ? '—' : Math.round(r.callsPerStep)} | ${r.peakGiB?.toFixed(2) ?? '—'} | ${r.note} |`);
   }
 }
 

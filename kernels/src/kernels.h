@@ -119,5 +119,25 @@ void launchRope(const void* x, int t, const float* cos, const float* sin, void* 
 // AdamW over many f32 tensors in a few launches (adamw.cu); table = [param, grad, m, v, n, weightDecay] per tensor.
 void launchAdamWMulti(const double* table, size_t tensors, float lr, float beta1, float beta2, float eps, float biasCorrection1,
                       float biasCorrection2, float gradScale);
+// 4-bit (NF4/FP4) dequantisation of a bitsandbytes-layout weight (dequantize_4bit.cu).
+enum FourBitType : int { kNf4Type = 0, kFp4Type = 1 };
+// The source dtype the values are rounded to before the output type (bitsandbytes returns that dtype).
+enum SourceRound : int { kRoundNone = 0, kRoundBf16 = 1, kRoundF16 = 2 };
+struct Dequant4bitArgs {
+  const void* packed;          // ceil(n/2) bytes, high nibble first, padded to a multiple of 4 bytes
+  const void* absmax;          // f32 [blocks]; u8 [blocks] codes when nestedAbsmax is set
+  const float* nestedAbsmax;   // f32 [ceil(blocks / nestedBlocksize)], or null (no double quantisation)
+  const float* nestedCode;     // f32 [256], the map the absmax codes index
+  float offset;                // added to every decoded absmax
+  int64_t nestedBlocksize;
+  void* out; int outType;      // F32 or BF16, n values
+  int64_t n, blocksize;
+  int quantType, roundTo;
+  int blockShift = 0;          // log2(blocksize), set by the launcher
+};
+bool dequant4bitBlocksizeOk(int64_t blocksize);
+void launchDequant4bit(const Dequant4bitArgs& a);
+// The device's peak memory bandwidth in bytes/s (memory clock × bus width × 2), 0 if unknown.
+double peakMemoryBandwidth();
 
 }  // namespace tt

@@ -10,6 +10,7 @@
  */
 import { tf, type Tensor } from './tf.js';
 import { engineDevice } from './cpu/device.js';
+import type { Quantized4bit } from '../quant/fourbit.js';
 
 /** Storage and compute types of a run (DESIGN.md, "Precision"). */
 export type PrecisionPolicy = 'fp32' | 'bf16-mixed' | 'fp16-mixed';
@@ -81,6 +82,23 @@ export interface Device {
    * device can). Consumes `t`; returns the tensor to keep (`t` itself when nothing changes).
    */
   storeFrozenWeight(t: Tensor, policy: PrecisionPolicy): Tensor;
+  /**
+   * Keep a 4-bit base weight (bitsandbytes' layout) where the device computes with it: on cuda
+   * its bytes are uploaded once, as they are, and every QLinear call dequantises from them; on
+   * other devices nothing moves. Returns the weight to keep (`q` itself). A weight whose quant
+   * state does not fit its shape is a one-line error naming `name`, and nothing is uploaded.
+   */
+  storeQuantizedWeight(q: Quantized4bit, name: string): Quantized4bit;
+  /** Free what `storeQuantizedWeight` placed on the device for `q` (nothing where it placed nothing). */
+  releaseQuantizedWeight(q: Quantized4bit): void;
+  /**
+   * Dequantise a 4-bit weight on the device into `out`, a float32 tensor of its shape whose
+   * storage (f32 or bf16) is the output type — overwritten in place, so a benchmark can repeat it
+   * without allocating. Absent where the device has no dequantisation kernel.
+   */
+  dequantizeWeightInto?(q: Quantized4bit, out: Tensor): void;
+  /** The device's peak memory bandwidth in bytes/s (null when unknown): the roofline of memory-bound kernels. */
+  peakMemoryBandwidth?(): number | null;
   /**
    * One AdamW step over every tensor at once, in place, by PyTorch's formula (train/adamw.ts
    * states it). Absent where the device has no fused step: the optimizer then runs its tfjs

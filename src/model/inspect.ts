@@ -2,6 +2,7 @@
 import type { ModelSpec } from './spec.js';
 import { SafetensorsCheckpoint } from '../io/safetensors.js';
 import { readModelSpec } from './config.js';
+import { listBnb4bitWeights, storedBnb4bitBytes } from '../quant/checkpoint.js';
 import { fineTuneMemory, formatBytes, fourBitBits, loraParameterCount, parameterCounts, weightMemory, type FineTuneMemory, type FineTuneShape } from './memory.js';
 
 export interface InspectReport {
@@ -19,7 +20,13 @@ export function inspectModel(dir: string, shape: InspectFineTune): InspectReport
   const spec = readModelSpec(dir);
   // The weights' headers against the files' sizes, as loading for training checks them: a
   // truncated download is an error here too, not a healthy-looking report.
-  SafetensorsCheckpoint.open(dir).close();
+  const ck = SafetensorsCheckpoint.open(dir);
+  let stored: string[];
+  try {
+    stored = storedFourBitLines(ck, spec);
+  } finally {
+    ck.close();
+  }
   const { total } = parameterCounts(spec);
   const w = weightMemory(spec);
   const ft = fineTuneMemory(spec, { ...shape, trainableParameters: loraParameterCount(spec, shape.loraRank) });
@@ -38,11 +45,25 @@ export function inspectModel(dir: string, shape: InspectFineTune): InspectReport
     `  f32        ${formatBytes(w.f32)}`,
     `  bf16       ${formatBytes(w.bf16)}`,
     `  nf4        ${formatBytes(w.nf4)}  (${fourBitBits(64, true).toFixed(3)} bits/param on linear layers, double quant; ${formatBytes(w.nf4NoDoubleQuant)} without)`,
+    ...stored,
     '',
     `LoRA r=${shape.loraRank} on all linear layers, batch ${shape.batchSize} × ${shape.seqLen} tokens, ${shape.weights} weights${shape.checkpointing ? ', activation checkpointing' : ''}`,
     ...formatFineTune(ft),
   ];
   return { spec, parameters: total, text: lines.join('\n') };
+}
+
+/** For a pre-quantised (bitsandbytes) folder, what its 4-bit projections take as shipped; no lines otherwise. */
+function storedFourBitLines(ck: SafetensorsCheckpoint, spec: ModelSpec): string[] {
+  const names = listBnb4bitWeights(ck);
+  if (names.length === 0) return [];
+  const params = new Map<string, number>(spec.layers.flatMap((l) => l.projections.map((p) => [`${p.path}.weight`, p.inFeatures * p.outFeatures] as const)));
+  let bytes = 0, n = 0;
+  for (const name of names) {
+    bytes += storedBnb4bitBytes(ck, name);
+    n += params.get(name) ?? 0;
+  }
+  return [`  stored     ${formatBytes(bytes)} as shipped: ${names.length} bitsandbytes 4-bit projections at ${((bytes * 8) / n).toFixed(3)} bits/param`];
 }
 
 /** The lines of a fine-tune memory estimate (shared by inspect and estimate). */

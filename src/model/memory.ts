@@ -12,6 +12,8 @@
  * - logits and their gradient in f32: 2 · b·s·vocab · 4 B.
  */
 import type { ModelSpec } from './spec.js';
+import type { DecoderWeights } from './weights.js';
+import { quantizedBytes } from '../quant/fourbit.js';
 
 export function parameterCounts(spec: ModelSpec): { total: number; linear: number; other: number } {
   let linear = 0;
@@ -50,6 +52,33 @@ export function weightMemory(spec: ModelSpec, blocksize = 64): WeightMemory {
   return { f32: total * 4, bf16: total * 2, nf4: fourBit(true), nf4NoDoubleQuant: fourBit(false) };
 }
 
+/** The 4-bit layout of a fine-tune's base projections (the recipe's `model.quantization`). */
+export interface FourBitLayout {
+  blocksize: number;
+  doubleQuant: boolean;
+}
+
+/** The 4-bit projections of a loaded model as they are stored: how many, their parameters, bytes and bits per parameter. */
+export interface QuantizedWeightsReport {
+  matrices: number;
+  parameters: number;
+  /** Codes and absmax (or its double quantisation); the shared 16- and 256-value code tables aside. */
+  bytes: number;
+  bitsPerParameter: number;
+}
+
+/** What the loaded model's 4-bit projections take (null when none is 4-bit). */
+export function quantizedWeightsReport(weights: DecoderWeights): QuantizedWeightsReport | null {
+  let matrices = 0, parameters = 0, bytes = 0;
+  for (const w of weights.linear.values()) {
+    if (w.kind !== 'quantized') continue;
+    matrices++;
+    parameters += w.shape[0] * w.shape[1];
+    bytes += quantizedBytes(w.weight);
+  }
+  return matrices === 0 ? null : { matrices, parameters, bytes, bitsPerParameter: (bytes * 8) / parameters };
+}
+
 export interface FineTuneShape {
   batchSize: number;
   seqLen: number;
@@ -57,6 +86,8 @@ export interface FineTuneShape {
   trainableParameters: number;
   checkpointing: boolean;
   weights: 'f32' | 'bf16' | 'nf4';
+  /** The 4-bit layout when weights are 'nf4' (default: block 64 with double quantisation, QLoRA's). */
+  fourBit?: FourBitLayout;
 }
 
 export interface FineTuneMemory {
@@ -76,8 +107,9 @@ export function loraParameterCount(spec: ModelSpec, rank: number): number {
 }
 
 export function fineTuneMemory(spec: ModelSpec, shape: FineTuneShape): FineTuneMemory {
-  const w = weightMemory(spec);
-  const weights = shape.weights === 'f32' ? w.f32 : shape.weights === 'bf16' ? w.bf16 : w.nf4;
+  const { blocksize, doubleQuant } = shape.fourBit ?? { blocksize: 64, doubleQuant: true };
+  const w = weightMemory(spec, blocksize);
+  const weights = shape.weights === 'f32' ? w.f32 : shape.weights === 'bf16' ? w.bf16 : doubleQuant ? w.nf4 : w.nf4NoDoubleQuant;
   const adapterParameters = shape.trainableParameters;
   const adapterStates = adapterParameters * (4 + 4 + 8);
   const { batchSize: b, seqLen: s } = shape;

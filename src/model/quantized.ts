@@ -8,7 +8,7 @@ import type { SafetensorsCheckpoint } from '../io/safetensors.js';
 import { parseBnb4bitConfig, readBnb4bitWeight, quantize4bit, type FourBitType } from '../quant/index.js';
 import { quantizedLinear } from '../ops/qlinear.js';
 import type { ConfigReader } from './hfConfig.js';
-import type { LinearQuantizer } from './weights.js';
+import { WeightError, type LinearQuantizer } from './weights.js';
 import { transpose2d } from '../util/transpose.js';
 
 export interface QuantizationOptions {
@@ -23,8 +23,14 @@ export function linearQuantizer(ck: SafetensorsCheckpoint, config: ConfigReader,
   if (bnb) {
     return (proj) => {
       if (bnb.skipModules.some((m) => proj.path === m || proj.path.endsWith(`.${m}`))) return undefined;
-      const q = readBnb4bitWeight(ck, `${proj.path}.weight`);
-      return q ? quantizedLinear(q) : undefined;
+      const name = `${proj.path}.weight`;
+      const q = readBnb4bitWeight(ck, name);
+      if (!q) return undefined;
+      const expected = [proj.outFeatures, proj.inFeatures];
+      if (q.shape.length !== 2 || q.shape[0] !== expected[0] || q.shape[1] !== expected[1]) {
+        throw new WeightError(ck.pathOf(name), `4-bit weight '${name}' has quant_state shape [${q.shape.join(', ')}]; the model's config needs [${expected.join(', ')}]`);
+      }
+      return quantizedLinear(q);
     };
   }
   if (!requested) return undefined;

@@ -8,6 +8,7 @@ import { tf, type Tensor } from '../backend/tf.js';
 import type { SafetensorsCheckpoint } from '../io/safetensors.js';
 import type { ModelSpec, ProjectionSpec } from './spec.js';
 import { transpose2d } from '../util/transpose.js';
+import type { Quantized4bit } from '../quant/fourbit.js';
 
 export class WeightError extends Error {
   constructor(where: string, problem: string) {
@@ -25,6 +26,14 @@ export interface QuantizedLinearWeight {
   apply(x: Tensor, bias?: Tensor): Tensor;
   dequantize(): Float32Array;
   readonly bytes: number;
+  /** The 4-bit weight itself, as bitsandbytes lays it out. */
+  readonly weight: Quantized4bit;
+}
+
+/** Where 4-bit weights are placed for computing (the device interface, src/backend/device.ts). */
+export interface QuantizedWeightStore {
+  storeQuantizedWeight(q: Quantized4bit, name: string): Quantized4bit;
+  releaseQuantizedWeight(q: Quantized4bit): void;
 }
 
 export interface DenseLinearWeight {
@@ -64,6 +73,8 @@ export class DecoderWeights {
    * (src/dist/frozen.ts) keeps only a shard of most weights and puts a layer back just in time.
    */
   beforeRead: ((name: string) => void) | null = null;
+  /** Frees what `storeQuantized` placed, one entry per 4-bit weight. */
+  private readonly placed: Array<() => void> = [];
 
   get(name: string): Tensor {
     this.beforeRead?.(name);
@@ -89,7 +100,29 @@ export class DecoderWeights {
     for (const [name, w] of this.linear) if (w.kind === 'dense') this.linear.set(name, { kind: 'dense', w: convert(w.w) });
   }
 
+  /**
+   * Place every 4-bit weight on the device that computes with it (cuda uploads its bytes once).
+   * All or nothing: if one cannot be placed, those already placed are freed before the error.
+   */
+  storeQuantized(store: QuantizedWeightStore): void {
+    try {
+      for (const [path, w] of this.linear) {
+        if (w.kind !== 'quantized') continue;
+        store.storeQuantizedWeight(w.weight, `${path}.weight`);
+        this.placed.push(() => store.releaseQuantizedWeight(w.weight));
+      }
+    } catch (err) {
+      this.releaseQuantized();
+      throw err;
+    }
+  }
+
+  private releaseQuantized(): void {
+    for (const release of this.placed.splice(0)) release();
+  }
+
   dispose(): void {
+    this.releaseQuantized();
     for (const t of this.dense.values()) t.dispose();
     for (const w of this.linear.values()) if (w.kind === 'dense') w.w.dispose();
     this.dense.clear();

@@ -19,7 +19,12 @@ export interface OpSignature {
 
 export const OPS = {
   linear: { name: 'TTLinear', inputs: ['x', 'w', 'b?'], attrs: [] },
-  qlinear: { name: 'QLinear', inputs: ['x', 'bias?'], attrs: ['weight'] },
+  qlinear: {
+    name: 'QLinear',
+    inputs: ['x', 'bias?'],
+    attrs: ['weight'],
+    gradient: { name: 'QLinearGrad', inputs: ['dy'] },
+  },
   rmsNorm: {
     name: 'TTRmsNorm', inputs: ['x', 'w'], attrs: ['eps', 'offset'],
     gradient: { name: 'TTRmsNormGrad', inputs: ['dy', 'x', 'w'] },

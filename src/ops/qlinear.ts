@@ -74,16 +74,19 @@ export function qlinear(x: Tensor, w: Quantized4bit, bias?: Tensor): Tensor {
   return runOp(OPS.qlinear, inputs, attrs as unknown as Record<string, unknown>, () => reference(x, w, bias));
 }
 
-// The gradient of a fused QLinear kernel: for x the reference input gradient, for the
-// (frozen) bias the sum over leading dims. tfjs calls only those on the path to what is
-// differentiated, so in training only x's runs.
+// The gradient of a fused QLinear kernel: for x the backend's fused input gradient
+// (OPS.qlinear.gradient, e.g. cuda's dequantise + GEMM on the device) where it registered one,
+// else the reference input gradient; for the (frozen) bias the sum over leading dims. tfjs
+// calls only those on the path to what is differentiated, so in training only x's runs.
+const QLINEAR_GRAD_KERNEL = OPS.qlinear.gradient.name;
 tf.registerGradient({
   kernelName: QLINEAR_KERNEL,
   gradFunc: (dy, _saved, attrs) => {
     const w = (attrs as unknown as QLinearAttrs).weight;
     const g = Array.isArray(dy) ? dy[0]! : dy;
+    const fused = tf.getKernel(QLINEAR_GRAD_KERNEL, tf.getBackend()) !== undefined;
     return {
-      x: () => inputGradient(g, w),
+      x: () => (fused ? tf.engine().runKernel(QLINEAR_GRAD_KERNEL, { dy: g }, { weight: w } as never) as Tensor : inputGradient(g, w)),
       bias: () => tf.sum(tf.reshape(g, [-1, w.shape[0]!]), 0),
     };
   },

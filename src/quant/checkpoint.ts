@@ -61,6 +61,20 @@ export function listBnb4bitWeights(ck: SafetensorsCheckpoint): string[] {
   return names;
 }
 
+/**
+ * Bytes the stored 4-bit weight `name` takes — packed codes, absmax (f32, or u8 codes plus the
+ * f32 nested absmax and offset); the shared code tables aside —, from the file's header alone.
+ */
+export function storedBnb4bitBytes(ck: SafetensorsCheckpoint, name: string): number {
+  const bytes = (key: string): number => {
+    if (!ck.has(key)) return 0;
+    const e = ck.entry(key);
+    return e.end - e.begin;
+  };
+  const nested = ck.has(`${name}.nested_absmax`);
+  return bytes(name) + bytes(`${name}.absmax`) + bytes(`${name}.nested_absmax`) + (nested ? 4 : 0);
+}
+
 /** The companion keys of a 4-bit weight (everything but the packed tensor itself), so a loader can skip them. */
 export function isBnbCompanionKey(key: string): boolean {
   return /\.(absmax|quant_map|nested_absmax|nested_quant_map|quant_state\.bitsandbytes__\w+)$/.test(key);

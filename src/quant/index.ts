@@ -12,5 +12,6 @@ export {
 } from './bnb-state.js';
 export {
   type Bnb4bitConfig, readBnb4bitWeight, loadQuantized4bit, isBnb4bitWeight, listBnb4bitWeights, isBnbCompanionKey, parseBnb4bitConfig,
+  storedBnb4bitBytes,
 } from './checkpoint.js';
 export { cudaMeanF32 } from './cuda-mean.js';

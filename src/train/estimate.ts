@@ -33,16 +33,20 @@ export function adapterParameterCount(spec: ModelSpec, adapter: Recipe['adapter'
 export function estimateRecipe(recipe: Recipe): { memory: FineTuneMemory; text: string } {
   const spec = readModelSpec(resolveModelSourceSync(recipe.model.path, 'config'));
   checkMaxLength(recipe, spec);
-  const weights = recipe.model.quantization ? 'nf4' : recipe.model.precision === 'fp32' ? 'f32' : 'bf16';
+  const q = recipe.model.quantization;
+  const weights = q ? 'nf4' : recipe.model.precision === 'fp32' ? 'f32' : 'bf16';
+  const fourBit = q ? { blocksize: q.blocksize, doubleQuant: q.double_quant } : undefined;
   const memory = fineTuneMemory(spec, {
     batchSize: recipe.training.batch_size,
     seqLen: recipe.data.max_length,
     trainableParameters: adapterParameterCount(spec, recipe.adapter),
     checkpointing: recipe.model.activation_checkpointing,
     weights,
+    fourBit,
   });
+  const weightsText = q && fourBit ? `${q.type} weights (${fourBitBits(fourBit.blocksize, fourBit.doubleQuant).toFixed(3)} bits/param on linear layers)` : `${weights} weights`;
   const text = [
-    `${spec.modelType} · ${recipe.adapter.type} · batch ${recipe.training.batch_size} × ${recipe.data.max_length} tokens · ${weights} weights${recipe.model.activation_checkpointing ? ' · activation checkpointing' : ''}`,
+    `${spec.modelType} · ${recipe.adapter.type} · batch ${recipe.training.batch_size} × ${recipe.data.max_length} tokens · ${weightsText}${recipe.model.activation_checkpointing ? ' · activation checkpointing' : ''}`,
     ...formatFineTune(memory),
   ].join('\n');
   return { memory, text };

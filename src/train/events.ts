@@ -2,6 +2,7 @@
  * What a training run reports as it goes. `trainer.on('step', cb)` and friends; the CLI
  * turns the same events into a progress line, TensorBoard scalars and `--json` lines.
  */
+import type { QuantizedWeightsReport } from '../model/memory.js';
 
 export interface StartEvent {
   totalSteps: number;
@@ -16,6 +17,8 @@ export interface StartEvent {
   precision: { requested: string; effective: string; note: string | null };
   /** `typetune estimate`'s peak memory for this recipe, in bytes. */
   estimatedPeakBytes: number;
+  /** The base's 4-bit projections as loaded (count, bytes, ≈4.13 bits/param for QLoRA's nf4), null for a dense base. */
+  quantizedWeights: QuantizedWeightsReport | null;
 }
 
 export interface StepEvent {

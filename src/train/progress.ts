@@ -65,6 +65,8 @@ export function attachReporter(trainer: { on: TrainerEmitter['on'] }, opts: Repo
     const prec = e.precision.requested === e.precision.effective ? e.precision.effective : `${e.precision.effective} (${e.precision.requested} requested)`;
     if (e.precision.note) line(`note: ${e.precision.note}`);
     line(`training ${e.totalSteps} steps on ${e.backend}, ${prec}: ${e.examples} examples${e.evalExamples ? ` (+${e.evalExamples} eval)` : ''}, ${e.trainableParameters.toLocaleString('en-US')} trainable parameters, estimated peak memory ${formatBytes(e.estimatedPeakBytes)}${from}`);
+    const q = e.quantizedWeights;
+    if (q) line(`base: ${q.matrices} projections held 4-bit, ${formatBytes(q.bytes)} at ${q.bitsPerParameter.toFixed(2)} bits/param`);
     estimated = e.estimatedPeakBytes;
   });
   trainer.on('warning', (e) => {

@@ -10,6 +10,7 @@
  */
 import path from 'node:path';
 import { useBackend } from '../backend/select.js';
+import { quantizedWeightsReport } from '../model/memory.js';
 import { loadBaseModel } from '../model/load.js';
 import type { DecoderModel } from '../model/model.js';
 import { loadTokenizer } from '../data/index.js';
@@ -248,6 +249,7 @@ export class Trainer extends TrainerEmitter {
         backend: this.backend,
         precision: { requested: this.precision.requested, effective: this.precision.effective, note: this.precision.note },
         estimatedPeakBytes: estimateRecipe(r).memory.total,
+        quantizedWeights: quantizedWeightsReport(this.model.weights),
       });
       for (const message of warnings) this.emit('warning', { message });
       activeDevice().resetPeakMemory();

@@ -10,6 +10,7 @@ import { emulatedPrimitives } from './emulated_primitives.js';
 import { erf } from './emulated_math.js';
 import './emulated_fused.js';
 import { emulatedFlashAttention } from './emulated_attention.js';
+import { f16ToF32, f32ToF16 } from '../../src/io/dtypes.js';
 
 const BYTES = [4, 2, 4, 1];
 const VIEWS = [Float32Array, Uint16Array, Int32Array, Uint8Array] as const;
@@ -326,49 +327,14 @@ export function emulatedAddon(): CudaAddon {
         adamwOne(p!, g!, m!, v!, n!, lr, b1, b2, eps, wd!, bc1, bc2, gs);
       }
     },
-    ...emulatedFlashAttention({ load, store }),
-    // NCCL with one rank (a process cannot emulate peers): every collective copies its input.
-    ...emulatedNccl((dst, src, bytes) => view(dst, 3).set(view(src, 3).subarray(0, bytes))),
   };
 }
 
-/** NCCL's contract for a group of one: ids, handles, dtype and op checks, collectives as copies. */
-function emulatedNccl(copy: (dst: number, src: number, bytes: number) => void) {
-  const open = new Set<number>();
-  let nextComm = 0;
-  const comm = (c: number, where: string) => {
-    if (!open.has(c)) throw new Error(`${where}: communicator ${c} is not open (destroyed or aborted)`);
-  };
-  const bytesOf = (dt: number, n: number, where: string) => {
-    if (dt !== 0 && dt !== 1) throw new Error(`${where}: collectives carry f32 or bf16, not dtype ${dt}`);
-    return n * (dt === 0 ? 4 : 2);
-  };
-  const reduce = (where: string, c: number, send: number, recv: number, n: number, dt: number, op: number) => {
-    comm(c, where);
-    if (op !== 0 && op !== 1) throw new Error(`${where}: unknown reduction code ${op}`);
-    copy(recv, send, bytesOf(dt, n, where)); // sum or mean over one rank
-  };
-  return {
-    ncclAvailable: () => true,
-    ncclGetUniqueId: () => Uint8Array.from({ length: 128 }, (_, i) => (i * 37 + nextComm) & 255),
-    ncclCommInitRank(id: Uint8Array, worldSize: number, rank: number) {
-      if (id.length !== 128) throw new Error(`ncclCommInitRank: the unique id has ${id.length} bytes, expected 128`);
-      if (worldSize !== 1 || rank !== 0) throw new Error('ncclCommInitRank: the emulated addon has one rank (world size 1)');
-      open.add(nextComm);
-      return nextComm++;
-    },
-    ncclAllReduce: (c: number, s: number, r: number, n: number, dt: number, op: number) => reduce('ncclAllReduce', c, s, r, n, dt, op),
-    ncclReduceScatter: (c: number, s: number, r: number, n: number, dt: number, op: number) => reduce('ncclReduceScatter', c, s, r, n, dt, op),
-    ncclAllGather(c: number, s: number, r: number, n: number, dt: number) {
-      comm(c, 'ncclAllGather');
-      copy(r, s, bytesOf(dt, n, 'ncclAllGather'));
-    },
-    ncclBroadcast(c: number, s: number, r: number, n: number, dt: number, root: number) {
-      comm(c, 'ncclBroadcast');
-      if (root !== 0) throw new Error(`ncclBroadcast: root ${root} of a group of one`);
-      copy(r, s, bytesOf(dt, n, 'ncclBroadcast'));
-    },
-    ncclCommAbort(c: number) { comm(c, 'ncclCommAbort'); open.delete(c); },
-    ncclCommDestroy(c: number) { comm(c, 'ncclCommDestroy'); open.delete(c); },
-  };
-}
+// The 16-value tables of kernels/src/dequantize_4bit.cu (bitsandbytes' dequantisation constants).
+const EMULATED_NF4 = Float32Array.from([
+  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334,
+  -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
+  0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
+]);
+const FP4_MAGNITUDES = [0, 0.005208333333, 0.66666667, 1, 0.33333333, 0.5, 0.16666667, 0.25];
+const EMULATED_FP4 = Float32Array.from([...FP4_MAGNITUDES, ...FP4_MAGNITUDES.map((v) => -v)]);

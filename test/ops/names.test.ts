@@ -11,6 +11,7 @@ import { tf } from '../../src/backend/tf.js';
 import { OPS, type OpSignature } from '../../src/ops/names.js';
 import { runOp } from '../../src/ops/dispatch.js';
 import { rmsNorm } from '../../src/ops/rmsNorm.js';
+import '../../src/ops/qlinear.js';
 import { cudaGradients, cudaKernels } from '../../src/backend/cuda/register_all_kernels.js';
 import { repoRoot } from '../helpers.js';
 
@@ -40,15 +41,19 @@ describe('which ops each backend fuses', () => {
     expect(opNames.filter((name) => tf.getKernel(name, 'cpu'))).toEqual([]);
   });
 
-  it('cuda: the norms, the gated activation, rope, attention and the cross-entropy sum, each with its gradient kernel and a registered gradient', () => {
+  it('cuda: the 4-bit linear, the norms, the gated activation, rope, attention and the cross-entropy sum, each with its gradient kernel and a registered gradient', () => {
     const kernels = new Set(cudaKernels.map((k) => k.kernelName));
     const fused = ops.filter((op) => kernels.has(op.name));
     expect(fused.map((op) => op.name)).toEqual([
-      OPS.rmsNorm.name, OPS.layerNorm.name, OPS.gatedActivation.name, OPS.rope.name, OPS.attention.name, OPS.crossEntropySum.name,
+      OPS.qlinear.name, OPS.rmsNorm.name, OPS.layerNorm.name, OPS.gatedActivation.name, OPS.rope.name, OPS.attention.name,
+      OPS.crossEntropySum.name,
     ]);
+    // qlinear registers its gradient itself (src/ops/qlinear.ts): it runs the backend's gradient kernel where there is one.
+    const ownGradient = new Set<string>([OPS.qlinear.name]);
     for (const op of fused) {
       expect(kernels.has(op.gradient!.name), op.gradient!.name).toBe(true);
-      expect(cudaGradients.map((g) => g.kernelName), op.name).toContain(op.name);
+      if (ownGradient.has(op.name)) expect(tf.getGradient(op.name), op.name).toBeDefined();
+      else expect(cudaGradients.map((g) => g.kernelName), op.name).toContain(op.name);
     }
     // No cuda kernel of typetune's own (TT…) that the vocabulary does not name.
     const known = new Set(ops.flatMap((op) => [op.name, ...(op.gradient ? [op.gradient.name] : [])]));

@@ -38,6 +38,10 @@ describe('estimate', () => {
     expect(quantized.memory.weights).toBeLessThan(base.memory.weights / 3);
     const ckpt = estimateRecipe(recipe('lora', ['model.activation_checkpointing=true']));
     expect(ckpt.memory.activations).toBeLessThan(base.memory.activations);
+    expect(quantized.text).toMatch(/nf4 weights \(4\.127 bits\/param on linear layers\)/);
+    const plainAbsmax = estimateRecipe(recipe('qlora', ['model.quantization.double_quant=false']));
+    expect(plainAbsmax.memory.weights).toBeGreaterThan(quantized.memory.weights);
+    expect(plainAbsmax.text).toMatch(/4\.500 bits\/param/);
     const longer = estimateRecipe(recipe('lora', ['data.max_length=128']));
     expect(longer.memory.logits).toBe(2 * base.memory.logits);
     expect(base.text).toMatch(/estimated peak/);
@@ -76,6 +80,27 @@ describe('the Trainer reports the estimate beside what it measures', () => {
     const adapterBytes = [...t.adapter.variables.values()].reduce((n, v) => n + v.size * 4, 0);
     expect(measured).toBeGreaterThan(t.model.parameterCount() * 4 + 4 * adapterBytes);
     expect(of).toMatch(/tfjs tensors/);
+  });
+
+  it('start reports the base projections held 4-bit at ≈4.13 bits per parameter (QLoRA), nothing for a dense base', async () => {
+    const { Trainer } = await import('../../src/train/trainer.js');
+    const start = async (name: string) => {
+      const t = await Trainer.fromRecipe(`${repoRoot}/recipes/${name}.yaml`, [
+        'training.max_steps=1', `output.dir=${mkdtempSync(path.join(os.tmpdir(), 'typetune-estimate-'))}`, 'output.export=[]', 'logging.tensorboard=false', 'model.backend=cpu',
+      ]);
+      let report: unknown;
+      t.on('start', (e) => { report = e.quantizedWeights; });
+      await t.train({ handleSignals: false });
+      t.dispose();
+      return report as { matrices: number; bitsPerParameter: number; bytes: number; parameters: number } | null;
+    };
+    const q = (await start('qlora'))!;
+    expect(q.matrices).toBe(21);
+    // tiny-llama's small matrices round their last nested block up: a little over 4 + 8/64 + 32/(64·256)
+    expect(q.bitsPerParameter).toBeGreaterThanOrEqual(fourBitBits(64, true));
+    expect(q.bitsPerParameter).toBeLessThan(4.15);
+    expect(q.bytes).toBeCloseTo((q.parameters * q.bitsPerParameter) / 8, 6);
+    expect(await start('lora')).toBeNull();
   });
 });
 

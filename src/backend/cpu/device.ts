@@ -66,4 +66,9 @@ export const engineDevice: Device = {
   addonCalls() {
     return null;
   },
+  // The reference QLinear dequantises from the host's bytes on every call.
+  storeQuantizedWeight(q) {
+    return q;
+  },
+  releaseQuantizedWeight() {},
 };

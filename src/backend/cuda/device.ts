@@ -1,14 +1,18 @@
 /**
  * The cuda backend as a device (../device.ts): memory is the device pool's (every byte the
  * addon allocated, whatever tfjs knows of it), frozen weights are stored bf16 under
- * bf16-mixed, AdamW is the fused kernel (kernels/src/adamw.cu: one pass reading p, g, m, v
- * and writing p, m, v, instead of ~10 tfjs ops each a pass; every tensor in one call), random
- * numbers come from the device's counter-based generator, collectives are NCCL's
- * (./collectives.ts), and calls into the addon are counted. Registered by ./register.ts beside the backend.
+ * bf16-mixed, 4-bit weights are uploaded once in bitsandbytes' layout (./quantized.ts), AdamW
+ * is the fused kernel (kernels/src/adamw.cu: one pass reading p, g, m, v and writing p, m, v,
+ * instead of ~10 tfjs ops each a pass; every tensor in one call), random numbers come from the
+ * device's counter-based generator, collectives are NCCL's (./collectives.ts), and calls into
+ * the addon are counted. Registered by ./register.ts beside the backend.
  */
 import type { Device } from '../device.js';
 import { activeCudaBackend, deviceRandomUniform, fusedAdamWStepAll, storeFrozenWeight } from './api.js';
 import { cudaCollectives } from './collectives.js';
+import { dequantizeOnDevice, releaseQuantized, storeQuantized } from './quantized.js';
+import type { TensorRef } from './backend.js';
+import { peakBandwidth } from './bandwidth.js';
 
 function backend() {
   const b = activeCudaBackend();
@@ -35,6 +39,25 @@ export const cudaDevice: Device = {
   },
   storeFrozenWeight(t, policy) {
     return policy === 'bf16-mixed' ? storeFrozenWeight(t) : t;
+  },
+  storeQuantizedWeight(q, name) {
+    storeQuantized(backend(), q, name);
+    return q;
+  },
+  releaseQuantizedWeight(q) {
+    releaseQuantized(backend(), q);
+  },
+  dequantizeWeightInto(q, out) {
+    const b = backend();
+    const ref = out as unknown as TensorRef;
+    if (out.dtype !== 'float32' || out.size !== q.shape.reduce((a, d) => a * d, 1)) {
+      throw new Error(`dequantizeWeightInto: the output must be a float32 tensor of shape [${q.shape.join(', ')}], got ${out.dtype} [${out.shape.join(', ')}]`);
+    }
+    dequantizeOnDevice(b, q, b.ptr(ref), b.phys(ref));
+  },
+  peakMemoryBandwidth() {
+    const b = backend();
+    return peakBandwidth(b.addon.memoryBandwidth(), b.device.name);
   },
   adamwStep(tensors, hyper) {
     // One call for every tensor: an adapter has tens to hundreds of them.

@@ -25,6 +25,11 @@ function describe(inputs: Inputs, backend: CudaBackend): string {
     .join(', ');
 }
 
+/** Typed arrays in attrs (a quantised weight's megabytes of codes) named by their length, not spelt out. */
+function abbreviateArrays(_key: string, value: unknown): unknown {
+  return ArrayBuffer.isView(value) ? `${value.constructor.name}(${(value as Uint8Array).length})` : value;
+}
+
 /** A kernel config whose failures name the kernel, its inputs' shapes/types and its attrs. */
 export function defineKernel(kernelName: string, fn: CudaKernel): tf.KernelConfig {
   const kernelFunc = (args: { inputs: unknown; backend: unknown; attrs?: unknown }) => {
@@ -35,7 +40,7 @@ export function defineKernel(kernelName: string, fn: CudaKernel): tf.KernelConfi
       const msg = (err as Error).message;
       if (msg.startsWith('cuda kernel ')) throw err;
       let attrs = '';
-      try { attrs = JSON.stringify(a.attrs); } catch { attrs = '(attrs)'; }
+      try { attrs = JSON.stringify(a.attrs, abbreviateArrays); } catch { attrs = '(attrs)'; }
       throw new Error(`cuda kernel ${kernelName} failed for ${describe(a.inputs, a.backend)} ${attrs}: ${msg}`, { cause: err });
     }
   };

@@ -16,11 +16,13 @@ import { rmsNormGradient, rmsNormKernels } from './kernels/rmsNorm.js';
 import { layerNormGradient, layerNormKernels } from './kernels/layerNorm.js';
 import { gatedActivationGradient, gatedActivationKernels } from './kernels/gatedActivation.js';
 import { ropeGradient, ropeKernels } from './kernels/rope.js';
+import { qlinearKernels } from './kernels/qlinear.js';
 
 export const cudaKernels: tf.KernelConfig[] = [
   ...unaryKernels, ...binaryKernels, ...selectKernels, ...reduceKernels, ...softmaxKernels, ...matmulKernels,
   ...shapeKernels, ...gatherKernels, ...creationKernels, ...crossEntropyKernels, ...attentionKernels,
   ...rmsNormKernels, ...layerNormKernels, ...gatedActivationKernels, ...ropeKernels,
+  ...qlinearKernels,
 ];
 
 /** Gradients of the fused ops' cuda kernels (typetune's own op names; tfjs knows none of them). */
