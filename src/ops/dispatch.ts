@@ -3,8 +3,8 @@
  * the op's name (./names.ts), tfjs runs that kernel and the gradient registered for it;
  * otherwise the op's reference implementation — composed of tfjs primitives, differentiable
  * by tfjs' autograd — runs. The reference defines the numerics; fused kernels are tested
- * against it. Today the cpu backend fuses none; the cuda backend fuses attention and the
- * cross-entropy sum (test/ops/names.test.ts keeps this list true).
+ * against it. Today the cpu backend fuses none; the cuda backend fuses attention, the LoRA
+ * delta and the cross-entropy sum (test/ops/names.test.ts keeps this list true).
  */
 import { tf, type Tensor } from '../backend/tf.js';
 import type { OpSignature } from './names.js';

@@ -27,6 +27,12 @@ export const OPS = {
     attrs: ['scale', 'causal', 'window', 'queryOffset'],
     gradient: { name: 'TTAttentionGrad', inputs: ['dy', 'q', 'k', 'v', 'keyMask'] },
   },
+  loraDelta: {
+    name: 'TTLoraDelta',
+    inputs: ['x', 'base', 'A', 'B'],
+    attrs: ['scaling'],
+    gradient: { name: 'TTLoraDeltaGrad', inputs: ['dy', 'x', 'A', 'B'] },
+  },
   crossEntropySum: {
     name: 'TTCrossEntropySum',
     inputs: ['logits', 'labels'],

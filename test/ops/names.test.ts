@@ -40,10 +40,10 @@ describe('which ops each backend fuses', () => {
     expect(opNames.filter((name) => tf.getKernel(name, 'cpu'))).toEqual([]);
   });
 
-  it('cuda: attention and the cross-entropy sum, each with its gradient kernel and a registered gradient', () => {
+  it('cuda: attention, the cross-entropy sum and the LoRA delta, each with its gradient kernel and a registered gradient', () => {
     const kernels = new Set(cudaKernels.map((k) => k.kernelName));
     const fused = ops.filter((op) => kernels.has(op.name));
-    expect(fused.map((op) => op.name)).toEqual([OPS.attention.name, OPS.crossEntropySum.name]);
+    expect(fused.map((op) => op.name)).toEqual([OPS.attention.name, OPS.loraDelta.name, OPS.crossEntropySum.name]);
     for (const op of fused) {
       expect(kernels.has(op.gradient!.name), op.gradient!.name).toBe(true);
       expect(cudaGradients.map((g) => g.kernelName), op.name).toContain(op.name);

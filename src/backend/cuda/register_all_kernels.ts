@@ -5,6 +5,7 @@ import { binaryKernels } from './kernels/binary.js';
 import { creationKernels } from './kernels/creation.js';
 import { crossEntropyGradient, crossEntropyKernels } from './kernels/crossEntropy.js';
 import { gatherKernels } from './kernels/gather.js';
+import { loraDeltaGradient, loraDeltaKernels } from './kernels/loraDelta.js';
 import { matmulKernels } from './kernels/matmul.js';
 import { reduceKernels } from './kernels/reduce.js';
 import { selectKernels } from './kernels/select.js';
@@ -16,10 +17,11 @@ import { gradientOverrides } from './gradients.js';
 export const cudaKernels: tf.KernelConfig[] = [
   ...unaryKernels, ...binaryKernels, ...selectKernels, ...reduceKernels, ...softmaxKernels, ...matmulKernels,
   ...shapeKernels, ...gatherKernels, ...creationKernels, ...crossEntropyKernels, ...attentionKernels,
+  ...loraDeltaKernels,
 ];
 
 /** Gradients of the fused ops' cuda kernels (typetune's own op names; tfjs knows none of them). */
-export const cudaGradients: tf.GradConfig[] = [crossEntropyGradient, attentionGradient];
+export const cudaGradients: tf.GradConfig[] = [crossEntropyGradient, attentionGradient, loraDeltaGradient];
 
 /** Names of the kernels the cuda backend implements. */
 export const CUDA_KERNEL_NAMES: readonly string[] = cudaKernels.map((k) => k.kernelName);
