@@ -48,6 +48,12 @@ export const OPS = {
     outputs: ['out', 'lse'],
     gradient: { name: 'TTAttentionGrad', inputs: ['dy', 'q', 'k', 'v', 'keyMask', 'out', 'lse'] },
   },
+  loraDelta: {
+    name: 'TTLoraDelta',
+    inputs: ['x', 'base', 'A', 'B'],
+    attrs: ['scaling'],
+    gradient: { name: 'TTLoraDeltaGrad', inputs: ['dy', 'x', 'A', 'B'] },
+  },
   crossEntropySum: {
     name: 'TTCrossEntropySum',
     inputs: ['logits', 'labels'],

@@ -277,3 +277,19 @@ describe('fused attention', () => {
     }, 2e-5);
   });
 });
+
+describe('fused LoRA delta', () => {
+  // [N, in] rows not a multiple of any tile, r = 3, and a 3-d x as the projections pass it.
+  it.each([[[7, 10], 3, 6], [[2, 5, 9], 4, 11]] as Array<[number[], number, number]>)(
+    'x %j, r %i, out %i: output and x/base/A/B gradients equal the reference', async (xShape, r, out) => {
+      const { loraDelta } = await import('../../src/ops/loraDelta.js');
+      expect(tf.getKernel('TTLoraDelta', 'cuda')).toBeDefined();
+      const inF = xShape[xShape.length - 1]!;
+      await expectSame(() => {
+        const x = t(xShape, 1), base = t([...xShape.slice(0, -1), out], 2), A = t([r, inF], 3), B = t([out, r], 4);
+        const w = t([...xShape.slice(0, -1), out], 5);
+        const f = (x: Tensor, base: Tensor, A: Tensor, B: Tensor) => tf.sum(tf.mul(loraDelta(x, base, A, B, 0.75), w));
+        return [loraDelta(x, base, A, B, 0.75), ...tf.grads(f)([x, base, A, B])];
+      }, 2e-5);
+    });
+});

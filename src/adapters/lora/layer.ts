@@ -11,6 +11,7 @@
 import { tf, type Tensor } from '../../backend/tf.js';
 import type { LoraTarget } from './targeting.js';
 import { transpose2d } from '../../util/transpose.js';
+import { loraDelta } from '../../ops/loraDelta.js';
 
 /** The identity forward with no gradient (torch's `.detach()`). */
 const detach = tf.customGrad(((x: Tensor) => ({ value: x.clone(), gradFunc: (dy: Tensor) => tf.zerosLike(dy) })) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: Tensor) => Tensor;
@@ -35,8 +36,8 @@ export class LoraLayer {
       const inF = this.target.site.inFeatures;
       const flat = x.reshape([-1, inF]);
       const dropped = training && this.dropout > 0 ? tf.dropout(flat, this.dropout, undefined, dropoutSeed()) : flat;
+      if (!this.dora) return loraDelta(dropped, base, this.A, this.B, this.scaling);
       const lora = tf.matMul(tf.matMul(dropped, this.A, false, true), this.B, false, true);
-      if (!this.dora) return base.add(lora.mul(this.scaling).reshape(base.shape));
       const { magnitude, weight } = this.dora;
       const norm = detach(rowNorm(weight, this.deltaOutIn()));
       const scale = magnitude.div(norm); // [out]

@@ -5,6 +5,7 @@ import { binaryKernels } from './kernels/binary.js';
 import { creationKernels } from './kernels/creation.js';
 import { crossEntropyGradient, crossEntropyKernels } from './kernels/crossEntropy.js';
 import { gatherKernels } from './kernels/gather.js';
+import { loraDeltaGradient, loraDeltaKernels } from './kernels/loraDelta.js';
 import { matmulKernels } from './kernels/matmul.js';
 import { reduceKernels } from './kernels/reduce.js';
 import { selectKernels } from './kernels/select.js';
@@ -22,13 +23,13 @@ export const cudaKernels: tf.KernelConfig[] = [
   ...unaryKernels, ...binaryKernels, ...selectKernels, ...reduceKernels, ...softmaxKernels, ...matmulKernels,
   ...shapeKernels, ...gatherKernels, ...creationKernels, ...crossEntropyKernels, ...attentionKernels,
   ...rmsNormKernels, ...layerNormKernels, ...gatedActivationKernels, ...ropeKernels,
-  ...qlinearKernels,
+  ...qlinearKernels, ...loraDeltaKernels,
 ];
 
 /** Gradients of the fused ops' cuda kernels (typetune's own op names; tfjs knows none of them). */
 export const cudaGradients: tf.GradConfig[] = [
   crossEntropyGradient, attentionGradient,
-  rmsNormGradient, layerNormGradient, gatedActivationGradient, ropeGradient,
+  rmsNormGradient, layerNormGradient, gatedActivationGradient, ropeGradient, loraDeltaGradient,
 ];
 
 /** Names of the kernels the cuda backend implements. */
