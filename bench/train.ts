@@ -22,7 +22,7 @@ import { AdamW } from '../src/train/adamw.js';
 import { trainStep } from '../src/train/step.js';
 import { applyPrecision } from '../src/train/precision.js';
 
-import { ADAPTERS, MODEL_DEFAULTS, NAMES, buildModel, randomBatch } from './models.js';
+import { ADAPTERS, CONFIGS, MODEL_DEFAULTS, NAMES, buildModel, randomBatch } from './models.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
