@@ -2,12 +2,13 @@
  * Flash attention (kernels/src/flash_attention_*.cu behind TTAttention) against the reference
  * op's autograd on the CPU backend: the output and dq/dk/dv over causal and bidirectional
  * attention, grouped KV heads (groups 1, 2, 4, 7), sliding windows shorter and longer than the
- * sequence, right-padded keys (with fully padded rows, whose softmax the reference makes
- * uniform), queries after a KV cache (sq ≠ sk, queryOffset), odd lengths that cross the
- * kernels' 32/64-row tiles, head dims 8, 16, 32, 64, 96, 128, 256, key masks stored int32,
- * bool and float32, bf16-stored inputs and bf16 gradients (bf16-mixed). f32 within 1e-4 relative (max |Δ| / max |ref|),
- * bf16 within bf16 rounding. Also: the forward and backward never hold an [b, heads, sq, sk]
- * f32 tensor's worth of memory, and the op leaves no tensor behind (its lse output is freed).
+ * sequence, padded keys (right padding, left padding, holes; fully padded rows, whose softmax
+ * the reference makes uniform), queries after a KV cache (sq ≠ sk, queryOffset), odd lengths
+ * that cross the kernels' 32/64-row tiles, head dims 8, 16, 32, 64, 96, 128, 256, key masks
+ * stored int32, bool and float32, bf16-stored inputs and bf16 gradients (bf16-mixed). f32
+ * within 1e-4 relative (max |Δ| / max |ref|), bf16 within bf16 rounding. Also: the forward and
+ * backward never hold an [b, heads, sq, sk] f32 tensor's worth of memory, and the op leaves no
+ * tensor behind (its lse output is freed).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, type Tensor } from '../../src/backend/tf.js';
@@ -26,6 +27,8 @@ interface Case {
   causal: boolean; window?: number; queryOffset?: number;
   /** Visible keys per batch row (right padding); 0 makes every query of that row fully masked. */
   lengths: number[];
+  /** Instead of right padding: whether key j of batch row b is visible. */
+  visible?: (b: number, j: number) => boolean;
   maskDtype?: 'int32' | 'bool' | 'float32';
 }
 
@@ -38,11 +41,14 @@ const cases: Array<[string, Case]> = [
   ['bidirectional after a cache with a window, d 32', { b: 1, heads: 2, kvHeads: 1, sq: 9, sk: 40, d: 32, causal: false, window: 12, queryOffset: 31, lengths: [37] }],
   ['fully masked rows: an all-padding example', { b: 2, heads: 2, kvHeads: 1, sq: 70, sk: 70, d: 16, causal: true, lengths: [70, 0] }],
   ['fully masked rows: a window that ends before the first key', { b: 2, heads: 2, kvHeads: 2, sq: 4, sk: 10, d: 16, causal: true, window: 5, queryOffset: 12, lengths: [10, 3] }],
+  ['a key mask with holes, and left padding (early rows fully masked beside seeing rows in one tile)',
+    { b: 2, heads: 2, kvHeads: 1, sq: 70, sk: 70, d: 16, causal: true, lengths: [], visible: (b, j) => (b === 0 ? j % 3 !== 1 : j >= 5) }],
   ['causal, d 256, groups of 2', { b: 1, heads: 2, kvHeads: 1, sq: 40, sk: 40, d: 256, causal: true, lengths: [33] }],
 ];
 
 function keyMask(c: Case): Tensor {
-  const values = Array.from({ length: c.b * c.sk }, (_, i) => (i % c.sk < c.lengths[Math.floor(i / c.sk)]! ? 1 : 0));
+  const visible = c.visible ?? ((b: number, j: number) => j < c.lengths[b]!);
+  const values = Array.from({ length: c.b * c.sk }, (_, i) => (visible(Math.floor(i / c.sk), i % c.sk) ? 1 : 0));
   const dtype = c.maskDtype ?? 'int32';
   return dtype === 'bool' ? tf.tensor2d(values, [c.b, c.sk], 'int32').cast('bool') : tf.tensor2d(values, [c.b, c.sk], dtype);
 }

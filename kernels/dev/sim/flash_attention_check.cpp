@@ -29,7 +29,7 @@ void launchUnary(int op, const void* x, int xt, void* y, int yt, int64_t n, doub
 #include "flash_attention_backward.cu"
 using namespace tt;
 
-struct Case { const char* name; int64_t b, heads, kvHeads, sq, sk, d; bool causal; int64_t window, offset; std::vector<int> lengths; int inT, maskT, gradT; };
+struct Case { const char* name; int64_t b, heads, kvHeads, sq, sk, d; bool causal; int64_t window, offset; std::vector<int> lengths; int inT, maskT, gradT; bool holes = false; };
 
 static std::vector<char> buffer(int64_t n, int dt) { return std::vector<char>(n * dtypeBytes(dt) + 16); }
 
@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
     {"d256 causal", 1, 2, 1, 40, 40, 256, true, 0, 0, {33}, F32, I32, F32},
     {"bf16 in bf16 grads", 2, 4, 2, 67, 67, 64, true, 0, 0, {67, 40}, BF16, I32, BF16},
     {"long window rows skip", 1, 2, 1, 200, 200, 32, true, 20, 0, {200}, F32, I32, F32},
+    // a length < 0 is left padding of −length keys; holes hide every third key of the other rows
+    {"left padding and holes", 2, 2, 1, 70, 70, 16, true, 0, 0, {70, -5}, F32, I32, F32, true},
   };
   int only = argc > 1 ? atoi(argv[1]) : -1;
   int failures = 0;
@@ -61,7 +63,7 @@ int main(int argc, char** argv) {
       for (int64_t i = 0; i < n; i++) { storeAs<float>(buf.data(), c.inT, i, U(rng)); ref[i] = loadAs<float>(buf.data(), c.inT, i); }
     };
     fill(q, Q, nq); fill(k, K, nk); fill(v, V, nk); fill(dO, DO, nq);
-    for (int64_t i = 0; i < c.b * c.sk; i++) { M[i] = (i % c.sk) < c.lengths[i / c.sk] ? 1 : 0; storeAs<float>(mask.data(), c.maskT, i, (float)M[i]); }
+    for (int64_t i = 0; i < c.b * c.sk; i++) { const int64_t len = c.lengths[i / c.sk], j = i % c.sk; M[i] = len >= 0 ? j < len && !(c.holes && j % 3 == 1) : j >= -len; storeAs<float>(mask.data(), c.maskT, i, (float)M[i]); }
     auto out = buffer(nq, c.inT); std::vector<float> lse(rows);
     auto dq = buffer(nq, c.gradT), dk = buffer(nk, c.gradT), dv = buffer(nk, c.gradT);
     const float scale = 1.f / std::sqrt((float)c.d);
