@@ -336,13 +336,20 @@ export function emulatedAddon(): CudaAddon {
       if (codes.length < Math.ceil(n / 8) * 4) throw new Error('dequantize4bit: the packed buffer is not padded to whole 32-bit words');
       const table = quantType === 1 ? EMULATED_FP4 : EMULATED_NF4;
       const toSource = [(v: number) => v, (v: number) => fromBf16(toBf16(v)), (v: number) => f16ToF32(f32ToF16(v))][roundTo]!;
-      for (let i = 0; i < n; i++) {
-        const b = Math.floor(i / blocksize);
-        const scale = nestedAbsmax
-          ? Math.fround(Math.fround(load(nestedCode, 0, load(absmax, 3, b)) * load(nestedAbsmax, 0, Math.floor(b / nestedBlocksize))) + Math.fround(offset))
-          : load(absmax, 0, b);
-        const byte = codes[i >> 1]!;
-        store(out, outType, i, toSource(Math.fround(table[i & 1 ? byte & 15 : byte >> 4]! * scale)));
+      // Views made once per call (a view per element would dominate the emulated QLoRA runs).
+      const scales = nestedAbsmax ? view(absmax, 3) : view(absmax, 0);
+      const code8 = nestedAbsmax ? view(nestedCode, 0) : null;
+      const nestedScales = nestedAbsmax ? view(nestedAbsmax, 0) : null;
+      const dst = view(out, outType);
+      for (let b = 0; b * blocksize < n; b++) {
+        const scale = code8 && nestedScales
+          ? Math.fround(Math.fround(code8[scales[b]!]! * nestedScales[Math.floor(b / nestedBlocksize)]!) + Math.fround(offset))
+          : scales[b]!;
+        for (let i = b * blocksize; i < Math.min(n, (b + 1) * blocksize); i++) {
+          const byte = codes[i >> 1]!;
+          const v = toSource(Math.fround(table[i & 1 ? byte & 15 : byte >> 4]! * scale));
+          dst[i] = outType === 1 ? toBf16(v) : v;
+        }
       }
     },
     memoryBandwidth: () => 0,
