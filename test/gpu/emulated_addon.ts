@@ -327,6 +327,75 @@ export function emulatedAddon(): CudaAddon {
         adamwOne(p!, g!, m!, v!, n!, lr, b1, b2, eps, wd!, bc1, bc2, gs);
       }
     },
+    dequantize4bit(packed, absmax, nestedAbsmax, nestedCode, offset, nestedBlocksize, out, outType, n, blocksize, quantType, roundTo) {
+      // kernels/src/dequantize_4bit.cu's arithmetic: every step one float32 rounding.
+      if (!(blocksize >= 32 && blocksize <= 4096 && (blocksize & (blocksize - 1)) === 0)) throw new Error(`dequantize4bit: block size ${blocksize} is not a power of two in [32, 4096]`);
+      if (packed % 4 !== 0 || out % 16 !== 0) throw new Error('dequantize4bit: packed codes must be 4-byte and the output 16-byte aligned');
+      const codes = view(packed, 3);
+      if (codes.length < Math.ceil(n / 8) * 4) throw new Error('dequantize4bit: the packed buffer is not padded to whole 32-bit words');
+      const table = quantType === 1 ? EMULATED_FP4 : EMULATED_NF4;
+      const toSource = [(v: number) => v, (v: number) => fromBf16(toBf16(v)), (v: number) => f16ToF32(f32ToF16(v))][roundTo]!;
+      // Views made once per call (a view per element would dominate the emulated QLoRA runs).
+      const scales = nestedAbsmax ? view(absmax, 3) : view(absmax, 0);
+      const code8 = nestedAbsmax ? view(nestedCode, 0) : null;
+      const nestedScales = nestedAbsmax ? view(nestedAbsmax, 0) : null;
+      const dst = view(out, outType);
+      for (let b = 0; b * blocksize < n; b++) {
+        const scale = code8 && nestedScales
+          ? Math.fround(Math.fround(code8[scales[b]!]! * nestedScales[Math.floor(b / nestedBlocksize)]!) + Math.fround(offset))
+          : scales[b]!;
+        for (let i = b * blocksize; i < Math.min(n, (b + 1) * blocksize); i++) {
+          const byte = codes[i >> 1]!;
+          const v = toSource(Math.fround(table[i & 1 ? byte & 15 : byte >> 4]! * scale));
+          dst[i] = outType === 1 ? toBf16(v) : v;
+        }
+      }
+    },
+    memoryBandwidth: () => 0,
+    ...emulatedFlashAttention({ load, store }),
+    // NCCL with one rank (a process cannot emulate peers): every collective copies its input.
+    ...emulatedNccl((dst, src, bytes) => view(dst, 3).set(view(src, 3).subarray(0, bytes))),
+  };
+}
+
+/** NCCL's contract for a group of one: ids, handles, dtype and op checks, collectives as copies. */
+function emulatedNccl(copy: (dst: number, src: number, bytes: number) => void) {
+  const open = new Set<number>();
+  let nextComm = 0;
+  const comm = (c: number, where: string) => {
+    if (!open.has(c)) throw new Error(`${where}: communicator ${c} is not open (destroyed or aborted)`);
+  };
+  const bytesOf = (dt: number, n: number, where: string) => {
+    if (dt !== 0 && dt !== 1) throw new Error(`${where}: collectives carry f32 or bf16, not dtype ${dt}`);
+    return n * (dt === 0 ? 4 : 2);
+  };
+  const reduce = (where: string, c: number, send: number, recv: number, n: number, dt: number, op: number) => {
+    comm(c, where);
+    if (op !== 0 && op !== 1) throw new Error(`${where}: unknown reduction code ${op}`);
+    copy(recv, send, bytesOf(dt, n, where)); // sum or mean over one rank
+  };
+  return {
+    ncclAvailable: () => true,
+    ncclGetUniqueId: () => Uint8Array.from({ length: 128 }, (_, i) => (i * 37 + nextComm) & 255),
+    ncclCommInitRank(id: Uint8Array, worldSize: number, rank: number) {
+      if (id.length !== 128) throw new Error(`ncclCommInitRank: the unique id has ${id.length} bytes, expected 128`);
+      if (worldSize !== 1 || rank !== 0) throw new Error('ncclCommInitRank: the emulated addon has one rank (world size 1)');
+      open.add(nextComm);
+      return nextComm++;
+    },
+    ncclAllReduce: (c: number, s: number, r: number, n: number, dt: number, op: number) => reduce('ncclAllReduce', c, s, r, n, dt, op),
+    ncclReduceScatter: (c: number, s: number, r: number, n: number, dt: number, op: number) => reduce('ncclReduceScatter', c, s, r, n, dt, op),
+    ncclAllGather(c: number, s: number, r: number, n: number, dt: number) {
+      comm(c, 'ncclAllGather');
+      copy(r, s, bytesOf(dt, n, 'ncclAllGather'));
+    },
+    ncclBroadcast(c: number, s: number, r: number, n: number, dt: number, root: number) {
+      comm(c, 'ncclBroadcast');
+      if (root !== 0) throw new Error(`ncclBroadcast: root ${root} of a group of one`);
+      copy(r, s, bytesOf(dt, n, 'ncclBroadcast'));
+    },
+    ncclCommAbort(c: number) { comm(c, 'ncclCommAbort'); open.delete(c); },
+    ncclCommDestroy(c: number) { comm(c, 'ncclCommDestroy'); open.delete(c); },
   };
 }
 
