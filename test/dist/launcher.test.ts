@@ -106,8 +106,9 @@ describe('train --gpus 2 on the cpu backend', () => {
     const recipe = writeRecipe(dir, { max_steps: 6, gradient_accumulation_steps: 2, save_every_steps: 1 });
     const job = trainJob(recipe, await freePort());
     let killedAt = 0;
+    // Step 3's event comes after checkpoint-2 was written (step 2's event comes before its save).
     job.onStep((step) => {
-      if (step === 2 && !killedAt) {
+      if (step === 3 && !killedAt) {
         process.kill(rankPid(job.pid, 1), 'SIGKILL');
         killedAt = Date.now();
       }
