@@ -20,7 +20,9 @@ export function sendFrame(socket: Socket, header: Record<string, unknown>, paylo
 }
 
 export class FrameReader {
-  private buffered: Buffer = Buffer.alloc(0);
+  /** Received bytes not yet parsed, as chunks: joined only once a whole frame is there (large payloads arrive in thousands of chunks). */
+  private chunks: Buffer[] = [];
+  private received = 0;
   private readonly frames: Frame[] = [];
   private waiter: { resolve(f: Frame): void; reject(e: Error): void } | null = null;
   private failure: Error | null = null;
@@ -57,15 +59,20 @@ export class FrameReader {
   }
 
   private onData(chunk: Buffer): void {
-    this.buffered = this.buffered.length ? Buffer.concat([this.buffered, chunk]) : chunk;
-    while (this.buffered.length >= 8) {
-      const hLen = this.buffered.readUInt32LE(0);
-      const pLen = this.buffered.readUInt32LE(4);
-      if (this.buffered.length < 8 + hLen + pLen) break;
-      const header = JSON.parse(this.buffered.subarray(8, 8 + hLen).toString('utf8')) as Record<string, unknown>;
+    this.chunks.push(chunk);
+    this.received += chunk.length;
+    while (this.received >= 8) {
+      if (this.chunks[0]!.length < 8) this.chunks = [Buffer.concat(this.chunks)];
+      const hLen = this.chunks[0]!.readUInt32LE(0);
+      const pLen = this.chunks[0]!.readUInt32LE(4);
+      const size = 8 + hLen + pLen;
+      if (this.received < size) break;
+      const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+      const header = JSON.parse(all.subarray(8, 8 + hLen).toString('utf8')) as Record<string, unknown>;
       // Copy: the payload outlives the socket's buffer, and Float32Array views need alignment.
-      const payload = new Uint8Array(this.buffered.subarray(8 + hLen, 8 + hLen + pLen));
-      this.buffered = this.buffered.subarray(8 + hLen + pLen);
+      const payload = new Uint8Array(all.subarray(8 + hLen, size));
+      this.chunks = all.length > size ? [all.subarray(size)] : [];
+      this.received -= size;
       this.deliver({ header, payload });
     }
   }

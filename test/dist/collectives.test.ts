@@ -121,3 +121,22 @@ describe('dead or missing peers', () => {
     expect(() => rankEnv({ RANK: 'x', WORLD_SIZE: '2' })).toThrow(/RANK=x: expected a non-negative integer/);
   });
 });
+
+describe('tcp framing', () => {
+  it('carries a large tensor (many socket chunks) and small ones after it intact', async () => {
+    const comms = await tcpGroup(2);
+    const big = Float32Array.from({ length: 1 << 20 }, (_, i) => (i % 977) * 0.5);
+    const results = await Promise.all(comms.map(async (c) => {
+      const gathered = await c.allGather(tf.tensor(big));
+      const small = await c.allReduce(tf.tensor([c.rank + 1]));
+      return { gathered: gathered.dataSync() as Float32Array, small: values(small) };
+    }));
+    for (const r of results) {
+      expect(r.gathered.length).toBe(2 << 20);
+      expect(r.gathered[(1 << 20) + 12345]).toBe(big[12345]);
+      expect(r.gathered.subarray(1 << 20)).toEqual(big);
+      expect(r.small).toEqual([3]);
+    }
+    for (const c of comms) c.destroy();
+  });
+});

@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { useBackend } from '../../src/backend/select.js';
-import { stripLaunchFlags } from '../../src/dist/launcher.js';
+import { launch, stripLaunchFlags } from '../../src/dist/launcher.js';
 import { maxRelError, repoRoot } from '../helpers.js';
 import { distRecipe, readTensors, tmp, trainRanks } from './ranks.js';
 
@@ -106,8 +106,9 @@ describe('train --gpus 2 on the cpu backend', () => {
     const recipe = writeRecipe(dir, { max_steps: 6, gradient_accumulation_steps: 2, save_every_steps: 1 });
     const job = trainJob(recipe, await freePort());
     let killedAt = 0;
+    // Step 3's event comes after checkpoint-2 was written (step 2's event comes before its save).
     job.onStep((step) => {
-      if (step === 2 && !killedAt) {
+      if (step === 3 && !killedAt) {
         process.kill(rankPid(job.pid, 1), 'SIGKILL');
         killedAt = Date.now();
       }
@@ -128,5 +129,43 @@ describe('train --gpus 2 on the cpu backend', () => {
 
   it('the launcher strips its own flags from what each rank gets', () => {
     expect(stripLaunchFlags(['--recipe', 'r.yaml', '--gpus', '2', '--master-port=9', '--nnodes', '1', '--set', 'a=b', '--node-rank=0', '--master-addr', 'h'])).toEqual(['--recipe', 'r.yaml', '--set', 'a=b']);
+  });
+});
+
+describe('launch', () => {
+  const node = (script: string) => [process.execPath, '-e', script];
+  const base = { procsPerNode: 2, nnodes: 2, nodeRank: 1, masterAddr: '10.0.0.1', masterPort: 29999, assignGpus: true, graceMs: 500 };
+
+  it('gives each rank torchrun’s variables and its own GPU', async () => {
+    const dir = tmp('env');
+    const lines: string[] = [];
+    const script = `require('fs').writeFileSync(require('path').join(${JSON.stringify(dir)}, 'rank' + process.env.RANK), JSON.stringify(process.env))`;
+    const saved = process.env.CUDA_VISIBLE_DEVICES;
+    process.env.CUDA_VISIBLE_DEVICES = '4,6';
+    try {
+      expect(await launch({ ...base, command: node(script), log: (l) => lines.push(l) })).toEqual({ code: 0, failed: null });
+    } finally {
+      if (saved === undefined) delete process.env.CUDA_VISIBLE_DEVICES;
+      else process.env.CUDA_VISIBLE_DEVICES = saved;
+    }
+    for (const [rank, local, gpu] of [[2, 0, '4'], [3, 1, '6']] as const) {
+      const env = JSON.parse(readFileSync(path.join(dir, `rank${rank}`), 'utf8')) as Record<string, string>;
+      expect(env).toMatchObject({ RANK: String(rank), WORLD_SIZE: '4', LOCAL_RANK: String(local), LOCAL_WORLD_SIZE: '2', NODE_RANK: '1', MASTER_ADDR: '10.0.0.1', MASTER_PORT: '29999', CUDA_VISIBLE_DEVICES: gpu });
+    }
+  });
+
+  it('a rank that fails stops the others, and one that ignores SIGTERM is killed after the grace period', async () => {
+    const lines: string[] = [];
+    const script = "if (process.env.LOCAL_RANK === '1') process.exit(3); process.on('SIGTERM', () => {}); setInterval(() => {}, 1000)";
+    const started = Date.now();
+    const result = await launch({ ...base, nnodes: 1, nodeRank: 0, assignGpus: false, command: node(script), log: (l) => lines.push(l) });
+    expect(result).toEqual({ code: 3, failed: { rank: 1, code: 3, signal: null } });
+    expect(lines).toEqual([expect.stringMatching(/^error: rank 1 \(pid \d+\) exited with code 3; stopping rank 0$/)]);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('refuses impossible options naming the flag', async () => {
+    await expect(launch({ ...base, nodeRank: 2, command: node('') })).rejects.toThrow(/--node-rank 2: expected 0…1 \(--nnodes 2\)/);
+    await expect(launch({ ...base, procsPerNode: 0, command: node('') })).rejects.toThrow(/--gpus 0: expected a positive integer/);
   });
 });

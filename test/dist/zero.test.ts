@@ -9,7 +9,8 @@ import path from 'node:path';
 import { useBackend } from '../../src/backend/select.js';
 import { maxRelError } from '../helpers.js';
 import { distRecipe, readTensors, tmp, trainRanks } from './ranks.js';
-import type { TrainSummary } from '../../src/train/trainer.js';
+import { Trainer, type TrainSummary } from '../../src/train/trainer.js';
+import { loopbackGroup } from '../../src/dist/loopback.js';
 
 beforeAll(async () => {
   await useBackend('cpu');
@@ -71,6 +72,21 @@ describe('data-parallel strategies match one process', () => {
     const runs = await trainRanks(2, distRecipe(dir, training), [...sets, 'distributed.strategy=zero3']);
     expectSameLosses(runs[0]!.losses, ref!.losses);
     expectSameAdapter(path.join(dir, ADAPTER), path.join(refDir, ADAPTER), tolerance);
+  });
+
+  it('a signal seen by one rank stops every rank after the same step; rank 0 saves the checkpoint', async () => {
+    const dir = tmp('stop');
+    const comms = loopbackGroup(2, { timeoutMs: 60_000 });
+    const trainers = await Promise.all(comms.map((communicator) => Trainer.fromRecipe(distRecipe(dir), ['distributed.strategy=zero1'], { communicator })));
+    trainers[1]!.on('step', (e) => {
+      if (e.step === 2) trainers[1]!.stop('SIGTERM');
+    });
+    const runs = await Promise.all(trainers.map((t) => t.train({ handleSignals: false })));
+    for (const t of trainers) t.dispose();
+    for (const c of comms) c.destroy();
+    for (const run of runs) expect(run).toMatchObject({ steps: 2, interrupted: 'SIGTERM', checkpoint: path.join(dir, 'checkpoint-2') });
+    expect(existsSync(path.join(dir, 'checkpoint-2/optimizer.safetensors'))).toBe(true);
+    expectSameLosses(runs[0]!.losses, reference.losses.slice(0, 2));
   });
 
   // World 0: one plain process, no communicator.
