@@ -1,18 +1,27 @@
 /**
- * Peak-memory estimate for a recipe, from config.json and the recipe alone (no weights
- * are read, nothing is allocated): the formulas of model/memory.ts with the recipe's batch,
- * sequence length, weight storage, checkpointing and the adapter's real parameter count.
+ * Peak memory of a recipe's training step, before the real model is loaded: a shape trace
+ * (memory/trace.ts) of the recipe's model and adapter at twin dimensions, replayed at the
+ * real ones (memory/peak.ts) under the storage rules of the backend that will train
+ * (tfjs' engine bytes on cpu, memory/cuda.ts on cuda). Reports what is live at the peak —
+ * frozen weights, adapter parameters, their gradients and AdamW moments, activations kept
+ * for the backward pass, logits and loss, workspace — and answers "what fits?" (fitBatch).
  */
-import { readModelSpec } from '../model/config.js';
+import { readHfConfig, specFromConfig } from '../model/config.js';
 import { resolveModelSourceSync } from '../hub/resolve.js';
 import { linearSitesOf } from '../model/decoder.js';
-import { fineTuneMemory, type FineTuneMemory } from '../model/memory.js';
-import { formatFineTune } from '../model/inspect.js';
+import { formatBytes } from '../model/memory.js';
 import type { ModelSpec } from '../model/spec.js';
 import { parseLoraConfig, parseReftConfig, positionGroups } from '../adapters/index.js';
+import { parsePositions } from '../adapters/reft/config.js';
 import { selectTargets } from '../adapters/lora/targeting.js';
+import { activeDevice } from '../backend/device.js';
 import type { Recipe } from '../recipe/types.js';
 import { TrainerError } from './errors.js';
+import { twinDims, type Dims } from './memory/symbols.js';
+import { realDims, twinQuantization, twinSpec, type TwinModelSource } from './memory/twin.js';
+import { traceStep, type Trace } from './memory/trace.js';
+import { engineRules, replay, type Breakdown, type StorageRules } from './memory/peak.js';
+import { cudaDeviceTotal, cudaRules } from './memory/cuda.js';
 
 /**
  * Trainable parameters of the recipe's adapter: LoRA r·(in + out) per adapted projection
@@ -30,22 +39,181 @@ export function adapterParameterCount(spec: ModelSpec, adapter: Recipe['adapter'
   return layers * positionGroups(config) * (2 * config.rank * spec.hiddenSize + config.rank);
 }
 
-export function estimateRecipe(recipe: Recipe): { memory: FineTuneMemory; text: string } {
-  const spec = readModelSpec(resolveModelSourceSync(recipe.model.path, 'config'));
+/** The backend whose storage the estimate models. */
+export type EstimateBackend = 'cpu' | 'cuda';
+
+export interface MemoryEstimate {
+  backend: EstimateBackend;
+  /** What the peak counts (tfjs engine bytes; the cuda pool's bytes). */
+  counts: string;
+  precision: string;
+  batchSize: number;
+  seqLen: number;
+  checkpointing: boolean;
+  /** What is live at the peak, by category; sums to `total`. */
+  breakdown: Breakdown;
+  /** The peak the device measures (`Device.memory().peak`): what the Trainer reports beside it. */
+  total: number;
+  /** cuda: the CUDA context and the pool's fragmentation allowance, on top of `total` (0 on cpu). */
+  context: number;
+  fragmentation: number;
+  /** What must fit in the device's memory: total + context + fragmentation. */
+  deviceTotal: number;
+  /** Set when the estimate could not trace on the backend it models, saying so. */
+  note: string | null;
+}
+
+export interface EstimateOptions {
+  /** Model this backend's storage (default: the active backend's, cuda when it is active). */
+  backend?: EstimateBackend;
+  /** Override the recipe's batch size or checkpointing (fitBatch tries several). */
+  batchSize?: number;
+  checkpointing?: boolean;
+}
+
+/** The recipe's model as a twin, with its real and twin dimensions. */
+interface Twinned {
+  spec: ModelSpec;
+  real: Dims;
+  twin: Dims;
+  source: TwinModelSource;
+}
+
+function twinned(recipe: Recipe): Twinned {
+  const dir = resolveModelSourceSync(recipe.model.path, 'config');
+  const config = readHfConfig(dir);
+  const spec = specFromConfig(config);
   checkMaxLength(recipe, spec);
-  const weights = recipe.model.quantization ? 'nf4' : recipe.model.precision === 'fp32' ? 'f32' : 'bf16';
-  const memory = fineTuneMemory(spec, {
-    batchSize: recipe.training.batch_size,
-    seqLen: recipe.data.max_length,
-    trainableParameters: adapterParameterCount(spec, recipe.adapter),
-    checkpointing: recipe.model.activation_checkpointing,
-    weights,
-  });
-  const text = [
-    `${spec.modelType} · ${recipe.adapter.type} · batch ${recipe.training.batch_size} × ${recipe.data.max_length} tokens · ${weights} weights${recipe.model.activation_checkpointing ? ' · activation checkpointing' : ''}`,
-    ...formatFineTune(memory),
-  ].join('\n');
-  return { memory, text };
+  const real = realDims(spec, recipe.training.batch_size, recipe.data.max_length);
+  const { constants, minSeq } = adapterConstants(recipe, spec);
+  const twin = twinDims(real, constants, minSeq);
+  const built = twinSpec(config.raw, config.file, twin);
+  return { spec, real, twin, source: { ...built, quantization: twinQuantization(recipe, config.raw, config.file) } };
+}
+
+/** Sizes the adapter puts in shapes unchanged (no twin prime may divide them), and the shortest twin sequence its positions fit in. */
+function adapterConstants(recipe: Recipe, spec: ModelSpec): { constants: number[]; minSeq: number } {
+  const constants = [spec.maxPositionEmbeddings, spec.numLayers, recipe.training.gradient_accumulation_steps];
+  // A fused projection's width is a multiple of a symbol: GPT-2's c_attn is 3·hidden, Phi-3's qkv q + 2·kv.
+  for (const l of spec.layers) for (const p of l.projections) if (p.role === 'qkv') constants.push(3);
+  const a = recipe.adapter as unknown as Record<string, unknown>;
+  if (recipe.adapter.type === 'lora') {
+    const config = parseLoraConfig(a, 'adapter');
+    constants.push(config.r, ...Object.values(config.rank_pattern));
+    return { constants, minSeq: 0 };
+  }
+  const config = parseReftConfig(a, 'adapter');
+  const { first, last } = parsePositions(config.positions);
+  constants.push(config.rank, first, last, first + last);
+  return { constants, minSeq: first + last + 2 };
+}
+
+function rulesFor(trace: Trace, backend: EstimateBackend): StorageRules {
+  return backend === 'cuda' ? cudaRules(trace) : engineRules;
+}
+
+/** Which backend's storage to model when the caller does not say: the active one's. */
+function defaultBackend(recipe: Recipe): EstimateBackend {
+  if (activeDevice().backend === 'cuda') return 'cuda';
+  return recipe.model.backend === 'cuda' ? 'cuda' : 'cpu';
+}
+
+/**
+ * Traces are the same for every batch size and length (those are symbols): one per
+ * recipe × checkpointing × backend, reused by fitBatch's search and by `train`'s report.
+ */
+const traces = new Map<string, { twinned: Twinned; trace: Trace }>();
+
+function traced(recipe: Recipe, checkpointing: boolean): { twinned: Twinned; trace: Trace } {
+  const key = JSON.stringify([recipe.model, recipe.adapter, recipe.training.gradient_accumulation_steps, recipe.training.seed, checkpointing, activeDevice().backend]);
+  const hit = traces.get(key);
+  if (hit) return hit;
+  const t = twinned(recipe);
+  const trace = traceStep({ recipe, source: t.source, twin: t.twin, checkpointing });
+  const entry = { twinned: t, trace };
+  if (traces.size > 16) traces.clear();
+  traces.set(key, entry);
+  return entry;
+}
+
+export function estimateMemory(recipe: Recipe, opts: EstimateOptions = {}): MemoryEstimate {
+  const checkpointing = opts.checkpointing ?? recipe.model.activation_checkpointing;
+  const { twinned: t, trace } = traced(recipe, checkpointing);
+  const backend = opts.backend ?? defaultBackend(recipe);
+  const dims: Dims = { ...t.real, batch: opts.batchSize ?? t.real.batch };
+  const rules = rulesFor(trace, backend);
+  const peak = replay(trace, dims, rules);
+  const extra = backend === 'cuda' ? cudaDeviceTotal(peak.bytes) : { context: 0, fragmentation: 0, total: peak.bytes };
+  const note = backend === 'cuda' && trace.backend !== 'cuda'
+    ? 'the cuda backend is not available here: traced with the cpu backend\'s ops (reference attention and cross-entropy), stored by the cuda rules — approximate'
+    : null;
+  return {
+    backend, counts: rules.describe, precision: trace.precision, batchSize: dims.batch, seqLen: dims.seq, checkpointing,
+    breakdown: peak.at, total: peak.bytes, context: extra.context, fragmentation: extra.fragmentation, deviceTotal: extra.total, note,
+  };
+}
+
+export function estimateRecipe(recipe: Recipe, opts: EstimateOptions = {}): { memory: MemoryEstimate; text: string } {
+  const memory = estimateMemory(recipe, opts);
+  const spec = twinned(recipe).spec;
+  return { memory, text: formatEstimate(recipe, spec, memory) };
+}
+
+export interface Fit {
+  batchSize: number;
+  checkpointing: boolean;
+  estimate: MemoryEstimate;
+}
+
+/**
+ * The largest batch size whose step fits in `budget` bytes of device memory (deviceTotal):
+ * without activation checkpointing if any batch fits so, else with it; null when not even a
+ * batch of one fits. The peak grows with the batch, so a doubling then bisection finds it.
+ */
+export function fitBatch(recipe: Recipe, budget: number, backend?: EstimateBackend): Fit | null {
+  for (const checkpointing of [false, true]) {
+    const at = (batchSize: number) => estimateMemory(recipe, { backend, batchSize, checkpointing });
+    if (at(1).deviceTotal > budget) continue;
+    let lo = 1;
+    let hi = 2;
+    while (at(hi).deviceTotal <= budget) {
+      lo = hi;
+      hi *= 2;
+      if (hi > 2 ** 24) break;
+    }
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (at(mid).deviceTotal <= budget) lo = mid;
+      else hi = mid;
+    }
+    return { batchSize: lo, checkpointing, estimate: at(lo) };
+  }
+  return null;
+}
+
+const ROWS: Array<[keyof Breakdown, string]> = [
+  ['weights', 'frozen weights'],
+  ['adapter', 'adapter parameters'],
+  ['gradients', 'adapter gradients'],
+  ['optimizer', 'AdamW moments (m, v)'],
+  ['activations', 'activations'],
+  ['logits', 'logits / loss'],
+  ['workspace', 'workspace'],
+];
+
+/** The breakdown as a table: what is live at the peak, the peak, and (cuda) what the device needs on top. */
+export function formatEstimate(recipe: Recipe, spec: ModelSpec, m: MemoryEstimate): string {
+  const row = (label: string, bytes: number) => `  ${label.padEnd(34)} ${formatBytes(bytes).padStart(12)}`;
+  const lines = [
+    `${spec.modelType} · ${recipe.adapter.type} · batch ${m.batchSize} × ${m.seqLen} tokens · ${m.precision}${m.checkpointing ? ' · activation checkpointing' : ''} · ${m.backend} (${m.counts})`,
+    ...ROWS.map(([key, label]) => row(label, m.breakdown[key])),
+    row('estimated peak', m.total),
+  ];
+  if (m.backend === 'cuda') {
+    lines.push(row('+ CUDA context', m.context), row('+ pool fragmentation allowance', m.fragmentation), row('device memory needed', m.deviceTotal));
+  }
+  if (m.note) lines.push(`  note: ${m.note}`);
+  return lines.join('\n');
 }
 
 /** A sequence longer than the model's positions is refused: learned position tables end there, and rope models never trained past it. */

@@ -1,0 +1,112 @@
+/**
+ * How the cuda backend stores what a shape trace (./trace.ts) records — every cuda-specific
+ * rule of the memory estimate lives in this file, so it can be re-calibrated on a GPU
+ * (test/gpu/estimate.test.ts compares with the pool's measured peak) when the kernels change.
+ *
+ * The pool (kernels/src/memory.cu) hands out each buffer once, rounded up to 256 bytes; a
+ * reshape shares its input's buffer. Physical storage (kernels/README.md, "Precision"), under
+ * bf16-mixed: frozen matrices bf16; GEMM results bf16 (their f32 operands are first converted
+ * to bf16 copies, freed after the GEMM); an elementwise result is bf16 when all its largest
+ * float operands are (broadcast scalars, masks and rope tables do not promote); sums and
+ * means, log-softmax and the fused cross-entropy f32; softmax, max/min, gathers and copies keep
+ * their input's storage; adapter parameters, gradients and AdamW moments f32. Under fp32
+ * every float is f32.
+ *
+ * Inside `TTAttention` (src/backend/cuda/kernels/attention.ts) the kernel keeps, until it
+ * returns, the [b, heads, sq, sk] scores, scaled scores, masked scores and probabilities
+ * (four), plus the 0/1 and additive masks ([b, sq, sk] f32, three); its gradient recomputes
+ * those and adds dP, dP⊙P, rowsum⊙P, dS and dS·scale (nine in all). None of them is a tfjs
+ * tensor, so they are this file's workspace rule. A flash-attention kernel replaces both.
+ *
+ * Beyond the pool's peak (what typetune measures), the device holds the CUDA context and
+ * cuBLASLt's handles, and the pool reserves whole pages around what it hands out: two
+ * allowances `--fit` adds, not measured by the pool statistics.
+ */
+import { OPS } from '../../ops/names.js';
+import type { Dims } from './symbols.js';
+import { axis, elements, type StorageRules } from './peak.js';
+import type { Trace } from './trace.js';
+
+/** CUDA context + cuBLASLt workspace and handles on a Hopper GPU (nvidia-smi's figure beside an idle process, ~0.5 GiB). */
+export const CUDA_CONTEXT_BYTES = 512 * 2 ** 20;
+/** The pool reserves 2 MiB pages and cannot always reuse a freed block for a larger request: an allowance over the peak. */
+export const POOL_FRAGMENTATION = 0.05;
+/** The pool's allocation granularity (kernels/src/memory.cu). */
+export const POOL_ALIGNMENT = 256;
+
+type Phys = 'f32' | 'bf16' | 'i32' | 'u8';
+const PHYS_BYTES: Record<Phys, number> = { f32: 4, bf16: 2, i32: 4, u8: 1 };
+
+const GEMMS = new Set(['BatchMatMul', '_FusedMatMul', OPS.attention.name, OPS.attention.gradient.name]);
+const F32_RESULTS = new Set(['Sum', 'Mean', 'Prod', 'LogSoftmax', 'UnsortedSegmentSum', OPS.crossEntropySum.name]);
+const KEEP_FIRST_INPUT = new Set(['Max', 'Min', 'GatherV2', 'Softmax', 'Transpose', 'Slice', 'StridedSlice', 'Reverse', 'Pad', 'Tile', 'BroadcastTo', 'Identity']);
+
+function physicalStorage(trace: Trace, precision: string): Phys[] {
+  const bf16Mixed = precision === 'bf16-mixed';
+  const size = (id: number) => elements(trace, id, trace.twin);
+  const phys: Phys[] = [];
+  trace.buffers.forEach((b, id) => {
+    if (b.dtype === 'int32') return void phys.push('i32');
+    if (b.dtype === 'bool') return void phys.push('u8');
+    if (!bf16Mixed) return void phys.push('f32');
+    const floatInputs = b.inputs.filter((i) => i >= 0 && i < id && trace.buffers[i]!.dtype === 'float32');
+    let p: Phys;
+    if (b.category === 'weights') p = b.shape.length === 2 ? 'bf16' : 'f32';
+    else if (b.category === 'adapter' || b.category === 'optimizer' || b.kernel === '') p = 'f32';
+    else if (GEMMS.has(b.kernel)) p = 'bf16';
+    else if (F32_RESULTS.has(b.kernel)) p = 'f32';
+    else if (b.kernel === OPS.crossEntropySum.gradient.name) p = phys[b.inputs[1] ?? -1] ?? 'f32';
+    else if (KEEP_FIRST_INPUT.has(b.kernel)) p = phys[b.inputs[0] ?? -1] === 'bf16' ? 'bf16' : 'f32';
+    else {
+      // Elementwise (and concatenation): the largest float operands decide.
+      const biggest = Math.max(...floatInputs.map(size));
+      const deciding = floatInputs.filter((i) => size(i) === biggest);
+      p = deciding.length > 0 && deciding.every((i) => phys[i] === 'bf16') ? 'bf16' : 'f32';
+    }
+    phys.push(p);
+  });
+  return phys;
+}
+
+const aligned = (bytes: number) => Math.ceil(Math.max(bytes, 1) / POOL_ALIGNMENT) * POOL_ALIGNMENT;
+
+/** [b, heads, sq, sk] and [b, sq, sk] element counts of an attention call from its q and k inputs. */
+function attentionSizes(trace: Trace, q: number, k: number, dims: Dims): { scores: number; masks: number } {
+  const [b, heads, sq] = [0, 1, 2].map((a) => axis(trace, q, a, dims)) as [number, number, number];
+  const sk = axis(trace, k, 2, dims);
+  return { scores: b * heads * sq * sk, masks: b * sq * sk };
+}
+
+export function cudaRules(trace: Trace): StorageRules {
+  const phys = physicalStorage(trace, trace.precision);
+  const scoreBytes = trace.precision === 'bf16-mixed' ? 2 : 4;
+  return {
+    describe: `cuda memory pool, ${trace.precision} storage`,
+    counting: 'buffer',
+    bytes: (t, id, dims) => aligned(elements(t, id, dims) * PHYS_BYTES[phys[id]!]),
+    workspace(t, kernel, dims) {
+      const [first, second] = kernel.inputs;
+      if ((kernel.name === 'BatchMatMul' || kernel.name === '_FusedMatMul') && t.precision === 'bf16-mixed') {
+        // bf16 copies of f32 operands, for the tensor-core GEMM.
+        return [first, second].reduce((n: number, i) => n + (i !== undefined && i >= 0 && phys[i] === 'f32' ? aligned(elements(t, i, dims) * 2) : 0), 0);
+      }
+      if (kernel.name === OPS.attention.name && first !== undefined && second !== undefined && first >= 0 && second >= 0) {
+        const { scores, masks } = attentionSizes(t, first, second, dims);
+        return 4 * aligned(scores * scoreBytes) + 3 * aligned(masks * 4);
+      }
+      if (kernel.name === OPS.attention.gradient.name && kernel.inputs.length >= 3) {
+        const [, q, k] = kernel.inputs as [number, number, number];
+        if (q < 0 || k < 0) return 0;
+        const { scores, masks } = attentionSizes(t, q, k, dims);
+        return 9 * aligned(scores * scoreBytes) + 3 * aligned(masks * 4);
+      }
+      return 0;
+    },
+  };
+}
+
+/** What the device needs beyond the pool's peak: the context and the fragmentation allowance. */
+export function cudaDeviceTotal(poolPeak: number): { context: number; fragmentation: number; total: number } {
+  const fragmentation = Math.round(poolPeak * POOL_FRAGMENTATION);
+  return { context: CUDA_CONTEXT_BYTES, fragmentation, total: poolPeak + fragmentation + CUDA_CONTEXT_BYTES };
+}
