@@ -12,6 +12,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { Trainer } from '../train/trainer.js';
 import { attachReporter } from '../train/progress.js';
+import { estimateRecipe } from '../train/estimate.js';
 import { oneLine, reportError, userError } from './run.js';
 import { signalExitCode } from '../train/signals.js';
 
@@ -50,6 +51,8 @@ export async function trainCli(argv: string[]): Promise<number> {
     return 2;
   }
   attachReporter(trainer, { json: args.json, err: process.stderr, out: process.stdout, everySteps: trainer.recipe.logging.every_steps });
+  // Before step 1, what the step's peak memory will hold (the end line sets the measured peak beside it).
+  if (!args.json) trainer.on('start', () => process.stderr.write(`memory estimate (full-length batches):\n${estimateRecipe(trainer.recipe).text}\n`));
   // `--resume` alone arrives as '' (latest checkpoint in output.dir).
   const resume = args.resume === undefined ? undefined : args.resume === '' ? true : args.resume;
   try {

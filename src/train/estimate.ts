@@ -165,30 +165,41 @@ export interface Fit {
   estimate: MemoryEstimate;
 }
 
-/**
- * The largest batch size whose step fits in `budget` bytes of device memory (deviceTotal):
- * without activation checkpointing if any batch fits so, else with it; null when not even a
- * batch of one fits. The peak grows with the batch, so a doubling then bisection finds it.
- */
-export function fitBatch(recipe: Recipe, budget: number, backend?: EstimateBackend): Fit | null {
-  for (const checkpointing of [false, true]) {
-    const at = (batchSize: number) => estimateMemory(recipe, { backend, batchSize, checkpointing });
-    if (at(1).deviceTotal > budget) continue;
-    let lo = 1;
-    let hi = 2;
-    while (at(hi).deviceTotal <= budget) {
-      lo = hi;
-      hi *= 2;
-      if (hi > 2 ** 24) break;
-    }
-    while (hi - lo > 1) {
-      const mid = Math.floor((lo + hi) / 2);
-      if (at(mid).deviceTotal <= budget) lo = mid;
-      else hi = mid;
-    }
-    return { batchSize: lo, checkpointing, estimate: at(lo) };
+/** The largest batch of each kind that fits (null: not even a batch of one), and the larger of the two. */
+export interface FitAnswer {
+  withoutCheckpointing: Fit | null;
+  withCheckpointing: Fit | null;
+  /** The largest batch overall; checkpointing only when it is what makes the larger batch fit. */
+  best: Fit | null;
+}
+
+/** The largest batch size whose step fits in `budget` bytes of device memory (deviceTotal). */
+function largestBatch(recipe: Recipe, budget: number, checkpointing: boolean, backend?: EstimateBackend): Fit | null {
+  const at = (batchSize: number) => estimateMemory(recipe, { backend, batchSize, checkpointing });
+  if (at(1).deviceTotal > budget) return null;
+  // The peak grows with the batch: double past the budget, then bisect.
+  let lo = 1;
+  let hi = 2;
+  while (hi <= 2 ** 24 && at(hi).deviceTotal <= budget) {
+    lo = hi;
+    hi *= 2;
   }
-  return null;
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (at(mid).deviceTotal <= budget) lo = mid;
+    else hi = mid;
+  }
+  return { batchSize: lo, checkpointing, estimate: at(lo) };
+}
+
+/** "What fits?": the largest batch without activation checkpointing, then with it. */
+export function fitBatch(recipe: Recipe, budget: number, backend?: EstimateBackend): FitAnswer {
+  const withoutCheckpointing = largestBatch(recipe, budget, false, backend);
+  const withCheckpointing = largestBatch(recipe, budget, true, backend);
+  const best = withCheckpointing && (!withoutCheckpointing || withCheckpointing.batchSize > withoutCheckpointing.batchSize)
+    ? withCheckpointing
+    : withoutCheckpointing;
+  return { withoutCheckpointing, withCheckpointing, best };
 }
 
 const ROWS: Array<[keyof Breakdown, string]> = [

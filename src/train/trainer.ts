@@ -223,7 +223,8 @@ export class Trainer extends TrainerEmitter {
         trainableParameters: [...this.adapter.variables.values()].reduce((n, v) => n + v.size, 0),
         backend: this.backend,
         precision: { requested: this.precision.requested, effective: this.precision.effective, note: this.precision.note },
-        estimatedPeakBytes: estimateRecipe(r).memory.total,
+        // Traced when read (a listener of 'start', before step 1): a run nobody reports to pays nothing.
+        get estimatedPeakBytes() { return estimateRecipe(r).memory.total; },
       });
       for (const message of warnings) this.emit('warning', { message });
       activeDevice().resetPeakMemory();
