@@ -71,10 +71,9 @@ export interface EstimateOptions {
   checkpointing?: boolean;
 }
 
-/** The recipe's model as a twin, with its real and twin dimensions. */
+/** The recipe's model as a twin: the real spec, the twin's dimensions and what builds it. */
 interface Twinned {
   spec: ModelSpec;
-  real: Dims;
   twin: Dims;
   source: TwinModelSource;
 }
@@ -83,12 +82,12 @@ function twinned(recipe: Recipe): Twinned {
   const dir = resolveModelSourceSync(recipe.model.path, 'config');
   const config = readHfConfig(dir);
   const spec = specFromConfig(config);
-  checkMaxLength(recipe, spec);
-  const real = realDims(spec, recipe.training.batch_size, recipe.data.max_length);
+  // Batch and sequence are always symbols (a trace serves every batch size and length), whatever the recipe's.
+  const real = realDims(spec, 0, 0);
   const { constants, minSeq } = adapterConstants(recipe, spec);
   const twin = twinDims(real, constants, minSeq);
   const built = twinSpec(config.raw, config.file, twin);
-  return { spec, real, twin, source: { ...built, quantization: twinQuantization(recipe, config.raw, config.file) } };
+  return { spec, twin, source: { ...built, quantization: twinQuantization(recipe, config.raw, config.file) } };
 }
 
 /** Sizes the adapter puts in shapes unchanged (no twin prime may divide them), and the shortest twin sequence its positions fit in. */
@@ -139,8 +138,10 @@ function traced(recipe: Recipe, checkpointing: boolean): { twinned: Twinned; tra
 export function estimateMemory(recipe: Recipe, opts: EstimateOptions = {}): MemoryEstimate {
   const checkpointing = opts.checkpointing ?? recipe.model.activation_checkpointing;
   const { twinned: t, trace } = traced(recipe, checkpointing);
+  checkMaxLength(recipe, t.spec);
   const backend = opts.backend ?? defaultBackend(recipe);
-  const dims: Dims = { ...t.real, batch: opts.batchSize ?? t.real.batch };
+  // The batch and length are the recipe's (the cached trace may be another recipe's with the same model and adapter).
+  const dims: Dims = realDims(t.spec, opts.batchSize ?? recipe.training.batch_size, recipe.data.max_length);
   const rules = rulesFor(trace, backend);
   const peak = replay(trace, dims, rules);
   const extra = backend === 'cuda' ? cudaDeviceTotal(peak.bytes) : { context: 0, fragmentation: 0, total: peak.bytes };
@@ -155,7 +156,7 @@ export function estimateMemory(recipe: Recipe, opts: EstimateOptions = {}): Memo
 
 export function estimateRecipe(recipe: Recipe, opts: EstimateOptions = {}): { memory: MemoryEstimate; text: string } {
   const memory = estimateMemory(recipe, opts);
-  const spec = twinned(recipe).spec;
+  const spec = traced(recipe, memory.checkpointing).twinned.spec;
   return { memory, text: formatEstimate(recipe, spec, memory) };
 }
 
