@@ -10,109 +10,20 @@
 import { tf } from '../src/backend/tf.js';
 import { useBackend } from '../src/backend/select.js';
 import { activeDevice } from '../src/backend/device.js';
-import { ConfigReader } from '../src/model/hfConfig.js';
-import { specFromConfig } from '../src/model/config.js';
-import { DecoderModel } from '../src/model/model.js';
-import { loadDecoderWeights, weightShapes, type WeightSource } from '../src/model/weights.js';
-import type { ModelSpec } from '../src/model/spec.js';
 import { createAdapter } from '../src/adapters/index.js';
 import { AdamW } from '../src/train/adamw.js';
-import { trainStep, type StepBatch } from '../src/train/step.js';
+import { trainStep } from '../src/train/step.js';
 import { applyPrecision } from '../src/train/precision.js';
-
-const CONFIGS: Record<string, Record<string, unknown>> = {
-  // meta-llama/Llama-3.2-1B config.json (the fields the decoder reads)
-  llama: {
-    model_type: 'llama', hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 16, num_attention_heads: 32,
-    num_key_value_heads: 8, head_dim: 64, vocab_size: 128256, max_position_embeddings: 131072, rms_norm_eps: 1e-5,
-    rope_theta: 500000, tie_word_embeddings: true, hidden_act: 'silu', attention_bias: false, mlp_bias: false,
-    rope_scaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
-  },
-  // Qwen/Qwen2.5-0.5B config.json
-  qwen: {
-    model_type: 'qwen2', hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14,
-    num_key_value_heads: 2, vocab_size: 151936, max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 1000000,
-    tie_word_embeddings: true, hidden_act: 'silu', use_sliding_window: false, sliding_window: 32768, max_window_layers: 21,
-  },
-  // a smoke-test size (--models tiny --backend cpu runs anywhere)
-  tiny: {
-    model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
-    num_key_value_heads: 2, vocab_size: 512, max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000,
-    tie_word_embeddings: true, hidden_act: 'silu',
-  },
-};
-const NAMES: Record<string, string> = { llama: 'Llama-3.2-1B', qwen: 'Qwen2.5-0.5B', tiny: 'tiny-llama-like' };
-const ADAPTERS: Record<string, Record<string, unknown>> = {
-  lora: { type: 'lora', r: 16, lora_alpha: 32, lora_dropout: 0, target_modules: 'all-linear' },
-  loreft: { type: 'loreft', rank: 4, layers: 'all', positions: 'f7+l7', share_weights: false, dropout: 0 },
-};
+import { estimateMemory } from '../src/train/estimate.js';
+import { estimateError } from '../src/train/progress.js';
+import { ADAPTERS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 
-/**
- * A source whose matrices are zeros (calloc'd, never uploaded: buildModel replaces them with
- * device-generated random values before first use), norm scales ones and biases zeros.
- */
-function placeholderSource(spec: ModelSpec): WeightSource {
-  const shapes = weightShapes(spec);
-  return {
-    has: (n) => shapes.has(n),
-    shape: (n) => shapes.get(n)!,
-    describe: (n) => `random:${n}`,
-    readFloat32(n) {
-      const shape = shapes.get(n)!;
-      const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      if (shape.length === 1 && !n.endsWith('bias')) out.fill(1);
-      return out;
-    },
-  };
-}
-
-/** U(−a, a) with a = 0.02·√3 (std 0.02, as HF initialises), made on the GPU, stored bf16. */
-function randomMatrix(shape: number[], seed: number): tf.Tensor {
-  const a = 0.02 * Math.sqrt(3);
-  const device = activeDevice();
-  if (!device.randomUniform) throw new Error('bench:train needs the cuda backend for model weights of real size');
-  return device.storeFrozenWeight(device.randomUniform(shape, seed, 0, -a, a), 'bf16-mixed');
-}
-
-function buildModel(key: string, onDevice: boolean): DecoderModel {
-  const config = new ConfigReader(CONFIGS[key]! as never, `bench:${NAMES[key]}`);
-  const spec = specFromConfig(config);
-  const weights = loadDecoderWeights(spec, placeholderSource(spec));
-  // Frozen matrices random and in bf16 storage (norm scales and biases stay f32, as autocast keeps them).
-  let seed = 1000;
-  const replace = (t: tf.Tensor): tf.Tensor => {
-    if (!onDevice) return t;
-    const r = randomMatrix(t.shape, seed++);
-    t.dispose();
-    return r;
-  };
-  for (const [path, entry] of weights.linear) {
-    if (entry.kind === 'dense') weights.linear.set(path, { kind: 'dense', w: replace(entry.w) });
-  }
-  for (const [name, t] of weights.dense) if (t.rank === 2) weights.dense.set(name, replace(t));
-  return new DecoderModel(`bench:${NAMES[key]}`, spec, config, weights);
-}
-
-function randomBatch(batch: number, seq: number, vocab: number, seed: number, reft: boolean): StepBatch {
-  let s = seed >>> 0 || 1;
-  const next = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s; };
-  const inputIds = Array.from({ length: batch }, () => Array.from({ length: seq }, () => next() % vocab));
-  const b: StepBatch = {
-    inputIds,
-    attentionMask: inputIds.map((r) => r.map(() => 1)),
-    labels: inputIds.map((r) => r.slice()),
-  };
-  // f7+l7 without shared weights: each row lists the first 7, then the last 7 positions.
-  if (reft) b.positions = inputIds.map(() => [...Array(7).keys(), ...Array.from({ length: 7 }, (_, i) => seq - 7 + i)]);
-  return b;
-}
-
-interface Row { model: string; adapter: string; ckpt: boolean; tokensPerS: number | null; peakGiB: number | null; stepS: number | null; note: string }
+interface Row { model: string; adapter: string; ckpt: boolean; tokensPerS: number | null; peakGiB: number | null; estimateGiB: number | null; stepS: number | null; note: string }
 
 /**
  * One step under tf.profile: GPU time per kernel name (device events around each kernel, so
@@ -154,7 +65,9 @@ async function main(): Promise<void> {
     console.log(`${NAMES[key]}: ${(model.parameterCount() / 1e9).toFixed(3)}B parameters built in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${(device.memory().inUse / 2 ** 30).toFixed(2)} GiB on the device`);
     for (const adapterKey of arg('adapters', 'lora,loreft').split(',')) {
       for (const ckpt of arg('ckpt', 'off,on').split(',').map((c) => c === 'on')) {
-        const row: Row = { model: NAMES[key]!, adapter: adapterKey, ckpt, tokensPerS: null, peakGiB: null, stepS: null, note: '' };
+        const row: Row = { model: NAMES[key]!, adapter: adapterKey, ckpt, tokensPerS: null, peakGiB: null, estimateGiB: null, stepS: null, note: '' };
+        // Before the adapter exists: the estimate traces a twin of this case on the same backend.
+        row.estimateGiB = estimateMemory(benchRecipe(key, adapterKey, ckpt, batch, seq, backendName)).total / 2 ** 30;
         const adapter = createAdapter(model, ADAPTERS[adapterKey]!, 42);
         const optimizer = new AdamW(adapter.variables, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 } as never);
         const data = randomBatch(batch, seq, model.spec.vocabSize, 7, adapterKey !== 'lora');
@@ -178,16 +91,16 @@ async function main(): Promise<void> {
           optimizer.dispose?.();
         }
         rows.push(row);
-        console.log(`${row.model} ${row.adapter} ckpt=${ckpt ? 'on' : 'off'}: ${row.tokensPerS ? `${Math.round(row.tokensPerS)} tokens/s, ${row.stepS!.toFixed(3)} s/step, peak ${row.peakGiB!.toFixed(2)} GiB` : ''} ${row.note}`);
+        console.log(`${row.model} ${row.adapter} ckpt=${ckpt ? 'on' : 'off'}: ${row.tokensPerS ? `${Math.round(row.tokensPerS)} tokens/s, ${row.stepS!.toFixed(3)} s/step, peak ${row.peakGiB!.toFixed(2)} GiB (estimated ${row.estimateGiB!.toFixed(2)} GiB, ${estimateError(row.estimateGiB! * 2 ** 30, row.peakGiB! * 2 ** 30)})` : ''} ${row.note}`);
         console.log(`  tensors ${tf.memory().numTensors}, in use ${(device.memory().inUse / 2 ** 30).toFixed(2)} GiB`);
       }
     }
     model.dispose();
   }
-  console.log('\n| model | adapter | activation checkpointing | tokens/s | s/step | peak GPU memory (GiB) | note |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('\n| model | adapter | activation checkpointing | tokens/s | s/step | peak GPU memory (GiB) | estimated (GiB) | note |');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
-    console.log(`| ${r.model} | ${r.adapter} | ${r.ckpt ? 'on' : 'off'} | ${r.tokensPerS ? Math.round(r.tokensPerS) : '—'} | ${r.stepS?.toFixed(3) ?? '—'} | ${r.peakGiB?.toFixed(2) ?? '—'} | ${r.note} |`);
+    console.log(`| ${r.model} | ${r.adapter} | ${r.ckpt ? 'on' : 'off'} | ${r.tokensPerS ? Math.round(r.tokensPerS) : '—'} | ${r.stepS?.toFixed(3) ?? '—'} | ${r.peakGiB?.toFixed(2) ?? '—'} | ${r.estimateGiB?.toFixed(2) ?? '—'} | ${r.note} |`);
   }
 }
 

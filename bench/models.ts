@@ -1,0 +1,124 @@
+/**
+ * The models, adapters and data of bench:train (./train.ts), shared with the GPU memory test
+ * (test/gpu/estimate.test.ts): Llama-3.2-1B and Qwen2.5-0.5B configs with random frozen
+ * weights made on the device and stored bf16, LoRA r=16 on all linear layers and LoReFT
+ * rank 4 at f7+l7, random full-length batches — and each case as a recipe, for the estimate.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tf } from '../src/backend/tf.js';
+import { activeDevice } from '../src/backend/device.js';
+import { ConfigReader } from '../src/model/hfConfig.js';
+import { specFromConfig } from '../src/model/config.js';
+import { DecoderModel } from '../src/model/model.js';
+import { loadDecoderWeights, weightShapes, type WeightSource } from '../src/model/weights.js';
+import type { ModelSpec } from '../src/model/spec.js';
+import type { StepBatch } from '../src/train/step.js';
+import { loadRecipe } from '../src/recipe/index.js';
+import type { Recipe } from '../src/recipe/types.js';
+
+export const CONFIGS: Record<string, Record<string, unknown>> = {
+  // meta-llama/Llama-3.2-1B config.json (the fields the decoder reads)
+  llama: {
+    model_type: 'llama', hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 16, num_attention_heads: 32,
+    num_key_value_heads: 8, head_dim: 64, vocab_size: 128256, max_position_embeddings: 131072, rms_norm_eps: 1e-5,
+    rope_theta: 500000, tie_word_embeddings: true, hidden_act: 'silu', attention_bias: false, mlp_bias: false,
+    rope_scaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+  },
+  // Qwen/Qwen2.5-0.5B config.json
+  qwen: {
+    model_type: 'qwen2', hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14,
+    num_key_value_heads: 2, vocab_size: 151936, max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 1000000,
+    tie_word_embeddings: true, hidden_act: 'silu', use_sliding_window: false, sliding_window: 32768, max_window_layers: 21,
+  },
+  // a smoke-test size (--models tiny --backend cpu runs anywhere)
+  tiny: {
+    model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
+    num_key_value_heads: 2, vocab_size: 512, max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000,
+    tie_word_embeddings: true, hidden_act: 'silu',
+  },
+};
+export const NAMES: Record<string, string> = { llama: 'Llama-3.2-1B', qwen: 'Qwen2.5-0.5B', tiny: 'tiny-llama-like' };
+export const ADAPTERS: Record<string, Record<string, unknown>> = {
+  lora: { type: 'lora', r: 16, lora_alpha: 32, lora_dropout: 0, target_modules: 'all-linear' },
+  loreft: { type: 'loreft', rank: 4, layers: 'all', positions: 'f7+l7', share_weights: false, dropout: 0 },
+};
+
+
+/**
+ * A source whose matrices are zeros (calloc'd, never uploaded: buildModel replaces them with
+ * device-generated random values before first use), norm scales ones and biases zeros.
+ */
+function placeholderSource(spec: ModelSpec): WeightSource {
+  const shapes = weightShapes(spec);
+  return {
+    has: (n) => shapes.has(n),
+    shape: (n) => shapes.get(n)!,
+    describe: (n) => `random:${n}`,
+    readFloat32(n) {
+      const shape = shapes.get(n)!;
+      const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      if (shape.length === 1 && !n.endsWith('bias')) out.fill(1);
+      return out;
+    },
+  };
+}
+
+/** U(−a, a) with a = 0.02·√3 (std 0.02, as HF initialises), made on the GPU, stored bf16. */
+function randomMatrix(shape: number[], seed: number): tf.Tensor {
+  const a = 0.02 * Math.sqrt(3);
+  const device = activeDevice();
+  if (!device.randomUniform) throw new Error('bench:train needs the cuda backend for model weights of real size');
+  return device.storeFrozenWeight(device.randomUniform(shape, seed, 0, -a, a), 'bf16-mixed');
+}
+
+export function buildModel(key: string, onDevice: boolean): DecoderModel {
+  const config = new ConfigReader(CONFIGS[key]! as never, `bench:${NAMES[key]}`);
+  const spec = specFromConfig(config);
+  const weights = loadDecoderWeights(spec, placeholderSource(spec));
+  // Frozen matrices random and in bf16 storage (norm scales and biases stay f32, as autocast keeps them).
+  let seed = 1000;
+  const replace = (t: tf.Tensor): tf.Tensor => {
+    if (!onDevice) return t;
+    const r = randomMatrix(t.shape, seed++);
+    t.dispose();
+    return r;
+  };
+  for (const [path, entry] of weights.linear) {
+    if (entry.kind === 'dense') weights.linear.set(path, { kind: 'dense', w: replace(entry.w) });
+  }
+  for (const [name, t] of weights.dense) if (t.rank === 2) weights.dense.set(name, replace(t));
+  return new DecoderModel(`bench:${NAMES[key]}`, spec, config, weights);
+}
+
+export function randomBatch(batch: number, seq: number, vocab: number, seed: number, reft: boolean): StepBatch {
+  let s = seed >>> 0 || 1;
+  const next = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s; };
+  const inputIds = Array.from({ length: batch }, () => Array.from({ length: seq }, () => next() % vocab));
+  const b: StepBatch = {
+    inputIds,
+    attentionMask: inputIds.map((r) => r.map(() => 1)),
+    labels: inputIds.map((r) => r.slice()),
+  };
+  // f7+l7 without shared weights: each row lists the first 7, then the last 7 positions.
+  if (reft) b.positions = inputIds.map(() => [...Array(7).keys(), ...Array.from({ length: 7 }, (_, i) => seq - 7 + i)]);
+  return b;
+}
+
+/**
+ * A bench case as a recipe (its config.json in a temporary folder): what `typetune estimate`
+ * would be given for it — bf16-mixed on cuda, `batch` rows of `seq` tokens, AdamW at 1e-4 with
+ * clipping at 1.0, as the bench trains.
+ */
+export function benchRecipe(key: string, adapterKey: string, checkpointing: boolean, batch: number, seq: number, backend = 'cuda'): Recipe {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `typetune-bench-${key}-`));
+  writeFileSync(path.join(dir, 'config.json'), JSON.stringify(CONFIGS[key]));
+  return loadRecipe({
+    model: { path: dir, backend, precision: 'bf16-mixed', activation_checkpointing: checkpointing },
+    adapter: ADAPTERS[adapterKey],
+    data: { path: path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../datasets/alice_qa.jsonl'), format: 'prompt_completion', max_length: seq },
+    training: { batch_size: batch, learning_rate: 1e-4, max_grad_norm: 1.0, weight_decay: 0 },
+  });
+}
