@@ -126,8 +126,12 @@ const traces = new Map<string, { twinned: Twinned; trace: Trace }>();
 function traced(recipe: Recipe, checkpointing: boolean): { twinned: Twinned; trace: Trace } {
   const key = JSON.stringify([recipe.model, recipe.adapter, recipe.training.gradient_accumulation_steps, recipe.training.seed, checkpointing, activeDevice().backend]);
   const hit = traces.get(key);
-  if (hit) return hit;
+  if (hit) {
+    checkMaxLength(recipe, hit.twinned.spec);
+    return hit;
+  }
   const t = twinned(recipe);
+  checkMaxLength(recipe, t.spec);  // before the trace: a refused length costs nothing
   const trace = traceStep({ recipe, source: t.source, twin: t.twin, checkpointing });
   const entry = { twinned: t, trace };
   if (traces.size > 16) traces.clear();
@@ -138,7 +142,6 @@ function traced(recipe: Recipe, checkpointing: boolean): { twinned: Twinned; tra
 export function estimateMemory(recipe: Recipe, opts: EstimateOptions = {}): MemoryEstimate {
   const checkpointing = opts.checkpointing ?? recipe.model.activation_checkpointing;
   const { twinned: t, trace } = traced(recipe, checkpointing);
-  checkMaxLength(recipe, t.spec);
   const backend = opts.backend ?? defaultBackend(recipe);
   // The batch and length are the recipe's (the cached trace may be another recipe's with the same model and adapter).
   const dims: Dims = realDims(t.spec, opts.batchSize ?? recipe.training.batch_size, recipe.data.max_length);
