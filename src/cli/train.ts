@@ -52,7 +52,9 @@ export async function trainCli(argv: string[]): Promise<number> {
   }
   attachReporter(trainer, { json: args.json, err: process.stderr, out: process.stdout, everySteps: trainer.recipe.logging.every_steps });
   // Before step 1, what the step's peak memory will hold (the end line sets the measured peak beside it).
-  if (!args.json) trainer.on('start', () => process.stderr.write(`memory estimate (full-length batches):\n${estimateRecipe(trainer.recipe).text}\n`));
+  if (!args.json) {
+    trainer.on('start', () => process.stderr.write(`memory estimate at the longest row (${trainer.longestSequence} tokens):\n${estimateRecipe(trainer.recipe, { seqLen: trainer.longestSequence }).text}\n`));
+  }
   // `--resume` alone arrives as '' (latest checkpoint in output.dir).
   const resume = args.resume === undefined ? undefined : args.resume === '' ? true : args.resume;
   try {

@@ -68,6 +68,8 @@ export interface EstimateOptions {
   backend?: EstimateBackend;
   /** Override the recipe's batch size or checkpointing (fitBatch tries several). */
   batchSize?: number;
+  /** Override data.max_length: the longest row the data really has (batches are padded to their longest row). */
+  seqLen?: number;
   checkpointing?: boolean;
 }
 
@@ -144,7 +146,7 @@ export function estimateMemory(recipe: Recipe, opts: EstimateOptions = {}): Memo
   const { twinned: t, trace } = traced(recipe, checkpointing);
   const backend = opts.backend ?? defaultBackend(recipe);
   // The batch and length are the recipe's (the cached trace may be another recipe's with the same model and adapter).
-  const dims: Dims = realDims(t.spec, opts.batchSize ?? recipe.training.batch_size, recipe.data.max_length);
+  const dims: Dims = realDims(t.spec, opts.batchSize ?? recipe.training.batch_size, opts.seqLen ?? recipe.data.max_length);
   const rules = rulesFor(trace, backend);
   const peak = replay(trace, dims, rules);
   const extra = backend === 'cuda' ? cudaDeviceTotal(peak.bytes) : { context: 0, fragmentation: 0, total: peak.bytes };
