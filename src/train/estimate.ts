@@ -21,7 +21,7 @@ import { twinDims, type Dims } from './memory/symbols.js';
 import { realDims, twinQuantization, twinSpec, type TwinModelSource } from './memory/twin.js';
 import { traceStep, type Trace } from './memory/trace.js';
 import { engineRules, replay, type Breakdown, type StorageRules } from './memory/peak.js';
-import { cudaDeviceTotal, cudaRules } from './memory/cuda.js';
+import { cudaDeviceTotal, cudaPrecision, cudaRules, withCudaFusedOps } from './memory/cuda.js';
 
 /**
  * Trainable parameters of the recipe's adapter: LoRA r·(in + out) per adapted projection
@@ -109,8 +109,11 @@ function adapterConstants(recipe: Recipe, spec: ModelSpec): { constants: number[
   return { constants, minSeq: first + last + 2 };
 }
 
-function rulesFor(trace: Trace, backend: EstimateBackend): StorageRules {
-  return backend === 'cuda' ? cudaRules(trace) : engineRules;
+/** The backend's storage rules, and the precision they store by. */
+function rulesFor(trace: Trace, backend: EstimateBackend, recipe: Recipe): { rules: StorageRules; precision: string } {
+  if (backend === 'cpu') return { rules: engineRules, precision: trace.precision };
+  const precision = cudaPrecision(trace, recipe.model.precision);
+  return { rules: cudaRules(trace, precision), precision };
 }
 
 /** Which backend's storage to model when the caller does not say: the active one's. */
@@ -125,8 +128,10 @@ function defaultBackend(recipe: Recipe): EstimateBackend {
  */
 const traces = new Map<string, { twinned: Twinned; trace: Trace }>();
 
-function traced(recipe: Recipe, checkpointing: boolean): { twinned: Twinned; trace: Trace } {
-  const key = JSON.stringify([recipe.model, recipe.adapter, recipe.training.gradient_accumulation_steps, recipe.training.seed, checkpointing, activeDevice().backend]);
+function traced(recipe: Recipe, checkpointing: boolean, backend: EstimateBackend): { twinned: Twinned; trace: Trace } {
+  // Modelling cuda elsewhere: cuda's fused ops stand in for the references (memory/cuda.ts).
+  const standIns = backend === 'cuda' && activeDevice().backend !== 'cuda';
+  const key = JSON.stringify([recipe.model, recipe.adapter, recipe.training.gradient_accumulation_steps, recipe.training.seed, checkpointing, activeDevice().backend, standIns]);
   const hit = traces.get(key);
   if (hit) {
     checkMaxLength(recipe, hit.twinned.spec);
@@ -134,7 +139,8 @@ function traced(recipe: Recipe, checkpointing: boolean): { twinned: Twinned; tra
   }
   const t = twinned(recipe);
   checkMaxLength(recipe, t.spec);  // before the trace: a refused length costs nothing
-  const trace = traceStep({ recipe, source: t.source, twin: t.twin, checkpointing });
+  const run = () => traceStep({ recipe, source: t.source, twin: t.twin, checkpointing });
+  const trace = standIns ? withCudaFusedOps(run) : run();
   const entry = { twinned: t, trace };
   if (traces.size > 16) traces.clear();
   traces.set(key, entry);
@@ -143,25 +149,25 @@ function traced(recipe: Recipe, checkpointing: boolean): { twinned: Twinned; tra
 
 export function estimateMemory(recipe: Recipe, opts: EstimateOptions = {}): MemoryEstimate {
   const checkpointing = opts.checkpointing ?? recipe.model.activation_checkpointing;
-  const { twinned: t, trace } = traced(recipe, checkpointing);
   const backend = opts.backend ?? defaultBackend(recipe);
+  const { twinned: t, trace } = traced(recipe, checkpointing, backend);
   // The batch and length are the recipe's (the cached trace may be another recipe's with the same model and adapter).
   const dims: Dims = realDims(t.spec, opts.batchSize ?? recipe.training.batch_size, opts.seqLen ?? recipe.data.max_length);
-  const rules = rulesFor(trace, backend);
+  const { rules, precision } = rulesFor(trace, backend, recipe);
   const peak = replay(trace, dims, rules);
   const extra = backend === 'cuda' ? cudaDeviceTotal(peak.bytes) : { context: 0, fragmentation: 0, total: peak.bytes };
   const note = backend === 'cuda' && trace.backend !== 'cuda'
-    ? 'the cuda backend is not available here: traced with the cpu backend\'s ops (reference attention and cross-entropy), stored by the cuda rules — approximate'
+    ? `the cuda backend is not available here: traced on ${trace.backend} with cuda's fused ops standing in, stored by the cuda rules (src/train/memory/cuda.ts)`
     : null;
   return {
-    backend, counts: rules.describe, precision: trace.precision, batchSize: dims.batch, seqLen: dims.seq, checkpointing,
+    backend, counts: rules.describe, precision, batchSize: dims.batch, seqLen: dims.seq, checkpointing,
     breakdown: peak.at, total: peak.bytes, context: extra.context, fragmentation: extra.fragmentation, deviceTotal: extra.total, note,
   };
 }
 
 export function estimateRecipe(recipe: Recipe, opts: EstimateOptions = {}): { memory: MemoryEstimate; text: string } {
   const memory = estimateMemory(recipe, opts);
-  const spec = traced(recipe, memory.checkpointing).twinned.spec;
+  const spec = traced(recipe, memory.checkpointing, memory.backend).twinned.spec;
   return { memory, text: formatEstimate(recipe, spec, memory) };
 }
 

@@ -7,6 +7,8 @@
  * checks the TypeScript side: the trace on the cuda backend and memory/cuda.ts' storage rules.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { tf } from '../../src/backend/tf.js';
+import { useBackend } from '../../src/backend/select.js';
 import { activeDevice } from '../../src/backend/device.js';
 import { createAdapter } from '../../src/adapters/index.js';
 import { AdamW } from '../../src/train/adamw.js';
@@ -34,9 +36,14 @@ describe.each(MODELS)('%s: estimate vs the measured peak of one bench step', (ke
     return () => model.dispose();
   });
 
-  it.each(['lora', 'loreft'].flatMap((a) => [false, true].map((c) => [a, c] as const)))('%s, checkpointing %s', (adapterKey, ckpt) => {
+  it.each(['lora', 'loreft'].flatMap((a) => [false, true].map((c) => [a, c] as const)))('%s, checkpointing %s', async (adapterKey, ckpt) => {
+    const recipe = benchRecipe(key, adapterKey, ckpt, BATCH, SEQ);
+    // What a machine without a GPU answers (traced on cpu, cuda's fused ops standing in), then the trace on cuda itself.
+    await useBackend('cpu');
+    const elsewhere = estimateMemory(recipe, { backend: 'cuda' });
+    await tf.setBackend('cuda');
     const device = activeDevice();
-    const estimate = estimateMemory(benchRecipe(key, adapterKey, ckpt, BATCH, SEQ));
+    const estimate = estimateMemory(recipe);
     const adapter = createAdapter(model, ADAPTERS[adapterKey]!, 42);
     const optimizer = new AdamW(adapter.variables, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 } as never);
     try {
@@ -45,11 +52,14 @@ describe.each(MODELS)('%s: estimate vs the measured peak of one bench step', (ke
       trainStep(model, adapter, optimizer, [data], { lr: 1e-4, maxGradNorm: 1.0, activationCheckpointing: ckpt });
       const measured = device.memory().peak;
       const error = (estimate.total - measured) / measured;
+      const errorElsewhere = (elsewhere.total - measured) / measured;
       const gib = (n: number) => `${(n / 2 ** 30).toFixed(3)} GiB`;
-      console.log(`${NAMES[key]} ${adapterKey} ckpt=${ckpt ? 'on' : 'off'} ${BATCH}×${SEQ}: measured ${gib(measured)}, estimated ${gib(estimate.total)} (${(error * 100).toFixed(1)} %); at the peak: ${Object.entries(estimate.breakdown).map(([k, v]) => `${k} ${gib(v)}`).join(', ')}`);
+      console.log(`${NAMES[key]} ${adapterKey} ckpt=${ckpt ? 'on' : 'off'} ${BATCH}×${SEQ}: measured ${gib(measured)}, estimated ${gib(estimate.total)} (${(error * 100).toFixed(1)} %), estimated without a GPU ${gib(elsewhere.total)} (${(errorElsewhere * 100).toFixed(1)} %); at the peak: ${Object.entries(estimate.breakdown).map(([k, v]) => `${k} ${gib(v)}`).join(', ')}`);
       expect(estimate.backend).toBe('cuda');
       expect(estimate.note).toBeNull();  // traced on the cuda backend itself
       expect(Math.abs(error)).toBeLessThanOrEqual(0.1);
+      expect(elsewhere.note).toMatch(/fused ops standing in/);
+      expect(Math.abs(errorElsewhere)).toBeLessThanOrEqual(0.1);
     } finally {
       optimizer.dispose();
       adapter.dispose();

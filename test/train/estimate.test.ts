@@ -52,7 +52,15 @@ describe('estimate', () => {
     expect(m.context).toBe(512 * 2 ** 20);
     expect(m.fragmentation).toBe(Math.round(m.total * 0.05));
     expect(m.deviceTotal).toBe(m.total + m.context + m.fragmentation);
-    expect(m.note).toMatch(/cuda backend is not available here/);
+    expect(m.note).toMatch(/cuda backend is not available here: traced on cpu with cuda's fused ops standing in/);
+  });
+
+  it('on the cuda pool under bf16-mixed: frozen matrices bf16, norm scales f32; the adapter and its AdamW moments f32', () => {
+    const m = estimateMemory(recipe('lora', ['model.precision=bf16-mixed']), { backend: 'cuda' });
+    expect(m.precision).toBe('bf16-mixed');
+    const weights = 2 * 512 * 64 * 2 + 3 * ((2 * 64 * 64 + 2 * 32 * 64 + 3 * 128 * 64) * 2 + 2 * 64 * 4) + 64 * 4;
+    expect(m.breakdown.weights).toBe(weights);
+    expect(m.breakdown.optimizer).toBe(2 * 4 * 3 * 8 * 1024);
   });
 
   it('follows the recipe: checkpointing keeps less, a longer sequence and a larger batch more, the vocabulary-sized buffers linearly in tokens', () => {

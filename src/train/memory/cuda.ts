@@ -18,10 +18,16 @@
  * those and adds dP, dP⊙P, rowsum⊙P, dS and dS·scale (nine in all). None of them is a tfjs
  * tensor, so they are this file's workspace rule. A flash-attention kernel replaces both.
  *
+ * Traced where the cuda backend is not (a laptop asking `--fit 80GiB`), the ops the cuda
+ * backend fuses run as stand-ins (withCudaFusedOps): kernels of the right output shapes that
+ * save for the backward pass what cuda's gradients save, so the trace has cuda's structure
+ * rather than the references' (which keep attention's scores for every layer).
+ *
  * Beyond the pool's peak (what typetune measures), the device holds the CUDA context and
  * cuBLASLt's handles, and the pool reserves whole pages around what it hands out: two
  * allowances `--fit` adds, not measured by the pool statistics.
  */
+import { tf } from '../../backend/tf.js';
 import { OPS } from '../../ops/names.js';
 import type { Dims } from './symbols.js';
 import { axis, elements, type StorageRules } from './peak.js';
@@ -77,16 +83,25 @@ function attentionSizes(trace: Trace, q: number, k: number, dims: Dims): { score
   return { scores: b * heads * sq * sk, masks: b * sq * sk };
 }
 
-export function cudaRules(trace: Trace): StorageRules {
-  const phys = physicalStorage(trace, trace.precision);
-  const scoreBytes = trace.precision === 'bf16-mixed' ? 2 : 4;
+/**
+ * The policy cuda stores by: the trace's own when it ran on cuda; traced elsewhere (which
+ * computes in fp32), the recipe's — cuda honours bf16-mixed, and runs fp16-mixed as fp32.
+ */
+export function cudaPrecision(trace: Trace, requested: string): string {
+  if (trace.backend === 'cuda') return trace.precision;
+  return requested === 'bf16-mixed' ? 'bf16-mixed' : 'fp32';
+}
+
+export function cudaRules(trace: Trace, precision: string): StorageRules {
+  const phys = physicalStorage(trace, precision);
+  const scoreBytes = precision === 'bf16-mixed' ? 2 : 4;
   return {
-    describe: `cuda memory pool, ${trace.precision} storage`,
+    describe: `cuda memory pool, ${precision} storage`,
     counting: 'buffer',
     bytes: (t, id, dims) => aligned(elements(t, id, dims) * PHYS_BYTES[phys[id]!]),
     workspace(t, kernel, dims) {
       const [first, second] = kernel.inputs;
-      if ((kernel.name === 'BatchMatMul' || kernel.name === '_FusedMatMul') && t.precision === 'bf16-mixed') {
+      if ((kernel.name === 'BatchMatMul' || kernel.name === '_FusedMatMul') && precision === 'bf16-mixed') {
         // bf16 copies of f32 operands, for the tensor-core GEMM.
         return [first, second].reduce((n: number, i) => n + (i !== undefined && i >= 0 && phys[i] === 'f32' ? aligned(elements(t, i, dims) * 2) : 0), 0);
       }
@@ -109,4 +124,65 @@ export function cudaRules(trace: Trace): StorageRules {
 export function cudaDeviceTotal(poolPeak: number): { context: number; fragmentation: number; total: number } {
   const fragmentation = Math.round(poolPeak * POOL_FRAGMENTATION);
   return { context: CUDA_CONTEXT_BYTES, fragmentation, total: poolPeak + fragmentation + CUDA_CONTEXT_BYTES };
+}
+
+/**
+ * The ops the cuda backend fuses (src/backend/cuda/kernels/attention.ts, crossEntropy.ts), each
+ * with the inputs its registered gradient saves and the kernel that gradient runs: a new fused
+ * kernel on cuda adds its line here.
+ */
+const CUDA_FUSED: Array<{ op: (typeof OPS)[keyof typeof OPS] & { gradient: { name: string } }; saves: string[]; grads: string[] }> = [
+  { op: OPS.attention, saves: ['q', 'k', 'v', 'keyMask'], grads: ['q', 'k', 'v'] },
+  { op: OPS.crossEntropySum, saves: ['logits', 'labels'], grads: ['logits'] },
+];
+
+type MakeInfo = { makeTensorInfo(shape: number[], dtype: string, values: Float32Array): tf.TensorInfo };
+
+/**
+ * Run `trace` with cuda's fused ops standing in on the active (non-cuda) backend: forward
+ * kernels and gradient kernels that make zero outputs of cuda's shapes, and gradients that
+ * save what cuda's save. Values do not matter to a memory trace; shapes and lifetimes do.
+ * Everything registered is unregistered after.
+ */
+export function withCudaFusedOps<T>(trace: () => T): T {
+  const backendName = tf.getBackend();
+  const zeros = (backend: unknown, shape: number[]) => (backend as MakeInfo).makeTensorInfo(shape, 'float32', new Float32Array(shape.reduce((a, b) => a * b, 1)));
+  const kernels: string[] = [];
+  const gradients: string[] = [];
+  for (const { op, saves, grads } of CUDA_FUSED) {
+    if (tf.getKernel(op.name, backendName)) continue;
+    const outputShape = (inputs: Record<string, tf.TensorInfo>) => (op.name === OPS.attention.name ? inputs.q!.shape : []);
+    tf.registerKernel({ kernelName: op.name, backendName, kernelFunc: ({ inputs, backend }) => zeros(backend, outputShape(inputs as never)) });
+    tf.registerKernel({
+      kernelName: op.gradient.name, backendName,
+      kernelFunc: ({ inputs, backend }) => {
+        const outs = grads.map((name) => zeros(backend, (inputs as Record<string, tf.TensorInfo>)[name]!.shape));
+        return outs.length === 1 ? outs[0]! : outs;
+      },
+    });
+    kernels.push(op.name, op.gradient.name);
+    if (!tf.getGradient(op.name)) {
+      tf.registerGradient({
+        kernelName: op.name,
+        inputsToSave: saves,
+        gradFunc: (dy, saved, attrs) => {
+          const g = Array.isArray(dy) ? dy[0]! : dy;
+          const named = Object.fromEntries(saves.map((name, i) => [name, saved[i]!]));
+          const out = tf.engine().runKernel(op.gradient.name, { dy: g, ...named }, attrs as never) as tf.Tensor | tf.Tensor[];
+          const list = Array.isArray(out) ? out : [out];
+          return Object.fromEntries(saves.map((name) => {
+            const i = grads.indexOf(name);
+            return [name, () => (i >= 0 ? list[i]! : tf.zerosLike(named[name]!))];
+          }));
+        },
+      });
+      gradients.push(op.name);
+    }
+  }
+  try {
+    return trace();
+  } finally {
+    for (const name of kernels) tf.unregisterKernel(name, backendName);
+    for (const name of gradients) tf.unregisterGradient(name);
+  }
 }
