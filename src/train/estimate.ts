@@ -131,7 +131,9 @@ const traces = new Map<string, { twinned: Twinned; trace: Trace }>();
 function traced(recipe: Recipe, checkpointing: boolean, backend: EstimateBackend): { twinned: Twinned; trace: Trace } {
   // Modelling cuda elsewhere: cuda's fused ops stand in for the references (memory/cuda.ts).
   const standIns = backend === 'cuda' && activeDevice().backend !== 'cuda';
-  const key = JSON.stringify([recipe.model, recipe.adapter, recipe.training.gradient_accumulation_steps, recipe.training.seed, checkpointing, activeDevice().backend, standIns]);
+  const t0 = recipe.training;
+  // Everything the traced step depends on; batch size and length are symbols, and the learning rate only a number.
+  const key = JSON.stringify([recipe.model, recipe.adapter, t0.gradient_accumulation_steps, t0.seed, t0.weight_decay, t0.max_grad_norm, checkpointing, activeDevice().backend, standIns]);
   const hit = traces.get(key);
   if (hit) {
     checkMaxLength(recipe, hit.twinned.spec);
