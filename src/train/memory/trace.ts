@@ -15,7 +15,7 @@ import { AdamW } from '../adamw.js';
 import { trainStep, stepSeed } from '../step.js';
 import { applyPrecision } from '../precision.js';
 import { factor, hasSymbol, type Dims, type Monomial } from './symbols.js';
-import { buildTwinModel, twinBatch, type TwinModelSource } from './twin.js';
+import { buildTwinModel, fullLengthBatch, type TwinModelSource } from './twin.js';
 
 /** What a buffer is for, as the breakdown reports it. */
 export type Category = 'weights' | 'adapter' | 'gradients' | 'optimizer' | 'activations' | 'logits' | 'workspace';
@@ -143,7 +143,7 @@ export function traceStep(opts: TraceOptions): Trace {
       }
     };
     phase = 'step';
-    const micro = Array.from({ length: t.gradient_accumulation_steps }, (_, i) => twinBatch(recipe, twin, 7 + i));
+    const micro = Array.from({ length: t.gradient_accumulation_steps }, (_, i) => fullLengthBatch(recipe, twin, 7 + i));
     for (let step = 0; step < (opts.steps ?? 1); step++) {
       trainStep(model, adapter, optimizer, micro, {
         lr: t.learning_rate, maxGradNorm: t.max_grad_norm, activationCheckpointing: opts.checkpointing, dropoutSeed: stepSeed(t.seed, step),

@@ -121,7 +121,7 @@ export function buildTwinModel({ config, spec, quantization }: TwinModelSource):
 }
 
 /** One micro-batch of `batch` full rows of `seq` tokens, every target supervised; ReFT positions as the data pipeline lays them out. */
-export function twinBatch(recipe: Recipe, dims: Pick<Dims, 'batch' | 'seq' | 'vocab'>, seed: number): StepBatch {
+export function fullLengthBatch(recipe: Recipe, dims: Pick<Dims, 'batch' | 'seq' | 'vocab'>, seed: number): StepBatch {
   let s = seed >>> 0 || 1;
   const next = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s; };
   const inputIds = Array.from({ length: dims.batch }, () => Array.from({ length: dims.seq }, () => next() % dims.vocab));

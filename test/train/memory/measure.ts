@@ -11,7 +11,7 @@ import { createAdapter } from '../../../src/adapters/index.js';
 import { AdamW } from '../../../src/train/adamw.js';
 import { trainStep, stepSeed } from '../../../src/train/step.js';
 import { applyPrecision } from '../../../src/train/precision.js';
-import { realDims, twinBatch } from '../../../src/train/memory/twin.js';
+import { realDims, fullLengthBatch } from '../../../src/train/memory/twin.js';
 import type { Recipe } from '../../../src/recipe/types.js';
 
 export function measuredPeak(recipe: Recipe): number {
@@ -27,7 +27,7 @@ export function measuredPeak(recipe: Recipe): number {
   const optimizer = new AdamW(adapter.variables, { lr: t.learning_rate, betas: t.adam_betas, eps: t.adam_eps, weightDecay: t.weight_decay });
   try {
     const dims = realDims(model.spec, t.batch_size, recipe.data.max_length);
-    const micro = Array.from({ length: t.gradient_accumulation_steps }, (_, i) => twinBatch(recipe, dims, 11 + i));
+    const micro = Array.from({ length: t.gradient_accumulation_steps }, (_, i) => fullLengthBatch(recipe, dims, 11 + i));
     trainStep(model, adapter, optimizer, micro, { lr: t.learning_rate, maxGradNorm: t.max_grad_norm, activationCheckpointing: recipe.model.activation_checkpointing, dropoutSeed: stepSeed(t.seed, 0) });
     return device.memory().peak - before;
   } finally {
