@@ -15,6 +15,7 @@ import { AdamW } from '../../src/train/adamw.js';
 import { trainStep } from '../../src/train/step.js';
 import { applyPrecision } from '../../src/train/precision.js';
 import { estimateMemory } from '../../src/train/estimate.js';
+import { formatBytes } from '../../src/model/memory.js';
 import type { DecoderModel } from '../../src/model/model.js';
 import { ADAPTERS, NAMES, benchRecipe, buildModel, randomBatch } from '../../bench/models.js';
 import { EMULATED, useCuda } from './cuda.js';
@@ -53,8 +54,7 @@ describe.each(MODELS)('%s: estimate vs the measured peak of one bench step', (ke
       const measured = device.memory().peak;
       const error = (estimate.total - measured) / measured;
       const errorElsewhere = (elsewhere.total - measured) / measured;
-      const gib = (n: number) => `${(n / 2 ** 30).toFixed(3)} GiB`;
-      console.log(`${NAMES[key]} ${adapterKey} ckpt=${ckpt ? 'on' : 'off'} ${BATCH}×${SEQ}: measured ${gib(measured)}, estimated ${gib(estimate.total)} (${(error * 100).toFixed(1)} %), estimated without a GPU ${gib(elsewhere.total)} (${(errorElsewhere * 100).toFixed(1)} %); at the peak: ${Object.entries(estimate.breakdown).map(([k, v]) => `${k} ${gib(v)}`).join(', ')}`);
+      console.log(`${NAMES[key]} ${adapterKey} ckpt=${ckpt ? 'on' : 'off'} ${BATCH}×${SEQ}: measured ${formatBytes(measured)}, estimated ${formatBytes(estimate.total)} (${(error * 100).toFixed(1)} %), estimated without a GPU ${formatBytes(elsewhere.total)} (${(errorElsewhere * 100).toFixed(1)} %); at the peak: ${Object.entries(estimate.breakdown).map(([k, v]) => `${k} ${formatBytes(v)}`).join(', ')}`);
       expect(estimate.backend).toBe('cuda');
       expect(estimate.note).toBeNull();  // traced on the cuda backend itself
       expect(Math.abs(error)).toBeLessThanOrEqual(0.1);
