@@ -7,6 +7,12 @@
 import { CATEGORIES, type Category, type Trace } from './trace.js';
 import { evaluate, type Dims } from './symbols.js';
 
+/**
+ * How a backend counts what the trace records. Per-GPU estimates under a distributed strategy
+ * are rules too: a wrapper whose `bytes` divides the buffers of the sharded categories
+ * (ZeRO-1: 'optimizer'; 2: also 'gradients'; 3: also 'weights') by the number of GPUs, with
+ * the peak found again by `replay`, since sharding can move it.
+ */
 export interface StorageRules {
   /** What the rules model, for reports. */
   readonly describe: string;
