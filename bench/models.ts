@@ -1,8 +1,13 @@
 /**
- * Random-initialised models of real shapes for the benchmarks (bench/train.ts, bench/dist.ts):
- * config.json fields of the real models, weights drawn on the GPU and stored bf16, and random
- * token batches.
+ * Random-initialised models of real shapes for the benchmarks (bench/train.ts, bench/dist.ts)
+ * and the GPU memory test (test/gpu/estimate.test.ts): config.json fields of the real models,
+ * weights drawn on the device and stored bf16 (or NF4), LoRA r=16 on all linear layers and
+ * LoReFT rank 4 at f7+l7, random full-length batches — and each case as a recipe, for the estimate.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { tf } from '../src/backend/tf.js';
 import { activeDevice } from '../src/backend/device.js';
 import { ConfigReader } from '../src/model/hfConfig.js';
@@ -13,6 +18,8 @@ import { quantize4bit, type Quantized4bit } from '../src/quant/fourbit.js';
 import { quantizedLinear } from '../src/ops/qlinear.js';
 import type { ModelSpec } from '../src/model/spec.js';
 import type { StepBatch } from '../src/train/step.js';
+import { loadRecipe } from '../src/recipe/index.js';
+import type { Recipe } from '../src/recipe/types.js';
 
 export const CONFIGS: Record<string, Record<string, unknown>> = {
   // meta-llama/Llama-3.2-1B config.json (the fields the decoder reads)
@@ -139,4 +146,20 @@ export function randomBatch(batch: number, seq: number, vocab: number, seed: num
   // f7+l7 without shared weights: each row lists the first 7, then the last 7 positions.
   if (reft) b.positions = inputIds.map(() => [...Array(7).keys(), ...Array.from({ length: 7 }, (_, i) => seq - 7 + i)]);
   return b;
+}
+
+/**
+ * A bench case as a recipe (its config.json in a temporary folder): what `typetune estimate`
+ * would be given for it — bf16-mixed on cuda, `batch` rows of `seq` tokens, AdamW at 1e-4 with
+ * clipping at 1.0, as the bench trains.
+ */
+export function benchRecipe(key: string, adapterKey: string, checkpointing: boolean, batch: number, seq: number, backend = 'cuda'): Recipe {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `typetune-bench-${key}-`));
+  writeFileSync(path.join(dir, 'config.json'), JSON.stringify(CONFIGS[key]));
+  return loadRecipe({
+    model: { path: dir, backend, precision: 'bf16-mixed', activation_checkpointing: checkpointing },
+    adapter: ADAPTERS[adapterKey],
+    data: { path: path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../datasets/alice_qa.jsonl'), format: 'prompt_completion', max_length: seq },
+    training: { batch_size: batch, learning_rate: 1e-4, max_grad_norm: 1.0, weight_decay: 0 },
+  });
 }

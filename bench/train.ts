@@ -21,8 +21,9 @@ import { createAdapter } from '../src/adapters/index.js';
 import { AdamW } from '../src/train/adamw.js';
 import { trainStep } from '../src/train/step.js';
 import { applyPrecision } from '../src/train/precision.js';
-
-import { ADAPTERS, CONFIGS, MODEL_DEFAULTS, NAMES, buildModel, randomBatch } from './models.js';
+import { estimateMemory } from '../src/train/estimate.js';
+import { estimateError } from '../src/train/progress.js';
+import { ADAPTERS, CONFIGS, MODEL_DEFAULTS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -31,6 +32,8 @@ function arg(name: string, fallback: string): string {
 
 interface Row {
   model: string; adapter: string; ckpt: boolean; batch: number; tokensPerS: number | null; peakGiB: number | null; stepS: number | null;
+  /** What `typetune estimate` says this case's peak is (null for the 4-bit base, which the estimate does not model yet). */
+  estimateGiB: number | null;
   /** Calls from JavaScript into the device's native side per step (null where the device counts none). */
   callsPerStep: number | null;
   note: string;
@@ -80,7 +83,9 @@ async function main(): Promise<void> {
     console.log(`${NAMES[key]}: ${(model.parameterCount() / 1e9).toFixed(3)}B parameters built in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${(device.memory().inUse / 2 ** 30).toFixed(2)} GiB on the device`);
     for (const adapterKey of arg('adapters', 'lora,loreft').split(',')) {
       for (const ckpt of arg('ckpt', MODEL_DEFAULTS[key]?.ckpt ?? 'off,on').split(',').map((c) => c === 'on')) {
-        const row: Row = { model: `${NAMES[key]!}${quant === 'nf4' ? ' nf4' : ''}`, adapter: adapterKey, ckpt, batch, tokensPerS: null, peakGiB: null, stepS: null, callsPerStep: null, note: '' };
+        const row: Row = { model: `${NAMES[key]!}${quant === 'nf4' ? ' nf4' : ''}`, adapter: adapterKey, ckpt, batch, tokensPerS: null, peakGiB: null, stepS: null, estimateGiB: null, callsPerStep: null, note: '' };
+        // Before the adapter exists: the estimate traces a twin of this case on the same backend.
+        if (quant === 'none') row.estimateGiB = estimateMemory(benchRecipe(key, adapterKey, ckpt, batch, seq, backendName)).total / 2 ** 30;
         const adapter = createAdapter(model, ADAPTERS[adapterKey]!, 42);
         const optimizer = new AdamW(adapter.variables, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 } as never);
         const data = randomBatch(batch, seq, model.spec.vocabSize, 7, adapterKey !== 'lora');
@@ -108,16 +113,17 @@ async function main(): Promise<void> {
         }
         rows.push(row);
         const calls = row.callsPerStep === null ? '' : `, ${Math.round(row.callsPerStep)} addon calls/step`;
-        console.log(`${row.model} ${row.adapter} ckpt=${ckpt ? 'on' : 'off'}: ${row.tokensPerS ? `${Math.round(row.tokensPerS)} tokens/s, ${row.stepS!.toFixed(3)} s/step, peak ${row.peakGiB!.toFixed(2)} GiB${calls}` : ''} ${row.note}`);
+        const estimate = row.estimateGiB === null ? '' : ` (estimated ${row.estimateGiB.toFixed(2)} GiB, ${estimateError(row.estimateGiB * 2 ** 30, row.peakGiB! * 2 ** 30)})`;
+        console.log(`${row.model} ${row.adapter} ckpt=${ckpt ? 'on' : 'off'}: ${row.tokensPerS ? `${Math.round(row.tokensPerS)} tokens/s, ${row.stepS!.toFixed(3)} s/step, peak ${row.peakGiB!.toFixed(2)} GiB${estimate}${calls}` : ''} ${row.note}`);
         console.log(`  tensors ${tf.memory().numTensors}, in use ${(device.memory().inUse / 2 ** 30).toFixed(2)} GiB`);
       }
     }
     model.dispose();
   }
-  console.log('\n| model | adapter | batch × seq | activation checkpointing | tokens/s | s/step | addon calls/step | peak GPU memory (GiB) | note |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('\n| model | adapter | batch × seq | activation checkpointing | tokens/s | s/step | addon calls/step | peak GPU memory (GiB) | estimated (GiB) | note |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
-    console.log(`| ${r.model} | ${r.adapter} | ${r.batch} × ${seq} | ${r.ckpt ? 'on' : 'off'} | ${r.tokensPerS ? Math.round(r.tokensPerS) : '—'} | ${r.stepS?.toFixed(3) ?? '—'} | ${r.callsPerStep === null ? '—' : Math.round(r.callsPerStep)} | ${r.peakGiB?.toFixed(2) ?? '—'} | ${r.note} |`);
+    console.log(`| ${r.model} | ${r.adapter} | ${r.batch} × ${seq} | ${r.ckpt ? 'on' : 'off'} | ${r.tokensPerS ? Math.round(r.tokensPerS) : '—'} | ${r.stepS?.toFixed(3) ?? '—'} | ${r.callsPerStep === null ? '—' : Math.round(r.callsPerStep)} | ${r.peakGiB?.toFixed(2) ?? '—'} | ${r.estimateGiB?.toFixed(2) ?? '—'} | ${r.note} |`);
   }
 }
 

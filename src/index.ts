@@ -18,6 +18,7 @@ export { tf } from './backend/tf.js';
 export { SafetensorsFile, SafetensorsCheckpoint, writeSafetensors } from './io/safetensors.js';
 export * as ops from './ops/index.js';
 export { Trainer, type TrainSummary } from './train/trainer.js';
+export { estimateMemory, estimateRecipe, fitBatch, type MemoryEstimate } from './train/estimate.js';
 export { exportAdapter, exportCheckpoint, writeMergedModel } from './train/export.js';
 export { createAdapter, loadAdapter, saveAdapter, LoraAdapter, ReftAdapter, type Adapter } from './adapters/index.js';
 export { resolveModelSource, pushExport, pushRun, hubEnv, HubError, type PushOptions, type PushResult } from './hub/index.js';

@@ -14,6 +14,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { Trainer } from '../train/trainer.js';
 import { attachReporter } from '../train/progress.js';
+import { estimatePerGpu, estimateRecipe } from '../train/estimate.js';
 import { oneLine, reportError, userError } from './run.js';
 import { signalExitCode } from '../train/signals.js';
 import { formatBytes } from '../model/memory.js';
@@ -73,6 +74,14 @@ export async function trainCli(argv: string[]): Promise<number> {
   // Rank 0 reports the run; every rank reports its own memory (they differ under ZeRO).
   if (trainer.isLeader) attachReporter(trainer, { json: args.json, err: process.stderr, out: process.stdout, everySteps: trainer.recipe.logging.every_steps });
   if (job) trainer.on('end', (e) => process.stderr.write(`rank ${job.rank} of ${job.worldSize}: peak memory ${formatBytes(e.measuredPeakBytes)}, ${e.measuredPeakOf}\n`));
+  // Before step 1, what the step's peak memory will hold (the end line sets the measured peak beside it).
+  if (!args.json && trainer.isLeader) {
+    trainer.on('start', () => {
+      const at = { seqLen: trainer.longestSequence };
+      const { text } = job ? estimatePerGpu(trainer.recipe, job.worldSize, at) : estimateRecipe(trainer.recipe, at);
+      process.stderr.write(`memory estimate at the longest row (${trainer.longestSequence} tokens):\n${text}\n`);
+    });
+  }
   // `--resume` alone arrives as '' (latest checkpoint in output.dir).
   const resume = args.resume === undefined ? undefined : args.resume === '' ? true : args.resume;
   try {

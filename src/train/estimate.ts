@@ -1,18 +1,27 @@
 /**
- * Peak-memory estimate for a recipe, from config.json and the recipe alone (no weights
- * are read, nothing is allocated): the formulas of model/memory.ts with the recipe's batch,
- * sequence length, weight storage, checkpointing and the adapter's real parameter count.
+ * Peak memory of a recipe's training step, before the real model is loaded: a shape trace
+ * (memory/trace.ts) of the recipe's model and adapter at twin dimensions, replayed at the
+ * real ones (memory/peak.ts) under the storage rules of the backend that will train
+ * (tfjs' engine bytes on cpu, memory/cuda.ts on cuda). Reports what is live at the peak —
+ * frozen weights, adapter parameters, their gradients and AdamW moments, activations kept
+ * for the backward pass, logits and loss, workspace — and answers "what fits?" (fitBatch).
  */
-import { readModelSpec } from '../model/config.js';
+import { readHfConfig, specFromConfig } from '../model/config.js';
 import { resolveModelSourceSync } from '../hub/resolve.js';
 import { linearSitesOf } from '../model/decoder.js';
-import { fineTuneMemory, fourBitBits, parameterCounts, type FineTuneMemory } from '../model/memory.js';
-import { formatFineTune } from '../model/inspect.js';
+import { formatBytes, fourBitBits, parameterCounts } from '../model/memory.js';
 import type { ModelSpec } from '../model/spec.js';
 import { parseLoraConfig, parseReftConfig, positionGroups } from '../adapters/index.js';
+import { parsePositions } from '../adapters/reft/config.js';
 import { selectTargets } from '../adapters/lora/targeting.js';
+import { activeDevice } from '../backend/device.js';
 import type { Recipe } from '../recipe/types.js';
 import { TrainerError } from './errors.js';
+import { twinDims, type Dims } from './memory/symbols.js';
+import { realDims, twinQuantization, twinSpec, type TwinModelSource } from './memory/twin.js';
+import { traceStep, type Trace } from './memory/trace.js';
+import { engineRules, replay, type Breakdown, type StorageRules } from './memory/peak.js';
+import { cudaDeviceTotal, cudaPrecision, cudaRules, withCudaFusedOps } from './memory/cuda.js';
 
 /**
  * Trainable parameters of the recipe's adapter: LoRA r·(in + out) per adapted projection
@@ -30,26 +39,206 @@ export function adapterParameterCount(spec: ModelSpec, adapter: Recipe['adapter'
   return layers * positionGroups(config) * (2 * config.rank * spec.hiddenSize + config.rank);
 }
 
-export function estimateRecipe(recipe: Recipe): { memory: FineTuneMemory; text: string } {
-  const spec = readModelSpec(resolveModelSourceSync(recipe.model.path, 'config'));
-  checkMaxLength(recipe, spec);
-  const q = recipe.model.quantization;
-  const weights = q ? 'nf4' : recipe.model.precision === 'fp32' ? 'f32' : 'bf16';
-  const fourBit = q ? { blocksize: q.blocksize, doubleQuant: q.double_quant } : undefined;
-  const memory = fineTuneMemory(spec, {
-    batchSize: recipe.training.batch_size,
-    seqLen: recipe.data.max_length,
-    trainableParameters: adapterParameterCount(spec, recipe.adapter),
-    checkpointing: recipe.model.activation_checkpointing,
-    weights,
-    fourBit,
-  });
-  const weightsText = q && fourBit ? `${q.type} weights (${fourBitBits(fourBit.blocksize, fourBit.doubleQuant).toFixed(3)} bits/param on linear layers)` : `${weights} weights`;
-  const text = [
-    `${spec.modelType} · ${recipe.adapter.type} · batch ${recipe.training.batch_size} × ${recipe.data.max_length} tokens · ${weightsText}${recipe.model.activation_checkpointing ? ' · activation checkpointing' : ''}`,
-    ...formatFineTune(memory),
-  ].join('\n');
-  return { memory, text };
+/** The backend whose storage the estimate models. */
+export type EstimateBackend = 'cpu' | 'cuda';
+
+export interface MemoryEstimate {
+  backend: EstimateBackend;
+  /** What the peak counts (tfjs engine bytes; the cuda pool's bytes). */
+  counts: string;
+  precision: string;
+  batchSize: number;
+  seqLen: number;
+  checkpointing: boolean;
+  /** What is live at the peak, by category; sums to `total`. */
+  breakdown: Breakdown;
+  /** The peak the device measures (`Device.memory().peak`): what the Trainer reports beside it. */
+  total: number;
+  /** cuda: the CUDA context and the pool's fragmentation allowance, on top of `total` (0 on cpu). */
+  context: number;
+  fragmentation: number;
+  /** What must fit in the device's memory: total + context + fragmentation. */
+  deviceTotal: number;
+  /** Set when the estimate could not trace on the backend it models, saying so. */
+  note: string | null;
+}
+
+export interface EstimateOptions {
+  /** Model this backend's storage (default: the active backend's, cuda when it is active). */
+  backend?: EstimateBackend;
+  /** Override the recipe's batch size or checkpointing (fitBatch tries several). */
+  batchSize?: number;
+  /** Override data.max_length: the longest row the data really has (batches are padded to their longest row). */
+  seqLen?: number;
+  checkpointing?: boolean;
+}
+
+/** The recipe's model as a twin: the real spec, the twin's dimensions and what builds it. */
+interface Twinned {
+  spec: ModelSpec;
+  twin: Dims;
+  source: TwinModelSource;
+}
+
+function twinned(recipe: Recipe): Twinned {
+  const dir = resolveModelSourceSync(recipe.model.path, 'config');
+  const config = readHfConfig(dir);
+  const spec = specFromConfig(config);
+  // Batch and sequence are always symbols (a trace serves every batch size and length), whatever the recipe's.
+  const real = realDims(spec, 0, 0);
+  const { constants, minSeq } = adapterConstants(recipe, spec);
+  const twin = twinDims(real, constants, minSeq);
+  const built = twinSpec(config.raw, config.file, twin);
+  return { spec, twin, source: { ...built, quantization: twinQuantization(recipe, config.raw, config.file) } };
+}
+
+/** Sizes the adapter puts in shapes unchanged (no twin prime may divide them), and the shortest twin sequence its positions fit in. */
+function adapterConstants(recipe: Recipe, spec: ModelSpec): { constants: number[]; minSeq: number } {
+  const constants = [spec.maxPositionEmbeddings, spec.numLayers, recipe.training.gradient_accumulation_steps];
+  // A fused projection's width is a multiple of a symbol: GPT-2's c_attn is 3·hidden, Phi-3's qkv q + 2·kv.
+  for (const l of spec.layers) for (const p of l.projections) if (p.role === 'qkv') constants.push(3);
+  const a = recipe.adapter as unknown as Record<string, unknown>;
+  if (recipe.adapter.type === 'lora') {
+    const config = parseLoraConfig(a, 'adapter');
+    constants.push(config.r, ...Object.values(config.rank_pattern));
+    return { constants, minSeq: 0 };
+  }
+  const config = parseReftConfig(a, 'adapter');
+  const { first, last } = parsePositions(config.positions);
+  constants.push(config.rank, first, last, first + last);
+  return { constants, minSeq: first + last + 2 };
+}
+
+/** The backend's storage rules, and the precision they store by. */
+function rulesFor(trace: Trace, backend: EstimateBackend, recipe: Recipe): { rules: StorageRules; precision: string } {
+  if (backend === 'cpu') return { rules: engineRules, precision: trace.precision };
+  const precision = cudaPrecision(trace, recipe.model.precision);
+  return { rules: cudaRules(trace, precision), precision };
+}
+
+/** Which backend's storage to model when the caller does not say: the active one's. */
+function defaultBackend(recipe: Recipe): EstimateBackend {
+  if (activeDevice().backend === 'cuda') return 'cuda';
+  return recipe.model.backend === 'cuda' ? 'cuda' : 'cpu';
+}
+
+/**
+ * Traces are the same for every batch size and length (those are symbols): one per
+ * recipe × checkpointing × backend, reused by fitBatch's search and by `train`'s report.
+ */
+const traces = new Map<string, { twinned: Twinned; trace: Trace }>();
+
+function traced(recipe: Recipe, checkpointing: boolean, backend: EstimateBackend): { twinned: Twinned; trace: Trace } {
+  // Modelling cuda elsewhere: cuda's fused ops stand in for the references (memory/cuda.ts).
+  const standIns = backend === 'cuda' && activeDevice().backend !== 'cuda';
+  const t0 = recipe.training;
+  // Everything the traced step depends on; batch size and length are symbols, and the learning rate only a number.
+  const key = JSON.stringify([recipe.model, recipe.adapter, t0.gradient_accumulation_steps, t0.seed, t0.weight_decay, t0.max_grad_norm, checkpointing, activeDevice().backend, standIns]);
+  const hit = traces.get(key);
+  if (hit) {
+    checkMaxLength(recipe, hit.twinned.spec);
+    return hit;
+  }
+  const t = twinned(recipe);
+  checkMaxLength(recipe, t.spec);  // before the trace: a refused length costs nothing
+  const run = () => traceStep({ recipe, source: t.source, twin: t.twin, checkpointing });
+  const trace = standIns ? withCudaFusedOps(run) : run();
+  const entry = { twinned: t, trace };
+  if (traces.size > 16) traces.clear();
+  traces.set(key, entry);
+  return entry;
+}
+
+export function estimateMemory(recipe: Recipe, opts: EstimateOptions = {}): MemoryEstimate {
+  const checkpointing = opts.checkpointing ?? recipe.model.activation_checkpointing;
+  const backend = opts.backend ?? defaultBackend(recipe);
+  const { twinned: t, trace } = traced(recipe, checkpointing, backend);
+  // The batch and length are the recipe's (the cached trace may be another recipe's with the same model and adapter).
+  const dims: Dims = realDims(t.spec, opts.batchSize ?? recipe.training.batch_size, opts.seqLen ?? recipe.data.max_length);
+  const { rules, precision } = rulesFor(trace, backend, recipe);
+  const peak = replay(trace, dims, rules);
+  const extra = backend === 'cuda' ? cudaDeviceTotal(peak.bytes) : { context: 0, fragmentation: 0, total: peak.bytes };
+  const note = backend === 'cuda' && trace.backend !== 'cuda'
+    ? `the cuda backend is not available here: traced on ${trace.backend} with cuda's fused ops standing in, stored by the cuda rules (src/train/memory/cuda.ts)`
+    : null;
+  return {
+    backend, counts: rules.describe, precision, batchSize: dims.batch, seqLen: dims.seq, checkpointing,
+    breakdown: peak.at, total: peak.bytes, context: extra.context, fragmentation: extra.fragmentation, deviceTotal: extra.total, note,
+  };
+}
+
+export function estimateRecipe(recipe: Recipe, opts: EstimateOptions = {}): { memory: MemoryEstimate; text: string } {
+  const memory = estimateMemory(recipe, opts);
+  const spec = traced(recipe, memory.checkpointing, memory.backend).twinned.spec;
+  return { memory, text: formatEstimate(recipe, spec, memory) };
+}
+
+export interface Fit {
+  batchSize: number;
+  checkpointing: boolean;
+  estimate: MemoryEstimate;
+}
+
+/** The largest batch of each kind that fits (null: not even a batch of one), and the larger of the two. */
+export interface FitAnswer {
+  withoutCheckpointing: Fit | null;
+  withCheckpointing: Fit | null;
+  /** The largest batch overall; checkpointing only when it is what makes the larger batch fit. */
+  best: Fit | null;
+}
+
+/** The largest batch size whose step fits in `budget` bytes of device memory (deviceTotal). */
+function largestBatch(recipe: Recipe, budget: number, checkpointing: boolean, backend?: EstimateBackend): Fit | null {
+  const at = (batchSize: number) => estimateMemory(recipe, { backend, batchSize, checkpointing });
+  if (at(1).deviceTotal > budget) return null;
+  // The peak grows with the batch: double past the budget, then bisect.
+  let lo = 1;
+  let hi = 2;
+  while (hi <= 2 ** 24 && at(hi).deviceTotal <= budget) {
+    lo = hi;
+    hi *= 2;
+  }
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (at(mid).deviceTotal <= budget) lo = mid;
+    else hi = mid;
+  }
+  return { batchSize: lo, checkpointing, estimate: at(lo) };
+}
+
+/** "What fits?": the largest batch without activation checkpointing, then with it. */
+export function fitBatch(recipe: Recipe, budget: number, backend?: EstimateBackend): FitAnswer {
+  const withoutCheckpointing = largestBatch(recipe, budget, false, backend);
+  const withCheckpointing = largestBatch(recipe, budget, true, backend);
+  const best = withCheckpointing && (!withoutCheckpointing || withCheckpointing.batchSize > withoutCheckpointing.batchSize)
+    ? withCheckpointing
+    : withoutCheckpointing;
+  return { withoutCheckpointing, withCheckpointing, best };
+}
+
+const ROWS: Array<[keyof Breakdown, string]> = [
+  ['weights', 'frozen weights'],
+  ['adapter', 'adapter parameters'],
+  ['gradients', 'adapter gradients'],
+  ['optimizer', 'AdamW moments (m, v)'],
+  ['activations', 'activations'],
+  ['logits', 'logits / loss'],
+  ['workspace', 'workspace'],
+];
+
+/** The breakdown as a table: what is live at the peak, the peak, and (cuda) what the device needs on top. */
+export function formatEstimate(recipe: Recipe, spec: ModelSpec, m: MemoryEstimate): string {
+  const row = (label: string, bytes: number) => `  ${label.padEnd(34)} ${formatBytes(bytes).padStart(12)}`;
+  const lines = [
+    `${spec.modelType} · ${recipe.adapter.type} · batch ${m.batchSize} × ${m.seqLen} tokens · ${m.precision}${m.checkpointing ? ' · activation checkpointing' : ''} · ${m.backend} (${m.counts})`,
+    ...ROWS.map(([key, label]) => row(label, m.breakdown[key])),
+    row('estimated peak', m.total),
+  ];
+  if (m.backend === 'cuda') {
+    lines.push(row('+ CUDA context', m.context), row('+ pool fragmentation allowance', m.fragmentation), row('device memory needed', m.deviceTotal));
+  }
+  if (m.note) lines.push(`  note: ${m.note}`);
+  return lines.join('\n');
 }
 
 /** A sequence longer than the model's positions is refused: learned position tables end there, and rope models never trained past it. */
@@ -63,7 +252,7 @@ export function checkMaxLength(recipe: Recipe, spec: ModelSpec): void {
 }
 
 /** What one GPU holds in a data-parallel run of `gpus` processes with the recipe's distributed.strategy. */
-export interface PerGpuMemory extends FineTuneMemory {
+export interface PerGpuMemory extends MemoryEstimate {
   gpus: number;
   strategy: Recipe['distributed']['strategy'];
 }
@@ -84,25 +273,31 @@ export function zero3LayerBytes(linearBytes: number, numLayers: number, n: numbe
  * zero1 divides AdamW's m and v by N, zero2 the gradients too, and zero3 the decoder layers'
  * projection weights — plus the layers it holds whole while they are used: two with activation
  * checkpointing (the one in use and the prefetched one), every one without (the backward needs
- * them all, so the peak does not shrink).
+ * them all, so the peak does not shrink). The one-process breakdown is divided category by
+ * category, so what is live at the peak stays what the trace saw.
  */
-export function estimatePerGpu(recipe: Recipe, gpus: number): { memory: PerGpuMemory; text: string } {
+export function estimatePerGpu(recipe: Recipe, gpus: number, opts: EstimateOptions = {}): { memory: PerGpuMemory; text: string } {
   if (!Number.isInteger(gpus) || gpus < 1) throw new TrainerError(`--gpus ${gpus}: expected a positive integer`);
-  const one = estimateRecipe(recipe);
-  const spec = readModelSpec(resolveModelSourceSync(recipe.model.path, 'config'));
+  const one = estimateMemory(recipe, opts);
+  const spec = specFromConfig(readHfConfig(resolveModelSourceSync(recipe.model.path, 'config')));
   const strategy = recipe.distributed.strategy;
   const n = gpus;
-  const p = one.memory.adapterParameters;
   const level = gpus === 1 ? 0 : { ddp: 0, zero1: 1, zero2: 2, zero3: 3 }[strategy];
-  const adapterStates = p * 4 + p * 4 / (level >= 2 ? n : 1) + p * 8 / (level >= 1 ? n : 1);
-  let weights = one.memory.weights;
+  const breakdown = { ...one.breakdown };
+  if (level >= 1) breakdown.optimizer = Math.ceil(breakdown.optimizer / n);
+  if (level >= 2) breakdown.gradients = Math.ceil(breakdown.gradients / n);
   if (level >= 3) {
     const q = recipe.model.quantization;
-    const bytesPerLinear = q ? fourBitBits(q.blocksize, q.double_quant) / 8 : recipe.model.precision === 'fp32' ? 4 : 2;
-    const linear = parameterCounts(spec).linear * bytesPerLinear;
-    weights = weights - linear + zero3LayerBytes(linear, spec.numLayers, n, recipe.model.activation_checkpointing);
+    const cudaBf16 = one.backend === 'cuda' && one.precision === 'bf16-mixed';
+    const bytesPerLinear = q ? fourBitBits(q.blocksize, q.double_quant) / 8 : cudaBf16 ? 2 : 4;
+    const linear = Math.min(breakdown.weights, parameterCounts(spec).linear * bytesPerLinear);
+    breakdown.weights = Math.round(breakdown.weights - linear + zero3LayerBytes(linear, spec.numLayers, n, one.checkpointing));
   }
-  const memory: PerGpuMemory = { ...one.memory, weights, adapterStates, total: weights + adapterStates + one.memory.activations + one.memory.logits, gpus, strategy };
-  const text = [one.text.split('\n')[0]!, `per GPU of ${gpus} · distributed.strategy ${strategy}`, ...formatFineTune(memory)].join('\n');
+  const total = Object.values(breakdown).reduce((a, b) => a + b, 0);
+  const extra = one.backend === 'cuda' ? cudaDeviceTotal(total) : { context: 0, fragmentation: 0, total };
+  const memory: PerGpuMemory = {
+    ...one, breakdown, total, context: extra.context, fragmentation: extra.fragmentation, deviceTotal: extra.total, gpus, strategy,
+  };
+  const text = formatEstimate(recipe, spec, memory).replace('\n', `\n  per GPU of ${gpus} · distributed.strategy ${strategy}\n`);
   return { memory, text };
 }

@@ -14,3 +14,4 @@ export {
 export { exportAdapter, exportCheckpoint, writeMergedModel } from './export.js';
 export { applyPrecision, PRECISION_POLICIES, type PrecisionPolicy, type AppliedPrecision } from './precision.js';
 export { attachReporter, formatStep, formatEval, formatDuration, type ReporterOptions } from './progress.js';
+export { estimateMemory, estimateRecipe, fitBatch, type MemoryEstimate, type EstimateOptions, type Fit, type FitAnswer } from './estimate.js';

@@ -39,6 +39,13 @@ export interface ReporterOptions {
   everySteps: number;
 }
 
+/** The estimate's error against the measured peak, in percent of the measured (positive: over-estimated). */
+export function estimateError(estimated: number, measured: number): string {
+  if (!(measured > 0)) return 'error unknown';
+  const pct = ((estimated - measured) / measured) * 100;
+  return `error ${pct >= 0 ? '+' : ''}${pct.toFixed(1)} %`;
+}
+
 /**
  * Wire a trainer's events to the terminal: a progress line on stderr (rewritten in place
  * on a TTY), and with `json` one JSON object per event on stdout.
@@ -99,6 +106,6 @@ export function attachReporter(trainer: { on: TrainerEmitter['on'] }, opts: Repo
       line(`interrupted by ${e.interrupted} at step ${e.step}/${e.totalSteps}; saved ${e.checkpoint}`);
       line(`resume with: ${e.resumeCommand}`);
     } else line(`done: ${e.step} steps, final loss ${e.finalLoss.toFixed(4)}, run folder ${e.runDir}`);
-    line(`peak memory ${formatBytes(e.measuredPeakBytes)}, ${e.measuredPeakOf} (estimated ${formatBytes(estimated)})`);
+    line(`peak memory ${formatBytes(e.measuredPeakBytes)}, ${e.measuredPeakOf} (estimated ${formatBytes(estimated)}, ${estimateError(estimated, e.measuredPeakBytes)})`);
   });
 }

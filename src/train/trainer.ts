@@ -174,6 +174,11 @@ export class Trainer extends TrainerEmitter {
     return totalSteps(this.recipe, this.data);
   }
 
+  /** The longest training row: batches are padded to their own longest row, so the run's memory peaks at this length (≤ data.max_length). */
+  get longestSequence(): number {
+    return this.data.train.reduce((n, e) => Math.max(n, e.inputIds.length), 0) || this.recipe.data.max_length;
+  }
+
   /** Ask a running `train()` to stop after the current step (it saves a checkpoint first). */
   stop(signal: Signal = 'SIGINT'): void {
     this.stopRequested ??= signal;
@@ -238,6 +243,7 @@ export class Trainer extends TrainerEmitter {
       this.emit('eval', { step: state.step, loss, targets });
     };
 
+    const longest = this.longestSequence;
     try {
       this.emit('start', {
         totalSteps: total,
@@ -248,7 +254,8 @@ export class Trainer extends TrainerEmitter {
         trainableParameters: [...this.adapter.variables.values()].reduce((n, v) => n + v.size, 0),
         backend: this.backend,
         precision: { requested: this.precision.requested, effective: this.precision.effective, note: this.precision.note },
-        estimatedPeakBytes: estimateRecipe(r).memory.total,
+        // Traced when read (a listener of 'start', before step 1): a run nobody reports to pays nothing.
+        get estimatedPeakBytes() { return estimateRecipe(r, { seqLen: longest }).memory.total; },
         quantizedWeights: quantizedWeightsReport(this.model.weights),
       });
       for (const message of warnings) this.emit('warning', { message });

@@ -4,17 +4,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { useBackend } from '../../src/backend/select.js';
 import { loadRecipe } from '../../src/recipe/index.js';
-import { adapterParameterCount, estimateRecipe } from '../../src/train/estimate.js';
+import { adapterParameterCount, estimateMemory, estimatePerGpu, estimateRecipe, fitBatch, zero3LayerBytes } from '../../src/train/estimate.js';
+import { fourBitBits } from '../../src/model/memory.js';
 import { loadBaseModel } from '../../src/model/load.js';
 import { createAdapter } from '../../src/adapters/index.js';
-import { fineTuneMemory, fourBitBits, weightMemory } from '../../src/model/memory.js';
-import { repoRoot } from '../helpers.js';
+import { fixture, repoRoot } from '../helpers.js';
+import { measuredPeak } from './memory/measure.js';
 
 beforeAll(async () => {
   await useBackend('cpu');
 });
 
-const recipe = (name: string, overrides: string[] = []) => loadRecipe(`${repoRoot}/recipes/${name}.yaml`, overrides);
+const recipe = (name: string, overrides: string[] = []) => loadRecipe(`${repoRoot}/recipes/${name}.yaml`, ['model.backend=cpu', ...overrides]);
 
 describe('estimate', () => {
   it.each([
@@ -32,41 +33,91 @@ describe('estimate', () => {
     model.dispose();
   });
 
-  it('follows the recipe: 4-bit weights, checkpointing, batch and length', () => {
-    const base = estimateRecipe(recipe('lora'));
-    const quantized = estimateRecipe(recipe('qlora'));
-    expect(quantized.memory.weights).toBeLessThan(base.memory.weights / 3);
-    const ckpt = estimateRecipe(recipe('lora', ['model.activation_checkpointing=true']));
-    expect(ckpt.memory.activations).toBeLessThan(base.memory.activations);
-    expect(quantized.text).toMatch(/nf4 weights \(4\.127 bits\/param on linear layers\)/);
-    const plainAbsmax = estimateRecipe(recipe('qlora', ['model.quantization.double_quant=false']));
-    expect(plainAbsmax.memory.weights).toBeGreaterThan(quantized.memory.weights);
-    expect(plainAbsmax.text).toMatch(/4\.500 bits\/param/);
-    const longer = estimateRecipe(recipe('lora', ['data.max_length=128']));
-    expect(longer.memory.logits).toBe(2 * base.memory.logits);
-    expect(base.text).toMatch(/estimated peak/);
+  it('holds two f32 AdamW moments per adapter parameter at the peak (tiny Llama, LoRA r=8 on all seven projections of 3 layers)', () => {
+    // h 64, kv width 32, intermediate 128: r·Σ(in + out) = 8·(128 + 96 + 96 + 128 + 192 + 192 + 192) per layer
+    const parameters = 3 * 8 * 1024;
+    const r = recipe('lora');
+    expect(adapterParameterCount(loadBaseModelSpec(r.model.path), r.adapter)).toBe(parameters);
+    const m = estimateMemory(r);
+    expect(m.breakdown.optimizer).toBe(2 * 4 * parameters);
+    expect(Object.values(m.breakdown).reduce((a, b) => a + b, 0)).toBe(m.total);
+    expect(m.deviceTotal).toBe(m.total);  // cpu: nothing beyond the engine's bytes
   });
 
-  it('uses the documented formulas', () => {
-    const model = loadBaseModel(recipe('lora').model.path);
-    const w = weightMemory(model.spec);
-    expect(w.f32).toBe(model.parameterCount() * 4);
-    expect(fourBitBits(64, true)).toBeCloseTo(4.127, 3);
-    expect(fourBitBits(64, false)).toBe(4.5);
-    const m = fineTuneMemory(model.spec, { batchSize: 2, seqLen: 10, trainableParameters: 100, checkpointing: false, weights: 'f32' });
-    const h = model.spec.hiddenSize;
-    expect(m.activations).toBe(model.spec.numLayers * 10 * 2 * h * (34 + (5 * model.spec.numHeads * 10) / h));
-    expect(m.adapterStates).toBe(100 * 16);
-    expect(m.logits).toBe(2 * 2 * 10 * model.spec.vocabSize * 4);
-    model.dispose();
+  it('on the cuda pool: each frozen buffer once, f32 (fp32), rounded up to 256 bytes; a CUDA context and fragmentation allowance on top', () => {
+    const m = estimateMemory(recipe('lora'), { backend: 'cuda' });
+    // embed + untied head [512, 64]; per layer q, o [64, 64], k, v [32, 64], gate, up [128, 64], down [64, 128], two norms [64]; final norm
+    const weights = 2 * 512 * 64 * 4 + 3 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 128 * 64 + 2 * 64) * 4 + 64 * 4;
+    expect(m.breakdown.weights).toBe(weights);
+    expect(m.breakdown.optimizer).toBe(2 * 4 * 3 * 8 * 1024);
+    expect(m.context).toBe(512 * 2 ** 20);
+    expect(m.fragmentation).toBe(Math.round(m.total * 0.05));
+    expect(m.deviceTotal).toBe(m.total + m.context + m.fragmentation);
+    expect(m.note).toMatch(/cuda backend is not available here: traced on cpu with cuda's fused ops standing in/);
+  });
+
+  it('on the cuda pool under bf16-mixed: frozen matrices bf16, norm scales f32; the adapter and its AdamW moments f32', () => {
+    const m = estimateMemory(recipe('lora', ['model.precision=bf16-mixed']), { backend: 'cuda' });
+    expect(m.precision).toBe('bf16-mixed');
+    const weights = 2 * 512 * 64 * 2 + 3 * ((2 * 64 * 64 + 2 * 32 * 64 + 3 * 128 * 64) * 2 + 2 * 64 * 4) + 64 * 4;
+    expect(m.breakdown.weights).toBe(weights);
+    expect(m.breakdown.optimizer).toBe(2 * 4 * 3 * 8 * 1024);
+  });
+
+  it('follows the recipe: checkpointing keeps less, a longer sequence and a larger batch more, the vocabulary-sized buffers linearly in tokens', () => {
+    const base = estimateMemory(recipe('lora'));
+    expect(estimateMemory(recipe('lora', ['model.activation_checkpointing=true'])).total).toBeLessThan(base.total);
+    expect(estimateMemory(recipe('lora'), { batchSize: 16 }).breakdown.logits).toBe(2 * base.breakdown.logits);
+    expect(estimateMemory(recipe('lora', ['data.max_length=128'])).breakdown.activations).toBeGreaterThan(base.breakdown.activations);
+    expect(estimateRecipe(recipe('lora')).text).toMatch(/estimated peak/);
+  });
+
+  it('--fit: the largest batch whose peak fits, checkpointing when it fits a larger one; nothing when a batch of one does not fit', () => {
+    const r = recipe('lora');
+    const budget = estimateMemory(r, { batchSize: 8, checkpointing: false }).deviceTotal;
+    const fit = fitBatch(r, budget);
+    expect(fit.withoutCheckpointing?.batchSize).toBe(8);
+    expect(fit.withCheckpointing!.batchSize).toBeGreaterThan(8);
+    expect(fit.best).toBe(fit.withCheckpointing);
+    expect(fitBatch(r, 1024).best).toBeNull();
   });
 });
 
+function loadBaseModelSpec(dir: string) {
+  const model = loadBaseModel(dir);
+  model.dispose();
+  return model.spec;
+}
+
+describe('the estimate against the measured peak (cpu: tfjs engine bytes, full-length batches)', () => {
+  const within = async (r: ReturnType<typeof recipe>) => {
+    const estimated = estimateMemory(r).total;
+    await new Promise<void>((resolve) => setImmediate(resolve));  // let the test runner's messages through between long synchronous parts
+    const measured = measuredPeak(r);
+    console.log(`${r.model.path} ${r.adapter.type} ckpt=${r.model.activation_checkpointing}: estimated ${estimated} B, measured ${measured} B`);
+    // Exact by construction on cpu; the issue asks for 10 %.
+    expect(Math.abs(estimated - measured) / measured).toBeLessThanOrEqual(0.1);
+    return { estimated, measured };
+  };
+
+  it.each(['lora', 'loreft', 'qlora'])('recipes/%s.yaml', async (name) => {
+    await within(recipe(name));
+  });
+
+  const small = ['training.batch_size=2', 'data.max_length=16'];
+  it.each(['tiny-llama', 'tiny-qwen2', 'tiny-gpt2'].flatMap((m) => ['lora', 'loreft'].flatMap((a) => [false, true].map((c) => [m, a, c] as const))))(
+    'fixture %s × %s, checkpointing %s', async (model, adapter, ckpt) => {
+      const overrides = [`model.path=${fixture(model)}`, `model.activation_checkpointing=${ckpt}`, ...small];
+      await within(recipe(adapter, overrides));
+    });
+});
+
 describe('the Trainer reports the estimate beside what it measures', () => {
-  it('start carries the recipe estimate; end the measured peak (on cpu the engine’s, above the weights it holds)', async () => {
+  it('start carries the estimate at the longest row the data has (batches are padded to it); end the measured peak, within 10 %', async () => {
     const { Trainer } = await import('../../src/train/trainer.js');
     const t = await Trainer.fromRecipe(`${repoRoot}/recipes/lora.yaml`, [
-      'training.max_steps=1', `output.dir=${mkdtempSync(path.join(os.tmpdir(), 'typetune-estimate-'))}`, 'output.export=[]', 'logging.tensorboard=false', 'model.backend=cpu',
+      // One epoch (64 examples in batches of 8): the batch holding the longest row is among them.
+      'training.max_steps=8', `output.dir=${mkdtempSync(path.join(os.tmpdir(), 'typetune-estimate-'))}`, 'output.export=[]', 'logging.tensorboard=false', 'model.backend=cpu',
     ]);
     let estimated = -1;
     let measured = -1;
@@ -75,13 +126,16 @@ describe('the Trainer reports the estimate beside what it measures', () => {
     t.on('end', (e) => { measured = e.measuredPeakBytes; of = e.measuredPeakOf; });
     await t.train({ handleSignals: false });
     t.dispose();
-    expect(estimated).toBe(estimateRecipe(t.recipe).memory.total);
-    // The peak holds the frozen weights (f32) and the adapter with its gradients and moments at least.
+    expect(t.longestSequence).toBeLessThanOrEqual(t.recipe.data.max_length);
+    expect(estimated).toBe(estimateRecipe(t.recipe, { seqLen: t.longestSequence }).memory.total);
     const adapterBytes = [...t.adapter.variables.values()].reduce((n, v) => n + v.size * 4, 0);
     expect(measured).toBeGreaterThan(t.model.parameterCount() * 4 + 4 * adapterBytes);
+    expect(Math.abs(estimated - measured) / measured).toBeLessThanOrEqual(0.1);
     expect(of).toMatch(/tfjs tensors/);
   });
+});
 
+describe('the Trainer reports a 4-bit base', () => {
   it('start reports the base projections held 4-bit at ≈4.13 bits per parameter (QLoRA), nothing for a dense base', async () => {
     const { Trainer } = await import('../../src/train/trainer.js');
     const start = async (name: string) => {
@@ -105,25 +159,25 @@ describe('the Trainer reports the estimate beside what it measures', () => {
 });
 
 describe('estimate per GPU (--gpus N)', () => {
-  it('divides what each strategy shards, and only that', async () => {
-    const { estimatePerGpu } = await import('../../src/train/estimate.js');
-    const at = (strategy: string, gpus: number, more: string[] = []) => estimatePerGpu(recipe('qlora', [`distributed.strategy=${strategy}`, ...more]), gpus).memory;
-    const one = estimateRecipe(recipe('qlora')).memory;
-    const p = one.adapterParameters;
+  it('divides what each strategy shards, and only that', () => {
+    const at = (strategy: string, gpus: number, more: string[] = []) => estimatePerGpu(recipe('lora', [`distributed.strategy=${strategy}`, ...more]), gpus).memory;
+    const one = estimateMemory(recipe('lora'));
     expect(at('zero3', 1).total).toBe(one.total);
     expect(at('ddp', 4).total).toBe(one.total);
-    expect(at('zero1', 4).adapterStates).toBe(p * 8 + (p * 8) / 4);
-    expect(at('zero2', 4).adapterStates).toBe(p * 4 + (p * 12) / 4);
-    expect(at('zero2', 4).weights).toBe(one.weights);
+    expect(at('zero1', 4).breakdown.optimizer).toBe(Math.ceil(one.breakdown.optimizer / 4));
+    expect(at('zero1', 4).breakdown.gradients).toBe(one.breakdown.gradients);
+    const zero2 = at('zero2', 4);
+    expect(zero2.breakdown.gradients).toBe(Math.ceil(one.breakdown.gradients / 4));
+    expect(zero2.breakdown.weights).toBe(one.breakdown.weights);
+    expect(zero2.total).toBe(Object.values(zero2.breakdown).reduce((a, b) => a + b, 0));
+    expect(at('zero3', 2).breakdown.activations).toBe(one.breakdown.activations);
     // zero3: a 3-layer model gains nothing (two whole layers + a shard ≥ all three); an 8B shape
     // (32 layers, 2 GPUs, checkpointing) holds 1/2 + 2/32 of its layers' weights.
-    const ckpt = at('zero3', 2, ['model.activation_checkpointing=true']);
-    expect(ckpt.weights).toBe(one.weights);
-    const { zero3LayerBytes } = await import('../../src/train/estimate.js');
+    expect(at('zero3', 2, ['model.activation_checkpointing=true']).breakdown.weights).toBe(
+      estimateMemory(recipe('lora', ['model.activation_checkpointing=true'])).breakdown.weights);
     expect(zero3LayerBytes(32_000, 32, 2, true)).toBe(18_000);
     expect(zero3LayerBytes(32_000, 32, 2, false)).toBe(32_000);
     expect(zero3LayerBytes(32_000, 32, 8, true)).toBe(6_000);
-    expect(ckpt.activations).toBe(estimateRecipe(recipe('qlora', ['model.activation_checkpointing=true'])).memory.activations);
-    expect(() => estimatePerGpu(recipe('qlora'), 0)).toThrow(/--gpus 0: expected a positive integer/);
+    expect(() => estimatePerGpu(recipe('lora'), 0)).toThrow(/--gpus 0: expected a positive integer/);
   });
 });

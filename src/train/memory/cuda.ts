@@ -1,0 +1,202 @@
+/**
+ * How the cuda backend stores what a shape trace (./trace.ts) records — every cuda-specific
+ * rule of the memory estimate lives in this file, so it can be re-calibrated on a GPU
+ * (test/gpu/estimate.test.ts compares with the pool's measured peak) when the kernels change.
+ *
+ * The pool (kernels/src/memory.cu) hands out each buffer once, rounded up to 256 bytes; a
+ * reshape shares its input's buffer. Physical storage (kernels/README.md, "Precision"), under
+ * bf16-mixed: frozen matrices bf16; GEMM results bf16 (their f32 operands are first converted
+ * to bf16 copies, freed after the GEMM); an elementwise result is bf16 when all its largest
+ * float operands are (broadcast scalars, masks and rope tables do not promote); sums and
+ * means, log-softmax and the fused cross-entropy f32; softmax, max/min, gathers and copies keep
+ * their input's storage; adapter parameters, gradients and AdamW moments f32. Under fp32
+ * every float is f32.
+ *
+ * Traced on cuda, every buffer tfjs sees carries the storage the backend chose (trace.ts reads
+ * it), so the rules above are only the fallback for a trace made elsewhere. What tfjs never
+ * sees is the scratch inside fused kernels, this file's workspace rule: flash attention's
+ * gradient keeps its row terms (Δ and the fully-masked flags, [b, heads, sq] f32) and, when
+ * the gradients are bf16, dq accumulated in f32; the LoRA delta its [N, r] products and the
+ * GEMM-type copies of f32 operands; the 4-bit linear one dequantised [out, in] matrix.
+ *
+ * Traced where the cuda backend is not (a laptop asking `--fit 80GiB`), the ops the cuda
+ * backend fuses run as stand-ins (withCudaFusedOps): kernels of the right output shapes that
+ * save for the backward pass what cuda's gradients save, so the trace has cuda's structure
+ * rather than the references' (which keep attention's scores for every layer).
+ *
+ * Beyond the pool's peak (what typetune measures), the device holds the CUDA context and
+ * cuBLASLt's handles, and the pool reserves whole pages around what it hands out: two
+ * allowances `--fit` adds, not measured by the pool statistics.
+ */
+import { tf } from '../../backend/tf.js';
+import { OPS } from '../../ops/names.js';
+import type { Dims } from './symbols.js';
+import { axis, elements, type StorageRules } from './peak.js';
+import type { Trace } from './trace.js';
+
+/** CUDA context + cuBLASLt workspace and handles on a Hopper GPU (nvidia-smi's figure beside an idle process, ~0.5 GiB). */
+export const CUDA_CONTEXT_BYTES = 512 * 2 ** 20;
+/** The pool reserves 2 MiB pages and cannot always reuse a freed block for a larger request: an allowance over the peak. */
+export const POOL_FRAGMENTATION = 0.05;
+/** The pool's allocation granularity (kernels/src/memory.cu). */
+export const POOL_ALIGNMENT = 256;
+
+type Phys = 'f32' | 'bf16' | 'i32' | 'u8';
+const PHYS_BYTES: Record<Phys, number> = { f32: 4, bf16: 2, i32: 4, u8: 1 };
+
+const GEMMS = new Set(['BatchMatMul', '_FusedMatMul', OPS.attention.name, OPS.attention.gradient.name, OPS.qlinear.name, OPS.qlinear.gradient.name]);
+const F32_RESULTS = new Set(['Sum', 'Mean', 'Prod', 'LogSoftmax', 'UnsortedSegmentSum', OPS.crossEntropySum.name]);
+const KEEP_FIRST_INPUT = new Set([OPS.rmsNorm.name, OPS.layerNorm.name, OPS.rope.name, OPS.gatedActivation.name, 'Max', 'Min', 'GatherV2', 'Softmax', 'Transpose', 'Slice', 'StridedSlice', 'Reverse', 'Pad', 'Tile', 'BroadcastTo', 'Identity']);
+
+function physicalStorage(trace: Trace, precision: string): Phys[] {
+  const bf16Mixed = precision === 'bf16-mixed';
+  const size = (id: number) => elements(trace, id, trace.twin);
+  const phys: Phys[] = [];
+  trace.buffers.forEach((b, id) => {
+    if (b.phys) return void phys.push(b.phys as Phys);
+    if (b.dtype === 'int32') return void phys.push('i32');
+    if (b.dtype === 'bool') return void phys.push('u8');
+    if (!bf16Mixed) return void phys.push('f32');
+    const floatInputs = b.inputs.filter((i) => i >= 0 && i < id && trace.buffers[i]!.dtype === 'float32');
+    let p: Phys;
+    if (b.category === 'weights') p = b.shape.length === 2 ? 'bf16' : 'f32';
+    else if (b.category === 'adapter' || b.category === 'optimizer' || b.category === 'gradients' || b.kernel === '') p = 'f32';
+    else if (b.kernel === OPS.loraDelta.name) p = phys[b.inputs[1] ?? -1] === 'bf16' ? 'bf16' : 'f32';
+    else if (GEMMS.has(b.kernel)) p = 'bf16';
+    else if (F32_RESULTS.has(b.kernel)) p = 'f32';
+    else if (b.kernel === OPS.crossEntropySum.gradient.name) p = phys[b.inputs[1] ?? -1] ?? 'f32';
+    else if (KEEP_FIRST_INPUT.has(b.kernel)) p = phys[b.inputs[0] ?? -1] === 'bf16' ? 'bf16' : 'f32';
+    else {
+      // Elementwise (and concatenation): the largest float operands decide.
+      const biggest = Math.max(...floatInputs.map(size));
+      const deciding = floatInputs.filter((i) => size(i) === biggest);
+      p = deciding.length > 0 && deciding.every((i) => phys[i] === 'bf16') ? 'bf16' : 'f32';
+    }
+    phys.push(p);
+  });
+  return phys;
+}
+
+const aligned = (bytes: number) => Math.ceil(Math.max(bytes, 1) / POOL_ALIGNMENT) * POOL_ALIGNMENT;
+
+/** Element counts of an attention call's rows ([b, heads, sq]) and of q ([b, heads, sq, d]). */
+function attentionSizes(trace: Trace, q: number, dims: Dims): { rows: number; q: number } {
+  const [b, heads, sq, d] = [0, 1, 2, 3].map((a) => axis(trace, q, a, dims)) as [number, number, number, number];
+  return { rows: b * heads * sq, q: b * heads * sq * d };
+}
+
+/**
+ * The policy cuda stores by: the trace's own when it ran on cuda; traced elsewhere (which
+ * computes in fp32), the recipe's — cuda honours bf16-mixed, and runs fp16-mixed as fp32.
+ */
+export function cudaPrecision(trace: Trace, requested: string): string {
+  if (trace.backend === 'cuda') return trace.precision;
+  return requested === 'bf16-mixed' ? 'bf16-mixed' : 'fp32';
+}
+
+export function cudaRules(trace: Trace, precision: string): StorageRules {
+  const phys = physicalStorage(trace, precision);
+  const gemmBytes = precision === 'bf16-mixed' ? 2 : 4;
+  const size = (t: Trace, i: number | undefined, dims: Dims) => (i !== undefined && i >= 0 ? elements(t, i, dims) : 0);
+  /** A copy in the GEMM type of each operand stored otherwise. */
+  const copies = (t: Trace, ids: Array<number | undefined>, dims: Dims) =>
+    ids.reduce((n: number, i) => n + (i !== undefined && i >= 0 && phys[i] !== (gemmBytes === 2 ? 'bf16' : 'f32') ? aligned(size(t, i, dims) * gemmBytes) : 0), 0);
+  return {
+    describe: `cuda memory pool, ${precision} storage`,
+    counting: 'buffer',
+    bytes: (t, id, dims) => aligned(elements(t, id, dims) * PHYS_BYTES[phys[id]!]),
+    workspace(t, kernel, dims) {
+      const ins = kernel.inputs;
+      if (kernel.name === 'BatchMatMul' || kernel.name === '_FusedMatMul') return precision === 'bf16-mixed' ? copies(t, [ins[0], ins[1]], dims) : 0;
+      if (kernel.name === OPS.attention.gradient.name && ins[1] !== undefined && ins[1] >= 0) {
+        // Inputs dy, q, k, v, keyMask, out, lse: Δ and the masked-row flags; dq summed in f32 unless dq is f32.
+        const { rows, q } = attentionSizes(t, ins[1], dims);
+        return 2 * aligned(rows * 4) + (precision === 'bf16-mixed' ? aligned(q * 4) : 0);
+      }
+      if (kernel.name === OPS.loraDelta.name || kernel.name === OPS.loraDelta.gradient.name) {
+        // Inputs x, base, A, B (forward) or dy, x, A, B: one or two [N, r] products, and GEMM-type copies.
+        const grad = kernel.name === OPS.loraDelta.gradient.name;
+        const [x, A] = grad ? [ins[1], ins[2]] : [ins[0], ins[2]];
+        const rank = A !== undefined && A >= 0 ? axis(t, A, 0, dims) : 0;
+        const inF = A !== undefined && A >= 0 ? axis(t, A, 1, dims) : 1;
+        const n = size(t, x, dims) / inF;
+        const operands = grad ? [ins[0], ins[1], ins[2], ins[3]] : [ins[0], ins[2], ins[3]];
+        return (grad ? 2 : 1) * aligned(n * rank * gemmBytes) + copies(t, operands, dims);
+      }
+      return 0;
+    },
+  };
+}
+
+/** What the device needs beyond the pool's peak: the context and the fragmentation allowance. */
+export function cudaDeviceTotal(poolPeak: number): { context: number; fragmentation: number; total: number } {
+  const fragmentation = Math.round(poolPeak * POOL_FRAGMENTATION);
+  return { context: CUDA_CONTEXT_BYTES, fragmentation, total: poolPeak + fragmentation + CUDA_CONTEXT_BYTES };
+}
+
+/**
+ * The ops the cuda backend fuses (src/backend/cuda/kernels/), each with the inputs its
+ * registered gradient saves, the inputs it gives a gradient (and the saved input or `dy`
+ * whose shape that gradient has), and the input whose shape its output has: a new fused
+ * kernel on cuda adds its line here.
+ */
+type Fused = { op: (typeof OPS)[keyof typeof OPS] & { gradient: { name: string } }; saves: string[]; grads: Array<[string, string]>; output: string | null };
+const CUDA_FUSED: Fused[] = [
+  { op: OPS.attention, saves: ['q', 'k', 'v', 'keyMask'], grads: [['q', 'q'], ['k', 'k'], ['v', 'v']], output: 'q' },
+  { op: OPS.crossEntropySum, saves: ['logits', 'labels'], grads: [['logits', 'logits']], output: null },
+  { op: OPS.rmsNorm, saves: ['x', 'w'], grads: [['x', 'x'], ['w', 'w']], output: 'x' },
+  { op: OPS.layerNorm, saves: ['x', 'w'], grads: [['x', 'x'], ['w', 'w'], ['b', 'w']], output: 'x' },
+  { op: OPS.gatedActivation, saves: ['gate', 'up'], grads: [['gate', 'gate'], ['up', 'up']], output: 'gate' },
+  { op: OPS.rope, saves: ['cos', 'sin'], grads: [['x', 'dy']], output: 'x' },
+  { op: OPS.loraDelta, saves: ['x', 'A', 'B'], grads: [['x', 'x'], ['base', 'dy'], ['A', 'A'], ['B', 'B']], output: 'base' },
+];
+
+type MakeInfo = { makeTensorInfo(shape: number[], dtype: string, values: Float32Array): tf.TensorInfo };
+
+/**
+ * Run `trace` with cuda's fused ops standing in on the active (non-cuda) backend: forward
+ * kernels and gradient kernels that make zero outputs of cuda's shapes, and gradients that
+ * save what cuda's save. Values do not matter to a memory trace; shapes and lifetimes do.
+ * Everything registered is unregistered after.
+ */
+export function withCudaFusedOps<T>(trace: () => T): T {
+  const backendName = tf.getBackend();
+  const zeros = (backend: unknown, shape: number[]) => (backend as MakeInfo).makeTensorInfo(shape, 'float32', new Float32Array(shape.reduce((a, b) => a * b, 1)));
+  const kernels: string[] = [];
+  const gradients: string[] = [];
+  for (const { op, saves, grads, output } of CUDA_FUSED) {
+    if (tf.getKernel(op.name, backendName)) continue;
+    const outputShape = (inputs: Record<string, tf.TensorInfo>) => (output ? inputs[output]!.shape : []);
+    tf.registerKernel({ kernelName: op.name, backendName, kernelFunc: ({ inputs, backend }) => zeros(backend, outputShape(inputs as never)) });
+    tf.registerKernel({
+      kernelName: op.gradient.name, backendName,
+      kernelFunc: ({ inputs, backend }) => {
+        const outs = grads.map(([, like]) => zeros(backend, (inputs as Record<string, tf.TensorInfo>)[like]!.shape));
+        return outs.length === 1 ? outs[0]! : outs;
+      },
+    });
+    kernels.push(op.name, op.gradient.name);
+    if (!tf.getGradient(op.name)) {
+      tf.registerGradient({
+        kernelName: op.name,
+        inputsToSave: saves,
+        gradFunc: (dy, saved, attrs) => {
+          const g = Array.isArray(dy) ? dy[0]! : dy;
+          const named = Object.fromEntries(saves.map((name, i) => [name, saved[i]!]));
+          const out = tf.engine().runKernel(op.gradient.name, { dy: g, ...named }, attrs as never) as tf.Tensor | tf.Tensor[];
+          const list = Array.isArray(out) ? out : [out];
+          const given = grads.map(([name], i) => [name, () => list[i]!] as const);
+          const zeroed = saves.filter((name) => !grads.some(([g]) => g === name)).map((name) => [name, () => tf.zerosLike(named[name]!)] as const);
+          return Object.fromEntries([...given, ...zeroed]);
+        },
+      });
+      gradients.push(op.name);
+    }
+  }
+  try {
+    return trace();
+  } finally {
+    for (const name of kernels) tf.unregisterKernel(name, backendName);
+    for (const name of gradients) tf.unregisterGradient(name);
+  }
+}
