@@ -136,11 +136,17 @@ export function cudaDeviceTotal(poolPeak: number): { context: number; fragmentat
 
 /**
  * The ops the cuda backend fuses (src/backend/cuda/kernels/), each with the inputs its
- * registered gradient saves, the inputs it gives a gradient (and the saved input or `dy`
- * whose shape that gradient has), and the input whose shape its output has: a new fused
- * kernel on cuda adds its line here.
+ * registered gradient saves, the gradient kernel's outputs in its order (each the gradient of
+ * an input, shaped like a saved input or `dy`), the inputs whose gradient is `dy` itself, and
+ * the input whose shape the op's output has: a new fused kernel on cuda adds its line here.
  */
-type Fused = { op: (typeof OPS)[keyof typeof OPS] & { gradient: { name: string } }; saves: string[]; grads: Array<[string, string]>; output: string | null };
+type Fused = {
+  op: (typeof OPS)[keyof typeof OPS] & { gradient: { name: string } };
+  saves: string[];
+  grads: Array<[string, string]>;
+  passes?: string[];
+  output: string | null;
+};
 const CUDA_FUSED: Fused[] = [
   { op: OPS.attention, saves: ['q', 'k', 'v', 'keyMask'], grads: [['q', 'q'], ['k', 'k'], ['v', 'v']], output: 'q' },
   { op: OPS.crossEntropySum, saves: ['logits', 'labels'], grads: [['logits', 'logits']], output: null },
@@ -148,7 +154,7 @@ const CUDA_FUSED: Fused[] = [
   { op: OPS.layerNorm, saves: ['x', 'w'], grads: [['x', 'x'], ['w', 'w'], ['b', 'w']], output: 'x' },
   { op: OPS.gatedActivation, saves: ['gate', 'up'], grads: [['gate', 'gate'], ['up', 'up']], output: 'gate' },
   { op: OPS.rope, saves: ['cos', 'sin'], grads: [['x', 'dy']], output: 'x' },
-  { op: OPS.loraDelta, saves: ['x', 'A', 'B'], grads: [['x', 'x'], ['base', 'dy'], ['A', 'A'], ['B', 'B']], output: 'base' },
+  { op: OPS.loraDelta, saves: ['x', 'A', 'B'], grads: [['x', 'x'], ['A', 'A'], ['B', 'B']], passes: ['base'], output: 'base' },
 ];
 
 type MakeInfo = { makeTensorInfo(shape: number[], dtype: string, values: Float32Array): tf.TensorInfo };
@@ -164,7 +170,7 @@ export function withCudaFusedOps<T>(trace: () => T): T {
   const zeros = (backend: unknown, shape: number[]) => (backend as MakeInfo).makeTensorInfo(shape, 'float32', new Float32Array(shape.reduce((a, b) => a * b, 1)));
   const kernels: string[] = [];
   const gradients: string[] = [];
-  for (const { op, saves, grads, output } of CUDA_FUSED) {
+  for (const { op, saves, grads, passes = [], output } of CUDA_FUSED) {
     if (tf.getKernel(op.name, backendName)) continue;
     const outputShape = (inputs: Record<string, tf.TensorInfo>) => (output ? inputs[output]!.shape : []);
     tf.registerKernel({ kernelName: op.name, backendName, kernelFunc: ({ inputs, backend }) => zeros(backend, outputShape(inputs as never)) });
@@ -185,7 +191,7 @@ export function withCudaFusedOps<T>(trace: () => T): T {
           const named = Object.fromEntries(saves.map((name, i) => [name, saved[i]!]));
           const out = tf.engine().runKernel(op.gradient.name, { dy: g, ...named }, attrs as never) as tf.Tensor | tf.Tensor[];
           const list = Array.isArray(out) ? out : [out];
-          const given = grads.map(([name], i) => [name, () => list[i]!] as const);
+          const given = [...grads.map(([name], i) => [name, () => list[i]!] as const), ...passes.map((name) => [name, () => g.clone()] as const)];
           const zeroed = saves.filter((name) => !grads.some(([g]) => g === name)).map((name) => [name, () => tf.zerosLike(named[name]!)] as const);
           return Object.fromEntries([...given, ...zeroed]);
         },
