@@ -139,5 +139,20 @@ __device__ __forceinline__ void stageTile(float* dst, int stride, const void* sr
 }
 #endif
 
+/**
+ * Launch one tiled kernel with `bytes` of dynamic shared memory: opting in above the default
+ * 48 KiB is a per-kernel attribute, so each instantiation sets it on its first launch.
+ */
+template <auto Kernel, typename Params>
+void launchTiled(dim3 grid, size_t bytes, const Params& p, const char* what) {
+  static bool configured = false;
+  if (!configured) {
+    check(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes), what,
+          "(shared memory " + std::to_string(bytes) + " bytes)");
+    configured = true;
+  }
+  Kernel<<<grid, kThreads, bytes, stream()>>>(p);
+}
+
 }  // namespace flash
 }  // namespace tt

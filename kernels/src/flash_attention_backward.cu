@@ -220,15 +220,8 @@ template <int D>
 void launchKeyPass(const KeyParams& p) {
   constexpr int BM = Tiles<D>::bwdBM, BN = Tiles<D>::bwdBN;
   constexpr size_t bytes = BackwardSmem<D, BM, BN>::bytes;
-  auto kernel = keyPassKernel<D, BM, BN>;
-  static bool configured = false;  // the attribute is per kernel; set it once
-  if (!configured) {
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes), "flashAttentionBackward",
-          "(shared memory " + std::to_string(bytes) + " bytes)");
-    configured = true;
-  }
   const dim3 grid((unsigned)((p.s.sk + BN - 1) / BN), (unsigned)p.s.kvHeads, (unsigned)p.s.b);
-  kernel<<<grid, kThreads, bytes, stream()>>>(p);
+  launchTiled<keyPassKernel<D, BM, BN>>(grid, bytes, p, "flashAttentionBackward");
 }
 
 }  // namespace

@@ -159,15 +159,8 @@ template <int D>
 void launchForward(const ForwardParams& p) {
   constexpr int BM = Tiles<D>::fwdBM, BN = Tiles<D>::fwdBN;
   constexpr size_t bytes = ForwardSmem<D, BM, BN>::bytes;
-  auto kernel = flashForwardKernel<D, BM, BN>;
-  static bool configured = false;  // the attribute is per kernel; set it once
-  if (!configured) {
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes), "flashAttentionForward",
-          "(shared memory " + std::to_string(bytes) + " bytes)");
-    configured = true;
-  }
   const dim3 grid((unsigned)((p.s.sq + BM - 1) / BM), (unsigned)p.s.heads, (unsigned)p.s.b);
-  kernel<<<grid, kThreads, bytes, stream()>>>(p);
+  launchTiled<flashForwardKernel<D, BM, BN>>(grid, bytes, p, "flashAttentionForward");
 }
 
 }  // namespace
