@@ -153,11 +153,15 @@ export function randomBatch(batch: number, seq: number, vocab: number, seed: num
  * would be given for it — bf16-mixed on cuda, `batch` rows of `seq` tokens, AdamW at 1e-4 with
  * clipping at 1.0, as the bench trains.
  */
-export function benchRecipe(key: string, adapterKey: string, checkpointing: boolean, batch: number, seq: number, backend = 'cuda'): Recipe {
+export function benchRecipe(
+  key: string, adapterKey: string, checkpointing: boolean, batch: number, seq: number, backend = 'cuda', quant: 'none' | 'nf4' = 'none',
+): Recipe {
   const dir = mkdtempSync(path.join(os.tmpdir(), `typetune-bench-${key}-`));
   writeFileSync(path.join(dir, 'config.json'), JSON.stringify(CONFIGS[key]));
+  // The 4-bit base as buildModel's: NF4, block 64, double quantisation.
+  const quantization = quant === 'nf4' ? { quantization: { type: 'nf4', blocksize: 64, double_quant: true } } : {};
   return loadRecipe({
-    model: { path: dir, backend, precision: 'bf16-mixed', activation_checkpointing: checkpointing },
+    model: { path: dir, backend, precision: 'bf16-mixed', activation_checkpointing: checkpointing, ...quantization },
     adapter: ADAPTERS[adapterKey],
     data: { path: path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../datasets/alice_qa.jsonl'), format: 'prompt_completion', max_length: seq },
     training: { batch_size: batch, learning_rate: 1e-4, max_grad_norm: 1.0, weight_decay: 0 },

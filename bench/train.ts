@@ -32,7 +32,7 @@ function arg(name: string, fallback: string): string {
 
 interface Row {
   model: string; adapter: string; ckpt: boolean; batch: number; tokensPerS: number | null; peakGiB: number | null; stepS: number | null;
-  /** What `typetune estimate` says this case's peak is (null for the 4-bit base, which the estimate does not model yet). */
+  /** What `typetune estimate` says this case's peak is (null until the case ran). */
   estimateGiB: number | null;
   /** Calls from JavaScript into the device's native side per step (null where the device counts none). */
   callsPerStep: number | null;
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
       for (const ckpt of arg('ckpt', MODEL_DEFAULTS[key]?.ckpt ?? 'off,on').split(',').map((c) => c === 'on')) {
         const row: Row = { model: `${NAMES[key]!}${quant === 'nf4' ? ' nf4' : ''}`, adapter: adapterKey, ckpt, batch, tokensPerS: null, peakGiB: null, stepS: null, estimateGiB: null, callsPerStep: null, note: '' };
         // Before the adapter exists: the estimate traces a twin of this case on the same backend.
-        if (quant === 'none') row.estimateGiB = estimateMemory(benchRecipe(key, adapterKey, ckpt, batch, seq, backendName)).total / 2 ** 30;
+        row.estimateGiB = estimateMemory(benchRecipe(key, adapterKey, ckpt, batch, seq, backendName, quant as 'none' | 'nf4')).total / 2 ** 30;
         const adapter = createAdapter(model, ADAPTERS[adapterKey]!, 42);
         const optimizer = new AdamW(adapter.variables, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 } as never);
         const data = randomBatch(batch, seq, model.spec.vocabSize, 7, adapterKey !== 'lora');

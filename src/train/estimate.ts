@@ -21,7 +21,7 @@ import { twinDims, type Dims } from './memory/symbols.js';
 import { realDims, twinQuantization, twinSpec, type TwinModelSource } from './memory/twin.js';
 import { traceStep, type Trace } from './memory/trace.js';
 import { engineRules, replay, type Breakdown, type StorageRules } from './memory/peak.js';
-import { cudaDeviceTotal, cudaPrecision, cudaRules, withCudaFusedOps } from './memory/cuda.js';
+import { cudaDeviceTotal, cudaPrecision, cudaRules, fourBitDeviceBytes, withCudaFusedOps } from './memory/cuda.js';
 
 /**
  * Trainable parameters of the recipe's adapter: LoRA r·(in + out) per adapted projection
@@ -157,6 +157,14 @@ export function estimateMemory(recipe: Recipe, opts: EstimateOptions = {}): Memo
   const dims: Dims = realDims(t.spec, opts.batchSize ?? recipe.training.batch_size, opts.seqLen ?? recipe.data.max_length);
   const { rules, precision } = rulesFor(trace, backend, recipe);
   const peak = replay(trace, dims, rules);
+  const q = recipe.model.quantization;
+  if (backend === 'cuda' && q) {
+    // 4-bit weights live on cuda outside tfjs (the cpu keeps them in host memory, which no engine counts).
+    const fourBit = fourBitDeviceBytes(linearSitesOf(t.spec), { blocksize: q.blocksize, doubleQuant: q.double_quant }, precision);
+    peak.at.weights += fourBit.weights;
+    peak.at.workspace += fourBit.scratch;
+    peak.bytes += fourBit.weights + fourBit.scratch;
+  }
   const extra = backend === 'cuda' ? cudaDeviceTotal(peak.bytes) : { context: 0, fragmentation: 0, total: peak.bytes };
   const note = backend === 'cuda' && trace.backend !== 'cuda'
     ? `the cuda backend is not available here: traced on ${trace.backend} with cuda's fused ops standing in, stored by the cuda rules (src/train/memory/cuda.ts)`

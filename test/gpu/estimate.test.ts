@@ -1,7 +1,8 @@
 /**
  * The memory estimate against the cuda pool's measured peak, for every bench:train case
  * (Llama-3.2-1B and Qwen2.5-0.5B shapes with random weights, LoRA r=16 and LoReFT rank 4,
- * activation checkpointing off and on, 8 × 1024 tokens, bf16-mixed): one training step each,
+ * activation checkpointing off and on, 8 × 1024 tokens, bf16-mixed; and QLoRA on the NF4 base:
+ * Llama-3.2-1B with and without checkpointing, Llama-3.1-8B with it at 4 × 1024): one training step each,
  * |estimate − measured| ≤ 10 % of the measured peak (issue 13). Under the CPU emulation of the
  * addon the same cases run at a smoke size (the bench’s tiny model, 2 × 32 tokens), which
  * checks the TypeScript side: the trace on the cuda backend and memory/cuda.ts' storage rules.
@@ -21,6 +22,8 @@ import { ADAPTERS, NAMES, benchRecipe, buildModel, randomBatch } from '../../ben
 import { EMULATED, useCuda } from './cuda.js';
 
 const MODELS = EMULATED ? ['tiny'] : ['llama', 'qwen'];
+/** QLoRA cases: model, activation checkpointing, batch size. */
+const QLORA: Array<[string, boolean, number]> = EMULATED ? [['tiny', false, 2]] : [['llama', false, 8], ['llama', true, 8], ['llama8b', true, 4]];
 const [BATCH, SEQ] = EMULATED ? [2, 32] : [8, 1024];
 
 beforeAll(async () => {
@@ -38,31 +41,48 @@ describe.each(MODELS)('%s: estimate vs the measured peak of one bench step', (ke
   });
 
   it.each(['lora', 'loreft'].flatMap((a) => [false, true].map((c) => [a, c] as const)))('%s, checkpointing %s', async (adapterKey, ckpt) => {
-    const recipe = benchRecipe(key, adapterKey, ckpt, BATCH, SEQ);
-    // What a machine without a GPU answers (traced on cpu, cuda's fused ops standing in), then the trace on cuda itself.
-    await useBackend('cpu');
-    const elsewhere = estimateMemory(recipe, { backend: 'cuda' });
-    await tf.setBackend('cuda');
-    const device = activeDevice();
-    const estimate = estimateMemory(recipe);
-    const adapter = createAdapter(model, ADAPTERS[adapterKey]!, 42);
-    const optimizer = new AdamW(adapter.variables, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 } as never);
+    await stepAgainstEstimate(model, key, adapterKey, ckpt, BATCH, 'none');
+  });
+});
+
+describe.each(QLORA)('%s on the 4-bit base (QLoRA), checkpointing %s, batch %i: estimate vs the measured peak', (key, ckpt, batch) => {
+  it('lora', async () => {
+    const model = buildModel(key, !EMULATED, 'nf4');
+    if (EMULATED) model.weights.storeFrozen((w) => activeDevice().storeFrozenWeight(w, 'bf16-mixed'));
     try {
-      device.resetPeakMemory();
-      const data = randomBatch(BATCH, SEQ, model.spec.vocabSize, 7, adapterKey !== 'lora');
-      trainStep(model, adapter, optimizer, [data], { lr: 1e-4, maxGradNorm: 1.0, activationCheckpointing: ckpt });
-      const measured = device.memory().peak;
-      const error = (estimate.total - measured) / measured;
-      const errorElsewhere = (elsewhere.total - measured) / measured;
-      console.log(`${NAMES[key]} ${adapterKey} ckpt=${ckpt ? 'on' : 'off'} ${BATCH}×${SEQ}: measured ${formatBytes(measured)}, estimated ${formatBytes(estimate.total)} (${(error * 100).toFixed(1)} %), estimated without a GPU ${formatBytes(elsewhere.total)} (${(errorElsewhere * 100).toFixed(1)} %); at the peak: ${Object.entries(estimate.breakdown).map(([k, v]) => `${k} ${formatBytes(v)}`).join(', ')}`);
-      expect(estimate.backend).toBe('cuda');
-      expect(estimate.note).toBeNull();  // traced on the cuda backend itself
-      expect(Math.abs(error)).toBeLessThanOrEqual(0.1);
-      expect(elsewhere.note).toMatch(/fused ops standing in/);
-      expect(Math.abs(errorElsewhere)).toBeLessThanOrEqual(0.1);
+      await stepAgainstEstimate(model, key, 'lora', ckpt, batch, 'nf4');
     } finally {
-      optimizer.dispose();
-      adapter.dispose();
+      model.dispose();
     }
   });
 });
+
+/** One bench step of `model` on cuda; its pool peak against the estimate traced on cuda and the one traced without a GPU. */
+async function stepAgainstEstimate(model: DecoderModel, key: string, adapterKey: string, ckpt: boolean, batch: number, quant: 'none' | 'nf4'): Promise<void> {
+  const recipe = benchRecipe(key, adapterKey, ckpt, batch, SEQ, 'cuda', quant);
+  // What a machine without a GPU answers (traced on cpu, cuda's fused ops standing in), then the trace on cuda itself.
+  await useBackend('cpu');
+  const elsewhere = estimateMemory(recipe, { backend: 'cuda' });
+  await tf.setBackend('cuda');
+  const device = activeDevice();
+  const estimate = estimateMemory(recipe);
+  const adapter = createAdapter(model, ADAPTERS[adapterKey]!, 42);
+  const optimizer = new AdamW(adapter.variables, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 } as never);
+  try {
+    device.resetPeakMemory();
+    const data = randomBatch(batch, SEQ, model.spec.vocabSize, 7, adapterKey !== 'lora');
+    trainStep(model, adapter, optimizer, [data], { lr: 1e-4, maxGradNorm: 1.0, activationCheckpointing: ckpt });
+    const measured = device.memory().peak;
+    const error = (estimate.total - measured) / measured;
+    const errorElsewhere = (elsewhere.total - measured) / measured;
+    console.log(`${NAMES[key]}${quant === 'nf4' ? ' nf4' : ''} ${adapterKey} ckpt=${ckpt ? 'on' : 'off'} ${batch}×${SEQ}: measured ${formatBytes(measured)}, estimated ${formatBytes(estimate.total)} (${(error * 100).toFixed(1)} %), estimated without a GPU ${formatBytes(elsewhere.total)} (${(errorElsewhere * 100).toFixed(1)} %); at the peak: ${Object.entries(estimate.breakdown).map(([k, v]) => `${k} ${formatBytes(v)}`).join(', ')}`);
+    expect(estimate.backend).toBe('cuda');
+    expect(estimate.note).toBeNull();  // traced on the cuda backend itself
+    expect(Math.abs(error)).toBeLessThanOrEqual(0.1);
+    expect(elsewhere.note).toMatch(/fused ops standing in/);
+    expect(Math.abs(errorElsewhere)).toBeLessThanOrEqual(0.1);
+  } finally {
+    optimizer.dispose();
+    adapter.dispose();
+  }
+}

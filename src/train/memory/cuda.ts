@@ -17,7 +17,8 @@
  * sees is the scratch inside fused kernels, this file's workspace rule: flash attention's
  * gradient keeps its row terms (Δ and the fully-masked flags, [b, heads, sq] f32) and, when
  * the gradients are bf16, dq accumulated in f32; the LoRA delta its [N, r] products and the
- * GEMM-type copies of f32 operands; the 4-bit linear one dequantised [out, in] matrix.
+ * GEMM-type copies of f32 operands. Nor does it see a 4-bit base's bytes and the one matrix
+ * QLinear dequantises into (fourBitDeviceBytes, added by the estimate from the recipe).
  *
  * Traced where the cuda backend is not (a laptop asking `--fit 80GiB`), the ops the cuda
  * backend fuses run as stand-ins (withCudaFusedOps): kernels of the right output shapes that
@@ -126,6 +127,27 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
       return 0;
     },
   };
+}
+
+/**
+ * What 4-bit base weights hold on cuda outside tfjs (src/backend/cuda/quantized.ts: addon
+ * allocations no trace sees): per projection bitsandbytes' buffers — the packed codes in whole
+ * 32-bit words, the absmax (f32 per block; with double quantisation an 8-bit code per block, the
+ * nested f32 absmax per 256 blocks and the 256-entry code table) — and the one dequantisation
+ * scratch every QLinear call reuses, as large as the largest matrix in the GEMM type.
+ */
+export function fourBitDeviceBytes(
+  matrices: Array<{ inFeatures: number; outFeatures: number }>, q: { blocksize: number; doubleQuant: boolean }, precision: string,
+): { weights: number; scratch: number } {
+  let weights = 0, largest = 0;
+  for (const { inFeatures, outFeatures } of matrices) {
+    const n = inFeatures * outFeatures;
+    const blocks = Math.ceil(n / q.blocksize);
+    const absmax = q.doubleQuant ? aligned(blocks) + aligned(Math.ceil(blocks / 256) * 4) + aligned(256 * 4) : aligned(blocks * 4);
+    weights += aligned(Math.ceil(Math.ceil(n / 2) / 4) * 4) + absmax;
+    largest = Math.max(largest, n);
+  }
+  return { weights, scratch: largest === 0 ? 0 : aligned(largest * (precision === 'bf16-mixed' ? 2 : 4)) };
 }
 
 /** What the device needs beyond the pool's peak: the context and the fragmentation allowance. */
