@@ -93,14 +93,12 @@ static void checkAct(int act, const char* what) {
 void launchGatedActivationForward(const void* gate, const void* up, int t, void* out, int64_t n, int act) {
   checkAct(act, "gatedActivationForward");
   if (n == 0) return;
-  withFloatType(t, "gatedActivationForward", [&](auto tag) {
+  withStorageAndWidth(t, "gatedActivationForward", n, [&](auto tag, auto width) {
     using T = decltype(tag);
-    withWidth<16 / sizeof(T)>(vectorWidth(n, sizeof(T), gate, up, out), [&](auto width) {
-      constexpr int V = decltype(width)::value;
-      gatedForwardKernel<T, V><<<gridFor(n / V, 256), 256, 0, stream()>>>(static_cast<const T*>(gate), static_cast<const T*>(up),
-                                                                          static_cast<T*>(out), n / V, act);
-    });
-  });
+    constexpr int V = decltype(width)::value;
+    gatedForwardKernel<T, V><<<gridFor(n / V, 256), 256, 0, stream()>>>(static_cast<const T*>(gate), static_cast<const T*>(up),
+                                                                        static_cast<T*>(out), n / V, act);
+  }, gate, up, out);
   checkLaunch("gatedActivationForward", "n=" + std::to_string(n));
 }
 
@@ -109,19 +107,14 @@ void launchGatedActivationBackward(const void* dy, int dyt, const void* gate, co
   checkAct(act, "gatedActivationBackward");
   if (dt != gradDtype(t, dyt)) fail("gatedActivationBackward", std::string("dgate and dup must be stored ") + dtypeName(gradDtype(t, dyt)));
   if (n == 0) return;
-  withFloatType(t, "gatedActivationBackward", [&](auto tag) {
+  withGradStorageAndWidth(t, dyt, "gatedActivationBackward", n, [&](auto tag, auto gtag, auto width) {
     using T = decltype(tag);
-    withFloatType(dyt, "gatedActivationBackward", [&](auto gtag) {
-      using G = decltype(gtag);
-      constexpr size_t widest = sizeof(T) > sizeof(G) ? sizeof(T) : sizeof(G);
-      withWidth<16 / widest>(vectorWidth(n, widest, dy, gate, up, dgate, dup), [&](auto width) {
-        constexpr int V = decltype(width)::value;
-        gatedBackwardKernel<T, G, V><<<gridFor(n / V, 256), 256, 0, stream()>>>(
-            static_cast<const G*>(dy), static_cast<const T*>(gate), static_cast<const T*>(up), static_cast<GradStorage<T, G>*>(dgate),
-            static_cast<GradStorage<T, G>*>(dup), n / V, act);
-      });
-    });
-  });
+    using G = decltype(gtag);
+    constexpr int V = decltype(width)::value;
+    gatedBackwardKernel<T, G, V><<<gridFor(n / V, 256), 256, 0, stream()>>>(
+        static_cast<const G*>(dy), static_cast<const T*>(gate), static_cast<const T*>(up), static_cast<GradStorage<T, G>*>(dgate),
+        static_cast<GradStorage<T, G>*>(dup), n / V, act);
+  }, dy, gate, up, dgate, dup);
   checkLaunch("gatedActivationBackward", "n=" + std::to_string(n));
 }
 

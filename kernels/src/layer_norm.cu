@@ -113,14 +113,12 @@ __global__ void layerNormBackwardKernel(const G* dy, const T* x, const float* w,
 void launchLayerNormForward(const void* x, int xt, const float* w, const float* b, void* y, int64_t rows, int64_t cols, float eps) {
   if (rows == 0 || cols == 0) return;
   if (rows > 0x7fffffffLL) fail("layerNormForward", "too many rows");
-  withFloatType(xt, "layerNormForward", [&](auto t) {
+  withStorageAndWidth(xt, "layerNormForward", cols, [&](auto t, auto width) {
     using T = decltype(t);
-    withWidth<16 / sizeof(T)>(vectorWidth(cols, sizeof(T), x, y), [&](auto width) {
-      constexpr int V = decltype(width)::value;
-      layerNormForwardKernel<T, V><<<(unsigned)rows, normThreads(cols, V), 0, stream()>>>(
-          static_cast<const T*>(x), w, b, static_cast<T*>(y), cols, eps);
-    });
-  });
+    constexpr int V = decltype(width)::value;
+    layerNormForwardKernel<T, V><<<(unsigned)rows, normThreads(cols, V), 0, stream()>>>(
+        static_cast<const T*>(x), w, b, static_cast<T*>(y), cols, eps);
+  }, x, y);
   checkLaunch("layerNormForward", rowsCols(rows, cols));
 }
 
@@ -136,21 +134,16 @@ void launchLayerNormBackward(const void* dy, int dyt, const void* x, int xt, con
   }
   const unsigned blocks = normBackwardBlocks(rows);
   Scratch partial(dw ? blocks * 2 * cols * sizeof(float) : 1, "layerNormBackward partial dw, db");
-  withFloatType(xt, "layerNormBackward", [&](auto t) {
+  withGradStorageAndWidth(xt, dyt, "layerNormBackward", cols, [&](auto t, auto g, auto width) {
     using T = decltype(t);
-    withFloatType(dyt, "layerNormBackward", [&](auto g) {
-      using G = decltype(g);
-      constexpr size_t widest = sizeof(T) > sizeof(G) ? sizeof(T) : sizeof(G);
-      withWidth<16 / widest>(vectorWidth(cols, widest, dy, x, dx), [&](auto width) {
-        constexpr int V = decltype(width)::value;
-        auto kernel = layerNormBackwardKernel<T, G, V>;
-        const size_t shared = dw ? 2 * cols * sizeof(float) : 0;
-        allowSharedMemory(kernel, shared, "layerNormBackward");
-        kernel<<<blocks, normThreads(cols, V), shared, stream()>>>(static_cast<const G*>(dy), static_cast<const T*>(x), w,
-            static_cast<GradStorage<T, G>*>(dx), dw ? static_cast<float*>(partial.p) : nullptr, rows, cols, eps);
-      });
-    });
-  });
+    using G = decltype(g);
+    constexpr int V = decltype(width)::value;
+    auto kernel = layerNormBackwardKernel<T, G, V>;
+    const size_t shared = dw ? 2 * cols * sizeof(float) : 0;
+    allowSharedMemory(kernel, shared, "layerNormBackward");
+    kernel<<<blocks, normThreads(cols, V), shared, stream()>>>(static_cast<const G*>(dy), static_cast<const T*>(x), w,
+        static_cast<GradStorage<T, G>*>(dx), dw ? static_cast<float*>(partial.p) : nullptr, rows, cols, eps);
+  }, dy, x, dx);
   checkLaunch("layerNormBackward", rowsCols(rows, cols));
   if (dw) {
     const float* p = static_cast<const float*>(partial.p);

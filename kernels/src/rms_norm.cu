@@ -86,14 +86,12 @@ __global__ void rmsNormBackwardKernel(const G* dy, const T* x, const float* w, G
 void launchRmsNormForward(const void* x, int xt, const float* w, void* y, int64_t rows, int64_t cols, float eps, float offset) {
   if (rows == 0 || cols == 0) return;
   if (rows > 0x7fffffffLL) fail("rmsNormForward", "too many rows");
-  withFloatType(xt, "rmsNormForward", [&](auto t) {
+  withStorageAndWidth(xt, "rmsNormForward", cols, [&](auto t, auto width) {
     using T = decltype(t);
-    withWidth<16 / sizeof(T)>(vectorWidth(cols, sizeof(T), x, y), [&](auto width) {
-      constexpr int V = decltype(width)::value;
-      rmsNormForwardKernel<T, V><<<(unsigned)rows, normThreads(cols, V), 0, stream()>>>(
-          static_cast<const T*>(x), w, static_cast<T*>(y), cols, eps, offset);
-    });
-  });
+    constexpr int V = decltype(width)::value;
+    rmsNormForwardKernel<T, V><<<(unsigned)rows, normThreads(cols, V), 0, stream()>>>(
+        static_cast<const T*>(x), w, static_cast<T*>(y), cols, eps, offset);
+  }, x, y);
   checkLaunch("rmsNormForward", rowsCols(rows, cols));
 }
 
@@ -107,21 +105,16 @@ void launchRmsNormBackward(const void* dy, int dyt, const void* x, int xt, const
   }
   const unsigned blocks = normBackwardBlocks(rows);
   Scratch partial(dw ? blocks * cols * sizeof(float) : 1, "rmsNormBackward partial dw");
-  withFloatType(xt, "rmsNormBackward", [&](auto t) {
+  withGradStorageAndWidth(xt, dyt, "rmsNormBackward", cols, [&](auto t, auto g, auto width) {
     using T = decltype(t);
-    withFloatType(dyt, "rmsNormBackward", [&](auto g) {
-      using G = decltype(g);
-      constexpr size_t widest = sizeof(T) > sizeof(G) ? sizeof(T) : sizeof(G);
-      withWidth<16 / widest>(vectorWidth(cols, widest, dy, x, dx), [&](auto width) {
-        constexpr int V = decltype(width)::value;
-        auto kernel = rmsNormBackwardKernel<T, G, V>;
-        const size_t shared = dw ? cols * sizeof(float) : 0;
-        allowSharedMemory(kernel, shared, "rmsNormBackward");
-        kernel<<<blocks, normThreads(cols, V), shared, stream()>>>(static_cast<const G*>(dy), static_cast<const T*>(x), w,
-            static_cast<GradStorage<T, G>*>(dx), dw ? static_cast<float*>(partial.p) : nullptr, rows, cols, eps, offset);
-      });
-    });
-  });
+    using G = decltype(g);
+    constexpr int V = decltype(width)::value;
+    auto kernel = rmsNormBackwardKernel<T, G, V>;
+    const size_t shared = dw ? cols * sizeof(float) : 0;
+    allowSharedMemory(kernel, shared, "rmsNormBackward");
+    kernel<<<blocks, normThreads(cols, V), shared, stream()>>>(static_cast<const G*>(dy), static_cast<const T*>(x), w,
+        static_cast<GradStorage<T, G>*>(dx), dw ? static_cast<float*>(partial.p) : nullptr, rows, cols, eps, offset);
+  }, dy, x, dx);
   checkLaunch("rmsNormBackward", rowsCols(rows, cols));
   if (dw) launchColumnSum(static_cast<float*>(partial.p), blocks, cols, cols, dw, "rmsNormBackward");
 }

@@ -65,4 +65,28 @@ void withWidth(int v, F&& f) {
   else f(std::integral_constant<int, 1>{});
 }
 
+// Calls f(T{}, width): T the storage of dtype `dt`, width the widest vector (an
+// integral_constant) that `len` elements per row and every pointer allow.
+template <typename F, typename... P>
+void withStorageAndWidth(int dt, const char* what, int64_t len, F&& f, P... ptrs) {
+  withFloatType(dt, what, [&](auto t) {
+    using T = decltype(t);
+    withWidth<16 / sizeof(T)>(vectorWidth(len, sizeof(T), ptrs...), [&](auto width) { f(t, width); });
+  });
+}
+
+// The same for a gradient pass: f(T{}, G{}, width) with T the saved input's storage, G dy's,
+// and width sized by the wider of the two.
+template <typename F, typename... P>
+void withGradStorageAndWidth(int xt, int dyt, const char* what, int64_t len, F&& f, P... ptrs) {
+  withFloatType(xt, what, [&](auto t) {
+    using T = decltype(t);
+    withFloatType(dyt, what, [&](auto g) {
+      using G = decltype(g);
+      constexpr size_t widest = sizeof(T) > sizeof(G) ? sizeof(T) : sizeof(G);
+      withWidth<16 / widest>(vectorWidth(len, widest, ptrs...), [&](auto width) { f(t, g, width); });
+    });
+  });
+}
+
 }  // namespace tt
