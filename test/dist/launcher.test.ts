@@ -164,6 +164,26 @@ describe('launch', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  it.each(['SIGINT', 'SIGTERM'] as const)('%s to the launcher reaches every rank, which stops on its own terms', async (signal) => {
+    const dir = tmp('signal');
+    const file = (what: string) => JSON.stringify(path.join(dir, what));
+    // Each rank says it is listening, then on the signal writes which one it got and exits 0 (a rank's clean stop).
+    const script = `const fs = require('fs'); process.on(${JSON.stringify(signal)}, (s) => { fs.writeFileSync(${file('got')} + process.env.RANK, s); process.exit(0); });`
+      + ` fs.writeFileSync(${file('ready')} + process.env.RANK, ''); setInterval(() => {}, 1000)`;
+    const listeners = process.listenerCount(signal);
+    const job = launch({ ...base, nnodes: 1, nodeRank: 0, assignGpus: false, command: node(script) });
+    const deadline = Date.now() + 20_000;
+    while (![0, 1].every((r) => existsSync(path.join(dir, `ready${r}`)))) {
+      if (Date.now() > deadline) throw new Error('the ranks never became ready');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    process.emit(signal, signal);  // as the terminal's Ctrl-C or a scheduler's SIGTERM would reach the launcher
+    expect(await job).toEqual({ code: 0, failed: null });
+    for (const r of [0, 1]) expect(readFileSync(path.join(dir, `got${r}`), 'utf8')).toBe(signal);
+    // The launcher's handlers leave with the job: the process's own signal handling is as it was.
+    expect(process.listenerCount(signal)).toBe(listeners);
+  });
+
   it('refuses impossible options naming the flag', async () => {
     await expect(launch({ ...base, nodeRank: 2, command: node('') })).rejects.toThrow(/--node-rank 2: expected 0…1 \(--nnodes 2\)/);
     await expect(launch({ ...base, procsPerNode: 0, command: node('') })).rejects.toThrow(/--gpus 0: expected a positive integer/);
