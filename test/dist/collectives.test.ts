@@ -4,25 +4,17 @@
  * a rank that disagrees, dies or never comes makes the others fail naming it.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import net from 'node:net';
 import { useBackend } from '../../src/backend/select.js';
 import { tf } from '../../src/backend/tf.js';
 import type { Communicator } from '../../src/dist/communicator.js';
 import { loopbackGroup } from '../../src/dist/loopback.js';
 import { rendezvous, rankEnv, type Star } from '../../src/dist/rendezvous.js';
 import { TcpCommunicator } from '../../src/dist/tcp.js';
+import { freePort } from './ranks.js';
 
 beforeAll(async () => {
   await useBackend('cpu');
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 const opened: Star[] = [];
 afterEach(() => {

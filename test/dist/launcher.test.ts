@@ -6,25 +6,16 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { useBackend } from '../../src/backend/select.js';
 import { launch, stripLaunchFlags } from '../../src/dist/launcher.js';
 import { maxRelError, repoRoot } from '../helpers.js';
-import { distRecipe, readTensors, tmp, trainRanks } from './ranks.js';
+import { distRecipe, freePort, readTensors, tmp, trainRanks } from './ranks.js';
 
 beforeAll(async () => {
   await useBackend('cpu');
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 interface Job {
   code: Promise<number | null>;

@@ -1,11 +1,21 @@
 /** Test helpers: N Trainers of one recipe, one per loopback rank, trained concurrently in this process. */
 import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Trainer, type TrainOptions, type TrainSummary } from '../../src/train/trainer.js';
 import { loopbackGroup } from '../../src/dist/loopback.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { fixture, repoRoot } from '../helpers.js';
+
+/** A TCP port nothing listens on now (the OS picks it), for a rendezvous. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, r));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
 
 export const tmp = (name: string) => mkdtempSync(path.join(os.tmpdir(), `typetune-dist-${name}-`));
 

@@ -10,8 +10,7 @@ import {
   activeCudaBackend, cudaMemory, deviceRandomUniform, fusedAdamWStep, physicalDtype, storeFrozenWeight,
 } from '../../src/backend/cuda/api.js';
 import { bf16ToF32, f32ToBf16 } from '../../src/io/dtypes.js';
-import { AdamW } from '../../src/train/adamw.js';
-import { EMULATED, rand, relErr, useCuda } from './cuda.js';
+import { EMULATED, rand, relErr, threeAdamWSteps, useCuda } from './cuda.js';
 
 const roundBf16 = (a: ArrayLike<number>) => Float32Array.from(a, (v) => bf16ToF32(f32ToBf16(v)));
 
@@ -105,19 +104,7 @@ describe('fused AdamW', () => {
 
 describe('AdamW through the device', () => {
   it('the optimizer runs the multi-tensor kernel on cuda, one call per step, and follows the tfjs reference of cpu', async () => {
-    const run = () => {
-      const params = new Map([['a.weight', rand(300, 5)], ['a.bias', rand(7, 6)]].map(([k, v]) => [k as string, tf.tidy(() => tf.variable(tf.tensor1d(v as Float32Array)))]));
-      const opt = new AdamW(params, { lr: 1e-2, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.1, noDecay: (n) => n.endsWith('bias') });
-      for (let step = 0; step < 3; step++) {
-        const grads = new Map([...params].map(([k, p]) => [k, tf.tensor1d(rand(p.size, 10 + step))]));
-        opt.step(grads, 1e-2, [0.5, 1, 0.25][step]);
-        tf.dispose([...grads.values()]);
-      }
-      const out = [...params.values()].map((p) => Float64Array.from(p.dataSync()));
-      opt.dispose();
-      tf.dispose([...params.values()]);
-      return out;
-    };
+    const run = () => threeAdamWSteps([['a.weight', rand(300, 5)], ['a.bias', rand(7, 6)]], (step) => 10 + step);
     await tf.setBackend('cpu');
     const cpu = run();
     await tf.setBackend('cuda');

@@ -6,6 +6,7 @@
 import { tf, type Tensor } from '../../src/backend/tf.js';
 import { useBackend } from '../../src/backend/select.js';
 import { registerCudaBackend } from '../../src/backend/cuda/register.js';
+import { AdamW } from '../../src/train/adamw.js';
 import { emulatedAddon } from './emulated_addon.js';
 
 export const EMULATED = process.env.TYPETUNE_CUDA_EMULATE === '1';
@@ -71,3 +72,22 @@ export function randInt(n: number, seed: number, lo: number, hi: number): Int32A
 }
 
 export const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+/**
+ * Three AdamW steps (weight decay 0.1 except on biases, clip coefficients 0.5, 1, 0.25) on fresh
+ * variables holding `values`, gradients drawn with `gradSeed(step, tensor index)`: the
+ * parameters after, read back. The fused AdamW tests run it on cpu and on cuda and compare.
+ */
+export function threeAdamWSteps(values: Array<[string, Float32Array]>, gradSeed: (step: number, i: number) => number): Float64Array[] {
+  const params = new Map(values.map(([k, v]) => [k, tf.tidy(() => tf.variable(tf.tensor1d(v)))]));
+  const opt = new AdamW(params, { lr: 1e-2, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.1, noDecay: (n) => n.endsWith('bias') });
+  for (let step = 0; step < 3; step++) {
+    const grads = new Map([...params].map(([k, p], i) => [k, tf.tensor1d(rand(p.size, gradSeed(step, i)))]));
+    opt.step(grads, 1e-2, [0.5, 1, 0.25][step]);
+    tf.dispose([...grads.values()]);
+  }
+  const out = [...params.values()].map((p) => Float64Array.from(p.dataSync()));
+  opt.dispose();
+  tf.dispose([...params.values()]);
+  return out;
+}

@@ -16,8 +16,7 @@ import { ACTIVATION_NAMES, gatedActivation } from '../../src/ops/activations.js'
 import { layerNorm } from '../../src/ops/layerNorm.js';
 import { rmsNorm } from '../../src/ops/rmsNorm.js';
 import { rope, ropeTables } from '../../src/ops/rope.js';
-import { AdamW } from '../../src/train/adamw.js';
-import { onBoth, rand, relErr, size, useCuda } from './cuda.js';
+import { onBoth, rand, relErr, size, threeAdamWSteps, useCuda } from './cuda.js';
 
 beforeAll(async () => {
   await useCuda();
@@ -227,19 +226,7 @@ describe('multi-tensor AdamW', () => {
   it('updates many tensors of odd sizes in one call per step, as the CPU reference does', async () => {
     // 60 tensors: more than one launch's 48, sizes around the 4096-element chunks.
     const sizes = Array.from({ length: 60 }, (_, i) => [1, 7, 4095, 4096, 4097, 9000, 33][i % 7]! + (i % 3));
-    const run = () => {
-      const params = new Map(sizes.map((n, i) => [`p${i}${i % 5 === 0 ? '.bias' : '.weight'}`, tf.tidy(() => tf.variable(tf.tensor1d(rand(n, 100 + i))))]));
-      const opt = new AdamW(params, { lr: 1e-2, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.1, noDecay: (n) => n.endsWith('bias') });
-      for (let step = 0; step < 3; step++) {
-        const grads = new Map([...params].map(([k, p], i) => [k, tf.tensor1d(rand(p.size, 1000 * step + i))]));
-        opt.step(grads, 1e-2, [0.5, 1, 0.25][step]);
-        tf.dispose([...grads.values()]);
-      }
-      const out = [...params.values()].map((p) => Float64Array.from(p.dataSync()));
-      opt.dispose();
-      tf.dispose([...params.values()]);
-      return out;
-    };
+    const run = () => threeAdamWSteps(sizes.map((n, i) => [`p${i}${i % 5 === 0 ? '.bias' : '.weight'}`, rand(n, 100 + i)]), (step, i) => 1000 * step + i);
     await tf.setBackend('cpu');
     const cpu = run();
     await tf.setBackend('cuda');
