@@ -131,6 +131,14 @@ export function storedAs(backend: CudaBackend, t: TensorRef, phys: Phys, temps: 
   return copy;
 }
 
+/**
+ * The storage GEMM operands and results take under the backend's precision policy: bf16 on
+ * tensor cores under bf16-mixed (torch.autocast's rule), f32 otherwise.
+ */
+export function gemmPhys(backend: CudaBackend): Phys {
+  return backend.precision === 'bf16-mixed' ? 'bf16' : 'f32';
+}
+
 /** Record device primitives (./primitives/) and launch them in one call into the addon. */
 export function runPrimitives(backend: CudaBackend, record: (p: Program) => void): void {
   const p = new Program(backend.addon);

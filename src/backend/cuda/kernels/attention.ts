@@ -20,9 +20,8 @@
  */
 import { tf } from '../../tf.js';
 import { OPS } from '../../../ops/names.js';
-import type { Phys } from '../addon.js';
-import type { CudaBackend, TensorRef } from '../backend.js';
-import { defineKernel, floatPhys, input, size } from '../kernel_utils.js';
+import type { TensorRef } from '../backend.js';
+import { defineKernel, floatPhys, gemmPhys, input, size } from '../kernel_utils.js';
 
 export const ATTENTION = OPS.attention.name;
 const ATTENTION_GRAD = OPS.attention.gradient.name;
@@ -59,11 +58,6 @@ function problemOf(q: TensorRef, k: TensorRef, v: TensorRef, keyMask: TensorRef,
   return { dims, scale, b, heads, kvHeads, sq, sk };
 }
 
-/** The gradients' storage: the GEMM rule of the backend's precision policy (bf16 under bf16-mixed). */
-function gradPhys(backend: CudaBackend): Phys {
-  return backend.precision === 'bf16-mixed' ? 'bf16' : 'f32';
-}
-
 export const attentionKernels: tf.KernelConfig[] = [
   defineKernel(ATTENTION, ({ inputs, backend, attrs }) => {
     const q = input(inputs, 'q'), k = input(inputs, 'k'), v = input(inputs, 'v'), keyMask = input(inputs, 'keyMask');
@@ -86,7 +80,7 @@ export const attentionKernels: tf.KernelConfig[] = [
     if (lse.shape.join() !== [p.b, p.heads, p.sq].join() || backend.phys(lse) !== 'f32') {
       throw new Error(`lse must be the forward's f32 [${p.b}, ${p.heads}, ${p.sq}]`);
     }
-    const phys = gradPhys(backend);
+    const phys = gemmPhys(backend);  // the gradients' storage: the GEMM rule of the policy
     const dq = backend.makeOutput(q.shape, 'float32', phys);
     const dk = backend.makeOutput(k.shape, 'float32', phys);
     const dv = backend.makeOutput(v.shape, 'float32', phys);

@@ -12,18 +12,13 @@
  */
 import { tf } from '../../tf.js';
 import { OPS } from '../../../ops/names.js';
-import { DTYPE, type Phys } from '../addon.js';
-import type { CudaBackend, TensorRef } from '../backend.js';
-import { defineKernel, input, runPrimitives, size, storedAs, withTemps } from '../kernel_utils.js';
+import { DTYPE } from '../addon.js';
+import type { TensorRef } from '../backend.js';
+import { defineKernel, gemmPhys, input, runPrimitives, size, storedAs, withTemps } from '../kernel_utils.js';
 import { gemm } from '../primitives/gemm.js';
 
 const LORA_DELTA = OPS.loraDelta.name;
 const LORA_DELTA_GRAD = OPS.loraDelta.gradient.name;
-
-/** The policy's GEMM type: bf16 under bf16-mixed (as matMulOp), else f32. */
-function gemmPhys(backend: CudaBackend): Phys {
-  return backend.precision === 'bf16-mixed' ? 'bf16' : 'f32';
-}
 
 function dims(x: TensorRef, A: TensorRef, B: TensorRef): { n: number; inF: number; r: number; out: number } {
   const [r, inF] = A.shape as [number, number];

@@ -6,9 +6,9 @@
  * stored bf16, as torch.autocast does.
  */
 import { tf } from '../../tf.js';
-import { DTYPE, type Phys } from '../addon.js';
+import { DTYPE } from '../addon.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { convert, defineKernel, input, size, stridedCopy, stridesOf } from '../kernel_utils.js';
+import { convert, defineKernel, gemmPhys, input, size, stridedCopy, stridesOf } from '../kernel_utils.js';
 import { binaryOp } from './binary.js';
 import { unaryOp } from './unary.js';
 
@@ -42,7 +42,7 @@ export function matMulOp(backend: CudaBackend, a: TensorRef, b: TensorRef, trans
   const batch = size(outer);
 
   const temps: TensorRef[] = [];
-  const abPhys: Phys = backend.precision === 'bf16-mixed' ? 'bf16' : 'f32';
+  const abPhys = gemmPhys(backend);
   const prepare = (t: TensorRef, tOuter: number[]): [TensorRef, number] => {
     let x = t;
     const tBatch = size(tOuter);

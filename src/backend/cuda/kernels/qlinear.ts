@@ -13,9 +13,9 @@
 import { tf } from '../../tf.js';
 import { OPS } from '../../../ops/names.js';
 import type { Quantized4bit } from '../../../quant/fourbit.js';
-import { DTYPE, type Phys } from '../addon.js';
+import { DTYPE } from '../addon.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { convert, defineKernel, input, size, type Attrs } from '../kernel_utils.js';
+import { convert, defineKernel, gemmPhys, input, size, type Attrs } from '../kernel_utils.js';
 import { dequantizeToScratch } from '../quantized.js';
 import { binaryOp } from './binary.js';
 
@@ -36,7 +36,7 @@ function productWithWeight(backend: CudaBackend, a: TensorRef, w: Quantized4bit,
   const [out, inF] = w.shape as [number, number];
   const k = transposeW ? inF : out, n = transposeW ? out : inF;
   if (a.shape[a.shape.length - 1] !== k) throw new Error(`last dimension ${a.shape[a.shape.length - 1]} does not match the weight [${out}, ${inF}]`);
-  const phys: Phys = backend.precision === 'bf16-mixed' ? 'bf16' : 'f32';
+  const phys = gemmPhys(backend);
   const m = size(a.shape) / k;
   const operand = backend.phys(a) === phys ? a : convert(backend, a, phys);
   // An f32 bias under fp32 rides in the GEMM's epilogue; any other is added after.
