@@ -97,11 +97,12 @@ export function cudaPrecision(trace: Trace, requested: string): string {
 
 export function cudaRules(trace: Trace, precision: string): StorageRules {
   const phys = physicalStorage(trace, precision);
-  const gemmBytes = precision === 'bf16-mixed' ? 2 : 4;
+  const gemmType: Phys = precision === 'bf16-mixed' ? 'bf16' : 'f32';  // the backend's gemmPhys
+  const gemmBytes = PHYS_BYTES[gemmType];
   const size = (t: Trace, i: number | undefined, dims: Dims) => (i !== undefined && i >= 0 ? elements(t, i, dims) : 0);
   /** A copy in the GEMM type of each operand stored otherwise. */
   const copies = (t: Trace, ids: Array<number | undefined>, dims: Dims) =>
-    ids.reduce((n: number, i) => n + (i !== undefined && i >= 0 && phys[i] !== (gemmBytes === 2 ? 'bf16' : 'f32') ? aligned(size(t, i, dims) * gemmBytes) : 0), 0);
+    ids.reduce((n: number, i) => n + (i !== undefined && i >= 0 && phys[i] !== gemmType ? aligned(size(t, i, dims) * gemmBytes) : 0), 0);
   return {
     describe: `cuda memory pool, ${precision} storage`,
     counting: 'buffer',
