@@ -260,7 +260,7 @@ napi_value gemmFn(Call& c) {
   g.m = c.i64(5); g.n = c.i64(6); g.k = c.i64(7);
   g.transA = c.flag(8); g.transB = c.flag(9);
   g.batch = c.i64(10); g.strideA = c.i64(11); g.strideB = c.i64(12); g.strideD = c.i64(13);
-  g.bias = static_cast<const float*>(c.ptr(14));
+  g.bias = c.ptr(14);
   gemm(g);
   return c.undefined();
 }

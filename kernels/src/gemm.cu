@@ -1,4 +1,4 @@
-// Matrix products through cuBLASLt: D[b] = op(A[b]) · op(B[b]) (+ bias), row-major as tfjs
+// Matrix products through cuBLASLt: D[b] = op(A[b]) · op(B[b]) (+ bias [n], stored like D), row-major as tfjs
 // lays tensors out, f32 accumulation always:
 //   - f32 operands: CUBLAS_COMPUTE_32F, true fp32 FMA (no TF32), so results match the CPU
 //     backend to ~1e-6;
@@ -79,7 +79,7 @@ static const Plan& planFor(const GemmArgs& g, const std::string& detail) {
   if (bias) {
     cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
     checkBlas(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)), "set epilogue", detail);
-    cudaDataType_t biasT = CUDA_R_32F;
+    cudaDataType_t biasT = dT;  // the bias is stored like D: f32 for f32 results, bf16 for bf16 ones
     checkBlas(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &biasT, sizeof(biasT)), "set bias type", detail);
   }
   // Our B stored [k,n] (or [n,k] if transB) is column-major n×k (k×n), leading dim its row stride.
@@ -136,7 +136,7 @@ static void gemmPrimitive(const Args& a) {
   g.transA = a.flag(9); g.transB = a.flag(10);
   g.lda = a.i64(11); g.ldb = a.i64(12); g.ldd = a.i64(13);
   g.alpha = a.f32(14); g.beta = a.f32(15);
-  g.bias = a.as<const float>(16);
+  g.bias = a.ptr(16);
   g.batch = a.i64(17); g.strideA = a.i64(18); g.strideB = a.i64(19); g.strideD = a.i64(20);
   gemm(g);
 }

@@ -48,7 +48,7 @@ struct GemmArgs {
   int64_t m, n, k;  // row-major: D[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C[m,n]
   bool transA, transB;
   int64_t batch, strideA, strideB, strideD;  // elements; a stride of 0 broadcasts
-  const float* bias;  // optional [n] f32, added to every row (cuBLASLt epilogue)
+  const void* bias;  // optional [n] stored like D, added to every row (cuBLASLt epilogue)
   // C (same type and layout as D; may be D itself), read only when beta ≠ 0.
   const void* c = nullptr;
   float alpha = 1.f, beta = 0.f;
@@ -100,20 +100,21 @@ namespace tt {
 
 // Fused row ops (rms_norm.cu, layer_norm.cu, gated_activation.cu, rope.cu). Row tensors are
 // f32 or bf16; weights, biases and their gradients f32; a gradient of dy and a saved input
-// is stored bf16 only when both are (dxt must say so). A null dw/db skips that gradient.
+// is stored bf16 only when both are (dxt must say so). A null dw/db skips that gradient; a
+// non-null residual (stored like dx) is added to dx.
 void launchRmsNormForward(const void* x, int xt, const float* w, void* y, int64_t rows, int64_t cols, float eps, float offset);
 void launchRmsNormBackward(const void* dy, int dyt, const void* x, int xt, const float* w, void* dx, int dxt, float* dw,
-                           int64_t rows, int64_t cols, float eps, float offset);
+                           const void* residual, int64_t rows, int64_t cols, float eps, float offset);
 void launchLayerNormForward(const void* x, int xt, const float* w, const float* b, void* y, int64_t rows, int64_t cols, float eps);
 void launchLayerNormBackward(const void* dy, int dyt, const void* x, int xt, const float* w, void* dx, int dxt, float* dw, float* db,
-                             int64_t rows, int64_t cols, float eps);
+                             const void* residual, int64_t rows, int64_t cols, float eps);
 // out = act(gate)·up over n elements (gate, up, out of one storage); act codes in gated_activation.cu.
 void launchGatedActivationForward(const void* gate, const void* up, int t, void* out, int64_t n, int act);
 void launchGatedActivationBackward(const void* dy, int dyt, const void* gate, const void* up, int t, void* dgate, void* dup, int dt,
                                    int64_t n, int act);
-// Rotate-half rope of x [rows, headDim] (rows = batch·heads·seq) with f32 tables [seq, headDim];
+// Rotate-half rope of x [rows, headDim] (row r at position (r / inner) % seq) with f32 tables [seq, headDim];
 // inverse applies the transpose (the backward pass). y has x's storage.
-void launchRope(const void* x, int t, const float* cos, const float* sin, void* y, int64_t rows, int64_t seq, int64_t headDim,
+void launchRope(const void* x, int t, const float* cos, const float* sin, void* y, int64_t rows, int64_t seq, int64_t inner, int64_t headDim,
                 int64_t rotaryDim, bool inverse);
 
 // AdamW over many f32 tensors in a few launches (adamw.cu); table = [param, grad, m, v, n, weightDecay] per tensor.

@@ -54,7 +54,7 @@ __global__ void layerNormForwardKernel(const T* x, const float* w, const float* 
 
 template <typename T, typename G, int V>
 __global__ void layerNormBackwardKernel(const G* dy, const T* x, const float* w, GradStorage<T, G>* dx, float* partial,
-                                        int64_t rows, int64_t cols, float eps) {
+                                        const GradStorage<T, G>* residual, int64_t rows, int64_t cols, float eps) {
   extern __shared__ float acc[];  // [2, cols]: dw then db, when partial != nullptr
   __shared__ float sh[33];
   const int64_t stride = (int64_t)blockDim.x * V;
@@ -96,6 +96,7 @@ __global__ void layerNormBackwardKernel(const G* dy, const T* x, const float* w,
           dbAcc[j + k] += g[k];
         }
       }
+      addResidual<GradStorage<T, G>, V>(residual, base + j, d);
       storePack<GradStorage<T, G>, V>(dx, base + j, d);
     }
   }
@@ -123,7 +124,7 @@ void launchLayerNormForward(const void* x, int xt, const float* w, const float* 
 }
 
 void launchLayerNormBackward(const void* dy, int dyt, const void* x, int xt, const float* w, void* dx, int dxt, float* dw, float* db,
-                             int64_t rows, int64_t cols, float eps) {
+                             const void* residual, int64_t rows, int64_t cols, float eps) {
   if (dxt != gradDtype(xt, dyt)) fail("layerNormBackward", std::string("dx must be stored ") + dtypeName(gradDtype(xt, dyt)));
   if ((dw == nullptr) != (db == nullptr)) fail("layerNormBackward", "dw and db are computed together: give both or neither");
   if (cols == 0) return;
@@ -142,7 +143,8 @@ void launchLayerNormBackward(const void* dy, int dyt, const void* x, int xt, con
     const size_t shared = dw ? 2 * cols * sizeof(float) : 0;
     allowSharedMemory(kernel, shared, "layerNormBackward");
     kernel<<<blocks, normThreads(cols, V), shared, stream()>>>(static_cast<const G*>(dy), static_cast<const T*>(x), w,
-        static_cast<GradStorage<T, G>*>(dx), dw ? static_cast<float*>(partial.p) : nullptr, rows, cols, eps);
+        static_cast<GradStorage<T, G>*>(dx), dw ? static_cast<float*>(partial.p) : nullptr,
+        static_cast<const GradStorage<T, G>*>(residual), rows, cols, eps);
   }, dy, x, dx);
   checkLaunch("layerNormBackward", rowsCols(rows, cols));
   if (dw) {
@@ -158,11 +160,11 @@ static void layerNormForward(const Args& a) {
 }
 TT_PRIMITIVE("layerNormForward", 8, layerNormForward);
 
-// layerNormBackward(dy, dyt, x, xt, w, dx, dxt, dw|0, db|0, rows, cols, eps)
+// layerNormBackward(dy, dyt, x, xt, w, dx, dxt, dw|0, db|0, rows, cols, eps, residual|0): residual is stored like dx.
 static void layerNormBackward(const Args& a) {
   launchLayerNormBackward(a.ptr(0), a.i32(1), a.ptr(2), a.i32(3), a.as<const float>(4), a.ptr(5), a.i32(6), a.as<float>(7),
-                          a.as<float>(8), a.i64(9), a.i64(10), a.f32(11));
+                          a.as<float>(8), a.ptr(12), a.i64(9), a.i64(10), a.f32(11));
 }
-TT_PRIMITIVE("layerNormBackward", 12, layerNormBackward);
+TT_PRIMITIVE("layerNormBackward", 13, layerNormBackward);
 
 }  // namespace tt

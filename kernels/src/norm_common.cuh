@@ -8,6 +8,7 @@
 #pragma once
 #include "common.h"
 #include "memory.h"
+#include "vec_io.cuh"
 #include <algorithm>
 
 namespace tt {
@@ -23,6 +24,19 @@ inline std::string rowsCols(int64_t rows, int64_t cols) { return "[" + std::to_s
 // Blocks of a backward pass: rows are shared among at most this many, one partial row each.
 constexpr int64_t kNormBackwardBlocks = 512;
 inline unsigned normBackwardBlocks(int64_t rows) { return (unsigned)std::min<int64_t>(rows, kNormBackwardBlocks); }
+
+// dx += residual (stored like dx) when one is given: a pre-norm block's input gradient is the
+// norm's plus the residual stream's, summed here instead of in one more elementwise pass.
+#ifdef __CUDACC__
+template <typename D, int V>
+__device__ __forceinline__ void addResidual(const D* residual, int64_t i, float (&d)[V]) {
+  if (!residual) return;
+  float r[V];
+  loadPack<D, V>(residual, i, r);
+#pragma unroll
+  for (int k = 0; k < V; k++) d[k] += r[k];
+}
+#endif
 
 // Lets `kernel` use `bytes` of dynamic shared memory (above 48 KiB a kernel must opt in).
 template <typename K>

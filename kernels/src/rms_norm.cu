@@ -1,7 +1,7 @@
 // Fused RMSNorm over the last axis of x viewed as [rows, cols] (src/ops/rmsNorm.ts defines
 // the numerics), f32 accumulation whatever x's storage:
 //   forward:  r = 1/sqrt(mean(x²) + eps),  y = x·r·(w + offset)   (offset 1: Gemma's 1 + w)
-//   backward: g = dy·(w + offset),  dx = r·g − x·r³·mean(g·x),  dw = Σ_rows dy·x·r
+//   backward: g = dy·(w + offset),  dx = r·g − x·r³·mean(g·x) (+ residual),  dw = Σ_rows dy·x·r
 // Nothing but x is kept for the backward pass: r is recomputed from the row (one more read
 // of it, cheaper than a tensor the tfjs engine would have to track). y is stored like x; dx
 // is bf16 only when dy and x both are; w and dw are f32. dw uses norm_common.cuh's
@@ -38,7 +38,7 @@ __global__ void rmsNormForwardKernel(const T* x, const float* w, T* y, int64_t c
 
 template <typename T, typename G, int V>
 __global__ void rmsNormBackwardKernel(const G* dy, const T* x, const float* w, GradStorage<T, G>* dx, float* partial,
-                                      int64_t rows, int64_t cols, float eps, float offset) {
+                                      const GradStorage<T, G>* residual, int64_t rows, int64_t cols, float eps, float offset) {
   extern __shared__ float dwAcc[];  // [cols] when partial != nullptr
   __shared__ float sh[33];
   const int64_t stride = (int64_t)blockDim.x * V;
@@ -73,6 +73,7 @@ __global__ void rmsNormBackwardKernel(const G* dy, const T* x, const float* w, G
         d[k] = r * g[k] * (w[j + k] + offset) - c * v[k];
         if (partial) dwAcc[j + k] += g[k] * v[k] * r;
       }
+      addResidual<GradStorage<T, G>, V>(residual, base + j, d);
       storePack<GradStorage<T, G>, V>(dx, base + j, d);
     }
   }
@@ -96,7 +97,7 @@ void launchRmsNormForward(const void* x, int xt, const float* w, void* y, int64_
 }
 
 void launchRmsNormBackward(const void* dy, int dyt, const void* x, int xt, const float* w, void* dx, int dxt, float* dw,
-                           int64_t rows, int64_t cols, float eps, float offset) {
+                           const void* residual, int64_t rows, int64_t cols, float eps, float offset) {
   if (dxt != gradDtype(xt, dyt)) fail("rmsNormBackward", std::string("dx must be stored ") + dtypeName(gradDtype(xt, dyt)));
   if (cols == 0) return;
   if (rows == 0) {
@@ -113,7 +114,8 @@ void launchRmsNormBackward(const void* dy, int dyt, const void* x, int xt, const
     const size_t shared = dw ? cols * sizeof(float) : 0;
     allowSharedMemory(kernel, shared, "rmsNormBackward");
     kernel<<<blocks, normThreads(cols, V), shared, stream()>>>(static_cast<const G*>(dy), static_cast<const T*>(x), w,
-        static_cast<GradStorage<T, G>*>(dx), dw ? static_cast<float*>(partial.p) : nullptr, rows, cols, eps, offset);
+        static_cast<GradStorage<T, G>*>(dx), dw ? static_cast<float*>(partial.p) : nullptr,
+        static_cast<const GradStorage<T, G>*>(residual), rows, cols, eps, offset);
   }, dy, x, dx);
   checkLaunch("rmsNormBackward", rowsCols(rows, cols));
   if (dw) launchColumnSum(static_cast<float*>(partial.p), blocks, cols, cols, dw, "rmsNormBackward");
@@ -125,11 +127,11 @@ static void rmsNormForward(const Args& a) {
 }
 TT_PRIMITIVE("rmsNormForward", 8, rmsNormForward);
 
-// rmsNormBackward(dy, dyt, x, xt, w, dx, dxt, dw|0, rows, cols, eps, offset)
+// rmsNormBackward(dy, dyt, x, xt, w, dx, dxt, dw|0, rows, cols, eps, offset, residual|0): residual is stored like dx.
 static void rmsNormBackward(const Args& a) {
   launchRmsNormBackward(a.ptr(0), a.i32(1), a.ptr(2), a.i32(3), a.as<const float>(4), a.ptr(5), a.i32(6), a.as<float>(7),
-                        a.i64(8), a.i64(9), a.f32(10), a.f32(11));
+                        a.ptr(12), a.i64(8), a.i64(9), a.f32(10), a.f32(11));
 }
-TT_PRIMITIVE("rmsNormBackward", 12, rmsNormBackward);
+TT_PRIMITIVE("rmsNormBackward", 13, rmsNormBackward);
 
 }  // namespace tt

@@ -48,9 +48,10 @@ function norms({ load, store }: EmulatedMemory) {
       },
     },
     {
-      name: 'rmsNormBackward', nargs: 12,
+      name: 'rmsNormBackward', nargs: 13,
       run: (a: Float64Array) => {
-        const [dy, dyt, x, xt, w, dx, dxt, dw, rows, cols, eps, offset] = Array.from(a) as number[];
+        const [dy, dyt, x, xt, w, dx, dxt, dw, rows, cols, eps, offset, residual] = Array.from(a) as number[];
+        const plus = (i: number) => (residual ? load(residual, dxt!, i) : 0);
         checkGradDtype('rmsNormBackward', dxt!, xt!, dyt!);
         const dwAcc = new Float64Array(cols!);
         for (let r = 0; r < rows!; r++) {
@@ -59,7 +60,7 @@ function norms({ load, store }: EmulatedMemory) {
           const inv = 1 / Math.sqrt(mean(v.map((e) => e * e)) + eps!);
           const c = inv ** 3 * mean(v.map((e, j) => g[j]! * ww[j]! * e));
           v.forEach((e, j) => {
-            store(dx!, dxt!, r * cols! + j, inv * g[j]! * ww[j]! - c * e);
+            store(dx!, dxt!, r * cols! + j, inv * g[j]! * ww[j]! - c * e + plus(r * cols! + j));
             dwAcc[j] += g[j]! * e * inv;
           });
         }
@@ -78,9 +79,10 @@ function norms({ load, store }: EmulatedMemory) {
       },
     },
     {
-      name: 'layerNormBackward', nargs: 12,
+      name: 'layerNormBackward', nargs: 13,
       run: (a: Float64Array) => {
-        const [dy, dyt, x, xt, w, dx, dxt, dw, db, rows, cols, eps] = Array.from(a) as number[];
+        const [dy, dyt, x, xt, w, dx, dxt, dw, db, rows, cols, eps, residual] = Array.from(a) as number[];
+        const plus = (i: number) => (residual ? load(residual, dxt!, i) : 0);
         checkGradDtype('layerNormBackward', dxt!, xt!, dyt!);
         if (!dw !== !db) throw new Error('layerNormBackward: dw and db are computed together: give both or neither');
         const dwAcc = new Float64Array(cols!), dbAcc = new Float64Array(cols!);
@@ -90,7 +92,7 @@ function norms({ load, store }: EmulatedMemory) {
           const xh = v.map((e) => (e - mu) * inv), gw = g.map((e, j) => e * load(w!, F32, j));
           const meanG = mean(gw), meanGX = mean(gw.map((e, j) => e * xh[j]!));
           xh.forEach((h, j) => {
-            store(dx!, dxt!, r * cols! + j, inv * (gw[j]! - meanG - h * meanGX));
+            store(dx!, dxt!, r * cols! + j, inv * (gw[j]! - meanG - h * meanGX) + plus(r * cols! + j));
             dwAcc[j] += g[j]! * h;
             dbAcc[j] += g[j]!;
           });
@@ -128,12 +130,12 @@ function gated({ load, store }: EmulatedMemory) {
 
 function rope({ load, store }: EmulatedMemory) {
   const rotate = (inverse: boolean) => (a: Float64Array) => {
-    const [x, t, cos, sin, y, rows, seq, headDim, rotaryDim] = Array.from(a) as number[];
+    const [x, t, cos, sin, y, rows, seq, inner, headDim, rotaryDim] = Array.from(a) as number[];
     if (rotaryDim! % 2 || rotaryDim! > headDim!) throw new Error(`rotaryDim ${rotaryDim} must be even and within the head dim ${headDim}`);
-    if (rows! % seq!) throw new Error(`${rows} rows are not whole sequences of ${seq}`);
+    if (rows! % (seq! * inner!)) throw new Error(`${rows} rows are not whole sequences of ${seq} × ${inner} rows`);
     const half = rotaryDim! / 2;
     for (let r = 0; r < rows!; r++) {
-      const table = (r % seq!) * headDim!;
+      const table = (Math.floor(r / inner!) % seq!) * headDim!;
       for (let j = 0; j < headDim!; j++) {
         let v = load(x!, t!, r * headDim! + j) * load(cos!, F32, table + j);
         if (j < 2 * half) {
@@ -146,8 +148,8 @@ function rope({ load, store }: EmulatedMemory) {
     }
   };
   return [
-    { name: 'ropeForward', nargs: 9, run: rotate(false) },
-    { name: 'ropeBackward', nargs: 9, run: rotate(true) },
+    { name: 'ropeForward', nargs: 10, run: rotate(false) },
+    { name: 'ropeBackward', nargs: 10, run: rotate(true) },
   ];
 }
 

@@ -42,7 +42,7 @@ export function emulatedPrimitives(mem: EmulatedMemory): { table: EmulatedPrimit
         acc = Math.fround(acc + Math.fround(av * bv));
       }
       let v = Math.fround(g.alpha * acc);
-      if (g.bias) v = Math.fround(v + load(g.bias, 0, j));
+      if (g.bias) v = Math.fround(v + load(g.bias, g.dType, j));
       const at = q * g.strideD + i * ldd + j;
       if (g.beta !== 0) v = Math.fround(v + Math.fround(g.beta * load(g.c, g.dType, at)));
       store(g.d, g.dType, at, v);

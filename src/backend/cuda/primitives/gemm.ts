@@ -1,6 +1,6 @@
 /**
  * The `gemm` primitive (kernels/src/gemm.cu): row-major D[m,n] = alpha·op(A)·op(B) + beta·C
- * through cuBLASLt, f32 accumulation, optional f32 bias row, row strides for column slices,
+ * through cuBLASLt, f32 accumulation, optional bias row (stored like D), row strides for column slices,
  * strided batches. Pointers are device addresses; dtypes are physical codes (addon.ts DTYPE).
  */
 import type { Program } from '../program.js';
@@ -15,7 +15,7 @@ export interface GemmOp {
   /** Row strides as stored, in elements; 0/absent = packed. */
   lda?: number; ldb?: number; ldd?: number;
   alpha?: number; beta?: number;
-  /** f32 [n] added to every row. */
+  /** [n] added to every row, stored like D (f32 or bf16). */
   bias?: number;
   batch?: number; strideA?: number; strideB?: number; strideD?: number;
 }

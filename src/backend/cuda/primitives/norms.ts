@@ -13,6 +13,8 @@ export interface RmsNormBackward {
   /** f32 [cols]; 0 skips the weight gradient. */
   dw: number;
   rows: number; cols: number; eps: number; offset: number;
+  /** Added to dx, stored like it (a pre-norm block's residual gradient); 0/absent for none. */
+  residual?: number;
 }
 
 export function rmsNormForward(p: Program, o: RmsNormForward): void {
@@ -20,7 +22,7 @@ export function rmsNormForward(p: Program, o: RmsNormForward): void {
 }
 
 export function rmsNormBackward(p: Program, o: RmsNormBackward): void {
-  p.add('rmsNormBackward', [o.dy, o.dyt, o.x, o.xt, o.w, o.dx, o.dxt, o.dw, o.rows, o.cols, o.eps, o.offset]);
+  p.add('rmsNormBackward', [o.dy, o.dyt, o.x, o.xt, o.w, o.dx, o.dxt, o.dw, o.rows, o.cols, o.eps, o.offset, o.residual ?? 0]);
 }
 
 export interface LayerNormForward { x: number; xt: number; w: number; b: number; y: number; rows: number; cols: number; eps: number }
@@ -29,6 +31,7 @@ export interface LayerNormBackward {
   /** f32 [cols] each; both or neither (0). */
   dw: number; db: number;
   rows: number; cols: number; eps: number;
+  residual?: number;
 }
 
 export function layerNormForward(p: Program, o: LayerNormForward): void {
@@ -36,5 +39,5 @@ export function layerNormForward(p: Program, o: LayerNormForward): void {
 }
 
 export function layerNormBackward(p: Program, o: LayerNormBackward): void {
-  p.add('layerNormBackward', [o.dy, o.dyt, o.x, o.xt, o.w, o.dx, o.dxt, o.dw, o.db, o.rows, o.cols, o.eps]);
+  p.add('layerNormBackward', [o.dy, o.dyt, o.x, o.xt, o.w, o.dx, o.dxt, o.dw, o.db, o.rows, o.cols, o.eps, o.residual ?? 0]);
 }
