@@ -6,6 +6,7 @@
  */
 import { tf, type Tensor } from '../backend/tf.js';
 import { linear, rmsNorm, layerNorm, activation, gatedActivation, rope, ropeTables, attention } from '../ops/index.js';
+import { attentionHalf, mlpHalf, type HalfNorm, type HalfProjection } from '../ops/decoderHalves.js';
 import type { ForwardContext, LinearSite, ModelHooks } from './hooks.js';
 import type { LayerSpec, ModelSpec, NormSpec, ProjectionSpec, ProjectionRole } from './spec.js';
 import type { DecoderWeights } from './weights.js';
@@ -26,6 +27,11 @@ export interface ForwardOptions {
   checkpoint?: { variables(layer: number): Tensor[] };
   /** KV cache to read and extend in place (generation). */
   cache?: KvCache;
+  /**
+   * false: run each block as the composition of ops even where the backend fuses decoder
+   * halves (src/ops/decoderHalves.ts) — the reference, as transformers' attn_implementation="eager".
+   */
+  fusedLayers?: boolean;
 }
 
 export interface DecoderOutput {
@@ -66,6 +72,9 @@ function siteOf(p: ProjectionSpec, layer: number): LinearSite {
 export function linearSitesOf(spec: ModelSpec): LinearSite[] {
   return spec.layers.flatMap((l) => l.projections.map((p) => siteOf(p, l.index)));
 }
+
+const ATTENTION_PROJECTIONS: readonly ProjectionRole[] = ['q', 'k', 'v', 'qkv', 'o'];
+const MLP_PROJECTIONS: readonly ProjectionRole[] = ['gate', 'up', 'gateUp', 'down'];
 
 export class Decoder {
   private readonly sites = new Map<string, LinearSite>();
@@ -142,10 +151,78 @@ export class Decoder {
     return this.project(layer.projections.find((p) => p.role === 'down')!, hidden, hooks, ctx);
   }
 
+  private halfNorm(n: NormSpec): HalfNorm {
+    const weight = this.weights.get(n.weight);
+    switch (this.spec.norm) {
+      case 'layer': return { kind: 'layer', weight, bias: this.weights.get(n.bias!), eps: this.spec.normEps };
+      default: return { kind: this.spec.norm, weight, eps: this.spec.normEps };
+    }
+  }
+
+  /**
+   * A half's projections as a fused op takes them, or why it cannot (a Conv1D weight, an
+   * adapter only its own hook can apply).
+   */
+  private halfProjections(layer: LayerSpec, roles: readonly ProjectionRole[], hooks: ModelHooks | undefined, ctx: ForwardContext):
+    Partial<Record<ProjectionRole, HalfProjection>> | string {
+    const out: Partial<Record<ProjectionRole, HalfProjection>> = {};
+    for (const p of layer.projections) {
+      if (!roles.includes(p.role)) continue;
+      if (p.conv1d) return 'Conv1D projections';
+      const plan = hooks?.linearAdapter ? hooks.linearAdapter(this.sites.get(p.path)!, ctx) : hooks?.linear ? { kind: 'composed' as const, reason: 'a linear hook without linearAdapter' } : { kind: 'none' as const };
+      if (plan.kind === 'composed') return plan.reason;
+      const lw = this.weights.linearWeight(p.path);
+      out[p.role] = {
+        ...(lw.kind === 'dense' ? { weight: lw.w } : { quantized: lw.weight }),
+        ...(p.bias ? { bias: this.weights.get(`${p.path}.bias`) } : {}),
+        ...(plan.kind === 'lora' ? { lora: { A: plan.A, B: plan.B, scaling: plan.scaling } } : {}),
+      };
+    }
+    return out;
+  }
+
+  /**
+   * Why this forward's blocks run as composed ops rather than as the fused decoder-half ops
+   * (src/ops/decoderHalves.ts), or undefined when they can fuse. Backends without the fused
+   * kernels run the composition either way; on cuda the Trainer prints a reason at start.
+   */
+  compositionReason(hooks: ModelHooks | undefined, ctx: ForwardContext, cache?: KvCache): string | undefined {
+    if (cache) return 'KV-cached decoding';
+    if (this.spec.mlp !== 'gated') return 'an ungated MLP';
+    for (const layer of this.spec.layers) {
+      if (layer.qNorm || layer.kNorm) return 'q/k norms';
+      for (const roles of [ATTENTION_PROJECTIONS, MLP_PROJECTIONS]) {
+        const p = this.halfProjections(layer, roles, hooks, ctx);
+        if (typeof p === 'string') return p;
+      }
+    }
+    return undefined;
+  }
+
+  private attentionResidual(layer: LayerSpec, h: Tensor, at: BlockContext, opts: ForwardOptions, ctx: ForwardContext, fuse: boolean): Tensor {
+    const composed = () => tf.add(h, this.attentionBlock(layer, this.norm(h, layer.attnNorm), at, opts.hooks, ctx, opts.cache));
+    const projections = fuse ? this.halfProjections(layer, ATTENTION_PROJECTIONS, opts.hooks, ctx) : 'composed';
+    if (typeof projections === 'string') return composed();
+    const s = this.spec;
+    const geometry = {
+      heads: s.numHeads, kvHeads: s.numKvHeads, headDim: s.headDim, rotaryDim: s.rope?.rotaryDim ?? 0,
+      scale: layer.attentionScale, window: layer.slidingWindow,
+    };
+    const rope = s.rope && at.cos && at.sin ? { cos: at.cos, sin: at.sin } : undefined;
+    return attentionHalf(h, this.halfNorm(layer.attnNorm), projections, geometry, at.keyMask, rope, composed);
+  }
+
+  private mlpResidual(layer: LayerSpec, h: Tensor, opts: ForwardOptions, ctx: ForwardContext, fuse: boolean): Tensor {
+    const composed = () => tf.add(h, this.mlpBlock(layer, this.norm(h, layer.mlpNorm), opts.hooks, ctx));
+    const projections = fuse ? this.halfProjections(layer, MLP_PROJECTIONS, opts.hooks, ctx) : 'composed';
+    if (typeof projections === 'string') return composed();
+    return mlpHalf(h, this.halfNorm(layer.mlpNorm), projections, this.spec.activation, composed);
+  }
+
   private block(layer: LayerSpec, h: Tensor, at: BlockContext, opts: ForwardOptions, ctx: ForwardContext): Tensor {
-    const attn = this.attentionBlock(layer, this.norm(h, layer.attnNorm), at, opts.hooks, ctx, opts.cache);
-    const mid = tf.add(h, attn);
-    const out = tf.add(mid, this.mlpBlock(layer, this.norm(mid, layer.mlpNorm), opts.hooks, ctx));
+    const fuse = opts.fusedLayers !== false && !opts.cache && !layer.qNorm && !layer.kNorm && this.spec.mlp === 'gated';
+    const mid = this.attentionResidual(layer, h, at, opts, ctx, fuse);
+    const out = this.mlpResidual(layer, mid, opts, ctx, fuse);
     return opts.hooks?.blockOutput ? opts.hooks.blockOutput(layer.index, out, ctx) : out;
   }
 

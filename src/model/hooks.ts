@@ -32,12 +32,24 @@ export interface ForwardContext {
   dropoutSeed?: number;
 }
 
+/**
+ * What a `linear` hook adds at one site, for the fused decoder-half ops (src/ops/decoderHalves.ts),
+ * which compute a plain LoRA update themselves: nothing, base + scaling·B·A·x, or `composed`
+ * (with the reason) when only the hook itself can apply it — DoRA, dropout while training.
+ */
+export type LinearAdapterPlan =
+  | { kind: 'none' }
+  | { kind: 'lora'; A: Tensor; B: Tensor; scaling: number }
+  | { kind: 'composed'; reason: string };
+
 export interface ModelHooks {
   /**
    * Called for every linear projection: `x` is its input [.., in], `base` its frozen output
    * [.., out]. Return the output to use (LoRA adds its low-rank update).
    */
   linear?(site: LinearSite, x: Tensor, base: Tensor, ctx: ForwardContext): Tensor;
+  /** What `linear` does at `site` (absent with `linear` present: the decoder composes every site). */
+  linearAdapter?(site: LinearSite, ctx: ForwardContext): LinearAdapterPlan;
   /** Called on the residual stream leaving decoder layer `layer` ([batch, seq, hidden]). */
   blockOutput?(layer: number, h: Tensor, ctx: ForwardContext): Tensor;
 }

@@ -28,8 +28,9 @@ export function runOp(op: OpSignature, inputs: NamedTensors, attrs: OpAttrs, ref
  * the caller's are disposed here and the op returns one tensor, as its reference does.
  */
 function valueOf(op: OpSignature, out: Tensor[]): Tensor {
+  const variadic = op.outputs?.at(-1) === '...';
   const expected = op.outputs?.length ?? 1;
-  if (out.length !== expected) {
+  if (variadic ? out.length < 1 : out.length !== expected) {
     tf.dispose(out);
     throw new Error(`${op.name}: the kernel returned ${out.length} outputs where ${expected} (${op.outputs?.join(', ') ?? 'one'}) are declared (src/ops/names.ts)`);
   }

@@ -13,9 +13,16 @@ export interface OpSignature {
   readonly name: string;
   readonly inputs: readonly string[];
   readonly attrs: readonly string[];
+  /** A last entry '...' means: then any number of tensors the gradient saves. */
   readonly outputs?: readonly string[];
   readonly gradient?: { readonly name: string; readonly inputs: readonly string[] };
 }
+
+/** A decoder half's projection inputs: weight (absent when 4-bit, see attr projections), bias, LoRA A and B. */
+const projectionInputs = (roles: readonly string[]) => roles.flatMap((r) => [`${r}Weight?`, `${r}Bias?`, `${r}LoraA?`, `${r}LoraB?`]);
+
+export const ATTENTION_ROLES = ['q', 'k', 'v', 'qkv', 'o'] as const;
+export const MLP_ROLES = ['gate', 'up', 'gateUp', 'down'] as const;
 
 export const OPS = {
   linear: { name: 'TTLinear', inputs: ['x', 'w', 'b?'], attrs: [] },
@@ -53,6 +60,26 @@ export const OPS = {
     inputs: ['x', 'base', 'A', 'B'],
     attrs: ['scaling'],
     gradient: { name: 'TTLoraDeltaGrad', inputs: ['dy', 'x', 'A', 'B'] },
+  },
+  /**
+   * A pre-norm decoder block's attention half, h + o(attention(rope(q), rope(k), v)) of
+   * norm(h) (src/ops/decoderHalves.ts). The fused kernel returns the value and then what its
+   * backward needs (its inputs' aliases and the rope'd q, k, v, the attention output and lse).
+   */
+  attentionHalf: {
+    name: 'TTAttentionHalf',
+    inputs: ['h', 'normWeight', 'normBias?', 'keyMask', 'cos?', 'sin?', ...projectionInputs(ATTENTION_ROLES)],
+    attrs: ['norm', 'eps', 'heads', 'kvHeads', 'headDim', 'rotaryDim', 'scale', 'window', 'projections'],
+    outputs: ['out', '...'],
+    gradient: { name: 'TTAttentionHalfGrad', inputs: ['dy', '...'] },
+  },
+  /** The MLP half, h + down(act(gate)·up) of norm(h); outputs as attentionHalf's (saved: gate, up). */
+  mlpHalf: {
+    name: 'TTMlpHalf',
+    inputs: ['h', 'normWeight', 'normBias?', ...projectionInputs(MLP_ROLES)],
+    attrs: ['norm', 'eps', 'act', 'projections'],
+    outputs: ['out', '...'],
+    gradient: { name: 'TTMlpHalfGrad', inputs: ['dy', '...'] },
   },
   crossEntropySum: {
     name: 'TTCrossEntropySum',

@@ -4,7 +4,7 @@
  * initialisation, loading from PEFT tensors, and merging into the base weights.
  */
 import { tf, type Tensor } from '../../backend/tf.js';
-import type { ForwardContext, LinearSite } from '../../model/hooks.js';
+import type { ForwardContext, LinearAdapterPlan, LinearSite } from '../../model/hooks.js';
 import { type Adapter, type AdapterHost, type HostTensor, AdapterError } from '../adapter.js';
 import { Rng } from '../random.js';
 import { dropoutSeed } from '../dropoutSeeds.js';
@@ -96,6 +96,12 @@ export class LoraAdapter implements Adapter {
     const layer = this.layers.get(site.name);
     if (!layer) return base;
     return layer.apply(x, base, ctx.training, () => dropoutSeed(ctx, this.siteIndex.get(site.name)!, this.dropoutRng));
+  }
+
+  linearAdapter(site: LinearSite, ctx: ForwardContext): LinearAdapterPlan {
+    const layer = this.layers.get(site.name);
+    if (!layer) return { kind: 'none' };
+    return layer.plan(ctx.training);
   }
 
   layerVariables(layer: number): tf.Variable[] {

@@ -10,6 +10,7 @@
  */
 import { tf, type Tensor } from '../../backend/tf.js';
 import type { LoraTarget } from './targeting.js';
+import type { LinearAdapterPlan } from '../../model/hooks.js';
 import { transpose2d } from '../../util/transpose.js';
 import { loraDelta } from '../../ops/loraDelta.js';
 
@@ -45,6 +46,13 @@ export class LoraLayer {
       const extra = scale.sub(1).mul(baseNoBias).add(scale.mul(lora).mul(this.scaling));
       return base.add(extra.reshape(base.shape));
     });
+  }
+
+  /** What apply() computes, for a fused op: plain LoRA, or composed when DoRA or dropout is in play. */
+  plan(training: boolean): LinearAdapterPlan {
+    if (this.dora) return { kind: 'composed', reason: 'DoRA' };
+    if (training && this.dropout > 0) return { kind: 'composed', reason: 'LoRA dropout' };
+    return { kind: 'lora', A: this.A, B: this.B, scaling: this.scaling };
   }
 
   /** s·B·A as [out, in] (a tensor, differentiable). */

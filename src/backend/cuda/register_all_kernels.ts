@@ -18,18 +18,19 @@ import { layerNormGradient, layerNormKernels } from './kernels/layerNorm.js';
 import { gatedActivationGradient, gatedActivationKernels } from './kernels/gatedActivation.js';
 import { ropeGradient, ropeKernels } from './kernels/rope.js';
 import { qlinearKernels } from './kernels/qlinear.js';
+import { mlpHalfGradient, mlpHalfKernels } from './layers/mlpHalf.js';
 
 export const cudaKernels: tf.KernelConfig[] = [
   ...unaryKernels, ...binaryKernels, ...selectKernels, ...reduceKernels, ...softmaxKernels, ...matmulKernels,
   ...shapeKernels, ...gatherKernels, ...creationKernels, ...crossEntropyKernels, ...attentionKernels,
   ...rmsNormKernels, ...layerNormKernels, ...gatedActivationKernels, ...ropeKernels,
-  ...qlinearKernels, ...loraDeltaKernels,
+  ...qlinearKernels, ...loraDeltaKernels, ...mlpHalfKernels,
 ];
 
 /** Gradients of the fused ops' cuda kernels (typetune's own op names; tfjs knows none of them). */
 export const cudaGradients: tf.GradConfig[] = [
   crossEntropyGradient, attentionGradient,
-  rmsNormGradient, layerNormGradient, gatedActivationGradient, ropeGradient, loraDeltaGradient,
+  rmsNormGradient, layerNormGradient, gatedActivationGradient, ropeGradient, loraDeltaGradient, mlpHalfGradient,
 ];
 
 /** Names of the kernels the cuda backend implements. */

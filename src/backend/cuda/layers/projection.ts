@@ -1,0 +1,144 @@
+/**
+ * One projection of a fused decoder half (src/ops/decoderHalves.ts), recorded into a program:
+ * y = x·Wᵀ (+ bias) (+ residual) (+ s·(x·Aᵀ)·Bᵀ) forward, and backward dx = dy·W (+ s·(dy·B)·A)
+ * with the LoRA gradients dA = s·(dy·B)ᵀ·x, dB = s·dyᵀ·(x·Aᵀ). No gradient reaches W or the
+ * bias: the base is frozen.
+ *
+ * A fused projection (Phi-3's qkv_proj, gate_up_proj) writes its outputs as row slices of W
+ * (and of the bias and B): q = x·W[0:q]ᵀ, k = x·W[q:q+kv]ᵀ … — each slice its own packed
+ * buffer, the same GEMMs with offset pointers, and one u = x·Aᵀ shared by the slices.
+ *
+ * Operands are in the precision policy's GEMM type (bf16 under bf16-mixed): a dense weight is
+ * stored so already; a 4-bit one is dequantised into the backend's scratch right before its
+ * GEMMs; f32 biases and LoRA matrices get GEMM-type copies (the caller's temps). dA and dB are
+ * f32, the adapter's master type, as TTLoraDelta writes them.
+ */
+import { DTYPE, PHYS_BYTES, type Phys } from '../addon.js';
+import type { CudaBackend, TensorRef } from '../backend.js';
+import { storedAs, type Attrs, type Inputs } from '../kernel_utils.js';
+import type { Program } from '../program.js';
+import { gemm } from '../primitives/gemm.js';
+import { dequantizeToScratch } from '../quantized.js';
+import type { Quantized4bit } from '../../../quant/fourbit.js';
+import type { ProjectionAttrs } from '../../../ops/decoderHalves.js';
+
+/** The buffers a fused half's program works in: the GEMM type and a list of temporaries. */
+export interface Workspace {
+  backend: CudaBackend;
+  phys: Phys;
+  temps: TensorRef[];
+}
+
+/** A new temporary [rows, cols] in the GEMM type, freed when the kernel returns. */
+export function scratch(ws: Workspace, rows: number, cols: number): number {
+  const t = ws.backend.makeOutput([rows, cols], 'float32', ws.phys);
+  ws.temps.push(t);
+  return ws.backend.ptr(t);
+}
+
+export interface Projection {
+  role: string;
+  inFeatures: number;
+  outFeatures: number;
+  /** The dense weight as given (saved for the backward pass), or the 4-bit one. */
+  weight?: TensorRef;
+  quantized?: Quantized4bit;
+  bias?: TensorRef;
+  lora?: { A: TensorRef; B: TensorRef; scaling: number; rank: number };
+}
+
+/** A projection's output rows [row, row + rows) of W, written to (or its gradient read from) a packed [n, rows] buffer. */
+export interface Slice { row: number; rows: number; buffer: number }
+
+/** The projection `role` of a half's inputs, or undefined when the layer has none. */
+export function projectionOf(inputs: Inputs, attrs: Attrs, role: string): Projection | undefined {
+  const spec = (attrs.projections as ProjectionAttrs | undefined)?.[role];
+  if (!spec) return undefined;
+  const get = (name: string) => inputs[`${role}${name}`] as TensorRef | undefined;
+  const weight = get('Weight'), A = get('LoraA'), B = get('LoraB');
+  const shape = weight?.shape ?? spec.quantized?.shape;
+  if (!shape || shape.length !== 2) throw new Error(`projection '${role}' has neither a dense [out, in] weight nor a 4-bit one`);
+  const [outFeatures, inFeatures] = shape as [number, number];
+  if ((A === undefined) !== (spec.scaling === undefined) || (A === undefined) !== (B === undefined)) {
+    throw new Error(`projection '${role}': LoRA needs A, B and a scaling together`);
+  }
+  const rank = A?.shape[0] ?? 0;
+  if (A && B && (A.shape[1] !== inFeatures || B.shape[0] !== outFeatures || B.shape[1] !== rank)) {
+    throw new Error(`projection '${role}': LoRA A [${A.shape}] and B [${B.shape}] do not fit the weight [${outFeatures}, ${inFeatures}]`);
+  }
+  return {
+    role, inFeatures, outFeatures, weight, quantized: spec.quantized, bias: get('Bias'),
+    lora: A && B ? { A, B, scaling: spec.scaling!, rank } : undefined,
+  };
+}
+
+/** The names of a projection's inputs its backward pass reads (the dense weight, LoRA A and B). */
+export function backwardInputNames(attrs: Attrs, role: string): string[] {
+  const spec = (attrs.projections as ProjectionAttrs | undefined)?.[role];
+  if (!spec) return [];
+  return [...(spec.quantized ? [] : [`${role}Weight`]), ...(spec.scaling !== undefined ? [`${role}LoraA`, `${role}LoraB`] : [])];
+}
+
+/** W in the GEMM type: the dense weight (converted if stored otherwise) or the 4-bit one dequantised now. */
+function weightPointer(p: Program, ws: Workspace, proj: Projection): number {
+  if (proj.weight) return ws.backend.ptr(storedAs(ws.backend, proj.weight, ws.phys, ws.temps));
+  // The scratch is written by a launch outside the program: what was recorded runs first.
+  p.run();
+  return dequantizeToScratch(ws.backend, proj.quantized!, ws.phys);
+}
+
+const operand = (ws: Workspace, t: TensorRef) => ws.backend.ptr(storedAs(ws.backend, t, ws.phys, ws.temps));
+
+/**
+ * Record y_slice = x·W[slice]ᵀ (+ bias) (+ residual) (+ LoRA) for each slice. `residual`, when
+ * given, is a packed [n, rows] buffer of the GEMM type added in the epilogue (one slice only).
+ */
+export function projectForward(p: Program, ws: Workspace, proj: Projection, x: number, n: number, slices: Slice[], residual?: number): void {
+  const ab = DTYPE[ws.phys], eb = PHYS_BYTES[ws.phys];
+  if (residual !== undefined && slices.length !== 1) throw new Error(`projection '${proj.role}': a residual needs a single output`);
+  const bias = proj.bias ? operand(ws, proj.bias) : 0;
+  const w = weightPointer(p, ws, proj);
+  for (const s of slices) {
+    gemm(p, {
+      a: x, b: w + s.row * proj.inFeatures * eb, d: s.buffer, abType: ab, dType: ab, m: n, n: s.rows, k: proj.inFeatures, transB: true,
+      ...(bias ? { bias: bias + s.row * eb } : {}), ...(residual !== undefined ? { c: residual, beta: 1 } : {}),
+    });
+  }
+  if (!proj.lora) return;
+  const { rank, scaling } = proj.lora;
+  const A = operand(ws, proj.lora.A), B = operand(ws, proj.lora.B);
+  const u = scratch(ws, n, rank);
+  gemm(p, { a: x, b: A, d: u, abType: ab, dType: ab, m: n, n: rank, k: proj.inFeatures, transB: true });
+  for (const s of slices) {
+    gemm(p, { a: u, b: B + s.row * rank * eb, c: s.buffer, d: s.buffer, abType: ab, dType: ab, m: n, n: s.rows, k: rank, transB: true, alpha: scaling, beta: 1 });
+  }
+}
+
+/** Where a projection's backward pass writes: dx (accumulated when `accumulate`), and the LoRA gradients (f32). */
+export interface ProjectionGrads { dx: number; accumulate: boolean; dA?: TensorRef; dB?: TensorRef }
+
+/** Record dx (+)= Σ dy_slice·W[slice] (+ LoRA), and dA, dB when the projection has LoRA. `x` is the forward input. */
+export function projectBackward(p: Program, ws: Workspace, proj: Projection, x: number, n: number, slices: Slice[], grads: ProjectionGrads): void {
+  const ab = DTYPE[ws.phys], eb = PHYS_BYTES[ws.phys], f32 = DTYPE.f32;
+  const inF = proj.inFeatures;
+  const w = weightPointer(p, ws, proj);
+  slices.forEach((s, i) => {
+    const beta = grads.accumulate || i > 0 ? 1 : 0;
+    gemm(p, { a: s.buffer, b: w + s.row * inF * eb, c: grads.dx, d: grads.dx, abType: ab, dType: ab, m: n, n: inF, k: s.rows, beta });
+  });
+  if (!proj.lora) return;
+  if (!grads.dA || !grads.dB) throw new Error(`projection '${proj.role}': LoRA gradients need dA and dB outputs`);
+  const { rank, scaling } = proj.lora;
+  const A = operand(ws, proj.lora.A), B = operand(ws, proj.lora.B);
+  const g = scratch(ws, n, rank), u = scratch(ws, n, rank);
+  const dA = ws.backend.ptr(grads.dA), dB = ws.backend.ptr(grads.dB);
+  slices.forEach((s, i) => {
+    gemm(p, { a: s.buffer, b: B + s.row * rank * eb, c: g, d: g, abType: ab, dType: ab, m: n, n: rank, k: s.rows, beta: i > 0 ? 1 : 0 });
+  });
+  gemm(p, { a: g, b: A, c: grads.dx, d: grads.dx, abType: ab, dType: ab, m: n, n: inF, k: rank, alpha: scaling, beta: 1 });
+  gemm(p, { a: g, b: x, d: dA, abType: ab, dType: f32, m: rank, n: inF, k: n, transA: true, alpha: scaling });
+  gemm(p, { a: x, b: A, d: u, abType: ab, dType: ab, m: n, n: rank, k: inF, transB: true });
+  for (const s of slices) {
+    gemm(p, { a: s.buffer, b: u, d: dB + s.row * rank * 4, abType: ab, dType: f32, m: s.rows, n: rank, k: n, transA: true, alpha: scaling });
+  }
+}
