@@ -45,7 +45,7 @@ export interface RecipeDefaults {
 export const MODEL_DEFAULTS: ModelDefaults = {
   path: null,
   backend: 'auto',
-  precision: 'fp32',
+  precision: 'auto',
   quantization: null,
   activation_checkpointing: false,
 };

@@ -150,7 +150,7 @@ const model: SectionSpec = {
   fields: {
     path: leaf(nonEmptyString, 'required: a Hugging Face model folder (config.json + *.safetensors), relative to this file’s folder, or a Hub id org/name[@revision]', true),
     backend: leaf(enumOf(BACKENDS), 'cpu | cuda | tensorflow | auto (cuda when available, else cpu)'),
-    precision: leaf(enumOf(PRECISIONS), 'fp32 | bf16-mixed | fp16-mixed (mixed: half-precision compute, fp32 adapter weights; GPU only)'),
+    precision: leaf(enumOf(PRECISIONS), 'auto (default: bf16-mixed on cuda, fp32 on cpu) | fp32 | bf16-mixed | fp16-mixed (mixed: half-precision compute, fp32 adapter weights; GPU only)'),
     quantization,
     activation_checkpointing: leaf(bool, 'recompute each decoder block in the backward pass: less memory, ~30% more compute'),
   } satisfies Fields<ModelSection>,

@@ -10,7 +10,8 @@
 export const BACKENDS = ['cpu', 'cuda', 'tensorflow', 'auto'] as const;
 export type Backend = (typeof BACKENDS)[number];
 
-export const PRECISIONS = ['fp32', 'bf16-mixed', 'fp16-mixed'] as const;
+/** `auto`: bf16-mixed where the backend honours it (cuda), else fp32. */
+export const PRECISIONS = ['auto', 'fp32', 'bf16-mixed', 'fp16-mixed'] as const;
 export type Precision = (typeof PRECISIONS)[number];
 
 export const QUANT_TYPES = ['nf4', 'fp4'] as const;

@@ -69,7 +69,7 @@ export function attachReporter(trainer: { on: TrainerEmitter['on'] }, opts: Repo
   trainer.on('start', (e) => {
     json('start', e);
     const from = e.resumedFrom ? `, resuming from ${e.resumedFrom} at step ${e.step}` : '';
-    const prec = e.precision.requested === e.precision.effective ? e.precision.effective : `${e.precision.effective} (${e.precision.requested} requested)`;
+    const prec = e.precision.requested === e.precision.effective || e.precision.requested === 'auto' ? e.precision.effective : `${e.precision.effective} (${e.precision.requested} requested)`;
     if (e.precision.note) line(`note: ${e.precision.note}`);
     line(`training ${e.totalSteps} steps on ${e.backend}, ${prec}: ${e.examples} examples${e.evalExamples ? ` (+${e.evalExamples} eval)` : ''}, ${e.trainableParameters.toLocaleString('en-US')} trainable parameters, estimated peak memory ${formatBytes(e.estimatedPeakBytes)}${from}`);
     const q = e.quantizedWeights;

@@ -119,7 +119,7 @@ describe.each(['lora', 'loreft'])('ten %s training steps', (recipe) => {
     const run = async (backend: string) => {
       const t = await Trainer.fromRecipe(path.join(repoRoot, `recipes/${recipe}.yaml`), [
         `output.dir=${freshDir(`${recipe}-${backend}`)}`, 'output.export=[]', 'training.max_steps=10',
-        'training.save_every_steps=1000', 'logging.tensorboard=false', `model.backend=${backend}`,
+        'training.save_every_steps=1000', 'logging.tensorboard=false', `model.backend=${backend}`, 'model.precision=fp32',
       ]);
       const losses: number[] = [];
       t.on('step', (e) => losses.push(e.loss));

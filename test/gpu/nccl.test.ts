@@ -68,7 +68,7 @@ describe('NCCL group life', () => {
 
   it('a one-rank zero2 run through NCCL equals the plain run', async () => {
     const recipe = (dir: string) => ({
-      model: { path: fixture('tiny-llama'), backend: 'cuda' },
+      model: { path: fixture('tiny-llama'), backend: 'cuda', precision: 'fp32' },
       adapter: { type: 'lora', r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'] },
       data: { path: path.join(repoRoot, 'datasets/alice_qa.jsonl'), format: 'prompt_completion', max_length: 32 },
       training: { max_steps: 3, batch_size: 2, gradient_accumulation_steps: 2, learning_rate: 1e-2, max_grad_norm: 1.0, seed: 3 },

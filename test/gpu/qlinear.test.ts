@@ -202,7 +202,7 @@ describe('models with 4-bit weights on cuda', () => {
       const dir = mkdtempSync(path.join(os.tmpdir(), `typetune-gpu-qlora-${backendName}-`));
       const t = await Trainer.fromRecipe(path.join(repoRoot, 'recipes/qlora.yaml'), [
         `output.dir=${dir}`, 'output.export=[]', 'training.max_steps=10', 'training.save_every_steps=1000',
-        'logging.tensorboard=false', `model.backend=${backendName}`, 'training.batch_size=2', 'data.max_length=32',
+        'logging.tensorboard=false', `model.backend=${backendName}`, 'model.precision=fp32', 'training.batch_size=2', 'data.max_length=32',
       ]);
       const w = t.model.weights.linearWeight('model.layers.0.mlp.down_proj');
       expect(w.kind).toBe('quantized');

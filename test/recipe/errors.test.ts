@@ -81,7 +81,7 @@ describe('recipe errors name file:line, key path and what is valid', () => {
       'recipes/x.yaml:6: training.lr_scheduler: expected one of constant | linear | cosine, got "cosin"',
     );
     expect(p.error('model:\n  path: models/tiny\n  precision: bf16\ndata:\n  path: data/train.jsonl\n')).toBe(
-      'recipes/x.yaml:3: model.precision: expected one of fp32 | bf16-mixed | fp16-mixed, got "bf16"',
+      'recipes/x.yaml:3: model.precision: expected one of auto | fp32 | bf16-mixed | fp16-mixed, got "bf16"',
     );
   });
 

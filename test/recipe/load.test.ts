@@ -14,7 +14,7 @@ describe('defaults', () => {
     const r = p.load(MINIMAL);
     const recipes = path.join(p.root, 'recipes');
     const expected: Recipe = {
-      model: { path: path.join(recipes, 'models/tiny'), backend: 'auto', precision: 'fp32', quantization: null, activation_checkpointing: false },
+      model: { path: path.join(recipes, 'models/tiny'), backend: 'auto', precision: 'auto', quantization: null, activation_checkpointing: false },
       adapter: {
         type: 'lora', r: 8, lora_alpha: 8, lora_dropout: 0, target_modules: null, exclude_modules: null, layers_to_transform: null,
         use_rslora: false, use_dora: false, init_lora_weights: true, bias: 'none',

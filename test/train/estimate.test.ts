@@ -45,7 +45,7 @@ describe('estimate', () => {
   });
 
   it('on the cuda pool: each frozen buffer once, f32 (fp32), rounded up to 256 bytes; a CUDA context and fragmentation allowance on top', () => {
-    const m = estimateMemory(recipe('lora'), { backend: 'cuda' });
+    const m = estimateMemory(recipe('lora', ['model.precision=fp32']), { backend: 'cuda' });
     // embed + untied head [512, 64]; per layer q, o [64, 64], k, v [32, 64], gate, up [128, 64], down [64, 128], two norms [64]; final norm
     const weights = 2 * 512 * 64 * 4 + 3 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 128 * 64 + 2 * 64) * 4 + 64 * 4;
     expect(m.breakdown.weights).toBe(weights);

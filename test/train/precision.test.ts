@@ -27,7 +27,18 @@ describe('precision policy', () => {
     }
   });
 
+  it('auto is bf16-mixed where the backend honours it and fp32 silently where not', () => {
+    expect(applyPrecision('auto')).toEqual({ requested: 'auto', effective: 'fp32', note: null });
+    const backend = tf.backend() as unknown as { setPrecisionPolicy?: (p: PrecisionPolicy) => boolean };
+    backend.setPrecisionPolicy = () => true;
+    try {
+      expect(applyPrecision('auto')).toEqual({ requested: 'auto', effective: 'bf16-mixed', note: null });
+    } finally {
+      delete backend.setPrecisionPolicy;
+    }
+  });
+
   it('rejects an unknown policy by name', () => {
-    expect(() => applyPrecision('int8' as PrecisionPolicy)).toThrow(/model\.precision 'int8' is not a precision policy; valid: fp32, bf16-mixed, fp16-mixed/);
+    expect(() => applyPrecision('int8' as PrecisionPolicy)).toThrow(/model\.precision 'int8' is not a precision policy; valid: auto, fp32, bf16-mixed, fp16-mixed/);
   });
 });

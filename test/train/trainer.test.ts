@@ -139,7 +139,7 @@ describe('a run', () => {
     expect(events.map((x) => x.name)).toEqual(['start', 'step', 'eval', 'step', 'eval', 'save', 'end']);
     expect(live[1]).toBe(live[0]); // steps and evaluations leave no tensors behind
     const start = events[0]!.e as TrainerEvents['start'];
-    expect(start).toMatchObject({ totalSteps: 2, step: 0, resumedFrom: null, backend: 'cpu', precision: { requested: 'fp32', effective: 'fp32' } });
+    expect(start).toMatchObject({ totalSteps: 2, step: 0, resumedFrom: null, backend: 'cpu', precision: { requested: 'auto', effective: 'fp32' } });
     // data.eval.split 0.1 holds out a tenth of the examples (rounded), the rest train.
     expect(start.evalExamples).toBe(Math.round((start.examples + start.evalExamples) * 0.1));
     expect(start.evalExamples).toBeGreaterThan(0);

@@ -88,11 +88,12 @@ function attentionSizes(trace: Trace, q: number, dims: Dims): { rows: number; q:
 
 /**
  * The policy cuda stores by: the trace's own when it ran on cuda; traced elsewhere (which
- * computes in fp32), the recipe's — cuda honours bf16-mixed, and runs fp16-mixed as fp32.
+ * computes in fp32), the recipe's — cuda honours bf16-mixed (and auto means it there), and
+ * runs fp16-mixed as fp32.
  */
 export function cudaPrecision(trace: Trace, requested: string): string {
   if (trace.backend === 'cuda') return trace.precision;
-  return requested === 'bf16-mixed' ? 'bf16-mixed' : 'fp32';
+  return requested === 'bf16-mixed' || requested === 'auto' ? 'bf16-mixed' : 'fp32';
 }
 
 export function cudaRules(trace: Trace, precision: string): StorageRules {
