@@ -29,7 +29,8 @@ function dequantize({ view }: EmulatedMemory) {
       const [packed, absmax, nestedAbsmax, nestedCode, offset, nestedBlocksize, out, outType, n, blocksize, quantType, roundTo] =
         Array.from(a) as number[];
       const fail = (what: string) => { throw new Error(`dequantize4bit: ${what} (n=${n} blocksize=${blocksize})`); };
-      if (n! <= 0) return;
+      if (n! < 0) fail('negative value count');
+      if (n === 0) return;
       if (!(blocksize! >= 32 && blocksize! <= 4096 && (blocksize! & (blocksize! - 1)) === 0)) fail(`block size ${blocksize} is not a power of two in [32, 4096]`);
       if (quantType !== 0 && quantType !== 1) fail(`unknown 4-bit type code ${quantType} (0 nf4, 1 fp4)`);
       if (outType !== F32 && outType !== BF16) fail(`output type must be f32 or bf16, not code ${outType}`);
