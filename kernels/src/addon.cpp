@@ -328,19 +328,6 @@ napi_value flashAttentionBackward(Call& c) {
   return c.undefined();
 }
 
-// dequantize4bit(packed, absmax, nestedAbsmax|0, nestedCode|0, offset, nestedBlocksize, out, outType, n, blocksize,
-//                quantType, roundTo)
-napi_value dequantize4bit(Call& c) {
-  Dequant4bitArgs a;
-  a.packed = c.ptr(0); a.absmax = c.ptr(1);
-  a.nestedAbsmax = static_cast<const float*>(c.ptr(2)); a.nestedCode = static_cast<const float*>(c.ptr(3));
-  a.offset = (float)c.num(4); a.nestedBlocksize = c.i64(5);
-  a.out = c.ptr(6); a.outType = c.i32(7);
-  a.n = c.i64(8); a.blocksize = c.i64(9); a.quantType = c.i32(10); a.roundTo = c.i32(11);
-  launchDequant4bit(a);
-  return c.undefined();
-}
-
 // memoryBandwidth(): the device's peak memory bandwidth in bytes/s, 0 when the device does not say.
 napi_value memoryBandwidth(Call& c) {
   return c.number(peakMemoryBandwidth());
@@ -463,7 +450,7 @@ const Export kExports[] = {
   {"ncclBroadcast", entry<ncclBroadcastFn>}, {"ncclCommAbort", entry<ncclCommAbortFn>}, {"ncclCommDestroy", entry<ncclCommDestroyFn>},
   {"adamwMulti", entry<adamwMulti>},
   {"flashAttentionForward", entry<flashAttentionForward>}, {"flashAttentionBackward", entry<flashAttentionBackward>},
-  {"dequantize4bit", entry<dequantize4bit>}, {"memoryBandwidth", entry<memoryBandwidth>},
+  {"memoryBandwidth", entry<memoryBandwidth>},
 };
 
 }  // namespace

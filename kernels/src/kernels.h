@@ -135,6 +135,7 @@ struct Dequant4bitArgs {
   int64_t n, blocksize;
   int quantType, roundTo;
   int blockShift = 0;          // log2(blocksize), set by the launcher
+  int nestedShift = 0;         // log2(nestedBlocksize), or -1 when it is no power of two; set by the launcher
 };
 bool dequant4bitBlocksizeOk(int64_t blocksize);
 void launchDequant4bit(const Dequant4bitArgs& a);

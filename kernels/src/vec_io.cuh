@@ -26,8 +26,14 @@ __device__ __forceinline__ void loadPack(const T* p, int64_t i, float (&out)[V])
 template <typename T, int V>
 __device__ __forceinline__ void storePack(T* p, int64_t i, const float (&in)[V]) {
   Pack<T, V> r;
+  if constexpr (std::is_same<T, __nv_bfloat16>::value && V % 2 == 0) {
+    // Pairs: one cvt.rn.bf16x2 per two values instead of one cvt each (the same rounding).
 #pragma unroll
-  for (int k = 0; k < V; k++) r.e[k] = fromF<T>(in[k]);
+    for (int k = 0; k < V; k += 2) *reinterpret_cast<__nv_bfloat162*>(&r.e[k]) = __floats2bfloat162_rn(in[k], in[k + 1]);
+  } else {
+#pragma unroll
+    for (int k = 0; k < V; k++) r.e[k] = fromF<T>(in[k]);
+  }
   *reinterpret_cast<Pack<T, V>*>(p + i) = r;
 }
 #endif

@@ -92,11 +92,13 @@ export interface Device {
   /** Free what `storeQuantizedWeight` placed on the device for `q` (nothing where it placed nothing). */
   releaseQuantizedWeight(q: Quantized4bit): void;
   /**
-   * Dequantise a 4-bit weight on the device into `out`, a float32 tensor of its shape whose
-   * storage (f32 or bf16) is the output type — overwritten in place, so a benchmark can repeat it
-   * without allocating. Absent where the device has no dequantisation kernel.
+   * Dequantise 4-bit weights on the device, each into its `out`, a float32 tensor of its shape
+   * whose storage (f32 or bf16) is the output type — overwritten in place, so a benchmark can
+   * repeat it without allocating. All in one call into the device, in order (one program on
+   * cuda, as a fused layer dequantises its matrices). Absent where the device has no
+   * dequantisation kernel.
    */
-  dequantizeWeightInto?(q: Quantized4bit, out: Tensor): void;
+  dequantizeWeightsInto?(jobs: ReadonlyArray<{ weight: Quantized4bit; out: Tensor }>): void;
   /** The device's peak memory bandwidth in bytes/s (null when unknown): the roofline of memory-bound kernels. */
   peakMemoryBandwidth?(): number | null;
   /**

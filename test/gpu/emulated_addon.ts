@@ -9,8 +9,8 @@ import type { CudaAddon, PoolStats } from '../../src/backend/cuda/addon.js';
 import { emulatedPrimitives } from './emulated_primitives.js';
 import { erf } from './emulated_math.js';
 import './emulated_fused.js';
+import './emulated_dequant.js';
 import { emulatedFlashAttention } from './emulated_attention.js';
-import { f16ToF32, f32ToF16 } from '../../src/io/dtypes.js';
 
 const BYTES = [4, 2, 4, 1];
 const VIEWS = [Float32Array, Uint16Array, Int32Array, Uint8Array] as const;
@@ -327,30 +327,6 @@ export function emulatedAddon(): CudaAddon {
         adamwOne(p!, g!, m!, v!, n!, lr, b1, b2, eps, wd!, bc1, bc2, gs);
       }
     },
-    dequantize4bit(packed, absmax, nestedAbsmax, nestedCode, offset, nestedBlocksize, out, outType, n, blocksize, quantType, roundTo) {
-      // kernels/src/dequantize_4bit.cu's arithmetic: every step one float32 rounding.
-      if (!(blocksize >= 32 && blocksize <= 4096 && (blocksize & (blocksize - 1)) === 0)) throw new Error(`dequantize4bit: block size ${blocksize} is not a power of two in [32, 4096]`);
-      if (packed % 4 !== 0 || out % 16 !== 0) throw new Error('dequantize4bit: packed codes must be 4-byte and the output 16-byte aligned');
-      const codes = view(packed, 3);
-      if (codes.length < Math.ceil(n / 8) * 4) throw new Error('dequantize4bit: the packed buffer is not padded to whole 32-bit words');
-      const table = quantType === 1 ? EMULATED_FP4 : EMULATED_NF4;
-      const toSource = [(v: number) => v, (v: number) => fromBf16(toBf16(v)), (v: number) => f16ToF32(f32ToF16(v))][roundTo]!;
-      // Views made once per call (a view per element would dominate the emulated QLoRA runs).
-      const scales = nestedAbsmax ? view(absmax, 3) : view(absmax, 0);
-      const code8 = nestedAbsmax ? view(nestedCode, 0) : null;
-      const nestedScales = nestedAbsmax ? view(nestedAbsmax, 0) : null;
-      const dst = view(out, outType);
-      for (let b = 0; b * blocksize < n; b++) {
-        const scale = code8 && nestedScales
-          ? Math.fround(Math.fround(code8[scales[b]!]! * nestedScales[Math.floor(b / nestedBlocksize)]!) + Math.fround(offset))
-          : scales[b]!;
-        for (let i = b * blocksize; i < Math.min(n, (b + 1) * blocksize); i++) {
-          const byte = codes[i >> 1]!;
-          const v = toSource(Math.fround(table[i & 1 ? byte & 15 : byte >> 4]! * scale));
-          dst[i] = outType === 1 ? toBf16(v) : v;
-        }
-      }
-    },
     memoryBandwidth: () => 0,
     ...emulatedFlashAttention({ load, store }),
     // NCCL with one rank (a process cannot emulate peers): every collective copies its input.
@@ -398,12 +374,3 @@ function emulatedNccl(copy: (dst: number, src: number, bytes: number) => void) {
     ncclCommDestroy(c: number) { comm(c, 'ncclCommDestroy'); open.delete(c); },
   };
 }
-
-// The 16-value tables of kernels/src/dequantize_4bit.cu (bitsandbytes' dequantisation constants).
-const EMULATED_NF4 = Float32Array.from([
-  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334,
-  -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
-  0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
-]);
-const FP4_MAGNITUDES = [0, 0.005208333333, 0.66666667, 1, 0.33333333, 0.5, 0.16666667, 0.25];
-const EMULATED_FP4 = Float32Array.from([...FP4_MAGNITUDES, ...FP4_MAGNITUDES.map((v) => -v)]);

@@ -92,6 +92,34 @@ describe('4-bit dequantisation on the device equals the CPU path bit for bit', (
     }
   });
 
+  it('a matrix of 8.4M values (on an H200 two grid-stride iterations a thread, the second partial), both output types', async () => {
+    await tf.setBackend('cuda');
+    const q = weight([2053, 4099], 21, { quantType: 'nf4', blocksize: 64, doubleQuant: true, dtype: 'bfloat16' });
+    for (const phys of ['bf16', 'f32'] as const) expect(firstBitDifference(onDevice(q, phys), expected(q, phys))).toBe(-1);
+  });
+
+  it('several weights in one program (one call into the addon), each bit for bit', async () => {
+    await tf.setBackend('cuda');
+    const device = activeDevice();
+    const qs = [
+      weight([7, 129], 31, { quantType: 'fp4', blocksize: 128, doubleQuant: false }),
+      weight([33, 64], 32, { quantType: 'nf4', blocksize: 32, doubleQuant: true, dtype: 'float16' }),
+    ];
+    for (const q of qs) device.storeQuantizedWeight(q, 'w');
+    const outs = [tf.zeros(qs[0]!.shape), device.storeFrozenWeight(tf.zeros(qs[1]!.shape), 'bf16-mixed')];
+    try {
+      const jobs = qs.map((q, i) => ({ weight: q, out: outs[i]! }));
+      device.dequantizeWeightsInto!(jobs);  // places the outputs on the device (tf.zeros may start on the host)
+      const calls = device.addonCalls()!;
+      device.dequantizeWeightsInto!(jobs);
+      expect(device.addonCalls()! - calls).toBe(1);
+      expect(firstBitDifference(outs[0]!.dataSync() as Float32Array, expected(qs[0]!, 'f32'))).toBe(-1);
+      expect(firstBitDifference(outs[1]!.dataSync() as Float32Array, expected(qs[1]!, 'bf16'))).toBe(-1);
+    } finally {
+      tf.dispose(outs);
+    }
+  });
+
   it('several nested absmax blocks (more than 256 blocks), each decoded with its own scale', async () => {
     await tf.setBackend('cuda');
     const q = weight([64, 520], 3, { quantType: 'nf4', blocksize: 32, doubleQuant: true });

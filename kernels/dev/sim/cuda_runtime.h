@@ -1,4 +1,4 @@
-// A host simulation of the CUDA the flash attention kernels use (see run.sh): a launch runs
+// A host simulation of the CUDA the flash attention and 4-bit dequantisation kernels use (see run.sh): a launch runs
 // its blocks one after another, each block's threads as OS threads; __syncthreads is a
 // barrier of the block, warp shuffles and votes exchange through per-warp slots between two
 // barriers of the warp (so, as on the GPU, all 32 lanes must take part), atomics take a lock.
@@ -18,6 +18,7 @@
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __constant__
 #define __CUDACC__ 1
 struct uint3 { unsigned x = 0, y = 0, z = 0; };
 struct dim3 { unsigned x, y, z; dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {} };
@@ -30,6 +31,18 @@ inline const char* cudaGetErrorString(int) { return "err"; }
 template <typename T> int cudaFuncSetAttribute(T, cudaFuncAttribute, int) { return 0; }
 inline int cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t) { std::memset(p, v, n); return 0; }
 inline int cudaGetLastError() { return 0; }
+// The device a persistent grid is sized for: sim::smCount SMs of sim::blocksPerSm resident blocks.
+namespace sim { inline int smCount = 2, blocksPerSm = 1; }
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount, cudaDevAttrMemoryClockRate, cudaDevAttrGlobalMemoryBusWidth };
+inline int cudaGetDevice(int* d) { *d = 0; return 0; }
+inline int cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) { *v = a == cudaDevAttrMultiProcessorCount ? sim::smCount : 0; return 0; }
+template <typename K> int cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* n, K, int, size_t) { *n = sim::blocksPerSm; return 0; }
+// Loads through the read-only / streaming caches are plain loads; _rn arithmetic is the host's
+// (x86-64 without FMA never contracts a multiply-add).
+template <typename T> T __ldg(const T* p) { return *p; }
+template <typename T> T __ldcs(const T* p) { return *p; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
 
 namespace sim {
 inline thread_local uint3 tIdx, bIdx;

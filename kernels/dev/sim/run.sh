@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# Runs the flash attention kernels (kernels/src/flash_attention_*.cu) on the CPU — each block's
-# threads as OS threads with real barriers, warp shuffles and votes, atomics under a lock —
-# against the op's semantics in double precision. It checks the kernels' logic (tiling, masks,
-# tile skipping, fully masked rows, GQA, dtypes) where no GPU is; it says nothing of speed or
-# of the memory model. Usage: bash kernels/dev/sim/run.sh [case index]   (all cases: ~5 min)
+# Runs kernels on the CPU — each block's threads as OS threads with real barriers, warp shuffles
+# and votes, atomics under a lock — against plain references: the flash attention kernels
+# (kernels/src/flash_attention_*.cu) against the op's semantics in double, and the 4-bit
+# dequantisation kernel (dequantize_4bit.cu) bit for bit against a loop over the values, under
+# AddressSanitizer. It checks the kernels' logic (tiling, masks, tile skipping, fully masked rows,
+# GQA, dtypes; grid-stride indexing, tails, scales) where no GPU is; it says nothing of speed or
+# of the memory model.
+# Usage: bash kernels/dev/sim/run.sh [case index]   (flash attention, all cases ~5 min, then dequantisation)
+#        bash kernels/dev/sim/run.sh dequant        (the dequantisation check alone, ~1 min)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 "$here/transform.py" "$here/../../src" "$work"
-g++ -std=c++20 -O1 -w -pthread -I"$here" -I"$work" "$here/flash_attention_check.cpp" -o "$work/check"
-if [ $# -gt 0 ]; then "$work/check" "$1"; else "$work/check"; fi
+if [ "${1:-}" != dequant ]; then
+  g++ -std=c++20 -O1 -w -pthread -I"$here" -I"$work" "$here/flash_attention_check.cpp" -o "$work/check"
+  if [ $# -gt 0 ]; then "$work/check" "$1"; else "$work/check"; fi
+fi
+if [ $# -eq 0 ] || [ "$1" = dequant ]; then
+  g++ -std=c++20 -O1 -w -pthread -fsanitize=address -I"$here" -I"$work" "$here/dequantize_check.cpp" -o "$work/dequant"
+  "$work/dequant"
+fi

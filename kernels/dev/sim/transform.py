@@ -7,7 +7,8 @@ import re
 import sys
 
 src, out = sys.argv[1], sys.argv[2]
-FILES = ['common.h', 'kernels.h', 'memory.h', 'flash_attention.cuh', 'flash_attention_forward.cu', 'flash_attention_backward.cu']
+FILES = ['common.h', 'kernels.h', 'memory.h', 'flash_attention.cuh', 'flash_attention_forward.cu', 'flash_attention_backward.cu',
+         'vec_io.cuh', 'primitives.h', 'primitives.cpp', 'dequantize_4bit.cu']
 LAUNCH = re.compile(r'([\w:]+)<<<((?:[^,()]|\([^()]*\))+),\s*([^,]+),\s*([^,]+),\s*stream\(\)>>>\((\w+)\)')
 for name in FILES:
     text = open(f'{src}/{name}').read()

@@ -116,18 +116,11 @@ export interface CudaAddon {
   /** Its gradient (flash_attention_backward.cu): dq, dk, dv (type gradT) from the forward's out and lse and dOut. */
   flashAttentionBackward(q: Ptr, qt: Code, k: Ptr, kt: Code, v: Ptr, vt: Code, keyMask: Ptr, maskt: Code, out: Ptr, ot: Code,
     dOut: Ptr, dOutT: Code, lse: Ptr, dq: Ptr, dk: Ptr, dv: Ptr, gradT: Code, dims: Float64Array, scale: number): void;
-  /**
-   * n values of a bitsandbytes 4-bit weight (kernels/src/dequantize_4bit.cu) into `out` (f32 or bf16):
-   * packed codes (padded to 4 bytes), absmax f32 — or u8 codes when nestedAbsmax ≠ 0 (double quant:
-   * nestedCode[q]·nestedAbsmax[b / nestedBlocksize] + offset) — rounded to the source dtype first.
-   */
-  dequantize4bit(packed: Ptr, absmax: Ptr, nestedAbsmax: Ptr, nestedCode: Ptr, offset: number, nestedBlocksize: number,
-    out: Ptr, outType: Code, n: number, blocksize: number, quantType: Code, roundTo: Code): void;
   /** The device's peak memory bandwidth in bytes/s (memory clock × bus width × 2), 0 when unknown. */
   memoryBandwidth(): number;
 }
 
-/** kernels/src/kernels.h FourBitType and SourceRound. */
+/** kernels/src/kernels.h FourBitType and SourceRound (the `dequantize4bit` primitive's codes, ./primitives/dequantize.ts). */
 export const FOUR_BIT_TYPE = { nf4: 0, fp4: 1 } as const;
 export const SOURCE_ROUND = { float32: 0, bfloat16: 1, float16: 2 } as const;
 

@@ -10,7 +10,9 @@
 import type { Device } from '../device.js';
 import { activeCudaBackend, deviceRandomUniform, fusedAdamWStepAll, storeFrozenWeight } from './api.js';
 import { cudaCollectives } from './collectives.js';
-import { dequantizeOnDevice, releaseQuantized, storeQuantized } from './quantized.js';
+import { recordDequantize, releaseQuantized, storeQuantized } from './quantized.js';
+import { runPrimitives } from './kernel_utils.js';
+import { numel } from '../../quant/fourbit.js';
 import type { TensorRef } from './backend.js';
 import { peakBandwidth } from './bandwidth.js';
 
@@ -47,13 +49,19 @@ export const cudaDevice: Device = {
   releaseQuantizedWeight(q) {
     releaseQuantized(backend(), q);
   },
-  dequantizeWeightInto(q, out) {
+  dequantizeWeightsInto(jobs) {
     const b = backend();
-    const ref = out as unknown as TensorRef;
-    if (out.dtype !== 'float32' || out.size !== q.shape.reduce((a, d) => a * d, 1)) {
-      throw new Error(`dequantizeWeightInto: the output must be a float32 tensor of shape [${q.shape.join(', ')}], got ${out.dtype} [${out.shape.join(', ')}]`);
-    }
-    dequantizeOnDevice(b, q, b.ptr(ref), b.phys(ref));
+    jobs.forEach(({ weight, out }, i) => {
+      if (out.dtype !== 'float32' || out.size !== numel(weight.shape)) {
+        throw new Error(`dequantizeWeightsInto: job ${i}'s output must be a float32 tensor of shape [${weight.shape.join(', ')}], got ${out.dtype} [${out.shape.join(', ')}]`);
+      }
+    });
+    runPrimitives(b, (p) => {
+      for (const { weight, out } of jobs) {
+        const ref = out as unknown as TensorRef;
+        recordDequantize(p, b, weight, b.ptr(ref), b.phys(ref));
+      }
+    });
   },
   peakMemoryBandwidth() {
     const b = backend();

@@ -5,7 +5,9 @@
  * offset and the 16-value table travel as kernel arguments. A weight is uploaded once (the model
  * loader asks for it through the device interface, src/backend/device.ts) and every QLinear call
  * dequantises from these bytes into one reused scratch matrix: the dense model never exists on
- * the host or the device, only one layer's matrix at a time.
+ * the host or the device, only one layer's matrix at a time. Dequantisation is the device
+ * primitive `dequantize4bit` (./primitives/dequantize.ts), recorded into a program with the
+ * GEMMs that read its result.
  *
  * The host keeps its Quantized4bit (the reference numerics, exports and merges read it); the
  * device record is found by that object's identity.
@@ -13,6 +15,9 @@
 import { checkQuantized4bit, numel, type Quantized4bit } from '../../quant/fourbit.js';
 import { DTYPE, FOUR_BIT_TYPE, PHYS_BYTES, SOURCE_ROUND, type Phys } from './addon.js';
 import type { CudaBackend } from './backend.js';
+import { runPrimitives } from './kernel_utils.js';
+import type { Program } from './program.js';
+import { dequantize4bit } from './primitives/dequantize.js';
 
 /** Device buffers of one weight (pointers; 0 where absent). */
 interface DeviceFourBit {
@@ -105,21 +110,36 @@ export function quantizedDeviceBytes(backend: CudaBackend): number {
   return bytes;
 }
 
-/** Dequantise `q` (its device copy) into `out`: numel(q.shape) values of physical type `phys`. */
-export function dequantizeOnDevice(backend: CudaBackend, q: Quantized4bit, out: number, phys: Phys): void {
+/**
+ * Record the dequantisation of `q` (its device copy, uploaded now if it has none) into `out`, a
+ * device buffer of numel(q.shape) values of physical type `phys`, as one primitive of `program`:
+ * a fused op records it beside the GEMMs that read `out`, and the whole runs in one addon call.
+ */
+export function recordDequantize(program: Program, backend: CudaBackend, q: Quantized4bit, out: number, phys: Phys): void {
   if (phys !== 'f32' && phys !== 'bf16') throw new Error(`4-bit dequantisation writes f32 or bf16, not ${phys}`);
   const d = storeQuantized(backend, q);
   const nested = q.absmax.kind === 'nested' ? q.absmax : null;
-  backend.addon.dequantize4bit(d.packed, d.absmax, d.nestedAbsmax, d.nestedCode, nested?.offset ?? 0, nested?.nestedBlocksize ?? 0,
-    out, DTYPE[phys], numel(q.shape), q.blocksize, FOUR_BIT_TYPE[q.quantType], SOURCE_ROUND[q.dtype]);
+  dequantize4bit(program, {
+    packed: d.packed, absmax: d.absmax, nestedAbsmax: d.nestedAbsmax, nestedCode: d.nestedCode,
+    offset: nested?.offset ?? 0, nestedBlocksize: nested?.nestedBlocksize ?? 0,
+    out, outType: DTYPE[phys], n: numel(q.shape), blocksize: q.blocksize,
+    quantType: FOUR_BIT_TYPE[q.quantType], roundTo: SOURCE_ROUND[q.dtype],
+  });
+}
+
+/** Dequantise `q` into `out` now (one program of one primitive). */
+export function dequantizeOnDevice(backend: CudaBackend, q: Quantized4bit, out: number, phys: Phys): void {
+  runPrimitives(backend, (p) => recordDequantize(p, backend, q, out, phys));
 }
 
 /**
- * `q` dequantised into the shared scratch matrix; returns its device pointer. The contents are
- * valid until the next call: every launch is ordered on the one stream, so a GEMM that reads
- * the scratch finishes before the next dequantisation overwrites it.
+ * The shared dequantisation scratch, grown to hold `q` as `phys`; returns its device pointer.
+ * Its contents are valid until the next dequantisation into it: every launch is ordered on the
+ * one stream, so a GEMM that reads the scratch finishes before the next one overwrites it. Ask
+ * for it before recording a program that uses it: growing frees the old buffer, and a program
+ * recorded with that pointer and not yet run would write freed memory.
  */
-export function dequantizeToScratch(backend: CudaBackend, q: Quantized4bit, phys: Phys): number {
+export function dequantizationScratch(backend: CudaBackend, q: Quantized4bit, phys: Phys): number {
   const store = storeOf(backend);
   const bytes = numel(q.shape) * PHYS_BYTES[phys];
   if (bytes > store.scratch.bytes) {
@@ -127,6 +147,5 @@ export function dequantizeToScratch(backend: CudaBackend, q: Quantized4bit, phys
     store.scratch = { ptr: 0, bytes: 0 };
     store.scratch = { ptr: backend.addon.alloc(bytes), bytes };
   }
-  dequantizeOnDevice(backend, q, store.scratch.ptr, phys);
   return store.scratch.ptr;
 }

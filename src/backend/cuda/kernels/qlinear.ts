@@ -1,7 +1,8 @@
 /**
  * `QLinear` (src/ops/qlinear.ts) on cuda: y = x·Wᵀ (+ b) with W held 4-bit on the device
  * (../quantized.ts). Each call dequantises W into the one reused scratch matrix
- * (kernels/src/dequantize_4bit.cu) and runs one cuBLASLt GEMM on it; the gradient kernel
+ * (kernels/src/dequantize_4bit.cu) and runs one cuBLASLt GEMM on it — both device primitives of
+ * one program, one call into the addon; the gradient kernel
  * `QLinearGrad` does the same for dx = dy·W — W is dequantised again rather than kept between
  * forward and backward, QLoRA's trade of a cheap stream for memory. There is no weight gradient:
  * the base is frozen.
@@ -15,8 +16,9 @@ import { OPS } from '../../../ops/names.js';
 import type { Quantized4bit } from '../../../quant/fourbit.js';
 import { DTYPE } from '../addon.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { convert, defineKernel, gemmPhys, input, size, type Attrs } from '../kernel_utils.js';
-import { dequantizeToScratch } from '../quantized.js';
+import { convert, defineKernel, gemmPhys, input, runPrimitives, size, type Attrs } from '../kernel_utils.js';
+import { gemm } from '../primitives/gemm.js';
+import { dequantizationScratch, recordDequantize } from '../quantized.js';
 import { binaryOp } from './binary.js';
 
 const QLINEAR = OPS.qlinear.name;
@@ -43,9 +45,14 @@ function productWithWeight(backend: CudaBackend, a: TensorRef, w: Quantized4bit,
   const epilogue = bias !== undefined && phys === 'f32' && backend.phys(bias) === 'f32';
   let y = backend.makeOutput([...a.shape.slice(0, -1), n], 'float32', phys);
   try {
-    const wPtr = dequantizeToScratch(backend, w, phys);
-    backend.addon.gemm(backend.ptr(operand), wPtr, backend.ptr(y), DTYPE[phys], DTYPE[phys], m, n, k, false, transposeW,
-      1, m * k, n * k, m * n, epilogue ? backend.ptr(bias) : 0);
+    const scratch = dequantizationScratch(backend, w, phys);
+    runPrimitives(backend, (p) => {
+      recordDequantize(p, backend, w, scratch, phys);
+      gemm(p, {
+        a: backend.ptr(operand), b: scratch, d: backend.ptr(y), abType: DTYPE[phys], dType: DTYPE[phys], m, n, k, transB: transposeW,
+        bias: epilogue ? backend.ptr(bias) : 0,
+      });
+    });
     if (bias && !epilogue) {
       const sum = binaryOp(backend, 'add', y, bias, 'float32');
       backend.disposeIntermediate(y);
