@@ -71,7 +71,7 @@ function expectClose(cuda: Run, cpu: Run, tol: number): void {
   for (const k of Object.keys(cpu.grads)) expect(relErr(cuda.grads[k]!, cpu.grads[k]!), k).toBeLessThan(tol);
 }
 
-const MODELS = ['tiny-llama', 'tiny-qwen2', 'transformers-extra/tiny-phi3', 'transformers-extra/tiny-gemma', 'transformers-extra/tiny-qwen2-window'];
+const MODELS = ['tiny-llama', 'tiny-qwen2', 'tiny-llama-bnb-nf4', 'transformers-extra/tiny-phi3', 'transformers-extra/tiny-gemma', 'transformers-extra/tiny-qwen2-window'];
 
 describe.each(MODELS)('fused decoder halves on %s', (model) => {
   it('fp32: loss and every LoRA gradient within 1e-4 of the composition, through the fused kernels', async () => {

@@ -16,7 +16,7 @@ import type { TensorRef } from '../backend.js';
 import { defineKernel, gemmPhys, input, runPrimitives, size, storedAs, withTemps, type Attrs, type Inputs } from '../kernel_utils.js';
 import { GATED_ACTIVATIONS, gatedActivationBackward, gatedActivationForward } from '../primitives/gatedActivation.js';
 import { halfGradient, inputAliases, loraGradOutputs, normBackward, normForward, normOf, savedInputNames } from './half.js';
-import { projectBackward, projectForward, projectionOf, scratch, type Projection, type Slice, type Workspace } from './projection.js';
+import { projectBackward, projectForward, projectionOf, reserveDequantization, scratch, type Projection, type Slice, type Workspace } from './projection.js';
 
 const ROLES = ['gate', 'up', 'gateUp', 'down'] as const;
 const MADE = ['gate', 'up'] as const;
@@ -52,6 +52,9 @@ function mlpOf(inputs: Inputs, attrs: Attrs): Mlp {
   return { h, rows: size(h.shape) / hidden, hidden, intermediate, gateUp: parts, down, act };
 }
 
+/** The half's projections in role order. */
+const projectionsOf = (m: Mlp): Projection[] => [...m.gateUp.map((g) => g.proj), m.down];
+
 /** The slices of one gate/up projection that write gate's and up's buffers. */
 function gateUpSlices(part: Mlp['gateUp'][number], intermediate: number, gate: number, up: number): Slice[] {
   return [
@@ -71,6 +74,7 @@ export const mlpHalfKernels: tf.KernelConfig[] = [
       const ws: Workspace = { backend, phys, temps };
       const h = backend.ptr(storedAs(backend, m.h, phys, temps));
       const n = scratch(ws, m.rows, m.hidden), a = scratch(ws, m.rows, m.intermediate);
+      reserveDequantization(ws, projectionsOf(m));
       runPrimitives(backend, (p) => {
         normForward(p, ws, norm, h, n, m.rows, m.hidden);
         for (const part of m.gateUp) projectForward(p, ws, part.proj, n, m.rows, gateUpSlices(part, m.intermediate, backend.ptr(gate), backend.ptr(up)));
@@ -84,7 +88,7 @@ export const mlpHalfKernels: tf.KernelConfig[] = [
     const m = mlpOf(inputs, attrs), norm = normOf(inputs, attrs);
     const phys = gemmPhys(backend);
     const dh = backend.makeOutput(m.h.shape, 'float32', phys);
-    const lora = loraGradOutputs(backend, [...m.gateUp.map((g) => g.proj), m.down]);
+    const lora = loraGradOutputs(backend, projectionsOf(m));
     withTemps(backend, (temps) => {
       const ws: Workspace = { backend, phys, temps };
       const h = backend.ptr(storedAs(backend, m.h, phys, temps));
@@ -97,6 +101,7 @@ export const mlpHalfKernels: tf.KernelConfig[] = [
       const n = needsN ? scratch(ws, m.rows, m.hidden) : 0;
       const a = m.down.lora ? scratch(ws, m.rows, m.intermediate) : 0;
       const nElems = m.rows * m.intermediate, t = DTYPE[phys];
+      reserveDequantization(ws, projectionsOf(m));
       runPrimitives(backend, (p) => {
         if (a) gatedActivationForward(p, { gate, up, t, out: a, n: nElems, act: m.act });
         projectBackward(p, ws, m.down, a, m.rows, [{ row: 0, rows: m.hidden, buffer: dy }], { dx: da, accumulate: false, ...lora.of(m.down) });

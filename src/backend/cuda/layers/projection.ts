@@ -18,7 +18,7 @@ import type { CudaBackend, TensorRef } from '../backend.js';
 import { storedAs, type Attrs, type Inputs } from '../kernel_utils.js';
 import type { Program } from '../program.js';
 import { gemm } from '../primitives/gemm.js';
-import { dequantizeToScratch } from '../quantized.js';
+import { dequantizationScratch, recordDequantize } from '../quantized.js';
 import type { Quantized4bit } from '../../../quant/fourbit.js';
 import type { ProjectionAttrs } from '../../../ops/decoderHalves.js';
 
@@ -79,12 +79,26 @@ export function backwardInputNames(attrs: Attrs, role: string): string[] {
   return [...(spec.quantized ? [] : [`${role}Weight`]), ...(spec.scaling !== undefined ? [`${role}LoraA`, `${role}LoraB`] : [])];
 }
 
-/** W in the GEMM type: the dense weight (converted if stored otherwise) or the 4-bit one dequantised now. */
+/**
+ * Grow the shared dequantisation scratch to the largest 4-bit weight among `projections`
+ * before a program is recorded: growing frees the old buffer, which a recorded program may
+ * still name.
+ */
+export function reserveDequantization(ws: Workspace, projections: Projection[]): void {
+  const largest = projections.filter((p) => p.quantized).sort((a, b) => b.outFeatures * b.inFeatures - a.outFeatures * a.inFeatures)[0];
+  if (largest) dequantizationScratch(ws.backend, largest.quantized!, ws.phys);
+}
+
+/**
+ * W in the GEMM type: the dense weight (converted if stored otherwise), or the 4-bit one
+ * dequantised into the shared scratch by a primitive recorded right here — the GEMMs after it
+ * read it before the next projection's dequantisation overwrites it (one stream, in order).
+ */
 function weightPointer(p: Program, ws: Workspace, proj: Projection): number {
   if (proj.weight) return ws.backend.ptr(storedAs(ws.backend, proj.weight, ws.phys, ws.temps));
-  // The scratch is written by a launch outside the program: what was recorded runs first.
-  p.run();
-  return dequantizeToScratch(ws.backend, proj.quantized!, ws.phys);
+  const scratchPtr = dequantizationScratch(ws.backend, proj.quantized!, ws.phys);
+  recordDequantize(p, ws.backend, proj.quantized!, scratchPtr, ws.phys);
+  return scratchPtr;
 }
 
 const operand = (ws: Workspace, t: TensorRef) => ws.backend.ptr(storedAs(ws.backend, t, ws.phys, ws.temps));
