@@ -42,6 +42,7 @@ import { pruneCheckpoints } from './retention.js';
 import { findNonFinite, NonFiniteError } from './finite.js';
 import { checkMaxLength } from './estimate.js';
 import { exportAdapter } from './export.js';
+import { composedLayersNote } from './fusedLayers.js';
 import { TrainerError } from './errors.js';
 import { activeDevice } from '../backend/device.js';
 import { estimateRecipe } from './estimate.js';
@@ -393,6 +394,8 @@ export class Trainer extends TrainerEmitter {
       tokens: 0,
     };
     const warnings = [...this.data.warnings];
+    const composed = composedLayersNote(this.model.decoder, this.adapter);
+    if (composed) warnings.push(composed);
     let resumedFrom: string | null = null;
     if (opts.resume) {
       resumedFrom = resolveResume(opts.resume === true ? true : opts.resume, this.runDir);

@@ -41,12 +41,12 @@ describe('which ops each backend fuses', () => {
     expect(opNames.filter((name) => tf.getKernel(name, 'cpu'))).toEqual([]);
   });
 
-  it('cuda: the 4-bit linear, the norms, the gated activation, rope, attention, the LoRA delta and the cross-entropy sum, each with its gradient kernel and a registered gradient', () => {
+  it('cuda: the 4-bit linear, the norms, the gated activation, rope, attention, the LoRA delta, both decoder halves and the cross-entropy sum, each with its gradient kernel and a registered gradient', () => {
     const kernels = new Set(cudaKernels.map((k) => k.kernelName));
     const fused = ops.filter((op) => kernels.has(op.name));
     expect(fused.map((op) => op.name)).toEqual([
       OPS.qlinear.name, OPS.rmsNorm.name, OPS.layerNorm.name, OPS.gatedActivation.name, OPS.rope.name, OPS.attention.name,
-      OPS.loraDelta.name, OPS.crossEntropySum.name,
+      OPS.loraDelta.name, OPS.attentionHalf.name, OPS.mlpHalf.name, OPS.crossEntropySum.name,
     ]);
     // qlinear registers its gradient itself (src/ops/qlinear.ts): it runs the backend's gradient kernel where there is one.
     const ownGradient = new Set<string>([OPS.qlinear.name]);

@@ -36,6 +36,13 @@ export function scratch(ws: Workspace, rows: number, cols: number): number {
   return ws.backend.ptr(t);
 }
 
+/** A new temporary of `bytes` bytes (the pool aligns to 256), freed when the kernel returns. */
+export function byteScratch(ws: Workspace, bytes: number): number {
+  const t = ws.backend.makeOutput([bytes], 'bool', 'u8');
+  ws.temps.push(t);
+  return ws.backend.ptr(t);
+}
+
 export interface Projection {
   role: string;
   inFeatures: number;

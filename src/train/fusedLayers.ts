@@ -1,0 +1,16 @@
+/**
+ * The one-line note a run gets when its backend fuses decoder halves (src/ops/decoderHalves.ts)
+ * but this model or adapter keeps them composed — DoRA, LoRA dropout, q/k norms, Conv1D
+ * weights: slower than the common case, and said so at start rather than silently.
+ */
+import { tf } from '../backend/tf.js';
+import type { Decoder } from '../model/decoder.js';
+import type { ModelHooks } from '../model/hooks.js';
+import { OPS } from '../ops/names.js';
+
+export function composedLayersNote(decoder: Decoder, hooks: ModelHooks): string | null {
+  if (!tf.getKernel(OPS.mlpHalf.name, tf.getBackend())) return null;
+  const reason = decoder.compositionReason(hooks, { training: true });
+  if (!reason) return null;
+  return `the decoder blocks run as composed ops (${reason}): the ${tf.getBackend()} backend's fused decoder halves cover plain LoRA, ReFT and the frozen base`;
+}
