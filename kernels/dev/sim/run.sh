@@ -3,7 +3,7 @@
 # threads as OS threads with real barriers, warp shuffles and votes, atomics under a lock —
 # against the op's semantics in double precision. It checks the kernels' logic (tiling, masks,
 # tile skipping, fully masked rows, GQA, dtypes) where no GPU is; it says nothing of speed or
-# of the memory model. Usage: bash kernels/dev/sim/run.sh [case index]   (all cases: ~5 min)
+# of the memory model. Usage: bash kernels/dev/sim/run.sh [case index]   (all cases: ~10 min on 2 cores)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
