@@ -9,7 +9,7 @@ import type { CudaAddon, PoolStats } from '../../src/backend/cuda/addon.js';
 import { emulatedPrimitives } from './emulated_primitives.js';
 import { erf } from './emulated_math.js';
 import './emulated_fused.js';
-import { emulatedFlashAttention } from './emulated_attention.js';
+import './emulated_attention.js';
 import { f16ToF32, f32ToF16 } from '../../src/io/dtypes.js';
 
 const BYTES = [4, 2, 4, 1];
@@ -352,7 +352,6 @@ export function emulatedAddon(): CudaAddon {
       }
     },
     memoryBandwidth: () => 0,
-    ...emulatedFlashAttention({ load, store }),
     // NCCL with one rank (a process cannot emulate peers): every collective copies its input.
     ...emulatedNccl((dst, src, bytes) => view(dst, 3).set(view(src, 3).subarray(0, bytes))),
   };
