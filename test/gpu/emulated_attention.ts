@@ -8,6 +8,7 @@
  * plumbing and the contract's arithmetic, not the CUDA tiling or the tensor-core rounding.
  */
 import { defineEmulatedPrimitives, type EmulatedMemory } from './emulated_primitives.js';
+import { flashBackwardWorkspaceBytes } from '../../src/backend/attention_workspace.js';
 
 type Mem = Pick<EmulatedMemory, 'load' | 'store'>;
 const MASKED = -1e30;
@@ -84,14 +85,11 @@ function rowSoftmax(pr: Problem, q: Float64Array, k: Float64Array, mask: Float64
   return { scores, lse: Math.fround(m + Math.log(l)), kvh, qRow };
 }
 
-const round16 = (n: number) => Math.ceil(n / 16) * 16;
-
-/** kernels/src/flash_attention_backward.cu workspaceLayout's total. */
+/** kernels/src/flash_attention_backward.cu workspaceLayout's total: the dQ sum unless dq is packed f32. */
 function workspaceBytes(pr: Problem, dq: View): number {
-  const rows = pr.b * pr.heads * pr.sq;
   const inPlace = dq.dt === F32 && (pr.b <= 1 || dq.sb === pr.heads * pr.sq * pr.d) && (pr.heads <= 1 || dq.sh === pr.sq * pr.d) &&
     (pr.sq <= 1 || dq.sr === pr.d);
-  return round16(rows * 4) + round16(rows) + round16(pr.b * pr.heads * 4) + (inPlace ? 0 : round16(rows * pr.d * 4));
+  return flashBackwardWorkspaceBytes(pr.b, pr.heads, pr.sq, pr.d, inPlace);
 }
 
 function attention(mem: Mem) {

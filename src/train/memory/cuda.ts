@@ -16,7 +16,7 @@
  * it), so the rules above are only the fallback for a trace made elsewhere. What tfjs never
  * sees is the scratch inside fused kernels, this file's workspace rule: flash attention's
  * gradient keeps its row terms (Δ and the fully-masked flags, [b, heads, sq]) and, when the
- * gradients are bf16, dq accumulated in f32 (attentionBackwardWorkspaceBytes); the LoRA delta its [N, r] products and the
+ * gradients are bf16, dq accumulated in f32 (backend/attention_workspace.ts); the LoRA delta its [N, r] products and the
  * GEMM-type copies of f32 operands. Nor does it see a 4-bit base's bytes and the one matrix
  * QLinear dequantises into (fourBitDeviceBytes, added by the estimate from the recipe).
  *
@@ -34,8 +34,7 @@ import { OPS } from '../../ops/names.js';
 import type { Dims } from './symbols.js';
 import { axis, elements, type StorageRules } from './peak.js';
 import type { Trace } from './trace.js';
-import { DTYPE } from '../../backend/cuda/addon.js';
-import { attentionBackwardWorkspaceBytes, packedStrides } from '../../backend/cuda/primitives/attention.js';
+import { flashBackwardWorkspaceBytes } from '../../backend/attention_workspace.js';
 
 /** CUDA context + cuBLASLt workspace and handles on a Hopper GPU (nvidia-smi's figure beside an idle process, ~0.5 GiB). */
 export const CUDA_CONTEXT_BYTES = 512 * 2 ** 20;
@@ -110,8 +109,7 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
         // Inputs dy, q, k, v, keyMask, out, lse: the backward's one workspace (Δ, the masked-row
         // flags, and dq summed in f32 unless dq — packed, the GEMM type — is f32).
         const [batch, heads, sq, headDim] = [0, 1, 2, 3].map((a) => axis(t, ins[1]!, a, dims)) as [number, number, number, number];
-        const dq = { dtype: DTYPE[gemmType], strides: packedStrides(heads, sq, headDim) };
-        return aligned(attentionBackwardWorkspaceBytes({ batch, heads, sq, headDim, dq }));
+        return aligned(flashBackwardWorkspaceBytes(batch, heads, sq, headDim, gemmType === 'f32'));
       }
       if (kernel.name === OPS.loraDelta.name || kernel.name === OPS.loraDelta.gradient.name) {
         // Inputs x, base, A, B (forward) or dy, x, A, B: one or two [N, r] products, and GEMM-type copies.

@@ -13,6 +13,7 @@
  * (addon.ts DTYPE).
  */
 import { DTYPE } from '../addon.js';
+import { flashBackwardWorkspaceBytes } from '../../attention_workspace.js';
 import type { Program } from '../program.js';
 
 /** Element strides of batch, head and row. */
@@ -54,20 +55,16 @@ export function packedStrides(heads: number, rows: number, headDim: number): Att
   return [heads * rows * headDim, rows * headDim, headDim];
 }
 
-const round16 = (n: number) => Math.ceil(n / 16) * 16;
-
 /**
- * Bytes of workspace the backward needs (kernels/src/flash_attention_backward.cu
- * workspaceLayout): Δ (f32 per query row), the rows' and heads' fully-masked flags, and the
- * f32 dQ sum unless dq is itself packed f32 (the atomics then add into dq).
+ * Bytes of workspace the backward needs (../../attention_workspace.ts has the layout): the dQ
+ * sum is left out when dq is itself packed f32.
  */
 export function attentionBackwardWorkspaceBytes(o: { batch: number; heads: number; sq: number; headDim: number; dq: Pick<AttentionView, 'dtype' | 'strides'> }): number {
-  const rows = o.batch * o.heads * o.sq;
   const packed = packedStrides(o.heads, o.sq, o.headDim);
   const [sb, sh, sr] = o.dq.strides;
   const inPlace = o.dq.dtype === DTYPE.f32 && (o.batch <= 1 || sb === packed[0]) && (o.heads <= 1 || sh === packed[1]) &&
     (o.sq <= 1 || sr === packed[2]);
-  return round16(rows * 4) + round16(rows) + round16(o.batch * o.heads * 4) + (inPlace ? 0 : round16(rows * o.headDim * 4));
+  return flashBackwardWorkspaceBytes(o.batch, o.heads, o.sq, o.headDim, inPlace);
 }
 
 const view = (t: AttentionView) => [t.ptr, t.dtype, ...t.strides];
