@@ -21,8 +21,8 @@
 //
 // Two engines behind one entry point each way (the launchers decide, callers never see it):
 // - tensor cores (flash_attention_mma_*.cu) when q, k and v are stored bf16 and the head
-//   dimension is one of kMmaHeadDims: bf16 mma.sync with f32 accumulation, P and dS rounded
-//   to bf16 for their products (as FlashAttention-2 does), softmax and sums in f32;
+//   dimension is 32, 64, 96 or 128 (mmaHeadDim): bf16 mma.sync with f32 accumulation, P and
+//   dS rounded to bf16 for their products (as FlashAttention-2 does), softmax and sums in f32;
 // - SIMT tiles (here and flash_attention_forward/backward.cu) otherwise: every operand (f32 or
 //   bf16 storage, mask also i32/u8) widened to f32 when its tile is staged in shared memory,
 //   products and softmax in true f32 (no TF32).
