@@ -2,8 +2,9 @@
  * `tsx bench/attention.ts` (on a GPU machine, after npm run build:cuda): time of the fused
  * attention kernels — TTAttention's forward and its gradient kernel, each run on its own — and
  * the achieved TFLOP/s, for Llama-3.2-1B's attention (32 query heads, 8 KV heads, head dim 64,
- * causal, q/k/v stored bf16) at 8 × 1024 and 1 × 16384 tokens. FLOPs count the matrix products
- * a causal mask leaves (half of the square): forward 2 (Q·Kᵀ, P·V), backward 5 (Q·Kᵀ, dO·Vᵀ,
+ * causal) at 8 × 1024 and 1 × 16384 tokens, on both engines: q/k/v, dy and the gradients
+ * stored bf16 (bf16-mixed: the tensor-core kernels) and f32 (fp32: the SIMT kernels). FLOPs
+ * count the matrix products a causal mask leaves (half of the square): forward 2 (Q·Kᵀ, P·V), backward 5 (Q·Kᵀ, dO·Vᵀ,
  * Pᵀ·dO, dSᵀ·Q, dS·K), each 2·sq·sk·d per head. Options: --iters 10 --warmup 3 --backend cuda.
  */
 import { tf, type Tensor } from '../src/backend/tf.js';
@@ -12,6 +13,11 @@ import { activeDevice } from '../src/backend/device.js';
 import { OPS } from '../src/ops/names.js';
 
 interface Shape { name: string; b: number; heads: number; kvHeads: number; s: number; d: number }
+interface Engine { name: string; precision: 'bf16-mixed' | 'fp32' }
+const ENGINES: Engine[] = [
+  { name: 'bf16 (tensor cores)', precision: 'bf16-mixed' },
+  { name: 'f32 (SIMT)', precision: 'fp32' },
+];
 const SHAPES: Shape[] = [
   { name: 'Llama-3.2-1B 8×1024', b: 8, heads: 32, kvHeads: 8, s: 1024, d: 64 },
   { name: 'Llama-3.2-1B 1×16384', b: 1, heads: 32, kvHeads: 8, s: 16384, d: 64 },
@@ -40,25 +46,30 @@ async function main(): Promise<void> {
   const iters = Number(arg('iters', '10')), warmup = Number(arg('warmup', '3'));
   await useBackend(arg('backend', 'cuda') as 'cuda');
   const device = activeDevice();
-  device.setPrecision('bf16-mixed');  // as training runs it: bf16 gradients
-  console.log(`attention kernels on ${device.describe()}: causal, bf16 q/k/v and gradients, f32 accumulation`);
-  console.log('| shape | forward ms | forward TFLOP/s | backward ms | backward TFLOP/s |');
-  console.log('|---|---|---|---|---|');
+  console.log(`attention kernels on ${device.describe()}: causal, f32 accumulation`);
+  console.log('| shape | storage | forward ms | forward TFLOP/s | backward ms | backward TFLOP/s |');
+  console.log('|---|---|---|---|---|---|');
   for (const sh of SHAPES) {
-    const attrs = { scale: 1 / Math.sqrt(sh.d), causal: true, window: 0, queryOffset: 0 };
-    let seed = 0;
-    const bf16 = (shape: number[]) => device.storeFrozenWeight(device.randomUniform?.(shape, ++seed, 0, -1, 1) ?? tf.randomUniform(shape, -1, 1), 'bf16-mixed');
-    const q = bf16([sh.b, sh.heads, sh.s, sh.d]), k = bf16([sh.b, sh.kvHeads, sh.s, sh.d]), v = bf16([sh.b, sh.kvHeads, sh.s, sh.d]);
-    const dy = bf16([sh.b, sh.heads, sh.s, sh.d]);
-    const keyMask = tf.ones([sh.b, sh.s], 'int32');
-    const forward = () => tf.engine().runKernel(OPS.attention.name, { q, k, v, keyMask }, attrs) as Tensor[];
-    const [out, lse] = forward() as [Tensor, Tensor];
-    const backward = () => tf.engine().runKernel(OPS.attention.gradient.name, { dy, q, k, v, keyMask, out, lse }, attrs) as Tensor[];
-    const fwdMs = time(forward, iters, warmup), bwdMs = time(backward, iters, warmup);
-    const square = sh.b * sh.heads * sh.s * sh.s * sh.d * 2 / 2;  // 2·sq·sk·d per head and product, half under the causal mask
-    const tflops = (products: number, ms: number) => (products * square / (ms / 1e3) / 1e12).toFixed(1);
-    console.log(`| ${sh.name} | ${fwdMs.toFixed(2)} | ${tflops(2, fwdMs)} | ${bwdMs.toFixed(2)} | ${tflops(5, bwdMs)} |`);
-    tf.dispose([q, k, v, dy, keyMask, out, lse]);
+    for (const engine of ENGINES) {
+      device.setPrecision(engine.precision);  // as training runs it: gradients in the GEMM type
+      const attrs = { scale: 1 / Math.sqrt(sh.d), causal: true, window: 0, queryOffset: 0 };
+      let seed = 0;
+      const make = (shape: number[]) => {
+        const t = device.randomUniform?.(shape, ++seed, 0, -1, 1) ?? tf.randomUniform(shape, -1, 1);
+        return engine.precision === 'bf16-mixed' ? device.storeFrozenWeight(t, 'bf16-mixed') : t;
+      };
+      const q = make([sh.b, sh.heads, sh.s, sh.d]), k = make([sh.b, sh.kvHeads, sh.s, sh.d]), v = make([sh.b, sh.kvHeads, sh.s, sh.d]);
+      const dy = make([sh.b, sh.heads, sh.s, sh.d]);
+      const keyMask = tf.ones([sh.b, sh.s], 'int32');
+      const forward = () => tf.engine().runKernel(OPS.attention.name, { q, k, v, keyMask }, attrs) as Tensor[];
+      const [out, lse] = forward() as [Tensor, Tensor];
+      const backward = () => tf.engine().runKernel(OPS.attention.gradient.name, { dy, q, k, v, keyMask, out, lse }, attrs) as Tensor[];
+      const fwdMs = time(forward, iters, warmup), bwdMs = time(backward, iters, warmup);
+      const square = sh.b * sh.heads * sh.s * sh.s * sh.d * 2 / 2;  // 2·sq·sk·d per head and product, half under the causal mask
+      const tflops = (products: number, ms: number) => (products * square / (ms / 1e3) / 1e12).toFixed(1);
+      console.log(`| ${sh.name} | ${engine.name} | ${fwdMs.toFixed(2)} | ${tflops(2, fwdMs)} | ${bwdMs.toFixed(2)} | ${tflops(5, bwdMs)} |`);
+      tf.dispose([q, k, v, dy, keyMask, out, lse]);
+    }
   }
 }
 

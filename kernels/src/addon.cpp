@@ -304,27 +304,6 @@ napi_value adamwMulti(Call& c) {
   return c.undefined();
 }
 
-// ---- flash attention (flash_attention_*.cu) ------------------------------------------------
-
-// dims: Float64Array [b, heads, kvHeads, sq, sk, d, causal (0/1), window, queryOffset].
-AttentionShape attentionShape(Call& c, size_t dimsArg, size_t scaleArg) {
-  const std::vector<int64_t> d = c.ints(dimsArg);
-  if (d.size() != 9) c.bad(dimsArg, "a Float64Array [b, heads, kvHeads, sq, sk, d, causal, window, queryOffset]");
-  return AttentionShape{d[0], d[1], d[2], d[3], d[4], d[5], d[6] != 0, d[7], d[8], (float)c.num(scaleArg)};
-}
-AttentionInputs attentionInputs(Call& c) {
-  return AttentionInputs{c.ptr(0), c.i32(1), c.ptr(2), c.i32(3), c.ptr(4), c.i32(5), c.ptr(6), c.i32(7)};
-}
-// flashAttentionForward(q, qt, k, kt, v, vt, keyMask, maskt, out, ot, lse, dims, scale)
-napi_value flashAttentionForward(Call& c) {
-  launchFlashAttentionForward(attentionShape(c, 11, 12), attentionInputs(c), c.ptr(8), c.i32(9), (float*)c.ptr(10));
-  return c.undefined();
-}
-// flashAttentionBackward(q, qt, k, kt, v, vt, keyMask, maskt, out, ot, dOut, dOutT, lse, dq, dk, dv, gradT, dims, scale)
-napi_value flashAttentionBackward(Call& c) {
-  launchFlashAttentionBackward(attentionShape(c, 17, 18), attentionInputs(c), c.ptr(8), c.i32(9), c.ptr(10), c.i32(11),
-                               (const float*)c.ptr(12), c.ptr(13), c.ptr(14), c.ptr(15), c.i32(16));
-  return c.undefined();
   return c.undefined();
 }
 
@@ -449,7 +428,6 @@ const Export kExports[] = {
   {"ncclAllReduce", entry<ncclAllReduceFn>}, {"ncclReduceScatter", entry<ncclReduceScatterFn>}, {"ncclAllGather", entry<ncclAllGatherFn>},
   {"ncclBroadcast", entry<ncclBroadcastFn>}, {"ncclCommAbort", entry<ncclCommAbortFn>}, {"ncclCommDestroy", entry<ncclCommDestroyFn>},
   {"adamwMulti", entry<adamwMulti>},
-  {"flashAttentionForward", entry<flashAttentionForward>}, {"flashAttentionBackward", entry<flashAttentionBackward>},
   {"memoryBandwidth", entry<memoryBandwidth>},
 };
 

@@ -19,16 +19,23 @@
 // so a tile that holds one never skips key tiles; other rows skip the key tiles outside their
 // causal/window band, which contribute exactly 0.
 //
-// Numerics: every operand (any physical dtype: f32 or bf16 storage, mask also i32/u8) is
-// widened to f32 when its tile is staged in shared memory; products and softmax accumulate in
-// true f32 (no TF32, no tensor cores yet: a bf16 tensor-core path is the next step).
-// Thread layout: 256 threads as a 16 × 16 grid; thread (ty, tx) owns rows ty + 16·a and
+// Two engines behind one entry point each way (the launchers decide, callers never see it):
+// - tensor cores (flash_attention_mma_*.cu) when q, k and v are stored bf16 and the head
+//   dimension is 32, 64, 96 or 128 (mmaHeadDim): bf16 mma.sync with f32 accumulation, P and
+//   dS rounded to bf16 for their products (as FlashAttention-2 does), softmax and sums in f32;
+// - SIMT tiles (here and flash_attention_forward/backward.cu) otherwise: every operand (f32 or
+//   bf16 storage, mask also i32/u8) widened to f32 when its tile is staged in shared memory,
+//   products and softmax in true f32 (no TF32).
+// Layouts: every tensor but lse and the key mask is a strided view (kernels.h AttentionTensor),
+// so q, k, v can come straight out of a GEMM in [b, s, heads, d].
+// SIMT thread layout: 256 threads as a 16 × 16 grid; thread (ty, tx) owns rows ty + 16·a and
 // columns tx + 16·c of each tile product, so the 16 threads of a row sit in one half-warp and
 // a row reduction is four shuffles.
 #pragma once
 #include <type_traits>
 #include "common.h"
 #include "kernels.h"
+#include "primitives.h"
 
 namespace tt {
 namespace flash {
@@ -50,6 +57,26 @@ template <> struct Tiles<128> { static constexpr int fwdBM = 64, fwdBN = 64, bwd
 template <> struct Tiles<256> { static constexpr int fwdBM = 64, fwdBN = 32, bwdBM = 32, bwdBN = 32; };
 
 constexpr int kMaxHeadDim = 256;
+
+// Head dimensions the tensor-core kernels are built for (the backward splits dQ's columns over
+// four warps in whole 8-column mma tiles: d a multiple of 32).
+inline bool mmaHeadDim(int64_t d) { return d == 32 || d == 64 || d == 96 || d == 128; }
+
+// The tensor-core path takes bf16 q, k, v; anything else runs on the SIMT kernels.
+inline bool useTensorCores(const AttentionShape& s, const AttentionInputs& in) {
+  return in.q.t == BF16 && in.k.t == BF16 && in.v.t == BF16 && mmaHeadDim(s.d);
+}
+void launchMmaForward(const AttentionShape& s, const AttentionInputs& in, const AttentionTensor& out, float* lse);
+// What the backward's row pass leaves for its key pass, in the caller's workspace.
+struct BackwardRows {
+  float* delta;       // [b, heads, sq]: Δ = rowsum(dO ⊙ O)
+  uint8_t* rowFull;   // [b, heads, sq]: the row sees no key
+  int* headHasFull;   // [b, heads]: some row of the head sees no key
+};
+// The key pass of the backward on tensor cores (flash_attention_mma_backward.cu); the row
+// pass and dq's conversion are the SIMT launcher's, shared.
+void launchMmaKeyPass(const AttentionShape& s, const AttentionInputs& in, const AttentionTensor& dOut, const float* lse,
+                      const BackwardRows& rows, float* dqAcc, const AttentionGradients& g);
 
 // Calls f(std::integral_constant<int, D>) for the smallest bucket D ≥ d.
 template <typename F>
@@ -92,8 +119,9 @@ struct Visibility {
   }
 };
 
+// A null key mask hides nothing.
 __device__ __forceinline__ bool keyVisible(const void* keyMask, int maskType, int64_t at) {
-  return loadAs<float>(keyMask, maskType, at) != 0.f;
+  return keyMask == nullptr || loadAs<float>(keyMask, maskType, at) != 0.f;
 }
 
 // Whether query i sees no key at all, decided by one warp (every lane gets the answer): a scan
@@ -126,32 +154,51 @@ __device__ __forceinline__ float rowSum16(float v) {
   return v;
 }
 
-// Stage rows [row0, row0 + ROWS) × [0, D) of a [rows, d] matrix at `base` into shared memory
-// as f32 with row stride `stride`, zero past `rows` and past d (so padded lanes add nothing).
+// Stage rows [row0, row0 + ROWS) × [0, D) of one head of `t` (its rows start at element
+// `base`, `rowStride` apart) into shared memory as f32 with row stride `stride`, zero past
+// `rows` and past d (so padded lanes add nothing).
 template <int ROWS, int D>
-__device__ __forceinline__ void stageTile(float* dst, int stride, const void* src, int type, int64_t base, int64_t row0,
+__device__ __forceinline__ void stageTile(float* dst, int stride, const AttentionTensor& t, int64_t base, int64_t row0,
                                           int64_t rows, int64_t d) {
   for (int e = threadIdx.x; e < ROWS * D; e += kThreads) {
     const int r = e / D, c = e % D;
     const int64_t row = row0 + r;
-    dst[r * stride + c] = row < rows && c < d ? loadAs<float>(src, type, base + row * d + c) : 0.f;
+    dst[r * stride + c] = row < rows && c < d ? loadAs<float>(t.p, t.t, base + row * t.rowStride + c) : 0.f;
   }
 }
 #endif
+
+// Primitive arguments (the flashAttention* primitives, src/backend/cuda/primitives/attention.ts):
+// a tensor is five numbers (pointer, dtype, batch, head and row strides), the problem ten
+// (b, heads, kvHeads, sq, sk, d, scale, causal, window, queryOffset).
+constexpr int kTensorArgs = 5, kShapeArgs = 10;
+inline AttentionTensor tensorArg(const Args& a, int i) {
+  return AttentionTensor{a.ptr(i), a.i32(i + 1), a.i64(i + 2), a.i64(i + 3), a.i64(i + 4)};
+}
+inline AttentionShape shapeArg(const Args& a, int i) {
+  return AttentionShape{a.i64(i), a.i64(i + 1), a.i64(i + 2), a.i64(i + 3), a.i64(i + 4), a.i64(i + 5),
+                        a.flag(i + 7), a.i64(i + 8), a.i64(i + 9), a.f32(i + 6)};
+}
+
+// The shape, for error messages.
+inline std::string describe(const AttentionShape& s) {
+  return "q [" + std::to_string(s.b) + "," + std::to_string(s.heads) + "," + std::to_string(s.sq) + "," + std::to_string(s.d) +
+         "], kv heads " + std::to_string(s.kvHeads) + ", sk " + std::to_string(s.sk);
+}
 
 /**
  * Launch one tiled kernel with `bytes` of dynamic shared memory: opting in above the default
  * 48 KiB is a per-kernel attribute, so each instantiation sets it on its first launch.
  */
 template <auto Kernel, typename Params>
-void launchTiled(dim3 grid, size_t bytes, const Params& p, const char* what) {
+void launchTiled(dim3 grid, size_t bytes, const Params& p, const char* what, int threads = kThreads) {
   static bool configured = false;
   if (!configured) {
     check(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes), what,
           "(shared memory " + std::to_string(bytes) + " bytes)");
     configured = true;
   }
-  Kernel<<<grid, kThreads, bytes, stream()>>>(p);
+  Kernel<<<grid, threads, bytes, stream()>>>(p);
 }
 
 }  // namespace flash

@@ -12,11 +12,12 @@
 //      dV += Pᵀ·dO,  dK += scale·dSᵀ·Q,  dQ += scale·dS·K.
 //    dK/dV are summed over the group's query heads inside the block (no K/V copies, no
 //    atomics) and stored once. dQ gets contributions from every key tile, so it is summed
-//    with f32 atomics into an f32 buffer (dq itself when dq is f32, else scratch converted
-//    at the end).
-#include <optional>
+//    with f32 atomics into an f32 buffer: dq itself when dq is f32 and packed, else a packed
+//    buffer in the workspace, stored into dq (its type, its strides) at the end.
+// Step 2 runs on tensor cores for bf16 q, k, v (flash_attention_mma_backward.cu); steps 1
+// and 3 are shared. The caller's workspace holds Δ, the flags and the f32 dQ sum.
 #include "flash_attention.cuh"
-#include "memory.h"
+#include "primitives.h"
 
 namespace tt {
 namespace flash {
@@ -26,11 +27,8 @@ namespace {
 struct RowParams {
   AttentionShape s;
   const void* keyMask; int maskt;
-  const void* out; int ot;
-  const void* dOut; int dot;
-  float* delta;        // [b, heads, sq]
-  uint8_t* rowFull;    // [b, heads, sq]
-  int* headHasFull;    // [b, heads], zeroed before
+  AttentionTensor out, dOut;
+  BackwardRows rows;  // headHasFull zeroed before
 };
 
 __global__ void rowPassKernel(RowParams p) {
@@ -40,15 +38,16 @@ __global__ void rowPassKernel(RowParams p) {
   const Visibility vis{s.sk, s.queryOffset, s.window, s.causal};
   for (int64_t row = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; row < rows;
        row += (int64_t)gridDim.x * (blockDim.x / 32)) {
-    const int64_t i = row % s.sq, bh = row / s.sq, b = bh / s.heads;
+    const int64_t i = row % s.sq, bh = row / s.sq, b = bh / s.heads, h = bh % s.heads;
+    const int64_t outRow = p.out.at(b, h, i), dOutRow = p.dOut.at(b, h, i);
     float acc = 0.f;
-    for (int64_t c = lane; c < s.d; c += 32) acc += loadAs<float>(p.dOut, p.dot, row * s.d + c) * loadAs<float>(p.out, p.ot, row * s.d + c);
+    for (int64_t c = lane; c < s.d; c += 32) acc += loadAs<float>(p.dOut.p, p.dOut.t, dOutRow + c) * loadAs<float>(p.out.p, p.out.t, outRow + c);
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
     const bool full = warpRowFullyMasked(vis, p.keyMask, p.maskt, b * s.sk, i);
     if (lane == 0) {
-      p.delta[row] = acc;
-      p.rowFull[row] = full;
-      if (full) atomicOr(p.headHasFull + bh, 1);
+      p.rows.delta[row] = acc;
+      p.rows.rowFull[row] = full;
+      if (full) atomicOr(p.rows.headHasFull + bh, 1);
     }
   }
 }
@@ -56,13 +55,11 @@ __global__ void rowPassKernel(RowParams p) {
 struct KeyParams {
   AttentionShape s;
   AttentionInputs in;
-  const void* dOut; int dot;
+  AttentionTensor dOut;
   const float* lse;
-  const float* delta;
-  const uint8_t* rowFull;
-  const int* headHasFull;
-  float* dqAcc;        // [b, heads, sq, d] f32, zeroed before
-  void* dk; void* dv; int gt;
+  BackwardRows rows;
+  float* dqAcc;        // [b, heads, sq, d] f32 packed, zeroed before
+  AttentionTensor dk, dv;
 };
 
 template <int D, int BM, int BN>
@@ -91,11 +88,10 @@ __global__ void __launch_bounds__(kThreads) keyPassKernel(KeyParams p) {
   const int tx = threadIdx.x % kSide, ty = threadIdx.x / kSide;
   const int64_t j0 = (int64_t)blockIdx.x * BN, kvh = blockIdx.y, b = blockIdx.z;
   const int64_t groups = s.heads / s.kvHeads;
-  const int64_t kBase = (b * s.kvHeads + kvh) * s.sk * s.d;
   const Visibility vis{s.sk, s.queryOffset, s.window, s.causal};
 
-  stageTile<BN, D>(Ks, ST, p.in.k, p.in.kt, kBase, j0, s.sk, s.d);
-  stageTile<BN, D>(Vs, ST, p.in.v, p.in.vt, kBase, j0, s.sk, s.d);
+  stageTile<BN, D>(Ks, ST, p.in.k, p.in.k.at(b, kvh, 0), j0, s.sk, s.d);
+  stageTile<BN, D>(Vs, ST, p.in.v, p.in.v.at(b, kvh, 0), j0, s.sk, s.d);
   if (threadIdx.x < BN) keyOk[threadIdx.x] = j0 + threadIdx.x < s.sk && keyVisible(p.in.keyMask, p.in.maskt, b * s.sk + j0 + threadIdx.x);
 
   // Query rows whose structural interval meets keys [j0, jLast]: pos ≥ j0 when causal,
@@ -109,21 +105,21 @@ __global__ void __launch_bounds__(kThreads) keyPassKernel(KeyParams p) {
   for (int64_t g = 0; g < groups; g++) {
     const int64_t h = kvh * groups + g, bh = b * s.heads + h;
     int64_t iLo = 0, iHi = s.sq;
-    if (!p.headHasFull[bh]) {
+    if (!p.rows.headHasFull[bh]) {
       iLo = bandLo > 0 ? bandLo : 0;
       iHi = bandHi < s.sq ? bandHi : s.sq;
     }
-    const int64_t qBase = bh * s.sq * s.d;
+    const int64_t qBase = p.in.q.at(b, h, 0), dOutBase = p.dOut.at(b, h, 0), dqBase = bh * s.sq * s.d;
     for (int64_t i0 = (iLo / BM) * BM; i0 < iHi; i0 += BM) {
       __syncthreads();  // the previous tile's Q, dO, P and dS are no longer read
-      stageTile<BM, D>(Qs, ST, p.in.q, p.in.qt, qBase, i0, s.sq, s.d);
-      stageTile<BM, D>(dOs, ST, p.dOut, p.dot, qBase, i0, s.sq, s.d);
+      stageTile<BM, D>(Qs, ST, p.in.q, qBase, i0, s.sq, s.d);
+      stageTile<BM, D>(dOs, ST, p.dOut, dOutBase, i0, s.sq, s.d);
       if (threadIdx.x < BM) {
         const int64_t i = i0 + threadIdx.x;
         const bool in = i < s.sq;
         lseS[threadIdx.x] = in ? p.lse[bh * s.sq + i] : 0.f;
-        deltaS[threadIdx.x] = in ? p.delta[bh * s.sq + i] : 0.f;
-        fullS[threadIdx.x] = in && p.rowFull[bh * s.sq + i];
+        deltaS[threadIdx.x] = in ? p.rows.delta[bh * s.sq + i] : 0.f;
+        fullS[threadIdx.x] = in && p.rows.rowFull[bh * s.sq + i];
       }
       __syncthreads();
 
@@ -196,7 +192,7 @@ __global__ void __launch_bounds__(kThreads) keyPassKernel(KeyParams p) {
 #pragma unroll
         for (int e = 0; e < TD; e++) {
           const int col = tx + kSide * e;
-          if (col < s.d) atomicAdd(p.dqAcc + qBase + i * s.d + col, dq[e] * s.scale);
+          if (col < s.d) atomicAdd(p.dqAcc + dqBase + i * s.d + col, dq[e] * s.scale);
         }
       }
     }
@@ -206,12 +202,13 @@ __global__ void __launch_bounds__(kThreads) keyPassKernel(KeyParams p) {
   for (int c = 0; c < KN; c++) {
     const int64_t j = j0 + ty + kSide * c;
     if (j >= s.sk) continue;
+    const int64_t dkRow = p.dk.at(b, kvh, j), dvRow = p.dv.at(b, kvh, j);
 #pragma unroll
     for (int e = 0; e < TD; e++) {
       const int col = tx + kSide * e;
       if (col >= s.d) continue;
-      storeAs<float>(p.dk, p.gt, kBase + j * s.d + col, dk[c][e] * s.scale);
-      storeAs<float>(p.dv, p.gt, kBase + j * s.d + col, dv[c][e]);
+      storeAs<float>(p.dk.p, p.dk.t, dkRow + col, dk[c][e] * s.scale);
+      storeAs<float>(p.dv.p, p.dv.t, dvRow + col, dv[c][e]);
     }
   }
 }
@@ -224,47 +221,109 @@ void launchKeyPass(const KeyParams& p) {
   launchTiled<keyPassKernel<D, BM, BN>>(grid, bytes, p, "flashAttentionBackward");
 }
 
+// dst[b, h, r, :] = src[(b·heads + h)·rows + r, :] (src packed f32; null: zeros), in dst's type and strides.
+struct StoreRowsParams {
+  const float* src;
+  AttentionTensor dst;
+  int64_t heads, rows, d, n;
+};
+
+__global__ void storeRowsKernel(StoreRowsParams p) {
+  for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < p.n; e += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t row = e / p.d, c = e % p.d, r = row % p.rows, bh = row / p.rows;
+    storeAs<float>(p.dst.p, p.dst.t, p.dst.at(bh / p.heads, bh % p.heads, r) + c, p.src ? p.src[e] : 0.f);
+  }
+}
+
+void storeRows(const float* src, const AttentionTensor& dst, int64_t b, int64_t heads, int64_t rows, int64_t d) {
+  const StoreRowsParams p{src, dst, heads, rows, d, b * heads * rows * d};
+  if (p.n == 0) return;
+  storeRowsKernel<<<gridFor(p.n, 256), 256, 0, stream()>>>(p);
+  checkLaunch("flashAttentionBackward (store rows)", std::to_string(p.n) + " elements");
+}
+
+constexpr size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+
+// The workspace's parts, in order: Δ, row flags, head flags, and the f32 dQ sum unless dq is
+// itself packed f32 (then the atomics add into it).
+struct WorkspaceLayout {
+  size_t delta, rowFull, headFlags, dqSum;
+  bool dqInPlace;
+  size_t total() const { return delta + rowFull + headFlags + dqSum; }
+};
+
+WorkspaceLayout workspaceLayout(const AttentionShape& s, const AttentionTensor& dq) {
+  const int64_t rows = s.b * s.heads * s.sq;
+  const AttentionTensor packed = packedAttentionTensor(dq.p, dq.t, s.heads, s.sq, s.d);
+  const bool inPlace = dq.t == F32 && (s.b <= 1 || dq.batchStride == packed.batchStride) &&
+                       (s.heads <= 1 || dq.headStride == packed.headStride) && (s.sq <= 1 || dq.rowStride == packed.rowStride);
+  return WorkspaceLayout{round16(rows * sizeof(float)), round16(rows), round16(s.b * s.heads * sizeof(int)),
+                         inPlace ? 0 : round16(rows * s.d * sizeof(float)), inPlace};
+}
+
 }  // namespace
 }  // namespace flash
 
-void launchFlashAttentionBackward(const AttentionShape& s, const AttentionInputs& in, const void* out, int ot,
-                                  const void* dOut, int dot, const float* lse, void* dq, void* dk, void* dv, int gt) {
+size_t flashAttentionBackwardWorkspaceBytes(const AttentionShape& s, const AttentionTensor& dq) {
+  return flash::workspaceLayout(s, dq).total();
+}
+
+void launchFlashAttentionBackward(const AttentionShape& s, const AttentionInputs& in, const AttentionTensor& out,
+                                  const AttentionTensor& dOut, const float* lse, const AttentionGradients& g,
+                                  void* workspace, size_t workspaceBytes) {
   const char* where = "flashAttentionBackward";
   flash::checkShape(s, where);
-  checkDtype(in.qt, where); checkDtype(in.kt, where); checkDtype(in.vt, where); checkDtype(in.maskt, where);
-  checkDtype(ot, where); checkDtype(dot, where);
-  if (gt != F32 && gt != BF16) fail(where, std::string("gradients must be f32 or bf16, not ") + dtypeName(gt));
-  const int64_t rows = s.b * s.heads * s.sq, qElems = rows * s.d, kElems = s.b * s.kvHeads * s.sk * s.d;
+  checkDtype(in.q.t, where); checkDtype(in.k.t, where); checkDtype(in.v.t, where); checkDtype(out.t, where); checkDtype(dOut.t, where);
+  if (in.keyMask) checkDtype(in.maskt, where);
+  for (const AttentionTensor* t : {&g.dq, &g.dk, &g.dv}) {
+    if (t->t != F32 && t->t != BF16) fail(where, std::string("gradients must be f32 or bf16, not ") + dtypeName(t->t));
+  }
+  const int64_t rows = s.b * s.heads * s.sq;
   if (rows == 0) {  // no query: no gradient reaches k or v
-    if (kElems > 0) { launchFill(dk, gt, kElems, 0.0); launchFill(dv, gt, kElems, 0.0); }
+    flash::storeRows(nullptr, g.dk, s.b, s.kvHeads, s.sk, s.d);
+    flash::storeRows(nullptr, g.dv, s.b, s.kvHeads, s.sk, s.d);
     return;
   }
-  const std::string detail = "q [" + std::to_string(s.b) + "," + std::to_string(s.heads) + "," + std::to_string(s.sq) + "," +
-                             std::to_string(s.d) + "], kv heads " + std::to_string(s.kvHeads) + ", sk " + std::to_string(s.sk);
+  const flash::WorkspaceLayout ws = flash::workspaceLayout(s, g.dq);
+  if (workspaceBytes < ws.total() || (ws.total() > 0 && workspace == nullptr)) {
+    fail(where, "workspace of " + std::to_string(workspaceBytes) + " bytes, needs " + std::to_string(ws.total()) + " for " +
+                    flash::describe(s) + " (flashAttentionBackwardWorkspaceBytes)");
+  }
+  if (reinterpret_cast<uintptr_t>(workspace) % 16 != 0) fail(where, "the workspace must be 16-byte aligned");
+  char* at = static_cast<char*>(workspace);
+  const flash::BackwardRows rowsOut{reinterpret_cast<float*>(at), reinterpret_cast<uint8_t*>(at + ws.delta),
+                                    reinterpret_cast<int*>(at + ws.delta + ws.rowFull)};
+  float* dqAcc = ws.dqInPlace ? static_cast<float*>(g.dq.p) : reinterpret_cast<float*>(at + ws.delta + ws.rowFull + ws.headFlags);
+  check(cudaMemsetAsync(rowsOut.headHasFull, 0, ws.headFlags, stream()), where, "(memset)");
+  check(cudaMemsetAsync(dqAcc, 0, rows * s.d * sizeof(float), stream()), where, "(memset)");
 
-  // Scratch, freed in stream order when this call returns: Δ (f32), row flags, head flags,
-  // and the f32 dQ sum unless dq itself is f32.
-  const size_t deltaBytes = rows * sizeof(float), flagBytes = (rows + 15) / 16 * 16, headBytes = s.b * s.heads * sizeof(int);
-  Scratch rowScratch(deltaBytes + flagBytes + headBytes, "flash attention backward rows");
-  float* delta = static_cast<float*>(rowScratch.p);
-  uint8_t* rowFull = reinterpret_cast<uint8_t*>(delta + rows);
-  int* headHasFull = reinterpret_cast<int*>(rowFull + flagBytes);
-  const bool dqInPlace = gt == F32;
-  std::optional<Scratch> dqScratch;
-  if (!dqInPlace) dqScratch.emplace(qElems * sizeof(float), "flash attention backward dq sum");
-  float* dqAcc = dqInPlace ? static_cast<float*>(dq) : static_cast<float*>(dqScratch->p);
-  check(cudaMemsetAsync(headHasFull, 0, headBytes, stream()), where, "(memset)");
-  check(cudaMemsetAsync(dqAcc, 0, qElems * sizeof(float), stream()), where, "(memset)");
-
-  const flash::RowParams rp{s, in.keyMask, in.maskt, out, ot, dOut, dot, delta, rowFull, headHasFull};
+  const flash::RowParams rp{s, in.keyMask, in.maskt, out, dOut, rowsOut};
   flash::rowPassKernel<<<gridFor(rows, 8), 256, 0, stream()>>>(rp);
-  checkLaunch("flashAttentionBackward (row pass)", detail);
+  checkLaunch("flashAttentionBackward (row pass)", flash::describe(s));
 
-  const flash::KeyParams kp{s, in, dOut, dot, lse, delta, rowFull, headHasFull, dqAcc, dk, dv, gt};
-  flash::withHeadDimBucket(s.d, where, [&](auto bucket) { flash::launchKeyPass<decltype(bucket)::value>(kp); });
-  checkLaunch("flashAttentionBackward (key pass)", detail);
+  if (flash::useTensorCores(s, in)) {
+    flash::launchMmaKeyPass(s, in, dOut, lse, rowsOut, dqAcc, g);
+  } else {
+    const flash::KeyParams kp{s, in, dOut, lse, rowsOut, dqAcc, g.dk, g.dv};
+    flash::withHeadDimBucket(s.d, where, [&](auto bucket) { flash::launchKeyPass<decltype(bucket)::value>(kp); });
+  }
+  checkLaunch("flashAttentionBackward (key pass)", flash::describe(s));
 
-  if (!dqInPlace) launchUnary(0, dqAcc, F32, dq, gt, qElems, 0, 0);  // identity: f32 sum → dq's type
+  if (!ws.dqInPlace) flash::storeRows(dqAcc, g.dq, s.b, s.heads, s.sq, s.d);
 }
+
+// flashAttentionBackward(q×5, k×5, v×5, keyMask|0, maskt, out×5, dOut×5, lse, dq×5, dk×5, dv×5, b, heads, kvHeads, sq,
+// sk, d, scale, causal, window, queryOffset, workspace, workspaceBytes): a tensor is (pointer, dtype, batch, head and
+// row strides); the workspace's size is flashAttentionBackwardWorkspaceBytes'.
+static void flashAttentionBackwardPrimitive(const Args& a) {
+  using flash::tensorArg;
+  constexpr int T = flash::kTensorArgs;
+  const AttentionInputs in{tensorArg(a, 0), tensorArg(a, T), tensorArg(a, 2 * T), a.ptr(3 * T), a.i32(3 * T + 1)};
+  const AttentionGradients g{tensorArg(a, 5 * T + 3), tensorArg(a, 6 * T + 3), tensorArg(a, 7 * T + 3)};
+  launchFlashAttentionBackward(flash::shapeArg(a, 8 * T + 3), in, tensorArg(a, 3 * T + 2), tensorArg(a, 4 * T + 2),
+                               a.as<const float>(5 * T + 2), g, a.ptr(8 * T + 3 + flash::kShapeArgs),
+                               (size_t)a.i64(8 * T + 4 + flash::kShapeArgs));
+}
+TT_PRIMITIVE("flashAttentionBackward", 8 * flash::kTensorArgs + 5 + flash::kShapeArgs, flashAttentionBackwardPrimitive);
 
 }  // namespace tt

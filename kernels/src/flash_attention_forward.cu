@@ -17,7 +17,7 @@ namespace {
 struct ForwardParams {
   AttentionShape s;
   AttentionInputs in;
-  void* out; int ot;
+  AttentionTensor out;
   float* lse;
 };
 
@@ -45,11 +45,11 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(ForwardParams p) 
   const int warp = threadIdx.x / 32, warps = kThreads / 32;
   const int64_t i0 = (int64_t)blockIdx.x * BM, h = blockIdx.y, b = blockIdx.z;
   const int64_t kvh = h / (s.heads / s.kvHeads);
-  const int64_t qBase = (b * s.heads + h) * s.sq * s.d, kBase = (b * s.kvHeads + kvh) * s.sk * s.d;
+  const int64_t qBase = p.in.q.at(b, h, 0), kBase = p.in.k.at(b, kvh, 0), vBase = p.in.v.at(b, kvh, 0);
   const int64_t maskRow = b * s.sk;
   const Visibility vis{s.sk, s.queryOffset, s.window, s.causal};
 
-  stageTile<BM, D>(Qs, Smem::qStride, p.in.q, p.in.qt, qBase, i0, s.sq, s.d);
+  stageTile<BM, D>(Qs, Smem::qStride, p.in.q, qBase, i0, s.sq, s.d);
   for (int r = warp; r < BM; r += warps) {
     const bool full = i0 + r < s.sq && warpRowFullyMasked(vis, p.in.keyMask, p.in.maskt, maskRow, i0 + r);
     if ((threadIdx.x & 31) == 0) rowFull[r] = full;
@@ -75,8 +75,8 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(ForwardParams p) 
 
   for (int64_t t = tile0; t < tile1; t++) {
     const int64_t j0 = t * BN;
-    stageTile<BN, D>(Ks, Smem::kStride, p.in.k, p.in.kt, kBase, j0, s.sk, s.d);
-    stageTile<BN, D>(Vs, Smem::vStride, p.in.v, p.in.vt, kBase, j0, s.sk, s.d);
+    stageTile<BN, D>(Ks, Smem::kStride, p.in.k, kBase, j0, s.sk, s.d);
+    stageTile<BN, D>(Vs, Smem::vStride, p.in.v, vBase, j0, s.sk, s.d);
     if (threadIdx.x < BN) keyOk[threadIdx.x] = j0 + threadIdx.x < s.sk && keyVisible(p.in.keyMask, p.in.maskt, maskRow + j0 + threadIdx.x);
     __syncthreads();
 
@@ -145,11 +145,11 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(ForwardParams p) 
     const int64_t i = i0 + ty + kSide * a;
     if (i >= s.sq) continue;
     const float inv = 1.f / l[a];
-    const int64_t row = qBase + i * s.d;
+    const int64_t row = p.out.at(b, h, i);
 #pragma unroll
     for (int e = 0; e < TD; e++) {
       const int c = tx + kSide * e;
-      if (c < s.d) storeAs<float>(p.out, p.ot, row + c, o[a][e] * inv);
+      if (c < s.d) storeAs<float>(p.out.p, p.out.t, row + c, o[a][e] * inv);
     }
     if (tx == 0) p.lse[(b * s.heads + h) * s.sq + i] = m[a] + logf(l[a]);
   }
@@ -166,16 +166,31 @@ void launchForward(const ForwardParams& p) {
 }  // namespace
 }  // namespace flash
 
-void launchFlashAttentionForward(const AttentionShape& s, const AttentionInputs& in, void* out, int ot, float* lse) {
+void launchFlashAttentionForward(const AttentionShape& s, const AttentionInputs& in, const AttentionTensor& out, float* lse) {
   const char* where = "flashAttentionForward";
   flash::checkShape(s, where);
-  checkDtype(in.qt, where); checkDtype(in.kt, where); checkDtype(in.vt, where); checkDtype(in.maskt, where); checkDtype(ot, where);
+  checkDtype(in.q.t, where); checkDtype(in.k.t, where); checkDtype(in.v.t, where); checkDtype(out.t, where);
+  if (in.keyMask) checkDtype(in.maskt, where);
+  if (out.t != F32 && out.t != BF16) fail(where, std::string("out must be f32 or bf16, not ") + dtypeName(out.t));
   if (s.b == 0 || s.sq == 0) return;
   if ((s.sq + 63) / 64 > 0x7fffffffLL) fail(where, "too many query rows");
-  const flash::ForwardParams p{s, in, out, ot, lse};
-  flash::withHeadDimBucket(s.d, where, [&](auto bucket) { flash::launchForward<decltype(bucket)::value>(p); });
-  checkLaunch(where, "q [" + std::to_string(s.b) + "," + std::to_string(s.heads) + "," + std::to_string(s.sq) + "," +
-                         std::to_string(s.d) + "], kv heads " + std::to_string(s.kvHeads) + ", sk " + std::to_string(s.sk));
+  if (flash::useTensorCores(s, in)) {
+    flash::launchMmaForward(s, in, out, lse);
+  } else {
+    const flash::ForwardParams p{s, in, out, lse};
+    flash::withHeadDimBucket(s.d, where, [&](auto bucket) { flash::launchForward<decltype(bucket)::value>(p); });
+  }
+  checkLaunch(where, flash::describe(s));
 }
+
+// flashAttentionForward(q×5, k×5, v×5, keyMask|0, maskt, out×5, lse, b, heads, kvHeads, sq, sk, d, scale, causal, window,
+// queryOffset): a tensor is (pointer, dtype, batch stride, head stride, row stride).
+static void flashAttentionForwardPrimitive(const Args& a) {
+  using flash::tensorArg;
+  constexpr int T = flash::kTensorArgs;
+  const AttentionInputs in{tensorArg(a, 0), tensorArg(a, T), tensorArg(a, 2 * T), a.ptr(3 * T), a.i32(3 * T + 1)};
+  launchFlashAttentionForward(flash::shapeArg(a, 4 * T + 3), in, tensorArg(a, 3 * T + 2), a.as<float>(4 * T + 2));
+}
+TT_PRIMITIVE("flashAttentionForward", 4 * flash::kTensorArgs + 3 + flash::kShapeArgs, flashAttentionForwardPrimitive);
 
 }  // namespace tt

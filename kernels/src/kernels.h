@@ -72,9 +72,12 @@ struct AdamWArgs {
 };
 void launchAdamW(const AdamWArgs& a);
 
-// Flash attention for TTAttention (flash_attention_forward.cu / _backward.cu; the shared
-// semantics are in flash_attention.cuh). q [b, heads, sq, d], k/v [b, kvHeads, sk, d],
-// keyMask [b, sk] (0 hides a key), each in its own physical dtype.
+// Flash attention for TTAttention and the fused layers (flash_attention_forward.cu /
+// _backward.cu; the shared semantics are in flash_attention.cuh). Every tensor but lse is a
+// view with element strides of batch, head and row (head_dim contiguous): q, out, dOut, dq
+// [b, heads, sq, d], k, v, dk, dv [b, kvHeads, sk, d] — packed [b, h, s, d] is
+// {h·s·d, s·d, d}, [b, s, h, d] straight out of a GEMM is {s·h·d, d, h·d}. keyMask [b, sk]
+// packed (0 hides a key; null: every key visible); lse [b, heads, sq] f32 packed.
 struct AttentionShape {
   int64_t b, heads, kvHeads, sq, sk, d;
   bool causal;
@@ -82,17 +85,29 @@ struct AttentionShape {
   int64_t queryOffset;  // query i sits at position queryOffset + i
   float scale;
 };
+struct AttentionTensor {
+  void* p; int t;  // storage and physical dtype
+  int64_t batchStride, headStride, rowStride;
+  // Element offset of row `row` of head `h` of batch `b`.
+  __host__ __device__ int64_t at(int64_t b, int64_t h, int64_t row) const { return b * batchStride + h * headStride + row * rowStride; }
+};
+// Strides of a packed [b, heads, rows, d] tensor.
+inline AttentionTensor packedAttentionTensor(void* p, int t, int64_t heads, int64_t rows, int64_t d) {
+  return AttentionTensor{p, t, heads * rows * d, rows * d, d};
+}
 struct AttentionInputs {
-  const void* q; int qt;
-  const void* k; int kt;
-  const void* v; int vt;
+  AttentionTensor q, k, v;
   const void* keyMask; int maskt;
 };
-// out [b, heads, sq, d] (type ot) and the rows' log-sum-exp lse [b, heads, sq] (f32).
-void launchFlashAttentionForward(const AttentionShape& s, const AttentionInputs& in, void* out, int ot, float* lse);
-// dq/dk/dv (type gt) from the forward's out and lse and the incoming gradient dOut.
-void launchFlashAttentionBackward(const AttentionShape& s, const AttentionInputs& in, const void* out, int ot,
-                                  const void* dOut, int dot, const float* lse, void* dq, void* dk, void* dv, int gt);
+struct AttentionGradients { AttentionTensor dq, dk, dv; };
+// out and the rows' log-sum-exp lse (f32).
+void launchFlashAttentionForward(const AttentionShape& s, const AttentionInputs& in, const AttentionTensor& out, float* lse);
+// Bytes of device workspace launchFlashAttentionBackward needs (src/backend/cuda/primitives/attention.ts mirrors it).
+size_t flashAttentionBackwardWorkspaceBytes(const AttentionShape& s, const AttentionTensor& dq);
+// dq, dk, dv (each f32 or bf16) from the forward's out and lse and the incoming gradient dOut.
+void launchFlashAttentionBackward(const AttentionShape& s, const AttentionInputs& in, const AttentionTensor& out,
+                                  const AttentionTensor& dOut, const float* lse, const AttentionGradients& g,
+                                  void* workspace, size_t workspaceBytes);
 
 }  // namespace tt
 

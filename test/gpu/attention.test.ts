@@ -6,15 +6,23 @@
  * the reference makes uniform), queries after a KV cache (sq ≠ sk, queryOffset), odd lengths
  * that cross the kernels' 32/64-row tiles, head dims 8, 16, 32, 64, 96, 128, 256, key masks
  * stored int32, bool and float32, bf16-stored inputs and bf16 gradients (bf16-mixed). f32
- * within 1e-4 relative (max |Δ| / max |ref|), bf16 within bf16 rounding. Also: the forward and
- * backward never hold an [b, heads, sq, sk] f32 tensor's worth of memory, and the op leaves no
- * tensor behind (its lse output is freed).
+ * within 1e-4 relative (max |Δ| / max |ref|), bf16 within bf16 rounding. bf16 q, k, v with head
+ * dims 32/64/96/128 run the tensor-core kernels (flash_attention_mma_*.cu): their cases cover
+ * head dims 64 and 128, GQA 1 and 4, causal and bidirectional, windows, padding, sq ≠ sk and
+ * odd lengths; the primitives themselves run once on strided views (a fused QKV buffer, out and
+ * dOut in [b, s, h, d]). Also: the forward and backward never hold an [b, heads, sq, sk] f32
+ * tensor's worth of memory, and the op leaves no tensor behind (its lse output is freed).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, type Tensor } from '../../src/backend/tf.js';
 import { attention, type AttentionOptions } from '../../src/ops/attention.js';
 import { OPS } from '../../src/ops/names.js';
 import { activeCudaBackend, cudaMemory, physicalDtype, resetCudaPeakMemory, storeFrozenWeight } from '../../src/backend/cuda/api.js';
+import type { TensorRef } from '../../src/backend/cuda/backend.js';
+import { runPrimitives } from '../../src/backend/cuda/kernel_utils.js';
+import {
+  attentionBackwardWorkspaceBytes, flashAttentionBackward, flashAttentionForward, packedStrides, type AttentionView,
+} from '../../src/backend/cuda/primitives/attention.js';
 import { bf16ToF32, f32ToBf16 } from '../../src/io/dtypes.js';
 import { EMULATED, onBoth, rand, relErr, size, useCuda } from './cuda.js';
 
@@ -96,7 +104,8 @@ describe('flash attention equals the reference op and its autograd', () => {
   it('bf16-stored q, k, v: bf16 output within bf16 rounding, f32 gradients within a few bf16 roundings', async () => {
     const c: Case = { b: 2, heads: 4, kvHeads: 2, sq: 67, sk: 67, d: 64, causal: true, lengths: [67, 40] };
     const { cpu, cuda } = await onBoth(() => forwardAndGradients(c, true));
-    expect(relErr(cuda[0]!.data, cpu[0]!.data), 'out').toBeLessThanOrEqual(2 ** -8);
+    // Tensor cores (d 64): P is rounded to bf16 for P·V besides the output's own rounding.
+    expect(relErr(cuda[0]!.data, cpu[0]!.data), 'out').toBeLessThanOrEqual(2 ** -7);
     // The gradients' row term Δ = rowsum(dO ⊙ out) reads the bf16-stored output.
     for (let i = 1; i < 4; i++) expect(relErr(cuda[i]!.data, cpu[i]!.data), NAMES[i]).toBeLessThanOrEqual(2 ** -6);
   });
@@ -124,6 +133,82 @@ describe('flash attention equals the reference op and its autograd', () => {
     const q2 = tf.zeros([1, 2, 4, 8]);
     expect(() => attention(q2, k, k, tf.ones([1, 5], 'int32'), { scale: 1, causal: true })).toThrow(/keyMask \[1,5\] must be \[1, 4\]/);
     tf.dispose([q, k, mask, q2]);
+  });
+});
+
+const mmaCases: Array<[string, Case]> = [
+  ['d 64, one query head per KV head, causal, odd length 77, right padding', { b: 2, heads: 2, kvHeads: 2, sq: 77, sk: 77, d: 64, causal: true, lengths: [77, 50] }],
+  ['d 128, groups of 4, bidirectional, length 130 across key tiles', { b: 1, heads: 8, kvHeads: 2, sq: 130, sk: 130, d: 128, causal: false, lengths: [130] }],
+  ['d 64, groups of 4, causal, window 33, length 130, padding', { b: 1, heads: 4, kvHeads: 1, sq: 130, sk: 130, d: 64, causal: true, window: 33, lengths: [120] }],
+  ['d 128, 77 queries after 53 cached keys (sq ≠ sk), groups of 4', { b: 2, heads: 4, kvHeads: 1, sq: 77, sk: 130, d: 128, causal: true, queryOffset: 53, lengths: [130, 100] }],
+  ['d 64, bidirectional, 30 queries over 77 keys with a window', { b: 1, heads: 2, kvHeads: 1, sq: 30, sk: 77, d: 64, causal: false, window: 40, queryOffset: 47, lengths: [77] }],
+  ['d 64, a fully masked example beside a full one', { b: 2, heads: 4, kvHeads: 1, sq: 70, sk: 70, d: 64, causal: true, lengths: [70, 0] }],
+  ['d 128, key-mask holes and left padding, bool mask',
+    { b: 2, heads: 2, kvHeads: 1, sq: 77, sk: 77, d: 128, causal: true, lengths: [], visible: (b, j) => (b === 0 ? j % 3 !== 1 : j >= 9), maskDtype: 'bool' }],
+];
+
+describe('flash attention on tensor cores (bf16 q, k, v; head dims 32, 64, 96, 128)', () => {
+  // P (and dS) are rounded to bf16 for their products, the output to bf16 storage.
+  it.each(mmaCases)('%s', async (_name, c) => {
+    const { cpu, cuda } = await onBoth(() => forwardAndGradients(c, true));
+    expect(relErr(cuda[0]!.data, cpu[0]!.data), 'out').toBeLessThanOrEqual(2 ** -7);
+    for (let i = 1; i < 4; i++) expect(relErr(cuda[i]!.data, cpu[i]!.data), NAMES[i]).toBeLessThanOrEqual(2 ** -6);
+  });
+
+  it('bf16-mixed: bf16 gradients (dq summed in f32), d 128, groups of 4', async () => {
+    const c: Case = { b: 1, heads: 4, kvHeads: 1, sq: 130, sk: 130, d: 128, causal: true, lengths: [111] };
+    await tf.setBackend('cuda');
+    activeCudaBackend()!.setPrecisionPolicy('bf16-mixed');
+    try {
+      const { cpu, cuda } = await onBoth(() => forwardAndGradients(c, true));
+      for (let i = 0; i < 4; i++) expect(relErr(cuda[i]!.data, cpu[i]!.data), NAMES[i]).toBeLessThanOrEqual(2 ** -6);
+    } finally {
+      activeCudaBackend()!.setPrecisionPolicy('fp32');
+    }
+  });
+});
+
+describe('the flash attention primitives on strided views', () => {
+  // q, k, v as column blocks of one [b, s, (heads + 2·kvHeads)·d] buffer (a fused QKV
+  // projection's output), out and dOut [b, s, heads, d], dq/dk/dv into one fused f32 buffer.
+  const c: Case = { b: 2, heads: 4, kvHeads: 2, sq: 77, sk: 77, d: 64, causal: true, lengths: [77, 60] };
+  const width = (c.heads + 2 * c.kvHeads) * c.d;
+
+  /** [b, h, s, d] tensors → one [b, s, Σh·d] tensor (the fused layout). */
+  const fuse = (ts: Tensor[]) => tf.concat(ts.map((t) => tf.transpose(t, [0, 2, 1, 3]).reshape([c.b, c.sq, -1])), 2);
+
+  it.each([['bf16 q, k, v (tensor cores)', true], ['f32 q, k, v (SIMT)', false]] as const)('%s', async (_name, bf16) => {
+    const [q, k, v, dy] = inputs(c, true);
+    const mask = keyMask(c);
+    await tf.setBackend('cpu');
+    const ref = tf.tidy(() => {
+      const f = (q: Tensor, k: Tensor, v: Tensor) => tf.sum(tf.mul(attention(q, k, v, mask, options(c)), dy!));
+      const out = attention(q!, k!, v!, mask, options(c));
+      return { out: tf.transpose(out, [0, 2, 1, 3]).dataSync().slice(), grads: fuse(tf.grads(f)([q!, k!, v!])).dataSync().slice() };
+    });
+    await tf.setBackend('cuda');
+    const backend = activeCudaBackend()!;
+    const [qkv, out, dOut, lse, grads, maskCuda] = tf.tidy(() => {
+      const stored = (t: Tensor) => (bf16 ? storeFrozenWeight(t) : t);
+      return [stored(fuse([q!, k!, v!])), stored(tf.zeros([c.b, c.sq, c.heads, c.d])), stored(tf.transpose(dy!, [0, 2, 1, 3])),
+        tf.zeros([c.b, c.heads, c.sq]), tf.zeros([c.b, c.sq, width]), keyMask(c)];
+    }) as Tensor[];
+    const ptr = (t: Tensor) => backend.ptr(t as unknown as TensorRef), code = (t: Tensor) => backend.code(t as unknown as TensorRef);
+    const fused = (t: Tensor, column: number): AttentionView => ({ ptr: ptr(t) + column * c.d * (code(t) === 1 ? 2 : 4), dtype: code(t), strides: [c.sq * width, c.d, width] });
+    const bshd = (t: Tensor): AttentionView => ({ ptr: ptr(t), dtype: code(t), strides: [c.sq * c.heads * c.d, c.d, c.heads * c.d] });
+    const problem = { batch: c.b, heads: c.heads, kvHeads: c.kvHeads, sq: c.sq, sk: c.sk, headDim: c.d, scale: 1 / Math.sqrt(c.d), causal: c.causal, window: 0, queryOffset: 0 };
+    const views = { q: fused(qkv!, 0), k: fused(qkv!, c.heads), v: fused(qkv!, c.heads + c.kvHeads), keyMask: ptr(maskCuda!), maskDtype: code(maskCuda!) };
+    const gradViews = { dq: fused(grads!, 0), dk: fused(grads!, c.heads), dv: fused(grads!, c.heads + c.kvHeads) };
+    expect(packedStrides(c.heads, c.sq, c.d)).toEqual([c.heads * c.sq * c.d, c.sq * c.d, c.d]);
+    const workspaceBytes = attentionBackwardWorkspaceBytes({ ...problem, dq: gradViews.dq });
+    const workspace = tf.zeros([Math.ceil(workspaceBytes / 4)]);
+    runPrimitives(backend, (p) => {
+      flashAttentionForward(p, { ...problem, ...views, out: bshd(out!), lse: ptr(lse!) });
+      flashAttentionBackward(p, { ...problem, ...views, ...gradViews, out: bshd(out!), dOut: bshd(dOut!), lse: ptr(lse!), workspace: ptr(workspace), workspaceBytes });
+    });
+    expect(relErr(out!.dataSync(), ref.out), 'out').toBeLessThanOrEqual(bf16 ? 2 ** -7 : 1e-4);
+    expect(relErr(grads!.dataSync(), ref.grads), 'dq | dk | dv').toBeLessThanOrEqual(bf16 ? 2 ** -6 : 1e-4);
+    tf.dispose([q!, k!, v!, dy!, mask, qkv!, out!, dOut!, lse!, grads!, maskCuda!, workspace]);
   });
 });
 

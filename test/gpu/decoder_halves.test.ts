@@ -21,7 +21,7 @@ beforeAll(async () => {
   await useCuda();
 });
 
-const FUSED = process.env.TT_MLP_ONLY ? [OPS.mlpHalf.name, OPS.mlpHalf.gradient.name] : [OPS.attentionHalf.name, OPS.mlpHalf.name, OPS.attentionHalf.gradient.name, OPS.mlpHalf.gradient.name];
+const FUSED = [OPS.attentionHalf.name, OPS.mlpHalf.name, OPS.attentionHalf.gradient.name, OPS.mlpHalf.gradient.name];
 
 /** Kernel names run through the engine while fn runs. */
 function kernelsRun<T>(fn: () => T): { result: T; names: Set<string> } {
@@ -79,7 +79,7 @@ describe.each(MODELS)('fused decoder halves on %s', (model) => {
     const cuda = await lossAndGrads('cuda', model);
     expect(cuda.reason).toBeUndefined();
     for (const k of FUSED) expect(cuda.kernels.has(k), `${k} ran`).toBe(true);
-    if (!process.env.TT_MLP_ONLY) expect(cuda.kernels.has(OPS.loraDelta.name), 'no composed LoRA').toBe(false);
+    expect(cuda.kernels.has(OPS.loraDelta.name), 'no composed LoRA').toBe(false);
     expectClose(cuda, cpu, 1e-4);
   });
 });

@@ -10,7 +10,8 @@ import { emulatedPrimitives } from './emulated_primitives.js';
 import { erf } from './emulated_math.js';
 import './emulated_fused.js';
 import './emulated_dequant.js';
-import { emulatedFlashAttention } from './emulated_attention.js';
+import './emulated_attention.js';
+import { f16ToF32, f32ToF16 } from '../../src/io/dtypes.js';
 
 const BYTES = [4, 2, 4, 1];
 const VIEWS = [Float32Array, Uint16Array, Int32Array, Uint8Array] as const;
@@ -328,7 +329,6 @@ export function emulatedAddon(): CudaAddon {
       }
     },
     memoryBandwidth: () => 0,
-    ...emulatedFlashAttention({ load, store }),
     // NCCL with one rank (a process cannot emulate peers): every collective copies its input.
     ...emulatedNccl((dst, src, bytes) => view(dst, 3).set(view(src, 3).subarray(0, bytes))),
   };

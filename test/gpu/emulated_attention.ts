@@ -1,36 +1,68 @@
 /**
- * CPU emulation of the addon's flash attention (kernels/src/flash_attention_*.cu) for the
- * emulated addon: the same contract — argument order, physical dtypes, out and the f32 row
- * log-sum-exp, a fully masked row's scores valued 0 (so its lse is log sk and P = 1/sk, as
- * the reference's −1e30 gives) — computed row by row over all keys in double precision. It
- * checks the TypeScript plumbing and the contract's arithmetic, not the CUDA tiling.
+ * CPU emulation of the flash attention primitives (kernels/src/flash_attention_*.cu,
+ * src/backend/cuda/primitives/attention.ts) for the emulated addon: the same argument order,
+ * strided views (element strides of batch, head and row), physical dtypes, out and the f32 row
+ * log-sum-exp, a fully masked row's scores valued 0 (so its lse is log sk and P = 1/sk, as the
+ * reference's −1e30 gives), a null key mask hiding nothing, and the backward's workspace size
+ * check — computed row by row over all keys in double precision. It checks the TypeScript
+ * plumbing and the contract's arithmetic, not the CUDA tiling or the tensor-core rounding.
  */
-import type { CudaAddon } from '../../src/backend/cuda/addon.js';
-import type { EmulatedMemory } from './emulated_primitives.js';
+import { defineEmulatedPrimitives, type EmulatedMemory } from './emulated_primitives.js';
+import { flashBackwardWorkspaceBytes } from '../../src/backend/attention_workspace.js';
 
 type Mem = Pick<EmulatedMemory, 'load' | 'store'>;
 const MASKED = -1e30;
+const F32 = 0, BF16 = 1;
 
 interface Problem {
   b: number; heads: number; kvHeads: number; sq: number; sk: number; d: number;
-  causal: boolean; window: number; queryOffset: number; scale: number;
+  scale: number; causal: boolean; window: number; queryOffset: number;
 }
 
-function problemOf(dims: Float64Array, scale: number): Problem {
-  if (dims.length !== 9) throw new Error('flashAttention: dims must be [b, heads, kvHeads, sq, sk, d, causal, window, queryOffset]');
-  const [b, heads, kvHeads, sq, sk, d, causal, window, queryOffset] = Array.from(dims) as number[];
-  if (heads! % kvHeads! !== 0) throw new Error(`flashAttention: ${heads} query heads do not group over ${kvHeads} KV heads`);
-  if (d! > 256) throw new Error(`flashAttention: head dimension ${d} exceeds the supported 256`);
-  return { b: b!, heads: heads!, kvHeads: kvHeads!, sq: sq!, sk: sk!, d: d!, causal: causal !== 0, window: window!, queryOffset: queryOffset!, scale };
+/** A strided [b, heads, rows, d] view: pointer, dtype, strides. */
+interface View { p: number; dt: number; sb: number; sh: number; sr: number }
+
+const TENSOR_ARGS = 5, PROBLEM_ARGS = 10;
+
+function viewAt(a: Float64Array, i: number): View {
+  return { p: a[i]!, dt: a[i + 1]!, sb: a[i + 2]!, sh: a[i + 3]!, sr: a[i + 4]! };
 }
 
-function read(mem: Mem, p: number, dt: number, n: number): Float64Array {
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = mem.load(p, dt, i);
+function problemAt(a: Float64Array, i: number, where: string): Problem {
+  const [b, heads, kvHeads, sq, sk, d, scale, causal, window, queryOffset] = Array.from(a.subarray(i, i + PROBLEM_ARGS)) as number[];
+  if (heads! % kvHeads! !== 0) throw new Error(`${where}: ${heads} query heads do not group over ${kvHeads} KV heads`);
+  if (d! > 256) throw new Error(`${where}: head dimension ${d} exceeds the supported 256`);
+  return { b: b!, heads: heads!, kvHeads: kvHeads!, sq: sq!, sk: sk!, d: d!, scale: scale!, causal: causal !== 0, window: window!, queryOffset: queryOffset! };
+}
+
+/** The view's values as a packed [b, heads, rows, d] array. */
+function read(mem: Mem, v: View, pr: Problem, heads: number, rows: number): Float64Array {
+  const out = new Float64Array(pr.b * heads * rows * pr.d);
+  let n = 0;
+  for (let b = 0; b < pr.b; b++) for (let h = 0; h < heads; h++) for (let i = 0; i < rows; i++) {
+    const at = b * v.sb + h * v.sh + i * v.sr;
+    for (let c = 0; c < pr.d; c++) out[n++] = mem.load(v.p, v.dt, at + c);
+  }
   return out;
 }
 
-/** The scores row (b, h, i) as the kernels value them, its softmax probabilities and lse. */
+/** Store a packed [b, heads, rows, d] array into the view. */
+function write(mem: Mem, v: View, pr: Problem, heads: number, rows: number, values: Float64Array): void {
+  if (v.dt !== F32 && v.dt !== BF16) throw new Error(`flash attention: outputs must be f32 or bf16, not dtype ${v.dt}`);
+  let n = 0;
+  for (let b = 0; b < pr.b; b++) for (let h = 0; h < heads; h++) for (let i = 0; i < rows; i++) {
+    const at = b * v.sb + h * v.sh + i * v.sr;
+    for (let c = 0; c < pr.d; c++) mem.store(v.p, v.dt, at + c, values[n++]!);
+  }
+}
+
+function readMask(mem: Mem, p: number, dt: number, n: number): Float64Array {
+  const out = new Float64Array(n).fill(1);  // no mask: every key visible
+  if (p !== 0) for (let i = 0; i < n; i++) out[i] = mem.load(p, dt, i);
+  return out;
+}
+
+/** The scores row (b, h, i) as the kernels value them, and its lse; q, k packed. */
 function rowSoftmax(pr: Problem, q: Float64Array, k: Float64Array, mask: Float64Array, b: number, h: number, i: number) {
   const { sk, d } = pr;
   const kvh = Math.floor(h / (pr.heads / pr.kvHeads));
@@ -53,51 +85,75 @@ function rowSoftmax(pr: Problem, q: Float64Array, k: Float64Array, mask: Float64
   return { scores, lse: Math.fround(m + Math.log(l)), kvh, qRow };
 }
 
-export function emulatedFlashAttention(mem: Mem): Pick<CudaAddon, 'flashAttentionForward' | 'flashAttentionBackward'> {
-  return {
-    flashAttentionForward(qp, qt, kp, kt, vp, vt, maskp, maskt, outp, ot, lsep, dims, scale) {
-      const pr = problemOf(dims, scale);
-      const { b: B, heads, sq, sk, d, kvHeads } = pr;
-      const q = read(mem, qp, qt, B * heads * sq * d), k = read(mem, kp, kt, B * kvHeads * sk * d);
-      const v = read(mem, vp, vt, B * kvHeads * sk * d), mask = read(mem, maskp, maskt, B * sk);
-      for (let b = 0; b < B; b++) for (let h = 0; h < heads; h++) for (let i = 0; i < sq; i++) {
-        const { scores, lse, kvh, qRow } = rowSoftmax(pr, q, k, mask, b, h, i);
-        const acc = new Float64Array(d);
-        for (let j = 0; j < sk; j++) {
-          const p = Math.exp(scores[j]! - lse), vRow = ((b * kvHeads + kvh) * sk + j) * d;
-          for (let c = 0; c < d; c++) acc[c] += p * v[vRow + c]!;
+/** kernels/src/flash_attention_backward.cu workspaceLayout's total: the dQ sum unless dq is packed f32. */
+function workspaceBytes(pr: Problem, dq: View): number {
+  const inPlace = dq.dt === F32 && (pr.b <= 1 || dq.sb === pr.heads * pr.sq * pr.d) && (pr.heads <= 1 || dq.sh === pr.sq * pr.d) &&
+    (pr.sq <= 1 || dq.sr === pr.d);
+  return flashBackwardWorkspaceBytes(pr.b, pr.heads, pr.sq, pr.d, inPlace);
+}
+
+function attention(mem: Mem) {
+  const T = TENSOR_ARGS;
+  return [
+    {
+      // (q×5, k×5, v×5, keyMask, maskt, out×5, lse, problem×10)
+      name: 'flashAttentionForward', nargs: 4 * T + 3 + PROBLEM_ARGS,
+      run: (a: Float64Array) => {
+        const pr = problemAt(a, 4 * T + 3, 'flashAttentionForward');
+        const out = viewAt(a, 3 * T + 2), lsep = a[4 * T + 2]!;
+        const q = read(mem, viewAt(a, 0), pr, pr.heads, pr.sq), k = read(mem, viewAt(a, T), pr, pr.kvHeads, pr.sk);
+        const v = read(mem, viewAt(a, 2 * T), pr, pr.kvHeads, pr.sk), mask = readMask(mem, a[3 * T]!, a[3 * T + 1]!, pr.b * pr.sk);
+        const o = new Float64Array(q.length);
+        for (let b = 0; b < pr.b; b++) for (let h = 0; h < pr.heads; h++) for (let i = 0; i < pr.sq; i++) {
+          const { scores, lse, kvh, qRow } = rowSoftmax(pr, q, k, mask, b, h, i);
+          for (let j = 0; j < pr.sk; j++) {
+            const p = Math.exp(scores[j]! - lse), vRow = ((b * pr.kvHeads + kvh) * pr.sk + j) * pr.d;
+            for (let c = 0; c < pr.d; c++) o[qRow + c] += p * v[vRow + c]!;
+          }
+          mem.store(lsep, F32, (b * pr.heads + h) * pr.sq + i, lse);
         }
-        for (let c = 0; c < d; c++) mem.store(outp, ot, qRow + c, acc[c]!);
-        mem.store(lsep, 0, (b * heads + h) * sq + i, lse);
-      }
+        write(mem, out, pr, pr.heads, pr.sq, o);
+      },
     },
-    flashAttentionBackward(qp, qt, kp, kt, vp, vt, maskp, maskt, outp, ot, dOutp, dOutT, lsep, dqp, dkp, dvp, gt, dims, scale) {
-      const pr = problemOf(dims, scale);
-      const { b: B, heads, sq, sk, d, kvHeads } = pr;
-      const nq = B * heads * sq * d, nk = B * kvHeads * sk * d;
-      const q = read(mem, qp, qt, nq), k = read(mem, kp, kt, nk), v = read(mem, vp, vt, nk), mask = read(mem, maskp, maskt, B * sk);
-      const out = read(mem, outp, ot, nq), dOut = read(mem, dOutp, dOutT, nq), lseSaved = read(mem, lsep, 0, B * heads * sq);
-      const dq = new Float64Array(nq), dk = new Float64Array(nk), dv = new Float64Array(nk);
-      for (let b = 0; b < B; b++) for (let h = 0; h < heads; h++) for (let i = 0; i < sq; i++) {
-        const { scores, kvh, qRow } = rowSoftmax(pr, q, k, mask, b, h, i);
-        const lse = lseSaved[(b * heads + h) * sq + i]!;  // the forward's, as the kernel uses it
-        let delta = 0;  // Δ = rowsum(dO ⊙ O) from the stored output
-        for (let c = 0; c < d; c++) delta += dOut[qRow + c]! * out[qRow + c]!;
-        for (let j = 0; j < sk; j++) {
-          const kRow = ((b * kvHeads + kvh) * sk + j) * d;
-          const p = Math.exp(scores[j]! - lse);
-          let dp = 0;
-          for (let c = 0; c < d; c++) dp += dOut[qRow + c]! * v[kRow + c]!;
-          const ds = p * (dp - delta) * pr.scale;
-          for (let c = 0; c < d; c++) {
-            dq[qRow + c] += ds * k[kRow + c]!;
-            dk[kRow + c] += ds * q[qRow + c]!;
-            dv[kRow + c] += p * dOut[qRow + c]!;
+    {
+      // (q×5, k×5, v×5, keyMask, maskt, out×5, dOut×5, lse, dq×5, dk×5, dv×5, problem×10, workspace, workspaceBytes)
+      name: 'flashAttentionBackward', nargs: 8 * T + 5 + PROBLEM_ARGS,
+      run: (a: Float64Array) => {
+        const pr = problemAt(a, 8 * T + 3, 'flashAttentionBackward');
+        const dqV = viewAt(a, 5 * T + 3), dkV = viewAt(a, 6 * T + 3), dvV = viewAt(a, 7 * T + 3);
+        const need = workspaceBytes(pr, dqV), given = a[8 * T + 4 + PROBLEM_ARGS]!;
+        if (pr.b * pr.heads * pr.sq > 0 && (given < need || a[8 * T + 3 + PROBLEM_ARGS] === 0)) {
+          throw new Error(`flashAttentionBackward: workspace of ${given} bytes, needs ${need}`);
+        }
+        const q = read(mem, viewAt(a, 0), pr, pr.heads, pr.sq), k = read(mem, viewAt(a, T), pr, pr.kvHeads, pr.sk);
+        const v = read(mem, viewAt(a, 2 * T), pr, pr.kvHeads, pr.sk), mask = readMask(mem, a[3 * T]!, a[3 * T + 1]!, pr.b * pr.sk);
+        const out = read(mem, viewAt(a, 3 * T + 2), pr, pr.heads, pr.sq), dOut = read(mem, viewAt(a, 4 * T + 2), pr, pr.heads, pr.sq);
+        const lsep = a[5 * T + 2]!;
+        const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(k.length);
+        for (let b = 0; b < pr.b; b++) for (let h = 0; h < pr.heads; h++) for (let i = 0; i < pr.sq; i++) {
+          const { scores, kvh, qRow } = rowSoftmax(pr, q, k, mask, b, h, i);
+          const lse = mem.load(lsep, F32, (b * pr.heads + h) * pr.sq + i);  // the forward's, as the kernel uses it
+          let delta = 0;  // Δ = rowsum(dO ⊙ O) from the stored output
+          for (let c = 0; c < pr.d; c++) delta += dOut[qRow + c]! * out[qRow + c]!;
+          for (let j = 0; j < pr.sk; j++) {
+            const kRow = ((b * pr.kvHeads + kvh) * pr.sk + j) * pr.d;
+            const p = Math.exp(scores[j]! - lse);
+            let dp = 0;
+            for (let c = 0; c < pr.d; c++) dp += dOut[qRow + c]! * v[kRow + c]!;
+            const ds = p * (dp - delta) * pr.scale;
+            for (let c = 0; c < pr.d; c++) {
+              dq[qRow + c] += ds * k[kRow + c]!;
+              dk[kRow + c] += ds * q[qRow + c]!;
+              dv[kRow + c] += p * dOut[qRow + c]!;
+            }
           }
         }
-      }
-      for (let i = 0; i < nq; i++) mem.store(dqp, gt, i, dq[i]!);
-      for (let i = 0; i < nk; i++) { mem.store(dkp, gt, i, dk[i]!); mem.store(dvp, gt, i, dv[i]!); }
+        write(mem, dqV, pr, pr.heads, pr.sq, dq);
+        write(mem, dkV, pr, pr.kvHeads, pr.sk, dk);
+        write(mem, dvV, pr, pr.kvHeads, pr.sk, dv);
+      },
     },
-  };
+  ];
 }
+
+defineEmulatedPrimitives(attention);

@@ -51,6 +51,7 @@ struct Block {
   std::barrier<>* all;
   std::vector<std::barrier<>*> warps;
   float xf[64][32]; int xi[64][32];
+  alignas(16) unsigned char xm[8][32][32];  // per-lane fragment / address slots of warps 0–7 (mma.cuh)
   std::atomic<int> orAcc{0};
   std::vector<float> smem;
 };
@@ -72,6 +73,22 @@ inline int __syncthreads_or(int p) {
   if (tid() == 0) sim::blk->orAcc = 0;
   sim::blk->all->arrive_and_wait();
   return r;
+}
+inline int __syncthreads_and(int p) {
+  if (!p) sim::blk->orAcc |= 1;  // orAcc collects "some thread says no"
+  sim::blk->all->arrive_and_wait();
+  int r = !sim::blk->orAcc.load();
+  sim::blk->all->arrive_and_wait();
+  if (tid() == 0) sim::blk->orAcc = 0;
+  sim::blk->all->arrive_and_wait();
+  return r;
+}
+inline void simWarpBarrier() { sim::blk->warps[tid() / 32]->arrive_and_wait(); }
+// Whether [p, p + bytes) lies inside the block's dynamic shared memory.
+inline bool simInSharedMemory(const void* p, size_t bytes) {
+  const char* lo = reinterpret_cast<const char*>(sim::blk->smem.data());
+  const char* c = static_cast<const char*>(p);
+  return c >= lo && c + bytes <= lo + sim::blk->smem.size() * sizeof(float);
 }
 inline float __shfl_xor_sync(unsigned, float v, int o) {
   int w = tid() / 32, l = tid() % 32;

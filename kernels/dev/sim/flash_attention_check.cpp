@@ -2,7 +2,9 @@
 // cuda_runtime.h beside this file) against the TTAttention op's semantics computed in double:
 // scores rounded to f32 after adding the reference's −1e30 mask (so a fully masked row is
 // uniform), softmax, and the analytic gradients. f32 cases within 1e-4 relative (max |Δ| /
-// max |ref|), bf16 ones within 2e-2. The cases mirror test/gpu/attention.test.ts.
+// max |ref|), bf16 ones within 2e-2. The cases mirror test/gpu/attention.test.ts; the "mma"
+// ones (bf16 q, k, v) run the tensor-core kernels through the emulated mma.cuh beside this
+// file, and the layouts cover strided views ([b, s, h, d], a fused QKV buffer, misaligned).
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -11,7 +13,8 @@
 #include "common.h"
 #include "kernels.h"
 #include "memory.h"
-// The host-side pieces of the addon the two kernel files call (context.cu, memory.cu, fill.cu, unary.cu).
+#include "primitives.h"
+// The host-side pieces of the addon the kernel files call (context.cu, memory.cu, primitives.cpp).
 namespace tt {
 [[noreturn]] void fail(const std::string& where, const std::string& what) { throw std::runtime_error(where + ": " + what); }
 void checkLaunch(const char*, const std::string&) {}
@@ -19,19 +22,32 @@ cudaStream_t stream() { return nullptr; }
 bool syncEachLaunch() { return false; }
 void* deviceAlloc(size_t bytes, const char*) { void* p = malloc(bytes + 256); memset(p, 0xff, bytes); return p; }
 void deviceFree(void* p) { free(p); }
-void launchFill(void* dst, int dt, int64_t n, double v) { for (int64_t i = 0; i < n; i++) storeAs<float>(dst, dt, i, (float)v); }
-void launchUnary(int op, const void* x, int xt, void* y, int yt, int64_t n, double, double) {
-  if (op != 0) fail("unary", "sim supports identity only");
-  for (int64_t i = 0; i < n; i++) storeAs<float>(y, yt, i, loadAs<float>(x, xt, i));
-}
+int registerPrimitive(const char*, int, PrimitiveFn) { return 0; }
 }
 #include "flash_attention_forward.cu"
 #include "flash_attention_backward.cu"
+#include "flash_attention_mma_forward.cu"
+#include "flash_attention_mma_backward.cu"
 using namespace tt;
 
-struct Case { const char* name; int64_t b, heads, kvHeads, sq, sk, d; bool causal; int64_t window, offset; std::vector<int> lengths; int inT, maskT, gradT; bool holes = false; };
+// Layouts: packed [b, h, s, d] tensors; [b, s, h, d] tensors; or q, k, v (and dq, dk, dv) as
+// column blocks of one [b, s, (heads + 2·kvHeads)·d] buffer, as a fused QKV projection makes
+// them (out and dOut then [b, s, h, d]).
+enum Layout { BHSD, BSHD, FUSED };
 
-static std::vector<char> buffer(int64_t n, int dt) { return std::vector<char>(n * dtypeBytes(dt) + 16); }
+struct Case {
+  const char* name; int64_t b, heads, kvHeads, sq, sk, d; bool causal; int64_t window, offset; std::vector<int> lengths;
+  int inT, maskT, gradT; bool holes = false; Layout layout = BHSD;
+  bool misalign = false;  // every tensor one element past an aligned address (no cp.async)
+  int dOutT = -1;         // dOut's type; −1: the inputs'
+};
+
+// One logical [b, heads, rows, d] tensor inside a host buffer.
+struct View {
+  std::vector<char>* buf; int64_t offset; int dt; int64_t sb, sh, sr;
+  AttentionTensor tensor() const { return AttentionTensor{buf->data() + offset * dtypeBytes(dt), dt, sb, sh, sr}; }
+  int64_t at(int64_t b, int64_t h, int64_t i) const { return offset + b * sb + h * sh + i * sr; }
+};
 
 int main(int argc, char** argv) {
   std::vector<Case> cases = {
@@ -44,10 +60,27 @@ int main(int argc, char** argv) {
     {"fully masked example", 2, 2, 1, 70, 70, 16, true, 0, 0, {70, 0}, F32, I32, F32},
     {"window before first key", 2, 2, 2, 4, 10, 16, true, 5, 12, {10, 3}, F32, I32, F32},
     {"d256 causal", 1, 2, 1, 40, 40, 256, true, 0, 0, {33}, F32, I32, F32},
-    {"bf16 in bf16 grads", 2, 4, 2, 67, 67, 64, true, 0, 0, {67, 40}, BF16, I32, BF16},
+    {"bf16 d48 (SIMT) bf16 grads", 2, 4, 2, 67, 67, 48, true, 0, 0, {67, 40}, BF16, I32, BF16},
     {"long window rows skip", 1, 2, 1, 200, 200, 32, true, 20, 0, {200}, F32, I32, F32},
     // a length < 0 is left padding of −length keys; holes hide every third key of the other rows
     {"left padding and holes", 2, 2, 1, 70, 70, 16, true, 0, 0, {70, -5}, F32, I32, F32, true},
+    {"SIMT [b,s,h,d] strided", 2, 4, 2, 45, 45, 64, true, 0, 0, {45, 30}, F32, I32, F32, false, BSHD},
+    {"SIMT fused qkv, bf16 grads", 1, 4, 1, 33, 33, 40, false, 0, 0, {30}, F32, I32, BF16, false, FUSED},
+    // tensor cores: bf16 q, k, v with d in {32, 64, 96, 128}
+    {"mma causal mha d64 odd", 2, 3, 3, 131, 131, 64, true, 0, 0, {131, 100}, BF16, I32, BF16},
+    {"mma bidir gqa2 d96 bool", 2, 4, 2, 77, 77, 96, false, 0, 0, {77, 50}, BF16, U8, BF16},
+    {"mma causal gqa4 d128 window16 float mask", 1, 8, 2, 100, 100, 128, true, 16, 0, {90}, BF16, F32, BF16},
+    {"mma kv cache offset d64", 2, 4, 2, 5, 70, 64, true, 0, 65, {70, 68}, BF16, I32, BF16},
+    {"mma bidir cache window d32", 1, 2, 1, 9, 40, 32, false, 12, 31, {37}, BF16, I32, BF16},
+    {"mma fully masked example d32", 2, 2, 1, 70, 70, 32, true, 0, 0, {70, 0}, BF16, I32, BF16},
+    {"mma window before first key d64", 2, 2, 2, 4, 10, 64, true, 5, 12, {10, 3}, BF16, I32, BF16},
+    {"mma left padding and holes d64", 2, 2, 1, 70, 70, 64, true, 0, 0, {70, -5}, BF16, I32, BF16, true},
+    {"mma long window rows skip d32", 1, 2, 1, 200, 200, 32, true, 20, 0, {200}, BF16, I32, BF16},
+    {"mma [b,s,h,d] gqa4 d64 f32 grads", 2, 8, 2, 130, 130, 64, true, 0, 0, {130, 77}, BF16, I32, F32, false, BSHD},
+    {"mma fused qkv d128 bidir sq 130", 1, 4, 2, 130, 130, 128, false, 0, 0, {130}, BF16, I32, BF16, false, FUSED},
+    {"mma fused qkv d96 causal f32 grads", 2, 2, 1, 77, 77, 96, true, 0, 0, {77, 60}, BF16, I32, F32, false, FUSED},
+    {"mma misaligned d64, f32 dOut, packed f32 grads", 2, 4, 1, 67, 67, 64, true, 0, 0, {67, 40}, BF16, I32, F32, false, BHSD, true, F32},
+    {"mma sq != sk bidir d128", 1, 2, 2, 40, 150, 128, false, 0, 0, {150}, BF16, I32, BF16},
   };
   int only = argc > 1 ? atoi(argv[1]) : -1;
   int failures = 0;
@@ -57,20 +90,61 @@ int main(int argc, char** argv) {
     std::mt19937 rng(7 + ci);
     std::uniform_real_distribution<float> U(-2, 2);
     const int64_t nq = c.b * c.heads * c.sq * c.d, nk = c.b * c.kvHeads * c.sk * c.d, rows = c.b * c.heads * c.sq;
-    auto q = buffer(nq, c.inT), k = buffer(nk, c.inT), v = buffer(nk, c.inT), dO = buffer(nq, c.inT), mask = buffer(c.b * c.sk, c.maskT);
-    std::vector<double> Q(nq), K(nk), V(nk), DO(nq), M(c.b * c.sk);
-    auto fill = [&](std::vector<char>& buf, std::vector<double>& ref, int64_t n) {
-      for (int64_t i = 0; i < n; i++) { storeAs<float>(buf.data(), c.inT, i, U(rng)); ref[i] = loadAs<float>(buf.data(), c.inT, i); }
+    const int dOutT = c.dOutT >= 0 ? c.dOutT : c.inT;
+    const int64_t pad = c.misalign ? 1 : 0;
+    // Host buffers (filled with NaN bytes, so an element a kernel should write and does not shows).
+    std::vector<std::vector<char>> bufs;
+    bufs.reserve(16);
+    auto buffer = [&](int64_t n, int dt) -> std::vector<char>* { bufs.emplace_back((n + 16) * dtypeBytes(dt) + 64, (char)0xff); return &bufs.back(); };
+    auto packed = [&](int64_t heads, int64_t rowsPerHead, int dt) {
+      return View{buffer(c.b * heads * rowsPerHead * c.d, dt), pad, dt, heads * rowsPerHead * c.d, rowsPerHead * c.d, c.d};
     };
-    fill(q, Q, nq); fill(k, K, nk); fill(v, V, nk); fill(dO, DO, nq);
-    for (int64_t i = 0; i < c.b * c.sk; i++) { const int64_t len = c.lengths[i / c.sk], j = i % c.sk; M[i] = len >= 0 ? j < len && !(c.holes && j % 3 == 1) : j >= -len; storeAs<float>(mask.data(), c.maskT, i, (float)M[i]); }
-    auto out = buffer(nq, c.inT); std::vector<float> lse(rows);
-    auto dq = buffer(nq, c.gradT), dk = buffer(nk, c.gradT), dv = buffer(nk, c.gradT);
+    auto bshd = [&](int64_t heads, int64_t rowsPerHead, int dt) {
+      return View{buffer(c.b * heads * rowsPerHead * c.d, dt), pad, dt, heads * rowsPerHead * c.d, c.d, heads * c.d};
+    };
+    View q, k, v, dq, dk, dv, out, dO;
+    const int64_t fusedRow = (c.heads + 2 * c.kvHeads) * c.d;
+    auto fused = [&](int dt, View& a, View& b2, View& c2) {
+      std::vector<char>* buf = buffer(c.b * c.sq * fusedRow, dt);
+      a = View{buf, pad, dt, c.sq * fusedRow, c.d, fusedRow};
+      b2 = View{buf, pad + c.heads * c.d, dt, c.sk * fusedRow, c.d, fusedRow};
+      c2 = View{buf, pad + (c.heads + c.kvHeads) * c.d, dt, c.sk * fusedRow, c.d, fusedRow};
+    };
+    if (c.layout == FUSED) {
+      if (c.sq != c.sk) { printf("%s: fused layouts need sq = sk\n", c.name); return 1; }
+      fused(c.inT, q, k, v);
+      fused(c.gradT, dq, dk, dv);
+    } else {
+      auto make = [&](int64_t heads, int64_t rowsPerHead, int dt) { return c.layout == BSHD ? bshd(heads, rowsPerHead, dt) : packed(heads, rowsPerHead, dt); };
+      q = make(c.heads, c.sq, c.inT); k = make(c.kvHeads, c.sk, c.inT); v = make(c.kvHeads, c.sk, c.inT);
+      dq = make(c.heads, c.sq, c.gradT); dk = make(c.kvHeads, c.sk, c.gradT); dv = make(c.kvHeads, c.sk, c.gradT);
+    }
+    out = c.layout == BHSD ? packed(c.heads, c.sq, c.inT) : bshd(c.heads, c.sq, c.inT);
+    dO = c.layout == BHSD ? packed(c.heads, c.sq, dOutT) : bshd(c.heads, c.sq, dOutT);
+    auto mask = buffer(c.b * c.sk, c.maskT);
+
+    // Logical (packed) values in double, as stored (rounded to the storage type).
+    std::vector<double> Q(nq), K(nk), V(nk), DO(nq), M(c.b * c.sk);
+    auto fill = [&](const View& view, std::vector<double>& ref, int64_t heads, int64_t rowsPerHead) {
+      for (int64_t b = 0; b < c.b; b++) for (int64_t h = 0; h < heads; h++) for (int64_t i = 0; i < rowsPerHead; i++)
+        for (int64_t e = 0; e < c.d; e++) {
+          const int64_t at = view.at(b, h, i) + e;
+          storeAs<float>(view.buf->data(), view.dt, at, U(rng));
+          ref[((b * heads + h) * rowsPerHead + i) * c.d + e] = loadAs<float>(view.buf->data(), view.dt, at);
+        }
+    };
+    fill(q, Q, c.heads, c.sq); fill(k, K, c.kvHeads, c.sk); fill(v, V, c.kvHeads, c.sk); fill(dO, DO, c.heads, c.sq);
+    for (int64_t i = 0; i < c.b * c.sk; i++) { const int64_t len = c.lengths[i / c.sk], j = i % c.sk; M[i] = len >= 0 ? j < len && !(c.holes && j % 3 == 1) : j >= -len; storeAs<float>(mask->data(), c.maskT, i, (float)M[i]); }
+    std::vector<float> lse(rows);
     const float scale = 1.f / std::sqrt((float)c.d);
     AttentionShape s{c.b, c.heads, c.kvHeads, c.sq, c.sk, c.d, c.causal, c.window, c.offset, scale};
-    AttentionInputs in{q.data(), c.inT, k.data(), c.inT, v.data(), c.inT, mask.data(), c.maskT};
-    launchFlashAttentionForward(s, in, out.data(), c.inT, lse.data());
-    launchFlashAttentionBackward(s, in, out.data(), c.inT, dO.data(), c.inT, lse.data(), dq.data(), dk.data(), dv.data(), c.gradT);
+    AttentionInputs in{q.tensor(), k.tensor(), v.tensor(), mask->data(), c.maskT};
+    const AttentionGradients grads{dq.tensor(), dk.tensor(), dv.tensor()};
+    const size_t wsBytes = flashAttentionBackwardWorkspaceBytes(s, grads.dq);
+    std::vector<char> ws(wsBytes + 16);
+    void* wsAligned = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws.data()) + 15) / 16 * 16);
+    launchFlashAttentionForward(s, in, out.tensor(), lse.data());
+    launchFlashAttentionBackward(s, in, out.tensor(), dO.tensor(), lse.data(), grads, wsAligned, wsBytes);
     // Reference: the op's semantics in double, with the f32 rounding of score + (−1e30).
     std::vector<double> O(nq), dQ(nq), dK(nk), dV(nk);
     const int64_t groups = c.heads / c.kvHeads;
@@ -99,16 +173,24 @@ int main(int argc, char** argv) {
         for (int64_t e = 0; e < c.d; e++) { dQ[qr + e] += dS * K[kr + e]; dK[kr + e] += dS * Q[qr + e]; dV[kr + e] += P[j] * DO[qr + e]; }
       }
     }
-    auto err = [&](const std::vector<char>& got, int dt, const std::vector<double>& ref) {
+    // max |Δ| / max |ref| over the logical elements of a view
+    auto err = [&](const View& got, const std::vector<double>& ref, int64_t heads, int64_t rowsPerHead) {
       double num = 0, den = 0;
-      for (size_t i = 0; i < ref.size(); i++) { double g = loadAs<float>(got.data(), dt, i); if (!(std::fabs(g - ref[i]) <= num)) num = std::fabs(g - ref[i]); den = std::max(den, std::fabs(ref[i])); if (std::isnan(g)) num = INFINITY; }
+      for (int64_t b = 0; b < c.b; b++) for (int64_t h = 0; h < heads; h++) for (int64_t i = 0; i < rowsPerHead; i++)
+        for (int64_t e = 0; e < c.d; e++) {
+          const double r = ref[((b * heads + h) * rowsPerHead + i) * c.d + e];
+          const double g = loadAs<float>(got.buf->data(), got.dt, got.at(b, h, i) + e);
+          if (!(std::fabs(g - r) <= num)) num = std::fabs(g - r);  // NaN makes it infinite
+          if (std::isnan(g)) num = INFINITY;
+          den = std::max(den, std::fabs(r));
+        }
       return num / den;
     };
-    double eo = err(out, c.inT, O), eq = err(dq, c.gradT, dQ), ek = err(dk, c.gradT, dK), ev = err(dv, c.gradT, dV);
+    double eo = err(out, O, c.heads, c.sq), eq = err(dq, dQ, c.heads, c.sq), ek = err(dk, dK, c.kvHeads, c.sk), ev = err(dv, dV, c.kvHeads, c.sk);
     const double tol = c.inT == F32 && c.gradT == F32 ? 1e-4 : 2e-2;
     bool ok = eo <= tol && eq <= tol && ek <= tol && ev <= tol;
     failures += !ok;
-    printf("%-40s out %.2e dq %.2e dk %.2e dv %.2e %s\n", c.name, eo, eq, ek, ev, ok ? "ok" : "FAIL");
+    printf("%-48s out %.2e dq %.2e dk %.2e dv %.2e %s\n", c.name, eo, eq, ek, ev, ok ? "ok" : "FAIL");
     fflush(stdout);
   }
   printf("max smem %lld bytes, %d failures\n", sim::smemLimit, failures);

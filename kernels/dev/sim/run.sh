@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs kernels on the CPU — each block's threads as OS threads with real barriers, warp shuffles
-# and votes, atomics under a lock — against plain references: the flash attention kernels
-# (kernels/src/flash_attention_*.cu) against the op's semantics in double, and the 4-bit
+# and votes, atomics under a lock — against plain references: the flash attention kernels, SIMT
+# and tensor-core (kernels/src/flash_attention_*.cu; mma.sync, ldmatrix and cp.async emulated as
+# warp collectives by mma.cuh here), against the op's semantics in double, and the 4-bit
 # dequantisation kernel (dequantize_4bit.cu) bit for bit against a loop over the values, under
 # AddressSanitizer. It checks the kernels' logic (tiling, masks, tile skipping, fully masked rows,
-# GQA, dtypes; grid-stride indexing, tails, scales) where no GPU is; it says nothing of speed or
-# of the memory model.
-# Usage: bash kernels/dev/sim/run.sh [case index]   (flash attention, all cases ~5 min, then dequantisation)
+# GQA, dtypes, strided layouts; grid-stride indexing, tails, scales) where no GPU is; it says
+# nothing of speed or of the memory model.
+# Usage: bash kernels/dev/sim/run.sh [case index]   (flash attention, all cases ~10 min, then dequantisation)
 #        bash kernels/dev/sim/run.sh dequant        (the dequantisation check alone, ~1 min)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

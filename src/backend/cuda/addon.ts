@@ -106,16 +106,6 @@ export interface CudaAddon {
   ncclCommAbort(comm: number): void;
   ncclCommDestroy(comm: number): void;
   /**
-   * Flash attention (kernels/src/flash_attention_forward.cu): out [b, heads, sq, d] and the rows'
-   * log-sum-exp lse [b, heads, sq] (f32) of softmax((q·kᵀ)·scale + mask)·v, never an [sq, sk]
-   * tensor. dims: Float64Array [b, heads, kvHeads, sq, sk, d, causal (0/1), window, queryOffset].
-   * A fully masked row's scores are valued 0 (uniform, as the reference's −1e30 gives), so its lse is log sk.
-   */
-  flashAttentionForward(q: Ptr, qt: Code, k: Ptr, kt: Code, v: Ptr, vt: Code, keyMask: Ptr, maskt: Code, out: Ptr, ot: Code,
-    lse: Ptr, dims: Float64Array, scale: number): void;
-  /** Its gradient (flash_attention_backward.cu): dq, dk, dv (type gradT) from the forward's out and lse and dOut. */
-  flashAttentionBackward(q: Ptr, qt: Code, k: Ptr, kt: Code, v: Ptr, vt: Code, keyMask: Ptr, maskt: Code, out: Ptr, ot: Code,
-    dOut: Ptr, dOutT: Code, lse: Ptr, dq: Ptr, dk: Ptr, dv: Ptr, gradT: Code, dims: Float64Array, scale: number): void;
   /** The device's peak memory bandwidth in bytes/s (memory clock × bus width × 2), 0 when unknown. */
   memoryBandwidth(): number;
 }

@@ -19,18 +19,19 @@ import { gatedActivationGradient, gatedActivationKernels } from './kernels/gated
 import { ropeGradient, ropeKernels } from './kernels/rope.js';
 import { qlinearKernels } from './kernels/qlinear.js';
 import { mlpHalfGradient, mlpHalfKernels } from './layers/mlpHalf.js';
+import { attentionHalfGradient, attentionHalfKernels } from './layers/attentionHalf.js';
 
 export const cudaKernels: tf.KernelConfig[] = [
   ...unaryKernels, ...binaryKernels, ...selectKernels, ...reduceKernels, ...softmaxKernels, ...matmulKernels,
   ...shapeKernels, ...gatherKernels, ...creationKernels, ...crossEntropyKernels, ...attentionKernels,
   ...rmsNormKernels, ...layerNormKernels, ...gatedActivationKernels, ...ropeKernels,
-  ...qlinearKernels, ...loraDeltaKernels, ...mlpHalfKernels,
+  ...qlinearKernels, ...loraDeltaKernels, ...attentionHalfKernels, ...mlpHalfKernels,
 ];
 
 /** Gradients of the fused ops' cuda kernels (typetune's own op names; tfjs knows none of them). */
 export const cudaGradients: tf.GradConfig[] = [
   crossEntropyGradient, attentionGradient,
-  rmsNormGradient, layerNormGradient, gatedActivationGradient, ropeGradient, loraDeltaGradient, mlpHalfGradient,
+  rmsNormGradient, layerNormGradient, gatedActivationGradient, ropeGradient, loraDeltaGradient, attentionHalfGradient, mlpHalfGradient,
 ];
 
 /** Names of the kernels the cuda backend implements. */

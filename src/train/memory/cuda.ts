@@ -15,8 +15,8 @@
  * Traced on cuda, every buffer tfjs sees carries the storage the backend chose (trace.ts reads
  * it), so the rules above are only the fallback for a trace made elsewhere. What tfjs never
  * sees is the scratch inside fused kernels, this file's workspace rule: flash attention's
- * gradient keeps its row terms (Δ and the fully-masked flags, [b, heads, sq] f32) and, when
- * the gradients are bf16, dq accumulated in f32; the LoRA delta its [N, r] products and the
+ * gradient keeps its row terms (Δ and the fully-masked flags, [b, heads, sq]) and, when the
+ * gradients are bf16, dq accumulated in f32 (backend/attention_workspace.ts); the LoRA delta its [N, r] products and the
  * GEMM-type copies of f32 operands. Nor does it see a 4-bit base's bytes and the one matrix
  * QLinear dequantises into (fourBitDeviceBytes, added by the estimate from the recipe).
  *
@@ -34,6 +34,7 @@ import { OPS } from '../../ops/names.js';
 import type { Dims } from './symbols.js';
 import { axis, elements, type StorageRules } from './peak.js';
 import type { Trace } from './trace.js';
+import { flashBackwardWorkspaceBytes } from '../../backend/attention_workspace.js';
 
 /** CUDA context + cuBLASLt workspace and handles on a Hopper GPU (nvidia-smi's figure beside an idle process, ~0.5 GiB). */
 export const CUDA_CONTEXT_BYTES = 512 * 2 ** 20;
@@ -80,12 +81,6 @@ function physicalStorage(trace: Trace, precision: string): Phys[] {
 
 const aligned = (bytes: number) => Math.ceil(Math.max(bytes, 1) / POOL_ALIGNMENT) * POOL_ALIGNMENT;
 
-/** Element counts of an attention call's rows ([b, heads, sq]) and of q ([b, heads, sq, d]). */
-function attentionSizes(trace: Trace, q: number, dims: Dims): { rows: number; q: number } {
-  const [b, heads, sq, d] = [0, 1, 2, 3].map((a) => axis(trace, q, a, dims)) as [number, number, number, number];
-  return { rows: b * heads * sq, q: b * heads * sq * d };
-}
-
 /**
  * The policy cuda stores by: the trace's own when it ran on cuda; traced elsewhere (which
  * computes in fp32), the recipe's — cuda honours bf16-mixed (and auto means it there), and
@@ -112,9 +107,10 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
       const ins = kernel.inputs;
       if (kernel.name === 'BatchMatMul' || kernel.name === '_FusedMatMul') return precision === 'bf16-mixed' ? copies(t, [ins[0], ins[1]], dims) : 0;
       if (kernel.name === OPS.attention.gradient.name && ins[1] !== undefined && ins[1] >= 0) {
-        // Inputs dy, q, k, v, keyMask, out, lse: Δ and the masked-row flags; dq summed in f32 unless dq is f32.
-        const { rows, q } = attentionSizes(t, ins[1], dims);
-        return 2 * aligned(rows * 4) + (precision === 'bf16-mixed' ? aligned(q * 4) : 0);
+        // Inputs dy, q, k, v, keyMask, out, lse: the backward's one workspace (Δ, the masked-row
+        // flags, and dq summed in f32 unless dq — packed, the GEMM type — is f32).
+        const [batch, heads, sq, headDim] = [0, 1, 2, 3].map((a) => axis(t, ins[1]!, a, dims)) as [number, number, number, number];
+        return aligned(flashBackwardWorkspaceBytes(batch, heads, sq, headDim, gemmType === 'f32'));
       }
       if (kernel.name === OPS.loraDelta.name || kernel.name === OPS.loraDelta.gradient.name) {
         // Inputs x, base, A, B (forward) or dy, x, A, B: one or two [N, r] products, and GEMM-type copies.

@@ -13,28 +13,31 @@
  * recomputation runs this forward once more and the gradient then uses that run's out and lse:
  * attention runs forward twice per step (as every op of a checkpointed block does), never three times.
  *
- * Types: q, k, v, dy and the key mask may each be stored in any physical type (the kernels
- * widen while staging tiles; the key mask may be bool, int32 or float); arithmetic is f32.
+ * Both passes are the flash attention primitives (../primitives/attention.ts), recorded and run
+ * through runPrimitives on the packed [b, heads, s, d] tensors tfjs holds; the fused layers use
+ * the same primitives on strided views.
+ *
+ * Types: q, k, v, dy and the key mask may each be stored in any physical type (the key mask may
+ * be bool, int32 or float). bf16 q, k, v with head dims 32/64/96/128 run on tensor cores (bf16
+ * products, f32 accumulation and softmax); everything else on the SIMT kernels in f32.
  * `out` is stored like the inputs (bf16 when q/k/v are bf16, see floatPhys); the gradients
  * follow the GEMM rule the previous (materialising) kernel had: bf16 under bf16-mixed, else f32.
  */
 import { tf } from '../../tf.js';
 import { OPS } from '../../../ops/names.js';
-import type { TensorRef } from '../backend.js';
-import { defineKernel, floatPhys, gemmPhys, input, size } from '../kernel_utils.js';
+import type { CudaBackend, TensorRef } from '../backend.js';
+import { defineKernel, floatPhys, gemmPhys, input, runPrimitives, size, withTemps } from '../kernel_utils.js';
+import {
+  attentionBackwardWorkspaceBytes, flashAttentionBackward, flashAttentionForward, packedStrides,
+  type AttentionProblem, type AttentionView,
+} from '../primitives/attention.js';
 
 export const ATTENTION = OPS.attention.name;
 const ATTENTION_GRAD = OPS.attention.gradient.name;
 const MAX_HEAD_DIM = 256;  // kernels/src/flash_attention.cuh kMaxHeadDim
 
-interface Problem {
-  dims: Float64Array;  // [b, heads, kvHeads, sq, sk, d, causal, window, queryOffset]: the addon's layout
-  scale: number;
-  b: number; heads: number; kvHeads: number; sq: number; sk: number;
-}
-
-/** Shapes and attributes checked once, in the addon's layout. */
-function problemOf(q: TensorRef, k: TensorRef, v: TensorRef, keyMask: TensorRef, attrs: Record<string, unknown>): Problem {
+/** Shapes and attributes checked once, as the primitives take them. */
+function problemOf(q: TensorRef, k: TensorRef, v: TensorRef, keyMask: TensorRef, attrs: Record<string, unknown>): AttentionProblem {
   if (q.shape.length !== 4 || k.shape.length !== 4) throw new Error('q must be [b, heads, sq, d] and k, v [b, kvHeads, sk, d]');
   const [b, heads, sq, d] = q.shape as [number, number, number, number];
   const [kb, kvHeads, sk, kd] = k.shape as [number, number, number, number];
@@ -54,8 +57,13 @@ function problemOf(q: TensorRef, k: TensorRef, v: TensorRef, keyMask: TensorRef,
   if (!Number.isFinite(scale)) throw new Error(`scale must be a finite number, got ${String(attrs.scale)}`);
   if (!Number.isInteger(window) || window < 0) throw new Error(`window must be a whole number ≥ 0 (0 = none), got ${window}`);
   if (!Number.isInteger(queryOffset)) throw new Error(`queryOffset must be a whole number, got ${queryOffset}`);
-  const dims = Float64Array.from([b, heads, kvHeads, sq, sk, d, attrs.causal ? 1 : 0, window, queryOffset]);
-  return { dims, scale, b, heads, kvHeads, sq, sk };
+  return { batch: b, heads, kvHeads, sq, sk, headDim: d, scale, causal: Boolean(attrs.causal), window, queryOffset };
+}
+
+/** A packed [b, heads, rows, d] tensor as the primitives' view. */
+function packed(backend: CudaBackend, t: TensorRef): AttentionView {
+  const [, heads, rows, d] = t.shape as [number, number, number, number];
+  return { ptr: backend.ptr(t), dtype: backend.code(t), strides: packedStrides(heads, rows, d) };
 }
 
 export const attentionKernels: tf.KernelConfig[] = [
@@ -63,10 +71,12 @@ export const attentionKernels: tf.KernelConfig[] = [
     const q = input(inputs, 'q'), k = input(inputs, 'k'), v = input(inputs, 'v'), keyMask = input(inputs, 'keyMask');
     const p = problemOf(q, k, v, keyMask, attrs);
     const out = backend.makeOutput(q.shape, 'float32', floatPhys(backend, q, k, v));
-    const lse = backend.makeOutput([p.b, p.heads, p.sq], 'float32', 'f32');
+    const lse = backend.makeOutput([p.batch, p.heads, p.sq], 'float32', 'f32');
     if (size(q.shape) > 0) {
-      backend.addon.flashAttentionForward(backend.ptr(q), backend.code(q), backend.ptr(k), backend.code(k), backend.ptr(v),
-        backend.code(v), backend.ptr(keyMask), backend.code(keyMask), backend.ptr(out), backend.code(out), backend.ptr(lse), p.dims, p.scale);
+      runPrimitives(backend, (prog) => flashAttentionForward(prog, {
+        ...p, q: packed(backend, q), k: packed(backend, k), v: packed(backend, v),
+        keyMask: backend.ptr(keyMask), maskDtype: backend.code(keyMask), out: packed(backend, out), lse: backend.ptr(lse),
+      }));
     }
     return [out, lse];
   }),
@@ -77,17 +87,26 @@ export const attentionKernels: tf.KernelConfig[] = [
     if (dy.shape.join() !== q.shape.join() || out.shape.join() !== q.shape.join()) {
       throw new Error(`dy [${dy.shape}] and out [${out.shape}] must have q's shape [${q.shape}]`);
     }
-    if (lse.shape.join() !== [p.b, p.heads, p.sq].join() || backend.phys(lse) !== 'f32') {
-      throw new Error(`lse must be the forward's f32 [${p.b}, ${p.heads}, ${p.sq}]`);
+    if (lse.shape.join() !== [p.batch, p.heads, p.sq].join() || backend.phys(lse) !== 'f32') {
+      throw new Error(`lse must be the forward's f32 [${p.batch}, ${p.heads}, ${p.sq}]`);
     }
     const phys = gemmPhys(backend);  // the gradients' storage: the GEMM rule of the policy
     const dq = backend.makeOutput(q.shape, 'float32', phys);
     const dk = backend.makeOutput(k.shape, 'float32', phys);
     const dv = backend.makeOutput(v.shape, 'float32', phys);
     if (size(k.shape) > 0) {
-      backend.addon.flashAttentionBackward(backend.ptr(q), backend.code(q), backend.ptr(k), backend.code(k), backend.ptr(v),
-        backend.code(v), backend.ptr(keyMask), backend.code(keyMask), backend.ptr(out), backend.code(out), backend.ptr(dy),
-        backend.code(dy), backend.ptr(lse), backend.ptr(dq), backend.ptr(dk), backend.ptr(dv), backend.code(dq), p.dims, p.scale);
+      withTemps(backend, (temps) => {
+        const dqView = packed(backend, dq);
+        const workspaceBytes = attentionBackwardWorkspaceBytes({ ...p, dq: dqView });
+        const workspace = backend.makeOutput([workspaceBytes], 'bool', 'u8');  // the pool aligns to 256 bytes
+        temps.push(workspace);
+        runPrimitives(backend, (prog) => flashAttentionBackward(prog, {
+          ...p, q: packed(backend, q), k: packed(backend, k), v: packed(backend, v),
+          keyMask: backend.ptr(keyMask), maskDtype: backend.code(keyMask), out: packed(backend, out),
+          dOut: packed(backend, dy), lse: backend.ptr(lse), dq: dqView, dk: packed(backend, dk), dv: packed(backend, dv),
+          workspace: backend.ptr(workspace), workspaceBytes,
+        }));
+      });
     }
     return [dq, dk, dv];
   }),

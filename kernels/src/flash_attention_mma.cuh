@@ -1,0 +1,108 @@
+// What the tensor-core flash attention kernels (flash_attention_mma_forward.cu, _backward.cu)
+// share: bf16 tiles in shared memory, staged from strided global rows, and the fragment loads
+// of mma.cuh over them. Semantics, masking and the choice of engine: flash_attention.cuh.
+//
+// A tile is ROWS × D bf16 with rows padded by 8 elements (16 bytes): a row is then 16-byte
+// aligned for cp.async and ldmatrix, and the 8 rows one ldmatrix matrix reads start 4 banks
+// apart (D + 8 = 72, 104, 136 halves), so they hit 32 different banks.
+#pragma once
+#include "flash_attention.cuh"
+#include "mma.cuh"
+
+namespace tt {
+namespace flash {
+
+constexpr int kPad = 8;  // bf16 elements of padding per shared-memory row
+constexpr float kLog2e = 1.4426950408889634f;
+
+// Whether a tensor's rows can be copied as bf16 in 16-byte pieces: bf16, a 16-byte aligned
+// base and strides of whole 8-element pieces. Others are converted through registers.
+inline bool asyncRows(const AttentionTensor& t) {
+  return t.t == BF16 && reinterpret_cast<uintptr_t>(t.p) % 16 == 0 && t.batchStride % 8 == 0 && t.headStride % 8 == 0 &&
+         t.rowStride % 8 == 0;
+}
+
+#ifdef __CUDACC__
+// Rows [row0, row0 + ROWS) × [0, D) of one head of t (rows from element `base`) into the bf16
+// tile `dst` ([ROWS][D + kPad]); rows ≥ `rows` are zero. With `async` the copies are cp.async
+// (the caller commits and waits), else loads converted to bf16 and stored now.
+template <int ROWS, int D, int THREADS>
+__device__ __forceinline__ void stageRows(uint16_t* dst, const AttentionTensor& t, int64_t base, int64_t row0, int64_t rows,
+                                          bool async) {
+  constexpr int kPieces = D / 8;  // 16-byte pieces per row
+  for (int e = threadIdx.x; e < ROWS * kPieces; e += THREADS) {
+    const int r = e / kPieces, c = (e % kPieces) * 8;
+    const int64_t row = row0 + r;
+    const bool present = row < rows;
+    uint16_t* s = dst + r * (D + kPad) + c;
+    const int64_t at = base + (present ? row : 0) * t.rowStride + c;
+    if (async) {
+      mma::cpAsync16(s, static_cast<const uint16_t*>(t.p) + at, present);
+    } else {
+      uint32_t* w = reinterpret_cast<uint32_t*>(s);
+#pragma unroll
+      for (int k = 0; k < 4; k++)
+        w[k] = present ? mma::packBf16(loadAs<float>(t.p, t.t, at + 2 * k), loadAs<float>(t.p, t.t, at + 2 * k + 1)) : 0u;
+    }
+  }
+}
+
+__device__ __forceinline__ int laneId() { return threadIdx.x & 31; }
+
+// The A fragment of the 16×16 block at (row0, col0) of a row-major tile.
+__device__ __forceinline__ mma::FragA loadA(const uint16_t* tile, int stride, int row0, int col0) {
+  const int l = laneId();
+  mma::FragA a;
+  mma::ldmatrixX4(a.r, tile + (row0 + (l & 7) + ((l >> 3) & 1) * 8) * stride + col0 + (l >> 4) * 8);
+  return a;
+}
+
+// B fragments of columns n0..n0+7 and n0+8..n0+15, k in [k0, k0 + 16), of B = Tᵀ for a
+// row-major tile T[n][k] (K's rows are keys: S = Q·Kᵀ).
+__device__ __forceinline__ void loadBPair(mma::FragB& b0, mma::FragB& b1, const uint16_t* tile, int stride, int n0, int k0) {
+  const int l = laneId();
+  uint32_t r[4];
+  mma::ldmatrixX4(r, tile + (n0 + (l & 7) + (l >> 4) * 8) * stride + k0 + ((l >> 3) & 1) * 8);
+  b0.r[0] = r[0]; b0.r[1] = r[1]; b1.r[0] = r[2]; b1.r[1] = r[3];
+}
+
+// B fragments of columns n0..n0+7 and n0+8..n0+15, k in [k0, k0 + 16), of B = T for a
+// row-major tile T[k][n] (V's rows are keys: O = P·V).
+__device__ __forceinline__ void loadBPairTrans(mma::FragB& b0, mma::FragB& b1, const uint16_t* tile, int stride, int k0, int n0) {
+  const int l = laneId();
+  uint32_t r[4];
+  mma::ldmatrixX4Trans(r, tile + (k0 + (l & 7) + ((l >> 3) & 1) * 8) * stride + n0 + (l >> 4) * 8);
+  b0.r[0] = r[0]; b0.r[1] = r[1]; b1.r[0] = r[2]; b1.r[1] = r[3];
+}
+
+// One B fragment (columns n0..n0+7) of B = T for a row-major tile T[k][n].
+__device__ __forceinline__ mma::FragB loadBTrans(const uint16_t* tile, int stride, int k0, int n0) {
+  const int l = laneId();
+  mma::FragB b;
+  mma::ldmatrixX2Trans(b.r, tile + (k0 + (l & 7) + ((l >> 3) & 1) * 8) * stride + n0);
+  return b;
+}
+
+// The A fragment (rounded to bf16) of two accumulator tiles side by side: columns 0–7 and 8–15.
+__device__ __forceinline__ mma::FragA aFromAccumulators(const mma::FragC& left, const mma::FragC& right) {
+  mma::FragA a;
+  a.r[0] = mma::packBf16(left.r[0], left.r[1]);
+  a.r[1] = mma::packBf16(left.r[2], left.r[3]);
+  a.r[2] = mma::packBf16(right.r[0], right.r[1]);
+  a.r[3] = mma::packBf16(right.r[2], right.r[3]);
+  return a;
+}
+
+// Reductions over the four lanes that share an accumulator row (lanes 4g … 4g + 3).
+__device__ __forceinline__ float quadMax(float v) {
+  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quadSum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+#endif
+
+}  // namespace flash
+}  // namespace tt

@@ -1,0 +1,221 @@
+// Flash attention forward on tensor cores: bf16 q, k, v (flash_attention.cuh says when this
+// path runs and what the scores mean; the SIMT forward is its f32 twin).
+//
+// FlashAttention-2's partitioning: one block per (block of BM = 16·WARPS query rows, query
+// head, batch); warp w owns rows 16w … 16w + 15 and keeps their Q fragments, running max m,
+// running sum l and output accumulators O in registers for the whole pass. Key tiles of
+// BN = 64 keys are double-buffered in shared memory (cp.async: tile t + 1 is in flight while
+// tile t is multiplied). Per key tile and warp:
+//   S = Q·Kᵀ (mma, f32 accumulation), scaled and masked as the SIMT kernel values scores;
+//   m' = max(m, rowmax S), P = exp(S − m'), l = l·exp(m − m') + rowsum P, O = O·exp(m − m') + P·V,
+// P rounded to bf16 for its product (FlashAttention's choice; the sums stay f32). l is kept
+// per lane (a quarter of the row) and summed across the row's four lanes once, at the end.
+// A warp skips a tile none of its rows can see (its contribution is exactly 0: every such row
+// sees some key in a tile it does not skip, and exp(−1e30 − m) = 0 there), and a tile all of
+// its rows fully see skips the per-element masking. Out = O / l (out's type), lse = m + log l.
+#include "flash_attention_mma.cuh"
+
+namespace tt {
+namespace flash {
+
+namespace {
+
+struct MmaForwardParams {
+  AttentionShape s;
+  AttentionInputs in;
+  AttentionTensor out;
+  float* lse;
+  bool qAsync, kAsync, vAsync;  // asyncRows of q, k, v
+};
+
+constexpr int kForwardBN = 64;
+
+template <int D, int WARPS>
+struct MmaForwardSmem {
+  static constexpr int BM = 16 * WARPS, stride = D + kPad;
+  static constexpr size_t bytes = (size_t)(BM + 4 * kForwardBN) * stride * sizeof(uint16_t);  // Q, K ×2, V ×2
+};
+
+template <int D, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32) mmaForwardKernel(MmaForwardParams p) {
+  using Smem = MmaForwardSmem<D, WARPS>;
+  constexpr int BM = Smem::BM, BN = kForwardBN, ST = Smem::stride, THREADS = WARPS * 32;
+  constexpr int KD = D / 16;  // k-steps of Q·Kᵀ
+  constexpr int NS = BN / 8;  // S tiles of a warp
+  constexpr int NO = D / 8;   // O tiles of a warp
+  extern __shared__ float smem[];
+  uint16_t* Qs = reinterpret_cast<uint16_t*>(smem);  // [BM][ST]
+  uint16_t* Ks = Qs + BM * ST;                       // [2][BN][ST]
+  uint16_t* Vs = Ks + 2 * BN * ST;                   // [2][BN][ST]
+  __shared__ bool rowFull[BM];                       // the row sees no key at all
+  __shared__ bool keyOk[BN];                         // the key mask of the current tile
+
+  const AttentionShape& s = p.s;
+  const int warp = threadIdx.x / 32, lane = laneId(), g = lane >> 2, t = lane & 3;
+  const int64_t i0 = (int64_t)blockIdx.x * BM, h = blockIdx.y, b = blockIdx.z;
+  const int64_t kvh = h / (s.heads / s.kvHeads);
+  const int64_t kBase = p.in.k.at(b, kvh, 0), vBase = p.in.v.at(b, kvh, 0), maskRow = b * s.sk;
+  const Visibility vis{s.sk, s.queryOffset, s.window, s.causal};
+
+  stageRows<BM, D, THREADS>(Qs, p.in.q, p.in.q.at(b, h, 0), i0, s.sq, p.qAsync);
+  mma::cpAsyncCommit();
+  for (int r = warp; r < BM; r += WARPS) {
+    const bool full = i0 + r < s.sq && warpRowFullyMasked(vis, p.in.keyMask, p.in.maskt, maskRow, i0 + r);
+    if (lane == 0) rowFull[r] = full;
+  }
+  __syncthreads();
+  const bool anyFull = __syncthreads_or(threadIdx.x < BM && rowFull[threadIdx.x]);
+
+  // Key tiles to visit: the union of the rows' structural intervals, or all if a row is fully
+  // masked (it is uniform over every key).
+  const int64_t iLast = (i0 + BM < s.sq ? i0 + BM : s.sq) - 1;
+  int64_t kLo = vis.lo(i0), kHi = vis.hi(iLast);
+  if (anyFull || kLo >= kHi) { kLo = 0; kHi = s.sk; }
+  const int64_t tile0 = kLo / BN, tile1 = (kHi + BN - 1) / BN;
+
+  auto stageKeys = [&](int64_t tile, int buf) {
+    stageRows<BN, D, THREADS>(Ks + buf * BN * ST, p.in.k, kBase, tile * BN, s.sk, p.kAsync);
+    stageRows<BN, D, THREADS>(Vs + buf * BN * ST, p.in.v, vBase, tile * BN, s.sk, p.vAsync);
+    mma::cpAsyncCommit();
+  };
+  stageKeys(tile0, 0);
+
+  // This warp's rows [w0, wLast] and their state; rows ≥ sq are computed and never stored.
+  const int64_t w0 = i0 + warp * 16, wLast = (w0 + 15 < s.sq ? w0 + 15 : s.sq - 1);
+  const bool warpActive = w0 < s.sq;
+  const bool warpFull = __any_sync(0xffffffffu, rowFull[warp * 16 + (lane & 15)]);
+  const bool full[2] = {rowFull[warp * 16 + g], rowFull[warp * 16 + g + 8]};
+  const int64_t row[2] = {w0 + g, w0 + g + 8};
+
+  mma::cpAsyncWait<1>();  // Q has landed
+  __syncthreads();
+  mma::FragA qf[KD];
+#pragma unroll
+  for (int kk = 0; kk < KD; kk++) qf[kk] = loadA(Qs, ST, warp * 16, kk * 16);
+
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  mma::FragC o[NO];
+#pragma unroll
+  for (int n = 0; n < NO; n++) o[n] = mma::FragC{{0.f, 0.f, 0.f, 0.f}};
+
+  for (int64_t tile = tile0; tile < tile1; tile++) {
+    const int buf = (int)((tile - tile0) & 1);
+    const int64_t j0 = tile * BN, jEnd = j0 + BN;
+    if (tile + 1 < tile1) stageKeys(tile + 1, buf ^ 1);  // the other buffer was released by the last barrier
+    if (threadIdx.x < BN) keyOk[threadIdx.x] = j0 + threadIdx.x < s.sk && keyVisible(p.in.keyMask, p.in.maskt, maskRow + j0 + threadIdx.x);
+    if (tile + 1 < tile1) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();
+    const bool allKeys = __syncthreads_and(threadIdx.x >= BN || keyOk[threadIdx.x]);
+
+    const bool skip = !warpActive || (!warpFull && (vis.hi(wLast) <= j0 || vis.lo(w0) >= jEnd));
+    const bool dense = allKeys && !warpFull && jEnd <= s.sk && vis.lo(wLast) <= j0 && vis.hi(w0) >= jEnd;
+    if (!skip) {
+      const uint16_t* K = Ks + buf * BN * ST;
+      const uint16_t* V = Vs + buf * BN * ST;
+      mma::FragC sacc[NS];
+#pragma unroll
+      for (int n = 0; n < NS; n++) sacc[n] = mma::FragC{{0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+      for (int kk = 0; kk < KD; kk++) {
+#pragma unroll
+        for (int np = 0; np < NS / 2; np++) {
+          mma::FragB b0, b1;
+          loadBPair(b0, b1, K, ST, np * 16, kk * 16);
+          mma::mma16816(sacc[2 * np], qf[kk], b0);
+          mma::mma16816(sacc[2 * np + 1], qf[kk], b1);
+        }
+      }
+
+      // Scores as the SIMT kernel values them; the online softmax update of the two rows.
+      float tileMax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int n = 0; n < NS; n++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const int r = e >> 1, jj = n * 8 + 2 * t + (e & 1);
+          const int64_t j = j0 + jj;
+          float v = sacc[n].r[e] * s.scale;
+          if (!dense) v = j < s.sk ? maskedScore(sacc[n].r[e], s.scale, keyOk[jj] && vis.structural(row[r], j), full[r]) : -INFINITY;
+          sacc[n].r[e] = v;
+          tileMax[r] = fmaxf(tileMax[r], v);
+        }
+      }
+      float alpha[2];
+#pragma unroll
+      for (int r = 0; r < 2; r++) {
+        const float mNew = fmaxf(m[r], quadMax(tileMax[r]));  // finite: key j0 < sk scores ≥ −1e30
+        alpha[r] = exp2f((m[r] - mNew) * kLog2e);              // 0 on the first tile (m = −∞)
+        m[r] = mNew;
+      }
+      float rowSum[2] = {0.f, 0.f};
+#pragma unroll
+      for (int n = 0; n < NS; n++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const float pv = exp2f((sacc[n].r[e] - m[e >> 1]) * kLog2e);
+          sacc[n].r[e] = pv;
+          rowSum[e >> 1] += pv;
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < 2; r++) l[r] = l[r] * alpha[r] + rowSum[r];
+#pragma unroll
+      for (int n = 0; n < NO; n++) {
+        o[n].r[0] *= alpha[0]; o[n].r[1] *= alpha[0];
+        o[n].r[2] *= alpha[1]; o[n].r[3] *= alpha[1];
+      }
+
+      // O += P·V, P straight from the S accumulators.
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; kk++) {
+        const mma::FragA a = aFromAccumulators(sacc[2 * kk], sacc[2 * kk + 1]);
+#pragma unroll
+        for (int dp = 0; dp < D / 16; dp++) {
+          mma::FragB b0, b1;
+          loadBPairTrans(b0, b1, V, ST, kk * 16, dp * 16);
+          mma::mma16816(o[2 * dp], a, b0);
+          mma::mma16816(o[2 * dp + 1], a, b1);
+        }
+      }
+    }
+    __syncthreads();  // before the next iteration restages this tile's buffer and keyOk
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const float sum = quadSum(l[r]);
+    if (!warpActive || row[r] >= s.sq) continue;
+    const float inv = 1.f / sum;
+    const int64_t at = p.out.at(b, h, row[r]);
+#pragma unroll
+    for (int n = 0; n < NO; n++) {
+      storeAs<float>(p.out.p, p.out.t, at + n * 8 + 2 * t, o[n].r[2 * r] * inv);
+      storeAs<float>(p.out.p, p.out.t, at + n * 8 + 2 * t + 1, o[n].r[2 * r + 1] * inv);
+    }
+    if (t == 0) p.lse[(b * s.heads + h) * s.sq + row[r]] = m[r] + logf(sum);
+  }
+}
+
+// Warps per block: 8 (128 query rows share each staged key tile) where registers allow.
+template <int D>
+void launchMmaForwardFor(const MmaForwardParams& p) {
+  constexpr int WARPS = D <= 64 ? 8 : 4;
+  using Smem = MmaForwardSmem<D, WARPS>;
+  const dim3 grid((unsigned)((p.s.sq + Smem::BM - 1) / Smem::BM), (unsigned)p.s.heads, (unsigned)p.s.b);
+  launchTiled<mmaForwardKernel<D, WARPS>>(grid, Smem::bytes, p, "flashAttentionForward (tensor cores)", WARPS * 32);
+}
+
+}  // namespace
+
+void launchMmaForward(const AttentionShape& s, const AttentionInputs& in, const AttentionTensor& out, float* lse) {
+  const MmaForwardParams p{s, in, out, lse, asyncRows(in.q), asyncRows(in.k), asyncRows(in.v)};
+  switch (s.d) {
+    case 32: launchMmaForwardFor<32>(p); break;
+    case 64: launchMmaForwardFor<64>(p); break;
+    case 96: launchMmaForwardFor<96>(p); break;
+    case 128: launchMmaForwardFor<128>(p); break;
+    default: fail("flashAttentionForward", "no tensor-core kernel for head dimension " + std::to_string(s.d));
+  }
+}
+
+}  // namespace flash
+}  // namespace tt

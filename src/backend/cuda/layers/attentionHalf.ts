@@ -1,0 +1,192 @@
+/**
+ * `TTAttentionHalf` (src/ops/decoderHalves.ts) on cuda: out = h + o(attention(rope(q), rope(k), v))
+ * of n = norm(h), each projection with its bias and LoRA, as one program forward and one backward.
+ *
+ * Layout: q, k, v come out of their GEMMs as [batch, seq, heads, headDim] — tokens as rows —
+ * and stay so: rope reads them at that layout (row r at position (r / heads) % seq) and flash
+ * attention takes them with strides, writing its output in the same layout, which is o's input
+ * as it stands. No transposes, no copies.
+ *
+ * Forward:  n = norm(h);  q, k, v = projections of n (+ LoRA);  q, k = rope(q, k);
+ *           a, lse = flash attention(q, k, v);  out = a·W_oᵀ + h (+ LoRA)
+ * Saved:    h, the rope'd q and k, v, a and lse (and the inputs' aliases) — n is recomputed.
+ * Backward: da = dy·W_o (+ LoRA);  dq, dk, dv = flash attention′;  rope′;
+ *           dn = Σ d{q,k,v}·W (+ LoRA);  dh = norm′ᵀ·dn + dy
+ */
+import { tf } from '../../tf.js';
+import { OPS } from '../../../ops/names.js';
+import { DTYPE } from '../addon.js';
+import type { TensorRef } from '../backend.js';
+import { defineKernel, gemmPhys, input, runPrimitives, size, storedAs, withTemps, type Attrs, type Inputs } from '../kernel_utils.js';
+import type { Program } from '../program.js';
+import { ropeBackward, ropeForward } from '../primitives/rope.js';
+import { attentionBackwardWorkspaceBytes, flashAttentionBackward, flashAttentionForward, type AttentionProblem, type AttentionView } from '../primitives/attention.js';
+import { halfGradient, inputAliases, loraGradOutputs, normBackward, normForward, normOf, savedInputNames } from './half.js';
+import { byteScratch, projectBackward, projectForward, projectionOf, reserveDequantization, scratch, type Projection, type Slice, type Workspace } from './projection.js';
+
+const ROLES = ['q', 'k', 'v', 'qkv', 'o'] as const;
+const MADE = ['q', 'k', 'v', 'attention', 'lse'] as const;
+
+interface Attn {
+  h: TensorRef;
+  batch: number; seq: number; hidden: number; rows: number;
+  heads: number; kvHeads: number; headDim: number; rotaryDim: number;
+  scale: number; window: number;
+  /** q, k, v: three projections, or one qkv whose rows hold q, then k, then v. */
+  qkv: Array<{ proj: Projection; parts: Array<{ what: 'q' | 'k' | 'v'; row: number }> }>;
+  o: Projection;
+}
+
+function attnOf(inputs: Inputs, attrs: Attrs): Attn {
+  const h = input(inputs, 'h');
+  if (h.shape.length !== 3) throw new Error(`h must be [batch, seq, hidden], got [${h.shape}]`);
+  const [batch, seq, hidden] = h.shape as [number, number, number];
+  const heads = Number(attrs.heads), kvHeads = Number(attrs.kvHeads), headDim = Number(attrs.headDim);
+  const rotaryDim = Number(attrs.rotaryDim ?? 0);
+  if (!(heads > 0 && kvHeads > 0 && heads % kvHeads === 0 && headDim > 0)) throw new Error(`${heads} heads over ${kvHeads} KV heads of ${headDim} is not a grouped attention`);
+  const [q, k, v, qkv, o] = ROLES.map((r) => projectionOf(inputs, attrs, r));
+  if (!o) throw new Error('the attention half needs an o projection');
+  const qOut = heads * headDim, kvOut = kvHeads * headDim;
+  const parts: Attn['qkv'] = qkv
+    ? [{ proj: qkv, parts: [{ what: 'q', row: 0 }, { what: 'k', row: qOut }, { what: 'v', row: qOut + kvOut }] }]
+    : q && k && v ? [{ proj: q, parts: [{ what: 'q', row: 0 }] }, { proj: k, parts: [{ what: 'k', row: 0 }] }, { proj: v, parts: [{ what: 'v', row: 0 }] }]
+    : [];
+  if (parts.length === 0) throw new Error('the attention half needs q, k and v projections, or one qkv');
+  for (const { proj } of parts) if (proj.inFeatures !== hidden) throw new Error(`projection '${proj.role}' reads ${proj.inFeatures} features, h has ${hidden}`);
+  const width = (w: 'q' | 'k' | 'v') => (w === 'q' ? qOut : kvOut);
+  for (const { proj, parts: ps } of parts) {
+    if (proj.outFeatures !== ps.reduce((n, p) => n + width(p.what), 0)) throw new Error(`projection '${proj.role}' writes ${proj.outFeatures} features, not ${ps.map((p) => p.what).join('+')}`);
+  }
+  if (o.inFeatures !== qOut || o.outFeatures !== hidden) throw new Error(`o is [${o.outFeatures}, ${o.inFeatures}], expected [${hidden}, ${qOut}]`);
+  const keyMask = input(inputs, 'keyMask');
+  if (keyMask.shape.join() !== [batch, seq].join()) throw new Error(`keyMask [${keyMask.shape}] must be [${batch}, ${seq}] (no KV cache in the fused half)`);
+  return {
+    h, batch, seq, hidden, rows: batch * seq, heads, kvHeads, headDim, rotaryDim,
+    scale: Number(attrs.scale), window: Number(attrs.window ?? 0) || 0, qkv: parts, o,
+  };
+}
+
+/** The half's projections in role order. */
+const projectionsOf = (m: Attn): Projection[] => [...m.qkv.map((g) => g.proj), m.o];
+
+/** The attention problem of the half: causal self-attention over the whole sequence, no cache. */
+function problemOf(m: Attn): AttentionProblem {
+  return {
+    batch: m.batch, heads: m.heads, kvHeads: m.kvHeads, sq: m.seq, sk: m.seq, headDim: m.headDim,
+    scale: m.scale, causal: true, window: m.window, queryOffset: 0,
+  };
+}
+
+/** A [b, s, heads, d] view (tokens as rows, as the GEMMs write them) of the buffer at ptr. */
+function tokenMajor(ws: Workspace, m: Attn, ptr: number, heads: number): AttentionView {
+  return { ptr, dtype: DTYPE[ws.phys], strides: [m.seq * heads * m.headDim, m.headDim, heads * m.headDim] };
+}
+
+/** Record rope (or its transpose) of x [rows·heads, headDim] into y. */
+function recordRope(p: Program, ws: Workspace, m: Attn, tables: { cos: number; sin: number }, x: number, y: number, heads: number, inverse: boolean): void {
+  const op = { x, t: DTYPE[ws.phys], ...tables, y, rows: m.rows * heads, seq: m.seq, inner: heads, headDim: m.headDim, rotaryDim: m.rotaryDim };
+  (inverse ? ropeBackward : ropeForward)(p, op);
+}
+
+function ropeTables(ws: Workspace, inputs: Inputs, m: Attn): { cos: number; sin: number } | undefined {
+  if (m.rotaryDim === 0) return undefined;
+  const [cos, sin] = ['cos', 'sin'].map((n) => input(inputs, n));
+  for (const t of [cos!, sin!]) {
+    if (size(t.shape) !== m.seq * m.headDim) throw new Error(`rope tables must be [${m.seq}, ${m.headDim}], got [${t.shape}]`);
+  }
+  return { cos: ws.backend.ptr(storedAs(ws.backend, cos!, 'f32', ws.temps)), sin: ws.backend.ptr(storedAs(ws.backend, sin!, 'f32', ws.temps)) };
+}
+
+const ropeInputs = (attrs: Attrs) => (Number(attrs.rotaryDim ?? 0) > 0 ? ['cos', 'sin'] : []);
+
+export const attentionHalfKernels: tf.KernelConfig[] = [
+  defineKernel(OPS.attentionHalf.name, ({ inputs, backend, attrs }) => {
+    const m = attnOf(inputs, attrs), norm = normOf(inputs, attrs);
+    const phys = gemmPhys(backend);
+    const qOut = m.heads * m.headDim, kvOut = m.kvHeads * m.headDim;
+    const made = {
+      q: backend.makeOutput([m.rows, qOut], 'float32', phys), k: backend.makeOutput([m.rows, kvOut], 'float32', phys),
+      v: backend.makeOutput([m.rows, kvOut], 'float32', phys), attention: backend.makeOutput([m.rows, qOut], 'float32', phys),
+      lse: backend.makeOutput([m.batch, m.heads, m.seq], 'float32', 'f32'),
+    };
+    const out = backend.makeOutput(m.h.shape, 'float32', phys);
+    withTemps(backend, (temps) => {
+      const ws: Workspace = { backend, phys, temps };
+      const tables = ropeTables(ws, inputs, m);
+      const h = backend.ptr(storedAs(backend, m.h, phys, temps));
+      const n = scratch(ws, m.rows, m.hidden);
+      // Before rope, q and k land in scratch; v is final as projected.
+      const projected = { q: tables ? scratch(ws, m.rows, qOut) : backend.ptr(made.q), k: tables ? scratch(ws, m.rows, kvOut) : backend.ptr(made.k), v: backend.ptr(made.v) };
+      reserveDequantization(ws, projectionsOf(m));
+      runPrimitives(backend, (p) => {
+        normForward(p, ws, norm, h, n, m.rows, m.hidden);
+        for (const { proj, parts } of m.qkv) {
+          projectForward(p, ws, proj, n, m.rows, parts.map((x): Slice => ({ row: x.row, rows: x.what === 'q' ? qOut : kvOut, buffer: projected[x.what] })));
+        }
+        if (tables) {
+          recordRope(p, ws, m, tables, projected.q, backend.ptr(made.q), m.heads, false);
+          recordRope(p, ws, m, tables, projected.k, backend.ptr(made.k), m.kvHeads, false);
+        }
+        const keyMask = input(inputs, 'keyMask');
+        flashAttentionForward(p, {
+          ...problemOf(m), keyMask: backend.ptr(keyMask), maskDtype: backend.code(keyMask),
+          q: tokenMajor(ws, m, backend.ptr(made.q), m.heads), k: tokenMajor(ws, m, backend.ptr(made.k), m.kvHeads),
+          v: tokenMajor(ws, m, backend.ptr(made.v), m.kvHeads), out: tokenMajor(ws, m, backend.ptr(made.attention), m.heads),
+          lse: backend.ptr(made.lse),
+        });
+        projectForward(p, ws, m.o, backend.ptr(made.attention), m.rows, [{ row: 0, rows: m.hidden, buffer: backend.ptr(out) }], h);
+      });
+    });
+    const aliases = inputAliases(backend, inputs, savedInputNames(attrs, ROLES, ['keyMask', ...ropeInputs(attrs)]));
+    return [out, ...aliases, made.q, made.k, made.v, made.attention, made.lse];
+  }),
+  defineKernel(OPS.attentionHalf.gradient.name, ({ inputs, backend, attrs }) => {
+    const m = attnOf(inputs, attrs), norm = normOf(inputs, attrs);
+    const phys = gemmPhys(backend);
+    const qOut = m.heads * m.headDim, kvOut = m.kvHeads * m.headDim;
+    const dh = backend.makeOutput(m.h.shape, 'float32', phys);
+    const lora = loraGradOutputs(backend, projectionsOf(m));
+    withTemps(backend, (temps) => {
+      const ws: Workspace = { backend, phys, temps };
+      const tables = ropeTables(ws, inputs, m);
+      const saved = Object.fromEntries(MADE.map((name) => [name, backend.ptr(storedAs(backend, input(inputs, name), name === 'lse' ? 'f32' : phys, temps))]));
+      const h = backend.ptr(storedAs(backend, m.h, phys, temps));
+      const dy = backend.ptr(storedAs(backend, input(inputs, 'dy'), phys, temps));
+      const dAttention = scratch(ws, m.rows, qOut);
+      const dRoped = { q: scratch(ws, m.rows, qOut), k: scratch(ws, m.rows, kvOut), v: scratch(ws, m.rows, kvOut) };
+      const dProjected = tables ? { q: scratch(ws, m.rows, qOut), k: scratch(ws, m.rows, kvOut), v: dRoped.v } : dRoped;
+      const needsN = m.qkv.some((g) => g.proj.lora);
+      const n = needsN ? scratch(ws, m.rows, m.hidden) : 0;
+      const dn = scratch(ws, m.rows, m.hidden);
+      reserveDequantization(ws, projectionsOf(m));
+      runPrimitives(backend, (p) => {
+        projectBackward(p, ws, m.o, saved.attention!, m.rows, [{ row: 0, rows: m.hidden, buffer: dy }], { dx: dAttention, accumulate: false, ...lora.of(m.o) });
+        const keyMask = input(inputs, 'keyMask');
+        const dq = tokenMajor(ws, m, dRoped.q, m.heads);
+        const workspaceBytes = attentionBackwardWorkspaceBytes({ batch: m.batch, heads: m.heads, sq: m.seq, headDim: m.headDim, dq });
+        flashAttentionBackward(p, {
+          ...problemOf(m), keyMask: backend.ptr(keyMask), maskDtype: backend.code(keyMask),
+          q: tokenMajor(ws, m, saved.q!, m.heads), k: tokenMajor(ws, m, saved.k!, m.kvHeads), v: tokenMajor(ws, m, saved.v!, m.kvHeads),
+          out: tokenMajor(ws, m, saved.attention!, m.heads), dOut: tokenMajor(ws, m, dAttention, m.heads), lse: saved.lse!,
+          dq, dk: tokenMajor(ws, m, dRoped.k, m.kvHeads), dv: tokenMajor(ws, m, dRoped.v, m.kvHeads),
+          workspace: workspaceBytes > 0 ? byteScratch(ws, workspaceBytes) : 0, workspaceBytes,
+        });
+        if (tables) {
+          recordRope(p, ws, m, tables, dRoped.q, dProjected.q, m.heads, true);
+          recordRope(p, ws, m, tables, dRoped.k, dProjected.k, m.kvHeads, true);
+        }
+        if (needsN) normForward(p, ws, norm, h, n, m.rows, m.hidden);
+        m.qkv.forEach(({ proj, parts }, i) => {
+          const slices = parts.map((x): Slice => ({ row: x.row, rows: x.what === 'q' ? qOut : kvOut, buffer: dProjected[x.what] }));
+          projectBackward(p, ws, proj, n, m.rows, slices, { dx: dn, accumulate: i > 0, ...lora.of(proj) });
+        });
+        normBackward(p, ws, norm, dn, h, backend.ptr(dh), dy, m.rows, m.hidden);
+      });
+    });
+    return [dh, ...lora.list];
+  }),
+];
+
+export const attentionHalfGradient = halfGradient({
+  op: OPS.attentionHalf, roles: ROLES, extraInputs: (attrs) => ['keyMask', ...ropeInputs(attrs)], made: MADE,
+});

@@ -1,0 +1,84 @@
+/**
+ * The flash attention primitives (kernels/src/flash_attention_*.cu): out = softmax((q·kᵀ)·scale
+ * + mask)·v over grouped KV heads with the f32 row log-sum-exp, and its gradient, never an
+ * [sq, sk] tensor. One entry point each way: the addon runs bf16 q, k, v with head dims 32,
+ * 64, 96 or 128 on tensor cores and everything else on its SIMT kernels.
+ *
+ * Every tensor but lse and the key mask is a strided view: element strides of batch, head and
+ * row, head_dim contiguous — packed [b, heads, s, d] (packedStrides) or straight out of a GEMM
+ * as [b, s, heads, d] or columns of a fused QKV buffer. lse is [b, heads, sq] f32 packed; the
+ * key mask [b, sk] packed in any physical type (0 hides a key), or 0 for none. out, dq, dk, dv
+ * are f32 or bf16. The backward needs a 16-byte aligned device workspace of
+ * attentionBackwardWorkspaceBytes. Pointers are device addresses; dtypes are physical codes
+ * (addon.ts DTYPE).
+ */
+import { DTYPE } from '../addon.js';
+import { flashBackwardWorkspaceBytes } from '../../attention_workspace.js';
+import type { Program } from '../program.js';
+
+/** Element strides of batch, head and row. */
+export type AttentionStrides = readonly [batch: number, head: number, row: number];
+
+/** A tensor view: device pointer, physical dtype code, strides. */
+export interface AttentionView { ptr: number; dtype: number; strides: AttentionStrides }
+
+export interface AttentionProblem {
+  batch: number; heads: number; kvHeads: number; sq: number; sk: number; headDim: number;
+  scale: number; causal: boolean;
+  /** 0 = no sliding window. */
+  window: number;
+  /** Query i sits at position queryOffset + i (queries after a KV cache). */
+  queryOffset: number;
+}
+
+export interface FlashAttentionForward extends AttentionProblem {
+  q: AttentionView; k: AttentionView; v: AttentionView;
+  /** [batch, sk] packed, any physical type; 0: every key visible. */
+  keyMask: number; maskDtype: number;
+  out: AttentionView;
+  /** f32 [batch, heads, sq] packed. */
+  lse: number;
+}
+
+export interface FlashAttentionBackward extends AttentionProblem {
+  q: AttentionView; k: AttentionView; v: AttentionView;
+  keyMask: number; maskDtype: number;
+  /** The forward's out and lse, and the incoming gradient of out. */
+  out: AttentionView; dOut: AttentionView; lse: number;
+  dq: AttentionView; dk: AttentionView; dv: AttentionView;
+  /** attentionBackwardWorkspaceBytes of device memory, 16-byte aligned. */
+  workspace: number; workspaceBytes: number;
+}
+
+/** Strides of a packed [batch, heads, rows, headDim] tensor. */
+export function packedStrides(heads: number, rows: number, headDim: number): AttentionStrides {
+  return [heads * rows * headDim, rows * headDim, headDim];
+}
+
+/**
+ * Bytes of workspace the backward needs (../../attention_workspace.ts has the layout): the dQ
+ * sum is left out when dq is itself packed f32.
+ */
+export function attentionBackwardWorkspaceBytes(o: { batch: number; heads: number; sq: number; headDim: number; dq: Pick<AttentionView, 'dtype' | 'strides'> }): number {
+  const packed = packedStrides(o.heads, o.sq, o.headDim);
+  const [sb, sh, sr] = o.dq.strides;
+  const inPlace = o.dq.dtype === DTYPE.f32 && (o.batch <= 1 || sb === packed[0]) && (o.heads <= 1 || sh === packed[1]) &&
+    (o.sq <= 1 || sr === packed[2]);
+  return flashBackwardWorkspaceBytes(o.batch, o.heads, o.sq, o.headDim, inPlace);
+}
+
+const view = (t: AttentionView) => [t.ptr, t.dtype, ...t.strides];
+const problem = (o: AttentionProblem) => [
+  o.batch, o.heads, o.kvHeads, o.sq, o.sk, o.headDim, o.scale, o.causal ? 1 : 0, o.window, o.queryOffset,
+];
+
+export function flashAttentionForward(p: Program, o: FlashAttentionForward): void {
+  p.add('flashAttentionForward', [...view(o.q), ...view(o.k), ...view(o.v), o.keyMask, o.maskDtype, ...view(o.out), o.lse, ...problem(o)]);
+}
+
+export function flashAttentionBackward(p: Program, o: FlashAttentionBackward): void {
+  p.add('flashAttentionBackward', [
+    ...view(o.q), ...view(o.k), ...view(o.v), o.keyMask, o.maskDtype, ...view(o.out), ...view(o.dOut), o.lse,
+    ...view(o.dq), ...view(o.dk), ...view(o.dv), ...problem(o), o.workspace, o.workspaceBytes,
+  ]);
+}
