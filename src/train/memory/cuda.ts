@@ -122,9 +122,34 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
         const operands = grad ? [ins[0], ins[1], ins[2], ins[3]] : [ins[0], ins[2], ins[3]];
         return (grad ? 2 : 1) * aligned(n * rank * gemmBytes) + copies(t, operands, dims);
       }
+      if (HALVES.has(kernel.name)) return halfWorkspace(kernel.name, dims, gemmBytes, ins.some((i) => i >= 0 && t.buffers[i]!.category === 'adapter'));
       return 0;
     },
   };
+}
+
+const HALVES = new Set<string>([OPS.attentionHalf.name, OPS.attentionHalf.gradient.name, OPS.mlpHalf.name, OPS.mlpHalf.gradient.name]);
+
+/**
+ * The scratch of a fused decoder half (src/backend/cuda/layers/): the buffers its program
+ * works in beyond what it returns, in the GEMM type — the norm's output; the MLP's activation
+ * and, backward, its gradients of the activation, gate and up; the attention half's un-roped q
+ * and k and, backward, the gradients of its output and of q, k, v before and after rope and
+ * flash attention's workspace. With LoRA, the backward recomputes the norm (and the MLP's
+ * activation). The [N, r] LoRA products are small and left out.
+ */
+function halfWorkspace(kernel: string, dims: Dims, gemmBytes: number, lora: boolean): number {
+  const n = dims.batch * dims.seq, headDim = 2 * dims.halfHeadDim, heads = dims.kvHeads * dims.groups;
+  const rows = (cols: number) => aligned(n * cols * gemmBytes);
+  const qOut = heads * headDim, kvOut = dims.kvHeads * headDim;
+  switch (kernel) {
+    case OPS.mlpHalf.name: return rows(dims.hidden) + rows(dims.intermediate);
+    case OPS.mlpHalf.gradient.name: return 3 * rows(dims.intermediate) + rows(dims.hidden) + (lora ? rows(dims.hidden) + rows(dims.intermediate) : 0);
+    case OPS.attentionHalf.name: return rows(dims.hidden) + rows(qOut) + rows(kvOut);
+    default:
+      return 3 * rows(qOut) + 3 * rows(kvOut) + rows(dims.hidden) + (lora ? rows(dims.hidden) : 0) +
+        aligned(flashBackwardWorkspaceBytes(dims.batch, heads, dims.seq, headDim, false));
+  }
 }
 
 /**
