@@ -304,9 +304,6 @@ napi_value adamwMulti(Call& c) {
   return c.undefined();
 }
 
-  return c.undefined();
-}
-
 // memoryBandwidth(): the device's peak memory bandwidth in bytes/s, 0 when the device does not say.
 napi_value memoryBandwidth(Call& c) {
   return c.number(peakMemoryBandwidth());
