@@ -10,12 +10,19 @@
  * src/backend/cuda/layers/). Everywhere else the `reference` runs: the decoder's composition of
  * the vocabulary's ops (src/model/decoder.ts), which defines the numerics and against which the
  * fused kernels are tested.
+ *
+ * Why a custom gradient rather than a registered one: the backward needs the activations the
+ * forward made, which a registered gradient can only save as extra kernel outputs — and tfjs'
+ * tape hands every output it has no gradient for a zeros tensor of its size, uploaded from the
+ * host, in every backward pass. tf.customGrad saves any tensors with no such cost, and takes as
+ * differentiable inputs only h and the LoRA matrices: the base weights, norms, masks and rope
+ * tables are constants of the closure (frozen, as the fused kernels assume).
  */
-import type { Tensor } from '../backend/tf.js';
+import { tf, type Tensor } from '../backend/tf.js';
 import type { NormKind } from '../model/spec.js';
 import type { Quantized4bit } from '../quant/fourbit.js';
-import { runOp, type NamedTensors } from './dispatch.js';
-import { OPS, type ATTENTION_ROLES, type MLP_ROLES } from './names.js';
+import { checkSignature, type NamedTensors, type OpAttrs } from './dispatch.js';
+import { ATTENTION_ROLES, MLP_ROLES, OPS } from './names.js';
 
 export type AttentionRole = (typeof ATTENTION_ROLES)[number];
 export type MlpRole = (typeof MLP_ROLES)[number];
@@ -70,17 +77,51 @@ function normInputs(norm: HalfNorm): NamedTensors {
   return norm.bias ? { normWeight: norm.weight, normBias: norm.bias } : { normWeight: norm.weight };
 }
 
+type HalfOp = typeof OPS.attentionHalf | typeof OPS.mlpHalf;
+
+/**
+ * Run a half's fused kernel under a custom gradient where the backend has one, else the
+ * reference. The kernel returns [value, …the op's other outputs]; all of them but the value are
+ * saved beside the inputs, and the gradient kernel gets dy, the inputs and those by name and
+ * returns dh and each LoRA projection's dA, dB in role order — the order of `differentiable`.
+ */
+function runHalf(op: HalfOp, roles: readonly string[], inputs: NamedTensors, attrs: OpAttrs, reference: () => Tensor): Tensor {
+  if (!tf.getKernel(op.name, tf.getBackend())) return reference();
+  checkSignature(op, inputs, attrs);
+  const differentiable = ['h', ...roles.flatMap((r) => [`${r}LoraA`, `${r}LoraB`])].filter((n) => n in inputs);
+  const names = Object.keys(inputs);
+  const made = op.outputs.slice(1);
+  const f = tf.customGrad(((...args: unknown[]) => {
+    const save = args.pop() as (tensors: Tensor[]) => void;
+    const live: NamedTensors = { ...inputs };
+    differentiable.forEach((n, i) => { live[n] = args[i] as Tensor; });
+    const [value, ...activations] = tf.engine().runKernel(op.name, live as never, attrs as never) as Tensor[];
+    if (activations.length !== made.length) throw new Error(`${op.name}: the kernel returned ${activations.length + 1} outputs where ${op.outputs.length} (${op.outputs.join(', ')}) are declared (src/ops/names.ts)`);
+    save([...names.map((n) => live[n]!), ...activations]);
+    return {
+      value: value!,
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
+        const named = Object.fromEntries([...names, ...made].map((n, i) => [n, saved[i]!]));
+        const grads = tf.engine().runKernel(op.gradient.name, { dy, ...named } as never, attrs as never) as Tensor[];
+        if (grads.length !== differentiable.length) throw new Error(`${op.gradient.name}: ${grads.length} gradients for ${differentiable.join(', ')}`);
+        return grads;
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(...differentiable.map((n) => inputs[n]!));
+}
+
 export function attentionHalf(
   h: Tensor, norm: HalfNorm, projections: Partial<Record<AttentionRole, HalfProjection>>, geometry: AttentionGeometry,
   keyMask: Tensor, rope: { cos: Tensor; sin: Tensor } | undefined, reference: () => Tensor,
 ): Tensor {
   const { inputs, attrs } = projectionInputs(projections);
-  return runOp(OPS.attentionHalf, { h, keyMask, ...normInputs(norm), ...(rope ?? {}), ...inputs }, {
+  return runHalf(OPS.attentionHalf, ATTENTION_ROLES, { h, keyMask, ...normInputs(norm), ...(rope ?? {}), ...inputs }, {
     norm: norm.kind, eps: norm.eps, ...geometry, rotaryDim: rope ? geometry.rotaryDim : 0, projections: attrs,
   }, reference);
 }
 
 export function mlpHalf(h: Tensor, norm: HalfNorm, projections: Partial<Record<MlpRole, HalfProjection>>, act: string, reference: () => Tensor): Tensor {
   const { inputs, attrs } = projectionInputs(projections);
-  return runOp(OPS.mlpHalf, { h, ...normInputs(norm), ...inputs }, { norm: norm.kind, eps: norm.eps, act, projections: attrs }, reference);
+  return runHalf(OPS.mlpHalf, MLP_ROLES, { h, ...normInputs(norm), ...inputs }, { norm: norm.kind, eps: norm.eps, act, projections: attrs }, reference);
 }

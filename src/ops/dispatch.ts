@@ -29,9 +29,8 @@ export function runOp(op: OpSignature, inputs: NamedTensors, attrs: OpAttrs, ref
  * the caller's are disposed here and the op returns one tensor, as its reference does.
  */
 function valueOf(op: OpSignature, out: Tensor[]): Tensor {
-  const variadic = op.outputs?.at(-1) === '...';
   const expected = op.outputs?.length ?? 1;
-  if (variadic ? out.length < 1 : out.length !== expected) {
+  if (out.length !== expected) {
     tf.dispose(out);
     throw new Error(`${op.name}: the kernel returned ${out.length} outputs where ${expected} (${op.outputs?.join(', ') ?? 'one'}) are declared (src/ops/names.ts)`);
   }
@@ -40,7 +39,7 @@ function valueOf(op: OpSignature, out: Tensor[]): Tensor {
 }
 
 /** A fused kernel reads its inputs and attributes by name: one misnamed would be read as absent. */
-function checkSignature(op: OpSignature, inputs: NamedTensors, attrs: OpAttrs): void {
+export function checkSignature(op: OpSignature, inputs: NamedTensors, attrs: OpAttrs): void {
   const declared = op.inputs.map((i) => i.replace(/\?$/, ''));
   for (const name of Object.keys(inputs)) {
     if (!declared.includes(name)) throw new Error(`${op.name}: input '${name}' is not one of ${declared.join(', ')} (src/ops/names.ts)`);

@@ -13,7 +13,6 @@ export interface OpSignature {
   readonly name: string;
   readonly inputs: readonly string[];
   readonly attrs: readonly string[];
-  /** A last entry '...' means: then any number of tensors the gradient saves. */
   readonly outputs?: readonly string[];
   readonly gradient?: { readonly name: string; readonly inputs: readonly string[] };
 }
@@ -63,23 +62,24 @@ export const OPS = {
   },
   /**
    * A pre-norm decoder block's attention half, h + o(attention(rope(q), rope(k), v)) of
-   * norm(h) (src/ops/decoderHalves.ts). The fused kernel returns the value and then what its
-   * backward needs (its inputs' aliases and the rope'd q, k, v, the attention output and lse).
+   * norm(h) (src/ops/decoderHalves.ts). The fused kernel returns the value and then the
+   * activations its backward needs; the gradient kernel takes dy, the op's inputs and those,
+   * and returns dh, then dA and dB of each LoRA projection in role order.
    */
   attentionHalf: {
     name: 'TTAttentionHalf',
     inputs: ['h', 'normWeight', 'normBias?', 'keyMask', 'cos?', 'sin?', ...projectionInputs(ATTENTION_ROLES)],
     attrs: ['norm', 'eps', 'heads', 'kvHeads', 'headDim', 'rotaryDim', 'scale', 'window', 'projections'],
-    outputs: ['out', '...'],
-    gradient: { name: 'TTAttentionHalfGrad', inputs: ['dy', '...'] },
+    outputs: ['out', 'q', 'k', 'v', 'attention', 'lse'],
+    gradient: { name: 'TTAttentionHalfGrad', inputs: ['dy', '(the inputs)', 'q', 'k', 'v', 'attention', 'lse'] },
   },
-  /** The MLP half, h + down(act(gate)·up) of norm(h); outputs as attentionHalf's (saved: gate, up). */
+  /** The MLP half, h + down(act(gate)·up) of norm(h), as attentionHalf (saved: gate, up). */
   mlpHalf: {
     name: 'TTMlpHalf',
     inputs: ['h', 'normWeight', 'normBias?', ...projectionInputs(MLP_ROLES)],
     attrs: ['norm', 'eps', 'act', 'projections'],
-    outputs: ['out', '...'],
-    gradient: { name: 'TTMlpHalfGrad', inputs: ['dy', '...'] },
+    outputs: ['out', 'gate', 'up'],
+    gradient: { name: 'TTMlpHalfGrad', inputs: ['dy', '(the inputs)', 'gate', 'up'] },
   },
   crossEntropySum: {
     name: 'TTCrossEntropySum',

@@ -18,8 +18,8 @@ import { layerNormGradient, layerNormKernels } from './kernels/layerNorm.js';
 import { gatedActivationGradient, gatedActivationKernels } from './kernels/gatedActivation.js';
 import { ropeGradient, ropeKernels } from './kernels/rope.js';
 import { qlinearKernels } from './kernels/qlinear.js';
-import { mlpHalfGradient, mlpHalfKernels } from './layers/mlpHalf.js';
-import { attentionHalfGradient, attentionHalfKernels } from './layers/attentionHalf.js';
+import { mlpHalfKernels } from './layers/mlpHalf.js';
+import { attentionHalfKernels } from './layers/attentionHalf.js';
 
 export const cudaKernels: tf.KernelConfig[] = [
   ...unaryKernels, ...binaryKernels, ...selectKernels, ...reduceKernels, ...softmaxKernels, ...matmulKernels,
@@ -31,7 +31,7 @@ export const cudaKernels: tf.KernelConfig[] = [
 /** Gradients of the fused ops' cuda kernels (typetune's own op names; tfjs knows none of them). */
 export const cudaGradients: tf.GradConfig[] = [
   crossEntropyGradient, attentionGradient,
-  rmsNormGradient, layerNormGradient, gatedActivationGradient, ropeGradient, loraDeltaGradient, attentionHalfGradient, mlpHalfGradient,
+  rmsNormGradient, layerNormGradient, gatedActivationGradient, ropeGradient, loraDeltaGradient,
 ];
 
 /** Names of the kernels the cuda backend implements. */

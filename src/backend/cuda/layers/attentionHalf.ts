@@ -14,18 +14,18 @@
  *           dn = Σ d{q,k,v}·W (+ LoRA);  dh = norm′ᵀ·dn + dy
  */
 import { tf } from '../../tf.js';
-import { OPS } from '../../../ops/names.js';
+import { ATTENTION_ROLES, OPS } from '../../../ops/names.js';
 import { DTYPE } from '../addon.js';
 import type { TensorRef } from '../backend.js';
 import { defineKernel, gemmPhys, input, runPrimitives, size, storedAs, withTemps, type Attrs, type Inputs } from '../kernel_utils.js';
 import type { Program } from '../program.js';
 import { ropeBackward, ropeForward } from '../primitives/rope.js';
 import { attentionBackwardWorkspaceBytes, flashAttentionBackward, flashAttentionForward, type AttentionProblem, type AttentionView } from '../primitives/attention.js';
-import { halfGradient, inputAliases, loraGradOutputs, normBackward, normForward, normOf, savedInputNames } from './half.js';
+import { loraGradOutputs, normBackward, normForward, normOf } from './half.js';
 import { byteScratch, projectBackward, projectForward, projectionOf, reserveDequantization, scratch, type Projection, type Slice, type Workspace } from './projection.js';
 
-const ROLES = ['q', 'k', 'v', 'qkv', 'o'] as const;
-const MADE = ['q', 'k', 'v', 'attention', 'lse'] as const;
+const ROLES = ATTENTION_ROLES;
+const MADE = OPS.attentionHalf.outputs.slice(1);
 
 interface Attn {
   h: TensorRef;
@@ -97,7 +97,6 @@ function ropeTables(ws: Workspace, inputs: Inputs, m: Attn): { cos: number; sin:
   return { cos: ws.backend.ptr(storedAs(ws.backend, cos!, 'f32', ws.temps)), sin: ws.backend.ptr(storedAs(ws.backend, sin!, 'f32', ws.temps)) };
 }
 
-const ropeInputs = (attrs: Attrs) => (Number(attrs.rotaryDim ?? 0) > 0 ? ['cos', 'sin'] : []);
 
 export const attentionHalfKernels: tf.KernelConfig[] = [
   defineKernel(OPS.attentionHalf.name, ({ inputs, backend, attrs }) => {
@@ -137,8 +136,7 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
         projectForward(p, ws, m.o, backend.ptr(made.attention), m.rows, [{ row: 0, rows: m.hidden, buffer: backend.ptr(out) }], h);
       });
     });
-    const aliases = inputAliases(backend, inputs, savedInputNames(attrs, ROLES, ['keyMask', ...ropeInputs(attrs)]));
-    return [out, ...aliases, made.q, made.k, made.v, made.attention, made.lse];
+    return [out, made.q, made.k, made.v, made.attention, made.lse];
   }),
   defineKernel(OPS.attentionHalf.gradient.name, ({ inputs, backend, attrs }) => {
     const m = attnOf(inputs, attrs), norm = normOf(inputs, attrs);
@@ -187,6 +185,3 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
   }),
 ];
 
-export const attentionHalfGradient = halfGradient({
-  op: OPS.attentionHalf, roles: ROLES, extraInputs: (attrs) => ['keyMask', ...ropeInputs(attrs)], made: MADE,
-});

@@ -10,16 +10,15 @@
  *           dh = norm′ᵀ·dn + dy                           — the residual in the norm's backward
  */
 import { tf } from '../../tf.js';
-import { OPS } from '../../../ops/names.js';
+import { MLP_ROLES, OPS } from '../../../ops/names.js';
 import { DTYPE } from '../addon.js';
 import type { TensorRef } from '../backend.js';
 import { defineKernel, gemmPhys, input, runPrimitives, size, storedAs, withTemps, type Attrs, type Inputs } from '../kernel_utils.js';
 import { GATED_ACTIVATIONS, gatedActivationBackward, gatedActivationForward } from '../primitives/gatedActivation.js';
-import { halfGradient, inputAliases, loraGradOutputs, normBackward, normForward, normOf, savedInputNames } from './half.js';
+import { loraGradOutputs, normBackward, normForward, normOf } from './half.js';
 import { projectBackward, projectForward, projectionOf, reserveDequantization, scratch, type Projection, type Slice, type Workspace } from './projection.js';
 
-const ROLES = ['gate', 'up', 'gateUp', 'down'] as const;
-const MADE = ['gate', 'up'] as const;
+const ROLES = MLP_ROLES;
 
 interface Mlp {
   h: TensorRef;
@@ -82,7 +81,7 @@ export const mlpHalfKernels: tf.KernelConfig[] = [
         projectForward(p, ws, m.down, a, m.rows, [{ row: 0, rows: m.hidden, buffer: backend.ptr(out) }], h);
       });
     });
-    return [out, ...inputAliases(backend, inputs, savedInputNames(attrs, ROLES, [])), gate, up];
+    return [out, gate, up];
   }),
   defineKernel(OPS.mlpHalf.gradient.name, ({ inputs, backend, attrs }) => {
     const m = mlpOf(inputs, attrs), norm = normOf(inputs, attrs);
@@ -117,4 +116,3 @@ export const mlpHalfKernels: tf.KernelConfig[] = [
   }),
 ];
 
-export const mlpHalfGradient = halfGradient({ op: OPS.mlpHalf, roles: ROLES, extraInputs: () => [], made: MADE });

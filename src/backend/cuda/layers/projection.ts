@@ -79,13 +79,6 @@ export function projectionOf(inputs: Inputs, attrs: Attrs, role: string): Projec
   };
 }
 
-/** The names of a projection's inputs its backward pass reads (the dense weight, LoRA A and B). */
-export function backwardInputNames(attrs: Attrs, role: string): string[] {
-  const spec = (attrs.projections as ProjectionAttrs | undefined)?.[role];
-  if (!spec) return [];
-  return [...(spec.quantized ? [] : [`${role}Weight`]), ...(spec.scaling !== undefined ? [`${role}LoraA`, `${role}LoraB`] : [])];
-}
-
 /**
  * Grow the shared dequantisation scratch to the largest 4-bit weight among `projections`
  * before a program is recorded: growing frees the old buffer, which a recorded program may
