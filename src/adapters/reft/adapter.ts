@@ -16,7 +16,8 @@ import {
   fromPyreftState, initIntervention, interventionForward, toPyreftState, toVariables,
 } from './interventions.js';
 import { orthonormalizeColumns } from './orthogonal.js';
-import { positionMask } from './positions.js';
+import { positionMask, positionRows } from './positions.js';
+import { rowSelector, scatterAddRows } from './scatterRows.js';
 
 /** One intervention as a pyreft folder holds it (src/io/pyreftFolder.ts reads and writes these). */
 export type { PyreftIntervention };
@@ -152,10 +153,21 @@ export class ReftAdapter implements Adapter {
       const prev = out;
       const site = this.interventions.indexOf(iv);
       out = tf.tidy(() => {
-        const mask = positionMask(ctx.positions, batch, seq, iv.group, this.settings.groups, layer);
-        let edited = interventionForward(this.settings.intervention, iv.vars, prev.reshape([-1, hidden]), this.settings.act_fn);
-        if (ctx.training && this.settings.dropout > 0) edited = tf.dropout(edited, this.settings.dropout, undefined, dropoutSeed(ctx, site, this.dropoutRng));
-        return prev.add(mask.mul(edited.reshape([batch, seq, hidden]).sub(prev)));
+        if (ctx.training && this.settings.dropout > 0) {
+          // Dropout draws its mask over every position, as it always has: edit all, keep the intervened.
+          const mask = positionMask(ctx.positions, batch, seq, iv.group, this.settings.groups, layer);
+          const edited = tf.dropout(interventionForward(this.settings.intervention, iv.vars, prev.reshape([-1, hidden]), this.settings.act_fn),
+            this.settings.dropout, undefined, dropoutSeed(ctx, site, this.dropoutRng));
+          return prev.add(mask.mul(edited.reshape([batch, seq, hidden]).sub(prev)));
+        }
+        // Only the intervened rows are edited (pyvene's gather → intervene → scatter): nothing of the
+        // full sequence's size is kept for the backward pass but the block output itself.
+        const rows = positionRows(ctx.positions, batch, seq, iv.group, this.settings.groups, layer);
+        if (rows.length === 0) return prev;
+        const select = rowSelector(rows, batch * seq);
+        const selected = tf.matMul(select, prev.reshape([-1, hidden]), true, false);
+        const edited = interventionForward(this.settings.intervention, iv.vars, selected, this.settings.act_fn);
+        return scatterAddRows(prev, select, edited.sub(selected));
       });
     }
     return out;

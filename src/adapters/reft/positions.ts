@@ -12,7 +12,19 @@
 import { tf, type Tensor } from '../../backend/tf.js';
 import { AdapterError } from '../adapter.js';
 
+/** The intervened rows of the flattened [batch·seq] hidden states, each once, ascending. */
+export function positionRows(positions: number[][] | undefined, batch: number, seq: number, group: number, groups: number, layer: number): number[] {
+  const mask = positionFlags(positions, batch, seq, group, groups, layer);
+  const rows: number[] = [];
+  mask.forEach((m, i) => { if (m) rows.push(i); });
+  return rows;
+}
+
 export function positionMask(positions: number[][] | undefined, batch: number, seq: number, group: number, groups: number, layer: number): Tensor {
+  return tf.tensor3d(positionFlags(positions, batch, seq, group, groups, layer), [batch, seq, 1]);
+}
+
+function positionFlags(positions: number[][] | undefined, batch: number, seq: number, group: number, groups: number, layer: number): Float32Array {
   if (!positions) {
     throw new AdapterError(`ReFT intervention at layer ${layer} needs positions when training: pass ctx.positions ([batch][k], −1 for padding)`);
   }
@@ -33,7 +45,7 @@ export function positionMask(positions: number[][] | undefined, batch: number, s
       mask[b * seq + p] = 1;
     }
   });
-  return tf.tensor3d(mask, [batch, seq, 1]);
+  return mask;
 }
 
 /**
