@@ -30,8 +30,8 @@
  * allowances `--fit` adds, not measured by the pool statistics.
  */
 import { tf } from '../../backend/tf.js';
-import { OPS } from '../../ops/names.js';
-import type { Dims } from './symbols.js';
+import { ATTENTION_ROLES, MLP_ROLES, OPS } from '../../ops/names.js';
+import { hasSymbol, type Dims } from './symbols.js';
 import { axis, elements, type StorageRules } from './peak.js';
 import type { Trace } from './trace.js';
 import { flashBackwardWorkspaceBytes } from '../../backend/attention_workspace.js';
@@ -67,6 +67,8 @@ function physicalStorage(trace: Trace, precision: string): Phys[] {
     else if (GEMMS.has(b.kernel)) p = 'bf16';
     else if (F32_RESULTS.has(b.kernel)) p = 'f32';
     else if (b.kernel === OPS.crossEntropySum.gradient.name) p = phys[b.inputs[1] ?? -1] ?? 'f32';
+    // A decoder half's outputs are GEMM results (bf16) but for the attention rows' lse ([b, heads, seq], f32).
+    else if (HALVES.has(b.kernel)) p = b.shape.length === 3 && hasSymbol(b.shape[2]!, 'seq') ? 'f32' : 'bf16';
     else if (KEEP_FIRST_INPUT.has(b.kernel)) p = phys[b.inputs[0] ?? -1] === 'bf16' ? 'bf16' : 'f32';
     else {
       // Elementwise (and concatenation): the largest float operands decide.
@@ -203,6 +205,32 @@ const CUDA_FUSED: Fused[] = [
 ];
 
 type MakeInfo = { makeTensorInfo(shape: number[], dtype: string, values: Float32Array): tf.TensorInfo };
+type Infos = Record<string, tf.TensorInfo>;
+
+/**
+ * Output shapes of the decoder halves' kernels (src/backend/cuda/layers/) standing in: the
+ * forward's value and the activations it saves (src/ops/names.ts lists them), the gradient's dh
+ * and each LoRA projection's dA, dB in role order. Their custom gradient (src/ops/decoderHalves.ts)
+ * saves and differentiates as on cuda.
+ */
+function halfStandInShapes(kernel: string, inputs: Infos, attrs: Record<string, unknown>): number[][] {
+  const h = inputs.h!.shape;
+  const n = h[0]! * h[1]!;
+  const lora = (roles: readonly string[]) => roles.flatMap((r) => (inputs[`${r}LoraA`] ? [inputs[`${r}LoraA`]!.shape, inputs[`${r}LoraB`]!.shape] : []));
+  const quantized = (role: string) => (attrs.projections as Record<string, { quantized?: { shape: number[] } }> | undefined)?.[role]?.quantized?.shape;
+  switch (kernel) {
+    case OPS.mlpHalf.name: {
+      const intermediate = (inputs.downWeight?.shape ?? quantized('down')!)[1]!;
+      return [h, [n, intermediate], [n, intermediate]];
+    }
+    case OPS.attentionHalf.name: {
+      const heads = Number(attrs.heads), kv = Number(attrs.kvHeads), d = Number(attrs.headDim);
+      return [h, [n, heads * d], [n, kv * d], [n, kv * d], [n, heads * d], [h[0]!, heads, h[1]!]];
+    }
+    case OPS.mlpHalf.gradient.name: return [h, ...lora(MLP_ROLES)];
+    default: return [h, ...lora(ATTENTION_ROLES)];
+  }
+}
 
 /**
  * Run `trace` with cuda's fused ops standing in on the active (non-cuda) backend: forward
@@ -243,6 +271,14 @@ export function withCudaFusedOps<T>(trace: () => T): T {
       });
       gradients.push(op.name);
     }
+  }
+  for (const name of HALVES) {
+    if (tf.getKernel(name, backendName)) continue;
+    tf.registerKernel({
+      kernelName: name, backendName,
+      kernelFunc: ({ inputs, backend, attrs }) => halfStandInShapes(name, inputs as Infos, (attrs ?? {}) as Record<string, unknown>).map((s) => zeros(backend, s)),
+    });
+    kernels.push(name);
   }
   try {
     return trace();
