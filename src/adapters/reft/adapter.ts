@@ -17,7 +17,7 @@ import {
 } from './interventions.js';
 import { orthonormalizeColumns } from './orthogonal.js';
 import { positionMask, positionRows } from './positions.js';
-import { rowSelector, scatterAddRows } from './scatterRows.js';
+import { RowSelectors, scatterAddRows } from './scatterRows.js';
 
 /** One intervention as a pyreft folder holds it (src/io/pyreftFolder.ts reads and writes these). */
 export type { PyreftIntervention };
@@ -53,6 +53,8 @@ export class ReftAdapter implements Adapter {
   readonly variables = new Map<string, tf.Variable>();
   readonly interventions: Intervention[];
   private readonly dropoutRng: Rng;
+  /** Row selectors of the current forward's positions, per group: every layer (and a checkpointed recomputation) reuses them. */
+  private readonly selectors = new RowSelectors();
 
   private constructor(readonly settings: ReftSettings, interventions: Intervention[], seed: number) {
     this.interventions = interventions;
@@ -162,10 +164,9 @@ export class ReftAdapter implements Adapter {
         }
         // Only the intervened rows are edited (pyvene's gather → intervene → scatter): nothing of the
         // full sequence's size is kept for the backward pass but the block output itself.
-        const rows = positionRows(ctx.positions, batch, seq, iv.group, this.settings.groups, layer);
-        if (rows.length === 0) return prev;
-        const select = rowSelector(rows, batch * seq);
-        const selected = tf.matMul(select, prev.reshape([-1, hidden]), true, false);
+        const select = this.selectors.get(ctx.positions, iv.group, () => positionRows(ctx.positions, batch, seq, iv.group, this.settings.groups, layer), batch * seq);
+        if (!select) return prev;
+        const selected = tf.matMul(select.rows, prev.reshape([-1, hidden]), true, false);
         const edited = interventionForward(this.settings.intervention, iv.vars, selected, this.settings.act_fn);
         return scatterAddRows(prev, select, edited.sub(selected));
       });
@@ -214,6 +215,7 @@ export class ReftAdapter implements Adapter {
   }
 
   dispose(): void {
+    this.selectors.clear();
     for (const iv of this.interventions) disposeVars(iv.vars);
     this.variables.clear();
   }

@@ -10,16 +10,42 @@
 import { tf, type Tensor } from '../../backend/tf.js';
 import { loraDelta } from '../../ops/loraDelta.js';
 
-/** S [n, rows.length] with a 1 at (rows[j], j). */
-export function rowSelector(rows: number[], n: number): Tensor {
-  const s = new Float32Array(n * rows.length);
-  rows.forEach((r, j) => { s[r * rows.length + j] = 1; });
-  return tf.tensor2d(s, [n, rows.length]);
+/** A selector S and the identity the write-back needs, made once per forward's positions. */
+export interface RowSelector { rows: Tensor; identity: Tensor }
+
+/**
+ * The selectors of one set of positions (one forward: every layer, and a checkpointed block's
+ * recomputation, reuses them), per intervention group; a new set of positions replaces them.
+ */
+export class RowSelectors {
+  private positions: unknown = null;
+  private readonly byGroup = new Map<number, RowSelector | null>();
+
+  get(positions: unknown, group: number, rows: () => number[], n: number): RowSelector | null {
+    if (positions !== this.positions) {
+      this.clear();
+      this.positions = positions;
+    }
+    if (!this.byGroup.has(group)) {
+      const r = rows();
+      this.byGroup.set(group, r.length === 0 ? null : tf.tidy(() => {
+        const s = new Float32Array(n * r.length);
+        r.forEach((row, j) => { s[row * r.length + j] = 1; });
+        return { rows: tf.keep(tf.tensor2d(s, [n, r.length])), identity: tf.keep(tf.eye(r.length)) };
+      }));
+    }
+    return this.byGroup.get(group)!;
+  }
+
+  clear(): void {
+    for (const s of this.byGroup.values()) if (s) tf.dispose([s.rows, s.identity]);
+    this.byGroup.clear();
+    this.positions = null;
+  }
 }
 
-/** h + S·Δ, shaped like h ([.., hidden]); S from rowSelector, Δ [M, hidden]. */
-export function scatterAddRows(h: Tensor, select: Tensor, delta: Tensor): Tensor {
+/** h + S·Δ, shaped like h ([.., hidden]); Δ [M, hidden]. */
+export function scatterAddRows(h: Tensor, select: RowSelector, delta: Tensor): Tensor {
   const hidden = h.shape[h.shape.length - 1]!;
-  const m = select.shape[1]!;
-  return tf.tidy(() => loraDelta(select, h.reshape([-1, hidden]), tf.eye(m), delta.transpose(), 1).reshape(h.shape));
+  return tf.tidy(() => loraDelta(select.rows, h.reshape([-1, hidden]), select.identity, delta.transpose(), 1).reshape(h.shape));
 }
