@@ -304,6 +304,14 @@ napi_value adamwMulti(Call& c) {
   return c.undefined();
 }
 
+// sumSquaresMulti(table): Σ x² over the tensors of a Float64Array of [ptr, dtype, n] per tensor.
+napi_value sumSquaresMulti(Call& c) {
+  size_t len;
+  void* data;
+  if (c.typedArray(0, "a Float64Array", &len, &data) != napi_float64_array || len % 3) c.bad(0, "a Float64Array of 3 entries per tensor");
+  return c.number(launchSumSquaresMulti(static_cast<const double*>(data), len / 3));
+}
+
 // memoryBandwidth(): the device's peak memory bandwidth in bytes/s, 0 when the device does not say.
 napi_value memoryBandwidth(Call& c) {
   return c.number(peakMemoryBandwidth());
@@ -424,7 +432,7 @@ const Export kExports[] = {
   {"ncclAvailable", entry<ncclAvailableFn>}, {"ncclGetUniqueId", entry<ncclGetUniqueIdFn>}, {"ncclCommInitRank", entry<ncclCommInitRankFn>},
   {"ncclAllReduce", entry<ncclAllReduceFn>}, {"ncclReduceScatter", entry<ncclReduceScatterFn>}, {"ncclAllGather", entry<ncclAllGatherFn>},
   {"ncclBroadcast", entry<ncclBroadcastFn>}, {"ncclCommAbort", entry<ncclCommAbortFn>}, {"ncclCommDestroy", entry<ncclCommDestroyFn>},
-  {"adamwMulti", entry<adamwMulti>},
+  {"adamwMulti", entry<adamwMulti>}, {"sumSquaresMulti", entry<sumSquaresMulti>},
   {"memoryBandwidth", entry<memoryBandwidth>},
 };
 

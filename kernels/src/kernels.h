@@ -133,6 +133,8 @@ void launchRope(const void* x, int t, const float* cos, const float* sin, void* 
                 int64_t rotaryDim, bool inverse);
 
 // AdamW over many f32 tensors in a few launches (adamw.cu); table = [param, grad, m, v, n, weightDecay] per tensor.
+// Σ x² over tensors given as a table [ptr, dtype, n] each (sum_squares.cu); waits for the result.
+double launchSumSquaresMulti(const double* table, size_t tensors);
 void launchAdamWMulti(const double* table, size_t tensors, float lr, float beta1, float beta2, float eps, float biasCorrection1,
                       float biasCorrection2, float gradScale);
 // 4-bit (NF4/FP4) dequantisation of a bitsandbytes-layout weight (dequantize_4bit.cu).

@@ -108,6 +108,11 @@ export interface Device {
    */
   adamwStep?(tensors: readonly AdamWTensors[], hyper: AdamWHyper): void;
   /**
+   * Σ x² over every element of every tensor, in one call (the squared global gradient norm
+   * clipping needs). Absent where the device has no fused sum: the caller composes tfjs ops.
+   */
+  sumOfSquares?(tensors: readonly Tensor[]): number;
+  /**
    * float32 U[lo, hi) made on the device by a counter-based generator: element i is a function
    * of (seed, offset + i) alone. Absent where the device has no generator of its own.
    */

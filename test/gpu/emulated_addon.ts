@@ -328,6 +328,15 @@ export function emulatedAddon(): CudaAddon {
         adamwOne(p!, g!, m!, v!, n!, lr, b1, b2, eps, wd!, bc1, bc2, gs);
       }
     },
+    sumSquaresMulti(table) {
+      if (table.length % 3 !== 0) throw new Error('sumSquaresMulti: argument 0 must be a Float64Array of 3 entries per tensor');
+      let sum = 0;
+      for (let t = 0; t < table.length; t += 3) {
+        const [p, dt, n] = Array.from(table.subarray(t, t + 3)) as [number, number, number];
+        for (let i = 0; i < n; i++) sum += load(p, dt, i) ** 2;
+      }
+      return sum;
+    },
     memoryBandwidth: () => 0,
     // NCCL with one rank (a process cannot emulate peers): every collective copies its input.
     ...emulatedNccl((dst, src, bytes) => view(dst, 3).set(view(src, 3).subarray(0, bytes))),

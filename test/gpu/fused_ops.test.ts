@@ -17,6 +17,7 @@ import { layerNorm } from '../../src/ops/layerNorm.js';
 import { rmsNorm } from '../../src/ops/rmsNorm.js';
 import { rope, ropeTables } from '../../src/ops/rope.js';
 import { onBoth, rand, relErr, size, threeAdamWSteps, useCuda } from './cuda.js';
+import { globalGradNorm } from '../../src/train/step.js';
 
 beforeAll(async () => {
   await useCuda();
@@ -258,5 +259,25 @@ describe('calls into the addon', () => {
     const y = rmsNorm(x, w, 1e-6);
     expect(device.addonCalls()! - before).toBe(2);
     tf.dispose([x, w, y]);
+  });
+});
+
+describe('the global gradient norm', () => {
+  it('sums squares of many tensors (f32 and bf16, odd sizes, one past many blocks) in one call, as the composed norm does', async () => {
+    const sizes = [1, 7, 255, 257, 4096 * 70 + 3, 1000];
+    const make = () => new Map(sizes.map((n, i) => [`t${i}`, data([n], 60 + i, i % 2 === 1)] as const));
+    await tf.setBackend('cpu');
+    const cpuGrads = make();
+    const cpu = tf.tidy(() => tf.norm(tf.stack([...cpuGrads.values()].map((g) => tf.norm(g)))).dataSync()[0]!);
+    tf.dispose([...cpuGrads.values()]);
+    await tf.setBackend('cuda');
+    const grads = make();
+    const device = activeDevice();
+    const norm = globalGradNorm(grads);  // the first call also uploads the tensors
+    expect(Math.abs(norm - cpu) / cpu).toBeLessThan(1e-6);
+    const before = device.addonCalls()!;
+    expect(globalGradNorm(grads)).toBe(norm);  // deterministic
+    expect(device.addonCalls()! - before).toBe(1);
+    tf.dispose([...grads.values()]);
   });
 });

@@ -89,6 +89,8 @@ export interface CudaAddon {
    */
   adamwMulti(table: Float64Array, lr: number, beta1: number, beta2: number, eps: number, biasCorrection1: number,
     biasCorrection2: number, gradScale: number): void;
+  /** Σ x² over the tensors of a table [ptr, dtype, n] per tensor (kernels/src/sum_squares.cu), read back. */
+  sumSquaresMulti(table: Float64Array): number;
   /** The device primitives (kernels/src/primitives.h) in id order. */
   primitives(): PrimitiveInfo[];
   /** Launches a program: [primitive id, its arguments…] entries, in order (./program.ts builds them). */

@@ -71,6 +71,15 @@ export const cudaDevice: Device = {
     // One call for every tensor: an adapter has tens to hundreds of them.
     fusedAdamWStepAll(tensors, hyper);
   },
+  sumOfSquares(tensors) {
+    const b = backend();
+    const table = new Float64Array(3 * tensors.length);
+    tensors.forEach((t, i) => {
+      const ref = t as unknown as TensorRef;
+      table.set([t.size > 0 ? b.ptr(ref) : 0, b.code(ref), t.size], 3 * i);
+    });
+    return b.addon.sumSquaresMulti(table);
+  },
   randomUniform(shape, seed, offset = 0, lo = 0, hi = 1) {
     return deviceRandomUniform(shape, seed, offset, lo, hi)!;
   },
