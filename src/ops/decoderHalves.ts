@@ -79,6 +79,9 @@ function normInputs(norm: HalfNorm): NamedTensors {
 
 type HalfOp = typeof OPS.attentionHalf | typeof OPS.mlpHalf;
 
+/** A half's inputs made anew by each forward (the residual stream, the mask, the rope tables). */
+const PER_FORWARD = ['h', 'keyMask', 'cos', 'sin'];
+
 /**
  * Run a half's fused kernel under a custom gradient where the backend has one, else the
  * reference. The kernel returns [value, …the op's other outputs]; all of them but the value are
@@ -89,7 +92,10 @@ function runHalf(op: HalfOp, roles: readonly string[], inputs: NamedTensors, att
   if (!tf.getKernel(op.name, tf.getBackend())) return reference();
   checkSignature(op, inputs, attrs);
   const differentiable = ['h', ...roles.flatMap((r) => [`${r}LoraA`, `${r}LoraB`])].filter((n) => n in inputs);
-  const names = Object.keys(inputs);
+  // Saved (kept by the tape): what the forward made and the per-forward inputs. Weights, norms and
+  // LoRA matrices live across the step, so the backward reads them from the closure — each save
+  // is a tfjs kernel call (a clone), and a half has a dozen such inputs.
+  const names = PER_FORWARD.filter((n) => n in inputs);
   const made = op.outputs.slice(1);
   const f = tf.customGrad(((...args: unknown[]) => {
     const save = args.pop() as (tensors: Tensor[]) => void;
@@ -101,7 +107,7 @@ function runHalf(op: HalfOp, roles: readonly string[], inputs: NamedTensors, att
     return {
       value: value!,
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
-        const named = Object.fromEntries([...names, ...made].map((n, i) => [n, saved[i]!]));
+        const named = { ...inputs, ...Object.fromEntries([...names, ...made].map((n, i) => [n, saved[i]!])) };
         const grads = tf.engine().runKernel(op.gradient.name, { dy, ...named } as never, attrs as never) as Tensor[];
         if (grads.length !== differentiable.length) throw new Error(`${op.gradient.name}: ${grads.length} gradients for ${differentiable.join(', ')}`);
         return grads;
