@@ -151,6 +151,28 @@ async function main(): Promise<void> {
   const head = rows.find((r) => r.name === HEADLINE)!;
   const headRate = head.moved / head.seconds;
   console.log(`headline (${HEADLINE}, ${head.shape}: the bandwidth-bound figure): ${(headRate / 1e12).toFixed(2)} TB/s, ${pct(headRate)} of peak (target ≥ 80 %)`);
+  const stream = await elementwiseStream(device, [14336, 4096], iters);
+  console.log(`for scale: one elementwise pass (negation) over a ${out === 'bf16' ? 'bf16' : 'f32'} tensor of that output's size, read + written: ${(stream / 1e12).toFixed(2)} TB/s, ${pct(stream)} of peak`);
+}
+
+/**
+ * What a plain stream reaches on this device: a unary kernel reading and writing a tensor of
+ * `shape` (as bf16 under the bf16 output), copies round-robin beyond the L2 cache — the
+ * practical ceiling a dequantisation (which mostly writes) is measured against.
+ */
+async function elementwiseStream(device: Device, shape: number[], iters: number): Promise<number> {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const copies = Math.max(2, Math.ceil((4 * L2_BYTES) / (4 * n)));
+  const xs = Array.from({ length: copies }, () => device.storeFrozenWeight(tf.zeros(shape), 'bf16-mixed'));
+  try {
+    const bytes = 2 * 2 * n;  // bf16 read + bf16 written
+    tf.dispose(tf.neg(xs[0]!));
+    const t = await tf.time(() => { for (let i = 0; i < iters; i++) tf.dispose(tf.neg(xs[i % copies]!)); });
+    if (typeof t.kernelMs !== 'number') throw new Error(`the device timer failed: ${t.kernelMs.error}`);
+    return (bytes * iters) / (t.kernelMs / 1000);
+  } finally {
+    tf.dispose(xs);
+  }
 }
 
 main().catch((err) => {
