@@ -114,13 +114,8 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
         const mma::FragA ka = loadA(Ks, ST, warp * 16, kk * 16), va = loadA(Vs, ST, warp * 16, kk * 16);
 #pragma unroll
         for (int np = 0; np < NQ / 2; np++) {
-          mma::FragB b0, b1;
-          loadBPair(b0, b1, Qs, ST, np * 16, kk * 16);
-          mma::mma16816(st[2 * np], ka, b0);
-          mma::mma16816(st[2 * np + 1], ka, b1);
-          loadBPair(b0, b1, dOs, ST, np * 16, kk * 16);
-          mma::mma16816(dpt[2 * np], va, b0);
-          mma::mma16816(dpt[2 * np + 1], va, b1);
+          mmaPair(st[2 * np], st[2 * np + 1], ka, loadBPair(Qs, ST, np * 16, kk * 16));
+          mmaPair(dpt[2 * np], dpt[2 * np + 1], va, loadBPair(dOs, ST, np * 16, kk * 16));
         }
       }
 
@@ -150,13 +145,8 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
         const mma::FragA da = aFromAccumulators(dpt[2 * kk], dpt[2 * kk + 1]);
 #pragma unroll
         for (int dp = 0; dp < D / 16; dp++) {
-          mma::FragB b0, b1;
-          loadBPairTrans(b0, b1, dOs, ST, kk * 16, dp * 16);
-          mma::mma16816(dv[2 * dp], pa, b0);
-          mma::mma16816(dv[2 * dp + 1], pa, b1);
-          loadBPairTrans(b0, b1, Qs, ST, kk * 16, dp * 16);
-          mma::mma16816(dk[2 * dp], da, b0);
-          mma::mma16816(dk[2 * dp + 1], da, b1);
+          mmaPair(dv[2 * dp], dv[2 * dp + 1], pa, loadBPairTrans(dOs, ST, kk * 16, dp * 16));
+          mmaPair(dk[2 * dp], dk[2 * dp + 1], da, loadBPairTrans(Qs, ST, kk * 16, dp * 16));
         }
       }
       __syncthreads();  // dS complete

@@ -117,12 +117,7 @@ __global__ void __launch_bounds__(WARPS * 32) mmaForwardKernel(MmaForwardParams 
 #pragma unroll
       for (int kk = 0; kk < KD; kk++) {
 #pragma unroll
-        for (int np = 0; np < NS / 2; np++) {
-          mma::FragB b0, b1;
-          loadBPair(b0, b1, K, ST, np * 16, kk * 16);
-          mma::mma16816(sacc[2 * np], qf[kk], b0);
-          mma::mma16816(sacc[2 * np + 1], qf[kk], b1);
-        }
+        for (int np = 0; np < NS / 2; np++) mmaPair(sacc[2 * np], sacc[2 * np + 1], qf[kk], loadBPair(K, ST, np * 16, kk * 16));
       }
 
       // Scores as the SIMT kernel values them; the online softmax update of the two rows.
@@ -169,12 +164,7 @@ __global__ void __launch_bounds__(WARPS * 32) mmaForwardKernel(MmaForwardParams 
       for (int kk = 0; kk < BN / 16; kk++) {
         const mma::FragA a = aFromAccumulators(sacc[2 * kk], sacc[2 * kk + 1]);
 #pragma unroll
-        for (int dp = 0; dp < D / 16; dp++) {
-          mma::FragB b0, b1;
-          loadBPairTrans(b0, b1, V, ST, kk * 16, dp * 16);
-          mma::mma16816(o[2 * dp], a, b0);
-          mma::mma16816(o[2 * dp + 1], a, b1);
-        }
+        for (int dp = 0; dp < D / 16; dp++) mmaPair(o[2 * dp], o[2 * dp + 1], a, loadBPairTrans(V, ST, kk * 16, dp * 16));
       }
     }
     __syncthreads();  // before the next iteration restages this tile's buffer and keyOk
