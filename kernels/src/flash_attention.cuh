@@ -62,21 +62,52 @@ constexpr int kMaxHeadDim = 256;
 // four warps in whole 8-column mma tiles: d a multiple of 32).
 inline bool mmaHeadDim(int64_t d) { return d == 32 || d == 64 || d == 96 || d == 128; }
 
+// Calls f(std::integral_constant<int, D>) for D = d, one of mmaHeadDim's.
+template <typename F>
+void withMmaHeadDim(int64_t d, const char* where, F&& f) {
+  switch (d) {
+    case 32: f(std::integral_constant<int, 32>{}); break;
+    case 64: f(std::integral_constant<int, 64>{}); break;
+    case 96: f(std::integral_constant<int, 96>{}); break;
+    case 128: f(std::integral_constant<int, 128>{}); break;
+    default: fail(where, "no tensor-core kernel for head dimension " + std::to_string(d));
+  }
+}
+
 // The tensor-core path takes bf16 q, k, v; anything else runs on the SIMT kernels.
 inline bool useTensorCores(const AttentionShape& s, const AttentionInputs& in) {
   return in.q.t == BF16 && in.k.t == BF16 && in.v.t == BF16 && mmaHeadDim(s.d);
 }
-void launchMmaForward(const AttentionShape& s, const AttentionInputs& in, const AttentionTensor& out, float* lse);
+
+// What either forward kernel takes: out and the rows' f32 log-sum-exp are its results.
+struct ForwardParams {
+  AttentionShape s;
+  AttentionInputs in;
+  AttentionTensor out;
+  float* lse;
+};
+// The forward on tensor cores (flash_attention_mma_forward.cu).
+void launchMmaForward(const ForwardParams& p);
+
 // What the backward's row pass leaves for its key pass, in the caller's workspace.
 struct BackwardRows {
   float* delta;       // [b, heads, sq]: Δ = rowsum(dO ⊙ O)
   uint8_t* rowFull;   // [b, heads, sq]: the row sees no key
   int* headHasFull;   // [b, heads]: some row of the head sees no key
 };
+// What either key pass kernel of the backward takes.
+struct KeyParams {
+  AttentionShape s;
+  AttentionInputs in;
+  AttentionTensor dOut;
+  const float* lse;
+  BackwardRows rows;
+  float* dqAcc;  // [b, heads, sq, d] f32 packed, zeroed before
+  AttentionTensor dk, dv;
+};
 // The key pass of the backward on tensor cores (flash_attention_mma_backward.cu); the row
 // pass and dq's conversion are the SIMT launcher's, shared.
-void launchMmaKeyPass(const AttentionShape& s, const AttentionInputs& in, const AttentionTensor& dOut, const float* lse,
-                      const BackwardRows& rows, float* dqAcc, const AttentionGradients& g);
+void launchMmaKeyPass(const KeyParams& p);
 
 // Calls f(std::integral_constant<int, D>) for the smallest bucket D ≥ d.
 template <typename F>

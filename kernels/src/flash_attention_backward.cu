@@ -52,16 +52,6 @@ __global__ void rowPassKernel(RowParams p) {
   }
 }
 
-struct KeyParams {
-  AttentionShape s;
-  AttentionInputs in;
-  AttentionTensor dOut;
-  const float* lse;
-  BackwardRows rows;
-  float* dqAcc;        // [b, heads, sq, d] f32 packed, zeroed before
-  AttentionTensor dk, dv;
-};
-
 template <int D, int BM, int BN>
 struct BackwardSmem {
   static constexpr int stride = D + 1, pStride = BN + 1;
@@ -301,10 +291,10 @@ void launchFlashAttentionBackward(const AttentionShape& s, const AttentionInputs
   flash::rowPassKernel<<<gridFor(rows, 8), 256, 0, stream()>>>(rp);
   checkLaunch("flashAttentionBackward (row pass)", flash::describe(s));
 
+  const flash::KeyParams kp{s, in, dOut, lse, rowsOut, dqAcc, g.dk, g.dv};
   if (flash::useTensorCores(s, in)) {
-    flash::launchMmaKeyPass(s, in, dOut, lse, rowsOut, dqAcc, g);
+    flash::launchMmaKeyPass(kp);
   } else {
-    const flash::KeyParams kp{s, in, dOut, lse, rowsOut, dqAcc, g.dk, g.dv};
     flash::withHeadDimBucket(s.d, where, [&](auto bucket) { flash::launchKeyPass<decltype(bucket)::value>(kp); });
   }
   checkLaunch("flashAttentionBackward (key pass)", flash::describe(s));

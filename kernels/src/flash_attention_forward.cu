@@ -14,13 +14,6 @@ namespace flash {
 
 namespace {
 
-struct ForwardParams {
-  AttentionShape s;
-  AttentionInputs in;
-  AttentionTensor out;
-  float* lse;
-};
-
 template <int D, int BM, int BN>
 struct ForwardSmem {
   static constexpr int qStride = D + 1, kStride = D + 1, vStride = D, pStride = BN + 1;
@@ -174,10 +167,10 @@ void launchFlashAttentionForward(const AttentionShape& s, const AttentionInputs&
   if (out.t != F32 && out.t != BF16) fail(where, std::string("out must be f32 or bf16, not ") + dtypeName(out.t));
   if (s.b == 0 || s.sq == 0) return;
   if ((s.sq + 63) / 64 > 0x7fffffffLL) fail(where, "too many query rows");
+  const flash::ForwardParams p{s, in, out, lse};
   if (flash::useTensorCores(s, in)) {
-    flash::launchMmaForward(s, in, out, lse);
+    flash::launchMmaForward(p);
   } else {
-    const flash::ForwardParams p{s, in, out, lse};
     flash::withHeadDimBucket(s.d, where, [&](auto bucket) { flash::launchForward<decltype(bucket)::value>(p); });
   }
   checkLaunch(where, flash::describe(s));

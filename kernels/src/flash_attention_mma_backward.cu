@@ -21,14 +21,7 @@ namespace flash {
 
 namespace {
 
-struct MmaKeyParams {
-  AttentionShape s;
-  AttentionInputs in;
-  AttentionTensor dOut;
-  const float* lse;
-  BackwardRows rows;
-  float* dqAcc;  // [b, heads, sq, d] f32 packed, zeroed before
-  AttentionTensor dk, dv;
+struct MmaKeyParams : KeyParams {
   bool qAsync, kAsync, vAsync, dOutAsync;  // asyncRows of each
 };
 
@@ -209,16 +202,9 @@ void launchMmaKeyPassFor(const MmaKeyParams& p) {
 
 }  // namespace
 
-void launchMmaKeyPass(const AttentionShape& s, const AttentionInputs& in, const AttentionTensor& dOut, const float* lse,
-                      const BackwardRows& rows, float* dqAcc, const AttentionGradients& g) {
-  const MmaKeyParams p{s, in, dOut, lse, rows, dqAcc, g.dk, g.dv, asyncRows(in.q), asyncRows(in.k), asyncRows(in.v), asyncRows(dOut)};
-  switch (s.d) {
-    case 32: launchMmaKeyPassFor<32>(p); break;
-    case 64: launchMmaKeyPassFor<64>(p); break;
-    case 96: launchMmaKeyPassFor<96>(p); break;
-    case 128: launchMmaKeyPassFor<128>(p); break;
-    default: fail("flashAttentionBackward", "no tensor-core kernel for head dimension " + std::to_string(s.d));
-  }
+void launchMmaKeyPass(const KeyParams& kp) {
+  const MmaKeyParams p{kp, asyncRows(kp.in.q), asyncRows(kp.in.k), asyncRows(kp.in.v), asyncRows(kp.dOut)};
+  withMmaHeadDim(p.s.d, "flashAttentionBackward", [&](auto d) { launchMmaKeyPassFor<decltype(d)::value>(p); });
 }
 
 }  // namespace flash

@@ -20,11 +20,7 @@ namespace flash {
 
 namespace {
 
-struct MmaForwardParams {
-  AttentionShape s;
-  AttentionInputs in;
-  AttentionTensor out;
-  float* lse;
+struct MmaForwardParams : ForwardParams {
   bool qAsync, kAsync, vAsync;  // asyncRows of q, k, v
 };
 
@@ -196,15 +192,9 @@ void launchMmaForwardFor(const MmaForwardParams& p) {
 
 }  // namespace
 
-void launchMmaForward(const AttentionShape& s, const AttentionInputs& in, const AttentionTensor& out, float* lse) {
-  const MmaForwardParams p{s, in, out, lse, asyncRows(in.q), asyncRows(in.k), asyncRows(in.v)};
-  switch (s.d) {
-    case 32: launchMmaForwardFor<32>(p); break;
-    case 64: launchMmaForwardFor<64>(p); break;
-    case 96: launchMmaForwardFor<96>(p); break;
-    case 128: launchMmaForwardFor<128>(p); break;
-    default: fail("flashAttentionForward", "no tensor-core kernel for head dimension " + std::to_string(s.d));
-  }
+void launchMmaForward(const ForwardParams& fp) {
+  const MmaForwardParams p{fp, asyncRows(fp.in.q), asyncRows(fp.in.k), asyncRows(fp.in.v)};
+  withMmaHeadDim(p.s.d, "flashAttentionForward", [&](auto d) { launchMmaForwardFor<decltype(d)::value>(p); });
 }
 
 }  // namespace flash
