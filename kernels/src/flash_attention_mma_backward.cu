@@ -62,13 +62,8 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
   stageRows<BN, D, THREADS>(Ks, p.in.k, p.in.k.at(b, kvh, 0), j0, s.sk, p.kAsync);
   stageRows<BN, D, THREADS>(Vs, p.in.v, p.in.v.at(b, kvh, 0), j0, s.sk, p.vAsync);
   mma::cpAsyncCommit();
-  if (threadIdx.x < BN) keyOk[threadIdx.x] = j0 + threadIdx.x < s.sk && keyVisible(p.in.keyMask, p.in.maskt, b * s.sk + j0 + threadIdx.x);
-
-  // Query rows whose structural interval meets keys [j0, jLast]: pos ≥ j0 when causal,
-  // pos − jLast < window with a window.
-  const int64_t jLast = (j0 + BN < s.sk ? j0 + BN : s.sk) - 1;
-  const int64_t bandLo = s.causal ? j0 - s.queryOffset : 0;
-  const int64_t bandHi = s.window > 0 ? jLast + s.window - s.queryOffset : s.sq;  // exclusive
+  stageKeyMask<BN>(keyOk, p.in, s.sk, b * s.sk, j0);
+  const IndexRange band = queryBand<BN>(s, j0);
 
   const int keyRow[2] = {warp * 16 + g, warp * 16 + g + 8};  // this lane's accumulator rows (keys in the block)
   mma::FragC dk[NO], dv[NO];
@@ -77,24 +72,14 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
 
   for (int64_t gi = 0; gi < groups; gi++) {
     const int64_t h = kvh * groups + gi, bh = b * s.heads + h;
-    int64_t iLo = 0, iHi = s.sq;
-    if (!p.rows.headHasFull[bh]) {
-      iLo = bandLo > 0 ? bandLo : 0;
-      iHi = bandHi < s.sq ? bandHi : s.sq;
-    }
+    const IndexRange rows = queryBlocksOfHead<BM>(band, p, bh);
     const int64_t qBase = p.in.q.at(b, h, 0), dOutBase = p.dOut.at(b, h, 0);
-    for (int64_t i0 = (iLo / BM) * BM; i0 < iHi; i0 += BM) {
+    for (int64_t i0 = rows.begin; i0 < rows.end; i0 += BM) {
       __syncthreads();  // the previous block's Q, dO, dS and row terms are no longer read
       stageRows<BM, D, THREADS>(Qs, p.in.q, qBase, i0, s.sq, p.qAsync);
       stageRows<BM, D, THREADS>(dOs, p.dOut, dOutBase, i0, s.sq, p.dOutAsync);
       mma::cpAsyncCommit();
-      if (threadIdx.x < BM) {
-        const int64_t i = i0 + threadIdx.x;
-        const bool in = i < s.sq;
-        lseS[threadIdx.x] = in ? p.lse[bh * s.sq + i] : 0.f;
-        deltaS[threadIdx.x] = in ? p.rows.delta[bh * s.sq + i] : 0.f;
-        fullS[threadIdx.x] = in && p.rows.rowFull[bh * s.sq + i];
-      }
+      stageRowTerms<BM>(lseS, deltaS, fullS, p, bh, i0);
       mma::cpAsyncWait<0>();
       __syncthreads();
 

@@ -55,19 +55,8 @@ __global__ void __launch_bounds__(WARPS * 32) mmaForwardKernel(MmaForwardParams 
 
   stageRows<BM, D, THREADS>(Qs, p.in.q, p.in.q.at(b, h, 0), i0, s.sq, p.qAsync);
   mma::cpAsyncCommit();
-  for (int r = warp; r < BM; r += WARPS) {
-    const bool full = i0 + r < s.sq && warpRowFullyMasked(vis, p.in.keyMask, p.in.maskt, maskRow, i0 + r);
-    if (lane == 0) rowFull[r] = full;
-  }
-  __syncthreads();
-  const bool anyFull = __syncthreads_or(threadIdx.x < BM && rowFull[threadIdx.x]);
-
-  // Key tiles to visit: the union of the rows' structural intervals, or all if a row is fully
-  // masked (it is uniform over every key).
-  const int64_t iLast = (i0 + BM < s.sq ? i0 + BM : s.sq) - 1;
-  int64_t kLo = vis.lo(i0), kHi = vis.hi(iLast);
-  if (anyFull || kLo >= kHi) { kLo = 0; kHi = s.sk; }
-  const int64_t tile0 = kLo / BN, tile1 = (kHi + BN - 1) / BN;
+  const IndexRange tiles = forwardKeyTiles<BM, BN, WARPS>(rowFull, vis, p.in, maskRow, i0, s.sq);
+  const int64_t tile0 = tiles.begin, tile1 = tiles.end;
 
   auto stageKeys = [&](int64_t tile, int buf) {
     stageRows<BN, D, THREADS>(Ks + buf * BN * ST, p.in.k, kBase, tile * BN, s.sk, p.kAsync);
@@ -98,7 +87,7 @@ __global__ void __launch_bounds__(WARPS * 32) mmaForwardKernel(MmaForwardParams 
     const int buf = (int)((tile - tile0) & 1);
     const int64_t j0 = tile * BN, jEnd = j0 + BN;
     if (tile + 1 < tile1) stageKeys(tile + 1, buf ^ 1);  // the other buffer was released by the last barrier
-    if (threadIdx.x < BN) keyOk[threadIdx.x] = j0 + threadIdx.x < s.sk && keyVisible(p.in.keyMask, p.in.maskt, maskRow + j0 + threadIdx.x);
+    stageKeyMask<BN>(keyOk, p.in, s.sk, maskRow, j0);
     if (tile + 1 < tile1) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();
     const bool allKeys = __syncthreads_and(threadIdx.x >= BN || keyOk[threadIdx.x]);
 
