@@ -1,7 +1,10 @@
 // Flash attention (FlashAttention-2's tiling) for the TTAttention op: what the forward
 // (flash_attention_forward.cu) and backward (flash_attention_backward.cu) kernels share —
 // the launch configuration per head-dim bucket, which keys a query sees, and how a masked
-// score is valued. The op's semantics are src/ops/attention.ts (the reference):
+// score is valued — and what their tensor-core twins share with them: the kernels' parameters
+// and the block-level steps that do not depend on the engine (fully masked rows and the key
+// tiles a query block visits, the query blocks a key block visits, the key mask and row terms
+// staged in shared memory). The op's semantics are src/ops/attention.ts (the reference):
 //
 //   out = softmax((q·kᵀ)·scale + mask)·v,  mask = 0 where visible, −1e30 where not,
 //
@@ -62,21 +65,52 @@ constexpr int kMaxHeadDim = 256;
 // four warps in whole 8-column mma tiles: d a multiple of 32).
 inline bool mmaHeadDim(int64_t d) { return d == 32 || d == 64 || d == 96 || d == 128; }
 
+// Calls f(std::integral_constant<int, D>) for D = d, one of mmaHeadDim's.
+template <typename F>
+void withMmaHeadDim(int64_t d, const char* where, F&& f) {
+  switch (d) {
+    case 32: f(std::integral_constant<int, 32>{}); break;
+    case 64: f(std::integral_constant<int, 64>{}); break;
+    case 96: f(std::integral_constant<int, 96>{}); break;
+    case 128: f(std::integral_constant<int, 128>{}); break;
+    default: fail(where, "no tensor-core kernel for head dimension " + std::to_string(d));
+  }
+}
+
 // The tensor-core path takes bf16 q, k, v; anything else runs on the SIMT kernels.
 inline bool useTensorCores(const AttentionShape& s, const AttentionInputs& in) {
   return in.q.t == BF16 && in.k.t == BF16 && in.v.t == BF16 && mmaHeadDim(s.d);
 }
-void launchMmaForward(const AttentionShape& s, const AttentionInputs& in, const AttentionTensor& out, float* lse);
+
+// What either forward kernel takes: out and the rows' f32 log-sum-exp are its results.
+struct ForwardParams {
+  AttentionShape s;
+  AttentionInputs in;
+  AttentionTensor out;
+  float* lse;
+};
+// The forward on tensor cores (flash_attention_mma_forward.cu).
+void launchMmaForward(const ForwardParams& p);
+
 // What the backward's row pass leaves for its key pass, in the caller's workspace.
 struct BackwardRows {
   float* delta;       // [b, heads, sq]: Δ = rowsum(dO ⊙ O)
   uint8_t* rowFull;   // [b, heads, sq]: the row sees no key
   int* headHasFull;   // [b, heads]: some row of the head sees no key
 };
+// What either key pass kernel of the backward takes.
+struct KeyParams {
+  AttentionShape s;
+  AttentionInputs in;
+  AttentionTensor dOut;
+  const float* lse;
+  BackwardRows rows;
+  float* dqAcc;  // [b, heads, sq, d] f32 packed, zeroed before
+  AttentionTensor dk, dv;
+};
 // The key pass of the backward on tensor cores (flash_attention_mma_backward.cu); the row
 // pass and dq's conversion are the SIMT launcher's, shared.
-void launchMmaKeyPass(const AttentionShape& s, const AttentionInputs& in, const AttentionTensor& dOut, const float* lse,
-                      const BackwardRows& rows, float* dqAcc, const AttentionGradients& g);
+void launchMmaKeyPass(const KeyParams& p);
 
 // Calls f(std::integral_constant<int, D>) for the smallest bucket D ≥ d.
 template <typename F>
@@ -137,6 +171,72 @@ __device__ inline bool warpRowFullyMasked(const Visibility& vis, const void* key
     if (__any_sync(0xffffffffu, seen)) return false;
   }
   return true;
+}
+
+// A range of rows or tiles, [begin, end).
+struct IndexRange {
+  int64_t begin, end;
+};
+
+// The forward's start, shared by its engines: flags the fully masked rows of the block's query
+// rows [i0, i0 + BM) (rowFull[r] for row i0 + r, one warp of WARPS per row) and returns the key
+// tiles of BN keys the block visits — the union of its rows' structural intervals, or all of
+// them if a row is fully masked (it is uniform over every key, and the reference's other rows
+// lose nothing). Every thread of the block must call it; it ends synchronised.
+template <int BM, int BN, int WARPS>
+__device__ __forceinline__ IndexRange forwardKeyTiles(bool* rowFull, const Visibility& vis, const AttentionInputs& in,
+                                                      int64_t maskRow, int64_t i0, int64_t sq) {
+  for (int r = threadIdx.x / 32; r < BM; r += WARPS) {
+    const bool full = i0 + r < sq && warpRowFullyMasked(vis, in.keyMask, in.maskt, maskRow, i0 + r);
+    if ((threadIdx.x & 31) == 0) rowFull[r] = full;
+  }
+  __syncthreads();
+  const bool anyFull = __syncthreads_or(threadIdx.x < BM && rowFull[threadIdx.x]);
+  const int64_t iLast = (i0 + BM < sq ? i0 + BM : sq) - 1;
+  int64_t kLo = vis.lo(i0), kHi = vis.hi(iLast);
+  if (anyFull || kLo >= kHi) { kLo = 0; kHi = vis.sk; }
+  return IndexRange{kLo / BN, (kHi + BN - 1) / BN};
+}
+
+// keyOk[jj] = key j0 + jj exists and the key mask (row maskRow) shows it, for jj < BN.
+template <int BN>
+__device__ __forceinline__ void stageKeyMask(bool* keyOk, const AttentionInputs& in, int64_t sk, int64_t maskRow, int64_t j0) {
+  if (threadIdx.x < BN) keyOk[threadIdx.x] = j0 + threadIdx.x < sk && keyVisible(in.keyMask, in.maskt, maskRow + j0 + threadIdx.x);
+}
+
+// The query rows whose structural interval meets the keys [j0, j0 + BN) ∩ [0, sk): pos ≥ j0
+// when causal, pos − jLast < window with a window; not yet clamped to [0, sq).
+template <int BN>
+__device__ __forceinline__ IndexRange queryBand(const AttentionShape& s, int64_t j0) {
+  const int64_t jLast = (j0 + BN < s.sk ? j0 + BN : s.sk) - 1;
+  return IndexRange{s.causal ? j0 - s.queryOffset : 0, s.window > 0 ? jLast + s.window - s.queryOffset : s.sq};
+}
+
+// The query rows a key block visits in head bh: its band within [0, sq), or all of them in a
+// head with a fully masked row (that row sees every key); begin rounded down to a block of BM
+// rows. (Clamped here, per head, rather than once per key block: ptxas then allocates the key
+// passes' registers as it did with this code inline.)
+template <int BM>
+__device__ __forceinline__ IndexRange queryBlocksOfHead(const IndexRange& band, const KeyParams& p, int64_t bh) {
+  int64_t lo = 0, hi = p.s.sq;
+  if (!p.rows.headHasFull[bh]) {
+    lo = band.begin > 0 ? band.begin : 0;
+    hi = band.end < p.s.sq ? band.end : p.s.sq;
+  }
+  return IndexRange{(lo / BM) * BM, hi};
+}
+
+// The key pass's row terms of query rows [i0, i0 + BM) of head bh into shared memory: lse, Δ
+// and the fully-masked flag (rows past sq: zeros and not masked).
+template <int BM>
+__device__ __forceinline__ void stageRowTerms(float* lseS, float* deltaS, bool* fullS, const KeyParams& p, int64_t bh, int64_t i0) {
+  if (threadIdx.x < BM) {
+    const int64_t i = i0 + threadIdx.x;
+    const bool in = i < p.s.sq;
+    lseS[threadIdx.x] = in ? p.lse[bh * p.s.sq + i] : 0.f;
+    deltaS[threadIdx.x] = in ? p.rows.delta[bh * p.s.sq + i] : 0.f;
+    fullS[threadIdx.x] = in && p.rows.rowFull[bh * p.s.sq + i];
+  }
 }
 
 // The score the softmax sees for (query i, key j < sk), given the raw product q·k.

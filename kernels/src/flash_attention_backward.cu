@@ -52,16 +52,6 @@ __global__ void rowPassKernel(RowParams p) {
   }
 }
 
-struct KeyParams {
-  AttentionShape s;
-  AttentionInputs in;
-  AttentionTensor dOut;
-  const float* lse;
-  BackwardRows rows;
-  float* dqAcc;        // [b, heads, sq, d] f32 packed, zeroed before
-  AttentionTensor dk, dv;
-};
-
 template <int D, int BM, int BN>
 struct BackwardSmem {
   static constexpr int stride = D + 1, pStride = BN + 1;
@@ -92,35 +82,20 @@ __global__ void __launch_bounds__(kThreads) keyPassKernel(KeyParams p) {
 
   stageTile<BN, D>(Ks, ST, p.in.k, p.in.k.at(b, kvh, 0), j0, s.sk, s.d);
   stageTile<BN, D>(Vs, ST, p.in.v, p.in.v.at(b, kvh, 0), j0, s.sk, s.d);
-  if (threadIdx.x < BN) keyOk[threadIdx.x] = j0 + threadIdx.x < s.sk && keyVisible(p.in.keyMask, p.in.maskt, b * s.sk + j0 + threadIdx.x);
-
-  // Query rows whose structural interval meets keys [j0, jLast]: pos ≥ j0 when causal,
-  // pos − jLast < window with a window.
-  const int64_t jLast = (j0 + BN < s.sk ? j0 + BN : s.sk) - 1;
-  const int64_t bandLo = s.causal ? j0 - s.queryOffset : 0;
-  const int64_t bandHi = s.window > 0 ? jLast + s.window - s.queryOffset : s.sq;  // exclusive
+  stageKeyMask<BN>(keyOk, p.in, s.sk, b * s.sk, j0);
+  const IndexRange band = queryBand<BN>(s, j0);
 
   float dk[KN][TD] = {}, dv[KN][TD] = {};
 
   for (int64_t g = 0; g < groups; g++) {
     const int64_t h = kvh * groups + g, bh = b * s.heads + h;
-    int64_t iLo = 0, iHi = s.sq;
-    if (!p.rows.headHasFull[bh]) {
-      iLo = bandLo > 0 ? bandLo : 0;
-      iHi = bandHi < s.sq ? bandHi : s.sq;
-    }
+    const IndexRange rows = queryBlocksOfHead<BM>(band, p, bh);
     const int64_t qBase = p.in.q.at(b, h, 0), dOutBase = p.dOut.at(b, h, 0), dqBase = bh * s.sq * s.d;
-    for (int64_t i0 = (iLo / BM) * BM; i0 < iHi; i0 += BM) {
+    for (int64_t i0 = rows.begin; i0 < rows.end; i0 += BM) {
       __syncthreads();  // the previous tile's Q, dO, P and dS are no longer read
       stageTile<BM, D>(Qs, ST, p.in.q, qBase, i0, s.sq, s.d);
       stageTile<BM, D>(dOs, ST, p.dOut, dOutBase, i0, s.sq, s.d);
-      if (threadIdx.x < BM) {
-        const int64_t i = i0 + threadIdx.x;
-        const bool in = i < s.sq;
-        lseS[threadIdx.x] = in ? p.lse[bh * s.sq + i] : 0.f;
-        deltaS[threadIdx.x] = in ? p.rows.delta[bh * s.sq + i] : 0.f;
-        fullS[threadIdx.x] = in && p.rows.rowFull[bh * s.sq + i];
-      }
+      stageRowTerms<BM>(lseS, deltaS, fullS, p, bh, i0);
       __syncthreads();
 
       // S = Q·Kᵀ and dP = dO·Vᵀ for this thread's QM × KN entries, then P and dS.
@@ -301,10 +276,10 @@ void launchFlashAttentionBackward(const AttentionShape& s, const AttentionInputs
   flash::rowPassKernel<<<gridFor(rows, 8), 256, 0, stream()>>>(rp);
   checkLaunch("flashAttentionBackward (row pass)", flash::describe(s));
 
+  const flash::KeyParams kp{s, in, dOut, lse, rowsOut, dqAcc, g.dk, g.dv};
   if (flash::useTensorCores(s, in)) {
-    flash::launchMmaKeyPass(s, in, dOut, lse, rowsOut, dqAcc, g);
+    flash::launchMmaKeyPass(kp);
   } else {
-    const flash::KeyParams kp{s, in, dOut, lse, rowsOut, dqAcc, g.dk, g.dv};
     flash::withHeadDimBucket(s.d, where, [&](auto bucket) { flash::launchKeyPass<decltype(bucket)::value>(kp); });
   }
   checkLaunch("flashAttentionBackward (key pass)", flash::describe(s));

@@ -14,13 +14,6 @@ namespace flash {
 
 namespace {
 
-struct ForwardParams {
-  AttentionShape s;
-  AttentionInputs in;
-  AttentionTensor out;
-  float* lse;
-};
-
 template <int D, int BM, int BN>
 struct ForwardSmem {
   static constexpr int qStride = D + 1, kStride = D + 1, vStride = D, pStride = BN + 1;
@@ -42,7 +35,6 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(ForwardParams p) 
 
   const AttentionShape& s = p.s;
   const int tx = threadIdx.x % kSide, ty = threadIdx.x / kSide;
-  const int warp = threadIdx.x / 32, warps = kThreads / 32;
   const int64_t i0 = (int64_t)blockIdx.x * BM, h = blockIdx.y, b = blockIdx.z;
   const int64_t kvh = h / (s.heads / s.kvHeads);
   const int64_t qBase = p.in.q.at(b, h, 0), kBase = p.in.k.at(b, kvh, 0), vBase = p.in.v.at(b, kvh, 0);
@@ -50,19 +42,7 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(ForwardParams p) 
   const Visibility vis{s.sk, s.queryOffset, s.window, s.causal};
 
   stageTile<BM, D>(Qs, Smem::qStride, p.in.q, qBase, i0, s.sq, s.d);
-  for (int r = warp; r < BM; r += warps) {
-    const bool full = i0 + r < s.sq && warpRowFullyMasked(vis, p.in.keyMask, p.in.maskt, maskRow, i0 + r);
-    if ((threadIdx.x & 31) == 0) rowFull[r] = full;
-  }
-  __syncthreads();
-  const bool anyFull = __syncthreads_or(threadIdx.x < BM && rowFull[threadIdx.x]);
-
-  // Key tiles to visit: the union of the rows' structural intervals, or all if a row is fully
-  // masked (it is uniform over every key, and the reference's other rows lose nothing).
-  const int64_t iLast = (i0 + BM < s.sq ? i0 + BM : s.sq) - 1;
-  int64_t kLo = vis.lo(i0), kHi = vis.hi(iLast);
-  if (anyFull || kLo >= kHi) { kLo = 0; kHi = s.sk; }
-  const int64_t tile0 = kLo / BN, tile1 = (kHi + BN - 1) / BN;
+  const IndexRange tiles = forwardKeyTiles<BM, BN, kThreads / 32>(rowFull, vis, p.in, maskRow, i0, s.sq);
 
   float o[TM][TD], m[TM], l[TM];
   bool full[TM];
@@ -73,11 +53,11 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(ForwardParams p) 
     for (int e = 0; e < TD; e++) o[a][e] = 0.f;
   }
 
-  for (int64_t t = tile0; t < tile1; t++) {
+  for (int64_t t = tiles.begin; t < tiles.end; t++) {
     const int64_t j0 = t * BN;
     stageTile<BN, D>(Ks, Smem::kStride, p.in.k, kBase, j0, s.sk, s.d);
     stageTile<BN, D>(Vs, Smem::vStride, p.in.v, vBase, j0, s.sk, s.d);
-    if (threadIdx.x < BN) keyOk[threadIdx.x] = j0 + threadIdx.x < s.sk && keyVisible(p.in.keyMask, p.in.maskt, maskRow + j0 + threadIdx.x);
+    stageKeyMask<BN>(keyOk, p.in, s.sk, maskRow, j0);
     __syncthreads();
 
     // S = Q·Kᵀ for this thread's TM × TN scores.
@@ -174,10 +154,10 @@ void launchFlashAttentionForward(const AttentionShape& s, const AttentionInputs&
   if (out.t != F32 && out.t != BF16) fail(where, std::string("out must be f32 or bf16, not ") + dtypeName(out.t));
   if (s.b == 0 || s.sq == 0) return;
   if ((s.sq + 63) / 64 > 0x7fffffffLL) fail(where, "too many query rows");
+  const flash::ForwardParams p{s, in, out, lse};
   if (flash::useTensorCores(s, in)) {
-    flash::launchMmaForward(s, in, out, lse);
+    flash::launchMmaForward(p);
   } else {
-    const flash::ForwardParams p{s, in, out, lse};
     flash::withHeadDimBucket(s.d, where, [&](auto bucket) { flash::launchForward<decltype(bucket)::value>(p); });
   }
   checkLaunch(where, flash::describe(s));

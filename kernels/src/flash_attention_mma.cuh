@@ -57,22 +57,33 @@ __device__ __forceinline__ mma::FragA loadA(const uint16_t* tile, int stride, in
   return a;
 }
 
-// B fragments of columns n0..n0+7 and n0+8..n0+15, k in [k0, k0 + 16), of B = Tᵀ for a
-// row-major tile T[n][k] (K's rows are keys: S = Q·Kᵀ).
-__device__ __forceinline__ void loadBPair(mma::FragB& b0, mma::FragB& b1, const uint16_t* tile, int stride, int n0, int k0) {
+// The B fragments of a 16-column block: columns n0..n0+7 (lo) and n0+8..n0+15 (hi).
+struct FragBPair {
+  mma::FragB lo, hi;
+};
+
+// The B fragments of columns n0..n0+15, k in [k0, k0 + 16), of B = Tᵀ for a row-major tile
+// T[n][k] (K's rows are keys: S = Q·Kᵀ).
+__device__ __forceinline__ FragBPair loadBPair(const uint16_t* tile, int stride, int n0, int k0) {
   const int l = laneId();
   uint32_t r[4];
   mma::ldmatrixX4(r, tile + (n0 + (l & 7) + (l >> 4) * 8) * stride + k0 + ((l >> 3) & 1) * 8);
-  b0.r[0] = r[0]; b0.r[1] = r[1]; b1.r[0] = r[2]; b1.r[1] = r[3];
+  return FragBPair{{{r[0], r[1]}}, {{r[2], r[3]}}};
 }
 
-// B fragments of columns n0..n0+7 and n0+8..n0+15, k in [k0, k0 + 16), of B = T for a
-// row-major tile T[k][n] (V's rows are keys: O = P·V).
-__device__ __forceinline__ void loadBPairTrans(mma::FragB& b0, mma::FragB& b1, const uint16_t* tile, int stride, int k0, int n0) {
+// The B fragments of columns n0..n0+15, k in [k0, k0 + 16), of B = T for a row-major tile
+// T[k][n] (V's rows are keys: O = P·V).
+__device__ __forceinline__ FragBPair loadBPairTrans(const uint16_t* tile, int stride, int k0, int n0) {
   const int l = laneId();
   uint32_t r[4];
   mma::ldmatrixX4Trans(r, tile + (k0 + (l & 7) + ((l >> 3) & 1) * 8) * stride + n0 + (l >> 4) * 8);
-  b0.r[0] = r[0]; b0.r[1] = r[1]; b1.r[0] = r[2]; b1.r[1] = r[3];
+  return FragBPair{{{r[0], r[1]}}, {{r[2], r[3]}}};
+}
+
+// c0 += a·b.lo, c1 += a·b.hi: a 16-column block's two accumulator tiles.
+__device__ __forceinline__ void mmaPair(mma::FragC& c0, mma::FragC& c1, const mma::FragA& a, const FragBPair& b) {
+  mma::mma16816(c0, a, b.lo);
+  mma::mma16816(c1, a, b.hi);
 }
 
 // One B fragment (columns n0..n0+7) of B = T for a row-major tile T[k][n].

@@ -21,14 +21,7 @@ namespace flash {
 
 namespace {
 
-struct MmaKeyParams {
-  AttentionShape s;
-  AttentionInputs in;
-  AttentionTensor dOut;
-  const float* lse;
-  BackwardRows rows;
-  float* dqAcc;  // [b, heads, sq, d] f32 packed, zeroed before
-  AttentionTensor dk, dv;
+struct MmaKeyParams : KeyParams {
   bool qAsync, kAsync, vAsync, dOutAsync;  // asyncRows of each
 };
 
@@ -69,13 +62,8 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
   stageRows<BN, D, THREADS>(Ks, p.in.k, p.in.k.at(b, kvh, 0), j0, s.sk, p.kAsync);
   stageRows<BN, D, THREADS>(Vs, p.in.v, p.in.v.at(b, kvh, 0), j0, s.sk, p.vAsync);
   mma::cpAsyncCommit();
-  if (threadIdx.x < BN) keyOk[threadIdx.x] = j0 + threadIdx.x < s.sk && keyVisible(p.in.keyMask, p.in.maskt, b * s.sk + j0 + threadIdx.x);
-
-  // Query rows whose structural interval meets keys [j0, jLast]: pos ≥ j0 when causal,
-  // pos − jLast < window with a window.
-  const int64_t jLast = (j0 + BN < s.sk ? j0 + BN : s.sk) - 1;
-  const int64_t bandLo = s.causal ? j0 - s.queryOffset : 0;
-  const int64_t bandHi = s.window > 0 ? jLast + s.window - s.queryOffset : s.sq;  // exclusive
+  stageKeyMask<BN>(keyOk, p.in, s.sk, b * s.sk, j0);
+  const IndexRange band = queryBand<BN>(s, j0);
 
   const int keyRow[2] = {warp * 16 + g, warp * 16 + g + 8};  // this lane's accumulator rows (keys in the block)
   mma::FragC dk[NO], dv[NO];
@@ -84,24 +72,14 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
 
   for (int64_t gi = 0; gi < groups; gi++) {
     const int64_t h = kvh * groups + gi, bh = b * s.heads + h;
-    int64_t iLo = 0, iHi = s.sq;
-    if (!p.rows.headHasFull[bh]) {
-      iLo = bandLo > 0 ? bandLo : 0;
-      iHi = bandHi < s.sq ? bandHi : s.sq;
-    }
+    const IndexRange rows = queryBlocksOfHead<BM>(band, p, bh);
     const int64_t qBase = p.in.q.at(b, h, 0), dOutBase = p.dOut.at(b, h, 0);
-    for (int64_t i0 = (iLo / BM) * BM; i0 < iHi; i0 += BM) {
+    for (int64_t i0 = rows.begin; i0 < rows.end; i0 += BM) {
       __syncthreads();  // the previous block's Q, dO, dS and row terms are no longer read
       stageRows<BM, D, THREADS>(Qs, p.in.q, qBase, i0, s.sq, p.qAsync);
       stageRows<BM, D, THREADS>(dOs, p.dOut, dOutBase, i0, s.sq, p.dOutAsync);
       mma::cpAsyncCommit();
-      if (threadIdx.x < BM) {
-        const int64_t i = i0 + threadIdx.x;
-        const bool in = i < s.sq;
-        lseS[threadIdx.x] = in ? p.lse[bh * s.sq + i] : 0.f;
-        deltaS[threadIdx.x] = in ? p.rows.delta[bh * s.sq + i] : 0.f;
-        fullS[threadIdx.x] = in && p.rows.rowFull[bh * s.sq + i];
-      }
+      stageRowTerms<BM>(lseS, deltaS, fullS, p, bh, i0);
       mma::cpAsyncWait<0>();
       __syncthreads();
 
@@ -114,13 +92,8 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
         const mma::FragA ka = loadA(Ks, ST, warp * 16, kk * 16), va = loadA(Vs, ST, warp * 16, kk * 16);
 #pragma unroll
         for (int np = 0; np < NQ / 2; np++) {
-          mma::FragB b0, b1;
-          loadBPair(b0, b1, Qs, ST, np * 16, kk * 16);
-          mma::mma16816(st[2 * np], ka, b0);
-          mma::mma16816(st[2 * np + 1], ka, b1);
-          loadBPair(b0, b1, dOs, ST, np * 16, kk * 16);
-          mma::mma16816(dpt[2 * np], va, b0);
-          mma::mma16816(dpt[2 * np + 1], va, b1);
+          mmaPair(st[2 * np], st[2 * np + 1], ka, loadBPair(Qs, ST, np * 16, kk * 16));
+          mmaPair(dpt[2 * np], dpt[2 * np + 1], va, loadBPair(dOs, ST, np * 16, kk * 16));
         }
       }
 
@@ -150,13 +123,8 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
         const mma::FragA da = aFromAccumulators(dpt[2 * kk], dpt[2 * kk + 1]);
 #pragma unroll
         for (int dp = 0; dp < D / 16; dp++) {
-          mma::FragB b0, b1;
-          loadBPairTrans(b0, b1, dOs, ST, kk * 16, dp * 16);
-          mma::mma16816(dv[2 * dp], pa, b0);
-          mma::mma16816(dv[2 * dp + 1], pa, b1);
-          loadBPairTrans(b0, b1, Qs, ST, kk * 16, dp * 16);
-          mma::mma16816(dk[2 * dp], da, b0);
-          mma::mma16816(dk[2 * dp + 1], da, b1);
+          mmaPair(dv[2 * dp], dv[2 * dp + 1], pa, loadBPairTrans(dOs, ST, kk * 16, dp * 16));
+          mmaPair(dk[2 * dp], dk[2 * dp + 1], da, loadBPairTrans(Qs, ST, kk * 16, dp * 16));
         }
       }
       __syncthreads();  // dS complete
@@ -219,16 +187,9 @@ void launchMmaKeyPassFor(const MmaKeyParams& p) {
 
 }  // namespace
 
-void launchMmaKeyPass(const AttentionShape& s, const AttentionInputs& in, const AttentionTensor& dOut, const float* lse,
-                      const BackwardRows& rows, float* dqAcc, const AttentionGradients& g) {
-  const MmaKeyParams p{s, in, dOut, lse, rows, dqAcc, g.dk, g.dv, asyncRows(in.q), asyncRows(in.k), asyncRows(in.v), asyncRows(dOut)};
-  switch (s.d) {
-    case 32: launchMmaKeyPassFor<32>(p); break;
-    case 64: launchMmaKeyPassFor<64>(p); break;
-    case 96: launchMmaKeyPassFor<96>(p); break;
-    case 128: launchMmaKeyPassFor<128>(p); break;
-    default: fail("flashAttentionBackward", "no tensor-core kernel for head dimension " + std::to_string(s.d));
-  }
+void launchMmaKeyPass(const KeyParams& kp) {
+  const MmaKeyParams p{kp, asyncRows(kp.in.q), asyncRows(kp.in.k), asyncRows(kp.in.v), asyncRows(kp.dOut)};
+  withMmaHeadDim(p.s.d, "flashAttentionBackward", [&](auto d) { launchMmaKeyPassFor<decltype(d)::value>(p); });
 }
 
 }  // namespace flash

@@ -20,11 +20,7 @@ namespace flash {
 
 namespace {
 
-struct MmaForwardParams {
-  AttentionShape s;
-  AttentionInputs in;
-  AttentionTensor out;
-  float* lse;
+struct MmaForwardParams : ForwardParams {
   bool qAsync, kAsync, vAsync;  // asyncRows of q, k, v
 };
 
@@ -59,19 +55,8 @@ __global__ void __launch_bounds__(WARPS * 32) mmaForwardKernel(MmaForwardParams 
 
   stageRows<BM, D, THREADS>(Qs, p.in.q, p.in.q.at(b, h, 0), i0, s.sq, p.qAsync);
   mma::cpAsyncCommit();
-  for (int r = warp; r < BM; r += WARPS) {
-    const bool full = i0 + r < s.sq && warpRowFullyMasked(vis, p.in.keyMask, p.in.maskt, maskRow, i0 + r);
-    if (lane == 0) rowFull[r] = full;
-  }
-  __syncthreads();
-  const bool anyFull = __syncthreads_or(threadIdx.x < BM && rowFull[threadIdx.x]);
-
-  // Key tiles to visit: the union of the rows' structural intervals, or all if a row is fully
-  // masked (it is uniform over every key).
-  const int64_t iLast = (i0 + BM < s.sq ? i0 + BM : s.sq) - 1;
-  int64_t kLo = vis.lo(i0), kHi = vis.hi(iLast);
-  if (anyFull || kLo >= kHi) { kLo = 0; kHi = s.sk; }
-  const int64_t tile0 = kLo / BN, tile1 = (kHi + BN - 1) / BN;
+  const IndexRange tiles = forwardKeyTiles<BM, BN, WARPS>(rowFull, vis, p.in, maskRow, i0, s.sq);
+  const int64_t tile0 = tiles.begin, tile1 = tiles.end;
 
   auto stageKeys = [&](int64_t tile, int buf) {
     stageRows<BN, D, THREADS>(Ks + buf * BN * ST, p.in.k, kBase, tile * BN, s.sk, p.kAsync);
@@ -102,7 +87,7 @@ __global__ void __launch_bounds__(WARPS * 32) mmaForwardKernel(MmaForwardParams 
     const int buf = (int)((tile - tile0) & 1);
     const int64_t j0 = tile * BN, jEnd = j0 + BN;
     if (tile + 1 < tile1) stageKeys(tile + 1, buf ^ 1);  // the other buffer was released by the last barrier
-    if (threadIdx.x < BN) keyOk[threadIdx.x] = j0 + threadIdx.x < s.sk && keyVisible(p.in.keyMask, p.in.maskt, maskRow + j0 + threadIdx.x);
+    stageKeyMask<BN>(keyOk, p.in, s.sk, maskRow, j0);
     if (tile + 1 < tile1) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();
     const bool allKeys = __syncthreads_and(threadIdx.x >= BN || keyOk[threadIdx.x]);
 
@@ -117,12 +102,7 @@ __global__ void __launch_bounds__(WARPS * 32) mmaForwardKernel(MmaForwardParams 
 #pragma unroll
       for (int kk = 0; kk < KD; kk++) {
 #pragma unroll
-        for (int np = 0; np < NS / 2; np++) {
-          mma::FragB b0, b1;
-          loadBPair(b0, b1, K, ST, np * 16, kk * 16);
-          mma::mma16816(sacc[2 * np], qf[kk], b0);
-          mma::mma16816(sacc[2 * np + 1], qf[kk], b1);
-        }
+        for (int np = 0; np < NS / 2; np++) mmaPair(sacc[2 * np], sacc[2 * np + 1], qf[kk], loadBPair(K, ST, np * 16, kk * 16));
       }
 
       // Scores as the SIMT kernel values them; the online softmax update of the two rows.
@@ -169,12 +149,7 @@ __global__ void __launch_bounds__(WARPS * 32) mmaForwardKernel(MmaForwardParams 
       for (int kk = 0; kk < BN / 16; kk++) {
         const mma::FragA a = aFromAccumulators(sacc[2 * kk], sacc[2 * kk + 1]);
 #pragma unroll
-        for (int dp = 0; dp < D / 16; dp++) {
-          mma::FragB b0, b1;
-          loadBPairTrans(b0, b1, V, ST, kk * 16, dp * 16);
-          mma::mma16816(o[2 * dp], a, b0);
-          mma::mma16816(o[2 * dp + 1], a, b1);
-        }
+        for (int dp = 0; dp < D / 16; dp++) mmaPair(o[2 * dp], o[2 * dp + 1], a, loadBPairTrans(V, ST, kk * 16, dp * 16));
       }
     }
     __syncthreads();  // before the next iteration restages this tile's buffer and keyOk
@@ -206,15 +181,9 @@ void launchMmaForwardFor(const MmaForwardParams& p) {
 
 }  // namespace
 
-void launchMmaForward(const AttentionShape& s, const AttentionInputs& in, const AttentionTensor& out, float* lse) {
-  const MmaForwardParams p{s, in, out, lse, asyncRows(in.q), asyncRows(in.k), asyncRows(in.v)};
-  switch (s.d) {
-    case 32: launchMmaForwardFor<32>(p); break;
-    case 64: launchMmaForwardFor<64>(p); break;
-    case 96: launchMmaForwardFor<96>(p); break;
-    case 128: launchMmaForwardFor<128>(p); break;
-    default: fail("flashAttentionForward", "no tensor-core kernel for head dimension " + std::to_string(s.d));
-  }
+void launchMmaForward(const ForwardParams& fp) {
+  const MmaForwardParams p{fp, asyncRows(fp.in.q), asyncRows(fp.in.k), asyncRows(fp.in.v)};
+  withMmaHeadDim(p.s.d, "flashAttentionForward", [&](auto d) { launchMmaForwardFor<decltype(d)::value>(p); });
 }
 
 }  // namespace flash
