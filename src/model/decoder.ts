@@ -7,6 +7,7 @@
 import { tf, type Tensor } from '../backend/tf.js';
 import { linear, rmsNorm, layerNorm, activation, gatedActivation, rope, ropeTables, attention } from '../ops/index.js';
 import { attentionHalf, mlpHalf, type HalfNorm, type HalfProjection } from '../ops/decoderHalves.js';
+import { ATTENTION_ROLES, MLP_ROLES } from '../ops/names.js';
 import type { ForwardContext, LinearSite, ModelHooks } from './hooks.js';
 import type { LayerSpec, ModelSpec, NormSpec, ProjectionSpec, ProjectionRole } from './spec.js';
 import type { DecoderWeights } from './weights.js';
@@ -72,9 +73,6 @@ function siteOf(p: ProjectionSpec, layer: number): LinearSite {
 export function linearSitesOf(spec: ModelSpec): LinearSite[] {
   return spec.layers.flatMap((l) => l.projections.map((p) => siteOf(p, l.index)));
 }
-
-const ATTENTION_PROJECTIONS: readonly ProjectionRole[] = ['q', 'k', 'v', 'qkv', 'o'];
-const MLP_PROJECTIONS: readonly ProjectionRole[] = ['gate', 'up', 'gateUp', 'down'];
 
 export class Decoder {
   private readonly sites = new Map<string, LinearSite>();
@@ -187,11 +185,10 @@ export class Decoder {
    * kernels run the composition either way; on cuda the Trainer prints a reason at start.
    */
   compositionReason(hooks: ModelHooks | undefined, ctx: ForwardContext, cache?: KvCache): string | undefined {
-    if (cache) return 'KV-cached decoding';
-    if (this.spec.mlp !== 'gated') return 'an ungated MLP';
     for (const layer of this.spec.layers) {
-      if (layer.qNorm || layer.kNorm) return 'q/k norms';
-      for (const roles of [ATTENTION_PROJECTIONS, MLP_PROJECTIONS]) {
+      const blocked = this.unfusableLayer(layer, cache);
+      if (blocked) return blocked;
+      for (const roles of [ATTENTION_ROLES, MLP_ROLES]) {
         const p = this.halfProjections(layer, roles, hooks, ctx);
         if (typeof p === 'string') return p;
       }
@@ -199,9 +196,17 @@ export class Decoder {
     return undefined;
   }
 
+  /** What of the model or the forward keeps `layer` composed whatever the adapters (undefined: nothing). */
+  private unfusableLayer(layer: LayerSpec, cache?: KvCache): string | undefined {
+    if (cache) return 'KV-cached decoding';
+    if (this.spec.mlp !== 'gated') return 'an ungated MLP';
+    if (layer.qNorm || layer.kNorm) return 'q/k norms';
+    return undefined;
+  }
+
   private attentionResidual(layer: LayerSpec, h: Tensor, at: BlockContext, opts: ForwardOptions, ctx: ForwardContext, fuse: boolean): Tensor {
     const composed = () => tf.add(h, this.attentionBlock(layer, this.norm(h, layer.attnNorm), at, opts.hooks, ctx, opts.cache));
-    const projections = fuse ? this.halfProjections(layer, ATTENTION_PROJECTIONS, opts.hooks, ctx) : 'composed';
+    const projections = fuse ? this.halfProjections(layer, ATTENTION_ROLES, opts.hooks, ctx) : 'composed';
     if (typeof projections === 'string') return composed();
     const s = this.spec;
     const geometry = {
@@ -214,13 +219,13 @@ export class Decoder {
 
   private mlpResidual(layer: LayerSpec, h: Tensor, opts: ForwardOptions, ctx: ForwardContext, fuse: boolean): Tensor {
     const composed = () => tf.add(h, this.mlpBlock(layer, this.norm(h, layer.mlpNorm), opts.hooks, ctx));
-    const projections = fuse ? this.halfProjections(layer, MLP_PROJECTIONS, opts.hooks, ctx) : 'composed';
+    const projections = fuse ? this.halfProjections(layer, MLP_ROLES, opts.hooks, ctx) : 'composed';
     if (typeof projections === 'string') return composed();
     return mlpHalf(h, this.halfNorm(layer.mlpNorm), projections, this.spec.activation, composed);
   }
 
   private block(layer: LayerSpec, h: Tensor, at: BlockContext, opts: ForwardOptions, ctx: ForwardContext): Tensor {
-    const fuse = opts.fusedLayers !== false && !opts.cache && !layer.qNorm && !layer.kNorm && this.spec.mlp === 'gated';
+    const fuse = opts.fusedLayers !== false && this.unfusableLayer(layer, opts.cache) === undefined;
     const mid = this.attentionResidual(layer, h, at, opts, ctx, fuse);
     const out = this.mlpResidual(layer, mid, opts, ctx, fuse);
     return opts.hooks?.blockOutput ? opts.hooks.blockOutput(layer.index, out, ctx) : out;

@@ -85,8 +85,8 @@ const PER_FORWARD = ['h', 'keyMask', 'cos', 'sin'];
 /**
  * Run a half's fused kernel under a custom gradient where the backend has one, else the
  * reference. The kernel returns [value, …the op's other outputs]; all of them but the value are
- * saved beside the inputs, and the gradient kernel gets dy, the inputs and those by name and
- * returns dh and each LoRA projection's dA, dB in role order — the order of `differentiable`.
+ * saved beside the per-forward inputs, and the gradient kernel gets dy, the inputs and those by
+ * name and returns dh and each LoRA projection's dA, dB in role order — the order of `differentiable`.
  */
 function runHalf(op: HalfOp, roles: readonly string[], inputs: NamedTensors, attrs: OpAttrs, reference: () => Tensor): Tensor {
   if (!tf.getKernel(op.name, tf.getBackend())) return reference();

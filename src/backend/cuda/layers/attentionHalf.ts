@@ -9,7 +9,7 @@
  *
  * Forward:  n = norm(h);  q, k, v = projections of n (+ LoRA);  q, k = rope(q, k);
  *           a, lse = flash attention(q, k, v);  out = a·W_oᵀ + h (+ LoRA)
- * Saved:    h, the rope'd q and k, v, a and lse (and the inputs' aliases) — n is recomputed.
+ * Saved:    h, the rope'd q and k, v, a and lse (by the op's custom gradient) — n is recomputed.
  * Backward: da = dy·W_o (+ LoRA);  dq, dk, dv = flash attention′;  rope′;
  *           dn = Σ d{q,k,v}·W (+ LoRA);  dh = norm′ᵀ·dn + dy
  */

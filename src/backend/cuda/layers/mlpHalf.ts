@@ -4,7 +4,7 @@
  *
  * Forward:  n = norm(h);  gate, up = n·W_gᵀ, n·W_uᵀ (+ LoRA);  a = act(gate)·up;
  *           out = a·W_dᵀ + h (+ LoRA)                     — the residual in down's GEMM epilogue
- * Saved:    h, gate, up (and the inputs' aliases: weights, LoRA, norm weight) — n and a are
+ * Saved:    h, gate, up (by the op's custom gradient) — n and a are
  *           recomputed (a norm and an elementwise pass) rather than kept.
  * Backward: da = dy·W_d (+ LoRA);  dgate, dup = act′;  dn = dgate·W_g + dup·W_u (+ LoRA);
  *           dh = norm′ᵀ·dn + dy                           — the residual in the norm's backward
