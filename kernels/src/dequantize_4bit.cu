@@ -1,7 +1,8 @@
-// 4-bit (NF4 / FP4) block dequantisation of a bitsandbytes-layout weight, ± double quantisation,
+// 4-bit (NF4 / FP4) block dequantisation of bitsandbytes-layout weights, ± double quantisation,
 // into f32 or bf16: what a quantised linear layer runs before its GEMM (QLoRA). Launched as the
 // device primitive `dequantize4bit` (primitives.h; src/backend/cuda/primitives/dequantize.ts), so a
-// program can dequantise into scratch and multiply in one call from JavaScript.
+// program can dequantise into scratch and multiply in one call from JavaScript. One launch takes
+// up to kDequant4bitGroup weights: a fused decoder half dequantises all of its matrices at once.
 //
 // Layout (src/quant/fourbit.ts says it in full): n values cut into blocks of `blocksize`; byte j
 // of `packed` holds values 2j (high nibble) and 2j+1 (low nibble); block b's scale is absmax[b]
@@ -17,39 +18,39 @@
 //            output is rounded once: rounding a bf16 value to bf16 again changes nothing.
 // The 16-value table is the one bitsandbytes' own dequantise kernel uses (for FP4 its literal
 // constants, not quant_map); it and the 256-value nested code sit in shared memory, filled once
-// per block (blocks are persistent). Lookups into 16 distinct addresses never conflict.
+// per block. Lookups into 16 distinct addresses never conflict.
 //
 // Speed: the kernel is a stream — 0.5 byte read and 2 (bf16) or 4 (f32) bytes written per value,
-// absmax traffic ≤ 1/64 of that — so it is bound by HBM bandwidth alone, and the design keeps the
-// memory system busy without pause:
-// - the unit of work is a 32-bit word of codes (8 values, all in one quantisation block: blocks
-//   are ≥ 32 values and aligned), written as one 16-byte store (bf16) or two (f32). A thread
-//   takes kWords words per iteration (16 bytes of codes, 32 values) at a stride of the grid's
-//   thread count, so every warp-wide load covers 128 contiguous bytes and every warp-wide store
-//   512 — full sectors per instruction. (One 16-byte code load per thread would put each thread's
-//   32 outputs side by side, and each 16-byte store instruction would then half-fill its sectors.)
-// - the grid is exactly the blocks that fit on the device at once (SM count × occupancy) and
-//   strides over the words, so there is no tail wave and no block start-up per 16 KB: a thread's
-//   share differs from any other's by at most one word.
-// - the next iteration's codes and scale inputs (absmax, or its code and nested absmax) are
-//   loaded before this iteration's values are computed and stored, so reads are always in flight.
-// - the scale is decoded per word from inputs every lane of a block shares (8 lanes read one
-//   absmax in one request; each block's absmax leaves HBM once); the nested block is a shift
-//   (bitsandbytes' 256) or, for any other nested size, one 32-bit division.
-// The 4096 × 4096 case measured at 22.7 µs for 40 MB (2.7× its time at peak) was launch-bound:
-// one JavaScript → addon call per matrix; bench/dequant.ts now records many into one program.
+// absmax traffic ≤ 1/64 of that — so it is bound by HBM bandwidth alone. What keeps HBM busy:
+// - the unit of work is 16 bytes of output (8 bf16 or 4 f32 values, from a 32- or 16-bit load of
+//   codes; all in one quantisation block: blocks are ≥ 32 values and aligned), one 16-byte store.
+//   A block's tile is kUnits units per thread at a stride of the block's thread count, so every
+//   warp-wide store covers 512 contiguous bytes: whole sectors per instruction. (Contiguous units
+//   per thread fill each store instruction's sectors by halves; that measured at half the speed.)
+// - many short-lived blocks at full occupancy, each loading its whole tile (codes and scale
+//   inputs) before it computes or stores anything: 2048 threads an SM with their loads in flight.
+//   A persistent grid with a one-iteration prefetch (this kernel's previous design) ran at half
+//   occupancy and measured 70–73 % of peak on an H200 where this one measures 78–79 %.
+// - stores are streaming (st.global.cs): the GEMM after reads the output, this kernel never
+//   does; evict-first stores measured ~2 % faster than write-back ones.
+// - several weights per launch: a launch has a ramp-up and a drain of a few microseconds, and a
+//   gap before the next; over a fused half's matrices (a few hundred MB) they cost ~3 %, not ~8 %.
+//   Blocks find their weight in a table of first tiles (≤ kDequant4bitGroup entries, in the
+//   kernel's parameters, read in place through __grid_constant__).
+// A device-to-device copy moving as many bytes runs at the same rate (bench/dequant.ts prints
+// both): the kernel is at the memory system's ceiling for a launch of its size.
 #include <cuda_fp16.h>
+#include <type_traits>
+#include <vector>
 #include "kernels.h"
 #include "primitives.h"
-#include "vec_io.cuh"
 
 namespace tt {
 
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kMinBlocksPerSm = 4;  // ≤ 64 registers a thread: 1024 threads an SM, each with a prefetch
-constexpr int kWords = 4;           // 32-bit words of codes per thread per iteration: 16 bytes, 32 values
+constexpr int kUnits = 2;  // 16-byte output units per thread: a block's tile is 512 units
 constexpr int kNestedCodeSize = 256;
 
 // bitsandbytes' NF4 code (the quantiles of N(0,1) QLoRA defines), as float32.
@@ -65,6 +66,19 @@ __constant__ float kFp4[16] = {
   -0.0f, -0.005208333333f, -0.66666667f, -1.0f, -0.33333333f, -0.5f, -0.16666667f, -0.25f,
 };
 
+// One launch's weights: part p owns the blocks [firstTile[p], firstTile[p + 1]).
+struct Group {
+  Dequant4bitArgs part[kDequant4bitGroup];
+  int64_t firstTile[kDequant4bitGroup + 1];
+  int count;
+};
+
+// A 16-byte unit of Out: its value count, and the codes it is decoded from (two values a byte).
+template <typename Out> struct Unit {
+  static constexpr int kValues = 16 / sizeof(Out);
+  using Codes = typename std::conditional<kValues == 8, uint32_t, uint16_t>::type;
+};
+
 template <int Round>
 __device__ __forceinline__ float roundToSource(float v) {
   if (Round == kRoundBf16) return __bfloat162float(__float2bfloat16_rn(v));
@@ -72,7 +86,7 @@ __device__ __forceinline__ float roundToSource(float v) {
   return v;
 }
 
-// What a word's scale is decoded from, loaded one iteration ahead of its use.
+// What a unit's scale is decoded from, loaded with its codes before any is used.
 template <bool Nested> struct ScaleInputs;
 template <> struct ScaleInputs<false> { float absmax; };
 template <> struct ScaleInputs<true> { uint32_t code; float nestedAbsmax; };
@@ -91,109 +105,112 @@ __device__ __forceinline__ float decodeScale(ScaleInputs<true> s, const float* c
   return __fadd_rn(__fmul_rn(code8[s.code], s.nestedAbsmax), offset);
 }
 
-// One thread's words of one iteration: word j is `first + j·stride`; words at or past the end read as 0.
-template <bool Nested>
+// One thread's units of a tile: unit j is `first + j·kThreads`; units at or past the end read as 0.
+template <typename Out, bool Nested>
 struct Batch {
-  uint32_t codes[kWords];
-  ScaleInputs<Nested> scale[kWords];
+  typename Unit<Out>::Codes codes[kUnits];
+  ScaleInputs<Nested> scale[kUnits];
 };
 
-template <bool Nested>
-__device__ __forceinline__ Batch<Nested> loadBatch(const Dequant4bitArgs& a, int64_t first, int64_t stride, int64_t words) {
-  Batch<Nested> b;
-  const uint32_t* codes = static_cast<const uint32_t*>(a.packed);
+template <typename Out, bool Nested>
+__device__ __forceinline__ Batch<Out, Nested> loadBatch(const Dequant4bitArgs& a, int64_t first, int64_t units) {
+  using Codes = typename Unit<Out>::Codes;
+  Batch<Out, Nested> b;
+  const Codes* codes = static_cast<const Codes*>(a.packed);
 #pragma unroll
-  for (int j = 0; j < kWords; j++) {
-    const int64_t i = first + j * stride;
-    const bool inside = i < words;
-    b.codes[j] = inside ? __ldcs(codes + i) : 0u;  // read once: evict first, leave L2 to the output
-    b.scale[j] = inside ? loadScaleInputs(a, (uint32_t)((i * 8) >> a.blockShift), std::integral_constant<bool, Nested>())
+  for (int j = 0; j < kUnits; j++) {
+    const int64_t i = first + j * kThreads;
+    const bool inside = i < units;
+    b.codes[j] = inside ? __ldcs(codes + i) : Codes(0);  // read once: evict first, leave L2 to the output
+    b.scale[j] = inside ? loadScaleInputs(a, (uint32_t)((i * Unit<Out>::kValues) >> a.blockShift), std::integral_constant<bool, Nested>())
                         : ScaleInputs<Nested>{};
   }
   return b;
 }
 
-// Eight values (one word of codes: bytes in address order, high nibble first) to out[first…].
-template <typename Out, int Round>
-__device__ __forceinline__ void storeWord(Out* out, int64_t first, int64_t n, uint32_t word, float scale, const float* table) {
-  float v[8];
+// 16 bytes of Out from its f32 values, rounded to nearest even.
+template <typename Out>
+__device__ __forceinline__ uint4 pack16(const float* v) {
+  uint4 r;
+  uint32_t* w = reinterpret_cast<uint32_t*>(&r);
 #pragma unroll
   for (int k = 0; k < 4; k++) {
-    const uint32_t byte = (word >> (8 * k)) & 0xffu;
+    if constexpr (sizeof(Out) == 2) {
+      const __nv_bfloat162 pair = __floats2bfloat162_rn(v[2 * k], v[2 * k + 1]);
+      w[k] = *reinterpret_cast<const uint32_t*>(&pair);
+    } else {
+      w[k] = __float_as_uint(v[k]);
+    }
+  }
+  return r;
+}
+
+// A unit's values (its code bytes in address order, high nibble first) to out[first…].
+template <typename Out, int Round>
+__device__ __forceinline__ void storeUnit(Out* out, int64_t first, int64_t n, uint32_t codes, float scale, const float* table) {
+  constexpr int V = Unit<Out>::kValues;
+  float v[V];
+#pragma unroll
+  for (int k = 0; k < V / 2; k++) {
+    const uint32_t byte = (codes >> (8 * k)) & 0xffu;
     v[2 * k] = roundToSource<Round>(__fmul_rn(table[byte >> 4], scale));
     v[2 * k + 1] = roundToSource<Round>(__fmul_rn(table[byte & 0xfu], scale));
   }
-  if (first + 8 <= n) {
-    constexpr int V = 16 / sizeof(Out);  // values per 16-byte store
-#pragma unroll
-    for (int s = 0; s < 8 / V; s++) {
-      float part[V];
-#pragma unroll
-      for (int k = 0; k < V; k++) part[k] = v[s * V + k];
-      storePack<Out, V>(out, first + s * V, part);
-    }
+  if (first + V <= n) {
+    __stcs(reinterpret_cast<uint4*>(out + first), pack16<Out>(v));
     return;
   }
-  for (int k = 0; k < 8 && first + k < n; k++) out[first + k] = fromF<Out>(v[k]);  // the tail word
+  for (int k = 0; k < V && first + k < n; k++) out[first + k] = fromF<Out>(v[k]);  // the tail unit
 }
 
 template <typename Out, int Round, bool Nested>
-__global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) dequant4bitKernel(Dequant4bitArgs a) {
+__global__ void __launch_bounds__(kThreads) dequant4bitKernel(const __grid_constant__ Group g) {
   __shared__ float table[16];
   __shared__ float code8[Nested ? kNestedCodeSize : 1];
+  int p = 0;
+  while (p + 1 < g.count && (int64_t)blockIdx.x >= g.firstTile[p + 1]) p++;
+  const Dequant4bitArgs& a = g.part[p];
+  constexpr int V = Unit<Out>::kValues;
+  const int64_t units = (a.n + V - 1) / V;
+  const int64_t first = ((int64_t)blockIdx.x - g.firstTile[p]) * (kThreads * kUnits) + threadIdx.x;
+  const Batch<Out, Nested> batch = loadBatch<Out, Nested>(a, first, units);  // in flight while the tables fill
   if (threadIdx.x < 16) table[threadIdx.x] = a.quantType == kFp4Type ? kFp4[threadIdx.x] : kNf4[threadIdx.x];
   if (Nested) for (int i = threadIdx.x; i < kNestedCodeSize; i += kThreads) code8[i] = a.nestedCode[i];
   __syncthreads();
-  const int64_t words = (a.n + 7) / 8;
-  const int64_t stride = (int64_t)gridDim.x * kThreads;
   Out* out = static_cast<Out*>(a.out);
-  int64_t first = (int64_t)blockIdx.x * kThreads + threadIdx.x;
-  Batch<Nested> cur = loadBatch<Nested>(a, first, stride, words);
-  for (; first < words; first += kWords * stride) {
-    const Batch<Nested> next = loadBatch<Nested>(a, first + kWords * stride, stride, words);  // in flight while cur is stored
 #pragma unroll
-    for (int j = 0; j < kWords; j++) {
-      const int64_t i = first + j * stride;
-      if (i >= words) break;
-      storeWord<Out, Round>(out, i * 8, a.n, cur.codes[j], decodeScale(cur.scale[j], code8, a.offset), table);
-    }
-    cur = next;
+  for (int j = 0; j < kUnits; j++) {
+    const int64_t i = first + j * kThreads;
+    if (i >= units) break;
+    storeUnit<Out, Round>(out, i * V, a.n, batch.codes[j], decodeScale(batch.scale[j], code8, a.offset), table);
   }
 }
 
-// Blocks of `kernel` that fit on the device at once: SM count × occupancy.
-int64_t residentBlocks(void (*kernel)(Dequant4bitArgs)) {
-  int dev = 0, sms = 0, perSm = 0;
-  check(cudaGetDevice(&dev), "dequantize4bit", "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "dequantize4bit", "SM count");
-  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, kThreads, 0), "dequantize4bit", "occupancy");
-  return (int64_t)sms * (perSm > 0 ? perSm : 1);
-}
-
 template <typename Out, int Round, bool Nested>
-void launchKernel(const Dequant4bitArgs& a) {
+void launchKernel(Group& g) {
+  constexpr int64_t perTile = (int64_t)kThreads * kUnits * Unit<Out>::kValues;
+  g.firstTile[0] = 0;
+  for (int p = 0; p < g.count; p++) g.firstTile[p + 1] = g.firstTile[p] + (g.part[p].n + perTile - 1) / perTile;
+  if (g.firstTile[g.count] > 0x7fffffff) fail("dequantize4bit", "too many values for one launch: " + std::to_string(g.firstTile[g.count]) + " tiles");
   auto kernel = dequant4bitKernel<Out, Round, Nested>;
-  static const int64_t resident = residentBlocks(kernel);  // asked once per instantiation
-  const int64_t words = (a.n + 7) / 8;
-  const int64_t wanted = (words + kThreads - 1) / kThreads;  // every thread at least one word
-  kernel<<<(unsigned)(wanted < resident ? wanted : resident), kThreads, 0, stream()>>>(a);
+  kernel<<<(unsigned)g.firstTile[g.count], kThreads, 0, stream()>>>(g);
 }
 
 template <typename Out, int Round>
-void launchRounded(const Dequant4bitArgs& a) {
-  if (a.nestedAbsmax) launchKernel<Out, Round, true>(a);
-  else launchKernel<Out, Round, false>(a);
+void launchRounded(Group& g) {
+  if (g.part[0].nestedAbsmax) launchKernel<Out, Round, true>(g);
+  else launchKernel<Out, Round, false>(g);
 }
 
 template <typename Out>
-void launchOut(const Dequant4bitArgs& a) {
-  switch (a.roundTo) {
+void launchOut(Group& g) {
+  switch (g.part[0].roundTo) {
     case kRoundBf16:  // into bf16 the source rounding is the output's own (the header says why)
-      if constexpr (sizeof(Out) == 2) launchRounded<Out, kRoundNone>(a);
-      else launchRounded<Out, kRoundBf16>(a);
+      if constexpr (sizeof(Out) == 2) launchRounded<Out, kRoundNone>(g);
+      else launchRounded<Out, kRoundBf16>(g);
       break;
-    case kRoundF16: launchRounded<Out, kRoundF16>(a); break;
-    default: launchRounded<Out, kRoundNone>(a); break;
+    case kRoundF16: launchRounded<Out, kRoundF16>(g); break;
+    default: launchRounded<Out, kRoundNone>(g); break;
   }
 }
 
@@ -203,17 +220,10 @@ int log2Exact(int64_t v) {
   return (1LL << s) == v ? s : -1;
 }
 
-}  // namespace
-
-bool dequant4bitBlocksizeOk(int64_t blocksize) {
-  // Powers of two from 32 to 4096 (bitsandbytes' sizes): every 8-value word lies in one block.
-  return blocksize >= 32 && blocksize <= 4096 && (blocksize & (blocksize - 1)) == 0;
-}
-
-void launchDequant4bit(const Dequant4bitArgs& a) {
+// Checks one weight's arguments and sets the launcher's fields.
+Dequant4bitArgs checked(const Dequant4bitArgs& a) {
   const std::string shape = "n=" + std::to_string(a.n) + " blocksize=" + std::to_string(a.blocksize);
   if (a.n < 0) fail("dequantize4bit", "negative value count " + shape);
-  if (a.n == 0) return;
   if (!dequant4bitBlocksizeOk(a.blocksize)) fail("dequantize4bit", "block size " + std::to_string(a.blocksize) + " is not a power of two in [32, 4096]");
   if (a.quantType != kNf4Type && a.quantType != kFp4Type) fail("dequantize4bit", "unknown 4-bit type code " + std::to_string(a.quantType) + " (0 nf4, 1 fp4)");
   if (a.outType != F32 && a.outType != BF16) fail("dequantize4bit", std::string("output type must be f32 or bf16, not ") + dtypeName(a.outType));
@@ -222,31 +232,69 @@ void launchDequant4bit(const Dequant4bitArgs& a) {
   if (a.nestedAbsmax && (!a.nestedCode || a.nestedBlocksize <= 0 || a.nestedBlocksize > 0xffffffffLL)) {
     fail("dequantize4bit", "double quantisation needs the nested code and a nested block size in [1, 2^32) " + shape);
   }
-  // Word loads of the codes and 16-byte stores need aligned buffers (pool allocations are).
+  // Unit loads of the codes and 16-byte stores need aligned buffers (pool allocations are).
   if (reinterpret_cast<uintptr_t>(a.packed) % 4 != 0 || reinterpret_cast<uintptr_t>(a.out) % 16 != 0) {
     fail("dequantize4bit", "packed codes must be 4-byte and the output 16-byte aligned " + shape);
   }
-  if ((a.n - 1) / a.blocksize >= (1LL << 32)) fail("dequantize4bit", "tensor too large (2^32 blocks or more) " + shape);
-  Dequant4bitArgs args = a;
-  args.blockShift = log2Exact(a.blocksize);
-  args.nestedShift = a.nestedAbsmax ? log2Exact(a.nestedBlocksize) : 0;
-  if (a.outType == F32) launchOut<float>(args);
-  else launchOut<__nv_bfloat16>(args);
-  checkLaunch("dequantize4bit", shape);
+  if (a.n > 0 && (a.n - 1) / a.blocksize >= (1LL << 32)) fail("dequantize4bit", "tensor too large (2^32 blocks or more) " + shape);
+  Dequant4bitArgs c = a;
+  c.blockShift = log2Exact(a.blocksize);
+  c.nestedShift = a.nestedAbsmax ? log2Exact(a.nestedBlocksize) : 0;
+  return c;
 }
 
-// dequantize4bit(packed, absmax, nestedAbsmax|0, nestedCode|0, offset, nestedBlocksize, out, outType, n, blocksize,
-//                quantType, roundTo) — absmax is f32 [blocks], or u8 codes when nestedAbsmax is set.
-static void dequantize4bitPrimitive(const Args& p) {
-  Dequant4bitArgs a;
-  a.packed = p.ptr(0); a.absmax = p.ptr(1);
-  a.nestedAbsmax = p.as<const float>(2); a.nestedCode = p.as<const float>(3);
-  a.offset = p.f32(4); a.nestedBlocksize = p.i64(5);
-  a.out = p.ptr(6); a.outType = p.i32(7);
-  a.n = p.i64(8); a.blocksize = p.i64(9); a.quantType = p.i32(10); a.roundTo = p.i32(11);
-  launchDequant4bit(a);
+// Parts that one kernel instantiation serves together.
+bool sameKernel(const Dequant4bitArgs& a, const Dequant4bitArgs& b) {
+  return a.outType == b.outType && a.roundTo == b.roundTo && (a.nestedAbsmax != nullptr) == (b.nestedAbsmax != nullptr);
 }
-TT_PRIMITIVE("dequantize4bit", 12, dequantize4bitPrimitive);
+
+}  // namespace
+
+bool dequant4bitBlocksizeOk(int64_t blocksize) {
+  // Powers of two from 32 to 4096 (bitsandbytes' sizes): every 16-byte unit lies in one block.
+  return blocksize >= 32 && blocksize <= 4096 && (blocksize & (blocksize - 1)) == 0;
+}
+
+void launchDequant4bit(const Dequant4bitArgs* parts, int count) {
+  std::vector<Dequant4bitArgs> ready;  // every part checked before anything is launched
+  for (int i = 0; i < count; i++) {
+    const Dequant4bitArgs a = checked(parts[i]);
+    if (a.n > 0) ready.push_back(a);
+  }
+  Group g{};
+  auto flush = [&] {
+    if (g.part[0].outType == F32) launchOut<float>(g);
+    else launchOut<__nv_bfloat16>(g);
+    checkLaunch("dequantize4bit", std::to_string(g.count) + " weights");
+    g.count = 0;
+  };
+  for (const Dequant4bitArgs& a : ready) {
+    if (g.count == kDequant4bitGroup || (g.count > 0 && !sameKernel(g.part[0], a))) flush();
+    g.part[g.count++] = a;
+  }
+  if (g.count > 0) flush();
+}
+
+// dequantize4bit(count, then kDequant4bitGroup × [packed, absmax, nestedAbsmax|0, nestedCode|0, offset,
+//                nestedBlocksize, out, outType, n, blocksize, quantType, roundTo]) — the first `count` in
+//                one launch where they share a kernel; absmax is f32 [blocks], or u8 codes when nestedAbsmax is set.
+constexpr int kDequantArgs = 12;
+static void dequantize4bitPrimitive(const Args& p) {
+  const int count = p.i32(0);
+  if (count < 1 || count > kDequant4bitGroup) p.bad(0, ("a weight count in [1, " + std::to_string(kDequant4bitGroup) + "]").c_str());
+  Dequant4bitArgs parts[kDequant4bitGroup];
+  for (int i = 0; i < count; i++) {
+    const int o = 1 + i * kDequantArgs;
+    Dequant4bitArgs& a = parts[i];
+    a.packed = p.ptr(o); a.absmax = p.ptr(o + 1);
+    a.nestedAbsmax = p.as<const float>(o + 2); a.nestedCode = p.as<const float>(o + 3);
+    a.offset = p.f32(o + 4); a.nestedBlocksize = p.i64(o + 5);
+    a.out = p.ptr(o + 6); a.outType = p.i32(o + 7);
+    a.n = p.i64(o + 8); a.blocksize = p.i64(o + 9); a.quantType = p.i32(o + 10); a.roundTo = p.i32(o + 11);
+  }
+  launchDequant4bit(parts, count);
+}
+TT_PRIMITIVE("dequantize4bit", 1 + kDequant4bitGroup * kDequantArgs, dequantize4bitPrimitive);
 
 double peakMemoryBandwidth() {
   int dev = 0, clockKHz = 0, busBits = 0;

@@ -155,7 +155,11 @@ struct Dequant4bitArgs {
   int nestedShift = 0;         // log2(nestedBlocksize), or -1 when it is no power of two; set by the launcher
 };
 bool dequant4bitBlocksizeOk(int64_t blocksize);
-void launchDequant4bit(const Dequant4bitArgs& a);
+// Weights a launch dequantises together (a fused half's matrices: q, k, v, o or gate, up, down).
+constexpr int kDequant4bitGroup = 4;
+// Dequantises parts[0..count) — any count; consecutive parts of one output type, rounding and
+// kind of absmax share a launch, up to kDequant4bitGroup at a time.
+void launchDequant4bit(const Dequant4bitArgs* parts, int count);
 // The device's peak memory bandwidth in bytes/s (memory clock × bus width × 2), 0 if unknown.
 double peakMemoryBandwidth();
 

@@ -95,10 +95,11 @@ export interface Device {
    * Dequantise 4-bit weights on the device, each into its `out`, a float32 tensor of its shape
    * whose storage (f32 or bf16) is the output type — overwritten in place, so a benchmark can
    * repeat it without allocating. All in one call into the device, in order (one program on
-   * cuda, as a fused layer dequantises its matrices). Absent where the device has no
-   * dequantisation kernel.
+   * cuda); each inner list is one launch where the kernel can take its weights together (as a
+   * fused decoder half dequantises its matrices), else as few as it can. Absent where the device
+   * has no dequantisation kernel.
    */
-  dequantizeWeightsInto?(jobs: ReadonlyArray<{ weight: Quantized4bit; out: Tensor }>): void;
+  dequantizeWeightsInto?(launches: ReadonlyArray<ReadonlyArray<{ weight: Quantized4bit; out: Tensor }>>): void;
   /** The device's peak memory bandwidth in bytes/s (null when unknown): the roofline of memory-bound kernels. */
   peakMemoryBandwidth?(): number | null;
   /**

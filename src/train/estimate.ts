@@ -21,7 +21,7 @@ import { twinDims, type Dims } from './memory/symbols.js';
 import { realDims, twinQuantization, twinSpec, type TwinModelSource } from './memory/twin.js';
 import { traceStep, type Trace } from './memory/trace.js';
 import { engineRules, replay, type Breakdown, type StorageRules } from './memory/peak.js';
-import { cudaDeviceTotal, cudaPrecision, cudaRules, fourBitDeviceBytes, withCudaFusedOps } from './memory/cuda.js';
+import { cudaDeviceTotal, cudaPrecision, cudaRules, dequantizationGroups, fourBitDeviceBytes, withCudaFusedOps } from './memory/cuda.js';
 
 /**
  * Trainable parameters of the recipe's adapter: LoRA r·(in + out) per adapted projection
@@ -160,7 +160,7 @@ export function estimateMemory(recipe: Recipe, opts: EstimateOptions = {}): Memo
   const q = recipe.model.quantization;
   if (backend === 'cuda' && q) {
     // 4-bit weights live on cuda outside tfjs (the cpu keeps them in host memory, which no engine counts).
-    const fourBit = fourBitDeviceBytes(linearSitesOf(t.spec), { blocksize: q.blocksize, doubleQuant: q.double_quant }, precision);
+    const fourBit = fourBitDeviceBytes(dequantizationGroups(t.spec.layers, trace), { blocksize: q.blocksize, doubleQuant: q.double_quant }, precision);
     peak.at.weights += fourBit.weights;
     peak.at.workspace += fourBit.scratch;
     peak.bytes += fourBit.weights + fourBit.scratch;

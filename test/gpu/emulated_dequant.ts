@@ -1,6 +1,7 @@
 /**
  * CPU emulation of the `dequantize4bit` primitive (kernels/src/dequantize_4bit.cu) for the
- * emulated addon: the same argument order, checks and float32 arithmetic — scale =
+ * emulated addon: the same argument order (a weight count, then up to four weights' arguments),
+ * checks and float32 arithmetic — scale =
  * code8[q]·nestedAbsmax + offset in two roundings (double quantisation) or absmax, value =
  * table[nibble]·scale, rounded to the source dtype, then to the output's — in plain loops. It
  * checks the TypeScript side (what QLinear and the device record), never the CUDA code.
@@ -22,22 +23,23 @@ const FP4 = Float32Array.from([...FP4_MAGNITUDES, ...FP4_MAGNITUDES.map((v) => -
 /** Rounding to the source dtype by SourceRound code (kernels.h): none, bf16, f16. */
 const TO_SOURCE: Array<(v: number) => number> = [(v) => v, (v) => bf16ToF32(f32ToBf16(v)), (v) => f16ToF32(f32ToF16(v))];
 
+const GROUP = 4, ARGS_PER_WEIGHT = 12;
+
 function dequantize({ view }: EmulatedMemory) {
-  return [{
-    name: 'dequantize4bit', nargs: 12,
-    run: (a: Float64Array) => {
-      const [packed, absmax, nestedAbsmax, nestedCode, offset, nestedBlocksize, out, outType, n, blocksize, quantType, roundTo] =
-        Array.from(a) as number[];
-      const fail = (what: string) => { throw new Error(`dequantize4bit: ${what} (n=${n} blocksize=${blocksize})`); };
-      if (n! < 0) fail('negative value count');
+  /** One weight's 12 arguments, as one launch part. */
+  const one = (a: number[]) => {
+    const [packed, absmax, nestedAbsmax, nestedCode, offset, nestedBlocksize, out, outType, n, blocksize, quantType, roundTo] = a;
+    const fail = (what: string) => { throw new Error(`dequantize4bit: ${what} (n=${n} blocksize=${blocksize})`); };
+    if (n! < 0) fail('negative value count');
+    if (!(blocksize! >= 32 && blocksize! <= 4096 && (blocksize! & (blocksize! - 1)) === 0)) fail(`block size ${blocksize} is not a power of two in [32, 4096]`);
+    if (quantType !== 0 && quantType !== 1) fail(`unknown 4-bit type code ${quantType} (0 nf4, 1 fp4)`);
+    if (outType !== F32 && outType !== BF16) fail(`output type must be f32 or bf16, not code ${outType}`);
+    if (!TO_SOURCE[roundTo!]) fail(`unknown rounding code ${roundTo} (0 none, 1 bf16, 2 f16)`);
+    if (!packed || !absmax || !out) fail('the packed codes, absmax and output pointers must be set');
+    if (nestedAbsmax && (!nestedCode || !(nestedBlocksize! > 0))) fail('double quantisation needs the nested code and a nested block size in [1, 2^32)');
+    if (packed! % 4 !== 0 || out! % 16 !== 0) fail('packed codes must be 4-byte and the output 16-byte aligned');
+    return () => {
       if (n === 0) return;
-      if (!(blocksize! >= 32 && blocksize! <= 4096 && (blocksize! & (blocksize! - 1)) === 0)) fail(`block size ${blocksize} is not a power of two in [32, 4096]`);
-      if (quantType !== 0 && quantType !== 1) fail(`unknown 4-bit type code ${quantType} (0 nf4, 1 fp4)`);
-      if (outType !== F32 && outType !== BF16) fail(`output type must be f32 or bf16, not code ${outType}`);
-      if (!TO_SOURCE[roundTo!]) fail(`unknown rounding code ${roundTo} (0 none, 1 bf16, 2 f16)`);
-      if (!packed || !absmax || !out) fail('the packed codes, absmax and output pointers must be set');
-      if (nestedAbsmax && (!nestedCode || !(nestedBlocksize! > 0))) fail('double quantisation needs the nested code and a nested block size in [1, 2^32)');
-      if (packed! % 4 !== 0 || out! % 16 !== 0) fail('packed codes must be 4-byte and the output 16-byte aligned');
       const codes = view(packed!, U8);
       if (codes.length < Math.ceil(n! / 8) * 4) fail('the packed buffer is not padded to whole 32-bit words');
       const table = quantType === 1 ? FP4 : NF4;
@@ -57,6 +59,16 @@ function dequantize({ view }: EmulatedMemory) {
           dst[i] = outType === BF16 ? f32ToBf16(v) : v;
         }
       }
+    };
+  };
+  return [{
+    name: 'dequantize4bit', nargs: 1 + GROUP * ARGS_PER_WEIGHT,
+    run: (a: Float64Array) => {
+      const count = a[0]!;
+      if (!(Number.isInteger(count) && count >= 1 && count <= GROUP)) throw new Error(`dequantize4bit: argument 0 must be a weight count in [1, ${GROUP}], got ${count}`);
+      // Every part checked before any is written, as the launcher does.
+      const parts = Array.from({ length: count }, (_, i) => one(Array.from(a.subarray(1 + i * ARGS_PER_WEIGHT, 1 + (i + 1) * ARGS_PER_WEIGHT))));
+      for (const run of parts) run();
     },
   }];
 }

@@ -92,7 +92,7 @@ describe('4-bit dequantisation on the device equals the CPU path bit for bit', (
     }
   });
 
-  it('a matrix of 8.4M values (on an H200 two grid-stride iterations a thread, the second partial), both output types', async () => {
+  it('a matrix of 8.4M values (many tiles, the last one partial), both output types', async () => {
     await tf.setBackend('cuda');
     const q = weight([2053, 4099], 21, { quantType: 'nf4', blocksize: 64, doubleQuant: true, dtype: 'bfloat16' });
     for (const phys of ['bf16', 'f32'] as const) expect(firstBitDifference(onDevice(q, phys), expected(q, phys))).toBe(-1);
@@ -109,12 +109,36 @@ describe('4-bit dequantisation on the device equals the CPU path bit for bit', (
     const outs = [tf.zeros(qs[0]!.shape), device.storeFrozenWeight(tf.zeros(qs[1]!.shape), 'bf16-mixed')];
     try {
       const jobs = qs.map((q, i) => ({ weight: q, out: outs[i]! }));
-      device.dequantizeWeightsInto!(jobs);  // places the outputs on the device (tf.zeros may start on the host)
+      const launches = jobs.map((job) => [job]);
+      device.dequantizeWeightsInto!(launches);  // places the outputs on the device (tf.zeros may start on the host)
       const calls = device.addonCalls()!;
-      device.dequantizeWeightsInto!(jobs);
+      device.dequantizeWeightsInto!(launches);
       expect(device.addonCalls()! - calls).toBe(1);
       expect(firstBitDifference(outs[0]!.dataSync() as Float32Array, expected(qs[0]!, 'f32'))).toBe(-1);
       expect(firstBitDifference(outs[1]!.dataSync() as Float32Array, expected(qs[1]!, 'bf16'))).toBe(-1);
+    } finally {
+      tf.dispose(outs);
+    }
+  });
+
+  it('weights launched together (as a fused half dequantises its matrices), each bit for bit, whatever their kinds', async () => {
+    await tf.setBackend('cuda');
+    const device = activeDevice();
+    // Different shapes, block sizes and types in one launch; plain and nested absmax, and f32
+    // beside bf16 outputs, which the launcher splits into launches of one kernel each.
+    const qs = [
+      weight([1024, 640], 41, { quantType: 'nf4', blocksize: 64, doubleQuant: true, dtype: 'bfloat16' }),
+      weight([33, 65], 42, { quantType: 'fp4', blocksize: 128, doubleQuant: true, dtype: 'bfloat16' }),
+      weight([300, 257], 43, { quantType: 'nf4', blocksize: 256, doubleQuant: false, dtype: 'bfloat16' }),
+      weight([2053, 129], 44, { quantType: 'nf4', blocksize: 32, doubleQuant: true, dtype: 'bfloat16' }),
+      weight([5, 3], 45, { quantType: 'fp4', blocksize: 64, doubleQuant: true, dtype: 'float32' }),
+    ];
+    const phys = ['bf16', 'bf16', 'bf16', 'f32', 'f32'] as const;
+    for (const q of qs) device.storeQuantizedWeight(q, 'w');
+    const outs = qs.map((q, i) => (phys[i] === 'bf16' ? device.storeFrozenWeight(tf.zeros(q.shape), 'bf16-mixed') : tf.zeros(q.shape)));
+    try {
+      device.dequantizeWeightsInto!([qs.map((q, i) => ({ weight: q, out: outs[i]! }))]);
+      qs.forEach((q, i) => expect(firstBitDifference(outs[i]!.dataSync() as Float32Array, expected(q, phys[i]!)), `weight ${i}`).toBe(-1));
     } finally {
       tf.dispose(outs);
     }

@@ -18,9 +18,11 @@
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __grid_constant__
 #define __constant__
 #define __CUDACC__ 1
 struct uint3 { unsigned x = 0, y = 0, z = 0; };
+struct alignas(16) uint4 { unsigned x = 0, y = 0, z = 0, w = 0; };
 struct dim3 { unsigned x, y, z; dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {} };
 typedef int cudaError_t;
 typedef void* cudaStream_t;
@@ -41,6 +43,8 @@ template <typename K> int cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* n, 
 // (x86-64 without FMA never contracts a multiply-add).
 template <typename T> T __ldg(const T* p) { return *p; }
 template <typename T> T __ldcs(const T* p) { return *p; }
+template <typename T> void __stcs(T* p, T v) { *p = v; }
+inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fadd_rn(float a, float b) { return a + b; }
 

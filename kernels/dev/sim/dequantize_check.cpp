@@ -2,8 +2,9 @@
 // with the simulated CUDA of cuda_runtime.h, under AddressSanitizer) against a plain loop over the
 // values, bit for bit: every block size, NF4/FP4, ± double quantisation (nested block 256 and one
 // that is no power of two), f32/bf16 outputs, every source rounding, value counts from 1 to several
-// grid-stride iterations with partial last words. Launched through the `dequantize4bit` primitive
-// (a program of doubles, as JavaScript records it), so the argument order is checked too; buffers
+// tiles with partial last units, and launches of up to four weights (of one kernel, and mixed ones
+// the launcher splits). Launched through the `dequantize4bit` primitive (a program of doubles, as
+// JavaScript records it), so the argument order is checked too; buffers
 // have exactly their sizes, so a read past one is an ASan error, and a write past n is caught by
 // a guard after the output. It checks the kernel's logic, never its speed.
 #include <cstdio>
@@ -38,9 +39,8 @@ struct Case { int64_t n, blocksize; int quantType; bool nested; int64_t nestedBl
 static uint32_t bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
 
 int main() {
-  // 2 SMs × 1 block of 256 threads: one grid-stride iteration covers 2048 words (16384 values).
-  sim::smCount = 2;
-  sim::blocksPerSm = 1;
+  // A block's tile is 1024 words (8192 values): the sizes cover part of one tile, exactly two,
+  // and several with a partial last tile and a partial last word.
   std::vector<Case> cases;
   const int64_t sizes[] = {1, 7, 8, 9, 5155, 16384, 16391, 40000, 70001};
   for (int64_t blocksize = 32; blocksize <= 4096; blocksize *= 2)
@@ -59,31 +59,55 @@ int main() {
     for (size_t i = 0; i < t.size(); i++) if (std::string(t[i].name) == "dequantize4bit") return (int)i;
     throw std::runtime_error("no dequantize4bit primitive");
   }();
-  int failures = 0;
-  for (size_t ci = 0; ci < cases.size(); ci++) {
-    const Case& c = cases[ci];
-    std::mt19937 rng(11 + ci);
-    std::uniform_real_distribution<float> U(-1, 1);
-    const int64_t blocks = (c.n + c.blocksize - 1) / c.blocksize, nestedBlocks = (blocks + c.nestedBlocksize - 1) / c.nestedBlocksize;
-    std::vector<uint8_t> packed((c.n + 7) / 8 * 4);  // padded to whole 32-bit words, as storeQuantized uploads it
-    for (auto& b : packed) b = rng() & 0xff;
-    std::vector<float> absmax(blocks), nestedAbsmax(nestedBlocks), code8(256);
-    std::vector<uint8_t> q(blocks);
-    for (auto& v : absmax) v = std::fabs(U(rng)) * 3;
-    for (auto& v : q) v = rng() & 0xff;
-    for (auto& v : nestedAbsmax) v = std::fabs(U(rng));
-    for (auto& v : code8) v = U(rng);
-    const float offset = U(rng) * 0.1f;
-    const size_t outBytes = c.n * dtypeBytes(c.outType), guard = 64;
-    std::vector<uint8_t> out(outBytes + guard, 0xa5);
+  // One launch per entry: each case alone, then groups of cases in one primitive call.
+  std::vector<std::vector<Case>> launches;
+  for (const Case& c : cases) launches.push_back({c});
+  launches.push_back({{16391, 64, 0, true, 256, BF16, kRoundNone}, {5155, 128, 1, true, 256, BF16, kRoundNone}, {8, 32, 0, true, 256, BF16, kRoundNone}});
+  launches.push_back({{70001, 64, 0, false, 256, F32, kRoundBf16}, {9, 4096, 1, false, 256, F32, kRoundBf16},
+                      {40000, 256, 0, false, 256, F32, kRoundBf16}, {16384, 32, 1, false, 256, F32, kRoundBf16}});
+  // Kinds that no one kernel serves (nested and plain, f32 and bf16, roundings): the launcher splits them.
+  launches.push_back({{7, 64, 0, true, 256, BF16, kRoundNone}, {16391, 64, 0, false, 256, BF16, kRoundNone},
+                      {5155, 64, 1, true, 100, F32, kRoundF16}, {40000, 64, 0, true, 256, F32, kRoundNone}});
+  launches.push_back({{0, 64, 0, true, 256, BF16, kRoundNone}, {70001, 64, 0, true, 256, BF16, kRoundNone}});  // an empty part
 
+  struct Buffers {
+    std::vector<uint8_t> packed, q, out;
+    std::vector<float> absmax, nestedAbsmax, code8;
+    float offset = 0;
+  };
+  const size_t guard = 64;
+  int failures = 0, seed = 11, count = 0;
+  for (const std::vector<Case>& launch : launches) {
+    std::vector<Buffers> bufs(launch.size());
     const auto ptr = [](const void* p) { return (double)reinterpret_cast<uintptr_t>(p); };
-    // Alignment: vectors of this size come from malloc (16-byte aligned), as pool allocations are.
-    const std::vector<double> program = {
-      (double)primitiveId, ptr(packed.data()), c.nested ? ptr(q.data()) : ptr(absmax.data()), c.nested ? ptr(nestedAbsmax.data()) : 0,
-      c.nested ? ptr(code8.data()) : 0, offset, (double)(c.nested ? c.nestedBlocksize : 0), ptr(out.data()), (double)c.outType,
-      (double)c.n, (double)c.blocksize, (double)c.quantType, (double)c.roundTo,
-    };
+    std::vector<double> program = {(double)primitiveId, (double)launch.size()};
+    for (size_t k = 0; k < launch.size(); k++) {
+      const Case& c = launch[k];
+      Buffers& b = bufs[k];
+      std::mt19937 rng(seed++);
+      std::uniform_real_distribution<float> U(-1, 1);
+      const int64_t blocks = (c.n + c.blocksize - 1) / c.blocksize, nestedBlocks = (blocks + c.nestedBlocksize - 1) / c.nestedBlocksize;
+      b.packed.resize((c.n + 7) / 8 * 4);  // padded to whole 32-bit words, as storeQuantized uploads it
+      for (auto& v : b.packed) v = rng() & 0xff;
+      b.absmax.resize(blocks); b.q.resize(blocks); b.nestedAbsmax.resize(nestedBlocks); b.code8.resize(256);
+      for (auto& v : b.absmax) v = std::fabs(U(rng)) * 3;
+      for (auto& v : b.q) v = rng() & 0xff;
+      for (auto& v : b.nestedAbsmax) v = std::fabs(U(rng));
+      for (auto& v : b.code8) v = U(rng);
+      b.offset = U(rng) * 0.1f;
+      b.out.assign(c.n * dtypeBytes(c.outType) + guard, 0xa5);
+      // Alignment: vectors of this size come from malloc (16-byte aligned), as pool allocations are.
+      // (An empty part's pointers are a placeholder byte: the launcher skips it, checks aside.)
+      static uint8_t placeholder[16];
+      const auto at = [&](const void* p) { return ptr(p ? p : placeholder); };
+      const std::vector<double> args = {
+        at(b.packed.data()), c.nested ? at(b.q.data()) : at(b.absmax.data()), c.nested ? at(b.nestedAbsmax.data()) : 0,
+        c.nested ? at(b.code8.data()) : 0, b.offset, (double)(c.nested ? c.nestedBlocksize : 0), at(b.out.data()), (double)c.outType,
+        (double)c.n, (double)c.blocksize, (double)c.quantType, (double)c.roundTo,
+      };
+      program.insert(program.end(), args.begin(), args.end());
+    }
+    program.resize(2 + kDequant4bitGroup * 12, 0.0);  // the unused parts' slots
     std::string error;
     try {
       runProgram(program.data(), program.size());
@@ -91,28 +115,34 @@ int main() {
       error = e.what();
     }
 
-    int64_t firstBad = -1;
-    for (int64_t i = 0; i < c.n && firstBad < 0 && error.empty(); i++) {
-      const int nibble = i & 1 ? packed[i >> 1] & 15 : packed[i >> 1] >> 4;
-      const float table = c.quantType == 1 ? (nibble & 8 ? -kFp4Mag[nibble & 7] : kFp4Mag[nibble & 7]) : kNf4Ref[nibble];
-      const int64_t b = i / c.blocksize;
-      const float scale = c.nested ? code8[q[b]] * nestedAbsmax[b / c.nestedBlocksize] + offset : absmax[b];
-      float v = table * scale;
-      if (c.roundTo == kRoundBf16) v = __bfloat162float(__float2bfloat16(v));
-      if (c.roundTo == kRoundF16) v = (float)(_Float16)v;
-      const uint32_t want = c.outType == F32 ? bits(v) : __float2bfloat16(v).x;
-      const uint32_t got = c.outType == F32 ? bits(reinterpret_cast<const float*>(out.data())[i]) : reinterpret_cast<const uint16_t*>(out.data())[i];
-      if (got != want) firstBad = i;
+    for (size_t k = 0; k < launch.size(); k++) {
+      const Case& c = launch[k];
+      const Buffers& b = bufs[k];
+      int64_t firstBad = -1;
+      for (int64_t i = 0; i < c.n && firstBad < 0 && error.empty(); i++) {
+        const int nibble = i & 1 ? b.packed[i >> 1] & 15 : b.packed[i >> 1] >> 4;
+        const float table = c.quantType == 1 ? (nibble & 8 ? -kFp4Mag[nibble & 7] : kFp4Mag[nibble & 7]) : kNf4Ref[nibble];
+        const int64_t blk = i / c.blocksize;
+        const float scale = c.nested ? b.code8[b.q[blk]] * b.nestedAbsmax[blk / c.nestedBlocksize] + b.offset : b.absmax[blk];
+        float v = table * scale;
+        if (c.roundTo == kRoundBf16) v = __bfloat162float(__float2bfloat16(v));
+        if (c.roundTo == kRoundF16) v = (float)(_Float16)v;
+        const uint32_t want = c.outType == F32 ? bits(v) : __float2bfloat16(v).x;
+        const uint32_t got = c.outType == F32 ? bits(reinterpret_cast<const float*>(b.out.data())[i]) : reinterpret_cast<const uint16_t*>(b.out.data())[i];
+        if (got != want) firstBad = i;
+      }
+      bool guardOk = true;
+      for (size_t i = c.n * dtypeBytes(c.outType); i < b.out.size(); i++) guardOk &= b.out[i] == 0xa5;
+      const bool ok = error.empty() && firstBad < 0 && guardOk;
+      failures += !ok;
+      count++;
+      const std::string part = launch.size() > 1 ? "[part " + std::to_string(k + 1) + "/" + std::to_string(launch.size()) + "] " : "";
+      printf("%sn %6lld blocksize %4lld %s %s%s out %s round %d: %s%s%s\n", part.c_str(), (long long)c.n, (long long)c.blocksize,
+             c.quantType ? "fp4" : "nf4", c.nested ? "nested/" : "plain", c.nested ? std::to_string(c.nestedBlocksize).c_str() : "",
+             dtypeName(c.outType), c.roundTo, ok ? "ok" : "FAIL", firstBad >= 0 ? (" first difference at " + std::to_string(firstBad)).c_str() : "",
+             !error.empty() ? (" " + error).c_str() : !guardOk ? " wrote past n" : "");
     }
-    bool guardOk = true;
-    for (size_t i = outBytes; i < out.size(); i++) guardOk &= out[i] == 0xa5;
-    const bool ok = error.empty() && firstBad < 0 && guardOk;
-    failures += !ok;
-    printf("n %6lld blocksize %4lld %s %s%s out %s round %d: %s%s%s\n", (long long)c.n, (long long)c.blocksize, c.quantType ? "fp4" : "nf4",
-           c.nested ? "nested/" : "plain", c.nested ? std::to_string(c.nestedBlocksize).c_str() : "", dtypeName(c.outType), c.roundTo,
-           ok ? "ok" : "FAIL", firstBad >= 0 ? (" first difference at " + std::to_string(firstBad)).c_str() : "",
-           !error.empty() ? (" " + error).c_str() : !guardOk ? " wrote past n" : "");
   }
-  printf("%zu cases, %d failures\n", cases.size(), failures);
+  printf("%d cases in %zu launches, %d failures\n", count, launches.size(), failures);
   return failures;
 }

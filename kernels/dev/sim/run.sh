@@ -5,7 +5,7 @@
 # warp collectives by mma.cuh here), against the op's semantics in double, and the 4-bit
 # dequantisation kernel (dequantize_4bit.cu) bit for bit against a loop over the values, under
 # AddressSanitizer. It checks the kernels' logic (tiling, masks, tile skipping, fully masked rows,
-# GQA, dtypes, strided layouts; grid-stride indexing, tails, scales) where no GPU is; it says
+# GQA, dtypes, strided layouts; tile indexing, tails, scales) where no GPU is; it says
 # nothing of speed or of the memory model.
 # Usage: bash kernels/dev/sim/run.sh [case index]   (flash attention, all cases ~10 min, then dequantisation)
 #        bash kernels/dev/sim/run.sh dequant        (the dequantisation check alone, ~1 min)

@@ -49,17 +49,23 @@ export const cudaDevice: Device = {
   releaseQuantizedWeight(q) {
     releaseQuantized(backend(), q);
   },
-  dequantizeWeightsInto(jobs) {
+  dequantizeWeightsInto(launches) {
     const b = backend();
-    jobs.forEach(({ weight, out }, i) => {
+    launches.flat().forEach(({ weight, out }, i) => {
       if (out.dtype !== 'float32' || out.size !== numel(weight.shape)) {
         throw new Error(`dequantizeWeightsInto: job ${i}'s output must be a float32 tensor of shape [${weight.shape.join(', ')}], got ${out.dtype} [${out.shape.join(', ')}]`);
       }
     });
     runPrimitives(b, (p) => {
-      for (const { weight, out } of jobs) {
-        const ref = out as unknown as TensorRef;
-        recordDequantize(p, b, weight, b.ptr(ref), b.phys(ref));
+      for (const launch of launches) {
+        const jobs = launch.map(({ weight, out }) => ({ q: weight, out: b.ptr(out as unknown as TensorRef), phys: b.phys(out as unknown as TensorRef) }));
+        // A launch writes one output type: a list of several goes as runs of one type.
+        for (let first = 0; first < jobs.length;) {
+          let end = first + 1;
+          while (end < jobs.length && jobs[end]!.phys === jobs[first]!.phys) end++;
+          recordDequantize(p, b, jobs.slice(first, end), jobs[first]!.phys);
+          first = end;
+        }
       }
     });
   },

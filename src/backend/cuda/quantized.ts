@@ -5,7 +5,8 @@
  * offset and the 16-value table travel as kernel arguments. A weight is uploaded once (the model
  * loader asks for it through the device interface, src/backend/device.ts) and every QLinear call
  * dequantises from these bytes into one reused scratch matrix: the dense model never exists on
- * the host or the device, only one layer's matrix at a time. Dequantisation is the device
+ * the host or the device, only one matrix (QLinear) or one half-layer's matrices (the fused
+ * halves) at a time. Dequantisation is the device
  * primitive `dequantize4bit` (./primitives/dequantize.ts), recorded into a program with the
  * GEMMs that read its result.
  *
@@ -31,7 +32,7 @@ interface DeviceFourBit {
 
 interface Store {
   readonly weights: Map<Quantized4bit, DeviceFourBit>;
-  /** The one dequantisation target every QLinear call reuses (grown to the largest matrix seen). */
+  /** The one dequantisation target every QLinear call and fused half reuses (grown to the largest need seen). */
   scratch: { ptr: number; bytes: number };
 }
 
@@ -110,38 +111,58 @@ export function quantizedDeviceBytes(backend: CudaBackend): number {
   return bytes;
 }
 
+/** A 4-bit weight and where its values go: a device buffer of numel(q.shape) values of the physical type. */
+export interface DequantizeJob {
+  q: Quantized4bit;
+  out: number;
+}
+
 /**
- * Record the dequantisation of `q` (its device copy, uploaded now if it has none) into `out`, a
- * device buffer of numel(q.shape) values of physical type `phys`, as one primitive of `program`:
- * a fused op records it beside the GEMMs that read `out`, and the whole runs in one addon call.
+ * Record the dequantisation of each job's weight (its device copy, uploaded now if it has none)
+ * into its `out`, as primitives of `program` — up to DEQUANTIZE_GROUP weights a launch, so a
+ * fused half's matrices share one — beside the GEMMs that read them; the whole runs in one
+ * addon call.
  */
-export function recordDequantize(program: Program, backend: CudaBackend, q: Quantized4bit, out: number, phys: Phys): void {
+export function recordDequantize(program: Program, backend: CudaBackend, jobs: readonly DequantizeJob[], phys: Phys): void {
   if (phys !== 'f32' && phys !== 'bf16') throw new Error(`4-bit dequantisation writes f32 or bf16, not ${phys}`);
-  const d = storeQuantized(backend, q);
-  const nested = q.absmax.kind === 'nested' ? q.absmax : null;
-  dequantize4bit(program, {
-    packed: d.packed, absmax: d.absmax, nestedAbsmax: d.nestedAbsmax, nestedCode: d.nestedCode,
-    offset: nested?.offset ?? 0, nestedBlocksize: nested?.nestedBlocksize ?? 0,
-    out, outType: DTYPE[phys], n: numel(q.shape), blocksize: q.blocksize,
-    quantType: FOUR_BIT_TYPE[q.quantType], roundTo: SOURCE_ROUND[q.dtype],
-  });
+  dequantize4bit(program, jobs.map(({ q, out }) => {
+    const d = storeQuantized(backend, q);
+    const nested = q.absmax.kind === 'nested' ? q.absmax : null;
+    return {
+      packed: d.packed, absmax: d.absmax, nestedAbsmax: d.nestedAbsmax, nestedCode: d.nestedCode,
+      offset: nested?.offset ?? 0, nestedBlocksize: nested?.nestedBlocksize ?? 0,
+      out, outType: DTYPE[phys], n: numel(q.shape), blocksize: q.blocksize,
+      quantType: FOUR_BIT_TYPE[q.quantType], roundTo: SOURCE_ROUND[q.dtype],
+    };
+  }));
 }
 
 /** Dequantise `q` into `out` now (one program of one primitive). */
 export function dequantizeOnDevice(backend: CudaBackend, q: Quantized4bit, out: number, phys: Phys): void {
-  runPrimitives(backend, (p) => recordDequantize(p, backend, q, out, phys));
+  runPrimitives(backend, (p) => recordDequantize(p, backend, [{ q, out }], phys));
 }
 
+/** Where each matrix of a scratch shared by `weights` starts (bytes), and its size: 256-byte aligned slots, as GEMM operands like. */
+export function dequantizationLayout(weights: readonly Quantized4bit[], phys: Phys): { offsets: number[]; bytes: number } {
+  const offsets: number[] = [];
+  let bytes = 0;
+  for (const q of weights) {
+    offsets.push(bytes);
+    bytes += Math.ceil((numel(q.shape) * PHYS_BYTES[phys]) / SLOT_ALIGNMENT) * SLOT_ALIGNMENT;
+  }
+  return { offsets, bytes };
+}
+const SLOT_ALIGNMENT = 256;
+
 /**
- * The shared dequantisation scratch, grown to hold `q` as `phys`; returns its device pointer.
+ * The shared dequantisation scratch, grown to at least `bytes`; returns its device pointer.
  * Its contents are valid until the next dequantisation into it: every launch is ordered on the
  * one stream, so a GEMM that reads the scratch finishes before the next one overwrites it. Ask
  * for it before recording a program that uses it: growing frees the old buffer, and a program
  * recorded with that pointer and not yet run would write freed memory.
  */
-export function dequantizationScratch(backend: CudaBackend, q: Quantized4bit, phys: Phys): number {
+export function dequantizationScratch(backend: CudaBackend, bytes: number): number {
   const store = storeOf(backend);
-  const bytes = numel(q.shape) * PHYS_BYTES[phys];
   if (bytes > store.scratch.bytes) {
     if (store.scratch.ptr) backend.addon.free(store.scratch.ptr);
     store.scratch = { ptr: 0, bytes: 0 };

@@ -17,8 +17,9 @@
  * sees is the scratch inside fused kernels, this file's workspace rule: flash attention's
  * gradient keeps its row terms (Δ and the fully-masked flags, [b, heads, sq]) and, when the
  * gradients are bf16, dq accumulated in f32 (backend/attention_workspace.ts); the LoRA delta its [N, r] products and the
- * GEMM-type copies of f32 operands. Nor does it see a 4-bit base's bytes and the one matrix
- * QLinear dequantises into (fourBitDeviceBytes, added by the estimate from the recipe).
+ * GEMM-type copies of f32 operands. Nor does it see a 4-bit base's bytes and the scratch its
+ * matrices are dequantised into — one at a time by QLinear, a half-layer's at once by the fused
+ * halves (fourBitDeviceBytes, added by the estimate from the recipe).
  *
  * Traced where the cuda backend is not (a laptop asking `--fit 80GiB`), the ops the cuda
  * backend fuses run as stand-ins (withCudaFusedOps): kernels of the right output shapes that
@@ -155,24 +156,41 @@ function halfWorkspace(kernel: string, dims: Dims, gemmBytes: number, lora: bool
 }
 
 /**
+ * The matrices that fill the dequantisation scratch at once: a fused half's (attention's,
+ * the MLP's) together when the trace ran the fused halves, else each matrix alone (QLinear).
+ */
+export function dequantizationGroups<P extends { role: string }>(layers: ReadonlyArray<{ projections: readonly P[] }>, trace: Trace): P[][] {
+  const fused = trace.events.some((e) => e.kind === 'kernel' && HALVES.has(e.name));
+  if (!fused) return layers.flatMap((l) => l.projections.map((p) => [p]));
+  const of = (roles: readonly string[]) => (l: { projections: readonly P[] }) => l.projections.filter((p) => roles.includes(p.role));
+  return layers.flatMap((l) => [of(ATTENTION_ROLES)(l), of(MLP_ROLES)(l)]).filter((g) => g.length > 0);
+}
+
+/**
  * What 4-bit base weights hold on cuda outside tfjs (src/backend/cuda/quantized.ts: addon
  * allocations no trace sees): per projection bitsandbytes' buffers — the packed codes in whole
  * 32-bit words, the absmax (f32 per block; with double quantisation an 8-bit code per block, the
  * nested f32 absmax per 256 blocks and the 256-entry code table) — and the one dequantisation
- * scratch every QLinear call reuses, as large as the largest matrix in the GEMM type.
+ * scratch every QLinear call and fused half reuses, as large as the largest group of matrices
+ * dequantised at once (`groups`; a matrix a 256-byte slot in the GEMM type).
  */
 export function fourBitDeviceBytes(
-  matrices: Array<{ inFeatures: number; outFeatures: number }>, q: { blocksize: number; doubleQuant: boolean }, precision: string,
+  groups: ReadonlyArray<ReadonlyArray<{ inFeatures: number; outFeatures: number }>>, q: { blocksize: number; doubleQuant: boolean }, precision: string,
 ): { weights: number; scratch: number } {
-  let weights = 0, largest = 0;
-  for (const { inFeatures, outFeatures } of matrices) {
-    const n = inFeatures * outFeatures;
-    const blocks = Math.ceil(n / q.blocksize);
-    const absmax = q.doubleQuant ? aligned(blocks) + aligned(Math.ceil(blocks / 256) * 4) + aligned(256 * 4) : aligned(blocks * 4);
-    weights += aligned(Math.ceil(Math.ceil(n / 2) / 4) * 4) + absmax;
-    largest = Math.max(largest, n);
+  const valueBytes = precision === 'bf16-mixed' ? 2 : 4;
+  let weights = 0, scratch = 0;
+  for (const group of groups) {
+    let slots = 0;
+    for (const { inFeatures, outFeatures } of group) {
+      const n = inFeatures * outFeatures;
+      const blocks = Math.ceil(n / q.blocksize);
+      const absmax = q.doubleQuant ? aligned(blocks) + aligned(Math.ceil(blocks / 256) * 4) + aligned(256 * 4) : aligned(blocks * 4);
+      weights += aligned(Math.ceil(Math.ceil(n / 2) / 4) * 4) + absmax;
+      slots += aligned(n * valueBytes);
+    }
+    scratch = Math.max(scratch, slots);
   }
-  return { weights, scratch: largest === 0 ? 0 : aligned(largest * (precision === 'bf16-mixed' ? 2 : 4)) };
+  return { weights, scratch };
 }
 
 /** What the device needs beyond the pool's peak: the context and the fragmentation allowance. */

@@ -18,7 +18,7 @@ import { DTYPE } from '../addon.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
 import { convert, defineKernel, gemmPhys, input, runPrimitives, size, type Attrs } from '../kernel_utils.js';
 import { gemm } from '../primitives/gemm.js';
-import { dequantizationScratch, recordDequantize } from '../quantized.js';
+import { dequantizationLayout, dequantizationScratch, recordDequantize } from '../quantized.js';
 import { binaryOp } from './binary.js';
 
 const QLINEAR = OPS.qlinear.name;
@@ -45,9 +45,9 @@ function productWithWeight(backend: CudaBackend, a: TensorRef, w: Quantized4bit,
   const epilogue = bias !== undefined && phys === 'f32' && backend.phys(bias) === 'f32';
   let y = backend.makeOutput([...a.shape.slice(0, -1), n], 'float32', phys);
   try {
-    const scratch = dequantizationScratch(backend, w, phys);
+    const scratch = dequantizationScratch(backend, dequantizationLayout([w], phys).bytes);
     runPrimitives(backend, (p) => {
-      recordDequantize(p, backend, w, scratch, phys);
+      recordDequantize(p, backend, [{ q: w, out: scratch }], phys);
       gemm(p, {
         a: backend.ptr(operand), b: scratch, d: backend.ptr(y), abType: DTYPE[phys], dType: DTYPE[phys], m, n, k, transB: transposeW,
         bias: epilogue ? backend.ptr(bias) : 0,

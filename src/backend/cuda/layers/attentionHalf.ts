@@ -17,12 +17,12 @@ import { tf } from '../../tf.js';
 import { ATTENTION_ROLES, OPS } from '../../../ops/names.js';
 import { DTYPE } from '../addon.js';
 import type { TensorRef } from '../backend.js';
-import { defineKernel, gemmPhys, input, runPrimitives, size, storedAs, withTemps, type Attrs, type Inputs } from '../kernel_utils.js';
+import { defineKernel, gemmPhys, input, size, storedAs, withTemps, type Attrs, type Inputs } from '../kernel_utils.js';
 import type { Program } from '../program.js';
 import { ropeBackward, ropeForward } from '../primitives/rope.js';
 import { attentionBackwardWorkspaceBytes, flashAttentionBackward, flashAttentionForward, type AttentionProblem, type AttentionView } from '../primitives/attention.js';
 import { loraGradOutputs, normBackward, normForward, normOf } from './half.js';
-import { byteScratch, projectBackward, projectForward, projectionOf, reserveDequantization, scratch, type Projection, type Slice, type Workspace } from './projection.js';
+import { byteScratch, projectBackward, projectForward, projectionOf, runHalfProgram, scratch, type Projection, type Slice, type Workspace } from './projection.js';
 
 const ROLES = ATTENTION_ROLES;
 const MADE = OPS.attentionHalf.outputs.slice(1);
@@ -116,8 +116,7 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
       const n = scratch(ws, m.rows, m.hidden);
       // Before rope, q and k land in scratch; v is final as projected.
       const projected = { q: tables ? scratch(ws, m.rows, qOut) : backend.ptr(made.q), k: tables ? scratch(ws, m.rows, kvOut) : backend.ptr(made.k), v: backend.ptr(made.v) };
-      reserveDequantization(ws, projectionsOf(m));
-      runPrimitives(backend, (p) => {
+      runHalfProgram(ws, projectionsOf(m), (p) => {
         normForward(p, ws, norm, h, n, m.rows, m.hidden);
         for (const { proj, parts } of m.qkv) {
           projectForward(p, ws, proj, n, m.rows, parts.map((x): Slice => ({ row: x.row, rows: x.what === 'q' ? qOut : kvOut, buffer: projected[x.what] })));
@@ -156,8 +155,7 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
       const needsN = m.qkv.some((g) => g.proj.lora);
       const n = needsN ? scratch(ws, m.rows, m.hidden) : 0;
       const dn = scratch(ws, m.rows, m.hidden);
-      reserveDequantization(ws, projectionsOf(m));
-      runPrimitives(backend, (p) => {
+      runHalfProgram(ws, projectionsOf(m), (p) => {
         projectBackward(p, ws, m.o, saved.attention!, m.rows, [{ row: 0, rows: m.hidden, buffer: dy }], { dx: dAttention, accumulate: false, ...lora.of(m.o) });
         const keyMask = input(inputs, 'keyMask');
         const dq = tokenMajor(ws, m, dRoped.q, m.heads);

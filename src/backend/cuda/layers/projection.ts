@@ -9,16 +9,17 @@
  * buffer, the same GEMMs with offset pointers, and one u = x·Aᵀ shared by the slices.
  *
  * Operands are in the precision policy's GEMM type (bf16 under bf16-mixed): a dense weight is
- * stored so already; a 4-bit one is dequantised into the backend's scratch right before its
- * GEMMs; f32 biases and LoRA matrices get GEMM-type copies (the caller's temps). dA and dB are
+ * stored so already; a half's 4-bit ones are dequantised together, in one launch at the start of
+ * its program (`runHalfProgram`), into slots of the backend's scratch; f32 biases and LoRA
+ * matrices get GEMM-type copies (the caller's temps). dA and dB are
  * f32, the adapter's master type, as TTLoraDelta writes them.
  */
 import { DTYPE, PHYS_BYTES, type Phys } from '../addon.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { storedAs, type Attrs, type Inputs } from '../kernel_utils.js';
+import { runPrimitives, storedAs, type Attrs, type Inputs } from '../kernel_utils.js';
 import type { Program } from '../program.js';
 import { gemm } from '../primitives/gemm.js';
-import { dequantizationScratch, recordDequantize } from '../quantized.js';
+import { dequantizationLayout, dequantizationScratch, recordDequantize } from '../quantized.js';
 import type { Quantized4bit } from '../../../quant/fourbit.js';
 import type { ProjectionAttrs } from '../../../ops/decoderHalves.js';
 
@@ -27,6 +28,8 @@ export interface Workspace {
   backend: CudaBackend;
   phys: Phys;
   temps: TensorRef[];
+  /** Where each 4-bit projection's weight is dequantised, by role (set by `runHalfProgram`). */
+  dequantized?: Map<string, number>;
 }
 
 /** A new temporary [rows, cols] in the GEMM type, freed when the kernel returns. */
@@ -80,25 +83,30 @@ export function projectionOf(inputs: Inputs, attrs: Attrs, role: string): Projec
 }
 
 /**
- * Grow the shared dequantisation scratch to the largest 4-bit weight among `projections`
- * before a program is recorded: growing frees the old buffer, which a recorded program may
- * still name.
+ * Record and run a half's program: its 4-bit weights first dequantised, all in one launch, into
+ * slots of the shared scratch that `projectForward`/`projectBackward` read, then `record`'s
+ * primitives. One launch for the half's matrices rather than one before each GEMM: a launch's
+ * fixed cost is shared, and the scratch holds the half's matrices rather than the largest one.
  */
-export function reserveDequantization(ws: Workspace, projections: Projection[]): void {
-  const largest = projections.filter((p) => p.quantized).sort((a, b) => b.outFeatures * b.inFeatures - a.outFeatures * a.inFeatures)[0];
-  if (largest) dequantizationScratch(ws.backend, largest.quantized!, ws.phys);
+export function runHalfProgram(ws: Workspace, projections: Projection[], record: (p: Program) => void): void {
+  const quantized = projections.filter((p) => p.quantized);
+  const { offsets, bytes } = dequantizationLayout(quantized.map((p) => p.quantized!), ws.phys);
+  // Grown before recording: growing frees the old buffer, which a recorded program would name.
+  const base = quantized.length > 0 ? dequantizationScratch(ws.backend, bytes) : 0;
+  const jobs = quantized.map((proj, i) => ({ q: proj.quantized!, out: base + offsets[i]! }));
+  ws.dequantized = new Map(quantized.map((proj, i) => [proj.role, jobs[i]!.out]));
+  runPrimitives(ws.backend, (p) => {
+    if (jobs.length > 0) recordDequantize(p, ws.backend, jobs, ws.phys);
+    record(p);
+  });
 }
 
-/**
- * W in the GEMM type: the dense weight (converted if stored otherwise), or the 4-bit one
- * dequantised into the shared scratch by a primitive recorded right here — the GEMMs after it
- * read it before the next projection's dequantisation overwrites it (one stream, in order).
- */
-function weightPointer(p: Program, ws: Workspace, proj: Projection): number {
+/** W in the GEMM type: the dense weight (converted if stored otherwise), or the 4-bit one's dequantised slot. */
+function weightPointer(ws: Workspace, proj: Projection): number {
   if (proj.weight) return ws.backend.ptr(storedAs(ws.backend, proj.weight, ws.phys, ws.temps));
-  const scratchPtr = dequantizationScratch(ws.backend, proj.quantized!, ws.phys);
-  recordDequantize(p, ws.backend, proj.quantized!, scratchPtr, ws.phys);
-  return scratchPtr;
+  const slot = ws.dequantized?.get(proj.role);
+  if (slot === undefined) throw new Error(`projection '${proj.role}': its 4-bit weight was not dequantised (run the half through runHalfProgram)`);
+  return slot;
 }
 
 const operand = (ws: Workspace, t: TensorRef) => ws.backend.ptr(storedAs(ws.backend, t, ws.phys, ws.temps));
@@ -111,7 +119,7 @@ export function projectForward(p: Program, ws: Workspace, proj: Projection, x: n
   const ab = DTYPE[ws.phys], eb = PHYS_BYTES[ws.phys];
   if (residual !== undefined && slices.length !== 1) throw new Error(`projection '${proj.role}': a residual needs a single output`);
   const bias = proj.bias ? operand(ws, proj.bias) : 0;
-  const w = weightPointer(p, ws, proj);
+  const w = weightPointer(ws, proj);
   for (const s of slices) {
     gemm(p, {
       a: x, b: w + s.row * proj.inFeatures * eb, d: s.buffer, abType: ab, dType: ab, m: n, n: s.rows, k: proj.inFeatures, transB: true,
@@ -135,7 +143,7 @@ export interface ProjectionGrads { dx: number; accumulate: boolean; dA?: TensorR
 export function projectBackward(p: Program, ws: Workspace, proj: Projection, x: number, n: number, slices: Slice[], grads: ProjectionGrads): void {
   const ab = DTYPE[ws.phys], eb = PHYS_BYTES[ws.phys], f32 = DTYPE.f32;
   const inF = proj.inFeatures;
-  const w = weightPointer(p, ws, proj);
+  const w = weightPointer(ws, proj);
   slices.forEach((s, i) => {
     const beta = grads.accumulate || i > 0 ? 1 : 0;
     gemm(p, { a: s.buffer, b: w + s.row * inF * eb, c: grads.dx, d: grads.dx, abType: ab, dType: ab, m: n, n: inF, k: s.rows, beta });

@@ -1,9 +1,10 @@
 /**
- * The `dequantize4bit` primitive (kernels/src/dequantize_4bit.cu): n values of a bitsandbytes
- * 4-bit weight (NF4/FP4, block size a power of two in 32…4096) into f32 or bf16, bit-exact with
- * the CPU path (src/quant/fourbit.ts). Pointers are device addresses, 0 for none; `outType` is a
- * physical code (addon.ts DTYPE), `quantType` FOUR_BIT_TYPE, `roundTo` SOURCE_ROUND.
- * ../quantized.ts fills it from a stored weight (`recordDequantize`).
+ * The `dequantize4bit` primitive (kernels/src/dequantize_4bit.cu): bitsandbytes 4-bit weights
+ * (NF4/FP4, block size a power of two in 32…4096) into f32 or bf16, bit-exact with the CPU path
+ * (src/quant/fourbit.ts), up to DEQUANTIZE_GROUP weights in one launch: a launch has a fixed
+ * cost that a fused half's matrices share. Pointers are device addresses, 0 for none; `outType`
+ * is a physical code (addon.ts DTYPE), `quantType` FOUR_BIT_TYPE, `roundTo` SOURCE_ROUND.
+ * ../quantized.ts fills it from stored weights (`recordDequantize`).
  */
 import type { Program } from '../program.js';
 
@@ -27,9 +28,20 @@ export interface Dequantize4bit {
   roundTo: number;
 }
 
-export function dequantize4bit(p: Program, o: Dequantize4bit): void {
-  p.add('dequantize4bit', [
-    o.packed, o.absmax, o.nestedAbsmax, o.nestedCode, o.offset, o.nestedBlocksize, o.out, o.outType, o.n, o.blocksize,
-    o.quantType, o.roundTo,
-  ]);
+/** Weights one launch takes (kDequant4bitGroup in kernels.h). */
+export const DEQUANTIZE_GROUP = 4;
+const ARGS_PER_WEIGHT = 12;
+
+/** Records `parts` in launches of up to DEQUANTIZE_GROUP weights, in order. */
+export function dequantize4bit(p: Program, parts: readonly Dequantize4bit[]): void {
+  for (let first = 0; first < parts.length; first += DEQUANTIZE_GROUP) {
+    const group = parts.slice(first, first + DEQUANTIZE_GROUP);
+    const args = new Array<number>(1 + DEQUANTIZE_GROUP * ARGS_PER_WEIGHT).fill(0);
+    args[0] = group.length;
+    group.forEach((o, i) => {
+      args.splice(1 + i * ARGS_PER_WEIGHT, ARGS_PER_WEIGHT, o.packed, o.absmax, o.nestedAbsmax, o.nestedCode, o.offset, o.nestedBlocksize,
+        o.out, o.outType, o.n, o.blocksize, o.quantType, o.roundTo);
+    });
+    p.add('dequantize4bit', args);
+  }
 }
