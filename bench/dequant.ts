@@ -25,7 +25,6 @@
 import { tf, type Tensor } from '../src/backend/tf.js';
 import { useBackend } from '../src/backend/select.js';
 import { activeDevice, type Device } from '../src/backend/device.js';
-import type { CudaBackend } from '../src/backend/cuda/backend.js';
 import { ConfigReader } from '../src/model/hfConfig.js';
 import { specFromConfig } from '../src/model/config.js';
 import { quantize4bit, numel, type Quantized4bit } from '../src/quant/fourbit.js';
@@ -166,31 +165,9 @@ async function main(): Promise<void> {
   const head = rows.find((r) => r.name === HEADLINE)!;
   const headRate = head.moved / head.seconds;
   console.log(`headline (${HEADLINE}: ${(head.moved / 1e6).toFixed(1)} MB, as a QLoRA step dequantises its largest matrices): ${(headRate / 1e12).toFixed(2)} TB/s, ${pct(headRate)} of peak (target ≥ 80 %)`);
-  const copy = await copyRate(head.moved, iters);
+  const copy = device.copyBandwidth?.(head.moved / 2, Math.max(10, Math.round(iters / 3)));
+  if (copy === undefined) return;
   console.log(`the memory system's own rate for that many bytes: a device-to-device copy (cudaMemcpyAsync) reading + writing ${(head.moved / 1e6).toFixed(1)} MB per call: ${(copy / 1e12).toFixed(2)} TB/s, ${pct(copy)} of peak; the dequantisation runs at ${((100 * headRate) / copy).toFixed(1)} % of it`);
-}
-
-/**
- * What a device-to-device copy (cudaMemcpyAsync) reaches when each call reads and writes
- * `moved` bytes in all, as many as one dequantisation moves — the ceiling a stream of that size
- * meets on this device (ramp-up and drain included), beside the datasheet peak. Copies go
- * round-robin between buffers well beyond the L2 cache.
- */
-async function copyRate(moved: number, iters: number): Promise<number> {
-  const backend = tf.backend() as unknown as CudaBackend;
-  const bytes = Math.floor(moved / 2 / 16) * 16;  // read once, written once
-  const count = Math.max(3, Math.ceil((4 * L2_BYTES) / bytes) + 1);
-  const buffers = Array.from({ length: count }, () => tf.zeros([bytes / 4]));
-  try {
-    const ptrs = buffers.map((b) => backend.ptr(b));
-    const copyAll = () => { for (let i = 0; i < iters; i++) backend.addon.copy(ptrs[(i + 1) % count]!, ptrs[i % count]!, bytes); };
-    copyAll();  // warm-up
-    const t = await tf.time(copyAll);
-    if (typeof t.kernelMs !== 'number') throw new Error(`the device timer failed: ${t.kernelMs.error}`);
-    return (2 * bytes * iters) / (t.kernelMs / 1000);
-  } finally {
-    tf.dispose(buffers);
-  }
 }
 
 main().catch((err) => {

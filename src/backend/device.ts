@@ -103,6 +103,12 @@ export interface Device {
   /** The device's peak memory bandwidth in bytes/s (null when unknown): the roofline of memory-bound kernels. */
   peakMemoryBandwidth?(): number | null;
   /**
+   * Bytes/s (read + written) that `repeats` device-to-device copies of `bytes` each reach: what
+   * memory-bound kernels can reach in launches of that size (ramp-up and drain included), the
+   * measured ceiling beside the peak. Absent where the device has no copies of its own.
+   */
+  copyBandwidth?(bytes: number, repeats: number): number;
+  /**
    * One AdamW step over every tensor at once, in place, by PyTorch's formula (train/adamw.ts
    * states it). Absent where the device has no fused step: the optimizer then runs its tfjs
    * reference, which defines the numerics.

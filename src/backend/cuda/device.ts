@@ -14,7 +14,7 @@ import { recordDequantize, releaseQuantized, storeQuantized } from './quantized.
 import { runPrimitives } from './kernel_utils.js';
 import { numel } from '../../quant/fourbit.js';
 import type { TensorRef } from './backend.js';
-import { peakBandwidth } from './bandwidth.js';
+import { measureCopyBandwidth, peakBandwidth } from './bandwidth.js';
 
 function backend() {
   const b = activeCudaBackend();
@@ -72,6 +72,9 @@ export const cudaDevice: Device = {
   peakMemoryBandwidth() {
     const b = backend();
     return peakBandwidth(b.addon.memoryBandwidth(), b.device.name);
+  },
+  copyBandwidth(bytes, repeats) {
+    return measureCopyBandwidth(backend().addon, bytes, repeats);
   },
   adamwStep(tensors, hyper) {
     // One call for every tensor: an adapter has tens to hundreds of them.
