@@ -26,15 +26,16 @@
 //   codes; all in one quantisation block: blocks are ≥ 32 values and aligned), one 16-byte store.
 //   A block's tile is kUnits units per thread at a stride of the block's thread count, so every
 //   warp-wide store covers 512 contiguous bytes: whole sectors per instruction. (Contiguous units
-//   per thread fill each store instruction's sectors by halves; that measured at half the speed.)
+//   per thread fill each store instruction's sectors by halves; that measured at about half the speed.)
 // - many short-lived blocks at full occupancy, each loading its whole tile (codes and scale
 //   inputs) before it computes or stores anything: 2048 threads an SM with their loads in flight.
 //   A persistent grid with a one-iteration prefetch (this kernel's previous design) ran at half
 //   occupancy and measured 70–73 % of peak on an H200 where this one measures 78–79 %.
 // - stores are streaming (st.global.cs): the GEMM after reads the output, this kernel never
 //   does; evict-first stores measured ~2 % faster than write-back ones.
-// - several weights per launch: a launch has a ramp-up and a drain of a few microseconds, and a
-//   gap before the next; over a fused half's matrices (a few hundred MB) they cost ~3 %, not ~8 %.
+// - several weights per launch: a launch has a ramp-up, a drain and a gap before the next, a few
+//   microseconds whatever its size: one 148 MB matrix a launch measured 79–80 % of peak, an 8B
+//   MLP half's three matrices (443 MB) in one launch 82–84 %.
 //   Blocks find their weight in a table of first tiles (≤ kDequant4bitGroup entries, in the
 //   kernel's parameters, read in place through __grid_constant__).
 // A device-to-device copy moving as many bytes runs at the same rate (bench/dequant.ts prints
