@@ -28,6 +28,7 @@ import { activeDevice, type Device } from '../src/backend/device.js';
 import { ConfigReader } from '../src/model/hfConfig.js';
 import { specFromConfig } from '../src/model/config.js';
 import { quantize4bit, numel, type Quantized4bit } from '../src/quant/fourbit.js';
+import { ATTENTION_ROLES } from '../src/ops/names.js';
 import { CONFIGS, NAMES } from './models.js';
 
 function arg(name: string, fallback: string): string {
@@ -58,10 +59,15 @@ function bytesMoved(q: Quantized4bit, outBytes: number): number {
   return read + numel(q.shape) * outBytes;
 }
 
-/** One layer's projections of Llama-3.1-8B (q, k, v, o, gate, up, down) as [name, [out, in]]. */
-function layerMatrices(): Array<[string, [number, number]]> {
+/** One layer's projections of Llama-3.1-8B (q, k, v, o, gate, up, down) as [name, [out, in]], and which are attention's. */
+function layerMatrices(): { layer: Array<[string, [number, number]]>; attention: Set<string> } {
   const spec = specFromConfig(new ConfigReader(CONFIGS.llama8b! as never, `bench:${NAMES.llama8b}`));
-  return spec.layers[0]!.projections.map((p) => [p.path.split('.').pop()!, [p.outFeatures, p.inFeatures]]);
+  const projections = spec.layers[0]!.projections;
+  const name = (p: (typeof projections)[number]) => p.path.split('.').pop()!;
+  return {
+    layer: projections.map((p) => [name(p), [p.outFeatures, p.inFeatures]]),
+    attention: new Set(projections.filter((p) => (ATTENTION_ROLES as readonly string[]).includes(p.role)).map(name)),
+  };
 }
 
 type Job = { weight: Quantized4bit; out: Tensor };
@@ -103,7 +109,7 @@ async function main(): Promise<void> {
   const peak = device.peakMemoryBandwidth?.() ?? null;
 
   // One quantised matrix per distinct shape (its bytes shared by every copy and every use).
-  const layer = layerMatrices();
+  const { layer, attention: attentionNames } = layerMatrices();
   const quantized = new Map<string, Quantized4bit>();
   const quantOf = (shape: [number, number]): Quantized4bit => {
     const key = shape.join('×');
@@ -136,8 +142,7 @@ async function main(): Promise<void> {
       rows.push({ name, shape: shape.join('×'), moved, ...(await time(device, [[place(q, name, copiesFor(moved))]], iters)) });
     }
     // One layer, as the fused halves launch it: attention's matrices together, then the MLP's.
-    const isAttention = ([name]: [string, unknown]) => /^[qkvo]_proj$/.test(name);
-    const attention = layer.filter(isAttention), mlp = layer.filter((m) => !isAttention(m));
+    const attention = layer.filter(([name]) => attentionNames.has(name)), mlp = layer.filter(([name]) => !attentionNames.has(name));
     const groupRow = async (name: string, groups: Array<Array<[string, [number, number]]>>) => {
       const qs = groups.map((g) => g.map(([n, shape]) => [n, quantOf(shape)] as const));
       const moved = qs.flat().reduce((sum, [, q]) => sum + bytesMoved(q, outBytes), 0);

@@ -58,14 +58,10 @@ export const cudaDevice: Device = {
     });
     runPrimitives(b, (p) => {
       for (const launch of launches) {
-        const jobs = launch.map(({ weight, out }) => ({ q: weight, out: b.ptr(out as unknown as TensorRef), phys: b.phys(out as unknown as TensorRef) }));
-        // A launch writes one output type: a list of several goes as runs of one type.
-        for (let first = 0; first < jobs.length;) {
-          let end = first + 1;
-          while (end < jobs.length && jobs[end]!.phys === jobs[first]!.phys) end++;
-          recordDequantize(p, b, jobs.slice(first, end), jobs[first]!.phys);
-          first = end;
-        }
+        recordDequantize(p, b, launch.map(({ weight, out }) => {
+          const ref = out as unknown as TensorRef;
+          return { q: weight, out: b.ptr(ref), phys: b.phys(ref) };
+        }));
       }
     });
   },

@@ -111,21 +111,23 @@ export function quantizedDeviceBytes(backend: CudaBackend): number {
   return bytes;
 }
 
-/** A 4-bit weight and where its values go: a device buffer of numel(q.shape) values of the physical type. */
+/** A 4-bit weight and where its values go: a device buffer of numel(q.shape) values of physical type `phys`. */
 export interface DequantizeJob {
   q: Quantized4bit;
   out: number;
+  phys: Phys;
 }
 
 /**
  * Record the dequantisation of each job's weight (its device copy, uploaded now if it has none)
  * into its `out`, as primitives of `program` — up to DEQUANTIZE_GROUP weights a launch, so a
- * fused half's matrices share one — beside the GEMMs that read them; the whole runs in one
+ * fused half's matrices share one (the kernel's launcher splits weights no one kernel serves,
+ * such as f32 beside bf16 outputs) — beside the GEMMs that read them; the whole runs in one
  * addon call.
  */
-export function recordDequantize(program: Program, backend: CudaBackend, jobs: readonly DequantizeJob[], phys: Phys): void {
-  if (phys !== 'f32' && phys !== 'bf16') throw new Error(`4-bit dequantisation writes f32 or bf16, not ${phys}`);
-  dequantize4bit(program, jobs.map(({ q, out }) => {
+export function recordDequantize(program: Program, backend: CudaBackend, jobs: readonly DequantizeJob[]): void {
+  dequantize4bit(program, jobs.map(({ q, out, phys }) => {
+    if (phys !== 'f32' && phys !== 'bf16') throw new Error(`4-bit dequantisation writes f32 or bf16, not ${phys}`);
     const d = storeQuantized(backend, q);
     const nested = q.absmax.kind === 'nested' ? q.absmax : null;
     return {
@@ -139,7 +141,7 @@ export function recordDequantize(program: Program, backend: CudaBackend, jobs: r
 
 /** Dequantise `q` into `out` now (one program of one primitive). */
 export function dequantizeOnDevice(backend: CudaBackend, q: Quantized4bit, out: number, phys: Phys): void {
-  runPrimitives(backend, (p) => recordDequantize(p, backend, [{ q, out }], phys));
+  runPrimitives(backend, (p) => recordDequantize(p, backend, [{ q, out, phys }]));
 }
 
 /** Where each matrix of a scratch shared by `weights` starts (bytes), and its size: 256-byte aligned slots, as GEMM operands like. */

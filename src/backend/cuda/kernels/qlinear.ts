@@ -47,7 +47,7 @@ function productWithWeight(backend: CudaBackend, a: TensorRef, w: Quantized4bit,
   try {
     const scratch = dequantizationScratch(backend, dequantizationLayout([w], phys).bytes);
     runPrimitives(backend, (p) => {
-      recordDequantize(p, backend, [{ q: w, out: scratch }], phys);
+      recordDequantize(p, backend, [{ q: w, out: scratch, phys }]);
       gemm(p, {
         a: backend.ptr(operand), b: scratch, d: backend.ptr(y), abType: DTYPE[phys], dType: DTYPE[phys], m, n, k, transB: transposeW,
         bias: epilogue ? backend.ptr(bias) : 0,

@@ -93,10 +93,10 @@ export function runHalfProgram(ws: Workspace, projections: Projection[], record:
   const { offsets, bytes } = dequantizationLayout(quantized.map((p) => p.quantized!), ws.phys);
   // Grown before recording: growing frees the old buffer, which a recorded program would name.
   const base = quantized.length > 0 ? dequantizationScratch(ws.backend, bytes) : 0;
-  const jobs = quantized.map((proj, i) => ({ q: proj.quantized!, out: base + offsets[i]! }));
+  const jobs = quantized.map((proj, i) => ({ q: proj.quantized!, out: base + offsets[i]!, phys: ws.phys }));
   ws.dequantized = new Map(quantized.map((proj, i) => [proj.role, jobs[i]!.out]));
   runPrimitives(ws.backend, (p) => {
-    if (jobs.length > 0) recordDequantize(p, ws.backend, jobs, ws.phys);
+    if (jobs.length > 0) recordDequantize(p, ws.backend, jobs);
     record(p);
   });
 }

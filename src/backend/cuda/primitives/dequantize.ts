@@ -36,12 +36,12 @@ const ARGS_PER_WEIGHT = 12;
 export function dequantize4bit(p: Program, parts: readonly Dequantize4bit[]): void {
   for (let first = 0; first < parts.length; first += DEQUANTIZE_GROUP) {
     const group = parts.slice(first, first + DEQUANTIZE_GROUP);
-    const args = new Array<number>(1 + DEQUANTIZE_GROUP * ARGS_PER_WEIGHT).fill(0);
-    args[0] = group.length;
-    group.forEach((o, i) => {
-      args.splice(1 + i * ARGS_PER_WEIGHT, ARGS_PER_WEIGHT, o.packed, o.absmax, o.nestedAbsmax, o.nestedCode, o.offset, o.nestedBlocksize,
-        o.out, o.outType, o.n, o.blocksize, o.quantType, o.roundTo);
-    });
+    const args = [group.length];
+    for (const o of group) {
+      args.push(o.packed, o.absmax, o.nestedAbsmax, o.nestedCode, o.offset, o.nestedBlocksize, o.out, o.outType, o.n, o.blocksize, o.quantType, o.roundTo);
+    }
+    // The slots of absent weights: the primitive has a fixed argument count.
+    while (args.length < 1 + DEQUANTIZE_GROUP * ARGS_PER_WEIGHT) args.push(0);
     p.add('dequantize4bit', args);
   }
 }
