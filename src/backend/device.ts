@@ -75,6 +75,12 @@ export interface Device {
   readonly memoryCounts: string;
   memory(): DeviceMemory;
   resetPeakMemory(): void;
+  /**
+   * Bytes this process could still allocate on the device (cuda: what the device has free plus
+   * what the pool holds unused), the budget a step's estimate is checked against before step 1.
+   * Absent where the device cannot say (cpu: the host's memory is shared and paged).
+   */
+  availableMemory?(): number;
   /** Make `policy` the process-wide precision policy; false when the device computes in fp32 instead. */
   setPrecision(policy: PrecisionPolicy): boolean;
   /**

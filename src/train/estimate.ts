@@ -196,8 +196,8 @@ export interface FitAnswer {
 }
 
 /** The largest batch size whose step fits in `budget` bytes of device memory (deviceTotal). */
-function largestBatch(recipe: Recipe, budget: number, checkpointing: boolean, backend?: EstimateBackend): Fit | null {
-  const at = (batchSize: number) => estimateMemory(recipe, { backend, batchSize, checkpointing });
+function largestBatch(recipe: Recipe, budget: number, checkpointing: boolean, backend?: EstimateBackend, seqLen?: number): Fit | null {
+  const at = (batchSize: number) => estimateMemory(recipe, { backend, batchSize, checkpointing, seqLen });
   if (at(1).deviceTotal > budget) return null;
   // The peak grows with the batch: double past the budget, then bisect.
   let lo = 1;
@@ -214,10 +214,10 @@ function largestBatch(recipe: Recipe, budget: number, checkpointing: boolean, ba
   return { batchSize: lo, checkpointing, estimate: at(lo) };
 }
 
-/** "What fits?": the largest batch without activation checkpointing, then with it. */
-export function fitBatch(recipe: Recipe, budget: number, backend?: EstimateBackend): FitAnswer {
-  const withoutCheckpointing = largestBatch(recipe, budget, false, backend);
-  const withCheckpointing = largestBatch(recipe, budget, true, backend);
+/** "What fits?": the largest batch without activation checkpointing, then with it (rows of `seqLen` tokens, data.max_length unless given). */
+export function fitBatch(recipe: Recipe, budget: number, backend?: EstimateBackend, seqLen?: number): FitAnswer {
+  const withoutCheckpointing = largestBatch(recipe, budget, false, backend, seqLen);
+  const withCheckpointing = largestBatch(recipe, budget, true, backend, seqLen);
   const best = withCheckpointing && (!withoutCheckpointing || withCheckpointing.batchSize > withoutCheckpointing.batchSize)
     ? withCheckpointing
     : withoutCheckpointing;

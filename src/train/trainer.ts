@@ -45,7 +45,8 @@ import { exportAdapter } from './export.js';
 import { composedLayersNote } from './fusedLayers.js';
 import { TrainerError } from './errors.js';
 import { activeDevice } from '../backend/device.js';
-import { estimateRecipe } from './estimate.js';
+import { estimatePerGpu, estimateRecipe, type MemoryEstimate } from './estimate.js';
+import { checkStepFits, isOutOfMemory, outOfMemoryError } from './memoryCheck.js';
 import { resolveModelSource } from '../hub/resolve.js';
 import { checkCanPush, pushTrainedRun, type PushResult } from '../hub/push.js';
 import type { Communicator } from '../dist/communicator.js';
@@ -65,6 +66,8 @@ export interface TrainOptions {
   exports?: boolean;
   /** A fresh run into a folder that holds another run moves that run aside (`<dir>.old-<time>`) instead of refusing. */
   overwrite?: boolean;
+  /** Train even when the step's memory estimate exceeds what the device has free (by default refused before step 1). */
+  force?: boolean;
 }
 
 export interface TrainSummary {
@@ -180,6 +183,16 @@ export class Trainer extends TrainerEmitter {
     return this.data.train.reduce((n, e) => Math.max(n, e.inputIds.length), 0) || this.recipe.data.max_length;
   }
 
+  /**
+   * The step's memory estimate at the longest row, per GPU in a data-parallel job — only where
+   * the device can say how much it has free (null elsewhere: nothing to check it against).
+   */
+  private deviceEstimate(): MemoryEstimate | null {
+    if (!activeDevice().availableMemory) return null;
+    const at = { seqLen: this.longestSequence };
+    return this.communicator ? estimatePerGpu(this.recipe, this.communicator.worldSize, at).memory : estimateRecipe(this.recipe, at).memory;
+  }
+
   /** Ask a running `train()` to stop after the current step (it saves a checkpoint first). */
   stop(signal: Signal = 'SIGINT'): void {
     this.stopRequested ??= signal;
@@ -190,6 +203,9 @@ export class Trainer extends TrainerEmitter {
     const r = this.recipe;
     const t = r.training;
     const total = this.totalSteps;
+    // Before anything is written or allocated for training: will the step fit what the device has free?
+    const estimate = this.deviceEstimate();
+    if (estimate && !opts.force) checkStepFits(r, estimate);
     const schedule = new LrSchedule({ kind: t.lr_scheduler, baseLr: t.learning_rate, totalSteps: total, warmupSteps: t.warmup_steps, warmupRatio: t.warmup_ratio });
     const adamw: AdamWOptions = {
       lr: t.learning_rate,
@@ -270,12 +286,17 @@ export class Trainer extends TrainerEmitter {
         const { batches, at, next } = item.value;
         const lr = schedule.lr(state.step);
         const began = performance.now();
-        const res = await runner.step(batches, {
-          lr,
-          maxGradNorm: t.max_grad_norm,
-          activationCheckpointing: r.model.activation_checkpointing,
-          dropoutSeed: stepSeed(t.seed, state.step),
-        });
+        let res: Awaited<ReturnType<StepRunner['step']>>;
+        try {
+          res = await runner.step(batches, {
+            lr,
+            maxGradNorm: t.max_grad_norm,
+            activationCheckpointing: r.model.activation_checkpointing,
+            dropoutSeed: stepSeed(t.seed, state.step),
+          });
+        } catch (err) {
+          throw isOutOfMemory(err) ? outOfMemoryError(err, state.step + 1, r, estimate, lastCheckpoint) : err;
+        }
         const seconds = (performance.now() - began) / 1000;
         if (res.skipped) {
           const what = `step ${state.step + 1}: the loss is ${res.loss} and the gradient norm ${res.gradNorm}`;

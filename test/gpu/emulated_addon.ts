@@ -13,6 +13,8 @@ import './emulated_dequant.js';
 import './emulated_attention.js';
 import { f16ToF32, f32ToF16 } from '../../src/io/dtypes.js';
 
+/** The memory the emulated device reports having (80 GiB, an H100's). */
+const EMULATED_DEVICE_BYTES = 80 * 2 ** 30;
 const BYTES = [4, 2, 4, 1];
 const VIEWS = [Float32Array, Uint16Array, Int32Array, Uint8Array] as const;
 const f32 = new Float32Array(1);
@@ -168,7 +170,7 @@ export function emulatedAddon(): CudaAddon {
       starts.splice(starts.indexOf(p), 1);
       inUse -= sizes.get(p)!; sizes.delete(p); frees++;
     },
-    memoryStats: (): PoolStats => ({ inUse, peak, reserved: inUse, allocs, frees, live: mem.size }),
+    memoryStats: (): PoolStats => ({ inUse, peak, reserved: inUse, allocs, frees, live: mem.size, deviceFree: EMULATED_DEVICE_BYTES - inUse, deviceTotal: EMULATED_DEVICE_BYTES }),
     resetPeak() { peak = inUse; },
     trim() {},
     upload(dst, src) { view(dst, 3).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength)); },
