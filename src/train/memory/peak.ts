@@ -69,10 +69,14 @@ export function replay(trace: Trace, dims: Dims, rules: StorageRules): Peak {
     at = [...live];
     at[CATEGORIES.indexOf('workspace')]! += extra;
   };
+  const weights = CATEGORIES.indexOf('weights');
   for (const e of trace.events) {
     if (e.kind === 'track') {
       if (rules.counting === 'tensor' || e.fresh) add(e.buffer, 1);
-      mark();
+      // Loading is not the step: the Trainer resets the device's peak once the weights are stored,
+      // so the moment a weight exists both as loaded (f32) and as stored (bf16) is no peak of the
+      // step's — for an 8B model those f32 copies alone outweighed the whole step.
+      if (category[e.buffer] !== weights) mark();
     } else if (e.kind === 'untrack') {
       if (rules.counting === 'tensor' || e.freed) add(e.buffer, -1);
     } else if (rules.workspace) {
