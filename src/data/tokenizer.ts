@@ -7,7 +7,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import { Template } from '@huggingface/jinja';
+import type { Template } from '@huggingface/jinja';
+import { compileChatTemplate, renderChatTemplate } from './chatTemplate.js';
 import { DataError } from './errors.js';
 
 export interface ChatMessage {
@@ -106,7 +107,8 @@ class LoadedTokenizer implements Tokenizer {
     readonly eosToken: string | undefined,
     readonly padToken: string | undefined,
     readonly bosToken: string | undefined,
-    private readonly chatTemplate: string | undefined,
+    /** The template, the file it came from, and how messages name it there. */
+    private readonly chatTemplate: { text: string; file: string; name: string } | undefined,
     readonly modelMaxLength: number | undefined,
   ) {
     this.eosTokenId = this.requireId(eosToken, 'eos_token');
@@ -167,11 +169,12 @@ class LoadedTokenizer implements Tokenizer {
         `${this.configFile}: no "chat_template" (and no chat_template.jinja in ${this.dir}); the chat format needs the model's chat template`,
       );
     }
+    const { text, file, name } = this.chatTemplate;
     if (!this.template) {
       try {
-        this.template = new Template(this.chatTemplate);
+        this.template = compileChatTemplate(text);
       } catch (err) {
-        throw new DataError(`${this.configFile}: "chat_template" does not parse (${(err as Error).message})`);
+        throw new DataError(`${file}: ${name} does not parse (${(err as Error).message})`);
       }
     }
     // transformers passes the special tokens map as strings, beside messages and the flag.
@@ -184,9 +187,9 @@ class LoadedTokenizer implements Tokenizer {
       if (tok !== undefined) context[key] = tok;
     }
     try {
-      return this.template.render(context);
+      return renderChatTemplate(this.template, context);
     } catch (err) {
-      throw new DataError(`${this.configFile}: rendering "chat_template" failed: ${(err as Error).message}`);
+      throw new DataError(`${file}: rendering ${name} failed: ${(err as Error).message}`);
     }
   }
 
@@ -214,11 +217,13 @@ export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
   } catch (err) {
     throw new DataError(`${tokenizerFile}: cannot build the tokenizer (${(err as Error).message})`);
   }
-  let chatTemplate = chatTemplateOf(config, configFile);
-  if (chatTemplate === undefined) {
-    // transformers ≥ 4.43 may save the template beside the config instead.
-    chatTemplate = await fs.readFile(path.join(modelDir, 'chat_template.jinja'), 'utf8').catch(() => undefined);
-  }
+  const inConfig = chatTemplateOf(config, configFile);
+  // transformers ≥ 4.43 may save the template beside the config instead.
+  const jinjaFile = path.join(modelDir, 'chat_template.jinja');
+  const beside = inConfig === undefined ? await fs.readFile(jinjaFile, 'utf8').catch(() => undefined) : undefined;
+  const chatTemplate = inConfig !== undefined
+    ? { text: inConfig, file: configFile, name: '"chat_template"' }
+    : beside !== undefined ? { text: beside, file: jinjaFile, name: 'the template' } : undefined;
   const maxLen = config.model_max_length;
   // transformers writes a huge sentinel (1e30) when there is no limit.
   const modelMaxLength = typeof maxLen === 'number' && maxLen > 0 && maxLen < 1e12 ? maxLen : undefined;

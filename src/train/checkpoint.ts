@@ -51,6 +51,17 @@ export interface TrainerState {
   evalLosses: Array<{ step: number; loss: number }>;
   /** Real tokens trained on so far. */
   tokens: number;
+  /** Recipe keys changed on purpose at a resume (`--set`), oldest first; absent when none was. */
+  changes?: RecipeChange[];
+}
+
+/** A recipe key a resume changed: from `step` on, the run trained with `to` instead of `from`. */
+export interface RecipeChange {
+  step: number;
+  /** The key path, e.g. "training.batch_size". */
+  key: string;
+  from: unknown;
+  to: unknown;
 }
 
 export interface CheckpointContents {
@@ -186,6 +197,10 @@ function checkState(raw: Record<string, unknown>, file: string): TrainerState {
   if ((raw.losses as number[]).length !== raw.step) bad('losses', `one loss per completed step (${String(raw.step)})`);
   if (!Array.isArray(raw.evalLosses)) bad('evalLosses', 'a list of {step, loss}');
   if (typeof raw.tokens !== 'number') bad('tokens', 'a number');
+  const changes = raw.changes;
+  if (changes !== undefined && !(Array.isArray(changes) && changes.every((c) => isCount(c?.step) && typeof c.key === 'string' && 'from' in c && 'to' in c))) {
+    bad('changes', 'a list of {step, key, from, to}');
+  }
   // JSON has no NaN: the adapter RNG's "no spare normal" is written as null.
   const adapterRng = (rng!.adapter as unknown[]).map((v) => (v === null ? NaN : Number(v)));
   return {
@@ -199,6 +214,7 @@ function checkState(raw: Record<string, unknown>, file: string): TrainerState {
     ...(fp ? { dataFingerprint: { examples: fp.examples, tokens: fp.tokens, sha256: fp.sha256 } } : {}),
     evalLosses: raw.evalLosses as Array<{ step: number; loss: number }>,
     tokens: raw.tokens as number,
+    ...(changes !== undefined ? { changes: changes as RecipeChange[] } : {}),
   };
 }
 

@@ -14,7 +14,7 @@ import { quantizedWeightsReport } from '../model/memory.js';
 import { loadBaseModel } from '../model/load.js';
 import type { DecoderModel } from '../model/model.js';
 import { loadTokenizer } from '../data/index.js';
-import { loadRecipe, type LoadRecipeOptions } from '../recipe/load.js';
+import { loadRecipe, overriddenKeys, type LoadRecipeOptions } from '../recipe/load.js';
 import type { ExportFormat, Recipe } from '../recipe/types.js';
 import { TensorBoardWriter } from '../io/tensorboard.js';
 import { createAdapter, type AnyAdapter } from '../adapters/index.js';
@@ -422,6 +422,7 @@ export class Trainer extends TrainerEmitter {
       resumedFrom = resolveResume(opts.resume === true ? true : opts.resume, this.runDir);
       const restored = restoreCheckpoint(loadCheckpoint(resumedFrom), resumedFrom, {
         adapter: this.adapter, optimizer: { setState: (s) => runner.setOptimizerState(s) }, schedule: schedule.state(), data: { fingerprint: this.data.fingerprint, path: r.data.path },
+        recipe: { now: r, overridden: overriddenKeys(r) },
       });
       state = { ...restored.state, dataFingerprint: this.data.fingerprint };
       warnings.push(...restored.notes);
