@@ -50,7 +50,7 @@ export function restoreCheckpoint(c: CheckpointContents, dir: string, into: Resu
   const state = structuredClone(c.state);
   state.totalSteps = into.schedule.totalSteps;
   state.schedule = into.schedule;
-  return { state, notes: note ? [note] : [] };
+  return { state, notes: [...(c.notes ?? []), ...(note ? [note] : [])] };
 }
 
 /** The same schedule, or a constant one extended past its old end; else a one-line refusal. */

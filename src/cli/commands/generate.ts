@@ -40,6 +40,11 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     .option('seed', { type: 'number', default: 0 })
     .option('cache', { type: 'boolean', default: true, describe: 'use the KV cache (--no-cache re-runs the whole sequence each step)' }) as never,
   handler: async (args) => {
+    for (const flag of [...Object.values(FLAGS), '--prompt', '--model', '--adapter', '--positions', '--backend']) {
+      const value: unknown = args[flag.slice(2) as keyof GenerateArgs];
+      // yargs collects a repeated flag into a list: say so instead of guessing which was meant.
+      if (Array.isArray(value)) throw new GenerateOptionError(`${flag} is given ${value.length} times (${value.join(', ')}); give it once`);
+    }
     const sampling = { maxNewTokens: args['max-new-tokens'], temperature: args.temperature, topK: args['top-k'], topP: args['top-p'], seed: args.seed };
     // Every flag is checked before the model loads, so a typo costs nothing.
     checkGenerateOptions(sampling, (option) => FLAGS[option]);
