@@ -29,7 +29,7 @@ export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const RECIPE_FILE = 'recipe.yaml';
 const FORMAT_VERSION = 1;
 /** The files every checkpoint holds (the manifest vouches for each). */
-const CHECKPOINT_FILES = [ADAPTER_STATE_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE, RECIPE_FILE] as const;
+export const CHECKPOINT_FILE_NAMES = [ADAPTER_STATE_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE, RECIPE_FILE] as const;
 
 /** Where the data stream stands: the next batch is batch `index` of epoch `epoch`. */
 export interface DataCursor {
@@ -111,13 +111,13 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
  * run) loads with a note.
  */
 function verifyChecksums(dir: string, use: 'resume' | 'export'): string[] {
-  const check = checkManifest(dir, CHECKPOINT_FILES);
+  const check = checkManifest(dir, CHECKPOINT_FILE_NAMES);
   if (check.status === 'intact') return [];
   if (check.status === 'unverified') {
     return [`${dir} has no ${MANIFEST_FILE} (written before typetune kept checksums): its files could not be verified`];
   }
   const others = listCheckpoints(path.dirname(dir)).filter((c) => path.resolve(c.dir) !== path.resolve(dir)).reverse();
-  const intact = others.find((c) => checkManifest(c.dir, CHECKPOINT_FILES).status !== 'damaged');
+  const intact = others.find((c) => checkManifest(c.dir, CHECKPOINT_FILE_NAMES).status !== 'damaged');
   const advice = intact ? `${use} from ${intact.dir}` : `no other checkpoint of this run is intact${use === 'resume' ? '; start the run afresh' : ''}`;
   throw new CheckpointError(`${path.join(dir, check.file)} ${check.reason}: the file is damaged; ${advice}`);
 }
@@ -125,7 +125,7 @@ function verifyChecksums(dir: string, use: 'resume' | 'export'): string[] {
 /** Read and check a checkpoint folder (its checksums first); `use` words the advice when it is damaged. */
 export function loadCheckpoint(dir: string, use: 'resume' | 'export' = 'resume'): CheckpointContents {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CheckpointError(`${dir}: no such checkpoint folder`);
-  for (const f of CHECKPOINT_FILES) {
+  for (const f of CHECKPOINT_FILE_NAMES) {
     if (!existsSync(path.join(dir, f))) throw new CheckpointError(`${dir}: not a training checkpoint (missing ${f})`);
   }
   const notes = verifyChecksums(dir, use);
