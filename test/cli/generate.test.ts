@@ -4,10 +4,10 @@
  * exit 2, with the folders it read left as they were. Needs `npm run build`.
  */
 import { describe, expect, it } from 'vitest';
-import { cpSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { expectOneLineError, runBuilt, snapshot, tmp } from '../cliHarness.js';
-import { fixture } from '../helpers.js';
+import { expectOneLineError, runBuilt, snapshot, tmp, trainInProcess } from '../cliHarness.js';
+import { fixture, repoRoot } from '../helpers.js';
 import { readPyreftFolder, writePyreftFolder } from '../../src/io/pyreftFolder.js';
 import { concatChunks, encodeZip } from '../../src/io/zip.js';
 
@@ -38,6 +38,21 @@ describe('generate --adapter <pyreft folder>', () => {
     const other = generate('--adapter', dir, '--positions', 'l1');
     expect(other.code, other.stderr).toBe(0);
     expect(other.stdout).not.toBe(withAdapter.stdout);
+  });
+
+  it('a LoReFT run trained and exported by typetune: the export records its positions, and generate applies them', async () => {
+    const dir = tmp('gen-train');
+    const r = await trainInProcess(['--recipe', path.join(repoRoot, 'recipes/loreft.yaml'), '--set', 'training.max_steps=2', '--set', `output.dir=${path.join(dir, 'run')}`,
+      '--set', 'model.backend=cpu', '--set', 'adapter.positions=f1+l2', '--set', 'training.save_every_steps=null', '--set', 'output.export=[pyreft]']);
+    expect(r.code, r.stderr).toBe(0);
+    const exportDir = path.join(dir, 'run', 'pyreft');
+    expect(JSON.parse(readFileSync(path.join(exportDir, 'config.json'), 'utf8')).positions).toBe('f1+l2');
+    const model = path.join(repoRoot, 'models/tiny-llama');
+    const run = (...a: string[]) => runBuilt('typetune', ['generate', '--model', model, '--prompt', 'Q: Who did Alice follow down the hole?\nA:', '--max-new-tokens', '8', ...a]);
+    const adapted = run('--adapter', exportDir);
+    expect(adapted.code, adapted.stderr).toBe(0);
+    expect(adapted.stdout).not.toBe(run().stdout);
+    expect(run('--adapter', exportDir, '--positions', 'f1+l2').stdout).toBe(adapted.stdout);
   });
 
   it('refuses a folder that does not say where it acts, rather than printing the base model', () => {
