@@ -97,19 +97,27 @@ export function detectAdapterFormat(dir: string): AdapterFormat {
   throw new AdapterError(`${dir}: not an adapter folder: expected ${PEFT_CONFIG_FILE} + adapter_model.safetensors (PEFT) or config.json + intkey_<key>.bin (pyreft)`);
 }
 
+/** What a pyreft folder may not record: dropout, act_fn, and (in folders pyreft wrote) the positions. */
+export interface ReftLoadOptions {
+  dropout?: number;
+  act_fn?: string | null;
+  /** pyreft notation ("f1+l1" …); overrides the positions the folder records. */
+  positions?: string;
+}
+
 /**
  * Load a PEFT (LoRA) or pyreft (LoReFT/DiReFT/NoReFT) folder for `model`, checking it fits
  * (target modules exist, shapes match the model). pyreft does not save dropout or act_fn;
  * pass them in `reft` when the interventions were trained with a non-linear act_fn.
  */
-export async function loadAdapter(dir: string, model: AdapterHost, options: { seed?: number; reft?: { dropout?: number; act_fn?: string | null } } = {}): Promise<AnyAdapter> {
+export async function loadAdapter(dir: string, model: AdapterHost, options: { seed?: number; reft?: ReftLoadOptions } = {}): Promise<AnyAdapter> {
   const format = detectAdapterFormat(dir);
   if (format === 'peft') {
     const folder = readPeftFolder(dir);
     return LoraAdapter.fromTensors(model, loraFromPeftConfig(folder.config, folder.configFile), folder.tensors, folder.weightsFile, options.seed ?? 0);
   }
   const folder = await readPyreftFolder(dir);
-  return ReftAdapter.fromPyreft(model, folder.interventions, dir, { ...options.reft, seed: options.seed });
+  return ReftAdapter.fromPyreft(model, folder.interventions, dir, { ...options.reft, positions: options.reft?.positions ?? folder.positions, seed: options.seed });
 }
 
 /** Save an adapter: LoRA as a PEFT folder, ReFT as a pyreft folder. Files are written atomically. */
@@ -122,7 +130,7 @@ export async function saveAdapter(adapter: Adapter, dir: string, format: Adapter
   }
   if (adapter instanceof ReftAdapter) {
     if (format !== 'pyreft') throw new AdapterError(`cannot save a ReFT adapter as '${format}': ReFT adapters are saved as pyreft folders (format 'pyreft')`);
-    await writePyreftFolder(dir, { interventions: adapter.toPyreft() });
+    await writePyreftFolder(dir, { interventions: adapter.toPyreft(), positions: adapter.settings.positions });
     return;
   }
   throw new AdapterError(`cannot save an adapter of kind '${adapter.kind}'`);

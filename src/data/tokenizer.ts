@@ -33,6 +33,8 @@ export interface Tokenizer {
   readonly bosToken: string | undefined;
   /** Number of ids, added tokens included (the largest id + 1). */
   readonly vocabSize: number;
+  /** Characters in the longest vocabulary entry: about the most input text one token can stand for. */
+  readonly longestTokenChars: number;
   tokenToId(token: string): number | undefined;
   idToToken(id: number): string | undefined;
   /** tokenizer_config.json's `model_max_length`, when it is a real limit. */
@@ -91,6 +93,7 @@ class LoadedTokenizer implements Tokenizer {
   readonly padTokenId: number | undefined;
   readonly bosTokenId: number | undefined;
   readonly vocabSize: number;
+  readonly longestTokenChars: number;
   readonly hasChatTemplate: boolean;
   private template: Template | undefined;
   /** Fix-ups where the config's add_bos/eos_token flags disagree with tokenizer.json's post-processor. */
@@ -115,8 +118,13 @@ class LoadedTokenizer implements Tokenizer {
     this.padTokenId = this.requireId(padToken, 'pad_token');
     this.bosTokenId = this.requireId(bosToken, 'bos_token');
     let maxId = -1;
-    for (const id of hf.get_vocab(true).values()) maxId = Math.max(maxId, id);
+    let longest = 0;
+    for (const [token, id] of hf.get_vocab(true)) {
+      maxId = Math.max(maxId, id);
+      longest = Math.max(longest, token.length);
+    }
     this.vocabSize = maxId + 1;
+    this.longestTokenChars = longest;
     this.hasChatTemplate = chatTemplate !== undefined;
     this.alignSpecialTokenFlags();
   }

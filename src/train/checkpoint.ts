@@ -6,6 +6,7 @@
  *   optimizer.safetensors       AdamW's `exp_avg.<name>` and `exp_avg_sq.<name>`; step in metadata
  *   trainer_state.json          step, data position, schedule, RNG states, loss history
  *   recipe.yaml                 the resolved recipe the run was started with
+ *   checksums.json              size and SHA-256 of each file above, written last (checkpointManifest.ts)
  *
  * Floats go through safetensors and JSON unchanged (f32 bits; JSON doubles round-trip), so a
  * resumed run computes exactly what the uninterrupted one would have.
@@ -19,6 +20,7 @@ import type { AdamWMoments, AdamWState } from './adamw.js';
 import type { ScheduleState } from './schedule.js';
 import type { DataFingerprint } from './data.js';
 import { findNonFinite } from './finite.js';
+import { checkManifest, manifestFor, MANIFEST_FILE, type FileData } from './checkpointManifest.js';
 
 export const CHECKPOINT_PREFIX = 'checkpoint-';
 export const TRAINER_STATE_FILE = 'trainer_state.json';
@@ -26,6 +28,8 @@ export const ADAPTER_STATE_FILE = 'adapter_state.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const RECIPE_FILE = 'recipe.yaml';
 const FORMAT_VERSION = 1;
+/** The files every checkpoint holds (the manifest vouches for each). */
+export const CHECKPOINT_FILE_NAMES = [ADAPTER_STATE_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE, RECIPE_FILE] as const;
 
 /** Where the data stream stands: the next batch is batch `index` of epoch `epoch`. */
 export interface DataCursor {
@@ -71,6 +75,8 @@ export interface CheckpointContents {
   optimizer: AdamWState;
   /** The recipe, as saved (a plain object). */
   recipe: unknown;
+  /** What loading found that the user should hear (a checkpoint without checksums); set by loadCheckpoint. */
+  notes?: string[];
 }
 
 /** A problem with a checkpoint folder, naming the file. */
@@ -97,20 +103,43 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
     optimizer[`exp_avg.${name}`] = { dtype: 'F32', shape: m.shape, data: m.m };
     optimizer[`exp_avg_sq.${name}`] = { dtype: 'F32', shape: m.shape, data: m.v };
   }
+  const files: Array<[string, FileData]> = [
+    [ADAPTER_STATE_FILE, encodeSafetensors(adapter, { format: 'typetune-adapter-state' })],
+    [OPTIMIZER_FILE, encodeSafetensors(optimizer, { format: 'typetune-adamw', step: String(c.optimizer.step) })],
+    [TRAINER_STATE_FILE, `${JSON.stringify({ version: FORMAT_VERSION, ...c.state }, null, 1)}\n`],
+    [RECIPE_FILE, toYaml(c.recipe)],
+  ];
   await writeDirAtomic(dir, async (tmp) => {
-    await writeFileAtomic(path.join(tmp, ADAPTER_STATE_FILE), encodeSafetensors(adapter, { format: 'typetune-adapter-state' }));
-    await writeFileAtomic(path.join(tmp, OPTIMIZER_FILE), encodeSafetensors(optimizer, { format: 'typetune-adamw', step: String(c.optimizer.step) }));
-    await writeFileAtomic(path.join(tmp, TRAINER_STATE_FILE), `${JSON.stringify({ version: FORMAT_VERSION, ...c.state }, null, 1)}\n`);
-    await writeFileAtomic(path.join(tmp, RECIPE_FILE), toYaml(c.recipe));
+    for (const [name, data] of files) await writeFileAtomic(path.join(tmp, name), data);
+    // Last: the manifest vouches only for files already complete.
+    await writeFileAtomic(path.join(tmp, MANIFEST_FILE), manifestFor(files));
   });
 }
 
-/** Read and check a checkpoint folder. */
-export function loadCheckpoint(dir: string): CheckpointContents {
+/**
+ * Refuse a checkpoint whose files differ from its checksums, naming the file and the newest
+ * other checkpoint of the run that is still intact; a checkpoint without checksums (an older
+ * run) loads with a note.
+ */
+function verifyChecksums(dir: string, use: 'resume' | 'export'): string[] {
+  const check = checkManifest(dir, CHECKPOINT_FILE_NAMES);
+  if (check.status === 'intact') return [];
+  if (check.status === 'unverified') {
+    return [`${dir} has no ${MANIFEST_FILE} (written before typetune kept checksums): its files could not be verified`];
+  }
+  const others = listCheckpoints(path.dirname(dir)).filter((c) => path.resolve(c.dir) !== path.resolve(dir)).reverse();
+  const intact = others.find((c) => checkManifest(c.dir, CHECKPOINT_FILE_NAMES).status !== 'damaged');
+  const advice = intact ? `${use} from ${intact.dir}` : `no other checkpoint of this run is intact${use === 'resume' ? '; start the run afresh' : ''}`;
+  throw new CheckpointError(`${path.join(dir, check.file)} ${check.reason}: the file is damaged; ${advice}`);
+}
+
+/** Read and check a checkpoint folder (its checksums first); `use` words the advice when it is damaged. */
+export function loadCheckpoint(dir: string, use: 'resume' | 'export' = 'resume'): CheckpointContents {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CheckpointError(`${dir}: no such checkpoint folder`);
-  for (const f of [TRAINER_STATE_FILE, ADAPTER_STATE_FILE, OPTIMIZER_FILE, RECIPE_FILE]) {
+  for (const f of CHECKPOINT_FILE_NAMES) {
     if (!existsSync(path.join(dir, f))) throw new CheckpointError(`${dir}: not a training checkpoint (missing ${f})`);
   }
+  const notes = verifyChecksums(dir, use);
   const stateFile = path.join(dir, TRAINER_STATE_FILE);
   let raw: Record<string, unknown>;
   try {
@@ -166,7 +195,7 @@ export function loadCheckpoint(dir: string): CheckpointContents {
   } catch (err) {
     throw new CheckpointError(`${path.join(dir, RECIPE_FILE)}: ${(err as Error).message}`);
   }
-  return { state, adapter, optimizer: { step, moments }, recipe };
+  return { state, adapter, optimizer: { step, moments }, recipe, notes };
 }
 
 function parseYamlFile(file: string): unknown {

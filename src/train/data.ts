@@ -65,6 +65,9 @@ function pipelineWarnings(file: string, stats: DatasetStats, maxLength: number):
   if (stats.truncated > 0) {
     out.push(`${file}: ${stats.truncated} of ${stats.rows} rows are longer than data.max_length ${maxLength} tokens and were cut (the first at ${stats.firstTruncated}); raise data.max_length, or set data.truncate: false to refuse such data`);
   }
+  if (stats.empty > 0) {
+    out.push(`${file}: ${stats.empty} of ${stats.rows} rows are empty (no token to learn from: an empty text or completion leaves nothing to predict) and were skipped (the first at ${stats.firstEmpty})`);
+  }
   if (stats.dropped > 0) {
     out.push(`${file}: ${stats.dropped} of ${stats.rows} rows have no token to learn from within data.max_length ${maxLength} and were skipped (the first at ${stats.firstDropped})`);
   }

@@ -121,7 +121,7 @@ function checkExportTarget(out: string): void {
 export async function exportCheckpoint(runOrCheckpoint: string, format: ExportFormat, outDir: string): Promise<string> {
   const dir = resolveResume(path.resolve(runOrCheckpoint), path.resolve(runOrCheckpoint));
   checkExportTarget(path.resolve(outDir));
-  const c = loadCheckpoint(dir);
+  const c = loadCheckpoint(dir, 'export');
   const recipe = loadRecipe(c.recipe as object, [], { baseDir: dir });
   await useBackend(recipe.model.backend);
   const q = recipe.model.quantization;

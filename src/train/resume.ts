@@ -60,7 +60,7 @@ export function restoreCheckpoint(c: CheckpointContents, dir: string, into: Resu
   const state = structuredClone(c.state);
   state.totalSteps = into.schedule.totalSteps;
   state.schedule = into.schedule;
-  const notes = note ? [changes.length > 0 ? note : `${note}; nothing else changes`] : [];
+  const notes = [...(c.notes ?? []), ...(note ? [changes.length > 0 ? note : `${note}; nothing else changes`] : [])];
   if (changes.length > 0) {
     state.changes = [...(state.changes ?? []), ...changes];
     notes.push(`resuming at step ${c.state.step} with ${describeChanges(changes)} (--set): steps ${c.state.step + 1} on train with ${changes.length > 1 ? 'these values' : 'this value'}; the change is recorded in ${TRAINER_STATE_FILE} (changes)`);

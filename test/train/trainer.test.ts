@@ -159,7 +159,7 @@ describe('a run', () => {
     expect(events[6]).toMatchObject({ name: 'end', e: { step: 2, interrupted: null, runDir: dir } });
 
     const ck = path.join(dir, 'checkpoint-2');
-    expect(readdirSync(ck).sort()).toEqual(['adapter_state.safetensors', 'optimizer.safetensors', 'recipe.yaml', 'trainer_state.json']);
+    expect(readdirSync(ck).sort()).toEqual(['adapter_state.safetensors', 'checksums.json', 'optimizer.safetensors', 'recipe.yaml', 'trainer_state.json']);
     const state = JSON.parse(readFileSync(path.join(ck, 'trainer_state.json'), 'utf8'));
     expect(state).toMatchObject({ step: 2, totalSteps: 2, data: { epoch: 0, index: 2 }, losses: s.losses });
     expect(readdirSync(dir).some((f) => f.startsWith('.'))).toBe(false); // no temporary leftovers

@@ -12,6 +12,7 @@ import { parseJson } from './json.js';
 import { parseJsonl } from './jsonl.js';
 import { parseParquet } from './parquet.js';
 import type { RowSet } from './rows.js';
+import { checkRegularFile } from './files.js';
 
 export type { Row, RowSet } from './rows.js';
 
@@ -40,6 +41,7 @@ export async function readRows(file: string, options: { split?: string } = {}): 
     throw new DataError(`${file}: dataset not found`);
   }
   if (stat.isDirectory()) return readSaveToDisk(file, options.split);
+  checkRegularFile(stat, file, 'a dataset file or a datasets save_to_disk folder');
   const ext = path.extname(file).toLowerCase();
   const reader = READERS[ext];
   if (!reader) {
