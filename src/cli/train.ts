@@ -26,6 +26,7 @@ import { rankEnv } from '../dist/rendezvous.js';
 import { joinJob } from '../dist/join.js';
 import type { Communicator } from '../dist/communicator.js';
 import { LAUNCH_OPTIONS, launchTrain } from './launch.js';
+import { checkRunFolderOptions } from '../train/runFolder.js';
 
 export async function trainCli(argv: string[]): Promise<number> {
   const args = await yargs(argv)
@@ -60,6 +61,7 @@ export async function trainCli(argv: string[]): Promise<number> {
   let trainer: Trainer;
   let communicator: Communicator | undefined;
   try {
+    checkRunFolderOptions({ resume: args.resume !== undefined, overwrite: args.overwrite });
     if (job) {
       // Join before building the Trainer: the backend must be up to make the NCCL group.
       const r = loadRecipe(recipe, args.set);

@@ -6,7 +6,7 @@
  *           (config.json, model.safetensors, the tokenizer files) — AutoModelForCausalLM loads it
  * and the same from a run's checkpoint (`typetune export --run DIR`).
  */
-import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { useBackend } from '../backend/select.js';
 import { tf } from '../backend/tf.js';
@@ -20,17 +20,12 @@ import type { DecoderModel } from '../model/model.js';
 import { loadRecipe } from '../recipe/load.js';
 import { EXPORT_FORMATS, type ExportFormat, type Recipe } from '../recipe/types.js';
 import { createAdapter, type AnyAdapter } from '../adapters/index.js';
-import { listCheckpoints, loadCheckpoint, resolveResume, TRAINER_STATE_FILE } from './checkpoint.js';
+import { loadCheckpoint, resolveResume } from './checkpoint.js';
+import { checkExportTarget, TOKENIZER_FILES } from './exportTarget.js';
 import { TrainerError } from './errors.js';
 import { findNonFinite } from './finite.js';
 import { resolveModelSource } from '../hub/resolve.js';
 import { parseHubRef } from '../hub/ref.js';
-
-/** Files of a model folder that describe its tokenizer and generation, copied beside merged weights. */
-const TOKENIZER_FILES = [
-  'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'vocab.json', 'merges.txt',
-  'tokenizer.model', 'chat_template.jinja', 'chat_template.json', 'generation_config.json',
-];
 
 /** Write `adapter` (trained on `model`) to `dir` in `format`. */
 export async function exportAdapter(model: DecoderModel, adapter: AnyAdapter, recipe: Recipe, format: ExportFormat, dir: string): Promise<void> {
@@ -103,29 +98,24 @@ export async function writeMergedModel(model: DecoderModel, adapter: LoraAdapter
 }
 
 /**
- * An export replaces its folder whole, so it must not land on a file or on a training run
- * (whose checkpoints it would delete).
- */
-function checkExportTarget(out: string): void {
-  if (!existsSync(out)) return;
-  if (!statSync(out).isDirectory()) throw new TrainerError(`--out ${out}: a file exists there; give a folder path (a new one, or an earlier export to replace)`);
-  if (existsSync(path.join(out, TRAINER_STATE_FILE)) || listCheckpoints(out).length > 0) {
-    throw new TrainerError(`--out ${out}: holds a training run or checkpoint, which an export would replace; give another folder`);
-  }
-}
-
-/**
  * Export from a run: `runOrCheckpoint` is a checkpoint folder or a run folder (its newest
  * checkpoint). Rebuilds the model and adapter from the checkpoint's recipe and weights.
  */
 export async function exportCheckpoint(runOrCheckpoint: string, format: ExportFormat, outDir: string): Promise<string> {
-  const dir = resolveResume(path.resolve(runOrCheckpoint), path.resolve(runOrCheckpoint));
-  checkExportTarget(path.resolve(outDir));
+  const run = path.resolve(runOrCheckpoint);
+  const dir = resolveResume(run, run);
+  const out = path.resolve(outDir);
   const c = loadCheckpoint(dir, 'export');
   const recipe = loadRecipe(c.recipe as object, [], { baseDir: dir });
   await useBackend(recipe.model.backend);
   const q = recipe.model.quantization;
-  const model = loadBaseModel(await resolveModelSource(recipe.model.path, 'model'), { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
+  const modelDir = await resolveModelSource(recipe.model.path, 'model');
+  checkExportTarget(out, [
+    { what: 'the run being exported', dir: run },
+    { what: 'the checkpoint being exported', dir },
+    { what: "the run's base model folder", dir: modelDir },
+  ]);
+  const model = loadBaseModel(modelDir, { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
   let adapter: AnyAdapter | null = null;
   try {
     adapter = createAdapter(model, recipe.adapter, recipe.training.seed, 'recipe adapter');
@@ -134,7 +124,6 @@ export async function exportCheckpoint(runOrCheckpoint: string, format: ExportFo
       if (!saved || saved.data.length !== v.size) throw new TrainerError(`${dir}: adapter_state.safetensors has no '${name}' of shape [${v.shape.join(', ')}]`);
       v.assign(tf.tensor(saved.data, v.shape, 'float32'));
     }
-    const out = path.resolve(outDir);
     await exportAdapter(model, adapter, recipe, format, out);
     return out;
   } finally {

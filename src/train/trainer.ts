@@ -37,7 +37,8 @@ import {
 } from './checkpoint.js';
 import { restoreCheckpoint } from './resume.js';
 import { catchStopSignals, type StopSignal } from './signals.js';
-import { claimRunFolder, checkWritable } from './runFolder.js';
+import { prepareRunFolder } from './runFolder.js';
+import { refuseIfLocked, type RunLock } from './runLock.js';
 import { pruneCheckpoints } from './retention.js';
 import { findNonFinite, NonFiniteError } from './finite.js';
 import { checkMaxLength } from './estimate.js';
@@ -106,6 +107,8 @@ interface RunStart {
   state: TrainerState;
   resumedFrom: string | null;
   warnings: string[];
+  /** This process's hold on the run folder (rank 0 only), released when train() returns. */
+  lock?: RunLock;
 }
 
 export class Trainer extends TrainerEmitter {
@@ -139,6 +142,8 @@ export class Trainer extends TrainerEmitter {
       : Object.entries(overrides).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
     const recipe = loadRecipe(pathOrObject, sets, options);
     if (recipe.output.push_to_hub) checkCanPush(recipe.output.push_to_hub);
+    // Another train writing this output.dir: say so before loading anything (train() takes the lock).
+    if ((options.communicator?.rank ?? 0) === 0) refuseIfLocked(recipe.output.dir);
     if (options.communicator && recipe.distributed.strategy === 'zero3' && recipe.output.export.includes('merged')) {
       // Rank 0 exports alone, and under zero3 it holds only a shard of the base weights.
       throw new TrainerError("output.export 'merged' with distributed.strategy zero3: each GPU holds only a shard of the base weights; export peft, then `typetune merge` (or `typetune export --run DIR --format merged`) in one process");
@@ -365,6 +370,7 @@ export class Trainer extends TrainerEmitter {
       signals();
       tb?.close();
       runner.dispose();
+      begun.lock?.release();
       this.stopRequested = null;
     }
   }
@@ -429,10 +435,8 @@ export class Trainer extends TrainerEmitter {
     }
     // Ranks other than 0 write nothing: the run folder is rank 0's.
     if (!this.isLeader) return { state, resumedFrom, warnings };
-    const movedAside = claimRunFolder(this.runDir, { resume: Boolean(opts.resume), overwrite: opts.overwrite ?? false });
-    if (movedAside) warnings.push(`--overwrite: moved the earlier run in ${this.runDir} to ${movedAside}`);
-    checkWritable([{ key: 'output.dir', dir: this.runDir }, ...(r.logging.tensorboard ? [{ key: 'logging.dir', dir: r.logging.dir }] : [])]);
-    return { state, resumedFrom, warnings };
+    const folder = prepareRunFolder(this.runDir, { resume: Boolean(opts.resume), overwrite: opts.overwrite ?? false }, r.logging.tensorboard ? [{ key: 'logging.dir', dir: r.logging.dir }] : []);
+    return { state, resumedFrom, warnings: [...warnings, ...folder.warnings], lock: folder.lock };
   }
 
   private checkpointContents(state: TrainerState, optimizer: AdamWState): CheckpointContents {
