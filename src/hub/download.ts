@@ -19,7 +19,7 @@ import path from 'node:path';
 import { downloadFile, listFiles, modelInfo } from '@huggingface/hub';
 import { writeFileAtomic } from '../io/atomic.js';
 import { blobLockPath, blobPath, pointerPath, refPath, snapshotPath, storageFolder } from './cache.js';
-import type { HubEnv } from './env.js';
+import { checkToken, type HubEnv } from './env.js';
 import { describeFailure, HubError, recordingFetch } from './errors.js';
 import { selectFiles, shardsOfIndex, type Need } from './files.js';
 import { withFileLock } from './lock.js';
@@ -50,6 +50,7 @@ export async function downloadSnapshot(ref: HubRef, opts: DownloadOptions): Prom
   const hub = { hubUrl: env.endpoint, accessToken: env.token, fetch };
   const action = `download ${formatRef(ref)}`;
   const ctx = { action, repo: ref.repo, revision: ref.revision, endpoint: env.endpoint, tokenSet: env.token !== undefined, failures, localCandidate: opts.localCandidate };
+  checkToken(env, action);
   try {
     const info = await modelInfo({ name: ref.repo, revision: ref.revision, additionalFields: ['sha'], ...hub });
     const commit = checkedCommit(info.sha, action, ref.revision);

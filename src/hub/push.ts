@@ -13,7 +13,7 @@ import { commit, createBranch, createRepo, HubApiError, type CommitOperation } f
 import { ownFile, ownFilesOf } from '../io/insideFolder.js';
 import { latestCheckpoint, RECIPE_FILE, TRAINER_STATE_FILE } from '../train/checkpoint.js';
 import { inspectExport, modelCard, type ExportKind } from './card.js';
-import { hubEnv, type HubEnv } from './env.js';
+import { checkToken, hubEnv, type HubEnv } from './env.js';
 import { describeFailure, HubError, recordingFetch } from './errors.js';
 import { parseHubRef } from './ref.js';
 
@@ -91,6 +91,7 @@ async function pushFolder(folder: string, runDir: string | null, opts: PushOptio
   const action = `push ${folder} to ${repo}@${revision}`;
   if (env.offline) throw new HubError(`${action}: HF_HUB_OFFLINE=1 forbids the network; unset it to push`);
   if (!env.token) throw new HubError(`${action}: pushing needs a token with write access; set HF_TOKEN (create one at ${env.endpoint}/settings/tokens)`);
+  checkToken(env, action);
   if (!existsSync(folder)) throw new HubError(`${folder}: folder not found`);
   // Only the folder's own files go up: one linked out of it (to ~/.ssh/id_rsa) stops the push before anything is read.
   const files = ownFilesOf(folder);
@@ -137,6 +138,7 @@ export function checkCanPush(repo: string, env: HubEnv = hubEnv()): void {
   const where = `output.push_to_hub (${repo})`;
   if (env.offline) throw new HubError(`${where}: HF_HUB_OFFLINE=1 forbids pushing; unset it or set output.push_to_hub: null`);
   if (!env.token) throw new HubError(`${where}: pushing needs a token with write access; set HF_TOKEN (create one at ${env.endpoint}/settings/tokens)`);
+  checkToken(env, where);
 }
 
 /** The end of a run with `output.push_to_hub`: push its export; on failure say the run is safe and how to retry. */

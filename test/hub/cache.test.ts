@@ -56,8 +56,8 @@ describe('Hub ids', () => {
     const home = mkdtempSync(path.join(os.tmpdir(), 'typetune-hfhome-'));
     writeFileSync(path.join(home, 'token'), 'hf_stored\n');
     expect(hubEnv({ HF_HUB_CACHE: '/x/cache', HF_HOME: home }).cacheDir).toBe('/x/cache');
-    expect(hubEnv({ HF_HOME: home })).toEqual({ cacheDir: path.join(home, 'hub'), endpoint: 'https://huggingface.co', token: 'hf_stored', offline: false });
-    expect(hubEnv({ HF_HOME: home, HF_TOKEN: 'hf_env', HF_HUB_OFFLINE: 'TRUE', HF_ENDPOINT: 'http://h/' })).toMatchObject({ token: 'hf_env', offline: true, endpoint: 'http://h' });
+    expect(hubEnv({ HF_HOME: home })).toEqual({ cacheDir: path.join(home, 'hub'), endpoint: 'https://huggingface.co', token: 'hf_stored', tokenSource: path.join(home, 'token'), offline: false });
+    expect(hubEnv({ HF_HOME: home, HF_TOKEN: 'hf_env', HF_HUB_OFFLINE: 'TRUE', HF_ENDPOINT: 'http://h/' })).toMatchObject({ token: 'hf_env', tokenSource: 'HF_TOKEN', offline: true, endpoint: 'http://h' });
     expect(hubEnv({}).cacheDir).toBe(path.join(os.homedir(), '.cache/huggingface/hub'));
     rmSync(home, { recursive: true });
   });

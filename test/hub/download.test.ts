@@ -346,4 +346,12 @@ describe('a hostile Hub: what the server says never becomes a path unchecked', (
     expect(existsSync(path.join(sandbox, 'h', 'hub', 'models--evil--repo', 'blobs'))).toBe(false);
   });
 
+  it('a token that is not ASCII is refused before any request, naming the position', async () => {
+    const { cache, opts } = fresh({ token: 'hf_ab€cd' });
+    expect((await failure(resolveModelSource('org/tiny', 'model', opts))).message).toBe(
+      `download org/tiny: HF_TOKEN holds a non-ASCII character (U+20AC) at position 6; a Hugging Face token is ASCII (hf_…): copy it again from ${hub.url}/settings/tokens`,
+    );
+    expect(hub.requests).toEqual([]);
+    expect(existsSync(storage(cache))).toBe(false);
+  });
 });

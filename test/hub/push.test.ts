@@ -9,14 +9,14 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, symli
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { HubEnv } from '../../src/hub/env.js';
+import { hubEnv, type HubEnv } from '../../src/hub/env.js';
 import { HubError } from '../../src/hub/errors.js';
-import { pushExport, pushRun } from '../../src/hub/push.js';
+import { checkCanPush, pushExport, pushRun } from '../../src/hub/push.js';
 import { FolderEscapeError } from '../../src/io/insideFolder.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { FakeHub, readFolder, type Files } from './fakeHub.js';
 import { fixture, repoRoot } from '../helpers.js';
-import type { CliResult } from '../cliHarness.js';
+import { expectOneLineError, type CliResult } from '../cliHarness.js';
 
 let hub: FakeHub;
 const tmp = (name: string) => mkdtempSync(path.join(os.tmpdir(), `typetune-push-${name}-`));
@@ -249,5 +249,32 @@ describe('push uploads only the folder’s own files', () => {
     expect(lines, r.stderr).toEqual([`error: ${escape(path.join(dir, 'tokenizer.model'), key, dir)}`]);
     expect(r.code).toBe(2);
     expect(hub.requests).toEqual([]);
+  });
+});
+
+describe('a token that cannot go into an HTTP header', () => {
+  it('a non-ASCII HF_TOKEN: one line naming the position, no request (push, the pre-training check and the CLI)', async () => {
+    const dir = peftExport();
+    hub.requests.length = 0;
+    await expect(pushExport(dir, { repo: 'me/x', env: env({ token: 'hf_tøken' }) })).rejects.toThrow(
+      new HubError(`push ${dir} to me/x@main: HF_TOKEN holds a non-ASCII character (U+00F8) at position 5; a Hugging Face token is ASCII (hf_…): copy it again from ${hub.url}/settings/tokens`),
+    );
+    expect(() => checkCanPush('me/run', env({ token: 'hf_ab\u201dc' }))).toThrow(
+      `output.push_to_hub (me/run): HF_TOKEN holds a non-ASCII character (U+201D) at position 6; a Hugging Face token is ASCII (hf_…)`,
+    );
+    const r = await pushCli(['--adapter', dir, '--repo', 'me/x'], 'hf_ab€cd');
+    expectOneLineError({ ...r, stderr: r.stderr.replace(/^pushing .*\n/, '') },
+      new RegExp(`^error: push ${dir} to me/x@main: HF_TOKEN holds a non-ASCII character \\(U\\+20AC\\) at position 6; a Hugging Face token is ASCII \\(hf_…\\): copy it again from ${hub.url}/settings/tokens$`));
+    expect(hub.requests).toEqual([]);
+  });
+
+  it('a stored token file with a space or a control character names the file', () => {
+    const home = tmp('tokenfile');
+    writeFileSync(path.join(home, 'token'), 'hf_ab cd\n');
+    expect(() => checkCanPush('me/run', hubEnv({ HF_HOME: home }))).toThrow(
+      `output.push_to_hub (me/run): the token in ${path.join(home, 'token')} holds a space at position 6; a Hugging Face token is ASCII (hf_…)`,
+    );
+    writeFileSync(path.join(home, 'token'), 'hf_ab\u0007cd');
+    expect(() => checkCanPush('me/run', hubEnv({ HF_HOME: home }))).toThrow('holds a control character at position 6;');
   });
 });
