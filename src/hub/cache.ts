@@ -13,18 +13,48 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { formatRef, isCommitHash, repoFolderName, type HubRef } from './ref.js';
+import { HubError } from './errors.js';
 import { missingFiles, type Need } from './files.js';
 
+/**
+ * `parts` joined under `root`, refused when the result leaves it. The values that name cache
+ * paths (ids, revisions, commits, blob ids, file names) are checked where they come in; this is
+ * the last guard, so that no path written to or read from the cache can be outside it.
+ */
+export function under(root: string, ...parts: string[]): string {
+  const full = path.join(root, ...parts);
+  const rel = path.relative(root, full);
+  if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
+    throw new HubError(`${JSON.stringify(parts.join('/'))} leads to ${full}, outside ${root}; refusing it as a path in the Hub cache`);
+  }
+  return full;
+}
+
 export function storageFolder(cacheDir: string, repo: string): string {
-  return path.join(cacheDir, repoFolderName(repo));
+  return under(cacheDir, repoFolderName(repo));
 }
 
 export function refPath(storage: string, revision: string): string {
-  return path.join(storage, 'refs', ...revision.split('/'));
+  return under(storage, 'refs', ...revision.split('/'));
 }
 
 export function snapshotPath(storage: string, commit: string): string {
-  return path.join(storage, 'snapshots', commit);
+  return under(storage, 'snapshots', commit);
+}
+
+/** blobs/<etag>: the bytes of a file, named by its blob id. */
+export function blobPath(storage: string, etag: string): string {
+  return under(storage, 'blobs', etag);
+}
+
+/** snapshots/<commit>/<file>: the link to a file's blob. */
+export function pointerPath(snapshot: string, file: string): string {
+  return under(snapshot, ...file.split('/'));
+}
+
+/** .locks/models--org--name/<etag>.lock: one writer per blob. */
+export function blobLockPath(cacheDir: string, repo: string, etag: string): string {
+  return under(cacheDir, '.locks', repoFolderName(repo), `${etag}.lock`);
 }
 
 export type CacheLookup =

@@ -12,6 +12,7 @@ import { useBackend } from '../backend/select.js';
 import { tf } from '../backend/tf.js';
 import { LoraAdapter, saveAdapter } from '../adapters/index.js';
 import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
+import { allowedRoots, ownFile } from '../io/insideFolder.js';
 import { encodeSafetensors, SafetensorsCheckpoint, type TensorToWrite } from '../io/safetensors.js';
 import { fromFloat32, type DType } from '../io/dtypes.js';
 import { isBnbCompanionKey } from '../quant/checkpoint.js';
@@ -90,9 +91,11 @@ export async function writeMergedModel(model: DecoderModel, adapter: LoraAdapter
   await writeDirAtomic(dir, async (tmp) => {
     await writeFileAtomic(path.join(tmp, 'model.safetensors'), encodeSafetensors(tensors, { format: 'pt' }));
     await writeFileAtomic(path.join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    // The base folder's own files only: one linked out of it (tokenizer.model -> ~/.ssh/id_rsa) is refused, never copied.
+    const roots = allowedRoots(model.dir);
     for (const f of TOKENIZER_FILES) {
-      const src = path.join(model.dir, f);
-      if (existsSync(src)) copyFileSync(src, path.join(tmp, f));
+      const src = ownFile(model.dir, f, roots);
+      if (src !== null) copyFileSync(src, path.join(tmp, f));
     }
   });
 }
