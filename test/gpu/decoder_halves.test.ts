@@ -33,7 +33,18 @@ describe.each(MODELS)('fused decoder halves on %s', (model) => {
   });
 });
 
-describe.each(['tiny-llama', 'transformers-extra/tiny-qwen3'])('fused decoder halves, bf16-mixed, on %s', (model) => {
+/**
+ * bf16 noise in a small model's gradients is large; the fused halves may not add to it. q/k norms
+ * put a normalisation's cancellation (dx = r·g⊙w − c·x) in the path of every q and k gradient:
+ * single gradients then stray up to ~6 % in either path (the composition's reach 5.5 % in the
+ * emulation), so there the bound is on each gradient more loosely and on their mean as well.
+ */
+const BF16_CASES: Array<[string, { floor?: number; meanRatio?: number }]> = [
+  ['tiny-llama', {}],
+  ['transformers-extra/tiny-qwen3', { floor: 8e-2, meanRatio: 1.5 }],
+];
+
+describe.each(BF16_CASES)('fused decoder halves, bf16-mixed, on %s', (model, tolerance) => {
   // B as a trained adapter's is (small): a large random B makes q·kᵀ so large that bf16
   // rounding of q and k decides the softmax and any two roundings disagree by tens of percent.
   it('loss and gradients as close to the fp32 run as the bf16 composition is', async () => {
@@ -42,8 +53,7 @@ describe.each(['tiny-llama', 'transformers-extra/tiny-qwen3'])('fused decoder ha
     const composed = await lossAndGrads('cuda', model, { precision: 'bf16-mixed', composed: true, bScale: 0.05 });
     for (const k of FUSED) expect(fused.kernels.has(k), `${k} ran`).toBe(true);
     for (const k of FUSED) expect(composed.kernels.has(k), `${k} did not run`).toBe(false);
-    // bf16 noise in a small model's gradients is large; the fused halves may not add to it.
-    expectBf16Close(fused, composed, cpu);
+    expectBf16Close(fused, composed, cpu, tolerance);
   });
 });
 

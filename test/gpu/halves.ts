@@ -93,10 +93,17 @@ export function expectClose(cuda: Run, cpu: Run, tol: number): void {
   for (const k of Object.keys(cpu.grads)) expect(relErr(cuda.grads[k]!, cpu.grads[k]!), k).toBeLessThan(tol);
 }
 
-/** bf16-mixed: the fused run's gradients no further from the fp32 reference than twice the bf16 composition's (or 5e-2). */
-export function expectBf16Close(fused: Run, composed: Run, cpu: Run): void {
+/**
+ * bf16-mixed: the fused run's gradients no further from the fp32 reference than twice the bf16
+ * composition's, or `floor` (5e-2 unless given); with `meanRatio`, also their mean error at most
+ * that multiple of the composition's (the fused path adds no systematic error).
+ */
+export function expectBf16Close(fused: Run, composed: Run, cpu: Run, o: { floor?: number; meanRatio?: number } = {}): void {
   expect(Math.abs(fused.loss - cpu.loss) / Math.abs(cpu.loss)).toBeLessThan(1e-2);
-  for (const k of Object.keys(cpu.grads)) {
-    expect(relErr(fused.grads[k]!, cpu.grads[k]!), k).toBeLessThanOrEqual(Math.max(2 * relErr(composed.grads[k]!, cpu.grads[k]!), 5e-2));
-  }
+  const keys = Object.keys(cpu.grads);
+  const errors = (run: Run) => keys.map((k) => relErr(run.grads[k]!, cpu.grads[k]!));
+  const [f, c] = [errors(fused), errors(composed)];
+  keys.forEach((k, i) => expect(f[i]!, k).toBeLessThanOrEqual(Math.max(2 * c[i]!, o.floor ?? 5e-2)));
+  const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
+  if (o.meanRatio !== undefined) expect(mean(f), 'mean gradient error').toBeLessThanOrEqual(o.meanRatio * mean(c));
 }
