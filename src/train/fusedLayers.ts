@@ -13,5 +13,5 @@ export function composedLayersNote(decoder: Decoder, hooks: ModelHooks): string 
   if (!tf.getKernel(OPS.mlpHalf.name, tf.getBackend())) return null;
   const reason = decoder.compositionReason(hooks, { training: true, dropoutSeed: 0 });
   if (!reason) return null;
-  return `the decoder blocks run as composed ops (${reason}): the ${tf.getBackend()} backend's fused decoder halves cover plain LoRA, ReFT and the frozen base`;
+  return `the decoder blocks run as composed ops (${reason}): the ${tf.getBackend()} backend's fused decoder halves cover LoRA (with its dropout, not DoRA), ReFT and the frozen base`;
 }
