@@ -21,7 +21,7 @@ export interface StorageRules {
   /** Bytes of buffer `id` at `dims`. */
   bytes(trace: Trace, id: number, dims: Dims): number;
   /** Scratch a kernel allocates and frees inside itself, invisible to tfjs' engine (bytes at `dims`). */
-  workspace?(trace: Trace, kernel: { name: string; inputs: number[] }, dims: Dims): number;
+  workspace?(trace: Trace, kernel: { name: string; inputs: number[]; inputNames?: string[]; attrs?: Record<string, unknown> }, dims: Dims): number;
 }
 
 export type Breakdown = Record<Category, number>;
