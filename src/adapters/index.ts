@@ -5,7 +5,8 @@
  *   adapter: { type: lora, r: 8, lora_alpha: 16, target_modules: all-linear, … }   (PEFT's LoraConfig names)
  *   adapter: { type: loreft | direft | noreft, rank: 4, layers: all, positions: f1+l1, … }   (pyreft's names)
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { ownFilesOf } from '../io/insideFolder.js';
 import path from 'node:path';
 import { type Adapter, type AdapterHost, AdapterError } from './adapter.js';
 import { LORA_DEFAULTS, parseLoraConfig } from './lora/config.js';
@@ -78,6 +79,8 @@ export type AdapterFormat = 'peft' | 'pyreft';
 /** Which format a folder holds, or an error saying what is missing. */
 export function detectAdapterFormat(dir: string): AdapterFormat {
   if (!existsSync(dir)) throw new AdapterError(`${dir}: adapter folder not found`);
+  // Every file an adapter folder holds is read, merged or pushed as its own: none may lead out of it.
+  if (statSync(dir).isDirectory()) ownFilesOf(dir);
   if (existsSync(path.join(dir, PEFT_CONFIG_FILE))) return 'peft';
   const config = path.join(dir, 'config.json');
   const hasBins = readdirSync(dir).some((f) => f.startsWith('intkey_') && f.endsWith('.bin'));

@@ -1,6 +1,7 @@
 /** config.json → ModelSpec, through the family its model_type names. */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { ownFile } from '../io/insideFolder.js';
 import { ConfigError, ConfigReader, type HfConfig } from './hfConfig.js';
 import { familyFor, SUPPORTED_MODEL_TYPES } from './families/index.js';
 import type { ModelSpec } from './spec.js';
@@ -15,6 +16,7 @@ export function readHfConfig(dir: string): ConfigReader {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ConfigError(dir, 'model folder not found');
   const file = path.join(dir, 'config.json');
   if (!existsSync(file)) throw new ConfigError(dir, 'missing config.json (expected a Hugging Face model folder)');
+  ownFile(dir, 'config.json');  // inspect and estimate read only this file: it too must be the folder's own
   const stat = statSync(file);
   // A FIFO or device would block or never end; only a regular file is read.
   if (!stat.isFile()) throw new ConfigError(file, 'not a regular file');

@@ -215,3 +215,26 @@ describe('typetune merge copies only the base folder’s own tokenizer files', (
     }
   });
 });
+
+describe('config-only reads and adapter folders read only their own files', () => {
+  it('inspect (config.json alone) refuses a config.json linked out of the folder: exit 2, one line', () => {
+    const { model, key } = modelBesideSecret();
+    renameSync(path.join(model, 'config.json'), key);
+    symlinkSync(key, path.join(model, 'config.json'));
+    const r = runBuilt('typetune', ['inspect', model]);
+    expectOneLineError(r, new RegExp(`^error: ${escapeRe(escapeLine(path.join(model, 'config.json'), 'is a symbolic link to', key, model))}$`));
+  });
+
+  it('an adapter folder with a file linked out of it is refused before anything is read', async () => {
+    const root = realpathSync(tmp('inside-adapter'));
+    const adapter = path.join(root, 'adapter');
+    mkdirSync(adapter);
+    for (const f of readdirSync(ADAPTER)) copyFileSync(path.join(ADAPTER, f), path.join(adapter, f));
+    writeFileSync(path.join(root, 'elsewhere.safetensors'), readFileSync(path.join(adapter, 'adapter_model.safetensors')));
+    renameSync(path.join(adapter, 'adapter_model.safetensors'), path.join(root, 'unused'));
+    symlinkSync(path.join(root, 'elsewhere.safetensors'), path.join(adapter, 'adapter_model.safetensors'));
+    await expect(loadModel(TINY, { backend: 'cpu', adapter })).rejects.toThrow(
+      escapeLine(path.join(adapter, 'adapter_model.safetensors'), 'is a symbolic link to', path.join(root, 'elsewhere.safetensors'), adapter),
+    );
+  });
+});
