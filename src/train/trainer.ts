@@ -26,15 +26,14 @@ import { prepareData, stepStream, evalBatches, totalSteps, type TrainingData } f
 import { applyPrecision, type AppliedPrecision } from './precision.js';
 import { TrainerEmitter, type StepEvent } from './events.js';
 import {
-  checkpointDir,
   loadCheckpoint,
-  RECIPE_FILE,
   resolveResume,
   saveCheckpoint,
   type CheckpointContents,
   type DataCursor,
   type TrainerState,
 } from './checkpoint.js';
+import { checkpointDir, RECIPE_FILE } from '../io/runLayout.js';
 import { restoreCheckpoint } from './resume.js';
 import { catchStopSignals, type StopSignal } from './signals.js';
 import { prepareRunFolder } from './runFolder.js';
