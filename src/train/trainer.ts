@@ -22,7 +22,7 @@ import type { AdamWOptions, AdamWState } from './adamw.js';
 import { localRunner, type StepRunner } from './runner.js';
 import { LrSchedule } from './schedule.js';
 import { evaluateLoss, stepSeed, type StepBatch } from './step.js';
-import { prepareData, stepStream, evalBatches, totalSteps, type TrainingData } from './data.js';
+import { checkMaxLength, prepareData, stepStream, evalBatches, totalSteps, type TrainingData } from './data.js';
 import { applyPrecision, type AppliedPrecision } from './precision.js';
 import { TrainerEmitter, type StepEvent } from './events.js';
 import {
@@ -40,7 +40,6 @@ import { prepareRunFolder } from './runFolder.js';
 import { refuseIfLocked, type RunLock } from './runLock.js';
 import { pruneCheckpoints } from './retention.js';
 import { findNonFinite, NonFiniteError } from './finite.js';
-import { checkMaxLength } from './estimate.js';
 import { exportAdapter } from './export.js';
 import { composedLayersNote } from './fusedLayers.js';
 import { TrainerError } from './errors.js';
