@@ -15,15 +15,15 @@ import path from 'node:path';
 import ts from 'typescript';
 import { repoRoot } from '../helpers.js';
 
-/** Folders scanned, from the root; test/fixtures holds data and other projects' READMEs. */
+/** Folders scanned, from the root, and what in them is not ours to check (with why). */
 const SCANNED = ['src', 'bench', 'kernels', 'test', 'scripts'];
 const SKIPPED: Record<string, string> = {
-  'test/fixtures': 'data, and the READMEs PEFT wrote beside its adapters',
+  'test/fixtures': 'files other tools wrote: model data, the READMEs PEFT saved beside its adapters, the script transformers runs',
   'src/backend/tfjs_gradients.js': "tfjs-core's own code, bundled by scripts/bundle-gradients.mjs: its comments cite tfjs' files",
 };
 const SOURCE_EXTENSIONS = ['.ts', '.js', '.mjs', '.cu', '.cuh', '.h', '.cpp', '.sh', '.py'];
 
-/** The repository's top-level folders and files a root-relative path may start with. */
+/** The repository's top-level folders: a word starting with one of them is a path from the root. */
 const ROOT_ENTRIES = ['src', 'kernels', 'test', 'bench', 'scripts', 'recipes', 'models', 'datasets', '.ci'];
 /** Documents named by bare file name. */
 const DOCUMENTS = ['README.md', 'ARCHITECTURE.md', 'DESIGN.md'];
@@ -192,7 +192,7 @@ function missingPaths(files: Array<{ file: string; text: string }>, basenames: S
     for (const comment of comments(file, text)) {
       comment.text.split('\n').forEach((content, offset) => {
         for (const ref of references(content)) {
-          if (ref in NOT_PATHS || resolves(ref, file, basenames)) continue;
+          if (Object.hasOwn(NOT_PATHS, ref) || resolves(ref, file, basenames)) continue;
           missing.push({ file: path.relative(repoRoot, file), line: comment.line + offset, ref });
         }
       });
