@@ -72,8 +72,8 @@ struct AdamWArgs {
 };
 void launchAdamW(const AdamWArgs& a);
 
-// Flash attention for TTAttention and the fused layers (flash_attention_forward.cu /
-// _backward.cu; the shared semantics are in flash_attention.cuh). Every tensor but lse is a
+// Flash attention for TTAttention and the fused layers (flash_attention_forward.cu,
+// flash_attention_backward.cu; the shared semantics are in flash_attention.cuh). Every tensor but lse is a
 // view with element strides of batch, head and row (head_dim contiguous): q, out, dOut, dq
 // [b, heads, sq, d], k, v, dk, dv [b, kvHeads, sk, d] — packed [b, h, s, d] is
 // {h·s·d, s·d, d}, [b, s, h, d] straight out of a GEMM is {s·h·d, d, h·d}. keyMask [b, sk]

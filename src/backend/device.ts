@@ -12,7 +12,7 @@ import { tf, type Tensor } from './tf.js';
 import { engineDevice } from './cpu/device.js';
 import type { Quantized4bit } from '../quant/fourbit.js';
 
-/** Storage and compute types of a run (DESIGN.md, "Precision"). */
+/** Storage and compute types of a run (kernels/README.md, "Precision"). */
 export type PrecisionPolicy = 'fp32' | 'bf16-mixed' | 'fp16-mixed';
 export const PRECISION_POLICIES: readonly PrecisionPolicy[] = ['fp32', 'bf16-mixed', 'fp16-mixed'];
 

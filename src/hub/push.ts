@@ -11,7 +11,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { commit, createBranch, createRepo, HubApiError, type CommitOperation } from '@huggingface/hub';
 import { ownFile, ownFilesOf } from '../io/insideFolder.js';
-import { latestCheckpoint, RECIPE_FILE, TRAINER_STATE_FILE } from '../train/checkpoint.js';
+import { latestCheckpoint, RECIPE_FILE, TRAINER_STATE_FILE } from '../io/runLayout.js';
 import { inspectExport, modelCard, type ExportKind } from './card.js';
 import { checkToken, hubEnv, type HubEnv } from './env.js';
 import { describeFailure, HubError, recordingFetch } from './errors.js';

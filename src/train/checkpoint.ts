@@ -1,17 +1,12 @@
 /**
- * Training checkpoints: everything a run needs to continue as if it had never stopped,
- * in `<output.dir>/checkpoint-<step>/`, written as one atomic folder swap:
- *
- *   adapter_state.safetensors   the trainable variables (f32, keyed by export name)
- *   optimizer.safetensors       AdamW's `exp_avg.<name>` and `exp_avg_sq.<name>`; step in metadata
- *   trainer_state.json          step, data position, schedule, RNG states, loss history
- *   recipe.yaml                 the resolved recipe the run was started with
- *   checksums.json              size and SHA-256 of each file above, written last (checkpointManifest.ts)
+ * Training checkpoints: everything a run needs to continue as if it had never stopped, in
+ * `<output.dir>/checkpoint-<step>/`, written as one atomic folder swap. The folder's files and
+ * their names: src/io/runLayout.ts; their checksums: ./checkpointManifest.ts.
  *
  * Floats go through safetensors and JSON unchanged (f32 bits; JSON doubles round-trip), so a
  * resumed run computes exactly what the uninterrupted one would have.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse as yamlParse, stringify as toYaml } from 'yaml';
 import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
@@ -20,16 +15,12 @@ import type { AdamWMoments, AdamWState } from './adamw.js';
 import type { ScheduleState } from './schedule.js';
 import type { DataFingerprint } from './data.js';
 import { findNonFinite } from './finite.js';
-import { checkManifest, manifestFor, MANIFEST_FILE, type FileData } from './checkpointManifest.js';
+import { checkManifest, manifestFor, type FileData } from './checkpointManifest.js';
+import {
+  ADAPTER_STATE_FILE, CHECKPOINT_FILE_NAMES, latestCheckpoint, listCheckpoints, MANIFEST_FILE, OPTIMIZER_FILE, RECIPE_FILE, TRAINER_STATE_FILE,
+} from '../io/runLayout.js';
 
-export const CHECKPOINT_PREFIX = 'checkpoint-';
-export const TRAINER_STATE_FILE = 'trainer_state.json';
-export const ADAPTER_STATE_FILE = 'adapter_state.safetensors';
-export const OPTIMIZER_FILE = 'optimizer.safetensors';
-export const RECIPE_FILE = 'recipe.yaml';
 const FORMAT_VERSION = 1;
-/** The files every checkpoint holds (the manifest vouches for each). */
-export const CHECKPOINT_FILE_NAMES = [ADAPTER_STATE_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE, RECIPE_FILE] as const;
 
 /** Where the data stream stands: the next batch is batch `index` of epoch `epoch`. */
 export interface DataCursor {
@@ -88,10 +79,6 @@ export class CheckpointError extends Error {
     super(message);
     this.name = 'CheckpointError';
   }
-}
-
-export function checkpointDir(runDir: string, step: number): string {
-  return path.join(runDir, `${CHECKPOINT_PREFIX}${step}`);
 }
 
 /** Write a checkpoint folder atomically; an existing one for the same step is replaced whole. */
@@ -245,24 +232,6 @@ function checkState(raw: Record<string, unknown>, file: string): TrainerState {
     tokens: raw.tokens as number,
     ...(changes !== undefined ? { changes: changes as RecipeChange[] } : {}),
   };
-}
-
-/** The checkpoint folders of a run, by step, oldest first. */
-export function listCheckpoints(runDir: string): Array<{ step: number; dir: string }> {
-  if (!existsSync(runDir)) return [];
-  const out: Array<{ step: number; dir: string }> = [];
-  for (const name of readdirSync(runDir)) {
-    const m = /^checkpoint-(\d+)$/.exec(name);
-    const dir = path.join(runDir, name);
-    if (m && existsSync(path.join(dir, TRAINER_STATE_FILE))) out.push({ step: Number(m[1]), dir });
-  }
-  return out.sort((a, b) => a.step - b.step);
-}
-
-/** The newest complete checkpoint of a run, or null. */
-export function latestCheckpoint(runDir: string): string | null {
-  const all = listCheckpoints(runDir);
-  return all.length ? all[all.length - 1]!.dir : null;
 }
 
 /**

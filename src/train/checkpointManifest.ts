@@ -10,8 +10,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { MANIFEST_FILE } from '../io/runLayout.js';
 
-export const MANIFEST_FILE = 'checksums.json';
 const MANIFEST_VERSION = 1;
 
 interface FileSum {

@@ -23,6 +23,7 @@ import { createHash } from 'node:crypto';
 import { DataError } from '../data/errors.js';
 import { contextPositions } from '../adapters/index.js';
 import type { Recipe } from '../recipe/types.js';
+import type { ModelSpec } from '../model/spec.js';
 import type { DataCursor } from './checkpoint.js';
 import type { StepBatch } from './step.js';
 
@@ -76,6 +77,20 @@ function pipelineWarnings(file: string, stats: DatasetStats, maxLength: number):
 
 /** A salt for the held-out split's permutation, so it differs from every epoch's shuffle. */
 const EVAL_SPLIT_SALT = 0x65766c;
+
+/**
+ * A sequence longer than the model's positions is refused before any data is read (the
+ * Trainer) or any step traced (the estimate): learned position tables end there, and rope
+ * models never trained past it.
+ */
+export function checkMaxLength(recipe: Recipe, spec: ModelSpec): void {
+  const limit = spec.maxPositionEmbeddings;
+  if (recipe.data.max_length > limit) {
+    throw new DataError(
+      `data.max_length ${recipe.data.max_length} exceeds the model's max_position_embeddings ${limit} (${recipe.model.path}/config.json); use data.max_length ${limit} or less`,
+    );
+  }
+}
 
 export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise<TrainingData> {
   const d = recipe.data;

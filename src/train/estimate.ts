@@ -17,6 +17,7 @@ import { selectTargets } from '../adapters/lora/targeting.js';
 import { activeDevice } from '../backend/device.js';
 import type { Recipe } from '../recipe/types.js';
 import { TrainerError } from './errors.js';
+import { checkMaxLength } from './data.js';
 import { twinDims, type Dims } from './memory/symbols.js';
 import { realDims, twinQuantization, twinSpec, type TwinModelSource } from './memory/twin.js';
 import { traceStep, type Trace } from './memory/trace.js';
@@ -247,16 +248,6 @@ export function formatEstimate(recipe: Recipe, spec: ModelSpec, m: MemoryEstimat
   }
   if (m.note) lines.push(`  note: ${m.note}`);
   return lines.join('\n');
-}
-
-/** A sequence longer than the model's positions is refused: learned position tables end there, and rope models never trained past it. */
-export function checkMaxLength(recipe: Recipe, spec: ModelSpec): void {
-  const limit = spec.maxPositionEmbeddings;
-  if (recipe.data.max_length > limit) {
-    throw new TrainerError(
-      `data.max_length ${recipe.data.max_length} exceeds the model's max_position_embeddings ${limit} (${recipe.model.path}/config.json); use data.max_length ${limit} or less`,
-    );
-  }
 }
 
 /** What one GPU holds in a data-parallel run of `gpus` processes with the recipe's distributed.strategy. */

@@ -8,7 +8,7 @@ import { accessSync, constants, existsSync, lstatSync, readdirSync, realpathSync
 import path from 'node:path';
 import type { ExportFormat } from '../recipe/types.js';
 import { describeFsError } from '../io/fsErrors.js';
-import { listCheckpoints, TRAINER_STATE_FILE } from './checkpoint.js';
+import { listCheckpoints, TRAINER_STATE_FILE } from '../io/runLayout.js';
 import { TrainerError } from './errors.js';
 
 /** Files of a model folder that describe its tokenizer and generation, copied beside merged weights. */

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describeFsError } from '../io/fsErrors.js';
 import { makeDirs } from '../io/makeDirs.js';
 import { EXPORT_FORMATS } from '../recipe/types.js';
-import { listCheckpoints } from './checkpoint.js';
+import { listCheckpoints } from '../io/runLayout.js';
 import { TrainerError } from './errors.js';
 import { RunLock } from './runLock.js';
 

@@ -22,26 +22,24 @@ import type { AdamWOptions, AdamWState } from './adamw.js';
 import { localRunner, type StepRunner } from './runner.js';
 import { LrSchedule } from './schedule.js';
 import { evaluateLoss, stepSeed, type StepBatch } from './step.js';
-import { prepareData, stepStream, evalBatches, totalSteps, type TrainingData } from './data.js';
+import { checkMaxLength, prepareData, stepStream, evalBatches, totalSteps, type TrainingData } from './data.js';
 import { applyPrecision, type AppliedPrecision } from './precision.js';
 import { TrainerEmitter, type StepEvent } from './events.js';
 import {
-  checkpointDir,
   loadCheckpoint,
-  RECIPE_FILE,
   resolveResume,
   saveCheckpoint,
   type CheckpointContents,
   type DataCursor,
   type TrainerState,
 } from './checkpoint.js';
+import { checkpointDir, RECIPE_FILE } from '../io/runLayout.js';
 import { restoreCheckpoint } from './resume.js';
 import { catchStopSignals, type StopSignal } from './signals.js';
 import { prepareRunFolder } from './runFolder.js';
 import { refuseIfLocked, type RunLock } from './runLock.js';
 import { pruneCheckpoints } from './retention.js';
 import { findNonFinite, NonFiniteError } from './finite.js';
-import { checkMaxLength } from './estimate.js';
 import { exportAdapter } from './export.js';
 import { composedLayersNote } from './fusedLayers.js';
 import { TrainerError } from './errors.js';

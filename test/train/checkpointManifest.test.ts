@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expectOneLineError, runBuilt, snapshot, tinyRecipe, tmp, trainInProcess } from '../cliHarness.js';
-import { MANIFEST_FILE, checkManifest } from '../../src/train/checkpointManifest.js';
-import { CHECKPOINT_FILE_NAMES } from '../../src/train/checkpoint.js';
+import { checkManifest } from '../../src/train/checkpointManifest.js';
+import { CHECKPOINT_FILE_NAMES, MANIFEST_FILE } from '../../src/io/runLayout.js';
 
 /** A finished 3-step run with a checkpoint after every step. */
 async function run(name: string): Promise<{ dir: string; recipe: string; runDir: string; ck: (step: number) => string }> {

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { expectOneLineError, runBuilt, shortRows, snapshot, tinyRecipe, tmp, trainInProcess } from '../cliHarness.js';
 import { repoRoot } from '../helpers.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
-import { MANIFEST_FILE, manifestFor } from '../../src/train/checkpointManifest.js';
-import { CHECKPOINT_FILE_NAMES } from '../../src/train/checkpoint.js';
+import { manifestFor } from '../../src/train/checkpointManifest.js';
+import { CHECKPOINT_FILE_NAMES, MANIFEST_FILE } from '../../src/io/runLayout.js';
 
 const state = (ck: string) => JSON.parse(readFileSync(path.join(ck, 'trainer_state.json'), 'utf8')) as { step: number; losses: Array<number | null>; evalLosses: Array<{ step: number; loss: number }>; skippedSteps: number[] };
 const checkpoints = (run: string) => readdirSync(run).filter((n) => n.startsWith('checkpoint-')).sort();
