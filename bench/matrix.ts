@@ -16,7 +16,7 @@ import { activeDevice } from '../src/backend/device.js';
 import { applyPrecision } from '../src/train/precision.js';
 import { createAdapter } from '../src/adapters/index.js';
 import { estimateMemory } from '../src/train/estimate.js';
-import { measureSteps } from './measure.js';
+import { BENCH_DROPOUT_SEED, measureSteps } from './measure.js';
 import { ADAPTERS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
 
 interface Cell {
@@ -78,7 +78,7 @@ async function runCell(c: Cell, smoke: boolean): Promise<void> {
     result.estimateGiB = estimateMemory(benchRecipe(key, c.adapter, c.checkpointing, batch, seq, backend, c.quant)).total / 2 ** 30;
     const model = buildModel(key, backend === 'cuda', c.quant);
     const adapter = createAdapter(model, c.adapter, 42);
-    const reason = tf.getKernel(OPS.mlpHalf.name, backend) ? model.decoder.compositionReason(adapter, { training: true }) : `the ${backend} backend fuses nothing`;
+    const reason = tf.getKernel(OPS.mlpHalf.name, backend) ? model.decoder.compositionReason(adapter, { training: true, dropoutSeed: BENCH_DROPOUT_SEED }) : `the ${backend} backend fuses nothing`;
     result.fused = reason === undefined ? 'fused' : `composed: ${reason}`;
     const data = randomBatch(batch, seq, model.spec.vocabSize, 7, reft);
     const m = await measureSteps(model, adapter, data, { steps: Number(arg('steps', '4')), warmup: Number(arg('warmup', '2')), checkpointing: c.checkpointing });

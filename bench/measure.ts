@@ -7,6 +7,9 @@ import { activeDevice } from '../src/backend/device.js';
 import { trainStep, type StepAdapter, type StepBatch, type StepModel } from '../src/train/step.js';
 import { AdamW } from '../src/train/adamw.js';
 
+/** The dropout seed of every measured step: a fixed per-forward seed, as the Trainer gives each step, so dropout fuses. */
+export const BENCH_DROPOUT_SEED = 1234;
+
 export interface Measured {
   tokensPerS: number;
   stepS: number;
@@ -28,7 +31,7 @@ export async function measureSteps(model: StepModel, adapter: StepAdapter, data:
   const device = activeDevice();
   const optimizer = new AdamW(adapter.variables, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 });
   try {
-    const opts = { lr: 1e-4, maxGradNorm: 1.0, activationCheckpointing: o.checkpointing, dropoutSeed: 1234 };
+    const opts = { lr: 1e-4, maxGradNorm: 1.0, activationCheckpointing: o.checkpointing, dropoutSeed: BENCH_DROPOUT_SEED };
     const step = () => trainStep(model, adapter, optimizer, [data], opts);
     for (let i = 0; i < o.warmup; i++) step();
     if (o.beforeTiming) await o.beforeTiming(step);
