@@ -10,6 +10,7 @@ import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import type { Template } from '@huggingface/jinja';
 import { compileChatTemplate, renderChatTemplate } from './chatTemplate.js';
 import { DataError } from './errors.js';
+import { readRegularText } from '../io/regularFile.js';
 
 export interface ChatMessage {
   role: string;
@@ -43,10 +44,24 @@ export interface Tokenizer {
 
 type Json = Record<string, unknown>;
 
+/** chat_template.jinja when the folder has one (absent: undefined); a FIFO, a device or a huge file is an error, not silence. */
+async function readChatTemplateFile(file: string): Promise<string | undefined> {
+  try {
+    return await readRegularText(file, MAX_TEMPLATE_BYTES);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new DataError(`${file}: cannot read (${(err as Error).message})`);
+  }
+}
+
+/** Far above any released tokenizer.json (tens of MB) and chat template (kB), far below what would exhaust memory. */
+const MAX_TOKENIZER_FILE_BYTES = 256 * 2 ** 20;
+const MAX_TEMPLATE_BYTES = 16 * 2 ** 20;
+
 async function readJson(file: string, required: boolean): Promise<Json | undefined> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = await readRegularText(file, MAX_TOKENIZER_FILE_BYTES);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       if (!required) return undefined;
@@ -228,7 +243,7 @@ export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
   const inConfig = chatTemplateOf(config, configFile);
   // transformers ≥ 4.43 may save the template beside the config instead.
   const jinjaFile = path.join(modelDir, 'chat_template.jinja');
-  const beside = inConfig === undefined ? await fs.readFile(jinjaFile, 'utf8').catch(() => undefined) : undefined;
+  const beside = inConfig === undefined ? await readChatTemplateFile(jinjaFile) : undefined;
   const chatTemplate = inConfig !== undefined
     ? { text: inConfig, file: configFile, name: '"chat_template"' }
     : beside !== undefined ? { text: beside, file: jinjaFile, name: 'the template' } : undefined;
