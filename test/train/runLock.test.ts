@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../helpers.js';
+import { onSteps } from '../killRun.js';
 import { expectOneLineError, runBuilt, tinyRecipe, tmp } from '../cliHarness.js';
 import { LOCK_FILE, refuseIfLocked, RunLock } from '../../src/train/runLock.js';
 
@@ -89,16 +90,9 @@ function startTrain(args: string[]): { child: ChildProcessWithoutNullStreams; re
   const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'train.js'), ...args, '--json'], { cwd: repoRoot });
   let step = 0;
   let stderr = '';
-  let buffered = '';
   const waiting: Array<{ n: number; resolve: () => void }> = [];
-  child.stdout.on('data', (d: Buffer) => {
-    buffered += d.toString();
-    const lines = buffered.split('\n');
-    buffered = lines.pop()!;
-    for (const l of lines) {
-      const e = JSON.parse(l) as { event: string; step?: number };
-      if (e.event === 'step') step = e.step!;
-    }
+  onSteps(child, (s) => {
+    step = s;
     for (const w of waiting.filter((x) => step >= x.n)) w.resolve();
   });
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
