@@ -51,14 +51,13 @@ export class LoraLayer {
   }
 
   /**
-   * What apply() computes, for a fused op: plain LoRA, with its dropout (rate and the mask's
-   * seed, `dropoutSeed`: the one apply() would draw) while training, or composed for DoRA — and
-   * for dropout without a seed fixed per forward, which a fused op cannot draw once for both
-   * its passes.
+   * What apply() computes, for a fused op: LoRA (DoRA: with its magnitude; the fused op reads the
+   * base weight it is given), with its dropout (rate and the mask's seed, `dropoutSeed`: the one
+   * apply() would draw) while training — or composed for dropout without a seed fixed per
+   * forward, which a fused op cannot draw once for both its passes.
    */
   plan(training: boolean, dropoutSeed: number | undefined): LinearAdapterPlan {
-    if (this.dora) return { kind: 'composed', reason: 'DoRA' };
-    const lora = { kind: 'lora' as const, A: this.A, B: this.B, scaling: this.scaling };
+    const lora = { kind: 'lora' as const, A: this.A, B: this.B, scaling: this.scaling, ...(this.dora ? { magnitude: this.dora.magnitude } : {}) };
     if (!training || this.dropout === 0) return lora;
     if (dropoutSeed === undefined) return { kind: 'composed', reason: 'LoRA dropout without a per-forward dropout seed (ctx.dropoutSeed)' };
     return { ...lora, dropout: { rate: this.dropout, seed: dropoutSeed } };

@@ -239,13 +239,13 @@ type Infos = Record<string, tf.TensorInfo>;
 /**
  * Output shapes of the decoder halves' kernels (src/backend/cuda/layers/) standing in: the
  * forward's value and the activations it saves (src/ops/names.ts lists them), the gradient's dh
- * and each LoRA projection's dA, dB in role order. Their custom gradient (src/ops/decoderHalves.ts)
- * saves and differentiates as on cuda.
+ * and each LoRA projection's dA, dB (and DoRA's dm) in role order. Their custom gradient
+ * (src/ops/decoderHalves.ts) saves and differentiates as on cuda.
  */
 function halfStandInShapes(kernel: string, inputs: Infos, attrs: Record<string, unknown>): number[][] {
   const h = inputs.h!.shape;
   const n = h[0]! * h[1]!;
-  const lora = (roles: readonly string[]) => roles.flatMap((r) => (inputs[`${r}LoraA`] ? [inputs[`${r}LoraA`]!.shape, inputs[`${r}LoraB`]!.shape] : []));
+  const lora = (roles: readonly string[]) => roles.flatMap((r) => [`${r}LoraA`, `${r}LoraB`, `${r}LoraMagnitude`].flatMap((name) => (inputs[name] ? [inputs[name]!.shape] : [])));
   const quantized = (role: string) => (attrs.projections as Record<string, { quantized?: { shape: number[] } }> | undefined)?.[role]?.quantized?.shape;
   switch (kernel) {
     case OPS.mlpHalf.name: {
