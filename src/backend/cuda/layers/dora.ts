@@ -13,7 +13,7 @@
  * (kernels/src/dora.cu doraScale). Exact as the composition in f32; under bf16-mixed M is
  * rounded to bf16 before squaring, as PEFT's bf16 weight + lora_weight is. Rather than the
  * expansion ‖W‖² + 2s·B·(A·Wᵀ) + s²‖B·A‖², which would need ‖W‖² read anyway and loses digits
- * to cancellation; the chunks bound the scratch at DORA_NORM_CHUNK_ELEMENTS.
+ * to cancellation; the chunks bound the scratch (../../dora_workspace.ts).
  *
  * Backward, with P = x̃·Wᵀ + s·(x̃·Aᵀ)·Bᵀ (made again, not saved) and dP = dy⊙g:
  *   dm = Σ_rows dy⊙P / ‖W + s·B·A‖
@@ -23,7 +23,8 @@
  * The norm and g are recomputed rather than carried from the forward: a small GEMM and a
  * reduction over W, against a saved [out] per projection the op's outputs would have to name.
  * The [rows, out] products (P, dy⊙g …) take turns in one scratch the half's DoRA projections
- * share; the norm's chunks use it before them.
+ * share (sized by ../../dora_workspace.ts, as the memory estimate sizes it); the norm's chunks
+ * use it before them.
  */
 import { DTYPE, PHYS_BYTES } from '../addon.js';
 import type { Program } from '../program.js';
@@ -31,32 +32,11 @@ import { dropout } from '../primitives/dropout.js';
 import { columnDot, columnScale, doraScale } from '../primitives/dora.js';
 import { gemm } from '../primitives/gemm.js';
 import { storedAs } from '../kernel_utils.js';
+import { normChunkRows } from '../../dora_workspace.js';
 import {
   byteScratch, dropLoraInput, droppedScratch, operand, scratch, weightPointer,
   type Projection, type ProjectionGrads, type Slice, type Workspace,
 } from './projection.js';
-
-/** Rows of W + s·B·A made at once for their norms: a bounded scratch (32 MiB bf16) rather than a whole weight's. */
-export const DORA_NORM_CHUNK_ELEMENTS = 2 ** 24;
-
-/** How many rows of a projection's W + s·B·A one chunk of the norm holds. */
-export function normChunkRows(inFeatures: number, outFeatures: number): number {
-  return Math.max(1, Math.min(outFeatures, Math.floor(DORA_NORM_CHUNK_ELEMENTS / inFeatures)));
-}
-
-/**
- * Elements of the scratch a half's DoRA projections share in `pass`: the norm's chunk, and the
- * [rows, widest slice] products of the backward (the forward's too with dropout). 0 without DoRA.
- */
-export function doraScratchElements(projections: Projection[], rows: number, pass: 'forward' | 'backward'): number {
-  let elements = 0;
-  for (const proj of projections) {
-    if (!proj.lora?.magnitude) continue;
-    elements = Math.max(elements, normChunkRows(proj.inFeatures, proj.outFeatures) * proj.inFeatures);
-    if (pass === 'backward' || proj.lora.dropout) elements = Math.max(elements, rows * proj.sliceWidth);
-  }
-  return elements;
-}
 
 function doraScratch(ws: Workspace, proj: Projection): number {
   if (ws.dora === undefined) throw new Error(`projection '${proj.role}': DoRA needs the half's DoRA scratch (run the half through runHalfProgram)`);

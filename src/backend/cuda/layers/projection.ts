@@ -32,7 +32,8 @@ import { dequantizationLayout, dequantizationScratch, recordDequantize } from '.
 import type { Quantized4bit } from '../../../quant/fourbit.js';
 import type { ProjectionAttrs } from '../../../ops/decoderHalves.js';
 import type { LoraDropout } from '../../../model/hooks.js';
-import { doraBackward, doraForward, doraScratchElements } from './dora.js';
+import { doraBackward, doraForward } from './dora.js';
+import { doraScratchElements } from '../../dora_workspace.js';
 
 /** The buffers a fused half's program works in: the GEMM type and a list of temporaries. */
 export interface Workspace {
@@ -43,7 +44,7 @@ export interface Workspace {
   dequantized?: Map<string, number>;
   /** The dropped LoRA input x_d of the projection at hand, [rows, in] of the widest (set by `runHalfProgram`). */
   dropped?: number;
-  /** DoRA's scratch, shared by the half's DoRA projections one at a time (set by `runHalfProgram`, sized by ./dora.ts). */
+  /** DoRA's scratch, shared by the half's DoRA projections one at a time (set by `runHalfProgram`, sized by ../../dora_workspace.ts). */
   dora?: number;
 }
 
@@ -117,7 +118,8 @@ export function projectionOf(inputs: Inputs, attrs: Attrs, role: string): Projec
 export function runHalfProgram(ws: Workspace, projections: Projection[], rows: number, pass: 'forward' | 'backward', record: (p: Program) => void): void {
   const dropping = projections.filter((p) => p.lora?.dropout);
   if (dropping.length > 0) ws.dropped = scratch(ws, rows, Math.max(...dropping.map((p) => p.inFeatures)));
-  const doraElements = doraScratchElements(projections, rows, pass);
+  const dora = projections.filter((p) => p.lora?.magnitude).map((p) => ({ ...p, dropping: p.lora!.dropout !== undefined }));
+  const doraElements = doraScratchElements(dora, rows, pass);
   if (doraElements > 0) ws.dora = scratch(ws, 1, doraElements);
   const quantized = projections.filter((p) => p.quantized);
   const { offsets, bytes } = dequantizationLayout(quantized.map((p) => p.quantized!), ws.phys);
