@@ -173,7 +173,9 @@ export class Decoder {
       out[p.role] = {
         ...(lw.kind === 'dense' ? { weight: lw.w } : { quantized: lw.weight }),
         ...(p.bias ? { bias: this.weights.get(`${p.path}.bias`) } : {}),
-        ...(plan.kind === 'lora' ? { lora: { A: plan.A, B: plan.B, scaling: plan.scaling, ...(plan.dropout ? { dropout: plan.dropout } : {}) } } : {}),
+        ...(plan.kind === 'lora' ? { lora: {
+          A: plan.A, B: plan.B, scaling: plan.scaling, ...(plan.dropout ? { dropout: plan.dropout } : {}), ...(plan.magnitude ? { magnitude: plan.magnitude } : {}),
+        } } : {}),
       };
     }
     return out;

@@ -34,13 +34,15 @@ export interface ForwardContext {
 
 /**
  * What a `linear` hook adds at one site, for the fused decoder-half ops (src/ops/decoderHalves.ts),
- * which compute a plain LoRA update themselves: nothing, base + scaling·B·A·x — with `dropout`,
- * base + scaling·B·A·(M⊙x)/(1 − rate), M the Philox mask of `seed` (src/adapters/philox.ts) —
- * or `composed` (with the reason) when only the hook itself can apply it (DoRA).
+ * which compute a LoRA update themselves: nothing, base + scaling·B·A·x — with `dropout`,
+ * x̃ = (M⊙x)/(1 − rate) in place of x, M the Philox mask of `seed` (src/adapters/philox.ts); with
+ * `magnitude` (DoRA, as PEFT computes it), base + (g − 1)⊙W·x̃ + g⊙scaling·B·A·x̃, g = m / ‖W + scaling·B·A‖
+ * per output row with the norm a constant to the gradient — or `composed` (with the reason) when
+ * only the hook itself can apply it.
  */
 export type LinearAdapterPlan =
   | { kind: 'none' }
-  | { kind: 'lora'; A: Tensor; B: Tensor; scaling: number; dropout?: LoraDropout }
+  | { kind: 'lora'; A: Tensor; B: Tensor; scaling: number; dropout?: LoraDropout; magnitude?: Tensor }
   | { kind: 'composed'; reason: string };
 
 /** LoRA dropout as a fused op applies it: the rate and the seed of the site's mask in this forward. */

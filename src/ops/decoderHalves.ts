@@ -6,7 +6,9 @@
  *   mlpHalf(h)       = h + down(act(gate)·up),                  gate, up = projections of norm(h)
  *
  * each projection with its bias and an optional LoRA update (base + s·B·A·x, or with LoRA's
- * dropout base + s·B·A·(M⊙x)/(1 − p), M the Philox mask of a seed: src/adapters/philox.ts). A backend
+ * dropout base + s·B·A·(M⊙x)/(1 − p), M the Philox mask of a seed: src/adapters/philox.ts; with a
+ * DoRA magnitude m, PEFT's DoRA: base + (g − 1)⊙W·x̃ + g⊙s·B·A·x̃, g = m / ‖W + s·B·A‖ per output
+ * row, the norm a constant to the gradient, x̃ the dropped input). A backend
  * that registers the ops' kernels runs a half forward as one program of device primitives
  * and its backward as another, saving only what that backward needs (the cuda backend:
  * src/backend/cuda/layers/). Everywhere else the `reference` runs: the decoder's composition of
@@ -18,7 +20,8 @@
  * tape hands every output it has no gradient for a zeros tensor of its size, uploaded from the
  * host, in every backward pass. tf.customGrad saves any tensors with no such cost, and takes as
  * differentiable inputs only h and the LoRA matrices: the base weights, norms, masks and rope
- * tables are constants of the closure (frozen, as the fused kernels assume).
+ * tables are constants of the closure (frozen, as the fused kernels assume); DoRA's magnitudes
+ * are differentiable beside their A and B.
  */
 import { tf, type Tensor } from '../backend/tf.js';
 import type { NormKind } from '../model/spec.js';
@@ -35,7 +38,7 @@ export interface HalfProjection {
   weight?: Tensor;
   quantized?: Quantized4bit;
   bias?: Tensor;
-  lora?: { A: Tensor; B: Tensor; scaling: number; dropout?: LoraDropout };
+  lora?: { A: Tensor; B: Tensor; scaling: number; dropout?: LoraDropout; magnitude?: Tensor };
 }
 
 export interface HalfNorm {
@@ -70,6 +73,7 @@ function projectionInputs(projections: Partial<Record<string, HalfProjection>>):
     if (p.lora) {
       inputs[`${role}LoraA`] = p.lora.A;
       inputs[`${role}LoraB`] = p.lora.B;
+      if (p.lora.magnitude) inputs[`${role}LoraMagnitude`] = p.lora.magnitude;
     }
     attrs[role] = {
       ...(p.lora ? { scaling: p.lora.scaling } : {}), ...(p.lora?.dropout ? { dropout: p.lora.dropout } : {}),
@@ -92,12 +96,12 @@ const PER_FORWARD = ['h', 'keyMask', 'cos', 'sin'];
  * Run a half's fused kernel under a custom gradient where the backend has one, else the
  * reference. The kernel returns [value, …the op's other outputs]; all of them but the value are
  * saved beside the per-forward inputs, and the gradient kernel gets dy, the inputs and those by
- * name and returns dh and each LoRA projection's dA, dB in role order — the order of `differentiable`.
+ * name and returns dh and each LoRA projection's dA, dB (and DoRA's dm) in role order — the order of `differentiable`.
  */
 function runHalf(op: HalfOp, roles: readonly string[], inputs: NamedTensors, attrs: OpAttrs, reference: () => Tensor): Tensor {
   if (!tf.getKernel(op.name, tf.getBackend())) return reference();
   checkSignature(op, inputs, attrs);
-  const differentiable = ['h', ...roles.flatMap((r) => [`${r}LoraA`, `${r}LoraB`])].filter((n) => n in inputs);
+  const differentiable = ['h', ...roles.flatMap((r) => [`${r}LoraA`, `${r}LoraB`, `${r}LoraMagnitude`])].filter((n) => n in inputs);
   // Saved (kept by the tape): what the forward made and the per-forward inputs. Weights, norms and
   // LoRA matrices live across the step, so the backward reads them from the closure — each save
   // is a tfjs kernel call (a clone), and a half has a dozen such inputs.

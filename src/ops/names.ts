@@ -17,8 +17,8 @@ export interface OpSignature {
   readonly gradient?: { readonly name: string; readonly inputs: readonly string[] };
 }
 
-/** A decoder half's projection inputs: weight (absent when 4-bit, see attr projections), bias, LoRA A and B. */
-const projectionInputs = (roles: readonly string[]) => roles.flatMap((r) => [`${r}Weight?`, `${r}Bias?`, `${r}LoraA?`, `${r}LoraB?`]);
+/** A decoder half's projection inputs: weight (absent when 4-bit, see attr projections), bias, LoRA A and B, DoRA's magnitude. */
+const projectionInputs = (roles: readonly string[]) => roles.flatMap((r) => [`${r}Weight?`, `${r}Bias?`, `${r}LoraA?`, `${r}LoraB?`, `${r}LoraMagnitude?`]);
 
 export const ATTENTION_ROLES = ['q', 'k', 'v', 'qkv', 'o'] as const;
 export const MLP_ROLES = ['gate', 'up', 'gateUp', 'down'] as const;
@@ -65,7 +65,7 @@ export const OPS = {
    * norm(h) (src/ops/decoderHalves.ts), q and k RMS-normed per head first where the layer has
    * q/k norms (Qwen3: qNormWeight, kNormWeight [headDim]). The fused kernel returns the value and
    * then the activations its backward needs; the gradient kernel takes dy, the op's inputs and
-   * those, and returns dh, then dA and dB of each LoRA projection in role order.
+   * those, and returns dh, then dA and dB (and a DoRA projection's dm) of each LoRA projection in role order.
    */
   attentionHalf: {
     name: 'TTAttentionHalf',

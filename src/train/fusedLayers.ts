@@ -1,8 +1,8 @@
 /**
  * The one-line note a run gets when its backend fuses decoder halves (src/ops/decoderHalves.ts)
- * but this model or adapter keeps them composed — DoRA, Conv1D weights, an ungated MLP: slower
- * than the common case, and said so at start rather than silently. (LoRA dropout and q/k norms
- * fuse: the training step fixes each forward's dropout seed, as the probe below does.)
+ * but this model or adapter keeps them composed — Conv1D weights, an ungated MLP: slower than the
+ * common case, and said so at start rather than silently. (LoRA dropout, DoRA and q/k norms fuse:
+ * the training step fixes each forward's dropout seed, as the probe below does.)
  */
 import { tf } from '../backend/tf.js';
 import type { Decoder } from '../model/decoder.js';
@@ -13,5 +13,5 @@ export function composedLayersNote(decoder: Decoder, hooks: ModelHooks): string 
   if (!tf.getKernel(OPS.mlpHalf.name, tf.getBackend())) return null;
   const reason = decoder.compositionReason(hooks, { training: true, dropoutSeed: 0 });
   if (!reason) return null;
-  return `the decoder blocks run as composed ops (${reason}): the ${tf.getBackend()} backend's fused decoder halves cover LoRA (with its dropout, not DoRA), ReFT and the frozen base`;
+  return `the decoder blocks run as composed ops (${reason}): the ${tf.getBackend()} backend's fused decoder halves cover LoRA (with its dropout and DoRA), ReFT and the frozen base`;
 }

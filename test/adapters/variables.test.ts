@@ -20,11 +20,28 @@ describe('adapter variables', () => {
     const adapter = createAdapter(model, config, 3);
     const vars = adapter.variables.size;
     expect(tf.memory().numTensors - before).toBeGreaterThanOrEqual(vars);
-    // Only the variables (and DoRA's frozen base-weight copies) remain: no initial tensors.
-    const extra = config.use_dora ? 3 : 0;
-    expect(tf.memory().numTensors - before).toBe(vars + extra);
+    // Only the variables remain: no initial tensors, and no copy of DoRA's base weights yet.
+    expect(tf.memory().numTensors - before).toBe(vars);
     adapter.dispose();
     expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+
+  it("DoRA's composed path makes its [out, in] copy of a base weight on first use, keeps it, and dispose frees it", () => {
+    const model = loadBaseModel(fixture('tiny-llama'));
+    const adapter = createAdapter(model, { type: 'lora', r: 4, target_modules: ['q_proj'], use_dora: true }, 3);
+    const site = model.linearSites().find((s) => s.module === 'q_proj')!;
+    const before = tf.memory().numTensors, vars = adapter.variables.size;
+    const apply = () => tf.tidy(() => {
+      const x = tf.ones([2, site.inFeatures]);
+      adapter.linear!(site, x, tf.zeros([2, site.outFeatures]), { training: false }).dataSync();
+    });
+    apply();
+    expect(tf.memory().numTensors - before).toBe(1);
+    apply();
+    expect(tf.memory().numTensors - before).toBe(1);
+    adapter.dispose();
+    expect(tf.memory().numTensors).toBe(before - vars);
     model.dispose();
   });
 });

@@ -4,8 +4,9 @@
  * fixture model with LoRA on every projection (random A and B), f32 within 1e-4 and
  * bf16-mixed within bf16 rounding, over the families' variants (biases, fused qkv/gate_up,
  * Gemma's 1 + w norm and GELU, sliding windows, Qwen3's q/k norms), checking that the fused
- * kernels, not the composition, ran on cuda. Variants without a fused path (DoRA) run composed,
- * with a reason. LoRA dropout on the fused path: fused_dropout.test.ts.
+ * kernels, not the composition, ran on cuda. A model without a fused path (GPT-2: an ungated MLP,
+ * Conv1D weights) runs composed, with a reason. LoRA dropout on the fused path: fused_dropout.test.ts;
+ * DoRA: fused_dora.test.ts.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OPS } from '../../src/ops/names.js';
@@ -57,10 +58,10 @@ describe.each(BF16_CASES)('fused decoder halves, bf16-mixed, on %s', (model, tol
   });
 });
 
-describe('a variant without a fused path', () => {
-  it('DoRA runs the composed ops and says why', async () => {
-    const cuda = await lossAndGrads('cuda', 'tiny-llama', { dora: true });
-    expect(cuda.reason).toBe('DoRA');
+describe('a model without a fused path', () => {
+  it("GPT-2's blocks run the composed ops and say why", async () => {
+    const cuda = await lossAndGrads('cuda', 'tiny-gpt2');
+    expect(cuda.reason).toBe('an ungated MLP');
     for (const k of FUSED) expect(cuda.kernels.has(k), `${k} did not run`).toBe(false);
   });
 });

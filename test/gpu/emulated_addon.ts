@@ -11,6 +11,7 @@ import { erf } from './emulated_math.js';
 import './emulated_fused.js';
 import './emulated_dequant.js';
 import './emulated_attention.js';
+import './emulated_dora.js';
 import { f16ToF32, f32ToF16 } from '../../src/io/dtypes.js';
 import { philoxUniforms } from '../../src/adapters/philox.js';
 

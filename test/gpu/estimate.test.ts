@@ -1,7 +1,9 @@
 /**
  * The memory estimate against the cuda pool's measured peak, for every bench:train case
  * (Llama-3.2-1B and Qwen2.5-0.5B shapes with random weights, LoRA r=16 and LoReFT rank 4,
- * activation checkpointing off and on, 8 × 1024 tokens, bf16-mixed; and QLoRA on the NF4 base:
+ * activation checkpointing off and on, 8 × 1024 tokens, bf16-mixed; DoRA (the LoRA case with
+ * use_dora, and with lora_dropout 0.05 too) on the fused halves, whose scratch the estimate counts;
+ * and QLoRA on the NF4 base:
  * Llama-3.2-1B with and without checkpointing, Llama-3.1-8B with it at 4 × 1024): one training step each,
  * |estimate − measured| ≤ 10 % of the measured peak (issue 13). Under the CPU emulation of the
  * addon the same cases run at a smoke size (the bench’s tiny model, 2 × 32 tokens), which
@@ -25,6 +27,12 @@ const MODELS = EMULATED ? ['tiny'] : ['llama', 'qwen'];
 /** QLoRA cases: model, activation checkpointing, batch size. */
 const QLORA: Array<[string, boolean, number]> = EMULATED ? [['tiny', false, 2]] : [['llama', false, 8], ['llama', true, 8], ['llama8b', true, 4]];
 const [BATCH, SEQ] = EMULATED ? [2, 32] : [8, 1024];
+/** The bench's adapters and DoRA's variants of its LoRA. */
+const ADAPTER_CONFIGS: Record<string, Record<string, unknown>> = {
+  ...ADAPTERS,
+  dora: { ...ADAPTERS.lora, use_dora: true },
+  'dora + dropout': { ...ADAPTERS.lora, use_dora: true, lora_dropout: 0.05 },
+};
 
 beforeAll(async () => {
   await useCuda();
@@ -40,7 +48,7 @@ describe.each(MODELS)('%s: estimate vs the measured peak of one bench step', (ke
     return () => model.dispose();
   });
 
-  it.each(['lora', 'loreft'].flatMap((a) => [false, true].map((c) => [a, c] as const)))('%s, checkpointing %s', async (adapterKey, ckpt) => {
+  it.each(['lora', 'loreft', 'dora', 'dora + dropout'].flatMap((a) => [false, true].map((c) => [a, c] as const)))('%s, checkpointing %s', async (adapterKey, ckpt) => {
     await stepAgainstEstimate(model, key, adapterKey, ckpt, BATCH, 'none');
   });
 });
@@ -59,19 +67,20 @@ describe.each(QLORA)('%s on the 4-bit base (QLoRA), checkpointing %s, batch %i: 
 
 /** One bench step of `model` on cuda; its pool peak against the estimate traced on cuda and the one traced without a GPU. */
 async function stepAgainstEstimate(model: DecoderModel, key: string, adapterKey: string, ckpt: boolean, batch: number, quant: 'none' | 'nf4'): Promise<void> {
-  const recipe = benchRecipe(key, adapterKey, ckpt, batch, SEQ, 'cuda', quant);
+  const recipe = benchRecipe(key, ADAPTER_CONFIGS[adapterKey]!, ckpt, batch, SEQ, 'cuda', quant);
   // What a machine without a GPU answers (traced on cpu, cuda's fused ops standing in), then the trace on cuda itself.
   await useBackend('cpu');
   const elsewhere = estimateMemory(recipe, { backend: 'cuda' });
   await tf.setBackend('cuda');
   const device = activeDevice();
   const estimate = estimateMemory(recipe);
-  const adapter = createAdapter(model, ADAPTERS[adapterKey]!, 42);
+  const adapter = createAdapter(model, ADAPTER_CONFIGS[adapterKey]!, 42);
   const optimizer = new AdamW(adapter.variables, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 } as never);
   try {
     device.resetPeakMemory();
     const data = randomBatch(batch, SEQ, model.spec.vocabSize, 7, adapterKey !== 'lora');
-    trainStep(model, adapter, optimizer, [data], { lr: 1e-4, maxGradNorm: 1.0, activationCheckpointing: ckpt });
+    // A step's dropout seed, as the Trainer gives one (LoRA dropout then runs fused).
+    trainStep(model, adapter, optimizer, [data], { lr: 1e-4, maxGradNorm: 1.0, activationCheckpointing: ckpt, dropoutSeed: 1 });
     const measured = device.memory().peak;
     const error = (estimate.total - measured) / measured;
     const errorElsewhere = (elsewhere.total - measured) / measured;

@@ -1,8 +1,9 @@
 /**
- * What the fused decoder-half suites share (decoder_halves.test.ts, fused_dropout.test.ts): one
- * training forward and backward of a fixture model with LoRA — random B, so every gradient
- * counts — on a backend, its loss, every LoRA gradient, the kernels that ran and the reason the
- * decoder gives for composing, if any.
+ * What the fused decoder-half suites share (decoder_halves.test.ts, fused_dropout.test.ts,
+ * fused_dora.test.ts): one training forward and backward of a fixture model with LoRA — random
+ * B, so every gradient counts — on a backend, its loss, every LoRA gradient (and, asked, the
+ * gradient of block 1's input), the kernels that ran and the reason the decoder gives for
+ * composing, if any.
  */
 import { expect } from 'vitest';
 import { tf } from '../../src/backend/tf.js';
@@ -12,7 +13,7 @@ import { causalLmLoss } from '../../src/ops/index.js';
 import { OPS } from '../../src/ops/names.js';
 import { LoraAdapter } from '../../src/adapters/lora/adapter.js';
 import { loraFromPeftConfig } from '../../src/adapters/lora/peft.js';
-import type { ForwardContext } from '../../src/model/hooks.js';
+import type { ForwardContext, ModelHooks } from '../../src/model/hooks.js';
 import { fixture } from '../helpers.js';
 import { rand, relErr } from './cuda.js';
 
@@ -50,7 +51,15 @@ export interface RunOptions {
   dropoutSeed?: number;
   /** Recompute each block in the backward pass. */
   checkpoint?: boolean;
+  /**
+   * Also the gradient of block 1's input (grads[INPUT]): a zero variable added to block 0's
+   * output, so its gradient is everything block 1's backward passes down, every projection's dx.
+   */
+  inputGradient?: boolean;
 }
+
+/** The key of block 1's input gradient in Run.grads (RunOptions.inputGradient). */
+export const INPUT = "block 1's input";
 
 export async function lossAndGrads(backendName: string, model: string, opts: RunOptions = {}): Promise<Run> {
   await tf.setBackend(backendName);
@@ -68,13 +77,22 @@ export async function lossAndGrads(backendName: string, model: string, opts: Run
   const ids = [[1, 5, 9, 3, 7, 2, 8, 4, 6], [3, 3, 1, 7, 9, 5, 2, 0, 0]];
   const batch = { inputIds: ids, attentionMask: ids.map((r, i) => r.map((_, j) => (i === 1 && j >= 7 ? 0 : 1))) };
   const labels = ids.map((r, i) => r.map((t, j) => (i === 1 && j >= 7 ? -100 : t)));
-  const vars = [...adapter.variables.values()];
+  const probe = opts.inputGradient ? tf.variable(tf.zeros([ids.length, ids[0]!.length, m.spec.hiddenSize])) : undefined;
+  const hooks: ModelHooks = probe
+    ? {
+      linear: (...a) => adapter.linear(...a), linearAdapter: (...a) => adapter.linearAdapter(...a),
+      blockOutput: (layer, h) => (layer === 0 ? h.add(probe) : h),
+    }
+    : adapter;
+  const named: Array<[string, tf.Variable]> = [...adapter.variables.entries(), ...(probe ? [[INPUT, probe] as [string, tf.Variable]] : [])];
   const ctx: ForwardContext = { training: true, ...(opts.dropoutSeed !== undefined ? { dropoutSeed: opts.dropoutSeed } : {}) };
-  const checkpoint = opts.checkpoint ? { variables: (layer: number) => adapter.layerVariables(layer) } : undefined;
-  const { result, names } = kernelsRun(() => tf.variableGrads(() => causalLmLoss(m.run(batch, { hooks: adapter, ctx, checkpoint, fusedLayers: !opts.composed }).logits, labels) as tf.Scalar, vars));
-  const grads = Object.fromEntries([...adapter.variables.entries()].map(([k, v]) => [k, result.grads[v.name]!.dataSync().slice() as Float32Array]));
+  const checkpoint = opts.checkpoint ? { variables: (layer: number) => [...adapter.layerVariables(layer), ...(probe && layer === 0 ? [probe] : [])] } : undefined;
+  const vars = named.map(([, v]) => v);
+  const { result, names } = kernelsRun(() => tf.variableGrads(() => causalLmLoss(m.run(batch, { hooks, ctx, checkpoint, fusedLayers: !opts.composed }).logits, labels) as tf.Scalar, vars));
+  const grads = Object.fromEntries(named.map(([k, v]) => [k, result.grads[v.name]!.dataSync().slice() as Float32Array]));
   const out = { loss: result.value.dataSync()[0]!, grads, kernels: names, reason: m.decoder.compositionReason(adapter, ctx) };
   tf.dispose([result.value, ...Object.values(result.grads)]);
+  probe?.dispose();
   adapter.dispose();
   m.dispose();
   if (backendName === 'cuda') activeCudaBackend()!.setPrecisionPolicy('fp32');

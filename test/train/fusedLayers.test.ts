@@ -35,24 +35,25 @@ describe('composed decoder blocks are said at start', () => {
     withFusedKernel(() => expect(composedLayersNote(model.decoder, plain)).toBeNull());
   });
 
-  it('names DoRA as what keeps the blocks composed; LoRA dropout fuses while training', () => {
-    const dora = lora({ use_dora: true }), dropout = lora({ lora_dropout: 0.1 });
-    adapters.push(dora, dropout);
+  it('DoRA and LoRA dropout fuse while training, DoRA with dropout too', () => {
+    const dora = lora({ use_dora: true }), dropout = lora({ lora_dropout: 0.1 }), both = lora({ use_dora: true, lora_dropout: 0.1 });
+    adapters.push(dora, dropout, both);
     withFusedKernel(() => {
-      expect(composedLayersNote(model.decoder, dora)).toMatch(/^the decoder blocks run as composed ops \(DoRA\)/);
-      expect(composedLayersNote(model.decoder, dropout)).toBeNull();
+      for (const adapter of [dora, dropout, both]) expect(composedLayersNote(model.decoder, adapter)).toBeNull();
     });
+    expect(model.decoder.compositionReason(both, { training: true })).toBe('LoRA dropout without a per-forward dropout seed (ctx.dropoutSeed)');
     // The training step fixes each forward's dropout seed; a forward without one cannot fuse dropout.
     expect(model.decoder.compositionReason(dropout, { training: true, dropoutSeed: 5 })).toBeUndefined();
     expect(model.decoder.compositionReason(dropout, { training: true })).toBe('LoRA dropout without a per-forward dropout seed (ctx.dropoutSeed)');
     expect(model.decoder.compositionReason(dropout, { training: false })).toBeUndefined();
   });
 
-  it('names the model features without a fused path (q/k norms have one)', () => {
+  it('names the model features without a fused path (q/k norms have one), and says so at start', () => {
     const qwen3 = loadBaseModel(fixture('transformers-extra/tiny-qwen3'));
     const gpt2 = loadBaseModel(fixture('tiny-gpt2'));
     expect(qwen3.decoder.compositionReason(undefined, { training: true })).toBeUndefined();
     expect(gpt2.decoder.compositionReason(undefined, { training: true })).toBe('an ungated MLP');
+    withFusedKernel(() => expect(composedLayersNote(gpt2.decoder, {})).toMatch(/^the decoder blocks run as composed ops \(an ungated MLP\): .* cover LoRA \(with its dropout and DoRA\)/));
     expect(model.decoder.compositionReason(undefined, { training: true })).toBeUndefined();
     qwen3.dispose();
     gpt2.dispose();

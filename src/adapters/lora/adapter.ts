@@ -170,16 +170,15 @@ function makeLayer(host: AdapterHost, config: LoraConfig, t: LoraTarget, a: Floa
   const A = trainableVariable(a, [t.r, inF]);
   const B = trainableVariable(b, [outF, t.r]);
   if (!config.use_dora) return new LoraLayer(t, A, B, config.lora_dropout);
-  const weight = baseOutIn(host, t);
   // DoRA starts with m = ‖W + s·BA‖ per row, so the adapted layer initially equals LoRA's.
   let m = magnitude;
   if (!m) {
-    const norm = tf.tidy(() => rowNorm(weight, tf.matMul(B, A).mul(t.scaling)));
+    const norm = tf.tidy(() => rowNorm(baseOutIn(host, t), tf.matMul(B, A).mul(t.scaling)));
     m = Float32Array.from(norm.dataSync() as Float32Array);
     norm.dispose();
   }
   const mag = trainableVariable(m, [m.length]);
-  return new LoraLayer(t, A, B, config.lora_dropout, { magnitude: mag, weight });
+  return new LoraLayer(t, A, B, config.lora_dropout, { magnitude: mag, baseWeight: () => baseOutIn(host, t) });
 }
 
 /** The base weight of a site as a frozen [out, in] tensor. */

@@ -18,14 +18,23 @@ import { philoxDropout } from '../philoxDropout.js';
 /** The identity forward with no gradient (torch's `.detach()`). */
 const detach = tf.customGrad(((x: Tensor) => ({ value: x.clone(), gradFunc: (dy: Tensor) => tf.zerosLike(dy) })) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: Tensor) => Tensor;
 
+/**
+ * DoRA's part of a layer: the learned magnitude [out], and how to make the frozen base weight as
+ * [out, in] f32 — only apply() needs it (the composed path); the fused decoder halves read the
+ * decoder's own weight, so on cuda the copy (4 bytes a base parameter) is never made.
+ */
+export interface DoraParts { magnitude: tf.Variable; baseWeight: () => Tensor }
+
 export class LoraLayer {
+  /** DoRA's base weight as apply() made it on first use, kept for later calls. */
+  private weightCopy?: Tensor;
+
   constructor(
     readonly target: LoraTarget,
     readonly A: tf.Variable,
     readonly B: tf.Variable,
     readonly dropout: number,
-    /** DoRA only: the learned magnitude [out] and the frozen base weight as [out, in]. */
-    readonly dora?: { magnitude: tf.Variable; weight: Tensor },
+    readonly dora?: DoraParts,
   ) {}
 
   get scaling(): number {
@@ -41,7 +50,8 @@ export class LoraLayer {
       const dropped = training && this.dropout > 0 ? philoxDropout(flat, this.dropout, dropoutSeed()) : flat;
       if (!this.dora) return loraDelta(dropped, base, this.A, this.B, this.scaling);
       const lora = tf.matMul(tf.matMul(dropped, this.A, false, true), this.B, false, true);
-      const { magnitude, weight } = this.dora;
+      const magnitude = this.dora.magnitude;
+      const weight = (this.weightCopy ??= tf.keep(this.dora.baseWeight()));
       const norm = detach(rowNorm(weight, this.deltaOutIn()));
       const scale = magnitude.div(norm); // [out]
       const baseNoBias = tf.matMul(dropped, weight, false, true);
@@ -51,14 +61,13 @@ export class LoraLayer {
   }
 
   /**
-   * What apply() computes, for a fused op: plain LoRA, with its dropout (rate and the mask's
-   * seed, `dropoutSeed`: the one apply() would draw) while training, or composed for DoRA — and
-   * for dropout without a seed fixed per forward, which a fused op cannot draw once for both
-   * its passes.
+   * What apply() computes, for a fused op: LoRA (DoRA: with its magnitude; the fused op reads the
+   * base weight it is given), with its dropout (rate and the mask's seed, `dropoutSeed`: the one
+   * apply() would draw) while training — or composed for dropout without a seed fixed per
+   * forward, which a fused op cannot draw once for both its passes.
    */
   plan(training: boolean, dropoutSeed: number | undefined): LinearAdapterPlan {
-    if (this.dora) return { kind: 'composed', reason: 'DoRA' };
-    const lora = { kind: 'lora' as const, A: this.A, B: this.B, scaling: this.scaling };
+    const lora = { kind: 'lora' as const, A: this.A, B: this.B, scaling: this.scaling, ...(this.dora ? { magnitude: this.dora.magnitude } : {}) };
     if (!training || this.dropout === 0) return lora;
     if (dropoutSeed === undefined) return { kind: 'composed', reason: 'LoRA dropout without a per-forward dropout seed (ctx.dropoutSeed)' };
     return { ...lora, dropout: { rate: this.dropout, seed: dropoutSeed } };
@@ -105,10 +114,8 @@ export class LoraLayer {
   dispose(): void {
     this.A.dispose();
     this.B.dispose();
-    if (this.dora) {
-      this.dora.magnitude.dispose();
-      this.dora.weight.dispose();
-    }
+    this.dora?.magnitude.dispose();
+    this.weightCopy?.dispose();
   }
 }
 

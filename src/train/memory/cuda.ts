@@ -37,6 +37,7 @@ import type { ProjectionAttrs } from '../../ops/decoderHalves.js';
 import { axis, elements, type StorageRules } from './peak.js';
 import type { Trace } from './trace.js';
 import { flashBackwardWorkspaceBytes } from '../../backend/attention_workspace.js';
+import { columnDotPartialBytes, doraScratchElements } from '../../backend/dora_workspace.js';
 
 /** CUDA context + cuBLASLt workspace and handles on a Hopper GPU (nvidia-smi's figure beside an idle process, ~0.5 GiB). */
 export const CUDA_CONTEXT_BYTES = 512 * 2 ** 20;
@@ -130,7 +131,8 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
         const lora = ins.some((i) => i >= 0 && t.buffers[i]!.category === 'adapter');
         const headNorms = kernel.inputNames?.includes('qNormWeight') ?? false;
         const dropping = Object.entries((kernel.attrs?.projections ?? {}) as ProjectionAttrs).filter(([, p]) => p?.dropout).map(([role]) => role);
-        return halfWorkspace(kernel.name, dims, gemmBytes, { lora, headNorms, dropping });
+        const dora = [...ATTENTION_ROLES, ...MLP_ROLES].filter((role) => kernel.inputNames?.includes(`${role}LoraMagnitude`));
+        return halfWorkspace(kernel.name, dims, gemmBytes, { lora, headNorms, dropping, dora });
       }
       return 0;
     },
@@ -147,22 +149,42 @@ const HALVES = new Set<string>([OPS.attentionHalf.name, OPS.attentionHalf.gradie
  * flash attention's workspace. With LoRA, the backward recomputes the norm (and the MLP's
  * activation). With q/k norms, q and k normed and rope'd (forward and, recomputed, backward);
  * the backward's rope′ and norm′ reuse those. With LoRA dropout, the dropped input of the widest
- * dropping projection, both ways. The [N, r] LoRA products are small and left out.
+ * dropping projection, both ways. With DoRA, the scratch its projections share (the norm's chunk of
+ * W + s·B·A; the [N, widest slice] products backward, and forward where they drop their input;
+ * backward the magnitude gradient's partial sums: backend/dora_workspace.ts). The [N, r] LoRA
+ * products and DoRA's f32 [out] norms and scales are small and left out.
  */
-function halfWorkspace(kernel: string, dims: Dims, gemmBytes: number, o: { lora: boolean; headNorms: boolean; dropping: string[] }): number {
+function halfWorkspace(kernel: string, dims: Dims, gemmBytes: number, o: { lora: boolean; headNorms: boolean; dropping: string[]; dora: string[] }): number {
   const n = dims.batch * dims.seq, headDim = 2 * dims.halfHeadDim, heads = dims.kvHeads * dims.groups;
   const rows = (cols: number) => aligned(n * cols * gemmBytes);
   const qOut = heads * headDim, kvOut = dims.kvHeads * headDim;
   const inFeatures = (role: string) => (role === 'o' ? qOut : role === 'down' ? dims.intermediate : dims.hidden);
   const dropped = o.dropping.length > 0 ? rows(Math.max(...o.dropping.map(inFeatures))) : 0;
   const headNorms = o.headNorms ? rows(qOut) + rows(kvOut) : 0;
+  const backward = kernel === OPS.mlpHalf.gradient.name || kernel === OPS.attentionHalf.gradient.name;
+  const doraShapes = o.dora.map((role) => ({ inFeatures: inFeatures(role), ...outputsOf(role, dims.hidden, dims.intermediate, qOut, kvOut), dropping: o.dropping.includes(role) }));
+  const doraElements = doraScratchElements(doraShapes, n, backward ? 'backward' : 'forward');
+  const partialSums = backward && doraShapes.length > 0 ? aligned(columnDotPartialBytes(n, Math.max(...doraShapes.map((s) => s.sliceWidth)))) : 0;
+  const dora = doraElements > 0 ? aligned(doraElements * gemmBytes) + partialSums : 0;
   switch (kernel) {
-    case OPS.mlpHalf.name: return rows(dims.hidden) + rows(dims.intermediate) + dropped;
-    case OPS.mlpHalf.gradient.name: return 3 * rows(dims.intermediate) + rows(dims.hidden) + (o.lora ? rows(dims.hidden) + rows(dims.intermediate) : 0) + dropped;
-    case OPS.attentionHalf.name: return rows(dims.hidden) + rows(qOut) + rows(kvOut) + headNorms + dropped;
+    case OPS.mlpHalf.name: return rows(dims.hidden) + rows(dims.intermediate) + dropped + dora;
+    case OPS.mlpHalf.gradient.name: return 3 * rows(dims.intermediate) + rows(dims.hidden) + (o.lora ? rows(dims.hidden) + rows(dims.intermediate) : 0) + dropped + dora;
+    case OPS.attentionHalf.name: return rows(dims.hidden) + rows(qOut) + rows(kvOut) + headNorms + dropped + dora;
     default:
-      return 3 * rows(qOut) + 3 * rows(kvOut) + rows(dims.hidden) + (o.lora ? rows(dims.hidden) : 0) + headNorms + dropped +
+      return 3 * rows(qOut) + 3 * rows(kvOut) + rows(dims.hidden) + (o.lora ? rows(dims.hidden) : 0) + headNorms + dropped + dora +
         aligned(flashBackwardWorkspaceBytes(dims.batch, heads, dims.seq, headDim, false));
+  }
+}
+
+/** A half projection's output features, and the widest slice the half writes (Phi-3's fused qkv and gate_up are split). */
+function outputsOf(role: string, hidden: number, intermediate: number, qOut: number, kvOut: number): { outFeatures: number; sliceWidth: number } {
+  switch (role) {
+    case 'q': return { outFeatures: qOut, sliceWidth: qOut };
+    case 'k': case 'v': return { outFeatures: kvOut, sliceWidth: kvOut };
+    case 'qkv': return { outFeatures: qOut + 2 * kvOut, sliceWidth: qOut };
+    case 'gate': case 'up': return { outFeatures: intermediate, sliceWidth: intermediate };
+    case 'gateUp': return { outFeatures: 2 * intermediate, sliceWidth: intermediate };
+    default: return { outFeatures: hidden, sliceWidth: hidden };  // o, down
   }
 }
 
@@ -239,13 +261,13 @@ type Infos = Record<string, tf.TensorInfo>;
 /**
  * Output shapes of the decoder halves' kernels (src/backend/cuda/layers/) standing in: the
  * forward's value and the activations it saves (src/ops/names.ts lists them), the gradient's dh
- * and each LoRA projection's dA, dB in role order. Their custom gradient (src/ops/decoderHalves.ts)
- * saves and differentiates as on cuda.
+ * and each LoRA projection's dA, dB (and DoRA's dm) in role order. Their custom gradient
+ * (src/ops/decoderHalves.ts) saves and differentiates as on cuda.
  */
 function halfStandInShapes(kernel: string, inputs: Infos, attrs: Record<string, unknown>): number[][] {
   const h = inputs.h!.shape;
   const n = h[0]! * h[1]!;
-  const lora = (roles: readonly string[]) => roles.flatMap((r) => (inputs[`${r}LoraA`] ? [inputs[`${r}LoraA`]!.shape, inputs[`${r}LoraB`]!.shape] : []));
+  const lora = (roles: readonly string[]) => roles.flatMap((r) => [`${r}LoraA`, `${r}LoraB`, `${r}LoraMagnitude`].flatMap((name) => (inputs[name] ? [inputs[name]!.shape] : [])));
   const quantized = (role: string) => (attrs.projections as Record<string, { quantized?: { shape: number[] } }> | undefined)?.[role]?.quantized?.shape;
   switch (kernel) {
     case OPS.mlpHalf.name: {

@@ -1,7 +1,7 @@
 /**
  * src/train/memory/cuda.ts: what 4-bit weights hold on cuda outside tfjs, against bytes counted
  * by hand from bitsandbytes' layout and the pool's 256-byte granularity, which matrices the
- * dequantisation scratch holds at once, and the fused halves' scratch for LoRA dropout and q/k norms.
+ * dequantisation scratch holds at once, and the fused halves' scratch for LoRA dropout, q/k norms and DoRA.
  */
 import { describe, expect, it } from 'vitest';
 import { cudaRules, dequantizationGroups, fourBitDeviceBytes } from '../../../src/train/memory/cuda.js';
@@ -80,5 +80,38 @@ describe("the fused halves' scratch", () => {
       expect(workspace(name, { inputNames: ['h', 'qNormWeight', 'kNormWeight'] }) - workspace(name)).toBe(rows(64) + rows(32));
     }
     expect(workspace(OPS.mlpHalf.name, { inputNames: ['h'] })).toBe(rows(64) + rows(128));
+  });
+});
+
+describe("the fused halves' DoRA scratch", () => {
+  // 1024 tokens (the [N, slice] products outgrow the norm's chunk); q 64 wide, k and v 32; hidden 64, intermediate 128.
+  const dims = { groups: 2, kvHeads: 2, batch: 1, halfHeadDim: 8, seq: 1024, hidden: 64, intermediate: 128, vocab: 7 };
+  const trace: Trace = { twin: dims, buffers: [], events: [], backend: 'cuda', precision: 'bf16-mixed' };
+  const rows = (cols: number) => 1024 * cols * 2; // bf16, each a multiple of 256 bytes here
+  const workspace = (name: string, o: { dora?: string[]; dropping?: string[] } = {}, at = dims) => cudaRules(trace, 'bf16-mixed').workspace!(trace, {
+    name, inputs: [], inputNames: ['h', ...(o.dora ?? []).flatMap((role) => [`${role}LoraA`, `${role}LoraB`, `${role}LoraMagnitude`])],
+    attrs: { projections: Object.fromEntries((o.dropping ?? []).map((role) => [role, { scaling: 2, dropout: { rate: 0.1, seed: 1 } }])) },
+  }, at);
+  const extra = (name: string, o: { dora?: string[]; dropping?: string[] }, at = dims) => workspace(name, o, at) - workspace(name, { dropping: o.dropping }, at);
+
+  it('forward without dropout: only the norm’s chunk of W + s·B·A, the largest weight’s (all of it, here)', () => {
+    expect(extra(OPS.mlpHalf.name, { dora: ['gate', 'up', 'down'] })).toBe(128 * 64 * 2);
+    expect(extra(OPS.attentionHalf.name, { dora: ['q', 'v'] })).toBe(64 * 64 * 2);
+  });
+
+  it('backward, and forward where the projection drops its input: [N, widest slice] (a fused projection’s slice, not all of it)', () => {
+    // Backward also the magnitude gradient's f32 partial sums: a row of the widest slice per 128 tokens.
+    const partial = (cols: number) => 8 * cols * 4;
+    expect(extra(OPS.mlpHalf.gradient.name, { dora: ['gate', 'up', 'down'] })).toBe(rows(128) + partial(128));
+    expect(extra(OPS.mlpHalf.gradient.name, { dora: ['gateUp', 'down'] })).toBe(rows(128) + partial(128));
+    expect(extra(OPS.attentionHalf.gradient.name, { dora: ['qkv', 'o'] })).toBe(rows(64) + partial(64));
+    expect(extra(OPS.attentionHalf.gradient.name, { dora: ['k', 'v'] })).toBe(rows(32) + partial(32));
+    expect(extra(OPS.mlpHalf.name, { dora: ['gate', 'down'], dropping: ['gate'] })).toBe(rows(128));
+    expect(extra(OPS.mlpHalf.name, { dora: ['gate', 'down'], dropping: ['down'] })).toBe(rows(64));
+  });
+
+  it("a weight over 2^24 values has its norm made in chunks of at most 2^24 (32 MiB bf16), whatever the weight's size", () => {
+    const big = { ...dims, seq: 1, hidden: 8192, intermediate: 28672 };
+    expect(extra(OPS.mlpHalf.name, { dora: ['gate', 'up', 'down'] }, big)).toBe(2 ** 24 * 2);
   });
 });

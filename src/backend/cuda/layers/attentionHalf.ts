@@ -59,6 +59,7 @@ function attnOf(inputs: Inputs, attrs: Attrs): Attn {
     : q && k && v ? [{ proj: q, parts: [{ what: 'q', row: 0 }] }, { proj: k, parts: [{ what: 'k', row: 0 }] }, { proj: v, parts: [{ what: 'v', row: 0 }] }]
     : [];
   if (parts.length === 0) throw new Error('the attention half needs q, k and v projections, or one qkv');
+  if (qkv) qkv.sliceWidth = qOut;  // q is the widest of q, k, v
   for (const { proj } of parts) if (proj.inFeatures !== hidden) throw new Error(`projection '${proj.role}' reads ${proj.inFeatures} features, h has ${hidden}`);
   const width = (w: 'q' | 'k' | 'v') => (w === 'q' ? qOut : kvOut);
   for (const { proj, parts: ps } of parts) {
@@ -184,7 +185,7 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
       const savesProjected = m.headNorms !== undefined;
       const staged = (w: Heads) => (savesProjected || !tables ? backend.ptr(made[w]) : scratch(ws, m.rows, headsOf(m, w) * m.headDim));
       const projected = { q: staged('q'), k: staged('k'), v: backend.ptr(made.v) };
-      runHalfProgram(ws, projectionsOf(m), m.rows, (p) => {
+      runHalfProgram(ws, projectionsOf(m), m.rows, 'forward', (p) => {
         normForward(p, ws, norm, h, n, m.rows, m.hidden);
         for (const { proj, parts } of m.qkv) {
           projectForward(p, ws, proj, n, m.rows, parts.map((x): Slice => ({ row: x.row, rows: x.what === 'q' ? qOut : kvOut, buffer: projected[x.what] })));
@@ -220,7 +221,7 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
       const needsN = m.qkv.some((g) => g.proj.lora);
       const n = needsN ? scratch(ws, m.rows, m.hidden) : 0;
       const dn = scratch(ws, m.rows, m.hidden);
-      runHalfProgram(ws, projectionsOf(m), m.rows, (p) => {
+      runHalfProgram(ws, projectionsOf(m), m.rows, 'backward', (p) => {
         // With head norms q and k were saved as projected: attention's inputs are made again.
         const recomputed = (w: Heads) => (m.headNorms ? headsForward(p, ws, m, w, saved[w]!, tables) : { input: saved[w]!, scratches: [] });
         const attnIn = { q: recomputed('q'), k: recomputed('k') };

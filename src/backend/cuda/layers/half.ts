@@ -46,12 +46,14 @@ export function normBackward(p: Program, ws: Workspace, norm: HalfNorm, dy: numb
   }
 }
 
-/** The LoRA gradient outputs of a half's projections (in role order), and a lookup by projection. */
+/** The LoRA gradient outputs of a half's projections (in role order: dA, dB, and DoRA's dm), and a lookup by projection. */
 export function loraGradOutputs(backend: CudaBackend, projections: Projection[]): {
-  list: TensorRef[]; of(p: Projection): { dA: TensorRef; dB: TensorRef } | undefined;
+  list: TensorRef[]; of(p: Projection): { dA: TensorRef; dB: TensorRef; dm?: TensorRef } | undefined;
 } {
-  const grads = projections.filter((p) => p.lora).map((p) => ({
-    proj: p, dA: backend.makeOutput(p.lora!.A.shape, 'float32', 'f32'), dB: backend.makeOutput(p.lora!.B.shape, 'float32', 'f32'),
-  }));
-  return { list: grads.flatMap((g) => [g.dA, g.dB]), of: (p) => grads.find((g) => g.proj === p) };
+  const f32 = (t: TensorRef) => backend.makeOutput(t.shape, 'float32', 'f32');
+  const grads = projections.filter((p) => p.lora).map((proj) => {
+    const { A, B, magnitude } = proj.lora!;
+    return { proj, dA: f32(A), dB: f32(B), ...(magnitude ? { dm: f32(magnitude) } : {}) };
+  });
+  return { list: grads.flatMap((g) => [g.dA, g.dB, ...(g.dm ? [g.dm] : [])]), of: (p) => grads.find((g) => g.proj === p) };
 }

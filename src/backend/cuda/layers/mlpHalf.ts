@@ -41,6 +41,7 @@ function mlpOf(inputs: Inputs, attrs: Attrs): Mlp {
   const intermediate = down.inFeatures;
   const parts = gateUp ? [{ proj: gateUp, gate: 0, up: intermediate }] : gate && up ? [{ proj: gate, gate: 0 }, { proj: up, up: 0 }] : undefined;
   if (!parts) throw new Error('the MLP half needs gate and up projections, or one gateUp');
+  if (gateUp) gateUp.sliceWidth = intermediate;
   for (const { proj } of parts) {
     if (proj.inFeatures !== hidden) throw new Error(`projection '${proj.role}' reads ${proj.inFeatures} features, h has ${hidden}`);
   }
@@ -73,7 +74,7 @@ export const mlpHalfKernels: tf.KernelConfig[] = [
       const ws: Workspace = { backend, phys, temps };
       const h = backend.ptr(storedAs(backend, m.h, phys, temps));
       const n = scratch(ws, m.rows, m.hidden), a = scratch(ws, m.rows, m.intermediate);
-      runHalfProgram(ws, projectionsOf(m), m.rows, (p) => {
+      runHalfProgram(ws, projectionsOf(m), m.rows, 'forward', (p) => {
         normForward(p, ws, norm, h, n, m.rows, m.hidden);
         for (const part of m.gateUp) projectForward(p, ws, part.proj, n, m.rows, gateUpSlices(part, m.intermediate, backend.ptr(gate), backend.ptr(up)));
         gatedActivationForward(p, { gate: backend.ptr(gate), up: backend.ptr(up), t: DTYPE[phys], out: a, n: m.rows * m.intermediate, act: m.act });
@@ -99,7 +100,7 @@ export const mlpHalfKernels: tf.KernelConfig[] = [
       const n = needsN ? scratch(ws, m.rows, m.hidden) : 0;
       const a = m.down.lora ? scratch(ws, m.rows, m.intermediate) : 0;
       const nElems = m.rows * m.intermediate, t = DTYPE[phys];
-      runHalfProgram(ws, projectionsOf(m), m.rows, (p) => {
+      runHalfProgram(ws, projectionsOf(m), m.rows, 'backward', (p) => {
         if (a) gatedActivationForward(p, { gate, up, t, out: a, n: nElems, act: m.act });
         projectBackward(p, ws, m.down, a, m.rows, [{ row: 0, rows: m.hidden, buffer: dy }], { dx: da, accumulate: false, ...lora.of(m.down) });
         gatedActivationBackward(p, { dy: da, dyt: t, gate, up, t, dgate, dup, dt: t, n: nElems, act: m.act });

@@ -10,6 +10,8 @@
  * The backward redraws M from the seed rather than keeping it; x_d lives in one scratch
  * [rows, in] a half's projections share (`runHalfProgram`), one projection at a time.
  *
+ * DoRA (a LoRA with a magnitude) is ./dora.ts's: these functions hand such a projection over.
+ *
  * A fused projection (Phi-3's qkv_proj, gate_up_proj) writes its outputs as row slices of W
  * (and of the bias and B): q = x·W[0:q]ᵀ, k = x·W[q:q+kv]ᵀ … — each slice its own packed
  * buffer, the same GEMMs with offset pointers, and one u = x·Aᵀ shared by the slices.
@@ -30,6 +32,8 @@ import { dequantizationLayout, dequantizationScratch, recordDequantize } from '.
 import type { Quantized4bit } from '../../../quant/fourbit.js';
 import type { ProjectionAttrs } from '../../../ops/decoderHalves.js';
 import type { LoraDropout } from '../../../model/hooks.js';
+import { doraBackward, doraForward } from './dora.js';
+import { doraScratchElements } from '../../dora_workspace.js';
 
 /** The buffers a fused half's program works in: the GEMM type and a list of temporaries. */
 export interface Workspace {
@@ -40,6 +44,8 @@ export interface Workspace {
   dequantized?: Map<string, number>;
   /** The dropped LoRA input x_d of the projection at hand, [rows, in] of the widest (set by `runHalfProgram`). */
   dropped?: number;
+  /** DoRA's scratch, shared by the half's DoRA projections one at a time (set by `runHalfProgram`, sized by ../../dora_workspace.ts). */
+  dora?: number;
 }
 
 /** A new temporary [rows, cols] in the GEMM type, freed when the kernel returns. */
@@ -64,7 +70,9 @@ export interface Projection {
   weight?: TensorRef;
   quantized?: Quantized4bit;
   bias?: TensorRef;
-  lora?: { A: TensorRef; B: TensorRef; scaling: number; rank: number; dropout?: LoraDropout };
+  lora?: { A: TensorRef; B: TensorRef; scaling: number; rank: number; dropout?: LoraDropout; magnitude?: TensorRef };
+  /** The widest output slice a half writes: outFeatures, or less where it splits a fused projection (Phi-3's qkv, gate_up). */
+  sliceWidth: number;
 }
 
 /** A projection's output rows [row, row + rows) of W, written to (or its gradient read from) a packed [n, rows] buffer. */
@@ -75,7 +83,7 @@ export function projectionOf(inputs: Inputs, attrs: Attrs, role: string): Projec
   const spec = (attrs.projections as ProjectionAttrs | undefined)?.[role];
   if (!spec) return undefined;
   const get = (name: string) => inputs[`${role}${name}`] as TensorRef | undefined;
-  const weight = get('Weight'), A = get('LoraA'), B = get('LoraB');
+  const weight = get('Weight'), A = get('LoraA'), B = get('LoraB'), magnitude = get('LoraMagnitude');
   const shape = weight?.shape ?? spec.quantized?.shape;
   if (!shape || shape.length !== 2) throw new Error(`projection '${role}' has neither a dense [out, in] weight nor a 4-bit one`);
   const [outFeatures, inFeatures] = shape as [number, number];
@@ -86,25 +94,33 @@ export function projectionOf(inputs: Inputs, attrs: Attrs, role: string): Projec
   if (A && B && (A.shape[1] !== inFeatures || B.shape[0] !== outFeatures || B.shape[1] !== rank)) {
     throw new Error(`projection '${role}': LoRA A [${A.shape}] and B [${B.shape}] do not fit the weight [${outFeatures}, ${inFeatures}]`);
   }
+  if (magnitude && (!A || magnitude.shape.length !== 1 || magnitude.shape[0] !== outFeatures)) {
+    throw new Error(`projection '${role}': a DoRA magnitude must be [${outFeatures}] beside LoRA's A and B, got [${magnitude.shape}]${A ? '' : ' without LoRA'}`);
+  }
   const drop = spec.dropout;
   if (drop && (!A || !(drop.rate > 0 && drop.rate < 1) || !Number.isSafeInteger(drop.seed) || drop.seed < 0)) {
     throw new Error(`projection '${role}': LoRA dropout needs LoRA, a rate in (0, 1) and a non-negative integer seed, got ${JSON.stringify(drop)}`);
   }
   return {
     role, inFeatures, outFeatures, weight, quantized: spec.quantized, bias: get('Bias'),
-    lora: A && B ? { A, B, scaling: spec.scaling!, rank, ...(drop ? { dropout: drop } : {}) } : undefined,
+    lora: A && B ? { A, B, scaling: spec.scaling!, rank, ...(drop ? { dropout: drop } : {}), ...(magnitude ? { magnitude } : {}) } : undefined,
+    sliceWidth: outFeatures,
   };
 }
 
 /**
  * Record and run a half's program over `rows` tokens: its 4-bit weights first dequantised, all
  * in one launch, into slots of the shared scratch that `projectForward`/`projectBackward` read,
- * then `record`'s primitives. A half with LoRA dropout gets the scratch its dropped inputs share. One launch for the half's matrices rather than one before each GEMM: a launch's
+ * then `record`'s primitives. A half with LoRA dropout gets the scratch its dropped inputs share,
+ * one with DoRA the scratch its DoRA projections share (what `pass` needs). One launch for the half's matrices rather than one before each GEMM: a launch's
  * fixed cost is shared, and the scratch holds the half's matrices rather than the largest one.
  */
-export function runHalfProgram(ws: Workspace, projections: Projection[], rows: number, record: (p: Program) => void): void {
+export function runHalfProgram(ws: Workspace, projections: Projection[], rows: number, pass: 'forward' | 'backward', record: (p: Program) => void): void {
   const dropping = projections.filter((p) => p.lora?.dropout);
   if (dropping.length > 0) ws.dropped = scratch(ws, rows, Math.max(...dropping.map((p) => p.inFeatures)));
+  const dora = projections.filter((p) => p.lora?.magnitude).map((p) => ({ ...p, dropping: p.lora!.dropout !== undefined }));
+  const doraElements = doraScratchElements(dora, rows, pass);
+  if (doraElements > 0) ws.dora = scratch(ws, 1, doraElements);
   const quantized = projections.filter((p) => p.quantized);
   const { offsets, bytes } = dequantizationLayout(quantized.map((p) => p.quantized!), ws.phys);
   // Grown before recording: growing frees the old buffer, which a recorded program would name.
@@ -118,14 +134,15 @@ export function runHalfProgram(ws: Workspace, projections: Projection[], rows: n
 }
 
 /** W in the GEMM type: the dense weight (converted if stored otherwise), or the 4-bit one's dequantised slot. */
-function weightPointer(ws: Workspace, proj: Projection): number {
+export function weightPointer(ws: Workspace, proj: Projection): number {
   if (proj.weight) return ws.backend.ptr(storedAs(ws.backend, proj.weight, ws.phys, ws.temps));
   const slot = ws.dequantized?.get(proj.role);
   if (slot === undefined) throw new Error(`projection '${proj.role}': its 4-bit weight was not dequantised (run the half through runHalfProgram)`);
   return slot;
 }
 
-const operand = (ws: Workspace, t: TensorRef) => ws.backend.ptr(storedAs(ws.backend, t, ws.phys, ws.temps));
+/** A tensor as a GEMM operand: itself, or a GEMM-type copy among the workspace's temps. */
+export const operand = (ws: Workspace, t: TensorRef) => ws.backend.ptr(storedAs(ws.backend, t, ws.phys, ws.temps));
 
 /**
  * Record y_slice = x·W[slice]ᵀ (+ bias) (+ residual) (+ LoRA) for each slice. `residual`, when
@@ -134,6 +151,7 @@ const operand = (ws: Workspace, t: TensorRef) => ws.backend.ptr(storedAs(ws.back
 export function projectForward(p: Program, ws: Workspace, proj: Projection, x: number, n: number, slices: Slice[], residual?: number): void {
   const ab = DTYPE[ws.phys], eb = PHYS_BYTES[ws.phys];
   if (residual !== undefined && slices.length !== 1) throw new Error(`projection '${proj.role}': a residual needs a single output`);
+  if (proj.lora?.magnitude) return doraForward(p, ws, proj, x, n, slices, residual);
   const bias = proj.bias ? operand(ws, proj.bias) : 0;
   const w = weightPointer(ws, proj);
   for (const s of slices) {
@@ -153,11 +171,12 @@ export function projectForward(p: Program, ws: Workspace, proj: Projection, x: n
   }
 }
 
-/** Where a projection's backward pass writes: dx (accumulated when `accumulate`), and the LoRA gradients (f32). */
-export interface ProjectionGrads { dx: number; accumulate: boolean; dA?: TensorRef; dB?: TensorRef }
+/** Where a projection's backward pass writes: dx (accumulated when `accumulate`), and the LoRA gradients (f32; DoRA's dm too). */
+export interface ProjectionGrads { dx: number; accumulate: boolean; dA?: TensorRef; dB?: TensorRef; dm?: TensorRef }
 
 /** Record dx (+)= Σ dy_slice·W[slice] (+ LoRA), and dA, dB when the projection has LoRA. `x` is the forward input. */
 export function projectBackward(p: Program, ws: Workspace, proj: Projection, x: number, n: number, slices: Slice[], grads: ProjectionGrads): void {
+  if (proj.lora?.magnitude) return doraBackward(p, ws, proj, x, n, slices, grads);
   const ab = DTYPE[ws.phys], eb = PHYS_BYTES[ws.phys], f32 = DTYPE.f32;
   const inF = proj.inFeatures;
   const w = weightPointer(ws, proj);
@@ -191,13 +210,13 @@ export function projectBackward(p: Program, ws: Workspace, proj: Projection, x: 
   }
 }
 
-function droppedScratch(ws: Workspace, proj: Projection): number {
+export function droppedScratch(ws: Workspace, proj: Projection): number {
   if (!ws.dropped) throw new Error(`projection '${proj.role}': LoRA dropout needs the half's dropout scratch (run the half through runHalfProgram)`);
   return ws.dropped;
 }
 
 /** The LoRA terms' input: x itself, or with dropout x_d = (M⊙x)/(1 − p) recorded into the shared scratch. */
-function dropLoraInput(p: Program, ws: Workspace, proj: Projection, x: number, n: number): number {
+export function dropLoraInput(p: Program, ws: Workspace, proj: Projection, x: number, n: number): number {
   const drop = proj.lora?.dropout;
   if (!drop) return x;
   const xd = droppedScratch(ws, proj);
