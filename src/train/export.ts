@@ -125,7 +125,7 @@ export async function exportCheckpoint(runOrCheckpoint: string, format: ExportFo
     for (const [name, v] of adapter.variables) {
       const saved = c.adapter.get(name);
       if (!saved || saved.data.length !== v.size) throw new TrainerError(`${dir}: adapter_state.safetensors has no '${name}' of shape [${v.shape.join(', ')}]`);
-      v.assign(tf.tensor(saved.data, v.shape, 'float32'));
+      tf.tidy(() => v.assign(tf.tensor(saved.data, v.shape, 'float32')));
     }
     await exportAdapter(model, adapter, recipe, format, out);
     return out;

@@ -55,7 +55,9 @@ export function restoreCheckpoint(c: CheckpointContents, dir: string, into: Resu
   // Skipped steps did not reach the optimizer, so its count trails the trainer's by their number.
   const updates = c.state.step - c.state.skippedSteps.length;
   if (c.optimizer.step !== updates) throw new CheckpointError(`${dir}: optimizer step ${c.optimizer.step} differs from the trainer's ${updates} updates`);
-  for (const [name, v] of adapter.variables) v.assign(tf.tensor(c.adapter.get(name)!.data, v.shape, 'float32'));
+  // assign() keeps a reference to the tensor's data: the temporary must go, or the variable shares
+  // its buffer and the device's in-place AdamW (rightly) refuses to update it.
+  for (const [name, v] of adapter.variables) tf.tidy(() => v.assign(tf.tensor(c.adapter.get(name)!.data, v.shape, 'float32')));
   optimizer.setState(c.optimizer);
   adapter.setRngState(c.state.rng.adapter);
   const state = structuredClone(c.state);

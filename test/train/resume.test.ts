@@ -105,3 +105,33 @@ describe('resume with a changed recipe', () => {
     expect(state(path.join(run, 'checkpoint-3')).changes).toBeUndefined();
   });
 });
+
+describe('restoring a checkpoint', () => {
+  it('leaves each adapter variable the only holder of its data, as the device’s in-place AdamW requires', async () => {
+    const { loadCheckpoint } = await import('../../src/train/checkpoint.js');
+    const { restoreCheckpoint } = await import('../../src/train/resume.js');
+    const { loadRecipe } = await import('../../src/recipe/load.js');
+    const { loadBaseModel } = await import('../../src/model/load.js');
+    const { createAdapter } = await import('../../src/adapters/index.js');
+    const { tf } = await import('../../src/backend/tf.js');
+    const dir = tmp('restore-refs');
+    const file = tinyRecipe(dir, 'max_steps: 1');
+    expect((await trainInProcess(['--recipe', file, '--json'])).code).toBe(0);
+    const ck = path.join(dir, 'run', 'checkpoint-1');
+    const c = loadCheckpoint(ck);
+    const recipe = loadRecipe(file, []);
+    const model = loadBaseModel(recipe.model.path);
+    const adapter = createAdapter(model, recipe.adapter, recipe.training.seed);
+    try {
+      restoreCheckpoint(c, ck, {
+        adapter, optimizer: { setState: () => {} }, schedule: c.state.schedule,
+        data: { fingerprint: c.state.dataFingerprint, path: recipe.data.path }, recipe: { now: recipe, overridden: [] },
+      });
+      const backend = tf.engine().backend as unknown as { refCount(id: object): number };
+      for (const [name, v] of adapter.variables) expect(backend.refCount(v.dataId), name).toBe(1);
+    } finally {
+      adapter.dispose();
+      model.dispose();
+    }
+  });
+});
