@@ -11,7 +11,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { commit, createBranch, createRepo, HubApiError, type CommitOperation } from '@huggingface/hub';
 import { latestCheckpoint, RECIPE_FILE, TRAINER_STATE_FILE } from '../train/checkpoint.js';
-import { inspectExport, modelCard, type ExportKind } from './card.js';
+import { inspectExport, isGeneratedCard, modelCard, type ExportKind } from './card.js';
 import { hubEnv, type HubEnv } from './env.js';
 import { describeFailure, HubError, recordingFetch } from './errors.js';
 import { parseHubRef } from './ref.js';
@@ -88,11 +88,13 @@ async function pushFolder(folder: string, runDir: string | null, opts: PushOptio
   if (!env.token) throw new HubError(`${action}: pushing needs a token with write access; set HF_TOKEN (create one at ${env.endpoint}/settings/tokens)`);
   const found = inspectExport(folder);
   const run = runRecord(runDir);
-  const files = readdirSync(folder).filter((f) => !f.startsWith('.') && statSync(path.join(folder, f)).isFile());
+  const all = readdirSync(folder).filter((f) => !f.startsWith('.') && statSync(path.join(folder, f)).isFile());
+  // A README the user wrote is theirs to keep; ours (the export's local card) is made again naming the repo.
+  const ownCard = all.includes('README.md') && !isGeneratedCard(readFileSync(path.join(folder, 'README.md'), 'utf8'));
+  const files = ownCard ? all : all.filter((f) => f !== 'README.md');
   const operations: CommitOperation[] = [];
   for (const f of files) operations.push({ operation: 'addOrUpdate', path: f, content: await openAsBlob(path.join(folder, f)) });
-  // A README the user wrote is theirs to keep; otherwise the card is generated.
-  if (!files.includes('README.md')) {
+  if (!ownCard) {
     const base = found.base ?? (run.recipe ? recipeModelPath(run.recipe) : null);
     const card = modelCard({ repo, kind: found.kind, base, adapterType: found.adapterType, ...run });
     operations.push({ operation: 'addOrUpdate', path: 'README.md', content: new Blob([card]) });

@@ -25,6 +25,9 @@ export const TRAINER_STATE_FILE = 'trainer_state.json';
 export const ADAPTER_STATE_FILE = 'adapter_state.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const RECIPE_FILE = 'recipe.yaml';
+
+/** The resolved recipe as checkpoints, the run folder and model cards hold it. */
+export const recipeText = (recipe: unknown): string => toYaml(recipe);
 const FORMAT_VERSION = 1;
 
 /** Where the data stream stands: the next batch is batch `index` of epoch `epoch`. */
@@ -90,7 +93,7 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
     await writeFileAtomic(path.join(tmp, ADAPTER_STATE_FILE), encodeSafetensors(adapter, { format: 'typetune-adapter-state' }));
     await writeFileAtomic(path.join(tmp, OPTIMIZER_FILE), encodeSafetensors(optimizer, { format: 'typetune-adamw', step: String(c.optimizer.step) }));
     await writeFileAtomic(path.join(tmp, TRAINER_STATE_FILE), `${JSON.stringify({ version: FORMAT_VERSION, ...c.state }, null, 1)}\n`);
-    await writeFileAtomic(path.join(tmp, RECIPE_FILE), toYaml(c.recipe));
+    await writeFileAtomic(path.join(tmp, RECIPE_FILE), recipeText(c.recipe));
   });
 }
 

@@ -20,11 +20,12 @@ import type { DecoderModel } from '../model/model.js';
 import { loadRecipe } from '../recipe/load.js';
 import { EXPORT_FORMATS, type ExportFormat, type Recipe } from '../recipe/types.js';
 import { createAdapter, type AnyAdapter } from '../adapters/index.js';
-import { listCheckpoints, loadCheckpoint, resolveResume, TRAINER_STATE_FILE } from './checkpoint.js';
+import { listCheckpoints, loadCheckpoint, recipeText, resolveResume, TRAINER_STATE_FILE } from './checkpoint.js';
 import { TrainerError } from './errors.js';
 import { findNonFinite } from './finite.js';
 import { resolveModelSource } from '../hub/resolve.js';
 import { parseHubRef } from '../hub/ref.js';
+import { modelCard } from '../hub/card.js';
 
 /** Files of a model folder that describe its tokenizer and generation, copied beside merged weights. */
 const TOKENIZER_FILES = [
@@ -32,8 +33,24 @@ const TOKENIZER_FILES = [
   'tokenizer.model', 'chat_template.jinja', 'chat_template.json', 'generation_config.json',
 ];
 
-/** Write `adapter` (trained on `model`) to `dir` in `format`. */
-export async function exportAdapter(model: DecoderModel, adapter: AnyAdapter, recipe: Recipe, format: ExportFormat, dir: string): Promise<void> {
+/** What a model card says of the training behind an export (null where unknown). */
+export interface TrainingRecord {
+  steps: number | null;
+  finalLoss: number | null;
+  finalEvalLoss: number | null;
+}
+
+/** Write `adapter` (trained on `model`) to `dir` in `format`, with a model card (README.md) as `push` writes it. */
+export async function exportAdapter(model: DecoderModel, adapter: AnyAdapter, recipe: Recipe, format: ExportFormat, dir: string, record?: TrainingRecord): Promise<void> {
+  await writeExport(model, adapter, recipe, format, dir);
+  const card = modelCard({
+    repo: null, kind: format, base: recipe.model.path, adapterType: recipe.adapter.type, recipe: recipeText(recipe),
+    steps: record?.steps ?? null, finalLoss: record?.finalLoss ?? null, finalEvalLoss: record?.finalEvalLoss ?? null,
+  });
+  await writeFileAtomic(path.join(dir, 'README.md'), card);
+}
+
+async function writeExport(model: DecoderModel, adapter: AnyAdapter, recipe: Recipe, format: ExportFormat, dir: string): Promise<void> {
   if (!EXPORT_FORMATS.includes(format)) throw new TrainerError(`export format '${String(format)}' is not one of ${EXPORT_FORMATS.join(', ')}`);
   const bad = findNonFinite([...adapter.variables].map(([name, v]): [string, ArrayLike<number>] => [name, v.dataSync() as Float32Array]));
   if (bad) throw new TrainerError(`export ${format}: adapter weight '${bad.name}' is ${bad.value}; a diverged adapter is not exported`);
@@ -135,7 +152,7 @@ export async function exportCheckpoint(runOrCheckpoint: string, format: ExportFo
       v.assign(tf.tensor(saved.data, v.shape, 'float32'));
     }
     const out = path.resolve(outDir);
-    await exportAdapter(model, adapter, recipe, format, out);
+    await exportAdapter(model, adapter, recipe, format, out, { steps: c.state.step, finalLoss: c.state.losses.at(-1) ?? null, finalEvalLoss: c.state.evalLosses.at(-1)?.loss ?? null });
     return out;
   } finally {
     adapter?.dispose();

@@ -17,6 +17,7 @@ import { loadTokenizer } from '../data/index.js';
 import { loadRecipe, type LoadRecipeOptions } from '../recipe/load.js';
 import type { ExportFormat, Recipe } from '../recipe/types.js';
 import { TensorBoardWriter } from '../io/tensorboard.js';
+import { writeFileAtomicSync } from '../io/atomic.js';
 import { createAdapter, type AnyAdapter } from '../adapters/index.js';
 import type { AdamWOptions, AdamWState } from './adamw.js';
 import { localRunner, type StepRunner } from './runner.js';
@@ -29,6 +30,7 @@ import {
   checkpointDir,
   loadCheckpoint,
   RECIPE_FILE,
+  recipeText,
   resolveResume,
   saveCheckpoint,
   type CheckpointContents,
@@ -109,6 +111,8 @@ export class Trainer extends TrainerEmitter {
   private stopRequested: Signal | null = null;
   /** Steps completed by the last (or current) `train()`, for export events. */
   private lastStep = 0;
+  /** The losses so far, for the model card an export writes. */
+  private history: Pick<TrainerState, 'losses' | 'evalLosses'> | null = null;
   private disposed = false;
 
   private constructor(
@@ -262,6 +266,7 @@ export class Trainer extends TrainerEmitter {
       for (const message of warnings) this.emit('warning', { message });
       activeDevice().resetPeakMemory();
       this.lastStep = state.step;
+      this.history = state;
       const stream = stepStream(this.data, t.gradient_accumulation_steps, state.data);
       // Ranks of a job stop together: the runner agrees on every rank's signal before each step.
       while (state.step < total && !(await runner.agreeStop(this.stopRequested))) {
@@ -351,7 +356,8 @@ export class Trainer extends TrainerEmitter {
   /** Export the adapter as it is now: `peft` (LoRA), `pyreft` (ReFT) or `merged` (LoRA folded into the base). */
   async export(format: ExportFormat, outDir: string): Promise<string> {
     const dir = path.resolve(outDir);
-    await exportAdapter(this.model, this.adapter, this.recipe, format, dir);
+    const h = this.history;
+    await exportAdapter(this.model, this.adapter, this.recipe, format, dir, { steps: this.lastStep, finalLoss: h?.losses.at(-1) ?? null, finalEvalLoss: h?.evalLosses.at(-1)?.loss ?? null });
     this.emit('export', { step: this.lastStep, format, dir });
     return dir;
   }
@@ -410,6 +416,8 @@ export class Trainer extends TrainerEmitter {
     const movedAside = claimRunFolder(this.runDir, { resume: Boolean(opts.resume), overwrite: opts.overwrite ?? false });
     if (movedAside) warnings.push(`--overwrite: moved the earlier run in ${this.runDir} to ${movedAside}`);
     checkWritable([{ key: 'output.dir', dir: this.runDir }, ...(r.logging.tensorboard ? [{ key: 'logging.dir', dir: r.logging.dir }] : [])]);
+    // The recipe as resolved (every --set in, paths absolute), where a reader of the run looks first.
+    writeFileAtomicSync(path.join(this.runDir, RECIPE_FILE), recipeText(this.recipe));
     return { state, resumedFrom, warnings };
   }
 
