@@ -29,6 +29,13 @@ export interface StepEvent {
   epoch: number;
   /** Mean loss over the step's targets, before the update. */
   loss: number;
+  /**
+   * Mean of the step losses over the logging window so far (the steps since the last logged
+   * one, `logging.every_steps`): what the progress line and TensorBoard's train/loss show.
+   */
+  windowLoss: number;
+  /** Steps in that window so far (1 on the first step after a logged one). */
+  windowSteps: number;
   /** Learning rate the update used. */
   lr: number;
   /** Global gradient norm before clipping. */
@@ -43,7 +50,10 @@ export interface StepEvent {
 
 export interface EvalEvent {
   step: number;
+  /** Mean loss over every target token of the eval set. */
   loss: number;
+  /** exp(loss): the eval set's per-token perplexity. */
+  perplexity: number;
   targets: number;
 }
 

@@ -26,6 +26,7 @@ import { evaluateLoss, stepSeed, type StepBatch } from './step.js';
 import { prepareData, stepStream, evalBatches, totalSteps, type TrainingData } from './data.js';
 import { applyPrecision, type AppliedPrecision } from './precision.js';
 import { TrainerEmitter, type StepEvent } from './events.js';
+import { LossWindow } from './lossWindow.js';
 import {
   checkpointDir,
   loadCheckpoint,
@@ -244,8 +245,9 @@ export class Trainer extends TrainerEmitter {
       const { loss, targets } = evaluateLoss(this.model, this.adapter, evalSet);
       state.evalLosses.push({ step: state.step, loss });
       lastEvalStep = state.step;
-      tb?.scalar('eval/loss', loss, state.step);
-      this.emit('eval', { step: state.step, loss, targets });
+      const perplexity = Math.exp(loss);
+      tb?.scalars({ 'eval/loss': loss, 'eval/perplexity': perplexity }, state.step);
+      this.emit('eval', { step: state.step, loss, perplexity, targets });
     };
 
     const longest = this.longestSequence;
@@ -268,6 +270,7 @@ export class Trainer extends TrainerEmitter {
       this.lastStep = state.step;
       this.history = state;
       const stream = stepStream(this.data, t.gradient_accumulation_steps, state.data);
+      const window = new LossWindow();
       // Ranks of a job stop together: the runner agrees on every rank's signal before each step.
       while (state.step < total && !(await runner.agreeStop(this.stopRequested))) {
         const item = stream.next();
@@ -292,6 +295,7 @@ export class Trainer extends TrainerEmitter {
         this.lastStep = state.step;
         state.data = next;
         state.losses.push(res.loss);
+        window.add(res.loss);
         state.tokens += res.tokens;
         stepsThisRun += 1;
         const elapsed = (performance.now() - startedAt) / 1000;
@@ -300,6 +304,8 @@ export class Trainer extends TrainerEmitter {
           totalSteps: total,
           epoch: at.epoch,
           loss: res.loss,
+          windowLoss: window.mean,
+          windowSteps: window.steps,
           lr,
           gradNorm: res.gradNorm,
           tokens: res.tokens,
@@ -307,10 +313,12 @@ export class Trainer extends TrainerEmitter {
           elapsedSec: elapsed,
           etaSec: (elapsed / stepsThisRun) * (total - state.step),
         };
-        if (tb && (state.step % r.logging.every_steps === 0 || state.step === total)) {
-          tb.scalars({ 'train/loss': event.loss, 'train/lr': lr, 'train/grad_norm': event.gradNorm, 'train/tokens_per_sec': event.tokensPerSec }, state.step);
+        const logged = state.step % r.logging.every_steps === 0 || state.step === total;
+        if (tb && logged) {
+          tb.scalars({ 'train/loss': event.windowLoss, 'train/lr': lr, 'train/grad_norm': event.gradNorm, 'train/tokens_per_sec': event.tokensPerSec }, state.step);
         }
         this.emit('step', event);
+        if (logged) window.reset();
         if (t.eval_every_steps && state.step % t.eval_every_steps === 0) evaluate();
         if (t.save_every_steps && state.step % t.save_every_steps === 0) await save('interval');
         // Let signal handlers run between steps.
