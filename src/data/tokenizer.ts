@@ -108,6 +108,8 @@ class LoadedTokenizer implements Tokenizer {
     readonly bosToken: string | undefined,
     private readonly chatTemplate: string | undefined,
     readonly modelMaxLength: number | undefined,
+    /** Where the chat template came from, for error lines: the config file, or the recipe's data.chat_template. */
+    private readonly templateOrigin: string,
   ) {
     this.eosTokenId = this.requireId(eosToken, 'eos_token');
     this.padTokenId = this.requireId(padToken, 'pad_token');
@@ -164,14 +166,14 @@ class LoadedTokenizer implements Tokenizer {
   applyChatTemplate(messages: ChatMessage[], options: { addGenerationPrompt?: boolean } = {}): string {
     if (this.chatTemplate === undefined) {
       throw new DataError(
-        `${this.configFile}: no "chat_template" (and no chat_template.jinja in ${this.dir}); the chat format needs the model's chat template`,
+        `${this.configFile}: no "chat_template" (and no chat_template.jinja in ${this.dir}); chat data needs a chat template: give one in the recipe as data.chat_template`,
       );
     }
     if (!this.template) {
       try {
         this.template = new Template(this.chatTemplate);
       } catch (err) {
-        throw new DataError(`${this.configFile}: "chat_template" does not parse (${(err as Error).message})`);
+        throw new DataError(`${this.templateOrigin}: "chat_template" does not parse (${(err as Error).message})`);
       }
     }
     // transformers passes the special tokens map as strings, beside messages and the flag.
@@ -186,7 +188,7 @@ class LoadedTokenizer implements Tokenizer {
     try {
       return this.template.render(context);
     } catch (err) {
-      throw new DataError(`${this.configFile}: rendering "chat_template" failed: ${(err as Error).message}`);
+      throw new DataError(`${this.templateOrigin}: rendering "chat_template" failed: ${(err as Error).message}`);
     }
   }
 
@@ -199,8 +201,16 @@ class LoadedTokenizer implements Tokenizer {
   }
 }
 
-/** Load `tokenizer.json` (+ `tokenizer_config.json`, + optional `chat_template.jinja`) from a model folder. */
-export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
+export interface LoadTokenizerOptions {
+  /** A chat template replacing the folder's (the recipe's data.chat_template). */
+  chatTemplate?: { template: string; origin: string } | null;
+}
+
+/**
+ * Load `tokenizer.json` (+ `tokenizer_config.json`, + optional `chat_template.jinja`) from a
+ * model folder; `options.chatTemplate` replaces the folder's template.
+ */
+export async function loadTokenizer(modelDir: string, options: LoadTokenizerOptions = {}): Promise<Tokenizer> {
   const tokenizerFile = path.join(modelDir, 'tokenizer.json');
   const configFile = path.join(modelDir, 'tokenizer_config.json');
   const tokenizerJson = (await readJson(tokenizerFile, true))!;
@@ -214,7 +224,8 @@ export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
   } catch (err) {
     throw new DataError(`${tokenizerFile}: cannot build the tokenizer (${(err as Error).message})`);
   }
-  let chatTemplate = chatTemplateOf(config, configFile);
+  const override = options.chatTemplate ?? null;
+  let chatTemplate = override ? override.template : chatTemplateOf(config, configFile);
   if (chatTemplate === undefined) {
     // transformers ≥ 4.43 may save the template beside the config instead.
     chatTemplate = await fs.readFile(path.join(modelDir, 'chat_template.jinja'), 'utf8').catch(() => undefined);
@@ -232,5 +243,6 @@ export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
     specialToken(config, 'bos_token', configFile),
     chatTemplate,
     modelMaxLength,
+    override ? override.origin : configFile,
   );
 }

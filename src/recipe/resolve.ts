@@ -10,6 +10,7 @@ import { existsSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { COLUMN_DEFAULTS, DERIVED, EXPORT_DEFAULTS } from './defaults.js';
+import { isInlineTemplate } from '../data/chatTemplate.js';
 import { IssueList, type KeyPath } from './errors.js';
 import type { RecipeSource } from './source.js';
 import type { Recipe } from './types.js';
@@ -51,6 +52,8 @@ export function resolveRecipe(source: RecipeSource, v: ValidatedRecipe, opts: Re
   const hubId = parseHubRef(v.model.path) !== null && !existsSync(localModel);
   const modelPath = hubId ? v.model.path : localModel;
   const dataPath = resolvePath(source, at('data', 'path'), v.data.path, cwd);
+  // A chat template is Jinja text or a file beside the recipe.
+  const chatTemplate = v.data.chat_template === null || isInlineTemplate(v.data.chat_template) ? v.data.chat_template : resolvePath(source, at('data', 'chat_template'), v.data.chat_template, cwd);
   const evalPath = v.data.eval?.path != null ? resolvePath(source, at('data', 'eval', 'path'), v.data.eval.path, cwd) : null;
   const outputDir = v.output.dir !== null ? resolvePath(source, at('output', 'dir'), v.output.dir, cwd) : DERIVED.outputDir(cwd, opts.name);
   const loggingDir = v.logging.dir !== null ? resolvePath(source, at('logging', 'dir'), v.logging.dir, cwd) : DERIVED.loggingDir(outputDir);
@@ -59,6 +62,9 @@ export function resolveRecipe(source: RecipeSource, v: ValidatedRecipe, opts: Re
     const issues = new IssueList();
     if (!hubId) checkExists(source, issues, at('model', 'path'), modelPath, 'model');
     checkExists(source, issues, at('data', 'path'), dataPath, 'data');
+    if (chatTemplate !== null && !isInlineTemplate(chatTemplate) && !existsSync(chatTemplate)) {
+      issues.add(at('data', 'chat_template'), `template file not found: ${chatTemplate} (give the Jinja text itself, or a file holding it)`, source.locate(at('data', 'chat_template')));
+    }
     if (evalPath !== null) checkExists(source, issues, at('data', 'eval', 'path'), evalPath, 'data');
     issues.throwIfAny();
   }
@@ -69,6 +75,7 @@ export function resolveRecipe(source: RecipeSource, v: ValidatedRecipe, opts: Re
     data: {
       ...v.data,
       path: dataPath,
+      chat_template: chatTemplate,
       columns: { ...COLUMN_DEFAULTS[v.data.format], ...v.data.columns },
       seed: v.data.seed ?? DERIVED.dataSeed(v.training.seed),
       eval: v.data.eval && { ...v.data.eval, path: evalPath },

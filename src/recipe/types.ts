@@ -86,7 +86,8 @@ export interface ReftAdapterConfig {
 
 export type AdapterConfig = LoraAdapterConfig | ReftAdapterConfig;
 
-export const DATA_FORMATS = ['text', 'prompt_completion', 'alpaca', 'chat'] as const;
+/** `auto`: read from the columns (TRL's rule: messages → chat, prompt + completion → prompt_completion, text → text). */
+export const DATA_FORMATS = ['auto', 'text', 'prompt_completion', 'alpaca', 'chat'] as const;
 export type DataFormat = (typeof DATA_FORMATS)[number];
 
 /** Which source column holds each field a format reads; the keys depend on `data.format`. */
@@ -105,6 +106,15 @@ export interface DataSection {
   path: string;
   format: DataFormat;
   columns: DataColumns;
+  /**
+   * A chat template replacing the model's: the Jinja text itself, or the absolute path of a
+   * file holding it; null = the model's (tokenizer_config.json or chat_template.jinja).
+   */
+  chat_template: string | null;
+  /** Conversations (`chat`): loss on the assistant turns only (true), or on every token. */
+  assistant_only_loss: boolean;
+  /** prompt_completion and alpaca: loss on the completion only (true), or on the prompt too. */
+  completion_only_loss: boolean;
   max_length: number;
   /** Rows longer than max_length: true = cut to max_length (and say how many), false = refuse the data. */
   truncate: boolean;

@@ -149,7 +149,8 @@ function walkAdapter(ctx: Ctx, raw: unknown, spec: AdapterSpec): AdapterConfig {
 function crossChecks(ctx: Ctx, r: ValidatedRecipe): void {
   const lora = r.adapter.type === 'lora';
   const format = r.data.format as DataFormat;
-  const fields = Object.keys(COLUMN_DEFAULTS[format]);
+  // Under auto any format's field may be mapped: the columns decide which format applies.
+  const fields = format === 'auto' ? [...new Set(Object.values(COLUMN_DEFAULTS).flatMap((c) => Object.keys(c)))] : Object.keys(COLUMN_DEFAULTS[format]);
   for (const key of Object.keys(r.data.columns)) {
     if (!fields.includes(key)) {
       const hint = suggestion(key, fields);

@@ -76,7 +76,10 @@ const EVAL_SPLIT_SALT = 0x65766c;
 
 export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise<TrainingData> {
   const d = recipe.data;
-  const spec = { path: d.path, format: d.format, columns: d.columns, max_length: d.max_length, truncate: d.truncate, packing: d.packing, shuffle: d.shuffle, seed: d.seed };
+  const spec = {
+    path: d.path, format: d.format, columns: d.columns, max_length: d.max_length, truncate: d.truncate, packing: d.packing, shuffle: d.shuffle, seed: d.seed,
+    assistant_only_loss: d.assistant_only_loss, completion_only_loss: d.completion_only_loss,
+  };
   const loaded = await loadDataset(spec, tokenizer, '/');
   const warnings = pipelineWarnings(loaded.file, loaded.stats, d.max_length);
   let train = loaded.examples;

@@ -14,6 +14,7 @@ import { quantizedWeightsReport } from '../model/memory.js';
 import { loadBaseModel } from '../model/load.js';
 import type { DecoderModel } from '../model/model.js';
 import { loadTokenizer } from '../data/index.js';
+import { recipeChatTemplate } from '../data/chatTemplate.js';
 import { loadRecipe, type LoadRecipeOptions } from '../recipe/load.js';
 import type { ExportFormat, Recipe } from '../recipe/types.js';
 import { TensorBoardWriter } from '../io/tensorboard.js';
@@ -154,7 +155,7 @@ export class Trainer extends TrainerEmitter {
     // bf16-mixed: frozen matrices live in bf16 (half the memory; tensor-core GEMMs read them as they are).
     if (precision.effective !== 'fp32') model.weights.storeFrozen((w) => activeDevice().storeFrozenWeight(w, precision.effective));
     try {
-      const tokenizer = await loadTokenizer(modelDir);
+      const tokenizer = await loadTokenizer(modelDir, { chatTemplate: recipeChatTemplate(recipe.data.chat_template) });
       const data = await prepareData(recipe, tokenizer);
       const adapter = createAdapter(model, recipe.adapter, recipe.training.seed, 'recipe adapter');
       const file = typeof pathOrObject === 'string' ? path.resolve(options.cwd ?? process.cwd(), pathOrObject) : null;

@@ -14,6 +14,15 @@ export interface RowContext {
   file: string;
   /** e.g. "line 12" or "row 3". */
   where: string;
+  /** Which tokens carry the loss, by TRL's names (both true unless the recipe says otherwise). */
+  loss: LossScope;
+}
+
+export interface LossScope {
+  /** chat: the assistant turns only (else every token). */
+  assistantOnly: boolean;
+  /** prompt_completion and alpaca: the completion only (else the prompt too). */
+  completionOnly: boolean;
 }
 
 function columnName(ctx: RowContext, logical: string): string {
