@@ -143,6 +143,8 @@ export const LOGGING_DEFAULTS: LoggingDefaults = {
   dir: null,
   every_steps: 10,
   tensorboard: true,
+  eval_samples: 0,
+  sample_max_new_tokens: 32,
 };
 
 export const OUTPUT_DEFAULTS: OutputDefaults = {

@@ -259,13 +259,15 @@ const training: SectionSpec = {
 
 const logging: SectionSpec = {
   kind: 'section',
-  doc: 'Progress and TensorBoard scalars (loss, lr, grad_norm, tokens/s, eval loss).',
+  doc: 'Progress and TensorBoard scalars (loss — the mean over the logging window —, lr, grad_norm, tokens/s, eval loss and perplexity), optionally sample completions.',
   defaults: LOGGING_DEFAULTS,
   aliases: { log_dir: 'dir', logdir: 'dir', log_every: 'every_steps', logging_steps: 'every_steps', log_every_n_steps: 'every_steps' },
   fields: {
     dir: leaf(nullable(nonEmptyString, 'a folder path'), 'TensorBoard event files go here; null = <output.dir>/logs'),
     every_steps: leaf(positiveInt, 'log every N optimizer steps'),
     tensorboard: leaf(bool, 'write events.out.tfevents.* files'),
+    eval_samples: leaf(nonNegativeInt, 'at each evaluation, complete the first N eval prompts (greedy) and write them to TensorBoard as text (eval/samples); 0 = none'),
+    sample_max_new_tokens: leaf(positiveInt, 'new tokens per sample completion'),
   } satisfies Fields<LoggingSection>,
 };
 

@@ -161,6 +161,10 @@ export interface LoggingSection {
   dir: string;
   every_steps: number;
   tensorboard: boolean;
+  /** At each evaluation, greedy completions of the first N eval prompts, written to TensorBoard as text (0: none). */
+  eval_samples: number;
+  /** New tokens per sample completion. */
+  sample_max_new_tokens: number;
 }
 
 export const EXPORT_FORMATS = ['peft', 'pyreft', 'merged'] as const;

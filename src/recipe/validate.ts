@@ -167,6 +167,11 @@ function crossChecks(ctx: Ctx, r: ValidatedRecipe): void {
   if (r.adapter.type !== 'lora' && r.adapter.add_bias && r.adapter.type !== 'noreft') {
     report(ctx, ['adapter', 'add_bias'], `add_bias applies to noreft only (loreft and direft have no bias of their own); adapter.type is ${r.adapter.type}`);
   }
+  if (r.logging.eval_samples > 0 && !r.logging.tensorboard) {
+    report(ctx, ['logging', 'eval_samples'], 'sample completions are written to TensorBoard (eval/samples); set logging.tensorboard: true, or eval_samples: 0');
+  } else if (r.logging.eval_samples > 0 && !r.data.eval) {
+    report(ctx, ['logging', 'eval_samples'], 'sample completions come from the evaluation data; set data.eval ({path} or {split}), or eval_samples: 0');
+  }
   const t = r.training;
   if (t.warmup_steps > 0 && t.warmup_ratio > 0) {
     report(ctx, ['training', 'warmup_ratio'], `give warmup_steps (${t.warmup_steps}) or warmup_ratio (${t.warmup_ratio}), not both`);

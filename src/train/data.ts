@@ -38,6 +38,8 @@ export interface TrainingData {
   fingerprint: DataFingerprint;
   /** What the pipeline did to the rows that the user should hear about (cut, skipped). */
   warnings: string[];
+  /** The tokenizer the examples were made with (sample completions decode with it). */
+  tokenizer: Tokenizer;
 }
 
 /** Size and hash of the training token stream (ids and labels, example by example, in file order). */
@@ -117,6 +119,7 @@ export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise
     stepsPerEpoch: Math.ceil(perEpoch / recipe.training.gradient_accumulation_steps),
     fingerprint: fingerprintExamples(train),
     warnings,
+    tokenizer,
   };
 }
 

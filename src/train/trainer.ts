@@ -28,6 +28,7 @@ import { prepareData, stepStream, evalBatches, totalSteps, type TrainingData } f
 import { applyPrecision, type AppliedPrecision } from './precision.js';
 import { TrainerEmitter, type StepEvent } from './events.js';
 import { LossWindow } from './lossWindow.js';
+import { sampleCompletions } from './samples.js';
 import {
   checkpointDir,
   loadCheckpoint,
@@ -219,6 +220,11 @@ export class Trainer extends TrainerEmitter {
 
     const tb = r.logging.tensorboard && this.isLeader ? new TensorBoardWriter(r.logging.dir) : null;
     const evalSet = evalBatches(this.data);
+    // Generation runs on rank 0 alone: in a job the other ranks (and ZeRO-3's weight shards) are busy elsewhere.
+    const a = r.adapter;
+    const samples = r.logging.eval_samples > 0 && !this.communicator
+      ? { count: r.logging.eval_samples, maxNewTokens: r.logging.sample_max_new_tokens, reft: a.type === 'lora' ? undefined : { positions: a.positions, shareWeights: a.share_weights } }
+      : null;
     const signals = opts.handleSignals ?? true ? catchStopSignals((signal) => this.stop(signal), () => this.stopRequested !== null) : () => {};
     let lastCheckpoint: string | null = resumedFrom;
     let lastSavedStep = resumedFrom ? state.step : -1;
@@ -248,6 +254,7 @@ export class Trainer extends TrainerEmitter {
       lastEvalStep = state.step;
       const perplexity = Math.exp(loss);
       tb?.scalars({ 'eval/loss': loss, 'eval/perplexity': perplexity }, state.step);
+      if (tb && samples) tb.text('eval/samples', sampleCompletions(this.model, this.adapter, this.data.tokenizer, this.data.eval, samples), state.step);
       this.emit('eval', { step: state.step, loss, perplexity, targets });
     };
 
@@ -409,6 +416,7 @@ export class Trainer extends TrainerEmitter {
       tokens: 0,
     };
     const warnings = [...this.data.warnings];
+    if (r.logging.eval_samples > 0 && this.communicator) warnings.push('logging.eval_samples: a multi-process job writes no sample completions (generation would hold up the other ranks); a single-process run does');
     const composed = composedLayersNote(this.model.decoder, this.adapter);
     if (composed) warnings.push(composed);
     let resumedFrom: string | null = null;
