@@ -15,6 +15,7 @@ import { DataError } from './errors.js';
 import { supervisedTokens, truncate, type TokenizedExample } from './example.js';
 import { FORMATS, type FormatName } from './formats/index.js';
 import { detectFormat } from './formats/detect.js';
+import { readShards } from './sources/shards.js';
 import { packExamples } from './packing.js';
 import { permutation } from './shuffle.js';
 import { readRows } from './sources/index.js';
@@ -42,6 +43,8 @@ export interface DatasetSpec {
   seed?: number;
   /** Split of a DatasetDict folder. Default "train". */
   split?: string;
+  /** The split's files when the dataset came from the Hub (read in order instead of `path`, which then only names it). */
+  shards?: { files: string[]; describe: string };
 }
 
 export interface DatasetStats {
@@ -107,7 +110,7 @@ function validateColumns(spec: DatasetSpec, formatName: FormatName): void {
 export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseDir: string): Promise<LoadedDataset> {
   validate(spec);
   const file = path.resolve(baseDir, spec.path);
-  const rowSet = await readRows(file, { split: spec.split });
+  const rowSet = spec.shards ? await readShards(spec.shards.files, spec.shards.describe) : await readRows(file, { split: spec.split });
   if (rowSet.rows.length === 0) throw new DataError(`${rowSet.file}: the dataset has no rows`);
   const formatName = spec.format === 'auto' ? detectFormat(rowSet.rows[0]!, spec.columns ?? {}, rowSet.file, rowSet.where(0)) : spec.format;
   validateColumns(spec, formatName);

@@ -12,11 +12,11 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { formatRef, isCommitHash, repoFolderName, type HubRef } from './ref.js';
+import { formatRef, isCommitHash, repoFolderName, type HubRef, type RepoKind } from './ref.js';
 import { missingFiles, type Need } from './files.js';
 
-export function storageFolder(cacheDir: string, repo: string): string {
-  return path.join(cacheDir, repoFolderName(repo));
+export function storageFolder(cacheDir: string, repo: string, kind: RepoKind = 'model'): string {
+  return path.join(cacheDir, repoFolderName(repo, kind));
 }
 
 export function refPath(storage: string, revision: string): string {

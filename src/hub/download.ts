@@ -23,7 +23,7 @@ import { describeFailure, HubError, recordingFetch } from './errors.js';
 import { selectFiles, shardsOfIndex, type Need } from './files.js';
 import { withFileLock } from './lock.js';
 import { progressLine, type Progress } from './progress.js';
-import { formatRef, repoFolderName, type HubRef } from './ref.js';
+import { formatRef, repoFolderName, type HubRef, type RepoKind } from './ref.js';
 
 export interface DownloadOptions {
   env: HubEnv;
@@ -34,7 +34,7 @@ export interface DownloadOptions {
   stream?: NodeJS.WriteStream;
 }
 
-interface RemoteFile {
+export interface RemoteFile {
   path: string;
   size: number;
   /** The blob's name in the cache: the LFS sha256, else the git blob id. */
@@ -63,7 +63,7 @@ export async function downloadSnapshot(ref: HubRef, opts: DownloadOptions): Prom
       if (!f) throw new HubError(`${action}: ${file} is named by the safetensors index but is not in the repository`);
       return f;
     };
-    const fetcher = new BlobFetcher({ ...ref, commit }, env.cacheDir, storage, snapshot, hub);
+    const fetcher = new BlobFetcher({ repo: ref.repo, kind: 'model', commit }, env.cacheDir, storage, snapshot, hub);
     const files = plan.files.map(get);
     if (plan.shardsFromIndex) {
       const index = files.pop()!;
@@ -92,9 +92,10 @@ function etagHasher(etag: string, size: number): Hash | null {
   return null;
 }
 
-class BlobFetcher {
+/** Fetches files of one commit of a repo into its cache folder (models here, datasets in datasets.ts). */
+export class BlobFetcher {
   constructor(
-    private readonly ref: HubRef & { commit: string },
+    private readonly ref: { repo: string; kind: RepoKind; commit: string },
     private readonly cacheDir: string,
     private readonly storage: string,
     private readonly snapshot: string,
@@ -106,7 +107,7 @@ class BlobFetcher {
     const pointer = path.join(this.snapshot, file.path);
     if (existsSync(pointer)) return;
     const blob = path.join(this.storage, 'blobs', file.etag);
-    const lock = path.join(this.cacheDir, '.locks', repoFolderName(this.ref.repo), `${file.etag}.lock`);
+    const lock = path.join(this.cacheDir, '.locks', repoFolderName(this.ref.repo, this.ref.kind), `${file.etag}.lock`);
     await withFileLock(lock, async () => {
       if (!existsSync(blob)) await this.download(file, blob, progress);
     });
@@ -126,7 +127,7 @@ class BlobFetcher {
     const hasher = etagHasher(file.etag, file.size);
     if (hasher && have > 0) for await (const chunk of createReadStream(incomplete)) hasher.update(chunk as Buffer);
     if (have < file.size) {
-      const remote = await downloadFile({ repo: this.ref.repo, path: file.path, revision: this.ref.commit, ...this.hub });
+      const remote = await downloadFile({ repo: { type: this.ref.kind, name: this.ref.repo }, path: file.path, revision: this.ref.commit, ...this.hub });
       if (!remote) throw new HubError(`${file.path} is listed in ${this.ref.repo}@${this.ref.commit} but cannot be downloaded (404)`);
       // A Blob over HTTP: slicing past what we hold asks only for the rest (a Range request).
       const out = await fs.open(incomplete, 'a');

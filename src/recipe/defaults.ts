@@ -27,7 +27,7 @@ import type {
 type Nullable<T, K extends keyof T> = Omit<T, K> & { [P in K]: T[P] | null };
 
 export type ModelDefaults = Nullable<ModelSection, 'path'>;
-export type DataDefaults = Nullable<DataSection, 'path' | 'seed' | 'chat_template'>;
+export type DataDefaults = Nullable<DataSection, 'path' | 'seed' | 'chat_template' | 'subset'>;
 export type LoggingDefaults = Nullable<LoggingSection, 'dir'>;
 export type OutputDefaults = Nullable<OutputSection, 'dir' | 'export'>;
 
@@ -90,6 +90,8 @@ export const REFT_DEFAULTS: ReftAdapterConfig = {
 
 export const DATA_DEFAULTS: DataDefaults = {
   path: null,
+  subset: null,
+  split: 'train',
   format: 'auto',
   columns: {},
   chat_template: null,

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { COLUMN_DEFAULTS, DERIVED, EXPORT_DEFAULTS } from './defaults.js';
 import { isInlineTemplate } from '../data/chatTemplate.js';
+import { SUPPORTED_EXTENSIONS } from '../data/sources/extensions.js';
 import { IssueList, type KeyPath } from './errors.js';
 import type { RecipeSource } from './source.js';
 import type { Recipe } from './types.js';
@@ -51,7 +52,12 @@ export function resolveRecipe(source: RecipeSource, v: ValidatedRecipe, opts: Re
   // `org/name[@revision]` with no local folder of that name is a Hub id, kept as written (resolved when loaded).
   const hubId = parseHubRef(v.model.path) !== null && !existsSync(localModel);
   const modelPath = hubId ? v.model.path : localModel;
-  const dataPath = resolvePath(source, at('data', 'path'), v.data.path, cwd);
+  const localData = resolvePath(source, at('data', 'path'), v.data.path, cwd);
+  // As for models: `org/name[@revision]` with no local file or folder of that name is a Hub
+  // dataset — unless it ends like a data file (`data/train.jsonl` is a missing file, not an id).
+  const dataFile = (SUPPORTED_EXTENSIONS as readonly string[]).includes(path.extname(v.data.path).toLowerCase());
+  const hubData = parseHubRef(v.data.path) !== null && !dataFile && !existsSync(localData);
+  const dataPath = hubData ? v.data.path : localData;
   // A chat template is Jinja text or a file beside the recipe.
   const chatTemplate = v.data.chat_template === null || isInlineTemplate(v.data.chat_template) ? v.data.chat_template : resolvePath(source, at('data', 'chat_template'), v.data.chat_template, cwd);
   const evalPath = v.data.eval?.path != null ? resolvePath(source, at('data', 'eval', 'path'), v.data.eval.path, cwd) : null;
@@ -61,7 +67,10 @@ export function resolveRecipe(source: RecipeSource, v: ValidatedRecipe, opts: Re
   if (opts.checkFiles) {
     const issues = new IssueList();
     if (!hubId) checkExists(source, issues, at('model', 'path'), modelPath, 'model');
-    checkExists(source, issues, at('data', 'path'), dataPath, 'data');
+    if (!hubData) checkExists(source, issues, at('data', 'path'), dataPath, 'data');
+    if (!hubData && v.data.subset !== null) {
+      issues.add(at('data', 'subset'), `a subset is chosen in a Hub dataset; data.path ${dataPath} is a local file or folder (set data.subset: null)`, source.locate(at('data', 'subset')));
+    }
     if (chatTemplate !== null && !isInlineTemplate(chatTemplate) && !existsSync(chatTemplate)) {
       issues.add(at('data', 'chat_template'), `template file not found: ${chatTemplate} (give the Jinja text itself, or a file holding it)`, source.locate(at('data', 'chat_template')));
     }

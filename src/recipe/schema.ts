@@ -204,9 +204,11 @@ const data: SectionSpec = {
   kind: 'section',
   doc: 'Training data.',
   defaults: DATA_DEFAULTS,
-  aliases: { dataset: 'path', data_path: 'path', file: 'path', max_seq_len: 'max_length', max_seq_length: 'max_length', seq_len: 'max_length', column_map: 'columns', column_mapping: 'columns', pack: 'packing', chat_template_path: 'chat_template' },
+  aliases: { dataset: 'path', data_path: 'path', file: 'path', max_seq_len: 'max_length', max_seq_length: 'max_length', seq_len: 'max_length', column_map: 'columns', column_mapping: 'columns', pack: 'packing', chat_template_path: 'chat_template', name: 'subset', config: 'subset', config_name: 'subset' },
   fields: {
-    path: leaf(nonEmptyString, 'required: JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file', true),
+    path: leaf(nonEmptyString, 'required: JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file; or a Hub dataset id org/name[@revision] (its Parquet files, or the Hub’s refs/convert/parquet conversion)', true),
+    subset: leaf(nullable(nonEmptyString, 'a subset name'), 'a Hub dataset’s subset (its datasets config name); null = the only one, or default'),
+    split: leaf(nonEmptyString, 'the split read from a Hub dataset or a save_to_disk DatasetDict folder'),
     format: leaf(enumOf(DATA_FORMATS), 'auto (from the columns: messages → chat, prompt + completion → prompt_completion, instruction + output → alpaca, text → text) | text (loss on all tokens) | prompt_completion (prompt and completion as text, or as lists of messages: TRL’s conversational prompt–completion) | alpaca | chat (a messages list through the chat template)'),
     columns: leaf(stringMap, 'source columns by field, when they differ from: text {text}, prompt_completion {prompt, completion}, alpaca {instruction, input, output}, chat {messages}'),
     chat_template: leaf(nullable(nonEmptyString, 'a Jinja template or a file path'), 'a chat template replacing the model’s: the Jinja text itself (it holds {{ or {%), or a file holding it, relative to this file; null = the model’s'),

@@ -102,8 +102,15 @@ export interface EvalDataConfig {
 }
 
 export interface DataSection {
-  /** Absolute path of a JSONL/JSON/CSV/Arrow/Parquet file or a `datasets` save_to_disk folder. */
+  /**
+   * Absolute path of a JSONL/JSON/CSV/Arrow/Parquet file or a `datasets` save_to_disk folder;
+   * or a Hub dataset id `org/name[@revision]`, kept as written.
+   */
   path: string;
+  /** A Hub dataset's subset (its `datasets` config); null = the only one, or `default`. */
+  subset: string | null;
+  /** The split read: of a Hub dataset, or of a save_to_disk DatasetDict folder. */
+  split: string;
   format: DataFormat;
   columns: DataColumns;
   /**

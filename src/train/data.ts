@@ -7,6 +7,9 @@
  * the last one possibly with fewer micro-batches (as transformers' Trainer does), and the
  * step's loss is still the mean over its real targets.
  */
+import { parseHubRef } from '../hub/ref.js';
+import { resolveDatasetSplit } from '../hub/datasets.js';
+import { hubEnv } from '../hub/env.js';
 import {
   batchesPerEpoch,
   iterateBatches,
@@ -82,7 +85,9 @@ export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise
     path: d.path, format: d.format, columns: d.columns, max_length: d.max_length, truncate: d.truncate, packing: d.packing, shuffle: d.shuffle, seed: d.seed,
     assistant_only_loss: d.assistant_only_loss, completion_only_loss: d.completion_only_loss,
   };
-  const loaded = await loadDataset(spec, tokenizer, '/');
+  const hub = parseHubRef(d.path);
+  const shards = hub ? await resolveDatasetSplit(hub, { subset: d.subset, split: d.split }, hubEnv()) : undefined;
+  const loaded = await loadDataset({ ...spec, split: d.split, shards }, tokenizer, '/');
   const warnings = pipelineWarnings(loaded.file, loaded.stats, d.max_length);
   let train = loaded.examples;
   let evalSet: TokenizedExample[] = [];

@@ -1,0 +1,130 @@
+/**
+ * Hub datasets by id, read as the Hub serves them (Parquet: the repo's own, or the
+ * refs/convert/parquet conversion), through a local Hub: a revision, a subset and a split,
+ * cached in huggingface_hub's layout, then read offline from the cache alone.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
+import { FakeHub, commitId, type Files } from './fakeHub.js';
+import { writeParquet } from '../data/parquetWriter.js';
+import { selectSplitFiles } from '../../src/hub/datasets.js';
+import { Trainer } from '../../src/train/trainer.js';
+import { repoRoot } from '../helpers.js';
+import { expectOneLineError, tmp, trainInProcess } from '../cliHarness.js';
+
+const texts = (...rows: string[]): Buffer => Buffer.from(writeParquet([{ name: 'text', values: rows }]));
+const pairs = (...rows: [string, string][]): Buffer => Buffer.from(writeParquet([{ name: 'prompt', values: rows.map((r) => r[0]) }, { name: 'completion', values: rows.map((r) => r[1]) }]));
+
+const ALICE_MAIN: Files = {
+  'README.md': Buffer.from('# alice\n'),
+  'data/train-00000-of-00002.parquet': texts('Alice ran.', 'Alice sat.'),
+  'data/train-00001-of-00002.parquet': texts('Alice hid.'),
+  'data/test-00000-of-00001.parquet': texts('The cat sang.'),
+};
+const ALICE_V1: Files = { 'data/train-00000-of-00001.parquet': texts('Old Alice.', 'Old cat.', 'Old hatter.', 'Old queen.') };
+// A JSON dataset: its own files are no Parquet; the Hub's conversion branch holds two subsets.
+const QA_MAIN: Files = { 'qa.jsonl': Buffer.from('{"prompt": "Q:", "completion": " A."}\n') };
+const QA_PARQUET: Files = {
+  'default/train/0000.parquet': pairs(['Q: who?\nA:', ' Alice.'], ['Q: where?\nA:', ' Wonderland.']),
+  'hard/train/0000.parquet': pairs(['Q: why is a raven like a writing desk?\nA:', ' No one knows.']),
+  'hard/test/0000.parquet': pairs(['Q: when?\nA:', ' Tea time.']),
+};
+
+const saved = { ...process.env };
+let hub: FakeHub;
+let cache: string;
+
+beforeAll(async () => {
+  hub = await new FakeHub().start();
+  hub.addRepo('datasets/org/alice', ALICE_MAIN, { branches: { v1: ALICE_V1 } });
+  hub.addRepo('datasets/org/qa', QA_MAIN, { branches: { 'refs/convert/parquet': QA_PARQUET } });
+  cache = tmp('hub-datasets');
+  Object.assign(process.env, { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url, HF_TOKEN: 'hf_good' });
+  delete process.env.HF_HUB_OFFLINE;
+});
+afterAll(async () => {
+  process.env = saved;
+  await hub.stop();
+});
+
+/** A recipe on the tiny model reading `data` (recipe keys); the trainer loaded, its examples counted. */
+async function examplesOf(data: string[]): Promise<number> {
+  const dir = tmp('hub-dataset-run');
+  const t = await Trainer.fromRecipe({
+    model: { path: path.join(repoRoot, 'models/tiny-llama'), backend: 'cpu' },
+    adapter: { type: 'lora', r: 1, target_modules: ['q_proj'] },
+    data: { path: 'placeholder', max_length: 32 },
+    training: { max_steps: 1, batch_size: 1 },
+    logging: { tensorboard: false },
+    output: { dir: path.join(dir, 'run') },
+  }, data, { cwd: dir });
+  const n = (t as unknown as { data: { train: unknown[] } }).data.train.length;
+  t.dispose();
+  return n;
+}
+
+describe('selectSplitFiles', () => {
+  it('finds a split as datasets\' default patterns do, and says what there is when it cannot', () => {
+    const own = ['README.md', 'data/train-00000-of-00002.parquet', 'data/train-00001-of-00002.parquet', 'data/test-00000-of-00001.parquet', 'validation.parquet'];
+    expect(selectSplitFiles(own, { subset: null, split: 'train' }, false)).toEqual({ files: ['data/train-00000-of-00002.parquet', 'data/train-00001-of-00002.parquet'] });
+    expect(selectSplitFiles(own, { subset: null, split: 'validation' }, false)).toEqual({ files: ['validation.parquet'] });
+    expect(selectSplitFiles(own, { subset: null, split: 'dev' }, false)).toEqual({ none: "no split 'dev' (splits: test, train, validation; set data.split)" });
+    const converted = Object.keys(QA_PARQUET);
+    expect(selectSplitFiles(converted, { subset: null, split: 'train' }, true)).toEqual({ files: ['default/train/0000.parquet'] });
+    expect(selectSplitFiles(converted, { subset: 'hard', split: 'test' }, true)).toEqual({ files: ['hard/test/0000.parquet'] });
+    expect(selectSplitFiles(converted, { subset: 'easy', split: 'train' }, true)).toEqual({ none: "no subset 'easy' (subsets: default, hard; set data.subset)" });
+    expect(selectSplitFiles(['qa.jsonl'], { subset: null, split: 'train' }, false)).toEqual({ none: 'no Parquet files' });
+  });
+});
+
+describe('a Hub dataset by id', () => {
+  it('a revision and a split: downloads only that split into the cache layout Python uses, then reads it offline', async () => {
+    hub.requests.length = 0;
+    expect(await examplesOf(['data.path=org/alice@v1', 'data.split=train'])).toBe(4);
+    const storage = path.join(cache, 'datasets--org--alice');
+    const v1 = commitId('datasets/org/alice:v1');
+    expect(readFileSync(path.join(storage, 'refs', 'v1'), 'utf8')).toBe(v1);
+    const link = path.join(storage, 'snapshots', v1, 'data', 'train-00000-of-00001.parquet');
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(link)).toMatch(/^\.\.\/\.\.\/\.\.\/blobs\/[0-9a-f]{64}$/);
+    // Only the split's file is fetched (the client may ask for it in more than one request).
+    expect([...new Set(hub.paths().filter((p) => p.startsWith('GET /datasets/')))]).toEqual([`GET /datasets/org/alice/resolve/${v1}/data/train-00000-of-00001.parquet`]);
+
+    // main's train split is two shards; test is left alone.
+    expect(await examplesOf(['data.path=org/alice'])).toBe(3);
+    const main = commitId('datasets/org/alice:main');
+    expect(existsSync(path.join(storage, 'snapshots', main, 'data', 'test-00000-of-00001.parquet'))).toBe(false);
+
+    process.env.HF_HUB_OFFLINE = '1';
+    try {
+      hub.requests.length = 0;
+      expect(await examplesOf(['data.path=org/alice@v1'])).toBe(4);
+      expect(await examplesOf(['data.path=org/alice'])).toBe(3);
+      expect(hub.requests).toEqual([]);
+      const r = await trainInProcess(['--recipe', path.join(repoRoot, 'recipes/lora.yaml'), '--set', 'data.path=org/alice', '--set', 'data.split=test', '--set', 'model.backend=cpu']);
+      expectOneLineError(r, /^error: dataset org\/alice \(split 'test'\) is not in the Hub cache \S+ and HF_HUB_OFFLINE=1 forbids downloading it; download it once online, or unset HF_HUB_OFFLINE$/);
+    } finally {
+      delete process.env.HF_HUB_OFFLINE;
+    }
+  });
+
+  it('a dataset without Parquet files of its own is read from the Hub\'s refs/convert/parquet, by subset and split', async () => {
+    hub.requests.length = 0;
+    expect(await examplesOf(['data.path=org/qa'])).toBe(2);                          // subset default, split train
+    expect(await examplesOf(['data.path=org/qa', 'data.subset=hard'])).toBe(1);
+    const conversion = commitId('datasets/org/qa:refs/convert/parquet');
+    expect(readFileSync(path.join(cache, 'datasets--org--qa', 'refs', 'refs', 'convert', 'parquet'), 'utf8')).toBe(conversion);
+    expect(hub.paths()).toContain('GET /api/datasets/org/qa/revision/refs%2Fconvert%2Fparquet');
+  });
+
+  it('an unknown split or subset, or repo, is one line naming what there is', async () => {
+    const run = (...set: string[]) => trainInProcess(['--recipe', path.join(repoRoot, 'recipes/lora.yaml'), '--set', 'model.backend=cpu', ...set.flatMap((s) => ['--set', s])]);
+    expectOneLineError(await run('data.path=org/alice', 'data.split=dev'),
+      /^error: dataset org\/alice has no Parquet files for split 'dev': main: no split 'dev' \(splits: test, train; set data\.split\); refs\/convert\/parquet: the Hub has no Parquet conversion of it$/);
+    expectOneLineError(await run('data.path=org/qa', 'data.subset=easy'),
+      /^error: dataset org\/qa has no Parquet files for split 'train' of subset 'easy': main: no Parquet files; refs\/convert\/parquet: no subset 'easy' \(subsets: default, hard; set data\.subset\)$/);
+    expectOneLineError(await run('data.path=org/missing'), /^error: download dataset org\/missing: org\/missing is not a dataset repository on http:\/\/127\.0\.0\.1:\d+ \(\d+\); check the id and that your token can see it$/);
+    expectOneLineError(await run('data.subset=hard'), /data\.subset: a subset is chosen in a Hub dataset; data\.path \S+alice_qa\.jsonl is a local file or folder/);
+  });
+});
