@@ -90,6 +90,7 @@ export const REFT_DEFAULTS: ReftAdapterConfig = {
 
 export const DATA_DEFAULTS: DataDefaults = {
   path: null,
+  sources: null,
   subset: null,
   split: 'train',
   format: 'auto',

@@ -38,6 +38,7 @@ import {
 } from './defaults.js';
 import { positionsCheck } from './positions.js';
 import { isPlainObject } from './source.js';
+import { dataSources } from './sources.js';
 import {
   ADAPTER_TYPES,
   BACKENDS,
@@ -206,7 +207,8 @@ const data: SectionSpec = {
   defaults: DATA_DEFAULTS,
   aliases: { dataset: 'path', data_path: 'path', file: 'path', max_seq_len: 'max_length', max_seq_length: 'max_length', seq_len: 'max_length', column_map: 'columns', column_mapping: 'columns', pack: 'packing', chat_template_path: 'chat_template', name: 'subset', config: 'subset', config_name: 'subset' },
   fields: {
-    path: leaf(nonEmptyString, 'required: JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file; or a Hub dataset id org/name[@revision] (its Parquet files, or the Hub’s refs/convert/parquet conversion)', true),
+    path: leaf(nullable(nonEmptyString, 'a file, a folder or a Hub dataset id'), 'required (or sources): JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file; or a Hub dataset id org/name[@revision] (its Parquet files, or the Hub’s refs/convert/parquet conversion)'),
+    sources: leaf(nullable(dataSources, 'a list of sources'), 'instead of path, several datasets mixed: a list of {path, subset?, split?, format?, columns?, weight? (a share, drawn without repeats) | take? (the first N examples), eval_split?}, interleaved by data.seed'),
     subset: leaf(nullable(nonEmptyString, 'a subset name'), 'a Hub dataset’s subset (its datasets config name); null = the only one, or default'),
     split: leaf(nonEmptyString, 'the split read from a Hub dataset or a save_to_disk DatasetDict folder'),
     format: leaf(enumOf(DATA_FORMATS), 'auto (from the columns: messages → chat, prompt + completion → prompt_completion, instruction + output → alpaca, text → text) | text (loss on all tokens) | prompt_completion (prompt and completion as text, or as lists of messages: TRL’s conversational prompt–completion) | alpaca | chat (a messages list through the chat template)'),

@@ -101,12 +101,31 @@ export interface EvalDataConfig {
   split: number | null;
 }
 
+/** One dataset of a mixture (`data.sources`). */
+export interface DataSource {
+  /** As data.path: an absolute local path, or a Hub dataset id kept as written. */
+  path: string;
+  subset: string | null;
+  split: string;
+  /** null: data.format. */
+  format: DataFormat | null;
+  columns: DataColumns;
+  /** A share of the mixture relative to the other weighted sources (drawn without repeats); null with take, or for all examples. */
+  weight: number | null;
+  /** The first N examples; null with weight, or for all examples. */
+  take: number | null;
+  /** A split of this dataset held out for evaluation; null = none. */
+  eval_split: string | null;
+}
+
 export interface DataSection {
   /**
    * Absolute path of a JSONL/JSON/CSV/Arrow/Parquet file or a `datasets` save_to_disk folder;
-   * or a Hub dataset id `org/name[@revision]`, kept as written.
+   * or a Hub dataset id `org/name[@revision]`, kept as written. null when `sources` is given.
    */
-  path: string;
+  path: string | null;
+  /** Several datasets mixed (instead of path); null = path alone. */
+  sources: DataSource[] | null;
   /** A Hub dataset's subset (its `datasets` config); null = the only one, or `default`. */
   subset: string | null;
   /** The split read: of a Hub dataset, or of a save_to_disk DatasetDict folder. */

@@ -160,6 +160,17 @@ function crossChecks(ctx: Ctx, r: ValidatedRecipe): void {
   if (r.data.packing && !lora) {
     report(ctx, ['data', 'packing'], `packing is not supported with ReFT (adapter.type ${r.adapter.type}): interventions sit at per-example prompt positions; set packing: false`);
   }
+  if ((r.data.path === null) === (r.data.sources === null)) {
+    report(ctx, ['data', 'path'], r.data.path === null
+      ? 'required: JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file; or a Hub dataset id org/name[@revision]; or instead data.sources, a list of datasets to mix'
+      : 'give data.path or data.sources (a mixture), not both');
+  }
+  if (r.data.sources && (r.data.subset !== null || r.data.split !== 'train')) {
+    report(ctx, ['data', 'sources'], 'with sources, each source names its own subset and split (data.subset and data.split are for data.path)');
+  }
+  if (r.data.sources?.some((s) => s.eval_split !== null) && r.data.eval) {
+    report(ctx, ['data', 'eval'], 'evaluation comes from the sources’ eval_split already; set data.eval: null, or drop eval_split');
+  }
   const ev = r.data.eval;
   if (ev && (ev.path === null) === (ev.split === null)) {
     report(ctx, ['data', 'eval'], `give exactly one of path (an evaluation file) or split (a fraction of the training data)${ev.path !== null ? ', not both' : ''}; or set data.eval: null for no evaluation`);

@@ -3,6 +3,7 @@
  * turns the same events into a progress line, TensorBoard scalars and `--json` lines.
  */
 import type { QuantizedWeightsReport } from '../model/memory.js';
+import type { MixtureCount } from '../data/mixture.js';
 
 export interface StartEvent {
   totalSteps: number;
@@ -10,6 +11,8 @@ export interface StartEvent {
   step: number;
   resumedFrom: string | null;
   examples: number;
+  /** With data.sources: what each source gave (used of available examples, and by which rule); null for data.path. */
+  mixture: MixtureCount[] | null;
   evalExamples: number;
   trainableParameters: number;
   backend: string;

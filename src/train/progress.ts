@@ -1,6 +1,7 @@
 /** The human progress line: `step 12/100 · loss 2.3105 (mean of 4 steps) · lr 1.20e-04 · 1,204 tok/s · ETA 1m05s`. */
 import type { EvalEvent, StepEvent, TrainerEmitter } from './events.js';
 import { formatBytes } from '../model/memory.js';
+import { describeMixture } from '../data/mixture.js';
 
 export function formatDuration(sec: number): string {
   if (!Number.isFinite(sec)) return '?';
@@ -76,6 +77,7 @@ export function attachReporter(trainer: { on: TrainerEmitter['on'] }, opts: Repo
     const prec = e.precision.requested === e.precision.effective || e.precision.requested === 'auto' ? e.precision.effective : `${e.precision.effective} (${e.precision.requested} requested)`;
     if (e.precision.note) line(`note: ${e.precision.note}`);
     line(`training ${e.totalSteps} steps on ${e.backend}, ${prec}: ${e.examples} examples${e.evalExamples ? ` (+${e.evalExamples} eval)` : ''}, ${e.trainableParameters.toLocaleString('en-US')} trainable parameters, estimated peak memory ${formatBytes(e.estimatedPeakBytes)}${from}`);
+    if (e.mixture) line(`data: ${e.mixture.length} sources mixed: ${describeMixture(e.mixture)}`);
     const q = e.quantizedWeights;
     if (q) line(`base: ${q.matrices} projections held 4-bit, ${formatBytes(q.bytes)} at ${q.bitsPerParameter.toFixed(2)} bits/param`);
     estimated = e.estimatedPeakBytes;

@@ -265,6 +265,7 @@ export class Trainer extends TrainerEmitter {
         step: state.step,
         resumedFrom,
         examples: this.data.train.length,
+        mixture: this.data.mixture,
         evalExamples: this.data.eval.length,
         trainableParameters: [...this.adapter.variables.values()].reduce((n, v) => n + v.size, 0),
         backend: this.backend,
@@ -423,7 +424,7 @@ export class Trainer extends TrainerEmitter {
     if (opts.resume) {
       resumedFrom = resolveResume(opts.resume === true ? true : opts.resume, this.runDir);
       const restored = restoreCheckpoint(loadCheckpoint(resumedFrom), resumedFrom, {
-        adapter: this.adapter, optimizer: { setState: (s) => runner.setOptimizerState(s) }, schedule: schedule.state(), data: { fingerprint: this.data.fingerprint, path: r.data.path },
+        adapter: this.adapter, optimizer: { setState: (s) => runner.setOptimizerState(s) }, schedule: schedule.state(), data: { fingerprint: this.data.fingerprint, path: r.data.path ?? 'data.sources' },
       });
       state = { ...restored.state, dataFingerprint: this.data.fingerprint };
       warnings.push(...restored.notes);

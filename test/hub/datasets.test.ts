@@ -118,6 +118,28 @@ describe('a Hub dataset by id', () => {
     expect(hub.paths()).toContain('GET /api/datasets/org/qa/revision/refs%2Fconvert%2Fparquet');
   });
 
+  it('mixes a Hub dataset with another, with an eval split per source', async () => {
+    const dir = tmp('hub-mix');
+    const t = await Trainer.fromRecipe({
+      model: { path: path.join(repoRoot, 'models/tiny-llama'), backend: 'cpu' },
+      adapter: { type: 'lora', r: 1, target_modules: ['q_proj'] },
+      data: {
+        max_length: 32,
+        sources: [{ path: 'org/alice', eval_split: 'test' }, { path: 'org/qa', subset: 'hard', eval_split: 'test', weight: 1 }],
+      },
+      training: { max_steps: 1, batch_size: 1 },
+      logging: { tensorboard: false },
+      output: { dir: path.join(dir, 'run') },
+    }, [], { cwd: dir });
+    const data = (t as unknown as { data: { train: unknown[]; eval: unknown[]; mixture: unknown } }).data;
+    t.dispose();
+    expect(data.mixture).toEqual([
+      { name: 'org/alice train', used: 3, available: 3, rule: 'all' },
+      { name: 'org/qa hard train', used: 1, available: 1, rule: 'weight 1' },
+    ]);
+    expect([data.train.length, data.eval.length]).toEqual([4, 2]);   // alice's test row and hard/test's
+  });
+
   it('an unknown split or subset, or repo, is one line naming what there is', async () => {
     const run = (...set: string[]) => trainInProcess(['--recipe', path.join(repoRoot, 'recipes/lora.yaml'), '--set', 'model.backend=cpu', ...set.flatMap((s) => ['--set', s])]);
     expectOneLineError(await run('data.path=org/alice', 'data.split=dev'),

@@ -162,7 +162,7 @@ describe('recipe errors name file:line, key path and what is valid', () => {
 
   it('missing data section: data.path is required', () => {
     expect(p.error('model:\n  path: models/tiny\n')).toBe(
-      'recipes/x.yaml:1: data.path: required: JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file; or a Hub dataset id org/name[@revision] (its Parquet files, or the Hub’s refs/convert/parquet conversion)',
+      'recipes/x.yaml:1: data.path: required: JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file; or a Hub dataset id org/name[@revision]; or instead data.sources, a list of datasets to mix',
     );
   });
 

@@ -20,7 +20,7 @@ describe('defaults', () => {
         use_rslora: false, use_dora: false, init_lora_weights: true, bias: 'none',
       },
       data: {
-        path: path.join(recipes, 'data/train.jsonl'), subset: null, split: 'train', format: 'auto', columns: {}, chat_template: null, assistant_only_loss: true, completion_only_loss: true, max_length: 512, truncate: true,
+        path: path.join(recipes, 'data/train.jsonl'), sources: null, subset: null, split: 'train', format: 'auto', columns: {}, chat_template: null, assistant_only_loss: true, completion_only_loss: true, max_length: 512, truncate: true,
         packing: false, shuffle: true, seed: 42, eval: null,
       },
       training: {
@@ -55,7 +55,7 @@ describe('defaults', () => {
   it('the printed defaults comment every key and show the optional sections and ReFT keys', () => {
     const lines = renderDefaultsYaml().split('\n');
     const keyLines = lines.map((l, i) => [l, i] as const).filter(([l]) => /^\s*[a-z_]+:/.test(l));
-    expect(keyLines.length).toBe(6 + 5 + 11 + 14 + 17 + 5 + 3 + 3);
+    expect(keyLines.length).toBe(6 + 5 + 11 + 15 + 17 + 5 + 3 + 3);
     for (const [line, i] of keyLines) expect(lines[i - 1], `comment above "${line}"`).toMatch(/^\s*#/);
     const text = lines.join('\n');
     expect(text).toContain('#   rank: 4 # rank of the subspace');
