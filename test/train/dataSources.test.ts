@@ -9,6 +9,7 @@ import { repoRoot } from '../helpers.js';
 import { expectOneLineError, tmp, trainInProcess } from '../cliHarness.js';
 import { Trainer } from '../../src/train/trainer.js';
 import type { StartEvent } from '../../src/train/events.js';
+import { saveDictToDisk } from '../data/saveToDisk.js';
 
 /** Two local sources of different formats beside a recipe that mixes them; `data` lines go under data:. */
 function mixedRecipe(dir: string, sources: string[], data: string[] = []): string {
@@ -73,5 +74,24 @@ describe('a mixed recipe', () => {
       [['{ path: stories.jsonl, take: 50 }'], [], /^error: data\.sources item 1 \(\S+stories\.jsonl train\): take: 50 asks for more examples than it has \(12\)$/],
     ];
     for (const [sources, data, pattern] of cases) expectOneLineError(await trainInProcess(['--recipe', mixedRecipe(dir, sources, data)]), pattern);
+  });
+});
+
+describe('splits of a local DatasetDict folder', () => {
+  it('data.split (the key its error names) picks one; a source\'s eval_split holds another out', async () => {
+    const dir = tmp('dict');
+    const texts = (...t: string[]) => t.map((text) => ({ text }));
+    await saveDictToDisk(path.join(dir, 'dict'), { validation: texts('Alice sat.', 'Alice ran.', 'Alice hid.'), test: texts('The cat sang.') });
+    const recipe = mixedRecipe(dir, ['{ path: stories.jsonl }']);
+    const dict = path.join(dir, 'dict');   // --set paths are read from the working directory
+    const data = (t: Trainer) => (t as unknown as { data: { train: unknown[]; eval: unknown[] } }).data;
+    const noTrain = await trainInProcess(['--recipe', recipe, '--set', 'data.sources=null', '--set', `data.path=${dict}`]);
+    expectOneLineError(noTrain, /dict\/dataset_dict\.json: no split "train" \(splits: validation, test\); set data\.split$/);
+    const byPath = await Trainer.fromRecipe(recipe, ['data.sources=null', `data.path=${dict}`, 'data.split=validation']);
+    expect([data(byPath).train.length, data(byPath).eval.length]).toEqual([3, 0]);
+    byPath.dispose();
+    const bySource = await Trainer.fromRecipe(recipe, [`data.sources=[{path: ${dict}, split: validation, eval_split: test}]`]);
+    expect([data(bySource).train.length, data(bySource).eval.length]).toEqual([3, 1]);
+    bySource.dispose();
   });
 });
