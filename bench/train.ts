@@ -18,11 +18,10 @@ import { tf } from '../src/backend/tf.js';
 import { useBackend } from '../src/backend/select.js';
 import { activeDevice } from '../src/backend/device.js';
 import { createAdapter } from '../src/adapters/index.js';
-import { AdamW } from '../src/train/adamw.js';
-import { trainStep } from '../src/train/step.js';
 import { applyPrecision } from '../src/train/precision.js';
 import { estimateMemory } from '../src/train/estimate.js';
 import { estimateError } from '../src/train/progress.js';
+import { measureSteps } from './measure.js';
 import { ADAPTERS, CONFIGS, MODEL_DEFAULTS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
 
 function arg(name: string, fallback: string): string {
@@ -87,29 +86,16 @@ async function main(): Promise<void> {
         // Before the adapter exists: the estimate traces a twin of this case on the same backend.
         row.estimateGiB = estimateMemory(benchRecipe(key, adapterKey, ckpt, batch, seq, backendName, quant as 'none' | 'nf4')).total / 2 ** 30;
         const adapter = createAdapter(model, ADAPTERS[adapterKey]!, 42);
-        const optimizer = new AdamW(adapter.variables, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 } as never);
         const data = randomBatch(batch, seq, model.spec.vocabSize, 7, adapterKey !== 'lora');
         try {
-          const opts = { lr: 1e-4, maxGradNorm: 1.0, activationCheckpointing: ckpt };
-          for (let i = 0; i < warmup; i++) trainStep(model, adapter, optimizer, [data], opts);
-          if (process.argv.includes('--profile')) await profileStep(() => trainStep(model, adapter, optimizer, [data], opts));
-          device.resetPeakMemory();
-          const callsBefore = device.addonCalls();
-          const start = performance.now();
-          let loss = 0;
-          for (let i = 0; i < steps; i++) loss = trainStep(model, adapter, optimizer, [data], opts).loss;  // loss is read back: a sync
-          const seconds = (performance.now() - start) / 1000;
-          row.stepS = seconds / steps;
-          const callsAfter = device.addonCalls();
-          row.callsPerStep = callsBefore === null || callsAfter === null ? null : (callsAfter - callsBefore) / steps;
-          row.tokensPerS = (batch * seq * steps) / seconds;
-          row.peakGiB = device.memory().peak / 2 ** 30;
-          row.note = `loss ${loss.toFixed(3)}`;
+          const m = await measureSteps(model, adapter, data, {
+            steps, warmup, checkpointing: ckpt, ...(process.argv.includes('--profile') ? { beforeTiming: profileStep } : {}),
+          });
+          Object.assign(row, { tokensPerS: m.tokensPerS, stepS: m.stepS, peakGiB: m.peakGiB, callsPerStep: m.callsPerStep, note: `loss ${m.loss.toFixed(3)}` });
         } catch (err) {
           row.note = `failed: ${(err as Error).message.slice(0, 300)}`;
         } finally {
           adapter.dispose();
-          optimizer.dispose?.();
         }
         rows.push(row);
         const calls = row.callsPerStep === null ? '' : `, ${Math.round(row.callsPerStep)} addon calls/step`;

@@ -134,6 +134,8 @@ napi_value memoryStatsFn(Call& c) {
   c.set(o, "allocs", c.number((double)s.allocs));
   c.set(o, "frees", c.number((double)s.frees));
   c.set(o, "live", c.number((double)s.live));
+  c.set(o, "deviceFree", c.number((double)s.deviceFree));
+  c.set(o, "deviceTotal", c.number((double)s.deviceTotal));
   return o;
 }
 napi_value resetPeakFn(Call& c) { resetPeak(); return c.undefined(); }

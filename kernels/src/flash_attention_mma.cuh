@@ -1,6 +1,7 @@
-// What the tensor-core flash attention kernels (flash_attention_mma_forward.cu, _backward.cu)
-// share: bf16 tiles in shared memory, staged from strided global rows, and the fragment loads
-// of mma.cuh over them. Semantics, masking and the choice of engine: flash_attention.cuh.
+// What the tensor-core flash attention kernels (flash_attention_mma_forward.cu and
+// flash_attention_mma_backward.cu) share: bf16 tiles in shared memory, staged from strided
+// global rows, and the fragment loads of mma.cuh over them. Semantics, masking and the choice
+// of engine: flash_attention.cuh.
 //
 // A tile is ROWS × D bf16 with rows padded by 8 elements (16 bytes): a row is then 16-byte
 // aligned for cp.async and ldmatrix, and the 8 rows one ldmatrix matrix reads start 4 banks

@@ -72,8 +72,8 @@ struct AdamWArgs {
 };
 void launchAdamW(const AdamWArgs& a);
 
-// Flash attention for TTAttention and the fused layers (flash_attention_forward.cu /
-// _backward.cu; the shared semantics are in flash_attention.cuh). Every tensor but lse is a
+// Flash attention for TTAttention and the fused layers (flash_attention_forward.cu,
+// flash_attention_backward.cu; the shared semantics are in flash_attention.cuh). Every tensor but lse is a
 // view with element strides of batch, head and row (head_dim contiguous): q, out, dOut, dq
 // [b, heads, sq, d], k, v, dk, dv [b, kvHeads, sk, d] — packed [b, h, s, d] is
 // {h·s·d, s·d, d}, [b, s, h, d] straight out of a GEMM is {s·h·d, d, h·d}. keyMask [b, sk]
@@ -127,6 +127,9 @@ void launchLayerNormBackward(const void* dy, int dyt, const void* x, int xt, con
 void launchGatedActivationForward(const void* gate, const void* up, int t, void* out, int64_t n, int act);
 void launchGatedActivationBackward(const void* dy, int dyt, const void* gate, const void* up, int t, void* dgate, void* dup, int dt,
                                    int64_t n, int act);
+// y (+)= x ⊙ M / (1 − rate) over n elements of one storage, M kept where Philox(seed, offset + i)'s 24 bits
+// are ≥ ⌈rate·2²⁴⌉ (dropout.cu): the mask regenerated, never stored; accumulate adds to y.
+void launchDropout(const void* x, void* y, int t, int64_t n, uint64_t seed, uint64_t offset, double rate, bool accumulate);
 // Rotate-half rope of x [rows, headDim] (row r at position (r / inner) % seq) with f32 tables [seq, headDim];
 // inverse applies the transpose (the backward pass). y has x's storage.
 void launchRope(const void* x, int t, const float* cos, const float* sin, void* y, int64_t rows, int64_t seq, int64_t inner, int64_t headDim,

@@ -11,7 +11,7 @@
 namespace tt {
 
 static std::unordered_map<void*, size_t> g_sizes;
-static MemoryStats g_stats{0, 0, 0, 0, 0, 0};
+static MemoryStats g_stats{0, 0, 0, 0, 0, 0, 0, 0};
 static cudaMemPool_t g_pool = nullptr;
 
 static void initPool() {
@@ -61,6 +61,10 @@ MemoryStats memoryStats() {
   uint64_t reserved = 0;
   check(cudaMemPoolGetAttribute(g_pool, cudaMemPoolAttrReservedMemCurrent, &reserved), "cudaMemPoolGetAttribute");
   s.reserved = reserved;
+  size_t freeB = 0, totalB = 0;
+  check(cudaMemGetInfo(&freeB, &totalB), "cudaMemGetInfo");
+  s.deviceFree = freeB;
+  s.deviceTotal = totalB;
   return s;
 }
 

@@ -3,7 +3,8 @@
 #include <cstdint>
 
 namespace tt {
-struct MemoryStats { uint64_t inUse, peak, reserved, allocs, frees, live; };
+// deviceFree/deviceTotal: cudaMemGetInfo's, what the whole device has left (other processes count).
+struct MemoryStats { uint64_t inUse, peak, reserved, allocs, frees, live, deviceFree, deviceTotal; };
 void* deviceAlloc(size_t bytes, const char* why);
 void deviceFree(void* p);
 MemoryStats memoryStats();

@@ -5,11 +5,11 @@
 // backward pass crosses from JavaScript to the addon once, not once per kernel.
 //
 // A kernel file registers its primitives beside its launchers:
-//   static void rmsNormForward(const Args& a) { launchRmsNormForward(a.ptr(0), …); }
-//   TT_PRIMITIVE("rmsNormForward", 9, rmsNormForward);
+//   static void rmsNormForward(const Args& a) { launchRmsNormForward(a.ptr(0), …, a.f32(7)); }
+//   TT_PRIMITIVE("rmsNormForward", 8, rmsNormForward);
 // and the TypeScript side names the same primitive with the same argument order
-// (src/backend/cuda/primitives.ts); test/gpu/emulated_primitives.ts mirrors each one on the
-// CPU. Registration happens while the addon loads (static initialisers).
+// (src/backend/cuda/primitives/*.ts: norms.ts for this one); test/gpu/emulated_primitives.ts
+// mirrors each one on the CPU. Registration happens while the addon loads (static initialisers).
 #pragma once
 #include <cmath>
 #include <cstdint>

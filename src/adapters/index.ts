@@ -5,7 +5,8 @@
  *   adapter: { type: lora, r: 8, lora_alpha: 16, target_modules: all-linear, … }   (PEFT's LoraConfig names)
  *   adapter: { type: loreft | direft | noreft, rank: 4, layers: all, positions: f1+l1, … }   (pyreft's names)
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { ownFilesOf } from '../io/insideFolder.js';
 import path from 'node:path';
 import { type Adapter, type AdapterHost, AdapterError } from './adapter.js';
 import { LORA_DEFAULTS, parseLoraConfig } from './lora/config.js';
@@ -78,6 +79,8 @@ export type AdapterFormat = 'peft' | 'pyreft';
 /** Which format a folder holds, or an error saying what is missing. */
 export function detectAdapterFormat(dir: string): AdapterFormat {
   if (!existsSync(dir)) throw new AdapterError(`${dir}: adapter folder not found`);
+  // Every file an adapter folder holds is read, merged or pushed as its own: none may lead out of it.
+  if (statSync(dir).isDirectory()) ownFilesOf(dir);
   if (existsSync(path.join(dir, PEFT_CONFIG_FILE))) return 'peft';
   const config = path.join(dir, 'config.json');
   const hasBins = readdirSync(dir).some((f) => f.startsWith('intkey_') && f.endsWith('.bin'));
@@ -97,19 +100,27 @@ export function detectAdapterFormat(dir: string): AdapterFormat {
   throw new AdapterError(`${dir}: not an adapter folder: expected ${PEFT_CONFIG_FILE} + adapter_model.safetensors (PEFT) or config.json + intkey_<key>.bin (pyreft)`);
 }
 
+/** What a pyreft folder may not record: dropout, act_fn, and (in folders pyreft wrote) the positions. */
+export interface ReftLoadOptions {
+  dropout?: number;
+  act_fn?: string | null;
+  /** pyreft notation ("f1+l1" …); overrides the positions the folder records. */
+  positions?: string;
+}
+
 /**
  * Load a PEFT (LoRA) or pyreft (LoReFT/DiReFT/NoReFT) folder for `model`, checking it fits
  * (target modules exist, shapes match the model). pyreft does not save dropout or act_fn;
  * pass them in `reft` when the interventions were trained with a non-linear act_fn.
  */
-export async function loadAdapter(dir: string, model: AdapterHost, options: { seed?: number; reft?: { dropout?: number; act_fn?: string | null } } = {}): Promise<AnyAdapter> {
+export async function loadAdapter(dir: string, model: AdapterHost, options: { seed?: number; reft?: ReftLoadOptions } = {}): Promise<AnyAdapter> {
   const format = detectAdapterFormat(dir);
   if (format === 'peft') {
     const folder = readPeftFolder(dir);
     return LoraAdapter.fromTensors(model, loraFromPeftConfig(folder.config, folder.configFile), folder.tensors, folder.weightsFile, options.seed ?? 0);
   }
   const folder = await readPyreftFolder(dir);
-  return ReftAdapter.fromPyreft(model, folder.interventions, dir, { ...options.reft, seed: options.seed });
+  return ReftAdapter.fromPyreft(model, folder.interventions, dir, { ...options.reft, positions: options.reft?.positions ?? folder.positions, seed: options.seed });
 }
 
 /** Save an adapter: LoRA as a PEFT folder, ReFT as a pyreft folder. Files are written atomically. */
@@ -122,7 +133,7 @@ export async function saveAdapter(adapter: Adapter, dir: string, format: Adapter
   }
   if (adapter instanceof ReftAdapter) {
     if (format !== 'pyreft') throw new AdapterError(`cannot save a ReFT adapter as '${format}': ReFT adapters are saved as pyreft folders (format 'pyreft')`);
-    await writePyreftFolder(dir, { interventions: adapter.toPyreft() });
+    await writePyreftFolder(dir, { interventions: adapter.toPyreft(), positions: adapter.settings.positions });
     return;
   }
   throw new AdapterError(`cannot save an adapter of kind '${adapter.kind}'`);

@@ -68,7 +68,10 @@ export class Rng {
     return r * Math.cos(2 * Math.PI * v);
   }
 
-  /** A seed for one tfjs random op (dropout): an integer tfjs' seeded generator accepts. */
+  /**
+   * A seed for one dropout mask: an unsigned 32-bit integer, which both LoRA's Philox mask
+   * (./philoxDropout.ts) and ReFT's tf.dropout accept.
+   */
   nextSeed(): number {
     return this.nextU32();
   }

@@ -12,8 +12,9 @@ import type { DecoderModel } from '../model/model.js';
 import type { ModelSpec } from '../model/spec.js';
 import { generate, type GenerateOptions } from '../model/generate.js';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
-import { loadAdapter } from '../adapters/index.js';
+import { AdapterError, ReftAdapter, loadAdapter, type ReftLoadOptions } from '../adapters/index.js';
 import type { Adapter } from '../adapters/adapter.js';
+import { promptPositions } from '../data/reftPositions.js';
 import type { QuantizationOptions } from '../model/quantized.js';
 import { resolveModelSource } from '../hub/resolve.js';
 
@@ -21,6 +22,11 @@ export interface LoadModelOptions {
   backend?: BackendName;
   /** A PEFT (LoRA) or pyreft (ReFT) folder to apply. */
   adapter?: string;
+  /**
+   * What a pyreft folder may not record; above all `positions` ("f1+l1" …), which folders
+   * pyreft itself wrote lack and generation needs.
+   */
+  reft?: ReftLoadOptions;
   /** Quantise projection weights at load (QLoRA); pre-quantised bitsandbytes checkpoints load as they are. */
   quantization?: QuantizationOptions | null;
 }
@@ -33,7 +39,13 @@ export interface ForwardInput {
 }
 
 export class Model {
-  constructor(readonly base: DecoderModel, readonly adapter?: Adapter, private tokenizerPromise?: Promise<Tokenizer>) {}
+  constructor(
+    readonly base: DecoderModel,
+    readonly adapter?: Adapter,
+    private tokenizerPromise?: Promise<Tokenizer>,
+    /** The adapter's folder or Hub id, for messages. */
+    private readonly adapterSource?: string,
+  ) {}
 
   get spec(): ModelSpec {
     return this.base.spec;
@@ -54,13 +66,28 @@ export class Model {
     return this.tokenizerPromise;
   }
 
-  /** Generate a continuation of `prompt` (text, or token ids). */
+  /**
+   * Generate a continuation of `prompt` (text, or token ids). A ReFT adapter intervenes on
+   * the prompt at the positions it was trained with (`opts.positions` overrides them), as
+   * pyreft's `generate(…, intervene_on_prompt=True)` does; generated tokens are not intervened on.
+   */
   async generate(prompt: string | number[], opts: GenerateOptions = {}): Promise<{ ids: number[]; text: string }> {
     const tok = typeof prompt === 'string' ? await this.tokenizer() : undefined;
     const ids = typeof prompt === 'string' ? tok!.encode(prompt) : prompt;
-    const out = generate(this.base, ids, { hooks: this.adapter, ...opts });
+    const positions = opts.positions ?? this.reftPromptPositions(ids.length);
+    const out = generate(this.base, ids, { hooks: this.adapter, ...opts, ...(positions ? { positions } : {}) });
     const text = tok ? tok.decode(out, { skipSpecialTokens: true }) : '';
     return { ids: out, text };
+  }
+
+  /** Where a ReFT adapter acts in a prompt of `length` tokens; undefined without a ReFT adapter. */
+  private reftPromptPositions(length: number): number[] | undefined {
+    if (!(this.adapter instanceof ReftAdapter)) return undefined;
+    const { positions, groups } = this.adapter.settings;
+    if (positions === undefined) {
+      throw new AdapterError(`${this.adapterSource ?? 'the ReFT adapter'}: does not record which prompt positions it acts on (pyreft saves no positions; typetune's exports do); pass those it was trained with, e.g. --positions f1+l1 (loadModel's reft.positions)`);
+    }
+    return promptPositions(length, { positions, shareWeights: groups === 1 });
   }
 
   dispose(): void {
@@ -75,8 +102,12 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   const adapterDir = opts.adapter ? await resolveModelSource(opts.adapter, 'adapter') : undefined;
   const base = loadBaseModel(await resolveModelSource(dir, 'model'), { quantization: opts.quantization });
   try {
-    const adapter = adapterDir ? await loadAdapter(adapterDir, base) : undefined;
-    return new Model(base, adapter);
+    const adapter = adapterDir ? await loadAdapter(adapterDir, base, { reft: opts.reft }) : undefined;
+    if (opts.reft?.positions !== undefined && adapter && !(adapter instanceof ReftAdapter)) {
+      adapter.dispose();
+      throw new AdapterError(`${opts.adapter}: a LoRA adapter has no intervention positions; positions apply to pyreft (ReFT) adapters only`);
+    }
+    return new Model(base, adapter, undefined, opts.adapter);
   } catch (err) {
     base.dispose();
     throw err;

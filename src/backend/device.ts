@@ -12,7 +12,7 @@ import { tf, type Tensor } from './tf.js';
 import { engineDevice } from './cpu/device.js';
 import type { Quantized4bit } from '../quant/fourbit.js';
 
-/** Storage and compute types of a run (DESIGN.md, "Precision"). */
+/** Storage and compute types of a run (kernels/README.md, "Precision"). */
 export type PrecisionPolicy = 'fp32' | 'bf16-mixed' | 'fp16-mixed';
 export const PRECISION_POLICIES: readonly PrecisionPolicy[] = ['fp32', 'bf16-mixed', 'fp16-mixed'];
 
@@ -75,6 +75,12 @@ export interface Device {
   readonly memoryCounts: string;
   memory(): DeviceMemory;
   resetPeakMemory(): void;
+  /**
+   * Bytes this process could still allocate on the device (cuda: what the device has free plus
+   * what the pool holds unused), the budget a step's estimate is checked against before step 1.
+   * Absent where the device cannot say (cpu: the host's memory is shared and paged).
+   */
+  availableMemory?(): number;
   /** Make `policy` the process-wide precision policy; false when the device computes in fp32 instead. */
   setPrecision(policy: PrecisionPolicy): boolean;
   /**

@@ -5,6 +5,16 @@ import { registerCpuKernels } from './cpu/register.js';
 export type BackendName = 'cpu' | 'cuda' | 'tensorflow' | 'auto';
 export const BACKEND_NAMES: readonly BackendName[] = ['cpu', 'cuda', 'tensorflow', 'auto'];
 
+/** A backend that cannot be used here: bad input (a flag or recipe key), reported as one line. */
+export class BackendError extends Error {
+  readonly userFacing = true;
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'BackendError';
+  }
+}
+
 /** Loaders for backends that live outside tfjs-core; each registers itself with tfjs. */
 const loaders: Partial<Record<BackendName, () => Promise<boolean>>> = {
   cuda: async () => {
@@ -34,18 +44,17 @@ const loaders: Partial<Record<BackendName, () => Promise<boolean>>> = {
  */
 export async function useBackend(name: BackendName = 'cpu'): Promise<string> {
   if (!BACKEND_NAMES.includes(name)) {
-    throw new Error(`unknown backend '${String(name)}': valid backends are ${BACKEND_NAMES.join(', ')}`);
+    throw new BackendError(`unknown backend '${String(name)}': valid backends are ${BACKEND_NAMES.join(', ')}`);
   }
   let chosen: string = name;
   if (name === 'auto') chosen = (await loaders.cuda!()) ? 'cuda' : 'cpu';
   else if (name !== 'cpu') {
     const loaded = await loaders[name]!();
     if (!loaded) {
-      throw new Error(
-        name === 'cuda'
-          ? "backend 'cuda' is not available: build the addon with `npm run build:cuda` on a machine with the CUDA toolkit and a GPU"
-          : "backend 'tensorflow' needs the optional peer @tensorflow/tfjs-node (or -gpu) installed",
-      );
+      const how = name === 'cuda'
+        ? 'build the addon with `npm run build:cuda` on a machine with the CUDA toolkit and a GPU'
+        : 'it needs the optional peer @tensorflow/tfjs-node (or -gpu) installed';
+      throw new BackendError(`backend '${name}' is not available here (${how}); available: ${(await availableBackends()).join(', ')}`);
     }
   }
   if (chosen === 'cpu') registerCpuKernels();
@@ -55,6 +64,13 @@ export async function useBackend(name: BackendName = 'cpu'): Promise<string> {
   }
   quietCpuBanner();
   return chosen;
+}
+
+/** The backends that load on this machine (cpu always; `auto` picks among them). */
+export async function availableBackends(): Promise<string[]> {
+  const out = ['cpu'];
+  for (const name of ['cuda', 'tensorflow'] as const) if (await loaders[name]!().catch(() => false)) out.push(name);
+  return out;
 }
 
 /** tfjs' CPU backend prints an advert for tfjs-node on first use in Node; typetune's output is its own. */

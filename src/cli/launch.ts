@@ -25,6 +25,19 @@ export interface LaunchArgs {
   masterPort: number;
 }
 
+/** The launch command line, for messages that say how it is written. */
+export const LAUNCH_USAGE = 'typetune launch --gpus N [--nnodes M --node-rank I --master-addr HOST --master-port PORT] -- --recipe FILE [--set key=value …]';
+
+/** A launch command line that cannot be run as written: the CLI prints it as one line, exit 2. */
+export class LaunchUsageError extends Error {
+  readonly userFacing = true;
+
+  constructor(problem: string) {
+    super(`${problem}; usage: ${LAUNCH_USAGE}`);
+    this.name = 'LaunchUsageError';
+  }
+}
+
 /** How long the other ranks get to save and leave after one died, before they are killed. */
 const GRACE_MS = 20_000;
 
@@ -40,7 +53,7 @@ function recipeArgs(args: readonly string[]): { file: string; sets: string[] } {
     if (m[1] === 'recipe') file = value;
     else sets.push(value);
   }
-  if (!file) throw new Error('--gpus: give the recipe to train with --recipe FILE');
+  if (!file) throw new LaunchUsageError('no recipe to train: give train\'s --recipe FILE');
   return { file, sets };
 }
 

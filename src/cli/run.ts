@@ -6,6 +6,8 @@ import { describeFsError } from '../io/fsErrors.js';
 
 const EXPECTED = new Set([
   'SafetensorsError', 'ConfigError', 'WeightError', 'RecipeError', 'DataError', 'AdapterError', 'QuantStateError', 'PickleError', 'ZipError',
+  // A bad pyreft folder, and the torch files in it (a refused pickle among them).
+  'PyreftFolderError', 'TorchFileError', 'UnsafePickleError',
 ]);
 
 /** The one line and exit code for an error the user can act on (bad input, a filesystem refusal, a diverged run), or null for a bug. */

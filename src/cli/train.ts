@@ -3,6 +3,8 @@
  * `train --recipe FILE [--set key=value …] [--resume [DIR] | --overwrite] [--json]`: runs a
  * recipe with the Trainer. Progress goes to stderr; `--json` prints one JSON object per event on
  * stdout instead, leaving stderr to warnings and errors. A diverged run exits 3.
+ * A step whose memory estimate exceeds what the GPU has free is refused before step 1 (exit 2;
+ * `--force` trains anyway); running out of device memory mid-run exits 4, the last checkpoint intact.
  * Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint, prints the command
  * that resumes, and exits 130 (143).
  * `--gpus N` starts one such process per GPU (src/cli/launch.ts); a process started with RANK and
@@ -25,6 +27,7 @@ import { joinJob } from '../dist/join.js';
 import type { Communicator } from '../dist/communicator.js';
 import { LAUNCH_OPTIONS, launchTrain } from './launch.js';
 import { packageVersion } from './version.js';
+import { checkRunFolderOptions } from '../train/runFolder.js';
 
 export async function trainCli(argv: string[], scriptName = 'train'): Promise<number> {
   const args = await yargs(argv)
@@ -35,6 +38,7 @@ export async function trainCli(argv: string[], scriptName = 'train'): Promise<nu
     .option('resume', { type: 'string', describe: 'continue from a checkpoint folder, or a run folder\'s newest (default: the newest in output.dir)' })
     .option('overwrite', { type: 'boolean', default: false, describe: 'start afresh in an output.dir that holds a run, moving that run to <dir>.old-<time> (nothing is deleted)' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON object per event on stdout; stderr then carries only warnings and errors' })
+    .option('force', { type: 'boolean', default: false, describe: 'train even when the memory estimate exceeds what the GPU has free (refused before step 1 otherwise)' })
     .options(LAUNCH_OPTIONS)
     .example('$0 --recipe recipes/loreft.yaml', 'train as the recipe says')
     .example('$0 --recipe recipes/lora.yaml --set training.max_steps=20 --resume', 'continue the last run')
@@ -59,6 +63,7 @@ export async function trainCli(argv: string[], scriptName = 'train'): Promise<nu
   let trainer: Trainer;
   let communicator: Communicator | undefined;
   try {
+    checkRunFolderOptions({ resume: args.resume !== undefined, overwrite: args.overwrite });
     if (job) {
       // Join before building the Trainer: the backend must be up to make the NCCL group.
       const r = loadRecipe(recipe, args.set);
@@ -87,7 +92,7 @@ export async function trainCli(argv: string[], scriptName = 'train'): Promise<nu
   // `--resume` alone arrives as '' (latest checkpoint in output.dir).
   const resume = args.resume === undefined ? undefined : args.resume === '' ? true : args.resume;
   try {
-    const summary = await trainer.train({ resume, overwrite: args.overwrite });
+    const summary = await trainer.train({ resume, overwrite: args.overwrite, force: args.force });
     if (summary.pushed) process.stderr.write(`pushed ${summary.pushed.folder} to ${summary.pushed.repo}@${summary.pushed.revision}: ${summary.pushed.url}\n`);
     return summary.interrupted ? signalExitCode(summary.interrupted) : 0;
   } catch (err) {

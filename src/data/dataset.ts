@@ -12,7 +12,7 @@ import {
   type DataPosition,
 } from './batching.js';
 import { DataError } from './errors.js';
-import { supervisedTokens, truncate, type TokenizedExample } from './example.js';
+import { lossTargets, truncate, type TokenizedExample } from './example.js';
 import { FORMATS, type FormatName } from './formats/index.js';
 import { detectFormat } from './formats/detect.js';
 import { readShards } from './sources/shards.js';
@@ -20,6 +20,7 @@ import { packExamples } from './packing.js';
 import { permutation } from './shuffle.js';
 import { readRows } from './sources/index.js';
 import type { Tokenizer } from './tokenizer.js';
+import { textCharLimit } from './textLimit.js';
 
 export interface DatasetSpec {
   /** File or `save_to_disk` folder, relative to the recipe's folder. */
@@ -54,7 +55,11 @@ export interface DatasetStats {
   truncated: number;
   /** Where the first cut row sits ("line 12", "row 7"); null when none was cut. */
   firstTruncated: string | null;
-  /** Rows left without a single supervised token (e.g. a prompt longer than max_length). */
+  /** Rows with nothing to learn from at all (an empty text or completion: no target token after the causal shift); skipped. */
+  empty: number;
+  /** Where the first empty row sits; null when none is. */
+  firstEmpty: string | null;
+  /** Rows left without a target by truncation (e.g. a prompt longer than max_length); skipped. */
   dropped: number;
   /** Where the first dropped row sits; null when none was. */
   firstDropped: string | null;
@@ -120,19 +125,28 @@ export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseD
   if (spec.packing && maxLength === undefined) {
     throw new DataError('data.packing needs data.max_length (the tokenizer has no model_max_length)');
   }
-  let stats: DatasetStats = { rows: rowSet.rows.length, examples: 0, truncated: 0, firstTruncated: null, dropped: 0, firstDropped: null, tokens: 0, supervisedTokens: 0 };
+  let stats: DatasetStats = {
+    rows: rowSet.rows.length, examples: 0, truncated: 0, firstTruncated: null, empty: 0, firstEmpty: null, dropped: 0, firstDropped: null, tokens: 0, supervisedTokens: 0,
+  };
   let examples: TokenizedExample[] = [];
   const tooLong = { count: 0, first: '' };
+  // Rows are cut before tokenising when only their first max_length tokens can be kept.
+  const maxChars = !spec.packing && maxLength !== undefined ? textCharLimit(maxLength, tokenizer) : undefined;
   rowSet.rows.forEach((row, i) => {
-    const ctx = { tokenizer, format: formatName, columns: spec.columns ?? {}, file: rowSet.file, where: rowSet.where(i), loss };
+    const ctx = { tokenizer, format: formatName, columns: spec.columns ?? {}, file: rowSet.file, where: rowSet.where(i), maxChars, loss };
     let ex = format.tokenize(row, ctx);
+    if (lossTargets(ex) === 0) {
+      stats.empty++;
+      stats.firstEmpty ??= ctx.where;
+      return;
+    }
     // Packing cuts blocks itself; otherwise each example is truncated on its own.
     const cut = !spec.packing && maxLength !== undefined && ex.inputIds.length > maxLength;
     if (cut) {
       if (tooLong.count++ === 0) tooLong.first = ctx.where;
       ex = truncate(ex, maxLength);
     }
-    if (supervisedTokens(ex) === 0) {
+    if (lossTargets(ex) === 0) {
       stats.dropped++;
       stats.firstDropped ??= ctx.where;
       return;
@@ -148,11 +162,9 @@ export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseD
       `${rowSet.file} ${tooLong.first}: ${tooLong.count} of ${stats.rows} rows are longer than data.max_length ${maxLength} tokens (this is the first); raise data.max_length, or set data.truncate: true to cut them`,
     );
   }
-  if (examples.length === 0) {
-    const why = maxLength !== undefined ? ` within max_length ${maxLength}` : '';
-    throw new DataError(`${rowSet.file}: none of the ${stats.rows} rows has a token to learn from${why} (every label is masked)`);
-  }
-  if (spec.packing) examples = packExamples(examples, maxLength!);
+  if (examples.length === 0) throw new DataError(nothingToLearn(rowSet.file, stats, maxLength));
+  // A block with no target (a one-token remainder, or all prompt) would only make an empty step.
+  if (spec.packing) examples = packExamples(examples, maxLength!).filter((b) => lossTargets(b) > 0);
   stats = countStats(examples, stats);
   return datasetOf(examples, {
     file: rowSet.file,
@@ -164,6 +176,15 @@ export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseD
     padTokenId: tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0,
     stats,
   });
+}
+
+/** Why no row is left to train on, in one line. */
+function nothingToLearn(file: string, stats: DatasetStats, maxLength: number | undefined): string {
+  if (stats.empty === stats.rows) {
+    return `${file}: all ${stats.rows} rows are empty: none has a token to learn from (an empty text or completion leaves nothing to predict); nothing to train on`;
+  }
+  const empty = stats.empty > 0 ? `; ${stats.empty} of them are empty` : '';
+  return `${file}: none of the ${stats.rows} rows has a token to learn from within max_length ${maxLength} (every label is masked${empty}); raise data.max_length`;
 }
 
 type DatasetMeta = Omit<LoadedDataset, 'examples' | 'batchesPerEpoch' | 'batches' | 'iterate'>;
@@ -189,7 +210,7 @@ function countStats(examples: TokenizedExample[], base: DatasetStats): DatasetSt
   const stats = { ...base, examples: examples.length, tokens: 0, supervisedTokens: 0 };
   for (const ex of examples) {
     stats.tokens += ex.inputIds.length;
-    stats.supervisedTokens += supervisedTokens(ex);
+    stats.supervisedTokens += lossTargets(ex);
   }
   return stats;
 }

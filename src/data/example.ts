@@ -30,8 +30,13 @@ export function truncate(ex: TokenizedExample, maxLength: number): TokenizedExam
   };
 }
 
-export function supervisedTokens(ex: TokenizedExample): number {
+/**
+ * The tokens the loss is computed on: labels after the causal shift. Position 0's label is
+ * never a target (nothing comes before it to predict it), so a lone token — an empty text
+ * that became just EOS — gives 0, as cross-entropy counts it (src/ops/crossEntropy.ts).
+ */
+export function lossTargets(ex: TokenizedExample): number {
   let n = 0;
-  for (const l of ex.labels) if (l !== IGNORE_INDEX) n++;
+  for (let i = 1; i < ex.labels.length; i++) if (ex.labels[i] !== IGNORE_INDEX) n++;
   return n;
 }

@@ -10,6 +10,7 @@ export {
   parsePositions,
   pyreftLocations,
   examplePositions,
+  promptPositions,
   groupOfIntervention,
   splitsInterventions,
   type ReftPositionSpec,

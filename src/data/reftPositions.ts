@@ -110,3 +110,15 @@ export function groupOfIntervention(index: number, count: number, groups: number
   }
   return index < count / 2 ? 0 : 1;
 }
+
+/**
+ * The positions for generation from one prompt of `promptLength` tokens, in the hooks'
+ * `ctx.positions` row layout (the groups one after the other; pyreftLocations pads split
+ * groups to equal halves). As pyreft's generation scripts compute them:
+ * `get_intervention_locations(last_position=prompt length, positions=…)`, passed to
+ * `generate(…, intervene_on_prompt=True)`, which intervenes on the prompt's forward only.
+ * Padding is always skipped (-1) here: there is no token after the prompt to point "last" padding at.
+ */
+export function promptPositions(promptLength: number, spec: ReftPositionSpec): number[] {
+  return pyreftLocations(promptLength, { ...spec, padMode: 'first' }).flat();
+}

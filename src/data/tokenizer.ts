@@ -4,11 +4,12 @@
  * `add_bos_token`/`add_eos_token` flags and the `chat_template`, which renders through
  * `@huggingface/jinja` with the same variables transformers' `apply_chat_template` passes.
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import { Template } from '@huggingface/jinja';
+import type { Template } from '@huggingface/jinja';
+import { compileChatTemplate, MAX_TEMPLATE_BYTES, renderChatTemplate } from './chatTemplate.js';
 import { DataError } from './errors.js';
+import { readRegularText } from '../io/regularFile.js';
 
 export interface ChatMessage {
   role: string;
@@ -32,6 +33,8 @@ export interface Tokenizer {
   readonly bosToken: string | undefined;
   /** Number of ids, added tokens included (the largest id + 1). */
   readonly vocabSize: number;
+  /** Characters in the longest vocabulary entry: about the most input text one token can stand for. */
+  readonly longestTokenChars: number;
   tokenToId(token: string): number | undefined;
   idToToken(id: number): string | undefined;
   /** tokenizer_config.json's `model_max_length`, when it is a real limit. */
@@ -40,10 +43,30 @@ export interface Tokenizer {
 
 type Json = Record<string, unknown>;
 
+/** A chat template, where it came from (a file, or the recipe's data.chat_template), and how error lines name it there. */
+interface ChatTemplateText {
+  text: string;
+  file: string;
+  name: string;
+}
+
+/** chat_template.jinja when the folder has one (absent: undefined); a FIFO, a device or a huge file is an error, not silence. */
+async function readChatTemplateFile(file: string): Promise<string | undefined> {
+  try {
+    return await readRegularText(file, MAX_TEMPLATE_BYTES);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new DataError(`${file}: cannot read (${(err as Error).message})`);
+  }
+}
+
+/** Far above any released tokenizer.json (tens of MB), far below what would exhaust memory. */
+const MAX_TOKENIZER_FILE_BYTES = 256 * 2 ** 20;
+
 async function readJson(file: string, required: boolean): Promise<Json | undefined> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = await readRegularText(file, MAX_TOKENIZER_FILE_BYTES);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       if (!required) return undefined;
@@ -90,6 +113,7 @@ class LoadedTokenizer implements Tokenizer {
   readonly padTokenId: number | undefined;
   readonly bosTokenId: number | undefined;
   readonly vocabSize: number;
+  readonly longestTokenChars: number;
   readonly hasChatTemplate: boolean;
   private template: Template | undefined;
   /** Fix-ups where the config's add_bos/eos_token flags disagree with tokenizer.json's post-processor. */
@@ -106,17 +130,20 @@ class LoadedTokenizer implements Tokenizer {
     readonly eosToken: string | undefined,
     readonly padToken: string | undefined,
     readonly bosToken: string | undefined,
-    private readonly chatTemplate: string | undefined,
+    private readonly chatTemplate: ChatTemplateText | undefined,
     readonly modelMaxLength: number | undefined,
-    /** Where the chat template came from, for error lines: the config file, or the recipe's data.chat_template. */
-    private readonly templateOrigin: string,
   ) {
     this.eosTokenId = this.requireId(eosToken, 'eos_token');
     this.padTokenId = this.requireId(padToken, 'pad_token');
     this.bosTokenId = this.requireId(bosToken, 'bos_token');
     let maxId = -1;
-    for (const id of hf.get_vocab(true).values()) maxId = Math.max(maxId, id);
+    let longest = 0;
+    for (const [token, id] of hf.get_vocab(true)) {
+      maxId = Math.max(maxId, id);
+      longest = Math.max(longest, token.length);
+    }
     this.vocabSize = maxId + 1;
+    this.longestTokenChars = longest;
     this.hasChatTemplate = chatTemplate !== undefined;
     this.alignSpecialTokenFlags();
   }
@@ -169,11 +196,12 @@ class LoadedTokenizer implements Tokenizer {
         `${this.configFile}: no "chat_template" (and no chat_template.jinja in ${this.dir}); chat data needs a chat template: give one in the recipe as data.chat_template`,
       );
     }
+    const { text, file, name } = this.chatTemplate;
     if (!this.template) {
       try {
-        this.template = new Template(this.chatTemplate);
+        this.template = compileChatTemplate(text);
       } catch (err) {
-        throw new DataError(`${this.templateOrigin}: "chat_template" does not parse (${(err as Error).message})`);
+        throw new DataError(`${file}: ${name} does not parse (${(err as Error).message})`);
       }
     }
     // transformers passes the special tokens map as strings, beside messages and the flag.
@@ -186,9 +214,9 @@ class LoadedTokenizer implements Tokenizer {
       if (tok !== undefined) context[key] = tok;
     }
     try {
-      return this.template.render(context);
+      return renderChatTemplate(this.template, context);
     } catch (err) {
-      throw new DataError(`${this.templateOrigin}: rendering "chat_template" failed: ${(err as Error).message}`);
+      throw new DataError(`${file}: rendering ${name} failed: ${(err as Error).message}`);
     }
   }
 
@@ -199,6 +227,15 @@ class LoadedTokenizer implements Tokenizer {
   idToToken(id: number): string | undefined {
     return this.hf.id_to_token(id);
   }
+}
+
+/** The model folder's chat template: tokenizer_config.json's, else chat_template.jinja beside it (transformers ≥ 4.43 may save it there). */
+async function folderChatTemplate(config: Json, configFile: string, modelDir: string): Promise<ChatTemplateText | undefined> {
+  const inConfig = chatTemplateOf(config, configFile);
+  if (inConfig !== undefined) return { text: inConfig, file: configFile, name: '"chat_template"' };
+  const jinjaFile = path.join(modelDir, 'chat_template.jinja');
+  const beside = await readChatTemplateFile(jinjaFile);
+  return beside === undefined ? undefined : { text: beside, file: jinjaFile, name: 'the template' };
 }
 
 export interface LoadTokenizerOptions {
@@ -225,11 +262,7 @@ export async function loadTokenizer(modelDir: string, options: LoadTokenizerOpti
     throw new DataError(`${tokenizerFile}: cannot build the tokenizer (${(err as Error).message})`);
   }
   const override = options.chatTemplate ?? null;
-  let chatTemplate = override ? override.template : chatTemplateOf(config, configFile);
-  if (chatTemplate === undefined) {
-    // transformers ≥ 4.43 may save the template beside the config instead.
-    chatTemplate = await fs.readFile(path.join(modelDir, 'chat_template.jinja'), 'utf8').catch(() => undefined);
-  }
+  const chatTemplate = override !== null ? { text: override.template, file: override.origin, name: 'the template' } : await folderChatTemplate(config, configFile, modelDir);
   const maxLen = config.model_max_length;
   // transformers writes a huge sentinel (1e30) when there is no limit.
   const modelMaxLength = typeof maxLen === 'number' && maxLen > 0 && maxLen < 1e12 ? maxLen : undefined;
@@ -243,6 +276,5 @@ export async function loadTokenizer(modelDir: string, options: LoadTokenizerOpti
     specialToken(config, 'bos_token', configFile),
     chatTemplate,
     modelMaxLength,
-    override ? override.origin : configFile,
   );
 }

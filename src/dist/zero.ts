@@ -7,7 +7,7 @@
  *          updates its shard of the parameters, and the shards are all-gathered back.
  *   zero2  also gradients: a reduce-scatter hands each rank only the summed gradient of its
  *          shard; the clipping norm is the all-reduced sum of the shards' squares.
- *   zero3  also the frozen base weights (./frozenShards.ts): each rank keeps 1/N of them and
+ *   zero3  also the frozen base weights (./frozen.ts): each rank keeps 1/N of them and
  *          a layer is all-gathered just before use.
  *
  * The ranks' micro-batches are their share of the one-process step (./batches.ts), each weighted

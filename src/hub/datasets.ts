@@ -5,8 +5,11 @@
  * One split of one subset (the `datasets` config) is read.
  *
  * Files go into the Hub cache in huggingface_hub's layout (`datasets--org--name/refs`,
- * `snapshots`, `blobs`), with the model downloads' safety (download.ts: checked etags,
- * resumable, snapshot links only to complete blobs, the ref written last), so Python's
+ * `snapshots`, `blobs`), with the model downloads' safety (download.ts: the server's commit,
+ * file names, sizes and blob ids checked before any becomes a path (serverValues.ts), every
+ * cache path joined through cache.ts' under(), checked etags, resumable, snapshot links only
+ * to complete blobs, the ref written last; a cached file is read only when its link stays in
+ * the snapshot or its repo's blobs/ (io/insideFolder.ts)), so Python's
  * `datasets`/`huggingface_hub` and typetune share them; with HF_HUB_OFFLINE=1 only the cache
  * is read.
  *
@@ -19,12 +22,14 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { datasetInfo, HubApiError, listFiles } from '@huggingface/hub';
 import { writeFileAtomic } from '../io/atomic.js';
-import { cachedCommit, refPath, snapshotPath, storageFolder } from './cache.js';
-import { BlobFetcher, type RemoteFile } from './download.js';
-import type { HubEnv } from './env.js';
+import { ownFile } from '../io/insideFolder.js';
+import { cachedCommit, pointerPath, refPath, snapshotPath, storageFolder } from './cache.js';
+import { BlobFetcher, checkedRemoteFile, type RemoteFile } from './download.js';
+import { checkToken, type HubEnv } from './env.js';
 import { describeFailure, HubError, recordingFetch } from './errors.js';
 import { progressLine } from './progress.js';
 import { formatRef, type HubRef } from './ref.js';
+import { checkedCommit } from './serverValues.js';
 
 /** The branch where the Hub keeps its Parquet conversion of a dataset's main branch. */
 export const PARQUET_CONVERSION = 'refs/convert/parquet';
@@ -97,9 +102,18 @@ function fromCache(ref: HubRef, sel: SplitSelection, env: HubEnv): DatasetSplit 
     if (commit === null) continue;
     const dir = snapshotPath(storage, commit);
     const found = selectSplitFiles(snapshotFiles(dir), sel, c.conversion);
-    if ('files' in found) return { files: found.files.map((f) => path.join(dir, f)), describe: describeSplit(ref, commit, c.revision, sel) };
+    if ('files' in found) return { files: snapshotFilePaths(dir, found.files), describe: describeSplit(ref, commit, c.revision, sel) };
   }
   return null;
+}
+
+/** The split's files in a snapshot, each refused if its link leads out of the snapshot and its repo's blobs/. */
+function snapshotFilePaths(snapshot: string, files: readonly string[]): string[] {
+  return files.map((f) => {
+    const file = pointerPath(snapshot, f);
+    ownFile(snapshot, f);
+    return file;
+  });
 }
 
 function describeSplit(ref: HubRef, commit: string, revision: string, sel: SplitSelection): string {
@@ -119,10 +133,11 @@ export async function resolveDatasetSplit(ref: HubRef, sel: SplitSelection, env:
   for (const c of candidates(ref)) {
     const action = `download dataset ${formatRef(ref)}${c.revision !== ref.revision ? ` (${c.revision})` : ''}`;
     const ctx = { action, repo: ref.repo, revision: c.revision, endpoint: env.endpoint, tokenSet: env.token !== undefined, failures, kind: 'dataset' as const };
+    checkToken(env, action);
     try {
-      let commit: string;
+      let sha: unknown;
       try {
-        ({ sha: commit } = await datasetInfo({ name: ref.repo, revision: c.revision, additionalFields: ['sha'], ...hub }));
+        ({ sha } = await datasetInfo({ name: ref.repo, revision: c.revision, additionalFields: ['sha'], ...hub }));
       } catch (err) {
         // A repo without a conversion branch: say why its own files did not do.
         if (c.revision === PARQUET_CONVERSION && c.revision !== ref.revision && err instanceof HubApiError && err.statusCode === 404) {
@@ -131,9 +146,12 @@ export async function resolveDatasetSplit(ref: HubRef, sel: SplitSelection, env:
         }
         throw err;
       }
+      const commit = checkedCommit(sha, action, c.revision);
       const listing = new Map<string, RemoteFile>();
       for await (const e of listFiles({ repo: { type: 'dataset', name: ref.repo }, revision: commit, recursive: true, ...hub })) {
-        if (e.type === 'file') listing.set(e.path, { path: e.path, size: e.lfs?.size ?? e.size, etag: e.lfs?.oid ?? e.oid! });
+        if (e.type !== 'file') continue;
+        const file = checkedRemoteFile(e, `dataset ${ref.repo}@${commit.slice(0, 12)}`);
+        listing.set(file.path, file);
       }
       const found = selectSplitFiles([...listing.keys()], sel, c.conversion);
       if ('none' in found) {
@@ -151,7 +169,7 @@ export async function resolveDatasetSplit(ref: HubRef, sel: SplitSelection, env:
         progress.end();
       }
       if (c.revision !== commit) await writeFileAtomic(refPath(storage, c.revision), commit);
-      return { files: found.files.map((f) => path.join(snapshot, f)), describe: describeSplit(ref, commit, c.revision, sel) };
+      return { files: snapshotFilePaths(snapshot, found.files), describe: describeSplit(ref, commit, c.revision, sel) };
     } catch (err) {
       throw describeFailure(err, ctx);
     }

@@ -3,7 +3,8 @@
  * layout (see cache.ts), with `@huggingface/hub` doing the HTTP:
  *
  *   1. the revision → its commit (model info), then the root file listing at that commit,
- *      so a branch that moves mid-download cannot mix two commits;
+ *      so a branch that moves mid-download cannot mix two commits; the commit, each file's
+ *      name, blob id and size are checked before any becomes a path (serverValues.ts);
  *   2. per file: bytes to blobs/<etag>.incomplete (appended from its length with a Range
  *      request when an earlier attempt was cut), checked against the etag (sha256, or the git
  *      blob id), renamed to blobs/<etag>; only then the snapshot symlink appears;
@@ -15,15 +16,16 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { downloadFile, listFiles, modelInfo } from '@huggingface/hub';
+import { downloadFile, listFiles, modelInfo, type ListFileEntry } from '@huggingface/hub';
 import { writeFileAtomic } from '../io/atomic.js';
-import { refPath, snapshotPath, storageFolder } from './cache.js';
-import type { HubEnv } from './env.js';
+import { blobLockPath, blobPath, pointerPath, refPath, snapshotPath, storageFolder } from './cache.js';
+import { checkToken, type HubEnv } from './env.js';
 import { describeFailure, HubError, recordingFetch } from './errors.js';
 import { selectFiles, shardsOfIndex, type Need } from './files.js';
 import { withFileLock } from './lock.js';
 import { progressLine, type Progress } from './progress.js';
-import { formatRef, repoFolderName, type HubRef, type RepoKind } from './ref.js';
+import { formatRef, type HubRef, type RepoKind } from './ref.js';
+import { checkedBlobId, checkedCommit, checkedRepoFilePath, checkedSize } from './serverValues.js';
 
 export interface DownloadOptions {
   env: HubEnv;
@@ -41,6 +43,13 @@ export interface RemoteFile {
   etag: string;
 }
 
+/** A listed file as the cache will hold it, its name, size and blob id checked before any becomes a path (`describe`: repo@commit, for errors). */
+export function checkedRemoteFile(e: ListFileEntry, describe: string): RemoteFile {
+  const file = checkedRepoFilePath(e.path, `download ${describe}`);
+  const where = `download ${describe}/${file}`;
+  return { path: file, size: checkedSize(e.lfs?.size ?? e.size, where), etag: checkedBlobId(e.lfs?.oid ?? e.oid, where) };
+}
+
 /** Download `ref` (the files `need` asks for) into the cache; returns its snapshot folder. */
 export async function downloadSnapshot(ref: HubRef, opts: DownloadOptions): Promise<string> {
   const { env } = opts;
@@ -48,15 +57,19 @@ export async function downloadSnapshot(ref: HubRef, opts: DownloadOptions): Prom
   const hub = { hubUrl: env.endpoint, accessToken: env.token, fetch };
   const action = `download ${formatRef(ref)}`;
   const ctx = { action, repo: ref.repo, revision: ref.revision, endpoint: env.endpoint, tokenSet: env.token !== undefined, failures, localCandidate: opts.localCandidate };
+  checkToken(env, action);
   try {
-    const { sha: commit } = await modelInfo({ name: ref.repo, revision: ref.revision, additionalFields: ['sha'], ...hub });
+    const info = await modelInfo({ name: ref.repo, revision: ref.revision, additionalFields: ['sha'], ...hub });
+    const commit = checkedCommit(info.sha, action, ref.revision);
     const storage = storageFolder(env.cacheDir, ref.repo);
     const snapshot = snapshotPath(storage, commit);
+    const describe = `${ref.repo}@${commit.slice(0, 12)}`;
     const listing = new Map<string, RemoteFile>();
     for await (const e of listFiles({ repo: ref.repo, revision: commit, ...hub })) {
-      if (e.type === 'file') listing.set(e.path, { path: e.path, size: e.lfs?.size ?? e.size, etag: e.lfs?.oid ?? e.oid! });
+      if (e.type !== 'file') continue;
+      const file = checkedRemoteFile(e, describe);
+      listing.set(file.path, file);
     }
-    const describe = `${ref.repo}@${commit.slice(0, 12)}`;
     const plan = selectFiles([...listing.keys()], opts.need, describe);
     const get = (file: string): RemoteFile => {
       const f = listing.get(file);
@@ -68,10 +81,10 @@ export async function downloadSnapshot(ref: HubRef, opts: DownloadOptions): Prom
     if (plan.shardsFromIndex) {
       const index = files.pop()!;
       await fetcher.fetch(index, null);
-      const indexFile = path.join(snapshot, index.path);
+      const indexFile = pointerPath(snapshot, index.path);
       files.push(...shardsOfIndex(await fs.readFile(indexFile, 'utf8'), indexFile).map(get));
     }
-    const todo = files.filter((f) => !existsSync(path.join(snapshot, f.path)));
+    const todo = files.filter((f) => !existsSync(pointerPath(snapshot, f.path)));
     const progress = progressLine(`downloading ${formatRef(ref)}`, todo.reduce((n, f) => n + f.size, 0), opts.stream);
     try {
       for (const f of todo) await fetcher.fetch(f, progress);
@@ -85,11 +98,9 @@ export async function downloadSnapshot(ref: HubRef, opts: DownloadOptions): Prom
   }
 }
 
-/** Hashes a blob's bytes the way its etag was made: sha256 (LFS) or git's sha1 of "blob <size>\0" + bytes. */
-function etagHasher(etag: string, size: number): Hash | null {
-  if (/^[0-9a-f]{64}$/.test(etag)) return createHash('sha256');
-  if (/^[0-9a-f]{40}$/.test(etag)) return createHash('sha1').update(`blob ${size}\0`);
-  return null;
+/** Hashes a blob's bytes the way its (checked, 40- or 64-hex) etag was made: sha256 (LFS) or git's sha1 of "blob <size>\0" + bytes. */
+function etagHasher(etag: string, size: number): Hash {
+  return etag.length === 64 ? createHash('sha256') : createHash('sha1').update(`blob ${size}\0`);
 }
 
 /** Fetches files of one commit of a repo into its cache folder (models here, datasets in datasets.ts). */
@@ -104,10 +115,10 @@ export class BlobFetcher {
 
   /** Make snapshots/<commit>/<file> point at a complete blob, downloading it unless present. */
   async fetch(file: RemoteFile, progress: Progress | null): Promise<void> {
-    const pointer = path.join(this.snapshot, file.path);
+    const pointer = pointerPath(this.snapshot, file.path);
     if (existsSync(pointer)) return;
-    const blob = path.join(this.storage, 'blobs', file.etag);
-    const lock = path.join(this.cacheDir, '.locks', repoFolderName(this.ref.repo, this.ref.kind), `${file.etag}.lock`);
+    const blob = blobPath(this.storage, file.etag);
+    const lock = blobLockPath(this.cacheDir, this.ref.repo, file.etag, this.ref.kind);
     await withFileLock(lock, async () => {
       if (!existsSync(blob)) await this.download(file, blob, progress);
     });
@@ -125,7 +136,7 @@ export class BlobFetcher {
       have = 0;
     }
     const hasher = etagHasher(file.etag, file.size);
-    if (hasher && have > 0) for await (const chunk of createReadStream(incomplete)) hasher.update(chunk as Buffer);
+    if (have > 0) for await (const chunk of createReadStream(incomplete)) hasher.update(chunk as Buffer);
     if (have < file.size) {
       const remote = await downloadFile({ repo: { type: this.ref.kind, name: this.ref.repo }, path: file.path, revision: this.ref.commit, ...this.hub });
       if (!remote) throw new HubError(`${file.path} is listed in ${this.ref.repo}@${this.ref.commit} but cannot be downloaded (404)`);
@@ -134,7 +145,7 @@ export class BlobFetcher {
       try {
         for await (const chunk of remote.slice(have).stream() as unknown as AsyncIterable<Uint8Array>) {
           await out.write(chunk);
-          hasher?.update(chunk);
+          hasher.update(chunk);
           have += chunk.length;
           progress?.update(file.path, have, file.size);
         }
@@ -151,8 +162,8 @@ export class BlobFetcher {
       if (have > file.size) await fs.rm(incomplete, { force: true });
       throw new HubError(`download ${where}: got ${have} of ${file.size} bytes; run again to ${have < file.size ? 'resume' : 'restart'}`);
     }
-    const digest = hasher?.digest('hex');
-    if (digest !== undefined && digest !== file.etag) {
+    const digest = hasher.digest('hex');
+    if (digest !== file.etag) {
       await fs.rm(incomplete, { force: true });
       throw new HubError(`download ${where}: the bytes hash to ${digest}, not ${file.etag}; the partial file was removed, run again`);
     }

@@ -16,7 +16,7 @@ export const WEIGHTS_FILE = 'model.safetensors';
 export const WEIGHTS_INDEX = 'model.safetensors.index.json';
 
 /** Small files a model folder may carry besides its weights. */
-const MODEL_EXTRAS = [
+export const MODEL_EXTRAS = [
   'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json',
   'added_tokens.json', 'vocab.json', 'merges.txt', 'tokenizer.model', 'chat_template.jinja', 'chat_template.json',
 ];

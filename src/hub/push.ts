@@ -6,13 +6,14 @@
  *   pushExport(folder, { repo })   a PEFT, pyreft or merged folder (a run's, when beside one)
  *   pushRun(runDir, { repo })      a run's export (peft or pyreft before merged), with its recipe and losses
  */
-import { existsSync, openAsBlob, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, openAsBlob, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { commit, createBranch, createRepo, HubApiError, type CommitOperation } from '@huggingface/hub';
-import { latestCheckpoint, RECIPE_FILE, TRAINER_STATE_FILE } from '../train/checkpoint.js';
+import { ownFile, ownFilesOf } from '../io/insideFolder.js';
+import { latestCheckpoint, RECIPE_FILE, TRAINER_STATE_FILE } from '../io/runLayout.js';
 import { inspectExport, isGeneratedCard, modelCard, type ExportKind } from './card.js';
-import { hubEnv, type HubEnv } from './env.js';
+import { checkToken, hubEnv, type HubEnv } from './env.js';
 import { describeFailure, HubError, recordingFetch } from './errors.js';
 import { parseHubRef } from './ref.js';
 
@@ -39,14 +40,18 @@ export interface PushResult {
   files: string[];
 }
 
-/** What the newest checkpoint of a run says: the recipe text and the losses. */
+/** What the newest checkpoint of a run says: the recipe text (it goes on the card) and the losses. */
 function runRecord(runDir: string | null): { recipe: string | null; steps: number | null; finalLoss: number | null; finalEvalLoss: number | null } {
   const ck = runDir ? latestCheckpoint(runDir) : null;
   if (!ck) return { recipe: null, steps: null, finalLoss: null, finalEvalLoss: null };
-  const state = JSON.parse(readFileSync(path.join(ck, TRAINER_STATE_FILE), 'utf8')) as { step: number; losses: number[]; evalLosses: Array<{ loss: number }> };
-  const recipeFile = path.join(ck, RECIPE_FILE);
+  // Both are the checkpoint's own files, never what a link in it points at.
+  const read = (name: string): string | null => {
+    const file = ownFile(ck, name);
+    return file === null ? null : readFileSync(file, 'utf8');
+  };
+  const state = JSON.parse(read(TRAINER_STATE_FILE)!) as { step: number; losses: number[]; evalLosses: Array<{ loss: number }> }; // a listed checkpoint has one
   return {
-    recipe: existsSync(recipeFile) ? readFileSync(recipeFile, 'utf8') : null,
+    recipe: read(RECIPE_FILE),
     steps: state.step,
     finalLoss: state.losses.at(-1) ?? null,
     finalEvalLoss: state.evalLosses.at(-1)?.loss ?? null,
@@ -86,14 +91,18 @@ async function pushFolder(folder: string, runDir: string | null, opts: PushOptio
   const action = `push ${folder} to ${repo}@${revision}`;
   if (env.offline) throw new HubError(`${action}: HF_HUB_OFFLINE=1 forbids the network; unset it to push`);
   if (!env.token) throw new HubError(`${action}: pushing needs a token with write access; set HF_TOKEN (create one at ${env.endpoint}/settings/tokens)`);
+  checkToken(env, action);
+  if (!existsSync(folder)) throw new HubError(`${folder}: folder not found`);
+  // Only the folder's own files go up: one linked out of it (to ~/.ssh/id_rsa) stops the push before anything is read.
+  const all = ownFilesOf(folder);
   const found = inspectExport(folder);
   const run = runRecord(runDir);
-  const all = readdirSync(folder).filter((f) => !f.startsWith('.') && statSync(path.join(folder, f)).isFile());
   // A README the user wrote is theirs to keep; ours (the export's local card) is made again naming the repo.
-  const ownCard = all.includes('README.md') && !isGeneratedCard(readFileSync(path.join(folder, 'README.md'), 'utf8'));
-  const files = ownCard ? all : all.filter((f) => f !== 'README.md');
+  const readme = all.find((f) => f.name === 'README.md');
+  const ownCard = readme !== undefined && !isGeneratedCard(readFileSync(readme.real, 'utf8'));
+  const files = ownCard ? all : all.filter((f) => f !== readme);
   const operations: CommitOperation[] = [];
-  for (const f of files) operations.push({ operation: 'addOrUpdate', path: f, content: await openAsBlob(path.join(folder, f)) });
+  for (const f of files) operations.push({ operation: 'addOrUpdate', path: f.name, content: await openAsBlob(f.real) });
   if (!ownCard) {
     const base = found.base ?? (run.recipe ? recipeModelPath(run.recipe) : null);
     const card = modelCard({ repo, kind: found.kind, base, adapterType: found.adapterType, ...run });
@@ -132,6 +141,7 @@ export function checkCanPush(repo: string, env: HubEnv = hubEnv()): void {
   const where = `output.push_to_hub (${repo})`;
   if (env.offline) throw new HubError(`${where}: HF_HUB_OFFLINE=1 forbids pushing; unset it or set output.push_to_hub: null`);
   if (!env.token) throw new HubError(`${where}: pushing needs a token with write access; set HF_TOKEN (create one at ${env.endpoint}/settings/tokens)`);
+  checkToken(env, where);
 }
 
 /** The end of a run with `output.push_to_hub`: push its export; on failure say the run is safe and how to retry. */

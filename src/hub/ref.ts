@@ -3,7 +3,7 @@
  * (a branch, a tag or a 40-hex commit). Only the two-part form is taken as an id: a bare
  * `name` is far more likely a local folder with a typo than a legacy canonical repo.
  *
- * A value is an id only when it is not an existing local folder: `models/tiny` that exists
+ * A value is an id only when it is not an existing local folder: `models/tiny-llama` that exists
  * beside the recipe (or the working directory) is that folder, as in transformers.
  */
 import path from 'node:path';

@@ -37,6 +37,7 @@ import { toFloat32 } from './dtypes.js';
 import { readTorchFile, writeTorchFile, TorchFileError, type TorchTensor } from './torchSave.js';
 import { UnsafePickleError } from './torchPickle.js';
 import { ZipError } from './zip.js';
+import { parsePositionNotation } from '../util/positionNotation.js';
 
 export class PyreftFolderError extends Error {
   constructor(message: string) {
@@ -79,6 +80,13 @@ export interface PyreftIntervention {
 
 export interface PyreftFolder {
   interventions: PyreftIntervention[];
+  /**
+   * Which prompt tokens the interventions act on, in pyreft's notation ("f1+l1", "l1" …).
+   * pyvene's config has no such field — pyreft scripts pass positions again at inference —
+   * so typetune records them under config.json's `positions` (pyvene keeps unknown config
+   * keys as plain attributes). Folders written by pyreft itself lack it.
+   */
+  positions?: string;
   /** config.json as read; on writing, keys typetune does not manage (transformers_version …) are kept. */
   config?: Record<string, unknown>;
 }
@@ -169,6 +177,7 @@ export async function readPyreftFolder(dir: string): Promise<PyreftFolder & { co
     throw new PyreftFolderError(`${configFile}: not valid JSON (${(err as Error).message})`);
   }
   if (!config || typeof config !== 'object' || Array.isArray(config)) throw new PyreftFolderError(`${configFile}: must hold a JSON object`);
+  const positions = readPositions(config.positions, configFile);
 
   const reps = config.representations;
   if (!Array.isArray(reps) || reps.length === 0) throw new PyreftFolderError(`${configFile}: 'representations' must be a non-empty list`);
@@ -218,7 +227,17 @@ export async function readPyreftFolder(dir: string): Promise<PyreftFolder & { co
     if (rep.extras.some((x) => x !== null)) iv.representationExtras = rep.extras;
     interventions.push(iv);
   }
-  return { interventions, config };
+  return { interventions, config, ...(positions === undefined ? {} : { positions }) };
+}
+
+/** config.json's `positions` (typetune's record of where the adapter was trained to act), checked. */
+function readPositions(value: unknown, configFile: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const counts = typeof value === 'string' ? parsePositionNotation(value) : null;
+  if (!counts || counts.first + counts.last === 0) {
+    throw new PyreftFolderError(`${configFile}: 'positions' is ${JSON.stringify(value)}; expected pyreft notation fN, lN or fN+lM selecting at least one token (e.g. "f1+l1", "l1")`);
+  }
+  return value as string;
 }
 
 interface Representation { layer: number; component: string; unit: string; maxNumberOfUnits: number; lowRankDimension: number | null; extras: unknown[] }
@@ -315,7 +334,7 @@ function checkState(type: PyreftInterventionType, tensors: Map<string, TorchTens
 // Writing
 
 /** config.json keys derived from the interventions (others in `folder.config` are carried over). */
-const MANAGED_KEYS = ['representations', 'intervention_types', 'intervention_dimensions', 'intervention_constant_sources', 'sorted_keys', 'mode'];
+const MANAGED_KEYS = ['representations', 'intervention_types', 'intervention_dimensions', 'intervention_constant_sources', 'sorted_keys', 'mode', 'positions'];
 
 /** The config.json pyvene would write for these interventions, as a JSON value. */
 export function pyreftConfig(folder: PyreftFolder): Record<string, unknown> {
@@ -323,7 +342,10 @@ export function pyreftConfig(folder: PyreftFolder): Record<string, unknown> {
   if (ivs.length === 0) throw new PyreftFolderError('writePyreftFolder: no interventions to write');
   const keys = pyveneKeys(ivs);
   const config: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(folder.config ?? {})) if (!MANAGED_KEYS.includes(k)) config[k] = v;
+  // defineProperty: a `__proto__` key read from JSON stays a plain key instead of replacing the prototype.
+  for (const [k, v] of Object.entries(folder.config ?? {})) {
+    if (!MANAGED_KEYS.includes(k)) Object.defineProperty(config, k, { value: v, enumerable: true, writable: true, configurable: true });
+  }
   ivs.forEach((iv, i) => {
     if (iv.key !== keys[i]) {
       throw new PyreftFolderError(`writePyreftFolder: interventions[${i}] has key '${iv.key}', but pyvene derives '${keys[i]}' from its layer, component and position in the list`);
@@ -341,6 +363,7 @@ export function pyreftConfig(folder: PyreftFolder): Record<string, unknown> {
     sorted_keys: keys,
     mode: 'parallel',
   });
+  if (folder.positions !== undefined) config.positions = readPositions(folder.positions, 'writePyreftFolder');
   return config;
 }
 

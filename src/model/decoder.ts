@@ -173,7 +173,7 @@ export class Decoder {
       out[p.role] = {
         ...(lw.kind === 'dense' ? { weight: lw.w } : { quantized: lw.weight }),
         ...(p.bias ? { bias: this.weights.get(`${p.path}.bias`) } : {}),
-        ...(plan.kind === 'lora' ? { lora: { A: plan.A, B: plan.B, scaling: plan.scaling } } : {}),
+        ...(plan.kind === 'lora' ? { lora: { A: plan.A, B: plan.B, scaling: plan.scaling, ...(plan.dropout ? { dropout: plan.dropout } : {}) } } : {}),
       };
     }
     return out;
@@ -200,7 +200,8 @@ export class Decoder {
   private unfusableLayer(layer: LayerSpec, cache?: KvCache): string | undefined {
     if (cache) return 'KV-cached decoding';
     if (this.spec.mlp !== 'gated') return 'an ungated MLP';
-    if (layer.qNorm || layer.kNorm) return 'q/k norms';
+    // The fused attention half norms q and k together (Qwen3's pair), with the block norm's eps.
+    if (!layer.qNorm !== !layer.kNorm) return 'a q norm without a k norm (or the reverse)';
     return undefined;
   }
 
@@ -214,7 +215,8 @@ export class Decoder {
       scale: layer.attentionScale, window: layer.slidingWindow,
     };
     const rope = s.rope && at.cos && at.sin ? { cos: at.cos, sin: at.sin } : undefined;
-    return attentionHalf(h, this.halfNorm(layer.attnNorm), projections, geometry, at.keyMask, rope, composed);
+    const headNorms = layer.qNorm && layer.kNorm ? { q: this.weights.get(layer.qNorm.weight), k: this.weights.get(layer.kNorm.weight) } : undefined;
+    return attentionHalf(h, this.halfNorm(layer.attnNorm), projections, geometry, at.keyMask, rope, headNorms, composed);
   }
 
   private mlpResidual(layer: LayerSpec, h: Tensor, opts: ForwardOptions, ctx: ForwardContext, fuse: boolean): Tensor {

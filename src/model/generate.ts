@@ -23,8 +23,38 @@ export interface GenerateOptions extends SamplingOptions {
   onToken?: (id: number) => void;
 }
 
+/** A sampling or length option out of range: bad input, reported as one line. */
+export class GenerateOptionError extends Error {
+  readonly userFacing = true;
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'GenerateOptionError';
+  }
+}
+
+type NumericOption = 'maxNewTokens' | 'temperature' | 'topK' | 'topP' | 'seed';
+
+/** The range of each numeric option (as transformers' GenerationConfig checks them). */
+const NUMERIC_OPTIONS: Array<[NumericOption, (v: number) => boolean, string]> = [
+  ['maxNewTokens', (v) => Number.isInteger(v) && v >= 1, 'an integer ≥ 1'],
+  ['temperature', (v) => Number.isFinite(v) && v >= 0, 'a number ≥ 0 (0 = greedy)'],
+  ['topK', (v) => Number.isInteger(v) && v >= 0, 'an integer ≥ 0 (0 = no top-k cut)'],
+  ['topP', (v) => Number.isFinite(v) && v > 0 && v <= 1, 'a number in (0, 1] (1 = no nucleus cut)'],
+  ['seed', (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer'],
+];
+
+/** Refuse an out-of-range option with one line; `label` names it as the caller's user knows it (a CLI flag …). */
+export function checkGenerateOptions(opts: Pick<GenerateOptions, NumericOption>, label: (option: NumericOption) => string = (o) => o): void {
+  for (const [option, valid, want] of NUMERIC_OPTIONS) {
+    const v = opts[option];
+    if (v !== undefined && !(typeof v === 'number' && valid(v))) throw new GenerateOptionError(`${label(option)} is ${String(v)}; expected ${want}`);
+  }
+}
+
 export function generate(model: DecoderModel, prompt: number[], opts: GenerateOptions = {}): number[] {
-  if (prompt.length === 0) throw new Error('generate: the prompt must hold at least one token');
+  if (prompt.length === 0) throw new GenerateOptionError('generate: the prompt must hold at least one token');
+  checkGenerateOptions(opts);
   const maxNew = opts.maxNewTokens ?? 64;
   const eos = new Set(opts.eosTokenIds ?? model.spec.eosTokenIds);
   const random = mulberry32(opts.seed ?? 0);

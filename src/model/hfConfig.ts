@@ -1,7 +1,9 @@
 /**
  * Reading config.json values the way transformers' config classes do: a key may be
- * absent (take the class default), null, or spelled by an older name.
+ * absent (take the class default), null, or spelled by an older name. Size keys are bounded
+ * (configLimits.ts) as they are read, before anything loops over them or allocates by them.
  */
+import { sizeProblem } from './configLimits.js';
 
 export type HfConfig = Record<string, unknown> & { model_type?: string };
 
@@ -21,6 +23,8 @@ export class ConfigReader {
       const v = this.raw[key];
       if (v === undefined || v === null) continue;
       if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(this.file, `'${key}' must be a number, got ${JSON.stringify(v)}`);
+      const problem = sizeProblem(key, v);
+      if (problem) throw new ConfigError(this.file, problem);
       return v;
     }
     if (fallback === undefined) throw new ConfigError(this.file, `missing '${Array.isArray(keys) ? keys.join("' or '") : keys}'`);

@@ -34,13 +34,17 @@ export interface ForwardContext {
 
 /**
  * What a `linear` hook adds at one site, for the fused decoder-half ops (src/ops/decoderHalves.ts),
- * which compute a plain LoRA update themselves: nothing, base + scaling·B·A·x, or `composed`
- * (with the reason) when only the hook itself can apply it — DoRA, dropout while training.
+ * which compute a plain LoRA update themselves: nothing, base + scaling·B·A·x — with `dropout`,
+ * base + scaling·B·A·(M⊙x)/(1 − rate), M the Philox mask of `seed` (src/adapters/philox.ts) —
+ * or `composed` (with the reason) when only the hook itself can apply it (DoRA).
  */
 export type LinearAdapterPlan =
   | { kind: 'none' }
-  | { kind: 'lora'; A: Tensor; B: Tensor; scaling: number }
+  | { kind: 'lora'; A: Tensor; B: Tensor; scaling: number; dropout?: LoraDropout }
   | { kind: 'composed'; reason: string };
+
+/** LoRA dropout as a fused op applies it: the rate and the seed of the site's mask in this forward. */
+export interface LoraDropout { rate: number; seed: number }
 
 export interface ModelHooks {
   /**

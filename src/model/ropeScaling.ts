@@ -50,6 +50,8 @@ export function readRope(reader: ConfigReader, headDim: number, maxPositions: nu
   const theta = typeof params.rope_theta === 'number' ? params.rope_theta : reader.num('rope_theta', 10000);
   const ropeType = String(params.rope_type ?? params.type ?? 'default');
   const partial = typeof params.partial_rotary_factor === 'number' ? params.partial_rotary_factor : reader.num('partial_rotary_factor', 1);
+  // The rotary dimension is a part of head_dim; a larger factor would size the tables beyond it.
+  if (!(partial > 0 && partial <= 1)) throw new ConfigError(reader.file, `'partial_rotary_factor' is ${partial}; expected a fraction in (0, 1] of head_dim`);
   const rotaryDim = Math.floor(headDim * partial);
   const base = baseInvFreq(theta, rotaryDim);
   const constant = (inv: Float32Array, scaling = 1): RopeSpec => ({ invFreq: () => inv, attentionScaling: () => scaling, rotaryDim, ropeType });

@@ -2,9 +2,11 @@
  * The two halves of a pre-norm decoder block as single ops (issue 10's layer-level ops):
  *
  *   attentionHalf(h) = h + o(attention(rope(q), rope(k), v)),  q, k, v = projections of norm(h)
+ *                      (q and k RMS-normed over each head first where the layer has q/k norms)
  *   mlpHalf(h)       = h + down(act(gate)·up),                  gate, up = projections of norm(h)
  *
- * each projection with its bias and an optional plain LoRA update (base + s·B·A·x). A backend
+ * each projection with its bias and an optional LoRA update (base + s·B·A·x, or with LoRA's
+ * dropout base + s·B·A·(M⊙x)/(1 − p), M the Philox mask of a seed: src/adapters/philox.ts). A backend
  * that registers the ops' kernels runs a half forward as one program of device primitives
  * and its backward as another, saving only what that backward needs (the cuda backend:
  * src/backend/cuda/layers/). Everywhere else the `reference` runs: the decoder's composition of
@@ -21,6 +23,7 @@
 import { tf, type Tensor } from '../backend/tf.js';
 import type { NormKind } from '../model/spec.js';
 import type { Quantized4bit } from '../quant/fourbit.js';
+import type { LoraDropout } from '../model/hooks.js';
 import { checkSignature, type NamedTensors, type OpAttrs } from './dispatch.js';
 import { ATTENTION_ROLES, MLP_ROLES, OPS } from './names.js';
 
@@ -32,7 +35,7 @@ export interface HalfProjection {
   weight?: Tensor;
   quantized?: Quantized4bit;
   bias?: Tensor;
-  lora?: { A: Tensor; B: Tensor; scaling: number };
+  lora?: { A: Tensor; B: Tensor; scaling: number; dropout?: LoraDropout };
 }
 
 export interface HalfNorm {
@@ -43,7 +46,7 @@ export interface HalfNorm {
 }
 
 /** Per role, what a kernel reads from attributes rather than tensors. */
-export type ProjectionAttrs = Partial<Record<string, { scaling?: number; quantized?: Quantized4bit }>>;
+export type ProjectionAttrs = Partial<Record<string, { scaling?: number; dropout?: LoraDropout; quantized?: Quantized4bit }>>;
 
 export interface AttentionGeometry {
   heads: number;
@@ -68,7 +71,10 @@ function projectionInputs(projections: Partial<Record<string, HalfProjection>>):
       inputs[`${role}LoraA`] = p.lora.A;
       inputs[`${role}LoraB`] = p.lora.B;
     }
-    attrs[role] = { ...(p.lora ? { scaling: p.lora.scaling } : {}), ...(p.quantized ? { quantized: p.quantized } : {}) };
+    attrs[role] = {
+      ...(p.lora ? { scaling: p.lora.scaling } : {}), ...(p.lora?.dropout ? { dropout: p.lora.dropout } : {}),
+      ...(p.quantized ? { quantized: p.quantized } : {}),
+    };
   }
   return { inputs, attrs };
 }
@@ -117,12 +123,16 @@ function runHalf(op: HalfOp, roles: readonly string[], inputs: NamedTensors, att
   return f(...differentiable.map((n) => inputs[n]!));
 }
 
+/** Qwen3's q/k norms: RMSNorm weights [headDim] over each head of q and of k (the block norm's eps). */
+export interface HeadNorms { q: Tensor; k: Tensor }
+
 export function attentionHalf(
   h: Tensor, norm: HalfNorm, projections: Partial<Record<AttentionRole, HalfProjection>>, geometry: AttentionGeometry,
-  keyMask: Tensor, rope: { cos: Tensor; sin: Tensor } | undefined, reference: () => Tensor,
+  keyMask: Tensor, rope: { cos: Tensor; sin: Tensor } | undefined, headNorms: HeadNorms | undefined, reference: () => Tensor,
 ): Tensor {
   const { inputs, attrs } = projectionInputs(projections);
-  return runHalf(OPS.attentionHalf, ATTENTION_ROLES, { h, keyMask, ...normInputs(norm), ...(rope ?? {}), ...inputs }, {
+  const headNormInputs: NamedTensors = headNorms ? { qNormWeight: headNorms.q, kNormWeight: headNorms.k } : {};
+  return runHalf(OPS.attentionHalf, ATTENTION_ROLES, { h, keyMask, ...normInputs(norm), ...(rope ?? {}), ...headNormInputs, ...inputs }, {
     norm: norm.kind, eps: norm.eps, ...geometry, rotaryDim: rope ? geometry.rotaryDim : 0, projections: attrs,
   }, reference);
 }

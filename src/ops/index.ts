@@ -1,4 +1,4 @@
-/** The op vocabulary models and adapters speak (DESIGN.md): each op has a reference implementation and may be fused per backend. */
+/** The op vocabulary models and adapters speak (ARCHITECTURE.md, "The op vocabulary"): each op has a reference implementation and may be fused per backend. */
 export { linear } from './linear.js';
 export { rmsNorm } from './rmsNorm.js';
 export { layerNorm } from './layerNorm.js';

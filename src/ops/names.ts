@@ -62,13 +62,14 @@ export const OPS = {
   },
   /**
    * A pre-norm decoder block's attention half, h + o(attention(rope(q), rope(k), v)) of
-   * norm(h) (src/ops/decoderHalves.ts). The fused kernel returns the value and then the
-   * activations its backward needs; the gradient kernel takes dy, the op's inputs and those,
-   * and returns dh, then dA and dB of each LoRA projection in role order.
+   * norm(h) (src/ops/decoderHalves.ts), q and k RMS-normed per head first where the layer has
+   * q/k norms (Qwen3: qNormWeight, kNormWeight [headDim]). The fused kernel returns the value and
+   * then the activations its backward needs; the gradient kernel takes dy, the op's inputs and
+   * those, and returns dh, then dA and dB of each LoRA projection in role order.
    */
   attentionHalf: {
     name: 'TTAttentionHalf',
-    inputs: ['h', 'normWeight', 'normBias?', 'keyMask', 'cos?', 'sin?', ...projectionInputs(ATTENTION_ROLES)],
+    inputs: ['h', 'normWeight', 'normBias?', 'keyMask', 'cos?', 'sin?', 'qNormWeight?', 'kNormWeight?', ...projectionInputs(ATTENTION_ROLES)],
     attrs: ['norm', 'eps', 'heads', 'kvHeads', 'headDim', 'rotaryDim', 'scale', 'window', 'projections'],
     outputs: ['out', 'q', 'k', 'v', 'attention', 'lse'],
     gradient: { name: 'TTAttentionHalfGrad', inputs: ['dy', '(the inputs)', 'q', 'k', 'v', 'attention', 'lse'] },

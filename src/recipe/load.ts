@@ -30,8 +30,22 @@ export function loadRecipe(pathOrObject: string | object, overrides: readonly st
   const cwd = path.resolve(options.cwd ?? process.cwd());
   const source: RecipeSource =
     typeof pathOrObject === 'string' ? readRecipeFile(pathOrObject, cwd) : objectSource(pathOrObject, path.resolve(cwd, options.baseDir ?? '.'));
-  applyOverrides(source, parseOverrides(overrides));
+  const parsed = parseOverrides(overrides);
+  applyOverrides(source, parsed);
   const validated = validateRecipe(source);
   const name = options.name ?? (typeof pathOrObject === 'string' ? path.basename(pathOrObject).replace(/\.ya?ml$/i, '') : 'recipe');
-  return resolveRecipe(source, validated, { cwd, name, checkFiles: options.checkFiles ?? true });
+  const recipe = resolveRecipe(source, validated, { cwd, name, checkFiles: options.checkFiles ?? true });
+  overridden.set(recipe, parsed.map((o) => o.path.join('.')));
+  return recipe;
+}
+
+/** The key paths each loaded recipe took from `--set`, beside it rather than in it (a Recipe is what the file says, resolved). */
+const overridden = new WeakMap<Recipe, readonly string[]>();
+
+/**
+ * The key paths (`training.batch_size`) that `--set` gave this recipe when it was loaded: what
+ * the user changed deliberately, on the command line (a resume accepts changes only from there).
+ */
+export function overriddenKeys(recipe: Recipe): readonly string[] {
+  return overridden.get(recipe) ?? [];
 }

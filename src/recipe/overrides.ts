@@ -8,6 +8,7 @@
 import { parse as parseYaml } from 'yaml';
 import { describeValue } from './checks.js';
 import { formatPath, IssueList } from './errors.js';
+import { ownValue, setOwnValue } from './ownKeys.js';
 import { isPlainObject, type RecipeSource } from './source.js';
 
 export interface Override {
@@ -58,7 +59,8 @@ export function parseOverrides(texts: readonly string[]): Override[] {
 /**
  * Sets each override's value in `source.data`, creating missing (or null) sections on the way.
  * Whether the keys exist is checked afterwards by validation, against the whole recipe,
- * since e.g. the valid adapter keys depend on adapter.type, which may be overridden too.
+ * since e.g. the valid adapter keys depend on adapter.type, which may be overridden too; until
+ * then every key is an own property (ownKeys.ts), so `--set __proto__.x=1` is just an unknown key.
  */
 export function applyOverrides(source: RecipeSource, overrides: readonly Override[]): void {
   const issues = new IssueList();
@@ -69,9 +71,9 @@ export function applyOverrides(source: RecipeSource, overrides: readonly Overrid
     let created: string[] | undefined;
     for (let i = 0; i < path.length - 1; i++) {
       const key = path[i]!;
-      const next = node[key];
+      const next = ownValue(node, key);
       if (next === undefined || next === null) {
-        node[key] = {};
+        setOwnValue(node, key, {});
         created ??= path.slice(0, i + 1);
       } else if (!isPlainObject(next)) {
         const at = path.slice(0, i + 1);
@@ -79,10 +81,10 @@ export function applyOverrides(source: RecipeSource, overrides: readonly Overrid
         blocked = true;
         break;
       }
-      node = node[key] as Record<string, unknown>;
+      node = ownValue(node, key) as Record<string, unknown>;
     }
     if (blocked) continue;
-    node[path[path.length - 1]!] = value;
+    setOwnValue(node, path[path.length - 1]!, value);
     source.recordFlag(created ?? path, flag);
   }
   issues.throwIfAny();

@@ -1,7 +1,7 @@
 /**
  * A recipe's raw data and where each value came from. YAML is parsed with a LineCounter and
  * every key's (and list item's) position is recorded by key path, so a later error about
- * `training.learning_rate` can say `recipes/x.yaml:12`. Values set by `--set` are recorded
+ * `training.learning_rate` can say `recipes/lora.yaml:12`. Values set by `--set` are recorded
  * by the flag that set them, and errors about them name the flag instead of a line.
  */
 import { readFileSync } from 'node:fs';

@@ -8,6 +8,7 @@ import { COLUMN_DEFAULTS, DEFAULT_ADAPTER_TYPE, LORA_DEFAULTS, REFT_DEFAULTS, ty
 import { describeValue } from './checks.js';
 import { IssueList, type KeyPath } from './errors.js';
 import { allKeyPaths, ROOT_ALIASES, SCHEMA, type AdapterSpec, type FieldSpec, type SectionSpec } from './schema.js';
+import { hasOwnKey, ownValue } from './ownKeys.js';
 import { isPlainObject, type RecipeSource } from './source.js';
 import { closest } from './suggest.js';
 import { ADAPTER_TYPES, type AdapterConfig, type AdapterType, type DataFormat } from './types.js';
@@ -32,7 +33,7 @@ let keyPathIndex: string[] | undefined;
 
 /** "did you mean …": an alias, the nearest valid key, or the same key in another section. */
 function suggestion(key: string, valid: readonly string[], aliases: Record<string, string> = {}): string | undefined {
-  const alias = aliases[key];
+  const alias = hasOwnKey(aliases, key) ? aliases[key] : undefined;
   // An alias names a key of this level, or (dotted) of another section; the adapter's aliases
   // cover both families, so one naming the other family's key is no help here.
   if (alias && (valid.includes(alias) || alias.includes('.'))) return alias;
@@ -64,9 +65,9 @@ function walkFields(
   onUnknown: (key: string) => void,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const key of Object.keys(raw)) if (!(key in fields)) onUnknown(key);
+  for (const key of Object.keys(raw)) if (!hasOwnKey(fields, key)) onUnknown(key);
   for (const [key, field] of Object.entries(fields)) {
-    const value = raw[key];
+    const value = ownValue(raw, key);
     const fallback = (defaults as Record<string, unknown>)[key];
     const at = [...path, key];
     if (field.kind === 'section') {
@@ -115,10 +116,11 @@ function walkAdapter(ctx: Ctx, raw: unknown, spec: AdapterSpec): AdapterConfig {
     report(ctx, path, `expected a mapping with type (${ADAPTER_TYPES.join(' | ')}) and its keys, got ${describeValue(raw)}`);
     return clone(LORA_DEFAULTS);
   }
-  const typeGiven = raw.type !== undefined;
+  const rawType = ownValue(raw, 'type');
+  const typeGiven = rawType !== undefined;
   let type: AdapterType = DEFAULT_ADAPTER_TYPE;
   if (typeGiven) {
-    const r = spec.type.check(raw.type);
+    const r = spec.type.check(rawType);
     if (!r.ok) {
       // Without a valid type the valid keys are unknown: say only what is wrong with type.
       report(ctx, [...path, 'type'], r.message);
@@ -132,9 +134,9 @@ function walkAdapter(ctx: Ctx, raw: unknown, spec: AdapterSpec): AdapterConfig {
   const valid = ['type', ...Object.keys(fields)];
   const onUnknown = (key: string): void => {
     if (key === 'type') return;
-    if (key in spec[other]) {
+    if (hasOwnKey(spec[other], key)) {
       const how = typeGiven ? '' : ` (the default; set adapter.type to ${family === 'lora' ? 'loreft, direft or noreft' : 'lora'})`;
-      const twin = COUNTERPART[key] ? `; ${FAMILY_NAME[family]}'s counterpart is ${COUNTERPART[key]}` : '';
+      const twin = hasOwnKey(COUNTERPART, key) ? `; ${FAMILY_NAME[family]}'s counterpart is ${COUNTERPART[key]}` : '';
       report(ctx, [...path, key], `${key} is a ${FAMILY_NAME[other]} key; adapter.type is ${type}${how}${twin}. Valid keys for ${type}: ${valid.join(', ')}`);
       return;
     }
@@ -206,7 +208,8 @@ export function validateRecipe(source: RecipeSource): ValidatedRecipe {
   }
   const out: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(SCHEMA) as [string, SectionSpec | AdapterSpec][]) {
-    out[name] = spec.kind === 'adapter' ? walkAdapter(ctx, raw[name], spec) : walkSection(ctx, [name], raw[name], spec, spec.defaults);
+    const value = ownValue(raw, name);
+    out[name] = spec.kind === 'adapter' ? walkAdapter(ctx, value, spec) : walkSection(ctx, [name], value, spec, spec.defaults);
   }
   const recipe = out as ValidatedRecipe;
   ctx.issues.throwIfAny();

@@ -1,16 +1,12 @@
 /**
- * Training checkpoints: everything a run needs to continue as if it had never stopped,
- * in `<output.dir>/checkpoint-<step>/`, written as one atomic folder swap:
- *
- *   adapter_state.safetensors   the trainable variables (f32, keyed by export name)
- *   optimizer.safetensors       AdamW's `exp_avg.<name>` and `exp_avg_sq.<name>`; step in metadata
- *   trainer_state.json          step, data position, schedule, RNG states, loss history
- *   recipe.yaml                 the resolved recipe the run was started with
+ * Training checkpoints: everything a run needs to continue as if it had never stopped, in
+ * `<output.dir>/checkpoint-<step>/`, written as one atomic folder swap. The folder's files and
+ * their names: src/io/runLayout.ts; their checksums: ./checkpointManifest.ts.
  *
  * Floats go through safetensors and JSON unchanged (f32 bits; JSON doubles round-trip), so a
  * resumed run computes exactly what the uninterrupted one would have.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse as yamlParse, stringify as toYaml } from 'yaml';
 import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
@@ -19,15 +15,14 @@ import type { AdamWMoments, AdamWState } from './adamw.js';
 import type { ScheduleState } from './schedule.js';
 import type { DataFingerprint } from './data.js';
 import { findNonFinite } from './finite.js';
-
-export const CHECKPOINT_PREFIX = 'checkpoint-';
-export const TRAINER_STATE_FILE = 'trainer_state.json';
-export const ADAPTER_STATE_FILE = 'adapter_state.safetensors';
-export const OPTIMIZER_FILE = 'optimizer.safetensors';
-export const RECIPE_FILE = 'recipe.yaml';
+import { checkManifest, manifestFor, type FileData } from './checkpointManifest.js';
+import {
+  ADAPTER_STATE_FILE, CHECKPOINT_FILE_NAMES, latestCheckpoint, listCheckpoints, MANIFEST_FILE, OPTIMIZER_FILE, RECIPE_FILE, TRAINER_STATE_FILE,
+} from '../io/runLayout.js';
 
 /** The resolved recipe as checkpoints, the run folder and model cards hold it. */
 export const recipeText = (recipe: unknown): string => toYaml(recipe);
+
 const FORMAT_VERSION = 1;
 
 /** Where the data stream stands: the next batch is batch `index` of epoch `epoch`. */
@@ -54,6 +49,17 @@ export interface TrainerState {
   evalLosses: Array<{ step: number; loss: number }>;
   /** Real tokens trained on so far. */
   tokens: number;
+  /** Recipe keys changed on purpose at a resume (`--set`), oldest first; absent when none was. */
+  changes?: RecipeChange[];
+}
+
+/** A recipe key a resume changed: from `step` on, the run trained with `to` instead of `from`. */
+export interface RecipeChange {
+  step: number;
+  /** The key path, e.g. "training.batch_size". */
+  key: string;
+  from: unknown;
+  to: unknown;
 }
 
 export interface CheckpointContents {
@@ -63,6 +69,8 @@ export interface CheckpointContents {
   optimizer: AdamWState;
   /** The recipe, as saved (a plain object). */
   recipe: unknown;
+  /** What loading found that the user should hear (a checkpoint without checksums); set by loadCheckpoint. */
+  notes?: string[];
 }
 
 /** A problem with a checkpoint folder, naming the file. */
@@ -76,10 +84,6 @@ export class CheckpointError extends Error {
   }
 }
 
-export function checkpointDir(runDir: string, step: number): string {
-  return path.join(runDir, `${CHECKPOINT_PREFIX}${step}`);
-}
-
 /** Write a checkpoint folder atomically; an existing one for the same step is replaced whole. */
 export async function saveCheckpoint(dir: string, c: CheckpointContents): Promise<void> {
   const adapter: Record<string, TensorToWrite> = {};
@@ -89,20 +93,43 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
     optimizer[`exp_avg.${name}`] = { dtype: 'F32', shape: m.shape, data: m.m };
     optimizer[`exp_avg_sq.${name}`] = { dtype: 'F32', shape: m.shape, data: m.v };
   }
+  const files: Array<[string, FileData]> = [
+    [ADAPTER_STATE_FILE, encodeSafetensors(adapter, { format: 'typetune-adapter-state' })],
+    [OPTIMIZER_FILE, encodeSafetensors(optimizer, { format: 'typetune-adamw', step: String(c.optimizer.step) })],
+    [TRAINER_STATE_FILE, `${JSON.stringify({ version: FORMAT_VERSION, ...c.state }, null, 1)}\n`],
+    [RECIPE_FILE, recipeText(c.recipe)],
+  ];
   await writeDirAtomic(dir, async (tmp) => {
-    await writeFileAtomic(path.join(tmp, ADAPTER_STATE_FILE), encodeSafetensors(adapter, { format: 'typetune-adapter-state' }));
-    await writeFileAtomic(path.join(tmp, OPTIMIZER_FILE), encodeSafetensors(optimizer, { format: 'typetune-adamw', step: String(c.optimizer.step) }));
-    await writeFileAtomic(path.join(tmp, TRAINER_STATE_FILE), `${JSON.stringify({ version: FORMAT_VERSION, ...c.state }, null, 1)}\n`);
-    await writeFileAtomic(path.join(tmp, RECIPE_FILE), recipeText(c.recipe));
+    for (const [name, data] of files) await writeFileAtomic(path.join(tmp, name), data);
+    // Last: the manifest vouches only for files already complete.
+    await writeFileAtomic(path.join(tmp, MANIFEST_FILE), manifestFor(files));
   });
 }
 
-/** Read and check a checkpoint folder. */
-export function loadCheckpoint(dir: string): CheckpointContents {
+/**
+ * Refuse a checkpoint whose files differ from its checksums, naming the file and the newest
+ * other checkpoint of the run that is still intact; a checkpoint without checksums (an older
+ * run) loads with a note.
+ */
+function verifyChecksums(dir: string, use: 'resume' | 'export'): string[] {
+  const check = checkManifest(dir, CHECKPOINT_FILE_NAMES);
+  if (check.status === 'intact') return [];
+  if (check.status === 'unverified') {
+    return [`${dir} has no ${MANIFEST_FILE} (written before typetune kept checksums): its files could not be verified`];
+  }
+  const others = listCheckpoints(path.dirname(dir)).filter((c) => path.resolve(c.dir) !== path.resolve(dir)).reverse();
+  const intact = others.find((c) => checkManifest(c.dir, CHECKPOINT_FILE_NAMES).status !== 'damaged');
+  const advice = intact ? `${use} from ${intact.dir}` : `no other checkpoint of this run is intact${use === 'resume' ? '; start the run afresh' : ''}`;
+  throw new CheckpointError(`${path.join(dir, check.file)} ${check.reason}: the file is damaged; ${advice}`);
+}
+
+/** Read and check a checkpoint folder (its checksums first); `use` words the advice when it is damaged. */
+export function loadCheckpoint(dir: string, use: 'resume' | 'export' = 'resume'): CheckpointContents {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CheckpointError(`${dir}: no such checkpoint folder`);
-  for (const f of [TRAINER_STATE_FILE, ADAPTER_STATE_FILE, OPTIMIZER_FILE, RECIPE_FILE]) {
+  for (const f of CHECKPOINT_FILE_NAMES) {
     if (!existsSync(path.join(dir, f))) throw new CheckpointError(`${dir}: not a training checkpoint (missing ${f})`);
   }
+  const notes = verifyChecksums(dir, use);
   const stateFile = path.join(dir, TRAINER_STATE_FILE);
   let raw: Record<string, unknown>;
   try {
@@ -158,7 +185,7 @@ export function loadCheckpoint(dir: string): CheckpointContents {
   } catch (err) {
     throw new CheckpointError(`${path.join(dir, RECIPE_FILE)}: ${(err as Error).message}`);
   }
-  return { state, adapter, optimizer: { step, moments }, recipe };
+  return { state, adapter, optimizer: { step, moments }, recipe, notes };
 }
 
 function parseYamlFile(file: string): unknown {
@@ -189,6 +216,10 @@ function checkState(raw: Record<string, unknown>, file: string): TrainerState {
   if ((raw.losses as number[]).length !== raw.step) bad('losses', `one loss per completed step (${String(raw.step)})`);
   if (!Array.isArray(raw.evalLosses)) bad('evalLosses', 'a list of {step, loss}');
   if (typeof raw.tokens !== 'number') bad('tokens', 'a number');
+  const changes = raw.changes;
+  if (changes !== undefined && !(Array.isArray(changes) && changes.every((c) => isCount(c?.step) && typeof c.key === 'string' && 'from' in c && 'to' in c))) {
+    bad('changes', 'a list of {step, key, from, to}');
+  }
   // JSON has no NaN: the adapter RNG's "no spare normal" is written as null.
   const adapterRng = (rng!.adapter as unknown[]).map((v) => (v === null ? NaN : Number(v)));
   return {
@@ -202,25 +233,8 @@ function checkState(raw: Record<string, unknown>, file: string): TrainerState {
     ...(fp ? { dataFingerprint: { examples: fp.examples, tokens: fp.tokens, sha256: fp.sha256 } } : {}),
     evalLosses: raw.evalLosses as Array<{ step: number; loss: number }>,
     tokens: raw.tokens as number,
+    ...(changes !== undefined ? { changes: changes as RecipeChange[] } : {}),
   };
-}
-
-/** The checkpoint folders of a run, by step, oldest first. */
-export function listCheckpoints(runDir: string): Array<{ step: number; dir: string }> {
-  if (!existsSync(runDir)) return [];
-  const out: Array<{ step: number; dir: string }> = [];
-  for (const name of readdirSync(runDir)) {
-    const m = /^checkpoint-(\d+)$/.exec(name);
-    const dir = path.join(runDir, name);
-    if (m && existsSync(path.join(dir, TRAINER_STATE_FILE))) out.push({ step: Number(m[1]), dir });
-  }
-  return out.sort((a, b) => a.step - b.step);
-}
-
-/** The newest complete checkpoint of a run, or null. */
-export function latestCheckpoint(runDir: string): string | null {
-  const all = listCheckpoints(runDir);
-  return all.length ? all[all.length - 1]!.dir : null;
 }
 
 /**

@@ -27,6 +27,7 @@ import { createHash } from 'node:crypto';
 import { DataError } from '../data/errors.js';
 import { contextPositions } from '../adapters/index.js';
 import type { DataColumns, DataFormat, Recipe } from '../recipe/types.js';
+import type { ModelSpec } from '../model/spec.js';
 import type { DataCursor } from './checkpoint.js';
 import type { StepBatch } from './step.js';
 
@@ -73,6 +74,9 @@ function pipelineWarnings(file: string, stats: DatasetStats, maxLength: number):
   if (stats.truncated > 0) {
     out.push(`${file}: ${stats.truncated} of ${stats.rows} rows are longer than data.max_length ${maxLength} tokens and were cut (the first at ${stats.firstTruncated}); raise data.max_length, or set data.truncate: false to refuse such data`);
   }
+  if (stats.empty > 0) {
+    out.push(`${file}: ${stats.empty} of ${stats.rows} rows are empty (no token to learn from: an empty text or completion leaves nothing to predict) and were skipped (the first at ${stats.firstEmpty})`);
+  }
   if (stats.dropped > 0) {
     out.push(`${file}: ${stats.dropped} of ${stats.rows} rows have no token to learn from within data.max_length ${maxLength} and were skipped (the first at ${stats.firstDropped})`);
   }
@@ -81,6 +85,20 @@ function pipelineWarnings(file: string, stats: DatasetStats, maxLength: number):
 
 /** A salt for the held-out split's permutation, so it differs from every epoch's shuffle. */
 const EVAL_SPLIT_SALT = 0x65766c;
+
+/**
+ * A sequence longer than the model's positions is refused before any data is read (the
+ * Trainer) or any step traced (the estimate): learned position tables end there, and rope
+ * models never trained past it.
+ */
+export function checkMaxLength(recipe: Recipe, spec: ModelSpec): void {
+  const limit = spec.maxPositionEmbeddings;
+  if (recipe.data.max_length > limit) {
+    throw new DataError(
+      `data.max_length ${recipe.data.max_length} exceeds the model's max_position_embeddings ${limit} (${recipe.model.path}/config.json); use data.max_length ${limit} or less`,
+    );
+  }
+}
 
 export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise<TrainingData> {
   const d = recipe.data;

@@ -17,6 +17,7 @@ import { selectTargets } from '../adapters/lora/targeting.js';
 import { activeDevice } from '../backend/device.js';
 import type { Recipe } from '../recipe/types.js';
 import { TrainerError } from './errors.js';
+import { checkMaxLength } from './data.js';
 import { twinDims, type Dims } from './memory/symbols.js';
 import { realDims, twinQuantization, twinSpec, type TwinModelSource } from './memory/twin.js';
 import { traceStep, type Trace } from './memory/trace.js';
@@ -196,8 +197,8 @@ export interface FitAnswer {
 }
 
 /** The largest batch size whose step fits in `budget` bytes of device memory (deviceTotal). */
-function largestBatch(recipe: Recipe, budget: number, checkpointing: boolean, backend?: EstimateBackend): Fit | null {
-  const at = (batchSize: number) => estimateMemory(recipe, { backend, batchSize, checkpointing });
+function largestBatch(recipe: Recipe, budget: number, checkpointing: boolean, backend?: EstimateBackend, seqLen?: number): Fit | null {
+  const at = (batchSize: number) => estimateMemory(recipe, { backend, batchSize, checkpointing, seqLen });
   if (at(1).deviceTotal > budget) return null;
   // The peak grows with the batch: double past the budget, then bisect.
   let lo = 1;
@@ -214,10 +215,10 @@ function largestBatch(recipe: Recipe, budget: number, checkpointing: boolean, ba
   return { batchSize: lo, checkpointing, estimate: at(lo) };
 }
 
-/** "What fits?": the largest batch without activation checkpointing, then with it. */
-export function fitBatch(recipe: Recipe, budget: number, backend?: EstimateBackend): FitAnswer {
-  const withoutCheckpointing = largestBatch(recipe, budget, false, backend);
-  const withCheckpointing = largestBatch(recipe, budget, true, backend);
+/** "What fits?": the largest batch without activation checkpointing, then with it (rows of `seqLen` tokens, data.max_length unless given). */
+export function fitBatch(recipe: Recipe, budget: number, backend?: EstimateBackend, seqLen?: number): FitAnswer {
+  const withoutCheckpointing = largestBatch(recipe, budget, false, backend, seqLen);
+  const withCheckpointing = largestBatch(recipe, budget, true, backend, seqLen);
   const best = withCheckpointing && (!withoutCheckpointing || withCheckpointing.batchSize > withoutCheckpointing.batchSize)
     ? withCheckpointing
     : withoutCheckpointing;
@@ -247,16 +248,6 @@ export function formatEstimate(recipe: Recipe, spec: ModelSpec, m: MemoryEstimat
   }
   if (m.note) lines.push(`  note: ${m.note}`);
   return lines.join('\n');
-}
-
-/** A sequence longer than the model's positions is refused: learned position tables end there, and rope models never trained past it. */
-export function checkMaxLength(recipe: Recipe, spec: ModelSpec): void {
-  const limit = spec.maxPositionEmbeddings;
-  if (recipe.data.max_length > limit) {
-    throw new TrainerError(
-      `data.max_length ${recipe.data.max_length} exceeds the model's max_position_embeddings ${limit} (${recipe.model.path}/config.json); use data.max_length ${limit} or less`,
-    );
-  }
 }
 
 /** What one GPU holds in a data-parallel run of `gpus` processes with the recipe's distributed.strategy. */

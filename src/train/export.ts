@@ -6,12 +6,13 @@
  *           (config.json, model.safetensors, the tokenizer files) — AutoModelForCausalLM loads it
  * and the same from a run's checkpoint (`typetune export --run DIR`).
  */
-import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { useBackend } from '../backend/select.js';
 import { tf } from '../backend/tf.js';
 import { LoraAdapter, saveAdapter } from '../adapters/index.js';
 import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
+import { allowedRoots, ownFile } from '../io/insideFolder.js';
 import { encodeSafetensors, SafetensorsCheckpoint, type TensorToWrite } from '../io/safetensors.js';
 import { fromFloat32, type DType } from '../io/dtypes.js';
 import { isBnbCompanionKey } from '../quant/checkpoint.js';
@@ -20,18 +21,13 @@ import type { DecoderModel } from '../model/model.js';
 import { loadRecipe } from '../recipe/load.js';
 import { EXPORT_FORMATS, type ExportFormat, type Recipe } from '../recipe/types.js';
 import { createAdapter, type AnyAdapter } from '../adapters/index.js';
-import { listCheckpoints, loadCheckpoint, recipeText, resolveResume, TRAINER_STATE_FILE } from './checkpoint.js';
+import { loadCheckpoint, recipeText, resolveResume } from './checkpoint.js';
+import { checkExportTarget, TOKENIZER_FILES } from './exportTarget.js';
 import { TrainerError } from './errors.js';
 import { findNonFinite } from './finite.js';
 import { resolveModelSource } from '../hub/resolve.js';
 import { parseHubRef } from '../hub/ref.js';
 import { modelCard } from '../hub/card.js';
-
-/** Files of a model folder that describe its tokenizer and generation, copied beside merged weights. */
-const TOKENIZER_FILES = [
-  'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'vocab.json', 'merges.txt',
-  'tokenizer.model', 'chat_template.jinja', 'chat_template.json', 'generation_config.json',
-];
 
 /** What a model card says of the training behind an export (null where unknown). */
 export interface TrainingRecord {
@@ -112,23 +108,13 @@ export async function writeMergedModel(model: DecoderModel, adapter: LoraAdapter
   await writeDirAtomic(dir, async (tmp) => {
     await writeFileAtomic(path.join(tmp, 'model.safetensors'), encodeSafetensors(tensors, { format: 'pt' }));
     await writeFileAtomic(path.join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    // The base folder's own files only: one linked out of it (tokenizer.model -> ~/.ssh/id_rsa) is refused, never copied.
+    const roots = allowedRoots(model.dir);
     for (const f of TOKENIZER_FILES) {
-      const src = path.join(model.dir, f);
-      if (existsSync(src)) copyFileSync(src, path.join(tmp, f));
+      const src = ownFile(model.dir, f, roots);
+      if (src !== null) copyFileSync(src, path.join(tmp, f));
     }
   });
-}
-
-/**
- * An export replaces its folder whole, so it must not land on a file or on a training run
- * (whose checkpoints it would delete).
- */
-function checkExportTarget(out: string): void {
-  if (!existsSync(out)) return;
-  if (!statSync(out).isDirectory()) throw new TrainerError(`--out ${out}: a file exists there; give a folder path (a new one, or an earlier export to replace)`);
-  if (existsSync(path.join(out, TRAINER_STATE_FILE)) || listCheckpoints(out).length > 0) {
-    throw new TrainerError(`--out ${out}: holds a training run or checkpoint, which an export would replace; give another folder`);
-  }
 }
 
 /**
@@ -136,13 +122,20 @@ function checkExportTarget(out: string): void {
  * checkpoint). Rebuilds the model and adapter from the checkpoint's recipe and weights.
  */
 export async function exportCheckpoint(runOrCheckpoint: string, format: ExportFormat, outDir: string): Promise<string> {
-  const dir = resolveResume(path.resolve(runOrCheckpoint), path.resolve(runOrCheckpoint));
-  checkExportTarget(path.resolve(outDir));
-  const c = loadCheckpoint(dir);
+  const run = path.resolve(runOrCheckpoint);
+  const dir = resolveResume(run, run);
+  const out = path.resolve(outDir);
+  const c = loadCheckpoint(dir, 'export');
   const recipe = loadRecipe(c.recipe as object, [], { baseDir: dir });
   await useBackend(recipe.model.backend);
   const q = recipe.model.quantization;
-  const model = loadBaseModel(await resolveModelSource(recipe.model.path, 'model'), { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
+  const modelDir = await resolveModelSource(recipe.model.path, 'model');
+  checkExportTarget(out, [
+    { what: 'the run being exported', dir: run },
+    { what: 'the checkpoint being exported', dir },
+    { what: "the run's base model folder", dir: modelDir },
+  ]);
+  const model = loadBaseModel(modelDir, { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
   let adapter: AnyAdapter | null = null;
   try {
     adapter = createAdapter(model, recipe.adapter, recipe.training.seed, 'recipe adapter');
@@ -151,7 +144,6 @@ export async function exportCheckpoint(runOrCheckpoint: string, format: ExportFo
       if (!saved || saved.data.length !== v.size) throw new TrainerError(`${dir}: adapter_state.safetensors has no '${name}' of shape [${v.shape.join(', ')}]`);
       v.assign(tf.tensor(saved.data, v.shape, 'float32'));
     }
-    const out = path.resolve(outDir);
     await exportAdapter(model, adapter, recipe, format, out, { steps: c.state.step, finalLoss: c.state.losses.at(-1) ?? null, finalEvalLoss: c.state.evalLosses.at(-1)?.loss ?? null });
     return out;
   } finally {

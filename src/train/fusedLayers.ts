@@ -1,7 +1,8 @@
 /**
  * The one-line note a run gets when its backend fuses decoder halves (src/ops/decoderHalves.ts)
- * but this model or adapter keeps them composed — DoRA, LoRA dropout, q/k norms, Conv1D
- * weights: slower than the common case, and said so at start rather than silently.
+ * but this model or adapter keeps them composed — DoRA, Conv1D weights, an ungated MLP: slower
+ * than the common case, and said so at start rather than silently. (LoRA dropout and q/k norms
+ * fuse: the training step fixes each forward's dropout seed, as the probe below does.)
  */
 import { tf } from '../backend/tf.js';
 import type { Decoder } from '../model/decoder.js';
@@ -10,7 +11,7 @@ import { OPS } from '../ops/names.js';
 
 export function composedLayersNote(decoder: Decoder, hooks: ModelHooks): string | null {
   if (!tf.getKernel(OPS.mlpHalf.name, tf.getBackend())) return null;
-  const reason = decoder.compositionReason(hooks, { training: true });
+  const reason = decoder.compositionReason(hooks, { training: true, dropoutSeed: 0 });
   if (!reason) return null;
-  return `the decoder blocks run as composed ops (${reason}): the ${tf.getBackend()} backend's fused decoder halves cover plain LoRA, ReFT and the frozen base`;
+  return `the decoder blocks run as composed ops (${reason}): the ${tf.getBackend()} backend's fused decoder halves cover LoRA (with its dropout, not DoRA), ReFT and the frozen base`;
 }

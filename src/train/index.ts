@@ -8,9 +8,9 @@ export {
   type StepModel, type StepAdapter, type StepBatch, type StepOptions, type StepResult, type Gradients,
 } from './step.js';
 export {
-  saveCheckpoint, loadCheckpoint, latestCheckpoint, listCheckpoints, resolveResume, checkpointDir, CheckpointError,
-  type CheckpointContents, type TrainerState, type DataCursor,
+  saveCheckpoint, loadCheckpoint, resolveResume, CheckpointError, type CheckpointContents, type TrainerState, type DataCursor,
 } from './checkpoint.js';
+export { latestCheckpoint, listCheckpoints, checkpointDir } from '../io/runLayout.js';
 export { exportAdapter, exportCheckpoint, writeMergedModel } from './export.js';
 export { applyPrecision, PRECISION_POLICIES, type PrecisionPolicy, type AppliedPrecision } from './precision.js';
 export { attachReporter, formatStep, formatEval, formatDuration, type ReporterOptions } from './progress.js';

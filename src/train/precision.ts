@@ -1,6 +1,6 @@
 /**
  * The precision policy field. typetune's tensors are f32 to tfjs; lower precision lives
- * inside a backend (DESIGN.md, "Precision"). The Trainer hands the policy to the active
+ * inside a backend (kernels/README.md, "Precision"). The Trainer hands the policy to the active
  * device (src/backend/device.ts); the CPU device does not honour one, so it computes in
  * f32 and the run reports that it did.
  */

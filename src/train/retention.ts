@@ -3,7 +3,7 @@
  * the best (lowest) eval loss when it is older than those (so at most N + 1).
  */
 import { rmSync } from 'node:fs';
-import { listCheckpoints } from './checkpoint.js';
+import { listCheckpoints } from '../io/runLayout.js';
 
 /** The checkpoint folders beyond the newest `limit` and the best by eval loss, oldest first. */
 export function checkpointsBeyondLimit(

@@ -14,8 +14,8 @@ import { quantizedWeightsReport } from '../model/memory.js';
 import { loadBaseModel } from '../model/load.js';
 import type { DecoderModel } from '../model/model.js';
 import { loadTokenizer } from '../data/index.js';
-import { recipeChatTemplate } from '../data/chatTemplate.js';
-import { loadRecipe, type LoadRecipeOptions } from '../recipe/load.js';
+import { recipeChatTemplate } from '../data/recipeChatTemplate.js';
+import { loadRecipe, overriddenKeys, type LoadRecipeOptions } from '../recipe/load.js';
 import type { ExportFormat, Recipe } from '../recipe/types.js';
 import { TensorBoardWriter } from '../io/tensorboard.js';
 import { writeFileAtomicSync } from '../io/atomic.js';
@@ -24,15 +24,13 @@ import type { AdamWOptions, AdamWState } from './adamw.js';
 import { localRunner, type StepRunner } from './runner.js';
 import { LrSchedule } from './schedule.js';
 import { evaluateLoss, stepSeed, type StepBatch } from './step.js';
-import { prepareData, stepStream, evalBatches, totalSteps, type TrainingData } from './data.js';
+import { checkMaxLength, prepareData, stepStream, evalBatches, totalSteps, type TrainingData } from './data.js';
 import { applyPrecision, type AppliedPrecision } from './precision.js';
 import { TrainerEmitter, type StepEvent } from './events.js';
 import { LossWindow } from './lossWindow.js';
 import { sampleCompletions } from './samples.js';
 import {
-  checkpointDir,
   loadCheckpoint,
-  RECIPE_FILE,
   recipeText,
   resolveResume,
   saveCheckpoint,
@@ -40,17 +38,19 @@ import {
   type DataCursor,
   type TrainerState,
 } from './checkpoint.js';
+import { checkpointDir, RECIPE_FILE } from '../io/runLayout.js';
 import { restoreCheckpoint } from './resume.js';
 import { catchStopSignals, type StopSignal } from './signals.js';
-import { claimRunFolder, checkWritable } from './runFolder.js';
+import { prepareRunFolder } from './runFolder.js';
+import { refuseIfLocked, type RunLock } from './runLock.js';
 import { pruneCheckpoints } from './retention.js';
 import { findNonFinite, NonFiniteError } from './finite.js';
-import { checkMaxLength } from './estimate.js';
 import { exportAdapter } from './export.js';
 import { composedLayersNote } from './fusedLayers.js';
 import { TrainerError } from './errors.js';
 import { activeDevice } from '../backend/device.js';
-import { estimateRecipe } from './estimate.js';
+import { estimatePerGpu, estimateRecipe, type MemoryEstimate } from './estimate.js';
+import { checkStepFits, isOutOfMemory, outOfMemoryError } from './memoryCheck.js';
 import { resolveModelSource } from '../hub/resolve.js';
 import { checkCanPush, pushTrainedRun, type PushResult } from '../hub/push.js';
 import type { Communicator } from '../dist/communicator.js';
@@ -70,6 +70,8 @@ export interface TrainOptions {
   exports?: boolean;
   /** A fresh run into a folder that holds another run moves that run aside (`<dir>.old-<time>`) instead of refusing. */
   overwrite?: boolean;
+  /** Train even when the step's memory estimate exceeds what the device has free (by default refused before step 1). */
+  force?: boolean;
 }
 
 export interface TrainSummary {
@@ -108,6 +110,8 @@ interface RunStart {
   state: TrainerState;
   resumedFrom: string | null;
   warnings: string[];
+  /** This process's hold on the run folder (rank 0 only), released when train() returns. */
+  lock?: RunLock;
 }
 
 export class Trainer extends TrainerEmitter {
@@ -143,6 +147,8 @@ export class Trainer extends TrainerEmitter {
       : Object.entries(overrides).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
     const recipe = loadRecipe(pathOrObject, sets, options);
     if (recipe.output.push_to_hub) checkCanPush(recipe.output.push_to_hub);
+    // Another train writing this output.dir: say so before loading anything (train() takes the lock).
+    if ((options.communicator?.rank ?? 0) === 0) refuseIfLocked(recipe.output.dir);
     if (options.communicator && recipe.distributed.strategy === 'zero3' && recipe.output.export.includes('merged')) {
       // Rank 0 exports alone, and under zero3 it holds only a shard of the base weights.
       throw new TrainerError("output.export 'merged' with distributed.strategy zero3: each GPU holds only a shard of the base weights; export peft, then `typetune merge` (or `typetune export --run DIR --format merged`) in one process");
@@ -156,7 +162,7 @@ export class Trainer extends TrainerEmitter {
     // bf16-mixed: frozen matrices live in bf16 (half the memory; tensor-core GEMMs read them as they are).
     if (precision.effective !== 'fp32') model.weights.storeFrozen((w) => activeDevice().storeFrozenWeight(w, precision.effective));
     try {
-      const tokenizer = await loadTokenizer(modelDir, { chatTemplate: recipeChatTemplate(recipe.data.chat_template) });
+      const tokenizer = await loadTokenizer(modelDir, { chatTemplate: await recipeChatTemplate(recipe.data.chat_template) });
       const data = await prepareData(recipe, tokenizer);
       const adapter = createAdapter(model, recipe.adapter, recipe.training.seed, 'recipe adapter');
       const file = typeof pathOrObject === 'string' ? path.resolve(options.cwd ?? process.cwd(), pathOrObject) : null;
@@ -187,6 +193,16 @@ export class Trainer extends TrainerEmitter {
     return this.data.train.reduce((n, e) => Math.max(n, e.inputIds.length), 0) || this.recipe.data.max_length;
   }
 
+  /**
+   * The step's memory estimate at the longest row, per GPU in a data-parallel job — only where
+   * the device can say how much it has free (null elsewhere: nothing to check it against).
+   */
+  private deviceEstimate(): MemoryEstimate | null {
+    if (!activeDevice().availableMemory) return null;
+    const at = { seqLen: this.longestSequence };
+    return this.communicator ? estimatePerGpu(this.recipe, this.communicator.worldSize, at).memory : estimateRecipe(this.recipe, at).memory;
+  }
+
   /** Ask a running `train()` to stop after the current step (it saves a checkpoint first). */
   stop(signal: Signal = 'SIGINT'): void {
     this.stopRequested ??= signal;
@@ -197,6 +213,9 @@ export class Trainer extends TrainerEmitter {
     const r = this.recipe;
     const t = r.training;
     const total = this.totalSteps;
+    // Before anything is written or allocated for training: will the step fit what the device has free?
+    const estimate = this.deviceEstimate();
+    if (estimate && !opts.force) checkStepFits(r, estimate);
     const schedule = new LrSchedule({ kind: t.lr_scheduler, baseLr: t.learning_rate, totalSteps: total, warmupSteps: t.warmup_steps, warmupRatio: t.warmup_ratio });
     const adamw: AdamWOptions = {
       lr: t.learning_rate,
@@ -287,12 +306,17 @@ export class Trainer extends TrainerEmitter {
         const { batches, at, next } = item.value;
         const lr = schedule.lr(state.step);
         const began = performance.now();
-        const res = await runner.step(batches, {
-          lr,
-          maxGradNorm: t.max_grad_norm,
-          activationCheckpointing: r.model.activation_checkpointing,
-          dropoutSeed: stepSeed(t.seed, state.step),
-        });
+        let res: Awaited<ReturnType<StepRunner['step']>>;
+        try {
+          res = await runner.step(batches, {
+            lr,
+            maxGradNorm: t.max_grad_norm,
+            activationCheckpointing: r.model.activation_checkpointing,
+            dropoutSeed: stepSeed(t.seed, state.step),
+          });
+        } catch (err) {
+          throw isOutOfMemory(err) ? outOfMemoryError(err, state.step + 1, r, estimate, lastCheckpoint) : err;
+        }
         const seconds = (performance.now() - began) / 1000;
         if (res.skipped) {
           const what = `step ${state.step + 1}: the loss is ${res.loss} and the gradient norm ${res.gradNorm}`;
@@ -366,6 +390,7 @@ export class Trainer extends TrainerEmitter {
       signals();
       tb?.close();
       runner.dispose();
+      begun.lock?.release();
       this.stopRequested = null;
     }
   }
@@ -425,18 +450,22 @@ export class Trainer extends TrainerEmitter {
       resumedFrom = resolveResume(opts.resume === true ? true : opts.resume, this.runDir);
       const restored = restoreCheckpoint(loadCheckpoint(resumedFrom), resumedFrom, {
         adapter: this.adapter, optimizer: { setState: (s) => runner.setOptimizerState(s) }, schedule: schedule.state(), data: { fingerprint: this.data.fingerprint, path: r.data.path ?? 'data.sources' },
+        recipe: { now: r, overridden: overriddenKeys(r) },
       });
       state = { ...restored.state, dataFingerprint: this.data.fingerprint };
       warnings.push(...restored.notes);
     }
     // Ranks other than 0 write nothing: the run folder is rank 0's.
     if (!this.isLeader) return { state, resumedFrom, warnings };
-    const movedAside = claimRunFolder(this.runDir, { resume: Boolean(opts.resume), overwrite: opts.overwrite ?? false });
-    if (movedAside) warnings.push(`--overwrite: moved the earlier run in ${this.runDir} to ${movedAside}`);
-    checkWritable([{ key: 'output.dir', dir: this.runDir }, ...(r.logging.tensorboard ? [{ key: 'logging.dir', dir: r.logging.dir }] : [])]);
-    // The recipe as resolved (every --set in, paths absolute), where a reader of the run looks first.
-    writeFileAtomicSync(path.join(this.runDir, RECIPE_FILE), recipeText(this.recipe));
-    return { state, resumedFrom, warnings };
+    const folder = prepareRunFolder(this.runDir, { resume: Boolean(opts.resume), overwrite: opts.overwrite ?? false }, r.logging.tensorboard ? [{ key: 'logging.dir', dir: r.logging.dir }] : []);
+    try {
+      // The recipe as resolved (every --set in, paths absolute), where a reader of the run looks first.
+      writeFileAtomicSync(path.join(this.runDir, RECIPE_FILE), recipeText(this.recipe));
+    } catch (err) {
+      folder.lock.release();
+      throw err;
+    }
+    return { state, resumedFrom, warnings: [...warnings, ...folder.warnings], lock: folder.lock };
   }
 
   private checkpointContents(state: TrainerState, optimizer: AdamWState): CheckpointContents {

@@ -143,3 +143,42 @@ describe('loadDataset', () => {
     await expect(loadDataset({ path: 'datasets/alice_chat.jsonl', format: 'chat' }, plain, repoRoot)).rejects.toThrow(/no "chat_template"/);
   });
 });
+
+describe('rows with nothing to learn from', () => {
+  // The test tokenizer adds no BOS: an empty text is just EOS, one token that nothing predicts.
+  it('are skipped and counted apart from rows that truncation emptied', async () => {
+    const d = await dir({
+      'd.jsonl': [{ text: '' }, { text: 'Alice ran.' }, { text: '' }, { text: 'The cat sat.' }].map((r) => JSON.stringify(r)).join('\n'),
+      'p.jsonl': [{ prompt: '', completion: '' }, { prompt: 'Q: who?', completion: ' Alice.' }].map((r) => JSON.stringify(r)).join('\n'),
+    });
+    const ds = await loadDataset({ path: 'd.jsonl', format: 'text' }, tok, d);
+    expect(ds.stats).toMatchObject({ rows: 4, examples: 2, empty: 2, firstEmpty: 'line 1', dropped: 0 });
+    expect(ds.examples.map((e) => tok.decode(e.inputIds))).toEqual(['Alice ran.<|endoftext|>', 'The cat sat.<|endoftext|>']);
+    const pc = await loadDataset({ path: 'p.jsonl', format: 'prompt_completion' }, tok, d);
+    expect(pc.stats).toMatchObject({ rows: 2, examples: 1, empty: 1, firstEmpty: 'line 1' });
+  });
+
+  it('all empty: one line naming the file and the count', async () => {
+    const d = await dir({ 'e.jsonl': '{"text": ""}\n{"text": ""}\n{"text": ""}\n' });
+    await expect(loadDataset({ path: 'e.jsonl', format: 'text' }, tok, d)).rejects.toThrow(
+      `${path.join(d, 'e.jsonl')}: all 3 rows are empty: none has a token to learn from (an empty text or completion leaves nothing to predict); nothing to train on`,
+    );
+  });
+
+  it('some empty, the rest emptied by max_length: both counted in the refusal', async () => {
+    const d = await dir({ 'm.jsonl': [{ prompt: '', completion: '' }, { prompt: 'Q: A very long question about the Queen?', completion: ' Yes.' }].map((r) => JSON.stringify(r)).join('\n') });
+    await expect(loadDataset({ path: 'm.jsonl', format: 'prompt_completion', max_length: 3 }, tok, d)).rejects.toThrow(
+      `${path.join(d, 'm.jsonl')}: none of the 2 rows has a token to learn from within max_length 3 (every label is masked; 1 of them are empty); raise data.max_length`,
+    );
+  });
+
+  it('packing drops a block with no target (a one-token remainder)', async () => {
+    // 'Alice ran.' + EOS is 6 tokens here: blocks of 5 leave a 1-token remainder.
+    const d = await dir({ 'k.jsonl': '{"text": "Alice ran."}\n' });
+    expect(tok.encode('Alice ran.').length + 1).toBe(6);
+    const ds = await loadDataset({ path: 'k.jsonl', format: 'text', packing: true, max_length: 5 }, tok, d);
+    expect(ds.examples.map((e) => e.inputIds.length)).toEqual([5]);
+    expect((await loadDataset({ path: 'k.jsonl', format: 'text', packing: true, max_length: 3 }, tok, d)).examples.map((e) => e.inputIds.length)).toEqual([3, 3]);
+  });
+});
+

@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { Field, Int32, List, Struct, Table, Utf8, tableFromJSON, tableToIPC, vectorFromArray } from 'apache-arrow';
 import { readRows } from '../../src/data/sources/index.js';
@@ -169,3 +170,43 @@ describe('readRows', () => {
     await expect(readRows(await put('d.txt', 'x'))).rejects.toThrow(/unknown dataset file type "\.txt" \(supported: \.jsonl/);
   });
 });
+
+describe('files that are not regular files, and names that leave the folder', () => {
+  it('refuses a FIFO as data.path at once instead of blocking on it', async () => {
+    const fifo = path.join(await tmp(), 'rows.jsonl');
+    execFileSync('mkfifo', [fifo]);
+    const started = Date.now();
+    await expect(readRows(fifo)).rejects.toThrow(`${fifo}: is a FIFO (named pipe), not a regular file; expected a dataset file or a datasets save_to_disk folder`);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('refuses a device', async () => {
+    await expect(readRows('/dev/zero')).rejects.toThrow('/dev/zero: is a device, not a regular file; expected a dataset file or a datasets save_to_disk folder');
+  });
+
+  it('refuses a FIFO as a shard or as state.json', async () => {
+    const dir = await tmp();
+    execFileSync('mkfifo', [path.join(dir, 'data-00000-of-00001.arrow')]);
+    await fs.writeFile(path.join(dir, 'state.json'), JSON.stringify({ _data_files: [{ filename: 'data-00000-of-00001.arrow' }] }));
+    await expect(readRows(dir)).rejects.toThrow(`${path.join(dir, 'data-00000-of-00001.arrow')}: is a FIFO (named pipe), not a regular file; expected an Arrow shard`);
+    const other = await tmp();
+    execFileSync('mkfifo', [path.join(other, 'state.json')]);
+    await expect(readRows(other)).rejects.toThrow(`${path.join(other, 'state.json')}: is a FIFO (named pipe), not a regular file; expected a JSON file`);
+  });
+
+  it('refuses shard and split names that lead out of the dataset folder, by .. or by a link', async () => {
+    const outside = await tmp();
+    await saveToDisk(path.join(outside, 'secret'), [[{ text: 'not yours' }]]);
+    const dir = await tmp();
+    const state = path.join(dir, 'state.json');
+    await fs.writeFile(state, JSON.stringify({ _data_files: [{ filename: `../${path.basename(outside)}/secret/data-00000-of-00001.arrow` }] }));
+    await expect(readRows(dir)).rejects.toThrow(`${state}: lists "../${path.basename(outside)}/secret/data-00000-of-00001.arrow", which is outside the dataset folder ${dir}; a dataset folder names its own files only`);
+    await fs.symlink(path.join(outside, 'secret', 'data-00000-of-00001.arrow'), path.join(dir, 'link.arrow'));
+    await fs.writeFile(state, JSON.stringify({ _data_files: [{ filename: 'link.arrow' }] }));
+    await expect(readRows(dir)).rejects.toThrow(/state\.json: lists "link\.arrow", a link to \S+secret\/data-00000-of-00001\.arrow outside the dataset folder/);
+    const dict = await tmp();
+    await fs.writeFile(path.join(dict, 'dataset_dict.json'), JSON.stringify({ splits: ['../x'] }));
+    await expect(readRows(dict, { split: '../x' })).rejects.toThrow(`${path.join(dict, 'dataset_dict.json')}: lists "../x", which is outside the dataset folder ${dict}`);
+  });
+});
+

@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fixture } from '../helpers.js';
 import { loadTokenizer } from '../../src/data/tokenizer.js';
@@ -148,5 +149,29 @@ describe('loadTokenizer errors', () => {
     );
     const tok = await loadTokenizer(d);
     expect(() => tok.applyChatTemplate([{ role: 'user', content: 'hi' }])).toThrow(/Roles must alternate/);
+  });
+});
+
+describe('tokenizer files are regular files of bounded size', () => {
+  const copyOf = async (): Promise<string> => {
+    const d = await fs.mkdtemp(path.join(os.tmpdir(), 'typetune-tok-fifo-'));
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) await fs.copyFile(path.join(fixture('tiny-llama'), f), path.join(d, f));
+    return d;
+  };
+
+  it('a FIFO as tokenizer.json is refused at once, not read forever', async () => {
+    const d = await copyOf();
+    await fs.rm(path.join(d, 'tokenizer.json'));
+    execFileSync('mkfifo', [path.join(d, 'tokenizer.json')]);
+    await expect(loadTokenizer(d)).rejects.toThrow(`${path.join(d, 'tokenizer.json')}: cannot read (${path.join(d, 'tokenizer.json')} is not a regular file (a FIFO, device or folder is never read))`);
+  });
+
+  it('a FIFO as chat_template.jinja is an error, not a silent missing template', async () => {
+    const d = await copyOf();
+    const config = JSON.parse(readFileSync(path.join(d, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+    delete config.chat_template;
+    await fs.writeFile(path.join(d, 'tokenizer_config.json'), JSON.stringify(config));
+    execFileSync('mkfifo', [path.join(d, 'chat_template.jinja')]);
+    await expect(loadTokenizer(d)).rejects.toThrow(/chat_template\.jinja: cannot read \(.*is not a regular file/);
   });
 });

@@ -10,6 +10,7 @@ import {
   activeCudaBackend, cudaMemory, deviceRandomUniform, fusedAdamWStep, physicalDtype, storeFrozenWeight,
 } from '../../src/backend/cuda/api.js';
 import { bf16ToF32, f32ToBf16 } from '../../src/io/dtypes.js';
+import { philoxUniforms } from '../../src/adapters/philox.js';
 import { EMULATED, rand, relErr, threeAdamWSteps, useCuda } from './cuda.js';
 
 const roundBf16 = (a: ArrayLike<number>) => Float32Array.from(a, (v) => bf16ToF32(f32ToBf16(v)));
@@ -138,6 +139,14 @@ describe('counter-based RNG', () => {
     expect(Math.max(...dv)).toBeLessThan(3);
     expect(Array.from(dv.slice(0, 10))).not.toEqual(Array.from(av.slice(0, 10)));
     tf.dispose([a, b, c, d]);
+  });
+
+  it("is Philox-4x32-10 as the host's src/adapters/philox.ts draws it, bit for bit, over 64-bit seeds and offsets", () => {
+    for (const [seed, offset] of [[1234, 0], [2 ** 40 + 7, 2 ** 33 - 5]] as const) {
+      const u = deviceRandomUniform([5000], seed, offset)!;
+      expect(Array.from(u.dataSync())).toEqual(Array.from(philoxUniforms(seed, offset, 5000)));
+      u.dispose();
+    }
   });
 });
 

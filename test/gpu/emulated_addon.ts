@@ -12,7 +12,10 @@ import './emulated_fused.js';
 import './emulated_dequant.js';
 import './emulated_attention.js';
 import { f16ToF32, f32ToF16 } from '../../src/io/dtypes.js';
+import { philoxUniforms } from '../../src/adapters/philox.js';
 
+/** The memory the emulated device reports having (80 GiB, an H100's). */
+const EMULATED_DEVICE_BYTES = 80 * 2 ** 30;
 const BYTES = [4, 2, 4, 1];
 const VIEWS = [Float32Array, Uint16Array, Int32Array, Uint8Array] as const;
 const f32 = new Float32Array(1);
@@ -168,7 +171,7 @@ export function emulatedAddon(): CudaAddon {
       starts.splice(starts.indexOf(p), 1);
       inUse -= sizes.get(p)!; sizes.delete(p); frees++;
     },
-    memoryStats: (): PoolStats => ({ inUse, peak, reserved: inUse, allocs, frees, live: mem.size }),
+    memoryStats: (): PoolStats => ({ inUse, peak, reserved: inUse, allocs, frees, live: mem.size, deviceFree: EMULATED_DEVICE_BYTES - inUse, deviceTotal: EMULATED_DEVICE_BYTES }),
     resetPeak() { peak = inUse; },
     trim() {},
     upload(dst, src) { view(dst, 3).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength)); },
@@ -313,12 +316,9 @@ export function emulatedAddon(): CudaAddon {
       }
     },
     randomUniform(dst, dt, n, seed, offset, lo, hi) {
-      // Not Philox, but counter-based like it: value i depends on (seed, offset + i) only.
-      for (let i = 0; i < n; i++) {
-        let h = Math.imul((offset + i) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(seed | 0, 0xc2b2ae35);
-        h ^= h >>> 16; h = Math.imul(h, 0x7feb352d); h ^= h >>> 15; h = Math.imul(h, 0x846ca68b); h ^= h >>> 16;
-        store(dst, dt, i, lo + (hi - lo) * ((h >>> 8) / 16777216));
-      }
+      // rng.cu's Philox stream, from the host's twin of it.
+      const u = philoxUniforms(seed, offset, n);
+      for (let i = 0; i < n; i++) store(dst, dt, i, lo + (hi - lo) * u[i]!);
     },
     adamw: adamwOne,
     adamwMulti(table, lr, b1, b2, eps, bc1, bc2, gs) {

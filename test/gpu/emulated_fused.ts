@@ -1,12 +1,14 @@
 /**
  * CPU emulations of the fused row primitives (kernels/src/rms_norm.cu, layer_norm.cu,
- * gated_activation.cu, rope.cu) for the emulated addon: the same argument order, storage
+ * gated_activation.cu, rope.cu) and of dropout (dropout.cu, its mask from src/adapters/philox.ts)
+ * for the emulated addon: the same argument order, storage
  * rules (a gradient is bf16 only when dy and the saved input both are; weights f32) and
  * formulas, in plain loops with f32 rounding of the stored values. They check the
  * TypeScript side (kernels, gradients, storage decisions), never the CUDA code.
  */
 import { defineEmulatedPrimitives, type EmulatedMemory } from './emulated_primitives.js';
 import { erf } from './emulated_math.js';
+import { dropoutKeepThreshold, dropoutScale, philoxBits24 } from '../../src/adapters/philox.js';
 
 const BF16 = 1, F32 = 0;
 const gradDtype = (xt: number, dyt: number) => (xt === BF16 && dyt === BF16 ? BF16 : F32);
@@ -153,4 +155,20 @@ function rope({ load, store }: EmulatedMemory) {
   ];
 }
 
-defineEmulatedPrimitives((mem) => [...norms(mem), ...gated(mem), ...rope(mem)]);
+function dropout({ load, store }: EmulatedMemory) {
+  return [
+    {
+      name: 'dropout', nargs: 8,
+      run: (a: Float64Array) => {
+        const [x, y, t, n, seed, offset, rate, accumulate] = Array.from(a) as number[];
+        const threshold = dropoutKeepThreshold(rate!), scale = dropoutScale(rate!);
+        for (let i = 0; i < n!; i++) {
+          const dropped = philoxBits24(seed!, offset! + i) >= threshold ? Math.fround(load(x!, t!, i) * scale) : 0;
+          store(y!, t!, i, accumulate ? load(y!, t!, i) + dropped : dropped);
+        }
+      },
+    },
+  ];
+}
+
+defineEmulatedPrimitives((mem) => [...norms(mem), ...gated(mem), ...rope(mem), ...dropout(mem)]);

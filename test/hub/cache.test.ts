@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, readlinkSync, renameSync, rmSync, unlinkSync, w
 import os from 'node:os';
 import path from 'node:path';
 import { loadModel } from '../../src/api/loadModel.js';
+import { blobLockPath, blobPath, pointerPath, snapshotPath, under } from '../../src/hub/cache.js';
 import { hubEnv } from '../../src/hub/env.js';
 import { parseHubRef, repoOfCachedFolder } from '../../src/hub/ref.js';
 import { resolveModelSource, resolveModelSourceSync } from '../../src/hub/resolve.js';
@@ -55,10 +56,22 @@ describe('Hub ids', () => {
     const home = mkdtempSync(path.join(os.tmpdir(), 'typetune-hfhome-'));
     writeFileSync(path.join(home, 'token'), 'hf_stored\n');
     expect(hubEnv({ HF_HUB_CACHE: '/x/cache', HF_HOME: home }).cacheDir).toBe('/x/cache');
-    expect(hubEnv({ HF_HOME: home })).toEqual({ cacheDir: path.join(home, 'hub'), endpoint: 'https://huggingface.co', token: 'hf_stored', offline: false });
-    expect(hubEnv({ HF_HOME: home, HF_TOKEN: 'hf_env', HF_HUB_OFFLINE: 'TRUE', HF_ENDPOINT: 'http://h/' })).toMatchObject({ token: 'hf_env', offline: true, endpoint: 'http://h' });
+    expect(hubEnv({ HF_HOME: home })).toEqual({ cacheDir: path.join(home, 'hub'), endpoint: 'https://huggingface.co', token: 'hf_stored', tokenSource: path.join(home, 'token'), offline: false });
+    expect(hubEnv({ HF_HOME: home, HF_TOKEN: 'hf_env', HF_HUB_OFFLINE: 'TRUE', HF_ENDPOINT: 'http://h/' })).toMatchObject({ token: 'hf_env', tokenSource: 'HF_TOKEN', offline: true, endpoint: 'http://h' });
     expect(hubEnv({}).cacheDir).toBe(path.join(os.homedir(), '.cache/huggingface/hub'));
     rmSync(home, { recursive: true });
+  });
+});
+
+describe('cache paths', () => {
+  it('every path in the cache is joined under its folder; one that would leave it is refused', () => {
+    const storage = path.join(cache, 'models--org--tiny');
+    expect(blobPath(storage, 'a'.repeat(64))).toBe(path.join(storage, 'blobs', 'a'.repeat(64)));
+    expect(pointerPath(path.join(storage, 'snapshots', MAIN), 'sub/file.json')).toBe(path.join(storage, 'snapshots', MAIN, 'sub', 'file.json'));
+    expect(() => blobPath(storage, '../../ESCAPED')).toThrow(`"blobs/../../ESCAPED" leads to ${path.join(cache, 'ESCAPED')}, outside ${storage}; refusing it as a path in the Hub cache`);
+    expect(() => snapshotPath(storage, '..')).toThrow(/outside .*models--org--tiny; refusing it/);
+    expect(() => blobLockPath(cache, 'org/tiny', '../../../x')).toThrow(/outside /);
+    expect(() => under(storage, '.')).toThrow(/outside /); // the folder itself is not a file in it
   });
 });
 

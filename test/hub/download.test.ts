@@ -15,7 +15,8 @@ import type { HubEnv } from '../../src/hub/env.js';
 import { HubError } from '../../src/hub/errors.js';
 import { resolveModelSource } from '../../src/hub/resolve.js';
 import { encodeSafetensors, SafetensorsCheckpoint, type TensorToWrite } from '../../src/io/safetensors.js';
-import { etagOf, FakeHub, readFolder, type Files } from './fakeHub.js';
+import { etagOf, FakeHub, readFolder, type Files, type Tamper, type TreeEntry } from './fakeHub.js';
+import { expectOneLineError, type CliResult } from '../cliHarness.js';
 import { fixture, repoRoot } from '../helpers.js';
 
 const TINY = path.join(repoRoot, 'models/tiny-llama');
@@ -264,5 +265,93 @@ describe('download errors: one line each, nothing half-written', () => {
     });
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toEqual([`error: download org/nope: org/nope is not a model repository on ${hub.url} nor a local folder (${repoRoot}/org/nope does not exist) (404); check the id and that your token can see it`]);
+  });
+});
+
+describe('a hostile Hub: what the server says never becomes a path unchecked', () => {
+  // HF_HOME is <sandbox>/h: "../../../../ESCAPED" from the repo's blobs/ (or the lock folder) is <sandbox>/ESCAPED.
+  const ESCAPE = '../../../../ESCAPED';
+  const base: Files = { ...files, 'README.md': Buffer.from('# evil') };
+  const rewrite = (file: string, change: (e: TreeEntry) => TreeEntry) => (e: TreeEntry): TreeEntry => (e.path === file ? change(e) : e);
+
+  /** A repo on the fake Hub that lies as `tamper` says, and a cache under a sandbox nothing else writes to. */
+  function hostile(name: string, tamper: Tamper): { sandbox: string; env: HubEnv; stream: NodeJS.WriteStream; describe: string } {
+    const main = hub.addRepo(name, base, { tamper });
+    const sandbox = mkdtempSync(path.join(os.tmpdir(), 'typetune-hostile-'));
+    const { opts } = fresh({ cacheDir: path.join(sandbox, 'h', 'hub') });
+    return { sandbox, ...opts, describe: `${name}@${main.slice(0, 12)}` };
+  }
+
+  /** Nothing beside HF_HOME, nothing published in the cache, no byte requested. */
+  function expectContained(sandbox: string, repo: string): void {
+    expect(readdirSync(sandbox).filter((f) => f !== 'h')).toEqual([]);
+    expectNothingPublished(path.join(sandbox, 'h', 'hub'), repo);
+    expect(hub.paths().filter((p) => p.includes('/resolve/'))).toEqual([]);
+  }
+
+  it.each([
+    ['a blob id that climbs out of blobs/ ("oid")', 'evil/oid', { entry: rewrite('config.json', (e) => ({ ...e, oid: ESCAPE })) },
+      (d: string) => `download ${d}/config.json: the Hub gives its blob id as "${ESCAPE}", not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`],
+    ['an LFS object id that climbs out (lfs.oid)', 'evil/lfs', { entry: rewrite('model.safetensors', (e) => ({ ...e, lfs: { ...e.lfs!, oid: `../${'a'.repeat(61)}` } })) },
+      (d: string) => `download ${d}/model.safetensors: the Hub gives its blob id as "../${'a'.repeat(61)}", not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`],
+    ['a non-hex etag, which could not be checked', 'evil/etag', { entry: rewrite('tokenizer.json', (e) => ({ ...e, oid: 'W/"1f-abc"' })) },
+      (d: string) => `download ${d}/tokenizer.json: the Hub gives its blob id as "W/\\"1f-abc\\"", not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`],
+    ['an upper-case etag (the cache names blobs in lower case)', 'evil/upper', { entry: rewrite('config.json', (e) => ({ ...e, oid: String(e.oid).toUpperCase() })) },
+      (d: string) => `download ${d}/config.json: the Hub gives its blob id as "${etagOf('config.json', files['config.json']!).toUpperCase()}", not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`],
+    ['no blob id at all', 'evil/none', { entry: rewrite('config.json', (e) => ({ ...e, oid: undefined })) },
+      (d: string) => `download ${d}/config.json: the Hub gives its blob id as undefined, not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`],
+    ['a file name that climbs out', 'evil/name', { entry: rewrite('README.md', (e) => ({ ...e, path: ESCAPE })) },
+      (d: string) => `download ${d}: the Hub lists a file named "${ESCAPE}", which is not a relative path inside the repository (no '..', '.' or empty part, no leading '/', drive or backslash); refusing the listing`],
+    ['an absolute file name', 'evil/abs', { entry: rewrite('README.md', (e) => ({ ...e, path: '/tmp/ESCAPED' })) },
+      (d: string) => `download ${d}: the Hub lists a file named "/tmp/ESCAPED", which is not a relative path inside the repository (no '..', '.' or empty part, no leading '/', drive or backslash); refusing the listing`],
+    ['a Windows path (backslashes)', 'evil/backslash', { entry: rewrite('README.md', (e) => ({ ...e, path: '..\\..\\ESCAPED' })) },
+      (d: string) => `download ${d}: the Hub lists a file named "..\\\\..\\\\ESCAPED", which is not a relative path inside the repository (no '..', '.' or empty part, no leading '/', drive or backslash); refusing the listing`],
+    ['a drive path', 'evil/drive', { entry: rewrite('README.md', (e) => ({ ...e, path: 'C:ESCAPED' })) },
+      (d: string) => `download ${d}: the Hub lists a file named "C:ESCAPED", which is not a relative path inside the repository (no '..', '.' or empty part, no leading '/', drive or backslash); refusing the listing`],
+    ['a negative size', 'evil/size', { entry: rewrite('config.json', (e) => ({ ...e, size: -1 })) },
+      (d: string) => `download ${d}/config.json: the Hub gives its size as -1, not a byte count; refusing the listing`],
+  ])('%s is refused in one line naming the repo, the file and the value; nothing is written outside the cache', async (_, name, tamper, message) => {
+    const { sandbox, describe, ...opts } = hostile(name, tamper as Tamper);
+    expect((await failure(resolveModelSource(name, 'model', opts))).message).toBe(message(describe));
+    expectContained(sandbox, name);
+  });
+
+  it('a commit id that climbs out of snapshots/ is refused before the listing is asked for', async () => {
+    const { sandbox, ...opts } = hostile('evil/sha', { sha: ESCAPE });
+    expect((await failure(resolveModelSource('evil/sha', 'model', opts))).message).toBe(
+      `download evil/sha: the Hub answered commit "${ESCAPE}" for revision 'main', which is not a 40-hex commit id; refusing to use it as a path in the cache (is HF_ENDPOINT a Hugging Face Hub?)`,
+    );
+    expect(hub.paths()).toEqual(['GET /api/models/evil/sha/revision/main']);
+    expectContained(sandbox, 'evil/sha');
+  });
+
+  it('the CLI (the audit’s reproduction): inspect exits 2 with one line and creates nothing outside HF_HOME', async () => {
+    const sandbox = mkdtempSync(path.join(os.tmpdir(), 'typetune-hostile-cli-'));
+    const main = hub.addRepo('evil/repo', base, { tamper: { entry: rewrite('config.json', (e) => ({ ...e, oid: ESCAPE })) } });
+    hub.requests.length = 0;
+    // Spawned asynchronously: the fake Hub answers from this process's event loop.
+    const r = await new Promise<CliResult>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/cli/typetune.ts'), 'inspect', 'evil/repo'], {
+        cwd: repoRoot, env: { ...process.env, HF_HOME: path.join(sandbox, 'h'), HF_HUB_CACHE: '', HF_ENDPOINT: hub.url, HF_TOKEN: 'hf_good', HF_HUB_OFFLINE: '' },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+    expectOneLineError(r,
+      new RegExp(`^error: download evil/repo@${main.slice(0, 12)}/config\\.json: the Hub gives its blob id as "\\.\\./\\.\\./\\.\\./\\.\\./ESCAPED", not a 40- or 64-hex hash; refusing it`));
+    expect(readdirSync(sandbox).filter((f) => f !== 'h')).toEqual([]);
+    expect(existsSync(path.join(sandbox, 'h', 'hub', 'models--evil--repo', 'blobs'))).toBe(false);
+  });
+
+  it('a token that is not ASCII is refused before any request, naming the position', async () => {
+    const { cache, opts } = fresh({ token: 'hf_ab€cd' });
+    expect((await failure(resolveModelSource('org/tiny', 'model', opts))).message).toBe(
+      `download org/tiny: HF_TOKEN holds a non-ASCII character (U+20AC) at position 6; a Hugging Face token is ASCII (hf_…): copy it again from ${hub.url}/settings/tokens`,
+    );
+    expect(hub.requests).toEqual([]);
+    expect(existsSync(storage(cache))).toBe(false);
   });
 });

@@ -6,7 +6,9 @@
  *    makes — model info, tree, resolve (Range, ETag, X-Repo-Commit), repo and branch creation,
  *    preupload, LFS batch and upload, commit — with the Hub's error codes and headers. It logs
  *    every request so tests can assert what was asked. Dataset repos are stored under
- *    `datasets/org/name` and answered on the Hub's dataset routes (/api/datasets/…, /datasets/…/resolve/…).
+ *    `datasets/<org>/<name>` and answered on the Hub's dataset routes (/api/datasets/…, /datasets/…/resolve/…).
+ *    A repo can be made hostile (`Tamper`): a commit id or listing entries rewritten as a
+ *    malicious server would send them.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -54,11 +56,27 @@ export function writeHubCache(cacheDir: string, repo: string, commits: Record<st
   return storage;
 }
 
+/** A file entry of the tree listing, as the Hub sends it. */
+export interface TreeEntry {
+  type: 'file';
+  path: unknown;
+  size: unknown;
+  oid: unknown;
+  lfs?: { oid: unknown; size: unknown; pointerSize: number };
+}
+
+/** What a hostile server lies about: the commit a revision resolves to, and listing entries (the bytes stay served under their real names). */
+export interface Tamper {
+  sha?: unknown;
+  entry?: (e: TreeEntry) => TreeEntry;
+}
+
 interface Repo {
   commits: Map<string, Files>;
   refs: Map<string, string>;
   gated: boolean;
   private: boolean;
+  tamper?: Tamper;
 }
 
 export interface LoggedRequest {
@@ -94,9 +112,9 @@ export class FakeHub {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  addRepo(repo: string, files: Files, opts: { gated?: boolean; branches?: Record<string, Files> } = {}): string {
+  addRepo(repo: string, files: Files, opts: { gated?: boolean; branches?: Record<string, Files>; tamper?: Tamper } = {}): string {
     const main = commitId(`${repo}:main`);
-    const r: Repo = { commits: new Map([[main, files]]), refs: new Map([['main', main]]), gated: opts.gated ?? false, private: false };
+    const r: Repo = { commits: new Map([[main, files]]), refs: new Map([['main', main]]), gated: opts.gated ?? false, private: false, tamper: opts.tamper };
     for (const [b, f] of Object.entries(opts.branches ?? {})) {
       const c = commitId(`${repo}:${b}`);
       r.commits.set(c, f);
@@ -180,13 +198,14 @@ export class FakeHub {
       const commit = this.commitOf(repo!, rev.replace(/\/$/, ''));
       if (!commit) return this.fail(res, 404, 'RevisionNotFound', `Invalid rev id: ${rev}`);
       const files = repo!.commits.get(commit)!;
-      if (kind === 'revision') return this.json(res, { _id: `id-${name}`, id: name, sha: commit, private: repo!.private, gated: repo!.gated ? 'auto' : false, downloads: 0, likes: 0, lastModified: '2026-01-01T00:00:00.000Z', pipeline_tag: 'text-generation' });
+      if (kind === 'revision') return this.json(res, { _id: `id-${name}`, id: name, sha: repo!.tamper && 'sha' in repo!.tamper ? repo!.tamper.sha : commit, private: repo!.private, gated: repo!.gated ? 'auto' : false, downloads: 0, likes: 0, lastModified: '2026-01-01T00:00:00.000Z', pipeline_tag: 'text-generation' });
       const entries = Object.entries(files)
         .filter(([f]) => url.searchParams.get('recursive') === 'true' || !f.includes('/'))
-        .map(([f, bytes]) => ({
+        .map(([f, bytes]): TreeEntry => ({
           type: 'file', path: f, size: isLfs(f) ? 134 : bytes.length, oid: etagOf(f.replace(/\.\w+$/, '.pointer'), Buffer.from(f)),
           ...(isLfs(f) ? { lfs: { oid: etagOf(f, bytes), size: bytes.length, pointerSize: 134 } } : { oid: etagOf(f, bytes) }),
-        }));
+        }))
+        .map((e) => repo!.tamper?.entry?.(e) ?? e);
       const dirs = [...new Set(Object.keys(files).filter((f) => f.includes('/')).map((f) => f.split('/')[0]!))].map((d) => ({ type: 'directory', path: d, size: 0, oid: commitId(d) }));
       return this.json(res, [...entries, ...(url.searchParams.get('recursive') === 'true' ? [] : dirs)]);
     }

@@ -5,16 +5,18 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { HubEnv } from '../../src/hub/env.js';
+import { hubEnv, type HubEnv } from '../../src/hub/env.js';
 import { HubError } from '../../src/hub/errors.js';
-import { pushExport, pushRun } from '../../src/hub/push.js';
+import { checkCanPush, pushExport, pushRun } from '../../src/hub/push.js';
+import { FolderEscapeError } from '../../src/io/insideFolder.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { FakeHub, readFolder, type Files } from './fakeHub.js';
 import { fixture, repoRoot } from '../helpers.js';
+import { expectOneLineError, type CliResult } from '../cliHarness.js';
 
 let hub: FakeHub;
 const tmp = (name: string) => mkdtempSync(path.join(os.tmpdir(), `typetune-push-${name}-`));
@@ -38,6 +40,27 @@ function frontMatter(card: Buffer): Record<string, unknown> {
   const m = /^---\n([\s\S]*?)\n---\n/.exec(card.toString());
   expect(m, card.toString()).not.toBeNull();
   return parseYaml(m![1]!) as Record<string, unknown>;
+}
+
+/** `typetune push …` as a user runs it, spawned asynchronously (the fake Hub answers from this process). */
+function pushCli(args: string[], token: string): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/cli/typetune.ts'), 'push', ...args], {
+      cwd: repoRoot, env: { ...process.env, HF_ENDPOINT: hub.url, HF_TOKEN: token, HF_HOME: tmp('home'), HF_HUB_OFFLINE: '' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** A private file outside the export (standing in for ~/.ssh/id_rsa), and its real path. */
+function secret(): string {
+  const file = path.join(tmp('secret'), 'id_rsa');
+  writeFileSync(file, '-----BEGIN OPENSSH PRIVATE KEY-----\nnot for the Hub\n');
+  return realpathSync(file);
 }
 
 beforeAll(async () => {
@@ -119,23 +142,14 @@ describe('push', () => {
 
   it('the CLI pushes and exits 0; without a token it exits 2 with one line', async () => {
     const dir = peftExport();
-    const run = (token: string) => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/cli/typetune.ts'), 'push', '--adapter', dir, '--repo', 'me/cli'], {
-        cwd: repoRoot, env: { ...process.env, HF_ENDPOINT: hub.url, HF_TOKEN: token, HF_HOME: tmp('home'), HF_HUB_OFFLINE: '' },
-      });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      child.on('close', (code) => resolve({ code, out, err }));
-    });
+    const run = (token: string) => pushCli(['--adapter', dir, '--repo', 'me/cli'], token);
     const ok = await run('hf_good');
-    expect(ok.code, ok.err).toBe(0);
-    expect(ok.out).toMatch(/^pushed 3 files \(adapter_config\.json, adapter_model\.safetensors, README\.md\) to me\/cli@main: http/);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^pushed 3 files \(adapter_config\.json, adapter_model\.safetensors, README\.md\) to me\/cli@main: http/);
     const bad = await run('');
     expect(bad.code).toBe(2);
-    expect(bad.err.trim().split('\n').filter((l) => l.startsWith('error:'))).toHaveLength(1);
-    expect(bad.err).toContain('pushing needs a token with write access; set HF_TOKEN');
+    expect(bad.stderr.trim().split('\n').filter((l) => l.startsWith('error:'))).toHaveLength(1);
+    expect(bad.stderr).toContain('pushing needs a token with write access; set HF_TOKEN');
   });
 });
 
@@ -181,5 +195,86 @@ describe('a recipe with a Hub model and output.push_to_hub', () => {
     } finally {
       process.env = saved;
     }
+  });
+});
+
+describe('push uploads only the folder’s own files', () => {
+  const escape = (file: string, target: string, folder: string) =>
+    `${file} is a symbolic link to ${target}, outside the folder ${folder}; typetune never reads, copies or uploads a file through a link that leaves its folder: put the file itself there`;
+
+  it('a file linked out of the folder (tokenizer.model -> ~/.ssh/id_rsa) stops the push before any request', async () => {
+    const dir = peftExport();
+    const key = secret();
+    symlinkSync(key, path.join(dir, 'tokenizer.model'));
+    hub.requests.length = 0;
+    const err = await pushExport(dir, { repo: 'me/leak', env: env() }).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(FolderEscapeError);
+    expect((err as Error).message).toBe(escape(path.join(dir, 'tokenizer.model'), key, dir));
+    expect(hub.requests).toEqual([]);
+    expect(hub.repos.has('me/leak')).toBe(false);
+  });
+
+  it('a link that stays inside the folder is uploaded as the file it names', async () => {
+    const dir = peftExport();
+    mkdirSync(path.join(dir, 'docs'));
+    writeFileSync(path.join(dir, 'docs', 'card.md'), '# my card\n');
+    symlinkSync(path.join('docs', 'card.md'), path.join(dir, 'README.md'));
+    const r = await pushExport(dir, { repo: 'me/inside', env: env() });
+    expect(r.files).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
+    expect(remote('me/inside')['README.md']!.toString()).toBe('# my card\n');
+  });
+
+  it('a run whose checkpoint recipe.yaml (it goes on the card) is linked out is refused', async () => {
+    const run = tmp('run');
+    const ck = path.join(run, 'checkpoint-1');
+    mkdirSync(ck);
+    writeFileSync(path.join(ck, 'trainer_state.json'), JSON.stringify({ step: 1, losses: [1.5], evalLosses: [] }));
+    const key = secret();
+    symlinkSync(key, path.join(ck, 'recipe.yaml'));
+    const peft = peftExport();
+    mkdirSync(path.join(run, 'peft'));
+    for (const f of ['adapter_config.json', 'adapter_model.safetensors']) copyFileSync(path.join(peft, f), path.join(run, 'peft', f));
+    hub.requests.length = 0;
+    await expect(pushRun(run, { repo: 'me/leak-run', env: env() })).rejects.toThrow(escape(path.join(ck, 'recipe.yaml'), key, ck));
+    expect(hub.requests).toEqual([]);
+  });
+
+  it('the CLI: exit 2, one line naming the file and where it points, nothing uploaded', async () => {
+    const dir = peftExport();
+    const key = secret();
+    symlinkSync(key, path.join(dir, 'tokenizer.model'));
+    hub.requests.length = 0;
+    const r = await pushCli(['--adapter', dir, '--repo', 'me/leak-cli'], 'hf_good');
+    const lines = r.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('pushing '));
+    expect(lines, r.stderr).toEqual([`error: ${escape(path.join(dir, 'tokenizer.model'), key, dir)}`]);
+    expect(r.code).toBe(2);
+    expect(hub.requests).toEqual([]);
+  });
+});
+
+describe('a token that cannot go into an HTTP header', () => {
+  it('a non-ASCII HF_TOKEN: one line naming the position, no request (push, the pre-training check and the CLI)', async () => {
+    const dir = peftExport();
+    hub.requests.length = 0;
+    await expect(pushExport(dir, { repo: 'me/x', env: env({ token: 'hf_tøken' }) })).rejects.toThrow(
+      new HubError(`push ${dir} to me/x@main: HF_TOKEN holds a non-ASCII character (U+00F8) at position 5; a Hugging Face token is ASCII (hf_…): copy it again from ${hub.url}/settings/tokens`),
+    );
+    expect(() => checkCanPush('me/run', env({ token: 'hf_ab\u201dc' }))).toThrow(
+      `output.push_to_hub (me/run): HF_TOKEN holds a non-ASCII character (U+201D) at position 6; a Hugging Face token is ASCII (hf_…)`,
+    );
+    const r = await pushCli(['--adapter', dir, '--repo', 'me/x'], 'hf_ab€cd');
+    expectOneLineError({ ...r, stderr: r.stderr.replace(/^pushing .*\n/, '') },
+      new RegExp(`^error: push ${dir} to me/x@main: HF_TOKEN holds a non-ASCII character \\(U\\+20AC\\) at position 6; a Hugging Face token is ASCII \\(hf_…\\): copy it again from ${hub.url}/settings/tokens$`));
+    expect(hub.requests).toEqual([]);
+  });
+
+  it('a stored token file with a space or a control character names the file', () => {
+    const home = tmp('tokenfile');
+    writeFileSync(path.join(home, 'token'), 'hf_ab cd\n');
+    expect(() => checkCanPush('me/run', hubEnv({ HF_HOME: home }))).toThrow(
+      `output.push_to_hub (me/run): the token in ${path.join(home, 'token')} holds a space at position 6; a Hugging Face token is ASCII (hf_…)`,
+    );
+    writeFileSync(path.join(home, 'token'), 'hf_ab\u0007cd');
+    expect(() => checkCanPush('me/run', hubEnv({ HF_HOME: home }))).toThrow('holds a control character at position 6;');
   });
 });

@@ -207,3 +207,41 @@ describe('bad pyreft folders and inputs', () => {
     await expect(readPyreftFolder(dir)).rejects.toThrow(/intkey_layer_2_comp_block_output_unit_pos_nunit_1#0\.bin: x\/data\.pkl: byte 2: global 'posix\.system' is not allowed/);
   });
 });
+
+describe('the positions typetune records in config.json', () => {
+  it('are absent from what pyreft wrote, written and read back when given, and kept when a read folder is written again', async () => {
+    const folder = await readPyreftFolder(reftDir);
+    expect(folder.positions).toBeUndefined();
+    const dir = path.join(tmp(), 'with');
+    await writePyreftFolder(dir, { ...folder, positions: 'f2+l2' });
+    const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    expect(config.positions).toBe('f2+l2');
+    // Everything else is what pyvene wrote.
+    delete config.positions;
+    expect(config).toEqual(JSON.parse(readFileSync(path.join(reftDir, 'config.json'), 'utf8')));
+    const again = path.join(tmp(), 'again');
+    await writePyreftFolder(again, await readPyreftFolder(dir));
+    expect(readFileSync(path.join(again, 'config.json'), 'utf8')).toBe(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    expect((await readPyreftFolder(again)).positions).toBe('f2+l2');
+  });
+
+  it.each([['x9'], ['f0'], ['l1+f1'], [7], [['f1']]])('refuses %j, naming the file and the notation', async (bad) => {
+    const dir = copyFixture();
+    const file = path.join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), positions: bad }));
+    await expect(readPyreftFolder(dir)).rejects.toThrow(
+      `${file}: 'positions' is ${JSON.stringify(bad)}; expected pyreft notation fN, lN or fN+lM selecting at least one token (e.g. "f1+l1", "l1")`,
+    );
+    const { interventions } = await readPyreftFolder(reftDir);
+    await expect(writePyreftFolder(path.join(tmp(), 'w'), { interventions, positions: bad as string })).rejects.toThrow(/writePyreftFolder: 'positions' is/);
+  });
+
+  it('a __proto__ key in config.json stays a plain key', async () => {
+    const folder = await readPyreftFolder(reftDir);
+    const config = JSON.parse('{"__proto__": {"polluted": 1}, "transformers_version": "5.17.0"}') as Record<string, unknown>;
+    const written = pyreftConfig({ interventions: folder.interventions, config });
+    expect(Object.getPrototypeOf(written)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+

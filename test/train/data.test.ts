@@ -1,4 +1,7 @@
 import { describe, it, expect } from 'vitest';
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { expectOneLineError, shortRows, snapshot, tinyRecipe, tmp, trainInProcess } from '../cliHarness.js';
 import { stepStream, toStepBatch, type TrainingData } from '../../src/train/data.js';
 import type { TokenizedExample } from '../../src/data/index.js';
 
@@ -50,3 +53,30 @@ describe('toStepBatch', () => {
     expect(b.positions).toEqual([[0, 1, 1, 2], [0, 1]]);
   });
 });
+
+describe('empty rows in train', () => {
+  it('all empty: one line naming the file, exit 2, before anything is written', async () => {
+    const dir = tmp('empty-all');
+    const recipe = tinyRecipe(dir, 'max_steps: 2');
+    writeFileSync(path.join(dir, 'data.jsonl'), '{"text": ""}\n'.repeat(5));
+    const before = snapshot(dir);
+    const r = await trainInProcess(['--recipe', recipe]);
+    expectOneLineError(r, new RegExp(`^error: ${path.join(dir, 'data.jsonl')}: all 5 rows are empty: none has a token to learn from \\(an empty text or completion leaves nothing to predict\\); nothing to train on$`));
+    expect(existsSync(path.join(dir, 'run'))).toBe(false);
+    expect(snapshot(dir)).toEqual(before);
+  });
+
+  it('some empty: skipped with one warning counting them; every step has a loss above 0', async () => {
+    const dir = tmp('empty-some');
+    const recipe = tinyRecipe(dir, 'max_steps: 4');
+    writeFileSync(path.join(dir, 'data.jsonl'), [...shortRows().slice(0, 4), '{"text": ""}', '{"text": ""}'].join('\n'));
+    const r = await trainInProcess(['--recipe', recipe, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const warnings = r.stderr.split('\n').filter((l) => l.includes('empty'));
+    expect(warnings).toEqual([expect.stringMatching(new RegExp(`${path.join(dir, 'data.jsonl')}: 2 of 6 rows are empty \\(no token to learn from: an empty text or completion leaves nothing to predict\\) and were skipped \\(the first at line 5\\)$`))]);
+    const losses = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event?: string; type?: string; loss?: number }).filter((e) => typeof e.loss === 'number');
+    expect(losses.length).toBeGreaterThan(0);
+    for (const e of losses) expect(e.loss!).toBeGreaterThan(0);
+  });
+});
+

@@ -35,21 +35,23 @@ describe('composed decoder blocks are said at start', () => {
     withFusedKernel(() => expect(composedLayersNote(model.decoder, plain)).toBeNull());
   });
 
-  it('names DoRA and training-time dropout as what keeps the blocks composed', () => {
+  it('names DoRA as what keeps the blocks composed; LoRA dropout fuses while training', () => {
     const dora = lora({ use_dora: true }), dropout = lora({ lora_dropout: 0.1 });
     adapters.push(dora, dropout);
     withFusedKernel(() => {
       expect(composedLayersNote(model.decoder, dora)).toMatch(/^the decoder blocks run as composed ops \(DoRA\)/);
-      expect(composedLayersNote(model.decoder, dropout)).toMatch(/\(LoRA dropout\)/);
+      expect(composedLayersNote(model.decoder, dropout)).toBeNull();
     });
-    // Dropout is off when not training: evaluation fuses.
+    // The training step fixes each forward's dropout seed; a forward without one cannot fuse dropout.
+    expect(model.decoder.compositionReason(dropout, { training: true, dropoutSeed: 5 })).toBeUndefined();
+    expect(model.decoder.compositionReason(dropout, { training: true })).toBe('LoRA dropout without a per-forward dropout seed (ctx.dropoutSeed)');
     expect(model.decoder.compositionReason(dropout, { training: false })).toBeUndefined();
   });
 
-  it('names the model features without a fused path', () => {
+  it('names the model features without a fused path (q/k norms have one)', () => {
     const qwen3 = loadBaseModel(fixture('transformers-extra/tiny-qwen3'));
     const gpt2 = loadBaseModel(fixture('tiny-gpt2'));
-    expect(qwen3.decoder.compositionReason(undefined, { training: true })).toBe('q/k norms');
+    expect(qwen3.decoder.compositionReason(undefined, { training: true })).toBeUndefined();
     expect(gpt2.decoder.compositionReason(undefined, { training: true })).toBe('an ungated MLP');
     expect(model.decoder.compositionReason(undefined, { training: true })).toBeUndefined();
     qwen3.dispose();

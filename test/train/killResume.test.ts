@@ -4,44 +4,12 @@
  * the same adapter bytes. The real CLI runs as a child process and is SIGKILLed mid-training.
  */
 import { describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../helpers.js';
 import { tinyRecipe, tmp } from '../cliHarness.js';
+import { finalState, trainKilledAt as run } from '../killRun.js';
 
-const TRAIN = path.join(repoRoot, 'dist', 'cli', 'train.js');
-
-/** Run the built `train`; SIGKILL it once it reports step `killAt` (never, when null). Resolves with the last step it reported. */
-function run(args: string[], killAt: number | null): Promise<{ code: number | null; signal: NodeJS.Signals | null; lastStep: number; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [TRAIN, ...args, '--json'], { cwd: repoRoot });
-    let buffered = '';
-    let stderr = '';
-    let lastStep = 0;
-    child.stdout.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const l of lines) {
-        const e = JSON.parse(l) as { event: string; step?: number };
-        if (e.event === 'step') lastStep = e.step!;
-        if (killAt !== null && lastStep >= killAt) child.kill('SIGKILL');
-      }
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, lastStep, stderr }));
-  });
-}
-
-const finalState = (dir: string) => {
-  const run = path.join(dir, 'run');
-  return {
-    losses: (JSON.parse(readFileSync(path.join(run, 'checkpoint-200', 'trainer_state.json'), 'utf8')) as { losses: number[] }).losses,
-    adapter: readFileSync(path.join(run, 'peft', 'adapter_model.safetensors')),
-  };
-};
+const TRAIN = [path.join(repoRoot, 'dist', 'cli', 'train.js')];
 
 describe('kill -9 and --resume', () => {
   it('reproduces the uninterrupted run exactly', async () => {
@@ -57,22 +25,22 @@ describe('kill -9 and --resume', () => {
       const log: string[] = [];
       let resume = false;
       for (const at of kills) {
-        const r = await run(['--recipe', recipeKilled, ...(resume ? ['--resume'] : [])], at);
+        const r = await run(TRAIN, ['--recipe', recipeKilled, ...(resume ? ['--resume'] : [])], at);
         expect(r.signal, r.stderr).toBe('SIGKILL');
         log.push(`killed at step ${r.lastStep}`);
         resume = true;
       }
-      const last = await run(['--recipe', recipeKilled, '--resume'], null);
+      const last = await run(TRAIN, ['--recipe', recipeKilled, '--resume'], null);
       expect(last.code, last.stderr).toBe(0);
       return log;
     })();
-    const reference = run(['--recipe', recipeWhole], null);
+    const reference = run(TRAIN, ['--recipe', recipeWhole], null);
     const [log, ref] = await Promise.all([chain, reference]);
     expect(ref.code, ref.stderr).toBe(0);
     expect(log).toHaveLength(3);
 
-    const a = finalState(whole);
-    const b = finalState(killed);
+    const a = finalState(whole, 200);
+    const b = finalState(killed, 200);
     expect(b.losses).toHaveLength(200);
     expect(b.losses).toEqual(a.losses);
     expect(Buffer.compare(b.adapter, a.adapter)).toBe(0);

@@ -9,6 +9,8 @@ import path from 'node:path';
 import { expectOneLineError, runBuilt, shortRows, snapshot, tinyRecipe, tmp, trainInProcess } from '../cliHarness.js';
 import { repoRoot } from '../helpers.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
+import { manifestFor } from '../../src/train/checkpointManifest.js';
+import { CHECKPOINT_FILE_NAMES, MANIFEST_FILE } from '../../src/io/runLayout.js';
 
 const state = (ck: string) => JSON.parse(readFileSync(path.join(ck, 'trainer_state.json'), 'utf8')) as { step: number; losses: Array<number | null>; evalLosses: Array<{ step: number; loss: number }>; skippedSteps: number[] };
 const checkpoints = (run: string) => readdirSync(run).filter((n) => n.startsWith('checkpoint-')).sort();
@@ -82,6 +84,8 @@ describe('training.nonfinite', () => {
     const bytes = readFileSync(file);
     bytes.writeFloatLE(NaN, bytes.length - 4); // the last float of the last tensor
     writeFileSync(file, bytes);
+    // As a run that saved NaN would have written it: checksums that vouch for the NaN.
+    writeFileSync(path.join(ck, MANIFEST_FILE), manifestFor(CHECKPOINT_FILE_NAMES.map((n) => [n, readFileSync(path.join(ck, n))])));
     const before = snapshot(path.join(dir, 'run'));
     const r = await trainInProcess(['--recipe', recipe, '--resume', '--set', 'training.max_steps=2']);
     expectOneLineError(r, new RegExp(`^error: ${ck}: adapter_state\\.safetensors: '\\S+' holds NaN \\(element \\d+\\); a diverged run's checkpoint cannot be resumed or exported: use an earlier checkpoint$`));

@@ -119,7 +119,11 @@ describe('resume', () => {
     const other = await Trainer.fromRecipe(loraRecipe(dir, { max_steps: 1, save_every_steps: null, learning_rate: 5e-3 }));
     await expect(other.train({ resume: path.join(dir, 'checkpoint-1'), handleSignals: false })).rejects.toThrow(/schedule \(cosine, lr 0\.01.*differs from this recipe's \(cosine, lr 0\.005/);
     other.dispose();
-    const lora8 = await Trainer.fromRecipe(loraRecipe(dir, { max_steps: 1, save_every_steps: null }, { adapter: { type: 'lora', r: 8, target_modules: ['q_proj', 'v_proj', 'down_proj'] } }));
+    const edited = await Trainer.fromRecipe(loraRecipe(dir, { max_steps: 1, save_every_steps: null }, { adapter: { type: 'lora', r: 8, target_modules: ['q_proj', 'v_proj', 'down_proj'] } }));
+    await expect(edited.train({ resume: true, handleSignals: false })).rejects.toThrow(/checkpoint-1: this recipe changes how the run trains since its checkpoint: adapter\.r 4 → 8, adapter\.lora_dropout 0\.1 → 0; /);
+    edited.dispose();
+    // Asked for with --set, the new rank still cannot take the checkpoint's weights.
+    const lora8 = await Trainer.fromRecipe(loraRecipe(dir, { max_steps: 1, save_every_steps: null }), ['adapter.r=8']);
     await expect(lora8.train({ resume: true, handleSignals: false })).rejects.toThrow(/checkpoint-1: '.*' is \[4, \d+\] in the checkpoint but \[8, \d+\] in this adapter/);
     lora8.dispose();
   });
@@ -155,7 +159,7 @@ describe('a run', () => {
     expect(events[6]).toMatchObject({ name: 'end', e: { step: 2, interrupted: null, runDir: dir } });
 
     const ck = path.join(dir, 'checkpoint-2');
-    expect(readdirSync(ck).sort()).toEqual(['adapter_state.safetensors', 'optimizer.safetensors', 'recipe.yaml', 'trainer_state.json']);
+    expect(readdirSync(ck).sort()).toEqual(['adapter_state.safetensors', 'checksums.json', 'optimizer.safetensors', 'recipe.yaml', 'trainer_state.json']);
     const state = JSON.parse(readFileSync(path.join(ck, 'trainer_state.json'), 'utf8'));
     expect(state).toMatchObject({ step: 2, totalSteps: 2, data: { epoch: 0, index: 2 }, losses: s.losses });
     expect(readdirSync(dir).some((f) => f.startsWith('.'))).toBe(false); // no temporary leftovers

@@ -9,8 +9,16 @@
 # nothing of speed or of the memory model.
 # Usage: bash kernels/dev/sim/run.sh [case index]   (flash attention, all cases ~10 min, then dequantisation)
 #        bash kernels/dev/sim/run.sh dequant        (the dequantisation check alone, ~1 min)
+#        bash kernels/dev/sim/run.sh philox         (philox.cuh against Random123's vectors and the host's values, seconds)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+if [ "${1:-}" = philox ]; then
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  g++ -std=c++17 -O1 -I"$here/../../src" "$here/philox_check.cpp" -o "$work/philox"
+  "$work/philox"
+  exit
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 "$here/transform.py" "$here/../../src" "$work"

@@ -101,7 +101,9 @@ export class LoraAdapter implements Adapter {
   linearAdapter(site: LinearSite, ctx: ForwardContext): LinearAdapterPlan {
     const layer = this.layers.get(site.name);
     if (!layer) return { kind: 'none' };
-    return layer.plan(ctx.training);
+    // A fixed per-forward seed gives the site's mask seed without drawing from the stream.
+    const seed = ctx.dropoutSeed === undefined ? undefined : dropoutSeed(ctx, this.siteIndex.get(site.name)!, this.dropoutRng);
+    return layer.plan(ctx.training, seed);
   }
 
   layerVariables(layer: number): tf.Variable[] {

@@ -13,6 +13,7 @@ import type { LoraTarget } from './targeting.js';
 import type { LinearAdapterPlan } from '../../model/hooks.js';
 import { transpose2d } from '../../util/transpose.js';
 import { loraDelta } from '../../ops/loraDelta.js';
+import { philoxDropout } from '../philoxDropout.js';
 
 /** The identity forward with no gradient (torch's `.detach()`). */
 const detach = tf.customGrad(((x: Tensor) => ({ value: x.clone(), gradFunc: (dy: Tensor) => tf.zerosLike(dy) })) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: Tensor) => Tensor;
@@ -36,7 +37,8 @@ export class LoraLayer {
     return tf.tidy(() => {
       const inF = this.target.site.inFeatures;
       const flat = x.reshape([-1, inF]);
-      const dropped = training && this.dropout > 0 ? tf.dropout(flat, this.dropout, undefined, dropoutSeed()) : flat;
+      // The Philox mask the fused decoder halves regenerate on the device (../philoxDropout.ts).
+      const dropped = training && this.dropout > 0 ? philoxDropout(flat, this.dropout, dropoutSeed()) : flat;
       if (!this.dora) return loraDelta(dropped, base, this.A, this.B, this.scaling);
       const lora = tf.matMul(tf.matMul(dropped, this.A, false, true), this.B, false, true);
       const { magnitude, weight } = this.dora;
@@ -48,11 +50,18 @@ export class LoraLayer {
     });
   }
 
-  /** What apply() computes, for a fused op: plain LoRA, or composed when DoRA or dropout is in play. */
-  plan(training: boolean): LinearAdapterPlan {
+  /**
+   * What apply() computes, for a fused op: plain LoRA, with its dropout (rate and the mask's
+   * seed, `dropoutSeed`: the one apply() would draw) while training, or composed for DoRA — and
+   * for dropout without a seed fixed per forward, which a fused op cannot draw once for both
+   * its passes.
+   */
+  plan(training: boolean, dropoutSeed: number | undefined): LinearAdapterPlan {
     if (this.dora) return { kind: 'composed', reason: 'DoRA' };
-    if (training && this.dropout > 0) return { kind: 'composed', reason: 'LoRA dropout' };
-    return { kind: 'lora', A: this.A, B: this.B, scaling: this.scaling };
+    const lora = { kind: 'lora' as const, A: this.A, B: this.B, scaling: this.scaling };
+    if (!training || this.dropout === 0) return lora;
+    if (dropoutSeed === undefined) return { kind: 'composed', reason: 'LoRA dropout without a per-forward dropout seed (ctx.dropoutSeed)' };
+    return { ...lora, dropout: { rate: this.dropout, seed: dropoutSeed } };
   }
 
   /** s·B·A as [out, in] (a tensor, differentiable). */

@@ -10,7 +10,7 @@ import type { PyreftIntervention } from '../../io/pyreftFolder.js';
 import { type Adapter, type AdapterHost, AdapterError } from '../adapter.js';
 import { Rng } from '../random.js';
 import { dropoutSeed } from '../dropoutSeeds.js';
-import { type ReftConfig, type ReftInterventionType, positionGroups } from './config.js';
+import { type ReftConfig, type ReftInterventionType, parsePositions, positionGroups } from './config.js';
 import {
   type InterventionValues, type InterventionVars, PARAM_NAMES, PYREFT_CLASS,
   fromPyreftState, initIntervention, interventionForward, toPyreftState, toVariables,
@@ -32,6 +32,11 @@ export interface ReftSettings {
   dropout: number;
   act_fn: string | null;
   add_bias: boolean;
+  /**
+   * The prompt positions it was trained on, in pyreft's notation ("f1+l1" …); undefined for a
+   * folder pyreft wrote (pyvene does not save them) unless the caller supplies them.
+   */
+  positions?: string;
 }
 
 export interface Intervention {
@@ -90,15 +95,17 @@ export class ReftAdapter implements Adapter {
     }
     const settings: ReftSettings = {
       intervention: config.intervention, rank: config.rank, hidden, groups, dropout: config.dropout, act_fn: config.act_fn, add_bias: config.add_bias,
+      positions: config.positions,
     };
     return new ReftAdapter(settings, interventions, seed);
   }
 
   /**
    * Interventions from a pyreft folder's records. `where` names the folder in errors;
-   * `options` supplies what pyreft does not save (dropout, act_fn).
+   * `options` supplies what pyreft does not save (dropout, act_fn, and positions when the
+   * folder does not record them).
    */
-  static fromPyreft(host: AdapterHost, records: PyreftIntervention[], where: string, options: { dropout?: number; act_fn?: string | null; seed?: number } = {}): ReftAdapter {
+  static fromPyreft(host: AdapterHost, records: PyreftIntervention[], where: string, options: { dropout?: number; act_fn?: string | null; seed?: number; positions?: string } = {}): ReftAdapter {
     if (records.length === 0) throw new AdapterError(`${where}: holds no intervention`);
     const { hiddenSize: hidden, numLayers } = host.spec;
     const types = records.map((r) => interventionType(r.type, `${where}: intervention '${r.key}'`));
@@ -133,8 +140,10 @@ export class ReftAdapter implements Adapter {
         const l1 = interventions.filter((i) => i.group === 1).map((i) => i.layer).sort().join();
         if (l0 !== l1) throw new AdapterError(`${where}: first-position interventions (#0) are on layers [${l0}] but last-position ones (#1) on [${l1}]`);
       }
+      if (options.positions !== undefined) checkPositionsFit(options.positions, groups, where);
       const settings: ReftSettings = {
         intervention: type, rank, hidden, groups, dropout: options.dropout ?? 0, act_fn: options.act_fn ?? null, add_bias: addBias,
+        positions: options.positions,
       };
       return new ReftAdapter(settings, interventions, options.seed ?? 0);
     } catch (err) {
@@ -218,6 +227,17 @@ export class ReftAdapter implements Adapter {
     this.selectors.clear();
     for (const iv of this.interventions) disposeVars(iv.vars);
     this.variables.clear();
+  }
+}
+
+/**
+ * Two interventions per layer (#0 for the first positions, #1 for the last) need positions
+ * with both sides; one per layer serves any notation (shared weights).
+ */
+function checkPositionsFit(positions: string, groups: 1 | 2, where: string): void {
+  const { first, last } = parsePositions(positions, `${where}: positions`);
+  if (groups === 2 && (first === 0 || last === 0)) {
+    throw new AdapterError(`${where}: positions "${positions}" name only ${first ? 'first' : 'last'} tokens, but the folder holds separate first- and last-position interventions (#0 and #1 per layer); use fN+lM, as it was trained`);
   }
 }
 

@@ -40,7 +40,11 @@ export interface DeviceInfo {
   name: string; device: number; deviceCount: number; computeCapability: number; totalMemory: number;
   multiProcessors: number; runtimeVersion: number; driverVersion: number;
 }
-export interface PoolStats { inUse: number; peak: number; reserved: number; allocs: number; frees: number; live: number }
+export interface PoolStats {
+  inUse: number; peak: number; reserved: number; allocs: number; frees: number; live: number;
+  /** cudaMemGetInfo: what the whole device has free (other processes' use counted), and its size. */
+  deviceFree: number; deviceTotal: number;
+}
 
 type Ptr = number;
 type Code = number;

@@ -36,6 +36,11 @@ export const cudaDevice: Device = {
   resetPeakMemory() {
     backend().addon.resetPeak();
   },
+  availableMemory() {
+    // The pool keeps what it freed (release threshold: keep all), so its unused part is ours too.
+    const { inUse, reserved, deviceFree } = backend().addon.memoryStats();
+    return deviceFree + Math.max(0, reserved - inUse);
+  },
   setPrecision(policy) {
     return backend().setPrecisionPolicy(policy);
   },

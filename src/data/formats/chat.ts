@@ -13,6 +13,7 @@ import { IGNORE_INDEX, type TokenizedExample } from '../example.js';
 import type { Row } from '../sources/rows.js';
 import type { ChatMessage } from '../tokenizer.js';
 import { columnValue, type RowContext } from './context.js';
+import { cutText } from '../textLimit.js';
 
 export const CHAT_COLUMNS = { required: ['messages'], optional: [] as string[] };
 
@@ -27,7 +28,8 @@ export function messageList(v: unknown, logical: string, ctx: RowContext): ChatM
       throw new DataError(`${ctx.file} ${ctx.where}: message ${i} of "${name}" must be {"role": string, "content": string}, got ${preview(m)}`);
     }
   });
-  return v as ChatMessage[];
+  // Each content is cut like a text column: a turn past max_length tokens is truncated anyway.
+  return (v as ChatMessage[]).map((m) => (ctx.maxChars !== undefined && m.content.length > ctx.maxChars ? { ...m, content: cutText(m.content, ctx.maxChars) } : m));
 }
 
 export function tokenizeChat(row: Row, ctx: RowContext): TokenizedExample {

@@ -5,6 +5,7 @@
 import { DataError, preview } from '../errors.js';
 import type { Row } from '../sources/rows.js';
 import type { Tokenizer } from '../tokenizer.js';
+import { cutText } from '../textLimit.js';
 
 export interface RowContext {
   tokenizer: Tokenizer;
@@ -14,6 +15,8 @@ export interface RowContext {
   file: string;
   /** e.g. "line 12" or "row 3". */
   where: string;
+  /** Text columns are cut to this many characters before tokenising (src/data/textLimit.ts); undefined = whole. */
+  maxChars?: number;
   /** Which tokens carry the loss, by TRL's names (both true unless the recipe says otherwise). */
   loss: LossScope;
 }
@@ -42,14 +45,14 @@ export function columnValue(row: Row, logical: string, ctx: RowContext, optional
   return row[name];
 }
 
-/** A text column: must be a string (null is allowed only for optional columns and reads as ""). */
+/** A text column: must be a string (null is allowed only for optional columns and reads as ""); cut to ctx.maxChars. */
 export function textColumn(row: Row, logical: string, ctx: RowContext, optional = false): string {
   const v = columnValue(row, logical, ctx, optional);
   if (v === undefined || (v === null && optional)) return '';
   if (typeof v !== 'string') {
     throw new DataError(`${ctx.file} ${ctx.where}: column "${columnName(ctx, logical)}" must be a string, got ${preview(v)}`);
   }
-  return v;
+  return cutText(v, ctx.maxChars);
 }
 
 /** EOS after a completion, as HF/TRL/pyreft add it; nothing if the model has no EOS. */

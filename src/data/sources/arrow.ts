@@ -8,6 +8,7 @@ import path from 'node:path';
 import { tableFromIPC, type Table } from 'apache-arrow';
 import { DataError } from '../errors.js';
 import { numberedRows, toPlain, type Row, type RowSet } from './rows.js';
+import { checkRegularFile, insideFolder, readRegularFile } from './files.js';
 
 function tableRows(table: Table): Row[] {
   const names = table.schema.fields.map((f) => f.name);
@@ -35,12 +36,7 @@ export function parseArrow(bytes: Uint8Array, file: string): RowSet {
 }
 
 async function readJsonFile(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    throw new DataError(`${file}: cannot read (${(err as Error).message})`);
-  }
+  const text = (await readRegularFile(file, 'a JSON file')).toString('utf8');
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -64,7 +60,7 @@ export async function readSaveToDisk(dir: string, split = 'train'): Promise<RowS
     if (!splits.includes(split)) {
       throw new DataError(`${dictFile}: no split "${split}" (splits: ${splits.join(', ') || 'none'}); set data.split`);
     }
-    return readSaveToDisk(path.join(dir, split));
+    return readSaveToDisk(await insideFolder(dir, split, dictFile));
   }
   const stateFile = path.join(dir, 'state.json');
   if (!(await exists(stateFile))) {
@@ -78,11 +74,13 @@ export async function readSaveToDisk(dir: string, split = 'train'): Promise<RowS
   const rows: Row[] = [];
   const starts: { start: number; file: string }[] = [];
   for (const f of files as { filename: string }[]) {
-    const shard = path.join(dir, f.filename);
+    const shard = await insideFolder(dir, f.filename, stateFile);
     let bytes: Uint8Array;
     try {
+      checkRegularFile(await fs.stat(shard), shard, 'an Arrow shard');
       bytes = await fs.readFile(shard);
     } catch (err) {
+      if (err instanceof DataError) throw err;
       throw new DataError(`${stateFile}: lists ${f.filename}, which cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
     starts.push({ start: rows.length, file: f.filename });

@@ -12,7 +12,8 @@ import { parseJson } from './json.js';
 import { parseJsonl } from './jsonl.js';
 import { parseParquet } from './parquet.js';
 import type { RowSet } from './rows.js';
-import { SUPPORTED_EXTENSIONS, type DataFileExtension } from './extensions.js';
+import { SUPPORTED_EXTENSIONS, type DataFileExtension } from '../../recipe/dataFileTypes.js';
+import { checkRegularFile } from './files.js';
 
 export type { Row, RowSet } from './rows.js';
 
@@ -41,6 +42,7 @@ export async function readRows(file: string, options: { split?: string } = {}): 
     throw new DataError(`${file}: dataset not found`);
   }
   if (stat.isDirectory()) return readSaveToDisk(file, options.split);
+  checkRegularFile(stat, file, 'a dataset file or a datasets save_to_disk folder');
   const ext = path.extname(file).toLowerCase();
   const reader = READERS[ext as DataFileExtension];
   if (!reader) {

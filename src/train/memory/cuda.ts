@@ -33,6 +33,7 @@
 import { tf } from '../../backend/tf.js';
 import { ATTENTION_ROLES, MLP_ROLES, OPS } from '../../ops/names.js';
 import { hasSymbol, type Dims } from './symbols.js';
+import type { ProjectionAttrs } from '../../ops/decoderHalves.js';
 import { axis, elements, type StorageRules } from './peak.js';
 import type { Trace } from './trace.js';
 import { flashBackwardWorkspaceBytes } from '../../backend/attention_workspace.js';
@@ -125,7 +126,12 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
         const operands = grad ? [ins[0], ins[1], ins[2], ins[3]] : [ins[0], ins[2], ins[3]];
         return (grad ? 2 : 1) * aligned(n * rank * gemmBytes) + copies(t, operands, dims);
       }
-      if (HALVES.has(kernel.name)) return halfWorkspace(kernel.name, dims, gemmBytes, ins.some((i) => i >= 0 && t.buffers[i]!.category === 'adapter'));
+      if (HALVES.has(kernel.name)) {
+        const lora = ins.some((i) => i >= 0 && t.buffers[i]!.category === 'adapter');
+        const headNorms = kernel.inputNames?.includes('qNormWeight') ?? false;
+        const dropping = Object.entries((kernel.attrs?.projections ?? {}) as ProjectionAttrs).filter(([, p]) => p?.dropout).map(([role]) => role);
+        return halfWorkspace(kernel.name, dims, gemmBytes, { lora, headNorms, dropping });
+      }
       return 0;
     },
   };
@@ -139,18 +145,23 @@ const HALVES = new Set<string>([OPS.attentionHalf.name, OPS.attentionHalf.gradie
  * and, backward, its gradients of the activation, gate and up; the attention half's un-roped q
  * and k and, backward, the gradients of its output and of q, k, v before and after rope and
  * flash attention's workspace. With LoRA, the backward recomputes the norm (and the MLP's
- * activation). The [N, r] LoRA products are small and left out.
+ * activation). With q/k norms, q and k normed and rope'd (forward and, recomputed, backward);
+ * the backward's rope′ and norm′ reuse those. With LoRA dropout, the dropped input of the widest
+ * dropping projection, both ways. The [N, r] LoRA products are small and left out.
  */
-function halfWorkspace(kernel: string, dims: Dims, gemmBytes: number, lora: boolean): number {
+function halfWorkspace(kernel: string, dims: Dims, gemmBytes: number, o: { lora: boolean; headNorms: boolean; dropping: string[] }): number {
   const n = dims.batch * dims.seq, headDim = 2 * dims.halfHeadDim, heads = dims.kvHeads * dims.groups;
   const rows = (cols: number) => aligned(n * cols * gemmBytes);
   const qOut = heads * headDim, kvOut = dims.kvHeads * headDim;
+  const inFeatures = (role: string) => (role === 'o' ? qOut : role === 'down' ? dims.intermediate : dims.hidden);
+  const dropped = o.dropping.length > 0 ? rows(Math.max(...o.dropping.map(inFeatures))) : 0;
+  const headNorms = o.headNorms ? rows(qOut) + rows(kvOut) : 0;
   switch (kernel) {
-    case OPS.mlpHalf.name: return rows(dims.hidden) + rows(dims.intermediate);
-    case OPS.mlpHalf.gradient.name: return 3 * rows(dims.intermediate) + rows(dims.hidden) + (lora ? rows(dims.hidden) + rows(dims.intermediate) : 0);
-    case OPS.attentionHalf.name: return rows(dims.hidden) + rows(qOut) + rows(kvOut);
+    case OPS.mlpHalf.name: return rows(dims.hidden) + rows(dims.intermediate) + dropped;
+    case OPS.mlpHalf.gradient.name: return 3 * rows(dims.intermediate) + rows(dims.hidden) + (o.lora ? rows(dims.hidden) + rows(dims.intermediate) : 0) + dropped;
+    case OPS.attentionHalf.name: return rows(dims.hidden) + rows(qOut) + rows(kvOut) + headNorms + dropped;
     default:
-      return 3 * rows(qOut) + 3 * rows(kvOut) + rows(dims.hidden) + (lora ? rows(dims.hidden) : 0) +
+      return 3 * rows(qOut) + 3 * rows(kvOut) + rows(dims.hidden) + (o.lora ? rows(dims.hidden) : 0) + headNorms + dropped +
         aligned(flashBackwardWorkspaceBytes(dims.batch, heads, dims.seq, headDim, false));
   }
 }

@@ -21,7 +21,7 @@ export interface StorageRules {
   /** Bytes of buffer `id` at `dims`. */
   bytes(trace: Trace, id: number, dims: Dims): number;
   /** Scratch a kernel allocates and frees inside itself, invisible to tfjs' engine (bytes at `dims`). */
-  workspace?(trace: Trace, kernel: { name: string; inputs: number[] }, dims: Dims): number;
+  workspace?(trace: Trace, kernel: { name: string; inputs: number[]; inputNames?: string[]; attrs?: Record<string, unknown> }, dims: Dims): number;
 }
 
 export type Breakdown = Record<Category, number>;
@@ -69,10 +69,14 @@ export function replay(trace: Trace, dims: Dims, rules: StorageRules): Peak {
     at = [...live];
     at[CATEGORIES.indexOf('workspace')]! += extra;
   };
+  const weights = CATEGORIES.indexOf('weights');
   for (const e of trace.events) {
     if (e.kind === 'track') {
       if (rules.counting === 'tensor' || e.fresh) add(e.buffer, 1);
-      mark();
+      // Loading is not the step: the Trainer resets the device's peak once the weights are stored,
+      // so the moment a weight exists both as loaded (f32) and as stored (bf16) is no peak of the
+      // step's — for an 8B model those f32 copies alone outweighed the whole step.
+      if (category[e.buffer] !== weights) mark();
     } else if (e.kind === 'untrack') {
       if (rules.counting === 'tensor' || e.freed) add(e.buffer, -1);
     } else if (rules.workspace) {

@@ -42,8 +42,11 @@ export type TraceEvent =
   | { kind: 'track'; buffer: number; fresh: boolean }
   /** A tensor object lets go (`freed`: the backend released the buffer). */
   | { kind: 'untrack'; buffer: number; freed: boolean }
-  /** A kernel starts, with its input buffers: a backend's own scratch inside it is a rule of that backend (./cuda.ts). */
-  | { kind: 'kernel'; name: string; inputs: number[] };
+  /**
+   * A kernel starts, with its input buffers (`inputNames` their names) and attributes: a
+   * backend's own scratch inside it is a rule of that backend (./cuda.ts).
+   */
+  | { kind: 'kernel'; name: string; inputs: number[]; inputNames?: string[]; attrs?: Record<string, unknown> };
 
 export interface Trace {
   twin: Dims;
@@ -113,8 +116,11 @@ export function traceStep(opts: TraceOptions): Trace {
     events.push({ kind: 'untrack', buffer: id, freed: !engine.state.tensorInfo.has(a.dataId) });
   };
   engine.runKernel = function (name, inputs, attrs) {
-    const k = { name, inputs: Object.values(inputs).filter((t) => t && typeof t === 'object').map(bufferOf) };
-    if (phase !== 'off') events.push({ kind: 'kernel', ...k });
+    const given = Object.entries(inputs).filter(([, t]) => t && typeof t === 'object');
+    const k = { name, inputs: given.map(([, t]) => bufferOf(t)) };
+    if (phase !== 'off') {
+      events.push({ kind: 'kernel', ...k, inputNames: given.map(([n]) => n), ...(attrs && typeof attrs === 'object' ? { attrs: attrs as Record<string, unknown> } : {}) });
+    }
     kernels.push(k);
     try {
       return own.runKernel.call(this, name, inputs, attrs);

@@ -1,10 +1,10 @@
 /**
  * src/train/memory/cuda.ts: what 4-bit weights hold on cuda outside tfjs, against bytes counted
- * by hand from bitsandbytes' layout and the pool's 256-byte granularity, and which matrices the
- * dequantisation scratch holds at once.
+ * by hand from bitsandbytes' layout and the pool's 256-byte granularity, which matrices the
+ * dequantisation scratch holds at once, and the fused halves' scratch for LoRA dropout and q/k norms.
  */
 import { describe, expect, it } from 'vitest';
-import { dequantizationGroups, fourBitDeviceBytes } from '../../../src/train/memory/cuda.js';
+import { cudaRules, dequantizationGroups, fourBitDeviceBytes } from '../../../src/train/memory/cuda.js';
 import { OPS } from '../../../src/ops/names.js';
 import type { Trace } from '../../../src/train/memory/trace.js';
 
@@ -52,5 +52,33 @@ describe('dequantizationGroups', () => {
 
   it('composed layers (QLinear) dequantise one matrix at a time', () => {
     expect(dequantizationGroups([layer(0)], traceOf(['MatMul', 'QLinear'])).map((g) => g.length)).toEqual([1, 1, 1, 1, 1, 1, 1]);
+  });
+});
+
+describe("the fused halves' scratch", () => {
+  // 16 tokens; 4 heads over 2 KV heads of 16: q 64 wide, k and v 32; hidden 64, intermediate 128.
+  const dims = { groups: 2, kvHeads: 2, batch: 1, halfHeadDim: 8, seq: 16, hidden: 64, intermediate: 128, vocab: 7 };
+  const trace: Trace = { twin: dims, buffers: [], events: [], backend: 'cuda', precision: 'bf16-mixed' };
+  const rows = (cols: number) => 16 * cols * 2; // bf16, each a multiple of 256 bytes here
+  const workspace = (name: string, extra: { inputNames?: string[]; dropping?: string[] } = {}) => cudaRules(trace, 'bf16-mixed').workspace!(trace, {
+    name, inputs: [], inputNames: extra.inputNames ?? [],
+    attrs: { projections: Object.fromEntries((extra.dropping ?? []).map((role) => [role, { scaling: 2, dropout: { rate: 0.1, seed: 1 } }])) },
+  }, dims);
+
+  it('LoRA dropout adds the dropped input of the widest dropping projection, forward and backward', () => {
+    for (const name of [OPS.mlpHalf.name, OPS.mlpHalf.gradient.name]) {
+      expect(workspace(name, { dropping: ['gate', 'up'] }) - workspace(name)).toBe(rows(64));
+      expect(workspace(name, { dropping: ['gate', 'down'] }) - workspace(name)).toBe(rows(128));
+    }
+    for (const name of [OPS.attentionHalf.name, OPS.attentionHalf.gradient.name]) {
+      expect(workspace(name, { dropping: ['q', 'v'] }) - workspace(name)).toBe(rows(64));
+    }
+  });
+
+  it("q/k norms add q and k normed once more, forward and backward; the MLP's is unchanged", () => {
+    for (const name of [OPS.attentionHalf.name, OPS.attentionHalf.gradient.name]) {
+      expect(workspace(name, { inputNames: ['h', 'qNormWeight', 'kNormWeight'] }) - workspace(name)).toBe(rows(64) + rows(32));
+    }
+    expect(workspace(OPS.mlpHalf.name, { inputNames: ['h'] })).toBe(rows(64) + rows(128));
   });
 });

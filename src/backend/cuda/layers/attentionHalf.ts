@@ -7,11 +7,15 @@
  * attention takes them with strides, writing its output in the same layout, which is o's input
  * as it stands. No transposes, no copies.
  *
- * Forward:  n = norm(h);  q, k, v = projections of n (+ LoRA);  q, k = rope(q, k);
- *           a, lse = flash attention(q, k, v);  out = a·W_oᵀ + h (+ LoRA)
- * Saved:    h, the rope'd q and k, v, a and lse (by the op's custom gradient) — n is recomputed.
- * Backward: da = dy·W_o (+ LoRA);  dq, dk, dv = flash attention′;  rope′;
+ * Forward:  n = norm(h);  q, k, v = projections of n (+ LoRA);  [q, k = headNorm(q, k)];
+ *           q, k = rope(q, k);  a, lse = flash attention(q, k, v);  out = a·W_oᵀ + h (+ LoRA)
+ * Saved:    h, q and k as attention read them, v, a and lse (by the op's custom gradient) — n is
+ *           recomputed. With q/k norms (Qwen3: RMSNorm over each head's headDim, before rope)
+ *           q and k are saved as projected, and their norm and rope recomputed in the backward:
+ *           two elementwise passes rather than two more saved activations per layer.
+ * Backward: da = dy·W_o (+ LoRA);  dq, dk, dv = flash attention′;  rope′;  [headNorm′];
  *           dn = Σ d{q,k,v}·W (+ LoRA);  dh = norm′ᵀ·dn + dy
+ * The head norms' weights are frozen: only their input gradient is computed.
  */
 import { tf } from '../../tf.js';
 import { ATTENTION_ROLES, OPS } from '../../../ops/names.js';
@@ -21,6 +25,7 @@ import { defineKernel, gemmPhys, input, size, storedAs, withTemps, type Attrs, t
 import type { Program } from '../program.js';
 import { ropeBackward, ropeForward } from '../primitives/rope.js';
 import { attentionBackwardWorkspaceBytes, flashAttentionBackward, flashAttentionForward, type AttentionProblem, type AttentionView } from '../primitives/attention.js';
+import { rmsNormBackward, rmsNormForward } from '../primitives/norms.js';
 import { loraGradOutputs, normBackward, normForward, normOf } from './half.js';
 import { byteScratch, projectBackward, projectForward, projectionOf, runHalfProgram, scratch, type Projection, type Slice, type Workspace } from './projection.js';
 
@@ -35,6 +40,8 @@ interface Attn {
   /** q, k, v: three projections, or one qkv whose rows hold q, then k, then v. */
   qkv: Array<{ proj: Projection; parts: Array<{ what: 'q' | 'k' | 'v'; row: number }> }>;
   o: Projection;
+  /** Qwen3's q/k norms: RMSNorm weights [headDim] (offset 0, the block norm's eps). */
+  headNorms?: { q: TensorRef; k: TensorRef; eps: number };
 }
 
 function attnOf(inputs: Inputs, attrs: Attrs): Attn {
@@ -60,9 +67,13 @@ function attnOf(inputs: Inputs, attrs: Attrs): Attn {
   if (o.inFeatures !== qOut || o.outFeatures !== hidden) throw new Error(`o is [${o.outFeatures}, ${o.inFeatures}], expected [${hidden}, ${qOut}]`);
   const keyMask = input(inputs, 'keyMask');
   if (keyMask.shape.join() !== [batch, seq].join()) throw new Error(`keyMask [${keyMask.shape}] must be [${batch}, ${seq}] (no KV cache in the fused half)`);
+  const qNorm = inputs.qNormWeight as TensorRef | undefined, kNorm = inputs.kNormWeight as TensorRef | undefined;
+  if (!qNorm !== !kNorm) throw new Error('q/k norms come as a pair: qNormWeight and kNormWeight');
+  for (const w of [qNorm, kNorm]) if (w && size(w.shape) !== headDim) throw new Error(`a q/k norm weight must be [${headDim}], got [${w.shape}]`);
   return {
     h, batch, seq, hidden, rows: batch * seq, heads, kvHeads, headDim, rotaryDim,
     scale: Number(attrs.scale), window: Number(attrs.window ?? 0) || 0, qkv: parts, o,
+    ...(qNorm && kNorm ? { headNorms: { q: qNorm, k: kNorm, eps: Number(attrs.eps) } } : {}),
   };
 }
 
@@ -97,6 +108,60 @@ function ropeTables(ws: Workspace, inputs: Inputs, m: Attn): { cos: number; sin:
   return { cos: ws.backend.ptr(storedAs(ws.backend, cos!, 'f32', ws.temps)), sin: ws.backend.ptr(storedAs(ws.backend, sin!, 'f32', ws.temps)) };
 }
 
+type Heads = 'q' | 'k';
+type RopeTables = { cos: number; sin: number } | undefined;
+const headsOf = (m: Attn, w: Heads) => (w === 'q' ? m.heads : m.kvHeads);
+
+/**
+ * Record q or k from its projection's output to what attention reads: RMS-normed over each head
+ * (q/k norms), then rope'd. The last stage writes `into` where given; every other stage gets a
+ * scratch, returned in order so the backward can reuse them once attention's backward has run.
+ */
+function headsForward(p: Program, ws: Workspace, m: Attn, w: Heads, projected: number, tables: RopeTables, into?: number): { input: number; scratches: number[] } {
+  const heads = headsOf(m, w), scratches: number[] = [];
+  const next = (last: boolean) => {
+    if (last && into !== undefined) return into;
+    const y = scratch(ws, m.rows, heads * m.headDim);
+    scratches.push(y);
+    return y;
+  };
+  let x = projected;
+  if (m.headNorms) {
+    const y = next(!tables);
+    const weight = ws.backend.ptr(storedAs(ws.backend, m.headNorms[w], 'f32', ws.temps));
+    rmsNormForward(p, { x, xt: DTYPE[ws.phys], w: weight, y, rows: m.rows * heads, cols: m.headDim, eps: m.headNorms.eps, offset: 0 });
+    x = y;
+  }
+  if (tables) {
+    const y = next(true);
+    recordRope(p, ws, m, tables, x, y, heads, false);
+    x = y;
+  }
+  return { input: x, scratches };
+}
+
+/**
+ * Record the gradient of q or k as projected from its gradient as attention read it: rope′,
+ * then the head norm′ (against `projected`, the norm's input). Stages write into `free`
+ * (buffers no longer needed) before taking new scratch.
+ */
+function headsBackward(p: Program, ws: Workspace, m: Attn, w: Heads, dInput: number, projected: number, tables: RopeTables, free: number[]): number {
+  const heads = headsOf(m, w), t = DTYPE[ws.phys];
+  const next = () => free.pop() ?? scratch(ws, m.rows, heads * m.headDim);
+  let d = dInput;
+  if (tables) {
+    const y = next();
+    recordRope(p, ws, m, tables, d, y, heads, true);
+    d = y;
+  }
+  if (m.headNorms) {
+    const y = next();
+    const weight = ws.backend.ptr(storedAs(ws.backend, m.headNorms[w], 'f32', ws.temps));
+    rmsNormBackward(p, { dy: d, dyt: t, x: projected, xt: t, w: weight, dx: y, dxt: t, dw: 0, rows: m.rows * heads, cols: m.headDim, eps: m.headNorms.eps, offset: 0 });
+    d = y;
+  }
+  return d;
+}
 
 export const attentionHalfKernels: tf.KernelConfig[] = [
   defineKernel(OPS.attentionHalf.name, ({ inputs, backend, attrs }) => {
@@ -114,21 +179,21 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
       const tables = ropeTables(ws, inputs, m);
       const h = backend.ptr(storedAs(backend, m.h, phys, temps));
       const n = scratch(ws, m.rows, m.hidden);
-      // Before rope, q and k land in scratch; v is final as projected.
-      const projected = { q: tables ? scratch(ws, m.rows, qOut) : backend.ptr(made.q), k: tables ? scratch(ws, m.rows, kvOut) : backend.ptr(made.k), v: backend.ptr(made.v) };
-      runHalfProgram(ws, projectionsOf(m), (p) => {
+      // What q and k are saved as: attention's input, or with head norms the projections (their
+      // norm and rope then land in scratch). Before rope, q and k land in scratch; v is final as projected.
+      const savesProjected = m.headNorms !== undefined;
+      const staged = (w: Heads) => (savesProjected || !tables ? backend.ptr(made[w]) : scratch(ws, m.rows, headsOf(m, w) * m.headDim));
+      const projected = { q: staged('q'), k: staged('k'), v: backend.ptr(made.v) };
+      runHalfProgram(ws, projectionsOf(m), m.rows, (p) => {
         normForward(p, ws, norm, h, n, m.rows, m.hidden);
         for (const { proj, parts } of m.qkv) {
           projectForward(p, ws, proj, n, m.rows, parts.map((x): Slice => ({ row: x.row, rows: x.what === 'q' ? qOut : kvOut, buffer: projected[x.what] })));
         }
-        if (tables) {
-          recordRope(p, ws, m, tables, projected.q, backend.ptr(made.q), m.heads, false);
-          recordRope(p, ws, m, tables, projected.k, backend.ptr(made.k), m.kvHeads, false);
-        }
+        const [q, k] = (['q', 'k'] as const).map((w) => headsForward(p, ws, m, w, projected[w], tables, savesProjected ? undefined : backend.ptr(made[w])).input);
         const keyMask = input(inputs, 'keyMask');
         flashAttentionForward(p, {
           ...problemOf(m), keyMask: backend.ptr(keyMask), maskDtype: backend.code(keyMask),
-          q: tokenMajor(ws, m, backend.ptr(made.q), m.heads), k: tokenMajor(ws, m, backend.ptr(made.k), m.kvHeads),
+          q: tokenMajor(ws, m, q!, m.heads), k: tokenMajor(ws, m, k!, m.kvHeads),
           v: tokenMajor(ws, m, backend.ptr(made.v), m.kvHeads), out: tokenMajor(ws, m, backend.ptr(made.attention), m.heads),
           lse: backend.ptr(made.lse),
         });
@@ -151,26 +216,26 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
       const dy = backend.ptr(storedAs(backend, input(inputs, 'dy'), phys, temps));
       const dAttention = scratch(ws, m.rows, qOut);
       const dRoped = { q: scratch(ws, m.rows, qOut), k: scratch(ws, m.rows, kvOut), v: scratch(ws, m.rows, kvOut) };
-      const dProjected = tables ? { q: scratch(ws, m.rows, qOut), k: scratch(ws, m.rows, kvOut), v: dRoped.v } : dRoped;
+      const dProjected = { ...dRoped };
       const needsN = m.qkv.some((g) => g.proj.lora);
       const n = needsN ? scratch(ws, m.rows, m.hidden) : 0;
       const dn = scratch(ws, m.rows, m.hidden);
-      runHalfProgram(ws, projectionsOf(m), (p) => {
+      runHalfProgram(ws, projectionsOf(m), m.rows, (p) => {
+        // With head norms q and k were saved as projected: attention's inputs are made again.
+        const recomputed = (w: Heads) => (m.headNorms ? headsForward(p, ws, m, w, saved[w]!, tables) : { input: saved[w]!, scratches: [] });
+        const attnIn = { q: recomputed('q'), k: recomputed('k') };
         projectBackward(p, ws, m.o, saved.attention!, m.rows, [{ row: 0, rows: m.hidden, buffer: dy }], { dx: dAttention, accumulate: false, ...lora.of(m.o) });
         const keyMask = input(inputs, 'keyMask');
         const dq = tokenMajor(ws, m, dRoped.q, m.heads);
         const workspaceBytes = attentionBackwardWorkspaceBytes({ batch: m.batch, heads: m.heads, sq: m.seq, headDim: m.headDim, dq });
         flashAttentionBackward(p, {
           ...problemOf(m), keyMask: backend.ptr(keyMask), maskDtype: backend.code(keyMask),
-          q: tokenMajor(ws, m, saved.q!, m.heads), k: tokenMajor(ws, m, saved.k!, m.kvHeads), v: tokenMajor(ws, m, saved.v!, m.kvHeads),
+          q: tokenMajor(ws, m, attnIn.q.input, m.heads), k: tokenMajor(ws, m, attnIn.k.input, m.kvHeads), v: tokenMajor(ws, m, saved.v!, m.kvHeads),
           out: tokenMajor(ws, m, saved.attention!, m.heads), dOut: tokenMajor(ws, m, dAttention, m.heads), lse: saved.lse!,
           dq, dk: tokenMajor(ws, m, dRoped.k, m.kvHeads), dv: tokenMajor(ws, m, dRoped.v, m.kvHeads),
           workspace: workspaceBytes > 0 ? byteScratch(ws, workspaceBytes) : 0, workspaceBytes,
         });
-        if (tables) {
-          recordRope(p, ws, m, tables, dRoped.q, dProjected.q, m.heads, true);
-          recordRope(p, ws, m, tables, dRoped.k, dProjected.k, m.kvHeads, true);
-        }
+        for (const w of ['q', 'k'] as const) dProjected[w] = headsBackward(p, ws, m, w, dRoped[w], saved[w]!, tables, attnIn[w].scratches);
         if (needsN) normForward(p, ws, norm, h, n, m.rows, m.hidden);
         m.qkv.forEach(({ proj, parts }, i) => {
           const slices = parts.map((x): Slice => ({ row: x.row, rows: x.what === 'q' ? qOut : kvOut, buffer: dProjected[x.what] }));

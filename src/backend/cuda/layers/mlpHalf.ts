@@ -73,7 +73,7 @@ export const mlpHalfKernels: tf.KernelConfig[] = [
       const ws: Workspace = { backend, phys, temps };
       const h = backend.ptr(storedAs(backend, m.h, phys, temps));
       const n = scratch(ws, m.rows, m.hidden), a = scratch(ws, m.rows, m.intermediate);
-      runHalfProgram(ws, projectionsOf(m), (p) => {
+      runHalfProgram(ws, projectionsOf(m), m.rows, (p) => {
         normForward(p, ws, norm, h, n, m.rows, m.hidden);
         for (const part of m.gateUp) projectForward(p, ws, part.proj, n, m.rows, gateUpSlices(part, m.intermediate, backend.ptr(gate), backend.ptr(up)));
         gatedActivationForward(p, { gate: backend.ptr(gate), up: backend.ptr(up), t: DTYPE[phys], out: a, n: m.rows * m.intermediate, act: m.act });
@@ -99,7 +99,7 @@ export const mlpHalfKernels: tf.KernelConfig[] = [
       const n = needsN ? scratch(ws, m.rows, m.hidden) : 0;
       const a = m.down.lora ? scratch(ws, m.rows, m.intermediate) : 0;
       const nElems = m.rows * m.intermediate, t = DTYPE[phys];
-      runHalfProgram(ws, projectionsOf(m), (p) => {
+      runHalfProgram(ws, projectionsOf(m), m.rows, (p) => {
         if (a) gatedActivationForward(p, { gate, up, t, out: a, n: nElems, act: m.act });
         projectBackward(p, ws, m.down, a, m.rows, [{ row: 0, rows: m.hidden, buffer: dy }], { dx: da, accumulate: false, ...lora.of(m.down) });
         gatedActivationBackward(p, { dy: da, dyt: t, gate, up, t, dgate, dup, dt: t, n: nElems, act: m.act });

@@ -4,6 +4,12 @@
  * with the LoRA gradients dA = s·(dy·B)ᵀ·x, dB = s·dyᵀ·(x·Aᵀ). No gradient reaches W or the
  * bias: the base is frozen.
  *
+ * LoRA's dropout replaces the x of the LoRA terms by x_d = (M⊙x)/(1 − p), M the Philox mask of
+ * the projection's seed (kernels/src/dropout.cu, the mask of src/adapters/philox.ts): forward
+ * u = x_d·Aᵀ; backward dx += s·((dy·B)·A ⊙ M)/(1 − p), dA = s·(dy·B)ᵀ·x_d, dB = s·dyᵀ·(x_d·Aᵀ).
+ * The backward redraws M from the seed rather than keeping it; x_d lives in one scratch
+ * [rows, in] a half's projections share (`runHalfProgram`), one projection at a time.
+ *
  * A fused projection (Phi-3's qkv_proj, gate_up_proj) writes its outputs as row slices of W
  * (and of the bias and B): q = x·W[0:q]ᵀ, k = x·W[q:q+kv]ᵀ … — each slice its own packed
  * buffer, the same GEMMs with offset pointers, and one u = x·Aᵀ shared by the slices.
@@ -18,10 +24,12 @@ import { DTYPE, PHYS_BYTES, type Phys } from '../addon.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
 import { runPrimitives, storedAs, type Attrs, type Inputs } from '../kernel_utils.js';
 import type { Program } from '../program.js';
+import { dropout } from '../primitives/dropout.js';
 import { gemm } from '../primitives/gemm.js';
 import { dequantizationLayout, dequantizationScratch, recordDequantize } from '../quantized.js';
 import type { Quantized4bit } from '../../../quant/fourbit.js';
 import type { ProjectionAttrs } from '../../../ops/decoderHalves.js';
+import type { LoraDropout } from '../../../model/hooks.js';
 
 /** The buffers a fused half's program works in: the GEMM type and a list of temporaries. */
 export interface Workspace {
@@ -30,6 +38,8 @@ export interface Workspace {
   temps: TensorRef[];
   /** Where each 4-bit projection's weight is dequantised, by role (set by `runHalfProgram`). */
   dequantized?: Map<string, number>;
+  /** The dropped LoRA input x_d of the projection at hand, [rows, in] of the widest (set by `runHalfProgram`). */
+  dropped?: number;
 }
 
 /** A new temporary [rows, cols] in the GEMM type, freed when the kernel returns. */
@@ -54,7 +64,7 @@ export interface Projection {
   weight?: TensorRef;
   quantized?: Quantized4bit;
   bias?: TensorRef;
-  lora?: { A: TensorRef; B: TensorRef; scaling: number; rank: number };
+  lora?: { A: TensorRef; B: TensorRef; scaling: number; rank: number; dropout?: LoraDropout };
 }
 
 /** A projection's output rows [row, row + rows) of W, written to (or its gradient read from) a packed [n, rows] buffer. */
@@ -76,19 +86,25 @@ export function projectionOf(inputs: Inputs, attrs: Attrs, role: string): Projec
   if (A && B && (A.shape[1] !== inFeatures || B.shape[0] !== outFeatures || B.shape[1] !== rank)) {
     throw new Error(`projection '${role}': LoRA A [${A.shape}] and B [${B.shape}] do not fit the weight [${outFeatures}, ${inFeatures}]`);
   }
+  const drop = spec.dropout;
+  if (drop && (!A || !(drop.rate > 0 && drop.rate < 1) || !Number.isSafeInteger(drop.seed) || drop.seed < 0)) {
+    throw new Error(`projection '${role}': LoRA dropout needs LoRA, a rate in (0, 1) and a non-negative integer seed, got ${JSON.stringify(drop)}`);
+  }
   return {
     role, inFeatures, outFeatures, weight, quantized: spec.quantized, bias: get('Bias'),
-    lora: A && B ? { A, B, scaling: spec.scaling!, rank } : undefined,
+    lora: A && B ? { A, B, scaling: spec.scaling!, rank, ...(drop ? { dropout: drop } : {}) } : undefined,
   };
 }
 
 /**
- * Record and run a half's program: its 4-bit weights first dequantised, all in one launch, into
- * slots of the shared scratch that `projectForward`/`projectBackward` read, then `record`'s
- * primitives. One launch for the half's matrices rather than one before each GEMM: a launch's
+ * Record and run a half's program over `rows` tokens: its 4-bit weights first dequantised, all
+ * in one launch, into slots of the shared scratch that `projectForward`/`projectBackward` read,
+ * then `record`'s primitives. A half with LoRA dropout gets the scratch its dropped inputs share. One launch for the half's matrices rather than one before each GEMM: a launch's
  * fixed cost is shared, and the scratch holds the half's matrices rather than the largest one.
  */
-export function runHalfProgram(ws: Workspace, projections: Projection[], record: (p: Program) => void): void {
+export function runHalfProgram(ws: Workspace, projections: Projection[], rows: number, record: (p: Program) => void): void {
+  const dropping = projections.filter((p) => p.lora?.dropout);
+  if (dropping.length > 0) ws.dropped = scratch(ws, rows, Math.max(...dropping.map((p) => p.inFeatures)));
   const quantized = projections.filter((p) => p.quantized);
   const { offsets, bytes } = dequantizationLayout(quantized.map((p) => p.quantized!), ws.phys);
   // Grown before recording: growing frees the old buffer, which a recorded program would name.
@@ -130,7 +146,8 @@ export function projectForward(p: Program, ws: Workspace, proj: Projection, x: n
   const { rank, scaling } = proj.lora;
   const A = operand(ws, proj.lora.A), B = operand(ws, proj.lora.B);
   const u = scratch(ws, n, rank);
-  gemm(p, { a: x, b: A, d: u, abType: ab, dType: ab, m: n, n: rank, k: proj.inFeatures, transB: true });
+  const xd = dropLoraInput(p, ws, proj, x, n);
+  gemm(p, { a: xd, b: A, d: u, abType: ab, dType: ab, m: n, n: rank, k: proj.inFeatures, transB: true });
   for (const s of slices) {
     gemm(p, { a: u, b: B + s.row * rank * eb, c: s.buffer, d: s.buffer, abType: ab, dType: ab, m: n, n: s.rows, k: rank, transB: true, alpha: scaling, beta: 1 });
   }
@@ -157,10 +174,33 @@ export function projectBackward(p: Program, ws: Workspace, proj: Projection, x: 
   slices.forEach((s, i) => {
     gemm(p, { a: s.buffer, b: B + s.row * rank * eb, c: g, d: g, abType: ab, dType: ab, m: n, n: rank, k: s.rows, beta: i > 0 ? 1 : 0 });
   });
-  gemm(p, { a: g, b: A, c: grads.dx, d: grads.dx, abType: ab, dType: ab, m: n, n: inF, k: rank, alpha: scaling, beta: 1 });
-  gemm(p, { a: g, b: x, d: dA, abType: ab, dType: f32, m: rank, n: inF, k: n, transA: true, alpha: scaling });
-  gemm(p, { a: x, b: A, d: u, abType: ab, dType: ab, m: n, n: rank, k: inF, transB: true });
+  const drop = proj.lora.dropout;
+  if (drop) {
+    // dx += (s·g·A) ⊙ M/(1 − p): the product first into the dropped input's scratch, which x_d then reuses.
+    const t = droppedScratch(ws, proj);
+    gemm(p, { a: g, b: A, d: t, abType: ab, dType: ab, m: n, n: inF, k: rank, alpha: scaling });
+    dropout(p, { x: t, y: grads.dx, t: ab, n: n * inF, seed: drop.seed, offset: 0, rate: drop.rate, accumulate: true });
+  } else {
+    gemm(p, { a: g, b: A, c: grads.dx, d: grads.dx, abType: ab, dType: ab, m: n, n: inF, k: rank, alpha: scaling, beta: 1 });
+  }
+  const xd = dropLoraInput(p, ws, proj, x, n);
+  gemm(p, { a: g, b: xd, d: dA, abType: ab, dType: f32, m: rank, n: inF, k: n, transA: true, alpha: scaling });
+  gemm(p, { a: xd, b: A, d: u, abType: ab, dType: ab, m: n, n: rank, k: inF, transB: true });
   for (const s of slices) {
     gemm(p, { a: s.buffer, b: u, d: dB + s.row * rank * 4, abType: ab, dType: f32, m: s.rows, n: rank, k: n, transA: true, alpha: scaling });
   }
+}
+
+function droppedScratch(ws: Workspace, proj: Projection): number {
+  if (!ws.dropped) throw new Error(`projection '${proj.role}': LoRA dropout needs the half's dropout scratch (run the half through runHalfProgram)`);
+  return ws.dropped;
+}
+
+/** The LoRA terms' input: x itself, or with dropout x_d = (M⊙x)/(1 − p) recorded into the shared scratch. */
+function dropLoraInput(p: Program, ws: Workspace, proj: Projection, x: number, n: number): number {
+  const drop = proj.lora?.dropout;
+  if (!drop) return x;
+  const xd = droppedScratch(ws, proj);
+  dropout(p, { x, y: xd, t: DTYPE[ws.phys], n: n * proj.inFeatures, seed: drop.seed, offset: 0, rate: drop.rate, accumulate: false });
+  return xd;
 }

@@ -1,0 +1,137 @@
+/**
+ * `npx tsx bench/matrix.ts [--cells a,b] [--steps 4 --warmup 2] [--backend cpu --smoke]`: real
+ * shapes × adapter settings in one command (issue 22). Each cell runs in a process of its own,
+ * so a cell that runs out of memory cannot starve the next, and prints tokens/s, the device's
+ * peak memory, the memory estimate (`typetune estimate`'s, traced before the cell runs) and
+ * whether the decoder blocks ran fused or composed (and why). A markdown table closes the run.
+ *
+ * `--smoke` runs every cell's settings on the tiny model at 2 × 32 tokens (any backend): it
+ * checks the cells build, not their speed. `--list` prints the cells.
+ */
+import { spawnSync } from 'node:child_process';
+import { tf } from '../src/backend/tf.js';
+import { useBackend } from '../src/backend/select.js';
+import { OPS } from '../src/ops/names.js';
+import { activeDevice } from '../src/backend/device.js';
+import { applyPrecision } from '../src/train/precision.js';
+import { createAdapter } from '../src/adapters/index.js';
+import { estimateMemory } from '../src/train/estimate.js';
+import { BENCH_DROPOUT_SEED, measureSteps } from './measure.js';
+import { ADAPTERS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
+
+interface Cell {
+  name: string;
+  model: string;
+  adapter: Record<string, unknown>;
+  batch: number;
+  seq: number;
+  checkpointing: boolean;
+  quant: 'none' | 'nf4';
+  /** The peer case measuring the same thing (../shared/peers/bench_peers.py), where it has one. */
+  peer?: string;
+}
+
+const lora = ADAPTERS.lora!;
+const loreft = ADAPTERS.loreft!;
+const cell = (name: string, model: string, adapter: Record<string, unknown>, more: Partial<Cell> = {}): Cell => ({
+  name, model, adapter, batch: 8, seq: 1024, checkpointing: false, quant: 'none', ...more,
+});
+
+/** Every family and every adapter option issue 22 names, at the sizes its table measured. */
+export const CELLS: Cell[] = [
+  cell('llama-lora', 'llama', lora, { peer: 'llama-3.2-1b:lora:nockpt' }),
+  cell('llama-lora-dropout', 'llama', { ...lora, lora_dropout: 0.05 }, { peer: 'llama-3.2-1b:lora_dropout:nockpt' }),
+  cell('llama-dora', 'llama', { ...lora, use_dora: true }, { peer: 'llama-3.2-1b:dora:nockpt' }),
+  cell('qwen3-lora', 'qwen3', lora, { peer: 'qwen3-0.6b:lora:nockpt' }),
+  cell('llama-lora-r64', 'llama', { ...lora, r: 64, lora_alpha: 128 }),
+  cell('llama-lora-qv-rslora', 'llama', { ...lora, target_modules: ['q_proj', 'v_proj'], use_rslora: true }),
+  cell('qwen-lora-layers', 'qwen', { ...lora, layers_to_transform: [0, 1, 2, 3, 20, 21, 22, 23] }),
+  cell('gemma-lora', 'gemma', lora, { batch: 4 }),
+  cell('phi3-lora', 'phi3', lora, { batch: 4, checkpointing: true }),
+  cell('gpt2-lora', 'gpt2', lora),
+  cell('mistral7b-qlora', 'mistral7b', lora, { batch: 4, checkpointing: true, quant: 'nf4' }),
+  cell('llama-qlora-dropout', 'llama', { ...lora, lora_dropout: 0.05 }, { quant: 'nf4' }),
+  cell('llama-loreft', 'llama', loreft, { peer: 'llama-3.2-1b:loreft:nockpt' }),
+  cell('llama-loreft-shared', 'llama', { ...loreft, share_weights: true }),
+  cell('llama-direft-dropout', 'llama', { ...loreft, type: 'direft', dropout: 0.05 }),
+];
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+interface Result {
+  cell: string; model: string; device?: string; tokensPerS: number | null; peakGiB: number | null; estimateGiB: number | null;
+  fused: string; callsPerStep: number | null; note: string;
+}
+
+/** One cell, in this process: its result as one `MATRIX {json}` line on stdout. */
+async function runCell(c: Cell, smoke: boolean): Promise<void> {
+  const backend = await useBackend(arg('backend', 'cuda') as 'cuda' | 'cpu');
+  applyPrecision('bf16-mixed');
+  const key = smoke ? 'tiny' : c.model;
+  const [batch, seq] = smoke ? [2, 32] : [c.batch, c.seq];
+  const reft = c.adapter.type !== 'lora';
+  const result: Result = { cell: c.name, model: NAMES[key]!, device: activeDevice().describe(), tokensPerS: null, peakGiB: null, estimateGiB: null, fused: '?', callsPerStep: null, note: '' };
+  try {
+    result.estimateGiB = estimateMemory(benchRecipe(key, c.adapter, c.checkpointing, batch, seq, backend, c.quant)).total / 2 ** 30;
+    const model = buildModel(key, backend === 'cuda', c.quant);
+    const adapter = createAdapter(model, c.adapter, 42);
+    const reason = tf.getKernel(OPS.mlpHalf.name, backend) ? model.decoder.compositionReason(adapter, { training: true, dropoutSeed: BENCH_DROPOUT_SEED }) : `the ${backend} backend fuses nothing`;
+    result.fused = reason === undefined ? 'fused' : `composed: ${reason}`;
+    const data = randomBatch(batch, seq, model.spec.vocabSize, 7, reft);
+    const m = await measureSteps(model, adapter, data, { steps: Number(arg('steps', '4')), warmup: Number(arg('warmup', '2')), checkpointing: c.checkpointing });
+    Object.assign(result, { tokensPerS: m.tokensPerS, peakGiB: m.peakGiB, callsPerStep: m.callsPerStep, note: `loss ${m.loss.toFixed(3)}` });
+  } catch (err) {
+    result.note = `failed: ${(err as Error).message.replace(/\s+/g, ' ').slice(0, 240)}`;
+  }
+  console.log(`MATRIX ${JSON.stringify(result)}`);
+}
+
+const fmt = (n: number | null, digits = 0) => (n === null ? '—' : n.toFixed(digits));
+
+async function main(): Promise<void> {
+  const smoke = process.argv.includes('--smoke');
+  const one = arg('cell', '');
+  if (one) {
+    const c = CELLS.find((x) => x.name === one);
+    if (!c) throw new Error(`--cell ${one}: expected one of ${CELLS.map((x) => x.name).join(', ')}`);
+    await runCell(c, smoke);
+    return;
+  }
+  const wanted = arg('cells', '');
+  const cells = wanted ? wanted.split(',').map((n) => CELLS.find((x) => x.name === n) ?? (() => { throw new Error(`--cells: no cell '${n}'`); })()) : CELLS;
+  if (process.argv.includes('--list')) {
+    for (const c of cells) console.log(`${c.name}: ${NAMES[c.model]} ${JSON.stringify(c.adapter)} ${c.batch} × ${c.seq}${c.checkpointing ? ' ckpt' : ''}${c.quant === 'nf4' ? ' nf4' : ''}${c.peer ? ` (peer ${c.peer})` : ''}`);
+    return;
+  }
+  const results: Result[] = [];
+  const passOn = process.argv.slice(2).filter((a, i, all) => a !== '--cells' && all[i - 1] !== '--cells');
+  for (const c of cells) {
+    const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, '--cell', c.name, ...passOn], {
+      encoding: 'utf8', timeout: Number(arg('cell-timeout', '300')) * 1000, maxBuffer: 64 * 2 ** 20,
+    });
+    const line = child.stdout.split('\n').find((l) => l.startsWith('MATRIX '));
+    const r: Result = line
+      ? JSON.parse(line.slice('MATRIX '.length)) as Result
+      : { cell: c.name, model: NAMES[c.model]!, tokensPerS: null, peakGiB: null, estimateGiB: null, fused: '?', callsPerStep: null, note: `no result (exit ${child.status}${child.signal ? `, ${child.signal}` : ''}): ${(child.stderr ?? '').trim().split('\n').slice(-1)[0]?.slice(0, 200) ?? ''}` };
+    results.push(r);
+    const error = r.estimateGiB !== null && r.peakGiB ? ` estimate ${((r.estimateGiB / r.peakGiB - 1) * 100).toFixed(1)} %` : '';
+    console.log(`${r.cell}: ${fmt(r.tokensPerS)} tokens/s, peak ${fmt(r.peakGiB, 2)} GiB (estimated ${fmt(r.estimateGiB, 2)}${error}), ${r.fused}, ${fmt(r.callsPerStep)} calls/step ${r.note}`);
+  }
+  console.log(`\nmatrix on ${results.find((r) => r.device)?.device ?? arg('backend', 'cuda')}${smoke ? ' (smoke: the tiny model, 2 × 32 tokens)' : ''}, ${new Date().toISOString().slice(0, 10)}`);
+  console.log('| cell | model | batch × seq | tokens/s | peak GiB | estimate GiB | estimate error | fused | addon calls/step | note |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of results) {
+    const c = CELLS.find((x) => x.name === r.cell)!;
+    const error = r.estimateGiB !== null && r.peakGiB ? `${((r.estimateGiB / r.peakGiB - 1) * 100).toFixed(1)} %` : '—';
+    const shape = smoke ? '2 × 32' : `${c.batch} × ${c.seq}${c.checkpointing ? ', ckpt' : ''}${c.quant === 'nf4' ? ', nf4' : ''}`;
+    console.log(`| ${r.cell} | ${r.model} | ${shape} | ${fmt(r.tokensPerS)} | ${fmt(r.peakGiB, 2)} | ${fmt(r.estimateGiB, 2)} | ${error} | ${r.fused} | ${fmt(r.callsPerStep)} | ${r.note} |`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

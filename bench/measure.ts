@@ -1,0 +1,56 @@
+/**
+ * One bench case measured: `warmup` untimed steps, then `steps` timed ones of one random batch —
+ * tokens/s, seconds a step, the device's peak memory over the timed steps and the calls from
+ * JavaScript into the device's native side per step. Shared by bench/train.ts and bench/matrix.ts.
+ */
+import { activeDevice } from '../src/backend/device.js';
+import { trainStep, type StepAdapter, type StepBatch, type StepModel } from '../src/train/step.js';
+import { AdamW } from '../src/train/adamw.js';
+
+/** The dropout seed of every measured step: a fixed per-forward seed, as the Trainer gives each step, so dropout fuses. */
+export const BENCH_DROPOUT_SEED = 1234;
+
+export interface Measured {
+  tokensPerS: number;
+  stepS: number;
+  peakGiB: number;
+  /** null where the device counts no native calls (cpu). */
+  callsPerStep: number | null;
+  loss: number;
+}
+
+export interface MeasureOptions {
+  steps: number;
+  warmup: number;
+  checkpointing: boolean;
+  /** Run once between warm-up and timing (bench/train.ts' --profile). */
+  beforeTiming?: (step: () => unknown) => Promise<void>;
+}
+
+export async function measureSteps(model: StepModel, adapter: StepAdapter, data: StepBatch, o: MeasureOptions): Promise<Measured> {
+  const device = activeDevice();
+  const optimizer = new AdamW(adapter.variables, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 });
+  try {
+    const opts = { lr: 1e-4, maxGradNorm: 1.0, activationCheckpointing: o.checkpointing, dropoutSeed: BENCH_DROPOUT_SEED };
+    const step = () => trainStep(model, adapter, optimizer, [data], opts);
+    for (let i = 0; i < o.warmup; i++) step();
+    if (o.beforeTiming) await o.beforeTiming(step);
+    device.resetPeakMemory();
+    const callsBefore = device.addonCalls();
+    const start = performance.now();
+    let loss = 0;
+    for (let i = 0; i < o.steps; i++) loss = step().loss;  // the loss is read back: a sync
+    const seconds = (performance.now() - start) / 1000;
+    const callsAfter = device.addonCalls();
+    const tokens = data.inputIds.length * data.inputIds[0]!.length;
+    return {
+      tokensPerS: (tokens * o.steps) / seconds,
+      stepS: seconds / o.steps,
+      peakGiB: device.memory().peak / 2 ** 30,
+      callsPerStep: callsBefore === null || callsAfter === null ? null : (callsAfter - callsBefore) / o.steps,
+      loss,
+    };
+  } finally {
+    optimizer.dispose();
+  }
+}
