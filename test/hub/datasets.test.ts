@@ -4,11 +4,15 @@
  * cached in huggingface_hub's layout, then read offline from the cache alone.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { FakeHub, commitId, type Files } from './fakeHub.js';
+import { FakeHub, commitId, type Files, type Tamper, type TreeEntry } from './fakeHub.js';
 import { writeParquet } from '../data/parquetWriter.js';
-import { selectSplitFiles } from '../../src/hub/datasets.js';
+import { resolveDatasetSplit, selectSplitFiles } from '../../src/hub/datasets.js';
+import type { HubEnv } from '../../src/hub/env.js';
+import { parseHubRef } from '../../src/hub/ref.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { repoRoot } from '../helpers.js';
 import { expectOneLineError, tmp, trainInProcess } from '../cliHarness.js';
@@ -148,5 +152,79 @@ describe('a Hub dataset by id', () => {
       /^error: dataset org\/qa has no Parquet files for split 'train' of subset 'easy': main: no Parquet files; refs\/convert\/parquet: no subset 'easy' \(subsets: default, hard; set data\.subset\)$/);
     expectOneLineError(await run('data.path=org/missing'), /^error: download dataset org\/missing: org\/missing is not a dataset repository on http:\/\/127\.0\.0\.1:\d+ \(\d+\); check the id and that your token can see it$/);
     expectOneLineError(await run('data.subset=hard'), /data\.subset: a subset is chosen in a Hub dataset; data\.path \S+alice_qa\.jsonl is a local file or folder/);
+  });
+});
+
+describe('a hostile Hub or cache: a dataset gets the model download\'s checks', () => {
+  // The cache is <sandbox>/hub: "../../../../ESCAPED" from the repo's blobs/ (or the lock folder) is <sandbox>/ESCAPED.
+  const ESCAPE = '../../../../ESCAPED';
+  const SPLIT = 'data/train-00000-of-00001.parquet';
+  const rewrite = (change: (e: TreeEntry) => TreeEntry) => (e: TreeEntry): TreeEntry => (e.path === SPLIT ? change(e) : e);
+  const envIn = (sandbox: string): HubEnv => ({ cacheDir: path.join(sandbox, 'hub'), endpoint: hub.url, token: 'hf_good', offline: false });
+  const split = { subset: null, split: 'train' };
+
+  /** A dataset repo on the fake Hub that lies as `tamper` says, and a cache under a sandbox nothing else writes to. */
+  function hostile(name: string, tamper: Tamper): { sandbox: string; describe: string } {
+    const main = hub.addRepo(`datasets/${name}`, { [SPLIT]: texts('Alice ran.') }, { tamper });
+    hub.requests.length = 0;
+    return { sandbox: mkdtempSync(path.join(os.tmpdir(), 'typetune-hostile-dataset-')), describe: `dataset ${name}@${main.slice(0, 12)}` };
+  }
+
+  it.each([
+    ['a blob id that climbs out of blobs/ ("oid")', 'evil/oid', { entry: rewrite((e) => ({ ...e, oid: ESCAPE, lfs: undefined })) },
+      (d: string) => `download ${d}/${SPLIT}: the Hub gives its blob id as "${ESCAPE}", not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`],
+    ['an LFS object id that climbs out (lfs.oid)', 'evil/lfs', { entry: rewrite((e) => ({ ...e, lfs: { oid: ESCAPE, size: 10, pointerSize: 134 } })) },
+      (d: string) => `download ${d}/${SPLIT}: the Hub gives its blob id as "${ESCAPE}", not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`],
+    ['a file name that climbs out', 'evil/name', { entry: rewrite((e) => ({ ...e, path: `../../../../ESCAPED/train.parquet` })) },
+      (d: string) => `download ${d}: the Hub lists a file named "../../../../ESCAPED/train.parquet", which is not a relative path inside the repository (no '..', '.' or empty part, no leading '/', drive or backslash); refusing the listing`],
+    ['a size that is no byte count', 'evil/size', { entry: rewrite((e) => ({ ...e, size: 1.5, lfs: undefined })) },
+      (d: string) => `download ${d}/${SPLIT}: the Hub gives its size as 1.5, not a byte count; refusing the listing`],
+  ])('%s is refused in one line naming the repo, the file and the value; nothing is fetched or written outside the cache', async (_, name, tamper, message) => {
+    const { sandbox, describe } = hostile(name, tamper as Tamper);
+    const err = await resolveDatasetSplit(parseHubRef(name)!, split, envIn(sandbox)).then(() => null, (e: unknown) => e as Error);
+    expect(err?.message).toBe(message(describe));
+    expect(readdirSync(sandbox).filter((f) => f !== 'hub')).toEqual([]);
+    expect(hub.paths().filter((p) => p.includes('/resolve/'))).toEqual([]);
+  });
+
+  it('a commit id that climbs out of snapshots/ is refused before the listing is asked for', async () => {
+    const { sandbox } = hostile('evil/sha', { sha: ESCAPE });
+    const err = await resolveDatasetSplit(parseHubRef('evil/sha')!, split, envIn(sandbox)).then(() => null, (e: unknown) => e as Error);
+    expect(err?.message).toBe(
+      `download dataset evil/sha: the Hub answered commit "${ESCAPE}" for revision 'main', which is not a 40-hex commit id; refusing to use it as a path in the cache (is HF_ENDPOINT a Hugging Face Hub?)`,
+    );
+    expect(hub.paths()).toEqual(['GET /api/datasets/evil/sha/revision/main']);
+    expect(readdirSync(sandbox).filter((f) => f !== 'hub')).toEqual([]);
+  });
+
+  it('a cached split file linked out of the cache is refused, and a FIFO there is refused as a dataset file, each in one line', async () => {
+    const sandbox = mkdtempSync(path.join(os.tmpdir(), 'typetune-hostile-dataset-cache-'));
+    const env = { ...envIn(sandbox), offline: true };
+    const commit = 'c'.repeat(40);
+    const snapshot = path.join(env.cacheDir, 'datasets--evil--cached', 'snapshots', commit);
+    mkdirSync(path.join(snapshot, 'data'), { recursive: true });
+    mkdirSync(path.join(env.cacheDir, 'datasets--evil--cached', 'refs'));
+    writeFileSync(path.join(env.cacheDir, 'datasets--evil--cached', 'refs', 'main'), commit);
+    const secret = path.join(sandbox, 'secret.parquet');
+    writeFileSync(secret, texts('not yours'));
+    const file = path.join(snapshot, SPLIT);
+    symlinkSync(secret, file);
+    const ref = parseHubRef('evil/cached')!;
+    const linked = await resolveDatasetSplit(ref, split, env).then(() => null, (e: unknown) => e as Error);
+    expect(linked?.message).toBe(
+      `${file} is a symbolic link to ${secret}, outside the folder ${snapshot}; typetune never reads, copies or uploads a file through a link that leaves its folder: put the file itself there`,
+    );
+
+    rmSync(file);
+    execFileSync('mkfifo', [file]);
+    const run = (...set: string[]) => trainInProcess(['--recipe', path.join(repoRoot, 'recipes/lora.yaml'), '--set', 'model.backend=cpu', ...set.flatMap((v) => ['--set', v])]);
+    const saved = { cache: process.env.HF_HUB_CACHE, offline: process.env.HF_HUB_OFFLINE };
+    Object.assign(process.env, { HF_HUB_CACHE: env.cacheDir, HF_HUB_OFFLINE: '1' });
+    try {
+      expectOneLineError(await run('data.path=evil/cached'), new RegExp(`^error: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: is a FIFO \\(named pipe\\), not a regular file; expected a dataset file or a datasets save_to_disk folder$`));
+    } finally {
+      Object.assign(process.env, { HF_HUB_CACHE: saved.cache });
+      delete process.env.HF_HUB_OFFLINE;
+    }
   });
 });
