@@ -18,7 +18,7 @@
  * split or whose name starts with it (`train.parquet`, `train-00000-of-00002.parquet`,
  * `data/train-…`), as `datasets`' default data-file patterns find them.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { datasetInfo, HubApiError, listFiles } from '@huggingface/hub';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -71,18 +71,23 @@ export function selectSplitFiles(paths: readonly string[], sel: SplitSelection, 
 
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** Every file under a snapshot folder, repo-relative (the cache holds only what was downloaded). */
+/**
+ * Every file under a snapshot folder, repo-relative (the cache holds only what was downloaded).
+ * Only real folders are walked: huggingface_hub links files, never folders, and a folder linked
+ * out of the cache (or into itself) is not followed.
+ */
 function snapshotFiles(dir: string, prefix = ''): string[] {
-  let names: string[];
+  let entries: Dirent[];
   try {
-    names = readdirSync(path.join(dir, prefix));
+    entries = readdirSync(path.join(dir, prefix), { withFileTypes: true });
   } catch {
     return [];
   }
-  return names.flatMap((n) => {
-    const rel = prefix ? `${prefix}/${n}` : n;
+  return entries.flatMap((e) => {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory()) return snapshotFiles(dir, rel);
     try {
-      return statSync(path.join(dir, rel)).isDirectory() ? snapshotFiles(dir, rel) : [rel]; // a dangling link is no file
+      return statSync(path.join(dir, rel)).isDirectory() ? [] : [rel]; // a dangling link is no file
     } catch {
       return [];
     }

@@ -197,7 +197,7 @@ describe('a hostile Hub or cache: a dataset gets the model download\'s checks', 
     expect(readdirSync(sandbox).filter((f) => f !== 'hub')).toEqual([]);
   });
 
-  it('a cached split file linked out of the cache is refused, and a FIFO there is refused as a dataset file, each in one line', async () => {
+  it('a cached split file linked out of the cache is refused, a folder linked out is not walked, and a FIFO there is refused as a dataset file, each in one line', async () => {
     const sandbox = mkdtempSync(path.join(os.tmpdir(), 'typetune-hostile-dataset-cache-'));
     const env = { ...envIn(sandbox), offline: true };
     const commit = 'c'.repeat(40);
@@ -215,7 +215,17 @@ describe('a hostile Hub or cache: a dataset gets the model download\'s checks', 
       `${file} is a symbolic link to ${secret}, outside the folder ${snapshot}; typetune never reads, copies or uploads a file through a link that leaves its folder: put the file itself there`,
     );
 
-    rmSync(file);
+    // A folder of the snapshot linked out of the cache is not walked: its files are not in the cache.
+    const outside = path.join(sandbox, 'outside');
+    mkdirSync(outside);
+    writeFileSync(path.join(outside, 'train-00000-of-00001.parquet'), texts('not yours'));
+    rmSync(path.join(snapshot, 'data'), { recursive: true });
+    symlinkSync(outside, path.join(snapshot, 'data'));
+    const folder = await resolveDatasetSplit(ref, split, env).then(() => null, (e: unknown) => e as Error);
+    expect(folder?.message).toBe(`dataset evil/cached (split 'train') is not in the Hub cache ${env.cacheDir} and HF_HUB_OFFLINE=1 forbids downloading it; download it once online, or unset HF_HUB_OFFLINE`);
+
+    rmSync(path.join(snapshot, 'data'));
+    mkdirSync(path.join(snapshot, 'data'));
     execFileSync('mkfifo', [file]);
     const run = (...set: string[]) => trainInProcess(['--recipe', path.join(repoRoot, 'recipes/lora.yaml'), '--set', 'model.backend=cpu', ...set.flatMap((v) => ['--set', v])]);
     const saved = { cache: process.env.HF_HUB_CACHE, offline: process.env.HF_HUB_OFFLINE };
