@@ -127,6 +127,6 @@ describe('data.chat_template', () => {
     expectOneLineError(await trainInProcess(['--recipe', file, '--set', `data.chat_template=${path.join(dir, 'missing.jinja')}`]), /data\.chat_template: template file not found: \S+missing\.jinja \(give the Jinja text itself, or a file holding it\)/);
     writeFileSync(path.join(dir, 'plain.txt'), 'no template here');
     expectOneLineError(await trainInProcess(['--recipe', file, '--set', `data.chat_template=${path.join(dir, 'plain.txt')}`]), /^error: data\.chat_template \S+plain\.txt: not a Jinja chat template \(it holds no \{\{ … \}\} or \{% … %\}\)$/);
-    expectOneLineError(await trainInProcess(['--recipe', file, '--set', 'data.chat_template="{% for m in messages %}"']), /^error: data\.chat_template: "chat_template" does not parse \(/);
+    expectOneLineError(await trainInProcess(['--recipe', file, '--set', 'data.chat_template="{% for m in messages %}"']), /^error: data\.chat_template: the template does not parse \(/);
   });
 });
