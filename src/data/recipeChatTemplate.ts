@@ -24,7 +24,9 @@ export async function recipeChatTemplate(value: string | null): Promise<ChatTemp
   try {
     template = await readRegularText(value, MAX_TEMPLATE_BYTES);
   } catch (err) {
-    throw new DataError(`data.chat_template ${value}: cannot read the template file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    const code = (err as NodeJS.ErrnoException).code;
+    // readRegularText's own refusals (a FIFO, a huge file) name the file already.
+    throw new DataError(code ? `data.chat_template ${value}: cannot read the template file (${code})` : `data.chat_template: ${(err as Error).message}`);
   }
   if (!isInlineTemplate(template)) throw new DataError(`data.chat_template ${value}: not a Jinja chat template (it holds no {{ … }} or {% … %})`);
   return { template, origin: `data.chat_template ${value}` };

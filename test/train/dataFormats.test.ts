@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { repoRoot } from '../helpers.js';
 import { expectOneLineError, tmp, trainInProcess } from '../cliHarness.js';
@@ -128,5 +129,12 @@ describe('data.chat_template', () => {
     writeFileSync(path.join(dir, 'plain.txt'), 'no template here');
     expectOneLineError(await trainInProcess(['--recipe', file, '--set', `data.chat_template=${path.join(dir, 'plain.txt')}`]), /^error: data\.chat_template \S+plain\.txt: not a Jinja chat template \(it holds no \{\{ … \}\} or \{% … %\}\)$/);
     expectOneLineError(await trainInProcess(['--recipe', file, '--set', 'data.chat_template="{% for m in messages %}"']), /^error: data\.chat_template: the template does not parse \(/);
+    // The recipe's template renders with the same bounded range as a model's (src/data/chatTemplate.ts).
+    expectOneLineError(await trainInProcess(['--recipe', file, '--set', 'data.chat_template="{% for i in range(1000000000) %}x{% endfor %}{{ messages[0].content }}"']),
+      /^error: data\.chat_template: rendering the template failed: range\(1000000000\) would make 1000000000 items; a chat template's range may make at most 100000 \(jinja2's sandbox MAX_RANGE\)$/);
+    // A FIFO is never opened (reading it would block forever).
+    const fifo = path.join(dir, 'template.fifo');
+    execFileSync('mkfifo', [fifo]);
+    expectOneLineError(await trainInProcess(['--recipe', file, '--set', `data.chat_template=${fifo}`]), new RegExp(`^error: data\\.chat_template: ${fifo.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not a regular file \\(a FIFO, device or folder is never read\\)$`));
   });
 });
