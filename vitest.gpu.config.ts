@@ -6,6 +6,7 @@ export default defineConfig({
     testTimeout: 600_000,
     hookTimeout: 600_000,
     pool: 'forks',
+    globalSetup: ['test/setup/gradients.ts'],
     fileParallelism: false,
   },
 });

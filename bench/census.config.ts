@@ -7,5 +7,6 @@ export default defineConfig({
     setupFiles: ['bench/census.setup.ts'],
     testTimeout: 600_000,
     pool: 'forks',
+    globalSetup: ['test/setup/gradients.ts'],
   },
 });

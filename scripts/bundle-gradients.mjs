@@ -5,8 +5,11 @@
 // engine and the kernel/gradient registries with the real tfjs-core: tfjs keeps those on
 // the global object so that several copies of it can coexist.
 //
-// Run by `npm ci` (prepare) and `npm run build`: writes src/backend/tfjs_gradients.js (for
-// vitest and tsx) and, when dist/ exists, dist/backend/tfjs_gradients.js. Neither is committed.
+// Run by `npm run build` (so dist/backend/tfjs_gradients.js ships in the package), by the test
+// runs (vitest's globalSetup, test/setup/gradients.ts) and before `npm run bench:train`: writes
+// src/backend/tfjs_gradients.js (for vitest and tsx) and, when dist/ exists,
+// dist/backend/tfjs_gradients.js. Neither is committed. No install script runs it: a consumer's
+// `npm install typetune` gets the bundle inside dist/ and runs nothing of ours.
 import { build } from 'esbuild';
 import { copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import path from 'node:path';

@@ -1,6 +1,10 @@
 /**
  * typetune's library API: everything the CLI does is a call here.
  */
+// tfjs-core's declarations name the global `Long` of @types/long (a dependency of tfjs-core)
+// without referencing it, so a consumer whose tsconfig lists `types` (TypeScript 7's default is
+// none) fails to type-check them; this reference, kept in dist/index.d.ts, brings it.
+/// <reference types="long" preserve="true" />
 export { loadModel, Model, type LoadModelOptions, type ForwardInput } from './api/loadModel.js';
 export { loadBaseModel } from './model/load.js';
 export { DecoderModel } from './model/model.js';
@@ -12,6 +16,7 @@ export { inspectModel } from './model/inspect.js';
 export { weightMemory, fineTuneMemory, parameterCounts } from './model/memory.js';
 export type { QuantizationOptions } from './model/quantized.js';
 export { loadTokenizer, type Tokenizer } from './data/tokenizer.js';
+export { reftPositions } from './data/reftPositions.js';
 export { loadRecipe, recipeDefaults, type Recipe } from './recipe/index.js';
 export { useBackend, type BackendName } from './backend/select.js';
 export { tf } from './backend/tf.js';

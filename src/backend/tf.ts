@@ -3,8 +3,8 @@
  *
  * tfjs-core's gradients and chained tensor methods (`x.reshape(…)`) are registered by
  * side-effect ESM modules Node cannot load (extensionless imports);
- * scripts/bundle-gradients.mjs bundles them into ./tfjs_gradients.js (made by `npm ci` and
- * `npm run build`), which registers them in tfjs' global registries. The type-only import
+ * scripts/bundle-gradients.mjs bundles them into ./tfjs_gradients.js (made by `npm run build`
+ * and by the test runs), which registers them in tfjs' global registries. The type-only import
  * brings the chained methods' type declarations.
  */
 import * as tf from '@tensorflow/tfjs-core';

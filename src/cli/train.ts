@@ -26,11 +26,12 @@ import { rankEnv } from '../dist/rendezvous.js';
 import { joinJob } from '../dist/join.js';
 import type { Communicator } from '../dist/communicator.js';
 import { LAUNCH_OPTIONS, launchTrain } from './launch.js';
+import { packageVersion } from './version.js';
 import { checkRunFolderOptions } from '../train/runFolder.js';
 
-export async function trainCli(argv: string[]): Promise<number> {
+export async function trainCli(argv: string[], scriptName = 'train'): Promise<number> {
   const args = await yargs(argv)
-    .scriptName('train')
+    .scriptName(scriptName)
     .usage('$0 --recipe FILE [--set key=value …] [--resume [DIR] | --overwrite] [--json]')
     .option('recipe', { type: 'string', demandOption: true, describe: 'recipe YAML file, e.g. recipes/lora.yaml' })
     .option('set', { type: 'string', array: true, default: [] as string[], describe: 'override a recipe key, e.g. --set training.max_steps=20 (repeatable)' })
@@ -45,15 +46,16 @@ export async function trainCli(argv: string[]): Promise<number> {
     .strict()
     .fail((msg, err) => {
       if (err) throw err;
-      process.stderr.write(`error: ${oneLine(msg)} (see train --help)\n`);
+      process.stderr.write(`error: ${oneLine(msg)} (see ${scriptName} --help)\n`);
       process.exit(2);
     })
     .help()
-    .version(false)
+    .alias('h', 'help')
+    .version(packageVersion())
     .parseAsync();
   const recipe = args.recipe;
   if (!recipe) {
-    process.stderr.write('error: --recipe needs a file name (see train --help)\n');
+    process.stderr.write(`error: --recipe needs a file name (see ${scriptName} --help)\n`);
     return 2;
   }
   const job = rankEnv();

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** `typetune <command>`: generate, inspect, recipe, export, merge, estimate, push, launch (training is the `train` bin). */
+/** `typetune <command>`: train (also the `train` bin), generate, inspect, recipe, export, merge, estimate, push, launch. */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { generateCommand } from './commands/generate.js';
@@ -10,11 +10,14 @@ import { estimateCommand } from './commands/estimate.js';
 import { mergeCommand } from './commands/merge.js';
 import { pushCommand } from './commands/push.js';
 import { launchCommand } from './commands/launch.js';
+import { trainCommand } from './commands/train.js';
+import { packageVersion } from './version.js';
 import { oneLine, reportError } from './run.js';
 
 try {
   await yargs(hideBin(process.argv))
     .scriptName('typetune')
+    .command(trainCommand)
     .command(generateCommand)
     .command(inspectCommand)
     .command(recipeCommand)
@@ -23,7 +26,7 @@ try {
     .command(estimateCommand)
     .command(pushCommand)
     .command(launchCommand)
-    .demandCommand(1, 'name a command: generate, inspect, recipe, export, merge, estimate, push, launch')
+    .demandCommand(1, 'name a command: train, generate, inspect, recipe, export, merge, estimate, push, launch')
     .strict()
     .fail((msg, err) => {
       if (err) reportError(err);
@@ -31,6 +34,8 @@ try {
       process.exit(2);
     })
     .help()
+    .alias('h', 'help')
+    .version(packageVersion())
     .parseAsync();
 } catch (err) {
   reportError(err);

@@ -13,6 +13,9 @@
  */
 import { Template } from '@huggingface/jinja';
 
+/** The most bytes a chat template file is read up to: far above any real template (kB), far below what would exhaust memory. */
+export const MAX_TEMPLATE_BYTES = 16 * 2 ** 20;
+
 /** jinja2.sandbox.MAX_RANGE. */
 export const MAX_RANGE = 100_000;
 /** Items all `range` calls of one rendering may make together. */

@@ -14,6 +14,8 @@ import {
 import { DataError } from './errors.js';
 import { lossTargets, truncate, type TokenizedExample } from './example.js';
 import { FORMATS, type FormatName } from './formats/index.js';
+import { detectFormat } from './formats/detect.js';
+import { readShards } from './sources/shards.js';
 import { packExamples } from './packing.js';
 import { permutation } from './shuffle.js';
 import { readRows } from './sources/index.js';
@@ -23,9 +25,14 @@ import { textCharLimit } from './textLimit.js';
 export interface DatasetSpec {
   /** File or `save_to_disk` folder, relative to the recipe's folder. */
   path: string;
-  format: FormatName;
+  /** `auto`: read from the first row's columns (formats/detect.ts). */
+  format: FormatName | 'auto';
   /** Logical column → column in the file, e.g. {prompt: "question", completion: "answer"}. */
   columns?: Record<string, string>;
+  /** chat: loss on the assistant turns only. Default true. */
+  assistant_only_loss?: boolean;
+  /** prompt_completion, alpaca: loss on the completion only. Default true. */
+  completion_only_loss?: boolean;
   /** Truncate (or, with packing, cut blocks) to this many tokens. Default: tokenizer_config's model_max_length. */
   max_length?: number;
   /** Rows longer than max_length: true (default) cuts them, false refuses the data. */
@@ -37,6 +44,8 @@ export interface DatasetSpec {
   seed?: number;
   /** Split of a DatasetDict folder. Default "train". */
   split?: string;
+  /** The split's files when the dataset came from the Hub (read in order instead of `path`, which then only names it). */
+  shards?: { files: string[]; describe: string };
 }
 
 export interface DatasetStats {
@@ -83,15 +92,8 @@ const FORMAT_NAMES = Object.keys(FORMATS) as FormatName[];
 
 function validate(spec: DatasetSpec): void {
   if (typeof spec.path !== 'string' || spec.path === '') throw new DataError('data.path must name a dataset file or folder');
-  if (!FORMAT_NAMES.includes(spec.format)) {
-    throw new DataError(`data.format "${spec.format}" is not a format; valid: ${FORMAT_NAMES.join(', ')}`);
-  }
-  const { required, optional } = FORMATS[spec.format].columns;
-  for (const [key, value] of Object.entries(spec.columns ?? {})) {
-    if (![...required, ...optional].includes(key)) {
-      throw new DataError(`data.columns.${key} is not a column of format ${spec.format}; valid: ${[...required, ...optional].join(', ')}`);
-    }
-    if (typeof value !== 'string' || value === '') throw new DataError(`data.columns.${key} must be a column name (a string)`);
+  if (spec.format !== 'auto' && !FORMAT_NAMES.includes(spec.format)) {
+    throw new DataError(`data.format "${spec.format}" is not a format; valid: auto, ${FORMAT_NAMES.join(', ')}`);
   }
   if (spec.max_length !== undefined && (!Number.isInteger(spec.max_length) || spec.max_length < 1)) {
     throw new DataError(`data.max_length must be a positive integer, got ${spec.max_length}`);
@@ -99,12 +101,26 @@ function validate(spec: DatasetSpec): void {
   if (spec.seed !== undefined && !Number.isInteger(spec.seed)) throw new DataError(`data.seed must be an integer, got ${spec.seed}`);
 }
 
+/** data.columns against the format's fields (once an auto format is known). */
+function validateColumns(spec: DatasetSpec, formatName: FormatName): void {
+  const { required, optional } = FORMATS[formatName].columns;
+  for (const [key, value] of Object.entries(spec.columns ?? {})) {
+    if (![...required, ...optional].includes(key)) {
+      throw new DataError(`data.columns.${key} is not a column of format ${formatName}; valid: ${[...required, ...optional].join(', ')}`);
+    }
+    if (typeof value !== 'string' || value === '') throw new DataError(`data.columns.${key} must be a column name (a string)`);
+  }
+}
+
 export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseDir: string): Promise<LoadedDataset> {
   validate(spec);
   const file = path.resolve(baseDir, spec.path);
-  const rowSet = await readRows(file, { split: spec.split });
+  const rowSet = spec.shards ? await readShards(spec.shards.files, spec.shards.describe) : await readRows(file, { split: spec.split });
   if (rowSet.rows.length === 0) throw new DataError(`${rowSet.file}: the dataset has no rows`);
-  const format = FORMATS[spec.format];
+  const formatName = spec.format === 'auto' ? detectFormat(rowSet.rows[0]!, spec.columns ?? {}, rowSet.file, rowSet.where(0)) : spec.format;
+  validateColumns(spec, formatName);
+  const format = FORMATS[formatName];
+  const loss = { assistantOnly: spec.assistant_only_loss ?? true, completionOnly: spec.completion_only_loss ?? true };
   const maxLength = spec.max_length ?? tokenizer.modelMaxLength;
   if (spec.packing && maxLength === undefined) {
     throw new DataError('data.packing needs data.max_length (the tokenizer has no model_max_length)');
@@ -117,7 +133,7 @@ export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseD
   // Rows are cut before tokenising when only their first max_length tokens can be kept.
   const maxChars = !spec.packing && maxLength !== undefined ? textCharLimit(maxLength, tokenizer) : undefined;
   rowSet.rows.forEach((row, i) => {
-    const ctx = { tokenizer, format: spec.format, columns: spec.columns ?? {}, file: rowSet.file, where: rowSet.where(i), maxChars };
+    const ctx = { tokenizer, format: formatName, columns: spec.columns ?? {}, file: rowSet.file, where: rowSet.where(i), maxChars, loss };
     let ex = format.tokenize(row, ctx);
     if (lossTargets(ex) === 0) {
       stats.empty++;
@@ -152,7 +168,7 @@ export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseD
   stats = countStats(examples, stats);
   return datasetOf(examples, {
     file: rowSet.file,
-    format: spec.format,
+    format: formatName,
     packed: spec.packing ?? false,
     maxLength,
     shuffle: spec.shuffle ?? true,

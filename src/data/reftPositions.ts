@@ -93,6 +93,15 @@ export function examplePositions(promptLength: number, seqLength: number, spec: 
   return groups.map((g) => g.map((p) => Math.min(p, last)));
 }
 
+/**
+ * One prompt's row of `Model.forward`'s `positions` (as training builds it): where a ReFT
+ * adapter trained with `adapter.positions` (and `share_weights`) intervenes on a prompt of
+ * `promptLength` tokens — the first group's positions, then the second's, −1 for padding.
+ */
+export function reftPositions(promptLength: number, positions: string, options: { shareWeights?: boolean } = {}): number[] {
+  return pyreftLocations(promptLength, { positions, shareWeights: options.shareWeights }).flat();
+}
+
 /** Which position group intervention `index` of `count` uses (pyreft: first half → 0, second half → 1). */
 export function groupOfIntervention(index: number, count: number, groups: number): number {
   if (groups === 1) return 0;

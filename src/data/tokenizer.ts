@@ -4,11 +4,10 @@
  * `add_bos_token`/`add_eos_token` flags and the `chat_template`, which renders through
  * `@huggingface/jinja` with the same variables transformers' `apply_chat_template` passes.
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import type { Template } from '@huggingface/jinja';
-import { compileChatTemplate, renderChatTemplate } from './chatTemplate.js';
+import { compileChatTemplate, MAX_TEMPLATE_BYTES, renderChatTemplate } from './chatTemplate.js';
 import { DataError } from './errors.js';
 import { readRegularText } from '../io/regularFile.js';
 
@@ -44,6 +43,13 @@ export interface Tokenizer {
 
 type Json = Record<string, unknown>;
 
+/** A chat template, where it came from (a file, or the recipe's data.chat_template), and how error lines name it there. */
+interface ChatTemplateText {
+  text: string;
+  file: string;
+  name: string;
+}
+
 /** chat_template.jinja when the folder has one (absent: undefined); a FIFO, a device or a huge file is an error, not silence. */
 async function readChatTemplateFile(file: string): Promise<string | undefined> {
   try {
@@ -54,9 +60,8 @@ async function readChatTemplateFile(file: string): Promise<string | undefined> {
   }
 }
 
-/** Far above any released tokenizer.json (tens of MB) and chat template (kB), far below what would exhaust memory. */
+/** Far above any released tokenizer.json (tens of MB), far below what would exhaust memory. */
 const MAX_TOKENIZER_FILE_BYTES = 256 * 2 ** 20;
-const MAX_TEMPLATE_BYTES = 16 * 2 ** 20;
 
 async function readJson(file: string, required: boolean): Promise<Json | undefined> {
   let text: string;
@@ -125,8 +130,7 @@ class LoadedTokenizer implements Tokenizer {
     readonly eosToken: string | undefined,
     readonly padToken: string | undefined,
     readonly bosToken: string | undefined,
-    /** The template, the file it came from, and how messages name it there. */
-    private readonly chatTemplate: { text: string; file: string; name: string } | undefined,
+    private readonly chatTemplate: ChatTemplateText | undefined,
     readonly modelMaxLength: number | undefined,
   ) {
     this.eosTokenId = this.requireId(eosToken, 'eos_token');
@@ -189,7 +193,7 @@ class LoadedTokenizer implements Tokenizer {
   applyChatTemplate(messages: ChatMessage[], options: { addGenerationPrompt?: boolean } = {}): string {
     if (this.chatTemplate === undefined) {
       throw new DataError(
-        `${this.configFile}: no "chat_template" (and no chat_template.jinja in ${this.dir}); the chat format needs the model's chat template`,
+        `${this.configFile}: no "chat_template" (and no chat_template.jinja in ${this.dir}); chat data needs a chat template: give one in the recipe as data.chat_template`,
       );
     }
     const { text, file, name } = this.chatTemplate;
@@ -225,8 +229,25 @@ class LoadedTokenizer implements Tokenizer {
   }
 }
 
-/** Load `tokenizer.json` (+ `tokenizer_config.json`, + optional `chat_template.jinja`) from a model folder. */
-export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
+/** The model folder's chat template: tokenizer_config.json's, else chat_template.jinja beside it (transformers ≥ 4.43 may save it there). */
+async function folderChatTemplate(config: Json, configFile: string, modelDir: string): Promise<ChatTemplateText | undefined> {
+  const inConfig = chatTemplateOf(config, configFile);
+  if (inConfig !== undefined) return { text: inConfig, file: configFile, name: '"chat_template"' };
+  const jinjaFile = path.join(modelDir, 'chat_template.jinja');
+  const beside = await readChatTemplateFile(jinjaFile);
+  return beside === undefined ? undefined : { text: beside, file: jinjaFile, name: 'the template' };
+}
+
+export interface LoadTokenizerOptions {
+  /** A chat template replacing the folder's (the recipe's data.chat_template). */
+  chatTemplate?: { template: string; origin: string } | null;
+}
+
+/**
+ * Load `tokenizer.json` (+ `tokenizer_config.json`, + optional `chat_template.jinja`) from a
+ * model folder; `options.chatTemplate` replaces the folder's template.
+ */
+export async function loadTokenizer(modelDir: string, options: LoadTokenizerOptions = {}): Promise<Tokenizer> {
   const tokenizerFile = path.join(modelDir, 'tokenizer.json');
   const configFile = path.join(modelDir, 'tokenizer_config.json');
   const tokenizerJson = (await readJson(tokenizerFile, true))!;
@@ -240,13 +261,8 @@ export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
   } catch (err) {
     throw new DataError(`${tokenizerFile}: cannot build the tokenizer (${(err as Error).message})`);
   }
-  const inConfig = chatTemplateOf(config, configFile);
-  // transformers ≥ 4.43 may save the template beside the config instead.
-  const jinjaFile = path.join(modelDir, 'chat_template.jinja');
-  const beside = inConfig === undefined ? await readChatTemplateFile(jinjaFile) : undefined;
-  const chatTemplate = inConfig !== undefined
-    ? { text: inConfig, file: configFile, name: '"chat_template"' }
-    : beside !== undefined ? { text: beside, file: jinjaFile, name: 'the template' } : undefined;
+  const override = options.chatTemplate ?? null;
+  const chatTemplate = override !== null ? { text: override.template, file: override.origin, name: 'the template' } : await folderChatTemplate(config, configFile, modelDir);
   const maxLen = config.model_max_length;
   // transformers writes a huge sentinel (1e30) when there is no limit.
   const modelMaxLength = typeof maxLen === 'number' && maxLen > 0 && maxLen < 1e12 ? maxLen : undefined;

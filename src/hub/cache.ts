@@ -2,7 +2,7 @@
  * The Hub cache as huggingface_hub lays it out, read and written by the same rules so that
  * Python and typetune share downloads:
  *
- *   <cache>/models--org--name/
+ *   <cache>/models--org--name/     (datasets--org--name/ for a dataset, the same inside)
  *     refs/<revision>            the commit a branch or tag pointed at when last resolved
  *     snapshots/<commit>/<file>  a relative symlink to ../../blobs/<etag>
  *     blobs/<etag>               the bytes (etag: sha256 for LFS files, the git blob id otherwise)
@@ -12,7 +12,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { formatRef, isCommitHash, repoFolderName, type HubRef } from './ref.js';
+import { formatRef, isCommitHash, repoFolderName, type HubRef, type RepoKind } from './ref.js';
 import { HubError } from './errors.js';
 import { missingFiles, type Need } from './files.js';
 
@@ -30,8 +30,8 @@ export function under(root: string, ...parts: string[]): string {
   return full;
 }
 
-export function storageFolder(cacheDir: string, repo: string): string {
-  return under(cacheDir, repoFolderName(repo));
+export function storageFolder(cacheDir: string, repo: string, kind: RepoKind = 'model'): string {
+  return under(cacheDir, repoFolderName(repo, kind));
 }
 
 export function refPath(storage: string, revision: string): string {
@@ -52,9 +52,9 @@ export function pointerPath(snapshot: string, file: string): string {
   return under(snapshot, ...file.split('/'));
 }
 
-/** .locks/models--org--name/<etag>.lock: one writer per blob. */
-export function blobLockPath(cacheDir: string, repo: string, etag: string): string {
-  return under(cacheDir, '.locks', repoFolderName(repo), `${etag}.lock`);
+/** .locks/models--org--name/<etag>.lock (datasets--… for a dataset): one writer per blob. */
+export function blobLockPath(cacheDir: string, repo: string, etag: string, kind: RepoKind = 'model'): string {
+  return under(cacheDir, '.locks', repoFolderName(repo, kind), `${etag}.lock`);
 }
 
 export type CacheLookup =

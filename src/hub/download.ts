@@ -16,7 +16,7 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { downloadFile, listFiles, modelInfo } from '@huggingface/hub';
+import { downloadFile, listFiles, modelInfo, type ListFileEntry } from '@huggingface/hub';
 import { writeFileAtomic } from '../io/atomic.js';
 import { blobLockPath, blobPath, pointerPath, refPath, snapshotPath, storageFolder } from './cache.js';
 import { checkToken, type HubEnv } from './env.js';
@@ -24,7 +24,7 @@ import { describeFailure, HubError, recordingFetch } from './errors.js';
 import { selectFiles, shardsOfIndex, type Need } from './files.js';
 import { withFileLock } from './lock.js';
 import { progressLine, type Progress } from './progress.js';
-import { formatRef, type HubRef } from './ref.js';
+import { formatRef, type HubRef, type RepoKind } from './ref.js';
 import { checkedBlobId, checkedCommit, checkedRepoFilePath, checkedSize } from './serverValues.js';
 
 export interface DownloadOptions {
@@ -36,11 +36,18 @@ export interface DownloadOptions {
   stream?: NodeJS.WriteStream;
 }
 
-interface RemoteFile {
+export interface RemoteFile {
   path: string;
   size: number;
   /** The blob's name in the cache: the LFS sha256, else the git blob id. */
   etag: string;
+}
+
+/** A listed file as the cache will hold it, its name, size and blob id checked before any becomes a path (`describe`: repo@commit, for errors). */
+export function checkedRemoteFile(e: ListFileEntry, describe: string): RemoteFile {
+  const file = checkedRepoFilePath(e.path, `download ${describe}`);
+  const where = `download ${describe}/${file}`;
+  return { path: file, size: checkedSize(e.lfs?.size ?? e.size, where), etag: checkedBlobId(e.lfs?.oid ?? e.oid, where) };
 }
 
 /** Download `ref` (the files `need` asks for) into the cache; returns its snapshot folder. */
@@ -60,9 +67,8 @@ export async function downloadSnapshot(ref: HubRef, opts: DownloadOptions): Prom
     const listing = new Map<string, RemoteFile>();
     for await (const e of listFiles({ repo: ref.repo, revision: commit, ...hub })) {
       if (e.type !== 'file') continue;
-      const file = checkedRepoFilePath(e.path, `download ${describe}`);
-      const where = `download ${describe}/${file}`;
-      listing.set(file, { path: file, size: checkedSize(e.lfs?.size ?? e.size, where), etag: checkedBlobId(e.lfs?.oid ?? e.oid, where) });
+      const file = checkedRemoteFile(e, describe);
+      listing.set(file.path, file);
     }
     const plan = selectFiles([...listing.keys()], opts.need, describe);
     const get = (file: string): RemoteFile => {
@@ -70,7 +76,7 @@ export async function downloadSnapshot(ref: HubRef, opts: DownloadOptions): Prom
       if (!f) throw new HubError(`${action}: ${file} is named by the safetensors index but is not in the repository`);
       return f;
     };
-    const fetcher = new BlobFetcher({ ...ref, commit }, env.cacheDir, storage, snapshot, hub);
+    const fetcher = new BlobFetcher({ repo: ref.repo, kind: 'model', commit }, env.cacheDir, storage, snapshot, hub);
     const files = plan.files.map(get);
     if (plan.shardsFromIndex) {
       const index = files.pop()!;
@@ -97,9 +103,10 @@ function etagHasher(etag: string, size: number): Hash {
   return etag.length === 64 ? createHash('sha256') : createHash('sha1').update(`blob ${size}\0`);
 }
 
-class BlobFetcher {
+/** Fetches files of one commit of a repo into its cache folder (models here, datasets in datasets.ts). */
+export class BlobFetcher {
   constructor(
-    private readonly ref: HubRef & { commit: string },
+    private readonly ref: { repo: string; kind: RepoKind; commit: string },
     private readonly cacheDir: string,
     private readonly storage: string,
     private readonly snapshot: string,
@@ -111,7 +118,7 @@ class BlobFetcher {
     const pointer = pointerPath(this.snapshot, file.path);
     if (existsSync(pointer)) return;
     const blob = blobPath(this.storage, file.etag);
-    const lock = blobLockPath(this.cacheDir, this.ref.repo, file.etag);
+    const lock = blobLockPath(this.cacheDir, this.ref.repo, file.etag, this.ref.kind);
     await withFileLock(lock, async () => {
       if (!existsSync(blob)) await this.download(file, blob, progress);
     });
@@ -131,7 +138,7 @@ class BlobFetcher {
     const hasher = etagHasher(file.etag, file.size);
     if (have > 0) for await (const chunk of createReadStream(incomplete)) hasher.update(chunk as Buffer);
     if (have < file.size) {
-      const remote = await downloadFile({ repo: this.ref.repo, path: file.path, revision: this.ref.commit, ...this.hub });
+      const remote = await downloadFile({ repo: { type: this.ref.kind, name: this.ref.repo }, path: file.path, revision: this.ref.commit, ...this.hub });
       if (!remote) throw new HubError(`${file.path} is listed in ${this.ref.repo}@${this.ref.commit} but cannot be downloaded (404)`);
       // A Blob over HTTP: slicing past what we hold asks only for the rest (a Range request).
       const out = await fs.open(incomplete, 'a');

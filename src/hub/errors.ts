@@ -46,6 +46,8 @@ export interface FailureContext {
   localCandidate?: string;
   /** Pushing needs write access: a 403 then means the token lacks it. */
   writing?: boolean;
+  /** What the repo should hold (default model). */
+  kind?: 'model' | 'dataset';
 }
 
 /** The library's message without its "URL: … Request ID: …" trailer. */
@@ -69,9 +71,10 @@ function networkCause(err: unknown): string | null {
 export function describeFailure(err: unknown, ctx: FailureContext): unknown {
   if (err instanceof HubError) return err;
   const { action, repo, endpoint } = ctx;
+  const kind = ctx.kind ?? 'model';
   const net = networkCause(err);
   if (net !== null) {
-    return new HubError(`${action}: cannot reach the Hub at ${endpoint} (${net}); check the network, or set HF_HUB_OFFLINE=1 to use only models already in the cache`);
+    return new HubError(`${action}: cannot reach the Hub at ${endpoint} (${net}); check the network, or set HF_HUB_OFFLINE=1 to use only ${kind}s already in the cache`);
   }
   if (err instanceof TypeError && /access token must start with 'hf_'/.test(err.message)) {
     return new HubError(`${action}: HF_TOKEN is not a Hugging Face access token (they start with hf_); copy one from ${endpoint}/settings/tokens`);
@@ -84,7 +87,7 @@ export function describeFailure(err: unknown, ctx: FailureContext): unknown {
     const how = ctx.tokenSet
       ? `your token has no access yet: request it at ${endpoint}/${repo}`
       : `accept its conditions at ${endpoint}/${repo}, then set HF_TOKEN to a token of that account`;
-    return new HubError(`${action}: ${repo} is a gated model (${status}: ${said}); ${how}`);
+    return new HubError(`${action}: ${repo} is a gated ${kind} (${status}: ${said}); ${how}`);
   }
   if (headers.code === 'RevisionNotFound') {
     return new HubError(`${action}: ${repo} has no revision '${ctx.revision ?? ''}' (a branch, tag or 40-hex commit)`);
@@ -92,7 +95,7 @@ export function describeFailure(err: unknown, ctx: FailureContext): unknown {
   if (headers.code === 'RepoNotFound' || (status === 404 && headers.code !== 'EntryNotFound')) {
     const local = ctx.localCandidate ? ` nor a local folder (${ctx.localCandidate} does not exist)` : '';
     const priv = ctx.tokenSet ? 'check the id and that your token can see it' : 'check the id; if it is private, set HF_TOKEN';
-    return new HubError(`${action}: ${repo} is not a model repository on ${endpoint}${local} (${status}); ${priv}`);
+    return new HubError(`${action}: ${repo} is not a ${kind} repository on ${endpoint}${local} (${status}); ${priv}`);
   }
   if (status === 401) {
     if (ctx.tokenSet) return new HubError(`${action}: the Hub rejected the token (401: ${said}); it may be revoked or mistyped: create one at ${endpoint}/settings/tokens and set HF_TOKEN`);

@@ -12,7 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import { commit, createBranch, createRepo, HubApiError, type CommitOperation } from '@huggingface/hub';
 import { ownFile, ownFilesOf } from '../io/insideFolder.js';
 import { latestCheckpoint, RECIPE_FILE, TRAINER_STATE_FILE } from '../io/runLayout.js';
-import { inspectExport, modelCard, type ExportKind } from './card.js';
+import { inspectExport, isGeneratedCard, modelCard, type ExportKind } from './card.js';
 import { checkToken, hubEnv, type HubEnv } from './env.js';
 import { describeFailure, HubError, recordingFetch } from './errors.js';
 import { parseHubRef } from './ref.js';
@@ -94,13 +94,16 @@ async function pushFolder(folder: string, runDir: string | null, opts: PushOptio
   checkToken(env, action);
   if (!existsSync(folder)) throw new HubError(`${folder}: folder not found`);
   // Only the folder's own files go up: one linked out of it (to ~/.ssh/id_rsa) stops the push before anything is read.
-  const files = ownFilesOf(folder);
+  const all = ownFilesOf(folder);
   const found = inspectExport(folder);
   const run = runRecord(runDir);
+  // A README the user wrote is theirs to keep; ours (the export's local card) is made again naming the repo.
+  const readme = all.find((f) => f.name === 'README.md');
+  const ownCard = readme !== undefined && !isGeneratedCard(readFileSync(readme.real, 'utf8'));
+  const files = ownCard ? all : all.filter((f) => f !== readme);
   const operations: CommitOperation[] = [];
   for (const f of files) operations.push({ operation: 'addOrUpdate', path: f.name, content: await openAsBlob(f.real) });
-  // A README the user wrote is theirs to keep; otherwise the card is generated.
-  if (!files.some((f) => f.name === 'README.md')) {
+  if (!ownCard) {
     const base = found.base ?? (run.recipe ? recipeModelPath(run.recipe) : null);
     const card = modelCard({ repo, kind: found.kind, base, adapterType: found.adapterType, ...run });
     operations.push({ operation: 'addOrUpdate', path: 'README.md', content: new Blob([card]) });

@@ -46,9 +46,12 @@ export function formatRef(ref: HubRef): string {
   return ref.explicitRevision ? `${ref.repo}@${ref.revision}` : ref.repo;
 }
 
-/** The cache folder of a model repo, as huggingface_hub names it: `models--org--name`. */
-export function repoFolderName(repo: string): string {
-  return `models--${repo.split('/').join('--')}`;
+/** What a repo holds: the Hub keeps models and datasets apart (URLs, API routes, cache folders). */
+export type RepoKind = 'model' | 'dataset';
+
+/** The cache folder of a repo, as huggingface_hub names it: `models--org--name`, `datasets--org--name`. */
+export function repoFolderName(repo: string, kind: RepoKind = 'model'): string {
+  return `${kind}s--${repo.split('/').join('--')}`;
 }
 
 /** The Hub id a folder of the cache belongs to (`…/models--org--name/snapshots/<commit>`), or null. */

@@ -20,8 +20,8 @@ export class FolderEscapeError extends Error {
   }
 }
 
-/** `…/models--org--name/snapshots/<40-hex commit>`, as huggingface_hub lays out its cache. */
-const HUB_SNAPSHOT = /[\\/]models--[^\\/]+[\\/]snapshots[\\/][0-9a-f]{40}$/;
+/** `…/models--org--name/snapshots/<40-hex commit>` (`datasets--…` for a dataset), as huggingface_hub lays out its cache. */
+const HUB_SNAPSHOT = /[\\/](?:models|datasets)--[^\\/]+[\\/]snapshots[\\/][0-9a-f]{40}$/;
 
 /** Where the files of `dir` may resolve to: the folder itself, and for a Hub cache snapshot its repo's blobs/. */
 export function allowedRoots(dir: string): string[] {

@@ -7,6 +7,10 @@
  *   [u64 length LE][u32 masked crc32c(length bytes)][data][u32 masked crc32c(data)]
  * The first event carries `file_version: "brain.Event:2"`; each scalar is an Event with
  * wall_time (1, double), step (2, int64) and summary (5) → value (1) → {tag (1), simple_value (2, float)}.
+ * A text (TensorBoard's Text tab, rendered as Markdown) is a value with metadata (9) →
+ * plugin_data (1) → plugin_name (1) "text", and a rank-0 string tensor (8): dtype (1) DT_STRING
+ * (7), an empty tensor_shape (2) and the UTF-8 bytes in string_val (8) — what
+ * `tf.summary.text` writes.
  *
  * An event file is an append-only log that TensorBoard reads while it grows, so it is appended
  * to in place (as TensorFlow does) rather than written to a temporary name and renamed: a crash
@@ -37,12 +41,22 @@ export interface ScalarValue {
   value: number;
 }
 
+export interface TextValue {
+  tag: string;
+  text: string;
+}
+
 export interface EventRecord {
   wallTime: number;
   step: number;
   fileVersion?: string;
   scalars: ScalarValue[];
+  /** Text summaries; absent when the event has none. */
+  texts?: TextValue[];
 }
+
+const DT_STRING = 7;
+const utf8 = new TextEncoder();
 
 /** Serialise one `Event` message. */
 export function encodeEvent(event: EventRecord): Uint8Array {
@@ -50,9 +64,16 @@ export function encodeEvent(event: EventRecord): Uint8Array {
   w.double(1, event.wallTime);
   if (event.step !== 0) w.varint(2, BigInt(event.step));
   if (event.fileVersion !== undefined) w.string(3, event.fileVersion);
-  if (event.scalars.length > 0) {
+  const texts = event.texts ?? [];
+  if (event.scalars.length > 0 || texts.length > 0) {
     w.message(5, (summary) => {
       for (const s of event.scalars) summary.message(1, (v) => v.string(1, s.tag).float(2, s.value));
+      for (const t of texts) {
+        summary.message(1, (v) => v
+          .string(1, t.tag)
+          .message(9, (meta) => meta.message(1, (plugin) => plugin.string(1, 'text')))
+          .message(8, (tensor) => tensor.varint(1, DT_STRING).message(2, () => {}).bytes(8, utf8.encode(t.text))));
+      }
     });
   }
   return w.finish();
@@ -104,14 +125,23 @@ export class TensorBoardWriter {
 
   /** Log several scalars of the same step as one event. */
   scalars(values: Record<string, number>, step: number, wallTime?: number): void {
-    if (this.fd === null) throw new Error(`TensorBoardWriter: ${this.file} is closed`);
-    if (!Number.isSafeInteger(step)) throw new Error(`TensorBoardWriter: step must be an integer, got ${step}`);
     const scalars: ScalarValue[] = [];
     for (const [tag, value] of Object.entries(values)) {
       if (typeof value !== 'number') throw new Error(`TensorBoardWriter: scalar '${tag}' must be a number, got ${typeof value}`);
       scalars.push({ tag, value });
     }
-    const record = frameRecord(encodeEvent({ wallTime: wallTime ?? Date.now() / 1000, step, scalars }));
+    this.append({ wallTime: wallTime ?? Date.now() / 1000, step, scalars });
+  }
+
+  /** Log a text (Markdown in TensorBoard's Text tab) at `step`. */
+  text(tag: string, text: string, step: number, wallTime?: number): void {
+    this.append({ wallTime: wallTime ?? Date.now() / 1000, step, scalars: [], texts: [{ tag, text }] });
+  }
+
+  private append(event: EventRecord): void {
+    if (this.fd === null) throw new Error(`TensorBoardWriter: ${this.file} is closed`);
+    if (!Number.isSafeInteger(event.step)) throw new Error(`TensorBoardWriter: step must be an integer, got ${event.step}`);
+    const record = frameRecord(encodeEvent(event));
     if (this.flushIntervalMs <= 0) {
       this.writeNow(record);
       return;
@@ -163,7 +193,7 @@ export interface ReadEventFileOptions {
 
 /**
  * Read an event file: checks both CRCs of every record and decodes each `Event`'s wall time,
- * step, file version and simple_value scalars (other summary kinds are skipped).
+ * step, file version, simple_value scalars and string-tensor texts (other summary kinds are skipped).
  */
 export function readEventFile(file: string, options: ReadEventFileOptions = {}): EventRecord[] {
   const bytes = readFileSync(file);
@@ -213,13 +243,27 @@ function decodeEvent(data: Uint8Array): EventRecord {
         if (v.field !== 1 || v.wireType !== 2) continue;
         let tag: string | undefined;
         let value: number | undefined;
+        let text: string | undefined;
         for (const g of decodeMessage(v.value)) {
           if (g.field === 1 && g.wireType === 2) tag = proto.string(g.value);
           else if (g.field === 2 && g.wireType === 5) value = proto.float(g.value);
+          else if (g.field === 8 && g.wireType === 2) text = stringTensor(g.value);
         }
         if (tag !== undefined && value !== undefined) event.scalars.push({ tag, value });
+        else if (tag !== undefined && text !== undefined) (event.texts ??= []).push({ tag, text });
       }
     }
   }
   return event;
+}
+
+/** The first string of a DT_STRING TensorProto; undefined for any other tensor. */
+function stringTensor(bytes: Uint8Array): string | undefined {
+  let dtype = 0;
+  let first: string | undefined;
+  for (const f of decodeMessage(bytes)) {
+    if (f.field === 1 && f.wireType === 0) dtype = Number(proto.int64(f.value));
+    else if (f.field === 8 && f.wireType === 2) first ??= proto.string(f.value);
+  }
+  return dtype === DT_STRING ? first : undefined;
 }

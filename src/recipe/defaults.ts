@@ -27,7 +27,7 @@ import type {
 type Nullable<T, K extends keyof T> = Omit<T, K> & { [P in K]: T[P] | null };
 
 export type ModelDefaults = Nullable<ModelSection, 'path'>;
-export type DataDefaults = Nullable<DataSection, 'path' | 'seed'>;
+export type DataDefaults = Nullable<DataSection, 'path' | 'seed' | 'chat_template' | 'subset'>;
 export type LoggingDefaults = Nullable<LoggingSection, 'dir'>;
 export type OutputDefaults = Nullable<OutputSection, 'dir' | 'export'>;
 
@@ -90,8 +90,14 @@ export const REFT_DEFAULTS: ReftAdapterConfig = {
 
 export const DATA_DEFAULTS: DataDefaults = {
   path: null,
-  format: 'text',
+  sources: null,
+  subset: null,
+  split: 'train',
+  format: 'auto',
   columns: {},
+  chat_template: null,
+  assistant_only_loss: true,
+  completion_only_loss: true,
   max_length: 512,
   truncate: true,
   packing: false,
@@ -108,6 +114,8 @@ export const EVAL_DEFAULTS: EvalDataConfig = {
 
 /** The source column each format reads, by field; `data.columns` overrides some or all. */
 export const COLUMN_DEFAULTS: Record<DataFormat, Record<string, string>> = {
+  // Detected when the data is read; data.columns may still map any format's fields.
+  auto: {},
   text: { text: 'text' },
   prompt_completion: { prompt: 'prompt', completion: 'completion' },
   alpaca: { instruction: 'instruction', input: 'input', output: 'output' },
@@ -138,6 +146,8 @@ export const LOGGING_DEFAULTS: LoggingDefaults = {
   dir: null,
   every_steps: 10,
   tensorboard: true,
+  eval_samples: 0,
+  sample_max_new_tokens: 32,
 };
 
 export const OUTPUT_DEFAULTS: OutputDefaults = {

@@ -100,7 +100,7 @@ export function renderRecipeYaml(recipe: Recipe | RecipeDefaults, opts: RenderOp
 }
 
 const DEFAULTS_HEADER = `typetune recipe: every key and its default.
-Every key is optional except model.path and data.path; a key left out takes the value shown.
+Every key is optional except model.path and data.path (or data.sources); a key left out takes the value shown.
 null means "off", or a value derived when the recipe loads (said in the key's comment).
 Paths are relative to the recipe file's folder (paths given with --set: to the working directory).
 Check a recipe:     typetune recipe --check FILE [--set key.path=value …]

@@ -38,6 +38,7 @@ import {
 } from './defaults.js';
 import { positionsCheck } from './positions.js';
 import { isPlainObject } from './source.js';
+import { dataSources } from './sources.js';
 import {
   ADAPTER_TYPES,
   BACKENDS,
@@ -204,11 +205,17 @@ const data: SectionSpec = {
   kind: 'section',
   doc: 'Training data.',
   defaults: DATA_DEFAULTS,
-  aliases: { dataset: 'path', data_path: 'path', file: 'path', max_seq_len: 'max_length', max_seq_length: 'max_length', seq_len: 'max_length', column_map: 'columns', column_mapping: 'columns', pack: 'packing' },
+  aliases: { dataset: 'path', data_path: 'path', file: 'path', max_seq_len: 'max_length', max_seq_length: 'max_length', seq_len: 'max_length', column_map: 'columns', column_mapping: 'columns', pack: 'packing', chat_template_path: 'chat_template', name: 'subset', config: 'subset', config_name: 'subset' },
   fields: {
-    path: leaf(nonEmptyString, 'required: JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file', true),
-    format: leaf(enumOf(DATA_FORMATS), 'text (loss on all tokens) | prompt_completion | alpaca (loss on the answer) | chat (loss on assistant turns)'),
+    path: leaf(nullable(nonEmptyString, 'a file, a folder or a Hub dataset id'), 'required (or sources): JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file; or a Hub dataset id org/name[@revision] (its Parquet files, or the Hub’s refs/convert/parquet conversion)'),
+    sources: leaf(nullable(dataSources, 'a list of sources'), 'instead of path, several datasets mixed: a list of {path, subset?, split?, format?, columns?, weight? (a share, drawn without repeats) | take? (the first N examples), eval_split?}, interleaved by data.seed'),
+    subset: leaf(nullable(nonEmptyString, 'a subset name'), 'a Hub dataset’s subset (its datasets config name); null = the only one, or default'),
+    split: leaf(nonEmptyString, 'the split read from a Hub dataset or a save_to_disk DatasetDict folder'),
+    format: leaf(enumOf(DATA_FORMATS), 'auto (from the columns: messages → chat, prompt + completion → prompt_completion, instruction + output → alpaca, text → text) | text (loss on all tokens) | prompt_completion (prompt and completion as text, or as lists of messages: TRL’s conversational prompt–completion) | alpaca | chat (a messages list through the chat template)'),
     columns: leaf(stringMap, 'source columns by field, when they differ from: text {text}, prompt_completion {prompt, completion}, alpaca {instruction, input, output}, chat {messages}'),
+    chat_template: leaf(nullable(nonEmptyString, 'a Jinja template or a file path'), 'a chat template replacing the model’s: the Jinja text itself (it holds {{ or {%), or a file holding it, relative to this file; null = the model’s'),
+    assistant_only_loss: leaf(bool, 'chat: loss on the assistant turns only (TRL’s assistant_only_loss; typetune’s default is true) | false = on every token'),
+    completion_only_loss: leaf(bool, 'prompt_completion and alpaca: loss on the completion only (TRL’s completion_only_loss) | false = on the prompt too'),
     max_length: leaf(positiveInt, 'tokens per example, at most the model’s max_position_embeddings. Memory grows with it'),
     truncate: leaf(bool, 'rows longer than max_length: true = cut them (the run says how many, and the first line) | false = refuse the data'),
     packing: leaf(bool, 'concatenate short examples into full rows: faster, LoRA only'),
@@ -228,6 +235,7 @@ const training: SectionSpec = {
     grad_clip: 'max_grad_norm', clip_grad_norm: 'max_grad_norm', adam_beta1: 'adam_betas', adam_beta2: 'adam_betas', betas: 'adam_betas',
     adam_epsilon: 'adam_eps', eps: 'adam_eps', save_steps: 'save_every_steps', eval_steps: 'eval_every_steps', save_limit: 'save_total_limit',
     max_length: 'data.max_length', log_every_steps: 'logging.every_steps',
+    assistant_only_loss: 'data.assistant_only_loss', completion_only_loss: 'data.completion_only_loss', chat_template: 'data.chat_template', chat_template_path: 'data.chat_template',
   },
   fields: {
     epochs: leaf(positiveInt, 'passes over the data (ignored when max_steps is set)'),
@@ -255,13 +263,15 @@ const training: SectionSpec = {
 
 const logging: SectionSpec = {
   kind: 'section',
-  doc: 'Progress and TensorBoard scalars (loss, lr, grad_norm, tokens/s, eval loss).',
+  doc: 'Progress and TensorBoard scalars (loss — the mean over the logging window —, lr, grad_norm, tokens/s, eval loss and perplexity), optionally sample completions.',
   defaults: LOGGING_DEFAULTS,
   aliases: { log_dir: 'dir', logdir: 'dir', log_every: 'every_steps', logging_steps: 'every_steps', log_every_n_steps: 'every_steps' },
   fields: {
     dir: leaf(nullable(nonEmptyString, 'a folder path'), 'TensorBoard event files go here; null = <output.dir>/logs'),
     every_steps: leaf(positiveInt, 'log every N optimizer steps'),
     tensorboard: leaf(bool, 'write events.out.tfevents.* files'),
+    eval_samples: leaf(nonNegativeInt, 'at each evaluation, complete the first N eval prompts (greedy) and write them to TensorBoard as text (eval/samples); 0 = none'),
+    sample_max_new_tokens: leaf(positiveInt, 'new tokens per sample completion'),
   } satisfies Fields<LoggingSection>,
 };
 

@@ -86,7 +86,8 @@ export interface ReftAdapterConfig {
 
 export type AdapterConfig = LoraAdapterConfig | ReftAdapterConfig;
 
-export const DATA_FORMATS = ['text', 'prompt_completion', 'alpaca', 'chat'] as const;
+/** `auto`: read from the columns (TRL's rule: messages → chat, prompt + completion → prompt_completion, text → text). */
+export const DATA_FORMATS = ['auto', 'text', 'prompt_completion', 'alpaca', 'chat'] as const;
 export type DataFormat = (typeof DATA_FORMATS)[number];
 
 /** Which source column holds each field a format reads; the keys depend on `data.format`. */
@@ -100,11 +101,46 @@ export interface EvalDataConfig {
   split: number | null;
 }
 
-export interface DataSection {
-  /** Absolute path of a JSONL/JSON/CSV/Arrow/Parquet file or a `datasets` save_to_disk folder. */
+/** One dataset of a mixture (`data.sources`). */
+export interface DataSource {
+  /** As data.path: an absolute local path, or a Hub dataset id kept as written. */
   path: string;
+  subset: string | null;
+  split: string;
+  /** null: data.format. */
+  format: DataFormat | null;
+  columns: DataColumns;
+  /** A share of the mixture relative to the other weighted sources (drawn without repeats); null with take, or for all examples. */
+  weight: number | null;
+  /** The first N examples; null with weight, or for all examples. */
+  take: number | null;
+  /** A split of this dataset held out for evaluation; null = none. */
+  eval_split: string | null;
+}
+
+export interface DataSection {
+  /**
+   * Absolute path of a JSONL/JSON/CSV/Arrow/Parquet file or a `datasets` save_to_disk folder;
+   * or a Hub dataset id `org/name[@revision]`, kept as written. null when `sources` is given.
+   */
+  path: string | null;
+  /** Several datasets mixed (instead of path); null = path alone. */
+  sources: DataSource[] | null;
+  /** A Hub dataset's subset (its `datasets` config); null = the only one, or `default`. */
+  subset: string | null;
+  /** The split read: of a Hub dataset, or of a save_to_disk DatasetDict folder. */
+  split: string;
   format: DataFormat;
   columns: DataColumns;
+  /**
+   * A chat template replacing the model's: the Jinja text itself, or the absolute path of a
+   * file holding it; null = the model's (tokenizer_config.json or chat_template.jinja).
+   */
+  chat_template: string | null;
+  /** Conversations (`chat`): loss on the assistant turns only (true), or on every token. */
+  assistant_only_loss: boolean;
+  /** prompt_completion and alpaca: loss on the completion only (true), or on the prompt too. */
+  completion_only_loss: boolean;
   max_length: number;
   /** Rows longer than max_length: true = cut to max_length (and say how many), false = refuse the data. */
   truncate: boolean;
@@ -151,6 +187,10 @@ export interface LoggingSection {
   dir: string;
   every_steps: number;
   tensorboard: boolean;
+  /** At each evaluation, greedy completions of the first N eval prompts, written to TensorBoard as text (0: none). */
+  eval_samples: number;
+  /** New tokens per sample completion. */
+  sample_max_new_tokens: number;
 }
 
 export const EXPORT_FORMATS = ['peft', 'pyreft', 'merged'] as const;

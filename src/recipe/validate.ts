@@ -151,7 +151,8 @@ function walkAdapter(ctx: Ctx, raw: unknown, spec: AdapterSpec): AdapterConfig {
 function crossChecks(ctx: Ctx, r: ValidatedRecipe): void {
   const lora = r.adapter.type === 'lora';
   const format = r.data.format as DataFormat;
-  const fields = Object.keys(COLUMN_DEFAULTS[format]);
+  // Under auto any format's field may be mapped: the columns decide which format applies.
+  const fields = format === 'auto' ? [...new Set(Object.values(COLUMN_DEFAULTS).flatMap((c) => Object.keys(c)))] : Object.keys(COLUMN_DEFAULTS[format]);
   for (const key of Object.keys(r.data.columns)) {
     if (!fields.includes(key)) {
       const hint = suggestion(key, fields);
@@ -161,12 +162,28 @@ function crossChecks(ctx: Ctx, r: ValidatedRecipe): void {
   if (r.data.packing && !lora) {
     report(ctx, ['data', 'packing'], `packing is not supported with ReFT (adapter.type ${r.adapter.type}): interventions sit at per-example prompt positions; set packing: false`);
   }
+  if ((r.data.path === null) === (r.data.sources === null)) {
+    report(ctx, ['data', 'path'], r.data.path === null
+      ? 'required: JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file; or a Hub dataset id org/name[@revision]; or instead data.sources, a list of datasets to mix'
+      : 'give data.path or data.sources (a mixture), not both');
+  }
+  if (r.data.sources && (r.data.subset !== null || r.data.split !== 'train')) {
+    report(ctx, ['data', 'sources'], 'with sources, each source names its own subset and split (data.subset and data.split are for data.path)');
+  }
+  if (r.data.sources?.some((s) => s.eval_split !== null) && r.data.eval) {
+    report(ctx, ['data', 'eval'], 'evaluation comes from the sources’ eval_split already; set data.eval: null, or drop eval_split');
+  }
   const ev = r.data.eval;
   if (ev && (ev.path === null) === (ev.split === null)) {
     report(ctx, ['data', 'eval'], `give exactly one of path (an evaluation file) or split (a fraction of the training data)${ev.path !== null ? ', not both' : ''}; or set data.eval: null for no evaluation`);
   }
   if (r.adapter.type !== 'lora' && r.adapter.add_bias && r.adapter.type !== 'noreft') {
     report(ctx, ['adapter', 'add_bias'], `add_bias applies to noreft only (loreft and direft have no bias of their own); adapter.type is ${r.adapter.type}`);
+  }
+  if (r.logging.eval_samples > 0 && !r.logging.tensorboard) {
+    report(ctx, ['logging', 'eval_samples'], 'sample completions are written to TensorBoard (eval/samples); set logging.tensorboard: true, or eval_samples: 0');
+  } else if (r.logging.eval_samples > 0 && !r.data.eval) {
+    report(ctx, ['logging', 'eval_samples'], 'sample completions come from the evaluation data; set data.eval ({path} or {split}), or eval_samples: 0');
   }
   const t = r.training;
   if (t.warmup_steps > 0 && t.warmup_ratio > 0) {

@@ -20,6 +20,9 @@ import {
   ADAPTER_STATE_FILE, CHECKPOINT_FILE_NAMES, latestCheckpoint, listCheckpoints, MANIFEST_FILE, OPTIMIZER_FILE, RECIPE_FILE, TRAINER_STATE_FILE,
 } from '../io/runLayout.js';
 
+/** The resolved recipe as checkpoints, the run folder and model cards hold it. */
+export const recipeText = (recipe: unknown): string => toYaml(recipe);
+
 const FORMAT_VERSION = 1;
 
 /** Where the data stream stands: the next batch is batch `index` of epoch `epoch`. */
@@ -94,7 +97,7 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
     [ADAPTER_STATE_FILE, encodeSafetensors(adapter, { format: 'typetune-adapter-state' })],
     [OPTIMIZER_FILE, encodeSafetensors(optimizer, { format: 'typetune-adamw', step: String(c.optimizer.step) })],
     [TRAINER_STATE_FILE, `${JSON.stringify({ version: FORMAT_VERSION, ...c.state }, null, 1)}\n`],
-    [RECIPE_FILE, toYaml(c.recipe)],
+    [RECIPE_FILE, recipeText(c.recipe)],
   ];
   await writeDirAtomic(dir, async (tmp) => {
     for (const [name, data] of files) await writeFileAtomic(path.join(tmp, name), data);

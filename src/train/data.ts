@@ -7,6 +7,10 @@
  * the last one possibly with fewer micro-batches (as transformers' Trainer does), and the
  * step's loss is still the mean over its real targets.
  */
+import { parseHubRef } from '../hub/ref.js';
+import { mixSources, type MixtureCount, type MixtureSource } from '../data/mixture.js';
+import { resolveDatasetSplit } from '../hub/datasets.js';
+import { hubEnv } from '../hub/env.js';
 import {
   batchesPerEpoch,
   iterateBatches,
@@ -22,7 +26,7 @@ import {
 import { createHash } from 'node:crypto';
 import { DataError } from '../data/errors.js';
 import { contextPositions } from '../adapters/index.js';
-import type { Recipe } from '../recipe/types.js';
+import type { DataColumns, DataFormat, Recipe } from '../recipe/types.js';
 import type { ModelSpec } from '../model/spec.js';
 import type { DataCursor } from './checkpoint.js';
 import type { StepBatch } from './step.js';
@@ -39,6 +43,10 @@ export interface TrainingData {
   fingerprint: DataFingerprint;
   /** What the pipeline did to the rows that the user should hear about (cut, skipped). */
   warnings: string[];
+  /** The tokenizer the examples were made with (sample completions decode with it). */
+  tokenizer: Tokenizer;
+  /** With data.sources: what each source gave to the training set; null for data.path. */
+  mixture: MixtureCount[] | null;
 }
 
 /** Size and hash of the training token stream (ids and labels, example by example, in file order). */
@@ -94,15 +102,41 @@ export function checkMaxLength(recipe: Recipe, spec: ModelSpec): void {
 
 export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise<TrainingData> {
   const d = recipe.data;
-  const spec = { path: d.path, format: d.format, columns: d.columns, max_length: d.max_length, truncate: d.truncate, packing: d.packing, shuffle: d.shuffle, seed: d.seed };
-  const loaded = await loadDataset(spec, tokenizer, '/');
-  const warnings = pipelineWarnings(loaded.file, loaded.stats, d.max_length);
-  let train = loaded.examples;
+  const common = {
+    max_length: d.max_length, truncate: d.truncate, packing: d.packing, shuffle: d.shuffle, seed: d.seed,
+    assistant_only_loss: d.assistant_only_loss, completion_only_loss: d.completion_only_loss,
+  };
+  const warnings: string[] = [];
+  // The same tokenizer and packing for every file read: any of them tells the batches' pad id and packing.
+  let loadedMeta = { padTokenId: 0, packed: false };
+  /** One split of a local file/folder or a Hub dataset, tokenized; its warnings noted. */
+  const load = async (where: { path: string; subset: string | null; split: string; format: DataFormat; columns: DataColumns; shuffle?: boolean }) => {
+    const hub = parseHubRef(where.path);
+    const shards = hub ? await resolveDatasetSplit(hub, { subset: where.subset, split: where.split }, hubEnv()) : undefined;
+    const loaded = await loadDataset({ ...common, ...where, shards }, tokenizer, '/');
+    warnings.push(...pipelineWarnings(loaded.file, loaded.stats, d.max_length));
+    loadedMeta = { padTokenId: loaded.padTokenId, packed: loaded.packed };
+    return loaded;
+  };
+  let train: TokenizedExample[];
   let evalSet: TokenizedExample[] = [];
+  let mixture: MixtureCount[] | null = null;
+  if (d.sources) {
+    const parts: MixtureSource[] = [];
+    for (const s of d.sources) {
+      const where = { path: s.path, subset: s.subset, split: s.split, format: s.format ?? d.format, columns: s.columns };
+      const loaded = await load(where);
+      parts.push({ name: `${s.path}${s.subset ? ` ${s.subset}` : ''} ${s.split}`, examples: loaded.examples, weight: s.weight, take: s.take });
+      if (s.eval_split) evalSet.push(...(await load({ ...where, split: s.eval_split, shuffle: false })).examples);
+    }
+    const mixed = mixSources(parts, d.seed);
+    train = mixed.examples;
+    mixture = mixed.counts;
+  } else {
+    train = (await load({ path: d.path!, subset: d.subset, split: d.split, format: d.format, columns: d.columns })).examples;
+  }
   if (d.eval?.path) {
-    const evalLoaded = await loadDataset({ ...spec, path: d.eval.path, shuffle: false }, tokenizer, '/');
-    evalSet = evalLoaded.examples;
-    warnings.push(...pipelineWarnings(evalLoaded.file, evalLoaded.stats, d.max_length));
+    evalSet = (await load({ path: d.eval.path, subset: null, split: 'train', format: d.format, columns: d.columns, shuffle: false })).examples;
   } else if (d.eval?.split) {
     const n = train.length;
     const held = Math.max(1, Math.round(n * d.eval.split));
@@ -117,12 +151,12 @@ export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise
   const a = recipe.adapter;
   const batchOptions: Omit<BatchOptions, 'epoch'> = {
     batchSize: recipe.training.batch_size,
-    padTokenId: loaded.padTokenId,
+    padTokenId: loadedMeta.padTokenId,
     shuffle: d.shuffle,
     seed: d.seed,
     reft: a.type === 'lora' ? undefined : { positions: a.positions, shareWeights: a.share_weights },
   };
-  if (batchOptions.reft && loaded.packed) throw new DataError('ReFT positions need one prompt per example; set data.packing to false');
+  if (batchOptions.reft && loadedMeta.packed) throw new DataError('ReFT positions need one prompt per example; set data.packing to false');
   const perEpoch = batchesPerEpoch(train.length, batchOptions);
   return {
     train,
@@ -132,6 +166,8 @@ export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise
     stepsPerEpoch: Math.ceil(perEpoch / recipe.training.gradient_accumulation_steps),
     fingerprint: fingerprintExamples(train),
     warnings,
+    tokenizer,
+    mixture,
   };
 }
 

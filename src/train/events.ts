@@ -3,6 +3,7 @@
  * turns the same events into a progress line, TensorBoard scalars and `--json` lines.
  */
 import type { QuantizedWeightsReport } from '../model/memory.js';
+import type { MixtureCount } from '../data/mixture.js';
 
 export interface StartEvent {
   totalSteps: number;
@@ -10,6 +11,8 @@ export interface StartEvent {
   step: number;
   resumedFrom: string | null;
   examples: number;
+  /** With data.sources: what each source gave (used of available examples, and by which rule); null for data.path. */
+  mixture: MixtureCount[] | null;
   evalExamples: number;
   trainableParameters: number;
   backend: string;
@@ -29,6 +32,13 @@ export interface StepEvent {
   epoch: number;
   /** Mean loss over the step's targets, before the update. */
   loss: number;
+  /**
+   * Mean of the step losses over the logging window so far (the steps since the last logged
+   * one, `logging.every_steps`): what the progress line and TensorBoard's train/loss show.
+   */
+  windowLoss: number;
+  /** Steps in that window so far (1 on the first step after a logged one). */
+  windowSteps: number;
   /** Learning rate the update used. */
   lr: number;
   /** Global gradient norm before clipping. */
@@ -43,7 +53,10 @@ export interface StepEvent {
 
 export interface EvalEvent {
   step: number;
+  /** Mean loss over every target token of the eval set. */
   loss: number;
+  /** exp(loss): the eval set's per-token perplexity. */
+  perplexity: number;
   targets: number;
 }
 

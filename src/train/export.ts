@@ -21,15 +21,32 @@ import type { DecoderModel } from '../model/model.js';
 import { loadRecipe } from '../recipe/load.js';
 import { EXPORT_FORMATS, type ExportFormat, type Recipe } from '../recipe/types.js';
 import { createAdapter, type AnyAdapter } from '../adapters/index.js';
-import { loadCheckpoint, resolveResume } from './checkpoint.js';
+import { loadCheckpoint, recipeText, resolveResume } from './checkpoint.js';
 import { checkExportTarget, TOKENIZER_FILES } from './exportTarget.js';
 import { TrainerError } from './errors.js';
 import { findNonFinite } from './finite.js';
 import { resolveModelSource } from '../hub/resolve.js';
 import { parseHubRef } from '../hub/ref.js';
+import { modelCard } from '../hub/card.js';
 
-/** Write `adapter` (trained on `model`) to `dir` in `format`. */
-export async function exportAdapter(model: DecoderModel, adapter: AnyAdapter, recipe: Recipe, format: ExportFormat, dir: string): Promise<void> {
+/** What a model card says of the training behind an export (null where unknown). */
+export interface TrainingRecord {
+  steps: number | null;
+  finalLoss: number | null;
+  finalEvalLoss: number | null;
+}
+
+/** Write `adapter` (trained on `model`) to `dir` in `format`, with a model card (README.md) as `push` writes it. */
+export async function exportAdapter(model: DecoderModel, adapter: AnyAdapter, recipe: Recipe, format: ExportFormat, dir: string, record?: TrainingRecord): Promise<void> {
+  await writeExport(model, adapter, recipe, format, dir);
+  const card = modelCard({
+    repo: null, kind: format, base: recipe.model.path, adapterType: recipe.adapter.type, recipe: recipeText(recipe),
+    steps: record?.steps ?? null, finalLoss: record?.finalLoss ?? null, finalEvalLoss: record?.finalEvalLoss ?? null,
+  });
+  await writeFileAtomic(path.join(dir, 'README.md'), card);
+}
+
+async function writeExport(model: DecoderModel, adapter: AnyAdapter, recipe: Recipe, format: ExportFormat, dir: string): Promise<void> {
   if (!EXPORT_FORMATS.includes(format)) throw new TrainerError(`export format '${String(format)}' is not one of ${EXPORT_FORMATS.join(', ')}`);
   const bad = findNonFinite([...adapter.variables].map(([name, v]): [string, ArrayLike<number>] => [name, v.dataSync() as Float32Array]));
   if (bad) throw new TrainerError(`export ${format}: adapter weight '${bad.name}' is ${bad.value}; a diverged adapter is not exported`);
@@ -127,7 +144,7 @@ export async function exportCheckpoint(runOrCheckpoint: string, format: ExportFo
       if (!saved || saved.data.length !== v.size) throw new TrainerError(`${dir}: adapter_state.safetensors has no '${name}' of shape [${v.shape.join(', ')}]`);
       tf.tidy(() => v.assign(tf.tensor(saved.data, v.shape, 'float32')));
     }
-    await exportAdapter(model, adapter, recipe, format, out);
+    await exportAdapter(model, adapter, recipe, format, out, { steps: c.state.step, finalLoss: c.state.losses.at(-1) ?? null, finalEvalLoss: c.state.evalLosses.at(-1)?.loss ?? null });
     return out;
   } finally {
     adapter?.dispose();

@@ -1,6 +1,7 @@
-/** The human progress line: `step 12/100 · loss 2.3105 · lr 1.20e-04 · 1,204 tok/s · ETA 1m05s`. */
+/** The human progress line: `step 12/100 · loss 2.3105 (mean of 4 steps) · lr 1.20e-04 · 1,204 tok/s · ETA 1m05s`. */
 import type { EvalEvent, StepEvent, TrainerEmitter } from './events.js';
 import { formatBytes } from '../model/memory.js';
+import { describeMixture } from '../data/mixture.js';
 
 export function formatDuration(sec: number): string {
   if (!Number.isFinite(sec)) return '?';
@@ -17,7 +18,8 @@ export function formatStep(e: StepEvent): string {
   const width = String(e.totalSteps).length;
   return [
     `step ${String(e.step).padStart(width)}/${e.totalSteps}`,
-    `loss ${e.loss.toFixed(4)}`,
+    // The logging window's mean, as Hugging Face logs it; "(mean of N steps)" says so.
+    `loss ${e.windowLoss.toFixed(4)}${e.windowSteps > 1 ? ` (mean of ${e.windowSteps} steps)` : ''}`,
     `lr ${e.lr.toExponential(2)}`,
     `grad ${e.gradNorm.toFixed(3)}`,
     `${Math.round(e.tokensPerSec).toLocaleString('en-US')} tok/s`,
@@ -25,8 +27,11 @@ export function formatStep(e: StepEvent): string {
   ].join(' · ');
 }
 
+/** Four significant digits; a diverged model's overflow shows as what it is. */
+const formatPerplexity = (p: number): string => (Number.isFinite(p) ? (p >= 1e6 ? p.toExponential(3) : p.toPrecision(4)) : String(p));
+
 export function formatEval(e: EvalEvent): string {
-  return `eval at step ${e.step} · loss ${e.loss.toFixed(4)} (${e.targets} targets)`;
+  return `eval at step ${e.step} · loss ${e.loss.toFixed(4)} · perplexity ${formatPerplexity(e.perplexity)} (${e.targets} targets)`;
 }
 
 export interface ReporterOptions {
@@ -72,6 +77,7 @@ export function attachReporter(trainer: { on: TrainerEmitter['on'] }, opts: Repo
     const prec = e.precision.requested === e.precision.effective || e.precision.requested === 'auto' ? e.precision.effective : `${e.precision.effective} (${e.precision.requested} requested)`;
     if (e.precision.note) line(`note: ${e.precision.note}`);
     line(`training ${e.totalSteps} steps on ${e.backend}, ${prec}: ${e.examples} examples${e.evalExamples ? ` (+${e.evalExamples} eval)` : ''}, ${e.trainableParameters.toLocaleString('en-US')} trainable parameters, estimated peak memory ${formatBytes(e.estimatedPeakBytes)}${from}`);
+    if (e.mixture) line(`data: ${e.mixture.length} sources mixed: ${describeMixture(e.mixture)}`);
     const q = e.quantizedWeights;
     if (q) line(`base: ${q.matrices} projections held 4-bit, ${formatBytes(q.bytes)} at ${q.bitsPerParameter.toFixed(2)} bits/param`);
     estimated = e.estimatedPeakBytes;

@@ -14,9 +14,11 @@ import { quantizedWeightsReport } from '../model/memory.js';
 import { loadBaseModel } from '../model/load.js';
 import type { DecoderModel } from '../model/model.js';
 import { loadTokenizer } from '../data/index.js';
+import { recipeChatTemplate } from '../data/recipeChatTemplate.js';
 import { loadRecipe, overriddenKeys, type LoadRecipeOptions } from '../recipe/load.js';
 import type { ExportFormat, Recipe } from '../recipe/types.js';
 import { TensorBoardWriter } from '../io/tensorboard.js';
+import { writeFileAtomicSync } from '../io/atomic.js';
 import { createAdapter, type AnyAdapter } from '../adapters/index.js';
 import type { AdamWOptions, AdamWState } from './adamw.js';
 import { localRunner, type StepRunner } from './runner.js';
@@ -25,8 +27,11 @@ import { evaluateLoss, stepSeed, type StepBatch } from './step.js';
 import { checkMaxLength, prepareData, stepStream, evalBatches, totalSteps, type TrainingData } from './data.js';
 import { applyPrecision, type AppliedPrecision } from './precision.js';
 import { TrainerEmitter, type StepEvent } from './events.js';
+import { LossWindow } from './lossWindow.js';
+import { sampleCompletions } from './samples.js';
 import {
   loadCheckpoint,
+  recipeText,
   resolveResume,
   saveCheckpoint,
   type CheckpointContents,
@@ -113,6 +118,8 @@ export class Trainer extends TrainerEmitter {
   private stopRequested: Signal | null = null;
   /** Steps completed by the last (or current) `train()`, for export events. */
   private lastStep = 0;
+  /** The losses so far, for the model card an export writes. */
+  private history: Pick<TrainerState, 'losses' | 'evalLosses'> | null = null;
   private disposed = false;
 
   private constructor(
@@ -155,7 +162,7 @@ export class Trainer extends TrainerEmitter {
     // bf16-mixed: frozen matrices live in bf16 (half the memory; tensor-core GEMMs read them as they are).
     if (precision.effective !== 'fp32') model.weights.storeFrozen((w) => activeDevice().storeFrozenWeight(w, precision.effective));
     try {
-      const tokenizer = await loadTokenizer(modelDir);
+      const tokenizer = await loadTokenizer(modelDir, { chatTemplate: await recipeChatTemplate(recipe.data.chat_template) });
       const data = await prepareData(recipe, tokenizer);
       const adapter = createAdapter(model, recipe.adapter, recipe.training.seed, 'recipe adapter');
       const file = typeof pathOrObject === 'string' ? path.resolve(options.cwd ?? process.cwd(), pathOrObject) : null;
@@ -232,6 +239,11 @@ export class Trainer extends TrainerEmitter {
 
     const tb = r.logging.tensorboard && this.isLeader ? new TensorBoardWriter(r.logging.dir) : null;
     const evalSet = evalBatches(this.data);
+    // Generation runs on rank 0 alone: in a job the other ranks (and ZeRO-3's weight shards) are busy elsewhere.
+    const a = r.adapter;
+    const samples = r.logging.eval_samples > 0 && !this.communicator
+      ? { count: r.logging.eval_samples, maxNewTokens: r.logging.sample_max_new_tokens, reft: a.type === 'lora' ? undefined : { positions: a.positions, shareWeights: a.share_weights } }
+      : null;
     const signals = opts.handleSignals ?? true ? catchStopSignals((signal) => this.stop(signal), () => this.stopRequested !== null) : () => {};
     let lastCheckpoint: string | null = resumedFrom;
     let lastSavedStep = resumedFrom ? state.step : -1;
@@ -259,8 +271,10 @@ export class Trainer extends TrainerEmitter {
       const { loss, targets } = evaluateLoss(this.model, this.adapter, evalSet);
       state.evalLosses.push({ step: state.step, loss });
       lastEvalStep = state.step;
-      tb?.scalar('eval/loss', loss, state.step);
-      this.emit('eval', { step: state.step, loss, targets });
+      const perplexity = Math.exp(loss);
+      tb?.scalars({ 'eval/loss': loss, 'eval/perplexity': perplexity }, state.step);
+      if (tb && samples) tb.text('eval/samples', sampleCompletions(this.model, this.adapter, this.data.tokenizer, this.data.eval, samples), state.step);
+      this.emit('eval', { step: state.step, loss, perplexity, targets });
     };
 
     const longest = this.longestSequence;
@@ -270,6 +284,7 @@ export class Trainer extends TrainerEmitter {
         step: state.step,
         resumedFrom,
         examples: this.data.train.length,
+        mixture: this.data.mixture,
         evalExamples: this.data.eval.length,
         trainableParameters: [...this.adapter.variables.values()].reduce((n, v) => n + v.size, 0),
         backend: this.backend,
@@ -281,7 +296,9 @@ export class Trainer extends TrainerEmitter {
       for (const message of warnings) this.emit('warning', { message });
       activeDevice().resetPeakMemory();
       this.lastStep = state.step;
+      this.history = state;
       const stream = stepStream(this.data, t.gradient_accumulation_steps, state.data);
+      const window = new LossWindow();
       // Ranks of a job stop together: the runner agrees on every rank's signal before each step.
       while (state.step < total && !(await runner.agreeStop(this.stopRequested))) {
         const item = stream.next();
@@ -311,6 +328,7 @@ export class Trainer extends TrainerEmitter {
         this.lastStep = state.step;
         state.data = next;
         state.losses.push(res.loss);
+        window.add(res.loss);
         state.tokens += res.tokens;
         stepsThisRun += 1;
         const elapsed = (performance.now() - startedAt) / 1000;
@@ -319,6 +337,8 @@ export class Trainer extends TrainerEmitter {
           totalSteps: total,
           epoch: at.epoch,
           loss: res.loss,
+          windowLoss: window.mean,
+          windowSteps: window.steps,
           lr,
           gradNorm: res.gradNorm,
           tokens: res.tokens,
@@ -326,10 +346,12 @@ export class Trainer extends TrainerEmitter {
           elapsedSec: elapsed,
           etaSec: (elapsed / stepsThisRun) * (total - state.step),
         };
-        if (tb && (state.step % r.logging.every_steps === 0 || state.step === total)) {
-          tb.scalars({ 'train/loss': event.loss, 'train/lr': lr, 'train/grad_norm': event.gradNorm, 'train/tokens_per_sec': event.tokensPerSec }, state.step);
+        const logged = state.step % r.logging.every_steps === 0 || state.step === total;
+        if (tb && logged) {
+          tb.scalars({ 'train/loss': event.windowLoss, 'train/lr': lr, 'train/grad_norm': event.gradNorm, 'train/tokens_per_sec': event.tokensPerSec }, state.step);
         }
         this.emit('step', event);
+        if (logged) window.reset();
         if (t.eval_every_steps && state.step % t.eval_every_steps === 0) evaluate();
         if (t.save_every_steps && state.step % t.save_every_steps === 0) await save('interval');
         // Let signal handlers run between steps.
@@ -376,7 +398,8 @@ export class Trainer extends TrainerEmitter {
   /** Export the adapter as it is now: `peft` (LoRA), `pyreft` (ReFT) or `merged` (LoRA folded into the base). */
   async export(format: ExportFormat, outDir: string): Promise<string> {
     const dir = path.resolve(outDir);
-    await exportAdapter(this.model, this.adapter, this.recipe, format, dir);
+    const h = this.history;
+    await exportAdapter(this.model, this.adapter, this.recipe, format, dir, { steps: this.lastStep, finalLoss: h?.losses.at(-1) ?? null, finalEvalLoss: h?.evalLosses.at(-1)?.loss ?? null });
     this.emit('export', { step: this.lastStep, format, dir });
     return dir;
   }
@@ -419,13 +442,14 @@ export class Trainer extends TrainerEmitter {
       tokens: 0,
     };
     const warnings = [...this.data.warnings];
+    if (r.logging.eval_samples > 0 && this.communicator) warnings.push('logging.eval_samples: a multi-process job writes no sample completions (generation would hold up the other ranks); a single-process run does');
     const composed = composedLayersNote(this.model.decoder, this.adapter);
     if (composed) warnings.push(composed);
     let resumedFrom: string | null = null;
     if (opts.resume) {
       resumedFrom = resolveResume(opts.resume === true ? true : opts.resume, this.runDir);
       const restored = restoreCheckpoint(loadCheckpoint(resumedFrom), resumedFrom, {
-        adapter: this.adapter, optimizer: { setState: (s) => runner.setOptimizerState(s) }, schedule: schedule.state(), data: { fingerprint: this.data.fingerprint, path: r.data.path },
+        adapter: this.adapter, optimizer: { setState: (s) => runner.setOptimizerState(s) }, schedule: schedule.state(), data: { fingerprint: this.data.fingerprint, path: r.data.path ?? 'data.sources' },
         recipe: { now: r, overridden: overriddenKeys(r) },
       });
       state = { ...restored.state, dataFingerprint: this.data.fingerprint };
@@ -434,6 +458,13 @@ export class Trainer extends TrainerEmitter {
     // Ranks other than 0 write nothing: the run folder is rank 0's.
     if (!this.isLeader) return { state, resumedFrom, warnings };
     const folder = prepareRunFolder(this.runDir, { resume: Boolean(opts.resume), overwrite: opts.overwrite ?? false }, r.logging.tensorboard ? [{ key: 'logging.dir', dir: r.logging.dir }] : []);
+    try {
+      // The recipe as resolved (every --set in, paths absolute), where a reader of the run looks first.
+      writeFileAtomicSync(path.join(this.runDir, RECIPE_FILE), recipeText(this.recipe));
+    } catch (err) {
+      folder.lock.release();
+      throw err;
+    }
     return { state, resumedFrom, warnings: [...warnings, ...folder.warnings], lock: folder.lock };
   }
 

@@ -38,7 +38,7 @@ const cases: Case[] = [
   ['adapter.target_modules: no such module', () => ['--set', 'adapter.target_modules=[nothing_proj]'], /nothing_proj/],
   ['adapter.positions (ReFT)', () => ['--set', 'adapter={type: loreft, positions: x9}'], /adapter\.positions/],
   ['data.path: no such file', (d) => ['--set', `data.path=${path.join(d, 'missing.jsonl')}`], /missing\.jsonl/],
-  ['data.format', () => ['--set', 'data.format=markdown'], /data\.format: expected one of text \| prompt_completion \| alpaca \| chat/],
+  ['data.format', () => ['--set', 'data.format=markdown'], /data\.format: expected one of auto \| text \| prompt_completion \| alpaca \| chat/],
   ['data.max_length: zero', () => ['--set', 'data.max_length=0'], /data\.max_length: expected a positive integer, got 0/],
   ['data.eval.split: 1.5', () => ['--set', 'data.eval={split: 1.5}'], /data\.eval\.split/],
   ['training.learning_rate: negative', () => ['--set', 'training.learning_rate=-1'], /training\.learning_rate: expected a positive number, got -1/],

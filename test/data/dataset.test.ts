@@ -128,7 +128,7 @@ describe('loadDataset', () => {
   it('rejects a bad spec with the valid choices', async () => {
     const spec = { path: 'datasets/alice_qa.jsonl' };
     await expect(loadDataset({ ...spec, format: 'sharegpt' as 'text' }, tok, repoRoot)).rejects.toThrow(
-      'data.format "sharegpt" is not a format; valid: text, prompt_completion, alpaca, chat',
+      'data.format "sharegpt" is not a format; valid: auto, text, prompt_completion, alpaca, chat',
     );
     await expect(loadDataset({ ...spec, format: 'prompt_completion', columns: { answer: 'a' } }, tok, repoRoot)).rejects.toThrow(
       'data.columns.answer is not a column of format prompt_completion; valid: prompt, completion',

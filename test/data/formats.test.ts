@@ -6,14 +6,17 @@ import { loadTokenizer, type Tokenizer } from '../../src/data/tokenizer.js';
 import { FORMATS, alpacaPrompt, type FormatName } from '../../src/data/formats/index.js';
 import { IGNORE_INDEX, type TokenizedExample } from '../../src/data/example.js';
 import type { Row } from '../../src/data/sources/rows.js';
+import type { LossScope } from '../../src/data/formats/context.js';
 
 let tok: Tokenizer;
 beforeAll(async () => {
   tok = await loadTokenizer(fixture('tokenizer'));
 });
 
-function run(format: FormatName, row: Row, columns: Record<string, string> = {}): TokenizedExample {
-  return FORMATS[format].tokenize(row, { tokenizer: tok, format, columns, file: 'data.jsonl', where: 'line 7' });
+const BOTH = { assistantOnly: true, completionOnly: true };
+
+function run(format: FormatName, row: Row, columns: Record<string, string> = {}, loss: LossScope = BOTH): TokenizedExample {
+  return FORMATS[format].tokenize(row, { tokenizer: tok, format, columns, file: 'data.jsonl', where: 'line 7', loss });
 }
 const supervised = (ex: TokenizedExample) => ex.labels.filter((l) => l !== IGNORE_INDEX);
 
@@ -120,8 +123,54 @@ describe('chat', () => {
     expect(() =>
       FORMATS.chat.tokenize(
         { messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }] },
-        { tokenizer: rewriting, format: 'chat', columns: {}, file: 'c.jsonl', where: 'line 2' },
+        { tokenizer: rewriting, format: 'chat', columns: {}, file: 'c.jsonl', where: 'line 2', loss: BOTH },
       ),
     ).toThrow(/c\.jsonl line 2: the chat template renders message 1 differently/);
+  });
+});
+
+describe('loss scope, as TRL names it', () => {
+  const messages = [{ role: 'user', content: 'Who?' }, { role: 'assistant', content: 'Alice.' }];
+
+  it('assistant_only_loss: false puts the loss on every token of a conversation', () => {
+    const only = run('chat', { messages });
+    const all = run('chat', { messages }, {}, { assistantOnly: false, completionOnly: true });
+    expect(all.inputIds).toEqual(only.inputIds);
+    expect(all.labels).toEqual(all.inputIds);
+    expect(all.promptLength).toBe(only.promptLength);
+    expect(supervised(only).length).toBeLessThan(only.inputIds.length);
+  });
+
+  it('completion_only_loss: false puts the loss on the prompt too (prompt_completion and alpaca)', () => {
+    for (const [format, row] of [['prompt_completion', { prompt: 'Q: who?\nA:', completion: ' Alice.' }], ['alpaca', { instruction: 'Name her.', output: 'Alice.' }]] as const) {
+      const only = run(format, row);
+      const all = run(format, row, {}, { assistantOnly: true, completionOnly: false });
+      expect(all.inputIds).toEqual(only.inputIds);
+      expect(all.labels, format).toEqual(all.inputIds);
+      expect(only.labels.slice(0, only.promptLength).every((l) => l === IGNORE_INDEX), format).toBe(true);
+    }
+  });
+});
+
+describe('conversational prompt–completion (TRL)', () => {
+  const prompt = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Who fell?' }];
+  const completion = [{ role: 'assistant', content: 'Alice.' }];
+
+  it('renders prompt + completion through the chat template, the loss on what the completion adds', () => {
+    const ex = run('prompt_completion', { prompt, completion });
+    expect(ex.inputIds).toEqual(tok.encode(tok.applyChatTemplate([...prompt, ...completion]), { addSpecialTokens: false }));
+    expect(ex.promptLength).toBe(tok.encode(tok.applyChatTemplate(prompt, { addGenerationPrompt: true }), { addSpecialTokens: false }).length);
+    expect(tok.decode(supervised(ex))).toBe('Alice.<|im_end|>\n');
+    // The same conversation as chat data supervises the same tokens.
+    const chat = run('chat', { messages: [...prompt, ...completion] });
+    expect([chat.inputIds, chat.labels]).toEqual([ex.inputIds, ex.labels]);
+    expect(run('prompt_completion', { prompt, completion }, {}, { assistantOnly: true, completionOnly: false }).labels).toEqual(ex.inputIds);
+  });
+
+  it('wants both columns as message lists, and names the row', () => {
+    expect(() => run('prompt_completion', { prompt, completion: 'Alice.' })).toThrow(
+      'data.jsonl line 7: column "prompt" is a list of messages but "completion" is not; conversational prompt–completion needs both as lists of {"role", "content"}',
+    );
+    expect(() => run('prompt_completion', { prompt: [{ role: 'user' }], completion })).toThrow(/line 7: message 0 of "prompt" must be \{"role": string, "content": string\}/);
   });
 });

@@ -4,9 +4,11 @@ import {
   groupOfIntervention,
   parsePositions,
   pyreftLocations,
+  reftPositions,
   splitsInterventions,
   type ReftPositionSpec,
 } from '../../src/data/reftPositions.js';
+import { collate } from '../../src/data/batching.js';
 
 /**
  * Expected values: what pyreft's get_intervention_locations (pyreft/dataset.py) returns
@@ -84,5 +86,17 @@ describe('the pyreft fixture', () => {
     const { fixture } = await import('../helpers.js');
     const meta = JSON.parse(readFileSync(fixture('pyreft-loreft-llama/meta.json'), 'utf8'));
     expect(pyreftLocations(16, { positions: 'f2+l2', shareWeights: true })).toEqual([meta.positions]);
+  });
+});
+
+describe('reftPositions (the public helper for Model.forward and generate)', () => {
+  it('gives a prompt the row a training batch gives it, for every shape of spec', () => {
+    for (const [positions, promptLength, shareWeights] of [['f3+l3', 11, false], ['f3+l3', 11, true], ['f3+l3', 4, false], ['l1', 6, false], ['f2', 9, true]] as const) {
+      const inputIds = Array.from({ length: promptLength + 2 }, (_, i) => i + 1);
+      const batch = collate([{ inputIds, labels: inputIds, promptLength }], { padTokenId: 0, reft: { positions, shareWeights } });
+      expect(reftPositions(promptLength, positions, { shareWeights }), `${positions} ${promptLength} ${shareWeights}`).toEqual(batch.positions![0]);
+    }
+    expect(reftPositions(11, 'f3+l3')).toEqual([0, 1, 2, 8, 9, 10]);
+    expect(() => reftPositions(11, 'l1+f1')).toThrow('positions "l1+f1" is not pyreft notation');
   });
 });

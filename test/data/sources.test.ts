@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Field, Int32, List, Struct, Table, Utf8, tableFromJSON, tableToIPC, vectorFromArray } from 'apache-arrow';
 import { readRows } from '../../src/data/sources/index.js';
 import { writeParquet } from './parquetWriter.js';
+import { saveToDisk } from './saveToDisk.js';
 
 async function tmp(): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), 'tt-src-'));
@@ -115,20 +116,6 @@ describe('Arrow IPC', () => {
     await expect(readRows(f)).rejects.toThrow(/d\.arrow: not a readable Arrow IPC file or stream/);
   });
 });
-
-/** A `datasets` save_to_disk folder with these shards. */
-async function saveToDisk(dir: string, shards: object[][]): Promise<void> {
-  await fs.mkdir(dir, { recursive: true });
-  const names = shards.map((_, i) => `data-0000${i}-of-0000${shards.length}.arrow`);
-  for (let i = 0; i < shards.length; i++) {
-    await fs.writeFile(path.join(dir, names[i]!), tableToIPC(tableFromJSON(shards[i] as Record<string, unknown>[]), 'stream'));
-  }
-  await fs.writeFile(path.join(dir, 'dataset_info.json'), JSON.stringify({ features: {} }));
-  await fs.writeFile(
-    path.join(dir, 'state.json'),
-    JSON.stringify({ _data_files: names.map((filename) => ({ filename })), _fingerprint: 'x', _split: null }),
-  );
-}
 
 describe('datasets save_to_disk folders', () => {
   it('reads every shard in order', async () => {

@@ -40,6 +40,7 @@ const NOT_PATHS: Record<string, string> = {
   'kernels.cu': "bitsandbytes' csrc/kernels.cu, whose quantisation the 4-bit codes reproduce",
   '../shared/fixtures': 'beside the checkout, not in it: the fixtures a machine may share between checkouts',
   '../shared/peers/bench_peers.py': 'beside the checkout, not in it: the PyTorch peers the bench compares with',
+  '../shared/peers/verify_export.py': 'beside the checkout, not in it: the script that loads exports with the real PEFT on the GPU machine',
   './x': 'an example of a value that is a path, not a Hub id',
   '../../../../ESCAPED': "an example of a hostile server's value, which must never become a path",
 };

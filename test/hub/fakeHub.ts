@@ -5,8 +5,10 @@
  *  - `FakeHub`: an HTTP server on 127.0.0.1 (node:http) answering the requests `@huggingface/hub`
  *    makes — model info, tree, resolve (Range, ETag, X-Repo-Commit), repo and branch creation,
  *    preupload, LFS batch and upload, commit — with the Hub's error codes and headers. It logs
- *    every request so tests can assert what was asked. A repo can be made hostile (`Tamper`):
- *    a commit id or listing entries rewritten as a malicious server would send them.
+ *    every request so tests can assert what was asked. Dataset repos are stored under
+ *    `datasets/<org>/<name>` and answered on the Hub's dataset routes (/api/datasets/…, /datasets/…/resolve/…).
+ *    A repo can be made hostile (`Tamper`): a commit id or listing entries rewritten as a
+ *    malicious server would send them.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -16,8 +18,8 @@ import path from 'node:path';
 
 export type Files = Record<string, Buffer>;
 
-/** Files stored with LFS on the Hub (as .gitattributes makes them): weights and pickles. */
-export const isLfs = (file: string): boolean => /\.(safetensors|bin|pth|pt)$/.test(file);
+/** Files stored with LFS on the Hub (as its default .gitattributes makes them): weights, pickles, Parquet. */
+export const isLfs = (file: string): boolean => /\.(safetensors|bin|pth|pt|parquet)$/.test(file);
 
 /** The etag the Hub gives a file, and the cache's blob name: sha256 for LFS, the git blob id otherwise. */
 export function etagOf(file: string, bytes: Buffer): string {
@@ -178,8 +180,9 @@ export class FakeHub {
       return;
     }
     if (req.method === 'POST' && p === '/api/repos/create') return this.createRepo(req, res, JSON.parse(body.toString()));
-    if ((m = /^\/api\/models\/([^/]+\/[^/]+)\/(revision|tree|preupload|commit|branch)\/(.+)$/.exec(p))) {
-      const [, name, kind, rev] = m as unknown as [string, string, string, string];
+    if ((m = /^\/api\/(models|datasets)\/([^/]+\/[^/]+)\/(revision|tree|preupload|commit|branch)\/(.+)$/.exec(p))) {
+      const [, type, id, kind, rev] = m as unknown as [string, string, string, string, string];
+      const name = type === 'datasets' ? `datasets/${id}` : id;
       const repo = this.repos.get(name);
       if (!this.authorize(req, res, name, repo)) return;
       if (kind === 'branch') {
@@ -210,6 +213,7 @@ export class FakeHub {
       const objects = (JSON.parse(body.toString()) as { objects: Array<{ oid: string; size: number }> }).objects;
       return this.json(res, { transfer: 'basic', objects: objects.map((o) => ({ ...o, actions: this.lfs.has(o.oid) ? undefined : { upload: { href: `${this.url}/lfs-upload/${o.oid}` } } })) });
     }
+    if ((m = /^\/(datasets\/[^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(p))) return this.resolve(req, res, m[1]!, m[2]!, m[3]!);
     if ((m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(p))) return this.resolve(req, res, m[1]!, m[2]!, m[3]!);
     this.fail(res, 404, null, `no route ${req.method} ${p}`);
   }

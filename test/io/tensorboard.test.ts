@@ -160,3 +160,25 @@ describe('readEventFile', () => {
     expect(() => readEventFile(file)).toThrow(/record at byte 0: length CRC mismatch/);
   });
 });
+
+describe('text summaries (TensorBoard\'s Text tab)', () => {
+  it('encode as tf.summary.text does: plugin "text", a rank-0 DT_STRING tensor', () => {
+    // Worked by hand from summary.proto / tensor.proto: Value{tag=1, metadata=9{plugin_data=1{plugin_name=1}}, tensor=8{dtype=1, tensor_shape=2, string_val=8}}.
+    const value = '0a0173' + '4a08' + '0a06' + '0a0474657874' + '4208' + '0807' + '1200' + '42026869';
+    const event = encodeEvent({ wallTime: 0, step: 3, scalars: [], texts: [{ tag: 's', text: 'hi' }] });
+    expect(hex(event)).toBe(`09${'00'.repeat(8)}1003` + '2a19' + '0a17' + value);
+  });
+
+  it('a writer\'s texts read back beside its scalars', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'typetune-tbtext-'));
+    const tb = new TensorBoardWriter(dir, { flushIntervalMs: 0, wallTime: 1_700_000_000 });
+    tb.scalar('eval/loss', 1.5, 4, 1_700_000_001);
+    tb.text('eval/samples', '**Q:** Who fell?\n\n**A:** Alice — ✓', 4, 1_700_000_002);
+    tb.close();
+    const events = readEventFile(tb.file);
+    expect(events.slice(1)).toEqual([
+      { wallTime: 1_700_000_001, step: 4, scalars: [{ tag: 'eval/loss', value: 1.5 }] },
+      { wallTime: 1_700_000_002, step: 4, scalars: [], texts: [{ tag: 'eval/samples', text: '**Q:** Who fell?\n\n**A:** Alice — ✓' }] },
+    ]);
+  });
+});

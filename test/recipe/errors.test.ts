@@ -25,7 +25,7 @@ describe('recipe errors name file:line, key path and what is valid', () => {
 
   it('unknown key far from any valid one: no guess, still the valid keys', () => {
     expect(p.error(withLines('logging:\n  colour: blue\n'))).toBe(
-      'recipes/x.yaml:6: logging.colour: unknown key. Valid keys in logging: dir, every_steps, tensorboard',
+      'recipes/x.yaml:6: logging.colour: unknown key. Valid keys in logging: dir, every_steps, tensorboard, eval_samples, sample_max_new_tokens',
     );
   });
 
@@ -162,7 +162,7 @@ describe('recipe errors name file:line, key path and what is valid', () => {
 
   it('missing data section: data.path is required', () => {
     expect(p.error('model:\n  path: models/tiny\n')).toBe(
-      'recipes/x.yaml:1: data.path: required: JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file',
+      'recipes/x.yaml:1: data.path: required: JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file; or a Hub dataset id org/name[@revision]; or instead data.sources, a list of datasets to mix',
     );
   });
 

@@ -48,7 +48,7 @@ describe('__proto__, constructor and prototype are unknown keys', () => {
     ['prototype: 1\n', `recipes/x.yaml:5: prototype: unknown key. ${TOP}`],
     ['training:\n  __proto__:\n    adam_eps: 0.5\n', `recipes/x.yaml:6: training.__proto__: unknown key. Valid keys in training: ${TRAINING_KEYS}`],
     ['training:\n  constructor: 2\n', `recipes/x.yaml:6: training.constructor: unknown key. Valid keys in training: ${TRAINING_KEYS}`],
-    ['logging:\n  __proto__: {}\n  every_steps: 2\n', 'recipes/x.yaml:6: logging.__proto__: unknown key. Valid keys in logging: dir, every_steps, tensorboard'],
+    ['logging:\n  __proto__: {}\n  every_steps: 2\n', 'recipes/x.yaml:6: logging.__proto__: unknown key. Valid keys in logging: dir, every_steps, tensorboard, eval_samples, sample_max_new_tokens'],
   ])('YAML %j', (lines, message) => {
     expect(p.error(MINIMAL + lines)).toBe(message);
   });
@@ -56,7 +56,7 @@ describe('__proto__, constructor and prototype are unknown keys', () => {
   it('in a nested section, and as a data column', () => {
     const quantization = 'model:\n  path: models/tiny\n  quantization:\n    constructor: nf4\ndata:\n  path: data/train.jsonl\n';
     expect(p.error(quantization)).toBe('recipes/x.yaml:4: model.quantization.constructor: unknown key. Valid keys in model.quantization: type, blocksize, double_quant');
-    expect(p.error(`${MINIMAL}  columns:\n    __proto__: body\n`)).toBe('recipes/x.yaml:6: data.columns.__proto__: not a field of format text. Fields of text: text');
+    expect(p.error(`${MINIMAL}  columns:\n    __proto__: body\n`)).toBe('recipes/x.yaml:6: data.columns.__proto__: not a field of format auto. Fields of auto: text, prompt, completion, instruction, input, output, messages');
   });
 
   it('an object recipe, own __proto__ key included (as JSON.parse makes it)', () => {

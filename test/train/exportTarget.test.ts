@@ -136,7 +136,7 @@ describe('typetune export --out', () => {
       const r = runBuilt('typetune', ['export', '--run', from, '--format', format, '--out', path.join(out, format)]);
       expect(r.code, r.stderr).toBe(0);
     }
-    expect(readdirSync(path.join(out, 'merged')).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+    expect(readdirSync(path.join(out, 'merged')).sort()).toEqual(['README.md', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
     writeFileSync(path.join(out, 'merged', 'my-eval.txt'), 'results');
     const before = snapshot(out);
     expectOneLineError(runBuilt('typetune', ['export', '--run', lora, '--format', 'merged', '--out', path.join(out, 'merged')]), /^error: --out \S+merged: holds my-eval\.txt, which no export writes/);

@@ -169,7 +169,7 @@ describe('a run', () => {
     expect(files).toHaveLength(1);
     const scalars = readEventFile(path.join(logs, files[0]!)).flatMap((ev) => ev.scalars.map((x) => ({ ...x, step: ev.step })));
     const tags = new Set(scalars.map((x) => x.tag));
-    expect(tags).toEqual(new Set(['train/loss', 'train/lr', 'train/grad_norm', 'train/tokens_per_sec', 'eval/loss']));
+    expect(tags).toEqual(new Set(['train/loss', 'train/lr', 'train/grad_norm', 'train/tokens_per_sec', 'eval/loss', 'eval/perplexity']));
     expect(scalars.filter((x) => x.tag === 'train/loss').map((x) => x.value)).toEqual(s.losses.map((l) => Math.fround(l)));
   });
 

@@ -25,5 +25,5 @@ export function alpacaPrompt(instruction: string, input: string): string {
 
 export function tokenizeAlpaca(row: Row, ctx: RowContext): TokenizedExample {
   const prompt = alpacaPrompt(textColumn(row, 'instruction', ctx), textColumn(row, 'input', ctx, true));
-  return tokenizePair(prompt, textColumn(row, 'output', ctx), ctx.tokenizer);
+  return tokenizePair(prompt, textColumn(row, 'output', ctx), ctx.tokenizer, ctx.loss);
 }

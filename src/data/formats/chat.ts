@@ -1,6 +1,7 @@
 /**
  * `chat`: a `messages` column ([{role, content}, …]) rendered with the model's chat
- * template; loss on the assistant turns only. The assistant spans are found by rendering
+ * template (or `data.chat_template`); loss on the assistant turns only (TRL's
+ * `assistant_only_loss`; false: on every token). The assistant spans are found by rendering
  * incrementally, as open-instruct/TRL/torchtune do: the turn of message i starts where
  * render(messages[:i], add_generation_prompt) ends and stops where render(messages[:i+1])
  * ends, both measured in tokens. Rendered text is tokenised without special tokens, as
@@ -16,9 +17,9 @@ import { cutText } from '../textLimit.js';
 
 export const CHAT_COLUMNS = { required: ['messages'], optional: [] as string[] };
 
-function messagesOf(row: Row, ctx: RowContext): ChatMessage[] {
-  const v = columnValue(row, 'messages', ctx);
-  const name = ctx.columns.messages ?? 'messages';
+/** A column's value as a list of {role, content} messages (`logical` names the field, for errors). */
+export function messageList(v: unknown, logical: string, ctx: RowContext): ChatMessage[] {
+  const name = ctx.columns[logical] ?? logical;
   if (!Array.isArray(v) || v.length === 0) {
     throw new DataError(`${ctx.file} ${ctx.where}: column "${name}" must be a non-empty list of {"role", "content"}, got ${preview(v)}`);
   }
@@ -33,7 +34,7 @@ function messagesOf(row: Row, ctx: RowContext): ChatMessage[] {
 
 export function tokenizeChat(row: Row, ctx: RowContext): TokenizedExample {
   const { tokenizer } = ctx;
-  const messages = messagesOf(row, ctx);
+  const messages = messageList(columnValue(row, 'messages', ctx), 'messages', ctx);
   const encode = (text: string) => tokenizer.encode(text, { addSpecialTokens: false });
   const full = tokenizer.applyChatTemplate(messages);
   const inputIds = encode(full);
@@ -54,5 +55,6 @@ export function tokenizeChat(row: Row, ctx: RowContext): TokenizedExample {
     for (let t = start; t < end; t++) labels[t] = inputIds[t]!;
     promptLength ??= start;
   });
-  return { inputIds, labels, promptLength: promptLength ?? inputIds.length };
+  // assistant_only_loss: false — every token, as TRL trains a conversation by default.
+  return { inputIds, labels: ctx.loss.assistantOnly ? labels : [...inputIds], promptLength: promptLength ?? inputIds.length };
 }

@@ -17,6 +17,15 @@ export interface RowContext {
   where: string;
   /** Text columns are cut to this many characters before tokenising (src/data/textLimit.ts); undefined = whole. */
   maxChars?: number;
+  /** Which tokens carry the loss, by TRL's names (both true unless the recipe says otherwise). */
+  loss: LossScope;
+}
+
+export interface LossScope {
+  /** chat: the assistant turns only (else every token). */
+  assistantOnly: boolean;
+  /** prompt_completion and alpaca: the completion only (else the prompt too). */
+  completionOnly: boolean;
 }
 
 function columnName(ctx: RowContext, logical: string): string {

@@ -12,11 +12,12 @@ import { parseJson } from './json.js';
 import { parseJsonl } from './jsonl.js';
 import { parseParquet } from './parquet.js';
 import type { RowSet } from './rows.js';
+import { SUPPORTED_EXTENSIONS, type DataFileExtension } from '../../recipe/dataFileTypes.js';
 import { checkRegularFile } from './files.js';
 
 export type { Row, RowSet } from './rows.js';
 
-const READERS: Record<string, (bytes: Uint8Array, file: string) => RowSet | Promise<RowSet>> = {
+const READERS: Record<DataFileExtension, (bytes: Uint8Array, file: string) => RowSet | Promise<RowSet>> = {
   '.jsonl': (b, f) => parseJsonl(utf8(b), f),
   '.ndjson': (b, f) => parseJsonl(utf8(b), f),
   '.json': (b, f) => parseJson(utf8(b), f),
@@ -31,7 +32,7 @@ function utf8(bytes: Uint8Array): string {
   return new TextDecoder('utf-8').decode(bytes);
 }
 
-export const SUPPORTED_EXTENSIONS = Object.keys(READERS);
+export { SUPPORTED_EXTENSIONS };
 
 export async function readRows(file: string, options: { split?: string } = {}): Promise<RowSet> {
   let stat;
@@ -43,7 +44,7 @@ export async function readRows(file: string, options: { split?: string } = {}): 
   if (stat.isDirectory()) return readSaveToDisk(file, options.split);
   checkRegularFile(stat, file, 'a dataset file or a datasets save_to_disk folder');
   const ext = path.extname(file).toLowerCase();
-  const reader = READERS[ext];
+  const reader = READERS[ext as DataFileExtension];
   if (!reader) {
     throw new DataError(`${file}: unknown dataset file type "${ext}" (supported: ${SUPPORTED_EXTENSIONS.join(', ')}, or a datasets save_to_disk folder)`);
   }
