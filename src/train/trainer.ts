@@ -8,6 +8,7 @@
  *   const summary = await trainer.train();
  *   await trainer.export('peft', 'out/peft');
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { useBackend } from '../backend/select.js';
 import { quantizedWeightsReport } from '../model/memory.js';
@@ -457,10 +458,12 @@ export class Trainer extends TrainerEmitter {
     }
     // Ranks other than 0 write nothing: the run folder is rank 0's.
     if (!this.isLeader) return { state, resumedFrom, warnings };
+    const rootRecipe = path.join(this.runDir, RECIPE_FILE);
     const folder = prepareRunFolder(this.runDir, { resume: Boolean(opts.resume), overwrite: opts.overwrite ?? false }, r.logging.tensorboard ? [{ key: 'logging.dir', dir: r.logging.dir }] : []);
     try {
+      checkRootRecipeIsOurs(rootRecipe);
       // The recipe as resolved (every --set in, paths absolute), where a reader of the run looks first.
-      writeFileAtomicSync(path.join(this.runDir, RECIPE_FILE), recipeText(this.recipe));
+      writeFileAtomicSync(rootRecipe, `${ROOT_RECIPE_HEADER}\n${recipeText(this.recipe)}`);
     } catch (err) {
       folder.lock.release();
       throw err;
@@ -486,3 +489,20 @@ function quote(s: string): string {
 }
 
 export type { StepBatch, DataCursor };
+
+/** The first line of the resolved recipe a run writes at its folder's root: how a later run knows the file is typetune's to replace. */
+const ROOT_RECIPE_HEADER = '# The resolved recipe of the run in this folder, written by `train` (every --set in, paths absolute).';
+
+/** A recipe.yaml at the run folder's root that typetune did not write (the user's own recipe, kept there) is never replaced. */
+function checkRootRecipeIsOurs(file: string): void {
+  let head: string;
+  try {
+    head = readFileSync(file, 'utf8').split('\n', 1)[0] ?? '';
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (head !== ROOT_RECIPE_HEADER) {
+    throw new TrainerError(`${file} is not a recipe a run wrote, and the run writes its resolved recipe there; keep your recipe outside output.dir, or give another output.dir (or --overwrite, which moves the folder aside, deleting nothing)`);
+  }
+}

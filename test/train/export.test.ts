@@ -52,8 +52,10 @@ describe('exports', () => {
     const recipe = parseYaml(read(dir, 'run', 'recipe.yaml')) as { model: { path: string }; output: { dir: string; export: string[] } };
     expect(recipe.model.path).toBe('org/tiny-llama@v1');
     expect(recipe.output).toMatchObject({ dir: path.join(dir, 'run'), export: ['peft', 'merged'] });
-    // The run root's recipe is the one its checkpoints hold.
-    expect(read(dir, 'run', 'recipe.yaml')).toBe(read(dir, 'run', 'checkpoint-2', 'recipe.yaml'));
+    // The run root's recipe is the one its checkpoints hold, under a first line saying typetune wrote it.
+    const [header, ...rest] = read(dir, 'run', 'recipe.yaml').split('\n');
+    expect(header).toMatch(/^# The resolved recipe of the run in this folder, written by `train`/);
+    expect(rest.join('\n')).toBe(read(dir, 'run', 'checkpoint-2', 'recipe.yaml'));
   });
 
   it('a pyreft export gets its card; a local base is named by folder, never by an absolute path in the front matter', async () => {

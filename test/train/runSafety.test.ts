@@ -227,3 +227,26 @@ describe('json output', () => {
     expect(r.stderr).toBe('');
   });
 });
+
+describe('the resolved recipe at the run folder’s root', () => {
+  it('never replaces a recipe.yaml the user keeps in output.dir: exit 2, one line, the file byte-identical', async () => {
+    const dir = tmp('root-recipe');
+    const recipe = tinyRecipe(dir, 'max_steps: 1');
+    const run = path.join(dir, 'run');
+    mkdirSync(run);
+    writeFileSync(path.join(run, 'recipe.yaml'), '# my notes\nmodel: { path: somewhere }\n');
+    const before = snapshot(run);
+    const r = await trainInProcess(['--recipe', recipe]);
+    expectOneLineError(r, /recipe\.yaml is not a recipe a run wrote, and the run writes its resolved recipe there; keep your recipe outside output\.dir/);
+    expect(snapshot(run)).toEqual(before);
+  });
+
+  it('replaces its own on --resume', async () => {
+    const dir = tmp('root-recipe-own');
+    const recipe = tinyRecipe(dir, 'max_steps: 1');
+    expect((await trainInProcess(['--recipe', recipe])).code).toBe(0);
+    const again = await trainInProcess(['--recipe', recipe, '--resume', '--set', 'training.max_steps=2']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(readFileSync(path.join(dir, 'run', 'recipe.yaml'), 'utf8')).toMatch(/max_steps: 2/);
+  });
+});
