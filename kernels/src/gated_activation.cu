@@ -4,6 +4,9 @@
 //   forward:  out = act(gate)·up
 //   backward: dgate = dy·up·act′(gate),  dup = dy·act(gate)
 // gate, up and out share one storage; dgate and dup are bf16 only when dy and gate both are.
+// up null means up ≡ 1: an ungated MLP's act(x) (GPT-2's c_fc → gelu_new → c_proj), and then
+// dup must be null too (dgate = dy·act′(gate)); dgate may be dy itself (each element is read
+// before it is written, by the same thread).
 // The activations are the reference's formulas (gelu is the erf form; gelu_new,
 // gelu_pytorch_tanh and gelu_fast the tanh approximation); the codes match
 // src/backend/cuda/kernels/gatedActivation.ts.
@@ -54,12 +57,20 @@ __device__ __forceinline__ float activate(int act, float x, float* grad) {
   }
 }
 
+// up's pack, or ones where up is null (ungated).
+template <typename T, int V>
+__device__ __forceinline__ void loadUp(const T* up, int64_t i, float (&u)[V]) {
+  if (up) return loadPack<T, V>(up, i, u);
+#pragma unroll
+  for (int k = 0; k < V; k++) u[k] = 1.f;
+}
+
 template <typename T, int V>
 __global__ void gatedForwardKernel(const T* gate, const T* up, T* out, int64_t packs, int act) {
   for (int64_t p = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; p < packs; p += (int64_t)gridDim.x * blockDim.x) {
     float g[V], u[V];
     loadPack<T, V>(gate, p * V, g);
-    loadPack<T, V>(up, p * V, u);
+    loadUp<T, V>(up, p * V, u);
 #pragma unroll
     for (int k = 0; k < V; k++) g[k] = activate(act, g[k], nullptr) * u[k];
     storePack<T, V>(out, p * V, g);
@@ -73,7 +84,7 @@ __global__ void gatedBackwardKernel(const G* dy, const T* gate, const T* up, Gra
     float d[V], g[V], u[V];
     loadPack<G, V>(dy, p * V, d);
     loadPack<T, V>(gate, p * V, g);
-    loadPack<T, V>(up, p * V, u);
+    loadUp<T, V>(up, p * V, u);
 #pragma unroll
     for (int k = 0; k < V; k++) {
       float slope;
@@ -82,7 +93,7 @@ __global__ void gatedBackwardKernel(const G* dy, const T* gate, const T* up, Gra
       u[k] = d[k] * a;
     }
     storePack<GradStorage<T, G>, V>(dgate, p * V, g);
-    storePack<GradStorage<T, G>, V>(dup, p * V, u);
+    if (dup) storePack<GradStorage<T, G>, V>(dup, p * V, u);
   }
 }
 
@@ -106,6 +117,7 @@ void launchGatedActivationBackward(const void* dy, int dyt, const void* gate, co
                                    int64_t n, int act) {
   checkAct(act, "gatedActivationBackward");
   if (dt != gradDtype(t, dyt)) fail("gatedActivationBackward", std::string("dgate and dup must be stored ") + dtypeName(gradDtype(t, dyt)));
+  if ((up == nullptr) != (dup == nullptr)) fail("gatedActivationBackward", "up and dup are both given (gated) or both null (ungated, up ≡ 1)");
   if (n == 0) return;
   withGradStorageAndWidth(t, dyt, "gatedActivationBackward", n, [&](auto tag, auto gtag, auto width) {
     using T = decltype(tag);

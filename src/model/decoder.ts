@@ -158,15 +158,16 @@ export class Decoder {
   }
 
   /**
-   * A half's projections as a fused op takes them, or why it cannot (a Conv1D weight, an
-   * adapter only its own hook can apply).
+   * A half's projections as a fused op takes them, or why it cannot (an adapter only its own
+   * hook can apply). GPT-2's Conv1D weights are among them: the decoder holds every dense weight
+   * [out, in] (transposed at load, src/model/weights.ts), and a LoRA A [r, in] and B [out, r]
+   * whatever the layout (PEFT's fan_in_fan_out transposes only the merged delta).
    */
   private halfProjections(layer: LayerSpec, roles: readonly ProjectionRole[], hooks: ModelHooks | undefined, ctx: ForwardContext):
     Partial<Record<ProjectionRole, HalfProjection>> | string {
     const out: Partial<Record<ProjectionRole, HalfProjection>> = {};
     for (const p of layer.projections) {
       if (!roles.includes(p.role)) continue;
-      if (p.conv1d) return 'Conv1D projections';
       const plan = hooks?.linearAdapter ? hooks.linearAdapter(this.sites.get(p.path)!, ctx) : hooks?.linear ? { kind: 'composed' as const, reason: 'a linear hook without linearAdapter' } : { kind: 'none' as const };
       if (plan.kind === 'composed') return plan.reason;
       const lw = this.weights.linearWeight(p.path);
@@ -201,7 +202,6 @@ export class Decoder {
   /** What of the model or the forward keeps `layer` composed whatever the adapters (undefined: nothing). */
   private unfusableLayer(layer: LayerSpec, cache?: KvCache): string | undefined {
     if (cache) return 'KV-cached decoding';
-    if (this.spec.mlp !== 'gated') return 'an ungated MLP';
     // The fused attention half norms q and k together (Qwen3's pair), with the block norm's eps.
     if (!layer.qNorm !== !layer.kNorm) return 'a q norm without a k norm (or the reverse)';
     return undefined;
@@ -225,7 +225,7 @@ export class Decoder {
     const composed = () => tf.add(h, this.mlpBlock(layer, this.norm(h, layer.mlpNorm), opts.hooks, ctx));
     const projections = fuse ? this.halfProjections(layer, MLP_ROLES, opts.hooks, ctx) : 'composed';
     if (typeof projections === 'string') return composed();
-    return mlpHalf(h, this.halfNorm(layer.mlpNorm), projections, this.spec.activation, composed);
+    return mlpHalf(h, this.halfNorm(layer.mlpNorm), projections, this.spec.activation, this.spec.mlp, composed);
   }
 
   private block(layer: LayerSpec, h: Tensor, at: BlockContext, opts: ForwardOptions, ctx: ForwardContext): Tensor {

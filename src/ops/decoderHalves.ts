@@ -4,6 +4,7 @@
  *   attentionHalf(h) = h + o(attention(rope(q), rope(k), v)),  q, k, v = projections of norm(h)
  *                      (q and k RMS-normed over each head first where the layer has q/k norms)
  *   mlpHalf(h)       = h + down(act(gate)·up),                  gate, up = projections of norm(h)
+ *                      (a plain MLP, GPT-2's: h + down(act(up)), no gate)
  *
  * each projection with its bias and an optional LoRA update (base + s·B·A·x, or with LoRA's
  * dropout base + s·B·A·(M⊙x)/(1 − p), M the Philox mask of a seed: src/adapters/philox.ts; with a
@@ -33,7 +34,10 @@ import { ATTENTION_ROLES, MLP_ROLES, OPS } from './names.js';
 export type AttentionRole = (typeof ATTENTION_ROLES)[number];
 export type MlpRole = (typeof MLP_ROLES)[number];
 
-/** One projection of a half: a dense [out, in] weight or a 4-bit one, its bias, its LoRA update. */
+/**
+ * One projection of a half: a dense [out, in] weight or a 4-bit one, its bias, its LoRA update.
+ * (GPT-2's Conv1D weights, stored [in, out], are held [out, in] from load on: src/model/weights.ts.)
+ */
 export interface HalfProjection {
   weight?: Tensor;
   quantized?: Quantized4bit;
@@ -94,25 +98,30 @@ const PER_FORWARD = ['h', 'keyMask', 'cos', 'sin'];
 
 /**
  * Run a half's fused kernel under a custom gradient where the backend has one, else the
- * reference. The kernel returns [value, …the op's other outputs]; all of them but the value are
+ * reference. The kernel returns [value, …made]: the op's other outputs this call makes (an
+ * output declared with `?` may be absent: a plain MLP has no gate); all of them but the value are
  * saved beside the per-forward inputs, and the gradient kernel gets dy, the inputs and those by
  * name and returns dh and each LoRA projection's dA, dB (and DoRA's dm) in role order — the order of `differentiable`.
  */
-function runHalf(op: HalfOp, roles: readonly string[], inputs: NamedTensors, attrs: OpAttrs, reference: () => Tensor): Tensor {
+function runHalf(op: HalfOp, roles: readonly string[], inputs: NamedTensors, attrs: OpAttrs, made: readonly string[], reference: () => Tensor): Tensor {
   if (!tf.getKernel(op.name, tf.getBackend())) return reference();
   checkSignature(op, inputs, attrs);
+  const outputs = op.outputs.slice(1);
+  for (const name of outputs) {
+    if (!name.endsWith('?') && !made.includes(name)) throw new Error(`${op.name}: output '${name}' is always made (src/ops/names.ts)`);
+  }
+  for (const name of made) if (!outputs.some((o) => o.replace(/\?$/, '') === name)) throw new Error(`${op.name}: '${name}' is not one of its outputs ${op.outputs.join(', ')} (src/ops/names.ts)`);
   const differentiable = ['h', ...roles.flatMap((r) => [`${r}LoraA`, `${r}LoraB`, `${r}LoraMagnitude`])].filter((n) => n in inputs);
   // Saved (kept by the tape): what the forward made and the per-forward inputs. Weights, norms and
   // LoRA matrices live across the step, so the backward reads them from the closure — each save
   // is a tfjs kernel call (a clone), and a half has a dozen such inputs.
   const names = PER_FORWARD.filter((n) => n in inputs);
-  const made = op.outputs.slice(1);
   const f = tf.customGrad(((...args: unknown[]) => {
     const save = args.pop() as (tensors: Tensor[]) => void;
     const live: NamedTensors = { ...inputs };
     differentiable.forEach((n, i) => { live[n] = args[i] as Tensor; });
     const [value, ...activations] = tf.engine().runKernel(op.name, live as never, attrs as never) as Tensor[];
-    if (activations.length !== made.length) throw new Error(`${op.name}: the kernel returned ${activations.length + 1} outputs where ${op.outputs.length} (${op.outputs.join(', ')}) are declared (src/ops/names.ts)`);
+    if (activations.length !== made.length) throw new Error(`${op.name}: the kernel returned ${activations.length + 1} outputs where ${made.length + 1} (out, ${made.join(', ')}) are expected (src/ops/names.ts)`);
     save([...names.map((n) => live[n]!), ...activations]);
     return {
       value: value!,
@@ -138,10 +147,14 @@ export function attentionHalf(
   const headNormInputs: NamedTensors = headNorms ? { qNormWeight: headNorms.q, kNormWeight: headNorms.k } : {};
   return runHalf(OPS.attentionHalf, ATTENTION_ROLES, { h, keyMask, ...normInputs(norm), ...(rope ?? {}), ...headNormInputs, ...inputs }, {
     norm: norm.kind, eps: norm.eps, ...geometry, rotaryDim: rope ? geometry.rotaryDim : 0, projections: attrs,
-  }, reference);
+  }, OPS.attentionHalf.outputs.slice(1), reference);
 }
 
-export function mlpHalf(h: Tensor, norm: HalfNorm, projections: Partial<Record<MlpRole, HalfProjection>>, act: string, reference: () => Tensor): Tensor {
+/** `mlp`: gated, down(act(gate)·up) (gate and up, or one gateUp); plain, down(act(up)) (GPT-2). */
+export function mlpHalf(
+  h: Tensor, norm: HalfNorm, projections: Partial<Record<MlpRole, HalfProjection>>, act: string, mlp: 'gated' | 'plain', reference: () => Tensor,
+): Tensor {
   const { inputs, attrs } = projectionInputs(projections);
-  return runHalf(OPS.mlpHalf, MLP_ROLES, { h, ...normInputs(norm), ...inputs }, { norm: norm.kind, eps: norm.eps, act, projections: attrs }, reference);
+  const made = mlp === 'gated' ? ['gate', 'up'] : ['up'];
+  return runHalf(OPS.mlpHalf, MLP_ROLES, { h, ...normInputs(norm), ...inputs }, { norm: norm.kind, eps: norm.eps, act, mlp, projections: attrs }, made, reference);
 }

@@ -74,13 +74,16 @@ export const OPS = {
     outputs: ['out', 'q', 'k', 'v', 'attention', 'lse'],
     gradient: { name: 'TTAttentionHalfGrad', inputs: ['dy', '(the inputs)', 'q', 'k', 'v', 'attention', 'lse'] },
   },
-  /** The MLP half, h + down(act(gate)·up) of norm(h), as attentionHalf (saved: gate, up). */
+  /**
+   * The MLP half, h + down(act(gate)·up) of norm(h), as attentionHalf (saved: gate, up); with
+   * mlp 'plain' (GPT-2) h + down(act(up)), no gate projection and no gate output.
+   */
   mlpHalf: {
     name: 'TTMlpHalf',
     inputs: ['h', 'normWeight', 'normBias?', ...projectionInputs(MLP_ROLES)],
-    attrs: ['norm', 'eps', 'act', 'projections'],
-    outputs: ['out', 'gate', 'up'],
-    gradient: { name: 'TTMlpHalfGrad', inputs: ['dy', '(the inputs)', 'gate', 'up'] },
+    attrs: ['norm', 'eps', 'act', 'mlp', 'projections'],
+    outputs: ['out', 'gate?', 'up'],
+    gradient: { name: 'TTMlpHalfGrad', inputs: ['dy', '(the inputs)', 'gate?', 'up'] },
   },
   crossEntropySum: {
     name: 'TTCrossEntropySum',

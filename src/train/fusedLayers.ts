@@ -1,8 +1,10 @@
 /**
  * The one-line note a run gets when its backend fuses decoder halves (src/ops/decoderHalves.ts)
- * but this model or adapter keeps them composed — Conv1D weights, an ungated MLP: slower than the
- * common case, and said so at start rather than silently. (LoRA dropout, DoRA and q/k norms fuse:
- * the training step fixes each forward's dropout seed, as the probe below does.)
+ * but this model or adapter keeps them composed — a linear hook with no fused plan
+ * (src/model/decoder.ts compositionReason): slower than the common case, and said so at start
+ * rather than silently. (Every family fuses — GPT-2's Conv1D and ungated MLP, Qwen3's q/k norms —
+ * and so do LoRA dropout and DoRA: the training step fixes each forward's dropout seed, as the
+ * probe below does.)
  */
 import { tf } from '../backend/tf.js';
 import type { Decoder } from '../model/decoder.js';

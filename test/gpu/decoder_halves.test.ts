@@ -3,9 +3,10 @@
  * composition of ops, run by the cpu backend's autograd: the loss and every LoRA gradient of a
  * fixture model with LoRA on every projection (random A and B), f32 within 1e-4 and
  * bf16-mixed within bf16 rounding, over the families' variants (biases, fused qkv/gate_up,
- * Gemma's 1 + w norm and GELU, sliding windows, Qwen3's q/k norms), checking that the fused
- * kernels, not the composition, ran on cuda. A model without a fused path (GPT-2: an ungated MLP,
- * Conv1D weights) runs composed, with a reason. LoRA dropout on the fused path: fused_dropout.test.ts;
+ * Gemma's 1 + w norm and GELU, sliding windows, Qwen3's q/k norms, GPT-2's Conv1D weights,
+ * LayerNorm, learned positions, ungated gelu_new MLP and per-layer attention scale), checking
+ * that the fused kernels, not the composition, ran on cuda. What still composes (a linear hook
+ * with no fused plan) says so. LoRA dropout on the fused path: fused_dropout.test.ts;
  * DoRA: fused_dora.test.ts.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +20,7 @@ beforeAll(async () => {
 
 const MODELS = [
   'tiny-llama', 'tiny-qwen2', 'tiny-llama-bnb-nf4', 'transformers-extra/tiny-phi3', 'transformers-extra/tiny-gemma',
-  'transformers-extra/tiny-qwen2-window', 'transformers-extra/tiny-qwen3',
+  'transformers-extra/tiny-qwen2-window', 'transformers-extra/tiny-qwen3', 'tiny-gpt2', 'transformers-extra/tiny-gpt2-scaled',
 ];
 
 describe.each(MODELS)('fused decoder halves on %s', (model) => {
@@ -43,6 +44,7 @@ describe.each(MODELS)('fused decoder halves on %s', (model) => {
 const BF16_CASES: Array<[string, { floor?: number; meanRatio?: number }]> = [
   ['tiny-llama', {}],
   ['transformers-extra/tiny-qwen3', { floor: 8e-2, meanRatio: 1.5 }],
+  ['tiny-gpt2', {}],
 ];
 
 describe.each(BF16_CASES)('fused decoder halves, bf16-mixed, on %s', (model, tolerance) => {
@@ -58,10 +60,10 @@ describe.each(BF16_CASES)('fused decoder halves, bf16-mixed, on %s', (model, tol
   });
 });
 
-describe('a model without a fused path', () => {
-  it("GPT-2's blocks run the composed ops and say why", async () => {
-    const cuda = await lossAndGrads('cuda', 'tiny-gpt2');
-    expect(cuda.reason).toBe('an ungated MLP');
+describe('what still composes', () => {
+  it('a linear hook with no fused plan keeps the blocks composed and says why', async () => {
+    const cuda = await lossAndGrads('cuda', 'tiny-gpt2', { composedHook: true });
+    expect(cuda.reason).toBe('a linear hook without linearAdapter');
     for (const k of FUSED) expect(cuda.kernels.has(k), `${k} did not run`).toBe(false);
   });
 });

@@ -112,7 +112,8 @@ function gated({ load, store }: EmulatedMemory) {
       name: 'gatedActivationForward', nargs: 6,
       run: (a: Float64Array) => {
         const [gate, up, t, out, n, act] = Array.from(a) as number[];
-        for (let i = 0; i < n!; i++) store(out!, t!, i, activate(act!, load(gate!, t!, i))[0] * load(up!, t!, i));
+        // up 0: up ≡ 1 (an ungated MLP's act(x)).
+        for (let i = 0; i < n!; i++) store(out!, t!, i, activate(act!, load(gate!, t!, i))[0] * (up ? load(up, t!, i) : 1));
       },
     },
     {
@@ -120,10 +121,11 @@ function gated({ load, store }: EmulatedMemory) {
       run: (a: Float64Array) => {
         const [dy, dyt, gate, up, t, dgate, dup, dt, n, act] = Array.from(a) as number[];
         checkGradDtype('gatedActivationBackward', dt!, t!, dyt!);
+        if (!up !== !dup) throw new Error('gatedActivationBackward: up and dup are both given (gated) or both null (ungated, up ≡ 1)');
         for (let i = 0; i < n!; i++) {
           const d = load(dy!, dyt!, i), [v, slope] = activate(act!, load(gate!, t!, i));
-          store(dgate!, dt!, i, d * load(up!, t!, i) * slope);
-          store(dup!, dt!, i, d * v);
+          store(dgate!, dt!, i, d * (up ? load(up, t!, i) : 1) * slope);
+          if (dup) store(dup, dt!, i, d * v);
         }
       },
     },

@@ -1,8 +1,9 @@
 /**
  * The memory estimate against the cuda pool's measured peak, for every bench:train case
- * (Llama-3.2-1B and Qwen2.5-0.5B shapes with random weights, LoRA r=16 and LoReFT rank 4,
+ * (Llama-3.2-1B, Qwen2.5-0.5B and GPT-2 shapes with random weights, LoRA r=16 and LoReFT rank 4,
  * activation checkpointing off and on, 8 × 1024 tokens, bf16-mixed; DoRA (the LoRA case with
- * use_dora, and with lora_dropout 0.05 too) on the fused halves, whose scratch the estimate counts;
+ * use_dora, and with lora_dropout 0.05 too) on the fused halves, whose scratch the estimate counts
+ * (GPT-2's plain MLP half its own);
  * and QLoRA on the NF4 base:
  * Llama-3.2-1B with and without checkpointing, Llama-3.1-8B with it at 4 × 1024): one training step each,
  * |estimate − measured| ≤ 10 % of the measured peak (issue 13). Under the CPU emulation of the
@@ -23,7 +24,7 @@ import type { DecoderModel } from '../../src/model/model.js';
 import { ADAPTERS, NAMES, benchRecipe, buildModel, randomBatch } from '../../bench/models.js';
 import { EMULATED, useCuda } from './cuda.js';
 
-const MODELS = EMULATED ? ['tiny'] : ['llama', 'qwen'];
+const MODELS = EMULATED ? ['tiny'] : ['llama', 'qwen', 'gpt2'];
 /** QLoRA cases: model, activation checkpointing, batch size. */
 const QLORA: Array<[string, boolean, number]> = EMULATED ? [['tiny', false, 2]] : [['llama', false, 8], ['llama', true, 8], ['llama8b', true, 4]];
 const [BATCH, SEQ] = EMULATED ? [2, 32] : [8, 1024];

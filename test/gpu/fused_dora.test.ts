@@ -8,7 +8,7 @@
  * fp32 within 1e-4 of the cpu backend's composition and bf16-mixed as close to it as the bf16
  * composition — on every projection, on q and v only, with dropout 0.05, checkpointed, on a
  * 4-bit base, with biases (Qwen2) and on Phi-3's fused qkv_proj and gate_up_proj, whose norm is
- * per row of the fused weight as PEFT sees one module. B is random, so the magnitude's scale
+ * per row of the fused weight as PEFT sees one module, and on GPT-2 (Conv1D, a plain MLP). B is random, so the magnitude's scale
  * m / ‖W + s·B·A‖ is not 1 and every term of the formula counts.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -107,6 +107,8 @@ const CASES: Array<[string, string, RunOptions]> = [
   ['biases (Qwen2)', 'tiny-qwen2', {}],
   ["Phi-3's fused qkv and gate_up", 'transformers-extra/tiny-phi3', {}],
   ["Phi-3's fused qkv and gate_up, dropout 0.05", 'transformers-extra/tiny-phi3', DROPOUT],
+  ["GPT-2's Conv1D projections, LayerNorm and plain MLP", 'tiny-gpt2', {}],
+  ["GPT-2's Conv1D projections, dropout 0.05", 'tiny-gpt2', DROPOUT],
 ];
 
 describe.each(CASES)('DoRA on the fused halves, %s', (_, model, opts) => {

@@ -3,7 +3,7 @@
  * kernels/src/dropout.cu): the device's mask is the reference's, element for element, for the
  * same seed — the dropout primitive and the device's uniforms against src/adapters/philox.ts —
  * and a training forward and backward with dropout 0.05 and 0.3, on every projection or on q and
- * v only, with and without activation checkpointing, and on Qwen3's q/k-normed attention, runs through the fused kernels with the
+ * v only, with and without activation checkpointing, on Qwen3's q/k-normed attention and on GPT-2, runs through the fused kernels with the
  * loss and every LoRA gradient within 1e-4 of the cpu backend's composition (fp32), and as close
  * to it under bf16-mixed as the bf16 composition is. The seed is the one a training step gives
  * its first micro-batch; another seed moves the gradients far beyond the tolerance, so the masks
@@ -82,6 +82,8 @@ const CASES: Array<[string, string, RunOptions]> = [
   ['q and v only', 'tiny-llama', { targets: ['q_proj', 'v_proj'] }],
   ['q and v only, checkpointed', 'tiny-llama', { targets: ['q_proj', 'v_proj'], checkpoint: true }],
   ['Qwen3 (q/k norms), every projection', 'transformers-extra/tiny-qwen3', { targets: 'all-linear' }],
+  ['GPT-2 (Conv1D, a plain MLP), every projection', 'tiny-gpt2', { targets: 'all-linear' }],
+  ['GPT-2 (Conv1D, a plain MLP), every projection, checkpointed', 'tiny-gpt2', { targets: 'all-linear', checkpoint: true }],
 ];
 
 describe.each([0.05, 0.3])('LoRA dropout %s on the fused halves', (rate) => {

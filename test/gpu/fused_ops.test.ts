@@ -10,9 +10,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, type Tensor } from '../../src/backend/tf.js';
 import { activeCudaBackend, physicalDtype, storeFrozenWeight } from '../../src/backend/cuda/api.js';
 import { activeDevice } from '../../src/backend/device.js';
-import { GATED_ACTIVATIONS } from '../../src/backend/cuda/primitives/gatedActivation.js';
+import { GATED_ACTIVATIONS, gatedActivationBackward, gatedActivationForward } from '../../src/backend/cuda/primitives/gatedActivation.js';
+import { DTYPE } from '../../src/backend/cuda/addon.js';
+import type { TensorRef } from '../../src/backend/cuda/backend.js';
+import { runPrimitives } from '../../src/backend/cuda/kernel_utils.js';
 import { bf16ToF32, f32ToBf16 } from '../../src/io/dtypes.js';
-import { ACTIVATION_NAMES, gatedActivation } from '../../src/ops/activations.js';
+import { ACTIVATION_NAMES, activation, gatedActivation } from '../../src/ops/activations.js';
 import { layerNorm } from '../../src/ops/layerNorm.js';
 import { rmsNorm } from '../../src/ops/rmsNorm.js';
 import { rope, ropeTables } from '../../src/ops/rope.js';
@@ -160,6 +163,37 @@ describe('TTGatedActivation', () => {
     expect(run.names).toEqual(['gatedActivationForward', 'gatedActivationBackward']);
     expect(run.phys).toEqual(['bf16', 'bf16', 'bf16']);
   });
+});
+
+describe('the gated-activation primitives ungated (up 0: up ≡ 1, the fused halves\' plain MLP, GPT-2\'s)', () => {
+  it.each([['gelu_new', 'f32'], ['gelu_new', 'bf16'], ['relu', 'f32'], ['silu', 'bf16']] as const)(
+    '%s, %s: act(x) forward and dy·act′(x) written over dy, odd and vectorised sizes', async (act, phys) => {
+      const round = (v: Float32Array) => (phys === 'bf16' ? roundBf16(v) : v);
+      for (const n of [163, 160]) {
+        const [x, dy] = [round(rand(n, 31, -4, 4)), round(rand(n, 32))];
+        await tf.setBackend('cpu');
+        const fn = activation(act);
+        const want = tf.tidy(() => fn(tf.tensor1d(x)).dataSync().slice());
+        const wantDx = tf.tidy(() => tf.grad((t: Tensor) => fn(t).mul(tf.tensor1d(dy)).sum())(tf.tensor1d(x)).dataSync().slice());
+        await tf.setBackend('cuda');
+        const backend = activeCudaBackend()!;
+        const stored = (v: Float32Array): Tensor => (phys === 'bf16' ? storeFrozenWeight(tf.tensor1d(v)) : tf.tensor1d(v));
+        const [xt, out, d] = [stored(x), stored(new Float32Array(n)), stored(dy)];
+        const ptr = (t: Tensor) => backend.ptr(t as unknown as TensorRef);
+        const t = DTYPE[phys], code = GATED_ACTIVATIONS[act]!;
+        runPrimitives(backend, (p) => {
+          gatedActivationForward(p, { gate: ptr(xt), up: 0, t, out: ptr(out), n, act: code });
+          gatedActivationBackward(p, { dy: ptr(d), dyt: t, gate: ptr(xt), up: 0, t, dgate: ptr(d), dup: 0, dt: t, n, act: code });
+        });
+        const tol = phys === 'bf16' ? BF16_TOL : F32_TOL;
+        expect(relErr(out.dataSync(), want), 'act(x)').toBeLessThan(tol);
+        expect(relErr(d.dataSync(), wantDx), "dy·act′(x)").toBeLessThan(tol);
+        expect(() => runPrimitives(backend, (p) => gatedActivationBackward(p, {
+          dy: ptr(d), dyt: t, gate: ptr(xt), up: 0, t, dgate: ptr(out), dup: ptr(d), dt: t, n, act: code,
+        }))).toThrow(/up and dup are both given \(gated\) or both null/);
+        tf.dispose([xt, out, d]);
+      }
+    });
 });
 
 describe('TTRope', () => {

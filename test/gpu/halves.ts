@@ -56,6 +56,8 @@ export interface RunOptions {
    * output, so its gradient is everything block 1's backward passes down, every projection's dx.
    */
   inputGradient?: boolean;
+  /** LoRA through its composed linear hook alone, with no fused plan (linearAdapter): what keeps a decoder composed. */
+  composedHook?: boolean;
 }
 
 /** The key of block 1's input gradient in Run.grads (RunOptions.inputGradient). */
@@ -78,10 +80,10 @@ export async function lossAndGrads(backendName: string, model: string, opts: Run
   const batch = { inputIds: ids, attentionMask: ids.map((r, i) => r.map((_, j) => (i === 1 && j >= 7 ? 0 : 1))) };
   const labels = ids.map((r, i) => r.map((t, j) => (i === 1 && j >= 7 ? -100 : t)));
   const probe = opts.inputGradient ? tf.variable(tf.zeros([ids.length, ids[0]!.length, m.spec.hiddenSize])) : undefined;
-  const hooks: ModelHooks = probe
+  const hooks: ModelHooks = probe || opts.composedHook
     ? {
-      linear: (...a) => adapter.linear(...a), linearAdapter: (...a) => adapter.linearAdapter(...a),
-      blockOutput: (layer, h) => (layer === 0 ? h.add(probe) : h),
+      linear: (...a) => adapter.linear(...a), ...(opts.composedHook ? {} : { linearAdapter: (...a: Parameters<typeof adapter.linearAdapter>) => adapter.linearAdapter(...a) }),
+      ...(probe ? { blockOutput: (layer: number, h: tf.Tensor) => (layer === 0 ? h.add(probe) : h) } : {}),
     }
     : adapter;
   const named: Array<[string, tf.Variable]> = [...adapter.variables.entries(), ...(probe ? [[INPUT, probe] as [string, tf.Variable]] : [])];
@@ -90,7 +92,7 @@ export async function lossAndGrads(backendName: string, model: string, opts: Run
   const vars = named.map(([, v]) => v);
   const { result, names } = kernelsRun(() => tf.variableGrads(() => causalLmLoss(m.run(batch, { hooks, ctx, checkpoint, fusedLayers: !opts.composed }).logits, labels) as tf.Scalar, vars));
   const grads = Object.fromEntries(named.map(([k, v]) => [k, result.grads[v.name]!.dataSync().slice() as Float32Array]));
-  const out = { loss: result.value.dataSync()[0]!, grads, kernels: names, reason: m.decoder.compositionReason(adapter, ctx) };
+  const out = { loss: result.value.dataSync()[0]!, grads, kernels: names, reason: m.decoder.compositionReason(hooks, ctx) };
   tf.dispose([result.value, ...Object.values(result.grads)]);
   probe?.dispose();
   adapter.dispose();

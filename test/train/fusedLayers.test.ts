@@ -6,6 +6,7 @@ import { LoraAdapter } from '../../src/adapters/lora/adapter.js';
 import { parseLoraConfig } from '../../src/adapters/lora/config.js';
 import { OPS } from '../../src/ops/names.js';
 import { composedLayersNote } from '../../src/train/fusedLayers.js';
+import { KvCache } from '../../src/model/kvCache.js';
 import { fixture } from '../helpers.js';
 
 beforeAll(async () => {
@@ -48,13 +49,19 @@ describe('composed decoder blocks are said at start', () => {
     expect(model.decoder.compositionReason(dropout, { training: false })).toBeUndefined();
   });
 
-  it('names the model features without a fused path (q/k norms have one), and says so at start', () => {
+  it('every family fuses (GPT-2: Conv1D weights, an ungated MLP; Qwen3: q/k norms); what still composes is named at start', () => {
     const qwen3 = loadBaseModel(fixture('transformers-extra/tiny-qwen3'));
     const gpt2 = loadBaseModel(fixture('tiny-gpt2'));
-    expect(qwen3.decoder.compositionReason(undefined, { training: true })).toBeUndefined();
-    expect(gpt2.decoder.compositionReason(undefined, { training: true })).toBe('an ungated MLP');
-    withFusedKernel(() => expect(composedLayersNote(gpt2.decoder, {})).toMatch(/^the decoder blocks run as composed ops \(an ungated MLP\): .* cover LoRA \(with its dropout and DoRA\)/));
-    expect(model.decoder.compositionReason(undefined, { training: true })).toBeUndefined();
+    const gpt2Lora = LoraAdapter.create(gpt2, parseLoraConfig({ target_modules: ['c_attn', 'c_proj', 'c_fc'], r: 2, lora_dropout: 0.1, use_dora: true }, 't'), 1);
+    for (const m of [qwen3, gpt2, model]) expect(m.decoder.compositionReason(undefined, { training: true })).toBeUndefined();
+    expect(gpt2.decoder.compositionReason(gpt2Lora, { training: true, dropoutSeed: 3 })).toBeUndefined();
+    withFusedKernel(() => expect(composedLayersNote(gpt2.decoder, gpt2Lora)).toBeNull());
+    // A hook that only composes (no linearAdapter plan), and decoding with a KV cache, keep the blocks composed.
+    const composedHook = { linear: (_site: unknown, _x: unknown, base: tf.Tensor) => base };
+    expect(gpt2.decoder.compositionReason(composedHook, { training: true })).toBe('a linear hook without linearAdapter');
+    withFusedKernel(() => expect(composedLayersNote(gpt2.decoder, composedHook)).toMatch(/^the decoder blocks run as composed ops \(a linear hook without linearAdapter\): .* cover LoRA \(with its dropout and DoRA\)/));
+    expect(gpt2.decoder.compositionReason(undefined, { training: false }, new KvCache(gpt2.spec.numLayers))).toBe('KV-cached decoding');
+    gpt2Lora.dispose();
     qwen3.dispose();
     gpt2.dispose();
   });

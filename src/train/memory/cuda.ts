@@ -132,7 +132,7 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
         const headNorms = kernel.inputNames?.includes('qNormWeight') ?? false;
         const dropping = Object.entries((kernel.attrs?.projections ?? {}) as ProjectionAttrs).filter(([, p]) => p?.dropout).map(([role]) => role);
         const dora = [...ATTENTION_ROLES, ...MLP_ROLES].filter((role) => kernel.inputNames?.includes(`${role}LoraMagnitude`));
-        return halfWorkspace(kernel.name, dims, gemmBytes, { lora, headNorms, dropping, dora });
+        return halfWorkspace(kernel.name, dims, gemmBytes, { lora, headNorms, dropping, dora, plainMlp: kernel.attrs?.mlp === 'plain' });
       }
       return 0;
     },
@@ -144,7 +144,8 @@ const HALVES = new Set<string>([OPS.attentionHalf.name, OPS.attentionHalf.gradie
 /**
  * The scratch of a fused decoder half (src/backend/cuda/layers/): the buffers its program
  * works in beyond what it returns, in the GEMM type — the norm's output; the MLP's activation
- * and, backward, its gradients of the activation, gate and up; the attention half's un-roped q
+ * and, backward, its gradients of the activation, gate and up (a plain MLP's one gradient of
+ * the activation, written over by up's); the attention half's un-roped q
  * and k and, backward, the gradients of its output and of q, k, v before and after rope and
  * flash attention's workspace. With LoRA, the backward recomputes the norm (and the MLP's
  * activation). With q/k norms, q and k normed and rope'd (forward and, recomputed, backward);
@@ -154,7 +155,9 @@ const HALVES = new Set<string>([OPS.attentionHalf.name, OPS.attentionHalf.gradie
  * backward the magnitude gradient's partial sums: backend/dora_workspace.ts). The [N, r] LoRA
  * products and DoRA's f32 [out] norms and scales are small and left out.
  */
-function halfWorkspace(kernel: string, dims: Dims, gemmBytes: number, o: { lora: boolean; headNorms: boolean; dropping: string[]; dora: string[] }): number {
+function halfWorkspace(
+  kernel: string, dims: Dims, gemmBytes: number, o: { lora: boolean; headNorms: boolean; dropping: string[]; dora: string[]; plainMlp?: boolean },
+): number {
   const n = dims.batch * dims.seq, headDim = 2 * dims.halfHeadDim, heads = dims.kvHeads * dims.groups;
   const rows = (cols: number) => aligned(n * cols * gemmBytes);
   const qOut = heads * headDim, kvOut = dims.kvHeads * headDim;
@@ -168,7 +171,8 @@ function halfWorkspace(kernel: string, dims: Dims, gemmBytes: number, o: { lora:
   const dora = doraElements > 0 ? aligned(doraElements * gemmBytes) + partialSums : 0;
   switch (kernel) {
     case OPS.mlpHalf.name: return rows(dims.hidden) + rows(dims.intermediate) + dropped + dora;
-    case OPS.mlpHalf.gradient.name: return 3 * rows(dims.intermediate) + rows(dims.hidden) + (o.lora ? rows(dims.hidden) + rows(dims.intermediate) : 0) + dropped + dora;
+    case OPS.mlpHalf.gradient.name:
+      return (o.plainMlp ? 1 : 3) * rows(dims.intermediate) + rows(dims.hidden) + (o.lora ? rows(dims.hidden) + rows(dims.intermediate) : 0) + dropped + dora;
     case OPS.attentionHalf.name: return rows(dims.hidden) + rows(qOut) + rows(kvOut) + headNorms + dropped + dora;
     default:
       return 3 * rows(qOut) + 3 * rows(kvOut) + rows(dims.hidden) + (o.lora ? rows(dims.hidden) : 0) + headNorms + dropped + dora +
@@ -272,7 +276,7 @@ function halfStandInShapes(kernel: string, inputs: Infos, attrs: Record<string, 
   switch (kernel) {
     case OPS.mlpHalf.name: {
       const intermediate = (inputs.downWeight?.shape ?? quantized('down')!)[1]!;
-      return [h, [n, intermediate], [n, intermediate]];
+      return attrs.mlp === 'plain' ? [h, [n, intermediate]] : [h, [n, intermediate], [n, intermediate]];
     }
     case OPS.attentionHalf.name: {
       const heads = Number(attrs.heads), kv = Number(attrs.kvHeads), d = Number(attrs.headDim);

@@ -60,9 +60,9 @@ describe("the fused halves' scratch", () => {
   const dims = { groups: 2, kvHeads: 2, batch: 1, halfHeadDim: 8, seq: 16, hidden: 64, intermediate: 128, vocab: 7 };
   const trace: Trace = { twin: dims, buffers: [], events: [], backend: 'cuda', precision: 'bf16-mixed' };
   const rows = (cols: number) => 16 * cols * 2; // bf16, each a multiple of 256 bytes here
-  const workspace = (name: string, extra: { inputNames?: string[]; dropping?: string[] } = {}) => cudaRules(trace, 'bf16-mixed').workspace!(trace, {
+  const workspace = (name: string, extra: { inputNames?: string[]; dropping?: string[]; mlp?: string } = {}) => cudaRules(trace, 'bf16-mixed').workspace!(trace, {
     name, inputs: [], inputNames: extra.inputNames ?? [],
-    attrs: { projections: Object.fromEntries((extra.dropping ?? []).map((role) => [role, { scaling: 2, dropout: { rate: 0.1, seed: 1 } }])) },
+    attrs: { projections: Object.fromEntries((extra.dropping ?? []).map((role) => [role, { scaling: 2, dropout: { rate: 0.1, seed: 1 } }])), ...(extra.mlp ? { mlp: extra.mlp } : {}) },
   }, dims);
 
   it('LoRA dropout adds the dropped input of the widest dropping projection, forward and backward', () => {
@@ -80,6 +80,12 @@ describe("the fused halves' scratch", () => {
       expect(workspace(name, { inputNames: ['h', 'qNormWeight', 'kNormWeight'] }) - workspace(name)).toBe(rows(64) + rows(32));
     }
     expect(workspace(OPS.mlpHalf.name, { inputNames: ['h'] })).toBe(rows(64) + rows(128));
+  });
+
+  it("a plain MLP (GPT-2's) works in the gated one's forward scratch, and backward in one gradient of the activation where the gated holds three", () => {
+    expect(workspace(OPS.mlpHalf.name, { mlp: 'plain' })).toBe(workspace(OPS.mlpHalf.name, { mlp: 'gated' }));
+    expect(workspace(OPS.mlpHalf.gradient.name, { mlp: 'gated' })).toBe(3 * rows(128) + rows(64));
+    expect(workspace(OPS.mlpHalf.gradient.name, { mlp: 'plain' })).toBe(rows(128) + rows(64));
   });
 });
 

@@ -2,6 +2,8 @@
  * The gated-activation primitives (kernels/src/gated_activation.cu): out = act(gate)·up over
  * n elements of one storage, and dgate = dy·up·act′(gate), dup = dy·act(gate) stored `dt`
  * (bf16 only when dy and gate both are). `act` is a code of GATED_ACTIVATIONS.
+ * `up` 0 means up ≡ 1 — an ungated MLP's act(x) — and then the backward takes `dup` 0 and
+ * writes dgate = dy·act′(gate), which may be dy's own buffer.
  */
 import type { Program } from '../program.js';
 
