@@ -21,6 +21,7 @@ import type {
   QuantizationConfig,
   ReftAdapterConfig,
   TrainingSection,
+  WandbConfig,
 } from './types.js';
 
 /** T with the keys K allowed to be null (required or derived at load time). */
@@ -148,6 +149,14 @@ export const LOGGING_DEFAULTS: LoggingDefaults = {
   tensorboard: true,
   eval_samples: 0,
   sample_max_new_tokens: 32,
+  wandb: null,
+};
+
+/** Filled in when `logging.wandb` is a mapping (project is required). */
+export const WANDB_DEFAULTS: Nullable<WandbConfig, 'project'> = {
+  project: null,
+  entity: null,
+  name: null,
 };
 
 export const OUTPUT_DEFAULTS: OutputDefaults = {

@@ -35,6 +35,7 @@ import {
   OUTPUT_DEFAULTS,
   QUANTIZATION_DEFAULTS,
   TRAINING_DEFAULTS,
+  WANDB_DEFAULTS,
 } from './defaults.js';
 import { positionsCheck } from './positions.js';
 import { isPlainObject } from './source.js';
@@ -62,6 +63,7 @@ import {
   type Recipe,
   type ReftAdapterConfig,
   type TrainingSection,
+  type WandbConfig,
 } from './types.js';
 
 export interface LeafSpec {
@@ -261,6 +263,19 @@ const training: SectionSpec = {
   } satisfies Fields<TrainingSection>,
 };
 
+const wandb: SectionSpec = {
+  kind: 'section',
+  doc: 'Also log the scalars to a Weights & Biases run (through @wandb/sdk), the resolved recipe as its config; reads WANDB_API_KEY (required) and WANDB_BASE_URL (default https://api.wandb.ai; a W&B server of your own). null = off',
+  nullable: true,
+  defaults: WANDB_DEFAULTS,
+  aliases: { team: 'entity', run_name: 'name', display_name: 'name' },
+  fields: {
+    project: leaf(nonEmptyString, 'required: the W&B project the run goes to', true),
+    entity: leaf(nullable(nonEmptyString, 'a W&B team or user name'), 'the team or user the run belongs to; null = the API key’s default entity'),
+    name: leaf(nullable(nonEmptyString, 'a run name'), 'the run’s display name; null = the server picks one'),
+  } satisfies Fields<WandbConfig>,
+};
+
 const logging: SectionSpec = {
   kind: 'section',
   doc: 'Progress and TensorBoard scalars (loss — the mean over the logging window —, lr, grad_norm, tokens/s, eval loss and perplexity), optionally sample completions.',
@@ -272,6 +287,7 @@ const logging: SectionSpec = {
     tensorboard: leaf(bool, 'write events.out.tfevents.* files'),
     eval_samples: leaf(nonNegativeInt, 'at each evaluation, complete the first N eval prompts (greedy) and write them to TensorBoard as text (eval/samples); 0 = none'),
     sample_max_new_tokens: leaf(positiveInt, 'new tokens per sample completion'),
+    wandb,
   } satisfies Fields<LoggingSection>,
 };
 

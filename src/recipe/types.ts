@@ -191,6 +191,17 @@ export interface LoggingSection {
   eval_samples: number;
   /** New tokens per sample completion. */
   sample_max_new_tokens: number;
+  /** Also log to a Weights & Biases run (null: off). */
+  wandb: WandbConfig | null;
+}
+
+/** A W&B run to log to (its API key and server come from WANDB_API_KEY and WANDB_BASE_URL). */
+export interface WandbConfig {
+  project: string;
+  /** The team or user the run belongs to; null: the API key's default entity. */
+  entity: string | null;
+  /** The run's display name; null: the server picks one. */
+  name: string | null;
 }
 
 export const EXPORT_FORMATS = ['peft', 'pyreft', 'merged'] as const;

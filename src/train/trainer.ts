@@ -19,6 +19,7 @@ import { recipeChatTemplate } from '../data/recipeChatTemplate.js';
 import { loadRecipe, overriddenKeys, type LoadRecipeOptions } from '../recipe/load.js';
 import type { ExportFormat, Recipe } from '../recipe/types.js';
 import { TensorBoardWriter } from '../io/tensorboard.js';
+import { WandbRun } from '../io/wandb.js';
 import { writeFileAtomicSync } from '../io/atomic.js';
 import { createAdapter, type AnyAdapter } from '../adapters/index.js';
 import type { AdamWOptions, AdamWState } from './adamw.js';
@@ -41,7 +42,7 @@ import {
 } from './checkpoint.js';
 import { checkpointDir, RECIPE_FILE } from '../io/runLayout.js';
 import { restoreCheckpoint } from './resume.js';
-import { catchStopSignals, type StopSignal } from './signals.js';
+import { catchStopSignals, signalExitCode, type StopSignal } from './signals.js';
 import { prepareRunFolder } from './runFolder.js';
 import { refuseIfLocked, type RunLock } from './runLock.js';
 import { pruneCheckpoints } from './retention.js';
@@ -230,12 +231,18 @@ export class Trainer extends TrainerEmitter {
       ? await ZeroRunner.create(this.communicator, r.distributed.strategy, this.model, this.adapter, adamw, this.model.weights)
       : localRunner(this.model, this.adapter, adamw);
     let begun: RunStart;
+    let wandb: WandbRun | null = null;
     try {
+      // Before the run folder is touched: a missing key or an unreachable server is said first.
+      if (r.logging.wandb && this.isLeader) wandb = await WandbRun.open(r.logging.wandb, r, (message) => this.emit('warning', { message }));
       begun = this.begin(opts, schedule, runner);
     } catch (err) {
       runner.dispose();
+      await wandb?.finish(1);
       throw err;
     }
+    // The W&B run's exit code: 1 unless train() returns (a signal's code when interrupted).
+    let wandbExit = 1;
     const { state, resumedFrom, warnings } = begun;
 
     const tb = r.logging.tensorboard && this.isLeader ? new TensorBoardWriter(r.logging.dir) : null;
@@ -274,6 +281,7 @@ export class Trainer extends TrainerEmitter {
       lastEvalStep = state.step;
       const perplexity = Math.exp(loss);
       tb?.scalars({ 'eval/loss': loss, 'eval/perplexity': perplexity }, state.step);
+      wandb?.log({ 'eval/loss': loss, 'eval/perplexity': perplexity }, state.step);
       if (tb && samples) tb.text('eval/samples', sampleCompletions(this.model, this.adapter, this.data.tokenizer, this.data.eval, samples), state.step);
       this.emit('eval', { step: state.step, loss, perplexity, targets });
     };
@@ -348,8 +356,10 @@ export class Trainer extends TrainerEmitter {
           etaSec: (elapsed / stepsThisRun) * (total - state.step),
         };
         const logged = state.step % r.logging.every_steps === 0 || state.step === total;
-        if (tb && logged) {
-          tb.scalars({ 'train/loss': event.windowLoss, 'train/lr': lr, 'train/grad_norm': event.gradNorm, 'train/tokens_per_sec': event.tokensPerSec }, state.step);
+        if (logged) {
+          const scalars = { 'train/loss': event.windowLoss, 'train/lr': lr, 'train/grad_norm': event.gradNorm, 'train/tokens_per_sec': event.tokensPerSec };
+          tb?.scalars(scalars, state.step);
+          wandb?.log(scalars, state.step);
         }
         this.emit('step', event);
         if (logged) window.reset();
@@ -371,6 +381,7 @@ export class Trainer extends TrainerEmitter {
       const pushed = publish && r.output.push_to_hub ? await pushTrainedRun(this.runDir, r.output.push_to_hub) : null;
       const finalLoss = state.losses.at(-1) ?? NaN;
       const resumeCommand = interrupted ? this.resumeCommand(lastCheckpoint!) : null;
+      wandbExit = interrupted ? signalExitCode(interrupted) : 0;
       const device = activeDevice();
       this.emit('end', { step: state.step, totalSteps: total, finalLoss, runDir: this.runDir, interrupted, checkpoint: lastCheckpoint, resumeCommand, measuredPeakBytes: device.memory().peak, measuredPeakOf: device.memoryCounts });
       return {
@@ -390,6 +401,7 @@ export class Trainer extends TrainerEmitter {
     } finally {
       signals();
       tb?.close();
+      await wandb?.finish(wandbExit);
       runner.dispose();
       begun.lock?.release();
       this.stopRequested = null;

@@ -25,7 +25,7 @@ describe('recipe errors name file:line, key path and what is valid', () => {
 
   it('unknown key far from any valid one: no guess, still the valid keys', () => {
     expect(p.error(withLines('logging:\n  colour: blue\n'))).toBe(
-      'recipes/x.yaml:6: logging.colour: unknown key. Valid keys in logging: dir, every_steps, tensorboard, eval_samples, sample_max_new_tokens',
+      'recipes/x.yaml:6: logging.colour: unknown key. Valid keys in logging: dir, every_steps, tensorboard, eval_samples, sample_max_new_tokens, wandb',
     );
   });
 

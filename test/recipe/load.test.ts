@@ -28,7 +28,7 @@ describe('defaults', () => {
         adam_betas: [0.9, 0.999], adam_eps: 1e-8, lr_scheduler: 'linear', warmup_steps: 0, warmup_ratio: 0, max_grad_norm: 1,
         seed: 42, save_every_steps: null, eval_every_steps: null, save_total_limit: null, nonfinite: 'stop',
       },
-      logging: { dir: path.join(p.root, 'runs/x/logs'), every_steps: 10, tensorboard: true, eval_samples: 0, sample_max_new_tokens: 32 },
+      logging: { dir: path.join(p.root, 'runs/x/logs'), every_steps: 10, tensorboard: true, eval_samples: 0, sample_max_new_tokens: 32, wandb: null },
       output: { dir: path.join(p.root, 'runs/x'), export: ['peft'], push_to_hub: null },
       distributed: { strategy: 'ddp', timeout_s: 600 },
     };
@@ -55,13 +55,14 @@ describe('defaults', () => {
   it('the printed defaults comment every key and show the optional sections and ReFT keys', () => {
     const lines = renderDefaultsYaml().split('\n');
     const keyLines = lines.map((l, i) => [l, i] as const).filter(([l]) => /^\s*[a-z_]+:/.test(l));
-    expect(keyLines.length).toBe(6 + 5 + 11 + 15 + 17 + 5 + 3 + 3);
+    expect(keyLines.length).toBe(6 + 5 + 11 + 15 + 17 + 6 + 3 + 3);
     for (const [line, i] of keyLines) expect(lines[i - 1], `comment above "${line}"`).toMatch(/^\s*#/);
     const text = lines.join('\n');
     expect(text).toContain('#   rank: 4 # rank of the subspace');
     expect(text).toContain('#   positions: f1+l1 #');
     expect(text).toContain('#     blocksize: 64 #');
     expect(text).toContain('#     split: null #');
+    expect(text).toContain('#     project: null # required: the W&B project the run goes to');
   });
 
   it('ReFT adapters get pyreft defaults and export pyreft', () => {

@@ -48,7 +48,7 @@ describe('__proto__, constructor and prototype are unknown keys', () => {
     ['prototype: 1\n', `recipes/x.yaml:5: prototype: unknown key. ${TOP}`],
     ['training:\n  __proto__:\n    adam_eps: 0.5\n', `recipes/x.yaml:6: training.__proto__: unknown key. Valid keys in training: ${TRAINING_KEYS}`],
     ['training:\n  constructor: 2\n', `recipes/x.yaml:6: training.constructor: unknown key. Valid keys in training: ${TRAINING_KEYS}`],
-    ['logging:\n  __proto__: {}\n  every_steps: 2\n', 'recipes/x.yaml:6: logging.__proto__: unknown key. Valid keys in logging: dir, every_steps, tensorboard, eval_samples, sample_max_new_tokens'],
+    ['logging:\n  __proto__: {}\n  every_steps: 2\n', 'recipes/x.yaml:6: logging.__proto__: unknown key. Valid keys in logging: dir, every_steps, tensorboard, eval_samples, sample_max_new_tokens, wandb'],
   ])('YAML %j', (lines, message) => {
     expect(p.error(MINIMAL + lines)).toBe(message);
   });
