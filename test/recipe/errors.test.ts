@@ -29,6 +29,14 @@ describe('recipe errors name file:line, key path and what is valid', () => {
     );
   });
 
+  it('logging.wandb: a mapping with a project, or null; tags are not a key (the SDK drops them)', () => {
+    expect(p.error(withLines('logging:\n  wandb: {entity: my-team}\n'))).toBe('recipes/x.yaml:6: logging.wandb.project: required: the W&B project the run goes to');
+    expect(p.error(withLines('logging:\n  wandb: {project: p, tags: [a]}\n'))).toBe('recipes/x.yaml:6: logging.wandb.tags: unknown key. Valid keys in logging.wandb: project, entity, name');
+    expect(p.error(withLines('logging:\n  wandb: true\n'))).toBe('recipes/x.yaml:6: logging.wandb: expected a mapping or null with keys project, entity, name, got true');
+    expect(p.error(withLines('logging:\n  wandb: {project: p, team: t}\n'))).toBe('recipes/x.yaml:6: logging.wandb.team: unknown key; did you mean entity? Valid keys in logging.wandb: project, entity, name');
+    expect(p.load(withLines('logging:\n  wandb: {project: p}\n')).logging.wandb).toEqual({ project: 'p', entity: null, name: null });
+  });
+
   it('unknown section at the top level', () => {
     expect(p.error(withLines('trainig:\n  epochs: 2\n'))).toBe(
       'recipes/x.yaml:5: trainig: unknown key; did you mean training? Valid keys in the recipe (top level): model, adapter, data, training, logging, output, distributed',
