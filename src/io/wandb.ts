@@ -13,10 +13,13 @@
  *    carrying on; while the run is open those lines become one warning, so a server that goes
  *    away mid-run costs metrics, never the training;
  *  - metrics logged at the same step become one history row (the SDK writes one per call);
- *  - finishing waits at most FINISH_TIMEOUT_MS.
+ *  - finishing waits at most FINISH_TIMEOUT_MS;
+ *  - the SDK (and its GraphQL client, ~0.1 s to import) loads only when a run opens.
  */
-import wandbSdk from '@wandb/sdk';
 import type { WandbConfig } from '../recipe/types.js';
+
+/** The SDK's module object (a type only: the module itself is imported when a run opens). */
+type WandbSdk = typeof import('@wandb/sdk').default;
 
 export const DEFAULT_WANDB_URL = 'https://api.wandb.ai';
 /** How long the reachability check, the run's creation and its finish may each take. */
@@ -45,6 +48,7 @@ export class WandbRun {
   private readonly restoreConsole: () => void;
 
   private constructor(
+    private readonly sdk: WandbSdk,
     /** The server's base URL (no trailing slash). */
     readonly baseUrl: string,
     /** The run's path on the server: entity/project/id. */
@@ -62,10 +66,11 @@ export class WandbRun {
     if (openRun) throw new WandbError('logging.wandb: another W&B run is open in this process (the SDK holds one at a time); finish it first');
     const { apiKey, baseUrl } = wandbSettings(env);
     const entity = await checkServer(baseUrl, apiKey, target);
+    const sdk = (await import('@wandb/sdk')).default;
     const listeners = signalListeners();
     let run: WandbRun | null = null;
     try {
-      const started = wandbSdk.init({
+      const started = sdk.init({
         project: target.project,
         entity,
         ...(target.name ? { name: target.name } : {}),
@@ -73,7 +78,7 @@ export class WandbRun {
         settings: { apiKey, baseUrl, silent: true },
       });
       const sdkRun = await withTimeout(started, REQUEST_TIMEOUT_MS, `logging.wandb: the W&B server at ${baseUrl} did not create the run within ${REQUEST_TIMEOUT_MS / 1000}s`);
-      run = new WandbRun(baseUrl, `${sdkRun.entity}/${sdkRun.project}/${sdkRun.id}`, warn);
+      run = new WandbRun(sdk, baseUrl, `${sdkRun.entity}/${sdkRun.project}/${sdkRun.id}`, warn);
     } catch (err) {
       if (err instanceof WandbError) throw err;
       throw new WandbError(`logging.wandb: the W&B server at ${baseUrl} did not create the run (${oneLine(err)})`);
@@ -98,7 +103,7 @@ export class WandbRun {
     this.flush();
     this.finished = true;
     try {
-      await withTimeout(wandbSdk.finish(exitCode), FINISH_TIMEOUT_MS, `did not confirm within ${FINISH_TIMEOUT_MS / 1000}s`);
+      await withTimeout(this.sdk.finish(exitCode), FINISH_TIMEOUT_MS, `did not confirm within ${FINISH_TIMEOUT_MS / 1000}s`);
     } catch (err) {
       this.serverFailed(oneLine(err));
     } finally {
@@ -110,7 +115,7 @@ export class WandbRun {
   private flush(): void {
     const p = this.pending;
     this.pending = null;
-    if (p && Object.keys(p.values).length > 0) wandbSdk.log(p.values, p.step);
+    if (p && Object.keys(p.values).length > 0) this.sdk.log(p.values, p.step);
   }
 
   private serverFailed(detail: string): void {
