@@ -54,8 +54,8 @@ import { estimatePerGpu, estimateRecipe, type MemoryEstimate } from './estimate.
 import { checkStepFits, isOutOfMemory, outOfMemoryError } from './memoryCheck.js';
 import { resolveModelSource } from '../hub/resolve.js';
 import { checkCanPush, pushTrainedRun, type PushResult } from '../hub/push.js';
-import type { Communicator } from '../dist/communicator.js';
-import { ZeroRunner } from '../dist/zero.js';
+import type { Communicator } from '../distributed/communicator.js';
+import { ZeroRunner } from '../distributed/zero.js';
 
 export { TrainerError };
 
@@ -98,7 +98,7 @@ export interface TrainSummary {
 
 export interface FromRecipeOptions extends LoadRecipeOptions {
   /**
-   * This process is one rank of a data-parallel job (src/dist/): steps follow
+   * This process is one rank of a data-parallel job (src/distributed/): steps follow
    * `distributed.strategy`, and only rank 0 writes the run folder (checkpoints, logs, exports).
    */
   communicator?: Communicator;

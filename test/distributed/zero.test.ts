@@ -10,7 +10,7 @@ import { useBackend } from '../../src/backend/select.js';
 import { maxRelError } from '../helpers.js';
 import { distRecipe, readTensors, tmp, trainRanks } from './ranks.js';
 import { Trainer, type TrainSummary } from '../../src/train/trainer.js';
-import { loopbackGroup } from '../../src/dist/loopback.js';
+import { loopbackGroup } from '../../src/distributed/loopback.js';
 
 beforeAll(async () => {
   await useBackend('cpu');

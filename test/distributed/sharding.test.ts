@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FlatLayout, segmentKey } from '../../src/dist/sharding.js';
-import { rankRange, rankShare } from '../../src/dist/batches.js';
+import { FlatLayout, segmentKey } from '../../src/distributed/sharding.js';
+import { rankRange, rankShare } from '../../src/distributed/batches.js';
 
 describe('FlatLayout', () => {
   const entries = [{ name: 'a', size: 5 }, { name: 'b', size: 0 }, { name: 'c', size: 6 }];
