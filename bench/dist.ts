@@ -19,7 +19,7 @@ import { createAdapter } from '../src/adapters/index.js';
 import { launch } from '../src/distributed/launcher.js';
 import { rankEnv } from '../src/distributed/rendezvous.js';
 import { joinJob } from '../src/distributed/join.js';
-import { ZeroRunner, STRATEGIES, type Strategy } from '../src/distributed/zero.js';
+import { ZeroRunner, STRATEGIES, type Strategy } from '../src/train/zeroRunner.js';
 import { localRunner, type StepRunner } from '../src/train/runner.js';
 import { quantize4bit, type Quantized4bit } from '../src/quant/fourbit.js';
 import { quantizedLinear } from '../src/ops/qlinear.js';

@@ -55,7 +55,7 @@ import { checkStepFits, isOutOfMemory, outOfMemoryError } from './memoryCheck.js
 import { resolveModelSource } from '../hub/resolve.js';
 import { checkCanPush, pushTrainedRun, type PushResult } from '../hub/push.js';
 import type { Communicator } from '../distributed/communicator.js';
-import { ZeroRunner } from '../distributed/zero.js';
+import { ZeroRunner } from './zeroRunner.js';
 
 export { TrainerError };
 

@@ -30,11 +30,6 @@ const CLIMBING: Array<{ from: string; to: string; why: string }> = [
   { from: 'src/backend/cuda/layers/half.ts', to: 'src/model/spec.ts', why: 'the norm kind (a type); to move down with the ops it names' },
   { from: 'src/ops/decoderHalves.ts', to: 'src/model/spec.ts', why: 'the norm kind (a type); to move down into ops/' },
   { from: 'src/ops/decoderHalves.ts', to: 'src/model/hooks.ts', why: "LoRA dropout's rate and seed (a type); to move down into ops/" },
-  { from: 'src/distributed/batches.ts', to: 'src/train/step.ts', why: 'the step batch it splits between ranks; ends when the ZeRO step runner moves beside the other runners in train/' },
-  { from: 'src/distributed/zero.ts', to: 'src/train/adamw.ts', why: 'the ZeRO step runner is a train/ runner living in dist/; to move beside src/train/runner.ts' },
-  { from: 'src/distributed/zero.ts', to: 'src/train/step.ts', why: 'as above' },
-  { from: 'src/distributed/zero.ts', to: 'src/train/runner.ts', why: 'as above' },
-  { from: 'src/distributed/zero.ts', to: 'src/train/signals.ts', why: 'as above' },
 ];
 
 /** A module's place in LAYERS; src/index.ts, the package's entry, stands above them all. */
