@@ -16,7 +16,7 @@ import { OPS } from '../../../ops/names.js';
 import type { Quantized4bit } from '../../../quant/fourbit.js';
 import { DTYPE } from '../addon.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { convert, defineKernel, gemmPhys, input, runPrimitives, size, type Attrs } from '../kernel_utils.js';
+import { convert, defineKernel, gemmPhys, input, runPrimitives, size, type Attrs } from '../kernelUtils.js';
 import { gemm } from '../primitives/gemm.js';
 import { dequantizationLayout, dequantizationScratch, recordDequantize } from '../quantized.js';
 import { binaryOp } from './binary.js';

@@ -8,7 +8,7 @@
 import { tf } from '../../tf.js';
 import { DTYPE, REDUCE, type Phys, type ReduceName } from '../addon.js';
 import { physOf, type CudaBackend, type TensorRef } from '../backend.js';
-import { defineKernel, input, normAxis, size } from '../kernel_utils.js';
+import { defineKernel, input, normAxis, size } from '../kernelUtils.js';
 import { transposeOp } from './shape.js';
 
 function axesOf(axis: unknown, rank: number): number[] {

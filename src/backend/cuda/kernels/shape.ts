@@ -8,7 +8,7 @@ import { tf } from '../../tf.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
 import {
   defineKernel, input, inputList, normAxis, reshapeRef, size, stridedCopy, stridesOf, viewDims, type CopyDim,
-} from '../kernel_utils.js';
+} from '../kernelUtils.js';
 
 export function transposeOp(backend: CudaBackend, x: TensorRef, perm: number[]): TensorRef {
   const outShape = perm.map((p) => x.shape[p]!);

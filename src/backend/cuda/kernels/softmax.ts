@@ -6,7 +6,7 @@
  */
 import { tf } from '../../tf.js';
 import { DTYPE } from '../addon.js';
-import { defineKernel, floatPhys, input, normAxis, size } from '../kernel_utils.js';
+import { defineKernel, floatPhys, input, normAxis, size } from '../kernelUtils.js';
 
 function softmaxKernel(kernelName: string, axisAttr: string, log: boolean): tf.KernelConfig {
   return defineKernel(kernelName, ({ inputs, backend, attrs }) => {

@@ -5,7 +5,7 @@
  */
 import { tf } from '../../tf.js';
 import { DTYPE, UNARY, type Phys, type UnaryName } from '../addon.js';
-import { defineKernel, floatPhys, input, size } from '../kernel_utils.js';
+import { defineKernel, floatPhys, input, size } from '../kernelUtils.js';
 import { physOf, type CudaBackend, type TensorRef } from '../backend.js';
 
 type OutRule = 'float' | 'same' | 'bool';

@@ -21,7 +21,7 @@ import { tf } from '../../tf.js';
 import { ATTENTION_ROLES, OPS } from '../../../ops/names.js';
 import { DTYPE } from '../addon.js';
 import type { TensorRef } from '../backend.js';
-import { defineKernel, gemmPhys, input, size, storedAs, withTemps, type Attrs, type Inputs } from '../kernel_utils.js';
+import { defineKernel, gemmPhys, input, size, storedAs, withTemps, type Attrs, type Inputs } from '../kernelUtils.js';
 import type { Program } from '../program.js';
 import { ropeBackward, ropeForward } from '../primitives/rope.js';
 import { attentionBackwardWorkspaceBytes, flashAttentionBackward, flashAttentionForward, type AttentionProblem, type AttentionView } from '../primitives/attention.js';

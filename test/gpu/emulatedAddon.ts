@@ -6,12 +6,12 @@
  * the backend's plumbing, never the CUDA kernels themselves: only the device run does that.
  */
 import type { CudaAddon, PoolStats } from '../../src/backend/cuda/addon.js';
-import { emulatedPrimitives } from './emulated_primitives.js';
-import { erf } from './emulated_math.js';
-import './emulated_fused.js';
-import './emulated_dequant.js';
-import './emulated_attention.js';
-import './emulated_dora.js';
+import { emulatedPrimitives } from './emulatedPrimitives.js';
+import { erf } from './emulatedMath.js';
+import './emulatedFused.js';
+import './emulatedDequant.js';
+import './emulatedAttention.js';
+import './emulatedDora.js';
 import { f16ToF32, f32ToF16 } from '../../src/io/dtypes.js';
 import { philoxUniforms } from '../../src/adapters/philox.js';
 

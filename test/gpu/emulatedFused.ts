@@ -6,8 +6,8 @@
  * formulas, in plain loops with f32 rounding of the stored values. They check the
  * TypeScript side (kernels, gradients, storage decisions), never the CUDA code.
  */
-import { defineEmulatedPrimitives, type EmulatedMemory } from './emulated_primitives.js';
-import { erf } from './emulated_math.js';
+import { defineEmulatedPrimitives, type EmulatedMemory } from './emulatedPrimitives.js';
+import { erf } from './emulatedMath.js';
 import { dropoutKeepThreshold, dropoutScale, philoxBits24 } from '../../src/adapters/philox.js';
 
 const BF16 = 1, F32 = 0;
