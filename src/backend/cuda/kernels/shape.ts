@@ -90,7 +90,8 @@ export const shapeKernels: tf.KernelConfig[] = [
   }),
   defineKernel('StridedSlice', ({ inputs, backend, attrs }) => {
     const x = input(inputs, 'x');
-    const a = attrs as Record<string, number & number[]>;
+    // tfjs hands every kernel its attrs as a loose map; StridedSlice's are tfjs' own declared shape.
+    const a = attrs as unknown as tf.StridedSliceAttrs;
     const info = tf.slice_util.sliceInfo(x.shape, a.begin, a.end, a.strides, a.beginMask, a.endMask, a.ellipsisMask,
       a.newAxisMask, a.shrinkAxisMask);
     if (info.isIdentity) return reshapeRef(backend, x, info.finalShape);
