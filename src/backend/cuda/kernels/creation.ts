@@ -1,5 +1,5 @@
 /** Tensor creation on the device (kernels/src/fill.cu): Fill, ZerosLike, OnesLike, Range. */
-import { tf } from '../../tf.js';
+import type { tf } from '../../tf.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
 import { defineKernel, input, size } from '../kernelUtils.js';
 

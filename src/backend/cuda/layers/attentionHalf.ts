@@ -17,7 +17,7 @@
  *           dn = Σ d{q,k,v}·W (+ LoRA);  dh = norm′ᵀ·dn + dy
  * The head norms' weights are frozen: only their input gradient is computed.
  */
-import { tf } from '../../tf.js';
+import type { tf } from '../../tf.js';
 import { ATTENTION_ROLES, OPS } from '../../../ops/names.js';
 import { DTYPE } from '../addon.js';
 import type { TensorRef } from '../backend.js';

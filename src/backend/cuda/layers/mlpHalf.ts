@@ -13,7 +13,7 @@
  *           saved, and dup = da·act′(up) is written over da, so the backward holds one
  *           [rows, intermediate] scratch where the gated one holds three.
  */
-import { tf } from '../../tf.js';
+import type { tf } from '../../tf.js';
 import { MLP_ROLES, OPS } from '../../../ops/names.js';
 import { DTYPE } from '../addon.js';
 import type { TensorRef } from '../backend.js';

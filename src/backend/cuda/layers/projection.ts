@@ -85,7 +85,7 @@ export function projectionOf(inputs: Inputs, attrs: Attrs, role: string): Projec
   const get = (name: string) => inputs[`${role}${name}`] as TensorRef | undefined;
   const weight = get('Weight'), A = get('LoraA'), B = get('LoraB'), magnitude = get('LoraMagnitude');
   const shape = weight?.shape ?? spec.quantized?.shape;
-  if (!shape || shape.length !== 2) throw new Error(`projection '${role}' has neither a dense [out, in] weight nor a 4-bit one`);
+  if (shape?.length !== 2) throw new Error(`projection '${role}' has neither a dense [out, in] weight nor a 4-bit one`);
   const [outFeatures, inFeatures] = shape as [number, number];
   if ((A === undefined) !== (spec.scaling === undefined) || (A === undefined) !== (B === undefined)) {
     throw new Error(`projection '${role}': LoRA needs A, B and a scaling together`);
