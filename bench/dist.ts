@@ -1,6 +1,6 @@
 /**
  * Data-parallel throughput and memory per GPU (issue 11), on random models of real shape
- * (bench/models.ts). Started once, it launches itself on --gpus N (src/dist/launcher.ts); each
+ * (bench/models.ts). Started once, it launches itself on --gpus N (src/distributed/launcher.ts); each
  * rank joins the job (NCCL), builds the model, and runs the recipe's step through the ZeRO runner
  * on its own 8 × 1024 tokens (the global batch grows with N, as with torchrun's per-device batch).
  * Rank 0 prints one line per case and a markdown row for bench/README.md; every rank prints its
@@ -16,10 +16,10 @@ import { useBackend } from '../src/backend/select.js';
 import { activeDevice } from '../src/backend/device.js';
 import { applyPrecision } from '../src/train/precision.js';
 import { createAdapter } from '../src/adapters/index.js';
-import { launch } from '../src/dist/launcher.js';
-import { rankEnv } from '../src/dist/rendezvous.js';
-import { joinJob } from '../src/dist/join.js';
-import { ZeroRunner, STRATEGIES, type Strategy } from '../src/dist/zero.js';
+import { launch } from '../src/distributed/launcher.js';
+import { rankEnv } from '../src/distributed/rendezvous.js';
+import { joinJob } from '../src/distributed/join.js';
+import { ZeroRunner, STRATEGIES, type Strategy } from '../src/train/zeroRunner.js';
 import { localRunner, type StepRunner } from '../src/train/runner.js';
 import { quantize4bit, type Quantized4bit } from '../src/quant/fourbit.js';
 import { quantizedLinear } from '../src/ops/qlinear.js';

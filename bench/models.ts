@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tf } from '../src/backend/tf.js';
+import type { tf } from '../src/backend/tf.js';
 import { activeDevice } from '../src/backend/device.js';
 import { ConfigReader } from '../src/model/hfConfig.js';
 import { specFromConfig } from '../src/model/config.js';

@@ -346,7 +346,7 @@ napi_value runProgramFn(Call& c) {
   return c.undefined();
 }
 
-// ---- NCCL collectives (nccl_comm.h; src/dist/nccl.ts) ---------------------------------------
+// ---- NCCL collectives (nccl_comm.h; src/distributed/nccl.ts) ---------------------------------------
 
 napi_value ncclAvailableFn(Call& c) {
   napi_value b;

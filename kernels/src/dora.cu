@@ -103,7 +103,7 @@ TT_PRIMITIVE("columnScale", 10, columnScale);
 
 // Stage one: block (32 columns × 8 row lanes) per 32-column tile and chunk of rows, its f32 sum
 // of a·b over the chunk into partial[chunk, col]; the lanes combined in shared memory, in order.
-// (src/backend/dora_workspace.ts columnDotPartialBytes sizes the partial sums by these constants.)
+// (src/backend/doraWorkspace.ts columnDotPartialBytes sizes the partial sums by these constants.)
 constexpr int kDotCols = 32, kDotLanes = 8, kDotChunkRows = 128, kDotMaxChunks = 64;
 
 template <typename T>

@@ -1,4 +1,4 @@
-// NCCL collectives for data-parallel training (src/dist/nccl.ts is the TypeScript side). Every
+// NCCL collectives for data-parallel training (src/distributed/nccl.ts is the TypeScript side). Every
 // collective is enqueued on the addon's one stream (common.h), so it is ordered after the kernels
 // that produced its input and before those that read its output, with no extra events.
 // Communicators are held in a table and named by small integer handles.

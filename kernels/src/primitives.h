@@ -8,7 +8,7 @@
 //   static void rmsNormForward(const Args& a) { launchRmsNormForward(a.ptr(0), …, a.f32(7)); }
 //   TT_PRIMITIVE("rmsNormForward", 8, rmsNormForward);
 // and the TypeScript side names the same primitive with the same argument order
-// (src/backend/cuda/primitives/*.ts: norms.ts for this one); test/gpu/emulated_primitives.ts
+// (src/backend/cuda/primitives/*.ts: norms.ts for this one); test/gpu/emulatedPrimitives.ts
 // mirrors each one on the CPU. Registration happens while the addon loads (static initialisers).
 #pragma once
 #include <cmath>

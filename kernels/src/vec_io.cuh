@@ -39,7 +39,7 @@ __device__ __forceinline__ void storePack(T* p, int64_t i, const float (&in)[V])
 #endif
 
 // Storage of a gradient from dy (G) and a saved input (T): bf16 only when both are bf16 —
-// the backend's rule for equal-size operands (src/backend/cuda/kernel_utils.ts floatPhys).
+// the backend's rule for equal-size operands (src/backend/cuda/kernelUtils.ts floatPhys).
 template <typename T, typename G>
 using GradStorage = typename std::conditional<std::is_same<T, __nv_bfloat16>::value && std::is_same<G, __nv_bfloat16>::value,
                                               __nv_bfloat16, float>::type;

@@ -47,7 +47,7 @@ export interface AdamWHyper {
 
 /**
  * Collectives native to the device (cuda: NCCL), ordered on its stream with the kernels around
- * them. src/dist/nccl.ts wraps them as a Communicator. Results keep the input's storage (a
+ * them. src/distributed/nccl.ts wraps them as a Communicator. Results keep the input's storage (a
  * bf16-stored tensor is reduced and gathered in bf16).
  */
 export interface DeviceCollectives {
@@ -130,7 +130,7 @@ export interface Device {
    * of (seed, offset + i) alone. Absent where the device has no generator of its own.
    */
   randomUniform?(shape: number[], seed: number, offset?: number, lo?: number, hi?: number): Tensor;
-  /** Native collectives for data-parallel training; absent where the device has none (src/dist then uses TCP). */
+  /** Native collectives for data-parallel training; absent where the device has none (src/distributed then uses TCP). */
   readonly collectives?: DeviceCollectives;
   /**
    * Calls made from JavaScript into the device's native side so far (kernel launches, copies,

@@ -1,11 +1,11 @@
 /**
  * Many GPUs from the command line: `train --gpus N …` (and `typetune launch --gpus N -- …`)
- * starts one `train` process per GPU through the launcher (src/dist/launcher.ts); each of those
- * processes, seeing RANK/WORLD_SIZE, joins the job (src/dist/join.ts) before building its Trainer.
+ * starts one `train` process per GPU through the launcher (src/distributed/launcher.ts); each of those
+ * processes, seeing RANK/WORLD_SIZE, joins the job (src/distributed/join.ts) before building its Trainer.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { launch, stripLaunchFlags } from '../dist/launcher.js';
+import { launch, stripLaunchFlags } from '../distributed/launcher.js';
 import { loadRecipe } from '../recipe/load.js';
 
 /** The launcher's own options, as both commands declare them. */

@@ -59,7 +59,7 @@ export function selectSplitFiles(paths: readonly string[], sel: SplitSelection, 
   const ofSplit = (p: string): boolean => {
     const parts = p.split('/');
     const name = parts.pop()!;
-    return parts.includes(sel.split) || new RegExp(`^${escape(sel.split)}([-._ 0-9]|$)`).test(name);
+    return parts.includes(sel.split) || new RegExp(`^${escapeRegExp(sel.split)}([-._ 0-9]|$)`).test(name);
   };
   const files = inSubset.filter(ofSplit);
   if (files.length === 0) {
@@ -69,7 +69,7 @@ export function selectSplitFiles(paths: readonly string[], sel: SplitSelection, 
   return { files };
 }
 
-const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
  * Every file under a snapshot folder, repo-relative (the cache holds only what was downloaded).

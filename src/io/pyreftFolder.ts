@@ -194,7 +194,7 @@ export async function readPyreftFolder(dir: string): Promise<PyreftFolder & { co
   const dims = list('intervention_dimensions');
   const keys = pyveneKeys(parsed);
   const sorted = list('sorted_keys');
-  if (sorted && sorted.some((k, i) => k !== keys[i])) {
+  if (sorted?.some((k, i) => k !== keys[i])) {
     throw new PyreftFolderError(`${configFile}: sorted_keys ${JSON.stringify(sorted)} do not match the keys pyvene derives from representations ${JSON.stringify(keys)}`);
   }
 

@@ -241,7 +241,7 @@ export function safeUnpickle(input: Uint8Array, label: string): PickleValue {
 
   function persistentLoad(pid: PickleValue): StorageRef {
     const items = pid instanceof PickleTuple ? pid.items : null;
-    if (!items || items.length !== 5 || items[0] !== 'storage') fail(`persistent id must be ('storage', type, key, location, numel)`);
+    if (items?.length !== 5 || items[0] !== 'storage') fail(`persistent id must be ('storage', type, key, location, numel)`);
     const [, type, key, location, numel] = items!;
     if (!(type instanceof PickleGlobal) || type.module !== 'torch' || !(type.name in STORAGE_DTYPES)) {
       fail(`persistent id names storage type ${type instanceof PickleGlobal ? type.qualified : String(type)}; allowed: ${Object.keys(STORAGE_DTYPES).join(', ')}`);

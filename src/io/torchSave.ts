@@ -226,7 +226,7 @@ function unorderedSetOrder(hashes: bigint[]): bigint[] {
   const place = (nodes: bigint[], h: bigint): void => {
     const b = h % BigInt(buckets);
     const first = nodes.findIndex((x) => x % BigInt(buckets) === b);
-    nodes.splice(first < 0 ? 0 : first, 0, h);
+    nodes.splice(Math.max(first, 0), 0, h);
   };
   // _Prime_rehash_policy::_M_next_bkt
   const nextBucketCount = (n: number): number => {

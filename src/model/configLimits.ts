@@ -47,7 +47,7 @@ export const SIZE_LIMITS: Readonly<Record<string, SizeLimit>> = {
 
 /** The limit for `key`, if it is a size key (own properties only: a key may be spelled "constructor"). */
 export function sizeLimit(key: string): SizeLimit | undefined {
-  return Object.prototype.hasOwnProperty.call(SIZE_LIMITS, key) ? SIZE_LIMITS[key] : undefined;
+  return Object.hasOwn(SIZE_LIMITS, key) ? SIZE_LIMITS[key] : undefined;
 }
 
 /** Why `value` is not a valid `key`, or null when it is. */

@@ -70,7 +70,7 @@ export class DecoderWeights {
   readonly linear = new Map<string, LinearWeight>();
   /**
    * Called with a tensor's name (a linear weight's path) before it is read: ZeRO-3
-   * (src/dist/frozen.ts) keeps only a shard of most weights and puts a layer back just in time.
+   * (src/distributed/frozen.ts) keeps only a shard of most weights and puts a layer back just in time.
    */
   beforeRead: ((name: string) => void) | null = null;
   /** Frees what `storeQuantized` placed, one entry per 4-bit weight. */

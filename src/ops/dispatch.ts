@@ -18,7 +18,7 @@ export function runOp(op: OpSignature, inputs: NamedTensors, attrs: OpAttrs, ref
   if (tf.getKernel(op.name, tf.getBackend())) {
     checkSignature(op, inputs, attrs);
     const out = tf.engine().runKernel(op.name, inputs as never, attrs as never) as Tensor | Tensor[];
-    return Array.isArray(out) ? valueOf(op, out) : out;
+    return Array.isArray(out) ? outputValue(op, out) : out;
   }
   return reference();
 }
@@ -28,7 +28,7 @@ export function runOp(op: OpSignature, inputs: NamedTensors, attrs: OpAttrs, ref
  * signature's `outputs`): tfjs' tape keeps its own copies of the outputs a gradient saves, so
  * the caller's are disposed here and the op returns one tensor, as its reference does.
  */
-function valueOf(op: OpSignature, out: Tensor[]): Tensor {
+function outputValue(op: OpSignature, out: Tensor[]): Tensor {
   const expected = op.outputs?.length ?? 1;
   if (out.length !== expected) {
     tf.dispose(out);

@@ -2,12 +2,12 @@
  * Pre-quantised bitsandbytes checkpoints (the Hub's "…-bnb-4bit" repositories): a model
  * folder whose config.json has a `quantization_config` with `quant_method: bitsandbytes`
  * and `load_in_4bit`, and whose safetensors hold each quantised linear weight as the
- * packed codes plus its quant-state companions (see bnb-state.ts). Everything else
+ * packed codes plus its quant-state companions (see bnbState.ts). Everything else
  * (embeddings, norms, LM head) is stored as usual.
  */
 import type { SafetensorsCheckpoint } from '../io/safetensors.js';
 import { FOUR_BIT_TYPES, type FourBitType } from './codes.js';
-import { fromBnbStateDict, findQuantType, QUANT_STATE_PREFIX, type TensorSource } from './bnb-state.js';
+import { fromBnbStateDict, findQuantType, QUANT_STATE_PREFIX, type TensorSource } from './bnbState.js';
 import { quantize4bitFromStorage, type Quantized4bit, type Quantize4bitOptions } from './fourbit.js';
 
 function sourceOf(ck: SafetensorsCheckpoint): TensorSource {

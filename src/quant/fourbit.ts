@@ -23,7 +23,7 @@
 import { f32ToBf16, bf16ToF32, f32ToF16, f16ToF32, type DType, type TypedArray } from '../io/dtypes.js';
 import { FOUR_BIT_TYPES, type FourBitType, fourBitCode, fourBitQuantizer, defaultDynamicMap } from './codes.js';
 import { quantizeBlockwise8, dequantizeBlockwise8, blockAbsmax } from './blockwise8.js';
-import { cudaMeanF32 } from './cuda-mean.js';
+import { cudaMeanF32 } from './cudaMean.js';
 
 const f32 = Math.fround;
 

@@ -9,9 +9,9 @@ export {
 } from './fourbit.js';
 export {
   QuantStateError, type StoredTensor, type TensorSource, toBnbStateDict, fromBnbStateDict, quantStateJson, quantStateKey,
-} from './bnb-state.js';
+} from './bnbState.js';
 export {
   type Bnb4bitConfig, readBnb4bitWeight, loadQuantized4bit, isBnb4bitWeight, listBnb4bitWeights, isBnbCompanionKey, parseBnb4bitConfig,
   storedBnb4bitBytes,
 } from './checkpoint.js';
-export { cudaMeanF32 } from './cuda-mean.js';
+export { cudaMeanF32 } from './cudaMean.js';

@@ -8,7 +8,7 @@
 
 /** Whether `obj` itself has `key` (inherited properties never count). */
 export function hasOwnKey(obj: object, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(obj, key);
+  return Object.hasOwn(obj, key);
 }
 
 /** `obj[key]` when `obj` itself has it, else undefined. */

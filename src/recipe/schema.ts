@@ -19,7 +19,6 @@ import {
   nonNegativeInt,
   nonNegativeNumber,
   nullable,
-  numberIn,
   openFraction,
   positiveInt,
   positiveNumber,

@@ -215,7 +215,7 @@ export interface OutputSection {
   push_to_hub: string | null;
 }
 
-/** How ranks of a data-parallel run (`train --gpus N`) share the work; src/dist/zero.ts. */
+/** How ranks of a data-parallel run (`train --gpus N`) share the work; src/train/zeroRunner.ts. */
 export const DIST_STRATEGIES = ['ddp', 'zero1', 'zero2', 'zero3'] as const;
 export type DistStrategy = (typeof DIST_STRATEGIES)[number];
 

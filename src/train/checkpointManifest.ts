@@ -72,7 +72,7 @@ export function checkManifest(dir: string, names: readonly string[]): ManifestCh
     return { status: 'damaged', file: MANIFEST_FILE, reason: `is not a version-${MANIFEST_VERSION} sha256 manifest` };
   }
   for (const name of names) {
-    const want = Object.prototype.hasOwnProperty.call(files, name) ? files[name] : undefined;
+    const want = Object.hasOwn(files, name) ? files[name] : undefined;
     if (!want || typeof want.sha256 !== 'string' || typeof want.bytes !== 'number') {
       return { status: 'damaged', file: MANIFEST_FILE, reason: `has no checksum for ${name}` };
     }

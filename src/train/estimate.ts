@@ -267,7 +267,7 @@ export function zero3LayerBytes(linearBytes: number, numLayers: number, n: numbe
 }
 
 /**
- * The estimate per GPU (src/dist/zero.ts): every rank runs its micro-batches at the recipe's
+ * The estimate per GPU (src/train/zeroRunner.ts): every rank runs its micro-batches at the recipe's
  * batch_size, so activations and logits do not shrink; the adapter's f32 copy stays whole;
  * zero1 divides AdamW's m and v by N, zero2 the gradients too, and zero3 the decoder layers'
  * projection weights — plus the layers it holds whole while they are used: two with activation

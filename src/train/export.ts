@@ -6,7 +6,7 @@
  *           (config.json, model.safetensors, the tokenizer files) — AutoModelForCausalLM loads it
  * and the same from a run's checkpoint (`typetune export --run DIR`).
  */
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { useBackend } from '../backend/select.js';
 import { tf } from '../backend/tf.js';

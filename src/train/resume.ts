@@ -83,7 +83,7 @@ const TRAJECTORY_KEYS: Record<string, readonly string[]> = {
 };
 
 const own = (o: unknown, key: string): unknown =>
-  typeof o === 'object' && o !== null && Object.prototype.hasOwnProperty.call(o, key) ? (o as Record<string, unknown>)[key] : undefined;
+  typeof o === 'object' && o !== null && Object.hasOwn(o, key) ? (o as Record<string, unknown>)[key] : undefined;
 
 /** The trajectory keys whose value differs between the checkpoint's recipe and this one, in recipe order. */
 function recipeDifferences(saved: unknown, now: Recipe, step: number): RecipeChange[] {

@@ -1,7 +1,7 @@
 /**
  * What the Trainer's loop asks of "one optimizer step": the step itself, the optimizer state for
  * checkpoints and resume, and agreement on stopping. One process runs `localRunner` (trainStep
- * and AdamW as they are); a data-parallel rank runs a runner from src/dist/zero.ts, which
+ * and AdamW as they are); a data-parallel rank runs a runner from src/train/zeroRunner.ts, which
  * shares the step with its peers and may hold only a shard of the optimizer state.
  */
 import { AdamW, type AdamWOptions, type AdamWState } from './adamw.js';

@@ -75,7 +75,7 @@ export interface Gradients {
 }
 
 /**
- * Where a data-parallel rank's micro-batches sit in the whole step (src/dist/batches.ts): the
+ * Where a data-parallel rank's micro-batches sit in the whole step (src/train/rankBatches.ts): the
  * step index of the first (dropout seeds) and the step's target count (loss weights), so the
  * ranks' losses and gradients sum to the one-process step's.
  */

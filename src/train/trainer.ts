@@ -30,7 +30,7 @@ import { checkMaxLength, prepareData, stepStream, evalBatches, totalSteps, type 
 import { applyPrecision, type AppliedPrecision } from './precision.js';
 import { TrainerEmitter, type StepEvent } from './events.js';
 import { LossWindow } from './lossWindow.js';
-import { sampleCompletions } from './samples.js';
+import { sampleCompletions, type SampleOptions } from './samples.js';
 import {
   loadCheckpoint,
   recipeText,
@@ -55,8 +55,8 @@ import { estimatePerGpu, estimateRecipe, type MemoryEstimate } from './estimate.
 import { checkStepFits, isOutOfMemory, outOfMemoryError } from './memoryCheck.js';
 import { resolveModelSource } from '../hub/resolve.js';
 import { checkCanPush, pushTrainedRun, type PushResult } from '../hub/push.js';
-import type { Communicator } from '../dist/communicator.js';
-import { ZeroRunner } from '../dist/zero.js';
+import type { Communicator } from '../distributed/communicator.js';
+import { ZeroRunner } from './zeroRunner.js';
 
 export { TrainerError };
 
@@ -99,7 +99,7 @@ export interface TrainSummary {
 
 export interface FromRecipeOptions extends LoadRecipeOptions {
   /**
-   * This process is one rank of a data-parallel job (src/dist/): steps follow
+   * This process is one rank of a data-parallel job (src/distributed/): steps follow
    * `distributed.strategy`, and only rank 0 writes the run folder (checkpoints, logs, exports).
    */
   communicator?: Communicator;
@@ -114,6 +114,30 @@ interface RunStart {
   warnings: string[];
   /** This process's hold on the run folder (rank 0 only), released when train() returns. */
   lock?: RunLock;
+}
+
+/** One train() call while it runs: set up before step 1, advanced by the step loop, evaluation and saving. */
+interface ActiveRun extends RunStart {
+  runner: StepRunner;
+  schedule: LrSchedule;
+  /** The step's memory estimate for the device (null where the device reports no free memory), for an out-of-memory error. */
+  estimate: MemoryEstimate | null;
+  /** Rank 0's TensorBoard writer when logging.tensorboard is on. */
+  tb: TensorBoardWriter | null;
+  /** Rank 0's Weights & Biases run when logging.wandb is set. */
+  wandb: WandbRun | null;
+  /** The W&B run's exit code: 1 unless train() returns (a signal's code when interrupted). */
+  wandbExit: number;
+  evalSet: StepBatch[];
+  /** Sample completions written to TensorBoard at each evaluation (single-process runs only). */
+  samples: SampleOptions | null;
+  /** The newest checkpoint: written by this run, or the one it resumed from. */
+  lastCheckpoint: string | null;
+  /** The steps last saved and evaluated: a step is saved and evaluated at most once. */
+  lastSavedStep: number;
+  lastEvalStep: number;
+  /** performance.now() at set-up, for elapsed time and the ETA. */
+  startedAt: number;
 }
 
 export class Trainer extends TrainerEmitter {
@@ -212,13 +236,33 @@ export class Trainer extends TrainerEmitter {
 
   async train(opts: TrainOptions = {}): Promise<TrainSummary> {
     if (this.disposed) throw new TrainerError('this Trainer was disposed');
+    const run = await this.setUp(opts);
+    const releaseSignals = opts.handleSignals ?? true ? catchStopSignals((signal) => this.stop(signal), () => this.stopRequested !== null) : () => {};
+    try {
+      this.announceStart(run);
+      await this.stepLoop(run);
+      return await this.finish(run, opts);
+    } finally {
+      releaseSignals();
+      run.tb?.close();
+      await run.wandb?.finish(run.wandbExit);
+      run.runner.dispose();
+      run.lock?.release();
+      this.stopRequested = null;
+    }
+  }
+
+  /**
+   * Everything before step 1: the memory check (before anything is written or allocated), the
+   * schedule, the step runner, the run's state and folder (begin), and what evaluation needs.
+   */
+  private async setUp(opts: TrainOptions): Promise<ActiveRun> {
     const r = this.recipe;
     const t = r.training;
-    const total = this.totalSteps;
     // Before anything is written or allocated for training: will the step fit what the device has free?
     const estimate = this.deviceEstimate();
     if (estimate && !opts.force) checkStepFits(r, estimate);
-    const schedule = new LrSchedule({ kind: t.lr_scheduler, baseLr: t.learning_rate, totalSteps: total, warmupSteps: t.warmup_steps, warmupRatio: t.warmup_ratio });
+    const schedule = new LrSchedule({ kind: t.lr_scheduler, baseLr: t.learning_rate, totalSteps: this.totalSteps, warmupSteps: t.warmup_steps, warmupRatio: t.warmup_ratio });
     const adamw: AdamWOptions = {
       lr: t.learning_rate,
       betas: t.adam_betas,
@@ -241,171 +285,195 @@ export class Trainer extends TrainerEmitter {
       await wandb?.finish(1);
       throw err;
     }
-    // The W&B run's exit code: 1 unless train() returns (a signal's code when interrupted).
-    let wandbExit = 1;
-    const { state, resumedFrom, warnings } = begun;
-
-    const tb = r.logging.tensorboard && this.isLeader ? new TensorBoardWriter(r.logging.dir) : null;
-    const evalSet = evalBatches(this.data);
     // Generation runs on rank 0 alone: in a job the other ranks (and ZeRO-3's weight shards) are busy elsewhere.
     const a = r.adapter;
     const samples = r.logging.eval_samples > 0 && !this.communicator
       ? { count: r.logging.eval_samples, maxNewTokens: r.logging.sample_max_new_tokens, reft: a.type === 'lora' ? undefined : { positions: a.positions, shareWeights: a.share_weights } }
       : null;
-    const signals = opts.handleSignals ?? true ? catchStopSignals((signal) => this.stop(signal), () => this.stopRequested !== null) : () => {};
-    let lastCheckpoint: string | null = resumedFrom;
-    let lastSavedStep = resumedFrom ? state.step : -1;
-    let lastEvalStep = state.evalLosses.at(-1)?.step ?? -1;
-    const startedAt = performance.now();
-    let stepsThisRun = 0;
-
-    const save = async (reason: 'interval' | 'end' | 'signal'): Promise<void> => {
-      if (lastSavedStep === state.step) return;
-      const dir = checkpointDir(this.runDir, state.step);
-      state.rng = { adapter: this.adapter.getRngState() };
-      const contents = this.checkpointContents(state, await runner.optimizerState());
-      // A finite loss can still leave overflowed weights: never save them over a good checkpoint.
-      const bad = findNonFinite([...contents.adapter].map(([name, t]): [string, Float32Array] => [name, t.data]));
-      if (bad) throw new NonFiniteError(`step ${state.step}: adapter weight '${bad.name}' is ${bad.value}; ${divergenceAdvice(lastCheckpoint)}`);
-      // Every rank took part in gathering the state; one writes it.
-      if (this.isLeader) await saveCheckpoint(dir, contents);
-      lastCheckpoint = dir;
-      lastSavedStep = state.step;
-      this.emit('save', { step: state.step, dir, reason });
-      if (t.save_total_limit !== null && this.isLeader) pruneCheckpoints(this.runDir, t.save_total_limit, state.evalLosses);
+    return {
+      ...begun,
+      runner,
+      schedule,
+      estimate,
+      tb: r.logging.tensorboard && this.isLeader ? new TensorBoardWriter(r.logging.dir) : null,
+      wandb,
+      wandbExit: 1,
+      evalSet: evalBatches(this.data),
+      samples,
+      lastCheckpoint: begun.resumedFrom,
+      lastSavedStep: begun.resumedFrom ? begun.state.step : -1,
+      lastEvalStep: begun.state.evalLosses.at(-1)?.step ?? -1,
+      startedAt: performance.now(),
     };
-    const evaluate = (): void => {
-      if (evalSet.length === 0 || lastEvalStep === state.step) return;
-      const { loss, targets } = evaluateLoss(this.model, this.adapter, evalSet);
-      state.evalLosses.push({ step: state.step, loss });
-      lastEvalStep = state.step;
-      const perplexity = Math.exp(loss);
-      tb?.scalars({ 'eval/loss': loss, 'eval/perplexity': perplexity }, state.step);
-      wandb?.log({ 'eval/loss': loss, 'eval/perplexity': perplexity }, state.step);
-      if (tb && samples) tb.text('eval/samples', sampleCompletions(this.model, this.adapter, this.data.tokenizer, this.data.eval, samples), state.step);
-      this.emit('eval', { step: state.step, loss, perplexity, targets });
-    };
+  }
 
+  /** The 'start' event and its warnings; the device's peak is measured from here. */
+  private announceStart(run: ActiveRun): void {
+    const { state } = run;
+    const r = this.recipe;
     const longest = this.longestSequence;
-    try {
-      this.emit('start', {
-        totalSteps: total,
-        step: state.step,
-        resumedFrom,
-        examples: this.data.train.length,
-        mixture: this.data.mixture,
-        evalExamples: this.data.eval.length,
-        trainableParameters: [...this.adapter.variables.values()].reduce((n, v) => n + v.size, 0),
-        backend: this.backend,
-        precision: { requested: this.precision.requested, effective: this.precision.effective, note: this.precision.note },
-        // Traced when read (a listener of 'start', before step 1): a run nobody reports to pays nothing.
-        get estimatedPeakBytes() { return estimateRecipe(r, { seqLen: longest }).memory.total; },
-        quantizedWeights: quantizedWeightsReport(this.model.weights),
-      });
-      for (const message of warnings) this.emit('warning', { message });
-      activeDevice().resetPeakMemory();
-      this.lastStep = state.step;
-      this.history = state;
-      const stream = stepStream(this.data, t.gradient_accumulation_steps, state.data);
-      const window = new LossWindow();
-      // Ranks of a job stop together: the runner agrees on every rank's signal before each step.
-      while (state.step < total && !(await runner.agreeStop(this.stopRequested))) {
-        const item = stream.next();
-        if (item.done) break;
-        const { batches, at, next } = item.value;
-        const lr = schedule.lr(state.step);
-        const began = performance.now();
-        let res: Awaited<ReturnType<StepRunner['step']>>;
-        try {
-          res = await runner.step(batches, {
-            lr,
-            maxGradNorm: t.max_grad_norm,
-            activationCheckpointing: r.model.activation_checkpointing,
-            dropoutSeed: stepSeed(t.seed, state.step),
-          });
-        } catch (err) {
-          throw isOutOfMemory(err) ? outOfMemoryError(err, state.step + 1, r, estimate, lastCheckpoint) : err;
-        }
-        const seconds = (performance.now() - began) / 1000;
-        if (res.skipped) {
-          const what = `step ${state.step + 1}: the loss is ${res.loss} and the gradient norm ${res.gradNorm}`;
-          if (t.nonfinite === 'stop') throw new NonFiniteError(`${what}; ${divergenceAdvice(lastCheckpoint)}`);
-          state.skippedSteps.push(state.step + 1);
-          this.emit('warning', { message: `${what}: its update was skipped (training.nonfinite: skip_step)` });
-        }
-        state.step += 1;
-        this.lastStep = state.step;
-        state.data = next;
-        state.losses.push(res.loss);
-        window.add(res.loss);
-        state.tokens += res.tokens;
-        stepsThisRun += 1;
-        const elapsed = (performance.now() - startedAt) / 1000;
-        const event: StepEvent = {
-          step: state.step,
-          totalSteps: total,
-          epoch: at.epoch,
-          loss: res.loss,
-          windowLoss: window.mean,
-          windowSteps: window.steps,
-          lr,
-          gradNorm: res.gradNorm,
-          tokens: res.tokens,
-          tokensPerSec: seconds > 0 ? res.tokens / seconds : 0,
-          elapsedSec: elapsed,
-          etaSec: (elapsed / stepsThisRun) * (total - state.step),
-        };
-        const logged = state.step % r.logging.every_steps === 0 || state.step === total;
-        if (logged) {
-          const scalars = { 'train/loss': event.windowLoss, 'train/lr': lr, 'train/grad_norm': event.gradNorm, 'train/tokens_per_sec': event.tokensPerSec };
-          tb?.scalars(scalars, state.step);
-          wandb?.log(scalars, state.step);
-        }
-        this.emit('step', event);
-        if (logged) window.reset();
-        if (t.eval_every_steps && state.step % t.eval_every_steps === 0) evaluate();
-        if (t.save_every_steps && state.step % t.save_every_steps === 0) await save('interval');
-        // Let signal handlers run between steps.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
+    this.emit('start', {
+      totalSteps: run.schedule.totalSteps,
+      step: state.step,
+      resumedFrom: run.resumedFrom,
+      examples: this.data.train.length,
+      mixture: this.data.mixture,
+      evalExamples: this.data.eval.length,
+      trainableParameters: [...this.adapter.variables.values()].reduce((n, v) => n + v.size, 0),
+      backend: this.backend,
+      precision: { requested: this.precision.requested, effective: this.precision.effective, note: this.precision.note },
+      // Traced when read (a listener of 'start', before step 1): a run nobody reports to pays nothing.
+      get estimatedPeakBytes() { return estimateRecipe(r, { seqLen: longest }).memory.total; },
+      quantizedWeights: quantizedWeightsReport(this.model.weights),
+    });
+    for (const message of run.warnings) this.emit('warning', { message });
+    activeDevice().resetPeakMemory();
+    this.lastStep = state.step;
+    this.history = state;
+  }
 
-      const stop = await runner.agreeStop(this.stopRequested);
-      const interrupted = stop && state.step < total ? stop : null;
-      if (!interrupted) evaluate();
-      await save(interrupted ? 'signal' : 'end');
-      const exports: Partial<Record<ExportFormat, string>> = {};
-      const publish = !interrupted && (opts.exports ?? true) && this.isLeader;
-      if (publish) {
-        for (const format of r.output.export) exports[format] = await this.export(format, path.join(this.runDir, format));
+  /** Optimizer steps until the schedule ends, the data runs out or a stop is agreed; each logged, evaluated and saved on its interval. */
+  private async stepLoop(run: ActiveRun): Promise<void> {
+    const { state, runner } = run;
+    const r = this.recipe;
+    const t = r.training;
+    const total = run.schedule.totalSteps;
+    const stream = stepStream(this.data, t.gradient_accumulation_steps, state.data);
+    const window = new LossWindow();
+    let stepsThisRun = 0;
+    // Ranks of a job stop together: the runner agrees on every rank's signal before each step.
+    while (state.step < total && !(await runner.agreeStop(this.stopRequested))) {
+      const item = stream.next();
+      if (item.done) break;
+      const { batches, at, next } = item.value;
+      const lr = run.schedule.lr(state.step);
+      const began = performance.now();
+      let res: Awaited<ReturnType<StepRunner['step']>>;
+      try {
+        res = await runner.step(batches, {
+          lr,
+          maxGradNorm: t.max_grad_norm,
+          activationCheckpointing: r.model.activation_checkpointing,
+          dropoutSeed: stepSeed(t.seed, state.step),
+        });
+      } catch (err) {
+        throw isOutOfMemory(err) ? outOfMemoryError(err, state.step + 1, r, run.estimate, run.lastCheckpoint) : err;
       }
-      const pushed = publish && r.output.push_to_hub ? await pushTrainedRun(this.runDir, r.output.push_to_hub) : null;
-      const finalLoss = state.losses.at(-1) ?? NaN;
-      const resumeCommand = interrupted ? this.resumeCommand(lastCheckpoint!) : null;
-      wandbExit = interrupted ? signalExitCode(interrupted) : 0;
-      const device = activeDevice();
-      this.emit('end', { step: state.step, totalSteps: total, finalLoss, runDir: this.runDir, interrupted, checkpoint: lastCheckpoint, resumeCommand, measuredPeakBytes: device.memory().peak, measuredPeakOf: device.memoryCounts });
-      return {
-        steps: state.step,
+      const seconds = (performance.now() - began) / 1000;
+      if (res.skipped) {
+        const what = `step ${state.step + 1}: the loss is ${res.loss} and the gradient norm ${res.gradNorm}`;
+        if (t.nonfinite === 'stop') throw new NonFiniteError(`${what}; ${divergenceAdvice(run.lastCheckpoint)}`);
+        state.skippedSteps.push(state.step + 1);
+        this.emit('warning', { message: `${what}: its update was skipped (training.nonfinite: skip_step)` });
+      }
+      state.step += 1;
+      this.lastStep = state.step;
+      state.data = next;
+      state.losses.push(res.loss);
+      window.add(res.loss);
+      state.tokens += res.tokens;
+      stepsThisRun += 1;
+      const elapsed = (performance.now() - run.startedAt) / 1000;
+      const event: StepEvent = {
+        step: state.step,
         totalSteps: total,
-        losses: [...state.losses],
-        finalLoss,
-        evalLosses: [...state.evalLosses],
-        runDir: this.runDir,
-        checkpoint: lastCheckpoint,
-        exports,
-        interrupted,
-        resumeCommand,
-        precision: this.precision,
-        pushed,
+        epoch: at.epoch,
+        loss: res.loss,
+        windowLoss: window.mean,
+        windowSteps: window.steps,
+        lr,
+        gradNorm: res.gradNorm,
+        tokens: res.tokens,
+        tokensPerSec: seconds > 0 ? res.tokens / seconds : 0,
+        elapsedSec: elapsed,
+        etaSec: (elapsed / stepsThisRun) * (total - state.step),
       };
-    } finally {
-      signals();
-      tb?.close();
-      await wandb?.finish(wandbExit);
-      runner.dispose();
-      begun.lock?.release();
-      this.stopRequested = null;
+      const logged = state.step % r.logging.every_steps === 0 || state.step === total;
+      if (logged) {
+        const scalars = { 'train/loss': event.windowLoss, 'train/lr': lr, 'train/grad_norm': event.gradNorm, 'train/tokens_per_sec': event.tokensPerSec };
+        run.tb?.scalars(scalars, state.step);
+        run.wandb?.log(scalars, state.step);
+      }
+      this.emit('step', event);
+      if (logged) window.reset();
+      if (t.eval_every_steps && state.step % t.eval_every_steps === 0) this.evaluate(run);
+      if (t.save_every_steps && state.step % t.save_every_steps === 0) await this.save(run, 'interval');
+      // Let signal handlers run between steps.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
+  }
+
+  /** The eval set's loss at this step (once per step), to TensorBoard with sample completions, and as an 'eval' event. */
+  private evaluate(run: ActiveRun): void {
+    const { state, tb } = run;
+    if (run.evalSet.length === 0 || run.lastEvalStep === state.step) return;
+    const { loss, targets } = evaluateLoss(this.model, this.adapter, run.evalSet);
+    state.evalLosses.push({ step: state.step, loss });
+    run.lastEvalStep = state.step;
+    const perplexity = Math.exp(loss);
+    tb?.scalars({ 'eval/loss': loss, 'eval/perplexity': perplexity }, state.step);
+    run.wandb?.log({ 'eval/loss': loss, 'eval/perplexity': perplexity }, state.step);
+    if (tb && run.samples) tb.text('eval/samples', sampleCompletions(this.model, this.adapter, this.data.tokenizer, this.data.eval, run.samples), state.step);
+    this.emit('eval', { step: state.step, loss, perplexity, targets });
+  }
+
+  /** A checkpoint of this step (once per step), never of non-finite weights; the oldest pruned past save_total_limit. */
+  private async save(run: ActiveRun, reason: 'interval' | 'end' | 'signal'): Promise<void> {
+    const { state } = run;
+    if (run.lastSavedStep === state.step) return;
+    const dir = checkpointDir(this.runDir, state.step);
+    state.rng = { adapter: this.adapter.getRngState() };
+    const contents = this.checkpointContents(state, await run.runner.optimizerState());
+    // A finite loss can still leave overflowed weights: never save them over a good checkpoint.
+    const bad = findNonFinite([...contents.adapter].map(([name, t]): [string, Float32Array] => [name, t.data]));
+    if (bad) throw new NonFiniteError(`step ${state.step}: adapter weight '${bad.name}' is ${bad.value}; ${divergenceAdvice(run.lastCheckpoint)}`);
+    // Every rank took part in gathering the state; one writes it.
+    if (this.isLeader) await saveCheckpoint(dir, contents);
+    run.lastCheckpoint = dir;
+    run.lastSavedStep = state.step;
+    this.emit('save', { step: state.step, dir, reason });
+    const limit = this.recipe.training.save_total_limit;
+    if (limit !== null && this.isLeader) pruneCheckpoints(this.runDir, limit, state.evalLosses);
+  }
+
+  /**
+   * After the last step: a final evaluation and checkpoint (or, when a signal stopped the run,
+   * a checkpoint and how to resume), the exports and the push, the 'end' event and the summary.
+   */
+  private async finish(run: ActiveRun, opts: TrainOptions): Promise<TrainSummary> {
+    const { state } = run;
+    const r = this.recipe;
+    const total = run.schedule.totalSteps;
+    const stop = await run.runner.agreeStop(this.stopRequested);
+    const interrupted = stop && state.step < total ? stop : null;
+    if (!interrupted) this.evaluate(run);
+    await this.save(run, interrupted ? 'signal' : 'end');
+    const exports: Partial<Record<ExportFormat, string>> = {};
+    const publish = !interrupted && (opts.exports ?? true) && this.isLeader;
+    if (publish) {
+      for (const format of r.output.export) exports[format] = await this.export(format, path.join(this.runDir, format));
+    }
+    const pushed = publish && r.output.push_to_hub ? await pushTrainedRun(this.runDir, r.output.push_to_hub) : null;
+    const finalLoss = state.losses.at(-1) ?? NaN;
+    const checkpoint = run.lastCheckpoint;
+    const resumeCommand = interrupted ? this.resumeCommand(checkpoint!) : null;
+    run.wandbExit = interrupted ? signalExitCode(interrupted) : 0;
+    const device = activeDevice();
+    this.emit('end', { step: state.step, totalSteps: total, finalLoss, runDir: this.runDir, interrupted, checkpoint, resumeCommand, measuredPeakBytes: device.memory().peak, measuredPeakOf: device.memoryCounts });
+    return {
+      steps: state.step,
+      totalSteps: total,
+      losses: [...state.losses],
+      finalLoss,
+      evalLosses: [...state.evalLosses],
+      runDir: this.runDir,
+      checkpoint,
+      exports,
+      interrupted,
+      resumeCommand,
+      precision: this.precision,
+      pushed,
+    };
   }
 
   /** Export the adapter as it is now: `peft` (LoRA), `pyreft` (ReFT) or `merged` (LoRA folded into the base). */

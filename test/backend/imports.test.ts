@@ -16,7 +16,7 @@ const CUDA = path.join(repoRoot, 'src/backend/cuda') + path.sep;
 const SRC = path.join(repoRoot, 'src') + path.sep;
 
 /** The folders of src/, lowest first: a module may import from its own folder and the folders before it. */
-const LAYERS = ['util', 'io', 'quant', 'hub', 'backend', 'ops', 'model', 'recipe', 'data', 'adapters', 'dist', 'train', 'api', 'cli'];
+const LAYERS = ['util', 'io', 'quant', 'hub', 'backend', 'ops', 'model', 'recipe', 'data', 'adapters', 'distributed', 'train', 'api', 'cli'];
 
 /**
  * The imports that climb today, each from a file (or every file under a folder ending in /) to
@@ -30,11 +30,6 @@ const CLIMBING: Array<{ from: string; to: string; why: string }> = [
   { from: 'src/backend/cuda/layers/half.ts', to: 'src/model/spec.ts', why: 'the norm kind (a type); to move down with the ops it names' },
   { from: 'src/ops/decoderHalves.ts', to: 'src/model/spec.ts', why: 'the norm kind (a type); to move down into ops/' },
   { from: 'src/ops/decoderHalves.ts', to: 'src/model/hooks.ts', why: "LoRA dropout's rate and seed (a type); to move down into ops/" },
-  { from: 'src/dist/batches.ts', to: 'src/train/step.ts', why: 'the step batch it splits between ranks; ends when the ZeRO step runner moves beside the other runners in train/' },
-  { from: 'src/dist/zero.ts', to: 'src/train/adamw.ts', why: 'the ZeRO step runner is a train/ runner living in dist/; to move beside src/train/runner.ts' },
-  { from: 'src/dist/zero.ts', to: 'src/train/step.ts', why: 'as above' },
-  { from: 'src/dist/zero.ts', to: 'src/train/runner.ts', why: 'as above' },
-  { from: 'src/dist/zero.ts', to: 'src/train/signals.ts', why: 'as above' },
 ];
 
 /** A module's place in LAYERS; src/index.ts, the package's entry, stands above them all. */
@@ -106,7 +101,7 @@ describe('layers', () => {
     const folders = readdirSync(SRC, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
     expect([...folders].sort()).toEqual([...LAYERS].sort());
     const stated = /^layers, lowest first: (.+)$/m.exec(readFileSync(path.join(repoRoot, 'ARCHITECTURE.md'), 'utf8'));
-    expect(stated?.[1]!.split(/\s+/)).toEqual(LAYERS);
+    expect(stated?.[1]?.split(/\s+/)).toEqual(LAYERS);
   });
 
   it('no module imports one in a higher layer, but for the listed climbing imports', () => {

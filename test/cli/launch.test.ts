@@ -10,7 +10,7 @@ import { expectOneLineError, runBuilt, snapshot, tmp } from '../cliHarness.js';
 import { repoRoot } from '../helpers.js';
 
 const USAGE = 'usage: typetune launch --gpus N [--nnodes M --node-rank I --master-addr HOST --master-port PORT] -- --recipe FILE [--set key=value …]';
-const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('typetune launch: usage errors are one line with the usage', () => {
   const cases: Array<[args: string[], problem: string]> = [
@@ -27,7 +27,7 @@ describe('typetune launch: usage errors are one line with the usage', () => {
     const dir = tmp('launch-usage');
     writeFileSync(path.join(dir, 'recipe.yaml'), `model: {path: ${path.join(repoRoot, 'models/tiny-llama')}, backend: cpu}\ndata: {path: ${path.join(repoRoot, 'package.json')}}\n`);
     const before = snapshot(dir);
-    expectOneLineError(runBuilt('typetune', args, dir), new RegExp(`^error: ${escape(problem)}; ${escape(USAGE)}$`));
+    expectOneLineError(runBuilt('typetune', args, dir), new RegExp(`^error: ${escapeRegExp(problem)}; ${escapeRegExp(USAGE)}$`));
     expect(snapshot(dir)).toEqual(before);
   });
 

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { Field, Int32, List, Struct, Table, Utf8, tableFromJSON, tableToIPC, vectorFromArray } from 'apache-arrow';
+import { Field, Int32, List, Struct, Table, Utf8, tableToIPC, vectorFromArray } from 'apache-arrow';
 import { readRows } from '../../src/data/sources/index.js';
 import { writeParquet } from './parquetWriter.js';
 import { saveToDisk } from './saveToDisk.js';

@@ -19,7 +19,7 @@ import { attention, type AttentionOptions } from '../../src/ops/attention.js';
 import { OPS } from '../../src/ops/names.js';
 import { activeCudaBackend, cudaMemory, physicalDtype, resetCudaPeakMemory, storeFrozenWeight } from '../../src/backend/cuda/api.js';
 import type { TensorRef } from '../../src/backend/cuda/backend.js';
-import { runPrimitives } from '../../src/backend/cuda/kernel_utils.js';
+import { runPrimitives } from '../../src/backend/cuda/kernelUtils.js';
 import {
   attentionBackwardWorkspaceBytes, flashAttentionBackward, flashAttentionForward, packedStrides, type AttentionView,
 } from '../../src/backend/cuda/primitives/attention.js';

@@ -7,7 +7,7 @@ import { tf, type Tensor } from '../../src/backend/tf.js';
 import { useBackend } from '../../src/backend/select.js';
 import { registerCudaBackend } from '../../src/backend/cuda/register.js';
 import { AdamW } from '../../src/train/adamw.js';
-import { emulatedAddon } from './emulated_addon.js';
+import { emulatedAddon } from './emulatedAddon.js';
 
 export const EMULATED = process.env.TYPETUNE_CUDA_EMULATE === '1';
 

@@ -1,6 +1,6 @@
 /**
- * What the fused decoder-half suites share (decoder_halves.test.ts, fused_dropout.test.ts,
- * fused_dora.test.ts): one training forward and backward of a fixture model with LoRA — random
+ * What the fused decoder-half suites share (decoderHalves.test.ts, fusedDropout.test.ts,
+ * fusedDora.test.ts): one training forward and backward of a fixture model with LoRA — random
  * B, so every gradient counts — on a backend, its loss, every LoRA gradient (and, asked, the
  * gradient of block 1's input), the kernels that ran and the reason the decoder gives for
  * composing, if any.

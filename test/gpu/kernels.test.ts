@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, type Tensor } from '../../src/backend/tf.js';
-import { CUDA_KERNEL_NAMES } from '../../src/backend/cuda/register_all_kernels.js';
+import { CUDA_KERNEL_NAMES } from '../../src/backend/cuda/registerAllKernels.js';
 import { onBoth, rand, randInt, relErr, size, useCuda } from './cuda.js';
 
 beforeAll(async () => {

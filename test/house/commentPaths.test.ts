@@ -220,6 +220,7 @@ describe('paths named in comments', () => {
       ' * See src/train/nowhere.ts and DESIGN.md (the cuda pool: src/train/memory/cuda.ts).',
       ' */',
       "const quoted = 'src/train/inAString.ts', re = /'(\\.[^']+)'\\/\\/ src\\/x/g;",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the sample is TypeScript source holding a template literal
       'const t = `// src/train/inATemplate.ts ${quoted} /* ./gone.ts */`; // ./gone.ts',
       '// model.layers.0, transformer.h.0, blobs/<etag>: not paths; kernels/src/*.cu and src/{ops,model}/ match',
       '// kernels/src/*.nothing matches nothing',

@@ -199,7 +199,7 @@ describe('a recipe with a Hub model and output.push_to_hub', () => {
 });
 
 describe('push uploads only the folder’s own files', () => {
-  const escape = (file: string, target: string, folder: string) =>
+  const linkRefusal = (file: string, target: string, folder: string) =>
     `${file} is a symbolic link to ${target}, outside the folder ${folder}; typetune never reads, copies or uploads a file through a link that leaves its folder: put the file itself there`;
 
   it('a file linked out of the folder (tokenizer.model -> ~/.ssh/id_rsa) stops the push before any request', async () => {
@@ -209,7 +209,7 @@ describe('push uploads only the folder’s own files', () => {
     hub.requests.length = 0;
     const err = await pushExport(dir, { repo: 'me/leak', env: env() }).then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(FolderEscapeError);
-    expect((err as Error).message).toBe(escape(path.join(dir, 'tokenizer.model'), key, dir));
+    expect((err as Error).message).toBe(linkRefusal(path.join(dir, 'tokenizer.model'), key, dir));
     expect(hub.requests).toEqual([]);
     expect(hub.repos.has('me/leak')).toBe(false);
   });
@@ -235,7 +235,7 @@ describe('push uploads only the folder’s own files', () => {
     mkdirSync(path.join(run, 'peft'));
     for (const f of ['adapter_config.json', 'adapter_model.safetensors']) copyFileSync(path.join(peft, f), path.join(run, 'peft', f));
     hub.requests.length = 0;
-    await expect(pushRun(run, { repo: 'me/leak-run', env: env() })).rejects.toThrow(escape(path.join(ck, 'recipe.yaml'), key, ck));
+    await expect(pushRun(run, { repo: 'me/leak-run', env: env() })).rejects.toThrow(linkRefusal(path.join(ck, 'recipe.yaml'), key, ck));
     expect(hub.requests).toEqual([]);
   });
 
@@ -246,7 +246,7 @@ describe('push uploads only the folder’s own files', () => {
     hub.requests.length = 0;
     const r = await pushCli(['--adapter', dir, '--repo', 'me/leak-cli'], 'hf_good');
     const lines = r.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('pushing '));
-    expect(lines, r.stderr).toEqual([`error: ${escape(path.join(dir, 'tokenizer.model'), key, dir)}`]);
+    expect(lines, r.stderr).toEqual([`error: ${linkRefusal(path.join(dir, 'tokenizer.model'), key, dir)}`]);
     expect(r.code).toBe(2);
     expect(hub.requests).toEqual([]);
   });

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadModel } from '../../src/api/loadModel.js';
-import { LoraAdapter } from '../../src/adapters/index.js';
+import type { LoraAdapter } from '../../src/adapters/index.js';
 import { allowedRoots, FolderEscapeError, ownFile, ownFilesOf } from '../../src/io/insideFolder.js';
 import { loadBaseModel } from '../../src/model/load.js';
 import { SafetensorsCheckpoint } from '../../src/io/safetensors.js';

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readTorchFile, decodeTorchFile, encodeTorchFile, writeTorchFile, archiveNameFor, type TorchTensor } from '../../src/io/torchSave.js';
-import { safeUnpickle, pickleTensorDict, UnsafePickleError } from '../../src/io/torchPickle.js';
+import { safeUnpickle, pickleTensorDict } from '../../src/io/torchPickle.js';
 import { ZipReader, encodeZip, concatChunks } from '../../src/io/zip.js';
 import { fixture } from '../helpers.js';
 

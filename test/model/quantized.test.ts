@@ -9,7 +9,7 @@ import { engineDevice } from '../../src/backend/cpu/device.js';
 import { loadBaseModel } from '../../src/model/load.js';
 import { causalLmLoss } from '../../src/ops/index.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.js';
-import { quantStateKey } from '../../src/quant/bnb-state.js';
+import { quantStateKey } from '../../src/quant/bnbState.js';
 import { fixture, maxRelError, referenceBatch } from '../helpers.js';
 
 beforeAll(async () => {

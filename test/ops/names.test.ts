@@ -12,7 +12,7 @@ import { OPS, type OpSignature } from '../../src/ops/names.js';
 import { runOp } from '../../src/ops/dispatch.js';
 import { rmsNorm } from '../../src/ops/rmsNorm.js';
 import '../../src/ops/qlinear.js';
-import { cudaGradients, cudaKernels } from '../../src/backend/cuda/register_all_kernels.js';
+import { cudaGradients, cudaKernels } from '../../src/backend/cuda/registerAllKernels.js';
 import { repoRoot } from '../helpers.js';
 
 beforeAll(async () => {

@@ -13,10 +13,6 @@ function randn(n: number, seed = 1, scale = 0.08): Float32Array {
   return Float32Array.from({ length: n }, () => Math.fround((u() + u() + u() + u() - 2) * scale * 1.7));
 }
 
-function nibbles(packed: Uint8Array, n: number): number[] {
-  return Array.from({ length: n }, (_, i) => (i & 1 ? packed[i >> 1]! & 15 : packed[i >> 1]! >> 4));
-}
-
 describe('4-bit codes', () => {
   for (const [type, code, quant] of [['nf4', NF4_CODE, quantizeNf4Value], ['fp4', FP4_CODE, quantizeFp4Value]] as const) {
     it(`${type}: every normalised value maps to its nearest code value`, () => {

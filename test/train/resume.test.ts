@@ -17,7 +17,7 @@ interface State {
 }
 const state = (ck: string): State => JSON.parse(readFileSync(path.join(ck, 'trainer_state.json'), 'utf8')) as State;
 const savedRecipe = (ck: string): Record<string, Record<string, unknown>> => parseYaml(readFileSync(path.join(ck, 'recipe.yaml'), 'utf8')) as Record<string, Record<string, unknown>>;
-const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const LORA = 'adapter: { type: lora, r: 1, target_modules: [q_proj] }';
 const LOREFT = 'adapter: { type: loreft, rank: 1, layers: [0], positions: f1+l1 }';
@@ -70,7 +70,7 @@ describe('resume with a changed recipe', () => {
     const listed = all.map(([k, f, t]) => `${k} ${f} → ${t}`).join(', ');
     const sets = all.map(([k, , t]) => `--set ${k}=${t}`).join(' ');
     const refused = await trainInProcess(['--recipe', edited, '--resume', ck, '--set', 'training.max_steps=4']);
-    expectOneLineError(refused, new RegExp(`^error: ${escape(ck)}: this recipe changes how the run trains since its checkpoint: ${escape(listed)}; resume with the recipe the run started with \\(${escape(path.join(ck, 'recipe.yaml'))}\\), or change it deliberately, recorded in the run: ${escape(sets)}$`));
+    expectOneLineError(refused, new RegExp(`^error: ${escapeRegExp(ck)}: this recipe changes how the run trains since its checkpoint: ${escapeRegExp(listed)}; resume with the recipe the run started with \\(${escapeRegExp(path.join(ck, 'recipe.yaml'))}\\), or change it deliberately, recorded in the run: ${escapeRegExp(sets)}$`));
     expect(snapshot(run)).toEqual(before);
 
     const asked = await trainInProcess(['--recipe', recipe, '--resume', ck, '--set', 'training.max_steps=4', '--set', `${c.key}=${c.value}`, '--json']);

@@ -14,7 +14,7 @@
 import { tf, type Tensor } from '../tf.js';
 import { DTYPE, type Phys, type PoolStats } from './addon.js';
 import type { CudaBackend, TensorRef } from './backend.js';
-import { convert } from './kernel_utils.js';
+import { convert } from './kernelUtils.js';
 
 /** The active backend if it is cuda. */
 export function activeCudaBackend(): CudaBackend | null {

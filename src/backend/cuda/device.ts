@@ -11,7 +11,7 @@ import type { Device } from '../device.js';
 import { activeCudaBackend, deviceRandomUniform, fusedAdamWStepAll, storeFrozenWeight } from './api.js';
 import { cudaCollectives } from './collectives.js';
 import { recordDequantize, releaseQuantized, storeQuantized } from './quantized.js';
-import { runPrimitives } from './kernel_utils.js';
+import { runPrimitives } from './kernelUtils.js';
 import { numel } from '../../quant/fourbit.js';
 import type { TensorRef } from './backend.js';
 import { measureCopyBandwidth, peakBandwidth } from './bandwidth.js';

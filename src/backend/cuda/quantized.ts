@@ -16,7 +16,7 @@
 import { checkQuantized4bit, numel, type Quantized4bit } from '../../quant/fourbit.js';
 import { DTYPE, FOUR_BIT_TYPE, PHYS_BYTES, SOURCE_ROUND, type Phys } from './addon.js';
 import type { CudaBackend } from './backend.js';
-import { runPrimitives } from './kernel_utils.js';
+import { runPrimitives } from './kernelUtils.js';
 import type { Program } from './program.js';
 import { dequantize4bit } from './primitives/dequantize.js';
 

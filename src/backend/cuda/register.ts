@@ -6,7 +6,7 @@
 import { tf } from '../tf.js';
 import { loadAddon, type CudaAddon } from './addon.js';
 import { CudaBackend } from './backend.js';
-import { registerCudaKernels } from './register_all_kernels.js';
+import { registerCudaKernels } from './registerAllKernels.js';
 import { registerDevice } from '../device.js';
 import { cudaDevice } from './device.js';
 

@@ -70,7 +70,7 @@ export const estimateCommand: CommandModule<object, EstimateArgs> = {
 
 /** The answer to --fit in one line: the largest batch, whether it needs checkpointing, what the other choice gives. */
 function fitLine(fit: FitAnswer, budget: number, seqLen: number): string {
-  const { best, withoutCheckpointing: off, withCheckpointing: on } = fit;
+  const { best, withoutCheckpointing: off } = fit;
   if (!best) return `nothing fits ${formatBytes(budget)}: even a batch of 1 × ${seqLen} tokens with activation checkpointing needs more; lower data.max_length or quantise the model (model.quantization)`;
   const needed = `${formatBytes(best.estimate.deviceTotal)} of ${formatBytes(budget)}`;
   if (!best.checkpointing) {

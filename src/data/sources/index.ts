@@ -3,7 +3,7 @@
  * .jsonl/.ndjson, .json, .csv, .arrow/.feather/.ipc (IPC file or stream), .parquet, or a
  * `datasets` `save_to_disk` folder.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { DataError } from '../errors.js';
 import { parseArrow, readSaveToDisk } from './arrow.js';
@@ -35,7 +35,7 @@ function utf8(bytes: Uint8Array): string {
 export { SUPPORTED_EXTENSIONS };
 
 export async function readRows(file: string, options: { split?: string } = {}): Promise<RowSet> {
-  let stat;
+  let stat: Stats;
   try {
     stat = await fs.stat(file);
   } catch {

@@ -16,7 +16,7 @@
  * it), so the rules above are only the fallback for a trace made elsewhere. What tfjs never
  * sees is the scratch inside fused kernels, this file's workspace rule: flash attention's
  * gradient keeps its row terms (Δ and the fully-masked flags, [b, heads, sq]) and, when the
- * gradients are bf16, dq accumulated in f32 (backend/attention_workspace.ts); the LoRA delta its [N, r] products and the
+ * gradients are bf16, dq accumulated in f32 (backend/attentionWorkspace.ts); the LoRA delta its [N, r] products and the
  * GEMM-type copies of f32 operands. Nor does it see a 4-bit base's bytes and the scratch its
  * matrices are dequantised into — one at a time by QLinear, a half-layer's at once by the fused
  * halves (fourBitDeviceBytes, added by the estimate from the recipe).
@@ -36,8 +36,8 @@ import { hasSymbol, type Dims } from './symbols.js';
 import type { ProjectionAttrs } from '../../ops/decoderHalves.js';
 import { axis, elements, type StorageRules } from './peak.js';
 import type { Trace } from './trace.js';
-import { flashBackwardWorkspaceBytes } from '../../backend/attention_workspace.js';
-import { columnDotPartialBytes, doraScratchElements } from '../../backend/dora_workspace.js';
+import { flashBackwardWorkspaceBytes } from '../../backend/attentionWorkspace.js';
+import { columnDotPartialBytes, doraScratchElements } from '../../backend/doraWorkspace.js';
 
 /** CUDA context + cuBLASLt workspace and handles on a Hopper GPU (nvidia-smi's figure beside an idle process, ~0.5 GiB). */
 export const CUDA_CONTEXT_BYTES = 512 * 2 ** 20;
@@ -152,7 +152,7 @@ const HALVES = new Set<string>([OPS.attentionHalf.name, OPS.attentionHalf.gradie
  * the backward's rope′ and norm′ reuse those. With LoRA dropout, the dropped input of the widest
  * dropping projection, both ways. With DoRA, the scratch its projections share (the norm's chunk of
  * W + s·B·A; the [N, widest slice] products backward, and forward where they drop their input;
- * backward the magnitude gradient's partial sums: backend/dora_workspace.ts). The [N, r] LoRA
+ * backward the magnitude gradient's partial sums: backend/doraWorkspace.ts). The [N, r] LoRA
  * products and DoRA's f32 [out] norms and scales are small and left out.
  */
 function halfWorkspace(

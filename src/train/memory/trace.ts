@@ -91,7 +91,7 @@ export function traceStep(opts: TraceOptions): Trace {
   const bufferOf = (t: TensorLike): number => ids.get(t.dataId) ?? -1;
 
   const own = { trackTensor: engine.trackTensor, disposeTensor: engine.disposeTensor, runKernel: engine.runKernel };
-  const shadowed = (['trackTensor', 'disposeTensor', 'runKernel'] as const).filter((k) => Object.prototype.hasOwnProperty.call(engine, k));
+  const shadowed = (['trackTensor', 'disposeTensor', 'runKernel'] as const).filter((k) => Object.hasOwn(engine, k));
   engine.trackTensor = function (a, backend) {
     own.trackTensor.call(this, a, backend);
     if (phase === 'off') return;

@@ -26,7 +26,7 @@
 import { tf } from '../../tf.js';
 import { OPS } from '../../../ops/names.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { defineKernel, floatPhys, gemmPhys, input, runPrimitives, size, withTemps } from '../kernel_utils.js';
+import { defineKernel, floatPhys, gemmPhys, input, runPrimitives, size, withTemps } from '../kernelUtils.js';
 import {
   attentionBackwardWorkspaceBytes, flashAttentionBackward, flashAttentionForward, packedStrides,
   type AttentionProblem, type AttentionView,

@@ -6,7 +6,7 @@
 import { tf } from '../../tf.js';
 import { BINARY, DTYPE, type BinaryName } from '../addon.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { defineKernel, input, inputList, outPhys } from '../kernel_utils.js';
+import { defineKernel, input, inputList, outPhys } from '../kernelUtils.js';
 
 type OutRule = 'upcast' | 'float' | 'bool' | 'int';
 

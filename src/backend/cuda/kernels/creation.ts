@@ -1,7 +1,7 @@
 /** Tensor creation on the device (kernels/src/fill.cu): Fill, ZerosLike, OnesLike, Range. */
-import { tf } from '../../tf.js';
+import type { tf } from '../../tf.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { defineKernel, input, size } from '../kernel_utils.js';
+import { defineKernel, input, size } from '../kernelUtils.js';
 
 export function fillOp(backend: CudaBackend, shape: number[], dtype: tf.DataType, value: number): TensorRef {
   const out = backend.makeOutput(shape, dtype);

@@ -9,7 +9,7 @@ import { tf } from '../../tf.js';
 import { OPS } from '../../../ops/names.js';
 import { DTYPE, REDUCE } from '../addon.js';
 import type { TensorRef } from '../backend.js';
-import { convert, defineKernel, input, size } from '../kernel_utils.js';
+import { convert, defineKernel, input, size } from '../kernelUtils.js';
 
 export const CROSS_ENTROPY_SUM = OPS.crossEntropySum.name;
 const CROSS_ENTROPY_SUM_GRAD = OPS.crossEntropySum.gradient.name;

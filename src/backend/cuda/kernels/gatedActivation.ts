@@ -9,7 +9,7 @@ import { tf } from '../../tf.js';
 import { OPS } from '../../../ops/names.js';
 import { DTYPE } from '../addon.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { defineKernel, floatPhys, input, runPrimitives, sameShape, size, storedAs, withTemps } from '../kernel_utils.js';
+import { defineKernel, floatPhys, input, runPrimitives, sameShape, size, storedAs, withTemps } from '../kernelUtils.js';
 import { GATED_ACTIVATIONS, gatedActivationBackward, gatedActivationForward } from '../primitives/gatedActivation.js';
 
 export const GATED_ACTIVATION = OPS.gatedActivation.name;

@@ -3,10 +3,10 @@
  * UnsortedSegmentSum (scatter-add), and OneHot. Gather copies raw elements, so a bf16
  * embedding table gives bf16 rows; scatter-add accumulates into f32 (or i32).
  */
-import { tf } from '../../tf.js';
+import type { tf } from '../../tf.js';
 import { DTYPE } from '../addon.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { convert, defineKernel, input, normAxis, size } from '../kernel_utils.js';
+import { convert, defineKernel, input, normAxis, size } from '../kernelUtils.js';
 
 function int32Indices(backend: CudaBackend, t: TensorRef): TensorRef {
   return backend.phys(t) === 'i32' ? t : convert(backend, t, 'i32', 'int32');

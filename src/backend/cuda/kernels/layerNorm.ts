@@ -7,7 +7,7 @@
 import { tf } from '../../tf.js';
 import { OPS } from '../../../ops/names.js';
 import { DTYPE } from '../addon.js';
-import { defineKernel, floatPhys, input, runPrimitives, sameShape, size, storedAs, withTemps } from '../kernel_utils.js';
+import { defineKernel, floatPhys, input, runPrimitives, sameShape, size, storedAs, withTemps } from '../kernelUtils.js';
 import { layerNormBackward, layerNormForward } from '../primitives/norms.js';
 import { normRows } from './rmsNorm.js';
 

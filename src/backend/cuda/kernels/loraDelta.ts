@@ -14,7 +14,7 @@ import { tf } from '../../tf.js';
 import { OPS } from '../../../ops/names.js';
 import { DTYPE } from '../addon.js';
 import type { TensorRef } from '../backend.js';
-import { defineKernel, gemmPhys, input, runPrimitives, size, storedAs, withTemps } from '../kernel_utils.js';
+import { defineKernel, gemmPhys, input, runPrimitives, size, storedAs, withTemps } from '../kernelUtils.js';
 import { gemm } from '../primitives/gemm.js';
 
 const LORA_DELTA = OPS.loraDelta.name;

@@ -8,7 +8,7 @@
 import { tf } from '../../tf.js';
 import { DTYPE } from '../addon.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { convert, defineKernel, gemmPhys, input, size, stridedCopy, stridesOf } from '../kernel_utils.js';
+import { convert, defineKernel, gemmPhys, input, size, stridedCopy, stridesOf } from '../kernelUtils.js';
 import { binaryOp } from './binary.js';
 import { unaryOp } from './unary.js';
 

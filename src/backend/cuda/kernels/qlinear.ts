@@ -11,12 +11,12 @@
  * x is read as bf16 and y stored bf16 (f32 accumulation); under 'fp32' W is dequantised to f32
  * — the CPU reference's values exactly — and the product is a true fp32 GEMM.
  */
-import { tf } from '../../tf.js';
+import type { tf } from '../../tf.js';
 import { OPS } from '../../../ops/names.js';
 import type { Quantized4bit } from '../../../quant/fourbit.js';
 import { DTYPE } from '../addon.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { convert, defineKernel, gemmPhys, input, runPrimitives, size, type Attrs } from '../kernel_utils.js';
+import { convert, defineKernel, gemmPhys, input, runPrimitives, size, type Attrs } from '../kernelUtils.js';
 import { gemm } from '../primitives/gemm.js';
 import { dequantizationLayout, dequantizationScratch, recordDequantize } from '../quantized.js';
 import { binaryOp } from './binary.js';
@@ -26,7 +26,7 @@ const QLINEAR_GRAD = OPS.qlinear.gradient.name;
 
 function weightOf(attrs: Attrs): { w: Quantized4bit; out: number; inF: number } {
   const w = attrs.weight as Quantized4bit | undefined;
-  if (!w || w.shape?.length !== 2) throw new Error('attribute weight must be a quantised [out, in] matrix');
+  if (w?.shape?.length !== 2) throw new Error('attribute weight must be a quantised [out, in] matrix');
   return { w, out: w.shape[0]!, inF: w.shape[1]! };
 }
 

@@ -5,10 +5,10 @@
  * ArgMax/ArgMin a single axis. Float results are f32 (accumulated in f32 whatever the input's
  * storage), except Max/Min of a bf16 input, which are exact in bf16.
  */
-import { tf } from '../../tf.js';
+import type { tf } from '../../tf.js';
 import { DTYPE, REDUCE, type Phys, type ReduceName } from '../addon.js';
 import { physOf, type CudaBackend, type TensorRef } from '../backend.js';
-import { defineKernel, input, normAxis, size } from '../kernel_utils.js';
+import { defineKernel, input, normAxis, size } from '../kernelUtils.js';
 import { transposeOp } from './shape.js';
 
 function axesOf(axis: unknown, rank: number): number[] {

@@ -9,7 +9,7 @@
 import { tf } from '../../tf.js';
 import { OPS } from '../../../ops/names.js';
 import type { TensorRef } from '../backend.js';
-import { defineKernel, floatPhys, input, runPrimitives, sameShape, size, storedAs, withTemps } from '../kernel_utils.js';
+import { defineKernel, floatPhys, input, runPrimitives, sameShape, size, storedAs, withTemps } from '../kernelUtils.js';
 import { DTYPE } from '../addon.js';
 import { rmsNormBackward, rmsNormForward } from '../primitives/norms.js';
 

@@ -9,7 +9,7 @@
 import { tf } from '../../tf.js';
 import { OPS } from '../../../ops/names.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { defineKernel, input, runPrimitives, size, storedAs, withTemps } from '../kernel_utils.js';
+import { defineKernel, input, runPrimitives, size, storedAs, withTemps } from '../kernelUtils.js';
 import { ropeBackward, ropeForward } from '../primitives/rope.js';
 
 export const ROPE = OPS.rope.name;

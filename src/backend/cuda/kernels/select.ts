@@ -2,7 +2,7 @@
 import { tf } from '../../tf.js';
 import { DTYPE } from '../addon.js';
 import { physOf } from '../backend.js';
-import { convert, defineKernel, input, outPhys, reshapeRef } from '../kernel_utils.js';
+import { convert, defineKernel, input, outPhys, reshapeRef } from '../kernelUtils.js';
 
 export const selectKernels: tf.KernelConfig[] = [
   defineKernel('Select', ({ inputs, backend }) => {

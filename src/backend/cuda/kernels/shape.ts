@@ -8,7 +8,7 @@ import { tf } from '../../tf.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
 import {
   defineKernel, input, inputList, normAxis, reshapeRef, size, stridedCopy, stridesOf, viewDims, type CopyDim,
-} from '../kernel_utils.js';
+} from '../kernelUtils.js';
 
 export function transposeOp(backend: CudaBackend, x: TensorRef, perm: number[]): TensorRef {
   const outShape = perm.map((p) => x.shape[p]!);
@@ -90,7 +90,8 @@ export const shapeKernels: tf.KernelConfig[] = [
   }),
   defineKernel('StridedSlice', ({ inputs, backend, attrs }) => {
     const x = input(inputs, 'x');
-    const a = attrs as Record<string, number & number[]>;
+    // tfjs hands every kernel its attrs as a loose map; StridedSlice's are tfjs' own declared shape.
+    const a = attrs as unknown as tf.StridedSliceAttrs;
     const info = tf.slice_util.sliceInfo(x.shape, a.begin, a.end, a.strides, a.beginMask, a.endMask, a.ellipsisMask,
       a.newAxisMask, a.shrinkAxisMask);
     if (info.isIdentity) return reshapeRef(backend, x, info.finalShape);

@@ -4,9 +4,9 @@
  * scores are bf16, as transformers casts them back to the query's dtype); LogSoftmax always
  * returns f32 (log-probabilities feed the loss, which torch computes in f32).
  */
-import { tf } from '../../tf.js';
+import type { tf } from '../../tf.js';
 import { DTYPE } from '../addon.js';
-import { defineKernel, floatPhys, input, normAxis, size } from '../kernel_utils.js';
+import { defineKernel, floatPhys, input, normAxis, size } from '../kernelUtils.js';
 
 function softmaxKernel(kernelName: string, axisAttr: string, log: boolean): tf.KernelConfig {
   return defineKernel(kernelName, ({ inputs, backend, attrs }) => {

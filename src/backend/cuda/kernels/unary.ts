@@ -3,9 +3,9 @@
  * float32 (an int input is widened); sign-preserving ops keep int32; predicates return bool.
  * A bf16 input gives a bf16 output (computed in f32, rounded once).
  */
-import { tf } from '../../tf.js';
+import type { tf } from '../../tf.js';
 import { DTYPE, UNARY, type Phys, type UnaryName } from '../addon.js';
-import { defineKernel, floatPhys, input, size } from '../kernel_utils.js';
+import { defineKernel, floatPhys, input, size } from '../kernelUtils.js';
 import { physOf, type CudaBackend, type TensorRef } from '../backend.js';
 
 type OutRule = 'float' | 'same' | 'bool';

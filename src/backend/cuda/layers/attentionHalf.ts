@@ -17,11 +17,11 @@
  *           dn = Σ d{q,k,v}·W (+ LoRA);  dh = norm′ᵀ·dn + dy
  * The head norms' weights are frozen: only their input gradient is computed.
  */
-import { tf } from '../../tf.js';
+import type { tf } from '../../tf.js';
 import { ATTENTION_ROLES, OPS } from '../../../ops/names.js';
 import { DTYPE } from '../addon.js';
 import type { TensorRef } from '../backend.js';
-import { defineKernel, gemmPhys, input, size, storedAs, withTemps, type Attrs, type Inputs } from '../kernel_utils.js';
+import { defineKernel, gemmPhys, input, size, storedAs, withTemps, type Attrs, type Inputs } from '../kernelUtils.js';
 import type { Program } from '../program.js';
 import { ropeBackward, ropeForward } from '../primitives/rope.js';
 import { attentionBackwardWorkspaceBytes, flashAttentionBackward, flashAttentionForward, type AttentionProblem, type AttentionView } from '../primitives/attention.js';

@@ -13,7 +13,7 @@
  * (kernels/src/dora.cu doraScale). Exact as the composition in f32; under bf16-mixed M is
  * rounded to bf16 before squaring, as PEFT's bf16 weight + lora_weight is. Rather than the
  * expansion ‖W‖² + 2s·B·(A·Wᵀ) + s²‖B·A‖², which would need ‖W‖² read anyway and loses digits
- * to cancellation; the chunks bound the scratch (../../dora_workspace.ts).
+ * to cancellation; the chunks bound the scratch (../../doraWorkspace.ts).
  *
  * Backward, with P = x̃·Wᵀ + s·(x̃·Aᵀ)·Bᵀ (made again, not saved) and dP = dy⊙g:
  *   dm = Σ_rows dy⊙P / ‖W + s·B·A‖
@@ -23,7 +23,7 @@
  * The norm and g are recomputed rather than carried from the forward: a small GEMM and a
  * reduction over W, against a saved [out] per projection the op's outputs would have to name.
  * The [rows, out] products (P, dy⊙g …) take turns in one scratch the half's DoRA projections
- * share (sized by ../../dora_workspace.ts, as the memory estimate sizes it); the norm's chunks
+ * share (sized by ../../doraWorkspace.ts, as the memory estimate sizes it); the norm's chunks
  * use it before them.
  */
 import { DTYPE, PHYS_BYTES } from '../addon.js';
@@ -31,8 +31,8 @@ import type { Program } from '../program.js';
 import { dropout } from '../primitives/dropout.js';
 import { columnDot, columnScale, doraScale } from '../primitives/dora.js';
 import { gemm } from '../primitives/gemm.js';
-import { storedAs } from '../kernel_utils.js';
-import { normChunkRows } from '../../dora_workspace.js';
+import { storedAs } from '../kernelUtils.js';
+import { normChunkRows } from '../../doraWorkspace.js';
 import {
   byteScratch, dropLoraInput, droppedScratch, operand, scratch, weightPointer,
   type Projection, type ProjectionGrads, type Slice, type Workspace,

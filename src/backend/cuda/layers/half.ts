@@ -8,7 +8,7 @@
 import type { NormKind } from '../../../model/spec.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
 import { DTYPE } from '../addon.js';
-import { input, storedAs, type Attrs, type Inputs } from '../kernel_utils.js';
+import { input, storedAs, type Attrs, type Inputs } from '../kernelUtils.js';
 import type { Program } from '../program.js';
 import { layerNormBackward, layerNormForward, rmsNormBackward, rmsNormForward } from '../primitives/norms.js';
 import type { Projection, Workspace } from './projection.js';

@@ -13,11 +13,11 @@
  *           saved, and dup = da·act′(up) is written over da, so the backward holds one
  *           [rows, intermediate] scratch where the gated one holds three.
  */
-import { tf } from '../../tf.js';
+import type { tf } from '../../tf.js';
 import { MLP_ROLES, OPS } from '../../../ops/names.js';
 import { DTYPE } from '../addon.js';
 import type { TensorRef } from '../backend.js';
-import { defineKernel, gemmPhys, input, size, storedAs, withTemps, type Attrs, type Inputs } from '../kernel_utils.js';
+import { defineKernel, gemmPhys, input, size, storedAs, withTemps, type Attrs, type Inputs } from '../kernelUtils.js';
 import { GATED_ACTIVATIONS, gatedActivationBackward, gatedActivationForward } from '../primitives/gatedActivation.js';
 import { loraGradOutputs, normBackward, normForward, normOf } from './half.js';
 import { projectBackward, projectForward, projectionOf, runHalfProgram, scratch, type Projection, type Slice, type Workspace } from './projection.js';

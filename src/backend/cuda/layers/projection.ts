@@ -24,7 +24,7 @@
  */
 import { DTYPE, PHYS_BYTES, type Phys } from '../addon.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { runPrimitives, storedAs, type Attrs, type Inputs } from '../kernel_utils.js';
+import { runPrimitives, storedAs, type Attrs, type Inputs } from '../kernelUtils.js';
 import type { Program } from '../program.js';
 import { dropout } from '../primitives/dropout.js';
 import { gemm } from '../primitives/gemm.js';
@@ -33,7 +33,7 @@ import type { Quantized4bit } from '../../../quant/fourbit.js';
 import type { ProjectionAttrs } from '../../../ops/decoderHalves.js';
 import type { LoraDropout } from '../../../model/hooks.js';
 import { doraBackward, doraForward } from './dora.js';
-import { doraScratchElements } from '../../dora_workspace.js';
+import { doraScratchElements } from '../../doraWorkspace.js';
 
 /** The buffers a fused half's program works in: the GEMM type and a list of temporaries. */
 export interface Workspace {
@@ -44,7 +44,7 @@ export interface Workspace {
   dequantized?: Map<string, number>;
   /** The dropped LoRA input x_d of the projection at hand, [rows, in] of the widest (set by `runHalfProgram`). */
   dropped?: number;
-  /** DoRA's scratch, shared by the half's DoRA projections one at a time (set by `runHalfProgram`, sized by ../../dora_workspace.ts). */
+  /** DoRA's scratch, shared by the half's DoRA projections one at a time (set by `runHalfProgram`, sized by ../../doraWorkspace.ts). */
   dora?: number;
 }
 
@@ -85,7 +85,7 @@ export function projectionOf(inputs: Inputs, attrs: Attrs, role: string): Projec
   const get = (name: string) => inputs[`${role}${name}`] as TensorRef | undefined;
   const weight = get('Weight'), A = get('LoraA'), B = get('LoraB'), magnitude = get('LoraMagnitude');
   const shape = weight?.shape ?? spec.quantized?.shape;
-  if (!shape || shape.length !== 2) throw new Error(`projection '${role}' has neither a dense [out, in] weight nor a 4-bit one`);
+  if (shape?.length !== 2) throw new Error(`projection '${role}' has neither a dense [out, in] weight nor a 4-bit one`);
   const [outFeatures, inFeatures] = shape as [number, number];
   if ((A === undefined) !== (spec.scaling === undefined) || (A === undefined) !== (B === undefined)) {
     throw new Error(`projection '${role}': LoRA needs A, B and a scaling together`);

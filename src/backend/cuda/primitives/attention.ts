@@ -13,7 +13,7 @@
  * (addon.ts DTYPE).
  */
 import { DTYPE } from '../addon.js';
-import { flashBackwardWorkspaceBytes } from '../../attention_workspace.js';
+import { flashBackwardWorkspaceBytes } from '../../attentionWorkspace.js';
 import type { Program } from '../program.js';
 
 /** Element strides of batch, head and row. */
@@ -56,7 +56,7 @@ export function packedStrides(heads: number, rows: number, headDim: number): Att
 }
 
 /**
- * Bytes of workspace the backward needs (../../attention_workspace.ts has the layout): the dQ
+ * Bytes of workspace the backward needs (../../attentionWorkspace.ts has the layout): the dQ
  * sum is left out when dq is itself packed f32.
  */
 export function attentionBackwardWorkspaceBytes(o: { batch: number; heads: number; sq: number; headDim: number; dq: Pick<AttentionView, 'dtype' | 'strides'> }): number {

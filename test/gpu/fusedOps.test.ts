@@ -13,7 +13,7 @@ import { activeDevice } from '../../src/backend/device.js';
 import { GATED_ACTIVATIONS, gatedActivationBackward, gatedActivationForward } from '../../src/backend/cuda/primitives/gatedActivation.js';
 import { DTYPE } from '../../src/backend/cuda/addon.js';
 import type { TensorRef } from '../../src/backend/cuda/backend.js';
-import { runPrimitives } from '../../src/backend/cuda/kernel_utils.js';
+import { runPrimitives } from '../../src/backend/cuda/kernelUtils.js';
 import { bf16ToF32, f32ToBf16 } from '../../src/io/dtypes.js';
 import { ACTIVATION_NAMES, activation, gatedActivation } from '../../src/ops/activations.js';
 import { layerNorm } from '../../src/ops/layerNorm.js';

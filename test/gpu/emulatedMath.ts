@@ -1,4 +1,4 @@
-/** Math the emulations need beyond JavaScript's Math (shared by emulated_addon.ts and emulated_fused.ts). */
+/** Math the emulations need beyond JavaScript's Math (shared by emulatedAddon.ts and emulatedFused.ts). */
 
 export function erf(x: number): number {
   // Abramowitz–Stegun 7.1.26 is too coarse for 1e-5; use a series/continued-fraction pair.

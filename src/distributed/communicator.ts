@@ -1,6 +1,6 @@
 /**
  * The communicator: what ranks of a data-parallel job say to each other. Every ZeRO stage
- * (./zero.ts) is written against this interface alone, so the same code runs over NCCL on GPUs
+ * (src/train/zeroRunner.ts) is written against this interface alone, so the same code runs over NCCL on GPUs
  * (./nccl.ts), over TCP between CPU processes (./tcp.ts) and between ranks of one process in
  * tests (./loopback.ts).
  *

@@ -8,9 +8,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { useBackend } from '../../src/backend/select.js';
 import { maxRelError } from '../helpers.js';
-import { distRecipe, readTensors, tmp, trainRanks } from './ranks.js';
+import { distRecipe, readTensors, tmp, trainRanks } from '../distributed/ranks.js';
 import { Trainer, type TrainSummary } from '../../src/train/trainer.js';
-import { loopbackGroup } from '../../src/dist/loopback.js';
+import { loopbackGroup } from '../../src/distributed/loopback.js';
 
 beforeAll(async () => {
   await useBackend('cpu');

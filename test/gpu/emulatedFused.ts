@@ -6,8 +6,8 @@
  * formulas, in plain loops with f32 rounding of the stored values. They check the
  * TypeScript side (kernels, gradients, storage decisions), never the CUDA code.
  */
-import { defineEmulatedPrimitives, type EmulatedMemory } from './emulated_primitives.js';
-import { erf } from './emulated_math.js';
+import { defineEmulatedPrimitives, type EmulatedMemory } from './emulatedPrimitives.js';
+import { erf } from './emulatedMath.js';
 import { dropoutKeepThreshold, dropoutScale, philoxBits24 } from '../../src/adapters/philox.js';
 
 const BF16 = 1, F32 = 0;
@@ -21,7 +21,9 @@ function checkGradDtype(what: string, dt: number, xt: number, dyt: number): void
 function activate(act: number, x: number): [number, number] {
   switch (act) {
     case 0: { const s = 1 / (1 + Math.exp(-x)); return [x * s, s * (1 + x * (1 - s))]; }
-    case 1: return [x > 0 ? x : 0, x > 0 ? 1 : 0];
+    case 1:
+      // biome-ignore lint/complexity/useMathMinMax: NaN gives 0 here, as the kernel's x > 0 ? x : 0 does; Math.max would give NaN
+      return [x > 0 ? x : 0, x > 0 ? 1 : 0];
     case 2: { const cdf = 0.5 * (1 + erf(x * Math.SQRT1_2)); return [x * cdf, cdf + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI)]; }
     case 3: {
       const k = Math.sqrt(2 / Math.PI), t = Math.tanh(k * (x + 0.044715 * x ** 3));

@@ -3,7 +3,7 @@
  * defining a kernel with loud errors, output physical types, strided-copy plans, and
  * in-kernel casts/reshapes.
  */
-import { tf } from '../tf.js';
+import type { tf } from '../tf.js';
 import { DTYPE, type Phys } from './addon.js';
 import { physOf, type CudaBackend, type TensorRef } from './backend.js';
 import { Program } from './program.js';

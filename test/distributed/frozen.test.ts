@@ -6,8 +6,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend/select.js';
 import { loadBaseModel } from '../../src/model/load.js';
-import { FrozenShards, layerOf } from '../../src/dist/frozen.js';
-import { loopbackGroup } from '../../src/dist/loopback.js';
+import { FrozenShards, layerOf } from '../../src/distributed/frozen.js';
+import { loopbackGroup } from '../../src/distributed/loopback.js';
 import { fixture, referenceBatch } from '../helpers.js';
 
 beforeAll(async () => {

@@ -7,8 +7,8 @@
  * check — computed row by row over all keys in double precision. It checks the TypeScript
  * plumbing and the contract's arithmetic, not the CUDA tiling or the tensor-core rounding.
  */
-import { defineEmulatedPrimitives, type EmulatedMemory } from './emulated_primitives.js';
-import { flashBackwardWorkspaceBytes } from '../../src/backend/attention_workspace.js';
+import { defineEmulatedPrimitives, type EmulatedMemory } from './emulatedPrimitives.js';
+import { flashBackwardWorkspaceBytes } from '../../src/backend/attentionWorkspace.js';
 
 type Mem = Pick<EmulatedMemory, 'load' | 'store'>;
 const MASKED = -1e30;

@@ -6,13 +6,12 @@
  * the backend's plumbing, never the CUDA kernels themselves: only the device run does that.
  */
 import type { CudaAddon, PoolStats } from '../../src/backend/cuda/addon.js';
-import { emulatedPrimitives } from './emulated_primitives.js';
-import { erf } from './emulated_math.js';
-import './emulated_fused.js';
-import './emulated_dequant.js';
-import './emulated_attention.js';
-import './emulated_dora.js';
-import { f16ToF32, f32ToF16 } from '../../src/io/dtypes.js';
+import { emulatedPrimitives } from './emulatedPrimitives.js';
+import { erf } from './emulatedMath.js';
+import './emulatedFused.js';
+import './emulatedDequant.js';
+import './emulatedAttention.js';
+import './emulatedDora.js';
 import { philoxUniforms } from '../../src/adapters/philox.js';
 
 /** The memory the emulated device reports having (80 GiB, an H100's). */
@@ -81,11 +80,6 @@ export function emulatedAddon(): CudaAddon {
     const b = mem.get(start);
     if (!b || p - start >= b.byteLength) throw new Error(`emulated addon: bad pointer ${p}`);
     return { b, off: p - start };
-  };
-  const buf = (p: number): ArrayBuffer => {
-    const { b, off } = locate(p);
-    if (off !== 0) throw new Error(`emulated addon: pointer ${p} is inside an allocation where a whole one was expected`);
-    return b;
   };
   const view = (p: number, dt: number) => {
     const { b, off } = locate(p);

@@ -4,7 +4,7 @@
  * in plain loops with f32 rounding where the kernels round. They check the TypeScript side
  * (what the fused halves record), never the CUDA code.
  */
-import { defineEmulatedPrimitives, type EmulatedMemory } from './emulated_primitives.js';
+import { defineEmulatedPrimitives, type EmulatedMemory } from './emulatedPrimitives.js';
 
 const F32 = 0;
 

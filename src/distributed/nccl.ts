@@ -1,5 +1,5 @@
 /**
- * The GPU communicator: NCCL through the device's collectives (src/backend/device.ts — dist/
+ * The GPU communicator: NCCL through the device's collectives (src/backend/device.ts — distributed/
  * never reaches into the cuda backend), enqueued on the compute stream so a collective waits for
  * the kernels that made its input and no host synchronisation is needed. f32 and bf16 storage
  * travel as they are.

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FlatLayout, segmentKey } from '../../src/dist/sharding.js';
-import { rankRange, rankShare } from '../../src/dist/batches.js';
+import { FlatLayout, segmentKey } from '../../src/distributed/sharding.js';
 
 describe('FlatLayout', () => {
   const entries = [{ name: 'a', size: 5 }, { name: 'b', size: 0 }, { name: 'c', size: 6 }];
@@ -32,26 +31,5 @@ describe('FlatLayout', () => {
     expect([...l.unflatten(flat).get('a')!]).toEqual([1, 2, 3, 4, 5]);
     expect(() => l.flatten((n) => (n === 'c' ? [1] : undefined))).toThrow(/tensor 'c' has 1 elements, the layout 6/);
     expect(() => new FlatLayout([{ name: 'x', size: 1 }, { name: 'x', size: 2 }], 2)).toThrow(/'x' is listed twice/);
-  });
-});
-
-describe('rankShare', () => {
-  const batch = (targets: number) => ({ inputIds: [[1, 2, 3]], attentionMask: [[1, 1, 1]], labels: [[-100, ...Array.from({ length: 2 }, (_, i) => (i < targets ? 5 : -100))]] });
-
-  it('splits a step into contiguous balanced runs whose union is the step, in order', () => {
-    for (const [k, n] of [[6, 2], [6, 3], [5, 3], [2, 3], [1, 1]] as const) {
-      const ranges = Array.from({ length: n }, (_, r) => rankRange(k, r, n));
-      expect(ranges[0]![0]).toBe(0);
-      expect(ranges.at(-1)![1]).toBe(k);
-      ranges.slice(1).forEach((r, i) => expect(r[0]).toBe(ranges[i]![1]));
-      for (const [a, b] of ranges) expect(b - a).toBeGreaterThanOrEqual(Math.floor(k / n));
-    }
-  });
-
-  it('every rank knows the whole step’s targets and tokens, and its first micro-batch index', () => {
-    const step = [batch(2), batch(1), batch(0), batch(2)];
-    const s = rankShare(step, 1, 2);
-    expect(s.batches).toEqual(step.slice(2));
-    expect(s).toMatchObject({ firstIndex: 2, totalTargets: 5, totalTokens: 12 });
   });
 });

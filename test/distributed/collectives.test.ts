@@ -6,10 +6,10 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend/select.js';
 import { tf } from '../../src/backend/tf.js';
-import type { Communicator } from '../../src/dist/communicator.js';
-import { loopbackGroup } from '../../src/dist/loopback.js';
-import { rendezvous, rankEnv, type Star } from '../../src/dist/rendezvous.js';
-import { TcpCommunicator } from '../../src/dist/tcp.js';
+import type { Communicator } from '../../src/distributed/communicator.js';
+import { loopbackGroup } from '../../src/distributed/loopback.js';
+import { rendezvous, rankEnv, type Star } from '../../src/distributed/rendezvous.js';
+import { TcpCommunicator } from '../../src/distributed/tcp.js';
 import { freePort } from './ranks.js';
 
 beforeAll(async () => {

@@ -9,7 +9,7 @@
  * whole step, which every rank holds (token ids are small).
  */
 import { causalLmTargetCount } from '../ops/crossEntropy.js';
-import type { StepBatch } from '../train/step.js';
+import type { StepBatch } from './step.js';
 
 export interface RankShare {
   /** This rank's micro-batches, in step order. */

@@ -6,8 +6,8 @@
  * Gemma's 1 + w norm and GELU, sliding windows, Qwen3's q/k norms, GPT-2's Conv1D weights,
  * LayerNorm, learned positions, ungated gelu_new MLP and per-layer attention scale), checking
  * that the fused kernels, not the composition, ran on cuda. What still composes (a linear hook
- * with no fused plan) says so. LoRA dropout on the fused path: fused_dropout.test.ts;
- * DoRA: fused_dora.test.ts.
+ * with no fused plan) says so. LoRA dropout on the fused path: fusedDropout.test.ts;
+ * DoRA: fusedDora.test.ts.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OPS } from '../../src/ops/names.js';

@@ -14,7 +14,7 @@ import { tf, type Tensor } from '../../src/backend/tf.js';
 import { activeCudaBackend, storeFrozenWeight } from '../../src/backend/cuda/api.js';
 import { DTYPE } from '../../src/backend/cuda/addon.js';
 import type { TensorRef } from '../../src/backend/cuda/backend.js';
-import { runPrimitives } from '../../src/backend/cuda/kernel_utils.js';
+import { runPrimitives } from '../../src/backend/cuda/kernelUtils.js';
 import { dropout } from '../../src/backend/cuda/primitives/dropout.js';
 import { dropoutMask } from '../../src/adapters/philoxDropout.js';
 import { dropoutScale, philoxDropoutMask } from '../../src/adapters/philox.js';

@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Trainer, type TrainOptions, type TrainSummary } from '../../src/train/trainer.js';
-import { loopbackGroup } from '../../src/dist/loopback.js';
+import { loopbackGroup } from '../../src/distributed/loopback.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { fixture, repoRoot } from '../helpers.js';
 

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { useBackend } from '../../src/backend/select.js';
-import { launch, stripLaunchFlags } from '../../src/dist/launcher.js';
+import { launch, stripLaunchFlags } from '../../src/distributed/launcher.js';
 import { maxRelError, repoRoot } from '../helpers.js';
 import { distRecipe, freePort, readTensors, tmp, trainRanks } from './ranks.js';
 

@@ -16,7 +16,7 @@ import { tf, type Tensor } from '../../src/backend/tf.js';
 import { activeCudaBackend, storeFrozenWeight } from '../../src/backend/cuda/api.js';
 import { DTYPE } from '../../src/backend/cuda/addon.js';
 import type { TensorRef } from '../../src/backend/cuda/backend.js';
-import { runPrimitives } from '../../src/backend/cuda/kernel_utils.js';
+import { runPrimitives } from '../../src/backend/cuda/kernelUtils.js';
 import { columnDot, columnScale, doraScale } from '../../src/backend/cuda/primitives/dora.js';
 import { mixSeeds, stepSeed } from '../../src/train/step.js';
 import { OPS } from '../../src/ops/names.js';
@@ -123,12 +123,12 @@ describe.each(CASES)('DoRA on the fused halves, %s', (_, model, opts) => {
     const magnitudes = Object.keys(cpu.grads).filter((k) => k.endsWith('lora_magnitude_vector'));
     expect(magnitudes.length).toBeGreaterThan(0);
     expect(Object.keys(cpu.grads)).toContain(INPUT);
-    // A 4-bit base dequantises to the same f32 values; its longer GEMM sums round a little differently (decoder_halves.test.ts).
+    // A 4-bit base dequantises to the same f32 values; its longer GEMM sums round a little differently (decoderHalves.test.ts).
     expectClose(cuda, cpu, model.includes('nf4') ? 2e-4 : 1e-4);
   });
 
   it('bf16-mixed: as close to the fp32 reference as the bf16 composition is', async () => {
-    // B as a trained adapter's is (small), as decoder_halves.test.ts says why.
+    // B as a trained adapter's is (small), as decoderHalves.test.ts says why.
     const small = { ...run, bScale: 0.05 };
     const cpu = await lossAndGrads('cpu', model, small);
     const fused = await lossAndGrads('cuda', model, { ...small, precision: 'bf16-mixed' });

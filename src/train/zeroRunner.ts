@@ -3,29 +3,29 @@
  * StepRunner interface (src/train/runner.ts):
  *
  *   ddp    every rank holds everything; gradients are all-reduced, every rank takes the same step.
- *   zero1  AdamW's moments are sharded (./sharding.ts): gradients are all-reduced, each rank
+ *   zero1  AdamW's moments are sharded (src/distributed/sharding.ts): gradients are all-reduced, each rank
  *          updates its shard of the parameters, and the shards are all-gathered back.
  *   zero2  also gradients: a reduce-scatter hands each rank only the summed gradient of its
  *          shard; the clipping norm is the all-reduced sum of the shards' squares.
- *   zero3  also the frozen base weights (./frozen.ts): each rank keeps 1/N of them and
+ *   zero3  also the frozen base weights (src/distributed/frozen.ts): each rank keeps 1/N of them and
  *          a layer is all-gathered just before use.
  *
- * The ranks' micro-batches are their share of the one-process step (./batches.ts), each weighted
+ * The ranks' micro-batches are their share of the one-process step (./rankBatches.ts), each weighted
  * by its share of the step's targets, so the summed gradient is the one-process gradient and a
  * run matches one process with the same global batch. Every decision that could diverge (skip a
  * non-finite step, stop on a signal) is taken from all-reduced numbers, identical on every rank.
  * The optimizer state a checkpoint gets is gathered whole, so checkpoints do not depend on N.
  */
 import { tf, type Tensor } from '../backend/tf.js';
-import { AdamW, type AdamWOptions, type AdamWState, type AdamWMoments } from '../train/adamw.js';
-import { clipCoefficient, computeGradients, globalGradNorm, type StepAdapter, type StepModel, type StepResult } from '../train/step.js';
-import type { StepRunner } from '../train/runner.js';
-import type { StopSignal } from '../train/signals.js';
-import { CollectiveError, type Communicator } from './communicator.js';
-import { rankShare } from './batches.js';
-import { FlatLayout, segmentKey, type Segment } from './sharding.js';
-import { flattenTensors, sliceFlat, sumOfSquares } from './flatTensors.js';
-import { FrozenShards } from './frozen.js';
+import { AdamW, type AdamWOptions, type AdamWState, type AdamWMoments } from './adamw.js';
+import { clipCoefficient, computeGradients, globalGradNorm, type StepAdapter, type StepModel, type StepResult } from './step.js';
+import type { StepRunner } from './runner.js';
+import type { StopSignal } from './signals.js';
+import { CollectiveError, type Communicator } from '../distributed/communicator.js';
+import { rankShare } from './rankBatches.js';
+import { FlatLayout, segmentKey, type Segment } from '../distributed/sharding.js';
+import { flattenTensors, sliceFlat, sumOfSquares } from '../distributed/flatTensors.js';
+import { FrozenShards } from '../distributed/frozen.js';
 import type { DecoderWeights } from '../model/weights.js';
 
 export const STRATEGIES = ['ddp', 'zero1', 'zero2', 'zero3'] as const;

@@ -7,7 +7,7 @@
  * checks the TypeScript side (what QLinear and the device record), never the CUDA code.
  */
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/io/dtypes.js';
-import { defineEmulatedPrimitives, type EmulatedMemory } from './emulated_primitives.js';
+import { defineEmulatedPrimitives, type EmulatedMemory } from './emulatedPrimitives.js';
 
 const F32 = 0, BF16 = 1, U8 = 3;
 
