@@ -12,8 +12,18 @@ import { useBackend } from '../src/backend/select.js';
 import { activeDevice } from '../src/backend/device.js';
 import { OPS } from '../src/ops/names.js';
 
-interface Shape { name: string; b: number; heads: number; kvHeads: number; s: number; d: number }
-interface Engine { name: string; precision: 'bf16-mixed' | 'fp32' }
+interface Shape {
+  name: string;
+  b: number;
+  heads: number;
+  kvHeads: number;
+  s: number;
+  d: number;
+}
+interface Engine {
+  name: string;
+  precision: 'bf16-mixed' | 'fp32';
+}
 const ENGINES: Engine[] = [
   { name: 'bf16 (tensor cores)', precision: 'bf16-mixed' },
   { name: 'f32 (SIMT)', precision: 'fp32' },
@@ -30,7 +40,10 @@ function arg(name: string, fallback: string): string {
 
 /** Mean milliseconds of `run` over `iters` calls after `warmup`; the device is drained by reading one value. */
 function time(run: () => Tensor[], iters: number, warmup: number): number {
-  const drain = (ts: Tensor[]) => { ts[0]!.slice([0, 0, 0, 0], [1, 1, 1, 1]).dataSync(); tf.dispose(ts); };
+  const drain = (ts: Tensor[]) => {
+    ts[0]!.slice([0, 0, 0, 0], [1, 1, 1, 1]).dataSync();
+    tf.dispose(ts);
+  };
   for (let i = 0; i < warmup; i++) drain(run());
   const start = performance.now();
   let last: Tensor[] = [];
@@ -43,7 +56,8 @@ function time(run: () => Tensor[], iters: number, warmup: number): number {
 }
 
 async function main(): Promise<void> {
-  const iters = Number(arg('iters', '10')), warmup = Number(arg('warmup', '3'));
+  const iters = Number(arg('iters', '10')),
+    warmup = Number(arg('warmup', '3'));
   await useBackend(arg('backend', 'cuda') as 'cuda');
   const device = activeDevice();
   console.log(`attention kernels on ${device.describe()}: causal, f32 accumulation`);
@@ -51,23 +65,28 @@ async function main(): Promise<void> {
   console.log('|---|---|---|---|---|---|');
   for (const sh of SHAPES) {
     for (const engine of ENGINES) {
-      device.setPrecision(engine.precision);  // as training runs it: gradients in the GEMM type
+      device.setPrecision(engine.precision); // as training runs it: gradients in the GEMM type
       const attrs = { scale: 1 / Math.sqrt(sh.d), causal: true, window: 0, queryOffset: 0 };
       let seed = 0;
       const make = (shape: number[]) => {
         const t = device.randomUniform?.(shape, ++seed, 0, -1, 1) ?? tf.randomUniform(shape, -1, 1);
         return engine.precision === 'bf16-mixed' ? device.storeFrozenWeight(t, 'bf16-mixed') : t;
       };
-      const q = make([sh.b, sh.heads, sh.s, sh.d]), k = make([sh.b, sh.kvHeads, sh.s, sh.d]), v = make([sh.b, sh.kvHeads, sh.s, sh.d]);
+      const q = make([sh.b, sh.heads, sh.s, sh.d]),
+        k = make([sh.b, sh.kvHeads, sh.s, sh.d]),
+        v = make([sh.b, sh.kvHeads, sh.s, sh.d]);
       const dy = make([sh.b, sh.heads, sh.s, sh.d]);
       const keyMask = tf.ones([sh.b, sh.s], 'int32');
       const forward = () => tf.engine().runKernel(OPS.attention.name, { q, k, v, keyMask }, attrs) as Tensor[];
       const [out, lse] = forward() as [Tensor, Tensor];
       const backward = () => tf.engine().runKernel(OPS.attention.gradient.name, { dy, q, k, v, keyMask, out, lse }, attrs) as Tensor[];
-      const fwdMs = time(forward, iters, warmup), bwdMs = time(backward, iters, warmup);
-      const square = sh.b * sh.heads * sh.s * sh.s * sh.d * 2 / 2;  // 2·sq·sk·d per head and product, half under the causal mask
-      const tflops = (products: number, ms: number) => (products * square / (ms / 1e3) / 1e12).toFixed(1);
-      console.log(`| ${sh.name} | ${engine.name} | ${fwdMs.toFixed(2)} | ${tflops(2, fwdMs)} | ${bwdMs.toFixed(2)} | ${tflops(5, bwdMs)} |`);
+      const fwdMs = time(forward, iters, warmup),
+        bwdMs = time(backward, iters, warmup);
+      const square = (sh.b * sh.heads * sh.s * sh.s * sh.d * 2) / 2; // 2·sq·sk·d per head and product, half under the causal mask
+      const tflops = (products: number, ms: number) => ((products * square) / (ms / 1e3) / 1e12).toFixed(1);
+      console.log(
+        `| ${sh.name} | ${engine.name} | ${fwdMs.toFixed(2)} | ${tflops(2, fwdMs)} | ${bwdMs.toFixed(2)} | ${tflops(5, bwdMs)} |`,
+      );
       tf.dispose([q, k, v, dy, keyMask, out, lse]);
     }
   }

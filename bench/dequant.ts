@@ -46,7 +46,11 @@ function randomWeights(n: number, seed: number): Float32Array {
   let s = seed >>> 0 || 1;
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     out[i] = a * (2 * (s / 4294967296) - 1);
   }
   return out;
@@ -74,7 +78,13 @@ type Job = { weight: Quantized4bit; out: Tensor };
 /** A matrix's device copies, dequantised round-robin. */
 type Copies = Job[];
 
-interface Row { name: string; shape: string; moved: number; seconds: number; separateSeconds: number }
+interface Row {
+  name: string;
+  shape: string;
+  moved: number;
+  seconds: number;
+  separateSeconds: number;
+}
 
 /**
  * Seconds per round, where a round is one launch per entry of `launches` (each a list of
@@ -85,23 +95,26 @@ async function time(device: Device, launches: Copies[][], rounds: number): Promi
   const run = device.dequantizeWeightsInto!.bind(device);
   const round = (r: number): Job[][] => launches.map((matrices) => matrices.map((copies) => copies[r % copies.length]!));
   const copies = Math.max(...launches.flat().map((c) => c.length));
-  for (let r = 0; r < copies; r++) run(round(r));  // warm-up: every buffer touched, plans made
+  for (let r = 0; r < copies; r++) run(round(r)); // warm-up: every buffer touched, plans made
   const ms = async (f: () => void): Promise<number> => {
-    f();  // untimed: the GPU works through it while the timed run is recorded
+    f(); // untimed: the GPU works through it while the timed run is recorded
     const t = await tf.time(f);
     if (typeof t.kernelMs !== 'number') throw new Error(`the device timer failed: ${t.kernelMs.error}`);
     return t.kernelMs;
   };
   const all = Array.from({ length: rounds }, (_, r) => round(r)).flat();
   const programMs = await ms(() => run(all));
-  const separateMs = await ms(() => { for (const launch of all) run([launch]); });
+  const separateMs = await ms(() => {
+    for (const launch of all) run([launch]);
+  });
   return { seconds: programMs / 1000 / rounds, separateSeconds: separateMs / 1000 / rounds };
 }
 
 async function main(): Promise<void> {
   const backendName = await useBackend(arg('backend', 'cuda') as 'cuda');
   const device = activeDevice();
-  if (!device.dequantizeWeightsInto) throw new Error(`bench/dequant.ts needs a device with a dequantisation kernel (cuda); the ${backendName} backend has none`);
+  if (!device.dequantizeWeightsInto)
+    throw new Error(`bench/dequant.ts needs a device with a dequantisation kernel (cuda); the ${backendName} backend has none`);
   const iters = Number(arg('iters', '200'));
   const out = arg('out', 'bf16');
   if (out !== 'bf16' && out !== 'f32') throw new Error(`--out ${out}: expected bf16 or f32`);
@@ -122,19 +135,23 @@ async function main(): Promise<void> {
   };
   const placed: Job[] = [];
   /** `copies` device copies of q, each with its own output tensor. */
-  const place = (q: Quantized4bit, name: string, copies: number): Job[] => Array.from({ length: copies }, (_, i) => {
-    const weight = device.storeQuantizedWeight({ ...q }, `${name} copy ${i}`);  // same bytes, its own device buffers
-    const zeros = tf.zeros(q.shape);
-    const job = { weight, out: out === 'bf16' ? device.storeFrozenWeight(zeros, 'bf16-mixed') : zeros };
-    placed.push(job);
-    return job;
-  });
+  const place = (q: Quantized4bit, name: string, copies: number): Job[] =>
+    Array.from({ length: copies }, (_, i) => {
+      const weight = device.storeQuantizedWeight({ ...q }, `${name} copy ${i}`); // same bytes, its own device buffers
+      const zeros = tf.zeros(q.shape);
+      const job = { weight, out: out === 'bf16' ? device.storeFrozenWeight(zeros, 'bf16-mixed') : zeros };
+      placed.push(job);
+      return job;
+    });
   const copiesFor = (moved: number) => Math.max(2, Math.ceil((4 * L2_BYTES) / moved));
 
   const rows: Row[] = [];
   try {
     const shapes: Array<[string, [number, number]]> = [
-      ['q_proj / o_proj', [4096, 4096]], ['k_proj / v_proj', [1024, 4096]], ['gate_proj / up_proj', [14336, 4096]], ['down_proj', [4096, 14336]],
+      ['q_proj / o_proj', [4096, 4096]],
+      ['k_proj / v_proj', [1024, 4096]],
+      ['gate_proj / up_proj', [14336, 4096]],
+      ['down_proj', [4096, 14336]],
     ];
     for (const [name, shape] of shapes) {
       const q = quantOf(shape);
@@ -142,37 +159,57 @@ async function main(): Promise<void> {
       rows.push({ name, shape: shape.join('×'), moved, ...(await time(device, [[place(q, name, copiesFor(moved))]], iters)) });
     }
     // One layer, as the fused halves launch it: attention's matrices together, then the MLP's.
-    const attention = layer.filter(([name]) => attentionNames.has(name)), mlp = layer.filter(([name]) => !attentionNames.has(name));
+    const attention = layer.filter(([name]) => attentionNames.has(name)),
+      mlp = layer.filter(([name]) => !attentionNames.has(name));
     const groupRow = async (name: string, groups: Array<Array<[string, [number, number]]>>) => {
       const qs = groups.map((g) => g.map(([n, shape]) => [n, quantOf(shape)] as const));
       const moved = qs.flat().reduce((sum, [, q]) => sum + bytesMoved(q, outBytes), 0);
       const copies = copiesFor(moved);
       const launches = qs.map((g) => g.map(([n, q]) => place(q, n, copies)));
-      rows.push({ name, shape: `${qs.flat().length} matrices`, moved, ...(await time(device, launches, Math.max(1, Math.round(iters / qs.flat().length)))) });
+      rows.push({
+        name,
+        shape: `${qs.flat().length} matrices`,
+        moved,
+        ...(await time(device, launches, Math.max(1, Math.round(iters / qs.flat().length)))),
+      });
     };
     const names = (g: Array<[string, unknown]>) => g.map(([n]) => n.replace('_proj', '')).join(', ');
     await groupRow(`one attention half (${names(attention)}), one launch`, [attention]);
     await groupRow(HEADLINE, [mlp]);
     await groupRow(`all of one ${NAMES.llama8b} layer as the fused halves launch it (2 launches)`, [attention, mlp]);
-    await groupRow(`all of one ${NAMES.llama8b} layer, a launch per matrix (7 launches)`, layer.map((m) => [m]));
+    await groupRow(
+      `all of one ${NAMES.llama8b} layer, a launch per matrix (7 launches)`,
+      layer.map((m) => [m]),
+    );
   } finally {
-    for (const job of placed) { device.releaseQuantizedWeight(job.weight); job.out.dispose(); }
+    for (const job of placed) {
+      device.releaseQuantizedWeight(job.weight);
+      job.out.dispose();
+    }
   }
 
   const pct = (rate: number) => (peak ? `${((100 * rate) / peak).toFixed(1)} %` : '—');
-  console.log(`${device.describe()}: peak memory bandwidth ${peak ? `${(peak / 1e12).toFixed(2)} TB/s` : 'unknown'}; nf4, blocksize 64, double quant, ${out} out, about ${iters} matrices per timing`);
+  console.log(
+    `${device.describe()}: peak memory bandwidth ${peak ? `${(peak / 1e12).toFixed(2)} TB/s` : 'unknown'}; nf4, blocksize 64, double quant, ${out} out, about ${iters} matrices per timing`,
+  );
   console.log('| matrices | shape | MB moved per round | µs per round | achieved TB/s | of peak | µs per round, one JS call a launch |');
   console.log('|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const rate = r.moved / r.seconds;
-    console.log(`| ${r.name} | ${r.shape} | ${(r.moved / 1e6).toFixed(1)} | ${(r.seconds * 1e6).toFixed(1)} | ${(rate / 1e12).toFixed(2)} | ${pct(rate)} | ${(r.separateSeconds * 1e6).toFixed(1)} |`);
+    console.log(
+      `| ${r.name} | ${r.shape} | ${(r.moved / 1e6).toFixed(1)} | ${(r.seconds * 1e6).toFixed(1)} | ${(rate / 1e12).toFixed(2)} | ${pct(rate)} | ${(r.separateSeconds * 1e6).toFixed(1)} |`,
+    );
   }
   const head = rows.find((r) => r.name === HEADLINE)!;
   const headRate = head.moved / head.seconds;
-  console.log(`headline (${HEADLINE}: ${(head.moved / 1e6).toFixed(1)} MB, as a QLoRA step dequantises its largest matrices): ${(headRate / 1e12).toFixed(2)} TB/s, ${pct(headRate)} of peak (target ≥ 80 %)`);
+  console.log(
+    `headline (${HEADLINE}: ${(head.moved / 1e6).toFixed(1)} MB, as a QLoRA step dequantises its largest matrices): ${(headRate / 1e12).toFixed(2)} TB/s, ${pct(headRate)} of peak (target ≥ 80 %)`,
+  );
   const copy = device.copyBandwidth?.(head.moved / 2, Math.max(10, Math.round(iters / 3)));
   if (copy === undefined) return;
-  console.log(`the memory system's own rate for that many bytes: a device-to-device copy (cudaMemcpyAsync) reading + writing ${(head.moved / 1e6).toFixed(1)} MB per call: ${(copy / 1e12).toFixed(2)} TB/s, ${pct(copy)} of peak; the dequantisation runs at ${((100 * headRate) / copy).toFixed(1)} % of it`);
+  console.log(
+    `the memory system's own rate for that many bytes: a device-to-device copy (cudaMemcpyAsync) reading + writing ${(head.moved / 1e6).toFixed(1)} MB per call: ${(copy / 1e12).toFixed(2)} TB/s, ${pct(copy)} of peak; the dequantisation runs at ${((100 * headRate) / copy).toFixed(1)} % of it`,
+  );
 }
 
 main().catch((err) => {

@@ -42,8 +42,21 @@ function randomNf4(model: DecoderModel): void {
     const shape = [...entry.w.shape];
     const n = shape[0]! * shape[1]!;
     const packed = new Uint8Array(Math.ceil(n / 2));
-    for (let i = 0; i < packed.length; i++) { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; packed[i] = s & 255; }
-    const w: Quantized4bit = { quantType: 'nf4', shape, dtype: 'bfloat16', blocksize: 64, packed, code, absmax: { kind: 'plain', values: new Float32Array(Math.ceil(n / 64)).fill(0.03) } };
+    for (let i = 0; i < packed.length; i++) {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      packed[i] = s & 255;
+    }
+    const w: Quantized4bit = {
+      quantType: 'nf4',
+      shape,
+      dtype: 'bfloat16',
+      blocksize: 64,
+      packed,
+      code,
+      absmax: { kind: 'plain', values: new Float32Array(Math.ceil(n / 64)).fill(0.03) },
+    };
     entry.w.dispose();
     model.weights.linear.set(path, quantizedLinear(w));
   }
@@ -57,15 +70,19 @@ async function rank(): Promise<void> {
   const strategy = arg('strategy', 'ddp') as Strategy;
   if (!STRATEGIES.includes(strategy)) throw new Error(`--strategy ${strategy}: one of ${STRATEGIES.join(', ')}`);
   const key = arg('model', 'llama');
-  const steps = Number(arg('steps', '4')), warmup = Number(arg('warmup', '2'));
-  const batch = Number(arg('batch', '8')), seq = Number(arg('seq', '1024'));
+  const steps = Number(arg('steps', '4')),
+    warmup = Number(arg('warmup', '2'));
+  const batch = Number(arg('batch', '8')),
+    seq = Number(arg('seq', '1024'));
   const ckpt = arg('ckpt', 'off') === 'on';
   const device = activeDevice();
   const model = buildModel(key, arg('backend', 'cuda') === 'cuda');
   if (process.argv.includes('--nf4')) randomNf4(model);
   const adapter = createAdapter(model, ADAPTERS.lora!, 42);
   const options = { lr: 1e-4, betas: [0.9, 0.999] as [number, number], eps: 1e-8, weightDecay: 0 };
-  const runner: StepRunner = comm ? await ZeroRunner.create(comm, strategy, model, adapter, options, model.weights) : localRunner(model, adapter, options);
+  const runner: StepRunner = comm
+    ? await ZeroRunner.create(comm, strategy, model, adapter, options, model.weights)
+    : localRunner(model, adapter, options);
   const frozen = runner instanceof ZeroRunner ? runner.frozenMemory : null;
   const atRest = device.memory().inUse;
   // Each rank's own micro-batch: the step gets one per rank (rankShare hands rank r batch r).
@@ -87,9 +104,16 @@ async function rank(): Promise<void> {
   } catch (err) {
     line = `failed: ${(err as Error).message.slice(0, 300)}`;
   }
-  const frozenText = frozen ? `, frozen layer weights kept ${(frozen.shardBytes / GiB).toFixed(2)} of ${(frozen.wholeBytes / GiB).toFixed(2)} GiB` : '';
-  console.log(`rank ${job.rank}/${job.worldSize} ${NAMES[key]} ${strategy}${process.argv.includes('--nf4') ? ' nf4' : ''} ckpt=${ckpt ? 'on' : 'off'}: ${line}; device memory at rest ${(atRest / GiB).toFixed(2)} GiB, peak ${(device.memory().peak / GiB).toFixed(2)} GiB${frozenText}`);
-  if (job.rank === 0) console.log(`| ${NAMES[key]} | ${job.worldSize} | ${strategy} | ${ckpt ? 'on' : 'off'} | ${line} | ${(device.memory().peak / GiB).toFixed(2)} |${frozen ? ` ${(frozen.shardBytes / GiB).toFixed(2)} / ${(frozen.wholeBytes / GiB).toFixed(2)}` : ''}`);
+  const frozenText = frozen
+    ? `, frozen layer weights kept ${(frozen.shardBytes / GiB).toFixed(2)} of ${(frozen.wholeBytes / GiB).toFixed(2)} GiB`
+    : '';
+  console.log(
+    `rank ${job.rank}/${job.worldSize} ${NAMES[key]} ${strategy}${process.argv.includes('--nf4') ? ' nf4' : ''} ckpt=${ckpt ? 'on' : 'off'}: ${line}; device memory at rest ${(atRest / GiB).toFixed(2)} GiB, peak ${(device.memory().peak / GiB).toFixed(2)} GiB${frozenText}`,
+  );
+  if (job.rank === 0)
+    console.log(
+      `| ${NAMES[key]} | ${job.worldSize} | ${strategy} | ${ckpt ? 'on' : 'off'} | ${line} | ${(device.memory().peak / GiB).toFixed(2)} |${frozen ? ` ${(frozen.shardBytes / GiB).toFixed(2)} / ${(frozen.wholeBytes / GiB).toFixed(2)}` : ''}`,
+    );
   runner.dispose();
   adapter.dispose();
   comm?.destroy();
@@ -102,8 +126,14 @@ async function main(): Promise<void> {
   const self = fileURLToPath(import.meta.url);
   if (!existsSync(self)) throw new Error(`cannot find ${self}`);
   const { code } = await launch({
-    procsPerNode: gpus, nnodes: 1, nodeRank: 0, masterAddr: '127.0.0.1', masterPort: Number(arg('master-port', '29511')),
-    command: [process.execPath, ...process.execArgv, self, ...process.argv.slice(2)], assignGpus: arg('backend', 'cuda') === 'cuda', graceMs: 20_000,
+    procsPerNode: gpus,
+    nnodes: 1,
+    nodeRank: 0,
+    masterAddr: '127.0.0.1',
+    masterPort: Number(arg('master-port', '29511')),
+    command: [process.execPath, ...process.execArgv, self, ...process.argv.slice(2)],
+    assignGpus: arg('backend', 'cuda') === 'cuda',
+    graceMs: 20_000,
   });
   process.exitCode = code;
 }

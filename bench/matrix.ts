@@ -34,7 +34,14 @@ interface Cell {
 const lora = ADAPTERS.lora!;
 const loreft = ADAPTERS.loreft!;
 const cell = (name: string, model: string, adapter: Record<string, unknown>, more: Partial<Cell> = {}): Cell => ({
-  name, model, adapter, batch: 8, seq: 1024, checkpointing: false, quant: 'none', ...more,
+  name,
+  model,
+  adapter,
+  batch: 8,
+  seq: 1024,
+  checkpointing: false,
+  quant: 'none',
+  ...more,
 });
 
 /** Every family and every adapter option issue 22 names, at the sizes its table measured. */
@@ -62,8 +69,15 @@ function arg(name: string, fallback: string): string {
 }
 
 interface Result {
-  cell: string; model: string; device?: string; tokensPerS: number | null; peakGiB: number | null; estimateGiB: number | null;
-  fused: string; callsPerStep: number | null; note: string;
+  cell: string;
+  model: string;
+  device?: string;
+  tokensPerS: number | null;
+  peakGiB: number | null;
+  estimateGiB: number | null;
+  fused: string;
+  callsPerStep: number | null;
+  note: string;
 }
 
 /** One cell, in this process: its result as one `MATRIX {json}` line on stdout. */
@@ -73,16 +87,37 @@ async function runCell(c: Cell, smoke: boolean): Promise<void> {
   const key = smoke ? 'tiny' : c.model;
   const [batch, seq] = smoke ? [2, 32] : [c.batch, c.seq];
   const reft = c.adapter.type !== 'lora';
-  const result: Result = { cell: c.name, model: NAMES[key]!, device: activeDevice().describe(), tokensPerS: null, peakGiB: null, estimateGiB: null, fused: '?', callsPerStep: null, note: '' };
+  const result: Result = {
+    cell: c.name,
+    model: NAMES[key]!,
+    device: activeDevice().describe(),
+    tokensPerS: null,
+    peakGiB: null,
+    estimateGiB: null,
+    fused: '?',
+    callsPerStep: null,
+    note: '',
+  };
   try {
     result.estimateGiB = estimateMemory(benchRecipe(key, c.adapter, c.checkpointing, batch, seq, backend, c.quant)).total / 2 ** 30;
     const model = buildModel(key, backend === 'cuda', c.quant);
     const adapter = createAdapter(model, c.adapter, 42);
-    const reason = tf.getKernel(OPS.mlpHalf.name, backend) ? model.decoder.compositionReason(adapter, { training: true, dropoutSeed: BENCH_DROPOUT_SEED }) : `the ${backend} backend fuses nothing`;
+    const reason = tf.getKernel(OPS.mlpHalf.name, backend)
+      ? model.decoder.compositionReason(adapter, { training: true, dropoutSeed: BENCH_DROPOUT_SEED })
+      : `the ${backend} backend fuses nothing`;
     result.fused = reason === undefined ? 'fused' : `composed: ${reason}`;
     const data = randomBatch(batch, seq, model.spec.vocabSize, 7, reft);
-    const m = await measureSteps(model, adapter, data, { steps: Number(arg('steps', '4')), warmup: Number(arg('warmup', '2')), checkpointing: c.checkpointing });
-    Object.assign(result, { tokensPerS: m.tokensPerS, peakGiB: m.peakGiB, callsPerStep: m.callsPerStep, note: `loss ${m.loss.toFixed(3)}` });
+    const m = await measureSteps(model, adapter, data, {
+      steps: Number(arg('steps', '4')),
+      warmup: Number(arg('warmup', '2')),
+      checkpointing: c.checkpointing,
+    });
+    Object.assign(result, {
+      tokensPerS: m.tokensPerS,
+      peakGiB: m.peakGiB,
+      callsPerStep: m.callsPerStep,
+      note: `loss ${m.loss.toFixed(3)}`,
+    });
   } catch (err) {
     result.note = `failed: ${(err as Error).message.replace(/\s+/g, ' ').slice(0, 240)}`;
   }
@@ -101,33 +136,61 @@ async function main(): Promise<void> {
     return;
   }
   const wanted = arg('cells', '');
-  const cells = wanted ? wanted.split(',').map((n) => CELLS.find((x) => x.name === n) ?? (() => { throw new Error(`--cells: no cell '${n}'`); })()) : CELLS;
+  const cells = wanted
+    ? wanted.split(',').map(
+        (n) =>
+          CELLS.find((x) => x.name === n) ??
+          (() => {
+            throw new Error(`--cells: no cell '${n}'`);
+          })(),
+      )
+    : CELLS;
   if (process.argv.includes('--list')) {
-    for (const c of cells) console.log(`${c.name}: ${NAMES[c.model]} ${JSON.stringify(c.adapter)} ${c.batch} × ${c.seq}${c.checkpointing ? ' ckpt' : ''}${c.quant === 'nf4' ? ' nf4' : ''}${c.peer ? ` (peer ${c.peer})` : ''}`);
+    for (const c of cells)
+      console.log(
+        `${c.name}: ${NAMES[c.model]} ${JSON.stringify(c.adapter)} ${c.batch} × ${c.seq}${c.checkpointing ? ' ckpt' : ''}${c.quant === 'nf4' ? ' nf4' : ''}${c.peer ? ` (peer ${c.peer})` : ''}`,
+      );
     return;
   }
   const results: Result[] = [];
   const passOn = process.argv.slice(2).filter((a, i, all) => a !== '--cells' && all[i - 1] !== '--cells');
   for (const c of cells) {
     const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, '--cell', c.name, ...passOn], {
-      encoding: 'utf8', timeout: Number(arg('cell-timeout', '300')) * 1000, maxBuffer: 64 * 2 ** 20,
+      encoding: 'utf8',
+      timeout: Number(arg('cell-timeout', '300')) * 1000,
+      maxBuffer: 64 * 2 ** 20,
     });
     const line = child.stdout.split('\n').find((l) => l.startsWith('MATRIX '));
     const r: Result = line
-      ? JSON.parse(line.slice('MATRIX '.length)) as Result
-      : { cell: c.name, model: NAMES[c.model]!, tokensPerS: null, peakGiB: null, estimateGiB: null, fused: '?', callsPerStep: null, note: `no result (exit ${child.status}${child.signal ? `, ${child.signal}` : ''}): ${(child.stderr ?? '').trim().split('\n').slice(-1)[0]?.slice(0, 200) ?? ''}` };
+      ? (JSON.parse(line.slice('MATRIX '.length)) as Result)
+      : {
+          cell: c.name,
+          model: NAMES[c.model]!,
+          tokensPerS: null,
+          peakGiB: null,
+          estimateGiB: null,
+          fused: '?',
+          callsPerStep: null,
+          note: `no result (exit ${child.status}${child.signal ? `, ${child.signal}` : ''}): ${(child.stderr ?? '').trim().split('\n').slice(-1)[0]?.slice(0, 200) ?? ''}`,
+        };
     results.push(r);
     const error = r.estimateGiB !== null && r.peakGiB ? ` estimate ${((r.estimateGiB / r.peakGiB - 1) * 100).toFixed(1)} %` : '';
-    console.log(`${r.cell}: ${fmt(r.tokensPerS)} tokens/s, peak ${fmt(r.peakGiB, 2)} GiB (estimated ${fmt(r.estimateGiB, 2)}${error}), ${r.fused}, ${fmt(r.callsPerStep)} calls/step ${r.note}`);
+    console.log(
+      `${r.cell}: ${fmt(r.tokensPerS)} tokens/s, peak ${fmt(r.peakGiB, 2)} GiB (estimated ${fmt(r.estimateGiB, 2)}${error}), ${r.fused}, ${fmt(r.callsPerStep)} calls/step ${r.note}`,
+    );
   }
-  console.log(`\nmatrix on ${results.find((r) => r.device)?.device ?? arg('backend', 'cuda')}${smoke ? ' (smoke: the tiny model, 2 × 32 tokens)' : ''}, ${new Date().toISOString().slice(0, 10)}`);
+  console.log(
+    `\nmatrix on ${results.find((r) => r.device)?.device ?? arg('backend', 'cuda')}${smoke ? ' (smoke: the tiny model, 2 × 32 tokens)' : ''}, ${new Date().toISOString().slice(0, 10)}`,
+  );
   console.log('| cell | model | batch × seq | tokens/s | peak GiB | estimate GiB | estimate error | fused | addon calls/step | note |');
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     const c = CELLS.find((x) => x.name === r.cell)!;
     const error = r.estimateGiB !== null && r.peakGiB ? `${((r.estimateGiB / r.peakGiB - 1) * 100).toFixed(1)} %` : '—';
     const shape = smoke ? '2 × 32' : `${c.batch} × ${c.seq}${c.checkpointing ? ', ckpt' : ''}${c.quant === 'nf4' ? ', nf4' : ''}`;
-    console.log(`| ${r.cell} | ${r.model} | ${shape} | ${fmt(r.tokensPerS)} | ${fmt(r.peakGiB, 2)} | ${fmt(r.estimateGiB, 2)} | ${error} | ${r.fused} | ${fmt(r.callsPerStep)} | ${r.note} |`);
+    console.log(
+      `| ${r.cell} | ${r.model} | ${shape} | ${fmt(r.tokensPerS)} | ${fmt(r.peakGiB, 2)} | ${fmt(r.estimateGiB, 2)} | ${error} | ${r.fused} | ${fmt(r.callsPerStep)} | ${r.note} |`,
+    );
   }
 }
 

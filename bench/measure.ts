@@ -39,7 +39,7 @@ export async function measureSteps(model: StepModel, adapter: StepAdapter, data:
     const callsBefore = device.addonCalls();
     const start = performance.now();
     let loss = 0;
-    for (let i = 0; i < o.steps; i++) loss = step().loss;  // the loss is read back: a sync
+    for (let i = 0; i < o.steps; i++) loss = step().loss; // the loss is read back: a sync
     const seconds = (performance.now() - start) / 1000;
     const callsAfter = device.addonCalls();
     const tokens = data.inputIds.length * data.inputIds[0]!.length;

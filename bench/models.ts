@@ -24,63 +24,174 @@ import type { Recipe } from '../src/recipe/types.js';
 export const CONFIGS: Record<string, Record<string, unknown>> = {
   // meta-llama/Llama-3.2-1B config.json (the fields the decoder reads)
   llama: {
-    model_type: 'llama', hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 16, num_attention_heads: 32,
-    num_key_value_heads: 8, head_dim: 64, vocab_size: 128256, max_position_embeddings: 131072, rms_norm_eps: 1e-5,
-    rope_theta: 500000, tie_word_embeddings: true, hidden_act: 'silu', attention_bias: false, mlp_bias: false,
-    rope_scaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+    model_type: 'llama',
+    hidden_size: 2048,
+    intermediate_size: 8192,
+    num_hidden_layers: 16,
+    num_attention_heads: 32,
+    num_key_value_heads: 8,
+    head_dim: 64,
+    vocab_size: 128256,
+    max_position_embeddings: 131072,
+    rms_norm_eps: 1e-5,
+    rope_theta: 500000,
+    tie_word_embeddings: true,
+    hidden_act: 'silu',
+    attention_bias: false,
+    mlp_bias: false,
+    rope_scaling: {
+      factor: 32.0,
+      high_freq_factor: 4.0,
+      low_freq_factor: 1.0,
+      original_max_position_embeddings: 8192,
+      rope_type: 'llama3',
+    },
   },
   // Qwen/Qwen2.5-0.5B config.json
   qwen: {
-    model_type: 'qwen2', hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14,
-    num_key_value_heads: 2, vocab_size: 151936, max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 1000000,
-    tie_word_embeddings: true, hidden_act: 'silu', use_sliding_window: false, sliding_window: 32768, max_window_layers: 21,
+    model_type: 'qwen2',
+    hidden_size: 896,
+    intermediate_size: 4864,
+    num_hidden_layers: 24,
+    num_attention_heads: 14,
+    num_key_value_heads: 2,
+    vocab_size: 151936,
+    max_position_embeddings: 32768,
+    rms_norm_eps: 1e-6,
+    rope_theta: 1000000,
+    tie_word_embeddings: true,
+    hidden_act: 'silu',
+    use_sliding_window: false,
+    sliding_window: 32768,
+    max_window_layers: 21,
   },
   // meta-llama/Llama-3.1-8B config.json (bench/dist.ts: zero3's frozen weights per GPU)
   llama8b: {
-    model_type: 'llama', hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32,
-    num_key_value_heads: 8, head_dim: 128, vocab_size: 128256, max_position_embeddings: 131072, rms_norm_eps: 1e-5,
-    rope_theta: 500000, tie_word_embeddings: false, hidden_act: 'silu', attention_bias: false, mlp_bias: false,
+    model_type: 'llama',
+    hidden_size: 4096,
+    intermediate_size: 14336,
+    num_hidden_layers: 32,
+    num_attention_heads: 32,
+    num_key_value_heads: 8,
+    head_dim: 128,
+    vocab_size: 128256,
+    max_position_embeddings: 131072,
+    rms_norm_eps: 1e-5,
+    rope_theta: 500000,
+    tie_word_embeddings: false,
+    hidden_act: 'silu',
+    attention_bias: false,
+    mlp_bias: false,
     rope_scaling: { factor: 8.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
   },
   // Qwen/Qwen3-0.6B config.json: q/k norms, explicit head_dim
   qwen3: {
-    model_type: 'qwen3', hidden_size: 1024, intermediate_size: 3072, num_hidden_layers: 28, num_attention_heads: 16,
-    num_key_value_heads: 8, head_dim: 128, vocab_size: 151936, max_position_embeddings: 40960, rms_norm_eps: 1e-6,
-    rope_theta: 1000000, tie_word_embeddings: true, hidden_act: 'silu', attention_bias: false,
+    model_type: 'qwen3',
+    hidden_size: 1024,
+    intermediate_size: 3072,
+    num_hidden_layers: 28,
+    num_attention_heads: 16,
+    num_key_value_heads: 8,
+    head_dim: 128,
+    vocab_size: 151936,
+    max_position_embeddings: 40960,
+    rms_norm_eps: 1e-6,
+    rope_theta: 1000000,
+    tie_word_embeddings: true,
+    hidden_act: 'silu',
+    attention_bias: false,
   },
   // google/gemma-2b config.json: head_dim 256, one KV head, (1 + w) norms, √hidden embedding scale
   gemma: {
-    model_type: 'gemma', hidden_size: 2048, intermediate_size: 16384, num_hidden_layers: 18, num_attention_heads: 8,
-    num_key_value_heads: 1, head_dim: 256, vocab_size: 256000, max_position_embeddings: 8192, rms_norm_eps: 1e-6,
-    rope_theta: 10000, hidden_act: 'gelu', hidden_activation: 'gelu_pytorch_tanh', attention_bias: false,
+    model_type: 'gemma',
+    hidden_size: 2048,
+    intermediate_size: 16384,
+    num_hidden_layers: 18,
+    num_attention_heads: 8,
+    num_key_value_heads: 1,
+    head_dim: 256,
+    vocab_size: 256000,
+    max_position_embeddings: 8192,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    hidden_act: 'gelu',
+    hidden_activation: 'gelu_pytorch_tanh',
+    attention_bias: false,
   },
   // microsoft/Phi-3-mini-4k-instruct config.json: fused qkv_proj and gate_up_proj, head_dim 96
   phi3: {
-    model_type: 'phi3', hidden_size: 3072, intermediate_size: 8192, num_hidden_layers: 32, num_attention_heads: 32,
-    num_key_value_heads: 32, vocab_size: 32064, max_position_embeddings: 4096, original_max_position_embeddings: 4096,
-    rms_norm_eps: 1e-5, rope_theta: 10000, hidden_act: 'silu', sliding_window: 2047, tie_word_embeddings: false, rope_scaling: null,
+    model_type: 'phi3',
+    hidden_size: 3072,
+    intermediate_size: 8192,
+    num_hidden_layers: 32,
+    num_attention_heads: 32,
+    num_key_value_heads: 32,
+    vocab_size: 32064,
+    max_position_embeddings: 4096,
+    original_max_position_embeddings: 4096,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    hidden_act: 'silu',
+    sliding_window: 2047,
+    tie_word_embeddings: false,
+    rope_scaling: null,
   },
   // mistralai/Mistral-7B-v0.1 config.json: sliding window 4096
   mistral7b: {
-    model_type: 'mistral', hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32,
-    num_key_value_heads: 8, vocab_size: 32000, max_position_embeddings: 32768, rms_norm_eps: 1e-5, rope_theta: 10000,
-    sliding_window: 4096, tie_word_embeddings: false, hidden_act: 'silu',
+    model_type: 'mistral',
+    hidden_size: 4096,
+    intermediate_size: 14336,
+    num_hidden_layers: 32,
+    num_attention_heads: 32,
+    num_key_value_heads: 8,
+    vocab_size: 32000,
+    max_position_embeddings: 32768,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    sliding_window: 4096,
+    tie_word_embeddings: false,
+    hidden_act: 'silu',
   },
   // openai-community/gpt2 config.json: LayerNorm, learned positions, Conv1D, gelu_new, an ungated MLP
   gpt2: {
-    model_type: 'gpt2', n_embd: 768, n_layer: 12, n_head: 12, n_positions: 1024, n_ctx: 1024, vocab_size: 50257,
-    layer_norm_epsilon: 1e-5, activation_function: 'gelu_new', scale_attn_by_inverse_layer_idx: false, tie_word_embeddings: true,
+    model_type: 'gpt2',
+    n_embd: 768,
+    n_layer: 12,
+    n_head: 12,
+    n_positions: 1024,
+    n_ctx: 1024,
+    vocab_size: 50257,
+    layer_norm_epsilon: 1e-5,
+    activation_function: 'gelu_new',
+    scale_attn_by_inverse_layer_idx: false,
+    tie_word_embeddings: true,
   },
   // a smoke-test size (--models tiny --backend cpu runs anywhere)
   tiny: {
-    model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
-    num_key_value_heads: 2, vocab_size: 512, max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000,
-    tie_word_embeddings: true, hidden_act: 'silu',
+    model_type: 'llama',
+    hidden_size: 64,
+    intermediate_size: 128,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    vocab_size: 512,
+    max_position_embeddings: 2048,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    tie_word_embeddings: true,
+    hidden_act: 'silu',
   },
 };
 export const NAMES: Record<string, string> = {
-  llama8b: 'Llama-3.1-8B', llama: 'Llama-3.2-1B', qwen: 'Qwen2.5-0.5B', qwen3: 'Qwen3-0.6B', gemma: 'Gemma-2B', phi3: 'Phi-3-mini',
-  mistral7b: 'Mistral-7B', gpt2: 'GPT-2', tiny: 'tiny-llama-like',
+  llama8b: 'Llama-3.1-8B',
+  llama: 'Llama-3.2-1B',
+  qwen: 'Qwen2.5-0.5B',
+  qwen3: 'Qwen3-0.6B',
+  gemma: 'Gemma-2B',
+  phi3: 'Phi-3-mini',
+  mistral7b: 'Mistral-7B',
+  gpt2: 'GPT-2',
+  tiny: 'tiny-llama-like',
 };
 /** Per-model defaults where the shared ones do not fit (an 8B model at 8 × 1024 without checkpointing). */
 export const MODEL_DEFAULTS: Record<string, { batch?: string; ckpt?: string }> = { llama8b: { batch: '4', ckpt: 'on' } };
@@ -134,10 +245,20 @@ function randomNf4Quantizer(): LinearQuantizer {
       let s = byShape.size + 1;
       const values = new Float32Array(shape[0]! * shape[1]!);
       for (let i = 0; i < values.length; i++) {
-        s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+        s ^= s << 13;
+        s >>>= 0;
+        s ^= s >>> 17;
+        s ^= s << 5;
+        s >>>= 0;
         values[i] = Math.fround(a * (2 * (s / 4294967296) - 1));
       }
-      q = quantize4bit(values, shape, { quantType: 'nf4', blocksize: 64, doubleQuant: true, dtype: 'float32', name: `${proj.path}.weight` });
+      q = quantize4bit(values, shape, {
+        quantType: 'nf4',
+        blocksize: 64,
+        doubleQuant: true,
+        dtype: 'float32',
+        name: `${proj.path}.weight`,
+      });
       byShape.set(key, q);
     }
     return quantizedLinear({ ...q });
@@ -168,7 +289,14 @@ export function buildModel(key: string, onDevice: boolean, quant: 'none' | 'nf4'
 
 export function randomBatch(batch: number, seq: number, vocab: number, seed: number, reft: boolean): StepBatch {
   let s = seed >>> 0 || 1;
-  const next = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s; };
+  const next = () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s;
+  };
   const inputIds = Array.from({ length: batch }, () => Array.from({ length: seq }, () => next() % vocab));
   const b: StepBatch = {
     inputIds,
@@ -186,7 +314,13 @@ export function randomBatch(batch: number, seq: number, vocab: number, seed: num
  * clipping at 1.0, as the bench trains.
  */
 export function benchRecipe(
-  key: string, adapterKey: string | Record<string, unknown>, checkpointing: boolean, batch: number, seq: number, backend = 'cuda', quant: 'none' | 'nf4' = 'none',
+  key: string,
+  adapterKey: string | Record<string, unknown>,
+  checkpointing: boolean,
+  batch: number,
+  seq: number,
+  backend = 'cuda',
+  quant: 'none' | 'nf4' = 'none',
 ): Recipe {
   const dir = mkdtempSync(path.join(os.tmpdir(), `typetune-bench-${key}-`));
   writeFileSync(path.join(dir, 'config.json'), JSON.stringify(CONFIGS[key]));
@@ -195,7 +329,11 @@ export function benchRecipe(
   return loadRecipe({
     model: { path: dir, backend, precision: 'bf16-mixed', activation_checkpointing: checkpointing, ...quantization },
     adapter: typeof adapterKey === 'string' ? ADAPTERS[adapterKey] : adapterKey,
-    data: { path: path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../datasets/alice_qa.jsonl'), format: 'prompt_completion', max_length: seq },
+    data: {
+      path: path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../datasets/alice_qa.jsonl'),
+      format: 'prompt_completion',
+      max_length: seq,
+    },
     training: { batch_size: batch, learning_rate: 1e-4, max_grad_norm: 1.0, weight_decay: 0 },
   });
 }

@@ -47,4 +47,5 @@ const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sor
 const mib = (b) => (b / 2 ** 20).toFixed(1);
 console.log(`${path.relative(process.cwd(), cli) || cli}: ${runs} runs of train --help, node ${process.version}`);
 console.log(`  wall ms: median ${median.toFixed(1)}, min ${sorted[0].toFixed(1)}, max ${sorted.at(-1).toFixed(1)}`);
-if (rss.length) console.log(`  max RSS: ${mib(Math.max(...rss))} MiB (median ${mib([...rss].sort((a, b) => a - b)[Math.floor(rss.length / 2)])} MiB)`);
+if (rss.length)
+  console.log(`  max RSS: ${mib(Math.max(...rss))} MiB (median ${mib([...rss].sort((a, b) => a - b)[Math.floor(rss.length / 2)])} MiB)`);

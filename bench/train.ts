@@ -30,7 +30,13 @@ function arg(name: string, fallback: string): string {
 }
 
 interface Row {
-  model: string; adapter: string; ckpt: boolean; batch: number; tokensPerS: number | null; peakGiB: number | null; stepS: number | null;
+  model: string;
+  adapter: string;
+  ckpt: boolean;
+  batch: number;
+  tokensPerS: number | null;
+  peakGiB: number | null;
+  stepS: number | null;
   /** What `typetune estimate` says this case's peak is (null until the case ran). */
   estimateGiB: number | null;
   /** Calls from JavaScript into the device's native side per step (null where the device counts none). */
@@ -46,7 +52,9 @@ interface Row {
 async function profileStep(step: () => unknown): Promise<void> {
   tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', false);
   const start = performance.now();
-  const info = await tf.profile(() => { step(); });
+  const info = await tf.profile(() => {
+    step();
+  });
   const wall = performance.now() - start;
   const byName = new Map<string, { ms: number; count: number; shapes: string }>();
   let total = 0;
@@ -54,7 +62,8 @@ async function profileStep(step: () => unknown): Promise<void> {
     const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
     total += ms;
     const e = byName.get(k.name) ?? { ms: 0, count: 0, shapes: '' };
-    e.ms += ms; e.count++;
+    e.ms += ms;
+    e.count++;
     if (!e.shapes || ms > e.ms / e.count) e.shapes = JSON.stringify(k.inputShapes);
     byName.set(k.name, e);
   }
@@ -67,31 +76,59 @@ async function profileStep(step: () => unknown): Promise<void> {
 async function main(): Promise<void> {
   const backendName = await useBackend(arg('backend', 'cuda') as 'cuda' | 'cpu');
   const applied = applyPrecision('bf16-mixed');
-  const steps = Number(arg('steps', '4')), warmup = Number(arg('warmup', '2'));
+  const steps = Number(arg('steps', '4')),
+    warmup = Number(arg('warmup', '2'));
   const seq = Number(arg('seq', '1024'));
   const quant = arg('quant', 'none');
   if (quant !== 'none' && quant !== 'nf4') throw new Error(`--quant ${quant}: expected none or nf4`);
   const device = activeDevice();
-  console.log(`backend ${backendName} (${device.describe()}), precision ${applied.effective}, base ${quant === 'nf4' ? 'nf4 (block 64, double quant)' : 'bf16'}, ${seq} tokens a sequence, ${warmup} warm-up + ${steps} timed steps`);
+  console.log(
+    `backend ${backendName} (${device.describe()}), precision ${applied.effective}, base ${quant === 'nf4' ? 'nf4 (block 64, double quant)' : 'bf16'}, ${seq} tokens a sequence, ${warmup} warm-up + ${steps} timed steps`,
+  );
   const rows: Row[] = [];
   for (const key of arg('models', 'llama,qwen').split(',')) {
     if (!CONFIGS[key]) throw new Error(`--models ${key}: expected some of ${Object.keys(CONFIGS).join(', ')}`);
     const batch = Number(arg('batch', MODEL_DEFAULTS[key]?.batch ?? '8'));
     const t0 = Date.now();
     const model = buildModel(key, backendName === 'cuda', quant as 'none' | 'nf4');
-    console.log(`${NAMES[key]}: ${(model.parameterCount() / 1e9).toFixed(3)}B parameters built in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${(device.memory().inUse / 2 ** 30).toFixed(2)} GiB on the device`);
+    console.log(
+      `${NAMES[key]}: ${(model.parameterCount() / 1e9).toFixed(3)}B parameters built in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${(device.memory().inUse / 2 ** 30).toFixed(2)} GiB on the device`,
+    );
     for (const adapterKey of arg('adapters', 'lora,loreft').split(',')) {
-      for (const ckpt of arg('ckpt', MODEL_DEFAULTS[key]?.ckpt ?? 'off,on').split(',').map((c) => c === 'on')) {
-        const row: Row = { model: `${NAMES[key]!}${quant === 'nf4' ? ' nf4' : ''}`, adapter: adapterKey, ckpt, batch, tokensPerS: null, peakGiB: null, stepS: null, estimateGiB: null, callsPerStep: null, note: '' };
+      for (const ckpt of arg('ckpt', MODEL_DEFAULTS[key]?.ckpt ?? 'off,on')
+        .split(',')
+        .map((c) => c === 'on')) {
+        const row: Row = {
+          model: `${NAMES[key]!}${quant === 'nf4' ? ' nf4' : ''}`,
+          adapter: adapterKey,
+          ckpt,
+          batch,
+          tokensPerS: null,
+          peakGiB: null,
+          stepS: null,
+          estimateGiB: null,
+          callsPerStep: null,
+          note: '',
+        };
         // Before the adapter exists: the estimate traces a twin of this case on the same backend.
-        row.estimateGiB = estimateMemory(benchRecipe(key, adapterKey, ckpt, batch, seq, backendName, quant as 'none' | 'nf4')).total / 2 ** 30;
+        row.estimateGiB =
+          estimateMemory(benchRecipe(key, adapterKey, ckpt, batch, seq, backendName, quant as 'none' | 'nf4')).total / 2 ** 30;
         const adapter = createAdapter(model, ADAPTERS[adapterKey]!, 42);
         const data = randomBatch(batch, seq, model.spec.vocabSize, 7, adapterKey !== 'lora');
         try {
           const m = await measureSteps(model, adapter, data, {
-            steps, warmup, checkpointing: ckpt, ...(process.argv.includes('--profile') ? { beforeTiming: profileStep } : {}),
+            steps,
+            warmup,
+            checkpointing: ckpt,
+            ...(process.argv.includes('--profile') ? { beforeTiming: profileStep } : {}),
           });
-          Object.assign(row, { tokensPerS: m.tokensPerS, stepS: m.stepS, peakGiB: m.peakGiB, callsPerStep: m.callsPerStep, note: `loss ${m.loss.toFixed(3)}` });
+          Object.assign(row, {
+            tokensPerS: m.tokensPerS,
+            stepS: m.stepS,
+            peakGiB: m.peakGiB,
+            callsPerStep: m.callsPerStep,
+            note: `loss ${m.loss.toFixed(3)}`,
+          });
         } catch (err) {
           row.note = `failed: ${(err as Error).message.slice(0, 300)}`;
         } finally {
@@ -99,17 +136,26 @@ async function main(): Promise<void> {
         }
         rows.push(row);
         const calls = row.callsPerStep === null ? '' : `, ${Math.round(row.callsPerStep)} addon calls/step`;
-        const estimate = row.estimateGiB === null ? '' : ` (estimated ${row.estimateGiB.toFixed(2)} GiB, ${estimateError(row.estimateGiB * 2 ** 30, row.peakGiB! * 2 ** 30)})`;
-        console.log(`${row.model} ${row.adapter} ckpt=${ckpt ? 'on' : 'off'}: ${row.tokensPerS ? `${Math.round(row.tokensPerS)} tokens/s, ${row.stepS!.toFixed(3)} s/step, peak ${row.peakGiB!.toFixed(2)} GiB${estimate}${calls}` : ''} ${row.note}`);
+        const estimate =
+          row.estimateGiB === null
+            ? ''
+            : ` (estimated ${row.estimateGiB.toFixed(2)} GiB, ${estimateError(row.estimateGiB * 2 ** 30, row.peakGiB! * 2 ** 30)})`;
+        console.log(
+          `${row.model} ${row.adapter} ckpt=${ckpt ? 'on' : 'off'}: ${row.tokensPerS ? `${Math.round(row.tokensPerS)} tokens/s, ${row.stepS!.toFixed(3)} s/step, peak ${row.peakGiB!.toFixed(2)} GiB${estimate}${calls}` : ''} ${row.note}`,
+        );
         console.log(`  tensors ${tf.memory().numTensors}, in use ${(device.memory().inUse / 2 ** 30).toFixed(2)} GiB`);
       }
     }
     model.dispose();
   }
-  console.log('\n| model | adapter | batch × seq | activation checkpointing | tokens/s | s/step | addon calls/step | peak GPU memory (GiB) | estimated (GiB) | note |');
+  console.log(
+    '\n| model | adapter | batch × seq | activation checkpointing | tokens/s | s/step | addon calls/step | peak GPU memory (GiB) | estimated (GiB) | note |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
-    console.log(`| ${r.model} | ${r.adapter} | ${r.batch} × ${seq} | ${r.ckpt ? 'on' : 'off'} | ${r.tokensPerS ? Math.round(r.tokensPerS) : '—'} | ${r.stepS?.toFixed(3) ?? '—'} | ${r.callsPerStep === null ? '—' : Math.round(r.callsPerStep)} | ${r.peakGiB?.toFixed(2) ?? '—'} | ${r.estimateGiB?.toFixed(2) ?? '—'} | ${r.note} |`);
+    console.log(
+      `| ${r.model} | ${r.adapter} | ${r.batch} × ${seq} | ${r.ckpt ? 'on' : 'off'} | ${r.tokensPerS ? Math.round(r.tokensPerS) : '—'} | ${r.stepS?.toFixed(3) ?? '—'} | ${r.callsPerStep === null ? '—' : Math.round(r.callsPerStep)} | ${r.peakGiB?.toFixed(2) ?? '—'} | ${r.estimateGiB?.toFixed(2) ?? '—'} | ${r.note} |`,
+    );
   }
 }
 

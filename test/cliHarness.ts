@@ -52,7 +52,8 @@ export function snapshot(dir: string): Record<string, string> {
 export function shortRows(): string[] {
   const rows: string[] = [];
   for (const who of ['Alice', 'The Queen', 'The Hatter', 'The cat']) {
-    for (const what of ['ran', 'sat', 'slept', 'sang', 'read', 'fell', 'hid', 'ate']) rows.push(JSON.stringify({ text: `${who} ${what}.` }));
+    for (const what of ['ran', 'sat', 'slept', 'sang', 'read', 'fell', 'hid', 'ate'])
+      rows.push(JSON.stringify({ text: `${who} ${what}.` }));
   }
   return rows;
 }
@@ -65,15 +66,18 @@ export function shortRows(): string[] {
 export function tinyRecipe(dir: string, training: string, extra: string[] = []): string {
   const file = path.join(dir, 'recipe.yaml');
   writeFileSync(path.join(dir, 'data.jsonl'), `${shortRows().join('\n')}\n`);
-  writeFileSync(file, [
-    `model: { path: ${path.join(repoRoot, 'models/tiny-llama')}, backend: cpu }`,
-    'adapter: { type: lora, r: 1, target_modules: [q_proj] }',
-    'data: { path: data.jsonl, format: text, max_length: 12 }',
-    `training: { batch_size: 1, learning_rate: 1.0e-3, lr_scheduler: constant, seed: 3, ${training} }`,
-    'logging: { every_steps: 1, tensorboard: false }',
-    `output: { dir: ${path.join(dir, 'run')}, export: [peft] }`,
-    ...extra,
-  ].join('\n'));
+  writeFileSync(
+    file,
+    [
+      `model: { path: ${path.join(repoRoot, 'models/tiny-llama')}, backend: cpu }`,
+      'adapter: { type: lora, r: 1, target_modules: [q_proj] }',
+      'data: { path: data.jsonl, format: text, max_length: 12 }',
+      `training: { batch_size: 1, learning_rate: 1.0e-3, lr_scheduler: constant, seed: 3, ${training} }`,
+      'logging: { every_steps: 1, tensorboard: false }',
+      `output: { dir: ${path.join(dir, 'run')}, export: [peft] }`,
+      ...extra,
+    ].join('\n'),
+  );
   return file;
 }
 

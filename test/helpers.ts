@@ -40,7 +40,11 @@ export function referenceBatch(file: string): { inputIds: number[][]; attentionM
   try {
     const [b, s] = ref.entry('input_ids').shape as [number, number];
     const get = (k: string) => rows(ref.read(k).data as ArrayLike<number>, b, s);
-    return { inputIds: get('input_ids'), attentionMask: get('attention_mask'), labels: ref.has('labels') ? get('labels') : get('input_ids') };
+    return {
+      inputIds: get('input_ids'),
+      attentionMask: get('attention_mask'),
+      labels: ref.has('labels') ? get('labels') : get('input_ids'),
+    };
   } finally {
     ref.close();
   }

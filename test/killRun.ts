@@ -7,7 +7,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from './helpers.js';
 
-export interface KilledRun { code: number | null; signal: NodeJS.Signals | null; lastStep: number; stderr: string }
+export interface KilledRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  lastStep: number;
+  stderr: string;
+}
 
 /** Call `onStep` with each step `train --json` reports on the child's stdout. */
 export function onSteps(child: ChildProcess, onStep: (step: number) => void): void {

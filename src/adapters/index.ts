@@ -59,7 +59,9 @@ function checkKeys(config: Record<string, unknown>, allowed: string[], where: st
     if (allowed.includes(key)) continue;
     const near = allowed.map((a) => [a, editDistance(a, key)] as const).sort((x, y) => x[1] - y[1])[0]!;
     const hint = near[1] <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean '${near[0]}'?)` : '';
-    throw new AdapterError(`${where}: unknown key '${key}'${hint}; valid keys for type ${String(config.type)} are ${allowed.slice(1).join(', ')}`);
+    throw new AdapterError(
+      `${where}: unknown key '${key}'${hint}; valid keys for type ${String(config.type)} are ${allowed.slice(1).join(', ')}`,
+    );
   }
 }
 
@@ -93,11 +95,15 @@ export function detectAdapterFormat(dir: string): AdapterFormat {
       // reported by the pyreft reader below
     }
     if (parsed.model_type !== undefined && parsed.representations === undefined) {
-      throw new AdapterError(`${dir}: holds a model (config.json with model_type '${String(parsed.model_type)}'), not an adapter; PEFT adapters have ${PEFT_CONFIG_FILE}, pyreft ones config.json + intkey_*.bin`);
+      throw new AdapterError(
+        `${dir}: holds a model (config.json with model_type '${String(parsed.model_type)}'), not an adapter; PEFT adapters have ${PEFT_CONFIG_FILE}, pyreft ones config.json + intkey_*.bin`,
+      );
     }
     return 'pyreft';
   }
-  throw new AdapterError(`${dir}: not an adapter folder: expected ${PEFT_CONFIG_FILE} + adapter_model.safetensors (PEFT) or config.json + intkey_<key>.bin (pyreft)`);
+  throw new AdapterError(
+    `${dir}: not an adapter folder: expected ${PEFT_CONFIG_FILE} + adapter_model.safetensors (PEFT) or config.json + intkey_<key>.bin (pyreft)`,
+  );
 }
 
 /** What a pyreft folder may not record: dropout, act_fn, and (in folders pyreft wrote) the positions. */
@@ -113,26 +119,45 @@ export interface ReftLoadOptions {
  * (target modules exist, shapes match the model). pyreft does not save dropout or act_fn;
  * pass them in `reft` when the interventions were trained with a non-linear act_fn.
  */
-export async function loadAdapter(dir: string, model: AdapterHost, options: { seed?: number; reft?: ReftLoadOptions } = {}): Promise<AnyAdapter> {
+export async function loadAdapter(
+  dir: string,
+  model: AdapterHost,
+  options: { seed?: number; reft?: ReftLoadOptions } = {},
+): Promise<AnyAdapter> {
   const format = detectAdapterFormat(dir);
   if (format === 'peft') {
     const folder = readPeftFolder(dir);
-    return LoraAdapter.fromTensors(model, loraFromPeftConfig(folder.config, folder.configFile), folder.tensors, folder.weightsFile, options.seed ?? 0);
+    return LoraAdapter.fromTensors(
+      model,
+      loraFromPeftConfig(folder.config, folder.configFile),
+      folder.tensors,
+      folder.weightsFile,
+      options.seed ?? 0,
+    );
   }
   const folder = await readPyreftFolder(dir);
-  return ReftAdapter.fromPyreft(model, folder.interventions, dir, { ...options.reft, positions: options.reft?.positions ?? folder.positions, seed: options.seed });
+  return ReftAdapter.fromPyreft(model, folder.interventions, dir, {
+    ...options.reft,
+    positions: options.reft?.positions ?? folder.positions,
+    seed: options.seed,
+  });
 }
 
 /** Save an adapter: LoRA as a PEFT folder, ReFT as a pyreft folder. Files are written atomically. */
 export async function saveAdapter(adapter: Adapter, dir: string, format: AdapterFormat, meta: SaveMeta = {}): Promise<void> {
   if (adapter instanceof LoraAdapter) {
-    if (format !== 'peft') throw new AdapterError(`cannot save a LoRA adapter as '${format}': LoRA adapters are saved as PEFT folders (format 'peft')`);
-    const config = loraToPeftConfig(adapter.config, adapter.modelType, adapter.targets(), { baseModelNameOrPath: meta.baseModelNameOrPath ?? null, revision: meta.revision });
+    if (format !== 'peft')
+      throw new AdapterError(`cannot save a LoRA adapter as '${format}': LoRA adapters are saved as PEFT folders (format 'peft')`);
+    const config = loraToPeftConfig(adapter.config, adapter.modelType, adapter.targets(), {
+      baseModelNameOrPath: meta.baseModelNameOrPath ?? null,
+      revision: meta.revision,
+    });
     await writePeftFolder(dir, config, adapter.exportTensors());
     return;
   }
   if (adapter instanceof ReftAdapter) {
-    if (format !== 'pyreft') throw new AdapterError(`cannot save a ReFT adapter as '${format}': ReFT adapters are saved as pyreft folders (format 'pyreft')`);
+    if (format !== 'pyreft')
+      throw new AdapterError(`cannot save a ReFT adapter as '${format}': ReFT adapters are saved as pyreft folders (format 'pyreft')`);
     await writePyreftFolder(dir, { interventions: adapter.toPyreft(), positions: adapter.settings.positions });
     return;
   }

@@ -7,21 +7,27 @@
  * (the reference's) is the one the fused kernels regenerate from the same two integers.
  */
 
-const M0 = 0xd2511f53, M1 = 0xcd9e8d57;
-const W0 = 0x9e3779b9, W1 = 0xbb67ae85;
+const M0 = 0xd2511f53,
+  M1 = 0xcd9e8d57;
+const W0 = 0x9e3779b9,
+  W1 = 0xbb67ae85;
 
 /** The high 32 bits of the 64-bit product of two unsigned 32-bit integers (exact in doubles: each partial < 2⁴⁸). */
 function mulhi(a: number, b: number): number {
-  const high = (a >>> 16) * b, low = (a & 0xffff) * b;
+  const high = (a >>> 16) * b,
+    low = (a & 0xffff) * b;
   return Math.floor((high + Math.floor(low / 65536)) / 65536) >>> 0;
 }
 
 /** Ten Philox rounds over the counter `c` (four words, in place) with the key (k0, k1). */
 function rounds(c: Uint32Array, k0: number, k1: number): void {
   for (let round = 0; round < 10; round++) {
-    const c0 = c[0]!, c2 = c[2]!;
-    const hi0 = mulhi(M0, c0), lo0 = Math.imul(M0, c0);
-    const hi1 = mulhi(M1, c2), lo1 = Math.imul(M1, c2);
+    const c0 = c[0]!,
+      c2 = c[2]!;
+    const hi0 = mulhi(M0, c0),
+      lo0 = Math.imul(M0, c0);
+    const hi1 = mulhi(M1, c2),
+      lo1 = Math.imul(M1, c2);
     c[0] = hi1 ^ c[1]! ^ k0;
     c[1] = lo1;
     c[2] = hi0 ^ c[3]! ^ k1;
@@ -32,7 +38,10 @@ function rounds(c: Uint32Array, k0: number, k1: number): void {
 }
 
 /** Philox-4x32-10 of a 128-bit counter and a 64-bit key, as four unsigned 32-bit words. */
-export function philox4x32(counter: readonly [number, number, number, number], key: readonly [number, number]): [number, number, number, number] {
+export function philox4x32(
+  counter: readonly [number, number, number, number],
+  key: readonly [number, number],
+): [number, number, number, number] {
   const c = Uint32Array.from(counter);
   rounds(c, key[0] >>> 0, key[1] >>> 0);
   return [c[0]!, c[1]!, c[2]!, c[3]!];
@@ -79,7 +88,8 @@ export function dropoutScale(rate: number): number {
  */
 export function philoxDropoutMask(seed: number, offset: number, n: number, rate: number): Float32Array {
   checkStream(seed, offset);
-  const threshold = dropoutKeepThreshold(rate), scale = dropoutScale(rate);
+  const threshold = dropoutKeepThreshold(rate),
+    scale = dropoutScale(rate);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = philoxBits24(seed, offset + i) >= threshold ? scale : 0;
   return out;

@@ -53,10 +53,13 @@ export class Model {
 
   /** Logits [batch, seq, vocab] (a tfjs Tensor the caller disposes). */
   async forward(input: ForwardInput): Promise<{ logits: Tensor }> {
-    const logits = tf.tidy(() => this.base.run(
-      { inputIds: input.inputIds, attentionMask: input.attentionMask },
-      { hooks: this.adapter, ctx: { training: false, positions: input.positions } },
-    ).logits);
+    const logits = tf.tidy(
+      () =>
+        this.base.run(
+          { inputIds: input.inputIds, attentionMask: input.attentionMask },
+          { hooks: this.adapter, ctx: { training: false, positions: input.positions } },
+        ).logits,
+    );
     return { logits };
   }
 
@@ -85,7 +88,9 @@ export class Model {
     if (!(this.adapter instanceof ReftAdapter)) return undefined;
     const { positions, groups } = this.adapter.settings;
     if (positions === undefined) {
-      throw new AdapterError(`${this.adapterSource ?? 'the ReFT adapter'}: does not record which prompt positions it acts on (pyreft saves no positions; typetune's exports do); pass those it was trained with, e.g. --positions f1+l1 (loadModel's reft.positions)`);
+      throw new AdapterError(
+        `${this.adapterSource ?? 'the ReFT adapter'}: does not record which prompt positions it acts on (pyreft saves no positions; typetune's exports do); pass those it was trained with, e.g. --positions f1+l1 (loadModel's reft.positions)`,
+      );
     }
     return promptPositions(length, { positions, shareWeights: groups === 1 });
   }
@@ -105,7 +110,9 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     const adapter = adapterDir ? await loadAdapter(adapterDir, base, { reft: opts.reft }) : undefined;
     if (opts.reft?.positions !== undefined && adapter && !(adapter instanceof ReftAdapter)) {
       adapter.dispose();
-      throw new AdapterError(`${opts.adapter}: a LoRA adapter has no intervention positions; positions apply to pyreft (ReFT) adapters only`);
+      throw new AdapterError(
+        `${opts.adapter}: a LoRA adapter has no intervention positions; positions apply to pyreft (ReFT) adapters only`,
+      );
     }
     return new Model(base, adapter, undefined, opts.adapter);
   } catch (err) {

@@ -16,7 +16,12 @@ export function normChunkRows(inFeatures: number, outFeatures: number): number {
 }
 
 /** A DoRA projection as its scratch sees it: `sliceWidth` the widest output slice a half writes, `dropping` with LoRA dropout. */
-export interface DoraShape { inFeatures: number; outFeatures: number; sliceWidth: number; dropping: boolean }
+export interface DoraShape {
+  inFeatures: number;
+  outFeatures: number;
+  sliceWidth: number;
+  dropping: boolean;
+}
 
 /** Elements of the scratch a half's DoRA projections share in `pass` over `rows` tokens (0 without DoRA). */
 export function doraScratchElements(projections: readonly DoraShape[], rows: number, pass: 'forward' | 'backward'): number {
@@ -29,7 +34,8 @@ export function doraScratchElements(projections: readonly DoraShape[], rows: num
 }
 
 /** Rows a columnDot block sums, and at most how many such chunks it splits the rows into (kernels/src/dora.cu kDotChunkRows, kDotMaxChunks). */
-const DOT_CHUNK_ROWS = 128, DOT_MAX_CHUNKS = 64;
+const DOT_CHUNK_ROWS = 128,
+  DOT_MAX_CHUNKS = 64;
 
 /** Bytes of columnDot's f32 partial sums over `rows` × `cols`: a row of `cols` per chunk of rows. */
 export function columnDotPartialBytes(rows: number, cols: number): number {

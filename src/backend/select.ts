@@ -51,9 +51,10 @@ export async function useBackend(name: BackendName = 'cpu'): Promise<string> {
   else if (name !== 'cpu') {
     const loaded = await loaders[name]!();
     if (!loaded) {
-      const how = name === 'cuda'
-        ? 'build the addon with `npm run build:cuda` on a machine with the CUDA toolkit and a GPU'
-        : 'it needs the optional peer @tensorflow/tfjs-node (or -gpu) installed';
+      const how =
+        name === 'cuda'
+          ? 'build the addon with `npm run build:cuda` on a machine with the CUDA toolkit and a GPU'
+          : 'it needs the optional peer @tensorflow/tfjs-node (or -gpu) installed';
       throw new BackendError(`backend '${name}' is not available here (${how}); available: ${(await availableBackends()).join(', ')}`);
     }
   }

@@ -10,9 +10,12 @@ import { loadRecipe } from '../recipe/load.js';
 
 /** The launcher's own options, as both commands declare them. */
 export const LAUNCH_OPTIONS = {
-  gpus: { type: 'number', describe: 'start one process per GPU on this node (data parallel; how they share: the recipe\'s distributed.strategy)' },
+  gpus: {
+    type: 'number',
+    describe: "start one process per GPU on this node (data parallel; how they share: the recipe's distributed.strategy)",
+  },
   nnodes: { type: 'number', default: 1, describe: 'machines in the job (with --gpus)' },
-  'node-rank': { type: 'number', default: 0, describe: 'this machine\'s index, 0…nnodes−1 (with --gpus)' },
+  'node-rank': { type: 'number', default: 0, describe: "this machine's index, 0…nnodes−1 (with --gpus)" },
   'master-addr': { type: 'string', default: '127.0.0.1', describe: 'address of node 0, where rank 0 listens (with --gpus)' },
   'master-port': { type: 'number', default: 29500, describe: 'port rank 0 listens on (with --gpus)' },
 } as const;
@@ -26,7 +29,8 @@ export interface LaunchArgs {
 }
 
 /** The launch command line, for messages that say how it is written. */
-export const LAUNCH_USAGE = 'typetune launch --gpus N [--nnodes M --node-rank I --master-addr HOST --master-port PORT] -- --recipe FILE [--set key=value …]';
+export const LAUNCH_USAGE =
+  'typetune launch --gpus N [--nnodes M --node-rank I --master-addr HOST --master-port PORT] -- --recipe FILE [--set key=value …]';
 
 /** A launch command line that cannot be run as written: the CLI prints it as one line, exit 2. */
 export class LaunchUsageError extends Error {
@@ -53,7 +57,7 @@ function recipeArgs(args: readonly string[]): { file: string; sets: string[] } {
     if (m[1] === 'recipe') file = value;
     else sets.push(value);
   }
-  if (!file) throw new LaunchUsageError('no recipe to train: give train\'s --recipe FILE');
+  if (!file) throw new LaunchUsageError("no recipe to train: give train's --recipe FILE");
   return { file, sets };
 }
 

@@ -5,9 +5,19 @@
 import { describeFsError } from '../io/fsErrors.js';
 
 const EXPECTED = new Set([
-  'SafetensorsError', 'ConfigError', 'WeightError', 'RecipeError', 'DataError', 'AdapterError', 'QuantStateError', 'PickleError', 'ZipError',
+  'SafetensorsError',
+  'ConfigError',
+  'WeightError',
+  'RecipeError',
+  'DataError',
+  'AdapterError',
+  'QuantStateError',
+  'PickleError',
+  'ZipError',
   // A bad pyreft folder, and the torch files in it (a refused pickle among them).
-  'PyreftFolderError', 'TorchFileError', 'UnsafePickleError',
+  'PyreftFolderError',
+  'TorchFileError',
+  'UnsafePickleError',
 ]);
 
 /** The one line and exit code for an error the user can act on (bad input, a filesystem refusal, a diverged run), or null for a bug. */
@@ -33,5 +43,9 @@ export function reportError(err: unknown): never {
 
 /** Messages (yargs' among them) that span lines, joined into one. */
 export function oneLine(message: string): string {
-  return message.split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
+  return message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(' ');
 }

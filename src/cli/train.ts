@@ -34,11 +34,31 @@ export async function trainCli(argv: string[], scriptName = 'train'): Promise<nu
     .scriptName(scriptName)
     .usage('$0 --recipe FILE [--set key=value …] [--resume [DIR] | --overwrite] [--json]')
     .option('recipe', { type: 'string', demandOption: true, describe: 'recipe YAML file, e.g. recipes/lora.yaml' })
-    .option('set', { type: 'string', array: true, default: [] as string[], describe: 'override a recipe key, e.g. --set training.max_steps=20 (repeatable)' })
-    .option('resume', { type: 'string', describe: 'continue from a checkpoint folder, or a run folder\'s newest (default: the newest in output.dir)' })
-    .option('overwrite', { type: 'boolean', default: false, describe: 'start afresh in an output.dir that holds a run, moving that run to <dir>.old-<time> (nothing is deleted)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object per event on stdout; stderr then carries only warnings and errors' })
-    .option('force', { type: 'boolean', default: false, describe: 'train even when the memory estimate exceeds what the GPU has free (refused before step 1 otherwise)' })
+    .option('set', {
+      type: 'string',
+      array: true,
+      default: [] as string[],
+      describe: 'override a recipe key, e.g. --set training.max_steps=20 (repeatable)',
+    })
+    .option('resume', {
+      type: 'string',
+      describe: "continue from a checkpoint folder, or a run folder's newest (default: the newest in output.dir)",
+    })
+    .option('overwrite', {
+      type: 'boolean',
+      default: false,
+      describe: 'start afresh in an output.dir that holds a run, moving that run to <dir>.old-<time> (nothing is deleted)',
+    })
+    .option('json', {
+      type: 'boolean',
+      default: false,
+      describe: 'print one JSON object per event on stdout; stderr then carries only warnings and errors',
+    })
+    .option('force', {
+      type: 'boolean',
+      default: false,
+      describe: 'train even when the memory estimate exceeds what the GPU has free (refused before step 1 otherwise)',
+    })
     .options(LAUNCH_OPTIONS)
     .example('$0 --recipe recipes/loreft.yaml', 'train as the recipe says')
     .example('$0 --recipe recipes/lora.yaml --set training.max_steps=20 --resume', 'continue the last run')
@@ -79,8 +99,12 @@ export async function trainCli(argv: string[], scriptName = 'train'): Promise<nu
     return 2;
   }
   // Rank 0 reports the run; every rank reports its own memory (they differ under ZeRO).
-  if (trainer.isLeader) attachReporter(trainer, { json: args.json, err: process.stderr, out: process.stdout, everySteps: trainer.recipe.logging.every_steps });
-  if (job) trainer.on('end', (e) => process.stderr.write(`rank ${job.rank} of ${job.worldSize}: peak memory ${formatBytes(e.measuredPeakBytes)}, ${e.measuredPeakOf}\n`));
+  if (trainer.isLeader)
+    attachReporter(trainer, { json: args.json, err: process.stderr, out: process.stdout, everySteps: trainer.recipe.logging.every_steps });
+  if (job)
+    trainer.on('end', (e) =>
+      process.stderr.write(`rank ${job.rank} of ${job.worldSize}: peak memory ${formatBytes(e.measuredPeakBytes)}, ${e.measuredPeakOf}\n`),
+    );
   // Before step 1, what the step's peak memory will hold (the end line sets the measured peak beside it).
   if (!args.json && trainer.isLeader) {
     trainer.on('start', () => {
@@ -93,7 +117,8 @@ export async function trainCli(argv: string[], scriptName = 'train'): Promise<nu
   const resume = args.resume === undefined ? undefined : args.resume === '' ? true : args.resume;
   try {
     const summary = await trainer.train({ resume, overwrite: args.overwrite, force: args.force });
-    if (summary.pushed) process.stderr.write(`pushed ${summary.pushed.folder} to ${summary.pushed.repo}@${summary.pushed.revision}: ${summary.pushed.url}\n`);
+    if (summary.pushed)
+      process.stderr.write(`pushed ${summary.pushed.folder} to ${summary.pushed.repo}@${summary.pushed.revision}: ${summary.pushed.url}\n`);
     return summary.interrupted ? signalExitCode(summary.interrupted) : 0;
   } catch (err) {
     const known = userError(err);

@@ -70,7 +70,7 @@ function checkOptions(n: number, opts: BatchOptions): void {
 
 /** The example indices of one epoch, for this rank. */
 export function epochOrder(n: number, opts: Pick<BatchOptions, 'shuffle' | 'seed' | 'epoch' | 'shard'>): number[] {
-  let order = opts.shuffle ?? true ? permutation(n, opts.seed ?? 0, opts.epoch ?? 0) : Array.from({ length: n }, (_, i) => i);
+  let order = (opts.shuffle ?? true) ? permutation(n, opts.seed ?? 0, opts.epoch ?? 0) : Array.from({ length: n }, (_, i) => i);
   if (opts.shard && opts.shard.worldSize > 1) {
     const { rank, worldSize } = opts.shard;
     const total = Math.ceil(n / worldSize) * worldSize;
@@ -108,7 +108,9 @@ export function collate(examples: TokenizedExample[], opts: Pick<BatchOptions, '
       const lists = perExample.map((p) => p[g]!);
       const k = Math.max(...lists.map((l) => l.length));
       // A short prompt can give a different count (pyreft's shared branch); pad to the batch's k.
-      return lists.map((l, b) => padTo(l, k, (spec.padMode ?? 'first') === 'first' ? -1 : Math.min(examples[b]!.promptLength, examples[b]!.inputIds.length - 1)));
+      return lists.map((l, b) =>
+        padTo(l, k, (spec.padMode ?? 'first') === 'first' ? -1 : Math.min(examples[b]!.promptLength, examples[b]!.inputIds.length - 1)),
+      );
     });
     const grouped = batch.interventionPositions;
     batch.positions = examples.map((_, b) => grouped.flatMap((g) => g[b]!));
@@ -119,7 +121,11 @@ export function collate(examples: TokenizedExample[], opts: Pick<BatchOptions, '
 /** Batch `index` of an epoch whose order is `order`. */
 function batchAt(examples: TokenizedExample[], order: number[], index: number, opts: BatchOptions): Batch {
   const idx = order.slice(index * opts.batchSize, (index + 1) * opts.batchSize);
-  return collate(idx.map((i) => examples[i]!), opts, idx);
+  return collate(
+    idx.map((i) => examples[i]!),
+    opts,
+    idx,
+  );
 }
 
 /** All batches of one epoch (`opts.epoch`, default 0). */

@@ -32,13 +32,20 @@ function boundedRange(): (...args: unknown[]) => number[] {
   let left = MAX_RANGE_PER_RENDER;
   return (...args) => {
     const written = `range(${args.map((a) => JSON.stringify(a) ?? String(a)).join(', ')})`;
-    if (args.length < 1 || args.length > 3 || !args.every((a) => Number.isSafeInteger(a))) throw new Error(`${written}: range takes 1 to 3 integers`);
+    if (args.length < 1 || args.length > 3 || !args.every((a) => Number.isSafeInteger(a)))
+      throw new Error(`${written}: range takes 1 to 3 integers`);
     const [start, stop, step = 1] = (args.length === 1 ? [0, args[0]] : args) as number[];
     if (step === 0) throw new Error(`${written}: range() step must not be zero`);
     const n = rangeLength(start!, stop!, step);
-    if (n > MAX_RANGE) throw new Error(`${written} would make ${n} items; a chat template's range may make at most ${MAX_RANGE} (jinja2's sandbox MAX_RANGE)`);
+    if (n > MAX_RANGE)
+      throw new Error(
+        `${written} would make ${n} items; a chat template's range may make at most ${MAX_RANGE} (jinja2's sandbox MAX_RANGE)`,
+      );
     left -= n;
-    if (left < 0) throw new Error(`${written}: the template's ranges make more than ${MAX_RANGE_PER_RENDER} items in one rendering (nested loops); a chat template may make at most that many`);
+    if (left < 0)
+      throw new Error(
+        `${written}: the template's ranges make more than ${MAX_RANGE_PER_RENDER} items in one rendering (nested loops); a chat template may make at most that many`,
+      );
     return Array.from({ length: n }, (_, i) => start! + i * step);
   };
 }
@@ -65,10 +72,11 @@ function rerouteRange(node: unknown): void {
     return;
   }
   for (const [field, child] of Object.entries(n)) {
-    const notAReference = (n.type === 'MemberExpression' && field === 'property' && !n.computed)
-      || (n.type === 'KeywordArgumentExpression' && field === 'key')
-      || (n.type === 'FilterExpression' && field === 'filter')
-      || (n.type === 'TestExpression' && field === 'test');
+    const notAReference =
+      (n.type === 'MemberExpression' && field === 'property' && !n.computed) ||
+      (n.type === 'KeywordArgumentExpression' && field === 'key') ||
+      (n.type === 'FilterExpression' && field === 'filter') ||
+      (n.type === 'TestExpression' && field === 'test');
     if (!notAReference) rerouteRange(child);
   }
 }

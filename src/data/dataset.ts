@@ -3,14 +3,7 @@
  * format, truncate, drop rows with nothing to learn, optionally pack) and their batches.
  */
 import path from 'node:path';
-import {
-  batchesPerEpoch,
-  iterateBatches,
-  makeBatches,
-  type Batch,
-  type BatchOptions,
-  type DataPosition,
-} from './batching.js';
+import { batchesPerEpoch, iterateBatches, makeBatches, type Batch, type BatchOptions, type DataPosition } from './batching.js';
 import { DataError } from './errors.js';
 import { lossTargets, truncate, type TokenizedExample } from './example.js';
 import { FORMATS, type FormatName } from './formats/index.js';
@@ -126,7 +119,16 @@ export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseD
     throw new DataError('data.packing needs data.max_length (the tokenizer has no model_max_length)');
   }
   let stats: DatasetStats = {
-    rows: rowSet.rows.length, examples: 0, truncated: 0, firstTruncated: null, empty: 0, firstEmpty: null, dropped: 0, firstDropped: null, tokens: 0, supervisedTokens: 0,
+    rows: rowSet.rows.length,
+    examples: 0,
+    truncated: 0,
+    firstTruncated: null,
+    empty: 0,
+    firstEmpty: null,
+    dropped: 0,
+    firstDropped: null,
+    tokens: 0,
+    supervisedTokens: 0,
   };
   let examples: TokenizedExample[] = [];
   const tooLong = { count: 0, first: '' };

@@ -45,12 +45,16 @@ export function mixSources(sources: readonly MixtureSource[], seed: number): { e
     let picked: TokenizedExample[];
     let rule: string;
     if (s.take !== null) {
-      if (s.take > n) throw new DataError(`data.sources item ${i + 1} (${s.name}): take: ${s.take} asks for more examples than it has (${n})`);
+      if (s.take > n)
+        throw new DataError(`data.sources item ${i + 1} (${s.name}): take: ${s.take} asks for more examples than it has (${n})`);
       picked = s.examples.slice(0, s.take);
       rule = `take ${s.take}`;
     } else if (s.weight !== null) {
       const want = Math.max(1, Math.floor((weightedTotal * s.weight) / totalWeight + 1e-9));
-      picked = permutation(n, seed, DRAW_SALT + i).slice(0, want).sort((a, b) => a - b).map((k) => s.examples[k]!);
+      picked = permutation(n, seed, DRAW_SALT + i)
+        .slice(0, want)
+        .sort((a, b) => a - b)
+        .map((k) => s.examples[k]!);
       rule = `weight ${s.weight}`;
     } else {
       picked = s.examples;

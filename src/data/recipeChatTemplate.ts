@@ -26,8 +26,11 @@ export async function recipeChatTemplate(value: string | null): Promise<ChatTemp
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // readRegularText's own refusals (a FIFO, a huge file) name the file already.
-    throw new DataError(code ? `data.chat_template ${value}: cannot read the template file (${code})` : `data.chat_template: ${(err as Error).message}`);
+    throw new DataError(
+      code ? `data.chat_template ${value}: cannot read the template file (${code})` : `data.chat_template: ${(err as Error).message}`,
+    );
   }
-  if (!isInlineTemplate(template)) throw new DataError(`data.chat_template ${value}: not a Jinja chat template (it holds no {{ … }} or {% … %})`);
+  if (!isInlineTemplate(template))
+    throw new DataError(`data.chat_template ${value}: not a Jinja chat template (it holds no {{ … }} or {% … %})`);
   return { template, origin: `data.chat_template ${value}` };
 }

@@ -39,7 +39,6 @@ export interface ParsedPositions {
   lastN: number;
 }
 
-
 /** Parse pyreft's notation strictly (pyreft itself silently misreads e.g. `l1+f1`). */
 export function parsePositions(spec: string): ParsedPositions {
   const counts = parsePositionNotation(spec);
@@ -106,7 +105,9 @@ export function reftPositions(promptLength: number, positions: string, options: 
 export function groupOfIntervention(index: number, count: number, groups: number): number {
   if (groups === 1) return 0;
   if (count % 2 !== 0) {
-    throw new DataError(`positions fN+lM without share_weights need an even number of interventions (pyreft doubles the layers), got ${count}`);
+    throw new DataError(
+      `positions fN+lM without share_weights need an even number of interventions (pyreft doubles the layers), got ${count}`,
+    );
   }
   return index < count / 2 ? 0 : 1;
 }

@@ -262,7 +262,10 @@ export async function loadTokenizer(modelDir: string, options: LoadTokenizerOpti
     throw new DataError(`${tokenizerFile}: cannot build the tokenizer (${(err as Error).message})`);
   }
   const override = options.chatTemplate ?? null;
-  const chatTemplate = override !== null ? { text: override.template, file: override.origin, name: 'the template' } : await folderChatTemplate(config, configFile, modelDir);
+  const chatTemplate =
+    override !== null
+      ? { text: override.template, file: override.origin, name: 'the template' }
+      : await folderChatTemplate(config, configFile, modelDir);
   const maxLen = config.model_max_length;
   // transformers writes a huge sentinel (1e30) when there is no limit.
   const modelMaxLength = typeof maxLen === 'number' && maxLen > 0 && maxLen < 1e12 ? maxLen : undefined;

@@ -55,7 +55,9 @@ export function defaultTimeoutMs(): number {
 /** reduceScatter's precondition, checked the same way by every communicator. */
 export function checkScatterable(size: number, worldSize: number, where: string): void {
   if (size % worldSize !== 0) {
-    throw new CollectiveError(`${where}: reduceScatter needs a size divisible by the world size ${worldSize}, got ${size} (pad it: sharding.ts)`);
+    throw new CollectiveError(
+      `${where}: reduceScatter needs a size divisible by the world size ${worldSize}, got ${size} (pad it: sharding.ts)`,
+    );
   }
 }
 

@@ -8,10 +8,12 @@ import type { FlatLayout } from './sharding.js';
 /** The padded flat tensor [N·S] of the layout's tensors; `get` returning undefined means zeros. */
 export function flattenTensors(layout: FlatLayout, get: (name: string) => Tensor | undefined): Tensor {
   return tf.tidy(() => {
-    const parts: Tensor[] = layout.entries.filter((e) => e.size > 0).map((e) => {
-      const t = get(e.name);
-      return t ? tf.reshape(t, [e.size]) : tf.zeros([e.size]);
-    });
+    const parts: Tensor[] = layout.entries
+      .filter((e) => e.size > 0)
+      .map((e) => {
+        const t = get(e.name);
+        return t ? tf.reshape(t, [e.size]) : tf.zeros([e.size]);
+      });
     const pad = layout.paddedTotal - layout.total;
     if (pad > 0) parts.push(tf.zeros([pad]));
     if (parts.length === 0) return tf.zeros([0]);

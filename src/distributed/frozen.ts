@@ -70,7 +70,10 @@ export class FrozenShards {
   eager = false;
   private readonly memory: FrozenMemory = { shardBytes: 0, wholeBytes: 0 };
 
-  private constructor(private readonly weights: DecoderWeights, private readonly comm: Communicator) {}
+  private constructor(
+    private readonly weights: DecoderWeights,
+    private readonly comm: Communicator,
+  ) {}
 
   /** Shard `weights` in place; every rank must call it with the same model. */
   static async create(weights: DecoderWeights, comm: Communicator): Promise<FrozenShards> {
@@ -93,21 +96,31 @@ export class FrozenShards {
     const { rank } = this.comm;
     const densePaths = paths.filter((p) => this.weights.linear.get(p)!.kind === 'dense');
     const tensors = densePaths.map((p) => (this.weights.linear.get(p) as { w: Tensor }).w);
-    const denseLayout = new FlatLayout(densePaths.map((p, i) => ({ name: p, size: tensors[i]!.size })), this.comm.worldSize);
+    const denseLayout = new FlatLayout(
+      densePaths.map((p, i) => ({ name: p, size: tensors[i]!.size })),
+      this.comm.worldSize,
+    );
     const [lo] = denseLayout.shardRange(rank);
-    const shard = tensors.length === 0 ? null : tf.tidy(() => {
-      const parts = tensors.map((t) => tf.reshape(t, [t.size]));
-      const pad = denseLayout.paddedTotal - denseLayout.total;
-      if (pad > 0) parts.push(tf.zeros([pad]));
-      return tf.slice(parts.length === 1 ? parts[0]! : tf.concat(parts), [lo], [denseLayout.shardSize]);
-    });
+    const shard =
+      tensors.length === 0
+        ? null
+        : tf.tidy(() => {
+            const parts = tensors.map((t) => tf.reshape(t, [t.size]));
+            const pad = denseLayout.paddedTotal - denseLayout.total;
+            if (pad > 0) parts.push(tf.zeros([pad]));
+            return tf.slice(parts.length === 1 ? parts[0]! : tf.concat(parts), [lo], [denseLayout.shardSize]);
+          });
     this.memory.wholeBytes += tensors.reduce((n, t) => n + bytesOfTensor(t), 0);
 
-    const quantized = paths.filter((p) => this.weights.linear.get(p)!.kind === 'quantized')
+    const quantized = paths
+      .filter((p) => this.weights.linear.get(p)!.kind === 'quantized')
       .map((path) => ({ path, w: (this.weights.linear.get(path) as unknown as { weight: Quantized4bit }).weight }));
     // Bytes travel two to a float32 value (bytesToValues); the layout counts those values.
     const words = (n: number) => Math.ceil(n / 2);
-    const packedLayout = new FlatLayout(quantized.map(({ path, w }) => ({ name: path, size: words(w.packed.length) })), this.comm.worldSize);
+    const packedLayout = new FlatLayout(
+      quantized.map(({ path, w }) => ({ name: path, size: words(w.packed.length) })),
+      this.comm.worldSize,
+    );
     const allBytes = new Uint8Array(packedLayout.paddedTotal * 2);
     for (const { path, w } of quantized) allBytes.set(w.packed, packedLayout.offsets.get(path)! * 2);
     const [plo, phi] = packedLayout.shardRange(rank);
@@ -161,7 +174,11 @@ export class FrozenShards {
     if (dense.shard) {
       const whole = dense.whole ? tf.tensor(dense.whole) : this.comm.allGatherNow!(dense.shard);
       dense.paths.forEach((path, i) => {
-        const w = tf.keep(tf.tidy(() => tf.reshape(tf.slice(whole, [dense.layout.offsets.get(path)!], [tf.util.sizeFromShape(dense.shapes[i]!)]), dense.shapes[i]!)));
+        const w = tf.keep(
+          tf.tidy(() =>
+            tf.reshape(tf.slice(whole, [dense.layout.offsets.get(path)!], [tf.util.sizeFromShape(dense.shapes[i]!)]), dense.shapes[i]!),
+          ),
+        );
         this.weights.linear.set(path, { kind: 'dense', w });
       });
       whole.dispose();

@@ -15,7 +15,10 @@ export type Exchange = (op: string, data: Float32Array) => Promise<Float32Array[
 export abstract class HostCommunicator implements Communicator {
   abstract readonly kind: string;
 
-  constructor(readonly rank: number, readonly worldSize: number) {
+  constructor(
+    readonly rank: number,
+    readonly worldSize: number,
+  ) {
     checkRank(rank, worldSize, 'communicator');
   }
 

@@ -41,15 +41,19 @@ export function checkLaunchOptions(o: LaunchOptions): void {
   const int = (v: number, min: number) => Number.isInteger(v) && v >= min;
   if (!int(o.procsPerNode, 1)) throw new CollectiveError(`--gpus ${o.procsPerNode}: expected a positive integer`);
   if (!int(o.nnodes, 1)) throw new CollectiveError(`--nnodes ${o.nnodes}: expected a positive integer`);
-  if (!int(o.nodeRank, 0) || o.nodeRank >= o.nnodes) throw new CollectiveError(`--node-rank ${o.nodeRank}: expected 0…${o.nnodes - 1} (--nnodes ${o.nnodes})`);
+  if (!int(o.nodeRank, 0) || o.nodeRank >= o.nnodes)
+    throw new CollectiveError(`--node-rank ${o.nodeRank}: expected 0…${o.nnodes - 1} (--nnodes ${o.nnodes})`);
   if (!int(o.masterPort, 1) || o.masterPort > 65535) throw new CollectiveError(`--master-port ${o.masterPort}: not a TCP port`);
 }
 
 /** The device index local rank `i` gets: the i-th of the launcher's CUDA_VISIBLE_DEVICES, or i. */
 function visibleDevice(i: number, procs: number): string {
-  const list = process.env.CUDA_VISIBLE_DEVICES?.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = process.env.CUDA_VISIBLE_DEVICES?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (!list) return String(i);
-  if (list.length < procs) throw new CollectiveError(`--gpus ${procs}: CUDA_VISIBLE_DEVICES lists only ${list.length} device(s) (${list.join(',')})`);
+  if (list.length < procs)
+    throw new CollectiveError(`--gpus ${procs}: CUDA_VISIBLE_DEVICES lists only ${list.length} device(s) (${list.join(',')})`);
   return list[i]!;
 }
 
@@ -75,8 +79,13 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
       const rank = o.nodeRank * o.procsPerNode + local;
       const env: NodeJS.ProcessEnv = {
         ...process.env,
-        RANK: String(rank), WORLD_SIZE: String(worldSize), LOCAL_RANK: String(local), LOCAL_WORLD_SIZE: String(o.procsPerNode),
-        NODE_RANK: String(o.nodeRank), MASTER_ADDR: o.masterAddr, MASTER_PORT: String(o.masterPort),
+        RANK: String(rank),
+        WORLD_SIZE: String(worldSize),
+        LOCAL_RANK: String(local),
+        LOCAL_WORLD_SIZE: String(o.procsPerNode),
+        NODE_RANK: String(o.nodeRank),
+        MASTER_ADDR: o.masterAddr,
+        MASTER_PORT: String(o.masterPort),
         ...(o.assignGpus ? { CUDA_VISIBLE_DEVICES: visibleDevice(local, o.procsPerNode) } : {}),
       };
       // Rank 0 talks to the terminal; the others' lines are prefixed with their rank.
@@ -100,7 +109,9 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
             failed = { rank, code, signal };
             const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
             const others = children.filter((c) => !c.done).map((c) => c.rank);
-            log(`error: rank ${rank} (pid ${child.pid}) ${how}${others.length ? `; stopping rank${others.length > 1 ? 's' : ''} ${others.join(', ')}` : ''}`);
+            log(
+              `error: rank ${rank} (pid ${child.pid}) ${how}${others.length ? `; stopping rank${others.length > 1 ? 's' : ''} ${others.join(', ')}` : ''}`,
+            );
             stopAll('SIGTERM');
             killTimer = setTimeout(() => stopAll('SIGKILL'), o.graceMs);
           }
@@ -115,7 +126,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     process.off('SIGTERM', onTerm);
   }
   const f = failed as LaunchResult['failed'];
-  const code = !f ? 0 : f.signal ? 128 + (SIGNAL_NUMBERS[f.signal] ?? 1) : f.code ?? 1;
+  const code = !f ? 0 : f.signal ? 128 + (SIGNAL_NUMBERS[f.signal] ?? 1) : (f.code ?? 1);
   return { code, failed: f };
 }
 

@@ -21,7 +21,10 @@ class Group {
   readonly rounds = new Map<number, Round>();
   readonly left = new Set<number>();
 
-  constructor(readonly worldSize: number, readonly timeoutMs: number) {}
+  constructor(
+    readonly worldSize: number,
+    readonly timeoutMs: number,
+  ) {}
 
   fail(err: Error): void {
     for (const round of this.rounds.values()) {
@@ -38,7 +41,10 @@ export class LoopbackCommunicator extends HostCommunicator {
   readonly kind = 'loopback';
   private seq = 0;
 
-  constructor(private readonly group: Group, rank: number) {
+  constructor(
+    private readonly group: Group,
+    rank: number,
+  ) {
     super(rank, group.worldSize);
   }
 
@@ -57,7 +63,11 @@ export class LoopbackCommunicator extends HostCommunicator {
     return new Promise<Float32Array[]>((resolve, reject) => {
       const timer = setTimeout(() => {
         const missing = round.parts.flatMap((p, r) => (p ? [] : [r]));
-        g.fail(new CollectiveError(`${op}: rank${missing.length > 1 ? 's' : ''} ${missing.join(', ')} did not arrive within ${g.timeoutMs / 1000} s`));
+        g.fail(
+          new CollectiveError(
+            `${op}: rank${missing.length > 1 ? 's' : ''} ${missing.join(', ')} did not arrive within ${g.timeoutMs / 1000} s`,
+          ),
+        );
       }, g.timeoutMs);
       round.waiting.push({ resolve, reject, timer });
       if (round.parts.every((p) => p !== undefined)) {
@@ -79,7 +89,8 @@ export class LoopbackCommunicator extends HostCommunicator {
 
 /** The communicators of an N-rank group living in this process, one per rank. */
 export function loopbackGroup(worldSize: number, opts: { timeoutMs?: number } = {}): LoopbackCommunicator[] {
-  if (!Number.isInteger(worldSize) || worldSize < 1) throw new CollectiveError(`loopback group: world size must be a positive integer, got ${worldSize}`);
+  if (!Number.isInteger(worldSize) || worldSize < 1)
+    throw new CollectiveError(`loopback group: world size must be a positive integer, got ${worldSize}`);
   const group = new Group(worldSize, opts.timeoutMs ?? defaultTimeoutMs());
   return Array.from({ length: worldSize }, (_, r) => new LoopbackCommunicator(group, r));
 }

@@ -22,7 +22,10 @@ export class NcclCommunicator implements Communicator {
   private failure: string | null = null;
   private closed = false;
 
-  constructor(private readonly nccl: DeviceCollectives, private readonly star: Star) {
+  constructor(
+    private readonly nccl: DeviceCollectives,
+    private readonly star: Star,
+  ) {
     this.rank = star.rank;
     this.worldSize = star.worldSize;
     this.comm = nccl.init(star.handout, star.rank, star.worldSize);

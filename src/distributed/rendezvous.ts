@@ -27,15 +27,24 @@ export function rankEnv(env: NodeJS.ProcessEnv = process.env): RankEnv | null {
     const raw = env[name];
     if (raw === undefined && fallback !== undefined) return fallback;
     const v = Number(raw);
-    if (raw === undefined || !Number.isInteger(v) || v < 0) throw new CollectiveError(`environment variable ${name}=${raw ?? '(unset)'}: expected a non-negative integer`);
+    if (raw === undefined || !Number.isInteger(v) || v < 0)
+      throw new CollectiveError(`environment variable ${name}=${raw ?? '(unset)'}: expected a non-negative integer`);
     return v;
   };
   const worldSize = int('WORLD_SIZE');
   const rank = int('RANK');
-  if (worldSize < 1 || rank >= worldSize) throw new CollectiveError(`RANK=${rank} WORLD_SIZE=${worldSize}: the rank must be below the world size`);
+  if (worldSize < 1 || rank >= worldSize)
+    throw new CollectiveError(`RANK=${rank} WORLD_SIZE=${worldSize}: the rank must be below the world size`);
   const masterPort = int('MASTER_PORT', 29500);
   if (masterPort < 1 || masterPort > 65535) throw new CollectiveError(`MASTER_PORT=${masterPort}: not a TCP port`);
-  return { rank, worldSize, localRank: int('LOCAL_RANK', rank), nodeRank: int('NODE_RANK', 0), masterAddr: env.MASTER_ADDR ?? '127.0.0.1', masterPort };
+  return {
+    rank,
+    worldSize,
+    localRank: int('LOCAL_RANK', rank),
+    nodeRank: int('NODE_RANK', 0),
+    masterAddr: env.MASTER_ADDR ?? '127.0.0.1',
+    masterPort,
+  };
 }
 
 /** The open star: rank 0 holds a reader per peer; every other rank one to rank 0. */
@@ -62,14 +71,22 @@ async function host(env: RankEnv, timeoutMs: number, makeHandout: () => Uint8Arr
   const peers = new Map<number, FrameReader>();
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new CollectiveError(`rank 0: cannot listen on port ${env.masterPort} (${err.code ?? err.message}); choose another --master-port`)));
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new CollectiveError(`rank 0: cannot listen on port ${env.masterPort} (${err.code ?? err.message}); choose another --master-port`),
+      ),
+    );
     server.listen(env.masterPort, resolve);
   });
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         const missing = Array.from({ length: env.worldSize - 1 }, (_, i) => i + 1).filter((r) => !peers.has(r));
-        reject(new CollectiveError(`rendezvous at port ${env.masterPort}: rank${missing.length > 1 ? 's' : ''} ${missing.join(', ')} did not join within ${timeoutMs / 1000} s`));
+        reject(
+          new CollectiveError(
+            `rendezvous at port ${env.masterPort}: rank${missing.length > 1 ? 's' : ''} ${missing.join(', ')} did not join within ${timeoutMs / 1000} s`,
+          ),
+        );
       }, timeoutMs);
       if (env.worldSize === 1) {
         clearTimeout(timer);
@@ -78,24 +95,33 @@ async function host(env: RankEnv, timeoutMs: number, makeHandout: () => Uint8Arr
       server.on('connection', (socket) => {
         socket.setNoDelay(true);
         const reader = new FrameReader(socket, 'a joining rank');
-        reader.next(timeoutMs, 'its hello').then(({ header }) => {
-          const rank = header.rank as number;
-          const problem = header.worldSize !== env.worldSize
-            ? `rank ${rank} was started with WORLD_SIZE ${String(header.worldSize)}, rank 0 with ${env.worldSize}`
-            : !Number.isInteger(rank) || rank < 1 || rank >= env.worldSize ? `a rank said it is rank ${String(rank)}, not one of 1…${env.worldSize - 1}`
-              : peers.has(rank) ? `two processes joined as rank ${rank}` : null;
-          if (problem) {
-            clearTimeout(timer);
-            reject(new CollectiveError(`rendezvous: ${problem}`));
-            return;
-          }
-          reader.peer = `rank ${rank}`;
-          peers.set(rank, reader);
-          if (peers.size === env.worldSize - 1) {
-            clearTimeout(timer);
-            resolve();
-          }
-        }, () => { /* a connection that never said hello: ignored; the timeout names the missing rank */ });
+        reader.next(timeoutMs, 'its hello').then(
+          ({ header }) => {
+            const rank = header.rank as number;
+            const problem =
+              header.worldSize !== env.worldSize
+                ? `rank ${rank} was started with WORLD_SIZE ${String(header.worldSize)}, rank 0 with ${env.worldSize}`
+                : !Number.isInteger(rank) || rank < 1 || rank >= env.worldSize
+                  ? `a rank said it is rank ${String(rank)}, not one of 1…${env.worldSize - 1}`
+                  : peers.has(rank)
+                    ? `two processes joined as rank ${rank}`
+                    : null;
+            if (problem) {
+              clearTimeout(timer);
+              reject(new CollectiveError(`rendezvous: ${problem}`));
+              return;
+            }
+            reader.peer = `rank ${rank}`;
+            peers.set(rank, reader);
+            if (peers.size === env.worldSize - 1) {
+              clearTimeout(timer);
+              resolve();
+            }
+          },
+          () => {
+            /* a connection that never said hello: ignored; the timeout names the missing rank */
+          },
+        );
       });
     });
   } catch (err) {
@@ -106,7 +132,16 @@ async function host(env: RankEnv, timeoutMs: number, makeHandout: () => Uint8Arr
   server.close(); // no one else may join; the peers' sockets stay open
   const handout = makeHandout();
   for (const p of peers.values()) sendFrame(p.socket, { welcome: true }, handout);
-  return { rank: 0, worldSize: env.worldSize, handout, peers, timeoutMs, close: () => { for (const p of peers.values()) p.close(); } };
+  return {
+    rank: 0,
+    worldSize: env.worldSize,
+    handout,
+    peers,
+    timeoutMs,
+    close: () => {
+      for (const p of peers.values()) p.close();
+    },
+  };
 }
 
 async function join(env: RankEnv, timeoutMs: number): Promise<Star> {
@@ -119,7 +154,9 @@ async function join(env: RankEnv, timeoutMs: number): Promise<Star> {
     } catch (err) {
       lastError = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       if (Date.now() >= deadline) {
-        throw new CollectiveError(`rank ${env.rank}: no rank 0 at ${env.masterAddr}:${env.masterPort} within ${timeoutMs / 1000} s (${lastError})`);
+        throw new CollectiveError(
+          `rank ${env.rank}: no rank 0 at ${env.masterAddr}:${env.masterPort} within ${timeoutMs / 1000} s (${lastError})`,
+        );
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -129,7 +166,14 @@ async function join(env: RankEnv, timeoutMs: number): Promise<Star> {
   sendFrame(socket, { rank: env.rank, worldSize: env.worldSize });
   const { header, payload } = await reader.next(Math.max(1, deadline - Date.now()), 'the rendezvous of every rank');
   if (header.welcome !== true) throw new CollectiveError(`rank ${env.rank}: rank 0 answered the rendezvous with ${JSON.stringify(header)}`);
-  return { rank: env.rank, worldSize: env.worldSize, handout: payload, peers: new Map([[0, reader]]), timeoutMs, close: () => reader.close() };
+  return {
+    rank: env.rank,
+    worldSize: env.worldSize,
+    handout: payload,
+    peers: new Map([[0, reader]]),
+    timeoutMs,
+    close: () => reader.close(),
+  };
 }
 
 function connect(host: string, port: number): Promise<net.Socket> {

@@ -37,8 +37,12 @@ export class FlatLayout {
   /** Where each tensor starts in the flat vector. */
   readonly offsets = new Map<string, number>();
 
-  constructor(readonly entries: readonly FlatEntry[], readonly worldSize: number) {
-    if (!Number.isInteger(worldSize) || worldSize < 1) throw new CollectiveError(`sharding: world size must be a positive integer, got ${worldSize}`);
+  constructor(
+    readonly entries: readonly FlatEntry[],
+    readonly worldSize: number,
+  ) {
+    if (!Number.isInteger(worldSize) || worldSize < 1)
+      throw new CollectiveError(`sharding: world size must be a positive integer, got ${worldSize}`);
     let at = 0;
     for (const e of entries) {
       if (this.offsets.has(e.name)) throw new CollectiveError(`sharding: tensor '${e.name}' is listed twice`);
@@ -53,7 +57,8 @@ export class FlatLayout {
 
   /** Rank r's range [start, end) of the padded flat vector. */
   shardRange(rank: number): [number, number] {
-    if (!Number.isInteger(rank) || rank < 0 || rank >= this.worldSize) throw new CollectiveError(`sharding: rank ${rank} is not one of 0…${this.worldSize - 1}`);
+    if (!Number.isInteger(rank) || rank < 0 || rank >= this.worldSize)
+      throw new CollectiveError(`sharding: rank ${rank} is not one of 0…${this.worldSize - 1}`);
     return [rank * this.shardSize, (rank + 1) * this.shardSize];
   }
 
@@ -76,7 +81,8 @@ export class FlatLayout {
     for (const e of this.entries) {
       const data = get(e.name);
       if (!data) continue;
-      if (data.length !== e.size) throw new CollectiveError(`sharding: tensor '${e.name}' has ${data.length} elements, the layout ${e.size}`);
+      if (data.length !== e.size)
+        throw new CollectiveError(`sharding: tensor '${e.name}' has ${data.length} elements, the layout ${e.size}`);
       out.set(data, this.offsets.get(e.name)!);
     }
     return out;
@@ -84,7 +90,10 @@ export class FlatLayout {
 
   /** Each tensor's elements out of a (padded) flat vector, as views. */
   unflatten(flat: Float32Array): Map<string, Float32Array> {
-    if (flat.length !== this.paddedTotal && flat.length !== this.total) throw new CollectiveError(`sharding: a flat vector of ${flat.length} elements, the layout has ${this.total} (${this.paddedTotal} padded)`);
+    if (flat.length !== this.paddedTotal && flat.length !== this.total)
+      throw new CollectiveError(
+        `sharding: a flat vector of ${flat.length} elements, the layout has ${this.total} (${this.paddedTotal} padded)`,
+      );
     const out = new Map<string, Float32Array>();
     for (const e of this.entries) {
       const at = this.offsets.get(e.name)!;

@@ -34,7 +34,9 @@ export class TcpCommunicator extends HostCommunicator {
       for (let r = 1; r < this.worldSize; r++) {
         const { header, payload } = await peers.get(r)!.next(timeoutMs, `${op}, collective #${seq}`);
         if (header.seq !== seq || header.op !== op) {
-          throw new CollectiveError(`collective #${seq} disagrees: rank 0 calls ${op}, rank ${r} ${String(header.op)} (#${String(header.seq)})`);
+          throw new CollectiveError(
+            `collective #${seq} disagrees: rank 0 calls ${op}, rank ${r} ${String(header.op)} (#${String(header.seq)})`,
+          );
         }
         parts.push(new Float32Array(payload.buffer, payload.byteOffset, payload.byteLength / 4));
       }

@@ -28,7 +28,10 @@ export class FrameReader {
   private failure: Error | null = null;
 
   /** `peer` names the other end in errors ("rank 1"); a hello may rename it. */
-  constructor(readonly socket: Socket, public peer: string) {
+  constructor(
+    readonly socket: Socket,
+    public peer: string,
+  ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.fail(new CollectiveError(`${this.peer}: connection error (${err.message})`)));
     socket.on('close', () => this.fail(new CollectiveError(`${this.peer} disconnected (its process ended or was killed)`)));
@@ -45,8 +48,14 @@ export class FrameReader {
         reject(new CollectiveError(`${this.peer} did not answer within ${timeoutMs / 1000} s (${waitingFor})`));
       }, timeoutMs);
       this.waiter = {
-        resolve: (f) => { clearTimeout(timer); resolve(f); },
-        reject: (e) => { clearTimeout(timer); reject(e); },
+        resolve: (f) => {
+          clearTimeout(timer);
+          resolve(f);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
       };
     });
   }

@@ -57,9 +57,7 @@ export function blobLockPath(cacheDir: string, repo: string, etag: string, kind:
   return under(cacheDir, '.locks', repoFolderName(repo, kind), `${etag}.lock`);
 }
 
-export type CacheLookup =
-  | { found: true; dir: string; commit: string }
-  | { found: false; commit: string | null; missing: string };
+export type CacheLookup = { found: true; dir: string; commit: string } | { found: false; commit: string | null; missing: string };
 
 /** The commit `revision` names in the cache: its ref, else itself when it is a commit hash. */
 export function cachedCommit(storage: string, revision: string): string | null {

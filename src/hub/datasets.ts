@@ -48,7 +48,11 @@ export interface DatasetSplit {
 }
 
 /** The split's files among `paths` (repo-relative), or a reason none are. */
-export function selectSplitFiles(paths: readonly string[], sel: SplitSelection, conversion: boolean): { files: string[] } | { none: string } {
+export function selectSplitFiles(
+  paths: readonly string[],
+  sel: SplitSelection,
+  conversion: boolean,
+): { files: string[] } | { none: string } {
   const parquet = paths.filter((p) => p.endsWith('.parquet')).sort();
   if (parquet.length === 0) return { none: 'no Parquet files' };
   const topDirs = [...new Set(parquet.filter((p) => p.includes('/')).map((p) => p.split('/')[0]!))];
@@ -126,18 +130,33 @@ function describeSplit(ref: HubRef, commit: string, revision: string, sel: Split
 }
 
 /** The local Parquet files of one split of a Hub dataset: from the cache, else downloaded (unless offline). */
-export async function resolveDatasetSplit(ref: HubRef, sel: SplitSelection, env: HubEnv, stream?: NodeJS.WriteStream): Promise<DatasetSplit> {
+export async function resolveDatasetSplit(
+  ref: HubRef,
+  sel: SplitSelection,
+  env: HubEnv,
+  stream?: NodeJS.WriteStream,
+): Promise<DatasetSplit> {
   const cached = fromCache(ref, sel, env);
   if (cached) return cached;
   if (env.offline) {
-    throw new HubError(`dataset ${formatRef(ref)} (split '${sel.split}'${sel.subset ? `, subset '${sel.subset}'` : ''}) is not in the Hub cache ${env.cacheDir} and HF_HUB_OFFLINE=1 forbids downloading it; download it once online, or unset HF_HUB_OFFLINE`);
+    throw new HubError(
+      `dataset ${formatRef(ref)} (split '${sel.split}'${sel.subset ? `, subset '${sel.subset}'` : ''}) is not in the Hub cache ${env.cacheDir} and HF_HUB_OFFLINE=1 forbids downloading it; download it once online, or unset HF_HUB_OFFLINE`,
+    );
   }
   const { fetch, failures } = recordingFetch();
   const hub = { hubUrl: env.endpoint, accessToken: env.token, fetch };
   const reasons: string[] = [];
   for (const c of candidates(ref)) {
     const action = `download dataset ${formatRef(ref)}${c.revision !== ref.revision ? ` (${c.revision})` : ''}`;
-    const ctx = { action, repo: ref.repo, revision: c.revision, endpoint: env.endpoint, tokenSet: env.token !== undefined, failures, kind: 'dataset' as const };
+    const ctx = {
+      action,
+      repo: ref.repo,
+      revision: c.revision,
+      endpoint: env.endpoint,
+      tokenSet: env.token !== undefined,
+      failures,
+      kind: 'dataset' as const,
+    };
     checkToken(env, action);
     try {
       let sha: unknown;
@@ -167,7 +186,11 @@ export async function resolveDatasetSplit(ref: HubRef, sel: SplitSelection, env:
       const snapshot = snapshotPath(storage, commit);
       const fetcher = new BlobFetcher({ repo: ref.repo, kind: 'dataset', commit }, env.cacheDir, storage, snapshot, hub);
       const files = found.files.map((f) => listing.get(f)!);
-      const progress = progressLine(`downloading dataset ${formatRef(ref)}`, files.reduce((n, f) => n + f.size, 0), stream);
+      const progress = progressLine(
+        `downloading dataset ${formatRef(ref)}`,
+        files.reduce((n, f) => n + f.size, 0),
+        stream,
+      );
       try {
         for (const f of files) await fetcher.fetch(f, progress);
       } finally {
@@ -179,5 +202,7 @@ export async function resolveDatasetSplit(ref: HubRef, sel: SplitSelection, env:
       throw describeFailure(err, ctx);
     }
   }
-  throw new HubError(`dataset ${formatRef(ref)} has no Parquet files for split '${sel.split}'${sel.subset ? ` of subset '${sel.subset}'` : ''}: ${reasons.join('; ')}`);
+  throw new HubError(
+    `dataset ${formatRef(ref)} has no Parquet files for split '${sel.split}'${sel.subset ? ` of subset '${sel.subset}'` : ''}: ${reasons.join('; ')}`,
+  );
 }

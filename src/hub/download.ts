@@ -56,7 +56,15 @@ export async function downloadSnapshot(ref: HubRef, opts: DownloadOptions): Prom
   const { fetch, failures } = recordingFetch();
   const hub = { hubUrl: env.endpoint, accessToken: env.token, fetch };
   const action = `download ${formatRef(ref)}`;
-  const ctx = { action, repo: ref.repo, revision: ref.revision, endpoint: env.endpoint, tokenSet: env.token !== undefined, failures, localCandidate: opts.localCandidate };
+  const ctx = {
+    action,
+    repo: ref.repo,
+    revision: ref.revision,
+    endpoint: env.endpoint,
+    tokenSet: env.token !== undefined,
+    failures,
+    localCandidate: opts.localCandidate,
+  };
   checkToken(env, action);
   try {
     const info = await modelInfo({ name: ref.repo, revision: ref.revision, additionalFields: ['sha'], ...hub });
@@ -85,7 +93,11 @@ export async function downloadSnapshot(ref: HubRef, opts: DownloadOptions): Prom
       files.push(...shardsOfIndex(await fs.readFile(indexFile, 'utf8'), indexFile).map(get));
     }
     const todo = files.filter((f) => !existsSync(pointerPath(snapshot, f.path)));
-    const progress = progressLine(`downloading ${formatRef(ref)}`, todo.reduce((n, f) => n + f.size, 0), opts.stream);
+    const progress = progressLine(
+      `downloading ${formatRef(ref)}`,
+      todo.reduce((n, f) => n + f.size, 0),
+      opts.stream,
+    );
     try {
       for (const f of todo) await fetcher.fetch(f, progress);
     } finally {
@@ -130,7 +142,10 @@ export class BlobFetcher {
     await fs.mkdir(path.dirname(blob), { recursive: true });
     const where = `${this.ref.repo}@${this.ref.commit.slice(0, 12)}/${file.path}`;
     const incomplete = `${blob}.incomplete`;
-    let have = await fs.stat(incomplete).then((s) => s.size, () => 0);
+    let have = await fs.stat(incomplete).then(
+      (s) => s.size,
+      () => 0,
+    );
     if (have > file.size) {
       await fs.rm(incomplete);
       have = 0;
@@ -138,7 +153,12 @@ export class BlobFetcher {
     const hasher = etagHasher(file.etag, file.size);
     if (have > 0) for await (const chunk of createReadStream(incomplete)) hasher.update(chunk as Buffer);
     if (have < file.size) {
-      const remote = await downloadFile({ repo: { type: this.ref.kind, name: this.ref.repo }, path: file.path, revision: this.ref.commit, ...this.hub });
+      const remote = await downloadFile({
+        repo: { type: this.ref.kind, name: this.ref.repo },
+        path: file.path,
+        revision: this.ref.commit,
+        ...this.hub,
+      });
       if (!remote) throw new HubError(`${file.path} is listed in ${this.ref.repo}@${this.ref.commit} but cannot be downloaded (404)`);
       // A Blob over HTTP: slicing past what we hold asks only for the rest (a Range request).
       const out = await fs.open(incomplete, 'a');

@@ -67,7 +67,14 @@ export function checkToken(env: HubEnv, action: string): void {
   const at = [...token].findIndex((ch) => ch < '!' || ch > '~');
   if (at < 0) return;
   const code = [...token][at]!.codePointAt(0)!;
-  const what = code > 0x7e ? `a non-ASCII character (U+${code.toString(16).toUpperCase().padStart(4, '0')})` : code === 0x20 ? 'a space' : 'a control character';
+  const what =
+    code > 0x7e
+      ? `a non-ASCII character (U+${code.toString(16).toUpperCase().padStart(4, '0')})`
+      : code === 0x20
+        ? 'a space'
+        : 'a control character';
   const source = env.tokenSource === undefined || env.tokenSource === 'HF_TOKEN' ? 'HF_TOKEN' : `the token in ${env.tokenSource}`;
-  throw new HubError(`${action}: ${source} holds ${what} at position ${at + 1}; a Hugging Face token is ASCII (hf_…): copy it again from ${env.endpoint}/settings/tokens`);
+  throw new HubError(
+    `${action}: ${source} holds ${what} at position ${at + 1}; a Hugging Face token is ASCII (hf_…): copy it again from ${env.endpoint}/settings/tokens`,
+  );
 }

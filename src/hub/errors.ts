@@ -74,10 +74,14 @@ export function describeFailure(err: unknown, ctx: FailureContext): unknown {
   const kind = ctx.kind ?? 'model';
   const net = networkCause(err);
   if (net !== null) {
-    return new HubError(`${action}: cannot reach the Hub at ${endpoint} (${net}); check the network, or set HF_HUB_OFFLINE=1 to use only ${kind}s already in the cache`);
+    return new HubError(
+      `${action}: cannot reach the Hub at ${endpoint} (${net}); check the network, or set HF_HUB_OFFLINE=1 to use only ${kind}s already in the cache`,
+    );
   }
   if (err instanceof TypeError && /access token must start with 'hf_'/.test(err.message)) {
-    return new HubError(`${action}: HF_TOKEN is not a Hugging Face access token (they start with hf_); copy one from ${endpoint}/settings/tokens`);
+    return new HubError(
+      `${action}: HF_TOKEN is not a Hugging Face access token (they start with hf_); copy one from ${endpoint}/settings/tokens`,
+    );
   }
   if (!(err instanceof HubApiError)) return err;
   const headers = ctx.failures.get(err.url) ?? { code: null, message: null };
@@ -98,7 +102,10 @@ export function describeFailure(err: unknown, ctx: FailureContext): unknown {
     return new HubError(`${action}: ${repo} is not a ${kind} repository on ${endpoint}${local} (${status}); ${priv}`);
   }
   if (status === 401) {
-    if (ctx.tokenSet) return new HubError(`${action}: the Hub rejected the token (401: ${said}); it may be revoked or mistyped: create one at ${endpoint}/settings/tokens and set HF_TOKEN`);
+    if (ctx.tokenSet)
+      return new HubError(
+        `${action}: the Hub rejected the token (401: ${said}); it may be revoked or mistyped: create one at ${endpoint}/settings/tokens and set HF_TOKEN`,
+      );
     return new HubError(`${action}: the Hub wants a token (401: ${said}); set HF_TOKEN (${endpoint}/settings/tokens)`);
   }
   if (status === 403 && ctx.writing) {

@@ -17,8 +17,17 @@ export const WEIGHTS_INDEX = 'model.safetensors.index.json';
 
 /** Small files a model folder may carry besides its weights. */
 export const MODEL_EXTRAS = [
-  'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json',
-  'added_tokens.json', 'vocab.json', 'merges.txt', 'tokenizer.model', 'chat_template.jinja', 'chat_template.json',
+  'config.json',
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'added_tokens.json',
+  'vocab.json',
+  'merges.txt',
+  'tokenizer.model',
+  'chat_template.jinja',
+  'chat_template.json',
 ];
 const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors', 'config.json'];
 const PYREFT_BIN = /^intkey_[^/]+\.bin$/;
@@ -46,7 +55,8 @@ export function shardsOfIndex(indexText: string, where: string): string[] {
 export function selectFiles(available: readonly string[], need: Need, describe: string): { files: string[]; shardsFromIndex: boolean } {
   const has = new Set(available);
   if (need === 'config') {
-    if (!has.has('config.json')) throw new HubError(`${describe} has no config.json at its root; it is not a Hugging Face model repository`);
+    if (!has.has('config.json'))
+      throw new HubError(`${describe} has no config.json at its root; it is not a Hugging Face model repository`);
     return { files: ['config.json'], shardsFromIndex: false };
   }
   if (need === 'adapter') {
@@ -54,7 +64,9 @@ export function selectFiles(available: readonly string[], need: Need, describe: 
     const peft = has.has('adapter_config.json') && has.has('adapter_model.safetensors');
     const pyreft = has.has('config.json') && files.some((f) => PYREFT_BIN.test(f));
     if (!peft && !pyreft) {
-      throw new HubError(`${describe} is not an adapter repository: expected adapter_config.json + adapter_model.safetensors (PEFT) or config.json + intkey_*.bin (pyreft)`);
+      throw new HubError(
+        `${describe} is not an adapter repository: expected adapter_config.json + adapter_model.safetensors (PEFT) or config.json + intkey_*.bin (pyreft)`,
+      );
     }
     return { files: peft ? files.filter((f) => !PYREFT_BIN.test(f) && f !== 'config.json') : files, shardsFromIndex: false };
   }

@@ -29,7 +29,10 @@ async function tryAcquire(lockPath: string): Promise<boolean> {
   const owner = Number(await fs.readFile(lockPath, 'utf8').catch(() => ''));
   if (owner && alive(owner)) return false; // ours too: another task of this process holds it
   // No pid yet: its owner may be between creating and writing it; only an old one is stale.
-  const age = await fs.stat(lockPath).then((s) => Date.now() - s.mtimeMs, () => Infinity);
+  const age = await fs.stat(lockPath).then(
+    (s) => Date.now() - s.mtimeMs,
+    () => Infinity,
+  );
   if (!owner && age < EMPTY_LOCK_STALE_MS) return false;
   await fs.rm(lockPath, { force: true });
   return false;

@@ -41,7 +41,12 @@ export interface PushResult {
 }
 
 /** What the newest checkpoint of a run says: the recipe text (it goes on the card) and the losses. */
-function runRecord(runDir: string | null): { recipe: string | null; steps: number | null; finalLoss: number | null; finalEvalLoss: number | null } {
+function runRecord(runDir: string | null): {
+  recipe: string | null;
+  steps: number | null;
+  finalLoss: number | null;
+  finalEvalLoss: number | null;
+} {
   const ck = runDir ? latestCheckpoint(runDir) : null;
   if (!ck) return { recipe: null, steps: null, finalLoss: null, finalEvalLoss: null };
   // Both are the checkpoint's own files, never what a link in it points at.
@@ -73,7 +78,9 @@ export async function pushRun(runDir: string, opts: PushOptions): Promise<PushRe
   const order: ExportKind[] = opts.format ? [opts.format] : ['peft', 'pyreft', 'merged'];
   const folder = order.map((f) => path.join(run, f)).find((d) => existsSync(d));
   if (!folder) {
-    throw new HubError(`${run}: no ${order.join(' or ')} export to push; write one with typetune export --run ${runDir} --format ${opts.format ?? 'peft'} --out ${path.join(runDir, opts.format ?? 'peft')}`);
+    throw new HubError(
+      `${run}: no ${order.join(' or ')} export to push; write one with typetune export --run ${runDir} --format ${opts.format ?? 'peft'} --out ${path.join(runDir, opts.format ?? 'peft')}`,
+    );
   }
   return pushFolder(folder, run, opts);
 }
@@ -90,7 +97,8 @@ async function pushFolder(folder: string, runDir: string | null, opts: PushOptio
   const env = opts.env ?? hubEnv();
   const action = `push ${folder} to ${repo}@${revision}`;
   if (env.offline) throw new HubError(`${action}: HF_HUB_OFFLINE=1 forbids the network; unset it to push`);
-  if (!env.token) throw new HubError(`${action}: pushing needs a token with write access; set HF_TOKEN (create one at ${env.endpoint}/settings/tokens)`);
+  if (!env.token)
+    throw new HubError(`${action}: pushing needs a token with write access; set HF_TOKEN (create one at ${env.endpoint}/settings/tokens)`);
   checkToken(env, action);
   if (!existsSync(folder)) throw new HubError(`${folder}: folder not found`);
   // Only the folder's own files go up: one linked out of it (to ~/.ssh/id_rsa) stops the push before anything is read.
@@ -122,9 +130,22 @@ async function pushFolder(folder: string, runDir: string | null, opts: PushOptio
         if (!exists(err)) throw err;
       });
     }
-    const out = await commit({ repo: { type: 'model', name: repo }, branch: revision, title: `Upload ${found.kind} export with typetune`, operations, ...hub });
+    const out = await commit({
+      repo: { type: 'model', name: repo },
+      branch: revision,
+      title: `Upload ${found.kind} export with typetune`,
+      operations,
+      ...hub,
+    });
     if (!out) throw new HubError(`${action}: the Hub returned no commit`);
-    return { repo, revision, commit: out.commit.oid, url: out.commit.url, folder, files: operations.map((o) => (o as { path: string }).path) };
+    return {
+      repo,
+      revision,
+      commit: out.commit.oid,
+      url: out.commit.url,
+      folder,
+      files: operations.map((o) => (o as { path: string }).path),
+    };
   } catch (err) {
     throw describeFailure(err, ctx);
   }
@@ -140,7 +161,8 @@ function recipeModelPath(recipeYaml: string): string | null {
 export function checkCanPush(repo: string, env: HubEnv = hubEnv()): void {
   const where = `output.push_to_hub (${repo})`;
   if (env.offline) throw new HubError(`${where}: HF_HUB_OFFLINE=1 forbids pushing; unset it or set output.push_to_hub: null`);
-  if (!env.token) throw new HubError(`${where}: pushing needs a token with write access; set HF_TOKEN (create one at ${env.endpoint}/settings/tokens)`);
+  if (!env.token)
+    throw new HubError(`${where}: pushing needs a token with write access; set HF_TOKEN (create one at ${env.endpoint}/settings/tokens)`);
   checkToken(env, where);
 }
 
@@ -150,6 +172,8 @@ export async function pushTrainedRun(runDir: string, repo: string): Promise<Push
     return await pushRun(runDir, { repo });
   } catch (err) {
     if (!(err instanceof HubError)) throw err;
-    throw new HubError(`${err.message} (training finished and is saved in ${runDir}; retry with: typetune push --run ${runDir} --repo ${repo})`);
+    throw new HubError(
+      `${err.message} (training finished and is saved in ${runDir}; retry with: typetune push --run ${runDir} --repo ${repo})`,
+    );
   }
 }

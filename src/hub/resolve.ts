@@ -33,7 +33,9 @@ function locate(value: string, cwd: string, need: Need): Located {
     // A local path that reads like an id wins, as in transformers; say so when it is not what was meant.
     const lacking = ref === null ? [] : statSync(local).isDirectory() ? missingFiles(local, need) : ['it is a file'];
     if (lacking.length) {
-      throw new HubError(`${value}: the local path ${local} is used, not the Hub id ${formatRef(ref!)}, but it is not a ${need === 'adapter' ? 'PEFT or pyreft folder' : 'model folder'} (${lacking.join(', ')}${lacking[0] === 'it is a file' ? '' : ' missing'}); fix the folder, or rename it to use the Hub`);
+      throw new HubError(
+        `${value}: the local path ${local} is used, not the Hub id ${formatRef(ref!)}, but it is not a ${need === 'adapter' ? 'PEFT or pyreft folder' : 'model folder'} (${lacking.join(', ')}${lacking[0] === 'it is a file' ? '' : ' missing'}); fix the folder, or rename it to use the Hub`,
+      );
     }
     return { local };
   }
@@ -41,7 +43,9 @@ function locate(value: string, cwd: string, need: Need): Located {
 }
 
 function offlineError(ref: HubRef, env: HubEnv, missing: string): HubError {
-  return new HubError(`${formatRef(ref)} is not complete in the Hub cache ${env.cacheDir} (missing ${missing}) and HF_HUB_OFFLINE=1 forbids downloading it; download it once online, or unset HF_HUB_OFFLINE`);
+  return new HubError(
+    `${formatRef(ref)} is not complete in the Hub cache ${env.cacheDir} (missing ${missing}) and HF_HUB_OFFLINE=1 forbids downloading it; download it once online, or unset HF_HUB_OFFLINE`,
+  );
 }
 
 /** The local folder for `value` (a folder or a Hub id), downloading what `need` asks for when it is not cached. */
@@ -65,5 +69,7 @@ export function resolveModelSourceSync(value: string, need: Need, opts: Omit<Res
   const env = opts.env ?? hubEnv();
   const cached = lookupCache(env.cacheDir, where.ref, need);
   if (cached.found) return cached.dir;
-  throw new HubError(`${formatRef(where.ref)} is not complete in the Hub cache ${env.cacheDir} (missing ${cached.missing}); resolve it first (it downloads on first use by train, generate, inspect or estimate)`);
+  throw new HubError(
+    `${formatRef(where.ref)} is not complete in the Hub cache ${env.cacheDir} (missing ${cached.missing}); resolve it first (it downloads on first use by train, generate, inspect or estimate)`,
+  );
 }

@@ -22,7 +22,9 @@ function shown(value: unknown): string {
 /** The commit the Hub resolved `revision` to: 40 lowercase hex, or refused. */
 export function checkedCommit(sha: unknown, action: string, revision: string): string {
   if (typeof sha === 'string' && COMMIT.test(sha)) return sha;
-  throw new HubError(`${action}: the Hub answered commit ${shown(sha)} for revision '${revision}', which is not a 40-hex commit id; refusing to use it as a path in the cache (is HF_ENDPOINT a Hugging Face Hub?)`);
+  throw new HubError(
+    `${action}: the Hub answered commit ${shown(sha)} for revision '${revision}', which is not a 40-hex commit id; refusing to use it as a path in the cache (is HF_ENDPOINT a Hugging Face Hub?)`,
+  );
 }
 
 /**
@@ -37,13 +39,17 @@ export function isRepoFilePath(name: unknown): name is string {
 
 export function checkedRepoFilePath(name: unknown, where: string): string {
   if (isRepoFilePath(name)) return name;
-  throw new HubError(`${where}: the Hub lists a file named ${shown(name)}, which is not a relative path inside the repository (no '..', '.' or empty part, no leading '/', drive or backslash); refusing the listing`);
+  throw new HubError(
+    `${where}: the Hub lists a file named ${shown(name)}, which is not a relative path inside the repository (no '..', '.' or empty part, no leading '/', drive or backslash); refusing the listing`,
+  );
 }
 
 /** A listed file's blob id, which names its blob in the cache and is what its bytes are checked against. */
 export function checkedBlobId(etag: unknown, where: string): string {
   if (typeof etag === 'string' && BLOB_ID.test(etag)) return etag;
-  throw new HubError(`${where}: the Hub gives its blob id as ${shown(etag)}, not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`);
+  throw new HubError(
+    `${where}: the Hub gives its blob id as ${shown(etag)}, not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`,
+  );
 }
 
 /** A listed file's size: it bounds the download and the resume. */

@@ -64,7 +64,10 @@ export async function writeDirAtomic(target: string, fill: (dir: string) => Prom
     makeDirs(path.dirname(abs));
     await fs.mkdir(tmp);
     await fill(tmp);
-    const existed = await fs.stat(abs).then(() => true, () => false);
+    const existed = await fs.stat(abs).then(
+      () => true,
+      () => false,
+    );
     if (existed) await fs.rename(abs, old);
     try {
       await fs.rename(tmp, abs);

@@ -3,12 +3,32 @@
 export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'U16' | 'U32' | 'U64' | 'BOOL';
 
 export const DTYPE_BYTES: Record<DType, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, U16: 2, U32: 4, U64: 8, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  U16: 2,
+  U32: 4,
+  U64: 8,
+  BOOL: 1,
 };
 
 export type TypedArray =
-  | Float64Array | Float32Array | Uint16Array | BigInt64Array | Int32Array | Int16Array | Int8Array
-  | Uint8Array | Uint32Array | BigUint64Array;
+  | Float64Array
+  | Float32Array
+  | Uint16Array
+  | BigInt64Array
+  | Int32Array
+  | Int16Array
+  | Int8Array
+  | Uint8Array
+  | Uint32Array
+  | BigUint64Array;
 
 /** A view of raw little-endian bytes as the typed array of its dtype (F16/BF16 stay as raw u16 bits). */
 export function viewAs(dtype: DType, bytes: Uint8Array): TypedArray {
@@ -18,16 +38,29 @@ export function viewAs(dtype: DType, bytes: Uint8Array): TypedArray {
   const { buffer, byteOffset, byteLength } = aligned;
   const n = byteLength / size;
   switch (dtype) {
-    case 'F64': return new Float64Array(buffer, byteOffset, n);
-    case 'F32': return new Float32Array(buffer, byteOffset, n);
-    case 'F16': case 'BF16': case 'U16': return new Uint16Array(buffer, byteOffset, n);
-    case 'I64': return new BigInt64Array(buffer, byteOffset, n);
-    case 'U64': return new BigUint64Array(buffer, byteOffset, n);
-    case 'I32': return new Int32Array(buffer, byteOffset, n);
-    case 'U32': return new Uint32Array(buffer, byteOffset, n);
-    case 'I16': return new Int16Array(buffer, byteOffset, n);
-    case 'I8': return new Int8Array(buffer, byteOffset, n);
-    case 'U8': case 'BOOL': return new Uint8Array(buffer, byteOffset, n);
+    case 'F64':
+      return new Float64Array(buffer, byteOffset, n);
+    case 'F32':
+      return new Float32Array(buffer, byteOffset, n);
+    case 'F16':
+    case 'BF16':
+    case 'U16':
+      return new Uint16Array(buffer, byteOffset, n);
+    case 'I64':
+      return new BigInt64Array(buffer, byteOffset, n);
+    case 'U64':
+      return new BigUint64Array(buffer, byteOffset, n);
+    case 'I32':
+      return new Int32Array(buffer, byteOffset, n);
+    case 'U32':
+      return new Uint32Array(buffer, byteOffset, n);
+    case 'I16':
+      return new Int16Array(buffer, byteOffset, n);
+    case 'I8':
+      return new Int8Array(buffer, byteOffset, n);
+    case 'U8':
+    case 'BOOL':
+      return new Uint8Array(buffer, byteOffset, n);
   }
 }
 
@@ -80,7 +113,11 @@ export function f32ToF16(value: number): number {
   const rem = mant & 0x1fff;
   if (rem > 0x1000 || (rem === 0x1000 && r & 1)) {
     r++;
-    if (r === 0x400) { r = 0; e++; if (e >= 0x1f) return sign | 0x7c00; }
+    if (r === 0x400) {
+      r = 0;
+      e++;
+      if (e >= 0x1f) return sign | 0x7c00;
+    }
   }
   return sign | (e << 10) | r;
 }
@@ -99,14 +136,30 @@ export function toFloat32(dtype: DType, data: TypedArray): Float32Array {
 export function fromFloat32(dtype: DType, values: Float32Array | number[]): TypedArray {
   const n = values.length;
   switch (dtype) {
-    case 'F32': return values instanceof Float32Array ? values : Float32Array.from(values);
-    case 'BF16': { const o = new Uint16Array(n); for (let i = 0; i < n; i++) o[i] = f32ToBf16(values[i]!); return o; }
-    case 'F16': { const o = new Uint16Array(n); for (let i = 0; i < n; i++) o[i] = f32ToF16(values[i]!); return o; }
-    case 'F64': return Float64Array.from(values);
-    case 'I64': return BigInt64Array.from(Array.from(values, (v) => BigInt(Math.trunc(v))));
-    case 'I32': return Int32Array.from(values);
-    case 'I8': return Int8Array.from(values);
-    case 'U8': case 'BOOL': return Uint8Array.from(values);
-    default: throw new Error(`cannot encode f32 values as ${dtype}`);
+    case 'F32':
+      return values instanceof Float32Array ? values : Float32Array.from(values);
+    case 'BF16': {
+      const o = new Uint16Array(n);
+      for (let i = 0; i < n; i++) o[i] = f32ToBf16(values[i]!);
+      return o;
+    }
+    case 'F16': {
+      const o = new Uint16Array(n);
+      for (let i = 0; i < n; i++) o[i] = f32ToF16(values[i]!);
+      return o;
+    }
+    case 'F64':
+      return Float64Array.from(values);
+    case 'I64':
+      return BigInt64Array.from(Array.from(values, (v) => BigInt(Math.trunc(v))));
+    case 'I32':
+      return Int32Array.from(values);
+    case 'I8':
+      return Int8Array.from(values);
+    case 'U8':
+    case 'BOOL':
+      return Uint8Array.from(values);
+    default:
+      throw new Error(`cannot encode f32 values as ${dtype}`);
   }
 }

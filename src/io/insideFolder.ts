@@ -32,7 +32,8 @@ export function allowedRoots(dir: string): string[] {
   return roots;
 }
 
-const isInside = (file: string, root: string): boolean => file === root || file.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+const isInside = (file: string, root: string): boolean =>
+  file === root || file.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 
 /**
  * The real path of `name` (relative to `dir`) when it is one of the folder's own files; null
@@ -47,7 +48,8 @@ export function ownFile(dir: string, name: string, roots: readonly string[] = al
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    if (code === 'ELOOP') throw new FolderEscapeError(`${file} is a symbolic link that loops back on itself; replace it with the file itself`);
+    if (code === 'ELOOP')
+      throw new FolderEscapeError(`${file} is a symbolic link that loops back on itself; replace it with the file itself`);
     throw err;
   }
   if (roots.some((root) => isInside(real, root))) return real;

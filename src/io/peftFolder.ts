@@ -42,14 +42,16 @@ export function readPeftFolder(dir: string): PeftFolder {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new PeftFolderError(`${dir}: adapter folder not found`);
   const configFile = path.join(dir, PEFT_CONFIG_FILE);
   const weightsFile = path.join(dir, PEFT_WEIGHTS_FILE);
-  if (!existsSync(configFile)) throw new PeftFolderError(`${configFile}: missing (a PEFT adapter folder holds ${PEFT_CONFIG_FILE} and ${PEFT_WEIGHTS_FILE})`);
+  if (!existsSync(configFile))
+    throw new PeftFolderError(`${configFile}: missing (a PEFT adapter folder holds ${PEFT_CONFIG_FILE} and ${PEFT_WEIGHTS_FILE})`);
   let config: unknown;
   try {
     config = JSON.parse(readFileSync(configFile, 'utf8'));
   } catch (err) {
     throw new PeftFolderError(`${configFile}: not valid JSON (${(err as Error).message})`);
   }
-  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new PeftFolderError(`${configFile}: expected a JSON object`);
+  if (config === null || typeof config !== 'object' || Array.isArray(config))
+    throw new PeftFolderError(`${configFile}: expected a JSON object`);
   if (!existsSync(weightsFile)) {
     const bin = existsSync(path.join(dir, PEFT_BIN_FILE));
     throw new PeftFolderError(
@@ -62,7 +64,9 @@ export function readPeftFolder(dir: string): PeftFolder {
     for (const key of f.keys()) {
       const { dtype } = f.entry(key);
       if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16' && dtype !== 'F64') {
-        throw new PeftFolderError(`${weightsFile}: tensor '${key}' has dtype ${dtype}; adapter weights must be floating point (F32, F16, BF16)`);
+        throw new PeftFolderError(
+          `${weightsFile}: tensor '${key}' has dtype ${dtype}; adapter weights must be floating point (F32, F16, BF16)`,
+        );
       }
       tensors.set(key, f.readFloat32(key));
     }

@@ -12,7 +12,7 @@ export class ProtoWriter {
   private scratch = new DataView(new ArrayBuffer(8));
 
   private tag(field: number, wireType: number): void {
-    this.rawVarint(BigInt(field) << 3n | BigInt(wireType));
+    this.rawVarint((BigInt(field) << 3n) | BigInt(wireType));
   }
 
   private rawVarint(value: bigint): void {
@@ -115,11 +115,20 @@ export function decodeMessage(bytes: Uint8Array): ProtoValue[] {
     const wireType = Number(key & 7n);
     if (field === 0) throw new ProtoError(`field number 0 at byte ${pos}`);
     switch (wireType) {
-      case 0: out.push({ field, wireType, value: varint() }); break;
-      case 1: out.push({ field, wireType, value: take(8) }); break;
-      case 2: out.push({ field, wireType, value: take(Number(varint())) }); break;
-      case 5: out.push({ field, wireType, value: take(4) }); break;
-      default: throw new ProtoError(`unsupported wire type ${wireType} for field ${field}`);
+      case 0:
+        out.push({ field, wireType, value: varint() });
+        break;
+      case 1:
+        out.push({ field, wireType, value: take(8) });
+        break;
+      case 2:
+        out.push({ field, wireType, value: take(Number(varint())) });
+        break;
+      case 5:
+        out.push({ field, wireType, value: take(4) });
+        break;
+      default:
+        throw new ProtoError(`unsupported wire type ${wireType} for field ${field}`);
     }
   }
   return out;

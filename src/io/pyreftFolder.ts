@@ -47,8 +47,12 @@ export class PyreftFolderError extends Error {
 }
 
 export const PYREFT_INTERVENTION_TYPES = [
-  'LoreftIntervention', 'DireftIntervention', 'NoreftIntervention',
-  'NodireftIntervention', 'ConsreftIntervention', 'LobireftIntervention',
+  'LoreftIntervention',
+  'DireftIntervention',
+  'NoreftIntervention',
+  'NodireftIntervention',
+  'ConsreftIntervention',
+  'LobireftIntervention',
 ] as const;
 export type PyreftInterventionType = (typeof PYREFT_INTERVENTION_TYPES)[number];
 
@@ -97,37 +101,52 @@ const ROT_ORIGINAL = 'rotate_layer.parametrizations.weight.original';
 const ROT_BASE = 'rotate_layer.parametrizations.weight.0.base';
 
 type Dim = 'H' | 'r';
-interface StateEntry { name: string; shape: Dim[]; optional?: boolean; buffers?: true }
+interface StateEntry {
+  name: string;
+  shape: Dim[];
+  optional?: boolean;
+  buffers?: true;
+}
 
 /** pyreft's state-dict entries per class, in torch's state_dict order (`buffers` marks where pyvene's go). */
 const STATE_LAYOUT: Record<PyreftInterventionType, StateEntry[]> = {
   LoreftIntervention: [
-    { name: 'weight', shape: ['r', 'H'] }, { name: 'bias', shape: ['r'] }, { name: 'rotate_layer', shape: ['H', 'r'] },
+    { name: 'weight', shape: ['r', 'H'] },
+    { name: 'bias', shape: ['r'] },
+    { name: 'rotate_layer', shape: ['H', 'r'] },
   ],
   DireftIntervention: [
     { name: '', shape: [], buffers: true },
-    { name: ROT_ORIGINAL, shape: ['H', 'r'] }, { name: ROT_BASE, shape: ['H', 'H'] },
-    { name: 'learned_source.weight', shape: ['r', 'H'] }, { name: 'learned_source.bias', shape: ['r'] },
+    { name: ROT_ORIGINAL, shape: ['H', 'r'] },
+    { name: ROT_BASE, shape: ['H', 'H'] },
+    { name: 'learned_source.weight', shape: ['r', 'H'] },
+    { name: 'learned_source.bias', shape: ['r'] },
   ],
   NoreftIntervention: [
     { name: '', shape: [], buffers: true },
-    { name: 'proj_layer.weight', shape: ['r', 'H'] }, { name: 'proj_layer.bias', shape: ['r'], optional: true },
-    { name: 'learned_source.weight', shape: ['r', 'H'] }, { name: 'learned_source.bias', shape: ['r'] },
+    { name: 'proj_layer.weight', shape: ['r', 'H'] },
+    { name: 'proj_layer.bias', shape: ['r'], optional: true },
+    { name: 'learned_source.weight', shape: ['r', 'H'] },
+    { name: 'learned_source.bias', shape: ['r'] },
   ],
   NodireftIntervention: [
     { name: '', shape: [], buffers: true },
-    { name: 'proj_layer.weight', shape: ['r', 'H'] }, { name: 'proj_layer.bias', shape: ['r'], optional: true },
-    { name: 'learned_source.weight', shape: ['r', 'H'] }, { name: 'learned_source.bias', shape: ['r'] },
+    { name: 'proj_layer.weight', shape: ['r', 'H'] },
+    { name: 'proj_layer.bias', shape: ['r'], optional: true },
+    { name: 'learned_source.weight', shape: ['r', 'H'] },
+    { name: 'learned_source.bias', shape: ['r'] },
   ],
   ConsreftIntervention: [
     { name: 'learned_source', shape: ['r'] },
     { name: '', shape: [], buffers: true },
-    { name: ROT_ORIGINAL, shape: ['H', 'r'] }, { name: ROT_BASE, shape: ['H', 'H'] },
+    { name: ROT_ORIGINAL, shape: ['H', 'r'] },
+    { name: ROT_BASE, shape: ['H', 'H'] },
   ],
   LobireftIntervention: [
     { name: 'learned_source', shape: ['r'] },
     { name: '', shape: [], buffers: true },
-    { name: ROT_ORIGINAL, shape: ['H', 'r'] }, { name: ROT_BASE, shape: ['H', 'H'] },
+    { name: ROT_ORIGINAL, shape: ['H', 'r'] },
+    { name: ROT_BASE, shape: ['H', 'H'] },
   ],
 };
 
@@ -135,7 +154,9 @@ const STATE_LAYOUT: Record<PyreftInterventionType, StateEntry[]> = {
 export function pyreftTypeName(type: string, where: string): PyreftInterventionType {
   const short = type.startsWith(CLASS_PREFIX) && type.endsWith("'>") ? type.slice(CLASS_PREFIX.length, -2) : type;
   if (!(PYREFT_INTERVENTION_TYPES as readonly string[]).includes(short)) {
-    throw new PyreftFolderError(`${where}: unknown intervention type ${JSON.stringify(type)}; supported: ${PYREFT_INTERVENTION_TYPES.join(', ')}`);
+    throw new PyreftFolderError(
+      `${where}: unknown intervention type ${JSON.stringify(type)}; supported: ${PYREFT_INTERVENTION_TYPES.join(', ')}`,
+    );
   }
   return short as PyreftInterventionType;
 }
@@ -168,7 +189,9 @@ export async function readPyreftFolder(dir: string): Promise<PyreftFolder & { co
   try {
     text = await readFile(configFile, 'utf8');
   } catch {
-    throw new PyreftFolderError(`${dir}: no config.json — not a pyreft folder (ReftModel.save writes config.json and intkey_<key>.bin files)`);
+    throw new PyreftFolderError(
+      `${dir}: no config.json — not a pyreft folder (ReftModel.save writes config.json and intkey_<key>.bin files)`,
+    );
   }
   let config: Record<string, unknown>;
   try {
@@ -186,7 +209,8 @@ export async function readPyreftFolder(dir: string): Promise<PyreftFolder & { co
   const list = (name: string): unknown[] | undefined => {
     const v = config[name];
     if (v === undefined || v === null) return undefined;
-    if (!Array.isArray(v) || v.length !== n) throw new PyreftFolderError(`${configFile}: '${name}' must be a list of ${n} entries (one per representation)`);
+    if (!Array.isArray(v) || v.length !== n)
+      throw new PyreftFolderError(`${configFile}: '${name}' must be a list of ${n} entries (one per representation)`);
     return v;
   };
   const rawTypes = typeof config.intervention_types === 'string' ? Array(n).fill(config.intervention_types) : list('intervention_types');
@@ -195,7 +219,9 @@ export async function readPyreftFolder(dir: string): Promise<PyreftFolder & { co
   const keys = pyveneKeys(parsed);
   const sorted = list('sorted_keys');
   if (sorted?.some((k, i) => k !== keys[i])) {
-    throw new PyreftFolderError(`${configFile}: sorted_keys ${JSON.stringify(sorted)} do not match the keys pyvene derives from representations ${JSON.stringify(keys)}`);
+    throw new PyreftFolderError(
+      `${configFile}: sorted_keys ${JSON.stringify(sorted)} do not match the keys pyvene derives from representations ${JSON.stringify(keys)}`,
+    );
   }
 
   const interventions: PyreftIntervention[] = [];
@@ -206,18 +232,25 @@ export async function readPyreftFolder(dir: string): Promise<PyreftFolder & { co
     if (typeof rawType !== 'string') throw new PyreftFolderError(`${configFile}: intervention_types[${i}] must be a string`);
     const type = pyreftTypeName(rawType, `${configFile}: intervention_types[${i}]`);
     const file = path.join(dir, `intkey_${key}.bin`);
-    if (!(await access(file).then(() => true, () => false))) {
+    if (
+      !(await access(file).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       throw new PyreftFolderError(`${dir}: intervention '${key}' (sorted_keys[${i}]) has no intkey_${key}.bin`);
     }
     let tensors: Map<string, TorchTensor>;
     try {
       tensors = await readTorchFile(file);
     } catch (err) {
-      if (err instanceof TorchFileError || err instanceof UnsafePickleError || err instanceof ZipError) throw new PyreftFolderError(err.message);
+      if (err instanceof TorchFileError || err instanceof UnsafePickleError || err instanceof ZipError)
+        throw new PyreftFolderError(err.message);
       throw err;
     }
     const dim = dims?.[i];
-    if (dim !== undefined && dim !== null && !isCount(dim)) throw new PyreftFolderError(`${configFile}: intervention_dimensions[${i}] must be a positive integer or null`);
+    if (dim !== undefined && dim !== null && !isCount(dim))
+      throw new PyreftFolderError(`${configFile}: intervention_dimensions[${i}] must be a positive integer or null`);
     const embedDim = typeof dim === 'number' ? dim : inferEmbedDim(type, tensors, file);
     const rank = rep.lowRankDimension ?? inferRank(type, tensors, file);
     const state = checkState(type, tensors, embedDim, rank, file);
@@ -235,17 +268,37 @@ function readPositions(value: unknown, configFile: string): string | undefined {
   if (value === undefined || value === null) return undefined;
   const counts = typeof value === 'string' ? parsePositionNotation(value) : null;
   if (!counts || counts.first + counts.last === 0) {
-    throw new PyreftFolderError(`${configFile}: 'positions' is ${JSON.stringify(value)}; expected pyreft notation fN, lN or fN+lM selecting at least one token (e.g. "f1+l1", "l1")`);
+    throw new PyreftFolderError(
+      `${configFile}: 'positions' is ${JSON.stringify(value)}; expected pyreft notation fN, lN or fN+lM selecting at least one token (e.g. "f1+l1", "l1")`,
+    );
   }
   return value as string;
 }
 
-interface Representation { layer: number; component: string; unit: string; maxNumberOfUnits: number; lowRankDimension: number | null; extras: unknown[] }
+interface Representation {
+  layer: number;
+  component: string;
+  unit: string;
+  maxNumberOfUnits: number;
+  lowRankDimension: number | null;
+  extras: unknown[];
+}
 
 const REP_FIELDS = [
-  'layer', 'component', 'unit', 'max_number_of_units', 'low_rank_dimension', 'intervention_type', 'intervention',
-  'subspace_partition', 'group_key', 'intervention_link_key', 'moe_key', 'source_representation',
-  'hidden_source_representation', 'latent_dim',
+  'layer',
+  'component',
+  'unit',
+  'max_number_of_units',
+  'low_rank_dimension',
+  'intervention_type',
+  'intervention',
+  'subspace_partition',
+  'group_key',
+  'intervention_link_key',
+  'moe_key',
+  'source_representation',
+  'hidden_source_representation',
+  'latent_dim',
 ];
 // RepresentationConfig's defaults, for lists shorter than 14 and dicts that leave fields out.
 const REP_DEFAULTS: unknown[] = [0, 'block_output', 'pos', 1, null, null, null, null, null, null, null, null, null, null];
@@ -253,23 +306,36 @@ const REP_DEFAULTS: unknown[] = [0, 'block_output', 'pos', 1, null, null, null, 
 function parseRepresentation(r: unknown, where: string): Representation {
   let values: unknown[];
   if (Array.isArray(r)) {
-    if (r.length > REP_FIELDS.length) throw new PyreftFolderError(`${where}: has ${r.length} fields; RepresentationConfig has ${REP_FIELDS.length}`);
+    if (r.length > REP_FIELDS.length)
+      throw new PyreftFolderError(`${where}: has ${r.length} fields; RepresentationConfig has ${REP_FIELDS.length}`);
     values = REP_DEFAULTS.map((d, i) => (i < r.length ? r[i] : d));
   } else if (r && typeof r === 'object') {
     const o = r as Record<string, unknown>;
     const unknown = Object.keys(o).filter((k) => !REP_FIELDS.includes(k));
-    if (unknown.length) throw new PyreftFolderError(`${where}: unknown field '${unknown[0]}'; RepresentationConfig has ${REP_FIELDS.join(', ')}`);
+    if (unknown.length)
+      throw new PyreftFolderError(`${where}: unknown field '${unknown[0]}'; RepresentationConfig has ${REP_FIELDS.join(', ')}`);
     values = REP_FIELDS.map((f, i) => (f in o ? o[f] : REP_DEFAULTS[i]));
   } else {
     throw new PyreftFolderError(`${where}: must be a list (or dict) of RepresentationConfig fields`);
   }
   const [layer, component, unit, nunit, rank] = values;
-  if (!Number.isInteger(layer) || (layer as number) < 0) throw new PyreftFolderError(`${where}: layer must be a non-negative integer, got ${JSON.stringify(layer)}`);
-  if (typeof component !== 'string' || !component) throw new PyreftFolderError(`${where}: component must be a string such as "block_output", got ${JSON.stringify(component)}`);
+  if (!Number.isInteger(layer) || (layer as number) < 0)
+    throw new PyreftFolderError(`${where}: layer must be a non-negative integer, got ${JSON.stringify(layer)}`);
+  if (typeof component !== 'string' || !component)
+    throw new PyreftFolderError(`${where}: component must be a string such as "block_output", got ${JSON.stringify(component)}`);
   if (typeof unit !== 'string') throw new PyreftFolderError(`${where}: unit must be a string such as "pos", got ${JSON.stringify(unit)}`);
-  if (!isCount(nunit)) throw new PyreftFolderError(`${where}: max_number_of_units must be a positive integer, got ${JSON.stringify(nunit)}`);
-  if (rank !== null && !isCount(rank)) throw new PyreftFolderError(`${where}: low_rank_dimension must be a positive integer, got ${JSON.stringify(rank)}`);
-  return { layer: layer as number, component, unit, maxNumberOfUnits: nunit as number, lowRankDimension: rank as number | null, extras: values.slice(5) };
+  if (!isCount(nunit))
+    throw new PyreftFolderError(`${where}: max_number_of_units must be a positive integer, got ${JSON.stringify(nunit)}`);
+  if (rank !== null && !isCount(rank))
+    throw new PyreftFolderError(`${where}: low_rank_dimension must be a positive integer, got ${JSON.stringify(rank)}`);
+  return {
+    layer: layer as number,
+    component,
+    unit,
+    maxNumberOfUnits: nunit as number,
+    lowRankDimension: rank as number | null,
+    extras: values.slice(5),
+  };
 }
 
 function isCount(v: unknown): v is number {
@@ -281,7 +347,13 @@ function inferEmbedDim(type: PyreftInterventionType, tensors: Map<string, TorchT
   const buffer = tensors.get('embed_dim');
   if (buffer && buffer.shape.length === 0) return Number(buffer.data[0]);
   const h = STATE_LAYOUT[type].find((e) => e.shape.includes('H') && tensors.has(e.name));
-  if (!h) throw new PyreftFolderError(`${file}: cannot tell the embedding size (no intervention_dimensions, no ${STATE_LAYOUT[type].map((e) => e.name).filter(Boolean).join(' / ')})`);
+  if (!h)
+    throw new PyreftFolderError(
+      `${file}: cannot tell the embedding size (no intervention_dimensions, no ${STATE_LAYOUT[type]
+        .map((e) => e.name)
+        .filter(Boolean)
+        .join(' / ')})`,
+    );
   return tensors.get(h.name)!.shape[h.shape.indexOf('H')]!;
 }
 
@@ -302,24 +374,36 @@ function describeLayout(type: PyreftInterventionType, embedDim: number, rank: nu
     .join(', ');
 }
 
-function checkState(type: PyreftInterventionType, tensors: Map<string, TorchTensor>, embedDim: number, rank: number, file: string): Record<string, PyreftTensor> {
+function checkState(
+  type: PyreftInterventionType,
+  tensors: Map<string, TorchTensor>,
+  embedDim: number,
+  rank: number,
+  file: string,
+): Record<string, PyreftTensor> {
   const layout = STATE_LAYOUT[type];
   const hasBuffers = layout.some((e) => e.buffers);
   const state: Record<string, PyreftTensor> = {};
   for (const [name, t] of tensors) {
     if (hasBuffers && (BUFFERS as readonly string[]).includes(name)) {
       if (t.shape.length !== 0 || Number(t.data[0]) !== embedDim) {
-        throw new PyreftFolderError(`${file}: buffer '${name}' is ${t.shape.length ? `shaped [${t.shape.join(', ')}]` : Number(t.data[0])}, expected the scalar ${embedDim} (intervention_dimensions)`);
+        throw new PyreftFolderError(
+          `${file}: buffer '${name}' is ${t.shape.length ? `shaped [${t.shape.join(', ')}]` : Number(t.data[0])}, expected the scalar ${embedDim} (intervention_dimensions)`,
+        );
       }
       continue;
     }
     const entry = layout.find((e) => e.name === name && !e.buffers);
-    if (!entry) throw new PyreftFolderError(`${file}: unexpected tensor '${name}' for a ${type}; it holds ${describeLayout(type, embedDim, rank)}`);
+    if (!entry)
+      throw new PyreftFolderError(`${file}: unexpected tensor '${name}' for a ${type}; it holds ${describeLayout(type, embedDim, rank)}`);
     const want = expectedShape(entry.shape, embedDim, rank);
     if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
-      throw new PyreftFolderError(`${file}: '${name}' has shape [${t.shape.join(', ')}], expected [${want.join(', ')}] (embed dim ${embedDim}, rank ${rank})`);
+      throw new PyreftFolderError(
+        `${file}: '${name}' has shape [${t.shape.join(', ')}], expected [${want.join(', ')}] (embed dim ${embedDim}, rank ${rank})`,
+      );
     }
-    if (!['F32', 'F16', 'BF16', 'F64'].includes(t.dtype)) throw new PyreftFolderError(`${file}: '${name}' is ${t.dtype}, expected a floating-point tensor`);
+    if (!['F32', 'F16', 'BF16', 'F64'].includes(t.dtype))
+      throw new PyreftFolderError(`${file}: '${name}' is ${t.dtype}, expected a floating-point tensor`);
     state[name] = { shape: t.shape, data: toFloat32(t.dtype, t.data) };
   }
   for (const e of layout) {
@@ -334,7 +418,15 @@ function checkState(type: PyreftInterventionType, tensors: Map<string, TorchTens
 // Writing
 
 /** config.json keys derived from the interventions (others in `folder.config` are carried over). */
-const MANAGED_KEYS = ['representations', 'intervention_types', 'intervention_dimensions', 'intervention_constant_sources', 'sorted_keys', 'mode', 'positions'];
+const MANAGED_KEYS = [
+  'representations',
+  'intervention_types',
+  'intervention_dimensions',
+  'intervention_constant_sources',
+  'sorted_keys',
+  'mode',
+  'positions',
+];
 
 /** The config.json pyvene would write for these interventions, as a JSON value. */
 export function pyreftConfig(folder: PyreftFolder): Record<string, unknown> {
@@ -348,15 +440,26 @@ export function pyreftConfig(folder: PyreftFolder): Record<string, unknown> {
   }
   ivs.forEach((iv, i) => {
     if (iv.key !== keys[i]) {
-      throw new PyreftFolderError(`writePyreftFolder: interventions[${i}] has key '${iv.key}', but pyvene derives '${keys[i]}' from its layer, component and position in the list`);
+      throw new PyreftFolderError(
+        `writePyreftFolder: interventions[${i}] has key '${iv.key}', but pyvene derives '${keys[i]}' from its layer, component and position in the list`,
+      );
     }
   });
   Object.assign(config, {
     representations: ivs.map((iv) => {
       const extras = iv.representationExtras ?? [];
-      return [iv.layer, iv.component, iv.unit ?? 'pos', iv.maxNumberOfUnits ?? 1, iv.rank, ...REP_DEFAULTS.slice(5).map((d, j) => (j < extras.length ? extras[j] : d))];
+      return [
+        iv.layer,
+        iv.component,
+        iv.unit ?? 'pos',
+        iv.maxNumberOfUnits ?? 1,
+        iv.rank,
+        ...REP_DEFAULTS.slice(5).map((d, j) => (j < extras.length ? extras[j] : d)),
+      ];
     }),
-    intervention_types: ivs.map((iv, i) => `${CLASS_PREFIX}${pyreftTypeName(iv.type, `writePyreftFolder: interventions[${i}] ('${iv.key}')`)}'>`),
+    intervention_types: ivs.map(
+      (iv, i) => `${CLASS_PREFIX}${pyreftTypeName(iv.type, `writePyreftFolder: interventions[${i}] ('${iv.key}')`)}'>`,
+    ),
     intervention_dimensions: ivs.map((iv) => iv.embedDim),
     // pyreft's interventions are all "sourceless": pyvene records is_source_constant = True.
     intervention_constant_sources: ivs.map(() => true),
@@ -371,7 +474,12 @@ export function pyreftConfig(folder: PyreftFolder): Record<string, unknown> {
 export function pythonJson(value: unknown): string {
   const sortKeys = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(sortKeys);
-    if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]));
+    if (v && typeof v === 'object')
+      return Object.fromEntries(
+        Object.keys(v)
+          .sort()
+          .map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]),
+      );
     return v;
   };
   return JSON.stringify(sortKeys(value), null, 2).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
@@ -380,10 +488,14 @@ export function pythonJson(value: unknown): string {
 /** The torch state dict pyreft would save for one intervention, in pyreft's order. */
 function stateDict(iv: PyreftIntervention, type: PyreftInterventionType, where: string): Array<[string, TorchTensor]> {
   const layout = STATE_LAYOUT[type];
-  if (!isCount(iv.embedDim) || !isCount(iv.rank)) throw new PyreftFolderError(`${where}: embedDim and rank must be positive integers (got ${iv.embedDim}, ${iv.rank})`);
+  if (!isCount(iv.embedDim) || !isCount(iv.rank))
+    throw new PyreftFolderError(`${where}: embedDim and rank must be positive integers (got ${iv.embedDim}, ${iv.rank})`);
   const known = new Set(layout.map((e) => e.name));
   for (const name of Object.keys(iv.state)) {
-    if (!known.has(name) || !name) throw new PyreftFolderError(`${where}: unexpected tensor '${name}' for a ${type}; it holds ${describeLayout(type, iv.embedDim, iv.rank)}`);
+    if (!known.has(name) || !name)
+      throw new PyreftFolderError(
+        `${where}: unexpected tensor '${name}' for a ${type}; it holds ${describeLayout(type, iv.embedDim, iv.rank)}`,
+      );
   }
   const out: Array<[string, TorchTensor]> = [];
   for (const e of layout) {
@@ -398,7 +510,9 @@ function stateDict(iv: PyreftIntervention, type: PyreftInterventionType, where: 
     }
     const want = expectedShape(e.shape, iv.embedDim, iv.rank);
     if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
-      throw new PyreftFolderError(`${where}: '${e.name}' has shape [${t.shape.join(', ')}], expected [${want.join(', ')}] (embed dim ${iv.embedDim}, rank ${iv.rank})`);
+      throw new PyreftFolderError(
+        `${where}: '${e.name}' has shape [${t.shape.join(', ')}], expected [${want.join(', ')}] (embed dim ${iv.embedDim}, rank ${iv.rank})`,
+      );
     }
     if (!(t.data instanceof Float32Array) || t.data.length !== want.reduce((a, b) => a * b, 1)) {
       throw new PyreftFolderError(`${where}: '${e.name}' needs a Float32Array of ${want.reduce((a, b) => a * b, 1)} values`);

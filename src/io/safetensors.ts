@@ -34,7 +34,12 @@ export class SafetensorsFile {
   readonly entries: Map<string, TensorEntry>;
   private fd: number | null;
 
-  private constructor(readonly file: string, fd: number, entries: Map<string, TensorEntry>, metadata: Record<string, string>) {
+  private constructor(
+    readonly file: string,
+    fd: number,
+    entries: Map<string, TensorEntry>,
+    metadata: Record<string, string>,
+  ) {
     this.fd = fd;
     this.entries = entries;
     this.metadata = metadata;
@@ -128,20 +133,31 @@ function parseEntries(file: string, header: Record<string, unknown>, dataStart: 
     if (!info || typeof info !== 'object') throw new SafetensorsError(file, `tensor '${name}': entry is not an object`);
     const dtype = info.dtype as DType;
     if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) {
-      throw new SafetensorsError(file, `tensor '${name}': unsupported dtype ${JSON.stringify(info.dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+      throw new SafetensorsError(
+        file,
+        `tensor '${name}': unsupported dtype ${JSON.stringify(info.dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`,
+      );
     }
     const shape = info.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
       throw new SafetensorsError(file, `tensor '${name}': shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
     }
     const offsets = info.data_offsets;
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0) || offsets[0] > offsets[1]) {
+    if (
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      !offsets.every((o) => Number.isInteger(o) && o >= 0) ||
+      offsets[0] > offsets[1]
+    ) {
       throw new SafetensorsError(file, `tensor '${name}': data_offsets ${JSON.stringify(offsets)} is not [begin, end] with begin ≤ end`);
     }
     const [b, e] = offsets as [number, number];
     const expected = (shape as number[]).reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype];
     if (e - b !== expected) {
-      throw new SafetensorsError(file, `tensor '${name}': ${e - b} bytes for shape [${shape.join(', ')}] of ${dtype}, which needs ${expected}`);
+      throw new SafetensorsError(
+        file,
+        `tensor '${name}': ${e - b} bytes for shape [${shape.join(', ')}] of ${dtype}, which needs ${expected}`,
+      );
     }
     if (dataStart + e > size) {
       throw new SafetensorsError(file, `truncated: tensor '${name}' ends at byte ${dataStart + e} but the file has ${size}`);
@@ -188,7 +204,11 @@ export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metada
   return [len, headerBytes, ...chunks];
 }
 
-export async function writeSafetensors(file: string, tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>): Promise<void> {
+export async function writeSafetensors(
+  file: string,
+  tensors: Record<string, TensorToWrite>,
+  metadata?: Record<string, string>,
+): Promise<void> {
   await writeFileAtomic(file, encodeSafetensors(tensors, metadata));
 }
 
@@ -219,7 +239,8 @@ export class SafetensorsCheckpoint {
       for (const [name, shard] of Object.entries(parsed.weight_map)) ck.where.set(name, shard);
       for (const shard of new Set(ck.where.values())) ck.files.set(shard, SafetensorsFile.open(path.join(dir, shard)));
       for (const [name, shard] of ck.where) {
-        if (!ck.files.get(shard)!.has(name)) throw new SafetensorsError(path.join(dir, shard), `index says it holds '${name}' but it does not`);
+        if (!ck.files.get(shard)!.has(name))
+          throw new SafetensorsError(path.join(dir, shard), `index says it holds '${name}' but it does not`);
       }
     } else if (existsSync(single)) {
       ck.source = single;

@@ -69,10 +69,17 @@ export function encodeEvent(event: EventRecord): Uint8Array {
     w.message(5, (summary) => {
       for (const s of event.scalars) summary.message(1, (v) => v.string(1, s.tag).float(2, s.value));
       for (const t of texts) {
-        summary.message(1, (v) => v
-          .string(1, t.tag)
-          .message(9, (meta) => meta.message(1, (plugin) => plugin.string(1, 'text')))
-          .message(8, (tensor) => tensor.varint(1, DT_STRING).message(2, () => {}).bytes(8, utf8.encode(t.text))));
+        summary.message(1, (v) =>
+          v
+            .string(1, t.tag)
+            .message(9, (meta) => meta.message(1, (plugin) => plugin.string(1, 'text')))
+            .message(8, (tensor) =>
+              tensor
+                .varint(1, DT_STRING)
+                .message(2, () => {})
+                .bytes(8, utf8.encode(t.text)),
+            ),
+        );
       }
     });
   }
@@ -103,7 +110,10 @@ export class TensorBoardWriter {
   private readonly flushIntervalMs: number;
   private readonly onExit = (): void => this.flush();
 
-  constructor(readonly logDir: string, options: TensorBoardWriterOptions = {}) {
+  constructor(
+    readonly logDir: string,
+    options: TensorBoardWriterOptions = {},
+  ) {
     this.flushIntervalMs = options.flushIntervalMs ?? 1000;
     const wallTime = options.wallTime ?? Date.now() / 1000;
     const host = (options.hostname ?? os.hostname()).replace(/[/\\]/g, '_');

@@ -20,9 +20,16 @@ export class UnsafePickleError extends Error {
 
 /** torch storage classes and the dtypes they hold. */
 export const STORAGE_DTYPES: Record<string, DType> = {
-  FloatStorage: 'F32', DoubleStorage: 'F64', HalfStorage: 'F16', BFloat16Storage: 'BF16',
-  LongStorage: 'I64', IntStorage: 'I32', ShortStorage: 'I16', CharStorage: 'I8',
-  ByteStorage: 'U8', BoolStorage: 'BOOL',
+  FloatStorage: 'F32',
+  DoubleStorage: 'F64',
+  HalfStorage: 'F16',
+  BFloat16Storage: 'BF16',
+  LongStorage: 'I64',
+  IntStorage: 'I32',
+  ShortStorage: 'I16',
+  CharStorage: 'I8',
+  ByteStorage: 'U8',
+  BoolStorage: 'BOOL',
 };
 const STORAGE_OF_DTYPE = Object.fromEntries(Object.entries(STORAGE_DTYPES).map(([k, v]) => [v, k])) as Partial<Record<DType, string>>;
 
@@ -31,7 +38,10 @@ const ALLOWED_GLOBALS = new Set([...CALLABLES, ...Object.keys(STORAGE_DTYPES).ma
 
 /** A global the pickle referenced (only allowed ones are ever created). */
 export class PickleGlobal {
-  constructor(readonly module: string, readonly name: string) {}
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
   get qualified(): string {
     return `${this.module}.${this.name}`;
   }
@@ -62,18 +72,46 @@ export class PickleTuple {
 }
 
 export type PickleValue =
-  | null | boolean | number | bigint | string | Uint8Array
-  | PickleValue[] | PickleTuple | Map<PickleValue, PickleValue>
-  | PickleGlobal | StorageRef | TensorRef;
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | PickleValue[]
+  | PickleTuple
+  | Map<PickleValue, PickleValue>
+  | PickleGlobal
+  | StorageRef
+  | TensorRef;
 
 const MARK = Symbol('mark');
 type StackItem = PickleValue | typeof MARK;
 
 const OPCODE_NAMES: Record<number, string> = {
-  0x69: 'INST', 0x6f: 'OBJ', 0x81: 'NEWOBJ', 0x92: 'NEWOBJ_EX', 0x82: 'EXT1', 0x83: 'EXT2', 0x84: 'EXT4',
-  0x50: 'PERSID (text)', 0x49: 'INT (text)', 0x4c: 'LONG (text)', 0x53: 'STRING (text)', 0x56: 'UNICODE (text)',
-  0x46: 'FLOAT (text)', 0x70: 'PUT (text)', 0x67: 'GET (text)', 0x54: 'BINSTRING', 0x55: 'SHORT_BINSTRING',
-  0x96: 'BYTEARRAY8', 0x97: 'NEXT_BUFFER', 0x98: 'READONLY_BUFFER', 0x8f: 'EMPTY_SET', 0x90: 'ADDITEMS', 0x91: 'FROZENSET',
+  0x69: 'INST',
+  0x6f: 'OBJ',
+  0x81: 'NEWOBJ',
+  0x92: 'NEWOBJ_EX',
+  0x82: 'EXT1',
+  0x83: 'EXT2',
+  0x84: 'EXT4',
+  0x50: 'PERSID (text)',
+  0x49: 'INT (text)',
+  0x4c: 'LONG (text)',
+  0x53: 'STRING (text)',
+  0x56: 'UNICODE (text)',
+  0x46: 'FLOAT (text)',
+  0x70: 'PUT (text)',
+  0x67: 'GET (text)',
+  0x54: 'BINSTRING',
+  0x55: 'SHORT_BINSTRING',
+  0x96: 'BYTEARRAY8',
+  0x97: 'NEXT_BUFFER',
+  0x98: 'READONLY_BUFFER',
+  0x8f: 'EMPTY_SET',
+  0x90: 'ADDITEMS',
+  0x91: 'FROZENSET',
 };
 
 /**
@@ -96,10 +134,10 @@ export function safeUnpickle(input: Uint8Array, label: string): PickleValue {
     if (pos + n > bytes.length) fail(`truncated pickle (needs ${n} more bytes)`);
   };
   const u8 = () => (need(1), bytes[pos++]!);
-  const u16 = () => (need(2), pos += 2, view.getUint16(pos - 2, true));
-  const u32 = () => (need(4), pos += 4, view.getUint32(pos - 4, true));
-  const i32 = () => (need(4), pos += 4, view.getInt32(pos - 4, true));
-  const take = (n: number) => (need(n), pos += n, bytes.subarray(pos - n, pos));
+  const u16 = () => (need(2), (pos += 2), view.getUint16(pos - 2, true));
+  const u32 = () => (need(4), (pos += 4), view.getUint32(pos - 4, true));
+  const i32 = () => (need(4), (pos += 4), view.getInt32(pos - 4, true));
+  const take = (n: number) => (need(n), (pos += n), bytes.subarray(pos - n, pos));
   const line = (): string => {
     const end = bytes.indexOf(0x0a, pos);
     if (end < 0) fail('unterminated text line');
@@ -146,27 +184,54 @@ export function safeUnpickle(input: Uint8Array, label: string): PickleValue {
     opAt = pos;
     const op = u8();
     switch (op) {
-      case 0x80: { // PROTO
+      case 0x80: {
+        // PROTO
         const v = u8();
         if (v > 5) fail(`pickle protocol ${v} is newer than 5`);
         break;
       }
-      case 0x95: take(8); break; // FRAME: framing is only a hint for buffered readers
-      case 0x2e: { // STOP
+      case 0x95:
+        take(8);
+        break; // FRAME: framing is only a hint for buffered readers
+      case 0x2e: {
+        // STOP
         if (stack.length !== 1 || marks.length) fail('STOP with a malformed stack');
         return pop();
       }
-      case 0x28: marks.push(stack); stack = []; break; // MARK
-      case 0x30: pop(); break; // POP
-      case 0x31: popMark(); break; // POP_MARK
-      case 0x32: stack.push(top()); break; // DUP
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4a: stack.push(i32()); break; // BININT
-      case 0x4b: stack.push(u8()); break; // BININT1
-      case 0x4d: stack.push(u16()); break; // BININT2
-      case 0x8a: case 0x8b: { // LONG1, LONG4: little-endian two's complement
+      case 0x28:
+        marks.push(stack);
+        stack = [];
+        break; // MARK
+      case 0x30:
+        pop();
+        break; // POP
+      case 0x31:
+        popMark();
+        break; // POP_MARK
+      case 0x32:
+        stack.push(top());
+        break; // DUP
+      case 0x4e:
+        stack.push(null);
+        break; // NONE
+      case 0x88:
+        stack.push(true);
+        break; // NEWTRUE
+      case 0x89:
+        stack.push(false);
+        break; // NEWFALSE
+      case 0x4a:
+        stack.push(i32());
+        break; // BININT
+      case 0x4b:
+        stack.push(u8());
+        break; // BININT1
+      case 0x4d:
+        stack.push(u16());
+        break; // BININT2
+      case 0x8a:
+      case 0x8b: {
+        // LONG1, LONG4: little-endian two's complement
         const n = op === 0x8a ? u8() : u32();
         // Sizes, offsets and strides fit in 8 bytes; refusing more also bars quadratic-time bignums.
         if (n > 16) fail(`integer of ${n} bytes is larger than any tensor file needs`);
@@ -177,53 +242,145 @@ export function safeUnpickle(input: Uint8Array, label: string): PickleValue {
         stack.push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
         break;
       }
-      case 0x47: need(8); stack.push(view.getFloat64(pos, false)); pos += 8; break; // BINFLOAT (big-endian)
-      case 0x58: stack.push(decode(take(u32()))); break; // BINUNICODE
-      case 0x8c: stack.push(decode(take(u8()))); break; // SHORT_BINUNICODE
-      case 0x8d: { need(8); const n = Number(view.getBigUint64(pos, true)); pos += 8; stack.push(decode(take(n))); break; } // BINUNICODE8
-      case 0x42: stack.push(take(u32()).slice()); break; // BINBYTES
-      case 0x43: stack.push(take(u8()).slice()); break; // SHORT_BINBYTES
-      case 0x29: stack.push(new PickleTuple([])); break; // EMPTY_TUPLE
-      case 0x74: { const t = new PickleTuple(popMark()); stack.push(t); break; } // TUPLE (popMark swaps `stack`: pop first)
-      case 0x85: { const a = pop(); stack.push(new PickleTuple([a])); break; } // TUPLE1
-      case 0x86: { const b = pop(); const a = pop(); stack.push(new PickleTuple([a, b])); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); const a = pop(); stack.push(new PickleTuple([a, b, c])); break; } // TUPLE3
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x6c: { const l = popMark(); stack.push(l); break; } // LIST
-      case 0x61: { const v = pop(); const l = top(); if (!Array.isArray(l)) fail('APPEND to something that is not a list'); (l as PickleValue[]).push(v); break; }
-      case 0x65: { // APPENDS
+      case 0x47:
+        need(8);
+        stack.push(view.getFloat64(pos, false));
+        pos += 8;
+        break; // BINFLOAT (big-endian)
+      case 0x58:
+        stack.push(decode(take(u32())));
+        break; // BINUNICODE
+      case 0x8c:
+        stack.push(decode(take(u8())));
+        break; // SHORT_BINUNICODE
+      case 0x8d: {
+        need(8);
+        const n = Number(view.getBigUint64(pos, true));
+        pos += 8;
+        stack.push(decode(take(n)));
+        break;
+      } // BINUNICODE8
+      case 0x42:
+        stack.push(take(u32()).slice());
+        break; // BINBYTES
+      case 0x43:
+        stack.push(take(u8()).slice());
+        break; // SHORT_BINBYTES
+      case 0x29:
+        stack.push(new PickleTuple([]));
+        break; // EMPTY_TUPLE
+      case 0x74: {
+        const t = new PickleTuple(popMark());
+        stack.push(t);
+        break;
+      } // TUPLE (popMark swaps `stack`: pop first)
+      case 0x85: {
+        const a = pop();
+        stack.push(new PickleTuple([a]));
+        break;
+      } // TUPLE1
+      case 0x86: {
+        const b = pop();
+        const a = pop();
+        stack.push(new PickleTuple([a, b]));
+        break;
+      } // TUPLE2
+      case 0x87: {
+        const c = pop();
+        const b = pop();
+        const a = pop();
+        stack.push(new PickleTuple([a, b, c]));
+        break;
+      } // TUPLE3
+      case 0x5d:
+        stack.push([]);
+        break; // EMPTY_LIST
+      case 0x6c: {
+        const l = popMark();
+        stack.push(l);
+        break;
+      } // LIST
+      case 0x61: {
+        const v = pop();
+        const l = top();
+        if (!Array.isArray(l)) fail('APPEND to something that is not a list');
+        (l as PickleValue[]).push(v);
+        break;
+      }
+      case 0x65: {
+        // APPENDS
         const items = popMark();
         const l = top();
         if (!Array.isArray(l)) fail('APPENDS to something that is not a list');
         for (const item of items) (l as PickleValue[]).push(item);
         break;
       }
-      case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
-      case 0x64: { const d = new Map<PickleValue, PickleValue>(); setItems(d, popMark()); stack.push(d); break; } // DICT
-      case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM
-      case 0x75: { const items = popMark(); setItems(top(), items); break; } // SETITEMS
-      case 0x63: { const module = line(); const name = line(); stack.push(global(module, name)); break; } // GLOBAL
-      case 0x93: { // STACK_GLOBAL
+      case 0x7d:
+        stack.push(new Map());
+        break; // EMPTY_DICT
+      case 0x64: {
+        const d = new Map<PickleValue, PickleValue>();
+        setItems(d, popMark());
+        stack.push(d);
+        break;
+      } // DICT
+      case 0x73: {
+        const v = pop();
+        const k = pop();
+        setItems(top(), [k, v]);
+        break;
+      } // SETITEM
+      case 0x75: {
+        const items = popMark();
+        setItems(top(), items);
+        break;
+      } // SETITEMS
+      case 0x63: {
+        const module = line();
+        const name = line();
+        stack.push(global(module, name));
+        break;
+      } // GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
         const name = pop();
         const module = pop();
         if (typeof module !== 'string' || typeof name !== 'string') fail('STACK_GLOBAL needs two strings');
         stack.push(global(module as string, name as string));
         break;
       }
-      case 0x51: stack.push(persistentLoad(pop())); break; // BINPERSID
-      case 0x52: { const args = pop(); const fn = pop(); stack.push(reduce(fn, args)); break; } // REDUCE
-      case 0x62: { // BUILD: only OrderedDict state (e.g. nn.Module state dicts' `_metadata`), which carries no tensors.
+      case 0x51:
+        stack.push(persistentLoad(pop()));
+        break; // BINPERSID
+      case 0x52: {
+        const args = pop();
+        const fn = pop();
+        stack.push(reduce(fn, args));
+        break;
+      } // REDUCE
+      case 0x62: {
+        // BUILD: only OrderedDict state (e.g. nn.Module state dicts' `_metadata`), which carries no tensors.
         const state = pop();
         const target = top();
         if (!(target instanceof Map)) fail('BUILD is only allowed on an OrderedDict');
         if (state !== null && !(state instanceof Map) && !(state instanceof PickleTuple)) fail('BUILD with a state that is not a dict');
         break;
       }
-      case 0x71: memo.set(u8(), top()); break; // BINPUT
-      case 0x72: memo.set(u32(), top()); break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
-      case 0x68: stack.push(memoGet(u8())); break; // BINGET
-      case 0x6a: stack.push(memoGet(u32())); break; // LONG_BINGET
+      case 0x71:
+        memo.set(u8(), top());
+        break; // BINPUT
+      case 0x72:
+        memo.set(u32(), top());
+        break; // LONG_BINPUT
+      case 0x94:
+        memo.set(memo.size, top());
+        break; // MEMOIZE
+      case 0x68:
+        stack.push(memoGet(u8()));
+        break; // BINGET
+      case 0x6a:
+        stack.push(memoGet(u32()));
+        break; // LONG_BINGET
       default: {
         const name = OPCODE_NAMES[op] ?? `0x${op.toString(16).padStart(2, '0')}`;
         fail(`pickle opcode ${name} is not allowed in a tensor file`);
@@ -244,22 +401,33 @@ export function safeUnpickle(input: Uint8Array, label: string): PickleValue {
     if (items?.length !== 5 || items[0] !== 'storage') fail(`persistent id must be ('storage', type, key, location, numel)`);
     const [, type, key, location, numel] = items!;
     if (!(type instanceof PickleGlobal) || type.module !== 'torch' || !(type.name in STORAGE_DTYPES)) {
-      fail(`persistent id names storage type ${type instanceof PickleGlobal ? type.qualified : String(type)}; allowed: ${Object.keys(STORAGE_DTYPES).join(', ')}`);
+      fail(
+        `persistent id names storage type ${type instanceof PickleGlobal ? type.qualified : String(type)}; allowed: ${Object.keys(STORAGE_DTYPES).join(', ')}`,
+      );
     }
     if (typeof key !== 'string' || typeof location !== 'string' || typeof numel !== 'number' || numel < 0) {
       fail('persistent id has a malformed key, location or size');
     }
-    return { kind: 'storage', dtype: STORAGE_DTYPES[(type as PickleGlobal).name]!, key: key as string, location: location as string, numel: numel as number };
+    return {
+      kind: 'storage',
+      dtype: STORAGE_DTYPES[(type as PickleGlobal).name]!,
+      key: key as string,
+      location: location as string,
+      numel: numel as number,
+    };
   }
 
   function intTuple(v: PickleValue, what: string): number[] {
-    if (!(v instanceof PickleTuple) || !v.items.every((x) => typeof x === 'number' && Number.isInteger(x))) fail(`${what} must be a tuple of integers`);
+    if (!(v instanceof PickleTuple) || !v.items.every((x) => typeof x === 'number' && Number.isInteger(x)))
+      fail(`${what} must be a tuple of integers`);
     return (v as PickleTuple).items as number[];
   }
 
   function reduce(fn: PickleValue, argsValue: PickleValue): PickleValue {
     if (!(fn instanceof PickleGlobal) || !CALLABLES.includes(fn.qualified)) {
-      fail(`REDUCE may only call ${CALLABLES.join(', ')}; this pickle calls ${fn instanceof PickleGlobal ? fn.qualified : 'a non-global value'}`);
+      fail(
+        `REDUCE may only call ${CALLABLES.join(', ')}; this pickle calls ${fn instanceof PickleGlobal ? fn.qualified : 'a non-global value'}`,
+      );
     }
     if (!(argsValue instanceof PickleTuple)) return fail('REDUCE arguments must be a tuple');
     const args = (argsValue as PickleTuple).items;
@@ -277,7 +445,14 @@ export function safeUnpickle(input: Uint8Array, label: string): PickleValue {
         const shape = intTuple(size!, 'tensor size');
         const strides = intTuple(stride!, 'tensor stride');
         if (shape.length !== strides.length) fail('tensor size and stride differ in length');
-        return { kind: 'tensor', storage: storage as StorageRef, storageOffset: offset as number, shape, stride: strides, requiresGrad: requiresGrad === true };
+        return {
+          kind: 'tensor',
+          storage: storage as StorageRef,
+          storageOffset: offset as number,
+          shape,
+          stride: strides,
+          requiresGrad: requiresGrad === true,
+        };
       }
       case 'torch._utils._rebuild_parameter': {
         // (data, requires_grad, backward_hooks): a Parameter is its tensor here.
@@ -313,12 +488,20 @@ export function pickleTensorDict(tensors: Array<[string, TensorToPickle]>, conta
   const u32 = (v: number) => bytes(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff);
   const put = (): void => {
     const i = nextMemo++;
-    if (i < 256) bytes(0x71, i); // BINPUT
-    else { bytes(0x72); u32(i); } // LONG_BINPUT
+    if (i < 256)
+      bytes(0x71, i); // BINPUT
+    else {
+      bytes(0x72);
+      u32(i);
+    } // LONG_BINPUT
   };
   const get = (i: number): void => {
-    if (i < 256) bytes(0x68, i); // BINGET
-    else { bytes(0x6a); u32(i); } // LONG_BINGET
+    if (i < 256)
+      bytes(0x68, i); // BINGET
+    else {
+      bytes(0x6a);
+      u32(i);
+    } // LONG_BINGET
   };
   /** Emit an object Python would memoize, reusing the memo when it is the same object. */
   const shared = (id: string, write: () => void): void => {
@@ -339,8 +522,10 @@ export function pickleTensorDict(tensors: Array<[string, TensorToPickle]>, conta
     if (!Number.isSafeInteger(v)) throw new Error(`pickleTensorDict: ${v} is not an integer`);
     if (v >= 0 && v <= 0xff) bytes(0x4b, v);
     else if (v >= 0 && v <= 0xffff) bytes(0x4d, v & 0xff, v >> 8);
-    else if (v >= -0x80000000 && v <= 0x7fffffff) { bytes(0x4a); u32(v >>> 0); }
-    else {
+    else if (v >= -0x80000000 && v <= 0x7fffffff) {
+      bytes(0x4a);
+      u32(v >>> 0);
+    } else {
       // LONG1: minimal little-endian two's complement, as Python's encode_long.
       let x = BigInt(v);
       const b: number[] = [];

@@ -86,7 +86,9 @@ function materialize(zip: ZipReader, root: string, t: TensorRef, where: string):
   // The last element a view reaches must lie inside its storage.
   const last = storageOffset + shape.reduce((acc, d, i) => acc + (d - 1) * stride[i]!, 0);
   if (numel > 0 && (storageOffset < 0 || last >= storage.numel)) {
-    throw new TorchFileError(`${where}: view (offset ${storageOffset}, size ${JSON.stringify(shape)}, stride ${JSON.stringify(stride)}) reaches element ${last}, outside its storage of ${storage.numel}`);
+    throw new TorchFileError(
+      `${where}: view (offset ${storageOffset}, size ${JSON.stringify(shape)}, stride ${JSON.stringify(stride)}) reaches element ${last}, outside its storage of ${storage.numel}`,
+    );
   }
   // Copy into a fresh row-major array, so tensors never alias each other or the file buffer.
   let out: Uint8Array;
@@ -133,10 +135,12 @@ export function archiveNameFor(file: string): string {
 
 function tensorBytes(name: string, t: TorchTensor): Uint8Array {
   const numel = t.shape.reduce((a, b) => a * b, 1);
-  if (t.data.length !== numel) throw new TorchFileError(`tensor '${name}': shape ${JSON.stringify(t.shape)} needs ${numel} elements, data has ${t.data.length}`);
+  if (t.data.length !== numel)
+    throw new TorchFileError(`tensor '${name}': shape ${JSON.stringify(t.shape)} needs ${numel} elements, data has ${t.data.length}`);
   const expected = numel * DTYPE_BYTES[t.dtype];
   const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-  if (bytes.length !== expected) throw new TorchFileError(`tensor '${name}': ${t.dtype} data must be ${expected} bytes, got ${bytes.length} (wrong typed array?)`);
+  if (bytes.length !== expected)
+    throw new TorchFileError(`tensor '${name}': ${t.dtype} data must be ${expected} bytes, got ${bytes.length} (wrong typed array?)`);
   return bytes;
 }
 
@@ -146,11 +150,21 @@ export interface TorchSaveOptions {
 }
 
 /** Encode a state dict as torch.save writes it, for an archive folder named `archiveName`. */
-export function encodeTorchFile(tensors: Map<string, TorchTensor> | Array<[string, TorchTensor]>, archiveName: string, options: TorchSaveOptions = {}): Uint8Array[] {
+export function encodeTorchFile(
+  tensors: Map<string, TorchTensor> | Array<[string, TorchTensor]>,
+  archiveName: string,
+  options: TorchSaveOptions = {},
+): Uint8Array[] {
   const list = [...tensors];
   const enc = new TextEncoder();
   const records: ZipRecord[] = [
-    { name: 'data.pkl', data: pickleTensorDict(list.map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape }]), options.container) },
+    {
+      name: 'data.pkl',
+      data: pickleTensorDict(
+        list.map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape }]),
+        options.container,
+      ),
+    },
     { name: '.format_version', data: enc.encode('1') },
     { name: '.storage_alignment', data: enc.encode('64') },
     { name: 'byteorder', data: enc.encode('little') },
@@ -162,7 +176,11 @@ export function encodeTorchFile(tensors: Map<string, TorchTensor> | Array<[strin
 }
 
 /** Write a state dict to `file` (atomically) as torch.save would. */
-export async function writeTorchFile(file: string, tensors: Map<string, TorchTensor> | Array<[string, TorchTensor]>, options: TorchSaveOptions = {}): Promise<void> {
+export async function writeTorchFile(
+  file: string,
+  tensors: Map<string, TorchTensor> | Array<[string, TorchTensor]>,
+  options: TorchSaveOptions = {},
+): Promise<void> {
   await writeFileAtomic(file, encodeTorchFile(tensors, archiveNameFor(file), options));
 }
 
@@ -202,14 +220,13 @@ function stdHashBytes(bytes: Uint8Array, seed = 0xc70f6907n): bigint {
 // libstdc++'s bucket counts (hashtable-aux.cc __prime_list, first entries; more than enough for
 // any state dict) and the small-size table of _Prime_rehash_policy::_M_next_bkt.
 const PRIMES = [
-  2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 103, 109, 113, 127,
-  137, 139, 149, 157, 167, 179, 193, 199, 211, 227, 241, 257, 277, 293, 313, 337, 359, 383, 409, 439, 467, 503, 541,
-  577, 619, 661, 709, 761, 823, 887, 953, 1031, 1109, 1193, 1289, 1381, 1493, 1613, 1741, 1879, 2029, 2179, 2357,
-  2549, 2753, 2971, 3209, 3469, 3739, 4027, 4349, 4703, 5087, 5503, 5953, 6427, 6949, 7517, 8123, 8783, 9497, 10273,
-  11113, 12011, 12983, 14033, 15173, 16411, 17749, 19183, 20753, 22447, 24281, 26267, 28411, 30727, 33223, 35933,
-  38873, 42043, 45481, 49201, 53201, 57557, 62233, 67307, 72817, 78779, 85229, 92203, 99733, 107897, 116731, 126271,
-  136607, 147793, 159871, 172933, 187091, 202409, 218971, 236897, 256279, 277261, 299951, 324503, 351061, 379787,
-  410857, 444487, 480881, 520241, 562841, 608903, 658753, 712697, 771049, 834181, 902483, 976369,
+  2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 103, 109, 113, 127, 137, 139, 149, 157,
+  167, 179, 193, 199, 211, 227, 241, 257, 277, 293, 313, 337, 359, 383, 409, 439, 467, 503, 541, 577, 619, 661, 709, 761, 823, 887, 953,
+  1031, 1109, 1193, 1289, 1381, 1493, 1613, 1741, 1879, 2029, 2179, 2357, 2549, 2753, 2971, 3209, 3469, 3739, 4027, 4349, 4703, 5087, 5503,
+  5953, 6427, 6949, 7517, 8123, 8783, 9497, 10273, 11113, 12011, 12983, 14033, 15173, 16411, 17749, 19183, 20753, 22447, 24281, 26267,
+  28411, 30727, 33223, 35933, 38873, 42043, 45481, 49201, 53201, 57557, 62233, 67307, 72817, 78779, 85229, 92203, 99733, 107897, 116731,
+  126271, 136607, 147793, 159871, 172933, 187091, 202409, 218971, 236897, 256279, 277261, 299951, 324503, 351061, 379787, 410857, 444487,
+  480881, 520241, 562841, 608903, 658753, 712697, 771049, 834181, 902483, 976369,
 ];
 const FAST_BUCKETS = [2, 2, 2, 3, 5, 5, 7, 7, 11, 11, 11, 11, 13, 13];
 

@@ -62,8 +62,14 @@ export class WandbRun {
    * Check the key and the server, then create the run, with `config` (the resolved recipe) as
    * its config. Throws WandbError (one line) when it cannot; `warn` hears of later failures.
    */
-  static async open(target: WandbConfig, config: object, warn: (message: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<WandbRun> {
-    if (openRun) throw new WandbError('logging.wandb: another W&B run is open in this process (the SDK holds one at a time); finish it first');
+  static async open(
+    target: WandbConfig,
+    config: object,
+    warn: (message: string) => void,
+    env: NodeJS.ProcessEnv = process.env,
+  ): Promise<WandbRun> {
+    if (openRun)
+      throw new WandbError('logging.wandb: another W&B run is open in this process (the SDK holds one at a time); finish it first');
     const { apiKey, baseUrl } = wandbSettings(env);
     const entity = await checkServer(baseUrl, apiKey, target);
     const sdk = (await import('@wandb/sdk')).default;
@@ -77,7 +83,11 @@ export class WandbRun {
         config: asWandbConfig(config),
         settings: { apiKey, baseUrl, silent: true },
       });
-      const sdkRun = await withTimeout(started, REQUEST_TIMEOUT_MS, `logging.wandb: the W&B server at ${baseUrl} did not create the run within ${REQUEST_TIMEOUT_MS / 1000}s`);
+      const sdkRun = await withTimeout(
+        started,
+        REQUEST_TIMEOUT_MS,
+        `logging.wandb: the W&B server at ${baseUrl} did not create the run within ${REQUEST_TIMEOUT_MS / 1000}s`,
+      );
       run = new WandbRun(sdk, baseUrl, `${sdkRun.entity}/${sdkRun.project}/${sdkRun.id}`, warn);
     } catch (err) {
       if (err instanceof WandbError) throw err;
@@ -121,14 +131,19 @@ export class WandbRun {
   private serverFailed(detail: string): void {
     if (this.warned) return;
     this.warned = true;
-    this.warn(`logging.wandb: the W&B server at ${this.baseUrl} failed (${detail}); training goes on, but metrics of run ${this.path} may be missing there (later failures are not repeated)`);
+    this.warn(
+      `logging.wandb: the W&B server at ${this.baseUrl} failed (${detail}); training goes on, but metrics of run ${this.path} may be missing there (later failures are not repeated)`,
+    );
   }
 }
 
 /** WANDB_API_KEY and WANDB_BASE_URL, as the W&B clients read them. */
 export function wandbSettings(env: NodeJS.ProcessEnv): { apiKey: string; baseUrl: string } {
   const apiKey = env.WANDB_API_KEY?.trim() ?? '';
-  if (apiKey === '') throw new WandbError('logging.wandb: WANDB_API_KEY is not set; export your W&B API key (from <W&B server>/authorize) as WANDB_API_KEY, or set logging.wandb: null');
+  if (apiKey === '')
+    throw new WandbError(
+      'logging.wandb: WANDB_API_KEY is not set; export your W&B API key (from <W&B server>/authorize) as WANDB_API_KEY, or set logging.wandb: null',
+    );
   const raw = env.WANDB_BASE_URL?.trim() || DEFAULT_WANDB_URL;
   let url: URL;
   try {
@@ -136,7 +151,8 @@ export function wandbSettings(env: NodeJS.ProcessEnv): { apiKey: string; baseUrl
   } catch {
     throw new WandbError(`WANDB_BASE_URL: expected an http(s) URL such as ${DEFAULT_WANDB_URL}, got ${JSON.stringify(raw)}`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new WandbError(`WANDB_BASE_URL: expected an http(s) URL such as ${DEFAULT_WANDB_URL}, got ${JSON.stringify(raw)}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new WandbError(`WANDB_BASE_URL: expected an http(s) URL such as ${DEFAULT_WANDB_URL}, got ${JSON.stringify(raw)}`);
   return { apiKey, baseUrl: raw.replace(/\/+$/, '') };
 }
 
@@ -154,20 +170,31 @@ async function checkServer(baseUrl: string, apiKey: string, target: WandbConfig)
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
   } catch (err) {
-    throw new WandbError(`logging.wandb: cannot reach the W&B server at ${baseUrl} (${oneLine(err)}); check WANDB_BASE_URL and the network, or set logging.wandb: null`);
+    throw new WandbError(
+      `logging.wandb: cannot reach the W&B server at ${baseUrl} (${oneLine(err)}); check WANDB_BASE_URL and the network, or set logging.wandb: null`,
+    );
   }
-  if (res.status === 401 || res.status === 403) throw new WandbError(`logging.wandb: the W&B server at ${baseUrl} refused WANDB_API_KEY (HTTP ${res.status}); check the key (from ${baseUrl.replace('api.wandb', 'wandb')}/authorize)`);
-  if (!res.ok) throw new WandbError(`logging.wandb: the W&B server at ${baseUrl} answered HTTP ${res.status} to the login check; is WANDB_BASE_URL a W&B server?`);
+  if (res.status === 401 || res.status === 403)
+    throw new WandbError(
+      `logging.wandb: the W&B server at ${baseUrl} refused WANDB_API_KEY (HTTP ${res.status}); check the key (from ${baseUrl.replace('api.wandb', 'wandb')}/authorize)`,
+    );
+  if (!res.ok)
+    throw new WandbError(
+      `logging.wandb: the W&B server at ${baseUrl} answered HTTP ${res.status} to the login check; is WANDB_BASE_URL a W&B server?`,
+    );
   let body: unknown;
   try {
     body = await res.json();
   } catch {
-    throw new WandbError(`logging.wandb: the W&B server at ${baseUrl} answered the login check with something other than JSON; is WANDB_BASE_URL a W&B server?`);
+    throw new WandbError(
+      `logging.wandb: the W&B server at ${baseUrl} answered the login check with something other than JSON; is WANDB_BASE_URL a W&B server?`,
+    );
   }
   const viewer = (body as { data?: { viewer?: { entity?: unknown } | null } } | null)?.data?.viewer;
   if (!viewer) throw new WandbError(`logging.wandb: the W&B server at ${baseUrl} knows no user for WANDB_API_KEY; check the key`);
   if (target.entity) return target.entity;
-  if (typeof viewer.entity !== 'string' || viewer.entity === '') throw new WandbError(`logging.wandb: the W&B server at ${baseUrl} gave no default entity for this key; set logging.wandb.entity`);
+  if (typeof viewer.entity !== 'string' || viewer.entity === '')
+    throw new WandbError(`logging.wandb: the W&B server at ${baseUrl} gave no default entity for this key; set logging.wandb.entity`);
   return viewer.entity;
 }
 
@@ -179,6 +206,7 @@ function asWandbConfig(config: object): Record<string, { value: unknown }> {
 const SIGNALS = ['SIGINT', 'SIGTERM', 'beforeExit'] as const;
 /** process as a plain emitter: its typings split signals from other events, which this treats alike. */
 const processEvents = process as unknown as NodeJS.EventEmitter;
+// biome-ignore lint/complexity/noBannedTypes: what EventEmitter.listeners() returns, compared by identity only.
 type Listeners = Map<string, Function[]>;
 
 function signalListeners(): Listeners {
@@ -188,17 +216,20 @@ function signalListeners(): Listeners {
 /** Remove the handlers `wandb.init` installed (the Trainer owns the signals; it finishes the run itself). */
 function dropNewSignalListeners(before: Listeners): void {
   for (const s of SIGNALS) {
-    for (const l of processEvents.listeners(s)) if (!before.get(s)?.includes(l)) processEvents.removeListener(s, l as (...args: unknown[]) => void);
+    for (const l of processEvents.listeners(s))
+      if (!before.get(s)?.includes(l)) processEvents.removeListener(s, l as (...args: unknown[]) => void);
   }
 }
 
 /** While a run is open, the SDK's printed request failures go to `failed` (as one line) instead of the console. */
 function routeSdkFailures(failed: (detail: string) => void): () => void {
   const { error, log } = console;
-  const route = (original: (...args: unknown[]) => void) => (...args: unknown[]): void => {
-    if (typeof args[0] === 'string' && SDK_FAILURE.test(args[0])) failed(oneLine(args.length > 1 ? args[1] : args[0]));
-    else original.apply(console, args);
-  };
+  const route =
+    (original: (...args: unknown[]) => void) =>
+    (...args: unknown[]): void => {
+      if (typeof args[0] === 'string' && SDK_FAILURE.test(args[0])) failed(oneLine(args.length > 1 ? args[1] : args[0]));
+      else original.apply(console, args);
+    };
   console.error = route(error);
   console.log = route(log);
   return () => {
@@ -220,5 +251,10 @@ function oneLine(err: unknown): string {
   const e = err as { message?: unknown; cause?: { code?: unknown; message?: unknown } };
   const cause = e?.cause && typeof e.cause === 'object' ? ` (${String(e.cause.code ?? e.cause.message ?? '')})` : '';
   const text = typeof e?.message === 'string' ? `${e.message}${cause}` : String(err);
-  return text.split('\n').map((l) => l.trim()).filter(Boolean).join(' ').slice(0, 300);
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(' ')
+    .slice(0, 300);
 }

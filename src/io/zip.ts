@@ -51,7 +51,10 @@ export class ZipReader {
   /** `label` names the archive in error messages (usually its path). */
   readonly bytes: Uint8Array;
 
-  constructor(bytes: Uint8Array, readonly label = 'zip archive') {
+  constructor(
+    bytes: Uint8Array,
+    readonly label = 'zip archive',
+  ) {
     // A Node Buffer's slice() is a view, not a copy: work on a plain Uint8Array.
     this.bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -68,7 +71,10 @@ export class ZipReader {
 
   entry(name: string): ZipEntry {
     const e = this.byName.get(name);
-    if (!e) throw new ZipError(`${this.label}: no entry '${name}' (entries: ${this.names().slice(0, 12).join(', ')}${this.entries.length > 12 ? ', …' : ''})`);
+    if (!e)
+      throw new ZipError(
+        `${this.label}: no entry '${name}' (entries: ${this.names().slice(0, 12).join(', ')}${this.entries.length > 12 ? ', …' : ''})`,
+      );
     return e;
   }
 
@@ -101,7 +107,8 @@ export class ZipReader {
     } else {
       throw new ZipError(`${this.label}: entry '${name}' uses compression method ${e.method}; supported: 0 (stored), 8 (deflate)`);
     }
-    if (data.length !== e.size) throw new ZipError(`${this.label}: entry '${name}' holds ${data.length} bytes, the directory says ${e.size}`);
+    if (data.length !== e.size)
+      throw new ZipError(`${this.label}: entry '${name}' holds ${data.length} bytes, the directory says ${e.size}`);
     if ((options.verifyCrc ?? true) && crc32(data) !== e.crc32) {
       throw new ZipError(`${this.label}: entry '${name}' fails its CRC-32 check (corrupted file)`);
     }
@@ -132,7 +139,8 @@ export class ZipReader {
       dirSize = Number(view.getBigUint64(end64 + 40, true));
       dirOffset = Number(view.getBigUint64(end64 + 48, true));
     }
-    if (dirOffset + dirSize > bytes.length) throw new ZipError(`${this.label}: central directory runs past the end of the file (truncated?)`);
+    if (dirOffset + dirSize > bytes.length)
+      throw new ZipError(`${this.label}: central directory runs past the end of the file (truncated?)`);
     let p = dirOffset;
     for (let i = 0; i < count; i++) {
       if (p + 46 > bytes.length || view.getUint32(p, true) !== SIG_CENTRAL) {

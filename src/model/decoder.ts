@@ -77,7 +77,10 @@ export function linearSitesOf(spec: ModelSpec): LinearSite[] {
 export class Decoder {
   private readonly sites = new Map<string, LinearSite>();
 
-  constructor(readonly spec: ModelSpec, readonly weights: DecoderWeights) {
+  constructor(
+    readonly spec: ModelSpec,
+    readonly weights: DecoderWeights,
+  ) {
     for (const site of linearSitesOf(spec)) this.sites.set(site.name, site);
   }
 
@@ -88,9 +91,12 @@ export class Decoder {
   private norm(x: Tensor, n: NormSpec): Tensor {
     const w = this.weights.get(n.weight);
     switch (this.spec.norm) {
-      case 'rms': return rmsNorm(x, w, this.spec.normEps);
-      case 'rms_plus_one': return rmsNorm(x, w, this.spec.normEps, 1);
-      case 'layer': return layerNorm(x, w, this.weights.get(n.bias!), this.spec.normEps);
+      case 'rms':
+        return rmsNorm(x, w, this.spec.normEps);
+      case 'rms_plus_one':
+        return rmsNorm(x, w, this.spec.normEps, 1);
+      case 'layer':
+        return layerNorm(x, w, this.weights.get(n.bias!), this.spec.normEps);
     }
   }
 
@@ -102,7 +108,13 @@ export class Decoder {
   }
 
   /** Outputs of a layer's projections for the given roles, splitting fused ones. */
-  private projections(layer: LayerSpec, roles: ProjectionRole[], x: Tensor, hooks: ModelHooks | undefined, ctx: ForwardContext): Partial<Record<ProjectionRole, Tensor>> {
+  private projections(
+    layer: LayerSpec,
+    roles: ProjectionRole[],
+    x: Tensor,
+    hooks: ModelHooks | undefined,
+    ctx: ForwardContext,
+  ): Partial<Record<ProjectionRole, Tensor>> {
     const out: Partial<Record<ProjectionRole, Tensor>> = {};
     const s = this.spec;
     for (const p of layer.projections) {
@@ -119,7 +131,14 @@ export class Decoder {
     return out;
   }
 
-  private attentionBlock(layer: LayerSpec, x: Tensor, at: BlockContext, hooks: ModelHooks | undefined, ctx: ForwardContext, cache?: KvCache): Tensor {
+  private attentionBlock(
+    layer: LayerSpec,
+    x: Tensor,
+    at: BlockContext,
+    hooks: ModelHooks | undefined,
+    ctx: ForwardContext,
+    cache?: KvCache,
+  ): Tensor {
     const s = this.spec;
     const [b, len] = x.shape as [number, number, number];
     const { q, k, v } = this.projections(layer, ['q', 'k', 'v', 'qkv'], x, hooks, ctx);
@@ -137,7 +156,10 @@ export class Decoder {
     }
     if (cache) ({ k: kh, v: vh } = cache.append(layer.index, kh, vh));
     const attn = attention(qh, kh, vh, at.keyMask, {
-      scale: layer.attentionScale, causal: true, window: layer.slidingWindow, queryOffset: at.past,
+      scale: layer.attentionScale,
+      causal: true,
+      window: layer.slidingWindow,
+      queryOffset: at.past,
     });
     const merged = attn.transpose([0, 2, 1, 3]).reshape([b, len, s.numHeads * s.headDim]);
     return this.project(layer.projections.find((p) => p.role === 'o')!, merged, hooks, ctx);
@@ -152,8 +174,10 @@ export class Decoder {
   private halfNorm(n: NormSpec): HalfNorm {
     const weight = this.weights.get(n.weight);
     switch (this.spec.norm) {
-      case 'layer': return { kind: 'layer', weight, bias: this.weights.get(n.bias!), eps: this.spec.normEps };
-      default: return { kind: this.spec.norm, weight, eps: this.spec.normEps };
+      case 'layer':
+        return { kind: 'layer', weight, bias: this.weights.get(n.bias!), eps: this.spec.normEps };
+      default:
+        return { kind: this.spec.norm, weight, eps: this.spec.normEps };
     }
   }
 
@@ -163,20 +187,36 @@ export class Decoder {
    * [out, in] (transposed at load, src/model/weights.ts), and a LoRA A [r, in] and B [out, r]
    * whatever the layout (PEFT's fan_in_fan_out transposes only the merged delta).
    */
-  private halfProjections(layer: LayerSpec, roles: readonly ProjectionRole[], hooks: ModelHooks | undefined, ctx: ForwardContext):
-    Partial<Record<ProjectionRole, HalfProjection>> | string {
+  private halfProjections(
+    layer: LayerSpec,
+    roles: readonly ProjectionRole[],
+    hooks: ModelHooks | undefined,
+    ctx: ForwardContext,
+  ): Partial<Record<ProjectionRole, HalfProjection>> | string {
     const out: Partial<Record<ProjectionRole, HalfProjection>> = {};
     for (const p of layer.projections) {
       if (!roles.includes(p.role)) continue;
-      const plan = hooks?.linearAdapter ? hooks.linearAdapter(this.sites.get(p.path)!, ctx) : hooks?.linear ? { kind: 'composed' as const, reason: 'a linear hook without linearAdapter' } : { kind: 'none' as const };
+      const plan = hooks?.linearAdapter
+        ? hooks.linearAdapter(this.sites.get(p.path)!, ctx)
+        : hooks?.linear
+          ? { kind: 'composed' as const, reason: 'a linear hook without linearAdapter' }
+          : { kind: 'none' as const };
       if (plan.kind === 'composed') return plan.reason;
       const lw = this.weights.linearWeight(p.path);
       out[p.role] = {
         ...(lw.kind === 'dense' ? { weight: lw.w } : { quantized: lw.weight }),
         ...(p.bias ? { bias: this.weights.get(`${p.path}.bias`) } : {}),
-        ...(plan.kind === 'lora' ? { lora: {
-          A: plan.A, B: plan.B, scaling: plan.scaling, ...(plan.dropout ? { dropout: plan.dropout } : {}), ...(plan.magnitude ? { magnitude: plan.magnitude } : {}),
-        } } : {}),
+        ...(plan.kind === 'lora'
+          ? {
+              lora: {
+                A: plan.A,
+                B: plan.B,
+                scaling: plan.scaling,
+                ...(plan.dropout ? { dropout: plan.dropout } : {}),
+                ...(plan.magnitude ? { magnitude: plan.magnitude } : {}),
+              },
+            }
+          : {}),
       };
     }
     return out;
@@ -207,17 +247,29 @@ export class Decoder {
     return undefined;
   }
 
-  private attentionResidual(layer: LayerSpec, h: Tensor, at: BlockContext, opts: ForwardOptions, ctx: ForwardContext, fuse: boolean): Tensor {
+  private attentionResidual(
+    layer: LayerSpec,
+    h: Tensor,
+    at: BlockContext,
+    opts: ForwardOptions,
+    ctx: ForwardContext,
+    fuse: boolean,
+  ): Tensor {
     const composed = () => tf.add(h, this.attentionBlock(layer, this.norm(h, layer.attnNorm), at, opts.hooks, ctx, opts.cache));
     const projections = fuse ? this.halfProjections(layer, ATTENTION_ROLES, opts.hooks, ctx) : 'composed';
     if (typeof projections === 'string') return composed();
     const s = this.spec;
     const geometry = {
-      heads: s.numHeads, kvHeads: s.numKvHeads, headDim: s.headDim, rotaryDim: s.rope?.rotaryDim ?? 0,
-      scale: layer.attentionScale, window: layer.slidingWindow,
+      heads: s.numHeads,
+      kvHeads: s.numKvHeads,
+      headDim: s.headDim,
+      rotaryDim: s.rope?.rotaryDim ?? 0,
+      scale: layer.attentionScale,
+      window: layer.slidingWindow,
     };
     const rope = s.rope && at.cos && at.sin ? { cos: at.cos, sin: at.sin } : undefined;
-    const headNorms = layer.qNorm && layer.kNorm ? { q: this.weights.get(layer.qNorm.weight), k: this.weights.get(layer.kNorm.weight) } : undefined;
+    const headNorms =
+      layer.qNorm && layer.kNorm ? { q: this.weights.get(layer.qNorm.weight), k: this.weights.get(layer.kNorm.weight) } : undefined;
     return attentionHalf(h, this.halfNorm(layer.attnNorm), projections, geometry, at.keyMask, rope, headNorms, composed);
   }
 
@@ -268,16 +320,19 @@ export class Decoder {
     const batch = input.inputIds.length;
     const len = input.inputIds[0]?.length ?? 0;
     if (batch === 0 || len === 0) throw new Error('forward: inputIds must hold at least one row of at least one token');
-    if (input.inputIds.some((r) => r.length !== len)) throw new Error('forward: every row of inputIds must have the same length (pad them and pass attentionMask)');
+    if (input.inputIds.some((r) => r.length !== len))
+      throw new Error('forward: every row of inputIds must have the same length (pad them and pass attentionMask)');
     const past = opts.cache?.length ?? 0;
     const mask = input.attentionMask ?? input.inputIds.map(() => new Array(past + len).fill(1));
     if (mask.length !== batch || mask.some((r) => r.length !== past + len)) {
       throw new Error(`forward: attentionMask must be [${batch}, ${past + len}] (cached + new tokens)`);
     }
     if (opts.checkpoint && opts.cache) throw new Error('forward: activation checkpointing is for training, not cached decoding');
-    for (const row of input.inputIds) for (const id of row) {
-      if (!Number.isInteger(id) || id < 0 || id >= s.vocabSize) throw new Error(`forward: token id ${id} is outside the vocabulary [0, ${s.vocabSize})`);
-    }
+    for (const row of input.inputIds)
+      for (const id of row) {
+        if (!Number.isInteger(id) || id < 0 || id >= s.vocabSize)
+          throw new Error(`forward: token id ${id} is outside the vocabulary [0, ${s.vocabSize})`);
+      }
     if (past + len > s.maxPositionEmbeddings && s.embedPositions) {
       throw new Error(`forward: ${past + len} positions exceed the model's ${s.maxPositionEmbeddings} learned positions`);
     }

@@ -45,10 +45,14 @@ const NUMERIC_OPTIONS: Array<[NumericOption, (v: number) => boolean, string]> = 
 ];
 
 /** Refuse an out-of-range option with one line; `label` names it as the caller's user knows it (a CLI flag …). */
-export function checkGenerateOptions(opts: Pick<GenerateOptions, NumericOption>, label: (option: NumericOption) => string = (o) => o): void {
+export function checkGenerateOptions(
+  opts: Pick<GenerateOptions, NumericOption>,
+  label: (option: NumericOption) => string = (o) => o,
+): void {
   for (const [option, valid, want] of NUMERIC_OPTIONS) {
     const v = opts[option];
-    if (v !== undefined && !(typeof v === 'number' && valid(v))) throw new GenerateOptionError(`${label(option)} is ${String(v)}; expected ${want}`);
+    if (v !== undefined && !(typeof v === 'number' && valid(v)))
+      throw new GenerateOptionError(`${label(option)} is ${String(v)}; expected ${want}`);
   }
 }
 

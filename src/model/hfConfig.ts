@@ -15,14 +15,18 @@ export class ConfigError extends Error {
 }
 
 export class ConfigReader {
-  constructor(readonly raw: HfConfig, readonly file: string) {}
+  constructor(
+    readonly raw: HfConfig,
+    readonly file: string,
+  ) {}
 
   /** The first of `keys` that is present and not null, else `fallback`. */
   num(keys: string | string[], fallback?: number): number {
     for (const key of Array.isArray(keys) ? keys : [keys]) {
       const v = this.raw[key];
       if (v === undefined || v === null) continue;
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(this.file, `'${key}' must be a number, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'number' || !Number.isFinite(v))
+        throw new ConfigError(this.file, `'${key}' must be a number, got ${JSON.stringify(v)}`);
       const problem = sizeProblem(key, v);
       if (problem) throw new ConfigError(this.file, problem);
       return v;

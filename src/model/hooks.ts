@@ -46,7 +46,10 @@ export type LinearAdapterPlan =
   | { kind: 'composed'; reason: string };
 
 /** LoRA dropout as a fused op applies it: the rate and the seed of the site's mask in this forward. */
-export interface LoraDropout { rate: number; seed: number }
+export interface LoraDropout {
+  rate: number;
+  seed: number;
+}
 
 export interface ModelHooks {
   /**

@@ -3,7 +3,16 @@ import type { ModelSpec } from './spec.js';
 import { SafetensorsCheckpoint } from '../io/safetensors.js';
 import { readModelSpec } from './config.js';
 import { listBnb4bitWeights, storedBnb4bitBytes } from '../quant/checkpoint.js';
-import { fineTuneMemory, formatBytes, fourBitBits, loraParameterCount, parameterCounts, weightMemory, type FineTuneMemory, type FineTuneShape } from './memory.js';
+import {
+  fineTuneMemory,
+  formatBytes,
+  fourBitBits,
+  loraParameterCount,
+  parameterCounts,
+  weightMemory,
+  type FineTuneMemory,
+  type FineTuneShape,
+} from './memory.js';
 
 export interface InspectReport {
   spec: ModelSpec;
@@ -57,13 +66,18 @@ export function inspectModel(dir: string, shape: InspectFineTune): InspectReport
 function storedFourBitLines(ck: SafetensorsCheckpoint, spec: ModelSpec): string[] {
   const names = listBnb4bitWeights(ck);
   if (names.length === 0) return [];
-  const params = new Map<string, number>(spec.layers.flatMap((l) => l.projections.map((p) => [`${p.path}.weight`, p.inFeatures * p.outFeatures] as const)));
-  let bytes = 0, n = 0;
+  const params = new Map<string, number>(
+    spec.layers.flatMap((l) => l.projections.map((p) => [`${p.path}.weight`, p.inFeatures * p.outFeatures] as const)),
+  );
+  let bytes = 0,
+    n = 0;
   for (const name of names) {
     bytes += storedBnb4bitBytes(ck, name);
     n += params.get(name) ?? 0;
   }
-  return [`  stored     ${formatBytes(bytes)} as shipped: ${names.length} bitsandbytes 4-bit projections at ${((bytes * 8) / n).toFixed(3)} bits/param`];
+  return [
+    `  stored     ${formatBytes(bytes)} as shipped: ${names.length} bitsandbytes 4-bit projections at ${((bytes * 8) / n).toFixed(3)} bits/param`,
+  ];
 }
 
 /** The lines of a fine-tune memory estimate (shared by inspect and estimate). */

@@ -42,9 +42,15 @@ export function llamaLikeSpec(c: ConfigReader, o: LlamaLikeOptions): ModelSpec {
   const layers: LayerSpec[] = [];
   for (let i = 0; i < numLayers; i++) {
     const p = `model.layers.${i}`;
-    const proj = (role: ProjectionSpec['role'], sub: string, module: string, inF: number, outF: number, bias: boolean): ProjectionSpec => (
-      { role, path: `${p}.${sub}.${module}`, module, inFeatures: inF, outFeatures: outF, bias, conv1d: false }
-    );
+    const proj = (role: ProjectionSpec['role'], sub: string, module: string, inF: number, outF: number, bias: boolean): ProjectionSpec => ({
+      role,
+      path: `${p}.${sub}.${module}`,
+      module,
+      inFeatures: inF,
+      outFeatures: outF,
+      bias,
+      conv1d: false,
+    });
     const attn = o.fusedQkv
       ? [proj('qkv', 'self_attn', 'qkv_proj', hidden, qOut + 2 * kvOut, o.qkvBias)]
       : [
@@ -60,7 +66,12 @@ export function llamaLikeSpec(c: ConfigReader, o: LlamaLikeOptions): ModelSpec {
       attnNorm: { weight: `${p}.input_layernorm.weight` },
       mlpNorm: { weight: `${p}.post_attention_layernorm.weight` },
       ...(o.qkNorm ? { qNorm: { weight: `${p}.self_attn.q_norm.weight` }, kNorm: { weight: `${p}.self_attn.k_norm.weight` } } : {}),
-      projections: [...attn, proj('o', 'self_attn', 'o_proj', qOut, hidden, o.oBias), ...mlp, proj('down', 'mlp', 'down_proj', intermediate, hidden, o.mlpBias)],
+      projections: [
+        ...attn,
+        proj('o', 'self_attn', 'o_proj', qOut, hidden, o.oBias),
+        ...mlp,
+        proj('down', 'mlp', 'down_proj', intermediate, hidden, o.mlpBias),
+      ],
       slidingWindow: o.slidingWindow(i),
       attentionScale: 1 / Math.sqrt(headDim),
     });

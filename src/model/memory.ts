@@ -69,7 +69,9 @@ export interface QuantizedWeightsReport {
 
 /** What the loaded model's 4-bit projections take (null when none is 4-bit). */
 export function quantizedWeightsReport(weights: DecoderWeights): QuantizedWeightsReport | null {
-  let matrices = 0, parameters = 0, bytes = 0;
+  let matrices = 0,
+    parameters = 0,
+    bytes = 0;
   for (const w of weights.linear.values()) {
     if (w.kind !== 'quantized') continue;
     matrices++;
@@ -115,9 +117,7 @@ export function fineTuneMemory(spec: ModelSpec, shape: FineTuneShape): FineTuneM
   const { batchSize: b, seqLen: s } = shape;
   const h = spec.hiddenSize;
   const perLayerFull = s * b * h * (34 + (5 * spec.numHeads * s) / h);
-  const activations = shape.checkpointing
-    ? spec.numLayers * 2 * s * b * h + perLayerFull
-    : spec.numLayers * perLayerFull;
+  const activations = shape.checkpointing ? spec.numLayers * 2 * s * b * h + perLayerFull : spec.numLayers * perLayerFull;
   const logits = 2 * b * s * spec.vocabSize * 4;
   return { weights, adapterParameters, adapterStates, activations, logits, total: weights + adapterStates + activations + logits };
 }

@@ -18,7 +18,11 @@ export interface QuantizationOptions {
 }
 
 /** The quantizer for this checkpoint and request, or undefined for a dense model. */
-export function linearQuantizer(ck: SafetensorsCheckpoint, config: ConfigReader, requested?: QuantizationOptions | null): LinearQuantizer | undefined {
+export function linearQuantizer(
+  ck: SafetensorsCheckpoint,
+  config: ConfigReader,
+  requested?: QuantizationOptions | null,
+): LinearQuantizer | undefined {
   const bnb = parseBnb4bitConfig(config.raw, config.file);
   if (bnb) {
     return (proj) => {
@@ -28,7 +32,10 @@ export function linearQuantizer(ck: SafetensorsCheckpoint, config: ConfigReader,
       if (!q) return undefined;
       const expected = [proj.outFeatures, proj.inFeatures];
       if (q.shape.length !== 2 || q.shape[0] !== expected[0] || q.shape[1] !== expected[1]) {
-        throw new WeightError(ck.pathOf(name), `4-bit weight '${name}' has quant_state shape [${q.shape.join(', ')}]; the model's config needs [${expected.join(', ')}]`);
+        throw new WeightError(
+          ck.pathOf(name),
+          `4-bit weight '${name}' has quant_state shape [${q.shape.join(', ')}]; the model's config needs [${expected.join(', ')}]`,
+        );
       }
       return quantizedLinear(q);
     };
@@ -38,11 +45,13 @@ export function linearQuantizer(ck: SafetensorsCheckpoint, config: ConfigReader,
     const raw = source.readFloat32(`${proj.path}.weight`);
     // Conv1D weights are stored [in, out]; a quantised linear is always [out, in].
     const data = proj.conv1d ? transpose2d(raw, proj.inFeatures, proj.outFeatures) : raw;
-    return quantizedLinear(quantize4bit(data, [proj.outFeatures, proj.inFeatures], {
-      quantType: requested.type,
-      blocksize: requested.blocksize ?? 64,
-      doubleQuant: requested.doubleQuant ?? true,
-      name: `${proj.path}.weight`,
-    }));
+    return quantizedLinear(
+      quantize4bit(data, [proj.outFeatures, proj.inFeatures], {
+        quantType: requested.type,
+        blocksize: requested.blocksize ?? 64,
+        doubleQuant: requested.doubleQuant ?? true,
+        name: `${proj.path}.weight`,
+      }),
+    );
   };
 }

@@ -51,10 +51,16 @@ export function readRope(reader: ConfigReader, headDim: number, maxPositions: nu
   const ropeType = String(params.rope_type ?? params.type ?? 'default');
   const partial = typeof params.partial_rotary_factor === 'number' ? params.partial_rotary_factor : reader.num('partial_rotary_factor', 1);
   // The rotary dimension is a part of head_dim; a larger factor would size the tables beyond it.
-  if (!(partial > 0 && partial <= 1)) throw new ConfigError(reader.file, `'partial_rotary_factor' is ${partial}; expected a fraction in (0, 1] of head_dim`);
+  if (!(partial > 0 && partial <= 1))
+    throw new ConfigError(reader.file, `'partial_rotary_factor' is ${partial}; expected a fraction in (0, 1] of head_dim`);
   const rotaryDim = Math.floor(headDim * partial);
   const base = baseInvFreq(theta, rotaryDim);
-  const constant = (inv: Float32Array, scaling = 1): RopeSpec => ({ invFreq: () => inv, attentionScaling: () => scaling, rotaryDim, ropeType });
+  const constant = (inv: Float32Array, scaling = 1): RopeSpec => ({
+    invFreq: () => inv,
+    attentionScaling: () => scaling,
+    rotaryDim,
+    ropeType,
+  });
 
   switch (ropeType) {
     case 'default':
@@ -65,16 +71,21 @@ export function readRope(reader: ConfigReader, headDim: number, maxPositions: nu
     case 'llama3':
       return constant(llama3(base, params, reader));
     case 'longrope': {
-      const original = typeof params.original_max_position_embeddings === 'number'
-        ? params.original_max_position_embeddings
-        : reader.num('original_max_position_embeddings', maxPositions);
+      const original =
+        typeof params.original_max_position_embeddings === 'number'
+          ? params.original_max_position_embeddings
+          : reader.num('original_max_position_embeddings', maxPositions);
       const factor = typeof params.factor === 'number' ? params.factor : maxPositions / original;
-      const scaling = typeof params.attention_factor === 'number'
-        ? params.attention_factor
-        : factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(original));
+      const scaling =
+        typeof params.attention_factor === 'number'
+          ? params.attention_factor
+          : factor <= 1
+            ? 1
+            : Math.sqrt(1 + Math.log(factor) / Math.log(original));
       const table = (key: string) => {
         const ext = params[key];
-        if (!Array.isArray(ext) || ext.length !== rotaryDim / 2) throw new ConfigError(reader.file, `longrope '${key}' must list ${rotaryDim / 2} numbers`);
+        if (!Array.isArray(ext) || ext.length !== rotaryDim / 2)
+          throw new ConfigError(reader.file, `longrope '${key}' must list ${rotaryDim / 2} numbers`);
         return base.map((_, i) => Math.fround(1 / (Number(ext[i]) * Math.fround(theta ** Math.fround((2 * i) / rotaryDim)))));
       };
       const short = table('short_factor');

@@ -44,15 +44,17 @@ function additiveMask(keyMask: Tensor, sq: number, opts: AttentionOptions): Tens
 }
 
 export function attention(q: Tensor, k: Tensor, v: Tensor, keyMask: Tensor, opts: AttentionOptions): Tensor {
-  return runOp(OPS.attention, { q, k, v, keyMask }, { ...opts }, () => tf.tidy(() => {
-    const [b, heads, sq, d] = q.shape as [number, number, number, number];
-    const kvHeads = k.shape[1]!;
-    const sk = k.shape[2]!;
-    const groups = heads / kvHeads;
-    const qg = q.reshape([b, kvHeads, groups * sq, d]) as tf.Tensor4D;
-    const scores = tf.mul(tf.matMul(qg, k as tf.Tensor4D, false, true), opts.scale).reshape([b, kvHeads, groups, sq, sk]);
-    const mask = additiveMask(keyMask, sq, opts).reshape([b, 1, 1, sq, sk]);
-    const probs = tf.softmax(tf.add(scores, mask)).reshape([b, kvHeads, groups * sq, sk]) as tf.Tensor4D;
-    return tf.matMul(probs, v as tf.Tensor4D).reshape([b, heads, sq, d]);
-  }));
+  return runOp(OPS.attention, { q, k, v, keyMask }, { ...opts }, () =>
+    tf.tidy(() => {
+      const [b, heads, sq, d] = q.shape as [number, number, number, number];
+      const kvHeads = k.shape[1]!;
+      const sk = k.shape[2]!;
+      const groups = heads / kvHeads;
+      const qg = q.reshape([b, kvHeads, groups * sq, d]) as tf.Tensor4D;
+      const scores = tf.mul(tf.matMul(qg, k as tf.Tensor4D, false, true), opts.scale).reshape([b, kvHeads, groups, sq, sk]);
+      const mask = additiveMask(keyMask, sq, opts).reshape([b, 1, 1, sq, sk]);
+      const probs = tf.softmax(tf.add(scores, mask)).reshape([b, kvHeads, groups * sq, sk]) as tf.Tensor4D;
+      return tf.matMul(probs, v as tf.Tensor4D).reshape([b, heads, sq, d]);
+    }),
+  );
 }

@@ -9,14 +9,16 @@ import { runOp } from './dispatch.js';
 import { OPS } from './names.js';
 
 export function crossEntropySum(logits: Tensor, labels: Tensor, ignoreIndex = -100): Tensor {
-  return runOp(OPS.crossEntropySum, { logits, labels }, { ignoreIndex }, () => tf.tidy(() => {
-    // Picking each row's target by a one-hot product rather than a gather: the product's
-    // gradient is elementwise, where gather's is a segment sum (slow on tfjs' CPU backend).
-    // Ignored targets get an all-zero row (oneHot of -1), so they add nothing.
-    const safe = tf.where(tf.notEqual(labels, ignoreIndex), labels, tf.fill(labels.shape, -1, 'int32')).cast('int32');
-    const targets = tf.oneHot(safe.reshape([-1]), logits.shape[logits.rank - 1]!);
-    return tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), targets)));
-  }));
+  return runOp(OPS.crossEntropySum, { logits, labels }, { ignoreIndex }, () =>
+    tf.tidy(() => {
+      // Picking each row's target by a one-hot product rather than a gather: the product's
+      // gradient is elementwise, where gather's is a segment sum (slow on tfjs' CPU backend).
+      // Ignored targets get an all-zero row (oneHot of -1), so they add nothing.
+      const safe = tf.where(tf.notEqual(labels, ignoreIndex), labels, tf.fill(labels.shape, -1, 'int32')).cast('int32');
+      const targets = tf.oneHot(safe.reshape([-1]), logits.shape[logits.rank - 1]!);
+      return tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), targets)));
+    }),
+  );
 }
 
 /** Mean cross-entropy over non-ignored targets. */

@@ -71,7 +71,8 @@ function projectionInputs(projections: Partial<Record<string, HalfProjection>>):
   const attrs: ProjectionAttrs = {};
   for (const [role, p] of Object.entries(projections)) {
     if (!p) continue;
-    if ((p.weight === undefined) === (p.quantized === undefined)) throw new Error(`decoder half: projection '${role}' needs exactly one of a dense or a 4-bit weight`);
+    if ((p.weight === undefined) === (p.quantized === undefined))
+      throw new Error(`decoder half: projection '${role}' needs exactly one of a dense or a 4-bit weight`);
     if (p.weight) inputs[`${role}Weight`] = p.weight;
     if (p.bias) inputs[`${role}Bias`] = p.bias;
     if (p.lora) {
@@ -80,7 +81,8 @@ function projectionInputs(projections: Partial<Record<string, HalfProjection>>):
       if (p.lora.magnitude) inputs[`${role}LoraMagnitude`] = p.lora.magnitude;
     }
     attrs[role] = {
-      ...(p.lora ? { scaling: p.lora.scaling } : {}), ...(p.lora?.dropout ? { dropout: p.lora.dropout } : {}),
+      ...(p.lora ? { scaling: p.lora.scaling } : {}),
+      ...(p.lora?.dropout ? { dropout: p.lora.dropout } : {}),
       ...(p.quantized ? { quantized: p.quantized } : {}),
     };
   }
@@ -103,14 +105,23 @@ const PER_FORWARD = ['h', 'keyMask', 'cos', 'sin'];
  * saved beside the per-forward inputs, and the gradient kernel gets dy, the inputs and those by
  * name and returns dh and each LoRA projection's dA, dB (and DoRA's dm) in role order — the order of `differentiable`.
  */
-function runHalf(op: HalfOp, roles: readonly string[], inputs: NamedTensors, attrs: OpAttrs, made: readonly string[], reference: () => Tensor): Tensor {
+function runHalf(
+  op: HalfOp,
+  roles: readonly string[],
+  inputs: NamedTensors,
+  attrs: OpAttrs,
+  made: readonly string[],
+  reference: () => Tensor,
+): Tensor {
   if (!tf.getKernel(op.name, tf.getBackend())) return reference();
   checkSignature(op, inputs, attrs);
   const outputs = op.outputs.slice(1);
   for (const name of outputs) {
     if (!name.endsWith('?') && !made.includes(name)) throw new Error(`${op.name}: output '${name}' is always made (src/ops/names.ts)`);
   }
-  for (const name of made) if (!outputs.some((o) => o.replace(/\?$/, '') === name)) throw new Error(`${op.name}: '${name}' is not one of its outputs ${op.outputs.join(', ')} (src/ops/names.ts)`);
+  for (const name of made)
+    if (!outputs.some((o) => o.replace(/\?$/, '') === name))
+      throw new Error(`${op.name}: '${name}' is not one of its outputs ${op.outputs.join(', ')} (src/ops/names.ts)`);
   const differentiable = ['h', ...roles.flatMap((r) => [`${r}LoraA`, `${r}LoraB`, `${r}LoraMagnitude`])].filter((n) => n in inputs);
   // Saved (kept by the tape): what the forward made and the per-forward inputs. Weights, norms and
   // LoRA matrices live across the step, so the backward reads them from the closure — each save
@@ -119,16 +130,22 @@ function runHalf(op: HalfOp, roles: readonly string[], inputs: NamedTensors, att
   const f = tf.customGrad(((...args: unknown[]) => {
     const save = args.pop() as (tensors: Tensor[]) => void;
     const live: NamedTensors = { ...inputs };
-    differentiable.forEach((n, i) => { live[n] = args[i] as Tensor; });
+    differentiable.forEach((n, i) => {
+      live[n] = args[i] as Tensor;
+    });
     const [value, ...activations] = tf.engine().runKernel(op.name, live as never, attrs as never) as Tensor[];
-    if (activations.length !== made.length) throw new Error(`${op.name}: the kernel returned ${activations.length + 1} outputs where ${made.length + 1} (out, ${made.join(', ')}) are expected (src/ops/names.ts)`);
+    if (activations.length !== made.length)
+      throw new Error(
+        `${op.name}: the kernel returned ${activations.length + 1} outputs where ${made.length + 1} (out, ${made.join(', ')}) are expected (src/ops/names.ts)`,
+      );
     save([...names.map((n) => live[n]!), ...activations]);
     return {
       value: value!,
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
         const named = { ...inputs, ...Object.fromEntries([...names, ...made].map((n, i) => [n, saved[i]!])) };
         const grads = tf.engine().runKernel(op.gradient.name, { dy, ...named } as never, attrs as never) as Tensor[];
-        if (grads.length !== differentiable.length) throw new Error(`${op.gradient.name}: ${grads.length} gradients for ${differentiable.join(', ')}`);
+        if (grads.length !== differentiable.length)
+          throw new Error(`${op.gradient.name}: ${grads.length} gradients for ${differentiable.join(', ')}`);
         return grads;
       },
     };
@@ -137,24 +154,56 @@ function runHalf(op: HalfOp, roles: readonly string[], inputs: NamedTensors, att
 }
 
 /** Qwen3's q/k norms: RMSNorm weights [headDim] over each head of q and of k (the block norm's eps). */
-export interface HeadNorms { q: Tensor; k: Tensor }
+export interface HeadNorms {
+  q: Tensor;
+  k: Tensor;
+}
 
 export function attentionHalf(
-  h: Tensor, norm: HalfNorm, projections: Partial<Record<AttentionRole, HalfProjection>>, geometry: AttentionGeometry,
-  keyMask: Tensor, rope: { cos: Tensor; sin: Tensor } | undefined, headNorms: HeadNorms | undefined, reference: () => Tensor,
+  h: Tensor,
+  norm: HalfNorm,
+  projections: Partial<Record<AttentionRole, HalfProjection>>,
+  geometry: AttentionGeometry,
+  keyMask: Tensor,
+  rope: { cos: Tensor; sin: Tensor } | undefined,
+  headNorms: HeadNorms | undefined,
+  reference: () => Tensor,
 ): Tensor {
   const { inputs, attrs } = projectionInputs(projections);
   const headNormInputs: NamedTensors = headNorms ? { qNormWeight: headNorms.q, kNormWeight: headNorms.k } : {};
-  return runHalf(OPS.attentionHalf, ATTENTION_ROLES, { h, keyMask, ...normInputs(norm), ...(rope ?? {}), ...headNormInputs, ...inputs }, {
-    norm: norm.kind, eps: norm.eps, ...geometry, rotaryDim: rope ? geometry.rotaryDim : 0, projections: attrs,
-  }, OPS.attentionHalf.outputs.slice(1), reference);
+  return runHalf(
+    OPS.attentionHalf,
+    ATTENTION_ROLES,
+    { h, keyMask, ...normInputs(norm), ...(rope ?? {}), ...headNormInputs, ...inputs },
+    {
+      norm: norm.kind,
+      eps: norm.eps,
+      ...geometry,
+      rotaryDim: rope ? geometry.rotaryDim : 0,
+      projections: attrs,
+    },
+    OPS.attentionHalf.outputs.slice(1),
+    reference,
+  );
 }
 
 /** `mlp`: gated, down(act(gate)·up) (gate and up, or one gateUp); plain, down(act(up)) (GPT-2). */
 export function mlpHalf(
-  h: Tensor, norm: HalfNorm, projections: Partial<Record<MlpRole, HalfProjection>>, act: string, mlp: 'gated' | 'plain', reference: () => Tensor,
+  h: Tensor,
+  norm: HalfNorm,
+  projections: Partial<Record<MlpRole, HalfProjection>>,
+  act: string,
+  mlp: 'gated' | 'plain',
+  reference: () => Tensor,
 ): Tensor {
   const { inputs, attrs } = projectionInputs(projections);
   const made = mlp === 'gated' ? ['gate', 'up'] : ['up'];
-  return runHalf(OPS.mlpHalf, MLP_ROLES, { h, ...normInputs(norm), ...inputs }, { norm: norm.kind, eps: norm.eps, act, mlp, projections: attrs }, made, reference);
+  return runHalf(
+    OPS.mlpHalf,
+    MLP_ROLES,
+    { h, ...normInputs(norm), ...inputs },
+    { norm: norm.kind, eps: norm.eps, act, mlp, projections: attrs },
+    made,
+    reference,
+  );
 }

@@ -32,7 +32,9 @@ function outputValue(op: OpSignature, out: Tensor[]): Tensor {
   const expected = op.outputs?.length ?? 1;
   if (out.length !== expected) {
     tf.dispose(out);
-    throw new Error(`${op.name}: the kernel returned ${out.length} outputs where ${expected} (${op.outputs?.join(', ') ?? 'one'}) are declared (src/ops/names.ts)`);
+    throw new Error(
+      `${op.name}: the kernel returned ${out.length} outputs where ${expected} (${op.outputs?.join(', ') ?? 'one'}) are declared (src/ops/names.ts)`,
+    );
   }
   tf.dispose(out.slice(1));
   return out[0]!;
@@ -48,6 +50,7 @@ export function checkSignature(op: OpSignature, inputs: NamedTensors, attrs: OpA
     if (!name.endsWith('?') && !(name in inputs)) throw new Error(`${op.name}: input '${name}' is missing`);
   }
   for (const name of Object.keys(attrs)) {
-    if (!op.attrs.includes(name)) throw new Error(`${op.name}: attribute '${name}' is not one of ${op.attrs.join(', ') || '(none)'} (src/ops/names.ts)`);
+    if (!op.attrs.includes(name))
+      throw new Error(`${op.name}: attribute '${name}' is not one of ${op.attrs.join(', ') || '(none)'} (src/ops/names.ts)`);
   }
 }

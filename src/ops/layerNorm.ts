@@ -4,9 +4,11 @@ import { runOp } from './dispatch.js';
 import { OPS } from './names.js';
 
 export function layerNorm(x: Tensor, w: Tensor, b: Tensor, eps: number): Tensor {
-  return runOp(OPS.layerNorm, { x, w, b }, { eps }, () => tf.tidy(() => {
-    const { mean, variance } = tf.moments(x, -1, true);
-    const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
-    return tf.add(tf.mul(normed, w), b);
-  }));
+  return runOp(OPS.layerNorm, { x, w, b }, { eps }, () =>
+    tf.tidy(() => {
+      const { mean, variance } = tf.moments(x, -1, true);
+      const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+      return tf.add(tf.mul(normed, w), b);
+    }),
+  );
 }

@@ -9,11 +9,13 @@ import { OPS } from './names.js';
 export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
   const inputs: Record<string, Tensor> = { x, w };
   if (b) inputs.b = b;
-  return runOp(OPS.linear, inputs, {}, () => tf.tidy(() => {
-    const lead = x.shape.slice(0, -1);
-    const flat = x.reshape([-1, x.shape[x.rank - 1]!]) as tf.Tensor2D;
-    let y: Tensor = tf.matMul(flat, w as tf.Tensor2D, false, true);
-    if (b) y = tf.add(y, b);
-    return y.reshape([...lead, w.shape[0]!]);
-  }));
+  return runOp(OPS.linear, inputs, {}, () =>
+    tf.tidy(() => {
+      const lead = x.shape.slice(0, -1);
+      const flat = x.reshape([-1, x.shape[x.rank - 1]!]) as tf.Tensor2D;
+      let y: Tensor = tf.matMul(flat, w as tf.Tensor2D, false, true);
+      if (b) y = tf.add(y, b);
+      return y.reshape([...lead, w.shape[0]!]);
+    }),
+  );
 }

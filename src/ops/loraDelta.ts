@@ -13,12 +13,18 @@ import { runOp } from './dispatch.js';
 import { OPS } from './names.js';
 
 export function loraDelta(x: Tensor, base: Tensor, A: Tensor, B: Tensor, scaling: number): Tensor {
-  const inF = A.shape[1]!, out = B.shape[0]!;
-  if (x.shape[x.shape.length - 1] !== inF) throw new Error(`loraDelta: x [${x.shape.join(', ')}] does not end in A's ${inF} input features`);
-  if (base.shape[base.shape.length - 1] !== out) throw new Error(`loraDelta: base [${base.shape.join(', ')}] does not end in B's ${out} output features`);
-  if (x.size / inF !== base.size / out) throw new Error(`loraDelta: x [${x.shape.join(', ')}] and base [${base.shape.join(', ')}] have different row counts`);
-  return runOp(OPS.loraDelta, { x, base, A, B }, { scaling }, () => tf.tidy(() => {
-    const lora = tf.matMul(tf.matMul(x.reshape([-1, inF]), A, false, true), B, false, true);
-    return base.add(lora.mul(scaling).reshape(base.shape));
-  }));
+  const inF = A.shape[1]!,
+    out = B.shape[0]!;
+  if (x.shape[x.shape.length - 1] !== inF)
+    throw new Error(`loraDelta: x [${x.shape.join(', ')}] does not end in A's ${inF} input features`);
+  if (base.shape[base.shape.length - 1] !== out)
+    throw new Error(`loraDelta: base [${base.shape.join(', ')}] does not end in B's ${out} output features`);
+  if (x.size / inF !== base.size / out)
+    throw new Error(`loraDelta: x [${x.shape.join(', ')}] and base [${base.shape.join(', ')}] have different row counts`);
+  return runOp(OPS.loraDelta, { x, base, A, B }, { scaling }, () =>
+    tf.tidy(() => {
+      const lora = tf.matMul(tf.matMul(x.reshape([-1, inF]), A, false, true), B, false, true);
+      return base.add(lora.mul(scaling).reshape(base.shape));
+    }),
+  );
 }

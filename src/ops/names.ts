@@ -18,7 +18,8 @@ export interface OpSignature {
 }
 
 /** A decoder half's projection inputs: weight (absent when 4-bit, see attr projections), bias, LoRA A and B, DoRA's magnitude. */
-const projectionInputs = (roles: readonly string[]) => roles.flatMap((r) => [`${r}Weight?`, `${r}Bias?`, `${r}LoraA?`, `${r}LoraB?`, `${r}LoraMagnitude?`]);
+const projectionInputs = (roles: readonly string[]) =>
+  roles.flatMap((r) => [`${r}Weight?`, `${r}Bias?`, `${r}LoraA?`, `${r}LoraB?`, `${r}LoraMagnitude?`]);
 
 export const ATTENTION_ROLES = ['q', 'k', 'v', 'qkv', 'o'] as const;
 export const MLP_ROLES = ['gate', 'up', 'gateUp', 'down'] as const;
@@ -32,19 +33,27 @@ export const OPS = {
     gradient: { name: 'QLinearGrad', inputs: ['dy'] },
   },
   rmsNorm: {
-    name: 'TTRmsNorm', inputs: ['x', 'w'], attrs: ['eps', 'offset'],
+    name: 'TTRmsNorm',
+    inputs: ['x', 'w'],
+    attrs: ['eps', 'offset'],
     gradient: { name: 'TTRmsNormGrad', inputs: ['dy', 'x', 'w'] },
   },
   layerNorm: {
-    name: 'TTLayerNorm', inputs: ['x', 'w', 'b'], attrs: ['eps'],
+    name: 'TTLayerNorm',
+    inputs: ['x', 'w', 'b'],
+    attrs: ['eps'],
     gradient: { name: 'TTLayerNormGrad', inputs: ['dy', 'x', 'w'] },
   },
   gatedActivation: {
-    name: 'TTGatedActivation', inputs: ['gate', 'up'], attrs: ['act'],
+    name: 'TTGatedActivation',
+    inputs: ['gate', 'up'],
+    attrs: ['act'],
     gradient: { name: 'TTGatedActivationGrad', inputs: ['dy', 'gate', 'up'] },
   },
   rope: {
-    name: 'TTRope', inputs: ['x', 'cos', 'sin'], attrs: ['rotaryDim'],
+    name: 'TTRope',
+    inputs: ['x', 'cos', 'sin'],
+    attrs: ['rotaryDim'],
     gradient: { name: 'TTRopeGrad', inputs: ['dy', 'cos', 'sin'] },
   },
   attention: {
@@ -69,7 +78,17 @@ export const OPS = {
    */
   attentionHalf: {
     name: 'TTAttentionHalf',
-    inputs: ['h', 'normWeight', 'normBias?', 'keyMask', 'cos?', 'sin?', 'qNormWeight?', 'kNormWeight?', ...projectionInputs(ATTENTION_ROLES)],
+    inputs: [
+      'h',
+      'normWeight',
+      'normBias?',
+      'keyMask',
+      'cos?',
+      'sin?',
+      'qNormWeight?',
+      'kNormWeight?',
+      ...projectionInputs(ATTENTION_ROLES),
+    ],
     attrs: ['norm', 'eps', 'heads', 'kvHeads', 'headDim', 'rotaryDim', 'scale', 'window', 'projections'],
     outputs: ['out', 'q', 'k', 'v', 'attention', 'lse'],
     gradient: { name: 'TTAttentionHalfGrad', inputs: ['dy', '(the inputs)', 'q', 'k', 'v', 'attention', 'lse'] },

@@ -86,7 +86,7 @@ tf.registerGradient({
     const g = Array.isArray(dy) ? dy[0]! : dy;
     const fused = tf.getKernel(QLINEAR_GRAD_KERNEL, tf.getBackend()) !== undefined;
     return {
-      x: () => (fused ? tf.engine().runKernel(QLINEAR_GRAD_KERNEL, { dy: g }, { weight: w } as never) as Tensor : inputGradient(g, w)),
+      x: () => (fused ? (tf.engine().runKernel(QLINEAR_GRAD_KERNEL, { dy: g }, { weight: w } as never) as Tensor) : inputGradient(g, w)),
       bias: () => tf.sum(tf.reshape(g, [-1, w.shape[0]!]), 0),
     };
   },

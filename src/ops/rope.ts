@@ -12,7 +12,12 @@ import { OPS } from './names.js';
  * cos and sin tables [seq, headDim] for the given positions and inverse frequencies;
  * features past the rotary dims get cos 1 and sin 0, so they pass through unchanged.
  */
-export function ropeTables(positions: number[], invFreq: Float32Array, attentionScaling = 1, headDim = invFreq.length * 2): { cos: Tensor; sin: Tensor } {
+export function ropeTables(
+  positions: number[],
+  invFreq: Float32Array,
+  attentionScaling = 1,
+  headDim = invFreq.length * 2,
+): { cos: Tensor; sin: Tensor } {
   const half = invFreq.length;
   const dim = headDim;
   const cos = new Float32Array(positions.length * dim);
@@ -49,9 +54,13 @@ function rotateHalfMatrix(headDim: number, rotaryDim: number): Tensor {
 
 /** Apply rope to x [batch, heads, seq, headDim] with tables [seq, headDim] from ropeTables. */
 export function rope(x: Tensor, cos: Tensor, sin: Tensor, rotaryDim = x.shape[3]!): Tensor {
-  return runOp(OPS.rope, { x, cos, sin }, { rotaryDim }, () => tf.tidy(() => {
-    const headDim = x.shape[3]!;
-    const rotated = tf.matMul(x.reshape([-1, headDim]) as tf.Tensor2D, rotateHalfMatrix(headDim, rotaryDim) as tf.Tensor2D).reshape(x.shape);
-    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
-  }));
+  return runOp(OPS.rope, { x, cos, sin }, { rotaryDim }, () =>
+    tf.tidy(() => {
+      const headDim = x.shape[3]!;
+      const rotated = tf
+        .matMul(x.reshape([-1, headDim]) as tf.Tensor2D, rotateHalfMatrix(headDim, rotaryDim) as tf.Tensor2D)
+        .reshape(x.shape);
+      return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
+    }),
+  );
 }

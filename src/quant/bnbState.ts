@@ -17,9 +17,7 @@ import type { DType, TypedArray } from '../io/dtypes.js';
 import type { TensorToWrite } from '../io/safetensors.js';
 import { FOUR_BIT_TYPES, type FourBitType, fourBitCode } from './codes.js';
 import { BLOCKWISE8_BLOCKSIZES } from './blockwise8.js';
-import {
-  type Quantized4bit, type SourceDType, SOURCE_DTYPES, FOUR_BIT_BLOCKSIZES, checkQuantized4bit, numel,
-} from './fourbit.js';
+import { type Quantized4bit, type SourceDType, SOURCE_DTYPES, FOUR_BIT_BLOCKSIZES, checkQuantized4bit, numel } from './fourbit.js';
 import { pyJsonDumps, type PyValue } from './pyjson.js';
 
 export const QUANT_STATE_PREFIX = 'quant_state.bitsandbytes__';
@@ -62,9 +60,10 @@ export function toBnbStateDict(name: string, q: Quantized4bit): Record<string, T
     [name]: { dtype: 'U8', shape: [q.packed.length, 1], data: q.packed },
   };
   const a = q.absmax;
-  out[`${name}.absmax`] = a.kind === 'plain'
-    ? { dtype: 'F32', shape: [a.values.length], data: a.values }
-    : { dtype: 'U8', shape: [a.quantized.length], data: a.quantized };
+  out[`${name}.absmax`] =
+    a.kind === 'plain'
+      ? { dtype: 'F32', shape: [a.values.length], data: a.values }
+      : { dtype: 'U8', shape: [a.quantized.length], data: a.quantized };
   out[`${name}.quant_map`] = { dtype: 'F32', shape: [16], data: q.code };
   if (a.kind === 'nested') {
     out[`${name}.nested_absmax`] = { dtype: 'F32', shape: [a.nestedAbsmax.length], data: a.nestedAbsmax };
@@ -94,7 +93,11 @@ export interface TensorSource {
 export function findQuantType(source: TensorSource, name: string): FourBitType | null {
   const found = FOUR_BIT_TYPES.filter((t) => source.has(quantStateKey(name, t)));
   if (found.length > 1) {
-    throw new QuantStateError(source.where(quantStateKey(name, found[0]!)), name, `has quant states for both ${found.join(' and ')}; expected one`);
+    throw new QuantStateError(
+      source.where(quantStateKey(name, found[0]!)),
+      name,
+      `has quant states for both ${found.join(' and ')}; expected one`,
+    );
   }
   return found[0] ?? null;
 }
@@ -143,14 +146,25 @@ export function fromBnbStateDict(name: string, source: TensorSource): Quantized4
   const code = f32Tensor(mapT, `${name}.quant_map`, 16, fail);
   const expected = fourBitCode(state.quant_type);
   if (!code.every((v, i) => Object.is(v, expected[i]))) {
-    fail(`quant_map is not bitsandbytes' ${state.quant_type} code (bitsandbytes dequantises with its own table, so this state was not written by it or is corrupt)`, `${name}.quant_map`);
+    fail(
+      `quant_map is not bitsandbytes' ${state.quant_type} code (bitsandbytes dequantises with its own table, so this state was not written by it or is corrupt)`,
+      `${name}.quant_map`,
+    );
   }
 
   const absmaxT = need('absmax', 'the per-block scales');
   let q: Quantized4bit;
   if (!nested) {
     const values = f32Tensor(absmaxT, `${name}.absmax`, blocks, fail, `${n} values in blocks of ${state.blocksize}`);
-    q = { quantType: state.quant_type, shape: state.shape, dtype: state.dtype, blocksize: state.blocksize, packed, code, absmax: { kind: 'plain', values } };
+    q = {
+      quantType: state.quant_type,
+      shape: state.shape,
+      dtype: state.dtype,
+      blocksize: state.blocksize,
+      packed,
+      code,
+      absmax: { kind: 'plain', values },
+    };
   } else {
     if (state.nested_offset === undefined || state.nested_blocksize === undefined) {
       fail('has a nested_absmax tensor but its quant state JSON lacks nested_offset / nested_blocksize');
@@ -165,11 +179,29 @@ export function fromBnbStateDict(name: string, source: TensorSource): Quantized4
       fail(`absmax has ${absmaxT.data.length} values; ${n} values in blocks of ${state.blocksize} need ${blocks}`, `${name}.absmax`);
     }
     const nb = state.nested_blocksize!;
-    const nestedAbsmax = f32Tensor(nestedAbsmaxT, `${name}.nested_absmax`, Math.ceil(blocks / nb), fail, `${blocks} absmax values in blocks of ${nb}`);
+    const nestedAbsmax = f32Tensor(
+      nestedAbsmaxT,
+      `${name}.nested_absmax`,
+      Math.ceil(blocks / nb),
+      fail,
+      `${blocks} absmax values in blocks of ${nb}`,
+    );
     const nestedCode = f32Tensor(nestedMapT, `${name}.nested_quant_map`, 256, fail);
     q = {
-      quantType: state.quant_type, shape: state.shape, dtype: state.dtype, blocksize: state.blocksize, packed, code,
-      absmax: { kind: 'nested', quantized: absmaxT.data as Uint8Array, nestedAbsmax, nestedCode, nestedBlocksize: nb, offset: state.nested_offset! },
+      quantType: state.quant_type,
+      shape: state.shape,
+      dtype: state.dtype,
+      blocksize: state.blocksize,
+      packed,
+      code,
+      absmax: {
+        kind: 'nested',
+        quantized: absmaxT.data as Uint8Array,
+        nestedAbsmax,
+        nestedCode,
+        nestedBlocksize: nb,
+        offset: state.nested_offset!,
+      },
     };
   }
   const problem = checkQuantized4bit(q);
@@ -202,7 +234,8 @@ function parseStateJson(t: StoredTensor, keyType: FourBitType, fail: (p: string)
   }
   const hasNested = 'nested_offset' in s || 'nested_blocksize' in s;
   if (hasNested) {
-    if (typeof s.nested_offset !== 'number' || !Number.isFinite(s.nested_offset)) fail(`nested_offset ${JSON.stringify(s.nested_offset)} is not a finite number`);
+    if (typeof s.nested_offset !== 'number' || !Number.isFinite(s.nested_offset))
+      fail(`nested_offset ${JSON.stringify(s.nested_offset)} is not a finite number`);
     if (!BLOCKWISE8_BLOCKSIZES.includes(s.nested_blocksize as number)) {
       fail(`nested_blocksize ${JSON.stringify(s.nested_blocksize)} is not one of ${BLOCKWISE8_BLOCKSIZES.join(', ')}`);
     }
@@ -212,17 +245,17 @@ function parseStateJson(t: StoredTensor, keyType: FourBitType, fail: (p: string)
     blocksize: s.blocksize as number,
     dtype: s.dtype as SourceDType,
     shape: shape as number[],
-    ...(hasNested ? {
-      nested_blocksize: s.nested_blocksize as number,
-      nested_offset: Math.fround(s.nested_offset as number),
-      nested_dtype: s.nested_dtype as string | undefined,
-    } : {}),
+    ...(hasNested
+      ? {
+          nested_blocksize: s.nested_blocksize as number,
+          nested_offset: Math.fround(s.nested_offset as number),
+          nested_dtype: s.nested_dtype as string | undefined,
+        }
+      : {}),
   };
 }
 
-function f32Tensor(
-  t: StoredTensor, key: string, length: number, fail: (p: string, key?: string) => never, why?: string,
-): Float32Array {
+function f32Tensor(t: StoredTensor, key: string, length: number, fail: (p: string, key?: string) => never, why?: string): Float32Array {
   if (t.dtype !== 'F32') fail(`'${key}' is ${t.dtype}, expected F32`, key);
   if (t.data.length !== length) fail(`'${key}' has ${t.data.length} values${why ? `; ${why} need` : ', expected'} ${length}`, key);
   return t.data as Float32Array;

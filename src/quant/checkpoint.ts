@@ -39,7 +39,9 @@ export function readBnb4bitWeight(ck: SafetensorsCheckpoint, name: string): Quan
  * memory unquantised, in its storage dtype.
  */
 export function loadQuantized4bit(
-  ck: SafetensorsCheckpoint, name: string, options: Omit<Quantize4bitOptions, 'dtype' | 'name'> = {},
+  ck: SafetensorsCheckpoint,
+  name: string,
+  options: Omit<Quantize4bitOptions, 'dtype' | 'name'> = {},
 ): Quantized4bit {
   const stored = readBnb4bitWeight(ck, name);
   if (stored) return stored;
@@ -103,7 +105,9 @@ export function parseBnb4bitConfig(config: unknown, file: string): Bnb4bitConfig
   if (c.load_in_4bit !== true && c._load_in_4bit !== true) return null;
   const quantType = c.bnb_4bit_quant_type ?? 'fp4';
   if (!FOUR_BIT_TYPES.includes(quantType as FourBitType)) {
-    throw new Error(`${file}: quantization_config.bnb_4bit_quant_type ${JSON.stringify(quantType)} is not one of ${FOUR_BIT_TYPES.join(', ')}`);
+    throw new Error(
+      `${file}: quantization_config.bnb_4bit_quant_type ${JSON.stringify(quantType)} is not one of ${FOUR_BIT_TYPES.join(', ')}`,
+    );
   }
   const skip = c.llm_int8_skip_modules;
   if (skip !== undefined && skip !== null && !(Array.isArray(skip) && skip.every((s) => typeof s === 'string'))) {

@@ -57,16 +57,18 @@ export function cudaMeanF32(a: Float32Array): number {
   const dim0 = vectorised ? Math.floor(n / 4) : n;
   const width = dim0 < MAX_THREADS ? lastPow2(dim0) : MAX_THREADS;
   const valuesPerThread = Math.ceil(n / width);
-  const ctas = valuesPerThread >= 256
-    ? Math.max(Math.min(TARGET_GRID, Math.ceil(valuesPerThread / 16)), Math.ceil(valuesPerThread / 256))
-    : 1;
+  const ctas =
+    valuesPerThread >= 256 ? Math.max(Math.min(TARGET_GRID, Math.ceil(valuesPerThread / 16)), Math.ceil(valuesPerThread / 256)) : 1;
   const step = width * ctas;
 
   const partials = new Float64Array(ctas);
   const lanes = new Float64Array(width);
   for (let c = 0; c < ctas; c++) {
     for (let t = 0; t < width; t++) {
-      let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      let a0 = 0,
+        a1 = 0,
+        a2 = 0,
+        a3 = 0;
       if (vectorised) {
         for (let idx = t + c * width; idx * 4 + 3 < n; idx += step) {
           a0 = f32(a0 + a[idx * 4]!);

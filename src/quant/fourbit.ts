@@ -101,7 +101,10 @@ export function quantize4bit(values: Float32Array, shape: readonly number[], opt
  * block at a time so a half-precision weight is never widened to float32 as a whole.
  */
 export function quantize4bitFromStorage(
-  dtype: DType, data: TypedArray, shape: readonly number[], options: Omit<Quantize4bitOptions, 'dtype'> = {},
+  dtype: DType,
+  data: TypedArray,
+  shape: readonly number[],
+  options: Omit<Quantize4bitOptions, 'dtype'> = {},
 ): Quantized4bit {
   const what = options.name ? `'${options.name}'` : 'tensor';
   if (dtype === 'F32') return quantize4bit(data as Float32Array, shape, { ...options, dtype: 'float32' });
@@ -176,7 +179,14 @@ function doubleQuantize(absmax: Float32Array): NestedAbsmax {
   for (let i = 0; i < absmax.length; i++) centred[i] = f32(absmax[i]! - offset);
   const nestedCode = defaultDynamicMap();
   const { codes, absmax: nestedAbsmax } = quantizeBlockwise8(centred, nestedCode, NESTED_BLOCKSIZE);
-  return { kind: 'nested', quantized: codes, nestedAbsmax, nestedCode: Float32Array.from(nestedCode), nestedBlocksize: NESTED_BLOCKSIZE, offset };
+  return {
+    kind: 'nested',
+    quantized: codes,
+    nestedAbsmax,
+    nestedCode: Float32Array.from(nestedCode),
+    nestedBlocksize: NESTED_BLOCKSIZE,
+    offset,
+  };
 }
 
 /** The float32 absmax of every block, decoding double quantisation as bitsandbytes does. */
@@ -257,7 +267,8 @@ export function checkQuantized4bit(q: Quantized4bit): string | null {
     return `shape ${JSON.stringify(q.shape)} is not a list of positive integers`;
   }
   const n = numel(q.shape);
-  if (q.packed.length !== Math.ceil(n / 2)) return `packed data has ${q.packed.length} bytes; shape [${q.shape.join(', ')}] needs ${Math.ceil(n / 2)}`;
+  if (q.packed.length !== Math.ceil(n / 2))
+    return `packed data has ${q.packed.length} bytes; shape [${q.shape.join(', ')}] needs ${Math.ceil(n / 2)}`;
   if (q.code.length !== 16) return `quant_map has ${q.code.length} values, expected 16`;
   const blocks = blockCount(n, q.blocksize);
   const a = q.absmax;
@@ -265,9 +276,11 @@ export function checkQuantized4bit(q: Quantized4bit): string | null {
     if (a.values.length !== blocks) return `absmax has ${a.values.length} values; ${n} values in blocks of ${q.blocksize} need ${blocks}`;
     return null;
   }
-  if (a.quantized.length !== blocks) return `absmax has ${a.quantized.length} values; ${n} values in blocks of ${q.blocksize} need ${blocks}`;
+  if (a.quantized.length !== blocks)
+    return `absmax has ${a.quantized.length} values; ${n} values in blocks of ${q.blocksize} need ${blocks}`;
   if (a.nestedCode.length !== 256) return `nested_quant_map has ${a.nestedCode.length} values, expected 256`;
-  if (!Number.isInteger(a.nestedBlocksize) || a.nestedBlocksize <= 0) return `nested_blocksize ${a.nestedBlocksize} is not a positive integer`;
+  if (!Number.isInteger(a.nestedBlocksize) || a.nestedBlocksize <= 0)
+    return `nested_blocksize ${a.nestedBlocksize} is not a positive integer`;
   const nestedBlocks = blockCount(blocks, a.nestedBlocksize);
   if (a.nestedAbsmax.length !== nestedBlocks) {
     return `nested_absmax has ${a.nestedAbsmax.length} values; ${blocks} absmax values in blocks of ${a.nestedBlocksize} need ${nestedBlocks}`;

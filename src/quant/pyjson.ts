@@ -6,12 +6,7 @@
  */
 
 /** A value tagged with the Python type it is written as. */
-export type PyValue =
-  | { int: number }
-  | { float: number }
-  | string
-  | PyValue[]
-  | null;
+export type PyValue = { int: number } | { float: number } | string | PyValue[] | null;
 
 export function pyFloatRepr(x: number): string {
   if (Number.isNaN(x)) return 'NaN';

@@ -55,8 +55,7 @@ export const nonNegativeInt = intIn('an integer ≥ 0', (n) => n >= 0);
 /** Seeds are unsigned 32-bit so that every RNG we use can take them as they are. */
 export const seed = intIn('an integer seed in [0, 4294967295]', (n) => n >= 0 && n <= 0xffffffff);
 
-export const nonEmptyString: Check<string> = (v) =>
-  typeof v === 'string' && v.trim() !== '' ? ok(v) : expected('a non-empty string', v);
+export const nonEmptyString: Check<string> = (v) => (typeof v === 'string' && v.trim() !== '' ? ok(v) : expected('a non-empty string', v));
 
 /** A Hugging Face Hub id, `org/name` with an optional `@revision`. */
 export const hubRepoId: Check<string> = (v) =>
@@ -105,7 +104,8 @@ export function listOf<T>(what: string, item: Check<T>, opts: { unique?: boolean
     if (opts.unique) {
       const seen = new Set<unknown>();
       for (const x of out) {
-        if (seen.has(x)) return { ok: false, message: `expected ${what} without repeats; ${describeValue(x)} appears twice`, specific: true };
+        if (seen.has(x))
+          return { ok: false, message: `expected ${what} without repeats; ${describeValue(x)} appears twice`, specific: true };
         seen.add(x);
       }
     }

@@ -29,13 +29,18 @@ export interface LoadRecipeOptions {
 export function loadRecipe(pathOrObject: string | object, overrides: readonly string[] = [], options: LoadRecipeOptions = {}): Recipe {
   const cwd = path.resolve(options.cwd ?? process.cwd());
   const source: RecipeSource =
-    typeof pathOrObject === 'string' ? readRecipeFile(pathOrObject, cwd) : objectSource(pathOrObject, path.resolve(cwd, options.baseDir ?? '.'));
+    typeof pathOrObject === 'string'
+      ? readRecipeFile(pathOrObject, cwd)
+      : objectSource(pathOrObject, path.resolve(cwd, options.baseDir ?? '.'));
   const parsed = parseOverrides(overrides);
   applyOverrides(source, parsed);
   const validated = validateRecipe(source);
   const name = options.name ?? (typeof pathOrObject === 'string' ? path.basename(pathOrObject).replace(/\.ya?ml$/i, '') : 'recipe');
   const recipe = resolveRecipe(source, validated, { cwd, name, checkFiles: options.checkFiles ?? true });
-  overridden.set(recipe, parsed.map((o) => o.path.join('.')));
+  overridden.set(
+    recipe,
+    parsed.map((o) => o.path.join('.')),
+  );
   return recipe;
 }
 

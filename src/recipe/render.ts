@@ -89,7 +89,10 @@ function showOffSections(map: YAMLMap, fields: Record<string, FieldSpec>): void 
     if (spec?.kind !== 'section') continue;
     if (isMap(pair.value)) showOffSections(pair.value, spec.fields);
     else if (spec.nullable && isScalar(pair.value) && pair.value.value === null) {
-      addCommentBefore(pair.key, ['when on:', ...commentedExample(String(pair.key.value), spec.defaults, spec.fields).map((l) => `  ${l}`)]);
+      addCommentBefore(pair.key, [
+        'when on:',
+        ...commentedExample(String(pair.key.value), spec.defaults, spec.fields).map((l) => `  ${l}`),
+      ]);
     }
   }
 }

@@ -40,8 +40,10 @@ function checkExists(source: RecipeSource, issues: IssueList, keyPath: KeyPath, 
     return;
   }
   if (kind === 'model') {
-    if (!statSync(abs).isDirectory()) issues.add(keyPath, `${abs} is a file; expected a Hugging Face model folder (config.json + *.safetensors)`, where);
-    else if (!existsSync(path.join(abs, 'config.json'))) issues.add(keyPath, `${abs} has no config.json; expected a Hugging Face model folder`, where);
+    if (!statSync(abs).isDirectory())
+      issues.add(keyPath, `${abs} is a file; expected a Hugging Face model folder (config.json + *.safetensors)`, where);
+    else if (!existsSync(path.join(abs, 'config.json')))
+      issues.add(keyPath, `${abs} has no config.json; expected a Hugging Face model folder`, where);
   }
 }
 
@@ -64,7 +66,10 @@ export function resolveRecipe(source: RecipeSource, v: ValidatedRecipe, opts: Re
   const dataPath = data?.path ?? null;
   const sources = v.data.sources?.map((s) => ({ ...s, place: placeData(at('data', 'sources'), s.path) })) ?? null;
   // A chat template is Jinja text or a file beside the recipe.
-  const chatTemplate = v.data.chat_template === null || isInlineTemplate(v.data.chat_template) ? v.data.chat_template : resolvePath(source, at('data', 'chat_template'), v.data.chat_template, cwd);
+  const chatTemplate =
+    v.data.chat_template === null || isInlineTemplate(v.data.chat_template)
+      ? v.data.chat_template
+      : resolvePath(source, at('data', 'chat_template'), v.data.chat_template, cwd);
   const evalPath = v.data.eval?.path != null ? resolvePath(source, at('data', 'eval', 'path'), v.data.eval.path, cwd) : null;
   const outputDir = v.output.dir !== null ? resolvePath(source, at('output', 'dir'), v.output.dir, cwd) : DERIVED.outputDir(cwd, opts.name);
   const loggingDir = v.logging.dir !== null ? resolvePath(source, at('logging', 'dir'), v.logging.dir, cwd) : DERIVED.loggingDir(outputDir);
@@ -76,18 +81,34 @@ export function resolveRecipe(source: RecipeSource, v: ValidatedRecipe, opts: Re
     for (const s of sources ?? []) {
       if (!s.place.hub) checkExists(source, issues, at('data', 'sources'), s.place.path, 'data');
       if (!s.place.hub && s.subset !== null) {
-        issues.add(at('data', 'sources'), `${s.path}: a subset is chosen in a Hub dataset; this is a local file or folder`, source.locate(at('data', 'sources')));
+        issues.add(
+          at('data', 'sources'),
+          `${s.path}: a subset is chosen in a Hub dataset; this is a local file or folder`,
+          source.locate(at('data', 'sources')),
+        );
       }
       // A local file has no splits: its eval_split would be the training rows again.
       if (!s.place.hub && s.eval_split !== null && existsSync(s.place.path) && !statSync(s.place.path).isDirectory()) {
-        issues.add(at('data', 'sources'), `${s.path}: eval_split needs a dataset with splits (a Hub dataset or a save_to_disk DatasetDict folder); this is one file`, source.locate(at('data', 'sources')));
+        issues.add(
+          at('data', 'sources'),
+          `${s.path}: eval_split needs a dataset with splits (a Hub dataset or a save_to_disk DatasetDict folder); this is one file`,
+          source.locate(at('data', 'sources')),
+        );
       }
     }
     if (data && !data.hub && v.data.subset !== null) {
-      issues.add(at('data', 'subset'), `a subset is chosen in a Hub dataset; data.path ${dataPath} is a local file or folder (set data.subset: null)`, source.locate(at('data', 'subset')));
+      issues.add(
+        at('data', 'subset'),
+        `a subset is chosen in a Hub dataset; data.path ${dataPath} is a local file or folder (set data.subset: null)`,
+        source.locate(at('data', 'subset')),
+      );
     }
     if (chatTemplate !== null && !isInlineTemplate(chatTemplate) && !existsSync(chatTemplate)) {
-      issues.add(at('data', 'chat_template'), `template file not found: ${chatTemplate} (give the Jinja text itself, or a file holding it)`, source.locate(at('data', 'chat_template')));
+      issues.add(
+        at('data', 'chat_template'),
+        `template file not found: ${chatTemplate} (give the Jinja text itself, or a file holding it)`,
+        source.locate(at('data', 'chat_template')),
+      );
     }
     if (evalPath !== null) checkExists(source, issues, at('data', 'eval', 'path'), evalPath, 'data');
     issues.throwIfAny();

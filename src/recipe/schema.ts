@@ -126,7 +126,11 @@ const moduleSelector: Check<string[] | string> = either(
       new RegExp(v);
       return { ok: true, value: v };
     } catch (err) {
-      return { ok: false, message: `expected ${MODULES_WANTED}; ${JSON.stringify(v)} is not a valid regular expression (${(err as Error).message})`, specific: true };
+      return {
+        ok: false,
+        message: `expected ${MODULES_WANTED}; ${JSON.stringify(v)} is not a valid regular expression (${(err as Error).message})`,
+        specific: true,
+      };
     }
   },
 );
@@ -148,11 +152,26 @@ const model: SectionSpec = {
   kind: 'section',
   doc: 'The frozen base model.',
   defaults: MODEL_DEFAULTS,
-  aliases: { model_path: 'path', name_or_path: 'path', dir: 'path', dtype: 'precision', gradient_checkpointing: 'activation_checkpointing', load_in_4bit: 'quantization', quant: 'quantization' },
+  aliases: {
+    model_path: 'path',
+    name_or_path: 'path',
+    dir: 'path',
+    dtype: 'precision',
+    gradient_checkpointing: 'activation_checkpointing',
+    load_in_4bit: 'quantization',
+    quant: 'quantization',
+  },
   fields: {
-    path: leaf(nonEmptyString, 'required: a Hugging Face model folder (config.json + *.safetensors), relative to this file’s folder, or a Hub id org/name[@revision]', true),
+    path: leaf(
+      nonEmptyString,
+      'required: a Hugging Face model folder (config.json + *.safetensors), relative to this file’s folder, or a Hub id org/name[@revision]',
+      true,
+    ),
     backend: leaf(enumOf(BACKENDS), 'cpu | cuda | tensorflow | auto (cuda when available, else cpu)'),
-    precision: leaf(enumOf(PRECISIONS), 'auto (default: bf16-mixed on cuda, fp32 on cpu) | fp32 | bf16-mixed | fp16-mixed (mixed: half-precision compute, fp32 adapter weights; GPU only)'),
+    precision: leaf(
+      enumOf(PRECISIONS),
+      'auto (default: bf16-mixed on cuda, fp32 on cpu) | fp32 | bf16-mixed | fp16-mixed (mixed: half-precision compute, fp32 adapter weights; GPU only)',
+    ),
     quantization,
     activation_checkpointing: leaf(bool, 'recompute each decoder block in the backward pass: less memory, ~30% more compute'),
   } satisfies Fields<ModelSection>,
@@ -162,7 +181,16 @@ const adapter: AdapterSpec = {
   kind: 'adapter',
   doc: 'What is trained. LoRA keys are PEFT’s LoraConfig names; ReFT keys are pyreft’s.',
   type: leaf(enumOf(ADAPTER_TYPES), 'lora | loreft | direft | noreft'),
-  aliases: { lora_r: 'r', lora_rank: 'r', alpha: 'lora_alpha', lora_attn_modules: 'target_modules', modules: 'target_modules', low_rank_dimension: 'rank', intervention_layers: 'layers', position: 'positions' },
+  aliases: {
+    lora_r: 'r',
+    lora_rank: 'r',
+    alpha: 'lora_alpha',
+    lora_attn_modules: 'target_modules',
+    modules: 'target_modules',
+    low_rank_dimension: 'rank',
+    intervention_layers: 'layers',
+    position: 'positions',
+  },
   lora: {
     r: leaf(positiveInt, 'rank of the update B·A; more capacity, more memory'),
     lora_alpha: leaf(positiveNumber, 'scaling numerator: the update is scaled by lora_alpha / r (usually alpha = r or 2·r)'),
@@ -172,20 +200,35 @@ const adapter: AdapterSpec = {
       'modules to adapt: names (e.g. [q_proj, v_proj]), "all-linear" (every linear but lm_head), a regex on full names, or null = PEFT’s default for the family',
     ),
     exclude_modules: leaf(nullable(moduleSelector, MODULES_WANTED), 'modules never adapted, given like target_modules; null = none'),
-    layers_to_transform: leaf(nullable(either('a list of layer indices or one index', layerIndices, oneIndexAsList), 'a list of layer indices'), 'decoder layer indices to adapt (PEFT also takes one index); null = all'),
+    layers_to_transform: leaf(
+      nullable(either('a list of layer indices or one index', layerIndices, oneIndexAsList), 'a list of layer indices'),
+      'decoder layer indices to adapt (PEFT also takes one index); null = all',
+    ),
     use_rslora: leaf(bool, 'rank-stabilised scaling lora_alpha / sqrt(r) (helps at large r)'),
     use_dora: leaf(bool, 'DoRA: also learn a per-output magnitude; better at low rank, slower'),
-    init_lora_weights: leaf(either('true, false or "gaussian"', bool, literal('gaussian', '"gaussian"')), 'true: kaiming-uniform A, zero B (PEFT’s default) | "gaussian": normal A, zero B | false: random B (not a no-op at start)'),
+    init_lora_weights: leaf(
+      either('true, false or "gaussian"', bool, literal('gaussian', '"gaussian"')),
+      'true: kaiming-uniform A, zero B (PEFT’s default) | "gaussian": normal A, zero B | false: random B (not a no-op at start)',
+    ),
     bias: leaf(literal('none', '"none" (bias training is not supported)'), '"none": biases stay frozen'),
   },
   reft: {
     rank: leaf(positiveInt, 'rank of the subspace the intervention edits (pyreft’s low_rank_dimension)'),
-    layers: leaf(either('a list of layer indices or "all"', layerIndices, literal('all', '"all"')), 'decoder layers to intervene on: a list, or "all"'),
+    layers: leaf(
+      either('a list of layer indices or "all"', layerIndices, literal('all', '"all"')),
+      'decoder layers to intervene on: a list, or "all"',
+    ),
     positions: leaf(positionsCheck, 'prompt tokens to intervene on: "f7+l7" = first 7 and last 7, "f3", "l1"'),
     share_weights: leaf(bool, 'first and last positions share one intervention (else one each)'),
     dropout: leaf(dropoutRate, 'dropout inside the intervention during training'),
-    act_fn: leaf(nullable(enumOf(REFT_ACT_FNS), `one of ${REFT_ACT_FNS.join(' | ')}`), 'activation on the learned source Wh + b; null = identity'),
-    component: leaf(literal('block_output', '"block_output" (the residual stream leaving a layer)'), 'where in the layer: "block_output" (the residual stream leaving it)'),
+    act_fn: leaf(
+      nullable(enumOf(REFT_ACT_FNS), `one of ${REFT_ACT_FNS.join(' | ')}`),
+      'activation on the learned source Wh + b; null = identity',
+    ),
+    component: leaf(
+      literal('block_output', '"block_output" (the residual stream leaving a layer)'),
+      'where in the layer: "block_output" (the residual stream leaving it)',
+    ),
     add_bias: leaf(bool, 'NoReFT only: a bias on its projection'),
   },
 };
@@ -195,10 +238,22 @@ const evalData: SectionSpec = {
   doc: 'Held-out evaluation data: give path or split; null = no evaluation. When it runs: training.eval_every_steps.',
   nullable: true,
   defaults: EVAL_DEFAULTS,
-  aliases: { every_steps: 'training.eval_every_steps', eval_steps: 'training.eval_every_steps', file: 'path', fraction: 'split', test_size: 'split' },
+  aliases: {
+    every_steps: 'training.eval_every_steps',
+    eval_steps: 'training.eval_every_steps',
+    file: 'path',
+    fraction: 'split',
+    test_size: 'split',
+  },
   fields: {
-    path: leaf(nullable(nonEmptyString, 'a file or folder path'), 'an evaluation file/folder in the training data’s format, relative to this file'),
-    split: leaf(nullable(openFraction, 'a number strictly between 0 and 1'), 'fraction of the training examples held out instead (after the seeded shuffle)'),
+    path: leaf(
+      nullable(nonEmptyString, 'a file or folder path'),
+      'an evaluation file/folder in the training data’s format, relative to this file',
+    ),
+    split: leaf(
+      nullable(openFraction, 'a number strictly between 0 and 1'),
+      'fraction of the training examples held out instead (after the seeded shuffle)',
+    ),
   } satisfies Fields<EvalDataConfig>,
 };
 
@@ -206,19 +261,60 @@ const data: SectionSpec = {
   kind: 'section',
   doc: 'Training data.',
   defaults: DATA_DEFAULTS,
-  aliases: { dataset: 'path', data_path: 'path', file: 'path', max_seq_len: 'max_length', max_seq_length: 'max_length', seq_len: 'max_length', column_map: 'columns', column_mapping: 'columns', pack: 'packing', chat_template_path: 'chat_template', name: 'subset', config: 'subset', config_name: 'subset' },
+  aliases: {
+    dataset: 'path',
+    data_path: 'path',
+    file: 'path',
+    max_seq_len: 'max_length',
+    max_seq_length: 'max_length',
+    seq_len: 'max_length',
+    column_map: 'columns',
+    column_mapping: 'columns',
+    pack: 'packing',
+    chat_template_path: 'chat_template',
+    name: 'subset',
+    config: 'subset',
+    config_name: 'subset',
+  },
   fields: {
-    path: leaf(nullable(nonEmptyString, 'a file, a folder or a Hub dataset id'), 'required (or sources): JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file; or a Hub dataset id org/name[@revision] (its Parquet files, or the Hub’s refs/convert/parquet conversion)'),
-    sources: leaf(nullable(dataSources, 'a list of sources'), 'instead of path, several datasets mixed: a list of {path, subset?, split?, format?, columns?, weight? (a share, drawn without repeats) | take? (the first N examples), eval_split?}, interleaved by data.seed'),
-    subset: leaf(nullable(nonEmptyString, 'a subset name'), 'a Hub dataset’s subset (its datasets config name); null = the only one, or default'),
+    path: leaf(
+      nullable(nonEmptyString, 'a file, a folder or a Hub dataset id'),
+      'required (or sources): JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file; or a Hub dataset id org/name[@revision] (its Parquet files, or the Hub’s refs/convert/parquet conversion)',
+    ),
+    sources: leaf(
+      nullable(dataSources, 'a list of sources'),
+      'instead of path, several datasets mixed: a list of {path, subset?, split?, format?, columns?, weight? (a share, drawn without repeats) | take? (the first N examples), eval_split?}, interleaved by data.seed',
+    ),
+    subset: leaf(
+      nullable(nonEmptyString, 'a subset name'),
+      'a Hub dataset’s subset (its datasets config name); null = the only one, or default',
+    ),
     split: leaf(nonEmptyString, 'the split read from a Hub dataset or a save_to_disk DatasetDict folder'),
-    format: leaf(enumOf(DATA_FORMATS), 'auto (from the columns: messages → chat, prompt + completion → prompt_completion, instruction + output → alpaca, text → text) | text (loss on all tokens) | prompt_completion (prompt and completion as text, or as lists of messages: TRL’s conversational prompt–completion) | alpaca | chat (a messages list through the chat template)'),
-    columns: leaf(stringMap, 'source columns by field, when they differ from: text {text}, prompt_completion {prompt, completion}, alpaca {instruction, input, output}, chat {messages}'),
-    chat_template: leaf(nullable(nonEmptyString, 'a Jinja template or a file path'), 'a chat template replacing the model’s: the Jinja text itself (it holds {{ or {%), or a file holding it, relative to this file; null = the model’s'),
-    assistant_only_loss: leaf(bool, 'chat: loss on the assistant turns only (TRL’s assistant_only_loss; typetune’s default is true) | false = on every token'),
-    completion_only_loss: leaf(bool, 'prompt_completion and alpaca: loss on the completion only (TRL’s completion_only_loss) | false = on the prompt too'),
+    format: leaf(
+      enumOf(DATA_FORMATS),
+      'auto (from the columns: messages → chat, prompt + completion → prompt_completion, instruction + output → alpaca, text → text) | text (loss on all tokens) | prompt_completion (prompt and completion as text, or as lists of messages: TRL’s conversational prompt–completion) | alpaca | chat (a messages list through the chat template)',
+    ),
+    columns: leaf(
+      stringMap,
+      'source columns by field, when they differ from: text {text}, prompt_completion {prompt, completion}, alpaca {instruction, input, output}, chat {messages}',
+    ),
+    chat_template: leaf(
+      nullable(nonEmptyString, 'a Jinja template or a file path'),
+      'a chat template replacing the model’s: the Jinja text itself (it holds {{ or {%), or a file holding it, relative to this file; null = the model’s',
+    ),
+    assistant_only_loss: leaf(
+      bool,
+      'chat: loss on the assistant turns only (TRL’s assistant_only_loss; typetune’s default is true) | false = on every token',
+    ),
+    completion_only_loss: leaf(
+      bool,
+      'prompt_completion and alpaca: loss on the completion only (TRL’s completion_only_loss) | false = on the prompt too',
+    ),
     max_length: leaf(positiveInt, 'tokens per example, at most the model’s max_position_embeddings. Memory grows with it'),
-    truncate: leaf(bool, 'rows longer than max_length: true = cut them (the run says how many, and the first line) | false = refuse the data'),
+    truncate: leaf(
+      bool,
+      'rows longer than max_length: true = cut them (the run says how many, and the first line) | false = refuse the data',
+    ),
     packing: leaf(bool, 'concatenate short examples into full rows: faster, LoRA only'),
     shuffle: leaf(bool, 'shuffle examples each epoch (seeded)'),
     seed: leaf(nullable(seed, 'an integer seed'), 'shuffling seed; null = training.seed'),
@@ -231,12 +327,31 @@ const training: SectionSpec = {
   doc: 'Optimisation: AdamW with decoupled weight decay, as PyTorch’s.',
   defaults: TRAINING_DEFAULTS,
   aliases: {
-    lr: 'learning_rate', num_epochs: 'epochs', num_train_epochs: 'epochs', steps: 'max_steps', per_device_train_batch_size: 'batch_size',
-    gradient_accumulation: 'gradient_accumulation_steps', lr_scheduler_type: 'lr_scheduler', scheduler: 'lr_scheduler', warmup: 'warmup_steps',
-    grad_clip: 'max_grad_norm', clip_grad_norm: 'max_grad_norm', adam_beta1: 'adam_betas', adam_beta2: 'adam_betas', betas: 'adam_betas',
-    adam_epsilon: 'adam_eps', eps: 'adam_eps', save_steps: 'save_every_steps', eval_steps: 'eval_every_steps', save_limit: 'save_total_limit',
-    max_length: 'data.max_length', log_every_steps: 'logging.every_steps',
-    assistant_only_loss: 'data.assistant_only_loss', completion_only_loss: 'data.completion_only_loss', chat_template: 'data.chat_template', chat_template_path: 'data.chat_template',
+    lr: 'learning_rate',
+    num_epochs: 'epochs',
+    num_train_epochs: 'epochs',
+    steps: 'max_steps',
+    per_device_train_batch_size: 'batch_size',
+    gradient_accumulation: 'gradient_accumulation_steps',
+    lr_scheduler_type: 'lr_scheduler',
+    scheduler: 'lr_scheduler',
+    warmup: 'warmup_steps',
+    grad_clip: 'max_grad_norm',
+    clip_grad_norm: 'max_grad_norm',
+    adam_beta1: 'adam_betas',
+    adam_beta2: 'adam_betas',
+    betas: 'adam_betas',
+    adam_epsilon: 'adam_eps',
+    eps: 'adam_eps',
+    save_steps: 'save_every_steps',
+    eval_steps: 'eval_every_steps',
+    save_limit: 'save_total_limit',
+    max_length: 'data.max_length',
+    log_every_steps: 'logging.every_steps',
+    assistant_only_loss: 'data.assistant_only_loss',
+    completion_only_loss: 'data.completion_only_loss',
+    chat_template: 'data.chat_template',
+    chat_template_path: 'data.chat_template',
   },
   fields: {
     epochs: leaf(positiveInt, 'passes over the data (ignored when max_steps is set)'),
@@ -246,7 +361,10 @@ const training: SectionSpec = {
     learning_rate: leaf(positiveNumber, 'peak learning rate (LoRA ~1e-4–3e-4; LoReFT ~1e-3–4e-3)'),
     weight_decay: leaf(nonNegativeNumber, 'AdamW’s decoupled weight decay'),
     adam_betas: leaf(
-      (v) => (Array.isArray(v) && v.length === 2 && v.every((b) => typeof b === 'number' && b >= 0 && b < 1) ? { ok: true, value: v } : expected('a list of two numbers in [0, 1), e.g. [0.9, 0.999]', v)),
+      (v) =>
+        Array.isArray(v) && v.length === 2 && v.every((b) => typeof b === 'number' && b >= 0 && b < 1)
+          ? { ok: true, value: v }
+          : expected('a list of two numbers in [0, 1), e.g. [0.9, 0.999]', v),
       'AdamW’s (beta1, beta2)',
     ),
     adam_eps: leaf(positiveNumber, 'AdamW’s epsilon'),
@@ -255,10 +373,22 @@ const training: SectionSpec = {
     warmup_ratio: leaf(fraction, 'warmup as a fraction of all steps (or give warmup_steps)'),
     max_grad_norm: leaf(nullable(positiveNumber, 'a positive number'), 'clip the global gradient norm to this; null = no clipping'),
     seed: leaf(seed, 'seed for adapter init, dropout and (by default) data order: same seed, same run'),
-    save_every_steps: leaf(nullable(positiveInt, 'a positive integer'), 'checkpoint every N optimizer steps (for --resume); null = only at the end'),
-    eval_every_steps: leaf(nullable(positiveInt, 'a positive integer'), 'evaluate every N optimizer steps (needs data.eval); null = only at the end'),
-    save_total_limit: leaf(nullable(positiveInt, 'a positive integer'), 'keep the newest N checkpoints plus the best by eval loss; older ones are deleted. null = keep all'),
-    nonfinite: leaf(enumOf(NONFINITE_POLICIES), 'a NaN/Inf loss or gradient: stop (exit 3, the last finite checkpoint kept) | skip_step (skip that update, warn)'),
+    save_every_steps: leaf(
+      nullable(positiveInt, 'a positive integer'),
+      'checkpoint every N optimizer steps (for --resume); null = only at the end',
+    ),
+    eval_every_steps: leaf(
+      nullable(positiveInt, 'a positive integer'),
+      'evaluate every N optimizer steps (needs data.eval); null = only at the end',
+    ),
+    save_total_limit: leaf(
+      nullable(positiveInt, 'a positive integer'),
+      'keep the newest N checkpoints plus the best by eval loss; older ones are deleted. null = keep all',
+    ),
+    nonfinite: leaf(
+      enumOf(NONFINITE_POLICIES),
+      'a NaN/Inf loss or gradient: stop (exit 3, the last finite checkpoint kept) | skip_step (skip that update, warn)',
+    ),
   } satisfies Fields<TrainingSection>,
 };
 
@@ -270,7 +400,10 @@ const wandb: SectionSpec = {
   aliases: { team: 'entity', run_name: 'name', display_name: 'name' },
   fields: {
     project: leaf(nonEmptyString, 'required: the W&B project the run goes to', true),
-    entity: leaf(nullable(nonEmptyString, 'a W&B team or user name'), 'the team or user the run belongs to; null = the API key’s default entity'),
+    entity: leaf(
+      nullable(nonEmptyString, 'a W&B team or user name'),
+      'the team or user the run belongs to; null = the API key’s default entity',
+    ),
     name: leaf(nullable(nonEmptyString, 'a run name'), 'the run’s display name; null = the server picks one'),
   } satisfies Fields<WandbConfig>,
 };
@@ -284,7 +417,10 @@ const logging: SectionSpec = {
     dir: leaf(nullable(nonEmptyString, 'a folder path'), 'TensorBoard event files go here; null = <output.dir>/logs'),
     every_steps: leaf(positiveInt, 'log every N optimizer steps'),
     tensorboard: leaf(bool, 'write events.out.tfevents.* files'),
-    eval_samples: leaf(nonNegativeInt, 'at each evaluation, complete the first N eval prompts (greedy) and write them to TensorBoard as text (eval/samples); 0 = none'),
+    eval_samples: leaf(
+      nonNegativeInt,
+      'at each evaluation, complete the first N eval prompts (greedy) and write them to TensorBoard as text (eval/samples); 0 = none',
+    ),
     sample_max_new_tokens: leaf(positiveInt, 'new tokens per sample completion'),
     wandb,
   } satisfies Fields<LoggingSection>,
@@ -296,12 +432,21 @@ const output: SectionSpec = {
   defaults: OUTPUT_DEFAULTS,
   aliases: { output_dir: 'dir', out: 'dir', formats: 'export', export_formats: 'export' },
   fields: {
-    dir: leaf(nullable(nonEmptyString, 'a folder path'), 'run folder: checkpoints, exports, the resolved recipe; null = runs/<recipe name> under the working directory'),
+    dir: leaf(
+      nullable(nonEmptyString, 'a folder path'),
+      'run folder: checkpoints, exports, the resolved recipe; null = runs/<recipe name> under the working directory',
+    ),
     export: leaf(
-      nullable(listOf(`a list of ${EXPORT_FORMATS.join(' | ')}`, enumOf(EXPORT_FORMATS), { unique: true }), `a list of ${EXPORT_FORMATS.join(' | ')}`),
+      nullable(
+        listOf(`a list of ${EXPORT_FORMATS.join(' | ')}`, enumOf(EXPORT_FORMATS), { unique: true }),
+        `a list of ${EXPORT_FORMATS.join(' | ')}`,
+      ),
       'formats written at the end: peft (LoRA), pyreft (ReFT), merged (LoRA folded into the base); null = peft for LoRA, pyreft for ReFT',
     ),
-    push_to_hub: leaf(nullable(hubRepoId, 'a Hub id org/name'), 'push the export to this Hub repo (org/name[@branch]) at the end, with a model card; needs HF_TOKEN; null = keep it local'),
+    push_to_hub: leaf(
+      nullable(hubRepoId, 'a Hub id org/name'),
+      'push the export to this Hub repo (org/name[@branch]) at the end, with a model card; needs HF_TOKEN; null = keep it local',
+    ),
   } satisfies Fields<OutputSection>,
 };
 
@@ -311,7 +456,10 @@ const distributed: SectionSpec = {
   defaults: DISTRIBUTED_DEFAULTS,
   aliases: { zero_stage: 'strategy', stage: 'strategy', sharding_strategy: 'strategy', timeout: 'timeout_s' },
   fields: {
-    strategy: leaf(enumOf(DIST_STRATEGIES), 'ddp (replicate, average gradients) | zero1 (shard AdamW state) | zero2 (+ gradients) | zero3 (+ frozen base weights, gathered layer by layer): each saves memory per GPU for more communication'),
+    strategy: leaf(
+      enumOf(DIST_STRATEGIES),
+      'ddp (replicate, average gradients) | zero1 (shard AdamW state) | zero2 (+ gradients) | zero3 (+ frozen base weights, gathered layer by layer): each saves memory per GPU for more communication',
+    ),
     timeout_s: leaf(positiveNumber, 'seconds a collective or the rendezvous waits for a peer before the job fails naming it'),
   } satisfies Fields<DistributedSection>,
 };
@@ -329,7 +477,20 @@ export interface RootSpec {
 export const SCHEMA: RootSpec & { [K in keyof Recipe]: unknown } = { model, adapter, data, training, logging, output, distributed };
 
 /** Names other tools use for whole sections. */
-export const ROOT_ALIASES: Record<string, string> = { peft: 'adapter', lora: 'adapter', reft: 'adapter', dataset: 'data', optimizer: 'training', trainer: 'training', log: 'logging', checkpointer: 'output', fsdp: 'distributed', deepspeed: 'distributed', zero: 'distributed', ddp: 'distributed' };
+export const ROOT_ALIASES: Record<string, string> = {
+  peft: 'adapter',
+  lora: 'adapter',
+  reft: 'adapter',
+  dataset: 'data',
+  optimizer: 'training',
+  trainer: 'training',
+  log: 'logging',
+  checkpointer: 'output',
+  fsdp: 'distributed',
+  deepspeed: 'distributed',
+  zero: 'distributed',
+  ddp: 'distributed',
+};
 
 /** Every key path in the schema (sections' keys, both adapter families'), for cross-section hints. */
 export function allKeyPaths(): string[] {

@@ -98,14 +98,28 @@ export function parseRecipeText(text: string, file: string, baseDir: string): Re
   const first = doc.errors[0];
   if (first) {
     const pos = first.linePos?.[0];
-    throw new RecipeError([{ path: '', message: `YAML syntax error: ${yamlMessage(first.message)}`, where: { file, line: pos?.line, col: pos?.col } }]);
+    throw new RecipeError([
+      { path: '', message: `YAML syntax error: ${yamlMessage(first.message)}`, where: { file, line: pos?.line, col: pos?.col } },
+    ]);
   }
   const data: unknown = doc.toJS();
   if (data === null || data === undefined) {
-    throw new RecipeError([{ path: '', message: 'the recipe is empty; expected a mapping with sections model, adapter, data, training, logging, output', where: { file } }]);
+    throw new RecipeError([
+      {
+        path: '',
+        message: 'the recipe is empty; expected a mapping with sections model, adapter, data, training, logging, output',
+        where: { file },
+      },
+    ]);
   }
   if (!isPlainObject(data)) {
-    throw new RecipeError([{ path: '', message: 'expected a mapping with sections model, adapter, data, training, logging, output at the top level', where: { file, line: 1 } }]);
+    throw new RecipeError([
+      {
+        path: '',
+        message: 'expected a mapping with sections model, adapter, data, training, logging, output at the top level',
+        where: { file, line: 1 },
+      },
+    ]);
   }
   const source = new RecipeSource(data, file, baseDir);
   recordPositions(source, doc.contents, [], lineCounter);
@@ -120,7 +134,12 @@ export function readRecipeFile(file: string, cwd: string): RecipeSource {
     text = readFileSync(abs, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? `recipe file not found (${abs})` : code === 'EISDIR' ? `is a folder, expected a YAML recipe file` : `cannot read: ${(err as Error).message}`;
+    const why =
+      code === 'ENOENT'
+        ? `recipe file not found (${abs})`
+        : code === 'EISDIR'
+          ? `is a folder, expected a YAML recipe file`
+          : `cannot read: ${(err as Error).message}`;
     throw new RecipeError([{ path: '', message: why, where: { file } }]);
   }
   return parseRecipeText(text, file, path.dirname(abs));
@@ -129,13 +148,21 @@ export function readRecipeFile(file: string, cwd: string): RecipeSource {
 /** Wraps a recipe given as an object; its relative paths resolve against `baseDir`. */
 export function objectSource(obj: object, baseDir: string): RecipeSource {
   if (!isPlainObject(obj)) {
-    throw new RecipeError([{ path: '', message: `expected a recipe object with sections model, adapter, data, …, got ${Array.isArray(obj) ? 'a list' : typeof obj}`, where: {} }]);
+    throw new RecipeError([
+      {
+        path: '',
+        message: `expected a recipe object with sections model, adapter, data, …, got ${Array.isArray(obj) ? 'a list' : typeof obj}`,
+        where: {},
+      },
+    ]);
   }
   let data: RawRecipe;
   try {
     data = structuredClone(obj);
   } catch {
-    throw new RecipeError([{ path: '', message: 'the recipe object must hold plain data only (no functions or class instances)', where: {} }]);
+    throw new RecipeError([
+      { path: '', message: 'the recipe object must hold plain data only (no functions or class instances)', where: {} },
+    ]);
   }
   return new RecipeSource(data, undefined, baseDir);
 }

@@ -34,9 +34,14 @@ function readSource(raw: unknown, index: number): CheckResult<DataSource> {
     return r.ok ? r.value : new Error(`${item}: ${key}: ${r.message}`);
   };
   if (raw.path === undefined || raw.path === null) return fail(`${item}: path is required (a file, a folder, or a Hub dataset id)`);
-  const columns = field('columns', (v) => (isPlainObject(v) && Object.values(v).every((c) => typeof c === 'string' && c !== '')
-    ? { ok: true as const, value: v as Record<string, string> }
-    : { ok: false as const, message: `expected a mapping of field → column name, got ${describeValue(v)}` }), {} as Record<string, string>);
+  const columns = field(
+    'columns',
+    (v) =>
+      isPlainObject(v) && Object.values(v).every((c) => typeof c === 'string' && c !== '')
+        ? { ok: true as const, value: v as Record<string, string> }
+        : { ok: false as const, message: `expected a mapping of field → column name, got ${describeValue(v)}` },
+    {} as Record<string, string>,
+  );
   const source = {
     path: field('path', nonEmptyString, ''),
     subset: field<string | null>('subset', nonEmptyString, null),
@@ -49,13 +54,18 @@ function readSource(raw: unknown, index: number): CheckResult<DataSource> {
   };
   const bad = Object.values(source).find((v): v is Error => v instanceof Error);
   if (bad) return fail(bad.message);
-  if (source.weight !== null && source.take !== null) return fail(`${item}: give weight (a share of the mixture) or take (the first N examples), not both`);
-  if (source.eval_split !== null && source.eval_split === source.split) return fail(`${item}: eval_split '${source.eval_split}' is the split it trains on; name another split`);
+  if (source.weight !== null && source.take !== null)
+    return fail(`${item}: give weight (a share of the mixture) or take (the first N examples), not both`);
+  if (source.eval_split !== null && source.eval_split === source.split)
+    return fail(`${item}: eval_split '${source.eval_split}' is the split it trains on; name another split`);
   return { ok: true, value: source as DataSource };
 }
 
 export const dataSources: Check<DataSource[]> = (v) => {
-  if (!Array.isArray(v) || v.length === 0) return fail(`expected a non-empty list of sources {path, subset?, split?, format?, columns?, weight? | take?, eval_split?}, got ${describeValue(v)}`);
+  if (!Array.isArray(v) || v.length === 0)
+    return fail(
+      `expected a non-empty list of sources {path, subset?, split?, format?, columns?, weight? | take?, eval_split?}, got ${describeValue(v)}`,
+    );
   const out: DataSource[] = [];
   for (const [i, raw] of v.entries()) {
     const r = readSource(raw, i);

@@ -34,5 +34,8 @@ export function closest(word: string, candidates: readonly string[], max = 2): s
     .filter((s) => s.fits)
     .sort((x, y) => x.dist - y.dist);
   // Only ties with the nearest: "warmup_step" suggests warmup_steps, not also warmup_ratio.
-  return scored.filter((s) => s.dist === scored[0]!.dist).slice(0, max).map((s) => s.c);
+  return scored
+    .filter((s) => s.dist === scored[0]!.dist)
+    .slice(0, max)
+    .map((s) => s.c);
 }

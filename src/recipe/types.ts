@@ -64,7 +64,18 @@ export interface LoraAdapterConfig {
 }
 
 /** Activation functions pyreft accepts for `act_fn` (names from transformers' ACT2FN). */
-export const REFT_ACT_FNS = ['linear', 'relu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', 'silu', 'swish', 'sigmoid', 'tanh'] as const;
+export const REFT_ACT_FNS = [
+  'linear',
+  'relu',
+  'gelu',
+  'gelu_new',
+  'gelu_pytorch_tanh',
+  'gelu_fast',
+  'silu',
+  'swish',
+  'sigmoid',
+  'tanh',
+] as const;
 export type ReftActFn = (typeof REFT_ACT_FNS)[number];
 
 /** ReFT interventions as pyreft names their settings. */

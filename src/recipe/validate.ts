@@ -107,7 +107,14 @@ function walkSection(ctx: Ctx, path: string[], raw: unknown, spec: SectionSpec, 
 
 const FAMILY_NAME = { lora: 'LoRA', reft: 'ReFT' } as const;
 /** The key of one family that plays the role of a key of the other. */
-const COUNTERPART: Record<string, string> = { r: 'rank', rank: 'r', lora_dropout: 'dropout', dropout: 'lora_dropout', layers_to_transform: 'layers', layers: 'layers_to_transform' };
+const COUNTERPART: Record<string, string> = {
+  r: 'rank',
+  rank: 'r',
+  lora_dropout: 'dropout',
+  dropout: 'lora_dropout',
+  layers_to_transform: 'layers',
+  layers: 'layers_to_transform',
+};
 
 function walkAdapter(ctx: Ctx, raw: unknown, spec: AdapterSpec): AdapterConfig {
   const path = ['adapter'];
@@ -137,7 +144,11 @@ function walkAdapter(ctx: Ctx, raw: unknown, spec: AdapterSpec): AdapterConfig {
     if (hasOwnKey(spec[other], key)) {
       const how = typeGiven ? '' : ` (the default; set adapter.type to ${family === 'lora' ? 'loreft, direft or noreft' : 'lora'})`;
       const twin = hasOwnKey(COUNTERPART, key) ? `; ${FAMILY_NAME[family]}'s counterpart is ${COUNTERPART[key]}` : '';
-      report(ctx, [...path, key], `${key} is a ${FAMILY_NAME[other]} key; adapter.type is ${type}${how}${twin}. Valid keys for ${type}: ${valid.join(', ')}`);
+      report(
+        ctx,
+        [...path, key],
+        `${key} is a ${FAMILY_NAME[other]} key; adapter.type is ${type}${how}${twin}. Valid keys for ${type}: ${valid.join(', ')}`,
+      );
       return;
     }
     reportUnknown(ctx, [...path, key], valid, `adapter (type ${type})`, spec.aliases);
@@ -152,49 +163,88 @@ function crossChecks(ctx: Ctx, r: ValidatedRecipe): void {
   const lora = r.adapter.type === 'lora';
   const format = r.data.format as DataFormat;
   // Under auto any format's field may be mapped: the columns decide which format applies.
-  const fields = format === 'auto' ? [...new Set(Object.values(COLUMN_DEFAULTS).flatMap((c) => Object.keys(c)))] : Object.keys(COLUMN_DEFAULTS[format]);
+  const fields =
+    format === 'auto' ? [...new Set(Object.values(COLUMN_DEFAULTS).flatMap((c) => Object.keys(c)))] : Object.keys(COLUMN_DEFAULTS[format]);
   for (const key of Object.keys(r.data.columns)) {
     if (!fields.includes(key)) {
       const hint = suggestion(key, fields);
-      report(ctx, ['data', 'columns', key], `not a field of format ${format}${hint ? `; did you mean ${hint}?` : '.'} Fields of ${format}: ${fields.join(', ')}`);
+      report(
+        ctx,
+        ['data', 'columns', key],
+        `not a field of format ${format}${hint ? `; did you mean ${hint}?` : '.'} Fields of ${format}: ${fields.join(', ')}`,
+      );
     }
   }
   if (r.data.packing && !lora) {
-    report(ctx, ['data', 'packing'], `packing is not supported with ReFT (adapter.type ${r.adapter.type}): interventions sit at per-example prompt positions; set packing: false`);
+    report(
+      ctx,
+      ['data', 'packing'],
+      `packing is not supported with ReFT (adapter.type ${r.adapter.type}): interventions sit at per-example prompt positions; set packing: false`,
+    );
   }
   if ((r.data.path === null) === (r.data.sources === null)) {
-    report(ctx, ['data', 'path'], r.data.path === null
-      ? 'required: JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file; or a Hub dataset id org/name[@revision]; or instead data.sources, a list of datasets to mix'
-      : 'give data.path or data.sources (a mixture), not both');
+    report(
+      ctx,
+      ['data', 'path'],
+      r.data.path === null
+        ? 'required: JSONL/JSON, CSV, Arrow, Parquet or a datasets save_to_disk folder, relative to this file; or a Hub dataset id org/name[@revision]; or instead data.sources, a list of datasets to mix'
+        : 'give data.path or data.sources (a mixture), not both',
+    );
   }
   if (r.data.sources && (r.data.subset !== null || r.data.split !== 'train')) {
-    report(ctx, ['data', 'sources'], 'with sources, each source names its own subset and split (data.subset and data.split are for data.path)');
+    report(
+      ctx,
+      ['data', 'sources'],
+      'with sources, each source names its own subset and split (data.subset and data.split are for data.path)',
+    );
   }
   if (r.data.sources?.some((s) => s.eval_split !== null) && r.data.eval) {
     report(ctx, ['data', 'eval'], 'evaluation comes from the sources’ eval_split already; set data.eval: null, or drop eval_split');
   }
   const ev = r.data.eval;
   if (ev && (ev.path === null) === (ev.split === null)) {
-    report(ctx, ['data', 'eval'], `give exactly one of path (an evaluation file) or split (a fraction of the training data)${ev.path !== null ? ', not both' : ''}; or set data.eval: null for no evaluation`);
+    report(
+      ctx,
+      ['data', 'eval'],
+      `give exactly one of path (an evaluation file) or split (a fraction of the training data)${ev.path !== null ? ', not both' : ''}; or set data.eval: null for no evaluation`,
+    );
   }
   if (r.adapter.type !== 'lora' && r.adapter.add_bias && r.adapter.type !== 'noreft') {
-    report(ctx, ['adapter', 'add_bias'], `add_bias applies to noreft only (loreft and direft have no bias of their own); adapter.type is ${r.adapter.type}`);
+    report(
+      ctx,
+      ['adapter', 'add_bias'],
+      `add_bias applies to noreft only (loreft and direft have no bias of their own); adapter.type is ${r.adapter.type}`,
+    );
   }
   if (r.logging.eval_samples > 0 && !r.logging.tensorboard) {
-    report(ctx, ['logging', 'eval_samples'], 'sample completions are written to TensorBoard (eval/samples); set logging.tensorboard: true, or eval_samples: 0');
+    report(
+      ctx,
+      ['logging', 'eval_samples'],
+      'sample completions are written to TensorBoard (eval/samples); set logging.tensorboard: true, or eval_samples: 0',
+    );
   } else if (r.logging.eval_samples > 0 && !r.data.eval) {
-    report(ctx, ['logging', 'eval_samples'], 'sample completions come from the evaluation data; set data.eval ({path} or {split}), or eval_samples: 0');
+    report(
+      ctx,
+      ['logging', 'eval_samples'],
+      'sample completions come from the evaluation data; set data.eval ({path} or {split}), or eval_samples: 0',
+    );
   }
   const t = r.training;
   if (t.warmup_steps > 0 && t.warmup_ratio > 0) {
     report(ctx, ['training', 'warmup_ratio'], `give warmup_steps (${t.warmup_steps}) or warmup_ratio (${t.warmup_ratio}), not both`);
   }
   if (t.eval_every_steps !== null && ev === null) {
-    report(ctx, ['training', 'eval_every_steps'], 'is set but data.eval is null: give data.eval.path or data.eval.split, or remove eval_every_steps');
+    report(
+      ctx,
+      ['training', 'eval_every_steps'],
+      'is set but data.eval is null: give data.eval.path or data.eval.split, or remove eval_every_steps',
+    );
   }
   for (const fmt of r.output.export ?? []) {
-    if (fmt === 'pyreft' && lora) report(ctx, ['output', 'export'], 'pyreft exports ReFT adapters; adapter.type is lora (use peft or merged)');
-    if ((fmt === 'peft' || fmt === 'merged') && !lora) report(ctx, ['output', 'export'], `${fmt} exports LoRA adapters; adapter.type is ${r.adapter.type} (use pyreft)`);
+    if (fmt === 'pyreft' && lora)
+      report(ctx, ['output', 'export'], 'pyreft exports ReFT adapters; adapter.type is lora (use peft or merged)');
+    if ((fmt === 'peft' || fmt === 'merged') && !lora)
+      report(ctx, ['output', 'export'], `${fmt} exports LoRA adapters; adapter.type is ${r.adapter.type} (use pyreft)`);
   }
 }
 

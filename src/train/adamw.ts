@@ -51,7 +51,10 @@ export class AdamW {
   private readonly m = new Map<string, Tensor>();
   private readonly v = new Map<string, Tensor>();
 
-  constructor(private readonly params: Map<string, tf.Variable>, readonly options: AdamWOptions) {
+  constructor(
+    private readonly params: Map<string, tf.Variable>,
+    readonly options: AdamWOptions,
+  ) {
     const [b1, b2] = options.betas;
     if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1)) throw new Error(`AdamW: betas must lie in [0, 1), got [${b1}, ${b2}]`);
     if (!(options.eps >= 0)) throw new Error(`AdamW: eps must be ≥ 0, got ${options.eps}`);
@@ -115,7 +118,8 @@ export class AdamW {
 
   /** Restore a state from `getState` (or a checkpoint); every parameter must be present with its shape. */
   setState(state: AdamWState): void {
-    if (!Number.isInteger(state.step) || state.step < 0) throw new Error(`AdamW state: step must be a non-negative integer, got ${state.step}`);
+    if (!Number.isInteger(state.step) || state.step < 0)
+      throw new Error(`AdamW state: step must be a non-negative integer, got ${state.step}`);
     for (const name of state.moments.keys()) {
       if (!this.params.has(name)) throw new Error(`AdamW state: moments for '${name}', which is not a trainable parameter of this adapter`);
     }

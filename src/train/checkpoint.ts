@@ -17,7 +17,14 @@ import type { DataFingerprint } from './data.js';
 import { findNonFinite } from './finite.js';
 import { checkManifest, manifestFor, type FileData } from './checkpointManifest.js';
 import {
-  ADAPTER_STATE_FILE, CHECKPOINT_FILE_NAMES, latestCheckpoint, listCheckpoints, MANIFEST_FILE, OPTIMIZER_FILE, RECIPE_FILE, TRAINER_STATE_FILE,
+  ADAPTER_STATE_FILE,
+  CHECKPOINT_FILE_NAMES,
+  latestCheckpoint,
+  listCheckpoints,
+  MANIFEST_FILE,
+  OPTIMIZER_FILE,
+  RECIPE_FILE,
+  TRAINER_STATE_FILE,
 } from '../io/runLayout.js';
 
 /** The resolved recipe as checkpoints, the run folder and model cards hold it. */
@@ -117,9 +124,13 @@ function verifyChecksums(dir: string, use: 'resume' | 'export'): string[] {
   if (check.status === 'unverified') {
     return [`${dir} has no ${MANIFEST_FILE} (written before typetune kept checksums): its files could not be verified`];
   }
-  const others = listCheckpoints(path.dirname(dir)).filter((c) => path.resolve(c.dir) !== path.resolve(dir)).reverse();
+  const others = listCheckpoints(path.dirname(dir))
+    .filter((c) => path.resolve(c.dir) !== path.resolve(dir))
+    .reverse();
   const intact = others.find((c) => checkManifest(c.dir, CHECKPOINT_FILE_NAMES).status !== 'damaged');
-  const advice = intact ? `${use} from ${intact.dir}` : `no other checkpoint of this run is intact${use === 'resume' ? '; start the run afresh' : ''}`;
+  const advice = intact
+    ? `${use} from ${intact.dir}`
+    : `no other checkpoint of this run is intact${use === 'resume' ? '; start the run afresh' : ''}`;
   throw new CheckpointError(`${path.join(dir, check.file)} ${check.reason}: the file is damaged; ${advice}`);
 }
 
@@ -137,7 +148,10 @@ export function loadCheckpoint(dir: string, use: 'resume' | 'export' = 'resume')
   } catch (err) {
     throw new CheckpointError(`${stateFile}: not valid JSON (${(err as Error).message})`);
   }
-  if (raw.version !== FORMAT_VERSION) throw new CheckpointError(`${stateFile}: version ${JSON.stringify(raw.version)} is not ${FORMAT_VERSION}, the version this typetune reads`);
+  if (raw.version !== FORMAT_VERSION)
+    throw new CheckpointError(
+      `${stateFile}: version ${JSON.stringify(raw.version)} is not ${FORMAT_VERSION}, the version this typetune reads`,
+    );
   const state = checkState(raw, stateFile);
 
   const adapter = new Map<string, { shape: number[]; data: Float32Array }>();
@@ -154,11 +168,13 @@ export function loadCheckpoint(dir: string, use: 'resume' | 'export' = 'resume')
   let step: number;
   try {
     step = Number(of.metadata.step);
-    if (!Number.isInteger(step) || step < 0) throw new CheckpointError(`${optFile}: metadata 'step' is ${JSON.stringify(of.metadata.step)}, not a step count`);
+    if (!Number.isInteger(step) || step < 0)
+      throw new CheckpointError(`${optFile}: metadata 'step' is ${JSON.stringify(of.metadata.step)}, not a step count`);
     for (const key of of.keys()) {
       const m = /^exp_avg\.(.+)$/.exec(key);
       if (!m) {
-        if (!/^exp_avg_sq\./.test(key)) throw new CheckpointError(`${optFile}: unexpected tensor '${key}' (expected exp_avg.<name> / exp_avg_sq.<name>)`);
+        if (!/^exp_avg_sq\./.test(key))
+          throw new CheckpointError(`${optFile}: unexpected tensor '${key}' (expected exp_avg.<name> / exp_avg_sq.<name>)`);
         continue;
       }
       const name = m[1]!;
@@ -173,10 +189,17 @@ export function loadCheckpoint(dir: string, use: 'resume' | 'export' = 'resume')
 
   const nonFinite = findNonFinite([
     ...[...adapter].map(([name, t]): [string, Float32Array] => [`${ADAPTER_STATE_FILE}: '${name}'`, t.data]),
-    ...[...moments].flatMap(([name, m]): Array<[string, Float32Array]> => [[`${OPTIMIZER_FILE}: 'exp_avg.${name}'`, m.m], [`${OPTIMIZER_FILE}: 'exp_avg_sq.${name}'`, m.v]]),
+    ...[...moments].flatMap(
+      ([name, m]): Array<[string, Float32Array]> => [
+        [`${OPTIMIZER_FILE}: 'exp_avg.${name}'`, m.m],
+        [`${OPTIMIZER_FILE}: 'exp_avg_sq.${name}'`, m.v],
+      ],
+    ),
   ]);
   if (nonFinite) {
-    throw new CheckpointError(`${dir}: ${nonFinite.name} holds ${nonFinite.value} (element ${nonFinite.index}); a diverged run's checkpoint cannot be resumed or exported: use an earlier checkpoint`);
+    throw new CheckpointError(
+      `${dir}: ${nonFinite.name} holds ${nonFinite.value} (element ${nonFinite.index}); a diverged run's checkpoint cannot be resumed or exported: use an earlier checkpoint`,
+    );
   }
 
   let recipe: unknown;
@@ -202,7 +225,13 @@ function checkState(raw: Record<string, unknown>, file: string): TrainerState {
   if (!isCount(raw.totalSteps)) bad('totalSteps', 'a non-negative integer');
   if (!data || !isCount(data.epoch) || !isCount(data.index)) bad('data', '{epoch, index} (non-negative integers)');
   const sched = raw.schedule as ScheduleState | undefined;
-  if (!sched || typeof sched.kind !== 'string' || typeof sched.baseLr !== 'number' || !isCount(sched.totalSteps) || !isCount(sched.warmupSteps)) {
+  if (
+    !sched ||
+    typeof sched.kind !== 'string' ||
+    typeof sched.baseLr !== 'number' ||
+    !isCount(sched.totalSteps) ||
+    !isCount(sched.warmupSteps)
+  ) {
     bad('schedule', '{kind, baseLr, totalSteps, warmupSteps, numCycles}');
   }
   const rng = raw.rng as { adapter?: unknown } | undefined;
@@ -212,12 +241,16 @@ function checkState(raw: Record<string, unknown>, file: string): TrainerState {
   const skipped = raw.skippedSteps ?? [];
   if (!Array.isArray(skipped) || !skipped.every(isCount)) bad('skippedSteps', 'a list of step numbers');
   const fp = raw.dataFingerprint as DataFingerprint | undefined;
-  if (fp !== undefined && (!isCount(fp?.examples) || !isCount(fp.tokens) || typeof fp.sha256 !== 'string')) bad('dataFingerprint', '{examples, tokens, sha256}');
+  if (fp !== undefined && (!isCount(fp?.examples) || !isCount(fp.tokens) || typeof fp.sha256 !== 'string'))
+    bad('dataFingerprint', '{examples, tokens, sha256}');
   if ((raw.losses as number[]).length !== raw.step) bad('losses', `one loss per completed step (${String(raw.step)})`);
   if (!Array.isArray(raw.evalLosses)) bad('evalLosses', 'a list of {step, loss}');
   if (typeof raw.tokens !== 'number') bad('tokens', 'a number');
   const changes = raw.changes;
-  if (changes !== undefined && !(Array.isArray(changes) && changes.every((c) => isCount(c?.step) && typeof c.key === 'string' && 'from' in c && 'to' in c))) {
+  if (
+    changes !== undefined &&
+    !(Array.isArray(changes) && changes.every((c) => isCount(c?.step) && typeof c.key === 'string' && 'from' in c && 'to' in c))
+  ) {
     bad('changes', 'a list of {step, key, from, to}');
   }
   // JSON has no NaN: the adapter RNG's "no spare normal" is written as null.
@@ -247,7 +280,7 @@ export function resolveResume(arg: string | true, runDir: string): string {
   const latest = latestCheckpoint(where);
   if (!latest) {
     throw new CheckpointError(
-      `${where}: no checkpoint to resume from (expected a checkpoint-<step> folder holding ${TRAINER_STATE_FILE}${arg === true ? ', in the recipe\'s output.dir' : ''})`,
+      `${where}: no checkpoint to resume from (expected a checkpoint-<step> folder holding ${TRAINER_STATE_FILE}${arg === true ? ", in the recipe's output.dir" : ''})`,
     );
   }
   return latest;

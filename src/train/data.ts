@@ -72,13 +72,19 @@ export function fingerprintExamples(examples: readonly TokenizedExample[]): Data
 function pipelineWarnings(file: string, stats: DatasetStats, maxLength: number): string[] {
   const out: string[] = [];
   if (stats.truncated > 0) {
-    out.push(`${file}: ${stats.truncated} of ${stats.rows} rows are longer than data.max_length ${maxLength} tokens and were cut (the first at ${stats.firstTruncated}); raise data.max_length, or set data.truncate: false to refuse such data`);
+    out.push(
+      `${file}: ${stats.truncated} of ${stats.rows} rows are longer than data.max_length ${maxLength} tokens and were cut (the first at ${stats.firstTruncated}); raise data.max_length, or set data.truncate: false to refuse such data`,
+    );
   }
   if (stats.empty > 0) {
-    out.push(`${file}: ${stats.empty} of ${stats.rows} rows are empty (no token to learn from: an empty text or completion leaves nothing to predict) and were skipped (the first at ${stats.firstEmpty})`);
+    out.push(
+      `${file}: ${stats.empty} of ${stats.rows} rows are empty (no token to learn from: an empty text or completion leaves nothing to predict) and were skipped (the first at ${stats.firstEmpty})`,
+    );
   }
   if (stats.dropped > 0) {
-    out.push(`${file}: ${stats.dropped} of ${stats.rows} rows have no token to learn from within data.max_length ${maxLength} and were skipped (the first at ${stats.firstDropped})`);
+    out.push(
+      `${file}: ${stats.dropped} of ${stats.rows} rows have no token to learn from within data.max_length ${maxLength} and were skipped (the first at ${stats.firstDropped})`,
+    );
   }
   return out;
 }
@@ -103,14 +109,26 @@ export function checkMaxLength(recipe: Recipe, spec: ModelSpec): void {
 export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise<TrainingData> {
   const d = recipe.data;
   const common = {
-    max_length: d.max_length, truncate: d.truncate, packing: d.packing, shuffle: d.shuffle, seed: d.seed,
-    assistant_only_loss: d.assistant_only_loss, completion_only_loss: d.completion_only_loss,
+    max_length: d.max_length,
+    truncate: d.truncate,
+    packing: d.packing,
+    shuffle: d.shuffle,
+    seed: d.seed,
+    assistant_only_loss: d.assistant_only_loss,
+    completion_only_loss: d.completion_only_loss,
   };
   const warnings: string[] = [];
   // The same tokenizer and packing for every file read: any of them tells the batches' pad id and packing.
   let loadedMeta = { padTokenId: 0, packed: false };
   /** One split of a local file/folder or a Hub dataset, tokenized; its warnings noted. */
-  const load = async (where: { path: string; subset: string | null; split: string; format: DataFormat; columns: DataColumns; shuffle?: boolean }) => {
+  const load = async (where: {
+    path: string;
+    subset: string | null;
+    split: string;
+    format: DataFormat;
+    columns: DataColumns;
+    shuffle?: boolean;
+  }) => {
     const hub = parseHubRef(where.path);
     const shards = hub ? await resolveDatasetSplit(hub, { subset: where.subset, split: where.split }, hubEnv()) : undefined;
     const loaded = await loadDataset({ ...common, ...where, shards }, tokenizer, '/');
@@ -126,7 +144,12 @@ export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise
     for (const s of d.sources) {
       const where = { path: s.path, subset: s.subset, split: s.split, format: s.format ?? d.format, columns: s.columns };
       const loaded = await load(where);
-      parts.push({ name: `${s.path}${s.subset ? ` ${s.subset}` : ''} ${s.split}`, examples: loaded.examples, weight: s.weight, take: s.take });
+      parts.push({
+        name: `${s.path}${s.subset ? ` ${s.subset}` : ''} ${s.split}`,
+        examples: loaded.examples,
+        weight: s.weight,
+        take: s.take,
+      });
       if (s.eval_split) evalSet.push(...(await load({ ...where, split: s.eval_split, shuffle: false })).examples);
     }
     const mixed = mixSources(parts, d.seed);
@@ -136,12 +159,15 @@ export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise
     train = (await load({ path: d.path!, subset: d.subset, split: d.split, format: d.format, columns: d.columns })).examples;
   }
   if (d.eval?.path) {
-    evalSet = (await load({ path: d.eval.path, subset: null, split: 'train', format: d.format, columns: d.columns, shuffle: false })).examples;
+    evalSet = (await load({ path: d.eval.path, subset: null, split: 'train', format: d.format, columns: d.columns, shuffle: false }))
+      .examples;
   } else if (d.eval?.split) {
     const n = train.length;
     const held = Math.max(1, Math.round(n * d.eval.split));
     if (held >= n) {
-      throw new DataError(`data.eval.split ${d.eval.split} holds out ${held} of ${n} examples and leaves none to train on; use a smaller fraction`);
+      throw new DataError(
+        `data.eval.split ${d.eval.split} holds out ${held} of ${n} examples and leaves none to train on; use a smaller fraction`,
+      );
     }
     const order = permutation(n, d.seed, EVAL_SPLIT_SALT);
     const heldOut = new Set(order.slice(n - held));
@@ -180,7 +206,11 @@ export function totalSteps(recipe: Recipe, data: TrainingData): number {
  * Groups of micro-batches, one group per optimizer step, from `from` on. Each group carries
  * the cursor of its first micro-batch and the cursor a checkpoint saves after it.
  */
-export function* stepStream(data: TrainingData, accumulation: number, from: DataCursor): Generator<{ batches: StepBatch[]; at: DataCursor; next: DataCursor }> {
+export function* stepStream(
+  data: TrainingData,
+  accumulation: number,
+  from: DataCursor,
+): Generator<{ batches: StepBatch[]; at: DataCursor; next: DataCursor }> {
   const stream = iterateBatches(data.train, data.batchOptions, from);
   let cursor = from;
   for (;;) {

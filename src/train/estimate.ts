@@ -32,8 +32,10 @@ import { cudaDeviceTotal, cudaPrecision, cudaRules, dequantizationGroups, fourBi
 export function adapterParameterCount(spec: ModelSpec, adapter: Recipe['adapter']): number {
   if (adapter.type === 'lora') {
     const config = parseLoraConfig(adapter as unknown as Record<string, unknown>, 'adapter');
-    return selectTargets(linearSitesOf(spec), config, spec.modelType)
-      .reduce((n, t) => n + t.r * (t.site.inFeatures + t.site.outFeatures) + (config.use_dora ? t.site.outFeatures : 0), 0);
+    return selectTargets(linearSitesOf(spec), config, spec.modelType).reduce(
+      (n, t) => n + t.r * (t.site.inFeatures + t.site.outFeatures) + (config.use_dora ? t.site.outFeatures : 0),
+      0,
+    );
   }
   const config = parseReftConfig(adapter as unknown as Record<string, unknown>, 'adapter');
   const layers = config.layers === 'all' ? spec.numLayers : config.layers.length;
@@ -134,14 +136,24 @@ function traced(recipe: Recipe, checkpointing: boolean, backend: EstimateBackend
   const standIns = backend === 'cuda' && activeDevice().backend !== 'cuda';
   const t0 = recipe.training;
   // Everything the traced step depends on; batch size and length are symbols, and the learning rate only a number.
-  const key = JSON.stringify([recipe.model, recipe.adapter, t0.gradient_accumulation_steps, t0.seed, t0.weight_decay, t0.max_grad_norm, checkpointing, activeDevice().backend, standIns]);
+  const key = JSON.stringify([
+    recipe.model,
+    recipe.adapter,
+    t0.gradient_accumulation_steps,
+    t0.seed,
+    t0.weight_decay,
+    t0.max_grad_norm,
+    checkpointing,
+    activeDevice().backend,
+    standIns,
+  ]);
   const hit = traces.get(key);
   if (hit) {
     checkMaxLength(recipe, hit.twinned.spec);
     return hit;
   }
   const t = twinned(recipe);
-  checkMaxLength(recipe, t.spec);  // before the trace: a refused length costs nothing
+  checkMaxLength(recipe, t.spec); // before the trace: a refused length costs nothing
   const run = () => traceStep({ recipe, source: t.source, twin: t.twin, checkpointing });
   const trace = standIns ? withCudaFusedOps(run) : run();
   const entry = { twinned: t, trace };
@@ -161,18 +173,33 @@ export function estimateMemory(recipe: Recipe, opts: EstimateOptions = {}): Memo
   const q = recipe.model.quantization;
   if (backend === 'cuda' && q) {
     // 4-bit weights live on cuda outside tfjs (the cpu keeps them in host memory, which no engine counts).
-    const fourBit = fourBitDeviceBytes(dequantizationGroups(t.spec.layers, trace), { blocksize: q.blocksize, doubleQuant: q.double_quant }, precision);
+    const fourBit = fourBitDeviceBytes(
+      dequantizationGroups(t.spec.layers, trace),
+      { blocksize: q.blocksize, doubleQuant: q.double_quant },
+      precision,
+    );
     peak.at.weights += fourBit.weights;
     peak.at.workspace += fourBit.scratch;
     peak.bytes += fourBit.weights + fourBit.scratch;
   }
   const extra = backend === 'cuda' ? cudaDeviceTotal(peak.bytes) : { context: 0, fragmentation: 0, total: peak.bytes };
-  const note = backend === 'cuda' && trace.backend !== 'cuda'
-    ? `the cuda backend is not available here: traced on ${trace.backend} with cuda's fused ops standing in, stored by the cuda rules (src/train/memory/cuda.ts)`
-    : null;
+  const note =
+    backend === 'cuda' && trace.backend !== 'cuda'
+      ? `the cuda backend is not available here: traced on ${trace.backend} with cuda's fused ops standing in, stored by the cuda rules (src/train/memory/cuda.ts)`
+      : null;
   return {
-    backend, counts: rules.describe, precision, batchSize: dims.batch, seqLen: dims.seq, checkpointing,
-    breakdown: peak.at, total: peak.bytes, context: extra.context, fragmentation: extra.fragmentation, deviceTotal: extra.total, note,
+    backend,
+    counts: rules.describe,
+    precision,
+    batchSize: dims.batch,
+    seqLen: dims.seq,
+    checkpointing,
+    breakdown: peak.at,
+    total: peak.bytes,
+    context: extra.context,
+    fragmentation: extra.fragmentation,
+    deviceTotal: extra.total,
+    note,
   };
 }
 
@@ -219,9 +246,10 @@ function largestBatch(recipe: Recipe, budget: number, checkpointing: boolean, ba
 export function fitBatch(recipe: Recipe, budget: number, backend?: EstimateBackend, seqLen?: number): FitAnswer {
   const withoutCheckpointing = largestBatch(recipe, budget, false, backend, seqLen);
   const withCheckpointing = largestBatch(recipe, budget, true, backend, seqLen);
-  const best = withCheckpointing && (!withoutCheckpointing || withCheckpointing.batchSize > withoutCheckpointing.batchSize)
-    ? withCheckpointing
-    : withoutCheckpointing;
+  const best =
+    withCheckpointing && (!withoutCheckpointing || withCheckpointing.batchSize > withoutCheckpointing.batchSize)
+      ? withCheckpointing
+      : withoutCheckpointing;
   return { withoutCheckpointing, withCheckpointing, best };
 }
 
@@ -244,7 +272,11 @@ export function formatEstimate(recipe: Recipe, spec: ModelSpec, m: MemoryEstimat
     row('estimated peak', m.total),
   ];
   if (m.backend === 'cuda') {
-    lines.push(row('+ CUDA context', m.context), row('+ pool fragmentation allowance', m.fragmentation), row('device memory needed', m.deviceTotal));
+    lines.push(
+      row('+ CUDA context', m.context),
+      row('+ pool fragmentation allowance', m.fragmentation),
+      row('device memory needed', m.deviceTotal),
+    );
   }
   if (m.note) lines.push(`  note: ${m.note}`);
   return lines.join('\n');
@@ -295,7 +327,14 @@ export function estimatePerGpu(recipe: Recipe, gpus: number, opts: EstimateOptio
   const total = Object.values(breakdown).reduce((a, b) => a + b, 0);
   const extra = one.backend === 'cuda' ? cudaDeviceTotal(total) : { context: 0, fragmentation: 0, total };
   const memory: PerGpuMemory = {
-    ...one, breakdown, total, context: extra.context, fragmentation: extra.fragmentation, deviceTotal: extra.total, gpus, strategy,
+    ...one,
+    breakdown,
+    total,
+    context: extra.context,
+    fragmentation: extra.fragmentation,
+    deviceTotal: extra.total,
+    gpus,
+    strategy,
   };
   const text = formatEstimate(recipe, spec, memory).replace('\n', `\n  per GPU of ${gpus} · distributed.strategy ${strategy}\n`);
   return { memory, text };

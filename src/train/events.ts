@@ -121,7 +121,11 @@ export class TrainerEmitter {
 
   off<E extends TrainerEventName>(event: E, cb: (e: TrainerEvents[E]) => void): this {
     const list = this.listeners.get(event);
-    if (list) this.listeners.set(event, list.filter((f) => f !== (cb as unknown)));
+    if (list)
+      this.listeners.set(
+        event,
+        list.filter((f) => f !== (cb as unknown)),
+      );
     return this;
   }
 

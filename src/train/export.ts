@@ -37,32 +37,54 @@ export interface TrainingRecord {
 }
 
 /** Write `adapter` (trained on `model`) to `dir` in `format`, with a model card (README.md) as `push` writes it. */
-export async function exportAdapter(model: DecoderModel, adapter: AnyAdapter, recipe: Recipe, format: ExportFormat, dir: string, record?: TrainingRecord): Promise<void> {
+export async function exportAdapter(
+  model: DecoderModel,
+  adapter: AnyAdapter,
+  recipe: Recipe,
+  format: ExportFormat,
+  dir: string,
+  record?: TrainingRecord,
+): Promise<void> {
   await writeExport(model, adapter, recipe, format, dir);
   const card = modelCard({
-    repo: null, kind: format, base: recipe.model.path, adapterType: recipe.adapter.type, recipe: recipeText(recipe),
-    steps: record?.steps ?? null, finalLoss: record?.finalLoss ?? null, finalEvalLoss: record?.finalEvalLoss ?? null,
+    repo: null,
+    kind: format,
+    base: recipe.model.path,
+    adapterType: recipe.adapter.type,
+    recipe: recipeText(recipe),
+    steps: record?.steps ?? null,
+    finalLoss: record?.finalLoss ?? null,
+    finalEvalLoss: record?.finalEvalLoss ?? null,
   });
   await writeFileAtomic(path.join(dir, 'README.md'), card);
 }
 
 async function writeExport(model: DecoderModel, adapter: AnyAdapter, recipe: Recipe, format: ExportFormat, dir: string): Promise<void> {
-  if (!EXPORT_FORMATS.includes(format)) throw new TrainerError(`export format '${String(format)}' is not one of ${EXPORT_FORMATS.join(', ')}`);
+  if (!EXPORT_FORMATS.includes(format))
+    throw new TrainerError(`export format '${String(format)}' is not one of ${EXPORT_FORMATS.join(', ')}`);
   const bad = findNonFinite([...adapter.variables].map(([name, v]): [string, ArrayLike<number>] => [name, v.dataSync() as Float32Array]));
   if (bad) throw new TrainerError(`export ${format}: adapter weight '${bad.name}' is ${bad.value}; a diverged adapter is not exported`);
   const kind = adapter instanceof LoraAdapter ? 'LoRA' : 'ReFT';
   if (format === 'merged') {
     if (!(adapter instanceof LoraAdapter)) {
-      throw new TrainerError(`export 'merged' folds LoRA into the base weights; a ${kind} adapter has nothing to fold (export it as 'pyreft')`);
+      throw new TrainerError(
+        `export 'merged' folds LoRA into the base weights; a ${kind} adapter has nothing to fold (export it as 'pyreft')`,
+      );
     }
     await writeMergedModel(model, adapter, dir);
     return;
   }
   const fits = format === 'peft' ? adapter instanceof LoraAdapter : !(adapter instanceof LoraAdapter);
-  if (!fits) throw new TrainerError(`export '${format}' does not hold a ${kind} adapter: use ${kind === 'LoRA' ? "'peft' or 'merged'" : "'pyreft'"}`);
+  if (!fits)
+    throw new TrainerError(
+      `export '${format}' does not hold a ${kind} adapter: use ${kind === 'LoRA' ? "'peft' or 'merged'" : "'pyreft'"}`,
+    );
   // A Hub base is recorded as PEFT records it: the id, and the revision apart.
   const hub = parseHubRef(recipe.model.path);
-  await saveAdapter(adapter, dir, format, { baseModelNameOrPath: hub?.repo ?? recipe.model.path, revision: hub?.explicitRevision ? hub.revision : null });
+  await saveAdapter(adapter, dir, format, {
+    baseModelNameOrPath: hub?.repo ?? recipe.model.path,
+    revision: hub?.explicitRevision ? hub.revision : null,
+  });
 }
 
 const FLOAT_DTYPES: Record<string, DType> = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' };
@@ -141,10 +163,15 @@ export async function exportCheckpoint(runOrCheckpoint: string, format: ExportFo
     adapter = createAdapter(model, recipe.adapter, recipe.training.seed, 'recipe adapter');
     for (const [name, v] of adapter.variables) {
       const saved = c.adapter.get(name);
-      if (!saved || saved.data.length !== v.size) throw new TrainerError(`${dir}: adapter_state.safetensors has no '${name}' of shape [${v.shape.join(', ')}]`);
+      if (!saved || saved.data.length !== v.size)
+        throw new TrainerError(`${dir}: adapter_state.safetensors has no '${name}' of shape [${v.shape.join(', ')}]`);
       tf.tidy(() => v.assign(tf.tensor(saved.data, v.shape, 'float32')));
     }
-    await exportAdapter(model, adapter, recipe, format, out, { steps: c.state.step, finalLoss: c.state.losses.at(-1) ?? null, finalEvalLoss: c.state.evalLosses.at(-1)?.loss ?? null });
+    await exportAdapter(model, adapter, recipe, format, out, {
+      steps: c.state.step,
+      finalLoss: c.state.losses.at(-1) ?? null,
+      finalEvalLoss: c.state.evalLosses.at(-1)?.loss ?? null,
+    });
     return out;
   } finally {
     adapter?.dispose();

@@ -13,17 +13,30 @@ import { TrainerError } from './errors.js';
 
 /** Files of a model folder that describe its tokenizer and generation, copied beside merged weights. */
 export const TOKENIZER_FILES = [
-  'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'vocab.json', 'merges.txt',
-  'tokenizer.model', 'chat_template.jinja', 'chat_template.json', 'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'added_tokens.json',
+  'vocab.json',
+  'merges.txt',
+  'tokenizer.model',
+  'chat_template.jinja',
+  'chat_template.json',
+  'generation_config.json',
 ];
 
-const exactly = (names: readonly string[]) => (name: string): boolean => names.includes(name);
+const exactly =
+  (names: readonly string[]) =>
+  (name: string): boolean =>
+    names.includes(name);
 
 /** The files each export format writes (README.md: the model card `push` adds). */
 const EXPORT_FILES: Record<ExportFormat, (name: string) => boolean> = {
   peft: exactly(['adapter_config.json', 'adapter_model.safetensors', 'README.md']),
   pyreft: (name) => /^intkey_[^/\\]+\.bin$/.test(name) || exactly(['config.json', 'README.md'])(name),
-  merged: (name) => /^model(-\d+-of-\d+)?\.safetensors$/.test(name) || exactly(['config.json', 'model.safetensors.index.json', 'README.md', ...TOKENIZER_FILES])(name),
+  merged: (name) =>
+    /^model(-\d+-of-\d+)?\.safetensors$/.test(name) ||
+    exactly(['config.json', 'model.safetensors.index.json', 'README.md', ...TOKENIZER_FILES])(name),
 };
 
 /** Entries of `dir` that no export writes: sub-folders, links, and files of other names ("name/" for a folder). */
@@ -53,13 +66,25 @@ export interface ProtectedFolder {
 export function checkExportTarget(out: string, protect: readonly ProtectedFolder[], flag = '--out'): void {
   if (existsSync(out) || isLink(out)) {
     const st = lstatSync(out);
-    if (st.isSymbolicLink()) throw new TrainerError(`${flag} ${out}: is a symbolic link, which the export would replace; give the folder it points to, or a new one`);
-    if (!st.isDirectory()) throw new TrainerError(`${flag} ${out}: a file exists there; give a folder path (a new one, or an earlier export to replace)`);
-    const run = [...listCheckpoints(out).map((c) => path.basename(c.dir)), ...(existsSync(path.join(out, TRAINER_STATE_FILE)) ? [TRAINER_STATE_FILE] : [])];
-    if (run.length > 0) throw new TrainerError(`${flag} ${out}: holds a training run or checkpoint (${shortList(run)}), which an export would replace; give another folder`);
+    if (st.isSymbolicLink())
+      throw new TrainerError(
+        `${flag} ${out}: is a symbolic link, which the export would replace; give the folder it points to, or a new one`,
+      );
+    if (!st.isDirectory())
+      throw new TrainerError(`${flag} ${out}: a file exists there; give a folder path (a new one, or an earlier export to replace)`);
+    const run = [
+      ...listCheckpoints(out).map((c) => path.basename(c.dir)),
+      ...(existsSync(path.join(out, TRAINER_STATE_FILE)) ? [TRAINER_STATE_FILE] : []),
+    ];
+    if (run.length > 0)
+      throw new TrainerError(
+        `${flag} ${out}: holds a training run or checkpoint (${shortList(run)}), which an export would replace; give another folder`,
+      );
     const foreign = foreignEntries(out);
     if (foreign.length > 0) {
-      throw new TrainerError(`${flag} ${out}: holds ${shortList(foreign)}, which no export writes; an export replaces its folder whole, so give a new or empty folder, or an earlier export`);
+      throw new TrainerError(
+        `${flag} ${out}: holds ${shortList(foreign)}, which no export writes; an export replaces its folder whole, so give a new or empty folder, or an earlier export`,
+      );
     }
   }
   const target = realLocation(out);
@@ -68,9 +93,12 @@ export function checkExportTarget(out: string, protect: readonly ProtectedFolder
     const kept = realpathSync(p.dir);
     const shown = kept === target ? '' : ` ${p.dir}`;
     if (kept === target || isInside(kept, target)) {
-      throw new TrainerError(`${flag} ${out} ${kept === target ? 'is' : 'holds'} ${p.what}${shown}, which the export would replace; give another folder`);
+      throw new TrainerError(
+        `${flag} ${out} ${kept === target ? 'is' : 'holds'} ${p.what}${shown}, which the export would replace; give another folder`,
+      );
     }
-    if (p.andInside && isInside(target, kept)) throw new TrainerError(`${flag} ${out} is inside ${p.what} ${p.dir}; give a folder outside it`);
+    if (p.andInside && isInside(target, kept))
+      throw new TrainerError(`${flag} ${out} is inside ${p.what} ${p.dir}; give a folder outside it`);
   }
   checkWritable(out, flag);
 }

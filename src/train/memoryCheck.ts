@@ -40,8 +40,10 @@ export function fitAdvice(recipe: Recipe, budget: number, seqLen: number, estima
   const t = recipe.training;
   if (estimate.deviceTotal <= budget) {
     // The estimate fit: something besides this step holds the memory, or the estimate is short.
-    return `the estimate fits the ${formatBytes(budget)} this run has, so another process may hold the GPU's memory; `
-      + 'a smaller training.batch_size or model.activation_checkpointing: true lowers the peak';
+    return (
+      `the estimate fits the ${formatBytes(budget)} this run has, so another process may hold the GPU's memory; ` +
+      'a smaller training.batch_size or model.activation_checkpointing: true lowers the peak'
+    );
   }
   const fit = fitBatch(recipe, budget, undefined, seqLen);
   const rows = t.batch_size * t.gradient_accumulation_steps;
@@ -50,7 +52,10 @@ export function fitAdvice(recipe: Recipe, budget: number, seqLen: number, estima
     let b = Math.min(fits, t.batch_size);
     while (rows % b !== 0) b -= 1;
     const accumulation = rows / b;
-    const keep = accumulation !== t.gradient_accumulation_steps ? ` and training.gradient_accumulation_steps ${accumulation} (${rows} rows a step, as now)` : '';
+    const keep =
+      accumulation !== t.gradient_accumulation_steps
+        ? ` and training.gradient_accumulation_steps ${accumulation} (${rows} rows a step, as now)`
+        : '';
     return `training.batch_size ${b}${keep}${ckpt && !recipe.model.activation_checkpointing ? ' with model.activation_checkpointing: true' : ''}`;
   };
   const options: string[] = [];
@@ -72,10 +77,10 @@ export function checkStepFits(recipe: Recipe, estimate: MemoryEstimate): void {
   if (!room || estimate.deviceTotal <= room.budget) return;
   const device = activeDevice();
   throw new OutOfMemoryError(
-    `the training step needs an estimated ${formatBytes(estimate.deviceTotal)} of device memory `
-      + `(batch ${estimate.batchSize} × ${estimate.seqLen} tokens${estimate.checkpointing ? ', activation checkpointing' : ''}); `
-      + `${device.describe()} has ${formatBytes(room.budget)} for this run. ${capitalise(fitAdvice(recipe, room.budget, estimate.seqLen, estimate))}; `
-      + 'or pass --force to try anyway. Nothing was written.',
+    `the training step needs an estimated ${formatBytes(estimate.deviceTotal)} of device memory ` +
+      `(batch ${estimate.batchSize} × ${estimate.seqLen} tokens${estimate.checkpointing ? ', activation checkpointing' : ''}); ` +
+      `${device.describe()} has ${formatBytes(room.budget)} for this run. ${capitalise(fitAdvice(recipe, room.budget, estimate.seqLen, estimate))}; ` +
+      'or pass --force to try anyway. Nothing was written.',
     2,
   );
 }
@@ -91,7 +96,13 @@ export function isOutOfMemory(err: unknown): boolean {
  * the allocation, as the device said it), the estimate beside it, what would fit, and that the
  * last checkpoint is intact.
  */
-export function outOfMemoryError(err: unknown, step: number, recipe: Recipe, estimate: MemoryEstimate | null, lastCheckpoint: string | null): OutOfMemoryError {
+export function outOfMemoryError(
+  err: unknown,
+  step: number,
+  recipe: Recipe,
+  estimate: MemoryEstimate | null,
+  lastCheckpoint: string | null,
+): OutOfMemoryError {
   const message = (err as Error).message;
   // "cuda kernel TTLoraDeltaGrad failed: alloc: out of device memory allocating 536870912 bytes (…)": keep the kernel and the sizes.
   const kernel = /kernel (\w+)/.exec(message)?.[1];
@@ -101,7 +112,10 @@ export function outOfMemoryError(err: unknown, step: number, recipe: Recipe, est
   const advice = estimate && room ? ` ${capitalise(fitAdvice(recipe, room.budget, estimate.seqLen, estimate))}.` : '';
   const expected = estimate ? ` (estimated peak ${formatBytes(estimate.deviceTotal)})` : '';
   const kept = lastCheckpoint ? `the last checkpoint, ${lastCheckpoint}, is intact` : 'no checkpoint had been written yet';
-  return new OutOfMemoryError(`step ${step}: the device ran out of memory${where}${expected}; training stopped and ${kept}.${advice}`, OUT_OF_MEMORY_EXIT);
+  return new OutOfMemoryError(
+    `step ${step}: the device ran out of memory${where}${expected}; training stopped and ${kept}.${advice}`,
+    OUT_OF_MEMORY_EXIT,
+  );
 }
 
 const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);

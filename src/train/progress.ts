@@ -74,9 +74,14 @@ export function attachReporter(trainer: { on: TrainerEmitter['on'] }, opts: Repo
   trainer.on('start', (e) => {
     json('start', e);
     const from = e.resumedFrom ? `, resuming from ${e.resumedFrom} at step ${e.step}` : '';
-    const prec = e.precision.requested === e.precision.effective || e.precision.requested === 'auto' ? e.precision.effective : `${e.precision.effective} (${e.precision.requested} requested)`;
+    const prec =
+      e.precision.requested === e.precision.effective || e.precision.requested === 'auto'
+        ? e.precision.effective
+        : `${e.precision.effective} (${e.precision.requested} requested)`;
     if (e.precision.note) line(`note: ${e.precision.note}`);
-    line(`training ${e.totalSteps} steps on ${e.backend}, ${prec}: ${e.examples} examples${e.evalExamples ? ` (+${e.evalExamples} eval)` : ''}, ${e.trainableParameters.toLocaleString('en-US')} trainable parameters, estimated peak memory ${formatBytes(e.estimatedPeakBytes)}${from}`);
+    line(
+      `training ${e.totalSteps} steps on ${e.backend}, ${prec}: ${e.examples} examples${e.evalExamples ? ` (+${e.evalExamples} eval)` : ''}, ${e.trainableParameters.toLocaleString('en-US')} trainable parameters, estimated peak memory ${formatBytes(e.estimatedPeakBytes)}${from}`,
+    );
     if (e.mixture) line(`data: ${e.mixture.length} sources mixed: ${describeMixture(e.mixture)}`);
     const q = e.quantizedWeights;
     if (q) line(`base: ${q.matrices} projections held 4-bit, ${formatBytes(q.bytes)} at ${q.bitsPerParameter.toFixed(2)} bits/param`);
@@ -112,6 +117,8 @@ export function attachReporter(trainer: { on: TrainerEmitter['on'] }, opts: Repo
       line(`interrupted by ${e.interrupted} at step ${e.step}/${e.totalSteps}; saved ${e.checkpoint}`);
       line(`resume with: ${e.resumeCommand}`);
     } else line(`done: ${e.step} steps, final loss ${e.finalLoss.toFixed(4)}, run folder ${e.runDir}`);
-    line(`peak memory ${formatBytes(e.measuredPeakBytes)}, ${e.measuredPeakOf} (estimated ${formatBytes(estimated)}, ${estimateError(estimated, e.measuredPeakBytes)})`);
+    line(
+      `peak memory ${formatBytes(e.measuredPeakBytes)}, ${e.measuredPeakOf} (estimated ${formatBytes(estimated)}, ${estimateError(estimated, e.measuredPeakBytes)})`,
+    );
   });
 }

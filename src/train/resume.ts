@@ -44,17 +44,22 @@ export function restoreCheckpoint(c: CheckpointContents, dir: string, into: Resu
   const missing = names.find((n) => !c.adapter.has(n));
   const extra = [...c.adapter.keys()].find((n) => !adapter.variables.has(n));
   if (missing || extra) {
-    throw new CheckpointError(`${dir}: its adapter does not match this recipe's (${missing ? `no '${missing}' in the checkpoint` : `unexpected '${extra}'`})`);
+    throw new CheckpointError(
+      `${dir}: its adapter does not match this recipe's (${missing ? `no '${missing}' in the checkpoint` : `unexpected '${extra}'`})`,
+    );
   }
   for (const [name, v] of adapter.variables) {
     const saved = c.adapter.get(name)!;
     if (saved.shape.length !== v.shape.length || saved.shape.some((d, i) => d !== v.shape[i])) {
-      throw new CheckpointError(`${dir}: '${name}' is [${saved.shape.join(', ')}] in the checkpoint but [${v.shape.join(', ')}] in this adapter`);
+      throw new CheckpointError(
+        `${dir}: '${name}' is [${saved.shape.join(', ')}] in the checkpoint but [${v.shape.join(', ')}] in this adapter`,
+      );
     }
   }
   // Skipped steps did not reach the optimizer, so its count trails the trainer's by their number.
   const updates = c.state.step - c.state.skippedSteps.length;
-  if (c.optimizer.step !== updates) throw new CheckpointError(`${dir}: optimizer step ${c.optimizer.step} differs from the trainer's ${updates} updates`);
+  if (c.optimizer.step !== updates)
+    throw new CheckpointError(`${dir}: optimizer step ${c.optimizer.step} differs from the trainer's ${updates} updates`);
   // assign() keeps a reference to the tensor's data: the temporary must go, or the variable shares
   // its buffer and the device's in-place AdamW (rightly) refuses to update it.
   for (const [name, v] of adapter.variables) tf.tidy(() => v.assign(tf.tensor(c.adapter.get(name)!.data, v.shape, 'float32')));
@@ -66,7 +71,9 @@ export function restoreCheckpoint(c: CheckpointContents, dir: string, into: Resu
   const notes = [...(c.notes ?? []), ...(note ? [changes.length > 0 ? note : `${note}; nothing else changes`] : [])];
   if (changes.length > 0) {
     state.changes = [...(state.changes ?? []), ...changes];
-    notes.push(`resuming at step ${c.state.step} with ${describeChanges(changes)} (--set): steps ${c.state.step + 1} on train with ${changes.length > 1 ? 'these values' : 'this value'}; the change is recorded in ${TRAINER_STATE_FILE} (changes)`);
+    notes.push(
+      `resuming at step ${c.state.step} with ${describeChanges(changes)} (--set): steps ${c.state.step + 1} on train with ${changes.length > 1 ? 'these values' : 'this value'}; the change is recorded in ${TRAINER_STATE_FILE} (changes)`,
+    );
   }
   return { state, notes };
 }
@@ -145,7 +152,9 @@ function checkSchedule(saved: TrainerState, now: ScheduleState, dir: string): st
   }
   if (was.totalSteps === now.totalSteps) return null;
   if (now.totalSteps <= saved.step) {
-    throw new CheckpointError(`${dir}: the run is at step ${saved.step} already, and this recipe trains ${now.totalSteps} steps in all; give training.max_steps larger than ${saved.step} to extend it`);
+    throw new CheckpointError(
+      `${dir}: the run is at step ${saved.step} already, and this recipe trains ${now.totalSteps} steps in all; give training.max_steps larger than ${saved.step} to extend it`,
+    );
   }
   if (now.kind !== 'constant') {
     throw new CheckpointError(
@@ -156,7 +165,11 @@ function checkSchedule(saved: TrainerState, now: ScheduleState, dir: string): st
 }
 
 function checkData(saved: DataFingerprint | undefined, now: ResumeTarget['data'], dir: string): void {
-  if (!saved || (saved.examples === now.fingerprint.examples && saved.tokens === now.fingerprint.tokens && saved.sha256 === now.fingerprint.sha256)) return;
+  if (
+    !saved ||
+    (saved.examples === now.fingerprint.examples && saved.tokens === now.fingerprint.tokens && saved.sha256 === now.fingerprint.sha256)
+  )
+    return;
   const describe = (f: DataFingerprint): string => `${f.examples} examples, ${f.tokens} tokens, sha256 ${f.sha256.slice(0, 12)}`;
   throw new CheckpointError(
     `${dir}: the data changed since this checkpoint (it trained on ${describe(saved)}; ${now.path} now gives ${describe(now.fingerprint)}); resume with the data it was trained on, or start a new run`,

@@ -30,7 +30,9 @@ export interface WrittenFolder {
 /** --resume continues the run that --overwrite would move away: asking for both is a mistake, not a choice. */
 export function checkRunFolderOptions(opts: RunFolderOptions): void {
   if (opts.resume && opts.overwrite) {
-    throw new TrainerError('--resume and --overwrite contradict each other: --resume continues the run in output.dir, --overwrite moves it aside to start afresh; give one of them');
+    throw new TrainerError(
+      '--resume and --overwrite contradict each other: --resume continues the run in output.dir, --overwrite moves it aside to start afresh; give one of them',
+    );
   }
 }
 
@@ -39,9 +41,14 @@ export function checkRunFolderOptions(opts: RunFolderOptions): void {
  * every folder in `alsoWritten`. The caller releases the lock when the run ends; on a refusal
  * here it is released already. `warnings` tell of a stale lock taken over and a run moved aside.
  */
-export function prepareRunFolder(runDir: string, opts: RunFolderOptions, alsoWritten: readonly WrittenFolder[] = []): { lock: RunLock; warnings: string[] } {
+export function prepareRunFolder(
+  runDir: string,
+  opts: RunFolderOptions,
+  alsoWritten: readonly WrittenFolder[] = [],
+): { lock: RunLock; warnings: string[] } {
   checkRunFolderOptions(opts);
-  if (existsSync(runDir) && !statSync(runDir).isDirectory()) throw new TrainerError(`output.dir ${runDir}: is a file, not a folder; give output.dir a folder path`);
+  if (existsSync(runDir) && !statSync(runDir).isDirectory())
+    throw new TrainerError(`output.dir ${runDir}: is a file, not a folder; give output.dir a folder path`);
   const { lock, warning } = asWriteError({ key: 'output.dir', dir: runDir }, () => {
     makeDirs(runDir);
     return RunLock.acquire(runDir);
@@ -83,7 +90,10 @@ function runEntries(runDir: string): string[] {
 
 /** `<run>.old-<UTC time>`, beside the run; a counter keeps it unique. */
 function asideName(runDir: string): string {
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace(/-\d+Z$/, 'Z');
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[:.]/g, '-')
+    .replace(/-\d+Z$/, 'Z');
   let name = `${runDir}.old-${stamp}`;
   for (let i = 2; existsSync(name); i++) name = `${runDir}.old-${stamp}-${i}`;
   return name;

@@ -25,7 +25,10 @@ export class RunLock {
   private held = true;
   private readonly onExit = (): void => this.release();
 
-  private constructor(readonly runDir: string, private readonly holder: Holder) {
+  private constructor(
+    readonly runDir: string,
+    private readonly holder: Holder,
+  ) {
     process.on('exit', this.onExit);
   }
 
@@ -115,7 +118,14 @@ function readHolder(file: string): Holder | null | 'gone' {
   try {
     const h = JSON.parse(text) as Partial<Holder>;
     // The file may be anyone's: only a well-formed holder is believed.
-    if (Number.isSafeInteger(h.pid) && h.pid! > 0 && typeof h.host === 'string' && typeof h.since === 'string' && typeof h.token === 'string') return h as Holder;
+    if (
+      Number.isSafeInteger(h.pid) &&
+      h.pid! > 0 &&
+      typeof h.host === 'string' &&
+      typeof h.since === 'string' &&
+      typeof h.token === 'string'
+    )
+      return h as Holder;
   } catch {
     // unreadable: a lock being written this instant, or not ours
   }
@@ -168,7 +178,11 @@ function removeIfOurs(file: string, token: string): void {
 function inUse(runDir: string, held: Holder | null | 'gone'): TrainerError {
   const file = path.join(runDir, LOCK_FILE);
   if (held === 'gone' || held === null) {
-    return new TrainerError(`output.dir ${runDir} is locked by ${file}, which does not say by whom; if no train is using output.dir, delete that file`);
+    return new TrainerError(
+      `output.dir ${runDir} is locked by ${file}, which does not say by whom; if no train is using output.dir, delete that file`,
+    );
   }
-  return new TrainerError(`output.dir ${runDir} is in use by train pid ${held.pid} on host ${held.host} since ${held.since}; wait for it or, if that process is gone, delete ${file}`);
+  return new TrainerError(
+    `output.dir ${runDir} is in use by train pid ${held.pid} on host ${held.host} since ${held.since}; wait for it or, if that process is gone, delete ${file}`,
+  );
 }

@@ -19,19 +19,40 @@ export interface SampleOptions {
 }
 
 /** Indented four spaces: a Markdown code block, so the model's text is shown as written. */
-const block = (text: string): string => text.split('\n').map((l) => `    ${l}`).join('\n');
+const block = (text: string): string =>
+  text
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
 
-export function sampleCompletions(model: DecoderModel, adapter: AnyAdapter, tokenizer: Tokenizer, examples: TokenizedExample[], opts: SampleOptions): string {
-  return examples.slice(0, opts.count).map((ex, i) => {
-    const hasPrompt = ex.promptLength > 0 && ex.promptLength < ex.inputIds.length;
-    const prompt = ex.inputIds.slice(0, hasPrompt ? ex.promptLength : Math.ceil(ex.inputIds.length / 2));
-    const positions = opts.reft ? reftPositions(prompt.length, opts.reft.positions, { shareWeights: opts.reft.shareWeights }) : undefined;
-    const completion = generate(model, prompt, { hooks: adapter, maxNewTokens: opts.maxNewTokens, positions });
-    const decode = (ids: number[]): string => tokenizer.decode(ids, { skipSpecialTokens: true });
-    return [
-      `**Sample ${i + 1}** — prompt:`, '', block(decode(prompt)), '',
-      'completion:', '', block(decode(completion)), '',
-      'reference:', '', block(decode(ex.inputIds.slice(prompt.length))),
-    ].join('\n');
-  }).join('\n\n---\n\n');
+export function sampleCompletions(
+  model: DecoderModel,
+  adapter: AnyAdapter,
+  tokenizer: Tokenizer,
+  examples: TokenizedExample[],
+  opts: SampleOptions,
+): string {
+  return examples
+    .slice(0, opts.count)
+    .map((ex, i) => {
+      const hasPrompt = ex.promptLength > 0 && ex.promptLength < ex.inputIds.length;
+      const prompt = ex.inputIds.slice(0, hasPrompt ? ex.promptLength : Math.ceil(ex.inputIds.length / 2));
+      const positions = opts.reft ? reftPositions(prompt.length, opts.reft.positions, { shareWeights: opts.reft.shareWeights }) : undefined;
+      const completion = generate(model, prompt, { hooks: adapter, maxNewTokens: opts.maxNewTokens, positions });
+      const decode = (ids: number[]): string => tokenizer.decode(ids, { skipSpecialTokens: true });
+      return [
+        `**Sample ${i + 1}** — prompt:`,
+        '',
+        block(decode(prompt)),
+        '',
+        'completion:',
+        '',
+        block(decode(completion)),
+        '',
+        'reference:',
+        '',
+        block(decode(ex.inputIds.slice(prompt.length))),
+      ].join('\n');
+    })
+    .join('\n\n---\n\n');
 }

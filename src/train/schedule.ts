@@ -42,8 +42,10 @@ export class LrSchedule {
   readonly numCycles: number;
 
   constructor(opts: ScheduleOptions) {
-    if (!SCHEDULE_KINDS.includes(opts.kind)) throw new Error(`unknown lr_scheduler '${String(opts.kind)}': valid are ${SCHEDULE_KINDS.join(', ')}`);
-    if (!Number.isInteger(opts.totalSteps) || opts.totalSteps < 0) throw new Error(`schedule: total steps must be a non-negative integer, got ${opts.totalSteps}`);
+    if (!SCHEDULE_KINDS.includes(opts.kind))
+      throw new Error(`unknown lr_scheduler '${String(opts.kind)}': valid are ${SCHEDULE_KINDS.join(', ')}`);
+    if (!Number.isInteger(opts.totalSteps) || opts.totalSteps < 0)
+      throw new Error(`schedule: total steps must be a non-negative integer, got ${opts.totalSteps}`);
     const ratio = opts.warmupRatio ?? 0;
     if (!(ratio >= 0 && ratio <= 1)) throw new Error(`warmup_ratio must lie in [0, 1], got ${ratio}`);
     const steps = opts.warmupSteps ?? 0;

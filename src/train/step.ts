@@ -89,7 +89,14 @@ export interface StepPart {
  * of them: the loss and gradients are then its share of the step's mean). The caller owns (and
  * must dispose) the returned gradient tensors.
  */
-export function computeGradients(model: StepModel, adapter: StepAdapter, microBatches: StepBatch[], activationCheckpointing: boolean, dropoutSeed?: number, part?: StepPart): Gradients {
+export function computeGradients(
+  model: StepModel,
+  adapter: StepAdapter,
+  microBatches: StepBatch[],
+  activationCheckpointing: boolean,
+  dropoutSeed?: number,
+  part?: StepPart,
+): Gradients {
   const names = [...adapter.variables.keys()];
   const vars = names.map((n) => adapter.variables.get(n)!);
   const counts = microBatches.map((b) => causalLmTargetCount(b.labels));
@@ -102,7 +109,11 @@ export function computeGradients(model: StepModel, adapter: StepAdapter, microBa
   microBatches.forEach((batch, i) => {
     if (counts[i] === 0) return; // nothing supervised: contributes neither loss nor gradient
     const weight = counts[i]! / total;
-    const ctx: ForwardContext = { training: true, positions: batch.positions, dropoutSeed: dropoutSeed === undefined ? undefined : mixSeeds(dropoutSeed, firstIndex + i) };
+    const ctx: ForwardContext = {
+      training: true,
+      positions: batch.positions,
+      dropoutSeed: dropoutSeed === undefined ? undefined : mixSeeds(dropoutSeed, firstIndex + i),
+    };
     const { value, grads } = tf.engine().gradients(
       () => {
         const { logits } = model.run({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }, { hooks: adapter, ctx, checkpoint });
@@ -162,7 +173,13 @@ export function clipCoefficient(norm: number, maxNorm: number | null): number {
  * adapter's fix-up (e.g. re-orthonormalise). A NaN/Inf loss or gradient norm leaves weights
  * and optimizer untouched.
  */
-export function trainStep(model: StepModel, adapter: StepAdapter, optimizer: AdamW, microBatches: StepBatch[], opts: StepOptions): StepResult {
+export function trainStep(
+  model: StepModel,
+  adapter: StepAdapter,
+  optimizer: AdamW,
+  microBatches: StepBatch[],
+  opts: StepOptions,
+): StepResult {
   const g = computeGradients(model, adapter, microBatches, opts.activationCheckpointing, opts.dropoutSeed);
   const norm = globalGradNorm(g.grads);
   const skipped = !Number.isFinite(g.loss) || !Number.isFinite(norm);
@@ -199,7 +216,10 @@ export function evaluateLoss(model: StepModel, adapter: ModelHooks, batches: Ste
     const n = causalLmTargetCount(batch.labels);
     if (n === 0) continue;
     const mean = tf.tidy(() => {
-      const { logits } = model.run({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }, { hooks: adapter, ctx: { training: false, positions: batch.positions } });
+      const { logits } = model.run(
+        { inputIds: batch.inputIds, attentionMask: batch.attentionMask },
+        { hooks: adapter, ctx: { training: false, positions: batch.positions } },
+      );
       return causalLmLoss(logits, batch.labels);
     });
     sum += mean.dataSync()[0]! * n;

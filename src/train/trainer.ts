@@ -167,7 +167,11 @@ export class Trainer extends TrainerEmitter {
    * Build everything a run needs from a recipe file or object, with `--set` style overrides
    * (`['training.max_steps=20']`, or an object `{ 'training.max_steps': 20 }`).
    */
-  static async fromRecipe(pathOrObject: string | object, overrides: readonly string[] | Record<string, unknown> = [], options: FromRecipeOptions = {}): Promise<Trainer> {
+  static async fromRecipe(
+    pathOrObject: string | object,
+    overrides: readonly string[] | Record<string, unknown> = [],
+    options: FromRecipeOptions = {},
+  ): Promise<Trainer> {
     const sets = Array.isArray(overrides)
       ? (overrides as readonly string[])
       : Object.entries(overrides).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
@@ -177,13 +181,17 @@ export class Trainer extends TrainerEmitter {
     if ((options.communicator?.rank ?? 0) === 0) refuseIfLocked(recipe.output.dir);
     if (options.communicator && recipe.distributed.strategy === 'zero3' && recipe.output.export.includes('merged')) {
       // Rank 0 exports alone, and under zero3 it holds only a shard of the base weights.
-      throw new TrainerError("output.export 'merged' with distributed.strategy zero3: each GPU holds only a shard of the base weights; export peft, then `typetune merge` (or `typetune export --run DIR --format merged`) in one process");
+      throw new TrainerError(
+        "output.export 'merged' with distributed.strategy zero3: each GPU holds only a shard of the base weights; export peft, then `typetune merge` (or `typetune export --run DIR --format merged`) in one process",
+      );
     }
     const backend = await useBackend(recipe.model.backend);
     const precision = applyPrecision(recipe.model.precision);
     const q = recipe.model.quantization;
     const modelDir = await resolveModelSource(recipe.model.path, 'model');
-    const model = loadBaseModel(modelDir, { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
+    const model = loadBaseModel(modelDir, {
+      quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null,
+    });
     checkMaxLength(recipe, model.spec);
     // bf16-mixed: frozen matrices live in bf16 (half the memory; tensor-core GEMMs read them as they are).
     if (precision.effective !== 'fp32') model.weights.storeFrozen((w) => activeDevice().storeFrozenWeight(w, precision.effective));
@@ -237,7 +245,13 @@ export class Trainer extends TrainerEmitter {
   async train(opts: TrainOptions = {}): Promise<TrainSummary> {
     if (this.disposed) throw new TrainerError('this Trainer was disposed');
     const run = await this.setUp(opts);
-    const releaseSignals = opts.handleSignals ?? true ? catchStopSignals((signal) => this.stop(signal), () => this.stopRequested !== null) : () => {};
+    const releaseSignals =
+      (opts.handleSignals ?? true)
+        ? catchStopSignals(
+            (signal) => this.stop(signal),
+            () => this.stopRequested !== null,
+          )
+        : () => {};
     try {
       this.announceStart(run);
       await this.stepLoop(run);
@@ -262,7 +276,13 @@ export class Trainer extends TrainerEmitter {
     // Before anything is written or allocated for training: will the step fit what the device has free?
     const estimate = this.deviceEstimate();
     if (estimate && !opts.force) checkStepFits(r, estimate);
-    const schedule = new LrSchedule({ kind: t.lr_scheduler, baseLr: t.learning_rate, totalSteps: this.totalSteps, warmupSteps: t.warmup_steps, warmupRatio: t.warmup_ratio });
+    const schedule = new LrSchedule({
+      kind: t.lr_scheduler,
+      baseLr: t.learning_rate,
+      totalSteps: this.totalSteps,
+      warmupSteps: t.warmup_steps,
+      warmupRatio: t.warmup_ratio,
+    });
     const adamw: AdamWOptions = {
       lr: t.learning_rate,
       betas: t.adam_betas,
@@ -287,9 +307,14 @@ export class Trainer extends TrainerEmitter {
     }
     // Generation runs on rank 0 alone: in a job the other ranks (and ZeRO-3's weight shards) are busy elsewhere.
     const a = r.adapter;
-    const samples = r.logging.eval_samples > 0 && !this.communicator
-      ? { count: r.logging.eval_samples, maxNewTokens: r.logging.sample_max_new_tokens, reft: a.type === 'lora' ? undefined : { positions: a.positions, shareWeights: a.share_weights } }
-      : null;
+    const samples =
+      r.logging.eval_samples > 0 && !this.communicator
+        ? {
+            count: r.logging.eval_samples,
+            maxNewTokens: r.logging.sample_max_new_tokens,
+            reft: a.type === 'lora' ? undefined : { positions: a.positions, shareWeights: a.share_weights },
+          }
+        : null;
     return {
       ...begun,
       runner,
@@ -323,7 +348,9 @@ export class Trainer extends TrainerEmitter {
       backend: this.backend,
       precision: { requested: this.precision.requested, effective: this.precision.effective, note: this.precision.note },
       // Traced when read (a listener of 'start', before step 1): a run nobody reports to pays nothing.
-      get estimatedPeakBytes() { return estimateRecipe(r, { seqLen: longest }).memory.total; },
+      get estimatedPeakBytes() {
+        return estimateRecipe(r, { seqLen: longest }).memory.total;
+      },
       quantizedWeights: quantizedWeightsReport(this.model.weights),
     });
     for (const message of run.warnings) this.emit('warning', { message });
@@ -390,7 +417,12 @@ export class Trainer extends TrainerEmitter {
       };
       const logged = state.step % r.logging.every_steps === 0 || state.step === total;
       if (logged) {
-        const scalars = { 'train/loss': event.windowLoss, 'train/lr': lr, 'train/grad_norm': event.gradNorm, 'train/tokens_per_sec': event.tokensPerSec };
+        const scalars = {
+          'train/loss': event.windowLoss,
+          'train/lr': lr,
+          'train/grad_norm': event.gradNorm,
+          'train/tokens_per_sec': event.tokensPerSec,
+        };
         run.tb?.scalars(scalars, state.step);
         run.wandb?.log(scalars, state.step);
       }
@@ -413,7 +445,8 @@ export class Trainer extends TrainerEmitter {
     const perplexity = Math.exp(loss);
     tb?.scalars({ 'eval/loss': loss, 'eval/perplexity': perplexity }, state.step);
     run.wandb?.log({ 'eval/loss': loss, 'eval/perplexity': perplexity }, state.step);
-    if (tb && run.samples) tb.text('eval/samples', sampleCompletions(this.model, this.adapter, this.data.tokenizer, this.data.eval, run.samples), state.step);
+    if (tb && run.samples)
+      tb.text('eval/samples', sampleCompletions(this.model, this.adapter, this.data.tokenizer, this.data.eval, run.samples), state.step);
     this.emit('eval', { step: state.step, loss, perplexity, targets });
   }
 
@@ -426,7 +459,8 @@ export class Trainer extends TrainerEmitter {
     const contents = this.checkpointContents(state, await run.runner.optimizerState());
     // A finite loss can still leave overflowed weights: never save them over a good checkpoint.
     const bad = findNonFinite([...contents.adapter].map(([name, t]): [string, Float32Array] => [name, t.data]));
-    if (bad) throw new NonFiniteError(`step ${state.step}: adapter weight '${bad.name}' is ${bad.value}; ${divergenceAdvice(run.lastCheckpoint)}`);
+    if (bad)
+      throw new NonFiniteError(`step ${state.step}: adapter weight '${bad.name}' is ${bad.value}; ${divergenceAdvice(run.lastCheckpoint)}`);
     // Every rank took part in gathering the state; one writes it.
     if (this.isLeader) await saveCheckpoint(dir, contents);
     run.lastCheckpoint = dir;
@@ -459,7 +493,17 @@ export class Trainer extends TrainerEmitter {
     const resumeCommand = interrupted ? this.resumeCommand(checkpoint!) : null;
     run.wandbExit = interrupted ? signalExitCode(interrupted) : 0;
     const device = activeDevice();
-    this.emit('end', { step: state.step, totalSteps: total, finalLoss, runDir: this.runDir, interrupted, checkpoint, resumeCommand, measuredPeakBytes: device.memory().peak, measuredPeakOf: device.memoryCounts });
+    this.emit('end', {
+      step: state.step,
+      totalSteps: total,
+      finalLoss,
+      runDir: this.runDir,
+      interrupted,
+      checkpoint,
+      resumeCommand,
+      measuredPeakBytes: device.memory().peak,
+      measuredPeakOf: device.memoryCounts,
+    });
     return {
       steps: state.step,
       totalSteps: total,
@@ -480,7 +524,11 @@ export class Trainer extends TrainerEmitter {
   async export(format: ExportFormat, outDir: string): Promise<string> {
     const dir = path.resolve(outDir);
     const h = this.history;
-    await exportAdapter(this.model, this.adapter, this.recipe, format, dir, { steps: this.lastStep, finalLoss: h?.losses.at(-1) ?? null, finalEvalLoss: h?.evalLosses.at(-1)?.loss ?? null });
+    await exportAdapter(this.model, this.adapter, this.recipe, format, dir, {
+      steps: this.lastStep,
+      finalLoss: h?.losses.at(-1) ?? null,
+      finalEvalLoss: h?.evalLosses.at(-1)?.loss ?? null,
+    });
     this.emit('export', { step: this.lastStep, format, dir });
     return dir;
   }
@@ -523,14 +571,20 @@ export class Trainer extends TrainerEmitter {
       tokens: 0,
     };
     const warnings = [...this.data.warnings];
-    if (r.logging.eval_samples > 0 && this.communicator) warnings.push('logging.eval_samples: a multi-process job writes no sample completions (generation would hold up the other ranks); a single-process run does');
+    if (r.logging.eval_samples > 0 && this.communicator)
+      warnings.push(
+        'logging.eval_samples: a multi-process job writes no sample completions (generation would hold up the other ranks); a single-process run does',
+      );
     const composed = composedLayersNote(this.model.decoder, this.adapter);
     if (composed) warnings.push(composed);
     let resumedFrom: string | null = null;
     if (opts.resume) {
       resumedFrom = resolveResume(opts.resume === true ? true : opts.resume, this.runDir);
       const restored = restoreCheckpoint(loadCheckpoint(resumedFrom), resumedFrom, {
-        adapter: this.adapter, optimizer: { setState: (s) => runner.setOptimizerState(s) }, schedule: schedule.state(), data: { fingerprint: this.data.fingerprint, path: r.data.path ?? 'data.sources' },
+        adapter: this.adapter,
+        optimizer: { setState: (s) => runner.setOptimizerState(s) },
+        schedule: schedule.state(),
+        data: { fingerprint: this.data.fingerprint, path: r.data.path ?? 'data.sources' },
         recipe: { now: r, overridden: overriddenKeys(r) },
       });
       state = { ...restored.state, dataFingerprint: this.data.fingerprint };
@@ -539,7 +593,11 @@ export class Trainer extends TrainerEmitter {
     // Ranks other than 0 write nothing: the run folder is rank 0's.
     if (!this.isLeader) return { state, resumedFrom, warnings };
     const rootRecipe = path.join(this.runDir, RECIPE_FILE);
-    const folder = prepareRunFolder(this.runDir, { resume: Boolean(opts.resume), overwrite: opts.overwrite ?? false }, r.logging.tensorboard ? [{ key: 'logging.dir', dir: r.logging.dir }] : []);
+    const folder = prepareRunFolder(
+      this.runDir,
+      { resume: Boolean(opts.resume), overwrite: opts.overwrite ?? false },
+      r.logging.tensorboard ? [{ key: 'logging.dir', dir: r.logging.dir }] : [],
+    );
     try {
       checkRootRecipeIsOurs(rootRecipe);
       // The recipe as resolved (every --set in, paths absolute), where a reader of the run looks first.
@@ -553,7 +611,8 @@ export class Trainer extends TrainerEmitter {
 
   private checkpointContents(state: TrainerState, optimizer: AdamWState): CheckpointContents {
     const adapter = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, v] of this.adapter.variables) adapter.set(name, { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) });
+    for (const [name, v] of this.adapter.variables)
+      adapter.set(name, { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) });
     return { state: structuredClone(state), adapter, optimizer, recipe: this.recipe };
   }
 }
@@ -583,6 +642,8 @@ function checkRootRecipeIsOurs(file: string): void {
     throw err;
   }
   if (head !== ROOT_RECIPE_HEADER) {
-    throw new TrainerError(`${file} is not a recipe a run wrote, and the run writes its resolved recipe there; keep your recipe outside output.dir, or give another output.dir (or --overwrite, which moves the folder aside, deleting nothing)`);
+    throw new TrainerError(
+      `${file} is not a recipe a run wrote, and the run writes its resolved recipe there; keep your recipe outside output.dir, or give another output.dir (or --overwrite, which moves the folder aside, deleting nothing)`,
+    );
   }
 }

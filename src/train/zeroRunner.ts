@@ -37,7 +37,12 @@ class ShardOptimizer {
   private readonly vars = new Map<string, tf.Variable>();
   private readonly adamw: AdamW;
 
-  constructor(private readonly layout: FlatLayout, rank: number, private readonly params: Map<string, tf.Variable>, options: AdamWOptions) {
+  constructor(
+    private readonly layout: FlatLayout,
+    rank: number,
+    private readonly params: Map<string, tf.Variable>,
+    options: AdamWOptions,
+  ) {
     this.segments = layout.segments(rank);
     const owner = new Map<string, string>();
     for (const s of this.segments) {
@@ -128,7 +133,14 @@ export class ZeroRunner implements StepRunner {
   private frozen: FrozenShards | null = null;
 
   /** A runner; zero3 first shards `frozenWeights` (a collective on host communicators). */
-  static async create(comm: Communicator, strategy: Strategy, model: StepModel, adapter: StepAdapter, options: AdamWOptions, frozenWeights: DecoderWeights): Promise<ZeroRunner> {
+  static async create(
+    comm: Communicator,
+    strategy: Strategy,
+    model: StepModel,
+    adapter: StepAdapter,
+    options: AdamWOptions,
+    frozenWeights: DecoderWeights,
+  ): Promise<ZeroRunner> {
     const runner = new ZeroRunner(comm, strategy, model, adapter, options);
     if (strategy === 'zero3') runner.frozen = await FrozenShards.create(frozenWeights, comm);
     return runner;
@@ -139,12 +151,22 @@ export class ZeroRunner implements StepRunner {
     return this.frozen?.bytes ?? null;
   }
 
-  constructor(private readonly comm: Communicator, readonly strategy: Strategy, private readonly model: StepModel, private readonly adapter: StepAdapter, options: AdamWOptions) {
-    if (!STRATEGIES.includes(strategy)) throw new CollectiveError(`distributed.strategy '${String(strategy)}' is not one of ${STRATEGIES.join(', ')}`);
+  constructor(
+    private readonly comm: Communicator,
+    readonly strategy: Strategy,
+    private readonly model: StepModel,
+    private readonly adapter: StepAdapter,
+    options: AdamWOptions,
+  ) {
+    if (!STRATEGIES.includes(strategy))
+      throw new CollectiveError(`distributed.strategy '${String(strategy)}' is not one of ${STRATEGIES.join(', ')}`);
     this.rank = comm.rank;
     this.worldSize = comm.worldSize;
     this.params = adapter.variables;
-    this.layout = new FlatLayout([...this.params].map(([name, v]) => ({ name, size: v.size })), comm.worldSize);
+    this.layout = new FlatLayout(
+      [...this.params].map(([name, v]) => ({ name, size: v.size })),
+      comm.worldSize,
+    );
     this.whole = strategy === 'ddp' ? new AdamW(this.params, options) : null;
     this.shard = strategy === 'ddp' ? null : new ShardOptimizer(this.layout, comm.rank, this.params, options);
   }
@@ -163,7 +185,8 @@ export class ZeroRunner implements StepRunner {
     try {
       const flat = flattenTensors(this.layout, (name) => g.grads.get(name));
       try {
-        reduced = this.strategy === 'zero2' || this.strategy === 'zero3' ? await this.comm.reduceScatter(flat) : await this.comm.allReduce(flat);
+        reduced =
+          this.strategy === 'zero2' || this.strategy === 'zero3' ? await this.comm.reduceScatter(flat) : await this.comm.allReduce(flat);
       } finally {
         flat.dispose();
       }
@@ -200,7 +223,8 @@ export class ZeroRunner implements StepRunner {
 
   private unflatten(flat: Tensor, names: Set<string>): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
-    for (const [name, v] of this.params) if (names.has(name)) out.set(name, sliceFlat(flat, this.layout.offsets.get(name)!, v.size, v.shape));
+    for (const [name, v] of this.params)
+      if (names.has(name)) out.set(name, sliceFlat(flat, this.layout.offsets.get(name)!, v.size, v.shape));
     return out;
   }
 
@@ -259,7 +283,8 @@ export class ZeroRunner implements StepRunner {
     const m = await gather('m');
     const v = await gather('v');
     const moments = new Map<string, AdamWMoments>();
-    for (const [name, p] of this.params) moments.set(name, { shape: [...p.shape], m: Float32Array.from(m.get(name)!), v: Float32Array.from(v.get(name)!) });
+    for (const [name, p] of this.params)
+      moments.set(name, { shape: [...p.shape], m: Float32Array.from(m.get(name)!), v: Float32Array.from(v.get(name)!) });
     return { step: state.step, moments };
   }
 

@@ -15,8 +15,20 @@ beforeAll(async () => {
   await useBackend('cpu');
 });
 
-const batch = { inputIds: [[5, 17, 200, 33, 9, 41, 77, 3], [8, 8, 100, 250, 12, 6, 3, 3]], attentionMask: [[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 0, 0]] };
-const labels = [[5, 17, 200, 33, 9, 41, 77, 3], [8, 8, 100, 250, 12, 6, -100, -100]];
+const batch = {
+  inputIds: [
+    [5, 17, 200, 33, 9, 41, 77, 3],
+    [8, 8, 100, 250, 12, 6, 3, 3],
+  ],
+  attentionMask: [
+    [1, 1, 1, 1, 1, 1, 1, 1],
+    [1, 1, 1, 1, 1, 1, 0, 0],
+  ],
+};
+const labels = [
+  [5, 17, 200, 33, 9, 41, 77, 3],
+  [8, 8, 100, 250, 12, 6, -100, -100],
+];
 
 describe.each([
   ['LoRA', { type: 'lora', target_modules: ['c_attn', 'c_fc'], r: 4, lora_dropout: 0.3, init_lora_weights: false }],
@@ -25,7 +37,23 @@ describe.each([
   it('drops the same units for the same ctx.dropoutSeed, whatever ran before', () => {
     const model = loadBaseModel(fixture('tiny-gpt2'));
     const adapter: AnyAdapter = createAdapter(model, config, 4);
-    const run = (seed?: number) => tf.tidy(() => model.run(batch, { hooks: adapter, ctx: { training: true, positions: [[0, 7], [0, 5]], dropoutSeed: seed } }).logits.dataSync() as Float32Array);
+    const run = (seed?: number) =>
+      tf.tidy(
+        () =>
+          model
+            .run(batch, {
+              hooks: adapter,
+              ctx: {
+                training: true,
+                positions: [
+                  [0, 7],
+                  [0, 5],
+                ],
+                dropoutSeed: seed,
+              },
+            })
+            .logits.dataSync() as Float32Array,
+      );
     const a = run(11);
     run(); // advances the default stream
     expect(run(11)).toEqual(a);
@@ -40,9 +68,19 @@ describe.each([
     const vars = [...adapter.variables.values()];
     const grads = (checkpointing: boolean, seed?: number) => {
       // Last-group positions before each row's final target, so every intervention has a gradient.
-      const ctx: ForwardContext = { training: true, positions: [[0, 5], [0, 3]], dropoutSeed: seed };
+      const ctx: ForwardContext = {
+        training: true,
+        positions: [
+          [0, 5],
+          [0, 3],
+        ],
+        dropoutSeed: seed,
+      };
       const checkpoint = checkpointing ? { variables: (l: number) => adapter.layerVariables(l) } : undefined;
-      const { value, grads: g } = tf.variableGrads(() => causalLmLoss(model.run(batch, { hooks: adapter, ctx, checkpoint }).logits, labels) as tf.Scalar, vars);
+      const { value, grads: g } = tf.variableGrads(
+        () => causalLmLoss(model.run(batch, { hooks: adapter, ctx, checkpoint }).logits, labels) as tf.Scalar,
+        vars,
+      );
       return { loss: value.dataSync()[0]!, g: vars.map((v) => g[v.name]!.dataSync() as Float32Array) };
     };
     const plain = grads(false, 11);

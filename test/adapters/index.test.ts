@@ -74,7 +74,18 @@ describe('PEFT export', () => {
 
   it('round-trips a trained adapter exactly (all-linear, rsLoRA, rank_pattern, DoRA, GPT-2 Conv1D)', async () => {
     for (const [model, config] of [
-      [llama, { type: 'lora', target_modules: 'all-linear', r: 4, lora_alpha: 8, use_rslora: true, rank_pattern: { down_proj: 2 }, layers_to_transform: [0, 2] }],
+      [
+        llama,
+        {
+          type: 'lora',
+          target_modules: 'all-linear',
+          r: 4,
+          lora_alpha: 8,
+          use_rslora: true,
+          rank_pattern: { down_proj: 2 },
+          layers_to_transform: [0, 2],
+        },
+      ],
       [llama, { type: 'lora', target_modules: ['q_proj', 'o_proj'], r: 2, lora_alpha: 4, use_dora: true }],
       [gpt2, { type: 'lora', target_modules: ['c_attn', 'c_proj'], r: 4, lora_alpha: 8 }],
     ] as const) {
@@ -141,7 +152,9 @@ describe('pyreft export', () => {
 
 describe('bad input', () => {
   /** A copy of the llama PEFT fixture with one change. */
-  async function peftWith(change: (cfg: Record<string, unknown>, tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>) => void): Promise<string> {
+  async function peftWith(
+    change: (cfg: Record<string, unknown>, tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }>) => void,
+  ): Promise<string> {
     const dir = tmp();
     cpSync(fixture('peft-lora-llama/adapter'), dir, { recursive: true });
     const cfg = JSON.parse(readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
@@ -156,28 +169,58 @@ describe('bad input', () => {
   }
 
   it('PEFT folders: wrong type, missing tensor, wrong shape, modules the model lacks, unsupported options', async () => {
-    let dir = await peftWith((c) => { c.peft_type = 'IA3'; });
-    await expect(loadAdapter(dir, llama)).rejects.toThrow(`${dir}/adapter_config.json: peft_type is "IA3"; typetune loads LORA adapters only`);
-    dir = await peftWith((_, t) => { delete t['base_model.model.model.layers.1.mlp.up_proj.lora_B.weight']; });
-    await expect(loadAdapter(dir, llama)).rejects.toThrow(`${dir}/adapter_model.safetensors: missing tensor 'base_model.model.model.layers.1.mlp.up_proj.lora_B.weight' for model.layers.1.mlp.up_proj: r=4, in_features=64, out_features=128`);
-    dir = await peftWith((_, t) => { t['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight'] = { dtype: 'F32', shape: [4, 32], data: new Float32Array(128) }; });
-    await expect(loadAdapter(dir, llama)).rejects.toThrow(/tensor 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' has shape \[4, 32\] but this model needs \[4, 64\]/);
-    dir = await peftWith((c) => { c.target_modules = ['qkv_proj']; });
-    await expect(loadAdapter(dir, llama)).rejects.toThrow(/LoRA target_modules \["qkv_proj"\] matches no projection of this llama model; its projections are: q_proj, k_proj/);
-    dir = await peftWith((_, t) => { t['base_model.model.model.layers.7.self_attn.q_proj.lora_A.weight'] = { dtype: 'F32', shape: [4, 64], data: new Float32Array(256) }; });
-    await expect(loadAdapter(dir, llama)).rejects.toThrow(/tensor 'base_model.model.model.layers.7.self_attn.q_proj.lora_A.weight' is for module 'model.layers.7.self_attn.q_proj', which this model does not have/);
-    dir = await peftWith((c) => { c.modules_to_save = ['lm_head']; });
+    let dir = await peftWith((c) => {
+      c.peft_type = 'IA3';
+    });
+    await expect(loadAdapter(dir, llama)).rejects.toThrow(
+      `${dir}/adapter_config.json: peft_type is "IA3"; typetune loads LORA adapters only`,
+    );
+    dir = await peftWith((_, t) => {
+      delete t['base_model.model.model.layers.1.mlp.up_proj.lora_B.weight'];
+    });
+    await expect(loadAdapter(dir, llama)).rejects.toThrow(
+      `${dir}/adapter_model.safetensors: missing tensor 'base_model.model.model.layers.1.mlp.up_proj.lora_B.weight' for model.layers.1.mlp.up_proj: r=4, in_features=64, out_features=128`,
+    );
+    dir = await peftWith((_, t) => {
+      t['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight'] = { dtype: 'F32', shape: [4, 32], data: new Float32Array(128) };
+    });
+    await expect(loadAdapter(dir, llama)).rejects.toThrow(
+      /tensor 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' has shape \[4, 32\] but this model needs \[4, 64\]/,
+    );
+    dir = await peftWith((c) => {
+      c.target_modules = ['qkv_proj'];
+    });
+    await expect(loadAdapter(dir, llama)).rejects.toThrow(
+      /LoRA target_modules \["qkv_proj"\] matches no projection of this llama model; its projections are: q_proj, k_proj/,
+    );
+    dir = await peftWith((_, t) => {
+      t['base_model.model.model.layers.7.self_attn.q_proj.lora_A.weight'] = { dtype: 'F32', shape: [4, 64], data: new Float32Array(256) };
+    });
+    await expect(loadAdapter(dir, llama)).rejects.toThrow(
+      /tensor 'base_model.model.model.layers.7.self_attn.q_proj.lora_A.weight' is for module 'model.layers.7.self_attn.q_proj', which this model does not have/,
+    );
+    dir = await peftWith((c) => {
+      c.modules_to_save = ['lm_head'];
+    });
     await expect(loadAdapter(dir, llama)).rejects.toThrow(/'modules_to_save' is \["lm_head"\]: fully trained extra modules/);
-    dir = await peftWith((c) => { c.init_lora_weights = 'pissa'; });
+    dir = await peftWith((c) => {
+      c.init_lora_weights = 'pissa';
+    });
     await expect(loadAdapter(dir, llama)).rejects.toThrow(/init_lora_weights 'pissa' rewrites the base model's weights/);
-    dir = await peftWith((c) => { c.r = -1; });
+    dir = await peftWith((c) => {
+      c.r = -1;
+    });
     await expect(loadAdapter(dir, llama)).rejects.toThrow(/adapter_config.json: 'r' is -1; expected a positive integer/);
   });
 
   it('folders that are not adapters', async () => {
     const empty = tmp();
-    await expect(loadAdapter(empty, llama)).rejects.toThrow(`${empty}: not an adapter folder: expected adapter_config.json + adapter_model.safetensors (PEFT) or config.json + intkey_<key>.bin (pyreft)`);
-    await expect(loadAdapter(fixture('tiny-llama'), llama)).rejects.toThrow(/holds a model \(config.json with model_type 'llama'\), not an adapter/);
+    await expect(loadAdapter(empty, llama)).rejects.toThrow(
+      `${empty}: not an adapter folder: expected adapter_config.json + adapter_model.safetensors (PEFT) or config.json + intkey_<key>.bin (pyreft)`,
+    );
+    await expect(loadAdapter(fixture('tiny-llama'), llama)).rejects.toThrow(
+      /holds a model \(config.json with model_type 'llama'\), not an adapter/,
+    );
     const gone = path.join(empty, 'missing');
     await expect(loadAdapter(gone, llama)).rejects.toThrow(`${gone}: adapter folder not found`);
   });
@@ -187,14 +230,39 @@ describe('bad input', () => {
     const records = adapter.toPyreft();
     let dir = path.join(tmp(), 'r');
     await writePyreftFolder(dir, { interventions: records.map((r) => ({ ...r, key: r.key.replace('layer_2', 'layer_9'), layer: 9 })) });
-    await expect(loadAdapter(dir, llama)).rejects.toThrow(/intervention 'layer_9_comp_block_output_unit_pos_nunit_1#0': layer 9 does not exist: this model has layers 0..2/);
+    await expect(loadAdapter(dir, llama)).rejects.toThrow(
+      /intervention 'layer_9_comp_block_output_unit_pos_nunit_1#0': layer 9 does not exist: this model has layers 0..2/,
+    );
     dir = path.join(tmp(), 'r');
-    const small = createAdapter({ ...llama, spec: { ...llama.spec, hiddenSize: 32 }, linearSites: () => [], denseWeight: () => { throw new Error(); } }, { type: 'loreft', rank: 2, layers: [0] }, 1) as ReftAdapter;
+    const small = createAdapter(
+      {
+        ...llama,
+        spec: { ...llama.spec, hiddenSize: 32 },
+        linearSites: () => [],
+        denseWeight: () => {
+          throw new Error();
+        },
+      },
+      { type: 'loreft', rank: 2, layers: [0] },
+      1,
+    ) as ReftAdapter;
     await writePyreftFolder(dir, { interventions: small.toPyreft() });
     await expect(loadAdapter(dir, llama)).rejects.toThrow(/acts on hidden size 32 but this model's hidden size is 64/);
     dir = path.join(tmp(), 'r');
-    await writePyreftFolder(dir, { interventions: records.map((r) => ({ ...r, type: 'ConsreftIntervention', state: { learned_source: { shape: [2], data: new Float32Array(2) }, 'rotate_layer.parametrizations.weight.original': { shape: [64, 2], data: new Float32Array(128) }, 'rotate_layer.parametrizations.weight.0.base': { shape: [64, 64], data: new Float32Array(4096) } } })) });
-    await expect(loadAdapter(dir, llama)).rejects.toThrow(/intervention type "ConsreftIntervention" is not supported; typetune runs LoreftIntervention, DireftIntervention, NoreftIntervention/);
+    await writePyreftFolder(dir, {
+      interventions: records.map((r) => ({
+        ...r,
+        type: 'ConsreftIntervention',
+        state: {
+          learned_source: { shape: [2], data: new Float32Array(2) },
+          'rotate_layer.parametrizations.weight.original': { shape: [64, 2], data: new Float32Array(128) },
+          'rotate_layer.parametrizations.weight.0.base': { shape: [64, 64], data: new Float32Array(4096) },
+        },
+      })),
+    });
+    await expect(loadAdapter(dir, llama)).rejects.toThrow(
+      /intervention type "ConsreftIntervention" is not supported; typetune runs LoreftIntervention, DireftIntervention, NoreftIntervention/,
+    );
     rmSync(path.join(dir, readdirSync(dir).find((f) => f.endsWith('.bin'))!));
     await expect(loadAdapter(dir, llama)).rejects.toThrow(/has no intkey_layer_2_comp_block_output_unit_pos_nunit_1#0.bin/);
     adapter.dispose();
@@ -202,10 +270,16 @@ describe('bad input', () => {
   });
 
   it('recipe adapter sections and formats', async () => {
-    expect(() => createAdapter(llama, { type: 'lorra' }, 1, 'recipe.yaml: adapter')).toThrow(`recipe.yaml: adapter: 'type' is "lorra"; expected one of lora, loreft, direft, noreft`);
-    expect(() => createAdapter(llama, { type: 'lora', lora_alpah: 16 }, 1)).toThrow(/adapter: unknown key 'lora_alpah' \(did you mean 'lora_alpha'\?\)/);
-    expect(() => createAdapter(llama, { type: 'loreft', rank: 128 }, 1)).toThrow('ReFT rank 128 exceeds the model\'s hidden size 64');
-    expect(() => createAdapter(llama, { type: 'loreft', layers: [3] }, 1)).toThrow('ReFT layer 3 does not exist: this model has layers 0..2');
+    expect(() => createAdapter(llama, { type: 'lorra' }, 1, 'recipe.yaml: adapter')).toThrow(
+      `recipe.yaml: adapter: 'type' is "lorra"; expected one of lora, loreft, direft, noreft`,
+    );
+    expect(() => createAdapter(llama, { type: 'lora', lora_alpah: 16 }, 1)).toThrow(
+      /adapter: unknown key 'lora_alpah' \(did you mean 'lora_alpha'\?\)/,
+    );
+    expect(() => createAdapter(llama, { type: 'loreft', rank: 128 }, 1)).toThrow("ReFT rank 128 exceeds the model's hidden size 64");
+    expect(() => createAdapter(llama, { type: 'loreft', layers: [3] }, 1)).toThrow(
+      'ReFT layer 3 does not exist: this model has layers 0..2',
+    );
     const lora = createAdapter(llama, { type: 'lora' }, 1);
     await expect(saveAdapter(lora, tmp(), 'pyreft')).rejects.toThrow(/cannot save a LoRA adapter as 'pyreft'/);
     const reft = createAdapter(llama, { type: 'loreft' }, 1);

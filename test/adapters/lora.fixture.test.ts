@@ -19,7 +19,11 @@ beforeAll(async () => {
 
 function rows(t: { shape: number[]; data: ArrayLike<number> }): number[][] {
   const [b, s] = t.shape as [number, number];
-  return Array.from({ length: b }, (_, i) => Array.from(t.data).slice(i * s, (i + 1) * s).map(Number));
+  return Array.from({ length: b }, (_, i) =>
+    Array.from(t.data)
+      .slice(i * s, (i + 1) * s)
+      .map(Number),
+  );
 }
 
 function setup(family: string) {
@@ -56,7 +60,11 @@ describe.each([['llama'], ['qwen2']])('PEFT LoRA fixture on tiny-%s', (family) =
       () => causalLmLoss(model.run(batch, { hooks: adapter, ctx: { training: true } }).logits, labels) as tf.Scalar,
       vars,
     );
-    const gradKeys = ref.keys().filter((k) => k.startsWith('grad.')).map((k) => k.slice(5)).sort();
+    const gradKeys = ref
+      .keys()
+      .filter((k) => k.startsWith('grad.'))
+      .map((k) => k.slice(5))
+      .sort();
     expect(keys.slice().sort()).toEqual(gradKeys);
     for (const [i, key] of keys.entries()) {
       expect(maxRelError(grads[vars[i]!.name]!.dataSync(), ref.readFloat32(`grad.${key}`).data), key).toBeLessThan(1e-4);

@@ -18,8 +18,14 @@ beforeAll(async () => {
 });
 
 const batch = {
-  inputIds: [[5, 17, 200, 33, 9, 41, 77, 3], [8, 8, 100, 250, 12, 6, 3, 3]],
-  attentionMask: [[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 0, 0]],
+  inputIds: [
+    [5, 17, 200, 33, 9, 41, 77, 3],
+    [8, 8, 100, 250, 12, 6, 3, 3],
+  ],
+  attentionMask: [
+    [1, 1, 1, 1, 1, 1, 1, 1],
+    [1, 1, 1, 1, 1, 1, 0, 0],
+  ],
 };
 
 /** A model folder whose weights are the base's with `replace` swapped in. */
@@ -62,7 +68,11 @@ describe('LoRA layer', () => {
     const bs = base.dataSync();
     const want = new Float64Array(10 * 64);
     for (let n = 0; n < 10; n++) {
-      const ax = [0, 1, 2].map((k) => { let s = 0; for (let i = 0; i < 64; i++) s += A[k * 64 + i]! * xs[n * 64 + i]!; return s; });
+      const ax = [0, 1, 2].map((k) => {
+        let s = 0;
+        for (let i = 0; i < 64; i++) s += A[k * 64 + i]! * xs[n * 64 + i]!;
+        return s;
+      });
       for (let o = 0; o < 64; o++) want[n * 64 + o] = bs[n * 64 + o]! + 2 * ax.reduce((s, v, k) => s + v * B[o * 3 + k]!, 0);
     }
     expect(maxRelError(y, want)).toBeLessThan(1e-6);
@@ -75,14 +85,20 @@ describe('LoRA layer', () => {
 
   it('initialises as PEFT: B = 0 (a no-op), A kaiming-uniform within ±1/√in or N(0, 1/r); same seed, same numbers', () => {
     const model = loadBaseModel(fixture('tiny-llama'));
-    const make = (raw: Record<string, unknown>, seed: number) => LoraAdapter.create(model, parseLoraConfig({ target_modules: 'all-linear', r: 4, ...raw }, 't'), seed);
+    const make = (raw: Record<string, unknown>, seed: number) =>
+      LoraAdapter.create(model, parseLoraConfig({ target_modules: 'all-linear', r: 4, ...raw }, 't'), seed);
     const a = make({}, 7);
     expect(maxRelError(logits(model, a), logits(model))).toBe(0);
     const down = a.variables.get('base_model.model.model.layers.0.mlp.down_proj.lora_A.weight')!.dataSync();
     const bound = 1 / Math.sqrt(128);
     expect(Math.max(...down.map(Math.abs))).toBeLessThanOrEqual(bound);
     expect(Math.max(...down.map(Math.abs))).toBeGreaterThan(0.9 * bound);
-    expect(a.variables.get('base_model.model.model.layers.0.mlp.down_proj.lora_B.weight')!.dataSync().every((v) => v === 0)).toBe(true);
+    expect(
+      a.variables
+        .get('base_model.model.model.layers.0.mlp.down_proj.lora_B.weight')!
+        .dataSync()
+        .every((v) => v === 0),
+    ).toBe(true);
     const again = make({}, 7);
     const other = make({}, 8);
     for (const [key, v] of a.variables) {
@@ -104,7 +120,8 @@ describe('LoRA layer', () => {
     const model = loadBaseModel(fixture('tiny-llama'));
     const adapter = LoraAdapter.create(model, parseLoraConfig({ target_modules: ['q_proj', 'v_proj'], lora_dropout: 0.5 }, 't'), 1);
     randomise(adapter, 3);
-    const run = (training: boolean) => tf.tidy(() => model.run(batch, { hooks: adapter, ctx: { training } }).logits.dataSync() as Float32Array);
+    const run = (training: boolean) =>
+      tf.tidy(() => model.run(batch, { hooks: adapter, ctx: { training } }).logits.dataSync() as Float32Array);
     expect(maxRelError(run(false), run(false))).toBe(0);
     expect(maxRelError(run(true), run(false))).toBeGreaterThan(1e-4);
     // The dropout stream is part of the adapter's state: restoring it replays the masks.
@@ -140,9 +157,16 @@ describe('LoRA merge', () => {
 
 describe('DoRA', () => {
   it('starts equal to the base model, learns a magnitude, and merges exactly (Llama and GPT-2 Conv1D)', async () => {
-    for (const [name, targets] of [['tiny-llama', ['q_proj', 'down_proj']], ['tiny-gpt2', ['c_attn', 'c_fc']]] as const) {
+    for (const [name, targets] of [
+      ['tiny-llama', ['q_proj', 'down_proj']],
+      ['tiny-gpt2', ['c_attn', 'c_fc']],
+    ] as const) {
       const model = loadBaseModel(fixture(name));
-      const adapter = LoraAdapter.create(model, parseLoraConfig({ target_modules: [...targets], r: 4, lora_alpha: 8, use_dora: true }, 't'), 2);
+      const adapter = LoraAdapter.create(
+        model,
+        parseLoraConfig({ target_modules: [...targets], r: 4, lora_alpha: 8, use_dora: true }, 't'),
+        2,
+      );
       const mags = [...adapter.variables.keys()].filter((k) => k.endsWith('.lora_magnitude_vector'));
       expect(mags.length).toBe(targets.length * model.spec.numLayers);
       expect(maxRelError(logits(model, adapter), logits(model))).toBeLessThan(1e-5);
@@ -160,7 +184,10 @@ describe('DoRA', () => {
       const site = layer.target.site;
       const x = tf.randomNormal([3, site.inFeatures], 0, 1, 'float32', 1);
       const base = tf.zeros([3, site.outFeatures]);
-      const { grads } = tf.variableGrads(() => adapter.linear(site, x, base, { training: true }).square().mean() as tf.Scalar, [layer.dora!.magnitude, layer.A]);
+      const { grads } = tf.variableGrads(
+        () => adapter.linear(site, x, base, { training: true }).square().mean() as tf.Scalar,
+        [layer.dora!.magnitude, layer.A],
+      );
       expect(Math.max(...grads[layer.dora!.magnitude.name]!.abs().dataSync())).toBeGreaterThan(0);
       expect(Math.max(...grads[layer.A.name]!.abs().dataSync())).toBeGreaterThan(0);
       adapter.dispose();

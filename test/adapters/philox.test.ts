@@ -5,7 +5,14 @@
  * 24 bits, keep when those bits ≥ ⌈rate·2²⁴⌉.
  */
 import { describe, expect, it } from 'vitest';
-import { dropoutKeepThreshold, dropoutScale, philox4x32, philoxBits24, philoxDropoutMask, philoxUniforms } from '../../src/adapters/philox.js';
+import {
+  dropoutKeepThreshold,
+  dropoutScale,
+  philox4x32,
+  philoxBits24,
+  philoxDropoutMask,
+  philoxUniforms,
+} from '../../src/adapters/philox.js';
 
 const hex = (words: number[]) => words.map((w) => w.toString(16).padStart(8, '0'));
 
@@ -14,14 +21,19 @@ describe('philox4x32', () => {
     expect(hex(philox4x32([0, 0, 0, 0], [0, 0]))).toEqual(['6627e8d5', 'e169c58d', 'bc57ac4c', '9b00dbd8']);
     const ones = 0xffffffff;
     expect(hex(philox4x32([ones, ones, ones, ones], [ones, ones]))).toEqual(['408f276d', '41c83b0e', 'a20bc7c6', '6d5451fd']);
-    expect(hex(philox4x32([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0])))
-      .toEqual(['d16cfe09', '94fdcceb', '5001e420', '24126ea1']);
+    expect(hex(philox4x32([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]))).toEqual([
+      'd16cfe09',
+      '94fdcceb',
+      '5001e420',
+      '24126ea1',
+    ]);
   });
 });
 
 describe('the device stream convention', () => {
   it('value i of (seed, offset) is philox((offset + i) as two low words, seed as the key).x >>> 8, over 64-bit seeds and offsets', () => {
-    const seed = 2 ** 40 + 12345, offset = 2 ** 33 - 2;
+    const seed = 2 ** 40 + 12345,
+      offset = 2 ** 33 - 2;
     const u = philoxUniforms(seed, offset, 4);
     for (let i = 0; i < 4; i++) {
       const c = offset + i;

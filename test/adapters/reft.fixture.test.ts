@@ -21,18 +21,33 @@ beforeAll(async () => {
 
 function rows(t: { shape: number[]; data: ArrayLike<number> }): number[][] {
   const [b, s] = t.shape as [number, number];
-  return Array.from({ length: b }, (_, i) => Array.from(t.data).slice(i * s, (i + 1) * s).map(Number));
+  return Array.from({ length: b }, (_, i) =>
+    Array.from(t.data)
+      .slice(i * s, (i + 1) * s)
+      .map(Number),
+  );
 }
 
 /** The fixture folder's interventions, read with the torch-file reader. */
 async function fixtureRecords(dir: string): Promise<PyreftIntervention[]> {
   const cfg = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
-  return Promise.all((cfg.sorted_keys as string[]).map(async (key, i) => {
-    const state: PyreftIntervention['state'] = {};
-    for (const [name, t] of await readTorchFile(path.join(dir, `intkey_${key}.bin`))) state[name] = { shape: t.shape, data: toFloat32(t.dtype, t.data) };
-    const rep = cfg.representations[i];
-    return { key, layer: rep[0], component: rep[1], rank: rep[4], type: cfg.intervention_types[i], embedDim: cfg.intervention_dimensions[i], state };
-  }));
+  return Promise.all(
+    (cfg.sorted_keys as string[]).map(async (key, i) => {
+      const state: PyreftIntervention['state'] = {};
+      for (const [name, t] of await readTorchFile(path.join(dir, `intkey_${key}.bin`)))
+        state[name] = { shape: t.shape, data: toFloat32(t.dtype, t.data) };
+      const rep = cfg.representations[i];
+      return {
+        key,
+        layer: rep[0],
+        component: rep[1],
+        rank: rep[4],
+        type: cfg.intervention_types[i],
+        embedDim: cfg.intervention_dimensions[i],
+        state,
+      };
+    }),
+  );
 }
 
 describe('pyreft LoReFT fixture on tiny-llama', () => {

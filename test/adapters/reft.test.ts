@@ -7,7 +7,12 @@ import { parseReftConfig, parsePositions } from '../../src/adapters/reft/config.
 import { ReftAdapter, interventionKey } from '../../src/adapters/reft/adapter.js';
 import { contextPositions } from '../../src/adapters/reft/positions.js';
 import { fromPyreftState, toPyreftState } from '../../src/adapters/reft/interventions.js';
-import { householderOrthogonal, orthogonalCompletion, orthonormalityError, orthonormalizeColumns } from '../../src/adapters/reft/orthogonal.js';
+import {
+  householderOrthogonal,
+  orthogonalCompletion,
+  orthonormalityError,
+  orthonormalizeColumns,
+} from '../../src/adapters/reft/orthogonal.js';
 import { Rng } from '../../src/adapters/random.js';
 import { maxRelError } from '../helpers.js';
 
@@ -24,10 +29,17 @@ const host: AdapterHost = {
   },
 };
 
-const make = (raw: Record<string, unknown>, seed = 1) => ReftAdapter.create(host, parseReftConfig({ intervention: 'loreft', rank: 3, layers: [1], positions: 'l2', ...raw }, 'test'), seed);
+const make = (raw: Record<string, unknown>, seed = 1) =>
+  ReftAdapter.create(host, parseReftConfig({ intervention: 'loreft', rank: 3, layers: [1], positions: 'l2', ...raw }, 'test'), seed);
 
 /** h + Rᵀ(act(W h + b) − R h) etc. in float64, for one vector. */
-function reference(type: string, vars: Record<string, Float32Array>, h: number[], r: number, act: (x: number) => number = (x) => x): number[] {
+function reference(
+  type: string,
+  vars: Record<string, Float32Array>,
+  h: number[],
+  r: number,
+  act: (x: number) => number = (x) => x,
+): number[] {
   const out = [...h];
   const W = vars.weight ?? vars['learned_source.weight']!;
   const b = vars.bias ?? vars['learned_source.bias']!;
@@ -41,7 +53,8 @@ function reference(type: string, vars: Record<string, Float32Array>, h: number[]
       sub = vars['proj_layer.bias']?.[k] ?? 0;
       for (let i = 0; i < H; i++) sub += vars['proj_layer.weight']![k * H + i]! * h[i]!;
     }
-    for (let i = 0; i < H; i++) out[i]! += (s - sub) * (type === 'noreft' ? vars['proj_layer.weight']![k * H + i]! : vars.rotate_layer![i * r + k]!);
+    for (let i = 0; i < H; i++)
+      out[i]! += (s - sub) * (type === 'noreft' ? vars['proj_layer.weight']![k * H + i]! : vars.rotate_layer![i * r + k]!);
   }
   return out;
 }
@@ -58,11 +71,14 @@ describe('ReFT interventions', () => {
     ['direft', {}],
     ['noreft', { add_bias: true }],
     ['loreft', { act_fn: 'gelu' }],
-  ])('%s %j edits exactly the listed positions with pyreft\'s formula', (type, extra) => {
+  ])("%s %j edits exactly the listed positions with pyreft's formula", (type, extra) => {
     const adapter = make({ intervention: type, ...extra });
     const key = interventionKey(1, 0);
     const h = tf.randomNormal([2, 5, H], 0, 1, 'float32', 4);
-    const positions = [[3, 4], [0, -1]];
+    const positions = [
+      [3, 4],
+      [0, -1],
+    ];
     const out = adapter.blockOutput(1, h, { training: false, positions }).arraySync() as number[][][];
     const hs = h.arraySync() as number[][][];
     const vars = localVars(adapter, key);
@@ -84,14 +100,21 @@ describe('ReFT interventions', () => {
     expect(() => adapter.blockOutput(1, h, { training: true })).toThrow(/needs positions when training: pass ctx.positions/);
     // Generation past the prompt passes no positions: nothing is edited.
     expect(adapter.blockOutput(1, h, { training: false })).toBe(h);
-    expect(() => adapter.blockOutput(1, h, { training: false, positions: [[4]] })).toThrow(/position 4 in row 0 is outside the sequence \[0, 4\)/);
+    expect(() => adapter.blockOutput(1, h, { training: false, positions: [[4]] })).toThrow(
+      /position 4 in row 0 is outside the sequence \[0, 4\)/,
+    );
     expect(() => adapter.blockOutput(1, h, { training: false, positions: [[1], [2]] })).toThrow(/2 rows but the batch has 1/);
     adapter.dispose();
   });
 
   it('splits first/last positions between two interventions per layer unless weights are shared', () => {
     const split = make({ positions: 'f1+l1', layers: [0, 2] });
-    expect(split.interventions.map((i) => i.key)).toEqual([interventionKey(0, 0), interventionKey(2, 0), interventionKey(0, 1), interventionKey(2, 1)]);
+    expect(split.interventions.map((i) => i.key)).toEqual([
+      interventionKey(0, 0),
+      interventionKey(2, 0),
+      interventionKey(0, 1),
+      interventionKey(2, 1),
+    ]);
     const shared = make({ positions: 'f1+l1', layers: [0, 2], share_weights: true });
     expect(shared.interventions.map((i) => i.key)).toEqual([interventionKey(0, 0), interventionKey(2, 0)]);
     // Group 0 edits the first half of each row, group 1 the second.
@@ -113,9 +136,18 @@ describe('ReFT interventions', () => {
     const adapter = make({});
     const h = tf.randomNormal([1, 4, H], 0, 1, 'float32', 6);
     const vars = [...adapter.variables.values()];
-    const { grads } = tf.variableGrads(() => adapter.blockOutput(1, h, { training: true, positions: [[2]] }).square().sum() as tf.Scalar, vars);
+    const { grads } = tf.variableGrads(
+      () =>
+        adapter
+          .blockOutput(1, h, { training: true, positions: [[2]] })
+          .square()
+          .sum() as tf.Scalar,
+      vars,
+    );
     for (const v of vars) expect(Math.max(...grads[v.name]!.abs().dataSync())).toBeGreaterThan(0);
-    const g = tf.grad((x: tf.Tensor) => adapter.blockOutput(1, x, { training: false, positions: [[2]] }).sum())(h).arraySync() as number[][][];
+    const g = tf
+      .grad((x: tf.Tensor) => adapter.blockOutput(1, x, { training: false, positions: [[2]] }).sum())(h)
+      .arraySync() as number[][][];
     expect(g[0]![0]!.every((v) => v === 1)).toBe(true); // untouched positions: identity
     adapter.dispose();
   });
@@ -123,7 +155,13 @@ describe('ReFT interventions', () => {
   it('applies dropout to the edited vectors only in training, replayably', () => {
     const adapter = make({ dropout: 0.5 });
     const h = tf.randomNormal([2, 4, H], 0, 1, 'float32', 6);
-    const ctx = (training: boolean) => ({ training, positions: [[1, 2], [3, -1]] });
+    const ctx = (training: boolean) => ({
+      training,
+      positions: [
+        [1, 2],
+        [3, -1],
+      ],
+    });
     const evalOut = adapter.blockOutput(1, h, ctx(false)).dataSync();
     const state = adapter.getRngState();
     const a = adapter.blockOutput(1, h, ctx(true)).dataSync();
@@ -180,10 +218,21 @@ describe('ReFT initialisation and orthonormality', () => {
 describe('pyreft state dicts', () => {
   it("DiReFT's parametrised rotation (original, base) maps back to R exactly", () => {
     const rng = new Rng(3);
-    const rotate = Float32Array.from(orthonormalizeColumns(Array.from({ length: H * 3 }, () => rng.normal()), H, 3));
+    const rotate = Float32Array.from(
+      orthonormalizeColumns(
+        Array.from({ length: H * 3 }, () => rng.normal()),
+        H,
+        3,
+      ),
+    );
     const values = { rotate, weight: new Float32Array(3 * H).fill(0.1), bias: new Float32Array(3).fill(0.2) };
     const state = toPyreftState('direft', values, H, 3);
-    expect(Object.keys(state)).toEqual(['rotate_layer.parametrizations.weight.original', 'rotate_layer.parametrizations.weight.0.base', 'learned_source.weight', 'learned_source.bias']);
+    expect(Object.keys(state)).toEqual([
+      'rotate_layer.parametrizations.weight.original',
+      'rotate_layer.parametrizations.weight.0.base',
+      'learned_source.weight',
+      'learned_source.bias',
+    ]);
     const base = state['rotate_layer.parametrizations.weight.0.base']!;
     expect(orthonormalityError(base.data, H, H)).toBeLessThan(1e-6);
     const back = fromPyreftState('direft', state, H, 'test');
@@ -197,7 +246,15 @@ describe('pyreft state dicts', () => {
     const rng = new Rng(4);
     const original = Float64Array.from({ length: H * 3 }, () => rng.normal() * 0.3);
     for (let j = 0; j < 3; j++) original[j * 3 + j] = j === 1 ? 1.4 : -1.2; // int() → 1, −1
-    const base = orthogonalCompletion(orthonormalizeColumns(Array.from({ length: H * 3 }, () => rng.normal()), H, 3), H, 3);
+    const base = orthogonalCompletion(
+      orthonormalizeColumns(
+        Array.from({ length: H * 3 }, () => rng.normal()),
+        H,
+        3,
+      ),
+      H,
+      3,
+    );
     const q = householderOrthogonal(original, H, 3, base);
     expect(orthonormalityError(q, H, 3)).toBeLessThan(1e-12);
     // Explicit: build each H_j as a full matrix.
@@ -223,9 +280,13 @@ describe('pyreft state dicts', () => {
     const [rec] = adapter.toPyreft();
     const state = { ...rec!.state };
     delete state.bias;
-    expect(() => fromPyreftState('loreft', state, H, 'f.bin')).toThrow("f.bin: missing 'bias' (a LoreftIntervention holds weight, bias, rotate_layer)");
+    expect(() => fromPyreftState('loreft', state, H, 'f.bin')).toThrow(
+      "f.bin: missing 'bias' (a LoreftIntervention holds weight, bias, rotate_layer)",
+    );
     expect(() => fromPyreftState('loreft', { ...rec!.state, extra: rec!.state.bias! }, H, 'f.bin')).toThrow(/unexpected 'extra'/);
-    expect(() => fromPyreftState('loreft', rec!.state, H + 1, 'f.bin')).toThrow(/'weight' has shape \[3, 12\] but this model \(hidden size 13\) needs \[3, 13\]/);
+    expect(() => fromPyreftState('loreft', rec!.state, H + 1, 'f.bin')).toThrow(
+      /'weight' has shape \[3, 12\] but this model \(hidden size 13\) needs \[3, 13\]/,
+    );
     adapter.dispose();
   });
 
@@ -235,9 +296,13 @@ describe('pyreft state dicts', () => {
     expect(parsePositions('f3')).toEqual({ first: 3, last: 0 });
     expect(() => parsePositions('first3')).toThrow(/not a position spec; expected f<n>, l<n> or f<n>\+l<m>/);
     expect(() => parsePositions('f0')).toThrow(/selects no position/);
-    expect(() => parseReftConfig({ intervention: 'loreft', act_fn: 'swishy' }, 'recipe adapter')).toThrow(/recipe adapter: 'act_fn' is "swishy"; expected null or one of/);
+    expect(() => parseReftConfig({ intervention: 'loreft', act_fn: 'swishy' }, 'recipe adapter')).toThrow(
+      /recipe adapter: 'act_fn' is "swishy"; expected null or one of/,
+    );
     expect(() => parseReftConfig({ intervention: 'loreft', layers: [1, 1] }, 'x')).toThrow(/without repeated layers/);
-    expect(() => parseReftConfig({ intervention: 'consreft' }, 'x')).toThrow(/'intervention' is "consreft"; expected one of loreft, direft, noreft/);
+    expect(() => parseReftConfig({ intervention: 'consreft' }, 'x')).toThrow(
+      /'intervention' is "consreft"; expected one of loreft, direft, noreft/,
+    );
   });
 });
 

@@ -31,11 +31,13 @@ describe('adapter variables', () => {
     const model = loadBaseModel(fixture('tiny-llama'));
     const adapter = createAdapter(model, { type: 'lora', r: 4, target_modules: ['q_proj'], use_dora: true }, 3);
     const site = model.linearSites().find((s) => s.module === 'q_proj')!;
-    const before = tf.memory().numTensors, vars = adapter.variables.size;
-    const apply = () => tf.tidy(() => {
-      const x = tf.ones([2, site.inFeatures]);
-      adapter.linear!(site, x, tf.zeros([2, site.outFeatures]), { training: false }).dataSync();
-    });
+    const before = tf.memory().numTensors,
+      vars = adapter.variables.size;
+    const apply = () =>
+      tf.tidy(() => {
+        const x = tf.ones([2, site.inFeatures]);
+        adapter.linear!(site, x, tf.zeros([2, site.outFeatures]), { training: false }).dataSync();
+      });
     apply();
     expect(tf.memory().numTensors - before).toBe(1);
     apply();

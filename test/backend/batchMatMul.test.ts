@@ -16,15 +16,17 @@ function reference(a: Float32Array, aShape: number[], b: Float32Array, bShape: n
   const batchB = bShape.slice(0, -2).reduce((x, y) => x * y, 1);
   const batch = Math.max(batchA, batchB);
   const out = new Float64Array(batch * m * n);
-  for (let bi = 0; bi < batch; bi++) for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let p = 0; p < k; p++) {
-      const av = a[(bi % batchA) * m * k + (ta ? p * m + i : i * k + p)]!;
-      const bv = b[(bi % batchB) * k * n + (tb ? j * k + p : p * n + j)]!;
-      s += av * bv;
-    }
-    out[bi * m * n + i * n + j] = s;
-  }
+  for (let bi = 0; bi < batch; bi++)
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) {
+          const av = a[(bi % batchA) * m * k + (ta ? p * m + i : i * k + p)]!;
+          const bv = b[(bi % batchB) * k * n + (tb ? j * k + p : p * n + j)]!;
+          s += av * bv;
+        }
+        out[bi * m * n + i * n + j] = s;
+      }
   return out;
 }
 
@@ -50,7 +52,19 @@ describe('CPU BatchMatMul', () => {
   });
 
   it('has gradients (tfjs registers them by kernel name)', () => {
-    const g = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.matMul(x as tf.Tensor2D, x as tf.Tensor2D)))(tf.tensor2d([[1, 2], [3, 4]])).arraySync());
-    expect(g).toEqual([[7, 11], [9, 13]]);
+    const g = tf.tidy(() =>
+      tf
+        .grad((x: tf.Tensor) => tf.sum(tf.matMul(x as tf.Tensor2D, x as tf.Tensor2D)))(
+          tf.tensor2d([
+            [1, 2],
+            [3, 4],
+          ]),
+        )
+        .arraySync(),
+    );
+    expect(g).toEqual([
+      [7, 11],
+      [9, 13],
+    ]);
   });
 });

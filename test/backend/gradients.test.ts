@@ -25,10 +25,22 @@ const ADAPTERS: Record<string, Record<string, unknown>> = {
   noreft: { type: 'noreft', rank: 2, layers: 'all', positions: 'f1+l1' },
 };
 const batch = {
-  inputIds: [[5, 17, 200, 33, 9, 41, 77, 3], [8, 8, 100, 250, 12, 6, 3, 3]],
-  attentionMask: [[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 0, 0]],
-  labels: [[5, 17, 200, 33, 9, 41, 77, 3], [8, 8, 100, 250, 12, 6, -100, -100]],
-  positions: [[0, 7], [0, 5]],
+  inputIds: [
+    [5, 17, 200, 33, 9, 41, 77, 3],
+    [8, 8, 100, 250, 12, 6, 3, 3],
+  ],
+  attentionMask: [
+    [1, 1, 1, 1, 1, 1, 1, 1],
+    [1, 1, 1, 1, 1, 1, 0, 0],
+  ],
+  labels: [
+    [5, 17, 200, 33, 9, 41, 77, 3],
+    [8, 8, 100, 250, 12, 6, -100, -100],
+  ],
+  positions: [
+    [0, 7],
+    [0, 5],
+  ],
 };
 
 describe.each(['tiny-llama', 'tiny-qwen2', 'tiny-gpt2', 'tiny-llama-bnb-nf4'])('%s', (base) => {

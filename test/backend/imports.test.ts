@@ -16,7 +16,22 @@ const CUDA = path.join(repoRoot, 'src/backend/cuda') + path.sep;
 const SRC = path.join(repoRoot, 'src') + path.sep;
 
 /** The folders of src/, lowest first: a module may import from its own folder and the folders before it. */
-const LAYERS = ['util', 'io', 'quant', 'hub', 'backend', 'ops', 'model', 'recipe', 'data', 'adapters', 'distributed', 'train', 'api', 'cli'];
+const LAYERS = [
+  'util',
+  'io',
+  'quant',
+  'hub',
+  'backend',
+  'ops',
+  'model',
+  'recipe',
+  'data',
+  'adapters',
+  'distributed',
+  'train',
+  'api',
+  'cli',
+];
 
 /**
  * The imports that climb today, each from a file (or every file under a folder ending in /) to
@@ -24,9 +39,21 @@ const LAYERS = ['util', 'io', 'quant', 'hub', 'backend', 'ops', 'model', 'recipe
  * shrinks.
  */
 const CLIMBING: Array<{ from: string; to: string; why: string }> = [
-  { from: 'src/backend/cuda/', to: 'src/ops/names.ts', why: 'the kernel names of the op vocabulary, which the backend registers its kernels under; to move down beside src/backend/device.ts' },
-  { from: 'src/backend/cuda/layers/projection.ts', to: 'src/ops/decoderHalves.ts', why: "the fused halves' projection attributes (a type); to move down with the halves' signature" },
-  { from: 'src/backend/cuda/layers/projection.ts', to: 'src/model/hooks.ts', why: "LoRA dropout's rate and seed (a type); to be passed in as plain numbers" },
+  {
+    from: 'src/backend/cuda/',
+    to: 'src/ops/names.ts',
+    why: 'the kernel names of the op vocabulary, which the backend registers its kernels under; to move down beside src/backend/device.ts',
+  },
+  {
+    from: 'src/backend/cuda/layers/projection.ts',
+    to: 'src/ops/decoderHalves.ts',
+    why: "the fused halves' projection attributes (a type); to move down with the halves' signature",
+  },
+  {
+    from: 'src/backend/cuda/layers/projection.ts',
+    to: 'src/model/hooks.ts',
+    why: "LoRA dropout's rate and seed (a type); to be passed in as plain numbers",
+  },
   { from: 'src/backend/cuda/layers/half.ts', to: 'src/model/spec.ts', why: 'the norm kind (a type); to move down with the ops it names' },
   { from: 'src/ops/decoderHalves.ts', to: 'src/model/spec.ts', why: 'the norm kind (a type); to move down into ops/' },
   { from: 'src/ops/decoderHalves.ts', to: 'src/model/hooks.ts', why: "LoRA dropout's rate and seed (a type); to move down into ops/" },
@@ -94,11 +121,16 @@ function reachable(file: string): Map<string, string[]> {
 }
 
 const rel = (f: string) => path.relative(repoRoot, f);
-const roots = [...['src/train', 'src/cli', 'src/api'].flatMap((d) => tsFiles(path.join(repoRoot, d))), ...tsFiles(path.join(repoRoot, 'bench'))];
+const roots = [
+  ...['src/train', 'src/cli', 'src/api'].flatMap((d) => tsFiles(path.join(repoRoot, d))),
+  ...tsFiles(path.join(repoRoot, 'bench')),
+];
 
 describe('layers', () => {
   it('every folder of src/ has its place in LAYERS, and ARCHITECTURE.md states the same order', () => {
-    const folders = readdirSync(SRC, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    const folders = readdirSync(SRC, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
     expect([...folders].sort()).toEqual([...LAYERS].sort());
     const stated = /^layers, lowest first: (.+)$/m.exec(readFileSync(path.join(repoRoot, 'ARCHITECTURE.md'), 'utf8'));
     expect(stated?.[1]?.split(/\s+/)).toEqual(LAYERS);
@@ -117,8 +149,12 @@ describe('layers', () => {
 describe('imports', () => {
   it('the graph walk sees imports (it finds the cuda backend from its own register.ts)', () => {
     const fromRegister = reachable(path.join(CUDA, 'register.ts'));
-    expect([...fromRegister.keys()].map(rel)).toEqual(expect.arrayContaining(['src/backend/cuda/device.ts', 'src/backend/device.ts', 'src/backend/tf.ts']));
-    expect(roots.map(rel)).toEqual(expect.arrayContaining(['src/train/trainer.ts', 'src/cli/train.ts', 'src/api/loadModel.ts', 'bench/train.ts']));
+    expect([...fromRegister.keys()].map(rel)).toEqual(
+      expect.arrayContaining(['src/backend/cuda/device.ts', 'src/backend/device.ts', 'src/backend/tf.ts']),
+    );
+    expect(roots.map(rel)).toEqual(
+      expect.arrayContaining(['src/train/trainer.ts', 'src/cli/train.ts', 'src/api/loadModel.ts', 'bench/train.ts']),
+    );
   });
 
   it('nothing in train/, cli/, api/ or bench/ reaches backend/cuda/', () => {

@@ -13,9 +13,16 @@ import { concatChunks, encodeZip } from '../../src/io/zip.js';
 
 const MODEL = fixture('tiny-llama');
 const PYREFT_WRITTEN = fixture('pyreft-loreft-llama/reft');
-const generate = (...args: string[]) => runBuilt('typetune', [
-  'generate', '--model', MODEL, '--prompt', 'Alice was beginning to get very tired', ...(args.includes('--max-new-tokens') ? [] : ['--max-new-tokens', '8']), ...args,
-]);
+const generate = (...args: string[]) =>
+  runBuilt('typetune', [
+    'generate',
+    '--model',
+    MODEL,
+    '--prompt',
+    'Alice was beginning to get very tired',
+    ...(args.includes('--max-new-tokens') ? [] : ['--max-new-tokens', '8']),
+    ...args,
+  ]);
 
 /** pyreft's fixture as typetune exports it: config.json records positions f2+l2. */
 async function exported(): Promise<string> {
@@ -42,13 +49,37 @@ describe('generate --adapter <pyreft folder>', () => {
 
   it('a LoReFT run trained and exported by typetune: the export records its positions, and generate applies them', async () => {
     const dir = tmp('gen-train');
-    const r = await trainInProcess(['--recipe', path.join(repoRoot, 'recipes/loreft.yaml'), '--set', 'training.max_steps=2', '--set', `output.dir=${path.join(dir, 'run')}`,
-      '--set', 'model.backend=cpu', '--set', 'adapter.positions=f1+l2', '--set', 'training.save_every_steps=null', '--set', 'output.export=[pyreft]']);
+    const r = await trainInProcess([
+      '--recipe',
+      path.join(repoRoot, 'recipes/loreft.yaml'),
+      '--set',
+      'training.max_steps=2',
+      '--set',
+      `output.dir=${path.join(dir, 'run')}`,
+      '--set',
+      'model.backend=cpu',
+      '--set',
+      'adapter.positions=f1+l2',
+      '--set',
+      'training.save_every_steps=null',
+      '--set',
+      'output.export=[pyreft]',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const exportDir = path.join(dir, 'run', 'pyreft');
     expect(JSON.parse(readFileSync(path.join(exportDir, 'config.json'), 'utf8')).positions).toBe('f1+l2');
     const model = path.join(repoRoot, 'models/tiny-llama');
-    const run = (...a: string[]) => runBuilt('typetune', ['generate', '--model', model, '--prompt', 'Q: Who did Alice follow down the hole?\nA:', '--max-new-tokens', '8', ...a]);
+    const run = (...a: string[]) =>
+      runBuilt('typetune', [
+        'generate',
+        '--model',
+        model,
+        '--prompt',
+        'Q: Who did Alice follow down the hole?\nA:',
+        '--max-new-tokens',
+        '8',
+        ...a,
+      ]);
     const adapted = run('--adapter', exportDir);
     expect(adapted.code, adapted.stderr).toBe(0);
     expect(adapted.stdout).not.toBe(run().stdout);
@@ -57,12 +88,20 @@ describe('generate --adapter <pyreft folder>', () => {
 
   it('refuses a folder that does not say where it acts, rather than printing the base model', () => {
     const before = snapshot(PYREFT_WRITTEN);
-    expectOneLineError(generate('--adapter', PYREFT_WRITTEN), new RegExp(`^error: ${PYREFT_WRITTEN}: does not record which prompt positions it acts on \\(pyreft saves no positions; typetune's exports do\\); pass those it was trained with, e\\.g\\. --positions f1\\+l1`));
+    expectOneLineError(
+      generate('--adapter', PYREFT_WRITTEN),
+      new RegExp(
+        `^error: ${PYREFT_WRITTEN}: does not record which prompt positions it acts on \\(pyreft saves no positions; typetune's exports do\\); pass those it was trained with, e\\.g\\. --positions f1\\+l1`,
+      ),
+    );
     expect(snapshot(PYREFT_WRITTEN)).toEqual(before);
   });
 
   it('--positions: bad notation, or without --adapter', () => {
-    expectOneLineError(generate('--adapter', PYREFT_WRITTEN, '--positions', 'x9'), /^error: --positions: "x9" is not a position spec; expected f<n>, l<n> or f<n>\+l<m>/);
+    expectOneLineError(
+      generate('--adapter', PYREFT_WRITTEN, '--positions', 'x9'),
+      /^error: --positions: "x9" is not a position spec; expected f<n>, l<n> or f<n>\+l<m>/,
+    );
     expectOneLineError(generate('--positions', 'l1'), /^error: --positions applies to a pyreft adapter; give --adapter too$/);
   });
 
@@ -73,9 +112,15 @@ describe('generate --adapter <pyreft folder>', () => {
     expectOneLineError(generate('--adapter', dir), new RegExp(`^error: ${dir}/config\\.json: not valid JSON`));
     cpSync(path.join(PYREFT_WRITTEN, 'config.json'), path.join(dir, 'config.json'));
     const evil = [0x80, 2, 0x63, ...new TextEncoder().encode('posix\nsystem\n'), 0x58, 2, 0, 0, 0, 0x6c, 0x73, 0x85, 0x52, 0x2e];
-    writeFileSync(path.join(dir, 'intkey_layer_2_comp_block_output_unit_pos_nunit_1#0.bin'), concatChunks(encodeZip([{ name: 'x/data.pkl', data: Uint8Array.from(evil) }])));
+    writeFileSync(
+      path.join(dir, 'intkey_layer_2_comp_block_output_unit_pos_nunit_1#0.bin'),
+      concatChunks(encodeZip([{ name: 'x/data.pkl', data: Uint8Array.from(evil) }])),
+    );
     const before = snapshot(dir);
-    expectOneLineError(generate('--adapter', dir, '--positions', 'l1'), /intkey_layer_2_comp_block_output_unit_pos_nunit_1#0\.bin: x\/data\.pkl: byte 2: global 'posix\.system' is not allowed/);
+    expectOneLineError(
+      generate('--adapter', dir, '--positions', 'l1'),
+      /intkey_layer_2_comp_block_output_unit_pos_nunit_1#0\.bin: x\/data\.pkl: byte 2: global 'posix\.system' is not allowed/,
+    );
     expect(snapshot(dir)).toEqual(before);
   });
 });
@@ -102,12 +147,18 @@ describe('generate flags', () => {
 
 describe('generate --backend', () => {
   it('tensorflow without @tensorflow/tfjs-node: one line naming what is available', () => {
-    expectOneLineError(generate('--backend', 'tensorflow'), /^error: backend 'tensorflow' is not available here \(it needs the optional peer @tensorflow\/tfjs-node \(or -gpu\) installed\); available: cpu(, cuda)?$/);
+    expectOneLineError(
+      generate('--backend', 'tensorflow'),
+      /^error: backend 'tensorflow' is not available here \(it needs the optional peer @tensorflow\/tfjs-node \(or -gpu\) installed\); available: cpu(, cuda)?$/,
+    );
   });
 
   it('cuda: runs where the addon and a GPU are, else one line naming what is available', () => {
     const r = generate('--backend', 'cuda');
     if (r.code === 0) return; // a GPU machine
-    expectOneLineError(r, /^error: backend 'cuda' is not available here \(build the addon with `npm run build:cuda` on a machine with the CUDA toolkit and a GPU\); available: cpu$/);
+    expectOneLineError(
+      r,
+      /^error: backend 'cuda' is not available here \(build the addon with `npm run build:cuda` on a machine with the CUDA toolkit and a GPU\); available: cpu$/,
+    );
   });
 });

@@ -27,29 +27,53 @@ describe('shuffle', () => {
 describe('collate', () => {
   it('right-pads inputs with the pad id, the mask with 0 and labels with -100', () => {
     const b = collate([ex(3, 1), ex(5, 2, 20)], { padTokenId: 3 });
-    expect(b.inputIds).toEqual([[10, 11, 12, 3, 3], [20, 21, 22, 23, 24]]);
-    expect(b.attentionMask).toEqual([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]);
-    expect(b.labels).toEqual([[IGNORE_INDEX, 11, 12, IGNORE_INDEX, IGNORE_INDEX], [IGNORE_INDEX, IGNORE_INDEX, 22, 23, 24]]);
+    expect(b.inputIds).toEqual([
+      [10, 11, 12, 3, 3],
+      [20, 21, 22, 23, 24],
+    ]);
+    expect(b.attentionMask).toEqual([
+      [1, 1, 1, 0, 0],
+      [1, 1, 1, 1, 1],
+    ]);
+    expect(b.labels).toEqual([
+      [IGNORE_INDEX, 11, 12, IGNORE_INDEX, IGNORE_INDEX],
+      [IGNORE_INDEX, IGNORE_INDEX, 22, 23, 24],
+    ]);
     expect(b.promptLengths).toEqual([1, 2]);
     expect(b.positions).toBeUndefined();
   });
   it('computes ReFT positions per example from its prompt, padding-aware', () => {
     const b = collate([ex(12, 10), ex(6, 4)], { padTokenId: 3, reft: { positions: 'f3+l1', shareWeights: true } });
-    expect(b.positions).toEqual([[0, 1, 2, 9], [0, 1, 3, -1]]);
+    expect(b.positions).toEqual([
+      [0, 1, 2, 9],
+      [0, 1, 3, -1],
+    ]);
     expect(b.interventionPositions).toEqual([b.positions]);
   });
   it('gives two groups for a split spec (rows: first half, second half), padded to the same count across the batch', () => {
     // Prompt 1 makes pyreft take its shared branch ([-1, -1] for both halves): k differs, so pad.
     const b = collate([ex(12, 10), ex(3, 1)], { padTokenId: 3, reft: { positions: 'f1+l1' } });
-    expect(b.positions).toEqual([[0, -1, 9, -1], [-1, -1, -1, -1]]);
+    expect(b.positions).toEqual([
+      [0, -1, 9, -1],
+      [-1, -1, -1, -1],
+    ]);
     expect(b.interventionPositions).toEqual([
-      [[0, -1], [-1, -1]],
-      [[9, -1], [-1, -1]],
+      [
+        [0, -1],
+        [-1, -1],
+      ],
+      [
+        [9, -1],
+        [-1, -1],
+      ],
     ]);
   });
   it('pads "last"-mode positions with the prompt length', () => {
     const b = collate([ex(12, 10), ex(6, 4)], { padTokenId: 3, reft: { positions: 'f3', padMode: 'last' } });
-    expect(b.positions).toEqual([[0, 1, 2], [0, 1, 4]]);
+    expect(b.positions).toEqual([
+      [0, 1, 2],
+      [0, 1, 4],
+    ]);
   });
 });
 
@@ -88,9 +112,16 @@ describe('makeBatches and resuming', () => {
     };
     const straight = take(10); // 4 batches per epoch: crosses two epoch boundaries
     expect(straight.map((s) => s.position)).toEqual([
-      { epoch: 0, index: 0 }, { epoch: 0, index: 1 }, { epoch: 0, index: 2 }, { epoch: 0, index: 3 },
-      { epoch: 1, index: 0 }, { epoch: 1, index: 1 }, { epoch: 1, index: 2 }, { epoch: 1, index: 3 },
-      { epoch: 2, index: 0 }, { epoch: 2, index: 1 },
+      { epoch: 0, index: 0 },
+      { epoch: 0, index: 1 },
+      { epoch: 0, index: 2 },
+      { epoch: 0, index: 3 },
+      { epoch: 1, index: 0 },
+      { epoch: 1, index: 1 },
+      { epoch: 1, index: 2 },
+      { epoch: 1, index: 3 },
+      { epoch: 2, index: 0 },
+      { epoch: 2, index: 1 },
     ]);
     const saved = straight[5]!.next;
     const resumed = take(4, saved);
@@ -105,7 +136,9 @@ describe('makeBatches and resuming', () => {
     expect(order).toEqual([...Array(10).keys()]);
     expect(r0).toEqual([0, 4, 8]);
     expect(r3).toEqual([3, 7, 1]); // padded with the start of the order: 10 → 12
-    expect(() => makeBatches(examples, { batchSize: 2, padTokenId: 0, shard: { rank: 4, worldSize: 4 } })).toThrow(/rank 4 of world size 4/);
+    expect(() => makeBatches(examples, { batchSize: 2, padTokenId: 0, shard: { rank: 4, worldSize: 4 } })).toThrow(
+      /rank 4 of world size 4/,
+    );
   });
 
   it('rejects an empty list and a bad batch size', () => {
@@ -118,11 +151,7 @@ describe('packing', () => {
   it('concatenates examples into max_length blocks and keeps the labels with their tokens', () => {
     const blocks = packExamples([ex(3, 1, 10), ex(4, 2, 20), ex(2, 0, 30)], 4);
     expect(blocks.map((b) => b.inputIds)).toEqual([[10, 11, 12, 20], [21, 22, 23, 30], [31]]);
-    expect(blocks.map((b) => b.labels)).toEqual([
-      [IGNORE_INDEX, 11, 12, IGNORE_INDEX],
-      [IGNORE_INDEX, 22, 23, 30],
-      [31],
-    ]);
+    expect(blocks.map((b) => b.labels)).toEqual([[IGNORE_INDEX, 11, 12, IGNORE_INDEX], [IGNORE_INDEX, 22, 23, 30], [31]]);
     expect(blocks.every((b) => b.promptLength === 0)).toBe(true);
     expect(() => packExamples([ex(2, 0)], 0)).toThrow(/positive integer/);
   });

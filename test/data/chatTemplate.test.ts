@@ -29,7 +29,7 @@ describe('renderChatTemplate: range as Python has it', () => {
 });
 
 describe('renderChatTemplate: bounds', () => {
-  it('range(1000000000) is refused at once, naming the call and jinja2\'s bound', () => {
+  it("range(1000000000) is refused at once, naming the call and jinja2's bound", () => {
     const started = Date.now();
     expect(() => render('{% for i in range(1000000000) %}x{% endfor %}')).toThrow(
       `range(1000000000) would make 1000000000 items; a chat template's range may make at most ${MAX_RANGE} (jinja2's sandbox MAX_RANGE)`,
@@ -77,7 +77,9 @@ describe('a hostile template in a model folder: one line naming its file', () =>
   const config = JSON.parse(readFileSync(path.join(source, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
 
   it('in tokenizer_config.json', async () => {
-    const d = await folder({ 'tokenizer_config.json': JSON.stringify({ ...config, chat_template: '{% for i in range(1000000000) %}{{ i }}{% endfor %}' }) });
+    const d = await folder({
+      'tokenizer_config.json': JSON.stringify({ ...config, chat_template: '{% for i in range(1000000000) %}{{ i }}{% endfor %}' }),
+    });
     const tok = await loadTokenizer(d);
     const message = (() => {
       try {
@@ -94,10 +96,15 @@ describe('a hostile template in a model folder: one line naming its file', () =>
 
   it('in chat_template.jinja', async () => {
     const { chat_template: _, ...withoutTemplate } = config;
-    const d = await folder({ 'tokenizer_config.json': JSON.stringify(withoutTemplate), 'chat_template.jinja': '{{ range(10 ** 9) | length }}' });
+    const d = await folder({
+      'tokenizer_config.json': JSON.stringify(withoutTemplate),
+      'chat_template.jinja': '{{ range(10 ** 9) | length }}',
+    });
     const tok = await loadTokenizer(d);
     expect(() => tok.applyChatTemplate([{ role: 'user', content: 'hi' }])).toThrow(
-      new RegExp(`^${path.join(d, 'chat_template.jinja').replace(/[.]/g, '\\.')}: rendering the template failed: range\\(1000000000\\) would make 1000000000 items;`),
+      new RegExp(
+        `^${path.join(d, 'chat_template.jinja').replace(/[.]/g, '\\.')}: rendering the template failed: range\\(1000000000\\) would make 1000000000 items;`,
+      ),
     );
   });
 });

@@ -62,7 +62,10 @@ describe('holdOut', () => {
     expect(a.eval.shuffle).toBe(false);
     expect(a.train.stats.examples).toBe(48);
     expect(a.train.batches({ batchSize: 16 }).length).toBe(3);
-    const other = holdOut(await loadDataset({ path: 'datasets/alice_qa.jsonl', format: 'prompt_completion', seed: 10 }, tok, repoRoot), 0.25);
+    const other = holdOut(
+      await loadDataset({ path: 'datasets/alice_qa.jsonl', format: 'prompt_completion', seed: 10 }, tok, repoRoot),
+      0.25,
+    );
     expect(other.eval.examples).not.toEqual(a.eval.examples);
     expect(() => holdOut(ds, 1)).toThrow(/fraction between 0 and 1/);
   });
@@ -75,7 +78,11 @@ describe('loadDataset', () => {
       'alpaca.json': JSON.stringify({ data: [{ instruction: 'Name the cat.', input: '', output: 'Dinah.' }] }),
       'text.parquet': writeParquet([{ name: 'body', values: ['Down the rabbit hole.'] }]),
     });
-    const csv = await loadDataset({ path: 'qa.csv', format: 'prompt_completion', columns: { prompt: 'question', completion: 'answer' } }, tok, d);
+    const csv = await loadDataset(
+      { path: 'qa.csv', format: 'prompt_completion', columns: { prompt: 'question', completion: 'answer' } },
+      tok,
+      d,
+    );
     expect(tok.decode(csv.examples[0]!.inputIds)).toBe('Who, exactly? Alice<|endoftext|>');
     const alpaca = await loadDataset({ path: 'alpaca.json', format: 'alpaca' }, tok, d);
     expect(tok.decode(alpaca.examples[0]!.inputIds)).toContain('### Response:\nDinah.<|endoftext|>');
@@ -103,7 +110,11 @@ describe('loadDataset', () => {
   });
 
   it('packs into max_length blocks, and refuses ReFT positions on packed data', async () => {
-    const ds = await loadDataset({ path: 'datasets/alice_qa.jsonl', format: 'prompt_completion', packing: true, max_length: 32 }, tok, repoRoot);
+    const ds = await loadDataset(
+      { path: 'datasets/alice_qa.jsonl', format: 'prompt_completion', packing: true, max_length: 32 },
+      tok,
+      repoRoot,
+    );
     const total = ds.examples.reduce((s, e) => s + e.inputIds.length, 0);
     expect(ds.examples.slice(0, -1).every((e) => e.inputIds.length === 32)).toBe(true);
     expect(total).toBe(ds.stats.tokens);
@@ -133,7 +144,9 @@ describe('loadDataset', () => {
     await expect(loadDataset({ ...spec, format: 'prompt_completion', columns: { answer: 'a' } }, tok, repoRoot)).rejects.toThrow(
       'data.columns.answer is not a column of format prompt_completion; valid: prompt, completion',
     );
-    await expect(loadDataset({ ...spec, format: 'text', max_length: 0 }, tok, repoRoot)).rejects.toThrow(/data\.max_length must be a positive integer/);
+    await expect(loadDataset({ ...spec, format: 'text', max_length: 0 }, tok, repoRoot)).rejects.toThrow(
+      /data\.max_length must be a positive integer/,
+    );
   });
 
   it('says the chat template is missing for a chat dataset', async () => {
@@ -149,7 +162,12 @@ describe('rows with nothing to learn from', () => {
   it('are skipped and counted apart from rows that truncation emptied', async () => {
     const d = await dir({
       'd.jsonl': [{ text: '' }, { text: 'Alice ran.' }, { text: '' }, { text: 'The cat sat.' }].map((r) => JSON.stringify(r)).join('\n'),
-      'p.jsonl': [{ prompt: '', completion: '' }, { prompt: 'Q: who?', completion: ' Alice.' }].map((r) => JSON.stringify(r)).join('\n'),
+      'p.jsonl': [
+        { prompt: '', completion: '' },
+        { prompt: 'Q: who?', completion: ' Alice.' },
+      ]
+        .map((r) => JSON.stringify(r))
+        .join('\n'),
     });
     const ds = await loadDataset({ path: 'd.jsonl', format: 'text' }, tok, d);
     expect(ds.stats).toMatchObject({ rows: 4, examples: 2, empty: 2, firstEmpty: 'line 1', dropped: 0 });
@@ -166,7 +184,14 @@ describe('rows with nothing to learn from', () => {
   });
 
   it('some empty, the rest emptied by max_length: both counted in the refusal', async () => {
-    const d = await dir({ 'm.jsonl': [{ prompt: '', completion: '' }, { prompt: 'Q: A very long question about the Queen?', completion: ' Yes.' }].map((r) => JSON.stringify(r)).join('\n') });
+    const d = await dir({
+      'm.jsonl': [
+        { prompt: '', completion: '' },
+        { prompt: 'Q: A very long question about the Queen?', completion: ' Yes.' },
+      ]
+        .map((r) => JSON.stringify(r))
+        .join('\n'),
+    });
     await expect(loadDataset({ path: 'm.jsonl', format: 'prompt_completion', max_length: 3 }, tok, d)).rejects.toThrow(
       `${path.join(d, 'm.jsonl')}: none of the 2 rows has a token to learn from within max_length 3 (every label is masked; 1 of them are empty); raise data.max_length`,
     );
@@ -178,7 +203,8 @@ describe('rows with nothing to learn from', () => {
     expect(tok.encode('Alice ran.').length + 1).toBe(6);
     const ds = await loadDataset({ path: 'k.jsonl', format: 'text', packing: true, max_length: 5 }, tok, d);
     expect(ds.examples.map((e) => e.inputIds.length)).toEqual([5]);
-    expect((await loadDataset({ path: 'k.jsonl', format: 'text', packing: true, max_length: 3 }, tok, d)).examples.map((e) => e.inputIds.length)).toEqual([3, 3]);
+    expect(
+      (await loadDataset({ path: 'k.jsonl', format: 'text', packing: true, max_length: 3 }, tok, d)).examples.map((e) => e.inputIds.length),
+    ).toEqual([3, 3]);
   });
 });
-

@@ -113,7 +113,9 @@ describe('chat', () => {
 
   it('rejects malformed messages and names the row', () => {
     expect(() => run('chat', { messages: 'hi' })).toThrow(/line 7: column "messages" must be a non-empty list/);
-    expect(() => run('chat', { messages: [{ role: 'user' }] })).toThrow(/line 7: message 0 of "messages" must be \{"role": string, "content": string\}/);
+    expect(() => run('chat', { messages: [{ role: 'user' }] })).toThrow(
+      /line 7: message 0 of "messages" must be \{"role": string, "content": string\}/,
+    );
   });
 
   it('refuses a template that rewrites earlier turns', () => {
@@ -122,7 +124,12 @@ describe('chat', () => {
     rewriting.applyChatTemplate = (m, o) => (m.length > 1 ? 'X' : '') + tok.applyChatTemplate(m, o);
     expect(() =>
       FORMATS.chat.tokenize(
-        { messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }] },
+        {
+          messages: [
+            { role: 'user', content: 'a' },
+            { role: 'assistant', content: 'b' },
+          ],
+        },
         { tokenizer: rewriting, format: 'chat', columns: {}, file: 'c.jsonl', where: 'line 2', loss: BOTH },
       ),
     ).toThrow(/c\.jsonl line 2: the chat template renders message 1 differently/);
@@ -130,7 +137,10 @@ describe('chat', () => {
 });
 
 describe('loss scope, as TRL names it', () => {
-  const messages = [{ role: 'user', content: 'Who?' }, { role: 'assistant', content: 'Alice.' }];
+  const messages = [
+    { role: 'user', content: 'Who?' },
+    { role: 'assistant', content: 'Alice.' },
+  ];
 
   it('assistant_only_loss: false puts the loss on every token of a conversation', () => {
     const only = run('chat', { messages });
@@ -142,35 +152,50 @@ describe('loss scope, as TRL names it', () => {
   });
 
   it('completion_only_loss: false puts the loss on the prompt too (prompt_completion and alpaca)', () => {
-    for (const [format, row] of [['prompt_completion', { prompt: 'Q: who?\nA:', completion: ' Alice.' }], ['alpaca', { instruction: 'Name her.', output: 'Alice.' }]] as const) {
+    for (const [format, row] of [
+      ['prompt_completion', { prompt: 'Q: who?\nA:', completion: ' Alice.' }],
+      ['alpaca', { instruction: 'Name her.', output: 'Alice.' }],
+    ] as const) {
       const only = run(format, row);
       const all = run(format, row, {}, { assistantOnly: true, completionOnly: false });
       expect(all.inputIds).toEqual(only.inputIds);
       expect(all.labels, format).toEqual(all.inputIds);
-      expect(only.labels.slice(0, only.promptLength).every((l) => l === IGNORE_INDEX), format).toBe(true);
+      expect(
+        only.labels.slice(0, only.promptLength).every((l) => l === IGNORE_INDEX),
+        format,
+      ).toBe(true);
     }
   });
 });
 
 describe('conversational prompt–completion (TRL)', () => {
-  const prompt = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Who fell?' }];
+  const prompt = [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'Who fell?' },
+  ];
   const completion = [{ role: 'assistant', content: 'Alice.' }];
 
   it('renders prompt + completion through the chat template, the loss on what the completion adds', () => {
     const ex = run('prompt_completion', { prompt, completion });
     expect(ex.inputIds).toEqual(tok.encode(tok.applyChatTemplate([...prompt, ...completion]), { addSpecialTokens: false }));
-    expect(ex.promptLength).toBe(tok.encode(tok.applyChatTemplate(prompt, { addGenerationPrompt: true }), { addSpecialTokens: false }).length);
+    expect(ex.promptLength).toBe(
+      tok.encode(tok.applyChatTemplate(prompt, { addGenerationPrompt: true }), { addSpecialTokens: false }).length,
+    );
     expect(tok.decode(supervised(ex))).toBe('Alice.<|im_end|>\n');
     // The same conversation as chat data supervises the same tokens.
     const chat = run('chat', { messages: [...prompt, ...completion] });
     expect([chat.inputIds, chat.labels]).toEqual([ex.inputIds, ex.labels]);
-    expect(run('prompt_completion', { prompt, completion }, {}, { assistantOnly: true, completionOnly: false }).labels).toEqual(ex.inputIds);
+    expect(run('prompt_completion', { prompt, completion }, {}, { assistantOnly: true, completionOnly: false }).labels).toEqual(
+      ex.inputIds,
+    );
   });
 
   it('wants both columns as message lists, and names the row', () => {
     expect(() => run('prompt_completion', { prompt, completion: 'Alice.' })).toThrow(
       'data.jsonl line 7: column "prompt" is a list of messages but "completion" is not; conversational prompt–completion needs both as lists of {"role", "content"}',
     );
-    expect(() => run('prompt_completion', { prompt: [{ role: 'user' }], completion })).toThrow(/line 7: message 0 of "prompt" must be \{"role": string, "content": string\}/);
+    expect(() => run('prompt_completion', { prompt: [{ role: 'user' }], completion })).toThrow(
+      /line 7: message 0 of "prompt" must be \{"role": string, "content": string\}/,
+    );
   });
 });

@@ -7,7 +7,12 @@ import type { TokenizedExample } from '../../src/data/example.js';
 const rows = (source: number, n: number): TokenizedExample[] =>
   Array.from({ length: n }, (_, i) => ({ inputIds: [1000 * source + i, 7], labels: [1000 * source + i, 7], promptLength: 0 }));
 const ids = (examples: TokenizedExample[]) => examples.map((e) => e.inputIds[0]!);
-const src = (i: number, n: number, rule: { weight?: number; take?: number } = {}): MixtureSource => ({ name: `s${i}`, examples: rows(i, n), weight: rule.weight ?? null, take: rule.take ?? null });
+const src = (i: number, n: number, rule: { weight?: number; take?: number } = {}): MixtureSource => ({
+  name: `s${i}`,
+  examples: rows(i, n),
+  weight: rule.weight ?? null,
+  take: rule.take ?? null,
+});
 
 describe('mixSources', () => {
   it('take gives the first N, weight a share drawn until the first weighted source runs out, neither everything', () => {
@@ -23,12 +28,12 @@ describe('mixSources', () => {
     const got = ids(examples);
     expect(got).toHaveLength(24);
     expect(got.filter((x) => x < 2000).sort((a, b) => a - b)).toEqual([1000, 1001, 1002]);
-    expect(new Set(got).size).toBe(24);                                   // no example twice
+    expect(new Set(got).size).toBe(24); // no example twice
     expect(got.filter((x) => x >= 4000).sort((a, b) => a - b)).toEqual([4000, 4001, 4002, 4003, 4004]);
   });
 
   it('the same seed gives the same examples in the same order; another seed another draw and interleaving', () => {
-    const make = () => [src(1, 30, { weight: 1 }), src(2, 30, { weight: 2 }), src(3, 6)];  // s1 15 of 30, s2 30, s3 6
+    const make = () => [src(1, 30, { weight: 1 }), src(2, 30, { weight: 2 }), src(3, 6)]; // s1 15 of 30, s2 30, s3 6
     const a = ids(mixSources(make(), 11).examples);
     expect(ids(mixSources(make(), 11).examples)).toEqual(a);
     const b = ids(mixSources(make(), 12).examples);
@@ -44,6 +49,8 @@ describe('mixSources', () => {
   });
 
   it('refuses take beyond the source, naming it', () => {
-    expect(() => mixSources([src(1, 4, { take: 5 })], 1)).toThrow('data.sources item 1 (s1): take: 5 asks for more examples than it has (4)');
+    expect(() => mixSources([src(1, 4, { take: 5 })], 1)).toThrow(
+      'data.sources item 1 (s1): take: 5 asks for more examples than it has (4)',
+    );
   });
 });

@@ -22,7 +22,7 @@ class Compact {
   }
   zigzag(n: number | bigint): void {
     const v = BigInt(n);
-    this.varint(v >= 0n ? v << 1n : ((-v) << 1n) - 1n);
+    this.varint(v >= 0n ? v << 1n : (-v << 1n) - 1n);
   }
   field(id: number, type: number): void {
     const delta = id - this.last[this.last.length - 1]!;
@@ -149,7 +149,10 @@ export function writeParquet(columns: Column[], codec: 'UNCOMPRESSED' | 'GZIP' =
             });
           }),
         );
-        meta.i64(2, chunks.reduce((s, c) => s + c.raw, 0));
+        meta.i64(
+          2,
+          chunks.reduce((s, c) => s + c.raw, 0),
+        );
         meta.i64(3, numRows);
       }),
     );

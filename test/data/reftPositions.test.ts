@@ -17,19 +17,73 @@ import { collate } from '../../src/data/batching.js';
  * here the distinct lists are the groups (2 interventions for split specs).
  */
 const cases: [string, number, boolean, 'first' | 'last', number[][]][] = [
-  ['f7+l7', 20, false, 'first', [[0, 1, 2, 3, 4, 5, 6], [13, 14, 15, 16, 17, 18, 19]]],
+  [
+    'f7+l7',
+    20,
+    false,
+    'first',
+    [
+      [0, 1, 2, 3, 4, 5, 6],
+      [13, 14, 15, 16, 17, 18, 19],
+    ],
+  ],
   ['f7+l7', 20, true, 'first', [[0, 1, 2, 3, 4, 5, 6, 13, 14, 15, 16, 17, 18, 19]]],
   // Prompt shorter than first_n + last_n: each side capped at ⌊10/2⌋ = 5, then padded.
-  ['f7+l7', 10, false, 'first', [[0, 1, 2, 3, 4, -1, -1], [5, 6, 7, 8, 9, -1, -1]]],
+  [
+    'f7+l7',
+    10,
+    false,
+    'first',
+    [
+      [0, 1, 2, 3, 4, -1, -1],
+      [5, 6, 7, 8, 9, -1, -1],
+    ],
+  ],
   ['f7+l7', 10, true, 'last', [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 10, 10]]],
-  ['f7+l7', 5, false, 'last', [[0, 1, 5, 5, 5, 5, 5], [3, 4, 5, 5, 5, 5, 5]]],
-  ['f3+l1', 4, false, 'first', [[0, 1, -1], [3, -1, -1]]],
+  [
+    'f7+l7',
+    5,
+    false,
+    'last',
+    [
+      [0, 1, 5, 5, 5, 5, 5],
+      [3, 4, 5, 5, 5, 5, 5],
+    ],
+  ],
+  [
+    'f3+l1',
+    4,
+    false,
+    'first',
+    [
+      [0, 1, -1],
+      [3, -1, -1],
+    ],
+  ],
   ['l1', 9, false, 'first', [[8]]],
   ['f3', 4, false, 'last', [[0, 1, 4]]],
   ['f1+l1', 1, true, 'first', [[-1, -1]]],
   // Both sides capped to 0: pyreft takes the shared branch and gives every intervention [1, 1].
-  ['f1+l1', 1, false, 'last', [[1, 1], [1, 1]]],
-  ['f2+l5', 6, false, 'first', [[0, 1, -1, -1, -1], [3, 4, 5, -1, -1]]],
+  [
+    'f1+l1',
+    1,
+    false,
+    'last',
+    [
+      [1, 1],
+      [1, 1],
+    ],
+  ],
+  [
+    'f2+l5',
+    6,
+    false,
+    'first',
+    [
+      [0, 1, -1, -1, -1],
+      [3, 4, 5, -1, -1],
+    ],
+  ],
   ['f5+l2', 3, true, 'first', [[0, 2, -1, -1, -1, -1, -1]]],
   ['l3', 0, false, 'last', [[0, 0, 0]]],
 ];
@@ -58,7 +112,10 @@ describe('parsePositions', () => {
 
 describe('examplePositions', () => {
   it('keeps -1 padding in pad mode "first" (the hooks skip it)', () => {
-    expect(examplePositions(4, 9, { positions: 'f3+l1' })).toEqual([[0, 1, -1], [3, -1, -1]]);
+    expect(examplePositions(4, 9, { positions: 'f3+l1' })).toEqual([
+      [0, 1, -1],
+      [3, -1, -1],
+    ]);
   });
   it('clamps "last" padding to the last token when truncation cut the sequence at the prompt', () => {
     const spec: ReftPositionSpec = { positions: 'f3', padMode: 'last' };
@@ -91,10 +148,18 @@ describe('the pyreft fixture', () => {
 
 describe('reftPositions (the public helper for Model.forward and generate)', () => {
   it('gives a prompt the row a training batch gives it, for every shape of spec', () => {
-    for (const [positions, promptLength, shareWeights] of [['f3+l3', 11, false], ['f3+l3', 11, true], ['f3+l3', 4, false], ['l1', 6, false], ['f2', 9, true]] as const) {
+    for (const [positions, promptLength, shareWeights] of [
+      ['f3+l3', 11, false],
+      ['f3+l3', 11, true],
+      ['f3+l3', 4, false],
+      ['l1', 6, false],
+      ['f2', 9, true],
+    ] as const) {
       const inputIds = Array.from({ length: promptLength + 2 }, (_, i) => i + 1);
       const batch = collate([{ inputIds, labels: inputIds, promptLength }], { padTokenId: 0, reft: { positions, shareWeights } });
-      expect(reftPositions(promptLength, positions, { shareWeights }), `${positions} ${promptLength} ${shareWeights}`).toEqual(batch.positions![0]);
+      expect(reftPositions(promptLength, positions, { shareWeights }), `${positions} ${promptLength} ${shareWeights}`).toEqual(
+        batch.positions![0],
+      );
     }
     expect(reftPositions(11, 'f3+l3')).toEqual([0, 1, 2, 8, 9, 10]);
     expect(() => reftPositions(11, 'l1+f1')).toThrow('positions "l1+f1" is not pyreft notation');

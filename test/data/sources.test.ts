@@ -18,8 +18,20 @@ async function put(name: string, data: string | Uint8Array): Promise<string> {
 }
 
 const chatRows = [
-  { id: 1, messages: [{ role: 'user', content: 'Who?' }, { role: 'assistant', content: 'A rabbit.' }] },
-  { id: 2, messages: [{ role: 'user', content: 'Where?' }, { role: 'assistant', content: 'Down the hole.' }] },
+  {
+    id: 1,
+    messages: [
+      { role: 'user', content: 'Who?' },
+      { role: 'assistant', content: 'A rabbit.' },
+    ],
+  },
+  {
+    id: 2,
+    messages: [
+      { role: 'user', content: 'Where?' },
+      { role: 'assistant', content: 'Down the hole.' },
+    ],
+  },
 ];
 
 describe('JSON Lines', () => {
@@ -78,7 +90,10 @@ describe('CSV (RFC 4180)', () => {
   });
   it('keeps empty fields and reads a last line without a newline', async () => {
     const f = await put('d.csv', 'a,b\n,""\n1,2');
-    expect((await readRows(f)).rows).toEqual([{ a: '', b: '' }, { a: '1', b: '2' }]);
+    expect((await readRows(f)).rows).toEqual([
+      { a: '', b: '' },
+      { a: '1', b: '2' },
+    ]);
   });
   it('keeps a quoted empty value in a one-column file but skips blank lines', async () => {
     const f = await put('d.csv', 'text\n""\n\nx\n');
@@ -98,8 +113,14 @@ describe('Arrow IPC', () => {
   // HF stores `messages` as list<struct<role, content>>; build that type explicitly.
   const message = new Struct([new Field('role', new Utf8()), new Field('content', new Utf8())]);
   const table = new Table({
-    id: vectorFromArray(chatRows.map((r) => r.id), new Int32()),
-    messages: vectorFromArray(chatRows.map((r) => r.messages), new List(new Field('item', message))),
+    id: vectorFromArray(
+      chatRows.map((r) => r.id),
+      new Int32(),
+    ),
+    messages: vectorFromArray(
+      chatRows.map((r) => r.messages),
+      new List(new Field('item', message)),
+    ),
   });
   it('reads the file format with nested lists of structs as plain values', async () => {
     const f = await put('d.arrow', tableToIPC(table, 'file'));
@@ -176,22 +197,30 @@ describe('files that are not regular files, and names that leave the folder', ()
     const fifo = path.join(await tmp(), 'rows.jsonl');
     execFileSync('mkfifo', [fifo]);
     const started = Date.now();
-    await expect(readRows(fifo)).rejects.toThrow(`${fifo}: is a FIFO (named pipe), not a regular file; expected a dataset file or a datasets save_to_disk folder`);
+    await expect(readRows(fifo)).rejects.toThrow(
+      `${fifo}: is a FIFO (named pipe), not a regular file; expected a dataset file or a datasets save_to_disk folder`,
+    );
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it('refuses a device', async () => {
-    await expect(readRows('/dev/zero')).rejects.toThrow('/dev/zero: is a device, not a regular file; expected a dataset file or a datasets save_to_disk folder');
+    await expect(readRows('/dev/zero')).rejects.toThrow(
+      '/dev/zero: is a device, not a regular file; expected a dataset file or a datasets save_to_disk folder',
+    );
   });
 
   it('refuses a FIFO as a shard or as state.json', async () => {
     const dir = await tmp();
     execFileSync('mkfifo', [path.join(dir, 'data-00000-of-00001.arrow')]);
     await fs.writeFile(path.join(dir, 'state.json'), JSON.stringify({ _data_files: [{ filename: 'data-00000-of-00001.arrow' }] }));
-    await expect(readRows(dir)).rejects.toThrow(`${path.join(dir, 'data-00000-of-00001.arrow')}: is a FIFO (named pipe), not a regular file; expected an Arrow shard`);
+    await expect(readRows(dir)).rejects.toThrow(
+      `${path.join(dir, 'data-00000-of-00001.arrow')}: is a FIFO (named pipe), not a regular file; expected an Arrow shard`,
+    );
     const other = await tmp();
     execFileSync('mkfifo', [path.join(other, 'state.json')]);
-    await expect(readRows(other)).rejects.toThrow(`${path.join(other, 'state.json')}: is a FIFO (named pipe), not a regular file; expected a JSON file`);
+    await expect(readRows(other)).rejects.toThrow(
+      `${path.join(other, 'state.json')}: is a FIFO (named pipe), not a regular file; expected a JSON file`,
+    );
   });
 
   it('refuses shard and split names that lead out of the dataset folder, by .. or by a link', async () => {
@@ -199,14 +228,22 @@ describe('files that are not regular files, and names that leave the folder', ()
     await saveToDisk(path.join(outside, 'secret'), [[{ text: 'not yours' }]]);
     const dir = await tmp();
     const state = path.join(dir, 'state.json');
-    await fs.writeFile(state, JSON.stringify({ _data_files: [{ filename: `../${path.basename(outside)}/secret/data-00000-of-00001.arrow` }] }));
-    await expect(readRows(dir)).rejects.toThrow(`${state}: lists "../${path.basename(outside)}/secret/data-00000-of-00001.arrow", which is outside the dataset folder ${dir}; a dataset folder names its own files only`);
+    await fs.writeFile(
+      state,
+      JSON.stringify({ _data_files: [{ filename: `../${path.basename(outside)}/secret/data-00000-of-00001.arrow` }] }),
+    );
+    await expect(readRows(dir)).rejects.toThrow(
+      `${state}: lists "../${path.basename(outside)}/secret/data-00000-of-00001.arrow", which is outside the dataset folder ${dir}; a dataset folder names its own files only`,
+    );
     await fs.symlink(path.join(outside, 'secret', 'data-00000-of-00001.arrow'), path.join(dir, 'link.arrow'));
     await fs.writeFile(state, JSON.stringify({ _data_files: [{ filename: 'link.arrow' }] }));
-    await expect(readRows(dir)).rejects.toThrow(/state\.json: lists "link\.arrow", a link to \S+secret\/data-00000-of-00001\.arrow outside the dataset folder/);
+    await expect(readRows(dir)).rejects.toThrow(
+      /state\.json: lists "link\.arrow", a link to \S+secret\/data-00000-of-00001\.arrow outside the dataset folder/,
+    );
     const dict = await tmp();
     await fs.writeFile(path.join(dict, 'dataset_dict.json'), JSON.stringify({ splits: ['../x'] }));
-    await expect(readRows(dict, { split: '../x' })).rejects.toThrow(`${path.join(dict, 'dataset_dict.json')}: lists "../x", which is outside the dataset folder ${dict}`);
+    await expect(readRows(dict, { split: '../x' })).rejects.toThrow(
+      `${path.join(dict, 'dataset_dict.json')}: lists "../x", which is outside the dataset folder ${dict}`,
+    );
   });
 });
-

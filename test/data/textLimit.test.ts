@@ -52,13 +52,31 @@ describe('loadDataset cuts long rows before tokenising', () => {
     ['prompt_completion', { prompt: 'Q: why?\nA:', completion: long.words }],
     ['prompt_completion', { prompt: long.oneWord, completion: ' no.' }],
     ['alpaca', { instruction: 'Summarise.', input: long.emoji, output: 'Short.' }],
-    ['chat', { messages: [{ role: 'user', content: 'Tell me.' }, { role: 'assistant', content: long.words }] }],
+    [
+      'chat',
+      {
+        messages: [
+          { role: 'user', content: 'Tell me.' },
+          { role: 'assistant', content: long.words },
+        ],
+      },
+    ],
   ];
 
   it.each(cases)('%s %#: the same tokens, labels and prompt length as truncating the whole row', async (format, row) => {
     const { dir, name } = await dataFile([row, { ...row }]);
     const ds = await loadDataset({ path: name, format, max_length: maxLength }, tok, dir).catch((e: Error) => e);
-    const whole = truncate(FORMATS[format].tokenize(row as never, { tokenizer: tok, format, columns: {}, file: name, where: 'line 1', loss: { assistantOnly: true, completionOnly: true } }), maxLength);
+    const whole = truncate(
+      FORMATS[format].tokenize(row as never, {
+        tokenizer: tok,
+        format,
+        columns: {},
+        file: name,
+        where: 'line 1',
+        loss: { assistantOnly: true, completionOnly: true },
+      }),
+      maxLength,
+    );
     if (ds instanceof Error) {
       // A prompt longer than max_length leaves nothing to learn, whole or cut.
       expect(whole.labels.every((l) => l === -100)).toBe(true);

@@ -163,7 +163,9 @@ describe('tokenizer files are regular files of bounded size', () => {
     const d = await copyOf();
     await fs.rm(path.join(d, 'tokenizer.json'));
     execFileSync('mkfifo', [path.join(d, 'tokenizer.json')]);
-    await expect(loadTokenizer(d)).rejects.toThrow(`${path.join(d, 'tokenizer.json')}: cannot read (${path.join(d, 'tokenizer.json')} is not a regular file (a FIFO, device or folder is never read))`);
+    await expect(loadTokenizer(d)).rejects.toThrow(
+      `${path.join(d, 'tokenizer.json')}: cannot read (${path.join(d, 'tokenizer.json')} is not a regular file (a FIFO, device or folder is never read))`,
+    );
   });
 
   it('a FIFO as chat_template.jinja is an error, not a silent missing template', async () => {

@@ -23,8 +23,13 @@ afterEach(() => {
 
 async function tcpGroup(n: number, timeoutMs = 10_000): Promise<Communicator[]> {
   const port = await freePort();
-  const stars = await Promise.all(Array.from({ length: n }, (_, rank) =>
-    rendezvous({ rank, worldSize: n, localRank: rank, nodeRank: 0, masterAddr: '127.0.0.1', masterPort: port }, timeoutMs, () => Uint8Array.from([7, 8, 9]))));
+  const stars = await Promise.all(
+    Array.from({ length: n }, (_, rank) =>
+      rendezvous({ rank, worldSize: n, localRank: rank, nodeRank: 0, masterAddr: '127.0.0.1', masterPort: port }, timeoutMs, () =>
+        Uint8Array.from([7, 8, 9]),
+      ),
+    ),
+  );
   opened.push(...stars);
   for (const s of stars) expect([...s.handout]).toEqual([7, 8, 9]);
   return stars.map((s) => new TcpCommunicator(s));
@@ -40,16 +45,18 @@ describe.each([
 ])('%s collectives', (_kind, group) => {
   it.each([1, 2, 3])('%i ranks: allReduce, reduceScatter, allGather, broadcast, barrier', async (n) => {
     const comms = await group(n);
-    const results = await Promise.all(comms.map(async (c) => {
-      const x = input(c.rank, 6);
-      const sum = await c.allReduce(x);
-      const avg = await c.allReduce(x, 'avg');
-      const scattered = await c.reduceScatter(tf.tensor(Array.from({ length: 3 * n }, (_, i) => i * (c.rank + 1))));
-      const gathered = await c.allGather(tf.tensor([c.rank, -c.rank]));
-      const fromLast = await c.broadcast(x, n - 1);
-      await c.barrier();
-      return { sum: values(sum), avg: values(avg), scattered: values(scattered), gathered: values(gathered), fromLast: values(fromLast) };
-    }));
+    const results = await Promise.all(
+      comms.map(async (c) => {
+        const x = input(c.rank, 6);
+        const sum = await c.allReduce(x);
+        const avg = await c.allReduce(x, 'avg');
+        const scattered = await c.reduceScatter(tf.tensor(Array.from({ length: 3 * n }, (_, i) => i * (c.rank + 1))));
+        const gathered = await c.allGather(tf.tensor([c.rank, -c.rank]));
+        const fromLast = await c.broadcast(x, n - 1);
+        await c.barrier();
+        return { sum: values(sum), avg: values(avg), scattered: values(scattered), gathered: values(gathered), fromLast: values(fromLast) };
+      }),
+    );
     const ranks = Array.from({ length: n }, (_, r) => r);
     const rankSum = ranks.reduce((a, b) => a + b, 0);
     const weights = ranks.reduce((a, r) => a + r + 1, 0);
@@ -108,7 +115,14 @@ describe('dead or missing peers', () => {
 
   it('rankEnv reads torchrun’s variables and refuses nonsense naming the variable', () => {
     expect(rankEnv({})).toBeNull();
-    expect(rankEnv({ RANK: '1', WORLD_SIZE: '2', MASTER_ADDR: 'h', MASTER_PORT: '1234' })).toEqual({ rank: 1, worldSize: 2, localRank: 1, nodeRank: 0, masterAddr: 'h', masterPort: 1234 });
+    expect(rankEnv({ RANK: '1', WORLD_SIZE: '2', MASTER_ADDR: 'h', MASTER_PORT: '1234' })).toEqual({
+      rank: 1,
+      worldSize: 2,
+      localRank: 1,
+      nodeRank: 0,
+      masterAddr: 'h',
+      masterPort: 1234,
+    });
     expect(() => rankEnv({ RANK: '2', WORLD_SIZE: '2' })).toThrow(/RANK=2 WORLD_SIZE=2: the rank must be below the world size/);
     expect(() => rankEnv({ RANK: 'x', WORLD_SIZE: '2' })).toThrow(/RANK=x: expected a non-negative integer/);
   });
@@ -118,11 +132,13 @@ describe('tcp framing', () => {
   it('carries a large tensor (many socket chunks) and small ones after it intact', async () => {
     const comms = await tcpGroup(2);
     const big = Float32Array.from({ length: 1 << 20 }, (_, i) => (i % 977) * 0.5);
-    const results = await Promise.all(comms.map(async (c) => {
-      const gathered = await c.allGather(tf.tensor(big));
-      const small = await c.allReduce(tf.tensor([c.rank + 1]));
-      return { gathered: gathered.dataSync() as Float32Array, small: values(small) };
-    }));
+    const results = await Promise.all(
+      comms.map(async (c) => {
+        const gathered = await c.allGather(tf.tensor(big));
+        const small = await c.allReduce(tf.tensor([c.rank + 1]));
+        return { gathered: gathered.dataSync() as Float32Array, small: values(small) };
+      }),
+    );
     for (const r of results) {
       expect(r.gathered.length).toBe(2 << 20);
       expect(r.gathered[(1 << 20) + 12345]).toBe(big[12345]);

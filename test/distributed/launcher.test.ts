@@ -28,14 +28,33 @@ interface Job {
 
 /** `train --recipe FILE --gpus 2 --json …` from the sources (tsx), in the background. */
 function trainJob(recipeFile: string, port: number, extra: string[] = []): Job {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/cli/train.ts'), '--recipe', recipeFile, '--gpus', '2', '--master-port', String(port), '--json', ...extra], {
-    cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(repoRoot, 'src/cli/train.ts'),
+      '--recipe',
+      recipeFile,
+      '--gpus',
+      '2',
+      '--master-port',
+      String(port),
+      '--json',
+      ...extra,
+    ],
+    {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let err = '';
   let out = '';
   const steps: number[] = [];
   const listeners: Array<(s: number) => void> = [];
-  child.stderr.on('data', (d) => { err += String(d); });
+  child.stderr.on('data', (d) => {
+    err += String(d);
+  });
   child.stdout.on('data', (d) => {
     out += String(d);
     const lines = out.split('\n');
@@ -65,7 +84,9 @@ function rankPid(launcher: number, rank: number): number {
       const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
       if (ppid !== launcher) continue;
       if (readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').includes(`RANK=${rank}`)) return Number(entry);
-    } catch { /* a process that ended meanwhile */ }
+    } catch {
+      /* a process that ended meanwhile */
+    }
   }
   throw new Error(`no rank ${rank} under pid ${launcher}`);
 }
@@ -89,7 +110,8 @@ describe('train --gpus 2 on the cpu backend', () => {
     job.steps.forEach((l, i) => expect(Math.abs(l - ref!.losses[i]!)).toBeLessThan(1e-5));
     expect(job.steps).toHaveLength(3);
     const ours = readTensors(path.join(dir, 'run/peft/adapter_model.safetensors'));
-    for (const [k, v] of readTensors(path.join(refDir, 'peft/adapter_model.safetensors'))) expect(maxRelError(ours.get(k)!, v), k).toBeLessThan(1e-5);
+    for (const [k, v] of readTensors(path.join(refDir, 'peft/adapter_model.safetensors')))
+      expect(maxRelError(ours.get(k)!, v), k).toBeLessThan(1e-5);
   });
 
   it('kill -9 of rank 1 ends the job within 60 s naming the rank; --resume continues from the last checkpoint', async () => {
@@ -119,7 +141,22 @@ describe('train --gpus 2 on the cpu backend', () => {
   });
 
   it('the launcher strips its own flags from what each rank gets', () => {
-    expect(stripLaunchFlags(['--recipe', 'r.yaml', '--gpus', '2', '--master-port=9', '--nnodes', '1', '--set', 'a=b', '--node-rank=0', '--master-addr', 'h'])).toEqual(['--recipe', 'r.yaml', '--set', 'a=b']);
+    expect(
+      stripLaunchFlags([
+        '--recipe',
+        'r.yaml',
+        '--gpus',
+        '2',
+        '--master-port=9',
+        '--nnodes',
+        '1',
+        '--set',
+        'a=b',
+        '--node-rank=0',
+        '--master-addr',
+        'h',
+      ]),
+    ).toEqual(['--recipe', 'r.yaml', '--set', 'a=b']);
   });
 });
 
@@ -139,9 +176,21 @@ describe('launch', () => {
       if (saved === undefined) delete process.env.CUDA_VISIBLE_DEVICES;
       else process.env.CUDA_VISIBLE_DEVICES = saved;
     }
-    for (const [rank, local, gpu] of [[2, 0, '4'], [3, 1, '6']] as const) {
+    for (const [rank, local, gpu] of [
+      [2, 0, '4'],
+      [3, 1, '6'],
+    ] as const) {
       const env = JSON.parse(readFileSync(path.join(dir, `rank${rank}`), 'utf8')) as Record<string, string>;
-      expect(env).toMatchObject({ RANK: String(rank), WORLD_SIZE: '4', LOCAL_RANK: String(local), LOCAL_WORLD_SIZE: '2', NODE_RANK: '1', MASTER_ADDR: '10.0.0.1', MASTER_PORT: '29999', CUDA_VISIBLE_DEVICES: gpu });
+      expect(env).toMatchObject({
+        RANK: String(rank),
+        WORLD_SIZE: '4',
+        LOCAL_RANK: String(local),
+        LOCAL_WORLD_SIZE: '2',
+        NODE_RANK: '1',
+        MASTER_ADDR: '10.0.0.1',
+        MASTER_PORT: '29999',
+        CUDA_VISIBLE_DEVICES: gpu,
+      });
     }
   });
 
@@ -159,8 +208,9 @@ describe('launch', () => {
     const dir = tmp('signal');
     const file = (what: string) => JSON.stringify(path.join(dir, what));
     // Each rank says it is listening, then on the signal writes which one it got and exits 0 (a rank's clean stop).
-    const script = `const fs = require('fs'); process.on(${JSON.stringify(signal)}, (s) => { fs.writeFileSync(${file('got')} + process.env.RANK, s); process.exit(0); });`
-      + ` fs.writeFileSync(${file('ready')} + process.env.RANK, ''); setInterval(() => {}, 1000)`;
+    const script =
+      `const fs = require('fs'); process.on(${JSON.stringify(signal)}, (s) => { fs.writeFileSync(${file('got')} + process.env.RANK, s); process.exit(0); });` +
+      ` fs.writeFileSync(${file('ready')} + process.env.RANK, ''); setInterval(() => {}, 1000)`;
     const listeners = process.listenerCount(signal);
     const job = launch({ ...base, nnodes: 1, nodeRank: 0, assignGpus: false, command: node(script) });
     const deadline = Date.now() + 20_000;
@@ -168,7 +218,7 @@ describe('launch', () => {
       if (Date.now() > deadline) throw new Error('the ranks never became ready');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    process.emit(signal, signal);  // as the terminal's Ctrl-C or a scheduler's SIGTERM would reach the launcher
+    process.emit(signal, signal); // as the terminal's Ctrl-C or a scheduler's SIGTERM would reach the launcher
     expect(await job).toEqual({ code: 0, failed: null });
     for (const r of [0, 1]) expect(readFileSync(path.join(dir, `got${r}`), 'utf8')).toBe(signal);
     // The launcher's handlers leave with the job: the process's own signal handling is as it was.

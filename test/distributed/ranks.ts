@@ -29,8 +29,17 @@ export function distRecipe(dir: string, training: Record<string, unknown> = {}, 
     adapter: { type: 'lora', r: 4, lora_alpha: 8, lora_dropout: 0.1, target_modules: ['q_proj', 'v_proj', 'down_proj'] },
     data: { path: path.join(repoRoot, 'datasets/alice_qa.jsonl'), format: 'prompt_completion', max_length: 32 },
     training: {
-      max_steps: 10, batch_size: 1, gradient_accumulation_steps: 6, learning_rate: 1e-2, lr_scheduler: 'cosine', warmup_steps: 1,
-      save_every_steps: 5, max_grad_norm: 1.0, seed: 7, weight_decay: 0.01, ...training,
+      max_steps: 10,
+      batch_size: 1,
+      gradient_accumulation_steps: 6,
+      learning_rate: 1e-2,
+      lr_scheduler: 'cosine',
+      warmup_steps: 1,
+      save_every_steps: 5,
+      max_grad_norm: 1.0,
+      seed: 7,
+      weight_decay: 0.01,
+      ...training,
     },
     logging: { every_steps: 1, tensorboard: false },
     output: { dir, export: ['peft'] },
@@ -39,7 +48,12 @@ export function distRecipe(dir: string, training: Record<string, unknown> = {}, 
 }
 
 /** Train `recipe` on `world` loopback ranks (world 0: one process with no communicator); rank 0's summary first. */
-export async function trainRanks(world: number, recipe: object, overrides: string[] = [], opts: TrainOptions = {}): Promise<TrainSummary[]> {
+export async function trainRanks(
+  world: number,
+  recipe: object,
+  overrides: string[] = [],
+  opts: TrainOptions = {},
+): Promise<TrainSummary[]> {
   if (world === 0) {
     const t = await Trainer.fromRecipe(recipe, overrides);
     try {

@@ -21,7 +21,11 @@ import { activeCudaBackend, cudaMemory, physicalDtype, resetCudaPeakMemory, stor
 import type { TensorRef } from '../../src/backend/cuda/backend.js';
 import { runPrimitives } from '../../src/backend/cuda/kernelUtils.js';
 import {
-  attentionBackwardWorkspaceBytes, flashAttentionBackward, flashAttentionForward, packedStrides, type AttentionView,
+  attentionBackwardWorkspaceBytes,
+  flashAttentionBackward,
+  flashAttentionForward,
+  packedStrides,
+  type AttentionView,
 } from '../../src/backend/cuda/primitives/attention.js';
 import { bf16ToF32, f32ToBf16 } from '../../src/io/dtypes.js';
 import { EMULATED, onBoth, rand, relErr, size, useCuda } from './cuda.js';
@@ -31,8 +35,15 @@ beforeAll(async () => {
 });
 
 interface Case {
-  b: number; heads: number; kvHeads: number; sq: number; sk: number; d: number;
-  causal: boolean; window?: number; queryOffset?: number;
+  b: number;
+  heads: number;
+  kvHeads: number;
+  sq: number;
+  sk: number;
+  d: number;
+  causal: boolean;
+  window?: number;
+  queryOffset?: number;
   /** Visible keys per batch row (right padding); 0 makes every query of that row fully masked. */
   lengths: number[];
   /** Instead of right padding: whether key j of batch row b is visible. */
@@ -41,16 +52,39 @@ interface Case {
 }
 
 const cases: Array<[string, Case]> = [
-  ['causal, 1 query head per KV head, d 64, odd length across tiles', { b: 2, heads: 3, kvHeads: 3, sq: 131, sk: 131, d: 64, causal: true, lengths: [131, 100] }],
-  ['bidirectional, groups of 2, d 96, bool mask', { b: 2, heads: 4, kvHeads: 2, sq: 77, sk: 77, d: 96, causal: false, lengths: [77, 50], maskDtype: 'bool' }],
-  ['causal, groups of 4, d 128, window 16 < length, float mask', { b: 1, heads: 8, kvHeads: 2, sq: 100, sk: 100, d: 128, causal: true, window: 16, lengths: [90], maskDtype: 'float32' }],
-  ['causal, groups of 7 (MQA), tiny d 8, window 40 > length', { b: 2, heads: 7, kvHeads: 1, sq: 19, sk: 19, d: 8, causal: true, window: 40, lengths: [19, 11] }],
-  ['KV-cached decoding: 5 queries after 65 cached keys (queryOffset), d 64', { b: 2, heads: 4, kvHeads: 2, sq: 5, sk: 70, d: 64, causal: true, queryOffset: 65, lengths: [70, 68] }],
-  ['bidirectional after a cache with a window, d 32', { b: 1, heads: 2, kvHeads: 1, sq: 9, sk: 40, d: 32, causal: false, window: 12, queryOffset: 31, lengths: [37] }],
+  [
+    'causal, 1 query head per KV head, d 64, odd length across tiles',
+    { b: 2, heads: 3, kvHeads: 3, sq: 131, sk: 131, d: 64, causal: true, lengths: [131, 100] },
+  ],
+  [
+    'bidirectional, groups of 2, d 96, bool mask',
+    { b: 2, heads: 4, kvHeads: 2, sq: 77, sk: 77, d: 96, causal: false, lengths: [77, 50], maskDtype: 'bool' },
+  ],
+  [
+    'causal, groups of 4, d 128, window 16 < length, float mask',
+    { b: 1, heads: 8, kvHeads: 2, sq: 100, sk: 100, d: 128, causal: true, window: 16, lengths: [90], maskDtype: 'float32' },
+  ],
+  [
+    'causal, groups of 7 (MQA), tiny d 8, window 40 > length',
+    { b: 2, heads: 7, kvHeads: 1, sq: 19, sk: 19, d: 8, causal: true, window: 40, lengths: [19, 11] },
+  ],
+  [
+    'KV-cached decoding: 5 queries after 65 cached keys (queryOffset), d 64',
+    { b: 2, heads: 4, kvHeads: 2, sq: 5, sk: 70, d: 64, causal: true, queryOffset: 65, lengths: [70, 68] },
+  ],
+  [
+    'bidirectional after a cache with a window, d 32',
+    { b: 1, heads: 2, kvHeads: 1, sq: 9, sk: 40, d: 32, causal: false, window: 12, queryOffset: 31, lengths: [37] },
+  ],
   ['fully masked rows: an all-padding example', { b: 2, heads: 2, kvHeads: 1, sq: 70, sk: 70, d: 16, causal: true, lengths: [70, 0] }],
-  ['fully masked rows: a window that ends before the first key', { b: 2, heads: 2, kvHeads: 2, sq: 4, sk: 10, d: 16, causal: true, window: 5, queryOffset: 12, lengths: [10, 3] }],
-  ['a key mask with holes, and left padding (early rows fully masked beside seeing rows in one tile)',
-    { b: 2, heads: 2, kvHeads: 1, sq: 70, sk: 70, d: 16, causal: true, lengths: [], visible: (b, j) => (b === 0 ? j % 3 !== 1 : j >= 5) }],
+  [
+    'fully masked rows: a window that ends before the first key',
+    { b: 2, heads: 2, kvHeads: 2, sq: 4, sk: 10, d: 16, causal: true, window: 5, queryOffset: 12, lengths: [10, 3] },
+  ],
+  [
+    'a key mask with holes, and left padding (early rows fully masked beside seeing rows in one tile)',
+    { b: 2, heads: 2, kvHeads: 1, sq: 70, sk: 70, d: 16, causal: true, lengths: [], visible: (b, j) => (b === 0 ? j % 3 !== 1 : j >= 5) },
+  ],
   ['causal, d 256, groups of 2', { b: 1, heads: 2, kvHeads: 1, sq: 40, sk: 40, d: 256, causal: true, lengths: [33] }],
 ];
 
@@ -67,7 +101,12 @@ function options(c: Case): AttentionOptions {
 
 /** Seeded q, k, v, a weighting w of the output (so dy is not uniform); bf16-representable when asked. */
 function inputs(c: Case, bf16: boolean): Tensor[] {
-  const shapes = [[c.b, c.heads, c.sq, c.d], [c.b, c.kvHeads, c.sk, c.d], [c.b, c.kvHeads, c.sk, c.d], [c.b, c.heads, c.sq, c.d]];
+  const shapes = [
+    [c.b, c.heads, c.sq, c.d],
+    [c.b, c.kvHeads, c.sk, c.d],
+    [c.b, c.kvHeads, c.sk, c.d],
+    [c.b, c.heads, c.sq, c.d],
+  ];
   return shapes.map((shape, i) => {
     const values = rand(size(shape), 11 + i, -2, 2);
     return tf.tensor(bf16 && i < 3 ? values.map((v) => bf16ToF32(f32ToBf16(v))) : values, shape);
@@ -77,7 +116,7 @@ function inputs(c: Case, bf16: boolean): Tensor[] {
 /** [out, dq, dk, dv] of sum(attention(q, k, v) ⊙ w), on the active backend. */
 function forwardAndGradients(c: Case, bf16 = false): Tensor[] {
   const [q0, k0, v0, w] = inputs(c, bf16) as [Tensor, Tensor, Tensor, Tensor];
-  const [q, k, v] = bf16 ? [q0, k0, v0].map(storeFrozenWeight) as [Tensor, Tensor, Tensor] : [q0, k0, v0];
+  const [q, k, v] = bf16 ? ([q0, k0, v0].map(storeFrozenWeight) as [Tensor, Tensor, Tensor]) : [q0, k0, v0];
   const mask = keyMask(c);
   const f = (q: Tensor, k: Tensor, v: Tensor) => tf.sum(tf.mul(attention(q, k, v, mask, options(c)), w));
   const out = attention(q, k, v, mask, options(c));
@@ -128,7 +167,9 @@ describe('flash attention equals the reference op and its autograd', () => {
 
   it('bad input fails with a message naming the kernel and what is valid', async () => {
     await tf.setBackend('cuda');
-    const q = tf.zeros([1, 3, 4, 8]), k = tf.zeros([1, 2, 4, 8]), mask = tf.ones([1, 4], 'int32');
+    const q = tf.zeros([1, 3, 4, 8]),
+      k = tf.zeros([1, 2, 4, 8]),
+      mask = tf.ones([1, 4], 'int32');
     expect(() => attention(q, k, k, mask, { scale: 1, causal: true })).toThrow(/TTAttention.*3 query heads do not group over 2 KV heads/);
     const q2 = tf.zeros([1, 2, 4, 8]);
     expect(() => attention(q2, k, k, tf.ones([1, 5], 'int32'), { scale: 1, causal: true })).toThrow(/keyMask \[1,5\] must be \[1, 4\]/);
@@ -137,14 +178,42 @@ describe('flash attention equals the reference op and its autograd', () => {
 });
 
 const mmaCases: Array<[string, Case]> = [
-  ['d 64, one query head per KV head, causal, odd length 77, right padding', { b: 2, heads: 2, kvHeads: 2, sq: 77, sk: 77, d: 64, causal: true, lengths: [77, 50] }],
-  ['d 128, groups of 4, bidirectional, length 130 across key tiles', { b: 1, heads: 8, kvHeads: 2, sq: 130, sk: 130, d: 128, causal: false, lengths: [130] }],
-  ['d 64, groups of 4, causal, window 33, length 130, padding', { b: 1, heads: 4, kvHeads: 1, sq: 130, sk: 130, d: 64, causal: true, window: 33, lengths: [120] }],
-  ['d 128, 77 queries after 53 cached keys (sq ≠ sk), groups of 4', { b: 2, heads: 4, kvHeads: 1, sq: 77, sk: 130, d: 128, causal: true, queryOffset: 53, lengths: [130, 100] }],
-  ['d 64, bidirectional, 30 queries over 77 keys with a window', { b: 1, heads: 2, kvHeads: 1, sq: 30, sk: 77, d: 64, causal: false, window: 40, queryOffset: 47, lengths: [77] }],
+  [
+    'd 64, one query head per KV head, causal, odd length 77, right padding',
+    { b: 2, heads: 2, kvHeads: 2, sq: 77, sk: 77, d: 64, causal: true, lengths: [77, 50] },
+  ],
+  [
+    'd 128, groups of 4, bidirectional, length 130 across key tiles',
+    { b: 1, heads: 8, kvHeads: 2, sq: 130, sk: 130, d: 128, causal: false, lengths: [130] },
+  ],
+  [
+    'd 64, groups of 4, causal, window 33, length 130, padding',
+    { b: 1, heads: 4, kvHeads: 1, sq: 130, sk: 130, d: 64, causal: true, window: 33, lengths: [120] },
+  ],
+  [
+    'd 128, 77 queries after 53 cached keys (sq ≠ sk), groups of 4',
+    { b: 2, heads: 4, kvHeads: 1, sq: 77, sk: 130, d: 128, causal: true, queryOffset: 53, lengths: [130, 100] },
+  ],
+  [
+    'd 64, bidirectional, 30 queries over 77 keys with a window',
+    { b: 1, heads: 2, kvHeads: 1, sq: 30, sk: 77, d: 64, causal: false, window: 40, queryOffset: 47, lengths: [77] },
+  ],
   ['d 64, a fully masked example beside a full one', { b: 2, heads: 4, kvHeads: 1, sq: 70, sk: 70, d: 64, causal: true, lengths: [70, 0] }],
-  ['d 128, key-mask holes and left padding, bool mask',
-    { b: 2, heads: 2, kvHeads: 1, sq: 77, sk: 77, d: 128, causal: true, lengths: [], visible: (b, j) => (b === 0 ? j % 3 !== 1 : j >= 9), maskDtype: 'bool' }],
+  [
+    'd 128, key-mask holes and left padding, bool mask',
+    {
+      b: 2,
+      heads: 2,
+      kvHeads: 1,
+      sq: 77,
+      sk: 77,
+      d: 128,
+      causal: true,
+      lengths: [],
+      visible: (b, j) => (b === 0 ? j % 3 !== 1 : j >= 9),
+      maskDtype: 'bool',
+    },
+  ],
 ];
 
 describe('flash attention on tensor cores (bf16 q, k, v; head dims 32, 64, 96, 128)', () => {
@@ -175,36 +244,85 @@ describe('the flash attention primitives on strided views', () => {
   const width = (c.heads + 2 * c.kvHeads) * c.d;
 
   /** [b, h, s, d] tensors → one [b, s, Σh·d] tensor (the fused layout). */
-  const fuse = (ts: Tensor[]) => tf.concat(ts.map((t) => tf.transpose(t, [0, 2, 1, 3]).reshape([c.b, c.sq, -1])), 2);
+  const fuse = (ts: Tensor[]) =>
+    tf.concat(
+      ts.map((t) => tf.transpose(t, [0, 2, 1, 3]).reshape([c.b, c.sq, -1])),
+      2,
+    );
 
-  it.each([['bf16 q, k, v (tensor cores)', true], ['f32 q, k, v (SIMT)', false]] as const)('%s', async (_name, bf16) => {
+  it.each([
+    ['bf16 q, k, v (tensor cores)', true],
+    ['f32 q, k, v (SIMT)', false],
+  ] as const)('%s', async (_name, bf16) => {
     const [q, k, v, dy] = inputs(c, true);
     const mask = keyMask(c);
     await tf.setBackend('cpu');
     const ref = tf.tidy(() => {
       const f = (q: Tensor, k: Tensor, v: Tensor) => tf.sum(tf.mul(attention(q, k, v, mask, options(c)), dy!));
       const out = attention(q!, k!, v!, mask, options(c));
-      return { out: tf.transpose(out, [0, 2, 1, 3]).dataSync().slice(), grads: fuse(tf.grads(f)([q!, k!, v!])).dataSync().slice() };
+      return {
+        out: tf.transpose(out, [0, 2, 1, 3]).dataSync().slice(),
+        grads: fuse(tf.grads(f)([q!, k!, v!]))
+          .dataSync()
+          .slice(),
+      };
     });
     await tf.setBackend('cuda');
     const backend = activeCudaBackend()!;
     const [qkv, out, dOut, lse, grads, maskCuda] = tf.tidy(() => {
       const stored = (t: Tensor) => (bf16 ? storeFrozenWeight(t) : t);
-      return [stored(fuse([q!, k!, v!])), stored(tf.zeros([c.b, c.sq, c.heads, c.d])), stored(tf.transpose(dy!, [0, 2, 1, 3])),
-        tf.zeros([c.b, c.heads, c.sq]), tf.zeros([c.b, c.sq, width]), keyMask(c)];
+      return [
+        stored(fuse([q!, k!, v!])),
+        stored(tf.zeros([c.b, c.sq, c.heads, c.d])),
+        stored(tf.transpose(dy!, [0, 2, 1, 3])),
+        tf.zeros([c.b, c.heads, c.sq]),
+        tf.zeros([c.b, c.sq, width]),
+        keyMask(c),
+      ];
     }) as Tensor[];
-    const ptr = (t: Tensor) => backend.ptr(t as unknown as TensorRef), code = (t: Tensor) => backend.code(t as unknown as TensorRef);
-    const fused = (t: Tensor, column: number): AttentionView => ({ ptr: ptr(t) + column * c.d * (code(t) === 1 ? 2 : 4), dtype: code(t), strides: [c.sq * width, c.d, width] });
+    const ptr = (t: Tensor) => backend.ptr(t as unknown as TensorRef),
+      code = (t: Tensor) => backend.code(t as unknown as TensorRef);
+    const fused = (t: Tensor, column: number): AttentionView => ({
+      ptr: ptr(t) + column * c.d * (code(t) === 1 ? 2 : 4),
+      dtype: code(t),
+      strides: [c.sq * width, c.d, width],
+    });
     const bshd = (t: Tensor): AttentionView => ({ ptr: ptr(t), dtype: code(t), strides: [c.sq * c.heads * c.d, c.d, c.heads * c.d] });
-    const problem = { batch: c.b, heads: c.heads, kvHeads: c.kvHeads, sq: c.sq, sk: c.sk, headDim: c.d, scale: 1 / Math.sqrt(c.d), causal: c.causal, window: 0, queryOffset: 0 };
-    const views = { q: fused(qkv!, 0), k: fused(qkv!, c.heads), v: fused(qkv!, c.heads + c.kvHeads), keyMask: ptr(maskCuda!), maskDtype: code(maskCuda!) };
+    const problem = {
+      batch: c.b,
+      heads: c.heads,
+      kvHeads: c.kvHeads,
+      sq: c.sq,
+      sk: c.sk,
+      headDim: c.d,
+      scale: 1 / Math.sqrt(c.d),
+      causal: c.causal,
+      window: 0,
+      queryOffset: 0,
+    };
+    const views = {
+      q: fused(qkv!, 0),
+      k: fused(qkv!, c.heads),
+      v: fused(qkv!, c.heads + c.kvHeads),
+      keyMask: ptr(maskCuda!),
+      maskDtype: code(maskCuda!),
+    };
     const gradViews = { dq: fused(grads!, 0), dk: fused(grads!, c.heads), dv: fused(grads!, c.heads + c.kvHeads) };
     expect(packedStrides(c.heads, c.sq, c.d)).toEqual([c.heads * c.sq * c.d, c.sq * c.d, c.d]);
     const workspaceBytes = attentionBackwardWorkspaceBytes({ ...problem, dq: gradViews.dq });
     const workspace = tf.zeros([Math.ceil(workspaceBytes / 4)]);
     runPrimitives(backend, (p) => {
       flashAttentionForward(p, { ...problem, ...views, out: bshd(out!), lse: ptr(lse!) });
-      flashAttentionBackward(p, { ...problem, ...views, ...gradViews, out: bshd(out!), dOut: bshd(dOut!), lse: ptr(lse!), workspace: ptr(workspace), workspaceBytes });
+      flashAttentionBackward(p, {
+        ...problem,
+        ...views,
+        ...gradViews,
+        out: bshd(out!),
+        dOut: bshd(dOut!),
+        lse: ptr(lse!),
+        workspace: ptr(workspace),
+        workspaceBytes,
+      });
     });
     expect(relErr(out!.dataSync(), ref.out), 'out').toBeLessThanOrEqual(bf16 ? 2 ** -7 : 1e-4);
     expect(relErr(grads!.dataSync(), ref.grads), 'dq | dk | dv').toBeLessThanOrEqual(bf16 ? 2 ** -6 : 1e-4);
@@ -229,7 +347,7 @@ describe('flash attention memory', () => {
     tf.tidy(() => {
       const f = (q: Tensor, k: Tensor, v: Tensor) => tf.sum(tf.mul(attention(q, k, v, mask, options(c)), w));
       const grads = tf.grads(f)([q, k, v]);
-      grads.forEach((g) => g.dataSync());  // wait for the device
+      grads.forEach((g) => g.dataSync()); // wait for the device
     });
     const extra = cudaMemory()!.peak - before;
     // out, lse, dy, dq (+ its f32 sum), dk, dv and small scratch: a few q-sized tensors.

@@ -20,7 +20,11 @@ export async function useCuda(): Promise<void> {
   await useBackend('cuda');
 }
 
-export interface Result { shape: number[]; dtype: string; data: Float64Array }
+export interface Result {
+  shape: number[];
+  dtype: string;
+  data: Float64Array;
+}
 
 function collect(out: Tensor | Tensor[]): Result[] {
   const list = Array.isArray(out) ? out : [out];
@@ -31,7 +35,9 @@ function collect(out: Tensor | Tensor[]): Result[] {
 export async function onBoth(build: () => Tensor | Tensor[]): Promise<{ cpu: Result[]; cuda: Result[] }> {
   const run = (): Result[] => {
     let results: Result[] = [];
-    tf.tidy(() => { results = collect(build()); });
+    tf.tidy(() => {
+      results = collect(build());
+    });
     return results;
   };
   await tf.setBackend('cpu');
@@ -44,12 +50,20 @@ export async function onBoth(build: () => Tensor | Tensor[]): Promise<{ cpu: Res
 /** max |a − b| / max |b| (NaN anywhere where b is not NaN → Infinity). */
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) return Infinity;
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   for (let i = 0; i < b.length; i++) {
-    const x = a[i]!, y = b[i]!;
-    if (Number.isNaN(y)) { if (!Number.isNaN(x)) return Infinity; continue; }
+    const x = a[i]!,
+      y = b[i]!;
+    if (Number.isNaN(y)) {
+      if (!Number.isNaN(x)) return Infinity;
+      continue;
+    }
     if (Number.isNaN(x)) return Infinity;
-    if (x === y) { den = Math.max(den, Math.abs(y)); continue; }
+    if (x === y) {
+      den = Math.max(den, Math.abs(y));
+      continue;
+    }
     num = Math.max(num, Math.abs(x - y));
     den = Math.max(den, Math.abs(y));
   }
@@ -61,7 +75,11 @@ export function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   let s = (seed * 2654435761) >>> 0 || 1;
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     out[i] = lo + (hi - lo) * (s / 4294967296);
   }
   return out;

@@ -19,8 +19,15 @@ beforeAll(async () => {
 });
 
 const MODELS = [
-  'tiny-llama', 'tiny-qwen2', 'tiny-llama-bnb-nf4', 'transformers-extra/tiny-phi3', 'transformers-extra/tiny-gemma',
-  'transformers-extra/tiny-qwen2-window', 'transformers-extra/tiny-qwen3', 'tiny-gpt2', 'transformers-extra/tiny-gpt2-scaled',
+  'tiny-llama',
+  'tiny-qwen2',
+  'tiny-llama-bnb-nf4',
+  'transformers-extra/tiny-phi3',
+  'transformers-extra/tiny-gemma',
+  'transformers-extra/tiny-qwen2-window',
+  'transformers-extra/tiny-qwen3',
+  'tiny-gpt2',
+  'transformers-extra/tiny-gpt2-scaled',
 ];
 
 describe.each(MODELS)('fused decoder halves on %s', (model) => {

@@ -33,25 +33,77 @@ function fromBf16(b: number): number {
 }
 
 const UNARY: Array<(x: number, p0: number, p1: number) => number> = [
-  (x) => x, (x) => -x, Math.abs, Math.exp, Math.log, Math.sqrt, (x) => 1 / Math.sqrt(x), (x) => x * x, Math.tanh,
-  (x) => 1 / (1 + Math.exp(-x)), erf, (x) => (Number.isNaN(x) ? x : Math.max(0, x)), (x) => Math.sign(x), Math.floor,
-  Math.ceil, roundHalfEven, (x) => 1 / x, Math.log1p, Math.expm1, Math.sin, Math.cos,
-  (x) => (x > 20 ? x : Math.log1p(Math.exp(x))), (x) => (x >= 0 ? x : Math.expm1(x)), (x, a) => (Number.isNaN(x) ? x : x > 0 ? 1 : a),
-  (x, a) => (x < 0 ? a * x : x), (x, a, b) => (Number.isNaN(x) ? x : Math.min(Math.max(x, a), b)), (x) => (x === 0 ? 1 : 0),
-  (x) => (Number.isNaN(x) ? 1 : 0), (x) => (Math.abs(x) === Infinity ? 1 : 0), (x) => (Number.isFinite(x) ? 1 : 0),
+  (x) => x,
+  (x) => -x,
+  Math.abs,
+  Math.exp,
+  Math.log,
+  Math.sqrt,
+  (x) => 1 / Math.sqrt(x),
+  (x) => x * x,
+  Math.tanh,
+  (x) => 1 / (1 + Math.exp(-x)),
+  erf,
+  (x) => (Number.isNaN(x) ? x : Math.max(0, x)),
+  (x) => Math.sign(x),
+  Math.floor,
+  Math.ceil,
+  roundHalfEven,
+  (x) => 1 / x,
+  Math.log1p,
+  Math.expm1,
+  Math.sin,
+  Math.cos,
+  (x) => (x > 20 ? x : Math.log1p(Math.exp(x))),
+  (x) => (x >= 0 ? x : Math.expm1(x)),
+  (x, a) => (Number.isNaN(x) ? x : x > 0 ? 1 : a),
+  (x, a) => (x < 0 ? a * x : x),
+  (x, a, b) => (Number.isNaN(x) ? x : Math.min(Math.max(x, a), b)),
+  (x) => (x === 0 ? 1 : 0),
+  (x) => (Number.isNaN(x) ? 1 : 0),
+  (x) => (Math.abs(x) === Infinity ? 1 : 0),
+  (x) => (Number.isFinite(x) ? 1 : 0),
   (x) => (Number.isNaN(x) ? x : Math.min(Math.max(x, 0), 6)),
   (x) => (x >= 0 ? 1.0507009873554805 * x : 1.0507009873554805 * 1.6732632423543772 * Math.expm1(x)),
-  Math.tan, Math.atan, Math.asin, Math.acos, Math.sinh, Math.cosh, Math.asinh, Math.acosh, Math.atanh,
-  (x) => 0.5 * x * (1 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))), (x) => x / (1 + Math.exp(-x)),
+  Math.tan,
+  Math.atan,
+  Math.asin,
+  Math.acos,
+  Math.sinh,
+  Math.cosh,
+  Math.asinh,
+  Math.acosh,
+  Math.atanh,
+  (x) => 0.5 * x * (1 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))),
+  (x) => x / (1 + Math.exp(-x)),
 ];
 
 const BINARY: Array<(a: number, b: number) => number> = [
-  (a, b) => a + b, (a, b) => a - b, (a, b) => a * b, (a, b) => a / b, (a, b) => Math.floor(a / b),
-  (a, b) => { const r = a % b; return r !== 0 && (r < 0) !== (b < 0) ? r + b : r; }, Math.pow,
-  (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)), (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
-  (a, b) => (a - b) * (a - b), Math.atan2, (a, b) => +(a === b), (a, b) => +(a !== b), (a, b) => +(a < b), (a, b) => +(a <= b),
-  (a, b) => +(a > b), (a, b) => +(a >= b), (a, b) => +(a !== 0 && b !== 0), (a, b) => +(a !== 0 || b !== 0),
-  (a, b) => (a < 0 ? a * b : a), (a, b) => (b === 0 ? 0 : a / b), (a, b) => +((a !== 0) !== (b !== 0)),
+  (a, b) => a + b,
+  (a, b) => a - b,
+  (a, b) => a * b,
+  (a, b) => a / b,
+  (a, b) => Math.floor(a / b),
+  (a, b) => {
+    const r = a % b;
+    return r !== 0 && r < 0 !== b < 0 ? r + b : r;
+  },
+  Math.pow,
+  (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)),
+  (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
+  (a, b) => (a - b) * (a - b),
+  Math.atan2,
+  (a, b) => +(a === b),
+  (a, b) => +(a !== b),
+  (a, b) => +(a < b),
+  (a, b) => +(a <= b),
+  (a, b) => +(a > b),
+  (a, b) => +(a >= b),
+  (a, b) => +(a !== 0 && b !== 0),
+  (a, b) => +(a !== 0 || b !== 0),
+  (a, b) => (a < 0 ? a * b : a),
+  (a, b) => (b === 0 ? 0 : a / b),
+  (a, b) => +((a !== 0) !== (b !== 0)),
 ];
 
 function roundHalfEven(x: number): number {
@@ -60,21 +112,28 @@ function roundHalfEven(x: number): number {
   return d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
 }
 
-
 export function emulatedAddon(): CudaAddon {
   // Allocations at increasing addresses with gaps; a pointer may point inside one (a column
   // slice, a sub-allocation of scratch), as device pointers do.
   const mem = new Map<number, ArrayBuffer>();
   const starts: number[] = [];
   let next = 4096;
-  let inUse = 0, peak = 0, allocs = 0, frees = 0;
+  let inUse = 0,
+    peak = 0,
+    allocs = 0,
+    frees = 0;
   const sizes = new Map<number, number>();
 
   const locate = (p: number): { b: ArrayBuffer; off: number } => {
-    let lo = 0, hi = starts.length - 1, at = -1;
+    let lo = 0,
+      hi = starts.length - 1,
+      at = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      if (starts[mid]! <= p) { at = mid; lo = mid + 1; } else hi = mid - 1;
+      if (starts[mid]! <= p) {
+        at = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
     }
     const start = at >= 0 ? starts[at]! : -1;
     const b = mem.get(start);
@@ -108,7 +167,9 @@ export function emulatedAddon(): CudaAddon {
     for (let d = shape.length - 1; d >= 0; d--) {
       const c = i % shape[d]!;
       i = Math.floor(i / shape[d]!);
-      strides.forEach((s, k) => { off[k] += c * s[d]!; });
+      strides.forEach((s, k) => {
+        off[k] += c * s[d]!;
+      });
     }
     return off;
   };
@@ -130,8 +191,10 @@ export function emulatedAddon(): CudaAddon {
       let pi = load(p, 0, i) * (1 - lr * wd);
       const mi = b1 * load(m, 0, i) + (1 - b1) * gi;
       const vi = b2 * load(v, 0, i) + (1 - b2) * gi * gi;
-      pi -= (lr / bc1) * mi / (Math.sqrt(vi) / Math.sqrt(bc2) + eps);
-      store(p, 0, i, pi); store(m, 0, i, mi); store(v, 0, i, vi);
+      pi -= ((lr / bc1) * mi) / (Math.sqrt(vi) / Math.sqrt(bc2) + eps);
+      store(p, 0, i, pi);
+      store(m, 0, i, mi);
+      store(v, 0, i, vi);
     }
   };
   return {
@@ -149,7 +212,16 @@ export function emulatedAddon(): CudaAddon {
         pos += 1 + entry.nargs;
       }
     },
-    deviceInfo: () => ({ name: 'emulated', device: 0, deviceCount: 1, computeCapability: 0, totalMemory: 0, multiProcessors: 0, runtimeVersion: 0, driverVersion: 0 }),
+    deviceInfo: () => ({
+      name: 'emulated',
+      device: 0,
+      deviceCount: 1,
+      computeCapability: 0,
+      totalMemory: 0,
+      multiProcessors: 0,
+      runtimeVersion: 0,
+      driverVersion: 0,
+    }),
     alloc(bytes) {
       const p = next;
       next += Math.ceil(Math.max(bytes, 1) / 256) * 256 + 256;
@@ -157,21 +229,43 @@ export function emulatedAddon(): CudaAddon {
       mem.set(p, new ArrayBuffer(rounded));
       starts.push(p);
       const poisoned = new Uint8Array(mem.get(p)!);
-      poisoned.fill(0xff);  // NaN for floats: unwritten outputs show up
-      sizes.set(p, rounded); inUse += rounded; peak = Math.max(peak, inUse); allocs++;
+      poisoned.fill(0xff); // NaN for floats: unwritten outputs show up
+      sizes.set(p, rounded);
+      inUse += rounded;
+      peak = Math.max(peak, inUse);
+      allocs++;
       return p;
     },
     free(p) {
       if (!mem.delete(p)) throw new Error(`free: pointer ${p} was not allocated by this pool (double free?)`);
       starts.splice(starts.indexOf(p), 1);
-      inUse -= sizes.get(p)!; sizes.delete(p); frees++;
+      inUse -= sizes.get(p)!;
+      sizes.delete(p);
+      frees++;
     },
-    memoryStats: (): PoolStats => ({ inUse, peak, reserved: inUse, allocs, frees, live: mem.size, deviceFree: EMULATED_DEVICE_BYTES - inUse, deviceTotal: EMULATED_DEVICE_BYTES }),
-    resetPeak() { peak = inUse; },
+    memoryStats: (): PoolStats => ({
+      inUse,
+      peak,
+      reserved: inUse,
+      allocs,
+      frees,
+      live: mem.size,
+      deviceFree: EMULATED_DEVICE_BYTES - inUse,
+      deviceTotal: EMULATED_DEVICE_BYTES,
+    }),
+    resetPeak() {
+      peak = inUse;
+    },
     trim() {},
-    upload(dst, src) { view(dst, 3).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength)); },
-    download(src, dst) { new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(view(src, 3).subarray(0, dst.byteLength)); },
-    copy(dst, src, bytes) { view(dst, 3).set(view(src, 3).subarray(0, bytes)); },
+    upload(dst, src) {
+      view(dst, 3).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
+    },
+    download(src, dst) {
+      new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(view(src, 3).subarray(0, dst.byteLength));
+    },
+    copy(dst, src, bytes) {
+      view(dst, 3).set(view(src, 3).subarray(0, bytes));
+    },
     synchronize() {},
     eventRecord: () => performance.now(),
     eventElapsed: (a, b) => b - a,
@@ -182,7 +276,9 @@ export function emulatedAddon(): CudaAddon {
     binary(op, a, at, b, bt, out, ot, shapes) {
       const r = shapes.length / 3;
       const s = Array.from(shapes);
-      const os = s.slice(0, r), sa = bstrides(os, s.slice(r, 2 * r)), sb = bstrides(os, s.slice(2 * r));
+      const os = s.slice(0, r),
+        sa = bstrides(os, s.slice(r, 2 * r)),
+        sb = bstrides(os, s.slice(2 * r));
       const n = os.reduce((x, y) => x * y, 1);
       const float = isF(at) || isF(bt);
       const f = BINARY[op]!;
@@ -211,14 +307,37 @@ export function emulatedAddon(): CudaAddon {
           for (let j = 0; j < r; j++) {
             const v = load(x, xt, (o * r + j) * inner + i);
             switch (op) {
-              case 0: case 1: acc = fr(float, acc + v); break;
-              case 2: acc = Number.isNaN(acc) || acc >= v ? acc : v; break;
-              case 3: acc = Number.isNaN(acc) || acc <= v ? acc : v; break;
-              case 4: acc = fr(float, acc * v); break;
-              case 5: acc = acc !== 0 || v !== 0 ? 1 : 0; break;
-              case 6: acc = acc !== 0 && v !== 0 ? 1 : 0; break;
-              case 7: if (v > acc || idx < 0 && v === acc) { acc = v; idx = j; } break;
-              case 8: if (v < acc || idx < 0 && v === acc) { acc = v; idx = j; } break;
+              case 0:
+              case 1:
+                acc = fr(float, acc + v);
+                break;
+              case 2:
+                acc = Number.isNaN(acc) || acc >= v ? acc : v;
+                break;
+              case 3:
+                acc = Number.isNaN(acc) || acc <= v ? acc : v;
+                break;
+              case 4:
+                acc = fr(float, acc * v);
+                break;
+              case 5:
+                acc = acc !== 0 || v !== 0 ? 1 : 0;
+                break;
+              case 6:
+                acc = acc !== 0 && v !== 0 ? 1 : 0;
+                break;
+              case 7:
+                if (v > acc || (idx < 0 && v === acc)) {
+                  acc = v;
+                  idx = j;
+                }
+                break;
+              case 8:
+                if (v < acc || (idx < 0 && v === acc)) {
+                  acc = v;
+                  idx = j;
+                }
+                break;
             }
           }
           const res = op === 7 || op === 8 ? Math.max(idx, 0) : op === 1 ? fr(float, acc / r) : acc;
@@ -239,31 +358,39 @@ export function emulatedAddon(): CudaAddon {
       }
     },
     gather(src, t, idx, dst, batch, outer, axisDim, inner, nIdx) {
-      for (let q = 0; q < batch; q++) for (let oo = 0; oo < outer; oo++) for (let j = 0; j < nIdx; j++) {
-        const o = q * outer + oo;
-        const k = load(idx, 2, q * nIdx + j);
-        if (k < 0 || k >= axisDim) throw new Error(`synchronize: a gather index was out of range: index ${k} for an axis of size ${axisDim}`);
-        for (let i = 0; i < inner; i++) {
-          const v = view(src, t)[(o * axisDim + k) * inner + i]!;
-          view(dst, t)[(o * nIdx + j) * inner + i] = v;
-        }
-      }
+      for (let q = 0; q < batch; q++)
+        for (let oo = 0; oo < outer; oo++)
+          for (let j = 0; j < nIdx; j++) {
+            const o = q * outer + oo;
+            const k = load(idx, 2, q * nIdx + j);
+            if (k < 0 || k >= axisDim)
+              throw new Error(`synchronize: a gather index was out of range: index ${k} for an axis of size ${axisDim}`);
+            for (let i = 0; i < inner; i++) {
+              const v = view(src, t)[(o * axisDim + k) * inner + i]!;
+              view(dst, t)[(o * nIdx + j) * inner + i] = v;
+            }
+          }
     },
     scatterAdd(src, st, ids, dst, dt, n, inner, numSegments) {
       for (let j = 0; j < n; j++) {
         const s = load(ids, 2, j);
         if (s < 0) continue;
         if (s >= numSegments) throw new Error(`scatter segment id ${s} out of range`);
-        for (let i = 0; i < inner; i++) store(dst, dt, s * inner + i, fr(dt === 0, load(dst, dt, s * inner + i) + load(src, st, j * inner + i)));
+        for (let i = 0; i < inner; i++)
+          store(dst, dt, s * inner + i, fr(dt === 0, load(dst, dt, s * inner + i) + load(src, st, j * inner + i)));
       }
     },
     stridedCopy(src, st, dst, dt, plan, pad) {
       const rank = plan[0]!;
-      const outOffset = plan[1]!, inOffset = plan[2]!;
+      const outOffset = plan[1]!,
+        inOffset = plan[2]!;
       const d = Array.from({ length: rank }, (_, k) => Array.from(plan.subarray(3 + 7 * k, 10 + 7 * k)));
       const n = d.reduce((a, x) => a * x[0]!, 1);
       for (let t = 0; t < n; t++) {
-        let rem = t, o = outOffset, i = inOffset, inside = true;
+        let rem = t,
+          o = outOffset,
+          i = inOffset,
+          inside = true;
         for (let k = rank - 1; k >= 0; k--) {
           const [os, ost, is, ist, start, step, wrap] = d[k]!;
           const c = rem % os!;
@@ -278,19 +405,49 @@ export function emulatedAddon(): CudaAddon {
         else store(dst, dt, o, inside ? load(src, st, i) : pad);
       }
     },
-    fill(dst, dt, n, v) { for (let i = 0; i < n; i++) store(dst, dt, i, v); },
-    range(dst, dt, n, start, step) { for (let i = 0; i < n; i++) store(dst, dt, i, start + i * step); },
+    fill(dst, dt, n, v) {
+      for (let i = 0; i < n; i++) store(dst, dt, i, v);
+    },
+    range(dst, dt, n, start, step) {
+      for (let i = 0; i < n; i++) store(dst, dt, i, start + i * step);
+    },
     oneHot(idx, dst, dt, n, depth, on, off) {
       for (let j = 0; j < n; j++) for (let c = 0; c < depth; c++) store(dst, dt, j * depth + c, load(idx, 2, j) === c ? on : off);
     },
     gemm(a, b, d, abType, dType, m, n, k, transA, transB, batch, sA, sB, sD, bias) {
-      prims.gemm({ a, b, d, c: 0, abType, dType, m, n, k, transA, transB, lda: 0, ldb: 0, ldd: 0, alpha: 1, beta: 0, bias, batch, strideA: sA, strideB: sB, strideD: sD });
+      prims.gemm({
+        a,
+        b,
+        d,
+        c: 0,
+        abType,
+        dType,
+        m,
+        n,
+        k,
+        transA,
+        transB,
+        lda: 0,
+        ldb: 0,
+        ldd: 0,
+        alpha: 1,
+        beta: 0,
+        bias,
+        batch,
+        strideA: sA,
+        strideB: sB,
+        strideD: sD,
+      });
     },
     crossEntropy(x, xt, labels, loss, rows, cols, ignore) {
       for (let r = 0; r < rows; r++) {
         const label = load(labels, 2, r);
-        if (label === ignore || label < 0 || label >= cols) { store(loss, 0, r, 0); continue; }
-        let m = -Infinity, s = 0;
+        if (label === ignore || label < 0 || label >= cols) {
+          store(loss, 0, r, 0);
+          continue;
+        }
+        let m = -Infinity,
+          s = 0;
         for (let j = 0; j < cols; j++) m = Math.max(m, load(x, xt, r * cols + j));
         for (let j = 0; j < cols; j++) s += Math.exp(load(x, xt, r * cols + j) - m);
         store(loss, 0, r, m + Math.log(s) - load(x, xt, r * cols + label));
@@ -301,7 +458,8 @@ export function emulatedAddon(): CudaAddon {
       for (let r = 0; r < rows; r++) {
         const label = load(labels, 2, r);
         const valid = !(label === ignore || label < 0 || label >= cols);
-        let m = -Infinity, s = 0;
+        let m = -Infinity,
+          s = 0;
         for (let j = 0; j < cols; j++) m = Math.max(m, load(x, xt, r * cols + j));
         for (let j = 0; j < cols; j++) s += Math.exp(load(x, xt, r * cols + j) - m);
         const lse = m + Math.log(s);
@@ -364,7 +522,8 @@ function emulatedNccl(copy: (dst: number, src: number, bytes: number) => void) {
       return nextComm++;
     },
     ncclAllReduce: (c: number, s: number, r: number, n: number, dt: number, op: number) => reduce('ncclAllReduce', c, s, r, n, dt, op),
-    ncclReduceScatter: (c: number, s: number, r: number, n: number, dt: number, op: number) => reduce('ncclReduceScatter', c, s, r, n, dt, op),
+    ncclReduceScatter: (c: number, s: number, r: number, n: number, dt: number, op: number) =>
+      reduce('ncclReduceScatter', c, s, r, n, dt, op),
     ncclAllGather(c: number, s: number, r: number, n: number, dt: number) {
       comm(c, 'ncclAllGather');
       copy(r, s, bytesOf(dt, n, 'ncclAllGather'));
@@ -374,7 +533,13 @@ function emulatedNccl(copy: (dst: number, src: number, bytes: number) => void) {
       if (root !== 0) throw new Error(`ncclBroadcast: root ${root} of a group of one`);
       copy(r, s, bytesOf(dt, n, 'ncclBroadcast'));
     },
-    ncclCommAbort(c: number) { comm(c, 'ncclCommAbort'); open.delete(c); },
-    ncclCommDestroy(c: number) { comm(c, 'ncclCommDestroy'); open.delete(c); },
+    ncclCommAbort(c: number) {
+      comm(c, 'ncclCommAbort');
+      open.delete(c);
+    },
+    ncclCommDestroy(c: number) {
+      comm(c, 'ncclCommDestroy');
+      open.delete(c);
+    },
   };
 }

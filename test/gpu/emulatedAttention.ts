@@ -12,17 +12,33 @@ import { flashBackwardWorkspaceBytes } from '../../src/backend/attentionWorkspac
 
 type Mem = Pick<EmulatedMemory, 'load' | 'store'>;
 const MASKED = -1e30;
-const F32 = 0, BF16 = 1;
+const F32 = 0,
+  BF16 = 1;
 
 interface Problem {
-  b: number; heads: number; kvHeads: number; sq: number; sk: number; d: number;
-  scale: number; causal: boolean; window: number; queryOffset: number;
+  b: number;
+  heads: number;
+  kvHeads: number;
+  sq: number;
+  sk: number;
+  d: number;
+  scale: number;
+  causal: boolean;
+  window: number;
+  queryOffset: number;
 }
 
 /** A strided [b, heads, rows, d] view: pointer, dtype, strides. */
-interface View { p: number; dt: number; sb: number; sh: number; sr: number }
+interface View {
+  p: number;
+  dt: number;
+  sb: number;
+  sh: number;
+  sr: number;
+}
 
-const TENSOR_ARGS = 5, PROBLEM_ARGS = 10;
+const TENSOR_ARGS = 5,
+  PROBLEM_ARGS = 10;
 
 function viewAt(a: Float64Array, i: number): View {
   return { p: a[i]!, dt: a[i + 1]!, sb: a[i + 2]!, sh: a[i + 3]!, sr: a[i + 4]! };
@@ -32,17 +48,30 @@ function problemAt(a: Float64Array, i: number, where: string): Problem {
   const [b, heads, kvHeads, sq, sk, d, scale, causal, window, queryOffset] = Array.from(a.subarray(i, i + PROBLEM_ARGS)) as number[];
   if (heads! % kvHeads! !== 0) throw new Error(`${where}: ${heads} query heads do not group over ${kvHeads} KV heads`);
   if (d! > 256) throw new Error(`${where}: head dimension ${d} exceeds the supported 256`);
-  return { b: b!, heads: heads!, kvHeads: kvHeads!, sq: sq!, sk: sk!, d: d!, scale: scale!, causal: causal !== 0, window: window!, queryOffset: queryOffset! };
+  return {
+    b: b!,
+    heads: heads!,
+    kvHeads: kvHeads!,
+    sq: sq!,
+    sk: sk!,
+    d: d!,
+    scale: scale!,
+    causal: causal !== 0,
+    window: window!,
+    queryOffset: queryOffset!,
+  };
 }
 
 /** The view's values as a packed [b, heads, rows, d] array. */
 function read(mem: Mem, v: View, pr: Problem, heads: number, rows: number): Float64Array {
   const out = new Float64Array(pr.b * heads * rows * pr.d);
   let n = 0;
-  for (let b = 0; b < pr.b; b++) for (let h = 0; h < heads; h++) for (let i = 0; i < rows; i++) {
-    const at = b * v.sb + h * v.sh + i * v.sr;
-    for (let c = 0; c < pr.d; c++) out[n++] = mem.load(v.p, v.dt, at + c);
-  }
+  for (let b = 0; b < pr.b; b++)
+    for (let h = 0; h < heads; h++)
+      for (let i = 0; i < rows; i++) {
+        const at = b * v.sb + h * v.sh + i * v.sr;
+        for (let c = 0; c < pr.d; c++) out[n++] = mem.load(v.p, v.dt, at + c);
+      }
   return out;
 }
 
@@ -50,14 +79,16 @@ function read(mem: Mem, v: View, pr: Problem, heads: number, rows: number): Floa
 function write(mem: Mem, v: View, pr: Problem, heads: number, rows: number, values: Float64Array): void {
   if (v.dt !== F32 && v.dt !== BF16) throw new Error(`flash attention: outputs must be f32 or bf16, not dtype ${v.dt}`);
   let n = 0;
-  for (let b = 0; b < pr.b; b++) for (let h = 0; h < heads; h++) for (let i = 0; i < rows; i++) {
-    const at = b * v.sb + h * v.sh + i * v.sr;
-    for (let c = 0; c < pr.d; c++) mem.store(v.p, v.dt, at + c, values[n++]!);
-  }
+  for (let b = 0; b < pr.b; b++)
+    for (let h = 0; h < heads; h++)
+      for (let i = 0; i < rows; i++) {
+        const at = b * v.sb + h * v.sh + i * v.sr;
+        for (let c = 0; c < pr.d; c++) mem.store(v.p, v.dt, at + c, values[n++]!);
+      }
 }
 
 function readMask(mem: Mem, p: number, dt: number, n: number): Float64Array {
-  const out = new Float64Array(n).fill(1);  // no mask: every key visible
+  const out = new Float64Array(n).fill(1); // no mask: every key visible
   if (p !== 0) for (let i = 0; i < n; i++) out[i] = mem.load(p, dt, i);
   return out;
 }
@@ -87,7 +118,10 @@ function rowSoftmax(pr: Problem, q: Float64Array, k: Float64Array, mask: Float64
 
 /** kernels/src/flash_attention_backward.cu workspaceLayout's total: the dQ sum unless dq is packed f32. */
 function workspaceBytes(pr: Problem, dq: View): number {
-  const inPlace = dq.dt === F32 && (pr.b <= 1 || dq.sb === pr.heads * pr.sq * pr.d) && (pr.heads <= 1 || dq.sh === pr.sq * pr.d) &&
+  const inPlace =
+    dq.dt === F32 &&
+    (pr.b <= 1 || dq.sb === pr.heads * pr.sq * pr.d) &&
+    (pr.heads <= 1 || dq.sh === pr.sq * pr.d) &&
     (pr.sq <= 1 || dq.sr === pr.d);
   return flashBackwardWorkspaceBytes(pr.b, pr.heads, pr.sq, pr.d, inPlace);
 }
@@ -97,57 +131,75 @@ function attention(mem: Mem) {
   return [
     {
       // (q×5, k×5, v×5, keyMask, maskt, out×5, lse, problem×10)
-      name: 'flashAttentionForward', nargs: 4 * T + 3 + PROBLEM_ARGS,
+      name: 'flashAttentionForward',
+      nargs: 4 * T + 3 + PROBLEM_ARGS,
       run: (a: Float64Array) => {
         const pr = problemAt(a, 4 * T + 3, 'flashAttentionForward');
-        const out = viewAt(a, 3 * T + 2), lsep = a[4 * T + 2]!;
-        const q = read(mem, viewAt(a, 0), pr, pr.heads, pr.sq), k = read(mem, viewAt(a, T), pr, pr.kvHeads, pr.sk);
-        const v = read(mem, viewAt(a, 2 * T), pr, pr.kvHeads, pr.sk), mask = readMask(mem, a[3 * T]!, a[3 * T + 1]!, pr.b * pr.sk);
+        const out = viewAt(a, 3 * T + 2),
+          lsep = a[4 * T + 2]!;
+        const q = read(mem, viewAt(a, 0), pr, pr.heads, pr.sq),
+          k = read(mem, viewAt(a, T), pr, pr.kvHeads, pr.sk);
+        const v = read(mem, viewAt(a, 2 * T), pr, pr.kvHeads, pr.sk),
+          mask = readMask(mem, a[3 * T]!, a[3 * T + 1]!, pr.b * pr.sk);
         const o = new Float64Array(q.length);
-        for (let b = 0; b < pr.b; b++) for (let h = 0; h < pr.heads; h++) for (let i = 0; i < pr.sq; i++) {
-          const { scores, lse, kvh, qRow } = rowSoftmax(pr, q, k, mask, b, h, i);
-          for (let j = 0; j < pr.sk; j++) {
-            const p = Math.exp(scores[j]! - lse), vRow = ((b * pr.kvHeads + kvh) * pr.sk + j) * pr.d;
-            for (let c = 0; c < pr.d; c++) o[qRow + c] += p * v[vRow + c]!;
-          }
-          mem.store(lsep, F32, (b * pr.heads + h) * pr.sq + i, lse);
-        }
+        for (let b = 0; b < pr.b; b++)
+          for (let h = 0; h < pr.heads; h++)
+            for (let i = 0; i < pr.sq; i++) {
+              const { scores, lse, kvh, qRow } = rowSoftmax(pr, q, k, mask, b, h, i);
+              for (let j = 0; j < pr.sk; j++) {
+                const p = Math.exp(scores[j]! - lse),
+                  vRow = ((b * pr.kvHeads + kvh) * pr.sk + j) * pr.d;
+                for (let c = 0; c < pr.d; c++) o[qRow + c] += p * v[vRow + c]!;
+              }
+              mem.store(lsep, F32, (b * pr.heads + h) * pr.sq + i, lse);
+            }
         write(mem, out, pr, pr.heads, pr.sq, o);
       },
     },
     {
       // (q×5, k×5, v×5, keyMask, maskt, out×5, dOut×5, lse, dq×5, dk×5, dv×5, problem×10, workspace, workspaceBytes)
-      name: 'flashAttentionBackward', nargs: 8 * T + 5 + PROBLEM_ARGS,
+      name: 'flashAttentionBackward',
+      nargs: 8 * T + 5 + PROBLEM_ARGS,
       run: (a: Float64Array) => {
         const pr = problemAt(a, 8 * T + 3, 'flashAttentionBackward');
-        const dqV = viewAt(a, 5 * T + 3), dkV = viewAt(a, 6 * T + 3), dvV = viewAt(a, 7 * T + 3);
-        const need = workspaceBytes(pr, dqV), given = a[8 * T + 4 + PROBLEM_ARGS]!;
+        const dqV = viewAt(a, 5 * T + 3),
+          dkV = viewAt(a, 6 * T + 3),
+          dvV = viewAt(a, 7 * T + 3);
+        const need = workspaceBytes(pr, dqV),
+          given = a[8 * T + 4 + PROBLEM_ARGS]!;
         if (pr.b * pr.heads * pr.sq > 0 && (given < need || a[8 * T + 3 + PROBLEM_ARGS] === 0)) {
           throw new Error(`flashAttentionBackward: workspace of ${given} bytes, needs ${need}`);
         }
-        const q = read(mem, viewAt(a, 0), pr, pr.heads, pr.sq), k = read(mem, viewAt(a, T), pr, pr.kvHeads, pr.sk);
-        const v = read(mem, viewAt(a, 2 * T), pr, pr.kvHeads, pr.sk), mask = readMask(mem, a[3 * T]!, a[3 * T + 1]!, pr.b * pr.sk);
-        const out = read(mem, viewAt(a, 3 * T + 2), pr, pr.heads, pr.sq), dOut = read(mem, viewAt(a, 4 * T + 2), pr, pr.heads, pr.sq);
+        const q = read(mem, viewAt(a, 0), pr, pr.heads, pr.sq),
+          k = read(mem, viewAt(a, T), pr, pr.kvHeads, pr.sk);
+        const v = read(mem, viewAt(a, 2 * T), pr, pr.kvHeads, pr.sk),
+          mask = readMask(mem, a[3 * T]!, a[3 * T + 1]!, pr.b * pr.sk);
+        const out = read(mem, viewAt(a, 3 * T + 2), pr, pr.heads, pr.sq),
+          dOut = read(mem, viewAt(a, 4 * T + 2), pr, pr.heads, pr.sq);
         const lsep = a[5 * T + 2]!;
-        const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(k.length);
-        for (let b = 0; b < pr.b; b++) for (let h = 0; h < pr.heads; h++) for (let i = 0; i < pr.sq; i++) {
-          const { scores, kvh, qRow } = rowSoftmax(pr, q, k, mask, b, h, i);
-          const lse = mem.load(lsep, F32, (b * pr.heads + h) * pr.sq + i);  // the forward's, as the kernel uses it
-          let delta = 0;  // Δ = rowsum(dO ⊙ O) from the stored output
-          for (let c = 0; c < pr.d; c++) delta += dOut[qRow + c]! * out[qRow + c]!;
-          for (let j = 0; j < pr.sk; j++) {
-            const kRow = ((b * pr.kvHeads + kvh) * pr.sk + j) * pr.d;
-            const p = Math.exp(scores[j]! - lse);
-            let dp = 0;
-            for (let c = 0; c < pr.d; c++) dp += dOut[qRow + c]! * v[kRow + c]!;
-            const ds = p * (dp - delta) * pr.scale;
-            for (let c = 0; c < pr.d; c++) {
-              dq[qRow + c] += ds * k[kRow + c]!;
-              dk[kRow + c] += ds * q[qRow + c]!;
-              dv[kRow + c] += p * dOut[qRow + c]!;
+        const dq = new Float64Array(q.length),
+          dk = new Float64Array(k.length),
+          dv = new Float64Array(k.length);
+        for (let b = 0; b < pr.b; b++)
+          for (let h = 0; h < pr.heads; h++)
+            for (let i = 0; i < pr.sq; i++) {
+              const { scores, kvh, qRow } = rowSoftmax(pr, q, k, mask, b, h, i);
+              const lse = mem.load(lsep, F32, (b * pr.heads + h) * pr.sq + i); // the forward's, as the kernel uses it
+              let delta = 0; // Δ = rowsum(dO ⊙ O) from the stored output
+              for (let c = 0; c < pr.d; c++) delta += dOut[qRow + c]! * out[qRow + c]!;
+              for (let j = 0; j < pr.sk; j++) {
+                const kRow = ((b * pr.kvHeads + kvh) * pr.sk + j) * pr.d;
+                const p = Math.exp(scores[j]! - lse);
+                let dp = 0;
+                for (let c = 0; c < pr.d; c++) dp += dOut[qRow + c]! * v[kRow + c]!;
+                const ds = p * (dp - delta) * pr.scale;
+                for (let c = 0; c < pr.d; c++) {
+                  dq[qRow + c] += ds * k[kRow + c]!;
+                  dk[kRow + c] += ds * q[qRow + c]!;
+                  dv[kRow + c] += p * dOut[qRow + c]!;
+                }
+              }
             }
-          }
-        }
         write(mem, dqV, pr, pr.heads, pr.sq, dq);
         write(mem, dkV, pr, pr.kvHeads, pr.sk, dk);
         write(mem, dvV, pr, pr.kvHeads, pr.sk, dv);

@@ -9,13 +9,15 @@
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/io/dtypes.js';
 import { defineEmulatedPrimitives, type EmulatedMemory } from './emulatedPrimitives.js';
 
-const F32 = 0, BF16 = 1, U8 = 3;
+const F32 = 0,
+  BF16 = 1,
+  U8 = 3;
 
 // The 16-value tables of dequantize_4bit.cu (bitsandbytes' dequantisation constants; FP4's sign is bit 8).
 const NF4 = Float32Array.from([
-  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334,
-  -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
-  0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
+  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334, -0.09105003625154495,
+  0.0, 0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
+  0.7229568362236023, 1.0,
 ]);
 const FP4_MAGNITUDES = [0, 0.005208333333, 0.66666667, 1, 0.33333333, 0.5, 0.16666667, 0.25];
 const FP4 = Float32Array.from([...FP4_MAGNITUDES, ...FP4_MAGNITUDES.map((v) => -v)]);
@@ -23,20 +25,25 @@ const FP4 = Float32Array.from([...FP4_MAGNITUDES, ...FP4_MAGNITUDES.map((v) => -
 /** Rounding to the source dtype by SourceRound code (kernels.h): none, bf16, f16. */
 const TO_SOURCE: Array<(v: number) => number> = [(v) => v, (v) => bf16ToF32(f32ToBf16(v)), (v) => f16ToF32(f32ToF16(v))];
 
-const GROUP = 4, ARGS_PER_WEIGHT = 12;
+const GROUP = 4,
+  ARGS_PER_WEIGHT = 12;
 
 function dequantize({ view }: EmulatedMemory) {
   /** One weight's 12 arguments, as one launch part. */
   const one = (a: number[]) => {
     const [packed, absmax, nestedAbsmax, nestedCode, offset, nestedBlocksize, out, outType, n, blocksize, quantType, roundTo] = a;
-    const fail = (what: string) => { throw new Error(`dequantize4bit: ${what} (n=${n} blocksize=${blocksize})`); };
+    const fail = (what: string) => {
+      throw new Error(`dequantize4bit: ${what} (n=${n} blocksize=${blocksize})`);
+    };
     if (n! < 0) fail('negative value count');
-    if (!(blocksize! >= 32 && blocksize! <= 4096 && (blocksize! & (blocksize! - 1)) === 0)) fail(`block size ${blocksize} is not a power of two in [32, 4096]`);
+    if (!(blocksize! >= 32 && blocksize! <= 4096 && (blocksize! & (blocksize! - 1)) === 0))
+      fail(`block size ${blocksize} is not a power of two in [32, 4096]`);
     if (quantType !== 0 && quantType !== 1) fail(`unknown 4-bit type code ${quantType} (0 nf4, 1 fp4)`);
     if (outType !== F32 && outType !== BF16) fail(`output type must be f32 or bf16, not code ${outType}`);
     if (!TO_SOURCE[roundTo!]) fail(`unknown rounding code ${roundTo} (0 none, 1 bf16, 2 f16)`);
     if (!packed || !absmax || !out) fail('the packed codes, absmax and output pointers must be set');
-    if (nestedAbsmax && (!nestedCode || !(nestedBlocksize! > 0))) fail('double quantisation needs the nested code and a nested block size in [1, 2^32)');
+    if (nestedAbsmax && (!nestedCode || !(nestedBlocksize! > 0)))
+      fail('double quantisation needs the nested code and a nested block size in [1, 2^32)');
     if (packed! % 4 !== 0 || out! % 16 !== 0) fail('packed codes must be 4-byte and the output 16-byte aligned');
     return () => {
       if (n === 0) return;
@@ -50,9 +57,10 @@ function dequantize({ view }: EmulatedMemory) {
       const nestedScales = nestedAbsmax ? view(nestedAbsmax, F32) : null;
       const dst = view(out!, outType!);
       for (let b = 0; b * blocksize! < n!; b++) {
-        const scale = code8 && nestedScales
-          ? Math.fround(Math.fround(code8[scales[b]!]! * nestedScales[Math.floor(b / nestedBlocksize!)]!) + Math.fround(offset!))
-          : scales[b]!;
+        const scale =
+          code8 && nestedScales
+            ? Math.fround(Math.fround(code8[scales[b]!]! * nestedScales[Math.floor(b / nestedBlocksize!)]!) + Math.fround(offset!))
+            : scales[b]!;
         for (let i = b * blocksize!; i < Math.min(n!, (b + 1) * blocksize!); i++) {
           const byte = codes[i >> 1]!;
           const v = toSource(Math.fround(table[i & 1 ? byte & 15 : byte >> 4]! * scale));
@@ -61,16 +69,22 @@ function dequantize({ view }: EmulatedMemory) {
       }
     };
   };
-  return [{
-    name: 'dequantize4bit', nargs: 1 + GROUP * ARGS_PER_WEIGHT,
-    run: (a: Float64Array) => {
-      const count = a[0]!;
-      if (!(Number.isInteger(count) && count >= 1 && count <= GROUP)) throw new Error(`dequantize4bit: argument 0 must be a weight count in [1, ${GROUP}], got ${count}`);
-      // Every part checked before any is written, as the launcher does.
-      const parts = Array.from({ length: count }, (_, i) => one(Array.from(a.subarray(1 + i * ARGS_PER_WEIGHT, 1 + (i + 1) * ARGS_PER_WEIGHT))));
-      for (const run of parts) run();
+  return [
+    {
+      name: 'dequantize4bit',
+      nargs: 1 + GROUP * ARGS_PER_WEIGHT,
+      run: (a: Float64Array) => {
+        const count = a[0]!;
+        if (!(Number.isInteger(count) && count >= 1 && count <= GROUP))
+          throw new Error(`dequantize4bit: argument 0 must be a weight count in [1, ${GROUP}], got ${count}`);
+        // Every part checked before any is written, as the launcher does.
+        const parts = Array.from({ length: count }, (_, i) =>
+          one(Array.from(a.subarray(1 + i * ARGS_PER_WEIGHT, 1 + (i + 1) * ARGS_PER_WEIGHT))),
+        );
+        for (const run of parts) run();
+      },
     },
-  }];
+  ];
 }
 
 defineEmulatedPrimitives(dequantize);

@@ -11,7 +11,8 @@ const F32 = 0;
 function dora({ load, store }: EmulatedMemory) {
   return [
     {
-      name: 'doraScale', nargs: 7,
+      name: 'doraScale',
+      nargs: 7,
       run: (a: Float64Array) => {
         const [w, t, rows, cols, magnitude, norm, scale] = Array.from(a) as number[];
         if (scale && !magnitude) throw new Error('doraScale: the scale needs the magnitude');
@@ -25,21 +26,24 @@ function dora({ load, store }: EmulatedMemory) {
       },
     },
     {
-      name: 'columnScale', nargs: 10,
+      name: 'columnScale',
+      nargs: 10,
       run: (a: Float64Array) => {
         const [x, y, t, rows, cols, scale, shift, bias, residual, accumulate] = Array.from(a) as number[];
-        for (let i = 0; i < rows!; i++) for (let j = 0; j < cols!; j++) {
-          const at = i * cols! + j;
-          let v = accumulate ? load(y!, t!, at) : 0;
-          if (bias) v += load(bias, t!, j);
-          if (residual) v += load(residual, t!, at);
-          v += Math.fround(load(scale!, F32, j) + shift!) * load(x!, t!, at);
-          store(y!, t!, at, v);
-        }
+        for (let i = 0; i < rows!; i++)
+          for (let j = 0; j < cols!; j++) {
+            const at = i * cols! + j;
+            let v = accumulate ? load(y!, t!, at) : 0;
+            if (bias) v += load(bias, t!, j);
+            if (residual) v += load(residual, t!, at);
+            v += Math.fround(load(scale!, F32, j) + shift!) * load(x!, t!, at);
+            store(y!, t!, at, v);
+          }
       },
     },
     {
-      name: 'columnDot', nargs: 7,
+      name: 'columnDot',
+      nargs: 7,
       run: (a: Float64Array) => {
         const [x, y, t, rows, cols, divisor, out] = Array.from(a) as number[];
         for (let j = 0; j < cols!; j++) {

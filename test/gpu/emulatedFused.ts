@@ -10,7 +10,8 @@ import { defineEmulatedPrimitives, type EmulatedMemory } from './emulatedPrimiti
 import { erf } from './emulatedMath.js';
 import { dropoutKeepThreshold, dropoutScale, philoxBits24 } from '../../src/adapters/philox.js';
 
-const BF16 = 1, F32 = 0;
+const BF16 = 1,
+  F32 = 0;
 const gradDtype = (xt: number, dyt: number) => (xt === BF16 && dyt === BF16 ? BF16 : F32);
 
 function checkGradDtype(what: string, dt: number, xt: number, dyt: number): void {
@@ -20,19 +21,34 @@ function checkGradDtype(what: string, dt: number, xt: number, dyt: number): void
 /** [act(x), act′(x)] for gated_activation.cu's codes. */
 function activate(act: number, x: number): [number, number] {
   switch (act) {
-    case 0: { const s = 1 / (1 + Math.exp(-x)); return [x * s, s * (1 + x * (1 - s))]; }
+    case 0: {
+      const s = 1 / (1 + Math.exp(-x));
+      return [x * s, s * (1 + x * (1 - s))];
+    }
     case 1:
       // biome-ignore lint/complexity/useMathMinMax: NaN gives 0 here, as the kernel's x > 0 ? x : 0 does; Math.max would give NaN
       return [x > 0 ? x : 0, x > 0 ? 1 : 0];
-    case 2: { const cdf = 0.5 * (1 + erf(x * Math.SQRT1_2)); return [x * cdf, cdf + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI)]; }
+    case 2: {
+      const cdf = 0.5 * (1 + erf(x * Math.SQRT1_2));
+      return [x * cdf, cdf + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI)];
+    }
     case 3: {
-      const k = Math.sqrt(2 / Math.PI), t = Math.tanh(k * (x + 0.044715 * x ** 3));
+      const k = Math.sqrt(2 / Math.PI),
+        t = Math.tanh(k * (x + 0.044715 * x ** 3));
       return [0.5 * x * (1 + t), 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)];
     }
-    case 4: { const t = Math.tanh(x); return [t, 1 - t * t]; }
-    case 5: { const s = 1 / (1 + Math.exp(-x)); return [s, s * (1 - s)]; }
-    case 6: return [x, 1];
-    default: throw new Error(`unknown activation code ${act} (0..6)`);
+    case 4: {
+      const t = Math.tanh(x);
+      return [t, 1 - t * t];
+    }
+    case 5: {
+      const s = 1 / (1 + Math.exp(-x));
+      return [s, s * (1 - s)];
+    }
+    case 6:
+      return [x, 1];
+    default:
+      throw new Error(`unknown activation code ${act} (0..6)`);
   }
 }
 
@@ -41,7 +57,8 @@ function norms({ load, store }: EmulatedMemory) {
   const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
   return [
     {
-      name: 'rmsNormForward', nargs: 8,
+      name: 'rmsNormForward',
+      nargs: 8,
       run: (a: Float64Array) => {
         const [x, xt, w, y, rows, cols, eps, offset] = Array.from(a) as number[];
         for (let r = 0; r < rows!; r++) {
@@ -52,14 +69,16 @@ function norms({ load, store }: EmulatedMemory) {
       },
     },
     {
-      name: 'rmsNormBackward', nargs: 13,
+      name: 'rmsNormBackward',
+      nargs: 13,
       run: (a: Float64Array) => {
         const [dy, dyt, x, xt, w, dx, dxt, dw, rows, cols, eps, offset, residual] = Array.from(a) as number[];
         const plus = (i: number) => (residual ? load(residual, dxt!, i) : 0);
         checkGradDtype('rmsNormBackward', dxt!, xt!, dyt!);
         const dwAcc = new Float64Array(cols!);
         for (let r = 0; r < rows!; r++) {
-          const v = row(x!, xt!, r * cols!, cols!), g = row(dy!, dyt!, r * cols!, cols!);
+          const v = row(x!, xt!, r * cols!, cols!),
+            g = row(dy!, dyt!, r * cols!, cols!);
           const ww = v.map((_, j) => load(w!, F32, j) + offset!);
           const inv = 1 / Math.sqrt(mean(v.map((e) => e * e)) + eps!);
           const c = inv ** 3 * mean(v.map((e, j) => g[j]! * ww[j]! * e));
@@ -72,29 +91,37 @@ function norms({ load, store }: EmulatedMemory) {
       },
     },
     {
-      name: 'layerNormForward', nargs: 8,
+      name: 'layerNormForward',
+      nargs: 8,
       run: (a: Float64Array) => {
         const [x, xt, w, b, y, rows, cols, eps] = Array.from(a) as number[];
         for (let r = 0; r < rows!; r++) {
           const v = row(x!, xt!, r * cols!, cols!);
-          const mu = mean(v), inv = 1 / Math.sqrt(mean(v.map((e) => (e - mu) ** 2)) + eps!);
+          const mu = mean(v),
+            inv = 1 / Math.sqrt(mean(v.map((e) => (e - mu) ** 2)) + eps!);
           v.forEach((e, j) => store(y!, xt!, r * cols! + j, (e - mu) * inv * load(w!, F32, j) + load(b!, F32, j)));
         }
       },
     },
     {
-      name: 'layerNormBackward', nargs: 13,
+      name: 'layerNormBackward',
+      nargs: 13,
       run: (a: Float64Array) => {
         const [dy, dyt, x, xt, w, dx, dxt, dw, db, rows, cols, eps, residual] = Array.from(a) as number[];
         const plus = (i: number) => (residual ? load(residual, dxt!, i) : 0);
         checkGradDtype('layerNormBackward', dxt!, xt!, dyt!);
         if (!dw !== !db) throw new Error('layerNormBackward: dw and db are computed together: give both or neither');
-        const dwAcc = new Float64Array(cols!), dbAcc = new Float64Array(cols!);
+        const dwAcc = new Float64Array(cols!),
+          dbAcc = new Float64Array(cols!);
         for (let r = 0; r < rows!; r++) {
-          const v = row(x!, xt!, r * cols!, cols!), g = row(dy!, dyt!, r * cols!, cols!);
-          const mu = mean(v), inv = 1 / Math.sqrt(mean(v.map((e) => (e - mu) ** 2)) + eps!);
-          const xh = v.map((e) => (e - mu) * inv), gw = g.map((e, j) => e * load(w!, F32, j));
-          const meanG = mean(gw), meanGX = mean(gw.map((e, j) => e * xh[j]!));
+          const v = row(x!, xt!, r * cols!, cols!),
+            g = row(dy!, dyt!, r * cols!, cols!);
+          const mu = mean(v),
+            inv = 1 / Math.sqrt(mean(v.map((e) => (e - mu) ** 2)) + eps!);
+          const xh = v.map((e) => (e - mu) * inv),
+            gw = g.map((e, j) => e * load(w!, F32, j));
+          const meanG = mean(gw),
+            meanGX = mean(gw.map((e, j) => e * xh[j]!));
           xh.forEach((h, j) => {
             store(dx!, dxt!, r * cols! + j, inv * (gw[j]! - meanG - h * meanGX) + plus(r * cols! + j));
             dwAcc[j] += g[j]! * h;
@@ -111,7 +138,8 @@ function norms({ load, store }: EmulatedMemory) {
 function gated({ load, store }: EmulatedMemory) {
   return [
     {
-      name: 'gatedActivationForward', nargs: 6,
+      name: 'gatedActivationForward',
+      nargs: 6,
       run: (a: Float64Array) => {
         const [gate, up, t, out, n, act] = Array.from(a) as number[];
         // up 0: up ≡ 1 (an ungated MLP's act(x)).
@@ -119,13 +147,15 @@ function gated({ load, store }: EmulatedMemory) {
       },
     },
     {
-      name: 'gatedActivationBackward', nargs: 10,
+      name: 'gatedActivationBackward',
+      nargs: 10,
       run: (a: Float64Array) => {
         const [dy, dyt, gate, up, t, dgate, dup, dt, n, act] = Array.from(a) as number[];
         checkGradDtype('gatedActivationBackward', dt!, t!, dyt!);
         if (!up !== !dup) throw new Error('gatedActivationBackward: up and dup are both given (gated) or both null (ungated, up ≡ 1)');
         for (let i = 0; i < n!; i++) {
-          const d = load(dy!, dyt!, i), [v, slope] = activate(act!, load(gate!, t!, i));
+          const d = load(dy!, dyt!, i),
+            [v, slope] = activate(act!, load(gate!, t!, i));
           store(dgate!, dt!, i, d * (up ? load(up, t!, i) : 1) * slope);
           if (dup) store(dup, dt!, i, d * v);
         }
@@ -145,7 +175,8 @@ function rope({ load, store }: EmulatedMemory) {
       for (let j = 0; j < headDim!; j++) {
         let v = load(x!, t!, r * headDim! + j) * load(cos!, F32, table + j);
         if (j < 2 * half) {
-          const partner = j < half ? j + half : j - half, sign = j < half ? -1 : 1;
+          const partner = j < half ? j + half : j - half,
+            sign = j < half ? -1 : 1;
           const other = load(x!, t!, r * headDim! + partner);
           v += inverse ? -sign * other * load(sin!, F32, table + partner) : sign * other * load(sin!, F32, table + j);
         }
@@ -162,10 +193,12 @@ function rope({ load, store }: EmulatedMemory) {
 function dropout({ load, store }: EmulatedMemory) {
   return [
     {
-      name: 'dropout', nargs: 8,
+      name: 'dropout',
+      nargs: 8,
       run: (a: Float64Array) => {
         const [x, y, t, n, seed, offset, rate, accumulate] = Array.from(a) as number[];
-        const threshold = dropoutKeepThreshold(rate!), scale = dropoutScale(rate!);
+        const threshold = dropoutKeepThreshold(rate!),
+          scale = dropoutScale(rate!);
         for (let i = 0; i < n!; i++) {
           const dropped = philoxBits24(seed!, offset! + i) >= threshold ? Math.fround(load(x!, t!, i) * scale) : 0;
           store(y!, t!, i, accumulate ? load(y!, t!, i) + dropped : dropped);

@@ -26,7 +26,13 @@ import { EMULATED, useCuda } from './cuda.js';
 
 const MODELS = EMULATED ? ['tiny'] : ['llama', 'qwen', 'gpt2'];
 /** QLoRA cases: model, activation checkpointing, batch size. */
-const QLORA: Array<[string, boolean, number]> = EMULATED ? [['tiny', false, 2]] : [['llama', false, 8], ['llama', true, 8], ['llama8b', true, 4]];
+const QLORA: Array<[string, boolean, number]> = EMULATED
+  ? [['tiny', false, 2]]
+  : [
+      ['llama', false, 8],
+      ['llama', true, 8],
+      ['llama8b', true, 4],
+    ];
 const [BATCH, SEQ] = EMULATED ? [2, 32] : [8, 1024];
 /** The bench's adapters and DoRA's variants of its LoRA. */
 const ADAPTER_CONFIGS: Record<string, Record<string, unknown>> = {
@@ -49,9 +55,12 @@ describe.each(MODELS)('%s: estimate vs the measured peak of one bench step', (ke
     return () => model.dispose();
   });
 
-  it.each(['lora', 'loreft', 'dora', 'dora + dropout'].flatMap((a) => [false, true].map((c) => [a, c] as const)))('%s, checkpointing %s', async (adapterKey, ckpt) => {
-    await stepAgainstEstimate(model, key, adapterKey, ckpt, BATCH, 'none');
-  });
+  it.each(['lora', 'loreft', 'dora', 'dora + dropout'].flatMap((a) => [false, true].map((c) => [a, c] as const)))(
+    '%s, checkpointing %s',
+    async (adapterKey, ckpt) => {
+      await stepAgainstEstimate(model, key, adapterKey, ckpt, BATCH, 'none');
+    },
+  );
 });
 
 describe.each(QLORA)('%s on the 4-bit base (QLoRA), checkpointing %s, batch %i: estimate vs the measured peak', (key, ckpt, batch) => {
@@ -67,7 +76,14 @@ describe.each(QLORA)('%s on the 4-bit base (QLoRA), checkpointing %s, batch %i: 
 });
 
 /** One bench step of `model` on cuda; its pool peak against the estimate traced on cuda and the one traced without a GPU. */
-async function stepAgainstEstimate(model: DecoderModel, key: string, adapterKey: string, ckpt: boolean, batch: number, quant: 'none' | 'nf4'): Promise<void> {
+async function stepAgainstEstimate(
+  model: DecoderModel,
+  key: string,
+  adapterKey: string,
+  ckpt: boolean,
+  batch: number,
+  quant: 'none' | 'nf4',
+): Promise<void> {
   const recipe = benchRecipe(key, ADAPTER_CONFIGS[adapterKey]!, ckpt, batch, SEQ, 'cuda', quant);
   // What a machine without a GPU answers (traced on cpu, cuda's fused ops standing in), then the trace on cuda itself.
   await useBackend('cpu');
@@ -85,9 +101,15 @@ async function stepAgainstEstimate(model: DecoderModel, key: string, adapterKey:
     const measured = device.memory().peak;
     const error = (estimate.total - measured) / measured;
     const errorElsewhere = (elsewhere.total - measured) / measured;
-    console.log(`${NAMES[key]}${quant === 'nf4' ? ' nf4' : ''} ${adapterKey} ckpt=${ckpt ? 'on' : 'off'} ${batch}×${SEQ}: measured ${formatBytes(measured)}, estimated ${formatBytes(estimate.total)} (${(error * 100).toFixed(1)} %), estimated without a GPU ${formatBytes(elsewhere.total)} (${(errorElsewhere * 100).toFixed(1)} %); at the peak: ${Object.entries(estimate.breakdown).map(([k, v]) => `${k} ${formatBytes(v)}`).join(', ')}`);
+    console.log(
+      `${NAMES[key]}${quant === 'nf4' ? ' nf4' : ''} ${adapterKey} ckpt=${ckpt ? 'on' : 'off'} ${batch}×${SEQ}: measured ${formatBytes(measured)}, estimated ${formatBytes(estimate.total)} (${(error * 100).toFixed(1)} %), estimated without a GPU ${formatBytes(elsewhere.total)} (${(errorElsewhere * 100).toFixed(1)} %); at the peak: ${Object.entries(
+        estimate.breakdown,
+      )
+        .map(([k, v]) => `${k} ${formatBytes(v)}`)
+        .join(', ')}`,
+    );
     expect(estimate.backend).toBe('cuda');
-    expect(estimate.note).toBeNull();  // traced on the cuda backend itself
+    expect(estimate.note).toBeNull(); // traced on the cuda backend itself
     expect(Math.abs(error)).toBeLessThanOrEqual(0.1);
     expect(elsewhere.note).toMatch(/fused ops standing in/);
     expect(Math.abs(errorElsewhere)).toBeLessThanOrEqual(0.1);

@@ -42,17 +42,34 @@ describe("DoRA's primitives", () => {
   const tolerance = (phys: Phys) => (phys === 'bf16' ? 2 ** -8 : 1e-6);
 
   // 300 rows: several of columnDot's 128-row chunks; 70 columns: no vector width divides them, 128: the widest does.
-  describe.each([['f32', 70], ['f32', 128], ['bf16', 70], ['bf16', 128]] as const)('%s, %i columns', (phys, cols) => {
-    const rows = 300, t = DTYPE[phys];
+  describe.each([
+    ['f32', 70],
+    ['f32', 128],
+    ['bf16', 70],
+    ['bf16', 128],
+  ] as const)('%s, %i columns', (phys, cols) => {
+    const rows = 300,
+      t = DTYPE[phys];
 
-    it('doraScale: each row\'s L2 norm in f32 and the magnitude over it', async () => {
+    it("doraScale: each row's L2 norm in f32 and the magnitude over it", async () => {
       await tf.setBackend('cuda');
-      const w = stored(rand(rows * cols, 1), phys), m = f32(rand(rows, 2, 0.5, 2));
-      const norm = f32(new Float32Array(rows)), scale = f32(new Float32Array(rows));
-      runPrimitives(activeCudaBackend()!, (p) => doraScale(p, { w: w.ptr, t, rows, cols, magnitude: m.ptr, norm: norm.ptr, scale: scale.ptr }));
-      const want = Float64Array.from({ length: rows }, (_, r) => Math.sqrt(w.v.subarray(r * cols, (r + 1) * cols).reduce((s, x) => s + x * x, 0)));
+      const w = stored(rand(rows * cols, 1), phys),
+        m = f32(rand(rows, 2, 0.5, 2));
+      const norm = f32(new Float32Array(rows)),
+        scale = f32(new Float32Array(rows));
+      runPrimitives(activeCudaBackend()!, (p) =>
+        doraScale(p, { w: w.ptr, t, rows, cols, magnitude: m.ptr, norm: norm.ptr, scale: scale.ptr }),
+      );
+      const want = Float64Array.from({ length: rows }, (_, r) =>
+        Math.sqrt(w.v.subarray(r * cols, (r + 1) * cols).reduce((s, x) => s + x * x, 0)),
+      );
       expect(relErr(norm.t.dataSync(), want)).toBeLessThan(1e-6);
-      expect(relErr(scale.t.dataSync(), want.map((n, r) => m.v[r]! / n))).toBeLessThan(1e-6);
+      expect(
+        relErr(
+          scale.t.dataSync(),
+          want.map((n, r) => m.v[r]! / n),
+        ),
+      ).toBeLessThan(1e-6);
       tf.dispose([w.t, m.t, norm.t, scale.t]);
     });
 
@@ -62,13 +79,26 @@ describe("DoRA's primitives", () => {
       ['y + g·x + bias', 0, true, true],
     ] as const)('columnScale: %s', async (_, shift, withBias, accumulate) => {
       await tf.setBackend('cuda');
-      const x = stored(rand(rows * cols, 3), phys), y = stored(rand(rows * cols, 4), phys), g = f32(rand(cols, 5, 0.5, 1.5));
-      const bias = stored(rand(cols, 6), phys), residual = stored(rand(rows * cols, 7), phys);
+      const x = stored(rand(rows * cols, 3), phys),
+        y = stored(rand(rows * cols, 4), phys),
+        g = f32(rand(cols, 5, 0.5, 1.5));
+      const bias = stored(rand(cols, 6), phys),
+        residual = stored(rand(rows * cols, 7), phys);
       const before = y.v.slice();
-      runPrimitives(activeCudaBackend()!, (p) => columnScale(p, {
-        x: x.ptr, y: y.ptr, t, rows, cols, scale: g.ptr, shift, accumulate,
-        ...(withBias ? { bias: bias.ptr } : {}), ...(!accumulate ? { residual: residual.ptr } : {}),
-      }));
+      runPrimitives(activeCudaBackend()!, (p) =>
+        columnScale(p, {
+          x: x.ptr,
+          y: y.ptr,
+          t,
+          rows,
+          cols,
+          scale: g.ptr,
+          shift,
+          accumulate,
+          ...(withBias ? { bias: bias.ptr } : {}),
+          ...(!accumulate ? { residual: residual.ptr } : {}),
+        }),
+      );
       const want = Float64Array.from({ length: rows * cols }, (_, i) => {
         const j = i % cols;
         return (accumulate ? before[i]! : residual.v[i]!) + (withBias ? bias.v[j]! : 0) + (g.v[j]! + shift) * x.v[i]!;
@@ -77,9 +107,11 @@ describe("DoRA's primitives", () => {
       tf.dispose([x.t, y.t, g.t, bias.t, residual.t]);
     });
 
-    it('columnDot: each column\'s Σ a·b over the rows, over its divisor', async () => {
+    it("columnDot: each column's Σ a·b over the rows, over its divisor", async () => {
       await tf.setBackend('cuda');
-      const a = stored(rand(rows * cols, 8), phys), b = stored(rand(rows * cols, 9), phys), divisor = f32(rand(cols, 10, 1, 3));
+      const a = stored(rand(rows * cols, 8), phys),
+        b = stored(rand(rows * cols, 9), phys),
+        divisor = f32(rand(cols, 10, 1, 3));
       const out = f32(new Float32Array(cols));
       runPrimitives(activeCudaBackend()!, (p) => columnDot(p, { a: a.ptr, b: b.ptr, t, rows, cols, divisor: divisor.ptr, out: out.ptr }));
       const want = Float64Array.from({ length: cols }, (_, j) => {

@@ -40,28 +40,35 @@ function bf16(v: number): number {
 }
 
 describe('the dropout mask', () => {
-  const n = 4099, rate = 0.3, seed = 0x9e3779b9, offset = 17;
+  const n = 4099,
+    rate = 0.3,
+    seed = 0x9e3779b9,
+    offset = 17;
 
-  it.each(['f32', 'bf16'] as const)('the dropout primitive (%s) keeps and scales the elements of the host mask, and accumulates onto y', async (phys) => {
-    await tf.setBackend('cuda');
-    const backend = activeCudaBackend()!;
-    const round = phys === 'bf16' ? bf16 : Math.fround;
-    const stored = (v: Float32Array): Tensor => (phys === 'bf16' ? storeFrozenWeight(tf.tensor1d(v)) : tf.tensor1d(v));
-    const mask = philoxDropoutMask(seed, offset, n, rate);
-    for (const accumulate of [false, true]) {
-      const x = stored(rand(n, 3)), y = stored(rand(n, 4));
-      const [xv, yv] = [x.dataSync(), y.dataSync()];
-      const ptr = (t: Tensor) => backend.ptr(t as unknown as TensorRef);
-      runPrimitives(backend, (p) => dropout(p, { x: ptr(x), y: ptr(y), t: DTYPE[phys], n, seed, offset, rate, accumulate }));
-      const got = y.dataSync();
-      for (let i = 0; i < n; i++) {
-        const dropped = mask[i] === 0 ? 0 : Math.fround(xv[i]! * dropoutScale(rate));
-        const want = round(accumulate ? Math.fround(yv[i]! + dropped) : dropped);
-        if (got[i] !== want) expect(`element ${i}: ${got[i]}`).toBe(`element ${i}: ${want}`);
+  it.each(['f32', 'bf16'] as const)(
+    'the dropout primitive (%s) keeps and scales the elements of the host mask, and accumulates onto y',
+    async (phys) => {
+      await tf.setBackend('cuda');
+      const backend = activeCudaBackend()!;
+      const round = phys === 'bf16' ? bf16 : Math.fround;
+      const stored = (v: Float32Array): Tensor => (phys === 'bf16' ? storeFrozenWeight(tf.tensor1d(v)) : tf.tensor1d(v));
+      const mask = philoxDropoutMask(seed, offset, n, rate);
+      for (const accumulate of [false, true]) {
+        const x = stored(rand(n, 3)),
+          y = stored(rand(n, 4));
+        const [xv, yv] = [x.dataSync(), y.dataSync()];
+        const ptr = (t: Tensor) => backend.ptr(t as unknown as TensorRef);
+        runPrimitives(backend, (p) => dropout(p, { x: ptr(x), y: ptr(y), t: DTYPE[phys], n, seed, offset, rate, accumulate }));
+        const got = y.dataSync();
+        for (let i = 0; i < n; i++) {
+          const dropped = mask[i] === 0 ? 0 : Math.fround(xv[i]! * dropoutScale(rate));
+          const want = round(accumulate ? Math.fround(yv[i]! + dropped) : dropped);
+          if (got[i] !== want) expect(`element ${i}: ${got[i]}`).toBe(`element ${i}: ${want}`);
+        }
+        tf.dispose([x, y]);
       }
-      tf.dispose([x, y]);
-    }
-  });
+    },
+  );
 
   it("the composed reference's mask on cuda (the device's Philox uniforms) is the cpu backend's, bit for bit", async () => {
     const masks: Float32Array[] = [];
@@ -87,15 +94,18 @@ const CASES: Array<[string, string, RunOptions]> = [
 ];
 
 describe.each([0.05, 0.3])('LoRA dropout %s on the fused halves', (rate) => {
-  it.each(CASES)('fp32, %s: loss and every LoRA gradient within 1e-4 of the cpu reference, through the fused kernels', async (_, model, opts) => {
-    const run = { ...opts, loraDropout: rate, dropoutSeed: SEED };
-    const cpu = await lossAndGrads('cpu', model, run);
-    const cuda = await lossAndGrads('cuda', model, run);
-    expect(cuda.reason).toBeUndefined();
-    for (const k of FUSED) expect(cuda.kernels.has(k), `${k} ran`).toBe(true);
-    expect(cuda.kernels.has(OPS.loraDelta.name), 'no composed LoRA').toBe(false);
-    expectClose(cuda, cpu, 1e-4);
-  });
+  it.each(CASES)(
+    'fp32, %s: loss and every LoRA gradient within 1e-4 of the cpu reference, through the fused kernels',
+    async (_, model, opts) => {
+      const run = { ...opts, loraDropout: rate, dropoutSeed: SEED };
+      const cpu = await lossAndGrads('cpu', model, run);
+      const cuda = await lossAndGrads('cuda', model, run);
+      expect(cuda.reason).toBeUndefined();
+      for (const k of FUSED) expect(cuda.kernels.has(k), `${k} ran`).toBe(true);
+      expect(cuda.kernels.has(OPS.loraDelta.name), 'no composed LoRA').toBe(false);
+      expectClose(cuda, cpu, 1e-4);
+    },
+  );
 
   it('bf16-mixed, every projection: as close to the fp32 reference as the bf16 composition is', async () => {
     const run = { loraDropout: rate, dropoutSeed: SEED, bScale: 0.05 };

@@ -64,7 +64,11 @@ function primitivesRun<T>(fn: () => T): { result: T; names: string[] } {
  * on cuda when asked), on cpu (the reference's autograd) and on cuda (the fused kernels),
  * compared output by output.
  */
-async function expectMatches(op: (...xs: Tensor[]) => Tensor, inputs: () => Tensor[], opts: { tol: number; dyBf16?: boolean }): Promise<void> {
+async function expectMatches(
+  op: (...xs: Tensor[]) => Tensor,
+  inputs: () => Tensor[],
+  opts: { tol: number; dyBf16?: boolean },
+): Promise<void> {
   const build = () => {
     const xs = inputs();
     const { value, grads } = tf.valueAndGrads((...a: Tensor[]) => op(...a))(xs, data(xs[0]!.shape, 99, opts.dyBf16));
@@ -81,23 +85,36 @@ async function expectMatches(op: (...xs: Tensor[]) => Tensor, inputs: () => Tens
 /** The primitives that a forward and backward pass of op runs on cuda, and its outputs' storage. */
 function fusedRun(op: (...xs: Tensor[]) => Tensor, inputs: () => Tensor[], dyBf16 = false): { names: string[]; phys: string[] } {
   let phys: string[] = [];
-  const { names } = primitivesRun(() => tf.tidy(() => {
-    const xs = inputs();
-    const { value, grads } = tf.valueAndGrads((...a: Tensor[]) => op(...a))(xs, data(xs[0]!.shape, 99, dyBf16));
-    phys = [value, ...grads].map((t) => physicalDtype(t)!);
-  }));
+  const { names } = primitivesRun(() =>
+    tf.tidy(() => {
+      const xs = inputs();
+      const { value, grads } = tf.valueAndGrads((...a: Tensor[]) => op(...a))(xs, data(xs[0]!.shape, 99, dyBf16));
+      phys = [value, ...grads].map((t) => physicalDtype(t)!);
+    }),
+  );
   return { names, phys };
 }
 
 // One row; odd rows and columns; more rows than the backward pass's 512 blocks; scalar and
 // vectorised loads; rows longer than one pass of the block.
-const ROW_SHAPES: Array<[string, number[]]> = [[1, 3], [3, 5, 7], [600, 24], [5, 33], [4, 2100], [3, 4096]].map((s) => [s.join('×'), s]);
+const ROW_SHAPES: Array<[string, number[]]> = [
+  [1, 3],
+  [3, 5, 7],
+  [600, 24],
+  [5, 33],
+  [4, 2100],
+  [3, 4096],
+].map((s) => [s.join('×'), s]);
 
 describe('TTRmsNorm', () => {
   it.each(ROW_SHAPES)('f32, x of %s', async (_name, shape) => {
     const cols = shape[shape.length - 1]!;
     for (const offset of [0, 1]) {
-      await expectMatches((x, w) => rmsNorm(x!, w!, 1e-6, offset), () => [data(shape, 1), data([cols], 2, false, 0.5, 1.5)], { tol: F32_TOL });
+      await expectMatches(
+        (x, w) => rmsNorm(x!, w!, 1e-6, offset),
+        () => [data(shape, 1), data([cols], 2, false, 0.5, 1.5)],
+        { tol: F32_TOL },
+      );
     }
   });
 
@@ -113,7 +130,11 @@ describe('TTRmsNorm', () => {
   });
 
   it('rows longer than 48 KiB of f32 weight gradient (the shared-memory opt-in)', async () => {
-    await expectMatches((x, w) => rmsNorm(x!, w!, 1e-6), () => [data([2, 13000], 5), data([13000], 6)], { tol: F32_TOL });
+    await expectMatches(
+      (x, w) => rmsNorm(x!, w!, 1e-6),
+      () => [data([2, 13000], 5), data([13000], 6)],
+      { tol: F32_TOL },
+    );
   });
 
   it('runs the fused primitives, and its weight gradient is bitwise reproducible', async () => {
@@ -121,7 +142,14 @@ describe('TTRmsNorm', () => {
     const op = (x: Tensor, w: Tensor) => rmsNorm(x, w, 1e-6);
     const inputs = () => [data([700, 40], 7), data([40], 8)];
     expect(fusedRun(op, inputs).names).toEqual(['rmsNormForward', 'rmsNormBackward']);
-    const dw = () => tf.tidy(() => Array.from(tf.grads((x: Tensor, w: Tensor) => op(x, w))(inputs(), data([700, 40], 9))[1]!.dataSync()));
+    const dw = () =>
+      tf.tidy(() =>
+        Array.from(
+          tf
+            .grads((x: Tensor, w: Tensor) => op(x, w))(inputs(), data([700, 40], 9))[1]!
+            .dataSync(),
+        ),
+      );
     expect(dw()).toEqual(dw());
   });
 });
@@ -129,7 +157,11 @@ describe('TTRmsNorm', () => {
 describe('TTLayerNorm', () => {
   it.each(ROW_SHAPES)('f32, x of %s', async (_name, shape) => {
     const cols = shape[shape.length - 1]!;
-    await expectMatches((x, w, b) => layerNorm(x!, w!, b!, 1e-5), () => [data(shape, 11, false, 1, 3), data([cols], 12), data([cols], 13)], { tol: F32_TOL });
+    await expectMatches(
+      (x, w, b) => layerNorm(x!, w!, b!, 1e-5),
+      () => [data(shape, 11, false, 1, 3), data([cols], 12), data([cols], 13)],
+      { tol: F32_TOL },
+    );
   });
 
   it('bf16 activations, and rows past 48 KiB of shared accumulators', async () => {
@@ -149,8 +181,15 @@ describe('TTGatedActivation', () => {
   });
 
   it.each(ACTIVATION_NAMES)('%s, f32, odd and vectorised sizes', async (act) => {
-    for (const shape of [[3, 5, 7], [2, 64]]) {
-      await expectMatches((g, u) => gatedActivation(g!, u!, act), () => [data(shape, 21, false, -4, 4), data(shape, 22)], { tol: F32_TOL });
+    for (const shape of [
+      [3, 5, 7],
+      [2, 64],
+    ]) {
+      await expectMatches(
+        (g, u) => gatedActivation(g!, u!, act),
+        () => [data(shape, 21, false, -4, 4), data(shape, 22)],
+        { tol: F32_TOL },
+      );
     }
   });
 
@@ -165,61 +204,101 @@ describe('TTGatedActivation', () => {
   });
 });
 
-describe('the gated-activation primitives ungated (up 0: up ≡ 1, the fused halves\' plain MLP, GPT-2\'s)', () => {
-  it.each([['gelu_new', 'f32'], ['gelu_new', 'bf16'], ['relu', 'f32'], ['silu', 'bf16']] as const)(
-    '%s, %s: act(x) forward and dy·act′(x) written over dy, odd and vectorised sizes', async (act, phys) => {
-      const round = (v: Float32Array) => (phys === 'bf16' ? roundBf16(v) : v);
-      for (const n of [163, 160]) {
-        const [x, dy] = [round(rand(n, 31, -4, 4)), round(rand(n, 32))];
-        await tf.setBackend('cpu');
-        const fn = activation(act);
-        const want = tf.tidy(() => fn(tf.tensor1d(x)).dataSync().slice());
-        const wantDx = tf.tidy(() => tf.grad((t: Tensor) => fn(t).mul(tf.tensor1d(dy)).sum())(tf.tensor1d(x)).dataSync().slice());
-        await tf.setBackend('cuda');
-        const backend = activeCudaBackend()!;
-        const stored = (v: Float32Array): Tensor => (phys === 'bf16' ? storeFrozenWeight(tf.tensor1d(v)) : tf.tensor1d(v));
-        const [xt, out, d] = [stored(x), stored(new Float32Array(n)), stored(dy)];
-        const ptr = (t: Tensor) => backend.ptr(t as unknown as TensorRef);
-        const t = DTYPE[phys], code = GATED_ACTIVATIONS[act]!;
-        runPrimitives(backend, (p) => {
-          gatedActivationForward(p, { gate: ptr(xt), up: 0, t, out: ptr(out), n, act: code });
-          gatedActivationBackward(p, { dy: ptr(d), dyt: t, gate: ptr(xt), up: 0, t, dgate: ptr(d), dup: 0, dt: t, n, act: code });
-        });
-        const tol = phys === 'bf16' ? BF16_TOL : F32_TOL;
-        expect(relErr(out.dataSync(), want), 'act(x)').toBeLessThan(tol);
-        expect(relErr(d.dataSync(), wantDx), "dy·act′(x)").toBeLessThan(tol);
-        expect(() => runPrimitives(backend, (p) => gatedActivationBackward(p, {
-          dy: ptr(d), dyt: t, gate: ptr(xt), up: 0, t, dgate: ptr(out), dup: ptr(d), dt: t, n, act: code,
-        }))).toThrow(/up and dup are both given \(gated\) or both null/);
-        tf.dispose([xt, out, d]);
-      }
-    });
+describe("the gated-activation primitives ungated (up 0: up ≡ 1, the fused halves' plain MLP, GPT-2's)", () => {
+  it.each([
+    ['gelu_new', 'f32'],
+    ['gelu_new', 'bf16'],
+    ['relu', 'f32'],
+    ['silu', 'bf16'],
+  ] as const)('%s, %s: act(x) forward and dy·act′(x) written over dy, odd and vectorised sizes', async (act, phys) => {
+    const round = (v: Float32Array) => (phys === 'bf16' ? roundBf16(v) : v);
+    for (const n of [163, 160]) {
+      const [x, dy] = [round(rand(n, 31, -4, 4)), round(rand(n, 32))];
+      await tf.setBackend('cpu');
+      const fn = activation(act);
+      const want = tf.tidy(() => fn(tf.tensor1d(x)).dataSync().slice());
+      const wantDx = tf.tidy(() =>
+        tf
+          .grad((t: Tensor) => fn(t).mul(tf.tensor1d(dy)).sum())(tf.tensor1d(x))
+          .dataSync()
+          .slice(),
+      );
+      await tf.setBackend('cuda');
+      const backend = activeCudaBackend()!;
+      const stored = (v: Float32Array): Tensor => (phys === 'bf16' ? storeFrozenWeight(tf.tensor1d(v)) : tf.tensor1d(v));
+      const [xt, out, d] = [stored(x), stored(new Float32Array(n)), stored(dy)];
+      const ptr = (t: Tensor) => backend.ptr(t as unknown as TensorRef);
+      const t = DTYPE[phys],
+        code = GATED_ACTIVATIONS[act]!;
+      runPrimitives(backend, (p) => {
+        gatedActivationForward(p, { gate: ptr(xt), up: 0, t, out: ptr(out), n, act: code });
+        gatedActivationBackward(p, { dy: ptr(d), dyt: t, gate: ptr(xt), up: 0, t, dgate: ptr(d), dup: 0, dt: t, n, act: code });
+      });
+      const tol = phys === 'bf16' ? BF16_TOL : F32_TOL;
+      expect(relErr(out.dataSync(), want), 'act(x)').toBeLessThan(tol);
+      expect(relErr(d.dataSync(), wantDx), 'dy·act′(x)').toBeLessThan(tol);
+      expect(() =>
+        runPrimitives(backend, (p) =>
+          gatedActivationBackward(p, {
+            dy: ptr(d),
+            dyt: t,
+            gate: ptr(xt),
+            up: 0,
+            t,
+            dgate: ptr(out),
+            dup: ptr(d),
+            dt: t,
+            n,
+            act: code,
+          }),
+        ),
+      ).toThrow(/up and dup are both given \(gated\) or both null/);
+      tf.dispose([xt, out, d]);
+    }
+  });
 });
 
 describe('TTRope', () => {
   /** ropeTables for seq positions with the given inverse frequencies, over headDim features. */
   const tables = (seq: number, rotaryDim: number, headDim: number) => {
     const invFreq = Float32Array.from({ length: rotaryDim / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / rotaryDim));
-    return ropeTables(Array.from({ length: seq }, (_, p) => p + 3), invFreq, 1, headDim);
+    return ropeTables(
+      Array.from({ length: seq }, (_, p) => p + 3),
+      invFreq,
+      1,
+      headDim,
+    );
   };
   const cases: Array<[string, number[], number]> = [
-    ['full rotary', [2, 3, 5, 8], 8], ['partial rotary (Phi)', [2, 3, 5, 10], 4], ['odd head dim, rotary 2', [1, 2, 7, 7], 2],
+    ['full rotary', [2, 3, 5, 8], 8],
+    ['partial rotary (Phi)', [2, 3, 5, 10], 4],
+    ['odd head dim, rotary 2', [1, 2, 7, 7], 2],
     ['no rotary', [1, 2, 3, 6], 0],
   ];
   it.each(cases)('%s, f32', async (_name, shape, rotaryDim) => {
-    await expectMatches((x) => {
-      const { cos, sin } = tables(shape[2]!, rotaryDim, shape[3]!);
-      return rope(x!, cos, sin, rotaryDim);
-    }, () => [data(shape, 31)], { tol: F32_TOL });
+    await expectMatches(
+      (x) => {
+        const { cos, sin } = tables(shape[2]!, rotaryDim, shape[3]!);
+        return rope(x!, cos, sin, rotaryDim);
+      },
+      () => [data(shape, 31)],
+      { tol: F32_TOL },
+    );
   });
 
   it('any tables (not only rotate-half symmetric ones): the gradient is the exact transpose', async () => {
-    await expectMatches((x) => rope(x!, data([3, 8], 33), data([3, 8], 34), 6), () => [data([2, 2, 3, 8], 32)], { tol: F32_TOL });
+    await expectMatches(
+      (x) => rope(x!, data([3, 8], 33), data([3, 8], 34), 6),
+      () => [data([2, 2, 3, 8], 32)],
+      { tol: F32_TOL },
+    );
   });
 
   it('refuses a gradient for the tables, which are constants of the positions', async () => {
     await tf.setBackend('cuda');
-    const x = data([1, 1, 3, 4], 36), cos = data([3, 4], 37), sin = data([3, 4], 38);
+    const x = data([1, 1, 3, 4], 36),
+      cos = data([3, 4], 37),
+      sin = data([3, 4], 38);
     expect(() => tf.grads((c: Tensor) => rope(x, c, sin, 4))([cos])).toThrow(/TTRope on cuda: no gradient for the cos\/sin tables/);
     tf.dispose([x, cos, sin]);
   });
@@ -241,14 +320,28 @@ describe('TTRope', () => {
 describe('memory', () => {
   it('gradients with respect to x alone leave no tensors or device bytes behind (the unused dw/db are freed)', async () => {
     await tf.setBackend('cuda');
-    const x = data([6, 40], 51), w = data([40], 52), b = data([40], 53), up = data([6, 40], 54);
+    const x = data([6, 40], 51),
+      w = data([40], 52),
+      b = data([40], 53),
+      up = data([6, 40], 54);
     const { cos, sin } = ropeTables([0, 1, 2], Float32Array.from([1, 0.1]), 1, 4);
-    tf.dispose(tf.add(x, tf.add(w, b)));  // host values reach the device on first use; count from there
-    const step = () => tf.tidy(() => {
-      const f = (xx: Tensor) => tf.sum(rope(gatedActivation(layerNorm(rmsNorm(xx, w, 1e-6, 1), w, b, 1e-5), up, 'silu').reshape([2, 3, 2, 20]).slice([0, 0, 0, 0], [2, 3, 2, 4]).transpose([0, 2, 1, 3]), cos, sin));
-      return tf.grad(f)(x);
-    });
-    tf.dispose(step());  // first-use uploads (tables, scalars) and the primitive table
+    tf.dispose(tf.add(x, tf.add(w, b))); // host values reach the device on first use; count from there
+    const step = () =>
+      tf.tidy(() => {
+        const f = (xx: Tensor) =>
+          tf.sum(
+            rope(
+              gatedActivation(layerNorm(rmsNorm(xx, w, 1e-6, 1), w, b, 1e-5), up, 'silu')
+                .reshape([2, 3, 2, 20])
+                .slice([0, 0, 0, 0], [2, 3, 2, 4])
+                .transpose([0, 2, 1, 3]),
+              cos,
+              sin,
+            ),
+          );
+        return tf.grad(f)(x);
+      });
+    tf.dispose(step()); // first-use uploads (tables, scalars) and the primitive table
     const before = { tensors: tf.memory().numTensors, bytes: activeCudaBackend()!.addon.memoryStats().inUse };
     tf.dispose(step());
     expect(tf.memory().numTensors).toBe(before.tensors);
@@ -261,15 +354,26 @@ describe('multi-tensor AdamW', () => {
   it('updates many tensors of odd sizes in one call per step, as the CPU reference does', async () => {
     // 60 tensors: more than one launch's 48, sizes around the 4096-element chunks.
     const sizes = Array.from({ length: 60 }, (_, i) => [1, 7, 4095, 4096, 4097, 9000, 33][i % 7]! + (i % 3));
-    const run = () => threeAdamWSteps(sizes.map((n, i) => [`p${i}${i % 5 === 0 ? '.bias' : '.weight'}`, rand(n, 100 + i)]), (step, i) => 1000 * step + i);
+    const run = () =>
+      threeAdamWSteps(
+        sizes.map((n, i) => [`p${i}${i % 5 === 0 ? '.bias' : '.weight'}`, rand(n, 100 + i)]),
+        (step, i) => 1000 * step + i,
+      );
     await tf.setBackend('cpu');
     const cpu = run();
     await tf.setBackend('cuda');
     const addon = activeCudaBackend()!.addon;
     const [single, multi] = [addon.adamw, addon.adamwMulti];
-    let singleCalls = 0, multiCalls = 0;
-    addon.adamw = (...args) => { singleCalls++; single(...args); };
-    addon.adamwMulti = (...args) => { multiCalls++; multi(...args); };
+    let singleCalls = 0,
+      multiCalls = 0;
+    addon.adamw = (...args) => {
+      singleCalls++;
+      single(...args);
+    };
+    addon.adamwMulti = (...args) => {
+      multiCalls++;
+      multi(...args);
+    };
     try {
       const cuda = run();
       expect([singleCalls, multiCalls]).toEqual([0, 3]);
@@ -286,8 +390,9 @@ describe('calls into the addon', () => {
     await tf.setBackend('cpu');
     expect(activeDevice().addonCalls()).toBeNull();
     await tf.setBackend('cuda');
-    const x = data([4, 32], 41), w = data([32], 42);
-    tf.dispose([tf.add(x, w), rmsNorm(x, w, 1e-6)]);  // uploads x and w, reads the primitive table
+    const x = data([4, 32], 41),
+      w = data([32], 42);
+    tf.dispose([tf.add(x, w), rmsNorm(x, w, 1e-6)]); // uploads x and w, reads the primitive table
     const device = activeDevice();
     const before = device.addonCalls()!;
     const y = rmsNorm(x, w, 1e-6);
@@ -307,10 +412,10 @@ describe('the global gradient norm', () => {
     await tf.setBackend('cuda');
     const grads = make();
     const device = activeDevice();
-    const norm = globalGradNorm(grads);  // the first call also uploads the tensors
+    const norm = globalGradNorm(grads); // the first call also uploads the tensors
     expect(Math.abs(norm - cpu) / cpu).toBeLessThan(1e-6);
     const before = device.addonCalls()!;
-    expect(globalGradNorm(grads)).toBe(norm);  // deterministic
+    expect(globalGradNorm(grads)).toBe(norm); // deterministic
     expect(device.addonCalls()! - before).toBe(1);
     tf.dispose([...grads.values()]);
   });

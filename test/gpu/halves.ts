@@ -35,7 +35,12 @@ export function kernelsRun<T>(fn: () => T): { result: T; names: Set<string> } {
   }
 }
 
-export interface Run { loss: number; grads: Record<string, Float32Array>; kernels: Set<string>; reason: string | undefined }
+export interface Run {
+  loss: number;
+  grads: Record<string, Float32Array>;
+  kernels: Set<string>;
+  reason: string | undefined;
+}
 
 export interface RunOptions {
   precision?: 'fp32' | 'bf16-mixed';
@@ -68,29 +73,46 @@ export async function lossAndGrads(backendName: string, model: string, opts: Run
   if (backendName === 'cuda') expect(activeCudaBackend()!.setPrecisionPolicy(opts.precision ?? 'fp32')).toBe(true);
   const m = loadBaseModel(fixture(model));
   const config = {
-    peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: opts.targets ?? 'all-linear', init_lora_weights: 'gaussian',
-    use_dora: opts.dora ?? false, lora_dropout: opts.loraDropout ?? 0,
+    peft_type: 'LORA',
+    r: 4,
+    lora_alpha: 8,
+    target_modules: opts.targets ?? 'all-linear',
+    init_lora_weights: 'gaussian',
+    use_dora: opts.dora ?? false,
+    lora_dropout: opts.loraDropout ?? 0,
   };
   const adapter = LoraAdapter.create(m, loraFromPeftConfig(config, model), 1);
   // PEFT's init leaves B = 0, so dA would be 0: random B makes every gradient count.
   let seed = 7;
   const b = opts.bScale ?? 0.5;
   for (const [key, v] of adapter.variables) if (key.includes('lora_B')) v.assign(tf.tensor(rand(v.size, seed++, -b, b), v.shape));
-  const ids = [[1, 5, 9, 3, 7, 2, 8, 4, 6], [3, 3, 1, 7, 9, 5, 2, 0, 0]];
+  const ids = [
+    [1, 5, 9, 3, 7, 2, 8, 4, 6],
+    [3, 3, 1, 7, 9, 5, 2, 0, 0],
+  ];
   const batch = { inputIds: ids, attentionMask: ids.map((r, i) => r.map((_, j) => (i === 1 && j >= 7 ? 0 : 1))) };
   const labels = ids.map((r, i) => r.map((t, j) => (i === 1 && j >= 7 ? -100 : t)));
   const probe = opts.inputGradient ? tf.variable(tf.zeros([ids.length, ids[0]!.length, m.spec.hiddenSize])) : undefined;
-  const hooks: ModelHooks = probe || opts.composedHook
-    ? {
-      linear: (...a) => adapter.linear(...a), ...(opts.composedHook ? {} : { linearAdapter: (...a: Parameters<typeof adapter.linearAdapter>) => adapter.linearAdapter(...a) }),
-      ...(probe ? { blockOutput: (layer: number, h: tf.Tensor) => (layer === 0 ? h.add(probe) : h) } : {}),
-    }
-    : adapter;
+  const hooks: ModelHooks =
+    probe || opts.composedHook
+      ? {
+          linear: (...a) => adapter.linear(...a),
+          ...(opts.composedHook ? {} : { linearAdapter: (...a: Parameters<typeof adapter.linearAdapter>) => adapter.linearAdapter(...a) }),
+          ...(probe ? { blockOutput: (layer: number, h: tf.Tensor) => (layer === 0 ? h.add(probe) : h) } : {}),
+        }
+      : adapter;
   const named: Array<[string, tf.Variable]> = [...adapter.variables.entries(), ...(probe ? [[INPUT, probe] as [string, tf.Variable]] : [])];
   const ctx: ForwardContext = { training: true, ...(opts.dropoutSeed !== undefined ? { dropoutSeed: opts.dropoutSeed } : {}) };
-  const checkpoint = opts.checkpoint ? { variables: (layer: number) => [...adapter.layerVariables(layer), ...(probe && layer === 0 ? [probe] : [])] } : undefined;
+  const checkpoint = opts.checkpoint
+    ? { variables: (layer: number) => [...adapter.layerVariables(layer), ...(probe && layer === 0 ? [probe] : [])] }
+    : undefined;
   const vars = named.map(([, v]) => v);
-  const { result, names } = kernelsRun(() => tf.variableGrads(() => causalLmLoss(m.run(batch, { hooks, ctx, checkpoint, fusedLayers: !opts.composed }).logits, labels) as tf.Scalar, vars));
+  const { result, names } = kernelsRun(() =>
+    tf.variableGrads(
+      () => causalLmLoss(m.run(batch, { hooks, ctx, checkpoint, fusedLayers: !opts.composed }).logits, labels) as tf.Scalar,
+      vars,
+    ),
+  );
   const grads = Object.fromEntries(named.map(([k, v]) => [k, result.grads[v.name]!.dataSync().slice() as Float32Array]));
   const out = { loss: result.value.dataSync()[0]!, grads, kernels: names, reason: m.decoder.compositionReason(hooks, ctx) };
   tf.dispose([result.value, ...Object.values(result.grads)]);

@@ -12,8 +12,18 @@ import { finalState, trainKilledAt } from '../killRun.js';
 import { EMULATED } from './cuda.js';
 
 const TRAIN = ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'train.ts')];
-const ON_CUDA = ['--set', 'model.backend=cuda', '--set', 'model.precision=bf16-mixed', '--set', 'adapter.r=8',
-  '--set', 'adapter.target_modules=all-linear', '--set', 'adapter.lora_dropout=0.1'];
+const ON_CUDA = [
+  '--set',
+  'model.backend=cuda',
+  '--set',
+  'model.precision=bf16-mixed',
+  '--set',
+  'adapter.r=8',
+  '--set',
+  'adapter.target_modules=all-linear',
+  '--set',
+  'adapter.lora_dropout=0.1',
+];
 
 describe.skipIf(EMULATED)('kill -9 and --resume on cuda with LoRA dropout', () => {
   it('reproduces the uninterrupted run: every loss, the adapter bytes', async () => {
@@ -39,7 +49,9 @@ describe.skipIf(EMULATED)('kill -9 and --resume on cuda with LoRA dropout', () =
     expect(b.losses).toHaveLength(steps);
     // Dropout is on: a mask that differed after a resume would move the losses far more than this.
     const worst = Math.max(...a.losses.map((l, i) => Math.abs(l - b.losses[i]!) / Math.abs(l)));
-    console.log(`kill -9 at steps ${kills.join(', ')}: the largest relative loss difference ${worst.toExponential(2)}; adapter bytes ${Buffer.compare(a.adapter, b.adapter) === 0 ? 'identical' : 'differ'}`);
+    console.log(
+      `kill -9 at steps ${kills.join(', ')}: the largest relative loss difference ${worst.toExponential(2)}; adapter bytes ${Buffer.compare(a.adapter, b.adapter) === 0 ? 'identical' : 'differ'}`,
+    );
     expect(b.losses).toEqual(a.losses);
     expect(Buffer.compare(b.adapter, a.adapter)).toBe(0);
   });

@@ -30,7 +30,10 @@ function rows(data: ArrayLike<number>, b: number, s: number): number[][] {
 function reference(name: string) {
   const ref = SafetensorsFile.open(fixture(`${name}/reference.safetensors`));
   const [b, s] = ref.entry('input_ids').shape as [number, number];
-  const batch = { inputIds: rows(ref.read('input_ids').data as ArrayLike<number>, b, s), attentionMask: rows(ref.read('attention_mask').data as ArrayLike<number>, b, s) };
+  const batch = {
+    inputIds: rows(ref.read('input_ids').data as ArrayLike<number>, b, s),
+    attentionMask: rows(ref.read('attention_mask').data as ArrayLike<number>, b, s),
+  };
   const labels = rows(ref.read('labels').data as unknown as ArrayLike<number>, b, s);
   const logits = ref.readFloat32('logits').data;
   const loss = ref.readFloat32('loss').data[0]!;
@@ -75,7 +78,7 @@ describe.each(['tiny-llama', 'tiny-qwen2', 'tiny-gpt2'])('%s on cuda', (name) =>
         const out = model.run(r.batch);
         const err = maxRelError(out.logits.dataSync(), r.logits, r.keep(out.logits.shape[2]!));
         expect(err).toBeLessThan(2e-2);
-        expect(err).toBeGreaterThan(0);  // really computed in bf16
+        expect(err).toBeGreaterThan(0); // really computed in bf16
       });
     } finally {
       backend.setPrecisionPolicy('fp32');
@@ -90,11 +93,18 @@ describe.each(['llama', 'qwen2'])('PEFT LoRA on tiny-%s: gradients on cuda equal
       await tf.setBackend(backendName);
       const model = loadBaseModel(fixture(`tiny-${family}`));
       const folder = readPeftFolder(fixture(`peft-lora-${family}/adapter`));
-      const adapter = LoraAdapter.fromTensors(model, loraFromPeftConfig(folder.config, folder.configFile), folder.tensors, folder.weightsFile);
+      const adapter = LoraAdapter.fromTensors(
+        model,
+        loraFromPeftConfig(folder.config, folder.configFile),
+        folder.tensors,
+        folder.weightsFile,
+      );
       const r = reference(`peft-lora-${family}`);
       const vars = [...adapter.variables.values()];
       const { value, grads } = tf.variableGrads(
-        () => causalLmLoss(model.run(r.batch, { hooks: adapter, ctx: { training: true } }).logits, r.labels) as tf.Scalar, vars);
+        () => causalLmLoss(model.run(r.batch, { hooks: adapter, ctx: { training: true } }).logits, r.labels) as tf.Scalar,
+        vars,
+      );
       // keyed by the adapter's parameter names (tfjs' variable names differ between runs)
       const byName = [...adapter.variables.entries()].map(([k, v]) => [k, grads[v.name]!.dataSync().slice()] as const);
       const out = { loss: value.dataSync()[0]!, grads: Object.fromEntries(byName) };
@@ -118,8 +128,13 @@ describe.each(['lora', 'loreft'])('ten %s training steps', (recipe) => {
   it('losses on cuda match the cpu run within 1e-4', async () => {
     const run = async (backend: string) => {
       const t = await Trainer.fromRecipe(path.join(repoRoot, `recipes/${recipe}.yaml`), [
-        `output.dir=${freshDir(`${recipe}-${backend}`)}`, 'output.export=[]', 'training.max_steps=10',
-        'training.save_every_steps=1000', 'logging.tensorboard=false', `model.backend=${backend}`, 'model.precision=fp32',
+        `output.dir=${freshDir(`${recipe}-${backend}`)}`,
+        'output.export=[]',
+        'training.max_steps=10',
+        'training.save_every_steps=1000',
+        'logging.tensorboard=false',
+        `model.backend=${backend}`,
+        'model.precision=fp32',
       ]);
       const losses: number[] = [];
       t.on('step', (e) => losses.push(e.loss));
@@ -130,7 +145,7 @@ describe.each(['lora', 'loreft'])('ten %s training steps', (recipe) => {
     const cuda = await run('cuda');
     expect(cuda.length).toBe(10);
     expect(relErr(cuda, cpu)).toBeLessThan(1e-4);
-    expect(cpu[9]!).toBeLessThan(cpu[0]!);  // it trains
+    expect(cpu[9]!).toBeLessThan(cpu[0]!); // it trains
   });
 });
 
@@ -138,8 +153,13 @@ describe('a bf16-mixed training run', () => {
   it('stores frozen matrices bf16 and tracks the fp32 run within bf16 rounding', async () => {
     const run = async (backend: string, precision: string) => {
       const t = await Trainer.fromRecipe(path.join(repoRoot, 'recipes/lora.yaml'), [
-        `output.dir=${freshDir(`bf16-${backend}-${precision}`)}`, 'output.export=[]', 'training.max_steps=10',
-        'training.save_every_steps=1000', 'logging.tensorboard=false', `model.backend=${backend}`, `model.precision=${precision}`,
+        `output.dir=${freshDir(`bf16-${backend}-${precision}`)}`,
+        'output.export=[]',
+        'training.max_steps=10',
+        'training.save_every_steps=1000',
+        'logging.tensorboard=false',
+        `model.backend=${backend}`,
+        `model.precision=${precision}`,
       ]);
       const frozen = t.model.weights.linearWeight('model.layers.0.self_attn.q_proj');
       const stored = frozen.kind === 'dense' ? physicalDtype(frozen.w) : null;
@@ -176,9 +196,16 @@ describe.each(EXTRA)('transformers-extra/%s on cuda', (name) => {
     const r = reference(`transformers-extra/${name}`);
     expectFp32Parity(model, r);
     // A training step's gradient on every linear layer: a kernel missing on cuda throws here.
-    const adapter = LoraAdapter.create(model, loraFromPeftConfig({ peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: 'all-linear', init_lora_weights: 'gaussian' }, name), 1);
+    const adapter = LoraAdapter.create(
+      model,
+      loraFromPeftConfig({ peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: 'all-linear', init_lora_weights: 'gaussian' }, name),
+      1,
+    );
     const vars = [...adapter.variables.values()];
-    const { value, grads } = tf.variableGrads(() => causalLmLoss(model.run(r.batch, { hooks: adapter, ctx: { training: true } }).logits, r.labels) as tf.Scalar, vars);
+    const { value, grads } = tf.variableGrads(
+      () => causalLmLoss(model.run(r.batch, { hooks: adapter, ctx: { training: true } }).logits, r.labels) as tf.Scalar,
+      vars,
+    );
     expect(Number.isFinite(value.dataSync()[0]!)).toBe(true);
     expect(vars.every((v) => grads[v.name] && Number.isFinite(grads[v.name]!.dataSync()[0]!))).toBe(true);
     tf.dispose([value, ...Object.values(grads)]);

@@ -23,7 +23,9 @@ let comm: NcclCommunicator;
 async function group(): Promise<NcclCommunicator> {
   const nccl = activeDevice().collectives;
   if (!nccl) throw new Error('the cuda device has no collectives');
-  const star = await rendezvous({ rank: 0, worldSize: 1, localRank: 0, nodeRank: 0, masterAddr: '127.0.0.1', masterPort: 0 }, 10_000, () => nccl.uniqueId());
+  const star = await rendezvous({ rank: 0, worldSize: 1, localRank: 0, nodeRank: 0, masterAddr: '127.0.0.1', masterPort: 0 }, 10_000, () =>
+    nccl.uniqueId(),
+  );
   expect(star.handout.length).toBe(128);
   return new NcclCommunicator(nccl, star);
 }
@@ -45,7 +47,13 @@ describe.each(['f32', 'bf16'] as const)('NCCL, one rank, %s storage', (phys) => 
     const values = rand(1000, 11, -2, 2);
     const x = make(values);
     expect(physicalDtype(x)).toBe(phys);
-    const outs = [await comm.allReduce(x), await comm.allReduce(x, 'avg'), await comm.reduceScatter(x), await comm.allGather(x), await comm.broadcast(x, 0)];
+    const outs = [
+      await comm.allReduce(x),
+      await comm.allReduce(x, 'avg'),
+      await comm.reduceScatter(x),
+      await comm.allGather(x),
+      await comm.broadcast(x, 0),
+    ];
     for (const out of outs) {
       expect(out.shape).toEqual([1000]);
       expect(physicalDtype(out)).toBe(phys);

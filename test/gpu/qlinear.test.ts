@@ -66,23 +66,30 @@ function expected(q: Quantized4bit, phys: Phys): Float32Array {
 /** Index of the first value whose bits differ, or -1 (so −0 ≠ +0 and NaN patterns count). */
 function firstBitDifference(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) return 0;
-  const x = new Uint32Array(a.buffer, a.byteOffset, a.length), y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length),
+    y = new Uint32Array(b.buffer, b.byteOffset, b.length);
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return i;
   return -1;
 }
 
 describe('4-bit dequantisation on the device equals the CPU path bit for bit', () => {
-  const cases = FOUR_BIT_BLOCKSIZES.flatMap((blocksize) => (['nf4', 'fp4'] as const).flatMap((quantType) =>
-    [false, true].flatMap((doubleQuant) => (['f32', 'bf16'] as const).map((phys) => ({ blocksize, quantType, doubleQuant, phys })))));
-  it.each(cases)('$quantType, blocksize $blocksize, double quant $doubleQuant, $phys out', async ({ blocksize, quantType, doubleQuant, phys }) => {
-    await tf.setBackend('cuda');
-    // 5·1031 values: an odd count (a half-filled last byte, a partial last word) over several blocks.
-    const q = weight([5, 1031], blocksize, { quantType, blocksize, doubleQuant });
-    const got = onDevice(q, phys);
-    const want = expected(q, phys);
-    const at = firstBitDifference(got, want);
-    expect(at, `first difference at ${at}: device ${got[at]}, cpu ${want[at]}`).toBe(-1);
-  });
+  const cases = FOUR_BIT_BLOCKSIZES.flatMap((blocksize) =>
+    (['nf4', 'fp4'] as const).flatMap((quantType) =>
+      [false, true].flatMap((doubleQuant) => (['f32', 'bf16'] as const).map((phys) => ({ blocksize, quantType, doubleQuant, phys }))),
+    ),
+  );
+  it.each(cases)(
+    '$quantType, blocksize $blocksize, double quant $doubleQuant, $phys out',
+    async ({ blocksize, quantType, doubleQuant, phys }) => {
+      await tf.setBackend('cuda');
+      // 5·1031 values: an odd count (a half-filled last byte, a partial last word) over several blocks.
+      const q = weight([5, 1031], blocksize, { quantType, blocksize, doubleQuant });
+      const got = onDevice(q, phys);
+      const want = expected(q, phys);
+      const at = firstBitDifference(got, want);
+      expect(at, `first difference at ${at}: device ${got[at]}, cpu ${want[at]}`).toBe(-1);
+    },
+  );
 
   it.each(['bfloat16', 'float16'] as SourceDType[])('a %s source is rounded to its dtype as the CPU path rounds it', async (dtype) => {
     await tf.setBackend('cuda');
@@ -110,7 +117,7 @@ describe('4-bit dequantisation on the device equals the CPU path bit for bit', (
     try {
       const jobs = qs.map((q, i) => ({ weight: q, out: outs[i]! }));
       const launches = jobs.map((job) => [job]);
-      device.dequantizeWeightsInto!(launches);  // places the outputs on the device (tf.zeros may start on the host)
+      device.dequantizeWeightsInto!(launches); // places the outputs on the device (tf.zeros may start on the host)
       const calls = device.addonCalls()!;
       device.dequantizeWeightsInto!(launches);
       expect(device.addonCalls()! - calls).toBe(1);
@@ -161,7 +168,7 @@ describe('4-bit weights held on the device', () => {
     expect(device.storeQuantizedWeight(q, 'layers.0.mlp.up_proj.weight')).toBe(q);
     const bits = (quantizedDeviceBytes(backend()) * 8) / (1024 * 1024);
     expect(bits).toBeGreaterThan(4.12);
-    expect(bits).toBeLessThan(4.14);  // codes, 8-bit absmax, nested absmax and the 1 KiB nested table
+    expect(bits).toBeLessThan(4.14); // codes, 8-bit absmax, nested absmax and the 1 KiB nested table
     expect(device.memory().inUse - before).toBeGreaterThanOrEqual(quantizedDeviceBytes(backend()));
     device.releaseQuantizedWeight(q);
     expect(quantizedDeviceBytes(backend())).toBe(0);
@@ -174,10 +181,13 @@ describe('4-bit weights held on the device', () => {
     const before = device.memory().inUse;
     const q = weight([8, 64], 2, { quantType: 'nf4', blocksize: 64 });
     const short = { ...q, packed: q.packed.subarray(1) };
-    expect(() => device.storeQuantizedWeight(short, 'model.layers.3.self_attn.o_proj.weight'))
-      .toThrow(/^cannot place 4-bit weight 'model\.layers\.3\.self_attn\.o_proj\.weight' on cuda: packed data has 255 bytes; shape \[8, 64\] needs 256$/);
+    expect(() => device.storeQuantizedWeight(short, 'model.layers.3.self_attn.o_proj.weight')).toThrow(
+      /^cannot place 4-bit weight 'model\.layers\.3\.self_attn\.o_proj\.weight' on cuda: packed data has 255 bytes; shape \[8, 64\] needs 256$/,
+    );
     const oddBlocks = { ...q, blocksize: 96 };
-    expect(() => device.storeQuantizedWeight(oddBlocks, 'w')).toThrow(/^cannot place 4-bit weight 'w' on cuda: blocksize 96 is not one of 32, 64/);
+    expect(() => device.storeQuantizedWeight(oddBlocks, 'w')).toThrow(
+      /^cannot place 4-bit weight 'w' on cuda: blocksize 96 is not one of 32, 64/,
+    );
     expect(device.memory().inUse).toBe(before);
   });
 });
@@ -232,7 +242,7 @@ describe('models with 4-bit weights on cuda', () => {
     await tf.setBackend('cuda');
     const b = backend();
     const model = loadBaseModel(fixture('tiny-llama-bnb-nf4'));
-    expect(quantizedDeviceBytes(b)).toBeGreaterThan(0);  // uploaded at load
+    expect(quantizedDeviceBytes(b)).toBeGreaterThan(0); // uploaded at load
     const ref = SafetensorsFile.open(fixture('tiny-llama-bnb-nf4/reference.safetensors'));
     const batch = referenceBatch(fixture('tiny-llama/reference.safetensors'));
     const mask = batch.attentionMask.flat();
@@ -246,15 +256,22 @@ describe('models with 4-bit weights on cuda', () => {
     });
     ref.close();
     model.dispose();
-    expect(quantizedDeviceBytes(b)).toBe(0);  // released with the model
+    expect(quantizedDeviceBytes(b)).toBe(0); // released with the model
   });
 
   it('ten QLoRA training steps: losses on cuda match the cpu run within 1e-4', async () => {
     const run = async (backendName: string) => {
       const dir = mkdtempSync(path.join(os.tmpdir(), `typetune-gpu-qlora-${backendName}-`));
       const t = await Trainer.fromRecipe(path.join(repoRoot, 'recipes/qlora.yaml'), [
-        `output.dir=${dir}`, 'output.export=[]', 'training.max_steps=10', 'training.save_every_steps=1000',
-        'logging.tensorboard=false', `model.backend=${backendName}`, 'model.precision=fp32', 'training.batch_size=2', 'data.max_length=32',
+        `output.dir=${dir}`,
+        'output.export=[]',
+        'training.max_steps=10',
+        'training.save_every_steps=1000',
+        'logging.tensorboard=false',
+        `model.backend=${backendName}`,
+        'model.precision=fp32',
+        'training.batch_size=2',
+        'data.max_length=32',
       ]);
       const w = t.model.weights.linearWeight('model.layers.0.mlp.down_proj');
       expect(w.kind).toBe('quantized');
@@ -270,6 +287,6 @@ describe('models with 4-bit weights on cuda', () => {
     expect(cuda.onDeviceBytes).toBeGreaterThan(0);
     expect(cuda.losses).toHaveLength(10);
     expect(relErr(cuda.losses, cpu.losses)).toBeLessThan(1e-4);
-    expect(cpu.losses[9]!).toBeLessThan(cpu.losses[0]!);  // it trains
+    expect(cpu.losses[9]!).toBeLessThan(cpu.losses[0]!); // it trains
   });
 });

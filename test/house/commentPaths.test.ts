@@ -45,8 +45,15 @@ const NOT_PATHS: Record<string, string> = {
   '../../../../ESCAPED': "an example of a hostile server's value, which must never become a path",
 };
 
-interface Comment { line: number; text: string }
-interface Missing { file: string; line: number; ref: string }
+interface Comment {
+  line: number;
+  text: string;
+}
+interface Missing {
+  file: string;
+  line: number;
+  ref: string;
+}
 
 function sourceFiles(): string[] {
   const out: string[] = [];
@@ -55,7 +62,8 @@ function sourceFiles(): string[] {
       if (!e.isFile() || !SOURCE_EXTENSIONS.includes(path.extname(e.name))) continue;
       const file = path.join(e.parentPath, e.name);
       const rel = path.relative(repoRoot, file);
-      if (rel.split(path.sep).includes('node_modules') || Object.keys(SKIPPED).some((s) => rel === s || rel.startsWith(s + path.sep))) continue;
+      if (rel.split(path.sep).includes('node_modules') || Object.keys(SKIPPED).some((s) => rel === s || rel.startsWith(s + path.sep)))
+        continue;
       out.push(file);
     }
   }
@@ -156,7 +164,10 @@ function references(line: string): string[] {
 
 /** A glob's one-segment patterns (`*`, `{a,b}`) as a RegExp over a file name. */
 function segmentPattern(segment: string): RegExp {
-  const body = segment.replace(/[.+^$()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\{([^}]*)\}/g, (_, alts: string) => `(?:${alts.split(',').join('|')})`);
+  const body = segment
+    .replace(/[.+^$()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '[^/]*')
+    .replace(/\{([^}]*)\}/g, (_, alts: string) => `(?:${alts.split(',').join('|')})`);
   return new RegExp(`^${body}$`);
 }
 
@@ -173,7 +184,13 @@ function existsUnder(base: string, rel: string): boolean {
       continue;
     }
     const pattern = segmentPattern(segment);
-    found = found.flatMap((f) => (existsSync(f) && statSync(f).isDirectory() ? readdirSync(f).filter((n) => pattern.test(n)).map((n) => path.join(f, n)) : []));
+    found = found.flatMap((f) =>
+      existsSync(f) && statSync(f).isDirectory()
+        ? readdirSync(f)
+            .filter((n) => pattern.test(n))
+            .map((n) => path.join(f, n))
+        : [],
+    );
   }
   return found.length > 0;
 }
@@ -234,10 +251,15 @@ describe('paths named in comments', () => {
   });
 
   it('finds a missing path in C++/CUDA, shell and Python comments', () => {
-    const cuda = '#include "philox.cuh"  // philox.cuh is here, gone.cuh is not\nconst char* s = "src/nowhere.ts"; /* and\n src/adapters/gone.ts */';
+    const cuda =
+      '#include "philox.cuh"  // philox.cuh is here, gone.cuh is not\nconst char* s = "src/nowhere.ts"; /* and\n src/adapters/gone.ts */';
     const shell = '#!/usr/bin/env bash\necho "# src/notAComment.ts" # bench/gone.sh\n# kernels/README.md exists';
     const python = "x = '# ../notAComment.py'  # ../gone.py\n";
-    expect(report(missingPaths([fake('kernels/src/fake.cu', cuda), fake('bench/fake.sh', shell), fake('test/interop/fake.py', python)], basenames))).toEqual([
+    expect(
+      report(
+        missingPaths([fake('kernels/src/fake.cu', cuda), fake('bench/fake.sh', shell), fake('test/interop/fake.py', python)], basenames),
+      ),
+    ).toEqual([
       'kernels/src/fake.cu:1: gone.cuh',
       'kernels/src/fake.cu:3: src/adapters/gone.ts',
       'bench/fake.sh:2: bench/gone.sh',

@@ -30,10 +30,14 @@ let cache: string;
 const saved = { ...process.env };
 
 beforeAll(async () => {
-  hub = await (new FakeHub()).start();
+  hub = await new FakeHub().start();
   cache = mkdtempSync(path.join(os.tmpdir(), 'typetune-hubcache-'));
-  writeHubCache(cache, 'org/tiny', { [MAIN]: variant('main'), [DEV]: variant('dev'), [TAGGED]: variant('v1.0'), [PR]: variant('pr'), [ORPHAN]: variant('orphan') },
-    { main: MAIN, dev: DEV, 'v1.0': TAGGED, 'refs/pr/1': PR });
+  writeHubCache(
+    cache,
+    'org/tiny',
+    { [MAIN]: variant('main'), [DEV]: variant('dev'), [TAGGED]: variant('v1.0'), [PR]: variant('pr'), [ORPHAN]: variant('orphan') },
+    { main: MAIN, dev: DEV, 'v1.0': TAGGED, 'refs/pr/1': PR },
+  );
   // Any request would reach the fake Hub and be logged: the cache must answer alone.
   Object.assign(process.env, { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url, HF_TOKEN: 'hf_good' });
 });
@@ -49,15 +53,27 @@ describe('Hub ids', () => {
     expect(parseHubRef('meta-llama/Llama-3.2-1B')).toEqual({ repo: 'meta-llama/Llama-3.2-1B', revision: 'main', explicitRevision: false });
     expect(parseHubRef('org/m@refs/pr/1')).toEqual({ repo: 'org/m', revision: 'refs/pr/1', explicitRevision: true });
     expect(parseHubRef(`org/m@${MAIN}`)?.revision).toBe(MAIN);
-    for (const v of ['gpt2', './org/m', '/org/m', '~/org/m', 'a/b/c', 'org/-m', 'org/m--x', 'org/m@', 'org/m@../x', 'org/m@a b']) expect(parseHubRef(v), v).toBeNull();
+    for (const v of ['gpt2', './org/m', '/org/m', '~/org/m', 'a/b/c', 'org/-m', 'org/m--x', 'org/m@', 'org/m@../x', 'org/m@a b'])
+      expect(parseHubRef(v), v).toBeNull();
   });
 
   it('the cache folder follows HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub; the token HF_TOKEN, else HF_HOME/token', () => {
     const home = mkdtempSync(path.join(os.tmpdir(), 'typetune-hfhome-'));
     writeFileSync(path.join(home, 'token'), 'hf_stored\n');
     expect(hubEnv({ HF_HUB_CACHE: '/x/cache', HF_HOME: home }).cacheDir).toBe('/x/cache');
-    expect(hubEnv({ HF_HOME: home })).toEqual({ cacheDir: path.join(home, 'hub'), endpoint: 'https://huggingface.co', token: 'hf_stored', tokenSource: path.join(home, 'token'), offline: false });
-    expect(hubEnv({ HF_HOME: home, HF_TOKEN: 'hf_env', HF_HUB_OFFLINE: 'TRUE', HF_ENDPOINT: 'http://h/' })).toMatchObject({ token: 'hf_env', tokenSource: 'HF_TOKEN', offline: true, endpoint: 'http://h' });
+    expect(hubEnv({ HF_HOME: home })).toEqual({
+      cacheDir: path.join(home, 'hub'),
+      endpoint: 'https://huggingface.co',
+      token: 'hf_stored',
+      tokenSource: path.join(home, 'token'),
+      offline: false,
+    });
+    expect(hubEnv({ HF_HOME: home, HF_TOKEN: 'hf_env', HF_HUB_OFFLINE: 'TRUE', HF_ENDPOINT: 'http://h/' })).toMatchObject({
+      token: 'hf_env',
+      tokenSource: 'HF_TOKEN',
+      offline: true,
+      endpoint: 'http://h',
+    });
     expect(hubEnv({}).cacheDir).toBe(path.join(os.homedir(), '.cache/huggingface/hub'));
     rmSync(home, { recursive: true });
   });
@@ -67,8 +83,12 @@ describe('cache paths', () => {
   it('every path in the cache is joined under its folder; one that would leave it is refused', () => {
     const storage = path.join(cache, 'models--org--tiny');
     expect(blobPath(storage, 'a'.repeat(64))).toBe(path.join(storage, 'blobs', 'a'.repeat(64)));
-    expect(pointerPath(path.join(storage, 'snapshots', MAIN), 'sub/file.json')).toBe(path.join(storage, 'snapshots', MAIN, 'sub', 'file.json'));
-    expect(() => blobPath(storage, '../../ESCAPED')).toThrow(`"blobs/../../ESCAPED" leads to ${path.join(cache, 'ESCAPED')}, outside ${storage}; refusing it as a path in the Hub cache`);
+    expect(pointerPath(path.join(storage, 'snapshots', MAIN), 'sub/file.json')).toBe(
+      path.join(storage, 'snapshots', MAIN, 'sub', 'file.json'),
+    );
+    expect(() => blobPath(storage, '../../ESCAPED')).toThrow(
+      `"blobs/../../ESCAPED" leads to ${path.join(cache, 'ESCAPED')}, outside ${storage}; refusing it as a path in the Hub cache`,
+    );
     expect(() => snapshotPath(storage, '..')).toThrow(/outside .*models--org--tiny; refusing it/);
     expect(() => blobLockPath(cache, 'org/tiny', '../../../x')).toThrow(/outside /);
     expect(() => under(storage, '.')).toThrow(/outside /); // the folder itself is not a file in it
@@ -124,14 +144,18 @@ describe('loading from the Hub cache', () => {
     await expect(resolveModelSource('org/tiny@nope', 'model', { env })).rejects.toThrow(
       `org/tiny@nope is not complete in the Hub cache ${cache} (missing models--org--tiny/refs/nope) and HF_HUB_OFFLINE=1 forbids downloading it`,
     );
-    await expect(resolveModelSource('org/absent', 'model', { env })).rejects.toThrow('(missing models--org--absent/ (org/absent was never downloaded))');
+    await expect(resolveModelSource('org/absent', 'model', { env })).rejects.toThrow(
+      '(missing models--org--absent/ (org/absent was never downloaded))',
+    );
     // A snapshot without its weights (a dangling symlink counts as missing).
     const weights = path.join(snapshot(TAGGED), 'model.safetensors');
     const blob = path.resolve(path.dirname(weights), readlinkSync(weights));
     const moved = `${blob}.moved`;
     renameSync(blob, moved);
     try {
-      await expect(resolveModelSource('org/tiny@v1.0', 'model', { env })).rejects.toThrow(`(missing models--org--tiny/snapshots/${TAGGED}/model.safetensors)`);
+      await expect(resolveModelSource('org/tiny@v1.0', 'model', { env })).rejects.toThrow(
+        `(missing models--org--tiny/snapshots/${TAGGED}/model.safetensors)`,
+      );
       expect(await resolveModelSource('org/tiny@v1.0', 'config', { env })).toBe(snapshot(TAGGED));
     } finally {
       renameSync(moved, blob);

@@ -35,7 +35,10 @@ const WANTED = ['config.json', 'generation_config.json', 'tokenizer.json', 'toke
 function sharded(): Files {
   const ck = SafetensorsCheckpoint.open(TINY);
   const keys = ck.keys();
-  const shards: Record<string, Record<string, TensorToWrite>> = { 'model-00001-of-00002.safetensors': {}, 'model-00002-of-00002.safetensors': {} };
+  const shards: Record<string, Record<string, TensorToWrite>> = {
+    'model-00001-of-00002.safetensors': {},
+    'model-00002-of-00002.safetensors': {},
+  };
   const weightMap: Record<string, string> = {};
   keys.forEach((k, i) => {
     const shard = Object.keys(shards)[i < keys.length / 2 ? 0 : 1]!;
@@ -55,7 +58,9 @@ let MAIN: string;
 
 beforeAll(async () => {
   hub = await new FakeHub().start();
-  MAIN = hub.addRepo('org/tiny', repoFiles, { branches: { dev: { ...repoFiles, 'generation_config.json': Buffer.from('{"dev": true}') } } });
+  MAIN = hub.addRepo('org/tiny', repoFiles, {
+    branches: { dev: { ...repoFiles, 'generation_config.json': Buffer.from('{"dev": true}') } },
+  });
   hub.addRepo('org/sharded', sharded());
   hub.addRepo('org/pickles', { 'config.json': files['config.json']!, 'pytorch_model.bin': Buffer.from('x') });
   hub.addRepo('meta/gated', repoFiles, { gated: true });
@@ -63,7 +68,12 @@ beforeAll(async () => {
 });
 afterAll(() => hub.stop());
 
-function fresh(over: Partial<HubEnv> = {}): { env: HubEnv; cache: string; log: string[]; opts: { env: HubEnv; stream: NodeJS.WriteStream } } {
+function fresh(over: Partial<HubEnv> = {}): {
+  env: HubEnv;
+  cache: string;
+  log: string[];
+  opts: { env: HubEnv; stream: NodeJS.WriteStream };
+} {
   const cache = mkdtempSync(path.join(os.tmpdir(), 'typetune-dl-'));
   const env: HubEnv = { cacheDir: cache, endpoint: hub.url, token: 'hf_good', offline: false, ...over };
   const log: string[] = [];
@@ -80,13 +90,17 @@ function expectNothingPublished(cache: string, repo = 'org/tiny'): void {
   for (const sub of ['snapshots', 'refs']) {
     const dir = path.join(s, sub);
     if (!existsSync(dir)) continue;
-    const walk = (d: string): string[] => readdirSync(d).flatMap((f) => (statSync(path.join(d, f)).isDirectory() ? walk(path.join(d, f)) : [path.join(d, f)]));
+    const walk = (d: string): string[] =>
+      readdirSync(d).flatMap((f) => (statSync(path.join(d, f)).isDirectory() ? walk(path.join(d, f)) : [path.join(d, f)]));
     expect(walk(dir), sub).toEqual([]);
   }
 }
 
 async function failure(p: Promise<unknown>): Promise<HubError> {
-  const err = await p.then(() => null, (e: unknown) => e);
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(HubError);
   expect((err as Error).message).not.toContain('\n');
   return err as HubError;
@@ -140,13 +154,20 @@ describe('download into the Hub cache', () => {
     expect(dir).toBe(path.join(storage(cache), 'snapshots', dev));
     expect(readFileSync(path.join(dir, 'generation_config.json'), 'utf8')).toBe('{"dev": true}');
     const byteFetches = hub.paths().filter((p) => p.includes('/resolve/'));
-    expect(byteFetches).toEqual([`GET /org/tiny/resolve/${dev}/generation_config.json`, `GET /org/tiny/resolve/${dev}/generation_config.json`]);
+    expect(byteFetches).toEqual([
+      `GET /org/tiny/resolve/${dev}/generation_config.json`,
+      `GET /org/tiny/resolve/${dev}/generation_config.json`,
+    ]);
   });
 
   it('a sharded model: the index, then exactly the shards it names; the model loads with the same logits', async () => {
     const { opts } = fresh();
     const dir = await resolveModelSource('org/sharded', 'model', opts);
-    expect(readdirSync(dir).filter((f) => f.includes('safetensors')).sort()).toEqual(['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json']);
+    expect(
+      readdirSync(dir)
+        .filter((f) => f.includes('safetensors'))
+        .sort(),
+    ).toEqual(['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json']);
     const input = { inputIds: [[2, 4, 6]] };
     const [a, b] = [await loadModel(TINY), await loadModel(dir)];
     const [la, lb] = [(await a.forward(input)).logits, (await b.forward(input)).logits];
@@ -167,7 +188,9 @@ describe('download into the Hub cache', () => {
     const size = files['model.safetensors']!.length;
     hub.dropOnce = { file: 'model.safetensors', after: 40_000 };
     const err = await failure(resolveModelSource('org/tiny', 'model', opts));
-    expect(err.message).toMatch(/^download org\/tiny@[0-9a-f]{12}\/model\.safetensors: interrupted at \d+ of \d+ bytes .*; run again to resume$/);
+    expect(err.message).toMatch(
+      /^download org\/tiny@[0-9a-f]{12}\/model\.safetensors: interrupted at \d+ of \d+ bytes .*; run again to resume$/,
+    );
     expect(existsSync(path.join(storage(cache), 'snapshots', MAIN, 'model.safetensors'))).toBe(false);
     expect(existsSync(path.join(storage(cache), 'refs/main'))).toBe(false);
     const etag = etagOf('model.safetensors', files['model.safetensors']!);
@@ -208,19 +231,27 @@ describe('download errors: one line each, nothing half-written', () => {
   it('unknown repo (404), and a relative path that is not a folder either', async () => {
     const { cache, opts } = fresh();
     const err = await failure(resolveModelSource('models/tiny', 'model', { ...opts, cwd: '/nonexistent' }));
-    expect(err.message).toBe(`download models/tiny: models/tiny is not a model repository on ${hub.url} nor a local folder (/nonexistent/models/tiny does not exist) (404); check the id and that your token can see it`);
+    expect(err.message).toBe(
+      `download models/tiny: models/tiny is not a model repository on ${hub.url} nor a local folder (/nonexistent/models/tiny does not exist) (404); check the id and that your token can see it`,
+    );
     const anon = fresh({ token: undefined });
     expect((await failure(resolveModelSource('org/nope', 'model', anon.opts))).message).toContain('is not a model repository on');
-    expect((await failure(resolveModelSource('org/tiny@no-such-branch', 'model', opts))).message).toBe("download org/tiny@no-such-branch: org/tiny has no revision 'no-such-branch' (a branch, tag or 40-hex commit)");
+    expect((await failure(resolveModelSource('org/tiny@no-such-branch', 'model', opts))).message).toBe(
+      "download org/tiny@no-such-branch: org/tiny has no revision 'no-such-branch' (a branch, tag or 40-hex commit)",
+    );
     expectNothingPublished(cache);
   });
 
   it('a gated model without a token, and with a token not granted access', async () => {
     const anon = fresh({ token: undefined });
     const err = await failure(resolveModelSource('meta/gated', 'model', anon.opts));
-    expect(err.message).toMatch(/^download meta\/gated: meta\/gated is a gated model \(401: Access to model meta\/gated is restricted\..*\); accept its conditions at .*\/meta\/gated, then set HF_TOKEN/);
+    expect(err.message).toMatch(
+      /^download meta\/gated: meta\/gated is a gated model \(401: Access to model meta\/gated is restricted\..*\); accept its conditions at .*\/meta\/gated, then set HF_TOKEN/,
+    );
     const ungranted = fresh();
-    expect((await failure(resolveModelSource('meta/gated', 'model', ungranted.opts))).message).toMatch(/gated model \(403: .*not in the authorized list.*\); your token has no access yet/);
+    expect((await failure(resolveModelSource('meta/gated', 'model', ungranted.opts))).message).toMatch(
+      /gated model \(403: .*not in the authorized list.*\); your token has no access yet/,
+    );
     expectNothingPublished(anon.cache, 'meta/gated');
     hub.granted.add('hf_good');
     expect(existsSync(await resolveModelSource('meta/gated', 'model', ungranted.opts))).toBe(true);
@@ -257,14 +288,17 @@ describe('download errors: one line each, nothing half-written', () => {
     const { cache } = fresh();
     const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/cli/typetune.ts'), 'inspect', 'org/nope'], {
-        cwd: repoRoot, env: { ...process.env, HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url, HF_TOKEN: 'hf_good', HF_HUB_OFFLINE: '' },
+        cwd: repoRoot,
+        env: { ...process.env, HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url, HF_TOKEN: 'hf_good', HF_HUB_OFFLINE: '' },
       });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       child.on('close', (code) => resolve({ code, stderr }));
     });
     expect(r.code).toBe(2);
-    expect(r.stderr.trim().split('\n')).toEqual([`error: download org/nope: org/nope is not a model repository on ${hub.url} nor a local folder (${repoRoot}/org/nope does not exist) (404); check the id and that your token can see it`]);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      `error: download org/nope: org/nope is not a model repository on ${hub.url} nor a local folder (${repoRoot}/org/nope does not exist) (404); check the id and that your token can see it`,
+    ]);
   });
 });
 
@@ -272,7 +306,10 @@ describe('a hostile Hub: what the server says never becomes a path unchecked', (
   // HF_HOME is <sandbox>/h: "../../../../ESCAPED" from the repo's blobs/ (or the lock folder) is <sandbox>/ESCAPED.
   const ESCAPE = '../../../../ESCAPED';
   const base: Files = { ...files, 'README.md': Buffer.from('# evil') };
-  const rewrite = (file: string, change: (e: TreeEntry) => TreeEntry) => (e: TreeEntry): TreeEntry => (e.path === file ? change(e) : e);
+  const rewrite =
+    (file: string, change: (e: TreeEntry) => TreeEntry) =>
+    (e: TreeEntry): TreeEntry =>
+      e.path === file ? change(e) : e;
 
   /** A repo on the fake Hub that lies as `tamper` says, and a cache under a sandbox nothing else writes to. */
   function hostile(name: string, tamper: Tamper): { sandbox: string; env: HubEnv; stream: NodeJS.WriteStream; describe: string } {
@@ -290,31 +327,83 @@ describe('a hostile Hub: what the server says never becomes a path unchecked', (
   }
 
   it.each([
-    ['a blob id that climbs out of blobs/ ("oid")', 'evil/oid', { entry: rewrite('config.json', (e) => ({ ...e, oid: ESCAPE })) },
-      (d: string) => `download ${d}/config.json: the Hub gives its blob id as "${ESCAPE}", not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`],
-    ['an LFS object id that climbs out (lfs.oid)', 'evil/lfs', { entry: rewrite('model.safetensors', (e) => ({ ...e, lfs: { ...e.lfs!, oid: `../${'a'.repeat(61)}` } })) },
-      (d: string) => `download ${d}/model.safetensors: the Hub gives its blob id as "../${'a'.repeat(61)}", not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`],
-    ['a non-hex etag, which could not be checked', 'evil/etag', { entry: rewrite('tokenizer.json', (e) => ({ ...e, oid: 'W/"1f-abc"' })) },
-      (d: string) => `download ${d}/tokenizer.json: the Hub gives its blob id as "W/\\"1f-abc\\"", not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`],
-    ['an upper-case etag (the cache names blobs in lower case)', 'evil/upper', { entry: rewrite('config.json', (e) => ({ ...e, oid: String(e.oid).toUpperCase() })) },
-      (d: string) => `download ${d}/config.json: the Hub gives its blob id as "${etagOf('config.json', files['config.json']!).toUpperCase()}", not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`],
-    ['no blob id at all', 'evil/none', { entry: rewrite('config.json', (e) => ({ ...e, oid: undefined })) },
-      (d: string) => `download ${d}/config.json: the Hub gives its blob id as undefined, not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`],
-    ['a file name that climbs out', 'evil/name', { entry: rewrite('README.md', (e) => ({ ...e, path: ESCAPE })) },
-      (d: string) => `download ${d}: the Hub lists a file named "${ESCAPE}", which is not a relative path inside the repository (no '..', '.' or empty part, no leading '/', drive or backslash); refusing the listing`],
-    ['an absolute file name', 'evil/abs', { entry: rewrite('README.md', (e) => ({ ...e, path: '/tmp/ESCAPED' })) },
-      (d: string) => `download ${d}: the Hub lists a file named "/tmp/ESCAPED", which is not a relative path inside the repository (no '..', '.' or empty part, no leading '/', drive or backslash); refusing the listing`],
-    ['a Windows path (backslashes)', 'evil/backslash', { entry: rewrite('README.md', (e) => ({ ...e, path: '..\\..\\ESCAPED' })) },
-      (d: string) => `download ${d}: the Hub lists a file named "..\\\\..\\\\ESCAPED", which is not a relative path inside the repository (no '..', '.' or empty part, no leading '/', drive or backslash); refusing the listing`],
-    ['a drive path', 'evil/drive', { entry: rewrite('README.md', (e) => ({ ...e, path: 'C:ESCAPED' })) },
-      (d: string) => `download ${d}: the Hub lists a file named "C:ESCAPED", which is not a relative path inside the repository (no '..', '.' or empty part, no leading '/', drive or backslash); refusing the listing`],
-    ['a negative size', 'evil/size', { entry: rewrite('config.json', (e) => ({ ...e, size: -1 })) },
-      (d: string) => `download ${d}/config.json: the Hub gives its size as -1, not a byte count; refusing the listing`],
-  ])('%s is refused in one line naming the repo, the file and the value; nothing is written outside the cache', async (_, name, tamper, message) => {
-    const { sandbox, describe, ...opts } = hostile(name, tamper as Tamper);
-    expect((await failure(resolveModelSource(name, 'model', opts))).message).toBe(message(describe));
-    expectContained(sandbox, name);
-  });
+    [
+      'a blob id that climbs out of blobs/ ("oid")',
+      'evil/oid',
+      { entry: rewrite('config.json', (e) => ({ ...e, oid: ESCAPE })) },
+      (d: string) =>
+        `download ${d}/config.json: the Hub gives its blob id as "${ESCAPE}", not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`,
+    ],
+    [
+      'an LFS object id that climbs out (lfs.oid)',
+      'evil/lfs',
+      { entry: rewrite('model.safetensors', (e) => ({ ...e, lfs: { ...e.lfs!, oid: `../${'a'.repeat(61)}` } })) },
+      (d: string) =>
+        `download ${d}/model.safetensors: the Hub gives its blob id as "../${'a'.repeat(61)}", not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`,
+    ],
+    [
+      'a non-hex etag, which could not be checked',
+      'evil/etag',
+      { entry: rewrite('tokenizer.json', (e) => ({ ...e, oid: 'W/"1f-abc"' })) },
+      (d: string) =>
+        `download ${d}/tokenizer.json: the Hub gives its blob id as "W/\\"1f-abc\\"", not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`,
+    ],
+    [
+      'an upper-case etag (the cache names blobs in lower case)',
+      'evil/upper',
+      { entry: rewrite('config.json', (e) => ({ ...e, oid: String(e.oid).toUpperCase() })) },
+      (d: string) =>
+        `download ${d}/config.json: the Hub gives its blob id as "${etagOf('config.json', files['config.json']!).toUpperCase()}", not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`,
+    ],
+    [
+      'no blob id at all',
+      'evil/none',
+      { entry: rewrite('config.json', (e) => ({ ...e, oid: undefined })) },
+      (d: string) =>
+        `download ${d}/config.json: the Hub gives its blob id as undefined, not a 40- or 64-hex hash; refusing it (it would name a path in the cache and its bytes could not be checked)`,
+    ],
+    [
+      'a file name that climbs out',
+      'evil/name',
+      { entry: rewrite('README.md', (e) => ({ ...e, path: ESCAPE })) },
+      (d: string) =>
+        `download ${d}: the Hub lists a file named "${ESCAPE}", which is not a relative path inside the repository (no '..', '.' or empty part, no leading '/', drive or backslash); refusing the listing`,
+    ],
+    [
+      'an absolute file name',
+      'evil/abs',
+      { entry: rewrite('README.md', (e) => ({ ...e, path: '/tmp/ESCAPED' })) },
+      (d: string) =>
+        `download ${d}: the Hub lists a file named "/tmp/ESCAPED", which is not a relative path inside the repository (no '..', '.' or empty part, no leading '/', drive or backslash); refusing the listing`,
+    ],
+    [
+      'a Windows path (backslashes)',
+      'evil/backslash',
+      { entry: rewrite('README.md', (e) => ({ ...e, path: '..\\..\\ESCAPED' })) },
+      (d: string) =>
+        `download ${d}: the Hub lists a file named "..\\\\..\\\\ESCAPED", which is not a relative path inside the repository (no '..', '.' or empty part, no leading '/', drive or backslash); refusing the listing`,
+    ],
+    [
+      'a drive path',
+      'evil/drive',
+      { entry: rewrite('README.md', (e) => ({ ...e, path: 'C:ESCAPED' })) },
+      (d: string) =>
+        `download ${d}: the Hub lists a file named "C:ESCAPED", which is not a relative path inside the repository (no '..', '.' or empty part, no leading '/', drive or backslash); refusing the listing`,
+    ],
+    [
+      'a negative size',
+      'evil/size',
+      { entry: rewrite('config.json', (e) => ({ ...e, size: -1 })) },
+      (d: string) => `download ${d}/config.json: the Hub gives its size as -1, not a byte count; refusing the listing`,
+    ],
+  ])(
+    '%s is refused in one line naming the repo, the file and the value; nothing is written outside the cache',
+    async (_, name, tamper, message) => {
+      const { sandbox, describe, ...opts } = hostile(name, tamper as Tamper);
+      expect((await failure(resolveModelSource(name, 'model', opts))).message).toBe(message(describe));
+      expectContained(sandbox, name);
+    },
+  );
 
   it('a commit id that climbs out of snapshots/ is refused before the listing is asked for', async () => {
     const { sandbox, ...opts } = hostile('evil/sha', { sha: ESCAPE });
@@ -332,7 +421,15 @@ describe('a hostile Hub: what the server says never becomes a path unchecked', (
     // Spawned asynchronously: the fake Hub answers from this process's event loop.
     const r = await new Promise<CliResult>((resolve) => {
       const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/cli/typetune.ts'), 'inspect', 'evil/repo'], {
-        cwd: repoRoot, env: { ...process.env, HF_HOME: path.join(sandbox, 'h'), HF_HUB_CACHE: '', HF_ENDPOINT: hub.url, HF_TOKEN: 'hf_good', HF_HUB_OFFLINE: '' },
+        cwd: repoRoot,
+        env: {
+          ...process.env,
+          HF_HOME: path.join(sandbox, 'h'),
+          HF_HUB_CACHE: '',
+          HF_ENDPOINT: hub.url,
+          HF_TOKEN: 'hf_good',
+          HF_HUB_OFFLINE: '',
+        },
       });
       let stdout = '';
       let stderr = '';
@@ -340,8 +437,12 @@ describe('a hostile Hub: what the server says never becomes a path unchecked', (
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       child.on('close', (code) => resolve({ code, stdout, stderr }));
     });
-    expectOneLineError(r,
-      new RegExp(`^error: download evil/repo@${main.slice(0, 12)}/config\\.json: the Hub gives its blob id as "\\.\\./\\.\\./\\.\\./\\.\\./ESCAPED", not a 40- or 64-hex hash; refusing it`));
+    expectOneLineError(
+      r,
+      new RegExp(
+        `^error: download evil/repo@${main.slice(0, 12)}/config\\.json: the Hub gives its blob id as "\\.\\./\\.\\./\\.\\./\\.\\./ESCAPED", not a 40- or 64-hex hash; refusing it`,
+      ),
+    );
     expect(readdirSync(sandbox).filter((f) => f !== 'h')).toEqual([]);
     expect(existsSync(path.join(sandbox, 'h', 'hub', 'models--evil--repo', 'blobs'))).toBe(false);
   });

@@ -114,7 +114,13 @@ export class FakeHub {
 
   addRepo(repo: string, files: Files, opts: { gated?: boolean; branches?: Record<string, Files>; tamper?: Tamper } = {}): string {
     const main = commitId(`${repo}:main`);
-    const r: Repo = { commits: new Map([[main, files]]), refs: new Map([['main', main]]), gated: opts.gated ?? false, private: false, tamper: opts.tamper };
+    const r: Repo = {
+      commits: new Map([[main, files]]),
+      refs: new Map([['main', main]]),
+      gated: opts.gated ?? false,
+      private: false,
+      tamper: opts.tamper,
+    };
     for (const [b, f] of Object.entries(opts.branches ?? {})) {
       const c = commitId(`${repo}:${b}`);
       r.commits.set(c, f);
@@ -151,11 +157,21 @@ export class FakeHub {
       return false;
     }
     if (repo.gated && token === undefined) {
-      this.fail(res, 401, 'GatedRepo', `Access to model ${name} is restricted. You must have access to it and be authenticated to access it. Please log in.`);
+      this.fail(
+        res,
+        401,
+        'GatedRepo',
+        `Access to model ${name} is restricted. You must have access to it and be authenticated to access it. Please log in.`,
+      );
       return false;
     }
     if (repo.gated && !this.granted.has(token!)) {
-      this.fail(res, 403, 'GatedRepo', `Access to model ${name} is restricted and you are not in the authorized list. Visit ${this.url}/${name} to ask for access.`);
+      this.fail(
+        res,
+        403,
+        'GatedRepo',
+        `Access to model ${name} is restricted and you are not in the authorized list. Visit ${this.url}/${name} to ask for access.`,
+      );
       return false;
     }
     return true;
@@ -171,7 +187,13 @@ export class FakeHub {
     const body = Buffer.concat(chunks);
     const url = new URL(req.url!, this.url);
     const p = decodeURIComponent(url.pathname);
-    this.requests.push({ method: req.method!, url: req.url!, range: req.headers.range, auth: req.headers.authorization, body: body.length && !p.startsWith('/lfs-upload/') ? body.toString() : undefined });
+    this.requests.push({
+      method: req.method!,
+      url: req.url!,
+      range: req.headers.range,
+      auth: req.headers.authorization,
+      body: body.length && !p.startsWith('/lfs-upload/') ? body.toString() : undefined,
+    });
     let m: RegExpExecArray | null;
     if (req.method === 'PUT' && (m = /^\/lfs-upload\/([0-9a-f]{64})$/.exec(p))) {
       if (createHash('sha256').update(body).digest('hex') !== m[1]) return this.fail(res, 400, null, 'sha256 mismatch');
@@ -192,26 +214,56 @@ export class FakeHub {
       }
       if (kind === 'preupload') {
         const files = (JSON.parse(body.toString()) as { files: Array<{ path: string }> }).files;
-        return this.json(res, { files: files.map((f) => ({ path: f.path, uploadMode: isLfs(f.path) ? 'lfs' : 'regular', shouldIgnore: false })) });
+        return this.json(res, {
+          files: files.map((f) => ({ path: f.path, uploadMode: isLfs(f.path) ? 'lfs' : 'regular', shouldIgnore: false })),
+        });
       }
       if (kind === 'commit') return this.commit(res, name, repo!, rev, body.toString());
       const commit = this.commitOf(repo!, rev.replace(/\/$/, ''));
       if (!commit) return this.fail(res, 404, 'RevisionNotFound', `Invalid rev id: ${rev}`);
       const files = repo!.commits.get(commit)!;
-      if (kind === 'revision') return this.json(res, { _id: `id-${name}`, id: name, sha: repo!.tamper && 'sha' in repo!.tamper ? repo!.tamper.sha : commit, private: repo!.private, gated: repo!.gated ? 'auto' : false, downloads: 0, likes: 0, lastModified: '2026-01-01T00:00:00.000Z', pipeline_tag: 'text-generation' });
+      if (kind === 'revision')
+        return this.json(res, {
+          _id: `id-${name}`,
+          id: name,
+          sha: repo!.tamper && 'sha' in repo!.tamper ? repo!.tamper.sha : commit,
+          private: repo!.private,
+          gated: repo!.gated ? 'auto' : false,
+          downloads: 0,
+          likes: 0,
+          lastModified: '2026-01-01T00:00:00.000Z',
+          pipeline_tag: 'text-generation',
+        });
       const entries = Object.entries(files)
         .filter(([f]) => url.searchParams.get('recursive') === 'true' || !f.includes('/'))
-        .map(([f, bytes]): TreeEntry => ({
-          type: 'file', path: f, size: isLfs(f) ? 134 : bytes.length, oid: etagOf(f.replace(/\.\w+$/, '.pointer'), Buffer.from(f)),
-          ...(isLfs(f) ? { lfs: { oid: etagOf(f, bytes), size: bytes.length, pointerSize: 134 } } : { oid: etagOf(f, bytes) }),
-        }))
+        .map(
+          ([f, bytes]): TreeEntry => ({
+            type: 'file',
+            path: f,
+            size: isLfs(f) ? 134 : bytes.length,
+            oid: etagOf(f.replace(/\.\w+$/, '.pointer'), Buffer.from(f)),
+            ...(isLfs(f) ? { lfs: { oid: etagOf(f, bytes), size: bytes.length, pointerSize: 134 } } : { oid: etagOf(f, bytes) }),
+          }),
+        )
         .map((e) => repo!.tamper?.entry?.(e) ?? e);
-      const dirs = [...new Set(Object.keys(files).filter((f) => f.includes('/')).map((f) => f.split('/')[0]!))].map((d) => ({ type: 'directory', path: d, size: 0, oid: commitId(d) }));
+      const dirs = [
+        ...new Set(
+          Object.keys(files)
+            .filter((f) => f.includes('/'))
+            .map((f) => f.split('/')[0]!),
+        ),
+      ].map((d) => ({ type: 'directory', path: d, size: 0, oid: commitId(d) }));
       return this.json(res, [...entries, ...(url.searchParams.get('recursive') === 'true' ? [] : dirs)]);
     }
     if (req.method === 'POST' && (m = /^\/([^/]+\/[^/]+)\.git\/info\/lfs\/objects\/batch$/.exec(p))) {
       const objects = (JSON.parse(body.toString()) as { objects: Array<{ oid: string; size: number }> }).objects;
-      return this.json(res, { transfer: 'basic', objects: objects.map((o) => ({ ...o, actions: this.lfs.has(o.oid) ? undefined : { upload: { href: `${this.url}/lfs-upload/${o.oid}` } } })) });
+      return this.json(res, {
+        transfer: 'basic',
+        objects: objects.map((o) => ({
+          ...o,
+          actions: this.lfs.has(o.oid) ? undefined : { upload: { href: `${this.url}/lfs-upload/${o.oid}` } },
+        })),
+      });
     }
     if ((m = /^\/(datasets\/[^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(p))) return this.resolve(req, res, m[1]!, m[2]!, m[3]!);
     if ((m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(p))) return this.resolve(req, res, m[1]!, m[2]!, m[3]!);
@@ -226,7 +278,12 @@ export class FakeHub {
     const bytes = repo!.commits.get(commit)![file];
     if (!bytes) return this.fail(res, 404, 'EntryNotFound', `${file} does not exist`);
     const etag = etagOf(file, bytes);
-    const headers: Record<string, string | number> = { 'ETag': `"${etag}"`, 'X-Repo-Commit': commit, 'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream' };
+    const headers: Record<string, string | number> = {
+      ETag: `"${etag}"`,
+      'X-Repo-Commit': commit,
+      'Accept-Ranges': 'bytes',
+      'Content-Type': 'application/octet-stream',
+    };
     if (isLfs(file)) Object.assign(headers, { 'X-Linked-Etag': `"${etag}"`, 'X-Linked-Size': bytes.length });
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     let start = 0;
@@ -247,13 +304,22 @@ export class FakeHub {
     res.end(part);
   }
 
-  private createRepo(req: http.IncomingMessage, res: http.ServerResponse, payload: { name: string; organization: string; visibility?: string }): void {
+  private createRepo(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    payload: { name: string; organization: string; visibility?: string },
+  ): void {
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     if (!token || !this.tokens.has(token)) return this.fail(res, 401, null, 'Invalid credentials in Authorization header');
     const name = `${payload.organization}/${payload.name}`;
     if (this.repos.has(name)) return this.fail(res, 409, null, 'You already created this model repo');
     const empty = commitId(`${name}:empty`);
-    this.repos.set(name, { commits: new Map([[empty, {}]]), refs: new Map([['main', empty]]), gated: false, private: payload.visibility === 'private' });
+    this.repos.set(name, {
+      commits: new Map([[empty, {}]]),
+      refs: new Map([['main', empty]]),
+      gated: false,
+      private: payload.visibility === 'private',
+    });
     this.json(res, { url: `${this.url}/${name}`, id: name });
   }
 

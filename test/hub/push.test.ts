@@ -20,13 +20,20 @@ import { expectOneLineError, type CliResult } from '../cliHarness.js';
 
 let hub: FakeHub;
 const tmp = (name: string) => mkdtempSync(path.join(os.tmpdir(), `typetune-push-${name}-`));
-const env = (over: Partial<HubEnv> = {}): HubEnv => ({ cacheDir: tmp('cache'), endpoint: hub.url, token: 'hf_good', offline: false, ...over });
+const env = (over: Partial<HubEnv> = {}): HubEnv => ({
+  cacheDir: tmp('cache'),
+  endpoint: hub.url,
+  token: 'hf_good',
+  offline: false,
+  ...over,
+});
 
 /** A PEFT export as our trainer writes it (PEFT's fixture folder without PEFT's template card). */
 function peftExport(): string {
   const dir = path.join(tmp('peft'), 'peft');
   mkdirSync(dir);
-  for (const f of ['adapter_config.json', 'adapter_model.safetensors']) copyFileSync(path.join(fixture('peft-lora-llama/adapter'), f), path.join(dir, f));
+  for (const f of ['adapter_config.json', 'adapter_model.safetensors'])
+    copyFileSync(path.join(fixture('peft-lora-llama/adapter'), f), path.join(dir, f));
   return dir;
 }
 
@@ -46,7 +53,8 @@ function frontMatter(card: Buffer): Record<string, unknown> {
 function pushCli(args: string[], token: string): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/cli/typetune.ts'), 'push', ...args], {
-      cwd: repoRoot, env: { ...process.env, HF_ENDPOINT: hub.url, HF_TOKEN: token, HF_HOME: tmp('home'), HF_HUB_OFFLINE: '' },
+      cwd: repoRoot,
+      env: { ...process.env, HF_ENDPOINT: hub.url, HF_TOKEN: token, HF_HOME: tmp('home'), HF_HUB_OFFLINE: '' },
     });
     let stdout = '';
     let stderr = '';
@@ -84,12 +92,20 @@ describe('push', () => {
     expect(hub.requests.filter((q) => !q.url.startsWith('/lfs-upload')).every((q) => q.auth === 'Bearer hf_good')).toBe(true);
     const files = remote('me/lora');
     for (const [f, bytes] of Object.entries(readFolder(dir))) expect(files[f]?.equals(bytes), f).toBe(true);
-    expect(r).toMatchObject({ repo: 'me/lora', revision: 'main', files: ['adapter_config.json', 'adapter_model.safetensors', 'README.md'] });
+    expect(r).toMatchObject({
+      repo: 'me/lora',
+      revision: 'main',
+      files: ['adapter_config.json', 'adapter_model.safetensors', 'README.md'],
+    });
     expect(r.commit).toBe(hub.repos.get('me/lora')!.refs.get('main'));
     expect(hub.repos.get('me/lora')!.private).toBe(true);
     // PEFT's fixture names its base "tiny-llama", not a Hub id: no base_model key, the card says local.
     const card = files['README.md']!;
-    expect(frontMatter(card)).toEqual({ library_name: 'peft', pipeline_tag: 'text-generation', tags: ['typetune', 'peft', 'lora', 'text-generation'] });
+    expect(frontMatter(card)).toEqual({
+      library_name: 'peft',
+      pipeline_tag: 'text-generation',
+      tags: ['typetune', 'peft', 'lora', 'text-generation'],
+    });
     expect(card.toString()).toContain('PeftModel.from_pretrained(base, "me/lora")');
   });
 
@@ -106,7 +122,9 @@ describe('push', () => {
       'POST /api/models/me/branchy/commit/exp-1',
     ]);
     expect(r.revision).toBe('exp-1');
-    expect(remote('me/branchy', 'exp-1')['adapter_model.safetensors']!.equals(readFileSync(path.join(dir, 'adapter_model.safetensors')))).toBe(true);
+    expect(
+      remote('me/branchy', 'exp-1')['adapter_model.safetensors']!.equals(readFileSync(path.join(dir, 'adapter_model.safetensors'))),
+    ).toBe(true);
   });
 
   it('a pyreft folder gets library_name pyreft and its intervention type; a README already there is kept', async () => {
@@ -116,7 +134,10 @@ describe('push', () => {
     await pushExport(dir, { repo: 'me/reft', env: env() });
     const files = remote('me/reft');
     expect(Object.keys(files).filter((f) => f.startsWith('intkey_'))).toHaveLength(2);
-    expect(frontMatter(files['README.md']!)).toMatchObject({ library_name: 'pyreft', tags: ['typetune', 'pyreft', 'loreft', 'text-generation'] });
+    expect(frontMatter(files['README.md']!)).toMatchObject({
+      library_name: 'pyreft',
+      tags: ['typetune', 'pyreft', 'loreft', 'text-generation'],
+    });
     writeFileSync(path.join(dir, 'README.md'), '# mine\n');
     await pushExport(dir, { repo: 'me/reft', env: env() });
     expect(remote('me/reft')['README.md']!.toString()).toBe('# mine\n');
@@ -125,17 +146,28 @@ describe('push', () => {
   it('errors: one line each, naming what to do', async () => {
     const dir = peftExport();
     const fail = async (p: Promise<unknown>) => {
-      const e = await p.then(() => null, (x: unknown) => x);
+      const e = await p.then(
+        () => null,
+        (x: unknown) => x,
+      );
       expect(e).toBeInstanceOf(HubError);
       return (e as Error).message;
     };
     expect(await fail(pushExport(dir, { repo: 'me/x', env: env({ token: undefined }) }))).toBe(
       `push ${dir} to me/x@main: pushing needs a token with write access; set HF_TOKEN (create one at ${hub.url}/settings/tokens)`,
     );
-    expect(await fail(pushExport(dir, { repo: 'me/x', env: env({ token: 'hf_revoked' }) }))).toMatch(/: the Hub rejected the token \(401: Invalid credentials in Authorization header\); it may be revoked/);
-    expect(await fail(pushExport(dir, { repo: 'not an id', env: env() }))).toMatch(/^--repo "not an id" is not a Hub id; expected org\/name/);
-    expect(await fail(pushExport(fixture('tokenizer'), { repo: 'me/x', env: env() }))).toMatch(/not an export to push: expected a PEFT folder/);
-    expect(await fail(pushRun(tmp('empty'), { repo: 'me/x', env: env() }))).toMatch(/no peft or pyreft or merged export to push; write one with typetune export --run/);
+    expect(await fail(pushExport(dir, { repo: 'me/x', env: env({ token: 'hf_revoked' }) }))).toMatch(
+      /: the Hub rejected the token \(401: Invalid credentials in Authorization header\); it may be revoked/,
+    );
+    expect(await fail(pushExport(dir, { repo: 'not an id', env: env() }))).toMatch(
+      /^--repo "not an id" is not a Hub id; expected org\/name/,
+    );
+    expect(await fail(pushExport(fixture('tokenizer'), { repo: 'me/x', env: env() }))).toMatch(
+      /not an export to push: expected a PEFT folder/,
+    );
+    expect(await fail(pushRun(tmp('empty'), { repo: 'me/x', env: env() }))).toMatch(
+      /no peft or pyreft or merged export to push; write one with typetune export --run/,
+    );
     expect(await fail(pushExport(dir, { repo: 'me/x', env: env({ offline: true }) }))).toMatch(/HF_HUB_OFFLINE=1 forbids the network/);
     expect(hub.repos.has('me/x')).toBe(false);
   });
@@ -148,7 +180,12 @@ describe('push', () => {
     expect(ok.stdout).toMatch(/^pushed 3 files \(adapter_config\.json, adapter_model\.safetensors, README\.md\) to me\/cli@main: http/);
     const bad = await run('');
     expect(bad.code).toBe(2);
-    expect(bad.stderr.trim().split('\n').filter((l) => l.startsWith('error:'))).toHaveLength(1);
+    expect(
+      bad.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('error:')),
+    ).toHaveLength(1);
     expect(bad.stderr).toContain('pushing needs a token with write access; set HF_TOKEN');
   });
 });
@@ -160,21 +197,30 @@ describe('a recipe with a Hub model and output.push_to_hub', () => {
     const dir = tmp('train');
     Object.assign(process.env, { HF_HUB_CACHE: path.join(dir, 'cache'), HF_ENDPOINT: hub.url, HF_TOKEN: 'hf_good', HF_HUB_OFFLINE: '' });
     try {
-      const trainer = await Trainer.fromRecipe({
-        model: { path: 'org/tiny', backend: 'cpu' },
-        adapter: { type: 'lora', r: 2, lora_alpha: 4, target_modules: ['q_proj', 'v_proj'] },
-        data: { path: path.join(repoRoot, 'datasets/alice_qa.jsonl'), format: 'prompt_completion', max_length: 32 },
-        training: { max_steps: 2, batch_size: 2, learning_rate: 1e-2, seed: 1 },
-        logging: { tensorboard: false },
-        output: { dir: path.join(dir, 'run'), export: ['peft'], push_to_hub: 'me/run' },
-      }, [], { cwd: dir });
+      const trainer = await Trainer.fromRecipe(
+        {
+          model: { path: 'org/tiny', backend: 'cpu' },
+          adapter: { type: 'lora', r: 2, lora_alpha: 4, target_modules: ['q_proj', 'v_proj'] },
+          data: { path: path.join(repoRoot, 'datasets/alice_qa.jsonl'), format: 'prompt_completion', max_length: 32 },
+          training: { max_steps: 2, batch_size: 2, learning_rate: 1e-2, seed: 1 },
+          logging: { tensorboard: false },
+          output: { dir: path.join(dir, 'run'), export: ['peft'], push_to_hub: 'me/run' },
+        },
+        [],
+        { cwd: dir },
+      );
       const summary = await trainer.train({ handleSignals: false });
       trainer.dispose();
       expect(summary.pushed).toMatchObject({ repo: 'me/run', revision: 'main', folder: path.join(dir, 'run', 'peft') });
       const files = remote('me/run');
       expect(JSON.parse(files['adapter_config.json']!.toString()).base_model_name_or_path).toBe('org/tiny');
       const card = files['README.md']!;
-      expect(frontMatter(card)).toEqual({ base_model: 'org/tiny', library_name: 'peft', pipeline_tag: 'text-generation', tags: ['typetune', 'peft', 'lora', 'text-generation'] });
+      expect(frontMatter(card)).toEqual({
+        base_model: 'org/tiny',
+        library_name: 'peft',
+        pipeline_tag: 'text-generation',
+        tags: ['typetune', 'peft', 'lora', 'text-generation'],
+      });
       const text = card.toString();
       expect(text).toContain(`| 2 | ${summary.finalLoss.toFixed(4)} | n/a |`);
       expect(text).toMatch(/```yaml\nmodel:\n {2}path: org\/tiny\n/);
@@ -187,11 +233,13 @@ describe('a recipe with a Hub model and output.push_to_hub', () => {
     const saved = { ...process.env };
     Object.assign(process.env, { HF_TOKEN: '', HF_HOME: tmp('notoken'), HF_HUB_OFFLINE: '' });
     try {
-      await expect(Trainer.fromRecipe({
-        model: { path: path.join(repoRoot, 'models/tiny-llama') },
-        data: { path: path.join(repoRoot, 'datasets/alice_qa.jsonl'), format: 'prompt_completion' },
-        output: { push_to_hub: 'me/run' },
-      })).rejects.toThrow(/^output\.push_to_hub \(me\/run\): pushing needs a token with write access; set HF_TOKEN/);
+      await expect(
+        Trainer.fromRecipe({
+          model: { path: path.join(repoRoot, 'models/tiny-llama') },
+          data: { path: path.join(repoRoot, 'datasets/alice_qa.jsonl'), format: 'prompt_completion' },
+          output: { push_to_hub: 'me/run' },
+        }),
+      ).rejects.toThrow(/^output\.push_to_hub \(me\/run\): pushing needs a token with write access; set HF_TOKEN/);
     } finally {
       process.env = saved;
     }
@@ -207,7 +255,10 @@ describe('push uploads only the folder’s own files', () => {
     const key = secret();
     symlinkSync(key, path.join(dir, 'tokenizer.model'));
     hub.requests.length = 0;
-    const err = await pushExport(dir, { repo: 'me/leak', env: env() }).then(() => null, (e: unknown) => e);
+    const err = await pushExport(dir, { repo: 'me/leak', env: env() }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(FolderEscapeError);
     expect((err as Error).message).toBe(linkRefusal(path.join(dir, 'tokenizer.model'), key, dir));
     expect(hub.requests).toEqual([]);
@@ -257,14 +308,20 @@ describe('a token that cannot go into an HTTP header', () => {
     const dir = peftExport();
     hub.requests.length = 0;
     await expect(pushExport(dir, { repo: 'me/x', env: env({ token: 'hf_tøken' }) })).rejects.toThrow(
-      new HubError(`push ${dir} to me/x@main: HF_TOKEN holds a non-ASCII character (U+00F8) at position 5; a Hugging Face token is ASCII (hf_…): copy it again from ${hub.url}/settings/tokens`),
+      new HubError(
+        `push ${dir} to me/x@main: HF_TOKEN holds a non-ASCII character (U+00F8) at position 5; a Hugging Face token is ASCII (hf_…): copy it again from ${hub.url}/settings/tokens`,
+      ),
     );
     expect(() => checkCanPush('me/run', env({ token: 'hf_ab\u201dc' }))).toThrow(
       `output.push_to_hub (me/run): HF_TOKEN holds a non-ASCII character (U+201D) at position 6; a Hugging Face token is ASCII (hf_…)`,
     );
     const r = await pushCli(['--adapter', dir, '--repo', 'me/x'], 'hf_ab€cd');
-    expectOneLineError({ ...r, stderr: r.stderr.replace(/^pushing .*\n/, '') },
-      new RegExp(`^error: push ${dir} to me/x@main: HF_TOKEN holds a non-ASCII character \\(U\\+20AC\\) at position 6; a Hugging Face token is ASCII \\(hf_…\\): copy it again from ${hub.url}/settings/tokens$`));
+    expectOneLineError(
+      { ...r, stderr: r.stderr.replace(/^pushing .*\n/, '') },
+      new RegExp(
+        `^error: push ${dir} to me/x@main: HF_TOKEN holds a non-ASCII character \\(U\\+20AC\\) at position 6; a Hugging Face token is ASCII \\(hf_…\\): copy it again from ${hub.url}/settings/tokens$`,
+      ),
+    );
     expect(hub.requests).toEqual([]);
   });
 

@@ -13,9 +13,18 @@ const out = path.resolve(process.argv[2] ?? '.interop');
 rmSync(out, { recursive: true, force: true });
 const base = path.resolve('models/tiny-llama');
 const batch = {
-  inputIds: [[36, 318, 329, 448, 265, 81, 276, 280, 309, 358, 402, 260], [56, 81, 76, 70, 82, 71, 72, 29, 283, 3, 3, 3]],
-  attentionMask: [[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]],
-  positions: [[0, 1, 10, 11], [0, 1, 7, 8]],
+  inputIds: [
+    [36, 318, 329, 448, 265, 81, 276, 280, 309, 358, 402, 260],
+    [56, 81, 76, 70, 82, 71, 72, 29, 283, 3, 3, 3],
+  ],
+  attentionMask: [
+    [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+    [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+  ],
+  positions: [
+    [0, 1, 10, 11],
+    [0, 1, 7, 8],
+  ],
 };
 
 async function record(name: string, dir: string, adapter?: string, positions?: number[][]) {
@@ -36,7 +45,12 @@ for (const [name, recipe, extra] of [
   ['loreft', 'recipes/loreft.yaml', ['adapter.positions=f2+l2', 'adapter.layers=[0,2]']],
   ['qlora', 'recipes/qlora.yaml', []],
 ] as const) {
-  const trainer = await Trainer.fromRecipe(recipe, ['training.max_steps=8', `output.dir=${path.join(out, name, 'run')}`, 'training.save_every_steps=null', ...extra]);
+  const trainer = await Trainer.fromRecipe(recipe, [
+    'training.max_steps=8',
+    `output.dir=${path.join(out, name, 'run')}`,
+    'training.save_every_steps=null',
+    ...extra,
+  ]);
   const summary = await trainer.train({ handleSignals: false });
   trainer.dispose();
   for (const [format, dir] of Object.entries(summary.exports)) {

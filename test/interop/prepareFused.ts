@@ -20,9 +20,21 @@ const out = path.resolve(process.argv[2] ?? '.interop-fused');
 rmSync(out, { recursive: true, force: true });
 
 const CASES: Array<{ name: string; base: string; adapter: Record<string, unknown> }> = [
-  { name: 'lora-dropout', base: fixture('tiny-llama'), adapter: { type: 'lora', r: 8, lora_alpha: 16, lora_dropout: 0.1, target_modules: 'all-linear', init_lora_weights: 'gaussian' } },
-  { name: 'qwen3-lora', base: fixture('transformers-extra/tiny-qwen3'), adapter: { type: 'lora', r: 8, lora_alpha: 16, target_modules: 'all-linear', init_lora_weights: 'gaussian' } },
-  { name: 'dora', base: fixture('tiny-llama'), adapter: { type: 'lora', r: 8, lora_alpha: 16, use_dora: true, target_modules: 'all-linear', init_lora_weights: 'gaussian' } },
+  {
+    name: 'lora-dropout',
+    base: fixture('tiny-llama'),
+    adapter: { type: 'lora', r: 8, lora_alpha: 16, lora_dropout: 0.1, target_modules: 'all-linear', init_lora_weights: 'gaussian' },
+  },
+  {
+    name: 'qwen3-lora',
+    base: fixture('transformers-extra/tiny-qwen3'),
+    adapter: { type: 'lora', r: 8, lora_alpha: 16, target_modules: 'all-linear', init_lora_weights: 'gaussian' },
+  },
+  {
+    name: 'dora',
+    base: fixture('tiny-llama'),
+    adapter: { type: 'lora', r: 8, lora_alpha: 16, use_dora: true, target_modules: 'all-linear', init_lora_weights: 'gaussian' },
+  },
 ];
 const only = process.argv.slice(3);
 
@@ -37,11 +49,18 @@ for (const c of CASES.filter((x) => only.length === 0 || only.includes(x.name)))
   applyPrecision('fp32');
   const model = loadBaseModel(c.base);
   const adapter = createAdapter(model, c.adapter, 7);
-  const reason = tf.getKernel(OPS.mlpHalf.name, backend) ? model.decoder.compositionReason(adapter, { training: true, dropoutSeed: 1 }) : `the ${backend} backend fuses nothing`;
+  const reason = tf.getKernel(OPS.mlpHalf.name, backend)
+    ? model.decoder.compositionReason(adapter, { training: true, dropoutSeed: 1 })
+    : `the ${backend} backend fuses nothing`;
   const optimizer = new AdamW(adapter.variables, { lr: 1e-2, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 });
   const inputIds = ids(model.spec.vocabSize, 4, 16, 11);
   for (let step = 0; step < 5; step++) {
-    trainStep(model, adapter, optimizer, [{ inputIds, attentionMask: inputIds.map((r) => r.map(() => 1)), labels: inputIds }], { lr: 1e-2, maxGradNorm: 1, activationCheckpointing: false, dropoutSeed: 100 + step });
+    trainStep(model, adapter, optimizer, [{ inputIds, attentionMask: inputIds.map((r) => r.map(() => 1)), labels: inputIds }], {
+      lr: 1e-2,
+      maxGradNorm: 1,
+      activationCheckpointing: false,
+      dropoutSeed: 100 + step,
+    });
   }
   const dir = path.join(out, c.name, 'peft');
   await saveAdapter(adapter, dir, 'peft', { baseModelNameOrPath: c.base });
@@ -62,5 +81,7 @@ for (const c of CASES.filter((x) => only.length === 0 || only.includes(x.name)))
   logits.dispose();
   withAdapter.dispose();
   writeFileSync(path.join(out, c.name, 'base'), c.base);
-  console.log(`${c.name}: trained on ${backend} ${reason === undefined ? 'through the fused halves' : `composed (${reason})`}; exported to ${dir}`);
+  console.log(
+    `${c.name}: trained on ${backend} ${reason === undefined ? 'through the fused halves' : `composed (${reason})`}; exported to ${dir}`,
+  );
 }

@@ -20,7 +20,11 @@ function diskFullFor(name: string): void {
     path.basename(String(file)).startsWith(`.${name}.tmp-`) ? realOpen('/dev/full', 'w') : realOpen(file, flags)) as typeof fs.open);
 }
 
-const caught = async (work: () => Promise<unknown>): Promise<unknown> => work().then(() => expect.unreachable('expected a failure'), (err: unknown) => err);
+const caught = async (work: () => Promise<unknown>): Promise<unknown> =>
+  work().then(
+    () => expect.unreachable('expected a failure'),
+    (err: unknown) => err,
+  );
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -43,7 +47,9 @@ describe('a full disk (ENOSPC)', () => {
     const dir = tmp('enospc-sync');
     const target = path.join(dir, 'state.json');
     const realWrite = fsSync.writeFileSync;
-    vi.spyOn(fsSync, 'writeFileSync').mockImplementation((file, data) => realWrite(String(file).includes('.state.json.tmp-') ? '/dev/full' : file, data));
+    vi.spyOn(fsSync, 'writeFileSync').mockImplementation((file, data) =>
+      realWrite(String(file).includes('.state.json.tmp-') ? '/dev/full' : file, data),
+    );
     syncBuiltinESMExports();
     let err: unknown;
     try {
@@ -62,11 +68,16 @@ describe('a full disk (ENOSPC)', () => {
     writeFileSync(path.join(target, 'config.json'), 'old');
     const before = snapshot(dir);
     diskFullFor('model.safetensors');
-    const err = await caught(() => writeDirAtomic(target, async (t) => {
-      await writeFileAtomic(path.join(t, 'config.json'), 'new');
-      await writeFileAtomic(path.join(t, 'model.safetensors'), new Uint8Array(64));
-    }));
-    expect(userError(err)).toEqual({ message: `${path.join(target, 'model.safetensors')}: no space left on the device (ENOSPC, write)`, code: 2 });
+    const err = await caught(() =>
+      writeDirAtomic(target, async (t) => {
+        await writeFileAtomic(path.join(t, 'config.json'), 'new');
+        await writeFileAtomic(path.join(t, 'model.safetensors'), new Uint8Array(64));
+      }),
+    );
+    expect(userError(err)).toEqual({
+      message: `${path.join(target, 'model.safetensors')}: no space left on the device (ENOSPC, write)`,
+      code: 2,
+    });
     expect(snapshot(dir)).toEqual(before);
     expect(readdirSync(dir)).toEqual(['merged']);
   });
@@ -75,7 +86,12 @@ describe('a full disk (ENOSPC)', () => {
     const dir = tmp('enospc-train');
     diskFullFor('adapter_state.safetensors');
     const r = await trainInProcess(['--recipe', tinyRecipe(dir, 'max_steps: 1'), '--json']);
-    expectOneLineError(r, new RegExp(`^error: ${path.join(dir, 'run', 'checkpoint-1', 'adapter_state\\.safetensors')}: no space left on the device \\(ENOSPC, write\\)$`));
+    expectOneLineError(
+      r,
+      new RegExp(
+        `^error: ${path.join(dir, 'run', 'checkpoint-1', 'adapter_state\\.safetensors')}: no space left on the device \\(ENOSPC, write\\)$`,
+      ),
+    );
     // No part of the checkpoint is left; only the resolved recipe the run wrote before step 1.
     expect(readdirSync(path.join(dir, 'run'))).toEqual(['recipe.yaml']);
   });
@@ -91,16 +107,22 @@ describe('writeDirAtomic', () => {
     const realRename = fs.rename.bind(fs);
     vi.spyOn(fs, 'rename').mockImplementation(async (from, to) => {
       // The new folder's move into place fails; putting the old one back does not.
-      if (String(to) === target && !String(from).endsWith('.old')) throw Object.assign(new Error('EXDEV: cross-device link not permitted'), { code: 'EXDEV', syscall: 'rename', path: String(from) });
+      if (String(to) === target && !String(from).endsWith('.old'))
+        throw Object.assign(new Error('EXDEV: cross-device link not permitted'), { code: 'EXDEV', syscall: 'rename', path: String(from) });
       return realRename(from, to);
     });
-    await expect(writeDirAtomic(target, async (t) => writeFileSync(path.join(t, 'a'), 'new'))).rejects.toMatchObject({ code: 'EXDEV', path: target });
+    await expect(writeDirAtomic(target, async (t) => writeFileSync(path.join(t, 'a'), 'new'))).rejects.toMatchObject({
+      code: 'EXDEV',
+      path: target,
+    });
     expect(snapshot(dir)).toEqual(before);
   });
 
-  it('a folder that cannot be created fails at once (under /proc Node\'s recursive mkdir would retry forever)', async () => {
+  it("a folder that cannot be created fails at once (under /proc Node's recursive mkdir would retry forever)", async () => {
     const err = await caught(() => writeDirAtomic('/proc/typetune-nope/deeper', async () => {}));
-    expect(describeFsError(err)).toMatch(/^\/proc\/typetune-nope: (no such file or folder \(ENOENT|permission denied \(EACCES|operation not permitted \(EPERM), mkdir\)$/);
+    expect(describeFsError(err)).toMatch(
+      /^\/proc\/typetune-nope: (no such file or folder \(ENOENT|permission denied \(EACCES|operation not permitted \(EPERM), mkdir\)$/,
+    );
     expect(existsSync('/proc/typetune-nope')).toBe(false);
   });
 });

@@ -14,6 +14,7 @@ export interface WandbRequest {
   path: string;
   /** The GraphQL operation (Viewer, UpsertBucket), for /graphql. */
   operation: string | null;
+  // biome-ignore lint/suspicious/noExplicitAny: a recorded request's JSON as the SDK sent it; the tests read the fields they assert.
   body: any;
 }
 
@@ -26,7 +27,11 @@ export interface HistoryRow {
 export class FakeWandb {
   readonly requests: WandbRequest[] = [];
   private failing = false;
-  private constructor(private readonly server: http.Server, readonly apiKey: string, readonly defaultEntity: string) {}
+  private constructor(
+    private readonly server: http.Server,
+    readonly apiKey: string,
+    readonly defaultEntity: string,
+  ) {}
 
   static async start(apiKey = 'k'.repeat(40), defaultEntity = 'tester'): Promise<FakeWandb> {
     let fake: FakeWandb | null = null;
@@ -62,6 +67,7 @@ export class FakeWandb {
   }
 
   /** The UpsertBucket mutations (the run's creation), their variables. */
+  // biome-ignore lint/suspicious/noExplicitAny: the mutation's variables as sent, read by the tests field by field.
   upserts(): Array<Record<string, any>> {
     return this.requests.filter((r) => r.operation === 'UpsertBucket').map((r) => r.body.variables);
   }
@@ -72,7 +78,11 @@ export class FakeWandb {
 
   /** The file_stream message that closes the run (`complete: true`), if it came. */
   completion(): { complete: boolean; exitcode: number } | null {
-    return this.fileStreams().map((r) => r.body).find((b) => b.complete === true) ?? null;
+    return (
+      this.fileStreams()
+        .map((r) => r.body)
+        .find((b) => b.complete === true) ?? null
+    );
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -101,7 +111,15 @@ export class FakeWandb {
       } else if (req.method === 'POST' && path === '/graphql' && operation === 'UpsertBucket') {
         const v = body.variables;
         const entity = v.entity || this.defaultEntity;
-        const bucket = { id: 'UnVuOjE=', name: v.name, displayName: v.displayName ?? 'gentle-fog-1', description: null, config: v.config, sweepName: null, project: { id: 'UHJvamVjdDox', name: v.project, entity: { id: 'RW50aXR5OjE=', name: entity } } };
+        const bucket = {
+          id: 'UnVuOjE=',
+          name: v.name,
+          displayName: v.displayName ?? 'gentle-fog-1',
+          description: null,
+          config: v.config,
+          sweepName: null,
+          project: { id: 'UHJvamVjdDox', name: v.project, entity: { id: 'RW50aXR5OjE=', name: entity } },
+        };
         send(200, { data: { upsertBucket: { bucket, inserted: true } } });
       } else if (req.method === 'POST' && /^\/files\/[^/]+\/[^/]+\/[^/]+\/file_stream$/.test(path)) {
         send(200, {});

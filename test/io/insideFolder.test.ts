@@ -6,7 +6,18 @@
  * tokenizer.model -> ~/.ssh/id_rsa).
  */
 import { describe, expect, it } from 'vitest';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { loadModel } from '../../src/api/loadModel.js';
 import type { LoraAdapter } from '../../src/adapters/index.js';
@@ -77,25 +88,35 @@ describe('ownFile', () => {
     const { model, key } = modelBesideSecret();
     symlinkSync(key, path.join(model, 'tokenizer.model'));
     symlinkSync(path.join('..', 'secret', 'id_rsa'), path.join(model, 'merges.txt'));
-    expect(refusal(() => ownFile(model, 'tokenizer.model'))).toBe(escapeLine(path.join(model, 'tokenizer.model'), 'is a symbolic link to', key, model));
-    expect(refusal(() => ownFile(model, 'merges.txt'))).toBe(escapeLine(path.join(model, 'merges.txt'), 'is a symbolic link to', key, model));
+    expect(refusal(() => ownFile(model, 'tokenizer.model'))).toBe(
+      escapeLine(path.join(model, 'tokenizer.model'), 'is a symbolic link to', key, model),
+    );
+    expect(refusal(() => ownFile(model, 'merges.txt'))).toBe(
+      escapeLine(path.join(model, 'merges.txt'), 'is a symbolic link to', key, model),
+    );
     // A chain that leaves through a second link is judged by where it ends.
     symlinkSync('merges.txt', path.join(model, 'vocab.json'));
-    expect(refusal(() => ownFile(model, 'vocab.json'))).toBe(escapeLine(path.join(model, 'vocab.json'), 'is a symbolic link to', key, model));
+    expect(refusal(() => ownFile(model, 'vocab.json'))).toBe(
+      escapeLine(path.join(model, 'vocab.json'), 'is a symbolic link to', key, model),
+    );
   });
 
   it('a name that climbs out, or a file reached through a linked-out folder, is refused too', () => {
     const { root, model, key } = modelBesideSecret();
     expect(refusal(() => ownFile(model, '../secret/id_rsa'))).toBe(escapeLine(key, 'resolves to', key, model));
     symlinkSync(path.join(root, 'secret'), path.join(model, 'linked'));
-    expect(refusal(() => ownFile(model, 'linked/id_rsa'))).toBe(escapeLine(path.join(model, 'linked', 'id_rsa'), 'resolves to', key, model));
+    expect(refusal(() => ownFile(model, 'linked/id_rsa'))).toBe(
+      escapeLine(path.join(model, 'linked', 'id_rsa'), 'resolves to', key, model),
+    );
   });
 
   it('a link loop is one line, not ELOOP', () => {
     const { model } = modelBesideSecret();
     symlinkSync('b.json', path.join(model, 'a.json'));
     symlinkSync('a.json', path.join(model, 'b.json'));
-    expect(refusal(() => ownFile(model, 'a.json'))).toBe(`${path.join(model, 'a.json')} is a symbolic link that loops back on itself; replace it with the file itself`);
+    expect(refusal(() => ownFile(model, 'a.json'))).toBe(
+      `${path.join(model, 'a.json')} is a symbolic link that loops back on itself; replace it with the file itself`,
+    );
   });
 });
 
@@ -121,9 +142,13 @@ describe('a Hub cache snapshot', () => {
     const { cache, storage, snap } = cached();
     const otherBlob = path.join(cache, 'models--org--other', 'blobs', readdirSync(path.join(cache, 'models--org--other', 'blobs'))[0]!);
     symlinkSync(path.relative(snap, otherBlob), path.join(snap, 'tokenizer.model'));
-    expect(refusal(() => ownFile(snap, 'tokenizer.model'))).toBe(escapeLine(path.join(snap, 'tokenizer.model'), 'is a symbolic link to', otherBlob, snap));
+    expect(refusal(() => ownFile(snap, 'tokenizer.model'))).toBe(
+      escapeLine(path.join(snap, 'tokenizer.model'), 'is a symbolic link to', otherBlob, snap),
+    );
     symlinkSync(path.join('..', '..', 'refs', 'main'), path.join(snap, 'merges.txt'));
-    expect(refusal(() => ownFile(snap, 'merges.txt'))).toBe(escapeLine(path.join(snap, 'merges.txt'), 'is a symbolic link to', path.join(storage, 'refs', 'main'), snap));
+    expect(refusal(() => ownFile(snap, 'merges.txt'))).toBe(
+      escapeLine(path.join(snap, 'merges.txt'), 'is a symbolic link to', path.join(storage, 'refs', 'main'), snap),
+    );
   });
 
   it('a folder that only looks like one (not a 40-hex commit) gets no blobs/', () => {
@@ -144,7 +169,9 @@ describe('ownFilesOf (what a push uploads)', () => {
     symlinkSync('config.json', path.join(model, 'alias.json'));
     expect(ownFilesOf(model)).toEqual([
       { name: 'alias.json', real: path.join(model, 'config.json') },
-      ...readdirSync(TINY).sort().map((name) => ({ name, real: path.join(model, name) })),
+      ...readdirSync(TINY)
+        .sort()
+        .map((name) => ({ name, real: path.join(model, name) })),
     ]);
     symlinkSync(key, path.join(model, 'tokenizer.model'));
     expect(refusal(() => ownFilesOf(model))).toBe(escapeLine(path.join(model, 'tokenizer.model'), 'is a symbolic link to', key, model));
@@ -152,17 +179,20 @@ describe('ownFilesOf (what a push uploads)', () => {
 });
 
 describe('loading a model folder reads only its own files', () => {
-  it.each([['config.json'], ['tokenizer.json'], ['tokenizer.model'], ['model.safetensors']])('%s linked out of the folder is refused before anything is read', (name) => {
-    const { root, model } = modelBesideSecret();
-    const file = path.join(model, name);
-    // The file moved out and linked back: a valid file, refused for where it lies alone.
-    const target = path.join(root, 'elsewhere', name);
-    mkdirSync(path.dirname(target));
-    if (existsSync(file)) renameSync(file, target);
-    else writeFileSync(target, 'a sentencepiece model');
-    symlinkSync(target, file);
-    expect(refusal(() => loadBaseModel(model))).toBe(escapeLine(file, 'is a symbolic link to', target, model));
-  });
+  it.each([['config.json'], ['tokenizer.json'], ['tokenizer.model'], ['model.safetensors']])(
+    '%s linked out of the folder is refused before anything is read',
+    (name) => {
+      const { root, model } = modelBesideSecret();
+      const file = path.join(model, name);
+      // The file moved out and linked back: a valid file, refused for where it lies alone.
+      const target = path.join(root, 'elsewhere', name);
+      mkdirSync(path.dirname(target));
+      if (existsSync(file)) renameSync(file, target);
+      else writeFileSync(target, 'a sentencepiece model');
+      symlinkSync(target, file);
+      expect(refusal(() => loadBaseModel(model))).toBe(escapeLine(file, 'is a symbolic link to', target, model));
+    },
+  );
 
   it('a shard the safetensors index names with ../ is refused', () => {
     const { root, model } = modelBesideSecret();
@@ -183,7 +213,10 @@ describe('typetune merge copies only the base folder’s own tokenizer files', (
     const before = snapshot(root);
     const out = path.join(root, 'merged');
     const r = runBuilt('typetune', ['merge', '--model', model, '--adapter', ADAPTER, '--out', out]);
-    expectOneLineError(r, new RegExp(`^error: ${escapeRe(escapeLine(path.join(model, 'tokenizer.model'), 'is a symbolic link to', key, model))}$`));
+    expectOneLineError(
+      r,
+      new RegExp(`^error: ${escapeRe(escapeLine(path.join(model, 'tokenizer.model'), 'is a symbolic link to', key, model))}$`),
+    );
     expect(existsSync(out)).toBe(false);
     expect(snapshot(root)).toEqual(before);
   });
@@ -207,7 +240,15 @@ describe('typetune merge copies only the base folder’s own tokenizer files', (
     const cache = realpathSync(tmp('inside-merge-hub'));
     const storage = writeHubCache(cache, 'org/tiny', { [commitId('main')]: readFolder(TINY) }, { main: commitId('main') });
     const out = path.join(cache, 'merged');
-    const r = runBuilt('typetune', ['merge', '--model', path.join(storage, 'snapshots', commitId('main')), '--adapter', ADAPTER, '--out', out]);
+    const r = runBuilt('typetune', [
+      'merge',
+      '--model',
+      path.join(storage, 'snapshots', commitId('main')),
+      '--adapter',
+      ADAPTER,
+      '--out',
+      out,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     for (const f of ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) {
       expect(lstatSync(path.join(out, f)).isFile(), f).toBe(true);
@@ -222,7 +263,10 @@ describe('config-only reads and adapter folders read only their own files', () =
     renameSync(path.join(model, 'config.json'), key);
     symlinkSync(key, path.join(model, 'config.json'));
     const r = runBuilt('typetune', ['inspect', model]);
-    expectOneLineError(r, new RegExp(`^error: ${escapeRe(escapeLine(path.join(model, 'config.json'), 'is a symbolic link to', key, model))}$`));
+    expectOneLineError(
+      r,
+      new RegExp(`^error: ${escapeRe(escapeLine(path.join(model, 'config.json'), 'is a symbolic link to', key, model))}$`),
+    );
   });
 
   it('an adapter folder with a file linked out of it is refused before anything is read', async () => {
@@ -234,7 +278,12 @@ describe('config-only reads and adapter folders read only their own files', () =
     renameSync(path.join(adapter, 'adapter_model.safetensors'), path.join(root, 'unused'));
     symlinkSync(path.join(root, 'elsewhere.safetensors'), path.join(adapter, 'adapter_model.safetensors'));
     await expect(loadModel(TINY, { backend: 'cpu', adapter })).rejects.toThrow(
-      escapeLine(path.join(adapter, 'adapter_model.safetensors'), 'is a symbolic link to', path.join(root, 'elsewhere.safetensors'), adapter),
+      escapeLine(
+        path.join(adapter, 'adapter_model.safetensors'),
+        'is a symbolic link to',
+        path.join(root, 'elsewhere.safetensors'),
+        adapter,
+      ),
     );
   });
 });

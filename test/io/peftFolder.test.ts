@@ -56,7 +56,9 @@ describe('PEFT folder', () => {
     writeFileSync(path.join(noWeights, 'adapter_config.json'), '{"peft_type": "LORA"}');
     expect(() => readPeftFolder(noWeights)).toThrow(/adapter_model.safetensors: missing$/);
     writeFileSync(path.join(noWeights, 'adapter_model.bin'), 'x');
-    expect(() => readPeftFolder(noWeights)).toThrow(/missing \(the folder has adapter_model.bin, a pickle; re-save it with safe_serialization=True\)/);
+    expect(() => readPeftFolder(noWeights)).toThrow(
+      /missing \(the folder has adapter_model.bin, a pickle; re-save it with safe_serialization=True\)/,
+    );
     const truncated = tmp();
     mkdirSync(truncated, { recursive: true });
     writeFileSync(path.join(truncated, 'adapter_config.json'), '{}');

@@ -27,17 +27,21 @@ describe('safetensors', () => {
   it('round-trips every dtype with metadata', async () => {
     const dir = tmp();
     const file = path.join(dir, 'x.safetensors');
-    await writeSafetensors(file, {
-      f32: { dtype: 'F32', shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, -6.5]) },
-      f16: { dtype: 'F16', shape: [2], data: Uint16Array.from([f32ToF16(1.5), f32ToF16(-2)]) },
-      bf16: { dtype: 'BF16', shape: [2], data: Uint16Array.from([f32ToBf16(3.25), f32ToBf16(-0.5)]) },
-      u8: { dtype: 'U8', shape: [3], data: Uint8Array.from([0, 7, 255]) },
-      i8: { dtype: 'I8', shape: [2], data: Int8Array.from([-128, 127]) },
-      i32: { dtype: 'I32', shape: [1], data: Int32Array.from([-5]) },
-      i64: { dtype: 'I64', shape: [2], data: BigInt64Array.from([-3n, 1n << 40n]) },
-      bool: { dtype: 'BOOL', shape: [2], data: Uint8Array.from([1, 0]) },
-      empty: { dtype: 'F32', shape: [0, 4], data: new Float32Array(0) },
-    }, { format: 'pt' });
+    await writeSafetensors(
+      file,
+      {
+        f32: { dtype: 'F32', shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, -6.5]) },
+        f16: { dtype: 'F16', shape: [2], data: Uint16Array.from([f32ToF16(1.5), f32ToF16(-2)]) },
+        bf16: { dtype: 'BF16', shape: [2], data: Uint16Array.from([f32ToBf16(3.25), f32ToBf16(-0.5)]) },
+        u8: { dtype: 'U8', shape: [3], data: Uint8Array.from([0, 7, 255]) },
+        i8: { dtype: 'I8', shape: [2], data: Int8Array.from([-128, 127]) },
+        i32: { dtype: 'I32', shape: [1], data: Int32Array.from([-5]) },
+        i64: { dtype: 'I64', shape: [2], data: BigInt64Array.from([-3n, 1n << 40n]) },
+        bool: { dtype: 'BOOL', shape: [2], data: Uint8Array.from([1, 0]) },
+        empty: { dtype: 'F32', shape: [0, 4], data: new Float32Array(0) },
+      },
+      { format: 'pt' },
+    );
     const f = SafetensorsFile.open(file);
     expect(f.metadata).toEqual({ format: 'pt' });
     expect(Array.from(f.readFloat32('f32').data)).toEqual([1, 2, 3, 4, 5, -6.5]);
@@ -64,11 +68,19 @@ describe('safetensors', () => {
 
   it('reads sharded checkpoints through the index', async () => {
     const dir = tmp();
-    await writeSafetensors(path.join(dir, 'model-00001-of-00002.safetensors'), { a: { dtype: 'F32', shape: [1], data: Float32Array.from([1]) } });
-    await writeSafetensors(path.join(dir, 'model-00002-of-00002.safetensors'), { b: { dtype: 'F32', shape: [1], data: Float32Array.from([2]) } });
-    writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({
-      metadata: {}, weight_map: { a: 'model-00001-of-00002.safetensors', b: 'model-00002-of-00002.safetensors' },
-    }));
+    await writeSafetensors(path.join(dir, 'model-00001-of-00002.safetensors'), {
+      a: { dtype: 'F32', shape: [1], data: Float32Array.from([1]) },
+    });
+    await writeSafetensors(path.join(dir, 'model-00002-of-00002.safetensors'), {
+      b: { dtype: 'F32', shape: [1], data: Float32Array.from([2]) },
+    });
+    writeFileSync(
+      path.join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({
+        metadata: {},
+        weight_map: { a: 'model-00001-of-00002.safetensors', b: 'model-00002-of-00002.safetensors' },
+      }),
+    );
     const ck = SafetensorsCheckpoint.open(dir);
     expect(ck.keys().sort()).toEqual(['a', 'b']);
     expect(ck.readFloat32('b').data[0]).toBe(2);
@@ -104,7 +116,9 @@ describe('safetensors', () => {
       expect(() => SafetensorsFile.open(write(Buffer.concat([len, Buffer.from('{nope')])))).toThrow(/header is not valid JSON/);
     });
     it('overlapping offsets', () => {
-      const file = write(header({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } }));
+      const file = write(
+        header({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } }),
+      );
       expect(() => SafetensorsFile.open(file)).toThrow(/'a' and 'b' overlap/);
     });
     it('offset past the end', () => {

@@ -41,16 +41,26 @@ describe('protobuf writer', () => {
     expect(hex(bytes)).toBe('09000000000000f83f' + '1003' + '2a0a' + '0a08' + '0a0161' + '150000003f');
   });
 
-  it('writes negative int64 as ten-byte two\'s complement and multi-byte varints', () => {
+  it("writes negative int64 as ten-byte two's complement and multi-byte varints", () => {
     expect(hex(new ProtoWriter().varint(2, -1).finish())).toBe('10ffffffffffffffffff01');
     expect(hex(new ProtoWriter().varint(1, 300).finish())).toBe('08ac02');
     expect(hex(new ProtoWriter().varint(16, 1).finish())).toBe('8001' + '01');
   });
 
   it('reads back what it writes', () => {
-    const bytes = new ProtoWriter().varint(1, 2n ** 40n).string(3, 'ü').float(4, 0.25).double(5, -2).finish();
+    const bytes = new ProtoWriter()
+      .varint(1, 2n ** 40n)
+      .string(3, 'ü')
+      .float(4, 0.25)
+      .double(5, -2)
+      .finish();
     const fields = decodeMessage(bytes);
-    expect(fields.map((f) => [f.field, f.wireType])).toEqual([[1, 0], [3, 2], [4, 5], [5, 1]]);
+    expect(fields.map((f) => [f.field, f.wireType])).toEqual([
+      [1, 0],
+      [3, 2],
+      [4, 5],
+      [5, 1],
+    ]);
     expect(fields[0]!.value).toBe(2n ** 40n);
   });
 
@@ -90,7 +100,14 @@ describe('TensorBoardWriter', () => {
     expect(events.slice(1)).toEqual([
       { wallTime: 1_700_000_001, step: 1, scalars: [{ tag: 'train/loss', value: 2.5 }] },
       { wallTime: 1_700_000_002, step: 2, scalars: [{ tag: 'train/loss', value: 1.75 }] },
-      { wallTime: 1_700_000_002.5, step: 2, scalars: [{ tag: 'train/lr', value: Math.fround(1e-3) }, { tag: 'train/grad_norm', value: 0.125 }] },
+      {
+        wallTime: 1_700_000_002.5,
+        step: 2,
+        scalars: [
+          { tag: 'train/lr', value: Math.fround(1e-3) },
+          { tag: 'train/grad_norm', value: 0.125 },
+        ],
+      },
     ]);
   });
 
@@ -143,7 +160,9 @@ describe('readEventFile', () => {
     writeFileSync(file, frameRecord(encodeEvent({ wallTime: 1, step: 0, fileVersion: EVENT_FILE_VERSION, scalars: [] })));
     appendFileSync(file, full.subarray(0, full.length - 3));
     expect(readEventFile(file)).toHaveLength(1);
-    expect(() => readEventFile(file, { allowTruncatedTail: false })).toThrow(/events\.out\.tfevents\.1\.h: record at byte \d+ is truncated/);
+    expect(() => readEventFile(file, { allowTruncatedTail: false })).toThrow(
+      /events\.out\.tfevents\.1\.h: record at byte \d+ is truncated/,
+    );
   });
 
   it('names the file and byte offset of a corrupted record', () => {
@@ -161,7 +180,7 @@ describe('readEventFile', () => {
   });
 });
 
-describe('text summaries (TensorBoard\'s Text tab)', () => {
+describe("text summaries (TensorBoard's Text tab)", () => {
   it('encode as tf.summary.text does: plugin "text", a rank-0 DT_STRING tensor', () => {
     // Worked by hand from summary.proto / tensor.proto: Value{tag=1, metadata=9{plugin_data=1{plugin_name=1}}, tensor=8{dtype=1, tensor_shape=2, string_val=8}}.
     const value = '0a0173' + '4a08' + '0a06' + '0a0474657874' + '4208' + '0807' + '1200' + '42026869';
@@ -169,7 +188,7 @@ describe('text summaries (TensorBoard\'s Text tab)', () => {
     expect(hex(event)).toBe(`09${'00'.repeat(8)}1003` + '2a19' + '0a17' + value);
   });
 
-  it('a writer\'s texts read back beside its scalars', () => {
+  it("a writer's texts read back beside its scalars", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'typetune-tbtext-'));
     const tb = new TensorBoardWriter(dir, { flushIntervalMs: 0, wallTime: 1_700_000_000 });
     tb.scalar('eval/loss', 1.5, 4, 1_700_000_001);

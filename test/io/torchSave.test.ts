@@ -3,7 +3,14 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readTorchFile, decodeTorchFile, encodeTorchFile, writeTorchFile, archiveNameFor, type TorchTensor } from '../../src/io/torchSave.js';
+import {
+  readTorchFile,
+  decodeTorchFile,
+  encodeTorchFile,
+  writeTorchFile,
+  archiveNameFor,
+  type TorchTensor,
+} from '../../src/io/torchSave.js';
 import { safeUnpickle, pickleTensorDict } from '../../src/io/torchPickle.js';
 import { ZipReader, encodeZip, concatChunks } from '../../src/io/zip.js';
 import { fixture } from '../helpers.js';
@@ -21,10 +28,12 @@ const hasPython = (() => {
 
 /** A torch archive around a hand-made pickle (and optional storage records). */
 function archiveWith(pickle: Uint8Array, storages: Record<string, Uint8Array> = {}): Uint8Array {
-  return concatChunks(encodeZip([
-    { name: 'archive/data.pkl', data: pickle },
-    ...Object.entries(storages).map(([k, data]) => ({ name: `archive/data/${k}`, data })),
-  ]));
+  return concatChunks(
+    encodeZip([
+      { name: 'archive/data.pkl', data: pickle },
+      ...Object.entries(storages).map(([k, data]) => ({ name: `archive/data/${k}`, data })),
+    ]),
+  );
 }
 const ascii = (s: string) => [...new TextEncoder().encode(s)];
 const binunicode = (s: string) => [0x58, s.length, 0, 0, 0, ...ascii(s)];
@@ -76,8 +85,17 @@ describe('files written by real torch.save (test/io/data, made by make_refs.py w
     const file = data('torch-dtypes.bin');
     const t = decodeTorchFile(readFileSync(file), file);
     expect([...t].map(([k, v]) => [k, v.dtype, v.shape])).toEqual([
-      ['f32', 'F32', [3, 4]], ['f64', 'F64', [2]], ['f16', 'F16', [2, 1]], ['bf16', 'BF16', [3]], ['i64', 'I64', []],
-      ['i32', 'I32', [2, 2]], ['i16', 'I16', [3]], ['i8', 'I8', [2]], ['u8', 'U8', [2]], ['bool', 'BOOL', [3]], ['empty', 'F32', [0, 5]],
+      ['f32', 'F32', [3, 4]],
+      ['f64', 'F64', [2]],
+      ['f16', 'F16', [2, 1]],
+      ['bf16', 'BF16', [3]],
+      ['i64', 'I64', []],
+      ['i32', 'I32', [2, 2]],
+      ['i16', 'I16', [3]],
+      ['i8', 'I8', [2]],
+      ['u8', 'U8', [2]],
+      ['bool', 'BOOL', [3]],
+      ['empty', 'F32', [0, 5]],
     ]);
     expect(t.get('f32')!.data).toEqual(Float32Array.from({ length: 12 }, (_, i) => Math.fround(i / 7)));
     expect(t.get('f16')!.data).toEqual(Uint16Array.from([0x3c00, 0xc100])); // 1, -2.5
@@ -93,7 +111,9 @@ describe('files written by real torch.save (test/io/data, made by make_refs.py w
     const file = data('torch-many.bin');
     const t = decodeTorchFile(readFileSync(file), file);
     expect(t.size).toBe(20);
-    expect(Buffer.from(concatChunks(encodeTorchFile(t, archiveNameFor(file), { container: 'dict' }))).equals(readFileSync(file))).toBe(true);
+    expect(Buffer.from(concatChunks(encodeTorchFile(t, archiveNameFor(file), { container: 'dict' }))).equals(readFileSync(file))).toBe(
+      true,
+    );
   });
 
   it('reads a slice (storage offset into a larger storage) and an nn.Parameter', () => {
@@ -107,13 +127,15 @@ describe('files written by real torch.save (test/io/data, made by make_refs.py w
     expect(t.get('transposed')).toEqual({ dtype: 'F32', shape: [3, 2], data: Float32Array.from([0, 3, 1, 4, 2, 5]) });
   });
 
-  it('reads an nn.Module state_dict (OrderedDict with _metadata) built like pyreft\'s DireftIntervention', () => {
+  it("reads an nn.Module state_dict (OrderedDict with _metadata) built like pyreft's DireftIntervention", () => {
     const t = decodeTorchFile(readFileSync(data('torch-direft-state.bin')), 'direft');
     expect([...t].map(([k, v]) => [k, v.dtype, v.shape])).toEqual([
-      ['embed_dim', 'I64', []], ['interchange_dim', 'I64', []],
+      ['embed_dim', 'I64', []],
+      ['interchange_dim', 'I64', []],
       ['rotate_layer.parametrizations.weight.original', 'F32', [8, 2]],
       ['rotate_layer.parametrizations.weight.0.base', 'F32', [8, 8]],
-      ['learned_source.weight', 'BF16', [2, 8]], ['learned_source.bias', 'BF16', [2]],
+      ['learned_source.weight', 'BF16', [2, 8]],
+      ['learned_source.bias', 'BF16', [2]],
     ]);
     // torch stores `base` transposed (stride [1, 8]); gathered, it is orthogonal.
     const B = t.get('rotate_layer.parametrizations.weight.0.base')!.data as Float32Array;
@@ -125,7 +147,9 @@ describe('files written by real torch.save (test/io/data, made by make_refs.py w
       }
     }
     // original = −I (how torch's orthogonal parametrisation starts)
-    expect(Array.from(t.get('rotate_layer.parametrizations.weight.original')!.data)).toEqual(Array.from({ length: 16 }, (_, i) => (i === 0 || i === 3 ? -1 : 0)));
+    expect(Array.from(t.get('rotate_layer.parametrizations.weight.original')!.data)).toEqual(
+      Array.from({ length: 16 }, (_, i) => (i === 0 || i === 3 ? -1 : 0)),
+    );
   });
 });
 
@@ -165,16 +189,23 @@ describe('writing torch.save files', () => {
   });
 
   it('handles many tensors (SETITEMS batches of 1000, LONG_BINPUT memo indices)', () => {
-    const many: Array<[string, TorchTensor]> = Array.from({ length: 1203 }, (_, i) => [`layer.${i}.w`, { dtype: 'F32', shape: [2], data: Float32Array.from([i, -i]) }]);
+    const many: Array<[string, TorchTensor]> = Array.from({ length: 1203 }, (_, i) => [
+      `layer.${i}.w`,
+      { dtype: 'F32', shape: [2], data: Float32Array.from([i, -i]) },
+    ]);
     const back = decodeTorchFile(concatChunks(encodeTorchFile(many, 'many')), 'many.bin');
     expect(back.size).toBe(1203);
     expect(back.get('layer.1202.w')!.data).toEqual(Float32Array.from([1202, -1202]));
   });
 
   it('rejects data that does not match the shape or dtype', () => {
-    expect(() => encodeTorchFile([['x', { dtype: 'F32', shape: [3], data: new Float32Array(2) }]], 'a')).toThrow("tensor 'x': shape [3] needs 3 elements, data has 2");
-    expect(() => encodeTorchFile([['x', { dtype: 'F64', shape: [2], data: new Float32Array(2) }]], 'a')).toThrow("tensor 'x': F64 data must be 16 bytes, got 8");
-    expect(() => pickleTensorDict([['x', { dtype: 'U32', shape: [1] }]])).toThrow("dtype U32, which torch storages cannot hold");
+    expect(() => encodeTorchFile([['x', { dtype: 'F32', shape: [3], data: new Float32Array(2) }]], 'a')).toThrow(
+      "tensor 'x': shape [3] needs 3 elements, data has 2",
+    );
+    expect(() => encodeTorchFile([['x', { dtype: 'F64', shape: [2], data: new Float32Array(2) }]], 'a')).toThrow(
+      "tensor 'x': F64 data must be 16 bytes, got 8",
+    );
+    expect(() => pickleTensorDict([['x', { dtype: 'U32', shape: [1] }]])).toThrow('dtype U32, which torch storages cannot hold');
   });
 
   it('is accepted by Python: zipfile, pickletools.dis, and a restricted Unpickler that rebuilds the values', () => {
@@ -211,7 +242,13 @@ print(json.dumps({k: v for k, v in d.items()}, default=str))
 `;
     const out = JSON.parse(execFileSync('python3', ['-c', script, file]).toString());
     expect(Object.keys(out)).toEqual(sample().map(([k]) => k));
-    expect(out.w).toEqual({ values: [...Float32Array.from({ length: 12 }, (_, i) => i / 7 - 0.5)], size: [3, 4], stride: [4, 1], grad: false, hooks: 0 });
+    expect(out.w).toEqual({
+      values: [...Float32Array.from({ length: 12 }, (_, i) => i / 7 - 0.5)],
+      size: [3, 4],
+      stride: [4, 1],
+      grad: false,
+      hooks: 0,
+    });
     expect(out.scalar).toEqual({ values: [64], size: [], stride: [], grad: false, hooks: 0 });
     expect(out.i32.values).toEqual([-1, 2 ** 31 - 1, -(2 ** 31), 0]);
     expect(out.half.values).toEqual([1, -2]);
@@ -230,26 +267,48 @@ describe('the unpickler executes nothing', () => {
   });
 
   it('rejects STACK_GLOBAL (protocol 4) for builtins.eval', () => {
-    const evil = Uint8Array.from([0x80, 4, 0x8c, 8, ...ascii('builtins'), 0x8c, 4, ...ascii('eval'), 0x93, 0x8c, 1, ...ascii('1'), 0x85, 0x52, 0x2e]);
+    const evil = Uint8Array.from([
+      0x80,
+      4,
+      0x8c,
+      8,
+      ...ascii('builtins'),
+      0x8c,
+      4,
+      ...ascii('eval'),
+      0x93,
+      0x8c,
+      1,
+      ...ascii('1'),
+      0x85,
+      0x52,
+      0x2e,
+    ]);
     expect(() => safeUnpickle(evil, 'x.pkl')).toThrow(/x\.pkl: byte 18: global 'builtins\.eval' is not allowed/);
   });
 
   it('rejects a real malicious pickle made by Python', () => {
     if (!hasPython) return console.warn('python3 not found: skipping the Python-made malicious pickle');
     const marker = path.join(tmp(), 'pwned');
-    const bytes = execFileSync('python3', ['-c', `
+    const bytes = execFileSync('python3', [
+      '-c',
+      `
 import os, pickle, sys
 class Evil:
     def __reduce__(self): return (os.system, ('touch ' + sys.argv[1],))
 sys.stdout.buffer.write(pickle.dumps({'weight': Evil()}, protocol=2))
-`, marker]);
+`,
+      marker,
+    ]);
     expect(() => decodeTorchFile(archiveWith(bytes), 'evil.bin')).toThrow(/global 'posix\.system' is not allowed/);
     expect(existsSync(marker)).toBe(false);
   });
 
   it('rejects REDUCE on an allowed global that is not a callable we model, and object-building opcodes', () => {
     const reduceStorage = Uint8Array.from([0x80, 2, 0x63, ...ascii('torch\nFloatStorage\n'), 0x29, 0x52, 0x2e]);
-    expect(() => safeUnpickle(reduceStorage, 'r.pkl')).toThrow(/REDUCE may only call collections\.OrderedDict, .*; this pickle calls torch\.FloatStorage/);
+    expect(() => safeUnpickle(reduceStorage, 'r.pkl')).toThrow(
+      /REDUCE may only call collections\.OrderedDict, .*; this pickle calls torch\.FloatStorage/,
+    );
     const newobj = Uint8Array.from([0x80, 2, 0x63, ...ascii('collections\nOrderedDict\n'), 0x29, 0x81, 0x2e]);
     expect(() => safeUnpickle(newobj, 'n.pkl')).toThrow(/byte 28: pickle opcode NEWOBJ is not allowed/);
     const inst = Uint8Array.from([0x28, 0x69, ...ascii('os\nsystem\n'), 0x2e]);
@@ -257,7 +316,21 @@ sys.stdout.buffer.write(pickle.dumps({'weight': Evil()}, protocol=2))
   });
 
   it('rejects a persistent id naming a storage type it does not know', () => {
-    const pid = Uint8Array.from([0x80, 2, 0x28, ...binunicode('storage'), 0x63, ...ascii('torch\nComplexFloatStorage\n'), ...binunicode('0'), ...binunicode('cpu'), 0x4b, 1, 0x74, 0x51, 0x2e]);
+    const pid = Uint8Array.from([
+      0x80,
+      2,
+      0x28,
+      ...binunicode('storage'),
+      0x63,
+      ...ascii('torch\nComplexFloatStorage\n'),
+      ...binunicode('0'),
+      ...binunicode('cpu'),
+      0x4b,
+      1,
+      0x74,
+      0x51,
+      0x2e,
+    ]);
     expect(() => safeUnpickle(pid, 'p.pkl')).toThrow(/global 'torch\.ComplexFloatStorage' is not allowed/);
   });
 });
@@ -285,13 +358,17 @@ describe('malformed torch files', () => {
     const row = patched([0x4b, 0, 0x4b, 2, 0x4b, 3, 0x86], [0x4b, 3, 0x4b, 1, 0x4b, 3, 0x86]);
     expect(decodeTorchFile(row, 'row.bin').get('w')!.data).toEqual(Float32Array.from([4, 5, 6]));
     const out = patched([0x4b, 0, 0x4b, 2, 0x4b, 3, 0x86], [0x4b, 4, 0x4b, 1, 0x4b, 3, 0x86]);
-    expect(() => decodeTorchFile(out, 'o.bin')).toThrow("o.bin: tensor 'w': view (offset 4, size [1,3], stride [3,1]) reaches element 6, outside its storage of 6");
+    expect(() => decodeTorchFile(out, 'o.bin')).toThrow(
+      "o.bin: tensor 'w': view (offset 4, size [1,3], stride [3,1]) reaches element 6, outside its storage of 6",
+    );
   });
 
   it('names a missing or short storage record', () => {
     const pkl = pickleTensorDict(one());
     expect(() => decodeTorchFile(archiveWith(pkl), 'm.bin')).toThrow("m.bin: tensor 'w': storage record 'archive/data/0' is missing");
-    expect(() => decodeTorchFile(archiveWith(pkl, { '0': new Uint8Array(20) }), 's.bin')).toThrow("s.bin: tensor 'w': storage '0' holds 20 bytes, expected 6 × 4");
+    expect(() => decodeTorchFile(archiveWith(pkl, { '0': new Uint8Array(20) }), 's.bin')).toThrow(
+      "s.bin: tensor 'w': storage '0' holds 20 bytes, expected 6 × 4",
+    );
   });
 
   it('says what it found when the file is not a dict of tensors', () => {
@@ -299,7 +376,9 @@ describe('malformed torch files', () => {
     expect(() => decodeTorchFile(archiveWith(notTensor), 'd.bin')).toThrow("d.bin: entry 'epoch' is a number, expected a tensor");
     const list = Uint8Array.from([0x80, 2, 0x5d, 0x2e]);
     expect(() => decodeTorchFile(archiveWith(list), 'l.bin')).toThrow('l.bin: holds a list, expected a dict of tensors');
-    expect(() => decodeTorchFile(Uint8Array.from([0x80, 2, 0x5d, 0x2e]), 'old.bin')).toThrow('old.bin: legacy (pre-1.6, non-zip) torch.save format');
+    expect(() => decodeTorchFile(Uint8Array.from([0x80, 2, 0x5d, 0x2e]), 'old.bin')).toThrow(
+      'old.bin: legacy (pre-1.6, non-zip) torch.save format',
+    );
     const noPkl = concatChunks(encodeZip([{ name: 'a/other', data: new Uint8Array(1) }]));
     expect(() => decodeTorchFile(noPkl, 'z.bin')).toThrow('z.bin: not a torch.save archive (no <archive>/data.pkl entry)');
   });

@@ -10,16 +10,31 @@ afterEach(async () => {
 });
 
 const envFor = (f: FakeWandb, key = f.apiKey): NodeJS.ProcessEnv => ({ WANDB_API_KEY: key, WANDB_BASE_URL: f.url });
-const openError = (p: Promise<unknown>): Promise<string> => p.then(() => 'opened', (err: Error) => `${err.name}: ${err.message}`);
+const openError = (p: Promise<unknown>): Promise<string> =>
+  p.then(
+    () => 'opened',
+    (err: Error) => `${err.name}: ${err.message}`,
+  );
 
 describe('wandbSettings', () => {
   it('needs WANDB_API_KEY and an http(s) WANDB_BASE_URL, defaulting to the W&B cloud', () => {
-    expect(() => wandbSettings({})).toThrow(new WandbError('logging.wandb: WANDB_API_KEY is not set; export your W&B API key (from <W&B server>/authorize) as WANDB_API_KEY, or set logging.wandb: null'));
+    expect(() => wandbSettings({})).toThrow(
+      new WandbError(
+        'logging.wandb: WANDB_API_KEY is not set; export your W&B API key (from <W&B server>/authorize) as WANDB_API_KEY, or set logging.wandb: null',
+      ),
+    );
     expect(() => wandbSettings({ WANDB_API_KEY: '  ' })).toThrow(/WANDB_API_KEY is not set/);
     expect(wandbSettings({ WANDB_API_KEY: 'abc' })).toEqual({ apiKey: 'abc', baseUrl: 'https://api.wandb.ai' });
-    expect(wandbSettings({ WANDB_API_KEY: 'abc', WANDB_BASE_URL: 'http://127.0.0.1:8080/' })).toEqual({ apiKey: 'abc', baseUrl: 'http://127.0.0.1:8080' });
-    expect(() => wandbSettings({ WANDB_API_KEY: 'abc', WANDB_BASE_URL: 'localhost:8080' })).toThrow('WANDB_BASE_URL: expected an http(s) URL such as https://api.wandb.ai, got "localhost:8080"');
-    expect(() => wandbSettings({ WANDB_API_KEY: 'abc', WANDB_BASE_URL: 'not a url' })).toThrow(/^WANDB_BASE_URL: expected an http\(s\) URL/);
+    expect(wandbSettings({ WANDB_API_KEY: 'abc', WANDB_BASE_URL: 'http://127.0.0.1:8080/' })).toEqual({
+      apiKey: 'abc',
+      baseUrl: 'http://127.0.0.1:8080',
+    });
+    expect(() => wandbSettings({ WANDB_API_KEY: 'abc', WANDB_BASE_URL: 'localhost:8080' })).toThrow(
+      'WANDB_BASE_URL: expected an http(s) URL such as https://api.wandb.ai, got "localhost:8080"',
+    );
+    expect(() => wandbSettings({ WANDB_API_KEY: 'abc', WANDB_BASE_URL: 'not a url' })).toThrow(
+      /^WANDB_BASE_URL: expected an http\(s\) URL/,
+    );
   });
 });
 
@@ -28,7 +43,12 @@ describe('WandbRun against a local W&B server', () => {
     fake = await FakeWandb.start();
     const signalsBefore = ['SIGINT', 'SIGTERM', 'beforeExit'].map((s) => process.listenerCount(s));
     const warnings: string[] = [];
-    const run = await WandbRun.open(target, { training: { learning_rate: 0.001 }, logging: { every_steps: 2 } }, (m) => warnings.push(m), envFor(fake));
+    const run = await WandbRun.open(
+      target,
+      { training: { learning_rate: 0.001 }, logging: { every_steps: 2 } },
+      (m) => warnings.push(m),
+      envFor(fake),
+    );
     // The SDK's own signal handlers (its SIGINT one calls process.exit) are gone.
     expect(['SIGINT', 'SIGTERM', 'beforeExit'].map((s) => process.listenerCount(s))).toEqual(signalsBefore);
 
@@ -45,7 +65,9 @@ describe('WandbRun against a local W&B server', () => {
 
     const rows = fake.history();
     expect(rows.map((r) => r.offset)).toEqual([0, 1]);
-    const strip = ({ _runtime, _timestamp, ...rest }: Record<string, unknown>) => (expect(typeof _runtime).toBe('number'), expect(typeof _timestamp).toBe('number'), rest);
+    const strip = ({ _runtime, _timestamp, ...rest }: Record<string, unknown>) => (
+      expect(typeof _runtime).toBe('number'), expect(typeof _timestamp).toBe('number'), rest
+    );
     expect(rows.map((r) => strip(r.row))).toEqual([
       { 'train/loss': 2.5, 'train/lr': 0.001, _step: 2 },
       // Train and eval of one step are one row; the NaN grad_norm is left out.
@@ -73,7 +95,9 @@ describe('WandbRun against a local W&B server', () => {
   it('refuses a second open run in one process', { timeout: 20_000 }, async () => {
     fake = await FakeWandb.start();
     const run = await WandbRun.open(target, {}, () => {}, envFor(fake));
-    expect(await openError(WandbRun.open(target, {}, () => {}, envFor(fake)))).toBe('WandbError: logging.wandb: another W&B run is open in this process (the SDK holds one at a time); finish it first');
+    expect(await openError(WandbRun.open(target, {}, () => {}, envFor(fake)))).toBe(
+      'WandbError: logging.wandb: another W&B run is open in this process (the SDK holds one at a time); finish it first',
+    );
     await run.finish(0);
     expect(fake.upserts()).toHaveLength(1);
   });
@@ -88,7 +112,11 @@ describe('WandbRun against a local W&B server', () => {
     await fake.close();
     fake = null;
     const message = await openError(WandbRun.open(target, {}, () => {}, { WANDB_API_KEY: 'k', WANDB_BASE_URL: url }));
-    expect(message).toMatch(new RegExp(`^WandbError: logging\\.wandb: cannot reach the W&B server at ${url.replace(/\./g, '\\.')} \\(fetch failed \\(ECONNREFUSED\\)\\); check WANDB_BASE_URL and the network, or set logging\\.wandb: null$`));
+    expect(message).toMatch(
+      new RegExp(
+        `^WandbError: logging\\.wandb: cannot reach the W&B server at ${url.replace(/\./g, '\\.')} \\(fetch failed \\(ECONNREFUSED\\)\\); check WANDB_BASE_URL and the network, or set logging\\.wandb: null$`,
+      ),
+    );
   });
 
   it('turns a server that fails mid-run into one warning, and finishes without throwing', { timeout: 20_000 }, async () => {
@@ -100,7 +128,11 @@ describe('WandbRun against a local W&B server', () => {
     run.log({ 'train/loss': 1.5 }, 2);
     await run.finish(0);
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(new RegExp(`^logging\\.wandb: the W&B server at ${fake.url.replace(/\./g, '\\.')} failed \\(.+\\); training goes on, but metrics of run ${run.path} may be missing there \\(later failures are not repeated\\)$`));
+    expect(warnings[0]).toMatch(
+      new RegExp(
+        `^logging\\.wandb: the W&B server at ${fake.url.replace(/\./g, '\\.')} failed \\(.+\\); training goes on, but metrics of run ${run.path} may be missing there \\(later failures are not repeated\\)$`,
+      ),
+    );
     expect(warnings[0]).not.toContain('\n');
     expect(fake.history()).toEqual([]);
     // The console is the process's again.

@@ -35,7 +35,19 @@ describe('ZipReader', () => {
     const file = fixture('pyreft-loreft-llama/reft/intkey_layer_0_comp_block_output_unit_pos_nunit_1#0.bin');
     const zip = new ZipReader(readFileSync(file), file);
     const root = 'intkey_layer_0_comp_block_output_unit_pos_nunit_1#0/';
-    expect(zip.names()).toEqual(['data.pkl', '.format_version', '.storage_alignment', 'byteorder', 'data/0', 'data/1', 'data/2', 'version', '.data/serialization_id'].map((n) => root + n));
+    expect(zip.names()).toEqual(
+      [
+        'data.pkl',
+        '.format_version',
+        '.storage_alignment',
+        'byteorder',
+        'data/0',
+        'data/1',
+        'data/2',
+        'version',
+        '.data/serialization_id',
+      ].map((n) => root + n),
+    );
     expect(new TextDecoder().decode(zip.read(root + 'byteorder'))).toBe('little');
     for (const n of zip.names()) expect(zip.dataOffset(n) % 64).toBe(0);
   });
@@ -85,13 +97,22 @@ describe('encodeZip', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'typetune-zip-'));
     const file = path.join(dir, 'a.zip');
     writeFileSync(file, concatChunks(encodeZip(records)));
-    const out = execFileSync('python3', ['-c', `
+    const out = execFileSync('python3', [
+      '-c',
+      `
 import zipfile, sys
 z = zipfile.ZipFile(sys.argv[1])
 assert z.testzip() is None
 for i in z.infolist(): print(i.filename, i.file_size, i.CRC, z.read(i.filename)[:3].hex())
-`, file]).toString();
-    expect(out.trim().split('\n').map((l) => l.split(' ')[0])).toEqual(records.map((r) => r.name));
+`,
+      file,
+    ]).toString();
+    expect(
+      out
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ')[0]),
+    ).toEqual(records.map((r) => r.name));
   });
 
   it('rejects duplicate names', () => {

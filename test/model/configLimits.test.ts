@@ -51,7 +51,9 @@ describe('config.json sizes are bounded', () => {
     ['vocab_size', 2 ** 31],
     ['max_position_embeddings', 1e12],
   ])('llama %s: %d', (key, value) => {
-    expect(specError({ ...llama(), [key]: value }).replace(/^.*config\.json/, 'config.json')).toBe(`config.json: '${key}' is ${value}; ${bound(key)}`);
+    expect(specError({ ...llama(), [key]: value }).replace(/^.*config\.json/, 'config.json')).toBe(
+      `config.json: '${key}' is ${value}; ${bound(key)}`,
+    );
   });
 
   it.each([
@@ -61,36 +63,49 @@ describe('config.json sizes are bounded', () => {
     ['n_inner', 2 ** 30],
     ['n_positions', 2 ** 33],
   ])('gpt2 %s: %d', (key, value) => {
-    expect(specError({ ...gpt2(), [key]: value })).toMatch(new RegExp(`config\\.json: '${key}' is ${value}; ${bound(key).replace(/[()]/g, '\\$&')}$`));
+    expect(specError({ ...gpt2(), [key]: value })).toMatch(
+      new RegExp(`config\\.json: '${key}' is ${value}; ${bound(key).replace(/[()]/g, '\\$&')}$`),
+    );
   });
 
   it('the message names the file itself', () => {
     const dir = folderWith({ ...llama(), num_hidden_layers: 1e9 });
-    expect(() => readModelSpec(dir)).toThrow(`${path.join(dir, 'config.json')}: 'num_hidden_layers' is 1000000000; expected an integer from 1 to 10000 (the deepest released models have under 200 layers)`);
+    expect(() => readModelSpec(dir)).toThrow(
+      `${path.join(dir, 'config.json')}: 'num_hidden_layers' is 1000000000; expected an integer from 1 to 10000 (the deepest released models have under 200 layers)`,
+    );
   });
 
   it('sliding_window 0 and max_window_layers 0 mean none, and are accepted; negative ones are not', () => {
     expect(specError({ ...llama(), model_type: 'qwen2', sliding_window: 0, max_window_layers: 0 })).toBe('accepted');
-    expect(specError({ ...llama(), model_type: 'qwen2', sliding_window: -1 })).toMatch(/'sliding_window' is -1; expected an integer from 0 to 2147483647/);
+    expect(specError({ ...llama(), model_type: 'qwen2', sliding_window: -1 })).toMatch(
+      /'sliding_window' is -1; expected an integer from 0 to 2147483647/,
+    );
   });
 
   it('partial_rotary_factor must be a fraction of head_dim (it sizes the rotary tables)', () => {
-    expect(specError({ ...llama(), partial_rotary_factor: 1e9 })).toMatch(/config\.json: 'partial_rotary_factor' is 1000000000; expected a fraction in \(0, 1\] of head_dim$/);
-    expect(specError({ ...llama(), rope_parameters: { rope_type: 'default', rope_theta: 5000, partial_rotary_factor: 0 } })).toMatch(/'partial_rotary_factor' is 0;/);
+    expect(specError({ ...llama(), partial_rotary_factor: 1e9 })).toMatch(
+      /config\.json: 'partial_rotary_factor' is 1000000000; expected a fraction in \(0, 1\] of head_dim$/,
+    );
+    expect(specError({ ...llama(), rope_parameters: { rope_type: 'default', rope_theta: 5000, partial_rotary_factor: 0 } })).toMatch(
+      /'partial_rotary_factor' is 0;/,
+    );
     expect(specError({ ...llama(), partial_rotary_factor: 0.5 })).toBe('accepted');
   });
 
   it('config.json larger than 16 MiB, or not a regular file, is not read', () => {
     const big = folderWith(llama());
     writeFileSync(path.join(big, 'config.json'), `${JSON.stringify(llama())}${' '.repeat(16 * 2 ** 20)}`);
-    expect(() => readModelSpec(big)).toThrow(new RegExp(`^${path.join(big, 'config.json')}: is \\d+ bytes; a config\\.json is at most 16777216 \\(16 MiB\\)$`));
+    expect(() => readModelSpec(big)).toThrow(
+      new RegExp(`^${path.join(big, 'config.json')}: is \\d+ bytes; a config\\.json is at most 16777216 \\(16 MiB\\)$`),
+    );
     const fifo = mkdtempSync(path.join(tmpdir(), 'tt-limits-'));
     execFileSync('mkfifo', [path.join(fifo, 'config.json')]);
     expect(() => readModelSpec(fifo)).toThrow(`${path.join(fifo, 'config.json')}: not a regular file`);
   });
 
   it('every shipped fixture config is within the bounds', () => {
-    for (const name of ['tiny-llama', 'tiny-gpt2', 'tiny-qwen2', 'tiny-llama-bnb-nf4']) expect(() => readModelSpec(fixture(name))).not.toThrow();
+    for (const name of ['tiny-llama', 'tiny-gpt2', 'tiny-qwen2', 'tiny-llama-bnb-nf4'])
+      expect(() => readModelSpec(fixture(name))).not.toThrow();
   });
 });
 
@@ -100,7 +115,12 @@ describe('typetune inspect on a config asking for a billion layers', () => {
     const before = snapshot(dir);
     const started = Date.now();
     const r = runBuilt('typetune', ['inspect', dir]);
-    expectOneLineError(r, new RegExp(`^error: ${path.join(dir, 'config\\.json')}: 'num_hidden_layers' is 1000000000; expected an integer from 1 to 10000 \\(the deepest released models have under 200 layers\\)$`));
+    expectOneLineError(
+      r,
+      new RegExp(
+        `^error: ${path.join(dir, 'config\\.json')}: 'num_hidden_layers' is 1000000000; expected an integer from 1 to 10000 \\(the deepest released models have under 200 layers\\)$`,
+      ),
+    );
     expect(Date.now() - started).toBeLessThan(20_000);
     expect(snapshot(dir)).toEqual(before);
   });

@@ -50,7 +50,11 @@ describe('bad model folders', () => {
   it('unsupported family lists the supported ones', () => {
     const dir = copyOfTinyLlama();
     writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...llamaConfig(), model_type: 'mamba' }));
-    expectOneLine(() => loadBaseModel(dir), 'config.json', /unsupported model_type 'mamba': supported are llama, mistral, qwen2, qwen3, gemma, phi3, gpt2/);
+    expectOneLine(
+      () => loadBaseModel(dir),
+      'config.json',
+      /unsupported model_type 'mamba': supported are llama, mistral, qwen2, qwen3, gemma, phi3, gpt2/,
+    );
   });
 
   it('missing weight', async () => {
@@ -64,7 +68,11 @@ describe('bad model folders', () => {
     const w = llamaWeights();
     w.set('model.layers.0.self_attn.k_proj.weight', { shape: [64, 64], data: new Float32Array(64 * 64) });
     const dir = await writeModel(llamaConfig(), w);
-    expectOneLine(() => loadBaseModel(dir), 'model.safetensors', /'model\.layers\.0\.self_attn\.k_proj\.weight' has shape \[64, 64\], expected \[32, 64\]/);
+    expectOneLine(
+      () => loadBaseModel(dir),
+      'model.safetensors',
+      /'model\.layers\.0\.self_attn\.k_proj\.weight' has shape \[64, 64\], expected \[32, 64\]/,
+    );
   });
 
   it('truncated safetensors', () => {

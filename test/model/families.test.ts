@@ -39,7 +39,10 @@ describe('families built from Llama weights', () => {
     }
     for (let i = 0; i < 3; i++) {
       const p = `model.layers.${i}`;
-      phi.set(`${p}.self_attn.qkv_proj.weight`, concatRows(w.get(`${p}.self_attn.q_proj.weight`)!, w.get(`${p}.self_attn.k_proj.weight`)!, w.get(`${p}.self_attn.v_proj.weight`)!));
+      phi.set(
+        `${p}.self_attn.qkv_proj.weight`,
+        concatRows(w.get(`${p}.self_attn.q_proj.weight`)!, w.get(`${p}.self_attn.k_proj.weight`)!, w.get(`${p}.self_attn.v_proj.weight`)!),
+      );
       phi.set(`${p}.mlp.gate_up_proj.weight`, concatRows(w.get(`${p}.mlp.gate_proj.weight`)!, w.get(`${p}.mlp.up_proj.weight`)!));
     }
     const config = { ...llamaConfig(), model_type: 'phi3', sliding_window: null };
@@ -79,9 +82,20 @@ describe('families built from Llama weights', () => {
     llamaTied.delete('lm_head.weight');
     const base = { ...llamaConfig(), hidden_act: 'gelu_pytorch_tanh', tie_word_embeddings: true };
     const ref = logits(await writeModel(base, llamaTied));
-    const ours = logits(await writeModel({ ...llamaConfig(), model_type: 'gemma', hidden_activation: 'gelu_pytorch_tanh', head_dim: 16, tie_word_embeddings: true }, gemma));
+    const ours = logits(
+      await writeModel(
+        { ...llamaConfig(), model_type: 'gemma', hidden_activation: 'gelu_pytorch_tanh', head_dim: 16, tie_word_embeddings: true },
+        gemma,
+      ),
+    );
     // Gemma's head is the scaled embedding, so its logits are Llama's divided by √hidden.
-    expect(maxRelError(ours.map((x) => x * scale), ref, validRows)).toBeLessThan(1e-5);
+    expect(
+      maxRelError(
+        ours.map((x) => x * scale),
+        ref,
+        validRows,
+      ),
+    ).toBeLessThan(1e-5);
   });
 
   it('Qwen3: q/k RMS norms per head make attention invariant to scaling one head', async () => {
@@ -115,8 +129,11 @@ describe('families built from Llama weights', () => {
 describe('rope scaling', () => {
   it('llama3 keeps high frequencies, divides low ones by the factor, smooths between', async () => {
     const config = {
-      ...llamaConfig(), head_dim: 128, hidden_size: 64,
-      rope_parameters: undefined, rope_theta: 500000,
+      ...llamaConfig(),
+      head_dim: 128,
+      hidden_size: 64,
+      rope_parameters: undefined,
+      rope_theta: 500000,
       rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
     };
     const spec = readModelSpec(await writeModel(config, llamaWeights()));
@@ -137,6 +154,8 @@ describe('rope scaling', () => {
 
   it('an unknown rope type lists the supported ones', async () => {
     const dir = await writeModel({ ...llamaConfig(), rope_parameters: { rope_type: 'wobbly', rope_theta: 5000 } }, llamaWeights());
-    expect(() => readModelSpec(dir)).toThrow(/unsupported rope_type 'wobbly': supported are default, linear, dynamic, llama3, longrope, yarn/);
+    expect(() => readModelSpec(dir)).toThrow(
+      /unsupported rope_type 'wobbly': supported are default, linear, dynamic, llama3, longrope, yarn/,
+    );
   });
 });

@@ -17,8 +17,9 @@ beforeAll(async () => {
 });
 
 const SHARED = ['tiny-llama', 'tiny-qwen2', 'tiny-gpt2'];
-const EXTRA = ['tiny-mistral', 'tiny-qwen3', 'tiny-gemma', 'tiny-phi3', 'tiny-llama3-rope', 'tiny-qwen2-window', 'tiny-gpt2-scaled']
-  .map((name) => `transformers-extra/${name}`);
+const EXTRA = ['tiny-mistral', 'tiny-qwen3', 'tiny-gemma', 'tiny-phi3', 'tiny-llama3-rope', 'tiny-qwen2-window', 'tiny-gpt2-scaled'].map(
+  (name) => `transformers-extra/${name}`,
+);
 
 describe.each([...SHARED, ...EXTRA])('%s matches transformers', (name) => {
   it('logits, every hidden state and the loss', () => {
@@ -30,7 +31,9 @@ describe.each([...SHARED, ...EXTRA])('%s matches transformers', (name) => {
     tf.tidy(() => {
       const out = model.run({ inputIds, attentionMask }, { outputHiddenStates: true });
       const v = out.logits.shape[2]!;
-      expect(maxRelError(out.logits.dataSync(), ref.readFloat32('logits').data, (i) => maskFlat[Math.floor(i / v)] === 1)).toBeLessThan(1e-4);
+      expect(maxRelError(out.logits.dataSync(), ref.readFloat32('logits').data, (i) => maskFlat[Math.floor(i / v)] === 1)).toBeLessThan(
+        1e-4,
+      );
       expect(out.hiddenStates!.length).toBe(model.spec.numLayers + 1);
       out.hiddenStates!.forEach((h, i) => {
         const hdim = h.shape[2]!;

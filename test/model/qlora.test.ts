@@ -30,8 +30,14 @@ function loraGrads(dir: string, quantized: boolean) {
   // gaussian init leaves B at zero; give B values so A's gradient is not zero too.
   for (const [name, v] of adapter.variables) if (name.includes('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.1, 'float32', 3));
   const vars = [...adapter.variables.values()];
-  const { value, grads } = tf.variableGrads(() => causalLmLoss(model.run(batch, { hooks: adapter, ctx: { training: true } }).logits, labels) as tf.Scalar, vars);
-  const out = { loss: value.dataSync()[0]!, grads: [...adapter.variables.entries()].map(([n, v]) => [n, grads[v.name]!.dataSync() as Float32Array] as const) };
+  const { value, grads } = tf.variableGrads(
+    () => causalLmLoss(model.run(batch, { hooks: adapter, ctx: { training: true } }).logits, labels) as tf.Scalar,
+    vars,
+  );
+  const out = {
+    loss: value.dataSync()[0]!,
+    grads: [...adapter.variables.entries()].map(([n, v]) => [n, grads[v.name]!.dataSync() as Float32Array] as const),
+  };
   adapter.dispose();
   model.dispose();
   return out;
@@ -67,12 +73,18 @@ describe('QLoRA', () => {
     expect(linear.every((w) => w.kind === 'quantized')).toBe(true);
     const params = model.linearSites().reduce((n, s) => n + s.inFeatures * s.outFeatures, 0);
     // Codes, 8-bit absmax and its f32 second-level scales; the shared code tables aside.
-    const bits = linear.reduce((n, w) => n + bitsPerParameter((w as unknown as { weight: Quantized4bit }).weight) * (w.shape[0] * w.shape[1]), 0) / params;
+    const bits =
+      linear.reduce((n, w) => n + bitsPerParameter((w as unknown as { weight: Quantized4bit }).weight) * (w.shape[0] * w.shape[1]), 0) /
+      params;
     expect(bits).toBeGreaterThanOrEqual(4 + 8 / 64 + 32 / (64 * 256));
     // These small tensors round their last nested block up: a little over 4.127 here…
     expect(bits).toBeLessThan(4.15);
     // …and at a real layer's size (1024 × 1024) it is 4 + 8/64 + 32/(64·256) ≈ 4.127.
-    const big = quantize4bit(Float32Array.from({ length: 1 << 20 }, (_, i) => Math.sin(i)), [1024, 1024], { blocksize: 64, doubleQuant: true });
+    const big = quantize4bit(
+      Float32Array.from({ length: 1 << 20 }, (_, i) => Math.sin(i)),
+      [1024, 1024],
+      { blocksize: 64, doubleQuant: true },
+    );
     expect(bitsPerParameter(big)).toBeCloseTo(4.127, 3);
     // With the 16- and 256-entry code tables counted too, still under 4.2 bits.
     expect((linear.reduce((n, w) => n + (w.kind === 'quantized' ? w.bytes : 0), 0) * 8) / params).toBeLessThan(4.2);
@@ -96,7 +108,10 @@ describe('QLoRA', () => {
     const { copyFileSync } = await import('node:fs');
     copyFileSync(path.join(dir, 'config.json'), path.join(bf16Dir, 'config.json'));
 
-    for (const [base, dtype] of [[fixture('tiny-llama-bnb-nf4'), 'F32'], [bf16Dir, 'BF16']] as const) {
+    for (const [base, dtype] of [
+      [fixture('tiny-llama-bnb-nf4'), 'F32'],
+      [bf16Dir, 'BF16'],
+    ] as const) {
       const model = loadBaseModel(base, base === bf16Dir ? nf4 : {});
       const adapter = createAdapter(model, lora, 1) as LoraAdapter;
       const out = mkdtempSync(path.join(tmpdir(), 'tt-merged-'));

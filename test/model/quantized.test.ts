@@ -61,7 +61,9 @@ function recordingDevice(failAt = Infinity): { device: Device; stored: string[];
       log.stored.push(name);
       return q;
     },
-    releaseQuantizedWeight() { log.released++; },
+    releaseQuantizedWeight() {
+      log.released++;
+    },
   };
   return Object.assign(log, { device });
 }
@@ -105,23 +107,35 @@ describe('placing a 4-bit model on the device', () => {
 
 describe('a pre-quantised folder whose quant state does not fit its tensors', () => {
   afterEach(() => registerDevice(engineDevice));
-  const name = 'model.layers.2.mlp.down_proj.weight';  // the last layer: everything before it loads fine
+  const name = 'model.layers.2.mlp.down_proj.weight'; // the last layer: everything before it loads fine
 
   it.each([
-    ['absmax length ≠ ceil(numel / blocksize)', (t: Record<string, TensorToWrite>) => {
-      const a = t[`${name}.absmax`]!;
-      t[`${name}.absmax`] = { ...a, shape: [a.shape[0]! - 1], data: a.data.subarray(1) };
-    }, new RegExp(`4-bit weight '${name.replace(/\./g, '\\.')}': absmax has 127 values; 8192 values in blocks of 64 need 128`)],
-    ['packed byte count ≠ ceil(numel / 2)', (t: Record<string, TensorToWrite>) => {
-      const p = t[name]!;
-      t[name] = { ...p, shape: [p.shape[0]! - 2, 1], data: p.data.subarray(2) };
-    }, /has 4094 bytes, but shape \[64, 128\] needs 4096/],
-    ['a quant-state shape other than the config\'s', (t: Record<string, TensorToWrite>) => {
-      const key = quantStateKey(name, 'nf4');
-      const json = new TextDecoder().decode(t[key]!.data).replace('"shape": [64, 128]', '"shape": [128, 64]');
-      const bytes = new TextEncoder().encode(json);
-      t[key] = { dtype: 'U8', shape: [bytes.length], data: bytes };
-    }, /4-bit weight 'model\.layers\.2\.mlp\.down_proj\.weight' has quant_state shape \[128, 64\]; the model's config needs \[64, 128\]/],
+    [
+      'absmax length ≠ ceil(numel / blocksize)',
+      (t: Record<string, TensorToWrite>) => {
+        const a = t[`${name}.absmax`]!;
+        t[`${name}.absmax`] = { ...a, shape: [a.shape[0]! - 1], data: a.data.subarray(1) };
+      },
+      new RegExp(`4-bit weight '${name.replace(/\./g, '\\.')}': absmax has 127 values; 8192 values in blocks of 64 need 128`),
+    ],
+    [
+      'packed byte count ≠ ceil(numel / 2)',
+      (t: Record<string, TensorToWrite>) => {
+        const p = t[name]!;
+        t[name] = { ...p, shape: [p.shape[0]! - 2, 1], data: p.data.subarray(2) };
+      },
+      /has 4094 bytes, but shape \[64, 128\] needs 4096/,
+    ],
+    [
+      "a quant-state shape other than the config's",
+      (t: Record<string, TensorToWrite>) => {
+        const key = quantStateKey(name, 'nf4');
+        const json = new TextDecoder().decode(t[key]!.data).replace('"shape": [64, 128]', '"shape": [128, 64]');
+        const bytes = new TextEncoder().encode(json);
+        t[key] = { dtype: 'U8', shape: [bytes.length], data: bytes };
+      },
+      /4-bit weight 'model\.layers\.2\.mlp\.down_proj\.weight' has quant_state shape \[128, 64\]; the model's config needs \[64, 128\]/,
+    ],
   ])('%s: a one-line error naming the tensor, before anything is placed on the device', async (_what, edit, message) => {
     const dir = await corruptedCopy(edit);
     const rec = recordingDevice();
@@ -136,7 +150,7 @@ describe('a pre-quantised folder whose quant state does not fit its tensors', ()
     expect(error?.message).toMatch(message);
     expect(error!.message).toContain(name);
     expect(error!.message).not.toContain('\n');
-    expect(rec.stored).toEqual([]);  // nothing uploaded…
-    expect(tf.memory().numTensors).toBe(before);  // …and nothing half-loaded
+    expect(rec.stored).toEqual([]); // nothing uploaded…
+    expect(tf.memory().numTensors).toBe(before); // …and nothing half-loaded
   });
 });

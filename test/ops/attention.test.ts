@@ -10,30 +10,40 @@ beforeAll(async () => {
 });
 
 /** Attention written as plain loops: the definition the op must match. */
-function naive(q: Float32Array, k: Float32Array, v: Float32Array, dims: { b: number; h: number; kvh: number; sq: number; sk: number; d: number },
-  keyMask: number[][], scale: number, window: number, offset: number): Float32Array {
+function naive(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  dims: { b: number; h: number; kvh: number; sq: number; sk: number; d: number },
+  keyMask: number[][],
+  scale: number,
+  window: number,
+  offset: number,
+): Float32Array {
   const { b, h, kvh, sq, sk, d } = dims;
   const out = new Float32Array(b * h * sq * d);
   const group = h / kvh;
-  for (let bi = 0; bi < b; bi++) for (let hi = 0; hi < h; hi++) for (let i = 0; i < sq; i++) {
-    const kh = Math.floor(hi / group);
-    const pos = offset + i;
-    const scores: number[] = [];
-    for (let j = 0; j < sk; j++) {
-      const visible = keyMask[bi]![j] === 1 && j <= pos && (!window || pos - j < window);
-      let s = 0;
-      for (let x = 0; x < d; x++) s += q[((bi * h + hi) * sq + i) * d + x]! * k[((bi * kvh + kh) * sk + j) * d + x]!;
-      scores.push(visible ? s * scale : -Infinity);
-    }
-    const m = Math.max(...scores);
-    const e = scores.map((s) => Math.exp(s - m));
-    const z = e.reduce((a, c) => a + c, 0);
-    for (let x = 0; x < d; x++) {
-      let acc = 0;
-      for (let j = 0; j < sk; j++) acc += (e[j]! / z) * v[((bi * kvh + kh) * sk + j) * d + x]!;
-      out[((bi * h + hi) * sq + i) * d + x] = acc;
-    }
-  }
+  for (let bi = 0; bi < b; bi++)
+    for (let hi = 0; hi < h; hi++)
+      for (let i = 0; i < sq; i++) {
+        const kh = Math.floor(hi / group);
+        const pos = offset + i;
+        const scores: number[] = [];
+        for (let j = 0; j < sk; j++) {
+          const visible = keyMask[bi]![j] === 1 && j <= pos && (!window || pos - j < window);
+          let s = 0;
+          for (let x = 0; x < d; x++) s += q[((bi * h + hi) * sq + i) * d + x]! * k[((bi * kvh + kh) * sk + j) * d + x]!;
+          scores.push(visible ? s * scale : -Infinity);
+        }
+        const m = Math.max(...scores);
+        const e = scores.map((s) => Math.exp(s - m));
+        const z = e.reduce((a, c) => a + c, 0);
+        for (let x = 0; x < d; x++) {
+          let acc = 0;
+          for (let j = 0; j < sk; j++) acc += (e[j]! / z) * v[((bi * kvh + kh) * sk + j) * d + x]!;
+          out[((bi * h + hi) * sq + i) * d + x] = acc;
+        }
+      }
   return out;
 }
 
@@ -56,10 +66,16 @@ describe('attention', () => {
     const v = fill(b * kvh * sk * d);
     const keyMask = [new Array(sk).fill(1), [...new Array(sk - 2).fill(1), 0, 0]];
     const scale = 1 / Math.sqrt(d);
-    const ours = tf.tidy(() => attention(
-      tf.tensor4d(q, [b, h, sq, d]), tf.tensor4d(k, [b, kvh, sk, d]), tf.tensor4d(v, [b, kvh, sk, d]),
-      tf.tensor2d(keyMask, [b, sk], 'int32'), { scale, causal: true, window, queryOffset: offset },
-    ).dataSync() as Float32Array);
+    const ours = tf.tidy(
+      () =>
+        attention(
+          tf.tensor4d(q, [b, h, sq, d]),
+          tf.tensor4d(k, [b, kvh, sk, d]),
+          tf.tensor4d(v, [b, kvh, sk, d]),
+          tf.tensor2d(keyMask, [b, sk], 'int32'),
+          { scale, causal: true, window, queryOffset: offset },
+        ).dataSync() as Float32Array,
+    );
     const ref = naive(q, k, v, { b, h, kvh, sq, sk, d }, keyMask, scale, window, offset);
     // Query rows of the padded example whose position is padding are not compared (transformers leaves them unspecified).
     const keep = (i: number) => Math.floor(i / (h * sq * d)) === 0 || offset + (Math.floor(i / d) % sq) < sk - 2;

@@ -45,8 +45,16 @@ describe('which ops each backend fuses', () => {
     const kernels = new Set(cudaKernels.map((k) => k.kernelName));
     const fused = ops.filter((op) => kernels.has(op.name));
     expect(fused.map((op) => op.name)).toEqual([
-      OPS.qlinear.name, OPS.rmsNorm.name, OPS.layerNorm.name, OPS.gatedActivation.name, OPS.rope.name, OPS.attention.name,
-      OPS.loraDelta.name, OPS.attentionHalf.name, OPS.mlpHalf.name, OPS.crossEntropySum.name,
+      OPS.qlinear.name,
+      OPS.rmsNorm.name,
+      OPS.layerNorm.name,
+      OPS.gatedActivation.name,
+      OPS.rope.name,
+      OPS.attention.name,
+      OPS.loraDelta.name,
+      OPS.attentionHalf.name,
+      OPS.mlpHalf.name,
+      OPS.crossEntropySum.name,
     ]);
     // qlinear registers its gradient itself (src/ops/qlinear.ts): it runs the backend's gradient kernel where there is one.
     const ownGradient = new Set<string>([OPS.qlinear.name]);
@@ -54,9 +62,17 @@ describe('which ops each backend fuses', () => {
     const customGradient = new Set<string>([OPS.attentionHalf.name, OPS.mlpHalf.name]);
     for (const op of fused) {
       expect(kernels.has(op.gradient!.name), op.gradient!.name).toBe(true);
-      if (customGradient.has(op.name)) expect(cudaGradients.map((g) => g.kernelName), op.name).not.toContain(op.name);
+      if (customGradient.has(op.name))
+        expect(
+          cudaGradients.map((g) => g.kernelName),
+          op.name,
+        ).not.toContain(op.name);
       else if (ownGradient.has(op.name)) expect(tf.getGradient(op.name), op.name).toBeDefined();
-      else expect(cudaGradients.map((g) => g.kernelName), op.name).toContain(op.name);
+      else
+        expect(
+          cudaGradients.map((g) => g.kernelName),
+          op.name,
+        ).toContain(op.name);
     }
     // No cuda kernel of typetune's own (TT…) that the vocabulary does not name.
     const known = new Set(ops.flatMap((op) => [op.name, ...(op.gradient ? [op.gradient.name] : [])]));
@@ -71,7 +87,9 @@ describe('the names', () => {
       .filter((e) => e.isFile() && e.name.endsWith('.ts'))
       .map((e) => path.join(e.parentPath, e.name))
       .filter((f) => f !== path.join(repoRoot, 'src/ops/names.ts'));
-    const spelt = files.flatMap((f) => opNames.filter((n) => readFileSync(f, 'utf8').includes(`'${n}'`)).map((n) => `${path.relative(repoRoot, f)}: '${n}'`));
+    const spelt = files.flatMap((f) =>
+      opNames.filter((n) => readFileSync(f, 'utf8').includes(`'${n}'`)).map((n) => `${path.relative(repoRoot, f)}: '${n}'`),
+    );
     expect(spelt).toEqual([]);
   });
 
@@ -80,11 +98,16 @@ describe('the names', () => {
     const seen: Array<{ inputs: string[]; attrs: string[] }> = [];
     tf.registerKernel(recordingKernel(op.name, seen));
     try {
-      const x = tf.ones([2, 3]), w = tf.ones([3]);
-      const reference = () => { throw new Error('the reference ran instead of the registered kernel'); };
+      const x = tf.ones([2, 3]),
+        w = tf.ones([3]);
+      const reference = () => {
+        throw new Error('the reference ran instead of the registered kernel');
+      };
       runOp(op, { x, w }, { eps: 1e-6, offset: 0 }, reference).dispose();
       expect(seen).toEqual([{ inputs: ['x', 'w'], attrs: ['eps', 'offset'] }]);
-      expect(() => runOp(op, { x, weight: w }, { eps: 1e-6 }, reference)).toThrow("TTTestNorm: input 'weight' is not one of x, w (src/ops/names.ts)");
+      expect(() => runOp(op, { x, weight: w }, { eps: 1e-6 }, reference)).toThrow(
+        "TTTestNorm: input 'weight' is not one of x, w (src/ops/names.ts)",
+      );
       expect(() => runOp(op, { x }, { eps: 1e-6 }, reference)).toThrow("TTTestNorm: input 'w' is missing");
       expect(() => runOp(op, { x, w }, { epsilon: 1e-6 }, reference)).toThrow("TTTestNorm: attribute 'epsilon' is not one of eps, offset");
       tf.dispose([x, w]);
@@ -101,17 +124,24 @@ describe('the names', () => {
       kernelFunc: ({ inputs, backend }) => {
         const x = inputs.x as tf.TensorInfo;
         const cpu = backend as unknown as { makeTensorInfo(s: number[], d: string, v: Float32Array): tf.TensorInfo };
-        return [cpu.makeTensorInfo(x.shape, 'float32', new Float32Array([7, 8])), cpu.makeTensorInfo([1], 'float32', new Float32Array([9]))];
+        return [
+          cpu.makeTensorInfo(x.shape, 'float32', new Float32Array([7, 8])),
+          cpu.makeTensorInfo([1], 'float32', new Float32Array([9])),
+        ];
       },
     });
     try {
       const x = tf.ones([2]);
       const before = tf.memory().numTensors;
-      const out = runOp(op, { x }, {}, () => { throw new Error('the reference ran instead of the registered kernel'); });
+      const out = runOp(op, { x }, {}, () => {
+        throw new Error('the reference ran instead of the registered kernel');
+      });
       expect(Array.from(out.dataSync())).toEqual([7, 8]);
       expect(tf.memory().numTensors).toBe(before + 1);
       const undeclared: OpSignature = { ...op, outputs: undefined };
-      expect(() => runOp(undeclared, { x }, {}, () => x)).toThrow('TTTestTwoOutputs: the kernel returned 2 outputs where 1 (one) are declared');
+      expect(() => runOp(undeclared, { x }, {}, () => x)).toThrow(
+        'TTTestTwoOutputs: the kernel returned 2 outputs where 1 (one) are declared',
+      );
       expect(tf.memory().numTensors).toBe(before + 1);
       tf.dispose([x, out]);
     } finally {
@@ -123,7 +153,8 @@ describe('the names', () => {
     const seen: Array<{ inputs: string[]; attrs: string[] }> = [];
     tf.registerKernel(recordingKernel(OPS.rmsNorm.name, seen));
     try {
-      const x = tf.ones([2, 3]), w = tf.ones([3]);
+      const x = tf.ones([2, 3]),
+        w = tf.ones([3]);
       rmsNorm(x, w, 1e-6).dispose();
       expect(seen).toEqual([{ inputs: [...OPS.rmsNorm.inputs], attrs: [...OPS.rmsNorm.attrs] }]);
       tf.dispose([x, w]);

@@ -6,7 +6,7 @@ import { quantize4bit, dequantize4bit, type Quantized4bit } from '../../src/quan
 
 function randn(n: number, seed: number, scale = 0.1): Float32Array {
   let s = seed >>> 0;
-  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const u = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   return Float32Array.from({ length: n }, () => Math.fround((u() + u() + u() - 1.5) * scale * 2));
 }
 
@@ -31,7 +31,10 @@ async function values(t: Tensor): Promise<number[]> {
 }
 
 describe('qlinear (reference)', () => {
-  for (const shape of [[5, IN], [2, 3, IN]]) {
+  for (const shape of [
+    [5, IN],
+    [2, 3, IN],
+  ]) {
     for (const withBias of [false, true]) {
       it(`x [${shape.join(', ')}]${withBias ? ' with bias' : ''}: output and input gradient equal matMul on the dequantised weight`, async () => {
         const n = shape.reduce((a, d) => a * d, 1);
@@ -67,7 +70,7 @@ describe('qlinear (reference)', () => {
     x.dispose();
   });
 
-  it('the dequantised weight is bitsandbytes\' dequantisation', async () => {
+  it("the dequantised weight is bitsandbytes' dequantisation", async () => {
     const wd = dequantizedWeight(w);
     expect(await values(wd)).toEqual(Array.from(dequantize4bit(w)));
     wd.dispose();
@@ -75,14 +78,16 @@ describe('qlinear (reference)', () => {
 
   it('rejects mismatched shapes with what was expected', () => {
     const x = tf.zeros([2, IN + 1]);
-    expect(() => qlinear(x, w)).toThrow(`qlinear: input has shape [2, ${IN + 1}] but the weight [${OUT}, ${IN}] needs a last dimension of ${IN}`);
+    expect(() => qlinear(x, w)).toThrow(
+      `qlinear: input has shape [2, ${IN + 1}] but the weight [${OUT}, ${IN}] needs a last dimension of ${IN}`,
+    );
     const b = tf.zeros([OUT + 1]);
     expect(() => qlinear(tf.zeros([2, IN]), w, b)).toThrow(`qlinear: bias has shape [${OUT + 1}], expected [${OUT}]`);
     const w3 = quantize4bit(randn(64, 1), [2, 4, 8]);
     expect(() => qlinear(tf.zeros([1, 8]), w3)).toThrow('quantised weight has shape [2, 4, 8], expected [out, in]');
   });
 
-  it('packages as the model\'s quantised linear weight', async () => {
+  it("packages as the model's quantised linear weight", async () => {
     const lin = quantizedLinear(w);
     expect(lin.kind).toBe('quantized');
     expect(lin.shape).toEqual([OUT, IN]);
@@ -108,7 +113,10 @@ describe('qlinear with a fused kernel registered for the backend', () => {
         const { weight } = attrs as unknown as QLinearAttrs;
         const x = inputs.x as Tensor;
         const bias = inputs.bias as Tensor | undefined;
-        const cpu = backend as unknown as { readSync(id: unknown): Float32Array; makeTensorInfo(s: number[], d: string, v: Float32Array): tf.TensorInfo };
+        const cpu = backend as unknown as {
+          readSync(id: unknown): Float32Array;
+          makeTensorInfo(s: number[], d: string, v: Float32Array): tf.TensorInfo;
+        };
         const xv = cpu.readSync(x.dataId);
         const bv = bias ? cpu.readSync(bias.dataId) : undefined;
         const wv = dequantize4bit(weight);

@@ -15,7 +15,12 @@ import { FakeHub, readFolder } from '../hub/fakeHub.js';
 
 const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { name: string; version: string; license: string };
 const npm = (args: string[], cwd: string): CliResult => {
-  const r = spawnSync('npm', args, { cwd, encoding: 'utf8', timeout: 120_000, env: { ...process.env, npm_config_update_notifier: 'false' } });
+  const r = spawnSync('npm', args, {
+    cwd,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, npm_config_update_notifier: 'false' },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 };
 
@@ -38,16 +43,35 @@ function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
  * from the npm cache alone, never asking the registry.
  */
 function consumerProject(dir: string, tarball: string): void {
-  const lock = JSON.parse(readFileSync(path.join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, Record<string, unknown> & { dev?: boolean }> };
+  const lock = JSON.parse(readFileSync(path.join(repoRoot, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, Record<string, unknown> & { dev?: boolean }>;
+  };
   const self = lock.packages['']!;
   const dependency = `file:${path.basename(tarball)}`;
   const packages: Record<string, unknown> = {
     '': { name: 'consumer', version: '1.0.0', dependencies: { [pkg.name]: dependency } },
-    [`node_modules/${pkg.name}`]: { version: pkg.version, resolved: dependency, license: pkg.license, dependencies: self.dependencies, bin: self.bin, engines: self.engines },
+    [`node_modules/${pkg.name}`]: {
+      version: pkg.version,
+      resolved: dependency,
+      license: pkg.license,
+      dependencies: self.dependencies,
+      bin: self.bin,
+      engines: self.engines,
+    },
   };
   for (const [where, entry] of Object.entries(lock.packages)) if (where !== '' && !entry.dev) packages[where] = entry;
-  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module', dependencies: { [pkg.name]: dependency } }, null, 2));
-  writeFileSync(path.join(dir, 'package-lock.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', lockfileVersion: 3, requires: true, packages }, null, 2));
+  writeFileSync(
+    path.join(dir, 'package.json'),
+    JSON.stringify(
+      { name: 'consumer', version: '1.0.0', private: true, type: 'module', dependencies: { [pkg.name]: dependency } },
+      null,
+      2,
+    ),
+  );
+  writeFileSync(
+    path.join(dir, 'package-lock.json'),
+    JSON.stringify({ name: 'consumer', version: '1.0.0', lockfileVersion: 3, requires: true, packages }, null, 2),
+  );
 }
 
 let dir: string;
@@ -71,8 +95,22 @@ afterAll(() => hub?.stop());
 
 describe('the packed package', () => {
   it('holds the LICENSE, the recipes and what they train on, and no source map without its source', () => {
-    expect(files).toEqual(expect.arrayContaining(['LICENSE', 'package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/backend/tfjs_gradients.js',
-      'recipes/lora.yaml', 'recipes/loreft.yaml', 'recipes/qlora.yaml', 'datasets/alice_qa.jsonl', 'models/tiny-llama/model.safetensors', 'models/tiny-llama/tokenizer.json']));
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'LICENSE',
+        'package.json',
+        'README.md',
+        'dist/index.js',
+        'dist/index.d.ts',
+        'dist/backend/tfjs_gradients.js',
+        'recipes/lora.yaml',
+        'recipes/loreft.yaml',
+        'recipes/qlora.yaml',
+        'datasets/alice_qa.jsonl',
+        'models/tiny-llama/model.safetensors',
+        'models/tiny-llama/tokenizer.json',
+      ]),
+    );
     expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
     expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);
     expect(readFileSync(path.join(repoRoot, 'LICENSE'), 'utf8')).toMatch(/^\s+Apache License\s+Version 2\.0, January 2004/);
@@ -82,13 +120,19 @@ describe('the packed package', () => {
     expect(install.code, install.stderr).toBe(0);
     expect(install.stderr).toBe('');
     expect(install.stdout).not.toMatch(/warn|prepare|typetune@/i);
-    const manifest = JSON.parse(readFileSync(path.join(dir, 'node_modules', pkg.name, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'node_modules', pkg.name, 'package.json'), 'utf8')) as {
+      scripts?: Record<string, string>;
+    };
     expect(Object.keys(manifest.scripts ?? {}).filter((s) => /^(pre|post)?install$|^prepare$/.test(s))).toEqual([]);
   });
 
   it('both bins answer --version and -h; `typetune train` is the train bin', async () => {
     const bin = (name: string) => path.join(dir, 'node_modules', '.bin', name);
-    for (const args of [['train', ['--version']], ['typetune', ['--version']], ['typetune', ['train', '--version']]] as const) {
+    for (const args of [
+      ['train', ['--version']],
+      ['typetune', ['--version']],
+      ['typetune', ['train', '--version']],
+    ] as const) {
       const r = await run(bin(args[0]), [...args[1]], dir);
       expect([r.code, r.stdout.trim(), r.stderr]).toEqual([0, pkg.version, '']);
     }
@@ -106,18 +150,33 @@ describe('the packed package', () => {
   it('runs the shipped recipes as installed, writing runs/<recipe> where it is run and nothing inside the package', async () => {
     const installed = path.join(dir, 'node_modules', pkg.name);
     const before = snapshot(installed);
-    for (const [recipe, exported] of [['loreft', 'pyreft/config.json'], ['lora', 'peft/adapter_config.json']]) {
-      const r = await run(path.join(dir, 'node_modules', '.bin', 'typetune'),
-        ['train', '--recipe', `node_modules/${pkg.name}/recipes/${recipe}.yaml`, '--set', 'training.max_steps=4', '--set', 'model.backend=cpu'], dir);
+    for (const [recipe, exported] of [
+      ['loreft', 'pyreft/config.json'],
+      ['lora', 'peft/adapter_config.json'],
+    ]) {
+      const r = await run(
+        path.join(dir, 'node_modules', '.bin', 'typetune'),
+        [
+          'train',
+          '--recipe',
+          `node_modules/${pkg.name}/recipes/${recipe}.yaml`,
+          '--set',
+          'training.max_steps=4',
+          '--set',
+          'model.backend=cpu',
+        ],
+        dir,
+      );
       expect(r.code, r.stderr).toBe(0);
       expect(existsSync(path.join(dir, 'runs', recipe!, exported!)), r.stderr).toBe(true);
     }
     expect(snapshot(installed)).toEqual(before);
   });
 
-  it('the README\'s TypeScript type-checks against the installed types and runs, in order, from the installed package', async () => {
+  it("the README's TypeScript type-checks against the installed types and runs, in order, from the installed package", async () => {
     // The README's layout for an installed project: the shipped files copied beside it.
-    for (const folder of ['models', 'recipes', 'datasets']) cpSync(path.join(dir, 'node_modules', pkg.name, folder), path.join(dir, folder), { recursive: true });
+    for (const folder of ['models', 'recipes', 'datasets'])
+      cpSync(path.join(dir, 'node_modules', pkg.name, folder), path.join(dir, folder), { recursive: true });
     const blocks = readmeBlocks('ts');
     const sources = writeBlocks(dir, blocks);
     const checked = typeCheck(dir, sources, path.join(dir, 'out'));
@@ -136,10 +195,19 @@ describe('the packed package', () => {
     }
     expect(blocks).toHaveLength(3);
     const [reft, api, hubBlock] = outputs as [string, string, string];
-    expect(reft).toMatch(/^\[ 1, \d+, 512 \]\n/);                // the logits' shape: [batch, prompt tokens, vocab]
+    expect(reft).toMatch(/^\[ 1, \d+, 512 \]\n/); // the logits' shape: [batch, prompt tokens, vocab]
     expect(api.split('\n').filter((l) => /^\d+ [\d.e+-]+ [\d.e+-]+ [\d.e+-]+$/.test(l))).toHaveLength(10); // one line per step
     expect(existsSync(path.join(dir, 'runs', 'lora-api', 'merged', 'model.safetensors'))).toBe(true);
-    expect(hubBlock.trim()).toBe(path.join(dir, 'hf-home', 'hub', 'models--HuggingFaceTB--SmolLM2-135M', 'snapshots', hub.repos.get('HuggingFaceTB/SmolLM2-135M')!.refs.get('main')!));
+    expect(hubBlock.trim()).toBe(
+      path.join(
+        dir,
+        'hf-home',
+        'hub',
+        'models--HuggingFaceTB--SmolLM2-135M',
+        'snapshots',
+        hub.repos.get('HuggingFaceTB/SmolLM2-135M')!.refs.get('main')!,
+      ),
+    );
     const pushed = hub.repos.get('me/tiny-llama-lora');
     expect(pushed?.private).toBe(true);
     const main = pushed!.commits.get(pushed!.refs.get('main')!)!;

@@ -7,8 +7,16 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { SafetensorsFile, SafetensorsCheckpoint } from '../../src/io/safetensors.js';
 import type { TypedArray } from '../../src/io/dtypes.js';
 import {
-  quantize4bit, dequantize4bit, toBnbStateDict, fromBnbStateDict, quantStateJson, createDynamicMap, NF4_CODE,
-  listBnb4bitWeights, readBnb4bitWeight, type TensorSource,
+  quantize4bit,
+  dequantize4bit,
+  toBnbStateDict,
+  fromBnbStateDict,
+  quantStateJson,
+  createDynamicMap,
+  NF4_CODE,
+  listBnb4bitWeights,
+  readBnb4bitWeight,
+  type TensorSource,
 } from '../../src/quant/index.js';
 import { fixture } from '../helpers.js';
 
@@ -60,8 +68,15 @@ describe('NF4 against bitsandbytes (fixtures/nf4)', () => {
     it(`${s.key}: quantising the weight gives bitsandbytes' tensors and JSON`, () => {
       const q = quantize4bit(weight.data, weight.shape, { quantType: 'nf4', blocksize: s.blocksize, doubleQuant: s.doubleQuant });
       const ours = toBnbStateDict(s.key, q);
-      const expectedKeys = ref.keys().filter((k) => k.startsWith(`${s.key}.`) && !k.endsWith('.dequantized')).sort();
-      expect(Object.keys(ours).map((k) => fixtureKey(s.key, k)).sort()).toEqual(expectedKeys);
+      const expectedKeys = ref
+        .keys()
+        .filter((k) => k.startsWith(`${s.key}.`) && !k.endsWith('.dequantized'))
+        .sort();
+      expect(
+        Object.keys(ours)
+          .map((k) => fixtureKey(s.key, k))
+          .sort(),
+      ).toEqual(expectedKeys);
       for (const [k, t] of Object.entries(ours)) {
         const r = ref.read(fixtureKey(s.key, k));
         expect({ key: k, dtype: t.dtype, shape: t.shape }).toEqual({ key: k, dtype: r.dtype, shape: r.shape });

@@ -3,8 +3,15 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { SafetensorsCheckpoint } from '../../src/io/safetensors.js';
 import {
-  readBnb4bitWeight, isBnb4bitWeight, listBnb4bitWeights, isBnbCompanionKey, parseBnb4bitConfig, dequantize4bit,
-  blockAbsmaxValues, bitsPerParameter, loadQuantized4bit,
+  readBnb4bitWeight,
+  isBnb4bitWeight,
+  listBnb4bitWeights,
+  isBnbCompanionKey,
+  parseBnb4bitConfig,
+  dequantize4bit,
+  blockAbsmaxValues,
+  bitsPerParameter,
+  loadQuantized4bit,
 } from '../../src/quant/index.js';
 import { fixture } from '../helpers.js';
 
@@ -17,14 +24,23 @@ describe('tiny-llama-bnb-nf4', () => {
     expect(cfg).toEqual({ quantType: 'nf4', doubleQuant: true, computeDtype: 'float32', skipModules: [] });
     expect(parseBnb4bitConfig({ model_type: 'llama' }, file)).toBeNull();
     expect(parseBnb4bitConfig({ quantization_config: { quant_method: 'gptq' } }, file)).toBeNull();
-    expect(() => parseBnb4bitConfig({ quantization_config: { quant_method: 'bitsandbytes', load_in_4bit: true, bnb_4bit_quant_type: 'nf3' } }, file))
-      .toThrow(`${file}: quantization_config.bnb_4bit_quant_type "nf3" is not one of nf4, fp4`);
+    expect(() =>
+      parseBnb4bitConfig({ quantization_config: { quant_method: 'bitsandbytes', load_in_4bit: true, bnb_4bit_quant_type: 'nf3' } }, file),
+    ).toThrow(`${file}: quantization_config.bnb_4bit_quant_type "nf3" is not one of nf4, fp4`);
   });
 
   it('finds every quantised projection and leaves embeddings, norms and the LM head alone', () => {
     const ck = SafetensorsCheckpoint.open(dir);
     const names = listBnb4bitWeights(ck);
-    const projections = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'];
+    const projections = [
+      'self_attn.q_proj',
+      'self_attn.k_proj',
+      'self_attn.v_proj',
+      'self_attn.o_proj',
+      'mlp.gate_proj',
+      'mlp.up_proj',
+      'mlp.down_proj',
+    ];
     expect(names.sort()).toEqual([0, 1, 2].flatMap((l) => projections.map((p) => `model.layers.${l}.${p}.weight`)).sort());
     for (const name of ['model.embed_tokens.weight', 'lm_head.weight', 'model.norm.weight', 'model.layers.1.input_layernorm.weight']) {
       expect(isBnb4bitWeight(ck, name)).toBe(false);
@@ -73,8 +89,9 @@ describe('loadQuantized4bit', () => {
     const atLoad = loadQuantized4bit(base, name, { quantType: 'nf4', blocksize: 64, doubleQuant: true });
     expect(Buffer.from(atLoad.packed).equals(Buffer.from(stored.packed))).toBe(true);
     expect(Array.from(dequantize4bit(atLoad))).toEqual(Array.from(dequantize4bit(stored)));
-    expect(() => loadQuantized4bit(base, name, { blocksize: 100 }))
-      .toThrow(`${base.pathOf(name)}: cannot quantise '${name}': block size 100 is not one of`);
+    expect(() => loadQuantized4bit(base, name, { blocksize: 100 })).toThrow(
+      `${base.pathOf(name)}: cannot quantise '${name}': block size 100 is not one of`,
+    );
     bnb.close();
     base.close();
   });

@@ -1,7 +1,15 @@
 import { describe, it, expect } from 'vitest';
 import {
-  quantize4bit, quantize4bitFromStorage, dequantize4bit, blockAbsmaxValues, bitsPerParameter, fourBitBitsPerParam,
-  NF4_CODE, FP4_CODE, type FourBitType, cudaMeanF32,
+  quantize4bit,
+  quantize4bitFromStorage,
+  dequantize4bit,
+  blockAbsmaxValues,
+  bitsPerParameter,
+  fourBitBitsPerParam,
+  NF4_CODE,
+  FP4_CODE,
+  type FourBitType,
+  cudaMeanF32,
 } from '../../src/quant/index.js';
 import { quantizeNf4Value, quantizeFp4Value, quantizeWithMap, defaultDynamicMap } from '../../src/quant/codes.js';
 import { f32ToBf16, bf16ToF32 } from '../../src/io/dtypes.js';
@@ -9,12 +17,15 @@ import { f32ToBf16, bf16ToF32 } from '../../src/io/dtypes.js';
 /** Deterministic normal-ish values (sum of uniforms from an LCG). */
 function randn(n: number, seed = 1, scale = 0.08): Float32Array {
   let s = seed >>> 0;
-  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const u = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   return Float32Array.from({ length: n }, () => Math.fround((u() + u() + u() + u() - 2) * scale * 1.7));
 }
 
 describe('4-bit codes', () => {
-  for (const [type, code, quant] of [['nf4', NF4_CODE, quantizeNf4Value], ['fp4', FP4_CODE, quantizeFp4Value]] as const) {
+  for (const [type, code, quant] of [
+    ['nf4', NF4_CODE, quantizeNf4Value],
+    ['fp4', FP4_CODE, quantizeFp4Value],
+  ] as const) {
     it(`${type}: every normalised value maps to its nearest code value`, () => {
       // Values avoid exact midpoints, where the kernels' strict comparisons break the tie downwards.
       const wrong: number[] = [];

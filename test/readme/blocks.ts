@@ -49,19 +49,26 @@ export function writeBlocks(dir: string, blocks: CodeBlock[]): string[] {
  * With `emitTo`, the JavaScript goes there (to run the blocks with plain node).
  */
 export function typeCheck(dir: string, files: string[], emitTo?: string): { code: number | null; output: string } {
-  writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: {
-      target: 'ES2022',
-      module: 'nodenext',
-      moduleResolution: 'nodenext',
-      strict: true,
-      skipLibCheck: false,
-      ...(emitTo ? { outDir: emitTo, rootDir: dir } : { noEmit: true }),
-      types: ['node'],
-      typeRoots: [path.join(repoRoot, 'node_modules', '@types')],
-    },
-    files: files.map((f) => path.relative(dir, f)),
-  }, null, 2));
+  writeFileSync(
+    path.join(dir, 'tsconfig.json'),
+    JSON.stringify(
+      {
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          strict: true,
+          skipLibCheck: false,
+          ...(emitTo ? { outDir: emitTo, rootDir: dir } : { noEmit: true }),
+          types: ['node'],
+          typeRoots: [path.join(repoRoot, 'node_modules', '@types')],
+        },
+        files: files.map((f) => path.relative(dir, f)),
+      },
+      null,
+      2,
+    ),
+  );
   const tsc = path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', dir], { cwd: dir, encoding: 'utf8', timeout: 300_000 });
   return { code: r.status, output: `${r.stdout}${r.stderr}`.trim() };

@@ -39,7 +39,13 @@ describe('README code blocks', () => {
     writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
     mkdirSync(path.join(dir, 'node_modules'));
     symlinkSync(repoRoot, path.join(dir, 'node_modules', 'typetune'));
-    const files = writeBlocks(dir, [{ lang: 'ts', line: 7, code: "import { loadModel } from 'typetune';\nconst { logits } = await model.forward({ inputIds: number[][] });\nconst model = await loadModel('m');" }]);
+    const files = writeBlocks(dir, [
+      {
+        lang: 'ts',
+        line: 7,
+        code: "import { loadModel } from 'typetune';\nconst { logits } = await model.forward({ inputIds: number[][] });\nconst model = await loadModel('m');",
+      },
+    ]);
     const r = typeCheck(dir, files);
     expect(r.code).not.toBe(0);
     expect(r.output).toMatch(/readme-7\.ts\(2,\d+\): error TS/);

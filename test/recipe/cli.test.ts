@@ -48,10 +48,15 @@ describe('typetune recipe', () => {
     const file = p.write(MINIMAL + 'training:\n  lerning_rate: 1e-4\n', 'bad.yaml');
     const errors: string[] = [];
     vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (errors.push(String(chunk)), true));
-    await yargs().command(recipeCommand).strict().parseAsync(['recipe', '--check', `${p.root}/${file}`, '--set', 'training.epochs=0']);
+    await yargs()
+      .command(recipeCommand)
+      .strict()
+      .parseAsync(['recipe', '--check', `${p.root}/${file}`, '--set', 'training.epochs=0']);
     expect(process.exitCode).toBe(2);
     expect(errors.join('')).toMatch(
-      new RegExp(`^error: 2 problems in the recipe:\\n  ${p.root}/recipes/bad\\.yaml:6: training\\.lerning_rate: unknown key; did you mean learning_rate\\?.*\\n  --set training\\.epochs=0: training\\.epochs: expected a positive integer, got 0\\n$`),
+      new RegExp(
+        `^error: 2 problems in the recipe:\\n  ${p.root}/recipes/bad\\.yaml:6: training\\.lerning_rate: unknown key; did you mean learning_rate\\?.*\\n  --set training\\.epochs=0: training\\.epochs: expected a positive integer, got 0\\n$`,
+      ),
     );
   });
 

@@ -9,7 +9,8 @@ import { MINIMAL, project } from './setup.js';
 const TRAINING_KEYS =
   'epochs, max_steps, batch_size, gradient_accumulation_steps, learning_rate, weight_decay, adam_betas, adam_eps, lr_scheduler, warmup_steps, warmup_ratio, max_grad_norm, seed, save_every_steps, eval_every_steps, save_total_limit, nonfinite';
 const LOREFT_KEYS = 'type, rank, layers, positions, share_weights, dropout, act_fn, component, add_bias';
-const LORA_KEYS = 'type, r, lora_alpha, lora_dropout, target_modules, exclude_modules, layers_to_transform, use_rslora, use_dora, init_lora_weights, bias';
+const LORA_KEYS =
+  'type, r, lora_alpha, lora_dropout, target_modules, exclude_modules, layers_to_transform, use_rslora, use_dora, init_lora_weights, bias';
 
 /** MINIMAL plus more lines; MINIMAL is 4 lines, so the first added line is line 5. */
 const withLines = (text: string): string => MINIMAL + text;
@@ -30,10 +31,18 @@ describe('recipe errors name file:line, key path and what is valid', () => {
   });
 
   it('logging.wandb: a mapping with a project, or null; tags are not a key (the SDK drops them)', () => {
-    expect(p.error(withLines('logging:\n  wandb: {entity: my-team}\n'))).toBe('recipes/x.yaml:6: logging.wandb.project: required: the W&B project the run goes to');
-    expect(p.error(withLines('logging:\n  wandb: {project: p, tags: [a]}\n'))).toBe('recipes/x.yaml:6: logging.wandb.tags: unknown key. Valid keys in logging.wandb: project, entity, name');
-    expect(p.error(withLines('logging:\n  wandb: true\n'))).toBe('recipes/x.yaml:6: logging.wandb: expected a mapping or null with keys project, entity, name, got true');
-    expect(p.error(withLines('logging:\n  wandb: {project: p, team: t}\n'))).toBe('recipes/x.yaml:6: logging.wandb.team: unknown key; did you mean entity? Valid keys in logging.wandb: project, entity, name');
+    expect(p.error(withLines('logging:\n  wandb: {entity: my-team}\n'))).toBe(
+      'recipes/x.yaml:6: logging.wandb.project: required: the W&B project the run goes to',
+    );
+    expect(p.error(withLines('logging:\n  wandb: {project: p, tags: [a]}\n'))).toBe(
+      'recipes/x.yaml:6: logging.wandb.tags: unknown key. Valid keys in logging.wandb: project, entity, name',
+    );
+    expect(p.error(withLines('logging:\n  wandb: true\n'))).toBe(
+      'recipes/x.yaml:6: logging.wandb: expected a mapping or null with keys project, entity, name, got true',
+    );
+    expect(p.error(withLines('logging:\n  wandb: {project: p, team: t}\n'))).toBe(
+      'recipes/x.yaml:6: logging.wandb.team: unknown key; did you mean entity? Valid keys in logging.wandb: project, entity, name',
+    );
     expect(p.load(withLines('logging:\n  wandb: {project: p}\n')).logging.wandb).toEqual({ project: 'p', entity: null, name: null });
   });
 
@@ -44,7 +53,9 @@ describe('recipe errors name file:line, key path and what is valid', () => {
   });
 
   it("another tool's name for a key points to ours (lr, max_seq_len)", () => {
-    expect(p.error(withLines('training:\n  lr: 1e-4\n'))).toMatch(/^recipes\/x\.yaml:6: training\.lr: unknown key; did you mean learning_rate\?/);
+    expect(p.error(withLines('training:\n  lr: 1e-4\n'))).toMatch(
+      /^recipes\/x\.yaml:6: training\.lr: unknown key; did you mean learning_rate\?/,
+    );
     expect(p.error('model:\n  path: models/tiny\ndata:\n  path: data/train.jsonl\n  max_seq_len: 256\n')).toMatch(
       /^recipes\/x\.yaml:5: data\.max_seq_len: unknown key; did you mean max_length\?/,
     );
@@ -52,8 +63,12 @@ describe('recipe errors name file:line, key path and what is valid', () => {
 
   it("the adapter's aliases suggest only keys of the recipe's adapter type", () => {
     expect(p.error(withLines('adapter:\n  lora_r: 8\n'))).toMatch(/^recipes\/x\.yaml:6: adapter\.lora_r: unknown key; did you mean r\?/);
-    expect(p.error(withLines('adapter:\n  type: loreft\n  low_rank_dimension: 8\n'))).toMatch(/^recipes\/x\.yaml:7: adapter\.low_rank_dimension: unknown key; did you mean rank\?/);
-    expect(p.error(withLines('adapter:\n  type: loreft\n  lora_r: 8\n'))).toMatch(/^recipes\/x\.yaml:7: adapter\.lora_r: unknown key\. Valid keys in adapter \(type loreft\)/);
+    expect(p.error(withLines('adapter:\n  type: loreft\n  low_rank_dimension: 8\n'))).toMatch(
+      /^recipes\/x\.yaml:7: adapter\.low_rank_dimension: unknown key; did you mean rank\?/,
+    );
+    expect(p.error(withLines('adapter:\n  type: loreft\n  lora_r: 8\n'))).toMatch(
+      /^recipes\/x\.yaml:7: adapter\.lora_r: unknown key\. Valid keys in adapter \(type loreft\)/,
+    );
   });
 
   it('a key of another section points to that section', () => {
@@ -81,7 +96,9 @@ describe('recipe errors name file:line, key path and what is valid', () => {
   });
 
   it('non-integer batch size', () => {
-    expect(p.error(withLines('training:\n  batch_size: 2.5\n'))).toBe('recipes/x.yaml:6: training.batch_size: expected a positive integer, got 2.5');
+    expect(p.error(withLines('training:\n  batch_size: 2.5\n'))).toBe(
+      'recipes/x.yaml:6: training.batch_size: expected a positive integer, got 2.5',
+    );
   });
 
   it('bad enum value lists the valid ones', () => {
@@ -94,7 +111,9 @@ describe('recipe errors name file:line, key path and what is valid', () => {
   });
 
   it('warmup_ratio outside [0, 1]', () => {
-    expect(p.error(withLines('training:\n  warmup_ratio: 1.5\n'))).toBe('recipes/x.yaml:6: training.warmup_ratio: expected a number in [0, 1], got 1.5');
+    expect(p.error(withLines('training:\n  warmup_ratio: 1.5\n'))).toBe(
+      'recipes/x.yaml:6: training.warmup_ratio: expected a number in [0, 1], got 1.5',
+    );
   });
 
   it('adam_betas not a pair in [0, 1)', () => {
@@ -175,7 +194,9 @@ describe('recipe errors name file:line, key path and what is valid', () => {
   });
 
   it('a section that is not a mapping', () => {
-    expect(p.error(withLines('training: fast\n'))).toMatch(/^recipes\/x\.yaml:5: training: expected a mapping with keys epochs, max_steps, .*, got "fast"$/);
+    expect(p.error(withLines('training: fast\n'))).toMatch(
+      /^recipes\/x\.yaml:5: training: expected a mapping with keys epochs, max_steps, .*, got "fast"$/,
+    );
   });
 
   it('YAML syntax error shows file:line:col', () => {
@@ -183,11 +204,15 @@ describe('recipe errors name file:line, key path and what is valid', () => {
       /^recipes\/x\.yaml:5:1: YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a \]$/,
     );
     // A line indented deeper than its sibling continues the value above: yaml reports it there.
-    expect(p.error('model:\n  path: models/tiny\n   backend: cpu\n')).toBe('recipes/x.yaml:2:9: YAML syntax error: Nested mappings are not allowed in compact mappings');
+    expect(p.error('model:\n  path: models/tiny\n   backend: cpu\n')).toBe(
+      'recipes/x.yaml:2:9: YAML syntax error: Nested mappings are not allowed in compact mappings',
+    );
   });
 
   it('a key given twice in the file', () => {
-    expect(p.error(withLines('training:\n  epochs: 1\n  epochs: 2\n'))).toMatch(/^recipes\/x\.yaml:7:3: YAML syntax error: Map keys must be unique/);
+    expect(p.error(withLines('training:\n  epochs: 1\n  epochs: 2\n'))).toMatch(
+      /^recipes\/x\.yaml:7:3: YAML syntax error: Map keys must be unique/,
+    );
   });
 
   it('empty recipe file', () => {
@@ -204,7 +229,9 @@ describe('recipe errors name file:line, key path and what is valid', () => {
 
   it('recipe file not found names the absolute path looked at', async () => {
     const { loadRecipe } = await import('../../src/recipe/index.js');
-    expect(() => loadRecipe('recipes/nope.yaml', [], { cwd: p.root })).toThrow(`recipes/nope.yaml: recipe file not found (${p.root}/recipes/nope.yaml)`);
+    expect(() => loadRecipe('recipes/nope.yaml', [], { cwd: p.root })).toThrow(
+      `recipes/nope.yaml: recipe file not found (${p.root}/recipes/nope.yaml)`,
+    );
   });
 
   it('model folder without config.json, data file missing', () => {
@@ -260,7 +287,11 @@ describe('recipe errors name file:line, key path and what is valid', () => {
     } catch (err) {
       expect(err).toBeInstanceOf(RecipeError);
       expect((err as RecipeError).issues).toEqual([
-        { path: 'training.seed', message: 'expected an integer seed in [0, 4294967295], got -3', where: { file: 'recipes/x.yaml', line: 6 } },
+        {
+          path: 'training.seed',
+          message: 'expected an integer seed in [0, 4294967295], got -3',
+          where: { file: 'recipes/x.yaml', line: 6 },
+        },
       ]);
     }
   });
@@ -289,7 +320,9 @@ describe('--set errors name the flag', () => {
     expect(p.error(MINIMAL, ['adapter.layers_to_transform=[0,'])).toBe(
       '--set adapter.layers_to_transform=[0,: adapter.layers_to_transform: the value is not valid YAML (Flow sequence must end with a ]); quote it or write a YAML scalar, [list] or {mapping}',
     );
-    expect(p.error(MINIMAL, ['output.dir='])).toBe('--set output.dir=: output.dir: empty value; write a value after "=" (null for none, "" for an empty string)');
+    expect(p.error(MINIMAL, ['output.dir='])).toBe(
+      '--set output.dir=: output.dir: empty value; write a value after "=" (null for none, "" for an empty string)',
+    );
   });
 
   it('unknown key: the same did-you-mean, naming the flag instead of a line', () => {
@@ -303,7 +336,9 @@ describe('--set errors name the flag', () => {
     expect(p.error(withLines('training:\n  learning_rate: 1e-4\n'), ['training.learning_rate=fast'])).toBe(
       '--set training.learning_rate=fast: training.learning_rate: expected a positive number, got "fast"',
     );
-    expect(p.error(MINIMAL, ['model.quantization.type=nf5'])).toBe('--set model.quantization.type=nf5: model.quantization.type: expected one of nf4 | fp4, got "nf5"');
+    expect(p.error(MINIMAL, ['model.quantization.type=nf5'])).toBe(
+      '--set model.quantization.type=nf5: model.quantization.type: expected one of nf4 | fp4, got "nf5"',
+    );
   });
 
   it('switching adapter.type by flag makes the file’s LoRA keys errors at their lines', () => {
@@ -313,7 +348,9 @@ describe('--set errors name the flag', () => {
   });
 
   it('setting a key under a value that is not a section', () => {
-    expect(p.error(MINIMAL, ['model.path.x=1'])).toBe('--set model.path.x=1: model.path: is "models/tiny", not a section, so model.path.x cannot be set');
+    expect(p.error(MINIMAL, ['model.path.x=1'])).toBe(
+      '--set model.path.x=1: model.path: is "models/tiny", not a section, so model.path.x cannot be set',
+    );
   });
 });
 
@@ -321,8 +358,14 @@ describe('distributed section', () => {
   const p = project();
 
   it('an unknown strategy names the key, the line and the valid ones; DeepSpeed/FSDP names point here', () => {
-    expect(p.error(withLines('distributed:\n  strategy: zero4\n'))).toMatch(/^recipes\/x\.yaml:6: distributed\.strategy: expected one of ddp \| zero1 \| zero2 \| zero3, got "zero4"$/);
-    expect(p.error(withLines('deepspeed:\n  strategy: zero2\n'))).toMatch(/^recipes\/x\.yaml:5: deepspeed: unknown key; did you mean distributed\?/);
-    expect(p.error(withLines('distributed:\n  zero_stage: 2\n'))).toMatch(/^recipes\/x\.yaml:6: distributed\.zero_stage: unknown key; did you mean strategy\?/);
+    expect(p.error(withLines('distributed:\n  strategy: zero4\n'))).toMatch(
+      /^recipes\/x\.yaml:6: distributed\.strategy: expected one of ddp \| zero1 \| zero2 \| zero3, got "zero4"$/,
+    );
+    expect(p.error(withLines('deepspeed:\n  strategy: zero2\n'))).toMatch(
+      /^recipes\/x\.yaml:5: deepspeed: unknown key; did you mean distributed\?/,
+    );
+    expect(p.error(withLines('distributed:\n  zero_stage: 2\n'))).toMatch(
+      /^recipes\/x\.yaml:6: distributed\.zero_stage: unknown key; did you mean strategy\?/,
+    );
   });
 });

@@ -14,21 +14,70 @@ describe('defaults', () => {
     const r = p.load(MINIMAL);
     const recipes = path.join(p.root, 'recipes');
     const expected: Recipe = {
-      model: { path: path.join(recipes, 'models/tiny'), backend: 'auto', precision: 'auto', quantization: null, activation_checkpointing: false },
+      model: {
+        path: path.join(recipes, 'models/tiny'),
+        backend: 'auto',
+        precision: 'auto',
+        quantization: null,
+        activation_checkpointing: false,
+      },
       adapter: {
-        type: 'lora', r: 8, lora_alpha: 8, lora_dropout: 0, target_modules: null, exclude_modules: null, layers_to_transform: null,
-        use_rslora: false, use_dora: false, init_lora_weights: true, bias: 'none',
+        type: 'lora',
+        r: 8,
+        lora_alpha: 8,
+        lora_dropout: 0,
+        target_modules: null,
+        exclude_modules: null,
+        layers_to_transform: null,
+        use_rslora: false,
+        use_dora: false,
+        init_lora_weights: true,
+        bias: 'none',
       },
       data: {
-        path: path.join(recipes, 'data/train.jsonl'), sources: null, subset: null, split: 'train', format: 'auto', columns: {}, chat_template: null, assistant_only_loss: true, completion_only_loss: true, max_length: 512, truncate: true,
-        packing: false, shuffle: true, seed: 42, eval: null,
+        path: path.join(recipes, 'data/train.jsonl'),
+        sources: null,
+        subset: null,
+        split: 'train',
+        format: 'auto',
+        columns: {},
+        chat_template: null,
+        assistant_only_loss: true,
+        completion_only_loss: true,
+        max_length: 512,
+        truncate: true,
+        packing: false,
+        shuffle: true,
+        seed: 42,
+        eval: null,
       },
       training: {
-        epochs: 1, max_steps: null, batch_size: 4, gradient_accumulation_steps: 1, learning_rate: 2e-4, weight_decay: 0,
-        adam_betas: [0.9, 0.999], adam_eps: 1e-8, lr_scheduler: 'linear', warmup_steps: 0, warmup_ratio: 0, max_grad_norm: 1,
-        seed: 42, save_every_steps: null, eval_every_steps: null, save_total_limit: null, nonfinite: 'stop',
+        epochs: 1,
+        max_steps: null,
+        batch_size: 4,
+        gradient_accumulation_steps: 1,
+        learning_rate: 2e-4,
+        weight_decay: 0,
+        adam_betas: [0.9, 0.999],
+        adam_eps: 1e-8,
+        lr_scheduler: 'linear',
+        warmup_steps: 0,
+        warmup_ratio: 0,
+        max_grad_norm: 1,
+        seed: 42,
+        save_every_steps: null,
+        eval_every_steps: null,
+        save_total_limit: null,
+        nonfinite: 'stop',
       },
-      logging: { dir: path.join(p.root, 'runs/x/logs'), every_steps: 10, tensorboard: true, eval_samples: 0, sample_max_new_tokens: 32, wandb: null },
+      logging: {
+        dir: path.join(p.root, 'runs/x/logs'),
+        every_steps: 10,
+        tensorboard: true,
+        eval_samples: 0,
+        sample_max_new_tokens: 32,
+        wandb: null,
+      },
       output: { dir: path.join(p.root, 'runs/x'), export: ['peft'], push_to_hub: null },
       distributed: { strategy: 'ddp', timeout_s: 600 },
     };
@@ -42,7 +91,14 @@ describe('defaults', () => {
     const b = recipeDefaults();
     expect(b.training.adam_betas).toEqual([0.9, 0.999]);
     expect(b.adapter.r).toBe(8);
-    expect([b.model.path, b.data.path, b.data.seed, b.logging.dir, b.output.dir, b.output.export]).toEqual([null, null, null, null, null, null]);
+    expect([b.model.path, b.data.path, b.data.seed, b.logging.dir, b.output.dir, b.output.export]).toEqual([
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+    ]);
   });
 
   it('the printed defaults are the defaults: loading them (with the two paths set) equals loading a minimal recipe', () => {
@@ -67,7 +123,17 @@ describe('defaults', () => {
 
   it('ReFT adapters get pyreft defaults and export pyreft', () => {
     const r = p.load(MINIMAL + 'adapter:\n  type: direft\n');
-    expect(r.adapter).toEqual({ type: 'direft', rank: 4, layers: 'all', positions: 'f1+l1', share_weights: false, dropout: 0, act_fn: null, component: 'block_output', add_bias: false });
+    expect(r.adapter).toEqual({
+      type: 'direft',
+      rank: 4,
+      layers: 'all',
+      positions: 'f1+l1',
+      share_weights: false,
+      dropout: 0,
+      act_fn: null,
+      component: 'block_output',
+      add_bias: false,
+    });
     expect(r.output.export).toEqual(['pyreft']);
   });
 
@@ -115,7 +181,17 @@ describe('--set overrides', () => {
 
   it('switching to ReFT by flags, with layers and positions', () => {
     const r = p.load(MINIMAL, ['adapter.type=loreft', 'adapter.layers=[0,2]', 'adapter.positions=f7+l7', 'adapter.act_fn=gelu']);
-    expect(r.adapter).toEqual({ type: 'loreft', rank: 4, layers: [0, 2], positions: 'f7+l7', share_weights: false, dropout: 0, act_fn: 'gelu', component: 'block_output', add_bias: false });
+    expect(r.adapter).toEqual({
+      type: 'loreft',
+      rank: 4,
+      layers: [0, 2],
+      positions: 'f7+l7',
+      share_weights: false,
+      dropout: 0,
+      act_fn: 'gelu',
+      component: 'block_output',
+      add_bias: false,
+    });
   });
 
   it('an override is applied before validation: it can fix a bad value in the file', () => {
@@ -157,7 +233,9 @@ describe('paths', () => {
     const r = loadRecipe(obj, [], { cwd: p.root, baseDir: 'recipes' });
     expect(r.model.path).toBe(path.join(p.root, 'recipes/models/tiny'));
     expect(r.output.dir).toBe(path.join(p.root, 'runs/recipe'));
-    expect(loadRecipe(obj, [], { cwd: p.root, checkFiles: false, baseDir: 'recipes' }).model.path).toBe(path.join(p.root, 'recipes/models/tiny'));
+    expect(loadRecipe(obj, [], { cwd: p.root, checkFiles: false, baseDir: 'recipes' }).model.path).toBe(
+      path.join(p.root, 'recipes/models/tiny'),
+    );
     // Not a local folder there: `org/name` is a Hub id, kept as written (resolved when the model loads);
     // a path that cannot be an id is still a missing folder.
     expect(() => loadRecipe(obj, [], { cwd: p.root })).toThrow('data.path: file or folder not found');
@@ -168,7 +246,9 @@ describe('paths', () => {
 
   it('object recipes: errors have no file or line; the input object is not modified', () => {
     const obj = { model: { path: 'models/tiny' }, data: { path: 'data/train.jsonl' }, training: { epochs: 'two' } };
-    expect(() => loadRecipe(obj, ['training.batch_size=8'], { checkFiles: false })).toThrow(/^training\.epochs: expected a positive integer, got "two"$/);
+    expect(() => loadRecipe(obj, ['training.batch_size=8'], { checkFiles: false })).toThrow(
+      /^training\.epochs: expected a positive integer, got "two"$/,
+    );
     expect(obj.training).toEqual({ epochs: 'two' });
   });
 });
@@ -177,7 +257,10 @@ describe('renderRecipeYaml', () => {
   const p = project();
 
   it('a resolved recipe rendered and loaded again (from another folder) is the same recipe', () => {
-    const r = p.load(MINIMAL + 'adapter:\n  type: loreft\n  layers: [0, 2]\n  positions: f7+l7\ntraining:\n  learning_rate: 4e-3\n  adam_eps: 1e-6\n', ['model.quantization.type=nf4']);
+    const r = p.load(
+      MINIMAL + 'adapter:\n  type: loreft\n  layers: [0, 2]\n  positions: f7+l7\ntraining:\n  learning_rate: 4e-3\n  adam_eps: 1e-6\n',
+      ['model.quantization.type=nf4'],
+    );
     const text = renderRecipeYaml(r);
     expect(text).toContain('  layers: [0, 2]\n');
     const saved = path.join(os.tmpdir(), `typetune-saved-${process.pid}`, 'recipe.yaml');

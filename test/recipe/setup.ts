@@ -33,7 +33,8 @@ export function project(): Project {
     writeFileSync(path.join(root, 'recipes', name), text);
     return `recipes/${name}`;
   };
-  const load = (text: string, overrides: string[] = [], options: LoadRecipeOptions = {}) => loadRecipe(write(text), overrides, { cwd: root, ...options });
+  const load = (text: string, overrides: string[] = [], options: LoadRecipeOptions = {}) =>
+    loadRecipe(write(text), overrides, { cwd: root, ...options });
   const error = (text: string, overrides: string[] = [], options: LoadRecipeOptions = {}): string => {
     try {
       load(text, overrides, options);

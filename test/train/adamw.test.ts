@@ -24,7 +24,12 @@ describe.each([
     const model = loadBaseModel(fixture(base));
     const adapter = await adapters.loadAdapter(fixture(`${name}/adapter`), model);
     const traj = JSON.parse(readFileSync(fixture(`${name}/trajectory.json`), 'utf8')) as {
-      lr: number; betas: [number, number]; eps: number; weight_decay: number; steps: number; loss_before_each_step: number[];
+      lr: number;
+      betas: [number, number];
+      eps: number;
+      weight_decay: number;
+      steps: number;
+      loss_before_each_step: number[];
     };
     const batch = referenceBatch(fixture(`${name}/reference.safetensors`));
     const opt = new AdamW(adapter.variables, { lr: traj.lr, betas: traj.betas, eps: traj.eps, weightDecay: traj.weight_decay });
@@ -69,7 +74,11 @@ function reference(p: number[], grads: number[][], lr: number, b1: number, b2: n
 }
 
 describe('AdamW update', () => {
-  const grads = [[0.5, -1, 2], [0.1, 0.3, -0.2], [-0.4, 0.9, 0.05]];
+  const grads = [
+    [0.5, -1, 2],
+    [0.1, 0.3, -0.2],
+    [-0.4, 0.9, 0.05],
+  ];
   const start = [1, -2, 0.5];
 
   it('matches the formula, with and without weight decay', () => {
@@ -100,8 +109,19 @@ describe('AdamW update', () => {
   it('exempts the parameters noDecay names from weight decay', () => {
     const a = tf.variable(tf.tensor1d(start));
     const bias = tf.variable(tf.tensor1d(start));
-    const opt = new AdamW(new Map([['x.weight', a], ['x.bias', bias]]), { lr: 0.05, betas: [0.9, 0.99], eps: 1e-8, weightDecay: 0.5, noDecay: (n) => n.endsWith('bias') });
-    opt.step(new Map([['x.weight', tf.tensor1d(grads[0]!)], ['x.bias', tf.tensor1d(grads[0]!)]]));
+    const opt = new AdamW(
+      new Map([
+        ['x.weight', a],
+        ['x.bias', bias],
+      ]),
+      { lr: 0.05, betas: [0.9, 0.99], eps: 1e-8, weightDecay: 0.5, noDecay: (n) => n.endsWith('bias') },
+    );
+    opt.step(
+      new Map([
+        ['x.weight', tf.tensor1d(grads[0]!)],
+        ['x.bias', tf.tensor1d(grads[0]!)],
+      ]),
+    );
     expect(maxRelError(a.dataSync(), reference(start, grads.slice(0, 1), 0.05, 0.9, 0.99, 1e-8, 0.5))).toBeLessThan(1e-6);
     expect(maxRelError(bias.dataSync(), reference(start, grads.slice(0, 1), 0.05, 0.9, 0.99, 1e-8, 0))).toBeLessThan(1e-6);
   });
@@ -127,7 +147,9 @@ describe('AdamW update', () => {
 
   it('refuses bad settings and mismatched state, by name', () => {
     const w = tf.variable(tf.zeros([2, 3]));
-    expect(() => new AdamW(new Map([['w', w]]), { lr: 1e-3, betas: [1, 0.999], eps: 1e-8, weightDecay: 0 })).toThrow(/betas must lie in \[0, 1\)/);
+    expect(() => new AdamW(new Map([['w', w]]), { lr: 1e-3, betas: [1, 0.999], eps: 1e-8, weightDecay: 0 })).toThrow(
+      /betas must lie in \[0, 1\)/,
+    );
     const opt = new AdamW(new Map([['w', w]]), { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 });
     expect(() => opt.step(new Map([['nope', tf.zeros([2, 3])]]))).toThrow(/gradient for unknown parameter 'nope'/);
     const bad = { step: 1, moments: new Map([['w', { shape: [3, 2], m: new Float32Array(6), v: new Float32Array(6) }]]) };

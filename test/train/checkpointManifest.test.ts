@@ -39,21 +39,56 @@ describe('checkpoint checksums', () => {
   });
 
   it.each([
-    ['a flipped bit in the adapter state', (ck: string) => flipBit(path.join(ck, 'adapter_state.safetensors'), -3), 'adapter_state.safetensors', 'does not match its checksum'],
-    ['a flipped bit in the optimizer moments', (ck: string) => flipBit(path.join(ck, 'optimizer.safetensors'), -1), 'optimizer.safetensors', 'does not match its checksum'],
-    ['a truncated trainer state', (ck: string) => truncateSync(path.join(ck, 'trainer_state.json'), 10), 'trainer_state.json', 'does not match its checksum'],
-    ['an edited recipe', (ck: string) => writeFileSync(path.join(ck, 'recipe.yaml'), readFileSync(path.join(ck, 'recipe.yaml'), 'utf8').replace('1.0e-3', '2.0e-3').replace('0.001', '0.002')), 'recipe.yaml', 'does not match its checksum'],
-    ['a damaged manifest', (ck: string) => writeFileSync(path.join(ck, MANIFEST_FILE), '{"version": 1,'), MANIFEST_FILE, 'is not valid JSON'],
+    [
+      'a flipped bit in the adapter state',
+      (ck: string) => flipBit(path.join(ck, 'adapter_state.safetensors'), -3),
+      'adapter_state.safetensors',
+      'does not match its checksum',
+    ],
+    [
+      'a flipped bit in the optimizer moments',
+      (ck: string) => flipBit(path.join(ck, 'optimizer.safetensors'), -1),
+      'optimizer.safetensors',
+      'does not match its checksum',
+    ],
+    [
+      'a truncated trainer state',
+      (ck: string) => truncateSync(path.join(ck, 'trainer_state.json'), 10),
+      'trainer_state.json',
+      'does not match its checksum',
+    ],
+    [
+      'an edited recipe',
+      (ck: string) =>
+        writeFileSync(
+          path.join(ck, 'recipe.yaml'),
+          readFileSync(path.join(ck, 'recipe.yaml'), 'utf8').replace('1.0e-3', '2.0e-3').replace('0.001', '0.002'),
+        ),
+      'recipe.yaml',
+      'does not match its checksum',
+    ],
+    [
+      'a damaged manifest',
+      (ck: string) => writeFileSync(path.join(ck, MANIFEST_FILE), '{"version": 1,'),
+      MANIFEST_FILE,
+      'is not valid JSON',
+    ],
   ])('%s: resume and export refuse with one line naming the file and the newest intact checkpoint', async (_, damage, file, reason) => {
     const { recipe, runDir, ck } = await run('damaged');
     damage(ck(3));
     const before = snapshot(runDir);
     const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const resumed = await trainInProcess(['--recipe', recipe, '--resume', '--set', 'training.max_steps=4']);
-    expectOneLineError(resumed, new RegExp(`^error: ${esc(path.join(ck(3), file))} ${reason}: the file is damaged; resume from ${esc(ck(2))}$`));
+    expectOneLineError(
+      resumed,
+      new RegExp(`^error: ${esc(path.join(ck(3), file))} ${reason}: the file is damaged; resume from ${esc(ck(2))}$`),
+    );
     const out = path.join(path.dirname(runDir), 'out');
     const exported = runBuilt('typetune', ['export', '--run', runDir, '--format', 'peft', '--out', out]);
-    expectOneLineError(exported, new RegExp(`^error: ${esc(path.join(ck(3), file))} ${reason}: the file is damaged; export from ${esc(ck(2))}$`));
+    expectOneLineError(
+      exported,
+      new RegExp(`^error: ${esc(path.join(ck(3), file))} ${reason}: the file is damaged; export from ${esc(ck(2))}$`),
+    );
     expect(existsSync(out)).toBe(false);
     expect(snapshot(runDir)).toEqual(before);
     // The checkpoint it names does resume.
@@ -66,7 +101,10 @@ describe('checkpoint checksums', () => {
     for (const step of [1, 2, 3]) flipBit(path.join(ck(step), 'adapter_state.safetensors'), -2);
     const before = snapshot(runDir);
     const r = await trainInProcess(['--recipe', recipe, '--resume', '--set', 'training.max_steps=4']);
-    expectOneLineError(r, /adapter_state\.safetensors does not match its checksum: the file is damaged; no other checkpoint of this run is intact; start the run afresh$/);
+    expectOneLineError(
+      r,
+      /adapter_state\.safetensors does not match its checksum: the file is damaged; no other checkpoint of this run is intact; start the run afresh$/,
+    );
     expect(snapshot(runDir)).toEqual(before);
   });
 
@@ -75,7 +113,9 @@ describe('checkpoint checksums', () => {
     rmSync(path.join(ck(3), MANIFEST_FILE));
     const r = await trainInProcess(['--recipe', recipe, '--resume', '--set', 'training.max_steps=4']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toContain(`${ck(3)} has no ${MANIFEST_FILE} (written before typetune kept checksums): its files could not be verified`);
+    expect(r.stderr).toContain(
+      `${ck(3)} has no ${MANIFEST_FILE} (written before typetune kept checksums): its files could not be verified`,
+    );
     // The checkpoint it writes now has them.
     expect(checkManifest(ck(4), CHECKPOINT_FILE_NAMES)).toEqual({ status: 'intact' });
   });

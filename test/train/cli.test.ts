@@ -18,15 +18,18 @@ const tmp = (name: string) => mkdtempSync(path.join(os.tmpdir(), `typetune-cli-$
 /** A recipe on the tiny GPT-2 (full multi-head attention) that trains in seconds. */
 function writeRecipe(dir: string, steps: number, extra = ''): string {
   const file = path.join(dir, 'recipe.yaml');
-  writeFileSync(file, [
-    `model: { path: ${fixture('tiny-gpt2')}, backend: cpu }`,
-    'adapter: { type: lora, r: 4, lora_alpha: 8, target_modules: [c_attn, c_fc] }',
-    `data: { path: ${path.join(repoRoot, 'datasets/alice_qa.jsonl')}, format: prompt_completion, max_length: 32 }`,
-    `training: { max_steps: ${steps}, batch_size: 2, learning_rate: 1.0e-2, seed: 3 }`,
-    'logging: { every_steps: 1 }',
-    `output: { dir: ${path.join(dir, 'run')}, export: [peft] }`,
-    extra,
-  ].join('\n'));
+  writeFileSync(
+    file,
+    [
+      `model: { path: ${fixture('tiny-gpt2')}, backend: cpu }`,
+      'adapter: { type: lora, r: 4, lora_alpha: 8, target_modules: [c_attn, c_fc] }',
+      `data: { path: ${path.join(repoRoot, 'datasets/alice_qa.jsonl')}, format: prompt_completion, max_length: 32 }`,
+      `training: { max_steps: ${steps}, batch_size: 2, learning_rate: 1.0e-2, seed: 3 }`,
+      'logging: { every_steps: 1 }',
+      `output: { dir: ${path.join(dir, 'run')}, export: [peft] }`,
+      extra,
+    ].join('\n'),
+  );
   return file;
 }
 
@@ -88,7 +91,11 @@ function interrupt(args: string[], signal: NodeJS.Signals): Promise<{ code: numb
   });
 }
 
-const events = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown> & { event: string });
+const events = (stdout: string) =>
+  stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown> & { event: string });
 
 describe('train: signals and resume', () => {
   it('SIGINT finishes the step, saves, prints how to resume, exits 130; the printed command, run from elsewhere, completes the run', async () => {
@@ -146,8 +153,15 @@ describe('typetune export', () => {
       await yargs(['export', '--run', run, '--format', format, '--out', out]).command(exportCommand).strict().parseAsync();
       expect(existsSync(path.join(out, format === 'peft' ? 'adapter_config.json' : 'config.json'))).toBe(true);
     }
-    expect(readFileSync(path.join(dir, 'out-peft', 'adapter_model.safetensors'))).toEqual(readFileSync(path.join(run, 'peft', 'adapter_model.safetensors')));
-    await expect(yargs(['export', '--run', run, '--format', 'pyreft', '--out', path.join(dir, 'x')]).command(exportCommand).strict().fail(false).parseAsync())
-      .rejects.toThrow(/export 'pyreft' does not hold a LoRA adapter/);
+    expect(readFileSync(path.join(dir, 'out-peft', 'adapter_model.safetensors'))).toEqual(
+      readFileSync(path.join(run, 'peft', 'adapter_model.safetensors')),
+    );
+    await expect(
+      yargs(['export', '--run', run, '--format', 'pyreft', '--out', path.join(dir, 'x')])
+        .command(exportCommand)
+        .strict()
+        .fail(false)
+        .parseAsync(),
+    ).rejects.toThrow(/export 'pyreft' does not hold a LoRA adapter/);
   });
 });

@@ -4,7 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { useBackend } from '../../src/backend/select.js';
 import { loadRecipe } from '../../src/recipe/index.js';
-import { adapterParameterCount, estimateMemory, estimatePerGpu, estimateRecipe, fitBatch, zero3LayerBytes } from '../../src/train/estimate.js';
+import {
+  adapterParameterCount,
+  estimateMemory,
+  estimatePerGpu,
+  estimateRecipe,
+  fitBatch,
+  zero3LayerBytes,
+} from '../../src/train/estimate.js';
 import { fourBitBits } from '../../src/model/memory.js';
 import { loadBaseModel } from '../../src/model/load.js';
 import { createAdapter } from '../../src/adapters/index.js';
@@ -15,7 +22,8 @@ beforeAll(async () => {
   await useBackend('cpu');
 });
 
-const recipe = (name: string, overrides: string[] = []) => loadRecipe(`${repoRoot}/recipes/${name}.yaml`, ['model.backend=cpu', ...overrides]);
+const recipe = (name: string, overrides: string[] = []) =>
+  loadRecipe(`${repoRoot}/recipes/${name}.yaml`, ['model.backend=cpu', ...overrides]);
 
 describe('estimate', () => {
   it.each([
@@ -41,7 +49,7 @@ describe('estimate', () => {
     const m = estimateMemory(r);
     expect(m.breakdown.optimizer).toBe(2 * 4 * parameters);
     expect(Object.values(m.breakdown).reduce((a, b) => a + b, 0)).toBe(m.total);
-    expect(m.deviceTotal).toBe(m.total);  // cpu: nothing beyond the engine's bytes
+    expect(m.deviceTotal).toBe(m.total); // cpu: nothing beyond the engine's bytes
   });
 
   it('on the cuda pool: each frozen buffer once, f32 (fp32), rounded up to 256 bytes; a CUDA context and fragmentation allowance on top', () => {
@@ -92,9 +100,11 @@ function loadBaseModelSpec(dir: string) {
 describe('the estimate against the measured peak (cpu: tfjs engine bytes, full-length batches)', () => {
   const within = async (r: ReturnType<typeof recipe>) => {
     const estimated = estimateMemory(r).total;
-    await new Promise<void>((resolve) => setImmediate(resolve));  // let the test runner's messages through between long synchronous parts
+    await new Promise<void>((resolve) => setImmediate(resolve)); // let the test runner's messages through between long synchronous parts
     const measured = measuredPeak(r);
-    console.log(`${r.model.path} ${r.adapter.type} ckpt=${r.model.activation_checkpointing}: estimated ${estimated} B, measured ${measured} B`);
+    console.log(
+      `${r.model.path} ${r.adapter.type} ckpt=${r.model.activation_checkpointing}: estimated ${estimated} B, measured ${measured} B`,
+    );
     // Exact by construction on cpu; the issue asks for 10 %.
     expect(Math.abs(estimated - measured) / measured).toBeLessThanOrEqual(0.1);
     return { estimated, measured };
@@ -105,11 +115,14 @@ describe('the estimate against the measured peak (cpu: tfjs engine bytes, full-l
   });
 
   const small = ['training.batch_size=2', 'data.max_length=16'];
-  it.each(['tiny-llama', 'tiny-qwen2', 'tiny-gpt2'].flatMap((m) => ['lora', 'loreft'].flatMap((a) => [false, true].map((c) => [m, a, c] as const))))(
-    'fixture %s × %s, checkpointing %s', async (model, adapter, ckpt) => {
-      const overrides = [`model.path=${fixture(model)}`, `model.activation_checkpointing=${ckpt}`, ...small];
-      await within(recipe(adapter, overrides));
-    });
+  it.each(
+    ['tiny-llama', 'tiny-qwen2', 'tiny-gpt2'].flatMap((m) =>
+      ['lora', 'loreft'].flatMap((a) => [false, true].map((c) => [m, a, c] as const)),
+    ),
+  )('fixture %s × %s, checkpointing %s', async (model, adapter, ckpt) => {
+    const overrides = [`model.path=${fixture(model)}`, `model.activation_checkpointing=${ckpt}`, ...small];
+    await within(recipe(adapter, overrides));
+  });
 });
 
 describe('the Trainer reports the estimate beside what it measures', () => {
@@ -117,13 +130,22 @@ describe('the Trainer reports the estimate beside what it measures', () => {
     const { Trainer } = await import('../../src/train/trainer.js');
     const t = await Trainer.fromRecipe(`${repoRoot}/recipes/lora.yaml`, [
       // One epoch (64 examples in batches of 8): the batch holding the longest row is among them.
-      'training.max_steps=8', `output.dir=${mkdtempSync(path.join(os.tmpdir(), 'typetune-estimate-'))}`, 'output.export=[]', 'logging.tensorboard=false', 'model.backend=cpu',
+      'training.max_steps=8',
+      `output.dir=${mkdtempSync(path.join(os.tmpdir(), 'typetune-estimate-'))}`,
+      'output.export=[]',
+      'logging.tensorboard=false',
+      'model.backend=cpu',
     ]);
     let estimated = -1;
     let measured = -1;
     let of = '';
-    t.on('start', (e) => { estimated = e.estimatedPeakBytes; });
-    t.on('end', (e) => { measured = e.measuredPeakBytes; of = e.measuredPeakOf; });
+    t.on('start', (e) => {
+      estimated = e.estimatedPeakBytes;
+    });
+    t.on('end', (e) => {
+      measured = e.measuredPeakBytes;
+      of = e.measuredPeakOf;
+    });
     await t.train({ handleSignals: false });
     t.dispose();
     expect(t.longestSequence).toBeLessThanOrEqual(t.recipe.data.max_length);
@@ -140,10 +162,16 @@ describe('the Trainer reports a 4-bit base', () => {
     const { Trainer } = await import('../../src/train/trainer.js');
     const start = async (name: string) => {
       const t = await Trainer.fromRecipe(`${repoRoot}/recipes/${name}.yaml`, [
-        'training.max_steps=1', `output.dir=${mkdtempSync(path.join(os.tmpdir(), 'typetune-estimate-'))}`, 'output.export=[]', 'logging.tensorboard=false', 'model.backend=cpu',
+        'training.max_steps=1',
+        `output.dir=${mkdtempSync(path.join(os.tmpdir(), 'typetune-estimate-'))}`,
+        'output.export=[]',
+        'logging.tensorboard=false',
+        'model.backend=cpu',
       ]);
       let report: unknown;
-      t.on('start', (e) => { report = e.quantizedWeights; });
+      t.on('start', (e) => {
+        report = e.quantizedWeights;
+      });
       await t.train({ handleSignals: false });
       t.dispose();
       return report as { matrices: number; bitsPerParameter: number; bytes: number; parameters: number } | null;
@@ -160,7 +188,8 @@ describe('the Trainer reports a 4-bit base', () => {
 
 describe('estimate per GPU (--gpus N)', () => {
   it('divides what each strategy shards, and only that', () => {
-    const at = (strategy: string, gpus: number, more: string[] = []) => estimatePerGpu(recipe('lora', [`distributed.strategy=${strategy}`, ...more]), gpus).memory;
+    const at = (strategy: string, gpus: number, more: string[] = []) =>
+      estimatePerGpu(recipe('lora', [`distributed.strategy=${strategy}`, ...more]), gpus).memory;
     const one = estimateMemory(recipe('lora'));
     expect(at('zero3', 1).total).toBe(one.total);
     expect(at('ddp', 4).total).toBe(one.total);
@@ -174,7 +203,8 @@ describe('estimate per GPU (--gpus N)', () => {
     // zero3: a 3-layer model gains nothing (two whole layers + a shard ≥ all three); an 8B shape
     // (32 layers, 2 GPUs, checkpointing) holds 1/2 + 2/32 of its layers' weights.
     expect(at('zero3', 2, ['model.activation_checkpointing=true']).breakdown.weights).toBe(
-      estimateMemory(recipe('lora', ['model.activation_checkpointing=true'])).breakdown.weights);
+      estimateMemory(recipe('lora', ['model.activation_checkpointing=true'])).breakdown.weights,
+    );
     expect(zero3LayerBytes(32_000, 32, 2, true)).toBe(18_000);
     expect(zero3LayerBytes(32_000, 32, 2, false)).toBe(32_000);
     expect(zero3LayerBytes(32_000, 32, 8, true)).toBe(6_000);

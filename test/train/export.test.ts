@@ -16,7 +16,8 @@ import { isGeneratedCard } from '../../src/hub/card.js';
 import { pushExport } from '../../src/hub/push.js';
 import { hubEnv } from '../../src/hub/env.js';
 
-const frontMatter = (card: string): Record<string, unknown> => parseYaml(/^---\n([\s\S]*?)\n---\n/.exec(card)![1]!) as Record<string, unknown>;
+const frontMatter = (card: string): Record<string, unknown> =>
+  parseYaml(/^---\n([\s\S]*?)\n---\n/.exec(card)![1]!) as Record<string, unknown>;
 const read = (...p: string[]): string => readFileSync(path.join(...p), 'utf8');
 
 const saved = { ...process.env };
@@ -27,7 +28,12 @@ beforeAll(async () => {
   hub = await new FakeHub().start();
   cache = tmp('export-hubcache');
   // The base exists only in the Hub cache, at the tag v1 (offline: the cache must answer).
-  writeHubCache(cache, 'org/tiny-llama', { [commitId('v1')]: readFolder(path.join(repoRoot, 'models/tiny-llama')) }, { v1: commitId('v1') });
+  writeHubCache(
+    cache,
+    'org/tiny-llama',
+    { [commitId('v1')]: readFolder(path.join(repoRoot, 'models/tiny-llama')) },
+    { v1: commitId('v1') },
+  );
   Object.assign(process.env, { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1' });
 });
 afterAll(async () => {
@@ -38,15 +44,25 @@ afterAll(async () => {
 describe('exports', () => {
   it('a base from the Hub: PEFT records the id and revision, the card links it; the run root holds the resolved recipe', async () => {
     const dir = tmp('export-hub');
-    const r = await trainInProcess(['--recipe', tinyRecipe(dir, 'max_steps: 2'), '--set', 'model.path=org/tiny-llama@v1', '--set', 'output.export=[peft, merged]']);
+    const r = await trainInProcess([
+      '--recipe',
+      tinyRecipe(dir, 'max_steps: 2'),
+      '--set',
+      'model.path=org/tiny-llama@v1',
+      '--set',
+      'output.export=[peft, merged]',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const config = JSON.parse(read(dir, 'run', 'peft', 'adapter_config.json')) as Record<string, unknown>;
     expect([config.base_model_name_or_path, config.revision]).toEqual(['org/tiny-llama', 'v1']);
-    for (const [format, library] of [['peft', 'peft'], ['merged', 'transformers']]) {
+    for (const [format, library] of [
+      ['peft', 'peft'],
+      ['merged', 'transformers'],
+    ]) {
       const card = read(dir, 'run', format!, 'README.md');
       expect(frontMatter(card)).toMatchObject({ base_model: 'org/tiny-llama', library_name: library, pipeline_tag: 'text-generation' });
       expect(card).toContain('[org/tiny-llama](https://huggingface.co/org/tiny-llama)');
-      expect(card).toMatch(/\| 2 \| \d+\.\d{4} \| n\/a \|/);      // steps and final loss
+      expect(card).toMatch(/\| 2 \| \d+\.\d{4} \| n\/a \|/); // steps and final loss
       expect(isGeneratedCard(card)).toBe(true);
     }
     const recipe = parseYaml(read(dir, 'run', 'recipe.yaml')) as { model: { path: string }; output: { dir: string; export: string[] } };
@@ -60,15 +76,26 @@ describe('exports', () => {
 
   it('a pyreft export gets its card; a local base is named by folder, never by an absolute path in the front matter', async () => {
     const dir = tmp('export-reft');
-    const r = await trainInProcess(['--recipe', tinyRecipe(dir, 'max_steps: 1'), '--set', 'adapter={type: loreft, rank: 1, layers: [0], positions: l1}', '--set', 'output.export=[pyreft]']);
+    const r = await trainInProcess([
+      '--recipe',
+      tinyRecipe(dir, 'max_steps: 1'),
+      '--set',
+      'adapter={type: loreft, rank: 1, layers: [0], positions: l1}',
+      '--set',
+      'output.export=[pyreft]',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const card = read(dir, 'run', 'pyreft', 'README.md');
-    expect(frontMatter(card)).toEqual({ library_name: 'pyreft', pipeline_tag: 'text-generation', tags: ['typetune', 'pyreft', 'loreft', 'text-generation'] });
+    expect(frontMatter(card)).toEqual({
+      library_name: 'pyreft',
+      pipeline_tag: 'text-generation',
+      tags: ['typetune', 'pyreft', 'loreft', 'text-generation'],
+    });
     expect(card).toContain('for a local model (`tiny-llama`)');
     expect(card).toContain('pyreft.ReftModel.load(snapshot_download("path/to/this/folder"), model)');
   });
 
-  it('`typetune export --run` writes the card with the checkpoint\'s steps and loss', () => {
+  it("`typetune export --run` writes the card with the checkpoint's steps and loss", () => {
     const dir = tmp('export-cli');
     const recipe = tinyRecipe(dir, 'max_steps: 3');
     const trained = runBuilt('train', ['--recipe', recipe, '--set', 'output.export=[]']);

@@ -23,7 +23,7 @@ const refusal = (fn: () => void): string => {
 };
 
 describe('checkExportTarget: what an export folder may hold', () => {
-  it('accepts a new folder, an empty one, and each format\'s own files', () => {
+  it("accepts a new folder, an empty one, and each format's own files", () => {
     const dir = tmp('target-ok');
     checkExportTarget(path.join(dir, 'new', 'deeper'), []);
     mkdirSync(path.join(dir, 'empty'));
@@ -31,7 +31,16 @@ describe('checkExportTarget: what an export folder may hold', () => {
     const sets = {
       peft: ['adapter_config.json', 'adapter_model.safetensors', 'README.md'],
       pyreft: ['config.json', 'intkey_layer.0.comp.block_output.unit.pos.nunit.1#0.bin', 'README.md'],
-      merged: ['config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json', 'tokenizer.json', 'tokenizer.model', 'generation_config.json', 'chat_template.jinja'],
+      merged: [
+        'config.json',
+        'model-00001-of-00002.safetensors',
+        'model-00002-of-00002.safetensors',
+        'model.safetensors.index.json',
+        'tokenizer.json',
+        'tokenizer.model',
+        'generation_config.json',
+        'chat_template.jinja',
+      ],
     };
     for (const [format, files] of Object.entries(sets)) {
       const out = path.join(dir, format);
@@ -48,7 +57,9 @@ describe('checkExportTarget: what an export folder may hold', () => {
     mkdirSync(out);
     writeFileSync(path.join(out, 'config.json'), '{}');
     writeFileSync(path.join(out, 'notes.txt'), 'mine');
-    expect(refusal(() => checkExportTarget(out, []))).toBe(`--out ${out}: holds notes.txt, which no export writes; an export replaces its folder whole, so give a new or empty folder, or an earlier export`);
+    expect(refusal(() => checkExportTarget(out, []))).toBe(
+      `--out ${out}: holds notes.txt, which no export writes; an export replaces its folder whole, so give a new or empty folder, or an earlier export`,
+    );
     mkdirSync(path.join(out, 'sub'));
     symlinkSync(path.join(dir, 'elsewhere'), path.join(out, 'tokenizer.json'));
     for (const n of ['a', 'b']) writeFileSync(path.join(out, n), '');
@@ -58,8 +69,12 @@ describe('checkExportTarget: what an export folder may hold', () => {
     const run = path.join(dir, 'run');
     mkdirSync(path.join(run, 'checkpoint-4'), { recursive: true });
     writeFileSync(path.join(run, 'checkpoint-4', 'trainer_state.json'), '{}');
-    expect(refusal(() => checkExportTarget(run, []))).toBe(`--out ${run}: holds a training run or checkpoint (checkpoint-4), which an export would replace; give another folder`);
-    expect(refusal(() => checkExportTarget(path.join(run, 'checkpoint-4'), []))).toMatch(/holds a training run or checkpoint \(trainer_state\.json\)/);
+    expect(refusal(() => checkExportTarget(run, []))).toBe(
+      `--out ${run}: holds a training run or checkpoint (checkpoint-4), which an export would replace; give another folder`,
+    );
+    expect(refusal(() => checkExportTarget(path.join(run, 'checkpoint-4'), []))).toMatch(
+      /holds a training run or checkpoint \(trainer_state\.json\)/,
+    );
 
     writeFileSync(path.join(dir, 'file'), '');
     expect(refusal(() => checkExportTarget(path.join(dir, 'file'), []))).toMatch(/: a file exists there; give a folder path/);
@@ -76,15 +91,21 @@ describe('checkExportTarget: what an export folder may hold', () => {
     symlinkSync(model, path.join(dir, 'alias'));
     const reads = [{ what: 'the --model folder', dir: model, andInside: true }];
     // A model folder's file set is a merged export's: only knowing it is read tells them apart.
-    expect(refusal(() => checkExportTarget(`${model}/`, reads))).toBe(`--out ${model}/ is the --model folder, which the export would replace; give another folder`);
+    expect(refusal(() => checkExportTarget(`${model}/`, reads))).toBe(
+      `--out ${model}/ is the --model folder, which the export would replace; give another folder`,
+    );
     expect(refusal(() => checkExportTarget(`${path.join(dir, 'alias')}/`, reads))).toMatch(/alias\/ is the --model folder, /);
-    expect(refusal(() => checkExportTarget(path.join(dir, 'alias', 'merged'), reads))).toBe(`--out ${path.join(dir, 'alias', 'merged')} is inside the --model folder ${model}; give a folder outside it`);
+    expect(refusal(() => checkExportTarget(path.join(dir, 'alias', 'merged'), reads))).toBe(
+      `--out ${path.join(dir, 'alias', 'merged')} is inside the --model folder ${model}; give a folder outside it`,
+    );
     // Only where asked: an export may go inside its run (run/merged), never onto it.
     expect(() => checkExportTarget(path.join(model, 'merged'), [{ what: 'the run', dir: model }])).not.toThrow();
     const empty = path.join(dir, 'parent');
     mkdirSync(path.join(empty, 'child'), { recursive: true });
     // A folder holding the protected one is refused by its contents first (it holds a sub-folder).
-    expect(refusal(() => checkExportTarget(empty, [{ what: 'the run', dir: path.join(empty, 'child') }]))).toMatch(/holds child\/, which no export writes/);
+    expect(refusal(() => checkExportTarget(empty, [{ what: 'the run', dir: path.join(empty, 'child') }]))).toMatch(
+      /holds child\/, which no export writes/,
+    );
     expect(refusal(() => checkExportTarget(process.cwd(), []))).toMatch(/holds .*which no export writes/);
   });
 });
@@ -101,7 +122,16 @@ describe('typetune export --out', () => {
     lora = path.join(runs, 'lora');
     reft = path.join(runs, 'reft');
     expect((await trainInProcess(['--recipe', recipe, '--set', `output.dir=${lora}`])).code).toBe(0);
-    const r = await trainInProcess(['--recipe', recipe, '--set', `output.dir=${reft}`, '--set', 'adapter={type: loreft, rank: 1, layers: [0], positions: l1}', '--set', 'output.export=[pyreft]']);
+    const r = await trainInProcess([
+      '--recipe',
+      recipe,
+      '--set',
+      `output.dir=${reft}`,
+      '--set',
+      'adapter={type: loreft, rank: 1, layers: [0], positions: l1}',
+      '--set',
+      'output.export=[pyreft]',
+    ]);
     expect(r.code, r.stderr).toBe(0);
   }, 60_000);
 
@@ -111,7 +141,9 @@ describe('typetune export --out', () => {
     const from = format === 'merged' ? lora : reft;
     expectOneLineError(
       runBuilt('typetune', ['export', '--run', from, '--format', format, '--out', runs]),
-      new RegExp(`^error: --out ${esc(runs)}: holds lora/, reft/, which no export writes; an export replaces its folder whole, so give a new or empty folder, or an earlier export$`),
+      new RegExp(
+        `^error: --out ${esc(runs)}: holds lora/, reft/, which no export writes; an export replaces its folder whole, so give a new or empty folder, or an earlier export$`,
+      ),
     );
     expect(snapshot(runs)).toEqual(before);
   });
@@ -119,8 +151,14 @@ describe('typetune export --out', () => {
   it('onto the run, its checkpoint, or the base model folder: refused, all byte-identical', () => {
     const before = { run: snapshot(lora), model: snapshot(MODEL) };
     const ck = path.join(lora, 'checkpoint-1');
-    expectOneLineError(runBuilt('typetune', ['export', '--run', lora, '--format', 'merged', '--out', lora]), /^error: --out \S+lora: holds a training run or checkpoint \(checkpoint-1\)/);
-    expectOneLineError(runBuilt('typetune', ['export', '--run', ck, '--format', 'merged', '--out', ck]), /^error: --out \S+checkpoint-1: holds a training run or checkpoint \(trainer_state\.json\)/);
+    expectOneLineError(
+      runBuilt('typetune', ['export', '--run', lora, '--format', 'merged', '--out', lora]),
+      /^error: --out \S+lora: holds a training run or checkpoint \(checkpoint-1\)/,
+    );
+    expectOneLineError(
+      runBuilt('typetune', ['export', '--run', ck, '--format', 'merged', '--out', ck]),
+      /^error: --out \S+checkpoint-1: holds a training run or checkpoint \(trainer_state\.json\)/,
+    );
     expectOneLineError(
       runBuilt('typetune', ['export', '--run', lora, '--format', 'merged', '--out', MODEL]),
       new RegExp(`^error: --out ${esc(MODEL)} is the run's base model folder, which the export would replace; give another folder$`),
@@ -132,14 +170,31 @@ describe('typetune export --out', () => {
   it('replaces an earlier export of each format, and an empty folder; an extra file in it is refused', () => {
     const out = path.join(dir, 'exports');
     mkdirSync(path.join(out, 'merged'), { recursive: true });
-    for (const [format, from] of [['merged', lora], ['merged', lora], ['pyreft', reft], ['pyreft', reft], ['peft', lora], ['peft', lora]] as const) {
+    for (const [format, from] of [
+      ['merged', lora],
+      ['merged', lora],
+      ['pyreft', reft],
+      ['pyreft', reft],
+      ['peft', lora],
+      ['peft', lora],
+    ] as const) {
       const r = runBuilt('typetune', ['export', '--run', from, '--format', format, '--out', path.join(out, format)]);
       expect(r.code, r.stderr).toBe(0);
     }
-    expect(readdirSync(path.join(out, 'merged')).sort()).toEqual(['README.md', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+    expect(readdirSync(path.join(out, 'merged')).sort()).toEqual([
+      'README.md',
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+      'tokenizer.json',
+      'tokenizer_config.json',
+    ]);
     writeFileSync(path.join(out, 'merged', 'my-eval.txt'), 'results');
     const before = snapshot(out);
-    expectOneLineError(runBuilt('typetune', ['export', '--run', lora, '--format', 'merged', '--out', path.join(out, 'merged')]), /^error: --out \S+merged: holds my-eval\.txt, which no export writes/);
+    expectOneLineError(
+      runBuilt('typetune', ['export', '--run', lora, '--format', 'merged', '--out', path.join(out, 'merged')]),
+      /^error: --out \S+merged: holds my-eval\.txt, which no export writes/,
+    );
     expect(snapshot(out)).toEqual(before);
   });
 
@@ -150,9 +205,15 @@ describe('typetune export --out', () => {
     const before = snapshot(out);
     chmodSync(out, 0o555);
     try {
-      expectOneLineError(asOtherUser(dir, ['export', '--run', lora, '--format', 'merged', '--out', out]), new RegExp(`^error: --out ${esc(out)} cannot be written: ${esc(out)}: permission denied \\(EACCES, access\\)$`));
+      expectOneLineError(
+        asOtherUser(dir, ['export', '--run', lora, '--format', 'merged', '--out', out]),
+        new RegExp(`^error: --out ${esc(out)} cannot be written: ${esc(out)}: permission denied \\(EACCES, access\\)$`),
+      );
       const inside = path.join(out, 'sub');
-      expectOneLineError(asOtherUser(dir, ['export', '--run', lora, '--format', 'peft', '--out', inside]), new RegExp(`^error: --out ${esc(inside)} cannot be written: ${esc(out)}: permission denied \\(EACCES, access\\)$`));
+      expectOneLineError(
+        asOtherUser(dir, ['export', '--run', lora, '--format', 'peft', '--out', inside]),
+        new RegExp(`^error: --out ${esc(inside)} cannot be written: ${esc(out)}: permission denied \\(EACCES, access\\)$`),
+      );
     } finally {
       chmodSync(out, 0o755);
     }
@@ -169,7 +230,11 @@ function asOtherUser(dir: string, args: string[]): CliResult {
   if (process.getuid?.() !== 0) return runBuilt('typetune', args);
   chmodSync(dir, 0o777);
   const cli = path.join(repoRoot, 'dist', 'cli', 'typetune.js');
-  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cli, ...args], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cli, ...args], {
+    cwd: dir,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }

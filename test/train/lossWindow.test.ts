@@ -34,7 +34,9 @@ describe('a run logs the window mean and eval perplexity', () => {
   it('7 steps logged every 3: TensorBoard and the progress line carry the means of steps 1–3, 4–6 and 7', async () => {
     const dir = tmp('window');
     const t = await Trainer.fromRecipe(tinyRecipe(dir, 'max_steps: 7, eval_every_steps: 3'), [
-      'logging.every_steps=3', 'logging.tensorboard=true', 'data.eval={split: 0.25}',
+      'logging.every_steps=3',
+      'logging.tensorboard=true',
+      'data.eval={split: 0.25}',
     ]);
     const steps: StepEvent[] = [];
     const evals: EvalEvent[] = [];
@@ -45,20 +47,26 @@ describe('a run logs the window mean and eval perplexity', () => {
     expect(steps.map((e) => e.windowSteps)).toEqual([1, 2, 3, 1, 2, 3, 1]);
     const windows = [s.losses.slice(0, 3), s.losses.slice(3, 6), s.losses.slice(6)];
     expect([steps[2]!.windowLoss, steps[5]!.windowLoss, steps[6]!.windowLoss]).toEqual(windows.map(mean));
-    expect(steps[1]!.windowLoss).toBe(mean(s.losses.slice(0, 2)));   // the window so far
-    expect(new Set(s.losses).size).toBeGreaterThan(1);                  // the means are not one step's loss
+    expect(steps[1]!.windowLoss).toBe(mean(s.losses.slice(0, 2))); // the window so far
+    expect(new Set(s.losses).size).toBeGreaterThan(1); // the means are not one step's loss
     expect(formatStep(steps[5]!)).toMatch(new RegExp(`^step 6/7 · loss ${mean(windows[1]!).toFixed(4)} \\(mean of 3 steps\\) · lr `));
     expect(formatStep(steps[6]!)).toMatch(/^step 7\/7 · loss \d+\.\d{4} · lr /);
 
     expect(evals.map((e) => e.step)).toEqual([3, 6, 7]);
     for (const e of evals) expect(e.perplexity).toBe(Math.exp(e.loss));
-    expect(formatEval(evals[0]!)).toBe(`eval at step 3 · loss ${evals[0]!.loss.toFixed(4)} · perplexity ${Math.exp(evals[0]!.loss).toPrecision(4)} (${evals[0]!.targets} targets)`);
+    expect(formatEval(evals[0]!)).toBe(
+      `eval at step 3 · loss ${evals[0]!.loss.toFixed(4)} · perplexity ${Math.exp(evals[0]!.loss).toPrecision(4)} (${evals[0]!.targets} targets)`,
+    );
 
     const logs = path.join(dir, 'run', 'logs');
     const [file] = readdirSync(logs).filter((f) => f.startsWith('events.out.tfevents.'));
     const scalars = readEventFile(path.join(logs, file!)).flatMap((ev) => ev.scalars.map((x) => ({ ...x, step: ev.step })));
     const tag = (name: string) => scalars.filter((x) => x.tag === name).map((x) => [x.step, x.value]);
-    expect(tag('train/loss')).toEqual([[3, Math.fround(mean(windows[0]!))], [6, Math.fround(mean(windows[1]!))], [7, Math.fround(mean(windows[2]!))]]);
+    expect(tag('train/loss')).toEqual([
+      [3, Math.fround(mean(windows[0]!))],
+      [6, Math.fround(mean(windows[1]!))],
+      [7, Math.fround(mean(windows[2]!))],
+    ]);
     expect(tag('eval/loss')).toEqual(evals.map((e) => [e.step, Math.fround(e.loss)]));
     expect(tag('eval/perplexity')).toEqual(evals.map((e) => [e.step, Math.fround(e.perplexity)]));
   });

@@ -23,7 +23,10 @@ describe('before step 1', () => {
     const recipe = tinyRecipe(dir, 'max_steps: 2');
     engineDevice.availableMemory = () => 64 * 1024;
     const r = await trainInProcess(['--recipe', recipe, '--set', 'training.batch_size=16']);
-    expectOneLineError(r, /^error: the training step needs an estimated [\d.]+ (KiB|MiB) of device memory \(batch 16 × \d+ tokens\); cpu has [\d.]+ KiB for this run\. .*or pass --force to try anyway\. Nothing was written\.$/);
+    expectOneLineError(
+      r,
+      /^error: the training step needs an estimated [\d.]+ (KiB|MiB) of device memory \(batch 16 × \d+ tokens\); cpu has [\d.]+ KiB for this run\. .*or pass --force to try anyway\. Nothing was written\.$/,
+    );
     expect(existsSync(path.join(dir, 'run'))).toBe(false);
   });
 
@@ -38,7 +41,10 @@ describe('before step 1', () => {
     const inUse = engineDevice.memory().inUse;
     engineDevice.availableMemory = () => Math.max(0, Math.round((small + big) / 4) - inUse);
     const r = await trainInProcess(['--recipe', recipe, '--set', 'training.batch_size=32']);
-    expectOneLineError(r, /It fits with training\.batch_size \d+ and training\.gradient_accumulation_steps \d+ \(\d+ rows a step, as now\)/);
+    expectOneLineError(
+      r,
+      /It fits with training\.batch_size \d+ and training\.gradient_accumulation_steps \d+ \(\d+ rows a step, as now\)/,
+    );
   });
 
   it('--force trains anyway', async () => {
@@ -61,13 +67,26 @@ describe('running out of memory mid-run', () => {
     vi.spyOn(AdamW.prototype, 'step').mockImplementation(function (this: AdamW, ...args: Parameters<AdamW['step']>) {
       calls += 1;
       // As the cuda addon reports its pool's failure (kernels/src/memory.cu).
-      if (calls === 3) throw new Error('cuda kernel TTLoraDeltaGrad failed: alloc: out of device memory allocating 536870912 bytes (1073741824 in use by typetune, 1048576 free of 85899345920): out of memory');
+      if (calls === 3)
+        throw new Error(
+          'cuda kernel TTLoraDeltaGrad failed: alloc: out of device memory allocating 536870912 bytes (1073741824 in use by typetune, 1048576 free of 85899345920): out of memory',
+        );
       return step.apply(this, args);
     });
     const run = path.join(dir, 'run');
     const r = await trainInProcess(['--recipe', recipe, '--json']);
-    expectOneLineError(r, new RegExp(`^error: step 3: the device ran out of memory in TTLoraDeltaGrad allocating 512\\.00 MiB \\(estimated peak [\\d.]+ \\w+\\); training stopped and the last checkpoint, ${path.join(run, 'checkpoint-2').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, is intact\\.`), OUT_OF_MEMORY_EXIT);
-    expect(readdirSync(run).filter((n) => n.startsWith('checkpoint-')).sort()).toEqual(['checkpoint-1', 'checkpoint-2']);
+    expectOneLineError(
+      r,
+      new RegExp(
+        `^error: step 3: the device ran out of memory in TTLoraDeltaGrad allocating 512\\.00 MiB \\(estimated peak [\\d.]+ \\w+\\); training stopped and the last checkpoint, ${path.join(run, 'checkpoint-2').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, is intact\\.`,
+      ),
+      OUT_OF_MEMORY_EXIT,
+    );
+    expect(
+      readdirSync(run)
+        .filter((n) => n.startsWith('checkpoint-'))
+        .sort(),
+    ).toEqual(['checkpoint-1', 'checkpoint-2']);
     const before = snapshot(path.join(run, 'checkpoint-2'));
     // Resuming continues from that checkpoint, which the failure left as it was.
     vi.restoreAllMocks();

@@ -39,6 +39,8 @@ describe('precision policy', () => {
   });
 
   it('rejects an unknown policy by name', () => {
-    expect(() => applyPrecision('int8' as PrecisionPolicy)).toThrow(/model\.precision 'int8' is not a precision policy; valid: auto, fp32, bf16-mixed, fp16-mixed/);
+    expect(() => applyPrecision('int8' as PrecisionPolicy)).toThrow(
+      /model\.precision 'int8' is not a precision policy; valid: auto, fp32, bf16-mixed, fp16-mixed/,
+    );
   });
 });

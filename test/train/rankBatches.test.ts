@@ -2,10 +2,20 @@ import { describe, expect, it } from 'vitest';
 import { rankRange, rankShare } from '../../src/train/rankBatches.js';
 
 describe('rankShare', () => {
-  const batch = (targets: number) => ({ inputIds: [[1, 2, 3]], attentionMask: [[1, 1, 1]], labels: [[-100, ...Array.from({ length: 2 }, (_, i) => (i < targets ? 5 : -100))]] });
+  const batch = (targets: number) => ({
+    inputIds: [[1, 2, 3]],
+    attentionMask: [[1, 1, 1]],
+    labels: [[-100, ...Array.from({ length: 2 }, (_, i) => (i < targets ? 5 : -100))]],
+  });
 
   it('splits a step into contiguous balanced runs whose union is the step, in order', () => {
-    for (const [k, n] of [[6, 2], [6, 3], [5, 3], [2, 3], [1, 1]] as const) {
+    for (const [k, n] of [
+      [6, 2],
+      [6, 3],
+      [5, 3],
+      [2, 3],
+      [1, 1],
+    ] as const) {
       const ranges = Array.from({ length: n }, (_, r) => rankRange(k, r, n));
       expect(ranges[0]![0]).toBe(0);
       expect(ranges.at(-1)![1]).toBe(k);

@@ -10,7 +10,12 @@ describe('checkpointsBeyondLimit', () => {
   });
 
   it('also keeps the best by eval loss when it is older, ignoring evals of deleted or unsaved steps and NaN', () => {
-    const evals = [{ step: 5, loss: 0.1 }, { step: 20, loss: 0.5 }, { step: 30, loss: NaN }, { step: 40, loss: 0.9 }];
+    const evals = [
+      { step: 5, loss: 0.1 },
+      { step: 20, loss: 0.5 },
+      { step: 30, loss: NaN },
+      { step: 40, loss: 0.9 },
+    ];
     expect(checkpointsBeyondLimit(cks(10, 20, 30, 40), 1, evals)).toEqual(['run/checkpoint-10', 'run/checkpoint-30']);
   });
 

@@ -14,7 +14,8 @@ import { expectOneLineError, runBuilt, tinyRecipe, tmp } from '../cliHarness.js'
 import { LOCK_FILE, refuseIfLocked, RunLock } from '../../src/train/runLock.js';
 
 const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const lockOf = (run: string) => JSON.parse(readFileSync(path.join(run, LOCK_FILE), 'utf8')) as { pid: number; host: string; since: string; token: string };
+const lockOf = (run: string) =>
+  JSON.parse(readFileSync(path.join(run, LOCK_FILE), 'utf8')) as { pid: number; host: string; since: string; token: string };
 /** A pid that was alive a moment ago and is no longer. */
 const deadPid = (): number => spawnSync(process.execPath, ['-e', '']).pid!;
 const refusal = (fn: () => unknown): string => {
@@ -50,19 +51,27 @@ describe('RunLock', () => {
     writeFileSync(path.join(run, LOCK_FILE), JSON.stringify({ pid, host: os.hostname(), since: '2026-01-01T00:00:00.000Z', token: 'old' }));
     refuseIfLocked(run);
     const { lock, warning } = RunLock.acquire(run);
-    expect(warning).toBe(`output.dir ${run}: took over the lock of train pid ${pid} (since 2026-01-01T00:00:00.000Z), which is no longer running`);
+    expect(warning).toBe(
+      `output.dir ${run}: took over the lock of train pid ${pid} (since 2026-01-01T00:00:00.000Z), which is no longer running`,
+    );
     expect(lockOf(run).pid).toBe(process.pid);
     lock.release();
   });
 
-  it('never takes one it cannot check (another host, an unreadable file), and never removes another\'s', () => {
+  it("never takes one it cannot check (another host, an unreadable file), and never removes another's", () => {
     const run = tmp('lock-other');
     const file = path.join(run, LOCK_FILE);
     writeFileSync(file, JSON.stringify({ pid: deadPid(), host: 'elsewhere.example', since: '2026-01-01T00:00:00.000Z', token: 't' }));
-    expect(refusal(() => RunLock.acquire(run))).toMatch(new RegExp(`^output\\.dir ${esc(run)} is in use by train pid \\d+ on host elsewhere\\.example since 2026-01-01T00:00:00\\.000Z; wait for it or, if that process is gone, delete ${esc(file)}$`));
+    expect(refusal(() => RunLock.acquire(run))).toMatch(
+      new RegExp(
+        `^output\\.dir ${esc(run)} is in use by train pid \\d+ on host elsewhere\\.example since 2026-01-01T00:00:00\\.000Z; wait for it or, if that process is gone, delete ${esc(file)}$`,
+      ),
+    );
     for (const junk of ['', 'not json', '{"pid": -1, "host": "h", "since": "s", "token": "t"}', '{"pid": "1; rm -rf /"}']) {
       writeFileSync(file, junk);
-      expect(refusal(() => RunLock.acquire(run))).toBe(`output.dir ${run} is locked by ${file}, which does not say by whom; if no train is using output.dir, delete that file`);
+      expect(refusal(() => RunLock.acquire(run))).toBe(
+        `output.dir ${run} is locked by ${file}, which does not say by whom; if no train is using output.dir, delete that file`,
+      );
       expect(readFileSync(file, 'utf8')).toBe(junk);
     }
   });
@@ -79,14 +88,26 @@ describe('RunLock', () => {
   it('is given back when the process exits without releasing it (a second Ctrl-C exits at once)', () => {
     const run = tmp('lock-exit');
     const module = path.join(repoRoot, 'dist', 'train', 'runLock.js');
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `const { RunLock } = await import(${JSON.stringify(module)}); RunLock.acquire(${JSON.stringify(run)}); process.exit(7);`], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { RunLock } = await import(${JSON.stringify(module)}); RunLock.acquire(${JSON.stringify(run)}); process.exit(7);`,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(r.status, r.stderr).toBe(7);
     expect(existsSync(path.join(run, LOCK_FILE))).toBe(false);
   });
 });
 
 /** The built `train --json`, running until told; `reached(n)` resolves once it has reported step `n`. */
-function startTrain(args: string[]): { child: ChildProcessWithoutNullStreams; reached: (n: number) => Promise<void>; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> } {
+function startTrain(args: string[]): {
+  child: ChildProcessWithoutNullStreams;
+  reached: (n: number) => Promise<void>;
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
+} {
   const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'train.js'), ...args, '--json'], { cwd: repoRoot });
   let step = 0;
   let stderr = '';
@@ -96,11 +117,14 @@ function startTrain(args: string[]): { child: ChildProcessWithoutNullStreams; re
     for (const w of waiting.filter((x) => step >= x.n)) w.resolve();
   });
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr })));
-  const reached = (n: number) => new Promise<void>((resolve, reject) => {
-    waiting.push({ n, resolve });
-    void done.then((r) => reject(new Error(`train ended before step ${n}: ${r.code ?? r.signal} ${r.stderr}`)));
-  });
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stderr })),
+  );
+  const reached = (n: number) =>
+    new Promise<void>((resolve, reject) => {
+      waiting.push({ n, resolve });
+      void done.then((r) => reject(new Error(`train ended before step ${n}: ${r.code ?? r.signal} ${r.stderr}`)));
+    });
   return { child, reached, done };
 }
 
@@ -119,7 +143,9 @@ describe('two train processes into one output.dir', () => {
     await first.reached(3);
     const held = lockOf(run);
     expect(held.pid).toBe(first.child.pid);
-    const line = new RegExp(`^error: output\\.dir ${esc(run)} is in use by train pid ${first.child.pid} on host ${esc(os.hostname())} since ${esc(held.since)}; wait for it or, if that process is gone, delete ${esc(path.join(run, LOCK_FILE))}$`);
+    const line = new RegExp(
+      `^error: output\\.dir ${esc(run)} is in use by train pid ${first.child.pid} on host ${esc(os.hostname())} since ${esc(held.since)}; wait for it or, if that process is gone, delete ${esc(path.join(run, LOCK_FILE))}$`,
+    );
     const lockBytes = readFileSync(path.join(run, LOCK_FILE));
     for (const extra of [[], ['--resume'], ['--overwrite']]) expectOneLineError(runBuilt('train', ['--recipe', recipe, ...extra]), line);
     expect(readFileSync(path.join(run, LOCK_FILE))).toEqual(lockBytes);
@@ -130,7 +156,11 @@ describe('two train processes into one output.dir', () => {
     expect(ended.code, ended.stderr).toBe(130);
     expect(existsSync(path.join(run, LOCK_FILE))).toBe(false);
     // Interrupted, it saved a checkpoint: the next runs continue it, one after the other.
-    const saved = Math.max(...readdirSync(run).filter((n) => n.startsWith('checkpoint-')).map((n) => Number(n.slice('checkpoint-'.length))));
+    const saved = Math.max(
+      ...readdirSync(run)
+        .filter((n) => n.startsWith('checkpoint-'))
+        .map((n) => Number(n.slice('checkpoint-'.length))),
+    );
     for (const steps of [1, 2]) {
       const r = runBuilt('train', ['--recipe', recipe, '--resume', '--json', '--set', `training.max_steps=${saved + steps}`]);
       expect(r.code, r.stderr).toBe(0);
@@ -154,7 +184,9 @@ describe('two train processes into one output.dir', () => {
     const r = runBuilt('train', ['--recipe', recipe, '--resume', '--json', '--set', 'training.max_steps=8']);
     expect(r.code, r.stderr).toBe(0);
     // (The other warning says the run was extended to 8 steps.)
-    expect(r.stderr.split('\n')).toContain(`warning: output.dir ${run}: took over the lock of train pid ${first.child.pid} (since ${held.since}), which is no longer running`);
+    expect(r.stderr.split('\n')).toContain(
+      `warning: output.dir ${run}: took over the lock of train pid ${first.child.pid} (since ${held.since}), which is no longer running`,
+    );
     expect(existsSync(path.join(run, 'checkpoint-8'))).toBe(true);
     expect(existsSync(path.join(run, LOCK_FILE))).toBe(false);
   }, 120_000);

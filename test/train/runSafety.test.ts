@@ -12,8 +12,17 @@ import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { manifestFor } from '../../src/train/checkpointManifest.js';
 import { CHECKPOINT_FILE_NAMES, MANIFEST_FILE } from '../../src/io/runLayout.js';
 
-const state = (ck: string) => JSON.parse(readFileSync(path.join(ck, 'trainer_state.json'), 'utf8')) as { step: number; losses: Array<number | null>; evalLosses: Array<{ step: number; loss: number }>; skippedSteps: number[] };
-const checkpoints = (run: string) => readdirSync(run).filter((n) => n.startsWith('checkpoint-')).sort();
+const state = (ck: string) =>
+  JSON.parse(readFileSync(path.join(ck, 'trainer_state.json'), 'utf8')) as {
+    step: number;
+    losses: Array<number | null>;
+    evalLosses: Array<{ step: number; loss: number }>;
+    skippedSteps: number[];
+  };
+const checkpoints = (run: string) =>
+  readdirSync(run)
+    .filter((n) => n.startsWith('checkpoint-'))
+    .sort();
 
 describe('a fresh run never writes into another run', () => {
   it('refuses an output.dir holding a run, naming --resume and --overwrite; --overwrite moves the old run aside intact', async () => {
@@ -24,7 +33,12 @@ describe('a fresh run never writes into another run', () => {
     const before = snapshot(run);
 
     const again = await trainInProcess(['--recipe', recipe]);
-    expectOneLineError(again, new RegExp(`output\\.dir ${run} already holds a run \\(checkpoint-1, checkpoint-2, peft\\); continue it with --resume, or start afresh with another output\\.dir or with --overwrite \\(which moves the old run to run\\.old-\\S+, deleting nothing\\)`));
+    expectOneLineError(
+      again,
+      new RegExp(
+        `output\\.dir ${run} already holds a run \\(checkpoint-1, checkpoint-2, peft\\); continue it with --resume, or start afresh with another output\\.dir or with --overwrite \\(which moves the old run to run\\.old-\\S+, deleting nothing\\)`,
+      ),
+    );
     expect(snapshot(run)).toEqual(before);
 
     const over = await trainInProcess(['--recipe', recipe, '--overwrite', '--set', 'training.max_steps=1']);
@@ -47,7 +61,13 @@ describe('training.nonfinite', () => {
     const dir = tmp('nan-stop');
     const r = await trainInProcess(['--recipe', tinyRecipe(dir, diverging), ...qk, '--json']);
     const run = path.join(dir, 'run');
-    expectOneLineError(r, new RegExp(`^error: step 2: the loss is NaN and the gradient norm NaN; training stopped \\(training\\.nonfinite: stop\\) and exported nothing; the last finite checkpoint, ${path.join(run, 'checkpoint-1')}, is untouched\\. Lower training\\.learning_rate`), 3);
+    expectOneLineError(
+      r,
+      new RegExp(
+        `^error: step 2: the loss is NaN and the gradient norm NaN; training stopped \\(training\\.nonfinite: stop\\) and exported nothing; the last finite checkpoint, ${path.join(run, 'checkpoint-1')}, is untouched\\. Lower training\\.learning_rate`,
+      ),
+      3,
+    );
     expect(checkpoints(run)).toEqual(['checkpoint-1']);
     expect(existsSync(path.join(run, 'peft'))).toBe(false);
     const before = snapshot(run);
@@ -71,7 +91,15 @@ describe('training.nonfinite', () => {
     for (const k of peft.keys()) expect(peft.readFloat32(k).data.every(Number.isFinite)).toBe(true);
     peft.close();
     // The optimizer counted 1 update, the trainer 3 steps: a resume (extension) accepts that.
-    const more = await trainInProcess(['--recipe', tinyRecipe(dir, `${diverging}, nonfinite: skip_step`), ...qk, '--resume', '--set', 'training.max_steps=4', '--json']);
+    const more = await trainInProcess([
+      '--recipe',
+      tinyRecipe(dir, `${diverging}, nonfinite: skip_step`),
+      ...qk,
+      '--resume',
+      '--set',
+      'training.max_steps=4',
+      '--json',
+    ]);
     expect(more.code, more.stderr).toBe(0);
   });
 
@@ -88,7 +116,12 @@ describe('training.nonfinite', () => {
     writeFileSync(path.join(ck, MANIFEST_FILE), manifestFor(CHECKPOINT_FILE_NAMES.map((n) => [n, readFileSync(path.join(ck, n))])));
     const before = snapshot(path.join(dir, 'run'));
     const r = await trainInProcess(['--recipe', recipe, '--resume', '--set', 'training.max_steps=2']);
-    expectOneLineError(r, new RegExp(`^error: ${ck}: adapter_state\\.safetensors: '\\S+' holds NaN \\(element \\d+\\); a diverged run's checkpoint cannot be resumed or exported: use an earlier checkpoint$`));
+    expectOneLineError(
+      r,
+      new RegExp(
+        `^error: ${ck}: adapter_state\\.safetensors: '\\S+' holds NaN \\(element \\d+\\); a diverged run's checkpoint cannot be resumed or exported: use an earlier checkpoint$`,
+      ),
+    );
     const ex = runBuilt('typetune', ['export', '--run', ck, '--format', 'peft', '--out', path.join(dir, 'out')]);
     expectOneLineError(ex, /holds NaN/);
     expect(snapshot(path.join(dir, 'run'))).toEqual(before);
@@ -98,9 +131,21 @@ describe('training.nonfinite', () => {
 
 describe('filesystem errors are one line, exit 2, found before step 1', () => {
   it.each([
-    ['an output.dir that is a file', (d: string) => (writeFileSync(path.join(d, 'f'), 'keep'), path.join(d, 'f')), /output\.dir \S+\/f: is a file, not a folder/],
-    ['an output.dir under a file (ENOTDIR)', (d: string) => (writeFileSync(path.join(d, 'f'), 'keep'), path.join(d, 'f', 'run')), /output\.dir \S+\/f\/run cannot be written: \S+: a part of this path is a file, not a folder \(ENOTDIR, mkdir\)/],
-    ['an output.dir that cannot be created (ENOENT, /proc)', () => '/proc/typetune-run', /output\.dir \/proc\/typetune-run cannot be written: \/proc\/typetune-run: (no such file or folder \(ENOENT|permission denied \(EACCES|operation not permitted \(EPERM)/],
+    [
+      'an output.dir that is a file',
+      (d: string) => (writeFileSync(path.join(d, 'f'), 'keep'), path.join(d, 'f')),
+      /output\.dir \S+\/f: is a file, not a folder/,
+    ],
+    [
+      'an output.dir under a file (ENOTDIR)',
+      (d: string) => (writeFileSync(path.join(d, 'f'), 'keep'), path.join(d, 'f', 'run')),
+      /output\.dir \S+\/f\/run cannot be written: \S+: a part of this path is a file, not a folder \(ENOTDIR, mkdir\)/,
+    ],
+    [
+      'an output.dir that cannot be created (ENOENT, /proc)',
+      () => '/proc/typetune-run',
+      /output\.dir \/proc\/typetune-run cannot be written: \/proc\/typetune-run: (no such file or folder \(ENOENT|permission denied \(EACCES|operation not permitted \(EPERM)/,
+    ],
   ])('%s', async (_, target, pattern) => {
     const dir = tmp('fs');
     const where = target(dir);
@@ -127,13 +172,22 @@ describe('filesystem errors are one line, exit 2, found before step 1', () => {
     const run = path.join(dir, 'run');
     writeFileSync(path.join(dir, 'taken'), 'keep');
     const before = snapshot(dir);
-    expectOneLineError(runBuilt('typetune', ['export', '--run', run, '--format', 'peft', '--out', path.join(dir, 'taken')]), /--out \S+taken: a file exists there/);
-    expectOneLineError(runBuilt('typetune', ['export', '--run', run, '--format', 'peft', '--out', run]), /--out \S+run: holds a training run or checkpoint/);
+    expectOneLineError(
+      runBuilt('typetune', ['export', '--run', run, '--format', 'peft', '--out', path.join(dir, 'taken')]),
+      /--out \S+taken: a file exists there/,
+    );
+    expectOneLineError(
+      runBuilt('typetune', ['export', '--run', run, '--format', 'peft', '--out', run]),
+      /--out \S+run: holds a training run or checkpoint/,
+    );
     expect(snapshot(dir)).toEqual(before);
   });
 
   it('export --format onnx is one line', () => {
-    expectOneLineError(runBuilt('typetune', ['export', '--run', 'x', '--format', 'onnx', '--out', 'y']), /^error: Invalid values: Argument: format, Given: "onnx", Choices: "peft", "pyreft", "merged" \(see typetune --help\)$/);
+    expectOneLineError(
+      runBuilt('typetune', ['export', '--run', 'x', '--format', 'onnx', '--out', 'y']),
+      /^error: Invalid values: Argument: format, Given: "onnx", Choices: "peft", "pyreft", "merged" \(see typetune --help\)$/,
+    );
   });
 });
 
@@ -141,17 +195,44 @@ describe('data the run did not expect', () => {
   it('rows longer than max_length: cut with a warning naming the count and the first line, or refused with data.truncate: false', async () => {
     const dir = tmp('truncate');
     const data = path.join(repoRoot, 'datasets/alice_qa.jsonl');
-    const r = await trainInProcess(['--recipe', tinyRecipe(dir, 'max_steps: 1'), '--set', `data.path=${data}`, '--set', 'data.columns={text: completion}', '--json']);
+    const r = await trainInProcess([
+      '--recipe',
+      tinyRecipe(dir, 'max_steps: 1'),
+      '--set',
+      `data.path=${data}`,
+      '--set',
+      'data.columns={text: completion}',
+      '--json',
+    ]);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(new RegExp(`^warning: ${data}: \\d+ of 64 rows are longer than data\\.max_length 12 tokens and were cut \\(the first at line \\d+\\)`));
-    const refused = await trainInProcess(['--recipe', tinyRecipe(tmp('truncate-no'), 'max_steps: 1'), '--set', `data.path=${data}`, '--set', 'data.columns={text: completion}', '--set', 'data.truncate=false']);
-    expectOneLineError(refused, new RegExp(`^error: ${data} line \\d+: \\d+ of 64 rows are longer than data\\.max_length 12 tokens \\(this is the first\\); raise data\\.max_length, or set data\\.truncate: true to cut them$`));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^warning: ${data}: \\d+ of 64 rows are longer than data\\.max_length 12 tokens and were cut \\(the first at line \\d+\\)`,
+      ),
+    );
+    const refused = await trainInProcess([
+      '--recipe',
+      tinyRecipe(tmp('truncate-no'), 'max_steps: 1'),
+      '--set',
+      `data.path=${data}`,
+      '--set',
+      'data.columns={text: completion}',
+      '--set',
+      'data.truncate=false',
+    ]);
+    expectOneLineError(
+      refused,
+      new RegExp(
+        `^error: ${data} line \\d+: \\d+ of 64 rows are longer than data\\.max_length 12 tokens \\(this is the first\\); raise data\\.max_length, or set data\\.truncate: true to cut them$`,
+      ),
+    );
   });
 
   it("max_length beyond the model's max_position_embeddings is refused (train and estimate)", async () => {
     const dir = tmp('maxpos');
     const recipe = tinyRecipe(dir, 'max_steps: 1');
-    const pattern = /data\.max_length 100000 exceeds the model's max_position_embeddings 256 \(\S+tiny-llama\/config\.json\); use data\.max_length 256 or less$/;
+    const pattern =
+      /data\.max_length 100000 exceeds the model's max_position_embeddings 256 \(\S+tiny-llama\/config\.json\); use data\.max_length 256 or less$/;
     expectOneLineError(await trainInProcess(['--recipe', recipe, '--set', 'data.max_length=100000']), pattern);
     expectOneLineError(runBuilt('typetune', ['estimate', '--recipe', recipe, '--set', 'data.max_length=100000']), pattern);
   });
@@ -164,7 +245,12 @@ describe('data the run did not expect', () => {
     writeFileSync(data, shortRows().slice(1).join('\n'));
     const before = snapshot(path.join(dir, 'run'));
     const r = await trainInProcess(['--recipe', recipe, '--set', 'training.max_steps=4', '--resume']);
-    expectOneLineError(r, new RegExp(`checkpoint-2: the data changed since this checkpoint \\(it trained on 32 examples, \\d+ tokens, sha256 [0-9a-f]{12}; ${data} now gives 31 examples, \\d+ tokens, sha256 [0-9a-f]{12}\\); resume with the data it was trained on, or start a new run$`));
+    expectOneLineError(
+      r,
+      new RegExp(
+        `checkpoint-2: the data changed since this checkpoint \\(it trained on 32 examples, \\d+ tokens, sha256 [0-9a-f]{12}; ${data} now gives 31 examples, \\d+ tokens, sha256 [0-9a-f]{12}\\); resume with the data it was trained on, or start a new run$`,
+      ),
+    );
     expect(snapshot(path.join(dir, 'run'))).toEqual(before);
   });
 
@@ -176,7 +262,10 @@ describe('data the run did not expect', () => {
     }
     const weights = readFileSync(path.join(repoRoot, 'models/tiny-llama/model.safetensors'));
     writeFileSync(path.join(dir, 'model.safetensors'), weights.subarray(0, weights.length - 1000));
-    expectOneLineError(runBuilt('typetune', ['inspect', dir]), /model\.safetensors: truncated: tensor '\S+' ends at byte \d+ but the file has \d+/);
+    expectOneLineError(
+      runBuilt('typetune', ['inspect', dir]),
+      /model\.safetensors: truncated: tensor '\S+' ends at byte \d+ but the file has \d+/,
+    );
   });
 });
 
@@ -187,7 +276,9 @@ describe('extending a finished run', () => {
     expect((await trainInProcess(['--recipe', recipe])).code).toBe(0);
     const r = await trainInProcess(['--recipe', recipe, '--resume', '--set', 'training.max_steps=4', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr.trim()).toMatch(/warning: extending the run from 2 to 4 steps: steps 3–4 train at the constant learning rate 0\.001, the data continues where it stopped; nothing else changes$/);
+    expect(r.stderr.trim()).toMatch(
+      /warning: extending the run from 2 to 4 steps: steps 3–4 train at the constant learning rate 0\.001, the data continues where it stopped; nothing else changes$/,
+    );
     expect(state(path.join(dir, 'run', 'checkpoint-4')).losses).toHaveLength(4);
   });
 
@@ -196,8 +287,19 @@ describe('extending a finished run', () => {
     const recipe = tinyRecipe(dir, 'max_steps: 2, save_every_steps: 1');
     expect((await trainInProcess(['--recipe', recipe, '--set', 'training.lr_scheduler=linear'])).code).toBe(0);
     const before = snapshot(path.join(dir, 'run'));
-    const r = await trainInProcess(['--recipe', recipe, '--resume', '--set', 'training.lr_scheduler=linear', '--set', 'training.max_steps=4']);
-    expectOneLineError(r, /checkpoint-2: a linear schedule decays the learning rate to 0 at its last step \(2\), so 4 steps would change the rate of every step already taken; resume with the recipe the run started with \(\S+\), or train a new run \(lr_scheduler: constant runs can be extended\)$/);
+    const r = await trainInProcess([
+      '--recipe',
+      recipe,
+      '--resume',
+      '--set',
+      'training.lr_scheduler=linear',
+      '--set',
+      'training.max_steps=4',
+    ]);
+    expectOneLineError(
+      r,
+      /checkpoint-2: a linear schedule decays the learning rate to 0 at its last step \(2\), so 4 steps would change the rate of every step already taken; resume with the recipe the run started with \(\S+\), or train a new run \(lr_scheduler: constant runs can be extended\)$/,
+    );
     expect(snapshot(path.join(dir, 'run'))).toEqual(before);
   });
 });
@@ -222,7 +324,10 @@ describe('json output', () => {
     const r = await trainInProcess(['--recipe', tinyRecipe(dir, 'max_steps: 2'), '--json']);
     expect(r.code).toBe(0);
     expect(r.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('warning: '))).toEqual([]);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string });
     expect(events.map((e) => e.event)).toEqual(['start', 'step', 'step', 'save', 'export', 'end']);
     expect(r.stderr).toBe('');
   });
@@ -237,7 +342,10 @@ describe('the resolved recipe at the run folder’s root', () => {
     writeFileSync(path.join(run, 'recipe.yaml'), '# my notes\nmodel: { path: somewhere }\n');
     const before = snapshot(run);
     const r = await trainInProcess(['--recipe', recipe]);
-    expectOneLineError(r, /recipe\.yaml is not a recipe a run wrote, and the run writes its resolved recipe there; keep your recipe outside output\.dir/);
+    expectOneLineError(
+      r,
+      /recipe\.yaml is not a recipe a run wrote, and the run writes its resolved recipe there; keep your recipe outside output\.dir/,
+    );
     expect(snapshot(run)).toEqual(before);
   });
 

@@ -29,7 +29,9 @@ describe('LR schedules (transformers get_*_schedule_with_warmup)', () => {
   });
 
   it('rejects bad settings by name', () => {
-    expect(() => new LrSchedule({ kind: 'step' as never, baseLr: 1, totalSteps: 3 })).toThrow(/unknown lr_scheduler 'step'.*constant, linear, cosine/);
+    expect(() => new LrSchedule({ kind: 'step' as never, baseLr: 1, totalSteps: 3 })).toThrow(
+      /unknown lr_scheduler 'step'.*constant, linear, cosine/,
+    );
     expect(() => new LrSchedule({ kind: 'linear', baseLr: 1, totalSteps: 3, warmupRatio: 2 })).toThrow(/warmup_ratio must lie in \[0, 1\]/);
   });
 

@@ -57,7 +57,7 @@ describe('clip_grad_norm_', () => {
     const total = Math.sqrt([...values(g.grads).values()].flat().reduce((s, x) => s + x * x, 0));
     const norm = globalGradNorm(g.grads);
     expect(Math.abs(norm - total) / total).toBeLessThan(1e-5);
-    expect(Math.abs(clipCoefficient(norm, total / 3) - (total / 3) / (total + 1e-6))).toBeLessThan(1e-6);
+    expect(Math.abs(clipCoefficient(norm, total / 3) - total / 3 / (total + 1e-6))).toBeLessThan(1e-6);
     expect(clipCoefficient(norm, total * 10)).toBe(1);
     expect(clipCoefficient(norm, null)).toBe(1);
     // torch's f32 arithmetic: the coefficient is an f32 value.
@@ -84,7 +84,9 @@ function probe(adapter: AnyAdapter): { hooks: StepAdapter; peak: () => number } 
   const hooks: StepAdapter = {
     variables: adapter.variables,
     layerVariables: (layer: number) => adapter.layerVariables(layer),
-    linear: adapter.linear ? (site: LinearSite, x: Tensor, base: Tensor, ctx: ForwardContext) => adapter.linear!(site, x, base, ctx) : undefined,
+    linear: adapter.linear
+      ? (site: LinearSite, x: Tensor, base: Tensor, ctx: ForwardContext) => adapter.linear!(site, x, base, ctx)
+      : undefined,
     blockOutput: (layer: number, h: Tensor, ctx: ForwardContext) => identity(adapter.blockOutput ? adapter.blockOutput(layer, h, ctx) : h),
   };
   return { hooks, peak: () => peak };
@@ -111,7 +113,22 @@ describe.each([
 
 describe('activation checkpointing with dropout', () => {
   it('recomputes with the same dropout masks when the step fixes a dropout seed', () => {
-    const adapter = createAdapter(model, { type: 'lora', r: 4, lora_alpha: 8, lora_dropout: 0.3, target_modules: ['q_proj', 'v_proj', 'down_proj'], layers_to_transform: null, use_rslora: false, use_dora: false, init_lora_weights: false, bias: 'none' }, 11);
+    const adapter = createAdapter(
+      model,
+      {
+        type: 'lora',
+        r: 4,
+        lora_alpha: 8,
+        lora_dropout: 0.3,
+        target_modules: ['q_proj', 'v_proj', 'down_proj'],
+        layers_to_transform: null,
+        use_rslora: false,
+        use_dora: false,
+        init_lora_weights: false,
+        bias: 'none',
+      },
+      11,
+    );
     const a = computeGradients(model, adapter, [batch], false, 1234);
     const b = computeGradients(model, adapter, [batch], true, 1234);
     const c = computeGradients(model, adapter, [batch], false, 999);

@@ -26,8 +26,17 @@ function loraRecipe(dir: string, training: Record<string, unknown> = {}, more: R
     adapter: { type: 'lora', r: 4, lora_alpha: 8, lora_dropout: 0.1, target_modules: ['q_proj', 'v_proj', 'down_proj'] },
     data: { path: path.join(repoRoot, 'datasets/alice_qa.jsonl'), format: 'prompt_completion', max_length: 32 },
     training: {
-      max_steps: 4, batch_size: 2, gradient_accumulation_steps: 2, learning_rate: 1e-2, lr_scheduler: 'cosine', warmup_steps: 1,
-      save_every_steps: 2, max_grad_norm: 1.0, seed: 7, weight_decay: 0.01, ...training,
+      max_steps: 4,
+      batch_size: 2,
+      gradient_accumulation_steps: 2,
+      learning_rate: 1e-2,
+      lr_scheduler: 'cosine',
+      warmup_steps: 1,
+      save_every_steps: 2,
+      max_grad_norm: 1.0,
+      seed: 7,
+      weight_decay: 0.01,
+      ...training,
     },
     logging: { every_steps: 1 },
     output: { dir, export: [] },
@@ -49,7 +58,11 @@ describe('resume', () => {
     straight.dispose();
     expect(a.losses).toHaveLength(4);
     expect(a.interrupted).toBeNull();
-    expect(readdirSync(straightDir).filter((f) => f.startsWith('checkpoint-')).sort()).toEqual(['checkpoint-2', 'checkpoint-4']);
+    expect(
+      readdirSync(straightDir)
+        .filter((f) => f.startsWith('checkpoint-'))
+        .sort(),
+    ).toEqual(['checkpoint-2', 'checkpoint-4']);
 
     // Stop after step 1 — not a save_every_steps boundary, so the stop itself must save.
     const dir = tmp('resumed');
@@ -82,18 +95,22 @@ describe('resume', () => {
     // One run after the other: the engine's peak is process-wide.
     const runs = [];
     for (const on of [false, true]) {
-      const t = await Trainer.fromRecipe(loraRecipe(tmp(`ckpt-${on}`), { max_steps: 2, save_every_steps: null }, adapter), [`model.activation_checkpointing=${on}`]);
+      const t = await Trainer.fromRecipe(loraRecipe(tmp(`ckpt-${on}`), { max_steps: 2, save_every_steps: null }, adapter), [
+        `model.activation_checkpointing=${on}`,
+      ]);
       const gradNorms: number[] = [];
       let peak = -1;
       const held = activeDevice().memory().inUse; // weights and adapter, before any step
       t.on('step', (e) => gradNorms.push(e.gradNorm));
-      t.on('end', (e) => { peak = e.measuredPeakBytes; });
+      t.on('end', (e) => {
+        peak = e.measuredPeakBytes;
+      });
       const s = await t.train({ handleSignals: false });
       const weights = [...t.adapter.variables].map(([k, v]) => [k, Array.from(v.dataSync())]);
       t.dispose();
       runs.push({ losses: s.losses, gradNorms, weights, peak, held });
     }
-    const [plain, ckpt] = runs as [typeof runs[0], typeof runs[0]];
+    const [plain, ckpt] = runs as [(typeof runs)[0], (typeof runs)[0]];
     expect(ckpt.losses).toEqual(plain.losses);
     // Equal gradients: equal norms, and equal weights after two updates of every variable
     // (a variable missing from its layer's checkpoint list would get no gradient and not move).
@@ -107,7 +124,10 @@ describe('resume', () => {
     // excess — at most 2/3 may remain. Measured: about half remains (LoRA 6.3 of 13.1 MB,
     // LoReFT 6.3 of 12.0 MB).
     expect(ckpt.held).toBe(plain.held);
-    expect(ckpt.peak - ckpt.held, `peak above held: ${ckpt.peak - ckpt.held} bytes checkpointed vs ${plain.peak - plain.held} plain`).toBeLessThan((plain.peak - plain.held) * (2 / 3));
+    expect(
+      ckpt.peak - ckpt.held,
+      `peak above held: ${ckpt.peak - ckpt.held} bytes checkpointed vs ${plain.peak - plain.held} plain`,
+    ).toBeLessThan((plain.peak - plain.held) * (2 / 3));
   });
 
   it('refuses what it cannot resume, saying why', async () => {
@@ -117,14 +137,26 @@ describe('resume', () => {
     await t.train({ handleSignals: false });
     t.dispose();
     const other = await Trainer.fromRecipe(loraRecipe(dir, { max_steps: 1, save_every_steps: null, learning_rate: 5e-3 }));
-    await expect(other.train({ resume: path.join(dir, 'checkpoint-1'), handleSignals: false })).rejects.toThrow(/schedule \(cosine, lr 0\.01.*differs from this recipe's \(cosine, lr 0\.005/);
+    await expect(other.train({ resume: path.join(dir, 'checkpoint-1'), handleSignals: false })).rejects.toThrow(
+      /schedule \(cosine, lr 0\.01.*differs from this recipe's \(cosine, lr 0\.005/,
+    );
     other.dispose();
-    const edited = await Trainer.fromRecipe(loraRecipe(dir, { max_steps: 1, save_every_steps: null }, { adapter: { type: 'lora', r: 8, target_modules: ['q_proj', 'v_proj', 'down_proj'] } }));
-    await expect(edited.train({ resume: true, handleSignals: false })).rejects.toThrow(/checkpoint-1: this recipe changes how the run trains since its checkpoint: adapter\.r 4 → 8, adapter\.lora_dropout 0\.1 → 0; /);
+    const edited = await Trainer.fromRecipe(
+      loraRecipe(
+        dir,
+        { max_steps: 1, save_every_steps: null },
+        { adapter: { type: 'lora', r: 8, target_modules: ['q_proj', 'v_proj', 'down_proj'] } },
+      ),
+    );
+    await expect(edited.train({ resume: true, handleSignals: false })).rejects.toThrow(
+      /checkpoint-1: this recipe changes how the run trains since its checkpoint: adapter\.r 4 → 8, adapter\.lora_dropout 0\.1 → 0; /,
+    );
     edited.dispose();
     // Asked for with --set, the new rank still cannot take the checkpoint's weights.
     const lora8 = await Trainer.fromRecipe(loraRecipe(dir, { max_steps: 1, save_every_steps: null }), ['adapter.r=8']);
-    await expect(lora8.train({ resume: true, handleSignals: false })).rejects.toThrow(/checkpoint-1: '.*' is \[4, \d+\] in the checkpoint but \[8, \d+\] in this adapter/);
+    await expect(lora8.train({ resume: true, handleSignals: false })).rejects.toThrow(
+      /checkpoint-1: '.*' is \[4, \d+\] in the checkpoint but \[8, \d+\] in this adapter/,
+    );
     lora8.dispose();
   });
 });
@@ -132,9 +164,15 @@ describe('resume', () => {
 describe('a run', () => {
   it('reports events, evaluates, writes TensorBoard scalars and a complete checkpoint', async () => {
     const dir = tmp('events');
-    const t = await Trainer.fromRecipe(loraRecipe(dir, { max_steps: 2, gradient_accumulation_steps: 1, eval_every_steps: 1, save_every_steps: null }, {
-      data: { path: path.join(repoRoot, 'datasets/alice_qa.jsonl'), format: 'prompt_completion', max_length: 32, eval: { split: 0.1 } },
-    }));
+    const t = await Trainer.fromRecipe(
+      loraRecipe(
+        dir,
+        { max_steps: 2, gradient_accumulation_steps: 1, eval_every_steps: 1, save_every_steps: null },
+        {
+          data: { path: path.join(repoRoot, 'datasets/alice_qa.jsonl'), format: 'prompt_completion', max_length: 32, eval: { split: 0.1 } },
+        },
+      ),
+    );
     const events = record(t);
     const live: number[] = [];
     t.on('step', () => live.push(tf.memory().numTensors));
@@ -143,7 +181,13 @@ describe('a run', () => {
     expect(events.map((x) => x.name)).toEqual(['start', 'step', 'eval', 'step', 'eval', 'save', 'end']);
     expect(live[1]).toBe(live[0]); // steps and evaluations leave no tensors behind
     const start = events[0]!.e as TrainerEvents['start'];
-    expect(start).toMatchObject({ totalSteps: 2, step: 0, resumedFrom: null, backend: 'cpu', precision: { requested: 'auto', effective: 'fp32' } });
+    expect(start).toMatchObject({
+      totalSteps: 2,
+      step: 0,
+      resumedFrom: null,
+      backend: 'cpu',
+      precision: { requested: 'auto', effective: 'fp32' },
+    });
     // data.eval.split 0.1 holds out a tenth of the examples (rounded), the rest train.
     expect(start.evalExamples).toBe(Math.round((start.examples + start.evalExamples) * 0.1));
     expect(start.evalExamples).toBeGreaterThan(0);
@@ -159,7 +203,13 @@ describe('a run', () => {
     expect(events[6]).toMatchObject({ name: 'end', e: { step: 2, interrupted: null, runDir: dir } });
 
     const ck = path.join(dir, 'checkpoint-2');
-    expect(readdirSync(ck).sort()).toEqual(['adapter_state.safetensors', 'checksums.json', 'optimizer.safetensors', 'recipe.yaml', 'trainer_state.json']);
+    expect(readdirSync(ck).sort()).toEqual([
+      'adapter_state.safetensors',
+      'checksums.json',
+      'optimizer.safetensors',
+      'recipe.yaml',
+      'trainer_state.json',
+    ]);
     const state = JSON.parse(readFileSync(path.join(ck, 'trainer_state.json'), 'utf8'));
     expect(state).toMatchObject({ step: 2, totalSteps: 2, data: { epoch: 0, index: 2 }, losses: s.losses });
     expect(readdirSync(dir).some((f) => f.startsWith('.'))).toBe(false); // no temporary leftovers
@@ -176,11 +226,20 @@ describe('a run', () => {
   it('trains for whole epochs when max_steps is not set, an epoch ending with a short accumulation', async () => {
     const dir = tmp('epochs');
     const data = path.join(dir, 'six.jsonl');
-    writeFileSync(data, Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `Q: number ${i}?\nA:`, completion: ` It is ${i}.` })).join('\n'));
+    writeFileSync(
+      data,
+      Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `Q: number ${i}?\nA:`, completion: ` It is ${i}.` })).join('\n'),
+    );
     // 6 examples / batch 2 = 3 micro-batches an epoch; accumulation 2 → steps of 2 and 1 micro-batches.
-    const t = await Trainer.fromRecipe(loraRecipe(dir, { max_steps: null, epochs: 2, save_every_steps: null }, {
-      data: { path: data, format: 'prompt_completion', max_length: 32 },
-    }));
+    const t = await Trainer.fromRecipe(
+      loraRecipe(
+        dir,
+        { max_steps: null, epochs: 2, save_every_steps: null },
+        {
+          data: { path: data, format: 'prompt_completion', max_length: 32 },
+        },
+      ),
+    );
     const steps: TrainerEvents['step'][] = [];
     t.on('step', (e) => steps.push(e));
     const s = await t.train({ handleSignals: false });
@@ -194,12 +253,19 @@ describe('a run', () => {
 
   it('exports PEFT and merged folders that reproduce the trained adapter', async () => {
     const dir = tmp('exports');
-    const t = await Trainer.fromRecipe(loraRecipe(dir, { max_steps: 2, gradient_accumulation_steps: 1, save_every_steps: null, max_grad_norm: null }, { output: { dir, export: ['peft', 'merged'] } }));
+    const t = await Trainer.fromRecipe(
+      loraRecipe(
+        dir,
+        { max_steps: 2, gradient_accumulation_steps: 1, save_every_steps: null, max_grad_norm: null },
+        { output: { dir, export: ['peft', 'merged'] } },
+      ),
+    );
     const s = await t.train({ handleSignals: false });
     expect(s.exports).toEqual({ peft: path.join(dir, 'peft'), merged: path.join(dir, 'merged') });
 
     const peft = await loadAdapter(path.join(dir, 'peft'), t.model);
-    for (const [name, v] of t.adapter.variables) expect(Array.from(peft.variables.get(name)!.dataSync()), name).toEqual(Array.from(v.dataSync()));
+    for (const [name, v] of t.adapter.variables)
+      expect(Array.from(peft.variables.get(name)!.dataSync()), name).toEqual(Array.from(v.dataSync()));
     peft.dispose();
 
     const ids = [[5, 17, 99, 301, 42, 7, 250, 11]];
@@ -214,17 +280,27 @@ describe('a run', () => {
 
     // Exporting from the run's checkpoint gives the same adapter.
     const again = await exportCheckpoint(dir, 'peft', path.join(dir, 'again'));
-    expect(readFileSync(path.join(again, 'adapter_model.safetensors'))).toEqual(readFileSync(path.join(dir, 'peft', 'adapter_model.safetensors')));
-    await expect(t.export('pyreft', path.join(dir, 'x'))).rejects.toThrow(/export 'pyreft' does not hold a LoRA adapter: use 'peft' or 'merged'/);
+    expect(readFileSync(path.join(again, 'adapter_model.safetensors'))).toEqual(
+      readFileSync(path.join(dir, 'peft', 'adapter_model.safetensors')),
+    );
+    await expect(t.export('pyreft', path.join(dir, 'x'))).rejects.toThrow(
+      /export 'pyreft' does not hold a LoRA adapter: use 'peft' or 'merged'/,
+    );
     t.dispose();
   });
 
   it('trains LoReFT and exports a pyreft folder that loads back', async () => {
     const dir = tmp('loreft');
-    const t = await Trainer.fromRecipe(loraRecipe(dir, { max_steps: 2, gradient_accumulation_steps: 1, save_every_steps: null }, {
-      adapter: { type: 'loreft', rank: 2, layers: [0, 2], positions: 'f2+l2', dropout: 0.05 },
-      output: { dir, export: ['pyreft'] },
-    }));
+    const t = await Trainer.fromRecipe(
+      loraRecipe(
+        dir,
+        { max_steps: 2, gradient_accumulation_steps: 1, save_every_steps: null },
+        {
+          adapter: { type: 'loreft', rank: 2, layers: [0, 2], positions: 'f2+l2', dropout: 0.05 },
+          output: { dir, export: ['pyreft'] },
+        },
+      ),
+    );
     const s = await t.train({ handleSignals: false });
     expect(s.losses.every((l) => Number.isFinite(l))).toBe(true);
     const back = await loadAdapter(path.join(dir, 'pyreft'), t.model);

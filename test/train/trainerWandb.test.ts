@@ -21,7 +21,10 @@ const savedEnv = { key: process.env.WANDB_API_KEY, url: process.env.WANDB_BASE_U
 afterEach(async () => {
   await fake?.close();
   fake = null;
-  for (const [name, value] of [['WANDB_API_KEY', savedEnv.key], ['WANDB_BASE_URL', savedEnv.url]] as const) {
+  for (const [name, value] of [
+    ['WANDB_API_KEY', savedEnv.key],
+    ['WANDB_BASE_URL', savedEnv.url],
+  ] as const) {
     if (value === undefined) delete process.env[name];
     else process.env[name] = value;
   }
@@ -48,7 +51,9 @@ function recipe(dir: string, training: Record<string, unknown> = {}) {
 const withoutClock = ({ _runtime, _timestamp, ...row }: Record<string, unknown>) => row;
 
 describe('logging.wandb', () => {
-  it('logs the window loss, lr, grad norm, tokens/s and eval loss/perplexity at their steps, with the resolved recipe as config', { timeout: 60_000 }, async () => {
+  it('logs the window loss, lr, grad norm, tokens/s and eval loss/perplexity at their steps, with the resolved recipe as config', {
+    timeout: 60_000,
+  }, async () => {
     const server = await serve();
     const trainer = await Trainer.fromRecipe(recipe(tmp('wandb-run')));
     const steps: Array<{ step: number; windowLoss: number; lr: number; gradNorm: number; tokensPerSec: number }> = [];
@@ -56,7 +61,9 @@ describe('logging.wandb', () => {
     const warnings: string[] = [];
     trainer.on('step', (e) => steps.push(e));
     trainer.on('eval', (e) => evals.push(e));
-    trainer.on('warning', (e) => { if (e.message.startsWith('logging.wandb')) warnings.push(e.message); });
+    trainer.on('warning', (e) => {
+      if (e.message.startsWith('logging.wandb')) warnings.push(e.message);
+    });
     const summary = await trainer.train({ handleSignals: false });
     trainer.dispose();
     expect(summary.steps).toBe(4);
@@ -87,7 +94,9 @@ describe('logging.wandb', () => {
     expect(warnings).toEqual([]);
   });
 
-  it('finishes the W&B run as interrupted when the run is stopped, leaving the process its own signal handling', { timeout: 60_000 }, async () => {
+  it('finishes the W&B run as interrupted when the run is stopped, leaving the process its own signal handling', {
+    timeout: 60_000,
+  }, async () => {
     const server = await serve();
     const trainer = await Trainer.fromRecipe(recipe(tmp('wandb-stop')));
     const sigints = process.listenerCount('SIGINT');
@@ -107,7 +116,9 @@ describe('logging.wandb', () => {
     const server = await serve();
     const trainer = await Trainer.fromRecipe(recipe(tmp('wandb-down')));
     const warnings: string[] = [];
-    trainer.on('warning', (e) => { if (e.message.startsWith('logging.wandb')) warnings.push(e.message); });
+    trainer.on('warning', (e) => {
+      if (e.message.startsWith('logging.wandb')) warnings.push(e.message);
+    });
     trainer.on('step', (e) => {
       if (e.step === 1) server.failFromNow();
     });
@@ -116,10 +127,14 @@ describe('logging.wandb', () => {
     expect(summary.steps).toBe(4);
     expect(summary.interrupted).toBeNull();
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/^logging\.wandb: the W&B server at http:\/\/127\.0\.0\.1:\d+ failed \(.+\); training goes on, but metrics of run tester\/alice\/\w+ may be missing there \(later failures are not repeated\)$/);
+    expect(warnings[0]).toMatch(
+      /^logging\.wandb: the W&B server at http:\/\/127\.0\.0\.1:\d+ failed \(.+\); training goes on, but metrics of run tester\/alice\/\w+ may be missing there \(later failures are not repeated\)$/,
+    );
   });
 
-  it('stops before anything is written when the key is missing or the server cannot be reached (exit 2, one line)', { timeout: 60_000 }, async () => {
+  it('stops before anything is written when the key is missing or the server cannot be reached (exit 2, one line)', {
+    timeout: 60_000,
+  }, async () => {
     const dir = tmp('wandb-cli');
     const file = tinyRecipe(dir, 'max_steps: 2');
     const before = snapshot(dir);
@@ -127,14 +142,22 @@ describe('logging.wandb', () => {
 
     delete process.env.WANDB_API_KEY;
     const noKey = await trainInProcess(['--recipe', file, ...set]);
-    expectOneLineError(noKey, /^error: logging\.wandb: WANDB_API_KEY is not set; export your W&B API key \(from <W&B server>\/authorize\) as WANDB_API_KEY, or set logging\.wandb: null$/);
+    expectOneLineError(
+      noKey,
+      /^error: logging\.wandb: WANDB_API_KEY is not set; export your W&B API key \(from <W&B server>\/authorize\) as WANDB_API_KEY, or set logging\.wandb: null$/,
+    );
 
     const server = await serve();
     const url = server.url;
     await server.close();
     fake = null;
     const unreachable = await trainInProcess(['--recipe', file, ...set]);
-    expectOneLineError(unreachable, new RegExp(`^error: logging\\.wandb: cannot reach the W&B server at ${url.replace(/\./g, '\\.')} \\(fetch failed \\(ECONNREFUSED\\)\\); check WANDB_BASE_URL`));
+    expectOneLineError(
+      unreachable,
+      new RegExp(
+        `^error: logging\\.wandb: cannot reach the W&B server at ${url.replace(/\./g, '\\.')} \\(fetch failed \\(ECONNREFUSED\\)\\); check WANDB_BASE_URL`,
+      ),
+    );
 
     expect(snapshot(dir)).toEqual(before);
     expect(existsSync(path.join(dir, 'run'))).toBe(false);

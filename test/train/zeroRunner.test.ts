@@ -41,8 +41,14 @@ describe('data-parallel strategies match one process', () => {
   });
 
   it.each([
-    ['ddp', 2], ['zero1', 2], ['zero2', 2], ['zero3', 2],
-    ['ddp', 3], ['zero1', 3], ['zero2', 3], ['zero3', 3],
+    ['ddp', 2],
+    ['zero1', 2],
+    ['zero2', 2],
+    ['zero3', 2],
+    ['ddp', 3],
+    ['zero1', 3],
+    ['zero2', 3],
+    ['zero3', 3],
   ])('%s on %i ranks: 10 losses and the exported adapter', async (strategy, world) => {
     const dir = tmp(`${strategy}-${world}`);
     const runs = await trainRanks(world, distRecipe(dir), [`distributed.strategy=${strategy}`]);
@@ -62,7 +68,11 @@ describe('data-parallel strategies match one process', () => {
   // QLoRA's adapter gets 1e-4: its first AdamW steps move each weight by ±lr·sign(g), and a few
   // near-zero gradient elements change sign with the order of the ranks' sums (ddp: the same 4.7e-5).
   it.each([
-    ['QLoRA (NF4 bytes sharded), activation checkpointing', ['model.activation_checkpointing=true', 'model.quantization={"type":"nf4"}'], 1e-4],
+    [
+      'QLoRA (NF4 bytes sharded), activation checkpointing',
+      ['model.activation_checkpointing=true', 'model.quantization={"type":"nf4"}'],
+      1e-4,
+    ],
     ['dense, activation checkpointing', ['model.activation_checkpointing=true'], 1e-5],
   ])('zero3 with %s on 2 ranks trains what one process trains', async (_what, sets, tolerance) => {
     const training = { max_steps: 3, save_every_steps: null };
@@ -77,7 +87,9 @@ describe('data-parallel strategies match one process', () => {
   it('a signal seen by one rank stops every rank after the same step; rank 0 saves the checkpoint', async () => {
     const dir = tmp('stop');
     const comms = loopbackGroup(2, { timeoutMs: 60_000 });
-    const trainers = await Promise.all(comms.map((communicator) => Trainer.fromRecipe(distRecipe(dir), ['distributed.strategy=zero1'], { communicator })));
+    const trainers = await Promise.all(
+      comms.map((communicator) => Trainer.fromRecipe(distRecipe(dir), ['distributed.strategy=zero1'], { communicator })),
+    );
     trainers[1]!.on('step', (e) => {
       if (e.step === 2) trainers[1]!.stop('SIGTERM');
     });
@@ -90,11 +102,17 @@ describe('data-parallel strategies match one process', () => {
   });
 
   // World 0: one plain process, no communicator.
-  it.each([['zero2', 0], ['zero2', 3], ['zero1', 0]])('a 2-rank %s checkpoint resumes on %i ranks (0: one plain process) and continues as the run would', async (strategy, world) => {
+  it.each([
+    ['zero2', 0],
+    ['zero2', 3],
+    ['zero1', 0],
+  ])('a 2-rank %s checkpoint resumes on %i ranks (0: one plain process) and continues as the run would', async (strategy, world) => {
     const dir = tmp(`resume-${strategy}-${world}`);
     const first = await trainRanks(2, distRecipe(dir, { max_steps: 10 }), [`distributed.strategy=${strategy}`], { exports: false });
     expect(existsSync(path.join(dir, 'checkpoint-5'))).toBe(true);
-    const resumed = await trainRanks(world, distRecipe(dir), world === 0 ? [] : [`distributed.strategy=${strategy}`], { resume: path.join(dir, 'checkpoint-5') });
+    const resumed = await trainRanks(world, distRecipe(dir), world === 0 ? [] : [`distributed.strategy=${strategy}`], {
+      resume: path.join(dir, 'checkpoint-5'),
+    });
     expectSameLosses(resumed[0]!.losses, first[0]!.losses);
     expectSameLosses(resumed[0]!.losses, reference.losses);
     expectSameAdapter(path.join(dir, ADAPTER), path.join(referenceDir, ADAPTER));

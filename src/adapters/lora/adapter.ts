@@ -29,7 +29,12 @@ export class LoraAdapter implements Adapter {
   private readonly siteIndex = new Map<string, number>();
   private readonly dropoutRng: Rng;
 
-  private constructor(readonly config: LoraConfig, readonly modelType: string, layers: LoraLayer[], seed: number) {
+  private constructor(
+    readonly config: LoraConfig,
+    readonly modelType: string,
+    layers: LoraLayer[],
+    seed: number,
+  ) {
     for (const layer of layers) {
       const name = layer.target.site.name;
       this.layers.set(name, layer);
@@ -67,7 +72,9 @@ export class LoraAdapter implements Adapter {
       const t = tensors.get(key);
       if (!t) throw new AdapterError(`${file}: missing tensor '${key}' for ${what}`);
       if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-        throw new AdapterError(`${file}: tensor '${key}' has shape [${t.shape.join(', ')}] but this model needs [${shape.join(', ')}] (${what})`);
+        throw new AdapterError(
+          `${file}: tensor '${key}' has shape [${t.shape.join(', ')}] but this model needs [${shape.join(', ')}] (${what})`,
+        );
       }
       used.add(key);
       return t.data;
@@ -165,7 +172,14 @@ function withFanInFanOut(config: LoraConfig, targets: LoraTarget[]): LoraConfig 
   return { ...config, fan_in_fan_out: targets.some((t) => t.site.fanInFanOut) };
 }
 
-function makeLayer(host: AdapterHost, config: LoraConfig, t: LoraTarget, a: Float32Array, b: Float32Array, magnitude: Float32Array | null): LoraLayer {
+function makeLayer(
+  host: AdapterHost,
+  config: LoraConfig,
+  t: LoraTarget,
+  a: Float32Array,
+  b: Float32Array,
+  magnitude: Float32Array | null,
+): LoraLayer {
   const { inFeatures: inF, outFeatures: outF } = t.site;
   const A = trainableVariable(a, [t.r, inF]);
   const B = trainableVariable(b, [outF, t.r]);

@@ -101,10 +101,14 @@ export function parseLoraConfig(raw: Raw, where: string): LoraConfig {
   };
   const has = (k: string): boolean => raw[k] !== undefined;
   if (has('r')) c.r = Number.isInteger(raw.r) && (raw.r as number) > 0 ? (raw.r as number) : bad('r', 'a positive integer');
-  if (has('lora_alpha')) c.lora_alpha = isNum(raw.lora_alpha) && (raw.lora_alpha as number) > 0 ? (raw.lora_alpha as number) : bad('lora_alpha', 'a positive number');
+  if (has('lora_alpha'))
+    c.lora_alpha =
+      isNum(raw.lora_alpha) && (raw.lora_alpha as number) > 0 ? (raw.lora_alpha as number) : bad('lora_alpha', 'a positive number');
   if (has('lora_dropout')) {
-    c.lora_dropout = isNum(raw.lora_dropout) && (raw.lora_dropout as number) >= 0 && (raw.lora_dropout as number) < 1
-      ? (raw.lora_dropout as number) : bad('lora_dropout', 'a probability in [0, 1)');
+    c.lora_dropout =
+      isNum(raw.lora_dropout) && (raw.lora_dropout as number) >= 0 && (raw.lora_dropout as number) < 1
+        ? (raw.lora_dropout as number)
+        : bad('lora_dropout', 'a probability in [0, 1)');
   }
   if (has('target_modules') && raw.target_modules !== null) {
     const t = raw.target_modules;
@@ -114,7 +118,8 @@ export function parseLoraConfig(raw: Raw, where: string): LoraConfig {
   }
   if (has('exclude_modules') && raw.exclude_modules !== null) {
     const t = raw.exclude_modules;
-    c.exclude_modules = typeof t === 'string' ? t : isStrList(t) ? [...t] : bad('exclude_modules', 'a list of module names or a regular expression string');
+    c.exclude_modules =
+      typeof t === 'string' ? t : isStrList(t) ? [...t] : bad('exclude_modules', 'a list of module names or a regular expression string');
   }
   if (has('layers_to_transform') && raw.layers_to_transform !== null) {
     const l = raw.layers_to_transform;
@@ -124,7 +129,8 @@ export function parseLoraConfig(raw: Raw, where: string): LoraConfig {
   }
   if (has('layers_pattern') && raw.layers_pattern !== null) {
     const p = raw.layers_pattern;
-    c.layers_pattern = typeof p === 'string' ? p : isStrList(p) ? [...p] : bad('layers_pattern', "a name such as 'layers' or a list of names");
+    c.layers_pattern =
+      typeof p === 'string' ? p : isStrList(p) ? [...p] : bad('layers_pattern', "a name such as 'layers' or a list of names");
   }
   for (const key of ['rank_pattern', 'alpha_pattern'] as const) {
     if (!has(key) || raw[key] === null) continue;
@@ -132,7 +138,9 @@ export function parseLoraConfig(raw: Raw, where: string): LoraConfig {
     if (typeof p !== 'object' || Array.isArray(p)) bad(key, 'an object mapping module-name patterns to numbers');
     for (const [k, v] of Object.entries(p as Raw)) {
       if (!(isNum(v) && (v as number) > 0 && (key === 'alpha_pattern' || Number.isInteger(v)))) {
-        throw new AdapterError(`${where}: '${key}.${k}' is ${JSON.stringify(v)}; expected a positive ${key === 'rank_pattern' ? 'integer' : 'number'}`);
+        throw new AdapterError(
+          `${where}: '${key}.${k}' is ${JSON.stringify(v)}; expected a positive ${key === 'rank_pattern' ? 'integer' : 'number'}`,
+        );
       }
       c[key][k] = v as number;
     }
@@ -143,7 +151,8 @@ export function parseLoraConfig(raw: Raw, where: string): LoraConfig {
     if (typeof i === 'boolean' || i === 'gaussian') c.init_lora_weights = i;
     else bad('init_lora_weights', "true (kaiming-uniform A, zero B), 'gaussian' or false");
   }
-  if (has('fan_in_fan_out')) c.fan_in_fan_out = typeof raw.fan_in_fan_out === 'boolean' ? raw.fan_in_fan_out : bad('fan_in_fan_out', 'true or false');
+  if (has('fan_in_fan_out'))
+    c.fan_in_fan_out = typeof raw.fan_in_fan_out === 'boolean' ? raw.fan_in_fan_out : bad('fan_in_fan_out', 'true or false');
   if (has('bias') && raw.bias !== 'none') bad('bias', "'none' (training biases with LoRA is not supported)");
   if (has('use_dora')) c.use_dora = typeof raw.use_dora === 'boolean' ? raw.use_dora : bad('use_dora', 'true or false');
   return c;

@@ -16,14 +16,19 @@ import { loraDelta } from '../../ops/loraDelta.js';
 import { philoxDropout } from '../philoxDropout.js';
 
 /** The identity forward with no gradient (torch's `.detach()`). */
-const detach = tf.customGrad(((x: Tensor) => ({ value: x.clone(), gradFunc: (dy: Tensor) => tf.zerosLike(dy) })) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: Tensor) => Tensor;
+const detach = tf.customGrad(((x: Tensor) => ({ value: x.clone(), gradFunc: (dy: Tensor) => tf.zerosLike(dy) })) as unknown as Parameters<
+  typeof tf.customGrad
+>[0]) as (x: Tensor) => Tensor;
 
 /**
  * DoRA's part of a layer: the learned magnitude [out], and how to make the frozen base weight as
  * [out, in] f32 — only apply() needs it (the composed path); the fused decoder halves read the
  * decoder's own weight, so on cuda the copy (4 bytes a base parameter) is never made.
  */
-export interface DoraParts { magnitude: tf.Variable; baseWeight: () => Tensor }
+export interface DoraParts {
+  magnitude: tf.Variable;
+  baseWeight: () => Tensor;
+}
 
 export class LoraLayer {
   /** DoRA's base weight as apply() made it on first use, kept for later calls. */
@@ -67,7 +72,13 @@ export class LoraLayer {
    * forward, which a fused op cannot draw once for both its passes.
    */
   plan(training: boolean, dropoutSeed: number | undefined): LinearAdapterPlan {
-    const lora = { kind: 'lora' as const, A: this.A, B: this.B, scaling: this.scaling, ...(this.dora ? { magnitude: this.dora.magnitude } : {}) };
+    const lora = {
+      kind: 'lora' as const,
+      A: this.A,
+      B: this.B,
+      scaling: this.scaling,
+      ...(this.dora ? { magnitude: this.dora.magnitude } : {}),
+    };
     if (!training || this.dropout === 0) return lora;
     if (dropoutSeed === undefined) return { kind: 'composed', reason: 'LoRA dropout without a per-forward dropout seed (ctx.dropoutSeed)' };
     return { ...lora, dropout: { rate: this.dropout, seed: dropoutSeed } };

@@ -21,7 +21,12 @@ export interface PeftExportMeta {
  * adapter_config.json for a LoRA adapter. `targets` are the modules the adapter holds:
  * 'all-linear' is written as their full names, as PEFT itself expands it.
  */
-export function loraToPeftConfig(config: LoraConfig, modelType: string, targets: LoraTarget[], meta: PeftExportMeta): Record<string, unknown> {
+export function loraToPeftConfig(
+  config: LoraConfig,
+  modelType: string,
+  targets: LoraTarget[],
+  meta: PeftExportMeta,
+): Record<string, unknown> {
   const resolved = resolveTargetModules(config, modelType);
   const targetModules = typeof resolved === 'string' && resolved.toLowerCase() === ALL_LINEAR ? targets.map((t) => t.site.name) : resolved;
   const fields: Record<string, unknown> = {
@@ -73,10 +78,18 @@ export function loraToPeftConfig(config: LoraConfig, modelType: string, targets:
 /** Options whose non-default values change the adapter's math or the base model. */
 const REFUSED: Array<[key: string, isDefault: (v: unknown) => boolean, why: string]> = [
   ['lora_bias', (v) => v === false || v == null, 'LoRA biases (lora_bias) are not supported'],
-  ['modules_to_save', (v) => v == null || (Array.isArray(v) && v.length === 0), 'fully trained extra modules (modules_to_save) are not supported'],
+  [
+    'modules_to_save',
+    (v) => v == null || (Array.isArray(v) && v.length === 0),
+    'fully trained extra modules (modules_to_save) are not supported',
+  ],
   ['layer_replication', (v) => v == null, 'layer_replication is not supported'],
   ['trainable_token_indices', (v) => v == null, 'trainable_token_indices is not supported'],
-  ['target_parameters', (v) => v == null || (Array.isArray(v) && v.length === 0), 'target_parameters (LoRA on raw parameters) is not supported'],
+  [
+    'target_parameters',
+    (v) => v == null || (Array.isArray(v) && v.length === 0),
+    'target_parameters (LoRA on raw parameters) is not supported',
+  ],
   ['use_qalora', (v) => v === false || v == null, 'QA-LoRA is not supported'],
   ['alora_invocation_tokens', (v) => v == null, 'activated LoRA (alora_invocation_tokens) is not supported'],
   ['use_bdlora', (v) => v == null || v === false, 'BD-LoRA is not supported'],
@@ -85,7 +98,11 @@ const REFUSED: Array<[key: string, isDefault: (v: unknown) => boolean, why: stri
   ['monteclora_config', (v) => v == null, 'MonteCLoRA is not supported'],
   ['arrow_config', (v) => v == null, 'Arrow routing is not supported'],
   ['megatron_config', (v) => v == null, 'Megatron parallel layers are not supported'],
-  ['loftq_config', (v) => v == null || (typeof v === 'object' && Object.keys(v as object).length === 0), 'LoftQ (which rewrites the base weights) is not supported'],
+  [
+    'loftq_config',
+    (v) => v == null || (typeof v === 'object' && Object.keys(v as object).length === 0),
+    'LoftQ (which rewrites the base weights) is not supported',
+  ],
 ];
 
 /** init_lora_weights values that only chose starting values (harmless once weights are loaded). */
@@ -107,7 +124,9 @@ export function loraFromPeftConfig(json: Record<string, unknown>, file: string):
   const init = raw.init_lora_weights;
   if (typeof init === 'string') {
     if (!INIT_ONLY.has(init.toLowerCase())) {
-      throw new AdapterError(`${file}: init_lora_weights '${init}' rewrites the base model's weights; typetune supports true, false, 'gaussian' (and loads 'eva'/'orthogonal')`);
+      throw new AdapterError(
+        `${file}: init_lora_weights '${init}' rewrites the base model's weights; typetune supports true, false, 'gaussian' (and loads 'eva'/'orthogonal')`,
+      );
     }
     raw.init_lora_weights = init.toLowerCase() === 'gaussian' ? 'gaussian' : true;
   }

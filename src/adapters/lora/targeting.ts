@@ -50,7 +50,8 @@ function matchesList(list: readonly string[], name: string): boolean {
 }
 
 function layerIndexOf(name: string, layersPattern: string[] | string | null): number | null {
-  const patterns = layersPattern === null || layersPattern.length === 0 ? null : typeof layersPattern === 'string' ? [layersPattern] : layersPattern;
+  const patterns =
+    layersPattern === null || layersPattern.length === 0 ? null : typeof layersPattern === 'string' ? [layersPattern] : layersPattern;
   if (patterns === null) {
     const m = /^.*?\.[^.]*\.(\d+)\./.exec(name);
     return m ? Number(m[1]) : null;
@@ -115,9 +116,13 @@ export function selectTargets(sites: readonly LinearSite[], config: LoraConfig, 
   if (Array.isArray(targets)) {
     // PEFT would adapt these too; typetune adapts decoder-layer projections only, so say so
     // rather than silently leave them out.
-    const head = targets.find((t) => UNSUPPORTED_MODULES.has(t.split('.').pop()!) && !sites.some((s) => s.name === t || s.name.endsWith(`.${t}`)));
+    const head = targets.find(
+      (t) => UNSUPPORTED_MODULES.has(t.split('.').pop()!) && !sites.some((s) => s.name === t || s.name.endsWith(`.${t}`)),
+    );
     if (head) {
-      throw new AdapterError(`LoRA target_modules entry '${head}' is an embedding or output head; typetune adapts the projections inside decoder layers only (${[...new Set(sites.map((s) => s.module))].join(', ')})`);
+      throw new AdapterError(
+        `LoRA target_modules entry '${head}' is an embedding or output head; typetune adapts the projections inside decoder layers only (${[...new Set(sites.map((s) => s.module))].join(', ')})`,
+      );
     }
   }
   const out: LoraTarget[] = [];

@@ -12,8 +12,15 @@ import { Rng } from '../random.js';
 import { dropoutSeed } from '../dropoutSeeds.js';
 import { type ReftConfig, type ReftInterventionType, parsePositions, positionGroups } from './config.js';
 import {
-  type InterventionValues, type InterventionVars, PARAM_NAMES, PYREFT_CLASS,
-  fromPyreftState, initIntervention, interventionForward, toPyreftState, toVariables,
+  type InterventionValues,
+  type InterventionVars,
+  PARAM_NAMES,
+  PYREFT_CLASS,
+  fromPyreftState,
+  initIntervention,
+  interventionForward,
+  toPyreftState,
+  toVariables,
 } from './interventions.js';
 import { orthonormalizeColumns } from './orthogonal.js';
 import { positionMask, positionRows } from './positions.js';
@@ -61,7 +68,11 @@ export class ReftAdapter implements Adapter {
   /** Row selectors of the current forward's positions, per group: every layer (and a checkpointed recomputation) reuses them. */
   private readonly selectors = new RowSelectors();
 
-  private constructor(readonly settings: ReftSettings, interventions: Intervention[], seed: number) {
+  private constructor(
+    readonly settings: ReftSettings,
+    interventions: Intervention[],
+    seed: number,
+  ) {
     this.interventions = interventions;
     const names = PARAM_NAMES[settings.intervention];
     for (const iv of interventions) {
@@ -94,7 +105,13 @@ export class ReftAdapter implements Adapter {
       }
     }
     const settings: ReftSettings = {
-      intervention: config.intervention, rank: config.rank, hidden, groups, dropout: config.dropout, act_fn: config.act_fn, add_bias: config.add_bias,
+      intervention: config.intervention,
+      rank: config.rank,
+      hidden,
+      groups,
+      dropout: config.dropout,
+      act_fn: config.act_fn,
+      add_bias: config.add_bias,
       positions: config.positions,
     };
     return new ReftAdapter(settings, interventions, seed);
@@ -105,13 +122,21 @@ export class ReftAdapter implements Adapter {
    * `options` supplies what pyreft does not save (dropout, act_fn, and positions when the
    * folder does not record them).
    */
-  static fromPyreft(host: AdapterHost, records: PyreftIntervention[], where: string, options: { dropout?: number; act_fn?: string | null; seed?: number; positions?: string } = {}): ReftAdapter {
+  static fromPyreft(
+    host: AdapterHost,
+    records: PyreftIntervention[],
+    where: string,
+    options: { dropout?: number; act_fn?: string | null; seed?: number; positions?: string } = {},
+  ): ReftAdapter {
     if (records.length === 0) throw new AdapterError(`${where}: holds no intervention`);
     const { hiddenSize: hidden, numLayers } = host.spec;
     const types = records.map((r) => interventionType(r.type, `${where}: intervention '${r.key}'`));
     const type = types[0]!;
     const mixed = types.findIndex((t) => t !== type);
-    if (mixed >= 0) throw new AdapterError(`${where}: mixes ${PYREFT_CLASS[type]} and ${PYREFT_CLASS[types[mixed]!]}; typetune loads one intervention type per adapter`);
+    if (mixed >= 0)
+      throw new AdapterError(
+        `${where}: mixes ${PYREFT_CLASS[type]} and ${PYREFT_CLASS[types[mixed]!]}; typetune loads one intervention type per adapter`,
+      );
     const interventions: Intervention[] = [];
     let rank = -1;
     let addBias = false;
@@ -120,14 +145,17 @@ export class ReftAdapter implements Adapter {
         const at = `${where}: intervention '${r.key}'`;
         const m = KEY_RE.exec(r.key);
         if (r.component !== 'block_output' || !m) {
-          throw new AdapterError(`${at}: component '${r.component}' is not supported; typetune intervenes on 'block_output' (keys layer_<L>_comp_block_output_unit_pos_nunit_1#<n>)`);
+          throw new AdapterError(
+            `${at}: component '${r.component}' is not supported; typetune intervenes on 'block_output' (keys layer_<L>_comp_block_output_unit_pos_nunit_1#<n>)`,
+          );
         }
         const layer = Number(m[1]);
         const group = Number(m[2]);
         if (layer !== r.layer) throw new AdapterError(`${at}: key names layer ${layer} but its representation says layer ${r.layer}`);
         if (layer >= numLayers) throw new AdapterError(`${at}: layer ${layer} does not exist: this model has layers 0..${numLayers - 1}`);
         if (group > 1) throw new AdapterError(`${at}: more than two interventions on one layer are not supported`);
-        if (r.embedDim !== hidden) throw new AdapterError(`${at}: acts on hidden size ${r.embedDim} but this model's hidden size is ${hidden}`);
+        if (r.embedDim !== hidden)
+          throw new AdapterError(`${at}: acts on hidden size ${r.embedDim} but this model's hidden size is ${hidden}`);
         const { values, rank: rk } = fromPyreftState(type, r.state, hidden, at);
         if (rank >= 0 && rk !== rank) throw new AdapterError(`${at}: rank ${rk} differs from the other interventions' ${rank}`);
         rank = rk;
@@ -136,13 +164,30 @@ export class ReftAdapter implements Adapter {
       }
       const groups = interventions.some((i) => i.group === 1) ? 2 : 1;
       if (groups === 2) {
-        const l0 = interventions.filter((i) => i.group === 0).map((i) => i.layer).sort().join();
-        const l1 = interventions.filter((i) => i.group === 1).map((i) => i.layer).sort().join();
-        if (l0 !== l1) throw new AdapterError(`${where}: first-position interventions (#0) are on layers [${l0}] but last-position ones (#1) on [${l1}]`);
+        const l0 = interventions
+          .filter((i) => i.group === 0)
+          .map((i) => i.layer)
+          .sort()
+          .join();
+        const l1 = interventions
+          .filter((i) => i.group === 1)
+          .map((i) => i.layer)
+          .sort()
+          .join();
+        if (l0 !== l1)
+          throw new AdapterError(
+            `${where}: first-position interventions (#0) are on layers [${l0}] but last-position ones (#1) on [${l1}]`,
+          );
       }
       if (options.positions !== undefined) checkPositionsFit(options.positions, groups, where);
       const settings: ReftSettings = {
-        intervention: type, rank, hidden, groups, dropout: options.dropout ?? 0, act_fn: options.act_fn ?? null, add_bias: addBias,
+        intervention: type,
+        rank,
+        hidden,
+        groups,
+        dropout: options.dropout ?? 0,
+        act_fn: options.act_fn ?? null,
+        add_bias: addBias,
         positions: options.positions,
       };
       return new ReftAdapter(settings, interventions, options.seed ?? 0);
@@ -167,13 +212,22 @@ export class ReftAdapter implements Adapter {
         if (ctx.training && this.settings.dropout > 0) {
           // Dropout draws its mask over every position, as it always has: edit all, keep the intervened.
           const mask = positionMask(ctx.positions, batch, seq, iv.group, this.settings.groups, layer);
-          const edited = tf.dropout(interventionForward(this.settings.intervention, iv.vars, prev.reshape([-1, hidden]), this.settings.act_fn),
-            this.settings.dropout, undefined, dropoutSeed(ctx, site, this.dropoutRng));
+          const edited = tf.dropout(
+            interventionForward(this.settings.intervention, iv.vars, prev.reshape([-1, hidden]), this.settings.act_fn),
+            this.settings.dropout,
+            undefined,
+            dropoutSeed(ctx, site, this.dropoutRng),
+          );
           return prev.add(mask.mul(edited.reshape([batch, seq, hidden]).sub(prev)));
         }
         // Only the intervened rows are edited (pyvene's gather → intervene → scatter): nothing of the
         // full sequence's size is kept for the backward pass but the block output itself.
-        const select = this.selectors.get(ctx.positions, iv.group, () => positionRows(ctx.positions, batch, seq, iv.group, this.settings.groups, layer), batch * seq);
+        const select = this.selectors.get(
+          ctx.positions,
+          iv.group,
+          () => positionRows(ctx.positions, batch, seq, iv.group, this.settings.groups, layer),
+          batch * seq,
+        );
         if (!select) return prev;
         const selected = tf.matMul(select.rows, prev.reshape([-1, hidden]), true, false);
         const edited = interventionForward(this.settings.intervention, iv.vars, selected, this.settings.act_fn);
@@ -185,7 +239,9 @@ export class ReftAdapter implements Adapter {
 
   /** The trainable tensors of one layer's interventions (for activation checkpointing). */
   layerVariables(layer: number): tf.Variable[] {
-    return this.interventions.filter((i) => i.layer === layer).flatMap((i) => Object.values(i.vars).filter((v): v is tf.Variable => v !== undefined));
+    return this.interventions
+      .filter((i) => i.layer === layer)
+      .flatMap((i) => Object.values(i.vars).filter((v): v is tf.Variable => v !== undefined));
   }
 
   /** QR retraction: R's rows (rotate_layer's columns) back to orthonormal after an optimiser step. */
@@ -237,7 +293,9 @@ export class ReftAdapter implements Adapter {
 function checkPositionsFit(positions: string, groups: 1 | 2, where: string): void {
   const { first, last } = parsePositions(positions, `${where}: positions`);
   if (groups === 2 && (first === 0 || last === 0)) {
-    throw new AdapterError(`${where}: positions "${positions}" name only ${first ? 'first' : 'last'} tokens, but the folder holds separate first- and last-position interventions (#0 and #1 per layer); use fN+lM, as it was trained`);
+    throw new AdapterError(
+      `${where}: positions "${positions}" name only ${first ? 'first' : 'last'} tokens, but the folder holds separate first- and last-position interventions (#0 and #1 per layer); use fN+lM, as it was trained`,
+    );
   }
 }
 
@@ -245,12 +303,20 @@ function checkPositionsFit(positions: string, groups: 1 | 2, where: string): voi
 export function interventionType(type: string, where: string): ReftInterventionType {
   const name = /([A-Za-z_]+Intervention)'?>?\s*$/.exec(type)?.[1] ?? type;
   for (const [t, cls] of Object.entries(PYREFT_CLASS)) if (cls === name) return t as ReftInterventionType;
-  throw new AdapterError(`${where}: intervention type ${JSON.stringify(type)} is not supported; typetune runs ${Object.values(PYREFT_CLASS).join(', ')}`);
+  throw new AdapterError(
+    `${where}: intervention type ${JSON.stringify(type)} is not supported; typetune runs ${Object.values(PYREFT_CLASS).join(', ')}`,
+  );
 }
 
 function valuesOf(vars: InterventionVars): InterventionValues {
   const read = (v: tf.Variable | undefined) => (v ? Float32Array.from(v.dataSync() as Float32Array) : undefined);
-  return { rotate: read(vars.rotate), proj: read(vars.proj), projBias: read(vars.projBias), weight: read(vars.weight)!, bias: read(vars.bias)! };
+  return {
+    rotate: read(vars.rotate),
+    proj: read(vars.proj),
+    projBias: read(vars.projBias),
+    weight: read(vars.weight)!,
+    bias: read(vars.bias)!,
+  };
 }
 
 function disposeVars(vars: InterventionVars): void {

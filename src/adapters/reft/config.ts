@@ -59,7 +59,10 @@ export const REFT_DEFAULTS: Omit<ReftConfig, 'intervention'> = {
 /** pyreft's parse_positions: `f3+l5` → {first: 3, last: 5}. */
 export function parsePositions(spec: string, where = 'positions'): { first: number; last: number } {
   const counts = typeof spec === 'string' ? parsePositionNotation(spec) : null;
-  if (!counts) throw new AdapterError(`${where}: ${JSON.stringify(spec)} is not a position spec; expected f<n>, l<n> or f<n>+l<m> (e.g. 'f1+l1', 'l1', 'f7+l7')`);
+  if (!counts)
+    throw new AdapterError(
+      `${where}: ${JSON.stringify(spec)} is not a position spec; expected f<n>, l<n> or f<n>+l<m> (e.g. 'f1+l1', 'l1', 'f7+l7')`,
+    );
   if (counts.first + counts.last === 0) throw new AdapterError(`${where}: ${JSON.stringify(spec)} selects no position`);
   return counts;
 }
@@ -83,7 +86,8 @@ export function parseReftConfig(raw: Raw, where: string): ReftConfig {
     bad(raw.intervention !== undefined ? 'intervention' : 'type', `one of ${REFT_TYPES.join(', ')}`);
   }
   const c: ReftConfig = { ...REFT_DEFAULTS, intervention: intervention as ReftInterventionType };
-  if (has('rank')) c.rank = Number.isInteger(raw.rank) && (raw.rank as number) > 0 ? (raw.rank as number) : bad('rank', 'a positive integer');
+  if (has('rank'))
+    c.rank = Number.isInteger(raw.rank) && (raw.rank as number) > 0 ? (raw.rank as number) : bad('rank', 'a positive integer');
   if (has('layers')) {
     const l = raw.layers;
     if (l === 'all') c.layers = 'all';
@@ -98,9 +102,11 @@ export function parseReftConfig(raw: Raw, where: string): ReftConfig {
     parsePositions(raw.positions as string, `${where}: 'positions'`);
     c.positions = raw.positions as string;
   }
-  if (has('share_weights')) c.share_weights = typeof raw.share_weights === 'boolean' ? raw.share_weights : bad('share_weights', 'true or false');
+  if (has('share_weights'))
+    c.share_weights = typeof raw.share_weights === 'boolean' ? raw.share_weights : bad('share_weights', 'true or false');
   if (has('dropout')) {
-    c.dropout = typeof raw.dropout === 'number' && raw.dropout >= 0 && raw.dropout < 1 ? raw.dropout : bad('dropout', 'a probability in [0, 1)');
+    c.dropout =
+      typeof raw.dropout === 'number' && raw.dropout >= 0 && raw.dropout < 1 ? raw.dropout : bad('dropout', 'a probability in [0, 1)');
   }
   if (has('act_fn')) {
     const a = raw.act_fn;

@@ -18,7 +18,10 @@ import { householderOrthogonal, orthogonalCompletion, orthogonalInit } from './o
 import { trainableVariable } from '../variables.js';
 
 /** Local parameter names per intervention type, in pyreft's creation order. */
-export const PARAM_NAMES: Record<ReftInterventionType, { rotate?: string; proj?: string; projBias?: string; weight: string; bias: string }> = {
+export const PARAM_NAMES: Record<
+  ReftInterventionType,
+  { rotate?: string; proj?: string; projBias?: string; weight: string; bias: string }
+> = {
   loreft: { rotate: 'rotate_layer', weight: 'weight', bias: 'bias' },
   direft: { rotate: 'rotate_layer', weight: 'learned_source.weight', bias: 'learned_source.bias' },
   noreft: { proj: 'proj_layer.weight', projBias: 'proj_layer.bias', weight: 'learned_source.weight', bias: 'learned_source.bias' },
@@ -78,8 +81,10 @@ export function interventionForward(type: ReftInterventionType, p: InterventionV
     const act = activation(actFn ?? 'linear');
     const source = act(tf.matMul(h, p.weight, false, true).add(p.bias)); // [N, r]
     switch (type) {
-      case 'loreft': return h.add(tf.matMul(source.sub(tf.matMul(h, p.rotate!)), p.rotate!, false, true));
-      case 'direft': return h.add(tf.matMul(source, p.rotate!, false, true));
+      case 'loreft':
+        return h.add(tf.matMul(source.sub(tf.matMul(h, p.rotate!)), p.rotate!, false, true));
+      case 'direft':
+        return h.add(tf.matMul(source, p.rotate!, false, true));
       case 'noreft': {
         let projected = tf.matMul(h, p.proj!, false, true);
         if (p.projBias) projected = projected.add(p.projBias);
@@ -90,7 +95,12 @@ export function interventionForward(type: ReftInterventionType, p: InterventionV
 }
 
 /** The state dict pyreft's `torch.save(intervention.state_dict())` holds, in its order. */
-export function toPyreftState(type: ReftInterventionType, values: InterventionValues, hidden: number, rank: number): Record<string, HostTensor> {
+export function toPyreftState(
+  type: ReftInterventionType,
+  values: InterventionValues,
+  hidden: number,
+  rank: number,
+): Record<string, HostTensor> {
   const w = { shape: [rank, hidden], data: values.weight };
   const b = { shape: [rank], data: values.bias };
   switch (type) {
@@ -125,7 +135,12 @@ export function toPyreftState(type: ReftInterventionType, values: InterventionVa
  * Values from a pyreft state dict, checked against the model's hidden size. `where` names
  * the file in errors. Returns the rank the tensors have.
  */
-export function fromPyreftState(type: ReftInterventionType, state: Record<string, HostTensor>, hidden: number, where: string): { values: InterventionValues; rank: number } {
+export function fromPyreftState(
+  type: ReftInterventionType,
+  state: Record<string, HostTensor>,
+  hidden: number,
+  where: string,
+): { values: InterventionValues; rank: number } {
   const used = new Set<string>();
   const get = (name: string, optional = false): HostTensor | undefined => {
     const t = state[name];
@@ -135,7 +150,9 @@ export function fromPyreftState(type: ReftInterventionType, state: Record<string
   };
   const check = (name: string, t: HostTensor, shape: number[]): Float32Array => {
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new AdapterError(`${where}: '${name}' has shape [${t.shape.join(', ')}] but this model (hidden size ${hidden}) needs [${shape.join(', ')}]`);
+      throw new AdapterError(
+        `${where}: '${name}' has shape [${t.shape.join(', ')}] but this model (hidden size ${hidden}) needs [${shape.join(', ')}]`,
+      );
     }
     return t.data;
   };
@@ -159,7 +176,8 @@ export function fromPyreftState(type: ReftInterventionType, state: Record<string
     values.rotate = Float32Array.from(householderOrthogonal(original, hidden, rank, base && check(PARAM_BASE, base, [hidden, hidden])));
   }
   const extra = Object.keys(state).filter((k) => !used.has(k));
-  if (extra.length) throw new AdapterError(`${where}: unexpected '${extra[0]}' in a ${PYREFT_CLASS[type]} (it holds ${expectedNames(type)})`);
+  if (extra.length)
+    throw new AdapterError(`${where}: unexpected '${extra[0]}' in a ${PYREFT_CLASS[type]} (it holds ${expectedNames(type)})`);
   return { values, rank };
 }
 

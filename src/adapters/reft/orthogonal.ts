@@ -33,7 +33,8 @@ export function orthonormalizeColumns(m: ArrayLike<number>, rows: number, cols: 
     let norm = 0;
     for (let k = 0; k < rows; k++) norm += q[k * cols + j]! ** 2;
     norm = Math.sqrt(norm);
-    if (!(norm > 1e-30)) throw new Error(`column ${j} of a [${rows}, ${cols}] rotation is linearly dependent on the others; cannot orthonormalise`);
+    if (!(norm > 1e-30))
+      throw new Error(`column ${j} of a [${rows}, ${cols}] rotation is linearly dependent on the others; cannot orthonormalise`);
     for (let k = 0; k < rows; k++) q[k * cols + j]! /= norm;
   }
   return q;

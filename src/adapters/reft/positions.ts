@@ -13,20 +13,45 @@ import { tf, type Tensor } from '../../backend/tf.js';
 import { AdapterError } from '../adapter.js';
 
 /** The intervened rows of the flattened [batch·seq] hidden states, each once, ascending. */
-export function positionRows(positions: number[][] | undefined, batch: number, seq: number, group: number, groups: number, layer: number): number[] {
+export function positionRows(
+  positions: number[][] | undefined,
+  batch: number,
+  seq: number,
+  group: number,
+  groups: number,
+  layer: number,
+): number[] {
   const mask = positionFlags(positions, batch, seq, group, groups, layer);
   const rows: number[] = [];
-  mask.forEach((m, i) => { if (m) rows.push(i); });
+  mask.forEach((m, i) => {
+    if (m) rows.push(i);
+  });
   return rows;
 }
 
-export function positionMask(positions: number[][] | undefined, batch: number, seq: number, group: number, groups: number, layer: number): Tensor {
+export function positionMask(
+  positions: number[][] | undefined,
+  batch: number,
+  seq: number,
+  group: number,
+  groups: number,
+  layer: number,
+): Tensor {
   return tf.tensor3d(positionFlags(positions, batch, seq, group, groups, layer), [batch, seq, 1]);
 }
 
-function positionFlags(positions: number[][] | undefined, batch: number, seq: number, group: number, groups: number, layer: number): Float32Array {
+function positionFlags(
+  positions: number[][] | undefined,
+  batch: number,
+  seq: number,
+  group: number,
+  groups: number,
+  layer: number,
+): Float32Array {
   if (!positions) {
-    throw new AdapterError(`ReFT intervention at layer ${layer} needs positions when training: pass ctx.positions ([batch][k], −1 for padding)`);
+    throw new AdapterError(
+      `ReFT intervention at layer ${layer} needs positions when training: pass ctx.positions ([batch][k], −1 for padding)`,
+    );
   }
   if (positions.length !== batch) {
     throw new AdapterError(`ReFT positions has ${positions.length} rows but the batch has ${batch} examples`);
@@ -34,7 +59,9 @@ function positionFlags(positions: number[][] | undefined, batch: number, seq: nu
   const mask = new Float32Array(batch * seq);
   positions.forEach((row, b) => {
     if (groups === 2 && row.length % 2 !== 0) {
-      throw new AdapterError(`ReFT positions row ${b} has ${row.length} entries; with separate first/last interventions it must be two halves of equal length`);
+      throw new AdapterError(
+        `ReFT positions row ${b} has ${row.length} entries; with separate first/last interventions it must be two halves of equal length`,
+      );
     }
     const half = row.length / groups;
     for (const p of row.slice(group * half, (group + 1) * half)) {
@@ -57,7 +84,8 @@ export function contextPositions(groups: number[][][]): number[][] {
   if (groups.length === 1) return groups[0]!;
   if (groups.length !== 2) throw new AdapterError(`ReFT positions come in one or two groups, got ${groups.length}`);
   const [a, b] = groups as [number[][], number[][]];
-  if (a.length !== b.length) throw new AdapterError(`ReFT position groups have ${a.length} and ${b.length} rows; they must cover the same batch`);
+  if (a.length !== b.length)
+    throw new AdapterError(`ReFT position groups have ${a.length} and ${b.length} rows; they must cover the same batch`);
   return a.map((row, i) => {
     const other = b[i]!;
     const k = Math.max(row.length, other.length);

@@ -11,7 +11,10 @@ import { tf, type Tensor } from '../../backend/tf.js';
 import { loraDelta } from '../../ops/loraDelta.js';
 
 /** A selector S and the identity the write-back needs, made once per forward's positions. */
-export interface RowSelector { rows: Tensor; identity: Tensor }
+export interface RowSelector {
+  rows: Tensor;
+  identity: Tensor;
+}
 
 /**
  * The selectors of one set of positions (one forward: every layer, and a checkpointed block's
@@ -28,11 +31,18 @@ export class RowSelectors {
     }
     if (!this.byGroup.has(group)) {
       const r = rows();
-      this.byGroup.set(group, r.length === 0 ? null : tf.tidy(() => {
-        const s = new Float32Array(n * r.length);
-        r.forEach((row, j) => { s[row * r.length + j] = 1; });
-        return { rows: tf.keep(tf.tensor2d(s, [n, r.length])), identity: tf.keep(tf.eye(r.length)) };
-      }));
+      this.byGroup.set(
+        group,
+        r.length === 0
+          ? null
+          : tf.tidy(() => {
+              const s = new Float32Array(n * r.length);
+              r.forEach((row, j) => {
+                s[row * r.length + j] = 1;
+              });
+              return { rows: tf.keep(tf.tensor2d(s, [n, r.length])), identity: tf.keep(tf.eye(r.length)) };
+            }),
+      );
     }
     return this.byGroup.get(group)!;
   }

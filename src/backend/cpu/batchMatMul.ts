@@ -7,7 +7,10 @@
  */
 import { tf } from '../tf.js';
 
-type CpuBackend = { data: { get(id: object): { values: Float32Array } }; makeTensorInfo(shape: number[], dtype: string, values: Float32Array): tf.TensorInfo };
+type CpuBackend = {
+  data: { get(id: object): { values: Float32Array } };
+  makeTensorInfo(shape: number[], dtype: string, values: Float32Array): tf.TensorInfo;
+};
 
 /** rows × cols matrix at `offset` of `src` (row-major), copied transposed or straight into `dst`. */
 function layout(src: Float32Array, offset: number, rows: number, cols: number, transpose: boolean, dst: Float32Array): void {
@@ -55,7 +58,9 @@ export const batchMatMulConfig: tf.KernelConfig = {
     const kb = transposeB ? b.shape[br - 1]! : b.shape[br - 2]!;
     const n = transposeB ? b.shape[br - 2]! : b.shape[br - 1]!;
     if (k !== kb) {
-      throw new Error(`matMul: inner dimensions ${k} and ${kb} of shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}] (transposeA=${transposeA}, transposeB=${transposeB}) differ`);
+      throw new Error(
+        `matMul: inner dimensions ${k} and ${kb} of shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}] (transposeA=${transposeA}, transposeB=${transposeB}) differ`,
+      );
     }
     const batchA = a.shape.slice(0, -2).reduce((x, y) => x * y, 1);
     const batchB = b.shape.slice(0, -2).reduce((x, y) => x * y, 1);

@@ -9,7 +9,9 @@ import { tf, type Tensor } from '../tf.js';
 import type { Device, PrecisionPolicy } from '../device.js';
 
 /** The part of tfjs' EngineState this file reads (`tf.engine().state`, replaced by `engine.reset()`). */
-interface EngineState { numBytes: number }
+interface EngineState {
+  numBytes: number;
+}
 
 let watched: EngineState | null = null;
 let peak = 0;
@@ -38,7 +40,9 @@ function watchedState(): EngineState {
 }
 
 /** A tfjs backend's optional precision hook (the cuda backend has one; a test may add one). */
-interface PrecisionHook { setPrecisionPolicy?(policy: PrecisionPolicy): boolean }
+interface PrecisionHook {
+  setPrecisionPolicy?(policy: PrecisionPolicy): boolean;
+}
 
 export const engineDevice: Device = {
   get backend() {

@@ -16,19 +16,76 @@ export const PHYS_BYTES: Record<Phys, number> = { f32: 4, bf16: 2, i32: 4, u8: 1
 
 /** kernels/src/elementwise_ops.cuh UnaryOp. */
 export const UNARY = {
-  identity: 0, neg: 1, abs: 2, exp: 3, log: 4, sqrt: 5, rsqrt: 6, square: 7, tanh: 8, sigmoid: 9,
-  erf: 10, relu: 11, sign: 12, floor: 13, ceil: 14, round: 15, reciprocal: 16, log1p: 17, expm1: 18, sin: 19,
-  cos: 20, softplus: 21, elu: 22, step: 23, leakyRelu: 24, clip: 25, logicalNot: 26, isNan: 27, isInf: 28,
-  isFinite: 29, relu6: 30, selu: 31, tan: 32, atan: 33, asin: 34, acos: 35, sinh: 36, cosh: 37, asinh: 38,
-  acosh: 39, atanh: 40, geluTanh: 41, silu: 42,
+  identity: 0,
+  neg: 1,
+  abs: 2,
+  exp: 3,
+  log: 4,
+  sqrt: 5,
+  rsqrt: 6,
+  square: 7,
+  tanh: 8,
+  sigmoid: 9,
+  erf: 10,
+  relu: 11,
+  sign: 12,
+  floor: 13,
+  ceil: 14,
+  round: 15,
+  reciprocal: 16,
+  log1p: 17,
+  expm1: 18,
+  sin: 19,
+  cos: 20,
+  softplus: 21,
+  elu: 22,
+  step: 23,
+  leakyRelu: 24,
+  clip: 25,
+  logicalNot: 26,
+  isNan: 27,
+  isInf: 28,
+  isFinite: 29,
+  relu6: 30,
+  selu: 31,
+  tan: 32,
+  atan: 33,
+  asin: 34,
+  acos: 35,
+  sinh: 36,
+  cosh: 37,
+  asinh: 38,
+  acosh: 39,
+  atanh: 40,
+  geluTanh: 41,
+  silu: 42,
 } as const;
 export type UnaryName = keyof typeof UNARY;
 
 /** kernels/src/elementwise_ops.cuh BinaryOp. */
 export const BINARY = {
-  add: 0, sub: 1, mul: 2, div: 3, floorDiv: 4, mod: 5, pow: 6, max: 7, min: 8, squaredDifference: 9, atan2: 10,
-  equal: 11, notEqual: 12, less: 13, lessEqual: 14, greater: 15, greaterEqual: 16, logicalAnd: 17, logicalOr: 18,
-  prelu: 19, divNoNan: 20, logicalXor: 21,
+  add: 0,
+  sub: 1,
+  mul: 2,
+  div: 3,
+  floorDiv: 4,
+  mod: 5,
+  pow: 6,
+  max: 7,
+  min: 8,
+  squaredDifference: 9,
+  atan2: 10,
+  equal: 11,
+  notEqual: 12,
+  less: 13,
+  lessEqual: 14,
+  greater: 15,
+  greaterEqual: 16,
+  logicalAnd: 17,
+  logicalOr: 18,
+  prelu: 19,
+  divNoNan: 20,
+  logicalXor: 21,
 } as const;
 export type BinaryName = keyof typeof BINARY;
 
@@ -37,13 +94,25 @@ export const REDUCE = { sum: 0, mean: 1, max: 2, min: 3, prod: 4, any: 5, all: 6
 export type ReduceName = keyof typeof REDUCE;
 
 export interface DeviceInfo {
-  name: string; device: number; deviceCount: number; computeCapability: number; totalMemory: number;
-  multiProcessors: number; runtimeVersion: number; driverVersion: number;
+  name: string;
+  device: number;
+  deviceCount: number;
+  computeCapability: number;
+  totalMemory: number;
+  multiProcessors: number;
+  runtimeVersion: number;
+  driverVersion: number;
 }
 export interface PoolStats {
-  inUse: number; peak: number; reserved: number; allocs: number; frees: number; live: number;
+  inUse: number;
+  peak: number;
+  reserved: number;
+  allocs: number;
+  frees: number;
+  live: number;
   /** cudaMemGetInfo: what the whole device has free (other processes' use counted), and its size. */
-  deviceFree: number; deviceTotal: number;
+  deviceFree: number;
+  deviceTotal: number;
 }
 
 type Ptr = number;
@@ -77,22 +146,68 @@ export interface CudaAddon {
   fill(dst: Ptr, dt: Code, n: number, value: number): void;
   range(dst: Ptr, dt: Code, n: number, start: number, step: number): void;
   oneHot(idx: Ptr, dst: Ptr, dt: Code, n: number, depth: number, on: number, off: number): void;
-  gemm(a: Ptr, b: Ptr, d: Ptr, abType: Code, dType: Code, m: number, n: number, k: number, transA: boolean,
-    transB: boolean, batch: number, strideA: number, strideB: number, strideD: number, bias: Ptr): void;
+  gemm(
+    a: Ptr,
+    b: Ptr,
+    d: Ptr,
+    abType: Code,
+    dType: Code,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    batch: number,
+    strideA: number,
+    strideB: number,
+    strideD: number,
+    bias: Ptr,
+  ): void;
   /** loss[r] = logsumexp(x[r]) − x[r, label[r]] (0 for ignored/out-of-range labels), f32 */
   crossEntropy(x: Ptr, xt: Code, labels: Ptr, lossRows: Ptr, rows: number, cols: number, ignoreIndex: number): void;
   /** dx = dy · (softmax(x) − onehot(label)), 0 on rows without a target */
-  crossEntropyBackward(x: Ptr, xt: Code, labels: Ptr, dy: Ptr, dyt: Code, dx: Ptr, dxt: Code, rows: number, cols: number,
-    ignoreIndex: number): void;
+  crossEntropyBackward(
+    x: Ptr,
+    xt: Code,
+    labels: Ptr,
+    dy: Ptr,
+    dyt: Code,
+    dx: Ptr,
+    dxt: Code,
+    rows: number,
+    cols: number,
+    ignoreIndex: number,
+  ): void;
   randomUniform(dst: Ptr, dt: Code, n: number, seed: number, offset: number, lo: number, hi: number): void;
-  adamw(param: Ptr, grad: Ptr, m: Ptr, v: Ptr, n: number, lr: number, beta1: number, beta2: number, eps: number,
-    weightDecay: number, biasCorrection1: number, biasCorrection2: number, gradScale: number): void;
+  adamw(
+    param: Ptr,
+    grad: Ptr,
+    m: Ptr,
+    v: Ptr,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    biasCorrection1: number,
+    biasCorrection2: number,
+    gradScale: number,
+  ): void;
   /**
    * AdamW over many f32 tensors in a few launches: table = [param, grad, m, v, n, weightDecay]
    * per tensor; the other arguments as adamw's.
    */
-  adamwMulti(table: Float64Array, lr: number, beta1: number, beta2: number, eps: number, biasCorrection1: number,
-    biasCorrection2: number, gradScale: number): void;
+  adamwMulti(
+    table: Float64Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    biasCorrection1: number,
+    biasCorrection2: number,
+    gradScale: number,
+  ): void;
   /** Σ x² over the tensors of a table [ptr, dtype, n] per tensor (kernels/src/sum_squares.cu), read back. */
   sumSquaresMulti(table: Float64Array): number;
   /** The device primitives (kernels/src/primitives.h) in id order. */
@@ -120,10 +235,16 @@ export interface CudaAddon {
 export const FOUR_BIT_TYPE = { nf4: 0, fp4: 1 } as const;
 export const SOURCE_ROUND = { float32: 0, bfloat16: 1, float16: 2 } as const;
 
-export interface PrimitiveInfo { name: string; nargs: number }
+export interface PrimitiveInfo {
+  name: string;
+  nargs: number;
+}
 
 /** An addon whose every function call is counted (./backend.ts holds one). */
-export interface CountedAddon { addon: CudaAddon; calls(): number }
+export interface CountedAddon {
+  addon: CudaAddon;
+  calls(): number;
+}
 
 /**
  * `inner` with a counter in front of each function: the number of calls that crossed from
@@ -135,7 +256,10 @@ export function countingAddon(inner: CudaAddon): CountedAddon {
   let calls = 0;
   const counted: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(inner)) {
-    if (typeof value !== 'function') { counted[name] = value; continue; }
+    if (typeof value !== 'function') {
+      counted[name] = value;
+      continue;
+    }
     const fn = value as (...args: unknown[]) => unknown;
     counted[name] = (...args: unknown[]) => {
       calls++;
@@ -168,7 +292,10 @@ export function loadAddon(): AddonLoad {
   if (cached) return cached;
   const file = addonCandidates().find((f) => existsSync(f));
   if (!file) {
-    cached = { addon: null, reason: `the CUDA addon is not built (looked for ${addonCandidates().join(', ')}); run \`npm run build:cuda\`` };
+    cached = {
+      addon: null,
+      reason: `the CUDA addon is not built (looked for ${addonCandidates().join(', ')}); run \`npm run build:cuda\``,
+    };
     return cached;
   }
   try {

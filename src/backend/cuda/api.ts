@@ -44,7 +44,11 @@ export function resetCudaPeakMemory(): void {
 }
 
 export interface FusedAdamWOptions {
-  lr: number; beta1: number; beta2: number; eps: number; weightDecay: number;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
   /** 1-based step count after this update (bias corrections 1 − βᵢ^step). */
   step: number;
   /** Multiplies the gradient first (global-norm clipping); default 1. */
@@ -62,8 +66,21 @@ export function fusedAdamWStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor
   const temps: TensorRef[] = [];
   try {
     const [p, g, mm, vv] = adamwPointers(backend, param, grad, m, v, 'fusedAdamWStep', temps);
-    backend.addon.adamw(p!, g!, mm!, vv!, param.size, o.lr, o.beta1, o.beta2, o.eps, o.weightDecay,
-      1 - o.beta1 ** o.step, 1 - o.beta2 ** o.step, o.gradScale ?? 1);
+    backend.addon.adamw(
+      p!,
+      g!,
+      mm!,
+      vv!,
+      param.size,
+      o.lr,
+      o.beta1,
+      o.beta2,
+      o.eps,
+      o.weightDecay,
+      1 - o.beta1 ** o.step,
+      1 - o.beta2 ** o.step,
+      o.gradScale ?? 1,
+    );
   } finally {
     temps.forEach((t) => backend.disposeIntermediate(t));
   }
@@ -93,18 +110,33 @@ export function fusedAdamWStepAll(tensors: readonly FusedAdamWTensors[], o: Omit
 }
 
 /** One parameter of fusedAdamWStepAll, with its decoupled weight decay. */
-export interface FusedAdamWTensors { param: Tensor; grad: Tensor; m: Tensor; v: Tensor; weightDecay: number }
+export interface FusedAdamWTensors {
+  param: Tensor;
+  grad: Tensor;
+  m: Tensor;
+  v: Tensor;
+  weightDecay: number;
+}
 
 /** Device pointers of param, grad (f32: a bf16 gradient is converted into `temps`), m, v, after the checks. */
-function adamwPointers(backend: CudaBackend, param: Tensor, grad: Tensor, m: Tensor, v: Tensor, where: string, temps: TensorRef[]): number[] {
+function adamwPointers(
+  backend: CudaBackend,
+  param: Tensor,
+  grad: Tensor,
+  m: Tensor,
+  v: Tensor,
+  where: string,
+  temps: TensorRef[],
+): number[] {
   const ts = [param, grad, m, v] as unknown as TensorRef[];
   for (const [i, t] of ts.entries()) {
     if (i !== 1 && backend.phys(t) !== 'f32') throw new Error(`${where}: tensor ${i} is stored ${backend.phys(t)}, not f32`);
     if (t.shape.reduce((a, b) => a * b, 1) !== param.size) throw new Error(`${where}: tensor ${i} has another size than the parameter`);
-    if (i !== 1 && backend.refCount(t.dataId) > 1) throw new Error(`${where}: tensor ${i} shares its data; updating it in place would change another tensor`);
+    if (i !== 1 && backend.refCount(t.dataId) > 1)
+      throw new Error(`${where}: tensor ${i} shares its data; updating it in place would change another tensor`);
   }
   let g = ts[1]!;
-  if (backend.phys(g) !== 'f32') temps.push(g = convert(backend, g, 'f32'));
+  if (backend.phys(g) !== 'f32') temps.push((g = convert(backend, g, 'f32')));
   return [ts[0]!, g, ts[2]!, ts[3]!].map((t) => backend.ptr(t));
 }
 
@@ -116,6 +148,14 @@ export function deviceRandomUniform(shape: number[], seed: number, offset = 0, l
     throw new Error(`deviceRandomUniform: seed and offset must be non-negative safe integers, got ${seed}, ${offset}`);
   }
   const out = backend.makeOutput(shape, 'float32', 'f32');
-  backend.addon.randomUniform(backend.ptr(out), DTYPE.f32, shape.reduce((a, b) => a * b, 1), seed, offset, lo, hi);
+  backend.addon.randomUniform(
+    backend.ptr(out),
+    DTYPE.f32,
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+    offset,
+    lo,
+    hi,
+  );
   return tf.engine().makeTensorFromTensorInfo(out as unknown as tf.TensorInfo, backend as unknown as tf.KernelBackend);
 }

@@ -29,7 +29,11 @@ export interface TensorData {
   refCount: number;
 }
 
-export interface TensorRef { dataId: DataId; shape: number[]; dtype: DataType }
+export interface TensorRef {
+  dataId: DataId;
+  shape: number[];
+  dtype: DataType;
+}
 
 let nextDataId = 0;
 
@@ -144,7 +148,11 @@ export class CudaBackend extends tf.KernelBackend {
 
   private download(rec: TensorData): TypedArray {
     switch (rec.phys) {
-      case 'f32': { const a = new Float32Array(rec.size); this.addon.download(rec.ptr, a); return a; }
+      case 'f32': {
+        const a = new Float32Array(rec.size);
+        this.addon.download(rec.ptr, a);
+        return a;
+      }
       case 'bf16': {
         const bits = new Uint16Array(rec.size);
         this.addon.download(rec.ptr, bits);
@@ -152,8 +160,16 @@ export class CudaBackend extends tf.KernelBackend {
         for (let i = 0; i < rec.size; i++) wide[i] = bits[i]! << 16;
         return new Float32Array(wide.buffer);
       }
-      case 'i32': { const a = new Int32Array(rec.size); this.addon.download(rec.ptr, a); return a; }
-      case 'u8': { const a = new Uint8Array(rec.size); this.addon.download(rec.ptr, a); return a; }
+      case 'i32': {
+        const a = new Int32Array(rec.size);
+        this.addon.download(rec.ptr, a);
+        return a;
+      }
+      case 'u8': {
+        const a = new Uint8Array(rec.size);
+        this.addon.download(rec.ptr, a);
+        return a;
+      }
     }
   }
 
@@ -196,9 +212,12 @@ export class CudaBackend extends tf.KernelBackend {
 
 export function physOf(dtype: DataType): Phys {
   switch (dtype) {
-    case 'float32': return 'f32';
-    case 'int32': return 'i32';
-    case 'bool': return 'u8';
+    case 'float32':
+      return 'f32';
+    case 'int32':
+      return 'i32';
+    case 'bool':
+      return 'u8';
     default:
       throw new Error(`cuda backend: dtype '${dtype}' is not supported (float32, int32 and bool are)`);
   }

@@ -45,8 +45,10 @@ export function measureCopyBandwidth(addon: CopyAddon, bytes: number, repeats: n
   const buffers: number[] = [];
   try {
     for (let i = 0; i < count; i++) buffers.push(addon.alloc(size));
-    const copies = () => { for (let i = 0; i < repeats; i++) addon.copy(buffers[(i + 1) % count]!, buffers[i % count]!, size); };
-    copies();  // untimed: warms the buffers and keeps the GPU busy while the timed round is queued
+    const copies = () => {
+      for (let i = 0; i < repeats; i++) addon.copy(buffers[(i + 1) % count]!, buffers[i % count]!, size);
+    };
+    copies(); // untimed: warms the buffers and keeps the GPU busy while the timed round is queued
     const start = addon.eventRecord();
     copies();
     const ms = addon.eventElapsed(start, addon.eventRecord());

@@ -22,7 +22,8 @@ function backend(): CudaBackend {
 function input(b: CudaBackend, t: Tensor, what: string): { ref: TensorRef; phys: Phys } {
   const ref = t as unknown as TensorRef;
   const phys = b.phys(ref);
-  if (t.dtype !== 'float32' || (phys !== 'f32' && phys !== 'bf16')) throw new Error(`${what}: collectives carry float32 tensors stored f32 or bf16, got ${t.dtype} stored ${phys}`);
+  if (t.dtype !== 'float32' || (phys !== 'f32' && phys !== 'bf16'))
+    throw new Error(`${what}: collectives carry float32 tensors stored f32 or bf16, got ${t.dtype} stored ${phys}`);
   return { ref, phys };
 }
 
@@ -37,7 +38,8 @@ export const cudaCollectives: DeviceCollectives = {
   },
   init(id, rank, worldSize) {
     const { addon } = backend();
-    if (!addon.ncclAvailable()) throw new Error('this CUDA addon was built without NCCL: install NCCL (or set NCCL_ROOT) and rebuild with `npm run build:cuda`');
+    if (!addon.ncclAvailable())
+      throw new Error('this CUDA addon was built without NCCL: install NCCL (or set NCCL_ROOT) and rebuild with `npm run build:cuda`');
     return addon.ncclCommInitRank(id, worldSize, rank);
   },
   allReduce(comm, t, op, _worldSize) {

@@ -58,15 +58,21 @@ export const cudaDevice: Device = {
     const b = backend();
     launches.flat().forEach(({ weight, out }, i) => {
       if (out.dtype !== 'float32' || out.size !== numel(weight.shape)) {
-        throw new Error(`dequantizeWeightsInto: job ${i}'s output must be a float32 tensor of shape [${weight.shape.join(', ')}], got ${out.dtype} [${out.shape.join(', ')}]`);
+        throw new Error(
+          `dequantizeWeightsInto: job ${i}'s output must be a float32 tensor of shape [${weight.shape.join(', ')}], got ${out.dtype} [${out.shape.join(', ')}]`,
+        );
       }
     });
     runPrimitives(b, (p) => {
       for (const launch of launches) {
-        recordDequantize(p, b, launch.map(({ weight, out }) => {
-          const ref = out as unknown as TensorRef;
-          return { q: weight, out: b.ptr(ref), phys: b.phys(ref) };
-        }));
+        recordDequantize(
+          p,
+          b,
+          launch.map(({ weight, out }) => {
+            const ref = out as unknown as TensorRef;
+            return { q: weight, out: b.ptr(ref), phys: b.phys(ref) };
+          }),
+        );
       }
     });
   },

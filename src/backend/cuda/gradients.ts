@@ -22,7 +22,9 @@ const sumGrad: tf.GradConfig = {
   gradFunc: (dy, saved, attrs) => {
     const [x] = saved as [tf.Tensor];
     const g = dy as tf.Tensor;
-    return { x: () => tf.broadcastTo(tf.reshape(g.dtype === 'float32' ? g : tf.cast(g, 'float32'), expandedShape(x.shape, attrs.axis)), x.shape) };
+    return {
+      x: () => tf.broadcastTo(tf.reshape(g.dtype === 'float32' ? g : tf.cast(g, 'float32'), expandedShape(x.shape, attrs.axis)), x.shape),
+    };
   },
 };
 

@@ -10,7 +10,11 @@ import { Program } from './program.js';
 
 export type Inputs = Record<string, TensorRef | TensorRef[]>;
 export type Attrs = Record<string, unknown>;
-export interface KernelArgs { inputs: Inputs; backend: CudaBackend; attrs: Attrs }
+export interface KernelArgs {
+  inputs: Inputs;
+  backend: CudaBackend;
+  attrs: Attrs;
+}
 export type CudaKernel = (args: KernelArgs) => TensorRef | TensorRef[];
 
 export const BACKEND_NAME = 'cuda';
@@ -40,7 +44,11 @@ export function defineKernel(kernelName: string, fn: CudaKernel): tf.KernelConfi
       const msg = (err as Error).message;
       if (msg.startsWith('cuda kernel ')) throw err;
       let attrs = '';
-      try { attrs = JSON.stringify(a.attrs, abbreviateArrays); } catch { attrs = '(attrs)'; }
+      try {
+        attrs = JSON.stringify(a.attrs, abbreviateArrays);
+      } catch {
+        attrs = '(attrs)';
+      }
       throw new Error(`cuda kernel ${kernelName} failed for ${describe(a.inputs, a.backend)} ${attrs}: ${msg}`, { cause: err });
     }
   };
@@ -64,7 +72,10 @@ export function size(shape: readonly number[]): number {
 export function stridesOf(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length);
   let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) { s[d] = acc; acc *= shape[d]!; }
+  for (let d = shape.length - 1; d >= 0; d--) {
+    s[d] = acc;
+    acc *= shape[d]!;
+  }
   return s;
 }
 
@@ -105,22 +116,49 @@ export function convert(backend: CudaBackend, t: TensorRef, phys: Phys, dtype: t
   return out;
 }
 
-export interface CopyDim { outShape: number; outStride: number; inShape: number; inStride: number; start: number; step: number; wrap: boolean }
+export interface CopyDim {
+  outShape: number;
+  outStride: number;
+  inShape: number;
+  inStride: number;
+  start: number;
+  step: number;
+  wrap: boolean;
+}
 
 /** Run the strided-copy kernel (kernels/src/strided_copy.cu) from src into dst. */
-export function stridedCopy(backend: CudaBackend, src: TensorRef, dst: TensorRef, dims: CopyDim[], outOffset = 0, inOffset = 0, pad = 0): void {
+export function stridedCopy(
+  backend: CudaBackend,
+  src: TensorRef,
+  dst: TensorRef,
+  dims: CopyDim[],
+  outOffset = 0,
+  inOffset = 0,
+  pad = 0,
+): void {
   if (dims.length === 0) dims = [{ outShape: 1, outStride: 1, inShape: 1, inStride: 1, start: 0, step: 1, wrap: false }];
   if (dims.length > 8) throw new Error(`rank ${dims.length} exceeds the 8 dims the copy kernel handles`);
   const plan = new Float64Array(3 + 7 * dims.length);
-  plan[0] = dims.length; plan[1] = outOffset; plan[2] = inOffset;
+  plan[0] = dims.length;
+  plan[1] = outOffset;
+  plan[2] = inOffset;
   dims.forEach((d, i) => plan.set([d.outShape, d.outStride, d.inShape, d.inStride, d.start, d.step, d.wrap ? 1 : 0], 3 + 7 * i));
   backend.addon.stridedCopy(backend.ptr(src), backend.code(src), backend.ptr(dst), backend.code(dst), plan, pad);
 }
 
 /** Copy plan dims for "out[c] = in[start + c·step]" over contiguous in/out of the given shapes. */
 export function viewDims(outShape: number[], inShape: number[], start: number[], step: number[], wrap = false): CopyDim[] {
-  const os = stridesOf(outShape), is = stridesOf(inShape);
-  return outShape.map((n, d) => ({ outShape: n, outStride: os[d]!, inShape: inShape[d]!, inStride: is[d]!, start: start[d]!, step: step[d]!, wrap }));
+  const os = stridesOf(outShape),
+    is = stridesOf(inShape);
+  return outShape.map((n, d) => ({
+    outShape: n,
+    outStride: os[d]!,
+    inShape: inShape[d]!,
+    inStride: is[d]!,
+    start: start[d]!,
+    step: step[d]!,
+    wrap,
+  }));
 }
 
 /** t itself when stored `phys`, else a converted copy added to `temps` (the caller disposes those). */

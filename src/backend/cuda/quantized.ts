@@ -77,12 +77,16 @@ export function storeQuantized(backend: CudaBackend, q: Quantized4bit, name = 'w
     const packedBytes = Math.ceil(q.packed.byteLength / 4) * 4;
     const packed = put(q.packed, packedBytes);
     const a = q.absmax;
-    const record: DeviceFourBit = a.kind === 'plain'
-      ? { packed, absmax: put(a.values), nestedAbsmax: 0, nestedCode: 0, bytes: packedBytes + a.values.byteLength }
-      : {
-        packed, absmax: put(a.quantized), nestedAbsmax: put(a.nestedAbsmax), nestedCode: put(a.nestedCode),
-        bytes: packedBytes + a.quantized.byteLength + a.nestedAbsmax.byteLength + a.nestedCode.byteLength,
-      };
+    const record: DeviceFourBit =
+      a.kind === 'plain'
+        ? { packed, absmax: put(a.values), nestedAbsmax: 0, nestedCode: 0, bytes: packedBytes + a.values.byteLength }
+        : {
+            packed,
+            absmax: put(a.quantized),
+            nestedAbsmax: put(a.nestedAbsmax),
+            nestedCode: put(a.nestedCode),
+            bytes: packedBytes + a.quantized.byteLength + a.nestedAbsmax.byteLength + a.nestedCode.byteLength,
+          };
     store.weights.set(q, record);
     return record;
   } catch (err) {
@@ -126,17 +130,28 @@ export interface DequantizeJob {
  * addon call.
  */
 export function recordDequantize(program: Program, backend: CudaBackend, jobs: readonly DequantizeJob[]): void {
-  dequantize4bit(program, jobs.map(({ q, out, phys }) => {
-    if (phys !== 'f32' && phys !== 'bf16') throw new Error(`4-bit dequantisation writes f32 or bf16, not ${phys}`);
-    const d = storeQuantized(backend, q);
-    const nested = q.absmax.kind === 'nested' ? q.absmax : null;
-    return {
-      packed: d.packed, absmax: d.absmax, nestedAbsmax: d.nestedAbsmax, nestedCode: d.nestedCode,
-      offset: nested?.offset ?? 0, nestedBlocksize: nested?.nestedBlocksize ?? 0,
-      out, outType: DTYPE[phys], n: numel(q.shape), blocksize: q.blocksize,
-      quantType: FOUR_BIT_TYPE[q.quantType], roundTo: SOURCE_ROUND[q.dtype],
-    };
-  }));
+  dequantize4bit(
+    program,
+    jobs.map(({ q, out, phys }) => {
+      if (phys !== 'f32' && phys !== 'bf16') throw new Error(`4-bit dequantisation writes f32 or bf16, not ${phys}`);
+      const d = storeQuantized(backend, q);
+      const nested = q.absmax.kind === 'nested' ? q.absmax : null;
+      return {
+        packed: d.packed,
+        absmax: d.absmax,
+        nestedAbsmax: d.nestedAbsmax,
+        nestedCode: d.nestedCode,
+        offset: nested?.offset ?? 0,
+        nestedBlocksize: nested?.nestedBlocksize ?? 0,
+        out,
+        outType: DTYPE[phys],
+        n: numel(q.shape),
+        blocksize: q.blocksize,
+        quantType: FOUR_BIT_TYPE[q.quantType],
+        roundTo: SOURCE_ROUND[q.dtype],
+      };
+    }),
+  );
 }
 
 /** Dequantise `q` into `out` now (one program of one primitive). */

@@ -16,7 +16,10 @@ let reason: string | undefined;
 export function registerCudaBackend(emulated?: CudaAddon): boolean {
   if (tf.findBackendFactory('cuda')) return true;
   const load = emulated ? { addon: emulated, file: '(emulated addon)' } : loadAddon();
-  if (!load.addon) { reason = load.reason; return false; }
+  if (!load.addon) {
+    reason = load.reason;
+    return false;
+  }
   const addon = load.addon;
   try {
     addon.deviceInfo();

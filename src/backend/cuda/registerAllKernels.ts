@@ -22,16 +22,36 @@ import { mlpHalfKernels } from './layers/mlpHalf.js';
 import { attentionHalfKernels } from './layers/attentionHalf.js';
 
 export const cudaKernels: tf.KernelConfig[] = [
-  ...unaryKernels, ...binaryKernels, ...selectKernels, ...reduceKernels, ...softmaxKernels, ...matmulKernels,
-  ...shapeKernels, ...gatherKernels, ...creationKernels, ...crossEntropyKernels, ...attentionKernels,
-  ...rmsNormKernels, ...layerNormKernels, ...gatedActivationKernels, ...ropeKernels,
-  ...qlinearKernels, ...loraDeltaKernels, ...attentionHalfKernels, ...mlpHalfKernels,
+  ...unaryKernels,
+  ...binaryKernels,
+  ...selectKernels,
+  ...reduceKernels,
+  ...softmaxKernels,
+  ...matmulKernels,
+  ...shapeKernels,
+  ...gatherKernels,
+  ...creationKernels,
+  ...crossEntropyKernels,
+  ...attentionKernels,
+  ...rmsNormKernels,
+  ...layerNormKernels,
+  ...gatedActivationKernels,
+  ...ropeKernels,
+  ...qlinearKernels,
+  ...loraDeltaKernels,
+  ...attentionHalfKernels,
+  ...mlpHalfKernels,
 ];
 
 /** Gradients of the fused ops' cuda kernels (typetune's own op names; tfjs knows none of them). */
 export const cudaGradients: tf.GradConfig[] = [
-  crossEntropyGradient, attentionGradient,
-  rmsNormGradient, layerNormGradient, gatedActivationGradient, ropeGradient, loraDeltaGradient,
+  crossEntropyGradient,
+  attentionGradient,
+  rmsNormGradient,
+  layerNormGradient,
+  gatedActivationGradient,
+  ropeGradient,
+  loraDeltaGradient,
 ];
 
 /** Names of the kernels the cuda backend implements. */

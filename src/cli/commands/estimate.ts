@@ -41,12 +41,17 @@ async function traceBackend(recipe: Recipe): Promise<EstimateBackend> {
 export const estimateCommand: CommandModule<object, EstimateArgs> = {
   command: 'estimate',
   describe: "Estimate a recipe's peak memory (weights, adapter and AdamW state, activations, logits); --fit finds the largest batch",
-  builder: (y) => y
-    .option('recipe', { type: 'string', demandOption: true, describe: 'recipe YAML file' })
-    .option('set', { type: 'array', string: true, default: [] as string[], describe: 'override a recipe key (repeatable)' })
-    .option('gpus', { type: 'number', describe: 'per GPU of a data-parallel run on N GPUs, sharded as distributed.strategy says' })
-    .option('fit', { type: 'string', describe: 'device memory, e.g. 80GiB, 80GB, 24576MiB: print the largest batch size that fits, and whether it needs activation checkpointing' })
-    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (bytes)' }) as never,
+  builder: (y) =>
+    y
+      .option('recipe', { type: 'string', demandOption: true, describe: 'recipe YAML file' })
+      .option('set', { type: 'array', string: true, default: [] as string[], describe: 'override a recipe key (repeatable)' })
+      .option('gpus', { type: 'number', describe: 'per GPU of a data-parallel run on N GPUs, sharded as distributed.strategy says' })
+      .option('fit', {
+        type: 'string',
+        describe:
+          'device memory, e.g. 80GiB, 80GB, 24576MiB: print the largest batch size that fits, and whether it needs activation checkpointing',
+      })
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (bytes)' }) as never,
   handler: async (args) => {
     const budget = args.fit === undefined ? null : parseMemorySize(args.fit, '--fit');
     const recipe = loadRecipe(args.recipe, args.set);
@@ -60,7 +65,17 @@ export const estimateCommand: CommandModule<object, EstimateArgs> = {
     const fit = fitBatch(recipe, budget, backend);
     if (args.json) {
       const brief = (f: Fit | null) => f && { batchSize: f.batchSize, checkpointing: f.checkpointing, deviceTotal: f.estimate.deviceTotal };
-      console.log(JSON.stringify({ ...memory, fit: { budget, best: brief(fit.best), withoutCheckpointing: brief(fit.withoutCheckpointing), withCheckpointing: brief(fit.withCheckpointing) } }));
+      console.log(
+        JSON.stringify({
+          ...memory,
+          fit: {
+            budget,
+            best: brief(fit.best),
+            withoutCheckpointing: brief(fit.withoutCheckpointing),
+            withCheckpointing: brief(fit.withCheckpointing),
+          },
+        }),
+      );
       return;
     }
     console.log(text);
@@ -71,7 +86,8 @@ export const estimateCommand: CommandModule<object, EstimateArgs> = {
 /** The answer to --fit in one line: the largest batch, whether it needs checkpointing, what the other choice gives. */
 function fitLine(fit: FitAnswer, budget: number, seqLen: number): string {
   const { best, withoutCheckpointing: off } = fit;
-  if (!best) return `nothing fits ${formatBytes(budget)}: even a batch of 1 × ${seqLen} tokens with activation checkpointing needs more; lower data.max_length or quantise the model (model.quantization)`;
+  if (!best)
+    return `nothing fits ${formatBytes(budget)}: even a batch of 1 × ${seqLen} tokens with activation checkpointing needs more; lower data.max_length or quantise the model (model.quantization)`;
   const needed = `${formatBytes(best.estimate.deviceTotal)} of ${formatBytes(budget)}`;
   if (!best.checkpointing) {
     return `fits: batch size ${best.batchSize} × ${seqLen} tokens without activation checkpointing (${needed}); checkpointing gains no larger batch`;

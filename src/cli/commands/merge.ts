@@ -19,10 +19,15 @@ interface MergeArgs {
 export const mergeCommand: CommandModule<object, MergeArgs> = {
   command: 'merge',
   describe: 'Fold a PEFT (LoRA) adapter into its base model and write a Hugging Face model folder',
-  builder: (y) => y
-    .option('model', { type: 'string', demandOption: true, describe: 'base model folder or Hub id org/name[@revision]' })
-    .option('adapter', { type: 'string', demandOption: true, describe: 'PEFT adapter folder or Hub id' })
-    .option('out', { type: 'string', demandOption: true, describe: 'folder to write: a new or empty one, or an earlier export (replaced atomically)' }) as never,
+  builder: (y) =>
+    y
+      .option('model', { type: 'string', demandOption: true, describe: 'base model folder or Hub id org/name[@revision]' })
+      .option('adapter', { type: 'string', demandOption: true, describe: 'PEFT adapter folder or Hub id' })
+      .option('out', {
+        type: 'string',
+        demandOption: true,
+        describe: 'folder to write: a new or empty one, or an earlier export (replaced atomically)',
+      }) as never,
   handler: async (args) => {
     await useBackend('cpu');
     const adapterDir = await resolveModelSource(args.adapter, 'adapter');
@@ -38,10 +43,17 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
       const adapter = await loadAdapter(adapterDir, model);
       try {
         if (!(adapter instanceof LoraAdapter)) {
-          throw new AdapterError(`${args.adapter}: a ReFT intervention acts on activations and cannot be folded into weights; merge takes a PEFT (LoRA) folder`);
+          throw new AdapterError(
+            `${args.adapter}: a ReFT intervention acts on activations and cannot be folded into weights; merge takes a PEFT (LoRA) folder`,
+          );
         }
-        const bad = findNonFinite([...adapter.variables].map(([name, v]): [string, ArrayLike<number>] => [name, v.dataSync() as Float32Array]));
-        if (bad) throw new AdapterError(`${args.adapter}: adapter weight '${bad.name}' holds ${bad.value} (element ${bad.index}); a diverged adapter is not merged, and ${out} was not written`);
+        const bad = findNonFinite(
+          [...adapter.variables].map(([name, v]): [string, ArrayLike<number>] => [name, v.dataSync() as Float32Array]),
+        );
+        if (bad)
+          throw new AdapterError(
+            `${args.adapter}: adapter weight '${bad.name}' holds ${bad.value} (element ${bad.index}); a diverged adapter is not merged, and ${out} was not written`,
+          );
         await writeMergedModel(model, adapter, out);
       } finally {
         adapter.dispose();

@@ -44,7 +44,12 @@ export const recipeCommand: CommandModule<object, RecipeArgs> = {
     yargs
       .option('print-defaults', { type: 'boolean', describe: 'Print every recipe key with its default, commented' })
       .option('check', { type: 'string', describe: 'Validate this recipe file and print it resolved', requiresArg: true })
-      .option('set', { type: 'string', array: true, describe: 'Override a key: --set training.learning_rate=1e-4 (value read as YAML)', requiresArg: true })
+      .option('set', {
+        type: 'string',
+        array: true,
+        describe: 'Override a key: --set training.learning_rate=1e-4 (value read as YAML)',
+        requiresArg: true,
+      })
       .conflicts('print-defaults', 'check')
       .example('$0 recipe --print-defaults > my.yaml', 'start a recipe from the defaults')
       .example('$0 recipe --check recipes/lora.yaml --set adapter.r=16', 'validate with an override') as unknown as Argv<RecipeArgs>,

@@ -25,11 +25,15 @@ export function messageList(v: unknown, logical: string, ctx: RowContext): ChatM
   }
   v.forEach((m, i) => {
     if (!m || typeof m !== 'object' || typeof (m as Row).role !== 'string' || typeof (m as Row).content !== 'string') {
-      throw new DataError(`${ctx.file} ${ctx.where}: message ${i} of "${name}" must be {"role": string, "content": string}, got ${preview(m)}`);
+      throw new DataError(
+        `${ctx.file} ${ctx.where}: message ${i} of "${name}" must be {"role": string, "content": string}, got ${preview(m)}`,
+      );
     }
   });
   // Each content is cut like a text column: a turn past max_length tokens is truncated anyway.
-  return (v as ChatMessage[]).map((m) => (ctx.maxChars !== undefined && m.content.length > ctx.maxChars ? { ...m, content: cutText(m.content, ctx.maxChars) } : m));
+  return (v as ChatMessage[]).map((m) =>
+    ctx.maxChars !== undefined && m.content.length > ctx.maxChars ? { ...m, content: cutText(m.content, ctx.maxChars) } : m,
+  );
 }
 
 export function tokenizeChat(row: Row, ctx: RowContext): TokenizedExample {

@@ -24,7 +24,12 @@ export function completionLabels(inputIds: number[], promptLength: number, loss:
   return loss.completionOnly ? masked : { ...masked, labels: [...inputIds] };
 }
 
-export function tokenizePair(prompt: string, completion: string, tokenizer: Tokenizer, loss: Pick<LossScope, 'completionOnly'> = { completionOnly: true }): TokenizedExample {
+export function tokenizePair(
+  prompt: string,
+  completion: string,
+  tokenizer: Tokenizer,
+  loss: Pick<LossScope, 'completionOnly'> = { completionOnly: true },
+): TokenizedExample {
   const promptIds = tokenizer.encode(prompt);
   const inputIds = withEos(tokenizer.encode(prompt + completion), tokenizer);
   return completionLabels(inputIds, promptIds.length, loss);
@@ -35,7 +40,9 @@ function tokenizeConversation(prompt: ChatMessage[], completion: ChatMessage[], 
   const promptText = tokenizer.applyChatTemplate(prompt, { addGenerationPrompt: true });
   const fullText = tokenizer.applyChatTemplate([...prompt, ...completion]);
   if (!fullText.startsWith(promptText)) {
-    throw new DataError(`${ctx.file} ${ctx.where}: the chat template renders the prompt differently inside the whole conversation than on its own, so the completion cannot be located`);
+    throw new DataError(
+      `${ctx.file} ${ctx.where}: the chat template renders the prompt differently inside the whole conversation than on its own, so the completion cannot be located`,
+    );
   }
   const encode = (text: string) => tokenizer.encode(text, { addSpecialTokens: false });
   return completionLabels(encode(fullText), encode(promptText).length, ctx.loss);
@@ -47,7 +54,9 @@ export function tokenizePromptCompletion(row: Row, ctx: RowContext): TokenizedEx
   if (Array.isArray(prompt) || Array.isArray(completion)) {
     if (!Array.isArray(prompt) || !Array.isArray(completion)) {
       const [list, text] = Array.isArray(prompt) ? ['prompt', 'completion'] : ['completion', 'prompt'];
-      throw new DataError(`${ctx.file} ${ctx.where}: column "${ctx.columns[list] ?? list}" is a list of messages but "${ctx.columns[text] ?? text}" is not; conversational prompt–completion needs both as lists of {"role", "content"}`);
+      throw new DataError(
+        `${ctx.file} ${ctx.where}: column "${ctx.columns[list] ?? list}" is a list of messages but "${ctx.columns[text] ?? text}" is not; conversational prompt–completion needs both as lists of {"role", "content"}`,
+      );
     }
     return tokenizeConversation(messageList(prompt, 'prompt', ctx), messageList(completion, 'completion', ctx), ctx);
   }

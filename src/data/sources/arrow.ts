@@ -81,7 +81,9 @@ export async function readSaveToDisk(dir: string, split = 'train'): Promise<RowS
       bytes = await fs.readFile(shard);
     } catch (err) {
       if (err instanceof DataError) throw err;
-      throw new DataError(`${stateFile}: lists ${f.filename}, which cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw new DataError(
+        `${stateFile}: lists ${f.filename}, which cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      );
     }
     starts.push({ start: rows.length, file: f.filename });
     for (const r of parseArrow(bytes, shard).rows) rows.push(r);

@@ -56,7 +56,9 @@ function records(text: string, file: string): Record_[] {
       }
       const next = text[i];
       if (next !== undefined && next !== ',' && next !== '\n' && next !== '\r') {
-        throw new DataError(`${file}:${line}: unexpected character ${JSON.stringify(next)} after a closing quote (write "" for a quote inside a quoted field)`);
+        throw new DataError(
+          `${file}:${line}: unexpected character ${JSON.stringify(next)} after a closing quote (write "" for a quote inside a quoted field)`,
+        );
       }
       continue;
     }
@@ -69,7 +71,8 @@ function records(text: string, file: string): Record_[] {
       line++;
       recordLine = line;
     } else {
-      if (c === '"') throw new DataError(`${file}:${line}: a quote inside an unquoted field (quote the whole field and write "" for the quote)`);
+      if (c === '"')
+        throw new DataError(`${file}:${line}: a quote inside an unquoted field (quote the whole field and write "" for the quote)`);
       field += c;
       i++;
     }

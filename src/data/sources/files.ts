@@ -45,11 +45,15 @@ export async function insideFolder(dir: string, name: string, listedIn: string):
   const target = path.resolve(dir, name);
   const outside = (p: string, root: string) => p !== root && !p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
   if (path.isAbsolute(name) || outside(target, path.resolve(dir))) {
-    throw new DataError(`${listedIn}: lists ${JSON.stringify(name)}, which is outside the dataset folder ${dir}; a dataset folder names its own files only`);
+    throw new DataError(
+      `${listedIn}: lists ${JSON.stringify(name)}, which is outside the dataset folder ${dir}; a dataset folder names its own files only`,
+    );
   }
   const [realDir, realTarget] = await Promise.all([fs.realpath(dir), fs.realpath(target).catch(() => target)]);
   if (outside(realTarget, realDir)) {
-    throw new DataError(`${listedIn}: lists ${JSON.stringify(name)}, a link to ${realTarget} outside the dataset folder ${dir}; a dataset folder names its own files only`);
+    throw new DataError(
+      `${listedIn}: lists ${JSON.stringify(name)}, a link to ${realTarget} outside the dataset folder ${dir}; a dataset folder names its own files only`,
+    );
   }
   return target;
 }

@@ -46,7 +46,9 @@ export async function readRows(file: string, options: { split?: string } = {}): 
   const ext = path.extname(file).toLowerCase();
   const reader = READERS[ext as DataFileExtension];
   if (!reader) {
-    throw new DataError(`${file}: unknown dataset file type "${ext}" (supported: ${SUPPORTED_EXTENSIONS.join(', ')}, or a datasets save_to_disk folder)`);
+    throw new DataError(
+      `${file}: unknown dataset file type "${ext}" (supported: ${SUPPORTED_EXTENSIONS.join(', ')}, or a datasets save_to_disk folder)`,
+    );
   }
   return reader(await fs.readFile(file), file);
 }

@@ -106,8 +106,7 @@ export function parseJson(text: string, file: string): RowSet {
     throw new DataError(`${file}: expected an array of row objects or {"data": [...]}, got ${preview(value)}`);
   }
   const offsets = arrayStart === undefined ? [] : elementOffsets(text, arrayStart);
-  const where = (i: number): string =>
-    offsets[i] !== undefined ? `line ${lineOf(text, offsets[i]!)} (element ${i})` : `element ${i}`;
+  const where = (i: number): string => (offsets[i] !== undefined ? `line ${lineOf(text, offsets[i]!)} (element ${i})` : `element ${i}`);
   rows.forEach((r, i) => {
     if (r === null || typeof r !== 'object' || Array.isArray(r)) {
       throw new DataError(`${file}: ${where(i)} must be a JSON object ({"column": value, …}), got ${preview(r)}`);

@@ -13,5 +13,8 @@ export async function parseParquet(bytes: Uint8Array, file: string): Promise<Row
   } catch (err) {
     throw new DataError(`${file}: not a readable Parquet file (${(err as Error).message})`);
   }
-  return numberedRows(file, rows.map((r) => toPlain(r) as Row));
+  return numberedRows(
+    file,
+    rows.map((r) => toPlain(r) as Row),
+  );
 }

@@ -20,9 +20,15 @@ export const gpt2: Family = {
     const layers: LayerSpec[] = [];
     for (let i = 0; i < numLayers; i++) {
       const p = `transformer.h.${i}`;
-      const conv = (role: ProjectionSpec['role'], sub: string, module: string, inF: number, outF: number): ProjectionSpec => (
-        { role, path: `${p}.${sub}.${module}`, module, inFeatures: inF, outFeatures: outF, bias: true, conv1d: true }
-      );
+      const conv = (role: ProjectionSpec['role'], sub: string, module: string, inF: number, outF: number): ProjectionSpec => ({
+        role,
+        path: `${p}.${sub}.${module}`,
+        module,
+        inFeatures: inF,
+        outFeatures: outF,
+        bias: true,
+        conv1d: true,
+      });
       layers.push({
         index: i,
         attnNorm: { weight: `${p}.ln_1.weight`, bias: `${p}.ln_1.bias` },

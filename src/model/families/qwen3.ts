@@ -18,7 +18,7 @@ export const qwen3: Family = {
       activation: c.str('hidden_act', 'silu'),
       slidingWindow: useWindow ? windowsFromLayerTypes(c, (l) => (l >= from ? window : 0)) : () => 0,
       tieDefault: true,
-    headDimDefault: 128,
+      headDimDefault: 128,
     });
   },
 };

@@ -49,9 +49,33 @@ export const POOL_ALIGNMENT = 256;
 type Phys = 'f32' | 'bf16' | 'i32' | 'u8';
 const PHYS_BYTES: Record<Phys, number> = { f32: 4, bf16: 2, i32: 4, u8: 1 };
 
-const GEMMS = new Set(['BatchMatMul', '_FusedMatMul', OPS.attention.name, OPS.attention.gradient.name, OPS.qlinear.name, OPS.qlinear.gradient.name]);
+const GEMMS = new Set([
+  'BatchMatMul',
+  '_FusedMatMul',
+  OPS.attention.name,
+  OPS.attention.gradient.name,
+  OPS.qlinear.name,
+  OPS.qlinear.gradient.name,
+]);
 const F32_RESULTS = new Set(['Sum', 'Mean', 'Prod', 'LogSoftmax', 'UnsortedSegmentSum', OPS.crossEntropySum.name]);
-const KEEP_FIRST_INPUT = new Set([OPS.rmsNorm.name, OPS.layerNorm.name, OPS.rope.name, OPS.gatedActivation.name, 'Max', 'Min', 'GatherV2', 'Softmax', 'Transpose', 'Slice', 'StridedSlice', 'Reverse', 'Pad', 'Tile', 'BroadcastTo', 'Identity']);
+const KEEP_FIRST_INPUT = new Set([
+  OPS.rmsNorm.name,
+  OPS.layerNorm.name,
+  OPS.rope.name,
+  OPS.gatedActivation.name,
+  'Max',
+  'Min',
+  'GatherV2',
+  'Softmax',
+  'Transpose',
+  'Slice',
+  'StridedSlice',
+  'Reverse',
+  'Pad',
+  'Tile',
+  'BroadcastTo',
+  'Identity',
+]);
 
 function physicalStorage(trace: Trace, precision: string): Phys[] {
   const bf16Mixed = precision === 'bf16-mixed';
@@ -98,7 +122,7 @@ export function cudaPrecision(trace: Trace, requested: string): string {
 
 export function cudaRules(trace: Trace, precision: string): StorageRules {
   const phys = physicalStorage(trace, precision);
-  const gemmType: Phys = precision === 'bf16-mixed' ? 'bf16' : 'f32';  // the backend's gemmPhys
+  const gemmType: Phys = precision === 'bf16-mixed' ? 'bf16' : 'f32'; // the backend's gemmPhys
   const gemmBytes = PHYS_BYTES[gemmType];
   const size = (t: Trace, i: number | undefined, dims: Dims) => (i !== undefined && i >= 0 ? elements(t, i, dims) : 0);
   /** A copy in the GEMM type of each operand stored otherwise. */
@@ -110,7 +134,8 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
     bytes: (t, id, dims) => aligned(elements(t, id, dims) * PHYS_BYTES[phys[id]!]),
     workspace(t, kernel, dims) {
       const ins = kernel.inputs;
-      if (kernel.name === 'BatchMatMul' || kernel.name === '_FusedMatMul') return precision === 'bf16-mixed' ? copies(t, [ins[0], ins[1]], dims) : 0;
+      if (kernel.name === 'BatchMatMul' || kernel.name === '_FusedMatMul')
+        return precision === 'bf16-mixed' ? copies(t, [ins[0], ins[1]], dims) : 0;
       if (kernel.name === OPS.attention.gradient.name && ins[1] !== undefined && ins[1] >= 0) {
         // Inputs dy, q, k, v, keyMask, out, lse: the backward's one workspace (Δ, the masked-row
         // flags, and dq summed in f32 unless dq — packed, the GEMM type — is f32).
@@ -130,7 +155,9 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
       if (HALVES.has(kernel.name)) {
         const lora = ins.some((i) => i >= 0 && t.buffers[i]!.category === 'adapter');
         const headNorms = kernel.inputNames?.includes('qNormWeight') ?? false;
-        const dropping = Object.entries((kernel.attrs?.projections ?? {}) as ProjectionAttrs).filter(([, p]) => p?.dropout).map(([role]) => role);
+        const dropping = Object.entries((kernel.attrs?.projections ?? {}) as ProjectionAttrs)
+          .filter(([, p]) => p?.dropout)
+          .map(([role]) => role);
         const dora = [...ATTENTION_ROLES, ...MLP_ROLES].filter((role) => kernel.inputNames?.includes(`${role}LoraMagnitude`));
         return halfWorkspace(kernel.name, dims, gemmBytes, { lora, headNorms, dropping, dora, plainMlp: kernel.attrs?.mlp === 'plain' });
       }
@@ -156,39 +183,80 @@ const HALVES = new Set<string>([OPS.attentionHalf.name, OPS.attentionHalf.gradie
  * products and DoRA's f32 [out] norms and scales are small and left out.
  */
 function halfWorkspace(
-  kernel: string, dims: Dims, gemmBytes: number, o: { lora: boolean; headNorms: boolean; dropping: string[]; dora: string[]; plainMlp?: boolean },
+  kernel: string,
+  dims: Dims,
+  gemmBytes: number,
+  o: { lora: boolean; headNorms: boolean; dropping: string[]; dora: string[]; plainMlp?: boolean },
 ): number {
-  const n = dims.batch * dims.seq, headDim = 2 * dims.halfHeadDim, heads = dims.kvHeads * dims.groups;
+  const n = dims.batch * dims.seq,
+    headDim = 2 * dims.halfHeadDim,
+    heads = dims.kvHeads * dims.groups;
   const rows = (cols: number) => aligned(n * cols * gemmBytes);
-  const qOut = heads * headDim, kvOut = dims.kvHeads * headDim;
+  const qOut = heads * headDim,
+    kvOut = dims.kvHeads * headDim;
   const inFeatures = (role: string) => (role === 'o' ? qOut : role === 'down' ? dims.intermediate : dims.hidden);
   const dropped = o.dropping.length > 0 ? rows(Math.max(...o.dropping.map(inFeatures))) : 0;
   const headNorms = o.headNorms ? rows(qOut) + rows(kvOut) : 0;
   const backward = kernel === OPS.mlpHalf.gradient.name || kernel === OPS.attentionHalf.gradient.name;
-  const doraShapes = o.dora.map((role) => ({ inFeatures: inFeatures(role), ...outputsOf(role, dims.hidden, dims.intermediate, qOut, kvOut), dropping: o.dropping.includes(role) }));
+  const doraShapes = o.dora.map((role) => ({
+    inFeatures: inFeatures(role),
+    ...outputsOf(role, dims.hidden, dims.intermediate, qOut, kvOut),
+    dropping: o.dropping.includes(role),
+  }));
   const doraElements = doraScratchElements(doraShapes, n, backward ? 'backward' : 'forward');
-  const partialSums = backward && doraShapes.length > 0 ? aligned(columnDotPartialBytes(n, Math.max(...doraShapes.map((s) => s.sliceWidth)))) : 0;
+  const partialSums =
+    backward && doraShapes.length > 0 ? aligned(columnDotPartialBytes(n, Math.max(...doraShapes.map((s) => s.sliceWidth)))) : 0;
   const dora = doraElements > 0 ? aligned(doraElements * gemmBytes) + partialSums : 0;
   switch (kernel) {
-    case OPS.mlpHalf.name: return rows(dims.hidden) + rows(dims.intermediate) + dropped + dora;
+    case OPS.mlpHalf.name:
+      return rows(dims.hidden) + rows(dims.intermediate) + dropped + dora;
     case OPS.mlpHalf.gradient.name:
-      return (o.plainMlp ? 1 : 3) * rows(dims.intermediate) + rows(dims.hidden) + (o.lora ? rows(dims.hidden) + rows(dims.intermediate) : 0) + dropped + dora;
-    case OPS.attentionHalf.name: return rows(dims.hidden) + rows(qOut) + rows(kvOut) + headNorms + dropped + dora;
+      return (
+        (o.plainMlp ? 1 : 3) * rows(dims.intermediate) +
+        rows(dims.hidden) +
+        (o.lora ? rows(dims.hidden) + rows(dims.intermediate) : 0) +
+        dropped +
+        dora
+      );
+    case OPS.attentionHalf.name:
+      return rows(dims.hidden) + rows(qOut) + rows(kvOut) + headNorms + dropped + dora;
     default:
-      return 3 * rows(qOut) + 3 * rows(kvOut) + rows(dims.hidden) + (o.lora ? rows(dims.hidden) : 0) + headNorms + dropped + dora +
-        aligned(flashBackwardWorkspaceBytes(dims.batch, heads, dims.seq, headDim, false));
+      return (
+        3 * rows(qOut) +
+        3 * rows(kvOut) +
+        rows(dims.hidden) +
+        (o.lora ? rows(dims.hidden) : 0) +
+        headNorms +
+        dropped +
+        dora +
+        aligned(flashBackwardWorkspaceBytes(dims.batch, heads, dims.seq, headDim, false))
+      );
   }
 }
 
 /** A half projection's output features, and the widest slice the half writes (Phi-3's fused qkv and gate_up are split). */
-function outputsOf(role: string, hidden: number, intermediate: number, qOut: number, kvOut: number): { outFeatures: number; sliceWidth: number } {
+function outputsOf(
+  role: string,
+  hidden: number,
+  intermediate: number,
+  qOut: number,
+  kvOut: number,
+): { outFeatures: number; sliceWidth: number } {
   switch (role) {
-    case 'q': return { outFeatures: qOut, sliceWidth: qOut };
-    case 'k': case 'v': return { outFeatures: kvOut, sliceWidth: kvOut };
-    case 'qkv': return { outFeatures: qOut + 2 * kvOut, sliceWidth: qOut };
-    case 'gate': case 'up': return { outFeatures: intermediate, sliceWidth: intermediate };
-    case 'gateUp': return { outFeatures: 2 * intermediate, sliceWidth: intermediate };
-    default: return { outFeatures: hidden, sliceWidth: hidden };  // o, down
+    case 'q':
+      return { outFeatures: qOut, sliceWidth: qOut };
+    case 'k':
+    case 'v':
+      return { outFeatures: kvOut, sliceWidth: kvOut };
+    case 'qkv':
+      return { outFeatures: qOut + 2 * kvOut, sliceWidth: qOut };
+    case 'gate':
+    case 'up':
+      return { outFeatures: intermediate, sliceWidth: intermediate };
+    case 'gateUp':
+      return { outFeatures: 2 * intermediate, sliceWidth: intermediate };
+    default:
+      return { outFeatures: hidden, sliceWidth: hidden }; // o, down
   }
 }
 
@@ -196,7 +264,10 @@ function outputsOf(role: string, hidden: number, intermediate: number, qOut: num
  * The matrices that fill the dequantisation scratch at once: a fused half's (attention's,
  * the MLP's) together when the trace ran the fused halves, else each matrix alone (QLinear).
  */
-export function dequantizationGroups<P extends { role: string }>(layers: ReadonlyArray<{ projections: readonly P[] }>, trace: Trace): P[][] {
+export function dequantizationGroups<P extends { role: string }>(
+  layers: ReadonlyArray<{ projections: readonly P[] }>,
+  trace: Trace,
+): P[][] {
   const fused = trace.events.some((e) => e.kind === 'kernel' && HALVES.has(e.name));
   if (!fused) return layers.flatMap((l) => l.projections.map((p) => [p]));
   const of = (roles: readonly string[]) => (l: { projections: readonly P[] }) => l.projections.filter((p) => roles.includes(p.role));
@@ -212,10 +283,13 @@ export function dequantizationGroups<P extends { role: string }>(layers: Readonl
  * dequantised at once (`groups`; a matrix a 256-byte slot in the GEMM type).
  */
 export function fourBitDeviceBytes(
-  groups: ReadonlyArray<ReadonlyArray<{ inFeatures: number; outFeatures: number }>>, q: { blocksize: number; doubleQuant: boolean }, precision: string,
+  groups: ReadonlyArray<ReadonlyArray<{ inFeatures: number; outFeatures: number }>>,
+  q: { blocksize: number; doubleQuant: boolean },
+  precision: string,
 ): { weights: number; scratch: number } {
   const valueBytes = precision === 'bf16-mixed' ? 2 : 4;
-  let weights = 0, scratch = 0;
+  let weights = 0,
+    scratch = 0;
   for (const group of groups) {
     let slots = 0;
     for (const { inFeatures, outFeatures } of group) {
@@ -250,13 +324,57 @@ type Fused = {
   output: string | null;
 };
 const CUDA_FUSED: Fused[] = [
-  { op: OPS.attention, saves: ['q', 'k', 'v', 'keyMask'], grads: [['q', 'q'], ['k', 'k'], ['v', 'v']], output: 'q' },
+  {
+    op: OPS.attention,
+    saves: ['q', 'k', 'v', 'keyMask'],
+    grads: [
+      ['q', 'q'],
+      ['k', 'k'],
+      ['v', 'v'],
+    ],
+    output: 'q',
+  },
   { op: OPS.crossEntropySum, saves: ['logits', 'labels'], grads: [['logits', 'logits']], output: null },
-  { op: OPS.rmsNorm, saves: ['x', 'w'], grads: [['x', 'x'], ['w', 'w']], output: 'x' },
-  { op: OPS.layerNorm, saves: ['x', 'w'], grads: [['x', 'x'], ['w', 'w'], ['b', 'w']], output: 'x' },
-  { op: OPS.gatedActivation, saves: ['gate', 'up'], grads: [['gate', 'gate'], ['up', 'up']], output: 'gate' },
+  {
+    op: OPS.rmsNorm,
+    saves: ['x', 'w'],
+    grads: [
+      ['x', 'x'],
+      ['w', 'w'],
+    ],
+    output: 'x',
+  },
+  {
+    op: OPS.layerNorm,
+    saves: ['x', 'w'],
+    grads: [
+      ['x', 'x'],
+      ['w', 'w'],
+      ['b', 'w'],
+    ],
+    output: 'x',
+  },
+  {
+    op: OPS.gatedActivation,
+    saves: ['gate', 'up'],
+    grads: [
+      ['gate', 'gate'],
+      ['up', 'up'],
+    ],
+    output: 'gate',
+  },
   { op: OPS.rope, saves: ['cos', 'sin'], grads: [['x', 'dy']], output: 'x' },
-  { op: OPS.loraDelta, saves: ['x', 'A', 'B'], grads: [['x', 'x'], ['A', 'A'], ['B', 'B']], passes: ['base'], output: 'base' },
+  {
+    op: OPS.loraDelta,
+    saves: ['x', 'A', 'B'],
+    grads: [
+      ['x', 'x'],
+      ['A', 'A'],
+      ['B', 'B'],
+    ],
+    passes: ['base'],
+    output: 'base',
+  },
 ];
 
 type MakeInfo = { makeTensorInfo(shape: number[], dtype: string, values: Float32Array): tf.TensorInfo };
@@ -271,19 +389,25 @@ type Infos = Record<string, tf.TensorInfo>;
 function halfStandInShapes(kernel: string, inputs: Infos, attrs: Record<string, unknown>): number[][] {
   const h = inputs.h!.shape;
   const n = h[0]! * h[1]!;
-  const lora = (roles: readonly string[]) => roles.flatMap((r) => [`${r}LoraA`, `${r}LoraB`, `${r}LoraMagnitude`].flatMap((name) => (inputs[name] ? [inputs[name]!.shape] : [])));
-  const quantized = (role: string) => (attrs.projections as Record<string, { quantized?: { shape: number[] } }> | undefined)?.[role]?.quantized?.shape;
+  const lora = (roles: readonly string[]) =>
+    roles.flatMap((r) => [`${r}LoraA`, `${r}LoraB`, `${r}LoraMagnitude`].flatMap((name) => (inputs[name] ? [inputs[name]!.shape] : [])));
+  const quantized = (role: string) =>
+    (attrs.projections as Record<string, { quantized?: { shape: number[] } }> | undefined)?.[role]?.quantized?.shape;
   switch (kernel) {
     case OPS.mlpHalf.name: {
       const intermediate = (inputs.downWeight?.shape ?? quantized('down')!)[1]!;
       return attrs.mlp === 'plain' ? [h, [n, intermediate]] : [h, [n, intermediate], [n, intermediate]];
     }
     case OPS.attentionHalf.name: {
-      const heads = Number(attrs.heads), kv = Number(attrs.kvHeads), d = Number(attrs.headDim);
+      const heads = Number(attrs.heads),
+        kv = Number(attrs.kvHeads),
+        d = Number(attrs.headDim);
       return [h, [n, heads * d], [n, kv * d], [n, kv * d], [n, heads * d], [h[0]!, heads, h[1]!]];
     }
-    case OPS.mlpHalf.gradient.name: return [h, ...lora(MLP_ROLES)];
-    default: return [h, ...lora(ATTENTION_ROLES)];
+    case OPS.mlpHalf.gradient.name:
+      return [h, ...lora(MLP_ROLES)];
+    default:
+      return [h, ...lora(ATTENTION_ROLES)];
   }
 }
 
@@ -295,15 +419,21 @@ function halfStandInShapes(kernel: string, inputs: Infos, attrs: Record<string, 
  */
 export function withCudaFusedOps<T>(trace: () => T): T {
   const backendName = tf.getBackend();
-  const zeros = (backend: unknown, shape: number[]) => (backend as MakeInfo).makeTensorInfo(shape, 'float32', new Float32Array(shape.reduce((a, b) => a * b, 1)));
+  const zeros = (backend: unknown, shape: number[]) =>
+    (backend as MakeInfo).makeTensorInfo(shape, 'float32', new Float32Array(shape.reduce((a, b) => a * b, 1)));
   const kernels: string[] = [];
   const gradients: string[] = [];
   for (const { op, saves, grads, passes = [], output } of CUDA_FUSED) {
     if (tf.getKernel(op.name, backendName)) continue;
     const outputShape = (inputs: Record<string, tf.TensorInfo>) => (output ? inputs[output]!.shape : []);
-    tf.registerKernel({ kernelName: op.name, backendName, kernelFunc: ({ inputs, backend }) => zeros(backend, outputShape(inputs as never)) });
     tf.registerKernel({
-      kernelName: op.gradient.name, backendName,
+      kernelName: op.name,
+      backendName,
+      kernelFunc: ({ inputs, backend }) => zeros(backend, outputShape(inputs as never)),
+    });
+    tf.registerKernel({
+      kernelName: op.gradient.name,
+      backendName,
       kernelFunc: ({ inputs, backend }) => {
         const outs = grads.map(([, like]) => zeros(backend, (inputs as Record<string, tf.TensorInfo>)[like]!.shape));
         return outs.length === 1 ? outs[0]! : outs;
@@ -319,8 +449,13 @@ export function withCudaFusedOps<T>(trace: () => T): T {
           const named = Object.fromEntries(saves.map((name, i) => [name, saved[i]!]));
           const out = tf.engine().runKernel(op.gradient.name, { dy: g, ...named }, attrs as never) as tf.Tensor | tf.Tensor[];
           const list = Array.isArray(out) ? out : [out];
-          const given = [...grads.map(([name], i) => [name, () => list[i]!] as const), ...passes.map((name) => [name, () => g.clone()] as const)];
-          const zeroed = saves.filter((name) => !grads.some(([g]) => g === name)).map((name) => [name, () => tf.zerosLike(named[name]!)] as const);
+          const given = [
+            ...grads.map(([name], i) => [name, () => list[i]!] as const),
+            ...passes.map((name) => [name, () => g.clone()] as const),
+          ];
+          const zeroed = saves
+            .filter((name) => !grads.some(([g]) => g === name))
+            .map((name) => [name, () => tf.zerosLike(named[name]!)] as const);
           return Object.fromEntries([...given, ...zeroed]);
         },
       });
@@ -330,8 +465,10 @@ export function withCudaFusedOps<T>(trace: () => T): T {
   for (const name of HALVES) {
     if (tf.getKernel(name, backendName)) continue;
     tf.registerKernel({
-      kernelName: name, backendName,
-      kernelFunc: ({ inputs, backend, attrs }) => halfStandInShapes(name, inputs as Infos, (attrs ?? {}) as Record<string, unknown>).map((s) => zeros(backend, s)),
+      kernelName: name,
+      backendName,
+      kernelFunc: ({ inputs, backend, attrs }) =>
+        halfStandInShapes(name, inputs as Infos, (attrs ?? {}) as Record<string, unknown>).map((s) => zeros(backend, s)),
     });
     kernels.push(name);
   }

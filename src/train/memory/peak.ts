@@ -21,7 +21,11 @@ export interface StorageRules {
   /** Bytes of buffer `id` at `dims`. */
   bytes(trace: Trace, id: number, dims: Dims): number;
   /** Scratch a kernel allocates and frees inside itself, invisible to tfjs' engine (bytes at `dims`). */
-  workspace?(trace: Trace, kernel: { name: string; inputs: number[]; inputNames?: string[]; attrs?: Record<string, unknown> }, dims: Dims): number;
+  workspace?(
+    trace: Trace,
+    kernel: { name: string; inputs: number[]; inputNames?: string[]; attrs?: Record<string, unknown> },
+    dims: Dims,
+  ): number;
 }
 
 export type Breakdown = Record<Category, number>;
@@ -45,7 +49,7 @@ export function axis(trace: Trace, id: number, a: number, dims: Dims): number {
 
 /** tfjs' engine: every tensor object's size × its dtype's bytes (what the cpu device's peak measures). */
 export const engineRules: StorageRules = {
-  describe: "tfjs engine bytes (every live tensor)",
+  describe: 'tfjs engine bytes (every live tensor)',
   counting: 'tensor',
   bytes(trace, id, dims) {
     return elements(trace, id, dims) * (trace.buffers[id]!.dtype === 'bool' ? 1 : 4);

@@ -51,7 +51,11 @@ export function factor(n: number, twin: Dims): Monomial {
   const exps = SYMBOLS.map((name) => {
     const p = twin[name];
     let e = 0;
-    if (p > 1) while (coef > 0 && coef % p === 0) { coef /= p; e++; }
+    if (p > 1)
+      while (coef > 0 && coef % p === 0) {
+        coef /= p;
+        e++;
+      }
     return e;
   });
   return { coef, exps };
@@ -59,7 +63,9 @@ export function factor(n: number, twin: Dims): Monomial {
 
 export function evaluate(m: Monomial, dims: Dims): number {
   let v = m.coef;
-  m.exps.forEach((e, i) => { if (e) v *= dims[SYMBOLS[i]!] ** e; });
+  m.exps.forEach((e, i) => {
+    if (e) v *= dims[SYMBOLS[i]!] ** e;
+  });
   return v;
 }
 

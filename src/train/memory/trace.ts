@@ -103,7 +103,14 @@ export function traceStep(opts: TraceOptions): Trace {
       id = buffers.length;
       // A backend with physical storage of its own (cuda's bf16 floats) says which; read, not inferred.
       const phys = (backend as { phys?(t: object): string } | undefined)?.phys?.({ dataId: a.dataId, shape: a.shape, dtype: a.dtype });
-      buffers.push({ shape, dtype: a.dtype, category: categoryOf(shape), kernel: k?.name ?? '', inputs: k?.inputs ?? [], ...(phys ? { phys } : {}) });
+      buffers.push({
+        shape,
+        dtype: a.dtype,
+        category: categoryOf(shape),
+        kernel: k?.name ?? '',
+        inputs: k?.inputs ?? [],
+        ...(phys ? { phys } : {}),
+      });
       ids.set(a.dataId, id);
     }
     events.push({ kind: 'track', buffer: id, fresh });
@@ -119,7 +126,12 @@ export function traceStep(opts: TraceOptions): Trace {
     const given = Object.entries(inputs).filter(([, t]) => t && typeof t === 'object');
     const k = { name, inputs: given.map(([, t]) => bufferOf(t)) };
     if (phase !== 'off') {
-      events.push({ kind: 'kernel', ...k, inputNames: given.map(([n]) => n), ...(attrs && typeof attrs === 'object' ? { attrs: attrs as Record<string, unknown> } : {}) });
+      events.push({
+        kind: 'kernel',
+        ...k,
+        inputNames: given.map(([n]) => n),
+        ...(attrs && typeof attrs === 'object' ? { attrs: attrs as Record<string, unknown> } : {}),
+      });
     }
     kernels.push(k);
     try {
@@ -141,7 +153,13 @@ export function traceStep(opts: TraceOptions): Trace {
     adapter = createAdapter(model, recipe.adapter, recipe.training.seed, 'adapter');
     phase = 'optimizer';
     const t = recipe.training;
-    optimizer = new AdamW(adapter.variables, { lr: t.learning_rate, betas: t.adam_betas, eps: t.adam_eps, weightDecay: t.weight_decay, noDecay: (n) => /(^|\.)bias$/.test(n) });
+    optimizer = new AdamW(adapter.variables, {
+      lr: t.learning_rate,
+      betas: t.adam_betas,
+      eps: t.adam_eps,
+      weightDecay: t.weight_decay,
+      noDecay: (n) => /(^|\.)bias$/.test(n),
+    });
     const update = optimizer.step.bind(optimizer);
     optimizer.step = (grads, ...rest) => {
       for (const g of grads.values()) {
@@ -159,7 +177,10 @@ export function traceStep(opts: TraceOptions): Trace {
     const micro = Array.from({ length: t.gradient_accumulation_steps }, (_, i) => fullLengthBatch(recipe, twin, 7 + i));
     for (let step = 0; step < (opts.steps ?? 1); step++) {
       trainStep(model, adapter, optimizer, micro, {
-        lr: t.learning_rate, maxGradNorm: t.max_grad_norm, activationCheckpointing: opts.checkpointing, dropoutSeed: stepSeed(t.seed, step),
+        lr: t.learning_rate,
+        maxGradNorm: t.max_grad_norm,
+        activationCheckpointing: opts.checkpointing,
+        dropoutSeed: stepSeed(t.seed, step),
       });
     }
   } finally {

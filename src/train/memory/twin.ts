@@ -37,14 +37,17 @@ function twinConfig(raw: HfConfig, twin: Dims, hidden: number): HfConfig {
   const heads = twin.groups * twin.kvHeads;
   const config: HfConfig = {
     ...raw,
-    hidden_size: hidden, n_embd: hidden,
-    num_attention_heads: heads, n_head: heads,
+    hidden_size: hidden,
+    n_embd: hidden,
+    num_attention_heads: heads,
+    n_head: heads,
     num_key_value_heads: twin.kvHeads,
     head_dim: 2 * twin.halfHeadDim,
-    intermediate_size: twin.intermediate, n_inner: twin.intermediate,
+    intermediate_size: twin.intermediate,
+    n_inner: twin.intermediate,
     vocab_size: twin.vocab,
   };
-  delete config.quantization_config;  // the twin's weights are quantised from dense ones (twinQuantization)
+  delete config.quantization_config; // the twin's weights are quantised from dense ones (twinQuantization)
   return config;
 }
 
@@ -59,10 +62,19 @@ export function twinSpec(raw: HfConfig, file: string, twin: Dims): { config: Con
   for (const hidden of [twin.hidden, heads * headDim]) {
     const config = new ConfigReader(twinConfig(raw, twin, hidden), `${file} (memory-estimate twin)`);
     const spec = specFromConfig(config);
-    if (spec.hiddenSize === hidden && spec.headDim === headDim && spec.numHeads === heads && spec.numKvHeads === twin.kvHeads
-      && spec.intermediateSize === twin.intermediate && spec.vocabSize === twin.vocab) return { config, spec };
+    if (
+      spec.hiddenSize === hidden &&
+      spec.headDim === headDim &&
+      spec.numHeads === heads &&
+      spec.numKvHeads === twin.kvHeads &&
+      spec.intermediateSize === twin.intermediate &&
+      spec.vocabSize === twin.vocab
+    )
+      return { config, spec };
   }
-  throw new Error(`memory estimate: ${raw.model_type} does not take the twin's sizes from config.json (${file}); its family reads them under other names`);
+  throw new Error(
+    `memory estimate: ${raw.model_type} does not take the twin's sizes from config.json (${file}); its family reads them under other names`,
+  );
 }
 
 /** Whether the real model's hidden size is heads · head_dim (then the twin's must be too). */
@@ -75,7 +87,11 @@ function fill(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
   let s = (seed * 2654435761) >>> 0 || 1;
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     out[i] = (s / 2 ** 32 - 0.5) * 0.04;
   }
   return out;
@@ -123,7 +139,14 @@ export function buildTwinModel({ config, spec, quantization }: TwinModelSource):
 /** One micro-batch of `batch` full rows of `seq` tokens, every target supervised; ReFT positions as the data pipeline lays them out. */
 export function fullLengthBatch(recipe: Recipe, dims: Pick<Dims, 'batch' | 'seq' | 'vocab'>, seed: number): StepBatch {
   let s = seed >>> 0 || 1;
-  const next = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s; };
+  const next = () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s;
+  };
   const inputIds = Array.from({ length: dims.batch }, () => Array.from({ length: dims.seq }, () => next() % dims.vocab));
   const batch: StepBatch = { inputIds, attentionMask: inputIds.map((r) => r.map(() => 1)), labels: inputIds.map((r) => r.slice()) };
   const a = recipe.adapter as { type: string; positions?: string; share_weights?: boolean };

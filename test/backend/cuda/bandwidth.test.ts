@@ -21,12 +21,24 @@ describe('copy bandwidth', () => {
   function fakeAddon() {
     const live = new Set<number>();
     const copies: Array<[number, number, number]> = [];
-    let next = 4096, clockMs = 0;
+    let next = 4096,
+      clockMs = 0;
     return {
-      live, copies,
-      alloc: (bytes: number) => { const p = next; next += bytes; live.add(p); return p; },
-      free: (p: number) => { if (!live.delete(p)) throw new Error(`double free of ${p}`); },
-      copy: (dst: number, src: number, bytes: number) => { copies.push([dst, src, bytes]); clockMs += bytes / 1e8; },
+      live,
+      copies,
+      alloc: (bytes: number) => {
+        const p = next;
+        next += bytes;
+        live.add(p);
+        return p;
+      },
+      free: (p: number) => {
+        if (!live.delete(p)) throw new Error(`double free of ${p}`);
+      },
+      copy: (dst: number, src: number, bytes: number) => {
+        copies.push([dst, src, bytes]);
+        clockMs += bytes / 1e8;
+      },
       eventRecord: () => clockMs,
       eventElapsed: (start: number, end: number) => end - start,
     };
@@ -36,12 +48,12 @@ describe('copy bandwidth', () => {
     const addon = fakeAddon();
     // 100 MB copies at 1 ms each: 200 MB read + written a millisecond, 200 GB/s.
     expect(measureCopyBandwidth(addon, 100e6, 5)).toBeCloseTo(200e9, -6);
-    expect(addon.copies).toHaveLength(10);  // an untimed round, then the timed one
+    expect(addon.copies).toHaveLength(10); // an untimed round, then the timed one
     for (const [dst, src, bytes] of addon.copies) {
       expect(dst).not.toBe(src);
       expect(bytes).toBe(100e6);
     }
-    expect(new Set(addon.copies.map(([, src]) => src)).size).toBe(4);  // ceil(256 MB / 100 MB) + 1 buffers in turn
+    expect(new Set(addon.copies.map(([, src]) => src)).size).toBe(4); // ceil(256 MB / 100 MB) + 1 buffers in turn
     expect(addon.live.size).toBe(0);
   });
 
@@ -49,7 +61,12 @@ describe('copy bandwidth', () => {
     const addon = fakeAddon();
     measureCopyBandwidth(addon, 1000, 2);
     expect(addon.copies[0]![2]).toBe(992);
-    const failing = { ...fakeAddon(), copy: () => { throw new Error('copy: out of memory'); } };
+    const failing = {
+      ...fakeAddon(),
+      copy: () => {
+        throw new Error('copy: out of memory');
+      },
+    };
     expect(() => measureCopyBandwidth(failing, 1000, 2)).toThrow('out of memory');
     expect(failing.live.size).toBe(0);
   });

@@ -11,10 +11,12 @@ import { tmp } from '../../cliHarness.js';
 const detect = (row: Record<string, unknown>, columns: Record<string, string> = {}) => detectFormat(row, columns, 'd.jsonl', 'line 1');
 
 describe('detectFormat', () => {
-  it('reads TRL\'s dataset types from the columns', () => {
+  it("reads TRL's dataset types from the columns", () => {
     expect(detect({ text: 'Alice ran.' })).toBe('text');
     expect(detect({ prompt: 'Q:', completion: ' A.' })).toBe('prompt_completion');
-    expect(detect({ prompt: [{ role: 'user', content: 'q' }], completion: [{ role: 'assistant', content: 'a' }] })).toBe('prompt_completion');
+    expect(detect({ prompt: [{ role: 'user', content: 'q' }], completion: [{ role: 'assistant', content: 'a' }] })).toBe(
+      'prompt_completion',
+    );
     expect(detect({ messages: [], text: 'x' })).toBe('chat');
     expect(detect({ instruction: 'Do.', input: '', output: 'Done.' })).toBe('alpaca');
   });
@@ -35,7 +37,16 @@ describe('loadDataset with format auto', () => {
   it('a messages file under the default format is chat; an explicit format wins', async () => {
     const dir = tmp('detect');
     const file = path.join(dir, 'chat.jsonl');
-    writeFileSync(file, `${JSON.stringify({ messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello.' }], text: 'plain words' })}\n`);
+    writeFileSync(
+      file,
+      `${JSON.stringify({
+        messages: [
+          { role: 'user', content: 'Hi' },
+          { role: 'assistant', content: 'Hello.' },
+        ],
+        text: 'plain words',
+      })}\n`,
+    );
     const tok = await loadTokenizer(fixture('tokenizer'));
     const auto = await loadDataset({ path: file, format: 'auto' }, tok, dir);
     expect(auto.format).toBe('chat');
@@ -43,6 +54,8 @@ describe('loadDataset with format auto', () => {
     const text = await loadDataset({ path: file, format: 'text' }, tok, dir);
     expect(text.format).toBe('text');
     expect(text.examples[0]!.inputIds).not.toEqual(auto.examples[0]!.inputIds);
-    await expect(loadDataset({ path: file, format: 'auto', columns: { prompt: 'text' } }, tok, dir)).rejects.toThrow(/data\.format is auto and the columns \(messages, text\) match no format/);
+    await expect(loadDataset({ path: file, format: 'auto', columns: { prompt: 'text' } }, tok, dir)).rejects.toThrow(
+      /data\.format is auto and the columns \(messages, text\) match no format/,
+    );
   });
 });

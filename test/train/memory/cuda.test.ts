@@ -10,7 +10,10 @@ import type { Trace } from '../../../src/train/memory/trace.js';
 
 describe('fourBitDeviceBytes', () => {
   // Two matrices of 4096 values: 64 blocks of 64; the packed codes 2048 bytes.
-  const matrices = [{ inFeatures: 64, outFeatures: 64 }, { inFeatures: 128, outFeatures: 32 }];
+  const matrices = [
+    { inFeatures: 64, outFeatures: 64 },
+    { inFeatures: 128, outFeatures: 32 },
+  ];
   const alone = matrices.map((m) => [m]);
 
   it('double quantisation: codes, 8-bit absmax, nested absmax and code table, each rounded to 256 bytes', () => {
@@ -24,7 +27,10 @@ describe('fourBitDeviceBytes', () => {
 
   it('an odd count pads the codes to whole 32-bit words and the last block', () => {
     // 3 × 5 = 15 values: 8 bytes of codes (two words), one block of 64
-    expect(fourBitDeviceBytes([[{ inFeatures: 5, outFeatures: 3 }]], { blocksize: 64, doubleQuant: false }, 'bf16-mixed')).toEqual({ weights: 256 + 256, scratch: 256 });
+    expect(fourBitDeviceBytes([[{ inFeatures: 5, outFeatures: 3 }]], { blocksize: 64, doubleQuant: false }, 'bf16-mixed')).toEqual({
+      weights: 256 + 256,
+      scratch: 256,
+    });
   });
 
   it('matrices dequantised together hold the scratch side by side, each in a 256-byte slot', () => {
@@ -39,14 +45,20 @@ describe('dequantizationGroups', () => {
     projections: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'].map((role) => ({ role, name: `${i}.${role}` })),
   });
   const traceOf = (kernels: string[]): Trace => ({
-    twin: {} as Trace['twin'], buffers: [], backend: 'cuda', precision: 'bf16-mixed',
+    twin: {} as Trace['twin'],
+    buffers: [],
+    backend: 'cuda',
+    precision: 'bf16-mixed',
     events: kernels.map((name) => ({ kind: 'kernel' as const, name, inputs: [] })),
   });
   const names = (groups: Array<Array<{ name: string }>>) => groups.map((g) => g.map((p) => p.name));
 
   it("fused halves dequantise a half-layer's matrices at once", () => {
     expect(names(dequantizationGroups([layer(0), layer(1)], traceOf(['MatMul', OPS.mlpHalf.name])))).toEqual([
-      ['0.q', '0.k', '0.v', '0.o'], ['0.gate', '0.up', '0.down'], ['1.q', '1.k', '1.v', '1.o'], ['1.gate', '1.up', '1.down'],
+      ['0.q', '0.k', '0.v', '0.o'],
+      ['0.gate', '0.up', '0.down'],
+      ['1.q', '1.k', '1.v', '1.o'],
+      ['1.gate', '1.up', '1.down'],
     ]);
   });
 
@@ -60,10 +72,20 @@ describe("the fused halves' scratch", () => {
   const dims = { groups: 2, kvHeads: 2, batch: 1, halfHeadDim: 8, seq: 16, hidden: 64, intermediate: 128, vocab: 7 };
   const trace: Trace = { twin: dims, buffers: [], events: [], backend: 'cuda', precision: 'bf16-mixed' };
   const rows = (cols: number) => 16 * cols * 2; // bf16, each a multiple of 256 bytes here
-  const workspace = (name: string, extra: { inputNames?: string[]; dropping?: string[]; mlp?: string } = {}) => cudaRules(trace, 'bf16-mixed').workspace!(trace, {
-    name, inputs: [], inputNames: extra.inputNames ?? [],
-    attrs: { projections: Object.fromEntries((extra.dropping ?? []).map((role) => [role, { scaling: 2, dropout: { rate: 0.1, seed: 1 } }])), ...(extra.mlp ? { mlp: extra.mlp } : {}) },
-  }, dims);
+  const workspace = (name: string, extra: { inputNames?: string[]; dropping?: string[]; mlp?: string } = {}) =>
+    cudaRules(trace, 'bf16-mixed').workspace!(
+      trace,
+      {
+        name,
+        inputs: [],
+        inputNames: extra.inputNames ?? [],
+        attrs: {
+          projections: Object.fromEntries((extra.dropping ?? []).map((role) => [role, { scaling: 2, dropout: { rate: 0.1, seed: 1 } }])),
+          ...(extra.mlp ? { mlp: extra.mlp } : {}),
+        },
+      },
+      dims,
+    );
 
   it('LoRA dropout adds the dropped input of the widest dropping projection, forward and backward', () => {
     for (const name of [OPS.mlpHalf.name, OPS.mlpHalf.gradient.name]) {
@@ -94,11 +116,21 @@ describe("the fused halves' DoRA scratch", () => {
   const dims = { groups: 2, kvHeads: 2, batch: 1, halfHeadDim: 8, seq: 1024, hidden: 64, intermediate: 128, vocab: 7 };
   const trace: Trace = { twin: dims, buffers: [], events: [], backend: 'cuda', precision: 'bf16-mixed' };
   const rows = (cols: number) => 1024 * cols * 2; // bf16, each a multiple of 256 bytes here
-  const workspace = (name: string, o: { dora?: string[]; dropping?: string[] } = {}, at = dims) => cudaRules(trace, 'bf16-mixed').workspace!(trace, {
-    name, inputs: [], inputNames: ['h', ...(o.dora ?? []).flatMap((role) => [`${role}LoraA`, `${role}LoraB`, `${role}LoraMagnitude`])],
-    attrs: { projections: Object.fromEntries((o.dropping ?? []).map((role) => [role, { scaling: 2, dropout: { rate: 0.1, seed: 1 } }])) },
-  }, at);
-  const extra = (name: string, o: { dora?: string[]; dropping?: string[] }, at = dims) => workspace(name, o, at) - workspace(name, { dropping: o.dropping }, at);
+  const workspace = (name: string, o: { dora?: string[]; dropping?: string[] } = {}, at = dims) =>
+    cudaRules(trace, 'bf16-mixed').workspace!(
+      trace,
+      {
+        name,
+        inputs: [],
+        inputNames: ['h', ...(o.dora ?? []).flatMap((role) => [`${role}LoraA`, `${role}LoraB`, `${role}LoraMagnitude`])],
+        attrs: {
+          projections: Object.fromEntries((o.dropping ?? []).map((role) => [role, { scaling: 2, dropout: { rate: 0.1, seed: 1 } }])),
+        },
+      },
+      at,
+    );
+  const extra = (name: string, o: { dora?: string[]; dropping?: string[] }, at = dims) =>
+    workspace(name, o, at) - workspace(name, { dropping: o.dropping }, at);
 
   it('forward without dropout: only the norm’s chunk of W + s·B·A, the largest weight’s (all of it, here)', () => {
     expect(extra(OPS.mlpHalf.name, { dora: ['gate', 'up', 'down'] })).toBe(128 * 64 * 2);

@@ -20,15 +20,27 @@ export function measuredPeak(recipe: Recipe): number {
   device.resetPeakMemory();
   const policy = applyPrecision(recipe.model.precision).effective;
   const q = recipe.model.quantization;
-  const model = loadBaseModel(resolveModelSourceSync(recipe.model.path, 'model'), { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
+  const model = loadBaseModel(resolveModelSourceSync(recipe.model.path, 'model'), {
+    quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null,
+  });
   if (policy !== 'fp32') model.weights.storeFrozen((w) => device.storeFrozenWeight(w, policy));
   const adapter = createAdapter(model, recipe.adapter, recipe.training.seed);
   const t = recipe.training;
-  const optimizer = new AdamW(adapter.variables, { lr: t.learning_rate, betas: t.adam_betas, eps: t.adam_eps, weightDecay: t.weight_decay });
+  const optimizer = new AdamW(adapter.variables, {
+    lr: t.learning_rate,
+    betas: t.adam_betas,
+    eps: t.adam_eps,
+    weightDecay: t.weight_decay,
+  });
   try {
     const dims = realDims(model.spec, t.batch_size, recipe.data.max_length);
     const micro = Array.from({ length: t.gradient_accumulation_steps }, (_, i) => fullLengthBatch(recipe, dims, 11 + i));
-    trainStep(model, adapter, optimizer, micro, { lr: t.learning_rate, maxGradNorm: t.max_grad_norm, activationCheckpointing: recipe.model.activation_checkpointing, dropoutSeed: stepSeed(t.seed, 0) });
+    trainStep(model, adapter, optimizer, micro, {
+      lr: t.learning_rate,
+      maxGradNorm: t.max_grad_norm,
+      activationCheckpointing: recipe.model.activation_checkpointing,
+      dropoutSeed: stepSeed(t.seed, 0),
+    });
     return device.memory().peak - before;
   } finally {
     optimizer.dispose();

@@ -28,13 +28,17 @@ import { OPS } from '../../../ops/names.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
 import { defineKernel, floatPhys, gemmPhys, input, runPrimitives, size, withTemps } from '../kernelUtils.js';
 import {
-  attentionBackwardWorkspaceBytes, flashAttentionBackward, flashAttentionForward, packedStrides,
-  type AttentionProblem, type AttentionView,
+  attentionBackwardWorkspaceBytes,
+  flashAttentionBackward,
+  flashAttentionForward,
+  packedStrides,
+  type AttentionProblem,
+  type AttentionView,
 } from '../primitives/attention.js';
 
 export const ATTENTION = OPS.attention.name;
 const ATTENTION_GRAD = OPS.attention.gradient.name;
-const MAX_HEAD_DIM = 256;  // kernels/src/flash_attention.cuh kMaxHeadDim
+const MAX_HEAD_DIM = 256; // kernels/src/flash_attention.cuh kMaxHeadDim
 
 /** Shapes and attributes checked once, as the primitives take them. */
 function problemOf(q: TensorRef, k: TensorRef, v: TensorRef, keyMask: TensorRef, attrs: Record<string, unknown>): AttentionProblem {
@@ -53,7 +57,8 @@ function problemOf(q: TensorRef, k: TensorRef, v: TensorRef, keyMask: TensorRef,
   const [q0, k0, v0] = [q, k, v].map((t) => t.dtype);
   if (q0 !== 'float32' || k0 !== 'float32' || v0 !== 'float32') throw new Error('q, k and v must be float32 tensors');
   const scale = Number(attrs.scale);
-  const window = Number(attrs.window ?? 0) || 0, queryOffset = Number(attrs.queryOffset ?? 0) || 0;
+  const window = Number(attrs.window ?? 0) || 0,
+    queryOffset = Number(attrs.queryOffset ?? 0) || 0;
   if (!Number.isFinite(scale)) throw new Error(`scale must be a finite number, got ${String(attrs.scale)}`);
   if (!Number.isInteger(window) || window < 0) throw new Error(`window must be a whole number ≥ 0 (0 = none), got ${window}`);
   if (!Number.isInteger(queryOffset)) throw new Error(`queryOffset must be a whole number, got ${queryOffset}`);
@@ -68,21 +73,37 @@ function packed(backend: CudaBackend, t: TensorRef): AttentionView {
 
 export const attentionKernels: tf.KernelConfig[] = [
   defineKernel(ATTENTION, ({ inputs, backend, attrs }) => {
-    const q = input(inputs, 'q'), k = input(inputs, 'k'), v = input(inputs, 'v'), keyMask = input(inputs, 'keyMask');
+    const q = input(inputs, 'q'),
+      k = input(inputs, 'k'),
+      v = input(inputs, 'v'),
+      keyMask = input(inputs, 'keyMask');
     const p = problemOf(q, k, v, keyMask, attrs);
     const out = backend.makeOutput(q.shape, 'float32', floatPhys(backend, q, k, v));
     const lse = backend.makeOutput([p.batch, p.heads, p.sq], 'float32', 'f32');
     if (size(q.shape) > 0) {
-      runPrimitives(backend, (prog) => flashAttentionForward(prog, {
-        ...p, q: packed(backend, q), k: packed(backend, k), v: packed(backend, v),
-        keyMask: backend.ptr(keyMask), maskDtype: backend.code(keyMask), out: packed(backend, out), lse: backend.ptr(lse),
-      }));
+      runPrimitives(backend, (prog) =>
+        flashAttentionForward(prog, {
+          ...p,
+          q: packed(backend, q),
+          k: packed(backend, k),
+          v: packed(backend, v),
+          keyMask: backend.ptr(keyMask),
+          maskDtype: backend.code(keyMask),
+          out: packed(backend, out),
+          lse: backend.ptr(lse),
+        }),
+      );
     }
     return [out, lse];
   }),
   defineKernel(ATTENTION_GRAD, ({ inputs, backend, attrs }) => {
-    const dy = input(inputs, 'dy'), q = input(inputs, 'q'), k = input(inputs, 'k'), v = input(inputs, 'v');
-    const keyMask = input(inputs, 'keyMask'), out = input(inputs, 'out'), lse = input(inputs, 'lse');
+    const dy = input(inputs, 'dy'),
+      q = input(inputs, 'q'),
+      k = input(inputs, 'k'),
+      v = input(inputs, 'v');
+    const keyMask = input(inputs, 'keyMask'),
+      out = input(inputs, 'out'),
+      lse = input(inputs, 'lse');
     const p = problemOf(q, k, v, keyMask, attrs);
     if (dy.shape.join() !== q.shape.join() || out.shape.join() !== q.shape.join()) {
       throw new Error(`dy [${dy.shape}] and out [${out.shape}] must have q's shape [${q.shape}]`);
@@ -90,7 +111,7 @@ export const attentionKernels: tf.KernelConfig[] = [
     if (lse.shape.join() !== [p.batch, p.heads, p.sq].join() || backend.phys(lse) !== 'f32') {
       throw new Error(`lse must be the forward's f32 [${p.batch}, ${p.heads}, ${p.sq}]`);
     }
-    const phys = gemmPhys(backend);  // the gradients' storage: the GEMM rule of the policy
+    const phys = gemmPhys(backend); // the gradients' storage: the GEMM rule of the policy
     const dq = backend.makeOutput(q.shape, 'float32', phys);
     const dk = backend.makeOutput(k.shape, 'float32', phys);
     const dv = backend.makeOutput(v.shape, 'float32', phys);
@@ -98,14 +119,26 @@ export const attentionKernels: tf.KernelConfig[] = [
       withTemps(backend, (temps) => {
         const dqView = packed(backend, dq);
         const workspaceBytes = attentionBackwardWorkspaceBytes({ ...p, dq: dqView });
-        const workspace = backend.makeOutput([workspaceBytes], 'bool', 'u8');  // the pool aligns to 256 bytes
+        const workspace = backend.makeOutput([workspaceBytes], 'bool', 'u8'); // the pool aligns to 256 bytes
         temps.push(workspace);
-        runPrimitives(backend, (prog) => flashAttentionBackward(prog, {
-          ...p, q: packed(backend, q), k: packed(backend, k), v: packed(backend, v),
-          keyMask: backend.ptr(keyMask), maskDtype: backend.code(keyMask), out: packed(backend, out),
-          dOut: packed(backend, dy), lse: backend.ptr(lse), dq: dqView, dk: packed(backend, dk), dv: packed(backend, dv),
-          workspace: backend.ptr(workspace), workspaceBytes,
-        }));
+        runPrimitives(backend, (prog) =>
+          flashAttentionBackward(prog, {
+            ...p,
+            q: packed(backend, q),
+            k: packed(backend, k),
+            v: packed(backend, v),
+            keyMask: backend.ptr(keyMask),
+            maskDtype: backend.code(keyMask),
+            out: packed(backend, out),
+            dOut: packed(backend, dy),
+            lse: backend.ptr(lse),
+            dq: dqView,
+            dk: packed(backend, dk),
+            dv: packed(backend, dv),
+            workspace: backend.ptr(workspace),
+            workspaceBytes,
+          }),
+        );
       });
     }
     return [dq, dk, dv];
@@ -116,10 +149,10 @@ export const attentionKernels: tf.KernelConfig[] = [
 export const attentionGradient: tf.GradConfig = {
   kernelName: ATTENTION,
   inputsToSave: ['q', 'k', 'v', 'keyMask'],
-  outputsToSave: [true, true],  // out and lse: the backward recomputes P from them
+  outputsToSave: [true, true], // out and lse: the backward recomputes P from them
   gradFunc: (dy, saved, attrs) => {
     const [q, k, v, keyMask, out, lse] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-    const g = Array.isArray(dy) ? dy[0]! : dy;  // the lse output's incoming gradient is zeros: nothing uses lse
+    const g = Array.isArray(dy) ? dy[0]! : dy; // the lse output's incoming gradient is zeros: nothing uses lse
     const [dq, dk, dv] = tf.engine().runKernel(ATTENTION_GRAD, { dy: g, q, k, v, keyMask, out, lse }, attrs as never) as tf.Tensor[];
     return { q: () => dq!, k: () => dk!, v: () => dv!, keyMask: () => tf.zerosLike(keyMask) };
   },

@@ -11,12 +11,27 @@ import { defineKernel, input, inputList, outPhys } from '../kernelUtils.js';
 type OutRule = 'upcast' | 'float' | 'bool' | 'int';
 
 const TABLE: Array<[kernel: string, op: BinaryName, out: OutRule, names?: [string, string]]> = [
-  ['Add', 'add', 'upcast'], ['Sub', 'sub', 'upcast'], ['Multiply', 'mul', 'upcast'], ['RealDiv', 'div', 'float'],
-  ['FloorDiv', 'floorDiv', 'int'], ['Mod', 'mod', 'upcast'], ['Pow', 'pow', 'upcast'], ['Maximum', 'max', 'upcast'],
-  ['Minimum', 'min', 'upcast'], ['SquaredDifference', 'squaredDifference', 'upcast'], ['Atan2', 'atan2', 'float'],
-  ['Equal', 'equal', 'bool'], ['NotEqual', 'notEqual', 'bool'], ['Less', 'less', 'bool'], ['LessEqual', 'lessEqual', 'bool'],
-  ['Greater', 'greater', 'bool'], ['GreaterEqual', 'greaterEqual', 'bool'], ['LogicalAnd', 'logicalAnd', 'bool'],
-  ['LogicalOr', 'logicalOr', 'bool'], ['LogicalXor', 'logicalXor', 'bool'], ['Prelu', 'prelu', 'float', ['x', 'alpha']],
+  ['Add', 'add', 'upcast'],
+  ['Sub', 'sub', 'upcast'],
+  ['Multiply', 'mul', 'upcast'],
+  ['RealDiv', 'div', 'float'],
+  ['FloorDiv', 'floorDiv', 'int'],
+  ['Mod', 'mod', 'upcast'],
+  ['Pow', 'pow', 'upcast'],
+  ['Maximum', 'max', 'upcast'],
+  ['Minimum', 'min', 'upcast'],
+  ['SquaredDifference', 'squaredDifference', 'upcast'],
+  ['Atan2', 'atan2', 'float'],
+  ['Equal', 'equal', 'bool'],
+  ['NotEqual', 'notEqual', 'bool'],
+  ['Less', 'less', 'bool'],
+  ['LessEqual', 'lessEqual', 'bool'],
+  ['Greater', 'greater', 'bool'],
+  ['GreaterEqual', 'greaterEqual', 'bool'],
+  ['LogicalAnd', 'logicalAnd', 'bool'],
+  ['LogicalOr', 'logicalOr', 'bool'],
+  ['LogicalXor', 'logicalXor', 'bool'],
+  ['Prelu', 'prelu', 'float', ['x', 'alpha']],
 ];
 
 /** out = a ∘ b with broadcasting; used by other kernels too. */
@@ -27,15 +42,23 @@ export function binaryOp(backend: CudaBackend, op: BinaryName, a: TensorRef, b: 
   const r = shape.length;
   const pad = (s: number[]) => [...new Array<number>(r - s.length).fill(1), ...s];
   const shapes = new Float64Array([...shape, ...pad(a.shape), ...pad(b.shape)]);
-  backend.addon.binary(BINARY[op], backend.ptr(a), backend.code(a), backend.ptr(b), backend.code(b), backend.ptr(out), DTYPE[phys],
-    r === 0 ? new Float64Array([1, 1, 1]) : shapes);
+  backend.addon.binary(
+    BINARY[op],
+    backend.ptr(a),
+    backend.code(a),
+    backend.ptr(b),
+    backend.code(b),
+    backend.ptr(out),
+    DTYPE[phys],
+    r === 0 ? new Float64Array([1, 1, 1]) : shapes,
+  );
   return out;
 }
 
 function outDtype(rule: OutRule, a: TensorRef, b: TensorRef): tf.DataType {
   if (rule === 'bool') return 'bool';
   if (rule === 'float') return 'float32';
-  if (rule === 'int') return 'int32';  // tfjs' FloorDiv returns int32 even for float operands
+  if (rule === 'int') return 'int32'; // tfjs' FloorDiv returns int32 even for float operands
   const t = tf.upcastType(a.dtype, b.dtype);
   return t === 'bool' ? 'int32' : t;
 }
@@ -46,7 +69,8 @@ export const binaryKernels: tf.KernelConfig[] = [
       const a = input(inputs, names?.[0] ?? 'a');
       const b = input(inputs, names?.[1] ?? 'b');
       return binaryOp(backend, op, a, b, outDtype(rule, a, b));
-    })),
+    }),
+  ),
   // AddN: a chain of adds (tfjs' gradient accumulation uses Add; AddN appears in user code).
   defineKernel('AddN', ({ inputs, backend }) => {
     const ts = inputList(inputs);

@@ -23,11 +23,13 @@ export const creationKernels: tf.KernelConfig[] = [
     return fillOp(backend, x.shape, x.dtype, 1);
   }),
   defineKernel('Range', ({ backend, attrs }) => {
-    const start = Number(attrs.start), stop = Number(attrs.stop), step = Number(attrs.step ?? 1);
+    const start = Number(attrs.start),
+      stop = Number(attrs.stop),
+      step = Number(attrs.step ?? 1);
     const dtype = (attrs.dtype ?? 'float32') as tf.DataType;
     if (step === 0) throw new Error('Range step cannot be 0');
     // tfjs' rangeImpl: an empty range when start = stop or when step points away from stop.
-    const n = start === stop || (start < stop) !== (step > 0) ? 0 : Math.abs(Math.ceil((stop - start) / step));
+    const n = start === stop || start < stop !== step > 0 ? 0 : Math.abs(Math.ceil((stop - start) / step));
     const out = backend.makeOutput([n], dtype);
     backend.addon.range(backend.ptr(out), backend.code(out), n, start, step);
     return out;

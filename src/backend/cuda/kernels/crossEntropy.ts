@@ -23,12 +23,20 @@ function dims(logits: TensorRef, labels: TensorRef): [number, number] {
 
 export const crossEntropyKernels: tf.KernelConfig[] = [
   defineKernel(CROSS_ENTROPY_SUM, ({ inputs, backend, attrs }) => {
-    const logits = input(inputs, 'logits'), labels = input(inputs, 'labels');
+    const logits = input(inputs, 'logits'),
+      labels = input(inputs, 'labels');
     const [rows, cols] = dims(logits, labels);
     const ids = backend.phys(labels) === 'i32' ? labels : convert(backend, labels, 'i32', 'int32');
     const lossRows = backend.makeOutput([rows], 'float32', 'f32');
-    backend.addon.crossEntropy(backend.ptr(logits), backend.code(logits), backend.ptr(ids), backend.ptr(lossRows), rows, cols,
-      Number(attrs.ignoreIndex ?? -100));
+    backend.addon.crossEntropy(
+      backend.ptr(logits),
+      backend.code(logits),
+      backend.ptr(ids),
+      backend.ptr(lossRows),
+      rows,
+      cols,
+      Number(attrs.ignoreIndex ?? -100),
+    );
     const out = backend.makeOutput([], 'float32', 'f32');
     backend.addon.reduce(REDUCE.sum, backend.ptr(lossRows), DTYPE.f32, backend.ptr(out), DTYPE.f32, 1, rows, 1);
     backend.disposeIntermediate(lossRows);
@@ -36,12 +44,24 @@ export const crossEntropyKernels: tf.KernelConfig[] = [
     return out;
   }),
   defineKernel(CROSS_ENTROPY_SUM_GRAD, ({ inputs, backend, attrs }) => {
-    const dy = input(inputs, 'dy'), logits = input(inputs, 'logits'), labels = input(inputs, 'labels');
+    const dy = input(inputs, 'dy'),
+      logits = input(inputs, 'logits'),
+      labels = input(inputs, 'labels');
     const [rows, cols] = dims(logits, labels);
     const ids = backend.phys(labels) === 'i32' ? labels : convert(backend, labels, 'i32', 'int32');
     const dx = backend.makeOutput(logits.shape, 'float32', backend.phys(logits));
-    backend.addon.crossEntropyBackward(backend.ptr(logits), backend.code(logits), backend.ptr(ids), backend.ptr(dy), backend.code(dy),
-      backend.ptr(dx), backend.code(dx), rows, cols, Number(attrs.ignoreIndex ?? -100));
+    backend.addon.crossEntropyBackward(
+      backend.ptr(logits),
+      backend.code(logits),
+      backend.ptr(ids),
+      backend.ptr(dy),
+      backend.code(dy),
+      backend.ptr(dx),
+      backend.code(dx),
+      rows,
+      cols,
+      Number(attrs.ignoreIndex ?? -100),
+    );
     if (ids !== labels) backend.disposeIntermediate(ids);
     return dx;
   }),

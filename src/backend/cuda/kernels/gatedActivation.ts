@@ -17,7 +17,8 @@ const GATED_ACTIVATION_GRAD = OPS.gatedActivation.gradient.name;
 
 function actCode(attrs: Record<string, unknown>): number {
   const code = GATED_ACTIVATIONS[String(attrs.act)];
-  if (code === undefined) throw new Error(`unknown activation '${String(attrs.act)}': supported are ${Object.keys(GATED_ACTIVATIONS).join(', ')}`);
+  if (code === undefined)
+    throw new Error(`unknown activation '${String(attrs.act)}': supported are ${Object.keys(GATED_ACTIVATIONS).join(', ')}`);
   return code;
 }
 
@@ -35,9 +36,16 @@ export const gatedActivationKernels: tf.KernelConfig[] = [
     return withTemps(backend, (temps) => {
       const [gate, up] = operands(backend, input(inputs, 'gate'), input(inputs, 'up'), GATED_ACTIVATION, temps);
       const out = backend.makeOutput(gate.shape, 'float32', backend.phys(gate));
-      runPrimitives(backend, (p) => gatedActivationForward(p, {
-        gate: backend.ptr(gate), up: backend.ptr(up), t: backend.code(gate), out: backend.ptr(out), n: size(gate.shape), act,
-      }));
+      runPrimitives(backend, (p) =>
+        gatedActivationForward(p, {
+          gate: backend.ptr(gate),
+          up: backend.ptr(up),
+          t: backend.code(gate),
+          out: backend.ptr(out),
+          n: size(gate.shape),
+          act,
+        }),
+      );
       return out;
     });
   }),
@@ -48,11 +56,22 @@ export const gatedActivationKernels: tf.KernelConfig[] = [
       const [gate, up] = operands(backend, input(inputs, 'gate'), input(inputs, 'up'), GATED_ACTIVATION_GRAD, temps);
       sameShape(dy, gate, GATED_ACTIVATION_GRAD);
       const phys = floatPhys(backend, dy, gate);
-      const dgate = backend.makeOutput(gate.shape, 'float32', phys), dup = backend.makeOutput(gate.shape, 'float32', phys);
-      runPrimitives(backend, (p) => gatedActivationBackward(p, {
-        dy: backend.ptr(dy), dyt: backend.code(dy), gate: backend.ptr(gate), up: backend.ptr(up), t: backend.code(gate),
-        dgate: backend.ptr(dgate), dup: backend.ptr(dup), dt: DTYPE[phys], n: size(gate.shape), act,
-      }));
+      const dgate = backend.makeOutput(gate.shape, 'float32', phys),
+        dup = backend.makeOutput(gate.shape, 'float32', phys);
+      runPrimitives(backend, (p) =>
+        gatedActivationBackward(p, {
+          dy: backend.ptr(dy),
+          dyt: backend.code(dy),
+          gate: backend.ptr(gate),
+          up: backend.ptr(up),
+          t: backend.code(gate),
+          dgate: backend.ptr(dgate),
+          dup: backend.ptr(dup),
+          dt: DTYPE[phys],
+          n: size(gate.shape),
+          act,
+        }),
+      );
       return [dgate, dup];
     });
   }),

@@ -19,7 +19,8 @@ export const gatherKernels: tf.KernelConfig[] = [
     const axis = normAxis(Number(attrs.axis ?? 0), x.shape.length);
     let batchDims = Number(attrs.batchDims ?? 0);
     if (batchDims < 0) batchDims += indices.shape.length;
-    if (batchDims > axis || batchDims > indices.shape.length) throw new Error(`batchDims ${batchDims} exceeds the axis or the indices' rank`);
+    if (batchDims > axis || batchDims > indices.shape.length)
+      throw new Error(`batchDims ${batchDims} exceeds the axis or the indices' rank`);
     for (let d = 0; d < batchDims; d++) {
       if (x.shape[d] !== indices.shape[d]) throw new Error(`batch dim ${d} differs: x has ${x.shape[d]}, indices ${indices.shape[d]}`);
     }
@@ -29,8 +30,17 @@ export const gatherKernels: tf.KernelConfig[] = [
     const out = backend.makeOutput(outShape, x.dtype, backend.phys(x));
     if (size(outShape) === 0) return out;
     const idx = int32Indices(backend, indices);
-    backend.addon.gather(backend.ptr(x), backend.code(x), backend.ptr(idx), backend.ptr(out), batch,
-      size(x.shape.slice(batchDims, axis)), x.shape[axis]!, size(x.shape.slice(axis + 1)), size(indices.shape.slice(batchDims)));
+    backend.addon.gather(
+      backend.ptr(x),
+      backend.code(x),
+      backend.ptr(idx),
+      backend.ptr(out),
+      batch,
+      size(x.shape.slice(batchDims, axis)),
+      x.shape[axis]!,
+      size(x.shape.slice(axis + 1)),
+      size(indices.shape.slice(batchDims)),
+    );
     if (idx !== indices) backend.disposeIntermediate(idx);
     return out;
   }),
@@ -45,8 +55,16 @@ export const gatherKernels: tf.KernelConfig[] = [
     const out = backend.makeOutput(outShape, dtype, phys);
     backend.addon.fill(backend.ptr(out), DTYPE[phys], size(outShape), 0);
     const idx = int32Indices(backend, ids);
-    backend.addon.scatterAdd(backend.ptr(x), backend.code(x), backend.ptr(idx), backend.ptr(out), DTYPE[phys],
-      size(ids.shape), inner, numSegments);
+    backend.addon.scatterAdd(
+      backend.ptr(x),
+      backend.code(x),
+      backend.ptr(idx),
+      backend.ptr(out),
+      DTYPE[phys],
+      size(ids.shape),
+      inner,
+      numSegments,
+    );
     if (idx !== ids) backend.disposeIntermediate(idx);
     return out;
   }),
@@ -56,8 +74,15 @@ export const gatherKernels: tf.KernelConfig[] = [
     const dtype = (attrs.dtype ?? 'int32') as tf.DataType;
     const out = backend.makeOutput([...indices.shape, depth], dtype);
     const idx = int32Indices(backend, indices);
-    backend.addon.oneHot(backend.ptr(idx), backend.ptr(out), backend.code(out), size(indices.shape), depth,
-      Number(attrs.onValue ?? 1), Number(attrs.offValue ?? 0));
+    backend.addon.oneHot(
+      backend.ptr(idx),
+      backend.ptr(out),
+      backend.code(out),
+      size(indices.shape),
+      depth,
+      Number(attrs.onValue ?? 1),
+      Number(attrs.offValue ?? 0),
+    );
     if (idx !== indices) backend.disposeIntermediate(idx);
     return out;
   }),

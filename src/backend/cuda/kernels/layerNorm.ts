@@ -16,32 +16,58 @@ const LAYER_NORM_GRAD = OPS.layerNorm.gradient.name;
 
 export const layerNormKernels: tf.KernelConfig[] = [
   defineKernel(LAYER_NORM, ({ inputs, backend, attrs }) => {
-    const x = input(inputs, 'x'), w = input(inputs, 'w'), b = input(inputs, 'b');
+    const x = input(inputs, 'x'),
+      w = input(inputs, 'w'),
+      b = input(inputs, 'b');
     const [rows, cols] = normRows(x, w, LAYER_NORM);
     if (size(b.shape) !== cols) throw new Error(`${LAYER_NORM}: bias of ${size(b.shape)} values for rows of ${cols}`);
     return withTemps(backend, (temps) => {
-      const w32 = storedAs(backend, w, 'f32', temps), b32 = storedAs(backend, b, 'f32', temps);
+      const w32 = storedAs(backend, w, 'f32', temps),
+        b32 = storedAs(backend, b, 'f32', temps);
       const y = backend.makeOutput(x.shape, 'float32', backend.phys(x));
-      runPrimitives(backend, (p) => layerNormForward(p, {
-        x: backend.ptr(x), xt: backend.code(x), w: backend.ptr(w32), b: backend.ptr(b32), y: backend.ptr(y), rows, cols,
-        eps: Number(attrs.eps),
-      }));
+      runPrimitives(backend, (p) =>
+        layerNormForward(p, {
+          x: backend.ptr(x),
+          xt: backend.code(x),
+          w: backend.ptr(w32),
+          b: backend.ptr(b32),
+          y: backend.ptr(y),
+          rows,
+          cols,
+          eps: Number(attrs.eps),
+        }),
+      );
       return y;
     });
   }),
   defineKernel(LAYER_NORM_GRAD, ({ inputs, backend, attrs }) => {
-    const dy = input(inputs, 'dy'), x = input(inputs, 'x'), w = input(inputs, 'w');
+    const dy = input(inputs, 'dy'),
+      x = input(inputs, 'x'),
+      w = input(inputs, 'w');
     const [rows, cols] = normRows(x, w, LAYER_NORM_GRAD);
     sameShape(dy, x, LAYER_NORM_GRAD);
     return withTemps(backend, (temps) => {
       const w32 = storedAs(backend, w, 'f32', temps);
       const dxPhys = floatPhys(backend, dy, x);
       const dx = backend.makeOutput(x.shape, 'float32', dxPhys);
-      const dw = backend.makeOutput(w.shape, 'float32', 'f32'), db = backend.makeOutput(w.shape, 'float32', 'f32');
-      runPrimitives(backend, (p) => layerNormBackward(p, {
-        dy: backend.ptr(dy), dyt: backend.code(dy), x: backend.ptr(x), xt: backend.code(x), w: backend.ptr(w32),
-        dx: backend.ptr(dx), dxt: DTYPE[dxPhys], dw: backend.ptr(dw), db: backend.ptr(db), rows, cols, eps: Number(attrs.eps),
-      }));
+      const dw = backend.makeOutput(w.shape, 'float32', 'f32'),
+        db = backend.makeOutput(w.shape, 'float32', 'f32');
+      runPrimitives(backend, (p) =>
+        layerNormBackward(p, {
+          dy: backend.ptr(dy),
+          dyt: backend.code(dy),
+          x: backend.ptr(x),
+          xt: backend.code(x),
+          w: backend.ptr(w32),
+          dx: backend.ptr(dx),
+          dxt: DTYPE[dxPhys],
+          dw: backend.ptr(dw),
+          db: backend.ptr(db),
+          rows,
+          cols,
+          eps: Number(attrs.eps),
+        }),
+      );
       return [dx, dw, db];
     });
   }),

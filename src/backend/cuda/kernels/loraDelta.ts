@@ -28,10 +28,14 @@ function dims(x: TensorRef, A: TensorRef, B: TensorRef): { n: number; inF: numbe
 
 export const loraDeltaKernels: tf.KernelConfig[] = [
   defineKernel(LORA_DELTA, ({ inputs, backend, attrs }) => {
-    const x = input(inputs, 'x'), base = input(inputs, 'base'), A = input(inputs, 'A'), B = input(inputs, 'B');
+    const x = input(inputs, 'x'),
+      base = input(inputs, 'base'),
+      A = input(inputs, 'A'),
+      B = input(inputs, 'B');
     const s = Number(attrs.scaling);
     const { n, inF, r, out } = dims(x, A, B);
-    const phys = gemmPhys(backend), ab = DTYPE[phys];
+    const phys = gemmPhys(backend),
+      ab = DTYPE[phys];
     return withTemps(backend, (temps) => {
       const operand = (t: TensorRef) => backend.ptr(storedAs(backend, t, phys, temps));
       const u = backend.makeOutput([n, r], 'float32', phys);
@@ -41,21 +45,37 @@ export const loraDeltaKernels: tf.KernelConfig[] = [
       runPrimitives(backend, (p) => {
         gemm(p, { a: operand(x), b: operand(A), d: backend.ptr(u), abType: ab, dType: ab, m: n, n: r, k: inF, transB: true });
         gemm(p, {
-          a: backend.ptr(u), b: operand(B), c: backend.ptr(base), d: backend.ptr(y), abType: ab, dType: DTYPE[yPhys],
-          m: n, n: out, k: r, transB: true, alpha: s, beta: 1,
+          a: backend.ptr(u),
+          b: operand(B),
+          c: backend.ptr(base),
+          d: backend.ptr(y),
+          abType: ab,
+          dType: DTYPE[yPhys],
+          m: n,
+          n: out,
+          k: r,
+          transB: true,
+          alpha: s,
+          beta: 1,
         });
       });
       return y;
     });
   }),
   defineKernel(LORA_DELTA_GRAD, ({ inputs, backend, attrs }) => {
-    const dy = input(inputs, 'dy'), x = input(inputs, 'x'), A = input(inputs, 'A'), B = input(inputs, 'B');
+    const dy = input(inputs, 'dy'),
+      x = input(inputs, 'x'),
+      A = input(inputs, 'A'),
+      B = input(inputs, 'B');
     const s = Number(attrs.scaling);
     const { n, inF, r, out } = dims(x, A, B);
-    const phys = gemmPhys(backend), ab = DTYPE[phys], f32 = DTYPE.f32;
+    const phys = gemmPhys(backend),
+      ab = DTYPE[phys],
+      f32 = DTYPE.f32;
     return withTemps(backend, (temps) => {
       const [dyP, xP, aP, bP] = [dy, x, A, B].map((t) => backend.ptr(storedAs(backend, t, phys, temps)));
-      const g = backend.makeOutput([n, r], 'float32', phys), u = backend.makeOutput([n, r], 'float32', phys);
+      const g = backend.makeOutput([n, r], 'float32', phys),
+        u = backend.makeOutput([n, r], 'float32', phys);
       temps.push(g, u);
       const dx = backend.makeOutput(x.shape, 'float32', phys);
       const dA = backend.makeOutput(A.shape, 'float32', 'f32');

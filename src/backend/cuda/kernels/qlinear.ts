@@ -36,8 +36,10 @@ function weightOf(attrs: Attrs): { w: Quantized4bit; out: number; inF: number } 
  */
 function productWithWeight(backend: CudaBackend, a: TensorRef, w: Quantized4bit, transposeW: boolean, bias?: TensorRef): TensorRef {
   const [out, inF] = w.shape as [number, number];
-  const k = transposeW ? inF : out, n = transposeW ? out : inF;
-  if (a.shape[a.shape.length - 1] !== k) throw new Error(`last dimension ${a.shape[a.shape.length - 1]} does not match the weight [${out}, ${inF}]`);
+  const k = transposeW ? inF : out,
+    n = transposeW ? out : inF;
+  if (a.shape[a.shape.length - 1] !== k)
+    throw new Error(`last dimension ${a.shape[a.shape.length - 1]} does not match the weight [${out}, ${inF}]`);
   const phys = gemmPhys(backend);
   const m = size(a.shape) / k;
   const operand = backend.phys(a) === phys ? a : convert(backend, a, phys);
@@ -49,7 +51,15 @@ function productWithWeight(backend: CudaBackend, a: TensorRef, w: Quantized4bit,
     runPrimitives(backend, (p) => {
       recordDequantize(p, backend, [{ q: w, out: scratch, phys }]);
       gemm(p, {
-        a: backend.ptr(operand), b: scratch, d: backend.ptr(y), abType: DTYPE[phys], dType: DTYPE[phys], m, n, k, transB: transposeW,
+        a: backend.ptr(operand),
+        b: scratch,
+        d: backend.ptr(y),
+        abType: DTYPE[phys],
+        dType: DTYPE[phys],
+        m,
+        n,
+        k,
+        transB: transposeW,
         bias: epilogue ? backend.ptr(bias) : 0,
       });
     });
@@ -72,6 +82,5 @@ export const qlinearKernels: tf.KernelConfig[] = [
     const bias = inputs.bias as TensorRef | undefined;
     return productWithWeight(backend, input(inputs, 'x'), weightOf(attrs).w, true, bias);
   }),
-  defineKernel(QLINEAR_GRAD, ({ inputs, backend, attrs }) =>
-    productWithWeight(backend, input(inputs, 'dy'), weightOf(attrs).w, false)),
+  defineKernel(QLINEAR_GRAD, ({ inputs, backend, attrs }) => productWithWeight(backend, input(inputs, 'dy'), weightOf(attrs).w, false)),
 ];

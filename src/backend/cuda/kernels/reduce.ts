@@ -17,13 +17,21 @@ function axesOf(axis: unknown, rank: number): number[] {
 }
 
 /** y = reduce(x) over `axes`; y's shape keeps reduced dims as 1 when keepDims. */
-export function reduceOp(backend: CudaBackend, op: ReduceName, x: TensorRef, axes: number[], keepDims: boolean,
-  dtype: tf.DataType, phys: Phys = physOf(dtype)): TensorRef {
+export function reduceOp(
+  backend: CudaBackend,
+  op: ReduceName,
+  x: TensorRef,
+  axes: number[],
+  keepDims: boolean,
+  dtype: tf.DataType,
+  phys: Phys = physOf(dtype),
+): TensorRef {
   const rank = x.shape.length;
   const outShape = keepDims ? x.shape.map((n, d) => (axes.includes(d) ? 1 : n)) : x.shape.filter((_, d) => !axes.includes(d));
   const out = backend.makeOutput(outShape, dtype, phys);
   if (size(outShape) === 0) return out;
-  if (axes.length === 0) {  // nothing reduced: a copy in the output type
+  if (axes.length === 0) {
+    // nothing reduced: a copy in the output type
     backend.addon.unary(0, backend.ptr(x), backend.code(x), backend.ptr(out), DTYPE[phys], size(x.shape), 0, 0);
     return out;
   }
@@ -36,7 +44,8 @@ export function reduceOp(backend: CudaBackend, op: ReduceName, x: TensorRef, axe
     inner = size(x.shape.slice(axes[axes.length - 1]! + 1));
     if ((op === 'argMax' || op === 'argMin') && inner !== 1) {
       src = transposeOp(backend, x, [...[...Array(rank).keys()].filter((d) => !axes.includes(d)), ...axes]);
-      outer *= inner; inner = 1;
+      outer *= inner;
+      inner = 1;
     }
   } else {
     const kept = [...Array(rank).keys()].filter((d) => !axes.includes(d));
@@ -67,16 +76,19 @@ export const reduceKernels: tf.KernelConfig[] = [
     defineKernel(kernelName, ({ inputs, backend, attrs }) => {
       const x = input(inputs, 'x');
       const dtype = dtypeOf(x);
-      const phys: Phys = dtype === 'float32' ? ((op === 'max' || op === 'min') && backend.phys(x) === 'bf16' ? 'bf16' : 'f32') : physOf(dtype);
+      const phys: Phys =
+        dtype === 'float32' ? ((op === 'max' || op === 'min') && backend.phys(x) === 'bf16' ? 'bf16' : 'f32') : physOf(dtype);
       // Max names its axes `reductionIndices`; the others `axis`.
       const axis = kernelName === 'Max' ? attrs.reductionIndices : attrs.axis;
       return reduceOp(backend, op, x, axesOf(axis, x.shape.length), Boolean(attrs.keepDims), dtype, phys);
-    })),
+    }),
+  ),
   ...(['ArgMax', 'ArgMin'] as const).map((kernelName) =>
     defineKernel(kernelName, ({ inputs, backend, attrs }) => {
       const x = input(inputs, 'x');
       const axis = axesOf(attrs.axis ?? 0, x.shape.length);
       if (axis.length !== 1) throw new Error(`${kernelName} takes one axis`);
       return reduceOp(backend, kernelName === 'ArgMax' ? 'argMax' : 'argMin', x, axis, false, 'int32');
-    })),
+    }),
+  ),
 ];

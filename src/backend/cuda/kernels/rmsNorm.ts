@@ -30,19 +30,30 @@ function attrsOf(attrs: Record<string, unknown>): { eps: number; offset: number 
 
 export const rmsNormKernels: tf.KernelConfig[] = [
   defineKernel(RMS_NORM, ({ inputs, backend, attrs }) => {
-    const x = input(inputs, 'x'), w = input(inputs, 'w');
+    const x = input(inputs, 'x'),
+      w = input(inputs, 'w');
     const [rows, cols] = normRows(x, w, RMS_NORM);
     return withTemps(backend, (temps) => {
       const w32 = storedAs(backend, w, 'f32', temps);
       const y = backend.makeOutput(x.shape, 'float32', backend.phys(x));
-      runPrimitives(backend, (p) => rmsNormForward(p, {
-        x: backend.ptr(x), xt: backend.code(x), w: backend.ptr(w32), y: backend.ptr(y), rows, cols, ...attrsOf(attrs),
-      }));
+      runPrimitives(backend, (p) =>
+        rmsNormForward(p, {
+          x: backend.ptr(x),
+          xt: backend.code(x),
+          w: backend.ptr(w32),
+          y: backend.ptr(y),
+          rows,
+          cols,
+          ...attrsOf(attrs),
+        }),
+      );
       return y;
     });
   }),
   defineKernel(RMS_NORM_GRAD, ({ inputs, backend, attrs }) => {
-    const dy = input(inputs, 'dy'), x = input(inputs, 'x'), w = input(inputs, 'w');
+    const dy = input(inputs, 'dy'),
+      x = input(inputs, 'x'),
+      w = input(inputs, 'w');
     const [rows, cols] = normRows(x, w, RMS_NORM_GRAD);
     sameShape(dy, x, RMS_NORM_GRAD);
     return withTemps(backend, (temps) => {
@@ -50,10 +61,21 @@ export const rmsNormKernels: tf.KernelConfig[] = [
       const dxPhys = floatPhys(backend, dy, x);
       const dx = backend.makeOutput(x.shape, 'float32', dxPhys);
       const dw = backend.makeOutput(w.shape, 'float32', 'f32');
-      runPrimitives(backend, (p) => rmsNormBackward(p, {
-        dy: backend.ptr(dy), dyt: backend.code(dy), x: backend.ptr(x), xt: backend.code(x), w: backend.ptr(w32),
-        dx: backend.ptr(dx), dxt: DTYPE[dxPhys], dw: backend.ptr(dw), rows, cols, ...attrsOf(attrs),
-      }));
+      runPrimitives(backend, (p) =>
+        rmsNormBackward(p, {
+          dy: backend.ptr(dy),
+          dyt: backend.code(dy),
+          x: backend.ptr(x),
+          xt: backend.code(x),
+          w: backend.ptr(w32),
+          dx: backend.ptr(dx),
+          dxt: DTYPE[dxPhys],
+          dw: backend.ptr(dw),
+          rows,
+          cols,
+          ...attrsOf(attrs),
+        }),
+      );
       return [dx, dw];
     });
   }),

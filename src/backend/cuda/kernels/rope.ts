@@ -15,9 +15,17 @@ import { ropeBackward, ropeForward } from '../primitives/rope.js';
 export const ROPE = OPS.rope.name;
 const ROPE_GRAD = OPS.rope.gradient.name;
 
-function rotate(backend: CudaBackend, x: TensorRef, cos: TensorRef, sin: TensorRef, attrs: Record<string, unknown>, inverse: boolean): TensorRef {
+function rotate(
+  backend: CudaBackend,
+  x: TensorRef,
+  cos: TensorRef,
+  sin: TensorRef,
+  attrs: Record<string, unknown>,
+  inverse: boolean,
+): TensorRef {
   const what = inverse ? ROPE_GRAD : ROPE;
-  if (x.shape.length !== 4 || x.dtype !== 'float32') throw new Error(`${what}: x must be float32 [batch, heads, seq, headDim], got [${x.shape.join(',')}] ${x.dtype}`);
+  if (x.shape.length !== 4 || x.dtype !== 'float32')
+    throw new Error(`${what}: x must be float32 [batch, heads, seq, headDim], got [${x.shape.join(',')}] ${x.dtype}`);
   const [b, h, seq, headDim] = x.shape as [number, number, number, number];
   for (const t of [cos, sin]) {
     if (size(t.shape) !== seq * headDim || t.shape[t.shape.length - 1] !== headDim) {
@@ -29,11 +37,19 @@ function rotate(backend: CudaBackend, x: TensorRef, cos: TensorRef, sin: TensorR
     throw new Error(`${what}: rotaryDim ${rotaryDim} must be even and at most the head dim ${headDim}`);
   }
   return withTemps(backend, (temps) => {
-    const c = storedAs(backend, cos, 'f32', temps), s = storedAs(backend, sin, 'f32', temps);
+    const c = storedAs(backend, cos, 'f32', temps),
+      s = storedAs(backend, sin, 'f32', temps);
     const y = backend.makeOutput(x.shape, 'float32', backend.phys(x));
     const op = {
-      x: backend.ptr(x), t: backend.code(x), cos: backend.ptr(c), sin: backend.ptr(s), y: backend.ptr(y),
-      rows: b * h * seq, seq, headDim, rotaryDim,
+      x: backend.ptr(x),
+      t: backend.code(x),
+      cos: backend.ptr(c),
+      sin: backend.ptr(s),
+      y: backend.ptr(y),
+      rows: b * h * seq,
+      seq,
+      headDim,
+      rotaryDim,
     };
     runPrimitives(backend, (p) => (inverse ? ropeBackward : ropeForward)(p, op));
     return y;
@@ -41,8 +57,12 @@ function rotate(backend: CudaBackend, x: TensorRef, cos: TensorRef, sin: TensorR
 }
 
 export const ropeKernels: tf.KernelConfig[] = [
-  defineKernel(ROPE, ({ inputs, backend, attrs }) => rotate(backend, input(inputs, 'x'), input(inputs, 'cos'), input(inputs, 'sin'), attrs, false)),
-  defineKernel(ROPE_GRAD, ({ inputs, backend, attrs }) => rotate(backend, input(inputs, 'dy'), input(inputs, 'cos'), input(inputs, 'sin'), attrs, true)),
+  defineKernel(ROPE, ({ inputs, backend, attrs }) =>
+    rotate(backend, input(inputs, 'x'), input(inputs, 'cos'), input(inputs, 'sin'), attrs, false),
+  ),
+  defineKernel(ROPE_GRAD, ({ inputs, backend, attrs }) =>
+    rotate(backend, input(inputs, 'dy'), input(inputs, 'cos'), input(inputs, 'sin'), attrs, true),
+  ),
 ];
 
 function noTableGradient(): never {

@@ -7,15 +7,31 @@
 import { tf } from '../../tf.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
 import {
-  defineKernel, input, inputList, normAxis, reshapeRef, size, stridedCopy, stridesOf, viewDims, type CopyDim,
+  defineKernel,
+  input,
+  inputList,
+  normAxis,
+  reshapeRef,
+  size,
+  stridedCopy,
+  stridesOf,
+  viewDims,
+  type CopyDim,
 } from '../kernelUtils.js';
 
 export function transposeOp(backend: CudaBackend, x: TensorRef, perm: number[]): TensorRef {
   const outShape = perm.map((p) => x.shape[p]!);
   const out = backend.makeOutput(outShape, x.dtype, backend.phys(x));
-  const inStrides = stridesOf(x.shape), outStrides = stridesOf(outShape);
+  const inStrides = stridesOf(x.shape),
+    outStrides = stridesOf(outShape);
   const dims: CopyDim[] = perm.map((p, d) => ({
-    outShape: outShape[d]!, outStride: outStrides[d]!, inShape: x.shape[p]!, inStride: inStrides[p]!, start: 0, step: 1, wrap: false,
+    outShape: outShape[d]!,
+    outStride: outStrides[d]!,
+    inShape: x.shape[p]!,
+    inStride: inStrides[p]!,
+    start: 0,
+    step: 1,
+    wrap: false,
   }));
   stridedCopy(backend, x, out, dims);
   return out;
@@ -34,7 +50,8 @@ export function concatOp(backend: CudaBackend, xs: TensorRef[], axis: number): T
   const outShape = [...first.shape];
   outShape[axis] = xs.reduce((s, t) => s + t.shape[axis]!, 0);
   const dtype = xs.reduce<tf.DataType>((d, t) => tf.upcastType(d, t.dtype), first.dtype);
-  const phys = dtype === 'float32' && xs.every((t) => backend.phys(t) === 'bf16') ? 'bf16' : dtype === 'float32' ? 'f32' : backend.phys(first);
+  const phys =
+    dtype === 'float32' && xs.every((t) => backend.phys(t) === 'bf16') ? 'bf16' : dtype === 'float32' ? 'f32' : backend.phys(first);
   const out = backend.makeOutput(outShape, dtype, phys);
   const outer = size(outShape.slice(0, axis));
   const totalCols = size(outShape.slice(axis));
@@ -42,10 +59,16 @@ export function concatOp(backend: CudaBackend, xs: TensorRef[], axis: number): T
   for (const t of xs) {
     const cols = size(t.shape.slice(axis));
     if (cols > 0 && outer > 0) {
-      stridedCopy(backend, t, out, [
-        { outShape: outer, outStride: totalCols, inShape: outer, inStride: cols, start: 0, step: 1, wrap: false },
-        { outShape: cols, outStride: 1, inShape: cols, inStride: 1, start: 0, step: 1, wrap: false },
-      ], offset);
+      stridedCopy(
+        backend,
+        t,
+        out,
+        [
+          { outShape: outer, outStride: totalCols, inShape: outer, inStride: cols, start: 0, step: 1, wrap: false },
+          { outShape: cols, outStride: 1, inShape: cols, inStride: 1, start: 0, step: 1, wrap: false },
+        ],
+        offset,
+      );
     }
     offset += cols;
   }
@@ -92,8 +115,17 @@ export const shapeKernels: tf.KernelConfig[] = [
     const x = input(inputs, 'x');
     // tfjs hands every kernel its attrs as a loose map; StridedSlice's are tfjs' own declared shape.
     const a = attrs as unknown as tf.StridedSliceAttrs;
-    const info = tf.slice_util.sliceInfo(x.shape, a.begin, a.end, a.strides, a.beginMask, a.endMask, a.ellipsisMask,
-      a.newAxisMask, a.shrinkAxisMask);
+    const info = tf.slice_util.sliceInfo(
+      x.shape,
+      a.begin,
+      a.end,
+      a.strides,
+      a.beginMask,
+      a.endMask,
+      a.ellipsisMask,
+      a.newAxisMask,
+      a.shrinkAxisMask,
+    );
     if (info.isIdentity) return reshapeRef(backend, x, info.finalShape);
     if (info.finalShapeSparse.length !== x.shape.length) throw new Error('StridedSlice with a sparse shape of another rank');
     const sliced = sliceOp(backend, x, info.begin, info.finalShapeSparse, info.strides);
@@ -105,7 +137,13 @@ export const shapeKernels: tf.KernelConfig[] = [
     const x = input(inputs, 'x');
     const dims = (Array.isArray(attrs.dims) ? attrs.dims : [attrs.dims]).map((d) => normAxis(Number(d), x.shape.length));
     const begin = x.shape.map((n, d) => (dims.includes(d) ? n - 1 : 0));
-    return sliceOp(backend, x, begin, x.shape, x.shape.map((_, d) => (dims.includes(d) ? -1 : 1)));
+    return sliceOp(
+      backend,
+      x,
+      begin,
+      x.shape,
+      x.shape.map((_, d) => (dims.includes(d) ? -1 : 1)),
+    );
   }),
   defineKernel('PadV2', ({ inputs, backend, attrs }) => {
     const x = input(inputs, 'x');
@@ -113,8 +151,20 @@ export const shapeKernels: tf.KernelConfig[] = [
     const outShape = x.shape.map((n, d) => paddings[d]![0] + n + paddings[d]![1]);
     const out = backend.makeOutput(outShape, x.dtype, backend.phys(x));
     if (size(outShape) > 0) {
-      stridedCopy(backend, x, out, viewDims(outShape, x.shape, paddings.map((p) => -p[0]), x.shape.map(() => 1)), 0, 0,
-        Number(attrs.constantValue ?? 0));
+      stridedCopy(
+        backend,
+        x,
+        out,
+        viewDims(
+          outShape,
+          x.shape,
+          paddings.map((p) => -p[0]),
+          x.shape.map(() => 1),
+        ),
+        0,
+        0,
+        Number(attrs.constantValue ?? 0),
+      );
     }
     return out;
   }),
@@ -123,7 +173,19 @@ export const shapeKernels: tf.KernelConfig[] = [
     const reps = attrs.reps as number[];
     const outShape = x.shape.map((n, d) => n * reps[d]!);
     const out = backend.makeOutput(outShape, x.dtype, backend.phys(x));
-    if (size(outShape) > 0) stridedCopy(backend, x, out, viewDims(outShape, x.shape, x.shape.map(() => 0), x.shape.map(() => 1), true));
+    if (size(outShape) > 0)
+      stridedCopy(
+        backend,
+        x,
+        out,
+        viewDims(
+          outShape,
+          x.shape,
+          x.shape.map(() => 0),
+          x.shape.map(() => 1),
+          true,
+        ),
+      );
     return out;
   }),
   defineKernel('BroadcastTo', ({ inputs, backend, attrs }) => {
@@ -131,11 +193,23 @@ export const shapeKernels: tf.KernelConfig[] = [
     const shape = attrs.shape as number[];
     const inShape = [...new Array<number>(shape.length - x.shape.length).fill(1), ...x.shape];
     const out = backend.makeOutput(shape, x.dtype, backend.phys(x));
-    const inStrides = stridesOf(inShape), outStrides = stridesOf(shape);
+    const inStrides = stridesOf(inShape),
+      outStrides = stridesOf(shape);
     if (size(shape) > 0) {
-      stridedCopy(backend, x, out, shape.map((n, d) => ({
-        outShape: n, outStride: outStrides[d]!, inShape: inShape[d]!, inStride: inStrides[d]!, start: 0, step: inShape[d] === 1 ? 0 : 1, wrap: false,
-      })));
+      stridedCopy(
+        backend,
+        x,
+        out,
+        shape.map((n, d) => ({
+          outShape: n,
+          outStride: outStrides[d]!,
+          inShape: inShape[d]!,
+          inStride: inStrides[d]!,
+          start: 0,
+          step: inShape[d] === 1 ? 0 : 1,
+          wrap: false,
+        })),
+      );
     }
     return out;
   }),

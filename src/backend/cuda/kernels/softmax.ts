@@ -22,7 +22,4 @@ function softmaxKernel(kernelName: string, axisAttr: string, log: boolean): tf.K
   });
 }
 
-export const softmaxKernels: tf.KernelConfig[] = [
-  softmaxKernel('Softmax', 'dim', false),
-  softmaxKernel('LogSoftmax', 'axis', true),
-];
+export const softmaxKernels: tf.KernelConfig[] = [softmaxKernel('Softmax', 'dim', false), softmaxKernel('LogSoftmax', 'axis', true)];

@@ -24,19 +24,42 @@ import type { TensorRef } from '../backend.js';
 import { defineKernel, gemmPhys, input, size, storedAs, withTemps, type Attrs, type Inputs } from '../kernelUtils.js';
 import type { Program } from '../program.js';
 import { ropeBackward, ropeForward } from '../primitives/rope.js';
-import { attentionBackwardWorkspaceBytes, flashAttentionBackward, flashAttentionForward, type AttentionProblem, type AttentionView } from '../primitives/attention.js';
+import {
+  attentionBackwardWorkspaceBytes,
+  flashAttentionBackward,
+  flashAttentionForward,
+  type AttentionProblem,
+  type AttentionView,
+} from '../primitives/attention.js';
 import { rmsNormBackward, rmsNormForward } from '../primitives/norms.js';
 import { loraGradOutputs, normBackward, normForward, normOf } from './half.js';
-import { byteScratch, projectBackward, projectForward, projectionOf, runHalfProgram, scratch, type Projection, type Slice, type Workspace } from './projection.js';
+import {
+  byteScratch,
+  projectBackward,
+  projectForward,
+  projectionOf,
+  runHalfProgram,
+  scratch,
+  type Projection,
+  type Slice,
+  type Workspace,
+} from './projection.js';
 
 const ROLES = ATTENTION_ROLES;
 const MADE = OPS.attentionHalf.outputs.slice(1);
 
 interface Attn {
   h: TensorRef;
-  batch: number; seq: number; hidden: number; rows: number;
-  heads: number; kvHeads: number; headDim: number; rotaryDim: number;
-  scale: number; window: number;
+  batch: number;
+  seq: number;
+  hidden: number;
+  rows: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  rotaryDim: number;
+  scale: number;
+  window: number;
   /** q, k, v: three projections, or one qkv whose rows hold q, then k, then v. */
   qkv: Array<{ proj: Projection; parts: Array<{ what: 'q' | 'k' | 'v'; row: number }> }>;
   o: Projection;
@@ -48,32 +71,67 @@ function attnOf(inputs: Inputs, attrs: Attrs): Attn {
   const h = input(inputs, 'h');
   if (h.shape.length !== 3) throw new Error(`h must be [batch, seq, hidden], got [${h.shape}]`);
   const [batch, seq, hidden] = h.shape as [number, number, number];
-  const heads = Number(attrs.heads), kvHeads = Number(attrs.kvHeads), headDim = Number(attrs.headDim);
+  const heads = Number(attrs.heads),
+    kvHeads = Number(attrs.kvHeads),
+    headDim = Number(attrs.headDim);
   const rotaryDim = Number(attrs.rotaryDim ?? 0);
-  if (!(heads > 0 && kvHeads > 0 && heads % kvHeads === 0 && headDim > 0)) throw new Error(`${heads} heads over ${kvHeads} KV heads of ${headDim} is not a grouped attention`);
+  if (!(heads > 0 && kvHeads > 0 && heads % kvHeads === 0 && headDim > 0))
+    throw new Error(`${heads} heads over ${kvHeads} KV heads of ${headDim} is not a grouped attention`);
   const [q, k, v, qkv, o] = ROLES.map((r) => projectionOf(inputs, attrs, r));
   if (!o) throw new Error('the attention half needs an o projection');
-  const qOut = heads * headDim, kvOut = kvHeads * headDim;
+  const qOut = heads * headDim,
+    kvOut = kvHeads * headDim;
   const parts: Attn['qkv'] = qkv
-    ? [{ proj: qkv, parts: [{ what: 'q', row: 0 }, { what: 'k', row: qOut }, { what: 'v', row: qOut + kvOut }] }]
-    : q && k && v ? [{ proj: q, parts: [{ what: 'q', row: 0 }] }, { proj: k, parts: [{ what: 'k', row: 0 }] }, { proj: v, parts: [{ what: 'v', row: 0 }] }]
-    : [];
+    ? [
+        {
+          proj: qkv,
+          parts: [
+            { what: 'q', row: 0 },
+            { what: 'k', row: qOut },
+            { what: 'v', row: qOut + kvOut },
+          ],
+        },
+      ]
+    : q && k && v
+      ? [
+          { proj: q, parts: [{ what: 'q', row: 0 }] },
+          { proj: k, parts: [{ what: 'k', row: 0 }] },
+          { proj: v, parts: [{ what: 'v', row: 0 }] },
+        ]
+      : [];
   if (parts.length === 0) throw new Error('the attention half needs q, k and v projections, or one qkv');
-  if (qkv) qkv.sliceWidth = qOut;  // q is the widest of q, k, v
-  for (const { proj } of parts) if (proj.inFeatures !== hidden) throw new Error(`projection '${proj.role}' reads ${proj.inFeatures} features, h has ${hidden}`);
+  if (qkv) qkv.sliceWidth = qOut; // q is the widest of q, k, v
+  for (const { proj } of parts)
+    if (proj.inFeatures !== hidden) throw new Error(`projection '${proj.role}' reads ${proj.inFeatures} features, h has ${hidden}`);
   const width = (w: 'q' | 'k' | 'v') => (w === 'q' ? qOut : kvOut);
   for (const { proj, parts: ps } of parts) {
-    if (proj.outFeatures !== ps.reduce((n, p) => n + width(p.what), 0)) throw new Error(`projection '${proj.role}' writes ${proj.outFeatures} features, not ${ps.map((p) => p.what).join('+')}`);
+    if (proj.outFeatures !== ps.reduce((n, p) => n + width(p.what), 0))
+      throw new Error(`projection '${proj.role}' writes ${proj.outFeatures} features, not ${ps.map((p) => p.what).join('+')}`);
   }
-  if (o.inFeatures !== qOut || o.outFeatures !== hidden) throw new Error(`o is [${o.outFeatures}, ${o.inFeatures}], expected [${hidden}, ${qOut}]`);
+  if (o.inFeatures !== qOut || o.outFeatures !== hidden)
+    throw new Error(`o is [${o.outFeatures}, ${o.inFeatures}], expected [${hidden}, ${qOut}]`);
   const keyMask = input(inputs, 'keyMask');
-  if (keyMask.shape.join() !== [batch, seq].join()) throw new Error(`keyMask [${keyMask.shape}] must be [${batch}, ${seq}] (no KV cache in the fused half)`);
-  const qNorm = inputs.qNormWeight as TensorRef | undefined, kNorm = inputs.kNormWeight as TensorRef | undefined;
+  if (keyMask.shape.join() !== [batch, seq].join())
+    throw new Error(`keyMask [${keyMask.shape}] must be [${batch}, ${seq}] (no KV cache in the fused half)`);
+  const qNorm = inputs.qNormWeight as TensorRef | undefined,
+    kNorm = inputs.kNormWeight as TensorRef | undefined;
   if (!qNorm !== !kNorm) throw new Error('q/k norms come as a pair: qNormWeight and kNormWeight');
-  for (const w of [qNorm, kNorm]) if (w && size(w.shape) !== headDim) throw new Error(`a q/k norm weight must be [${headDim}], got [${w.shape}]`);
+  for (const w of [qNorm, kNorm])
+    if (w && size(w.shape) !== headDim) throw new Error(`a q/k norm weight must be [${headDim}], got [${w.shape}]`);
   return {
-    h, batch, seq, hidden, rows: batch * seq, heads, kvHeads, headDim, rotaryDim,
-    scale: Number(attrs.scale), window: Number(attrs.window ?? 0) || 0, qkv: parts, o,
+    h,
+    batch,
+    seq,
+    hidden,
+    rows: batch * seq,
+    heads,
+    kvHeads,
+    headDim,
+    rotaryDim,
+    scale: Number(attrs.scale),
+    window: Number(attrs.window ?? 0) || 0,
+    qkv: parts,
+    o,
     ...(qNorm && kNorm ? { headNorms: { q: qNorm, k: kNorm, eps: Number(attrs.eps) } } : {}),
   };
 }
@@ -84,8 +142,16 @@ const projectionsOf = (m: Attn): Projection[] => [...m.qkv.map((g) => g.proj), m
 /** The attention problem of the half: causal self-attention over the whole sequence, no cache. */
 function problemOf(m: Attn): AttentionProblem {
   return {
-    batch: m.batch, heads: m.heads, kvHeads: m.kvHeads, sq: m.seq, sk: m.seq, headDim: m.headDim,
-    scale: m.scale, causal: true, window: m.window, queryOffset: 0,
+    batch: m.batch,
+    heads: m.heads,
+    kvHeads: m.kvHeads,
+    sq: m.seq,
+    sk: m.seq,
+    headDim: m.headDim,
+    scale: m.scale,
+    causal: true,
+    window: m.window,
+    queryOffset: 0,
   };
 }
 
@@ -95,8 +161,27 @@ function tokenMajor(ws: Workspace, m: Attn, ptr: number, heads: number): Attenti
 }
 
 /** Record rope (or its transpose) of x [rows·heads, headDim] into y. */
-function recordRope(p: Program, ws: Workspace, m: Attn, tables: { cos: number; sin: number }, x: number, y: number, heads: number, inverse: boolean): void {
-  const op = { x, t: DTYPE[ws.phys], ...tables, y, rows: m.rows * heads, seq: m.seq, inner: heads, headDim: m.headDim, rotaryDim: m.rotaryDim };
+function recordRope(
+  p: Program,
+  ws: Workspace,
+  m: Attn,
+  tables: { cos: number; sin: number },
+  x: number,
+  y: number,
+  heads: number,
+  inverse: boolean,
+): void {
+  const op = {
+    x,
+    t: DTYPE[ws.phys],
+    ...tables,
+    y,
+    rows: m.rows * heads,
+    seq: m.seq,
+    inner: heads,
+    headDim: m.headDim,
+    rotaryDim: m.rotaryDim,
+  };
   (inverse ? ropeBackward : ropeForward)(p, op);
 }
 
@@ -106,7 +191,10 @@ function ropeTables(ws: Workspace, inputs: Inputs, m: Attn): { cos: number; sin:
   for (const t of [cos!, sin!]) {
     if (size(t.shape) !== m.seq * m.headDim) throw new Error(`rope tables must be [${m.seq}, ${m.headDim}], got [${t.shape}]`);
   }
-  return { cos: ws.backend.ptr(storedAs(ws.backend, cos!, 'f32', ws.temps)), sin: ws.backend.ptr(storedAs(ws.backend, sin!, 'f32', ws.temps)) };
+  return {
+    cos: ws.backend.ptr(storedAs(ws.backend, cos!, 'f32', ws.temps)),
+    sin: ws.backend.ptr(storedAs(ws.backend, sin!, 'f32', ws.temps)),
+  };
 }
 
 type Heads = 'q' | 'k';
@@ -118,8 +206,17 @@ const headsOf = (m: Attn, w: Heads) => (w === 'q' ? m.heads : m.kvHeads);
  * (q/k norms), then rope'd. The last stage writes `into` where given; every other stage gets a
  * scratch, returned in order so the backward can reuse them once attention's backward has run.
  */
-function headsForward(p: Program, ws: Workspace, m: Attn, w: Heads, projected: number, tables: RopeTables, into?: number): { input: number; scratches: number[] } {
-  const heads = headsOf(m, w), scratches: number[] = [];
+function headsForward(
+  p: Program,
+  ws: Workspace,
+  m: Attn,
+  w: Heads,
+  projected: number,
+  tables: RopeTables,
+  into?: number,
+): { input: number; scratches: number[] } {
+  const heads = headsOf(m, w),
+    scratches: number[] = [];
   const next = (last: boolean) => {
     if (last && into !== undefined) return into;
     const y = scratch(ws, m.rows, heads * m.headDim);
@@ -146,8 +243,18 @@ function headsForward(p: Program, ws: Workspace, m: Attn, w: Heads, projected: n
  * then the head norm′ (against `projected`, the norm's input). Stages write into `free`
  * (buffers no longer needed) before taking new scratch.
  */
-function headsBackward(p: Program, ws: Workspace, m: Attn, w: Heads, dInput: number, projected: number, tables: RopeTables, free: number[]): number {
-  const heads = headsOf(m, w), t = DTYPE[ws.phys];
+function headsBackward(
+  p: Program,
+  ws: Workspace,
+  m: Attn,
+  w: Heads,
+  dInput: number,
+  projected: number,
+  tables: RopeTables,
+  free: number[],
+): number {
+  const heads = headsOf(m, w),
+    t = DTYPE[ws.phys];
   const next = () => free.pop() ?? scratch(ws, m.rows, heads * m.headDim);
   let d = dInput;
   if (tables) {
@@ -158,7 +265,20 @@ function headsBackward(p: Program, ws: Workspace, m: Attn, w: Heads, dInput: num
   if (m.headNorms) {
     const y = next();
     const weight = ws.backend.ptr(storedAs(ws.backend, m.headNorms[w], 'f32', ws.temps));
-    rmsNormBackward(p, { dy: d, dyt: t, x: projected, xt: t, w: weight, dx: y, dxt: t, dw: 0, rows: m.rows * heads, cols: m.headDim, eps: m.headNorms.eps, offset: 0 });
+    rmsNormBackward(p, {
+      dy: d,
+      dyt: t,
+      x: projected,
+      xt: t,
+      w: weight,
+      dx: y,
+      dxt: t,
+      dw: 0,
+      rows: m.rows * heads,
+      cols: m.headDim,
+      eps: m.headNorms.eps,
+      offset: 0,
+    });
     d = y;
   }
   return d;
@@ -166,12 +286,16 @@ function headsBackward(p: Program, ws: Workspace, m: Attn, w: Heads, dInput: num
 
 export const attentionHalfKernels: tf.KernelConfig[] = [
   defineKernel(OPS.attentionHalf.name, ({ inputs, backend, attrs }) => {
-    const m = attnOf(inputs, attrs), norm = normOf(inputs, attrs);
+    const m = attnOf(inputs, attrs),
+      norm = normOf(inputs, attrs);
     const phys = gemmPhys(backend);
-    const qOut = m.heads * m.headDim, kvOut = m.kvHeads * m.headDim;
+    const qOut = m.heads * m.headDim,
+      kvOut = m.kvHeads * m.headDim;
     const made = {
-      q: backend.makeOutput([m.rows, qOut], 'float32', phys), k: backend.makeOutput([m.rows, kvOut], 'float32', phys),
-      v: backend.makeOutput([m.rows, kvOut], 'float32', phys), attention: backend.makeOutput([m.rows, qOut], 'float32', phys),
+      q: backend.makeOutput([m.rows, qOut], 'float32', phys),
+      k: backend.makeOutput([m.rows, kvOut], 'float32', phys),
+      v: backend.makeOutput([m.rows, kvOut], 'float32', phys),
+      attention: backend.makeOutput([m.rows, qOut], 'float32', phys),
       lse: backend.makeOutput([m.batch, m.heads, m.seq], 'float32', 'f32'),
     };
     const out = backend.makeOutput(m.h.shape, 'float32', phys);
@@ -188,14 +312,27 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
       runHalfProgram(ws, projectionsOf(m), m.rows, 'forward', (p) => {
         normForward(p, ws, norm, h, n, m.rows, m.hidden);
         for (const { proj, parts } of m.qkv) {
-          projectForward(p, ws, proj, n, m.rows, parts.map((x): Slice => ({ row: x.row, rows: x.what === 'q' ? qOut : kvOut, buffer: projected[x.what] })));
+          projectForward(
+            p,
+            ws,
+            proj,
+            n,
+            m.rows,
+            parts.map((x): Slice => ({ row: x.row, rows: x.what === 'q' ? qOut : kvOut, buffer: projected[x.what] })),
+          );
         }
-        const [q, k] = (['q', 'k'] as const).map((w) => headsForward(p, ws, m, w, projected[w], tables, savesProjected ? undefined : backend.ptr(made[w])).input);
+        const [q, k] = (['q', 'k'] as const).map(
+          (w) => headsForward(p, ws, m, w, projected[w], tables, savesProjected ? undefined : backend.ptr(made[w])).input,
+        );
         const keyMask = input(inputs, 'keyMask');
         flashAttentionForward(p, {
-          ...problemOf(m), keyMask: backend.ptr(keyMask), maskDtype: backend.code(keyMask),
-          q: tokenMajor(ws, m, q!, m.heads), k: tokenMajor(ws, m, k!, m.kvHeads),
-          v: tokenMajor(ws, m, backend.ptr(made.v), m.kvHeads), out: tokenMajor(ws, m, backend.ptr(made.attention), m.heads),
+          ...problemOf(m),
+          keyMask: backend.ptr(keyMask),
+          maskDtype: backend.code(keyMask),
+          q: tokenMajor(ws, m, q!, m.heads),
+          k: tokenMajor(ws, m, k!, m.kvHeads),
+          v: tokenMajor(ws, m, backend.ptr(made.v), m.kvHeads),
+          out: tokenMajor(ws, m, backend.ptr(made.attention), m.heads),
           lse: backend.ptr(made.lse),
         });
         projectForward(p, ws, m.o, backend.ptr(made.attention), m.rows, [{ row: 0, rows: m.hidden, buffer: backend.ptr(out) }], h);
@@ -204,15 +341,19 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
     return [out, made.q, made.k, made.v, made.attention, made.lse];
   }),
   defineKernel(OPS.attentionHalf.gradient.name, ({ inputs, backend, attrs }) => {
-    const m = attnOf(inputs, attrs), norm = normOf(inputs, attrs);
+    const m = attnOf(inputs, attrs),
+      norm = normOf(inputs, attrs);
     const phys = gemmPhys(backend);
-    const qOut = m.heads * m.headDim, kvOut = m.kvHeads * m.headDim;
+    const qOut = m.heads * m.headDim,
+      kvOut = m.kvHeads * m.headDim;
     const dh = backend.makeOutput(m.h.shape, 'float32', phys);
     const lora = loraGradOutputs(backend, projectionsOf(m));
     withTemps(backend, (temps) => {
       const ws: Workspace = { backend, phys, temps };
       const tables = ropeTables(ws, inputs, m);
-      const saved = Object.fromEntries(MADE.map((name) => [name, backend.ptr(storedAs(backend, input(inputs, name), name === 'lse' ? 'f32' : phys, temps))]));
+      const saved = Object.fromEntries(
+        MADE.map((name) => [name, backend.ptr(storedAs(backend, input(inputs, name), name === 'lse' ? 'f32' : phys, temps))]),
+      );
       const h = backend.ptr(storedAs(backend, m.h, phys, temps));
       const dy = backend.ptr(storedAs(backend, input(inputs, 'dy'), phys, temps));
       const dAttention = scratch(ws, m.rows, qOut);
@@ -225,16 +366,29 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
         // With head norms q and k were saved as projected: attention's inputs are made again.
         const recomputed = (w: Heads) => (m.headNorms ? headsForward(p, ws, m, w, saved[w]!, tables) : { input: saved[w]!, scratches: [] });
         const attnIn = { q: recomputed('q'), k: recomputed('k') };
-        projectBackward(p, ws, m.o, saved.attention!, m.rows, [{ row: 0, rows: m.hidden, buffer: dy }], { dx: dAttention, accumulate: false, ...lora.of(m.o) });
+        projectBackward(p, ws, m.o, saved.attention!, m.rows, [{ row: 0, rows: m.hidden, buffer: dy }], {
+          dx: dAttention,
+          accumulate: false,
+          ...lora.of(m.o),
+        });
         const keyMask = input(inputs, 'keyMask');
         const dq = tokenMajor(ws, m, dRoped.q, m.heads);
         const workspaceBytes = attentionBackwardWorkspaceBytes({ batch: m.batch, heads: m.heads, sq: m.seq, headDim: m.headDim, dq });
         flashAttentionBackward(p, {
-          ...problemOf(m), keyMask: backend.ptr(keyMask), maskDtype: backend.code(keyMask),
-          q: tokenMajor(ws, m, attnIn.q.input, m.heads), k: tokenMajor(ws, m, attnIn.k.input, m.kvHeads), v: tokenMajor(ws, m, saved.v!, m.kvHeads),
-          out: tokenMajor(ws, m, saved.attention!, m.heads), dOut: tokenMajor(ws, m, dAttention, m.heads), lse: saved.lse!,
-          dq, dk: tokenMajor(ws, m, dRoped.k, m.kvHeads), dv: tokenMajor(ws, m, dRoped.v, m.kvHeads),
-          workspace: workspaceBytes > 0 ? byteScratch(ws, workspaceBytes) : 0, workspaceBytes,
+          ...problemOf(m),
+          keyMask: backend.ptr(keyMask),
+          maskDtype: backend.code(keyMask),
+          q: tokenMajor(ws, m, attnIn.q.input, m.heads),
+          k: tokenMajor(ws, m, attnIn.k.input, m.kvHeads),
+          v: tokenMajor(ws, m, saved.v!, m.kvHeads),
+          out: tokenMajor(ws, m, saved.attention!, m.heads),
+          dOut: tokenMajor(ws, m, dAttention, m.heads),
+          lse: saved.lse!,
+          dq,
+          dk: tokenMajor(ws, m, dRoped.k, m.kvHeads),
+          dv: tokenMajor(ws, m, dRoped.v, m.kvHeads),
+          workspace: workspaceBytes > 0 ? byteScratch(ws, workspaceBytes) : 0,
+          workspaceBytes,
         });
         for (const w of ['q', 'k'] as const) dProjected[w] = headsBackward(p, ws, m, w, dRoped[w], saved[w]!, tables, attnIn[w].scratches);
         if (needsN) normForward(p, ws, norm, h, n, m.rows, m.hidden);
@@ -248,4 +402,3 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
     return [dh, ...lora.list];
   }),
 ];
-

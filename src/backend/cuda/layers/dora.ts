@@ -34,22 +34,44 @@ import { gemm } from '../primitives/gemm.js';
 import { storedAs } from '../kernelUtils.js';
 import { normChunkRows } from '../../doraWorkspace.js';
 import {
-  byteScratch, dropLoraInput, droppedScratch, operand, scratch, weightPointer,
-  type Projection, type ProjectionGrads, type Slice, type Workspace,
+  byteScratch,
+  dropLoraInput,
+  droppedScratch,
+  operand,
+  scratch,
+  weightPointer,
+  type Projection,
+  type ProjectionGrads,
+  type Slice,
+  type Workspace,
 } from './projection.js';
 
 function doraScratch(ws: Workspace, proj: Projection): number {
-  if (ws.dora === undefined) throw new Error(`projection '${proj.role}': DoRA needs the half's DoRA scratch (run the half through runHalfProgram)`);
+  if (ws.dora === undefined)
+    throw new Error(`projection '${proj.role}': DoRA needs the half's DoRA scratch (run the half through runHalfProgram)`);
   return ws.dora;
 }
 
-interface Operands { w: number; A: number; B: number; rank: number; scaling: number; ab: number; eb: number }
+interface Operands {
+  w: number;
+  A: number;
+  B: number;
+  rank: number;
+  scaling: number;
+  ab: number;
+  eb: number;
+}
 
 function operandsOf(ws: Workspace, proj: Projection): Operands {
   const lora = proj.lora!;
   return {
-    w: weightPointer(ws, proj), A: operand(ws, lora.A), B: operand(ws, lora.B), rank: lora.rank, scaling: lora.scaling,
-    ab: DTYPE[ws.phys], eb: PHYS_BYTES[ws.phys],
+    w: weightPointer(ws, proj),
+    A: operand(ws, lora.A),
+    B: operand(ws, lora.B),
+    rank: lora.rank,
+    scaling: lora.scaling,
+    ab: DTYPE[ws.phys],
+    eb: PHYS_BYTES[ws.phys],
   };
 }
 
@@ -57,13 +79,24 @@ function operandsOf(ws: Workspace, proj: Projection): Operands {
 function recordScale(p: Program, ws: Workspace, proj: Projection, o: Operands): { norm: number; scale: number } {
   const { inFeatures: inF, outFeatures: outF } = proj;
   const magnitude = ws.backend.ptr(storedAs(ws.backend, proj.lora!.magnitude!, 'f32', ws.temps));
-  const norm = byteScratch(ws, outF * 4), scale = byteScratch(ws, outF * 4);
-  const chunk = normChunkRows(inF, outF), made = doraScratch(ws, proj);
+  const norm = byteScratch(ws, outF * 4),
+    scale = byteScratch(ws, outF * 4);
+  const chunk = normChunkRows(inF, outF),
+    made = doraScratch(ws, proj);
   for (let row = 0; row < outF; row += chunk) {
     const rows = Math.min(chunk, outF - row);
     gemm(p, {
-      a: o.B + row * o.rank * o.eb, b: o.A, c: o.w + row * inF * o.eb, d: made, abType: o.ab, dType: o.ab,
-      m: rows, n: inF, k: o.rank, alpha: o.scaling, beta: 1,
+      a: o.B + row * o.rank * o.eb,
+      b: o.A,
+      c: o.w + row * inF * o.eb,
+      d: made,
+      abType: o.ab,
+      dType: o.ab,
+      m: rows,
+      n: inF,
+      k: o.rank,
+      alpha: o.scaling,
+      beta: 1,
     });
     doraScale(p, { w: made, t: o.ab, rows, cols: inF, magnitude: magnitude + row * 4, norm: norm + row * 4, scale: scale + row * 4 });
   }
@@ -79,26 +112,50 @@ function loraInputProduct(p: Program, ws: Workspace, proj: Projection, o: Operan
 
 /** Record y_slice = the DoRA output for each slice (`residual`: a single slice's, added as the base GEMM's epilogue would). */
 export function doraForward(p: Program, ws: Workspace, proj: Projection, x: number, n: number, slices: Slice[], residual?: number): void {
-  const o = operandsOf(ws, proj), inF = proj.inFeatures, t = o.ab;
+  const o = operandsOf(ws, proj),
+    inF = proj.inFeatures,
+    t = o.ab;
   const { scale } = recordScale(p, ws, proj, o);
   const bias = proj.bias ? operand(ws, proj.bias) : 0;
   const xd = dropLoraInput(p, ws, proj, x, n);
   const u = loraInputProduct(p, ws, proj, o, xd, n);
   for (const s of slices) {
-    const w = o.w + s.row * inF * o.eb, g = scale + s.row * 4, sliceBias = bias ? bias + s.row * o.eb : 0;
+    const w = o.w + s.row * inF * o.eb,
+      g = scale + s.row * 4,
+      sliceBias = bias ? bias + s.row * o.eb : 0;
     const lora = { a: u, b: o.B + s.row * o.rank * o.eb, abType: t, dType: t, m: n, n: s.rows, k: o.rank, transB: true, alpha: o.scaling };
     if (!proj.lora!.dropout) {
       // y = g⊙(x·Wᵀ + s·u·Bᵀ) + bias (+ residual)
       gemm(p, { a: x, b: w, d: s.buffer, abType: t, dType: t, m: n, n: s.rows, k: inF, transB: true });
       gemm(p, { ...lora, c: s.buffer, d: s.buffer, beta: 1 });
-      columnScale(p, { x: s.buffer, y: s.buffer, t, rows: n, cols: s.rows, scale: g, shift: 0, bias: sliceBias, residual, accumulate: false });
+      columnScale(p, {
+        x: s.buffer,
+        y: s.buffer,
+        t,
+        rows: n,
+        cols: s.rows,
+        scale: g,
+        shift: 0,
+        bias: sliceBias,
+        residual,
+        accumulate: false,
+      });
       continue;
     }
     // y = x·Wᵀ + bias (+ residual) + (g − 1)⊙(x̃·Wᵀ) + g⊙(s·u·Bᵀ)
     const made = doraScratch(ws, proj);
     gemm(p, {
-      a: x, b: w, d: s.buffer, abType: t, dType: t, m: n, n: s.rows, k: inF, transB: true,
-      ...(sliceBias ? { bias: sliceBias } : {}), ...(residual !== undefined ? { c: residual, beta: 1 } : {}),
+      a: x,
+      b: w,
+      d: s.buffer,
+      abType: t,
+      dType: t,
+      m: n,
+      n: s.rows,
+      k: inF,
+      transB: true,
+      ...(sliceBias ? { bias: sliceBias } : {}),
+      ...(residual !== undefined ? { c: residual, beta: 1 } : {}),
     });
     gemm(p, { a: xd, b: w, d: made, abType: t, dType: t, m: n, n: s.rows, k: inF, transB: true });
     columnScale(p, { x: made, y: s.buffer, t, rows: n, cols: s.rows, scale: g, shift: -1, accumulate: true });
@@ -108,12 +165,25 @@ export function doraForward(p: Program, ws: Workspace, proj: Projection, x: numb
 }
 
 /** Record dx (+)= the DoRA projection's input gradient, and dA, dB, dm (f32). `x` is the forward input. */
-export function doraBackward(p: Program, ws: Workspace, proj: Projection, x: number, n: number, slices: Slice[], grads: ProjectionGrads): void {
+export function doraBackward(
+  p: Program,
+  ws: Workspace,
+  proj: Projection,
+  x: number,
+  n: number,
+  slices: Slice[],
+  grads: ProjectionGrads,
+): void {
   if (!grads.dA || !grads.dB || !grads.dm) throw new Error(`projection '${proj.role}': DoRA gradients need dA, dB and dm outputs`);
-  const o = operandsOf(ws, proj), inF = proj.inFeatures, t = o.ab, f32 = DTYPE.f32;
+  const o = operandsOf(ws, proj),
+    inF = proj.inFeatures,
+    t = o.ab,
+    f32 = DTYPE.f32;
   const drop = proj.lora!.dropout;
   const { norm, scale } = recordScale(p, ws, proj, o);
-  const dA = ws.backend.ptr(grads.dA), dB = ws.backend.ptr(grads.dB), dm = ws.backend.ptr(grads.dm);
+  const dA = ws.backend.ptr(grads.dA),
+    dB = ws.backend.ptr(grads.dB),
+    dm = ws.backend.ptr(grads.dm);
   const made = doraScratch(ws, proj);
   const sliceOf = (s: Slice) => ({ w: o.w + s.row * inF * o.eb, B: o.B + s.row * o.rank * o.eb, g: scale + s.row * 4 });
   let xd = dropLoraInput(p, ws, proj, x, n);
@@ -144,7 +214,18 @@ export function doraBackward(p: Program, ws: Workspace, proj: Projection, x: num
     columnScale(p, { x: s.buffer, y: made, t, rows: n, cols: s.rows, scale: g, shift: 0, accumulate: false });
     if (!drop) gemm(p, { a: made, b: w, c: grads.dx, d: grads.dx, abType: t, dType: t, m: n, n: inF, k: s.rows, beta: beta(i) });
     gemm(p, { a: made, b: B, c: gB, d: gB, abType: t, dType: t, m: n, n: o.rank, k: s.rows, beta: i > 0 ? 1 : 0 });
-    gemm(p, { a: made, b: u, d: dB + s.row * o.rank * 4, abType: t, dType: f32, m: s.rows, n: o.rank, k: n, transA: true, alpha: o.scaling });
+    gemm(p, {
+      a: made,
+      b: u,
+      d: dB + s.row * o.rank * 4,
+      abType: t,
+      dType: f32,
+      m: s.rows,
+      n: o.rank,
+      k: n,
+      transA: true,
+      alpha: o.scaling,
+    });
   });
   if (drop) {
     gemm(p, { a: gB, b: o.A, c: dropped, d: dropped, abType: t, dType: t, m: n, n: inF, k: o.rank, alpha: o.scaling, beta: 1 });

@@ -20,7 +20,16 @@ import type { TensorRef } from '../backend.js';
 import { defineKernel, gemmPhys, input, size, storedAs, withTemps, type Attrs, type Inputs } from '../kernelUtils.js';
 import { GATED_ACTIVATIONS, gatedActivationBackward, gatedActivationForward } from '../primitives/gatedActivation.js';
 import { loraGradOutputs, normBackward, normForward, normOf } from './half.js';
-import { projectBackward, projectForward, projectionOf, runHalfProgram, scratch, type Projection, type Slice, type Workspace } from './projection.js';
+import {
+  projectBackward,
+  projectForward,
+  projectionOf,
+  runHalfProgram,
+  scratch,
+  type Projection,
+  type Slice,
+  type Workspace,
+} from './projection.js';
 
 const ROLES = MLP_ROLES;
 
@@ -47,15 +56,31 @@ function mlpOf(inputs: Inputs, attrs: Attrs): Mlp {
   const [gate, up, gateUp, down] = ROLES.map((r) => projectionOf(inputs, attrs, r));
   if (!down) throw new Error('the MLP half needs a down projection');
   const intermediate = down.inFeatures;
-  const parts = !gated ? (up && !gate && !gateUp ? [{ proj: up, up: 0 }] : undefined)
-    : gateUp ? [{ proj: gateUp, gate: 0, up: intermediate }] : gate && up ? [{ proj: gate, gate: 0 }, { proj: up, up: 0 }] : undefined;
-  if (!parts) throw new Error(gated ? 'the gated MLP half needs gate and up projections, or one gateUp' : 'the plain MLP half needs an up projection and no gate');
+  const parts = !gated
+    ? up && !gate && !gateUp
+      ? [{ proj: up, up: 0 }]
+      : undefined
+    : gateUp
+      ? [{ proj: gateUp, gate: 0, up: intermediate }]
+      : gate && up
+        ? [
+            { proj: gate, gate: 0 },
+            { proj: up, up: 0 },
+          ]
+        : undefined;
+  if (!parts)
+    throw new Error(
+      gated ? 'the gated MLP half needs gate and up projections, or one gateUp' : 'the plain MLP half needs an up projection and no gate',
+    );
   if (gateUp) gateUp.sliceWidth = intermediate;
   for (const { proj } of parts) {
     if (proj.inFeatures !== hidden) throw new Error(`projection '${proj.role}' reads ${proj.inFeatures} features, h has ${hidden}`);
   }
   const widths = parts.reduce((n, { proj }) => n + proj.outFeatures, 0);
-  if (parts.some(({ proj }) => proj.outFeatures !== (proj === gateUp ? 2 : 1) * intermediate) || widths !== (gated ? 2 : 1) * intermediate) {
+  if (
+    parts.some(({ proj }) => proj.outFeatures !== (proj === gateUp ? 2 : 1) * intermediate) ||
+    widths !== (gated ? 2 : 1) * intermediate
+  ) {
     throw new Error(`gate/up widths do not match down's ${intermediate} input features`);
   }
   if (down.outFeatures !== hidden) throw new Error(`down writes ${down.outFeatures} features, h has ${hidden}`);
@@ -78,7 +103,8 @@ function gateUpSlices(part: Mlp['gateUp'][number], intermediate: number, gate: n
 
 export const mlpHalfKernels: tf.KernelConfig[] = [
   defineKernel(OPS.mlpHalf.name, ({ inputs, backend, attrs }) => {
-    const m = mlpOf(inputs, attrs), norm = normOf(inputs, attrs);
+    const m = mlpOf(inputs, attrs),
+      norm = normOf(inputs, attrs);
     const phys = gemmPhys(backend);
     const gate = m.gated ? backend.makeOutput([m.rows, m.intermediate], 'float32', phys) : undefined;
     const up = backend.makeOutput([m.rows, m.intermediate], 'float32', phys);
@@ -86,7 +112,8 @@ export const mlpHalfKernels: tf.KernelConfig[] = [
     withTemps(backend, (temps) => {
       const ws: Workspace = { backend, phys, temps };
       const h = backend.ptr(storedAs(backend, m.h, phys, temps));
-      const n = scratch(ws, m.rows, m.hidden), a = scratch(ws, m.rows, m.intermediate);
+      const n = scratch(ws, m.rows, m.hidden),
+        a = scratch(ws, m.rows, m.intermediate);
       const [g, u] = [gate ? backend.ptr(gate) : 0, backend.ptr(up)];
       runHalfProgram(ws, projectionsOf(m), m.rows, 'forward', (p) => {
         normForward(p, ws, norm, h, n, m.rows, m.hidden);
@@ -98,7 +125,8 @@ export const mlpHalfKernels: tf.KernelConfig[] = [
     return gate ? [out, gate, up] : [out, up];
   }),
   defineKernel(OPS.mlpHalf.gradient.name, ({ inputs, backend, attrs }) => {
-    const m = mlpOf(inputs, attrs), norm = normOf(inputs, attrs);
+    const m = mlpOf(inputs, attrs),
+      norm = normOf(inputs, attrs);
     const phys = gemmPhys(backend);
     const dh = backend.makeOutput(m.h.shape, 'float32', phys);
     const lora = loraGradOutputs(backend, projectionsOf(m));
@@ -110,20 +138,30 @@ export const mlpHalfKernels: tf.KernelConfig[] = [
       const up = backend.ptr(storedAs(backend, input(inputs, 'up'), phys, temps));
       const da = scratch(ws, m.rows, m.intermediate);
       // A plain MLP's dup = da·act′(up) is written over da.
-      const dgate = m.gated ? scratch(ws, m.rows, m.intermediate) : 0, dup = m.gated ? scratch(ws, m.rows, m.intermediate) : da;
+      const dgate = m.gated ? scratch(ws, m.rows, m.intermediate) : 0,
+        dup = m.gated ? scratch(ws, m.rows, m.intermediate) : da;
       const dn = scratch(ws, m.rows, m.hidden);
       const needsN = m.gateUp.some((g) => g.proj.lora);
       const n = needsN ? scratch(ws, m.rows, m.hidden) : 0;
       const a = m.down.lora ? scratch(ws, m.rows, m.intermediate) : 0;
-      const nElems = m.rows * m.intermediate, t = DTYPE[phys];
+      const nElems = m.rows * m.intermediate,
+        t = DTYPE[phys];
       runHalfProgram(ws, projectionsOf(m), m.rows, 'backward', (p) => {
         if (a) gatedActivationForward(p, { ...activationOperands(m, gate, up), t, out: a, n: nElems, act: m.act });
-        projectBackward(p, ws, m.down, a, m.rows, [{ row: 0, rows: m.hidden, buffer: dy }], { dx: da, accumulate: false, ...lora.of(m.down) });
+        projectBackward(p, ws, m.down, a, m.rows, [{ row: 0, rows: m.hidden, buffer: dy }], {
+          dx: da,
+          accumulate: false,
+          ...lora.of(m.down),
+        });
         const grads = m.gated ? { dgate, dup } : { dgate: dup, dup: 0 };
         gatedActivationBackward(p, { dy: da, dyt: t, ...activationOperands(m, gate, up), t, ...grads, dt: t, n: nElems, act: m.act });
         if (needsN) normForward(p, ws, norm, h, n, m.rows, m.hidden);
         m.gateUp.forEach((part, i) => {
-          projectBackward(p, ws, part.proj, n, m.rows, gateUpSlices(part, m.intermediate, dgate, dup), { dx: dn, accumulate: i > 0, ...lora.of(part.proj) });
+          projectBackward(p, ws, part.proj, n, m.rows, gateUpSlices(part, m.intermediate, dgate, dup), {
+            dx: dn,
+            accumulate: i > 0,
+            ...lora.of(part.proj),
+          });
         });
         normBackward(p, ws, norm, dn, h, backend.ptr(dh), dy, m.rows, m.hidden);
       });
@@ -131,4 +169,3 @@ export const mlpHalfKernels: tf.KernelConfig[] = [
     return [dh, ...lora.list];
   }),
 ];
-

@@ -76,14 +76,21 @@ export interface Projection {
 }
 
 /** A projection's output rows [row, row + rows) of W, written to (or its gradient read from) a packed [n, rows] buffer. */
-export interface Slice { row: number; rows: number; buffer: number }
+export interface Slice {
+  row: number;
+  rows: number;
+  buffer: number;
+}
 
 /** The projection `role` of a half's inputs, or undefined when the layer has none. */
 export function projectionOf(inputs: Inputs, attrs: Attrs, role: string): Projection | undefined {
   const spec = (attrs.projections as ProjectionAttrs | undefined)?.[role];
   if (!spec) return undefined;
   const get = (name: string) => inputs[`${role}${name}`] as TensorRef | undefined;
-  const weight = get('Weight'), A = get('LoraA'), B = get('LoraB'), magnitude = get('LoraMagnitude');
+  const weight = get('Weight'),
+    A = get('LoraA'),
+    B = get('LoraB'),
+    magnitude = get('LoraMagnitude');
   const shape = weight?.shape ?? spec.quantized?.shape;
   if (shape?.length !== 2) throw new Error(`projection '${role}' has neither a dense [out, in] weight nor a 4-bit one`);
   const [outFeatures, inFeatures] = shape as [number, number];
@@ -95,15 +102,25 @@ export function projectionOf(inputs: Inputs, attrs: Attrs, role: string): Projec
     throw new Error(`projection '${role}': LoRA A [${A.shape}] and B [${B.shape}] do not fit the weight [${outFeatures}, ${inFeatures}]`);
   }
   if (magnitude && (!A || magnitude.shape.length !== 1 || magnitude.shape[0] !== outFeatures)) {
-    throw new Error(`projection '${role}': a DoRA magnitude must be [${outFeatures}] beside LoRA's A and B, got [${magnitude.shape}]${A ? '' : ' without LoRA'}`);
+    throw new Error(
+      `projection '${role}': a DoRA magnitude must be [${outFeatures}] beside LoRA's A and B, got [${magnitude.shape}]${A ? '' : ' without LoRA'}`,
+    );
   }
   const drop = spec.dropout;
   if (drop && (!A || !(drop.rate > 0 && drop.rate < 1) || !Number.isSafeInteger(drop.seed) || drop.seed < 0)) {
-    throw new Error(`projection '${role}': LoRA dropout needs LoRA, a rate in (0, 1) and a non-negative integer seed, got ${JSON.stringify(drop)}`);
+    throw new Error(
+      `projection '${role}': LoRA dropout needs LoRA, a rate in (0, 1) and a non-negative integer seed, got ${JSON.stringify(drop)}`,
+    );
   }
   return {
-    role, inFeatures, outFeatures, weight, quantized: spec.quantized, bias: get('Bias'),
-    lora: A && B ? { A, B, scaling: spec.scaling!, rank, ...(drop ? { dropout: drop } : {}), ...(magnitude ? { magnitude } : {}) } : undefined,
+    role,
+    inFeatures,
+    outFeatures,
+    weight,
+    quantized: spec.quantized,
+    bias: get('Bias'),
+    lora:
+      A && B ? { A, B, scaling: spec.scaling!, rank, ...(drop ? { dropout: drop } : {}), ...(magnitude ? { magnitude } : {}) } : undefined,
     sliceWidth: outFeatures,
   };
 }
@@ -115,14 +132,23 @@ export function projectionOf(inputs: Inputs, attrs: Attrs, role: string): Projec
  * one with DoRA the scratch its DoRA projections share (what `pass` needs). One launch for the half's matrices rather than one before each GEMM: a launch's
  * fixed cost is shared, and the scratch holds the half's matrices rather than the largest one.
  */
-export function runHalfProgram(ws: Workspace, projections: Projection[], rows: number, pass: 'forward' | 'backward', record: (p: Program) => void): void {
+export function runHalfProgram(
+  ws: Workspace,
+  projections: Projection[],
+  rows: number,
+  pass: 'forward' | 'backward',
+  record: (p: Program) => void,
+): void {
   const dropping = projections.filter((p) => p.lora?.dropout);
   if (dropping.length > 0) ws.dropped = scratch(ws, rows, Math.max(...dropping.map((p) => p.inFeatures)));
   const dora = projections.filter((p) => p.lora?.magnitude).map((p) => ({ ...p, dropping: p.lora!.dropout !== undefined }));
   const doraElements = doraScratchElements(dora, rows, pass);
   if (doraElements > 0) ws.dora = scratch(ws, 1, doraElements);
   const quantized = projections.filter((p) => p.quantized);
-  const { offsets, bytes } = dequantizationLayout(quantized.map((p) => p.quantized!), ws.phys);
+  const { offsets, bytes } = dequantizationLayout(
+    quantized.map((p) => p.quantized!),
+    ws.phys,
+  );
   // Grown before recording: growing frees the old buffer, which a recorded program would name.
   const base = quantized.length > 0 ? dequantizationScratch(ws.backend, bytes) : 0;
   const jobs = quantized.map((proj, i) => ({ q: proj.quantized!, out: base + offsets[i]!, phys: ws.phys }));
@@ -137,7 +163,8 @@ export function runHalfProgram(ws: Workspace, projections: Projection[], rows: n
 export function weightPointer(ws: Workspace, proj: Projection): number {
   if (proj.weight) return ws.backend.ptr(storedAs(ws.backend, proj.weight, ws.phys, ws.temps));
   const slot = ws.dequantized?.get(proj.role);
-  if (slot === undefined) throw new Error(`projection '${proj.role}': its 4-bit weight was not dequantised (run the half through runHalfProgram)`);
+  if (slot === undefined)
+    throw new Error(`projection '${proj.role}': its 4-bit weight was not dequantised (run the half through runHalfProgram)`);
   return slot;
 }
 
@@ -148,36 +175,84 @@ export const operand = (ws: Workspace, t: TensorRef) => ws.backend.ptr(storedAs(
  * Record y_slice = x·W[slice]ᵀ (+ bias) (+ residual) (+ LoRA) for each slice. `residual`, when
  * given, is a packed [n, rows] buffer of the GEMM type added in the epilogue (one slice only).
  */
-export function projectForward(p: Program, ws: Workspace, proj: Projection, x: number, n: number, slices: Slice[], residual?: number): void {
-  const ab = DTYPE[ws.phys], eb = PHYS_BYTES[ws.phys];
+export function projectForward(
+  p: Program,
+  ws: Workspace,
+  proj: Projection,
+  x: number,
+  n: number,
+  slices: Slice[],
+  residual?: number,
+): void {
+  const ab = DTYPE[ws.phys],
+    eb = PHYS_BYTES[ws.phys];
   if (residual !== undefined && slices.length !== 1) throw new Error(`projection '${proj.role}': a residual needs a single output`);
   if (proj.lora?.magnitude) return doraForward(p, ws, proj, x, n, slices, residual);
   const bias = proj.bias ? operand(ws, proj.bias) : 0;
   const w = weightPointer(ws, proj);
   for (const s of slices) {
     gemm(p, {
-      a: x, b: w + s.row * proj.inFeatures * eb, d: s.buffer, abType: ab, dType: ab, m: n, n: s.rows, k: proj.inFeatures, transB: true,
-      ...(bias ? { bias: bias + s.row * eb } : {}), ...(residual !== undefined ? { c: residual, beta: 1 } : {}),
+      a: x,
+      b: w + s.row * proj.inFeatures * eb,
+      d: s.buffer,
+      abType: ab,
+      dType: ab,
+      m: n,
+      n: s.rows,
+      k: proj.inFeatures,
+      transB: true,
+      ...(bias ? { bias: bias + s.row * eb } : {}),
+      ...(residual !== undefined ? { c: residual, beta: 1 } : {}),
     });
   }
   if (!proj.lora) return;
   const { rank, scaling } = proj.lora;
-  const A = operand(ws, proj.lora.A), B = operand(ws, proj.lora.B);
+  const A = operand(ws, proj.lora.A),
+    B = operand(ws, proj.lora.B);
   const u = scratch(ws, n, rank);
   const xd = dropLoraInput(p, ws, proj, x, n);
   gemm(p, { a: xd, b: A, d: u, abType: ab, dType: ab, m: n, n: rank, k: proj.inFeatures, transB: true });
   for (const s of slices) {
-    gemm(p, { a: u, b: B + s.row * rank * eb, c: s.buffer, d: s.buffer, abType: ab, dType: ab, m: n, n: s.rows, k: rank, transB: true, alpha: scaling, beta: 1 });
+    gemm(p, {
+      a: u,
+      b: B + s.row * rank * eb,
+      c: s.buffer,
+      d: s.buffer,
+      abType: ab,
+      dType: ab,
+      m: n,
+      n: s.rows,
+      k: rank,
+      transB: true,
+      alpha: scaling,
+      beta: 1,
+    });
   }
 }
 
 /** Where a projection's backward pass writes: dx (accumulated when `accumulate`), and the LoRA gradients (f32; DoRA's dm too). */
-export interface ProjectionGrads { dx: number; accumulate: boolean; dA?: TensorRef; dB?: TensorRef; dm?: TensorRef }
+export interface ProjectionGrads {
+  dx: number;
+  accumulate: boolean;
+  dA?: TensorRef;
+  dB?: TensorRef;
+  dm?: TensorRef;
+}
 
 /** Record dx (+)= Σ dy_slice·W[slice] (+ LoRA), and dA, dB when the projection has LoRA. `x` is the forward input. */
-export function projectBackward(p: Program, ws: Workspace, proj: Projection, x: number, n: number, slices: Slice[], grads: ProjectionGrads): void {
+export function projectBackward(
+  p: Program,
+  ws: Workspace,
+  proj: Projection,
+  x: number,
+  n: number,
+  slices: Slice[],
+  grads: ProjectionGrads,
+): void {
   if (proj.lora?.magnitude) return doraBackward(p, ws, proj, x, n, slices, grads);
-  const ab = DTYPE[ws.phys], eb = PHYS_BYTES[ws.phys], f32 = DTYPE.f32;
+  const ab = DTYPE[ws.phys],
+    eb = PHYS_BYTES[ws.phys],
+    f32 = DTYPE.f32;
   const inF = proj.inFeatures;
   const w = weightPointer(ws, proj);
   slices.forEach((s, i) => {
@@ -187,9 +262,12 @@ export function projectBackward(p: Program, ws: Workspace, proj: Projection, x: 
   if (!proj.lora) return;
   if (!grads.dA || !grads.dB) throw new Error(`projection '${proj.role}': LoRA gradients need dA and dB outputs`);
   const { rank, scaling } = proj.lora;
-  const A = operand(ws, proj.lora.A), B = operand(ws, proj.lora.B);
-  const g = scratch(ws, n, rank), u = scratch(ws, n, rank);
-  const dA = ws.backend.ptr(grads.dA), dB = ws.backend.ptr(grads.dB);
+  const A = operand(ws, proj.lora.A),
+    B = operand(ws, proj.lora.B);
+  const g = scratch(ws, n, rank),
+    u = scratch(ws, n, rank);
+  const dA = ws.backend.ptr(grads.dA),
+    dB = ws.backend.ptr(grads.dB);
   slices.forEach((s, i) => {
     gemm(p, { a: s.buffer, b: B + s.row * rank * eb, c: g, d: g, abType: ab, dType: ab, m: n, n: rank, k: s.rows, beta: i > 0 ? 1 : 0 });
   });
@@ -206,12 +284,24 @@ export function projectBackward(p: Program, ws: Workspace, proj: Projection, x: 
   gemm(p, { a: g, b: xd, d: dA, abType: ab, dType: f32, m: rank, n: inF, k: n, transA: true, alpha: scaling });
   gemm(p, { a: xd, b: A, d: u, abType: ab, dType: ab, m: n, n: rank, k: inF, transB: true });
   for (const s of slices) {
-    gemm(p, { a: s.buffer, b: u, d: dB + s.row * rank * 4, abType: ab, dType: f32, m: s.rows, n: rank, k: n, transA: true, alpha: scaling });
+    gemm(p, {
+      a: s.buffer,
+      b: u,
+      d: dB + s.row * rank * 4,
+      abType: ab,
+      dType: f32,
+      m: s.rows,
+      n: rank,
+      k: n,
+      transA: true,
+      alpha: scaling,
+    });
   }
 }
 
 export function droppedScratch(ws: Workspace, proj: Projection): number {
-  if (!ws.dropped) throw new Error(`projection '${proj.role}': LoRA dropout needs the half's dropout scratch (run the half through runHalfProgram)`);
+  if (!ws.dropped)
+    throw new Error(`projection '${proj.role}': LoRA dropout needs the half's dropout scratch (run the half through runHalfProgram)`);
   return ws.dropped;
 }
 

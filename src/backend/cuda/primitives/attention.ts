@@ -20,11 +20,21 @@ import type { Program } from '../program.js';
 export type AttentionStrides = readonly [batch: number, head: number, row: number];
 
 /** A tensor view: device pointer, physical dtype code, strides. */
-export interface AttentionView { ptr: number; dtype: number; strides: AttentionStrides }
+export interface AttentionView {
+  ptr: number;
+  dtype: number;
+  strides: AttentionStrides;
+}
 
 export interface AttentionProblem {
-  batch: number; heads: number; kvHeads: number; sq: number; sk: number; headDim: number;
-  scale: number; causal: boolean;
+  batch: number;
+  heads: number;
+  kvHeads: number;
+  sq: number;
+  sk: number;
+  headDim: number;
+  scale: number;
+  causal: boolean;
   /** 0 = no sliding window. */
   window: number;
   /** Query i sits at position queryOffset + i (queries after a KV cache). */
@@ -32,22 +42,33 @@ export interface AttentionProblem {
 }
 
 export interface FlashAttentionForward extends AttentionProblem {
-  q: AttentionView; k: AttentionView; v: AttentionView;
+  q: AttentionView;
+  k: AttentionView;
+  v: AttentionView;
   /** [batch, sk] packed, any physical type; 0: every key visible. */
-  keyMask: number; maskDtype: number;
+  keyMask: number;
+  maskDtype: number;
   out: AttentionView;
   /** f32 [batch, heads, sq] packed. */
   lse: number;
 }
 
 export interface FlashAttentionBackward extends AttentionProblem {
-  q: AttentionView; k: AttentionView; v: AttentionView;
-  keyMask: number; maskDtype: number;
+  q: AttentionView;
+  k: AttentionView;
+  v: AttentionView;
+  keyMask: number;
+  maskDtype: number;
   /** The forward's out and lse, and the incoming gradient of out. */
-  out: AttentionView; dOut: AttentionView; lse: number;
-  dq: AttentionView; dk: AttentionView; dv: AttentionView;
+  out: AttentionView;
+  dOut: AttentionView;
+  lse: number;
+  dq: AttentionView;
+  dk: AttentionView;
+  dv: AttentionView;
   /** attentionBackwardWorkspaceBytes of device memory, 16-byte aligned. */
-  workspace: number; workspaceBytes: number;
+  workspace: number;
+  workspaceBytes: number;
 }
 
 /** Strides of a packed [batch, heads, rows, headDim] tensor. */
@@ -59,17 +80,32 @@ export function packedStrides(heads: number, rows: number, headDim: number): Att
  * Bytes of workspace the backward needs (../../attentionWorkspace.ts has the layout): the dQ
  * sum is left out when dq is itself packed f32.
  */
-export function attentionBackwardWorkspaceBytes(o: { batch: number; heads: number; sq: number; headDim: number; dq: Pick<AttentionView, 'dtype' | 'strides'> }): number {
+export function attentionBackwardWorkspaceBytes(o: {
+  batch: number;
+  heads: number;
+  sq: number;
+  headDim: number;
+  dq: Pick<AttentionView, 'dtype' | 'strides'>;
+}): number {
   const packed = packedStrides(o.heads, o.sq, o.headDim);
   const [sb, sh, sr] = o.dq.strides;
-  const inPlace = o.dq.dtype === DTYPE.f32 && (o.batch <= 1 || sb === packed[0]) && (o.heads <= 1 || sh === packed[1]) &&
-    (o.sq <= 1 || sr === packed[2]);
+  const inPlace =
+    o.dq.dtype === DTYPE.f32 && (o.batch <= 1 || sb === packed[0]) && (o.heads <= 1 || sh === packed[1]) && (o.sq <= 1 || sr === packed[2]);
   return flashBackwardWorkspaceBytes(o.batch, o.heads, o.sq, o.headDim, inPlace);
 }
 
 const view = (t: AttentionView) => [t.ptr, t.dtype, ...t.strides];
 const problem = (o: AttentionProblem) => [
-  o.batch, o.heads, o.kvHeads, o.sq, o.sk, o.headDim, o.scale, o.causal ? 1 : 0, o.window, o.queryOffset,
+  o.batch,
+  o.heads,
+  o.kvHeads,
+  o.sq,
+  o.sk,
+  o.headDim,
+  o.scale,
+  o.causal ? 1 : 0,
+  o.window,
+  o.queryOffset,
 ];
 
 export function flashAttentionForward(p: Program, o: FlashAttentionForward): void {
@@ -78,7 +114,19 @@ export function flashAttentionForward(p: Program, o: FlashAttentionForward): voi
 
 export function flashAttentionBackward(p: Program, o: FlashAttentionBackward): void {
   p.add('flashAttentionBackward', [
-    ...view(o.q), ...view(o.k), ...view(o.v), o.keyMask, o.maskDtype, ...view(o.out), ...view(o.dOut), o.lse,
-    ...view(o.dq), ...view(o.dk), ...view(o.dv), ...problem(o), o.workspace, o.workspaceBytes,
+    ...view(o.q),
+    ...view(o.k),
+    ...view(o.v),
+    o.keyMask,
+    o.maskDtype,
+    ...view(o.out),
+    ...view(o.dOut),
+    o.lse,
+    ...view(o.dq),
+    ...view(o.dk),
+    ...view(o.dv),
+    ...problem(o),
+    o.workspace,
+    o.workspaceBytes,
   ]);
 }

@@ -38,7 +38,20 @@ export function dequantize4bit(p: Program, parts: readonly Dequantize4bit[]): vo
     const group = parts.slice(first, first + DEQUANTIZE_GROUP);
     const args = [group.length];
     for (const o of group) {
-      args.push(o.packed, o.absmax, o.nestedAbsmax, o.nestedCode, o.offset, o.nestedBlocksize, o.out, o.outType, o.n, o.blocksize, o.quantType, o.roundTo);
+      args.push(
+        o.packed,
+        o.absmax,
+        o.nestedAbsmax,
+        o.nestedCode,
+        o.offset,
+        o.nestedBlocksize,
+        o.out,
+        o.outType,
+        o.n,
+        o.blocksize,
+        o.quantType,
+        o.roundTo,
+      );
     }
     // The slots of absent weights: the primitive has a fixed argument count.
     while (args.length < 1 + DEQUANTIZE_GROUP * ARGS_PER_WEIGHT) args.push(0);

@@ -6,7 +6,15 @@
 import type { Program } from '../program.js';
 
 /** norm[r] = ‖w_r‖₂ and scale[r] = magnitude[r] / norm[r] over the rows of w [rows, cols] (either output may be 0). */
-export interface DoraScale { w: number; t: number; rows: number; cols: number; magnitude: number; norm: number; scale: number }
+export interface DoraScale {
+  w: number;
+  t: number;
+  rows: number;
+  cols: number;
+  magnitude: number;
+  norm: number;
+  scale: number;
+}
 
 export function doraScale(p: Program, o: DoraScale): void {
   p.add('doraScale', [o.w, o.t, o.rows, o.cols, o.magnitude, o.norm, o.scale]);
@@ -14,8 +22,16 @@ export function doraScale(p: Program, o: DoraScale): void {
 
 /** y (+)= (scale[j] + shift)·x[i, j] (+ bias[j]) (+ residual[i, j]) over x, y [rows, cols]; x may be y. */
 export interface ColumnScale {
-  x: number; y: number; t: number; rows: number; cols: number; scale: number; shift: number;
-  bias?: number; residual?: number; accumulate: boolean;
+  x: number;
+  y: number;
+  t: number;
+  rows: number;
+  cols: number;
+  scale: number;
+  shift: number;
+  bias?: number;
+  residual?: number;
+  accumulate: boolean;
 }
 
 export function columnScale(p: Program, o: ColumnScale): void {
@@ -23,7 +39,15 @@ export function columnScale(p: Program, o: ColumnScale): void {
 }
 
 /** out[j] = Σ_i a[i, j]·b[i, j] / divisor[j] over a, b [rows, cols] (f32 sums, deterministic). */
-export interface ColumnDot { a: number; b: number; t: number; rows: number; cols: number; divisor: number; out: number }
+export interface ColumnDot {
+  a: number;
+  b: number;
+  t: number;
+  rows: number;
+  cols: number;
+  divisor: number;
+  out: number;
+}
 
 export function columnDot(p: Program, o: ColumnDot): void {
   p.add('columnDot', [o.a, o.b, o.t, o.rows, o.cols, o.divisor, o.out]);

@@ -6,7 +6,16 @@
  */
 import type { Program } from '../program.js';
 
-export interface Dropout { x: number; y: number; t: number; n: number; seed: number; offset: number; rate: number; accumulate: boolean }
+export interface Dropout {
+  x: number;
+  y: number;
+  t: number;
+  n: number;
+  seed: number;
+  offset: number;
+  rate: number;
+  accumulate: boolean;
+}
 
 export function dropout(p: Program, o: Dropout): void {
   if (!Number.isSafeInteger(o.seed) || o.seed < 0 || !Number.isSafeInteger(o.offset) || o.offset < 0) {

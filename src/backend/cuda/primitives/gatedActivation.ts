@@ -9,12 +9,37 @@ import type { Program } from '../program.js';
 
 /** Hugging Face activation names (src/ops/activations.ts) → the kernel's codes (GatedAct). */
 export const GATED_ACTIVATIONS: Readonly<Record<string, number>> = {
-  silu: 0, swish: 0, relu: 1, gelu: 2, gelu_new: 3, gelu_pytorch_tanh: 3, gelu_fast: 3, tanh: 4, sigmoid: 5, linear: 6,
+  silu: 0,
+  swish: 0,
+  relu: 1,
+  gelu: 2,
+  gelu_new: 3,
+  gelu_pytorch_tanh: 3,
+  gelu_fast: 3,
+  tanh: 4,
+  sigmoid: 5,
+  linear: 6,
 };
 
-export interface GatedActivationForward { gate: number; up: number; t: number; out: number; n: number; act: number }
+export interface GatedActivationForward {
+  gate: number;
+  up: number;
+  t: number;
+  out: number;
+  n: number;
+  act: number;
+}
 export interface GatedActivationBackward {
-  dy: number; dyt: number; gate: number; up: number; t: number; dgate: number; dup: number; dt: number; n: number; act: number;
+  dy: number;
+  dyt: number;
+  gate: number;
+  up: number;
+  t: number;
+  dgate: number;
+  dup: number;
+  dt: number;
+  n: number;
+  act: number;
 }
 
 export function gatedActivationForward(p: Program, o: GatedActivationForward): void {

@@ -6,24 +6,54 @@
 import type { Program } from '../program.js';
 
 export interface GemmOp {
-  a: number; b: number; d: number;
+  a: number;
+  b: number;
+  d: number;
   /** Read when beta ≠ 0; same type and layout as D (D itself for an in-place accumulate). */
   c?: number;
-  abType: number; dType: number;
-  m: number; n: number; k: number;
-  transA?: boolean; transB?: boolean;
+  abType: number;
+  dType: number;
+  m: number;
+  n: number;
+  k: number;
+  transA?: boolean;
+  transB?: boolean;
   /** Row strides as stored, in elements; 0/absent = packed. */
-  lda?: number; ldb?: number; ldd?: number;
-  alpha?: number; beta?: number;
+  lda?: number;
+  ldb?: number;
+  ldd?: number;
+  alpha?: number;
+  beta?: number;
   /** [n] added to every row, stored like D (f32 or bf16). */
   bias?: number;
-  batch?: number; strideA?: number; strideB?: number; strideD?: number;
+  batch?: number;
+  strideA?: number;
+  strideB?: number;
+  strideD?: number;
 }
 
 export function gemm(p: Program, g: GemmOp): void {
   p.add('gemm', [
-    g.a, g.b, g.c ?? 0, g.d, g.abType, g.dType, g.m, g.n, g.k, g.transA ? 1 : 0, g.transB ? 1 : 0,
-    g.lda ?? 0, g.ldb ?? 0, g.ldd ?? 0, g.alpha ?? 1, g.beta ?? 0, g.bias ?? 0,
-    g.batch ?? 1, g.strideA ?? 0, g.strideB ?? 0, g.strideD ?? 0,
+    g.a,
+    g.b,
+    g.c ?? 0,
+    g.d,
+    g.abType,
+    g.dType,
+    g.m,
+    g.n,
+    g.k,
+    g.transA ? 1 : 0,
+    g.transB ? 1 : 0,
+    g.lda ?? 0,
+    g.ldb ?? 0,
+    g.ldd ?? 0,
+    g.alpha ?? 1,
+    g.beta ?? 0,
+    g.bias ?? 0,
+    g.batch ?? 1,
+    g.strideA ?? 0,
+    g.strideB ?? 0,
+    g.strideD ?? 0,
   ]);
 }

@@ -7,12 +7,30 @@
  */
 import type { Program } from '../program.js';
 
-export interface RmsNormForward { x: number; xt: number; w: number; y: number; rows: number; cols: number; eps: number; offset: number }
+export interface RmsNormForward {
+  x: number;
+  xt: number;
+  w: number;
+  y: number;
+  rows: number;
+  cols: number;
+  eps: number;
+  offset: number;
+}
 export interface RmsNormBackward {
-  dy: number; dyt: number; x: number; xt: number; w: number; dx: number; dxt: number;
+  dy: number;
+  dyt: number;
+  x: number;
+  xt: number;
+  w: number;
+  dx: number;
+  dxt: number;
   /** f32 [cols]; 0 skips the weight gradient. */
   dw: number;
-  rows: number; cols: number; eps: number; offset: number;
+  rows: number;
+  cols: number;
+  eps: number;
+  offset: number;
   /** Added to dx, stored like it (a pre-norm block's residual gradient); 0/absent for none. */
   residual?: number;
 }
@@ -25,12 +43,30 @@ export function rmsNormBackward(p: Program, o: RmsNormBackward): void {
   p.add('rmsNormBackward', [o.dy, o.dyt, o.x, o.xt, o.w, o.dx, o.dxt, o.dw, o.rows, o.cols, o.eps, o.offset, o.residual ?? 0]);
 }
 
-export interface LayerNormForward { x: number; xt: number; w: number; b: number; y: number; rows: number; cols: number; eps: number }
+export interface LayerNormForward {
+  x: number;
+  xt: number;
+  w: number;
+  b: number;
+  y: number;
+  rows: number;
+  cols: number;
+  eps: number;
+}
 export interface LayerNormBackward {
-  dy: number; dyt: number; x: number; xt: number; w: number; dx: number; dxt: number;
+  dy: number;
+  dyt: number;
+  x: number;
+  xt: number;
+  w: number;
+  dx: number;
+  dxt: number;
   /** f32 [cols] each; both or neither (0). */
-  dw: number; db: number;
-  rows: number; cols: number; eps: number;
+  dw: number;
+  db: number;
+  rows: number;
+  cols: number;
+  eps: number;
   residual?: number;
 }
 

@@ -8,7 +8,15 @@
 import type { Program } from '../program.js';
 
 export interface Rope {
-  x: number; t: number; cos: number; sin: number; y: number; rows: number; seq: number; headDim: number; rotaryDim: number;
+  x: number;
+  t: number;
+  cos: number;
+  sin: number;
+  y: number;
+  rows: number;
+  seq: number;
+  headDim: number;
+  rotaryDim: number;
   /** Consecutive rows at one position (default 1). */
   inner?: number;
 }
