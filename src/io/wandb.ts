@@ -16,17 +16,26 @@
  *  - finishing waits at most FINISH_TIMEOUT_MS;
  *  - the SDK (and its GraphQL client, ~0.1 s to import) loads only when a run opens.
  */
-import type { WandbConfig } from '../recipe/types.js';
 
 /** The SDK's module object (a type only: the module itself is imported when a run opens). */
 type WandbSdk = typeof import('@wandb/sdk').default;
 
 export const DEFAULT_WANDB_URL = 'https://api.wandb.ai';
 /** How long the reachability check, the run's creation and its finish may each take. */
+
+/** Where a run logs (the recipe's logging.wandb): io/ sits below recipe/, so it states the shape it reads. */
+export interface WandbTarget {
+  project: string;
+  /** The team or user; null: the API key's default entity. */
+  entity: string | null;
+  /** The run's display name; null: the server picks one. */
+  name: string | null;
+}
+
 const REQUEST_TIMEOUT_MS = 15_000;
 const FINISH_TIMEOUT_MS = 30_000;
 
-/** The lines the SDK prints when a request to the server fails (src/sdk/lib/retry.ts in wandb-js). */
+/** The lines the SDK prints when a request to the server fails (its lib/retry module, in the wandb-js repository). */
 const SDK_FAILURE = /^(Fatal HTTP error|Fatal error: |Max retries \(\d+\) reached|Retrying failed request to W&B)/;
 
 /** A W&B setting the user can fix (key, URL, server): the CLI prints it as one line, exit code 2. */
@@ -63,7 +72,7 @@ export class WandbRun {
    * its config. Throws WandbError (one line) when it cannot; `warn` hears of later failures.
    */
   static async open(
-    target: WandbConfig,
+    target: WandbTarget,
     config: object,
     warn: (message: string) => void,
     env: NodeJS.ProcessEnv = process.env,
@@ -80,7 +89,7 @@ export class WandbRun {
         project: target.project,
         entity,
         ...(target.name ? { name: target.name } : {}),
-        config: asWandbConfig(config),
+        config: asWandbRunConfig(config),
         settings: { apiKey, baseUrl, silent: true },
       });
       const sdkRun = await withTimeout(
@@ -160,7 +169,7 @@ export function wandbSettings(env: NodeJS.ProcessEnv): { apiKey: string; baseUrl
  * Ask the server who the key belongs to (the query the SDK itself starts with), so a wrong
  * URL or key is one line before step 1. Returns the entity the run goes to.
  */
-async function checkServer(baseUrl: string, apiKey: string, target: WandbConfig): Promise<string> {
+async function checkServer(baseUrl: string, apiKey: string, target: WandbTarget): Promise<string> {
   let res: Response;
   try {
     res = await fetch(`${baseUrl}/graphql`, {
@@ -199,7 +208,7 @@ async function checkServer(baseUrl: string, apiKey: string, target: WandbConfig)
 }
 
 /** The run config as W&B clients send it: each top-level key as { value } (the Python client's layout, which the W&B app reads). */
-function asWandbConfig(config: object): Record<string, { value: unknown }> {
+function asWandbRunConfig(config: object): Record<string, { value: unknown }> {
   return Object.fromEntries(Object.entries(config).map(([k, v]) => [k, { value: v }]));
 }
 
