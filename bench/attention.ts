@@ -11,6 +11,7 @@ import { tf, type Tensor } from '../src/backend/tf.js';
 import { useBackend } from '../src/backend/select.js';
 import { activeDevice } from '../src/backend/device.js';
 import { OPS } from '../src/ops/names.js';
+import { arg } from './args.js';
 
 interface Shape {
   name: string;
@@ -32,11 +33,6 @@ const SHAPES: Shape[] = [
   { name: 'Llama-3.2-1B 8×1024', b: 8, heads: 32, kvHeads: 8, s: 1024, d: 64 },
   { name: 'Llama-3.2-1B 1×16384', b: 1, heads: 32, kvHeads: 8, s: 16384, d: 64 },
 ];
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
 
 /** Mean milliseconds of `run` over `iters` calls after `warmup`; the device is drained by reading one value. */
 function time(run: () => Tensor[], iters: number, warmup: number): number {

@@ -30,11 +30,7 @@ import { specFromConfig } from '../src/model/config.js';
 import { quantize4bit, numel, type Quantized4bit } from '../src/quant/fourbit.js';
 import { ATTENTION_ROLES } from '../src/ops/names.js';
 import { CONFIGS, NAMES } from './models.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
+import { arg } from './args.js';
 
 const L2_BYTES = 50e6;
 /** The row whose figure is the headline: the MLP half's matrices, in one launch. */

@@ -25,11 +25,7 @@ import { quantize4bit, type Quantized4bit } from '../src/quant/fourbit.js';
 import { quantizedLinear } from '../src/ops/qlinear.js';
 import type { DecoderModel } from '../src/model/model.js';
 import { ADAPTERS, NAMES, buildModel, randomBatch } from './models.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
+import { arg } from './args.js';
 
 const GiB = 2 ** 30;
 

@@ -18,6 +18,7 @@ import { createAdapter } from '../src/adapters/index.js';
 import { estimateMemory } from '../src/train/estimate.js';
 import { BENCH_DROPOUT_SEED, measureSteps } from './measure.js';
 import { ADAPTERS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
+import { arg } from './args.js';
 
 interface Cell {
   name: string;
@@ -62,11 +63,6 @@ export const CELLS: Cell[] = [
   cell('llama-loreft-shared', 'llama', { ...loreft, share_weights: true }),
   cell('llama-direft-dropout', 'llama', { ...loreft, type: 'direft', dropout: 0.05 }),
 ];
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
 
 interface Result {
   cell: string;

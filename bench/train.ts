@@ -23,11 +23,7 @@ import { estimateMemory } from '../src/train/estimate.js';
 import { estimateError } from '../src/train/progress.js';
 import { measureSteps } from './measure.js';
 import { ADAPTERS, CONFIGS, MODEL_DEFAULTS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
+import { arg } from './args.js';
 
 interface Row {
   model: string;

@@ -15,9 +15,8 @@ export type Need = 'config' | 'model' | 'adapter';
 export const WEIGHTS_FILE = 'model.safetensors';
 export const WEIGHTS_INDEX = 'model.safetensors.index.json';
 
-/** Small files a model folder may carry besides its weights. */
-export const MODEL_EXTRAS = [
-  'config.json',
+/** Files of a model folder that describe its tokenizer and generation (copied beside merged weights too). */
+export const TOKENIZER_FILES = [
   'generation_config.json',
   'tokenizer.json',
   'tokenizer_config.json',
@@ -29,6 +28,8 @@ export const MODEL_EXTRAS = [
   'chat_template.jinja',
   'chat_template.json',
 ];
+/** Small files a model folder may carry besides its weights. */
+export const MODEL_EXTRAS = ['config.json', ...TOKENIZER_FILES];
 const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors', 'config.json'];
 const PYREFT_BIN = /^intkey_[^/]+\.bin$/;
 

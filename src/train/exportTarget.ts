@@ -9,21 +9,8 @@ import path from 'node:path';
 import type { ExportFormat } from '../recipe/types.js';
 import { describeFsError } from '../io/fsErrors.js';
 import { listCheckpoints, TRAINER_STATE_FILE } from '../io/runLayout.js';
+import { TOKENIZER_FILES } from '../hub/files.js';
 import { TrainerError } from './errors.js';
-
-/** Files of a model folder that describe its tokenizer and generation, copied beside merged weights. */
-export const TOKENIZER_FILES = [
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'added_tokens.json',
-  'vocab.json',
-  'merges.txt',
-  'tokenizer.model',
-  'chat_template.jinja',
-  'chat_template.json',
-  'generation_config.json',
-];
 
 const exactly =
   (names: readonly string[]) =>
