@@ -6,9 +6,14 @@
  * whether the decoder blocks ran fused or composed (and why). A markdown table closes the run.
  *
  * `--smoke` runs every cell's settings on the tiny model at 2 × 32 tokens (any backend): it
- * checks the cells build, not their speed. `--list` prints the cells.
+ * checks the cells build, not their speed. `--list` prints the cells; `--peer-cases` the peer
+ * cases to hand `bench_peers.py` (with `CASES_EXTRA=bench/peerCases.py`, which defines the ones
+ * it lacks). `--results FILE` keeps the cells' results; `--report FILE --peers A.json,B.json`
+ * prints the table again beside the peers' results (bench_peers' output, plain and `LIGER=1`):
+ * tokens/s against the faster peer and peak memory against PEFT's.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { tf } from '../src/backend/tf.js';
 import { useBackend } from '../src/backend/select.js';
 import { OPS } from '../src/ops/names.js';
@@ -51,17 +56,28 @@ export const CELLS: Cell[] = [
   cell('llama-lora-dropout', 'llama', { ...lora, lora_dropout: 0.05 }, { peer: 'llama-3.2-1b:lora_dropout:nockpt' }),
   cell('llama-dora', 'llama', { ...lora, use_dora: true }, { peer: 'llama-3.2-1b:dora:nockpt' }),
   cell('qwen3-lora', 'qwen3', lora, { peer: 'qwen3-0.6b:lora:nockpt' }),
-  cell('llama-lora-r64', 'llama', { ...lora, r: 64, lora_alpha: 128 }),
-  cell('llama-lora-qv-rslora', 'llama', { ...lora, target_modules: ['q_proj', 'v_proj'], use_rslora: true }),
-  cell('qwen-lora-layers', 'qwen', { ...lora, layers_to_transform: [0, 1, 2, 3, 20, 21, 22, 23] }),
-  cell('gemma-lora', 'gemma', lora, { batch: 4 }),
-  cell('phi3-lora', 'phi3', lora, { batch: 4, checkpointing: true }),
-  cell('gpt2-lora', 'gpt2', lora),
-  cell('mistral7b-qlora', 'mistral7b', lora, { batch: 4, checkpointing: true, quant: 'nf4' }),
-  cell('llama-qlora-dropout', 'llama', { ...lora, lora_dropout: 0.05 }, { quant: 'nf4' }),
+  cell('llama-lora-r64', 'llama', { ...lora, r: 64, lora_alpha: 128 }, { peer: 'llama-3.2-1b:lora_r64:nockpt' }),
+  cell(
+    'llama-lora-qv-rslora',
+    'llama',
+    { ...lora, target_modules: ['q_proj', 'v_proj'], use_rslora: true },
+    { peer: 'llama-3.2-1b:lora_qv_rslora:nockpt' },
+  ),
+  cell(
+    'qwen-lora-layers',
+    'qwen',
+    { ...lora, layers_to_transform: [0, 1, 2, 3, 20, 21, 22, 23] },
+    { peer: 'qwen2.5-0.5b:lora_layers:nockpt' },
+  ),
+  cell('gemma-lora', 'gemma', lora, { batch: 4, peer: 'gemma-2b:lora:nockpt' }),
+  cell('phi3-lora', 'phi3', lora, { batch: 4, checkpointing: true, peer: 'phi-3-mini:lora_phi3:ckpt' }),
+  cell('gpt2-lora', 'gpt2', lora, { peer: 'gpt2:lora_gpt2:nockpt' }),
+  cell('mistral7b-qlora', 'mistral7b', lora, { batch: 4, checkpointing: true, quant: 'nf4', peer: 'mistral-7b:qlora:ckpt' }),
+  cell('llama-qlora-dropout', 'llama', { ...lora, lora_dropout: 0.05 }, { quant: 'nf4', peer: 'llama-3.2-1b:qlora_dropout:nockpt' }),
   cell('llama-loreft', 'llama', loreft, { peer: 'llama-3.2-1b:loreft:nockpt' }),
-  cell('llama-loreft-shared', 'llama', { ...loreft, share_weights: true }),
-  cell('llama-direft-dropout', 'llama', { ...loreft, type: 'direft', dropout: 0.05 }),
+  // pyreft's case runs one intervention per layer over all 14 positions: shared weights, as here
+  cell('llama-loreft-shared', 'llama', { ...loreft, share_weights: true }, { peer: 'llama-3.2-1b:loreft:nockpt' }),
+  cell('llama-direft-dropout', 'llama', { ...loreft, type: 'direft', dropout: 0.05 }, { peer: 'llama-3.2-1b:direft_dropout:nockpt' }),
 ];
 
 interface Result {
@@ -122,13 +138,80 @@ async function runCell(c: Cell, smoke: boolean): Promise<void> {
 
 const fmt = (n: number | null, digits = 0) => (n === null ? '—' : n.toFixed(digits));
 
+/** One line of bench_peers.py's output (the fields read here). */
+interface PeerResult {
+  liger: boolean;
+  shape: string;
+  method: string;
+  seq: number;
+  grad_ckpt: boolean;
+  tokens_per_s: number;
+  peak_gib: number;
+}
+
+/** bench_peers' tag for a case: shape:method:ckpt|nockpt[:seq]. */
+const peerTag = (r: PeerResult) => `${r.shape}:${r.method}:${r.grad_ckpt ? 'ckpt' : 'nockpt'}${r.seq !== 1024 ? `:${r.seq}` : ''}`;
+
+function readPeers(files: string[]): Map<string, { plain?: PeerResult; liger?: PeerResult }> {
+  const byTag = new Map<string, { plain?: PeerResult; liger?: PeerResult }>();
+  for (const f of files) {
+    const parsed = JSON.parse(readFileSync(f, 'utf8')) as { results?: unknown };
+    if (!Array.isArray(parsed.results)) throw new Error(`--peers ${f}: expected bench_peers.py's output ({"results": [...]})`);
+    for (const r of parsed.results as PeerResult[]) {
+      if (typeof r.tokens_per_s !== 'number') continue; // a case that failed (its "error" says why)
+      const entry = byTag.get(peerTag(r)) ?? {};
+      entry[r.liger ? 'liger' : 'plain'] = r;
+      byTag.set(peerTag(r), entry);
+    }
+  }
+  return byTag;
+}
+
+function printTable(results: Result[], smoke: boolean, peerFiles: string[]): void {
+  const peers = readPeers(peerFiles);
+  const withPeers = peerFiles.length > 0;
+  console.log(
+    `\nmatrix on ${results.find((r) => r.device)?.device ?? arg('backend', 'cuda')}${smoke ? ' (smoke: the tiny model, 2 × 32 tokens)' : ''}, ${new Date().toISOString().slice(0, 10)}`,
+  );
+  const peerHead = withPeers
+    ? ' peer (PEFT or pyreft) tok/s · GiB | PEFT + Liger tok/s · GiB | vs the faster peer | memory vs the plain peer |'
+    : '';
+  console.log(
+    `| cell | model | batch × seq | tokens/s | peak GiB | estimate GiB | estimate error | fused | addon calls/step |${peerHead} note |`,
+  );
+  console.log(`|---|---|---|---|---|---|---|---|---|${withPeers ? '---|---|---|---|' : ''}---|`);
+  for (const r of results) {
+    const c = CELLS.find((x) => x.name === r.cell)!;
+    const error = r.estimateGiB !== null && r.peakGiB ? `${((r.estimateGiB / r.peakGiB - 1) * 100).toFixed(1)} %` : '—';
+    const shape = smoke ? '2 × 32' : `${c.batch} × ${c.seq}${c.checkpointing ? ', ckpt' : ''}${c.quant === 'nf4' ? ', nf4' : ''}`;
+    let peerCols = '';
+    if (withPeers) {
+      const p = c.peer ? peers.get(c.peer) : undefined;
+      const cellOf = (x?: PeerResult) => (x ? `${fmt(x.tokens_per_s)} · ${fmt(x.peak_gib, 2)}` : '—');
+      const fastest = Math.max(p?.plain?.tokens_per_s ?? 0, p?.liger?.tokens_per_s ?? 0);
+      const speed = r.tokensPerS && fastest ? `${(r.tokensPerS / fastest).toFixed(2)}×` : '—';
+      const memory = r.peakGiB && p?.plain ? `${(r.peakGiB / p.plain.peak_gib).toFixed(2)}×` : '—';
+      peerCols = ` ${cellOf(p?.plain)} | ${cellOf(p?.liger)} | ${speed} | ${memory} |`;
+    }
+    console.log(
+      `| ${r.cell} | ${r.model} | ${shape} | ${fmt(r.tokensPerS)} | ${fmt(r.peakGiB, 2)} | ${fmt(r.estimateGiB, 2)} | ${error} | ${r.fused} | ${fmt(r.callsPerStep)} |${peerCols} ${r.note} |`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   const smoke = process.argv.includes('--smoke');
+  const peerFiles = arg('peers', '').split(',').filter(Boolean);
   const one = arg('cell', '');
   if (one) {
     const c = CELLS.find((x) => x.name === one);
     if (!c) throw new Error(`--cell ${one}: expected one of ${CELLS.map((x) => x.name).join(', ')}`);
     await runCell(c, smoke);
+    return;
+  }
+  const saved = arg('report', '');
+  if (saved) {
+    printTable(JSON.parse(readFileSync(saved, 'utf8')) as Result[], smoke, peerFiles);
     return;
   }
   const wanted = arg('cells', '');
@@ -148,8 +231,17 @@ async function main(): Promise<void> {
       );
     return;
   }
+  if (process.argv.includes('--peer-cases')) {
+    console.log([...new Set(cells.flatMap((c) => (c.peer ? [c.peer] : [])))].join(' '));
+    return;
+  }
   const results: Result[] = [];
-  const passOn = process.argv.slice(2).filter((a, i, all) => a !== '--cells' && all[i - 1] !== '--cells');
+  const passOn = process.argv
+    .slice(2)
+    .filter(
+      (a, i, all) => !['--cells', '--results', '--peers'].includes(a) && !['--cells', '--results', '--peers'].includes(all[i - 1] ?? ''),
+    );
+  const resultsFile = arg('results', '');
   for (const c of cells) {
     const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, '--cell', c.name, ...passOn], {
       encoding: 'utf8',
@@ -170,24 +262,13 @@ async function main(): Promise<void> {
           note: `no result (exit ${child.status}${child.signal ? `, ${child.signal}` : ''}): ${(child.stderr ?? '').trim().split('\n').slice(-1)[0]?.slice(0, 200) ?? ''}`,
         };
     results.push(r);
+    if (resultsFile) writeFileSync(resultsFile, JSON.stringify(results, null, 1));
     const error = r.estimateGiB !== null && r.peakGiB ? ` estimate ${((r.estimateGiB / r.peakGiB - 1) * 100).toFixed(1)} %` : '';
     console.log(
       `${r.cell}: ${fmt(r.tokensPerS)} tokens/s, peak ${fmt(r.peakGiB, 2)} GiB (estimated ${fmt(r.estimateGiB, 2)}${error}), ${r.fused}, ${fmt(r.callsPerStep)} calls/step ${r.note}`,
     );
   }
-  console.log(
-    `\nmatrix on ${results.find((r) => r.device)?.device ?? arg('backend', 'cuda')}${smoke ? ' (smoke: the tiny model, 2 × 32 tokens)' : ''}, ${new Date().toISOString().slice(0, 10)}`,
-  );
-  console.log('| cell | model | batch × seq | tokens/s | peak GiB | estimate GiB | estimate error | fused | addon calls/step | note |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
-  for (const r of results) {
-    const c = CELLS.find((x) => x.name === r.cell)!;
-    const error = r.estimateGiB !== null && r.peakGiB ? `${((r.estimateGiB / r.peakGiB - 1) * 100).toFixed(1)} %` : '—';
-    const shape = smoke ? '2 × 32' : `${c.batch} × ${c.seq}${c.checkpointing ? ', ckpt' : ''}${c.quant === 'nf4' ? ', nf4' : ''}`;
-    console.log(
-      `| ${r.cell} | ${r.model} | ${shape} | ${fmt(r.tokensPerS)} | ${fmt(r.peakGiB, 2)} | ${fmt(r.estimateGiB, 2)} | ${error} | ${r.fused} | ${fmt(r.callsPerStep)} | ${r.note} |`,
-    );
-  }
+  printTable(results, smoke, peerFiles);
 }
 
 main().catch((err) => {
