@@ -147,7 +147,18 @@ export function registerDevice(device: Device): void {
   devices.set(device.backend, device);
 }
 
+/**
+ * The active tfjs backend's name. tfjs chooses its backend lazily, on the first kernel: until
+ * then `tf.getBackend()` is undefined, and a kernel registered for "undefined" (the memory
+ * estimate's stand-ins, src/train/memory/cuda.ts) would never run. Asking for the engine's
+ * backend makes tfjs choose it now.
+ */
+export function activeBackendName(): string {
+  if (tf.getBackend() === undefined) void tf.engine().backend;
+  return tf.getBackend();
+}
+
 /** The device of the active tfjs backend. */
 export function activeDevice(): Device {
-  return devices.get(tf.getBackend()) ?? engineDevice;
+  return devices.get(activeBackendName()) ?? engineDevice;
 }

@@ -31,6 +31,7 @@
  * allowances `--fit` adds, not measured by the pool statistics.
  */
 import { tf } from '../../backend/tf.js';
+import { activeBackendName } from '../../backend/device.js';
 import { ATTENTION_ROLES, MLP_ROLES, OPS } from '../../ops/names.js';
 import { hasSymbol, type Dims } from './symbols.js';
 import type { ProjectionAttrs } from '../../ops/decoderHalves.js';
@@ -418,7 +419,7 @@ function halfStandInShapes(kernel: string, inputs: Infos, attrs: Record<string, 
  * Everything registered is unregistered after.
  */
 export function withCudaFusedOps<T>(trace: () => T): T {
-  const backendName = tf.getBackend();
+  const backendName = activeBackendName();
   const zeros = (backend: unknown, shape: number[]) =>
     (backend as MakeInfo).makeTensorInfo(shape, 'float32', new Float32Array(shape.reduce((a, b) => a * b, 1)));
   const kernels: string[] = [];

@@ -1,0 +1,132 @@
+/**
+ * `npx tsx bench/context.ts --model llama8b --adapter qlora_r32 [--quant nf4] [--ckpt on|off]
+ *   [--start 4096] [--resolution 1024] [--gib 79.2] [--predict]`: the longest single sequence
+ * (batch 1) whose training step fits on the device, by doubling from `--start`, then bisection to
+ * `--resolution` tokens — the peers' `maxctx:` (../shared/peers/bench_peers.py) the same way — with
+ * tokens/s and the peak at that length (issue 24).
+ *
+ * Each probe runs in a process of its own (`--probe SEQ`), so a length that runs out of memory
+ * leaves nothing behind for the next. `--predict` asks only the memory estimate (`typetune
+ * estimate`'s) which lengths fit in `--gib` (default: the device's, else 79.2 — an 80 GB H100):
+ * any machine, in seconds, and what the measured maximum is compared with.
+ */
+import { spawnSync } from 'node:child_process';
+import { useBackend } from '../src/backend/select.js';
+import { activeDevice } from '../src/backend/device.js';
+import { applyPrecision } from '../src/train/precision.js';
+import { createAdapter } from '../src/adapters/index.js';
+import { estimateMemory } from '../src/train/estimate.js';
+import { ADAPTERS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
+import { measureSteps } from './measure.js';
+import { arg } from './args.js';
+
+/** Adapters beyond bench/models.ts' ADAPTERS: Unsloth's context table's setting (r32, all linear). */
+const CONTEXT_ADAPTERS: Record<string, Record<string, unknown>> = {
+  ...ADAPTERS,
+  qlora_r32: { type: 'lora', r: 32, lora_alpha: 32, lora_dropout: 0, target_modules: 'all-linear' },
+};
+
+interface Probe {
+  seq: number;
+  fits: boolean;
+  tokensPerS?: number;
+  peakGiB?: number;
+  estimateGiB?: number;
+  why?: string;
+}
+
+const model = arg('model', 'llama8b');
+const adapterKey = arg('adapter', 'qlora_r32');
+const quant = (arg('quant', adapterKey.startsWith('qlora') ? 'nf4' : 'none') === 'nf4' ? 'nf4' : 'none') as 'none' | 'nf4';
+const checkpointing = arg('ckpt', 'on') === 'on';
+const adapter = CONTEXT_ADAPTERS[adapterKey];
+if (!NAMES[model] || !adapter) {
+  console.error(
+    `bench/context: --model is one of ${Object.keys(NAMES).join(', ')}; --adapter one of ${Object.keys(CONTEXT_ADAPTERS).join(', ')}`,
+  );
+  process.exit(2);
+}
+
+/** The estimate's device total (what must fit) for one row of `seq` tokens, in GiB. */
+const estimateGiB = (seq: number, backend: string) =>
+  estimateMemory(benchRecipe(model, adapter, checkpointing, 1, seq, backend, quant)).deviceTotal / 2 ** 30;
+
+/** One training step at 1 × seq in this process: one `CONTEXT {json}` line. */
+async function probe(seq: number): Promise<void> {
+  const result: Probe = { seq, fits: false };
+  try {
+    await useBackend('cuda');
+    applyPrecision('bf16-mixed');
+    result.estimateGiB = estimateGiB(seq, 'cuda');
+    const m = buildModel(model, true, quant);
+    const a = createAdapter(m, adapter!, 42);
+    const data = randomBatch(1, seq, m.spec.vocabSize, 7, adapter!.type !== 'lora');
+    const measured = await measureSteps(m, a, data, { steps: 1, warmup: 1, checkpointing });
+    Object.assign(result, { fits: true, tokensPerS: measured.tokensPerS, peakGiB: measured.peakGiB });
+  } catch (err) {
+    result.why = (err as Error).message.replace(/\s+/g, ' ').slice(0, 200);
+  }
+  console.log(`CONTEXT ${JSON.stringify(result)}`);
+}
+
+function probeInChild(seq: number): Probe {
+  const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '--probe', String(seq)], {
+    encoding: 'utf8',
+    timeout: Number(arg('probe-timeout', '600')) * 1000,
+    maxBuffer: 16 * 2 ** 20,
+  });
+  const line = child.stdout.split('\n').find((l) => l.startsWith('CONTEXT '));
+  const r: Probe = line
+    ? (JSON.parse(line.slice('CONTEXT '.length)) as Probe)
+    : { seq, fits: false, why: `no result (exit ${child.status}${child.signal ? `, ${child.signal}` : ''})` };
+  console.log(
+    `  1 × ${seq}: ${r.fits ? `fits, ${r.tokensPerS?.toFixed(0)} tokens/s, peak ${r.peakGiB?.toFixed(2)} GiB` : `does not fit (${r.why})`}${r.estimateGiB ? ` (estimated ${r.estimateGiB.toFixed(2)} GiB)` : ''}`,
+  );
+  return r;
+}
+
+/** Doubling from `start`, then bisection to `resolution`: the longest length `fits` accepts (0 if none). */
+function longest<T extends { fits: boolean }>(fits: (seq: number) => T, start: number, resolution: number): { seq: number; at?: T } {
+  let lo = 0;
+  let hi = start;
+  let best: T | undefined;
+  for (let r = fits(hi); r.fits; r = fits(hi)) {
+    [lo, best, hi] = [hi, r, hi * 2];
+  }
+  while (hi - lo > resolution) {
+    const mid = Math.floor((lo + hi) / 2 / resolution) * resolution;
+    if (mid <= lo) break;
+    const r = fits(mid);
+    if (r.fits) [lo, best] = [mid, r];
+    else hi = mid;
+  }
+  return { seq: lo, at: best };
+}
+
+async function main(): Promise<void> {
+  const probeSeq = arg('probe', '');
+  if (probeSeq) return probe(Number(probeSeq));
+  const start = Number(arg('start', '4096'));
+  const resolution = Number(arg('resolution', '1024'));
+  const setting = `${NAMES[model]} ${adapterKey}${quant === 'nf4' ? ' (nf4)' : ''}, batch 1, checkpointing ${checkpointing ? 'on' : 'off'}`;
+  if (process.argv.includes('--predict')) {
+    const gib = Number(arg('gib', '79.2'));
+    const best = longest((seq) => ({ fits: estimateGiB(seq, 'cuda') <= gib }), start, resolution);
+    console.log(
+      `${setting}: the estimate fits ${best.seq} tokens in ${gib} GiB (estimated ${estimateGiB(best.seq || start, 'cuda').toFixed(2)} GiB)`,
+    );
+    return;
+  }
+  await useBackend('cuda');
+  console.log(`${setting} on ${activeDevice().describe()}:`);
+  const best = longest(probeInChild, start, resolution);
+  const at = best.at;
+  console.log(
+    `longest trainable context: ${best.seq} tokens${at ? ` — ${at.tokensPerS?.toFixed(0)} tokens/s, peak ${at.peakGiB?.toFixed(2)} GiB, estimated ${at.estimateGiB?.toFixed(2)} GiB` : ''}`,
+  );
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
