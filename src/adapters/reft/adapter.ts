@@ -274,6 +274,12 @@ export class ReftAdapter implements Adapter {
     }));
   }
 
+  /**
+   * The stream of forwards without a fixed per-forward seed (../dropoutSeeds.ts); the Trainer
+   * fixes one every step, so a run's masks come from its seed and step alone. A checkpoint
+   * written while ReFT dropped through tf.dropout still loads and restores this state as before;
+   * the steps after it draw Philox masks, not the tfjs masks the older version would have drawn.
+   */
   getRngState(): number[] {
     return this.dropoutRng.getState();
   }
