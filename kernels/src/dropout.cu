@@ -1,5 +1,6 @@
 // Dropout with a mask regenerated from two integers rather than stored (LoRA's dropout in the
-// fused decoder halves, src/backend/cuda/layers/projection.ts): element i is kept when the 24
+// fused decoder halves, src/backend/cuda/layers/projection.ts; ReFT's through the dropout op,
+// src/backend/cuda/kernels/dropout.ts): element i is kept when the 24
 // random bits of value offset + i of the Philox stream keyed by `seed` (philox.cuh) are at least
 // ⌈rate·2²⁴⌉, and scaled by 1/(1 − rate) in f32:
 //   accumulate = 0:  y  = x ⊙ M / (1 − rate)     (the forward: the dropped input)

@@ -1,6 +1,7 @@
 /**
  * Dropout whose mask is the Philox stream of ./philox.ts (seed, element index): the mask the
- * cuda backend's fused decoder halves regenerate on the device (kernels/src/dropout.cu), so the
+ * cuda backend regenerates on the device (kernels/src/dropout.cu) — LoRA's in the fused decoder
+ * halves, ReFT's in the dropout op (src/ops/dropout.ts, whose reference this is) — so the
  * composed reference and the fused path drop the same elements for the same seed. The mask
  * comes from the device's own generator where it has one (the same stream, no upload), else
  * from the host.

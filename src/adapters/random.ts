@@ -69,8 +69,8 @@ export class Rng {
   }
 
   /**
-   * A seed for one dropout mask: an unsigned 32-bit integer, which both LoRA's Philox mask
-   * (./philoxDropout.ts) and ReFT's tf.dropout accept.
+   * A seed for one dropout mask: an unsigned 32-bit integer, the key of a Philox mask
+   * (./philoxDropout.ts; LoRA's and ReFT's dropout both draw theirs so).
    */
   nextSeed(): number {
     return this.nextU32();

@@ -4,7 +4,7 @@
  * otherwise the op's reference implementation — composed of tfjs primitives, differentiable
  * by tfjs' autograd — runs. The reference defines the numerics; fused kernels are tested
  * against it. Today the cpu backend fuses none; the cuda backend fuses the 4-bit linear, the
- * norms, the gated activation, rope, attention, the LoRA delta, the two decoder halves
+ * norms, the gated activation, rope, attention, the LoRA delta, dropout, the two decoder halves
  * (./decoderHalves.ts) and the cross-entropy sum
  * (test/ops/names.test.ts keeps this list true).
  */

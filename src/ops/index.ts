@@ -7,6 +7,7 @@ export { rope, ropeTables } from './rope.js';
 export { attention, type AttentionOptions } from './attention.js';
 export { crossEntropy, crossEntropySum, causalLmLoss, causalLmTargetCount } from './crossEntropy.js';
 export { loraDelta } from './loraDelta.js';
+export { dropout } from './dropout.js';
 export { runOp } from './dispatch.js';
 export { OPS, type OpName, type OpSignature } from './names.js';
 export { qlinear, quantizedLinear, dequantizedWeight, QLINEAR_KERNEL, type QLinearAttrs } from './qlinear.js';

@@ -70,6 +70,16 @@ export const OPS = {
     gradient: { name: 'TTLoraDeltaGrad', inputs: ['dy', 'x', 'A', 'B'] },
   },
   /**
+   * x ⊙ M / (1 − rate), M the Philox mask of `seed` (src/ops/dropout.ts): the gradient kernel
+   * regenerates the mask from the seed, so nothing is saved.
+   */
+  dropout: {
+    name: 'TTDropout',
+    inputs: ['x'],
+    attrs: ['rate', 'seed'],
+    gradient: { name: 'TTDropoutGrad', inputs: ['dy'] },
+  },
+  /**
    * A pre-norm decoder block's attention half, h + o(attention(rope(q), rope(k), v)) of
    * norm(h) (src/ops/decoderHalves.ts), q and k RMS-normed per head first where the layer has
    * q/k norms (Qwen3: qNormWeight, kNormWeight [headDim]). The fused kernel returns the value and

@@ -14,6 +14,11 @@ import {
   orthonormalizeColumns,
 } from '../../src/adapters/reft/orthogonal.js';
 import { Rng } from '../../src/adapters/random.js';
+import { dropoutSeed } from '../../src/adapters/dropoutSeeds.js';
+import { philoxDropout } from '../../src/adapters/philoxDropout.js';
+import { philoxDropoutMask } from '../../src/adapters/philox.js';
+import { interventionForward } from '../../src/adapters/reft/interventions.js';
+import { stepSeed } from '../../src/train/step.js';
 import { maxRelError } from '../helpers.js';
 
 beforeAll(async () => {
@@ -170,6 +175,41 @@ describe('ReFT interventions', () => {
     expect(adapter.blockOutput(1, h, ctx(true)).dataSync()).toEqual(a);
     // Positions not intervened on never see dropout.
     expect(Array.from(a).slice(0, H)).toEqual(Array.from(h.dataSync()).slice(0, H));
+    adapter.dispose();
+  });
+  it("drops the whole edited vector with the Philox mask of the site's seed in this forward (LoRA's scheme)", () => {
+    const rate = 0.3;
+    const adapter = make({ dropout: rate, layers: [0, 2], positions: 'f1+l1', share_weights: true });
+    const [batch, seq] = [2, 5];
+    const h = tf.randomNormal([batch, seq, H], 0, 1, 'float32', 7);
+    const positions = [
+      [1, 2],
+      [3, -1],
+    ];
+    const ctx = { training: true, positions, dropoutSeed: stepSeed(11, 4) };
+    const before = adapter.getRngState();
+    const out = adapter.blockOutput(2, h, ctx).dataSync();
+    // A fixed per-forward seed: the adapter's own stream is not drawn from.
+    expect(adapter.getRngState()).toEqual(before);
+    // The layer-2 intervention is site 1; its edit of every row, dropped by that site's mask.
+    const site = adapter.interventions.findIndex((i) => i.layer === 2);
+    expect(site).toBe(1);
+    const seed = dropoutSeed(ctx, site, new Rng(0));
+    const iv = adapter.interventions[site]!;
+    const edited = interventionForward('loreft', iv.vars, h.reshape([-1, H]), null).dataSync();
+    const viaReference = philoxDropout(tf.tensor(edited, [batch * seq, H]), rate, seed).dataSync();
+    const mask = philoxDropoutMask(seed, 0, batch * seq * H, rate);
+    expect(Array.from(viaReference)).toEqual(Array.from(edited, (v, i) => Math.fround(v * mask[i]!)));
+    // Kept where intervened, as the adapter composes it: h + 1·(dropped edit − h) there, h elsewhere.
+    const hv = h.dataSync();
+    const intervened = new Set(positions.flatMap((p, b) => p.filter((q) => q >= 0).map((q) => b * seq + q)));
+    const want = Array.from(hv, (v, i) => (intervened.has(Math.floor(i / H)) ? Math.fround(v + Math.fround(viaReference[i]! - v)) : v));
+    expect(Array.from(out)).toEqual(want);
+    expect(mask.some((m, i) => m === 0 && intervened.has(Math.floor(i / H)))).toBe(true);
+    // The same forward seed, the same output; the next step's seed, another mask.
+    expect(Array.from(adapter.blockOutput(2, h, ctx).dataSync())).toEqual(Array.from(out));
+    const next = adapter.blockOutput(2, h, { ...ctx, dropoutSeed: stepSeed(11, 5) }).dataSync();
+    expect(Array.from(next)).not.toEqual(Array.from(out));
     adapter.dispose();
   });
 });

@@ -3,7 +3,7 @@
  * (Llama-3.2-1B, Qwen2.5-0.5B and GPT-2 shapes with random weights, LoRA r=16 and LoReFT rank 4,
  * activation checkpointing off and on, 8 × 1024 tokens, bf16-mixed; DoRA (the LoRA case with
  * use_dora, and with lora_dropout 0.05 too) on the fused halves, whose scratch the estimate counts
- * (GPT-2's plain MLP half its own);
+ * (GPT-2's plain MLP half its own); LoReFT with dropout 0.1, its mask regenerated rather than stored (the dropout op);
  * and QLoRA on the NF4 base:
  * Llama-3.2-1B with and without checkpointing, Llama-3.1-8B with it at 4 × 1024): one training step each,
  * |estimate − measured| ≤ 10 % of the measured peak (issue 13). Under the CPU emulation of the
@@ -39,6 +39,7 @@ const ADAPTER_CONFIGS: Record<string, Record<string, unknown>> = {
   ...ADAPTERS,
   dora: { ...ADAPTERS.lora, use_dora: true },
   'dora + dropout': { ...ADAPTERS.lora, use_dora: true, lora_dropout: 0.05 },
+  'loreft + dropout': { ...ADAPTERS.loreft, dropout: 0.1 },
 };
 
 beforeAll(async () => {
@@ -55,7 +56,7 @@ describe.each(MODELS)('%s: estimate vs the measured peak of one bench step', (ke
     return () => model.dispose();
   });
 
-  it.each(['lora', 'loreft', 'dora', 'dora + dropout'].flatMap((a) => [false, true].map((c) => [a, c] as const)))(
+  it.each(['lora', 'loreft', 'loreft + dropout', 'dora', 'dora + dropout'].flatMap((a) => [false, true].map((c) => [a, c] as const)))(
     '%s, checkpointing %s',
     async (adapterKey, ckpt) => {
       await stepAgainstEstimate(model, key, adapterKey, ckpt, BATCH, 'none');

@@ -88,6 +88,30 @@ describe('resume', () => {
     expect(b2.finalLoss).toBe(a.finalLoss);
   });
 
+  it("a LoReFT run with dropout 0.1 stopped and resumed redraws the same masks: the uninterrupted run's losses and weights, exactly", async () => {
+    const reft = (dropout: number) => ({ adapter: { type: 'loreft', rank: 2, layers: 'all', positions: 'f2+l2', dropout } });
+    const finish = async (t: Trainer, resume: boolean) => {
+      const s = await t.train({ resume, handleSignals: false });
+      const weights = [...t.adapter.variables].map(([k, v]) => [k, Array.from(v.dataSync())]);
+      t.dispose();
+      return { ...s, weights };
+    };
+    const straight = await finish(await Trainer.fromRecipe(loraRecipe(tmp('reft-straight'), {}, reft(0.1))), false);
+    const dir = tmp('reft-resumed');
+    const first = await Trainer.fromRecipe(loraRecipe(dir, {}, reft(0.1)));
+    first.on('step', (e) => {
+      if (e.step === 3) first.stop('SIGTERM');
+    });
+    expect((await finish(first, false)).checkpoint).toBe(path.join(dir, 'checkpoint-3'));
+    const resumed = await finish(await Trainer.fromRecipe(loraRecipe(dir, {}, reft(0.1))), true);
+    expect(resumed.steps).toBe(4);
+    expect(resumed.losses).toEqual(straight.losses);
+    expect(resumed.weights).toEqual(straight.weights);
+    // Dropout is really on: without it the same run trains to other losses.
+    const plain = await finish(await Trainer.fromRecipe(loraRecipe(tmp('reft-plain'), {}, reft(0))), false);
+    expect(plain.losses.slice(1)).not.toEqual(straight.losses.slice(1));
+  });
+
   it.each([
     ['LoRA', {}],
     ['LoReFT', { adapter: { type: 'loreft', rank: 2, layers: 'all', positions: 'f2+l2', dropout: 0.1 } }],

@@ -10,6 +10,8 @@ import type { PyreftIntervention } from '../../io/pyreftFolder.js';
 import { type Adapter, type AdapterHost, AdapterError } from '../adapter.js';
 import { Rng } from '../random.js';
 import { dropoutSeed } from '../dropoutSeeds.js';
+import { philoxDropout } from '../philoxDropout.js';
+import { dropout } from '../../ops/dropout.js';
 import { type ReftConfig, type ReftInterventionType, parsePositions, positionGroups } from './config.js';
 import {
   type InterventionValues,
@@ -212,12 +214,13 @@ export class ReftAdapter implements Adapter {
         if (ctx.training && this.settings.dropout > 0) {
           // Dropout draws its mask over every position, as it always has: edit all, keep the intervened.
           const mask = positionMask(ctx.positions, batch, seq, iv.group, this.settings.groups, layer);
-          const edited = tf.dropout(
-            interventionForward(this.settings.intervention, iv.vars, prev.reshape([-1, hidden]), this.settings.act_fn),
-            this.settings.dropout,
-            undefined,
-            dropoutSeed(ctx, site, this.dropoutRng),
-          );
+          // pyreft drops the intervention's output, the whole edited vector. The mask is Philox's for this
+          // site's seed in this forward (../dropoutSeeds.ts), as LoRA's: a resumed run and a checkpointed
+          // block's recomputation redraw it, and on cuda the op regenerates it in the backward, never stored.
+          const rate = this.settings.dropout;
+          const seed = dropoutSeed(ctx, site, this.dropoutRng);
+          const full = interventionForward(this.settings.intervention, iv.vars, prev.reshape([-1, hidden]), this.settings.act_fn);
+          const edited = dropout(full, rate, seed, () => philoxDropout(full, rate, seed));
           return prev.add(mask.mul(edited.reshape([batch, seq, hidden]).sub(prev)));
         }
         // Only the intervened rows are edited (pyvene's gather → intervene → scatter): nothing of the
@@ -271,6 +274,12 @@ export class ReftAdapter implements Adapter {
     }));
   }
 
+  /**
+   * The stream of forwards without a fixed per-forward seed (../dropoutSeeds.ts); the Trainer
+   * fixes one every step, so a run's masks come from its seed and step alone. A checkpoint
+   * written while ReFT dropped through tf.dropout still loads and restores this state as before;
+   * the steps after it draw Philox masks, not the tfjs masks the older version would have drawn.
+   */
   getRngState(): number[] {
     return this.dropoutRng.getState();
   }

@@ -6,6 +6,7 @@ import { creationKernels } from './kernels/creation.js';
 import { crossEntropyGradient, crossEntropyKernels } from './kernels/crossEntropy.js';
 import { gatherKernels } from './kernels/gather.js';
 import { loraDeltaGradient, loraDeltaKernels } from './kernels/loraDelta.js';
+import { dropoutGradient, dropoutKernels } from './kernels/dropout.js';
 import { matmulKernels } from './kernels/matmul.js';
 import { reduceKernels } from './kernels/reduce.js';
 import { selectKernels } from './kernels/select.js';
@@ -39,6 +40,7 @@ export const cudaKernels: tf.KernelConfig[] = [
   ...ropeKernels,
   ...qlinearKernels,
   ...loraDeltaKernels,
+  ...dropoutKernels,
   ...attentionHalfKernels,
   ...mlpHalfKernels,
 ];
@@ -52,6 +54,7 @@ export const cudaGradients: tf.GradConfig[] = [
   gatedActivationGradient,
   ropeGradient,
   loraDeltaGradient,
+  dropoutGradient,
 ];
 
 /** Names of the kernels the cuda backend implements. */

@@ -64,6 +64,8 @@ const KEEP_FIRST_INPUT = new Set([
   OPS.layerNorm.name,
   OPS.rope.name,
   OPS.gatedActivation.name,
+  OPS.dropout.name,
+  OPS.dropout.gradient.name,
   'Max',
   'Min',
   'GatherV2',
@@ -365,6 +367,8 @@ const CUDA_FUSED: Fused[] = [
     output: 'gate',
   },
   { op: OPS.rope, saves: ['cos', 'sin'], grads: [['x', 'dy']], output: 'x' },
+  // ReFT's dropout: the mask regenerated from the seed in the backward, so nothing of x's size is saved.
+  { op: OPS.dropout, saves: [], grads: [['x', 'dy']], output: 'x' },
   {
     op: OPS.loraDelta,
     saves: ['x', 'A', 'B'],
