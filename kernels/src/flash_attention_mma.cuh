@@ -19,15 +19,16 @@ constexpr float kLog2e = 1.4426950408889634f;
 
 // The tiles per head dimension D (a multiple of 16, ≤ 256), in one place. What bounds them is
 // registers: a warp keeps its 16 rows' accumulators across the whole pass, and past 255
-// registers a thread spills. The choices follow FlashAttention-2's for sm80/sm90 (64 query rows
-// × 64 keys on 4 warps at d = 256, where it also stages Q from shared memory per k-step).
+// registers a thread spills. The forward follows FlashAttention-2's H100 choice at d = 256 (64
+// query rows on 4 warps, Q read from shared memory per k-step, about 96 KiB of shared memory
+// so that two blocks share an SM).
 //
 // Forward: fwdWarps warps of 16 query rows each; key tiles of fwdBN keys, double-buffered.
 // Per thread: O is D/2 floats, S fwdBN/2, Q (when kept in registers) D/4 registers. Up to
 // d = 128 Q stays in registers and tiles are 64 keys (202 registers at d = 128); at d = 256 O
 // alone is 128 floats, so Q is reloaded from shared memory each k-step (ldmatrix, cheap) and
-// tiles are 32 keys: S is 16 floats, and the shared memory (Q, K ×2, V ×2 = 99 KiB) lets two
-// blocks share an SM on sm80 as on sm90.
+// tiles are 32 keys: S is 16 floats, and Q, K ×2, V ×2 take 99 KiB (two blocks per SM on sm90's
+// 228 KiB, one on sm80's 164).
 //
 // Backward (key pass): 4 warps of 16 keys; query blocks of bwdBM rows (the width of the Sᵀ and
 // dPᵀ accumulators, 2 × bwdBM/2 floats). Per thread dK and dV are 2 × columns/2 floats for the
@@ -35,7 +36,8 @@ constexpr float kLog2e = 1.4426950408889634f;
 // grid then has D / columns blocks per key block, each recomputing Sᵀ and dPᵀ over the full
 // dimension (7 products of the tiles' size instead of 5) and owning its half of dK, dV and
 // dQ's columns. That keeps d = 256 in d = 128's registers without moving Pᵀ and dSᵀ through
-// shared memory.
+// shared memory (FlashAttention-2's way at d = 256: dK and dV spread over 8 warps, no
+// recomputation — the next step if the measured d = 256 backward lags).
 template <int D>
 struct MmaTiles {
   static_assert(D % 16 == 0 && D >= 16 && D <= 256, "tensor-core head dimensions are multiples of 16 up to 256");
