@@ -2,10 +2,13 @@
  * `tsx bench/attention.ts` (on a GPU machine, after npm run build:cuda): time of the fused
  * attention kernels — TTAttention's forward and its gradient kernel, each run on its own — and
  * the achieved TFLOP/s, for Llama-3.2-1B's attention (32 query heads, 8 KV heads, head dim 64,
- * causal) at 8 × 1024 and 1 × 16384 tokens, on both engines: q/k/v, dy and the gradients
+ * causal) at 8 × 1024 and 1 × 16384 tokens, Phi-2's (32 heads, head dim 80) and Gemma-2B's (8
+ * query heads, 1 KV head, head dim 256) at 8 × 1024, on both engines: q/k/v, dy and the gradients
  * stored bf16 (bf16-mixed: the tensor-core kernels) and f32 (fp32: the SIMT kernels). FLOPs
  * count the matrix products a causal mask leaves (half of the square): forward 2 (Q·Kᵀ, P·V), backward 5 (Q·Kᵀ, dO·Vᵀ,
- * Pᵀ·dO, dSᵀ·Q, dS·K), each 2·sq·sk·d per head. Options: --iters 10 --warmup 3 --backend cuda.
+ * Pᵀ·dO, dSᵀ·Q, dS·K), each 2·sq·sk·d per head (at head dim 256 the tensor-core backward does
+ * Q·Kᵀ and dO·Vᵀ twice, once per half of the head dimension; they are counted once). Options:
+ * --iters 10 --warmup 3 --backend cuda --d <head dim> (only the shapes of that head dim).
  */
 import { tf, type Tensor } from '../src/backend/tf.js';
 import { useBackend } from '../src/backend/select.js';
@@ -32,6 +35,8 @@ const ENGINES: Engine[] = [
 const SHAPES: Shape[] = [
   { name: 'Llama-3.2-1B 8×1024', b: 8, heads: 32, kvHeads: 8, s: 1024, d: 64 },
   { name: 'Llama-3.2-1B 1×16384', b: 1, heads: 32, kvHeads: 8, s: 16384, d: 64 },
+  { name: 'Phi-2 8×1024', b: 8, heads: 32, kvHeads: 32, s: 1024, d: 80 },
+  { name: 'Gemma-2B 8×1024', b: 8, heads: 8, kvHeads: 1, s: 1024, d: 256 },
 ];
 
 /** Mean milliseconds of `run` over `iters` calls after `warmup`; the device is drained by reading one value. */
@@ -53,13 +58,19 @@ function time(run: () => Tensor[], iters: number, warmup: number): number {
 
 async function main(): Promise<void> {
   const iters = Number(arg('iters', '10')),
-    warmup = Number(arg('warmup', '3'));
+    warmup = Number(arg('warmup', '3')),
+    onlyD = arg('d', '');
+  const shapes = onlyD === '' ? SHAPES : SHAPES.filter((sh) => String(sh.d) === onlyD);
+  if (shapes.length === 0) {
+    console.error(`bench/attention.ts: --d ${onlyD} matches no shape; valid: ${[...new Set(SHAPES.map((sh) => sh.d))].join(', ')}`);
+    process.exit(2);
+  }
   await useBackend(arg('backend', 'cuda') as 'cuda');
   const device = activeDevice();
   console.log(`attention kernels on ${device.describe()}: causal, f32 accumulation`);
   console.log('| shape | storage | forward ms | forward TFLOP/s | backward ms | backward TFLOP/s |');
   console.log('|---|---|---|---|---|---|');
-  for (const sh of SHAPES) {
+  for (const sh of shapes) {
     for (const engine of ENGINES) {
       device.setPrecision(engine.precision); // as training runs it: gradients in the GEMM type
       const attrs = { scale: 1 / Math.sqrt(sh.d), causal: true, window: 0, queryOffset: 0 };

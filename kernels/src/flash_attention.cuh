@@ -24,8 +24,8 @@
 //
 // Two engines behind one entry point each way (the launchers decide, callers never see it):
 // - tensor cores (flash_attention_mma_*.cu) when q, k and v are stored bf16 and the head
-//   dimension is 32, 64, 96 or 128 (mmaHeadDim): bf16 mma.sync with f32 accumulation, P and
-//   dS rounded to bf16 for their products (as FlashAttention-2 does), softmax and sums in f32;
+//   dimension is 32, 64, 80, 96, 128 or 256 (MmaHeadDims): bf16 mma.sync with f32
+//   accumulation, P and dS rounded to bf16 for their products (as FlashAttention-2 does), softmax and sums in f32;
 // - SIMT tiles (here and flash_attention_forward/backward.cu) otherwise: every operand (f32 or
 //   bf16 storage, mask also i32/u8) widened to f32 when its tile is staged in shared memory,
 //   products and softmax in true f32 (no TF32).
@@ -36,6 +36,7 @@
 // a row reduction is four shuffles.
 #pragma once
 #include <type_traits>
+#include <utility>
 #include "common.h"
 #include "kernels.h"
 #include "primitives.h"
@@ -61,20 +62,26 @@ template <> struct Tiles<256> { static constexpr int fwdBM = 64, fwdBN = 32, bwd
 
 constexpr int kMaxHeadDim = 256;
 
-// Head dimensions the tensor-core kernels are built for (the backward splits dQ's columns over
-// four warps in whole 8-column mma tiles: d a multiple of 32).
-inline bool mmaHeadDim(int64_t d) { return d == 32 || d == 64 || d == 96 || d == 128; }
+// Head dimensions the tensor-core kernels are built for: the head sizes the supported families
+// ship (64, 80, 96, 128, 256) and 32. The kernels take any multiple of 16 up to 128 and of 32
+// up to 256 (their tiles per head dimension: flash_attention_mma.cuh MmaTiles); a dimension
+// joins the tensor cores by joining this list, which with useTensorCores below is the whole
+// engine rule.
+using MmaHeadDims = std::integer_sequence<int, 32, 64, 80, 96, 128, 256>;
 
-// Calls f(std::integral_constant<int, D>) for D = d, one of mmaHeadDim's.
+template <int... Ds>
+constexpr bool listsHeadDim(std::integer_sequence<int, Ds...>, int64_t d) { return ((d == Ds) || ...); }
+inline bool mmaHeadDim(int64_t d) { return listsHeadDim(MmaHeadDims{}, d); }
+
+// Calls f(std::integral_constant<int, D>) for D = d, one of MmaHeadDims.
+template <typename F, int... Ds>
+void withListedHeadDim(std::integer_sequence<int, Ds...>, int64_t d, F&& f) {
+  ((d == Ds ? (f(std::integral_constant<int, Ds>{}), true) : false) || ...);
+}
 template <typename F>
 void withMmaHeadDim(int64_t d, const char* where, F&& f) {
-  switch (d) {
-    case 32: f(std::integral_constant<int, 32>{}); break;
-    case 64: f(std::integral_constant<int, 64>{}); break;
-    case 96: f(std::integral_constant<int, 96>{}); break;
-    case 128: f(std::integral_constant<int, 128>{}); break;
-    default: fail(where, "no tensor-core kernel for head dimension " + std::to_string(d));
-  }
+  if (!mmaHeadDim(d)) fail(where, "no tensor-core kernel for head dimension " + std::to_string(d));
+  withListedHeadDim(MmaHeadDims{}, d, f);
 }
 
 // The tensor-core path takes bf16 q, k, v; anything else runs on the SIMT kernels.

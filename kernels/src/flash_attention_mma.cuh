@@ -5,7 +5,8 @@
 //
 // A tile is ROWS × D bf16 with rows padded by 8 elements (16 bytes): a row is then 16-byte
 // aligned for cp.async and ldmatrix, and the 8 rows one ldmatrix matrix reads start 4 banks
-// apart (D + 8 = 72, 104, 136 halves), so they hit 32 different banks.
+// apart (D + 8 = 72, 88, 104, 136, 264 halves: for any D a multiple of 16, an odd multiple of 4
+// banks), so they hit 32 different banks.
 #pragma once
 #include "flash_attention.cuh"
 #include "mma.cuh"
@@ -15,6 +16,39 @@ namespace flash {
 
 constexpr int kPad = 8;  // bf16 elements of padding per shared-memory row
 constexpr float kLog2e = 1.4426950408889634f;
+
+// The tiles per head dimension D (a multiple of 16, ≤ 256), in one place. What bounds them is
+// registers: a warp keeps its 16 rows' accumulators across the whole pass, and past 255
+// registers a thread spills. The forward follows FlashAttention-2's H100 choice at d = 256 (64
+// query rows on 4 warps, Q read from shared memory per k-step, about 96 KiB of shared memory
+// so that two blocks share an SM).
+//
+// Forward: fwdWarps warps of 16 query rows each; key tiles of fwdBN keys, double-buffered.
+// Per thread: O is D/2 floats, S fwdBN/2, Q (when kept in registers) D/4 registers. Up to
+// d = 128 Q stays in registers and tiles are 64 keys (202 registers at d = 128); at d = 256 O
+// alone is 128 floats, so Q is reloaded from shared memory each k-step (ldmatrix, cheap) and
+// tiles are 32 keys: S is 16 floats, and Q, K ×2, V ×2 take 99 KiB (two blocks per SM on sm90's
+// 228 KiB, one on sm80's 164).
+//
+// Backward (key pass): 4 warps of 16 keys; query blocks of bwdBM rows (the width of the Sᵀ and
+// dPᵀ accumulators, 2 × bwdBM/2 floats). Per thread dK and dV are 2 × columns/2 floats for the
+// block's `columns` of the head dimension: all of D up to 128, and at d = 256 a half — the
+// grid then has D / columns blocks per key block, each recomputing Sᵀ and dPᵀ over the full
+// dimension (7 products of the tiles' size instead of 5) and owning its half of dK, dV and
+// dQ's columns. That keeps d = 256 in d = 128's registers without moving Pᵀ and dSᵀ through
+// shared memory (FlashAttention-2's way at d = 256: dK and dV spread over 8 warps, no
+// recomputation — the next step if the measured d = 256 backward lags).
+template <int D>
+struct MmaTiles {
+  static_assert(D % 16 == 0 && D >= 16 && D <= 256, "tensor-core head dimensions are multiples of 16 up to 256");
+  static constexpr int fwdWarps = D <= 64 ? 8 : 4;
+  static constexpr int fwdBN = D <= 128 ? 64 : 32;
+  static constexpr bool qInRegisters = D <= 128;
+  static constexpr int bwdBM = D <= 64 ? 64 : 32;
+  static constexpr int columns = D <= 128 ? D : D / 2;
+  static constexpr int columnSlices = D / columns;
+  static_assert(columns % 16 == 0, "past 128 the backward halves the head dimension: a multiple of 32");
+};
 
 // Whether a tensor's rows can be copied as bf16 in 16-byte pieces: bf16, a 16-byte aligned
 // base and strides of whole 8-element pieces. Others are converted through registers.

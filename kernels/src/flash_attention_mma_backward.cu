@@ -12,8 +12,11 @@
 //   Pᵀ = exp(Sᵀ·scale (masked as forward) − lse), dSᵀ = Pᵀ ⊙ (dPᵀ − Δ)
 //   dV += Pᵀ·dO, dK += dSᵀ·Q                      (Pᵀ, dSᵀ rounded to bf16 straight from the accumulators)
 // then dS goes through shared memory (bf16, [query][key]) and the four warps split dQ's
-// columns: dQ[:, 16w′…] = dS·K, added with f32 atomics to the packed f32 sum (several key
-// blocks add to every dQ row). dK = scale·dK and dV are stored once, in their types and strides.
+// 8-column tiles (warp w takes tiles w, w + 4, …): dQ = dS·K, added with f32 atomics to the
+// packed f32 sum (several key blocks add to every dQ row). dK = scale·dK and dV are stored
+// once, in their types and strides. Past d = 128 a block owns a slice of the head dimension's
+// columns (MmaTiles::columns; its neighbour in the grid the other), for dK, dV and dQ alike,
+// and computes Sᵀ and dPᵀ over the whole dimension (flash_attention_mma.cuh says why).
 #include "flash_attention_mma.cuh"
 
 namespace tt {
@@ -29,7 +32,7 @@ constexpr int kBackwardWarps = 4, kBackwardBN = 16 * kBackwardWarps;
 
 template <int D>
 struct MmaBackwardSmem {
-  static constexpr int BM = D <= 64 ? 64 : 32;  // query rows per step: the Sᵀ and dPᵀ accumulators' width
+  static constexpr int BM = MmaTiles<D>::bwdBM;  // query rows per step: the Sᵀ and dPᵀ accumulators' width
   static constexpr int stride = D + kPad, dsStride = kBackwardBN + kPad;
   static constexpr size_t bytes = ((size_t)(2 * kBackwardBN + 2 * BM) * stride + (size_t)BM * dsStride) * sizeof(uint16_t);
 };
@@ -40,10 +43,12 @@ template <int D>
 __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyParams p) {
   using Smem = MmaBackwardSmem<D>;
   constexpr int BM = Smem::BM, BN = kBackwardBN, ST = Smem::stride, DST = Smem::dsStride, THREADS = kBackwardWarps * 32;
-  constexpr int KD = D / 16;           // k-steps over the head dim
-  constexpr int NQ = BM / 8;           // Sᵀ / dPᵀ tiles of a warp (query columns)
-  constexpr int NO = D / 8;            // dK / dV tiles of a warp
-  constexpr int QCOLS = D / kBackwardWarps, QN = QCOLS / 8;  // dQ columns and tiles of a warp
+  constexpr int KD = D / 16;                       // k-steps over the head dim
+  constexpr int NQ = BM / 8;                       // Sᵀ / dPᵀ tiles of a warp (query columns)
+  constexpr int COLS = MmaTiles<D>::columns;       // the head-dim columns of dK, dV, dQ this block owns
+  constexpr int SLICES = MmaTiles<D>::columnSlices;
+  constexpr int NO = COLS / 8;                     // dK / dV tiles of a warp
+  constexpr int QN = (NO + kBackwardWarps - 1) / kBackwardWarps;  // dQ tiles of a warp, at most
   extern __shared__ float smem[];
   uint16_t* Ks = reinterpret_cast<uint16_t*>(smem);  // [BN][ST]
   uint16_t* Vs = Ks + BN * ST;                       // [BN][ST]
@@ -55,7 +60,8 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
 
   const AttentionShape& s = p.s;
   const int warp = threadIdx.x / 32, lane = laneId(), g = lane >> 2, t = lane & 3;
-  const int64_t j0 = (int64_t)blockIdx.x * BN, kvh = blockIdx.y, b = blockIdx.z;
+  const int64_t j0 = (int64_t)(blockIdx.x / SLICES) * BN, kvh = blockIdx.y, b = blockIdx.z;
+  const int c0 = (int)(blockIdx.x % SLICES) * COLS;  // the block's first column
   const int64_t groups = s.heads / s.kvHeads;
   const Visibility vis{s.sk, s.queryOffset, s.window, s.causal};
 
@@ -122,14 +128,17 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
         const mma::FragA pa = aFromAccumulators(st[2 * kk], st[2 * kk + 1]);
         const mma::FragA da = aFromAccumulators(dpt[2 * kk], dpt[2 * kk + 1]);
 #pragma unroll
-        for (int dp = 0; dp < D / 16; dp++) {
-          mmaPair(dv[2 * dp], dv[2 * dp + 1], pa, loadBPairTrans(dOs, ST, kk * 16, dp * 16));
-          mmaPair(dk[2 * dp], dk[2 * dp + 1], da, loadBPairTrans(Qs, ST, kk * 16, dp * 16));
+        for (int dp = 0; dp < COLS / 16; dp++) {
+          mmaPair(dv[2 * dp], dv[2 * dp + 1], pa, loadBPairTrans(dOs, ST, kk * 16, c0 + dp * 16));
+          mmaPair(dk[2 * dp], dk[2 * dp + 1], da, loadBPairTrans(Qs, ST, kk * 16, c0 + dp * 16));
         }
       }
       __syncthreads();  // dS complete
 
-      // dQ += scale·dS·K over this warp's columns, into the f32 sum.
+      // dQ += scale·dS·K over this warp's column tiles (n-th: the block's tile warp + 4n), into
+      // the f32 sum. Whether a warp has its n-th tile is uniform over its lanes, as mma needs.
+      auto hasTile = [&](int n) { return warp + kBackwardWarps * n < NO; };
+      auto tileColumn = [&](int n) { return c0 + (warp + kBackwardWarps * n) * 8; };
       mma::FragC dq[BM / 16][QN];
 #pragma unroll
       for (int mt = 0; mt < BM / 16; mt++)
@@ -139,12 +148,14 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
       for (int kk = 0; kk < BN / 16; kk++) {
         mma::FragB kb[QN];
 #pragma unroll
-        for (int n = 0; n < QN; n++) kb[n] = loadBTrans(Ks, ST, kk * 16, warp * QCOLS + n * 8);
+        for (int n = 0; n < QN; n++)
+          if (hasTile(n)) kb[n] = loadBTrans(Ks, ST, kk * 16, tileColumn(n));
 #pragma unroll
         for (int mt = 0; mt < BM / 16; mt++) {
           const mma::FragA a = loadA(dSs, DST, mt * 16, kk * 16);
 #pragma unroll
-          for (int n = 0; n < QN; n++) mma::mma16816(dq[mt][n], a, kb[n]);
+          for (int n = 0; n < QN; n++)
+            if (hasTile(n)) mma::mma16816(dq[mt][n], a, kb[n]);
         }
       }
 #pragma unroll
@@ -153,9 +164,10 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
         for (int e = 0; e < 4; e++) {
           const int64_t i = i0 + mt * 16 + g + (e >= 2 ? 8 : 0);
           if (i >= s.sq) continue;
-          float* row = p.dqAcc + (bh * s.sq + i) * s.d + warp * QCOLS + 2 * t + (e & 1);
+          float* row = p.dqAcc + (bh * s.sq + i) * s.d + 2 * t + (e & 1);
 #pragma unroll
-          for (int n = 0; n < QN; n++) atomicAdd(row + n * 8, dq[mt][n].r[e] * s.scale);
+          for (int n = 0; n < QN; n++)
+            if (hasTile(n)) atomicAdd(row + tileColumn(n), dq[mt][n].r[e] * s.scale);
         }
       }
     }
@@ -171,7 +183,7 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
     for (int n = 0; n < NO; n++) {
 #pragma unroll
       for (int c = 0; c < 2; c++) {
-        const int col = n * 8 + 2 * t + c;
+        const int col = c0 + n * 8 + 2 * t + c;
         storeAs<float>(p.dk.p, p.dk.t, dkRow + col, dk[n].r[2 * r + c] * s.scale);
         storeAs<float>(p.dv.p, p.dv.t, dvRow + col, dv[n].r[2 * r + c]);
       }
@@ -181,7 +193,8 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
 
 template <int D>
 void launchMmaKeyPassFor(const MmaKeyParams& p) {
-  const dim3 grid((unsigned)((p.s.sk + kBackwardBN - 1) / kBackwardBN), (unsigned)p.s.kvHeads, (unsigned)p.s.b);
+  const int64_t keyBlocks = (p.s.sk + kBackwardBN - 1) / kBackwardBN;
+  const dim3 grid((unsigned)(keyBlocks * MmaTiles<D>::columnSlices), (unsigned)p.s.kvHeads, (unsigned)p.s.b);
   launchTiled<mmaKeyPassKernel<D>>(grid, MmaBackwardSmem<D>::bytes, p, "flashAttentionBackward (tensor cores)", kBackwardWarps * 32);
 }
 

@@ -2,9 +2,10 @@
 // path runs and what the scores mean; the SIMT forward is its f32 twin).
 //
 // FlashAttention-2's partitioning: one block per (block of BM = 16·WARPS query rows, query
-// head, batch); warp w owns rows 16w … 16w + 15 and keeps their Q fragments, running max m,
-// running sum l and output accumulators O in registers for the whole pass. Key tiles of
-// BN = 64 keys are double-buffered in shared memory (cp.async: tile t + 1 is in flight while
+// head, batch); warp w owns rows 16w … 16w + 15 and keeps their running max m, running sum l,
+// output accumulators O and (up to d = 128) Q fragments in registers for the whole pass. Key
+// tiles of BN keys (WARPS and BN per head dimension: flash_attention_mma.cuh MmaTiles) are
+// double-buffered in shared memory (cp.async: tile t + 1 is in flight while
 // tile t is multiplied). Per key tile and warp:
 //   S = Q·Kᵀ (mma, f32 accumulation), scaled and masked as the SIMT kernel values scores;
 //   m' = max(m, rowmax S), P = exp(S − m'), l = l·exp(m − m') + rowsum P, O = O·exp(m − m') + P·V,
@@ -24,18 +25,17 @@ struct MmaForwardParams : ForwardParams {
   bool qAsync, kAsync, vAsync;  // asyncRows of q, k, v
 };
 
-constexpr int kForwardBN = 64;
-
-template <int D, int WARPS>
+template <int D>
 struct MmaForwardSmem {
-  static constexpr int BM = 16 * WARPS, stride = D + kPad;
-  static constexpr size_t bytes = (size_t)(BM + 4 * kForwardBN) * stride * sizeof(uint16_t);  // Q, K ×2, V ×2
+  static constexpr int WARPS = MmaTiles<D>::fwdWarps, BM = 16 * WARPS, BN = MmaTiles<D>::fwdBN, stride = D + kPad;
+  static constexpr size_t bytes = (size_t)(BM + 4 * BN) * stride * sizeof(uint16_t);  // Q, K ×2, V ×2
 };
 
-template <int D, int WARPS>
-__global__ void __launch_bounds__(WARPS * 32) mmaForwardKernel(MmaForwardParams p) {
-  using Smem = MmaForwardSmem<D, WARPS>;
-  constexpr int BM = Smem::BM, BN = kForwardBN, ST = Smem::stride, THREADS = WARPS * 32;
+template <int D>
+__global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKernel(MmaForwardParams p) {
+  using Smem = MmaForwardSmem<D>;
+  constexpr int WARPS = Smem::WARPS, BM = Smem::BM, BN = Smem::BN, ST = Smem::stride, THREADS = WARPS * 32;
+  constexpr bool kQInRegisters = MmaTiles<D>::qInRegisters;
   constexpr int KD = D / 16;  // k-steps of Q·Kᵀ
   constexpr int NS = BN / 8;  // S tiles of a warp
   constexpr int NO = D / 8;   // O tiles of a warp
@@ -74,9 +74,11 @@ __global__ void __launch_bounds__(WARPS * 32) mmaForwardKernel(MmaForwardParams 
 
   mma::cpAsyncWait<1>();  // Q has landed
   __syncthreads();
-  mma::FragA qf[KD];
+  mma::FragA qf[kQInRegisters ? KD : 1];
+  if constexpr (kQInRegisters) {
 #pragma unroll
-  for (int kk = 0; kk < KD; kk++) qf[kk] = loadA(Qs, ST, warp * 16, kk * 16);
+    for (int kk = 0; kk < KD; kk++) qf[kk] = loadA(Qs, ST, warp * 16, kk * 16);
+  }
 
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   mma::FragC o[NO];
@@ -101,8 +103,10 @@ __global__ void __launch_bounds__(WARPS * 32) mmaForwardKernel(MmaForwardParams 
       for (int n = 0; n < NS; n++) sacc[n] = mma::FragC{{0.f, 0.f, 0.f, 0.f}};
 #pragma unroll
       for (int kk = 0; kk < KD; kk++) {
+        mma::FragA qa;
+        if constexpr (kQInRegisters) qa = qf[kk]; else qa = loadA(Qs, ST, warp * 16, kk * 16);
 #pragma unroll
-        for (int np = 0; np < NS / 2; np++) mmaPair(sacc[2 * np], sacc[2 * np + 1], qf[kk], loadBPair(K, ST, np * 16, kk * 16));
+        for (int np = 0; np < NS / 2; np++) mmaPair(sacc[2 * np], sacc[2 * np + 1], qa, loadBPair(K, ST, np * 16, kk * 16));
       }
 
       // Scores as the SIMT kernel values them; the online softmax update of the two rows.
@@ -170,13 +174,11 @@ __global__ void __launch_bounds__(WARPS * 32) mmaForwardKernel(MmaForwardParams 
   }
 }
 
-// Warps per block: 8 (128 query rows share each staged key tile) where registers allow.
 template <int D>
 void launchMmaForwardFor(const MmaForwardParams& p) {
-  constexpr int WARPS = D <= 64 ? 8 : 4;
-  using Smem = MmaForwardSmem<D, WARPS>;
+  using Smem = MmaForwardSmem<D>;
   const dim3 grid((unsigned)((p.s.sq + Smem::BM - 1) / Smem::BM), (unsigned)p.s.heads, (unsigned)p.s.b);
-  launchTiled<mmaForwardKernel<D, WARPS>>(grid, Smem::bytes, p, "flashAttentionForward (tensor cores)", WARPS * 32);
+  launchTiled<mmaForwardKernel<D>>(grid, Smem::bytes, p, "flashAttentionForward (tensor cores)", Smem::WARPS * 32);
 }
 
 }  // namespace

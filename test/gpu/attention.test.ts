@@ -7,9 +7,10 @@
  * that cross the kernels' 32/64-row tiles, head dims 8, 16, 32, 64, 96, 128, 256, key masks
  * stored int32, bool and float32, bf16-stored inputs and bf16 gradients (bf16-mixed). f32
  * within 1e-4 relative (max |Δ| / max |ref|), bf16 within bf16 rounding. bf16 q, k, v with head
- * dims 32/64/96/128 run the tensor-core kernels (flash_attention_mma_*.cu): their cases cover
- * head dims 64 and 128, GQA 1 and 4, causal and bidirectional, windows, padding, sq ≠ sk and
- * odd lengths; the primitives themselves run once on strided views (a fused QKV buffer, out and
+ * dims 32/64/80/96/128/256 run the tensor-core kernels (flash_attention_mma_*.cu; the rule is
+ * flash_attention.cuh's MmaHeadDims, and the CPU simulator, kernels/dev/sim, checks that its
+ * "mma" cases take that engine): their cases cover head dims 64, 80, 128 and 256, GQA 1, 2 and
+ * 4, causal and bidirectional, windows, padding, sq ≠ sk and odd lengths; the primitives themselves run once on strided views (a fused QKV buffer, out and
  * dOut in [b, s, h, d]). Also: the forward and backward never hold an [b, heads, sq, sk] f32
  * tensor's worth of memory, and the op leaves no tensor behind (its lse output is freed).
  */
@@ -214,9 +215,42 @@ const mmaCases: Array<[string, Case]> = [
       maskDtype: 'bool',
     },
   ],
+  // d 80 (Phi-2, StableLM) and d 256 (Gemma): d 256 runs 32-key forward tiles and the backward
+  // in two column halves (flash_attention_mma.cuh MmaTiles).
+  [
+    'd 80, groups of 2, causal, odd length 131, right padding',
+    { b: 2, heads: 4, kvHeads: 2, sq: 131, sk: 131, d: 80, causal: true, lengths: [131, 100] },
+  ],
+  [
+    'd 80, 77 queries after 53 cached keys, window 40, float mask',
+    { b: 1, heads: 4, kvHeads: 1, sq: 77, sk: 130, d: 80, causal: true, window: 40, queryOffset: 53, lengths: [120], maskDtype: 'float32' },
+  ],
+  [
+    'd 256, groups of 2, causal, odd length 99, right padding',
+    { b: 2, heads: 4, kvHeads: 2, sq: 99, sk: 99, d: 256, causal: true, lengths: [99, 70] },
+  ],
+  [
+    'd 256, bidirectional, window 16, holes and left padding',
+    {
+      b: 2,
+      heads: 2,
+      kvHeads: 1,
+      sq: 70,
+      sk: 70,
+      d: 256,
+      causal: false,
+      window: 16,
+      lengths: [],
+      visible: (b, j) => (b === 0 ? j % 3 !== 1 : j >= 5),
+    },
+  ],
+  [
+    'd 256, a fully masked example beside a full one',
+    { b: 2, heads: 2, kvHeads: 1, sq: 40, sk: 40, d: 256, causal: true, lengths: [40, 0] },
+  ],
 ];
 
-describe('flash attention on tensor cores (bf16 q, k, v; head dims 32, 64, 96, 128)', () => {
+describe('flash attention on tensor cores (bf16 q, k, v; head dims 32, 64, 80, 96, 128, 256)', () => {
   // P (and dS) are rounded to bf16 for their products, the output to bf16 storage.
   it.each(mmaCases)('%s', async (_name, c) => {
     const { cpu, cuda } = await onBoth(() => forwardAndGradients(c, true));
@@ -224,8 +258,8 @@ describe('flash attention on tensor cores (bf16 q, k, v; head dims 32, 64, 96, 1
     for (let i = 1; i < 4; i++) expect(relErr(cuda[i]!.data, cpu[i]!.data), NAMES[i]).toBeLessThanOrEqual(2 ** -6);
   });
 
-  it('bf16-mixed: bf16 gradients (dq summed in f32), d 128, groups of 4', async () => {
-    const c: Case = { b: 1, heads: 4, kvHeads: 1, sq: 130, sk: 130, d: 128, causal: true, lengths: [111] };
+  it.each([128, 256])('bf16-mixed: bf16 gradients (dq summed in f32), d %i, groups of 4', async (d) => {
+    const c: Case = { b: 1, heads: 4, kvHeads: 1, sq: 130, sk: 130, d, causal: true, lengths: [111] };
     await tf.setBackend('cuda');
     activeCudaBackend()!.setPrecisionPolicy('bf16-mixed');
     try {

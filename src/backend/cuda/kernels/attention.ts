@@ -18,8 +18,9 @@
  * the same primitives on strided views.
  *
  * Types: q, k, v, dy and the key mask may each be stored in any physical type (the key mask may
- * be bool, int32 or float). bf16 q, k, v with head dims 32/64/96/128 run on tensor cores (bf16
- * products, f32 accumulation and softmax); everything else on the SIMT kernels in f32.
+ * be bool, int32 or float). bf16 q, k, v with head dims 32/64/80/96/128/256 run on tensor cores
+ * (bf16 products, f32 accumulation and softmax; the list is kernels/src/flash_attention.cuh's
+ * MmaHeadDims); everything else on the SIMT kernels in f32.
  * `out` is stored like the inputs (bf16 when q/k/v are bf16, see floatPhys); the gradients
  * follow the GEMM rule the previous (materialising) kernel had: bf16 under bf16-mixed, else f32.
  */

@@ -2,7 +2,8 @@
  * The flash attention primitives (kernels/src/flash_attention_*.cu): out = softmax((q·kᵀ)·scale
  * + mask)·v over grouped KV heads with the f32 row log-sum-exp, and its gradient, never an
  * [sq, sk] tensor. One entry point each way: the addon runs bf16 q, k, v with head dims 32,
- * 64, 96 or 128 on tensor cores and everything else on its SIMT kernels.
+ * 64, 80, 96, 128 or 256 on tensor cores (flash_attention.cuh's MmaHeadDims) and everything
+ * else on its SIMT kernels.
  *
  * Every tensor but lse and the key mask is a strided view: element strides of batch, head and
  * row, head_dim contiguous — packed [b, heads, s, d] (packedStrides) or straight out of a GEMM
