@@ -177,7 +177,7 @@ describe('ReFT interventions', () => {
     expect(Array.from(a).slice(0, H)).toEqual(Array.from(h.dataSync()).slice(0, H));
     adapter.dispose();
   });
-  it("drops the whole edited vector with the Philox mask of the site's seed in this forward (LoRA's scheme)", () => {
+  it("drops the whole edited vector of each intervened row with the Philox mask of the site's seed in this forward (LoRA's scheme)", () => {
     const rate = 0.3;
     const adapter = make({ dropout: rate, layers: [0, 2], positions: 'f1+l1', share_weights: true });
     const [batch, seq] = [2, 5];
@@ -191,21 +191,28 @@ describe('ReFT interventions', () => {
     const out = adapter.blockOutput(2, h, ctx).dataSync();
     // A fixed per-forward seed: the adapter's own stream is not drawn from.
     expect(adapter.getRngState()).toEqual(before);
-    // The layer-2 intervention is site 1; its edit of every row, dropped by that site's mask.
+    // The layer-2 intervention is site 1; its edit of the intervened rows (gathered in position order), dropped by that site's mask.
     const site = adapter.interventions.findIndex((i) => i.layer === 2);
     expect(site).toBe(1);
     const seed = dropoutSeed(ctx, site, new Rng(0));
     const iv = adapter.interventions[site]!;
-    const edited = interventionForward('loreft', iv.vars, h.reshape([-1, H]), null).dataSync();
-    const viaReference = philoxDropout(tf.tensor(edited, [batch * seq, H]), rate, seed).dataSync();
-    const mask = philoxDropoutMask(seed, 0, batch * seq * H, rate);
-    expect(Array.from(viaReference)).toEqual(Array.from(edited, (v, i) => Math.fround(v * mask[i]!)));
-    // Kept where intervened, as the adapter composes it: h + 1·(dropped edit − h) there, h elsewhere.
+    const rows = positions.flatMap((p, b) => p.filter((q) => q >= 0).map((q) => b * seq + q));
     const hv = h.dataSync();
-    const intervened = new Set(positions.flatMap((p, b) => p.filter((q) => q >= 0).map((q) => b * seq + q)));
-    const want = Array.from(hv, (v, i) => (intervened.has(Math.floor(i / H)) ? Math.fround(v + Math.fround(viaReference[i]! - v)) : v));
+    const selected = tf.tensor(
+      rows.flatMap((r) => Array.from(hv.subarray(r * H, (r + 1) * H))),
+      [rows.length, H],
+    );
+    const edited = interventionForward('loreft', iv.vars, selected, null).dataSync();
+    const viaReference = philoxDropout(tf.tensor(edited, [rows.length, H]), rate, seed).dataSync();
+    const mask = philoxDropoutMask(seed, 0, rows.length * H, rate);
+    expect(Array.from(viaReference)).toEqual(Array.from(edited, (v, i) => Math.fround(v * mask[i]!)));
+    expect(mask.some((m) => m === 0)).toBe(true);
+    // Kept where intervened, as the adapter composes it: h + (dropped edit − h) there, h elsewhere.
+    const want = Array.from(hv);
+    rows.forEach((r, k) => {
+      for (let j = 0; j < H; j++) want[r * H + j] = Math.fround(hv[r * H + j]! + Math.fround(viaReference[k * H + j]! - hv[r * H + j]!));
+    });
     expect(Array.from(out)).toEqual(want);
-    expect(mask.some((m, i) => m === 0 && intervened.has(Math.floor(i / H)))).toBe(true);
     // The same forward seed, the same output; the next step's seed, another mask.
     expect(Array.from(adapter.blockOutput(2, h, ctx).dataSync())).toEqual(Array.from(out));
     const next = adapter.blockOutput(2, h, { ...ctx, dropoutSeed: stepSeed(11, 5) }).dataSync();

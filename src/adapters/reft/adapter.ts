@@ -25,7 +25,7 @@ import {
   toVariables,
 } from './interventions.js';
 import { orthonormalizeColumns } from './orthogonal.js';
-import { positionMask, positionRows } from './positions.js';
+import { positionRows } from './positions.js';
 import { RowSelectors, scatterAddRows } from './scatterRows.js';
 
 /** One intervention as a pyreft folder holds it (src/io/pyreftFolder.ts reads and writes these). */
@@ -211,18 +211,6 @@ export class ReftAdapter implements Adapter {
       const prev = out;
       const site = this.interventions.indexOf(iv);
       out = tf.tidy(() => {
-        if (ctx.training && this.settings.dropout > 0) {
-          // Dropout draws its mask over every position, as it always has: edit all, keep the intervened.
-          const mask = positionMask(ctx.positions, batch, seq, iv.group, this.settings.groups, layer);
-          // pyreft drops the intervention's output, the whole edited vector. The mask is Philox's for this
-          // site's seed in this forward (../dropoutSeeds.ts), as LoRA's: a resumed run and a checkpointed
-          // block's recomputation redraw it, and on cuda the op regenerates it in the backward, never stored.
-          const rate = this.settings.dropout;
-          const seed = dropoutSeed(ctx, site, this.dropoutRng);
-          const full = interventionForward(this.settings.intervention, iv.vars, prev.reshape([-1, hidden]), this.settings.act_fn);
-          const edited = dropout(full, rate, seed, () => philoxDropout(full, rate, seed));
-          return prev.add(mask.mul(edited.reshape([batch, seq, hidden]).sub(prev)));
-        }
         // Only the intervened rows are edited (pyvene's gather → intervene → scatter): nothing of the
         // full sequence's size is kept for the backward pass but the block output itself.
         const select = this.selectors.get(
@@ -233,7 +221,15 @@ export class ReftAdapter implements Adapter {
         );
         if (!select) return prev;
         const selected = tf.matMul(select.rows, prev.reshape([-1, hidden]), true, false);
-        const edited = interventionForward(this.settings.intervention, iv.vars, selected, this.settings.act_fn);
+        let edited = interventionForward(this.settings.intervention, iv.vars, selected, this.settings.act_fn);
+        if (ctx.training && this.settings.dropout > 0) {
+          // pyreft drops the intervention's output, the whole edited vector of each intervened row. The mask
+          // is Philox's for this site's seed in this forward (../dropoutSeeds.ts), as LoRA's: a resumed run
+          // and a checkpointed block's recomputation redraw it, and on cuda the op regenerates it in the
+          // backward, never stored.
+          const [rate, seed, kept] = [this.settings.dropout, dropoutSeed(ctx, site, this.dropoutRng), edited];
+          edited = dropout(kept, rate, seed, () => philoxDropout(kept, rate, seed));
+        }
         return scatterAddRows(prev, select, edited.sub(selected));
       });
     }

@@ -1,7 +1,7 @@
 /**
- * Where interventions apply: a 0/1 mask [batch, seq, 1] built from per-example positions,
- * so h' = h + mask·(f(h) − h) edits only those positions and gradients reach f through
- * them (a position listed twice is edited once, as pyvene's scatter does).
+ * Where interventions apply: the rows of the flattened [batch·seq] hidden states that
+ * per-example positions name, which the adapter gathers, edits and scatters back (a position
+ * listed twice is edited once, as pyvene's scatter does).
  *
  * `positions[b]` lists example b's positions (indices into the sequence axis of the hidden
  * states the hook sees); −1 is padding and is skipped. With two intervention groups per
@@ -9,7 +9,6 @@
  * row is the first group's slots followed by the second group's, in two halves of equal
  * length, as pyreft's get_intervention_locations pads them.
  */
-import { tf, type Tensor } from '../../backend/tf.js';
 import { AdapterError } from '../adapter.js';
 
 /** The intervened rows of the flattened [batch·seq] hidden states, each once, ascending. */
@@ -27,17 +26,6 @@ export function positionRows(
     if (m) rows.push(i);
   });
   return rows;
-}
-
-export function positionMask(
-  positions: number[][] | undefined,
-  batch: number,
-  seq: number,
-  group: number,
-  groups: number,
-  layer: number,
-): Tensor {
-  return tf.tensor3d(positionFlags(positions, batch, seq, group, groups, layer), [batch, seq, 1]);
 }
 
 function positionFlags(
