@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { RecipeError } from '../../src/recipe/index.js';
+import { ADAPTER_TYPES, kindsExporting } from '../../src/adapters/kinds.js';
 import { MINIMAL, project } from './setup.js';
 
 const TRAINING_KEYS =
@@ -136,7 +137,7 @@ describe('recipe errors name file:line, key path and what is valid', () => {
 
   it('unknown adapter type', () => {
     expect(p.error(withLines('adapter:\n  type: qlora\n  r: 8\n'))).toBe(
-      'recipes/x.yaml:6: adapter.type: expected one of lora | loreft | direft | noreft, got "qlora"',
+      `recipes/x.yaml:6: adapter.type: expected one of ${ADAPTER_TYPES.join(' | ')}, got "qlora"`,
     );
   });
 
@@ -255,7 +256,7 @@ describe('recipe errors name file:line, key path and what is valid', () => {
       'recipes/x.yaml:5: data.packing: packing is not supported with ReFT (adapter.type loreft): it acts at per-example prompt positions; set packing: false',
     );
     expect(p.error(withLines('adapter:\n  type: loreft\noutput:\n  export: [peft]\n'))).toBe(
-      'recipes/x.yaml:8: output.export: peft exports LoRA adapters; adapter.type is loreft (use pyreft)',
+      `recipes/x.yaml:8: output.export: peft exports ${kindsExporting('peft')} adapters; adapter.type is loreft (use pyreft)`,
     );
     expect(p.error(withLines('training:\n  warmup_steps: 10\n  warmup_ratio: 0.1\n'))).toBe(
       'recipes/x.yaml:7: training.warmup_ratio: give warmup_steps (10) or warmup_ratio (0.1), not both',

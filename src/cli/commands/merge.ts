@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { loadBaseModel } from '../../model/load.js';
 import { kindOf, loadAdapter } from '../../adapters/index.js';
+import { kindsExporting } from '../../adapters/kinds.js';
 import { writeMergedModel } from '../../train/export.js';
 import { checkExportTarget } from '../../train/exportTarget.js';
 import { findNonFinite } from '../../train/finite.js';
@@ -45,7 +46,7 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
         const kind = kindOf(adapter);
         if (!kind.mergedWeights) {
           throw new AdapterError(
-            `${args.adapter}: a ${kind.title} adapter acts on activations and cannot be folded into weights; merge takes a PEFT folder`,
+            `${args.adapter}: typetune does not fold ${kind.title} adapters into the base weights; merge takes ${kindsExporting('merged')} adapters`,
           );
         }
         const bad = findNonFinite(
