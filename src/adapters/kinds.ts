@@ -7,8 +7,9 @@ import type { Adapter } from './adapter.js';
 import type { AdapterKind, ExportFormat } from './kind.js';
 import { loraKind } from './lora/kind.js';
 import { reftKind } from './reft/kind.js';
+import { ia3Kind } from './ia3/kind.js';
 
-export const ADAPTER_KINDS: readonly AdapterKind[] = [loraKind, reftKind];
+export const ADAPTER_KINDS: readonly AdapterKind[] = [loraKind, reftKind, ia3Kind];
 
 /** Every value adapter.type may take, in the kinds' order. */
 export const ADAPTER_TYPES: readonly string[] = ADAPTER_KINDS.flatMap((k) => k.types);
