@@ -6,10 +6,9 @@
 import type { tf } from '../backend/tf.js';
 import type { LinearSite, ModelHooks } from '../model/hooks.js';
 
-export type AdapterKind = 'lora' | 'reft';
-
 export interface Adapter extends ModelHooks {
-  readonly kind: AdapterKind;
+  /** The name of the kind that made it (src/adapters/kinds.ts): 'lora', 'reft' … */
+  readonly kind: string;
   /**
    * Trainable parameters keyed by their export names: PEFT keys for LoRA
    * (`base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`), pyreft

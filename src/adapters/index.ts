@@ -9,13 +9,12 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { ownFilesOf } from '../io/insideFolder.js';
 import path from 'node:path';
 import { type Adapter, type AdapterHost, AdapterError } from './adapter.js';
-import { LORA_DEFAULTS, parseLoraConfig } from './lora/config.js';
-import { LoraAdapter } from './lora/adapter.js';
-import { loraFromPeftConfig, loraToPeftConfig } from './lora/peft.js';
-import { REFT_DEFAULTS, REFT_TYPES, parseReftConfig } from './reft/config.js';
+import type { SaveMeta } from './kind.js';
+import { ADAPTER_KINDS, ADAPTER_TYPES, kindOf, kindOfPeftType, kindOfType, kindsExporting } from './kinds.js';
+import { checkSection } from './section.js';
 import { ReftAdapter } from './reft/adapter.js';
-import { PEFT_CONFIG_FILE, readPeftFolder, writePeftFolder } from '../io/peftFolder.js';
-import { readPyreftFolder, writePyreftFolder } from '../io/pyreftFolder.js';
+import { PEFT_CONFIG_FILE, readPeftFolder } from '../io/peftFolder.js';
+import { readPyreftFolder } from '../io/pyreftFolder.js';
 
 export type { Adapter, AdapterHost, HostTensor } from './adapter.js';
 export { AdapterError } from './adapter.js';
@@ -24,56 +23,22 @@ export { ReftAdapter, interventionKey, type PyreftIntervention } from './reft/ad
 export { type LoraConfig, LORA_DEFAULTS, parseLoraConfig } from './lora/config.js';
 export { type ReftConfig, REFT_DEFAULTS, parseReftConfig, parsePositions, positionGroups } from './reft/config.js';
 export { contextPositions } from './reft/positions.js';
+export { ADAPTER_KINDS, ADAPTER_TYPES, DEFAULT_ADAPTER_TYPE, kindOf, kindOfType } from './kinds.js';
+export type { AdapterKind, AdapterSection, ExportFormat, SaveMeta } from './kind.js';
 
-export type AnyAdapter = LoraAdapter | ReftAdapter;
-export const ADAPTER_TYPES = ['lora', ...REFT_TYPES] as const;
-
-/** What a saved adapter records about its base model. */
-export interface SaveMeta {
-  /** PEFT's base_model_name_or_path (a Hub id or the base model's folder). */
-  baseModelNameOrPath?: string | null;
-  revision?: string | null;
-}
+/** Any adapter a kind makes. */
+export type AnyAdapter = Adapter;
 
 /**
- * A fresh adapter for `model` from a recipe's adapter section (`type` plus the fields of
- * LoraConfig or ReftConfig), initialised from `seed`. `where` names the section in errors.
+ * A fresh adapter for `model` from a recipe's adapter section (`type` plus its kind's keys),
+ * initialised from `seed`. `where` names the section in errors.
  */
 export function createAdapter(model: AdapterHost, section: object, seed: number, where = 'adapter'): AnyAdapter {
-  // The section's fields are checked here, whatever type the caller held them in (a recipe's typed section, parsed YAML …).
-  const config: Record<string, unknown> = Object.fromEntries(Object.entries(section));
-  const type = config.type;
-  if (type === 'lora') {
-    checkKeys(config, ['type', ...Object.keys(LORA_DEFAULTS)], where);
-    return LoraAdapter.create(model, parseLoraConfig(config, where), seed);
-  }
-  if (REFT_TYPES.includes(type as never)) {
-    checkKeys(config, ['type', ...Object.keys(REFT_DEFAULTS)], where);
-    return ReftAdapter.create(model, parseReftConfig(config, where), seed);
-  }
-  throw new AdapterError(`${where}: 'type' is ${JSON.stringify(type)}; expected one of ${ADAPTER_TYPES.join(', ')}`);
-}
-
-function checkKeys(config: Record<string, unknown>, allowed: string[], where: string): void {
-  for (const key of Object.keys(config)) {
-    if (allowed.includes(key)) continue;
-    const near = allowed.map((a) => [a, editDistance(a, key)] as const).sort((x, y) => x[1] - y[1])[0]!;
-    const hint = near[1] <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean '${near[0]}'?)` : '';
-    throw new AdapterError(
-      `${where}: unknown key '${key}'${hint}; valid keys for type ${String(config.type)} are ${allowed.slice(1).join(', ')}`,
-    );
-  }
-}
-
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-  }
-  return d[a.length]![b.length]!;
+  // The section's fields are checked here, whatever type the caller held them in (a recipe's checked section, parsed YAML …).
+  const raw: Record<string, unknown> = Object.fromEntries(Object.entries(section));
+  const kind = kindOfType(raw.type);
+  if (!kind) throw new AdapterError(`${where}: 'type' is ${JSON.stringify(raw.type)}; expected one of ${ADAPTER_TYPES.join(', ')}`);
+  return kind.create(model, checkSection(kind, raw, where), seed, where);
 }
 
 export type AdapterFormat = 'peft' | 'pyreft';
@@ -127,13 +92,14 @@ export async function loadAdapter(
   const format = detectAdapterFormat(dir);
   if (format === 'peft') {
     const folder = readPeftFolder(dir);
-    return LoraAdapter.fromTensors(
-      model,
-      loraFromPeftConfig(folder.config, folder.configFile),
-      folder.tensors,
-      folder.weightsFile,
-      options.seed ?? 0,
-    );
+    const kind = kindOfPeftType(folder.config.peft_type);
+    if (!kind?.fromPeft) {
+      const known = ADAPTER_KINDS.flatMap((k) => (k.fromPeft ? [k.peftType] : [])).join(', ');
+      throw new AdapterError(
+        `${folder.configFile}: peft_type is ${JSON.stringify(folder.config.peft_type)}; typetune loads ${known} adapters only`,
+      );
+    }
+    return kind.fromPeft(model, folder, options.seed ?? 0);
   }
   const folder = await readPyreftFolder(dir);
   return ReftAdapter.fromPyreft(model, folder.interventions, dir, {
@@ -143,23 +109,14 @@ export async function loadAdapter(
   });
 }
 
-/** Save an adapter: LoRA as a PEFT folder, ReFT as a pyreft folder. Files are written atomically. */
+/** Save an adapter in `format` (a format its kind exports, other than merged). Files are written atomically. */
 export async function saveAdapter(adapter: Adapter, dir: string, format: AdapterFormat, meta: SaveMeta = {}): Promise<void> {
-  if (adapter instanceof LoraAdapter) {
-    if (format !== 'peft')
-      throw new AdapterError(`cannot save a LoRA adapter as '${format}': LoRA adapters are saved as PEFT folders (format 'peft')`);
-    const config = loraToPeftConfig(adapter.config, adapter.modelType, adapter.targets(), {
-      baseModelNameOrPath: meta.baseModelNameOrPath ?? null,
-      revision: meta.revision,
-    });
-    await writePeftFolder(dir, config, adapter.exportTensors());
-    return;
+  const kind = kindOf(adapter);
+  if (!kind.exports.includes(format)) {
+    const own = kind.exports.filter((f) => f !== 'merged');
+    throw new AdapterError(
+      `cannot save a ${kind.title} adapter as '${format}': ${kind.title} adapters are saved as ${own.join(' or ')} folders (format ${own.map((f) => `'${f}'`).join(' or ')}); '${format}' holds ${kindsExporting(format)}`,
+    );
   }
-  if (adapter instanceof ReftAdapter) {
-    if (format !== 'pyreft')
-      throw new AdapterError(`cannot save a ReFT adapter as '${format}': ReFT adapters are saved as pyreft folders (format 'pyreft')`);
-    await writePyreftFolder(dir, { interventions: adapter.toPyreft(), positions: adapter.settings.positions });
-    return;
-  }
-  throw new AdapterError(`cannot save an adapter of kind '${adapter.kind}'`);
+  await kind.save(adapter, dir, format, meta);
 }

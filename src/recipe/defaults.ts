@@ -7,7 +7,9 @@
  * that nothing about defaults lives anywhere else.
  */
 import path from 'node:path';
+import { DEFAULT_ADAPTER_TYPE, kindOfType } from '../adapters/kinds.js';
 import type {
+  AdapterConfig,
   AdapterType,
   DistributedSection,
   DataFormat,
@@ -15,11 +17,9 @@ import type {
   EvalDataConfig,
   ExportFormat,
   LoggingSection,
-  LoraAdapterConfig,
   ModelSection,
   OutputSection,
   QuantizationConfig,
-  ReftAdapterConfig,
   TrainingSection,
   WandbConfig,
 } from './types.js';
@@ -35,7 +35,7 @@ export type OutputDefaults = Nullable<OutputSection, 'dir' | 'export'>;
 /** The defaults as a recipe-shaped object; `null` marks required or derived values. */
 export interface RecipeDefaults {
   model: ModelDefaults;
-  adapter: LoraAdapterConfig;
+  adapter: AdapterConfig;
   data: DataDefaults;
   training: TrainingSection;
   logging: LoggingDefaults;
@@ -58,36 +58,14 @@ export const QUANTIZATION_DEFAULTS: QuantizationConfig = {
   double_quant: true,
 };
 
-/** The adapter type used when `adapter.type` is absent. */
-export const DEFAULT_ADAPTER_TYPE: AdapterType = 'lora';
+export { DEFAULT_ADAPTER_TYPE };
 
-/** PEFT's LoraConfig defaults. */
-export const LORA_DEFAULTS: LoraAdapterConfig = {
-  type: 'lora',
-  r: 8,
-  lora_alpha: 8,
-  lora_dropout: 0.0,
-  target_modules: null,
-  exclude_modules: null,
-  layers_to_transform: null,
-  use_rslora: false,
-  use_dora: false,
-  init_lora_weights: true,
-  bias: 'none',
-};
-
-/** pyreft's defaults (its examples' rank and positions); `type` is replaced by the recipe's. */
-export const REFT_DEFAULTS: ReftAdapterConfig = {
-  type: 'loreft',
-  rank: 4,
-  layers: 'all',
-  positions: 'f1+l1',
-  share_weights: false,
-  dropout: 0.0,
-  act_fn: null,
-  component: 'block_output',
-  add_bias: false,
-};
+/** An adapter section of `type` with every key at its kind's default. */
+export function adapterDefaults(type: AdapterType): AdapterConfig {
+  const kind = kindOfType(type);
+  if (!kind) throw new Error(`no adapter kind serves type '${type}'`);
+  return { type, ...structuredClone(kind.defaults) };
+}
 
 export const DATA_DEFAULTS: DataDefaults = {
   path: null,
@@ -171,13 +149,11 @@ export const DISTRIBUTED_DEFAULTS: DistributedSection = {
   timeout_s: 600,
 };
 
-/** What each adapter type exports when `output.export` is null. */
-export const EXPORT_DEFAULTS: Record<AdapterType, ExportFormat[]> = {
-  lora: ['peft'],
-  loreft: ['pyreft'],
-  direft: ['pyreft'],
-  noreft: ['pyreft'],
-};
+/** What an adapter type exports when `output.export` is null: its kind's first format. */
+export function defaultExports(type: AdapterType): ExportFormat[] {
+  const kind = kindOfType(type);
+  return kind ? [kind.exports[0]!] : [];
+}
 
 /** Derived defaults, applied after validation (resolve.ts calls these). */
 export const DERIVED = {
@@ -193,7 +169,7 @@ export const DERIVED = {
 export function recipeDefaults(): RecipeDefaults {
   return structuredClone({
     model: MODEL_DEFAULTS,
-    adapter: LORA_DEFAULTS,
+    adapter: adapterDefaults(DEFAULT_ADAPTER_TYPE),
     data: DATA_DEFAULTS,
     training: TRAINING_DEFAULTS,
     logging: LOGGING_DEFAULTS,

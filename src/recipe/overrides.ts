@@ -6,7 +6,7 @@
  * overridden value name the flag.
  */
 import { parse as parseYaml } from 'yaml';
-import { describeValue } from './checks.js';
+import { describeValue } from '../util/checks.js';
 import { formatPath, IssueList } from './errors.js';
 import { ownValue, setOwnValue } from './ownKeys.js';
 import { isPlainObject, type RecipeSource } from './source.js';

@@ -4,9 +4,10 @@
  * writes the defaults with every key's doc as a comment (`typetune recipe --print-defaults`).
  */
 import { Document, isMap, isScalar, isSeq, type Pair, type Scalar, type YAMLMap } from 'yaml';
-import { recipeDefaults, REFT_DEFAULTS, type RecipeDefaults } from './defaults.js';
-import { SCHEMA, type FieldSpec } from './schema.js';
-import { ADAPTER_TYPES, type Recipe } from './types.js';
+import { ADAPTER_KINDS, DEFAULT_ADAPTER_TYPE, kindOfType } from '../adapters/kinds.js';
+import { recipeDefaults, type RecipeDefaults } from './defaults.js';
+import { adapterFields, SCHEMA, type FieldSpec } from './schema.js';
+import type { Recipe } from './types.js';
 
 export interface RenderOptions {
   /** Put each key's doc above it as a comment. Default false. */
@@ -57,11 +58,6 @@ function addCommentBefore(node: { commentBefore?: string | null }, lines: string
   node.commentBefore = node.commentBefore ? `${node.commentBefore}\n${commentText(lines)}` : commentText(lines);
 }
 
-function adapterFields(type: string): Record<string, FieldSpec> {
-  const spec = SCHEMA.adapter;
-  return { type: spec.type, ...(type === 'lora' ? spec.lora : spec.reft) };
-}
-
 function buildDocument(recipe: Recipe | RecipeDefaults, opts: RenderOptions): Document {
   const doc = new Document(recipe);
   flowScalarLists(doc.contents);
@@ -70,7 +66,7 @@ function buildDocument(recipe: Recipe | RecipeDefaults, opts: RenderOptions): Do
       if (!isScalar(pair.key) || !isMap(pair.value)) continue;
       const name = String(pair.key.value) as keyof typeof SCHEMA;
       const spec = SCHEMA[name];
-      pair.key.commentBefore = ` ${spec.doc}`;
+      pair.key.commentBefore = ` ${spec.kind === 'adapter' ? (kindOfType(recipe.adapter.type)?.doc ?? spec.doc) : spec.doc}`;
       pair.key.spaceBefore = i > 0;
       const fields = spec.kind === 'adapter' ? adapterFields(recipe.adapter.type) : spec.fields;
       annotate(pair.value, fields);
@@ -109,17 +105,18 @@ Paths are relative to the recipe file's folder (paths given with --set: to the w
 Check a recipe:     typetune recipe --check FILE [--set key.path=value …]
 Override when run:  train --recipe FILE --set training.learning_rate=1e-4 --set adapter.layers=[0,2]`;
 
-/** The defaults, every key commented, with the ReFT adapter keys shown as an alternative. */
+/** The defaults, every key commented, with every other adapter kind's keys shown as an alternative. */
 export function renderDefaultsYaml(): string {
   const doc = buildDocument(recipeDefaults(), { comments: true, header: DEFAULTS_HEADER });
   const data = (doc.contents as YAMLMap).items.find((p) => isScalar(p.key) && p.key.value === 'data')!;
-  const types = ADAPTER_TYPES.filter((t) => t !== 'lora').join(' | ');
-  // The ReFT example goes between the adapter and data sections, above data's own doc.
+  // The other kinds' examples go between the adapter and data sections, above data's own doc.
+  const examples = ADAPTER_KINDS.filter((k) => !k.types.includes(DEFAULT_ADAPTER_TYPE)).map((k) =>
+    commentText([
+      `For ${k.title} set adapter.type to ${k.types.join(' | ')}; its keys replace ${kindOfType(DEFAULT_ADAPTER_TYPE)!.title}'s:`,
+      ...commentedExample('adapter', { type: k.types[0], ...k.defaults }, adapterFields(k.types[0]!)),
+    ]),
+  );
   const dataKey = data.key as Scalar;
-  const example = commentText([
-    `For ReFT set adapter.type to ${types}; its keys (pyreft's names) replace LoRA's:`,
-    ...commentedExample('adapter', REFT_DEFAULTS, adapterFields('loreft')),
-  ]);
-  dataKey.commentBefore = `${example}\n\n${dataKey.commentBefore ?? ''}`;
+  dataKey.commentBefore = `${examples.join('\n\n')}\n\n${dataKey.commentBefore ?? ''}`;
   return doc.toString(TO_STRING);
 }

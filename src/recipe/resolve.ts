@@ -9,7 +9,7 @@
 import { existsSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { COLUMN_DEFAULTS, DERIVED, EXPORT_DEFAULTS } from './defaults.js';
+import { COLUMN_DEFAULTS, DERIVED, defaultExports } from './defaults.js';
 import { isInlineTemplate } from './inlineTemplate.js';
 import { SUPPORTED_EXTENSIONS } from './dataFileTypes.js';
 import { IssueList, type KeyPath } from './errors.js';
@@ -128,7 +128,7 @@ export function resolveRecipe(source: RecipeSource, v: ValidatedRecipe, opts: Re
     },
     training: v.training,
     logging: { ...v.logging, dir: loggingDir },
-    output: { dir: outputDir, export: v.output.export ?? [...EXPORT_DEFAULTS[v.adapter.type]], push_to_hub: v.output.push_to_hub },
+    output: { dir: outputDir, export: v.output.export ?? defaultExports(v.adapter.type), push_to_hub: v.output.push_to_hub },
     distributed: v.distributed,
   };
 }

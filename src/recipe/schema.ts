@@ -2,19 +2,15 @@
  * The recipe schema: for every key, the check its value must pass and a short doc (printed
  * as the comment above the key by `typetune recipe --print-defaults`). Defaults come from
  * defaults.ts. The `Fields<T>` mapping makes the compiler hold the schema and the types in
- * types.ts to exactly the same keys.
+ * types.ts to exactly the same keys. The adapter section's keys are declared by the adapter
+ * kinds (src/adapters/kinds.ts): adapterFields(type) gives those of one type.
  */
 import {
   bool,
-  dropoutRate,
-  either,
   enumOf,
   expected,
   fraction,
-  hubRepoId,
-  layerIndices,
   listOf,
-  literal,
   nonEmptyString,
   nonNegativeInt,
   nonNegativeNumber,
@@ -24,7 +20,7 @@ import {
   positiveNumber,
   seed,
   type Check,
-} from './checks.js';
+} from '../util/checks.js';
 import {
   DATA_DEFAULTS,
   DISTRIBUTED_DEFAULTS,
@@ -36,7 +32,8 @@ import {
   TRAINING_DEFAULTS,
   WANDB_DEFAULTS,
 } from './defaults.js';
-import { positionsCheck } from './positions.js';
+import { parseHubRef } from '../hub/ref.js';
+import { ADAPTER_KINDS, kindOfType } from '../adapters/kinds.js';
 import { isPlainObject } from './source.js';
 import { dataSources } from './sources.js';
 import {
@@ -50,17 +47,14 @@ import {
   PRECISIONS,
   QUANT_BLOCKSIZES,
   QUANT_TYPES,
-  REFT_ACT_FNS,
   type DataSection,
   type DistributedSection,
   type EvalDataConfig,
   type LoggingSection,
-  type LoraAdapterConfig,
   type ModelSection,
   type OutputSection,
   type QuantizationConfig,
   type Recipe,
-  type ReftAdapterConfig,
   type TrainingSection,
   type WandbConfig,
 } from './types.js';
@@ -84,14 +78,11 @@ export interface SectionSpec {
   aliases?: Record<string, string>;
 }
 
-/** The adapter section: its valid keys depend on `type`. */
+/** The adapter section: its valid keys are those of the kind serving `type` (src/adapters/kinds.ts). */
 export interface AdapterSpec {
   kind: 'adapter';
   doc: string;
   type: LeafSpec;
-  lora: Fields<Omit<LoraAdapterConfig, 'type'>>;
-  reft: Fields<Omit<ReftAdapterConfig, 'type'>>;
-  aliases: Record<string, string>;
 }
 
 export type FieldSpec = LeafSpec | SectionSpec;
@@ -108,32 +99,9 @@ const stringMap: Check<Record<string, string>> = (v) => {
   return { ok: true, value: v as Record<string, string> };
 };
 
-/** PEFT accepts one layer index for layers_to_transform; the recipe keeps a list. */
-const oneIndexAsList: Check<number[]> = (v) => {
-  const r = nonNegativeInt(v);
-  return r.ok ? { ok: true, value: [r.value] } : r;
-};
-
-const MODULES_WANTED = 'a list of module names, "all-linear", or a regular expression';
-
-/** PEFT's target_modules: a list of names (suffix match), or one string: "all-linear" or a regex (full match). */
-const moduleSelector: Check<string[] | string> = either(
-  MODULES_WANTED,
-  listOf('a list of module names', nonEmptyString, { unique: true, nonEmpty: true }),
-  (v) => {
-    if (typeof v !== 'string' || v === '') return expected(MODULES_WANTED, v);
-    try {
-      new RegExp(v);
-      return { ok: true, value: v };
-    } catch (err) {
-      return {
-        ok: false,
-        message: `expected ${MODULES_WANTED}; ${JSON.stringify(v)} is not a valid regular expression (${(err as Error).message})`,
-        specific: true,
-      };
-    }
-  },
-);
+/** A Hugging Face Hub id, `org/name` with an optional `@revision`. */
+const hubRepoId: Check<string> = (v) =>
+  typeof v === 'string' && parseHubRef(v) !== null ? { ok: true, value: v } : expected('a Hub id org/name (optionally @branch)', v);
 
 const quantization: SectionSpec = {
   kind: 'section',
@@ -179,59 +147,16 @@ const model: SectionSpec = {
 
 const adapter: AdapterSpec = {
   kind: 'adapter',
-  doc: 'What is trained. LoRA keys are PEFT’s LoraConfig names; ReFT keys are pyreft’s.',
-  type: leaf(enumOf(ADAPTER_TYPES), 'lora | loreft | direft | noreft'),
-  aliases: {
-    lora_r: 'r',
-    lora_rank: 'r',
-    alpha: 'lora_alpha',
-    lora_attn_modules: 'target_modules',
-    modules: 'target_modules',
-    low_rank_dimension: 'rank',
-    intervention_layers: 'layers',
-    position: 'positions',
-  },
-  lora: {
-    r: leaf(positiveInt, 'rank of the update B·A; more capacity, more memory'),
-    lora_alpha: leaf(positiveNumber, 'scaling numerator: the update is scaled by lora_alpha / r (usually alpha = r or 2·r)'),
-    lora_dropout: leaf(dropoutRate, 'dropout on the adapter’s input during training'),
-    target_modules: leaf(
-      nullable(moduleSelector, MODULES_WANTED),
-      'modules to adapt: names (e.g. [q_proj, v_proj]), "all-linear" (every linear but lm_head), a regex on full names, or null = PEFT’s default for the family',
-    ),
-    exclude_modules: leaf(nullable(moduleSelector, MODULES_WANTED), 'modules never adapted, given like target_modules; null = none'),
-    layers_to_transform: leaf(
-      nullable(either('a list of layer indices or one index', layerIndices, oneIndexAsList), 'a list of layer indices'),
-      'decoder layer indices to adapt (PEFT also takes one index); null = all',
-    ),
-    use_rslora: leaf(bool, 'rank-stabilised scaling lora_alpha / sqrt(r) (helps at large r)'),
-    use_dora: leaf(bool, 'DoRA: also learn a per-output magnitude; better at low rank, slower'),
-    init_lora_weights: leaf(
-      either('true, false or "gaussian"', bool, literal('gaussian', '"gaussian"')),
-      'true: kaiming-uniform A, zero B (PEFT’s default) | "gaussian": normal A, zero B | false: random B (not a no-op at start)',
-    ),
-    bias: leaf(literal('none', '"none" (bias training is not supported)'), '"none": biases stay frozen'),
-  },
-  reft: {
-    rank: leaf(positiveInt, 'rank of the subspace the intervention edits (pyreft’s low_rank_dimension)'),
-    layers: leaf(
-      either('a list of layer indices or "all"', layerIndices, literal('all', '"all"')),
-      'decoder layers to intervene on: a list, or "all"',
-    ),
-    positions: leaf(positionsCheck, 'prompt tokens to intervene on: "f7+l7" = first 7 and last 7, "f3", "l1"'),
-    share_weights: leaf(bool, 'first and last positions share one intervention (else one each)'),
-    dropout: leaf(dropoutRate, 'dropout inside the intervention during training'),
-    act_fn: leaf(
-      nullable(enumOf(REFT_ACT_FNS), `one of ${REFT_ACT_FNS.join(' | ')}`),
-      'activation on the learned source Wh + b; null = identity',
-    ),
-    component: leaf(
-      literal('block_output', '"block_output" (the residual stream leaving a layer)'),
-      'where in the layer: "block_output" (the residual stream leaving it)',
-    ),
-    add_bias: leaf(bool, 'NoReFT only: a bias on its projection'),
-  },
+  doc: `What is trained: ${ADAPTER_KINDS.map((k) => k.title).join(', ')}. Each kind's keys are its library's names (PEFT's, pyreft's).`,
+  type: leaf(enumOf(ADAPTER_TYPES), ADAPTER_KINDS.map((k) => `${k.types.join(' | ')} (${k.title})`).join(' | ')),
 };
+
+/** The adapter section's keys for `type`: `type` and its kind's fields; none for a type no kind serves. */
+export function adapterFields(type: string): Record<string, LeafSpec> {
+  const kind = kindOfType(type);
+  const fields = Object.entries(kind?.fields ?? {}).map(([k, f]) => [k, leaf(f.check, f.doc)] as const);
+  return { type: adapter.type, ...Object.fromEntries(fields) };
+}
 
 const evalData: SectionSpec = {
   kind: 'section',
@@ -492,7 +417,7 @@ export const ROOT_ALIASES: Record<string, string> = {
   ddp: 'distributed',
 };
 
-/** Every key path in the schema (sections' keys, both adapter families'), for cross-section hints. */
+/** Every key path in the schema (sections' keys, every adapter kind's), for cross-section hints. */
 export function allKeyPaths(): string[] {
   const out: string[] = [];
   const walk = (prefix: string, fields: Record<string, FieldSpec>): void => {
@@ -503,7 +428,7 @@ export function allKeyPaths(): string[] {
   };
   for (const [name, spec] of Object.entries(SCHEMA) as [string, SectionSpec | AdapterSpec][]) {
     if (spec.kind === 'section') walk(name, spec.fields);
-    else walk(name, { type: spec.type, ...spec.lora, ...spec.reft });
+    else for (const kind of ADAPTER_KINDS) walk(name, adapterFields(kind.types[0]!));
   }
-  return out;
+  return [...new Set(out)];
 }

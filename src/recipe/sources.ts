@@ -4,9 +4,9 @@
  * the list (paths still as written; resolve.ts places them) and names the item and key of
  * whatever is wrong.
  */
-import { describeValue, enumOf, nonEmptyString, positiveInt, positiveNumber, type Check, type CheckResult } from './checks.js';
+import { describeValue, enumOf, nonEmptyString, positiveInt, positiveNumber, type Check, type CheckResult } from '../util/checks.js';
 import { isPlainObject } from './source.js';
-import { closest } from './suggest.js';
+import { closest } from '../util/suggest.js';
 import { DATA_FORMATS, type DataSource } from './types.js';
 
 const KEYS = ['path', 'subset', 'split', 'format', 'columns', 'weight', 'take', 'eval_split'] as const;

@@ -7,6 +7,8 @@
  * export formats, column names) decided. `loadRecipe` is the only way to make one.
  */
 
+import type { AdapterSection, ExportFormat } from '../adapters/kind.js';
+
 export const BACKENDS = ['cpu', 'cuda', 'tensorflow', 'auto'] as const;
 export type Backend = (typeof BACKENDS)[number];
 
@@ -35,67 +37,14 @@ export interface ModelSection {
   activation_checkpointing: boolean;
 }
 
-export const ADAPTER_TYPES = ['lora', 'loreft', 'direft', 'noreft'] as const;
-export type AdapterType = (typeof ADAPTER_TYPES)[number];
-export type ReftType = Exclude<AdapterType, 'lora'>;
-export const REFT_TYPES: readonly ReftType[] = ['loreft', 'direft', 'noreft'];
-
-/** LoRA as PEFT's LoraConfig names it. */
-export interface LoraAdapterConfig {
-  type: 'lora';
-  r: number;
-  lora_alpha: number;
-  lora_dropout: number;
-  /**
-   * A list of module names (matched as name suffixes, as PEFT does), 'all-linear', another string
-   * = a regular expression the full module name must match (PEFT's re.fullmatch), or null = PEFT's
-   * default for the model family.
-   */
-  target_modules: string[] | string | null;
-  /** Modules never adapted, matched as target_modules (list by suffix, string as a regex); null = none. */
-  exclude_modules: string[] | string | null;
-  /** Decoder layer indices to adapt; null = all layers. */
-  layers_to_transform: number[] | null;
-  use_rslora: boolean;
-  use_dora: boolean;
-  /** true: kaiming-uniform A, zero B (PEFT's default); 'gaussian': normal A (std 1/r), zero B; false: random B too (not a no-op at start). */
-  init_lora_weights: boolean | 'gaussian';
-  bias: 'none';
-}
-
-/** Activation functions pyreft accepts for `act_fn` (names from transformers' ACT2FN). */
-export const REFT_ACT_FNS = [
-  'linear',
-  'relu',
-  'gelu',
-  'gelu_new',
-  'gelu_pytorch_tanh',
-  'gelu_fast',
-  'silu',
-  'swish',
-  'sigmoid',
-  'tanh',
-] as const;
-export type ReftActFn = (typeof REFT_ACT_FNS)[number];
-
-/** ReFT interventions as pyreft names their settings. */
-export interface ReftAdapterConfig {
-  type: ReftType;
-  rank: number;
-  /** Decoder layer indices to intervene on, or 'all'. */
-  layers: number[] | 'all';
-  /** pyreft position notation: 'f7+l7', 'f3', 'l1' (first / last n prompt tokens). */
-  positions: string;
-  share_weights: boolean;
-  dropout: number;
-  /** null = identity (pyreft's default, same as 'linear'). */
-  act_fn: ReftActFn | null;
-  component: 'block_output';
-  /** NoReFT only: a bias on its projection P (pyreft's add_bias). */
-  add_bias: boolean;
-}
-
-export type AdapterConfig = LoraAdapterConfig | ReftAdapterConfig;
+/**
+ * The adapter section: `type` (one of ADAPTER_TYPES) and the keys its kind declares, every
+ * default filled. The kinds (src/adapters/kinds.ts) define the keys, their checks, docs and
+ * defaults; the adapter reads its typed config from the section.
+ */
+export type AdapterConfig = AdapterSection;
+export type AdapterType = string;
+export { ADAPTER_TYPES } from '../adapters/kinds.js';
 
 /** `auto`: read from the columns (TRL's rule: messages → chat, prompt + completion → prompt_completion, text → text). */
 export const DATA_FORMATS = ['auto', 'text', 'prompt_completion', 'alpaca', 'chat'] as const;
@@ -215,8 +164,7 @@ export interface WandbConfig {
   name: string | null;
 }
 
-export const EXPORT_FORMATS = ['peft', 'pyreft', 'merged'] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+export { EXPORT_FORMATS, type ExportFormat } from '../adapters/kind.js';
 
 export interface OutputSection {
   /** Absolute path of the run folder (checkpoints, exports, the resolved recipe). */
@@ -244,12 +192,4 @@ export interface Recipe {
   logging: LoggingSection;
   output: OutputSection;
   distributed: DistributedSection;
-}
-
-export function isLora(adapter: AdapterConfig): adapter is LoraAdapterConfig {
-  return adapter.type === 'lora';
-}
-
-export function isReft(adapter: AdapterConfig): adapter is ReftAdapterConfig {
-  return adapter.type !== 'lora';
 }

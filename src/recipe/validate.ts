@@ -4,13 +4,14 @@
  * keys of the other adapter family, and rules between keys). Derived values (null defaults)
  * and paths are decided afterwards, in resolve.ts.
  */
-import { COLUMN_DEFAULTS, DEFAULT_ADAPTER_TYPE, LORA_DEFAULTS, REFT_DEFAULTS, type RecipeDefaults } from './defaults.js';
-import { describeValue } from './checks.js';
+import { ADAPTER_KINDS, kindOfType } from '../adapters/kinds.js';
+import { adapterDefaults, COLUMN_DEFAULTS, DEFAULT_ADAPTER_TYPE, type RecipeDefaults } from './defaults.js';
+import { describeValue } from '../util/checks.js';
 import { IssueList, type KeyPath } from './errors.js';
-import { allKeyPaths, ROOT_ALIASES, SCHEMA, type AdapterSpec, type FieldSpec, type SectionSpec } from './schema.js';
+import { adapterFields, allKeyPaths, ROOT_ALIASES, SCHEMA, type AdapterSpec, type FieldSpec, type SectionSpec } from './schema.js';
 import { hasOwnKey, ownValue } from './ownKeys.js';
 import { isPlainObject, type RecipeSource } from './source.js';
-import { closest } from './suggest.js';
+import { closest } from '../util/suggest.js';
 import { ADAPTER_TYPES, type AdapterConfig, type AdapterType, type DataFormat } from './types.js';
 
 /** A validated recipe: every key present and well-typed; derived values may still be null. */
@@ -105,8 +106,7 @@ function walkSection(ctx: Ctx, path: string[], raw: unknown, spec: SectionSpec, 
   return walkFields(ctx, path, raw, spec.fields, spec.defaults, (key) => reportUnknown(ctx, [...path, key], valid, where, spec.aliases));
 }
 
-const FAMILY_NAME = { lora: 'LoRA', reft: 'ReFT' } as const;
-/** The key of one family that plays the role of a key of the other. */
+/** The key of one kind that plays the role of a key of another. */
 const COUNTERPART: Record<string, string> = {
   r: 'rank',
   rank: 'r',
@@ -116,12 +116,17 @@ const COUNTERPART: Record<string, string> = {
   layers: 'layers_to_transform',
 };
 
+/** 'a', 'a or b', 'a, b or c'. */
+function orList(words: readonly string[]): string {
+  return words.length < 2 ? (words[0] ?? '') : `${words.slice(0, -1).join(', ')} or ${words.at(-1)}`;
+}
+
 function walkAdapter(ctx: Ctx, raw: unknown, spec: AdapterSpec): AdapterConfig {
   const path = ['adapter'];
-  if (raw === undefined) return clone(LORA_DEFAULTS);
+  if (raw === undefined) return adapterDefaults(DEFAULT_ADAPTER_TYPE);
   if (!isPlainObject(raw)) {
     report(ctx, path, `expected a mapping with type (${ADAPTER_TYPES.join(' | ')}) and its keys, got ${describeValue(raw)}`);
-    return clone(LORA_DEFAULTS);
+    return adapterDefaults(DEFAULT_ADAPTER_TYPE);
   }
   const rawType = ownValue(raw, 'type');
   const typeGiven = rawType !== undefined;
@@ -131,36 +136,40 @@ function walkAdapter(ctx: Ctx, raw: unknown, spec: AdapterSpec): AdapterConfig {
     if (!r.ok) {
       // Without a valid type the valid keys are unknown: say only what is wrong with type.
       report(ctx, [...path, 'type'], r.message);
-      return clone(LORA_DEFAULTS);
+      return adapterDefaults(DEFAULT_ADAPTER_TYPE);
     }
     type = r.value as AdapterType;
   }
-  const family = type === 'lora' ? 'lora' : 'reft';
-  const other = family === 'lora' ? 'reft' : 'lora';
-  const fields = spec[family];
-  const valid = ['type', ...Object.keys(fields)];
+  const kind = kindOfType(type)!;
+  const fields = adapterFields(type);
+  const valid = Object.keys(fields);
   const onUnknown = (key: string): void => {
     if (key === 'type') return;
-    if (hasOwnKey(spec[other], key)) {
-      const how = typeGiven ? '' : ` (the default; set adapter.type to ${family === 'lora' ? 'loreft, direft or noreft' : 'lora'})`;
-      const twin = hasOwnKey(COUNTERPART, key) ? `; ${FAMILY_NAME[family]}'s counterpart is ${COUNTERPART[key]}` : '';
+    const owners = ADAPTER_KINDS.filter((k) => k !== kind && Object.hasOwn(k.fields, key));
+    if (owners.length > 0) {
+      const types = orList(owners.flatMap((k) => k.types));
+      const how = typeGiven ? '' : ` (the default; set adapter.type to ${types})`;
+      const twin =
+        hasOwnKey(COUNTERPART, key) && valid.includes(COUNTERPART[key]!) ? `; ${kind.title}'s counterpart is ${COUNTERPART[key]}` : '';
       report(
         ctx,
         [...path, key],
-        `${key} is a ${FAMILY_NAME[other]} key; adapter.type is ${type}${how}${twin}. Valid keys for ${type}: ${valid.join(', ')}`,
+        `${key} is a ${owners.map((k) => k.title).join(' and ')} key; adapter.type is ${type}${how}${twin}. Valid keys for ${type}: ${valid.join(', ')}`,
       );
       return;
     }
-    reportUnknown(ctx, [...path, key], valid, `adapter (type ${type})`, spec.aliases);
+    const aliases = Object.fromEntries(ADAPTER_KINDS.flatMap((k) => Object.entries(k.aliases ?? {})));
+    reportUnknown(ctx, [...path, key], valid, `adapter (type ${type})`, aliases);
   };
-  const defaults = family === 'lora' ? LORA_DEFAULTS : REFT_DEFAULTS;
-  const body = walkFields(ctx, path, raw, fields, defaults, onUnknown);
-  return { type, ...body } as AdapterConfig;
+  const body = walkFields(ctx, path, raw, fields, kind.defaults, onUnknown);
+  const section = { ...body, type } as AdapterConfig;
+  for (const [key, message] of kind.crossCheck?.(section) ?? []) report(ctx, [...path, key], message);
+  return section;
 }
 
 /** Rules between keys, checked once every key is individually valid. */
 function crossChecks(ctx: Ctx, r: ValidatedRecipe): void {
-  const lora = r.adapter.type === 'lora';
+  const kind = kindOfType(r.adapter.type)!;
   const format = r.data.format as DataFormat;
   // Under auto any format's field may be mapped: the columns decide which format applies.
   const fields =
@@ -175,11 +184,11 @@ function crossChecks(ctx: Ctx, r: ValidatedRecipe): void {
       );
     }
   }
-  if (r.data.packing && !lora) {
+  if (r.data.packing && !kind.packing) {
     report(
       ctx,
       ['data', 'packing'],
-      `packing is not supported with ReFT (adapter.type ${r.adapter.type}): interventions sit at per-example prompt positions; set packing: false`,
+      `packing is not supported with ${kind.title} (adapter.type ${r.adapter.type}): it acts at per-example prompt positions; set packing: false`,
     );
   }
   if ((r.data.path === null) === (r.data.sources === null)) {
@@ -209,13 +218,6 @@ function crossChecks(ctx: Ctx, r: ValidatedRecipe): void {
       `give exactly one of path (an evaluation file) or split (a fraction of the training data)${ev.path !== null ? ', not both' : ''}; or set data.eval: null for no evaluation`,
     );
   }
-  if (r.adapter.type !== 'lora' && r.adapter.add_bias && r.adapter.type !== 'noreft') {
-    report(
-      ctx,
-      ['adapter', 'add_bias'],
-      `add_bias applies to noreft only (loreft and direft have no bias of their own); adapter.type is ${r.adapter.type}`,
-    );
-  }
   if (r.logging.eval_samples > 0 && !r.logging.tensorboard) {
     report(
       ctx,
@@ -241,10 +243,13 @@ function crossChecks(ctx: Ctx, r: ValidatedRecipe): void {
     );
   }
   for (const fmt of r.output.export ?? []) {
-    if (fmt === 'pyreft' && lora)
-      report(ctx, ['output', 'export'], 'pyreft exports ReFT adapters; adapter.type is lora (use peft or merged)');
-    if ((fmt === 'peft' || fmt === 'merged') && !lora)
-      report(ctx, ['output', 'export'], `${fmt} exports LoRA adapters; adapter.type is ${r.adapter.type} (use pyreft)`);
+    if (kind.exports.includes(fmt)) continue;
+    const holders = ADAPTER_KINDS.filter((k) => k.exports.includes(fmt)).map((k) => k.title);
+    report(
+      ctx,
+      ['output', 'export'],
+      `${fmt} exports ${holders.join(', ')} adapters; adapter.type is ${r.adapter.type} (use ${kind.exports.join(' or ')})`,
+    );
   }
 }
 

@@ -25,7 +25,7 @@ import {
 } from '../data/index.js';
 import { createHash } from 'node:crypto';
 import { DataError } from '../data/errors.js';
-import { contextPositions } from '../adapters/index.js';
+import { contextPositions, kindOfType } from '../adapters/index.js';
 import type { DataColumns, DataFormat, Recipe } from '../recipe/types.js';
 import type { ModelSpec } from '../model/spec.js';
 import type { DataCursor } from './checkpoint.js';
@@ -180,7 +180,7 @@ export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise
     padTokenId: loadedMeta.padTokenId,
     shuffle: d.shuffle,
     seed: d.seed,
-    reft: a.type === 'lora' ? undefined : { positions: a.positions, shareWeights: a.share_weights },
+    reft: kindOfType(a.type)?.positions?.(a),
   };
   if (batchOptions.reft && loadedMeta.packed) throw new DataError('ReFT positions need one prompt per example; set data.packing to false');
   const perEpoch = batchesPerEpoch(train.length, batchOptions);

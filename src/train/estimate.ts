@@ -11,9 +11,7 @@ import { resolveModelSourceSync } from '../hub/resolve.js';
 import { linearSitesOf } from '../model/decoder.js';
 import { formatBytes, fourBitBits, parameterCounts } from '../model/memory.js';
 import type { ModelSpec } from '../model/spec.js';
-import { parseLoraConfig, parseReftConfig, positionGroups } from '../adapters/index.js';
-import { parsePositions } from '../adapters/reft/config.js';
-import { selectTargets } from '../adapters/lora/targeting.js';
+import { kindOfType } from '../adapters/index.js';
 import { activeDevice } from '../backend/device.js';
 import type { Recipe } from '../recipe/types.js';
 import { TrainerError } from './errors.js';
@@ -24,22 +22,16 @@ import { traceStep, type Trace } from './memory/trace.js';
 import { engineRules, replay, type Breakdown, type StorageRules } from './memory/peak.js';
 import { cudaDeviceTotal, cudaPrecision, cudaRules, dequantizationGroups, fourBitDeviceBytes, withCudaFusedOps } from './memory/cuda.js';
 
-/**
- * Trainable parameters of the recipe's adapter: LoRA r·(in + out) per adapted projection
- * (+ out for DoRA's magnitudes); a ReFT intervention 2·rank·hidden + rank (its rotation,
- * learned source and bias), one or two per layer.
- */
+/** Trainable parameters of the recipe's adapter, as its kind counts them (src/adapters/kinds.ts). */
 export function adapterParameterCount(spec: ModelSpec, adapter: Recipe['adapter']): number {
-  if (adapter.type === 'lora') {
-    const config = parseLoraConfig(adapter as unknown as Record<string, unknown>, 'adapter');
-    return selectTargets(linearSitesOf(spec), config, spec.modelType).reduce(
-      (n, t) => n + t.r * (t.site.inFeatures + t.site.outFeatures) + (config.use_dora ? t.site.outFeatures : 0),
-      0,
-    );
-  }
-  const config = parseReftConfig(adapter as unknown as Record<string, unknown>, 'adapter');
-  const layers = config.layers === 'all' ? spec.numLayers : config.layers.length;
-  return layers * positionGroups(config) * (2 * config.rank * spec.hiddenSize + config.rank);
+  const model = { modelType: spec.modelType, hiddenSize: spec.hiddenSize, numLayers: spec.numLayers, sites: linearSitesOf(spec) };
+  return adapterKind(adapter).parameterCount(model, adapter);
+}
+
+function adapterKind(adapter: Recipe['adapter']) {
+  const kind = kindOfType(adapter.type);
+  if (!kind) throw new TrainerError(`adapter.type '${adapter.type}' is no adapter kind typetune knows`);
+  return kind;
 }
 
 /** The backend whose storage the estimate models. */
@@ -100,16 +92,8 @@ function adapterConstants(recipe: Recipe, spec: ModelSpec): { constants: number[
   const constants = [spec.maxPositionEmbeddings, spec.numLayers, recipe.training.gradient_accumulation_steps];
   // A fused projection's width is a multiple of a symbol: GPT-2's c_attn is 3·hidden, Phi-3's qkv q + 2·kv.
   for (const l of spec.layers) for (const p of l.projections) if (p.role === 'qkv') constants.push(3);
-  const a = recipe.adapter as unknown as Record<string, unknown>;
-  if (recipe.adapter.type === 'lora') {
-    const config = parseLoraConfig(a, 'adapter');
-    constants.push(config.r, ...Object.values(config.rank_pattern));
-    return { constants, minSeq: 0 };
-  }
-  const config = parseReftConfig(a, 'adapter');
-  const { first, last } = parsePositions(config.positions);
-  constants.push(config.rank, first, last, first + last);
-  return { constants, minSeq: first + last + 2 };
+  const own = adapterKind(recipe.adapter).shapeConstants(recipe.adapter);
+  return { constants: [...constants, ...own.constants], minSeq: own.minSeq };
 }
 
 /** The backend's storage rules, and the precision they store by. */

@@ -1,8 +1,8 @@
 /**
  * Exports of a trained adapter:
- *   peft    a PEFT folder (LoRA)                 — PeftModel.from_pretrained loads it
+ *   peft    a PEFT folder (LoRA and other PEFT kinds) — PeftModel.from_pretrained loads it
  *   pyreft  a pyreft folder (LoReFT/DiReFT/NoReFT) — pyreft.ReftModel.load reads it
- *   merged  a Hugging Face model folder with LoRA folded into the base weights
+ *   merged  a Hugging Face model folder with the adapter folded into the base weights
  *           (config.json, model.safetensors, the tokenizer files) — AutoModelForCausalLM loads it
  * and the same from a run's checkpoint (`typetune export --run DIR`).
  */
@@ -10,7 +10,7 @@ import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { useBackend } from '../backend/select.js';
 import { tf } from '../backend/tf.js';
-import { LoraAdapter, saveAdapter } from '../adapters/index.js';
+import { kindOf, saveAdapter } from '../adapters/index.js';
 import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
 import { allowedRoots, ownFile } from '../io/insideFolder.js';
 import { encodeSafetensors, SafetensorsCheckpoint, type TensorToWrite } from '../io/safetensors.js';
@@ -65,21 +65,18 @@ async function writeExport(model: DecoderModel, adapter: AnyAdapter, recipe: Rec
     throw new TrainerError(`export format '${String(format)}' is not one of ${EXPORT_FORMATS.join(', ')}`);
   const bad = findNonFinite([...adapter.variables].map(([name, v]): [string, ArrayLike<number>] => [name, v.dataSync() as Float32Array]));
   if (bad) throw new TrainerError(`export ${format}: adapter weight '${bad.name}' is ${bad.value}; a diverged adapter is not exported`);
-  const kind = adapter instanceof LoraAdapter ? 'LoRA' : 'ReFT';
+  const kind = kindOf(adapter);
+  if (!kind.exports.includes(format)) {
+    const why =
+      format === 'merged'
+        ? `export 'merged' folds an adapter into the base weights; a ${kind.title} adapter has nothing to fold`
+        : `export '${format}' does not hold a ${kind.title} adapter`;
+    throw new TrainerError(`${why} (export it as ${kind.exports.map((f) => `'${f}'`).join(' or ')})`);
+  }
   if (format === 'merged') {
-    if (!(adapter instanceof LoraAdapter)) {
-      throw new TrainerError(
-        `export 'merged' folds LoRA into the base weights; a ${kind} adapter has nothing to fold (export it as 'pyreft')`,
-      );
-    }
     await writeMergedModel(model, adapter, dir);
     return;
   }
-  const fits = format === 'peft' ? adapter instanceof LoraAdapter : !(adapter instanceof LoraAdapter);
-  if (!fits)
-    throw new TrainerError(
-      `export '${format}' does not hold a ${kind} adapter: use ${kind === 'LoRA' ? "'peft' or 'merged'" : "'pyreft'"}`,
-    );
   // A Hub base is recorded as PEFT records it: the id, and the revision apart.
   const hub = parseHubRef(recipe.model.path);
   await saveAdapter(adapter, dir, format, {
@@ -98,13 +95,15 @@ function baseDtype(stored: DType, model: DecoderModel, name: string): DType {
 }
 
 /**
- * A Hugging Face model folder with LoRA folded in: every projection the adapter holds is
- * W + s·BA; projections the model holds 4-bit are written dequantised (what training saw),
+ * A Hugging Face model folder with the adapter folded in (its kind's mergedWeights, e.g. LoRA's
+ * W + s·BA); projections the model holds 4-bit are written dequantised (what training saw),
  * all in the base's dtype;
  * every other tensor is copied as stored. `quantization_config` is dropped from config.json.
  */
-export async function writeMergedModel(model: DecoderModel, adapter: LoraAdapter, dir: string): Promise<void> {
-  const merged = adapter.mergedWeights(model);
+export async function writeMergedModel(model: DecoderModel, adapter: AnyAdapter, dir: string): Promise<void> {
+  const fold = kindOf(adapter).mergedWeights;
+  if (!fold) throw new TrainerError(`a ${kindOf(adapter).title} adapter cannot be folded into the base weights`);
+  const merged = fold(adapter, model);
   const projections = new Set(model.linearSites().map((s) => `${s.name}.weight`));
   const prefix = model.spec.optionalPrefix;
   const ck = SafetensorsCheckpoint.open(model.dir);

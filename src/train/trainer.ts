@@ -21,7 +21,7 @@ import type { ExportFormat, Recipe } from '../recipe/types.js';
 import { TensorBoardWriter } from '../io/tensorboard.js';
 import { WandbRun } from '../io/wandb.js';
 import { writeFileAtomicSync } from '../io/atomic.js';
-import { createAdapter, type AnyAdapter } from '../adapters/index.js';
+import { createAdapter, kindOfType, type AnyAdapter } from '../adapters/index.js';
 import type { AdamWOptions, AdamWState } from './adamw.js';
 import { localRunner, type StepRunner } from './runner.js';
 import { LrSchedule } from './schedule.js';
@@ -312,7 +312,7 @@ export class Trainer extends TrainerEmitter {
         ? {
             count: r.logging.eval_samples,
             maxNewTokens: r.logging.sample_max_new_tokens,
-            reft: a.type === 'lora' ? undefined : { positions: a.positions, shareWeights: a.share_weights },
+            reft: kindOfType(a.type)?.positions?.(a),
           }
         : null;
     return {

@@ -13,7 +13,15 @@ import type { DecoderModel } from '../../src/model/model.js';
 import { SafetensorsFile, writeSafetensors } from '../../src/io/safetensors.js';
 import { readTorchFile } from '../../src/io/torchSave.js';
 import { writePyreftFolder } from '../../src/io/pyreftFolder.js';
-import { createAdapter, loadAdapter, saveAdapter, LoraAdapter, ReftAdapter, type AnyAdapter } from '../../src/adapters/index.js';
+import {
+  ADAPTER_KINDS,
+  createAdapter,
+  loadAdapter,
+  saveAdapter,
+  LoraAdapter,
+  ReftAdapter,
+  type AnyAdapter,
+} from '../../src/adapters/index.js';
 import { fixture, maxRelError } from '../helpers.js';
 
 let llama: DecoderModel;
@@ -170,10 +178,10 @@ describe('bad input', () => {
 
   it('PEFT folders: wrong type, missing tensor, wrong shape, modules the model lacks, unsupported options', async () => {
     let dir = await peftWith((c) => {
-      c.peft_type = 'IA3';
+      c.peft_type = 'LOHA';
     });
     await expect(loadAdapter(dir, llama)).rejects.toThrow(
-      `${dir}/adapter_config.json: peft_type is "IA3"; typetune loads LORA adapters only`,
+      `${dir}/adapter_config.json: peft_type is "LOHA"; typetune loads ${ADAPTER_KINDS.flatMap((k) => k.peftType ?? []).join(', ')} adapters only`,
     );
     dir = await peftWith((_, t) => {
       delete t['base_model.model.model.layers.1.mlp.up_proj.lora_B.weight'];

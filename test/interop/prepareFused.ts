@@ -1,8 +1,8 @@
 /**
  * The interop check for what issue 22 moved onto cuda's fused decoder halves: LoRA with dropout
  * on every projection (tiny Llama), LoRA on Qwen3's q/k-normed attention (tiny Qwen3) and DoRA
- * (tiny Llama), each trained a few steps ON CUDA through the fused halves, exported as a PEFT
- * folder, and typetune's logits with that export applied recorded on the cpu backend. The real
+ * (tiny Llama), each trained a few steps ON CUDA through the fused halves — and IA³ (issue 27; tiny Llama,
+ * composed: the halves do not apply it) — exported as a PEFT folder, and typetune's logits with that export applied recorded on the cpu backend. The real
  * PEFT then loads each folder (../shared/peers/verify_export.py). Run on the GPU machine:
  *   npx tsx test/interop/prepareFused.ts OUT && for c in …: python3 verify_export.py peft BASE OUT/c/peft OUT/c/expected.safetensors
  */
@@ -34,6 +34,12 @@ const CASES: Array<{ name: string; base: string; adapter: Record<string, unknown
     name: 'dora',
     base: fixture('tiny-llama'),
     adapter: { type: 'lora', r: 8, lora_alpha: 16, use_dora: true, target_modules: 'all-linear', init_lora_weights: 'gaussian' },
+  },
+  {
+    // IA³ (issue 27): PEFT's family defaults (k/v outputs, down_proj inputs), vectors from PEFT's randn rather than ones; composed on cuda.
+    name: 'ia3',
+    base: fixture('tiny-llama'),
+    adapter: { type: 'ia3', init_ia3_weights: false },
   },
 ];
 const only = process.argv.slice(3);

@@ -1,18 +1,13 @@
 /**
- * The recipe's lists must agree with the parts that use them: the activations ReFT can run,
- * the columns each data format reads. (The recipe does not import those parts: it knows no tensors.)
+ * The recipe's lists must agree with the parts that use them: the columns each data format reads.
+ * (The recipe does not import data/.) The adapter keys need no such test: the kinds declare them.
  */
 import { describe, expect, it } from 'vitest';
 import { COLUMN_DEFAULTS } from '../../src/recipe/defaults.js';
-import { DATA_FORMATS, REFT_ACT_FNS } from '../../src/recipe/index.js';
+import { DATA_FORMATS } from '../../src/recipe/index.js';
 import { FORMATS } from '../../src/data/index.js';
-import { ACTIVATION_NAMES } from '../../src/ops/index.js';
 
 describe('recipe lists agree with data/ and ops/', () => {
-  it('act_fn accepts exactly the activations ops/ implements', () => {
-    expect([...REFT_ACT_FNS].sort()).toEqual([...ACTIVATION_NAMES].sort());
-  });
-
   it('data.format and data.columns match the formats data/ reads', () => {
     // auto is no format of its own: the columns pick one of data/'s (data/formats/detect.ts).
     expect(DATA_FORMATS.filter((f) => f !== 'auto').sort()).toEqual(Object.keys(FORMATS).sort());

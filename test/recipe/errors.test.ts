@@ -4,13 +4,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { RecipeError } from '../../src/recipe/index.js';
+import { ADAPTER_TYPES, kindsExporting } from '../../src/adapters/kinds.js';
 import { MINIMAL, project } from './setup.js';
 
 const TRAINING_KEYS =
   'epochs, max_steps, batch_size, gradient_accumulation_steps, learning_rate, weight_decay, adam_betas, adam_eps, lr_scheduler, warmup_steps, warmup_ratio, max_grad_norm, seed, save_every_steps, eval_every_steps, save_total_limit, nonfinite';
 const LOREFT_KEYS = 'type, rank, layers, positions, share_weights, dropout, act_fn, component, add_bias';
 const LORA_KEYS =
-  'type, r, lora_alpha, lora_dropout, target_modules, exclude_modules, layers_to_transform, use_rslora, use_dora, init_lora_weights, bias';
+  'type, r, lora_alpha, lora_dropout, target_modules, exclude_modules, layers_to_transform, layers_pattern, rank_pattern, alpha_pattern, use_rslora, use_dora, init_lora_weights, bias';
 
 /** MINIMAL plus more lines; MINIMAL is 4 lines, so the first added line is line 5. */
 const withLines = (text: string): string => MINIMAL + text;
@@ -136,7 +137,7 @@ describe('recipe errors name file:line, key path and what is valid', () => {
 
   it('unknown adapter type', () => {
     expect(p.error(withLines('adapter:\n  type: qlora\n  r: 8\n'))).toBe(
-      'recipes/x.yaml:6: adapter.type: expected one of lora | loreft | direft | noreft, got "qlora"',
+      `recipes/x.yaml:6: adapter.type: expected one of ${ADAPTER_TYPES.join(' | ')}, got "qlora"`,
     );
   });
 
@@ -252,10 +253,10 @@ describe('recipe errors name file:line, key path and what is valid', () => {
 
   it('rules between keys: packing with ReFT, export vs adapter, warmup twice, eval without data', () => {
     expect(p.error(withLines('  packing: true\nadapter:\n  type: loreft\n'))).toBe(
-      'recipes/x.yaml:5: data.packing: packing is not supported with ReFT (adapter.type loreft): interventions sit at per-example prompt positions; set packing: false',
+      'recipes/x.yaml:5: data.packing: packing is not supported with ReFT (adapter.type loreft): it acts at per-example prompt positions; set packing: false',
     );
     expect(p.error(withLines('adapter:\n  type: loreft\noutput:\n  export: [peft]\n'))).toBe(
-      'recipes/x.yaml:8: output.export: peft exports LoRA adapters; adapter.type is loreft (use pyreft)',
+      `recipes/x.yaml:8: output.export: peft exports ${kindsExporting('peft')} adapters; adapter.type is loreft (use pyreft)`,
     );
     expect(p.error(withLines('training:\n  warmup_steps: 10\n  warmup_ratio: 0.1\n'))).toBe(
       'recipes/x.yaml:7: training.warmup_ratio: give warmup_steps (10) or warmup_ratio (0.1), not both',

@@ -29,6 +29,9 @@ describe('defaults', () => {
         target_modules: null,
         exclude_modules: null,
         layers_to_transform: null,
+        layers_pattern: null,
+        rank_pattern: {},
+        alpha_pattern: {},
         use_rslora: false,
         use_dora: false,
         init_lora_weights: true,
@@ -111,7 +114,7 @@ describe('defaults', () => {
   it('the printed defaults comment every key and show the optional sections and ReFT keys', () => {
     const lines = renderDefaultsYaml().split('\n');
     const keyLines = lines.map((l, i) => [l, i] as const).filter(([l]) => /^\s*[a-z_]+:/.test(l));
-    expect(keyLines.length).toBe(6 + 5 + 11 + 15 + 17 + 6 + 3 + 3);
+    expect(keyLines.length).toBe(6 + 5 + 14 + 15 + 17 + 6 + 3 + 3);
     for (const [line, i] of keyLines) expect(lines[i - 1], `comment above "${line}"`).toMatch(/^\s*#/);
     const text = lines.join('\n');
     expect(text).toContain('#   rank: 4 # rank of the subspace');

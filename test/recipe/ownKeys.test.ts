@@ -16,7 +16,7 @@ const TOP = 'Valid keys in the recipe (top level): model, adapter, data, trainin
 const TRAINING_KEYS =
   'epochs, max_steps, batch_size, gradient_accumulation_steps, learning_rate, weight_decay, adam_betas, adam_eps, lr_scheduler, warmup_steps, warmup_ratio, max_grad_norm, seed, save_every_steps, eval_every_steps, save_total_limit, nonfinite';
 const LORA_KEYS =
-  'type, r, lora_alpha, lora_dropout, target_modules, exclude_modules, layers_to_transform, use_rslora, use_dora, init_lora_weights, bias';
+  'type, r, lora_alpha, lora_dropout, target_modules, exclude_modules, layers_to_transform, layers_pattern, rank_pattern, alpha_pattern, use_rslora, use_dora, init_lora_weights, bias';
 
 /** Object.prototype as the test process found it: no own property but the built-in ones. */
 const BUILT_IN = Object.getOwnPropertyNames(Object.prototype).sort();

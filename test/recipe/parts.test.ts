@@ -1,7 +1,7 @@
 /** The small parts: pyreft position notation and the did-you-mean distance. */
 import { describe, expect, it } from 'vitest';
-import { parsePositions } from '../../src/recipe/positions.js';
-import { closest, editDistance } from '../../src/recipe/suggest.js';
+import { parsePositions } from '../../src/adapters/reft/positionsCheck.js';
+import { closest, editDistance } from '../../src/util/suggest.js';
 
 describe('parsePositions (pyreft notation)', () => {
   it('reads f+l, f alone, l alone', () => {

@@ -2,7 +2,8 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { loadBaseModel } from '../../model/load.js';
-import { loadAdapter, LoraAdapter } from '../../adapters/index.js';
+import { kindOf, loadAdapter } from '../../adapters/index.js';
+import { kindsExporting } from '../../adapters/kinds.js';
 import { writeMergedModel } from '../../train/export.js';
 import { checkExportTarget } from '../../train/exportTarget.js';
 import { findNonFinite } from '../../train/finite.js';
@@ -42,9 +43,10 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
     try {
       const adapter = await loadAdapter(adapterDir, model);
       try {
-        if (!(adapter instanceof LoraAdapter)) {
+        const kind = kindOf(adapter);
+        if (!kind.mergedWeights) {
           throw new AdapterError(
-            `${args.adapter}: a ReFT intervention acts on activations and cannot be folded into weights; merge takes a PEFT (LoRA) folder`,
+            `${args.adapter}: typetune does not fold ${kind.title} adapters into the base weights; merge takes ${kindsExporting('merged')} adapters`,
           );
         }
         const bad = findNonFinite(

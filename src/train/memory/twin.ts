@@ -14,6 +14,7 @@ import type { ModelSpec } from '../../model/spec.js';
 import { parseBnb4bitConfig } from '../../quant/index.js';
 import { examplePositions } from '../../data/reftPositions.js';
 import type { SafetensorsCheckpoint } from '../../io/safetensors.js';
+import { kindOfType } from '../../adapters/kinds.js';
 import type { Recipe } from '../../recipe/types.js';
 import type { StepBatch } from '../step.js';
 import type { Dims } from './symbols.js';
@@ -149,9 +150,8 @@ export function fullLengthBatch(recipe: Recipe, dims: Pick<Dims, 'batch' | 'seq'
   };
   const inputIds = Array.from({ length: dims.batch }, () => Array.from({ length: dims.seq }, () => next() % dims.vocab));
   const batch: StepBatch = { inputIds, attentionMask: inputIds.map((r) => r.map(() => 1)), labels: inputIds.map((r) => r.slice()) };
-  const a = recipe.adapter as { type: string; positions?: string; share_weights?: boolean };
-  if (a.type !== 'lora' && a.positions) {
-    const spec = { positions: a.positions, shareWeights: a.share_weights };
+  const spec = kindOfType(recipe.adapter.type)?.positions?.(recipe.adapter);
+  if (spec) {
     batch.positions = inputIds.map(() => examplePositions(dims.seq - 1, dims.seq, spec).flat());
   }
   return batch;

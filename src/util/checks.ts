@@ -1,5 +1,5 @@
 /**
- * Value checks for recipe leaves. Each check takes the raw value (as YAML parsed it) and
+ * Value checks for settings a user writes (recipe keys, adapter fields). Each check takes the raw value (as YAML parsed it) and
  * returns the typed value or what was expected, in words a user understands
  * ("expected a positive number, got \"fast\""). Checks are strict: a quoted "2e-4" is a
  * string, not a number, exactly as YAML says.
@@ -12,8 +12,6 @@
  */
 export type CheckResult<T> = { ok: true; value: T } | { ok: false; message: string; specific?: boolean };
 export type Check<T> = (value: unknown) => CheckResult<T>;
-
-import { parseHubRef } from '../hub/ref.js';
 
 const ok = <T>(value: T): CheckResult<T> => ({ ok: true, value });
 
@@ -56,10 +54,6 @@ export const nonNegativeInt = intIn('an integer ≥ 0', (n) => n >= 0);
 export const seed = intIn('an integer seed in [0, 4294967295]', (n) => n >= 0 && n <= 0xffffffff);
 
 export const nonEmptyString: Check<string> = (v) => (typeof v === 'string' && v.trim() !== '' ? ok(v) : expected('a non-empty string', v));
-
-/** A Hugging Face Hub id, `org/name` with an optional `@revision`. */
-export const hubRepoId: Check<string> = (v) =>
-  typeof v === 'string' && parseHubRef(v) !== null ? ok(v) : expected('a Hub id org/name (optionally @branch)', v);
 
 export function enumOf<const T extends string | number>(values: readonly T[]): Check<T> {
   const words = values.map((x) => (typeof x === 'string' ? x : String(x))).join(' | ');

@@ -3,8 +3,8 @@
  * "f7+l7" = the first 7 and the last 7 prompt tokens, "f3" = the first 3, "l1" = the last one.
  * pyreft's `parse_positions` reads exactly these three shapes (first before last); so do we.
  */
-import { expected, type Check } from './checks.js';
-import { parsePositionNotation, type PositionCounts } from '../util/positionNotation.js';
+import { expected, type Check } from '../../util/checks.js';
+import { parsePositionNotation, type PositionCounts } from '../../util/positionNotation.js';
 
 export type PositionSpec = PositionCounts;
 
