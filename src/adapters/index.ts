@@ -16,6 +16,7 @@ import { REFT_DEFAULTS, REFT_TYPES, parseReftConfig } from './reft/config.js';
 import { ReftAdapter } from './reft/adapter.js';
 import { PEFT_CONFIG_FILE, readPeftFolder, writePeftFolder } from '../io/peftFolder.js';
 import { readPyreftFolder, writePyreftFolder } from '../io/pyreftFolder.js';
+import type { ReftLoadOptions } from './reft/loadOptions.js';
 
 export type { Adapter, AdapterHost, HostTensor } from './adapter.js';
 export { AdapterError } from './adapter.js';
@@ -24,6 +25,7 @@ export { ReftAdapter, interventionKey, type PyreftIntervention } from './reft/ad
 export { type LoraConfig, LORA_DEFAULTS, parseLoraConfig } from './lora/config.js';
 export { type ReftConfig, REFT_DEFAULTS, parseReftConfig, parsePositions, positionGroups } from './reft/config.js';
 export { contextPositions } from './reft/positions.js';
+export type { ReftLoadOptions } from './reft/loadOptions.js';
 
 export type AnyAdapter = LoraAdapter | ReftAdapter;
 export const ADAPTER_TYPES = ['lora', ...REFT_TYPES] as const;
@@ -104,14 +106,6 @@ export function detectAdapterFormat(dir: string): AdapterFormat {
   throw new AdapterError(
     `${dir}: not an adapter folder: expected ${PEFT_CONFIG_FILE} + adapter_model.safetensors (PEFT) or config.json + intkey_<key>.bin (pyreft)`,
   );
-}
-
-/** What a pyreft folder may not record: dropout, act_fn, and (in folders pyreft wrote) the positions. */
-export interface ReftLoadOptions {
-  dropout?: number;
-  act_fn?: string | null;
-  /** pyreft notation ("f1+l1" …); overrides the positions the folder records. */
-  positions?: string;
 }
 
 /**
