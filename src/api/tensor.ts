@@ -10,7 +10,7 @@ export type TensorDType = 'float32' | 'int32' | 'bool' | 'complex64' | 'string';
 
 /** A tensor of float32 values (a tfjs Tensor at run time): read it, then dispose it. */
 export interface Tensor {
-  readonly shape: readonly number[];
+  readonly shape: number[];
   readonly dtype: TensorDType;
   readonly rank: number;
   /** Elements in all. */

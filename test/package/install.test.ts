@@ -102,6 +102,8 @@ describe('the packed package', () => {
         'README.md',
         'dist/index.js',
         'dist/index.d.ts',
+        'dist/tf.js',
+        'dist/tf.d.ts',
         'dist/backend/tfjs_gradients.js',
         'recipes/lora.yaml',
         'recipes/loreft.yaml',
