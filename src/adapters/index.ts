@@ -15,6 +15,7 @@ import { checkSection } from './section.js';
 import { ReftAdapter } from './reft/adapter.js';
 import { PEFT_CONFIG_FILE, readPeftFolder } from '../io/peftFolder.js';
 import { readPyreftFolder } from '../io/pyreftFolder.js';
+import type { ReftLoadOptions } from './reft/loadOptions.js';
 
 export type { Adapter, AdapterHost, HostTensor } from './adapter.js';
 export { AdapterError } from './adapter.js';
@@ -25,6 +26,7 @@ export { type ReftConfig, REFT_DEFAULTS, parseReftConfig, parsePositions, positi
 export { contextPositions } from './reft/positions.js';
 export { ADAPTER_KINDS, ADAPTER_TYPES, DEFAULT_ADAPTER_TYPE, kindOf, kindOfType } from './kinds.js';
 export type { AdapterKind, AdapterSection, ExportFormat, SaveMeta } from './kind.js';
+export type { ReftLoadOptions } from './reft/loadOptions.js';
 
 /** Any adapter a kind makes. */
 export type AnyAdapter = Adapter;
@@ -69,14 +71,6 @@ export function detectAdapterFormat(dir: string): AdapterFormat {
   throw new AdapterError(
     `${dir}: not an adapter folder: expected ${PEFT_CONFIG_FILE} + adapter_model.safetensors (PEFT) or config.json + intkey_<key>.bin (pyreft)`,
   );
-}
-
-/** What a pyreft folder may not record: dropout, act_fn, and (in folders pyreft wrote) the positions. */
-export interface ReftLoadOptions {
-  dropout?: number;
-  act_fn?: string | null;
-  /** pyreft notation ("f1+l1" …); overrides the positions the folder records. */
-  positions?: string;
 }
 
 /**

@@ -5,17 +5,20 @@
  *   const model = await loadModel(dir, { backend: 'cpu', adapter: 'runs/x/adapter' });
  *   const { logits } = await model.forward({ inputIds, attentionMask });
  */
-import { tf, type Tensor } from '../backend/tf.js';
+import { tf } from '../backend/tf.js';
+import type { Tensor } from './tensor.js';
 import { useBackend, type BackendName } from '../backend/select.js';
 import { loadBaseModel } from '../model/load.js';
 import type { DecoderModel } from '../model/model.js';
 import type { ModelSpec } from '../model/spec.js';
-import { generate, type GenerateOptions } from '../model/generate.js';
+import { generate } from '../model/generate.js';
+import type { GenerateOptions } from '../model/generateOptions.js';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
-import { AdapterError, ReftAdapter, loadAdapter, type ReftLoadOptions } from '../adapters/index.js';
+import { AdapterError, ReftAdapter, loadAdapter } from '../adapters/index.js';
+import type { ReftLoadOptions } from '../adapters/reft/loadOptions.js';
 import type { Adapter } from '../adapters/adapter.js';
 import { promptPositions } from '../data/reftPositions.js';
-import type { QuantizationOptions } from '../model/quantized.js';
+import type { QuantizationOptions } from '../model/quantizationOptions.js';
 import { resolveModelSource } from '../hub/resolve.js';
 
 export interface LoadModelOptions {
@@ -38,20 +41,32 @@ export interface ForwardInput {
   positions?: number[][];
 }
 
+/**
+ * A loaded model. Its tfjs-typed parts (`base`, `adapter`) are marked internal: kept out of the
+ * published types (src/index.ts says why); 'typetune/tf' hands them out (modelParts).
+ */
 export class Model {
-  constructor(
+  private tokenizerPromise?: Promise<Tokenizer>;
+
+  private constructor(
+    /** @internal */
     readonly base: DecoderModel,
-    readonly adapter?: Adapter,
-    private tokenizerPromise?: Promise<Tokenizer>,
+    /** @internal */
+    readonly adapter: Adapter | undefined,
     /** The adapter's folder or Hub id, for messages. */
-    private readonly adapterSource?: string,
+    private readonly adapterSource: string | undefined,
   ) {}
+
+  /** @internal (loadModel builds models) */
+  static of(base: DecoderModel, adapter?: Adapter, adapterSource?: string): Model {
+    return new Model(base, adapter, adapterSource);
+  }
 
   get spec(): ModelSpec {
     return this.base.spec;
   }
 
-  /** Logits [batch, seq, vocab] (a tfjs Tensor the caller disposes). */
+  /** Logits [batch, seq, vocab] (a tfjs Tensor at run time, which the caller disposes). */
   async forward(input: ForwardInput): Promise<{ logits: Tensor }> {
     const logits = tf.tidy(
       () =>
@@ -60,7 +75,8 @@ export class Model {
           { hooks: this.adapter, ctx: { training: false, positions: input.positions } },
         ).logits,
     );
-    return { logits };
+    // float32 logits, so data() is a Float32Array, which tfjs' types cannot say of a tensor.
+    return { logits: logits as unknown as Tensor };
   }
 
   /** The model folder's tokenizer (tokenizer.json + tokenizer_config.json). */
@@ -114,7 +130,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
         `${opts.adapter}: a LoRA adapter has no intervention positions; positions apply to pyreft (ReFT) adapters only`,
       );
     }
-    return new Model(base, adapter, undefined, opts.adapter);
+    return Model.of(base, adapter, opts.adapter);
   } catch (err) {
     base.dispose();
     throw err;

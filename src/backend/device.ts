@@ -11,10 +11,7 @@
 import { tf, type Tensor } from './tf.js';
 import { engineDevice } from './cpu/device.js';
 import type { Quantized4bit } from '../quant/fourbit.js';
-
-/** Storage and compute types of a run (kernels/README.md, "Precision"). */
-export type PrecisionPolicy = 'fp32' | 'bf16-mixed' | 'fp16-mixed';
-export const PRECISION_POLICIES: readonly PrecisionPolicy[] = ['fp32', 'bf16-mixed', 'fp16-mixed'];
+import type { PrecisionPolicy } from './precisionPolicy.js';
 
 export interface DeviceMemory {
   /** Bytes held now. */

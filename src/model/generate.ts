@@ -9,18 +9,12 @@ import { tf } from '../backend/tf.js';
 import type { DecoderModel } from './model.js';
 import type { ModelHooks } from './hooks.js';
 import { KvCache } from './kvCache.js';
-import { mulberry32, sampleToken, type SamplingOptions } from './sampling.js';
+import { mulberry32, sampleToken } from './sampling.js';
+import type { GenerateOptions } from './generateOptions.js';
 
-export interface GenerateOptions extends SamplingOptions {
-  maxNewTokens?: number;
-  /** Stop tokens; defaults to the model's eos_token_id(s). */
-  eosTokenIds?: number[];
-  useCache?: boolean;
+/** A caller's options, and the adapter that applies through the model's hooks. */
+export interface HookedGenerateOptions extends GenerateOptions {
   hooks?: ModelHooks;
-  /** ReFT positions within the prompt. */
-  positions?: number[];
-  /** Called with each new token as it is chosen. */
-  onToken?: (id: number) => void;
 }
 
 /** A sampling or length option out of range: bad input, reported as one line. */
@@ -56,7 +50,7 @@ export function checkGenerateOptions(
   }
 }
 
-export function generate(model: DecoderModel, prompt: number[], opts: GenerateOptions = {}): number[] {
+export function generate(model: DecoderModel, prompt: number[], opts: HookedGenerateOptions = {}): number[] {
   if (prompt.length === 0) throw new GenerateOptionError('generate: the prompt must hold at least one token');
   checkGenerateOptions(opts);
   const maxNew = opts.maxNewTokens ?? 64;

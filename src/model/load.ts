@@ -6,7 +6,8 @@ import { SafetensorsCheckpoint } from '../io/safetensors.js';
 import { readHfConfig, specFromConfig } from './config.js';
 import { checkpointSource, loadDecoderWeights } from './weights.js';
 import { DecoderModel } from './model.js';
-import { linearQuantizer, type QuantizationOptions } from './quantized.js';
+import { linearQuantizer } from './quantized.js';
+import type { QuantizationOptions } from './quantizationOptions.js';
 import { activeDevice } from '../backend/device.js';
 
 export interface LoadBaseOptions {

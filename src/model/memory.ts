@@ -12,8 +12,6 @@
  * - logits and their gradient in f32: 2 · b·s·vocab · 4 B.
  */
 import type { ModelSpec } from './spec.js';
-import type { DecoderWeights } from './weights.js';
-import { quantizedBytes } from '../quant/fourbit.js';
 
 export function parameterCounts(spec: ModelSpec): { total: number; linear: number; other: number } {
   let linear = 0;
@@ -65,20 +63,6 @@ export interface QuantizedWeightsReport {
   /** Codes and absmax (or its double quantisation); the shared 16- and 256-value code tables aside. */
   bytes: number;
   bitsPerParameter: number;
-}
-
-/** What the loaded model's 4-bit projections take (null when none is 4-bit). */
-export function quantizedWeightsReport(weights: DecoderWeights): QuantizedWeightsReport | null {
-  let matrices = 0,
-    parameters = 0,
-    bytes = 0;
-  for (const w of weights.linear.values()) {
-    if (w.kind !== 'quantized') continue;
-    matrices++;
-    parameters += w.shape[0] * w.shape[1];
-    bytes += quantizedBytes(w.weight);
-  }
-  return matrices === 0 ? null : { matrices, parameters, bytes, bitsPerParameter: (bytes * 8) / parameters };
 }
 
 export interface FineTuneShape {

@@ -5,17 +5,12 @@
  * their precision, as bitsandbytes leaves them.
  */
 import type { SafetensorsCheckpoint } from '../io/safetensors.js';
-import { parseBnb4bitConfig, readBnb4bitWeight, quantize4bit, type FourBitType } from '../quant/index.js';
+import { parseBnb4bitConfig, readBnb4bitWeight, quantize4bit } from '../quant/index.js';
 import { quantizedLinear } from '../ops/qlinear.js';
 import type { ConfigReader } from './hfConfig.js';
 import { WeightError, type LinearQuantizer } from './weights.js';
 import { transpose2d } from '../util/transpose.js';
-
-export interface QuantizationOptions {
-  type: FourBitType;
-  blocksize?: number;
-  doubleQuant?: boolean;
-}
+import type { QuantizationOptions } from './quantizationOptions.js';
 
 /** The quantizer for this checkpoint and request, or undefined for a dense model. */
 export function linearQuantizer(

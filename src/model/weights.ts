@@ -8,7 +8,8 @@ import { tf, type Tensor } from '../backend/tf.js';
 import type { SafetensorsCheckpoint } from '../io/safetensors.js';
 import type { ModelSpec, ProjectionSpec } from './spec.js';
 import { transpose2d } from '../util/transpose.js';
-import type { Quantized4bit } from '../quant/fourbit.js';
+import { quantizedBytes, type Quantized4bit } from '../quant/fourbit.js';
+import type { QuantizedWeightsReport } from './memory.js';
 
 export class WeightError extends Error {
   constructor(where: string, problem: string) {
@@ -199,4 +200,18 @@ export function loadDecoderWeights(spec: ModelSpec, source: WeightSource, quanti
     throw err;
   }
   return weights;
+}
+
+/** What the loaded model's 4-bit projections take (null when none is 4-bit). */
+export function quantizedWeightsReport(weights: DecoderWeights): QuantizedWeightsReport | null {
+  let matrices = 0,
+    parameters = 0,
+    bytes = 0;
+  for (const w of weights.linear.values()) {
+    if (w.kind !== 'quantized') continue;
+    matrices++;
+    parameters += w.shape[0] * w.shape[1];
+    bytes += quantizedBytes(w.weight);
+  }
+  return matrices === 0 ? null : { matrices, parameters, bytes, bitsPerParameter: (bytes * 8) / parameters };
 }

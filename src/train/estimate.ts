@@ -19,7 +19,8 @@ import { checkMaxLength } from './data.js';
 import { twinDims, type Dims } from './memory/symbols.js';
 import { realDims, twinQuantization, twinSpec, type TwinModelSource } from './memory/twin.js';
 import { traceStep, type Trace } from './memory/trace.js';
-import { engineRules, replay, type Breakdown, type StorageRules } from './memory/peak.js';
+import { engineRules, replay, type StorageRules } from './memory/peak.js';
+import type { Breakdown } from './memory/categories.js';
 import { cudaDeviceTotal, cudaPrecision, cudaRules, dequantizationGroups, fourBitDeviceBytes, withCudaFusedOps } from './memory/cuda.js';
 
 /** Trainable parameters of the recipe's adapter, as its kind counts them (src/adapters/kinds.ts). */

@@ -4,29 +4,23 @@
  *   pyreft  a pyreft folder (LoReFT/DiReFT/NoReFT) — pyreft.ReftModel.load reads it
  *   merged  a Hugging Face model folder with the adapter folded into the base weights
  *           (config.json, model.safetensors, the tokenizer files) — AutoModelForCausalLM loads it
- * and the same from a run's checkpoint (`typetune export --run DIR`).
+ * (from a run's checkpoint, `typetune export --run DIR`: ./exportCheckpoint.ts).
  */
 import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { useBackend } from '../backend/select.js';
-import { tf } from '../backend/tf.js';
 import { kindOf, saveAdapter } from '../adapters/index.js';
 import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
 import { allowedRoots, ownFile } from '../io/insideFolder.js';
 import { encodeSafetensors, SafetensorsCheckpoint, type TensorToWrite } from '../io/safetensors.js';
 import { fromFloat32, type DType } from '../io/dtypes.js';
 import { isBnbCompanionKey } from '../quant/checkpoint.js';
-import { loadBaseModel } from '../model/load.js';
 import type { DecoderModel } from '../model/model.js';
-import { loadRecipe } from '../recipe/load.js';
 import { EXPORT_FORMATS, type ExportFormat, type Recipe } from '../recipe/types.js';
-import { createAdapter, type AnyAdapter } from '../adapters/index.js';
-import { loadCheckpoint, recipeText, resolveResume } from './checkpoint.js';
+import type { AnyAdapter } from '../adapters/index.js';
+import { recipeText } from './checkpoint.js';
 import { TOKENIZER_FILES } from '../hub/files.js';
-import { checkExportTarget } from './exportTarget.js';
 import { TrainerError } from './errors.js';
 import { findNonFinite } from './finite.js';
-import { resolveModelSource } from '../hub/resolve.js';
 import { parseHubRef } from '../hub/ref.js';
 import { modelCard } from '../hub/card.js';
 
@@ -137,44 +131,4 @@ export async function writeMergedModel(model: DecoderModel, adapter: AnyAdapter,
       if (src !== null) copyFileSync(src, path.join(tmp, f));
     }
   });
-}
-
-/**
- * Export from a run: `runOrCheckpoint` is a checkpoint folder or a run folder (its newest
- * checkpoint). Rebuilds the model and adapter from the checkpoint's recipe and weights.
- */
-export async function exportCheckpoint(runOrCheckpoint: string, format: ExportFormat, outDir: string): Promise<string> {
-  const run = path.resolve(runOrCheckpoint);
-  const dir = resolveResume(run, run);
-  const out = path.resolve(outDir);
-  const c = loadCheckpoint(dir, 'export');
-  const recipe = loadRecipe(c.recipe as object, [], { baseDir: dir });
-  await useBackend(recipe.model.backend);
-  const q = recipe.model.quantization;
-  const modelDir = await resolveModelSource(recipe.model.path, 'model');
-  checkExportTarget(out, [
-    { what: 'the run being exported', dir: run },
-    { what: 'the checkpoint being exported', dir },
-    { what: "the run's base model folder", dir: modelDir },
-  ]);
-  const model = loadBaseModel(modelDir, { quantization: q ? { type: q.type, blocksize: q.blocksize, doubleQuant: q.double_quant } : null });
-  let adapter: AnyAdapter | null = null;
-  try {
-    adapter = createAdapter(model, recipe.adapter, recipe.training.seed, 'recipe adapter');
-    for (const [name, v] of adapter.variables) {
-      const saved = c.adapter.get(name);
-      if (!saved || saved.data.length !== v.size)
-        throw new TrainerError(`${dir}: adapter_state.safetensors has no '${name}' of shape [${v.shape.join(', ')}]`);
-      tf.tidy(() => v.assign(tf.tensor(saved.data, v.shape, 'float32')));
-    }
-    await exportAdapter(model, adapter, recipe, format, out, {
-      steps: c.state.step,
-      finalLoss: c.state.losses.at(-1) ?? null,
-      finalEvalLoss: c.state.evalLosses.at(-1)?.loss ?? null,
-    });
-    return out;
-  } finally {
-    adapter?.dispose();
-    model.dispose();
-  }
 }

@@ -28,7 +28,8 @@ export {
   type DataCursor,
 } from './checkpoint.js';
 export { latestCheckpoint, listCheckpoints, checkpointDir } from '../io/runLayout.js';
-export { exportAdapter, exportCheckpoint, writeMergedModel } from './export.js';
+export { exportAdapter, writeMergedModel } from './export.js';
+export { exportCheckpoint } from './exportCheckpoint.js';
 export { applyPrecision, PRECISION_POLICIES, type PrecisionPolicy, type AppliedPrecision } from './precision.js';
 export { attachReporter, formatStep, formatEval, formatDuration, type ReporterOptions } from './progress.js';
 export {

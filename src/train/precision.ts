@@ -5,7 +5,8 @@
  * f32 and the run reports that it did.
  */
 import { tf } from '../backend/tf.js';
-import { activeDevice, PRECISION_POLICIES, type PrecisionPolicy } from '../backend/device.js';
+import { activeDevice } from '../backend/device.js';
+import { PRECISION_POLICIES, type PrecisionPolicy } from '../backend/precisionPolicy.js';
 
 export { PRECISION_POLICIES, type PrecisionPolicy };
 

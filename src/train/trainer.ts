@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { useBackend } from '../backend/select.js';
-import { quantizedWeightsReport } from '../model/memory.js';
+import { quantizedWeightsReport } from '../model/weights.js';
 import { loadBaseModel } from '../model/load.js';
 import type { DecoderModel } from '../model/model.js';
 import { loadTokenizer } from '../data/index.js';
@@ -31,15 +31,7 @@ import { applyPrecision, type AppliedPrecision } from './precision.js';
 import { TrainerEmitter, type StepEvent } from './events.js';
 import { LossWindow } from './lossWindow.js';
 import { sampleCompletions, type SampleOptions } from './samples.js';
-import {
-  loadCheckpoint,
-  recipeText,
-  resolveResume,
-  saveCheckpoint,
-  type CheckpointContents,
-  type DataCursor,
-  type TrainerState,
-} from './checkpoint.js';
+import { loadCheckpoint, recipeText, resolveResume, saveCheckpoint, type CheckpointContents, type TrainerState } from './checkpoint.js';
 import { checkpointDir, RECIPE_FILE } from '../io/runLayout.js';
 import { restoreCheckpoint } from './resume.js';
 import { catchStopSignals, signalExitCode, type StopSignal } from './signals.js';
@@ -101,6 +93,7 @@ export interface FromRecipeOptions extends LoadRecipeOptions {
   /**
    * This process is one rank of a data-parallel job (src/distributed/): steps follow
    * `distributed.strategy`, and only rank 0 writes the run folder (checkpoints, logs, exports).
+   * @internal (the launcher's; tfjs-typed, so kept out of the published types: src/index.ts)
    */
   communicator?: Communicator;
 }
@@ -148,16 +141,20 @@ export class Trainer extends TrainerEmitter {
   private history: Pick<TrainerState, 'losses' | 'evalLosses'> | null = null;
   private disposed = false;
 
+  // model, adapter and communicator are tfjs-typed, marked internal to keep them out of the published
+  // types (src/index.ts says why); 'typetune/tf' hands model and adapter out (trainerParts).
   private constructor(
     readonly recipe: Recipe,
+    /** @internal */
     readonly model: DecoderModel,
+    /** @internal */
     readonly adapter: AnyAdapter,
     private readonly data: TrainingData,
     readonly backend: string,
     readonly precision: AppliedPrecision,
     /** The recipe file it was built from; null when built from an object. */
     readonly recipeFile: string | null,
-    /** Set when this process is one rank of a data-parallel job. */
+    /** Set when this process is one rank of a data-parallel job. @internal */
     readonly communicator: Communicator | null = null,
   ) {
     super();
@@ -626,8 +623,6 @@ function divergenceAdvice(lastCheckpoint: string | null): string {
 function quote(s: string): string {
   return /^[\w./@:+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
-
-export type { StepBatch, DataCursor };
 
 /** The first line of the resolved recipe a run writes at its folder's root: how a later run knows the file is typetune's to replace. */
 const ROOT_RECIPE_HEADER = '# The resolved recipe of the run in this folder, written by `train` (every --set in, paths absolute).';

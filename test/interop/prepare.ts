@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { rmSync } from 'node:fs';
-import { Trainer, loadModel, writeSafetensors, tf } from '../../src/index.js';
+import { Trainer, loadModel, writeSafetensors, tf } from '../../src/tf.js';
 
 const out = path.resolve(process.argv[2] ?? '.interop');
 rmSync(out, { recursive: true, force: true });

@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import { rmSync, writeFileSync } from 'node:fs';
-import { createAdapter, loadBaseModel, loadModel, saveAdapter, useBackend, writeSafetensors } from '../../src/index.js';
+import { createAdapter, loadBaseModel, loadModel, saveAdapter, useBackend, writeSafetensors } from '../../src/tf.js';
 import { tf } from '../../src/backend/tf.js';
 import { OPS } from '../../src/ops/names.js';
 import { AdamW } from '../../src/train/adamw.js';

@@ -102,6 +102,8 @@ describe('the packed package', () => {
         'README.md',
         'dist/index.js',
         'dist/index.d.ts',
+        'dist/tf.js',
+        'dist/tf.d.ts',
         'dist/backend/tfjs_gradients.js',
         'recipes/lora.yaml',
         'recipes/loreft.yaml',
@@ -173,13 +175,16 @@ describe('the packed package', () => {
     expect(snapshot(installed)).toEqual(before);
   });
 
-  it("the README's TypeScript type-checks against the installed types and runs, in order, from the installed package", async () => {
+  it("the README's TypeScript type-checks against the installed types (TypeScript 7 and 5) and runs, in order, from the installed package", async () => {
     // The README's layout for an installed project: the shipped files copied beside it.
     for (const folder of ['models', 'recipes', 'datasets'])
       cpSync(path.join(dir, 'node_modules', pkg.name, folder), path.join(dir, folder), { recursive: true });
     const blocks = readmeBlocks('ts');
     const sources = writeBlocks(dir, blocks);
-    const checked = typeCheck(dir, sources, path.join(dir, 'out'));
+    const native = typeCheck(dir, sources, { typescript: 7 });
+    expect(native.output).toBe('');
+    expect(native.code).toBe(0);
+    const checked = typeCheck(dir, sources, { emitTo: path.join(dir, 'out') });
     expect(checked.output).toBe('');
     expect(checked.code).toBe(0);
     // The Hub block talks to a local Hub holding the id it names (the tiny model's files).

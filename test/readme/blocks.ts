@@ -1,10 +1,10 @@
 /**
  * The README's code blocks as files a user would paste: each ```ts block becomes its own ES
- * module in a consumer folder, type-checked by the TypeScript the repo builds with, strictly
- * (strict, nodenext, no skipLibCheck) against the package's published types.
+ * module in a consumer folder, type-checked strictly (strict, nodenext, no skipLibCheck)
+ * against the package's published types, by TypeScript 5 (what the repo builds with) or 7.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../helpers.js';
 
@@ -44,11 +44,38 @@ export function writeBlocks(dir: string, blocks: CodeBlock[]): string[] {
 }
 
 /**
- * `tsc` over `files` as strict ESM under nodenext, library declarations checked too (no
- * skipLibCheck; `types` listed, as TypeScript 7 wants them); its output ('' when clean).
- * With `emitTo`, the JavaScript goes there (to run the blocks with plain node).
+ * The compilers a consumer may have: TypeScript 5 (the `typescript` devDependency) and
+ * TypeScript 7, the native port (the `typescript7` alias of typescript@7, whose tsc runs a
+ * binary from its platform package).
  */
-export function typeCheck(dir: string, files: string[], emitTo?: string): { code: number | null; output: string } {
+export const COMPILERS = { 5: 'typescript', 7: 'typescript7' } as const;
+export type TypeScriptMajor = keyof typeof COMPILERS;
+
+/** The `tsc` script of TypeScript `major` in the repo's node_modules; throws, saying how to get it, when it is missing. */
+export function tscOf(major: TypeScriptMajor): string {
+  const tsc = path.join(repoRoot, 'node_modules', COMPILERS[major], 'bin', 'tsc');
+  if (!existsSync(tsc))
+    throw new Error(`${tsc}: TypeScript ${major} is not installed; run npm ci (package.json lists ${COMPILERS[major]})`);
+  return tsc;
+}
+
+export interface TypeCheckOptions {
+  /** Where the JavaScript goes (to run the blocks with plain node); none emitted without it. */
+  emitTo?: string;
+  /** Default 5. */
+  typescript?: TypeScriptMajor;
+  /** Skip checking library declarations (default false: a consumer's strictest setting). */
+  skipLibCheck?: boolean;
+  /** Check nothing; the output lists the files the compile loads. */
+  listFilesOnly?: boolean;
+}
+
+/**
+ * `tsc` over `files` as strict ESM under nodenext, library declarations checked too unless
+ * asked (`types` listed, as TypeScript 7 wants them); its output ('' when clean).
+ */
+export function typeCheck(dir: string, files: string[], opts: TypeCheckOptions = {}): { code: number | null; output: string } {
+  const { emitTo, typescript = 5, skipLibCheck = false, listFilesOnly = false } = opts;
   writeFileSync(
     path.join(dir, 'tsconfig.json'),
     JSON.stringify(
@@ -58,7 +85,7 @@ export function typeCheck(dir: string, files: string[], emitTo?: string): { code
           module: 'nodenext',
           moduleResolution: 'nodenext',
           strict: true,
-          skipLibCheck: false,
+          skipLibCheck,
           ...(emitTo ? { outDir: emitTo, rootDir: dir } : { noEmit: true }),
           types: ['node'],
           typeRoots: [path.join(repoRoot, 'node_modules', '@types')],
@@ -69,7 +96,7 @@ export function typeCheck(dir: string, files: string[], emitTo?: string): { code
       2,
     ),
   );
-  const tsc = path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
-  const r = spawnSync(process.execPath, [tsc, '-p', dir], { cwd: dir, encoding: 'utf8', timeout: 300_000 });
+  const args = [tscOf(typescript), '-p', dir, ...(listFilesOnly ? ['--listFilesOnly'] : [])];
+  const r = spawnSync(process.execPath, args, { cwd: dir, encoding: 'utf8', timeout: 300_000 });
   return { code: r.status, output: `${r.stdout}${r.stderr}`.trim() };
 }

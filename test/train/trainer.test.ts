@@ -9,7 +9,7 @@ import { loadAdapter } from '../../src/adapters/index.js';
 import { readEventFile } from '../../src/io/tensorboard.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { activeDevice } from '../../src/backend/device.js';
-import { exportCheckpoint } from '../../src/train/export.js';
+import { exportCheckpoint } from '../../src/train/exportCheckpoint.js';
 import type { TrainerEvents } from '../../src/train/events.js';
 import { fixture, maxRelError, repoRoot } from '../helpers.js';
 

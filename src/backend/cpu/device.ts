@@ -6,7 +6,8 @@
  * AdamW runs as tfjs ops (train/adamw.ts' reference).
  */
 import { tf, type Tensor } from '../tf.js';
-import type { Device, PrecisionPolicy } from '../device.js';
+import type { Device } from '../device.js';
+import type { PrecisionPolicy } from '../precisionPolicy.js';
 
 /** The part of tfjs' EngineState this file reads (`tf.engine().state`, replaced by `engine.reset()`). */
 interface EngineState {

@@ -1,6 +1,6 @@
 /** `typetune export --run DIR --format peft|pyreft|merged --out DIR`: export a run's newest (or a given) checkpoint. */
 import type { CommandModule } from 'yargs';
-import { exportCheckpoint } from '../../train/export.js';
+import { exportCheckpoint } from '../../train/exportCheckpoint.js';
 import { EXPORT_FORMATS, type ExportFormat } from '../../recipe/types.js';
 
 interface ExportArgs {

@@ -4,7 +4,8 @@
  * counted is the backend's: tfjs' engine counts every tensor object (a reshape's view
  * again), a device pool each buffer once, in its physical storage (./cuda.ts).
  */
-import { CATEGORIES, type Category, type Trace } from './trace.js';
+import type { Trace } from './trace.js';
+import { CATEGORIES, type Breakdown } from './categories.js';
 import { evaluate, type Dims } from './symbols.js';
 
 /**
@@ -27,8 +28,6 @@ export interface StorageRules {
     dims: Dims,
   ): number;
 }
-
-export type Breakdown = Record<Category, number>;
 
 export interface Peak {
   bytes: number;

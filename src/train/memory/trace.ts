@@ -16,10 +16,7 @@ import { trainStep, stepSeed } from '../step.js';
 import { applyPrecision } from '../precision.js';
 import { factor, hasSymbol, type Dims, type Monomial } from './symbols.js';
 import { buildTwinModel, fullLengthBatch, type TwinModelSource } from './twin.js';
-
-/** What a buffer is for, as the breakdown reports it. */
-export type Category = 'weights' | 'adapter' | 'gradients' | 'optimizer' | 'activations' | 'logits' | 'workspace';
-export const CATEGORIES: readonly Category[] = ['weights', 'adapter', 'gradients', 'optimizer', 'activations', 'logits', 'workspace'];
+import type { Category } from './categories.js';
 
 export interface Buffer {
   /** One monomial per axis. */
