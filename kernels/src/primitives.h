@@ -12,7 +12,7 @@
 // `q:view` stands for a flash attention view's five (q:ptr qDtype:dtype qBatchStride:int
 // qHeadStride:int qRowStride:int). Each accessor checks the kind it reads against the
 // signature. The TypeScript side states the same signatures once
-// (src/backend/cuda/primitives/signatures.ts): test/backend/cuda/signatures.test.ts compares
+// (src/backend/cuda/primitives/signatures.ts): test/backend/cuda/primitives/signatures.test.ts compares
 // them with these registrations from the source, and the backend compares them with the
 // loaded addon's `primitives()` before it starts. Registration happens while the addon loads
 // (static initialisers).

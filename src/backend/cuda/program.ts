@@ -6,7 +6,7 @@
  * once per kernel (the tfjs engine costs ~40 µs a kernel; a recorded primitive ~0.1 µs).
  *
  * Arguments are given by name and put in the order of ./primitives/signatures.ts, the table
- * the addon's own registrations are checked against when it loads (../register.ts).
+ * the addon's own registrations are checked against when it loads (./register.ts).
  */
 import type { CudaAddon, PrimitiveInfo } from './addon.js';
 import { type PrimitiveArgs, type PrimitiveName, primitiveSignature } from './primitives/signatures.js';

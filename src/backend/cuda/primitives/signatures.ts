@@ -3,7 +3,7 @@
  * `name:kind`. This is the TypeScript side's one statement of the order: the typed builders
  * beside this file pass their arguments by name (Program.add puts them in this order), the CPU
  * emulation (test/gpu/emulatedPrimitives.ts) decodes by it, and it is compared with the C++
- * side's `TT_PRIMITIVE` registrations — by test/backend/cuda/signatures.test.ts from the
+ * side's `TT_PRIMITIVE` registrations — by test/backend/cuda/primitives/signatures.test.ts from the
  * kernels' source (no GPU needed), and by registerCudaBackend (../register.ts) against the loaded
  * addon's `primitives()`, which refuses to start on the first difference.
  *
