@@ -8,11 +8,10 @@
 // One element per thread; reads p, g, m, v and writes p, m, v once (7 × 4 bytes/element),
 // instead of the ~20 tensor passes the same update costs as separate tfjs ops.
 //
-// Two launchers share the element update: one tensor (launchAdamW), and many tensors in a few
-// launches (launchAdamWMulti, PyTorch's multi_tensor_apply idea): up to kAdamWTensorsPerLaunch
-// tensors' pointers travel in the kernel's parameters, each tensor is cut into chunks of
-// kAdamWChunk elements, and block b updates chunk b of the launch — an adapter's hundreds of
-// tensors cost a handful of launches and one call from JavaScript.
+// Every tensor of a step in a few launches (launchAdamWMulti, PyTorch's multi_tensor_apply idea):
+// up to kAdamWTensorsPerLaunch tensors' pointers travel in the kernel's parameters, each tensor
+// is cut into chunks of kAdamWChunk elements, and block b updates chunk b of the launch — an
+// adapter's hundreds of tensors cost a handful of launches and one call from JavaScript.
 #include "kernels.h"
 #include <cmath>
 
@@ -30,19 +29,6 @@ __device__ __forceinline__ void adamwUpdate(float* param, const float* grad, flo
   param[i] = p;
   m[i] = mi;
   v[i] = vi;
-}
-
-__global__ void adamwKernel(AdamWArgs a) {
-  const AdamWHyper h{a.lr, a.beta1, a.beta2, a.eps, a.biasCorrection1, a.biasCorrection2, a.gradScale};
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < a.n; i += (int64_t)gridDim.x * blockDim.x) {
-    adamwUpdate(a.param, a.grad, a.m, a.v, i, a.weightDecay, h);
-  }
-}
-
-void launchAdamW(const AdamWArgs& a) {
-  if (a.n == 0) return;
-  adamwKernel<<<gridFor(a.n, 256), 256, 0, stream()>>>(a);
-  checkLaunch("adamw", "n=" + std::to_string(a.n));
 }
 
 constexpr int kAdamWTensorsPerLaunch = 48;

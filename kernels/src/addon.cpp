@@ -1,9 +1,12 @@
 // The Node-API surface of the addon (plain C API from node_api.h, so one binary serves every
 // Node ≥ 18). Each JavaScript function unpacks numbers (device pointers travel as JS numbers:
 // x86-64/aarch64 user addresses are < 2^48, exact in a double), typed arrays (host data,
-// shapes), and calls one launcher from kernels.h. Any C++ exception — a CUDA or cuBLAS error,
-// a bad argument — becomes a JavaScript Error whose message starts with the function's name.
-// The TypeScript side (src/backend/cuda/addon.ts) documents each signature.
+// shapes), and calls one launcher from kernels.h. Numbers are decoded as a program's are: a
+// call's numbers (booleans as 1 and 0) go through primitives.h's Args, so a pointer, an
+// integer or a flag is checked by the same rules and errors wherever it comes from. Any C++
+// exception — a CUDA or cuBLAS error, a bad argument — becomes a JavaScript Error whose message
+// starts with the function's name. The TypeScript side (src/backend/cuda/addon.ts) documents
+// each signature.
 #include <node_api.h>
 #include <cmath>
 #include <cstring>
@@ -18,40 +21,44 @@ using namespace tt;
 
 namespace {
 
+constexpr size_t kMaxArgs = 20;
+
+// One JavaScript call: its numbers decoded by Args (primitives.h), its typed arrays read here.
 struct Call {
   napi_env env;
   const char* name;
-  size_t argc = 20;
-  napi_value argv[20];
+  size_t argc = kMaxArgs;
+  napi_value argv[kMaxArgs];
+  double numbers[kMaxArgs];  // each argument as a number: a boolean 1 or 0, anything else NaN
+  Args args;
 
-  Call(napi_env e, napi_callback_info info) : env(e) {
+  Call(napi_env e, napi_callback_info info) : env(e), args{numbers, 0, ""} {
     void* data = nullptr;
     napi_get_cb_info(env, info, &argc, argv, nullptr, &data);
     name = static_cast<const char*>(data);
+    argc = argc < kMaxArgs ? argc : kMaxArgs;
+    for (size_t i = 0; i < argc; i++) {
+      bool b;
+      if (napi_get_value_double(env, argv[i], &numbers[i]) == napi_ok) continue;
+      numbers[i] = napi_get_value_bool(env, argv[i], &b) == napi_ok ? (b ? 1.0 : 0.0) : std::nan("");
+    }
+    args = Args{numbers, argc, name};
   }
   [[noreturn]] void bad(size_t i, const char* want) const {
     throw std::runtime_error(std::string(name) + ": argument " + std::to_string(i) + " must be " + want);
   }
   double num(size_t i) const {
-    double v;
-    if (i >= argc || napi_get_value_double(env, argv[i], &v) != napi_ok) bad(i, "a number");
+    const double v = args.num((int)i);
+    if (std::isnan(v) && !isNumber(i)) bad(i, "a number");
     return v;
   }
-  int64_t i64(size_t i) const {
-    double v = num(i);
-    if (v != std::floor(v) || std::fabs(v) > 9007199254740992.0) bad(i, "an integer");
-    return (int64_t)v;
-  }
-  int i32(size_t i) const { return (int)i64(i); }
-  void* ptr(size_t i) const {
-    double v = num(i);
-    if (v < 0 || v != std::floor(v)) bad(i, "a device pointer");
-    return reinterpret_cast<void*>((uintptr_t)v);
-  }
-  bool flag(size_t i) const {
-    bool b;
-    if (i >= argc || napi_get_value_bool(env, argv[i], &b) != napi_ok) bad(i, "a boolean");
-    return b;
+  int64_t i64(size_t i) const { return args.i64((int)i); }
+  int i32(size_t i) const { return args.i32((int)i); }
+  void* ptr(size_t i) const { return args.ptr((int)i); }
+  bool flag(size_t i) const { return args.flag((int)i); }
+  bool isNumber(size_t i) const {
+    napi_valuetype t = napi_undefined;
+    return i < argc && napi_typeof(env, argv[i], &t) == napi_ok && t == napi_number;
   }
   // The typed array at argument i: its element type, element count and data.
   napi_typedarray_type typedArray(size_t i, const char* what, size_t* len, void** data) const {
@@ -284,17 +291,6 @@ napi_value randomUniform(Call& c) {
   return c.undefined();
 }
 
-// adamw(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, bc1, bc2, gradScale)
-napi_value adamw(Call& c) {
-  AdamWArgs a;
-  a.param = (float*)c.ptr(0); a.grad = (const float*)c.ptr(1); a.m = (float*)c.ptr(2); a.v = (float*)c.ptr(3);
-  a.n = c.i64(4); a.lr = (float)c.num(5); a.beta1 = (float)c.num(6); a.beta2 = (float)c.num(7); a.eps = (float)c.num(8);
-  a.weightDecay = (float)c.num(9); a.biasCorrection1 = (float)c.num(10); a.biasCorrection2 = (float)c.num(11);
-  a.gradScale = (float)c.num(12);
-  launchAdamW(a);
-  return c.undefined();
-}
-
 // adamwMulti(table, lr, beta1, beta2, eps, bc1, bc2, gradScale): table = Float64Array of
 // [param, grad, m, v, n, weightDecay] per tensor; every tensor updated in a few launches.
 napi_value adamwMulti(Call& c) {
@@ -321,17 +317,19 @@ napi_value memoryBandwidth(Call& c) {
 
 // ---- programs of device primitives (primitives.h) -------------------------------------------
 
-// primitives(): [{name, nargs}] in id order — the table programs are written against.
+// primitives(): [{name, args}] in id order — the table programs are written against, each with
+// its signature ("x:ptr xt:dtype …", views spelled out) for the TypeScript side to compare.
 napi_value primitivesFn(Call& c) {
   const std::vector<Primitive>& t = primitiveTable();
   napi_value arr;
   napi_create_array_with_length(c.env, t.size(), &arr);
   for (size_t i = 0; i < t.size(); i++) {
-    napi_value o, name;
+    napi_value o, name, args;
     napi_create_object(c.env, &o);
     napi_create_string_utf8(c.env, t[i].name, NAPI_AUTO_LENGTH, &name);
+    napi_create_string_utf8(c.env, t[i].signature.c_str(), t[i].signature.size(), &args);
     c.set(o, "name", name);
-    c.set(o, "nargs", c.number(t[i].nargs));
+    c.set(o, "args", args);
     napi_set_element(c.env, arr, (uint32_t)i, o);
   }
   return arr;
@@ -429,7 +427,7 @@ const Export kExports[] = {
   {"unary", entry<unary>}, {"binary", entry<binary>}, {"select", entry<selectFn>}, {"reduce", entry<reduce>},
   {"softmax", entry<softmax>}, {"gather", entry<gather>}, {"scatterAdd", entry<scatterAdd>},
   {"stridedCopy", entry<stridedCopy>}, {"fill", entry<fill>}, {"range", entry<range>}, {"oneHot", entry<oneHot>},
-  {"gemm", entry<gemmFn>}, {"crossEntropy", entry<crossEntropy>}, {"crossEntropyBackward", entry<crossEntropyBackward>}, {"randomUniform", entry<randomUniform>}, {"adamw", entry<adamw>},
+  {"gemm", entry<gemmFn>}, {"crossEntropy", entry<crossEntropy>}, {"crossEntropyBackward", entry<crossEntropyBackward>}, {"randomUniform", entry<randomUniform>},
   {"primitives", entry<primitivesFn>}, {"runProgram", entry<runProgramFn>},
   {"ncclAvailable", entry<ncclAvailableFn>}, {"ncclGetUniqueId", entry<ncclGetUniqueIdFn>}, {"ncclCommInitRank", entry<ncclCommInitRankFn>},
   {"ncclAllReduce", entry<ncclAllReduceFn>}, {"ncclReduceScatter", entry<ncclReduceScatterFn>}, {"ncclAllGather", entry<ncclAllGatherFn>},

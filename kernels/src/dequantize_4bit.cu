@@ -276,9 +276,9 @@ void launchDequant4bit(const Dequant4bitArgs* parts, int count) {
   if (g.count > 0) flush();
 }
 
-// dequantize4bit(count, then kDequant4bitGroup × [packed, absmax, nestedAbsmax|0, nestedCode|0, offset,
-//                nestedBlocksize, out, outType, n, blocksize, quantType, roundTo]) — the first `count` in
-//                one launch where they share a kernel; absmax is f32 [blocks], or u8 codes when nestedAbsmax is set.
+// A weight count, then kDequant4bitGroup slots of a weight's arguments (nestedAbsmax and nestedCode 0 without
+// double quantisation) — the first `count` in one launch where they share a kernel; absmax is f32 [blocks], or u8
+// codes when nestedAbsmax is set.
 constexpr int kDequantArgs = 12;
 static void dequantize4bitPrimitive(const Args& p) {
   const int count = p.i32(0);
@@ -290,12 +290,23 @@ static void dequantize4bitPrimitive(const Args& p) {
     a.packed = p.ptr(o); a.absmax = p.ptr(o + 1);
     a.nestedAbsmax = p.as<const float>(o + 2); a.nestedCode = p.as<const float>(o + 3);
     a.offset = p.f32(o + 4); a.nestedBlocksize = p.i64(o + 5);
-    a.out = p.ptr(o + 6); a.outType = p.i32(o + 7);
+    a.out = p.ptr(o + 6); a.outType = p.dtype(o + 7);
     a.n = p.i64(o + 8); a.blocksize = p.i64(o + 9); a.quantType = p.i32(o + 10); a.roundTo = p.i32(o + 11);
   }
   launchDequant4bit(parts, count);
 }
-TT_PRIMITIVE("dequantize4bit", 1 + kDequant4bitGroup * kDequantArgs, dequantize4bitPrimitive);
+static_assert(kDequant4bitGroup == 4 && kDequantArgs == 12, "dequantize4bit's signature lists four slots of 12 arguments");
+TT_PRIMITIVE("dequantize4bit",
+             "count:int"
+             " packed0:ptr absmax0:ptr nestedAbsmax0:ptr nestedCode0:ptr offset0:float nestedBlocksize0:int"
+             " out0:ptr outType0:dtype n0:int blocksize0:int quantType0:int roundTo0:int"
+             " packed1:ptr absmax1:ptr nestedAbsmax1:ptr nestedCode1:ptr offset1:float nestedBlocksize1:int"
+             " out1:ptr outType1:dtype n1:int blocksize1:int quantType1:int roundTo1:int"
+             " packed2:ptr absmax2:ptr nestedAbsmax2:ptr nestedCode2:ptr offset2:float nestedBlocksize2:int"
+             " out2:ptr outType2:dtype n2:int blocksize2:int quantType2:int roundTo2:int"
+             " packed3:ptr absmax3:ptr nestedAbsmax3:ptr nestedCode3:ptr offset3:float nestedBlocksize3:int"
+             " out3:ptr outType3:dtype n3:int blocksize3:int quantType3:int roundTo3:int",
+             dequantize4bitPrimitive);
 
 double peakMemoryBandwidth() {
   int dev = 0, clockKHz = 0, busBits = 0;

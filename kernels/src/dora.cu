@@ -50,11 +50,10 @@ static void launchDoraScale(const void* w, int t, int64_t rows, int64_t cols, co
   checkLaunch("doraScale", "rows=" + std::to_string(rows) + " cols=" + std::to_string(cols));
 }
 
-// doraScale(w, t, rows, cols, magnitude, norm, scale)
 static void doraScale(const Args& a) {
-  launchDoraScale(a.ptr(0), a.i32(1), a.i64(2), a.i64(3), a.as<const float>(4), a.as<float>(5), a.as<float>(6));
+  launchDoraScale(a.ptr(0), a.dtype(1), a.i64(2), a.i64(3), a.as<const float>(4), a.as<float>(5), a.as<float>(6));
 }
-TT_PRIMITIVE("doraScale", 7, doraScale);
+TT_PRIMITIVE("doraScale", "w:ptr t:dtype rows:int cols:int magnitude:ptr norm:ptr scale:ptr", doraScale);
 
 template <typename T, int V>
 __global__ void columnScaleKernel(const T* x, T* y, int64_t packs, int64_t cols, const float* scale, float shift, const T* bias,
@@ -95,11 +94,11 @@ static void launchColumnScale(const void* x, void* y, int t, int64_t rows, int64
   checkLaunch("columnScale", "rows=" + std::to_string(rows) + " cols=" + std::to_string(cols));
 }
 
-// columnScale(x, y, t, rows, cols, scale, shift, bias, residual, accumulate)
 static void columnScale(const Args& a) {
-  launchColumnScale(a.ptr(0), a.ptr(1), a.i32(2), a.i64(3), a.i64(4), a.as<const float>(5), a.f32(6), a.ptr(7), a.ptr(8), a.flag(9));
+  launchColumnScale(a.ptr(0), a.ptr(1), a.dtype(2), a.i64(3), a.i64(4), a.as<const float>(5), a.f32(6), a.ptr(7), a.ptr(8), a.flag(9));
 }
-TT_PRIMITIVE("columnScale", 10, columnScale);
+TT_PRIMITIVE("columnScale", "x:ptr y:ptr t:dtype rows:int cols:int scale:ptr shift:float bias:ptr residual:ptr accumulate:flag",
+             columnScale);
 
 // Stage one: block (32 columns × 8 row lanes) per 32-column tile and chunk of rows, its f32 sum
 // of a·b over the chunk into partial[chunk, col]; the lanes combined in shared memory, in order.
@@ -146,10 +145,9 @@ static void launchColumnDot(const void* a, const void* b, int t, int64_t rows, i
   checkLaunch("columnDot", "rows=" + std::to_string(rows) + " cols=" + std::to_string(cols));
 }
 
-// columnDot(a, b, t, rows, cols, divisor, out)
 static void columnDot(const Args& a) {
-  launchColumnDot(a.ptr(0), a.ptr(1), a.i32(2), a.i64(3), a.i64(4), a.as<const float>(5), a.as<float>(6));
+  launchColumnDot(a.ptr(0), a.ptr(1), a.dtype(2), a.i64(3), a.i64(4), a.as<const float>(5), a.as<float>(6));
 }
-TT_PRIMITIVE("columnDot", 7, columnDot);
+TT_PRIMITIVE("columnDot", "a:ptr b:ptr t:dtype rows:int cols:int divisor:ptr out:ptr", columnDot);
 
 }  // namespace tt

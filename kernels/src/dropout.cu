@@ -48,10 +48,9 @@ void launchDropout(const void* x, void* y, int t, int64_t n, uint64_t seed, uint
   checkLaunch("dropout", "n=" + std::to_string(n));
 }
 
-// dropout(x, y, t, n, seed, offset, rate, accumulate)
 static void dropout(const Args& a) {
-  launchDropout(a.ptr(0), a.ptr(1), a.i32(2), a.i64(3), (uint64_t)a.i64(4), (uint64_t)a.i64(5), a.num(6), a.flag(7));
+  launchDropout(a.ptr(0), a.ptr(1), a.dtype(2), a.i64(3), (uint64_t)a.i64(4), (uint64_t)a.i64(5), a.num(6), a.flag(7));
 }
-TT_PRIMITIVE("dropout", 8, dropout);
+TT_PRIMITIVE("dropout", "x:ptr y:ptr t:dtype n:int seed:int offset:int rate:float accumulate:flag", dropout);
 
 }  // namespace tt

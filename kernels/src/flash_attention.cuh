@@ -280,7 +280,7 @@ __device__ __forceinline__ void stageTile(float* dst, int stride, const Attentio
 // (b, heads, kvHeads, sq, sk, d, scale, causal, window, queryOffset).
 constexpr int kTensorArgs = 5, kShapeArgs = 10;
 inline AttentionTensor tensorArg(const Args& a, int i) {
-  return AttentionTensor{a.ptr(i), a.i32(i + 1), a.i64(i + 2), a.i64(i + 3), a.i64(i + 4)};
+  return AttentionTensor{a.ptr(i), a.dtype(i + 1), a.i64(i + 2), a.i64(i + 3), a.i64(i + 4)};
 }
 inline AttentionShape shapeArg(const Args& a, int i) {
   return AttentionShape{a.i64(i), a.i64(i + 1), a.i64(i + 2), a.i64(i + 3), a.i64(i + 4), a.i64(i + 5),

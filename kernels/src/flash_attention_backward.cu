@@ -287,18 +287,21 @@ void launchFlashAttentionBackward(const AttentionShape& s, const AttentionInputs
   if (!ws.dqInPlace) flash::storeRows(dqAcc, g.dq, s.b, s.heads, s.sq, s.d);
 }
 
-// flashAttentionBackward(q×5, k×5, v×5, keyMask|0, maskt, out×5, dOut×5, lse, dq×5, dk×5, dv×5, b, heads, kvHeads, sq,
-// sk, d, scale, causal, window, queryOffset, workspace, workspaceBytes): a tensor is (pointer, dtype, batch, head and
-// row strides); the workspace's size is flashAttentionBackwardWorkspaceBytes'.
+// A view is a tensor's (pointer, dtype, batch, head and row strides); keyMask may be 0; the workspace's size is
+// flashAttentionBackwardWorkspaceBytes'.
 static void flashAttentionBackwardPrimitive(const Args& a) {
   using flash::tensorArg;
   constexpr int T = flash::kTensorArgs;
-  const AttentionInputs in{tensorArg(a, 0), tensorArg(a, T), tensorArg(a, 2 * T), a.ptr(3 * T), a.i32(3 * T + 1)};
+  const AttentionInputs in{tensorArg(a, 0), tensorArg(a, T), tensorArg(a, 2 * T), a.ptr(3 * T), a.dtype(3 * T + 1)};
   const AttentionGradients g{tensorArg(a, 5 * T + 3), tensorArg(a, 6 * T + 3), tensorArg(a, 7 * T + 3)};
   launchFlashAttentionBackward(flash::shapeArg(a, 8 * T + 3), in, tensorArg(a, 3 * T + 2), tensorArg(a, 4 * T + 2),
                                a.as<const float>(5 * T + 2), g, a.ptr(8 * T + 3 + flash::kShapeArgs),
                                (size_t)a.i64(8 * T + 4 + flash::kShapeArgs));
 }
-TT_PRIMITIVE("flashAttentionBackward", 8 * flash::kTensorArgs + 5 + flash::kShapeArgs, flashAttentionBackwardPrimitive);
+TT_PRIMITIVE("flashAttentionBackward",
+             "q:view k:view v:view keyMask:ptr maskDtype:dtype out:view dOut:view lse:ptr dq:view dk:view dv:view "
+             "batch:int heads:int kvHeads:int sq:int sk:int headDim:int scale:float causal:flag window:int queryOffset:int "
+             "workspace:ptr workspaceBytes:int",
+             flashAttentionBackwardPrimitive);
 
 }  // namespace tt

@@ -163,14 +163,16 @@ void launchFlashAttentionForward(const AttentionShape& s, const AttentionInputs&
   checkLaunch(where, flash::describe(s));
 }
 
-// flashAttentionForward(q×5, k×5, v×5, keyMask|0, maskt, out×5, lse, b, heads, kvHeads, sq, sk, d, scale, causal, window,
-// queryOffset): a tensor is (pointer, dtype, batch stride, head stride, row stride).
+// A view is a tensor's (pointer, dtype, batch stride, head stride, row stride); keyMask may be 0.
 static void flashAttentionForwardPrimitive(const Args& a) {
   using flash::tensorArg;
   constexpr int T = flash::kTensorArgs;
-  const AttentionInputs in{tensorArg(a, 0), tensorArg(a, T), tensorArg(a, 2 * T), a.ptr(3 * T), a.i32(3 * T + 1)};
+  const AttentionInputs in{tensorArg(a, 0), tensorArg(a, T), tensorArg(a, 2 * T), a.ptr(3 * T), a.dtype(3 * T + 1)};
   launchFlashAttentionForward(flash::shapeArg(a, 4 * T + 3), in, tensorArg(a, 3 * T + 2), a.as<float>(4 * T + 2));
 }
-TT_PRIMITIVE("flashAttentionForward", 4 * flash::kTensorArgs + 3 + flash::kShapeArgs, flashAttentionForwardPrimitive);
+TT_PRIMITIVE("flashAttentionForward",
+             "q:view k:view v:view keyMask:ptr maskDtype:dtype out:view lse:ptr "
+             "batch:int heads:int kvHeads:int sq:int sk:int headDim:int scale:float causal:flag window:int queryOffset:int",
+             flashAttentionForwardPrimitive);
 
 }  // namespace tt

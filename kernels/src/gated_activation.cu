@@ -130,16 +130,15 @@ void launchGatedActivationBackward(const void* dy, int dyt, const void* gate, co
   checkLaunch("gatedActivationBackward", "n=" + std::to_string(n));
 }
 
-// gatedActivationForward(gate, up, t, out, n, act)
 static void gatedActivationForward(const Args& a) {
-  launchGatedActivationForward(a.ptr(0), a.ptr(1), a.i32(2), a.ptr(3), a.i64(4), a.i32(5));
+  launchGatedActivationForward(a.ptr(0), a.ptr(1), a.dtype(2), a.ptr(3), a.i64(4), a.i32(5));
 }
-TT_PRIMITIVE("gatedActivationForward", 6, gatedActivationForward);
+TT_PRIMITIVE("gatedActivationForward", "gate:ptr up:ptr t:dtype out:ptr n:int act:int", gatedActivationForward);
 
-// gatedActivationBackward(dy, dyt, gate, up, t, dgate, dup, dt, n, act)
 static void gatedActivationBackward(const Args& a) {
-  launchGatedActivationBackward(a.ptr(0), a.i32(1), a.ptr(2), a.ptr(3), a.i32(4), a.ptr(5), a.ptr(6), a.i32(7), a.i64(8), a.i32(9));
+  launchGatedActivationBackward(a.ptr(0), a.dtype(1), a.ptr(2), a.ptr(3), a.dtype(4), a.ptr(5), a.ptr(6), a.dtype(7), a.i64(8), a.i32(9));
 }
-TT_PRIMITIVE("gatedActivationBackward", 10, gatedActivationBackward);
+TT_PRIMITIVE("gatedActivationBackward", "dy:ptr dyt:dtype gate:ptr up:ptr t:dtype dgate:ptr dup:ptr dt:dtype n:int act:int",
+             gatedActivationBackward);
 
 }  // namespace tt

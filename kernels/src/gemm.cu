@@ -126,12 +126,10 @@ void gemm(const GemmArgs& g) {
   checkLaunch("gemm", detail);
 }
 
-// gemm(a, b, c, d, abType, dType, m, n, k, transA, transB, lda, ldb, ldd, alpha, beta, bias,
-//      batch, strideA, strideB, strideD)
 static void gemmPrimitive(const Args& a) {
   GemmArgs g;
   g.a = a.ptr(0); g.b = a.ptr(1); g.c = a.ptr(2); g.d = a.ptr(3);
-  g.abType = a.i32(4); g.dType = a.i32(5);
+  g.abType = a.dtype(4); g.dType = a.dtype(5);
   g.m = a.i64(6); g.n = a.i64(7); g.k = a.i64(8);
   g.transA = a.flag(9); g.transB = a.flag(10);
   g.lda = a.i64(11); g.ldb = a.i64(12); g.ldd = a.i64(13);
@@ -140,6 +138,9 @@ static void gemmPrimitive(const Args& a) {
   g.batch = a.i64(17); g.strideA = a.i64(18); g.strideB = a.i64(19); g.strideD = a.i64(20);
   gemm(g);
 }
-TT_PRIMITIVE("gemm", 21, gemmPrimitive);
+TT_PRIMITIVE("gemm",
+             "a:ptr b:ptr c:ptr d:ptr abType:dtype dType:dtype m:int n:int k:int transA:flag transB:flag lda:int ldb:int ldd:int "
+             "alpha:float beta:float bias:ptr batch:int strideA:int strideB:int strideD:int",
+             gemmPrimitive);
 
 }  // namespace tt

@@ -66,12 +66,6 @@ void launchCrossEntropyBackward(const void* x, int xt, const int32_t* labels, co
 
 void launchRandomUniform(void* dst, int dt, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi);
 
-struct AdamWArgs {
-  float* param; const float* grad; float* m; float* v; int64_t n;
-  float lr, beta1, beta2, eps, weightDecay, biasCorrection1, biasCorrection2, gradScale;
-};
-void launchAdamW(const AdamWArgs& a);
-
 // Flash attention for TTAttention and the fused layers (flash_attention_forward.cu,
 // flash_attention_backward.cu; the shared semantics are in flash_attention.cuh). Every tensor but lse is a
 // view with element strides of batch, head and row (head_dim contiguous): q, out, dOut, dq

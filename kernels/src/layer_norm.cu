@@ -154,17 +154,18 @@ void launchLayerNormBackward(const void* dy, int dyt, const void* x, int xt, con
   }
 }
 
-// layerNormForward(x, xt, w, b, y, rows, cols, eps)
 static void layerNormForward(const Args& a) {
-  launchLayerNormForward(a.ptr(0), a.i32(1), a.as<const float>(2), a.as<const float>(3), a.ptr(4), a.i64(5), a.i64(6), a.f32(7));
+  launchLayerNormForward(a.ptr(0), a.dtype(1), a.as<const float>(2), a.as<const float>(3), a.ptr(4), a.i64(5), a.i64(6), a.f32(7));
 }
-TT_PRIMITIVE("layerNormForward", 8, layerNormForward);
+TT_PRIMITIVE("layerNormForward", "x:ptr xt:dtype w:ptr b:ptr y:ptr rows:int cols:int eps:float", layerNormForward);
 
-// layerNormBackward(dy, dyt, x, xt, w, dx, dxt, dw|0, db|0, rows, cols, eps, residual|0): residual is stored like dx.
+// dw and db may be 0 (both or neither), residual 0 or stored like dx.
 static void layerNormBackward(const Args& a) {
-  launchLayerNormBackward(a.ptr(0), a.i32(1), a.ptr(2), a.i32(3), a.as<const float>(4), a.ptr(5), a.i32(6), a.as<float>(7),
+  launchLayerNormBackward(a.ptr(0), a.dtype(1), a.ptr(2), a.dtype(3), a.as<const float>(4), a.ptr(5), a.dtype(6), a.as<float>(7),
                           a.as<float>(8), a.ptr(12), a.i64(9), a.i64(10), a.f32(11));
 }
-TT_PRIMITIVE("layerNormBackward", 13, layerNormBackward);
+TT_PRIMITIVE("layerNormBackward",
+             "dy:ptr dyt:dtype x:ptr xt:dtype w:ptr dx:ptr dxt:dtype dw:ptr db:ptr rows:int cols:int eps:float residual:ptr",
+             layerNormBackward);
 
 }  // namespace tt

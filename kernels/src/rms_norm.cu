@@ -121,17 +121,18 @@ void launchRmsNormBackward(const void* dy, int dyt, const void* x, int xt, const
   if (dw) launchColumnSum(static_cast<float*>(partial.p), blocks, cols, cols, dw, "rmsNormBackward");
 }
 
-// rmsNormForward(x, xt, w, y, rows, cols, eps, offset)
 static void rmsNormForward(const Args& a) {
-  launchRmsNormForward(a.ptr(0), a.i32(1), a.as<const float>(2), a.ptr(3), a.i64(4), a.i64(5), a.f32(6), a.f32(7));
+  launchRmsNormForward(a.ptr(0), a.dtype(1), a.as<const float>(2), a.ptr(3), a.i64(4), a.i64(5), a.f32(6), a.f32(7));
 }
-TT_PRIMITIVE("rmsNormForward", 8, rmsNormForward);
+TT_PRIMITIVE("rmsNormForward", "x:ptr xt:dtype w:ptr y:ptr rows:int cols:int eps:float offset:float", rmsNormForward);
 
-// rmsNormBackward(dy, dyt, x, xt, w, dx, dxt, dw|0, rows, cols, eps, offset, residual|0): residual is stored like dx.
+// dw may be 0, residual 0 or stored like dx.
 static void rmsNormBackward(const Args& a) {
-  launchRmsNormBackward(a.ptr(0), a.i32(1), a.ptr(2), a.i32(3), a.as<const float>(4), a.ptr(5), a.i32(6), a.as<float>(7),
+  launchRmsNormBackward(a.ptr(0), a.dtype(1), a.ptr(2), a.dtype(3), a.as<const float>(4), a.ptr(5), a.dtype(6), a.as<float>(7),
                         a.ptr(12), a.i64(8), a.i64(9), a.f32(10), a.f32(11));
 }
-TT_PRIMITIVE("rmsNormBackward", 13, rmsNormBackward);
+TT_PRIMITIVE("rmsNormBackward",
+             "dy:ptr dyt:dtype x:ptr xt:dtype w:ptr dx:ptr dxt:dtype dw:ptr rows:int cols:int eps:float offset:float residual:ptr",
+             rmsNormBackward);
 
 }  // namespace tt

@@ -51,16 +51,15 @@ void launchRope(const void* x, int t, const float* cos, const float* sin, void* 
   checkLaunch(what, "[" + std::to_string(rows) + "," + std::to_string(headDim) + "] rotary " + std::to_string(rotaryDim));
 }
 
-// ropeForward(x, t, cos, sin, y, rows, seq, inner, headDim, rotaryDim)
 static void ropeForward(const Args& a) {
-  launchRope(a.ptr(0), a.i32(1), a.as<const float>(2), a.as<const float>(3), a.ptr(4), a.i64(5), a.i64(6), a.i64(7), a.i64(8), a.i64(9), false);
+  launchRope(a.ptr(0), a.dtype(1), a.as<const float>(2), a.as<const float>(3), a.ptr(4), a.i64(5), a.i64(6), a.i64(7), a.i64(8), a.i64(9), false);
 }
-TT_PRIMITIVE("ropeForward", 10, ropeForward);
+TT_PRIMITIVE("ropeForward", "x:ptr t:dtype cos:ptr sin:ptr y:ptr rows:int seq:int inner:int headDim:int rotaryDim:int", ropeForward);
 
-// ropeBackward(dy, t, cos, sin, dx, rows, seq, inner, headDim, rotaryDim): dx has dy's storage.
+// x is dy and y is dx (dy's storage).
 static void ropeBackward(const Args& a) {
-  launchRope(a.ptr(0), a.i32(1), a.as<const float>(2), a.as<const float>(3), a.ptr(4), a.i64(5), a.i64(6), a.i64(7), a.i64(8), a.i64(9), true);
+  launchRope(a.ptr(0), a.dtype(1), a.as<const float>(2), a.as<const float>(3), a.ptr(4), a.i64(5), a.i64(6), a.i64(7), a.i64(8), a.i64(9), true);
 }
-TT_PRIMITIVE("ropeBackward", 10, ropeBackward);
+TT_PRIMITIVE("ropeBackward", "x:ptr t:dtype cos:ptr sin:ptr y:ptr rows:int seq:int inner:int headDim:int rotaryDim:int", ropeBackward);
 
 }  // namespace tt

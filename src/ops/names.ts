@@ -8,14 +8,39 @@
  * backend fuses. `outputs`, where present, names what a fused kernel returns: the op's value
  * first, then tensors only its gradient needs (saved by tfjs as the kernel's outputs, e.g. the
  * attention rows' log-sum-exp); the op returns the first and disposes the rest (./dispatch.ts).
+ *
+ * What a fused kernel keeps and makes is part of its signature, for the memory estimate
+ * (src/train/memory/cuda.ts reads it; nothing restates it there): the gradient saves its
+ * `inputs` that are the op's inputs (beside `dy` and the op's outputs); `valueShape` names the
+ * input whose shape the value has (null: a scalar); the gradient's `returns` lists its outputs
+ * in order, each the gradient of an input and shaped like a named tensor, and `passes` the
+ * inputs whose gradient is `dy` itself; `storage` says how cuda stores a result.
  */
 export interface OpSignature {
   readonly name: string;
   readonly inputs: readonly string[];
   readonly attrs: readonly string[];
   readonly outputs?: readonly string[];
-  readonly gradient?: { readonly name: string; readonly inputs: readonly string[] };
+  readonly valueShape?: string | null;
+  readonly storage?: OpStorage;
+  readonly gradient?: OpGradient;
 }
+
+export interface OpGradient {
+  readonly name: string;
+  readonly inputs: readonly string[];
+  /** [the input it is the gradient of, the tensor whose shape it has] per output, in order. */
+  readonly returns?: ReadonlyArray<readonly [string, string]>;
+  readonly passes?: readonly string[];
+  readonly storage?: OpStorage;
+}
+
+/**
+ * How the cuda backend stores a fused kernel's result (kernels/README.md, "Precision"): `gemm`
+ * in the GEMM type (bf16 under bf16-mixed), `f32` always, `{ like }` as the named input is
+ * stored (bf16 only when it is). Without one, the elementwise rule decides (src/train/memory/cuda.ts).
+ */
+export type OpStorage = 'gemm' | 'f32' | { readonly like: string };
 
 /** A decoder half's projection inputs: weight (absent when 4-bit, see attr projections), bias, LoRA A and B, DoRA's magnitude. */
 const projectionInputs = (roles: readonly string[]) =>
@@ -30,44 +55,97 @@ export const OPS = {
     name: 'QLinear',
     inputs: ['x', 'bias?'],
     attrs: ['weight'],
-    gradient: { name: 'QLinearGrad', inputs: ['dy'] },
+    storage: 'gemm',
+    gradient: { name: 'QLinearGrad', inputs: ['dy'], storage: 'gemm' },
   },
   rmsNorm: {
     name: 'TTRmsNorm',
     inputs: ['x', 'w'],
     attrs: ['eps', 'offset'],
-    gradient: { name: 'TTRmsNormGrad', inputs: ['dy', 'x', 'w'] },
+    valueShape: 'x',
+    storage: { like: 'x' },
+    gradient: {
+      name: 'TTRmsNormGrad',
+      inputs: ['dy', 'x', 'w'],
+      returns: [
+        ['x', 'x'],
+        ['w', 'w'],
+      ],
+    },
   },
   layerNorm: {
     name: 'TTLayerNorm',
     inputs: ['x', 'w', 'b'],
     attrs: ['eps'],
-    gradient: { name: 'TTLayerNormGrad', inputs: ['dy', 'x', 'w'] },
+    valueShape: 'x',
+    storage: { like: 'x' },
+    gradient: {
+      name: 'TTLayerNormGrad',
+      inputs: ['dy', 'x', 'w'],
+      returns: [
+        ['x', 'x'],
+        ['w', 'w'],
+        ['b', 'w'],
+      ],
+    },
   },
   gatedActivation: {
     name: 'TTGatedActivation',
     inputs: ['gate', 'up'],
     attrs: ['act'],
-    gradient: { name: 'TTGatedActivationGrad', inputs: ['dy', 'gate', 'up'] },
+    valueShape: 'gate',
+    storage: { like: 'gate' },
+    gradient: {
+      name: 'TTGatedActivationGrad',
+      inputs: ['dy', 'gate', 'up'],
+      returns: [
+        ['gate', 'gate'],
+        ['up', 'up'],
+      ],
+    },
   },
   rope: {
     name: 'TTRope',
     inputs: ['x', 'cos', 'sin'],
     attrs: ['rotaryDim'],
-    gradient: { name: 'TTRopeGrad', inputs: ['dy', 'cos', 'sin'] },
+    valueShape: 'x',
+    storage: { like: 'x' },
+    gradient: { name: 'TTRopeGrad', inputs: ['dy', 'cos', 'sin'], returns: [['x', 'dy']] },
   },
   attention: {
     name: 'TTAttention',
     inputs: ['q', 'k', 'v', 'keyMask'],
     attrs: ['scale', 'causal', 'window', 'queryOffset'],
     outputs: ['out', 'lse'],
-    gradient: { name: 'TTAttentionGrad', inputs: ['dy', 'q', 'k', 'v', 'keyMask', 'out', 'lse'] },
+    valueShape: 'q',
+    storage: 'gemm',
+    gradient: {
+      name: 'TTAttentionGrad',
+      inputs: ['dy', 'q', 'k', 'v', 'keyMask', 'out', 'lse'],
+      returns: [
+        ['q', 'q'],
+        ['k', 'k'],
+        ['v', 'v'],
+      ],
+      storage: 'gemm',
+    },
   },
   loraDelta: {
     name: 'TTLoraDelta',
     inputs: ['x', 'base', 'A', 'B'],
     attrs: ['scaling'],
-    gradient: { name: 'TTLoraDeltaGrad', inputs: ['dy', 'x', 'A', 'B'] },
+    valueShape: 'base',
+    storage: { like: 'base' },
+    gradient: {
+      name: 'TTLoraDeltaGrad',
+      inputs: ['dy', 'x', 'A', 'B'],
+      returns: [
+        ['x', 'x'],
+        ['A', 'A'],
+        ['B', 'B'],
+      ],
+      passes: ['base'],
+    },
   },
   /**
    * x ⊙ M / (1 − rate), M the Philox mask of `seed` (src/ops/dropout.ts): the gradient kernel
@@ -77,7 +155,9 @@ export const OPS = {
     name: 'TTDropout',
     inputs: ['x'],
     attrs: ['rate', 'seed'],
-    gradient: { name: 'TTDropoutGrad', inputs: ['dy'] },
+    valueShape: 'x',
+    storage: { like: 'x' },
+    gradient: { name: 'TTDropoutGrad', inputs: ['dy'], returns: [['x', 'dy']], storage: { like: 'dy' } },
   },
   /**
    * A pre-norm decoder block's attention half, h + o(attention(rope(q), rope(k), v)) of
@@ -118,7 +198,14 @@ export const OPS = {
     name: 'TTCrossEntropySum',
     inputs: ['logits', 'labels'],
     attrs: ['ignoreIndex'],
-    gradient: { name: 'TTCrossEntropySumGrad', inputs: ['dy', 'logits', 'labels'] },
+    valueShape: null,
+    storage: 'f32',
+    gradient: {
+      name: 'TTCrossEntropySumGrad',
+      inputs: ['dy', 'logits', 'labels'],
+      returns: [['logits', 'logits']],
+      storage: { like: 'logits' },
+    },
   },
 } as const satisfies Record<string, OpSignature>;
 

@@ -10,7 +10,7 @@ import {
   activeCudaBackend,
   cudaMemory,
   deviceRandomUniform,
-  fusedAdamWStep,
+  fusedAdamWStepAll,
   physicalDtype,
   storeFrozenWeight,
 } from '../../src/backend/cuda/api.js';
@@ -102,7 +102,7 @@ describe('fused AdamW', () => {
     if (!p || !m || !v) throw new Error('unreachable');
     const g = tf.tensor1d(g0);
     const o = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 0.5 };
-    expect(fusedAdamWStep(p, g, m, v, o)).toBe(true);
+    expect(fusedAdamWStepAll([{ param: p, grad: g, m, v, weightDecay: o.weightDecay }], o)).toBe(true);
     const ref = { p: new Float64Array(n), m: new Float64Array(n), v: new Float64Array(n) };
     for (let i = 0; i < n; i++) {
       const gi = g0[i]! * o.gradScale;

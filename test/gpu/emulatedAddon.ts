@@ -6,7 +6,7 @@
  * the backend's plumbing, never the CUDA kernels themselves: only the device run does that.
  */
 import type { CudaAddon, PoolStats } from '../../src/backend/cuda/addon.js';
-import { emulatedPrimitives } from './emulatedPrimitives.js';
+import { decodeArgs, emulatedPrimitives } from './emulatedPrimitives.js';
 import { erf } from './emulatedMath.js';
 import './emulatedFused.js';
 import './emulatedDequant.js';
@@ -185,7 +185,22 @@ export function emulatedAddon(): CudaAddon {
   };
 
   const prims = emulatedPrimitives({ load, store, view });
-  const adamwOne: CudaAddon['adamw'] = (p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2, gs) => {
+  /** adamw.cu's element update over one tensor. */
+  const adamwOne = (
+    p: number,
+    g: number,
+    m: number,
+    v: number,
+    n: number,
+    lr: number,
+    b1: number,
+    b2: number,
+    eps: number,
+    wd: number,
+    bc1: number,
+    bc2: number,
+    gs: number,
+  ) => {
     for (let i = 0; i < n; i++) {
       const gi = load(g, 0, i) * gs;
       let pi = load(p, 0, i) * (1 - lr * wd);
@@ -198,18 +213,18 @@ export function emulatedAddon(): CudaAddon {
     }
   };
   return {
-    primitives: () => prims.table.map(({ name, nargs }) => ({ name, nargs })),
+    primitives: () => prims.table.map(({ name, text }) => ({ name, args: text })),
     runProgram(program) {
       let pos = 0;
       for (let step = 0; pos < program.length; step++) {
         const entry = prims.table[program[pos]!];
         if (!entry) throw new Error(`program entry ${step}: no primitive with id ${program[pos]}`);
         try {
-          entry.run(program.subarray(pos + 1, pos + 1 + entry.nargs));
+          entry.run(decodeArgs(entry.args, program.subarray(pos + 1, pos + 1 + entry.args.length)));
         } catch (err) {
           throw new Error(`program entry ${step} (${entry.name}): ${(err as Error).message}`);
         }
-        pos += 1 + entry.nargs;
+        pos += 1 + entry.args.length;
       }
     },
     deviceInfo: () => ({
@@ -473,7 +488,6 @@ export function emulatedAddon(): CudaAddon {
       const u = philoxUniforms(seed, offset, n);
       for (let i = 0; i < n; i++) store(dst, dt, i, lo + (hi - lo) * u[i]!);
     },
-    adamw: adamwOne,
     adamwMulti(table, lr, b1, b2, eps, bc1, bc2, gs) {
       if (table.length % 6 !== 0) throw new Error('adamwMulti: argument 0 must be a Float64Array of 6 entries per tensor');
       for (let t = 0; t < table.length; t += 6) {

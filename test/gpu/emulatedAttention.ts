@@ -1,13 +1,13 @@
 /**
  * CPU emulation of the flash attention primitives (kernels/src/flash_attention_*.cu,
- * src/backend/cuda/primitives/attention.ts) for the emulated addon: the same argument order,
+ * src/backend/cuda/primitives/attention.ts) for the emulated addon: the same arguments (by name),
  * strided views (element strides of batch, head and row), physical dtypes, out and the f32 row
  * log-sum-exp, a fully masked row's scores valued 0 (so its lse is log sk and P = 1/sk, as the
  * reference's −1e30 gives), a null key mask hiding nothing, and the backward's workspace size
  * check — computed row by row over all keys in double precision. It checks the TypeScript
  * plumbing and the contract's arithmetic, not the CUDA tiling or the tensor-core rounding.
  */
-import { defineEmulatedPrimitives, type EmulatedMemory } from './emulatedPrimitives.js';
+import { defineEmulatedPrimitives, type EmulatedMemory, type NamedArgs } from './emulatedPrimitives.js';
 import { flashBackwardWorkspaceBytes } from '../../src/backend/attentionWorkspace.js';
 
 type Mem = Pick<EmulatedMemory, 'load' | 'store'>;
@@ -37,15 +37,13 @@ interface View {
   sr: number;
 }
 
-const TENSOR_ARGS = 5,
-  PROBLEM_ARGS = 10;
-
-function viewAt(a: Float64Array, i: number): View {
-  return { p: a[i]!, dt: a[i + 1]!, sb: a[i + 2]!, sh: a[i + 3]!, sr: a[i + 4]! };
+/** The view named `name` (its pointer `name`, `nameDtype`, `nameBatchStride` …). */
+function viewOf(a: NamedArgs, name: string): View {
+  return { p: a[name]!, dt: a[`${name}Dtype`]!, sb: a[`${name}BatchStride`]!, sh: a[`${name}HeadStride`]!, sr: a[`${name}RowStride`]! };
 }
 
-function problemAt(a: Float64Array, i: number, where: string): Problem {
-  const [b, heads, kvHeads, sq, sk, d, scale, causal, window, queryOffset] = Array.from(a.subarray(i, i + PROBLEM_ARGS)) as number[];
+function problemOf(a: NamedArgs, where: string): Problem {
+  const { batch: b, heads, kvHeads, sq, sk, headDim: d, scale, causal, window, queryOffset } = a;
   if (heads! % kvHeads! !== 0) throw new Error(`${where}: ${heads} query heads do not group over ${kvHeads} KV heads`);
   if (d! > 256) throw new Error(`${where}: head dimension ${d} exceeds the supported 256`);
   return {
@@ -127,20 +125,17 @@ function workspaceBytes(pr: Problem, dq: View): number {
 }
 
 function attention(mem: Mem) {
-  const T = TENSOR_ARGS;
   return [
     {
-      // (q×5, k×5, v×5, keyMask, maskt, out×5, lse, problem×10)
       name: 'flashAttentionForward',
-      nargs: 4 * T + 3 + PROBLEM_ARGS,
-      run: (a: Float64Array) => {
-        const pr = problemAt(a, 4 * T + 3, 'flashAttentionForward');
-        const out = viewAt(a, 3 * T + 2),
-          lsep = a[4 * T + 2]!;
-        const q = read(mem, viewAt(a, 0), pr, pr.heads, pr.sq),
-          k = read(mem, viewAt(a, T), pr, pr.kvHeads, pr.sk);
-        const v = read(mem, viewAt(a, 2 * T), pr, pr.kvHeads, pr.sk),
-          mask = readMask(mem, a[3 * T]!, a[3 * T + 1]!, pr.b * pr.sk);
+      run: (a: NamedArgs) => {
+        const pr = problemOf(a, 'flashAttentionForward');
+        const out = viewOf(a, 'out'),
+          lsep = a.lse!;
+        const q = read(mem, viewOf(a, 'q'), pr, pr.heads, pr.sq),
+          k = read(mem, viewOf(a, 'k'), pr, pr.kvHeads, pr.sk);
+        const v = read(mem, viewOf(a, 'v'), pr, pr.kvHeads, pr.sk),
+          mask = readMask(mem, a.keyMask!, a.maskDtype!, pr.b * pr.sk);
         const o = new Float64Array(q.length);
         for (let b = 0; b < pr.b; b++)
           for (let h = 0; h < pr.heads; h++)
@@ -157,26 +152,24 @@ function attention(mem: Mem) {
       },
     },
     {
-      // (q×5, k×5, v×5, keyMask, maskt, out×5, dOut×5, lse, dq×5, dk×5, dv×5, problem×10, workspace, workspaceBytes)
       name: 'flashAttentionBackward',
-      nargs: 8 * T + 5 + PROBLEM_ARGS,
-      run: (a: Float64Array) => {
-        const pr = problemAt(a, 8 * T + 3, 'flashAttentionBackward');
-        const dqV = viewAt(a, 5 * T + 3),
-          dkV = viewAt(a, 6 * T + 3),
-          dvV = viewAt(a, 7 * T + 3);
+      run: (a: NamedArgs) => {
+        const pr = problemOf(a, 'flashAttentionBackward');
+        const dqV = viewOf(a, 'dq'),
+          dkV = viewOf(a, 'dk'),
+          dvV = viewOf(a, 'dv');
         const need = workspaceBytes(pr, dqV),
-          given = a[8 * T + 4 + PROBLEM_ARGS]!;
-        if (pr.b * pr.heads * pr.sq > 0 && (given < need || a[8 * T + 3 + PROBLEM_ARGS] === 0)) {
+          given = a.workspaceBytes!;
+        if (pr.b * pr.heads * pr.sq > 0 && (given < need || a.workspace === 0)) {
           throw new Error(`flashAttentionBackward: workspace of ${given} bytes, needs ${need}`);
         }
-        const q = read(mem, viewAt(a, 0), pr, pr.heads, pr.sq),
-          k = read(mem, viewAt(a, T), pr, pr.kvHeads, pr.sk);
-        const v = read(mem, viewAt(a, 2 * T), pr, pr.kvHeads, pr.sk),
-          mask = readMask(mem, a[3 * T]!, a[3 * T + 1]!, pr.b * pr.sk);
-        const out = read(mem, viewAt(a, 3 * T + 2), pr, pr.heads, pr.sq),
-          dOut = read(mem, viewAt(a, 4 * T + 2), pr, pr.heads, pr.sq);
-        const lsep = a[5 * T + 2]!;
+        const q = read(mem, viewOf(a, 'q'), pr, pr.heads, pr.sq),
+          k = read(mem, viewOf(a, 'k'), pr, pr.kvHeads, pr.sk);
+        const v = read(mem, viewOf(a, 'v'), pr, pr.kvHeads, pr.sk),
+          mask = readMask(mem, a.keyMask!, a.maskDtype!, pr.b * pr.sk);
+        const out = read(mem, viewOf(a, 'out'), pr, pr.heads, pr.sq),
+          dOut = read(mem, viewOf(a, 'dOut'), pr, pr.heads, pr.sq);
+        const lsep = a.lse!;
         const dq = new Float64Array(q.length),
           dk = new Float64Array(k.length),
           dv = new Float64Array(k.length);

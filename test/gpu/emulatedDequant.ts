@@ -1,13 +1,14 @@
 /**
  * CPU emulation of the `dequantize4bit` primitive (kernels/src/dequantize_4bit.cu) for the
- * emulated addon: the same argument order (a weight count, then up to four weights' arguments),
+ * emulated addon: the same arguments (a weight count, then up to four weights' slots, by name),
  * checks and float32 arithmetic — scale =
  * code8[q]·nestedAbsmax + offset in two roundings (double quantisation) or absmax, value =
  * table[nibble]·scale, rounded to the source dtype, then to the output's — in plain loops. It
  * checks the TypeScript side (what QLinear and the device record), never the CUDA code.
  */
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/io/dtypes.js';
-import { defineEmulatedPrimitives, type EmulatedMemory } from './emulatedPrimitives.js';
+import { defineEmulatedPrimitives, type EmulatedMemory, type NamedArgs } from './emulatedPrimitives.js';
+import { DEQUANTIZE_GROUP } from '../../src/backend/cuda/primitives/signatures.js';
 
 const F32 = 0,
   BF16 = 1,
@@ -25,13 +26,23 @@ const FP4 = Float32Array.from([...FP4_MAGNITUDES, ...FP4_MAGNITUDES.map((v) => -
 /** Rounding to the source dtype by SourceRound code (kernels.h): none, bf16, f16. */
 const TO_SOURCE: Array<(v: number) => number> = [(v) => v, (v) => bf16ToF32(f32ToBf16(v)), (v) => f16ToF32(f32ToF16(v))];
 
-const GROUP = 4,
-  ARGS_PER_WEIGHT = 12;
-
 function dequantize({ view }: EmulatedMemory) {
-  /** One weight's 12 arguments, as one launch part. */
-  const one = (a: number[]) => {
-    const [packed, absmax, nestedAbsmax, nestedCode, offset, nestedBlocksize, out, outType, n, blocksize, quantType, roundTo] = a;
+  /** The arguments of slot `i` (`packed0`, `absmax0` …), as one launch part. */
+  const one = (a: NamedArgs, i: number) => {
+    const [packed, absmax, nestedAbsmax, nestedCode, offset, nestedBlocksize, out, outType, n, blocksize, quantType, roundTo] = [
+      'packed',
+      'absmax',
+      'nestedAbsmax',
+      'nestedCode',
+      'offset',
+      'nestedBlocksize',
+      'out',
+      'outType',
+      'n',
+      'blocksize',
+      'quantType',
+      'roundTo',
+    ].map((field) => a[`${field}${i}`]);
     const fail = (what: string) => {
       throw new Error(`dequantize4bit: ${what} (n=${n} blocksize=${blocksize})`);
     };
@@ -72,15 +83,12 @@ function dequantize({ view }: EmulatedMemory) {
   return [
     {
       name: 'dequantize4bit',
-      nargs: 1 + GROUP * ARGS_PER_WEIGHT,
-      run: (a: Float64Array) => {
-        const count = a[0]!;
-        if (!(Number.isInteger(count) && count >= 1 && count <= GROUP))
-          throw new Error(`dequantize4bit: argument 0 must be a weight count in [1, ${GROUP}], got ${count}`);
+      run: (a: NamedArgs) => {
+        const count = a.count!;
+        if (!(Number.isInteger(count) && count >= 1 && count <= DEQUANTIZE_GROUP))
+          throw new Error(`dequantize4bit: argument 0 must be a weight count in [1, ${DEQUANTIZE_GROUP}], got ${count}`);
         // Every part checked before any is written, as the launcher does.
-        const parts = Array.from({ length: count }, (_, i) =>
-          one(Array.from(a.subarray(1 + i * ARGS_PER_WEIGHT, 1 + (i + 1) * ARGS_PER_WEIGHT))),
-        );
+        const parts = Array.from({ length: count }, (_, i) => one(a, i));
         for (const run of parts) run();
       },
     },

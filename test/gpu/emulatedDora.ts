@@ -1,10 +1,10 @@
 /**
  * CPU emulations of DoRA's primitives (kernels/src/dora.cu) for the emulated addon: the same
- * argument order, storage (row tensors of one type, f32 scales, norms and sums) and formulas,
+ * arguments (by name), storage (row tensors of one type, f32 scales, norms and sums) and formulas,
  * in plain loops with f32 rounding where the kernels round. They check the TypeScript side
  * (what the fused halves record), never the CUDA code.
  */
-import { defineEmulatedPrimitives, type EmulatedMemory } from './emulatedPrimitives.js';
+import { defineEmulatedPrimitives, type EmulatedMemory, type NamedArgs } from './emulatedPrimitives.js';
 
 const F32 = 0;
 
@@ -12,9 +12,8 @@ function dora({ load, store }: EmulatedMemory) {
   return [
     {
       name: 'doraScale',
-      nargs: 7,
-      run: (a: Float64Array) => {
-        const [w, t, rows, cols, magnitude, norm, scale] = Array.from(a) as number[];
+      run: (a: NamedArgs) => {
+        const { w, t, rows, cols, magnitude, norm, scale } = a;
         if (scale && !magnitude) throw new Error('doraScale: the scale needs the magnitude');
         for (let r = 0; r < rows!; r++) {
           let s = 0;
@@ -27,9 +26,8 @@ function dora({ load, store }: EmulatedMemory) {
     },
     {
       name: 'columnScale',
-      nargs: 10,
-      run: (a: Float64Array) => {
-        const [x, y, t, rows, cols, scale, shift, bias, residual, accumulate] = Array.from(a) as number[];
+      run: (a: NamedArgs) => {
+        const { x, y, t, rows, cols, scale, shift, bias, residual, accumulate } = a;
         for (let i = 0; i < rows!; i++)
           for (let j = 0; j < cols!; j++) {
             const at = i * cols! + j;
@@ -43,9 +41,8 @@ function dora({ load, store }: EmulatedMemory) {
     },
     {
       name: 'columnDot',
-      nargs: 7,
-      run: (a: Float64Array) => {
-        const [x, y, t, rows, cols, divisor, out] = Array.from(a) as number[];
+      run: (a: NamedArgs) => {
+        const { a: x, b: y, t, rows, cols, divisor, out } = a;
         for (let j = 0; j < cols!; j++) {
           let s = 0;
           for (let i = 0; i < rows!; i++) s = Math.fround(s + Math.fround(load(x!, t!, i * cols! + j) * load(y!, t!, i * cols! + j)));

@@ -6,7 +6,7 @@
  * formulas, in plain loops with f32 rounding of the stored values. They check the
  * TypeScript side (kernels, gradients, storage decisions), never the CUDA code.
  */
-import { defineEmulatedPrimitives, type EmulatedMemory } from './emulatedPrimitives.js';
+import { defineEmulatedPrimitives, type EmulatedMemory, type NamedArgs } from './emulatedPrimitives.js';
 import { erf } from './emulatedMath.js';
 import { dropoutKeepThreshold, dropoutScale, philoxBits24 } from '../../src/adapters/philox.js';
 
@@ -58,9 +58,8 @@ function norms({ load, store }: EmulatedMemory) {
   return [
     {
       name: 'rmsNormForward',
-      nargs: 8,
-      run: (a: Float64Array) => {
-        const [x, xt, w, y, rows, cols, eps, offset] = Array.from(a) as number[];
+      run: (a: NamedArgs) => {
+        const { x, xt, w, y, rows, cols, eps, offset } = a;
         for (let r = 0; r < rows!; r++) {
           const v = row(x!, xt!, r * cols!, cols!);
           const inv = 1 / Math.sqrt(mean(v.map((e) => e * e)) + eps!);
@@ -70,9 +69,8 @@ function norms({ load, store }: EmulatedMemory) {
     },
     {
       name: 'rmsNormBackward',
-      nargs: 13,
-      run: (a: Float64Array) => {
-        const [dy, dyt, x, xt, w, dx, dxt, dw, rows, cols, eps, offset, residual] = Array.from(a) as number[];
+      run: (a: NamedArgs) => {
+        const { dy, dyt, x, xt, w, dx, dxt, dw, rows, cols, eps, offset, residual } = a;
         const plus = (i: number) => (residual ? load(residual, dxt!, i) : 0);
         checkGradDtype('rmsNormBackward', dxt!, xt!, dyt!);
         const dwAcc = new Float64Array(cols!);
@@ -92,9 +90,8 @@ function norms({ load, store }: EmulatedMemory) {
     },
     {
       name: 'layerNormForward',
-      nargs: 8,
-      run: (a: Float64Array) => {
-        const [x, xt, w, b, y, rows, cols, eps] = Array.from(a) as number[];
+      run: (a: NamedArgs) => {
+        const { x, xt, w, b, y, rows, cols, eps } = a;
         for (let r = 0; r < rows!; r++) {
           const v = row(x!, xt!, r * cols!, cols!);
           const mu = mean(v),
@@ -105,9 +102,8 @@ function norms({ load, store }: EmulatedMemory) {
     },
     {
       name: 'layerNormBackward',
-      nargs: 13,
-      run: (a: Float64Array) => {
-        const [dy, dyt, x, xt, w, dx, dxt, dw, db, rows, cols, eps, residual] = Array.from(a) as number[];
+      run: (a: NamedArgs) => {
+        const { dy, dyt, x, xt, w, dx, dxt, dw, db, rows, cols, eps, residual } = a;
         const plus = (i: number) => (residual ? load(residual, dxt!, i) : 0);
         checkGradDtype('layerNormBackward', dxt!, xt!, dyt!);
         if (!dw !== !db) throw new Error('layerNormBackward: dw and db are computed together: give both or neither');
@@ -139,18 +135,16 @@ function gated({ load, store }: EmulatedMemory) {
   return [
     {
       name: 'gatedActivationForward',
-      nargs: 6,
-      run: (a: Float64Array) => {
-        const [gate, up, t, out, n, act] = Array.from(a) as number[];
+      run: (a: NamedArgs) => {
+        const { gate, up, t, out, n, act } = a;
         // up 0: up ≡ 1 (an ungated MLP's act(x)).
         for (let i = 0; i < n!; i++) store(out!, t!, i, activate(act!, load(gate!, t!, i))[0] * (up ? load(up, t!, i) : 1));
       },
     },
     {
       name: 'gatedActivationBackward',
-      nargs: 10,
-      run: (a: Float64Array) => {
-        const [dy, dyt, gate, up, t, dgate, dup, dt, n, act] = Array.from(a) as number[];
+      run: (a: NamedArgs) => {
+        const { dy, dyt, gate, up, t, dgate, dup, dt, n, act } = a;
         checkGradDtype('gatedActivationBackward', dt!, t!, dyt!);
         if (!up !== !dup) throw new Error('gatedActivationBackward: up and dup are both given (gated) or both null (ungated, up ≡ 1)');
         for (let i = 0; i < n!; i++) {
@@ -165,8 +159,8 @@ function gated({ load, store }: EmulatedMemory) {
 }
 
 function rope({ load, store }: EmulatedMemory) {
-  const rotate = (inverse: boolean) => (a: Float64Array) => {
-    const [x, t, cos, sin, y, rows, seq, inner, headDim, rotaryDim] = Array.from(a) as number[];
+  const rotate = (inverse: boolean) => (a: NamedArgs) => {
+    const { x, t, cos, sin, y, rows, seq, inner, headDim, rotaryDim } = a;
     if (rotaryDim! % 2 || rotaryDim! > headDim!) throw new Error(`rotaryDim ${rotaryDim} must be even and within the head dim ${headDim}`);
     if (rows! % (seq! * inner!)) throw new Error(`${rows} rows are not whole sequences of ${seq} × ${inner} rows`);
     const half = rotaryDim! / 2;
@@ -185,8 +179,8 @@ function rope({ load, store }: EmulatedMemory) {
     }
   };
   return [
-    { name: 'ropeForward', nargs: 10, run: rotate(false) },
-    { name: 'ropeBackward', nargs: 10, run: rotate(true) },
+    { name: 'ropeForward', run: rotate(false) },
+    { name: 'ropeBackward', run: rotate(true) },
   ];
 }
 
@@ -194,9 +188,8 @@ function dropout({ load, store }: EmulatedMemory) {
   return [
     {
       name: 'dropout',
-      nargs: 8,
-      run: (a: Float64Array) => {
-        const [x, y, t, n, seed, offset, rate, accumulate] = Array.from(a) as number[];
+      run: (a: NamedArgs) => {
+        const { x, y, t, n, seed, offset, rate, accumulate } = a;
         const threshold = dropoutKeepThreshold(rate!),
           scale = dropoutScale(rate!);
         for (let i = 0; i < n!; i++) {

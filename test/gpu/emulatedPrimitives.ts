@@ -1,10 +1,13 @@
 /**
  * CPU emulations of the addon's device primitives (kernels/src/primitives.h), for the
- * emulated addon (TYPETUNE_CUDA_EMULATE=1): each mirrors its kernel's contract — argument
- * order, physical dtypes, rounding points — in plain loops, so the programs the fused ops
- * record can be checked against the reference ops on a machine without a GPU. They say
- * nothing about the CUDA code itself; only the device run does.
+ * emulated addon (TYPETUNE_CUDA_EMULATE=1): each mirrors its kernel's contract — physical
+ * dtypes, rounding points — in plain loops, so the programs the fused ops record can be checked
+ * against the reference ops on a machine without a GPU. Each reads its arguments by name,
+ * decoded in the order of src/backend/cuda/primitives/signatures.ts (the table the addon is
+ * checked against), so argument order is stated there alone. They say nothing about the CUDA
+ * code itself; only the device run does.
  */
+import { primitiveSignature, signatureText, type ArgSpec } from '../../src/backend/cuda/primitives/signatures.js';
 
 /** Memory access of the emulated addon: dtype codes as kernels/src/common.h (0 f32, 1 bf16, 2 i32, 3 u8). */
 export interface EmulatedMemory {
@@ -37,10 +40,27 @@ export interface GemmCall {
   strideD: number;
 }
 
+/** A primitive's arguments by their signature's names (flags as 1 or 0). */
+export type NamedArgs = Record<string, number>;
+
 export interface EmulatedPrimitive {
   name: string;
-  nargs: number;
-  run(args: Float64Array): void;
+  run(args: NamedArgs): void;
+}
+
+/** An emulated primitive with its signature: what `primitives()` reports and `runProgram` decodes by. */
+export interface SignedPrimitive extends EmulatedPrimitive {
+  args: readonly ArgSpec[];
+  text: string;
+}
+
+/** The arguments of one program entry, by name. */
+export function decodeArgs(args: readonly ArgSpec[], words: Float64Array): NamedArgs {
+  const named: NamedArgs = {};
+  args.forEach((a, i) => {
+    named[a.name] = words[i]!;
+  });
+  return named;
 }
 
 /** Registered by each concern's emulation below; the order is the table's id order. */
@@ -52,7 +72,7 @@ export function defineEmulatedPrimitives(d: Definer): void {
   definers.push(d);
 }
 
-export function emulatedPrimitives(mem: EmulatedMemory): { table: EmulatedPrimitive[]; gemm(g: GemmCall): void } {
+export function emulatedPrimitives(mem: EmulatedMemory): { table: SignedPrimitive[]; gemm(g: GemmCall): void } {
   const { load, store } = mem;
   const gemm = (g: GemmCall): void => {
     const lda = g.lda || (g.transA ? g.m : g.k),
@@ -74,36 +94,17 @@ export function emulatedPrimitives(mem: EmulatedMemory): { table: EmulatedPrimit
           store(g.d, g.dType, at, v);
         }
   };
-  const table: EmulatedPrimitive[] = [
+  const emulated: EmulatedPrimitive[] = [
     {
       name: 'gemm',
-      nargs: 21,
-      run: (a) =>
-        gemm({
-          a: a[0]!,
-          b: a[1]!,
-          c: a[2]!,
-          d: a[3]!,
-          abType: a[4]!,
-          dType: a[5]!,
-          m: a[6]!,
-          n: a[7]!,
-          k: a[8]!,
-          transA: a[9] !== 0,
-          transB: a[10] !== 0,
-          lda: a[11]!,
-          ldb: a[12]!,
-          ldd: a[13]!,
-          alpha: a[14]!,
-          beta: a[15]!,
-          bias: a[16]!,
-          batch: a[17]!,
-          strideA: a[18]!,
-          strideB: a[19]!,
-          strideD: a[20]!,
-        }),
+      run: (a) => gemm({ ...(a as Omit<GemmCall, 'transA' | 'transB'>), transA: a.transA !== 0, transB: a.transB !== 0 }),
     },
   ];
-  for (const d of definers) table.push(...d(mem));
+  for (const d of definers) emulated.push(...d(mem));
+  const table = emulated.map((p) => {
+    const args = primitiveSignature(p.name);
+    if (!args) throw new Error(`emulated primitive '${p.name}' is not in src/backend/cuda/primitives/signatures.ts`);
+    return { ...p, args, text: signatureText(args) };
+  });
   return { table, gemm };
 }

@@ -22,7 +22,7 @@ cudaStream_t stream() { return nullptr; }
 bool syncEachLaunch() { return false; }
 void* deviceAlloc(size_t bytes, const char*) { void* p = malloc(bytes + 256); memset(p, 0xff, bytes); return p; }
 void deviceFree(void* p) { free(p); }
-int registerPrimitive(const char*, int, PrimitiveFn) { return 0; }
+int registerPrimitive(const char*, const char*, PrimitiveFn) { return 0; }
 }
 #include "flash_attention_forward.cu"
 #include "flash_attention_backward.cu"

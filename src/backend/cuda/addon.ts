@@ -179,24 +179,10 @@ export interface CudaAddon {
     ignoreIndex: number,
   ): void;
   randomUniform(dst: Ptr, dt: Code, n: number, seed: number, offset: number, lo: number, hi: number): void;
-  adamw(
-    param: Ptr,
-    grad: Ptr,
-    m: Ptr,
-    v: Ptr,
-    n: number,
-    lr: number,
-    beta1: number,
-    beta2: number,
-    eps: number,
-    weightDecay: number,
-    biasCorrection1: number,
-    biasCorrection2: number,
-    gradScale: number,
-  ): void;
   /**
-   * AdamW over many f32 tensors in a few launches: table = [param, grad, m, v, n, weightDecay]
-   * per tensor; the other arguments as adamw's.
+   * AdamW over many f32 tensors in a few launches (kernels/src/adamw.cu): table = [param, grad,
+   * m, v, n, weightDecay] per tensor; bias corrections 1 − βᵢ^step; the gradient multiplied by
+   * gradScale first.
    */
   adamwMulti(
     table: Float64Array,
@@ -210,7 +196,7 @@ export interface CudaAddon {
   ): void;
   /** Σ x² over the tensors of a table [ptr, dtype, n] per tensor (kernels/src/sum_squares.cu), read back. */
   sumSquaresMulti(table: Float64Array): number;
-  /** The device primitives (kernels/src/primitives.h) in id order. */
+  /** The device primitives (kernels/src/primitives.h) in id order, with their signatures. */
   primitives(): PrimitiveInfo[];
   /** Launches a program: [primitive id, its arguments…] entries, in order (./program.ts builds them). */
   runProgram(program: Float64Array): void;
@@ -235,9 +221,10 @@ export interface CudaAddon {
 export const FOUR_BIT_TYPE = { nf4: 0, fp4: 1 } as const;
 export const SOURCE_ROUND = { float32: 0, bfloat16: 1, float16: 2 } as const;
 
+/** A registered primitive: its name and its arguments as `name:kind …` (./primitives/signatures.ts). */
 export interface PrimitiveInfo {
   name: string;
-  nargs: number;
+  args: string;
 }
 
 /** An addon whose every function call is counted (./backend.ts holds one). */

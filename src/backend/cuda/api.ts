@@ -6,8 +6,8 @@
  *    read it directly under bf16-mixed). Consumes t; returns the tensor to keep.
  *  - physicalDtype(t): 'f32' | 'bf16' | 'i32' | 'u8', or null off cuda.
  *  - cudaMemory() / resetCudaPeakMemory(): the device pool's statistics.
- *  - fusedAdamWStep(...): one in-place AdamW update of an f32 parameter in one kernel;
- *    fusedAdamWStepAll(...): the same over many parameters in one call (a few launches).
+ *  - fusedAdamWStepAll(...): one in-place AdamW update of many f32 parameters in one call
+ *    (a few launches).
  *  - deviceRandomUniform(shape, seed, offset): counter-based (Philox) uniform numbers made on
  *    the GPU, reproducible from (seed, offset) — for dropout masks.
  */
@@ -48,7 +48,6 @@ export interface FusedAdamWOptions {
   beta1: number;
   beta2: number;
   eps: number;
-  weightDecay: number;
   /** 1-based step count after this update (bias corrections 1 − βᵢ^step). */
   step: number;
   /** Multiplies the gradient first (global-norm clipping); default 1. */
@@ -56,43 +55,12 @@ export interface FusedAdamWOptions {
 }
 
 /**
- * param, m, v updated in place (PyTorch AdamW). param, m and v must be float32 stored f32, of
- * one size, and must not share their data with another tensor; a gradient stored bf16 is
- * read through an f32 copy. Returns false off cuda.
- */
-export function fusedAdamWStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: FusedAdamWOptions): boolean {
-  const backend = activeCudaBackend();
-  if (!backend) return false;
-  const temps: TensorRef[] = [];
-  try {
-    const [p, g, mm, vv] = adamwPointers(backend, param, grad, m, v, 'fusedAdamWStep', temps);
-    backend.addon.adamw(
-      p!,
-      g!,
-      mm!,
-      vv!,
-      param.size,
-      o.lr,
-      o.beta1,
-      o.beta2,
-      o.eps,
-      o.weightDecay,
-      1 - o.beta1 ** o.step,
-      1 - o.beta2 ** o.step,
-      o.gradScale ?? 1,
-    );
-  } finally {
-    temps.forEach((t) => backend.disposeIntermediate(t));
-  }
-  return true;
-}
-
-/**
  * One AdamW step over every tensor at once — one call into the addon, a few launches
- * (kernels/src/adamw.cu launchAdamWMulti) — with the same element update and the same
- * requirements per tensor as fusedAdamWStep. Returns false off cuda.
+ * (kernels/src/adamw.cu launchAdamWMulti), PyTorch's AdamW update in place. param, m and v must
+ * be float32 stored f32, of one size, and must not share their data with another tensor; a
+ * gradient stored bf16 is read through an f32 copy. Returns false off cuda.
  */
-export function fusedAdamWStepAll(tensors: readonly FusedAdamWTensors[], o: Omit<FusedAdamWOptions, 'weightDecay'>): boolean {
+export function fusedAdamWStepAll(tensors: readonly FusedAdamWTensors[], o: FusedAdamWOptions): boolean {
   const backend = activeCudaBackend();
   if (!backend) return false;
   const temps: TensorRef[] = [];

@@ -5,27 +5,24 @@
  * how a decoder block crosses from JavaScript to the GPU a few times per step rather than
  * once per kernel (the tfjs engine costs ~40 µs a kernel; a recorded primitive ~0.1 µs).
  *
- * Argument order is the primitive's C++ one; the typed builders in ./primitives/ are the
- * only callers of `add`, so each primitive's contract is written down once on this side.
+ * Arguments are given by name and put in the order of ./primitives/signatures.ts, the table
+ * the addon's own registrations are checked against when it loads (./register.ts).
  */
 import type { CudaAddon, PrimitiveInfo } from './addon.js';
+import { type PrimitiveArgs, type PrimitiveName, primitiveSignature } from './primitives/signatures.js';
 
-/** Name → id and argument count of the addon's primitives, read once per addon. */
+/** Name → id of the addon's primitives, read once per addon. */
 export class PrimitiveTable {
-  private readonly byName = new Map<string, { id: number; nargs: number }>();
+  private readonly byName = new Map<string, number>();
 
   constructor(infos: PrimitiveInfo[]) {
-    infos.forEach((p, id) => this.byName.set(p.name, { id, nargs: p.nargs }));
+    infos.forEach((p, id) => this.byName.set(p.name, id));
   }
 
-  lookup(name: string): { id: number; nargs: number } {
-    const p = this.byName.get(name);
-    if (!p) throw new Error(`the CUDA addon has no primitive '${name}' (rebuild it with \`npm run build:cuda\`)`);
-    return p;
-  }
-
-  has(name: string): boolean {
-    return this.byName.has(name);
+  lookup(name: string): number {
+    const id = this.byName.get(name);
+    if (id === undefined) throw new Error(`the CUDA addon has no primitive '${name}' (rebuild it with \`npm run build:cuda\`)`);
+    return id;
   }
 }
 
@@ -49,11 +46,17 @@ export class Program {
     this.table = primitiveTable(addon);
   }
 
-  /** Append one primitive call; `args` in the primitive's C++ order (pointers as numbers, 0 for none). */
-  add(name: string, args: readonly number[]): this {
-    const { id, nargs } = this.table.lookup(name);
-    if (args.length !== nargs) throw new Error(`primitive '${name}' takes ${nargs} arguments, got ${args.length}`);
-    this.words.push(id, ...args);
+  /** Append one primitive call (pointers as numbers, 0 for none; flags as booleans). */
+  add<P extends PrimitiveName>(name: P, args: PrimitiveArgs<P>): this {
+    const id = this.table.lookup(name);
+    const given = args as Record<string, number | boolean>;
+    const entry = [id];
+    for (const { name: arg } of primitiveSignature(name)!) {
+      const v = given[arg];
+      if (v === undefined) throw new Error(`primitive '${name}': argument '${arg}' is missing`);
+      entry.push(typeof v === 'boolean' ? (v ? 1 : 0) : v);
+    }
+    this.words.push(...entry);
     this.entries++;
     return this;
   }

@@ -1,6 +1,7 @@
 /**
  * registerCudaBackend(): called by src/backend/select.ts for `cuda` and `auto`. Returns
- * false — never throws — when the addon is not built, fails to load, or finds no GPU;
+ * false — never throws — when the addon is not built, fails to load, finds no GPU, or was built
+ * from kernels whose primitives' arguments differ from ./primitives/signatures.ts;
  * `cudaUnavailableReason()` then says why.
  */
 import { tf } from '../tf.js';
@@ -9,6 +10,7 @@ import { CudaBackend } from './backend.js';
 import { registerCudaKernels } from './registerAllKernels.js';
 import { registerDevice } from '../device.js';
 import { cudaDevice } from './device.js';
+import { signatureMismatch } from './primitives/signatures.js';
 
 let reason: string | undefined;
 
@@ -25,6 +27,11 @@ export function registerCudaBackend(emulated?: CudaAddon): boolean {
     addon.deviceInfo();
   } catch (err) {
     reason = `the CUDA addon loaded from ${load.file} but ${(err as Error).message}`;
+    return false;
+  }
+  const mismatch = signatureMismatch(addon.primitives());
+  if (mismatch) {
+    reason = `the CUDA addon at ${load.file} does not match this code: ${mismatch} (rebuild it with \`npm run build:cuda\`)`;
     return false;
   }
   registerCudaKernels();

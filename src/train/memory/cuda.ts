@@ -32,7 +32,7 @@
  */
 import { tf } from '../../backend/tf.js';
 import { activeBackendName } from '../../backend/device.js';
-import { ATTENTION_ROLES, MLP_ROLES, OPS } from '../../ops/names.js';
+import { ATTENTION_ROLES, MLP_ROLES, OPS, type OpSignature, type OpStorage } from '../../ops/names.js';
 import { hasSymbol, type Dims } from './symbols.js';
 import type { ProjectionAttrs } from '../../ops/decoderHalves.js';
 import { axis, elements, type StorageRules } from './peak.js';
@@ -50,22 +50,10 @@ export const POOL_ALIGNMENT = 256;
 type Phys = 'f32' | 'bf16' | 'i32' | 'u8';
 const PHYS_BYTES: Record<Phys, number> = { f32: 4, bf16: 2, i32: 4, u8: 1 };
 
-const GEMMS = new Set([
-  'BatchMatMul',
-  '_FusedMatMul',
-  OPS.attention.name,
-  OPS.attention.gradient.name,
-  OPS.qlinear.name,
-  OPS.qlinear.gradient.name,
-]);
-const F32_RESULTS = new Set(['Sum', 'Mean', 'Prod', 'LogSoftmax', 'UnsortedSegmentSum', OPS.crossEntropySum.name]);
+// tfjs' kernels by how the cuda backend stores their results; the fused ops say it in their signatures.
+const GEMMS = new Set(['BatchMatMul', '_FusedMatMul']);
+const F32_RESULTS = new Set(['Sum', 'Mean', 'Prod', 'LogSoftmax', 'UnsortedSegmentSum']);
 const KEEP_FIRST_INPUT = new Set([
-  OPS.rmsNorm.name,
-  OPS.layerNorm.name,
-  OPS.rope.name,
-  OPS.gatedActivation.name,
-  OPS.dropout.name,
-  OPS.dropout.gradient.name,
   'Max',
   'Min',
   'GatherV2',
@@ -80,6 +68,22 @@ const KEEP_FIRST_INPUT = new Set([
   'Identity',
 ]);
 
+const inputName = (name: string) => name.replace(/\?$/, '');
+
+/** Kernel name → the storage rule of a fused op (or its gradient) and the kernel's input names. */
+const FUSED_STORAGE = new Map<string, { storage: OpStorage; inputs: readonly string[] }>(
+  (Object.values(OPS) as OpSignature[]).flatMap((op) => [
+    ...(op.storage ? [[op.name, { storage: op.storage, inputs: op.inputs.map(inputName) }] as const] : []),
+    ...(op.gradient?.storage ? [[op.gradient.name, { storage: op.gradient.storage, inputs: op.gradient.inputs }] as const] : []),
+  ]),
+);
+
+function fusedPhys(rule: { storage: OpStorage; inputs: readonly string[] }, inputs: readonly number[], phys: Phys[]): Phys {
+  if (rule.storage === 'gemm') return 'bf16';
+  if (rule.storage === 'f32') return 'f32';
+  return phys[inputs[rule.inputs.indexOf(rule.storage.like)] ?? -1] === 'bf16' ? 'bf16' : 'f32';
+}
+
 function physicalStorage(trace: Trace, precision: string): Phys[] {
   const bf16Mixed = precision === 'bf16-mixed';
   const size = (id: number) => elements(trace, id, trace.twin);
@@ -93,10 +97,9 @@ function physicalStorage(trace: Trace, precision: string): Phys[] {
     let p: Phys;
     if (b.category === 'weights') p = b.shape.length === 2 ? 'bf16' : 'f32';
     else if (b.category === 'adapter' || b.category === 'optimizer' || b.category === 'gradients' || b.kernel === '') p = 'f32';
-    else if (b.kernel === OPS.loraDelta.name) p = phys[b.inputs[1] ?? -1] === 'bf16' ? 'bf16' : 'f32';
+    else if (FUSED_STORAGE.has(b.kernel)) p = fusedPhys(FUSED_STORAGE.get(b.kernel)!, b.inputs, phys);
     else if (GEMMS.has(b.kernel)) p = 'bf16';
     else if (F32_RESULTS.has(b.kernel)) p = 'f32';
-    else if (b.kernel === OPS.crossEntropySum.gradient.name) p = phys[b.inputs[1] ?? -1] ?? 'f32';
     // A decoder half's outputs are GEMM results (bf16) but for the attention rows' lse ([b, heads, seq], f32).
     else if (HALVES.has(b.kernel)) p = b.shape.length === 3 && hasSymbol(b.shape[2]!, 'seq') ? 'f32' : 'bf16';
     else if (KEEP_FIRST_INPUT.has(b.kernel)) p = phys[b.inputs[0] ?? -1] === 'bf16' ? 'bf16' : 'f32';
@@ -314,73 +317,33 @@ export function cudaDeviceTotal(poolPeak: number): { context: number; fragmentat
 }
 
 /**
- * The ops the cuda backend fuses (src/backend/cuda/kernels/), each with the inputs its
- * registered gradient saves, the gradient kernel's outputs in its order (each the gradient of
- * an input, shaped like a saved input or `dy`), the inputs whose gradient is `dy` itself, and
- * the input whose shape the op's output has: a new fused kernel on cuda adds its line here.
+ * The ops the cuda backend fuses (src/backend/cuda/kernels/) that a trace made elsewhere runs
+ * as stand-ins, from their signatures (src/ops/names.ts): what the registered gradient saves
+ * (its inputs that are the op's), the gradient kernel's outputs (each the gradient of an input,
+ * shaped like a named tensor), the inputs whose gradient is `dy` itself, and the input whose
+ * shape the value has. A new fused op needs no line here.
  */
 type Fused = {
-  op: (typeof OPS)[keyof typeof OPS] & { gradient: { name: string } };
+  op: OpSignature & { gradient: { name: string } };
   saves: string[];
-  grads: Array<[string, string]>;
-  passes?: string[];
+  grads: ReadonlyArray<readonly [string, string]>;
+  passes: readonly string[];
   output: string | null;
 };
-const CUDA_FUSED: Fused[] = [
-  {
-    op: OPS.attention,
-    saves: ['q', 'k', 'v', 'keyMask'],
-    grads: [
-      ['q', 'q'],
-      ['k', 'k'],
-      ['v', 'v'],
-    ],
-    output: 'q',
-  },
-  { op: OPS.crossEntropySum, saves: ['logits', 'labels'], grads: [['logits', 'logits']], output: null },
-  {
-    op: OPS.rmsNorm,
-    saves: ['x', 'w'],
-    grads: [
-      ['x', 'x'],
-      ['w', 'w'],
-    ],
-    output: 'x',
-  },
-  {
-    op: OPS.layerNorm,
-    saves: ['x', 'w'],
-    grads: [
-      ['x', 'x'],
-      ['w', 'w'],
-      ['b', 'w'],
-    ],
-    output: 'x',
-  },
-  {
-    op: OPS.gatedActivation,
-    saves: ['gate', 'up'],
-    grads: [
-      ['gate', 'gate'],
-      ['up', 'up'],
-    ],
-    output: 'gate',
-  },
-  { op: OPS.rope, saves: ['cos', 'sin'], grads: [['x', 'dy']], output: 'x' },
-  // ReFT's dropout: the mask regenerated from the seed in the backward, so nothing of x's size is saved.
-  { op: OPS.dropout, saves: [], grads: [['x', 'dy']], output: 'x' },
-  {
-    op: OPS.loraDelta,
-    saves: ['x', 'A', 'B'],
-    grads: [
-      ['x', 'x'],
-      ['A', 'A'],
-      ['B', 'B'],
-    ],
-    passes: ['base'],
-    output: 'base',
-  },
-];
+const CUDA_FUSED: Fused[] = (Object.values(OPS) as OpSignature[]).flatMap((op) => {
+  const g = op.gradient;
+  if (!g?.returns || op.valueShape === undefined) return [];
+  const inputs = op.inputs.map(inputName);
+  return [
+    {
+      op: { ...op, gradient: g },
+      saves: g.inputs.filter((n) => inputs.includes(n)),
+      grads: g.returns,
+      passes: g.passes ?? [],
+      output: op.valueShape,
+    },
+  ];
+});
 
 type MakeInfo = { makeTensorInfo(shape: number[], dtype: string, values: Float32Array): tf.TensorInfo };
 type Infos = Record<string, tf.TensorInfo>;
@@ -428,7 +391,7 @@ export function withCudaFusedOps<T>(trace: () => T): T {
     (backend as MakeInfo).makeTensorInfo(shape, 'float32', new Float32Array(shape.reduce((a, b) => a * b, 1)));
   const kernels: string[] = [];
   const gradients: string[] = [];
-  for (const { op, saves, grads, passes = [], output } of CUDA_FUSED) {
+  for (const { op, saves, grads, passes, output } of CUDA_FUSED) {
     if (tf.getKernel(op.name, backendName)) continue;
     const outputShape = (inputs: Record<string, tf.TensorInfo>) => (output ? inputs[output]!.shape : []);
     tf.registerKernel({

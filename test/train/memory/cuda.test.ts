@@ -1,10 +1,16 @@
 /**
  * src/train/memory/cuda.ts: what 4-bit weights hold on cuda outside tfjs, against bytes counted
  * by hand from bitsandbytes' layout and the pool's 256-byte granularity, which matrices the
- * dequantisation scratch holds at once, and the fused halves' scratch for LoRA dropout, q/k norms and DoRA.
+ * dequantisation scratch holds at once, the fused halves' scratch for LoRA dropout, q/k norms and DoRA,
+ * and the fused ops' stand-ins, made from the ops' signatures (src/ops/names.ts).
  */
-import { describe, expect, it } from 'vitest';
-import { cudaRules, dequantizationGroups, fourBitDeviceBytes } from '../../../src/train/memory/cuda.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cudaRules, dequantizationGroups, fourBitDeviceBytes, withCudaFusedOps } from '../../../src/train/memory/cuda.js';
+import { tf } from '../../../src/backend/tf.js';
+import { useBackend } from '../../../src/backend/select.js';
+import { rmsNorm } from '../../../src/ops/rmsNorm.js';
+import { layerNorm } from '../../../src/ops/layerNorm.js';
+import { crossEntropySum } from '../../../src/ops/crossEntropy.js';
 import { OPS } from '../../../src/ops/names.js';
 import type { Trace } from '../../../src/train/memory/trace.js';
 
@@ -151,5 +157,59 @@ describe("the fused halves' DoRA scratch", () => {
   it("a weight over 2^24 values has its norm made in chunks of at most 2^24 (32 MiB bf16), whatever the weight's size", () => {
     const big = { ...dims, seq: 1, hidden: 8192, intermediate: 28672 };
     expect(extra(OPS.mlpHalf.name, { dora: ['gate', 'up', 'down'] }, big)).toBe(2 ** 24 * 2);
+  });
+});
+
+describe("the fused ops' stand-ins (a trace made off cuda)", () => {
+  beforeAll(async () => {
+    await useBackend('cpu');
+  });
+  const ones = (shape: number[]) => tf.ones(shape);
+
+  it("take the value's shape and each gradient's from the op's signature, and save what its gradient kernel reads", () => {
+    withCudaFusedOps(() =>
+      tf.tidy(() => {
+        const x = ones([2, 3, 8]),
+          w = ones([8]),
+          b = ones([8]);
+        // Zeros everywhere: the stand-ins ran, not the references (which give ones and non-zero gradients).
+        const [dx, dw] = tf.grads((a: tf.Tensor, c: tf.Tensor) => rmsNorm(a, c, 1e-6).sum())([x, w]);
+        expect([rmsNorm(x, w, 1e-6).shape, dx!.shape, dw!.shape]).toEqual([[2, 3, 8], [2, 3, 8], [8]]);
+        expect([rmsNorm(x, w, 1e-6), dx!, dw!].map((t) => t.abs().max().dataSync()[0])).toEqual([0, 0, 0]);
+        // LayerNorm's bias gradient is shaped like w (its `returns`: ['b', 'w']).
+        const grads = tf.grads((a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => layerNorm(a, c, d, 1e-5).sum())([x, w, b]);
+        expect(grads.map((g) => g.shape)).toEqual([[2, 3, 8], [8], [8]]);
+        // Cross-entropy's value is a scalar (valueShape null); the labels get no gradient kernel output (zeros).
+        const labels = tf.tensor1d([1, 2], 'int32');
+        const logits = ones([2, 5]);
+        expect(crossEntropySum(logits, labels).shape).toEqual([]);
+        expect(tf.grad((l: tf.Tensor) => crossEntropySum(l, labels))(logits).shape).toEqual([2, 5]);
+      }),
+    );
+  });
+
+  it('store each fused result as its signature says', () => {
+    // [1024] f32 is 4096 bytes, bf16 2048 (both whole 256-byte units).
+    const shape = [{ coef: 1024, exps: [] }];
+    const input = { kernel: '', inputs: [], shape, dtype: 'float32', category: 'activations' };
+    const op = (kernel: string, inputs: number[]) => ({ kernel, inputs, shape, dtype: 'float32', category: 'activations' });
+    const trace = {
+      twin: {},
+      events: [],
+      backend: 'cpu',
+      precision: 'fp32',
+      buffers: [
+        { ...input, phys: 'bf16' },
+        { ...input, phys: 'f32' },
+        op(OPS.rmsNorm.name, [0, 1]), // like x: bf16
+        op(OPS.rmsNorm.name, [1, 0]), // like x: f32
+        op(OPS.loraDelta.name, [1, 0, 1, 1]), // like base (input 1): bf16
+        op(OPS.crossEntropySum.name, [0, 1]), // f32
+        op(OPS.attention.name, [1, 1, 1, 1]), // the GEMM type: bf16 under bf16-mixed
+        op(OPS.crossEntropySum.gradient.name, [1, 0, 1]), // like logits (input 1): bf16
+      ],
+    } as unknown as Trace;
+    const rules = cudaRules(trace, 'bf16-mixed');
+    expect([2, 3, 4, 5, 6, 7].map((id) => rules.bytes(trace, id, trace.twin))).toEqual([2048, 4096, 2048, 4096, 2048, 2048]);
   });
 });

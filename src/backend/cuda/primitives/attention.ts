@@ -95,39 +95,59 @@ export function attentionBackwardWorkspaceBytes(o: {
   return flashBackwardWorkspaceBytes(o.batch, o.heads, o.sq, o.headDim, inPlace);
 }
 
-const view = (t: AttentionView) => [t.ptr, t.dtype, ...t.strides];
-const problem = (o: AttentionProblem) => [
-  o.batch,
-  o.heads,
-  o.kvHeads,
-  o.sq,
-  o.sk,
-  o.headDim,
-  o.scale,
-  o.causal ? 1 : 0,
-  o.window,
-  o.queryOffset,
-];
+/** A view's five arguments under the names signatures.ts gives them (`q`, `qDtype`, `qBatchStride` …). */
+function view<N extends string>(name: N, t: AttentionView) {
+  const [batch, head, row] = t.strides;
+  return {
+    [name]: t.ptr,
+    [`${name}Dtype`]: t.dtype,
+    [`${name}BatchStride`]: batch,
+    [`${name}HeadStride`]: head,
+    [`${name}RowStride`]: row,
+  } as Record<N | `${N}${'Dtype' | 'BatchStride' | 'HeadStride' | 'RowStride'}`, number>;
+}
+
+const problem = (o: AttentionProblem) => ({
+  batch: o.batch,
+  heads: o.heads,
+  kvHeads: o.kvHeads,
+  sq: o.sq,
+  sk: o.sk,
+  headDim: o.headDim,
+  scale: o.scale,
+  causal: o.causal,
+  window: o.window,
+  queryOffset: o.queryOffset,
+});
 
 export function flashAttentionForward(p: Program, o: FlashAttentionForward): void {
-  p.add('flashAttentionForward', [...view(o.q), ...view(o.k), ...view(o.v), o.keyMask, o.maskDtype, ...view(o.out), o.lse, ...problem(o)]);
+  p.add('flashAttentionForward', {
+    ...view('q', o.q),
+    ...view('k', o.k),
+    ...view('v', o.v),
+    keyMask: o.keyMask,
+    maskDtype: o.maskDtype,
+    ...view('out', o.out),
+    lse: o.lse,
+    ...problem(o),
+  });
 }
 
 export function flashAttentionBackward(p: Program, o: FlashAttentionBackward): void {
-  p.add('flashAttentionBackward', [
-    ...view(o.q),
-    ...view(o.k),
-    ...view(o.v),
-    o.keyMask,
-    o.maskDtype,
-    ...view(o.out),
-    ...view(o.dOut),
-    o.lse,
-    ...view(o.dq),
-    ...view(o.dk),
-    ...view(o.dv),
+  p.add('flashAttentionBackward', {
+    ...view('q', o.q),
+    ...view('k', o.k),
+    ...view('v', o.v),
+    keyMask: o.keyMask,
+    maskDtype: o.maskDtype,
+    ...view('out', o.out),
+    ...view('dOut', o.dOut),
+    lse: o.lse,
+    ...view('dq', o.dq),
+    ...view('dk', o.dk),
+    ...view('dv', o.dv),
     ...problem(o),
-    o.workspace,
-    o.workspaceBytes,
-  ]);
+    workspace: o.workspace,
+    workspaceBytes: o.workspaceBytes,
+  });
 }

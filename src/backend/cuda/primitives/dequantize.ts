@@ -7,6 +7,7 @@
  * ../quantized.ts fills it from stored weights (`recordDequantize`).
  */
 import type { Program } from '../program.js';
+import { DEQUANTIZE_GROUP, type PrimitiveArgs } from './signatures.js';
 
 export interface Dequantize4bit {
   /** ceil(n/2) bytes, the first value in the high nibble, padded to whole 32-bit words; 4-byte aligned. */
@@ -28,33 +29,32 @@ export interface Dequantize4bit {
   roundTo: number;
 }
 
-/** Weights one launch takes (kDequant4bitGroup in kernels.h). */
-export const DEQUANTIZE_GROUP = 4;
-const ARGS_PER_WEIGHT = 12;
-
 /** Records `parts` in launches of up to DEQUANTIZE_GROUP weights, in order. */
 export function dequantize4bit(p: Program, parts: readonly Dequantize4bit[]): void {
   for (let first = 0; first < parts.length; first += DEQUANTIZE_GROUP) {
     const group = parts.slice(first, first + DEQUANTIZE_GROUP);
-    const args = [group.length];
-    for (const o of group) {
-      args.push(
-        o.packed,
-        o.absmax,
-        o.nestedAbsmax,
-        o.nestedCode,
-        o.offset,
-        o.nestedBlocksize,
-        o.out,
-        o.outType,
-        o.n,
-        o.blocksize,
-        o.quantType,
-        o.roundTo,
-      );
+    // An absent weight's slot is zeros: the primitive has a fixed argument count.
+    const args: Record<string, number> = { count: group.length };
+    for (let slot = 0; slot < DEQUANTIZE_GROUP; slot++) {
+      const o = group[slot];
+      for (const field of FIELDS) args[`${field}${slot}`] = o ? o[field] : 0;
     }
-    // The slots of absent weights: the primitive has a fixed argument count.
-    while (args.length < 1 + DEQUANTIZE_GROUP * ARGS_PER_WEIGHT) args.push(0);
-    p.add('dequantize4bit', args);
+    p.add('dequantize4bit', args as PrimitiveArgs<'dequantize4bit'>);
   }
 }
+
+/** A weight's fields, named as its slot's arguments in signatures.ts (`packed0`, `absmax0` …). */
+const FIELDS = [
+  'packed',
+  'absmax',
+  'nestedAbsmax',
+  'nestedCode',
+  'offset',
+  'nestedBlocksize',
+  'out',
+  'outType',
+  'n',
+  'blocksize',
+  'quantType',
+  'roundTo',
+] as const satisfies ReadonlyArray<keyof Dequantize4bit>;

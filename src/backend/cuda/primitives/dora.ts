@@ -17,7 +17,7 @@ export interface DoraScale {
 }
 
 export function doraScale(p: Program, o: DoraScale): void {
-  p.add('doraScale', [o.w, o.t, o.rows, o.cols, o.magnitude, o.norm, o.scale]);
+  p.add('doraScale', o);
 }
 
 /** y (+)= (scale[j] + shift)·x[i, j] (+ bias[j]) (+ residual[i, j]) over x, y [rows, cols]; x may be y. */
@@ -35,7 +35,7 @@ export interface ColumnScale {
 }
 
 export function columnScale(p: Program, o: ColumnScale): void {
-  p.add('columnScale', [o.x, o.y, o.t, o.rows, o.cols, o.scale, o.shift, o.bias ?? 0, o.residual ?? 0, o.accumulate ? 1 : 0]);
+  p.add('columnScale', { ...o, bias: o.bias ?? 0, residual: o.residual ?? 0 });
 }
 
 /** out[j] = Σ_i a[i, j]·b[i, j] / divisor[j] over a, b [rows, cols] (f32 sums, deterministic). */
@@ -50,5 +50,5 @@ export interface ColumnDot {
 }
 
 export function columnDot(p: Program, o: ColumnDot): void {
-  p.add('columnDot', [o.a, o.b, o.t, o.rows, o.cols, o.divisor, o.out]);
+  p.add('columnDot', o);
 }

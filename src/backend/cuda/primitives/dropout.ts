@@ -21,5 +21,5 @@ export function dropout(p: Program, o: Dropout): void {
   if (!Number.isSafeInteger(o.seed) || o.seed < 0 || !Number.isSafeInteger(o.offset) || o.offset < 0) {
     throw new Error(`dropout: seed and offset must be non-negative safe integers, got ${o.seed}, ${o.offset}`);
   }
-  p.add('dropout', [o.x, o.y, o.t, o.n, o.seed, o.offset, o.rate, o.accumulate ? 1 : 0]);
+  p.add('dropout', o);
 }

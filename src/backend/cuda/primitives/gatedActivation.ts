@@ -43,9 +43,9 @@ export interface GatedActivationBackward {
 }
 
 export function gatedActivationForward(p: Program, o: GatedActivationForward): void {
-  p.add('gatedActivationForward', [o.gate, o.up, o.t, o.out, o.n, o.act]);
+  p.add('gatedActivationForward', o);
 }
 
 export function gatedActivationBackward(p: Program, o: GatedActivationBackward): void {
-  p.add('gatedActivationBackward', [o.dy, o.dyt, o.gate, o.up, o.t, o.dgate, o.dup, o.dt, o.n, o.act]);
+  p.add('gatedActivationBackward', o);
 }

@@ -36,11 +36,11 @@ export interface RmsNormBackward {
 }
 
 export function rmsNormForward(p: Program, o: RmsNormForward): void {
-  p.add('rmsNormForward', [o.x, o.xt, o.w, o.y, o.rows, o.cols, o.eps, o.offset]);
+  p.add('rmsNormForward', o);
 }
 
 export function rmsNormBackward(p: Program, o: RmsNormBackward): void {
-  p.add('rmsNormBackward', [o.dy, o.dyt, o.x, o.xt, o.w, o.dx, o.dxt, o.dw, o.rows, o.cols, o.eps, o.offset, o.residual ?? 0]);
+  p.add('rmsNormBackward', { ...o, residual: o.residual ?? 0 });
 }
 
 export interface LayerNormForward {
@@ -71,9 +71,9 @@ export interface LayerNormBackward {
 }
 
 export function layerNormForward(p: Program, o: LayerNormForward): void {
-  p.add('layerNormForward', [o.x, o.xt, o.w, o.b, o.y, o.rows, o.cols, o.eps]);
+  p.add('layerNormForward', o);
 }
 
 export function layerNormBackward(p: Program, o: LayerNormBackward): void {
-  p.add('layerNormBackward', [o.dy, o.dyt, o.x, o.xt, o.w, o.dx, o.dxt, o.dw, o.db, o.rows, o.cols, o.eps, o.residual ?? 0]);
+  p.add('layerNormBackward', { ...o, residual: o.residual ?? 0 });
 }

@@ -22,9 +22,9 @@ export interface Rope {
 }
 
 export function ropeForward(p: Program, o: Rope): void {
-  p.add('ropeForward', [o.x, o.t, o.cos, o.sin, o.y, o.rows, o.seq, o.inner ?? 1, o.headDim, o.rotaryDim]);
+  p.add('ropeForward', { ...o, inner: o.inner ?? 1 });
 }
 
 export function ropeBackward(p: Program, o: Rope): void {
-  p.add('ropeBackward', [o.x, o.t, o.cos, o.sin, o.y, o.rows, o.seq, o.inner ?? 1, o.headDim, o.rotaryDim]);
+  p.add('ropeBackward', { ...o, inner: o.inner ?? 1 });
 }
