@@ -308,7 +308,7 @@ describe('a run', () => {
       readFileSync(path.join(dir, 'peft', 'adapter_model.safetensors')),
     );
     await expect(t.export('pyreft', path.join(dir, 'x'))).rejects.toThrow(
-      /export 'pyreft' does not hold a LoRA adapter: use 'peft' or 'merged'/,
+      /export 'pyreft' does not hold a LoRA adapter \(export it as 'peft' or 'merged'\)/,
     );
     t.dispose();
   });
