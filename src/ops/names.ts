@@ -110,6 +110,20 @@ export const OPS = {
     attrs: ['ignoreIndex'],
     gradient: { name: 'TTCrossEntropySumGrad', inputs: ['dy', 'logits', 'labels'] },
   },
+  /**
+   * Σ over rows with a target of −log softmax(hidden·headᵀ)[label] (src/ops/lmHeadCrossEntropy.ts):
+   * the LM head and the cross-entropy in one op, so a backend can run it in token chunks and never
+   * hold the [tokens × vocab] logits whole. The fused kernel computes the gradient w.r.t. hidden
+   * in its forward (the head is frozen) and returns it after the value when `withGradient`; the
+   * gradient kernel scales it by dy. `chunkRows` (0: the backend's choice) fixes the chunk.
+   */
+  lmHeadCrossEntropySum: {
+    name: 'TTLmHeadCrossEntropySum',
+    inputs: ['hidden', 'head', 'labels'],
+    attrs: ['ignoreIndex', 'chunkRows', 'withGradient'],
+    outputs: ['loss', 'dHidden'],
+    gradient: { name: 'TTLmHeadCrossEntropySumGrad', inputs: ['dy', 'dHidden'] },
+  },
 } as const satisfies Record<string, OpSignature>;
 
 export type OpName = keyof typeof OPS;
