@@ -22,7 +22,8 @@ export interface LmHeadLossOptions {
 export function lmHeadCrossEntropySum(hidden: Tensor, head: Tensor, labels: Tensor, opts: LmHeadLossOptions = {}): Tensor {
   const ignoreIndex = opts.ignoreIndex ?? -100;
   const chunkRows = opts.chunkRows ?? 0;
-  if (!Number.isInteger(chunkRows) || chunkRows < 0) throw new Error(`lmHeadCrossEntropySum: chunkRows must be a whole number ≥ 0, got ${chunkRows}`);
+  if (!Number.isInteger(chunkRows) || chunkRows < 0)
+    throw new Error(`lmHeadCrossEntropySum: chunkRows must be a whole number ≥ 0, got ${chunkRows}`);
   // A fused forward computes the hidden state's gradient only when a tape will ask for it (not in eval).
   const attrs = { ignoreIndex, chunkRows, withGradient: tapeRecording() };
   return runOp(OPS.lmHeadCrossEntropySum, { hidden, head, labels }, attrs, () =>

@@ -122,7 +122,10 @@ export function computeGradients(
     };
     const { value, grads } = tf.engine().gradients(
       () => {
-        const hidden = model.runHidden({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }, { hooks: adapter, ctx, checkpoint });
+        const hidden = model.runHidden(
+          { inputIds: batch.inputIds, attentionMask: batch.attentionMask },
+          { hooks: adapter, ctx, checkpoint },
+        );
         return tf.mul(causalLmHeadLoss(hidden, model.lmHead(), batch.labels), weight) as tf.Scalar;
       },
       vars,

@@ -35,7 +35,10 @@ const hiddenValues = bf16Exact(rand(ROWS * WIDTH, 3, -2, 2));
 const headValues = bf16Exact(rand(VOCAB * WIDTH, 5, -0.5, 0.5));
 
 /** Loss and gradient w.r.t. hidden of 0.37 · loss (an upstream scalar other than 1), read back. */
-function lossAndGrad(f: (h: Tensor, w: Tensor, l: Tensor) => Tensor, store: boolean): { loss: Float64Array; grad: Float64Array; phys: string | null } {
+function lossAndGrad(
+  f: (h: Tensor, w: Tensor, l: Tensor) => Tensor,
+  store: boolean,
+): { loss: Float64Array; grad: Float64Array; phys: string | null } {
   return tf.tidy(() => {
     const h = tf.tensor2d(hiddenValues, [ROWS, WIDTH]);
     const w = tf.tensor2d(headValues, [VOCAB, WIDTH]);
@@ -50,25 +53,34 @@ const composed = (h: Tensor, w: Tensor, l: Tensor) => crossEntropySum(linear(h, 
 const fused = (chunkRows: number) => (h: Tensor, w: Tensor, l: Tensor) => lmHeadCrossEntropySum(h, w, l, { chunkRows });
 
 describe('TTLmHeadCrossEntropySum, fp32', () => {
-  it.each([0, 4, 3, 1])('%i rows a chunk (0: the backend chooses): value and gradient within 1e-4 of the composed op on cpu', async (chunkRows) => {
-    await tf.setBackend('cpu');
-    const ref = lossAndGrad(composed, false);
-    await tf.setBackend('cuda');
-    const got = lossAndGrad(fused(chunkRows), false);
-    expect(relErr(got.loss, ref.loss)).toBeLessThanOrEqual(1e-4);
-    expect(relErr(got.grad, ref.grad)).toBeLessThanOrEqual(1e-4);
-    expect(got.phys).toBe('f32');
-    // The ignored rows get no gradient.
-    expect(Array.from(got.grad.subarray(0, 4 * WIDTH)).every((g) => g === 0)).toBe(true);
-  });
+  it.each([0, 4, 3, 1])(
+    '%i rows a chunk (0: the backend chooses): value and gradient within 1e-4 of the composed op on cpu',
+    async (chunkRows) => {
+      await tf.setBackend('cpu');
+      const ref = lossAndGrad(composed, false);
+      await tf.setBackend('cuda');
+      const got = lossAndGrad(fused(chunkRows), false);
+      expect(relErr(got.loss, ref.loss)).toBeLessThanOrEqual(1e-4);
+      expect(relErr(got.grad, ref.grad)).toBeLessThanOrEqual(1e-4);
+      expect(got.phys).toBe('f32');
+      // The ignored rows get no gradient.
+      expect(Array.from(got.grad.subarray(0, 4 * WIDTH)).every((g) => g === 0)).toBe(true);
+    },
+  );
 
   it('without a tape (eval) gives the same loss and computes no gradient', async () => {
     await tf.setBackend('cuda');
     const train = lossAndGrad(fused(4), false);
-    const evaluated = tf.tidy(() =>
-      lmHeadCrossEntropySum(tf.tensor2d(hiddenValues, [ROWS, WIDTH]), tf.tensor2d(headValues, [VOCAB, WIDTH]), tf.tensor1d(LABELS, 'int32'), {
-        chunkRows: 4,
-      }).dataSync()[0]!,
+    const evaluated = tf.tidy(
+      () =>
+        lmHeadCrossEntropySum(
+          tf.tensor2d(hiddenValues, [ROWS, WIDTH]),
+          tf.tensor2d(headValues, [VOCAB, WIDTH]),
+          tf.tensor1d(LABELS, 'int32'),
+          {
+            chunkRows: 4,
+          },
+        ).dataSync()[0]!,
     );
     expect(Math.fround(evaluated * 0.37)).toBe(train.loss[0]);
   });
@@ -80,12 +92,19 @@ describe('TTLmHeadCrossEntropySum, fp32', () => {
       chunkRows = 16;
     const h = tf.tensor2d(rand(rows * WIDTH, 7), [rows, WIDTH]);
     const w = tf.tensor2d(rand(vocab * WIDTH, 9, -0.5, 0.5), [vocab, WIDTH]);
-    const labels = tf.tensor1d(Array.from({ length: rows }, (_, i) => (i * 37) % vocab), 'int32');
+    const labels = tf.tensor1d(
+      Array.from({ length: rows }, (_, i) => (i * 37) % vocab),
+      'int32',
+    );
     tf.dispose(tf.tidy(() => [h, w, labels].map((t) => tf.add(t, 0)))); // uploaded before measuring
     const tensors = tf.memory().numTensors;
     const before = cudaMemory()!.inUse;
     resetCudaPeakMemory();
-    tf.tidy(() => tf.grad((x: Tensor) => lmHeadCrossEntropySum(x, w, labels, { chunkRows }))(h).dataSync());
+    tf.tidy(() =>
+      tf
+        .grad((x: Tensor) => lmHeadCrossEntropySum(x, w, labels, { chunkRows }))(h)
+        .dataSync(),
+    );
     const extra = cudaMemory()!.peak - before;
     const logitsBytes = rows * vocab * 4;
     expect(extra).toBeLessThan(logitsBytes / 4);

@@ -27,7 +27,13 @@ function randn(n: number, seed: number, scale = 1): Float32Array {
 }
 
 /** Σ NLL and its gradient w.r.t. hidden in float64, straight from the definitions. */
-function byHand(hidden: Float32Array, head: Float32Array, labels: number[], width: number, vocab: number): { loss: number; grad: Float64Array } {
+function byHand(
+  hidden: Float32Array,
+  head: Float32Array,
+  labels: number[],
+  width: number,
+  vocab: number,
+): { loss: number; grad: Float64Array } {
   let loss = 0;
   const grad = new Float64Array(hidden.length);
   labels.forEach((label, r) => {

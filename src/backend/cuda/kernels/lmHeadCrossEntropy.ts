@@ -88,7 +88,9 @@ export const lmHeadCrossEntropyKernels: tf.KernelConfig[] = [
   defineKernel(LM_HEAD_CE, ({ inputs, backend, attrs }) =>
     forward(backend, input(inputs, 'hidden'), input(inputs, 'head'), input(inputs, 'labels'), attrs),
   ),
-  defineKernel(LM_HEAD_CE_GRAD, ({ inputs, backend }) => binaryOp(backend, 'mul', input(inputs, 'dHidden'), input(inputs, 'dy'), 'float32')),
+  defineKernel(LM_HEAD_CE_GRAD, ({ inputs, backend }) =>
+    binaryOp(backend, 'mul', input(inputs, 'dHidden'), input(inputs, 'dy'), 'float32'),
+  ),
 ];
 
 /** The gradient tfjs uses when the cuda kernel ran: the forward's saved dHidden times the upstream scalar. */
@@ -101,7 +103,9 @@ export const lmHeadCrossEntropyGradient: tf.GradConfig = {
     return {
       hidden: () => {
         if (dHidden.size === 0)
-          throw new Error(`${LM_HEAD_CE}: the loss was computed without a gradient tape, so its gradient was not kept (src/ops/lmHeadCrossEntropy.ts)`);
+          throw new Error(
+            `${LM_HEAD_CE}: the loss was computed without a gradient tape, so its gradient was not kept (src/ops/lmHeadCrossEntropy.ts)`,
+          );
         return tf.engine().runKernel(LM_HEAD_CE_GRAD, { dy: g, dHidden }) as tf.Tensor;
       },
       head: () => {
