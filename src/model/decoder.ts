@@ -315,6 +315,22 @@ export class Decoder {
   }
 
   forward(input: DecoderInput, opts: ForwardOptions = {}): DecoderOutput {
+    const { hidden, hiddenStates } = this.forwardHidden(input, opts);
+    const logits = linear(hidden, this.headWeight());
+    return hiddenStates ? { logits, hiddenStates } : { logits };
+  }
+
+  /** The LM head's weight [vocab, hidden]: the embedding matrix when the model ties them. */
+  headWeight(): Tensor {
+    const s = this.spec;
+    return s.tieWordEmbeddings ? this.weights.get(s.embedTokens) : this.weights.get(s.lmHead);
+  }
+
+  /**
+   * The forward pass up to the final norm, without the LM head: what a loss fused with the
+   * head (src/ops/lmHeadCrossEntropy.ts) takes, so the logits need not exist whole.
+   */
+  forwardHidden(input: DecoderInput, opts: ForwardOptions = {}): { hidden: Tensor; hiddenStates?: Tensor[] } {
     const s = this.spec;
     const ctx: ForwardContext = opts.ctx ?? { training: false };
     const batch = input.inputIds.length;
@@ -345,7 +361,7 @@ export class Decoder {
       const pos = tf.range(past, past + len, 1, 'int32');
       h = tf.add(h, tf.gather(this.weights.get(s.embedPositions), pos).expandDims(0));
     }
-    const hidden: Tensor[] = opts.outputHiddenStates ? [h] : [];
+    const states: Tensor[] = opts.outputHiddenStates ? [h] : [];
     const at: BlockContext = { keyMask, past };
     if (s.rope) {
       // One rope table per forward, shared by every layer.
@@ -355,13 +371,11 @@ export class Decoder {
     }
     for (const layer of s.layers) {
       h = opts.checkpoint ? this.checkpointedBlock(layer, h, at, opts, ctx) : this.block(layer, h, at, opts, ctx);
-      if (opts.outputHiddenStates) hidden.push(h);
+      if (opts.outputHiddenStates) states.push(h);
     }
     if (opts.cache) opts.cache.advance(len);
     h = this.norm(h, s.finalNorm);
-    if (opts.outputHiddenStates) hidden[hidden.length - 1] = h;
-    const head = s.tieWordEmbeddings ? this.weights.get(s.embedTokens) : this.weights.get(s.lmHead);
-    const logits = linear(h, head);
-    return opts.outputHiddenStates ? { logits, hiddenStates: hidden } : { logits };
+    if (opts.outputHiddenStates) states[states.length - 1] = h;
+    return opts.outputHiddenStates ? { hidden: h, hiddenStates: states } : { hidden: h };
   }
 }

@@ -31,6 +31,16 @@ export class DecoderModel {
     return this.decoder.forward(input, opts);
   }
 
+  /** The forward pass up to the final norm ([batch, seq, hidden]), for a loss fused with the LM head. */
+  runHidden(input: DecoderInput, opts?: ForwardOptions): Tensor {
+    return this.decoder.forwardHidden(input, opts).hidden;
+  }
+
+  /** The LM head's weight [vocab, hidden] (the embeddings when tied). */
+  lmHead(): Tensor {
+    return this.decoder.headWeight();
+  }
+
   /**
    * A projection's base weight in Hugging Face's stored layout ([out, in]; GPT-2 Conv1D
    * [in, out]), as f32 values (dequantised when held 4-bit).

@@ -38,10 +38,14 @@ export function crossEntropy(logits: Tensor, labels: Tensor, ignoreIndex = -100)
 export function causalLmLoss(logits: Tensor, labels: number[][], ignoreIndex = -100): Tensor {
   return tf.tidy(() => {
     const v = logits.shape[logits.rank - 1]!;
-    const shifted = labels.map((row) => [...row.slice(1), ignoreIndex]);
-    const targets = tf.tensor2d(shifted, [labels.length, labels[0]!.length], 'int32').reshape([-1]);
-    return crossEntropy(logits.reshape([-1, v]), targets, ignoreIndex);
+    return crossEntropy(logits.reshape([-1, v]), causalTargets(labels, ignoreIndex), ignoreIndex);
   });
+}
+
+/** Each position's target, the next token's label (the last position none): int32 [batch · seq]. */
+export function causalTargets(labels: number[][], ignoreIndex = -100): Tensor {
+  const shifted = labels.map((row) => [...row.slice(1), ignoreIndex]);
+  return tf.tensor2d(shifted, [labels.length, labels[0]!.length], 'int32').reshape([-1]);
 }
 
 /** The number of targets causalLmLoss averages over. */

@@ -5,7 +5,7 @@
  * by tfjs' autograd — runs. The reference defines the numerics; fused kernels are tested
  * against it. Today the cpu backend fuses none; the cuda backend fuses the 4-bit linear, the
  * norms, the gated activation, rope, attention, the LoRA delta, dropout, the two decoder halves
- * (./decoderHalves.ts) and the cross-entropy sum
+ * (./decoderHalves.ts), the cross-entropy sum and the LM head fused with it
  * (test/ops/names.test.ts keeps this list true).
  */
 import { tf, type Tensor } from '../backend/tf.js';

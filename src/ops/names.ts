@@ -23,6 +23,8 @@ export interface OpSignature {
   readonly outputs?: readonly string[];
   readonly valueShape?: string | null;
   readonly storage?: OpStorage;
+  /** Outputs after the value that the gradient takes, each [its name, the input whose shape it has]. */
+  readonly keeps?: ReadonlyArray<readonly [string, string]>;
   readonly gradient?: OpGradient;
 }
 
@@ -205,6 +207,29 @@ export const OPS = {
       inputs: ['dy', 'logits', 'labels'],
       returns: [['logits', 'logits']],
       storage: { like: 'logits' },
+    },
+  },
+  /**
+   * Σ over rows with a target of −log softmax(hidden·headᵀ)[label] (src/ops/lmHeadCrossEntropy.ts):
+   * the LM head and the cross-entropy in one op, so a backend can run it in token chunks and never
+   * hold the [tokens × vocab] logits whole. The fused kernel computes the gradient w.r.t. hidden
+   * in its forward (the head is frozen) and returns it after the value when `withGradient`; the
+   * gradient kernel scales it by dy. `chunkRows` (0: the backend's choice) fixes the chunk.
+   */
+  lmHeadCrossEntropySum: {
+    name: 'TTLmHeadCrossEntropySum',
+    inputs: ['hidden', 'head', 'labels'],
+    attrs: ['ignoreIndex', 'chunkRows', 'withGradient'],
+    outputs: ['loss', 'dHidden'],
+    valueShape: null,
+    // dHidden is a GEMM result; the f32 loss is one value, its storage lost in the pool's alignment.
+    storage: 'gemm',
+    keeps: [['dHidden', 'hidden']],
+    gradient: {
+      name: 'TTLmHeadCrossEntropySumGrad',
+      inputs: ['dy', 'dHidden'],
+      returns: [['hidden', 'dHidden']],
+      storage: { like: 'dHidden' },
     },
   },
 } as const satisfies Record<string, OpSignature>;

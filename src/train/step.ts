@@ -9,15 +9,21 @@
  */
 import { tf, type Tensor } from '../backend/tf.js';
 import { activeDevice } from '../backend/device.js';
-import { causalLmLoss, causalLmTargetCount } from '../ops/crossEntropy.js';
+import { causalLmTargetCount } from '../ops/crossEntropy.js';
+import { causalLmHeadLoss } from '../ops/lmHeadCrossEntropy.js';
 import type { ModelHooks, ForwardContext } from '../model/hooks.js';
-import type { DecoderInput, ForwardOptions, DecoderOutput } from '../model/decoder.js';
+import type { DecoderInput, ForwardOptions } from '../model/decoder.js';
 import type { AdamW } from './adamw.js';
 
-/** The model as the step sees it: a synchronous forward usable inside a gradient tape. */
+/**
+ * The model as the step sees it: a synchronous forward usable inside a gradient tape, up to the
+ * final norm, and the LM head — the loss applies the head itself (fused with the cross-entropy,
+ * src/ops/lmHeadCrossEntropy.ts) so the logits never exist whole.
+ */
 export interface StepModel {
   spec: { numLayers: number };
-  run(input: DecoderInput, opts?: ForwardOptions): DecoderOutput;
+  runHidden(input: DecoderInput, opts?: ForwardOptions): Tensor;
+  lmHead(): Tensor;
 }
 
 /** The trainable part: hooks the decoder calls, and its variables by export name. */
@@ -116,8 +122,11 @@ export function computeGradients(
     };
     const { value, grads } = tf.engine().gradients(
       () => {
-        const { logits } = model.run({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }, { hooks: adapter, ctx, checkpoint });
-        return tf.mul(causalLmLoss(logits, batch.labels), weight) as tf.Scalar;
+        const hidden = model.runHidden(
+          { inputIds: batch.inputIds, attentionMask: batch.attentionMask },
+          { hooks: adapter, ctx, checkpoint },
+        );
+        return tf.mul(causalLmHeadLoss(hidden, model.lmHead(), batch.labels), weight) as tf.Scalar;
       },
       vars,
       undefined,
@@ -216,11 +225,11 @@ export function evaluateLoss(model: StepModel, adapter: ModelHooks, batches: Ste
     const n = causalLmTargetCount(batch.labels);
     if (n === 0) continue;
     const mean = tf.tidy(() => {
-      const { logits } = model.run(
+      const hidden = model.runHidden(
         { inputIds: batch.inputIds, attentionMask: batch.attentionMask },
         { hooks: adapter, ctx: { training: false, positions: batch.positions } },
       );
-      return causalLmLoss(logits, batch.labels);
+      return causalLmHeadLoss(hidden, model.lmHead(), batch.labels);
     });
     sum += mean.dataSync()[0]! * n;
     mean.dispose();

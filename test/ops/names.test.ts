@@ -41,7 +41,7 @@ describe('which ops each backend fuses', () => {
     expect(opNames.filter((name) => tf.getKernel(name, 'cpu'))).toEqual([]);
   });
 
-  it('cuda: the 4-bit linear, the norms, the gated activation, rope, attention, the LoRA delta, dropout, both decoder halves and the cross-entropy sum, each with its gradient kernel and a registered gradient', () => {
+  it('cuda: the 4-bit linear, the norms, the gated activation, rope, attention, the LoRA delta, dropout, both decoder halves, the cross-entropy sum and the LM head fused with it, each with its gradient kernel and a registered gradient', () => {
     const kernels = new Set(cudaKernels.map((k) => k.kernelName));
     const fused = ops.filter((op) => kernels.has(op.name));
     expect(fused.map((op) => op.name)).toEqual([
@@ -56,6 +56,7 @@ describe('which ops each backend fuses', () => {
       OPS.attentionHalf.name,
       OPS.mlpHalf.name,
       OPS.crossEntropySum.name,
+      OPS.lmHeadCrossEntropySum.name,
     ]);
     // qlinear registers its gradient itself (src/ops/qlinear.ts): it runs the backend's gradient kernel where there is one.
     const ownGradient = new Set<string>([OPS.qlinear.name]);

@@ -39,6 +39,7 @@ import { axis, elements, type StorageRules } from './peak.js';
 import type { Trace } from './trace.js';
 import { flashBackwardWorkspaceBytes } from '../../backend/attentionWorkspace.js';
 import { columnDotPartialBytes, doraScratchElements } from '../../backend/doraWorkspace.js';
+import { lmHeadChunkRows } from '../../backend/lmHeadChunks.js';
 
 /** CUDA context + cuBLASLt workspace and handles on a Hopper GPU (nvidia-smi's figure beside an idle process, ~0.5 GiB). */
 export const CUDA_CONTEXT_BYTES = 512 * 2 ** 20;
@@ -157,6 +158,21 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
         const n = size(t, x, dims) / inF;
         const operands = grad ? [ins[0], ins[1], ins[2], ins[3]] : [ins[0], ins[2], ins[3]];
         return (grad ? 2 : 1) * aligned(n * rank * gemmBytes) + copies(t, operands, dims);
+      }
+      if (kernel.name === OPS.lmHeadCrossEntropySum.name && ins[0] !== undefined && ins[1] !== undefined) {
+        // Inputs hidden, head, labels. The chunk's logits (one scratch, the GEMM type), the rows' f32
+        // losses and the upstream 1; and its outputs, the loss and dHidden, which exist while these
+        // do but are tracked only once the kernel returns.
+        const [rows, width, vocab] = [axis(t, ins[0], 0, dims), axis(t, ins[0], 1, dims), axis(t, ins[1], 0, dims)];
+        const chunk = lmHeadChunkRows(rows, vocab, gemmBytes, Number(kernel.attrs?.chunkRows ?? 0));
+        const dHidden = kernel.attrs?.withGradient ? rows * width : 0;
+        return (
+          aligned(chunk * vocab * gemmBytes) +
+          aligned(rows * 4) +
+          2 * aligned(4) +
+          aligned(dHidden * gemmBytes) +
+          copies(t, [ins[0], ins[1]], dims)
+        );
       }
       if (HALVES.has(kernel.name)) {
         const lora = ins.some((i) => i >= 0 && t.buffers[i]!.category === 'adapter');
@@ -329,6 +345,8 @@ type Fused = {
   grads: ReadonlyArray<readonly [string, string]>;
   passes: readonly string[];
   output: string | null;
+  /** The op's `keeps`: outputs after the value that the gradient saves, as [the gradient kernel's input name, the input shaped like it]. */
+  keeps: ReadonlyArray<readonly [string, string]>;
 };
 const CUDA_FUSED: Fused[] = (Object.values(OPS) as OpSignature[]).flatMap((op) => {
   const g = op.gradient;
@@ -341,6 +359,7 @@ const CUDA_FUSED: Fused[] = (Object.values(OPS) as OpSignature[]).flatMap((op) =
       grads: g.returns,
       passes: g.passes ?? [],
       output: op.valueShape,
+      keeps: op.keeps ?? [],
     },
   ];
 });
@@ -391,13 +410,17 @@ export function withCudaFusedOps<T>(trace: () => T): T {
     (backend as MakeInfo).makeTensorInfo(shape, 'float32', new Float32Array(shape.reduce((a, b) => a * b, 1)));
   const kernels: string[] = [];
   const gradients: string[] = [];
-  for (const { op, saves, grads, passes, output } of CUDA_FUSED) {
+  for (const { op, saves, grads, passes, output, keeps } of CUDA_FUSED) {
     if (tf.getKernel(op.name, backendName)) continue;
     const outputShape = (inputs: Record<string, tf.TensorInfo>) => (output ? inputs[output]!.shape : []);
     tf.registerKernel({
       kernelName: op.name,
       backendName,
-      kernelFunc: ({ inputs, backend }) => zeros(backend, outputShape(inputs as never)),
+      kernelFunc: ({ inputs, backend }) => {
+        const value = zeros(backend, outputShape(inputs as never));
+        if (keeps.length === 0) return value;
+        return [value, ...keeps.map(([, like]) => zeros(backend, (inputs as Record<string, tf.TensorInfo>)[like]!.shape))];
+      },
     });
     tf.registerKernel({
       kernelName: op.gradient.name,
@@ -412,9 +435,10 @@ export function withCudaFusedOps<T>(trace: () => T): T {
       tf.registerGradient({
         kernelName: op.name,
         inputsToSave: saves,
+        outputsToSave: keeps.length > 0 ? [false, ...keeps.map(() => true)] : undefined,
         gradFunc: (dy, saved, attrs) => {
           const g = Array.isArray(dy) ? dy[0]! : dy;
-          const named = Object.fromEntries(saves.map((name, i) => [name, saved[i]!]));
+          const named = Object.fromEntries([...saves, ...keeps.map(([name]) => name)].map((name, i) => [name, saved[i]!]));
           const out = tf.engine().runKernel(op.gradient.name, { dy: g, ...named }, attrs as never) as tf.Tensor | tf.Tensor[];
           const list = Array.isArray(out) ? out : [out];
           const given = [
