@@ -11,18 +11,15 @@ import type { LinearSite } from '../model/hooks.js';
 import type { Check } from '../util/checks.js';
 import type { Adapter, AdapterHost, HostTensor } from './adapter.js';
 
-/** What an export can be: a PEFT folder, a pyreft folder, or the base model with the adapter folded in. */
-export const EXPORT_FORMATS = ['peft', 'pyreft', 'merged'] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+import type { AdapterSection, ExportFormat } from './sectionTypes.js';
+
+export { EXPORT_FORMATS, type AdapterSection, type ExportFormat } from './sectionTypes.js';
 
 /** One recipe key of an adapter kind: the check its value must pass and its doc (a comment in --print-defaults). */
 export interface AdapterField {
   check: Check<unknown>;
   doc: string;
 }
-
-/** The recipe's adapter section once checked: `type` and the kind's keys, every default filled. */
-export type AdapterSection = { type: string } & Record<string, unknown>;
 
 /** What a saved adapter records about its base model. */
 export interface SaveMeta {

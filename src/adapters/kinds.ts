@@ -14,8 +14,7 @@ export const ADAPTER_KINDS: readonly AdapterKind[] = [loraKind, reftKind, ia3Kin
 /** Every value adapter.type may take, in the kinds' order. */
 export const ADAPTER_TYPES: readonly string[] = ADAPTER_KINDS.flatMap((k) => k.types);
 
-/** The adapter.type a recipe without one gets. */
-export const DEFAULT_ADAPTER_TYPE = 'lora';
+export { DEFAULT_ADAPTER_TYPE } from './sectionTypes.js';
 
 /** The kind serving adapter.type `type`, or undefined. */
 export function kindOfType(type: unknown): AdapterKind | undefined {

@@ -7,7 +7,8 @@
  * that nothing about defaults lives anywhere else.
  */
 import path from 'node:path';
-import { DEFAULT_ADAPTER_TYPE, kindOfType } from '../adapters/kinds.js';
+import { kindOfType } from '../adapters/kinds.js';
+import { DEFAULT_ADAPTER_TYPE } from '../adapters/sectionTypes.js';
 import type {
   AdapterConfig,
   AdapterType,

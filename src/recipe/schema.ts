@@ -33,11 +33,10 @@ import {
   WANDB_DEFAULTS,
 } from './defaults.js';
 import { parseHubRef } from '../hub/ref.js';
-import { ADAPTER_KINDS, kindOfType } from '../adapters/kinds.js';
+import { ADAPTER_KINDS, ADAPTER_TYPES, kindOfType } from '../adapters/kinds.js';
 import { isPlainObject } from './source.js';
 import { dataSources } from './sources.js';
 import {
-  ADAPTER_TYPES,
   BACKENDS,
   DATA_FORMATS,
   DIST_STRATEGIES,

@@ -7,7 +7,7 @@
  * export formats, column names) decided. `loadRecipe` is the only way to make one.
  */
 
-import type { AdapterSection, ExportFormat } from '../adapters/kind.js';
+import type { AdapterSection, ExportFormat } from '../adapters/sectionTypes.js';
 
 export const BACKENDS = ['cpu', 'cuda', 'tensorflow', 'auto'] as const;
 export type Backend = (typeof BACKENDS)[number];
@@ -38,13 +38,12 @@ export interface ModelSection {
 }
 
 /**
- * The adapter section: `type` (one of ADAPTER_TYPES) and the keys its kind declares, every
+ * The adapter section: `type` (one of src/adapters/kinds.ts' ADAPTER_TYPES) and the keys its kind declares, every
  * default filled. The kinds (src/adapters/kinds.ts) define the keys, their checks, docs and
  * defaults; the adapter reads its typed config from the section.
  */
 export type AdapterConfig = AdapterSection;
 export type AdapterType = string;
-export { ADAPTER_TYPES } from '../adapters/kinds.js';
 
 /** `auto`: read from the columns (TRL's rule: messages → chat, prompt + completion → prompt_completion, text → text). */
 export const DATA_FORMATS = ['auto', 'text', 'prompt_completion', 'alpaca', 'chat'] as const;
@@ -164,7 +163,7 @@ export interface WandbConfig {
   name: string | null;
 }
 
-export { EXPORT_FORMATS, type ExportFormat } from '../adapters/kind.js';
+export { EXPORT_FORMATS, type ExportFormat } from '../adapters/sectionTypes.js';
 
 export interface OutputSection {
   /** Absolute path of the run folder (checkpoints, exports, the resolved recipe). */

@@ -12,7 +12,8 @@ import { adapterFields, allKeyPaths, ROOT_ALIASES, SCHEMA, type AdapterSpec, typ
 import { hasOwnKey, ownValue } from './ownKeys.js';
 import { isPlainObject, type RecipeSource } from './source.js';
 import { closest } from '../util/suggest.js';
-import { ADAPTER_TYPES, type AdapterConfig, type AdapterType, type DataFormat } from './types.js';
+import { ADAPTER_TYPES } from '../adapters/kinds.js';
+import type { AdapterConfig, AdapterType, DataFormat } from './types.js';
 
 /** A validated recipe: every key present and well-typed; derived values may still be null. */
 export type ValidatedRecipe = Omit<RecipeDefaults, 'model' | 'adapter' | 'data'> & {
