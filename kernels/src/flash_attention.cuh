@@ -233,14 +233,16 @@ __device__ __forceinline__ IndexRange queryBlocksOfHead(const IndexRange& band, 
   return IndexRange{(lo / BM) * BM, hi};
 }
 
-// The key pass's row terms of query rows [i0, i0 + BM) of head bh into shared memory: lse, Δ
-// and the fully-masked flag (rows past sq: zeros and not masked).
+// The key pass's row terms of query rows [i0, i0 + BM) of head bh into shared memory: lse
+// (times lseScale: the tensor-core pass keeps it in log2 units), Δ and the fully-masked flag
+// (rows past sq: zeros and not masked).
 template <int BM>
-__device__ __forceinline__ void stageRowTerms(float* lseS, float* deltaS, bool* fullS, const KeyParams& p, int64_t bh, int64_t i0) {
+__device__ __forceinline__ void stageRowTerms(float* lseS, float* deltaS, bool* fullS, const KeyParams& p, int64_t bh, int64_t i0,
+                                              float lseScale = 1.f) {
   if (threadIdx.x < BM) {
     const int64_t i = i0 + threadIdx.x;
     const bool in = i < p.s.sq;
-    lseS[threadIdx.x] = in ? p.lse[bh * p.s.sq + i] : 0.f;
+    lseS[threadIdx.x] = in ? p.lse[bh * p.s.sq + i] * lseScale : 0.f;
     deltaS[threadIdx.x] = in ? p.rows.delta[bh * p.s.sq + i] : 0.f;
     fullS[threadIdx.x] = in && p.rows.rowFull[bh * p.s.sq + i];
   }
