@@ -117,28 +117,35 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
   const int64_t jw0 = j0 + warp * 16, jw1 = jw0 + 16;        // the warp's keys
   __syncthreads();  // keyOk
   const bool warpKeysOk = !__any_sync(0xffffffffu, !keyOk[warp * 16 + (lane & 15)]);
-  const bool rowKeyOk[2] = {keyOk[keyRow[0]], keyOk[keyRow[1]]};                    // shown and < sk
+  const bool rowKeyOk[2] = {keyOk[keyRow[0]], keyOk[keyRow[1]]};  // shown and < sk
   const bool rowKeyExists[2] = {j0 + keyRow[0] < s.sk, j0 + keyRow[1] < s.sk};
   mma::FragC dk[NO], dv[NO];
 #pragma unroll
   for (int n = 0; n < NO; n++) dk[n] = dv[n] = mma::FragC{{0.f, 0.f, 0.f, 0.f}};
 
+  auto rowTermsOf = [&](const QueryStep& at) {
+    return loadRowTerms<BM>(p, b * s.heads + kvh * groups + at.gi, at.i0, kLog2e);
+  };
+
   QueryStep at = firstFrom(0);
   if (STAGES == 2 && at.gi < groups) stageQueries(at, 0);
+  RowTerms terms = at.gi < groups ? rowTermsOf(at) : RowTerms{};  // the step's, loaded a step ahead
   int stage = 0;
   // Invariant (what makes the single barrier before the products enough): every shared buffer
-  // a step writes before that barrier — the other stage's Q and dO (the prefetch), the row
-  // terms, and (after it) dSᵀ — was last read by the previous step before one of its barriers:
-  // Q, dO and the row terms before its mid barrier, dSᵀ (read by its dQ products) before this
-  // step's first barrier. The cp.async groups complete in order: K, V, then one per step, so
-  // with the next step's group in flight wait<1> means this step's (and K, V) have landed.
+  // a step writes before that barrier — the other stage's Q and dO (the prefetch) and the row
+  // terms (loaded into registers a step ahead) — was last read by the previous step before its
+  // mid barrier, and dSᵀ, written after it, was last read (by the previous step's dQ products)
+  // before it. The cp.async groups complete in order: K and V, then one per step, so with the
+  // next step's group in flight wait<1> means this step's (and K, V) have landed; each thread
+  // waits for its own copies and the barrier after the wait publishes them to the block.
   while (at.gi < groups) {
     const QueryStep next = after(at);
     const bool prefetch = STAGES == 2 && next.gi < groups;
     if (STAGES == 1) stageQueries(at, 0);
     else if (prefetch) stageQueries(next, stage ^ 1);
     const int64_t h = kvh * groups + at.gi, bh = b * s.heads + h, i0 = at.i0, iLast = i0 + BM - 1;
-    stageRowTerms<BM>(lseS, deltaS, fullS, p, bh, i0, kLog2e);
+    storeRowTerms<BM>(lseS, deltaS, fullS, terms);
+    if (next.gi < groups) terms = rowTermsOf(next);  // in flight while this step computes
     if (prefetch) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();
     __syncthreads();
     const uint16_t* Q = Qs + stage * BM * ST;

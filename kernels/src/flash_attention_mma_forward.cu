@@ -70,6 +70,7 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
     mma::cpAsyncCommit();
   };
   stageKeys(tile0, 0);
+  bool nextKeyOk = loadKeyOk<BN>(p.in, s.sk, maskRow, tile0 * BN);  // the key mask, loaded a tile ahead
 
   // This warp's rows [w0, wLast] and their state; rows ≥ sq are computed and never stored.
   const int64_t w0 = i0 + warp * 16, wLast = (w0 + 15 < s.sq ? w0 + 15 : s.sq - 1);
@@ -95,7 +96,8 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
     const int buf = (int)((tile - tile0) & 1);
     const int64_t j0 = tile * BN, jEnd = j0 + BN;
     if (tile + 1 < tile1) stageKeys(tile + 1, buf ^ 1);  // the other buffer was released by the last barrier
-    stageKeyMask<BN>(keyOk, p.in, s.sk, maskRow, j0);
+    storeKeyOk<BN>(keyOk, nextKeyOk);
+    if (tile + 1 < tile1) nextKeyOk = loadKeyOk<BN>(p.in, s.sk, maskRow, jEnd);
     if (tile + 1 < tile1) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();
     const bool allKeys = __syncthreads_and(threadIdx.x >= BN || keyOk[threadIdx.x]);
 
