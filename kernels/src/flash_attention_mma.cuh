@@ -37,7 +37,8 @@ constexpr size_t kMaxBlockSmem = 163 * 1024 - 1024;  // less a KiB for the kerne
 // Backward (key pass): bwdWarps warps of 16 keys each (FlashAttention-2's 128-key blocks up to
 // d = 128: Q and dO are staged, and dQ summed with atomics, once per 128 keys instead of 64);
 // query blocks of bwdBM rows (the width of the Sᵀ and dPᵀ accumulators, 2 × bwdBM/2 floats),
-// bwdStages buffers of them (2: the next block's Q and dO load while this one is multiplied).
+// bwdStages buffers of them (2: the next block's Q and dO load while this one is multiplied;
+// 1: while this one's dQ products run).
 // Per thread dK and dV are 2 × columns/2 floats for the block's `columns` of the head
 // dimension: all of D up to 128, and at d = 256 a half — the grid then has D / columns blocks
 // per key block, each recomputing Sᵀ and dPᵀ over the full dimension (7 products of the tiles'

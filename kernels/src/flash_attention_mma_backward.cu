@@ -128,7 +128,7 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
   };
 
   QueryStep at = firstFrom(0);
-  if (STAGES == 2 && at.gi < groups) stageQueries(at, 0);
+  if (at.gi < groups) stageQueries(at, 0);
   RowTerms terms = at.gi < groups ? rowTermsOf(at) : RowTerms{};  // the step's, loaded a step ahead
   int stage = 0;
   // Invariant (what makes the single barrier before the products enough): every shared buffer
@@ -137,12 +137,13 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
   // mid barrier, and dSᵀ, written after it, was last read (by the previous step's dQ products)
   // before it. The cp.async groups complete in order: K and V, then one per step, so with the
   // next step's group in flight wait<1> means this step's (and K, V) have landed; each thread
-  // waits for its own copies and the barrier after the wait publishes them to the block.
+  // waits for its own copies and the barrier after the wait publishes them to the block. With
+  // one stage the next step's Q and dO are copied after the mid barrier, over the dQ products
+  // (which read neither).
   while (at.gi < groups) {
     const QueryStep next = after(at);
     const bool prefetch = STAGES == 2 && next.gi < groups;
-    if (STAGES == 1) stageQueries(at, 0);
-    else if (prefetch) stageQueries(next, stage ^ 1);
+    if (prefetch) stageQueries(next, stage ^ 1);
     const int64_t h = kvh * groups + at.gi, bh = b * s.heads + h, i0 = at.i0, iLast = i0 + BM - 1;
     storeRowTerms<BM>(lseS, deltaS, fullS, terms);
     if (next.gi < groups) terms = rowTermsOf(next);  // in flight while this step computes
@@ -226,6 +227,7 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
       }
     }
     __syncthreads();  // dSᵀ complete; this stage's Q, dO and the row terms are no longer read
+    if (STAGES == 1 && next.gi < groups) stageQueries(next, 0);
 
     // dQ += scale·dS·K over the warp's tiles, into the f32 sum; only the key steps some query
     // of the block sees (the others' dSᵀ is zero). Whether a warp has its n-th tile is uniform
