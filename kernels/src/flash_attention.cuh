@@ -189,12 +189,22 @@ struct IndexRange {
 // rows [i0, i0 + BM) (rowFull[r] for row i0 + r, one warp of WARPS per row) and returns the key
 // tiles of BN keys the block visits — the union of its rows' structural intervals, or all of
 // them if a row is fully masked (it is uniform over every key, and the reference's other rows
-// lose nothing). Every thread of the block must call it; it ends synchronised.
+// lose nothing). Every thread of the block must call it; it ends synchronised. A row whose
+// first structural key is visible (every row, with right padding) is settled by one load, all
+// rows' loads in flight at once; only the others are scanned, a warp per row.
 template <int BM, int BN, int WARPS>
 __device__ __forceinline__ IndexRange forwardKeyTiles(bool* rowFull, const Visibility& vis, const AttentionInputs& in,
                                                       int64_t maskRow, int64_t i0, int64_t sq) {
+  static_assert(BM <= WARPS * 32, "a thread per row");
+  if (threadIdx.x < BM) {  // rowFull[r]: "maybe" until the scan below
+    const int64_t i = i0 + threadIdx.x, lo = vis.lo(i);
+    rowFull[threadIdx.x] = i < sq && !(lo < vis.hi(i) && keyVisible(in.keyMask, in.maskt, maskRow + lo));
+  }
+  __syncthreads();
   for (int r = threadIdx.x / 32; r < BM; r += WARPS) {
-    const bool full = i0 + r < sq && warpRowFullyMasked(vis, in.keyMask, in.maskt, maskRow, i0 + r);
+    if (!rowFull[r]) continue;  // uniform over the warp
+    const bool full = warpRowFullyMasked(vis, in.keyMask, in.maskt, maskRow, i0 + r);
+    __syncwarp();  // every lane has read rowFull[r]
     if ((threadIdx.x & 31) == 0) rowFull[r] = full;
   }
   __syncthreads();
@@ -205,10 +215,19 @@ __device__ __forceinline__ IndexRange forwardKeyTiles(bool* rowFull, const Visib
   return IndexRange{kLo / BN, (kHi + BN - 1) / BN};
 }
 
-// keyOk[jj] = key j0 + jj exists and the key mask (row maskRow) shows it, for jj < BN.
+// keyOk[jj] = key j0 + jj exists and the key mask (row maskRow) shows it, for jj < BN: thread
+// jj's value (loadKeyOk, which a caller may issue a tile ahead) and its store.
+template <int BN>
+__device__ __forceinline__ bool loadKeyOk(const AttentionInputs& in, int64_t sk, int64_t maskRow, int64_t j0) {
+  return threadIdx.x < BN && j0 + threadIdx.x < sk && keyVisible(in.keyMask, in.maskt, maskRow + j0 + threadIdx.x);
+}
+template <int BN>
+__device__ __forceinline__ void storeKeyOk(bool* keyOk, bool ok) {
+  if (threadIdx.x < BN) keyOk[threadIdx.x] = ok;
+}
 template <int BN>
 __device__ __forceinline__ void stageKeyMask(bool* keyOk, const AttentionInputs& in, int64_t sk, int64_t maskRow, int64_t j0) {
-  if (threadIdx.x < BN) keyOk[threadIdx.x] = j0 + threadIdx.x < sk && keyVisible(in.keyMask, in.maskt, maskRow + j0 + threadIdx.x);
+  storeKeyOk<BN>(keyOk, loadKeyOk<BN>(in, sk, maskRow, j0));
 }
 
 // The query rows whose structural interval meets the keys [j0, j0 + BN) ∩ [0, sk): pos ≥ j0
@@ -233,17 +252,32 @@ __device__ __forceinline__ IndexRange queryBlocksOfHead(const IndexRange& band, 
   return IndexRange{(lo / BM) * BM, hi};
 }
 
-// The key pass's row terms of query rows [i0, i0 + BM) of head bh into shared memory: lse, Δ
-// and the fully-masked flag (rows past sq: zeros and not masked).
+// The key pass's row terms of one query row: lse (times lseScale: the tensor-core pass keeps it
+// in log2 units), Δ and the fully-masked flag (rows past sq: zeros and not masked).
+struct RowTerms {
+  float lse, delta;
+  bool full;
+};
+// Thread r < BM's row: i0 + r of head bh (loaded into registers, so that a caller can issue
+// the loads a step ahead of storeRowTerms).
+template <int BM>
+__device__ __forceinline__ RowTerms loadRowTerms(const KeyParams& p, int64_t bh, int64_t i0, float lseScale = 1.f) {
+  const int64_t i = i0 + threadIdx.x;
+  if (threadIdx.x >= BM || i >= p.s.sq) return RowTerms{0.f, 0.f, false};
+  return RowTerms{p.lse[bh * p.s.sq + i] * lseScale, p.rows.delta[bh * p.s.sq + i], p.rows.rowFull[bh * p.s.sq + i] != 0};
+}
+template <int BM>
+__device__ __forceinline__ void storeRowTerms(float* lseS, float* deltaS, bool* fullS, const RowTerms& terms) {
+  if (threadIdx.x < BM) {
+    lseS[threadIdx.x] = terms.lse;
+    deltaS[threadIdx.x] = terms.delta;
+    fullS[threadIdx.x] = terms.full;
+  }
+}
+// The row terms of query rows [i0, i0 + BM) of head bh into shared memory.
 template <int BM>
 __device__ __forceinline__ void stageRowTerms(float* lseS, float* deltaS, bool* fullS, const KeyParams& p, int64_t bh, int64_t i0) {
-  if (threadIdx.x < BM) {
-    const int64_t i = i0 + threadIdx.x;
-    const bool in = i < p.s.sq;
-    lseS[threadIdx.x] = in ? p.lse[bh * p.s.sq + i] : 0.f;
-    deltaS[threadIdx.x] = in ? p.rows.delta[bh * p.s.sq + i] : 0.f;
-    fullS[threadIdx.x] = in && p.rows.rowFull[bh * p.s.sq + i];
-  }
+  storeRowTerms<BM>(lseS, deltaS, fullS, loadRowTerms<BM>(p, bh, i0));
 }
 
 // The score the softmax sees for (query i, key j < sk), given the raw product q·k.

@@ -16,6 +16,10 @@ namespace flash {
 
 constexpr int kPad = 8;  // bf16 elements of padding per shared-memory row
 constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+// The most dynamic shared memory a block may opt into on every supported GPU: sm_80's 163 KiB
+// (sm_90 allows 227). Both kernels' tiles assert it, so one tile choice serves all devices.
+constexpr size_t kMaxBlockSmem = 163 * 1024 - 1024;  // less a KiB for the kernels' static arrays
 
 // The tiles per head dimension D (a multiple of 16, ≤ 256), in one place. What bounds them is
 // registers: a warp keeps its 16 rows' accumulators across the whole pass, and past 255
@@ -30,21 +34,31 @@ constexpr float kLog2e = 1.4426950408889634f;
 // tiles are 32 keys: S is 16 floats, and Q, K ×2, V ×2 take 99 KiB (two blocks per SM on sm90's
 // 228 KiB, one on sm80's 164).
 //
-// Backward (key pass): 4 warps of 16 keys; query blocks of bwdBM rows (the width of the Sᵀ and
-// dPᵀ accumulators, 2 × bwdBM/2 floats). Per thread dK and dV are 2 × columns/2 floats for the
-// block's `columns` of the head dimension: all of D up to 128, and at d = 256 a half — the
-// grid then has D / columns blocks per key block, each recomputing Sᵀ and dPᵀ over the full
-// dimension (7 products of the tiles' size instead of 5) and owning its half of dK, dV and
-// dQ's columns. That keeps d = 256 in d = 128's registers without moving Pᵀ and dSᵀ through
-// shared memory (FlashAttention-2's way at d = 256: dK and dV spread over 8 warps, no
-// recomputation — the next step if the measured d = 256 backward lags).
+// Backward (key pass): bwdWarps warps of 16 keys each (FlashAttention-2's 128-key blocks up to
+// d = 128: Q and dO are staged, and dQ summed with atomics, once per 128 keys instead of 64);
+// query blocks of bwdBM rows (the width of the Sᵀ and dPᵀ accumulators, 2 × bwdBM/2 floats),
+// bwdStages buffers of them (2: the next block's Q and dO load while this one is multiplied;
+// 1: while this one's dQ products run).
+// Per thread dK and dV are 2 × columns/2 floats for the block's `columns` of the head
+// dimension: all of D up to 128, and at d = 256 a half — the grid then has D / columns blocks
+// per key block, each recomputing Sᵀ and dPᵀ over the full dimension (7 products of the tiles'
+// size instead of 5) and owning its half of dK, dV and dQ's columns. That keeps d = 256 in
+// d = 128's registers without moving Pᵀ and dSᵀ through shared memory (FlashAttention-2's way
+// at d = 256: dK and dV spread over 8 warps, no recomputation — the next step if the measured
+// d = 256 backward lags). Shared memory (MmaBackwardSmem) stays under sm_80's 163 KiB for
+// every D: 58, 90, 76, 88 and 112 KiB at d = 32, 64, 80, 96, 128 (K, V; Q, dO × 2 stages;
+// dSᵀ), and d = 256 keeps 4 warps of 64 keys and one stage (104 KiB: two blocks per sm_90 SM,
+// where 8 warps of 264-half rows would leave one). Registers (230–254 a thread) make a d ≥ 64
+// block of 8 warps one per SM: the same 8 warps an SM ran as two blocks of 4 before.
 template <int D>
 struct MmaTiles {
   static_assert(D % 16 == 0 && D >= 16 && D <= 256, "tensor-core head dimensions are multiples of 16 up to 256");
   static constexpr int fwdWarps = D <= 64 ? 8 : 4;
   static constexpr int fwdBN = D <= 128 ? 64 : 32;
   static constexpr bool qInRegisters = D <= 128;
+  static constexpr int bwdWarps = D <= 128 ? 8 : 4;
   static constexpr int bwdBM = D <= 64 ? 64 : 32;
+  static constexpr int bwdStages = D <= 128 ? 2 : 1;
   static constexpr int columns = D <= 128 ? D : D / 2;
   static constexpr int columnSlices = D / columns;
   static_assert(columns % 16 == 0, "past 128 the backward halves the head dimension: a multiple of 32");
@@ -57,7 +71,24 @@ inline bool asyncRows(const AttentionTensor& t) {
          t.rowStride % 8 == 0;
 }
 
+// Whether t's column pairs (2c, 2c + 1) can be stored as one 32-bit bf16 pair: bf16, a
+// 4-byte aligned base and even strides.
+inline bool bf16Pairs(const AttentionTensor& t) {
+  return t.t == BF16 && reinterpret_cast<uintptr_t>(t.p) % 4 == 0 && t.batchStride % 2 == 0 && t.headStride % 2 == 0 &&
+         t.rowStride % 2 == 0;
+}
+
 #ifdef __CUDACC__
+// t[at] = a, t[at + 1] = b in t's type (at even): one 32-bit store when `pairs` (bf16Pairs(t)).
+__device__ __forceinline__ void storePair(const AttentionTensor& t, int64_t at, float a, float b, bool pairs) {
+  if (pairs) {
+    *reinterpret_cast<uint32_t*>(static_cast<uint16_t*>(t.p) + at) = mma::packBf16(a, b);
+  } else {
+    storeAs<float>(t.p, t.t, at, a);
+    storeAs<float>(t.p, t.t, at + 1, b);
+  }
+}
+
 // Rows [row0, row0 + ROWS) × [0, D) of one head of t (rows from element `base`) into the bf16
 // tile `dst` ([ROWS][D + kPad]); rows ≥ `rows` are zero. With `async` the copies are cp.async
 // (the caller commits and waits), else loads converted to bf16 and stored now.
@@ -82,6 +113,11 @@ __device__ __forceinline__ void stageRows(uint16_t* dst, const AttentionTensor& 
   }
 }
 
+// A key or query offset relative to a tile, clamped to [0, size].
+__device__ __forceinline__ int clampToTile(int64_t offset, int size) {
+  return offset < 0 ? 0 : (offset > size ? size : (int)offset);
+}
+
 __device__ __forceinline__ int laneId() { return threadIdx.x & 31; }
 
 // The A fragment of the 16×16 block at (row0, col0) of a row-major tile.
@@ -89,6 +125,15 @@ __device__ __forceinline__ mma::FragA loadA(const uint16_t* tile, int stride, in
   const int l = laneId();
   mma::FragA a;
   mma::ldmatrixX4(a.r, tile + (row0 + (l & 7) + ((l >> 3) & 1) * 8) * stride + col0 + (l >> 4) * 8);
+  return a;
+}
+
+// The A fragment of the 16×16 block at (row m0, column k0) of A = Tᵀ for a row-major tile
+// T[k][m] (dQ = dS·K with dS kept transposed, keys × queries).
+__device__ __forceinline__ mma::FragA loadATrans(const uint16_t* tile, int stride, int m0, int k0) {
+  const int l = laneId();
+  mma::FragA a;
+  mma::ldmatrixX4Trans(a.r, tile + (k0 + (l & 7) + (l >> 4) * 8) * stride + m0 + ((l >> 3) & 1) * 8);
   return a;
 }
 

@@ -3,20 +3,28 @@
 // bf16 (staged as bf16 either way); the row terms Δ and the fully-masked flags come from the
 // row pass, lse from the forward.
 //
-// FlashAttention-2's order: one block of 4 warps per (block of BN = 64 keys, KV head, batch);
-// warp w owns keys 16w … 16w + 15 and their dK, dV accumulators (f32, registers) for the whole
-// pass, which walks every query head of the KV head's group and every block of BM query rows
-// that can see the block's keys (all of them in a head with a fully masked row). Per query
-// block, per warp, transposed so that the warp's keys are the accumulator rows:
+// FlashAttention-2's order: one block of WARPS warps per (block of BN = 16·WARPS keys, KV
+// head, batch; MmaTiles per head dimension); warp w owns keys 16w … 16w + 15 and their dK, dV
+// accumulators (f32, registers) for the whole pass, which walks every query head of the KV
+// head's group and every block of BM query rows that can see the block's keys (all of them in
+// a head with a fully masked row). Per query block, per warp, transposed so that the warp's
+// keys are the accumulator rows:
 //   Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ                       (mma, f32)
-//   Pᵀ = exp(Sᵀ·scale (masked as forward) − lse), dSᵀ = Pᵀ ⊙ (dPᵀ − Δ)
+//   Pᵀ = exp2(Sᵀ·scale·log2e − lse·log2e) (masked as forward), dSᵀ = Pᵀ ⊙ (dPᵀ − Δ)
 //   dV += Pᵀ·dO, dK += dSᵀ·Q                      (Pᵀ, dSᵀ rounded to bf16 straight from the accumulators)
-// then dS goes through shared memory (bf16, [query][key]) and the four warps split dQ's
-// 8-column tiles (warp w takes tiles w, w + 4, …): dQ = dS·K, added with f32 atomics to the
-// packed f32 sum (several key blocks add to every dQ row). dK = scale·dK and dV are stored
-// once, in their types and strides. Past d = 128 a block owns a slice of the head dimension's
-// columns (MmaTiles::columns; its neighbour in the grid the other), for dK, dV and dQ alike,
-// and computes Sᵀ and dPᵀ over the whole dimension (flash_attention_mma.cuh says why).
+// then dSᵀ goes through shared memory (bf16, [key][query], the packed A fragments as they are)
+// and the warps split dQ's 16 × 16 tiles: dQ = dS·K, added with f32 atomics (pairs: one
+// vector reduction each on sm_90 when aligned) to the packed f32 sum (every key block adds to its rows).
+// dK = scale·dK and dV are stored once, in their types and strides. Past d = 128 a block owns
+// a slice of the head dimension's columns (MmaTiles::columns; its neighbour in the grid the
+// other), for dK, dV and dQ alike, and computes Sᵀ and dPᵀ over the whole dimension
+// (flash_attention_mma.cuh says why).
+//
+// Tiles of a warp: one whose keys no query of the block sees (the causal diagonal's upper
+// half) skips its products and leaves zeros as its dSᵀ; one whose keys every query sees, with
+// no key masked and no fully masked row, skips the per-element masking (most tiles).
+// With two stages the next query block's Q and dO are copied (cp.async) while this one is
+// multiplied; see the loop for the order that keeps that safe.
 #include "flash_attention_mma.cuh"
 
 namespace tt {
@@ -26,36 +34,50 @@ namespace {
 
 struct MmaKeyParams : KeyParams {
   bool qAsync, kAsync, vAsync, dOutAsync;  // asyncRows of each
+  bool dkPairs, dvPairs;                  // bf16Pairs of each
+  bool dqPairs;                           // dqAcc 8-byte aligned (it is dq itself when that is packed f32)
 };
-
-constexpr int kBackwardWarps = 4, kBackwardBN = 16 * kBackwardWarps;
 
 template <int D>
 struct MmaBackwardSmem {
+  static constexpr int WARPS = MmaTiles<D>::bwdWarps, BN = 16 * WARPS;
   static constexpr int BM = MmaTiles<D>::bwdBM;  // query rows per step: the Sᵀ and dPᵀ accumulators' width
-  static constexpr int stride = D + kPad, dsStride = kBackwardBN + kPad;
-  static constexpr size_t bytes = ((size_t)(2 * kBackwardBN + 2 * BM) * stride + (size_t)BM * dsStride) * sizeof(uint16_t);
+  static constexpr int STAGES = MmaTiles<D>::bwdStages;
+  static constexpr int stride = D + kPad, dsStride = BM + kPad;
+  // K, V; Q, dO per stage; dSᵀ [BN][dsStride]
+  static constexpr size_t bytes = ((size_t)(2 * BN + 2 * STAGES * BM) * stride + (size_t)BN * dsStride) * sizeof(uint16_t);
+  static_assert(bytes <= kMaxBlockSmem, "backward tiles exceed sm_80's shared memory");
 };
 
-__device__ __forceinline__ uint16_t bf16Bits(float v) { return (uint16_t)(mma::packBf16(v, 0.f) & 0xffffu); }
+// One step of a key block's walk: query block i0 of query head gi of the group (gi = groups:
+// past the end); end is the head's last visited row + 1, full whether the head has a fully
+// masked row.
+struct QueryStep {
+  int64_t gi, i0, end;
+  bool full;
+};
 
 template <int D>
-__global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyParams p) {
+__global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKernel(MmaKeyParams p) {
   using Smem = MmaBackwardSmem<D>;
-  constexpr int BM = Smem::BM, BN = kBackwardBN, ST = Smem::stride, DST = Smem::dsStride, THREADS = kBackwardWarps * 32;
+  constexpr int WARPS = Smem::WARPS, BM = Smem::BM, BN = Smem::BN, STAGES = Smem::STAGES, ST = Smem::stride,
+                DST = Smem::dsStride, THREADS = WARPS * 32;
   constexpr int KD = D / 16;                       // k-steps over the head dim
   constexpr int NQ = BM / 8;                       // Sᵀ / dPᵀ tiles of a warp (query columns)
   constexpr int COLS = MmaTiles<D>::columns;       // the head-dim columns of dK, dV, dQ this block owns
   constexpr int SLICES = MmaTiles<D>::columnSlices;
   constexpr int NO = COLS / 8;                     // dK / dV tiles of a warp
-  constexpr int QN = (NO + kBackwardWarps - 1) / kBackwardWarps;  // dQ tiles of a warp, at most
+  // dQ's 16 × 16 tiles, (row tile, column pair) = (u % QR, u / QR) for u = warp + WARPS·k: a
+  // warp keeps one row tile, so its A fragment serves all its tiles.
+  constexpr int QR = BM / 16, QTILES = QR * (COLS / 16), QPW = (QTILES + WARPS - 1) / WARPS;
+  static_assert(WARPS % QR == 0, "a warp's dQ tiles share one row tile");
   extern __shared__ float smem[];
   uint16_t* Ks = reinterpret_cast<uint16_t*>(smem);  // [BN][ST]
   uint16_t* Vs = Ks + BN * ST;                       // [BN][ST]
-  uint16_t* Qs = Vs + BN * ST;                       // [BM][ST]
-  uint16_t* dOs = Qs + BM * ST;                      // [BM][ST]
-  uint16_t* dSs = dOs + BM * ST;                     // [BM][DST]: dS, queries × keys
-  __shared__ float lseS[BM], deltaS[BM];
+  uint16_t* Qs = Vs + BN * ST;                       // [STAGES][BM][ST]
+  uint16_t* dOs = Qs + STAGES * BM * ST;             // [STAGES][BM][ST]
+  uint16_t* dSt = dOs + STAGES * BM * ST;            // [BN][DST]: dSᵀ, keys × queries
+  __shared__ float lseS[BM], deltaS[BM];             // lse in log2 units
   __shared__ bool fullS[BM], keyOk[BN];
 
   const AttentionShape& s = p.s;
@@ -64,6 +86,7 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
   const int c0 = (int)(blockIdx.x % SLICES) * COLS;  // the block's first column
   const int64_t groups = s.heads / s.kvHeads;
   const Visibility vis{s.sk, s.queryOffset, s.window, s.causal};
+  const float scaleLog2 = s.scale * kLog2e;
 
   stageRows<BN, D, THREADS>(Ks, p.in.k, p.in.k.at(b, kvh, 0), j0, s.sk, p.kAsync);
   stageRows<BN, D, THREADS>(Vs, p.in.v, p.in.v.at(b, kvh, 0), j0, s.sk, p.vAsync);
@@ -71,24 +94,83 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
   stageKeyMask<BN>(keyOk, p.in, s.sk, b * s.sk, j0);
   const IndexRange band = queryBand<BN>(s, j0);
 
+  // The walk: the first visited query block of head gi or after it, and the step after `at`.
+  auto firstFrom = [&](int64_t gi) {
+    for (; gi < groups; gi++) {
+      const int64_t bh = b * s.heads + kvh * groups + gi;
+      const IndexRange rows = queryBlocksOfHead<BM>(band, p, bh);
+      if (rows.begin < rows.end) return QueryStep{gi, rows.begin, rows.end, p.rows.headHasFull[bh] != 0};
+    }
+    return QueryStep{groups, 0, 0, false};
+  };
+  auto after = [&](const QueryStep& at) {
+    return at.i0 + BM < at.end ? QueryStep{at.gi, at.i0 + BM, at.end, at.full} : firstFrom(at.gi + 1);
+  };
+  auto stageQueries = [&](const QueryStep& at, int stage) {
+    const int64_t h = kvh * groups + at.gi;
+    stageRows<BM, D, THREADS>(Qs + stage * BM * ST, p.in.q, p.in.q.at(b, h, 0), at.i0, s.sq, p.qAsync);
+    stageRows<BM, D, THREADS>(dOs + stage * BM * ST, p.dOut, p.dOut.at(b, h, 0), at.i0, s.sq, p.dOutAsync);
+    mma::cpAsyncCommit();
+  };
+
   const int keyRow[2] = {warp * 16 + g, warp * 16 + g + 8};  // this lane's accumulator rows (keys in the block)
+  const int64_t jw0 = j0 + warp * 16, jw1 = jw0 + 16;        // the warp's keys
+  __syncthreads();  // keyOk
+  const bool warpKeysOk = !__any_sync(0xffffffffu, !keyOk[warp * 16 + (lane & 15)]);
+  const bool rowKeyOk[2] = {keyOk[keyRow[0]], keyOk[keyRow[1]]};  // shown and < sk
+  const bool rowKeyExists[2] = {j0 + keyRow[0] < s.sk, j0 + keyRow[1] < s.sk};
   mma::FragC dk[NO], dv[NO];
 #pragma unroll
   for (int n = 0; n < NO; n++) dk[n] = dv[n] = mma::FragC{{0.f, 0.f, 0.f, 0.f}};
 
-  for (int64_t gi = 0; gi < groups; gi++) {
-    const int64_t h = kvh * groups + gi, bh = b * s.heads + h;
-    const IndexRange rows = queryBlocksOfHead<BM>(band, p, bh);
-    const int64_t qBase = p.in.q.at(b, h, 0), dOutBase = p.dOut.at(b, h, 0);
-    for (int64_t i0 = rows.begin; i0 < rows.end; i0 += BM) {
-      __syncthreads();  // the previous block's Q, dO, dS and row terms are no longer read
-      stageRows<BM, D, THREADS>(Qs, p.in.q, qBase, i0, s.sq, p.qAsync);
-      stageRows<BM, D, THREADS>(dOs, p.dOut, dOutBase, i0, s.sq, p.dOutAsync);
-      mma::cpAsyncCommit();
-      stageRowTerms<BM>(lseS, deltaS, fullS, p, bh, i0);
-      mma::cpAsyncWait<0>();
-      __syncthreads();
+  auto rowTermsOf = [&](const QueryStep& at) {
+    return loadRowTerms<BM>(p, b * s.heads + kvh * groups + at.gi, at.i0, kLog2e);
+  };
 
+  QueryStep at = firstFrom(0);
+  if (at.gi < groups) stageQueries(at, 0);
+  RowTerms terms = at.gi < groups ? rowTermsOf(at) : RowTerms{};  // the step's, loaded a step ahead
+  int stage = 0;
+  // Invariant (what makes the single barrier before the products enough): every shared buffer
+  // a step writes before that barrier — the other stage's Q and dO (the prefetch) and the row
+  // terms (loaded into registers a step ahead) — was last read by the previous step before its
+  // mid barrier, and dSᵀ, written after it, was last read (by the previous step's dQ products)
+  // before it. The cp.async groups complete in order: K and V, then one per step, so with the
+  // next step's group in flight wait<1> means this step's (and K, V) have landed; each thread
+  // waits for its own copies and the barrier after the wait publishes them to the block. With
+  // one stage the next step's Q and dO are copied after the mid barrier, over the dQ products
+  // (which read neither).
+  while (at.gi < groups) {
+    const QueryStep next = after(at);
+    const bool prefetch = STAGES == 2 && next.gi < groups;
+    if (prefetch) stageQueries(next, stage ^ 1);
+    const int64_t h = kvh * groups + at.gi, bh = b * s.heads + h, i0 = at.i0, iLast = i0 + BM - 1;
+    storeRowTerms<BM>(lseS, deltaS, fullS, terms);
+    if (next.gi < groups) terms = rowTermsOf(next);  // in flight while this step computes
+    if (prefetch) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();
+    __syncthreads();
+    const uint16_t* Q = Qs + stage * BM * ST;
+    const uint16_t* dO = dOs + stage * BM * ST;
+
+    // Whether some query of the block sees some key of the warp, and whether all see all.
+    const bool warpSees = at.full || (vis.hi(iLast) > jw0 && vis.lo(i0) < jw1);
+    const bool dense = !at.full && warpKeysOk && jw1 <= s.sk && i0 + BM <= s.sq && vis.lo(iLast) <= jw0 && vis.hi(i0) >= jw1;
+    // Per key row, the block's queries that see it structurally: [qLo, qHi) of [0, BM) (rows
+    // past sq included: they see nothing).
+    int qLo[2] = {0, 0}, qHi[2] = {BM, BM};
+    if (!dense) {
+#pragma unroll
+      for (int r = 0; r < 2; r++) {
+        const int64_t j = j0 + keyRow[r], end = s.window > 0 && j + s.window - s.queryOffset < s.sq ? j + s.window - s.queryOffset : s.sq;
+        qLo[r] = s.causal ? clampToTile(j - s.queryOffset - i0, BM) : 0;
+        qHi[r] = clampToTile(end - i0, BM);
+      }
+    }
+    uint32_t* dsRow[2] = {reinterpret_cast<uint32_t*>(dSt + keyRow[0] * DST) + t, reinterpret_cast<uint32_t*>(dSt + keyRow[1] * DST) + t};
+    if (!warpSees) {
+#pragma unroll
+      for (int n = 0; n < NQ; n++) dsRow[0][n * 4] = dsRow[1][n * 4] = 0u;  // dSᵀ = 0: it adds nothing to dQ
+    } else {
       // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ for the warp's 16 keys × BM queries.
       mma::FragC st[NQ], dpt[NQ];
 #pragma unroll
@@ -98,79 +180,88 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
         const mma::FragA ka = loadA(Ks, ST, warp * 16, kk * 16), va = loadA(Vs, ST, warp * 16, kk * 16);
 #pragma unroll
         for (int np = 0; np < NQ / 2; np++) {
-          mmaPair(st[2 * np], st[2 * np + 1], ka, loadBPair(Qs, ST, np * 16, kk * 16));
-          mmaPair(dpt[2 * np], dpt[2 * np + 1], va, loadBPair(dOs, ST, np * 16, kk * 16));
+          mmaPair(st[2 * np], st[2 * np + 1], ka, loadBPair(Q, ST, np * 16, kk * 16));
+          mmaPair(dpt[2 * np], dpt[2 * np + 1], va, loadBPair(dO, ST, np * 16, kk * 16));
         }
       }
 
-      // Pᵀ and dSᵀ in place of Sᵀ and dPᵀ; dS (bf16) to shared memory for dQ.
+      // Pᵀ and dSᵀ in place of Sᵀ and dPᵀ (element e: key row keyRow[e / 2], query column qc).
 #pragma unroll
       for (int n = 0; n < NQ; n++) {
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const int kr = keyRow[e >> 1], qc = n * 8 + 2 * t + (e & 1);
-          const int64_t i = i0 + qc, j = j0 + kr;
-          float pv = 0.f;
-          if (i < s.sq && j < s.sk) {
-            const float score = maskedScore(st[n].r[e], s.scale, keyOk[kr] && vis.structural(i, j), fullS[qc]);
-            pv = exp2f((score - lseS[qc]) * kLog2e);
+        for (int c = 0; c < 2; c++) {
+          const int qc = n * 8 + 2 * t + c;
+          const float lse = lseS[qc], delta = deltaS[qc];
+#pragma unroll
+          for (int r = 0; r < 2; r++) {
+            const int e = 2 * r + c;
+            float pv;
+            if (dense) {
+              pv = exp2f(fmaf(st[n].r[e], scaleLog2, -lse));
+            } else {
+              const bool visible = rowKeyOk[r] && qc >= qLo[r] && qc < qHi[r];
+              const float score = maskedScore(st[n].r[e], s.scale, visible, fullS[qc]);  // past sq: not full, so P = 0
+              pv = rowKeyExists[r] ? exp2f(fmaf(score, kLog2e, -lse)) : 0.f;
+            }
+            st[n].r[e] = pv;
+            dpt[n].r[e] = pv * (dpt[n].r[e] - delta);
           }
-          const float ds = pv * (dpt[n].r[e] - deltaS[qc]);
-          st[n].r[e] = pv;
-          dpt[n].r[e] = ds;
-          dSs[qc * DST + kr] = bf16Bits(ds);
         }
       }
 
-      // dV += Pᵀ·dO and dK += dSᵀ·Q (k-steps over the block's queries).
+      // dV += Pᵀ·dO and dK += dSᵀ·Q (k-steps over the block's queries); dSᵀ's fragments to
+      // shared memory as they are (registers 0–3: rows g, g + 8 × columns 2t, 8 + 2t).
 #pragma unroll
       for (int kk = 0; kk < BM / 16; kk++) {
         const mma::FragA pa = aFromAccumulators(st[2 * kk], st[2 * kk + 1]);
         const mma::FragA da = aFromAccumulators(dpt[2 * kk], dpt[2 * kk + 1]);
+        dsRow[0][kk * 8] = da.r[0];
+        dsRow[1][kk * 8] = da.r[1];
+        dsRow[0][kk * 8 + 4] = da.r[2];
+        dsRow[1][kk * 8 + 4] = da.r[3];
 #pragma unroll
         for (int dp = 0; dp < COLS / 16; dp++) {
-          mmaPair(dv[2 * dp], dv[2 * dp + 1], pa, loadBPairTrans(dOs, ST, kk * 16, c0 + dp * 16));
-          mmaPair(dk[2 * dp], dk[2 * dp + 1], da, loadBPairTrans(Qs, ST, kk * 16, c0 + dp * 16));
-        }
-      }
-      __syncthreads();  // dS complete
-
-      // dQ += scale·dS·K over this warp's column tiles (n-th: the block's tile warp + 4n), into
-      // the f32 sum. Whether a warp has its n-th tile is uniform over its lanes, as mma needs.
-      auto hasTile = [&](int n) { return warp + kBackwardWarps * n < NO; };
-      auto tileColumn = [&](int n) { return c0 + (warp + kBackwardWarps * n) * 8; };
-      mma::FragC dq[BM / 16][QN];
-#pragma unroll
-      for (int mt = 0; mt < BM / 16; mt++)
-#pragma unroll
-        for (int n = 0; n < QN; n++) dq[mt][n] = mma::FragC{{0.f, 0.f, 0.f, 0.f}};
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; kk++) {
-        mma::FragB kb[QN];
-#pragma unroll
-        for (int n = 0; n < QN; n++)
-          if (hasTile(n)) kb[n] = loadBTrans(Ks, ST, kk * 16, tileColumn(n));
-#pragma unroll
-        for (int mt = 0; mt < BM / 16; mt++) {
-          const mma::FragA a = loadA(dSs, DST, mt * 16, kk * 16);
-#pragma unroll
-          for (int n = 0; n < QN; n++)
-            if (hasTile(n)) mma::mma16816(dq[mt][n], a, kb[n]);
-        }
-      }
-#pragma unroll
-      for (int mt = 0; mt < BM / 16; mt++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const int64_t i = i0 + mt * 16 + g + (e >= 2 ? 8 : 0);
-          if (i >= s.sq) continue;
-          float* row = p.dqAcc + (bh * s.sq + i) * s.d + 2 * t + (e & 1);
-#pragma unroll
-          for (int n = 0; n < QN; n++)
-            if (hasTile(n)) atomicAdd(row + tileColumn(n), dq[mt][n].r[e] * s.scale);
+          mmaPair(dv[2 * dp], dv[2 * dp + 1], pa, loadBPairTrans(dO, ST, kk * 16, c0 + dp * 16));
+          mmaPair(dk[2 * dp], dk[2 * dp + 1], da, loadBPairTrans(Q, ST, kk * 16, c0 + dp * 16));
         }
       }
     }
+    __syncthreads();  // dSᵀ complete; this stage's Q, dO and the row terms are no longer read
+    if (STAGES == 1 && next.gi < groups) stageQueries(next, 0);
+
+    // dQ += scale·dS·K over the warp's tiles, into the f32 sum; only the key steps some query
+    // of the block sees (the others' dSᵀ is zero). Whether a warp has its n-th tile is uniform
+    // over its lanes, as mma needs.
+    const int64_t kLo = at.full ? 0 : (vis.lo(i0) > j0 ? (vis.lo(i0) - j0) / 16 : 0);
+    const int64_t kHi = at.full ? BN / 16 : (vis.hi(iLast) - j0 + 15) / 16;
+    const int qr = warp % QR;
+    auto hasTile = [&](int n) { return warp + WARPS * n < QTILES; };
+    auto tileColumn = [&](int n) { return c0 + (warp + WARPS * n) / QR * 16; };
+    mma::FragC dq[QPW][2];
+#pragma unroll
+    for (int n = 0; n < QPW; n++) dq[n][0] = dq[n][1] = mma::FragC{{0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; kk++) {
+      if (kk < kLo || kk >= kHi) continue;
+      const mma::FragA a = loadATrans(dSt, DST, qr * 16, kk * 16);
+#pragma unroll
+      for (int n = 0; n < QPW; n++)
+        if (hasTile(n)) mmaPair(dq[n][0], dq[n][1], a, loadBPairTrans(Ks, ST, kk * 16, tileColumn(n)));
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      const int64_t i = i0 + qr * 16 + g + 8 * r;
+      if (i >= s.sq) continue;
+      float* row = p.dqAcc + (bh * s.sq + i) * s.d + 2 * t;
+#pragma unroll
+      for (int n = 0; n < QPW; n++)
+        if (hasTile(n)) {
+          mma::atomicAddPair(row + tileColumn(n), dq[n][0].r[2 * r] * s.scale, dq[n][0].r[2 * r + 1] * s.scale, p.dqPairs);
+          mma::atomicAddPair(row + tileColumn(n) + 8, dq[n][1].r[2 * r] * s.scale, dq[n][1].r[2 * r + 1] * s.scale, p.dqPairs);
+        }
+    }
+    at = next;
+    stage ^= STAGES - 1;
   }
   mma::cpAsyncWait<0>();  // K and V landed even when no query block was visited
 
@@ -181,27 +272,26 @@ __global__ void __launch_bounds__(kBackwardWarps * 32) mmaKeyPassKernel(MmaKeyPa
     const int64_t dkRow = p.dk.at(b, kvh, j), dvRow = p.dv.at(b, kvh, j);
 #pragma unroll
     for (int n = 0; n < NO; n++) {
-#pragma unroll
-      for (int c = 0; c < 2; c++) {
-        const int col = c0 + n * 8 + 2 * t + c;
-        storeAs<float>(p.dk.p, p.dk.t, dkRow + col, dk[n].r[2 * r + c] * s.scale);
-        storeAs<float>(p.dv.p, p.dv.t, dvRow + col, dv[n].r[2 * r + c]);
-      }
+      const int col = c0 + n * 8 + 2 * t;
+      storePair(p.dk, dkRow + col, dk[n].r[2 * r] * s.scale, dk[n].r[2 * r + 1] * s.scale, p.dkPairs);
+      storePair(p.dv, dvRow + col, dv[n].r[2 * r], dv[n].r[2 * r + 1], p.dvPairs);
     }
   }
 }
 
 template <int D>
 void launchMmaKeyPassFor(const MmaKeyParams& p) {
-  const int64_t keyBlocks = (p.s.sk + kBackwardBN - 1) / kBackwardBN;
+  using Smem = MmaBackwardSmem<D>;
+  const int64_t keyBlocks = (p.s.sk + Smem::BN - 1) / Smem::BN;
   const dim3 grid((unsigned)(keyBlocks * MmaTiles<D>::columnSlices), (unsigned)p.s.kvHeads, (unsigned)p.s.b);
-  launchTiled<mmaKeyPassKernel<D>>(grid, MmaBackwardSmem<D>::bytes, p, "flashAttentionBackward (tensor cores)", kBackwardWarps * 32);
+  launchTiled<mmaKeyPassKernel<D>>(grid, Smem::bytes, p, "flashAttentionBackward (tensor cores)", Smem::WARPS * 32);
 }
 
 }  // namespace
 
 void launchMmaKeyPass(const KeyParams& kp) {
-  const MmaKeyParams p{kp, asyncRows(kp.in.q), asyncRows(kp.in.k), asyncRows(kp.in.v), asyncRows(kp.dOut)};
+  const MmaKeyParams p{kp, asyncRows(kp.in.q), asyncRows(kp.in.k), asyncRows(kp.in.v), asyncRows(kp.dOut), bf16Pairs(kp.dk),
+                        bf16Pairs(kp.dv), reinterpret_cast<uintptr_t>(kp.dqAcc) % 8 == 0};
   withMmaHeadDim(p.s.d, "flashAttentionBackward", [&](auto d) { launchMmaKeyPassFor<decltype(d)::value>(p); });
 }
 

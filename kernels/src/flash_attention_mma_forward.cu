@@ -9,7 +9,8 @@
 // tile t is multiplied). Per key tile and warp:
 //   S = Q·Kᵀ (mma, f32 accumulation), scaled and masked as the SIMT kernel values scores;
 //   m' = max(m, rowmax S), P = exp(S − m'), l = l·exp(m − m') + rowsum P, O = O·exp(m − m') + P·V,
-// P rounded to bf16 for its product (FlashAttention's choice; the sums stay f32). l is kept
+// P rounded to bf16 for its product (FlashAttention's choice; the sums stay f32); S and m are
+// kept in log2 units (scores times log2 e), so each exp is one exp2. l is kept
 // per lane (a quarter of the row) and summed across the row's four lanes once, at the end.
 // A warp skips a tile none of its rows can see (its contribution is exactly 0: every such row
 // sees some key in a tile it does not skip, and exp(−1e30 − m) = 0 there), and a tile all of
@@ -23,12 +24,14 @@ namespace {
 
 struct MmaForwardParams : ForwardParams {
   bool qAsync, kAsync, vAsync;  // asyncRows of q, k, v
+  bool outPairs;                // bf16Pairs(out)
 };
 
 template <int D>
 struct MmaForwardSmem {
   static constexpr int WARPS = MmaTiles<D>::fwdWarps, BM = 16 * WARPS, BN = MmaTiles<D>::fwdBN, stride = D + kPad;
   static constexpr size_t bytes = (size_t)(BM + 4 * BN) * stride * sizeof(uint16_t);  // Q, K ×2, V ×2
+  static_assert(bytes <= kMaxBlockSmem, "forward tiles exceed sm_80's shared memory");
 };
 
 template <int D>
@@ -48,10 +51,13 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
 
   const AttentionShape& s = p.s;
   const int warp = threadIdx.x / 32, lane = laneId(), g = lane >> 2, t = lane & 3;
-  const int64_t i0 = (int64_t)blockIdx.x * BM, h = blockIdx.y, b = blockIdx.z;
+  // The last query blocks first: with a causal mask they have the most key tiles, and the
+  // short ones then fill the grid's tail.
+  const int64_t i0 = (int64_t)(gridDim.x - 1 - blockIdx.x) * BM, h = blockIdx.y, b = blockIdx.z;
   const int64_t kvh = h / (s.heads / s.kvHeads);
   const int64_t kBase = p.in.k.at(b, kvh, 0), vBase = p.in.v.at(b, kvh, 0), maskRow = b * s.sk;
   const Visibility vis{s.sk, s.queryOffset, s.window, s.causal};
+  const float scaleLog2 = s.scale * kLog2e;
 
   stageRows<BM, D, THREADS>(Qs, p.in.q, p.in.q.at(b, h, 0), i0, s.sq, p.qAsync);
   mma::cpAsyncCommit();
@@ -64,6 +70,7 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
     mma::cpAsyncCommit();
   };
   stageKeys(tile0, 0);
+  bool nextKeyOk = loadKeyOk<BN>(p.in, s.sk, maskRow, tile0 * BN);  // the key mask, loaded a tile ahead
 
   // This warp's rows [w0, wLast] and their state; rows ≥ sq are computed and never stored.
   const int64_t w0 = i0 + warp * 16, wLast = (w0 + 15 < s.sq ? w0 + 15 : s.sq - 1);
@@ -89,7 +96,8 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
     const int buf = (int)((tile - tile0) & 1);
     const int64_t j0 = tile * BN, jEnd = j0 + BN;
     if (tile + 1 < tile1) stageKeys(tile + 1, buf ^ 1);  // the other buffer was released by the last barrier
-    stageKeyMask<BN>(keyOk, p.in, s.sk, maskRow, j0);
+    storeKeyOk<BN>(keyOk, nextKeyOk);
+    if (tile + 1 < tile1) nextKeyOk = loadKeyOk<BN>(p.in, s.sk, maskRow, jEnd);
     if (tile + 1 < tile1) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();
     const bool allKeys = __syncthreads_and(threadIdx.x >= BN || keyOk[threadIdx.x]);
 
@@ -109,16 +117,29 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
         for (int np = 0; np < NS / 2; np++) mmaPair(sacc[2 * np], sacc[2 * np + 1], qa, loadBPair(K, ST, np * 16, kk * 16));
       }
 
-      // Scores as the SIMT kernel values them; the online softmax update of the two rows.
+      // Scores as the SIMT kernel values them, times log2 e (so that exp is one exp2); the online
+      // softmax update of the two rows. Masking compares tile-relative int offsets: the row's
+      // visible keys [lo, hi) and the keys that exist [0, keyEnd).
       float tileMax[2] = {-INFINITY, -INFINITY};
+      int lo[2] = {0, 0}, hi[2] = {BN, BN};
+      const int keyEnd = s.sk - j0 < BN ? (int)(s.sk - j0) : BN;
+      if (!dense) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+          lo[r] = clampToTile(vis.lo(row[r]) - j0, BN);
+          hi[r] = clampToTile(vis.hi(row[r]) - j0, BN);
+        }
+      }
 #pragma unroll
       for (int n = 0; n < NS; n++) {
 #pragma unroll
         for (int e = 0; e < 4; e++) {
           const int r = e >> 1, jj = n * 8 + 2 * t + (e & 1);
-          const int64_t j = j0 + jj;
-          float v = sacc[n].r[e] * s.scale;
-          if (!dense) v = j < s.sk ? maskedScore(sacc[n].r[e], s.scale, keyOk[jj] && vis.structural(row[r], j), full[r]) : -INFINITY;
+          float v = sacc[n].r[e] * scaleLog2;
+          if (!dense) {
+            const bool visible = jj >= lo[r] && jj < hi[r] && keyOk[jj];
+            v = jj < keyEnd ? (visible ? v : (full[r] ? 0.f : kMasked * kLog2e)) : -INFINITY;
+          }
           sacc[n].r[e] = v;
           tileMax[r] = fmaxf(tileMax[r], v);
         }
@@ -126,8 +147,8 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
       float alpha[2];
 #pragma unroll
       for (int r = 0; r < 2; r++) {
-        const float mNew = fmaxf(m[r], quadMax(tileMax[r]));  // finite: key j0 < sk scores ≥ −1e30
-        alpha[r] = exp2f((m[r] - mNew) * kLog2e);              // 0 on the first tile (m = −∞)
+        const float mNew = fmaxf(m[r], quadMax(tileMax[r]));  // finite: key j0 < sk scores ≥ −1e30·log2 e
+        alpha[r] = exp2f(m[r] - mNew);                         // 0 on the first tile (m = −∞)
         m[r] = mNew;
       }
       float rowSum[2] = {0.f, 0.f};
@@ -135,7 +156,7 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
       for (int n = 0; n < NS; n++) {
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-          const float pv = exp2f((sacc[n].r[e] - m[e >> 1]) * kLog2e);
+          const float pv = exp2f(sacc[n].r[e] - m[e >> 1]);
           sacc[n].r[e] = pv;
           rowSum[e >> 1] += pv;
         }
@@ -166,11 +187,8 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
     const float inv = 1.f / sum;
     const int64_t at = p.out.at(b, h, row[r]);
 #pragma unroll
-    for (int n = 0; n < NO; n++) {
-      storeAs<float>(p.out.p, p.out.t, at + n * 8 + 2 * t, o[n].r[2 * r] * inv);
-      storeAs<float>(p.out.p, p.out.t, at + n * 8 + 2 * t + 1, o[n].r[2 * r + 1] * inv);
-    }
-    if (t == 0) p.lse[(b * s.heads + h) * s.sq + row[r]] = m[r] + logf(sum);
+    for (int n = 0; n < NO; n++) storePair(p.out, at + n * 8 + 2 * t, o[n].r[2 * r] * inv, o[n].r[2 * r + 1] * inv, p.outPairs);
+    if (t == 0) p.lse[(b * s.heads + h) * s.sq + row[r]] = (m[r] + log2f(sum)) * kLn2;
   }
 }
 
@@ -184,7 +202,7 @@ void launchMmaForwardFor(const MmaForwardParams& p) {
 }  // namespace
 
 void launchMmaForward(const ForwardParams& fp) {
-  const MmaForwardParams p{fp, asyncRows(fp.in.q), asyncRows(fp.in.k), asyncRows(fp.in.v)};
+  const MmaForwardParams p{fp, asyncRows(fp.in.q), asyncRows(fp.in.k), asyncRows(fp.in.v), bf16Pairs(fp.out)};
   withMmaHeadDim(p.s.d, "flashAttentionForward", [&](auto d) { launchMmaForwardFor<decltype(d)::value>(p); });
 }
 

@@ -75,5 +75,18 @@ __device__ __forceinline__ void cpAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+// dst[0] += a, dst[1] += b in global memory: one vector reduction on sm_90
+// (red.global.add.v2.f32) when `aligned` (dst 8-byte aligned), else two scalar ones.
+__device__ __forceinline__ void atomicAddPair(float* dst, float a, float b, bool aligned) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (aligned) {
+    atomicAdd(reinterpret_cast<float2*>(dst), make_float2(a, b));
+    return;
+  }
+#endif
+  atomicAdd(dst, a);
+  atomicAdd(dst + 1, b);
+}
+
 }  // namespace mma
 }  // namespace tt

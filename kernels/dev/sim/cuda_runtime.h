@@ -88,6 +88,7 @@ inline int __syncthreads_and(int p) {
   return r;
 }
 inline void simWarpBarrier() { sim::blk->warps[tid() / 32]->arrive_and_wait(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { simWarpBarrier(); }
 // Whether [p, p + bytes) lies inside the block's dynamic shared memory.
 inline bool simInSharedMemory(const void* p, size_t bytes) {
   const char* lo = reinterpret_cast<const char*>(sim::blk->smem.data());

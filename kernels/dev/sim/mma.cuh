@@ -108,5 +108,11 @@ inline void cpAsyncCommit() {}
 template <int N>
 inline void cpAsyncWait() {}
 
+inline void atomicAddPair(float* dst, float a, float b, bool aligned) {
+  detail::require(!aligned || reinterpret_cast<uintptr_t>(dst) % 8 == 0, "atomicAddPair destination not 8-byte aligned");
+  atomicAdd(dst, a);
+  atomicAdd(dst + 1, b);
+}
+
 }  // namespace mma
 }  // namespace tt
