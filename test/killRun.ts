@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { ADAPTER_STATE_FILE, TRAINER_STATE_FILE } from '../src/io/runLayout.js';
 import { repoRoot } from './helpers.js';
 
 export interface KilledRun {
@@ -46,9 +47,10 @@ export function trainKilledAt(command: string[], args: string[], killAt: number 
 
 /** The finished run's losses (from checkpoint-`steps`) and its PEFT export's bytes. */
 export function finalState(dir: string, steps: number): { losses: number[]; adapter: Buffer } {
-  const run = path.join(dir, 'run');
+  const checkpoint = path.join(dir, 'run', `checkpoint-${steps}`);
   return {
-    losses: (JSON.parse(readFileSync(path.join(run, `checkpoint-${steps}`, 'trainer_state.json'), 'utf8')) as { losses: number[] }).losses,
-    adapter: readFileSync(path.join(run, 'peft', 'adapter_model.safetensors')),
+    losses: (JSON.parse(readFileSync(path.join(checkpoint, TRAINER_STATE_FILE), 'utf8')) as { losses: number[] }).losses,
+    // The checkpoint's adapter state: every adapter kind has one (ReFT exports no PEFT folder).
+    adapter: readFileSync(path.join(checkpoint, ADAPTER_STATE_FILE)),
   };
 }

@@ -9,6 +9,7 @@
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/io/dtypes.js';
 import { defineEmulatedPrimitives, type EmulatedMemory, type NamedArgs } from './emulatedPrimitives.js';
 import { DEQUANTIZE_GROUP } from '../../src/backend/cuda/primitives/signatures.js';
+import { DEQUANTIZE_FIELDS } from '../../src/backend/cuda/primitives/dequantize.js';
 
 const F32 = 0,
   BF16 = 1,
@@ -29,20 +30,8 @@ const TO_SOURCE: Array<(v: number) => number> = [(v) => v, (v) => bf16ToF32(f32T
 function dequantize({ view }: EmulatedMemory) {
   /** The arguments of slot `i` (`packed0`, `absmax0` …), as one launch part. */
   const one = (a: NamedArgs, i: number) => {
-    const [packed, absmax, nestedAbsmax, nestedCode, offset, nestedBlocksize, out, outType, n, blocksize, quantType, roundTo] = [
-      'packed',
-      'absmax',
-      'nestedAbsmax',
-      'nestedCode',
-      'offset',
-      'nestedBlocksize',
-      'out',
-      'outType',
-      'n',
-      'blocksize',
-      'quantType',
-      'roundTo',
-    ].map((field) => a[`${field}${i}`]);
+    const [packed, absmax, nestedAbsmax, nestedCode, offset, nestedBlocksize, out, outType, n, blocksize, quantType, roundTo] =
+      DEQUANTIZE_FIELDS.map((field) => a[`${field}${i}`]);
     const fail = (what: string) => {
       throw new Error(`dequantize4bit: ${what} (n=${n} blocksize=${blocksize})`);
     };

@@ -6,13 +6,11 @@
  * runs from source (tsx: the device has no build of dist/).
  */
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../helpers.js';
 import { tinyRecipe, tmp } from '../cliHarness.js';
 import { finalState, trainKilledAt } from '../killRun.js';
 import { EMULATED } from './cuda.js';
-import { ADAPTER_STATE_FILE, TRAINER_STATE_FILE } from '../../src/io/runLayout.js';
 
 const TRAIN = ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'train.ts')];
 const ON_CUDA = [
@@ -83,14 +81,7 @@ describe.skipIf(EMULATED)('kill -9 and --resume on cuda with dropout', () => {
   it("LoReFT dropout: reproduces the uninterrupted run: every loss, the checkpoint's adapter bytes", async () => {
     const steps = 60;
     const { whole, killed, kills } = await killTwiceAndResume(REFT_ON_CUDA, steps);
-    const state = (dir: string) => {
-      const checkpoint = path.join(dir, 'run', `checkpoint-${steps}`);
-      return {
-        losses: (JSON.parse(readFileSync(path.join(checkpoint, TRAINER_STATE_FILE), 'utf8')) as { losses: number[] }).losses,
-        adapter: readFileSync(path.join(checkpoint, ADAPTER_STATE_FILE)),
-      };
-    };
-    const [a, b] = [state(whole), state(killed)];
+    const [a, b] = [finalState(whole, steps), finalState(killed, steps)];
     expect(a.adapter.toString('latin1'), 'the interventions were trained').toContain('_comp_block_output_unit_pos_nunit_1#0');
     expectSameRun(a, b, kills, steps);
   });

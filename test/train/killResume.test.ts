@@ -5,12 +5,10 @@
  * The same for a LoReFT run with dropout, whose masks a resume must redraw.
  */
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../helpers.js';
 import { tinyRecipe, tmp } from '../cliHarness.js';
 import { finalState, trainKilledAt as run } from '../killRun.js';
-import { ADAPTER_STATE_FILE, TRAINER_STATE_FILE } from '../../src/io/runLayout.js';
 
 const TRAIN = [path.join(repoRoot, 'dist', 'cli', 'train.js')];
 
@@ -67,14 +65,7 @@ describe('kill -9 and --resume', () => {
     expect(ref.code, ref.stderr).toBe(0);
     const last = await run(TRAIN, ['--recipe', recipeKilled, ...reft, '--resume'], null);
     expect(last.code, last.stderr).toBe(0);
-    const state = (dir: string) => {
-      const checkpoint = path.join(dir, 'run', `checkpoint-${steps}`);
-      return {
-        losses: (JSON.parse(readFileSync(path.join(checkpoint, TRAINER_STATE_FILE), 'utf8')) as { losses: number[] }).losses,
-        adapter: readFileSync(path.join(checkpoint, ADAPTER_STATE_FILE)),
-      };
-    };
-    const [a, b] = [state(whole), state(killed)];
+    const [a, b] = [finalState(whole, steps), finalState(killed, steps)];
     expect(a.adapter.toString('latin1'), 'the interventions were trained').toContain('_comp_block_output_unit_pos_nunit_1#0');
     expect(b.losses).toHaveLength(steps);
     expect(b.losses).toEqual(a.losses);

@@ -10,7 +10,7 @@ import { type Adapter, type AdapterHost, type HostTensor, AdapterError } from '.
 import { Rng } from '../random.js';
 import { normal } from '../init.js';
 import { selectSites } from '../targeting.js';
-import { trainableVariable } from '../variables.js';
+import { sortedHostTensors, trainableVariable } from '../variables.js';
 import { type Ia3Config, IA3_TARGET_MODULES, ia3Selection, isFeedforward, resolveFeedforward } from './config.js';
 
 export const IA3_RULES = { method: 'IA³', defaults: IA3_TARGET_MODULES };
@@ -147,12 +147,7 @@ export class Ia3Adapter implements Adapter {
 
   /** PEFT tensors (key → value), sorted by key as PEFT's safetensors files are. */
   exportTensors(): Map<string, HostTensor> {
-    const out = new Map<string, HostTensor>();
-    for (const key of [...this.variables.keys()].sort()) {
-      const v = this.variables.get(key)!;
-      out.set(key, { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) });
-    }
-    return out;
+    return sortedHostTensors(this.variables);
   }
 
   /** IA³ draws no random numbers while training. */

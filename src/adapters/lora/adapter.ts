@@ -12,7 +12,7 @@ import { kaimingUniform, normal } from '../init.js';
 import type { LoraConfig } from './config.js';
 import { LoraLayer, rowNorm } from './layer.js';
 import { selectTargets, type LoraTarget } from './targeting.js';
-import { trainableVariable } from '../variables.js';
+import { sortedHostTensors, trainableVariable } from '../variables.js';
 
 /** PEFT's saved key for one LoRA tensor of a module: adapter name removed, `base_model.model.` prefix. */
 export function peftKey(moduleName: string, part: 'lora_A' | 'lora_B' | 'lora_magnitude_vector'): string {
@@ -130,12 +130,7 @@ export class LoraAdapter implements Adapter {
 
   /** PEFT tensors (key → value), sorted by key as PEFT's safetensors files are. */
   exportTensors(): Map<string, HostTensor> {
-    const out = new Map<string, HostTensor>();
-    for (const key of [...this.variables.keys()].sort()) {
-      const v = this.variables.get(key)!;
-      out.set(key, { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) });
-    }
-    return out;
+    return sortedHostTensors(this.variables);
   }
 
   /**

@@ -37,14 +37,14 @@ export function dequantize4bit(p: Program, parts: readonly Dequantize4bit[]): vo
     const args: Record<string, number> = { count: group.length };
     for (let slot = 0; slot < DEQUANTIZE_GROUP; slot++) {
       const o = group[slot];
-      for (const field of FIELDS) args[`${field}${slot}`] = o ? o[field] : 0;
+      for (const field of DEQUANTIZE_FIELDS) args[`${field}${slot}`] = o ? o[field] : 0;
     }
     p.add('dequantize4bit', args as PrimitiveArgs<'dequantize4bit'>);
   }
 }
 
 /** A weight's fields, named as its slot's arguments in signatures.ts (`packed0`, `absmax0` …). */
-const FIELDS = [
+export const DEQUANTIZE_FIELDS = [
   'packed',
   'absmax',
   'nestedAbsmax',
