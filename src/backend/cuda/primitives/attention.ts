@@ -54,16 +54,9 @@ export interface FlashAttentionForward extends AttentionProblem {
   lse: number;
 }
 
-export interface FlashAttentionBackward extends AttentionProblem {
-  q: AttentionView;
-  k: AttentionView;
-  v: AttentionView;
-  keyMask: number;
-  maskDtype: number;
-  /** The forward's out and lse, and the incoming gradient of out. */
-  out: AttentionView;
+/** The forward's arguments (its out and lse now read), the incoming gradient of out, and where the gradients go. */
+export interface FlashAttentionBackward extends FlashAttentionForward {
   dOut: AttentionView;
-  lse: number;
   dq: AttentionView;
   dk: AttentionView;
   dv: AttentionView;
@@ -120,27 +113,23 @@ const problem = (o: AttentionProblem) => ({
   queryOffset: o.queryOffset,
 });
 
+/** What both passes read: q, k, v, the key mask and the forward's output (signatures.ts orders them). */
+const inputs = (o: FlashAttentionForward) => ({
+  ...view('q', o.q),
+  ...view('k', o.k),
+  ...view('v', o.v),
+  keyMask: o.keyMask,
+  maskDtype: o.maskDtype,
+  ...view('out', o.out),
+});
+
 export function flashAttentionForward(p: Program, o: FlashAttentionForward): void {
-  p.add('flashAttentionForward', {
-    ...view('q', o.q),
-    ...view('k', o.k),
-    ...view('v', o.v),
-    keyMask: o.keyMask,
-    maskDtype: o.maskDtype,
-    ...view('out', o.out),
-    lse: o.lse,
-    ...problem(o),
-  });
+  p.add('flashAttentionForward', { ...inputs(o), lse: o.lse, ...problem(o) });
 }
 
 export function flashAttentionBackward(p: Program, o: FlashAttentionBackward): void {
   p.add('flashAttentionBackward', {
-    ...view('q', o.q),
-    ...view('k', o.k),
-    ...view('v', o.v),
-    keyMask: o.keyMask,
-    maskDtype: o.maskDtype,
-    ...view('out', o.out),
+    ...inputs(o),
     ...view('dOut', o.dOut),
     lse: o.lse,
     ...view('dq', o.dq),
