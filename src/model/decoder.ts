@@ -330,7 +330,11 @@ export class Decoder {
           ];
           const { grads, value } = nestedGradients(() => run(xs, { keyMask, past: at.past, cos, sin }), [xs, ...vars], dy as Tensor);
           value.dispose();
-          return [xs, ...vars].map((t, i) => grads[i] ?? tf.zerosLike(t));
+          const out = [xs, ...vars].map((t, i) => grads[i] ?? tf.zerosLike(t));
+          // tfjs runs a custom gradient outside any tidy of its own, so what it makes lives until the
+          // whole backward ends: the restored input must go now, or every layer's would pile up.
+          if (offloaded) xs.dispose();
+          return out;
         },
       };
     }) as unknown as Parameters<typeof tf.customGrad>[0]);
