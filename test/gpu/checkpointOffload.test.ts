@@ -89,15 +89,19 @@ describe.each(['fp32', 'bf16-mixed'] as const)('a checkpointed LoRA step, %s', (
     const offloaded = step('offload');
     const pinnedAfterFirst = activeDevice().offloadedMemory();
     const again = step('offload');
-    if (EMULATED) {
-      expect(offloaded.loss).toBe(onDevice.loss);
-      expect(offloaded.grads).toEqual(onDevice.grads);
-    } else {
+    // The same kernels on the same values: equal, but for the order of a GPU's atomic sums.
+    const same = (a: typeof onDevice, b: typeof onDevice) => {
+      if (EMULATED) {
+        expect(a.loss).toBe(b.loss);
+        expect(a.grads).toEqual(b.grads);
+        return;
+      }
       const tol = precision === 'fp32' ? 1e-6 : 1e-3;
-      expect(Math.abs(offloaded.loss - onDevice.loss) / Math.abs(onDevice.loss)).toBeLessThanOrEqual(tol);
-      for (const [k, g] of onDevice.grads) expect(maxRelError(offloaded.grads.get(k)!, g), k).toBeLessThanOrEqual(tol);
-    }
-    expect(again.loss).toBe(offloaded.loss);
+      expect(Math.abs(a.loss - b.loss) / Math.abs(b.loss)).toBeLessThanOrEqual(tol);
+      for (const [k, g] of b.grads) expect(maxRelError(a.grads.get(k)!, g), k).toBeLessThanOrEqual(tol);
+    };
+    same(offloaded, onDevice);
+    same(again, offloaded);
     expect(offloaded.leaked).toBe(0);
     expect(again.leaked).toBe(0);
     expect(offloaded.peak).toBeLessThanOrEqual(onDevice.peak);
