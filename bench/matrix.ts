@@ -24,6 +24,9 @@ import { estimateMemory } from '../src/train/estimate.js';
 import { BENCH_DROPOUT_SEED, measureSteps } from './measure.js';
 import { ADAPTERS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
 import { arg } from './args.js';
+import type { ActivationCheckpointing } from '../src/recipe/types.js';
+
+const ckptTag = (c: ActivationCheckpointing) => (c === 'offload' ? ', ckpt offload' : c ? ', ckpt' : '');
 
 interface Cell {
   name: string;
@@ -31,7 +34,8 @@ interface Cell {
   adapter: Record<string, unknown>;
   batch: number;
   seq: number;
-  checkpointing: boolean;
+  /** 'offload': checkpoints whose saved block inputs wait in pinned host memory. */
+  checkpointing: ActivationCheckpointing;
   quant: 'none' | 'nf4';
   /** The peer case measuring the same thing (../shared/peers/bench_peers.py), where it has one. */
   peer?: string;
@@ -73,6 +77,7 @@ export const CELLS: Cell[] = [
   cell('phi3-lora', 'phi3', lora, { batch: 4, checkpointing: true, peer: 'phi-3-mini:lora_phi3:ckpt' }),
   cell('gpt2-lora', 'gpt2', lora, { peer: 'gpt2:lora_gpt2:nockpt' }),
   cell('mistral7b-qlora', 'mistral7b', lora, { batch: 4, checkpointing: true, quant: 'nf4', peer: 'mistral-7b:qlora:ckpt' }),
+  cell('mistral7b-qlora-offload', 'mistral7b', lora, { batch: 4, checkpointing: 'offload', quant: 'nf4', peer: 'mistral-7b:qlora:ckpt' }),
   cell('llama-qlora-dropout', 'llama', { ...lora, lora_dropout: 0.05 }, { quant: 'nf4', peer: 'llama-3.2-1b:qlora_dropout:nockpt' }),
   cell('llama-loreft', 'llama', loreft, { peer: 'llama-3.2-1b:loreft:nockpt' }),
   // pyreft's case runs one intervention per layer over all 14 positions: shared weights, as here
@@ -183,7 +188,7 @@ function printTable(results: Result[], smoke: boolean, peerFiles: string[]): voi
   for (const r of results) {
     const c = CELLS.find((x) => x.name === r.cell)!;
     const error = r.estimateGiB !== null && r.peakGiB ? `${((r.estimateGiB / r.peakGiB - 1) * 100).toFixed(1)} %` : '—';
-    const shape = smoke ? '2 × 32' : `${c.batch} × ${c.seq}${c.checkpointing ? ', ckpt' : ''}${c.quant === 'nf4' ? ', nf4' : ''}`;
+    const shape = smoke ? '2 × 32' : `${c.batch} × ${c.seq}${ckptTag(c.checkpointing)}${c.quant === 'nf4' ? ', nf4' : ''}`;
     let peerCols = '';
     if (withPeers) {
       const p = c.peer ? peers.get(c.peer) : undefined;
@@ -227,7 +232,7 @@ async function main(): Promise<void> {
   if (process.argv.includes('--list')) {
     for (const c of cells)
       console.log(
-        `${c.name}: ${NAMES[c.model]} ${JSON.stringify(c.adapter)} ${c.batch} × ${c.seq}${c.checkpointing ? ' ckpt' : ''}${c.quant === 'nf4' ? ' nf4' : ''}${c.peer ? ` (peer ${c.peer})` : ''}`,
+        `${c.name}: ${NAMES[c.model]} ${JSON.stringify(c.adapter)} ${c.batch} × ${c.seq}${ckptTag(c.checkpointing).replace(',', '')}${c.quant === 'nf4' ? ' nf4' : ''}${c.peer ? ` (peer ${c.peer})` : ''}`,
       );
     return;
   }

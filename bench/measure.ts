@@ -3,6 +3,7 @@
  * tokens/s, seconds a step, the device's peak memory over the timed steps and the calls from
  * JavaScript into the device's native side per step. Shared by bench/train.ts and bench/matrix.ts.
  */
+import type { ActivationCheckpointing } from '../src/recipe/types.js';
 import { activeDevice } from '../src/backend/device.js';
 import { trainStep, type StepAdapter, type StepBatch, type StepModel } from '../src/train/step.js';
 import { AdamW } from '../src/train/adamw.js';
@@ -22,7 +23,7 @@ export interface Measured {
 export interface MeasureOptions {
   steps: number;
   warmup: number;
-  checkpointing: boolean;
+  checkpointing: ActivationCheckpointing;
   /** Run once between warm-up and timing (bench/train.ts' --profile). */
   beforeTiming?: (step: () => unknown) => Promise<void>;
 }

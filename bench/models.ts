@@ -4,6 +4,7 @@
  * weights drawn on the device and stored bf16 (or NF4), LoRA r=16 on all linear layers and
  * LoReFT rank 4 at f7+l7, random full-length batches — and each case as a recipe, for the estimate.
  */
+import type { ActivationCheckpointing } from '../src/recipe/types.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -316,7 +317,7 @@ export function randomBatch(batch: number, seq: number, vocab: number, seed: num
 export function benchRecipe(
   key: string,
   adapterKey: string | Record<string, unknown>,
-  checkpointing: boolean,
+  checkpointing: ActivationCheckpointing,
   batch: number,
   seq: number,
   backend = 'cuda',

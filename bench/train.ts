@@ -5,7 +5,8 @@
  * Qwen2.5-0.5B — for LoRA r=16 on all linear layers and LoReFT rank 4 on every layer at
  * f7+l7, bf16-mixed (frozen weights stored bf16), AdamW, 8 sequences × 1024 tokens, with and
  * without activation checkpointing. Prints one line per case and a markdown table for
- * bench/README.md. Options: --models llama,qwen --adapters lora,loreft --ckpt off,on
+ * bench/README.md. Options: --models llama,qwen --adapters lora,loreft --ckpt off,on,offload
+ * (offload: checkpoints whose saved block inputs wait in pinned host memory)
  * --steps 4 --warmup 2 --batch 8 --seq 1024 --backend cuda.
  *
  * QLoRA: `--quant nf4` holds every projection 4-bit on the device (NF4, block 64, double
@@ -24,17 +25,24 @@ import { estimateError } from '../src/train/progress.js';
 import { measureSteps } from './measure.js';
 import { ADAPTERS, CONFIGS, MODEL_DEFAULTS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
 import { arg } from './args.js';
+import type { ActivationCheckpointing } from '../src/recipe/types.js';
+
+const CKPT: Record<string, ActivationCheckpointing> = { off: false, on: true, offload: 'offload' };
+const ckptLabel = (c: ActivationCheckpointing) => (c === 'offload' ? 'offload' : c ? 'on' : 'off');
 
 interface Row {
   model: string;
   adapter: string;
-  ckpt: boolean;
+  ckpt: ActivationCheckpointing;
   batch: number;
   tokensPerS: number | null;
   peakGiB: number | null;
   stepS: number | null;
   /** What `typetune estimate` says this case's peak is (null until the case ran). */
   estimateGiB: number | null;
+  /** The estimate's host memory (offloaded checkpoints), and the pinned bytes the device held after the steps. */
+  hostEstimateGiB: number;
+  pinnedGiB: number;
   /** Calls from JavaScript into the device's native side per step (null where the device counts none). */
   callsPerStep: number | null;
   note: string;
@@ -93,7 +101,11 @@ async function main(): Promise<void> {
     for (const adapterKey of arg('adapters', 'lora,loreft').split(',')) {
       for (const ckpt of arg('ckpt', MODEL_DEFAULTS[key]?.ckpt ?? 'off,on')
         .split(',')
-        .map((c) => c === 'on')) {
+        .map((c) => {
+          const mode = CKPT[c];
+          if (mode === undefined) throw new Error(`--ckpt ${c}: expected some of ${Object.keys(CKPT).join(', ')}`);
+          return mode;
+        })) {
         const row: Row = {
           model: `${NAMES[key]!}${quant === 'nf4' ? ' nf4' : ''}`,
           adapter: adapterKey,
@@ -103,12 +115,15 @@ async function main(): Promise<void> {
           peakGiB: null,
           stepS: null,
           estimateGiB: null,
+          hostEstimateGiB: 0,
+          pinnedGiB: 0,
           callsPerStep: null,
           note: '',
         };
         // Before the adapter exists: the estimate traces a twin of this case on the same backend.
-        row.estimateGiB =
-          estimateMemory(benchRecipe(key, adapterKey, ckpt, batch, seq, backendName, quant as 'none' | 'nf4')).total / 2 ** 30;
+        const estimate = estimateMemory(benchRecipe(key, adapterKey, ckpt, batch, seq, backendName, quant as 'none' | 'nf4'));
+        row.estimateGiB = estimate.total / 2 ** 30;
+        row.hostEstimateGiB = estimate.host / 2 ** 30;
         const adapter = createAdapter(model, ADAPTERS[adapterKey]!, 42);
         const data = randomBatch(batch, seq, model.spec.vocabSize, 7, adapterKey !== 'lora');
         try {
@@ -125,6 +140,7 @@ async function main(): Promise<void> {
             callsPerStep: m.callsPerStep,
             note: `loss ${m.loss.toFixed(3)}`,
           });
+          row.pinnedGiB = device.offloadedMemory().pooled / 2 ** 30;
         } catch (err) {
           row.note = `failed: ${(err as Error).message.slice(0, 300)}`;
         } finally {
@@ -132,12 +148,14 @@ async function main(): Promise<void> {
         }
         rows.push(row);
         const calls = row.callsPerStep === null ? '' : `, ${Math.round(row.callsPerStep)} addon calls/step`;
-        const estimate =
+        const estimated =
           row.estimateGiB === null
             ? ''
             : ` (estimated ${row.estimateGiB.toFixed(2)} GiB, ${estimateError(row.estimateGiB * 2 ** 30, row.peakGiB! * 2 ** 30)})`;
+        const host =
+          ckpt === 'offload' ? `, host: pinned ${row.pinnedGiB.toFixed(2)} GiB (estimated ${row.hostEstimateGiB.toFixed(2)})` : '';
         console.log(
-          `${row.model} ${row.adapter} ckpt=${ckpt ? 'on' : 'off'}: ${row.tokensPerS ? `${Math.round(row.tokensPerS)} tokens/s, ${row.stepS!.toFixed(3)} s/step, peak ${row.peakGiB!.toFixed(2)} GiB${estimate}${calls}` : ''} ${row.note}`,
+          `${row.model} ${row.adapter} ckpt=${ckptLabel(ckpt)}: ${row.tokensPerS ? `${Math.round(row.tokensPerS)} tokens/s, ${row.stepS!.toFixed(3)} s/step, peak ${row.peakGiB!.toFixed(2)} GiB${estimated}${host}${calls}` : ''} ${row.note}`,
         );
         console.log(`  tensors ${tf.memory().numTensors}, in use ${(device.memory().inUse / 2 ** 30).toFixed(2)} GiB`);
       }
@@ -150,7 +168,7 @@ async function main(): Promise<void> {
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     console.log(
-      `| ${r.model} | ${r.adapter} | ${r.batch} × ${seq} | ${r.ckpt ? 'on' : 'off'} | ${r.tokensPerS ? Math.round(r.tokensPerS) : '—'} | ${r.stepS?.toFixed(3) ?? '—'} | ${r.callsPerStep === null ? '—' : Math.round(r.callsPerStep)} | ${r.peakGiB?.toFixed(2) ?? '—'} | ${r.estimateGiB?.toFixed(2) ?? '—'} | ${r.note} |`,
+      `| ${r.model} | ${r.adapter} | ${r.batch} × ${seq} | ${ckptLabel(r.ckpt)} | ${r.tokensPerS ? Math.round(r.tokensPerS) : '—'} | ${r.stepS?.toFixed(3) ?? '—'} | ${r.callsPerStep === null ? '—' : Math.round(r.callsPerStep)} | ${r.peakGiB?.toFixed(2) ?? '—'} | ${r.estimateGiB?.toFixed(2) ?? '—'} | ${r.note} |`,
     );
   }
 }

@@ -171,6 +171,34 @@ napi_value copy(Call& c) {
 }
 napi_value synchronize(Call& c) { synchronizeAndCheck("synchronize"); return c.undefined(); }
 
+// Pinned host memory for offloaded activation checkpoints (src/backend/cuda/pinnedPool.ts).
+// Page-locked, so copies to and from it are asynchronous on the stream: the device → host copy
+// is ordered before any later kernel that reuses the tensor's freed memory, the host → device
+// copy before the kernels that read the restored tensor, and the host never touches the bytes.
+napi_value hostAlloc(Call& c) {
+  const size_t n = (size_t)c.i64(0);
+  void* p = nullptr;
+  check(cudaHostAlloc(&p, n ? n : 1, cudaHostAllocDefault), "hostAlloc", std::to_string(n) + " bytes");
+  return c.number((double)(uintptr_t)p);
+}
+// hostFree(ptr): waits for the stream first, since a queued copy may still use the buffer.
+napi_value hostFree(Call& c) {
+  synchronizeAndCheck("hostFree");
+  check(cudaFreeHost(c.ptr(0)), "hostFree");
+  return c.undefined();
+}
+// copyToHost(host, device, bytes) and copyFromHost(device, host, bytes): enqueued, no wait.
+napi_value copyToHost(Call& c) {
+  const size_t n = (size_t)c.i64(2);
+  if (n) check(cudaMemcpyAsync(c.ptr(0), c.ptr(1), n, cudaMemcpyDeviceToHost, stream()), "copyToHost", std::to_string(n) + " bytes");
+  return c.undefined();
+}
+napi_value copyFromHost(Call& c) {
+  const size_t n = (size_t)c.i64(2);
+  if (n) check(cudaMemcpyAsync(c.ptr(0), c.ptr(1), n, cudaMemcpyHostToDevice, stream()), "copyFromHost", std::to_string(n) + " bytes");
+  return c.undefined();
+}
+
 // elapsed(f) is done in JS; these give it device-side timing.
 napi_value eventRecord(Call& c) {
   cudaEvent_t ev;
@@ -423,7 +451,8 @@ const Export kExports[] = {
   {"deviceInfo", entry<deviceInfo>}, {"alloc", entry<alloc>}, {"free", entry<freeFn>},
   {"memoryStats", entry<memoryStatsFn>}, {"resetPeak", entry<resetPeakFn>}, {"trim", entry<trimFn>},
   {"upload", entry<upload>}, {"download", entry<download>}, {"copy", entry<copy>},
-  {"synchronize", entry<synchronize>}, {"eventRecord", entry<eventRecord>}, {"eventElapsed", entry<eventElapsed>},
+  {"synchronize", entry<synchronize>}, {"hostAlloc", entry<hostAlloc>}, {"hostFree", entry<hostFree>},
+  {"copyToHost", entry<copyToHost>}, {"copyFromHost", entry<copyFromHost>}, {"eventRecord", entry<eventRecord>}, {"eventElapsed", entry<eventElapsed>},
   {"unary", entry<unary>}, {"binary", entry<binary>}, {"select", entry<selectFn>}, {"reduce", entry<reduce>},
   {"softmax", entry<softmax>}, {"gather", entry<gather>}, {"scatterAdd", entry<scatterAdd>},
   {"stridedCopy", entry<stridedCopy>}, {"fill", entry<fill>}, {"range", entry<range>}, {"oneHot", entry<oneHot>},

@@ -63,6 +63,25 @@ export interface DeviceCollectives {
   destroy(comm: number): void;
 }
 
+/**
+ * A tensor's bytes kept in host memory by `Device.offload` (cuda: pinned, in the tensor's own
+ * storage, f32 or bf16) until `restore` brings them back or `releaseOffloaded` drops them.
+ */
+export interface OffloadedTensor {
+  readonly shape: readonly number[];
+  readonly dtype: tf.DataType;
+  /** Host bytes it holds. */
+  readonly bytes: number;
+}
+
+/** Host memory held for offloaded tensors (`Device.offloadedMemory`). */
+export interface OffloadedMemory {
+  /** Bytes of offloaded tensors not yet restored or released. */
+  inUse: number;
+  /** Bytes kept for reuse (cuda: pinned buffers a later offload of the same size takes again). */
+  pooled: number;
+}
+
 export interface Device {
   /** The tfjs backend this device serves. */
   readonly backend: string;
@@ -127,6 +146,18 @@ export interface Device {
    * of (seed, offset + i) alone. Absent where the device has no generator of its own.
    */
   randomUniform?(shape: number[], seed: number, offset?: number, lo?: number, hi?: number): Tensor;
+  /**
+   * Copy `t` into host memory (activation checkpoints that would otherwise stay on the device all
+   * step). `t` is not consumed: the caller may dispose it at once — on cuda the copy is enqueued
+   * on the one stream, so it reads `t` before any later kernel can reuse its memory, and no host
+   * wait happens. The engine device keeps a host copy of the values.
+   */
+  offload(t: Tensor): OffloadedTensor;
+  /** A new tensor with `h`'s values and storage (enqueued on cuda, no host wait); `h` is used up. */
+  restore(h: OffloadedTensor): Tensor;
+  /** Give back `h`'s host memory without restoring it (a step that threw); nothing when already used up. */
+  releaseOffloaded(h: OffloadedTensor): void;
+  offloadedMemory(): OffloadedMemory;
   /** Native collectives for data-parallel training; absent where the device has none (src/distributed then uses TCP). */
   readonly collectives?: DeviceCollectives;
   /**

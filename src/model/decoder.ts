@@ -12,6 +12,7 @@ import type { ForwardContext, LinearSite, ModelHooks } from './hooks.js';
 import type { LayerSpec, ModelSpec, NormSpec, ProjectionSpec, ProjectionRole } from './spec.js';
 import type { DecoderWeights } from './weights.js';
 import type { KvCache } from './kvCache.js';
+import type { CheckpointOffloads } from './checkpointOffload.js';
 
 export interface DecoderInput {
   inputIds: number[][];
@@ -24,8 +25,12 @@ export interface ForwardOptions {
   ctx?: ForwardContext;
   /** Return hidden_states as transformers' output_hidden_states does. */
   outputHiddenStates?: boolean;
-  /** Recompute each block in the backward pass; `variables(layer)` lists the trainable tensors a block uses. */
-  checkpoint?: { variables(layer: number): Tensor[] };
+  /**
+   * Recompute each block in the backward pass; `variables(layer)` lists the trainable tensors a
+   * block uses. With `offload`, each block's saved input waits in host memory rather than on the
+   * device (only while a gradient tape records: a forward without one saves nothing anyway).
+   */
+  checkpoint?: { variables(layer: number): Tensor[]; offload?: CheckpointOffloads };
   /** KV cache to read and extend in place (generation). */
   cache?: KvCache;
   /**
@@ -54,6 +59,12 @@ function nestedGradients(f: () => Tensor, xs: Tensor[], dy: Tensor): { value: Te
   } finally {
     state.activeTape = outer;
   }
+}
+
+/** Whether tfjs records ops for a gradient now (its engine's isTapeOn): customGrad saves tensors only then. */
+function gradientTapeRecording(): boolean {
+  const state = (tf.engine() as unknown as { state: { gradientDepth: number; kernelDepth: number } }).state;
+  return state.gradientDepth > 0 && state.kernelDepth === 0;
 }
 
 /** What every block of one forward pass shares: the key mask, the cache offset, the rope tables. */
@@ -291,23 +302,39 @@ export class Decoder {
    * A block whose activations are not kept for the backward pass: the gradient function
    * recomputes the block from its saved input and differentiates that (same gradients,
    * fewer live tensors). The block's trainable tensors are explicit inputs so their
-   * gradients flow out of the custom gradient.
+   * gradients flow out of the custom gradient. With offloaded checkpoints the input is not
+   * saved on the device but copied to host memory once the block's forward is enqueued, and
+   * the device tensor freed at once (nothing else reads it: the next block's forward has its
+   * own input, and the tape only reads its shape); the backward brings it back first.
    */
   private checkpointedBlock(layer: LayerSpec, h: Tensor, at: BlockContext, opts: ForwardOptions, ctx: ForwardContext): Tensor {
     const vars = opts.checkpoint!.variables(layer.index);
+    const offloads = opts.checkpoint!.offload && !opts.outputHiddenStates && gradientTapeRecording() ? opts.checkpoint!.offload : undefined;
     const run = (x: Tensor, blockAt: BlockContext) => this.block(layer, x, blockAt, opts, ctx);
     const f = tf.customGrad(((...args: unknown[]) => {
       const x = args[0] as Tensor;
       const save = args[args.length - 1] as (tensors: Tensor[]) => void;
       // The forward pass's tidy frees x, the mask and the rope tables; the recomputation needs its own copies.
-      save([x, at.keyMask, ...(at.cos && at.sin ? [at.cos, at.sin] : [])]);
+      save([...(offloads ? [] : [x]), at.keyMask, ...(at.cos && at.sin ? [at.cos, at.sin] : [])]);
+      const value = tf.tidy(() => run(x, at));
+      const offloaded = offloads?.keep(x);
+      if (offloaded) x.dispose();
       return {
-        value: tf.tidy(() => run(x, at)),
+        value,
         gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
-          const [xs, keyMask, cos, sin] = saved as [Tensor, Tensor, Tensor?, Tensor?];
+          const [xs, keyMask, cos, sin] = (offloaded ? [offloads!.restore(offloaded), ...saved] : saved) as [
+            Tensor,
+            Tensor,
+            Tensor?,
+            Tensor?,
+          ];
           const { grads, value } = nestedGradients(() => run(xs, { keyMask, past: at.past, cos, sin }), [xs, ...vars], dy as Tensor);
           value.dispose();
-          return [xs, ...vars].map((t, i) => grads[i] ?? tf.zerosLike(t));
+          const out = [xs, ...vars].map((t, i) => grads[i] ?? tf.zerosLike(t));
+          // tfjs runs a custom gradient outside any tidy of its own, so what it makes lives until the
+          // whole backward ends: the restored input must go now, or every layer's would pile up.
+          if (offloaded) xs.dispose();
+          return out;
         },
       };
     }) as unknown as Parameters<typeof tf.customGrad>[0]);

@@ -7,6 +7,7 @@
  */
 import {
   bool,
+  either,
   enumOf,
   expected,
   fraction,
@@ -38,6 +39,7 @@ import { isPlainObject } from './source.js';
 import { dataSources } from './sources.js';
 import {
   BACKENDS,
+  CHECKPOINT_OFFLOAD,
   DATA_FORMATS,
   DIST_STRATEGIES,
   EXPORT_FORMATS,
@@ -140,7 +142,10 @@ const model: SectionSpec = {
       'auto (default: bf16-mixed on cuda, fp32 on cpu) | fp32 | bf16-mixed | fp16-mixed (mixed: half-precision compute, fp32 adapter weights; GPU only)',
     ),
     quantization,
-    activation_checkpointing: leaf(bool, 'recompute each decoder block in the backward pass: less memory, ~30% more compute'),
+    activation_checkpointing: leaf(
+      either(`true, false or ${CHECKPOINT_OFFLOAD}`, bool, enumOf([CHECKPOINT_OFFLOAD])),
+      `recompute each decoder block in the backward pass: less memory, ~30% more compute | ${CHECKPOINT_OFFLOAD}: also keep each block's saved input in (pinned) host memory until its backward, not on the device`,
+    ),
   } satisfies Fields<ModelSection>,
 };
 

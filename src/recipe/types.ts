@@ -16,6 +16,10 @@ export type Backend = (typeof BACKENDS)[number];
 export const PRECISIONS = ['auto', 'fp32', 'bf16-mixed', 'fp16-mixed'] as const;
 export type Precision = (typeof PRECISIONS)[number];
 
+/** `model.activation_checkpointing`: off, on, or on with each block's saved input in host memory. */
+export const CHECKPOINT_OFFLOAD = 'offload' as const;
+export type ActivationCheckpointing = boolean | 'offload';
+
 export const QUANT_TYPES = ['nf4', 'fp4'] as const;
 export type QuantType = (typeof QUANT_TYPES)[number];
 
@@ -34,7 +38,7 @@ export interface ModelSection {
   backend: Backend;
   precision: Precision;
   quantization: QuantizationConfig | null;
-  activation_checkpointing: boolean;
+  activation_checkpointing: ActivationCheckpointing;
 }
 
 /**

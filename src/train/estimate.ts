@@ -13,7 +13,7 @@ import { formatBytes, fourBitBits, parameterCounts } from '../model/memory.js';
 import type { ModelSpec } from '../model/spec.js';
 import { kindOfType } from '../adapters/index.js';
 import { activeDevice } from '../backend/device.js';
-import type { Recipe } from '../recipe/types.js';
+import type { ActivationCheckpointing, Recipe } from '../recipe/types.js';
 import { TrainerError } from './errors.js';
 import { checkMaxLength } from './data.js';
 import { twinDims, type Dims } from './memory/symbols.js';
@@ -45,7 +45,7 @@ export interface MemoryEstimate {
   precision: string;
   batchSize: number;
   seqLen: number;
-  checkpointing: boolean;
+  checkpointing: ActivationCheckpointing;
   /** What is live at the peak, by category; sums to `total`. */
   breakdown: Breakdown;
   /** The peak the device measures (`Device.memory().peak`): what the Trainer reports beside it. */
@@ -55,6 +55,11 @@ export interface MemoryEstimate {
   fragmentation: number;
   /** What must fit in the device's memory: total + context + fragmentation. */
   deviceTotal: number;
+  /**
+   * The most host memory the step holds at once for offloaded activation checkpoints
+   * (`activation_checkpointing: offload`; cuda: pinned), none of it in the device figures. 0 otherwise.
+   */
+  host: number;
   /** Set when the estimate could not trace on the backend it models, saying so. */
   note: string | null;
 }
@@ -66,7 +71,7 @@ export interface EstimateOptions {
   batchSize?: number;
   /** Override data.max_length: the longest row the data really has (batches are padded to their longest row). */
   seqLen?: number;
-  checkpointing?: boolean;
+  checkpointing?: ActivationCheckpointing;
 }
 
 /** The recipe's model as a twin: the real spec, the twin's dimensions and what builds it. */
@@ -116,7 +121,7 @@ function defaultBackend(recipe: Recipe): EstimateBackend {
  */
 const traces = new Map<string, { twinned: Twinned; trace: Trace }>();
 
-function traced(recipe: Recipe, checkpointing: boolean, backend: EstimateBackend): { twinned: Twinned; trace: Trace } {
+function traced(recipe: Recipe, checkpointing: ActivationCheckpointing, backend: EstimateBackend): { twinned: Twinned; trace: Trace } {
   // Modelling cuda elsewhere: cuda's fused ops stand in for the references (memory/cuda.ts).
   const standIns = backend === 'cuda' && activeDevice().backend !== 'cuda';
   const t0 = recipe.training;
@@ -184,6 +189,7 @@ export function estimateMemory(recipe: Recipe, opts: EstimateOptions = {}): Memo
     context: extra.context,
     fragmentation: extra.fragmentation,
     deviceTotal: extra.total,
+    host: peak.host,
     note,
   };
 }
@@ -196,7 +202,7 @@ export function estimateRecipe(recipe: Recipe, opts: EstimateOptions = {}): { me
 
 export interface Fit {
   batchSize: number;
-  checkpointing: boolean;
+  checkpointing: ActivationCheckpointing;
   estimate: MemoryEstimate;
 }
 
@@ -209,7 +215,13 @@ export interface FitAnswer {
 }
 
 /** The largest batch size whose step fits in `budget` bytes of device memory (deviceTotal). */
-function largestBatch(recipe: Recipe, budget: number, checkpointing: boolean, backend?: EstimateBackend, seqLen?: number): Fit | null {
+function largestBatch(
+  recipe: Recipe,
+  budget: number,
+  checkpointing: ActivationCheckpointing,
+  backend?: EstimateBackend,
+  seqLen?: number,
+): Fit | null {
   const at = (batchSize: number) => estimateMemory(recipe, { backend, batchSize, checkpointing, seqLen });
   if (at(1).deviceTotal > budget) return null;
   // The peak grows with the batch: double past the budget, then bisect.
@@ -230,7 +242,14 @@ function largestBatch(recipe: Recipe, budget: number, checkpointing: boolean, ba
 /** "What fits?": the largest batch without activation checkpointing, then with it (rows of `seqLen` tokens, data.max_length unless given). */
 export function fitBatch(recipe: Recipe, budget: number, backend?: EstimateBackend, seqLen?: number): FitAnswer {
   const withoutCheckpointing = largestBatch(recipe, budget, false, backend, seqLen);
-  const withCheckpointing = largestBatch(recipe, budget, true, backend, seqLen);
+  // A recipe that offloads its checkpoints is asked what fits offloaded.
+  const withCheckpointing = largestBatch(
+    recipe,
+    budget,
+    recipe.model.activation_checkpointing === 'offload' ? 'offload' : true,
+    backend,
+    seqLen,
+  );
   const best =
     withCheckpointing && (!withoutCheckpointing || withCheckpointing.batchSize > withoutCheckpointing.batchSize)
       ? withCheckpointing
@@ -252,7 +271,7 @@ const ROWS: Array<[keyof Breakdown, string]> = [
 export function formatEstimate(recipe: Recipe, spec: ModelSpec, m: MemoryEstimate): string {
   const row = (label: string, bytes: number) => `  ${label.padEnd(34)} ${formatBytes(bytes).padStart(12)}`;
   const lines = [
-    `${spec.modelType} · ${recipe.adapter.type} · batch ${m.batchSize} × ${m.seqLen} tokens · ${m.precision}${m.checkpointing ? ' · activation checkpointing' : ''} · ${m.backend} (${m.counts})`,
+    `${spec.modelType} · ${recipe.adapter.type} · batch ${m.batchSize} × ${m.seqLen} tokens · ${m.precision}${m.checkpointing ? ' · activation checkpointing' : ''}${m.checkpointing === 'offload' ? ' (offloaded)' : ''} · ${m.backend} (${m.counts})`,
     ...ROWS.map(([key, label]) => row(label, m.breakdown[key])),
     row('estimated peak', m.total),
   ];
@@ -263,6 +282,8 @@ export function formatEstimate(recipe: Recipe, spec: ModelSpec, m: MemoryEstimat
       row('device memory needed', m.deviceTotal),
     );
   }
+  if (m.checkpointing === 'offload')
+    lines.push(row(m.backend === 'cuda' ? 'host: offloaded checkpoints (pinned)' : 'host: offloaded checkpoints', m.host));
   if (m.note) lines.push(`  note: ${m.note}`);
   return lines.join('\n');
 }
@@ -278,7 +299,7 @@ export interface PerGpuMemory extends MemoryEstimate {
  * plus the layers held whole while used — two with checkpointing, all without — never more than
  * the whole.
  */
-export function zero3LayerBytes(linearBytes: number, numLayers: number, n: number, checkpointing: boolean): number {
+export function zero3LayerBytes(linearBytes: number, numLayers: number, n: number, checkpointing: ActivationCheckpointing): number {
   const whole = checkpointing ? Math.min(2, numLayers) * (linearBytes / numLayers) : linearBytes;
   return Math.min(linearBytes, linearBytes / n + whole);
 }

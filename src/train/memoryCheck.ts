@@ -6,7 +6,7 @@
  */
 import { activeDevice } from '../backend/device.js';
 import { formatBytes } from '../model/memory.js';
-import type { Recipe } from '../recipe/types.js';
+import type { ActivationCheckpointing, Recipe } from '../recipe/types.js';
 import { TrainerError } from './errors.js';
 import { fitBatch, type MemoryEstimate } from './estimate.js';
 
@@ -47,7 +47,7 @@ export function fitAdvice(recipe: Recipe, budget: number, seqLen: number, estima
   }
   const fit = fitBatch(recipe, budget, undefined, seqLen);
   const rows = t.batch_size * t.gradient_accumulation_steps;
-  const withBatch = (fits: number, ckpt: boolean) => {
+  const withBatch = (fits: number, ckpt: ActivationCheckpointing) => {
     // The largest batch that fits and divides the rows a step, so accumulation keeps the step's rows exactly.
     let b = Math.min(fits, t.batch_size);
     while (rows % b !== 0) b -= 1;
@@ -56,14 +56,30 @@ export function fitAdvice(recipe: Recipe, budget: number, seqLen: number, estima
       accumulation !== t.gradient_accumulation_steps
         ? ` and training.gradient_accumulation_steps ${accumulation} (${rows} rows a step, as now)`
         : '';
-    return `training.batch_size ${b}${keep}${ckpt && !recipe.model.activation_checkpointing ? ' with model.activation_checkpointing: true' : ''}`;
+    return `training.batch_size ${b}${keep}${ckpt && ckpt !== recipe.model.activation_checkpointing ? ` with model.activation_checkpointing: ${ckpt}` : ''}`;
   };
   const options: string[] = [];
   const off = recipe.model.activation_checkpointing ? null : fit.withoutCheckpointing;
   const on = fit.withCheckpointing;
   if (off) options.push(withBatch(off.batchSize, false));
   if (on && (!off || on.batchSize > off.batchSize)) {
-    options.push(on.batchSize >= t.batch_size ? 'model.activation_checkpointing: true at this batch size' : withBatch(on.batchSize, true));
+    options.push(
+      on.batchSize >= t.batch_size
+        ? `model.activation_checkpointing: ${on.checkpointing} at this batch size`
+        : withBatch(on.batchSize, on.checkpointing),
+    );
+  }
+  // Checkpoints kept on the device that still do not fit the batch: offloaded, they may.
+  if (recipe.model.activation_checkpointing !== 'offload' && (!on || on.batchSize < t.batch_size)) {
+    const offloading = { ...recipe, model: { ...recipe.model, activation_checkpointing: 'offload' as const } };
+    const offloaded = fitBatch(offloading, budget, undefined, seqLen).withCheckpointing;
+    if (offloaded && offloaded.batchSize > Math.max(on?.batchSize ?? 0, off?.batchSize ?? 0)) {
+      options.push(
+        offloaded.batchSize >= t.batch_size
+          ? 'model.activation_checkpointing: offload at this batch size'
+          : withBatch(offloaded.batchSize, 'offload'),
+      );
+    }
   }
   if (options.length === 0) {
     return `not even a batch of 1 × ${seqLen} tokens with activation checkpointing fits: lower data.max_length or quantise the model (model.quantization)`;

@@ -14,6 +14,8 @@ import { causalLmHeadLoss } from '../ops/lmHeadCrossEntropy.js';
 import type { ModelHooks, ForwardContext } from '../model/hooks.js';
 import type { DecoderInput, ForwardOptions } from '../model/decoder.js';
 import type { AdamW } from './adamw.js';
+import { CheckpointOffloads } from '../model/checkpointOffload.js';
+import type { ActivationCheckpointing } from '../recipe/types.js';
 
 /**
  * The model as the step sees it: a synchronous forward usable inside a gradient tape, up to the
@@ -51,8 +53,11 @@ export interface StepOptions {
   lr: number;
   /** Global-norm clipping threshold; null disables clipping. */
   maxGradNorm: number | null;
-  /** Recompute each decoder block in the backward pass instead of keeping its activations. */
-  activationCheckpointing: boolean;
+  /**
+   * Recompute each decoder block in the backward pass instead of keeping its activations;
+   * 'offload': and keep each block's input in host memory until then, not on the device.
+   */
+  activationCheckpointing: ActivationCheckpointing;
   /**
    * Fixes the adapters' dropout masks of this step (see `stepSeed`): micro-batch i's forward
    * gets `ctx.dropoutSeed = mixSeeds(dropoutSeed, i)`, so a checkpointed block's recomputation
@@ -99,7 +104,7 @@ export function computeGradients(
   model: StepModel,
   adapter: StepAdapter,
   microBatches: StepBatch[],
-  activationCheckpointing: boolean,
+  activationCheckpointing: ActivationCheckpointing,
   dropoutSeed?: number,
   part?: StepPart,
 ): Gradients {
@@ -109,7 +114,7 @@ export function computeGradients(
   const total = part?.totalTargets ?? counts.reduce((a, b) => a + b, 0);
   const firstIndex = part?.firstIndex ?? 0;
   const tokens = microBatches.reduce((n, b) => n + b.attentionMask.reduce((m, row) => m + row.reduce((s, x) => s + (x ? 1 : 0), 0), 0), 0);
-  const checkpoint = activationCheckpointing ? { variables: (layer: number) => adapter.layerVariables(layer) } : undefined;
+  const variables = (layer: number) => adapter.layerVariables(layer);
   const sums: (Tensor | null)[] = vars.map(() => null);
   let loss = 0;
   microBatches.forEach((batch, i) => {
@@ -120,18 +125,27 @@ export function computeGradients(
       positions: batch.positions,
       dropoutSeed: dropoutSeed === undefined ? undefined : mixSeeds(dropoutSeed, firstIndex + i),
     };
-    const { value, grads } = tf.engine().gradients(
-      () => {
-        const hidden = model.runHidden(
-          { inputIds: batch.inputIds, attentionMask: batch.attentionMask },
-          { hooks: adapter, ctx, checkpoint },
-        );
-        return tf.mul(causalLmHeadLoss(hidden, model.lmHead(), batch.labels), weight) as tf.Scalar;
-      },
-      vars,
-      undefined,
-      true,
-    );
+    // Per micro-batch, so a pass that throws gives its host memory back before the error leaves.
+    const offload = activationCheckpointing === 'offload' ? new CheckpointOffloads() : undefined;
+    const checkpoint = activationCheckpointing ? { variables, ...(offload ? { offload } : {}) } : undefined;
+    let result: { value: Tensor; grads: (Tensor | undefined)[] };
+    try {
+      result = tf.engine().gradients(
+        () => {
+          const hidden = model.runHidden(
+            { inputIds: batch.inputIds, attentionMask: batch.attentionMask },
+            { hooks: adapter, ctx, checkpoint },
+          );
+          return tf.mul(causalLmHeadLoss(hidden, model.lmHead(), batch.labels), weight) as tf.Scalar;
+        },
+        vars,
+        undefined,
+        true,
+      );
+    } finally {
+      offload?.release();
+    }
+    const { value, grads } = result;
     loss += value.dataSync()[0]!;
     value.dispose();
     grads.forEach((g, j) => {

@@ -173,7 +173,7 @@ export class ZeroRunner implements StepRunner {
 
   async step(batches: Parameters<StepRunner['step']>[0], opts: Parameters<StepRunner['step']>[1]): Promise<StepResult> {
     const share = rankShare(batches, this.rank, this.worldSize);
-    if (this.frozen) this.frozen.eager = opts.activationCheckpointing;
+    if (this.frozen) this.frozen.eager = opts.activationCheckpointing !== false;
     let g: ReturnType<typeof computeGradients>;
     try {
       g = computeGradients(this.model, this.adapter, share.batches, opts.activationCheckpointing, opts.dropoutSeed, share);

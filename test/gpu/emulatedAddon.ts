@@ -123,6 +123,15 @@ export function emulatedAddon(): CudaAddon {
     allocs = 0,
     frees = 0;
   const sizes = new Map<number, number>();
+  // Pinned host memory: its own address range, so a host pointer passed as a device one fails.
+  const host = new Map<number, Uint8Array>();
+  let nextHost = 2 ** 40;
+  const hostBytes = (p: number, bytes: number, where: string): Uint8Array => {
+    const b = host.get(p);
+    if (!b) throw new Error(`${where}: ${p} is no pinned host buffer (freed?)`);
+    if (bytes > b.byteLength) throw new Error(`${where}: ${bytes} bytes do not fit the ${b.byteLength}-byte host buffer`);
+    return b;
+  };
 
   const locate = (p: number): { b: ArrayBuffer; off: number } => {
     let lo = 0,
@@ -282,6 +291,21 @@ export function emulatedAddon(): CudaAddon {
       view(dst, 3).set(view(src, 3).subarray(0, bytes));
     },
     synchronize() {},
+    hostAlloc(bytes) {
+      const p = nextHost;
+      nextHost += Math.ceil(Math.max(bytes, 1) / 4096) * 4096;
+      host.set(p, new Uint8Array(Math.max(bytes, 1)).fill(0xff));
+      return p;
+    },
+    hostFree(p) {
+      if (!host.delete(p)) throw new Error(`hostFree: ${p} is no pinned host buffer (double free?)`);
+    },
+    copyToHost(dst, src, bytes) {
+      hostBytes(dst, bytes, 'copyToHost').set(view(src, 3).subarray(0, bytes));
+    },
+    copyFromHost(dst, src, bytes) {
+      view(dst, 3).set(hostBytes(src, bytes, 'copyFromHost').subarray(0, bytes));
+    },
     eventRecord: () => performance.now(),
     eventElapsed: (a, b) => b - a,
     unary(op, x, xt, y, yt, n, p0, p1) {

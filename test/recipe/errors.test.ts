@@ -111,6 +111,19 @@ describe('recipe errors name file:line, key path and what is valid', () => {
     );
   });
 
+  it('activation_checkpointing: true, false or offload, from the file or --set', () => {
+    expect(p.error(MINIMAL.replace('  path: models/tiny\n', '  path: models/tiny\n  activation_checkpointing: host\n'))).toBe(
+      'recipes/x.yaml:3: model.activation_checkpointing: expected true, false or offload, got "host"',
+    );
+    expect(p.error(MINIMAL, ['model.activation_checkpointing=1'])).toMatch(
+      /^--set model\.activation_checkpointing=1: model\.activation_checkpointing: expected true, false or offload, got 1$/,
+    );
+    const offload = p.load(MINIMAL.replace('  path: models/tiny\n', '  path: models/tiny\n  activation_checkpointing: offload\n'));
+    expect(offload.model.activation_checkpointing).toBe('offload');
+    expect(p.load(MINIMAL, ['model.activation_checkpointing=offload']).model.activation_checkpointing).toBe('offload');
+    expect(p.load(MINIMAL, ['model.activation_checkpointing=true']).model.activation_checkpointing).toBe(true);
+  });
+
   it('warmup_ratio outside [0, 1]', () => {
     expect(p.error(withLines('training:\n  warmup_ratio: 1.5\n'))).toBe(
       'recipes/x.yaml:6: training.warmup_ratio: expected a number in [0, 1], got 1.5',

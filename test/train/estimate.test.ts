@@ -72,6 +72,37 @@ describe('estimate', () => {
     expect(m.breakdown.optimizer).toBe(2 * 4 * 3 * 8 * 1024);
   });
 
+  it('offloaded checkpoints leave the device (all but the block being recomputed at the peak) and count as host memory', () => {
+    const at = (ckpt: string, backend: 'cpu' | 'cuda') =>
+      estimateMemory(recipe('lora', [`model.activation_checkpointing=${ckpt}`, 'model.precision=bf16-mixed']), {
+        backend,
+        batchSize: 8,
+        seqLen: 1024,
+      });
+    // tiny Llama: 3 blocks, each saving its input [8, 1024, 64]; f32 in the engine, the residual's storage on cuda.
+    const tokens = 8 * 1024 * 64;
+    for (const [backend, bytes] of [
+      ['cpu', 4],
+      ['cuda', 2],
+    ] as const) {
+      const onDevice = at('true', backend);
+      const offloaded = at('offload', backend);
+      expect(onDevice.host).toBe(0);
+      expect(offloaded.host, backend).toBe(3 * tokens * bytes);
+      expect(offloaded.breakdown.weights).toBe(onDevice.breakdown.weights);
+      expect(offloaded.breakdown.optimizer).toBe(onDevice.breakdown.optimizer);
+      expect(onDevice.total - offloaded.total, backend).toBeGreaterThanOrEqual(tokens * bytes);
+      expect(onDevice.total - offloaded.total, backend).toBeLessThanOrEqual(2 * tokens * bytes);
+      expect(offloaded.deviceTotal).toBe(
+        backend === 'cpu' ? offloaded.total : offloaded.total + offloaded.context + offloaded.fragmentation,
+      );
+    }
+    const text = estimateRecipe(recipe('lora', ['model.activation_checkpointing=offload']), { backend: 'cuda' }).text;
+    expect(text).toMatch(/activation checkpointing \(offloaded\)/);
+    expect(text).toMatch(/\n {2}host: offloaded checkpoints \(pinned\) +\S+ \S+\n/);
+    expect(estimateRecipe(recipe('lora', ['model.activation_checkpointing=true'])).text).not.toMatch(/host:/);
+  });
+
   it('follows the recipe: checkpointing keeps less, a longer sequence and a larger batch more, the vocabulary-sized buffers linearly in tokens', () => {
     const base = estimateMemory(recipe('lora'));
     expect(estimateMemory(recipe('lora', ['model.activation_checkpointing=true'])).total).toBeLessThan(base.total);

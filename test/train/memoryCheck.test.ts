@@ -10,7 +10,10 @@ import path from 'node:path';
 import { expectOneLineError, snapshot, tinyRecipe, tmp, trainInProcess } from '../cliHarness.js';
 import { engineDevice } from '../../src/backend/cpu/device.js';
 import { AdamW } from '../../src/train/adamw.js';
-import { isOutOfMemory, OUT_OF_MEMORY_EXIT } from '../../src/train/memoryCheck.js';
+import { fitAdvice, isOutOfMemory, OUT_OF_MEMORY_EXIT } from '../../src/train/memoryCheck.js';
+import { loadRecipe } from '../../src/recipe/load.js';
+import { estimateMemory } from '../../src/train/estimate.js';
+import { repoRoot } from '../helpers.js';
 
 afterEach(() => {
   delete engineDevice.availableMemory;
@@ -100,5 +103,31 @@ describe('running out of memory mid-run', () => {
     expect(isOutOfMemory(new Error('gemm: CUBLAS_STATUS_ALLOC_FAILED'))).toBe(true);
     expect(isOutOfMemory(new Error('cudaErrorMemoryAllocation (out of memory)'))).toBe(true);
     expect(isOutOfMemory(new Error('a gather index was out of range'))).toBe(false);
+  });
+});
+
+describe('advice', () => {
+  it('names offloaded checkpoints where checkpoints kept on the device do not fit the batch', () => {
+    const recipe = loadRecipe(`${repoRoot}/recipes/lora.yaml`, [
+      'model.backend=cpu',
+      'model.activation_checkpointing=true',
+      'training.batch_size=8',
+    ]);
+    const at = { batchSize: 8, seqLen: 1024 };
+    const onDevice = estimateMemory(recipe, at);
+    const offloaded = estimateMemory(recipe, { ...at, checkpointing: 'offload' });
+    expect(offloaded.deviceTotal).toBeLessThan(onDevice.deviceTotal);
+    expect(fitAdvice(recipe, offloaded.deviceTotal, 1024, onDevice)).toMatch(
+      /^it fits with training\.batch_size [1-7] and training\.gradient_accumulation_steps \d+ \(8 rows a step, as now\), or model\.activation_checkpointing: offload at this batch size \(typetune estimate --fit/,
+    );
+    // A recipe that offloads already is told of a smaller batch only.
+    const offloading = loadRecipe(`${repoRoot}/recipes/lora.yaml`, [
+      'model.backend=cpu',
+      'model.activation_checkpointing=offload',
+      'training.batch_size=8',
+    ]);
+    expect(fitAdvice(offloading, offloaded.deviceTotal - 1, 1024, offloaded)).toMatch(
+      /^it fits with training\.batch_size [1-7] and training\.gradient_accumulation_steps \d+ \(8 rows a step, as now\) \(typetune estimate --fit/,
+    );
   });
 });

@@ -8,6 +8,7 @@ import type { ForwardContext, LinearSite } from '../../src/model/hooks.js';
 import { computeGradients, globalGradNorm, clipCoefficient, type StepAdapter, type StepBatch } from '../../src/train/step.js';
 import { causalLmTargetCount } from '../../src/ops/crossEntropy.js';
 import { fixture, maxRelError } from '../helpers.js';
+import { activeDevice } from '../../src/backend/device.js';
 import { referenceBatch } from './fixtureBatch.js';
 
 let model: DecoderModel;
@@ -108,6 +109,18 @@ describe.each([
     expect(ckpt.peak(), `peak live tensors: ${ckpt.peak()} checkpointed vs ${plain.peak()} plain`).toBeLessThan(plain.peak() * 0.9);
     dispose(a.grads);
     dispose(b.grads);
+  });
+
+  it('offloaded to host memory, gives the same loss and gradients and holds no host memory after', () => {
+    const onDevice = computeGradients(model, adapterOf(), [batchOf()], true);
+    const before = tf.memory().numTensors;
+    const offloaded = computeGradients(model, adapterOf(), [batchOf()], 'offload');
+    expect(offloaded.loss).toBe(onDevice.loss);
+    expect(values(offloaded.grads)).toEqual(values(onDevice.grads));
+    expect(activeDevice().offloadedMemory().inUse).toBe(0);
+    expect(tf.memory().numTensors).toBe(before + offloaded.grads.size);
+    dispose(onDevice.grads);
+    dispose(offloaded.grads);
   });
 });
 

@@ -118,7 +118,7 @@ describe('resume', () => {
   ])('activation checkpointing (%s) changes memory, not the losses or the gradients', async (_name, adapter) => {
     // One run after the other: the engine's peak is process-wide.
     const runs = [];
-    for (const on of [false, true]) {
+    for (const on of [false, true, 'offload']) {
       const t = await Trainer.fromRecipe(loraRecipe(tmp(`ckpt-${on}`), { max_steps: 2, save_every_steps: null }, adapter), [
         `model.activation_checkpointing=${on}`,
       ]);
@@ -134,8 +134,13 @@ describe('resume', () => {
       t.dispose();
       runs.push({ losses: s.losses, gradNorms, weights, peak, held });
     }
-    const [plain, ckpt] = runs as [(typeof runs)[0], (typeof runs)[0]];
+    const [plain, ckpt, offloaded] = runs as [(typeof runs)[0], (typeof runs)[0], (typeof runs)[0]];
     expect(ckpt.losses).toEqual(plain.losses);
+    // Offloaded checkpoints (held in host memory until the backward) change nothing either, and hold no more.
+    expect(offloaded.losses).toEqual(ckpt.losses);
+    expect(offloaded.gradNorms).toEqual(ckpt.gradNorms);
+    expect(offloaded.weights).toEqual(ckpt.weights);
+    expect(offloaded.peak).toBeLessThanOrEqual(ckpt.peak);
     // Equal gradients: equal norms, and equal weights after two updates of every variable
     // (a variable missing from its layer's checkpoint list would get no gradient and not move).
     expect(ckpt.gradNorms).toEqual(plain.gradNorms);

@@ -6,12 +6,31 @@
  * AdamW runs as tfjs ops (train/adamw.ts' reference).
  */
 import { tf, type Tensor } from '../tf.js';
-import type { Device } from '../device.js';
+import type { Device, OffloadedTensor } from '../device.js';
 import type { PrecisionPolicy } from '../precisionPolicy.js';
 
 /** The part of tfjs' EngineState this file reads (`tf.engine().state`, replaced by `engine.reset()`). */
 interface EngineState {
   numBytes: number;
+}
+
+/** An offloaded tensor here: its values copied out of the engine, so the tensor itself may go. */
+interface HostCopy extends OffloadedTensor {
+  values: tf.backend_util.TypedArray | null;
+}
+
+let offloadedBytes = 0;
+
+function hostCopy(h: OffloadedTensor): HostCopy {
+  const copy = h as HostCopy;
+  if (!('values' in copy)) throw new Error('restore: this offloaded tensor was made by another device');
+  return copy;
+}
+
+function release(copy: HostCopy): void {
+  if (!copy.values) return;
+  copy.values = null;
+  offloadedBytes -= copy.bytes;
 }
 
 let watched: EngineState | null = null;
@@ -76,4 +95,24 @@ export const engineDevice: Device = {
     return q;
   },
   releaseQuantizedWeight() {},
+  offload(t) {
+    // A copy, not the engine's own array: the tensor may be disposed (or its data reused) next.
+    const values = (t.dataSync() as tf.backend_util.TypedArray).slice();
+    const copy: HostCopy = { shape: [...t.shape], dtype: t.dtype, bytes: values.byteLength, values };
+    offloadedBytes += copy.bytes;
+    return copy;
+  },
+  restore(h) {
+    const copy = hostCopy(h);
+    if (!copy.values) throw new Error('restore: this offloaded tensor was already restored or released');
+    const t = tf.tensor(copy.values, [...copy.shape], copy.dtype);
+    release(copy);
+    return t;
+  },
+  releaseOffloaded(h) {
+    release(hostCopy(h));
+  },
+  offloadedMemory() {
+    return { inUse: offloadedBytes, pooled: 0 };
+  },
 };

@@ -129,6 +129,14 @@ export interface CudaAddon {
   download(src: Ptr, dst: ArrayBufferView): void;
   copy(dst: Ptr, src: Ptr, bytes: number): void;
   synchronize(): void;
+  /** Pinned (page-locked) host memory of `bytes`; its address travels as a number, like a device pointer. */
+  hostAlloc(bytes: number): Ptr;
+  /** Waits for the stream (a queued copy may use it), then frees pinned memory from hostAlloc. */
+  hostFree(host: Ptr): void;
+  /** device → pinned host, enqueued on the stream (no wait). */
+  copyToHost(host: Ptr, src: Ptr, bytes: number): void;
+  /** pinned host → device, enqueued on the stream (no wait). */
+  copyFromHost(dst: Ptr, host: Ptr, bytes: number): void;
   eventRecord(): number;
   eventElapsed(start: number, end: number): number;
   unary(op: Code, x: Ptr, xt: Code, y: Ptr, yt: Code, n: number, p0: number, p1: number): void;

@@ -9,6 +9,7 @@
  */
 import { tf } from '../tf.js';
 import { countingAddon, DTYPE, PHYS_BYTES, type CudaAddon, type DeviceInfo, type Phys } from './addon.js';
+import { PinnedPool } from './pinnedPool.js';
 
 type DataId = object;
 type DataType = tf.DataType;
@@ -46,10 +47,13 @@ export class CudaBackend extends tf.KernelBackend {
   readonly addon: CudaAddon;
   /** Calls made into the addon since this backend was made. */
   readonly addonCalls: () => number;
+  /** Pinned host buffers of offloaded tensors (./device.ts offload/restore). */
+  readonly pinned: PinnedPool;
 
   constructor(addon: CudaAddon) {
     super();
     ({ addon: this.addon, calls: this.addonCalls } = countingAddon(addon));
+    this.pinned = new PinnedPool(this.addon);
     this.device = addon.deviceInfo();
     this.data = new tf.DataStorage(this, tf.engine());
   }
@@ -207,6 +211,7 @@ export class CudaBackend extends tf.KernelBackend {
 
   override dispose(): void {
     this.addon.synchronize();
+    this.pinned.trim();
   }
 }
 

@@ -15,6 +15,7 @@ import { runPrimitives } from './kernelUtils.js';
 import { numel } from '../../quant/fourbit.js';
 import type { TensorRef } from './backend.js';
 import { measureCopyBandwidth, peakBandwidth } from './bandwidth.js';
+import { offloadTensor, releaseTensor, restoreTensor } from './offload.js';
 
 function backend() {
   const b = activeCudaBackend();
@@ -98,6 +99,19 @@ export const cudaDevice: Device = {
   },
   randomUniform(shape, seed, offset = 0, lo = 0, hi = 1) {
     return deviceRandomUniform(shape, seed, offset, lo, hi)!;
+  },
+  offload(t) {
+    return offloadTensor(backend(), t);
+  },
+  restore(h) {
+    return restoreTensor(backend(), h);
+  },
+  releaseOffloaded(h) {
+    releaseTensor(h);
+  },
+  offloadedMemory() {
+    const b = activeCudaBackend();
+    return b ? b.pinned.stats() : { inUse: 0, pooled: 0 };
   },
   collectives: cudaCollectives,
   addonCalls() {

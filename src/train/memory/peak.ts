@@ -33,6 +33,8 @@ export interface Peak {
   bytes: number;
   /** What is live at the high-water mark. */
   at: Breakdown;
+  /** The most bytes held in host memory at once (offloaded activation checkpoints), apart from the device's. */
+  host: number;
 }
 
 /** Elements of buffer `id` at `dims`. */
@@ -73,7 +75,14 @@ export function replay(trace: Trace, dims: Dims, rules: StorageRules): Peak {
     at[CATEGORIES.indexOf('workspace')]! += extra;
   };
   const weights = CATEGORIES.indexOf('weights');
+  let host = 0;
+  let hostPeak = 0;
   for (const e of trace.events) {
+    if (e.kind === 'host') {
+      host += e.sign * size[e.buffer]!;
+      hostPeak = Math.max(hostPeak, host);
+      continue;
+    }
     if (e.kind === 'track') {
       if (rules.counting === 'tensor' || e.fresh) add(e.buffer, 1);
       // Loading is not the step: the Trainer resets the device's peak once the weights are stored,
@@ -86,5 +95,5 @@ export function replay(trace: Trace, dims: Dims, rules: StorageRules): Peak {
       mark(rules.workspace(trace, e, dims));
     }
   }
-  return { bytes: peak, at: Object.fromEntries(CATEGORIES.map((c, i) => [c, at[i]!])) as Breakdown };
+  return { bytes: peak, at: Object.fromEntries(CATEGORIES.map((c, i) => [c, at[i]!])) as Breakdown, host: hostPeak };
 }

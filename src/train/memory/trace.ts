@@ -8,9 +8,9 @@
  * than a formula of what it should, it stays true as ops and kernels change.
  */
 import { tf } from '../../backend/tf.js';
-import { activeDevice } from '../../backend/device.js';
+import { activeDevice, type Device, type OffloadedTensor } from '../../backend/device.js';
 import { createAdapter } from '../../adapters/index.js';
-import type { Recipe } from '../../recipe/types.js';
+import type { ActivationCheckpointing, Recipe } from '../../recipe/types.js';
 import { AdamW } from '../adamw.js';
 import { trainStep, stepSeed } from '../step.js';
 import { applyPrecision } from '../precision.js';
@@ -43,7 +43,9 @@ export type TraceEvent =
    * A kernel starts, with its input buffers (`inputNames` their names) and attributes: a
    * backend's own scratch inside it is a rule of that backend (./cuda.ts).
    */
-  | { kind: 'kernel'; name: string; inputs: number[]; inputNames?: string[]; attrs?: Record<string, unknown> };
+  | { kind: 'kernel'; name: string; inputs: number[]; inputNames?: string[]; attrs?: Record<string, unknown> }
+  /** `buffer`'s bytes enter host memory (Device.offload: +1) or leave it (restored or released: −1). */
+  | { kind: 'host'; buffer: number; sign: 1 | -1 };
 
 export interface Trace {
   twin: Dims;
@@ -58,7 +60,7 @@ export interface TraceOptions {
   recipe: Recipe;
   source: TwinModelSource;
   twin: Dims;
-  checkpointing: boolean;
+  checkpointing: ActivationCheckpointing;
   /** Optimizer steps to run (default 1: AdamW's moments exist from the start, so later steps repeat the first). */
   steps?: number;
 }
@@ -138,6 +140,14 @@ export function traceStep(opts: TraceOptions): Trace {
     }
   };
 
+  const restoreDevice = traceOffloads(
+    activeDevice(),
+    (buffer, sign) => {
+      if (phase !== 'off' && buffer >= 0) events.push({ kind: 'host', buffer, sign });
+    },
+    bufferOf,
+  );
+
   // The recipe's policy, as training it sets it (left set: the caller trains, or exits, next).
   const policy = applyPrecision(recipe.model.precision).effective;
   let model: ReturnType<typeof buildTwinModel> | null = null;
@@ -182,6 +192,7 @@ export function traceStep(opts: TraceOptions): Trace {
     }
   } finally {
     phase = 'off';
+    restoreDevice();
     // The engine's methods as they were: the prototype's again, unless something had shadowed them before.
     for (const k of ['trackTensor', 'disposeTensor', 'runKernel'] as const) {
       if (shadowed.includes(k)) (engine as unknown as Record<string, unknown>)[k] = own[k];
@@ -192,4 +203,35 @@ export function traceStep(opts: TraceOptions): Trace {
     model?.dispose();
   }
   return { twin, buffers, events, backend: tf.getBackend(), precision: policy };
+}
+
+/**
+ * Report each tensor the device offloads to host memory (+1) and each it gives back (−1, once:
+ * restored or released), by the buffer it copied; returns what puts the device's methods back.
+ */
+function traceOffloads(device: Device, report: (buffer: number, sign: 1 | -1) => void, bufferOf: (t: TensorLike) => number): () => void {
+  const own = { offload: device.offload, restore: device.restore, releaseOffloaded: device.releaseOffloaded };
+  const held = new Map<OffloadedTensor, number>();
+  const leave = (h: OffloadedTensor) => {
+    const buffer = held.get(h);
+    if (buffer === undefined) return;
+    held.delete(h);
+    report(buffer, -1);
+  };
+  device.offload = (t) => {
+    const h = own.offload.call(device, t);
+    const buffer = bufferOf(t as unknown as TensorLike);
+    held.set(h, buffer);
+    report(buffer, 1);
+    return h;
+  };
+  device.restore = (h) => {
+    leave(h);
+    return own.restore.call(device, h);
+  };
+  device.releaseOffloaded = (h) => {
+    leave(h);
+    own.releaseOffloaded.call(device, h);
+  };
+  return () => Object.assign(device, own);
 }

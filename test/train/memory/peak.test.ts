@@ -60,4 +60,22 @@ describe('replay', () => {
     };
     expect(replay(trace, dims, byPhys)).toMatchObject({ bytes: 60, at: { weights: 40, adapter: 20 } });
   });
+
+  it('counts offloaded buffers as host memory, apart from the device peak, at their stored size', () => {
+    const buffers = [buffer(100, 'activations', 'f32'), buffer(100, 'activations', 'bf16'), buffer(100, 'activations', 'f32')];
+    const events: TraceEvent[] = [
+      { kind: 'track', buffer: 0, fresh: true },
+      { kind: 'host', buffer: 0, sign: 1 }, // offloaded: 400 host bytes
+      { kind: 'untrack', buffer: 0, freed: true }, // and freed on the device
+      { kind: 'track', buffer: 1, fresh: true },
+      { kind: 'host', buffer: 1, sign: 1 }, // 600 host bytes at most
+      { kind: 'untrack', buffer: 1, freed: true },
+      { kind: 'host', buffer: 1, sign: -1 }, // restored…
+      { kind: 'track', buffer: 2, fresh: true }, // …into a fresh device buffer
+      { kind: 'host', buffer: 0, sign: -1 },
+    ];
+    const peak = replay({ twin: dims, buffers, events, backend: 'cuda', precision: 'bf16-mixed' }, dims, byPhys);
+    expect(peak.host).toBe(600);
+    expect(peak.bytes).toBe(400);
+  });
 });

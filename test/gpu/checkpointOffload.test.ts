@@ -1,0 +1,134 @@
+/**
+ * Offloaded activation checkpoints on cuda (src/backend/cuda/offload.ts, pinnedPool.ts; the
+ * addon's hostAlloc/hostFree/copyToHost/copyFromHost): a round trip keeps a tensor's storage
+ * (f32 or bf16) bit for bit; a checkpointed LoRA step with offloading gives the step without it
+ * (fp32 and bf16-mixed); after a step the device pool holds what it held before and no pinned
+ * buffer is in use, the second step reuses the first's pinned buffers (none allocated); a step
+ * that throws gives back its pinned buffers and leaves no more device bytes than one that keeps
+ * its checkpoints on the device. Runs on the real addon, or on its CPU emulation
+ * (TYPETUNE_CUDA_EMULATE=1).
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tf, type Tensor } from '../../src/backend/tf.js';
+import { activeDevice } from '../../src/backend/device.js';
+import { physicalDtype } from '../../src/backend/cuda/api.js';
+import { loadBaseModel } from '../../src/model/load.js';
+import type { DecoderModel } from '../../src/model/model.js';
+import { loadAdapter, type AnyAdapter } from '../../src/adapters/index.js';
+import { computeGradients, type StepAdapter, type StepBatch } from '../../src/train/step.js';
+import type { ActivationCheckpointing } from '../../src/recipe/types.js';
+import { applyPrecision } from '../../src/train/precision.js';
+import { fixture, maxRelError } from '../helpers.js';
+import { referenceBatch } from '../train/fixtureBatch.js';
+import { EMULATED, useCuda } from './cuda.js';
+
+beforeAll(async () => {
+  await useCuda();
+});
+
+/** A tensor's storage as raw bits (bf16 values read back are exact in f32, so their f32 bits are). */
+const bits = (t: Tensor) => Array.from(new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer));
+
+describe('offload and restore', () => {
+  it.each(['f32', 'bf16'] as const)('a %s tensor comes back bit for bit, in the same storage, with no host wait', (phys) => {
+    const device = activeDevice();
+    const poolBefore = device.memory().inUse;
+    const n = 17 * 241; // odd: no size rounds it to a multiple
+    const values = Float32Array.from({ length: n }, (_, i) => (i % 7 === 0 ? -0 : Math.sin(i) * 10 ** ((i % 13) - 6)));
+    let t = tf.tensor(values, [1, 17, 241]);
+    if (phys === 'bf16') t = device.storeFrozenWeight(t, 'bf16-mixed');
+    expect(physicalDtype(t)).toBe(phys);
+    const expected = bits(t);
+    const h = device.offload(t);
+    expect(h.bytes).toBe(n * (phys === 'bf16' ? 2 : 4));
+    t.dispose(); // freed at once: the copy out is ordered before any reuse of its memory
+    const filler = tf.fill([n], 7); // likely reuses the freed memory, and overwrites it
+    const back = device.restore(h);
+    expect(back.shape).toEqual([1, 17, 241]);
+    expect(physicalDtype(back)).toBe(phys);
+    expect(bits(back)).toEqual(expected);
+    expect(() => device.restore(h)).toThrow(/already restored or released/);
+    back.dispose();
+    filler.dispose();
+    expect(device.memory().inUse).toBe(poolBefore);
+    expect(device.offloadedMemory().inUse).toBe(0);
+    expect(device.offloadedMemory().pooled).toBeGreaterThanOrEqual(h.bytes);
+  });
+});
+
+describe.each(['fp32', 'bf16-mixed'] as const)('a checkpointed LoRA step, %s', (precision) => {
+  let model: DecoderModel;
+  let lora: AnyAdapter;
+  let batch: StepBatch;
+  beforeAll(async () => {
+    applyPrecision(precision);
+    model = loadBaseModel(fixture('tiny-llama'));
+    if (precision !== 'fp32') model.weights.storeFrozen((w) => activeDevice().storeFrozenWeight(w, precision));
+    lora = await loadAdapter(fixture('peft-lora-llama/adapter'), model);
+    batch = referenceBatch(fixture('peft-lora-llama/reference.safetensors'));
+    return () => {
+      lora.dispose();
+      model.dispose();
+      applyPrecision('fp32');
+    };
+  });
+
+  /** One step's loss and gradients, and the pool's bytes before and after it (gradients freed). */
+  const step = (mode: ActivationCheckpointing, adapter: StepAdapter = lora) => {
+    const device = activeDevice();
+    const before = device.memory().inUse;
+    device.resetPeakMemory();
+    const g = computeGradients(model, adapter, [batch], mode);
+    const grads = new Map([...g.grads].map(([k, t]) => [k, Array.from(t.dataSync())]));
+    g.grads.forEach((t) => t.dispose());
+    return { loss: g.loss, grads, peak: device.memory().peak - before, leaked: device.memory().inUse - before };
+  };
+
+  it('offloaded gives the step with checkpoints on the device, and holds no device or pinned bytes after', () => {
+    const onDevice = step(true);
+    const offloaded = step('offload');
+    const pinnedAfterFirst = activeDevice().offloadedMemory();
+    const again = step('offload');
+    // The same kernels on the same values: equal, but for the order of a GPU's atomic sums.
+    const same = (a: typeof onDevice, b: typeof onDevice) => {
+      if (EMULATED) {
+        expect(a.loss).toBe(b.loss);
+        expect(a.grads).toEqual(b.grads);
+        return;
+      }
+      const tol = precision === 'fp32' ? 1e-6 : 1e-3;
+      expect(Math.abs(a.loss - b.loss) / Math.abs(b.loss)).toBeLessThanOrEqual(tol);
+      for (const [k, g] of b.grads) expect(maxRelError(a.grads.get(k)!, g), k).toBeLessThanOrEqual(tol);
+    };
+    same(offloaded, onDevice);
+    same(again, offloaded);
+    expect(offloaded.leaked).toBe(0);
+    expect(again.leaked).toBe(0);
+    expect(offloaded.peak).toBeLessThanOrEqual(onDevice.peak);
+    // Every buffer given back, and kept: the second step allocated no pinned memory.
+    expect(pinnedAfterFirst.inUse).toBe(0);
+    expect(pinnedAfterFirst.pooled).toBeGreaterThan(0);
+    expect(activeDevice().offloadedMemory()).toEqual(pinnedAfterFirst);
+  });
+
+  it('a step that throws gives back its pinned buffers and leaves no more device bytes than checkpoints on the device', () => {
+    const last = model.spec.numLayers - 1;
+    const failing: StepAdapter = {
+      variables: lora.variables,
+      layerVariables: (layer) => lora.layerVariables(layer),
+      linear: (site, x, base, ctx) => {
+        if (site.layer === last && ctx.training) throw new Error('injected failure');
+        return lora.linear!(site, x, base, ctx);
+      },
+    };
+    const leakedBy = (mode: ActivationCheckpointing) => {
+      const before = activeDevice().memory().inUse;
+      expect(() => computeGradients(model, failing, [batch], mode)).toThrow(/injected failure/);
+      return activeDevice().memory().inUse - before;
+    };
+    const onDevice = leakedBy(true);
+    const offloaded = leakedBy('offload');
+    expect(offloaded).toBeLessThanOrEqual(onDevice);
+    expect(activeDevice().offloadedMemory().inUse).toBe(0);
+  });
+});

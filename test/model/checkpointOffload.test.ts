@@ -1,0 +1,133 @@
+/**
+ * Offloaded activation checkpoints (src/model/checkpointOffload.ts, the decoder's checkpointed
+ * block): each block's input goes to host memory while a gradient tape records and comes back
+ * for its recomputation; a pass that throws gives every host buffer back; a forward without a
+ * tape offloads nothing. The device is the cpu's, recording what passes through it.
+ */
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { useBackend } from '../../src/backend/select.js';
+import { tf, type Tensor } from '../../src/backend/tf.js';
+import { registerDevice, type Device, type OffloadedTensor } from '../../src/backend/device.js';
+import { engineDevice } from '../../src/backend/cpu/device.js';
+import { loadBaseModel } from '../../src/model/load.js';
+import type { DecoderModel } from '../../src/model/model.js';
+import { CheckpointOffloads } from '../../src/model/checkpointOffload.js';
+import { loadAdapter, type AnyAdapter } from '../../src/adapters/index.js';
+import { computeGradients, type StepAdapter, type StepBatch } from '../../src/train/step.js';
+import { fixture } from '../helpers.js';
+import { referenceBatch } from '../train/fixtureBatch.js';
+
+let model: DecoderModel;
+let lora: AnyAdapter;
+let batch: StepBatch;
+
+beforeAll(async () => {
+  await useBackend('cpu');
+  model = loadBaseModel(fixture('tiny-llama'));
+  lora = await loadAdapter(fixture('peft-lora-llama/adapter'), model);
+  batch = referenceBatch(fixture('peft-lora-llama/reference.safetensors'));
+});
+
+afterEach(() => registerDevice(engineDevice));
+
+/** The cpu device, counting offloads, restores and releases (and the shapes offloaded). */
+function recordingDevice() {
+  const log = { offloaded: [] as number[][], restored: 0, released: 0, aliveAtRestore: [] as number[] };
+  const restored: Tensor[] = [];
+  const device: Device = {
+    ...engineDevice,
+    backend: 'cpu',
+    offload(t: Tensor) {
+      log.offloaded.push(t.shape);
+      return engineDevice.offload(t);
+    },
+    restore(h: OffloadedTensor) {
+      log.restored++;
+      log.aliveAtRestore.push(restored.filter((t) => !t.isDisposed).length);
+      const t = engineDevice.restore(h);
+      restored.push(t);
+      return t;
+    },
+    releaseOffloaded(h: OffloadedTensor) {
+      log.released++;
+      engineDevice.releaseOffloaded(h);
+    },
+  };
+  registerDevice(device);
+  return log;
+}
+
+const layers = () => model.spec.numLayers;
+
+describe('offloaded checkpoints in a training pass', () => {
+  it("offloads each block's input [batch, seq, hidden] once and restores each for its recomputation, one on the device at a time", () => {
+    const log = recordingDevice();
+    const g = computeGradients(model, lora, [batch], 'offload');
+    const [b, s] = [batch.inputIds.length, batch.inputIds[0]!.length];
+    expect(log.offloaded).toEqual(Array.from({ length: layers() }, () => [b, s, model.spec.hiddenSize]));
+    expect(log.restored).toBe(layers());
+    // tfjs runs a custom gradient outside any tidy: a restored input not freed by its block would pile up.
+    expect(log.aliveAtRestore).toEqual(Array.from({ length: layers() }, () => 0));
+    expect(log.released).toBe(0);
+    expect(engineDevice.offloadedMemory().inUse).toBe(0);
+    g.grads.forEach((t) => t.dispose());
+  });
+
+  it('a pass that throws gives back every host buffer it took, and leaves no more tensors than checkpointing on the device', () => {
+    const failing = (at: number): StepAdapter => ({
+      variables: lora.variables,
+      layerVariables: (layer) => lora.layerVariables(layer),
+      linear: (site, x, base, ctx) => {
+        if (site.layer === at && ctx.training) throw new Error(`injected failure in layer ${at}`);
+        return lora.linear!(site, x, base, ctx);
+      },
+    });
+    const leaked = (mode: true | 'offload') => {
+      const before = tf.memory().numTensors;
+      expect(() => computeGradients(model, failing(layers() - 1), [batch], mode)).toThrow(/injected failure/);
+      return tf.memory().numTensors - before;
+    };
+    const onDevice = leaked(true);
+    const log = recordingDevice();
+    const offloaded = leaked('offload');
+    expect(log.offloaded.length).toBe(layers() - 1); // the blocks before the failing one
+    expect(log.released).toBe(layers() - 1);
+    expect(engineDevice.offloadedMemory().inUse).toBe(0);
+    expect(offloaded).toBeLessThanOrEqual(onDevice);
+  });
+
+  it('a forward without a gradient tape (evaluation) offloads nothing', () => {
+    const log = recordingDevice();
+    const offload = new CheckpointOffloads();
+    const hidden = model.runHidden(
+      { inputIds: batch.inputIds, attentionMask: batch.attentionMask },
+      { hooks: lora, ctx: { training: false }, checkpoint: { variables: (l) => lora.layerVariables(l), offload } },
+    );
+    hidden.dispose();
+    expect(log.offloaded).toEqual([]);
+    expect(offload.size).toBe(0);
+  });
+});
+
+describe('CheckpointOffloads', () => {
+  it('restores values bit for bit, once; release gives back what was not restored', () => {
+    const offloads = new CheckpointOffloads();
+    const a = tf.tensor([1.5, -2.25, 3e-8, Number.MAX_VALUE], [2, 2]);
+    const b = tf.tensor([7, 8, 9], [3]);
+    const ha = offloads.keep(a);
+    offloads.keep(b);
+    expect(engineDevice.offloadedMemory().inUse).toBe(4 * 4 + 3 * 4);
+    const values = Array.from(a.dataSync());
+    a.dispose(); // the device tensor may go as soon as it is offloaded
+    const back = offloads.restore(ha);
+    expect(back.shape).toEqual([2, 2]);
+    expect(Array.from(back.dataSync())).toEqual(values);
+    expect(() => offloads.restore(ha)).toThrow(/already restored or released/);
+    expect(offloads.size).toBe(1);
+    offloads.release();
+    expect(offloads.size).toBe(0);
+    expect(engineDevice.offloadedMemory().inUse).toBe(0);
+    back.dispose();
+    b.dispose();
+  });
+});
