@@ -10,7 +10,6 @@
  * estimate`'s) which lengths fit in `--gib` (default: the device's, else 79.2 — an 80 GB H100):
  * any machine, in seconds, and what the measured maximum is compared with.
  */
-import { spawnSync } from 'node:child_process';
 import { useBackend } from '../src/backend/select.js';
 import { activeDevice } from '../src/backend/device.js';
 import { applyPrecision } from '../src/train/precision.js';
@@ -19,6 +18,7 @@ import { estimateMemory } from '../src/train/estimate.js';
 import { ADAPTERS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
 import { measureSteps } from './measure.js';
 import { arg } from './args.js';
+import { runInChild } from './child.js';
 
 /** Adapters beyond bench/models.ts' ADAPTERS: Unsloth's context table's setting (r32, all linear). */
 const CONTEXT_ADAPTERS: Record<string, Record<string, unknown>> = {
@@ -70,15 +70,8 @@ async function probe(seq: number): Promise<void> {
 }
 
 function probeInChild(seq: number): Probe {
-  const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '--probe', String(seq)], {
-    encoding: 'utf8',
-    timeout: Number(arg('probe-timeout', '600')) * 1000,
-    maxBuffer: 16 * 2 ** 20,
-  });
-  const line = child.stdout.split('\n').find((l) => l.startsWith('CONTEXT '));
-  const r: Probe = line
-    ? (JSON.parse(line.slice('CONTEXT '.length)) as Probe)
-    : { seq, fits: false, why: `no result (exit ${child.status}${child.signal ? `, ${child.signal}` : ''})` };
+  const run = runInChild<Probe>([...process.argv.slice(2), '--probe', String(seq)], 'CONTEXT', Number(arg('probe-timeout', '600')));
+  const r: Probe = 'result' in run ? run.result : { seq, fits: false, why: run.failure };
   console.log(
     `  1 × ${seq}: ${r.fits ? `fits, ${r.tokensPerS?.toFixed(0)} tokens/s, peak ${r.peakGiB?.toFixed(2)} GiB` : `does not fit (${r.why})`}${r.estimateGiB ? ` (estimated ${r.estimateGiB.toFixed(2)} GiB)` : ''}`,
   );

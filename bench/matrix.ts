@@ -12,7 +12,6 @@
  * prints the table again beside the peers' results (bench_peers' output, plain and `LIGER=1`):
  * tokens/s against the faster peer and peak memory against PEFT's.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tf } from '../src/backend/tf.js';
 import { useBackend } from '../src/backend/select.js';
@@ -24,6 +23,7 @@ import { estimateMemory } from '../src/train/estimate.js';
 import { BENCH_DROPOUT_SEED, measureSteps } from './measure.js';
 import { ADAPTERS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
 import { arg } from './args.js';
+import { runInChild } from './child.js';
 import type { ActivationCheckpointing } from '../src/recipe/types.js';
 
 const ckptTag = (c: ActivationCheckpointing) => (c === 'offload' ? ', ckpt offload' : c ? ', ckpt' : '');
@@ -241,31 +241,25 @@ async function main(): Promise<void> {
     return;
   }
   const results: Result[] = [];
-  const passOn = process.argv
-    .slice(2)
-    .filter(
-      (a, i, all) => !['--cells', '--results', '--peers'].includes(a) && !['--cells', '--results', '--peers'].includes(all[i - 1] ?? ''),
-    );
+  // What each cell's process is given: the options, less those naming what runs here.
+  const own = ['--cells', '--results', '--peers'];
+  const passOn = process.argv.slice(2).filter((a, i, all) => !own.includes(a) && !own.includes(all[i - 1] ?? ''));
   const resultsFile = arg('results', '');
   for (const c of cells) {
-    const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, '--cell', c.name, ...passOn], {
-      encoding: 'utf8',
-      timeout: Number(arg('cell-timeout', '300')) * 1000,
-      maxBuffer: 64 * 2 ** 20,
-    });
-    const line = child.stdout.split('\n').find((l) => l.startsWith('MATRIX '));
-    const r: Result = line
-      ? (JSON.parse(line.slice('MATRIX '.length)) as Result)
-      : {
-          cell: c.name,
-          model: NAMES[c.model]!,
-          tokensPerS: null,
-          peakGiB: null,
-          estimateGiB: null,
-          fused: '?',
-          callsPerStep: null,
-          note: `no result (exit ${child.status}${child.signal ? `, ${child.signal}` : ''}): ${(child.stderr ?? '').trim().split('\n').slice(-1)[0]?.slice(0, 200) ?? ''}`,
-        };
+    const run = runInChild<Result>(['--cell', c.name, ...passOn], 'MATRIX', Number(arg('cell-timeout', '300')));
+    const r: Result =
+      'result' in run
+        ? run.result
+        : {
+            cell: c.name,
+            model: NAMES[c.model]!,
+            tokensPerS: null,
+            peakGiB: null,
+            estimateGiB: null,
+            fused: '?',
+            callsPerStep: null,
+            note: run.failure,
+          };
     results.push(r);
     if (resultsFile) writeFileSync(resultsFile, JSON.stringify(results, null, 1));
     const error = r.estimateGiB !== null && r.peakGiB ? ` estimate ${((r.estimateGiB / r.peakGiB - 1) * 100).toFixed(1)} %` : '';

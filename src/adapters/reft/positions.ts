@@ -20,22 +20,6 @@ export function positionRows(
   groups: number,
   layer: number,
 ): number[] {
-  const mask = positionFlags(positions, batch, seq, group, groups, layer);
-  const rows: number[] = [];
-  mask.forEach((m, i) => {
-    if (m) rows.push(i);
-  });
-  return rows;
-}
-
-function positionFlags(
-  positions: number[][] | undefined,
-  batch: number,
-  seq: number,
-  group: number,
-  groups: number,
-  layer: number,
-): Float32Array {
   if (!positions) {
     throw new AdapterError(
       `ReFT intervention at layer ${layer} needs positions when training: pass ctx.positions ([batch][k], −1 for padding)`,
@@ -44,7 +28,7 @@ function positionFlags(
   if (positions.length !== batch) {
     throw new AdapterError(`ReFT positions has ${positions.length} rows but the batch has ${batch} examples`);
   }
-  const mask = new Float32Array(batch * seq);
+  const intervened = new Uint8Array(batch * seq);
   positions.forEach((row, b) => {
     if (groups === 2 && row.length % 2 !== 0) {
       throw new AdapterError(
@@ -57,10 +41,14 @@ function positionFlags(
       if (!Number.isInteger(p) || p < 0 || p >= seq) {
         throw new AdapterError(`ReFT position ${p} in row ${b} is outside the sequence [0, ${seq}) (−1 marks padding)`);
       }
-      mask[b * seq + p] = 1;
+      intervened[b * seq + p] = 1;
     }
   });
-  return mask;
+  const rows: number[] = [];
+  intervened.forEach((m, i) => {
+    if (m) rows.push(i);
+  });
+  return rows;
 }
 
 /**
