@@ -31,6 +31,7 @@ import { quantize4bit, numel, type Quantized4bit } from '../src/quant/fourbit.js
 import { ATTENTION_ROLES } from '../src/ops/names.js';
 import { CONFIGS, NAMES } from './models.js';
 import { arg } from './args.js';
+import { xorshift32 } from '../src/util/xorshift.js';
 
 const L2_BYTES = 50e6;
 /** The row whose figure is the headline: the MLP half's matrices, in one launch. */
@@ -39,16 +40,9 @@ const HEADLINE = 'one MLP half (gate, up, down), one launch';
 /** U(−a, a), a = 0.02·√3 (std 0.02, as HF initialises), from a seeded xorshift. */
 function randomWeights(n: number, seed: number): Float32Array {
   const a = 0.02 * Math.sqrt(3);
-  let s = seed >>> 0 || 1;
+  const next = xorshift32(seed);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = a * (2 * (s / 4294967296) - 1);
-  }
+  for (let i = 0; i < n; i++) out[i] = a * (2 * (next() / 4294967296) - 1);
   return out;
 }
 

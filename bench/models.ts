@@ -21,6 +21,7 @@ import type { ModelSpec } from '../src/model/spec.js';
 import type { StepBatch } from '../src/train/step.js';
 import { loadRecipe } from '../src/recipe/index.js';
 import type { Recipe } from '../src/recipe/types.js';
+import { xorshift32 } from '../src/util/xorshift.js';
 
 export const CONFIGS: Record<string, Record<string, unknown>> = {
   // meta-llama/Llama-3.2-1B config.json (the fields the decoder reads)
@@ -243,16 +244,9 @@ function randomNf4Quantizer(): LinearQuantizer {
     const key = shape.join('x');
     let q = byShape.get(key);
     if (!q) {
-      let s = byShape.size + 1;
+      const next = xorshift32(byShape.size + 1);
       const values = new Float32Array(shape[0]! * shape[1]!);
-      for (let i = 0; i < values.length; i++) {
-        s ^= s << 13;
-        s >>>= 0;
-        s ^= s >>> 17;
-        s ^= s << 5;
-        s >>>= 0;
-        values[i] = Math.fround(a * (2 * (s / 4294967296) - 1));
-      }
+      for (let i = 0; i < values.length; i++) values[i] = Math.fround(a * (2 * (next() / 4294967296) - 1));
       q = quantize4bit(values, shape, {
         quantType: 'nf4',
         blocksize: 64,
@@ -289,15 +283,7 @@ export function buildModel(key: string, onDevice: boolean, quant: 'none' | 'nf4'
 }
 
 export function randomBatch(batch: number, seq: number, vocab: number, seed: number, reft: boolean): StepBatch {
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
+  const next = xorshift32(seed);
   const inputIds = Array.from({ length: batch }, () => Array.from({ length: seq }, () => next() % vocab));
   const b: StepBatch = {
     inputIds,

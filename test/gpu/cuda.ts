@@ -8,6 +8,7 @@ import { useBackend } from '../../src/backend/select.js';
 import { registerCudaBackend } from '../../src/backend/cuda/register.js';
 import { AdamW } from '../../src/train/adamw.js';
 import { emulatedAddon } from './emulatedAddon.js';
+import { xorshift32 } from '../../src/util/xorshift.js';
 
 export const EMULATED = process.env.TYPETUNE_CUDA_EMULATE === '1';
 
@@ -72,16 +73,9 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /** Seeded uniform values in [lo, hi). */
 export function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let s = (seed * 2654435761) >>> 0 || 1;
+  const next = xorshift32(seed * 2654435761);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = lo + (hi - lo) * (s / 4294967296);
-  }
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * (next() / 4294967296);
   return out;
 }
 

@@ -19,6 +19,7 @@ import { kindOfType } from '../../adapters/kinds.js';
 import type { Recipe } from '../../recipe/types.js';
 import type { StepBatch } from '../step.js';
 import type { Dims } from './symbols.js';
+import { xorshift32 } from '../../util/xorshift.js';
 
 /** The real model's value of each symbol, the batch and sequence from the recipe. */
 export function realDims(spec: ModelSpec, batch: number, seq: number): Dims {
@@ -87,15 +88,8 @@ export function hiddenIsHeadsTimesHeadDim(spec: ModelSpec): boolean {
 /** A deterministic uniform ±0.02 fill (a zero model would divide by zero in NF4 absmax scaling). */
 function fill(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
-  let s = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = (s / 2 ** 32 - 0.5) * 0.04;
-  }
+  const next = xorshift32(seed * 2654435761);
+  for (let i = 0; i < n; i++) out[i] = (next() / 2 ** 32 - 0.5) * 0.04;
   return out;
 }
 
@@ -140,15 +134,7 @@ export function buildTwinModel({ config, spec, quantization }: TwinModelSource):
 
 /** One micro-batch of `batch` full rows of `seq` tokens, every target supervised; ReFT positions as the data pipeline lays them out. */
 export function fullLengthBatch(recipe: Recipe, dims: Pick<Dims, 'batch' | 'seq' | 'vocab'>, seed: number): StepBatch {
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
+  const next = xorshift32(seed);
   const inputIds = Array.from({ length: dims.batch }, () => Array.from({ length: dims.seq }, () => next() % dims.vocab));
   const batch: StepBatch = { inputIds, attentionMask: inputIds.map((r) => r.map(() => 1)), labels: inputIds.map((r) => r.slice()) };
   const spec = kindOfType(recipe.adapter.type)?.positions?.(recipe.adapter);
