@@ -72,6 +72,20 @@ function packed(backend: CudaBackend, t: TensorRef): AttentionView {
   return { ptr: backend.ptr(t), dtype: backend.code(t), strides: packedStrides(heads, rows, d) };
 }
 
+/** What the forward writes and the backward reads again, as the primitives take it: q, k, v, the key mask, out and lse. */
+function forwardArgs(backend: CudaBackend, p: AttentionProblem, t: Record<'q' | 'k' | 'v' | 'keyMask' | 'out' | 'lse', TensorRef>) {
+  return {
+    ...p,
+    q: packed(backend, t.q),
+    k: packed(backend, t.k),
+    v: packed(backend, t.v),
+    keyMask: backend.ptr(t.keyMask),
+    maskDtype: backend.code(t.keyMask),
+    out: packed(backend, t.out),
+    lse: backend.ptr(t.lse),
+  };
+}
+
 export const attentionKernels: tf.KernelConfig[] = [
   defineKernel(ATTENTION, ({ inputs, backend, attrs }) => {
     const q = input(inputs, 'q'),
@@ -82,18 +96,7 @@ export const attentionKernels: tf.KernelConfig[] = [
     const out = backend.makeOutput(q.shape, 'float32', floatPhys(backend, q, k, v));
     const lse = backend.makeOutput([p.batch, p.heads, p.sq], 'float32', 'f32');
     if (size(q.shape) > 0) {
-      runPrimitives(backend, (prog) =>
-        flashAttentionForward(prog, {
-          ...p,
-          q: packed(backend, q),
-          k: packed(backend, k),
-          v: packed(backend, v),
-          keyMask: backend.ptr(keyMask),
-          maskDtype: backend.code(keyMask),
-          out: packed(backend, out),
-          lse: backend.ptr(lse),
-        }),
-      );
+      runPrimitives(backend, (prog) => flashAttentionForward(prog, forwardArgs(backend, p, { q, k, v, keyMask, out, lse })));
     }
     return [out, lse];
   }),
@@ -124,15 +127,8 @@ export const attentionKernels: tf.KernelConfig[] = [
         temps.push(workspace);
         runPrimitives(backend, (prog) =>
           flashAttentionBackward(prog, {
-            ...p,
-            q: packed(backend, q),
-            k: packed(backend, k),
-            v: packed(backend, v),
-            keyMask: backend.ptr(keyMask),
-            maskDtype: backend.code(keyMask),
-            out: packed(backend, out),
+            ...forwardArgs(backend, p, { q, k, v, keyMask, out, lse }),
             dOut: packed(backend, dy),
-            lse: backend.ptr(lse),
             dq: dqView,
             dk: packed(backend, dk),
             dv: packed(backend, dv),
