@@ -14,3 +14,13 @@ import '@tensorflow/tfjs-backend-cpu';
 
 export { tf };
 export type Tensor = tf.Tensor;
+
+/**
+ * Whether tfjs records ops for a gradient now — its engine's private isTapeOn: inside
+ * engine.gradients and not inside a kernel (a custom gradient's forward). Ops that keep something
+ * only for a backward pass (the LM-head loss's dHidden, an offloaded checkpoint) ask this.
+ */
+export function gradientTapeRecording(): boolean {
+  const state = (tf.engine() as unknown as { state: { gradientDepth: number; kernelDepth: number } }).state;
+  return state.gradientDepth > 0 && state.kernelDepth === 0;
+}

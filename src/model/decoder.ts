@@ -4,7 +4,7 @@
  * on each block's output, can recompute blocks in the backward pass (activation
  * checkpointing), and extends a KV cache for generation.
  */
-import { tf, type Tensor } from '../backend/tf.js';
+import { gradientTapeRecording, tf, type Tensor } from '../backend/tf.js';
 import { linear, rmsNorm, layerNorm, activation, gatedActivation, rope, ropeTables, attention } from '../ops/index.js';
 import { attentionHalf, mlpHalf, type HalfNorm, type HalfProjection } from '../ops/decoderHalves.js';
 import { ATTENTION_ROLES, MLP_ROLES } from '../ops/names.js';
@@ -59,12 +59,6 @@ function nestedGradients(f: () => Tensor, xs: Tensor[], dy: Tensor): { value: Te
   } finally {
     state.activeTape = outer;
   }
-}
-
-/** Whether tfjs records ops for a gradient now (its engine's isTapeOn): customGrad saves tensors only then. */
-function gradientTapeRecording(): boolean {
-  const state = (tf.engine() as unknown as { state: { gradientDepth: number; kernelDepth: number } }).state;
-  return state.gradientDepth > 0 && state.kernelDepth === 0;
 }
 
 /** What every block of one forward pass shares: the key mask, the cache offset, the rope tables. */

@@ -7,7 +7,7 @@
  * [n × vocab] logits and their gradient never exist whole (Liger Kernel's fused linear
  * cross-entropy). The head must be frozen there: the fused gradient is the hidden state's alone.
  */
-import { tf, type Tensor } from '../backend/tf.js';
+import { gradientTapeRecording, tf, type Tensor } from '../backend/tf.js';
 import { causalTargets, crossEntropySum } from './crossEntropy.js';
 import { runOp } from './dispatch.js';
 import { linear } from './linear.js';
@@ -25,7 +25,7 @@ export function lmHeadCrossEntropySum(hidden: Tensor, head: Tensor, labels: Tens
   if (!Number.isInteger(chunkRows) || chunkRows < 0)
     throw new Error(`lmHeadCrossEntropySum: chunkRows must be a whole number ≥ 0, got ${chunkRows}`);
   // A fused forward computes the hidden state's gradient only when a tape will ask for it (not in eval).
-  const attrs = { ignoreIndex, chunkRows, withGradient: tapeRecording() };
+  const attrs = { ignoreIndex, chunkRows, withGradient: gradientTapeRecording() };
   return runOp(OPS.lmHeadCrossEntropySum, { hidden, head, labels }, attrs, () =>
     tf.tidy(() => crossEntropySum(linear(hidden, head), labels, ignoreIndex)),
   );
@@ -44,10 +44,4 @@ export function causalLmHeadLoss(hidden: Tensor, head: Tensor, labels: number[][
     const flat = hidden.reshape([-1, hidden.shape[hidden.rank - 1]!]);
     return tf.div(lmHeadCrossEntropySum(flat, head, targets, { ...opts, ignoreIndex }), tf.maximum(count, 1));
   });
-}
-
-/** Whether a gradient tape is recording (tfjs' engine.gradients is running its forward function). */
-function tapeRecording(): boolean {
-  const state = (tf.engine() as unknown as { state: { gradientDepth: number } }).state;
-  return state.gradientDepth > 0;
 }
