@@ -43,6 +43,7 @@ CASES_EXTRA = [
     ("gpt2", "lora_gpt2", 8, 1024, False),
     ("llama-3.2-1b", "qlora_dropout", 8, 1024, False),
     ("llama-3.2-1b", "direft_dropout", 8, 1024, False),
+    ("llama-3.1-8b", "loreft", 4, 1024, False),  # beside bench_peers' checkpointed case: does pyreft checkpoint?
     ("mistral-7b", "qlora", 4, 1024, True),  # last: its 4-bit load goes through a 14 GB folder on disk
 ]
 
