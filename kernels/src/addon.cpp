@@ -15,6 +15,7 @@
 #include "kernels.h"
 #include "memory.h"
 #include "primitives.h"
+#include "profile.h"
 #include "nccl_comm.h"
 
 using namespace tt;
@@ -432,6 +433,39 @@ napi_value ncclCommDestroyFn(Call& c) {
   return c.undefined();
 }
 
+// ---- device time by category (profile.h) ------------------------------------------------------
+
+// profileEnable(on): on, every launch below is bracketed by events and what was timed before is
+// dropped; off, brackets stop (what they timed stays for profileRead).
+napi_value profileEnableFn(Call& c) {
+  setProfiling(c.flag(0));
+  return c.undefined();
+}
+
+// profileRead(): {gemm: {ms, count}, attention: …, …} since profileEnable(true) or the last read,
+// after waiting for the stream; the totals start again from zero.
+napi_value profileReadFn(Call& c) {
+  const ProfileTotals totals = readProfile();
+  napi_value o;
+  napi_create_object(c.env, &o);
+  for (int i = 0; i < kTimeCategories; i++) {
+    napi_value t;
+    napi_create_object(c.env, &t);
+    c.set(t, "ms", c.number(totals[i].ms));
+    c.set(t, "count", c.number((double)totals[i].count));
+    c.set(o, timeCategoryName((TimeCategory)i), t);
+  }
+  return o;
+}
+
+// A call that puts work on the stream: while profiling(), bracketed in its name's category.
+template <Fn F>
+napi_value launch(Call& c) {
+  if (!profiling()) return F(c);
+  ProfileBracket timed(timeCategoryOf(c.name));
+  return F(c);
+}
+
 template <Fn F>
 napi_value entry(napi_env env, napi_callback_info info) {
   Call c(env, info);
@@ -447,22 +481,29 @@ napi_value entry(napi_env env, napi_callback_info info) {
 
 struct Export { const char* name; napi_callback cb; };
 
+// entry<launch<F>>: the calls that put work on the stream, each timed under the profile switch
+// (runProgram's primitives are timed one by one inside it).
 const Export kExports[] = {
   {"deviceInfo", entry<deviceInfo>}, {"alloc", entry<alloc>}, {"free", entry<freeFn>},
   {"memoryStats", entry<memoryStatsFn>}, {"resetPeak", entry<resetPeakFn>}, {"trim", entry<trimFn>},
-  {"upload", entry<upload>}, {"download", entry<download>}, {"copy", entry<copy>},
+  {"upload", entry<launch<upload>>}, {"download", entry<launch<download>>}, {"copy", entry<launch<copy>>},
   {"synchronize", entry<synchronize>}, {"hostAlloc", entry<hostAlloc>}, {"hostFree", entry<hostFree>},
-  {"copyToHost", entry<copyToHost>}, {"copyFromHost", entry<copyFromHost>}, {"eventRecord", entry<eventRecord>}, {"eventElapsed", entry<eventElapsed>},
-  {"unary", entry<unary>}, {"binary", entry<binary>}, {"select", entry<selectFn>}, {"reduce", entry<reduce>},
-  {"softmax", entry<softmax>}, {"gather", entry<gather>}, {"scatterAdd", entry<scatterAdd>},
-  {"stridedCopy", entry<stridedCopy>}, {"fill", entry<fill>}, {"range", entry<range>}, {"oneHot", entry<oneHot>},
-  {"gemm", entry<gemmFn>}, {"crossEntropy", entry<crossEntropy>}, {"crossEntropyBackward", entry<crossEntropyBackward>}, {"randomUniform", entry<randomUniform>},
+  {"copyToHost", entry<launch<copyToHost>>}, {"copyFromHost", entry<launch<copyFromHost>>},
+  {"eventRecord", entry<eventRecord>}, {"eventElapsed", entry<eventElapsed>},
+  {"unary", entry<launch<unary>>}, {"binary", entry<launch<binary>>}, {"select", entry<launch<selectFn>>},
+  {"reduce", entry<launch<reduce>>}, {"softmax", entry<launch<softmax>>}, {"gather", entry<launch<gather>>},
+  {"scatterAdd", entry<launch<scatterAdd>>}, {"stridedCopy", entry<launch<stridedCopy>>}, {"fill", entry<launch<fill>>},
+  {"range", entry<launch<range>>}, {"oneHot", entry<launch<oneHot>>}, {"gemm", entry<launch<gemmFn>>},
+  {"crossEntropy", entry<launch<crossEntropy>>}, {"crossEntropyBackward", entry<launch<crossEntropyBackward>>},
+  {"randomUniform", entry<launch<randomUniform>>},
   {"primitives", entry<primitivesFn>}, {"runProgram", entry<runProgramFn>},
   {"ncclAvailable", entry<ncclAvailableFn>}, {"ncclGetUniqueId", entry<ncclGetUniqueIdFn>}, {"ncclCommInitRank", entry<ncclCommInitRankFn>},
-  {"ncclAllReduce", entry<ncclAllReduceFn>}, {"ncclReduceScatter", entry<ncclReduceScatterFn>}, {"ncclAllGather", entry<ncclAllGatherFn>},
-  {"ncclBroadcast", entry<ncclBroadcastFn>}, {"ncclCommAbort", entry<ncclCommAbortFn>}, {"ncclCommDestroy", entry<ncclCommDestroyFn>},
-  {"adamwMulti", entry<adamwMulti>}, {"sumSquaresMulti", entry<sumSquaresMulti>},
+  {"ncclAllReduce", entry<launch<ncclAllReduceFn>>}, {"ncclReduceScatter", entry<launch<ncclReduceScatterFn>>},
+  {"ncclAllGather", entry<launch<ncclAllGatherFn>>}, {"ncclBroadcast", entry<launch<ncclBroadcastFn>>},
+  {"ncclCommAbort", entry<ncclCommAbortFn>}, {"ncclCommDestroy", entry<ncclCommDestroyFn>},
+  {"adamwMulti", entry<launch<adamwMulti>>}, {"sumSquaresMulti", entry<launch<sumSquaresMulti>>},
   {"memoryBandwidth", entry<memoryBandwidth>},
+  {"profileEnable", entry<profileEnableFn>}, {"profileRead", entry<profileReadFn>},
 };
 
 }  // namespace

@@ -23,7 +23,7 @@ int registerPrimitive(const char* name, const char* signature, PrimitiveFn run) 
   for (const Primitive& p : table()) {
     if (std::strcmp(p.name, name) == 0) throw std::logic_error(std::string("primitive '") + name + "' registered twice");
   }
-  Primitive p{name, "", {}, run};
+  Primitive p{name, "", {}, run, timeCategoryOf(name)};
   std::istringstream tokens(signature);
   std::string token;
   auto add = [&](const std::string& arg, ArgKind kind) {
@@ -65,7 +65,13 @@ void runProgram(const double* program, size_t n) {
       throw std::runtime_error("program entry " + std::to_string(step) + " (" + p.name + "): needs " + std::to_string(nargs) + " arguments, the program ends first");
     }
     try {
-      p.run(Args{program + pos + 1, nargs, p.name, p.kinds.data()});
+      const Args args{program + pos + 1, nargs, p.name, p.kinds.data()};
+      if (!profiling()) {
+        p.run(args);
+      } else {
+        ProfileBracket timed(p.category);
+        p.run(args);
+      }
     } catch (const std::exception& e) {
       throw std::runtime_error("program entry " + std::to_string(step) + " (" + p.name + "): " + e.what());
     }

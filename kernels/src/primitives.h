@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include "profile.h"
 
 namespace tt {
 
@@ -84,13 +85,15 @@ struct Primitive {
   std::string signature;        // "name:kind …", views spelled out: what primitives() reports
   std::vector<ArgKind> kinds;   // one per argument
   PrimitiveFn run;
+  TimeCategory category;        // what its device time counts as under the profile switch (profile.h)
 };
 
 // Adds a primitive to the table and returns its id (its index in the table); a malformed
 // signature or a name registered twice is a logic_error.
 int registerPrimitive(const char* name, const char* signature, PrimitiveFn run);
 const std::vector<Primitive>& primitiveTable();
-// Runs program[0..n): [id, args…] entries in order on the addon's stream.
+// Runs program[0..n): [id, args…] entries in order on the addon's stream (each bracketed by
+// device events while profiling(), profile.h).
 void runProgram(const double* program, size_t n);
 
 }  // namespace tt

@@ -82,6 +82,31 @@ export interface OffloadedMemory {
   pooled: number;
 }
 
+/**
+ * What the device's time is split into by `Device.profile`, in its order (kernels/src/profile.cpp
+ * names the same): cuBLASLt GEMMs (inside fused programs too), flash attention forward and
+ * backward, 4-bit dequantisation, the optimizer (AdamW and the gradient norm's sum of squares),
+ * collectives (NCCL), and every other launch (norms, rope, activations, copies, cross-entropy).
+ */
+export const DEVICE_TIME_CATEGORIES = ['gemm', 'attention', 'dequant', 'optimizer', 'collectives', 'elementwise'] as const;
+export type DeviceTimeCategory = (typeof DEVICE_TIME_CATEGORIES)[number];
+/** Milliseconds of device time and launches, per category. */
+export type DeviceTimes = Record<DeviceTimeCategory, { ms: number; count: number }>;
+
+/**
+ * Device time by category (cuda: every launch bracketed by events on the stream, off by default
+ * and one branch a launch when off). Times add the launches' own durations, so their sum is the
+ * device's busy time, and a step's wall time minus it the time the device waited.
+ */
+export interface DeviceProfile {
+  /** Start timing every launch; what was timed before is dropped. */
+  start(): void;
+  /** Stop timing; what was timed stays for `read`. */
+  stop(): void;
+  /** Waits for the device; the times since `start` or the last `read`, after which they start again from zero. */
+  read(): DeviceTimes;
+}
+
 export interface Device {
   /** The tfjs backend this device serves. */
   readonly backend: string;
@@ -130,6 +155,14 @@ export interface Device {
    * measured ceiling beside the peak. Absent where the device has no copies of its own.
    */
   copyBandwidth?(bytes: number, repeats: number): number;
+  /**
+   * FLOP/s of `repeats` bf16 GEMMs [m, k] · [k, n] → [m, n] (f32 accumulation, bf16 result: the
+   * training GEMMs' kind) on random operands, after an untimed round: the matrix rate the device
+   * reaches, the denominator of a run's MFU. Absent where the device has no GEMM of its own.
+   */
+  gemmRate?(m: number, n: number, k: number, repeats: number): number;
+  /** Device time by category; absent where the device cannot time its launches (cpu). */
+  readonly profile?: DeviceProfile;
   /**
    * One AdamW step over every tensor at once, in place, by PyTorch's formula (train/adamw.ts
    * states it). Absent where the device has no fused step: the optimizer then runs its tfjs

@@ -13,6 +13,7 @@ import './emulatedDequant.js';
 import './emulatedAttention.js';
 import './emulatedDora.js';
 import { philoxUniforms } from '../../src/adapters/philox.js';
+import { emulatedProfile } from './emulatedProfile.js';
 
 /** The memory the emulated device reports having (80 GiB, an H100's). */
 const EMULATED_DEVICE_BYTES = 80 * 2 ** 30;
@@ -221,13 +222,15 @@ export function emulatedAddon(): CudaAddon {
       store(v, 0, i, vi);
     }
   };
-  return {
+  const profile = emulatedProfile();
+  return profile.countLaunches<CudaAddon>({
     primitives: () => prims.table.map(({ name, text }) => ({ name, args: text })),
     runProgram(program) {
       let pos = 0;
       for (let step = 0; pos < program.length; step++) {
         const entry = prims.table[program[pos]!];
         if (!entry) throw new Error(`program entry ${step}: no primitive with id ${program[pos]}`);
+        profile.launched(entry.name);
         try {
           entry.run(decodeArgs(entry.args, program.subarray(pos + 1, pos + 1 + entry.args.length)));
         } catch (err) {
@@ -529,9 +532,11 @@ export function emulatedAddon(): CudaAddon {
       return sum;
     },
     memoryBandwidth: () => 0,
+    profileEnable: profile.profileEnable,
+    profileRead: profile.profileRead,
     // NCCL with one rank (a process cannot emulate peers): every collective copies its input.
     ...emulatedNccl((dst, src, bytes) => view(dst, 3).set(view(src, 3).subarray(0, bytes))),
-  };
+  });
 }
 
 /** NCCL's contract for a group of one: ids, handles, dtype and op checks, collectives as copies. */

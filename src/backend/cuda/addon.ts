@@ -220,9 +220,16 @@ export interface CudaAddon {
   ncclBroadcast(comm: number, send: Ptr, recv: Ptr, count: number, dtype: Code, root: number): void;
   ncclCommAbort(comm: number): void;
   ncclCommDestroy(comm: number): void;
-  /**
   /** The device's peak memory bandwidth in bytes/s (memory clock × bus width × 2), 0 when unknown. */
   memoryBandwidth(): number;
+  /**
+   * The profile switch (kernels/src/profile.h): on, every launch — each primitive of a program,
+   * each launching call — is bracketed by events on the stream and what was timed before is
+   * dropped; off (the default), brackets stop.
+   */
+  profileEnable(on: boolean): void;
+  /** Waits for the stream; device time and launches per category (gemm, attention, …) since profileEnable(true) or the last read, then zeroes them. */
+  profileRead(): Record<string, { ms: number; count: number }>;
 }
 
 /** kernels/src/kernels.h FourBitType and SourceRound (the `dequantize4bit` primitive's codes, ./primitives/dequantize.ts). */

@@ -4,8 +4,9 @@
  * bf16-mixed, 4-bit weights are uploaded once in bitsandbytes' layout (./quantized.ts), AdamW
  * is the fused kernel (kernels/src/adamw.cu: one pass reading p, g, m, v and writing p, m, v,
  * instead of ~10 tfjs ops each a pass; every tensor in one call), random numbers come from the
- * device's counter-based generator, collectives are NCCL's (./collectives.ts), and calls into
- * the addon are counted. Registered by ./register.ts beside the backend.
+ * device's counter-based generator, collectives are NCCL's (./collectives.ts), calls into
+ * the addon are counted, its launches can be timed by category (./profile.ts), and its GEMM
+ * rate measured (./gemmRate.ts). Registered by ./register.ts beside the backend.
  */
 import type { Device } from '../device.js';
 import { activeCudaBackend, deviceRandomUniform, fusedAdamWStepAll, storeFrozenWeight } from './api.js';
@@ -16,6 +17,8 @@ import { numel } from '../../quant/fourbit.js';
 import type { TensorRef } from './backend.js';
 import { measureCopyBandwidth, peakBandwidth } from './bandwidth.js';
 import { offloadTensor, releaseTensor, restoreTensor } from './offload.js';
+import { measureGemmRate } from './gemmRate.js';
+import { cudaProfile } from './profile.js';
 
 function backend() {
   const b = activeCudaBackend();
@@ -84,6 +87,10 @@ export const cudaDevice: Device = {
   copyBandwidth(bytes, repeats) {
     return measureCopyBandwidth(backend().addon, bytes, repeats);
   },
+  gemmRate(m, n, k, repeats) {
+    return measureGemmRate(backend().addon, m, n, k, repeats);
+  },
+  profile: cudaProfile(() => backend().addon),
   adamwStep(tensors, hyper) {
     // One call for every tensor: an adapter has tens to hundreds of them.
     fusedAdamWStepAll(tensors, hyper);
