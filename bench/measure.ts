@@ -1,10 +1,11 @@
 /**
  * One bench case measured: `warmup` untimed steps, then `steps` timed ones of one random batch —
  * tokens/s, seconds a step, the device's peak memory over the timed steps and the calls from
- * JavaScript into the device's native side per step. Shared by bench/train.ts and bench/matrix.ts.
+ * JavaScript into the device's native side per step, and (asked) the device time of one more step
+ * by category. Shared by bench/train.ts and bench/matrix.ts.
  */
 import type { ActivationCheckpointing } from '../src/recipe/types.js';
-import { activeDevice } from '../src/backend/device.js';
+import { activeDevice, type DeviceTimes } from '../src/backend/device.js';
 import { trainStep, type StepAdapter, type StepBatch, type StepModel } from '../src/train/step.js';
 import { AdamW } from '../src/train/adamw.js';
 
@@ -18,6 +19,8 @@ export interface Measured {
   /** null where the device counts no native calls (cpu). */
   callsPerStep: number | null;
   loss: number;
+  /** The device time of one step by category (MeasureOptions.deviceTimes), null where not asked or the device cannot time. */
+  deviceTimes: DeviceTimes | null;
 }
 
 export interface MeasureOptions {
@@ -26,6 +29,11 @@ export interface MeasureOptions {
   checkpointing: ActivationCheckpointing;
   /** Run once between warm-up and timing (bench/train.ts' --profile). */
   beforeTiming?: (step: () => unknown) => Promise<void>;
+  /**
+   * Time one more step by category after the timed ones (bench/train.ts' --profile): its own
+   * step, so the brackets' host cost (two event records a launch) stays out of the timed figures.
+   */
+  deviceTimes?: boolean;
 }
 
 export async function measureSteps(model: StepModel, adapter: StepAdapter, data: StepBatch, o: MeasureOptions): Promise<Measured> {
@@ -43,13 +51,25 @@ export async function measureSteps(model: StepModel, adapter: StepAdapter, data:
     for (let i = 0; i < o.steps; i++) loss = step().loss; // the loss is read back: a sync
     const seconds = (performance.now() - start) / 1000;
     const callsAfter = device.addonCalls();
+    const peakGiB = device.memory().peak / 2 ** 30;
+    let deviceTimes: DeviceTimes | null = null;
+    if (o.deviceTimes && device.profile) {
+      device.profile.start();
+      try {
+        step();
+        deviceTimes = device.profile.read();
+      } finally {
+        device.profile.stop();
+      }
+    }
     const tokens = data.inputIds.length * data.inputIds[0]!.length;
     return {
       tokensPerS: (tokens * o.steps) / seconds,
       stepS: seconds / o.steps,
-      peakGiB: device.memory().peak / 2 ** 30,
+      peakGiB,
       callsPerStep: callsBefore === null || callsAfter === null ? null : (callsAfter - callsBefore) / o.steps,
       loss,
+      deviceTimes,
     };
   } finally {
     optimizer.dispose();

@@ -14,6 +14,13 @@
  * one matrix at a time from random values. `--models llama8b` is Llama-3.1-8B,
  * by default at 4 × 1024 tokens with activation checkpointing:
  *   npx tsx bench/train.ts --quant nf4 --models llama,llama8b --adapters lora
+ *
+ * MFU: the run first measures the device's bf16 GEMM rate (cuBLASLt, 8192³, bench/stepSplit.ts);
+ * each case's model FLOPs a token (src/model/flops.ts) × tokens/s is its achieved rate, and MFU
+ * the achieved ÷ that measured rate. `--profile` adds a line per case splitting a step into
+ * GEMM, attention, dequantisation, elementwise, optimizer and host time, from one extra step
+ * timed by category after the timed ones (the device's `profile`); `--profile-tfjs` prints tf.profile's
+ * per-kernel GPU times before timing (a fused program is one kernel there).
  */
 import { tf } from '../src/backend/tf.js';
 import { useBackend } from '../src/backend/select.js';
@@ -25,6 +32,8 @@ import { estimateError } from '../src/train/progress.js';
 import { measureSteps } from './measure.js';
 import { ADAPTERS, CONFIGS, MODEL_DEFAULTS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
 import { arg } from './args.js';
+import { matrixRate, RATE_GEMM, stepSplitLine } from './stepSplit.js';
+import { trainingFlopsPerToken } from '../src/model/flops.js';
 import type { ActivationCheckpointing } from '../src/recipe/types.js';
 
 const CKPT: Record<string, ActivationCheckpointing> = { off: false, on: true, offload: 'offload' };
@@ -45,6 +54,12 @@ interface Row {
   pinnedGiB: number;
   /** Calls from JavaScript into the device's native side per step (null where the device counts none). */
   callsPerStep: number | null;
+  /** Model FLOPs a token (src/model/flops.ts), and what the timed steps reached: FLOP/s and its share of the GEMM rate. */
+  flopsPerToken: number;
+  flops: number | null;
+  mfu: number | null;
+  /** `--profile`: the step split by category (bench/stepSplit.ts). */
+  split: string | null;
   note: string;
 }
 
@@ -86,9 +101,16 @@ async function main(): Promise<void> {
   const quant = arg('quant', 'none');
   if (quant !== 'none' && quant !== 'nf4') throw new Error(`--quant ${quant}: expected none or nf4`);
   const device = activeDevice();
+  const gemmRate = matrixRate(device);
   console.log(
     `backend ${backendName} (${device.describe()}), precision ${applied.effective}, base ${quant === 'nf4' ? 'nf4 (block 64, double quant)' : 'bf16'}, ${seq} tokens a sequence, ${warmup} warm-up + ${steps} timed steps`,
   );
+  if (gemmRate !== null) {
+    console.log(
+      `cuBLASLt bf16 GEMM ${RATE_GEMM.m}×${RATE_GEMM.n}×${RATE_GEMM.k}: ${(gemmRate / 1e12).toFixed(0)} TFLOP/s (MFU's denominator)`,
+    );
+  }
+  const profile = process.argv.includes('--profile');
   const rows: Row[] = [];
   for (const key of arg('models', 'llama,qwen').split(',')) {
     if (!CONFIGS[key]) throw new Error(`--models ${key}: expected some of ${Object.keys(CONFIGS).join(', ')}`);
@@ -118,6 +140,10 @@ async function main(): Promise<void> {
           hostEstimateGiB: 0,
           pinnedGiB: 0,
           callsPerStep: null,
+          flopsPerToken: 0,
+          flops: null,
+          mfu: null,
+          split: null,
           note: '',
         };
         // Before the adapter exists: the estimate traces a twin of this case on the same backend.
@@ -126,12 +152,19 @@ async function main(): Promise<void> {
         row.hostEstimateGiB = estimate.host / 2 ** 30;
         const adapter = createAdapter(model, ADAPTERS[adapterKey]!, 42);
         const data = randomBatch(batch, seq, model.spec.vocabSize, 7, adapterKey !== 'lora');
+        // The adapter's parameters act on every token (LoRA) or on its intervened positions (ReFT).
+        const trainable = [...adapter.variables.values()].reduce((n, v) => n + v.size, 0);
+        row.flopsPerToken = trainingFlopsPerToken(model.spec, seq, {
+          params: trainable,
+          tokenShare: data.positions ? data.positions[0]!.length / seq : 1,
+        });
         try {
           const m = await measureSteps(model, adapter, data, {
             steps,
             warmup,
             checkpointing: ckpt,
-            ...(process.argv.includes('--profile') ? { beforeTiming: profileStep } : {}),
+            ...(process.argv.includes('--profile-tfjs') ? { beforeTiming: profileStep } : {}),
+            deviceTimes: profile,
           });
           Object.assign(row, {
             tokensPerS: m.tokensPerS,
@@ -140,6 +173,10 @@ async function main(): Promise<void> {
             callsPerStep: m.callsPerStep,
             note: `loss ${m.loss.toFixed(3)}`,
           });
+          row.flops = row.flopsPerToken * m.tokensPerS;
+          row.mfu = gemmRate ? row.flops / gemmRate : null;
+          // The timed steps' mean wall time, split by the extra profiled step's device times.
+          if (m.deviceTimes) row.split = stepSplitLine(m.stepS * 1000, m.deviceTimes);
           row.pinnedGiB = device.offloadedMemory().pooled / 2 ** 30;
         } catch (err) {
           row.note = `failed: ${(err as Error).message.slice(0, 300)}`;
@@ -148,6 +185,10 @@ async function main(): Promise<void> {
         }
         rows.push(row);
         const calls = row.callsPerStep === null ? '' : `, ${Math.round(row.callsPerStep)} addon calls/step`;
+        const mfu =
+          row.flops === null
+            ? ''
+            : `, ${(row.flopsPerToken / 1e9).toPrecision(3)} GFLOP/token, ${(row.flops / 1e12).toPrecision(3)} TFLOP/s${row.mfu === null ? '' : `, MFU ${(100 * row.mfu).toFixed(1)} %`}`;
         const estimated =
           row.estimateGiB === null
             ? ''
@@ -155,20 +196,21 @@ async function main(): Promise<void> {
         const host =
           ckpt === 'offload' ? `, host: pinned ${row.pinnedGiB.toFixed(2)} GiB (estimated ${row.hostEstimateGiB.toFixed(2)})` : '';
         console.log(
-          `${row.model} ${row.adapter} ckpt=${ckptLabel(ckpt)}: ${row.tokensPerS ? `${Math.round(row.tokensPerS)} tokens/s, ${row.stepS!.toFixed(3)} s/step, peak ${row.peakGiB!.toFixed(2)} GiB${estimated}${host}${calls}` : ''} ${row.note}`,
+          `${row.model} ${row.adapter} ckpt=${ckptLabel(ckpt)}: ${row.tokensPerS ? `${Math.round(row.tokensPerS)} tokens/s, ${row.stepS!.toFixed(3)} s/step, peak ${row.peakGiB!.toFixed(2)} GiB${estimated}${host}${calls}${mfu}` : ''} ${row.note}`,
         );
+        if (row.split) console.log(`  ${row.split}`);
         console.log(`  tensors ${tf.memory().numTensors}, in use ${(device.memory().inUse / 2 ** 30).toFixed(2)} GiB`);
       }
     }
     model.dispose();
   }
   console.log(
-    '\n| model | adapter | batch × seq | activation checkpointing | tokens/s | s/step | addon calls/step | peak GPU memory (GiB) | estimated (GiB) | note |',
+    '\n| model | adapter | batch × seq | activation checkpointing | tokens/s | s/step | TFLOP/s | MFU | addon calls/step | peak GPU memory (GiB) | estimated (GiB) | note |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     console.log(
-      `| ${r.model} | ${r.adapter} | ${r.batch} × ${seq} | ${ckptLabel(r.ckpt)} | ${r.tokensPerS ? Math.round(r.tokensPerS) : '—'} | ${r.stepS?.toFixed(3) ?? '—'} | ${r.callsPerStep === null ? '—' : Math.round(r.callsPerStep)} | ${r.peakGiB?.toFixed(2) ?? '—'} | ${r.estimateGiB?.toFixed(2) ?? '—'} | ${r.note} |`,
+      `| ${r.model} | ${r.adapter} | ${r.batch} × ${seq} | ${ckptLabel(r.ckpt)} | ${r.tokensPerS ? Math.round(r.tokensPerS) : '—'} | ${r.stepS?.toFixed(3) ?? '—'} | ${r.flops === null ? '—' : (r.flops / 1e12).toPrecision(3)} | ${r.mfu === null ? '—' : `${(100 * r.mfu).toFixed(1)} %`} | ${r.callsPerStep === null ? '—' : Math.round(r.callsPerStep)} | ${r.peakGiB?.toFixed(2) ?? '—'} | ${r.estimateGiB?.toFixed(2) ?? '—'} | ${r.note} |`,
     );
   }
 }
