@@ -119,7 +119,8 @@ export const OPS = {
     // exampleStarts: int32 [b, sq], each query's example's first key (exactly packed rows; src/ops/attention.ts).
     inputs: ['q', 'k', 'v', 'keyMask', 'exampleStarts?'],
     attrs: ['scale', 'causal', 'window', 'queryOffset'],
-    outputs: ['out', 'lse'],
+    // exampleStarts?: the input itself where given, so the gradient saves it only then.
+    outputs: ['out', 'lse', 'exampleStarts?'],
     valueShape: 'q',
     storage: 'gemm',
     gradient: {
