@@ -9,8 +9,11 @@
 //   out = softmax((q·kᵀ)·scale + mask)·v,  mask = 0 where visible, −1e30 where not,
 //
 // with query i at position pos = queryOffset + i, key j visible iff keyMask[b, j] ≠ 0 and
-// (not causal or j ≤ pos) and (no window or pos − j < window); query head h reads KV head
-// h / (heads / kvHeads).
+// (not causal or j ≤ pos) and (no window or pos − j < window) and, for exactly packed rows,
+// j ≥ starts[b, i] (the key where query i's example starts); query head h reads KV head
+// h / (heads / kvHeads). Starts never decrease along a row, so a query's keys stay one interval
+// [lo, hi) and a key's queries one too ([j, the first query of a later example)): the tile
+// bounds below stay exact, tiles outside skipped, those partly inside masked.
 //
 // Matching the reference exactly, masked rows included. In f32, score + (−1e30) is −1e30, so
 // a masked key contributes exp(−1e30 − m) = 0 to any row that sees at least one key, and a
@@ -139,16 +142,31 @@ inline void checkShape(const AttentionShape& s, const char* where) {
   if (s.heads > 65535 || s.b > 65535) fail(where, "heads and batch must each be ≤ 65535 (grid limit)");
 }
 
+// Example starts index keys by query: they need every query to be the key of its own index.
+inline void checkStarts(const AttentionShape& s, const AttentionInputs& in, const char* where) {
+  if (in.starts && (s.sq != s.sk || s.queryOffset != 0))
+    fail(where, "example starts (packed rows) need sq == sk and queryOffset 0, not sq " + std::to_string(s.sq) + ", sk " +
+                    std::to_string(s.sk) + ", queryOffset " + std::to_string(s.queryOffset));
+}
+
 #ifdef __CUDACC__
-// Which keys a query sees: structurally (causal, window, offset) an interval [lo, hi) of key
-// positions, intersected with the key mask.
+// Which keys a query sees: structurally (causal, window, offset, its example in a packed row)
+// an interval [lo, hi) of key positions, intersected with the key mask.
 struct Visibility {
   int64_t sk, queryOffset, window;
   bool causal;
+  // This batch row's example starts ([sq], never decreasing) or null; a tile's rows past sq
+  // read the last one, which keeps lo non-decreasing in i.
+  const int* starts = nullptr;
+  int64_t sq = 0;
 
+  __device__ __forceinline__ int64_t exampleStart(int64_t i) const { return starts[i < sq ? i : sq - 1]; }
   __device__ __forceinline__ int64_t lo(int64_t i) const {
     const int64_t pos = queryOffset + i;
-    return window > 0 ? (pos - window + 1 > 0 ? pos - window + 1 : 0) : 0;
+    const int64_t w = window > 0 ? (pos - window + 1 > 0 ? pos - window + 1 : 0) : 0;
+    if (starts == nullptr) return w;
+    const int64_t e = exampleStart(i);
+    return e > w ? e : w;
   }
   __device__ __forceinline__ int64_t hi(int64_t i) const {
     const int64_t pos = queryOffset + i;
@@ -156,9 +174,26 @@ struct Visibility {
   }
   __device__ __forceinline__ bool structural(int64_t i, int64_t j) const {
     const int64_t pos = queryOffset + i;
-    return (!causal || j <= pos) && (window <= 0 || pos - j < window);
+    return (!causal || j <= pos) && (window <= 0 || pos - j < window) && (starts == nullptr || j >= exampleStart(i));
   }
 };
+
+// The visibility of batch row b's queries.
+__device__ __forceinline__ Visibility visibilityOf(const AttentionShape& s, const int* starts, int64_t b) {
+  return Visibility{s.sk, s.queryOffset, s.window, s.causal, starts ? starts + b * s.sq : nullptr, s.sq};
+}
+
+// The first query whose example starts after key j (sq when none does), by bisection over the
+// row's non-decreasing starts: key j's queries end there.
+__device__ __forceinline__ int64_t firstQueryAfterKey(const int* rowStarts, int64_t sq, int64_t j) {
+  int64_t lo = 0, hi = sq;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (rowStarts[mid] > j) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
 
 // A null key mask hides nothing.
 __device__ __forceinline__ bool keyVisible(const void* keyMask, int maskType, int64_t at) {
@@ -231,11 +266,17 @@ __device__ __forceinline__ void stageKeyMask(bool* keyOk, const AttentionInputs&
 }
 
 // The query rows whose structural interval meets the keys [j0, j0 + BN) ∩ [0, sk): pos ≥ j0
-// when causal, pos − jLast < window with a window; not yet clamped to [0, sq).
+// when causal, pos − jLast < window with a window, and in a packed row (vis.starts) before the
+// first query of an example that starts after jLast; not yet clamped to [0, sq).
 template <int BN>
-__device__ __forceinline__ IndexRange queryBand(const AttentionShape& s, int64_t j0) {
+__device__ __forceinline__ IndexRange queryBand(const AttentionShape& s, const Visibility& vis, int64_t j0) {
   const int64_t jLast = (j0 + BN < s.sk ? j0 + BN : s.sk) - 1;
-  return IndexRange{s.causal ? j0 - s.queryOffset : 0, s.window > 0 ? jLast + s.window - s.queryOffset : s.sq};
+  int64_t end = s.window > 0 ? jLast + s.window - s.queryOffset : s.sq;
+  if (vis.starts) {
+    const int64_t after = firstQueryAfterKey(vis.starts, s.sq, jLast);
+    if (after < end) end = after;
+  }
+  return IndexRange{s.causal ? j0 - s.queryOffset : 0, end};
 }
 
 // The query rows a key block visits in head bh: its band within [0, sq), or all of them in a
@@ -311,10 +352,16 @@ __device__ __forceinline__ void stageTile(float* dst, int stride, const Attentio
 
 // Primitive arguments (the flashAttention* primitives, src/backend/cuda/primitives/attention.ts):
 // a tensor is five numbers (pointer, dtype, batch, head and row strides), the problem ten
-// (b, heads, kvHeads, sq, sk, d, scale, causal, window, queryOffset).
-constexpr int kTensorArgs = 5, kShapeArgs = 10;
+// (b, heads, kvHeads, sq, sk, d, scale, causal, window, queryOffset); the inputs q, k, v, the
+// key mask (pointer, dtype) and the example starts (pointer), kInputArgs in all.
+constexpr int kTensorArgs = 5, kShapeArgs = 10, kInputArgs = 3 * kTensorArgs + 3;
 inline AttentionTensor tensorArg(const Args& a, int i) {
   return AttentionTensor{a.ptr(i), a.dtype(i + 1), a.i64(i + 2), a.i64(i + 3), a.i64(i + 4)};
+}
+inline AttentionInputs inputsArg(const Args& a) {
+  constexpr int T = kTensorArgs;
+  return AttentionInputs{tensorArg(a, 0), tensorArg(a, T), tensorArg(a, 2 * T), a.ptr(3 * T), a.dtype(3 * T + 1),
+                         a.as<const int>(3 * T + 2)};
 }
 inline AttentionShape shapeArg(const Args& a, int i) {
   return AttentionShape{a.i64(i), a.i64(i + 1), a.i64(i + 2), a.i64(i + 3), a.i64(i + 4), a.i64(i + 5),

@@ -27,6 +27,7 @@ namespace {
 struct RowParams {
   AttentionShape s;
   const void* keyMask; int maskt;
+  const int* starts;
   AttentionTensor out, dOut;
   BackwardRows rows;  // headHasFull zeroed before
 };
@@ -35,7 +36,6 @@ __global__ void rowPassKernel(RowParams p) {
   const AttentionShape& s = p.s;
   const int64_t rows = s.b * s.heads * s.sq;
   const int lane = threadIdx.x & 31;
-  const Visibility vis{s.sk, s.queryOffset, s.window, s.causal};
   for (int64_t row = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; row < rows;
        row += (int64_t)gridDim.x * (blockDim.x / 32)) {
     const int64_t i = row % s.sq, bh = row / s.sq, b = bh / s.heads, h = bh % s.heads;
@@ -43,7 +43,7 @@ __global__ void rowPassKernel(RowParams p) {
     float acc = 0.f;
     for (int64_t c = lane; c < s.d; c += 32) acc += loadAs<float>(p.dOut.p, p.dOut.t, dOutRow + c) * loadAs<float>(p.out.p, p.out.t, outRow + c);
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    const bool full = warpRowFullyMasked(vis, p.keyMask, p.maskt, b * s.sk, i);
+    const bool full = warpRowFullyMasked(visibilityOf(s, p.starts, b), p.keyMask, p.maskt, b * s.sk, i);
     if (lane == 0) {
       p.rows.delta[row] = acc;
       p.rows.rowFull[row] = full;
@@ -78,12 +78,12 @@ __global__ void __launch_bounds__(kThreads) keyPassKernel(KeyParams p) {
   const int tx = threadIdx.x % kSide, ty = threadIdx.x / kSide;
   const int64_t j0 = (int64_t)blockIdx.x * BN, kvh = blockIdx.y, b = blockIdx.z;
   const int64_t groups = s.heads / s.kvHeads;
-  const Visibility vis{s.sk, s.queryOffset, s.window, s.causal};
+  const Visibility vis = visibilityOf(s, p.in.starts, b);
 
   stageTile<BN, D>(Ks, ST, p.in.k, p.in.k.at(b, kvh, 0), j0, s.sk, s.d);
   stageTile<BN, D>(Vs, ST, p.in.v, p.in.v.at(b, kvh, 0), j0, s.sk, s.d);
   stageKeyMask<BN>(keyOk, p.in, s.sk, b * s.sk, j0);
-  const IndexRange band = queryBand<BN>(s, j0);
+  const IndexRange band = queryBand<BN>(s, vis, j0);
 
   float dk[KN][TD] = {}, dv[KN][TD] = {};
 
@@ -250,6 +250,7 @@ void launchFlashAttentionBackward(const AttentionShape& s, const AttentionInputs
   flash::checkShape(s, where);
   checkDtype(in.q.t, where); checkDtype(in.k.t, where); checkDtype(in.v.t, where); checkDtype(out.t, where); checkDtype(dOut.t, where);
   if (in.keyMask) checkDtype(in.maskt, where);
+  flash::checkStarts(s, in, where);
   for (const AttentionTensor* t : {&g.dq, &g.dk, &g.dv}) {
     if (t->t != F32 && t->t != BF16) fail(where, std::string("gradients must be f32 or bf16, not ") + dtypeName(t->t));
   }
@@ -272,7 +273,7 @@ void launchFlashAttentionBackward(const AttentionShape& s, const AttentionInputs
   check(cudaMemsetAsync(rowsOut.headHasFull, 0, ws.headFlags, stream()), where, "(memset)");
   check(cudaMemsetAsync(dqAcc, 0, rows * s.d * sizeof(float), stream()), where, "(memset)");
 
-  const flash::RowParams rp{s, in.keyMask, in.maskt, out, dOut, rowsOut};
+  const flash::RowParams rp{s, in.keyMask, in.maskt, in.starts, out, dOut, rowsOut};
   flash::rowPassKernel<<<gridFor(rows, 8), 256, 0, stream()>>>(rp);
   checkLaunch("flashAttentionBackward (row pass)", flash::describe(s));
 
@@ -287,19 +288,17 @@ void launchFlashAttentionBackward(const AttentionShape& s, const AttentionInputs
   if (!ws.dqInPlace) flash::storeRows(dqAcc, g.dq, s.b, s.heads, s.sq, s.d);
 }
 
-// A view is a tensor's (pointer, dtype, batch, head and row strides); keyMask may be 0; the workspace's size is
-// flashAttentionBackwardWorkspaceBytes'.
+// A view is a tensor's (pointer, dtype, batch, head and row strides); keyMask and exampleStarts may be 0; the
+// workspace's size is flashAttentionBackwardWorkspaceBytes'.
 static void flashAttentionBackwardPrimitive(const Args& a) {
   using flash::tensorArg;
-  constexpr int T = flash::kTensorArgs;
-  const AttentionInputs in{tensorArg(a, 0), tensorArg(a, T), tensorArg(a, 2 * T), a.ptr(3 * T), a.dtype(3 * T + 1)};
-  const AttentionGradients g{tensorArg(a, 5 * T + 3), tensorArg(a, 6 * T + 3), tensorArg(a, 7 * T + 3)};
-  launchFlashAttentionBackward(flash::shapeArg(a, 8 * T + 3), in, tensorArg(a, 3 * T + 2), tensorArg(a, 4 * T + 2),
-                               a.as<const float>(5 * T + 2), g, a.ptr(8 * T + 3 + flash::kShapeArgs),
-                               (size_t)a.i64(8 * T + 4 + flash::kShapeArgs));
+  constexpr int T = flash::kTensorArgs, I = flash::kInputArgs, S = I + 5 * T + 1;  // S: the problem's first argument
+  const AttentionGradients g{tensorArg(a, I + 2 * T + 1), tensorArg(a, I + 3 * T + 1), tensorArg(a, I + 4 * T + 1)};
+  launchFlashAttentionBackward(flash::shapeArg(a, S), flash::inputsArg(a), tensorArg(a, I), tensorArg(a, I + T),
+                               a.as<const float>(I + 2 * T), g, a.ptr(S + flash::kShapeArgs), (size_t)a.i64(S + 1 + flash::kShapeArgs));
 }
 TT_PRIMITIVE("flashAttentionBackward",
-             "q:view k:view v:view keyMask:ptr maskDtype:dtype out:view dOut:view lse:ptr dq:view dk:view dv:view "
+             "q:view k:view v:view keyMask:ptr maskDtype:dtype exampleStarts:ptr out:view dOut:view lse:ptr dq:view dk:view dv:view "
              "batch:int heads:int kvHeads:int sq:int sk:int headDim:int scale:float causal:flag window:int queryOffset:int "
              "workspace:ptr workspaceBytes:int",
              flashAttentionBackwardPrimitive);

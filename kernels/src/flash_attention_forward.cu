@@ -39,7 +39,7 @@ __global__ void __launch_bounds__(kThreads) flashForwardKernel(ForwardParams p) 
   const int64_t kvh = h / (s.heads / s.kvHeads);
   const int64_t qBase = p.in.q.at(b, h, 0), kBase = p.in.k.at(b, kvh, 0), vBase = p.in.v.at(b, kvh, 0);
   const int64_t maskRow = b * s.sk;
-  const Visibility vis{s.sk, s.queryOffset, s.window, s.causal};
+  const Visibility vis = visibilityOf(s, p.in.starts, b);
 
   stageTile<BM, D>(Qs, Smem::qStride, p.in.q, qBase, i0, s.sq, s.d);
   const IndexRange tiles = forwardKeyTiles<BM, BN, kThreads / 32>(rowFull, vis, p.in, maskRow, i0, s.sq);
@@ -151,6 +151,7 @@ void launchFlashAttentionForward(const AttentionShape& s, const AttentionInputs&
   flash::checkShape(s, where);
   checkDtype(in.q.t, where); checkDtype(in.k.t, where); checkDtype(in.v.t, where); checkDtype(out.t, where);
   if (in.keyMask) checkDtype(in.maskt, where);
+  flash::checkStarts(s, in, where);
   if (out.t != F32 && out.t != BF16) fail(where, std::string("out must be f32 or bf16, not ") + dtypeName(out.t));
   if (s.b == 0 || s.sq == 0) return;
   if ((s.sq + 63) / 64 > 0x7fffffffLL) fail(where, "too many query rows");
@@ -163,15 +164,14 @@ void launchFlashAttentionForward(const AttentionShape& s, const AttentionInputs&
   checkLaunch(where, flash::describe(s));
 }
 
-// A view is a tensor's (pointer, dtype, batch stride, head stride, row stride); keyMask may be 0.
+// A view is a tensor's (pointer, dtype, batch stride, head stride, row stride); keyMask and exampleStarts may be 0.
 static void flashAttentionForwardPrimitive(const Args& a) {
   using flash::tensorArg;
-  constexpr int T = flash::kTensorArgs;
-  const AttentionInputs in{tensorArg(a, 0), tensorArg(a, T), tensorArg(a, 2 * T), a.ptr(3 * T), a.dtype(3 * T + 1)};
-  launchFlashAttentionForward(flash::shapeArg(a, 4 * T + 3), in, tensorArg(a, 3 * T + 2), a.as<float>(4 * T + 2));
+  constexpr int T = flash::kTensorArgs, I = flash::kInputArgs;
+  launchFlashAttentionForward(flash::shapeArg(a, I + T + 1), flash::inputsArg(a), tensorArg(a, I), a.as<float>(I + T));
 }
 TT_PRIMITIVE("flashAttentionForward",
-             "q:view k:view v:view keyMask:ptr maskDtype:dtype out:view lse:ptr "
+             "q:view k:view v:view keyMask:ptr maskDtype:dtype exampleStarts:ptr out:view lse:ptr "
              "batch:int heads:int kvHeads:int sq:int sk:int headDim:int scale:float causal:flag window:int queryOffset:int",
              flashAttentionForwardPrimitive);
 

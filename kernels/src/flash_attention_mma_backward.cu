@@ -85,14 +85,14 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
   const int64_t j0 = (int64_t)(blockIdx.x / SLICES) * BN, kvh = blockIdx.y, b = blockIdx.z;
   const int c0 = (int)(blockIdx.x % SLICES) * COLS;  // the block's first column
   const int64_t groups = s.heads / s.kvHeads;
-  const Visibility vis{s.sk, s.queryOffset, s.window, s.causal};
+  const Visibility vis = visibilityOf(s, p.in.starts, b);
   const float scaleLog2 = s.scale * kLog2e;
 
   stageRows<BN, D, THREADS>(Ks, p.in.k, p.in.k.at(b, kvh, 0), j0, s.sk, p.kAsync);
   stageRows<BN, D, THREADS>(Vs, p.in.v, p.in.v.at(b, kvh, 0), j0, s.sk, p.vAsync);
   mma::cpAsyncCommit();
   stageKeyMask<BN>(keyOk, p.in, s.sk, b * s.sk, j0);
-  const IndexRange band = queryBand<BN>(s, j0);
+  const IndexRange band = queryBand<BN>(s, vis, j0);
 
   // The walk: the first visited query block of head gi or after it, and the step after `at`.
   auto firstFrom = [&](int64_t gi) {
@@ -119,6 +119,9 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
   const bool warpKeysOk = !__any_sync(0xffffffffu, !keyOk[warp * 16 + (lane & 15)]);
   const bool rowKeyOk[2] = {keyOk[keyRow[0]], keyOk[keyRow[1]]};  // shown and < sk
   const bool rowKeyExists[2] = {j0 + keyRow[0] < s.sk, j0 + keyRow[1] < s.sk};
+  // In a packed row, where each key row's queries end: the first query of a later example.
+  const int64_t keyQueriesEnd[2] = {vis.starts ? firstQueryAfterKey(vis.starts, s.sq, j0 + keyRow[0]) : s.sq,
+                                    vis.starts ? firstQueryAfterKey(vis.starts, s.sq, j0 + keyRow[1]) : s.sq};
   mma::FragC dk[NO], dv[NO];
 #pragma unroll
   for (int n = 0; n < NO; n++) dk[n] = dv[n] = mma::FragC{{0.f, 0.f, 0.f, 0.f}};
@@ -155,13 +158,15 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
     // Whether some query of the block sees some key of the warp, and whether all see all.
     const bool warpSees = at.full || (vis.hi(iLast) > jw0 && vis.lo(i0) < jw1);
     const bool dense = !at.full && warpKeysOk && jw1 <= s.sk && i0 + BM <= s.sq && vis.lo(iLast) <= jw0 && vis.hi(i0) >= jw1;
-    // Per key row, the block's queries that see it structurally: [qLo, qHi) of [0, BM) (rows
+    // Per key row, the block's queries that see it structurally (causal, window, its example): [qLo, qHi) of [0, BM) (rows
     // past sq included: they see nothing).
     int qLo[2] = {0, 0}, qHi[2] = {BM, BM};
     if (!dense) {
 #pragma unroll
       for (int r = 0; r < 2; r++) {
-        const int64_t j = j0 + keyRow[r], end = s.window > 0 && j + s.window - s.queryOffset < s.sq ? j + s.window - s.queryOffset : s.sq;
+        const int64_t j = j0 + keyRow[r];
+        int64_t end = s.window > 0 && j + s.window - s.queryOffset < s.sq ? j + s.window - s.queryOffset : s.sq;
+        if (keyQueriesEnd[r] < end) end = keyQueriesEnd[r];
         qLo[r] = s.causal ? clampToTile(j - s.queryOffset - i0, BM) : 0;
         qHi[r] = clampToTile(end - i0, BM);
       }

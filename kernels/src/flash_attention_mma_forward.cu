@@ -56,7 +56,7 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
   const int64_t i0 = (int64_t)(gridDim.x - 1 - blockIdx.x) * BM, h = blockIdx.y, b = blockIdx.z;
   const int64_t kvh = h / (s.heads / s.kvHeads);
   const int64_t kBase = p.in.k.at(b, kvh, 0), vBase = p.in.v.at(b, kvh, 0), maskRow = b * s.sk;
-  const Visibility vis{s.sk, s.queryOffset, s.window, s.causal};
+  const Visibility vis = visibilityOf(s, p.in.starts, b);
   const float scaleLog2 = s.scale * kLog2e;
 
   stageRows<BM, D, THREADS>(Qs, p.in.q, p.in.q.at(b, h, 0), i0, s.sq, p.qAsync);

@@ -92,6 +92,9 @@ inline AttentionTensor packedAttentionTensor(void* p, int t, int64_t heads, int6
 struct AttentionInputs {
   AttentionTensor q, k, v;
   const void* keyMask; int maskt;
+  // Exactly packed rows: int32 [b, sq], the key where query i's example starts (it sees keys from
+  // there on), never decreasing along a row; null for none. Needs sq == sk and no query offset.
+  const int* starts;
 };
 struct AttentionGradients { AttentionTensor dq, dk, dv; };
 // out and the rows' log-sum-exp lse (f32).

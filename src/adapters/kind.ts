@@ -69,8 +69,11 @@ export interface AdapterKind<A extends Adapter = Adapter> {
   crossCheck?(section: AdapterSection): Array<[key: string, message: string]>;
   /** The formats it exports; the first is output.export's default. */
   exports: readonly ExportFormat[];
-  /** Whether several examples may share a row (data.packing). */
-  packing: boolean;
+  /**
+   * Whether it trains on concatenated blocks (data.packing: concatenate), which cut examples
+   * apart and keep no prompt per example. Exact packing (data.packing: true) fits every kind.
+   */
+  concatenatedPacking: boolean;
   /** The example positions it acts at, or undefined when it acts at every token. */
   positions?(section: AdapterSection): PositionSettings | undefined;
   /** A fresh adapter from a checked section, initialised from `seed`; `where` names the section in errors. */

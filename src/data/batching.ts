@@ -6,6 +6,7 @@
  */
 import { DataError } from './errors.js';
 import { IGNORE_INDEX, type TokenizedExample } from './example.js';
+import { exampleStarts } from './packing.js';
 import { examplePositions, type ReftPositionSpec } from './reftPositions.js';
 import { permutation } from './shuffle.js';
 
@@ -14,6 +15,12 @@ export interface Batch {
   attentionMask: number[][];
   labels: number[][];
   promptLengths: number[];
+  /**
+   * Exactly packed rows (src/data/packing.ts): per token, the index of its example's first
+   * token in the row; the model attends within an example and restarts positions there.
+   * Absent when no row of the batch is packed.
+   */
+  exampleStarts?: number[][];
   /**
    * ReFT positions [batch][k] (indices into each row; -1 = padding), the layout the model's
    * `ctx.positions` takes: with two groups (`fN+lM` without shared weights) each row is the
@@ -100,22 +107,45 @@ export function collate(examples: TokenizedExample[], opts: Pick<BatchOptions, '
     promptLengths: examples.map((e) => e.promptLength),
     indices: indices ?? examples.map((_, i) => i),
   };
+  if (examples.some((e) => e.segments)) batch.exampleStarts = examples.map((e) => exampleStarts(e, width));
   if (opts.reft) {
     const spec = opts.reft;
-    const perExample = examples.map((e) => examplePositions(e.promptLength, e.inputIds.length, spec));
+    const perExample = examples.map((e) => rowPositions(e, spec));
     const groups = perExample[0]!.length;
     batch.interventionPositions = Array.from({ length: groups }, (_, g) => {
       const lists = perExample.map((p) => p[g]!);
       const k = Math.max(...lists.map((l) => l.length));
       // A short prompt can give a different count (pyreft's shared branch); pad to the batch's k.
+      // Padding names a position of the row's own (pad mode "last") or none (-1): the
+      // interventions edit a listed position once however often it is listed, so both are the same.
       return lists.map((l, b) =>
-        padTo(l, k, (spec.padMode ?? 'first') === 'first' ? -1 : Math.min(examples[b]!.promptLength, examples[b]!.inputIds.length - 1)),
+        padTo(
+          l,
+          k,
+          (spec.padMode ?? 'first') === 'first' || examples[b]!.segments
+            ? -1
+            : Math.min(examples[b]!.promptLength, examples[b]!.inputIds.length - 1),
+        ),
       );
     });
     const grouped = batch.interventionPositions;
     batch.positions = examples.map((_, b) => grouped.flatMap((g) => g[b]!));
   }
   return batch;
+}
+
+/**
+ * A row's ReFT positions by group: its example's, or in a packed row each example's own
+ * positions (from its own prompt) moved to where the example starts, one after the other.
+ */
+function rowPositions(row: TokenizedExample, spec: ReftPositionSpec): number[][] {
+  if (!row.segments) return examplePositions(row.promptLength, row.inputIds.length, spec);
+  const { segments } = row;
+  const perSegment = segments.map((s, n) => {
+    const length = (n + 1 < segments.length ? segments[n + 1]!.start : row.inputIds.length) - s.start;
+    return examplePositions(s.promptLength, length, spec).map((g) => g.map((p) => (p === -1 ? -1 : s.start + p)));
+  });
+  return perSegment[0]!.map((_, g) => perSegment.flatMap((p) => p[g]!));
 }
 
 /** Batch `index` of an epoch whose order is `order`. */

@@ -9,7 +9,7 @@ import { lossTargets, truncate, type TokenizedExample } from './example.js';
 import { FORMATS, type FormatName } from './formats/index.js';
 import { detectFormat } from './formats/detect.js';
 import { readShards } from './sources/shards.js';
-import { packExamples } from './packing.js';
+import { packExamples, packingMode, type PackingMode } from './packing.js';
 import { permutation } from './shuffle.js';
 import { readRows } from './sources/index.js';
 import type { Tokenizer } from './tokenizer.js';
@@ -26,12 +26,12 @@ export interface DatasetSpec {
   assistant_only_loss?: boolean;
   /** prompt_completion, alpaca: loss on the completion only. Default true. */
   completion_only_loss?: boolean;
-  /** Truncate (or, with packing, cut blocks) to this many tokens. Default: tokenizer_config's model_max_length. */
+  /** Truncate (or, with concatenating packing, cut blocks) to this many tokens. Default: tokenizer_config's model_max_length. */
   max_length?: number;
   /** Rows longer than max_length: true (default) cuts them, false refuses the data. */
   truncate?: boolean;
-  /** Concatenate examples into max_length blocks (see packing.ts for attention across documents). */
-  packing?: boolean;
+  /** Several examples per max_length row: true = exact (kept apart), 'concatenate' = cut blocks (packing.ts). */
+  packing?: boolean | 'concatenate';
   /** Shuffle each epoch. Default true. */
   shuffle?: boolean;
   seed?: number;
@@ -67,7 +67,8 @@ export interface LoadedDataset {
   file: string;
   format: FormatName;
   examples: TokenizedExample[];
-  packed: boolean;
+  /** How rows hold several examples (null: one example per row). */
+  packed: PackingMode | null;
   maxLength: number | undefined;
   shuffle: boolean;
   seed: number;
@@ -115,7 +116,10 @@ export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseD
   const format = FORMATS[formatName];
   const loss = { assistantOnly: spec.assistant_only_loss ?? true, completionOnly: spec.completion_only_loss ?? true };
   const maxLength = spec.max_length ?? tokenizer.modelMaxLength;
-  if (spec.packing && maxLength === undefined) {
+  const packing = packingMode(spec.packing);
+  // Concatenation cuts blocks itself; otherwise (one example per row, or whole examples packed) each example is truncated on its own.
+  const cutsBlocks = packing === 'concatenate';
+  if (packing && maxLength === undefined) {
     throw new DataError('data.packing needs data.max_length (the tokenizer has no model_max_length)');
   }
   let stats: DatasetStats = {
@@ -133,7 +137,7 @@ export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseD
   let examples: TokenizedExample[] = [];
   const tooLong = { count: 0, first: '' };
   // Rows are cut before tokenising when only their first max_length tokens can be kept.
-  const maxChars = !spec.packing && maxLength !== undefined ? textCharLimit(maxLength, tokenizer) : undefined;
+  const maxChars = !cutsBlocks && maxLength !== undefined ? textCharLimit(maxLength, tokenizer) : undefined;
   rowSet.rows.forEach((row, i) => {
     const ctx = { tokenizer, format: formatName, columns: spec.columns ?? {}, file: rowSet.file, where: rowSet.where(i), maxChars, loss };
     let ex = format.tokenize(row, ctx);
@@ -142,8 +146,7 @@ export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseD
       stats.firstEmpty ??= ctx.where;
       return;
     }
-    // Packing cuts blocks itself; otherwise each example is truncated on its own.
-    const cut = !spec.packing && maxLength !== undefined && ex.inputIds.length > maxLength;
+    const cut = !cutsBlocks && maxLength !== undefined && ex.inputIds.length > maxLength;
     if (cut) {
       if (tooLong.count++ === 0) tooLong.first = ctx.where;
       ex = truncate(ex, maxLength);
@@ -166,12 +169,12 @@ export async function loadDataset(spec: DatasetSpec, tokenizer: Tokenizer, baseD
   }
   if (examples.length === 0) throw new DataError(nothingToLearn(rowSet.file, stats, maxLength));
   // A block with no target (a one-token remainder, or all prompt) would only make an empty step.
-  if (spec.packing) examples = packExamples(examples, maxLength!).filter((b) => lossTargets(b) > 0);
+  if (packing) examples = packExamples(examples, maxLength!, packing).filter((b) => lossTargets(b) > 0);
   stats = countStats(examples, stats);
   return datasetOf(examples, {
     file: rowSet.file,
     format: formatName,
-    packed: spec.packing ?? false,
+    packed: packing,
     maxLength,
     shuffle: spec.shuffle ?? true,
     seed: spec.seed ?? 0,
@@ -189,13 +192,17 @@ function nothingToLearn(file: string, stats: DatasetStats, maxLength: number | u
   return `${file}: none of the ${stats.rows} rows has a token to learn from within max_length ${maxLength} (every label is masked${empty}); raise data.max_length`;
 }
 
+/** Why ReFT refuses concatenated packing, in one line. */
+export const REFT_CONCATENATED =
+  "ReFT positions need each example's prompt, and data.packing: concatenate cuts examples into blocks without them; use data.packing: true (exact packing) or false";
+
 type DatasetMeta = Omit<LoadedDataset, 'examples' | 'batchesPerEpoch' | 'batches' | 'iterate'>;
 
 /** A LoadedDataset over `examples`, its batches drawn with the dataset's shuffle, seed and pad id. */
 function datasetOf(examples: TokenizedExample[], meta: DatasetMeta): LoadedDataset {
   const full = (opts: DatasetBatchOptions, epoch?: number): BatchOptions => {
-    if (opts.reft && meta.packed) {
-      throw new DataError('ReFT positions need one prompt per example; turn off data.packing');
+    if (opts.reft && meta.packed === 'concatenate') {
+      throw new DataError(REFT_CONCATENATED);
     }
     return { ...opts, padTokenId: meta.padTokenId, shuffle: meta.shuffle, seed: meta.seed, epoch };
   };

@@ -5,6 +5,17 @@ export interface TokenizedExample {
   labels: number[];
   /** Tokens of the prompt part (the first `promptLength` ids); ReFT positions are computed from it. */
   promptLength: number;
+  /**
+   * An exactly packed row (src/data/packing.ts): the examples it holds, in order, each as the
+   * index of its first token in the row and its own prompt length. Absent: one example per row.
+   */
+  segments?: PackedSegment[];
+}
+
+/** One example inside a packed row. */
+export interface PackedSegment {
+  start: number;
+  promptLength: number;
 }
 
 /** Label value that the cross-entropy ignores (PyTorch's and transformers' convention). */

@@ -18,6 +18,13 @@ export interface DecoderInput {
   inputIds: number[][];
   /** 1 for real tokens, 0 for padding; covers cached tokens too when a cache is given. */
   attentionMask?: number[][];
+  /**
+   * Exactly packed rows (src/data/packing.ts): per token, the index of its example's first token
+   * in the row. Each token then attends only within its example and its position (rope, learned
+   * positions) counts from there, so every example computes as it would alone. Per row it starts
+   * at 0 and each entry is the previous one or its own index (a new example). No KV cache.
+   */
+  exampleStarts?: number[][];
 }
 
 export interface ForwardOptions {
@@ -64,6 +71,8 @@ function nestedGradients(f: () => Tensor, xs: Tensor[], dy: Tensor): { value: Te
 /** What every block of one forward pass shares: the key mask, the cache offset, the rope tables. */
 interface BlockContext {
   keyMask: Tensor;
+  /** Exactly packed rows: int32 [b, len], each token's example start; the rope tables are then [b·len, headDim]. */
+  exampleStarts?: Tensor;
   /** Tokens already in the KV cache. */
   past: number;
   cos?: Tensor;
@@ -77,6 +86,37 @@ function siteOf(p: ProjectionSpec, layer: number): LinearSite {
 /** Every projection of a model, as adapters see them; needs only the spec, no weights. */
 export function linearSitesOf(spec: ModelSpec): LinearSite[] {
   return spec.layers.flatMap((l) => l.projections.map((p) => siteOf(p, l.index)));
+}
+
+/** The per-forward tensors a checkpointed block saves for its recomputation, in restoredContext's order. */
+function perForward(at: BlockContext): Tensor[] {
+  return [at.keyMask, ...(at.exampleStarts ? [at.exampleStarts] : []), ...(at.cos && at.sin ? [at.cos, at.sin] : [])];
+}
+
+/** `at` with its tensors replaced by the saved copies (perForward's order). */
+function restoredContext(at: BlockContext, saved: Tensor[]): BlockContext {
+  const [keyMask, ...rest] = saved;
+  const exampleStarts = at.exampleStarts ? rest.shift() : undefined;
+  const [cos, sin] = rest;
+  return { keyMask: keyMask!, past: at.past, cos, sin, ...(exampleStarts ? { exampleStarts } : {}) };
+}
+
+/**
+ * Example starts must describe whole examples laid end to end (src/data/packing.ts): the fused
+ * attention kernels skip key tiles by them, which holds only when they never decrease.
+ */
+function checkExampleStarts(starts: number[][], batch: number, len: number, past: number): void {
+  if (past > 0) throw new Error('forward: exampleStarts (packed rows) is for training, not cached decoding');
+  if (starts.length !== batch || starts.some((r) => r.length !== len)) throw new Error(`forward: exampleStarts must be [${batch}, ${len}]`);
+  starts.forEach((row, b) =>
+    row.forEach((start, i) => {
+      if (start !== (i === 0 ? 0 : row[i - 1]) && start !== i) {
+        throw new Error(
+          `forward: exampleStarts[${b}][${i}] is ${start}; each entry is the previous one or its own index (a new example), the first 0`,
+        );
+      }
+    }),
+  );
 }
 
 export class Decoder {
@@ -156,16 +196,28 @@ export class Decoder {
     let kh = heads(k!, s.numKvHeads, layer.kNorm);
     let vh = heads(v!, s.numKvHeads);
     if (s.rope && at.cos && at.sin) {
-      qh = rope(qh, at.cos, at.sin, s.rope.rotaryDim);
-      kh = rope(kh, at.cos, at.sin, s.rope.rotaryDim);
+      const rotaryDim = s.rope.rotaryDim;
+      const { cos, sin } = at;
+      // Per-token tables [b·len, d] (packed rows): the batch joins the sequence axis while rope runs.
+      const roped = at.exampleStarts
+        ? (t: Tensor) => {
+            const n = t.shape[1]!;
+            const joined = t.transpose([1, 0, 2, 3]).reshape([1, n, b * len, s.headDim]);
+            return rope(joined, cos, sin, rotaryDim).reshape([n, b, len, s.headDim]).transpose([1, 0, 2, 3]);
+          }
+        : (t: Tensor) => rope(t, cos, sin, rotaryDim);
+      qh = roped(qh);
+      kh = roped(kh);
     }
     if (cache) ({ k: kh, v: vh } = cache.append(layer.index, kh, vh));
-    const attn = attention(qh, kh, vh, at.keyMask, {
-      scale: layer.attentionScale,
-      causal: true,
-      window: layer.slidingWindow,
-      queryOffset: at.past,
-    });
+    const attn = attention(
+      qh,
+      kh,
+      vh,
+      at.keyMask,
+      { scale: layer.attentionScale, causal: true, window: layer.slidingWindow, queryOffset: at.past },
+      at.exampleStarts,
+    );
     const merged = attn.transpose([0, 2, 1, 3]).reshape([b, len, s.numHeads * s.headDim]);
     return this.project(layer.projections.find((p) => p.role === 'o')!, merged, hooks, ctx);
   }
@@ -275,7 +327,7 @@ export class Decoder {
     const rope = s.rope && at.cos && at.sin ? { cos: at.cos, sin: at.sin } : undefined;
     const headNorms =
       layer.qNorm && layer.kNorm ? { q: this.weights.get(layer.qNorm.weight), k: this.weights.get(layer.kNorm.weight) } : undefined;
-    return attentionHalf(h, this.halfNorm(layer.attnNorm), projections, geometry, at.keyMask, rope, headNorms, composed);
+    return attentionHalf(h, this.halfNorm(layer.attnNorm), projections, geometry, at.keyMask, at.exampleStarts, rope, headNorms, composed);
   }
 
   private mlpResidual(layer: LayerSpec, h: Tensor, opts: ForwardOptions, ctx: ForwardContext, fuse: boolean): Tensor {
@@ -309,25 +361,20 @@ export class Decoder {
       const x = args[0] as Tensor;
       const save = args[args.length - 1] as (tensors: Tensor[]) => void;
       // The forward pass's tidy frees x, the mask and the rope tables; the recomputation needs its own copies.
-      save([...(offloads ? [] : [x]), at.keyMask, ...(at.cos && at.sin ? [at.cos, at.sin] : [])]);
+      save([...(offloads ? [] : [x]), ...perForward(at)]);
       const value = tf.tidy(() => run(x, at));
       const offloaded = offloads?.keep(x);
       if (offloaded) x.dispose();
       return {
         value,
         gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
-          const [xs, keyMask, cos, sin] = (offloaded ? [offloads!.restore(offloaded), ...saved] : saved) as [
-            Tensor,
-            Tensor,
-            Tensor?,
-            Tensor?,
-          ];
-          const { grads, value } = nestedGradients(() => run(xs, { keyMask, past: at.past, cos, sin }), [xs, ...vars], dy as Tensor);
+          const [xs, ...rest] = offloaded ? [offloads!.restore(offloaded), ...saved] : saved;
+          const { grads, value } = nestedGradients(() => run(xs!, restoredContext(at, rest)), [xs!, ...vars], dy as Tensor);
           value.dispose();
-          const out = [xs, ...vars].map((t, i) => grads[i] ?? tf.zerosLike(t));
+          const out = [xs!, ...vars].map((t, i) => grads[i] ?? tf.zerosLike(t));
           // tfjs runs a custom gradient outside any tidy of its own, so what it makes lives until the
           // whole backward ends: the restored input must go now, or every layer's would pile up.
-          if (offloaded) xs.dispose();
+          if (offloaded) xs!.dispose();
           return out;
         },
       };
@@ -365,6 +412,7 @@ export class Decoder {
       throw new Error(`forward: attentionMask must be [${batch}, ${past + len}] (cached + new tokens)`);
     }
     if (opts.checkpoint && opts.cache) throw new Error('forward: activation checkpointing is for training, not cached decoding');
+    if (input.exampleStarts) checkExampleStarts(input.exampleStarts, batch, len, past);
     for (const row of input.inputIds)
       for (const id of row) {
         if (!Number.isInteger(id) || id < 0 || id >= s.vocabSize)
@@ -378,16 +426,20 @@ export class Decoder {
     const ids = tf.tensor2d(input.inputIds, [batch, len], 'int32');
     let h = tf.gather(this.weights.get(s.embedTokens), ids);
     if (s.embedScale !== 1) h = tf.mul(h, s.embedScale);
+    const starts = input.exampleStarts;
+    // Each token's position: counted from its example's start in a packed row, else from the cache's start.
+    const positions = starts ? starts.flatMap((row) => row.map((start, i) => i - start)) : Array.from({ length: len }, (_, i) => past + i);
     if (s.embedPositions) {
-      const pos = tf.range(past, past + len, 1, 'int32');
-      h = tf.add(h, tf.gather(this.weights.get(s.embedPositions), pos).expandDims(0));
+      const pos = tf.tensor1d(positions, 'int32');
+      const table = tf.gather(this.weights.get(s.embedPositions), pos);
+      h = tf.add(h, starts ? table.reshape([batch, len, -1]) : table.expandDims(0));
     }
     const states: Tensor[] = opts.outputHiddenStates ? [h] : [];
     const at: BlockContext = { keyMask, past };
+    if (starts) at.exampleStarts = tf.tensor2d(starts, [batch, len], 'int32');
     if (s.rope) {
-      // One rope table per forward, shared by every layer.
+      // One rope table per forward, shared by every layer ([len, d], or [batch·len, d] for packed rows).
       const total = past + len;
-      const positions = Array.from({ length: len }, (_, i) => past + i);
       Object.assign(at, ropeTables(positions, s.rope.invFreq(total), s.rope.attentionScaling(total), s.headDim));
     }
     for (const layer of s.layers) {

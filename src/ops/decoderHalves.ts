@@ -96,7 +96,7 @@ function normInputs(norm: HalfNorm): NamedTensors {
 type HalfOp = typeof OPS.attentionHalf | typeof OPS.mlpHalf;
 
 /** A half's inputs made anew by each forward (the residual stream, the mask, the rope tables). */
-const PER_FORWARD = ['h', 'keyMask', 'cos', 'sin'];
+const PER_FORWARD = ['h', 'keyMask', 'exampleStarts', 'cos', 'sin'];
 
 /**
  * Run a half's fused kernel under a custom gradient where the backend has one, else the
@@ -165,16 +165,18 @@ export function attentionHalf(
   projections: Partial<Record<AttentionRole, HalfProjection>>,
   geometry: AttentionGeometry,
   keyMask: Tensor,
+  exampleStarts: Tensor | undefined,
   rope: { cos: Tensor; sin: Tensor } | undefined,
   headNorms: HeadNorms | undefined,
   reference: () => Tensor,
 ): Tensor {
   const { inputs, attrs } = projectionInputs(projections);
+  const packed: NamedTensors = exampleStarts ? { exampleStarts } : {};
   const headNormInputs: NamedTensors = headNorms ? { qNormWeight: headNorms.q, kNormWeight: headNorms.k } : {};
   return runHalf(
     OPS.attentionHalf,
     ATTENTION_ROLES,
-    { h, keyMask, ...normInputs(norm), ...(rope ?? {}), ...headNormInputs, ...inputs },
+    { h, keyMask, ...packed, ...normInputs(norm), ...(rope ?? {}), ...headNormInputs, ...inputs },
     {
       norm: norm.kind,
       eps: norm.eps,

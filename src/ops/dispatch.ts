@@ -30,7 +30,8 @@ export function runOp(op: OpSignature, inputs: NamedTensors, attrs: OpAttrs, ref
  */
 function outputValue(op: OpSignature, out: Tensor[]): Tensor {
   const expected = op.outputs?.length ?? 1;
-  if (out.length !== expected) {
+  const required = op.outputs?.filter((o) => !o.endsWith('?')).length ?? 1;
+  if (out.length < required || out.length > expected) {
     tf.dispose(out);
     throw new Error(
       `${op.name}: the kernel returned ${out.length} outputs where ${expected} (${op.outputs?.join(', ') ?? 'one'}) are declared (src/ops/names.ts)`,

@@ -116,14 +116,16 @@ export const OPS = {
   },
   attention: {
     name: 'TTAttention',
-    inputs: ['q', 'k', 'v', 'keyMask'],
+    // exampleStarts: int32 [b, sq], each query's example's first key (exactly packed rows; src/ops/attention.ts).
+    inputs: ['q', 'k', 'v', 'keyMask', 'exampleStarts?'],
     attrs: ['scale', 'causal', 'window', 'queryOffset'],
-    outputs: ['out', 'lse'],
+    // exampleStarts?: the input itself where given, so the gradient saves it only then.
+    outputs: ['out', 'lse', 'exampleStarts?'],
     valueShape: 'q',
     storage: 'gemm',
     gradient: {
       name: 'TTAttentionGrad',
-      inputs: ['dy', 'q', 'k', 'v', 'keyMask', 'out', 'lse'],
+      inputs: ['dy', 'q', 'k', 'v', 'keyMask', 'exampleStarts?', 'out', 'lse'],
       returns: [
         ['q', 'q'],
         ['k', 'k'],
@@ -167,6 +169,8 @@ export const OPS = {
    * q/k norms (Qwen3: qNormWeight, kNormWeight [headDim]). The fused kernel returns the value and
    * then the activations its backward needs; the gradient kernel takes dy, the op's inputs and
    * those, and returns dh, then dA and dB (and a DoRA projection's dm) of each LoRA projection in role order.
+   * With exampleStarts (exactly packed rows) attention stays within each example, as TTAttention's;
+   * the rope tables are then [batch·seq, headDim], each token's row at its position in its example.
    */
   attentionHalf: {
     name: 'TTAttentionHalf',
@@ -175,6 +179,7 @@ export const OPS = {
       'normWeight',
       'normBias?',
       'keyMask',
+      'exampleStarts?',
       'cos?',
       'sin?',
       'qNormWeight?',

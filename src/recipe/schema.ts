@@ -7,6 +7,7 @@
  */
 import {
   bool,
+  literal,
   either,
   enumOf,
   expected,
@@ -244,7 +245,10 @@ const data: SectionSpec = {
       bool,
       'rows longer than max_length: true = cut them (the run says how many, and the first line) | false = refuse the data',
     ),
-    packing: leaf(bool, 'concatenate short examples into full rows: faster, LoRA only'),
+    packing: leaf(
+      either('true, false or "concatenate"', bool, literal('concatenate', '"concatenate"')),
+      'several examples per max_length row, so short ones waste no padding: true = exact (each example attends only to its own tokens and its positions restart, so its loss is the unpacked one’s; TRL’s padding-free packing) | "concatenate" = examples joined and cut into max_length blocks that attend across examples (run_clm’s group_texts; not with ReFT) | false = one example per row',
+    ),
     shuffle: leaf(bool, 'shuffle examples each epoch (seeded)'),
     seed: leaf(nullable(seed, 'an integer seed'), 'shuffling seed; null = training.seed'),
     eval: evalData,

@@ -107,7 +107,12 @@ export interface DataSection {
   max_length: number;
   /** Rows longer than max_length: true = cut to max_length (and say how many), false = refuse the data. */
   truncate: boolean;
-  packing: boolean;
+  /**
+   * Several examples per row: true = exact packing (each example attends only to itself and its
+   * positions restart: the loss per example is the unpacked one's), 'concatenate' = examples
+   * concatenated and cut into max_length blocks that attend across examples, false = one per row.
+   */
+  packing: boolean | 'concatenate';
   shuffle: boolean;
   seed: number;
   eval: EvalDataConfig | null;

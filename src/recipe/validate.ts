@@ -185,11 +185,11 @@ function crossChecks(ctx: Ctx, r: ValidatedRecipe): void {
       );
     }
   }
-  if (r.data.packing && !kind.packing) {
+  if (r.data.packing === 'concatenate' && !kind.concatenatedPacking) {
     report(
       ctx,
       ['data', 'packing'],
-      `packing is not supported with ${kind.title} (adapter.type ${r.adapter.type}): it acts at per-example prompt positions; set packing: false`,
+      `"concatenate" does not fit ${kind.title} (adapter.type ${r.adapter.type}): it acts at each example's prompt positions, which concatenated blocks cut apart; use packing: true (exact packing keeps every example whole) or false`,
     );
   }
   if ((r.data.path === null) === (r.data.sources === null)) {

@@ -25,6 +25,8 @@ import {
 } from '../data/index.js';
 import { createHash } from 'node:crypto';
 import { DataError } from '../data/errors.js';
+import { REFT_CONCATENATED } from '../data/dataset.js';
+import type { PackingMode } from '../data/packing.js';
 import { contextPositions, kindOfType } from '../adapters/index.js';
 import type { DataColumns, DataFormat, Recipe } from '../recipe/types.js';
 import type { ModelSpec } from '../model/spec.js';
@@ -119,7 +121,7 @@ export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise
   };
   const warnings: string[] = [];
   // The same tokenizer and packing for every file read: any of them tells the batches' pad id and packing.
-  let loadedMeta = { padTokenId: 0, packed: false };
+  let loadedMeta: { padTokenId: number; packed: PackingMode | null } = { padTokenId: 0, packed: null };
   /** One split of a local file/folder or a Hub dataset, tokenized; its warnings noted. */
   const load = async (where: {
     path: string;
@@ -182,7 +184,7 @@ export async function prepareData(recipe: Recipe, tokenizer: Tokenizer): Promise
     seed: d.seed,
     reft: kindOfType(a.type)?.positions?.(a),
   };
-  if (batchOptions.reft && loadedMeta.packed) throw new DataError('ReFT positions need one prompt per example; set data.packing to false');
+  if (batchOptions.reft && loadedMeta.packed === 'concatenate') throw new DataError(REFT_CONCATENATED);
   const perEpoch = batchesPerEpoch(train.length, batchOptions);
   return {
     train,
@@ -240,6 +242,7 @@ export function evalBatches(data: TrainingData): StepBatch[] {
  */
 export function toStepBatch(b: Batch): StepBatch {
   const out: StepBatch = { inputIds: b.inputIds, attentionMask: b.attentionMask, labels: b.labels };
+  if (b.exampleStarts) out.exampleStarts = b.exampleStarts;
   if (b.positions) out.positions = b.positions;
   else if (b.interventionPositions) out.positions = contextPositions(b.interventionPositions);
   return out;

@@ -46,6 +46,8 @@ export interface StepBatch {
   labels: number[][];
   /** ReFT: per-example intervened positions, passed to the hooks as `ctx.positions`. */
   positions?: number[][];
+  /** Exactly packed rows: per token, where its example starts in the row (src/data/packing.ts). */
+  exampleStarts?: number[][];
 }
 
 export interface StepOptions {
@@ -95,6 +97,13 @@ export interface StepPart {
   totalTargets: number;
 }
 
+/** What the decoder reads of a micro-batch. */
+function decoderInput(batch: StepBatch): DecoderInput {
+  const input: DecoderInput = { inputIds: batch.inputIds, attentionMask: batch.attentionMask };
+  if (batch.exampleStarts) input.exampleStarts = batch.exampleStarts;
+  return input;
+}
+
 /**
  * Loss and gradients of the adapter's variables over a step's micro-batches (or a rank's `part`
  * of them: the loss and gradients are then its share of the step's mean). The caller owns (and
@@ -132,10 +141,7 @@ export function computeGradients(
     try {
       result = tf.engine().gradients(
         () => {
-          const hidden = model.runHidden(
-            { inputIds: batch.inputIds, attentionMask: batch.attentionMask },
-            { hooks: adapter, ctx, checkpoint },
-          );
+          const hidden = model.runHidden(decoderInput(batch), { hooks: adapter, ctx, checkpoint });
           return tf.mul(causalLmHeadLoss(hidden, model.lmHead(), batch.labels), weight) as tf.Scalar;
         },
         vars,
@@ -239,10 +245,7 @@ export function evaluateLoss(model: StepModel, adapter: ModelHooks, batches: Ste
     const n = causalLmTargetCount(batch.labels);
     if (n === 0) continue;
     const mean = tf.tidy(() => {
-      const hidden = model.runHidden(
-        { inputIds: batch.inputIds, attentionMask: batch.attentionMask },
-        { hooks: adapter, ctx: { training: false, positions: batch.positions } },
-      );
+      const hidden = model.runHidden(decoderInput(batch), { hooks: adapter, ctx: { training: false, positions: batch.positions } });
       return causalLmHeadLoss(hidden, model.lmHead(), batch.labels);
     });
     sum += mean.dataSync()[0]! * n;

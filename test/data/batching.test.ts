@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { batchesPerEpoch, collate, epochOrder, iterateBatches, makeBatches } from '../../src/data/batching.js';
 import { IGNORE_INDEX, type TokenizedExample } from '../../src/data/example.js';
-import { packExamples } from '../../src/data/packing.js';
+import { exampleStarts, packExamples } from '../../src/data/packing.js';
 import { mulberry32, permutation } from '../../src/data/shuffle.js';
 
 function ex(len: number, promptLength: number, base = 10): TokenizedExample {
@@ -148,11 +148,57 @@ describe('makeBatches and resuming', () => {
 });
 
 describe('packing', () => {
-  it('concatenates examples into max_length blocks and keeps the labels with their tokens', () => {
-    const blocks = packExamples([ex(3, 1, 10), ex(4, 2, 20), ex(2, 0, 30)], 4);
+  it('concatenate: examples joined and cut into max_length blocks, the labels kept with their tokens', () => {
+    const blocks = packExamples([ex(3, 1, 10), ex(4, 2, 20), ex(2, 0, 30)], 4, 'concatenate');
     expect(blocks.map((b) => b.inputIds)).toEqual([[10, 11, 12, 20], [21, 22, 23, 30], [31]]);
     expect(blocks.map((b) => b.labels)).toEqual([[IGNORE_INDEX, 11, 12, IGNORE_INDEX], [IGNORE_INDEX, 22, 23, 30], [31]]);
-    expect(blocks.every((b) => b.promptLength === 0)).toBe(true);
+    expect(blocks.every((b) => b.promptLength === 0 && b.segments === undefined)).toBe(true);
     expect(() => packExamples([ex(2, 0)], 0)).toThrow(/positive integer/);
+  });
+
+  it("exact: whole examples fill rows in order, each one's start and prompt kept, its first token no target", () => {
+    const rows = packExamples([ex(3, 1, 10), ex(4, 2, 20), ex(2, 0, 30), ex(5, 3, 40)], 9);
+    expect(rows.map((r) => r.inputIds)).toEqual([
+      [10, 11, 12, 20, 21, 22, 23, 30, 31],
+      [40, 41, 42, 43, 44],
+    ]);
+    expect(rows.map((r) => r.labels)).toEqual([
+      [IGNORE_INDEX, 11, 12, IGNORE_INDEX, IGNORE_INDEX, 22, 23, IGNORE_INDEX, 31],
+      [IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, 43, 44],
+    ]);
+    expect(rows.map((r) => r.segments)).toEqual([
+      [
+        { start: 0, promptLength: 1 },
+        { start: 3, promptLength: 2 },
+        { start: 7, promptLength: 0 },
+      ],
+      [{ start: 0, promptLength: 3 }],
+    ]);
+    expect(() => packExamples([ex(2, 0), ex(10, 0)], 9)).toThrow('packing: example 1 has 10 tokens, more than data.max_length 9');
+    expect(() => packExamples(rows, 9)).toThrow('packing: example 0 is already a packed row');
+  });
+
+  it("exact: a batch carries each token's example start, padding continuing the last example", () => {
+    const rows = packExamples([ex(3, 1, 10), ex(4, 2, 20), ex(2, 0, 30)], 7);
+    expect(exampleStarts(rows[1]!, 4)).toEqual([0, 0, 0, 0]);
+    const batch = collate(rows, { padTokenId: 0 });
+    expect(batch.exampleStarts).toEqual([
+      [0, 0, 0, 3, 3, 3, 3],
+      [0, 0, 0, 0, 0, 0, 0],
+    ]);
+    expect(collate([ex(3, 1)], { padTokenId: 0 }).exampleStarts).toBeUndefined();
+  });
+
+  it("exact: ReFT positions are each example's own, moved to where it starts in the row", () => {
+    const rows = packExamples([ex(6, 4, 10), ex(5, 2, 20), ex(6, 6, 30)], 20);
+    // f1+l1 of prompts 4, 2, 6 at starts 0, 6, 11: [0, 3], [6, 7], [11, 16]; shared weights: one list.
+    const shared = collate(rows, { padTokenId: 0, reft: { positions: 'f1+l1', shareWeights: true } });
+    expect(shared.positions).toEqual([[0, 3, 6, 7, 11, 16]]);
+    // Separate first/last interventions: the firsts, then the lasts.
+    const split = collate(rows, { padTokenId: 0, reft: { positions: 'f1+l1' } });
+    expect(split.interventionPositions).toEqual([[[0, 6, 11]], [[3, 7, 16]]]);
+    // A prompt too short for f2 pads its slots with -1 (pad mode "first").
+    const short = collate(packExamples([ex(4, 2, 10), ex(6, 5, 20)], 10), { padTokenId: 0, reft: { positions: 'f2', shareWeights: true } });
+    expect(short.positions).toEqual([[0, -1, 4, 5]]);
   });
 });

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fixture, repoRoot } from '../helpers.js';
 import { loadTokenizer, type Tokenizer } from '../../src/data/tokenizer.js';
-import { holdOut, loadDataset } from '../../src/data/dataset.js';
+import { holdOut, loadDataset, REFT_CONCATENATED } from '../../src/data/dataset.js';
 import { IGNORE_INDEX } from '../../src/data/example.js';
 import { writeParquet } from './parquetWriter.js';
 
@@ -109,16 +109,32 @@ describe('loadDataset', () => {
     );
   });
 
-  it('packs into max_length blocks, and refuses ReFT positions on packed data', async () => {
+  it('concatenate packs into max_length blocks, and refuses ReFT positions on them', async () => {
     const ds = await loadDataset(
-      { path: 'datasets/alice_qa.jsonl', format: 'prompt_completion', packing: true, max_length: 32 },
+      { path: 'datasets/alice_qa.jsonl', format: 'prompt_completion', packing: 'concatenate', max_length: 32 },
       tok,
       repoRoot,
     );
     const total = ds.examples.reduce((s, e) => s + e.inputIds.length, 0);
     expect(ds.examples.slice(0, -1).every((e) => e.inputIds.length === 32)).toBe(true);
     expect(total).toBe(ds.stats.tokens);
-    expect(() => ds.batches({ batchSize: 2, reft: { positions: 'l1' } })).toThrow(/turn off data\.packing/);
+    expect(ds.packed).toBe('concatenate');
+    expect(() => ds.batches({ batchSize: 2, reft: { positions: 'l1' } })).toThrow(REFT_CONCATENATED);
+  });
+
+  it('exact packing keeps every example whole in rows of at most max_length, with ReFT positions per example', async () => {
+    const spec = { path: 'datasets/alice_qa.jsonl', format: 'prompt_completion' as const, max_length: 128 };
+    const alone = await loadDataset(spec, tok, repoRoot);
+    const ds = await loadDataset({ ...spec, packing: true }, tok, repoRoot);
+    expect(ds.packed).toBe('exact');
+    expect(ds.examples.length).toBeLessThan(alone.examples.length);
+    expect(ds.examples.every((e) => e.inputIds.length <= 128 && e.segments!.length >= 1)).toBe(true);
+    // The same tokens and targets, example by example: each example's first token is no target either way.
+    expect(ds.examples.flatMap((e) => e.inputIds)).toEqual(alone.examples.flatMap((e) => e.inputIds));
+    expect(ds.stats.supervisedTokens).toBe(alone.stats.supervisedTokens);
+    const [batch] = ds.batches({ batchSize: 2, reft: { positions: 'l1' } });
+    expect(batch!.exampleStarts).toHaveLength(2);
+    expect(batch!.positions!.every((row, b) => row.length >= ds.examples[batch!.indices[b]!]!.segments!.length)).toBe(true);
   });
 
   it('names the file, line and columns present for a missing column', async () => {
@@ -201,10 +217,12 @@ describe('rows with nothing to learn from', () => {
     // 'Alice ran.' + EOS is 6 tokens here: blocks of 5 leave a 1-token remainder.
     const d = await dir({ 'k.jsonl': '{"text": "Alice ran."}\n' });
     expect(tok.encode('Alice ran.').length + 1).toBe(6);
-    const ds = await loadDataset({ path: 'k.jsonl', format: 'text', packing: true, max_length: 5 }, tok, d);
+    const ds = await loadDataset({ path: 'k.jsonl', format: 'text', packing: 'concatenate', max_length: 5 }, tok, d);
     expect(ds.examples.map((e) => e.inputIds.length)).toEqual([5]);
     expect(
-      (await loadDataset({ path: 'k.jsonl', format: 'text', packing: true, max_length: 3 }, tok, d)).examples.map((e) => e.inputIds.length),
+      (await loadDataset({ path: 'k.jsonl', format: 'text', packing: 'concatenate', max_length: 3 }, tok, d)).examples.map(
+        (e) => e.inputIds.length,
+      ),
     ).toEqual([3, 3]);
   });
 });

@@ -97,9 +97,9 @@ describe('loadDataset cuts long rows before tokenising', () => {
     expect(ds.stats).toMatchObject({ truncated: 1, examples: 1 });
   });
 
-  it('packing uses every token of a row, so it is not cut', async () => {
+  it('concatenated packing uses every token of a row, so it is not cut', async () => {
     const { dir, name } = await dataFile([{ text: long.words }]);
-    const ds = await loadDataset({ path: name, format: 'text', max_length: maxLength, packing: true }, tok, dir);
+    const ds = await loadDataset({ path: name, format: 'text', max_length: maxLength, packing: 'concatenate' }, tok, dir);
     expect(ds.stats.tokens).toBe(tok.encode(long.words).length + 1); // + EOS
   });
 });

@@ -50,6 +50,8 @@ interface Case {
   /** Instead of right padding: whether key j of batch row b is visible. */
   visible?: (b: number, j: number) => boolean;
   maskDtype?: 'int32' | 'bool' | 'float32';
+  /** Exactly packed rows: each batch row's example lengths, laid end to end (the rest continues the last). */
+  examples?: number[][];
 }
 
 const cases: Array<[string, Case]> = [
@@ -87,6 +89,15 @@ const cases: Array<[string, Case]> = [
     { b: 2, heads: 2, kvHeads: 1, sq: 70, sk: 70, d: 16, causal: true, lengths: [], visible: (b, j) => (b === 0 ? j % 3 !== 1 : j >= 5) },
   ],
   ['causal, d 256, groups of 2', { b: 1, heads: 2, kvHeads: 1, sq: 40, sk: 40, d: 256, causal: true, lengths: [33] }],
+  // Exactly packed rows: a query sees its own example only (examples shorter and longer than a tile).
+  [
+    'packed rows, groups of 2, d 64: examples of 5, 70, 1, 40 and 30 beside one of 131 with padding',
+    { b: 2, heads: 4, kvHeads: 2, sq: 146, sk: 146, d: 64, causal: true, lengths: [146, 131], examples: [[5, 70, 1, 40, 30], [131]] },
+  ],
+  [
+    'packed rows, MQA (groups of 4), d 32, window 9 across example boundaries',
+    { b: 1, heads: 4, kvHeads: 1, sq: 100, sk: 100, d: 32, causal: true, window: 9, lengths: [97], examples: [[3, 64, 20, 10]] },
+  ],
 ];
 
 function keyMask(c: Case): Tensor {
@@ -94,6 +105,22 @@ function keyMask(c: Case): Tensor {
   const values = Array.from({ length: c.b * c.sk }, (_, i) => (visible(Math.floor(i / c.sk), i % c.sk) ? 1 : 0));
   const dtype = c.maskDtype ?? 'int32';
   return dtype === 'bool' ? tf.tensor2d(values, [c.b, c.sk], 'int32').cast('bool') : tf.tensor2d(values, [c.b, c.sk], dtype);
+}
+
+/** int32 [b, sq]: each query's example start, from c.examples (src/data/packing.ts exampleStarts). */
+function exampleStarts(c: Case): Tensor | undefined {
+  if (!c.examples) return undefined;
+  const rows = c.examples.map((lengths) => {
+    const starts: number[] = [];
+    let start = 0;
+    for (const n of lengths) {
+      for (let i = 0; i < n && starts.length < c.sq; i++) starts.push(start);
+      start += n;
+    }
+    while (starts.length < c.sq) starts.push(starts[starts.length - 1] ?? 0);
+    return starts;
+  });
+  return tf.tensor2d(rows, [c.b, c.sq], 'int32');
 }
 
 function options(c: Case): AttentionOptions {
@@ -119,8 +146,9 @@ function forwardAndGradients(c: Case, bf16 = false): Tensor[] {
   const [q0, k0, v0, w] = inputs(c, bf16) as [Tensor, Tensor, Tensor, Tensor];
   const [q, k, v] = bf16 ? ([q0, k0, v0].map(storeFrozenWeight) as [Tensor, Tensor, Tensor]) : [q0, k0, v0];
   const mask = keyMask(c);
-  const f = (q: Tensor, k: Tensor, v: Tensor) => tf.sum(tf.mul(attention(q, k, v, mask, options(c)), w));
-  const out = attention(q, k, v, mask, options(c));
+  const starts = exampleStarts(c);
+  const f = (q: Tensor, k: Tensor, v: Tensor) => tf.sum(tf.mul(attention(q, k, v, mask, options(c), starts), w));
+  const out = attention(q, k, v, mask, options(c), starts);
   if (bf16 && tf.getBackend() === 'cuda') expect(physicalDtype(out), 'bf16 inputs give a bf16 output').toBe('bf16');
   return [out, ...tf.grads(f)([q, k, v])];
 }
@@ -248,6 +276,27 @@ const mmaCases: Array<[string, Case]> = [
     'd 256, a fully masked example beside a full one',
     { b: 2, heads: 2, kvHeads: 1, sq: 40, sk: 40, d: 256, causal: true, lengths: [40, 0] },
   ],
+  [
+    'd 128, packed rows, groups of 2: examples of 7, 100, 16 and 60 (tiles skipped and partly covered), padding',
+    {
+      b: 2,
+      heads: 4,
+      kvHeads: 2,
+      sq: 190,
+      sk: 190,
+      d: 128,
+      causal: true,
+      lengths: [183, 190],
+      examples: [
+        [7, 100, 16, 60],
+        [64, 64, 62],
+      ],
+    },
+  ],
+  [
+    'd 64, packed rows, groups of 4, window 33 across boundaries',
+    { b: 1, heads: 4, kvHeads: 1, sq: 130, sk: 130, d: 64, causal: true, window: 33, lengths: [130], examples: [[50, 1, 79]] },
+  ],
 ];
 
 describe('flash attention on tensor cores (bf16 q, k, v; head dims 32, 64, 80, 96, 128, 256)', () => {
@@ -340,6 +389,7 @@ describe('the flash attention primitives on strided views', () => {
       v: fused(qkv!, c.heads + c.kvHeads),
       keyMask: ptr(maskCuda!),
       maskDtype: code(maskCuda!),
+      exampleStarts: 0,
     };
     const gradViews = { dq: fused(grads!, 0), dk: fused(grads!, c.heads), dv: fused(grads!, c.heads + c.kvHeads) };
     expect(packedStrides(c.heads, c.sq, c.d)).toEqual([c.heads * c.sq * c.d, c.sq * c.d, c.d]);

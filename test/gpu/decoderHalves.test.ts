@@ -5,7 +5,8 @@
  * bf16-mixed within bf16 rounding, over the families' variants (biases, fused qkv/gate_up,
  * Gemma's 1 + w norm and GELU, sliding windows, Qwen3's q/k norms, GPT-2's Conv1D weights,
  * LayerNorm, learned positions, ungated gelu_new MLP and per-layer attention scale), checking
- * that the fused kernels, not the composition, ran on cuda. What still composes (a linear hook
+ * that the fused kernels, not the composition, ran on cuda; and on exactly packed rows (example
+ * starts through flash attention, per-token rope tables). What still composes (a linear hook
  * with no fused plan) says so. LoRA dropout on the fused path: fusedDropout.test.ts;
  * DoRA: fusedDora.test.ts.
  */
@@ -41,6 +42,21 @@ describe.each(MODELS)('fused decoder halves on %s', (model) => {
     expectClose(cuda, cpu, model.includes('nf4') ? 2e-4 : 1e-4);
   });
 });
+
+describe.each(['tiny-llama', 'transformers-extra/tiny-qwen2-window', 'transformers-extra/tiny-qwen3', 'tiny-gpt2'])(
+  'fused decoder halves on exactly packed rows, %s',
+  (model) => {
+    it('fp32: attention within each example, positions restarting, as the composition (1e-4), checkpointed too', async () => {
+      for (const checkpoint of [false, true]) {
+        const cpu = await lossAndGrads('cpu', model, { packed: true, checkpoint });
+        const cuda = await lossAndGrads('cuda', model, { packed: true, checkpoint });
+        expect(cuda.reason).toBeUndefined();
+        for (const k of FUSED) expect(cuda.kernels.has(k), `${k} ran`).toBe(true);
+        expectClose(cuda, cpu, 1e-4);
+      }
+    });
+  },
+);
 
 /**
  * bf16 noise in a small model's gradients is large; the fused halves may not add to it. q/k norms

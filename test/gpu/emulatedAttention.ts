@@ -3,7 +3,8 @@
  * src/backend/cuda/primitives/attention.ts) for the emulated addon: the same arguments (by name),
  * strided views (element strides of batch, head and row), physical dtypes, out and the f32 row
  * log-sum-exp, a fully masked row's scores valued 0 (so its lse is log sk and P = 1/sk, as the
- * reference's −1e30 gives), a null key mask hiding nothing, and the backward's workspace size
+ * reference's −1e30 gives), a null key mask hiding nothing, exactly packed rows' example starts
+ * (int32 [b, sq]: query i sees keys from its example's start on; sq = sk, no offset), and the backward's workspace size
  * check — computed row by row over all keys in double precision. It checks the TypeScript
  * plumbing and the contract's arithmetic, not the CUDA tiling or the tensor-core rounding.
  */
@@ -85,6 +86,17 @@ function write(mem: Mem, v: View, pr: Problem, heads: number, rows: number, valu
       }
 }
 
+const I32 = 2;
+
+/** The example starts [b, sq] (null for none), checked as the kernels check them. */
+function readStarts(mem: Mem, a: NamedArgs, pr: Problem, where: string): Int32Array | null {
+  if (!a.exampleStarts) return null;
+  if (pr.sq !== pr.sk || pr.queryOffset !== 0) throw new Error(`${where}: example starts (packed rows) need sq == sk and queryOffset 0`);
+  const out = new Int32Array(pr.b * pr.sq);
+  for (let i = 0; i < out.length; i++) out[i] = mem.load(a.exampleStarts, I32, i);
+  return out;
+}
+
 function readMask(mem: Mem, p: number, dt: number, n: number): Float64Array {
   const out = new Float64Array(n).fill(1); // no mask: every key visible
   if (p !== 0) for (let i = 0; i < n; i++) out[i] = mem.load(p, dt, i);
@@ -92,11 +104,21 @@ function readMask(mem: Mem, p: number, dt: number, n: number): Float64Array {
 }
 
 /** The scores row (b, h, i) as the kernels value them, and its lse; q, k packed. */
-function rowSoftmax(pr: Problem, q: Float64Array, k: Float64Array, mask: Float64Array, b: number, h: number, i: number) {
+function rowSoftmax(
+  pr: Problem,
+  q: Float64Array,
+  k: Float64Array,
+  mask: Float64Array,
+  starts: Int32Array | null,
+  b: number,
+  h: number,
+  i: number,
+) {
   const { sk, d } = pr;
   const kvh = Math.floor(h / (pr.heads / pr.kvHeads));
   const pos = pr.queryOffset + i;
-  const visible = (j: number) => mask[b * sk + j] !== 0 && (!pr.causal || j <= pos) && (!pr.window || pos - j < pr.window);
+  const from = starts ? starts[b * pr.sq + i]! : 0; // the key its example starts at
+  const visible = (j: number) => mask[b * sk + j] !== 0 && (!pr.causal || j <= pos) && (!pr.window || pos - j < pr.window) && j >= from;
   let anyVisible = false;
   for (let j = 0; j < sk && !anyVisible; j++) anyVisible = visible(j);
   const qRow = ((b * pr.heads + h) * pr.sq + i) * d;
@@ -136,11 +158,12 @@ function attention(mem: Mem) {
           k = read(mem, viewOf(a, 'k'), pr, pr.kvHeads, pr.sk);
         const v = read(mem, viewOf(a, 'v'), pr, pr.kvHeads, pr.sk),
           mask = readMask(mem, a.keyMask!, a.maskDtype!, pr.b * pr.sk);
+        const starts = readStarts(mem, a, pr, 'flashAttentionForward');
         const o = new Float64Array(q.length);
         for (let b = 0; b < pr.b; b++)
           for (let h = 0; h < pr.heads; h++)
             for (let i = 0; i < pr.sq; i++) {
-              const { scores, lse, kvh, qRow } = rowSoftmax(pr, q, k, mask, b, h, i);
+              const { scores, lse, kvh, qRow } = rowSoftmax(pr, q, k, mask, starts, b, h, i);
               for (let j = 0; j < pr.sk; j++) {
                 const p = Math.exp(scores[j]! - lse),
                   vRow = ((b * pr.kvHeads + kvh) * pr.sk + j) * pr.d;
@@ -167,6 +190,7 @@ function attention(mem: Mem) {
           k = read(mem, viewOf(a, 'k'), pr, pr.kvHeads, pr.sk);
         const v = read(mem, viewOf(a, 'v'), pr, pr.kvHeads, pr.sk),
           mask = readMask(mem, a.keyMask!, a.maskDtype!, pr.b * pr.sk);
+        const starts = readStarts(mem, a, pr, 'flashAttentionBackward');
         const out = read(mem, viewOf(a, 'out'), pr, pr.heads, pr.sq),
           dOut = read(mem, viewOf(a, 'dOut'), pr, pr.heads, pr.sq);
         const lsep = a.lse!;
@@ -176,7 +200,7 @@ function attention(mem: Mem) {
         for (let b = 0; b < pr.b; b++)
           for (let h = 0; h < pr.heads; h++)
             for (let i = 0; i < pr.sq; i++) {
-              const { scores, kvh, qRow } = rowSoftmax(pr, q, k, mask, b, h, i);
+              const { scores, kvh, qRow } = rowSoftmax(pr, q, k, mask, starts, b, h, i);
               const lse = mem.load(lsep, F32, (b * pr.heads + h) * pr.sq + i); // the forward's, as the kernel uses it
               let delta = 0; // Δ = rowsum(dO ⊙ O) from the stored output
               for (let c = 0; c < pr.d; c++) delta += dOut[qRow + c]! * out[qRow + c]!;

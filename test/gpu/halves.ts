@@ -63,6 +63,8 @@ export interface RunOptions {
   inputGradient?: boolean;
   /** LoRA through its composed linear hook alone, with no fused plan (linearAdapter): what keeps a decoder composed. */
   composedHook?: boolean;
+  /** Exactly packed rows (src/data/packing.ts): row 0 holds examples of 4 and 5 tokens, row 1 of 3 and 4 and padding. */
+  packed?: boolean;
 }
 
 /** The key of block 1's input gradient in Run.grads (RunOptions.inputGradient). */
@@ -90,8 +92,19 @@ export async function lossAndGrads(backendName: string, model: string, opts: Run
     [1, 5, 9, 3, 7, 2, 8, 4, 6],
     [3, 3, 1, 7, 9, 5, 2, 0, 0],
   ];
-  const batch = { inputIds: ids, attentionMask: ids.map((r, i) => r.map((_, j) => (i === 1 && j >= 7 ? 0 : 1))) };
-  const labels = ids.map((r, i) => r.map((t, j) => (i === 1 && j >= 7 ? -100 : t)));
+  const exampleStarts = [
+    [0, 0, 0, 0, 4, 4, 4, 4, 4],
+    [0, 0, 0, 3, 3, 3, 3, 3, 3],
+  ];
+  const batch = {
+    inputIds: ids,
+    attentionMask: ids.map((r, i) => r.map((_, j) => (i === 1 && j >= 7 ? 0 : 1))),
+    ...(opts.packed ? { exampleStarts } : {}),
+  };
+  // Packed: an example's first token is no target (src/data/packing.ts).
+  const labels = ids.map((r, i) =>
+    r.map((t, j) => ((i === 1 && j >= 7) || (opts.packed && j > 0 && exampleStarts[i]![j] === j) ? -100 : t)),
+  );
   const probe = opts.inputGradient ? tf.variable(tf.zeros([ids.length, ids[0]!.length, m.spec.hiddenSize])) : undefined;
   const hooks: ModelHooks =
     probe || opts.composedHook

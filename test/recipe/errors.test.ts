@@ -265,8 +265,11 @@ describe('recipe errors name file:line, key path and what is valid', () => {
   });
 
   it('rules between keys: packing with ReFT, export vs adapter, warmup twice, eval without data', () => {
-    expect(p.error(withLines('  packing: true\nadapter:\n  type: loreft\n'))).toBe(
-      'recipes/x.yaml:5: data.packing: packing is not supported with ReFT (adapter.type loreft): it acts at per-example prompt positions; set packing: false',
+    expect(p.error(withLines('  packing: concatenate\nadapter:\n  type: loreft\n'))).toBe(
+      'recipes/x.yaml:5: data.packing: "concatenate" does not fit ReFT (adapter.type loreft): it acts at each example\'s prompt positions, which concatenated blocks cut apart; use packing: true (exact packing keeps every example whole) or false',
+    );
+    expect(p.error(withLines('  packing: exact\n'))).toBe(
+      'recipes/x.yaml:5: data.packing: expected true, false or "concatenate", got "exact"',
     );
     expect(p.error(withLines('adapter:\n  type: loreft\noutput:\n  export: [peft]\n'))).toBe(
       `recipes/x.yaml:8: output.export: peft exports ${kindsExporting('peft')} adapters; adapter.type is loreft (use pyreft)`,

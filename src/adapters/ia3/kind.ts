@@ -60,7 +60,7 @@ export const ia3Kind: AdapterKind<Ia3Adapter> = {
     return stray ? [['feedforward_modules', stray]] : [];
   },
   exports: ['peft'],
-  packing: true,
+  concatenatedPacking: true,
   create: (host, section, seed, where) => Ia3Adapter.create(host, ia3Config(section), seed, where),
   peftType: 'IA3',
   fromPeft: (host, f) => Ia3Adapter.fromTensors(host, ia3FromPeftConfig(f.config, f.configFile), f.tensors, f.weightsFile),

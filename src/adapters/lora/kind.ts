@@ -100,7 +100,7 @@ export const loraKind: AdapterKind<LoraAdapter> = {
   fields,
   defaults: Object.fromEntries(Object.keys(fields).map((k) => [k, recipeDefaults[k as keyof typeof recipeDefaults]])),
   exports: ['peft', 'merged'],
-  packing: true,
+  concatenatedPacking: true,
   create: (host, section, seed, where) => LoraAdapter.create(host, parseLoraConfig(section, where), seed),
   peftType: 'LORA',
   fromPeft: (host, f, seed) => LoraAdapter.fromTensors(host, loraFromPeftConfig(f.config, f.configFile), f.tensors, f.weightsFile, seed),

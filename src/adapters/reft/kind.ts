@@ -41,7 +41,7 @@ export const reftKind: AdapterKind<ReftAdapter> = {
       ? [['add_bias', `add_bias applies to noreft only (loreft and direft have no bias of their own); adapter.type is ${s.type}`]]
       : [],
   exports: ['pyreft'],
-  packing: false,
+  concatenatedPacking: false,
   positions: (s) => ({ positions: String(s.positions), shareWeights: s.share_weights === true }),
   create: (host, section, seed, where) => ReftAdapter.create(host, parseReftConfig(section, where), seed),
   save: (adapter, dir) => writePyreftFolder(dir, { interventions: adapter.toPyreft(), positions: adapter.settings.positions }),

@@ -132,7 +132,7 @@ export function buildTwinModel({ config, spec, quantization }: TwinModelSource):
   return new DecoderModel(config.file, spec, config, weights);
 }
 
-/** One micro-batch of `batch` full rows of `seq` tokens, every target supervised; ReFT positions as the data pipeline lays them out. */
+/** One micro-batch of `batch` full rows of `seq` tokens, every target supervised; ReFT positions and example starts as the data pipeline lays them out. */
 export function fullLengthBatch(recipe: Recipe, dims: Pick<Dims, 'batch' | 'seq' | 'vocab'>, seed: number): StepBatch {
   const next = xorshift32(seed);
   const inputIds = Array.from({ length: dims.batch }, () => Array.from({ length: dims.seq }, () => next() % dims.vocab));
@@ -141,5 +141,8 @@ export function fullLengthBatch(recipe: Recipe, dims: Pick<Dims, 'batch' | 'seq'
   if (spec) {
     batch.positions = inputIds.map(() => examplePositions(dims.seq - 1, dims.seq, spec).flat());
   }
+  // Exactly packed rows carry their example starts into attention (a small int32 [batch, seq] the
+  // gradient keeps): one full-length example per row, so the step traces the same ops and buffers.
+  if (recipe.data.packing === true) batch.exampleStarts = inputIds.map((r) => r.map(() => 0));
   return batch;
 }

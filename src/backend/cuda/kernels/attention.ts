@@ -7,7 +7,8 @@
  * (tfjs' `outputsToSave`), so the backward recomputes P = exp(S − lse) tile by tile and never
  * runs the forward again. The op's reference returns one tensor; src/ops/dispatch.ts returns
  * a fused kernel's first output and disposes the rest (OPS.attention.outputs says which), so
- * callers see the same op on every backend. (The alternatives were worse: recomputing lse in
+ * callers see the same op on every backend. Exactly packed rows' example starts (int32 [b, sq])
+ * come back as a third output sharing the input's data, so the gradient saves them only where given. (The alternatives were worse: recomputing lse in
  * the gradient costs a second forward-sized pass, and a separate "attention with lse" op
  * would put a cuda-only name into the vocabulary.) Under activation checkpointing the block's
  * recomputation runs this forward once more and the gradient then uses that run's out and lse:
@@ -27,7 +28,7 @@
 import { tf } from '../../tf.js';
 import { OPS } from '../../../ops/names.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { defineKernel, floatPhys, gemmPhys, input, runPrimitives, size, withTemps } from '../kernelUtils.js';
+import { defineKernel, floatPhys, gemmPhys, input, reshapeRef, runPrimitives, size, withTemps } from '../kernelUtils.js';
 import {
   attentionBackwardWorkspaceBytes,
   flashAttentionBackward,
@@ -66,14 +67,33 @@ function problemOf(q: TensorRef, k: TensorRef, v: TensorRef, keyMask: TensorRef,
   return { batch: b, heads, kvHeads, sq, sk, headDim: d, scale, causal: Boolean(attrs.causal), window, queryOffset };
 }
 
+/**
+ * The example starts of exactly packed rows (the op's optional `exampleStarts`, int32 [b, sq]) as
+ * the primitives take them: a device pointer, or 0 when absent (no example boundaries).
+ */
+export function exampleStartsOf(backend: CudaBackend, inputs: Parameters<typeof input>[0], p: AttentionProblem): number {
+  const t = inputs.exampleStarts as TensorRef | undefined;
+  if (!t) return 0;
+  if (t.shape.join() !== [p.batch, p.sq].join() || t.dtype !== 'int32' || backend.phys(t) !== 'i32')
+    throw new Error(`exampleStarts must be int32 [${p.batch}, ${p.sq}] (batch, queries), got ${t.dtype} [${t.shape}]`);
+  if (p.sq !== p.sk || p.queryOffset !== 0)
+    throw new Error(`exampleStarts (packed rows) need as many keys as queries and no KV cache, not sq ${p.sq}, sk ${p.sk}`);
+  return backend.ptr(t);
+}
+
 /** A packed [b, heads, rows, d] tensor as the primitives' view. */
 function packed(backend: CudaBackend, t: TensorRef): AttentionView {
   const [, heads, rows, d] = t.shape as [number, number, number, number];
   return { ptr: backend.ptr(t), dtype: backend.code(t), strides: packedStrides(heads, rows, d) };
 }
 
-/** What the forward writes and the backward reads again, as the primitives take it: q, k, v, the key mask, out and lse. */
-function forwardArgs(backend: CudaBackend, p: AttentionProblem, t: Record<'q' | 'k' | 'v' | 'keyMask' | 'out' | 'lse', TensorRef>) {
+/** What the forward writes and the backward reads again, as the primitives take it: q, k, v, the key mask, the example starts, out and lse. */
+function forwardArgs(
+  backend: CudaBackend,
+  p: AttentionProblem,
+  t: Record<'q' | 'k' | 'v' | 'keyMask' | 'out' | 'lse', TensorRef>,
+  exampleStarts: number,
+) {
   return {
     ...p,
     q: packed(backend, t.q),
@@ -81,6 +101,7 @@ function forwardArgs(backend: CudaBackend, p: AttentionProblem, t: Record<'q' | 
     v: packed(backend, t.v),
     keyMask: backend.ptr(t.keyMask),
     maskDtype: backend.code(t.keyMask),
+    exampleStarts,
     out: packed(backend, t.out),
     lse: backend.ptr(t.lse),
   };
@@ -93,12 +114,14 @@ export const attentionKernels: tf.KernelConfig[] = [
       v = input(inputs, 'v'),
       keyMask = input(inputs, 'keyMask');
     const p = problemOf(q, k, v, keyMask, attrs);
+    const starts = exampleStartsOf(backend, inputs, p);
     const out = backend.makeOutput(q.shape, 'float32', floatPhys(backend, q, k, v));
     const lse = backend.makeOutput([p.batch, p.heads, p.sq], 'float32', 'f32');
     if (size(q.shape) > 0) {
-      runPrimitives(backend, (prog) => flashAttentionForward(prog, forwardArgs(backend, p, { q, k, v, keyMask, out, lse })));
+      runPrimitives(backend, (prog) => flashAttentionForward(prog, forwardArgs(backend, p, { q, k, v, keyMask, out, lse }, starts)));
     }
-    return [out, lse];
+    const exampleStarts = inputs.exampleStarts as TensorRef | undefined;
+    return exampleStarts ? [out, lse, reshapeRef(backend, exampleStarts, exampleStarts.shape)] : [out, lse];
   }),
   defineKernel(ATTENTION_GRAD, ({ inputs, backend, attrs }) => {
     const dy = input(inputs, 'dy'),
@@ -109,6 +132,7 @@ export const attentionKernels: tf.KernelConfig[] = [
       out = input(inputs, 'out'),
       lse = input(inputs, 'lse');
     const p = problemOf(q, k, v, keyMask, attrs);
+    const starts = exampleStartsOf(backend, inputs, p);
     if (dy.shape.join() !== q.shape.join() || out.shape.join() !== q.shape.join()) {
       throw new Error(`dy [${dy.shape}] and out [${out.shape}] must have q's shape [${q.shape}]`);
     }
@@ -127,7 +151,7 @@ export const attentionKernels: tf.KernelConfig[] = [
         temps.push(workspace);
         runPrimitives(backend, (prog) =>
           flashAttentionBackward(prog, {
-            ...forwardArgs(backend, p, { q, k, v, keyMask, out, lse }),
+            ...forwardArgs(backend, p, { q, k, v, keyMask, out, lse }, starts),
             dOut: packed(backend, dy),
             dq: dqView,
             dk: packed(backend, dk),
@@ -146,11 +170,28 @@ export const attentionKernels: tf.KernelConfig[] = [
 export const attentionGradient: tf.GradConfig = {
   kernelName: ATTENTION,
   inputsToSave: ['q', 'k', 'v', 'keyMask'],
-  outputsToSave: [true, true], // out and lse: the backward recomputes P from them
+  // out and lse: the backward recomputes P from them; and the example starts where given (the
+  // forward returns them as a third output: tfjs would fail saving an absent input).
+  outputsToSave: [true, true, true],
   gradFunc: (dy, saved, attrs) => {
-    const [q, k, v, keyMask, out, lse] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+    const [q, k, v, keyMask, out, lse, exampleStarts] = saved as [
+      tf.Tensor,
+      tf.Tensor,
+      tf.Tensor,
+      tf.Tensor,
+      tf.Tensor,
+      tf.Tensor,
+      tf.Tensor?,
+    ];
     const g = Array.isArray(dy) ? dy[0]! : dy; // the lse output's incoming gradient is zeros: nothing uses lse
-    const [dq, dk, dv] = tf.engine().runKernel(ATTENTION_GRAD, { dy: g, q, k, v, keyMask, out, lse }, attrs as never) as tf.Tensor[];
-    return { q: () => dq!, k: () => dk!, v: () => dv!, keyMask: () => tf.zerosLike(keyMask) };
+    const inputs = { dy: g, q, k, v, keyMask, ...(exampleStarts ? { exampleStarts } : {}), out, lse };
+    const [dq, dk, dv] = tf.engine().runKernel(ATTENTION_GRAD, inputs as never, attrs as never) as tf.Tensor[];
+    return {
+      q: () => dq!,
+      k: () => dk!,
+      v: () => dv!,
+      keyMask: () => tf.zerosLike(keyMask!),
+      ...(exampleStarts ? { exampleStarts: () => tf.zerosLike(exampleStarts) } : {}),
+    };
   },
 };

@@ -33,6 +33,7 @@ import {
 } from '../primitives/attention.js';
 import { rmsNormBackward, rmsNormForward } from '../primitives/norms.js';
 import { loraGradOutputs, normBackward, normForward, normOf } from './half.js';
+import { exampleStartsOf } from '../kernels/attention.js';
 import {
   byteScratch,
   projectBackward,
@@ -161,23 +162,14 @@ function tokenMajor(ws: Workspace, m: Attn, ptr: number, heads: number): Attenti
 }
 
 /** Record rope (or its transpose) of x [rows·heads, headDim] into y. */
-function recordRope(
-  p: Program,
-  ws: Workspace,
-  m: Attn,
-  tables: { cos: number; sin: number },
-  x: number,
-  y: number,
-  heads: number,
-  inverse: boolean,
-): void {
+function recordRope(p: Program, ws: Workspace, m: Attn, tables: Tables, x: number, y: number, heads: number, inverse: boolean): void {
   const op = {
     x,
     t: DTYPE[ws.phys],
     ...tables,
     y,
     rows: m.rows * heads,
-    seq: m.seq,
+    seq: tables.rows,
     inner: heads,
     headDim: m.headDim,
     rotaryDim: m.rotaryDim,
@@ -185,20 +177,29 @@ function recordRope(
   (inverse ? ropeBackward : ropeForward)(p, op);
 }
 
-function ropeTables(ws: Workspace, inputs: Inputs, m: Attn): { cos: number; sin: number } | undefined {
+/**
+ * The rope tables: [seq, headDim], or with example starts (packed rows, positions restarting per
+ * example) [batch·seq, headDim], a row per token. Rope reads row (r / heads) % rows of them for
+ * the token-major row r, which is the token's own row either way.
+ */
+type Tables = { cos: number; sin: number; rows: number };
+
+function ropeTables(ws: Workspace, inputs: Inputs, m: Attn): Tables | undefined {
   if (m.rotaryDim === 0) return undefined;
+  const rows = inputs.exampleStarts ? m.rows : m.seq;
   const [cos, sin] = ['cos', 'sin'].map((n) => input(inputs, n));
   for (const t of [cos!, sin!]) {
-    if (size(t.shape) !== m.seq * m.headDim) throw new Error(`rope tables must be [${m.seq}, ${m.headDim}], got [${t.shape}]`);
+    if (size(t.shape) !== rows * m.headDim) throw new Error(`rope tables must be [${rows}, ${m.headDim}], got [${t.shape}]`);
   }
   return {
     cos: ws.backend.ptr(storedAs(ws.backend, cos!, 'f32', ws.temps)),
     sin: ws.backend.ptr(storedAs(ws.backend, sin!, 'f32', ws.temps)),
+    rows,
   };
 }
 
 type Heads = 'q' | 'k';
-type RopeTables = { cos: number; sin: number } | undefined;
+type RopeTables = Tables | undefined;
 const headsOf = (m: Attn, w: Heads) => (w === 'q' ? m.heads : m.kvHeads);
 
 /**
@@ -329,6 +330,7 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
           ...problemOf(m),
           keyMask: backend.ptr(keyMask),
           maskDtype: backend.code(keyMask),
+          exampleStarts: exampleStartsOf(backend, inputs, problemOf(m)),
           q: tokenMajor(ws, m, q!, m.heads),
           k: tokenMajor(ws, m, k!, m.kvHeads),
           v: tokenMajor(ws, m, backend.ptr(made.v), m.kvHeads),
@@ -378,6 +380,7 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
           ...problemOf(m),
           keyMask: backend.ptr(keyMask),
           maskDtype: backend.code(keyMask),
+          exampleStarts: exampleStartsOf(backend, inputs, problemOf(m)),
           q: tokenMajor(ws, m, attnIn.q.input, m.heads),
           k: tokenMajor(ws, m, attnIn.k.input, m.kvHeads),
           v: tokenMajor(ws, m, saved.v!, m.kvHeads),

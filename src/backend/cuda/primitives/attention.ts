@@ -8,7 +8,9 @@
  * Every tensor but lse and the key mask is a strided view: element strides of batch, head and
  * row, head_dim contiguous — packed [b, heads, s, d] (packedStrides) or straight out of a GEMM
  * as [b, s, heads, d] or columns of a fused QKV buffer. lse is [b, heads, sq] f32 packed; the
- * key mask [b, sk] packed in any physical type (0 hides a key), or 0 for none. out, dq, dk, dv
+ * key mask [b, sk] packed in any physical type (0 hides a key), or 0 for none; the example starts
+ * of exactly packed rows int32 [b, sq] (query i sees keys from exampleStarts[b, i] on; never
+ * decreasing along a row; sq = sk, no query offset), or 0 for none. out, dq, dk, dv
  * are f32 or bf16. The backward needs a 16-byte aligned device workspace of
  * attentionBackwardWorkspaceBytes. Pointers are device addresses; dtypes are physical codes
  * (addon.ts DTYPE).
@@ -49,6 +51,8 @@ export interface FlashAttentionForward extends AttentionProblem {
   /** [batch, sk] packed, any physical type; 0: every key visible. */
   keyMask: number;
   maskDtype: number;
+  /** int32 [batch, sq] packed: where each query's example starts; 0: no example boundaries. */
+  exampleStarts: number;
   out: AttentionView;
   /** f32 [batch, heads, sq] packed. */
   lse: number;
@@ -120,6 +124,7 @@ const inputs = (o: FlashAttentionForward) => ({
   ...view('v', o.v),
   keyMask: o.keyMask,
   maskDtype: o.maskDtype,
+  exampleStarts: o.exampleStarts,
   ...view('out', o.out),
 });
 
