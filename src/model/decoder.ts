@@ -38,6 +38,8 @@ export interface ForwardOptions {
    * halves (src/ops/decoderHalves.ts) — the reference, as transformers' attn_implementation="eager".
    */
   fusedLayers?: boolean;
+  /** Rows per tile of the fused MLP halves (> 0: a test's small tiles); absent, the shape decides (src/backend/mlpTiles.ts). */
+  mlpTileRows?: number;
 }
 
 export interface DecoderOutput {
@@ -282,7 +284,7 @@ export class Decoder {
     const composed = () => tf.add(h, this.mlpBlock(layer, this.norm(h, layer.mlpNorm), opts.hooks, ctx));
     const projections = fuse ? this.halfProjections(layer, MLP_ROLES, opts.hooks, ctx) : 'composed';
     if (typeof projections === 'string') return composed();
-    return mlpHalf(h, this.halfNorm(layer.mlpNorm), projections, this.spec.activation, this.spec.mlp, composed);
+    return mlpHalf(h, this.halfNorm(layer.mlpNorm), projections, this.spec.activation, this.spec.mlp, composed, opts.mlpTileRows);
   }
 
   private block(layer: LayerSpec, h: Tensor, at: BlockContext, opts: ForwardOptions, ctx: ForwardContext): Tensor {

@@ -63,6 +63,8 @@ export interface RunOptions {
   inputGradient?: boolean;
   /** LoRA through its composed linear hook alone, with no fused plan (linearAdapter): what keeps a decoder composed. */
   composedHook?: boolean;
+  /** Rows per tile of the fused MLP halves (ForwardOptions.mlpTileRows): small tiles where the shape would run untiled. */
+  mlpTileRows?: number;
 }
 
 /** The key of block 1's input gradient in Run.grads (RunOptions.inputGradient). */
@@ -109,7 +111,7 @@ export async function lossAndGrads(backendName: string, model: string, opts: Run
   const vars = named.map(([, v]) => v);
   const { result, names } = kernelsRun(() =>
     tf.variableGrads(
-      () => causalLmLoss(m.run(batch, { hooks, ctx, checkpoint, fusedLayers: !opts.composed }).logits, labels) as tf.Scalar,
+      () => causalLmLoss(m.run(batch, { hooks, ctx, checkpoint, fusedLayers: !opts.composed, mlpTileRows: opts.mlpTileRows }).logits, labels) as tf.Scalar,
       vars,
     ),
   );
