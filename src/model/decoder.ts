@@ -326,6 +326,11 @@ export class Decoder {
           ];
           const { grads, value } = nestedGradients(() => run(xs, { keyMask, past: at.past, cos, sin }), [xs, ...vars], dy as Tensor);
           value.dispose();
+          // tfjs keeps every node's incoming gradient until the whole backward ends, though none is
+          // read again once its node has run (the tape runs in reverse: every consumer of this
+          // block's output is done). A [rows × hidden] per layer, the largest term of a long row's
+          // backward, so this one goes now; a tensor sharing its buffer keeps it.
+          (dy as Tensor).dispose();
           const out = [xs, ...vars].map((t, i) => grads[i] ?? tf.zerosLike(t));
           // tfjs runs a custom gradient outside any tidy of its own, so what it makes lives until the
           // whole backward ends: the restored input must go now, or every layer's would pile up.
