@@ -219,8 +219,8 @@ const HALVES = new Set<string>([OPS.attentionHalf.name, OPS.attentionHalf.gradie
  * works in beyond what it returns, in the GEMM type — the norm's output; the MLP's activation
  * and, backward, its gradients of the activation, gate and up (a plain MLP's one gradient of
  * the activation, written over by up's); the attention half's un-roped q
- * and k and, backward, the gradients of its output and of q, k, v before and after rope and
- * flash attention's workspace. With LoRA, the backward recomputes the norm (and the MLP's
+ * and k and, backward, the gradients of its output and of q, k, v before and after rope (q's
+ * after rope′ in its output's, free by then) and flash attention's workspace. With LoRA, the backward recomputes the norm (and the MLP's
  * activation). A long row's MLP half works in a tile of rows (src/backend/mlpTiles.ts): each
  * [N, ·] buffer above a tile's, and gate and up a tile's too (the forward's, and the backward's
  * made again with the norm, LoRA or not), where untiled they are outputs the trace sees. With q/k norms, q and k normed and rope'd (forward and, recomputed, backward);
@@ -277,8 +277,9 @@ function halfWorkspace(
     case OPS.attentionHalf.name:
       return rows(dims.hidden) + rows(qOut) + rows(kvOut) + headNorms + dropped + dora;
     default:
+      // dq's rope′ reuses the attention output's gradient (q-wide) where no head-norm scratch is free for it.
       return (
-        3 * rows(qOut) +
+        (o.headNorms ? 3 : 2) * rows(qOut) +
         3 * rows(kvOut) +
         rows(dims.hidden) +
         (o.lora ? rows(dims.hidden) : 0) +
