@@ -1,6 +1,6 @@
 /**
  * `npx tsx bench/context.ts --model llama8b --adapter qlora_r32 [--quant nf4] [--ckpt on|off|offload]
- *   [--start 4096] [--resolution 1024] [--gib 79.2] [--predict]`: the longest single sequence
+ *   [--start 4096] [--resolution 1024] [--gib 79.2] [--positions N] [--predict]`: the longest single sequence
  * (batch 1) whose training step fits on the device, by doubling from `--start`, then bisection to
  * `--resolution` tokens — the peers' `maxctx:` (../shared/peers/bench_peers.py) the same way — with
  * tokens/s and the peak at that length (issue 24).
@@ -15,7 +15,7 @@ import { activeDevice } from '../src/backend/device.js';
 import { applyPrecision } from '../src/train/precision.js';
 import { createAdapter } from '../src/adapters/index.js';
 import { estimateMemory } from '../src/train/estimate.js';
-import { ADAPTERS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
+import { ADAPTERS, CONFIGS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
 import { measureSteps } from './measure.js';
 import { arg } from './args.js';
 import type { ActivationCheckpointing } from '../src/recipe/types.js';
@@ -43,6 +43,14 @@ const CHECKPOINTING: Record<string, ActivationCheckpointing> = { on: true, off: 
 const ckptKey = arg('ckpt', 'on');
 const checkpointing = CHECKPOINTING[ckptKey];
 const adapter = CONTEXT_ADAPTERS[adapterKey];
+// `--positions N`: the model's max_position_embeddings for this search (the probes' model and the
+// estimate alike), as Unsloth's context table trains Llama-3.1-8B (131,072 positions) at 342,733 tokens.
+const positions = Number(arg('positions', '0'));
+if (!Number.isSafeInteger(positions) || positions < 0) {
+  console.error(`bench/context: --positions is a whole number of tokens, got ${arg('positions', '')}`);
+  process.exit(2);
+}
+if (positions > 0 && CONFIGS[model]) CONFIGS[model]!.max_position_embeddings = positions;
 if (!NAMES[model] || !adapter || checkpointing === undefined) {
   console.error(
     `bench/context: --model is one of ${Object.keys(NAMES).join(', ')}; --adapter one of ${Object.keys(CONTEXT_ADAPTERS).join(', ')}; --ckpt one of ${Object.keys(CHECKPOINTING).join(', ')}`,
