@@ -111,7 +111,11 @@ export async function lossAndGrads(backendName: string, model: string, opts: Run
   const vars = named.map(([, v]) => v);
   const { result, names } = kernelsRun(() =>
     tf.variableGrads(
-      () => causalLmLoss(m.run(batch, { hooks, ctx, checkpoint, fusedLayers: !opts.composed, mlpTileRows: opts.mlpTileRows }).logits, labels) as tf.Scalar,
+      () =>
+        causalLmLoss(
+          m.run(batch, { hooks, ctx, checkpoint, fusedLayers: !opts.composed, mlpTileRows: opts.mlpTileRows }).logits,
+          labels,
+        ) as tf.Scalar,
       vars,
     ),
   );
