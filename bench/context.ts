@@ -41,7 +41,7 @@ const adapterKey = arg('adapter', 'qlora_r32');
 const quant = (arg('quant', adapterKey.startsWith('qlora') ? 'nf4' : 'none') === 'nf4' ? 'nf4' : 'none') as 'none' | 'nf4';
 const CHECKPOINTING: Record<string, ActivationCheckpointing> = { on: true, off: false, offload: 'offload' };
 const ckptKey = arg('ckpt', 'on');
-const checkpointing = CHECKPOINTING[ckptKey];
+const chosenCheckpointing = Object.hasOwn(CHECKPOINTING, ckptKey) ? CHECKPOINTING[ckptKey] : undefined;
 const adapter = CONTEXT_ADAPTERS[adapterKey];
 // `--positions N`: the model's max_position_embeddings for this search (the probes' model and the
 // estimate alike), as Unsloth's context table trains Llama-3.1-8B (131,072 positions) at 342,733 tokens.
@@ -51,12 +51,13 @@ if (!Number.isSafeInteger(positions) || positions < 0) {
   process.exit(2);
 }
 if (positions > 0 && CONFIGS[model]) CONFIGS[model]!.max_position_embeddings = positions;
-if (!NAMES[model] || !adapter || checkpointing === undefined) {
+if (!NAMES[model] || !adapter || chosenCheckpointing === undefined) {
   console.error(
     `bench/context: --model is one of ${Object.keys(NAMES).join(', ')}; --adapter one of ${Object.keys(CONTEXT_ADAPTERS).join(', ')}; --ckpt one of ${Object.keys(CHECKPOINTING).join(', ')}`,
   );
   process.exit(2);
 }
+const checkpointing: ActivationCheckpointing = chosenCheckpointing;
 
 /** The estimate's device total (what must fit) for one row of `seq` tokens, in GiB. */
 const estimateGiB = (seq: number, backend: string) =>
