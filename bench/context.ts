@@ -1,6 +1,6 @@
 /**
- * `npx tsx bench/context.ts --model llama8b --adapter qlora_r32 [--quant nf4] [--ckpt on|off]
- *   [--start 4096] [--resolution 1024] [--gib 79.2] [--predict]`: the longest single sequence
+ * `npx tsx bench/context.ts --model llama8b --adapter qlora_r32 [--quant nf4] [--ckpt on|off|offload]
+ *   [--start 4096] [--resolution 1024] [--gib 79.2] [--positions N] [--predict]`: the longest single sequence
  * (batch 1) whose training step fits on the device, by doubling from `--start`, then bisection to
  * `--resolution` tokens — the peers' `maxctx:` (../shared/peers/bench_peers.py) the same way — with
  * tokens/s and the peak at that length (issue 24).
@@ -15,9 +15,10 @@ import { activeDevice } from '../src/backend/device.js';
 import { applyPrecision } from '../src/train/precision.js';
 import { createAdapter } from '../src/adapters/index.js';
 import { estimateMemory } from '../src/train/estimate.js';
-import { ADAPTERS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
+import { ADAPTERS, CONFIGS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
 import { measureSteps } from './measure.js';
 import { arg } from './args.js';
+import type { ActivationCheckpointing } from '../src/recipe/types.js';
 import { runInChild } from './child.js';
 
 /** Adapters beyond bench/models.ts' ADAPTERS: Unsloth's context table's setting (r32, all linear). */
@@ -38,14 +39,25 @@ interface Probe {
 const model = arg('model', 'llama8b');
 const adapterKey = arg('adapter', 'qlora_r32');
 const quant = (arg('quant', adapterKey.startsWith('qlora') ? 'nf4' : 'none') === 'nf4' ? 'nf4' : 'none') as 'none' | 'nf4';
-const checkpointing = arg('ckpt', 'on') === 'on';
+const CHECKPOINTING: Record<string, ActivationCheckpointing> = { on: true, off: false, offload: 'offload' };
+const ckptKey = arg('ckpt', 'on');
+const chosenCheckpointing = Object.hasOwn(CHECKPOINTING, ckptKey) ? CHECKPOINTING[ckptKey] : undefined;
 const adapter = CONTEXT_ADAPTERS[adapterKey];
-if (!NAMES[model] || !adapter) {
+// `--positions N`: the model's max_position_embeddings for this search (the probes' model and the
+// estimate alike), as Unsloth's context table trains Llama-3.1-8B (131,072 positions) at 342,733 tokens.
+const positions = Number(arg('positions', '0'));
+if (!Number.isSafeInteger(positions) || positions < 0) {
+  console.error(`bench/context: --positions is a whole number of tokens, got ${arg('positions', '')}`);
+  process.exit(2);
+}
+if (positions > 0 && CONFIGS[model]) CONFIGS[model]!.max_position_embeddings = positions;
+if (!NAMES[model] || !adapter || chosenCheckpointing === undefined) {
   console.error(
-    `bench/context: --model is one of ${Object.keys(NAMES).join(', ')}; --adapter one of ${Object.keys(CONTEXT_ADAPTERS).join(', ')}`,
+    `bench/context: --model is one of ${Object.keys(NAMES).join(', ')}; --adapter one of ${Object.keys(CONTEXT_ADAPTERS).join(', ')}; --ckpt one of ${Object.keys(CHECKPOINTING).join(', ')}`,
   );
   process.exit(2);
 }
+const checkpointing: ActivationCheckpointing = chosenCheckpointing;
 
 /** The estimate's device total (what must fit) for one row of `seq` tokens, in GiB. */
 const estimateGiB = (seq: number, backend: string) =>
@@ -101,7 +113,7 @@ async function main(): Promise<void> {
   if (probeSeq) return probe(Number(probeSeq));
   const start = Number(arg('start', '4096'));
   const resolution = Number(arg('resolution', '1024'));
-  const setting = `${NAMES[model]} ${adapterKey}${quant === 'nf4' ? ' (nf4)' : ''}, batch 1, checkpointing ${checkpointing ? 'on' : 'off'}`;
+  const setting = `${NAMES[model]} ${adapterKey}${quant === 'nf4' ? ' (nf4)' : ''}, batch 1, checkpointing ${ckptKey}`;
   if (process.argv.includes('--predict')) {
     const gib = Number(arg('gib', '79.2'));
     const best = longest((seq) => ({ fits: estimateGiB(seq, 'cuda') <= gib }), start, resolution);

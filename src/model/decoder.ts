@@ -45,6 +45,8 @@ export interface ForwardOptions {
    * halves (src/ops/decoderHalves.ts) — the reference, as transformers' attn_implementation="eager".
    */
   fusedLayers?: boolean;
+  /** Rows per tile of the fused MLP halves (> 0: a test's small tiles); absent, the shape decides (src/backend/mlpTiles.ts). */
+  mlpTileRows?: number;
 }
 
 export interface DecoderOutput {
@@ -334,7 +336,7 @@ export class Decoder {
     const composed = () => tf.add(h, this.mlpBlock(layer, this.norm(h, layer.mlpNorm), opts.hooks, ctx));
     const projections = fuse ? this.halfProjections(layer, MLP_ROLES, opts.hooks, ctx) : 'composed';
     if (typeof projections === 'string') return composed();
-    return mlpHalf(h, this.halfNorm(layer.mlpNorm), projections, this.spec.activation, this.spec.mlp, composed);
+    return mlpHalf(h, this.halfNorm(layer.mlpNorm), projections, this.spec.activation, this.spec.mlp, composed, opts.mlpTileRows);
   }
 
   private block(layer: LayerSpec, h: Tensor, at: BlockContext, opts: ForwardOptions, ctx: ForwardContext): Tensor {
@@ -371,6 +373,11 @@ export class Decoder {
           const [xs, ...rest] = offloaded ? [offloads!.restore(offloaded), ...saved] : saved;
           const { grads, value } = nestedGradients(() => run(xs!, restoredContext(at, rest)), [xs!, ...vars], dy as Tensor);
           value.dispose();
+          // tfjs keeps every node's incoming gradient until the whole backward ends, though none is
+          // read again once its node has run (the tape runs in reverse: every consumer of this
+          // block's output is done). A [rows × hidden] per layer, the largest term of a long row's
+          // backward, so this one goes now; a tensor sharing its buffer keeps it.
+          (dy as Tensor).dispose();
           const out = [xs!, ...vars].map((t, i) => grads[i] ?? tf.zerosLike(t));
           // tfjs runs a custom gradient outside any tidy of its own, so what it makes lives until the
           // whole backward ends: the restored input must go now, or every layer's would pile up.

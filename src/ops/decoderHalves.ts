@@ -12,9 +12,9 @@
  * row, the norm a constant to the gradient, x̃ the dropped input). A backend
  * that registers the ops' kernels runs a half forward as one program of device primitives
  * and its backward as another, saving only what that backward needs (the cuda backend:
- * src/backend/cuda/layers/). Everywhere else the `reference` runs: the decoder's composition of
- * the vocabulary's ops (src/model/decoder.ts), which defines the numerics and against which the
- * fused kernels are tested.
+ * src/backend/cuda/layers/; a long row's MLP half, run in tiles of rows, saves nothing but h).
+ * Everywhere else the `reference` runs: the decoder's composition of the vocabulary's ops
+ * (src/model/decoder.ts), which defines the numerics and against which the fused kernels are tested.
  *
  * Why a custom gradient rather than a registered one: the backward needs the activations the
  * forward made, which a registered gradient can only save as extra kernel outputs — and tfjs'
@@ -30,6 +30,7 @@ import type { Quantized4bit } from '../quant/fourbit.js';
 import type { LoraDropout } from '../model/hooks.js';
 import { checkSignature, type NamedTensors, type OpAttrs } from './dispatch.js';
 import { ATTENTION_ROLES, MLP_ROLES, OPS } from './names.js';
+import { mlpTileRows } from '../backend/mlpTiles.js';
 
 export type AttentionRole = (typeof ATTENTION_ROLES)[number];
 export type MlpRole = (typeof MLP_ROLES)[number];
@@ -189,7 +190,11 @@ export function attentionHalf(
   );
 }
 
-/** `mlp`: gated, down(act(gate)·up) (gate and up, or one gateUp); plain, down(act(up)) (GPT-2). */
+/**
+ * `mlp`: gated, down(act(gate)·up) (gate and up, or one gateUp); plain, down(act(up)) (GPT-2).
+ * A long row runs in tiles of rows that save no gate or up (../backend/mlpTiles.ts decides from
+ * the shape; `tileRows` > 0 asks for tiles of that many rows, as a test's small ones).
+ */
 export function mlpHalf(
   h: Tensor,
   norm: HalfNorm,
@@ -197,14 +202,20 @@ export function mlpHalf(
   act: string,
   mlp: 'gated' | 'plain',
   reference: () => Tensor,
+  tileRows = 0,
 ): Tensor {
   const { inputs, attrs } = projectionInputs(projections);
-  const made = mlp === 'gated' ? ['gate', 'up'] : ['up'];
+  const down = projections.down;
+  const intermediate = (down?.weight?.shape ?? down?.quantized?.shape)?.[1] ?? 0;
+  const rows = h.size / (h.shape[h.shape.length - 1] ?? 1);
+  const dora = Object.values(projections).some((p) => p?.lora?.magnitude);
+  const tile = mlpTileRows(rows, intermediate, { requested: tileRows, dora });
+  const made = tile > 0 ? [] : mlp === 'gated' ? ['gate', 'up'] : ['up'];
   return runHalf(
     OPS.mlpHalf,
     MLP_ROLES,
     { h, ...normInputs(norm), ...inputs },
-    { norm: norm.kind, eps: norm.eps, act, mlp, projections: attrs },
+    { norm: norm.kind, eps: norm.eps, act, mlp, tileRows: tile, projections: attrs },
     made,
     reference,
   );

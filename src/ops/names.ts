@@ -192,14 +192,16 @@ export const OPS = {
   },
   /**
    * The MLP half, h + down(act(gate)·up) of norm(h), as attentionHalf (saved: gate, up); with
-   * mlp 'plain' (GPT-2) h + down(act(up)), no gate projection and no gate output.
+   * mlp 'plain' (GPT-2) h + down(act(up)), no gate projection and no gate output. `tileRows` > 0
+   * (a long row's: src/backend/mlpTiles.ts) runs the rows in tiles of that many and saves neither
+   * gate nor up: the gradient makes them again per tile, from h.
    */
   mlpHalf: {
     name: 'TTMlpHalf',
     inputs: ['h', 'normWeight', 'normBias?', ...projectionInputs(MLP_ROLES)],
-    attrs: ['norm', 'eps', 'act', 'mlp', 'projections'],
-    outputs: ['out', 'gate?', 'up'],
-    gradient: { name: 'TTMlpHalfGrad', inputs: ['dy', '(the inputs)', 'gate?', 'up'] },
+    attrs: ['norm', 'eps', 'act', 'mlp', 'tileRows', 'projections'],
+    outputs: ['out', 'gate?', 'up?'],
+    gradient: { name: 'TTMlpHalfGrad', inputs: ['dy', '(the inputs)', 'gate?', 'up?'] },
   },
   crossEntropySum: {
     name: 'TTCrossEntropySum',

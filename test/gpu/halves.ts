@@ -65,6 +65,8 @@ export interface RunOptions {
   composedHook?: boolean;
   /** Exactly packed rows (src/data/packing.ts): row 0 holds examples of 4 and 5 tokens, row 1 of 3 and 4 and padding. */
   packed?: boolean;
+  /** Rows per tile of the fused MLP halves (ForwardOptions.mlpTileRows): small tiles where the shape would run untiled. */
+  mlpTileRows?: number;
 }
 
 /** The key of block 1's input gradient in Run.grads (RunOptions.inputGradient). */
@@ -122,7 +124,11 @@ export async function lossAndGrads(backendName: string, model: string, opts: Run
   const vars = named.map(([, v]) => v);
   const { result, names } = kernelsRun(() =>
     tf.variableGrads(
-      () => causalLmLoss(m.run(batch, { hooks, ctx, checkpoint, fusedLayers: !opts.composed }).logits, labels) as tf.Scalar,
+      () =>
+        causalLmLoss(
+          m.run(batch, { hooks, ctx, checkpoint, fusedLayers: !opts.composed, mlpTileRows: opts.mlpTileRows }).logits,
+          labels,
+        ) as tf.Scalar,
       vars,
     ),
   );

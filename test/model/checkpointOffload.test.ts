@@ -2,7 +2,8 @@
  * Offloaded activation checkpoints (src/model/checkpointOffload.ts, the decoder's checkpointed
  * block): each block's input goes to host memory while a gradient tape records and comes back
  * for its recomputation; a pass that throws gives every host buffer back; a forward without a
- * tape offloads nothing. The device is the cpu's, recording what passes through it.
+ * tape offloads nothing; each block's incoming gradient is let go once its block has run (the
+ * decoder's checkpointed block). The device is the cpu's, recording what passes through it.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../../src/backend/select.js';
@@ -30,8 +31,8 @@ beforeAll(async () => {
 
 afterEach(() => registerDevice(engineDevice));
 
-/** The cpu device, counting offloads, restores and releases (and the shapes offloaded). */
-function recordingDevice() {
+/** The cpu device, counting offloads, restores and releases (and the shapes offloaded); `atRestore` runs before each restore. */
+function recordingDevice(atRestore?: () => void) {
   const log = { offloaded: [] as number[][], restored: 0, released: 0, aliveAtRestore: [] as number[] };
   const restored: Tensor[] = [];
   const device: Device = {
@@ -42,6 +43,7 @@ function recordingDevice() {
       return engineDevice.offload(t);
     },
     restore(h: OffloadedTensor) {
+      atRestore?.();
       log.restored++;
       log.aliveAtRestore.push(restored.filter((t) => !t.isDisposed).length);
       const t = engineDevice.restore(h);
@@ -59,6 +61,28 @@ function recordingDevice() {
 
 const layers = () => model.spec.numLayers;
 
+/** Run fn with a count of the tensors of `shape` alive at the moment (tfjs' engine tracks every tensor it makes). */
+function countingLive(shape: number[], fn: (count: () => number) => void): void {
+  type Hooks = { trackTensor(a: Tensor, backend: unknown): void; disposeTensor(a: Tensor): void };
+  const engine = tf.engine() as unknown as Hooks;
+  const own = { trackTensor: engine.trackTensor, disposeTensor: engine.disposeTensor };
+  const live = new Set<Tensor>();
+  engine.trackTensor = function (a, backend) {
+    own.trackTensor.call(this, a, backend);
+    if (a.shape.length === shape.length && a.shape.every((d, i) => d === shape[i])) live.add(a);
+  };
+  engine.disposeTensor = function (a) {
+    own.disposeTensor.call(this, a);
+    live.delete(a);
+  };
+  try {
+    fn(() => [...live].filter((t) => !t.isDisposed).length);
+  } finally {
+    delete (engine as Partial<Hooks>).trackTensor;
+    delete (engine as Partial<Hooks>).disposeTensor;
+  }
+}
+
 describe('offloaded checkpoints in a training pass', () => {
   it("offloads each block's input [batch, seq, hidden] once and restores each for its recomputation, one on the device at a time", () => {
     const log = recordingDevice();
@@ -71,6 +95,20 @@ describe('offloaded checkpoints in a training pass', () => {
     expect(log.released).toBe(0);
     expect(engineDevice.offloadedMemory().inUse).toBe(0);
     g.grads.forEach((t) => t.dispose());
+  });
+
+  it("lets each block's incoming gradient go once its block has run: what each recomputation finds alive does not grow layer by layer", () => {
+    // tfjs keeps every node's incoming gradient until the whole backward ends; a long row's [batch, seq, hidden] per layer.
+    const counts: number[] = [];
+    countingLive([batch.inputIds.length, batch.inputIds[0]!.length, model.spec.hiddenSize], (count) => {
+      recordingDevice(() => counts.push(count()));
+      computeGradients(model, lora, [batch], 'offload').grads.forEach((t) => t.dispose());
+    });
+    expect(counts).toHaveLength(layers());
+    expect(
+      counts.every((c) => c === counts[0]),
+      `alive at each restore: ${counts.join(', ')}`,
+    ).toBe(true);
   });
 
   it('a pass that throws gives back every host buffer it took, and leaves no more tensors than checkpointing on the device', () => {

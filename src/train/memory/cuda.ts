@@ -40,6 +40,7 @@ import type { Trace } from './trace.js';
 import { flashBackwardWorkspaceBytes } from '../../backend/attentionWorkspace.js';
 import { columnDotPartialBytes, doraScratchElements } from '../../backend/doraWorkspace.js';
 import { lmHeadChunkRows } from '../../backend/lmHeadChunks.js';
+import { mlpTileRows } from '../../backend/mlpTiles.js';
 
 /** CUDA context + cuBLASLt workspace and handles on a Hopper GPU (nvidia-smi's figure beside an idle process, ~0.5 GiB). */
 export const CUDA_CONTEXT_BYTES = 512 * 2 ** 20;
@@ -135,10 +136,11 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
   /** A copy in the GEMM type of each operand stored otherwise. */
   const copies = (t: Trace, ids: Array<number | undefined>, dims: Dims) =>
     ids.reduce((n: number, i) => n + (i !== undefined && i >= 0 && phys[i] !== gemmType ? aligned(size(t, i, dims) * gemmBytes) : 0), 0);
+  const untiledOnly = mlpHalvesWithDora(trace);
   return {
     describe: `cuda memory pool, ${precision} storage`,
     counting: 'buffer',
-    bytes: (t, id, dims) => aligned(elements(t, id, dims) * PHYS_BYTES[phys[id]!]),
+    bytes: (t, id, dims) => (tiledAway(t, id, dims, untiledOnly) ? 0 : aligned(elements(t, id, dims) * PHYS_BYTES[phys[id]!])),
     workspace(t, kernel, dims) {
       const ins = kernel.inputs;
       if (kernel.name === 'BatchMatMul' || kernel.name === '_FusedMatMul')
@@ -188,6 +190,28 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
   };
 }
 
+/**
+ * The MLP halves whose gate and up the trace saved that a long row's step would not make: the
+ * twin's rows are few, so it traced them untiled, while at `dims` the half runs in tiles of
+ * rows (src/backend/mlpTiles.ts decides, from the shape, as the op does) and saves neither.
+ * gate and up are the half's outputs of `intermediate` width ([rows, intermediate]).
+ */
+function tiledAway(t: Trace, id: number, dims: Dims, untiledOnly: ReadonlySet<string>): boolean {
+  const b = t.buffers[id]!;
+  if (b.kernel !== OPS.mlpHalf.name || !hasSymbol(b.shape[b.shape.length - 1]!, 'intermediate')) return false;
+  return mlpTileRows(dims.batch * dims.seq, dims.intermediate, { dora: untiledOnly.has(b.inputs.join(',')) }) > 0;
+}
+
+/** The MLP-half kernel runs with a DoRA projection (which stay untiled), by their input buffers. */
+function mlpHalvesWithDora(trace: Trace): Set<string> {
+  const out = new Set<string>();
+  for (const e of trace.events) {
+    if (e.kind === 'kernel' && e.name === OPS.mlpHalf.name && e.inputNames?.some((n) => n.endsWith('LoraMagnitude')))
+      out.add(e.inputs.join(','));
+  }
+  return out;
+}
+
 const HALVES = new Set<string>([OPS.attentionHalf.name, OPS.attentionHalf.gradient.name, OPS.mlpHalf.name, OPS.mlpHalf.gradient.name]);
 
 /**
@@ -195,9 +219,11 @@ const HALVES = new Set<string>([OPS.attentionHalf.name, OPS.attentionHalf.gradie
  * works in beyond what it returns, in the GEMM type — the norm's output; the MLP's activation
  * and, backward, its gradients of the activation, gate and up (a plain MLP's one gradient of
  * the activation, written over by up's); the attention half's un-roped q
- * and k and, backward, the gradients of its output and of q, k, v before and after rope and
- * flash attention's workspace. With LoRA, the backward recomputes the norm (and the MLP's
- * activation). With q/k norms, q and k normed and rope'd (forward and, recomputed, backward);
+ * and k and, backward, the gradients of its output and of q, k, v before and after rope (q's
+ * after rope′ in its output's, free by then) and flash attention's workspace. With LoRA, the backward recomputes the norm (and the MLP's
+ * activation). A long row's MLP half works in a tile of rows (src/backend/mlpTiles.ts): each
+ * [N, ·] buffer above a tile's, and gate and up a tile's too (the forward's, and the backward's
+ * made again with the norm, LoRA or not), where untiled they are outputs the trace sees. With q/k norms, q and k normed and rope'd (forward and, recomputed, backward);
  * the backward's rope′ and norm′ reuse those. With LoRA dropout, the dropped input of the widest
  * dropping projection, both ways. With DoRA, the scratch its projections share (the norm's chunk of
  * W + s·B·A; the [N, widest slice] products backward, and forward where they drop their input;
@@ -210,9 +236,13 @@ function halfWorkspace(
   gemmBytes: number,
   o: { lora: boolean; headNorms: boolean; dropping: string[]; dora: string[]; plainMlp?: boolean },
 ): number {
-  const n = dims.batch * dims.seq,
+  const tokens = dims.batch * dims.seq,
     headDim = 2 * dims.halfHeadDim,
     heads = dims.kvHeads * dims.groups;
+  const mlp = kernel === OPS.mlpHalf.name || kernel === OPS.mlpHalf.gradient.name;
+  // A long row's MLP half works a tile of rows at a time (src/backend/mlpTiles.ts): its scratch is a tile's.
+  const tile = mlp ? mlpTileRows(tokens, dims.intermediate, { dora: o.dora.length > 0 }) : 0;
+  const n = tile > 0 ? tile : tokens;
   const rows = (cols: number) => aligned(n * cols * gemmBytes);
   const qOut = heads * headDim,
     kvOut = dims.kvHeads * headDim;
@@ -229,22 +259,27 @@ function halfWorkspace(
   const partialSums =
     backward && doraShapes.length > 0 ? aligned(columnDotPartialBytes(n, Math.max(...doraShapes.map((s) => s.sliceWidth)))) : 0;
   const dora = doraElements > 0 ? aligned(doraElements * gemmBytes) + partialSums : 0;
+  // Tiled, gate and up are a tile's scratch (forward) or made again in one (backward) rather than saved outputs.
+  const gateUp = tile > 0 ? (o.plainMlp ? 1 : 2) * rows(dims.intermediate) : 0;
   switch (kernel) {
     case OPS.mlpHalf.name:
-      return rows(dims.hidden) + rows(dims.intermediate) + dropped + dora;
+      return rows(dims.hidden) + rows(dims.intermediate) + gateUp + dropped + dora;
     case OPS.mlpHalf.gradient.name:
       return (
         (o.plainMlp ? 1 : 3) * rows(dims.intermediate) +
         rows(dims.hidden) +
-        (o.lora ? rows(dims.hidden) + rows(dims.intermediate) : 0) +
+        (o.lora || tile > 0 ? rows(dims.hidden) : 0) +
+        (o.lora ? rows(dims.intermediate) : 0) +
+        gateUp +
         dropped +
         dora
       );
     case OPS.attentionHalf.name:
       return rows(dims.hidden) + rows(qOut) + rows(kvOut) + headNorms + dropped + dora;
     default:
+      // dq's rope′ reuses the attention output's gradient (q-wide) where no head-norm scratch is free for it.
       return (
-        3 * rows(qOut) +
+        (o.headNorms ? 3 : 2) * rows(qOut) +
         3 * rows(kvOut) +
         rows(dims.hidden) +
         (o.lora ? rows(dims.hidden) : 0) +
@@ -382,6 +417,7 @@ function halfStandInShapes(kernel: string, inputs: Infos, attrs: Record<string, 
     (attrs.projections as Record<string, { quantized?: { shape: number[] } }> | undefined)?.[role]?.quantized?.shape;
   switch (kernel) {
     case OPS.mlpHalf.name: {
+      if (Number(attrs.tileRows ?? 0) > 0) return [h]; // tiled: no gate or up saved
       const intermediate = (inputs.downWeight?.shape ?? quantized('down')!)[1]!;
       return attrs.mlp === 'plain' ? [h, [n, intermediate]] : [h, [n, intermediate], [n, intermediate]];
     }

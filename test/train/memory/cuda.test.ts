@@ -104,9 +104,10 @@ describe("the fused halves' scratch", () => {
   });
 
   it("q/k norms add q and k normed once more, forward and backward; the MLP's is unchanged", () => {
-    for (const name of [OPS.attentionHalf.name, OPS.attentionHalf.gradient.name]) {
-      expect(workspace(name, { inputNames: ['h', 'qNormWeight', 'kNormWeight'] }) - workspace(name)).toBe(rows(64) + rows(32));
-    }
+    const norms = { inputNames: ['h', 'qNormWeight', 'kNormWeight'] };
+    expect(workspace(OPS.attentionHalf.name, norms) - workspace(OPS.attentionHalf.name)).toBe(rows(64) + rows(32));
+    // Backward, also q's rope′ in a scratch of its own: without norms it writes over the attention output's gradient.
+    expect(workspace(OPS.attentionHalf.gradient.name, norms) - workspace(OPS.attentionHalf.gradient.name)).toBe(2 * rows(64) + rows(32));
     expect(workspace(OPS.mlpHalf.name, { inputNames: ['h'] })).toBe(rows(64) + rows(128));
   });
 
@@ -114,6 +115,78 @@ describe("the fused halves' scratch", () => {
     expect(workspace(OPS.mlpHalf.name, { mlp: 'plain' })).toBe(workspace(OPS.mlpHalf.name, { mlp: 'gated' }));
     expect(workspace(OPS.mlpHalf.gradient.name, { mlp: 'gated' })).toBe(3 * rows(128) + rows(64));
     expect(workspace(OPS.mlpHalf.gradient.name, { mlp: 'plain' })).toBe(rows(128) + rows(64));
+  });
+});
+
+describe("a long row's MLP half, in tiles of rows (src/backend/mlpTiles.ts)", () => {
+  // 2 × 16384 tokens of a 16384-wide MLP: 2^29 elements, tiles of 2^28 / 16384 = 16384 rows. hidden 64.
+  const long = { groups: 2, kvHeads: 2, batch: 2, halfHeadDim: 8, seq: 16384, hidden: 64, intermediate: 16384, vocab: 7 };
+  const short = { ...long, batch: 1, seq: 16 };
+  const tile = (cols: number) => 16384 * cols * 2; // bf16
+  // What the trace of the twin (untiled) holds: the MLP half's out [batch, seq, hidden], gate and up [batch·seq, intermediate].
+  const mono = (...symbols: number[]) => ({ coef: 1, exps: [0, 1, 2, 3, 4, 5, 6, 7].map((i) => (symbols.includes(i) ? 1 : 0)) });
+  const [BATCH, SEQ, HIDDEN, INTERMEDIATE] = [2, 4, 5, 6];
+  const traceWith = (inputNames: string[]): Trace => ({
+    twin: long,
+    buffers: [
+      { shape: [mono(BATCH), mono(SEQ), mono(HIDDEN)], dtype: 'float32', category: 'activations', kernel: '', inputs: [] },
+      ...[0, 1, 2].map((i) => ({
+        shape: i === 0 ? [mono(BATCH), mono(SEQ), mono(HIDDEN)] : [mono(BATCH, SEQ), mono(INTERMEDIATE)],
+        dtype: 'float32',
+        category: 'activations' as const,
+        kernel: OPS.mlpHalf.name,
+        inputs: [0],
+        phys: 'bf16',
+      })),
+    ],
+    events: [{ kind: 'kernel', name: OPS.mlpHalf.name, inputs: [0], inputNames }],
+    backend: 'cuda',
+    precision: 'bf16-mixed',
+  });
+  const bytes = (trace: Trace, id: number, dims: typeof long) => cudaRules(trace, 'bf16-mixed').bytes(trace, id, dims);
+  const workspace = (name: string, o: { lora?: boolean; mlp?: string; dora?: boolean } = {}, dims = long) => {
+    const trace: Trace = { twin: dims, buffers: [], events: [], backend: 'cuda', precision: 'bf16-mixed' };
+    const adapter = o.lora ? [{ shape: [], dtype: 'float32', category: 'adapter' as const, kernel: '', inputs: [] }] : [];
+    trace.buffers.push(...adapter);
+    return cudaRules(trace, 'bf16-mixed').workspace!(
+      trace,
+      {
+        name,
+        inputs: o.lora ? [0] : [],
+        inputNames: ['h', ...(o.dora ? ['gateLoraA', 'gateLoraB', 'gateLoraMagnitude'] : [])],
+        attrs: { mlp: o.mlp ?? 'gated', tileRows: 0, projections: {} },
+      },
+      dims,
+    );
+  };
+
+  it('gate and up, traced untiled at the twin, are not made at a long row; the value is', () => {
+    const trace = traceWith(['h', 'normWeight']);
+    expect(bytes(trace, 2, long)).toBe(0);
+    expect(bytes(trace, 3, long)).toBe(0);
+    expect(bytes(trace, 1, long)).toBe(2 * 16384 * 64 * 2);
+    expect(bytes(trace, 2, short)).toBe(16 * 16384 * 2);
+  });
+
+  it("a DoRA half's gate and up are made at any length (DoRA stays untiled)", () => {
+    const trace = traceWith(['h', 'normWeight', 'gateLoraA', 'gateLoraB', 'gateLoraMagnitude']);
+    expect(bytes(trace, 2, long)).toBe(2 * 16384 * 16384 * 2);
+  });
+
+  it("the scratch is a tile's: forward n, gate, up and the activation; backward gate and up made again with n, beside the untiled backward's", () => {
+    expect(workspace(OPS.mlpHalf.name)).toBe(tile(64) + 3 * tile(16384));
+    expect(workspace(OPS.mlpHalf.name, { mlp: 'plain' })).toBe(tile(64) + 2 * tile(16384));
+    // da, dgate, dup; dn and n; gate and up
+    expect(workspace(OPS.mlpHalf.gradient.name)).toBe(5 * tile(16384) + 2 * tile(64));
+    expect(workspace(OPS.mlpHalf.gradient.name, { lora: true })).toBe(6 * tile(16384) + 2 * tile(64));
+    // da (dup written over it), up
+    expect(workspace(OPS.mlpHalf.gradient.name, { mlp: 'plain' })).toBe(2 * tile(16384) + 2 * tile(64));
+  });
+
+  it('a short row keeps the untiled scratch: gate and up are outputs the trace sees', () => {
+    const rows = (cols: number) => 16 * cols * 2;
+    expect(workspace(OPS.mlpHalf.name, {}, short)).toBe(rows(64) + rows(16384));
+    expect(workspace(OPS.mlpHalf.gradient.name, {}, short)).toBe(3 * rows(16384) + rows(64));
   });
 });
 

@@ -393,7 +393,9 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
           workspace: workspaceBytes > 0 ? byteScratch(ws, workspaceBytes) : 0,
           workspaceBytes,
         });
-        for (const w of ['q', 'k'] as const) dProjected[w] = headsBackward(p, ws, m, w, dRoped[w], saved[w]!, tables, attnIn[w].scratches);
+        // Once attention's backward has run its dOut is free: rope′ of q (as wide) writes there before taking new scratch.
+        const free = { q: [dAttention, ...attnIn.q.scratches], k: attnIn.k.scratches };
+        for (const w of ['q', 'k'] as const) dProjected[w] = headsBackward(p, ws, m, w, dRoped[w], saved[w]!, tables, free[w]);
         if (needsN) normForward(p, ws, norm, h, n, m.rows, m.hidden);
         m.qkv.forEach(({ proj, parts }, i) => {
           const slices = parts.map((x): Slice => ({ row: x.row, rows: x.what === 'q' ? qOut : kvOut, buffer: dProjected[x.what] }));

@@ -37,6 +37,7 @@ import {
   byteScratch,
   dropLoraInput,
   droppedScratch,
+  dropoutOffset,
   operand,
   scratch,
   weightPointer,
@@ -229,7 +230,16 @@ export function doraBackward(
   });
   if (drop) {
     gemm(p, { a: gB, b: o.A, c: dropped, d: dropped, abType: t, dType: t, m: n, n: inF, k: o.rank, alpha: o.scaling, beta: 1 });
-    dropout(p, { x: dropped, y: grads.dx, t, n: n * inF, seed: drop.seed, offset: 0, rate: drop.rate, accumulate: true });
+    dropout(p, {
+      x: dropped,
+      y: grads.dx,
+      t,
+      n: n * inF,
+      seed: drop.seed,
+      offset: dropoutOffset(ws, proj),
+      rate: drop.rate,
+      accumulate: true,
+    });
     xd = dropLoraInput(p, ws, proj, x, n);
   } else {
     gemm(p, { a: gB, b: o.A, c: grads.dx, d: grads.dx, abType: t, dType: t, m: n, n: inF, k: o.rank, alpha: o.scaling, beta: 1 });

@@ -46,6 +46,8 @@ export interface Workspace {
   dropped?: number;
   /** DoRA's scratch, shared by the half's DoRA projections one at a time (set by `runHalfProgram`, sized by ../../doraWorkspace.ts). */
   dora?: number;
+  /** The first token row of the tile the program works on (a tiled MLP half's): where LoRA dropout's mask starts. 0 when absent. */
+  firstRow?: number;
 }
 
 /** A new temporary [rows, cols] in the GEMM type, freed when the kernel returns. */
@@ -234,6 +236,8 @@ export function projectForward(
 export interface ProjectionGrads {
   dx: number;
   accumulate: boolean;
+  /** Add dA and dB to what they hold (a later tile of rows' share) rather than write them. */
+  accumulateLora?: boolean;
   dA?: TensorRef;
   dB?: TensorRef;
   dm?: TensorRef;
@@ -249,7 +253,10 @@ export function projectBackward(
   slices: Slice[],
   grads: ProjectionGrads,
 ): void {
-  if (proj.lora?.magnitude) return doraBackward(p, ws, proj, x, n, slices, grads);
+  if (proj.lora?.magnitude) {
+    if (grads.accumulateLora) throw new Error(`projection '${proj.role}': DoRA's gradients are not accumulated over tiles of rows`);
+    return doraBackward(p, ws, proj, x, n, slices, grads);
+  }
   const ab = DTYPE[ws.phys],
     eb = PHYS_BYTES[ws.phys],
     f32 = DTYPE.f32;
@@ -276,12 +283,22 @@ export function projectBackward(
     // dx += (s·g·A) ⊙ M/(1 − p): the product first into the dropped input's scratch, which x_d then reuses.
     const t = droppedScratch(ws, proj);
     gemm(p, { a: g, b: A, d: t, abType: ab, dType: ab, m: n, n: inF, k: rank, alpha: scaling });
-    dropout(p, { x: t, y: grads.dx, t: ab, n: n * inF, seed: drop.seed, offset: 0, rate: drop.rate, accumulate: true });
+    dropout(p, {
+      x: t,
+      y: grads.dx,
+      t: ab,
+      n: n * inF,
+      seed: drop.seed,
+      offset: dropoutOffset(ws, proj),
+      rate: drop.rate,
+      accumulate: true,
+    });
   } else {
     gemm(p, { a: g, b: A, c: grads.dx, d: grads.dx, abType: ab, dType: ab, m: n, n: inF, k: rank, alpha: scaling, beta: 1 });
   }
   const xd = dropLoraInput(p, ws, proj, x, n);
-  gemm(p, { a: g, b: xd, d: dA, abType: ab, dType: f32, m: rank, n: inF, k: n, transA: true, alpha: scaling });
+  const onto = (d: number) => (grads.accumulateLora ? { c: d, beta: 1 } : {});
+  gemm(p, { a: g, b: xd, d: dA, abType: ab, dType: f32, m: rank, n: inF, k: n, transA: true, alpha: scaling, ...onto(dA) });
   gemm(p, { a: xd, b: A, d: u, abType: ab, dType: ab, m: n, n: rank, k: inF, transB: true });
   for (const s of slices) {
     gemm(p, {
@@ -295,6 +312,7 @@ export function projectBackward(
       k: n,
       transA: true,
       alpha: scaling,
+      ...onto(dB + s.row * rank * 4),
     });
   }
 }
@@ -305,11 +323,15 @@ export function droppedScratch(ws: Workspace, proj: Projection): number {
   return ws.dropped;
 }
 
+/** Where the mask of a projection's input starts in its Philox stream: the element index of the tile's first row (0 untiled). */
+export const dropoutOffset = (ws: Workspace, proj: Projection) => (ws.firstRow ?? 0) * proj.inFeatures;
+
 /** The LoRA terms' input: x itself, or with dropout x_d = (M⊙x)/(1 − p) recorded into the shared scratch. */
 export function dropLoraInput(p: Program, ws: Workspace, proj: Projection, x: number, n: number): number {
   const drop = proj.lora?.dropout;
   if (!drop) return x;
   const xd = droppedScratch(ws, proj);
-  dropout(p, { x, y: xd, t: DTYPE[ws.phys], n: n * proj.inFeatures, seed: drop.seed, offset: 0, rate: drop.rate, accumulate: false });
+  const offset = dropoutOffset(ws, proj);
+  dropout(p, { x, y: xd, t: DTYPE[ws.phys], n: n * proj.inFeatures, seed: drop.seed, offset, rate: drop.rate, accumulate: false });
   return xd;
 }
