@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 #include "kernels.h"
+#include "host_copy.h"
 #include "memory.h"
 #include "primitives.h"
 #include "profile.h"
@@ -173,32 +174,44 @@ napi_value copy(Call& c) {
 napi_value synchronize(Call& c) { synchronizeAndCheck("synchronize"); return c.undefined(); }
 
 // Pinned host memory for offloaded activation checkpoints (src/backend/cuda/pinnedPool.ts).
-// Page-locked, so copies to and from it are asynchronous on the stream: the device → host copy
-// is ordered before any later kernel that reuses the tensor's freed memory, the host → device
-// copy before the kernels that read the restored tensor, and the host never touches the bytes.
+// Page-locked, so copies to and from it run asynchronously on the copy stream (host_copy.cu
+// states their ordering) while kernels run on the compute stream; the host never touches the
+// bytes.
 napi_value hostAlloc(Call& c) {
   const size_t n = (size_t)c.i64(0);
   void* p = nullptr;
   check(cudaHostAlloc(&p, n ? n : 1, cudaHostAllocDefault), "hostAlloc", std::to_string(n) + " bytes");
   return c.number((double)(uintptr_t)p);
 }
-// hostFree(ptr): waits for the stream first, since a queued copy may still use the buffer.
+// hostFree(ptr): waits for both streams first, since a queued copy may still use the buffer.
 napi_value hostFree(Call& c) {
+  synchronizeCopies();
   synchronizeAndCheck("hostFree");
   check(cudaFreeHost(c.ptr(0)), "hostFree");
   return c.undefined();
 }
-// copyToHost(host, device, bytes) and copyFromHost(device, host, bytes): enqueued, no wait.
+// copyToHost(host, device, bytes) and copyFromHost(device, host, bytes): enqueued on the copy
+// stream after the compute stream's work so far; each returns the copy's completion event
+// (destroyed by eventDestroy). `device` must be the start of a pool allocation.
 napi_value copyToHost(Call& c) {
-  const size_t n = (size_t)c.i64(2);
-  if (n) check(cudaMemcpyAsync(c.ptr(0), c.ptr(1), n, cudaMemcpyDeviceToHost, stream()), "copyToHost", std::to_string(n) + " bytes");
-  return c.undefined();
+  return c.number((double)(uintptr_t)copyToHostAsync(c.ptr(0), c.ptr(1), (size_t)c.i64(2)));
 }
 napi_value copyFromHost(Call& c) {
-  const size_t n = (size_t)c.i64(2);
-  if (n) check(cudaMemcpyAsync(c.ptr(0), c.ptr(1), n, cudaMemcpyHostToDevice, stream()), "copyFromHost", std::to_string(n) + " bytes");
-  return c.undefined();
+  return c.number((double)(uintptr_t)copyFromHostAsync(c.ptr(0), c.ptr(1), (size_t)c.i64(2)));
 }
+// streamWaitEvent(event): the compute stream waits for a copy (enqueued; no host wait).
+napi_value streamWaitEvent(Call& c) { computeWaits((cudaEvent_t)c.ptr(0)); return c.undefined(); }
+// eventQuery(event): whether the copy is done; eventSynchronize(event): the host waits for it.
+napi_value eventQuery(Call& c) {
+  const cudaError_t e = cudaEventQuery((cudaEvent_t)c.ptr(0));
+  if (e != cudaErrorNotReady) check(e, "eventQuery");
+  napi_value b;
+  napi_get_boolean(c.env, e == cudaSuccess, &b);
+  return b;
+}
+napi_value eventSynchronize(Call& c) { check(cudaEventSynchronize((cudaEvent_t)c.ptr(0)), "eventSynchronize"); return c.undefined(); }
+// eventDestroy(event): a wait already enqueued on it still holds; a copy still running finishes.
+napi_value eventDestroy(Call& c) { check(cudaEventDestroy((cudaEvent_t)c.ptr(0)), "eventDestroy"); return c.undefined(); }
 
 // elapsed(f) is done in JS; these give it device-side timing.
 napi_value eventRecord(Call& c) {
@@ -489,6 +502,8 @@ const Export kExports[] = {
   {"upload", entry<launch<upload>>}, {"download", entry<launch<download>>}, {"copy", entry<launch<copy>>},
   {"synchronize", entry<synchronize>}, {"hostAlloc", entry<hostAlloc>}, {"hostFree", entry<hostFree>},
   {"copyToHost", entry<launch<copyToHost>>}, {"copyFromHost", entry<launch<copyFromHost>>},
+  {"streamWaitEvent", entry<streamWaitEvent>}, {"eventQuery", entry<eventQuery>},
+  {"eventSynchronize", entry<eventSynchronize>}, {"eventDestroy", entry<eventDestroy>},
   {"eventRecord", entry<eventRecord>}, {"eventElapsed", entry<eventElapsed>},
   {"unary", entry<launch<unary>>}, {"binary", entry<launch<binary>>}, {"select", entry<launch<selectFn>>},
   {"reduce", entry<launch<reduce>>}, {"softmax", entry<launch<softmax>>}, {"gather", entry<launch<gather>>},

@@ -3,6 +3,13 @@
 // without a device synchronisation — the behaviour of PyTorch's caching allocator, done by
 // the driver. Statistics count the bytes handed out (in use, peak since the last reset) and
 // what the pool holds from the device (reserved).
+//
+// The pool reuses a freed block for the next allocation in compute-stream order, so a block is
+// safe to free once every use of it is ordered before the free on the compute stream. Kernels
+// are; a copy on the copy stream (host_copy.cu) is not, so each allocation such a copy uses
+// keeps that copy's event, and freeing it makes the compute stream wait for the copy before
+// cudaFreeAsync: whatever reuses the block is then ordered after the copy. By the time the
+// block is freed the copy has normally long finished, and the wait costs nothing.
 #include "common.h"
 #include "memory.h"
 #include <mutex>
@@ -13,6 +20,9 @@ namespace tt {
 static std::unordered_map<void*, size_t> g_sizes;
 static MemoryStats g_stats{0, 0, 0, 0, 0, 0, 0, 0};
 static cudaMemPool_t g_pool = nullptr;
+// Allocations a copy-stream copy uses, with the event of the latest such copy (that stream
+// runs its copies in order, so the latest one done means every earlier one is).
+static std::unordered_map<void*, cudaEvent_t> g_copyUses;
 
 static void initPool() {
   if (g_pool) return;
@@ -52,7 +62,26 @@ void deviceFree(void* p) {
   g_stats.frees++;
   g_stats.live--;
   g_sizes.erase(it);
+  auto used = g_copyUses.find(p);
+  if (used != g_copyUses.end()) {
+    const cudaEvent_t copied = used->second;
+    g_copyUses.erase(used);
+    const cudaError_t e = cudaStreamWaitEvent(stream(), copied, 0);
+    cudaEventDestroy(copied);
+    check(e, "free", "waiting for a copy that uses the buffer");
+  }
   check(cudaFreeAsync(p, stream()), "cudaFreeAsync");
+}
+
+void markCopyUse(void* p, cudaStream_t copies) {
+  if (g_sizes.find(p) == g_sizes.end()) fail("markCopyUse", "the copy's device pointer is not the start of a pool allocation");
+  auto used = g_copyUses.find(p);
+  if (used == g_copyUses.end()) {
+    cudaEvent_t e = nullptr;
+    check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "markCopyUse", "cudaEventCreate");
+    used = g_copyUses.emplace(p, e).first;
+  }
+  check(cudaEventRecord(used->second, copies), "markCopyUse", "cudaEventRecord");
 }
 
 MemoryStats memoryStats() {

@@ -181,14 +181,27 @@ export interface Device {
   randomUniform?(shape: number[], seed: number, offset?: number, lo?: number, hi?: number): Tensor;
   /**
    * Copy `t` into host memory (activation checkpoints that would otherwise stay on the device all
-   * step). `t` is not consumed: the caller may dispose it at once — on cuda the copy is enqueued
-   * on the one stream, so it reads `t` before any later kernel can reuse its memory, and no host
-   * wait happens. The engine device keeps a host copy of the values.
+   * step). `t` is not consumed, and the caller may dispose it at once: on cuda the copy runs on a
+   * copy stream beside the kernels, reading `t` once the kernels enqueued before it are done, and
+   * `t`'s memory is not reused before the copy has read it — disposed after the next kernels are
+   * enqueued, the copy overlaps them. No host wait. The engine device keeps a host copy of the values.
    */
   offload(t: Tensor): OffloadedTensor;
-  /** A new tensor with `h`'s values and storage (enqueued on cuda, no host wait); `h` is used up. */
+  /**
+   * Start bringing `h` back ahead of `restore`: the tensor `restore` will return is made now and
+   * holds its device memory from now on (cuda: filled by a host → device copy on the copy stream,
+   * beside the kernels enqueued meanwhile). Nothing when already prefetched.
+   */
+  prefetch(h: OffloadedTensor): void;
+  /**
+   * A new tensor with `h`'s values and storage (the prefetched one, if any; on cuda the kernels
+   * enqueued after this wait for its copy, the host does not); `h` is used up.
+   */
   restore(h: OffloadedTensor): Tensor;
-  /** Give back `h`'s host memory without restoring it (a step that threw); nothing when already used up. */
+  /**
+   * Give back `h`'s host memory, and the tensor `prefetch` made, without restoring it (a step that
+   * threw, a checkpoint the backward never reached); nothing when already used up.
+   */
   releaseOffloaded(h: OffloadedTensor): void;
   offloadedMemory(): OffloadedMemory;
   /** Native collectives for data-parallel training; absent where the device has none (src/distributed then uses TCP). */

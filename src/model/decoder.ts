@@ -351,9 +351,10 @@ export class Decoder {
    * recomputes the block from its saved input and differentiates that (same gradients,
    * fewer live tensors). The block's trainable tensors are explicit inputs so their
    * gradients flow out of the custom gradient. With offloaded checkpoints the input is not
-   * saved on the device but copied to host memory once the block's forward is enqueued, and
-   * the device tensor freed at once (nothing else reads it: the next block's forward has its
-   * own input, and the tape only reads its shape); the backward brings it back first.
+   * saved on the device but copied to host memory while the block's forward runs, and the
+   * device tensor freed once that forward is enqueued (nothing else reads it: the next block's
+   * forward has its own input, and the tape only reads its shape); the backward brings it back
+   * first, the next block down's already on its way (CheckpointOffloads.restore).
    */
   private checkpointedBlock(layer: LayerSpec, h: Tensor, at: BlockContext, opts: ForwardOptions, ctx: ForwardContext): Tensor {
     const vars = opts.checkpoint!.variables(layer.index);
@@ -364,8 +365,10 @@ export class Decoder {
       const save = args[args.length - 1] as (tensors: Tensor[]) => void;
       // The forward pass's tidy frees x, the mask and the rope tables; the recomputation needs its own copies.
       save([...(offloads ? [] : [x]), ...perForward(at)]);
-      const value = tf.tidy(() => run(x, at));
+      // Offloaded before the block's forward is enqueued, so the copy overlaps it; freed after,
+      // when the compute stream waits for the copy (Device.offload).
       const offloaded = offloads?.keep(x);
+      const value = tf.tidy(() => run(x, at));
       if (offloaded) x.dispose();
       return {
         value,

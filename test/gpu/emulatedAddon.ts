@@ -133,6 +133,36 @@ export function emulatedAddon(): CudaAddon {
     if (bytes > b.byteLength) throw new Error(`${where}: ${bytes} bytes do not fit the ${b.byteLength}-byte host buffer`);
     return b;
   };
+  // The copy stream (kernels/src/host_copy.cu): copies queue in order and run only when something
+  // waits for them — the compute stream (streamWaitEvent, or freeing a buffer a queued copy uses,
+  // as memory.cu's rule has it), the host (eventSynchronize, hostFree). Every kernel meanwhile
+  // runs "before" them, so a reader that forgot to wait finds the poison a fresh buffer holds.
+  const copies: Array<{ event: number; run: () => void }> = [];
+  const done = new Set<number>();
+  const liveEvents = new Set<number>();
+  /** Pool allocation → the event of the latest queued copy that reads or writes it. */
+  const copyUses = new Map<number, number>();
+  let nextEvent = 1;
+  const runCopiesThrough = (event: number) => {
+    while (!done.has(event)) {
+      const c = copies.shift();
+      if (!c) throw new Error(`emulated addon: event ${event} belongs to no queued copy`);
+      c.run();
+      done.add(c.event);
+    }
+  };
+  const liveEvent = (event: number, where: string) => {
+    if (!liveEvents.has(event)) throw new Error(`${where}: ${event} is no live copy event (destroyed?)`);
+    return event;
+  };
+  const enqueueCopy = (deviceSide: number, where: string, run: () => void): number => {
+    if (!sizes.has(deviceSide)) throw new Error(`${where}: the copy's device pointer is not the start of a pool allocation`);
+    const event = nextEvent++;
+    copies.push({ event, run });
+    liveEvents.add(event);
+    copyUses.set(deviceSide, event);
+    return event;
+  };
 
   const locate = (p: number): { b: ArrayBuffer; off: number } => {
     let lo = 0,
@@ -264,7 +294,11 @@ export function emulatedAddon(): CudaAddon {
       return p;
     },
     free(p) {
-      if (!mem.delete(p)) throw new Error(`free: pointer ${p} was not allocated by this pool (double free?)`);
+      if (!mem.has(p)) throw new Error(`free: pointer ${p} was not allocated by this pool (double free?)`);
+      const copied = copyUses.get(p);
+      copyUses.delete(p);
+      if (copied !== undefined) runCopiesThrough(copied); // the compute stream waits for the copy first
+      mem.delete(p);
       starts.splice(starts.indexOf(p), 1);
       inUse -= sizes.get(p)!;
       sizes.delete(p);
@@ -301,13 +335,28 @@ export function emulatedAddon(): CudaAddon {
       return p;
     },
     hostFree(p) {
+      if (copies.length) runCopiesThrough(copies.at(-1)!.event);
       if (!host.delete(p)) throw new Error(`hostFree: ${p} is no pinned host buffer (double free?)`);
     },
     copyToHost(dst, src, bytes) {
-      hostBytes(dst, bytes, 'copyToHost').set(view(src, 3).subarray(0, bytes));
+      const to = hostBytes(dst, bytes, 'copyToHost');
+      view(src, 3); // a bad pointer fails here, not when the copy runs
+      return enqueueCopy(src, 'copyToHost', () => to.set(view(src, 3).subarray(0, bytes)));
     },
     copyFromHost(dst, src, bytes) {
-      view(dst, 3).set(hostBytes(src, bytes, 'copyFromHost').subarray(0, bytes));
+      const from = hostBytes(src, bytes, 'copyFromHost');
+      view(dst, 3);
+      return enqueueCopy(dst, 'copyFromHost', () => view(dst, 3).set(from.subarray(0, bytes)));
+    },
+    streamWaitEvent(event) {
+      runCopiesThrough(liveEvent(event, 'streamWaitEvent'));
+    },
+    eventQuery: (event) => done.has(liveEvent(event, 'eventQuery')),
+    eventSynchronize(event) {
+      runCopiesThrough(liveEvent(event, 'eventSynchronize'));
+    },
+    eventDestroy(event) {
+      liveEvents.delete(liveEvent(event, 'eventDestroy'));
     },
     eventRecord: () => performance.now(),
     eventElapsed: (a, b) => b - a,

@@ -13,7 +13,7 @@ import { engineDevice } from '../../src/backend/cpu/device.js';
 import { loadBaseModel } from '../../src/model/load.js';
 import type { DecoderModel } from '../../src/model/model.js';
 import { CheckpointOffloads } from '../../src/model/checkpointOffload.js';
-import { loadAdapter, type AnyAdapter } from '../../src/adapters/index.js';
+import { createAdapter, loadAdapter, type AnyAdapter } from '../../src/adapters/index.js';
 import { computeGradients, type StepAdapter, type StepBatch } from '../../src/train/step.js';
 import { fixture } from '../helpers.js';
 import { referenceBatch } from '../train/fixtureBatch.js';
@@ -31,19 +31,33 @@ beforeAll(async () => {
 
 afterEach(() => registerDevice(engineDevice));
 
-/** The cpu device, counting offloads, restores and releases (and the shapes offloaded); `atRestore` runs before each restore. */
+/**
+ * The cpu device, counting offloads, restores and releases (and the shapes offloaded), and
+ * logging every call in order, each checkpoint named by its place among the offloads ('offload
+ * 0', 'restore 2', 'prefetch 1', 'release 1'); `atRestore` runs before each restore.
+ */
 function recordingDevice(atRestore?: () => void) {
-  const log = { offloaded: [] as number[][], restored: 0, released: 0, aliveAtRestore: [] as number[] };
+  const log = { offloaded: [] as number[][], restored: 0, released: 0, aliveAtRestore: [] as number[], calls: [] as string[] };
   const restored: Tensor[] = [];
+  const index = new Map<OffloadedTensor, number>();
+  const call = (what: string, h: OffloadedTensor) => log.calls.push(`${what} ${index.get(h)}`);
   const device: Device = {
     ...engineDevice,
     backend: 'cpu',
     offload(t: Tensor) {
       log.offloaded.push(t.shape);
-      return engineDevice.offload(t);
+      const h = engineDevice.offload(t);
+      index.set(h, index.size);
+      call('offload', h);
+      return h;
+    },
+    prefetch(h: OffloadedTensor) {
+      call('prefetch', h);
+      engineDevice.prefetch(h);
     },
     restore(h: OffloadedTensor) {
       atRestore?.();
+      call('restore', h);
       log.restored++;
       log.aliveAtRestore.push(restored.filter((t) => !t.isDisposed).length);
       const t = engineDevice.restore(h);
@@ -51,6 +65,7 @@ function recordingDevice(atRestore?: () => void) {
       return t;
     },
     releaseOffloaded(h: OffloadedTensor) {
+      call('release', h);
       log.released++;
       engineDevice.releaseOffloaded(h);
     },
@@ -105,10 +120,34 @@ describe('offloaded checkpoints in a training pass', () => {
       computeGradients(model, lora, [batch], 'offload').grads.forEach((t) => t.dispose());
     });
     expect(counts).toHaveLength(layers());
+    // From the second restore on, the input prefetched for it is alive too: one more, no more.
     expect(
-      counts.every((c) => c === counts[0]),
+      counts.slice(1).every((c) => c === counts[0]! + 1),
       `alive at each restore: ${counts.join(', ')}`,
     ).toBe(true);
+  });
+
+  it('offloads each input as its block starts, and restoring a block prefetches the next one down, in backward order', () => {
+    const log = recordingDevice();
+    computeGradients(model, lora, [batch], 'offload').grads.forEach((t) => t.dispose());
+    const top = layers() - 1;
+    const backward = Array.from({ length: layers() }, (_, i) => top - i).flatMap((l) => [`restore ${l}`, ...(l > 0 ? [`prefetch ${l - 1}`] : [])]);
+    expect(log.calls).toEqual([...Array.from({ length: layers() }, (_, l) => `offload ${l}`), ...backward]);
+  });
+
+  it('a checkpoint prefetched that the backward never restores (no gradient below a ReFT layer) is released with its tensor', () => {
+    const top = layers() - 1;
+    const reft = createAdapter(model, { type: 'loreft', rank: 2, layers: [top], positions: 'f1+l1' }, 1);
+    const reftBatch = { ...batch, positions: batch.inputIds.map(() => [0, 1]) };
+    computeGradients(model, reft, [reftBatch], true).grads.forEach((t) => t.dispose()); // what the adapter makes once
+    const before = tf.memory().numTensors;
+    const log = recordingDevice();
+    const g = computeGradients(model, reft, [reftBatch], 'offload');
+    expect(log.calls.slice(layers())).toEqual([`restore ${top}`, `prefetch ${top - 1}`, ...Array.from({ length: top }, (_, l) => `release ${l}`)]);
+    expect(engineDevice.offloadedMemory().inUse).toBe(0);
+    expect(tf.memory().numTensors).toBe(before + g.grads.size);
+    g.grads.forEach((t) => t.dispose());
+    reft.dispose();
   });
 
   it('a pass that throws gives back every host buffer it took, and leaves no more tensors than checkpointing on the device', () => {
@@ -128,8 +167,8 @@ describe('offloaded checkpoints in a training pass', () => {
     const onDevice = leaked(true);
     const log = recordingDevice();
     const offloaded = leaked('offload');
-    expect(log.offloaded.length).toBe(layers() - 1); // the blocks before the failing one
-    expect(log.released).toBe(layers() - 1);
+    expect(log.offloaded.length).toBe(layers()); // up to the failing block, whose input goes as its forward starts
+    expect(log.released).toBe(layers());
     expect(engineDevice.offloadedMemory().inUse).toBe(0);
     expect(offloaded).toBeLessThanOrEqual(onDevice);
   });
@@ -167,5 +206,50 @@ describe('CheckpointOffloads', () => {
     expect(engineDevice.offloadedMemory().inUse).toBe(0);
     back.dispose();
     b.dispose();
+  });
+
+  /** Three checkpoints of values 0, 1, 2 kept through a recording device; `a`'s tensor disposed. */
+  const keptThree = () => {
+    const log = recordingDevice();
+    const offloads = new CheckpointOffloads();
+    const handles = [0, 1, 2].map((v) => {
+      const t = tf.fill([4], v);
+      const h = offloads.keep(t);
+      t.dispose();
+      return h;
+    });
+    return { log, offloads, handles };
+  };
+
+  it('restoring one prefetches the one kept just before it, which restore then hands over as made', () => {
+    const { log, offloads, handles } = keptThree();
+    const before = tf.memory().numTensors;
+    const two = offloads.restore(handles[2]!);
+    expect(tf.memory().numTensors).toBe(before + 2); // restored, and the one below on its way
+    const one = offloads.restore(handles[1]!);
+    expect(tf.memory().numTensors).toBe(before + 3); // handed over, not made again; the next below on its way
+    expect(Array.from(one.dataSync())).toEqual([1, 1, 1, 1]);
+    expect(log.calls).toEqual(['offload 0', 'offload 1', 'offload 2', 'restore 2', 'prefetch 1', 'restore 1', 'prefetch 0']);
+    const zero = offloads.restore(handles[0]!);
+    expect(log.calls.slice(7)).toEqual(['restore 0']); // nothing below the first
+    expect(Array.from(zero.dataSync())).toEqual([0, 0, 0, 0]);
+    expect(offloads.size).toBe(0);
+    tf.dispose([two, one, zero]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('out of order, prefetches the nearest kept before that is still offloaded; release disposes a prefetched tensor', () => {
+    const { log, offloads, handles } = keptThree();
+    const before = tf.memory().numTensors;
+    const one = offloads.restore(handles[1]!);
+    const two = offloads.restore(handles[2]!); // 0 is the nearest still offloaded below 2: already on its way
+    expect(log.calls.slice(3)).toEqual(['restore 1', 'prefetch 0', 'restore 2', 'prefetch 0']);
+    expect(tf.memory().numTensors).toBe(before + 3);
+    offloads.release();
+    expect(log.calls.at(-1)).toBe('release 0');
+    expect(tf.memory().numTensors).toBe(before + 2);
+    expect(engineDevice.offloadedMemory().inUse).toBe(0);
+    expect(() => offloads.restore(handles[0]!)).toThrow(/already restored or released/);
+    tf.dispose([one, two]);
   });
 });

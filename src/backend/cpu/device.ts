@@ -17,6 +17,8 @@ interface EngineState {
 /** An offloaded tensor here: its values copied out of the engine, so the tensor itself may go. */
 interface HostCopy extends OffloadedTensor {
   values: tf.backend_util.TypedArray | null;
+  /** The tensor `restore` returns, made early by `prefetch` (so the engine counts it from then on, as cuda's pool does). */
+  incoming: Tensor | null;
 }
 
 let offloadedBytes = 0;
@@ -24,6 +26,12 @@ let offloadedBytes = 0;
 function hostCopy(h: OffloadedTensor): HostCopy {
   const copy = h as HostCopy;
   if (!('values' in copy)) throw new Error('restore: this offloaded tensor was made by another device');
+  return copy;
+}
+
+function liveCopy(h: OffloadedTensor, where: string): HostCopy {
+  const copy = hostCopy(h);
+  if (!copy.values) throw new Error(`${where}: this offloaded tensor was already restored or released`);
   return copy;
 }
 
@@ -98,19 +106,28 @@ export const engineDevice: Device = {
   offload(t) {
     // A copy, not the engine's own array: the tensor may be disposed (or its data reused) next.
     const values = (t.dataSync() as tf.backend_util.TypedArray).slice();
-    const copy: HostCopy = { shape: [...t.shape], dtype: t.dtype, bytes: values.byteLength, values };
+    const copy: HostCopy = { shape: [...t.shape], dtype: t.dtype, bytes: values.byteLength, values, incoming: null };
     offloadedBytes += copy.bytes;
     return copy;
   },
+  prefetch(h) {
+    const copy = liveCopy(h, 'prefetch');
+    // Kept out of any tidy: restore hands it over, or release disposes it.
+    copy.incoming ??= tf.keep(tf.tensor(copy.values!, [...copy.shape], copy.dtype));
+  },
   restore(h) {
-    const copy = hostCopy(h);
-    if (!copy.values) throw new Error('restore: this offloaded tensor was already restored or released');
-    const t = tf.tensor(copy.values, [...copy.shape], copy.dtype);
+    engineDevice.prefetch(h);
+    const copy = liveCopy(h, 'restore');
+    const t = copy.incoming!;
+    copy.incoming = null;
     release(copy);
     return t;
   },
   releaseOffloaded(h) {
-    release(hostCopy(h));
+    const copy = hostCopy(h);
+    copy.incoming?.dispose();
+    copy.incoming = null;
+    release(copy);
   },
   offloadedMemory() {
     return { inUse: offloadedBytes, pooled: 0 };

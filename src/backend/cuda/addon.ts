@@ -117,6 +117,8 @@ export interface PoolStats {
 
 type Ptr = number;
 type Code = number;
+/** A copy's completion event (a cudaEvent_t, as a number like a pointer). */
+type Event = number;
 /** Signatures of kernels/src/addon.cpp's exports. */
 export interface CudaAddon {
   deviceInfo(): DeviceInfo;
@@ -131,12 +133,24 @@ export interface CudaAddon {
   synchronize(): void;
   /** Pinned (page-locked) host memory of `bytes`; its address travels as a number, like a device pointer. */
   hostAlloc(bytes: number): Ptr;
-  /** Waits for the stream (a queued copy may use it), then frees pinned memory from hostAlloc. */
+  /** Waits for both streams (a queued copy may use it), then frees pinned memory from hostAlloc. */
   hostFree(host: Ptr): void;
-  /** device → pinned host, enqueued on the stream (no wait). */
-  copyToHost(host: Ptr, src: Ptr, bytes: number): void;
-  /** pinned host → device, enqueued on the stream (no wait). */
-  copyFromHost(dst: Ptr, host: Ptr, bytes: number): void;
+  /**
+   * device → pinned host on the copy stream, after the compute stream's work so far (no wait).
+   * `src` is the start of a pool allocation; freeing it makes the compute stream wait for this
+   * copy first (kernels/src/host_copy.cu). Returns the copy's completion event.
+   */
+  copyToHost(host: Ptr, src: Ptr, bytes: number): Event;
+  /** pinned host → device, likewise; the compute stream must `streamWaitEvent` the event before reading `dst`. */
+  copyFromHost(dst: Ptr, host: Ptr, bytes: number): Event;
+  /** The compute stream waits for a copy's event (enqueued; no host wait). */
+  streamWaitEvent(event: Event): void;
+  /** Whether the copy is done. */
+  eventQuery(event: Event): boolean;
+  /** The host waits for the copy. */
+  eventSynchronize(event: Event): void;
+  /** A copy's event is no longer needed (waits already enqueued on it still hold). */
+  eventDestroy(event: Event): void;
   eventRecord(): number;
   eventElapsed(start: number, end: number): number;
   unary(op: Code, x: Ptr, xt: Code, y: Ptr, yt: Code, n: number, p0: number, p1: number): void;

@@ -32,6 +32,10 @@ const HOST_ONLY = [
   'synchronize',
   'hostAlloc',
   'hostFree',
+  'streamWaitEvent', // a wait for the copy stream, not work of the compute stream's own
+  'eventQuery',
+  'eventSynchronize',
+  'eventDestroy',
   'eventRecord',
   'eventElapsed',
   'primitives',
