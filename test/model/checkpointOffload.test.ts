@@ -131,7 +131,10 @@ describe('offloaded checkpoints in a training pass', () => {
     const log = recordingDevice();
     computeGradients(model, lora, [batch], 'offload').grads.forEach((t) => t.dispose());
     const top = layers() - 1;
-    const backward = Array.from({ length: layers() }, (_, i) => top - i).flatMap((l) => [`restore ${l}`, ...(l > 0 ? [`prefetch ${l - 1}`] : [])]);
+    const backward = Array.from({ length: layers() }, (_, i) => top - i).flatMap((l) => [
+      `restore ${l}`,
+      ...(l > 0 ? [`prefetch ${l - 1}`] : []),
+    ]);
     expect(log.calls).toEqual([...Array.from({ length: layers() }, (_, l) => `offload ${l}`), ...backward]);
   });
 
@@ -143,7 +146,11 @@ describe('offloaded checkpoints in a training pass', () => {
     const before = tf.memory().numTensors;
     const log = recordingDevice();
     const g = computeGradients(model, reft, [reftBatch], 'offload');
-    expect(log.calls.slice(layers())).toEqual([`restore ${top}`, `prefetch ${top - 1}`, ...Array.from({ length: top }, (_, l) => `release ${l}`)]);
+    expect(log.calls.slice(layers())).toEqual([
+      `restore ${top}`,
+      `prefetch ${top - 1}`,
+      ...Array.from({ length: top }, (_, l) => `release ${l}`),
+    ]);
     expect(engineDevice.offloadedMemory().inUse).toBe(0);
     expect(tf.memory().numTensors).toBe(before + g.grads.size);
     g.grads.forEach((t) => t.dispose());
