@@ -72,7 +72,7 @@ describe('estimate', () => {
     expect(m.breakdown.optimizer).toBe(2 * 4 * 3 * 8 * 1024);
   });
 
-  it('offloaded checkpoints leave the device (all but the block being recomputed at the peak) and count as host memory', () => {
+  it('offloaded checkpoints leave the device (all but the block being recomputed and the next one down, prefetched, at the peak) and count as host memory', () => {
     const at = (ckpt: string, backend: 'cpu' | 'cuda') =>
       estimateMemory(recipe('lora', [`model.activation_checkpointing=${ckpt}`, 'model.precision=bf16-mixed']), {
         backend,
@@ -91,8 +91,10 @@ describe('estimate', () => {
       expect(offloaded.host, backend).toBe(3 * tokens * bytes);
       expect(offloaded.breakdown.weights).toBe(onDevice.breakdown.weights);
       expect(offloaded.breakdown.optimizer).toBe(onDevice.breakdown.optimizer);
+      // Of the 3 inputs on the device, 2 at the peak: the one recomputed and the one prefetched
+      // (in its own storage: bf16 on cuda). The rest of the peak differs by the adapter's gradients.
       expect(onDevice.total - offloaded.total, backend).toBeGreaterThanOrEqual(tokens * bytes);
-      expect(onDevice.total - offloaded.total, backend).toBeLessThanOrEqual(2 * tokens * bytes);
+      expect(onDevice.total - offloaded.total, backend).toBeLessThan(2 * tokens * bytes);
       expect(offloaded.deviceTotal).toBe(
         backend === 'cpu' ? offloaded.total : offloaded.total + offloaded.context + offloaded.fragmentation,
       );

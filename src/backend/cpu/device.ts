@@ -35,6 +35,12 @@ function liveCopy(h: OffloadedTensor, where: string): HostCopy {
   return copy;
 }
 
+/** The tensor `copy` comes back as, made on first asking; kept out of any tidy (restore hands it over, or release disposes it). */
+function incoming(copy: HostCopy): Tensor {
+  copy.incoming ??= tf.keep(tf.tensor(copy.values!, [...copy.shape], copy.dtype));
+  return copy.incoming;
+}
+
 function release(copy: HostCopy): void {
   if (!copy.values) return;
   copy.values = null;
@@ -111,14 +117,11 @@ export const engineDevice: Device = {
     return copy;
   },
   prefetch(h) {
-    const copy = liveCopy(h, 'prefetch');
-    // Kept out of any tidy: restore hands it over, or release disposes it.
-    copy.incoming ??= tf.keep(tf.tensor(copy.values!, [...copy.shape], copy.dtype));
+    incoming(liveCopy(h, 'prefetch'));
   },
   restore(h) {
-    engineDevice.prefetch(h);
     const copy = liveCopy(h, 'restore');
-    const t = copy.incoming!;
+    const t = incoming(copy);
     copy.incoming = null;
     release(copy);
     return t;

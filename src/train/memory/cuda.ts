@@ -36,7 +36,7 @@ import { ATTENTION_ROLES, MLP_ROLES, OPS, type OpSignature, type OpStorage } fro
 import { hasSymbol, type Dims } from './symbols.js';
 import type { ProjectionAttrs } from '../../ops/decoderHalves.js';
 import { axis, elements, type StorageRules } from './peak.js';
-import type { Trace } from './trace.js';
+import { RESTORED_CHECKPOINT, type Trace } from './trace.js';
 import { flashBackwardWorkspaceBytes } from '../../backend/attentionWorkspace.js';
 import { columnDotPartialBytes, doraScratchElements } from '../../backend/doraWorkspace.js';
 import { lmHeadChunkRows } from '../../backend/lmHeadChunks.js';
@@ -68,6 +68,7 @@ const KEEP_FIRST_INPUT = new Set([
   'Tile',
   'BroadcastTo',
   'Identity',
+  RESTORED_CHECKPOINT,
 ]);
 
 const inputName = (name: string) => name.replace(/\?$/, '');

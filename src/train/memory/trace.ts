@@ -146,6 +146,14 @@ export function traceStep(opts: TraceOptions): Trace {
       if (phase !== 'off' && buffer >= 0) events.push({ kind: 'host', buffer, sign });
     },
     bufferOf,
+    (buffer, make) => {
+      kernels.push({ name: RESTORED_CHECKPOINT, inputs: [buffer] });
+      try {
+        make();
+      } finally {
+        kernels.pop();
+      }
+    },
   );
 
   // The recipe's policy, as training it sets it (left set: the caller trains, or exits, next).
@@ -206,11 +214,24 @@ export function traceStep(opts: TraceOptions): Trace {
 }
 
 /**
- * Report each tensor the device offloads to host memory (+1) and each it gives back (−1, once:
- * restored or released), by the buffer it copied; returns what puts the device's methods back.
+ * The kernel name a trace gives the tensor a checkpoint comes back as (Device.prefetch or
+ * restore), its one input the buffer that was offloaded: the same values in the same storage.
  */
-function traceOffloads(device: Device, report: (buffer: number, sign: 1 | -1) => void, bufferOf: (t: TensorLike) => number): () => void {
-  const own = { offload: device.offload, restore: device.restore, releaseOffloaded: device.releaseOffloaded };
+export const RESTORED_CHECKPOINT = 'RestoredCheckpoint';
+
+/**
+ * Report each tensor the device offloads to host memory (+1) and each it gives back (−1, once:
+ * restored or released), by the buffer it copied; the tensor it comes back as is made inside
+ * `restoring` (as by a kernel RESTORED_CHECKPOINT of that buffer). Returns what puts the
+ * device's methods back.
+ */
+function traceOffloads(
+  device: Device,
+  report: (buffer: number, sign: 1 | -1) => void,
+  bufferOf: (t: TensorLike) => number,
+  restoring: (buffer: number, make: () => void) => void,
+): () => void {
+  const own = { offload: device.offload, prefetch: device.prefetch, restore: device.restore, releaseOffloaded: device.releaseOffloaded };
   const held = new Map<OffloadedTensor, number>();
   const leave = (h: OffloadedTensor) => {
     const buffer = held.get(h);
@@ -225,9 +246,15 @@ function traceOffloads(device: Device, report: (buffer: number, sign: 1 | -1) =>
     report(buffer, 1);
     return h;
   };
+  device.prefetch = (h) => restoring(held.get(h) ?? -1, () => own.prefetch.call(device, h));
   device.restore = (h) => {
+    const buffer = held.get(h) ?? -1;
     leave(h);
-    return own.restore.call(device, h);
+    let t: ReturnType<Device['restore']> | undefined;
+    restoring(buffer, () => {
+      t = own.restore.call(device, h);
+    });
+    return t!;
   };
   device.releaseOffloaded = (h) => {
     leave(h);

@@ -12,7 +12,7 @@ import { rmsNorm } from '../../../src/ops/rmsNorm.js';
 import { layerNorm } from '../../../src/ops/layerNorm.js';
 import { crossEntropySum } from '../../../src/ops/crossEntropy.js';
 import { OPS } from '../../../src/ops/names.js';
-import type { Trace } from '../../../src/train/memory/trace.js';
+import { RESTORED_CHECKPOINT, type Trace } from '../../../src/train/memory/trace.js';
 
 describe('fourBitDeviceBytes', () => {
   // Two matrices of 4096 values: 64 blocks of 64; the packed codes 2048 bytes.
@@ -230,6 +230,24 @@ describe("the fused halves' DoRA scratch", () => {
   it("a weight over 2^24 values has its norm made in chunks of at most 2^24 (32 MiB bf16), whatever the weight's size", () => {
     const big = { ...dims, seq: 1, hidden: 8192, intermediate: 28672 };
     expect(extra(OPS.mlpHalf.name, { dora: ['gate', 'up', 'down'] }, big)).toBe(2 ** 24 * 2);
+  });
+});
+
+describe('a checkpoint restored from host memory (a trace made off cuda)', () => {
+  it('is stored as the buffer it was offloaded from: a GEMM result bf16 under bf16-mixed, a sum f32', () => {
+    const dims = { groups: 2, kvHeads: 2, batch: 2, halfHeadDim: 8, seq: 3, hidden: 64, intermediate: 128, vocab: 7 };
+    const axis = (symbol: number) => ({ coef: 1, exps: [0, 0, 0, 0, 0, 0, 0, 0].map((_, i) => +(i === symbol)) });
+    const shape = [axis(2), axis(4), axis(5)]; // [batch, seq, hidden]
+    const made = (kernel: string, inputs: number[]) => ({ shape, dtype: 'float32', category: 'activations' as const, kernel, inputs });
+    const trace: Trace = {
+      twin: dims,
+      buffers: [made('BatchMatMul', []), made('Sum', []), made(RESTORED_CHECKPOINT, [0]), made(RESTORED_CHECKPOINT, [1])],
+      events: [],
+      backend: 'cpu',
+      precision: 'fp32',
+    };
+    const bytes = (id: number) => cudaRules(trace, 'bf16-mixed').bytes(trace, id, dims);
+    expect([0, 1, 2, 3].map(bytes)).toEqual([2 * 3 * 64 * 2, 2 * 3 * 64 * 4, 2 * 3 * 64 * 2, 2 * 3 * 64 * 4]);
   });
 });
 
