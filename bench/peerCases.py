@@ -44,14 +44,40 @@ CASES_EXTRA = [
     ("llama-3.2-1b", "qlora_dropout", 8, 1024, False),
     ("llama-3.2-1b", "direft_dropout", 8, 1024, False),
     ("llama-3.1-8b", "loreft", 4, 1024, False),  # beside bench_peers' checkpointed case: does pyreft checkpoint?
+    ("llama-3.1-8b", "loreft_train", 4, 1024, True),
     ("mistral-7b", "qlora", 4, 1024, True),  # last: its 4-bit load goes through a 14 GB folder on disk
 ]
 
 _run_case = peers.run_case
 
 
+def loreft_in_train_mode(shape, batch, seq, ckpt, steps, warmup):
+    """bench_peers' LoReFT case with the base model put back in train mode after pyreft wraps it.
+
+    pyvene's IntervenableModel.__init__ calls disable_model_gradients(), which puts the base model
+    in eval mode, and transformers checkpoints only in train mode: bench_peers' "ckpt" LoReFT case
+    therefore keeps every activation. This one checkpoints, as the case's name says.
+    """
+    import pyreft
+    wrap = pyreft.get_reft_model
+
+    def wrap_in_train_mode(model, config, *args, **kwargs):
+        m = wrap(model, config, *args, **kwargs)
+        m.model.train()
+        return m
+    pyreft.get_reft_model = wrap_in_train_mode
+    try:
+        r = _run_case(shape, "loreft", batch, seq, ckpt, steps, warmup)
+    finally:
+        pyreft.get_reft_model = wrap
+    return {**r, "method": "loreft_train"}
+
+
 def run_case(shape, method, batch, seq, ckpt, steps=10, warmup=3):
-    """bench_peers' run_case, plus pyreft's DiReFT with dropout 0.05 (rank 4, every layer, f7+l7)."""
+    """bench_peers' run_case, plus pyreft's DiReFT with dropout 0.05 (rank 4, every layer, f7+l7)
+    and LoReFT with the base in train mode (loreft_train)."""
+    if method == "loreft_train":
+        return loreft_in_train_mode(shape, batch, seq, ckpt, steps, warmup)
     if method != "direft_dropout":
         return _run_case(shape, method, batch, seq, ckpt, steps, warmup)
     import time
