@@ -10,6 +10,7 @@ import {
   estimatePerGpu,
   estimateRecipe,
   fitBatch,
+  traced,
   zero3LayerBytes,
 } from '../../src/train/estimate.js';
 import { fourBitBits } from '../../src/model/memory.js';
@@ -97,6 +98,11 @@ describe('estimate', () => {
         backend === 'cpu' ? offloaded.total : offloaded.total + offloaded.context + offloaded.fragmentation,
       );
     }
+    // Each block's input comes back (restored) as the buffer it left as: the trace says which, so cuda's rules store it so.
+    const { trace } = traced(recipe('lora', ['model.activation_checkpointing=offload', 'model.precision=bf16-mixed']), 'offload', 'cuda');
+    const restored = trace.buffers.filter((b) => b.restoredFrom !== undefined);
+    expect(restored).toHaveLength(3);
+    for (const b of restored) expect(trace.buffers[b.restoredFrom!]!.shape).toEqual(b.shape);
     const text = estimateRecipe(recipe('lora', ['model.activation_checkpointing=offload']), { backend: 'cuda' }).text;
     expect(text).toMatch(/activation checkpointing \(offloaded\)/);
     expect(text).toMatch(/\n {2}host: offloaded checkpoints \(pinned\) +\S+ \S+\n/);

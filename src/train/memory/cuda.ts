@@ -9,7 +9,8 @@
  * to bf16 copies, freed after the GEMM); an elementwise result is bf16 when all its largest
  * float operands are (broadcast scalars, masks and rope tables do not promote); sums and
  * means, log-softmax and the fused cross-entropy f32; softmax, max/min, gathers and copies keep
- * their input's storage; adapter parameters, gradients and AdamW moments f32. Under fp32
+ * their input's storage, and a restored offloaded checkpoint the storage it left in; any other
+ * tensor made outside a kernel (an upload) f32; adapter parameters, gradients and AdamW moments f32. Under fp32
  * every float is f32.
  *
  * Traced on cuda, every buffer tfjs sees carries the storage the backend chose (trace.ts reads
@@ -92,6 +93,8 @@ function physicalStorage(trace: Trace, precision: string): Phys[] {
   const phys: Phys[] = [];
   trace.buffers.forEach((b, id) => {
     if (b.phys) return void phys.push(b.phys as Phys);
+    // A restored checkpoint comes back in the storage it left in (backend/cuda/offload.ts).
+    if (b.restoredFrom !== undefined) return void phys.push(phys[b.restoredFrom]!);
     if (b.dtype === 'int32') return void phys.push('i32');
     if (b.dtype === 'bool') return void phys.push('u8');
     if (!bf16Mixed) return void phys.push('f32');

@@ -32,6 +32,11 @@ export interface Buffer {
    * measured, so the storage rules need not guess it. Absent on cpu.
    */
   phys?: string;
+  /**
+   * The offloaded buffer a restore (Device.restore) brought back into this one: stored as that
+   * one was (cuda copies a bf16 checkpoint back as bf16), though made outside any kernel.
+   */
+  restoredFrom?: number;
 }
 
 export type TraceEvent =
@@ -142,8 +147,13 @@ export function traceStep(opts: TraceOptions): Trace {
 
   const restoreDevice = traceOffloads(
     activeDevice(),
-    (buffer, sign) => {
-      if (phase !== 'off' && buffer >= 0) events.push({ kind: 'host', buffer, sign });
+    {
+      host(buffer, sign) {
+        if (phase !== 'off' && buffer >= 0) events.push({ kind: 'host', buffer, sign });
+      },
+      restored(from, into) {
+        if (phase !== 'off' && from >= 0 && into >= 0) buffers[into]!.restoredFrom = from;
+      },
     },
     bufferOf,
   );
@@ -205,29 +215,41 @@ export function traceStep(opts: TraceOptions): Trace {
   return { twin, buffers, events, backend: tf.getBackend(), precision: policy };
 }
 
+/** What traceOffloads reports, by buffer id. */
+interface OffloadReports {
+  /** `buffer`'s bytes enter host memory (+1) or leave it (−1). */
+  host(buffer: number, sign: 1 | -1): void;
+  /** The offloaded `from` came back as the new buffer `into`. */
+  restored(from: number, into: number): void;
+}
+
 /**
  * Report each tensor the device offloads to host memory (+1) and each it gives back (−1, once:
- * restored or released), by the buffer it copied; returns what puts the device's methods back.
+ * restored or released), by the buffer it copied, and which buffer a restore made of which;
+ * returns what puts the device's methods back.
  */
-function traceOffloads(device: Device, report: (buffer: number, sign: 1 | -1) => void, bufferOf: (t: TensorLike) => number): () => void {
+function traceOffloads(device: Device, reports: OffloadReports, bufferOf: (t: TensorLike) => number): () => void {
   const own = { offload: device.offload, restore: device.restore, releaseOffloaded: device.releaseOffloaded };
   const held = new Map<OffloadedTensor, number>();
   const leave = (h: OffloadedTensor) => {
     const buffer = held.get(h);
     if (buffer === undefined) return;
     held.delete(h);
-    report(buffer, -1);
+    reports.host(buffer, -1);
   };
   device.offload = (t) => {
     const h = own.offload.call(device, t);
     const buffer = bufferOf(t as unknown as TensorLike);
     held.set(h, buffer);
-    report(buffer, 1);
+    reports.host(buffer, 1);
     return h;
   };
   device.restore = (h) => {
+    const from = held.get(h) ?? -1;
     leave(h);
-    return own.restore.call(device, h);
+    const t = own.restore.call(device, h);
+    reports.restored(from, bufferOf(t as unknown as TensorLike));
+    return t;
   };
   device.releaseOffloaded = (h) => {
     leave(h);

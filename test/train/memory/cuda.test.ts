@@ -285,4 +285,24 @@ describe("the fused ops' stand-ins (a trace made off cuda)", () => {
     const rules = cudaRules(trace, 'bf16-mixed');
     expect([2, 3, 4, 5, 6, 7].map((id) => rules.bytes(trace, id, trace.twin))).toEqual([2048, 4096, 2048, 4096, 2048, 2048]);
   });
+
+  it('store a restored checkpoint as the buffer it brought back, though it was made outside any kernel', () => {
+    const shape = [{ coef: 1024, exps: [] }];
+    const made = (kernel: string, extra = {}) => ({ kernel, inputs: [0], shape, dtype: 'float32', category: 'activations', ...extra });
+    const trace = {
+      twin: {},
+      events: [],
+      backend: 'cpu',
+      precision: 'fp32',
+      buffers: [
+        { ...made(''), inputs: [], phys: 'bf16' }, // a checkpoint, offloaded
+        made('', { restoredFrom: 0 }), // its restore: bf16 as it left
+        made(''), // any other upload: f32
+        { ...made(OPS.rmsNorm.name), inputs: [2, 2] }, // an f32 checkpoint (like x)…
+        made('', { restoredFrom: 3 }), // …comes back f32
+      ],
+    } as unknown as Trace;
+    const rules = cudaRules(trace, 'bf16-mixed');
+    expect([1, 2, 4].map((id) => rules.bytes(trace, id, trace.twin))).toEqual([2048, 4096, 4096]);
+  });
 });
