@@ -1,6 +1,6 @@
 /**
- * lmHeadCrossEntropySum(hidden [n, h], head [vocab, h], labels [n] int32): the LM head and the
- * cross-entropy sum as one op, Σ over rows whose label is not `ignoreIndex` of
+ * lmHeadCrossEntropySum(hidden [n, h] or [batch, seq, h], head [vocab, h], labels [n] int32, n
+ * the hidden state's rows): the LM head and the cross-entropy sum as one op, Σ over rows whose label is not `ignoreIndex` of
  * −log softmax(hidden·headᵀ)[label]. The reference makes the logits — it is exactly
  * crossEntropySum(linear(hidden, head), labels) — while a backend that fuses the op (cuda:
  * src/backend/cuda/kernels/lmHeadCrossEntropy.ts) runs it over token chunks so the
@@ -26,7 +26,10 @@ export function lmHeadCrossEntropySum(hidden: Tensor, head: Tensor, labels: Tens
   const chunkRows = opts.chunkRows ?? 0;
   if (!Number.isInteger(chunkRows) || chunkRows < 0)
     throw new Error(`lmHeadCrossEntropySum: chunkRows must be a whole number ≥ 0, got ${chunkRows}`);
-  if (!tf.getKernel(OP.name, tf.getBackend())) return tf.tidy(() => crossEntropySum(linear(hidden, head), labels, ignoreIndex));
+  if (hidden.rank < 2) throw new Error(`lmHeadCrossEntropySum: hidden must be [n, h] or [batch, seq, h], got [${hidden.shape.join(', ')}]`);
+  const width = hidden.shape[hidden.rank - 1]!;
+  if (!tf.getKernel(OP.name, tf.getBackend()))
+    return tf.tidy(() => crossEntropySum(linear(hidden.reshape([-1, width]), head), labels, ignoreIndex));
   // A fused forward computes the hidden state's gradient only when a tape will ask for it (not in eval).
   const attrs = { ignoreIndex, chunkRows, withGradient: gradientTapeRecording() };
   checkSignature(OP, { hidden, head, labels }, attrs);
@@ -55,9 +58,11 @@ function fusedWithOwnGradient(hidden: Tensor, head: Tensor, labels: Tensor, attr
   const engine = tf.engine() as unknown as CustomKernelEngine;
   return engine.runKernelFunc({
     inputs: { hidden, head },
-    // Inside the engine's tidy: dHidden is freed with it unless `save` (a tape recording) kept it.
+    // Inside the engine's tidy: dHidden is freed with it unless `save` (a tape recording) kept it. The
+    // rows are flattened here, off the tape: a taped reshape would keep the hidden state to the end.
     forwardFunc: (_backend, save) => {
-      const [loss, dHidden] = tf.engine().runKernel(OP.name, { hidden, head, labels } as never, attrs as never) as Tensor[];
+      const rows = hidden.reshape([-1, hidden.shape[hidden.rank - 1]!]);
+      const [loss, dHidden] = tf.engine().runKernel(OP.name, { hidden: rows, head, labels } as never, attrs as never) as Tensor[];
       save([dHidden!]);
       return loss!;
     },
@@ -71,7 +76,7 @@ function fusedWithOwnGradient(hidden: Tensor, head: Tensor, labels: Tensor, attr
         const scaled = tf.engine().runKernel(OP.gradient.name, { dy, dHidden } as never) as Tensor;
         // Read by nothing else: the tape would keep it until the whole backward pass ends.
         dHidden.dispose();
-        return scaled;
+        return scaled.reshape(hidden.shape);
       },
       head: () => {
         throw new Error(
@@ -92,7 +97,6 @@ export function causalLmHeadLoss(hidden: Tensor, head: Tensor, labels: number[][
   return tf.tidy(() => {
     const targets = causalTargets(labels, ignoreIndex);
     const count = tf.sum(tf.notEqual(targets, ignoreIndex).cast('float32'));
-    const flat = hidden.reshape([-1, hidden.shape[hidden.rank - 1]!]);
-    return tf.div(lmHeadCrossEntropySum(flat, head, targets, { ...opts, ignoreIndex }), tf.maximum(count, 1));
+    return tf.div(lmHeadCrossEntropySum(hidden, head, targets, { ...opts, ignoreIndex }), tf.maximum(count, 1));
   });
 }
