@@ -1,13 +1,14 @@
 /**
  * `npx tsx bench/context.ts --model llama8b --adapter qlora_r32 [--quant nf4] [--ckpt on|off|offload]
- *   [--start 4096] [--resolution 1024] [--gib 79.2] [--positions N] [--predict]`: the longest single sequence
+ *   [--start 4096] [--resolution 1024] [--gib 79.2] [--host-gib N] [--positions N] [--predict]`: the longest single sequence
  * (batch 1) whose training step fits on the device, by doubling from `--start`, then bisection to
  * `--resolution` tokens — the peers' `maxctx:` (../shared/peers/bench_peers.py) the same way — with
  * tokens/s and the peak at that length (issue 24).
  *
  * Each probe runs in a process of its own (`--probe SEQ`), so a length that runs out of memory
  * leaves nothing behind for the next. `--predict` asks only the memory estimate (`typetune
- * estimate`'s) which lengths fit in `--gib` (default: the device's, else 79.2 — an 80 GB H100):
+ * estimate`'s) which lengths fit in `--gib` (default: the device's, else 79.2 — an 80 GB H100)
+ * and, with `--host-gib`, whose offloaded checkpoints fit in that much host memory:
  * any machine, in seconds, and what the measured maximum is compared with.
  */
 import { useBackend } from '../src/backend/select.js';
@@ -59,9 +60,12 @@ if (!NAMES[model] || !adapter || chosenCheckpointing === undefined) {
 }
 const checkpointing: ActivationCheckpointing = chosenCheckpointing;
 
-/** The estimate's device total (what must fit) for one row of `seq` tokens, in GiB. */
-const estimateGiB = (seq: number, backend: string) =>
-  estimateMemory(benchRecipe(model, adapter, checkpointing, 1, seq, backend, quant)).deviceTotal / 2 ** 30;
+/** The estimate for one row of `seq` tokens: its device total (what must fit) and its host bytes (offloaded checkpoints), in GiB. */
+const estimateBoth = (seq: number, backend: string) => {
+  const m = estimateMemory(benchRecipe(model, adapter, checkpointing, 1, seq, backend, quant));
+  return { device: m.deviceTotal / 2 ** 30, host: m.host / 2 ** 30 };
+};
+const estimateGiB = (seq: number, backend: string) => estimateBoth(seq, backend).device;
 
 /** One training step at 1 × seq in this process: one `CONTEXT {json}` line. */
 async function probe(seq: number): Promise<void> {
@@ -116,9 +120,16 @@ async function main(): Promise<void> {
   const setting = `${NAMES[model]} ${adapterKey}${quant === 'nf4' ? ' (nf4)' : ''}, batch 1, checkpointing ${ckptKey}`;
   if (process.argv.includes('--predict')) {
     const gib = Number(arg('gib', '79.2'));
-    const best = longest((seq) => ({ fits: estimateGiB(seq, 'cuda') <= gib }), start, resolution);
+    // Offloaded checkpoints fill pinned host memory too (32 layers × rows × hidden): `--host-gib` bounds it as well.
+    const hostGib = Number(arg('host-gib', 'Infinity'));
+    const fits = (seq: number) => {
+      const e = estimateBoth(seq, 'cuda');
+      return e.device <= gib && e.host <= hostGib;
+    };
+    const best = longest((seq) => ({ fits: fits(seq) }), start, resolution);
+    const at = estimateBoth(best.seq || start, 'cuda');
     console.log(
-      `${setting}: the estimate fits ${best.seq} tokens in ${gib} GiB (estimated ${estimateGiB(best.seq || start, 'cuda').toFixed(2)} GiB)`,
+      `${setting}: the estimate fits ${best.seq} tokens in ${gib} GiB${Number.isFinite(hostGib) ? ` and ${hostGib} GiB of host memory` : ''} (estimated ${at.device.toFixed(2)} GiB, ${at.host.toFixed(2)} GiB on the host)`,
     );
     return;
   }

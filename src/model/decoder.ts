@@ -60,14 +60,45 @@ export interface DecoderOutput {
  * backward) and leaves it null afterwards, which the outer gradients() then trips over;
  * keep the outer tape and put it back.
  */
-function nestedGradients(f: () => Tensor, xs: Tensor[], dy: Tensor): { value: Tensor; grads: (Tensor | undefined)[] } {
+function nestedGradients(f: () => Tensor, xs: Tensor[], dy: Tensor): (Tensor | undefined)[] {
   const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
   const outer = state.activeTape;
+  // The recomputed value is read by no gradient (tfjs takes only its id and shape; a gradient that
+  // needs it saved its own reference): its buffer goes before the backward rather than after it.
+  const recomputed = () => {
+    const value = f();
+    value.dispose();
+    return value;
+  };
   try {
-    return tf.engine().gradients(f, xs, dy, true) as { value: Tensor; grads: (Tensor | undefined)[] };
+    return (tf.engine().gradients(recomputed, xs, dy, true) as { grads: (Tensor | undefined)[] }).grads;
   } finally {
     state.activeTape = outer;
   }
+}
+
+/**
+ * `f(x)` for a cheap `f` of frozen weights (the final norm) that lets go of its input and its
+ * incoming gradient as soon as its backward has run, by recomputing itself there: tfjs keeps a
+ * saved input and every node's incoming gradient until the whole backward pass ends, and the
+ * final norm's backward is the first — each a [rows × hidden] that a long row's checkpointed
+ * step would otherwise hold through every block's backward.
+ */
+function recomputedOnBackward(f: (x: Tensor) => Tensor, x: Tensor): Tensor {
+  const g = tf.customGrad(((input: Tensor, save: (tensors: Tensor[]) => void) => {
+    save([input]);
+    return {
+      value: f(input),
+      gradFunc: (dy: Tensor, [saved]: Tensor[]) => {
+        const grads = nestedGradients(() => f(saved!), [saved!], dy);
+        // Read by nothing else once this ran (the block's checkpoint lets go of its incoming gradient alike).
+        dy.dispose();
+        saved!.dispose();
+        return grads[0] ?? tf.zeros(x.shape);
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return g(x) as Tensor;
 }
 
 /** What every block of one forward pass shares: the key mask, the cache offset, the rope tables. */
@@ -374,8 +405,7 @@ export class Decoder {
         value,
         gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
           const [xs, ...rest] = offloaded ? [offloads!.restore(offloaded), ...saved] : saved;
-          const { grads, value } = nestedGradients(() => run(xs!, restoredContext(at, rest)), [xs!, ...vars], dy as Tensor);
-          value.dispose();
+          const grads = nestedGradients(() => run(xs!, restoredContext(at, rest)), [xs!, ...vars], dy as Tensor);
           // tfjs keeps every node's incoming gradient until the whole backward ends, though none is
           // read again once its node has run (the tape runs in reverse: every consumer of this
           // block's output is done). A [rows × hidden] per layer, the largest term of a long row's
@@ -457,7 +487,8 @@ export class Decoder {
       if (opts.outputHiddenStates) states.push(h);
     }
     if (opts.cache) opts.cache.advance(len);
-    h = this.norm(h, s.finalNorm);
+    const finalNorm = (x: Tensor) => this.norm(x, s.finalNorm);
+    h = opts.checkpoint && gradientTapeRecording() ? recomputedOnBackward(finalNorm, h) : finalNorm(h);
     if (opts.outputHiddenStates) states[states.length - 1] = h;
     return opts.outputHiddenStates ? { hidden: h, hiddenStates: states } : { hidden: h };
   }

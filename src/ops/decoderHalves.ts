@@ -145,6 +145,11 @@ function runHalf(
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
         const named = { ...inputs, ...Object.fromEntries([...names, ...made].map((n, i) => [n, saved[i]!])) };
         const grads = tf.engine().runKernel(op.gradient.name, { dy, ...named } as never, attrs as never) as Tensor[];
+        // Read by nothing once the gradient kernel has run, yet tfjs' tape holds the incoming gradient
+        // and the saved activations until the whole backward ends: a long row's block would hold its
+        // MLP half's dy and saved input (each [rows × hidden]) through its attention half's backward.
+        dy.dispose();
+        tf.dispose(saved);
         if (grads.length !== differentiable.length)
           throw new Error(`${op.gradient.name}: ${grads.length} gradients for ${differentiable.join(', ')}`);
         return grads;

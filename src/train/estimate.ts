@@ -121,7 +121,12 @@ function defaultBackend(recipe: Recipe): EstimateBackend {
  */
 const traces = new Map<string, { twinned: Twinned; trace: Trace }>();
 
-function traced(recipe: Recipe, checkpointing: ActivationCheckpointing, backend: EstimateBackend): { twinned: Twinned; trace: Trace } {
+/** The recipe's shape trace (cached) and its model's twin: what estimateMemory replays, for tests and tools that read the buffers. */
+export function traced(
+  recipe: Recipe,
+  checkpointing: ActivationCheckpointing,
+  backend: EstimateBackend,
+): { twinned: Twinned; trace: Trace } {
   // Modelling cuda elsewhere: cuda's fused ops stand in for the references (memory/cuda.ts).
   const standIns = backend === 'cuda' && activeDevice().backend !== 'cuda';
   const t0 = recipe.training;

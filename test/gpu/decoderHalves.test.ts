@@ -7,13 +7,21 @@
  * LayerNorm, learned positions, ungated gelu_new MLP and per-layer attention scale), checking
  * that the fused kernels, not the composition, ran on cuda; and on exactly packed rows (example
  * starts through flash attention, per-token rope tables). What still composes (a linear hook
- * with no fused plan) says so. LoRA dropout on the fused path: fusedDropout.test.ts;
+ * with no fused plan) says so. A checkpointed step holds nothing of a half once its gradient has
+ * run (its incoming gradient, its saved input). LoRA dropout on the fused path: fusedDropout.test.ts;
  * DoRA: fusedDora.test.ts.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { tf } from '../../src/backend/tf.js';
 import { OPS } from '../../src/ops/names.js';
+import { loadBaseModel } from '../../src/model/load.js';
+import { loadAdapter } from '../../src/adapters/index.js';
+import { computeGradients } from '../../src/train/step.js';
+import { fixture } from '../helpers.js';
+import { referenceBatch } from '../train/fixtureBatch.js';
+import { aliveAtEachRestore } from '../model/liveTensors.js';
 import { useCuda } from './cuda.js';
-import { FUSED, expectBf16Close, expectClose, lossAndGrads } from './halves.js';
+import { FUSED, expectBf16Close, expectClose, kernelsRun, lossAndGrads } from './halves.js';
 
 beforeAll(async () => {
   await useCuda();
@@ -88,5 +96,26 @@ describe('what still composes', () => {
     const cuda = await lossAndGrads('cuda', 'tiny-gpt2', { composedHook: true });
     expect(cuda.reason).toBe('a linear hook without linearAdapter');
     for (const k of FUSED) expect(cuda.kernels.has(k), `${k} did not run`).toBe(false);
+  });
+});
+
+describe("a checkpointed step's backward through the fused halves and the fused LM-head loss", () => {
+  it("holds at each block's recomputation only that block's incoming gradient and the prefetched input below", async () => {
+    await tf.setBackend('cuda');
+    const model = loadBaseModel(fixture('tiny-llama'));
+    const lora = await loadAdapter(fixture('peft-lora-llama/adapter'), model);
+    const batch = referenceBatch(fixture('peft-lora-llama/reference.safetensors'));
+    const rows = [batch.inputIds.length, batch.inputIds[0]!.length, model.spec.hiddenSize];
+    const { result: counts, names } = kernelsRun(() =>
+      aliveAtEachRestore(rows, () => computeGradients(model, lora, [batch], 'offload').grads.forEach((t) => t.dispose())),
+    );
+    for (const k of [...FUSED, OPS.lmHeadCrossEntropySum.name]) expect(names.has(k), `${k} did not run`).toBe(true);
+    // Each half lets go of its incoming gradient and saved input once its gradient has run, the loss
+    // keeps no hidden state, the final norm is recomputed in its backward: the MLP half's saved input
+    // and its incoming gradient, the final norm's input, output and incoming gradient are gone. From
+    // the second restore on, the input of the block below is there too: prefetched while this one runs.
+    expect(counts).toEqual(Array.from({ length: model.spec.numLayers }, (_, i) => (i === 0 ? 1 : 2)));
+    lora.dispose();
+    model.dispose();
   });
 });

@@ -114,6 +114,32 @@ describe('TTLmHeadCrossEntropySum, fp32', () => {
     tf.dispose([h, w, labels]);
   });
 
+  it('once its backward has run, holds one [rows × h] for the loss (the scaled gradient) until the pass ends, and made no zeros for dHidden', async () => {
+    await tf.setBackend('cuda');
+    const h = tf.tensor2d(hiddenValues, [ROWS, WIDTH]);
+    const w = tf.tensor2d(headValues, [VOCAB, WIDTH]);
+    const labels = tf.tensor1d(LABELS, 'int32');
+    // An identity whose backward runs right after the loss's: what the engine holds then, beyond the inputs.
+    let held = -1;
+    const probe = tf.customGrad(((x: Tensor) => ({
+      value: x.clone(),
+      gradFunc: (dy: Tensor) => {
+        held = tf.memory().numBytes - before;
+        return dy.clone();
+      },
+    })) as unknown as Parameters<typeof tf.customGrad>[0]);
+    const before = tf.memory().numBytes;
+    const grad = tf.tidy(() =>
+      tf.grad((x: Tensor) => tf.mul(lmHeadCrossEntropySum(probe(x) as Tensor, w, labels, { chunkRows: 4 }), 0.37))(h),
+    );
+    // The scaled gradient, ROWS × WIDTH f32 (the probe's value shares h's buffer); the loss and the
+    // upstream scalars a few bytes each. A kept dHidden, or tfjs' zeros for it, would be one more each.
+    const matrix = ROWS * WIDTH * 4;
+    expect(held).toBeGreaterThanOrEqual(matrix);
+    expect(held).toBeLessThan(2 * matrix);
+    tf.dispose([grad, h, w, labels]);
+  });
+
   it('refuses a gradient for the head: the fused op assumes it frozen', async () => {
     await tf.setBackend('cuda');
     const h = tf.tensor2d(hiddenValues, [ROWS, WIDTH]);

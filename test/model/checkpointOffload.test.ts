@@ -17,6 +17,7 @@ import { createAdapter, loadAdapter, type AnyAdapter } from '../../src/adapters/
 import { computeGradients, type StepAdapter, type StepBatch } from '../../src/train/step.js';
 import { fixture } from '../helpers.js';
 import { referenceBatch } from '../train/fixtureBatch.js';
+import { countingLive } from './liveTensors.js';
 
 let model: DecoderModel;
 let lora: AnyAdapter;
@@ -75,28 +76,6 @@ function recordingDevice(atRestore?: () => void) {
 }
 
 const layers = () => model.spec.numLayers;
-
-/** Run fn with a count of the tensors of `shape` alive at the moment (tfjs' engine tracks every tensor it makes). */
-function countingLive(shape: number[], fn: (count: () => number) => void): void {
-  type Hooks = { trackTensor(a: Tensor, backend: unknown): void; disposeTensor(a: Tensor): void };
-  const engine = tf.engine() as unknown as Hooks;
-  const own = { trackTensor: engine.trackTensor, disposeTensor: engine.disposeTensor };
-  const live = new Set<Tensor>();
-  engine.trackTensor = function (a, backend) {
-    own.trackTensor.call(this, a, backend);
-    if (a.shape.length === shape.length && a.shape.every((d, i) => d === shape[i])) live.add(a);
-  };
-  engine.disposeTensor = function (a) {
-    own.disposeTensor.call(this, a);
-    live.delete(a);
-  };
-  try {
-    fn(() => [...live].filter((t) => !t.isDisposed).length);
-  } finally {
-    delete (engine as Partial<Hooks>).trackTensor;
-    delete (engine as Partial<Hooks>).disposeTensor;
-  }
-}
 
 describe('offloaded checkpoints in a training pass', () => {
   it("offloads each block's input [batch, seq, hidden] once and restores each for its recomputation, one on the device at a time", () => {

@@ -60,8 +60,9 @@ describe('which ops each backend fuses', () => {
     ]);
     // qlinear registers its gradient itself (src/ops/qlinear.ts): it runs the backend's gradient kernel where there is one.
     const ownGradient = new Set<string>([OPS.qlinear.name]);
-    // The decoder halves run their gradient kernel under their op's custom gradient (src/ops/decoderHalves.ts): nothing registered.
-    const customGradient = new Set<string>([OPS.attentionHalf.name, OPS.mlpHalf.name]);
+    // The decoder halves and the LM-head loss run their gradient kernel under their op's custom gradient
+    // (src/ops/decoderHalves.ts, src/ops/lmHeadCrossEntropy.ts): nothing registered.
+    const customGradient = new Set<string>([OPS.attentionHalf.name, OPS.mlpHalf.name, OPS.lmHeadCrossEntropySum.name]);
     for (const op of fused) {
       expect(kernels.has(op.gradient!.name), op.gradient!.name).toBe(true);
       if (customGradient.has(op.name))

@@ -10,11 +10,13 @@ import {
   estimatePerGpu,
   estimateRecipe,
   fitBatch,
+  traced,
   zero3LayerBytes,
 } from '../../src/train/estimate.js';
 import { fourBitBits } from '../../src/model/memory.js';
 import { loadBaseModel } from '../../src/model/load.js';
 import { createAdapter } from '../../src/adapters/index.js';
+import { RESTORED_CHECKPOINT } from '../../src/train/memory/trace.js';
 import { fixture, repoRoot } from '../helpers.js';
 import { measuredPeak } from './memory/measure.js';
 
@@ -99,6 +101,11 @@ describe('estimate', () => {
         backend === 'cpu' ? offloaded.total : offloaded.total + offloaded.context + offloaded.fragmentation,
       );
     }
+    // Each block's input comes back (restored) as the buffer it left as: the trace says which, so cuda's rules store it so.
+    const { trace } = traced(recipe('lora', ['model.activation_checkpointing=offload', 'model.precision=bf16-mixed']), 'offload', 'cuda');
+    const restored = trace.buffers.filter((b) => b.kernel === RESTORED_CHECKPOINT);
+    expect(restored).toHaveLength(3);
+    for (const b of restored) expect(trace.buffers[b.inputs[0]!]!.shape).toEqual(b.shape);
     const text = estimateRecipe(recipe('lora', ['model.activation_checkpointing=offload']), { backend: 'cuda' }).text;
     expect(text).toMatch(/activation checkpointing \(offloaded\)/);
     expect(text).toMatch(/\n {2}host: offloaded checkpoints \(pinned\) +\S+ \S+\n/);

@@ -4,7 +4,7 @@ import { attentionGradient, attentionKernels } from './kernels/attention.js';
 import { binaryKernels } from './kernels/binary.js';
 import { creationKernels } from './kernels/creation.js';
 import { crossEntropyGradient, crossEntropyKernels } from './kernels/crossEntropy.js';
-import { lmHeadCrossEntropyGradient, lmHeadCrossEntropyKernels } from './kernels/lmHeadCrossEntropy.js';
+import { lmHeadCrossEntropyKernels } from './kernels/lmHeadCrossEntropy.js';
 import { gatherKernels } from './kernels/gather.js';
 import { loraDeltaGradient, loraDeltaKernels } from './kernels/loraDelta.js';
 import { dropoutGradient, dropoutKernels } from './kernels/dropout.js';
@@ -50,7 +50,6 @@ export const cudaKernels: tf.KernelConfig[] = [
 /** Gradients of the fused ops' cuda kernels (typetune's own op names; tfjs knows none of them). */
 export const cudaGradients: tf.GradConfig[] = [
   crossEntropyGradient,
-  lmHeadCrossEntropyGradient,
   attentionGradient,
   rmsNormGradient,
   layerNormGradient,

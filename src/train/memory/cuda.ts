@@ -9,12 +9,14 @@
  * to bf16 copies, freed after the GEMM); an elementwise result is bf16 when all its largest
  * float operands are (broadcast scalars, masks and rope tables do not promote); sums and
  * means, log-softmax and the fused cross-entropy f32; softmax, max/min, gathers and copies keep
- * their input's storage; adapter parameters, gradients and AdamW moments f32. Under fp32
+ * their input's storage, and a restored offloaded checkpoint the storage it left in; any other
+ * tensor made outside a kernel (an upload) f32; adapter parameters, gradients and AdamW moments f32. Under fp32
  * every float is f32.
  *
  * Traced on cuda, every buffer tfjs sees carries the storage the backend chose (trace.ts reads
  * it), so the rules above are only the fallback for a trace made elsewhere. What tfjs never
- * sees is the scratch inside fused kernels, this file's workspace rule: flash attention's
+ * sees is the scratch inside fused kernels (beside which the kernel's outputs already exist, though
+ * the trace tracks them once it returns), this file's workspace rule: flash attention's
  * gradient keeps its row terms (Δ and the fully-masked flags, [b, heads, sq]) and, when the
  * gradients are bf16, dq accumulated in f32 (backend/attentionWorkspace.ts); the LoRA delta its [N, r] products and the
  * GEMM-type copies of f32 operands. Nor does it see a 4-bit base's bytes and the scratch its
@@ -36,7 +38,7 @@ import { ATTENTION_ROLES, MLP_ROLES, OPS, type OpSignature, type OpStorage } fro
 import { hasSymbol, type Dims } from './symbols.js';
 import type { ProjectionAttrs } from '../../ops/decoderHalves.js';
 import { axis, elements, type StorageRules } from './peak.js';
-import { RESTORED_CHECKPOINT, type Trace } from './trace.js';
+import { RESTORED_CHECKPOINT, type Trace, type TraceEvent } from './trace.js';
 import { flashBackwardWorkspaceBytes } from '../../backend/attentionWorkspace.js';
 import { columnDotPartialBytes, doraScratchElements } from '../../backend/doraWorkspace.js';
 import { lmHeadChunkRows } from '../../backend/lmHeadChunks.js';
@@ -138,57 +140,73 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
   const copies = (t: Trace, ids: Array<number | undefined>, dims: Dims) =>
     ids.reduce((n: number, i) => n + (i !== undefined && i >= 0 && phys[i] !== gemmType ? aligned(size(t, i, dims) * gemmBytes) : 0), 0);
   const untiledOnly = mlpHalvesWithDora(trace);
+  const bytes: StorageRules['bytes'] = (t, id, dims) =>
+    tiledAway(t, id, dims, untiledOnly) ? 0 : aligned(elements(t, id, dims) * PHYS_BYTES[phys[id]!]);
+  const made = kernelOutputs(trace);
   return {
     describe: `cuda memory pool, ${precision} storage`,
     counting: 'buffer',
-    bytes: (t, id, dims) => (tiledAway(t, id, dims, untiledOnly) ? 0 : aligned(elements(t, id, dims) * PHYS_BYTES[phys[id]!])),
-    workspace(t, kernel, dims) {
-      const ins = kernel.inputs;
-      if (kernel.name === 'BatchMatMul' || kernel.name === '_FusedMatMul')
-        return precision === 'bf16-mixed' ? copies(t, [ins[0], ins[1]], dims) : 0;
-      if (kernel.name === OPS.attention.gradient.name && ins[1] !== undefined && ins[1] >= 0) {
-        // Inputs dy, q, k, v, keyMask, out, lse: the backward's one workspace (Δ, the masked-row
-        // flags, and dq summed in f32 unless dq — packed, the GEMM type — is f32).
-        const [batch, heads, sq, headDim] = [0, 1, 2, 3].map((a) => axis(t, ins[1]!, a, dims)) as [number, number, number, number];
-        return aligned(flashBackwardWorkspaceBytes(batch, heads, sq, headDim, gemmType === 'f32'));
-      }
-      if (kernel.name === OPS.loraDelta.name || kernel.name === OPS.loraDelta.gradient.name) {
-        // Inputs x, base, A, B (forward) or dy, x, A, B: one or two [N, r] products, and GEMM-type copies.
-        const grad = kernel.name === OPS.loraDelta.gradient.name;
-        const [x, A] = grad ? [ins[1], ins[2]] : [ins[0], ins[2]];
-        const rank = A !== undefined && A >= 0 ? axis(t, A, 0, dims) : 0;
-        const inF = A !== undefined && A >= 0 ? axis(t, A, 1, dims) : 1;
-        const n = size(t, x, dims) / inF;
-        const operands = grad ? [ins[0], ins[1], ins[2], ins[3]] : [ins[0], ins[2], ins[3]];
-        return (grad ? 2 : 1) * aligned(n * rank * gemmBytes) + copies(t, operands, dims);
-      }
-      if (kernel.name === OPS.lmHeadCrossEntropySum.name && ins[0] !== undefined && ins[1] !== undefined) {
-        // Inputs hidden, head, labels. The chunk's logits (one scratch, the GEMM type), the rows' f32
-        // losses and the upstream 1; and its outputs, the loss and dHidden, which exist while these
-        // do but are tracked only once the kernel returns.
-        const [rows, width, vocab] = [axis(t, ins[0], 0, dims), axis(t, ins[0], 1, dims), axis(t, ins[1], 0, dims)];
-        const chunk = lmHeadChunkRows(rows, vocab, gemmBytes, Number(kernel.attrs?.chunkRows ?? 0));
-        const dHidden = kernel.attrs?.withGradient ? rows * width : 0;
-        return (
-          aligned(chunk * vocab * gemmBytes) +
-          aligned(rows * 4) +
-          2 * aligned(4) +
-          aligned(dHidden * gemmBytes) +
-          copies(t, [ins[0], ins[1]], dims)
-        );
-      }
-      if (HALVES.has(kernel.name)) {
-        const lora = ins.some((i) => i >= 0 && t.buffers[i]!.category === 'adapter');
-        const headNorms = kernel.inputNames?.includes('qNormWeight') ?? false;
-        const dropping = Object.entries((kernel.attrs?.projections ?? {}) as ProjectionAttrs)
-          .filter(([, p]) => p?.dropout)
-          .map(([role]) => role);
-        const dora = [...ATTENTION_ROLES, ...MLP_ROLES].filter((role) => kernel.inputNames?.includes(`${role}LoraMagnitude`));
-        return halfWorkspace(kernel.name, dims, gemmBytes, { lora, headNorms, dropping, dora, plainMlp: kernel.attrs?.mlp === 'plain' });
-      }
-      return 0;
-    },
+    bytes,
+    // A kernel makes its outputs before it works in its scratch (a half's backward: dh and the LoRA
+    // gradients beside flash attention's workspace), though the trace sees them only once it returns.
+    workspace: (t, kernel, dims) =>
+      scratch(t, kernel, dims) + (made.get(kernel as TraceEvent) ?? []).reduce((n, id) => n + bytes(t, id, dims), 0),
   };
+
+  /** What a kernel allocates and frees inside itself. */
+  function scratch(t: Trace, kernel: Parameters<NonNullable<StorageRules['workspace']>>[1], dims: Dims): number {
+    const ins = kernel.inputs;
+    if (kernel.name === 'BatchMatMul' || kernel.name === '_FusedMatMul')
+      return precision === 'bf16-mixed' ? copies(t, [ins[0], ins[1]], dims) : 0;
+    if (kernel.name === OPS.attention.gradient.name && ins[1] !== undefined && ins[1] >= 0) {
+      // Inputs dy, q, k, v, keyMask, out, lse: the backward's one workspace (Δ, the masked-row
+      // flags, and dq summed in f32 unless dq — packed, the GEMM type — is f32).
+      const [batch, heads, sq, headDim] = [0, 1, 2, 3].map((a) => axis(t, ins[1]!, a, dims)) as [number, number, number, number];
+      return aligned(flashBackwardWorkspaceBytes(batch, heads, sq, headDim, gemmType === 'f32'));
+    }
+    if (kernel.name === OPS.loraDelta.name || kernel.name === OPS.loraDelta.gradient.name) {
+      // Inputs x, base, A, B (forward) or dy, x, A, B: one or two [N, r] products, and GEMM-type copies.
+      const grad = kernel.name === OPS.loraDelta.gradient.name;
+      const [x, A] = grad ? [ins[1], ins[2]] : [ins[0], ins[2]];
+      const rank = A !== undefined && A >= 0 ? axis(t, A, 0, dims) : 0;
+      const inF = A !== undefined && A >= 0 ? axis(t, A, 1, dims) : 1;
+      const n = size(t, x, dims) / inF;
+      const operands = grad ? [ins[0], ins[1], ins[2], ins[3]] : [ins[0], ins[2], ins[3]];
+      return (grad ? 2 : 1) * aligned(n * rank * gemmBytes) + copies(t, operands, dims);
+    }
+    if (kernel.name === OPS.lmHeadCrossEntropySum.name && ins[0] !== undefined && ins[1] !== undefined) {
+      // Inputs hidden, head, labels. The chunk's logits (one scratch, the GEMM type), the rows' f32
+      // losses and the upstream 1 (its outputs, the loss and dHidden, are counted as every kernel's).
+      const [rows, vocab] = [axis(t, ins[0], 0, dims), axis(t, ins[1], 0, dims)];
+      const chunk = lmHeadChunkRows(rows, vocab, gemmBytes, Number(kernel.attrs?.chunkRows ?? 0));
+      return aligned(chunk * vocab * gemmBytes) + aligned(rows * 4) + aligned(4) + copies(t, [ins[0], ins[1]], dims);
+    }
+    if (HALVES.has(kernel.name)) {
+      const lora = ins.some((i) => i >= 0 && t.buffers[i]!.category === 'adapter');
+      const headNorms = kernel.inputNames?.includes('qNormWeight') ?? false;
+      const dropping = Object.entries((kernel.attrs?.projections ?? {}) as ProjectionAttrs)
+        .filter(([, p]) => p?.dropout)
+        .map(([role]) => role);
+      const dora = [...ATTENTION_ROLES, ...MLP_ROLES].filter((role) => kernel.inputNames?.includes(`${role}LoraMagnitude`));
+      return halfWorkspace(kernel.name, dims, gemmBytes, { lora, headNorms, dropping, dora, plainMlp: kernel.attrs?.mlp === 'plain' });
+    }
+    return 0;
+  }
+}
+
+/** Each kernel event's outputs: the buffers first tracked after it, made by it, before the next kernel starts. */
+function kernelOutputs(trace: Trace): Map<TraceEvent, number[]> {
+  const out = new Map<TraceEvent, number[]>();
+  let current: (TraceEvent & { kind: 'kernel' }) | undefined;
+  for (const e of trace.events) {
+    if (e.kind === 'kernel') current = e;
+    else if (e.kind === 'track' && e.fresh && current && trace.buffers[e.buffer]!.kernel === current.name) {
+      const list = out.get(current) ?? [];
+      list.push(e.buffer);
+      out.set(current, list);
+    }
+  }
+  return out;
 }
 
 /**

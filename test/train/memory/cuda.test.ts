@@ -183,6 +183,30 @@ describe("a long row's MLP half, in tiles of rows (src/backend/mlpTiles.ts)", ()
     expect(workspace(OPS.mlpHalf.gradient.name, { mlp: 'plain' })).toBe(2 * tile(16384) + 2 * tile(64));
   });
 
+  it("counts a kernel's outputs beside its scratch: made first, though the trace tracks them once it returns", () => {
+    const rows = (cols: number) => 16 * cols * 2;
+    const kernel = {
+      kind: 'kernel' as const,
+      name: OPS.mlpHalf.gradient.name,
+      inputs: [0],
+      inputNames: ['h'],
+      attrs: { mlp: 'gated', projections: {} },
+    };
+    const h = { shape: [mono(BATCH), mono(SEQ), mono(HIDDEN)], dtype: 'float32', category: 'activations' as const, kernel: '', inputs: [] };
+    const dh = { ...h, kernel: OPS.mlpHalf.gradient.name, inputs: [0], phys: 'bf16' };
+    const withOutput: Trace = {
+      twin: short,
+      buffers: [h, dh],
+      events: [kernel, { kind: 'track', buffer: 1, fresh: true }],
+      backend: 'cuda',
+      precision: 'bf16-mixed',
+    };
+    const alone: Trace = { ...withOutput, events: [kernel] };
+    const at = (t: Trace) => cudaRules(t, 'bf16-mixed').workspace!(t, t.events[0] as never, short);
+    expect(at(alone)).toBe(3 * rows(16384) + rows(64));
+    expect(at(withOutput)).toBe(at(alone) + rows(64)); // dh, [16, 64] bf16
+  });
+
   it('a short row keeps the untiled scratch: gate and up are outputs the trace sees', () => {
     const rows = (cols: number) => 16 * cols * 2;
     expect(workspace(OPS.mlpHalf.name, {}, short)).toBe(rows(64) + rows(16384));

@@ -8,7 +8,8 @@
  * any of it is written — and a second GEMM multiplies that by the head into the chunk's rows
  * of dHidden. The head is frozen (LoRA and ReFT never train it), so the gradient w.r.t. hidden
  * is complete after the forward and saved (Liger Kernel's trick); the gradient kernel only
- * scales it by the upstream scalar. A head that needs a gradient is refused.
+ * scales it by the upstream scalar. The op's own gradient (src/ops/lmHeadCrossEntropy.ts) keeps
+ * dHidden, lets it go once scaled, and refuses a head that needs a gradient.
  *
  * Precision as the unfused linear + crossEntropySum: GEMM operands and the logits scratch in
  * the GEMM type (./matmul.ts: bf16 with f32 accumulation under 'bf16-mixed'), the cross-entropy
@@ -17,7 +18,7 @@
  * unfused path's dlogits·head product (the GEMM type); it differs from it only in scaling after
  * the GEMM's rounding rather than before.
  */
-import { tf } from '../../tf.js';
+import type { tf } from '../../tf.js';
 import { OPS } from '../../../ops/names.js';
 import { lmHeadChunkRows } from '../../lmHeadChunks.js';
 import { DTYPE, PHYS_BYTES, REDUCE } from '../addon.js';
@@ -92,27 +93,3 @@ export const lmHeadCrossEntropyKernels: tf.KernelConfig[] = [
     binaryOp(backend, 'mul', input(inputs, 'dHidden'), input(inputs, 'dy'), 'float32'),
   ),
 ];
-
-/** The gradient tfjs uses when the cuda kernel ran: the forward's saved dHidden times the upstream scalar. */
-export const lmHeadCrossEntropyGradient: tf.GradConfig = {
-  kernelName: LM_HEAD_CE,
-  outputsToSave: [false, true],
-  gradFunc: (dy, saved) => {
-    const [dHidden] = saved as [tf.Tensor];
-    const g = Array.isArray(dy) ? dy[0]! : dy; // dHidden's own incoming gradient is zeros: nothing uses it
-    return {
-      hidden: () => {
-        if (dHidden.size === 0)
-          throw new Error(
-            `${LM_HEAD_CE}: the loss was computed without a gradient tape, so its gradient was not kept (src/ops/lmHeadCrossEntropy.ts)`,
-          );
-        return tf.engine().runKernel(LM_HEAD_CE_GRAD, { dy: g, dHidden }) as tf.Tensor;
-      },
-      head: () => {
-        throw new Error(
-          `${LM_HEAD_CE}: the fused LM-head loss assumes a frozen head and keeps no gradient for it; train the head through linear + crossEntropySum`,
-        );
-      },
-    };
-  },
-};
