@@ -54,13 +54,17 @@ describe.each(MODELS)('fused decoder halves on %s', (model) => {
 describe.each(['tiny-llama', 'transformers-extra/tiny-qwen2-window', 'transformers-extra/tiny-qwen3', 'tiny-gpt2'])(
   'fused decoder halves on exactly packed rows, %s',
   (model) => {
-    it('fp32: attention within each example, positions restarting, as the composition (1e-4), checkpointed too', async () => {
+    // 2e-4: on an H200 tiny-llama's layer-0 k_proj lora_A gradient came within 1.015e-4 of the
+    // composition's. A packed row's first query of each example sees one key, whose softmax has no
+    // score gradient, so k's gradient sums fewer, more cancelling terms. A key let through or kept
+    // out changes a whole softmax row of these few-key rows, far beyond rounding.
+    it('fp32: attention within each example, positions restarting, as the composition (2e-4), checkpointed too', async () => {
       for (const checkpoint of [false, true]) {
         const cpu = await lossAndGrads('cpu', model, { packed: true, checkpoint });
         const cuda = await lossAndGrads('cuda', model, { packed: true, checkpoint });
         expect(cuda.reason).toBeUndefined();
         for (const k of FUSED) expect(cuda.kernels.has(k), `${k} ran`).toBe(true);
-        expectClose(cuda, cpu, 1e-4);
+        expectClose(cuda, cpu, 2e-4);
       }
     });
   },
