@@ -86,6 +86,13 @@ inline unsigned gridFor(int64_t n, int block) {
   return (unsigned)(g > 65535LL * 32 ? 65535LL * 32 : (g < 1 ? 1 : g));
 }
 
+// gridDim.x of a launch that is not grid-striding (a block per row, or per 8 rows): at most
+// 2^31 − 1, refused above rather than truncated by the cast.
+inline unsigned gridBlocks(int64_t blocks, const char* kernel) {
+  if (blocks > 0x7fffffffLL) fail(kernel, "needs " + std::to_string(blocks) + " blocks, more than one launch's 2147483647 (gridDim.x)");
+  return (unsigned)blocks;
+}
+
 inline std::string shapeStr(const int64_t* s, int r) {
   std::string out = "[";
   for (int i = 0; i < r; i++) out += (i ? "," : "") + std::to_string(s[i]);

@@ -52,7 +52,7 @@ __global__ void crossEntropyBackwardKernel(const void* x, int xt, const int32_t*
 void launchCrossEntropy(const void* x, int xt, const int32_t* labels, float* lossRows, int64_t rows, int64_t cols, int ignoreIndex) {
   checkDtype(xt, "crossEntropy");
   if (rows == 0) return;
-  crossEntropyKernel<<<(unsigned)rows, 256, 0, stream()>>>(x, xt, labels, lossRows, cols, ignoreIndex);
+  crossEntropyKernel<<<gridBlocks(rows, "crossEntropy"), 256, 0, stream()>>>(x, xt, labels, lossRows, cols, ignoreIndex);
   checkLaunch("crossEntropy", "[" + std::to_string(rows) + "," + std::to_string(cols) + "]");
 }
 
@@ -60,7 +60,7 @@ void launchCrossEntropyBackward(const void* x, int xt, const int32_t* labels, co
                                 int64_t rows, int64_t cols, int ignoreIndex) {
   checkDtype(xt, "crossEntropyBackward"); checkDtype(dyt, "crossEntropyBackward"); checkDtype(dxt, "crossEntropyBackward");
   if (rows == 0) return;
-  crossEntropyBackwardKernel<<<(unsigned)rows, 256, 0, stream()>>>(x, xt, labels, dy, dyt, dx, dxt, cols, ignoreIndex);
+  crossEntropyBackwardKernel<<<gridBlocks(rows, "crossEntropyBackward"), 256, 0, stream()>>>(x, xt, labels, dy, dyt, dx, dxt, cols, ignoreIndex);
   checkLaunch("crossEntropyBackward", "[" + std::to_string(rows) + "," + std::to_string(cols) + "]");
 }
 

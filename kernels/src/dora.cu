@@ -45,7 +45,7 @@ static void launchDoraScale(const void* w, int t, int64_t rows, int64_t cols, co
   if (scale && !magnitude) fail("doraScale", "the scale needs the magnitude");
   withFloatType(t, "doraScale", [&](auto tag) {
     using T = decltype(tag);
-    doraScaleKernel<T><<<(unsigned)rows, kNormThreads, 0, stream()>>>(static_cast<const T*>(w), cols, magnitude, norm, scale);
+    doraScaleKernel<T><<<gridBlocks(rows, "doraScale"), kNormThreads, 0, stream()>>>(static_cast<const T*>(w), cols, magnitude, norm, scale);
   });
   checkLaunch("doraScale", "rows=" + std::to_string(rows) + " cols=" + std::to_string(cols));
 }
@@ -123,11 +123,12 @@ __global__ void columnDotPartialKernel(const T* a, const T* b, int64_t rows, int
 }
 
 __global__ void columnDotFinishKernel(const float* partial, int64_t chunks, int64_t cols, const float* divisor, float* out) {
-  const int64_t col = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  if (col >= cols) return;
-  float s = 0.f;
-  for (int64_t c = 0; c < chunks; c++) s += partial[c * cols + col];
-  out[col] = s / divisor[col];
+  // Grid-striding: gridFor caps the grid (common.h), so a launch may have fewer threads than columns.
+  for (int64_t col = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; col < cols; col += (int64_t)gridDim.x * blockDim.x) {
+    float s = 0.f;
+    for (int64_t c = 0; c < chunks; c++) s += partial[c * cols + col];
+    out[col] = s / divisor[col];
+  }
 }
 
 static void launchColumnDot(const void* a, const void* b, int t, int64_t rows, int64_t cols, const float* divisor, float* out) {

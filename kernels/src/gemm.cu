@@ -50,7 +50,7 @@ static cublasLtMatrixLayout_t layout(cudaDataType_t t, uint64_t rows, uint64_t c
   cublasLtMatrixLayout_t l;
   checkBlas(cublasLtMatrixLayoutCreate(&l, t, rows, cols, ld), "cublasLtMatrixLayoutCreate", detail);
   if (batch > 1) {
-    int32_t count = (int32_t)batch;
+    int32_t count = (int32_t)batch;  // ≤ INT32_MAX: gemm() checks
     checkBlas(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)), "set batch count", detail);
     checkBlas(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)), "set batch stride", detail);
   }
@@ -111,6 +111,12 @@ void gemm(const GemmArgs& g) {
   if (g.abType != F32 && g.abType != BF16) fail("gemm", "operands must be f32 or bf16: " + detail);
   if (g.dType != F32 && g.dType != BF16) fail("gemm", "output must be f32 or bf16: " + detail);
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
+  // cuBLASLt takes rows and columns as uint64 but supports only values an int32 holds, and its
+  // batch count is an int32; leading dimensions and batch strides are int64, so a matrix of
+  // more than 2^31 elements is fine as long as each dimension fits.
+  if (g.m < 0 || g.n < 0 || g.k < 0 || g.batch < 0 || g.m > INT32_MAX || g.n > INT32_MAX || g.k > INT32_MAX || g.batch > INT32_MAX) {
+    fail("gemm", "m, n, k and batch must each be in [0, 2147483647] (cuBLASLt's int32 dimensions): " + detail);
+  }
   if (g.beta != 0.f && !g.c) fail("gemm", "beta ≠ 0 needs a C operand: " + detail);
   if (g.k == 0) {  // an empty sum: D = 0 (+ bias, not supported for k = 0)
     if (g.beta != 0.f || g.lda || g.ldb || g.ldd) fail("gemm", "k = 0 with beta or row strides is not supported: " + detail);

@@ -113,11 +113,10 @@ __global__ void layerNormBackwardKernel(const G* dy, const T* x, const float* w,
 
 void launchLayerNormForward(const void* x, int xt, const float* w, const float* b, void* y, int64_t rows, int64_t cols, float eps) {
   if (rows == 0 || cols == 0) return;
-  if (rows > 0x7fffffffLL) fail("layerNormForward", "too many rows");
   withStorageAndWidth(xt, "layerNormForward", cols, [&](auto t, auto width) {
     using T = decltype(t);
     constexpr int V = decltype(width)::value;
-    layerNormForwardKernel<T, V><<<(unsigned)rows, normThreads(cols, V), 0, stream()>>>(
+    layerNormForwardKernel<T, V><<<gridBlocks(rows, "layerNormForward"), normThreads(cols, V), 0, stream()>>>(
         static_cast<const T*>(x), w, b, static_cast<T*>(y), cols, eps);
   }, x, y);
   checkLaunch("layerNormForward", rowsCols(rows, cols));

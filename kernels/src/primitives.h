@@ -47,9 +47,11 @@ struct Args {
   double num(int i) const { return read(i, ArgKind::Float); }
   float f32(int i) const { return (float)read(i, ArgKind::Float); }
   int64_t i64(int i) const { return integer(i, ArgKind::Int); }
-  int i32(int i) const { return (int)integer(i, ArgKind::Int); }
+  // A code or small count (an op, an activation, a rank): refused outside int's range rather than
+  // wrapped into some other valid code. Sizes, offsets and strides are read with i64.
+  int i32(int i) const { return narrow(i, ArgKind::Int); }
   // A physical dtype code (common.h DType).
-  int dtype(int i) const { return (int)integer(i, ArgKind::Dtype); }
+  int dtype(int i) const { return narrow(i, ArgKind::Dtype); }
   bool flag(int i) const {
     const double v = read(i, ArgKind::Flag);
     if (v != 0 && v != 1) bad(i, "a flag (0 or 1, or a boolean)");
@@ -76,6 +78,11 @@ struct Args {
     const double v = read(i, kind);
     if (v != std::floor(v) || std::fabs(v) > 9007199254740992.0) bad(i, "an integer");
     return (int64_t)v;
+  }
+  int narrow(int i, ArgKind kind) const {
+    const int64_t v = integer(i, kind);
+    if (v < INT32_MIN || v > INT32_MAX) bad(i, "a 32-bit integer (a code, not a size)");
+    return (int)v;
   }
 };
 

@@ -107,9 +107,9 @@ template <typename C>
 static void reduceRows(int op, const void* x, int xt, void* y, int yt, int64_t rows, int64_t r, C scale) {
   if (r <= 1024) {
     dim3 block(32, 8);
-    reduceRowsKernel<C><<<(unsigned)((rows + 7) / 8), block, 0, stream()>>>(op, x, xt, y, yt, rows, r, scale);
+    reduceRowsKernel<C><<<gridBlocks((rows + 7) / 8, "reduce"), block, 0, stream()>>>(op, x, xt, y, yt, rows, r, scale);
   } else {
-    reduceRowsKernel<C><<<(unsigned)rows, 256, 0, stream()>>>(op, x, xt, y, yt, rows, r, scale);
+    reduceRowsKernel<C><<<gridBlocks(rows, "reduce"), 256, 0, stream()>>>(op, x, xt, y, yt, rows, r, scale);
   }
 }
 

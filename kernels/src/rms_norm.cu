@@ -86,11 +86,10 @@ __global__ void rmsNormBackwardKernel(const G* dy, const T* x, const float* w, G
 
 void launchRmsNormForward(const void* x, int xt, const float* w, void* y, int64_t rows, int64_t cols, float eps, float offset) {
   if (rows == 0 || cols == 0) return;
-  if (rows > 0x7fffffffLL) fail("rmsNormForward", "too many rows");
   withStorageAndWidth(xt, "rmsNormForward", cols, [&](auto t, auto width) {
     using T = decltype(t);
     constexpr int V = decltype(width)::value;
-    rmsNormForwardKernel<T, V><<<(unsigned)rows, normThreads(cols, V), 0, stream()>>>(
+    rmsNormForwardKernel<T, V><<<gridBlocks(rows, "rmsNormForward"), normThreads(cols, V), 0, stream()>>>(
         static_cast<const T*>(x), w, static_cast<T*>(y), cols, eps, offset);
   }, x, y);
   checkLaunch("rmsNormForward", rowsCols(rows, cols));

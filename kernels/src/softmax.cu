@@ -22,8 +22,7 @@ __global__ void softmaxKernel(const void* x, int xt, void* y, int yt, int64_t co
 void launchSoftmax(const void* x, int xt, void* y, int yt, int64_t rows, int64_t cols, bool logSoftmax) {
   checkDtype(xt, "softmax"); checkDtype(yt, "softmax");
   if (rows == 0 || cols == 0) return;
-  if (rows > 0x7fffffffLL) fail("softmax", "too many rows");
-  softmaxKernel<<<(unsigned)rows, 256, 0, stream()>>>(x, xt, y, yt, cols, logSoftmax);
+  softmaxKernel<<<gridBlocks(rows, logSoftmax ? "logSoftmax" : "softmax"), 256, 0, stream()>>>(x, xt, y, yt, cols, logSoftmax);
   checkLaunch(logSoftmax ? "logSoftmax" : "softmax", "[" + std::to_string(rows) + "," + std::to_string(cols) + "]");
 }
 

@@ -61,7 +61,7 @@ export function philoxBits24(seed: number, index: number): number {
 
 /** n uniforms in [0, 1): value i = bits24(seed, offset + i) · 2⁻²⁴ (rng.cu's randomUniform with lo 0, hi 1). */
 export function philoxUniforms(seed: number, offset: number, n: number): Float32Array {
-  checkStream(seed, offset);
+  checkStream(seed, offset, n);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = philoxBits24(seed, offset + i) / 16777216;
   return out;
@@ -87,7 +87,7 @@ export function dropoutScale(rate: number): number {
  * (uniform bits24(seed, offset + i)) is kept, 0 where it is dropped.
  */
 export function philoxDropoutMask(seed: number, offset: number, n: number, rate: number): Float32Array {
-  checkStream(seed, offset);
+  checkStream(seed, offset, n);
   const threshold = dropoutKeepThreshold(rate),
     scale = dropoutScale(rate);
   const out = new Float32Array(n);
@@ -95,8 +95,23 @@ export function philoxDropoutMask(seed: number, offset: number, n: number, rate:
   return out;
 }
 
-function checkStream(seed: number, offset: number): void {
+function checkStream(seed: number, offset: number, n: number): void {
   if (!Number.isSafeInteger(seed) || seed < 0 || !Number.isSafeInteger(offset) || offset < 0) {
     throw new Error(`Philox seed and offset must be non-negative safe integers, got ${seed}, ${offset}`);
+  }
+  checkCounters(offset, n);
+}
+
+/**
+ * The counters offset … offset + n − 1 must be safe integers: the device adds them in exact
+ * 64-bit arithmetic, the host in doubles, and past 2⁵³ the two would draw different values.
+ * (Below that the counter's two 32-bit words carry indices past 2³² exactly on both sides.)
+ */
+export function checkCounters(offset: number, n: number): void {
+  // Compared by subtraction: offset + n − 1 itself may round back below the limit.
+  if (n > 0 && offset > Number.MAX_SAFE_INTEGER - (n - 1)) {
+    throw new Error(
+      `Philox counters ${offset} + ${n} values pass 2^53 − 1, where the host's doubles would lose the device's exact counter`,
+    );
   }
 }

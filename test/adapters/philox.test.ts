@@ -52,6 +52,17 @@ describe('the device stream convention', () => {
     expect(Array.from(philoxUniforms(8, 0, 10))).not.toEqual(Array.from(u.slice(0, 10)));
     expect(() => philoxUniforms(-1, 0, 1)).toThrow('Philox seed and offset must be non-negative safe integers, got -1, 0');
   });
+
+  it('counters past 2³² do not wrap (the high word carries them), and the stream stops where doubles would lose them', () => {
+    const low = philoxUniforms(3, 0, 8),
+      high = philoxUniforms(3, 2 ** 32, 8);
+    expect(Array.from(high)).not.toEqual(Array.from(low));
+    expect(philoxBits24(3, 2 ** 32 + 7)).toBe(philox4x32([7, 1, 0, 0], [3, 0])[0] >>> 8);
+    expect(philoxUniforms(3, 2 ** 53 - 4, 4).length).toBe(4); // the last counter is 2^53 − 1
+    expect(() => philoxDropoutMask(3, 2 ** 53 - 4, 5, 0.1)).toThrow(
+      `Philox counters ${2 ** 53 - 4} + 5 values pass 2^53 − 1, where the host's doubles would lose the device's exact counter`,
+    );
+  });
 });
 
 describe('dropout masks', () => {

@@ -11,6 +11,7 @@
  *  - deviceRandomUniform(shape, seed, offset): counter-based (Philox) uniform numbers made on
  *    the GPU, reproducible from (seed, offset) — for dropout masks.
  */
+import { checkCounters } from '../../adapters/philox.js';
 import { tf, type Tensor } from '../tf.js';
 import { DTYPE, type Phys, type PoolStats } from './addon.js';
 import type { CudaBackend, TensorRef } from './backend.js';
@@ -115,15 +116,9 @@ export function deviceRandomUniform(shape: number[], seed: number, offset = 0, l
   if (!Number.isSafeInteger(seed) || seed < 0 || !Number.isSafeInteger(offset) || offset < 0) {
     throw new Error(`deviceRandomUniform: seed and offset must be non-negative safe integers, got ${seed}, ${offset}`);
   }
+  const n = shape.reduce((a, b) => a * b, 1);
+  checkCounters(offset, n);
   const out = backend.makeOutput(shape, 'float32', 'f32');
-  backend.addon.randomUniform(
-    backend.ptr(out),
-    DTYPE.f32,
-    shape.reduce((a, b) => a * b, 1),
-    seed,
-    offset,
-    lo,
-    hi,
-  );
+  backend.addon.randomUniform(backend.ptr(out), DTYPE.f32, n, seed, offset, lo, hi);
   return tf.engine().makeTensorFromTensorInfo(out as unknown as tf.TensorInfo, backend as unknown as tf.KernelBackend);
 }

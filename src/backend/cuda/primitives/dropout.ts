@@ -4,6 +4,7 @@
  * stream keyed by `seed` at `offset` — the mask of src/adapters/philox.ts philoxDropoutMask,
  * bit for bit. Seeds and offsets are non-negative safe integers.
  */
+import { checkCounters } from '../../../adapters/philox.js';
 import type { Program } from '../program.js';
 
 export interface Dropout {
@@ -21,5 +22,6 @@ export function dropout(p: Program, o: Dropout): void {
   if (!Number.isSafeInteger(o.seed) || o.seed < 0 || !Number.isSafeInteger(o.offset) || o.offset < 0) {
     throw new Error(`dropout: seed and offset must be non-negative safe integers, got ${o.seed}, ${o.offset}`);
   }
+  checkCounters(o.offset, o.n);
   p.add('dropout', o);
 }
