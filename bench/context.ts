@@ -8,14 +8,17 @@
  * Each probe runs in a process of its own (`--probe SEQ`), so a length that runs out of memory
  * leaves nothing behind for the next. `--predict` asks only the memory estimate (`typetune
  * estimate`'s) which lengths fit in `--gib` (default: the device's, else 79.2 — an 80 GB H100)
- * and, with `--host-gib`, whose offloaded checkpoints fit in that much host memory:
- * any machine, in seconds, and what the measured maximum is compared with.
+ * with `--ckpt offload`, how many blocks' inputs `--host-gib` of host memory holds (the recipe's
+ * `model.offload_limit_gib`; default: this machine's memory less the trainer's margin), the rest
+ * kept on the device — any machine, in seconds, and what the measured maximum is compared with.
+ * The probes bound their offloaded checkpoints the same way.
  */
 import { useBackend } from '../src/backend/select.js';
 import { activeDevice } from '../src/backend/device.js';
 import { applyPrecision } from '../src/train/precision.js';
 import { createAdapter } from '../src/adapters/index.js';
-import { estimateMemory } from '../src/train/estimate.js';
+import { estimateRecipe } from '../src/train/estimate.js';
+import { offloadLimitBytes } from '../src/train/offloadLimit.js';
 import { ADAPTERS, CONFIGS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
 import { measureSteps } from './measure.js';
 import { arg } from './args.js';
@@ -60,10 +63,25 @@ if (!NAMES[model] || !adapter || chosenCheckpointing === undefined) {
 }
 const checkpointing: ActivationCheckpointing = chosenCheckpointing;
 
-/** The estimate for one row of `seq` tokens: its device total (what must fit) and its host bytes (offloaded checkpoints), in GiB. */
+// `--host-gib N`: the host memory offloaded checkpoints may pin (model.offload_limit_gib), else the trainer's default.
+const hostArg = arg('host-gib', '');
+const hostGib = hostArg === '' ? null : Number(hostArg);
+if (hostGib !== null && !(hostGib > 0)) {
+  console.error(`bench/context: --host-gib is a positive number of GiB, got ${hostArg}`);
+  process.exit(2);
+}
+
+/** The recipe the probes train and the estimate reads: one row of `seq` tokens, the host bound `--host-gib`. */
+const contextRecipe = (seq: number, backend: string) => {
+  const r = benchRecipe(model, adapter!, checkpointing, 1, seq, backend, quant);
+  r.model.offload_limit_gib = hostGib;
+  return r;
+};
+
+/** The estimate for one row of `seq` tokens: its device total (what must fit), host bytes (offloaded checkpoints) in GiB, and the estimate's table. */
 const estimateBoth = (seq: number, backend: string) => {
-  const m = estimateMemory(benchRecipe(model, adapter, checkpointing, 1, seq, backend, quant));
-  return { device: m.deviceTotal / 2 ** 30, host: m.host / 2 ** 30 };
+  const { memory: m, text } = estimateRecipe(contextRecipe(seq, backend));
+  return { device: m.deviceTotal / 2 ** 30, host: m.host / 2 ** 30, text };
 };
 const estimateGiB = (seq: number, backend: string) => estimateBoth(seq, backend).device;
 
@@ -77,7 +95,8 @@ async function probe(seq: number): Promise<void> {
     const m = buildModel(model, true, quant);
     const a = createAdapter(m, adapter!, 42);
     const data = randomBatch(1, seq, m.spec.vocabSize, 7, adapter!.type !== 'lora');
-    const measured = await measureSteps(m, a, data, { steps: 1, warmup: 1, checkpointing });
+    const offloadLimit = { hostBytes: offloadLimitBytes(contextRecipe(seq, 'cuda').model) };
+    const measured = await measureSteps(m, a, data, { steps: 1, warmup: 1, checkpointing, offloadLimit });
     Object.assign(result, { fits: true, tokensPerS: measured.tokensPerS, peakGiB: measured.peakGiB });
   } catch (err) {
     result.why = (err as Error).message.replace(/\s+/g, ' ').slice(0, 200);
@@ -120,17 +139,17 @@ async function main(): Promise<void> {
   const setting = `${NAMES[model]} ${adapterKey}${quant === 'nf4' ? ' (nf4)' : ''}, batch 1, checkpointing ${ckptKey}`;
   if (process.argv.includes('--predict')) {
     const gib = Number(arg('gib', '79.2'));
-    // Offloaded checkpoints fill pinned host memory too (32 layers × rows × hidden): `--host-gib` bounds it as well.
-    const hostGib = Number(arg('host-gib', 'Infinity'));
-    const fits = (seq: number) => {
-      const e = estimateBoth(seq, 'cuda');
-      return e.device <= gib && e.host <= hostGib;
-    };
-    const best = longest((seq) => ({ fits: fits(seq) }), start, resolution);
+    // The host's bound is the recipe's: past it, blocks keep their inputs on the device, so only the device binds.
+    const best = longest((seq) => ({ fits: estimateBoth(seq, 'cuda').device <= gib }), start, resolution);
     const at = estimateBoth(best.seq || start, 'cuda');
+    const hostBound =
+      checkpointing === 'offload'
+        ? ` with ${(offloadLimitBytes(contextRecipe(start, 'cuda').model) / 2 ** 30).toFixed(1)} GiB of host memory`
+        : '';
     console.log(
-      `${setting}: the estimate fits ${best.seq} tokens in ${gib} GiB${Number.isFinite(hostGib) ? ` and ${hostGib} GiB of host memory` : ''} (estimated ${at.device.toFixed(2)} GiB, ${at.host.toFixed(2)} GiB on the host)`,
+      `${setting}: the estimate fits ${best.seq} tokens in ${gib} GiB${hostBound} (estimated ${at.device.toFixed(2)} GiB, ${at.host.toFixed(2)} GiB on the host)`,
     );
+    console.log(at.text);
     return;
   }
   await useBackend('cuda');

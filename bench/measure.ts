@@ -4,6 +4,7 @@
  * JavaScript into the device's native side per step, and (asked) the device time of one more step
  * by category. Shared by bench/train.ts and bench/matrix.ts.
  */
+import type { OffloadLimit } from '../src/model/checkpointOffload.js';
 import type { ActivationCheckpointing } from '../src/recipe/types.js';
 import { activeDevice, type DeviceTimes } from '../src/backend/device.js';
 import { trainStep, type StepAdapter, type StepBatch, type StepModel } from '../src/train/step.js';
@@ -27,6 +28,8 @@ export interface MeasureOptions {
   steps: number;
   warmup: number;
   checkpointing: ActivationCheckpointing;
+  /** With 'offload': the host's bound (default: every block's input offloaded). */
+  offloadLimit?: OffloadLimit;
   /** Run once between warm-up and timing (bench/train.ts' --profile). */
   beforeTiming?: (step: () => unknown) => Promise<void>;
   /**
@@ -40,7 +43,13 @@ export async function measureSteps(model: StepModel, adapter: StepAdapter, data:
   const device = activeDevice();
   const optimizer = new AdamW(adapter.variables, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 });
   try {
-    const opts = { lr: 1e-4, maxGradNorm: 1.0, activationCheckpointing: o.checkpointing, dropoutSeed: BENCH_DROPOUT_SEED };
+    const opts = {
+      lr: 1e-4,
+      maxGradNorm: 1.0,
+      activationCheckpointing: o.checkpointing,
+      offloadLimit: o.offloadLimit,
+      dropoutSeed: BENCH_DROPOUT_SEED,
+    };
     const step = () => trainStep(model, adapter, optimizer, [data], opts);
     for (let i = 0; i < o.warmup; i++) step();
     if (o.beforeTiming) await o.beforeTiming(step);

@@ -187,6 +187,8 @@ export interface Device {
    * enqueued, the copy overlaps them. No host wait. The engine device keeps a host copy of the values.
    */
   offload(t: Tensor): OffloadedTensor;
+  /** The host bytes `offload(t)` would hold (its `bytes`), known before copying anything. */
+  offloadBytes(t: Tensor): number;
   /**
    * Start bringing `h` back ahead of `restore`: the tensor `restore` will return is made now and
    * holds its device memory from now on (cuda: filled by a host → device copy on the copy stream,

@@ -385,7 +385,8 @@ export class Decoder {
    * saved on the device but copied to host memory while the block's forward runs, and the
    * device tensor freed once that forward is enqueued (nothing else reads it: the next block's
    * forward has its own input, and the tape only reads its shape); the backward brings it back
-   * first, the next block down's already on its way (CheckpointOffloads.restore).
+   * first, the next block down's already on its way (CheckpointOffloads.restore). Blocks past the
+   * host memory's bound keep their input on the device (CheckpointOffloads.keep).
    */
   private checkpointedBlock(layer: LayerSpec, h: Tensor, at: BlockContext, opts: ForwardOptions, ctx: ForwardContext): Tensor {
     const vars = opts.checkpoint!.variables(layer.index);
@@ -394,17 +395,20 @@ export class Decoder {
     const f = tf.customGrad(((...args: unknown[]) => {
       const x = args[0] as Tensor;
       const save = args[args.length - 1] as (tensors: Tensor[]) => void;
-      // The forward pass's tidy frees x, the mask and the rope tables; the recomputation needs its own copies.
-      save([...(offloads ? [] : [x]), ...perForward(at)]);
       // Offloaded before the block's forward is enqueued, so the copy overlaps it; freed after,
-      // when the compute stream waits for the copy (Device.offload).
-      const offloaded = offloads?.keep(x);
+      // when the compute stream waits for the copy (Device.offload). Past the host's bound the
+      // input stays on the device, saved like any checkpoint (CheckpointOffloads.keep).
+      const kept = offloads?.keep(x);
+      const offloaded = kept !== undefined && 'offloaded' in kept;
+      // The forward pass's tidy frees x, the mask and the rope tables; the recomputation needs its own copies.
+      save([...(offloaded ? [] : [x]), ...perForward(at)]);
       const value = tf.tidy(() => run(x, at));
       if (offloaded) x.dispose();
       return {
         value,
         gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
-          const [xs, ...rest] = offloaded ? [offloads!.restore(offloaded), ...saved] : saved;
+          const restored = kept ? offloads!.restore(kept) : null;
+          const [xs, ...rest] = restored ? [restored, ...saved] : saved;
           const grads = nestedGradients(() => run(xs!, restoredContext(at, rest)), [xs!, ...vars], dy as Tensor);
           // tfjs keeps every node's incoming gradient until the whole backward ends, though none is
           // read again once its node has run (the tape runs in reverse: every consumer of this
@@ -414,7 +418,7 @@ export class Decoder {
           const out = [xs!, ...vars].map((t, i) => grads[i] ?? tf.zerosLike(t));
           // tfjs runs a custom gradient outside any tidy of its own, so what it makes lives until the
           // whole backward ends: the restored input must go now, or every layer's would pile up.
-          if (offloaded) xs!.dispose();
+          if (restored) restored.dispose();
           return out;
         },
       };

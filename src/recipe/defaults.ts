@@ -50,6 +50,7 @@ export const MODEL_DEFAULTS: ModelDefaults = {
   precision: 'auto',
   quantization: null,
   activation_checkpointing: false,
+  offload_limit_gib: null,
 };
 
 /** Filled in when `model.quantization` is a mapping (QLoRA's settings). */

@@ -147,6 +147,10 @@ const model: SectionSpec = {
       either(`true, false or ${CHECKPOINT_OFFLOAD}`, bool, enumOf([CHECKPOINT_OFFLOAD])),
       `recompute each decoder block in the backward pass: less memory, ~30% more compute | ${CHECKPOINT_OFFLOAD}: also keep each block's saved input in (pinned) host memory until its backward, not on the device`,
     ),
+    offload_limit_gib: leaf(
+      nullable(positiveNumber, 'a positive number of GiB'),
+      `with activation_checkpointing: ${CHECKPOINT_OFFLOAD}, the most host memory (GiB) the offloaded block inputs may pin: the first blocks' go there, as many as fit, the last blocks' stay on the device | null = the machine's memory less max(16 GiB, 1/8 of it)`,
+    ),
   } satisfies Fields<ModelSection>,
 };
 

@@ -39,6 +39,12 @@ export interface ModelSection {
   precision: Precision;
   quantization: QuantizationConfig | null;
   activation_checkpointing: ActivationCheckpointing;
+  /**
+   * With `activation_checkpointing: offload`: the most host memory (GiB) the offloaded block
+   * inputs may pin; the blocks past it keep theirs on the device. null: the machine's memory
+   * less a margin (src/train/offloadLimit.ts).
+   */
+  offload_limit_gib: number | null;
 }
 
 /**

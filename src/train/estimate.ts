@@ -15,6 +15,8 @@ import { kindOfType } from '../adapters/index.js';
 import { activeDevice } from '../backend/device.js';
 import type { ActivationCheckpointing, Recipe } from '../recipe/types.js';
 import { TrainerError } from './errors.js';
+import { offloadLimitBytes } from './offloadLimit.js';
+import { offloadedBlocks } from '../model/checkpointOffload.js';
 import { checkMaxLength } from './data.js';
 import { twinDims, type Dims } from './memory/symbols.js';
 import { realDims, twinQuantization, twinSpec, type TwinModelSource } from './memory/twin.js';
@@ -60,6 +62,12 @@ export interface MemoryEstimate {
    * (`activation_checkpointing: offload`; cuda: pinned), none of it in the device figures. 0 otherwise.
    */
   host: number;
+  /**
+   * With offloaded checkpoints, how many block inputs go to host memory (the first ones; the
+   * rest stay on the device: `model.offload_limit_gib`), of `numLayers`. null otherwise.
+   */
+  offloadedBlocks: number | null;
+  numLayers: number;
   /** Set when the estimate could not trace on the backend it models, saying so. */
   note: string | null;
 }
@@ -126,19 +134,22 @@ export function traced(
   recipe: Recipe,
   checkpointing: ActivationCheckpointing,
   backend: EstimateBackend,
+  offloadedBlocks = Number.POSITIVE_INFINITY,
 ): { twinned: Twinned; trace: Trace } {
   // Modelling cuda elsewhere: cuda's fused ops stand in for the references (memory/cuda.ts).
   const standIns = backend === 'cuda' && activeDevice().backend !== 'cuda';
   const t0 = recipe.training;
   // Everything the traced step depends on; batch size and length are symbols, and the learning rate only a number.
   const key = JSON.stringify([
-    recipe.model,
+    // The host's bound only decides how many blocks offload, which is `offloadedBlocks`.
+    { ...recipe.model, offload_limit_gib: null },
     recipe.adapter,
     t0.gradient_accumulation_steps,
     t0.seed,
     t0.weight_decay,
     t0.max_grad_norm,
     checkpointing,
+    checkpointing === 'offload' ? offloadedBlocks : null,
     activeDevice().backend,
     standIns,
   ]);
@@ -149,20 +160,44 @@ export function traced(
   }
   const t = twinned(recipe);
   checkMaxLength(recipe, t.spec); // before the trace: a refused length costs nothing
-  const run = () => traceStep({ recipe, source: t.source, twin: t.twin, checkpointing });
+  const run = () => traceStep({ recipe, source: t.source, twin: t.twin, checkpointing, offloadedBlocks });
   const trace = standIns ? withCudaFusedOps(run) : run();
   const entry = { twinned: t, trace };
-  if (traces.size > 16) traces.clear();
+  // fitBatch's and bench/context's searches meet a few offload splits per recipe, each a trace.
+  if (traces.size > 32) traces.clear();
   traces.set(key, entry);
   return entry;
+}
+
+/**
+ * With offloaded checkpoints, the trace whose split the trainer would make at `dims`: every
+ * block's input offloaded while `model.offload_limit_gib` holds them all, else the first
+ * `offloadedBlocks` of them (what one input weighs at `dims` is the all-offloaded trace's first
+ * host buffer, stored by the backend's rules), with their count.
+ */
+function splitTrace(
+  recipe: Recipe,
+  checkpointing: ActivationCheckpointing,
+  backend: EstimateBackend,
+  dims: Dims,
+): { trace: Trace; offloaded: number | null } {
+  const whole = traced(recipe, checkpointing, backend);
+  if (checkpointing !== 'offload') return { trace: whole.trace, offloaded: null };
+  const first = whole.trace.events.find((e) => e.kind === 'host');
+  const layers = whole.twinned.spec.numLayers;
+  if (!first) return { trace: whole.trace, offloaded: 0 };
+  const checkpointBytes = rulesFor(whole.trace, backend, recipe).rules.bytes(whole.trace, first.buffer, dims);
+  const blocks = offloadedBlocks(offloadLimitBytes(recipe.model), checkpointBytes, layers);
+  return { trace: blocks >= layers ? whole.trace : traced(recipe, checkpointing, backend, blocks).trace, offloaded: blocks };
 }
 
 export function estimateMemory(recipe: Recipe, opts: EstimateOptions = {}): MemoryEstimate {
   const checkpointing = opts.checkpointing ?? recipe.model.activation_checkpointing;
   const backend = opts.backend ?? defaultBackend(recipe);
-  const { twinned: t, trace } = traced(recipe, checkpointing, backend);
+  const { twinned: t } = traced(recipe, checkpointing, backend);
   // The batch and length are the recipe's (the cached trace may be another recipe's with the same model and adapter).
   const dims: Dims = realDims(t.spec, opts.batchSize ?? recipe.training.batch_size, opts.seqLen ?? recipe.data.max_length);
+  const { trace, offloaded } = splitTrace(recipe, checkpointing, backend, dims);
   const { rules, precision } = rulesFor(trace, backend, recipe);
   const peak = replay(trace, dims, rules);
   const q = recipe.model.quantization;
@@ -195,6 +230,8 @@ export function estimateMemory(recipe: Recipe, opts: EstimateOptions = {}): Memo
     fragmentation: extra.fragmentation,
     deviceTotal: extra.total,
     host: peak.host,
+    offloadedBlocks: offloaded,
+    numLayers: t.spec.numLayers,
     note,
   };
 }
@@ -287,8 +324,14 @@ export function formatEstimate(recipe: Recipe, spec: ModelSpec, m: MemoryEstimat
       row('device memory needed', m.deviceTotal),
     );
   }
-  if (m.checkpointing === 'offload')
+  if (m.checkpointing === 'offload') {
     lines.push(row(m.backend === 'cuda' ? 'host: offloaded checkpoints (pinned)' : 'host: offloaded checkpoints', m.host));
+    const kept = m.numLayers - (m.offloadedBlocks ?? m.numLayers);
+    if (kept > 0)
+      lines.push(
+        `  (model.offload_limit_gib: the first ${m.offloadedBlocks} of ${m.numLayers} blocks' inputs offloaded, the last ${kept} kept on the device)`,
+      );
+  }
   if (m.note) lines.push(`  note: ${m.note}`);
   return lines.join('\n');
 }

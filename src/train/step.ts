@@ -14,7 +14,7 @@ import { causalLmHeadLoss } from '../ops/lmHeadCrossEntropy.js';
 import type { ModelHooks, ForwardContext } from '../model/hooks.js';
 import type { DecoderInput, ForwardOptions } from '../model/decoder.js';
 import type { AdamW } from './adamw.js';
-import { CheckpointOffloads } from '../model/checkpointOffload.js';
+import { CheckpointOffloads, OFFLOAD_ALL, type OffloadLimit } from '../model/checkpointOffload.js';
 import type { ActivationCheckpointing } from '../recipe/types.js';
 
 /**
@@ -60,6 +60,8 @@ export interface StepOptions {
    * 'offload': and keep each block's input in host memory until then, not on the device.
    */
   activationCheckpointing: ActivationCheckpointing;
+  /** With 'offload': how many block inputs may go to host memory (default: all); the rest stay on the device. */
+  offloadLimit?: OffloadLimit;
   /**
    * Fixes the adapters' dropout masks of this step (see `stepSeed`): micro-batch i's forward
    * gets `ctx.dropoutSeed = mixSeeds(dropoutSeed, i)`, so a checkpointed block's recomputation
@@ -116,6 +118,7 @@ export function computeGradients(
   activationCheckpointing: ActivationCheckpointing,
   dropoutSeed?: number,
   part?: StepPart,
+  offloadLimit: OffloadLimit = OFFLOAD_ALL,
 ): Gradients {
   const names = [...adapter.variables.keys()];
   const vars = names.map((n) => adapter.variables.get(n)!);
@@ -135,7 +138,7 @@ export function computeGradients(
       dropoutSeed: dropoutSeed === undefined ? undefined : mixSeeds(dropoutSeed, firstIndex + i),
     };
     // Per micro-batch, so a pass that throws gives its host memory back before the error leaves.
-    const offload = activationCheckpointing === 'offload' ? new CheckpointOffloads() : undefined;
+    const offload = activationCheckpointing === 'offload' ? new CheckpointOffloads(offloadLimit) : undefined;
     const checkpoint = activationCheckpointing ? { variables, ...(offload ? { offload } : {}) } : undefined;
     let result: { value: Tensor; grads: (Tensor | undefined)[] };
     try {
@@ -209,7 +212,7 @@ export function trainStep(
   microBatches: StepBatch[],
   opts: StepOptions,
 ): StepResult {
-  const g = computeGradients(model, adapter, microBatches, opts.activationCheckpointing, opts.dropoutSeed);
+  const g = computeGradients(model, adapter, microBatches, opts.activationCheckpointing, opts.dropoutSeed, undefined, opts.offloadLimit);
   const norm = globalGradNorm(g.grads);
   const skipped = !Number.isFinite(g.loss) || !Number.isFinite(norm);
   try {

@@ -22,6 +22,7 @@ import { TensorBoardWriter } from '../io/tensorboard.js';
 import { WandbRun } from '../io/wandb.js';
 import { writeFileAtomicSync } from '../io/atomic.js';
 import { createAdapter, kindOfType, type AnyAdapter } from '../adapters/index.js';
+import { offloadLimitBytes } from './offloadLimit.js';
 import type { AdamWOptions, AdamWState } from './adamw.js';
 import { localRunner, type StepRunner } from './runner.js';
 import { LrSchedule } from './schedule.js';
@@ -378,6 +379,7 @@ export class Trainer extends TrainerEmitter {
           lr,
           maxGradNorm: t.max_grad_norm,
           activationCheckpointing: r.model.activation_checkpointing,
+          offloadLimit: { hostBytes: offloadLimitBytes(r.model) },
           dropoutSeed: stepSeed(t.seed, state.step),
         });
       } catch (err) {

@@ -176,7 +176,15 @@ export class ZeroRunner implements StepRunner {
     if (this.frozen) this.frozen.eager = opts.activationCheckpointing !== false;
     let g: ReturnType<typeof computeGradients>;
     try {
-      g = computeGradients(this.model, this.adapter, share.batches, opts.activationCheckpointing, opts.dropoutSeed, share);
+      g = computeGradients(
+        this.model,
+        this.adapter,
+        share.batches,
+        opts.activationCheckpointing,
+        opts.dropoutSeed,
+        share,
+        opts.offloadLimit,
+      );
     } finally {
       // The backward is done: no tape holds a gathered layer any more.
       this.frozen?.releaseAll();

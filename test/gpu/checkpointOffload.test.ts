@@ -13,7 +13,8 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, type Tensor } from '../../src/backend/tf.js';
-import { activeDevice, type OffloadedMemory } from '../../src/backend/device.js';
+import { activeDevice, registerDevice, type OffloadedMemory } from '../../src/backend/device.js';
+import type { OffloadLimit } from '../../src/model/checkpointOffload.js';
 import { physicalDtype } from '../../src/backend/cuda/api.js';
 import { loadBaseModel } from '../../src/model/load.js';
 import type { DecoderModel } from '../../src/model/model.js';
@@ -109,15 +110,44 @@ describe.each(['fp32', 'bf16-mixed'] as const)('a checkpointed LoRA step, %s', (
   });
 
   /** One step's loss and gradients, and the pool's bytes before and after it (gradients freed). */
-  const step = (mode: ActivationCheckpointing, adapter: StepAdapter = lora) => {
+  const step = (mode: ActivationCheckpointing, adapter: StepAdapter = lora, limit?: OffloadLimit) => {
     const device = activeDevice();
     const before = device.memory().inUse;
     device.resetPeakMemory();
-    const g = computeGradients(model, adapter, [batch], mode);
+    const g = computeGradients(model, adapter, [batch], mode, undefined, undefined, limit);
     const grads = new Map([...g.grads].map(([k, t]) => [k, Array.from(t.dataSync())]));
     g.grads.forEach((t) => t.dispose());
     return { loss: g.loss, grads, peak: device.memory().peak - before, leaked: device.memory().inUse - before };
   };
+
+  it('bounded to the first block: the same step, the pinned bytes one block input in its storage, none held after', () => {
+    const onDevice = step(true);
+    const rows = batch.inputIds.length * batch.inputIds[0]!.length;
+    const blockBytes = rows * model.spec.hiddenSize * (precision === 'fp32' ? 4 : 2);
+    let pinnedPeak = 0;
+    const device = activeDevice();
+    registerDevice({
+      ...device,
+      offload(t) {
+        expect(device.offloadBytes(t)).toBe(blockBytes);
+        const h = device.offload(t);
+        pinnedPeak = Math.max(pinnedPeak, device.offloadedMemory().inUse);
+        return h;
+      },
+    });
+    try {
+      const one = step('offload', lora, { hostBytes: 1.5 * blockBytes });
+      expect(pinnedPeak).toBe(blockBytes);
+      expect(one.leaked).toBe(0);
+      expect(device.offloadedMemory().inUse).toBe(0);
+      if (EMULATED) expect(one.grads).toEqual(onDevice.grads);
+      else
+        for (const [k, g] of onDevice.grads)
+          expect(maxRelError(one.grads.get(k)!, g), k).toBeLessThanOrEqual(precision === 'fp32' ? 1e-6 : 1e-3);
+    } finally {
+      registerDevice(device);
+    }
+  });
 
   it('offloaded gives the step with checkpoints on the device, and holds no device or pinned bytes after', () => {
     const onDevice = step(true);

@@ -12,7 +12,7 @@ import { registerDevice, type Device, type OffloadedTensor } from '../../src/bac
 import { engineDevice } from '../../src/backend/cpu/device.js';
 import { loadBaseModel } from '../../src/model/load.js';
 import type { DecoderModel } from '../../src/model/model.js';
-import { CheckpointOffloads } from '../../src/model/checkpointOffload.js';
+import { CheckpointOffloads, offloadedBlocks } from '../../src/model/checkpointOffload.js';
 import { createAdapter, loadAdapter, type AnyAdapter } from '../../src/adapters/index.js';
 import { computeGradients, type StepAdapter, type StepBatch } from '../../src/train/step.js';
 import { fixture } from '../helpers.js';
@@ -38,7 +38,7 @@ afterEach(() => registerDevice(engineDevice));
  * 0', 'restore 2', 'prefetch 1', 'release 1'); `atRestore` runs before each restore.
  */
 function recordingDevice(atRestore?: () => void) {
-  const log = { offloaded: [] as number[][], restored: 0, released: 0, aliveAtRestore: [] as number[], calls: [] as string[] };
+  const log = { hostPeak: 0, offloaded: [] as number[][], restored: 0, released: 0, aliveAtRestore: [] as number[], calls: [] as string[] };
   const restored: Tensor[] = [];
   const index = new Map<OffloadedTensor, number>();
   const call = (what: string, h: OffloadedTensor) => log.calls.push(`${what} ${index.get(h)}`);
@@ -48,6 +48,7 @@ function recordingDevice(atRestore?: () => void) {
     offload(t: Tensor) {
       log.offloaded.push(t.shape);
       const h = engineDevice.offload(t);
+      log.hostPeak = Math.max(log.hostPeak, engineDevice.offloadedMemory().inUse);
       index.set(h, index.size);
       call('offload', h);
       return h;
@@ -172,6 +173,61 @@ describe('offloaded checkpoints in a training pass', () => {
   });
 });
 
+describe('offloaded checkpoints bounded by host memory', () => {
+  const checkpointShape = () => [batch.inputIds.length, batch.inputIds[0]!.length, model.spec.hiddenSize];
+  /** One block input's host bytes on the cpu device (f32). */
+  const blockBytes = () => checkpointShape().reduce((a, b) => a * b, 4);
+  const gradsOf = (mode: true | 'offload', limit?: Parameters<typeof computeGradients>[6]) => {
+    const g = computeGradients(model, lora, [batch], mode, undefined, undefined, limit);
+    const values = new Map([...g.grads].map(([n, t]) => [n, Array.from(t.dataSync())]));
+    g.grads.forEach((t) => t.dispose());
+    return values;
+  };
+
+  it('offloads the first blocks the bound holds and keeps the last on the device: offload order, the lowest kept prefetching the top offloaded, host bytes the bound’s worth', () => {
+    expect(layers()).toBeGreaterThanOrEqual(3);
+    const hostBytes = 2 * blockBytes() + blockBytes() / 2; // two blocks' inputs and half of one
+    expect(offloadedBlocks(hostBytes, blockBytes(), layers())).toBe(2);
+    const log = recordingDevice();
+    const g = computeGradients(model, lora, [batch], 'offload', undefined, undefined, { hostBytes });
+    g.grads.forEach((t) => t.dispose());
+    // Blocks 2.. keep theirs on the device (no call); block 2's recomputation — the lowest kept there — starts block 1's copy back.
+    expect(log.calls).toEqual(['offload 0', 'offload 1', 'prefetch 1', 'restore 1', 'prefetch 0', 'restore 0']);
+    expect(log.offloaded).toEqual([checkpointShape(), checkpointShape()]);
+    expect(log.hostPeak).toBe(2 * blockBytes());
+    expect(log.released).toBe(0);
+    expect(engineDevice.offloadedMemory().inUse).toBe(0);
+  });
+
+  it('the same gradients whichever blocks offload; at the one restore, the all-offloaded pass’s live block inputs and the inputs kept on the device', () => {
+    const onDevice = gradsOf(true);
+    for (const blocks of [0, 1, layers() - 1, layers()]) expect(gradsOf('offload', { blocks }), `${blocks} offloaded`).toEqual(onDevice);
+    const aliveAtRestores = (limit: { blocks: number }) => {
+      const counts: number[] = [];
+      countingLive(checkpointShape(), (count) => {
+        recordingDevice(() => counts.push(count()));
+        computeGradients(model, lora, [batch], 'offload', undefined, undefined, limit).grads.forEach((t) => t.dispose());
+      });
+      return counts;
+    };
+    const all = aliveAtRestores({ blocks: layers() });
+    const one = aliveAtRestores({ blocks: 1 });
+    // Only block 0 offloaded: one restore. The inputs of the blocks above, saved on the device as plain
+    // checkpointing saves them, are alive until the backward ends (tfjs keeps what a custom gradient saved).
+    expect(one).toHaveLength(1);
+    expect(one[0]).toBe(all.at(-1)! + layers() - 1);
+  });
+
+  it('a bound below one block offloads nothing: checkpoints stay on the device, as plain checkpointing keeps them', () => {
+    const log = recordingDevice();
+    const g = computeGradients(model, lora, [batch], 'offload', undefined, undefined, { hostBytes: blockBytes() - 1 });
+    g.grads.forEach((t) => t.dispose());
+    expect(log.calls).toEqual([]);
+    expect(offloadedBlocks(blockBytes() - 1, blockBytes(), layers())).toBe(0);
+    expect(offloadedBlocks(Number.POSITIVE_INFINITY, blockBytes(), layers())).toBe(layers());
+  });
+});
+
 describe('CheckpointOffloads', () => {
   it('restores values bit for bit, once; release gives back what was not restored', () => {
     const offloads = new CheckpointOffloads();
@@ -182,7 +238,7 @@ describe('CheckpointOffloads', () => {
     expect(engineDevice.offloadedMemory().inUse).toBe(4 * 4 + 3 * 4);
     const values = Array.from(a.dataSync());
     a.dispose(); // the device tensor may go as soon as it is offloaded
-    const back = offloads.restore(ha);
+    const back = offloads.restore(ha)!;
     expect(back.shape).toEqual([2, 2]);
     expect(Array.from(back.dataSync())).toEqual(values);
     expect(() => offloads.restore(ha)).toThrow(/already restored or released/);
@@ -210,13 +266,13 @@ describe('CheckpointOffloads', () => {
   it('restoring one prefetches the one kept just before it, which restore then hands over as made', () => {
     const { log, offloads, handles } = keptThree();
     const before = tf.memory().numTensors;
-    const two = offloads.restore(handles[2]!);
+    const two = offloads.restore(handles[2]!)!;
     expect(tf.memory().numTensors).toBe(before + 2); // restored, and the one below on its way
-    const one = offloads.restore(handles[1]!);
+    const one = offloads.restore(handles[1]!)!;
     expect(tf.memory().numTensors).toBe(before + 3); // handed over, not made again; the next below on its way
     expect(Array.from(one.dataSync())).toEqual([1, 1, 1, 1]);
     expect(log.calls).toEqual(['offload 0', 'offload 1', 'offload 2', 'restore 2', 'prefetch 1', 'restore 1', 'prefetch 0']);
-    const zero = offloads.restore(handles[0]!);
+    const zero = offloads.restore(handles[0]!)!;
     expect(log.calls.slice(7)).toEqual(['restore 0']); // nothing below the first
     expect(Array.from(zero.dataSync())).toEqual([0, 0, 0, 0]);
     expect(offloads.size).toBe(0);
@@ -224,11 +280,27 @@ describe('CheckpointOffloads', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('past the bound, keeps a checkpoint on the device: restore answers null, the lowest of those prefetching the top offloaded', () => {
+    const log = recordingDevice();
+    const offloads = new CheckpointOffloads({ blocks: 1 });
+    const tensors = [0, 1, 2].map((v) => tf.fill([4], v));
+    const kept = tensors.map((t) => offloads.keep(t));
+    expect(kept.slice(1)).toEqual([{ onDevice: 0 }, { onDevice: 1 }]);
+    expect(log.calls).toEqual(['offload 0']);
+    expect(offloads.restore(kept[2]!)).toBeNull();
+    expect(log.calls).toEqual(['offload 0']); // nothing offloaded below the top kept block's place but the top offloaded, prefetched next
+    expect(offloads.restore(kept[1]!)).toBeNull();
+    expect(log.calls.slice(1)).toEqual(['prefetch 0']);
+    const zero = offloads.restore(kept[0]!)!;
+    expect(Array.from(zero.dataSync())).toEqual([0, 0, 0, 0]);
+    tf.dispose([...tensors, zero]);
+  });
+
   it('out of order, prefetches the nearest kept before that is still offloaded; release disposes a prefetched tensor', () => {
     const { log, offloads, handles } = keptThree();
     const before = tf.memory().numTensors;
-    const one = offloads.restore(handles[1]!);
-    const two = offloads.restore(handles[2]!); // 0 is the nearest still offloaded below 2: already on its way
+    const one = offloads.restore(handles[1]!)!;
+    const two = offloads.restore(handles[2]!)!; // 0 is the nearest still offloaded below 2: already on its way
     expect(log.calls.slice(3)).toEqual(['restore 1', 'prefetch 0', 'restore 2', 'prefetch 0']);
     expect(tf.memory().numTensors).toBe(before + 3);
     offloads.release();

@@ -124,6 +124,17 @@ describe('recipe errors name file:line, key path and what is valid', () => {
     expect(p.load(MINIMAL, ['model.activation_checkpointing=true']).model.activation_checkpointing).toBe(true);
   });
 
+  it('offload_limit_gib: a positive number of GiB or null, from the file or --set', () => {
+    expect(p.error(MINIMAL.replace('  path: models/tiny\n', '  path: models/tiny\n  offload_limit_gib: 0\n'))).toBe(
+      'recipes/x.yaml:3: model.offload_limit_gib: expected a positive number of GiB or null, got 0',
+    );
+    expect(p.error(MINIMAL, ['model.offload_limit_gib=lots'])).toMatch(
+      /^--set model\.offload_limit_gib=lots: model\.offload_limit_gib: expected a positive number of GiB or null, got "lots"$/,
+    );
+    expect(p.load(MINIMAL).model.offload_limit_gib).toBeNull();
+    expect(p.load(MINIMAL, ['model.offload_limit_gib=96.5']).model.offload_limit_gib).toBe(96.5);
+  });
+
   it('warmup_ratio outside [0, 1]', () => {
     expect(p.error(withLines('training:\n  warmup_ratio: 1.5\n'))).toBe(
       'recipes/x.yaml:6: training.warmup_ratio: expected a number in [0, 1], got 1.5',

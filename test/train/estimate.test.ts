@@ -112,6 +112,46 @@ describe('estimate', () => {
     expect(estimateRecipe(recipe('lora', ['model.activation_checkpointing=true'])).text).not.toMatch(/host:/);
   });
 
+  it('a host bound for part of the blocks: host bytes the bound’s worth of blocks, the device holding the rest (none offloaded: plain checkpointing’s)', () => {
+    const tokens = 8 * 1024 * 64;
+    const at = (ckpt: string, backend: 'cpu' | 'cuda', limitBytes?: number) =>
+      estimateMemory(
+        recipe('lora', [
+          `model.activation_checkpointing=${ckpt}`,
+          'model.precision=bf16-mixed',
+          ...(limitBytes === undefined ? [] : [`model.offload_limit_gib=${limitBytes / 2 ** 30}`]),
+        ]),
+        { backend, batchSize: 8, seqLen: 1024 },
+      );
+    for (const [backend, bytes] of [
+      ['cpu', 4],
+      ['cuda', 2],
+    ] as const) {
+      const block = tokens * bytes;
+      const all = at('offload', backend);
+      const onDevice = at('true', backend);
+      expect(all.offloadedBlocks).toBe(3);
+      const one = at('offload', backend, 1.5 * block);
+      expect(one.offloadedBlocks, backend).toBe(1);
+      expect(one.host, backend).toBe(block);
+      // Blocks 1 and 2 keep their inputs on the device: both alive when the backward starts.
+      expect(one.total - all.total, backend).toBeGreaterThanOrEqual(block);
+      expect(one.total - all.total, backend).toBeLessThanOrEqual(2 * block);
+      expect(one.total, backend).toBeLessThanOrEqual(onDevice.total);
+      const none = at('offload', backend, block - 1);
+      expect(none.offloadedBlocks).toBe(0);
+      expect(none.host).toBe(0);
+      expect(none.total, backend).toBe(onDevice.total);
+      expect(none.breakdown, backend).toEqual(onDevice.breakdown);
+    }
+    const text = estimateRecipe(
+      recipe('lora', ['model.activation_checkpointing=offload', `model.offload_limit_gib=${(1.5 * tokens * 2) / 2 ** 30}`]),
+      { backend: 'cuda', batchSize: 8, seqLen: 1024 },
+    ).text;
+    expect(text).toMatch(/\n {2}host: offloaded checkpoints \(pinned\) +1\.00 MiB\n/);
+    expect(text).toContain("(model.offload_limit_gib: the first 1 of 3 blocks' inputs offloaded, the last 2 kept on the device)");
+  });
+
   it('follows the recipe: checkpointing keeps less, a longer sequence and a larger batch more, the vocabulary-sized buffers linearly in tokens', () => {
     const base = estimateMemory(recipe('lora'));
     expect(estimateMemory(recipe('lora', ['model.activation_checkpointing=true'])).total).toBeLessThan(base.total);
@@ -149,6 +189,18 @@ describe('the estimate against the measured peak (cpu: tfjs engine bytes, full-l
     expect(Math.abs(estimated - measured) / measured).toBeLessThanOrEqual(0.1);
     return { estimated, measured };
   };
+
+  it('offloaded checkpoints bounded to some of the blocks: estimated as measured', async () => {
+    const base = recipe('lora', ['model.activation_checkpointing=offload']);
+    const block = base.training.batch_size * base.data.max_length * 64 * 4; // one block input, f32
+    const r = recipe('lora', ['model.activation_checkpointing=offload', `model.offload_limit_gib=${(1.5 * block) / 2 ** 30}`]);
+    expect(estimateMemory(r).offloadedBlocks).toBe(1);
+    const part = await within(r);
+    const all = await within(base);
+    // The two blocks kept on the device: what they add, measured, is what the estimate adds (within 0.1 % of the peak).
+    expect(part.measured - all.measured).toBeGreaterThanOrEqual(block);
+    expect(Math.abs(part.estimated - all.estimated - (part.measured - all.measured))).toBeLessThanOrEqual(part.measured / 1000);
+  });
 
   it.each(['lora', 'loreft', 'qlora'])('recipes/%s.yaml', async (name) => {
     await within(recipe(name));

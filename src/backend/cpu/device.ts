@@ -116,6 +116,10 @@ export const engineDevice: Device = {
     offloadedBytes += copy.bytes;
     return copy;
   },
+  offloadBytes(t) {
+    // What dataSync's typed array holds: a byte per bool, four per number.
+    return t.size * (t.dtype === 'bool' ? 1 : 4);
+  },
   prefetch(h) {
     incoming(liveCopy(h, 'prefetch'));
   },

@@ -16,7 +16,7 @@ import { runPrimitives } from './kernelUtils.js';
 import { numel } from '../../quant/fourbit.js';
 import type { TensorRef } from './backend.js';
 import { measureCopyBandwidth, peakBandwidth } from './bandwidth.js';
-import { offloadTensor, prefetchTensor, releaseTensor, restoreTensor } from './offload.js';
+import { offloadBytes, offloadTensor, prefetchTensor, releaseTensor, restoreTensor } from './offload.js';
 import { measureGemmRate } from './gemmRate.js';
 import { cudaProfile } from './profile.js';
 
@@ -109,6 +109,9 @@ export const cudaDevice: Device = {
   },
   offload(t) {
     return offloadTensor(backend(), t);
+  },
+  offloadBytes(t) {
+    return offloadBytes(backend(), t);
   },
   prefetch(h) {
     prefetchTensor(backend(), h);

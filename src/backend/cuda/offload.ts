@@ -43,10 +43,15 @@ function liveCopy(b: CudaBackend, h: OffloadedTensor, where: string): PinnedCopy
   return copy;
 }
 
+/** The pinned bytes `offloadTensor` takes for `t`: its storage's, f32 or bf16. */
+export function offloadBytes(b: CudaBackend, t: Tensor): number {
+  return t.size * PHYS_BYTES[b.phys(t as unknown as TensorRef)];
+}
+
 export function offloadTensor(b: CudaBackend, t: Tensor): OffloadedTensor {
   const ref = t as unknown as TensorRef;
   const phys = b.phys(ref);
-  const bytes = t.size * PHYS_BYTES[phys];
+  const bytes = offloadBytes(b, t);
   const src = b.ptr(ref);
   const host = b.pinned.take(bytes);
   const lastCopy = b.addon.copyToHost(host, src, bytes);

@@ -61,6 +61,8 @@ export interface TraceOptions {
   source: TwinModelSource;
   twin: Dims;
   checkpointing: ActivationCheckpointing;
+  /** With 'offload': how many block inputs go to host memory, the first ones (default: all). */
+  offloadedBlocks?: number;
   /** Optimizer steps to run (default 1: AdamW's moments exist from the start, so later steps repeat the first). */
   steps?: number;
 }
@@ -195,6 +197,7 @@ export function traceStep(opts: TraceOptions): Trace {
         lr: t.learning_rate,
         maxGradNorm: t.max_grad_norm,
         activationCheckpointing: opts.checkpointing,
+        offloadLimit: { blocks: opts.offloadedBlocks ?? Number.POSITIVE_INFINITY },
         dropoutSeed: stepSeed(t.seed, step),
       });
     }

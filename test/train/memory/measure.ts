@@ -4,6 +4,7 @@
  * start, so later steps repeat the first), and the device's peak above what was live before
  * the model was built.
  */
+import { offloadLimitBytes } from '../../../src/train/offloadLimit.js';
 import { activeDevice } from '../../../src/backend/device.js';
 import { loadBaseModel } from '../../../src/model/load.js';
 import { resolveModelSourceSync } from '../../../src/hub/resolve.js';
@@ -39,6 +40,7 @@ export function measuredPeak(recipe: Recipe): number {
       lr: t.learning_rate,
       maxGradNorm: t.max_grad_norm,
       activationCheckpointing: recipe.model.activation_checkpointing,
+      offloadLimit: { hostBytes: offloadLimitBytes(recipe.model) }, // as the Trainer bounds it
       dropoutSeed: stepSeed(t.seed, 0),
     });
     return device.memory().peak - before;
