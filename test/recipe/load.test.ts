@@ -20,6 +20,7 @@ describe('defaults', () => {
         precision: 'auto',
         quantization: null,
         activation_checkpointing: false,
+        offload_limit_gib: null,
       },
       adapter: {
         type: 'lora',
@@ -114,7 +115,7 @@ describe('defaults', () => {
   it('the printed defaults comment every key and show the optional sections and ReFT keys', () => {
     const lines = renderDefaultsYaml().split('\n');
     const keyLines = lines.map((l, i) => [l, i] as const).filter(([l]) => /^\s*[a-z_]+:/.test(l));
-    expect(keyLines.length).toBe(6 + 5 + 14 + 15 + 17 + 6 + 3 + 3);
+    expect(keyLines.length).toBe(7 + 5 + 14 + 15 + 17 + 6 + 3 + 3);
     for (const [line, i] of keyLines) expect(lines[i - 1], `comment above "${line}"`).toMatch(/^\s*#/);
     const text = lines.join('\n');
     expect(text).toContain('#   rank: 4 # rank of the subspace');
