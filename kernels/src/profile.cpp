@@ -38,7 +38,8 @@ struct ProfileName {
   const char* name;
   TimeCategory category;
 };
-// Fixed size: interning never moves an entry, and the bound holds however names arrive.
+// Fixed size: interning never moves an entry, and the bound holds however names arrive. Plain
+// data, so constant-initialised: primitives intern their names during static initialisation.
 std::array<ProfileName, kProfileNames> g_names{};
 int g_nameCount = 0;
 }  // namespace
