@@ -11,6 +11,9 @@
  * it lacks). `--results FILE` keeps the cells' results; `--report FILE --peers A.json,B.json`
  * prints the table again beside the peers' results (bench_peers' output, plain and `LIGER=1`):
  * tokens/s against the faster peer and peak memory against PEFT's.
+ *
+ * `--profile` (as bench/train.ts'): each cell also times one more step by category and launch
+ * name, and its line is followed by the step's split and the 12 names with the most device time.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tf } from '../src/backend/tf.js';
@@ -24,6 +27,7 @@ import { BENCH_DROPOUT_SEED, measureSteps } from './measure.js';
 import { ADAPTERS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
 import { arg } from './args.js';
 import { runInChild } from './child.js';
+import { type NamedTime, profileLines, stepSplitLine, topNames } from './stepSplit.js';
 import type { ActivationCheckpointing } from '../src/recipe/types.js';
 
 const ckptTag = (c: ActivationCheckpointing) => (c === 'offload' ? ', ckpt offload' : c ? ', ckpt' : '');
@@ -94,6 +98,8 @@ interface Result {
   estimateGiB: number | null;
   fused: string;
   callsPerStep: number | null;
+  /** `--profile`: the timed steps' mean, its split by category and the top launch names (bench/stepSplit.ts). */
+  profile?: { stepMs: number; split: string; top: NamedTime[] };
   note: string;
 }
 
@@ -128,7 +134,12 @@ async function runCell(c: Cell, smoke: boolean): Promise<void> {
       steps: Number(arg('steps', '4')),
       warmup: Number(arg('warmup', '2')),
       checkpointing: c.checkpointing,
+      deviceTimes: process.argv.includes('--profile'),
     });
+    if (m.deviceTimes) {
+      const stepMs = m.stepS * 1000;
+      result.profile = { stepMs, split: stepSplitLine(stepMs, m.deviceTimes), top: topNames(m.deviceTimes.byName) };
+    }
     Object.assign(result, {
       tokensPerS: m.tokensPerS,
       peakGiB: m.peakGiB,
@@ -266,6 +277,7 @@ async function main(): Promise<void> {
     console.log(
       `${r.cell}: ${fmt(r.tokensPerS)} tokens/s, peak ${fmt(r.peakGiB, 2)} GiB (estimated ${fmt(r.estimateGiB, 2)}${error}), ${r.fused}, ${fmt(r.callsPerStep)} calls/step ${r.note}`,
     );
+    if (r.profile) for (const line of profileLines(r.profile.split, r.profile.top, r.profile.stepMs)) console.log(`  ${line}`);
   }
   printTable(results, smoke, peerFiles);
 }

@@ -2,11 +2,11 @@
  * One bench case measured: `warmup` untimed steps, then `steps` timed ones of one random batch —
  * tokens/s, seconds a step, the device's peak memory over the timed steps and the calls from
  * JavaScript into the device's native side per step, and (asked) the device time of one more step
- * by category. Shared by bench/train.ts and bench/matrix.ts.
+ * by category and launch name. Shared by bench/train.ts and bench/matrix.ts.
  */
 import type { OffloadLimit } from '../src/model/checkpointOffload.js';
 import type { ActivationCheckpointing } from '../src/recipe/types.js';
-import { activeDevice, type DeviceTimes } from '../src/backend/device.js';
+import { activeDevice, type DeviceProfileTimes } from '../src/backend/device.js';
 import { trainStep, type StepAdapter, type StepBatch, type StepModel } from '../src/train/step.js';
 import { AdamW } from '../src/train/adamw.js';
 
@@ -20,8 +20,8 @@ export interface Measured {
   /** null where the device counts no native calls (cpu). */
   callsPerStep: number | null;
   loss: number;
-  /** The device time of one step by category (MeasureOptions.deviceTimes), null where not asked or the device cannot time. */
-  deviceTimes: DeviceTimes | null;
+  /** The device time of one step by category and launch name (MeasureOptions.deviceTimes), null where not asked or the device cannot time. */
+  deviceTimes: DeviceProfileTimes | null;
 }
 
 export interface MeasureOptions {
@@ -61,7 +61,7 @@ export async function measureSteps(model: StepModel, adapter: StepAdapter, data:
     const seconds = (performance.now() - start) / 1000;
     const callsAfter = device.addonCalls();
     const peakGiB = device.memory().peak / 2 ** 30;
-    let deviceTimes: DeviceTimes | null = null;
+    let deviceTimes: DeviceProfileTimes | null = null;
     if (o.deviceTimes && device.profile) {
       device.profile.start();
       try {

@@ -1,8 +1,9 @@
 /**
  * What a training step's time goes to, and how much of the GPU's matrix rate it uses — the
- * numbers bench/train.ts prints per case under --profile and in every case's MFU.
+ * numbers bench/train.ts (and bench/matrix.ts) print per case under --profile and in every
+ * case's MFU.
  */
-import { DEVICE_TIME_CATEGORIES, type Device, type DeviceTimeCategory, type DeviceTimes } from '../src/backend/device.js';
+import { DEVICE_TIME_CATEGORIES, type Device, type DeviceTimeCategory, type DeviceTimes, type LaunchTime } from '../src/backend/device.js';
 
 /** Each category's label, in the order the line prints them (the Record makes it name every one). */
 const LABEL: Record<DeviceTimeCategory, string> = {
@@ -33,6 +34,40 @@ export function stepSplitLine(stepMs: number, times: DeviceTimes): string {
   const launches = DEVICE_TIME_CATEGORIES.reduce((s, c) => s + times[c].count, 0);
   const host = stepMs - device;
   return `step ${stepMs.toFixed(1)} ms = ${parts.join(' · ')} · host ${host.toFixed(1)} (${pct(host)}); ${launches} launches`;
+}
+
+/** How many launch names the profile lines list under a case's split. */
+export const TOP_NAMES = 12;
+
+export interface NamedTime extends LaunchTime {
+  name: string;
+}
+
+/** The `n` launch names (primitives, addon calls) with the most device time, most first. */
+export function topNames(byName: Record<string, LaunchTime>, n = TOP_NAMES): NamedTime[] {
+  return Object.entries(byName)
+    .map(([name, t]) => ({ name, ms: t.ms, count: t.count }))
+    .sort((a, b) => b.ms - a.ms || b.count - a.count || (a.name < b.name ? -1 : 1))
+    .slice(0, n);
+}
+
+/**
+ * One line a name, `name  ms  (share %)  ×count  mean µs`, in columns: its device time in the
+ * profiled step, that as a share of the step's wall time (as the split line's), its launches
+ * and their mean duration.
+ */
+export function topNameLines(top: NamedTime[], stepMs: number): string[] {
+  const width = Math.max(0, ...top.map((t) => t.name.length));
+  return top.map((t) => {
+    const share = `(${((100 * t.ms) / stepMs).toFixed(1)} %)`;
+    const mean = t.count > 0 ? ((1000 * t.ms) / t.count).toFixed(1) : '—';
+    return `${t.name.padEnd(width)}  ${t.ms.toFixed(2).padStart(8)} ms  ${share.padStart(9)}  ×${String(t.count).padEnd(6)}  ${mean.padStart(8)} µs`;
+  });
+}
+
+/** What --profile prints under a case: the split line, then its top names, indented under it. */
+export function profileLines(split: string, top: NamedTime[], stepMs: number): string[] {
+  return [split, ...topNameLines(top, stepMs).map((l) => `  ${l}`)];
 }
 
 /** The GEMM the matrix rate is measured on: large and square, where cuBLASLt reaches its best. */

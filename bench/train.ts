@@ -19,7 +19,8 @@
  * each case's model FLOPs a token (src/model/flops.ts) × tokens/s is its achieved rate, and MFU
  * the achieved ÷ that measured rate. `--profile` adds a line per case splitting a step into
  * GEMM, attention, dequantisation, elementwise, optimizer and host time, from one extra step
- * timed by category after the timed ones (the device's `profile`); `--profile-tfjs` prints tf.profile's
+ * timed by category after the timed ones (the device's `profile`), and under it the 12 launch
+ * names (primitives, addon calls) with the most device time; `--profile-tfjs` prints tf.profile's
  * per-kernel GPU times before timing (a fused program is one kernel there).
  */
 import { tf } from '../src/backend/tf.js';
@@ -32,7 +33,7 @@ import { estimateError } from '../src/train/progress.js';
 import { measureSteps } from './measure.js';
 import { ADAPTERS, CONFIGS, MODEL_DEFAULTS, NAMES, benchRecipe, buildModel, randomBatch } from './models.js';
 import { arg } from './args.js';
-import { matrixRate, RATE_GEMM, stepSplitLine } from './stepSplit.js';
+import { matrixRate, profileLines, RATE_GEMM, stepSplitLine, topNames } from './stepSplit.js';
 import { trainingFlopsPerToken } from '../src/model/flops.js';
 import type { ActivationCheckpointing } from '../src/recipe/types.js';
 
@@ -58,8 +59,8 @@ interface Row {
   flopsPerToken: number;
   flops: number | null;
   mfu: number | null;
-  /** `--profile`: the step split by category (bench/stepSplit.ts). */
-  split: string | null;
+  /** `--profile`: the step split by category, then the launch names with the most device time (bench/stepSplit.ts). */
+  split: string[] | null;
   note: string;
 }
 
@@ -176,7 +177,10 @@ async function main(): Promise<void> {
           row.flops = row.flopsPerToken * m.tokensPerS;
           row.mfu = gemmRate ? row.flops / gemmRate : null;
           // The timed steps' mean wall time, split by the extra profiled step's device times.
-          if (m.deviceTimes) row.split = stepSplitLine(m.stepS * 1000, m.deviceTimes);
+          if (m.deviceTimes) {
+            const stepMs = m.stepS * 1000;
+            row.split = profileLines(stepSplitLine(stepMs, m.deviceTimes), topNames(m.deviceTimes.byName), stepMs);
+          }
           row.pinnedGiB = device.offloadedMemory().pooled / 2 ** 30;
         } catch (err) {
           row.note = `failed: ${(err as Error).message.slice(0, 300)}`;
@@ -198,7 +202,7 @@ async function main(): Promise<void> {
         console.log(
           `${row.model} ${row.adapter} ckpt=${ckptLabel(ckpt)}: ${row.tokensPerS ? `${Math.round(row.tokensPerS)} tokens/s, ${row.stepS!.toFixed(3)} s/step, peak ${row.peakGiB!.toFixed(2)} GiB${estimated}${host}${calls}${mfu}` : ''} ${row.note}`,
         );
-        if (row.split) console.log(`  ${row.split}`);
+        for (const line of row.split ?? []) console.log(`  ${line}`);
         console.log(`  tensors ${tf.memory().numTensors}, in use ${(device.memory().inUse / 2 ** 30).toFixed(2)} GiB`);
       }
     }

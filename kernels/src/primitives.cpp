@@ -23,7 +23,7 @@ int registerPrimitive(const char* name, const char* signature, PrimitiveFn run) 
   for (const Primitive& p : table()) {
     if (std::strcmp(p.name, name) == 0) throw std::logic_error(std::string("primitive '") + name + "' registered twice");
   }
-  Primitive p{name, "", {}, run, timeCategoryOf(name)};
+  Primitive p{name, "", {}, run, profileNameId(name)};
   std::istringstream tokens(signature);
   std::string token;
   auto add = [&](const std::string& arg, ArgKind kind) {
@@ -69,7 +69,7 @@ void runProgram(const double* program, size_t n) {
       if (!profiling()) {
         p.run(args);
       } else {
-        ProfileBracket timed(p.category);
+        ProfileBracket timed(p.profileName);
         p.run(args);
       }
     } catch (const std::exception& e) {

@@ -92,7 +92,7 @@ struct Primitive {
   std::string signature;        // "name:kind …", views spelled out: what primitives() reports
   std::vector<ArgKind> kinds;   // one per argument
   PrimitiveFn run;
-  TimeCategory category;        // what its device time counts as under the profile switch (profile.h)
+  int profileName;              // its profileNameId: where its device time counts under the profile switch (profile.h)
 };
 
 // Adds a primitive to the table and returns its id (its index in the table); a malformed

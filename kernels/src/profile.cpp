@@ -1,7 +1,9 @@
-// Device time by category (profile.h): the category table and the event pool.
+// Device time by category and by name (profile.h): the category table, the name table and the
+// event pool.
 #include "profile.h"
 #include "common.h"
 #include <cstring>
+#include <string>
 #include <vector>
 
 namespace tt {
@@ -31,16 +33,38 @@ TimeCategory timeCategoryOf(const char* name) {
   return TimeCategory::Elementwise;
 }
 
+namespace {
+struct ProfileName {
+  const char* name;
+  TimeCategory category;
+};
+// Fixed size: interning never moves an entry, and the bound holds however names arrive. Plain
+// data, so constant-initialised: primitives intern their names during static initialisation.
+std::array<ProfileName, kProfileNames> g_names{};
+int g_nameCount = 0;
+}  // namespace
+
+int profileNameId(const char* name) {
+  for (int i = 0; i < g_nameCount; i++) {
+    if (std::strcmp(g_names[(size_t)i].name, name) == 0) return i;
+  }
+  if (g_nameCount == kProfileNames) {
+    throw std::logic_error(std::string("profile: more than ") + std::to_string(kProfileNames) + " launch names (at '" + name + "'): raise kProfileNames");
+  }
+  g_names[(size_t)g_nameCount] = ProfileName{name, timeCategoryOf(name)};
+  return g_nameCount++;
+}
+
 bool g_profiling = false;
 
 namespace {
 struct Bracket {
   cudaEvent_t start = nullptr, end = nullptr;
-  TimeCategory category = TimeCategory::Elementwise;
+  int nameId = 0;
 };
 std::vector<Bracket> g_brackets;  // grows to kProfileSlots, then its events are reused
 size_t g_pending = 0;             // brackets [0, g_pending) are recorded and not yet added
-ProfileTotals g_totals{};
+std::array<CategoryTime, kProfileNames> g_nameTotals{};  // by profileNameId
 
 // Adds every pending bracket to the totals. Brackets never nest (a program's primitives are
 // bracketed, runProgram itself is not), so every pending one has its end recorded.
@@ -55,8 +79,9 @@ void fold() {
       cudaGetLastError();
       continue;
     }
-    g_totals[(int)b.category].ms += ms;
-    g_totals[(int)b.category].count++;
+    CategoryTime& byName = g_nameTotals[(size_t)b.nameId];
+    byName.ms += ms;
+    byName.count++;
   }
   g_pending = 0;
 }
@@ -65,7 +90,7 @@ void fold() {
 void setProfiling(bool on) {
   if (on) {
     fold();
-    g_totals = ProfileTotals{};
+    g_nameTotals = {};
   }
   g_profiling = on;
 }
@@ -73,12 +98,21 @@ void setProfiling(bool on) {
 ProfileTotals readProfile() {
   check(cudaStreamSynchronize(stream()), "profileRead");
   fold();
-  const ProfileTotals out = g_totals;
-  g_totals = ProfileTotals{};
+  // A category's time is the sum of its names' (a name's category never changes).
+  ProfileTotals out;
+  for (int i = 0; i < g_nameCount; i++) {
+    const CategoryTime& t = g_nameTotals[(size_t)i];
+    if (t.count == 0) continue;
+    CategoryTime& c = out.categories[(size_t)g_names[(size_t)i].category];
+    c.ms += t.ms;
+    c.count += t.count;
+    out.names.push_back(NameTime{g_names[(size_t)i].name, t});
+  }
+  g_nameTotals = {};
   return out;
 }
 
-ProfileBracket::ProfileBracket(TimeCategory c) {
+ProfileBracket::ProfileBracket(int nameId) {
   if (g_pending == (size_t)kProfileSlots) fold();
   if (g_pending == g_brackets.size()) {
     Bracket b;
@@ -87,7 +121,7 @@ ProfileBracket::ProfileBracket(TimeCategory c) {
     g_brackets.push_back(b);
   }
   Bracket& b = g_brackets[g_pending];
-  b.category = c;
+  b.nameId = nameId;
   check(cudaEventRecord(b.start, stream()), "cudaEventRecord(profile)");
   slot_ = (int)g_pending++;
 }

@@ -90,11 +90,22 @@ export interface OffloadedMemory {
  */
 export const DEVICE_TIME_CATEGORIES = ['gemm', 'attention', 'dequant', 'optimizer', 'collectives', 'elementwise'] as const;
 export type DeviceTimeCategory = (typeof DEVICE_TIME_CATEGORIES)[number];
+/** Milliseconds of device time and launches. */
+export interface LaunchTime {
+  ms: number;
+  count: number;
+}
 /** Milliseconds of device time and launches, per category. */
-export type DeviceTimes = Record<DeviceTimeCategory, { ms: number; count: number }>;
+export type DeviceTimes = Record<DeviceTimeCategory, LaunchTime>;
+/**
+ * What `DeviceProfile.read` returns: the categories and, beside them, each launch name timed at
+ * least once — a fused program's primitive (gemm, flashAttentionForward, rmsNormForward, …) or a
+ * direct call (adamwMulti, copy, …); the categories are sums of their names.
+ */
+export type DeviceProfileTimes = DeviceTimes & { byName: Record<string, LaunchTime> };
 
 /**
- * Device time by category (cuda: every launch bracketed by events on the stream, off by default
+ * Device time by category and launch name (cuda: every launch bracketed by events on the stream, off by default
  * and one branch a launch when off). Times add the launches' own durations, so their sum is the
  * device's busy time, and a step's wall time minus it the time the device waited.
  */
@@ -104,7 +115,7 @@ export interface DeviceProfile {
   /** Stop timing; what was timed stays for `read`. */
   stop(): void;
   /** Waits for the device; the times since `start` or the last `read`, after which they start again from zero. */
-  read(): DeviceTimes;
+  read(): DeviceProfileTimes;
 }
 
 export interface Device {

@@ -2,7 +2,7 @@
  * The addon's profile switch (kernels/src/profile.h) for the CPU emulation: launches counted by
  * the addon's own category table and list of launching calls, both read from the C++ source
  * (kernels/src/profile.cpp's kRules and kCategoryNames, addon.cpp's entry<launch<…>> exports), so
- * the emulation cannot drift from them. It has no device time: every category reports 0 ms.
+ * the emulation cannot drift from them. It has no device time: every category and name reports 0 ms.
  * test/backend/cuda/profile.test.ts checks the same tables against every primitive and export.
  */
 import { readFileSync } from 'node:fs';
@@ -44,17 +44,14 @@ export function nativeLaunchingExports(): string[] {
   return [...source('addon.cpp').matchAll(/\{"(\w+)", entry<launch<\w+>>\}/g)].map((m) => m[1]!);
 }
 
-/** The emulated switch: launch counts per category while on, 0 ms each. */
+/** The emulated switch: launch counts per name and per category while on, 0 ms each. */
 export function emulatedProfile() {
   const rules = nativeCategoryRules();
   const names = nativeTimeCategories();
-  const zero = () => new Map(names.map((n) => [n, 0]));
   let on = false;
-  let counts = zero();
+  let counts = new Map<string, number>(); // by launch name, in the order first launched (as the addon's name table)
   const launched = (name: string): void => {
-    if (!on) return;
-    const c = nativeCategoryOf(name, rules);
-    counts.set(c, counts.get(c)! + 1);
+    if (on) counts.set(name, (counts.get(name) ?? 0) + 1);
   };
   return {
     /** A launch named `name` (a primitive, a launching export) happened. */
@@ -73,12 +70,15 @@ export function emulatedProfile() {
       return wrapped as T;
     },
     profileEnable(enable: boolean): void {
-      if (enable) counts = zero();
+      if (enable) counts = new Map();
       on = enable;
     },
-    profileRead(): Record<string, { ms: number; count: number }> {
-      const out = Object.fromEntries(names.map((n) => [n, { ms: 0, count: counts.get(n)! }]));
-      counts = zero();
+    /** The addon's report: {ms, count} per category, and per name under byName. */
+    profileRead(): Record<string, unknown> {
+      const out: Record<string, unknown> = Object.fromEntries(names.map((n) => [n, { ms: 0, count: 0 }]));
+      for (const [name, count] of counts) (out[nativeCategoryOf(name, rules)] as { count: number }).count += count;
+      out.byName = Object.fromEntries([...counts].map(([name, count]) => [name, { ms: 0, count }]));
+      counts = new Map();
       return out;
     },
   };

@@ -242,8 +242,12 @@ export interface CudaAddon {
    * dropped; off (the default), brackets stop.
    */
   profileEnable(on: boolean): void;
-  /** Waits for the stream; device time and launches per category (gemm, attention, …) since profileEnable(true) or the last read, then zeroes them. */
-  profileRead(): Record<string, { ms: number; count: number }>;
+  /**
+   * Waits for the stream; device time and launches since profileEnable(true) or the last read,
+   * then zeroes them: `{ms, count}` per category (gemm, attention, …) and, under `byName`, per
+   * primitive or launching export timed at least once (../profile.ts deviceTimes reads it).
+   */
+  profileRead(): Record<string, unknown>;
 }
 
 /** kernels/src/kernels.h FourBitType and SourceRound (the `dequantize4bit` primitive's codes, ./primitives/dequantize.ts). */

@@ -1,5 +1,5 @@
 /**
- * Device time by category, checked on the CPU: the addon's one category table
+ * Device time by category and launch name, checked on the CPU: the addon's one category table
  * (kernels/src/profile.cpp, read from the source) against every primitive and every call into
  * the addon, the category names against the device interface's, the TypeScript reading of the
  * addon's report, and the emulation's switch.
@@ -84,36 +84,67 @@ describe('device time categories', () => {
     for (const name of Object.keys(special)) expect(launching).toContain(name);
   });
 
-  it('reads the addon’s report, and names a category it lacks in one line', () => {
-    const report = Object.fromEntries(DEVICE_TIME_CATEGORIES.map((c, i) => [c, { ms: i + 0.5, count: i }]));
-    expect(deviceTimes(report).attention).toEqual({ ms: 1.5, count: 1 });
+  it('give every launching export a function of its own: launch<F> interns one name per F', () => {
+    const fns = [...exportTable.matchAll(/\{"\w+", entry<launch<(\w+)>>\}/g)].map((m) => m[1]!);
+    expect(fns.length).toBe(nativeLaunchingExports().length);
+    expect(new Set(fns).size).toBe(fns.length);
+  });
+
+  it('reads the addon’s report, and names a category or byName it lacks, or a malformed name, in one line', () => {
+    const byName = { gemm: { ms: 2, count: 3 }, flashAttentionForward: { ms: 1.5, count: 1 }, ['__proto__']: { ms: 0.25, count: 1 } };
+    const report: Record<string, unknown> = {
+      ...Object.fromEntries(DEVICE_TIME_CATEGORIES.map((c, i) => [c, { ms: i + 0.5, count: i }])),
+      byName,
+    };
+    const times = deviceTimes(report);
+    expect(times.attention).toEqual({ ms: 1.5, count: 1 });
+    expect(times.byName.gemm).toEqual({ ms: 2, count: 3 });
+    expect(Object.keys(times.byName)).toEqual(['gemm', 'flashAttentionForward', '__proto__']);
+    expect(Object.getPrototypeOf(times.byName)).toBe(Object.prototype); // a name is an own key, never a prototype
     const { dequant: _, ...older } = report;
     expect(() => deviceTimes(older)).toThrow(
-      "the CUDA addon reports no 'dequant' device time (it reports gemm, attention, optimizer, collectives, elementwise): rebuild it (npm run build:cuda)",
+      "the CUDA addon reports no 'dequant' device time (it reports gemm, attention, optimizer, collectives, elementwise, byName): rebuild it (npm run build:cuda)",
+    );
+    const { byName: __, ...categoriesOnly } = report;
+    expect(() => deviceTimes(categoriesOnly)).toThrow(
+      "the CUDA addon reports no device time by name ('byName'; it reports gemm, attention, dequant, optimizer, collectives, elementwise): rebuild it (npm run build:cuda)",
+    );
+    expect(() => deviceTimes({ ...report, byName: { gemm: { ms: '2', count: 3 } } })).toThrow(
+      'the CUDA addon reports device time for \'gemm\' as {"ms":"2","count":3}: expected {ms, count}',
     );
   });
 
-  it('in the emulation: counts launches by category only while on, reads and zeroes them', () => {
+  it('in the emulation: counts launches by name and category only while on, reads and zeroes them', () => {
     const p = emulatedProfile();
     const addon = p.countLaunches({ ...Object.fromEntries(nativeLaunchingExports().map((n) => [n, () => n])), other: () => 0 });
     (addon as Record<string, () => unknown>).gemm!();
     p.launched('flashAttentionForward');
-    expect(p.profileRead().gemm).toEqual({ ms: 0, count: 0 }); // off: nothing counted
+    const off = deviceTimes(p.profileRead());
+    expect([off.gemm, off.byName]).toEqual([{ ms: 0, count: 0 }, {}]); // off: nothing counted
     p.profileEnable(true);
     expect((addon as Record<string, () => unknown>).gemm!()).toBe('gemm');
     (addon as Record<string, () => unknown>).adamwMulti!();
+    (addon as Record<string, () => unknown>).other!(); // not a launch
     p.launched('flashAttentionBackward');
     p.launched('rmsNormForward');
     p.launched('gemm');
+    p.launched('rmsNormForward');
     const times = deviceTimes(p.profileRead());
-    expect(Object.fromEntries(Object.entries(times).map(([c, t]) => [c, t.count]))).toEqual({
+    expect(Object.fromEntries(DEVICE_TIME_CATEGORIES.map((c) => [c, times[c].count]))).toEqual({
       gemm: 2,
       attention: 1,
       dequant: 0,
       optimizer: 1,
       collectives: 0,
-      elementwise: 1,
+      elementwise: 2,
     });
-    expect(deviceTimes(p.profileRead()).gemm.count).toBe(0);
+    expect(times.byName).toEqual({
+      gemm: { ms: 0, count: 2 },
+      adamwMulti: { ms: 0, count: 1 },
+      flashAttentionBackward: { ms: 0, count: 1 },
+      rmsNormForward: { ms: 0, count: 2 },
+    });
+    const again = deviceTimes(p.profileRead());
+    expect([again.gemm.count, again.byName]).toEqual([0, {}]);
   });
 });
