@@ -34,12 +34,18 @@ export function maxRelError(ours: ArrayLike<number>, ref: ArrayLike<number>, kee
 const rows = (d: ArrayLike<number | bigint>, b: number, s: number): number[][] =>
   Array.from({ length: b }, (_, i) => Array.from({ length: s }, (_, j) => Number(d[i * s + j])));
 
+/** A [batch, seq] tensor (ids or mask, stored as any integer or float dtype) as plain number rows. */
+export function tensorRows(t: { shape: readonly number[]; data: ArrayLike<number | bigint> }): number[][] {
+  const [b, s] = t.shape as [number, number];
+  return rows(t.data, b, s);
+}
+
 /** The reference batch of a fixture's reference.safetensors as plain rows (labels = input_ids when absent). */
 export function referenceBatch(file: string): { inputIds: number[][]; attentionMask: number[][]; labels: number[][] } {
   const ref = SafetensorsFile.open(file);
   try {
     const [b, s] = ref.entry('input_ids').shape as [number, number];
-    const get = (k: string) => rows(ref.read(k).data as ArrayLike<number>, b, s);
+    const get = (k: string) => rows(ref.read(k).data, b, s);
     return {
       inputIds: get('input_ids'),
       attentionMask: get('attention_mask'),

@@ -209,7 +209,7 @@ export function totalSteps(recipe: Recipe, data: TrainingData): number {
  * the cursor of its first micro-batch and the cursor a checkpoint saves after it.
  */
 export function* stepStream(
-  data: TrainingData,
+  data: Pick<TrainingData, 'train' | 'batchOptions' | 'batchesPerEpoch'>,
   accumulation: number,
   from: DataCursor,
 ): Generator<{ batches: StepBatch[]; at: DataCursor; next: DataCursor }> {

@@ -11,28 +11,19 @@ import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { readPeftFolder } from '../../src/io/peftFolder.js';
 import { loraFromPeftConfig } from '../../src/adapters/lora/peft.js';
 import { LoraAdapter } from '../../src/adapters/lora/adapter.js';
-import { fixture, maxRelError } from '../helpers.js';
+import { fixture, maxRelError, tensorRows } from '../helpers.js';
 
 beforeAll(async () => {
   await useBackend('cpu');
 });
-
-function rows(t: { shape: number[]; data: ArrayLike<number> }): number[][] {
-  const [b, s] = t.shape as [number, number];
-  return Array.from({ length: b }, (_, i) =>
-    Array.from(t.data)
-      .slice(i * s, (i + 1) * s)
-      .map(Number),
-  );
-}
 
 function setup(family: string) {
   const model = loadBaseModel(fixture(`tiny-${family}`));
   const folder = readPeftFolder(fixture(`peft-lora-${family}/adapter`));
   const adapter = LoraAdapter.fromTensors(model, loraFromPeftConfig(folder.config, folder.configFile), folder.tensors, folder.weightsFile);
   const ref = SafetensorsFile.open(fixture(`peft-lora-${family}/reference.safetensors`));
-  const batch = { inputIds: rows(ref.read('input_ids')), attentionMask: rows(ref.read('attention_mask')) };
-  const labels = rows(ref.read('labels'));
+  const batch = { inputIds: tensorRows(ref.read('input_ids')), attentionMask: tensorRows(ref.read('attention_mask')) };
+  const labels = tensorRows(ref.read('labels'));
   const done = () => {
     ref.close();
     adapter.dispose();

@@ -13,20 +13,11 @@ import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { readTorchFile } from '../../src/io/torchSave.js';
 import { toFloat32 } from '../../src/io/dtypes.js';
 import { ReftAdapter, type PyreftIntervention } from '../../src/adapters/reft/adapter.js';
-import { fixture, maxRelError } from '../helpers.js';
+import { fixture, maxRelError, tensorRows } from '../helpers.js';
 
 beforeAll(async () => {
   await useBackend('cpu');
 });
-
-function rows(t: { shape: number[]; data: ArrayLike<number> }): number[][] {
-  const [b, s] = t.shape as [number, number];
-  return Array.from({ length: b }, (_, i) =>
-    Array.from(t.data)
-      .slice(i * s, (i + 1) * s)
-      .map(Number),
-  );
-}
 
 /** The fixture folder's interventions, read with the torch-file reader. */
 async function fixtureRecords(dir: string): Promise<PyreftIntervention[]> {
@@ -58,8 +49,8 @@ describe('pyreft LoReFT fixture on tiny-llama', () => {
     expect(adapter.settings).toMatchObject({ intervention: 'loreft', rank: meta.rank, groups: 1 });
     expect(adapter.interventions.map((i) => i.layer)).toEqual(meta.layers);
     const ref = SafetensorsFile.open(fixture('pyreft-loreft-llama/reference.safetensors'));
-    const inputIds = rows(ref.read('input_ids'));
-    const attentionMask = rows(ref.read('attention_mask'));
+    const inputIds = tensorRows(ref.read('input_ids'));
+    const attentionMask = tensorRows(ref.read('attention_mask'));
     const positions = inputIds.map(() => meta.positions as number[]);
     const out = model.run({ inputIds, attentionMask }, { hooks: adapter, ctx: { training: false, positions } });
     expect(maxRelError(out.logits.dataSync(), ref.readFloat32('logits').data)).toBeLessThan(1e-4);

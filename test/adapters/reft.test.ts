@@ -71,7 +71,7 @@ function localVars(adapter: ReftAdapter, key: string): Record<string, Float32Arr
 }
 
 describe('ReFT interventions', () => {
-  it.each([
+  it.each<[string, Record<string, unknown>]>([
     ['loreft', {}],
     ['direft', {}],
     ['noreft', { add_bias: true }],
@@ -305,7 +305,7 @@ describe('pyreft state dicts', () => {
     const q = householderOrthogonal(original, H, 3, base);
     expect(orthonormalityError(q, H, 3)).toBeLessThan(1e-12);
     // Explicit: build each H_j as a full matrix.
-    let m = Array.from({ length: H }, (_, i) => Array.from({ length: H }, (_, j) => (i === j ? 1 : 0)));
+    let m: number[][] = Array.from({ length: H }, (_, i) => Array.from({ length: H }, (_, j) => (i === j ? 1 : 0)));
     for (let j = 0; j < 3; j++) {
       const v = Array.from({ length: H }, (_, i) => (i < j ? 0 : i === j ? 1 : original[i * 3 + j]!));
       const tau = 2 / v.reduce((s, x) => s + x * x, 0);

@@ -208,7 +208,7 @@ export function emulatedAddon(): CudaAddon {
       const c = i % shape[d]!;
       i = Math.floor(i / shape[d]!);
       strides.forEach((s, k) => {
-        off[k] += c * s[d]!;
+        off[k]! += c * s[d]!;
       });
     }
     return off;

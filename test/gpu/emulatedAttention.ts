@@ -167,7 +167,7 @@ function attention(mem: Mem) {
               for (let j = 0; j < pr.sk; j++) {
                 const p = Math.exp(scores[j]! - lse),
                   vRow = ((b * pr.kvHeads + kvh) * pr.sk + j) * pr.d;
-                for (let c = 0; c < pr.d; c++) o[qRow + c] += p * v[vRow + c]!;
+                for (let c = 0; c < pr.d; c++) o[qRow + c]! += p * v[vRow + c]!;
               }
               mem.store(lsep, F32, (b * pr.heads + h) * pr.sq + i, lse);
             }
@@ -211,9 +211,9 @@ function attention(mem: Mem) {
                 for (let c = 0; c < pr.d; c++) dp += dOut[qRow + c]! * v[kRow + c]!;
                 const ds = p * (dp - delta) * pr.scale;
                 for (let c = 0; c < pr.d; c++) {
-                  dq[qRow + c] += ds * k[kRow + c]!;
-                  dk[kRow + c] += ds * q[qRow + c]!;
-                  dv[kRow + c] += p * dOut[qRow + c]!;
+                  dq[qRow + c]! += ds * k[kRow + c]!;
+                  dk[kRow + c]! += ds * q[qRow + c]!;
+                  dv[kRow + c]! += p * dOut[qRow + c]!;
                 }
               }
             }

@@ -82,7 +82,7 @@ function norms({ load, store }: EmulatedMemory) {
           const c = inv ** 3 * mean(v.map((e, j) => g[j]! * ww[j]! * e));
           v.forEach((e, j) => {
             store(dx!, dxt!, r * cols! + j, inv * g[j]! * ww[j]! - c * e + plus(r * cols! + j));
-            dwAcc[j] += g[j]! * e * inv;
+            dwAcc[j]! += g[j]! * e * inv;
           });
         }
         if (dw) dwAcc.forEach((s, j) => store(dw, F32, j, s));
@@ -120,8 +120,8 @@ function norms({ load, store }: EmulatedMemory) {
             meanGX = mean(gw.map((e, j) => e * xh[j]!));
           xh.forEach((h, j) => {
             store(dx!, dxt!, r * cols! + j, inv * (gw[j]! - meanG - h * meanGX) + plus(r * cols! + j));
-            dwAcc[j] += g[j]! * h;
-            dbAcc[j] += g[j]!;
+            dwAcc[j]! += g[j]! * h;
+            dbAcc[j]! += g[j]!;
           });
         }
         if (dw) dwAcc.forEach((s, j) => store(dw, F32, j, s));

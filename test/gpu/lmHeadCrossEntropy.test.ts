@@ -39,14 +39,20 @@ function lossAndGrad(
   f: (h: Tensor, w: Tensor, l: Tensor) => Tensor,
   store: boolean,
 ): { loss: Float64Array; grad: Float64Array; phys: string | null } {
-  return tf.tidy(() => {
+  // tidy keeps only tensors, so the two results leave it as tensors and are read (then freed) here.
+  const [value, grad] = tf.tidy((): [Tensor, Tensor] => {
     const h = tf.tensor2d(hiddenValues, [ROWS, WIDTH]);
     const w = tf.tensor2d(headValues, [VOCAB, WIDTH]);
     const [hs, ws] = store ? [storeFrozenWeight(h), storeFrozenWeight(w)] : [h, w];
     const labels = tf.tensor1d(LABELS, 'int32');
     const { value, grad } = tf.valueAndGrad((x: Tensor) => tf.mul(f(x, ws, labels), 0.37) as tf.Scalar)(hs);
-    return { loss: Float64Array.from(value.dataSync()), grad: Float64Array.from(grad.dataSync()), phys: physicalDtype(grad) };
+    return [value, grad];
   });
+  try {
+    return { loss: Float64Array.from(value.dataSync()), grad: Float64Array.from(grad.dataSync()), phys: physicalDtype(grad) };
+  } finally {
+    tf.dispose([value, grad]);
+  }
 }
 
 const composed = (h: Tensor, w: Tensor, l: Tensor) => crossEntropySum(linear(h, w), l);

@@ -170,11 +170,11 @@ describe('readEventFile', () => {
     const file = path.join(dir, 'events.out.tfevents.2.h');
     const rec = frameRecord(encodeEvent({ wallTime: 1, step: 5, scalars: [{ tag: 'x', value: 1 }] }));
     const bad = Uint8Array.from(rec);
-    bad[20] ^= 0xff; // flip a data byte
+    bad[20]! ^= 0xff; // flip a data byte
     writeFileSync(file, Buffer.concat([rec, bad]));
     expect(() => readEventFile(file)).toThrow(new RegExp(`record at byte ${rec.length}: data CRC mismatch`));
     const badLen = Uint8Array.from(rec);
-    badLen[0] ^= 1;
+    badLen[0]! ^= 1;
     writeFileSync(file, badLen);
     expect(() => readEventFile(file)).toThrow(/record at byte 0: length CRC mismatch/);
   });

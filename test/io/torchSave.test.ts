@@ -147,8 +147,8 @@ describe('files written by real torch.save (test/io/data, made by make_refs.py w
       }
     }
     // original = −I (how torch's orthogonal parametrisation starts)
-    expect(Array.from(t.get('rotate_layer.parametrizations.weight.original')!.data)).toEqual(
-      Array.from({ length: 16 }, (_, i) => (i === 0 || i === 3 ? -1 : 0)),
+    expect(t.get('rotate_layer.parametrizations.weight.original')!.data).toEqual(
+      Float32Array.from({ length: 16 }, (_, i) => (i === 0 || i === 3 ? -1 : 0)),
     );
   });
 });

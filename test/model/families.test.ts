@@ -45,7 +45,7 @@ describe('families built from Llama weights', () => {
       );
       phi.set(`${p}.mlp.gate_up_proj.weight`, concatRows(w.get(`${p}.mlp.gate_proj.weight`)!, w.get(`${p}.mlp.up_proj.weight`)!));
     }
-    const config = { ...llamaConfig(), model_type: 'phi3', sliding_window: null };
+    const config: Record<string, unknown> = { ...llamaConfig(), model_type: 'phi3', sliding_window: null };
     delete config.head_dim;
     const dir = await writeModel(config, phi);
     expect(maxRelError(logits(dir), reference(), validRows)).toBeLessThan(1e-5);

@@ -2,23 +2,20 @@ import { describe, it, expect } from 'vitest';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expectOneLineError, shortRows, snapshot, tinyRecipe, tmp, trainInProcess } from '../cliHarness.js';
-import { stepStream, toStepBatch, type TrainingData } from '../../src/train/data.js';
+import { stepStream, toStepBatch } from '../../src/train/data.js';
 import type { TokenizedExample } from '../../src/data/index.js';
 
 /** Eleven one-token-prompt examples whose first id is their index, so batches can be traced. */
-function data(batchSize: number, accumulation: number): TrainingData {
+function data(batchSize: number): Parameters<typeof stepStream>[0] {
   const train: TokenizedExample[] = Array.from({ length: 11 }, (_, i) => ({
     inputIds: [100 + i, 7, 8],
     labels: [-100, 7, 8],
     promptLength: 1,
   }));
-  const perEpoch = Math.ceil(train.length / batchSize);
   return {
     train,
-    eval: [],
     batchOptions: { batchSize, padTokenId: 0, shuffle: true, seed: 5 },
-    batchesPerEpoch: perEpoch,
-    stepsPerEpoch: Math.ceil(perEpoch / accumulation),
+    batchesPerEpoch: Math.ceil(train.length / batchSize),
   };
 }
 
@@ -26,7 +23,7 @@ const ids = (g: { batches: { inputIds: number[][] }[] }) => g.batches.map((b) =>
 
 describe('stepStream', () => {
   it('groups micro-batches per step without crossing an epoch, and each epoch sees every example once', () => {
-    const d = data(2, 4); // 6 micro-batches an epoch → steps of 4 and 2
+    const d = data(2); // 6 micro-batches an epoch → steps of 4 and 2
     const s = stepStream(d, 4, { epoch: 0, index: 0 });
     const steps = Array.from({ length: 4 }, () => s.next().value!);
     expect(steps.map((x) => x.batches.length)).toEqual([4, 2, 4, 2]);
@@ -48,7 +45,7 @@ describe('stepStream', () => {
   });
 
   it('restarted from a saved cursor, continues with the same batches', () => {
-    const d = data(3, 2);
+    const d = data(3);
     const straight = stepStream(d, 2, { epoch: 0, index: 0 });
     const all = Array.from({ length: 5 }, () => straight.next().value!);
     const resumed = stepStream(d, 2, all[2]!.next);

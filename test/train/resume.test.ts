@@ -108,9 +108,8 @@ describe('resume with a changed recipe', () => {
     const edited = path.join(dir, 'edited.yaml');
     writeFileSync(edited, c.edit(readFileSync(recipe, 'utf8')));
     expect(readFileSync(edited, 'utf8')).not.toBe(readFileSync(recipe, 'utf8'));
-    const all: Array<[string, unknown, unknown]> = [...(c.alsoChanged ?? []), [c.key, c.from, c.to]].sort((a, b) =>
-      a[0] < b[0] ? -1 : 1,
-    ) as Array<[string, unknown, unknown]>;
+    const all: Array<[key: string, from: unknown, to: unknown]> = [...(c.alsoChanged ?? []), [c.key, c.from, c.to]];
+    all.sort((a, b) => (a[0] < b[0] ? -1 : 1));
     const listed = all.map(([k, f, t]) => `${k} ${f} → ${t}`).join(', ');
     const sets = all.map(([k, , t]) => `--set ${k}=${t}`).join(' ');
     const refused = await trainInProcess(['--recipe', edited, '--resume', ck, '--set', 'training.max_steps=4']);
@@ -214,6 +213,8 @@ describe('restoring a checkpoint', () => {
     expect((await trainInProcess(['--recipe', file, '--json'])).code).toBe(0);
     const ck = path.join(dir, 'run', 'checkpoint-1');
     const c = loadCheckpoint(ck);
+    const fingerprint = c.state.dataFingerprint;
+    if (!fingerprint) throw new Error(`${ck}: a checkpoint this version wrote records no data fingerprint`);
     const recipe = loadRecipe(file, []);
     const model = loadBaseModel(recipe.model.path);
     const adapter = createAdapter(model, recipe.adapter, recipe.training.seed);
@@ -222,7 +223,7 @@ describe('restoring a checkpoint', () => {
         adapter,
         optimizer: { setState: () => {} },
         schedule: c.state.schedule,
-        data: { fingerprint: c.state.dataFingerprint, path: recipe.data.path },
+        data: { fingerprint, path: recipe.data.path ?? 'data.sources' },
         recipe: { now: recipe, overridden: [] },
       });
       const backend = tf.engine().backend as unknown as { refCount(id: object): number };
