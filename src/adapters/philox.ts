@@ -6,6 +6,7 @@
  * representable, so the host and the device agree bit for bit. A dropout mask built here
  * (the reference's) is the one the fused kernels regenerate from the same two integers.
  */
+import { checkCounters } from '../util/philoxCounters.js';
 
 const M0 = 0xd2511f53,
   M1 = 0xcd9e8d57;
@@ -100,18 +101,4 @@ function checkStream(seed: number, offset: number, n: number): void {
     throw new Error(`Philox seed and offset must be non-negative safe integers, got ${seed}, ${offset}`);
   }
   checkCounters(offset, n);
-}
-
-/**
- * The counters offset … offset + n − 1 must be safe integers: the device adds them in exact
- * 64-bit arithmetic, the host in doubles, and past 2⁵³ the two would draw different values.
- * (Below that the counter's two 32-bit words carry indices past 2³² exactly on both sides.)
- */
-export function checkCounters(offset: number, n: number): void {
-  // Compared by subtraction: offset + n − 1 itself may round back below the limit.
-  if (n > 0 && offset > Number.MAX_SAFE_INTEGER - (n - 1)) {
-    throw new Error(
-      `Philox counters ${offset} + ${n} values pass 2^53 − 1, where the host's doubles would lose the device's exact counter`,
-    );
-  }
 }

@@ -129,7 +129,10 @@ function defaultBackend(recipe: Recipe): EstimateBackend {
  */
 const traces = new Map<string, { twinned: Twinned; trace: Trace }>();
 
-/** The recipe's shape trace (cached) and its model's twin: what estimateMemory replays, for tests and tools that read the buffers. */
+/**
+ * The recipe's shape trace (cached) and its model's twin: what estimateMemory replays, for tests and tools that read the buffers.
+ * @internal Its types lead to tfjs' (the twin model), which 'typetune''s published types never name.
+ */
 export function traced(
   recipe: Recipe,
   checkpointing: ActivationCheckpointing,
@@ -163,7 +166,7 @@ export function traced(
   const run = () => traceStep({ recipe, source: t.source, twin: t.twin, checkpointing, offloadedBlocks });
   const trace = standIns ? withCudaFusedOps(run) : run();
   const entry = { twinned: t, trace };
-  // fitBatch's and bench/context's searches meet a few offload splits per recipe, each a trace.
+  // fitBatch's and bench/context.ts' searches meet a few offload splits per recipe, each a trace.
   if (traces.size > 32) traces.clear();
   traces.set(key, entry);
   return entry;

@@ -245,7 +245,7 @@ export interface CudaAddon {
   /**
    * Waits for the stream; device time and launches since profileEnable(true) or the last read,
    * then zeroes them: `{ms, count}` per category (gemm, attention, …) and, under `byName`, per
-   * primitive or launching export timed at least once (../profile.ts deviceTimes reads it).
+   * primitive or launching export timed at least once (src/backend/cuda/profile.ts deviceTimes reads it).
    */
   profileRead(): Record<string, unknown>;
 }

@@ -11,7 +11,7 @@
  *  - deviceRandomUniform(shape, seed, offset): counter-based (Philox) uniform numbers made on
  *    the GPU, reproducible from (seed, offset) — for dropout masks.
  */
-import { checkCounters } from '../../adapters/philox.js';
+import { checkCounters } from '../../util/philoxCounters.js';
 import { tf, type Tensor } from '../tf.js';
 import { DTYPE, type Phys, type PoolStats } from './addon.js';
 import type { CudaBackend, TensorRef } from './backend.js';

@@ -4,7 +4,7 @@
  * stream keyed by `seed` at `offset` — the mask of src/adapters/philox.ts philoxDropoutMask,
  * bit for bit. Seeds and offsets are non-negative safe integers.
  */
-import { checkCounters } from '../../../adapters/philox.js';
+import { checkCounters } from '../../../util/philoxCounters.js';
 import type { Program } from '../program.js';
 
 export interface Dropout {
