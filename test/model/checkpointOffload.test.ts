@@ -6,28 +6,22 @@
  * decoder's checkpointed block). The device is the cpu's, recording what passes through it.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { useBackend } from '../../src/backend/select.js';
 import { tf, type Tensor } from '../../src/backend/tf.js';
 import { registerDevice, type Device, type OffloadedTensor } from '../../src/backend/device.js';
 import { engineDevice } from '../../src/backend/cpu/device.js';
-import { loadBaseModel } from '../../src/model/load.js';
 import type { DecoderModel } from '../../src/model/model.js';
 import { CheckpointOffloads, offloadedBlocks } from '../../src/model/checkpointOffload.js';
-import { createAdapter, loadAdapter, type AnyAdapter } from '../../src/adapters/index.js';
+import { createAdapter, type AnyAdapter } from '../../src/adapters/index.js';
 import { computeGradients, type StepAdapter, type StepBatch } from '../../src/train/step.js';
-import { fixture } from '../helpers.js';
-import { referenceBatch } from '../train/fixtureBatch.js';
 import { countingLive } from './liveTensors.js';
+import { peftLoraCase } from './peftLoraCase.js';
 
 let model: DecoderModel;
 let lora: AnyAdapter;
 let batch: StepBatch;
 
 beforeAll(async () => {
-  await useBackend('cpu');
-  model = loadBaseModel(fixture('tiny-llama'));
-  lora = await loadAdapter(fixture('peft-lora-llama/adapter'), model);
-  batch = referenceBatch(fixture('peft-lora-llama/reference.safetensors'));
+  ({ model, lora, batch } = await peftLoraCase());
 });
 
 afterEach(() => registerDevice(engineDevice));

@@ -7,24 +7,18 @@
  * test/gpu/decoderHalves.test.ts.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useBackend } from '../../src/backend/select.js';
-import { loadBaseModel } from '../../src/model/load.js';
 import type { DecoderModel } from '../../src/model/model.js';
-import { loadAdapter, type AnyAdapter } from '../../src/adapters/index.js';
+import type { AnyAdapter } from '../../src/adapters/index.js';
 import { computeGradients, type StepBatch } from '../../src/train/step.js';
-import { fixture } from '../helpers.js';
-import { referenceBatch } from '../train/fixtureBatch.js';
 import { aliveAtEachRestore } from './liveTensors.js';
+import { peftLoraCase } from './peftLoraCase.js';
 
 let model: DecoderModel;
 let lora: AnyAdapter;
 let batch: StepBatch;
 
 beforeAll(async () => {
-  await useBackend('cpu');
-  model = loadBaseModel(fixture('tiny-llama'));
-  lora = await loadAdapter(fixture('peft-lora-llama/adapter'), model);
-  batch = referenceBatch(fixture('peft-lora-llama/reference.safetensors'));
+  ({ model, lora, batch } = await peftLoraCase());
 });
 
 describe("a checkpointed step's backward", () => {

@@ -3,33 +3,10 @@
  * every training GEMM is under bf16-mixed), timed by events — the denominator of a run's MFU
  * (bench/train.ts), measured in the same run as the step it is compared with.
  */
-import { DTYPE } from './addon.js';
+import { DTYPE, type CudaAddon } from './addon.js';
 
-/** Minimal addon surface the measurement needs. */
-interface GemmAddon {
-  alloc(bytes: number): number;
-  free(ptr: number): void;
-  randomUniform(dst: number, dt: number, n: number, seed: number, offset: number, lo: number, hi: number): void;
-  gemm(
-    a: number,
-    b: number,
-    d: number,
-    abType: number,
-    dType: number,
-    m: number,
-    n: number,
-    k: number,
-    transA: boolean,
-    transB: boolean,
-    batch: number,
-    strideA: number,
-    strideB: number,
-    strideD: number,
-    bias: number,
-  ): void;
-  eventRecord(): number;
-  eventElapsed(start: number, end: number): number;
-}
+/** The addon surface the measurement needs (a test passes a fake). */
+type GemmAddon = Pick<CudaAddon, 'alloc' | 'free' | 'randomUniform' | 'gemm' | 'eventRecord' | 'eventElapsed'>;
 
 /**
  * FLOP/s (2·m·n·k a product) of `repeats` bf16 GEMMs [m, k] · [k, n] → [m, n], f32 accumulation,
