@@ -1,7 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { useBackend } from '../../src/backend/select.js';
 import { tf, type Tensor } from '../../src/backend/tf.js';
-import { loadBaseModel } from '../../src/model/load.js';
 import type { DecoderModel } from '../../src/model/model.js';
 import { createAdapter, loadAdapter, type AnyAdapter } from '../../src/adapters/index.js';
 import type { ForwardContext, LinearSite } from '../../src/model/hooks.js';
@@ -10,6 +8,7 @@ import { causalLmTargetCount } from '../../src/ops/crossEntropy.js';
 import { fixture, maxRelError } from '../helpers.js';
 import { activeDevice } from '../../src/backend/device.js';
 import { referenceBatch } from './fixtureBatch.js';
+import { peftLoraCase } from '../model/peftLoraCase.js';
 
 let model: DecoderModel;
 let lora: AnyAdapter;
@@ -18,11 +17,8 @@ let batch: StepBatch;
 let reftBatch: StepBatch;
 
 beforeAll(async () => {
-  await useBackend('cpu');
-  model = loadBaseModel(fixture('tiny-llama'));
-  lora = await loadAdapter(fixture('peft-lora-llama/adapter'), model);
+  ({ model, lora, batch } = await peftLoraCase());
   reft = await loadAdapter(fixture('pyreft-loreft-llama/reft'), model);
-  batch = referenceBatch(fixture('peft-lora-llama/reference.safetensors'));
   const r = referenceBatch(fixture('pyreft-loreft-llama/reference.safetensors'));
   reftBatch = { ...r, positions: r.inputIds.map(() => [0, 1, 14, 15]) };
 });

@@ -50,6 +50,12 @@ const HOST_ONLY = [
   'profileRead',
 ];
 
+/** Each of `names` in the category `special` gives it, elementwise if none; every name `special` lists among them. */
+function expectCategories(names: string[], special: Record<string, string>): void {
+  for (const name of names) expect([name, nativeCategoryOf(name)]).toEqual([name, special[name] ?? 'elementwise']);
+  for (const name of Object.keys(special)) expect(names).toContain(name);
+}
+
 describe('device time categories', () => {
   it('are the device interface’s, in the same order', () => {
     expect(nativeTimeCategories()).toEqual([...DEVICE_TIME_CATEGORIES]);
@@ -63,8 +69,7 @@ describe('device time categories', () => {
       flashAttentionBackward: 'attention',
       dequantize4bit: 'dequant',
     };
-    for (const name of primitives) expect([name, nativeCategoryOf(name)]).toEqual([name, special[name] ?? 'elementwise']);
-    for (const name of Object.keys(special)) expect(primitives).toContain(name);
+    expectCategories(primitives, special);
   });
 
   it('time every call into the addon that puts work on the stream, in its category; none of the host-only ones', () => {
@@ -80,8 +85,7 @@ describe('device time categories', () => {
       ncclAllGather: 'collectives',
       ncclBroadcast: 'collectives',
     };
-    for (const name of launching) expect([name, nativeCategoryOf(name)]).toEqual([name, special[name] ?? 'elementwise']);
-    for (const name of Object.keys(special)) expect(launching).toContain(name);
+    expectCategories(launching, special);
   });
 
   it('give every launching export a function of its own: launch<F> interns one name per F', () => {
