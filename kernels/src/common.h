@@ -27,6 +27,10 @@ cudaStream_t stream();
 // Set TYPETUNE_CUDA_SYNC=1 to synchronise after every launch, so an asynchronous fault is
 // reported by the kernel that caused it rather than by a later call.
 bool syncEachLaunch();
+// Whether kernels may use Hopper's wgmma (kernels/src/wgmma.cuh): the current device has compute
+// capability 9.0 (sm_90a's machine code runs there only) and TYPETUNE_ATTENTION_ENGINE is not
+// `mma` (which keeps the sm_80 tensor-core kernels, for comparisons). Read once.
+bool hopperTensorCores();
 
 [[noreturn]] void fail(const std::string& where, const std::string& what);
 

@@ -32,6 +32,18 @@ bool syncEachLaunch() {
   return g_sync == 1;
 }
 
+bool hopperTensorCores() {
+  static const bool hopper = [] {
+    int device = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess)
+      return false;
+    const char* engine = std::getenv("TYPETUNE_ATTENTION_ENGINE");
+    return major == 9 && minor == 0 && !(engine && std::string(engine) == "mma");
+  }();
+  return hopper;
+}
+
 void fail(const std::string& where, const std::string& what) { throw std::runtime_error(where + ": " + what); }
 
 void checkLaunch(const char* kernel, const std::string& detail) {
