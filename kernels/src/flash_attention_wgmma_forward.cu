@@ -67,9 +67,10 @@ __global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForward
   constexpr int BM = Tiles::BM, BN = Tiles::BN, THREADS = Tiles::THREADS;
   constexpr int NS = BN / 8, NO = D / 8;  // 8-column tiles of S and O
   extern __shared__ float smem[];
-  // The tiles, from the first 1024-byte boundary (the swizzle's atoms are aligned to it).
-  uint16_t* Qs = reinterpret_cast<uint16_t*>((reinterpret_cast<uintptr_t>(smem) + wgmma::kAtomBytes - 1) &
-                                             ~(uintptr_t)(wgmma::kAtomBytes - 1));
+  // The tiles, from the first 1024-byte boundary of the shared address space (the swizzle's
+  // atoms are aligned to it).
+  uint16_t* Qs = reinterpret_cast<uint16_t*>(reinterpret_cast<char*>(smem) +
+                                             ((0u - wgmma::sharedAddress(smem)) & (wgmma::kAtomBytes - 1)));
   uint16_t* Ks = Qs + Tiles::qBytes / 2;        // [2][subTiles][BN][64], swizzled
   uint16_t* Vs = Ks + 2 * Tiles::kvBytes / 2;   // [2][subTiles][BN][64], swizzled
   __shared__ bool rowFull[BM];                  // the row sees no key at all
