@@ -78,6 +78,16 @@ inline bool bf16Pairs(const AttentionTensor& t) {
          t.rowStride % 2 == 0;
 }
 
+// What the tensor-core forwards (mma.sync and wgmma) take: the forward's parameters and how its
+// tensors can be moved.
+struct MmaForwardParams : ForwardParams {
+  bool qAsync, kAsync, vAsync;  // asyncRows of q, k, v
+  bool outPairs;                // bf16Pairs(out)
+};
+inline MmaForwardParams mmaForwardParams(const ForwardParams& fp) {
+  return MmaForwardParams{fp, asyncRows(fp.in.q), asyncRows(fp.in.k), asyncRows(fp.in.v), bf16Pairs(fp.out)};
+}
+
 #ifdef __CUDACC__
 // t[at] = a, t[at + 1] = b in t's type (at even): one 32-bit store when `pairs` (bf16Pairs(t)).
 __device__ __forceinline__ void storePair(const AttentionTensor& t, int64_t at, float a, float b, bool pairs) {

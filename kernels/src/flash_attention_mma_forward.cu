@@ -22,11 +22,6 @@ namespace flash {
 
 namespace {
 
-struct MmaForwardParams : ForwardParams {
-  bool qAsync, kAsync, vAsync;  // asyncRows of q, k, v
-  bool outPairs;                // bf16Pairs(out)
-};
-
 template <int D>
 struct MmaForwardSmem {
   static constexpr int WARPS = MmaTiles<D>::fwdWarps, BM = 16 * WARPS, BN = MmaTiles<D>::fwdBN, stride = D + kPad;
@@ -147,7 +142,7 @@ void launchMmaForwardFor(const MmaForwardParams& p) {
 }  // namespace
 
 void launchMmaForward(const ForwardParams& fp) {
-  const MmaForwardParams p{fp, asyncRows(fp.in.q), asyncRows(fp.in.k), asyncRows(fp.in.v), bf16Pairs(fp.out)};
+  const MmaForwardParams p = mmaForwardParams(fp);
   withMmaHeadDim(p.s.d, "flashAttentionForward", [&](auto d) { launchMmaForwardFor<decltype(d)::value>(p); });
 }
 

@@ -24,11 +24,6 @@ namespace flash {
 
 namespace {
 
-struct WgmmaForwardParams : ForwardParams {
-  bool qAsync, kAsync, vAsync;  // asyncRows of q, k, v
-  bool outPairs;                // bf16Pairs(out)
-};
-
 // The tiles, per head dimension D (64 or 128): 2 warpgroups of 64 query rows, key tiles of 128.
 // Shared memory: Q (BM rows), K ×2, V ×2 (BN rows), each row D bf16 — 80 KiB at d = 64, 160
 // KiB at d = 128 (sm_90's 227 KiB allow it; this kernel runs only there) — plus a KiB to align
@@ -62,7 +57,7 @@ __device__ __forceinline__ mma::FragC fragC(const wgmma::Accumulator<N>& acc, in
 }
 
 template <int D>
-__global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForwardKernel(WgmmaForwardParams p) {
+__global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForwardKernel(MmaForwardParams p) {
   using Tiles = WgmmaForwardTiles<D>;
   constexpr int BM = Tiles::BM, BN = Tiles::BN, THREADS = Tiles::THREADS;
   constexpr int NS = BN / 8, NO = D / 8;  // 8-column tiles of S and O
@@ -164,7 +159,7 @@ __global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForward
 }
 
 template <int D>
-void launchWgmmaForwardFor(const WgmmaForwardParams& p) {
+void launchWgmmaForwardFor(const MmaForwardParams& p) {
   using Tiles = WgmmaForwardTiles<D>;
   const dim3 grid((unsigned)((p.s.sq + Tiles::BM - 1) / Tiles::BM), (unsigned)p.s.heads, (unsigned)p.s.b);
   launchTiled<wgmmaForwardKernel<D>>(grid, Tiles::bytes, p, "flashAttentionForward (wgmma)", Tiles::THREADS);
@@ -173,7 +168,7 @@ void launchWgmmaForwardFor(const WgmmaForwardParams& p) {
 }  // namespace
 
 void launchWgmmaForward(const ForwardParams& fp) {
-  const WgmmaForwardParams p{fp, asyncRows(fp.in.q), asyncRows(fp.in.k), asyncRows(fp.in.v), bf16Pairs(fp.out)};
+  const MmaForwardParams p = mmaForwardParams(fp);
   if (p.s.d == 64) launchWgmmaForwardFor<64>(p);
   else if (p.s.d == 128) launchWgmmaForwardFor<128>(p);
   else fail("flashAttentionForward", "no wgmma kernel for head dimension " + std::to_string(p.s.d));
