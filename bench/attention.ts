@@ -2,9 +2,13 @@
  * `tsx bench/attention.ts` (on a GPU machine, after npm run build:cuda): time of the fused
  * attention kernels — TTAttention's forward and its gradient kernel, each run on its own — and
  * the achieved TFLOP/s, for Llama-3.2-1B's attention (32 query heads, 8 KV heads, head dim 64,
- * causal) at 8 × 1024 and 1 × 16384 tokens, Phi-2's (32 heads, head dim 80) and Gemma-2B's (8
- * query heads, 1 KV head, head dim 256) at 8 × 1024, on both engines: q/k/v, dy and the gradients
- * stored bf16 (bf16-mixed: the tensor-core kernels) and f32 (fp32: the SIMT kernels). FLOPs
+ * causal) at 8 × 1024 and 1 × 16384 tokens, Llama-3.1-8B's (head dim 128) at 1 × 16384 (issue
+ * 24's bar), Phi-2's (32 heads, head dim 80) and Gemma-2B's (8 query heads, 1 KV head, head dim
+ * 256) at 8 × 1024, on both engines: q/k/v, dy and the gradients stored bf16 (bf16-mixed: the
+ * tensor-core kernels) and f32 (fp32: the SIMT kernels). The kernels column says which ran: on
+ * Hopper the bf16 forward at head dims 64 and 128 is wgmma's (kernels/src/flash_attention.cuh
+ * useWgmmaForward), so `TYPETUNE_ATTENTION_ENGINE=mma npx tsx bench/attention.ts` against the
+ * default compares it with the mma.sync forward. FLOPs
  * count the matrix products a causal mask leaves (half of the square): forward 2 (Q·Kᵀ, P·V), backward 5 (Q·Kᵀ, dO·Vᵀ,
  * Pᵀ·dO, dSᵀ·Q, dS·K), each 2·sq·sk·d per head (at head dim 256 the tensor-core backward does
  * Q·Kᵀ and dO·Vᵀ twice, once per half of the head dimension; they are counted once). Options:
@@ -13,6 +17,7 @@
 import { tf, type Tensor } from '../src/backend/tf.js';
 import { useBackend } from '../src/backend/select.js';
 import { activeDevice } from '../src/backend/device.js';
+import { activeCudaBackend } from '../src/backend/cuda/api.js';
 import { OPS } from '../src/ops/names.js';
 import { arg } from './args.js';
 
@@ -35,9 +40,17 @@ const ENGINES: Engine[] = [
 const SHAPES: Shape[] = [
   { name: 'Llama-3.2-1B 8×1024', b: 8, heads: 32, kvHeads: 8, s: 1024, d: 64 },
   { name: 'Llama-3.2-1B 1×16384', b: 1, heads: 32, kvHeads: 8, s: 16384, d: 64 },
+  { name: 'Llama-3.1-8B 1×16384', b: 1, heads: 32, kvHeads: 8, s: 16384, d: 128 },
   { name: 'Phi-2 8×1024', b: 8, heads: 32, kvHeads: 32, s: 1024, d: 80 },
   { name: 'Gemma-2B 8×1024', b: 8, heads: 8, kvHeads: 1, s: 1024, d: 256 },
 ];
+
+/** The kernels that run a shape's forward and backward on an engine (flash_attention.cuh's rules). */
+function kernelsOf(sh: Shape, engine: Engine): string {
+  if (engine.precision === 'fp32') return 'SIMT';
+  const wgmma = activeCudaBackend()?.addon.deviceInfo().wgmmaAttention === true && (sh.d === 64 || sh.d === 128);
+  return wgmma ? 'wgmma fwd, mma bwd' : 'mma';
+}
 
 /** Mean milliseconds of `run` over `iters` calls after `warmup`; the device is drained by reading one value. */
 function time(run: () => Tensor[], iters: number, warmup: number): number {
@@ -68,8 +81,8 @@ async function main(): Promise<void> {
   await useBackend(arg('backend', 'cuda') as 'cuda');
   const device = activeDevice();
   console.log(`attention kernels on ${device.describe()}: causal, f32 accumulation`);
-  console.log('| shape | storage | forward ms | forward TFLOP/s | backward ms | backward TFLOP/s |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('| shape | storage | kernels | forward ms | forward TFLOP/s | backward ms | backward TFLOP/s |');
+  console.log('|---|---|---|---|---|---|---|');
   for (const sh of shapes) {
     for (const engine of ENGINES) {
       device.setPrecision(engine.precision); // as training runs it: gradients in the GEMM type
@@ -92,7 +105,7 @@ async function main(): Promise<void> {
       const square = (sh.b * sh.heads * sh.s * sh.s * sh.d * 2) / 2; // 2·sq·sk·d per head and product, half under the causal mask
       const tflops = (products: number, ms: number) => ((products * square) / (ms / 1e3) / 1e12).toFixed(1);
       console.log(
-        `| ${sh.name} | ${engine.name} | ${fwdMs.toFixed(2)} | ${tflops(2, fwdMs)} | ${bwdMs.toFixed(2)} | ${tflops(5, bwdMs)} |`,
+        `| ${sh.name} | ${engine.name} | ${kernelsOf(sh, engine)} | ${fwdMs.toFixed(2)} | ${tflops(2, fwdMs)} | ${bwdMs.toFixed(2)} | ${tflops(5, bwdMs)} |`,
       );
       tf.dispose([q, k, v, dy, keyMask, out, lse]);
     }

@@ -127,6 +127,9 @@ napi_value deviceInfo(Call& c) {
   c.set(o, "multiProcessors", c.number(p.multiProcessorCount));
   c.set(o, "runtimeVersion", c.number(runtime));
   c.set(o, "driverVersion", c.number(driver));
+  napi_value wgmma;  // the attention forward's engine at head dims 64 and 128 (flash_attention.cuh)
+  napi_get_boolean(c.env, hopperTensorCores(), &wgmma);
+  c.set(o, "wgmmaAttention", wgmma);
   return o;
 }
 

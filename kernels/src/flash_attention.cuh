@@ -29,6 +29,8 @@
 // - tensor cores (flash_attention_mma_*.cu) when q, k and v are stored bf16 and the head
 //   dimension is 32, 64, 80, 96, 128 or 256 (MmaHeadDims): bf16 mma.sync with f32
 //   accumulation, P and dS rounded to bf16 for their products (as FlashAttention-2 does), softmax and sums in f32;
+//   on a Hopper GPU the forward at head dimension 64 or 128 runs on wgmma instead
+//   (flash_attention_wgmma_forward.cu, useWgmmaForward), the same numerics;
 // - SIMT tiles (here and flash_attention_forward/backward.cu) otherwise: every operand (f32 or
 //   bf16 storage, mask also i32/u8) widened to f32 when its tile is staged in shared memory,
 //   products and softmax in true f32 (no TF32).
@@ -101,6 +103,10 @@ struct ForwardParams {
 };
 // The forward on tensor cores (flash_attention_mma_forward.cu).
 void launchMmaForward(const ForwardParams& p);
+// The forward on Hopper's warpgroup tensor cores (flash_attention_wgmma_forward.cu), at d = 64
+// and 128 where the device has them (hopperTensorCores); the forward's tensor-core engine rule.
+void launchWgmmaForward(const ForwardParams& p);
+inline bool useWgmmaForward(const AttentionShape& s) { return (s.d == 64 || s.d == 128) && hopperTensorCores(); }
 
 // What the backward's row pass leaves for its key pass, in the caller's workspace.
 struct BackwardRows {

@@ -157,7 +157,8 @@ void launchFlashAttentionForward(const AttentionShape& s, const AttentionInputs&
   if ((s.sq + 63) / 64 > 0x7fffffffLL) fail(where, "too many query rows");
   const flash::ForwardParams p{s, in, out, lse};
   if (flash::useTensorCores(s, in)) {
-    flash::launchMmaForward(p);
+    if (flash::useWgmmaForward(s)) flash::launchWgmmaForward(p);
+    else flash::launchMmaForward(p);
   } else {
     flash::withHeadDimBucket(s.d, where, [&](auto bucket) { flash::launchForward<decltype(bucket)::value>(p); });
   }

@@ -78,6 +78,16 @@ inline bool bf16Pairs(const AttentionTensor& t) {
          t.rowStride % 2 == 0;
 }
 
+// What the tensor-core forwards (mma.sync and wgmma) take: the forward's parameters and how its
+// tensors can be moved.
+struct MmaForwardParams : ForwardParams {
+  bool qAsync, kAsync, vAsync;  // asyncRows of q, k, v
+  bool outPairs;                // bf16Pairs(out)
+};
+inline MmaForwardParams mmaForwardParams(const ForwardParams& fp) {
+  return MmaForwardParams{fp, asyncRows(fp.in.q), asyncRows(fp.in.k), asyncRows(fp.in.v), bf16Pairs(fp.out)};
+}
+
 #ifdef __CUDACC__
 // t[at] = a, t[at + 1] = b in t's type (at even): one 32-bit store when `pairs` (bf16Pairs(t)).
 __device__ __forceinline__ void storePair(const AttentionTensor& t, int64_t at, float a, float b, bool pairs) {
@@ -90,17 +100,18 @@ __device__ __forceinline__ void storePair(const AttentionTensor& t, int64_t at, 
 }
 
 // Rows [row0, row0 + ROWS) × [0, D) of one head of t (rows from element `base`) into the bf16
-// tile `dst` ([ROWS][D + kPad]); rows ≥ `rows` are zero. With `async` the copies are cp.async
-// (the caller commits and waits), else loads converted to bf16 and stored now.
-template <int ROWS, int D, int THREADS>
-__device__ __forceinline__ void stageRows(uint16_t* dst, const AttentionTensor& t, int64_t base, int64_t row0, int64_t rows,
-                                          bool async) {
+// tile `dst`, element (r, c) at dst[place(r, c)] for c a multiple of 8 (8 elements, 16 bytes,
+// stay together); rows ≥ `rows` are zero. With `async` the copies are cp.async (the caller
+// commits and waits), else loads converted to bf16 and stored now.
+template <int ROWS, int D, int THREADS, typename Place>
+__device__ __forceinline__ void stageRowsAt(uint16_t* dst, Place place, const AttentionTensor& t, int64_t base, int64_t row0,
+                                            int64_t rows, bool async) {
   constexpr int kPieces = D / 8;  // 16-byte pieces per row
   for (int e = threadIdx.x; e < ROWS * kPieces; e += THREADS) {
     const int r = e / kPieces, c = (e % kPieces) * 8;
     const int64_t row = row0 + r;
     const bool present = row < rows;
-    uint16_t* s = dst + r * (D + kPad) + c;
+    uint16_t* s = dst + place(r, c);
     const int64_t at = base + (present ? row : 0) * t.rowStride + c;
     if (async) {
       mma::cpAsync16(s, static_cast<const uint16_t*>(t.p) + at, present);
@@ -111,6 +122,13 @@ __device__ __forceinline__ void stageRows(uint16_t* dst, const AttentionTensor& 
         w[k] = present ? mma::packBf16(loadAs<float>(t.p, t.t, at + 2 * k), loadAs<float>(t.p, t.t, at + 2 * k + 1)) : 0u;
     }
   }
+}
+
+// The same into a row-major tile of padded rows ([ROWS][D + kPad]).
+template <int ROWS, int D, int THREADS>
+__device__ __forceinline__ void stageRows(uint16_t* dst, const AttentionTensor& t, int64_t base, int64_t row0, int64_t rows,
+                                          bool async) {
+  stageRowsAt<ROWS, D, THREADS>(dst, [](int r, int c) { return r * (D + kPad) + c; }, t, base, row0, rows, async);
 }
 
 // A key or query offset relative to a tile, clamped to [0, size].
@@ -192,6 +210,106 @@ __device__ __forceinline__ float quadMax(float v) {
 __device__ __forceinline__ float quadSum(float v) {
   v += __shfl_xor_sync(0xffffffffu, v, 1);
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+// The forward's per-key-tile steps on a thread's two accumulator rows — rows g and g + 8 of its
+// warp's 16 (mma.cuh's C layout, which wgmma's accumulators share warp by warp) — for both
+// tensor-core forwards. Accumulators are reached through an accessor: acc(n, e) is element e
+// of the 8-column tile n (row g + 8·(e / 2), column 8n + 2t + e % 2).
+//
+// Masking compares tile-relative int offsets: the row's visible keys [lo, hi) and the keys that
+// exist [0, keyEnd); a `dense` tile (every row of the warp sees every key) is not masked.
+struct TileMask {
+  bool dense;
+  int lo[2], hi[2], keyEnd;
+};
+template <int BN>
+__device__ __forceinline__ TileMask tileMask(const Visibility& vis, const int64_t (&row)[2], int64_t j0, int64_t sk, bool dense) {
+  TileMask k{dense, {0, 0}, {BN, BN}, sk - j0 < BN ? (int)(sk - j0) : BN};
+  if (!dense) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      k.lo[r] = clampToTile(vis.lo(row[r]) - j0, BN);
+      k.hi[r] = clampToTile(vis.hi(row[r]) - j0, BN);
+    }
+  }
+  return k;
+}
+
+// FlashAttention-2's online softmax of the two rows, in log2 units (scores times log2 e, so
+// each exp is one exp2): the running max m and this lane's quarter of the running sum l (summed
+// over the row's four lanes once, at the end).
+struct OnlineSoftmax {
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+  // A key tile's raw products S (NS 8-column tiles) become P = exp2(S·scale·log2 e − m') in
+  // place, scores valued as the SIMT kernel values them (keyOk: the tile's key mask; full: the
+  // row sees no key at all); alpha[r] = exp2(m − m'), by which the caller rescales O.
+  template <int NS, typename Acc>
+  __device__ __forceinline__ void tile(Acc&& s, const TileMask& mask, const bool* keyOk, const bool (&full)[2], float scaleLog2,
+                                       float (&alpha)[2]) {
+    const int t = laneId() & 3;
+    float tileMax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < NS; n++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int r = e >> 1, jj = n * 8 + 2 * t + (e & 1);
+        float v = s(n, e) * scaleLog2;
+        if (!mask.dense) {
+          const bool visible = jj >= mask.lo[r] && jj < mask.hi[r] && keyOk[jj];
+          v = jj < mask.keyEnd ? (visible ? v : (full[r] ? 0.f : kMasked * kLog2e)) : -INFINITY;
+        }
+        s(n, e) = v;
+        tileMax[r] = fmaxf(tileMax[r], v);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      const float mNew = fmaxf(m[r], quadMax(tileMax[r]));  // finite: key j0 < sk scores ≥ −1e30·log2 e
+      alpha[r] = exp2f(m[r] - mNew);                         // 0 on the first tile (m = −∞)
+      m[r] = mNew;
+    }
+    float rowSum[2] = {0.f, 0.f};
+#pragma unroll
+    for (int n = 0; n < NS; n++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const float pv = exp2f(s(n, e) - m[e >> 1]);
+        s(n, e) = pv;
+        rowSum[e >> 1] += pv;
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) l[r] = l[r] * alpha[r] + rowSum[r];
+  }
+};
+
+// O's NO 8-column tiles times each row's alpha.
+template <int NO, typename Acc>
+__device__ __forceinline__ void rescaleRows(Acc&& o, const float (&alpha)[2]) {
+#pragma unroll
+  for (int n = 0; n < NO; n++) {
+#pragma unroll
+    for (int e = 0; e < 4; e++) o(n, e) *= alpha[e >> 1];
+  }
+}
+
+// The forward's end for the two rows (`active`: the warp's rows start before sq; rows ≥ sq are
+// not stored): out = O / l (out's type; `outPairs`: bf16Pairs(out)), lse = m + log l in nats.
+template <int NO, typename Acc>
+__device__ __forceinline__ void storeForwardRows(Acc&& o, const OnlineSoftmax& sm, const ForwardParams& p, int64_t b, int64_t h,
+                                                 const int64_t (&row)[2], bool active, bool outPairs) {
+  const int t = laneId() & 3;
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const float sum = quadSum(sm.l[r]);
+    if (!active || row[r] >= p.s.sq) continue;
+    const float inv = 1.f / sum;
+    const int64_t at = p.out.at(b, h, row[r]);
+#pragma unroll
+    for (int n = 0; n < NO; n++) storePair(p.out, at + n * 8 + 2 * t, o(n, 2 * r) * inv, o(n, 2 * r + 1) * inv, outPairs);
+    if (t == 0) p.lse[(b * p.s.heads + h) * p.s.sq + row[r]] = (sm.m[r] + log2f(sum)) * kLn2;
+  }
 }
 #endif
 

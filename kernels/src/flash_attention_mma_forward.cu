@@ -22,11 +22,6 @@ namespace flash {
 
 namespace {
 
-struct MmaForwardParams : ForwardParams {
-  bool qAsync, kAsync, vAsync;  // asyncRows of q, k, v
-  bool outPairs;                // bf16Pairs(out)
-};
-
 template <int D>
 struct MmaForwardSmem {
   static constexpr int WARPS = MmaTiles<D>::fwdWarps, BM = 16 * WARPS, BN = MmaTiles<D>::fwdBN, stride = D + kPad;
@@ -50,7 +45,7 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
   __shared__ bool keyOk[BN];                         // the key mask of the current tile
 
   const AttentionShape& s = p.s;
-  const int warp = threadIdx.x / 32, lane = laneId(), g = lane >> 2, t = lane & 3;
+  const int warp = threadIdx.x / 32, lane = laneId(), g = lane >> 2;
   // The last query blocks first: with a causal mask they have the most key tiles, and the
   // short ones then fill the grid's tail.
   const int64_t i0 = (int64_t)(gridDim.x - 1 - blockIdx.x) * BM, h = blockIdx.y, b = blockIdx.z;
@@ -87,7 +82,7 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
     for (int kk = 0; kk < KD; kk++) qf[kk] = loadA(Qs, ST, warp * 16, kk * 16);
   }
 
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  OnlineSoftmax softmax;
   mma::FragC o[NO];
 #pragma unroll
   for (int n = 0; n < NO; n++) o[n] = mma::FragC{{0.f, 0.f, 0.f, 0.f}};
@@ -117,57 +112,11 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
         for (int np = 0; np < NS / 2; np++) mmaPair(sacc[2 * np], sacc[2 * np + 1], qa, loadBPair(K, ST, np * 16, kk * 16));
       }
 
-      // Scores as the SIMT kernel values them, times log2 e (so that exp is one exp2); the online
-      // softmax update of the two rows. Masking compares tile-relative int offsets: the row's
-      // visible keys [lo, hi) and the keys that exist [0, keyEnd).
-      float tileMax[2] = {-INFINITY, -INFINITY};
-      int lo[2] = {0, 0}, hi[2] = {BN, BN};
-      const int keyEnd = s.sk - j0 < BN ? (int)(s.sk - j0) : BN;
-      if (!dense) {
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-          lo[r] = clampToTile(vis.lo(row[r]) - j0, BN);
-          hi[r] = clampToTile(vis.hi(row[r]) - j0, BN);
-        }
-      }
-#pragma unroll
-      for (int n = 0; n < NS; n++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const int r = e >> 1, jj = n * 8 + 2 * t + (e & 1);
-          float v = sacc[n].r[e] * scaleLog2;
-          if (!dense) {
-            const bool visible = jj >= lo[r] && jj < hi[r] && keyOk[jj];
-            v = jj < keyEnd ? (visible ? v : (full[r] ? 0.f : kMasked * kLog2e)) : -INFINITY;
-          }
-          sacc[n].r[e] = v;
-          tileMax[r] = fmaxf(tileMax[r], v);
-        }
-      }
+      // The online softmax update of the two rows (flash_attention_mma.cuh).
       float alpha[2];
-#pragma unroll
-      for (int r = 0; r < 2; r++) {
-        const float mNew = fmaxf(m[r], quadMax(tileMax[r]));  // finite: key j0 < sk scores ≥ −1e30·log2 e
-        alpha[r] = exp2f(m[r] - mNew);                         // 0 on the first tile (m = −∞)
-        m[r] = mNew;
-      }
-      float rowSum[2] = {0.f, 0.f};
-#pragma unroll
-      for (int n = 0; n < NS; n++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const float pv = exp2f(sacc[n].r[e] - m[e >> 1]);
-          sacc[n].r[e] = pv;
-          rowSum[e >> 1] += pv;
-        }
-      }
-#pragma unroll
-      for (int r = 0; r < 2; r++) l[r] = l[r] * alpha[r] + rowSum[r];
-#pragma unroll
-      for (int n = 0; n < NO; n++) {
-        o[n].r[0] *= alpha[0]; o[n].r[1] *= alpha[0];
-        o[n].r[2] *= alpha[1]; o[n].r[3] *= alpha[1];
-      }
+      softmax.tile<NS>([&](int n, int e) -> float& { return sacc[n].r[e]; }, tileMask<BN>(vis, row, j0, s.sk, dense), keyOk,
+                       full, scaleLog2, alpha);
+      rescaleRows<NO>([&](int n, int e) -> float& { return o[n].r[e]; }, alpha);
 
       // O += P·V, P straight from the S accumulators.
 #pragma unroll
@@ -180,16 +129,7 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
     __syncthreads();  // before the next iteration restages this tile's buffer and keyOk
   }
 
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const float sum = quadSum(l[r]);
-    if (!warpActive || row[r] >= s.sq) continue;
-    const float inv = 1.f / sum;
-    const int64_t at = p.out.at(b, h, row[r]);
-#pragma unroll
-    for (int n = 0; n < NO; n++) storePair(p.out, at + n * 8 + 2 * t, o[n].r[2 * r] * inv, o[n].r[2 * r + 1] * inv, p.outPairs);
-    if (t == 0) p.lse[(b * s.heads + h) * s.sq + row[r]] = (m[r] + log2f(sum)) * kLn2;
-  }
+  storeForwardRows<NO>([&](int n, int e) -> float& { return o[n].r[e]; }, softmax, p, b, h, row, warpActive, p.outPairs);
 }
 
 template <int D>
@@ -202,7 +142,7 @@ void launchMmaForwardFor(const MmaForwardParams& p) {
 }  // namespace
 
 void launchMmaForward(const ForwardParams& fp) {
-  const MmaForwardParams p{fp, asyncRows(fp.in.q), asyncRows(fp.in.k), asyncRows(fp.in.v), bf16Pairs(fp.out)};
+  const MmaForwardParams p = mmaForwardParams(fp);
   withMmaHeadDim(p.s.d, "flashAttentionForward", [&](auto d) { launchMmaForwardFor<decltype(d)::value>(p); });
 }
 

@@ -278,6 +278,7 @@ export function emulatedAddon(): CudaAddon {
       multiProcessors: 0,
       runtimeVersion: 0,
       driverVersion: 0,
+      wgmmaAttention: false,
     }),
     alloc(bytes) {
       const p = next;

@@ -50,6 +50,7 @@ struct Case {
   int inT, maskT, gradT; bool holes = false; Layout layout = BHSD;
   bool misalign = false;  // every tensor one element past an aligned address (no cp.async)
   int dOutT = -1;         // dOut's type; −1: the inputs'
+  std::vector<int> examples = {};  // exactly packed rows: every batch row's example lengths (the last continues)
 };
 
 // One logical [b, heads, rows, d] tensor inside a host buffer.
@@ -111,6 +112,17 @@ int main(int argc, char** argv) {
     {"mma fused qkv d256 bidir", 1, 2, 1, 45, 45, 256, false, 0, 0, {45}, BF16, I32, BF16, false, FUSED},
     {"mma misaligned d256, f32 dOut", 1, 2, 1, 67, 67, 256, true, 0, 0, {67}, BF16, I32, F32, false, BHSD, true, F32},
     {"mma sq != sk bidir d256", 1, 2, 2, 40, 150, 256, false, 0, 0, {150}, BF16, I32, BF16},
+    // At d = 64 and 128 as on a Hopper (`hopper`), the wgmma forward: its 128-row blocks and 128-key tiles
+    {"mma kv cache offset d128", 2, 4, 2, 5, 70, 128, true, 0, 65, {70, 68}, BF16, I32, BF16},
+    {"mma bidir gqa2 d128 bool sq 200", 1, 4, 2, 200, 200, 128, false, 0, 0, {170}, BF16, U8, BF16},
+    {"mma sq != sk bidir window d64", 1, 2, 1, 30, 300, 64, false, 40, 270, {300}, BF16, I32, BF16},
+    {"mma fully masked example d64", 2, 2, 1, 70, 70, 64, true, 0, 0, {70, 0}, BF16, I32, BF16},
+    {"mma window before first key d128", 2, 2, 2, 4, 10, 128, true, 5, 12, {10, 3}, BF16, I32, BF16},
+    {"mma left padding and holes d128", 2, 2, 1, 150, 150, 128, true, 0, 0, {150, -5}, BF16, I32, BF16, true},
+    {"mma long window rows skip d64", 1, 2, 1, 400, 400, 64, true, 20, 0, {400}, BF16, I32, BF16},
+    {"mma packed gqa2 d64", 2, 4, 2, 146, 146, 64, true, 0, 0, {146, 131}, BF16, I32, BF16, false, BHSD, false, -1, {5, 70, 1, 40, 30}},
+    {"mma packed window33 d128", 1, 4, 1, 190, 190, 128, true, 33, 0, {183}, BF16, I32, BF16, false, BHSD, false, -1, {7, 100, 16, 60}},
+    {"mma misaligned d128, f32 dOut", 1, 4, 2, 67, 67, 128, true, 0, 0, {67}, BF16, I32, F32, false, BHSD, true, F32},
   };
   // Arguments: [hopper] [case index]. `hopper`: as on a compute capability 9.0 device, so the
   // engine rules pick the wgmma kernels where they take the case.
@@ -169,10 +181,19 @@ int main(int argc, char** argv) {
     };
     fill(q, Q, c.heads, c.sq); fill(k, K, c.kvHeads, c.sk); fill(v, V, c.kvHeads, c.sk); fill(dO, DO, c.heads, c.sq);
     for (int64_t i = 0; i < c.b * c.sk; i++) { const int64_t len = c.lengths[i / c.sk], j = i % c.sk; M[i] = len >= 0 ? j < len && !(c.holes && j % 3 == 1) : j >= -len; storeAs<float>(mask->data(), c.maskT, i, (float)M[i]); }
+    // Example starts ([b, sq]): query i's example begins at key starts[i].
+    std::vector<int> starts;
+    if (!c.examples.empty()) {
+      for (int64_t b = 0; b < c.b; b++) {
+        int64_t start = 0, i = 0;
+        for (int n : c.examples) { for (int e = 0; e < n && i < c.sq; e++, i++) starts.push_back((int)start); start += n; }
+        for (; i < c.sq; i++) starts.push_back(starts.back());
+      }
+    }
     std::vector<float> lse(rows);
     const float scale = 1.f / std::sqrt((float)c.d);
     AttentionShape s{c.b, c.heads, c.kvHeads, c.sq, c.sk, c.d, c.causal, c.window, c.offset, scale};
-    AttentionInputs in{q.tensor(), k.tensor(), v.tensor(), mask->data(), c.maskT};
+    AttentionInputs in{q.tensor(), k.tensor(), v.tensor(), mask->data(), c.maskT, starts.empty() ? nullptr : starts.data()};
     const AttentionGradients grads{dq.tensor(), dk.tensor(), dv.tensor()};
     const size_t wsBytes = flashAttentionBackwardWorkspaceBytes(s, grads.dq);
     std::vector<char> ws(wsBytes + 16);
@@ -189,7 +210,8 @@ int main(int argc, char** argv) {
       for (int64_t j = 0; j < c.sk; j++) {
         const int64_t kr = ((b * c.kvHeads + kvh) * c.sk + j) * c.d;
         float dot = 0; for (int64_t e = 0; e < c.d; e++) dot += (float)(Q[qr + e] * K[kr + e]);
-        const bool vis = M[b * c.sk + j] != 0 && (!c.causal || j <= pos) && (!c.window || pos - j < c.window);
+        const bool vis = M[b * c.sk + j] != 0 && (!c.causal || j <= pos) && (!c.window || pos - j < c.window) &&
+                         (starts.empty() || j >= starts[b * c.sq + i]);
         z[j] = (double)(float)(dot * scale + (vis ? 0.f : -1e30f));
         mx = std::max(mx, z[j]);
       }

@@ -1,0 +1,48 @@
+/**
+ * The wgmma forward (kernels/src/flash_attention_wgmma_forward.cu, Hopper) against the mma.sync
+ * forward it replaces there: a child process with TYPETUNE_ATTENTION_ENGINE=mma (the addon reads
+ * it once per process) computes ENGINE_CASES' output and gradients (the backward is the same
+ * kernel in both, so the gradients check the forward's saved log-sum-exp too), and this process
+ * the same on its default engine — wgmma on a compute capability 9.0 device. Both round P to
+ * bf16 for P·V and store out bf16, so they agree within bf16 rounding (the tolerances of
+ * attention.test.ts, which checks each against the CPU reference).
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { activeCudaBackend } from '../../src/backend/cuda/api.js';
+import { ENGINE_CASES, engineResults } from './attentionEngineCases.js';
+import { relErr, useCuda } from './cuda.js';
+import { tmp } from '../cliHarness.js';
+
+beforeAll(async () => {
+  await useCuda();
+});
+
+const NAMES = ['out', 'dq', 'dk', 'dv'];
+
+describe('the Hopper wgmma attention forward equals the mma.sync forward', () => {
+  it('the device runs wgmma exactly on compute capability 9.0 unless TYPETUNE_ATTENTION_ENGINE=mma', () => {
+    const info = activeCudaBackend()!.addon.deviceInfo();
+    expect(info.wgmmaAttention).toBe(info.computeCapability === 90 && process.env.TYPETUNE_ATTENTION_ENGINE !== 'mma');
+  });
+
+  it('out, dq, dk, dv over d 64 and 128, causal, windows, GQA, key masks, packing, KV cache', () => {
+    const file = join(tmp('attention-engines'), 'mma.json');
+    const child = spawnSync(process.execPath, ['--import', 'tsx', 'test/gpu/attentionEngineRun.ts', file], {
+      env: { ...process.env, TYPETUNE_ATTENTION_ENGINE: 'mma' },
+      encoding: 'utf8',
+      timeout: 600_000,
+    });
+    expect(child.status, child.stderr).toBe(0);
+    const mma = JSON.parse(readFileSync(file, 'utf8')) as { wgmma: boolean; results: number[][][] };
+    expect(mma.wgmma, 'the child runs the mma.sync forward').toBe(false);
+    ENGINE_CASES.forEach(([name, c], i) => {
+      const ours = engineResults(c);
+      ours.forEach((got, t) => {
+        expect(relErr(got, mma.results[i]![t]!), `${name}: ${NAMES[t]}`).toBeLessThanOrEqual(t === 0 ? 2 ** -7 : 2 ** -6);
+      });
+    });
+  });
+});
