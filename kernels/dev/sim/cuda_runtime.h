@@ -2,12 +2,15 @@
 // its blocks one after another, each block's threads as OS threads; __syncthreads is a
 // barrier of the block, warp shuffles and votes exchange through per-warp slots between two
 // barriers of the warp (so, as on the GPU, all 32 lanes must take part), atomics take a lock.
-// Dynamic shared memory starts as NaN so that a read of an unwritten element shows.
+// Dynamic shared memory starts as NaN so that a read of an unwritten element shows; it is
+// 1024-byte aligned, so aligning a pointer into it aligns its shared address too (wgmma.cuh).
+// Warpgroups (128 consecutive threads) have their own barriers and slots for wgmma.cuh.
 #pragma once
 #include <cstdint>
 #include <cstring>
 #include <cmath>
 #include <barrier>
+#include <new>
 #include <mutex>
 #include <atomic>
 #include <thread>
@@ -49,15 +52,28 @@ inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fadd_rn(float a, float b) { return a + b; }
 
 namespace sim {
+// The dynamic shared memory's allocator: 1024-byte aligned, the 128-byte swizzle's period.
+template <typename T>
+struct SmemAllocator {
+  using value_type = T;
+  SmemAllocator() = default;
+  template <typename U> SmemAllocator(const SmemAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(1024))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(1024)); }
+  bool operator==(const SmemAllocator&) const { return true; }
+};
 inline thread_local uint3 tIdx, bIdx;
 inline dim3 bDim, gDim;
 struct Block {
   std::barrier<>* all;
   std::vector<std::barrier<>*> warps;
+  std::vector<std::barrier<>*> warpgroups;  // one per complete group of 128 threads
   float xf[64][32]; int xi[64][32];
   alignas(16) unsigned char xm[8][32][32];  // per-lane fragment / address slots of warps 0–7 (mma.cuh)
+  alignas(16) unsigned char xg[8][128][48];  // per-thread operand slots of warpgroups 0–7 (wgmma.cuh)
   std::atomic<int> orAcc{0};
-  std::vector<float> smem;
+  std::vector<float, SmemAllocator<float>> smem;
+  size_t smemBytes = 0;  // the launch's dynamic shared memory (smem holds a float more)
 };
 inline Block* blk;
 inline std::mutex atomicMutex;
@@ -123,11 +139,14 @@ void simLaunch(void (*kernel)(P), dim3 grid, dim3 block, size_t smemBytes, P p) 
     std::barrier<> all(n);
     b.all = &all;
     for (int w = 0; w < n / 32; w++) b.warps.push_back(new std::barrier<>(32));
+    for (int g = 0; g < n / 128; g++) b.warpgroups.push_back(new std::barrier<>(128));
     b.smem.assign(smemBytes / 4 + 1, std::nanf(""));
+    b.smemBytes = smemBytes;
     sim::blk = &b;
     std::vector<std::thread> ts;
     for (int t = 0; t < n; t++) ts.emplace_back([&, t] { sim::tIdx = {(unsigned)t, 0, 0}; sim::bIdx = {x, y, z}; kernel(p); });
     for (auto& t : ts) t.join();
     for (auto* w : b.warps) delete w;
+    for (auto* g : b.warpgroups) delete g;
   }
 }

@@ -2,7 +2,8 @@
 # Runs kernels on the CPU — each block's threads as OS threads with real barriers, warp shuffles
 # and votes, atomics under a lock — against plain references: the flash attention kernels, SIMT
 # and tensor-core (kernels/src/flash_attention_*.cu; mma.sync, ldmatrix and cp.async emulated as
-# warp collectives by mma.cuh here), against the op's semantics in double, and the 4-bit
+# warp collectives by mma.cuh here; Hopper's wgmma as warpgroup collectives by wgmma.cuh), against
+# the op's semantics in double, and the 4-bit
 # dequantisation kernel (dequantize_4bit.cu) bit for bit against a loop over the values, under
 # AddressSanitizer. It checks the kernels' logic (tiling, masks, tile skipping, fully masked rows,
 # GQA, dtypes, strided layouts; tile indexing, tails, scales) where no GPU is; it says
@@ -10,6 +11,7 @@
 # Usage: bash kernels/dev/sim/run.sh [case index]   (flash attention, all cases ~10 min, then dequantisation)
 #        bash kernels/dev/sim/run.sh dequant        (the dequantisation check alone, ~1 min)
 #        bash kernels/dev/sim/run.sh philox         (philox.cuh against Random123's vectors and the host's values, seconds)
+#        bash kernels/dev/sim/run.sh wgmma          (wgmma.cuh's emulation here against products in double, seconds)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "${1:-}" = philox ]; then
@@ -17,6 +19,13 @@ if [ "${1:-}" = philox ]; then
   trap 'rm -rf "$work"' EXIT
   g++ -std=c++17 -O1 -I"$here/../../src" "$here/philox_check.cpp" -o "$work/philox"
   "$work/philox"
+  exit
+fi
+if [ "${1:-}" = wgmma ]; then
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  g++ -std=c++20 -O1 -w -pthread -I"$here" "$here/wgmma_check.cpp" -o "$work/wgmma"
+  "$work/wgmma"
   exit
 fi
 work=$(mktemp -d)

@@ -1,0 +1,199 @@
+// The host simulation's kernels/src/wgmma.cuh (run.sh puts this folder first on the include
+// path; transform.py does not copy the real one): the same functions, with the product emulated
+// as a warpgroup collective on the simulated block (cuda_runtime.h), as mma.cuh here does for
+// mma.sync. Each of the 128 threads publishes its operands in its warpgroup's slots, the
+// warpgroup meets at a barrier, each thread computes its own accumulator elements (the layouts
+// of the real header's comment) from every thread's A registers or from shared memory read
+// through the descriptors, and the warpgroup meets again before the slots are reused. So, as on
+// the GPU, all 128 threads must take part, with the same descriptors.
+//
+// Descriptors are decoded as the hardware does (PTX ISA, "Matrix Descriptor Format", 128-byte
+// swizzle): the byte b (< 128) of row r of an operand's strided dimension, in its 64-column
+// atom n / 64 (MN-major only), is at shared address
+//   start + (r / 8) · stride + (r % 8) · 128 + b + (n / 64) · leading
+// with bits [4:6] of that address then XORed with bits [7:9]. K-major (not transposed): the row
+// is m (or n) and b = 2k; MN-major (transposed): the row is k and b = 2 · (m or n) % 64.
+// A shared address here is the offset in the block's dynamic shared memory (1024-byte aligned,
+// so the swizzle sees the same bits as on the GPU); a static __shared__ array (a plain static in
+// the simulation) has none. Anything the hardware would fault on or silently misread — a partial
+// or misaligned warpgroup, a mode other than the 128-byte swizzle, a base offset, a start inside
+// an 8-row atom, strides that break the swizzle's 1024-byte period, an address outside shared
+// memory, descriptors that differ between threads — aborts with a message.
+//
+// The product is synchronous: fence, commit and wait have nothing to do, and a missing wait or
+// fenceSharedForTensorCores is invisible here (only the GPU shows it).
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include "cuda_runtime.h"
+
+namespace tt {
+namespace wgmma {
+
+constexpr int kRowBytes = 128;    // one swizzled row: 64 bf16
+constexpr int kAtomBytes = 1024;  // 8 rows: the swizzle's period, and the alignment a tile needs
+
+// Byte offset of element (row, col), col < 64, in a tile of swizzled 128-byte rows.
+__host__ __device__ __forceinline__ uint32_t swizzledOffset(int row, int col) {
+  return row * kRowBytes + ((((col >> 3) ^ (row & 7))) << 4) + (col & 7) * 2;
+}
+
+namespace detail {
+inline void require(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "sim wgmma.cuh: %s (thread %d, block %u,%u,%u)\n", what, tid(), blockIdx.x, blockIdx.y, blockIdx.z);
+    std::abort();
+  }
+}
+// The calling thread's warpgroup, which must be complete (all its 128 threads launched).
+inline int warpgroup() {
+  const int threads = (int)(blockDim.x * blockDim.y * blockDim.z);
+  require(threads >= 128, "wgmma needs a warpgroup: the block has fewer than 128 threads");
+  require(tid() / 128 < threads / 128, "wgmma from an incomplete warpgroup: the block's thread count is not a multiple of 128");
+  require(tid() / 128 < 8, "wgmma emulation supports 8 warpgroups per block");
+  return tid() / 128;
+}
+inline void warpgroupBarrier(int group) { sim::blk->warpgroups[group]->arrive_and_wait(); }
+
+// What a thread publishes for one product.
+struct Operands {
+  uint32_t a[4];
+  uint64_t descA, descB;
+  int accumulate;
+};
+static_assert(sizeof(Operands) <= sizeof(sim::blk->xg[0][0]), "wgmma slot too small");
+inline Operands published(int group, int thread) {
+  Operands o;
+  std::memcpy(&o, sim::blk->xg[group][thread], sizeof o);
+  return o;
+}
+
+inline float bf16(uint16_t bits) {
+  const uint32_t u = (uint32_t)bits << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// A decoded 128-byte-swizzle descriptor; element() reads through it as the tensor cores do.
+struct Operand {
+  uint32_t start, leading, stride;
+  bool mnMajor;
+
+  Operand(uint64_t desc, bool mnMajor, int outputColumns) : mnMajor(mnMajor) {
+    start = (uint32_t)(desc & 0x3FFF) << 4;
+    leading = (uint32_t)((desc >> 16) & 0x3FFF) << 4;
+    stride = (uint32_t)((desc >> 32) & 0x3FFF) << 4;
+    require((desc >> 62) == 1, "wgmma descriptor's layout is not the 128-byte swizzle (bits 62-63 must be 1)");
+    require(((desc >> 49) & 7) == 0, "wgmma descriptor has a base offset (bits 49-51), which these tiles never need");
+    require((desc & 0x3FF1'C000'C000'C000ull) == 0, "wgmma descriptor has reserved bits set");
+    require((start >> 7 & 7) == 0, "wgmma operand starts inside an 8-row atom: its tile is not 1024-byte aligned");
+    require(stride % kAtomBytes == 0, "wgmma descriptor's stride is not a multiple of 1024 bytes (an 8-row atom)");
+    require(!mnMajor || outputColumns <= 64 || leading % kAtomBytes == 0,
+            "wgmma descriptor's leading offset (between 64-column atoms) is not a multiple of 1024 bytes");
+    require(mnMajor || start % kRowBytes + 32 <= kRowBytes, "wgmma K-major operand's 16 columns cross a 128-byte row");
+  }
+
+  // Element (row r of the strided dimension, 64-column atom, 2-byte column c within the row).
+  float element(int r, int atom, int c) const {
+    uint32_t address = start + (r / 8) * stride + (r % 8) * kRowBytes + 2 * c + atom * leading;
+    address ^= ((address >> 7) & 7) << 4;
+    require(address + 2 <= sim::blk->smemBytes, "wgmma operand address outside the block's dynamic shared memory");
+    uint16_t bits;
+    std::memcpy(&bits, reinterpret_cast<const unsigned char*>(sim::blk->smem.data()) + address, 2);
+    return bf16(bits);
+  }
+  // Element (i of the output dimension M or N, k < 16 of the reduction).
+  float at(int i, int k) const { return mnMajor ? element(k, i / 64, i % 64) : element(i, 0, k); }
+};
+
+// d (+)= A·B for this thread's accumulator elements; A from shared memory (aShared, TransA
+// mnMajorA) or from the warpgroup's registers.
+template <int N>
+inline void product(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t descA, uint64_t descB, bool aShared, bool mnMajorA,
+                    bool mnMajorB, bool accumulate) {
+  const int group = warpgroup(), thread = tid() % 128;
+  const int w = thread / 32, g = (thread % 32) / 4, t = thread % 4;
+  Operands mine{{a[0], a[1], a[2], a[3]}, aShared ? descA : 0, descB, accumulate ? 1 : 0};
+  std::memcpy(sim::blk->xg[group][thread], &mine, sizeof mine);
+  warpgroupBarrier(group);
+  const Operands first = published(group, 0);
+  require(first.descA == mine.descA && first.descB == mine.descB, "wgmma descriptors differ between the warpgroup's threads");
+  require(first.accumulate == mine.accumulate, "wgmma accumulate flag differs between the warpgroup's threads");
+  const Operand B(descB, mnMajorB, N);
+  float A[2][16];  // this thread's rows 16w + g and 16w + g + 8
+  if (aShared) {
+    const Operand As(descA, mnMajorA, 64);
+    for (int h = 0; h < 2; h++)
+      for (int k = 0; k < 16; k++) A[h][k] = As.at(16 * w + g + 8 * h, k);
+  } else {
+    // a[h + 2q] of thread 32w + 4g + (k % 8) / 2 holds A[16w + g + 8h][8q + (k % 8)], halves by k % 2
+    for (int h = 0; h < 2; h++)
+      for (int k = 0; k < 16; k++) {
+        const uint32_t word = published(group, 32 * w + 4 * g + (k % 8) / 2).a[h + 2 * (k / 8)];
+        A[h][k] = bf16((uint16_t)(word >> (16 * (k % 2))));
+      }
+  }
+  float out[N / 2];
+  for (int j = 0; j < N / 8; j++)
+    for (int c = 0; c < 2; c++) {
+      const int column = 8 * j + 2 * t + c;
+      float Bk[16];
+      for (int k = 0; k < 16; k++) Bk[k] = B.at(column, k);
+      for (int h = 0; h < 2; h++) {
+        double sum = accumulate ? (double)d[4 * j + 2 * h + c] : 0.0;  // bf16 products are exact; one rounding
+        for (int k = 0; k < 16; k++) sum += (double)A[h][k] * (double)Bk[k];
+        out[4 * j + 2 * h + c] = (float)sum;
+      }
+    }
+  warpgroupBarrier(group);
+  std::memcpy(d, out, sizeof out);
+}
+}  // namespace detail
+
+// The offset of p in the block's dynamic shared memory, which the descriptor's 18 bits hold.
+inline uint32_t sharedAddress(const void* p) {
+  const auto* base = reinterpret_cast<const unsigned char*>(sim::blk->smem.data());
+  const auto* c = static_cast<const unsigned char*>(p);
+  detail::require(c >= base && c <= base + sim::blk->smemBytes,
+                  "sharedAddress of a pointer outside the block's dynamic shared memory (a static __shared__ array has no shared address in the simulation)");
+  const size_t offset = (size_t)(c - base);
+  detail::require(offset < (1u << 18), "shared address does not fit the descriptor's 18 bits");
+  return (uint32_t)offset;
+}
+
+// The matrix descriptor of a 128-byte-swizzled operand starting at shared address `start`.
+inline uint64_t descriptor(uint32_t start, uint32_t leadingBytes, uint32_t strideBytes) {
+  return static_cast<uint64_t>((start & 0x3FFFF) >> 4) | static_cast<uint64_t>((leadingBytes >> 4) & 0x3FFF) << 16 |
+         static_cast<uint64_t>((strideBytes >> 4) & 0x3FFF) << 32 | static_cast<uint64_t>(1) << 62;
+}
+
+inline void fenceSharedForTensorCores() {}
+inline void fence() {}
+inline void commit() {}
+template <int Pending>
+inline void wait() {}
+
+template <int N>
+struct Accumulator {
+  float r[N / 2];
+};
+
+template <int N>
+struct Mma {
+  static_assert(N == 64 || N == 128, "wgmma.cuh has m64n64k16 and m64n128k16");
+  template <bool TransA, bool TransB>
+  static void shared(Accumulator<N>& d, uint64_t a, uint64_t b, bool accumulate) {
+    const uint32_t none[4] = {0, 0, 0, 0};
+    detail::product<N>(d.r, none, a, b, true, TransA, TransB, accumulate);
+  }
+  template <bool TransB>
+  static void registers(Accumulator<N>& d, const uint32_t (&a)[4], uint64_t b, bool accumulate) {
+    detail::product<N>(d.r, a, 0, b, false, false, TransB, accumulate);
+  }
+};
+
+}  // namespace wgmma
+}  // namespace tt
