@@ -68,7 +68,10 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
   __shared__ bool fullS[BM], keyOk[BN];
 
   const AttentionShape& s = p.s;
-  const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = laneId(), g = lane >> 2, t = lane & 3;
+  // The warpgroup, warp-uniform as ptxas sees it (a shuffle, as CUTLASS does): it serialises
+  // products under a branch it cannot prove uniform.
+  const int wg = __shfl_sync(0xffffffffu, threadIdx.x / 128, 0);
+  const int warp = (threadIdx.x / 32) % 4, lane = laneId(), g = lane >> 2, t = lane & 3;
   const int64_t j0 = (int64_t)blockIdx.x * BN, kvh = blockIdx.y, b = blockIdx.z;
   const int64_t groups = s.heads / s.kvHeads;
   const Visibility vis = visibilityOf(s, p.in.starts, b);
@@ -123,9 +126,10 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
   if (at.gi < groups) stageQueries(at, 0);
   RowTerms terms = at.gi < groups ? rowTermsOf(at) : RowTerms{};  // the step's, loaded a step ahead
   int stage = 0;
-  // The mma kernel's invariant, with the products' completion added: a warpgroup waits for all
-  // its products (wgmma::wait<0>) before the next step's first barrier, so the stage the next
-  // step prefetches into and dSᵀ, which it rewrites, are no longer read by the tensor cores.
+  // The mma kernel's invariant (flash_attention_mma_backward.cu), with the products' completion
+  // added: each warpgroup's products that read Q and dO complete before the mid barrier, and
+  // those that read dSᵀ before the next step's first one, so the stage the next step prefetches
+  // into (before that barrier) and dSᵀ (rewritten after it) are no longer read.
   while (at.gi < groups) {
     const QueryStep next = after(at);
     const bool prefetch = next.gi < groups;
@@ -203,8 +207,10 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
         }
       }
 
-      // dV += Pᵀ·dO and dK += dSᵀ·Q (k-steps over the block's queries); dSᵀ to shared memory
-      // for dQ. The products stay in flight over the barrier below.
+      // dV += Pᵀ·dO and dK += dSᵀ·Q (k-steps over the block's queries), in flight while dSᵀ
+      // goes to shared memory for dQ. They complete here rather than over the barrier: with
+      // them in flight, ptxas serialises the products around dQ's zeroed accumulator and
+      // spills at d = 128 (their A fragments stay live).
       pinAccumulator(dk);
       pinAccumulator(dv);
       wgmma::fence();
@@ -221,6 +227,9 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
         wgmma::Mma<D>::template registers<true>(dk, da, mnMajorOperand(Q, BM, kk * 16), true);
       }
       wgmma::commit();
+      wgmma::wait<0>();
+      pinAccumulator(dk);
+      pinAccumulator(dv);
     }
     wgmma::fenceSharedForTensorCores();  // dSᵀ, for the dQ products
     __syncthreads();                     // dSᵀ complete
@@ -242,10 +251,8 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
       wgmma::Mma<64>::template shared<true, true>(dq, mnMajorOperand(dSt, BN, key0), mnMajorOperand(Ks, BN, key0, atom), true);
     }
     wgmma::commit();
-    wgmma::wait<0>();  // dQ, and this step's dK and dV products
+    wgmma::wait<0>();
     pinAccumulator(dq);
-    pinAccumulator(dk);
-    pinAccumulator(dv);
 #pragma unroll
     for (int r = 0; r < 2; r++) {
       const int64_t i = i0 + warp * 16 + g + 8 * r;
