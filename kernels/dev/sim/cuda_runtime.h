@@ -38,6 +38,9 @@ inline int cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t) { std::memset
 inline int cudaGetLastError() { return 0; }
 // The device a persistent grid is sized for: sim::smCount SMs of sim::blocksPerSm resident blocks.
 namespace sim { inline int smCount = 2, blocksPerSm = 1; }
+// Whether the simulated device is a Hopper (compute capability 9.0), which the check program's
+// hopperTensorCores() answers: the wgmma kernels (wgmma.cuh here) run only where it is set.
+namespace sim { inline bool hopper = false; }
 enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount, cudaDevAttrMemoryClockRate, cudaDevAttrGlobalMemoryBusWidth };
 inline int cudaGetDevice(int* d) { *d = 0; return 0; }
 inline int cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) { *v = a == cudaDevAttrMultiProcessorCount ? sim::smCount : 0; return 0; }

@@ -5,6 +5,8 @@
 // max |ref|), bf16 ones within 2e-2. The cases mirror test/gpu/attention.test.ts; the "mma"
 // ones (bf16 q, k, v) run the tensor-core kernels through the emulated mma.cuh beside this
 // file, and the layouts cover strided views ([b, s, h, d], a fused QKV buffer, misaligned).
+// With the `hopper` argument the device is a Hopper, so the engine rules choose the wgmma
+// kernels (emulated by wgmma.cuh beside this file) wherever they take the case.
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -23,11 +25,19 @@ bool syncEachLaunch() { return false; }
 void* deviceAlloc(size_t bytes, const char*) { void* p = malloc(bytes + 256); memset(p, 0xff, bytes); return p; }
 void deviceFree(void* p) { free(p); }
 int registerPrimitive(const char*, const char*, PrimitiveFn) { return 0; }
+bool hopperTensorCores() { return sim::hopper; }  // set by the `hopper` argument
 }
 #include "flash_attention_forward.cu"
 #include "flash_attention_backward.cu"
 #include "flash_attention_mma_forward.cu"
 #include "flash_attention_mma_backward.cu"
+// The wgmma kernels (wgmma.cuh beside this file), where this checkout has them.
+#if __has_include("flash_attention_wgmma_forward.cu")
+#include "flash_attention_wgmma_forward.cu"
+#endif
+#if __has_include("flash_attention_wgmma_backward.cu")
+#include "flash_attention_wgmma_backward.cu"
+#endif
 using namespace tt;
 
 // Layouts: packed [b, h, s, d] tensors; [b, s, h, d] tensors; or q, k, v (and dq, dk, dv) as
@@ -102,7 +112,11 @@ int main(int argc, char** argv) {
     {"mma misaligned d256, f32 dOut", 1, 2, 1, 67, 67, 256, true, 0, 0, {67}, BF16, I32, F32, false, BHSD, true, F32},
     {"mma sq != sk bidir d256", 1, 2, 2, 40, 150, 256, false, 0, 0, {150}, BF16, I32, BF16},
   };
-  int only = argc > 1 ? atoi(argv[1]) : -1;
+  // Arguments: [hopper] [case index]. `hopper`: as on a compute capability 9.0 device, so the
+  // engine rules pick the wgmma kernels where they take the case.
+  int arg = 1;
+  if (arg < argc && std::string(argv[arg]) == "hopper") { sim::hopper = true; arg++; }
+  int only = arg < argc ? atoi(argv[arg]) : -1;
   int failures = 0;
   for (size_t ci = 0; ci < cases.size(); ci++) {
     if (only >= 0 && (int)ci != only) continue;
@@ -216,6 +230,6 @@ int main(int argc, char** argv) {
            engineOk ? "" : " (wrong engine)");
     fflush(stdout);
   }
-  printf("max smem %lld bytes, %d failures\n", sim::smemLimit, failures);
+  printf("%smax smem %lld bytes, %d failures\n", sim::hopper ? "as Hopper: " : "", sim::smemLimit, failures);
   return failures;
 }

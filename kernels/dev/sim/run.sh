@@ -12,6 +12,7 @@
 #        bash kernels/dev/sim/run.sh dequant        (the dequantisation check alone, ~1 min)
 #        bash kernels/dev/sim/run.sh philox         (philox.cuh against Random123's vectors and the host's values, seconds)
 #        bash kernels/dev/sim/run.sh wgmma          (wgmma.cuh's emulation here against products in double, seconds)
+#        bash kernels/dev/sim/run.sh hopper [case]  (flash attention as on a Hopper: the wgmma kernels where they take the case)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "${1:-}" = philox ]; then
@@ -33,8 +34,9 @@ trap 'rm -rf "$work"' EXIT
 python3 "$here/transform.py" "$here/../../src" "$work"
 if [ "${1:-}" != dequant ]; then
   g++ -std=c++20 -O1 -w -pthread -I"$here" -I"$work" "$here/flash_attention_check.cpp" -o "$work/check"
-  if [ $# -gt 0 ]; then "$work/check" "$1"; else "$work/check"; fi
+  "$work/check" "$@"
 fi
+[ "${1:-}" = hopper ] && exit
 if [ $# -eq 0 ] || [ "$1" = dequant ]; then
   g++ -std=c++20 -O1 -w -pthread -fsanitize=address -I"$here" -I"$work" "$here/dequantize_check.cpp" -o "$work/dequant"
   "$work/dequant"

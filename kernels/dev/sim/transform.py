@@ -1,16 +1,19 @@
 """Copies the kernel sources the simulation compiles (argv[1] = kernels/src, argv[2] = output
-folder) — all but mma.cuh, whose inline PTX the simulation replaces with its own emulation —
+folder) — not mma.cuh and wgmma.cuh, whose inline PTX the simulation replaces with its own emulation —
 rewriting the two CUDA-only constructs a host compiler cannot parse: launches
 (kernel<<<grid, block, smem, stream()>>>(params) → simLaunch(...)) and shared memory
 (__shared__ → static: blocks run one after another, so a static is one block's shared memory;
 the dynamic `extern __shared__` array → the simulated block's buffer)."""
+import os
 import re
 import sys
 
 src, out = sys.argv[1], sys.argv[2]
-FILES = ['common.h', 'kernels.h', 'memory.h', 'primitives.h', 'primitives.cpp', 'vec_io.cuh', 'flash_attention.cuh',
-         'flash_attention_forward.cu', 'flash_attention_backward.cu', 'flash_attention_mma.cuh', 'flash_attention_mma_forward.cu',
-         'flash_attention_mma_backward.cu', 'dequantize_4bit.cu']  # not mma.cuh: the simulation has its own (beside this file)
+# Every attention source (flash_attention*, wgmma*) is copied, so that a new kernel file is too;
+# not mma.cuh and wgmma.cuh: the simulation has its own (beside this file).
+EMULATED = {'mma.cuh', 'wgmma.cuh'}
+FILES = ['common.h', 'kernels.h', 'memory.h', 'primitives.h', 'profile.h', 'primitives.cpp', 'vec_io.cuh', 'dequantize_4bit.cu'] + sorted(
+    name for name in os.listdir(src) if name.startswith(('flash_attention', 'wgmma')) and name not in EMULATED)
 LAUNCH = re.compile(r'([\w:]+)<<<((?:[^,()]|\([^()]*\))+),\s*([^,]+),\s*([^,]+),\s*stream\(\)>>>\((\w+)\)')
 for name in FILES:
     text = open(f'{src}/{name}').read()
