@@ -4,7 +4,8 @@
 // uniform), softmax, and the analytic gradients. f32 cases within 1e-4 relative (max |Δ| /
 // max |ref|), bf16 ones within 2e-2. The cases mirror test/gpu/attention.test.ts; the "mma"
 // ones (bf16 q, k, v) run the tensor-core kernels through the emulated mma.cuh beside this
-// file, and the layouts cover strided views ([b, s, h, d], a fused QKV buffer, misaligned).
+// file, and the layouts cover strided views ([b, s, h, d], a fused QKV buffer, misaligned) and
+// exactly packed rows (example starts).
 // With the `hopper` argument the device is a Hopper, so the engine rules choose the wgmma
 // kernels (emulated by wgmma.cuh beside this file) wherever they take the case.
 #include <cstdio>
@@ -50,6 +51,8 @@ struct Case {
   int inT, maskT, gradT; bool holes = false; Layout layout = BHSD;
   bool misalign = false;  // every tensor one element past an aligned address (no cp.async)
   int dOutT = -1;         // dOut's type; −1: the inputs'
+  // Exactly packed rows: each batch row's example lengths end to end (the last runs to the end).
+  std::vector<std::vector<int>> examples = {};
 };
 
 // One logical [b, heads, rows, d] tensor inside a host buffer.
@@ -111,6 +114,13 @@ int main(int argc, char** argv) {
     {"mma fused qkv d256 bidir", 1, 2, 1, 45, 45, 256, false, 0, 0, {45}, BF16, I32, BF16, false, FUSED},
     {"mma misaligned d256, f32 dOut", 1, 2, 1, 67, 67, 256, true, 0, 0, {67}, BF16, I32, F32, false, BHSD, true, F32},
     {"mma sq != sk bidir d256", 1, 2, 2, 40, 150, 256, false, 0, 0, {150}, BF16, I32, BF16},
+    // Packed rows, and rows long enough for several key blocks of the backward (128 keys on
+    // Hopper's wgmma kernel) with dense, diagonal and skipped tiles.
+    {"packed causal gqa2 d64", 2, 4, 2, 190, 190, 64, true, 0, 0, {183, 190}, F32, I32, F32, false, BHSD, false, -1, {{7, 100, 16, 60}, {64, 64, 62}}},
+    {"mma packed causal gqa2 d64", 2, 4, 2, 190, 190, 64, true, 0, 0, {183, 190}, BF16, I32, BF16, false, BHSD, false, -1, {{7, 100, 16, 60}, {64, 64, 62}}},
+    {"mma packed causal mqa d128 window33", 1, 4, 1, 130, 130, 128, true, 33, 0, {130}, BF16, I32, BF16, false, BHSD, false, -1, {{50, 1, 79}}},
+    {"mma causal gqa2 d64 300 rows", 1, 4, 2, 300, 300, 64, true, 0, 0, {290}, BF16, I32, BF16},
+    {"mma causal d128 300 rows holes, f32 grads", 1, 2, 1, 300, 300, 128, true, 0, 0, {300}, BF16, I32, F32, true},
   };
   // Arguments: [hopper] [case index]. `hopper`: as on a compute capability 9.0 device, so the
   // engine rules pick the wgmma kernels where they take the case.
@@ -169,10 +179,19 @@ int main(int argc, char** argv) {
     };
     fill(q, Q, c.heads, c.sq); fill(k, K, c.kvHeads, c.sk); fill(v, V, c.kvHeads, c.sk); fill(dO, DO, c.heads, c.sq);
     for (int64_t i = 0; i < c.b * c.sk; i++) { const int64_t len = c.lengths[i / c.sk], j = i % c.sk; M[i] = len >= 0 ? j < len && !(c.holes && j % 3 == 1) : j >= -len; storeAs<float>(mask->data(), c.maskT, i, (float)M[i]); }
+    // starts[b][i]: the key where query i's example starts (packed rows only).
+    std::vector<int> starts;
+    for (int64_t b = 0; b < c.b && !c.examples.empty(); b++) {
+      int64_t start = 0, e = 0;
+      for (int64_t i = 0; i < c.sq; i++) {
+        if (e < (int64_t)c.examples[b].size() - 1 && i == start + c.examples[b][e]) start += c.examples[b][e++];
+        starts.push_back((int)start);
+      }
+    }
     std::vector<float> lse(rows);
     const float scale = 1.f / std::sqrt((float)c.d);
     AttentionShape s{c.b, c.heads, c.kvHeads, c.sq, c.sk, c.d, c.causal, c.window, c.offset, scale};
-    AttentionInputs in{q.tensor(), k.tensor(), v.tensor(), mask->data(), c.maskT};
+    AttentionInputs in{q.tensor(), k.tensor(), v.tensor(), mask->data(), c.maskT, starts.empty() ? nullptr : starts.data()};
     const AttentionGradients grads{dq.tensor(), dk.tensor(), dv.tensor()};
     const size_t wsBytes = flashAttentionBackwardWorkspaceBytes(s, grads.dq);
     std::vector<char> ws(wsBytes + 16);
@@ -189,7 +208,8 @@ int main(int argc, char** argv) {
       for (int64_t j = 0; j < c.sk; j++) {
         const int64_t kr = ((b * c.kvHeads + kvh) * c.sk + j) * c.d;
         float dot = 0; for (int64_t e = 0; e < c.d; e++) dot += (float)(Q[qr + e] * K[kr + e]);
-        const bool vis = M[b * c.sk + j] != 0 && (!c.causal || j <= pos) && (!c.window || pos - j < c.window);
+        const bool vis = M[b * c.sk + j] != 0 && (!c.causal || j <= pos) && (!c.window || pos - j < c.window) &&
+                         (starts.empty() || j >= starts[b * c.sq + i]);
         z[j] = (double)(float)(dot * scale + (vis ? 0.f : -1e30f));
         mx = std::max(mx, z[j]);
       }
