@@ -7,22 +7,23 @@
 //
 // A block is two warpgroups; warpgroup w owns keys 64w … 64w + 63 of the block's BN = 128 and
 // their dK, dV accumulators (m64 × D, f32 registers) for the whole pass. K and V are staged once
-// as swizzled tiles (wgmma_tiles.cuh), Q and dO per query block of BM = 64 rows, double-buffered
-// with cp.async. Per query block, per warpgroup (keys as accumulator rows, queries as columns):
+// as swizzled tiles (wgmma_tiles.cuh), Q and dO per query block of BM rows (128 at d = 64, 64 at
+// d = 128), double-buffered with cp.async. Per query block, per warpgroup (keys as accumulator
+// rows, queries as columns):
 //   Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ              (A = K / V rows, B = Q / dO rows, both K-major over d)
 //   Pᵀ, dSᵀ as the mma kernel computes them (the m64n64 accumulator's lane layout is mma.cuh's
 //                                         16 × 8 tiles', so its masking carries over as it is)
 //   dV += Pᵀ·dO, dK += dSᵀ·Q            (A = Pᵀ / dSᵀ rounded to bf16 in registers; B = dO / Q
 //                                         rows MN-major: the reduction runs over their rows)
 // and dSᵀ goes to a swizzled [key][query] tile; after a barrier dQ = dS·K (A = that tile read
-// MN-major, B = K rows MN-major) is added to the f32 sum with paired atomics. At d = 128
-// warpgroup w computes dQ's column atom w over all 128 keys; at d = 64 each warpgroup computes
-// all columns over its own 64 keys (an m64n32 product does not exist), so each query row gets
-// two atomic additions per block where the mma kernel makes one.
+// MN-major, B = K rows MN-major) is added to the f32 sum with paired atomics, once per element
+// and key block: each warpgroup computes a 64 × 64 tile of dQ over all 128 keys, the query
+// block's half at d = 64 and the head dimension's half at d = 128.
 //
-// Registers per thread: dK and dV D/2 floats each, Sᵀ and dPᵀ 32 each (dQ's 32 reuse the
-// latter); shared memory: K, V (BN × D), Q, dO (BM × D) × 2 stages, dSᵀ (BN × BM), all bf16:
-// 80 KiB at d = 64, 144 KiB at d = 128.
+// Registers per thread: dK and dV D/2 floats each, Sᵀ and dPᵀ BM/2 each (dQ's 32 reuse the
+// latter): 192 floats either way, 230 and 248 registers in all at d = 64 and 128 (no spills);
+// shared memory: K, V (BN × D), Q, dO (BM × D) × 2 stages, dSᵀ (BN × BM), all bf16: 128 KiB at
+// d = 64, 144 KiB at d = 128 (one block of 8 warps per SM).
 #include "wgmma_tiles.cuh"
 
 namespace tt {
@@ -40,7 +41,9 @@ template <int D>
 struct WgmmaBackwardSmem {
   static_assert(D == 64 || D == 128, "the wgmma backward takes head dimensions 64 and 128");
   static constexpr int WARPGROUPS = 2, THREADS = WARPGROUPS * 128;
-  static constexpr int BN = 64 * WARPGROUPS, BM = 64, STAGES = 2;
+  // Query blocks of 128 rows at d = 64 (Sᵀ and dPᵀ m64n128: 128 floats a thread beside dK and
+  // dV's 64), of 64 at d = 128 (64 beside 128).
+  static constexpr int BN = 64 * WARPGROUPS, BM = D == 64 ? 128 : 64, STAGES = 2;
   static constexpr int keyTile = swizzledTileBytes<BN, D>(), queryTile = swizzledTileBytes<BM, D>();
   static constexpr int dsTile = swizzledTileBytes<BN, BM>();
   // K, V; Q, dO per stage; dSᵀ — and a KiB to align the first to 1024 bytes.
@@ -54,8 +57,6 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
   constexpr int BM = Smem::BM, BN = Smem::BN, THREADS = Smem::THREADS;
   constexpr int KD = D / 16;   // k-steps over the head dimension
   constexpr int KQ = BM / 16;  // k-steps over a query block
-  // dQ: the key rows of the block a warpgroup reduces over, and its column atom.
-  constexpr int DQ_KEYS = D == 128 ? BN : 64;
   extern __shared__ float smem[];
   char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(smem) + wgmma::kAtomBytes - 1) /
                                        wgmma::kAtomBytes * wgmma::kAtomBytes);
@@ -162,7 +163,7 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
     }
     // dSᵀ[keyRow[r]][column] as a bf16 pair (column even).
     auto dsPair = [&](int r, int column) {
-      return reinterpret_cast<uint32_t*>(dSt + wgmma::swizzledOffset(keyRow[r], column));
+      return reinterpret_cast<uint32_t*>(dSt + (column / 64) * (BN * wgmma::kRowBytes) + wgmma::swizzledOffset(keyRow[r], column % 64));
     };
     if (!groupSees) {
 #pragma unroll
@@ -234,30 +235,32 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
     wgmma::fenceSharedForTensorCores();  // dSᵀ, for the dQ products
     __syncthreads();                     // dSᵀ complete
 
-    // dQ += scale·dS·K over this warpgroup's keys and columns, only over the key steps some
-    // query of the block sees (the others' dSᵀ is zero); uniform over the warpgroup.
-    const int keyStep0 = D == 128 ? 0 : wg * 4, atom = D == 128 ? wg : 0;
-    const int64_t kLo = at.full ? 0 : (vis.lo(i0) > j0 ? (vis.lo(i0) - j0) / 16 : 0);
-    const int64_t kHi = at.full ? BN / 16 : (vis.hi(iLast) - j0 + 15) / 16;
+    // dQ += scale·dS·K: warpgroup w's 64 × 64 tile, query rows qAtom · 64 … and head-dim
+    // columns dAtom · 64 …, over the block's keys — only the key steps some of its queries see
+    // (the others' dSᵀ is zero); uniform over the warpgroup.
+    const int qAtom = BM == 128 ? wg : 0, dAtom = D == 128 ? wg : 0;
+    const int64_t qi0 = i0 + qAtom * 64, qiLast = qi0 + 63;
+    const int64_t kLo = at.full ? 0 : (vis.lo(qi0) > j0 ? (vis.lo(qi0) - j0) / 16 : 0);
+    const int64_t kHi = at.full ? BN / 16 : (vis.hi(qiLast) - j0 + 15) / 16;
     wgmma::Accumulator<64> dq;
 #pragma unroll
     for (int e = 0; e < 32; e++) dq.r[e] = 0.f;
     pinAccumulator(dq);
     wgmma::fence();
 #pragma unroll
-    for (int kk = 0; kk < DQ_KEYS / 16; kk++) {
-      const int key0 = (keyStep0 + kk) * 16;
-      if (keyStep0 + kk < kLo || keyStep0 + kk >= kHi) continue;
-      wgmma::Mma<64>::template shared<true, true>(dq, mnMajorOperand(dSt, BN, key0), mnMajorOperand(Ks, BN, key0, atom), true);
+    for (int kk = 0; kk < BN / 16; kk++) {
+      if (kk < kLo || kk >= kHi) continue;
+      wgmma::Mma<64>::template shared<true, true>(dq, mnMajorOperand(dSt, BN, kk * 16, qAtom), mnMajorOperand(Ks, BN, kk * 16, dAtom),
+                                                  true);
     }
     wgmma::commit();
     wgmma::wait<0>();
     pinAccumulator(dq);
 #pragma unroll
     for (int r = 0; r < 2; r++) {
-      const int64_t i = i0 + warp * 16 + g + 8 * r;
-      if (i >= s.sq) continue;
-      float* row = p.dqAcc + (bh * s.sq + i) * s.d + atom * 64 + 2 * t;
+      const int64_t i = qi0 + warp * 16 + g + 8 * r;
+      if (i >= s.sq || kLo >= kHi) continue;  // no key step: nothing to add
+      float* row = p.dqAcc + (bh * s.sq + i) * s.d + dAtom * 64 + 2 * t;
 #pragma unroll
       for (int n = 0; n < 8; n++)
         mma::atomicAddPair(row + n * 8, dq.r[4 * n + 2 * r] * s.scale, dq.r[4 * n + 2 * r + 1] * s.scale, p.dqPairs);
