@@ -4,8 +4,7 @@
 // uniform), softmax, and the analytic gradients. f32 cases within 1e-4 relative (max |Δ| /
 // max |ref|), bf16 ones within 2e-2. The cases mirror test/gpu/attention.test.ts; the "mma"
 // ones (bf16 q, k, v) run the tensor-core kernels through the emulated mma.cuh beside this
-// file, and the layouts cover strided views ([b, s, h, d], a fused QKV buffer, misaligned) and
-// exactly packed rows (example starts).
+// file, and the layouts cover strided views ([b, s, h, d], a fused QKV buffer, misaligned).
 // With the `hopper` argument the device is a Hopper, so the engine rules choose the wgmma
 // kernels (emulated by wgmma.cuh beside this file) wherever they take the case.
 #include <cstdio>
@@ -51,8 +50,7 @@ struct Case {
   int inT, maskT, gradT; bool holes = false; Layout layout = BHSD;
   bool misalign = false;  // every tensor one element past an aligned address (no cp.async)
   int dOutT = -1;         // dOut's type; −1: the inputs'
-  // Exactly packed rows: each batch row's example lengths end to end (the last runs to the end).
-  std::vector<std::vector<int>> examples = {};
+  std::vector<int> examples = {};  // exactly packed rows: every batch row's example lengths (the last continues)
 };
 
 // One logical [b, heads, rows, d] tensor inside a host buffer.
@@ -94,6 +92,10 @@ int main(int argc, char** argv) {
     {"mma fused qkv d96 causal f32 grads", 2, 2, 1, 77, 77, 96, true, 0, 0, {77, 60}, BF16, I32, F32, false, FUSED},
     {"mma misaligned d64, f32 dOut, packed f32 grads", 2, 4, 1, 67, 67, 64, true, 0, 0, {67, 40}, BF16, I32, F32, false, BHSD, true, F32},
     {"mma sq != sk bidir d128", 1, 2, 2, 40, 150, 128, false, 0, 0, {150}, BF16, I32, BF16},
+    // Rows spanning several of the backward's key blocks (128 keys with `hopper`, the wgmma
+    // backward's): tiles every query sees, diagonal tiles and skipped ones.
+    {"mma causal gqa2 d64 300 rows", 1, 4, 2, 300, 300, 64, true, 0, 0, {290}, BF16, I32, BF16},
+    {"mma causal d128 300 rows holes, f32 grads", 1, 2, 1, 300, 300, 128, true, 0, 0, {300}, BF16, I32, F32, true},
     // d = 80 (Phi-2, StableLM): 5 k-steps, 10 dQ tiles over 4 warps (3, 3, 2, 2)
     {"mma causal gqa2 d80 odd", 2, 4, 2, 131, 131, 80, true, 0, 0, {131, 100}, BF16, I32, BF16},
     {"mma bidir d80 bool mask", 2, 2, 2, 77, 77, 80, false, 0, 0, {77, 50}, BF16, U8, BF16},
@@ -114,13 +116,9 @@ int main(int argc, char** argv) {
     {"mma fused qkv d256 bidir", 1, 2, 1, 45, 45, 256, false, 0, 0, {45}, BF16, I32, BF16, false, FUSED},
     {"mma misaligned d256, f32 dOut", 1, 2, 1, 67, 67, 256, true, 0, 0, {67}, BF16, I32, F32, false, BHSD, true, F32},
     {"mma sq != sk bidir d256", 1, 2, 2, 40, 150, 256, false, 0, 0, {150}, BF16, I32, BF16},
-    // Packed rows, and rows long enough for several key blocks of the backward (128 keys on
-    // Hopper's wgmma kernel) with dense, diagonal and skipped tiles.
-    {"packed causal gqa2 d64", 2, 4, 2, 190, 190, 64, true, 0, 0, {183, 190}, F32, I32, F32, false, BHSD, false, -1, {{7, 100, 16, 60}, {64, 64, 62}}},
-    {"mma packed causal gqa2 d64", 2, 4, 2, 190, 190, 64, true, 0, 0, {183, 190}, BF16, I32, BF16, false, BHSD, false, -1, {{7, 100, 16, 60}, {64, 64, 62}}},
-    {"mma packed causal mqa d128 window33", 1, 4, 1, 130, 130, 128, true, 33, 0, {130}, BF16, I32, BF16, false, BHSD, false, -1, {{50, 1, 79}}},
-    {"mma causal gqa2 d64 300 rows", 1, 4, 2, 300, 300, 64, true, 0, 0, {290}, BF16, I32, BF16},
-    {"mma causal d128 300 rows holes, f32 grads", 1, 2, 1, 300, 300, 128, true, 0, 0, {300}, BF16, I32, F32, true},
+    // Packed rows (example starts) at d = 64 and 128 (with `hopper`, the wgmma kernels).
+    {"mma packed gqa2 d64", 2, 4, 2, 146, 146, 64, true, 0, 0, {146, 131}, BF16, I32, BF16, false, BHSD, false, -1, {5, 70, 1, 40, 30}},
+    {"mma packed window33 d128", 1, 4, 1, 190, 190, 128, true, 33, 0, {183}, BF16, I32, BF16, false, BHSD, false, -1, {7, 100, 16, 60}},
   };
   // Arguments: [hopper] [case index]. `hopper`: as on a compute capability 9.0 device, so the
   // engine rules pick the wgmma kernels where they take the case.
@@ -179,13 +177,13 @@ int main(int argc, char** argv) {
     };
     fill(q, Q, c.heads, c.sq); fill(k, K, c.kvHeads, c.sk); fill(v, V, c.kvHeads, c.sk); fill(dO, DO, c.heads, c.sq);
     for (int64_t i = 0; i < c.b * c.sk; i++) { const int64_t len = c.lengths[i / c.sk], j = i % c.sk; M[i] = len >= 0 ? j < len && !(c.holes && j % 3 == 1) : j >= -len; storeAs<float>(mask->data(), c.maskT, i, (float)M[i]); }
-    // starts[b][i]: the key where query i's example starts (packed rows only).
+    // Example starts ([b, sq]): query i's example begins at key starts[i].
     std::vector<int> starts;
-    for (int64_t b = 0; b < c.b && !c.examples.empty(); b++) {
-      int64_t start = 0, e = 0;
-      for (int64_t i = 0; i < c.sq; i++) {
-        if (e < (int64_t)c.examples[b].size() - 1 && i == start + c.examples[b][e]) start += c.examples[b][e++];
-        starts.push_back((int)start);
+    if (!c.examples.empty()) {
+      for (int64_t b = 0; b < c.b; b++) {
+        int64_t start = 0, i = 0;
+        for (int n : c.examples) { for (int e = 0; e < n && i < c.sq; e++, i++) starts.push_back((int)start); start += n; }
+        for (; i < c.sq; i++) starts.push_back(starts.back());
       }
     }
     std::vector<float> lse(rows);
