@@ -127,6 +127,10 @@ struct KeyParams {
 // The key pass of the backward on tensor cores (flash_attention_mma_backward.cu); the row
 // pass and dq's conversion are the SIMT launcher's, shared.
 void launchMmaKeyPass(const KeyParams& p);
+// The key pass on Hopper's warpgroup tensor cores (flash_attention_wgmma_backward.cu), for the
+// tensor-core cases with these head dimensions when hopperTensorCores() allows it.
+inline bool wgmmaBackwardHeadDim(int64_t d) { return d == 64 || d == 128; }
+void launchWgmmaKeyPass(const KeyParams& p);
 
 // Calls f(std::integral_constant<int, D>) for the smallest bucket D ≥ d.
 template <typename F>
@@ -298,6 +302,14 @@ __device__ __forceinline__ IndexRange queryBlocksOfHead(const IndexRange& band, 
   }
   return IndexRange{(lo / BM) * BM, hi};
 }
+
+// One step of a key pass's walk: query block i0 of query head gi of the KV head's group (gi =
+// groups: past the end); end is the head's last visited row + 1, full whether the head has a
+// fully masked row.
+struct QueryStep {
+  int64_t gi, i0, end;
+  bool full;
+};
 
 // The key pass's row terms of one query row: lse (times lseScale: the tensor-core pass keeps it
 // in log2 units), Δ and the fully-masked flag (rows past sq: zeros and not masked).

@@ -14,8 +14,9 @@
 //    atomics) and stored once. dQ gets contributions from every key tile, so it is summed
 //    with f32 atomics into an f32 buffer: dq itself when dq is f32 and packed, else a packed
 //    buffer in the workspace, stored into dq (its type, its strides) at the end.
-// Step 2 runs on tensor cores for bf16 q, k, v (flash_attention_mma_backward.cu); steps 1
-// and 3 are shared. The caller's workspace holds Δ, the flags and the f32 dQ sum.
+// Step 2 runs on tensor cores for bf16 q, k, v (flash_attention_mma_backward.cu; on Hopper at
+// d = 64 and 128 flash_attention_wgmma_backward.cu); steps 1 and 3 are shared. The caller's
+// workspace holds Δ, the flags and the f32 dQ sum.
 #include "flash_attention.cuh"
 #include "primitives.h"
 
@@ -279,7 +280,8 @@ void launchFlashAttentionBackward(const AttentionShape& s, const AttentionInputs
 
   const flash::KeyParams kp{s, in, dOut, lse, rowsOut, dqAcc, g.dk, g.dv};
   if (flash::useTensorCores(s, in)) {
-    flash::launchMmaKeyPass(kp);
+    if (flash::wgmmaBackwardHeadDim(s.d) && hopperTensorCores()) flash::launchWgmmaKeyPass(kp);
+    else flash::launchMmaKeyPass(kp);
   } else {
     flash::withHeadDimBucket(s.d, where, [&](auto bucket) { flash::launchKeyPass<decltype(bucket)::value>(kp); });
   }

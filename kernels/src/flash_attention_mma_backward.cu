@@ -49,14 +49,6 @@ struct MmaBackwardSmem {
   static_assert(bytes <= kMaxBlockSmem, "backward tiles exceed sm_80's shared memory");
 };
 
-// One step of a key block's walk: query block i0 of query head gi of the group (gi = groups:
-// past the end); end is the head's last visited row + 1, full whether the head has a fully
-// masked row.
-struct QueryStep {
-  int64_t gi, i0, end;
-  bool full;
-};
-
 template <int D>
 __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKernel(MmaKeyParams p) {
   using Smem = MmaBackwardSmem<D>;

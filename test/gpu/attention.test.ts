@@ -10,7 +10,10 @@
  * dims 32/64/80/96/128/256 run the tensor-core kernels (flash_attention_mma_*.cu; the rule is
  * flash_attention.cuh's MmaHeadDims, and the CPU simulator, kernels/dev/sim, checks that its
  * "mma" cases take that engine): their cases cover head dims 64, 80, 128 and 256, GQA 1, 2 and
- * 4, causal and bidirectional, windows, padding, sq ≠ sk and odd lengths; the primitives themselves run once on strided views (a fused QKV buffer, out and
+ * 4, causal and bidirectional, windows, padding, sq ≠ sk and odd lengths. On a compute capability
+ * 9.0 device (an H100) the d 64 and 128 cases' backward runs Hopper's wgmma kernel
+ * (flash_attention_wgmma_backward.cu; TYPETUNE_ATTENTION_ENGINE=mma, read once per process, keeps
+ * the sm_80 kernels, so a run with it checks those there). The primitives themselves run once on strided views (a fused QKV buffer, out and
  * dOut in [b, s, h, d]). Also: the forward and backward never hold an [b, heads, sq, sk] f32
  * tensor's worth of memory, and the op leaves no tensor behind (its lse output is freed).
  */
@@ -220,6 +223,16 @@ const mmaCases: Array<[string, Case]> = [
         [64, 64, 62],
       ],
     },
+  ],
+  // Rows spanning several of the backward's 128-key blocks: tiles every query sees, diagonal
+  // tiles and skipped ones, per warp and per warpgroup.
+  [
+    'd 64, groups of 2, causal, 300 rows, right padding',
+    { b: 1, heads: 4, kvHeads: 2, sq: 300, sk: 300, d: 64, causal: true, lengths: [290] },
+  ],
+  [
+    'd 128, causal, 300 rows, key-mask holes',
+    { b: 1, heads: 2, kvHeads: 1, sq: 300, sk: 300, d: 128, causal: true, lengths: [], visible: (_b, j) => j % 3 !== 1 },
   ],
   [
     'd 64, packed rows, groups of 4, window 33 across boundaries',

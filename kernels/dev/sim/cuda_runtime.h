@@ -120,6 +120,12 @@ inline float __shfl_xor_sync(unsigned, float v, int o) {
   float r = sim::blk->xf[w][l ^ o]; sim::blk->warps[w]->arrive_and_wait();
   return r;
 }
+inline int __shfl_sync(unsigned, int v, int from) {
+  int w = tid() / 32, l = tid() % 32;
+  sim::blk->xi[w][l] = v; sim::blk->warps[w]->arrive_and_wait();
+  int r = sim::blk->xi[w][from & 31]; sim::blk->warps[w]->arrive_and_wait();
+  return r;
+}
 inline bool __any_sync(unsigned, bool p) {
   int w = tid() / 32, l = tid() % 32;
   sim::blk->xi[w][l] = p; sim::blk->warps[w]->arrive_and_wait();

@@ -92,6 +92,10 @@ int main(int argc, char** argv) {
     {"mma fused qkv d96 causal f32 grads", 2, 2, 1, 77, 77, 96, true, 0, 0, {77, 60}, BF16, I32, F32, false, FUSED},
     {"mma misaligned d64, f32 dOut, packed f32 grads", 2, 4, 1, 67, 67, 64, true, 0, 0, {67, 40}, BF16, I32, F32, false, BHSD, true, F32},
     {"mma sq != sk bidir d128", 1, 2, 2, 40, 150, 128, false, 0, 0, {150}, BF16, I32, BF16},
+    // Rows spanning several of the backward's key blocks (128 keys with `hopper`, the wgmma
+    // backward's): tiles every query sees, diagonal tiles and skipped ones.
+    {"mma causal gqa2 d64 300 rows", 1, 4, 2, 300, 300, 64, true, 0, 0, {290}, BF16, I32, BF16},
+    {"mma causal d128 300 rows holes, f32 grads", 1, 2, 1, 300, 300, 128, true, 0, 0, {300}, BF16, I32, F32, true},
     // d = 80 (Phi-2, StableLM): 5 k-steps, 10 dQ tiles over 4 warps (3, 3, 2, 2)
     {"mma causal gqa2 d80 odd", 2, 4, 2, 131, 131, 80, true, 0, 0, {131, 100}, BF16, I32, BF16},
     {"mma bidir d80 bool mask", 2, 2, 2, 77, 77, 80, false, 0, 0, {77, 50}, BF16, U8, BF16},

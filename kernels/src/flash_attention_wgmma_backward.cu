@@ -1,0 +1,305 @@
+// Flash attention backward on Hopper's warpgroup tensor cores (wgmma.cuh): the key pass of
+// flash_attention_backward.cu for bf16 q, k, v at head dimensions 64 and 128, on compute
+// capability 9.0 (hopperTensorCores()); elsewhere flash_attention_mma_backward.cu runs it. The
+// same walk, masks, tile skipping and outputs as that kernel (its header says what each step
+// computes); what changes is who multiplies: FlashAttention-3's formulation without TMA or warp
+// specialisation.
+//
+// A block is two warpgroups; warpgroup w owns keys 64w … 64w + 63 of the block's BN = 128 and
+// their dK, dV accumulators (m64 × D, f32 registers) for the whole pass. K and V are staged once
+// as swizzled tiles (wgmma_tiles.cuh), Q and dO per query block of BM rows (128 at d = 64, 64 at
+// d = 128), double-buffered with cp.async. Per query block, per warpgroup (keys as accumulator
+// rows, queries as columns):
+//   Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ              (A = K / V rows, B = Q / dO rows, both K-major over d)
+//   Pᵀ, dSᵀ as the mma kernel computes them (the m64n64 accumulator's lane layout is mma.cuh's
+//                                         16 × 8 tiles', so its masking carries over as it is)
+//   dV += Pᵀ·dO, dK += dSᵀ·Q            (A = Pᵀ / dSᵀ rounded to bf16 in registers; B = dO / Q
+//                                         rows MN-major: the reduction runs over their rows)
+// and dSᵀ goes to a swizzled [key][query] tile; after a barrier dQ = dS·K (A = that tile read
+// MN-major, B = K rows MN-major) is added to the f32 sum with paired atomics, once per element
+// and key block: each warpgroup computes a 64 × 64 tile of dQ over all 128 keys, the query
+// block's half at d = 64 and the head dimension's half at d = 128.
+//
+// Registers per thread: dK and dV D/2 floats each, Sᵀ and dPᵀ BM/2 each (dQ's 32 reuse the
+// latter): 192 floats either way, 230 and 248 registers in all at d = 64 and 128 (no spills);
+// shared memory: K, V (BN × D), Q, dO (BM × D) × 2 stages, dSᵀ (BN × BM), all bf16: 128 KiB at
+// d = 64, 144 KiB at d = 128 (one block of 8 warps per SM).
+#include "wgmma_tiles.cuh"
+
+namespace tt {
+namespace flash {
+
+namespace {
+
+struct WgmmaKeyParams : KeyParams {
+  bool qAsync, kAsync, vAsync, dOutAsync;  // asyncRows of each
+  bool dkPairs, dvPairs;                  // bf16Pairs of each
+  bool dqPairs;                           // dqAcc 8-byte aligned
+};
+
+template <int D>
+struct WgmmaBackwardSmem {
+  static_assert(D == 64 || D == 128, "the wgmma backward takes head dimensions 64 and 128");
+  static constexpr int WARPGROUPS = 2, THREADS = WARPGROUPS * 128;
+  // Query blocks of 128 rows at d = 64 (Sᵀ and dPᵀ m64n128: 128 floats a thread beside dK and
+  // dV's 64), of 64 at d = 128 (64 beside 128).
+  static constexpr int BN = 64 * WARPGROUPS, BM = D == 64 ? 128 : 64, STAGES = 2;
+  static constexpr int keyTile = swizzledTileBytes<BN, D>(), queryTile = swizzledTileBytes<BM, D>();
+  static constexpr int dsTile = swizzledTileBytes<BN, BM>();
+  // K, V; Q, dO per stage; dSᵀ — and a KiB to align the first to 1024 bytes.
+  static constexpr size_t bytes = 2 * keyTile + 2 * STAGES * queryTile + dsTile + wgmma::kAtomBytes;
+  static_assert(bytes <= kMaxBlockSmem, "wgmma backward tiles exceed the shared memory budget");
+};
+
+template <int D>
+__global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPassKernel(WgmmaKeyParams p) {
+  using Smem = WgmmaBackwardSmem<D>;
+  constexpr int BM = Smem::BM, BN = Smem::BN, THREADS = Smem::THREADS;
+  constexpr int KD = D / 16;   // k-steps over the head dimension
+  constexpr int KQ = BM / 16;  // k-steps over a query block
+  extern __shared__ float smem[];
+  char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(smem) + wgmma::kAtomBytes - 1) /
+                                       wgmma::kAtomBytes * wgmma::kAtomBytes);
+  char* Ks = base;                                 // [D/64][BN] swizzled rows
+  char* Vs = Ks + Smem::keyTile;                   // [D/64][BN]
+  char* Qs = Vs + Smem::keyTile;                   // [STAGES][D/64][BM]
+  char* dOs = Qs + Smem::STAGES * Smem::queryTile;  // [STAGES][D/64][BM]
+  char* dSt = dOs + Smem::STAGES * Smem::queryTile;  // [BN][BM]: dSᵀ, keys × queries
+  __shared__ float lseS[BM], deltaS[BM];            // lse in log2 units
+  __shared__ bool fullS[BM], keyOk[BN];
+
+  const AttentionShape& s = p.s;
+  // The warpgroup, warp-uniform as ptxas sees it (a shuffle, as CUTLASS does): it serialises
+  // products under a branch it cannot prove uniform.
+  const int wg = __shfl_sync(0xffffffffu, threadIdx.x / 128, 0);
+  const int warp = (threadIdx.x / 32) % 4, lane = laneId(), g = lane >> 2, t = lane & 3;
+  const int64_t j0 = (int64_t)blockIdx.x * BN, kvh = blockIdx.y, b = blockIdx.z;
+  const int64_t groups = s.heads / s.kvHeads;
+  const Visibility vis = visibilityOf(s, p.in.starts, b);
+  const float scaleLog2 = s.scale * kLog2e;
+
+  stageSwizzledRows<BN, D, THREADS>(Ks, p.in.k, p.in.k.at(b, kvh, 0), j0, s.sk, p.kAsync);
+  stageSwizzledRows<BN, D, THREADS>(Vs, p.in.v, p.in.v.at(b, kvh, 0), j0, s.sk, p.vAsync);
+  mma::cpAsyncCommit();
+  stageKeyMask<BN>(keyOk, p.in, s.sk, b * s.sk, j0);
+  const IndexRange band = queryBand<BN>(s, vis, j0);
+
+  // The walk: the first visited query block of head gi or after it, and the step after `at`.
+  auto firstFrom = [&](int64_t gi) {
+    for (; gi < groups; gi++) {
+      const int64_t bh = b * s.heads + kvh * groups + gi;
+      const IndexRange rows = queryBlocksOfHead<BM>(band, p, bh);
+      if (rows.begin < rows.end) return QueryStep{gi, rows.begin, rows.end, p.rows.headHasFull[bh] != 0};
+    }
+    return QueryStep{groups, 0, 0, false};
+  };
+  auto after = [&](const QueryStep& at) {
+    return at.i0 + BM < at.end ? QueryStep{at.gi, at.i0 + BM, at.end, at.full} : firstFrom(at.gi + 1);
+  };
+  auto stageQueries = [&](const QueryStep& at, int stage) {
+    const int64_t h = kvh * groups + at.gi;
+    stageSwizzledRows<BM, D, THREADS>(Qs + stage * Smem::queryTile, p.in.q, p.in.q.at(b, h, 0), at.i0, s.sq, p.qAsync);
+    stageSwizzledRows<BM, D, THREADS>(dOs + stage * Smem::queryTile, p.dOut, p.dOut.at(b, h, 0), at.i0, s.sq, p.dOutAsync);
+    mma::cpAsyncCommit();
+  };
+
+  // This lane's accumulator rows (keys in the block): warp `warp` of the warpgroup owns rows
+  // 16·warp … of its 64.
+  const int keyRow[2] = {wg * 64 + warp * 16 + g, wg * 64 + warp * 16 + g + 8};
+  const int64_t jw0 = j0 + wg * 64, jw1 = jw0 + 64;  // the warpgroup's keys
+  __syncthreads();                                   // keyOk
+  bool groupKeysOk = true;
+  for (int k = 0; k < 64; k++) groupKeysOk = groupKeysOk && keyOk[wg * 64 + k];
+  const bool rowKeyOk[2] = {keyOk[keyRow[0]], keyOk[keyRow[1]]};  // shown and < sk
+  const bool rowKeyExists[2] = {j0 + keyRow[0] < s.sk, j0 + keyRow[1] < s.sk};
+  // In a packed row, where each key row's queries end: the first query of a later example.
+  const int64_t keyQueriesEnd[2] = {vis.starts ? firstQueryAfterKey(vis.starts, s.sq, j0 + keyRow[0]) : s.sq,
+                                    vis.starts ? firstQueryAfterKey(vis.starts, s.sq, j0 + keyRow[1]) : s.sq};
+  wgmma::Accumulator<D> dk, dv;
+#pragma unroll
+  for (int e = 0; e < D / 2; e++) dk.r[e] = dv.r[e] = 0.f;
+
+  auto rowTermsOf = [&](const QueryStep& at) {
+    return loadRowTerms<BM>(p, b * s.heads + kvh * groups + at.gi, at.i0, kLog2e);
+  };
+
+  QueryStep at = firstFrom(0);
+  if (at.gi < groups) stageQueries(at, 0);
+  RowTerms terms = at.gi < groups ? rowTermsOf(at) : RowTerms{};  // the step's, loaded a step ahead
+  int stage = 0;
+  // The mma kernel's invariant (flash_attention_mma_backward.cu), with the products' completion
+  // added: each warpgroup's products that read Q and dO complete before the mid barrier, and
+  // those that read dSᵀ before the next step's first one, so the stage the next step prefetches
+  // into (before that barrier) and dSᵀ (rewritten after it) are no longer read.
+  while (at.gi < groups) {
+    const QueryStep next = after(at);
+    const bool prefetch = next.gi < groups;
+    if (prefetch) stageQueries(next, stage ^ 1);
+    const int64_t h = kvh * groups + at.gi, bh = b * s.heads + h, i0 = at.i0, iLast = i0 + BM - 1;
+    storeRowTerms<BM>(lseS, deltaS, fullS, terms);
+    if (prefetch) terms = rowTermsOf(next);  // in flight while this step computes
+    if (prefetch) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();
+    wgmma::fenceSharedForTensorCores();  // this thread's copies (and stores) of K, V, Q, dO
+    __syncthreads();
+    const char* Q = Qs + stage * Smem::queryTile;
+    const char* dO = dOs + stage * Smem::queryTile;
+
+    // Whether some query of the block sees some key of the warpgroup, and whether all see all
+    // (uniform over the warpgroup, as its products need).
+    const bool groupSees = at.full || (vis.hi(iLast) > jw0 && vis.lo(i0) < jw1);
+    const bool dense =
+        !at.full && groupKeysOk && jw1 <= s.sk && i0 + BM <= s.sq && vis.lo(iLast) <= jw0 && vis.hi(i0) >= jw1;
+    // Per key row, the block's queries that see it structurally: [qLo, qHi) of [0, BM).
+    int qLo[2] = {0, 0}, qHi[2] = {BM, BM};
+    if (!dense) {
+#pragma unroll
+      for (int r = 0; r < 2; r++) {
+        const int64_t j = j0 + keyRow[r];
+        int64_t end = s.window > 0 && j + s.window - s.queryOffset < s.sq ? j + s.window - s.queryOffset : s.sq;
+        if (keyQueriesEnd[r] < end) end = keyQueriesEnd[r];
+        qLo[r] = s.causal ? clampToTile(j - s.queryOffset - i0, BM) : 0;
+        qHi[r] = clampToTile(end - i0, BM);
+      }
+    }
+    // dSᵀ[keyRow[r]][column] as a bf16 pair (column even).
+    auto dsPair = [&](int r, int column) {
+      return reinterpret_cast<uint32_t*>(dSt + (column / 64) * (BN * wgmma::kRowBytes) + wgmma::swizzledOffset(keyRow[r], column % 64));
+    };
+    if (!groupSees) {
+#pragma unroll
+      for (int n = 0; n < BM / 8; n++) *dsPair(0, n * 8 + 2 * t) = *dsPair(1, n * 8 + 2 * t) = 0u;  // adds nothing to dQ
+    } else {
+      wgmma::Accumulator<BM> st, dpt;
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < KD; kk++) {
+        wgmma::Mma<BM>::template shared<false, false>(st, kMajorOperand(Ks, BN, wg * 64, kk * 16),
+                                                      kMajorOperand(Q, BM, 0, kk * 16), kk > 0);
+        wgmma::Mma<BM>::template shared<false, false>(dpt, kMajorOperand(Vs, BN, wg * 64, kk * 16),
+                                                      kMajorOperand(dO, BM, 0, kk * 16), kk > 0);
+      }
+      wgmma::commit();
+      wgmma::wait<0>();
+      pinAccumulator(st);
+      pinAccumulator(dpt);
+
+      // Pᵀ and dSᵀ in place of Sᵀ and dPᵀ: element 4n + e is key row keyRow[e / 2], query
+      // column 8n + 2t + e % 2 (the mma kernel's tile n, register e).
+#pragma unroll
+      for (int n = 0; n < BM / 8; n++) {
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+          const int qc = n * 8 + 2 * t + c;
+          const float lse = lseS[qc], delta = deltaS[qc];
+#pragma unroll
+          for (int r = 0; r < 2; r++) {
+            const int e = 4 * n + 2 * r + c;
+            float pv;
+            if (dense) {
+              pv = exp2f(fmaf(st.r[e], scaleLog2, -lse));
+            } else {
+              const bool visible = rowKeyOk[r] && qc >= qLo[r] && qc < qHi[r];
+              const float score = maskedScore(st.r[e], s.scale, visible, fullS[qc]);  // past sq: not full, so P = 0
+              pv = rowKeyExists[r] ? exp2f(fmaf(score, kLog2e, -lse)) : 0.f;
+            }
+            st.r[e] = pv;
+            dpt.r[e] = pv * (dpt.r[e] - delta);
+          }
+        }
+      }
+
+      // dV += Pᵀ·dO and dK += dSᵀ·Q (k-steps over the block's queries), in flight while dSᵀ
+      // goes to shared memory for dQ. They complete here rather than over the barrier: with
+      // them in flight, ptxas serialises the products around dQ's zeroed accumulator and
+      // spills at d = 128 (their A fragments stay live).
+      pinAccumulator(dk);
+      pinAccumulator(dv);
+      wgmma::fence();
+#pragma unroll
+      for (int kk = 0; kk < KQ; kk++) {
+        uint32_t pa[4], da[4];
+        aFragmentOf(st, kk, pa);
+        aFragmentOf(dpt, kk, da);
+        *dsPair(0, kk * 16 + 2 * t) = da[0];
+        *dsPair(1, kk * 16 + 2 * t) = da[1];
+        *dsPair(0, kk * 16 + 8 + 2 * t) = da[2];
+        *dsPair(1, kk * 16 + 8 + 2 * t) = da[3];
+        wgmma::Mma<D>::template registers<true>(dv, pa, mnMajorOperand(dO, BM, kk * 16), true);
+        wgmma::Mma<D>::template registers<true>(dk, da, mnMajorOperand(Q, BM, kk * 16), true);
+      }
+      wgmma::commit();
+      wgmma::wait<0>();
+      pinAccumulator(dk);
+      pinAccumulator(dv);
+    }
+    wgmma::fenceSharedForTensorCores();  // dSᵀ, for the dQ products
+    __syncthreads();                     // dSᵀ complete
+
+    // dQ += scale·dS·K: warpgroup w's 64 × 64 tile, query rows qAtom · 64 … and head-dim
+    // columns dAtom · 64 …, over the block's keys — only the key steps some of its queries see
+    // (the others' dSᵀ is zero); uniform over the warpgroup.
+    const int qAtom = BM == 128 ? wg : 0, dAtom = D == 128 ? wg : 0;
+    const int64_t qi0 = i0 + qAtom * 64, qiLast = qi0 + 63;
+    const int64_t kLo = at.full ? 0 : (vis.lo(qi0) > j0 ? (vis.lo(qi0) - j0) / 16 : 0);
+    const int64_t kHi = at.full ? BN / 16 : (vis.hi(qiLast) - j0 + 15) / 16;
+    wgmma::Accumulator<64> dq;
+#pragma unroll
+    for (int e = 0; e < 32; e++) dq.r[e] = 0.f;
+    pinAccumulator(dq);
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; kk++) {
+      if (kk < kLo || kk >= kHi) continue;
+      wgmma::Mma<64>::template shared<true, true>(dq, mnMajorOperand(dSt, BN, kk * 16, qAtom), mnMajorOperand(Ks, BN, kk * 16, dAtom),
+                                                  true);
+    }
+    wgmma::commit();
+    wgmma::wait<0>();
+    pinAccumulator(dq);
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      const int64_t i = qi0 + warp * 16 + g + 8 * r;
+      if (i >= s.sq || kLo >= kHi) continue;  // no key step: nothing to add
+      float* row = p.dqAcc + (bh * s.sq + i) * s.d + dAtom * 64 + 2 * t;
+#pragma unroll
+      for (int n = 0; n < 8; n++)
+        mma::atomicAddPair(row + n * 8, dq.r[4 * n + 2 * r] * s.scale, dq.r[4 * n + 2 * r + 1] * s.scale, p.dqPairs);
+    }
+    at = next;
+    stage ^= 1;
+  }
+  mma::cpAsyncWait<0>();  // K and V landed even when no query block was visited
+
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int64_t j = j0 + keyRow[r];
+    if (j >= s.sk) continue;
+    const int64_t dkRow = p.dk.at(b, kvh, j), dvRow = p.dv.at(b, kvh, j);
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+      const int col = n * 8 + 2 * t;
+      storePair(p.dk, dkRow + col, dk.r[4 * n + 2 * r] * s.scale, dk.r[4 * n + 2 * r + 1] * s.scale, p.dkPairs);
+      storePair(p.dv, dvRow + col, dv.r[4 * n + 2 * r], dv.r[4 * n + 2 * r + 1], p.dvPairs);
+    }
+  }
+}
+
+template <int D>
+void launchWgmmaKeyPassFor(const WgmmaKeyParams& p) {
+  using Smem = WgmmaBackwardSmem<D>;
+  const dim3 grid((unsigned)((p.s.sk + Smem::BN - 1) / Smem::BN), (unsigned)p.s.kvHeads, (unsigned)p.s.b);
+  launchTiled<wgmmaKeyPassKernel<D>>(grid, Smem::bytes, p, "flashAttentionBackward (wgmma)", Smem::THREADS);
+}
+
+}  // namespace
+
+void launchWgmmaKeyPass(const KeyParams& kp) {
+  const WgmmaKeyParams p{kp, asyncRows(kp.in.q), asyncRows(kp.in.k), asyncRows(kp.in.v), asyncRows(kp.dOut), bf16Pairs(kp.dk),
+                         bf16Pairs(kp.dv), reinterpret_cast<uintptr_t>(kp.dqAcc) % 8 == 0};
+  if (p.s.d == 64) launchWgmmaKeyPassFor<64>(p);
+  else if (p.s.d == 128) launchWgmmaKeyPassFor<128>(p);
+  else fail("flashAttentionBackward", "no wgmma kernel for head dimension " + std::to_string(p.s.d));
+}
+
+}  // namespace flash
+}  // namespace tt

@@ -1,0 +1,89 @@
+// What the wgmma attention kernels share beyond wgmma.cuh's instructions: bf16 tiles staged from
+// strided global rows into wgmma.cuh's 128-byte-swizzled layout, their descriptors, and the
+// compiler barrier that keeps accumulator reads after wgmma::wait(). No PTX here (wgmma.cuh
+// and mma.cuh hold all of it), so the CPU simulation compiles this file as it is.
+//
+// A tile of ROWS rows × D columns (D a multiple of 64) is D / 64 column atoms, each ROWS
+// swizzled 128-byte rows (ROWS · 128 bytes, ROWS a multiple of 8), one after the other: column
+// c of row r sits in atom c / 64 at swizzledOffset(r, c % 64). The tile must start 1024-byte
+// aligned.
+#pragma once
+#include "flash_attention_mma.cuh"
+#include "wgmma.cuh"
+
+namespace tt {
+namespace flash {
+
+// Bytes of a ROWS × D bf16 swizzled tile.
+template <int ROWS, int D>
+constexpr int swizzledTileBytes() {
+  static_assert(D % 64 == 0 && ROWS % 8 == 0, "swizzled tiles are whole 64-column atoms of whole 8-row groups");
+  return ROWS * D * 2;
+}
+
+#ifdef __CUDACC__
+// Rows [row0, row0 + ROWS) × [0, D) of one head of t (rows from element `base`) into the
+// swizzled tile at `dst`; rows ≥ `rows` are zero. With `async` the copies are cp.async (the
+// caller commits and waits), else loads converted to bf16 and stored now (stageRows' contract,
+// flash_attention_mma.cuh, in the swizzled layout). Either way the tensor cores see the rows
+// only after wgmma::fenceSharedForTensorCores() and a barrier.
+template <int ROWS, int D, int THREADS>
+__device__ __forceinline__ void stageSwizzledRows(char* dst, const AttentionTensor& t, int64_t base, int64_t row0, int64_t rows,
+                                                  bool async) {
+  constexpr int kPieces = D / 8;  // 16-byte pieces per row
+  for (int e = threadIdx.x; e < ROWS * kPieces; e += THREADS) {
+    const int r = e / kPieces, c = (e % kPieces) * 8;
+    const int64_t row = row0 + r;
+    const bool present = row < rows;
+    char* s = dst + (c / 64) * (ROWS * wgmma::kRowBytes) + wgmma::swizzledOffset(r, c % 64);
+    const int64_t at = base + (present ? row : 0) * t.rowStride + c;
+    if (async) {
+      mma::cpAsync16(s, static_cast<const uint16_t*>(t.p) + at, present);
+    } else {
+      uint32_t* w = reinterpret_cast<uint32_t*>(s);
+#pragma unroll
+      for (int k = 0; k < 4; k++)
+        w[k] = present ? mma::packBf16(loadAs<float>(t.p, t.t, at + 2 * k), loadAs<float>(t.p, t.t, at + 2 * k + 1)) : 0u;
+    }
+  }
+}
+
+// The descriptor of a K-major operand (rows hold the reduction dimension): 64 rows from `row0`
+// of a tile of `tileRows` rows, reduction columns [k0, k0 + 16).
+__device__ __forceinline__ uint64_t kMajorOperand(const char* tile, int tileRows, int row0, int k0) {
+  const char* start = tile + (k0 / 64) * (tileRows * wgmma::kRowBytes) + row0 * wgmma::kRowBytes + (k0 % 64) * 2;
+  return wgmma::descriptor(wgmma::sharedAddress(start), 0, wgmma::kAtomBytes);
+}
+
+// The descriptor of an MN-major operand (rows hold the reduction dimension, columns the output
+// one): reduction rows [k0, k0 + 16) of a tile of `tileRows` rows, output columns from the
+// 64-column atom `atom0` on (the next atom tileRows · 128 bytes further).
+__device__ __forceinline__ uint64_t mnMajorOperand(const char* tile, int tileRows, int k0, int atom0 = 0) {
+  const char* start = tile + atom0 * (tileRows * wgmma::kRowBytes) + k0 * wgmma::kRowBytes;
+  return wgmma::descriptor(wgmma::sharedAddress(start), tileRows * wgmma::kRowBytes, wgmma::kAtomBytes);
+}
+
+// Keeps the reads of an accumulator after the wgmma::wait() before this call: the compiler sees
+// a product's accumulators as ordinary values its asm wrote, and could otherwise move their
+// reads (or writes) above the wait (CUTLASS's warpgroup_fence_operand). An empty asm, no
+// instruction; the simulation runs the products synchronously and needs none.
+template <int N>
+__device__ __forceinline__ void pinAccumulator(wgmma::Accumulator<N>& d) {
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+  for (int i = 0; i < N / 2; i++) asm volatile("" : "+f"(d.r[i])::"memory");
+#else
+  (void)d;
+#endif
+}
+
+// The A fragment (bf16, wgmma.cuh's register layout) of the accumulator columns [16k, 16k + 16).
+template <int N>
+__device__ __forceinline__ void aFragmentOf(const wgmma::Accumulator<N>& d, int k, uint32_t (&a)[4]) {
+#pragma unroll
+  for (int i = 0; i < 4; i++) a[i] = mma::packBf16(d.r[8 * k + 2 * i], d.r[8 * k + 2 * i + 1]);
+}
+#endif
+
+}  // namespace flash
+}  // namespace tt
