@@ -1,11 +1,11 @@
 /**
- * The wgmma forward (kernels/src/flash_attention_wgmma_forward.cu, Hopper) against the mma.sync
- * forward it replaces there: a child process with TYPETUNE_ATTENTION_ENGINE=mma (the addon reads
- * it once per process) computes ENGINE_CASES' output and gradients (the backward is the same
- * kernel in both, so the gradients check the forward's saved log-sum-exp too), and this process
- * the same on its default engine — wgmma on a compute capability 9.0 device. Both round P to
- * bf16 for P·V and store out bf16, so they agree within bf16 rounding (the tolerances of
- * attention.test.ts, which checks each against the CPU reference).
+ * The wgmma forward and backward (kernels/src/flash_attention_wgmma_forward.cu and
+ * flash_attention_wgmma_backward.cu, Hopper) against the mma.sync kernels they replace there: a
+ * child process with TYPETUNE_ATTENTION_ENGINE=mma (the addon reads it once per process) computes
+ * ENGINE_CASES' output and gradients, and this process the same on its default engine — wgmma on a
+ * compute capability 9.0 device. Both round P and dS to bf16 for their products and store out
+ * bf16, so they agree within bf16 rounding (the tolerances of attention.test.ts, which checks
+ * each against the CPU reference).
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
