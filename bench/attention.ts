@@ -17,7 +17,6 @@
 import { tf, type Tensor } from '../src/backend/tf.js';
 import { useBackend } from '../src/backend/select.js';
 import { activeDevice } from '../src/backend/device.js';
-import { activeCudaBackend } from '../src/backend/cuda/api.js';
 import { OPS } from '../src/ops/names.js';
 import { arg } from './args.js';
 
@@ -48,7 +47,7 @@ const SHAPES: Shape[] = [
 /** The kernels that run a shape's forward and backward on an engine (flash_attention.cuh's rules). */
 function kernelsOf(sh: Shape, engine: Engine): string {
   if (engine.precision === 'fp32') return 'SIMT';
-  const wgmma = activeCudaBackend()?.addon.deviceInfo().wgmmaAttention === true && (sh.d === 64 || sh.d === 128);
+  const wgmma = activeDevice().tensorCoreAttention?.() === 'wgmma' && (sh.d === 64 || sh.d === 128);
   return wgmma ? 'wgmma' : 'mma';
 }
 

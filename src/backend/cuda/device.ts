@@ -80,6 +80,9 @@ export const cudaDevice: Device = {
       }
     });
   },
+  tensorCoreAttention() {
+    return backend().addon.deviceInfo().wgmmaAttention ? 'wgmma' : 'mma';
+  },
   peakMemoryBandwidth() {
     const b = backend();
     return peakBandwidth(b.addon.memoryBandwidth(), b.device.name);
