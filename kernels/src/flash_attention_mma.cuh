@@ -100,18 +100,19 @@ __device__ __forceinline__ void storePair(const AttentionTensor& t, int64_t at, 
 }
 
 // Rows [row0, row0 + ROWS) × [0, D) of one head of t (rows from element `base`) into the bf16
-// tile `dst`, element (r, c) at dst[place(r, c)] for c a multiple of 8 (8 elements, 16 bytes,
-// stay together); rows ≥ `rows` are zero. With `async` the copies are cp.async (the caller
-// commits and waits), else loads converted to bf16 and stored now.
-template <int ROWS, int D, int THREADS, typename Place>
-__device__ __forceinline__ void stageRowsAt(uint16_t* dst, Place place, const AttentionTensor& t, int64_t base, int64_t row0,
+// tile `dst`, element (r, c) at dst + place(r, c) in dst's units (bf16 elements, or bytes for a
+// char tile) for c a multiple of 8 (8 elements, 16 bytes, stay together); rows ≥ `rows` are
+// zero. With `async` the copies are cp.async (the caller commits and waits), else loads
+// converted to bf16 and stored now.
+template <int ROWS, int D, int THREADS, typename Place, typename Unit>
+__device__ __forceinline__ void stageRowsAt(Unit* dst, Place place, const AttentionTensor& t, int64_t base, int64_t row0,
                                             int64_t rows, bool async) {
   constexpr int kPieces = D / 8;  // 16-byte pieces per row
   for (int e = threadIdx.x; e < ROWS * kPieces; e += THREADS) {
     const int r = e / kPieces, c = (e % kPieces) * 8;
     const int64_t row = row0 + r;
     const bool present = row < rows;
-    uint16_t* s = dst + place(r, c);
+    Unit* s = dst + place(r, c);
     const int64_t at = base + (present ? row : 0) * t.rowStride + c;
     if (async) {
       mma::cpAsync16(s, static_cast<const uint16_t*>(t.p) + at, present);

@@ -58,9 +58,7 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
   constexpr int KD = D / 16;   // k-steps over the head dimension
   constexpr int KQ = BM / 16;  // k-steps over a query block
   extern __shared__ float smem[];
-  char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(smem) + wgmma::kAtomBytes - 1) /
-                                       wgmma::kAtomBytes * wgmma::kAtomBytes);
-  char* Ks = base;                                 // [D/64][BN] swizzled rows
+  char* Ks = swizzledTiles(smem);                  // [D/64][BN] swizzled rows
   char* Vs = Ks + Smem::keyTile;                   // [D/64][BN]
   char* Qs = Vs + Smem::keyTile;                   // [STAGES][D/64][BM]
   char* dOs = Qs + Smem::STAGES * Smem::queryTile;  // [STAGES][D/64][BM]
@@ -163,7 +161,7 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
     }
     // dSᵀ[keyRow[r]][column] as a bf16 pair (column even).
     auto dsPair = [&](int r, int column) {
-      return reinterpret_cast<uint32_t*>(dSt + (column / 64) * (BN * wgmma::kRowBytes) + wgmma::swizzledOffset(keyRow[r], column % 64));
+      return reinterpret_cast<uint32_t*>(dSt + swizzledByte<BN>(keyRow[r], column));
     };
     if (!groupSees) {
 #pragma unroll
