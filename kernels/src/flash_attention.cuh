@@ -333,6 +333,34 @@ __device__ __forceinline__ void storeRowTerms(float* lseS, float* deltaS, bool* 
     fullS[threadIdx.x] = terms.full;
   }
 }
+// The tensor-core key passes' walk, a step at a time (so that a step can prefetch the next):
+// the blocks of BM query rows that see the key block (band: its queryBand), query head by query
+// head of KV head kvh's group of `groups`, in batch row b.
+template <int BM>
+struct QueryWalk {
+  const KeyParams& p;
+  IndexRange band;
+  int64_t b, kvh, groups;
+
+  // The first visited query block of head gi or after it; gi = groups when none is left.
+  __device__ __forceinline__ QueryStep firstFrom(int64_t gi) const {
+    for (; gi < groups; gi++) {
+      const int64_t bh = b * p.s.heads + kvh * groups + gi;
+      const IndexRange rows = queryBlocksOfHead<BM>(band, p, bh);
+      if (rows.begin < rows.end) return QueryStep{gi, rows.begin, rows.end, p.rows.headHasFull[bh] != 0};
+    }
+    return QueryStep{groups, 0, 0, false};
+  }
+  __device__ __forceinline__ QueryStep after(const QueryStep& at) const {
+    return at.i0 + BM < at.end ? QueryStep{at.gi, at.i0 + BM, at.end, at.full} : firstFrom(at.gi + 1);
+  }
+  // The query head of a step, and its rows' terms (loadRowTerms).
+  __device__ __forceinline__ int64_t head(const QueryStep& at) const { return kvh * groups + at.gi; }
+  __device__ __forceinline__ RowTerms rowTerms(const QueryStep& at, float lseScale) const {
+    return loadRowTerms<BM>(p, b * p.s.heads + head(at), at.i0, lseScale);
+  }
+};
+
 // The row terms of query rows [i0, i0 + BM) of head bh into shared memory.
 template <int BM>
 __device__ __forceinline__ void stageRowTerms(float* lseS, float* deltaS, bool* fullS, const KeyParams& p, int64_t bh, int64_t i0) {

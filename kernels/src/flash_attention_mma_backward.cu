@@ -84,22 +84,10 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
   stageRows<BN, D, THREADS>(Vs, p.in.v, p.in.v.at(b, kvh, 0), j0, s.sk, p.vAsync);
   mma::cpAsyncCommit();
   stageKeyMask<BN>(keyOk, p.in, s.sk, b * s.sk, j0);
-  const IndexRange band = queryBand<BN>(s, vis, j0);
 
-  // The walk: the first visited query block of head gi or after it, and the step after `at`.
-  auto firstFrom = [&](int64_t gi) {
-    for (; gi < groups; gi++) {
-      const int64_t bh = b * s.heads + kvh * groups + gi;
-      const IndexRange rows = queryBlocksOfHead<BM>(band, p, bh);
-      if (rows.begin < rows.end) return QueryStep{gi, rows.begin, rows.end, p.rows.headHasFull[bh] != 0};
-    }
-    return QueryStep{groups, 0, 0, false};
-  };
-  auto after = [&](const QueryStep& at) {
-    return at.i0 + BM < at.end ? QueryStep{at.gi, at.i0 + BM, at.end, at.full} : firstFrom(at.gi + 1);
-  };
+  const QueryWalk<BM> walk{p, queryBand<BN>(s, vis, j0), b, kvh, groups};
   auto stageQueries = [&](const QueryStep& at, int stage) {
-    const int64_t h = kvh * groups + at.gi;
+    const int64_t h = walk.head(at);
     stageRows<BM, D, THREADS>(Qs + stage * BM * ST, p.in.q, p.in.q.at(b, h, 0), at.i0, s.sq, p.qAsync);
     stageRows<BM, D, THREADS>(dOs + stage * BM * ST, p.dOut, p.dOut.at(b, h, 0), at.i0, s.sq, p.dOutAsync);
     mma::cpAsyncCommit();
@@ -118,13 +106,9 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
 #pragma unroll
   for (int n = 0; n < NO; n++) dk[n] = dv[n] = mma::FragC{{0.f, 0.f, 0.f, 0.f}};
 
-  auto rowTermsOf = [&](const QueryStep& at) {
-    return loadRowTerms<BM>(p, b * s.heads + kvh * groups + at.gi, at.i0, kLog2e);
-  };
-
-  QueryStep at = firstFrom(0);
+  QueryStep at = walk.firstFrom(0);
   if (at.gi < groups) stageQueries(at, 0);
-  RowTerms terms = at.gi < groups ? rowTermsOf(at) : RowTerms{};  // the step's, loaded a step ahead
+  RowTerms terms = at.gi < groups ? walk.rowTerms(at, kLog2e) : RowTerms{};  // the step's, loaded a step ahead
   int stage = 0;
   // Invariant (what makes the single barrier before the products enough): every shared buffer
   // a step writes before that barrier — the other stage's Q and dO (the prefetch) and the row
@@ -136,12 +120,12 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
   // one stage the next step's Q and dO are copied after the mid barrier, over the dQ products
   // (which read neither).
   while (at.gi < groups) {
-    const QueryStep next = after(at);
+    const QueryStep next = walk.after(at);
     const bool prefetch = STAGES == 2 && next.gi < groups;
     if (prefetch) stageQueries(next, stage ^ 1);
-    const int64_t h = kvh * groups + at.gi, bh = b * s.heads + h, i0 = at.i0, iLast = i0 + BM - 1;
+    const int64_t h = walk.head(at), bh = b * s.heads + h, i0 = at.i0, iLast = i0 + BM - 1;
     storeRowTerms<BM>(lseS, deltaS, fullS, terms);
-    if (next.gi < groups) terms = rowTermsOf(next);  // in flight while this step computes
+    if (next.gi < groups) terms = walk.rowTerms(next, kLog2e);  // in flight while this step computes
     if (prefetch) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();
     __syncthreads();
     const uint16_t* Q = Qs + stage * BM * ST;
