@@ -295,6 +295,23 @@ __device__ __forceinline__ void rescaleRows(Acc&& o, const float (&alpha)[2]) {
   }
 }
 
+// The start of key tile `tile` of a tensor-core forward's `tiles`, whose K and V are
+// double-buffered a tile ahead (stageKeys(tile, buffer) issues and commits a tile's copies) and
+// whose key mask is loaded a tile ahead into nextKeyOk: the next tile's copies go to the other
+// buffer (the previous tile's closing barrier released it), this tile's key mask is stored and
+// the next one's loaded, and this thread's copies of this tile (and of Q, on the first) have
+// landed. Returns this tile's buffer; the caller's barrier then publishes keyOk and the tile.
+template <int BN, typename StageKeys>
+__device__ __forceinline__ int beginKeyTile(int64_t tile, const IndexRange& tiles, StageKeys&& stageKeys, bool* keyOk,
+                                            bool& nextKeyOk, const AttentionInputs& in, int64_t sk, int64_t maskRow) {
+  const int buf = (int)((tile - tiles.begin) & 1);
+  if (tile + 1 < tiles.end) stageKeys(tile + 1, buf ^ 1);
+  storeKeyOk<BN>(keyOk, nextKeyOk);
+  if (tile + 1 < tiles.end) nextKeyOk = loadKeyOk<BN>(in, sk, maskRow, tile * BN + BN);
+  if (tile + 1 < tiles.end) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();
+  return buf;
+}
+
 // The forward's end for the two rows (`active`: the warp's rows start before sq; rows ≥ sq are
 // not stored): out = O / l (out's type; `outPairs`: bf16Pairs(out)), lse = m + log l in nats.
 template <int NO, typename Acc>

@@ -59,15 +59,14 @@ __global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForward
   stageSwizzledRows<BM, D, THREADS>(Qs, p.in.q, p.in.q.at(b, h, 0), i0, s.sq, p.qAsync);
   mma::cpAsyncCommit();
   const IndexRange tiles = forwardKeyTiles<BM, BN, THREADS / 32>(rowFull, vis, p.in, maskRow, i0, s.sq);
-  const int64_t tile0 = tiles.begin, tile1 = tiles.end;
 
   auto stageKeys = [&](int64_t tile, int buf) {
     stageSwizzledRows<BN, D, THREADS>(Ks + buf * Tiles::kvBytes, p.in.k, kBase, tile * BN, s.sk, p.kAsync);
     stageSwizzledRows<BN, D, THREADS>(Vs + buf * Tiles::kvBytes, p.in.v, vBase, tile * BN, s.sk, p.vAsync);
     mma::cpAsyncCommit();
   };
-  stageKeys(tile0, 0);
-  bool nextKeyOk = loadKeyOk<BN>(p.in, s.sk, maskRow, tile0 * BN);  // the key mask, loaded a tile ahead
+  stageKeys(tiles.begin, 0);
+  bool nextKeyOk = loadKeyOk<BN>(p.in, s.sk, maskRow, tiles.begin * BN);  // the key mask, loaded a tile ahead
 
   // This warpgroup's rows [g0, gLast] decide its skips; this warp's rows [w0, wLast] its
   // masking and state (rows ≥ sq are computed and never stored).
@@ -86,13 +85,9 @@ __global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForward
   for (int i = 0; i < D / 2; i++) o.r[i] = 0.f;
   auto oAt = [&](int n, int e) -> float& { return o.r[4 * n + e]; };
 
-  for (int64_t tile = tile0; tile < tile1; tile++) {
-    const int buf = (int)((tile - tile0) & 1);
+  for (int64_t tile = tiles.begin; tile < tiles.end; tile++) {
     const int64_t j0 = tile * BN, jEnd = j0 + BN;
-    if (tile + 1 < tile1) stageKeys(tile + 1, buf ^ 1);  // the other buffer was released by the last barrier
-    storeKeyOk<BN>(keyOk, nextKeyOk);
-    if (tile + 1 < tile1) nextKeyOk = loadKeyOk<BN>(p.in, s.sk, maskRow, jEnd);
-    if (tile + 1 < tile1) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();  // Q (first pass) and this tile have landed
+    const int buf = beginKeyTile<BN>(tile, tiles, stageKeys, keyOk, nextKeyOk, p.in, s.sk, maskRow);
     wgmma::fenceSharedForTensorCores();
     const bool allKeys = __syncthreads_and(threadIdx.x >= BN || keyOk[threadIdx.x]);
 
