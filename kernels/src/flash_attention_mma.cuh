@@ -212,6 +212,23 @@ __device__ __forceinline__ float quadSum(float v) {
   v += __shfl_xor_sync(0xffffffffu, v, 1);
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
+// In a tensor-core key pass, per key row of a lane (keys j0 + keyRow[r]; queriesEnd[r]: in a
+// packed row the first query of a later example, else sq), the queries of the block [i0, i0 +
+// BM) that see it structurally (causal, window, its example): [qLo, qHi) of [0, BM), rows past
+// sq included (they see nothing).
+template <int BM>
+__device__ __forceinline__ void keyRowQueries(const AttentionShape& s, int64_t j0, const int (&keyRow)[2],
+                                              const int64_t (&queriesEnd)[2], int64_t i0, int (&qLo)[2], int (&qHi)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int64_t j = j0 + keyRow[r];
+    int64_t end = s.window > 0 && j + s.window - s.queryOffset < s.sq ? j + s.window - s.queryOffset : s.sq;
+    if (queriesEnd[r] < end) end = queriesEnd[r];
+    qLo[r] = s.causal ? clampToTile(j - s.queryOffset - i0, BM) : 0;
+    qHi[r] = clampToTile(end - i0, BM);
+  }
+}
+
 // The forward's per-key-tile steps on a thread's two accumulator rows — rows g and g + 8 of its
 // warp's 16 (mma.cuh's C layout, which wgmma's accumulators share warp by warp) — for both
 // tensor-core forwards. Accumulators are reached through an accessor: acc(n, e) is element e

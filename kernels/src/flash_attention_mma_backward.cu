@@ -134,19 +134,9 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
     // Whether some query of the block sees some key of the warp, and whether all see all.
     const bool warpSees = at.full || (vis.hi(iLast) > jw0 && vis.lo(i0) < jw1);
     const bool dense = !at.full && warpKeysOk && jw1 <= s.sk && i0 + BM <= s.sq && vis.lo(iLast) <= jw0 && vis.hi(i0) >= jw1;
-    // Per key row, the block's queries that see it structurally (causal, window, its example): [qLo, qHi) of [0, BM) (rows
-    // past sq included: they see nothing).
+    // Per key row, the block's queries that see it structurally: [qLo, qHi) of [0, BM).
     int qLo[2] = {0, 0}, qHi[2] = {BM, BM};
-    if (!dense) {
-#pragma unroll
-      for (int r = 0; r < 2; r++) {
-        const int64_t j = j0 + keyRow[r];
-        int64_t end = s.window > 0 && j + s.window - s.queryOffset < s.sq ? j + s.window - s.queryOffset : s.sq;
-        if (keyQueriesEnd[r] < end) end = keyQueriesEnd[r];
-        qLo[r] = s.causal ? clampToTile(j - s.queryOffset - i0, BM) : 0;
-        qHi[r] = clampToTile(end - i0, BM);
-      }
-    }
+    if (!dense) keyRowQueries<BM>(s, j0, keyRow, keyQueriesEnd, i0, qLo, qHi);
     uint32_t* dsRow[2] = {reinterpret_cast<uint32_t*>(dSt + keyRow[0] * DST) + t, reinterpret_cast<uint32_t*>(dSt + keyRow[1] * DST) + t};
     if (!warpSees) {
 #pragma unroll

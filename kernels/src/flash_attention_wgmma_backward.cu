@@ -133,16 +133,7 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
         !at.full && groupKeysOk && jw1 <= s.sk && i0 + BM <= s.sq && vis.lo(iLast) <= jw0 && vis.hi(i0) >= jw1;
     // Per key row, the block's queries that see it structurally: [qLo, qHi) of [0, BM).
     int qLo[2] = {0, 0}, qHi[2] = {BM, BM};
-    if (!dense) {
-#pragma unroll
-      for (int r = 0; r < 2; r++) {
-        const int64_t j = j0 + keyRow[r];
-        int64_t end = s.window > 0 && j + s.window - s.queryOffset < s.sq ? j + s.window - s.queryOffset : s.sq;
-        if (keyQueriesEnd[r] < end) end = keyQueriesEnd[r];
-        qLo[r] = s.causal ? clampToTile(j - s.queryOffset - i0, BM) : 0;
-        qHi[r] = clampToTile(end - i0, BM);
-      }
-    }
+    if (!dense) keyRowQueries<BM>(s, j0, keyRow, keyQueriesEnd, i0, qLo, qHi);
     // dSᵀ[keyRow[r]][column] as a bf16 pair (column even).
     auto dsPair = [&](int r, int column) {
       return reinterpret_cast<uint32_t*>(dSt + swizzledByte<BN>(keyRow[r], column));
