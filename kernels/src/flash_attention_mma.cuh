@@ -88,6 +88,23 @@ inline MmaForwardParams mmaForwardParams(const ForwardParams& fp) {
   return MmaForwardParams{fp, asyncRows(fp.in.q), asyncRows(fp.in.k), asyncRows(fp.in.v), bf16Pairs(fp.out)};
 }
 
+// The same for the tensor-core key passes.
+struct MmaKeyParams : KeyParams {
+  bool qAsync, kAsync, vAsync, dOutAsync;  // asyncRows of each
+  bool dkPairs, dvPairs;                  // bf16Pairs of each
+  bool dqPairs;                           // dqAcc 8-byte aligned (it is dq itself when that is packed f32)
+};
+inline MmaKeyParams mmaKeyParams(const KeyParams& kp) {
+  return MmaKeyParams{kp,
+                      asyncRows(kp.in.q),
+                      asyncRows(kp.in.k),
+                      asyncRows(kp.in.v),
+                      asyncRows(kp.dOut),
+                      bf16Pairs(kp.dk),
+                      bf16Pairs(kp.dv),
+                      reinterpret_cast<uintptr_t>(kp.dqAcc) % 8 == 0};
+}
+
 #ifdef __CUDACC__
 // t[at] = a, t[at + 1] = b in t's type (at even): one 32-bit store when `pairs` (bf16Pairs(t)).
 __device__ __forceinline__ void storePair(const AttentionTensor& t, int64_t at, float a, float b, bool pairs) {

@@ -32,12 +32,6 @@ namespace flash {
 
 namespace {
 
-struct MmaKeyParams : KeyParams {
-  bool qAsync, kAsync, vAsync, dOutAsync;  // asyncRows of each
-  bool dkPairs, dvPairs;                  // bf16Pairs of each
-  bool dqPairs;                           // dqAcc 8-byte aligned (it is dq itself when that is packed f32)
-};
-
 template <int D>
 struct MmaBackwardSmem {
   static constexpr int WARPS = MmaTiles<D>::bwdWarps, BN = 16 * WARPS;
@@ -261,8 +255,7 @@ void launchMmaKeyPassFor(const MmaKeyParams& p) {
 }  // namespace
 
 void launchMmaKeyPass(const KeyParams& kp) {
-  const MmaKeyParams p{kp, asyncRows(kp.in.q), asyncRows(kp.in.k), asyncRows(kp.in.v), asyncRows(kp.dOut), bf16Pairs(kp.dk),
-                        bf16Pairs(kp.dv), reinterpret_cast<uintptr_t>(kp.dqAcc) % 8 == 0};
+  const MmaKeyParams p = mmaKeyParams(kp);
   withMmaHeadDim(p.s.d, "flashAttentionBackward", [&](auto d) { launchMmaKeyPassFor<decltype(d)::value>(p); });
 }
 

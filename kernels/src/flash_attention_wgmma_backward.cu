@@ -31,12 +31,6 @@ namespace flash {
 
 namespace {
 
-struct WgmmaKeyParams : KeyParams {
-  bool qAsync, kAsync, vAsync, dOutAsync;  // asyncRows of each
-  bool dkPairs, dvPairs;                  // bf16Pairs of each
-  bool dqPairs;                           // dqAcc 8-byte aligned
-};
-
 template <int D>
 struct WgmmaBackwardSmem {
   static_assert(D == 64 || D == 128, "the wgmma backward takes head dimensions 64 and 128");
@@ -52,7 +46,7 @@ struct WgmmaBackwardSmem {
 };
 
 template <int D>
-__global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPassKernel(WgmmaKeyParams p) {
+__global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPassKernel(MmaKeyParams p) {
   using Smem = WgmmaBackwardSmem<D>;
   constexpr int BM = Smem::BM, BN = Smem::BN, THREADS = Smem::THREADS;
   constexpr int KD = D / 16;   // k-steps over the head dimension
@@ -258,7 +252,7 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
 }
 
 template <int D>
-void launchWgmmaKeyPassFor(const WgmmaKeyParams& p) {
+void launchWgmmaKeyPassFor(const MmaKeyParams& p) {
   using Smem = WgmmaBackwardSmem<D>;
   const dim3 grid((unsigned)((p.s.sk + Smem::BN - 1) / Smem::BN), (unsigned)p.s.kvHeads, (unsigned)p.s.b);
   launchTiled<wgmmaKeyPassKernel<D>>(grid, Smem::bytes, p, "flashAttentionBackward (wgmma)", Smem::THREADS);
@@ -267,8 +261,7 @@ void launchWgmmaKeyPassFor(const WgmmaKeyParams& p) {
 }  // namespace
 
 void launchWgmmaKeyPass(const KeyParams& kp) {
-  const WgmmaKeyParams p{kp, asyncRows(kp.in.q), asyncRows(kp.in.k), asyncRows(kp.in.v), asyncRows(kp.dOut), bf16Pairs(kp.dk),
-                         bf16Pairs(kp.dv), reinterpret_cast<uintptr_t>(kp.dqAcc) % 8 == 0};
+  const MmaKeyParams p = mmaKeyParams(kp);
   if (p.s.d == 64) launchWgmmaKeyPassFor<64>(p);
   else if (p.s.d == 128) launchWgmmaKeyPassFor<128>(p);
   else fail("flashAttentionBackward", "no wgmma kernel for head dimension " + std::to_string(p.s.d));
