@@ -262,9 +262,7 @@ void launchWgmmaKeyPassFor(const MmaKeyParams& p) {
 
 void launchWgmmaKeyPass(const KeyParams& kp) {
   const MmaKeyParams p = mmaKeyParams(kp);
-  if (p.s.d == 64) launchWgmmaKeyPassFor<64>(p);
-  else if (p.s.d == 128) launchWgmmaKeyPassFor<128>(p);
-  else fail("flashAttentionBackward", "no wgmma kernel for head dimension " + std::to_string(p.s.d));
+  withWgmmaHeadDim(p.s.d, "flashAttentionBackward", [&](auto d) { launchWgmmaKeyPassFor<decltype(d)::value>(p); });
 }
 
 }  // namespace flash

@@ -139,9 +139,7 @@ void launchWgmmaForwardFor(const MmaForwardParams& p) {
 
 void launchWgmmaForward(const ForwardParams& fp) {
   const MmaForwardParams p = mmaForwardParams(fp);
-  if (p.s.d == 64) launchWgmmaForwardFor<64>(p);
-  else if (p.s.d == 128) launchWgmmaForwardFor<128>(p);
-  else fail("flashAttentionForward", "no wgmma kernel for head dimension " + std::to_string(p.s.d));
+  withWgmmaHeadDim(p.s.d, "flashAttentionForward", [&](auto d) { launchWgmmaForwardFor<decltype(d)::value>(p); });
 }
 
 }  // namespace flash
