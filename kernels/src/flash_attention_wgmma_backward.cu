@@ -21,7 +21,7 @@
 // block's half at d = 64 and the head dimension's half at d = 128.
 //
 // Registers per thread: dK and dV D/2 floats each, Sᵀ and dPᵀ BM/2 each (dQ's 32 reuse the
-// latter): 192 floats either way, 230 and 248 registers in all at d = 64 and 128 (no spills);
+// latter): 192 floats either way, 226 and 248 registers in all at d = 64 and 128 (no spills);
 // shared memory: K, V (BN × D), Q, dO (BM × D) × 2 stages, dSᵀ (BN × BM), all bf16: 128 KiB at
 // d = 64, 144 KiB at d = 128 (one block of 8 warps per SM).
 #include "wgmma_tiles.cuh"
