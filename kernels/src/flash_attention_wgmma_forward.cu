@@ -7,8 +7,8 @@
 // 64w … 64w + 63 (its warp v rows 16v … 16v + 15 of those: the accumulators' per-warp layout is
 // mma.sync's, so the per-row state and softmax are the mma kernel's). Q and double-buffered K
 // and V tiles of BN keys sit in shared memory as wgmma's 128-byte-swizzled rows (a head
-// dimension of 128 as two 64-column sub-tiles), staged with cp.async (wgmma_tiles.cuh): tile t + 1 is in flight
-// while tile t is multiplied. Per key tile and warpgroup:
+// dimension of 128 as two 64-column sub-tiles), staged with cp.async (wgmma_tiles.cuh): tile
+// t + 1 is in flight while tile t is multiplied. Per key tile and warpgroup:
 //   S = Q·Kᵀ  (wgmma m64nBNk16, Q and K from shared memory, both K-major),
 //   the online softmax on S's registers (scores, masks, m, l in log2 units, as the mma kernel),
 //   O += P·V  (wgmma m64nDk16, P rounded to bf16 straight from S's registers, V MN-major).
