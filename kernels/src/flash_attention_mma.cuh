@@ -246,6 +246,27 @@ __device__ __forceinline__ void keyRowQueries(const AttentionShape& s, int64_t j
   }
 }
 
+// A tensor-core key pass's end for a lane's two key rows (keys j0 + keyRow[r]; keys ≥ sk are
+// not stored): dK = scale·dK and dV in their types, columns c0 + 8n + 2t … of NO 8-column tiles
+// (dk(n, e), dv(n, e): element e of tile n, mma.cuh's C layout).
+template <int NO, typename DK, typename DV>
+__device__ __forceinline__ void storeKeyRows(DK&& dk, DV&& dv, const MmaKeyParams& p, int64_t b, int64_t kvh, int64_t j0,
+                                             const int (&keyRow)[2], int c0) {
+  const int t = laneId() & 3;
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int64_t j = j0 + keyRow[r];
+    if (j >= p.s.sk) continue;
+    const int64_t dkRow = p.dk.at(b, kvh, j), dvRow = p.dv.at(b, kvh, j);
+#pragma unroll
+    for (int n = 0; n < NO; n++) {
+      const int col = c0 + n * 8 + 2 * t;
+      storePair(p.dk, dkRow + col, dk(n, 2 * r) * p.s.scale, dk(n, 2 * r + 1) * p.s.scale, p.dkPairs);
+      storePair(p.dv, dvRow + col, dv(n, 2 * r), dv(n, 2 * r + 1), p.dvPairs);
+    }
+  }
+}
+
 // The forward's per-key-tile steps on a thread's two accumulator rows — rows g and g + 8 of its
 // warp's 16 (mma.cuh's C layout, which wgmma's accumulators share warp by warp) — for both
 // tensor-core forwards. Accumulators are reached through an accessor: acc(n, e) is element e

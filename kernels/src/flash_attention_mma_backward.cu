@@ -229,19 +229,7 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
     stage ^= STAGES - 1;
   }
   mma::cpAsyncWait<0>();  // K and V landed even when no query block was visited
-
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const int64_t j = j0 + keyRow[r];
-    if (j >= s.sk) continue;
-    const int64_t dkRow = p.dk.at(b, kvh, j), dvRow = p.dv.at(b, kvh, j);
-#pragma unroll
-    for (int n = 0; n < NO; n++) {
-      const int col = c0 + n * 8 + 2 * t;
-      storePair(p.dk, dkRow + col, dk[n].r[2 * r] * s.scale, dk[n].r[2 * r + 1] * s.scale, p.dkPairs);
-      storePair(p.dv, dvRow + col, dv[n].r[2 * r], dv[n].r[2 * r + 1], p.dvPairs);
-    }
-  }
+  storeKeyRows<NO>([&](int n, int e) { return dk[n].r[e]; }, [&](int n, int e) { return dv[n].r[e]; }, p, b, kvh, j0, keyRow, c0);
 }
 
 template <int D>

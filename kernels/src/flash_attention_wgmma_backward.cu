@@ -236,19 +236,8 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
     stage ^= 1;
   }
   mma::cpAsyncWait<0>();  // K and V landed even when no query block was visited
-
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const int64_t j = j0 + keyRow[r];
-    if (j >= s.sk) continue;
-    const int64_t dkRow = p.dk.at(b, kvh, j), dvRow = p.dv.at(b, kvh, j);
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) {
-      const int col = n * 8 + 2 * t;
-      storePair(p.dk, dkRow + col, dk.r[4 * n + 2 * r] * s.scale, dk.r[4 * n + 2 * r + 1] * s.scale, p.dkPairs);
-      storePair(p.dv, dvRow + col, dv.r[4 * n + 2 * r], dv.r[4 * n + 2 * r + 1], p.dvPairs);
-    }
-  }
+  storeKeyRows<D / 8>([&](int n, int e) { return dk.r[4 * n + e]; }, [&](int n, int e) { return dv.r[4 * n + e]; }, p, b, kvh, j0,
+                      keyRow, 0);
 }
 
 template <int D>
