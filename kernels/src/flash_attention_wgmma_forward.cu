@@ -44,8 +44,8 @@ __global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForward
   char* Qs = swizzledTiles(smem);      // [subTiles][BM][64], swizzled
   char* Ks = Qs + Tiles::qBytes;       // [2][subTiles][BN][64]
   char* Vs = Ks + 2 * Tiles::kvBytes;  // [2][subTiles][BN][64]
-  __shared__ bool rowFull[BM];                  // the row sees no key at all
-  __shared__ bool keyOk[BN];                    // the key mask of the current tile
+  __shared__ bool rowFull[BM];         // the row sees no key at all
+  __shared__ bool keyOk[BN];           // the key mask of the current tile
 
   const AttentionShape& s = p.s;
   const int warp = threadIdx.x / 32, group = threadIdx.x / 128, lane = laneId(), g = lane >> 2;
