@@ -21,7 +21,7 @@
 // block's half at d = 64 and the head dimension's half at d = 128.
 //
 // Registers per thread: dK and dV D/2 floats each, Sᵀ and dPᵀ BM/2 each (dQ's 32 reuse the
-// latter): 192 floats either way, 230 and 248 registers in all at d = 64 and 128 (no spills);
+// latter): 192 floats either way, 226 and 248 registers in all at d = 64 and 128 (no spills);
 // shared memory: K, V (BN × D), Q, dO (BM × D) × 2 stages, dSᵀ (BN × BM), all bf16: 128 KiB at
 // d = 64, 144 KiB at d = 128 (one block of 8 warps per SM).
 #include "wgmma_tiles.cuh"
@@ -30,12 +30,6 @@ namespace tt {
 namespace flash {
 
 namespace {
-
-struct WgmmaKeyParams : KeyParams {
-  bool qAsync, kAsync, vAsync, dOutAsync;  // asyncRows of each
-  bool dkPairs, dvPairs;                  // bf16Pairs of each
-  bool dqPairs;                           // dqAcc 8-byte aligned
-};
 
 template <int D>
 struct WgmmaBackwardSmem {
@@ -52,15 +46,13 @@ struct WgmmaBackwardSmem {
 };
 
 template <int D>
-__global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPassKernel(WgmmaKeyParams p) {
+__global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPassKernel(MmaKeyParams p) {
   using Smem = WgmmaBackwardSmem<D>;
   constexpr int BM = Smem::BM, BN = Smem::BN, THREADS = Smem::THREADS;
   constexpr int KD = D / 16;   // k-steps over the head dimension
   constexpr int KQ = BM / 16;  // k-steps over a query block
   extern __shared__ float smem[];
-  char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(smem) + wgmma::kAtomBytes - 1) /
-                                       wgmma::kAtomBytes * wgmma::kAtomBytes);
-  char* Ks = base;                                 // [D/64][BN] swizzled rows
+  char* Ks = swizzledTiles(smem);                  // [D/64][BN] swizzled rows
   char* Vs = Ks + Smem::keyTile;                   // [D/64][BN]
   char* Qs = Vs + Smem::keyTile;                   // [STAGES][D/64][BM]
   char* dOs = Qs + Smem::STAGES * Smem::queryTile;  // [STAGES][D/64][BM]
@@ -82,22 +74,10 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
   stageSwizzledRows<BN, D, THREADS>(Vs, p.in.v, p.in.v.at(b, kvh, 0), j0, s.sk, p.vAsync);
   mma::cpAsyncCommit();
   stageKeyMask<BN>(keyOk, p.in, s.sk, b * s.sk, j0);
-  const IndexRange band = queryBand<BN>(s, vis, j0);
 
-  // The walk: the first visited query block of head gi or after it, and the step after `at`.
-  auto firstFrom = [&](int64_t gi) {
-    for (; gi < groups; gi++) {
-      const int64_t bh = b * s.heads + kvh * groups + gi;
-      const IndexRange rows = queryBlocksOfHead<BM>(band, p, bh);
-      if (rows.begin < rows.end) return QueryStep{gi, rows.begin, rows.end, p.rows.headHasFull[bh] != 0};
-    }
-    return QueryStep{groups, 0, 0, false};
-  };
-  auto after = [&](const QueryStep& at) {
-    return at.i0 + BM < at.end ? QueryStep{at.gi, at.i0 + BM, at.end, at.full} : firstFrom(at.gi + 1);
-  };
+  const QueryWalk<BM> walk{p, queryBand<BN>(s, vis, j0), b, kvh, groups};
   auto stageQueries = [&](const QueryStep& at, int stage) {
-    const int64_t h = kvh * groups + at.gi;
+    const int64_t h = walk.head(at);
     stageSwizzledRows<BM, D, THREADS>(Qs + stage * Smem::queryTile, p.in.q, p.in.q.at(b, h, 0), at.i0, s.sq, p.qAsync);
     stageSwizzledRows<BM, D, THREADS>(dOs + stage * Smem::queryTile, p.dOut, p.dOut.at(b, h, 0), at.i0, s.sq, p.dOutAsync);
     mma::cpAsyncCommit();
@@ -119,25 +99,21 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
 #pragma unroll
   for (int e = 0; e < D / 2; e++) dk.r[e] = dv.r[e] = 0.f;
 
-  auto rowTermsOf = [&](const QueryStep& at) {
-    return loadRowTerms<BM>(p, b * s.heads + kvh * groups + at.gi, at.i0, kLog2e);
-  };
-
-  QueryStep at = firstFrom(0);
+  QueryStep at = walk.firstFrom(0);
   if (at.gi < groups) stageQueries(at, 0);
-  RowTerms terms = at.gi < groups ? rowTermsOf(at) : RowTerms{};  // the step's, loaded a step ahead
+  RowTerms terms = at.gi < groups ? walk.rowTerms(at, kLog2e) : RowTerms{};  // the step's, loaded a step ahead
   int stage = 0;
   // The mma kernel's invariant (flash_attention_mma_backward.cu), with the products' completion
   // added: each warpgroup's products that read Q and dO complete before the mid barrier, and
   // those that read dSᵀ before the next step's first one, so the stage the next step prefetches
   // into (before that barrier) and dSᵀ (rewritten after it) are no longer read.
   while (at.gi < groups) {
-    const QueryStep next = after(at);
+    const QueryStep next = walk.after(at);
     const bool prefetch = next.gi < groups;
     if (prefetch) stageQueries(next, stage ^ 1);
-    const int64_t h = kvh * groups + at.gi, bh = b * s.heads + h, i0 = at.i0, iLast = i0 + BM - 1;
+    const int64_t h = walk.head(at), bh = b * s.heads + h, i0 = at.i0, iLast = i0 + BM - 1;
     storeRowTerms<BM>(lseS, deltaS, fullS, terms);
-    if (prefetch) terms = rowTermsOf(next);  // in flight while this step computes
+    if (prefetch) terms = walk.rowTerms(next, kLog2e);  // in flight while this step computes
     if (prefetch) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();
     wgmma::fenceSharedForTensorCores();  // this thread's copies (and stores) of K, V, Q, dO
     __syncthreads();
@@ -151,19 +127,10 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
         !at.full && groupKeysOk && jw1 <= s.sk && i0 + BM <= s.sq && vis.lo(iLast) <= jw0 && vis.hi(i0) >= jw1;
     // Per key row, the block's queries that see it structurally: [qLo, qHi) of [0, BM).
     int qLo[2] = {0, 0}, qHi[2] = {BM, BM};
-    if (!dense) {
-#pragma unroll
-      for (int r = 0; r < 2; r++) {
-        const int64_t j = j0 + keyRow[r];
-        int64_t end = s.window > 0 && j + s.window - s.queryOffset < s.sq ? j + s.window - s.queryOffset : s.sq;
-        if (keyQueriesEnd[r] < end) end = keyQueriesEnd[r];
-        qLo[r] = s.causal ? clampToTile(j - s.queryOffset - i0, BM) : 0;
-        qHi[r] = clampToTile(end - i0, BM);
-      }
-    }
+    if (!dense) keyRowQueries<BM>(s, j0, keyRow, keyQueriesEnd, i0, qLo, qHi);
     // dSᵀ[keyRow[r]][column] as a bf16 pair (column even).
     auto dsPair = [&](int r, int column) {
-      return reinterpret_cast<uint32_t*>(dSt + (column / 64) * (BN * wgmma::kRowBytes) + wgmma::swizzledOffset(keyRow[r], column % 64));
+      return reinterpret_cast<uint32_t*>(dSt + swizzledByte<BN>(keyRow[r], column));
     };
     if (!groupSees) {
 #pragma unroll
@@ -269,23 +236,12 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
     stage ^= 1;
   }
   mma::cpAsyncWait<0>();  // K and V landed even when no query block was visited
-
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const int64_t j = j0 + keyRow[r];
-    if (j >= s.sk) continue;
-    const int64_t dkRow = p.dk.at(b, kvh, j), dvRow = p.dv.at(b, kvh, j);
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) {
-      const int col = n * 8 + 2 * t;
-      storePair(p.dk, dkRow + col, dk.r[4 * n + 2 * r] * s.scale, dk.r[4 * n + 2 * r + 1] * s.scale, p.dkPairs);
-      storePair(p.dv, dvRow + col, dv.r[4 * n + 2 * r], dv.r[4 * n + 2 * r + 1], p.dvPairs);
-    }
-  }
+  storeKeyRows<D / 8>([&](int n, int e) { return dk.r[4 * n + e]; }, [&](int n, int e) { return dv.r[4 * n + e]; }, p, b, kvh, j0,
+                      keyRow, 0);
 }
 
 template <int D>
-void launchWgmmaKeyPassFor(const WgmmaKeyParams& p) {
+void launchWgmmaKeyPassFor(const MmaKeyParams& p) {
   using Smem = WgmmaBackwardSmem<D>;
   const dim3 grid((unsigned)((p.s.sk + Smem::BN - 1) / Smem::BN), (unsigned)p.s.kvHeads, (unsigned)p.s.b);
   launchTiled<wgmmaKeyPassKernel<D>>(grid, Smem::bytes, p, "flashAttentionBackward (wgmma)", Smem::THREADS);
@@ -294,11 +250,8 @@ void launchWgmmaKeyPassFor(const WgmmaKeyParams& p) {
 }  // namespace
 
 void launchWgmmaKeyPass(const KeyParams& kp) {
-  const WgmmaKeyParams p{kp, asyncRows(kp.in.q), asyncRows(kp.in.k), asyncRows(kp.in.v), asyncRows(kp.dOut), bf16Pairs(kp.dk),
-                         bf16Pairs(kp.dv), reinterpret_cast<uintptr_t>(kp.dqAcc) % 8 == 0};
-  if (p.s.d == 64) launchWgmmaKeyPassFor<64>(p);
-  else if (p.s.d == 128) launchWgmmaKeyPassFor<128>(p);
-  else fail("flashAttentionBackward", "no wgmma kernel for head dimension " + std::to_string(p.s.d));
+  const MmaKeyParams p = mmaKeyParams(kp);
+  withWgmmaHeadDim(p.s.d, "flashAttentionBackward", [&](auto d) { launchWgmmaKeyPassFor<decltype(d)::value>(p); });
 }
 
 }  // namespace flash
