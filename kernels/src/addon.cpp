@@ -319,15 +319,15 @@ napi_value gemmFn(Call& c) {
   return c.undefined();
 }
 
-// crossEntropy(x, xt, labels, lossRows, rows, cols, ignoreIndex)
+// crossEntropy(x, xt, labels, lossRows, lse, rows, cols, ignoreIndex)
 napi_value crossEntropy(Call& c) {
-  launchCrossEntropy(c.ptr(0), c.i32(1), (const int32_t*)c.ptr(2), (float*)c.ptr(3), c.i64(4), c.i64(5), c.i32(6));
+  launchCrossEntropy(c.ptr(0), c.i32(1), (const int32_t*)c.ptr(2), (float*)c.ptr(3), (float*)c.ptr(4), c.i64(5), c.i64(6), c.i32(7));
   return c.undefined();
 }
-// crossEntropyBackward(x, xt, labels, dy, dyt, dx, dxt, rows, cols, ignoreIndex)
+// crossEntropyBackward(x, xt, labels, lse, dy, dyt, dx, dxt, rows, cols, ignoreIndex)
 napi_value crossEntropyBackward(Call& c) {
-  launchCrossEntropyBackward(c.ptr(0), c.i32(1), (const int32_t*)c.ptr(2), c.ptr(3), c.i32(4), c.ptr(5), c.i32(6), c.i64(7),
-                             c.i64(8), c.i32(9));
+  launchCrossEntropyBackward(c.ptr(0), c.i32(1), (const int32_t*)c.ptr(2), (const float*)c.ptr(3), c.ptr(4), c.i32(5), c.ptr(6),
+                             c.i32(7), c.i64(8), c.i64(9), c.i32(10));
   return c.undefined();
 }
 

@@ -44,4 +44,48 @@ __device__ __forceinline__ void rowMaxSumExp(const void* x, int xt, int64_t base
   *sum = blockSum(s, sh);
 }
 
+// A running max and Σexp(x − max) in f32, for one-pass log-sum-exp: adding values whose max
+// exceeds the running one rescales the sum by exp(old − new) first. The empty state (and one
+// that has seen only −∞) is {−∞, 0}; a NaN poisons the sum as it does in the two-pass form.
+struct MaxSum {
+  float max, sum;
+};
+
+__device__ __forceinline__ MaxSum mergeMaxSum(MaxSum a, MaxSum b) {
+  const float m = fmaxf(a.max, b.max);
+  if (m == -INFINITY) return {m, 0.f};  // both empty: exp(−∞ − −∞) would be NaN
+  return {m, a.sum * __expf(a.max - m) + b.sum * __expf(b.max - m)};
+}
+
+template <int V>
+__device__ __forceinline__ void addToMaxSum(MaxSum& acc, const float (&v)[V]) {
+  float m = acc.max;
+#pragma unroll
+  for (int k = 0; k < V; k++) m = fmaxf(m, v[k]);
+  if (m == -INFINITY) return;
+  float s = m > acc.max ? acc.sum * __expf(acc.max - m) : acc.sum;
+#pragma unroll
+  for (int k = 0; k < V; k++) s += __expf(v[k] - m);
+  acc = {m, s};
+}
+
+// Block-wide merge of every thread's MaxSum, as blockReduce (`sh` ≥ 33 entries); every thread gets it.
+__device__ __forceinline__ MaxSum blockMaxSum(MaxSum v, MaxSum* sh) {
+  for (int d = 16; d > 0; d >>= 1) {
+    const MaxSum o{__shfl_down_sync(0xffffffffu, v.max, d), __shfl_down_sync(0xffffffffu, v.sum, d)};
+    v = mergeMaxSum(v, o);
+  }
+  if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = v;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    MaxSum r{-INFINITY, 0.f};
+    for (int w = 0; w < (int)blockDim.x / 32; w++) r = mergeMaxSum(r, sh[w]);
+    sh[32] = r;
+  }
+  __syncthreads();
+  const MaxSum r = sh[32];
+  __syncthreads();
+  return r;
+}
+
 }  // namespace tt

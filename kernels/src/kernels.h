@@ -59,10 +59,12 @@ struct GemmArgs {
 };
 void gemm(const GemmArgs& g);
 
-// Per-row cross-entropy (loss rows f32) and its gradient; see cross_entropy.cu.
-void launchCrossEntropy(const void* x, int xt, const int32_t* labels, float* lossRows, int64_t rows, int64_t cols, int ignoreIndex);
-void launchCrossEntropyBackward(const void* x, int xt, const int32_t* labels, const void* dy, int dyt, void* dx, int dxt,
-                                int64_t rows, int64_t cols, int ignoreIndex);
+// Per-row cross-entropy (loss rows and the rows' log-sum-exp, f32) and its gradient from the
+// saved log-sum-exp; see cross_entropy.cu.
+void launchCrossEntropy(const void* x, int xt, const int32_t* labels, float* lossRows, float* lse, int64_t rows, int64_t cols,
+                        int ignoreIndex);
+void launchCrossEntropyBackward(const void* x, int xt, const int32_t* labels, const float* lse, const void* dy, int dyt, void* dx,
+                                int dxt, int64_t rows, int64_t cols, int ignoreIndex);
 
 void launchRandomUniform(void* dst, int dt, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi);
 

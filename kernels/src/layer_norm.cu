@@ -132,7 +132,7 @@ void launchLayerNormBackward(const void* dy, int dyt, const void* x, int xt, con
     if (db) check(cudaMemsetAsync(db, 0, cols * sizeof(float), stream()), "layerNormBackward");
     return;
   }
-  const unsigned blocks = normBackwardBlocks(rows);
+  const unsigned blocks = normBackwardBlocks(rows, dw != nullptr);
   Scratch partial(dw ? blocks * 2 * cols * sizeof(float) : 1, "layerNormBackward partial dw, db");
   withGradStorageAndWidth(xt, dyt, "layerNormBackward", cols, [&](auto t, auto g, auto width) {
     using T = decltype(t);

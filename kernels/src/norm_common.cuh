@@ -21,9 +21,15 @@ inline int normThreads(int64_t cols, int v) {
 
 inline std::string rowsCols(int64_t rows, int64_t cols) { return "[" + std::to_string(rows) + "," + std::to_string(cols) + "]"; }
 
-// Blocks of a backward pass: rows are shared among at most this many, one partial row each.
+// Blocks of a backward pass: with weight gradients rows are shared among at most this many,
+// one partial row each (a count fixed by the rows alone, for the same bits every run). Without
+// (a frozen norm, as under LoRA) rows are independent: a block each, up to a grid-stride cap, so
+// that many rows' loads overlap other blocks' reductions instead of 512 blocks walking ~16 rows
+// each in turn.
 constexpr int64_t kNormBackwardBlocks = 512;
-inline unsigned normBackwardBlocks(int64_t rows) { return (unsigned)std::min<int64_t>(rows, kNormBackwardBlocks); }
+inline unsigned normBackwardBlocks(int64_t rows, bool weightGradients) {
+  return (unsigned)std::min<int64_t>(rows, weightGradients ? kNormBackwardBlocks : 65535LL * 32);
+}
 
 // dx += residual (stored like dx) when one is given: a pre-norm block's input gradient is the
 // norm's plus the residual stream's, summed here instead of in one more elementwise pass.

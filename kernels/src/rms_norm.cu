@@ -103,7 +103,7 @@ void launchRmsNormBackward(const void* dy, int dyt, const void* x, int xt, const
     if (dw) check(cudaMemsetAsync(dw, 0, cols * sizeof(float), stream()), "rmsNormBackward");
     return;
   }
-  const unsigned blocks = normBackwardBlocks(rows);
+  const unsigned blocks = normBackwardBlocks(rows, dw != nullptr);
   Scratch partial(dw ? blocks * cols * sizeof(float) : 1, "rmsNormBackward partial dw");
   withGradStorageAndWidth(xt, dyt, "rmsNormBackward", cols, [&](auto t, auto g, auto width) {
     using T = decltype(t);

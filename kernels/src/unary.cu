@@ -1,9 +1,12 @@
 // Unary elementwise ops and casts: y[i] = op(x[i]), any physical input/output dtype.
-// Layout: flat, one element per thread in a grid-stride loop. Float inputs compute in f32
+// Layout: flat, in a grid-stride loop: f32/bf16 in and out a 16-byte pack per thread where
+// the length and pointers allow (the many small casts of adapter weights to the GEMM type
+// are most of this kernel's launches), else one element. Float inputs compute in f32
 // (bf16 is widened on load and rounded to nearest-even on store); int32/bool inputs compute
 // in double, exact for every int32.
 #include "kernels.h"
 #include "elementwise_ops.cuh"
+#include "vec_io.cuh"
 
 namespace tt {
 
@@ -13,21 +16,28 @@ __global__ void unaryKernel(int op, const void* x, int xt, void* y, int yt, int6
     storeAs<C>(y, yt, i, unaryOp<C>(op, loadAs<C>(x, xt, i), p0, p1));
 }
 
-// f32/bf16 in and out with the types known at compile time (no per-element dtype switch).
-template <typename X, typename Y>
+// f32/bf16 in and out with the types known at compile time (no per-element dtype switch), V
+// elements a step (n % V == 0).
+template <typename X, typename Y, int V>
 __global__ void unaryTypedKernel(int op, const X* x, Y* y, int64_t n, float p0, float p1) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-    y[i] = fromF<Y>(unaryOp<float>(op, toF(x[i]), p0, p1));
+  for (int64_t i = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) * V; i < n; i += (int64_t)gridDim.x * blockDim.x * V) {
+    float v[V];
+    loadPack<X, V>(x, i, v);
+#pragma unroll
+    for (int k = 0; k < V; k++) v[k] = unaryOp<float>(op, v[k], p0, p1);
+    storePack<Y, V>(y, i, v);
+  }
 }
 
 static bool unaryTyped(int op, const void* x, int xt, void* y, int yt, int64_t n, float p0, float p1) {
-  const int block = 256;
-  const unsigned grid = gridFor(n, block);
-  if (xt == F32 && yt == F32) unaryTypedKernel<float, float><<<grid, block, 0, stream()>>>(op, (const float*)x, (float*)y, n, p0, p1);
-  else if (xt == BF16 && yt == BF16) unaryTypedKernel<__nv_bfloat16, __nv_bfloat16><<<grid, block, 0, stream()>>>(op, (const __nv_bfloat16*)x, (__nv_bfloat16*)y, n, p0, p1);
-  else if (xt == F32 && yt == BF16) unaryTypedKernel<float, __nv_bfloat16><<<grid, block, 0, stream()>>>(op, (const float*)x, (__nv_bfloat16*)y, n, p0, p1);
-  else if (xt == BF16 && yt == F32) unaryTypedKernel<__nv_bfloat16, float><<<grid, block, 0, stream()>>>(op, (const __nv_bfloat16*)x, (float*)y, n, p0, p1);
-  else return false;
+  if ((xt != F32 && xt != BF16) || (yt != F32 && yt != BF16)) return false;
+  withGradStorageAndWidth(xt, yt, "unary", n, [&](auto xTag, auto yTag, auto width) {  // the two-storage dispatch: x's and y's
+    using X = decltype(xTag);
+    using Y = decltype(yTag);
+    constexpr int V = decltype(width)::value;
+    const int block = 256;
+    unaryTypedKernel<X, Y, V><<<gridFor(n / V, block), block, 0, stream()>>>(op, static_cast<const X*>(x), static_cast<Y*>(y), n, p0, p1);
+  }, x, y);
   return true;
 }
 

@@ -531,30 +531,28 @@ export function emulatedAddon(): CudaAddon {
         strideD: sD,
       });
     },
-    crossEntropy(x, xt, labels, loss, rows, cols, ignore) {
+    crossEntropy(x, xt, labels, loss, lse, rows, cols, ignore) {
       for (let r = 0; r < rows; r++) {
         const label = load(labels, 2, r);
         if (label === ignore || label < 0 || label >= cols) {
           store(loss, 0, r, 0);
+          store(lse, 0, r, 0);
           continue;
         }
         let m = -Infinity,
           s = 0;
         for (let j = 0; j < cols; j++) m = Math.max(m, load(x, xt, r * cols + j));
         for (let j = 0; j < cols; j++) s += Math.exp(load(x, xt, r * cols + j) - m);
-        store(loss, 0, r, m + Math.log(s) - load(x, xt, r * cols + label));
+        store(lse, 0, r, m + Math.log(s));
+        store(loss, 0, r, load(lse, 0, r) - load(x, xt, r * cols + label));
       }
     },
-    crossEntropyBackward(x, xt, labels, dy, dyt, dx, dxt, rows, cols, ignore) {
+    crossEntropyBackward(x, xt, labels, lseRows, dy, dyt, dx, dxt, rows, cols, ignore) {
       const g = load(dy, dyt, 0);
       for (let r = 0; r < rows; r++) {
         const label = load(labels, 2, r);
         const valid = !(label === ignore || label < 0 || label >= cols);
-        let m = -Infinity,
-          s = 0;
-        for (let j = 0; j < cols; j++) m = Math.max(m, load(x, xt, r * cols + j));
-        for (let j = 0; j < cols; j++) s += Math.exp(load(x, xt, r * cols + j) - m);
-        const lse = m + Math.log(s);
+        const lse = load(lseRows, 0, r);
         for (let j = 0; j < cols; j++) {
           store(dx, dxt, r * cols + j, valid ? g * (Math.exp(load(x, xt, r * cols + j) - lse) - (j === label ? 1 : 0)) : 0);
         }

@@ -187,13 +187,14 @@ export interface CudaAddon {
     strideD: number,
     bias: Ptr,
   ): void;
-  /** loss[r] = logsumexp(x[r]) − x[r, label[r]] (0 for ignored/out-of-range labels), f32 */
-  crossEntropy(x: Ptr, xt: Code, labels: Ptr, lossRows: Ptr, rows: number, cols: number, ignoreIndex: number): void;
-  /** dx = dy · (softmax(x) − onehot(label)), 0 on rows without a target */
+  /** loss[r] = logsumexp(x[r]) − x[r, label[r]] (0 for ignored/out-of-range labels) and lse[r] = logsumexp(x[r]) (0 there), both f32 */
+  crossEntropy(x: Ptr, xt: Code, labels: Ptr, lossRows: Ptr, lse: Ptr, rows: number, cols: number, ignoreIndex: number): void;
+  /** dx = dy · (exp(x − lse) − onehot(label)) from the forward's lse, 0 on rows without a target; dx may be x */
   crossEntropyBackward(
     x: Ptr,
     xt: Code,
     labels: Ptr,
+    lse: Ptr,
     dy: Ptr,
     dyt: Code,
     dx: Ptr,

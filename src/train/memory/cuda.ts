@@ -176,10 +176,10 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
     }
     if (kernel.name === OPS.lmHeadCrossEntropySum.name && ins[0] !== undefined && ins[1] !== undefined) {
       // Inputs hidden, head, labels. The chunk's logits (one scratch, the GEMM type), the rows' f32
-      // losses and the upstream 1 (its outputs, the loss and dHidden, are counted as every kernel's).
+      // losses and log-sum-exps and the upstream 1 (its outputs, the loss and dHidden, are counted as every kernel's).
       const [rows, vocab] = [axis(t, ins[0], 0, dims), axis(t, ins[1], 0, dims)];
       const chunk = lmHeadChunkRows(rows, vocab, gemmBytes, Number(kernel.attrs?.chunkRows ?? 0));
-      return aligned(chunk * vocab * gemmBytes) + aligned(rows * 4) + aligned(4) + copies(t, [ins[0], ins[1]], dims);
+      return aligned(chunk * vocab * gemmBytes) + 2 * aligned(rows * 4) + aligned(4) + copies(t, [ins[0], ins[1]], dims);
     }
     if (HALVES.has(kernel.name)) {
       const lora = ins.some((i) => i >= 0 && t.buffers[i]!.category === 'adapter');

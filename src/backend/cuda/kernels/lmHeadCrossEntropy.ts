@@ -3,9 +3,9 @@
  * cross-entropy over token chunks, so the [tokens × vocab] logits and their gradient never exist
  * whole (at 8 × 1024 tokens of a 128k vocabulary, ~4 GiB of f32 each). Per chunk of rows
  * (../../lmHeadChunks.ts): one GEMM writes the chunk's logits into ONE reused scratch,
- * kernels/src/cross_entropy.cu's forward writes the rows' losses, its backward (upstream 1)
- * overwrites the scratch with the logits' gradient — safe in place: each row is reduced before
- * any of it is written — and a second GEMM multiplies that by the head into the chunk's rows
+ * kernels/src/cross_entropy.cu's forward writes the rows' losses and log-sum-exps, its backward
+ * (upstream 1) overwrites the scratch with the logits' gradient from them — safe in place: it is
+ * elementwise given the log-sum-exp — and a second GEMM multiplies that by the head into the chunk's rows
  * of dHidden. The head is frozen (LoRA and ReFT never train it), so the gradient w.r.t. hidden
  * is complete after the forward and saved (Liger Kernel's trick); the gradient kernel only
  * scales it by the upstream scalar. The op's own gradient (src/ops/lmHeadCrossEntropy.ts) keeps
@@ -58,6 +58,7 @@ function forward(backend: CudaBackend, hidden: TensorRef, head: TensorRef, label
         w = backend.ptr(storedAs(backend, head, phys, temps)),
         ids = backend.ptr(labels);
       const lossRows = backend.ptr(temp(backend.makeOutput([rows], 'float32', 'f32')));
+      const lse = backend.ptr(temp(backend.makeOutput([rows], 'float32', 'f32')));
       const one = backend.ptr(temp(backend.makeOutput([], 'float32', 'f32')));
       backend.addon.fill(one, DTYPE.f32, 1, 1);
       const logits = backend.ptr(temp(backend.makeOutput([chunk, vocab], 'float32', phys)));
@@ -67,9 +68,21 @@ function forward(backend: CudaBackend, hidden: TensorRef, head: TensorRef, label
         runPrimitives(backend, (p) =>
           gemm(p, { a: x + start * width * eb, b: w, d: logits, abType: type, dType: type, m: n, n: vocab, k: width, transB: true }),
         );
-        backend.addon.crossEntropy(logits, type, ids + start * 4, lossRows + start * 4, n, vocab, ignoreIndex);
+        backend.addon.crossEntropy(logits, type, ids + start * 4, lossRows + start * 4, lse + start * 4, n, vocab, ignoreIndex);
         if (!withGradient) continue;
-        backend.addon.crossEntropyBackward(logits, type, ids + start * 4, one, DTYPE.f32, logits, type, n, vocab, ignoreIndex);
+        backend.addon.crossEntropyBackward(
+          logits,
+          type,
+          ids + start * 4,
+          lse + start * 4,
+          one,
+          DTYPE.f32,
+          logits,
+          type,
+          n,
+          vocab,
+          ignoreIndex,
+        );
         runPrimitives(backend, (p) =>
           gemm(p, { a: logits, b: w, d: dx + start * width * eb, abType: type, dType: type, m: n, n: width, k: vocab }),
         );
