@@ -8,8 +8,8 @@
 // A block is two warpgroups; warpgroup w owns keys 64w … 64w + 63 of the block's BN = 128 and
 // their dK, dV accumulators (m64 × D, f32 registers) for the whole pass. K and V are staged once
 // as swizzled tiles (wgmma_tiles.cuh), Q and dO per query block of BM rows (128 at d = 64, 64 at
-// d = 128), double-buffered with cp.async. Per query block, per warpgroup (keys as accumulator
-// rows, queries as columns):
+// d = 128), in three stages with cp.async (the step after next loads while this one computes).
+// Per query block, per warpgroup (keys as accumulator rows, queries as columns):
 //   Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ              (A = K / V rows, B = Q / dO rows, both K-major over d)
 //   Pᵀ, dSᵀ as the mma kernel computes them (the m64n64 accumulator's lane layout is mma.cuh's
 //                                         16 × 8 tiles', so its masking carries over as it is)
@@ -20,10 +20,20 @@
 // and key block: each warpgroup computes a 64 × 64 tile of dQ over all 128 keys, the query
 // block's half at d = 64 and the head dimension's half at d = 128.
 //
-// Registers per thread: dK and dV D/2 floats each, Sᵀ and dPᵀ BM/2 each (dQ's 32 reuse the
-// latter): 192 floats either way, 230 and 248 registers in all at d = 64 and 128 (no spills);
-// shared memory: K, V (BN × D), Q, dO (BM × D) × 2 stages, dSᵀ (BN × BM), all bf16: 128 KiB at
-// d = 64, 144 KiB at d = 128 (one block of 8 warps per SM).
+// The products overlap the elementwise work (FlashAttention-3's intra-warpgroup pipelining):
+// Sᵀ and dPᵀ are two commit groups, so Pᵀ's exponentials run while dPᵀ is in flight; dV is
+// issued once dSᵀ is known and runs while dSᵀ is rounded and stored; dK runs over the barrier
+// and dQ's issue; one wait before dQ's atomics covers all three. Each accumulator is read only
+// after the wait covering its group, each batch follows a wgmma::fence(), and the bf16 A
+// fragments (Pᵀ, dSᵀ) are fresh registers nothing writes before that wait. dQ's products run
+// over all 128 keys (the unseen steps' dSᵀ is zero) on a zeroed accumulator: a product under a
+// data-dependent branch makes ptxas serialise the whole pipeline (C7520).
+//
+// Registers per thread: dK and dV D/2 floats each, Sᵀ and dPᵀ BM/2 each, then Pᵀ and dSᵀ as
+// BM/4 bf16 pairs each beside dQ's 32: 192 floats at most either way, 246 and 252 registers in
+// all at d = 64 and 128 (no spills; each key row's example end lives in shared memory to get
+// there); shared memory: K, V (BN × D), Q, dO (BM × D) × 3 stages, dSᵀ (BN × BM), all bf16:
+// 160 KiB at d = 64, 176 KiB at d = 128 (one block of 8 warps per SM; sm_90 allows 227).
 #include "wgmma_tiles.cuh"
 
 namespace tt {
@@ -140,7 +150,8 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
   // The mma kernel's invariant (flash_attention_mma_backward.cu), with the products' completion
   // added. Each warpgroup's products of a step complete (wait<0> after dQ's) before it reaches
   // the next step's first barrier; only after that barrier does a thread stage the step
-  // STAGES − 1 ahead into the stage those products read, and write lseS and dSᵀ again.
+  // STAGES − 1 ahead into the stage those products read, or write dSᵀ again. lseS, deltaS and
+  // fullS are read before the step's second barrier and rewritten after it.
   while (at.gi < groups) {
     const QueryStep next = after(at);
     const int64_t h = kvh * groups + at.gi, bh = b * s.heads + h, i0 = at.i0, iLast = i0 + BM - 1;
@@ -255,9 +266,8 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
     __syncthreads();                     // dSᵀ complete
 
     // dQ += scale·dS·K: warpgroup w's 64 × 64 tile, query rows qAtom · 64 … and head-dim
-    // columns dAtom · 64 …, over the block's keys — only the key steps some of its queries see
-    // (the others' dSᵀ is zero); uniform over the warpgroup. The first product overwrites the
-    // accumulator: zeroing it would write registers while dV and dK are in flight.
+    // columns dAtom · 64 …, over all the block's keys (those its queries do not see have a zero
+    // dSᵀ; a branch around their products would serialise the pipeline, as the header says).
     const int qAtom = BM == 128 ? wg : 0, dAtom = D == 128 ? wg : 0;
     const int64_t qi0 = i0 + qAtom * 64, qiLast = qi0 + 63;
     wgmma::Accumulator<64> dq;
