@@ -88,6 +88,14 @@ void withMmaHeadDim(int64_t d, const char* where, F&& f) {
   if (!mmaHeadDim(d)) fail(where, "no tensor-core kernel for head dimension " + std::to_string(d));
   withListedHeadDim(MmaHeadDims{}, d, f);
 }
+// Head dimensions the wgmma kernels (forward and key pass) are built for, and the same call.
+using WgmmaHeadDims = std::integer_sequence<int, 64, 128>;
+inline bool wgmmaHeadDim(int64_t d) { return listsHeadDim(WgmmaHeadDims{}, d); }
+template <typename F>
+void withWgmmaHeadDim(int64_t d, const char* where, F&& f) {
+  if (!wgmmaHeadDim(d)) fail(where, "no wgmma kernel for head dimension " + std::to_string(d));
+  withListedHeadDim(WgmmaHeadDims{}, d, f);
+}
 
 // The tensor-core path takes bf16 q, k, v; anything else runs on the SIMT kernels.
 inline bool useTensorCores(const AttentionShape& s, const AttentionInputs& in) {
@@ -106,7 +114,7 @@ void launchMmaForward(const ForwardParams& p);
 // The forward on Hopper's warpgroup tensor cores (flash_attention_wgmma_forward.cu), at d = 64
 // and 128 where the device has them (hopperTensorCores); the forward's tensor-core engine rule.
 void launchWgmmaForward(const ForwardParams& p);
-inline bool useWgmmaForward(const AttentionShape& s) { return (s.d == 64 || s.d == 128) && hopperTensorCores(); }
+inline bool useWgmmaForward(const AttentionShape& s) { return wgmmaHeadDim(s.d) && hopperTensorCores(); }
 
 // What the backward's row pass leaves for its key pass, in the caller's workspace.
 struct BackwardRows {
@@ -128,8 +136,7 @@ struct KeyParams {
 // pass and dq's conversion are the SIMT launcher's, shared.
 void launchMmaKeyPass(const KeyParams& p);
 // The key pass on Hopper's warpgroup tensor cores (flash_attention_wgmma_backward.cu), for the
-// tensor-core cases with these head dimensions when hopperTensorCores() allows it.
-inline bool wgmmaBackwardHeadDim(int64_t d) { return d == 64 || d == 128; }
+// tensor-core cases at WgmmaHeadDims when hopperTensorCores() allows it.
 void launchWgmmaKeyPass(const KeyParams& p);
 
 // Calls f(std::integral_constant<int, D>) for the smallest bucket D ≥ d.
@@ -333,6 +340,34 @@ __device__ __forceinline__ void storeRowTerms(float* lseS, float* deltaS, bool* 
     fullS[threadIdx.x] = terms.full;
   }
 }
+// The tensor-core key passes' walk, a step at a time (so that a step can prefetch the next):
+// the blocks of BM query rows that see the key block (band: its queryBand), query head by query
+// head of KV head kvh's group of `groups`, in batch row b.
+template <int BM>
+struct QueryWalk {
+  const KeyParams& p;
+  IndexRange band;
+  int64_t b, kvh, groups;
+
+  // The first visited query block of head gi or after it; gi = groups when none is left.
+  __device__ __forceinline__ QueryStep firstFrom(int64_t gi) const {
+    for (; gi < groups; gi++) {
+      const int64_t bh = b * p.s.heads + kvh * groups + gi;
+      const IndexRange rows = queryBlocksOfHead<BM>(band, p, bh);
+      if (rows.begin < rows.end) return QueryStep{gi, rows.begin, rows.end, p.rows.headHasFull[bh] != 0};
+    }
+    return QueryStep{groups, 0, 0, false};
+  }
+  __device__ __forceinline__ QueryStep after(const QueryStep& at) const {
+    return at.i0 + BM < at.end ? QueryStep{at.gi, at.i0 + BM, at.end, at.full} : firstFrom(at.gi + 1);
+  }
+  // The query head of a step, and its rows' terms (loadRowTerms).
+  __device__ __forceinline__ int64_t head(const QueryStep& at) const { return kvh * groups + at.gi; }
+  __device__ __forceinline__ RowTerms rowTerms(const QueryStep& at, float lseScale) const {
+    return loadRowTerms<BM>(p, b * p.s.heads + head(at), at.i0, lseScale);
+  }
+};
+
 // The row terms of query rows [i0, i0 + BM) of head bh into shared memory.
 template <int BM>
 __device__ __forceinline__ void stageRowTerms(float* lseS, float* deltaS, bool* fullS, const KeyParams& p, int64_t bh, int64_t i0) {

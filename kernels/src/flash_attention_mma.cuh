@@ -88,6 +88,23 @@ inline MmaForwardParams mmaForwardParams(const ForwardParams& fp) {
   return MmaForwardParams{fp, asyncRows(fp.in.q), asyncRows(fp.in.k), asyncRows(fp.in.v), bf16Pairs(fp.out)};
 }
 
+// The same for the tensor-core key passes.
+struct MmaKeyParams : KeyParams {
+  bool qAsync, kAsync, vAsync, dOutAsync;  // asyncRows of each
+  bool dkPairs, dvPairs;                  // bf16Pairs of each
+  bool dqPairs;                           // dqAcc 8-byte aligned (it is dq itself when that is packed f32)
+};
+inline MmaKeyParams mmaKeyParams(const KeyParams& kp) {
+  return MmaKeyParams{kp,
+                      asyncRows(kp.in.q),
+                      asyncRows(kp.in.k),
+                      asyncRows(kp.in.v),
+                      asyncRows(kp.dOut),
+                      bf16Pairs(kp.dk),
+                      bf16Pairs(kp.dv),
+                      reinterpret_cast<uintptr_t>(kp.dqAcc) % 8 == 0};
+}
+
 #ifdef __CUDACC__
 // t[at] = a, t[at + 1] = b in t's type (at even): one 32-bit store when `pairs` (bf16Pairs(t)).
 __device__ __forceinline__ void storePair(const AttentionTensor& t, int64_t at, float a, float b, bool pairs) {
@@ -100,18 +117,19 @@ __device__ __forceinline__ void storePair(const AttentionTensor& t, int64_t at, 
 }
 
 // Rows [row0, row0 + ROWS) × [0, D) of one head of t (rows from element `base`) into the bf16
-// tile `dst`, element (r, c) at dst[place(r, c)] for c a multiple of 8 (8 elements, 16 bytes,
-// stay together); rows ≥ `rows` are zero. With `async` the copies are cp.async (the caller
-// commits and waits), else loads converted to bf16 and stored now.
-template <int ROWS, int D, int THREADS, typename Place>
-__device__ __forceinline__ void stageRowsAt(uint16_t* dst, Place place, const AttentionTensor& t, int64_t base, int64_t row0,
+// tile `dst`, element (r, c) at dst + place(r, c) in dst's units (bf16 elements, or bytes for a
+// char tile) for c a multiple of 8 (8 elements, 16 bytes, stay together); rows ≥ `rows` are
+// zero. With `async` the copies are cp.async (the caller commits and waits), else loads
+// converted to bf16 and stored now.
+template <int ROWS, int D, int THREADS, typename Place, typename Unit>
+__device__ __forceinline__ void stageRowsAt(Unit* dst, Place place, const AttentionTensor& t, int64_t base, int64_t row0,
                                             int64_t rows, bool async) {
   constexpr int kPieces = D / 8;  // 16-byte pieces per row
   for (int e = threadIdx.x; e < ROWS * kPieces; e += THREADS) {
     const int r = e / kPieces, c = (e % kPieces) * 8;
     const int64_t row = row0 + r;
     const bool present = row < rows;
-    uint16_t* s = dst + place(r, c);
+    Unit* s = dst + place(r, c);
     const int64_t at = base + (present ? row : 0) * t.rowStride + c;
     if (async) {
       mma::cpAsync16(s, static_cast<const uint16_t*>(t.p) + at, present);
@@ -211,6 +229,44 @@ __device__ __forceinline__ float quadSum(float v) {
   v += __shfl_xor_sync(0xffffffffu, v, 1);
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
+// In a tensor-core key pass, per key row of a lane (keys j0 + keyRow[r]; queriesEnd[r]: in a
+// packed row the first query of a later example, else sq), the queries of the block [i0, i0 +
+// BM) that see it structurally (causal, window, its example): [qLo, qHi) of [0, BM), rows past
+// sq included (they see nothing).
+template <int BM>
+__device__ __forceinline__ void keyRowQueries(const AttentionShape& s, int64_t j0, const int (&keyRow)[2],
+                                              const int64_t (&queriesEnd)[2], int64_t i0, int (&qLo)[2], int (&qHi)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int64_t j = j0 + keyRow[r];
+    int64_t end = s.window > 0 && j + s.window - s.queryOffset < s.sq ? j + s.window - s.queryOffset : s.sq;
+    if (queriesEnd[r] < end) end = queriesEnd[r];
+    qLo[r] = s.causal ? clampToTile(j - s.queryOffset - i0, BM) : 0;
+    qHi[r] = clampToTile(end - i0, BM);
+  }
+}
+
+// A tensor-core key pass's end for a lane's two key rows (keys j0 + keyRow[r]; keys ≥ sk are
+// not stored): dK = scale·dK and dV in their types, columns c0 + 8n + 2t … of NO 8-column tiles
+// (dk(n, e), dv(n, e): element e of tile n, mma.cuh's C layout).
+template <int NO, typename DK, typename DV>
+__device__ __forceinline__ void storeKeyRows(DK&& dk, DV&& dv, const MmaKeyParams& p, int64_t b, int64_t kvh, int64_t j0,
+                                             const int (&keyRow)[2], int c0) {
+  const int t = laneId() & 3;
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int64_t j = j0 + keyRow[r];
+    if (j >= p.s.sk) continue;
+    const int64_t dkRow = p.dk.at(b, kvh, j), dvRow = p.dv.at(b, kvh, j);
+#pragma unroll
+    for (int n = 0; n < NO; n++) {
+      const int col = c0 + n * 8 + 2 * t;
+      storePair(p.dk, dkRow + col, dk(n, 2 * r) * p.s.scale, dk(n, 2 * r + 1) * p.s.scale, p.dkPairs);
+      storePair(p.dv, dvRow + col, dv(n, 2 * r), dv(n, 2 * r + 1), p.dvPairs);
+    }
+  }
+}
+
 // The forward's per-key-tile steps on a thread's two accumulator rows — rows g and g + 8 of its
 // warp's 16 (mma.cuh's C layout, which wgmma's accumulators share warp by warp) — for both
 // tensor-core forwards. Accumulators are reached through an accessor: acc(n, e) is element e
@@ -292,6 +348,23 @@ __device__ __forceinline__ void rescaleRows(Acc&& o, const float (&alpha)[2]) {
 #pragma unroll
     for (int e = 0; e < 4; e++) o(n, e) *= alpha[e >> 1];
   }
+}
+
+// The start of key tile `tile` of a tensor-core forward's `tiles`, whose K and V are
+// double-buffered a tile ahead (stageKeys(tile, buffer) issues and commits a tile's copies) and
+// whose key mask is loaded a tile ahead into nextKeyOk: the next tile's copies go to the other
+// buffer (the previous tile's closing barrier released it), this tile's key mask is stored and
+// the next one's loaded, and this thread's copies of this tile (and of Q, on the first) have
+// landed. Returns this tile's buffer; the caller's barrier then publishes keyOk and the tile.
+template <int BN, typename StageKeys>
+__device__ __forceinline__ int beginKeyTile(int64_t tile, const IndexRange& tiles, StageKeys&& stageKeys, bool* keyOk,
+                                            bool& nextKeyOk, const AttentionInputs& in, int64_t sk, int64_t maskRow) {
+  const int buf = (int)((tile - tiles.begin) & 1);
+  if (tile + 1 < tiles.end) stageKeys(tile + 1, buf ^ 1);
+  storeKeyOk<BN>(keyOk, nextKeyOk);
+  if (tile + 1 < tiles.end) nextKeyOk = loadKeyOk<BN>(in, sk, maskRow, tile * BN + BN);
+  if (tile + 1 < tiles.end) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();
+  return buf;
 }
 
 // The forward's end for the two rows (`active`: the warp's rows start before sq; rows ≥ sq are

@@ -32,12 +32,6 @@ namespace flash {
 
 namespace {
 
-struct MmaKeyParams : KeyParams {
-  bool qAsync, kAsync, vAsync, dOutAsync;  // asyncRows of each
-  bool dkPairs, dvPairs;                  // bf16Pairs of each
-  bool dqPairs;                           // dqAcc 8-byte aligned (it is dq itself when that is packed f32)
-};
-
 template <int D>
 struct MmaBackwardSmem {
   static constexpr int WARPS = MmaTiles<D>::bwdWarps, BN = 16 * WARPS;
@@ -84,22 +78,10 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
   stageRows<BN, D, THREADS>(Vs, p.in.v, p.in.v.at(b, kvh, 0), j0, s.sk, p.vAsync);
   mma::cpAsyncCommit();
   stageKeyMask<BN>(keyOk, p.in, s.sk, b * s.sk, j0);
-  const IndexRange band = queryBand<BN>(s, vis, j0);
 
-  // The walk: the first visited query block of head gi or after it, and the step after `at`.
-  auto firstFrom = [&](int64_t gi) {
-    for (; gi < groups; gi++) {
-      const int64_t bh = b * s.heads + kvh * groups + gi;
-      const IndexRange rows = queryBlocksOfHead<BM>(band, p, bh);
-      if (rows.begin < rows.end) return QueryStep{gi, rows.begin, rows.end, p.rows.headHasFull[bh] != 0};
-    }
-    return QueryStep{groups, 0, 0, false};
-  };
-  auto after = [&](const QueryStep& at) {
-    return at.i0 + BM < at.end ? QueryStep{at.gi, at.i0 + BM, at.end, at.full} : firstFrom(at.gi + 1);
-  };
+  const QueryWalk<BM> walk{p, queryBand<BN>(s, vis, j0), b, kvh, groups};
   auto stageQueries = [&](const QueryStep& at, int stage) {
-    const int64_t h = kvh * groups + at.gi;
+    const int64_t h = walk.head(at);
     stageRows<BM, D, THREADS>(Qs + stage * BM * ST, p.in.q, p.in.q.at(b, h, 0), at.i0, s.sq, p.qAsync);
     stageRows<BM, D, THREADS>(dOs + stage * BM * ST, p.dOut, p.dOut.at(b, h, 0), at.i0, s.sq, p.dOutAsync);
     mma::cpAsyncCommit();
@@ -118,13 +100,9 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
 #pragma unroll
   for (int n = 0; n < NO; n++) dk[n] = dv[n] = mma::FragC{{0.f, 0.f, 0.f, 0.f}};
 
-  auto rowTermsOf = [&](const QueryStep& at) {
-    return loadRowTerms<BM>(p, b * s.heads + kvh * groups + at.gi, at.i0, kLog2e);
-  };
-
-  QueryStep at = firstFrom(0);
+  QueryStep at = walk.firstFrom(0);
   if (at.gi < groups) stageQueries(at, 0);
-  RowTerms terms = at.gi < groups ? rowTermsOf(at) : RowTerms{};  // the step's, loaded a step ahead
+  RowTerms terms = at.gi < groups ? walk.rowTerms(at, kLog2e) : RowTerms{};  // the step's, loaded a step ahead
   int stage = 0;
   // Invariant (what makes the single barrier before the products enough): every shared buffer
   // a step writes before that barrier — the other stage's Q and dO (the prefetch) and the row
@@ -136,12 +114,12 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
   // one stage the next step's Q and dO are copied after the mid barrier, over the dQ products
   // (which read neither).
   while (at.gi < groups) {
-    const QueryStep next = after(at);
+    const QueryStep next = walk.after(at);
     const bool prefetch = STAGES == 2 && next.gi < groups;
     if (prefetch) stageQueries(next, stage ^ 1);
-    const int64_t h = kvh * groups + at.gi, bh = b * s.heads + h, i0 = at.i0, iLast = i0 + BM - 1;
+    const int64_t h = walk.head(at), bh = b * s.heads + h, i0 = at.i0, iLast = i0 + BM - 1;
     storeRowTerms<BM>(lseS, deltaS, fullS, terms);
-    if (next.gi < groups) terms = rowTermsOf(next);  // in flight while this step computes
+    if (next.gi < groups) terms = walk.rowTerms(next, kLog2e);  // in flight while this step computes
     if (prefetch) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();
     __syncthreads();
     const uint16_t* Q = Qs + stage * BM * ST;
@@ -150,19 +128,9 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
     // Whether some query of the block sees some key of the warp, and whether all see all.
     const bool warpSees = at.full || (vis.hi(iLast) > jw0 && vis.lo(i0) < jw1);
     const bool dense = !at.full && warpKeysOk && jw1 <= s.sk && i0 + BM <= s.sq && vis.lo(iLast) <= jw0 && vis.hi(i0) >= jw1;
-    // Per key row, the block's queries that see it structurally (causal, window, its example): [qLo, qHi) of [0, BM) (rows
-    // past sq included: they see nothing).
+    // Per key row, the block's queries that see it structurally: [qLo, qHi) of [0, BM).
     int qLo[2] = {0, 0}, qHi[2] = {BM, BM};
-    if (!dense) {
-#pragma unroll
-      for (int r = 0; r < 2; r++) {
-        const int64_t j = j0 + keyRow[r];
-        int64_t end = s.window > 0 && j + s.window - s.queryOffset < s.sq ? j + s.window - s.queryOffset : s.sq;
-        if (keyQueriesEnd[r] < end) end = keyQueriesEnd[r];
-        qLo[r] = s.causal ? clampToTile(j - s.queryOffset - i0, BM) : 0;
-        qHi[r] = clampToTile(end - i0, BM);
-      }
-    }
+    if (!dense) keyRowQueries<BM>(s, j0, keyRow, keyQueriesEnd, i0, qLo, qHi);
     uint32_t* dsRow[2] = {reinterpret_cast<uint32_t*>(dSt + keyRow[0] * DST) + t, reinterpret_cast<uint32_t*>(dSt + keyRow[1] * DST) + t};
     if (!warpSees) {
 #pragma unroll
@@ -261,19 +229,7 @@ __global__ void __launch_bounds__(MmaBackwardSmem<D>::WARPS * 32) mmaKeyPassKern
     stage ^= STAGES - 1;
   }
   mma::cpAsyncWait<0>();  // K and V landed even when no query block was visited
-
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const int64_t j = j0 + keyRow[r];
-    if (j >= s.sk) continue;
-    const int64_t dkRow = p.dk.at(b, kvh, j), dvRow = p.dv.at(b, kvh, j);
-#pragma unroll
-    for (int n = 0; n < NO; n++) {
-      const int col = c0 + n * 8 + 2 * t;
-      storePair(p.dk, dkRow + col, dk[n].r[2 * r] * s.scale, dk[n].r[2 * r + 1] * s.scale, p.dkPairs);
-      storePair(p.dv, dvRow + col, dv[n].r[2 * r], dv[n].r[2 * r + 1], p.dvPairs);
-    }
-  }
+  storeKeyRows<NO>([&](int n, int e) { return dk[n].r[e]; }, [&](int n, int e) { return dv[n].r[e]; }, p, b, kvh, j0, keyRow, c0);
 }
 
 template <int D>
@@ -287,8 +243,7 @@ void launchMmaKeyPassFor(const MmaKeyParams& p) {
 }  // namespace
 
 void launchMmaKeyPass(const KeyParams& kp) {
-  const MmaKeyParams p{kp, asyncRows(kp.in.q), asyncRows(kp.in.k), asyncRows(kp.in.v), asyncRows(kp.dOut), bf16Pairs(kp.dk),
-                        bf16Pairs(kp.dv), reinterpret_cast<uintptr_t>(kp.dqAcc) % 8 == 0};
+  const MmaKeyParams p = mmaKeyParams(kp);
   withMmaHeadDim(p.s.d, "flashAttentionBackward", [&](auto d) { launchMmaKeyPassFor<decltype(d)::value>(p); });
 }
 

@@ -57,15 +57,14 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
   stageRows<BM, D, THREADS>(Qs, p.in.q, p.in.q.at(b, h, 0), i0, s.sq, p.qAsync);
   mma::cpAsyncCommit();
   const IndexRange tiles = forwardKeyTiles<BM, BN, WARPS>(rowFull, vis, p.in, maskRow, i0, s.sq);
-  const int64_t tile0 = tiles.begin, tile1 = tiles.end;
 
   auto stageKeys = [&](int64_t tile, int buf) {
     stageRows<BN, D, THREADS>(Ks + buf * BN * ST, p.in.k, kBase, tile * BN, s.sk, p.kAsync);
     stageRows<BN, D, THREADS>(Vs + buf * BN * ST, p.in.v, vBase, tile * BN, s.sk, p.vAsync);
     mma::cpAsyncCommit();
   };
-  stageKeys(tile0, 0);
-  bool nextKeyOk = loadKeyOk<BN>(p.in, s.sk, maskRow, tile0 * BN);  // the key mask, loaded a tile ahead
+  stageKeys(tiles.begin, 0);
+  bool nextKeyOk = loadKeyOk<BN>(p.in, s.sk, maskRow, tiles.begin * BN);  // the key mask, loaded a tile ahead
 
   // This warp's rows [w0, wLast] and their state; rows ≥ sq are computed and never stored.
   const int64_t w0 = i0 + warp * 16, wLast = (w0 + 15 < s.sq ? w0 + 15 : s.sq - 1);
@@ -87,13 +86,9 @@ __global__ void __launch_bounds__(MmaForwardSmem<D>::WARPS * 32) mmaForwardKerne
 #pragma unroll
   for (int n = 0; n < NO; n++) o[n] = mma::FragC{{0.f, 0.f, 0.f, 0.f}};
 
-  for (int64_t tile = tile0; tile < tile1; tile++) {
-    const int buf = (int)((tile - tile0) & 1);
+  for (int64_t tile = tiles.begin; tile < tiles.end; tile++) {
     const int64_t j0 = tile * BN, jEnd = j0 + BN;
-    if (tile + 1 < tile1) stageKeys(tile + 1, buf ^ 1);  // the other buffer was released by the last barrier
-    storeKeyOk<BN>(keyOk, nextKeyOk);
-    if (tile + 1 < tile1) nextKeyOk = loadKeyOk<BN>(p.in, s.sk, maskRow, jEnd);
-    if (tile + 1 < tile1) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();
+    const int buf = beginKeyTile<BN>(tile, tiles, stageKeys, keyOk, nextKeyOk, p.in, s.sk, maskRow);
     const bool allKeys = __syncthreads_and(threadIdx.x >= BN || keyOk[threadIdx.x]);
 
     const bool skip = !warpActive || (!warpFull && (vis.hi(wLast) <= j0 || vis.lo(w0) >= jEnd));

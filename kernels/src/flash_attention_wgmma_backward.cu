@@ -30,7 +30,7 @@
 // data-dependent branch makes ptxas serialise the whole pipeline (C7520).
 //
 // Registers per thread: dK and dV D/2 floats each, Sᵀ and dPᵀ BM/2 each, then Pᵀ and dSᵀ as
-// BM/4 bf16 pairs each beside dQ's 32: 192 floats at most either way, 246 and 252 registers in
+// BM/4 bf16 pairs each beside dQ's 32: 192 floats at most either way, 252 registers in
 // all at d = 64 and 128 (no spills; each key row's example end lives in shared memory to get
 // there); shared memory: K, V (BN × D), Q, dO (BM × D) × 3 stages, dSᵀ (BN × BM), all bf16:
 // 160 KiB at d = 64, 176 KiB at d = 128 (one block of 8 warps per SM; sm_90 allows 227).
@@ -40,12 +40,6 @@ namespace tt {
 namespace flash {
 
 namespace {
-
-struct WgmmaKeyParams : KeyParams {
-  bool qAsync, kAsync, vAsync, dOutAsync;  // asyncRows of each
-  bool dkPairs, dvPairs;                  // bf16Pairs of each
-  bool dqPairs;                           // dqAcc 8-byte aligned
-};
 
 template <int D>
 struct WgmmaBackwardSmem {
@@ -65,15 +59,13 @@ struct WgmmaBackwardSmem {
 };
 
 template <int D>
-__global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPassKernel(WgmmaKeyParams p) {
+__global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPassKernel(MmaKeyParams p) {
   using Smem = WgmmaBackwardSmem<D>;
   constexpr int BM = Smem::BM, BN = Smem::BN, THREADS = Smem::THREADS;
   constexpr int KD = D / 16;   // k-steps over the head dimension
   constexpr int KQ = BM / 16;  // k-steps over a query block
   extern __shared__ float smem[];
-  char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(smem) + wgmma::kAtomBytes - 1) /
-                                       wgmma::kAtomBytes * wgmma::kAtomBytes);
-  char* Ks = base;                                 // [D/64][BN] swizzled rows
+  char* Ks = swizzledTiles(smem);                  // [D/64][BN] swizzled rows
   char* Vs = Ks + Smem::keyTile;                   // [D/64][BN]
   char* Qs = Vs + Smem::keyTile;                   // [STAGES][D/64][BM]
   char* dOs = Qs + Smem::STAGES * Smem::queryTile;  // [STAGES][D/64][BM]
@@ -98,25 +90,13 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
   stageKeyMask<BN>(keyOk, p.in, s.sk, b * s.sk, j0);
   // The first query of a later example than key j0 + r's (in shared memory: registers are short).
   if (threadIdx.x < BN) keyQueriesEnd[threadIdx.x] = vis.starts ? firstQueryAfterKey(vis.starts, s.sq, j0 + threadIdx.x) : s.sq;
-  const IndexRange band = queryBand<BN>(s, vis, j0);
 
-  // The walk: the first visited query block of head gi or after it, and the step after `at`.
-  auto firstFrom = [&](int64_t gi) {
-    for (; gi < groups; gi++) {
-      const int64_t bh = b * s.heads + kvh * groups + gi;
-      const IndexRange rows = queryBlocksOfHead<BM>(band, p, bh);
-      if (rows.begin < rows.end) return QueryStep{gi, rows.begin, rows.end, p.rows.headHasFull[bh] != 0};
-    }
-    return QueryStep{groups, 0, 0, false};
-  };
-  auto after = [&](const QueryStep& at) {
-    return at.i0 + BM < at.end ? QueryStep{at.gi, at.i0 + BM, at.end, at.full} : firstFrom(at.gi + 1);
-  };
+  const QueryWalk<BM> walk{p, queryBand<BN>(s, vis, j0), b, kvh, groups};
   // One commit group per step, empty past the walk's end, so that a step waits for all but the
   // newest group.
   auto stageQueries = [&](const QueryStep& at, int stage) {
     if (at.gi < groups) {
-      const int64_t h = kvh * groups + at.gi;
+      const int64_t h = walk.head(at);
       stageSwizzledRows<BM, D, THREADS>(Qs + stage * Smem::queryTile, p.in.q, p.in.q.at(b, h, 0), at.i0, s.sq, p.qAsync);
       stageSwizzledRows<BM, D, THREADS>(dOs + stage * Smem::queryTile, p.dOut, p.dOut.at(b, h, 0), at.i0, s.sq, p.dOutAsync);
     }
@@ -136,16 +116,12 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
 #pragma unroll
   for (int e = 0; e < D / 2; e++) dk.r[e] = dv.r[e] = 0.f;
 
-  auto rowTermsOf = [&](const QueryStep& at) {
-    return loadRowTerms<BM>(p, b * s.heads + kvh * groups + at.gi, at.i0, kLog2e);
-  };
-
-  QueryStep at = firstFrom(0);
+  QueryStep at = walk.firstFrom(0);
   if (at.gi < groups) {
     stageQueries(at, 0);
-    if (Smem::STAGES == 3) stageQueries(after(at), 1);
+    if (Smem::STAGES == 3) stageQueries(walk.after(at), 1);
   }
-  RowTerms terms = at.gi < groups ? rowTermsOf(at) : RowTerms{};  // the step's, loaded a step ahead
+  RowTerms terms = at.gi < groups ? walk.rowTerms(at, kLog2e) : RowTerms{};  // the step's, loaded a step ahead
   int stage = 0;
   // The mma kernel's invariant (flash_attention_mma_backward.cu), with the products' completion
   // added. Each warpgroup's products of a step complete (wait<0> after dQ's) before it reaches
@@ -153,10 +129,10 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
   // STAGES − 1 ahead into the stage those products read, or write dSᵀ again. lseS, deltaS and
   // fullS are read before the step's second barrier and rewritten after it.
   while (at.gi < groups) {
-    const QueryStep next = after(at);
-    const int64_t h = kvh * groups + at.gi, bh = b * s.heads + h, i0 = at.i0, iLast = i0 + BM - 1;
+    const QueryStep next = walk.after(at);
+    const int64_t h = walk.head(at), bh = b * s.heads + h, i0 = at.i0, iLast = i0 + BM - 1;
     storeRowTerms<BM>(lseS, deltaS, fullS, terms);
-    if (next.gi < groups) terms = rowTermsOf(next);  // in flight while this step computes
+    if (next.gi < groups) terms = walk.rowTerms(next, kLog2e);  // in flight while this step computes
     mma::cpAsyncWait<Smem::STAGES - 2>();  // this step's rows: all groups but the next step's (3 stages)
     wgmma::fenceSharedForTensorCores();    // this thread's copies (and stores) of K, V, Q, dO
     __syncthreads();
@@ -172,21 +148,15 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
     // Per key row, the block's queries that see it structurally: [qLo, qHi) of [0, BM).
     int qLo[2] = {0, 0}, qHi[2] = {BM, BM};
     if (!dense) {
-#pragma unroll
-      for (int r = 0; r < 2; r++) {
-        const int64_t j = j0 + keyRow[r];
-        int64_t end = s.window > 0 && j + s.window - s.queryOffset < s.sq ? j + s.window - s.queryOffset : s.sq;
-        if (keyQueriesEnd[keyRow[r]] < end) end = keyQueriesEnd[keyRow[r]];
-        qLo[r] = s.causal ? clampToTile(j - s.queryOffset - i0, BM) : 0;
-        qHi[r] = clampToTile(end - i0, BM);
-      }
+      const int64_t queriesEnd[2] = {keyQueriesEnd[keyRow[0]], keyQueriesEnd[keyRow[1]]};
+      keyRowQueries<BM>(s, j0, keyRow, queriesEnd, i0, qLo, qHi);
     }
     // dSᵀ[keyRow[r]][column] as a bf16 pair (column even).
     auto dsPair = [&](int r, int column) {
-      return reinterpret_cast<uint32_t*>(dSt + (column / 64) * (BN * wgmma::kRowBytes) + wgmma::swizzledOffset(keyRow[r], column % 64));
+      return reinterpret_cast<uint32_t*>(dSt + swizzledByte<BN>(keyRow[r], column));
     };
     // The step STAGES − 1 ahead, in flight over this one.
-    stageQueries(Smem::STAGES == 2 || next.gi >= groups ? next : after(next), stageAhead);
+    stageQueries(Smem::STAGES == 2 || next.gi >= groups ? next : walk.after(next), stageAhead);
     if (!groupSees) {
 #pragma unroll
       for (int n = 0; n < BM / 8; n++) *dsPair(0, n * 8 + 2 * t) = *dsPair(1, n * 8 + 2 * t) = 0u;  // adds nothing to dQ
@@ -299,23 +269,12 @@ __global__ void __launch_bounds__(WgmmaBackwardSmem<D>::THREADS, 1) wgmmaKeyPass
     stage = stage == Smem::STAGES - 1 ? 0 : stage + 1;
   }
   mma::cpAsyncWait<0>();  // K and V landed even when no query block was visited
-
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const int64_t j = j0 + keyRow[r];
-    if (j >= s.sk) continue;
-    const int64_t dkRow = p.dk.at(b, kvh, j), dvRow = p.dv.at(b, kvh, j);
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) {
-      const int col = n * 8 + 2 * t;
-      storePair(p.dk, dkRow + col, dk.r[4 * n + 2 * r] * s.scale, dk.r[4 * n + 2 * r + 1] * s.scale, p.dkPairs);
-      storePair(p.dv, dvRow + col, dv.r[4 * n + 2 * r], dv.r[4 * n + 2 * r + 1], p.dvPairs);
-    }
-  }
+  storeKeyRows<D / 8>([&](int n, int e) { return dk.r[4 * n + e]; }, [&](int n, int e) { return dv.r[4 * n + e]; }, p, b, kvh, j0,
+                      keyRow, 0);
 }
 
 template <int D>
-void launchWgmmaKeyPassFor(const WgmmaKeyParams& p) {
+void launchWgmmaKeyPassFor(const MmaKeyParams& p) {
   using Smem = WgmmaBackwardSmem<D>;
   const dim3 grid((unsigned)((p.s.sk + Smem::BN - 1) / Smem::BN), (unsigned)p.s.kvHeads, (unsigned)p.s.b);
   launchTiled<wgmmaKeyPassKernel<D>>(grid, Smem::bytes, p, "flashAttentionBackward (wgmma)", Smem::THREADS);
@@ -324,11 +283,8 @@ void launchWgmmaKeyPassFor(const WgmmaKeyParams& p) {
 }  // namespace
 
 void launchWgmmaKeyPass(const KeyParams& kp) {
-  const WgmmaKeyParams p{kp, asyncRows(kp.in.q), asyncRows(kp.in.k), asyncRows(kp.in.v), asyncRows(kp.dOut), bf16Pairs(kp.dk),
-                         bf16Pairs(kp.dv), reinterpret_cast<uintptr_t>(kp.dqAcc) % 8 == 0};
-  if (p.s.d == 64) launchWgmmaKeyPassFor<64>(p);
-  else if (p.s.d == 128) launchWgmmaKeyPassFor<128>(p);
-  else fail("flashAttentionBackward", "no wgmma kernel for head dimension " + std::to_string(p.s.d));
+  const MmaKeyParams p = mmaKeyParams(kp);
+  withWgmmaHeadDim(p.s.d, "flashAttentionBackward", [&](auto d) { launchWgmmaKeyPassFor<decltype(d)::value>(p); });
 }
 
 }  // namespace flash

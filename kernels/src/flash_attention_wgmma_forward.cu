@@ -7,8 +7,8 @@
 // 64w … 64w + 63 (its warp v rows 16v … 16v + 15 of those: the accumulators' per-warp layout is
 // mma.sync's, so the per-row state and softmax are the mma kernel's). Q and double-buffered K
 // and V tiles of BN keys sit in shared memory as wgmma's 128-byte-swizzled rows (a head
-// dimension of 128 as two 64-column sub-tiles), staged with cp.async: tile t + 1 is in flight
-// while tile t is multiplied. Per key tile and warpgroup:
+// dimension of 128 as two 64-column sub-tiles), staged with cp.async (wgmma_tiles.cuh): tile
+// t + 1 is in flight while tile t is multiplied. Per key tile and warpgroup:
 //   S = Q·Kᵀ  (wgmma m64nBNk16, Q and K from shared memory, both K-major),
 //   the online softmax on S's registers (scores, masks, m, l in log2 units, as the mma kernel),
 //   O += P·V  (wgmma m64nDk16, P rounded to bf16 straight from S's registers, V MN-major).
@@ -16,8 +16,7 @@
 // choice is per 64 rows; a warp whose rows miss a tile its group takes masks it, which adds
 // exactly 0 once the row's max is that of a key it sees). S and O take BN/2 + D/2 f32 registers
 // a thread, P BN/4.
-#include "flash_attention_mma.cuh"
-#include "wgmma.cuh"
+#include "wgmma_tiles.cuh"
 
 namespace tt {
 namespace flash {
@@ -32,29 +31,9 @@ template <int D>
 struct WgmmaForwardTiles {
   static_assert(D == 64 || D == 128, "the wgmma forward takes head dimensions 64 and 128");
   static constexpr int GROUPS = 2, BM = 64 * GROUPS, BN = 128, THREADS = 128 * GROUPS;
-  static constexpr uint32_t qBytes = BM * D * 2, kvBytes = BN * D * 2;
+  static constexpr uint32_t qBytes = swizzledTileBytes<BM, D>(), kvBytes = swizzledTileBytes<BN, D>();
   static constexpr size_t bytes = qBytes + 4 * kvBytes + wgmma::kAtomBytes;
 };
-
-// Element (r, c) of a ROWS × D tile kept as D/64 swizzled sub-tiles of ROWS 128-byte rows.
-// (stageRowsAt's placement).
-template <int ROWS>
-__device__ __forceinline__ auto swizzledAt() {
-  return [](int r, int c) { return ((c >> 6) * ROWS * wgmma::kRowBytes + (int)wgmma::swizzledOffset(r, c & 63)) / 2; };
-}
-
-// The K-major descriptor of columns [16k, 16k + 16) of a tile of ROWS swizzled rows, from row 0
-// of the shared address `tile`.
-template <int ROWS>
-__device__ __forceinline__ uint64_t kMajor(uint32_t tile, int k) {
-  return wgmma::descriptor(tile + (k / 4) * ROWS * wgmma::kRowBytes + 32 * (k % 4), 0, wgmma::kAtomBytes);
-}
-
-// The 8-column tile n of an accumulator as mma.sync's C fragment.
-template <int N>
-__device__ __forceinline__ mma::FragC fragC(const wgmma::Accumulator<N>& acc, int n) {
-  return mma::FragC{{acc.r[4 * n], acc.r[4 * n + 1], acc.r[4 * n + 2], acc.r[4 * n + 3]}};
-}
 
 template <int D>
 __global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForwardKernel(MmaForwardParams p) {
@@ -62,14 +41,11 @@ __global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForward
   constexpr int BM = Tiles::BM, BN = Tiles::BN, THREADS = Tiles::THREADS;
   constexpr int NS = BN / 8, NO = D / 8;  // 8-column tiles of S and O
   extern __shared__ float smem[];
-  // The tiles, from the first 1024-byte boundary of the shared address space (the swizzle's
-  // atoms are aligned to it).
-  uint16_t* Qs = reinterpret_cast<uint16_t*>(reinterpret_cast<char*>(smem) +
-                                             ((0u - wgmma::sharedAddress(smem)) & (wgmma::kAtomBytes - 1)));
-  uint16_t* Ks = Qs + Tiles::qBytes / 2;        // [2][subTiles][BN][64], swizzled
-  uint16_t* Vs = Ks + 2 * Tiles::kvBytes / 2;   // [2][subTiles][BN][64], swizzled
-  __shared__ bool rowFull[BM];                  // the row sees no key at all
-  __shared__ bool keyOk[BN];                    // the key mask of the current tile
+  char* Qs = swizzledTiles(smem);      // [subTiles][BM][64], swizzled
+  char* Ks = Qs + Tiles::qBytes;       // [2][subTiles][BN][64]
+  char* Vs = Ks + 2 * Tiles::kvBytes;  // [2][subTiles][BN][64]
+  __shared__ bool rowFull[BM];         // the row sees no key at all
+  __shared__ bool keyOk[BN];           // the key mask of the current tile
 
   const AttentionShape& s = p.s;
   const int warp = threadIdx.x / 32, group = threadIdx.x / 128, lane = laneId(), g = lane >> 2;
@@ -80,18 +56,17 @@ __global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForward
   const Visibility vis = visibilityOf(s, p.in.starts, b);
   const float scaleLog2 = s.scale * kLog2e;
 
-  stageRowsAt<BM, D, THREADS>(Qs, swizzledAt<BM>(), p.in.q, p.in.q.at(b, h, 0), i0, s.sq, p.qAsync);
+  stageSwizzledRows<BM, D, THREADS>(Qs, p.in.q, p.in.q.at(b, h, 0), i0, s.sq, p.qAsync);
   mma::cpAsyncCommit();
   const IndexRange tiles = forwardKeyTiles<BM, BN, THREADS / 32>(rowFull, vis, p.in, maskRow, i0, s.sq);
-  const int64_t tile0 = tiles.begin, tile1 = tiles.end;
 
   auto stageKeys = [&](int64_t tile, int buf) {
-    stageRowsAt<BN, D, THREADS>(Ks + buf * Tiles::kvBytes / 2, swizzledAt<BN>(), p.in.k, kBase, tile * BN, s.sk, p.kAsync);
-    stageRowsAt<BN, D, THREADS>(Vs + buf * Tiles::kvBytes / 2, swizzledAt<BN>(), p.in.v, vBase, tile * BN, s.sk, p.vAsync);
+    stageSwizzledRows<BN, D, THREADS>(Ks + buf * Tiles::kvBytes, p.in.k, kBase, tile * BN, s.sk, p.kAsync);
+    stageSwizzledRows<BN, D, THREADS>(Vs + buf * Tiles::kvBytes, p.in.v, vBase, tile * BN, s.sk, p.vAsync);
     mma::cpAsyncCommit();
   };
-  stageKeys(tile0, 0);
-  bool nextKeyOk = loadKeyOk<BN>(p.in, s.sk, maskRow, tile0 * BN);  // the key mask, loaded a tile ahead
+  stageKeys(tiles.begin, 0);
+  bool nextKeyOk = loadKeyOk<BN>(p.in, s.sk, maskRow, tiles.begin * BN);  // the key mask, loaded a tile ahead
 
   // This warpgroup's rows [g0, gLast] decide its skips; this warp's rows [w0, wLast] its
   // masking and state (rows ≥ sq are computed and never stored).
@@ -104,32 +79,28 @@ __global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForward
   const bool full[2] = {rowFull[warp * 16 + g], rowFull[warp * 16 + g + 8]};
   const int64_t row[2] = {w0 + g, w0 + g + 8};
 
-  const uint32_t qTile = wgmma::sharedAddress(Qs) + group * 64 * wgmma::kRowBytes;
-  const uint32_t kTiles = wgmma::sharedAddress(Ks), vTiles = wgmma::sharedAddress(Vs);
   OnlineSoftmax softmax;
   wgmma::Accumulator<D> o;
 #pragma unroll
   for (int i = 0; i < D / 2; i++) o.r[i] = 0.f;
   auto oAt = [&](int n, int e) -> float& { return o.r[4 * n + e]; };
 
-  for (int64_t tile = tile0; tile < tile1; tile++) {
-    const int buf = (int)((tile - tile0) & 1);
+  for (int64_t tile = tiles.begin; tile < tiles.end; tile++) {
     const int64_t j0 = tile * BN, jEnd = j0 + BN;
-    if (tile + 1 < tile1) stageKeys(tile + 1, buf ^ 1);  // the other buffer was released by the last barrier
-    storeKeyOk<BN>(keyOk, nextKeyOk);
-    if (tile + 1 < tile1) nextKeyOk = loadKeyOk<BN>(p.in, s.sk, maskRow, jEnd);
-    if (tile + 1 < tile1) mma::cpAsyncWait<1>(); else mma::cpAsyncWait<0>();  // Q (first pass) and this tile have landed
+    const int buf = beginKeyTile<BN>(tile, tiles, stageKeys, keyOk, nextKeyOk, p.in, s.sk, maskRow);
     wgmma::fenceSharedForTensorCores();
     const bool allKeys = __syncthreads_and(threadIdx.x >= BN || keyOk[threadIdx.x]);
 
     const bool skip = !groupActive || (!groupFull && (vis.hi(gLast) <= j0 || vis.lo(g0) >= jEnd));
     const bool dense = allKeys && !warpFull && jEnd <= s.sk && vis.lo(wLast) <= j0 && vis.hi(w0) >= jEnd;
     if (!skip) {
-      const uint32_t K = kTiles + buf * Tiles::kvBytes, V = vTiles + buf * Tiles::kvBytes;
+      const char *K = Ks + buf * Tiles::kvBytes, *V = Vs + buf * Tiles::kvBytes;
       wgmma::Accumulator<BN> sacc;  // overwritten by the first k-step
       wgmma::fence();
 #pragma unroll
-      for (int k = 0; k < D / 16; k++) wgmma::Mma<BN>::template shared<false, false>(sacc, kMajor<BM>(qTile, k), kMajor<BN>(K, k), k > 0);
+      for (int k = 0; k < D / 16; k++)
+        wgmma::Mma<BN>::template shared<false, false>(sacc, kMajorOperand(Qs, BM, group * 64, 16 * k), kMajorOperand(K, BN, 0, 16 * k),
+                                                      k > 0);
       wgmma::commit();
       wgmma::wait<0>();
 
@@ -141,14 +112,13 @@ __global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForward
       // O += P·V over BN/16 k-steps of 16 keys: V's rows k0 … k0 + 15, the head dimension's
       // two 64-column sub-tiles (d = 128) BN rows apart. P is rounded to A fragments before the
       // fence, so that no product waits for the registers of another.
-      mma::FragA pa[BN / 16];
+      uint32_t pa[BN / 16][4];
 #pragma unroll
-      for (int k = 0; k < BN / 16; k++) pa[k] = aFromAccumulators(fragC(sacc, 2 * k), fragC(sacc, 2 * k + 1));
+      for (int k = 0; k < BN / 16; k++) aFragmentOf(sacc, k, pa[k]);
       wgmma::fence();
 #pragma unroll
       for (int k = 0; k < BN / 16; k++)
-        wgmma::Mma<D>::template registers<true>(
-            o, pa[k].r, wgmma::descriptor(V + 16 * k * wgmma::kRowBytes, BN * wgmma::kRowBytes, wgmma::kAtomBytes), true);
+        wgmma::Mma<D>::template registers<true>(o, pa[k], mnMajorOperand(V, BN, 16 * k), true);
       wgmma::commit();
       wgmma::wait<0>();
     }
@@ -169,9 +139,7 @@ void launchWgmmaForwardFor(const MmaForwardParams& p) {
 
 void launchWgmmaForward(const ForwardParams& fp) {
   const MmaForwardParams p = mmaForwardParams(fp);
-  if (p.s.d == 64) launchWgmmaForwardFor<64>(p);
-  else if (p.s.d == 128) launchWgmmaForwardFor<128>(p);
-  else fail("flashAttentionForward", "no wgmma kernel for head dimension " + std::to_string(p.s.d));
+  withWgmmaHeadDim(p.s.d, "flashAttentionForward", [&](auto d) { launchWgmmaForwardFor<decltype(d)::value>(p); });
 }
 
 }  // namespace flash

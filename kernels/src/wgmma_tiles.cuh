@@ -22,30 +22,29 @@ constexpr int swizzledTileBytes() {
 }
 
 #ifdef __CUDACC__
+// Where a kernel's swizzled tiles start in its dynamic shared memory `smem`: the first 1024-byte
+// boundary (the swizzle's atoms are aligned to it; the caller reserves wgmma::kAtomBytes more
+// than its tiles take). Rounding the generic pointer aligns the shared address too: the shared
+// window's generic base is aligned far beyond 1024 bytes.
+__device__ __forceinline__ char* swizzledTiles(float* smem) {
+  return reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(smem) + wgmma::kAtomBytes - 1) / wgmma::kAtomBytes *
+                                 wgmma::kAtomBytes);
+}
+
+// The byte offset of element (r, c) in a ROWS × D swizzled tile.
+template <int ROWS>
+__device__ __forceinline__ uint32_t swizzledByte(int r, int c) {
+  return (c / 64) * (ROWS * wgmma::kRowBytes) + wgmma::swizzledOffset(r, c % 64);
+}
+
 // Rows [row0, row0 + ROWS) × [0, D) of one head of t (rows from element `base`) into the
-// swizzled tile at `dst`; rows ≥ `rows` are zero. With `async` the copies are cp.async (the
-// caller commits and waits), else loads converted to bf16 and stored now (stageRows' contract,
-// flash_attention_mma.cuh, in the swizzled layout). Either way the tensor cores see the rows
-// only after wgmma::fenceSharedForTensorCores() and a barrier.
+// swizzled tile at `dst`: stageRowsAt (flash_attention_mma.cuh) in the swizzled layout — rows ≥
+// `rows` zero, cp.async copies with `async` (the caller commits and waits). Either way the
+// tensor cores see the rows only after wgmma::fenceSharedForTensorCores() and a barrier.
 template <int ROWS, int D, int THREADS>
 __device__ __forceinline__ void stageSwizzledRows(char* dst, const AttentionTensor& t, int64_t base, int64_t row0, int64_t rows,
                                                   bool async) {
-  constexpr int kPieces = D / 8;  // 16-byte pieces per row
-  for (int e = threadIdx.x; e < ROWS * kPieces; e += THREADS) {
-    const int r = e / kPieces, c = (e % kPieces) * 8;
-    const int64_t row = row0 + r;
-    const bool present = row < rows;
-    char* s = dst + (c / 64) * (ROWS * wgmma::kRowBytes) + wgmma::swizzledOffset(r, c % 64);
-    const int64_t at = base + (present ? row : 0) * t.rowStride + c;
-    if (async) {
-      mma::cpAsync16(s, static_cast<const uint16_t*>(t.p) + at, present);
-    } else {
-      uint32_t* w = reinterpret_cast<uint32_t*>(s);
-#pragma unroll
-      for (int k = 0; k < 4; k++)
-        w[k] = present ? mma::packBf16(loadAs<float>(t.p, t.t, at + 2 * k), loadAs<float>(t.p, t.t, at + 2 * k + 1)) : 0u;
-    }
-  }
+  stageRowsAt<ROWS, D, THREADS>(dst, [](int r, int c) { return swizzledByte<ROWS>(r, c); }, t, base, row0, rows, async);
 }
 
 // The descriptor of a K-major operand (rows hold the reduction dimension): 64 rows from `row0`

@@ -9,14 +9,9 @@ import { attention, type AttentionOptions } from '../../src/ops/attention.js';
 import { physicalDtype, storeFrozenWeight } from '../../src/backend/cuda/api.js';
 import { bf16ToF32, f32ToBf16 } from '../../src/io/dtypes.js';
 import { rand, size } from './cuda.js';
+import type { AttentionDims } from './attentionDims.js';
 
-export interface Case {
-  b: number;
-  heads: number;
-  kvHeads: number;
-  sq: number;
-  sk: number;
-  d: number;
+export interface Case extends AttentionDims {
   causal: boolean;
   window?: number;
   queryOffset?: number;

@@ -10,19 +10,14 @@
  */
 import { defineEmulatedPrimitives, type EmulatedMemory, type NamedArgs } from './emulatedPrimitives.js';
 import { flashBackwardWorkspaceBytes } from '../../src/backend/attentionWorkspace.js';
+import type { AttentionDims } from './attentionDims.js';
 
 type Mem = Pick<EmulatedMemory, 'load' | 'store'>;
 const MASKED = -1e30;
 const F32 = 0,
   BF16 = 1;
 
-interface Problem {
-  b: number;
-  heads: number;
-  kvHeads: number;
-  sq: number;
-  sk: number;
-  d: number;
+interface Problem extends AttentionDims {
   scale: number;
   causal: boolean;
   window: number;
