@@ -47,9 +47,10 @@ struct WgmmaBackwardSmem {
   static constexpr int WARPGROUPS = 2, THREADS = WARPGROUPS * 128;
   // Query blocks of 128 rows at d = 64 (Sᵀ and dPᵀ m64n128: 128 floats a thread beside dK and
   // dV's 64), of 64 at d = 128 (64 beside 128).
-  // Query stages: at d = 64 three (the step after next loads while this one computes), at
-  // d = 128 two (the next step's) — a third's walk state would not fit in the registers.
+  // Three query stages: the step after next loads while this one computes (the loop takes 2
+  // as well, the next step's, should registers run short: 252 of 255 at both head dims now).
   static constexpr int BN = 64 * WARPGROUPS, BM = D == 64 ? 128 : 64, STAGES = 3;
+  static_assert(STAGES == 2 || STAGES == 3, "the query walk stages one or two steps ahead");
   static constexpr int keyTile = swizzledTileBytes<BN, D>(), queryTile = swizzledTileBytes<BM, D>();
   static constexpr int dsTile = swizzledTileBytes<BN, BM>();
   // K, V; Q, dO per stage; dSᵀ — and a KiB to align the first to 1024 bytes.
