@@ -20,13 +20,21 @@
 // an 8-row atom, strides that break the swizzle's 1024-byte period, an address outside shared
 // memory, descriptors that differ between threads — aborts with a message.
 //
-// The product is synchronous: fence, commit and wait have nothing to do, and a missing wait or
-// fenceSharedForTensorCores is invisible here (only the GPU shows it).
+// The product is asynchronous as on the GPU, so that a pipelined kernel's ordering is checked: at
+// issue the warpgroup exchanges A's registers and each thread fills its accumulator with a NaN;
+// the product itself runs at the wgmma::wait() whose commit group covers it, reading shared
+// memory then (the latest moment the tensor cores may) and writing the accumulator. So a read of
+// an accumulator before its wait shows as NaN in the kernel's output, a shared tile restaged
+// before the wait that covers its product shows as wrong values, an accumulator assigned while
+// its product is in flight aborts, as does a thread that ends with products in flight. Products
+// on the same accumulator chain in issue order (the hardware's accumulate without a wait). A
+// missing fenceSharedForTensorCores or wgmma::fence is invisible here (only the GPU shows it).
 #pragma once
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 #include "cuda_runtime.h"
 
 namespace tt {
@@ -109,47 +117,78 @@ struct Operand {
   float at(int i, int k) const { return mnMajor ? element(k, i / 64, i % 64) : element(i, 0, k); }
 };
 
-// d (+)= A·B for this thread's accumulator elements; A from shared memory (aShared, TransA
-// mnMajorA) or from the warpgroup's registers.
+// A product in flight on this thread: issued, its commit group not yet waited for.
+struct InFlight {
+  float* d;          // the accumulator (n / 2 floats)
+  int n, group;      // its width; the commit group (commits before its issue)
+  bool aShared, mnMajorA, mnMajorB, accumulate;
+  uint64_t descA, descB;
+  float A[2][16];    // A from registers: this thread's rows, gathered at issue
+  float in[128];     // d's value to accumulate onto: at issue, or the previous product's on d
+};
+constexpr uint32_t kInFlightBits = 0x7fc0dead;  // the NaN an accumulator holds while in flight
+struct Pipeline {
+  std::vector<InFlight> inFlight;
+  int commits = 0;
+  ~Pipeline() {
+    if (!inFlight.empty()) {
+      std::fprintf(stderr, "sim wgmma.cuh: a thread ended with %zu wgmma products not waited for\n", inFlight.size());
+      std::abort();
+    }
+  }
+};
+inline thread_local Pipeline pipeline;
+
+// Runs product `f` (this thread's accumulator elements) from shared memory as it is now.
+inline void run(InFlight& f, float* out) {
+  const int thread = tid() % 128, w = thread / 32, g = (thread % 32) / 4, t = thread % 4;
+  const Operand B(f.descB, f.mnMajorB, f.n);
+  if (f.aShared) {
+    const Operand As(f.descA, f.mnMajorA, 64);
+    for (int h = 0; h < 2; h++)
+      for (int k = 0; k < 16; k++) f.A[h][k] = As.at(16 * w + g + 8 * h, k);
+  }
+  for (int j = 0; j < f.n / 8; j++)
+    for (int c = 0; c < 2; c++) {
+      const int column = 8 * j + 2 * t + c;
+      float Bk[16];
+      for (int k = 0; k < 16; k++) Bk[k] = B.at(column, k);
+      for (int h = 0; h < 2; h++) {
+        double sum = f.accumulate ? (double)f.in[4 * j + 2 * h + c] : 0.0;  // bf16 products are exact; one rounding
+        for (int k = 0; k < 16; k++) sum += (double)f.A[h][k] * (double)Bk[k];
+        out[4 * j + 2 * h + c] = (float)sum;
+      }
+    }
+}
+
+// d (+)= A·B for this thread's accumulator elements, issued: A from shared memory (aShared,
+// TransA mnMajorA) or from the warpgroup's registers.
 template <int N>
 inline void product(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t descA, uint64_t descB, bool aShared, bool mnMajorA,
                     bool mnMajorB, bool accumulate) {
   const int group = warpgroup(), thread = tid() % 128;
-  const int w = thread / 32, g = (thread % 32) / 4, t = thread % 4;
+  const int w = thread / 32, g = (thread % 32) / 4;
   Operands mine{{a[0], a[1], a[2], a[3]}, aShared ? descA : 0, descB, accumulate ? 1 : 0};
   std::memcpy(sim::blk->xg[group][thread], &mine, sizeof mine);
   warpgroupBarrier(group);
   const Operands first = published(group, 0);
   require(first.descA == mine.descA && first.descB == mine.descB, "wgmma descriptors differ between the warpgroup's threads");
   require(first.accumulate == mine.accumulate, "wgmma accumulate flag differs between the warpgroup's threads");
-  const Operand B(descB, mnMajorB, N);
-  float A[2][16];  // this thread's rows 16w + g and 16w + g + 8
-  if (aShared) {
-    const Operand As(descA, mnMajorA, 64);
-    for (int h = 0; h < 2; h++)
-      for (int k = 0; k < 16; k++) A[h][k] = As.at(16 * w + g + 8 * h, k);
-  } else {
+  InFlight f{d, N, pipeline.commits, aShared, mnMajorA, mnMajorB, accumulate, descA, descB, {}, {}};
+  if (!aShared) {
     // a[h + 2q] of thread 32w + 4g + (k % 8) / 2 holds A[16w + g + 8h][8q + (k % 8)], halves by k % 2
     for (int h = 0; h < 2; h++)
       for (int k = 0; k < 16; k++) {
         const uint32_t word = published(group, 32 * w + 4 * g + (k % 8) / 2).a[h + 2 * (k / 8)];
-        A[h][k] = bf16((uint16_t)(word >> (16 * (k % 2))));
+        f.A[h][k] = bf16((uint16_t)(word >> (16 * (k % 2))));
       }
   }
-  float out[N / 2];
-  for (int j = 0; j < N / 8; j++)
-    for (int c = 0; c < 2; c++) {
-      const int column = 8 * j + 2 * t + c;
-      float Bk[16];
-      for (int k = 0; k < 16; k++) Bk[k] = B.at(column, k);
-      for (int h = 0; h < 2; h++) {
-        double sum = accumulate ? (double)d[4 * j + 2 * h + c] : 0.0;  // bf16 products are exact; one rounding
-        for (int k = 0; k < 16; k++) sum += (double)A[h][k] * (double)Bk[k];
-        out[4 * j + 2 * h + c] = (float)sum;
-      }
-    }
   warpgroupBarrier(group);
-  std::memcpy(d, out, sizeof out);
+  bool chained = false;  // an earlier product on d in flight hands its result to this one
+  for (const InFlight& e : pipeline.inFlight) chained |= e.d == d;
+  if (!chained) std::memcpy(f.in, d, sizeof d);
+  for (int i = 0; i < N / 2; i++) std::memcpy(&d[i], &kInFlightBits, 4);
+  pipeline.inFlight.push_back(f);
 }
 }  // namespace detail
 
@@ -172,9 +211,33 @@ inline uint64_t descriptor(uint32_t start, uint32_t leadingBytes, uint32_t strid
 
 inline void fenceSharedForTensorCores() {}
 inline void fence() {}
-inline void commit() {}
+inline void commit() { detail::pipeline.commits++; }
+// Runs the products of every commit group but the last `Pending`, in issue order.
 template <int Pending>
-inline void wait() {}
+inline void wait() {
+  auto& p = detail::pipeline;
+  std::vector<detail::InFlight> later;
+  for (size_t i = 0; i < p.inFlight.size(); i++) {
+    detail::InFlight& f = p.inFlight[i];
+    if (f.group >= p.commits - Pending) { later.push_back(f); continue; }
+    float out[128];
+    detail::run(f, out);
+    detail::InFlight* next = nullptr;  // the next product on the same accumulator
+    for (size_t j = i + 1; j < p.inFlight.size() && !next; j++)
+      if (p.inFlight[j].d == f.d) next = &p.inFlight[j];
+    if (next) {
+      std::memcpy(next->in, out, sizeof(float) * f.n / 2);
+      continue;
+    }
+    for (int e = 0; e < f.n / 2; e++) {
+      uint32_t bits;
+      std::memcpy(&bits, &f.d[e], 4);
+      detail::require(bits == detail::kInFlightBits, "a wgmma accumulator was assigned while its product was in flight");
+    }
+    std::memcpy(f.d, out, sizeof(float) * f.n / 2);
+  }
+  p.inFlight = std::move(later);
+}
 
 template <int N>
 struct Accumulator {

@@ -23,7 +23,9 @@ using namespace tt;
 
 enum class AFrom { KMajor, MNMajor, Registers };
 // A misuse to commit inside the kernel (Fault::None: a correct product).
-enum class Fault { None, NotSwizzled, MisalignedTile, OutsideShared, StaticArray, DescriptorsDiffer, ReservedBits };
+enum class Fault { None, NotSwizzled, MisalignedTile, OutsideShared, StaticArray, DescriptorsDiffer, ReservedBits,
+                   // ordering misuses of the asynchronous product
+                   ReadBeforeWait, RestageBeforeWait, AssignInFlight, NoWait };
 
 struct Params {
   const uint16_t* a;  // [m × k] bf16 bits, row-major
@@ -101,10 +103,17 @@ void productKernel(Params p) {
     }
   }
   wgmma::commit();
-  wgmma::wait<0>();
+  if (p.fault == Fault::NoWait) return;
+  if (p.fault == Fault::AssignInFlight) acc.r[5] = 0.f;
+  if (p.fault == Fault::RestageBeforeWait) {
+    std::memset(bTile, 0, p.k * p.n * 2);  // B's tile rewritten before the wait that covers its products
+    __syncthreads();
+  }
+  if (p.fault != Fault::ReadBeforeWait) wgmma::wait<0>();
   for (int j = 0; j < N / 8; j++)
     for (int h = 0; h < 2; h++)
       for (int c = 0; c < 2; c++) p.d[(row0 + 16 * w + g + 8 * h) * p.n + 8 * j + 2 * t + c] = acc.r[4 * j + 2 * h + c];
+  if (p.fault == Fault::ReadBeforeWait) wgmma::wait<0>();
 }
 
 struct Case {
@@ -214,7 +223,20 @@ int main() {
       {"operand past shared memory", [&] { runCase(plain, Fault::OutsideShared); }, "outside the block's dynamic shared memory"},
       {"static __shared__ operand", [&] { runCase(plain, Fault::StaticArray); }, "static __shared__"},
       {"descriptors differ", [&] { runCase(plain, Fault::DescriptorsDiffer); }, "descriptors differ"},
+      {"accumulator assigned in flight", [&] { runCase(plain, Fault::AssignInFlight); }, "assigned while its product was in flight"},
+      {"products never waited for", [&] { runCase(plain, Fault::NoWait); }, "not waited for"},
   };
+  // Ordering misuses that give wrong values rather than an abort: the simulation runs a product
+  // at its wait, so a read before it sees the in-flight NaN, and a tile restaged before it the
+  // new rows (zeros). (The first wrong elements print above each.)
+  for (const auto& [name, fault] : {std::pair{"read before its wait", Fault::ReadBeforeWait},
+                                    std::pair{"tile restaged before its wait", Fault::RestageBeforeWait}}) {
+    // NaN everywhere; or A·0, wrong wherever the right product is not 0 (nearly everywhere)
+    const int wrong = runCase(plain, fault);
+    const bool ok = fault == Fault::ReadBeforeWait ? wrong == plain.n * 64 : wrong > plain.n * 64 * 9 / 10;
+    std::printf("shows %-30s %s\n", name, ok ? "ok" : "FAIL");
+    if (!ok) failures++;
+  }
   for (const auto& misuse : misuses) {
     const bool ok = aborts(misuse.run, misuse.message);
     std::printf("refuses %-28s %s\n", misuse.name, ok ? "ok" : "FAIL");
