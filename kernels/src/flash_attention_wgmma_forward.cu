@@ -176,10 +176,16 @@ __global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForward
     mma::cpAsyncWait<AHEAD - 1>();  // Q (first pass) and this tile have landed
     wgmma::fenceSharedForTensorCores();
     const bool allKeys = __syncthreads_and(threadIdx.x >= BN || tileKeyOk[threadIdx.x]);
-    // Every warpgroup is past iteration tile − 1 and so done with tile − 2's stage: restage it.
-    stageKeys(tile + AHEAD);
-    if (tile + 1 < tile1) nextKeyOk = loadKeyOk<BN>(p.in, s.sk, maskRow, jEnd);
-    if (!groupSees(tile)) continue;
+    // Every warpgroup is past iteration tile − 1 and so done with tile − 2's stage: restage it,
+    // and load the next key mask (below, while this tile's products run).
+    auto prefetch = [&] {
+      stageKeys(tile + AHEAD);
+      if (tile + 1 < tile1) nextKeyOk = loadKeyOk<BN>(p.in, s.sk, maskRow, jEnd);
+    };
+    if (!groupSees(tile)) {
+      prefetch();
+      continue;
+    }
 
     const bool dense = allKeys && !warpFull && jEnd <= s.sk && vis.lo(wLast) <= j0 && vis.hi(w0) >= jEnd;
     const uint32_t K = kTiles + st * Tiles::kvBytes, V = vTiles + st * Tiles::kvBytes;
@@ -195,6 +201,7 @@ __global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForward
     wgmma::commit();
     issuePV();
     wgmma::commit();
+    prefetch();
     wgmma::wait<1>();  // S is done; P·V may still run
     pinAccumulator(sacc);
 
