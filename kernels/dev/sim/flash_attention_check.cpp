@@ -127,6 +127,10 @@ int main(int argc, char** argv) {
     {"mma packed gqa2 d64", 2, 4, 2, 146, 146, 64, true, 0, 0, {146, 131}, BF16, I32, BF16, false, BHSD, false, -1, {5, 70, 1, 40, 30}},
     {"mma packed window33 d128", 1, 4, 1, 190, 190, 128, true, 33, 0, {183}, BF16, I32, BF16, false, BHSD, false, -1, {7, 100, 16, 60}},
     {"mma misaligned d128, f32 dOut", 1, 4, 2, 67, 67, 128, true, 0, 0, {67}, BF16, I32, F32, false, BHSD, true, F32},
+    // Enough key tiles (128 keys) that the wgmma forward reuses its K/V stages (4 at d = 64, 3 at
+    // d = 128) while the pipeline runs: a stage restaged too early shows here.
+    {"mma causal d64 700 rows, stages reused", 1, 1, 1, 700, 700, 64, true, 0, 0, {700}, BF16, I32, BF16},
+    {"mma bidir d128 520 keys, stages reused", 1, 1, 1, 130, 520, 128, false, 0, 0, {510}, BF16, I32, BF16},
   };
   // Arguments: [hopper] [case index]. `hopper`: as on a compute capability 9.0 device, so the
   // engine rules pick the wgmma kernels where they take the case.

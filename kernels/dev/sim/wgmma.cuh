@@ -30,11 +30,15 @@
 // on the same accumulator chain in issue order (the hardware's accumulate without a wait). A
 // missing fenceSharedForTensorCores or wgmma::fence is invisible here (only the GPU shows it).
 #pragma once
+#include <cfenv>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <vector>
+#include <unistd.h>
 #include "cuda_runtime.h"
 
 namespace tt {
@@ -126,7 +130,27 @@ struct InFlight {
   float A[2][16];    // A from registers: this thread's rows, gathered at issue
   float in[128];     // d's value to accumulate onto: at issue, or the previous product's on d
 };
-constexpr uint32_t kInFlightBits = 0x7fc0dead;  // the NaN an accumulator holds while in flight
+// The signalling NaN an accumulator holds while its product is in flight. A thread that issues
+// products traps invalid operations (feenableexcept), so any arithmetic on it — a read before
+// the wait, or a rescale of an accumulator still being written — stops the run at once
+// (SIGFPE, reported below); a plain assignment is caught at the wait.
+constexpr uint32_t kInFlightBits = 0x7fa0dead;
+inline void onFloatingPointTrap(int) {
+  static const char message[] =
+      "sim wgmma.cuh: an invalid floating-point operation (SIGFPE): arithmetic on a wgmma accumulator whose product is in "
+      "flight (read before the wgmma::wait that covers it), or an invalid operation (inf - inf, 0 * inf, NaN) in a thread "
+      "that issues products\n";
+  (void)!write(2, message, sizeof message - 1);
+  std::abort();
+}
+inline void trapInvalidOperations() {
+  static thread_local bool armed = false;
+  if (armed) return;
+  armed = true;
+  static std::once_flag handler;
+  std::call_once(handler, [] { std::signal(SIGFPE, onFloatingPointTrap); });
+  feenableexcept(FE_INVALID);
+}
 struct Pipeline {
   std::vector<InFlight> inFlight;
   int commits = 0;
@@ -166,6 +190,7 @@ inline void run(InFlight& f, float* out) {
 template <int N>
 inline void product(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t descA, uint64_t descB, bool aShared, bool mnMajorA,
                     bool mnMajorB, bool accumulate) {
+  trapInvalidOperations();
   const int group = warpgroup(), thread = tid() % 128;
   const int w = thread / 32, g = (thread % 32) / 4;
   Operands mine{{a[0], a[1], a[2], a[3]}, aShared ? descA : 0, descB, accumulate ? 1 : 0};

@@ -25,7 +25,7 @@ enum class AFrom { KMajor, MNMajor, Registers };
 // A misuse to commit inside the kernel (Fault::None: a correct product).
 enum class Fault { None, NotSwizzled, MisalignedTile, OutsideShared, StaticArray, DescriptorsDiffer, ReservedBits,
                    // ordering misuses of the asynchronous product
-                   ReadBeforeWait, RestageBeforeWait, AssignInFlight, NoWait };
+                   ReadBeforeWait, RestageBeforeWait, AssignInFlight, ScaleInFlight, NoWait };
 
 struct Params {
   const uint16_t* a;  // [m × k] bf16 bits, row-major
@@ -105,6 +105,7 @@ void productKernel(Params p) {
   wgmma::commit();
   if (p.fault == Fault::NoWait) return;
   if (p.fault == Fault::AssignInFlight) acc.r[5] = 0.f;
+  if (p.fault == Fault::ScaleInFlight) acc.r[5] *= 0.5f;  // O's rescale before its P·V's wait
   if (p.fault == Fault::RestageBeforeWait) {
     std::memset(bTile, 0, p.k * p.n * 2);  // B's tile rewritten before the wait that covers its products
     __syncthreads();
@@ -224,6 +225,7 @@ int main() {
       {"static __shared__ operand", [&] { runCase(plain, Fault::StaticArray); }, "static __shared__"},
       {"descriptors differ", [&] { runCase(plain, Fault::DescriptorsDiffer); }, "descriptors differ"},
       {"accumulator assigned in flight", [&] { runCase(plain, Fault::AssignInFlight); }, "assigned while its product was in flight"},
+      {"accumulator scaled in flight", [&] { runCase(plain, Fault::ScaleInFlight); }, "SIGFPE"},
       {"products never waited for", [&] { runCase(plain, Fault::NoWait); }, "not waited for"},
   };
   // Ordering misuses that give wrong values rather than an abort: the simulation runs a product
