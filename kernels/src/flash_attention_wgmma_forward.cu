@@ -18,7 +18,7 @@
 // A warpgroup's last tile adds its P·V at once. A warpgroup skips a tile none of its rows can
 // see (a product is the whole warpgroup's, so the choice is per 64 rows; a warp whose rows miss a
 // tile its group takes masks it, which adds exactly 0 once the row's max is that of a key it
-// sees). S and O take BN/2 + D/2 f32 registers a thread, P BN/4: 220 / 245 registers at d = 64 /
+// sees). S and O take BN/2 + D/2 f32 registers a thread, P BN/4: 217 / 247 registers at d = 64 /
 // 128 (ptxas, sm_90a), no spills, and no wgmma serialisation (ptxas C7513/C7520 warnings).
 #include "flash_attention_mma.cuh"
 #include "wgmma.cuh"
@@ -68,8 +68,8 @@ __device__ __forceinline__ mma::FragC fragC(const wgmma::Accumulator<N>& acc, in
 }
 
 // pinAccumulator's barrier for A fragments in registers: P's roundings stay above the
-// wgmma::fence() after this call (ptxas serialises every product if an operand register is
-// written between the fence and the product that reads it).
+// wgmma::fence() after this call, which orders only the register writes before it (the
+// compiler sees the fence as an asm without operands and could sink them below).
 template <int K>
 __device__ __forceinline__ void pinFragments(mma::FragA (&a)[K]) {
 #if defined(__CUDA_ARCH__)
@@ -152,13 +152,15 @@ __global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForward
 
   // P of the tile this warpgroup multiplied last, rounded to A fragments, and its V's shared
   // address: its O += P·V is issued behind the next tile's S = Q·Kᵀ, or at the run's last tile.
-  // Zero before the first tile, whose iteration then adds 0·V (one branch fewer: ptxas
-  // serialises every product when any sits in a divergent path while others are in flight).
-  // The registers stay untouched while the product runs: the tensor cores read them after the issue.
+  // Zero before the first tile, whose iteration then adds 0 · its own V (landed, and multiplied
+  // by the next iteration anyway): one branch fewer, as ptxas serialises every product when one
+  // sits in a divergent path while others are in flight. The registers stay untouched while the
+  // product runs: the tensor cores read them after the issue.
   mma::FragA pa[BN / 16];
 #pragma unroll
   for (int k = 0; k < BN / 16; k++) pa[k] = mma::FragA{{0u, 0u, 0u, 0u}};
-  uint32_t pendingV = vTiles;
+  uint32_t pendingV = 0;
+  bool first = true;
   // O += P·V over BN/16 k-steps of 16 keys: V's rows k0 … k0 + 15, the head dimension's two
   // 64-column sub-tiles (d = 128) BN rows apart. Issued, not committed.
   auto issuePV = [&] {
@@ -189,6 +191,8 @@ __global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForward
 
     const bool dense = allKeys && !warpFull && jEnd <= s.sk && vis.lo(wLast) <= j0 && vis.hi(w0) >= jEnd;
     const uint32_t K = kTiles + st * Tiles::kvBytes, V = vTiles + st * Tiles::kvBytes;
+    if (first) pendingV = V;
+    first = false;
     // S = Q·Kᵀ, then the last tile's O += P·V behind it, as two commit groups: the softmax below
     // needs only the first, so the tensor cores run P·V while it runs (FlashAttention-3's
     // intra-warpgroup overlap).
