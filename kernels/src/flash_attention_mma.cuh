@@ -322,7 +322,7 @@ struct OnlineSoftmax {
 #pragma unroll
     for (int r = 0; r < 2; r++) {
       const float mNew = fmaxf(m[r], quadMax(tileMax[r]));  // finite: key j0 < sk scores ≥ −1e30·log2 e
-      alpha[r] = exp2f(m[r] - mNew);                         // 0 on the first tile (m = −∞)
+      alpha[r] = mma::exp2Flush(m[r] - mNew);                // 0 on the first tile (m = −∞)
       m[r] = mNew;
     }
     float rowSum[2] = {0.f, 0.f};
@@ -330,7 +330,7 @@ struct OnlineSoftmax {
     for (int n = 0; n < NS; n++) {
 #pragma unroll
       for (int e = 0; e < 4; e++) {
-        const float pv = exp2f(s(n, e) - m[e >> 1]);
+        const float pv = mma::exp2Flush(s(n, e) - m[e >> 1]);
         s(n, e) = pv;
         rowSum[e >> 1] += pv;
       }

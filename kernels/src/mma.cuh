@@ -65,6 +65,16 @@ __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
+// 2^x on the special-function unit with subnormal results flushed to 0: one MUFU.EX2, where
+// exp2f (ex2.approx.f32 without ftz) adds three instructions per call to handle them. The
+// forward's softmax makes one per score and is bound by them; a probability below 2^-126 of the
+// row's max adds nothing a bf16 P or an f32 sum keeps.
+__device__ __forceinline__ float exp2Flush(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // 16 bytes global → shared, or 16 zero bytes when !present (src is then not read).
 __device__ __forceinline__ void cpAsync16(void* dst, const void* src, bool present) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sharedAddress(dst)), "l"(src), "r"(present ? 16 : 0));

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cmath>
 #include <cstring>
 #include "cuda_runtime.h"
 #include "cuda_bf16.h"
@@ -91,6 +92,12 @@ inline void ldmatrixX2Trans(uint32_t (&r)[2], const void* row) { detail::ldmatri
 
 inline uint32_t packBf16(float lo, float hi) {
   return (uint32_t)__float2bfloat16(lo).x | ((uint32_t)__float2bfloat16(hi).x << 16);
+}
+
+// 2^x, subnormal results flushed to 0 (ex2.approx.ftz.f32).
+inline float exp2Flush(float x) {
+  const float y = std::exp2(x);
+  return std::fpclassify(y) == FP_SUBNORMAL ? 0.f : y;
 }
 
 // Synchronous here: the copy is done when the call returns, so commit and wait have nothing

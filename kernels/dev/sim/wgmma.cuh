@@ -21,14 +21,16 @@
 // memory, descriptors that differ between threads — aborts with a message.
 //
 // The product is asynchronous as on the GPU, so that a pipelined kernel's ordering is checked: at
-// issue the warpgroup exchanges A's registers and each thread fills its accumulator with a NaN;
-// the product itself runs at the wgmma::wait() whose commit group covers it, reading shared
-// memory then (the latest moment the tensor cores may) and writing the accumulator. So a read of
-// an accumulator before its wait shows as NaN in the kernel's output, a shared tile restaged
-// before the wait that covers its product shows as wrong values, an accumulator assigned while
-// its product is in flight aborts, as does a thread that ends with products in flight. Products
-// on the same accumulator chain in issue order (the hardware's accumulate without a wait). A
-// missing fenceSharedForTensorCores or wgmma::fence is invisible here (only the GPU shows it).
+// issue the warpgroup exchanges A's registers and each thread fills its accumulator with a
+// signalling NaN (and traps invalid operations from then on); the product itself runs at the
+// wgmma::wait() whose commit group covers it, reading shared memory then (the latest moment the
+// tensor cores may) and writing the accumulator. So arithmetic on an accumulator before its wait
+// (a read, a rescale) stops the run with SIGFPE, a copy of it shows as NaN in the kernel's
+// output, a shared tile restaged before the wait that covers its product shows as wrong values,
+// an accumulator assigned while its product is in flight aborts, as does a thread that ends with
+// products in flight. Products on the same accumulator chain in issue order (the hardware's
+// accumulate without a wait). A missing fenceSharedForTensorCores or wgmma::fence, and A
+// registers changed while their product runs, are invisible here (only the GPU shows them).
 #pragma once
 #include <cfenv>
 #include <csignal>
