@@ -2,7 +2,10 @@
  * Pinned host buffers for offloaded tensors (Device.offload), reused by byte size: a training
  * step offloads the same sizes every step (one checkpoint per decoder layer), so after the first
  * step no pinned memory is allocated — cudaHostAlloc is slow and pins pages for good. Buffers go
- * back to the driver only at `trim` (the backend's dispose).
+ * back to the driver at `trim` (the backend's dispose), and when a size the pool does not hold is
+ * taken while pinned memory would pass the most a step has held at once: then the oldest pooled
+ * sizes are freed first. Steps whose rows vary in length (a dataset's lengths, the last short
+ * batch) offload other sizes each step; without that bound every size seen would stay pinned.
  *
  * No buffer is ever read or written on the host, only by copies on the addon's copy stream. A
  * buffer comes back with the completion event of its last copy (a host → device restore, or the
@@ -11,6 +14,9 @@
  * forward enqueued before the last restore's copy ran).
  */
 import type { CudaAddon } from './addon.js';
+
+/** What the pool asks of the addon: pinned memory and the copies' completion events. */
+export type PinnedMemoryAddon = Pick<CudaAddon, 'hostAlloc' | 'hostFree' | 'eventQuery' | 'eventSynchronize' | 'eventDestroy'>;
 
 interface Returned {
   host: number;
@@ -23,8 +29,10 @@ export class PinnedPool {
   private readonly free = new Map<number, Returned[]>();
   private inUseBytes = 0;
   private pooledBytes = 0;
+  /** The most bytes taken at once so far: what a step needs pinned. */
+  private peakInUseBytes = 0;
 
-  constructor(private readonly addon: CudaAddon) {}
+  constructor(private readonly addon: PinnedMemoryAddon) {}
 
   /** A pinned buffer of exactly `bytes` (a pooled one, its last copy done, when there is one). */
   take(bytes: number): number {
@@ -32,9 +40,12 @@ export class PinnedPool {
     if (reused) {
       this.pooledBytes -= bytes;
       this.settle(reused);
+    } else {
+      this.evictFor(bytes);
     }
     const host = reused?.host ?? this.addon.hostAlloc(bytes);
     this.inUseBytes += bytes;
+    this.peakInUseBytes = Math.max(this.peakInUseBytes, this.inUseBytes);
     return host;
   }
 
@@ -61,6 +72,27 @@ export class PinnedPool {
       }
     }
     this.free.clear();
+  }
+
+  /**
+   * Before allocating `bytes` anew: free pooled buffers, oldest sizes first, until what is taken,
+   * what is pooled and the new buffer fit in the most a step has held (or in what is taken plus the
+   * new buffer, when that is more), or nothing is pooled. hostFree waits for the streams, so this
+   * stalls the device — only on steps whose sizes differ from every pooled one.
+   */
+  private evictFor(bytes: number): void {
+    const bound = Math.max(this.peakInUseBytes, this.inUseBytes + bytes);
+    const over = () => this.inUseBytes + this.pooledBytes + bytes > bound;
+    for (const [size, list] of this.free) {
+      while (list.length > 0 && over()) {
+        const entry = list.shift()!;
+        this.settle(entry);
+        this.addon.hostFree(entry.host);
+        this.pooledBytes -= size;
+      }
+      if (list.length === 0) this.free.delete(size);
+      if (!over()) return;
+    }
   }
 
   /** Wait (on the host) for the buffer's last copy unless it is done already; its event goes. */
