@@ -1,6 +1,6 @@
-// Block-wide max and sum of one float per thread, for row kernels that give a row to a
+// Block-wide max and sum of one value per thread, for row kernels that give a row to a
 // block (softmax, cross-entropy). Warps reduce with shuffles, warp 0's lane 0 combines the
-// per-warp partials in shared memory; every thread gets the result. `sh` is ≥ 33 floats of
+// per-warp partials in shared memory; every thread gets the result. `sh` is ≥ 33 values of
 // shared memory; blockDim.x is a multiple of 32 (≤ 1024). The trailing barrier lets the
 // caller reuse `sh` for the next reduction at once.
 #pragma once
@@ -8,18 +8,21 @@
 
 namespace tt {
 
-template <typename Combine>
-__device__ __forceinline__ float blockReduce(float v, float* sh, float identity, Combine combine) {
-  for (int d = 16; d > 0; d >>= 1) v = combine(v, __shfl_down_sync(0xffffffffu, v, d));
+// A warp's lanes exchange v (a float, or a MaxSum below: one shuffle a field).
+__device__ __forceinline__ float shuffleDown(float v, int d) { return __shfl_down_sync(0xffffffffu, v, d); }
+
+template <typename T, typename Combine>
+__device__ __forceinline__ T blockReduce(T v, T* sh, T identity, Combine combine) {
+  for (int d = 16; d > 0; d >>= 1) v = combine(v, shuffleDown(v, d));
   if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = v;
   __syncthreads();
   if (threadIdx.x == 0) {
-    float r = identity;
+    T r = identity;
     for (int w = 0; w < (int)blockDim.x / 32; w++) r = combine(r, sh[w]);
     sh[32] = r;
   }
   __syncthreads();
-  const float r = sh[32];
+  const T r = sh[32];
   __syncthreads();
   return r;
 }
@@ -69,23 +72,11 @@ __device__ __forceinline__ void addToMaxSum(MaxSum& acc, const float (&v)[V]) {
   acc = {m, s};
 }
 
-// Block-wide merge of every thread's MaxSum, as blockReduce (`sh` ≥ 33 entries); every thread gets it.
+__device__ __forceinline__ MaxSum shuffleDown(MaxSum v, int d) { return {shuffleDown(v.max, d), shuffleDown(v.sum, d)}; }
+
+// Block-wide merge of every thread's MaxSum, as blockMax and blockSum (`sh` ≥ 33 entries); every thread gets it.
 __device__ __forceinline__ MaxSum blockMaxSum(MaxSum v, MaxSum* sh) {
-  for (int d = 16; d > 0; d >>= 1) {
-    const MaxSum o{__shfl_down_sync(0xffffffffu, v.max, d), __shfl_down_sync(0xffffffffu, v.sum, d)};
-    v = mergeMaxSum(v, o);
-  }
-  if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = v;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    MaxSum r{-INFINITY, 0.f};
-    for (int w = 0; w < (int)blockDim.x / 32; w++) r = mergeMaxSum(r, sh[w]);
-    sh[32] = r;
-  }
-  __syncthreads();
-  const MaxSum r = sh[32];
-  __syncthreads();
-  return r;
+  return blockReduce(v, sh, MaxSum{-INFINITY, 0.f}, mergeMaxSum);
 }
 
 }  // namespace tt
