@@ -102,7 +102,7 @@ export interface DeviceInfo {
   multiProcessors: number;
   runtimeVersion: number;
   driverVersion: number;
-  /** The attention forward runs on Hopper's wgmma (bf16 q, k, v at head dims 64 and 128); else mma.sync. */
+  /** Attention, forward and backward, runs on Hopper's wgmma (bf16 q, k, v at head dims 64 and 128); else mma.sync. */
   wgmmaAttention: boolean;
 }
 export interface PoolStats {

@@ -65,11 +65,7 @@ export class PinnedPool {
   /** Free every pooled buffer once its last copy is done. Buffers still taken stay. */
   trim(): void {
     for (const [bytes, list] of this.free) {
-      for (const entry of list.splice(0)) {
-        this.settle(entry);
-        this.addon.hostFree(entry.host);
-        this.pooledBytes -= bytes;
-      }
+      for (const entry of list.splice(0)) this.release(entry, bytes);
     }
     this.free.clear();
   }
@@ -85,14 +81,18 @@ export class PinnedPool {
     const over = () => this.inUseBytes + this.pooledBytes + bytes > bound;
     for (const [size, list] of this.free) {
       while (list.length > 0 && over()) {
-        const entry = list.shift()!;
-        this.settle(entry);
-        this.addon.hostFree(entry.host);
-        this.pooledBytes -= size;
+        this.release(list.shift()!, size);
       }
       if (list.length === 0) this.free.delete(size);
       if (!over()) return;
     }
+  }
+
+  /** A pooled buffer of `bytes` back to the driver, once its last copy is done. */
+  private release(entry: Returned, bytes: number): void {
+    this.settle(entry);
+    this.addon.hostFree(entry.host);
+    this.pooledBytes -= bytes;
   }
 
   /** Wait (on the host) for the buffer's last copy unless it is done already; its event goes. */
