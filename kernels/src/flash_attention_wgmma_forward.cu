@@ -45,21 +45,6 @@ struct WgmmaForwardTiles {
   static_assert(bytes + 3 * BN <= 227 * 1024, "sm_90's shared memory per block (the static keyOk and rowFull included)");
 };
 
-// pinAccumulator's barrier for A fragments in registers: P's roundings stay above the
-// wgmma::fence() after this call, which orders only the register writes before it (the
-// compiler sees the fence as an asm without operands and could sink them below).
-template <int K>
-__device__ __forceinline__ void pinFragments(uint32_t (&a)[K][4]) {
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-  for (int k = 0; k < K; k++)
-#pragma unroll
-    for (int i = 0; i < 4; i++) asm volatile("" : "+r"(a[k][i])::"memory");
-#else
-  (void)a;
-#endif
-}
-
 template <int D>
 __global__ void __launch_bounds__(WgmmaForwardTiles<D>::THREADS, 1) wgmmaForwardKernel(MmaForwardParams p) {
   using Tiles = WgmmaForwardTiles<D>;

@@ -76,6 +76,21 @@ __device__ __forceinline__ void pinAccumulator(wgmma::Accumulator<N>& d) {
 #endif
 }
 
+// pinAccumulator's barrier for A fragments in registers: P's roundings stay above the
+// wgmma::fence() after this call, which orders only the register writes before it (the
+// compiler sees the fence as an asm without operands and could sink them below).
+template <int K>
+__device__ __forceinline__ void pinFragments(uint32_t (&a)[K][4]) {
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+  for (int k = 0; k < K; k++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) asm volatile("" : "+r"(a[k][i])::"memory");
+#else
+  (void)a;
+#endif
+}
+
 // The A fragment (bf16, wgmma.cuh's register layout) of the accumulator columns [16k, 16k + 16).
 template <int N>
 __device__ __forceinline__ void aFragmentOf(const wgmma::Accumulator<N>& d, int k, uint32_t (&a)[4]) {
