@@ -1,0 +1,98 @@
+// A timing harness for the flash attention kernels alone, without Node or the addon: random bf16
+// q, k, v, dO of one shape, the forward and the backward (kernels.h's entry points, so the same
+// engine rule as the addon: TYPETUNE_ATTENTION_ENGINE=mma picks mma.sync on a Hopper) timed with
+// CUDA events, TFLOP/s counted as bench/attention.ts counts them (causal: half the square). Built
+// in seconds from the attention sources alone, so a kernel variant can be timed, or profiled with
+// ncu, without rebuilding the addon:
+//   bash kernels/dev/lab/build.sh [out]      then   out/attention_lab b heads kvHeads seq d [iters]
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "kernels.h"
+
+using namespace tt;
+
+static void ok(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
+    std::exit(1);
+  }
+}
+
+static void* randomBf16(size_t n, unsigned seed) {
+  std::vector<__nv_bfloat16> h(n);
+  srand(seed);
+  for (auto& x : h) x = __float2bfloat16((float)rand() / RAND_MAX * 2.f - 1.f);
+  void* d = nullptr;
+  ok(cudaMalloc(&d, n * 2), "cudaMalloc");
+  ok(cudaMemcpy(d, h.data(), n * 2, cudaMemcpyHostToDevice), "cudaMemcpy");
+  return d;
+}
+
+template <typename F>
+static float millis(F&& run, int iters) {
+  for (int i = 0; i < 2; i++) run();
+  cudaEvent_t a, b;
+  ok(cudaEventCreate(&a), "event");
+  ok(cudaEventCreate(&b), "event");
+  ok(cudaEventRecord(a, stream()), "record");
+  for (int i = 0; i < iters; i++) run();
+  ok(cudaEventRecord(b, stream()), "record");
+  ok(cudaEventSynchronize(b), "sync");
+  float ms = 0;
+  ok(cudaEventElapsedTime(&ms, a, b), "elapsed");
+  return ms / iters;
+}
+
+int main(int argc, char** argv) {
+  if (argc < 6) {
+    std::fprintf(stderr, "usage: attention_lab b heads kvHeads seq d [iters] [fwd|bwd|both]\n");
+    return 2;
+  }
+  const int64_t b = atol(argv[1]), heads = atol(argv[2]), kvHeads = atol(argv[3]), seq = atol(argv[4]), d = atol(argv[5]);
+  const int iters = argc > 6 ? atoi(argv[6]) : 10;
+  const std::string which = argc > 7 ? argv[7] : "both";
+  const AttentionShape s{b, heads, kvHeads, seq, seq, d, true, 0, 0, 1.f / std::sqrt((float)d)};
+  void* q = randomBf16(b * heads * seq * d, 1);
+  void* k = randomBf16(b * kvHeads * seq * d, 2);
+  void* v = randomBf16(b * kvHeads * seq * d, 3);
+  void* dOut = randomBf16(b * heads * seq * d, 4);
+  void *out, *dq, *dk, *dv, *work;
+  float* lse;
+  ok(cudaMalloc(&out, b * heads * seq * d * 2), "out");
+  ok(cudaMalloc(&dq, b * heads * seq * d * 2), "dq");
+  ok(cudaMalloc(&dk, b * kvHeads * seq * d * 2), "dk");
+  ok(cudaMalloc(&dv, b * kvHeads * seq * d * 2), "dv");
+  ok(cudaMalloc(&lse, b * heads * seq * 4), "lse");
+  const AttentionInputs in{packedAttentionTensor(q, BF16, heads, seq, d), packedAttentionTensor(k, BF16, kvHeads, seq, d),
+                           packedAttentionTensor(v, BF16, kvHeads, seq, d), nullptr, 0, nullptr};
+  const AttentionTensor o = packedAttentionTensor(out, BF16, heads, seq, d);
+  const AttentionGradients g{packedAttentionTensor(dq, BF16, heads, seq, d), packedAttentionTensor(dk, BF16, kvHeads, seq, d),
+                             packedAttentionTensor(dv, BF16, kvHeads, seq, d)};
+  const size_t workBytes = flashAttentionBackwardWorkspaceBytes(s, g.dq);
+  ok(cudaMalloc(&work, workBytes), "workspace");
+  const AttentionTensor dO = packedAttentionTensor(dOut, BF16, heads, seq, d);
+
+  const double products = 2.0 * seq * seq * d * heads * b / 2;  // one product's FLOPs, causal
+  auto forward = [&] { launchFlashAttentionForward(s, in, o, lse); };
+  auto backward = [&] { launchFlashAttentionBackward(s, in, o, dO, lse, g, work, workBytes); };
+  forward();
+  ok(cudaStreamSynchronize(stream()), "forward");
+  std::printf("%s b %lld heads %lld/%lld seq %lld d %lld (%s):", hopperTensorCores() ? "wgmma" : "mma", (long long)b, (long long)heads,
+              (long long)kvHeads, (long long)seq, (long long)d, which.c_str());
+  if (which != "bwd") {
+    const float ms = millis(forward, iters);
+    std::printf("  forward %.3f ms %.1f TFLOP/s", ms, 2 * products / ms / 1e9);
+  }
+  if (which != "fwd") {
+    const float ms = millis(backward, iters);
+    std::printf("  backward %.3f ms %.1f TFLOP/s", ms, 5 * products / ms / 1e9);
+  }
+  ok(cudaStreamSynchronize(stream()), "run");
+  std::printf("\n");
+  return 0;
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds kernels/dev/lab/attention_lab (attention_lab.cu says what it does) from the attention
+# sources alone, for the machine's GPU: bash kernels/dev/lab/build.sh [out folder] [source folder]
+# (the sources default to kernels/src; a copy with a kernel variant can stand in for them).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/out}
+src=${2:-$here/../../src}
+mkdir -p "$out"
+arch=${LAB_ARCH:-90a}  # the GPU to build for (80: Ampere, 90a: Hopper)
+nvcc -O3 -std=c++17 --expt-relaxed-constexpr -lineinfo -gencode=arch=compute_$arch,code=sm_$arch \
+  -I"$src" "$here/attention_lab.cu" "$src"/flash_attention_forward.cu "$src"/flash_attention_backward.cu \
+  "$src"/flash_attention_mma_forward.cu "$src"/flash_attention_mma_backward.cu "$src"/flash_attention_wgmma_forward.cu \
+  "$src"/flash_attention_wgmma_backward.cu "$src"/context.cu "$src"/primitives.cpp "$src"/profile.cpp -o "$out/attention_lab"
