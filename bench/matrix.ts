@@ -99,7 +99,7 @@ interface Result {
   fused: string;
   callsPerStep: number | null;
   /** `--profile`: the timed steps' mean, its split by category and the top launch names (bench/stepSplit.ts). */
-  profile?: { stepMs: number; split: string; top: NamedTime[] };
+  profile?: { stepMs: number; split: string; top: NamedTime[]; calls: Array<[string, number]> };
   note: string;
 }
 
@@ -138,7 +138,7 @@ async function runCell(c: Cell, smoke: boolean): Promise<void> {
     });
     if (m.deviceTimes) {
       const stepMs = m.stepS * 1000;
-      result.profile = { stepMs, split: stepSplitLine(stepMs, m.deviceTimes), top: topNames(m.deviceTimes.byName) };
+      result.profile = { stepMs, split: stepSplitLine(stepMs, m.deviceTimes), top: topNames(m.deviceTimes.byName), calls: m.callsByName };
     }
     Object.assign(result, {
       tokensPerS: m.tokensPerS,
@@ -277,7 +277,8 @@ async function main(): Promise<void> {
     console.log(
       `${r.cell}: ${fmt(r.tokensPerS)} tokens/s, peak ${fmt(r.peakGiB, 2)} GiB (estimated ${fmt(r.estimateGiB, 2)}${error}), ${r.fused}, ${fmt(r.callsPerStep)} calls/step ${r.note}`,
     );
-    if (r.profile) for (const line of profileLines(r.profile.split, r.profile.top, r.profile.stepMs)) console.log(`  ${line}`);
+    if (r.profile)
+      for (const line of profileLines(r.profile.split, r.profile.top, r.profile.stepMs, r.profile.calls ?? [])) console.log(`  ${line}`);
   }
   printTable(results, smoke, peerFiles);
 }

@@ -19,6 +19,8 @@ export interface Measured {
   peakGiB: number;
   /** null where the device counts no native calls (cpu). */
   callsPerStep: number | null;
+  /** callsPerStep per native function, most first (where the device names them). */
+  callsByName: Array<[string, number]>;
   loss: number;
   /** The device time of one step by category and launch name (MeasureOptions.deviceTimes), null where not asked or the device cannot time. */
   deviceTimes: DeviceProfileTimes | null;
@@ -55,11 +57,17 @@ export async function measureSteps(model: StepModel, adapter: StepAdapter, data:
     if (o.beforeTiming) await o.beforeTiming(step);
     device.resetPeakMemory();
     const callsBefore = device.addonCalls();
+    const byNameBefore = device.addonCallsByName?.() ?? {};
     const start = performance.now();
     let loss = 0;
     for (let i = 0; i < o.steps; i++) loss = step().loss; // the loss is read back: a sync
     const seconds = (performance.now() - start) / 1000;
     const callsAfter = device.addonCalls();
+    const byNameAfter = device.addonCallsByName?.() ?? {};
+    const callsByName = Object.entries(byNameAfter)
+      .map(([name, n]): [string, number] => [name, (n - (byNameBefore[name] ?? 0)) / o.steps])
+      .filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1]);
     const peakGiB = device.memory().peak / 2 ** 30;
     let deviceTimes: DeviceProfileTimes | null = null;
     if (o.deviceTimes && device.profile) {
@@ -77,6 +85,7 @@ export async function measureSteps(model: StepModel, adapter: StepAdapter, data:
       stepS: seconds / o.steps,
       peakGiB,
       callsPerStep: callsBefore === null || callsAfter === null ? null : (callsAfter - callsBefore) / o.steps,
+      callsByName,
       loss,
       deviceTimes,
     };

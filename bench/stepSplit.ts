@@ -66,8 +66,17 @@ export function topNameLines(top: NamedTime[], stepMs: number): string[] {
 }
 
 /** What --profile prints under a case: the split line, then its top names, indented under it. */
-export function profileLines(split: string, top: NamedTime[], stepMs: number): string[] {
-  return [split, ...topNameLines(top, stepMs).map((l) => `  ${l}`)];
+export function profileLines(split: string, top: NamedTime[], stepMs: number, calls: Array<[string, number]> = []): string[] {
+  return [split, ...topNameLines(top, stepMs).map((l) => `  ${l}`), ...(calls.length > 0 ? [`  ${callsLine(calls)}`] : [])];
+}
+
+/** A step's addon calls by native function, most first (the first 10): what CUDA graphs would have to absorb. */
+export function callsLine(calls: Array<[string, number]>): string {
+  const total = calls.reduce((sum, [, n]) => sum + n, 0);
+  return `addon calls a step: ${Math.round(total)} — ${calls
+    .slice(0, 10)
+    .map(([name, n]) => `${name} ${Math.round(n)}`)
+    .join(', ')}`;
 }
 
 /** The GEMM the matrix rate is measured on: large and square, where cuBLASLt reaches its best. */

@@ -179,7 +179,7 @@ async function main(): Promise<void> {
           // The timed steps' mean wall time, split by the extra profiled step's device times.
           if (m.deviceTimes) {
             const stepMs = m.stepS * 1000;
-            row.split = profileLines(stepSplitLine(stepMs, m.deviceTimes), topNames(m.deviceTimes.byName), stepMs);
+            row.split = profileLines(stepSplitLine(stepMs, m.deviceTimes), topNames(m.deviceTimes.byName), stepMs, m.callsByName);
           }
           row.pinnedGiB = device.offloadedMemory().pooled / 2 ** 30;
         } catch (err) {

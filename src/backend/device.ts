@@ -230,6 +230,8 @@ export interface Device {
    * of ours to count (cpu, tensorflow).
    */
   addonCalls(): number | null;
+  /** addonCalls per native function (runProgram, gemm, free …), counted since the backend started. */
+  addonCallsByName?(): Record<string, number>;
 }
 
 const devices = new Map<string, Device>();

@@ -267,6 +267,8 @@ export interface PrimitiveInfo {
 export interface CountedAddon {
   addon: CudaAddon;
   calls(): number;
+  /** The same count per addon function: where a step's calls come from. */
+  callsByName(): Record<string, number>;
 }
 
 /**
@@ -277,6 +279,7 @@ export interface CountedAddon {
  */
 export function countingAddon(inner: CudaAddon): CountedAddon {
   let calls = 0;
+  const byName = new Map<string, { n: number }>();
   const counted: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(inner)) {
     if (typeof value !== 'function') {
@@ -284,12 +287,16 @@ export function countingAddon(inner: CudaAddon): CountedAddon {
       continue;
     }
     const fn = value as (...args: unknown[]) => unknown;
+    const own = { n: 0 };
+    byName.set(name, own);
     counted[name] = (...args: unknown[]) => {
       calls++;
+      own.n++;
       return fn.apply(inner, args);
     };
   }
-  return { addon: counted as unknown as CudaAddon, calls: () => calls };
+  const callsByName = () => Object.fromEntries([...byName].filter(([, c]) => c.n > 0).map(([name, c]) => [name, c.n]));
+  return { addon: counted as unknown as CudaAddon, calls: () => calls, callsByName };
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -47,12 +47,13 @@ export class CudaBackend extends tf.KernelBackend {
   readonly addon: CudaAddon;
   /** Calls made into the addon since this backend was made. */
   readonly addonCalls: () => number;
+  readonly addonCallsByName: () => Record<string, number>;
   /** Pinned host buffers of offloaded tensors (./device.ts offload/restore). */
   readonly pinned: PinnedPool;
 
   constructor(addon: CudaAddon) {
     super();
-    ({ addon: this.addon, calls: this.addonCalls } = countingAddon(addon));
+    ({ addon: this.addon, calls: this.addonCalls, callsByName: this.addonCallsByName } = countingAddon(addon));
     this.pinned = new PinnedPool(this.addon);
     this.device = addon.deviceInfo();
     this.data = new tf.DataStorage(this, tf.engine());

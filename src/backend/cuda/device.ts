@@ -133,4 +133,7 @@ export const cudaDevice: Device = {
   addonCalls() {
     return backend().addonCalls();
   },
+  addonCallsByName() {
+    return backend().addonCallsByName();
+  },
 };
