@@ -1,12 +1,15 @@
 /**
  * `npx tsx bench/context.ts --model llama8b --adapter qlora_r32 [--quant nf4] [--ckpt on|off|offload]
- *   [--start 4096] [--resolution 1024] [--gib 79.2] [--host-gib N] [--positions N] [--predict]`: the longest single sequence
+ *   [--start 4096] [--resolution 1024] [--gib 79.2] [--host-gib N] [--positions N] [--predict]
+ *   [--probe SEQ [--probe-warmup 0]]`: the longest single sequence
  * (batch 1) whose training step fits on the device, by doubling from `--start`, then bisection to
  * `--resolution` tokens — the peers' `maxctx:` (../shared/peers/bench_peers.py) the same way — with
  * tokens/s and the peak at that length (issue 24).
  *
  * Each probe runs in a process of its own (`--probe SEQ`), so a length that runs out of memory
- * leaves nothing behind for the next. `--predict` asks only the memory estimate (`typetune
+ * leaves nothing behind for the next; `--probe SEQ` alone runs one such probe here, a warm-up step
+ * then the timed one, or only the timed one with `--probe-warmup 0` (a step at Unsloth's 342,733
+ * tokens takes minutes: one step is what fits in one device command). `--predict` asks only the memory estimate (`typetune
  * estimate`'s) which lengths fit in `--gib` (default: the device's, else 79.2 — an 80 GB H100)
  * with `--ckpt offload`, how many blocks' inputs `--host-gib` of host memory holds (the recipe's
  * `model.offload_limit_gib`; default: this machine's memory less the trainer's margin), the rest
@@ -62,6 +65,12 @@ if (!NAMES[model] || !adapter || chosenCheckpointing === undefined) {
   process.exit(2);
 }
 const checkpointing: ActivationCheckpointing = chosenCheckpointing;
+// `--probe-warmup 0`: a probe's one step is also its first (its tokens/s then includes the first step's set-up).
+const probeWarmup = Number(arg('probe-warmup', '1'));
+if (!(probeWarmup === 0 || probeWarmup === 1)) {
+  console.error(`bench/context: --probe-warmup is 0 or 1, got ${arg('probe-warmup', '')}`);
+  process.exit(2);
+}
 
 // `--host-gib N`: the host memory offloaded checkpoints may pin (model.offload_limit_gib), else the trainer's default.
 const hostArg = arg('host-gib', '');
@@ -96,7 +105,7 @@ async function probe(seq: number): Promise<void> {
     const a = createAdapter(m, adapter!, 42);
     const data = randomBatch(1, seq, m.spec.vocabSize, 7, adapter!.type !== 'lora');
     const offloadLimit = { hostBytes: offloadLimitBytes(contextRecipe(seq, 'cuda').model) };
-    const measured = await measureSteps(m, a, data, { steps: 1, warmup: 1, checkpointing, offloadLimit });
+    const measured = await measureSteps(m, a, data, { steps: 1, warmup: probeWarmup, checkpointing, offloadLimit });
     Object.assign(result, { fits: true, tokensPerS: measured.tokensPerS, peakGiB: measured.peakGiB });
   } catch (err) {
     result.why = (err as Error).message.replace(/\s+/g, ' ').slice(0, 200);
