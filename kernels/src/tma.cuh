@@ -63,11 +63,13 @@ struct alignas(8) Barrier {
 #define TT_TMA_ASM(...) __trap()
 #endif
 
+namespace detail {
 __device__ __forceinline__ uint32_t sharedAddress(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
+}  // namespace detail
 
 // Before any thread uses b: one thread sets its arrival count (the arrivals that complete a phase).
 __device__ __forceinline__ void init(Barrier* b, uint32_t count) {
-  TT_TMA_ASM("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(sharedAddress(b)), "r"(count) : "memory");
+  TT_TMA_ASM("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(detail::sharedAddress(b)), "r"(count) : "memory");
 }
 // After the inits, before the barrier (__syncthreads) that publishes them: makes them visible
 // to the copy engine's complete_tx as well as to the other threads.
@@ -75,23 +77,23 @@ __device__ __forceinline__ void fenceBarrierInit() { TT_TMA_ASM("fence.mbarrier_
 
 // One arrival (release): a consumer done with a stage, on its `empty` barrier.
 __device__ __forceinline__ void arrive(Barrier* b) {
-  TT_TMA_ASM("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(sharedAddress(b)) : "memory");
+  TT_TMA_ASM("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(detail::sharedAddress(b)) : "memory");
 }
 // One arrival that first adds `bytes` to the phase's pending transaction bytes: the producer,
 // on a stage's `full` barrier, just before (or after) issuing the copies that bring those bytes.
 __device__ __forceinline__ void arriveExpectTx(Barrier* b, uint32_t bytes) {
-  TT_TMA_ASM("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(sharedAddress(b)), "r"(bytes) : "memory");
+  TT_TMA_ASM("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(detail::sharedAddress(b)), "r"(bytes) : "memory");
 }
 // Adds `bytes` to the phase's pending transaction bytes without arriving.
 __device__ __forceinline__ void expectTx(Barrier* b, uint32_t bytes) {
-  TT_TMA_ASM("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(sharedAddress(b)), "r"(bytes) : "memory");
+  TT_TMA_ASM("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(detail::sharedAddress(b)), "r"(bytes) : "memory");
 }
 // Whether the phase of parity `parity` has completed (acquire; may suspend the thread a while).
 __device__ __forceinline__ bool tryWait(Barrier* b, uint32_t parity) {
   uint32_t done = 0;
   TT_TMA_ASM("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
              : "=r"(done)
-             : "r"(sharedAddress(b)), "r"(parity)
+             : "r"(detail::sharedAddress(b)), "r"(parity)
              : "memory");
   return done != 0;
 }
@@ -114,30 +116,23 @@ __device__ __forceinline__ void prefetch(const TensorMap& m) {
 // dst (1024-byte aligned with the 128-byte swizzle), completing its bytes on b.
 __device__ __forceinline__ void load2d(void* dst, const TensorMap& m, Barrier* b, int32_t c0, int32_t c1) {
   TT_TMA_ASM("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
-                 sharedAddress(dst)),
-             "l"(reinterpret_cast<uint64_t>(&m.map)), "r"(c0), "r"(c1), "r"(sharedAddress(b))
+                 detail::sharedAddress(dst)),
+             "l"(reinterpret_cast<uint64_t>(&m.map)), "r"(c0), "r"(c1), "r"(detail::sharedAddress(b))
              : "memory");
 }
 __device__ __forceinline__ void load3d(void* dst, const TensorMap& m, Barrier* b, int32_t c0, int32_t c1, int32_t c2) {
   TT_TMA_ASM("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(
-                 sharedAddress(dst)),
-             "l"(reinterpret_cast<uint64_t>(&m.map)), "r"(c0), "r"(c1), "r"(c2), "r"(sharedAddress(b))
+                 detail::sharedAddress(dst)),
+             "l"(reinterpret_cast<uint64_t>(&m.map)), "r"(c0), "r"(c1), "r"(c2), "r"(detail::sharedAddress(b))
              : "memory");
 }
 __device__ __forceinline__ void load4d(void* dst, const TensorMap& m, Barrier* b, int32_t c0, int32_t c1, int32_t c2, int32_t c3) {
   TT_TMA_ASM("cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(
-                 sharedAddress(dst)),
-             "l"(reinterpret_cast<uint64_t>(&m.map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(sharedAddress(b))
+                 detail::sharedAddress(dst)),
+             "l"(reinterpret_cast<uint64_t>(&m.map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(detail::sharedAddress(b))
              : "memory");
 }
 
-// Bytes of a ROWS × D bf16 swizzled tile: what its barrier expects for loadSwizzledTile (rows
-// past the tensor's end count too).
-template <int ROWS, int D>
-constexpr uint32_t tileBytes() {
-  static_assert(D % kBoxColumns == 0 && ROWS % 8 == 0 && ROWS <= 256, "tiles are whole 64-column atoms of at most 256 rows, whole 8-row groups");
-  return ROWS * D * 2;
-}
 // Rows [row0, row0 + ROWS) × [0, D) of head `head` of batch `batch` of an attentionTensorMap made
 // with boxRows = ROWS, into the ROWS × D swizzled tile at dst (wgmma_tiles.cuh's layout: D / 64
 // column atoms of ROWS · 128 bytes), completing tileBytes<ROWS, D>() on b.

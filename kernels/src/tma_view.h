@@ -23,6 +23,14 @@ struct AttentionView {
   uint32_t box[4];
 };
 
+// Bytes of a ROWS × D bf16 swizzled tile: what its barrier expects for loadSwizzledTile (rows
+// past the tensor's end count too).
+template <int ROWS, int D>
+constexpr uint32_t tileBytes() {
+  static_assert(D % kBoxColumns == 0 && ROWS % 8 == 0 && ROWS <= 256, "tiles are whole 64-column atoms of at most 256 rows, whole 8-row groups");
+  return ROWS * D * 2;
+}
+
 // The view of `t` (named `name` in errors: "q", "k", …) over `batch` × `heads` heads of `rows`
 // rows of d bf16 columns, in boxes of boxRows rows (a multiple of 8 — whole swizzle atoms — at
 // most 256). Throws (common.h fail) naming the tensor where TMA cannot read it: not bf16, a base
