@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds kernels/dev/lab/attention_lab (attention_lab.cu says what it does) from the attention
 # sources alone, for the machine's GPU: bash kernels/dev/lab/build.sh [out folder] [source folder]
-# (the sources default to kernels/src; a copy with a kernel variant can stand in for them).
+# (the sources default to kernels/src; a copy with a kernel variant can stand in for them), and on
+# Hopper tma_probe (tma_probe.cu: tma.cuh's loads, barriers and setmaxnreg checked on the GPU).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/out}
@@ -12,3 +13,7 @@ nvcc -O3 -std=c++17 --expt-relaxed-constexpr -lineinfo -gencode=arch=compute_$ar
   -I"$src" "$here/attention_lab.cu" "$src"/flash_attention_forward.cu "$src"/flash_attention_backward.cu \
   "$src"/flash_attention_mma_forward.cu "$src"/flash_attention_mma_backward.cu "$src"/flash_attention_wgmma_forward.cu \
   "$src"/flash_attention_wgmma_backward.cu "$src"/context.cu "$src"/primitives.cpp "$src"/profile.cpp -o "$out/attention_lab"
+if [ "$arch" = 90a ]; then
+  nvcc -O3 -std=c++17 --expt-relaxed-constexpr -lineinfo -gencode=arch=compute_90a,code=sm_90a \
+    -I"$src" "$here/tma_probe.cu" "$src"/context.cu -o "$out/tma_probe"
+fi

@@ -79,6 +79,8 @@ struct Block {
   size_t smemBytes = 0;  // the launch's dynamic shared memory (smem holds a float more)
 };
 inline Block* blk;
+// Run after each block's threads have ended (tma.cuh: copies never waited for, its per-block state).
+inline std::vector<std::function<void()>> atBlockEnd;
 inline std::mutex atomicMutex;
 inline long long smemLimit = 0;
 }
@@ -134,6 +136,7 @@ inline bool __any_sync(unsigned, bool p) {
   return r;
 }
 inline float atomicAdd(float* p, float v) { std::lock_guard<std::mutex> g(sim::atomicMutex); float o = *p; *p = o + v; return o; }
+inline int atomicAdd(int* p, int v) { std::lock_guard<std::mutex> g(sim::atomicMutex); int o = *p; *p = o + v; return o; }
 inline int atomicOr(int* p, int v) { std::lock_guard<std::mutex> g(sim::atomicMutex); int o = *p; *p = o | v; return o; }
 inline int atomicCAS(int* p, int c, int v) { std::lock_guard<std::mutex> g(sim::atomicMutex); int o = *p; if (o == c) *p = v; return o; }
 inline float* simDynamicSmem() { return sim::blk->smem.data(); }
@@ -155,6 +158,7 @@ void simLaunch(void (*kernel)(P), dim3 grid, dim3 block, size_t smemBytes, P p) 
     std::vector<std::thread> ts;
     for (int t = 0; t < n; t++) ts.emplace_back([&, t] { sim::tIdx = {(unsigned)t, 0, 0}; sim::bIdx = {x, y, z}; kernel(p); });
     for (auto& t : ts) t.join();
+    for (auto& f : sim::atBlockEnd) f();
     for (auto* w : b.warps) delete w;
     for (auto* g : b.warpgroups) delete g;
   }

@@ -12,6 +12,7 @@
 #        bash kernels/dev/sim/run.sh dequant        (the dequantisation check alone, ~1 min)
 #        bash kernels/dev/sim/run.sh philox         (philox.cuh against Random123's vectors and the host's values, seconds)
 #        bash kernels/dev/sim/run.sh wgmma          (wgmma.cuh's emulation here against products in double, seconds)
+#        bash kernels/dev/sim/run.sh tma            (tma.cuh's emulation here: dev/lab/tma_pipeline.cuh's TMA pipeline and its misuses, ~1 min)
 #        bash kernels/dev/sim/run.sh hopper [case]  (flash attention as on a Hopper: the wgmma kernels where they take the case)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,6 +33,11 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 "$here/transform.py" "$here/../../src" "$work"
+if [ "${1:-}" = tma ]; then
+  g++ -std=c++20 -O1 -w -Wno-psabi -pthread -I"$here" -I"$work" "$here/tma_check.cpp" -o "$work/tma"
+  "$work/tma"
+  exit
+fi
 if [ "${1:-}" != dequant ]; then
   g++ -std=c++20 -O1 -w -pthread -I"$here" -I"$work" "$here/flash_attention_check.cpp" -o "$work/check"
   "$work/check" "$@"

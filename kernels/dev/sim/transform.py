@@ -1,5 +1,5 @@
 """Copies the kernel sources the simulation compiles (argv[1] = kernels/src, argv[2] = output
-folder) — not mma.cuh and wgmma.cuh, whose inline PTX the simulation replaces with its own emulation —
+folder) — not mma.cuh, wgmma.cuh and tma.cuh, whose inline PTX the simulation replaces with its own emulation —
 rewriting the two CUDA-only constructs a host compiler cannot parse: launches
 (kernel<<<grid, block, smem, stream()>>>(params) → simLaunch(...)) and shared memory
 (__shared__ → static: blocks run one after another, so a static is one block's shared memory;
@@ -9,11 +9,11 @@ import re
 import sys
 
 src, out = sys.argv[1], sys.argv[2]
-# Every attention source (flash_attention*, wgmma*) is copied, so that a new kernel file is too;
-# not mma.cuh and wgmma.cuh: the simulation has its own (beside this file).
-EMULATED = {'mma.cuh', 'wgmma.cuh'}
+# Every attention source (flash_attention*, wgmma*, tma*) is copied, so that a new kernel file is
+# too; not mma.cuh, wgmma.cuh and tma.cuh: the simulation has its own (beside this file).
+EMULATED = {'mma.cuh', 'wgmma.cuh', 'tma.cuh'}
 FILES = ['common.h', 'kernels.h', 'memory.h', 'primitives.h', 'profile.h', 'primitives.cpp', 'vec_io.cuh', 'dequantize_4bit.cu'] + sorted(
-    name for name in os.listdir(src) if name.startswith(('flash_attention', 'wgmma')) and name not in EMULATED)
+    name for name in os.listdir(src) if name.startswith(('flash_attention', 'wgmma', 'tma')) and name not in EMULATED)
 LAUNCH = re.compile(r'([\w:]+)<<<((?:[^,()]|\([^()]*\))+),\s*([^,]+),\s*([^,]+),\s*stream\(\)>>>\((\w+)\)')
 for name in FILES:
     text = open(f'{src}/{name}').read()

@@ -19,6 +19,7 @@
 #include "cuda_runtime.h"
 #include "cuda_bf16.h"
 #include "wgmma.cuh"
+#include "aborts.h"
 using namespace tt;
 
 enum class AFrom { KMajor, MNMajor, Registers };
@@ -153,30 +154,6 @@ int runCase(const Case& cs, Fault fault = Fault::None, int threads = 0, uint32_t
       }
     }
   return wrong;
-}
-
-// Whether `run` aborts (in a child process) with a message containing `expected`.
-bool aborts(const std::function<void()>& run, const char* expected) {
-  int fds[2];
-  if (pipe(fds) != 0) return false;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], 2);
-    close(fds[0]);
-    alarm(30);  // a hang (a collective some thread never joins) fails the case instead of the run
-    run();
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string err;
-  char buf[512];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) err.append(buf, n);
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  const bool ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && err.find(expected) != std::string::npos;
-  if (!ok) std::printf("  status %d, stderr: %s\n", status, err.c_str());
-  return ok;
 }
 
 int main() {
