@@ -237,21 +237,35 @@ struct IndexRange {
   int64_t begin, end;
 };
 
+// Whether query i (< sq) may see no key at all: its first structural key is hidden or it has none
+// (rows ≥ sq are never flagged). A row flagged here is settled by warpRowFullyMasked.
+__device__ __forceinline__ bool rowMaybeFullyMasked(const Visibility& vis, const AttentionInputs& in, int64_t maskRow, int64_t i,
+                                                    int64_t sq) {
+  const int64_t lo = vis.lo(i);
+  return i < sq && !(lo < vis.hi(i) && keyVisible(in.keyMask, in.maskt, maskRow + lo));
+}
+
+// The key tiles of BN keys a forward block of query rows [i0, i0 + rows) visits: the union of
+// its rows' structural intervals, or all of them if a row is fully masked (anyFull: it is
+// uniform over every key, and the reference's other rows lose nothing).
+template <int BN>
+__device__ __forceinline__ IndexRange blockKeyTiles(const Visibility& vis, int64_t i0, int64_t rows, int64_t sq, bool anyFull) {
+  const int64_t iLast = (i0 + rows < sq ? i0 + rows : sq) - 1;
+  int64_t kLo = vis.lo(i0), kHi = vis.hi(iLast);
+  if (anyFull || kLo >= kHi) { kLo = 0; kHi = vis.sk; }
+  return IndexRange{kLo / BN, (kHi + BN - 1) / BN};
+}
+
 // The forward's start, shared by its engines: flags the fully masked rows of the block's query
-// rows [i0, i0 + BM) (rowFull[r] for row i0 + r, one warp of WARPS per row) and returns the key
-// tiles of BN keys the block visits — the union of its rows' structural intervals, or all of
-// them if a row is fully masked (it is uniform over every key, and the reference's other rows
-// lose nothing). Every thread of the block must call it; it ends synchronised. A row whose
-// first structural key is visible (every row, with right padding) is settled by one load, all
-// rows' loads in flight at once; only the others are scanned, a warp per row.
+// rows [i0, i0 + BM) (rowFull[r] for row i0 + r, one warp of WARPS per row) and returns their
+// key tiles (blockKeyTiles). Every thread of the block must call it; it ends synchronised. A
+// row whose first structural key is visible (every row, with right padding) is settled by one
+// load, all rows' loads in flight at once; only the others are scanned, a warp per row.
 template <int BM, int BN, int WARPS>
 __device__ __forceinline__ IndexRange forwardKeyTiles(bool* rowFull, const Visibility& vis, const AttentionInputs& in,
                                                       int64_t maskRow, int64_t i0, int64_t sq) {
   static_assert(BM <= WARPS * 32, "a thread per row");
-  if (threadIdx.x < BM) {  // rowFull[r]: "maybe" until the scan below
-    const int64_t i = i0 + threadIdx.x, lo = vis.lo(i);
-    rowFull[threadIdx.x] = i < sq && !(lo < vis.hi(i) && keyVisible(in.keyMask, in.maskt, maskRow + lo));
-  }
+  if (threadIdx.x < BM) rowFull[threadIdx.x] = rowMaybeFullyMasked(vis, in, maskRow, i0 + threadIdx.x, sq);  // "maybe" until the scan
   __syncthreads();
   for (int r = threadIdx.x / 32; r < BM; r += WARPS) {
     if (!rowFull[r]) continue;  // uniform over the warp
@@ -261,10 +275,28 @@ __device__ __forceinline__ IndexRange forwardKeyTiles(bool* rowFull, const Visib
   }
   __syncthreads();
   const bool anyFull = __syncthreads_or(threadIdx.x < BM && rowFull[threadIdx.x]);
-  const int64_t iLast = (i0 + BM < sq ? i0 + BM : sq) - 1;
-  int64_t kLo = vis.lo(i0), kHi = vis.hi(iLast);
-  if (anyFull || kLo >= kHi) { kLo = 0; kHi = vis.sk; }
-  return IndexRange{kLo / BN, (kHi + BN - 1) / BN};
+  return blockKeyTiles<BN>(vis, i0, BM, sq, anyFull);
+}
+
+// forwardKeyTiles by one warp alone (every lane calls it; all get the tiles): the warp-specialised
+// forward's producer settles each block's rows while the other warps compute.
+template <int BM, int BN>
+__device__ __forceinline__ IndexRange warpForwardKeyTiles(bool* rowFull, const Visibility& vis, const AttentionInputs& in,
+                                                          int64_t maskRow, int64_t i0, int64_t sq) {
+  static_assert(BM % 32 == 0, "a lane per row, BM / 32 rows at a time");
+  const int lane = threadIdx.x & 31;
+  bool anyFull = false;
+  for (int r0 = 0; r0 < BM; r0 += 32) {
+    bool full = rowMaybeFullyMasked(vis, in, maskRow, i0 + r0 + lane, sq);
+    for (unsigned maybe = __ballot_sync(0xffffffffu, full); maybe != 0; maybe &= maybe - 1) {
+      const int r = __ffs(maybe) - 1;  // scanned by the whole warp
+      const bool scanned = warpRowFullyMasked(vis, in.keyMask, in.maskt, maskRow, i0 + r0 + r);
+      if (lane == r) full = scanned;
+    }
+    rowFull[r0 + lane] = full;
+    anyFull |= __any_sync(0xffffffffu, full);
+  }
+  return blockKeyTiles<BN>(vis, i0, BM, sq, anyFull);
 }
 
 // keyOk[jj] = key j0 + jj exists and the key mask (row maskRow) shows it, for jj < BN: thread

@@ -9,9 +9,12 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <vector>
 
+#include "flash_attention.cuh"
 #include "kernels.h"
 
 using namespace tt;
@@ -82,6 +85,24 @@ int main(int argc, char** argv) {
   auto backward = [&] { launchFlashAttentionBackward(s, in, o, dO, lse, g, work, workBytes); };
   forward();
   ok(cudaStreamSynchronize(stream()), "forward");
+  // The engine's results against mma.sync's on the same inputs.
+  void* outRef;
+  float* lseRef;
+  ok(cudaMalloc(&outRef, b * heads * seq * d * 2), "out (mma.sync)");
+  ok(cudaMalloc(&lseRef, b * heads * seq * 4), "lse (mma.sync)");
+  flash::launchMmaForward(flash::ForwardParams{s, in, packedAttentionTensor(outRef, BF16, heads, seq, d), lseRef});
+  ok(cudaStreamSynchronize(stream()), "forward (mma.sync)");
+  const size_t n = b * heads * seq * d, rows = b * heads * seq;
+  std::vector<__nv_bfloat16> o1(n), o2(n);
+  std::vector<float> l1(rows), l2(rows);
+  ok(cudaMemcpy(o1.data(), out, n * 2, cudaMemcpyDeviceToHost), "copy");
+  ok(cudaMemcpy(o2.data(), outRef, n * 2, cudaMemcpyDeviceToHost), "copy");
+  ok(cudaMemcpy(l1.data(), lse, rows * 4, cudaMemcpyDeviceToHost), "copy");
+  ok(cudaMemcpy(l2.data(), lseRef, rows * 4, cudaMemcpyDeviceToHost), "copy");
+  double outDiff = 0, lseDiff = 0;
+  for (size_t i = 0; i < n; i++) outDiff = std::max(outDiff, (double)std::fabs(__bfloat162float(o1[i]) - __bfloat162float(o2[i])));
+  for (size_t i = 0; i < rows; i++) lseDiff = std::max(lseDiff, (double)std::fabs(l1[i] - l2[i]));
+  std::printf("against mma.sync: out %.3g, lse %.3g\n", outDiff, lseDiff);
   std::printf("%s b %lld heads %lld/%lld seq %lld d %lld (%s):", hopperTensorCores() ? "wgmma" : "mma", (long long)b, (long long)heads,
               (long long)kvHeads, (long long)seq, (long long)d, which.c_str());
   if (which != "bwd") {

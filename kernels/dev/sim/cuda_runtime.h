@@ -43,6 +43,9 @@ namespace sim { inline int smCount = 2, blocksPerSm = 1; }
 namespace sim { inline bool hopper = false; }
 enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount, cudaDevAttrMemoryClockRate, cudaDevAttrGlobalMemoryBusWidth };
 inline int cudaGetDevice(int* d) { *d = 0; return 0; }
+// A __device__ variable is a plain global here: its address is its symbol's.
+template <typename T>
+inline int cudaGetSymbolAddress(void** p, T& symbol) { *p = &symbol; return 0; }
 inline int cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) { *v = a == cudaDevAttrMultiProcessorCount ? sim::smCount : 0; return 0; }
 template <typename K> int cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* n, K, int, size_t) { *n = sim::blocksPerSm; return 0; }
 // Loads through the read-only / streaming caches are plain loads; _rn arithmetic is the host's
@@ -135,6 +138,16 @@ inline bool __any_sync(unsigned, bool p) {
   sim::blk->warps[w]->arrive_and_wait();
   return r;
 }
+inline unsigned __ballot_sync(unsigned, bool p) {
+  int w = tid() / 32, l = tid() % 32;
+  sim::blk->xi[w][l] = p; sim::blk->warps[w]->arrive_and_wait();
+  unsigned r = 0; for (int i = 0; i < 32; i++) r |= (sim::blk->xi[w][i] != 0 ? 1u : 0u) << i;
+  sim::blk->warps[w]->arrive_and_wait();
+  return r;
+}
+inline bool __all_sync(unsigned m, bool p) { return __ballot_sync(m, p) == 0xffffffffu; }
+inline int __ffs(unsigned v) { return __builtin_ffs((int)v); }
+inline void __threadfence_block() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 inline float atomicAdd(float* p, float v) { std::lock_guard<std::mutex> g(sim::atomicMutex); float o = *p; *p = o + v; return o; }
 inline int atomicAdd(int* p, int v) { std::lock_guard<std::mutex> g(sim::atomicMutex); int o = *p; *p = o + v; return o; }
 inline int atomicOr(int* p, int v) { std::lock_guard<std::mutex> g(sim::atomicMutex); int o = *p; *p = o | v; return o; }
