@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kernels/dev/lab/attention_lab (attention_lab.cu says what it does) from the attention
+# Builds the attention_lab program of kernels/dev/lab/attention_lab.cu (which says what it does) from the attention
 # sources alone, for the machine's GPU: bash kernels/dev/lab/build.sh [out folder] [source folder]
 # (the sources default to kernels/src; a copy with a kernel variant can stand in for them), and on
 # Hopper tma_probe (tma_probe.cu: tma.cuh's loads, barriers and setmaxnreg checked on the GPU).
