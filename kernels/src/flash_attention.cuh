@@ -356,17 +356,19 @@ struct RowTerms {
   float lse, delta;
   bool full;
 };
-// Row i of head bh (i ≥ sq: zeros, not masked).
+// Row i of head bh (i ≥ sq: zeros, not masked), for a caller whose rows are not its threads'.
 __device__ __forceinline__ RowTerms rowTermsAt(const KeyParams& p, int64_t bh, int64_t i, float lseScale) {
   if (i >= p.s.sq) return RowTerms{0.f, 0.f, false};
   return RowTerms{p.lse[bh * p.s.sq + i] * lseScale, p.rows.delta[bh * p.s.sq + i], p.rows.rowFull[bh * p.s.sq + i] != 0};
 }
 // Thread r < BM's row: i0 + r of head bh (loaded into registers, so that a caller can issue
 // the loads a step ahead of storeRowTerms).
+// (Its own loads, not rowTermsAt's: the SIMT key pass keeps the registers it had.)
 template <int BM>
 __device__ __forceinline__ RowTerms loadRowTerms(const KeyParams& p, int64_t bh, int64_t i0, float lseScale = 1.f) {
-  if (threadIdx.x >= BM) return RowTerms{0.f, 0.f, false};
-  return rowTermsAt(p, bh, i0 + threadIdx.x, lseScale);
+  const int64_t i = i0 + threadIdx.x;
+  if (threadIdx.x >= BM || i >= p.s.sq) return RowTerms{0.f, 0.f, false};
+  return RowTerms{p.lse[bh * p.s.sq + i] * lseScale, p.rows.delta[bh * p.s.sq + i], p.rows.rowFull[bh * p.s.sq + i] != 0};
 }
 template <int BM>
 __device__ __forceinline__ void storeRowTerms(float* lseS, float* deltaS, bool* fullS, const RowTerms& terms) {

@@ -269,7 +269,6 @@ __global__ void __launch_bounds__(TmaKeyPassTiles<D>::THREADS, 1) tmaKeyPassKern
       const bool dense =
           !at.full && groupKeysOk && jw1 <= s.sk && i0 + BM <= s.sq && vis.lo(iLast) <= jw0 && vis.hi(i0) >= jw1;
       // Per key row, the block's queries that see it structurally: [qLo, qHi) of [0, BM).
-      // (Read per step, as the key flags below: registers are short across the step.)
       int qLo[2] = {0, 0}, qHi[2] = {BM, BM};
       if (!dense) {
         const int64_t queriesEnd[2] = {keyQueriesEnd[keyRow[0]], keyQueriesEnd[keyRow[1]]};
@@ -298,6 +297,8 @@ __global__ void __launch_bounds__(TmaKeyPassTiles<D>::THREADS, 1) tmaKeyPassKern
         wgmma::commit();
         wgmma::wait<1>();  // Sᵀ
         pinAccumulator(sT);
+        // This lane's key rows' flags, read here each step rather than held across the item:
+        // at 240 registers they would spill.
         const bool rowKeyOk[2] = {keyOk[keyRow[0]], keyOk[keyRow[1]]};  // shown and < sk
         const bool rowKeyExists[2] = {j0 + keyRow[0] < s.sk, j0 + keyRow[1] < s.sk};
 
