@@ -356,8 +356,14 @@ struct RowTerms {
   float lse, delta;
   bool full;
 };
+// Row i of head bh (i ≥ sq: zeros, not masked), for a caller whose rows are not its threads'.
+__device__ __forceinline__ RowTerms rowTermsAt(const KeyParams& p, int64_t bh, int64_t i, float lseScale) {
+  if (i >= p.s.sq) return RowTerms{0.f, 0.f, false};
+  return RowTerms{p.lse[bh * p.s.sq + i] * lseScale, p.rows.delta[bh * p.s.sq + i], p.rows.rowFull[bh * p.s.sq + i] != 0};
+}
 // Thread r < BM's row: i0 + r of head bh (loaded into registers, so that a caller can issue
 // the loads a step ahead of storeRowTerms).
+// (Its own loads, not rowTermsAt's: the SIMT key pass keeps the registers it had.)
 template <int BM>
 __device__ __forceinline__ RowTerms loadRowTerms(const KeyParams& p, int64_t bh, int64_t i0, float lseScale = 1.f) {
   const int64_t i = i0 + threadIdx.x;
@@ -392,6 +398,15 @@ struct QueryWalk {
   }
   __device__ __forceinline__ QueryStep after(const QueryStep& at) const {
     return at.i0 + BM < at.end ? QueryStep{at.gi, at.i0 + BM, at.end, at.full} : firstFrom(at.gi + 1);
+  }
+  // How many steps the walk takes (what firstFrom and after visit, counted head by head).
+  __device__ __forceinline__ int64_t steps() const {
+    int64_t n = 0;
+    for (int64_t gi = 0; gi < groups; gi++) {
+      const IndexRange rows = queryBlocksOfHead<BM>(band, p, b * p.s.heads + kvh * groups + gi);
+      if (rows.begin < rows.end) n += (rows.end - rows.begin + BM - 1) / BM;
+    }
+    return n;
   }
   // The query head of a step, and its rows' terms (loadRowTerms).
   __device__ __forceinline__ int64_t head(const QueryStep& at) const { return kvh * groups + at.gi; }
