@@ -114,14 +114,6 @@ struct StepTerms {
 };
 
 // Use n of a ring of `size` buffers: which one, and the parity of its barriers' phase then.
-struct RingSlot {
-  int index;
-  uint32_t parity;
-};
-__device__ __forceinline__ RingSlot ringSlot(uint32_t use, int size) {
-  return RingSlot{(int)(use % size), (use / size) & 1};
-}
-
 template <int D>
 __global__ void __launch_bounds__(TmaKeyPassTiles<D>::THREADS, 1) tmaKeyPassKernel(const __grid_constant__ TmaKeyPassParams tp) {
   using Tiles = TmaKeyPassTiles<D>;
@@ -401,16 +393,7 @@ __global__ void __launch_bounds__(TmaKeyPassTiles<D>::THREADS, 1) tmaKeyPassKern
   }
 }
 
-// The device's multiprocessors (a persistent launch's blocks), once.
-int keyPassMultiprocessors() {
-  static int count = 0;
-  if (count == 0) {
-    int dev = 0;
-    check(cudaGetDevice(&dev), "cudaGetDevice");
-    check(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
-  }
-  return count;
-}
+// The work counter of the blocks' items.
 __device__ int g_keyPassItems;
 
 template <int D>
@@ -427,7 +410,7 @@ void launchTmaKeyPassFor(const MmaKeyParams& p) {
   tp.items = tp.keyBlocks * p.s.kvHeads * p.s.b;
   check(cudaGetSymbolAddress(reinterpret_cast<void**>(&tp.nextItem), g_keyPassItems), "cudaGetSymbolAddress");
   check(cudaMemsetAsync(tp.nextItem, 0, sizeof(int), stream()), "cudaMemsetAsync");
-  const int64_t blocks = tp.items < keyPassMultiprocessors() ? tp.items : keyPassMultiprocessors();
+  const unsigned blocks = persistentBlocks(tp.items);
   launchTiled<tmaKeyPassKernel<D>>(dim3((unsigned)blocks), Tiles::bytes, tp, "flashAttentionBackward (wgmma)", Tiles::THREADS);
 }
 

@@ -74,15 +74,6 @@ struct ItemPlan {
   int64_t tile0, tile1;
 };
 
-// A pipeline slot's use n of a ring of `size` slots: which slot, and the parity of its
-// barriers' phase for that use.
-struct Slot {
-  int index, parity;
-};
-__device__ __forceinline__ Slot slotOf(uint32_t use, int size) {
-  return Slot{(int)(use % size), (int)((use / size) & 1)};
-}
-
 template <int D>
 __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKernel(const __grid_constant__ TmaForwardParams tp) {
   using Tiles = TmaForwardTiles<D>;
@@ -129,7 +120,7 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
       int item = 0;
       if (lane == 0) item = atomicAdd(tp.nextItem, 1);
       item = __shfl_sync(0xffffffffu, item, 0);
-      const Slot q = slotOf(qUses++, 2);
+      const RingSlot q = ringSlot(qUses++, 2);
       tma::wait(&qEmpty[q.index], q.parity ^ 1);
       if (item >= tp.items) {
         if (lane == 0) {
@@ -151,7 +142,7 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
       }
       const int64_t kvh = it.h / (s.heads / s.kvHeads);
       for (int64_t tile = tiles.begin; tile < tiles.end; tile++) {
-        const Slot st = slotOf(kvUses++, STAGES);
+        const RingSlot st = ringSlot(kvUses++, STAGES);
         tma::wait(&kvEmpty[st.index], st.parity ^ 1);
         const int64_t j0 = tile * BN;
         bool all = true;
@@ -186,7 +177,7 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
   };
   uint32_t qUses = 0, kvUses = 0;
   for (;;) {
-    const Slot q = slotOf(qUses++, 2);
+    const RingSlot q = ringSlot(qUses++, 2);
     tma::wait(&qFull[q.index], q.parity);
     const ItemPlan item = plan[q.index];
     if (item.item < 0) return;
@@ -234,7 +225,7 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
     };
 
     for (int64_t tile = item.tile0; tile < item.tile1; tile++) {
-      const Slot st = slotOf(kvUses++, STAGES);
+      const RingSlot st = ringSlot(kvUses++, STAGES);
       tma::wait(&kvFull[st.index], st.parity);  // K, V and the key mask of this tile have landed
       if (!groupSees(tile)) {
         release(&kvEmpty[st.index]);
@@ -287,16 +278,7 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
   }
 }
 
-// The device's multiprocessors (a persistent launch's blocks) and the work counter, once.
-int multiprocessors() {
-  static int count = 0;
-  if (count == 0) {
-    int dev = 0;
-    check(cudaGetDevice(&dev), "cudaGetDevice");
-    check(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
-  }
-  return count;
-}
+// The work counter of the blocks' items.
 __device__ int g_forwardItems;
 
 template <int D>
@@ -311,8 +293,8 @@ void launchTmaForwardFor(const MmaForwardParams& p) {
   tp.items = tp.queryBlocks * p.s.heads * p.s.b;
   check(cudaGetSymbolAddress(reinterpret_cast<void**>(&tp.nextItem), g_forwardItems), "cudaGetSymbolAddress");
   check(cudaMemsetAsync(tp.nextItem, 0, sizeof(int), stream()), "cudaMemsetAsync");
-  const int64_t blocks = tp.items < multiprocessors() ? tp.items : multiprocessors();
-  launchTiled<tmaForwardKernel<D>>(dim3((unsigned)blocks), Tiles::bytes, tp, "flashAttentionForward (wgmma)", Tiles::THREADS);
+  const unsigned blocks = persistentBlocks(tp.items);
+  launchTiled<tmaForwardKernel<D>>(dim3(blocks), Tiles::bytes, tp, "flashAttentionForward (wgmma)", Tiles::THREADS);
 }
 
 }  // namespace

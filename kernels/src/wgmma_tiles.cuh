@@ -21,7 +21,27 @@ constexpr int swizzledTileBytes() {
   return ROWS * D * 2;
 }
 
+// The blocks of a persistent launch (the warp-specialised attention kernels, whose blocks take work
+// items from a counter): one per multiprocessor, looked up once, or one per item when fewer.
+inline unsigned persistentBlocks(int64_t items) {
+  static const int multiprocessors = [] {
+    int dev = 0, count = 0;
+    check(cudaGetDevice(&dev), "cudaGetDevice");
+    check(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+    return count;
+  }();
+  return (unsigned)(items < multiprocessors ? items : multiprocessors);
+}
+
 #ifdef __CUDACC__
+// A ring of `size` pipeline slots (stages, buffers) used in turn: use n's slot, and the parity of
+// the phase its mbarriers complete for that use (tma.cuh wait).
+struct RingSlot {
+  int index;
+  uint32_t parity;
+};
+__device__ __forceinline__ RingSlot ringSlot(uint32_t use, int size) { return RingSlot{(int)(use % size), (use / size) & 1}; }
+
 // Where a kernel's swizzled tiles start in its dynamic shared memory `smem`: the first 1024-byte
 // boundary (the swizzle's atoms are aligned to it; the caller reserves wgmma::kAtomBytes more
 // than its tiles take). Rounding the generic pointer aligns the shared address too: the shared
