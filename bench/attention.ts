@@ -8,7 +8,8 @@
  * tensor-core kernels) and f32 (fp32: the SIMT kernels). The kernels column says which ran: on
  * Hopper the bf16 forward and backward at head dims 64 and 128 are wgmma's (kernels/src/flash_attention.cuh
  * useWgmmaForward, flash_attention_backward.cu), so `TYPETUNE_ATTENTION_ENGINE=mma npx tsx bench/attention.ts`
- * against the default compares them with the mma.sync kernels. FLOPs
+ * against the default compares them with the mma.sync kernels, and `TYPETUNE_ATTENTION_ENGINE=tma` runs the
+ * warp-specialised TMA kernels (flash_attention_tma_forward.cu, flash_attention_tma_backward.cu). FLOPs
  * count the matrix products a causal mask leaves (half of the square): forward 2 (Q·Kᵀ, P·V), backward 5 (Q·Kᵀ, dO·Vᵀ,
  * Pᵀ·dO, dSᵀ·Q, dS·K), each 2·sq·sk·d per head (at head dim 256 the tensor-core backward does
  * Q·Kᵀ and dO·Vᵀ twice, once per half of the head dimension; they are counted once). Options:
@@ -47,8 +48,8 @@ const SHAPES: Shape[] = [
 /** The kernels that run a shape's forward and backward on an engine (flash_attention.cuh's rules). */
 function kernelsOf(sh: Shape, engine: Engine): string {
   if (engine.precision === 'fp32') return 'SIMT';
-  const wgmma = activeDevice().tensorCoreAttention?.() === 'wgmma' && (sh.d === 64 || sh.d === 128);
-  return wgmma ? 'wgmma' : 'mma';
+  const kernels = activeDevice().tensorCoreAttention?.() ?? 'mma';
+  return kernels !== 'mma' && (sh.d === 64 || sh.d === 128) ? kernels : 'mma';
 }
 
 /** Mean milliseconds of `run` over `iters` calls after `warmup`; the device is drained by reading one value. */

@@ -130,6 +130,9 @@ napi_value deviceInfo(Call& c) {
   napi_value wgmma;  // the attention forward's engine at head dims 64 and 128 (flash_attention.cuh)
   napi_get_boolean(c.env, hopperTensorCores(), &wgmma);
   c.set(o, "wgmmaAttention", wgmma);
+  napi_value tma;  // … on the warp-specialised TMA kernels (TYPETUNE_ATTENTION_ENGINE=tma)
+  napi_get_boolean(c.env, warpSpecialisedAttention(), &tma);
+  c.set(o, "tmaAttention", tma);
   return o;
 }
 

@@ -280,7 +280,8 @@ void launchFlashAttentionBackward(const AttentionShape& s, const AttentionInputs
 
   const flash::KeyParams kp{s, in, dOut, lse, rowsOut, dqAcc, g.dk, g.dv};
   if (flash::useTensorCores(s, in)) {
-    if (flash::wgmmaHeadDim(s.d) && hopperTensorCores()) flash::launchWgmmaKeyPass(kp);
+    if (flash::wgmmaHeadDim(s.d) && hopperTensorCores())
+      warpSpecialisedAttention() ? flash::launchTmaKeyPass(kp) : flash::launchWgmmaKeyPass(kp);
     else flash::launchMmaKeyPass(kp);
   } else {
     flash::withHeadDimBucket(s.d, where, [&](auto bucket) { flash::launchKeyPass<decltype(bucket)::value>(kp); });

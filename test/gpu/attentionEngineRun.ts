@@ -15,5 +15,5 @@ if (!outFile) {
   process.exit(2);
 }
 await useCuda();
-const wgmma = activeCudaBackend()!.addon.deviceInfo().wgmmaAttention;
-writeFileSync(outFile, JSON.stringify({ wgmma, results: ENGINE_CASES.map(([, c]) => engineResults(c)) }));
+const { wgmmaAttention: wgmma, tmaAttention: tma } = activeCudaBackend()!.addon.deviceInfo();
+writeFileSync(outFile, JSON.stringify({ wgmma, tma, results: ENGINE_CASES.map(([, c]) => engineResults(c)) }));

@@ -1,6 +1,7 @@
 /**
  * The wgmma forward and backward (kernels/src/flash_attention_wgmma_forward.cu and
- * flash_attention_wgmma_backward.cu, Hopper) against the mma.sync kernels they replace there: a
+ * flash_attention_wgmma_backward.cu, Hopper), and the warp-specialised TMA ones
+ * (flash_attention_tma_forward.cu, flash_attention_tma_backward.cu), against the mma.sync kernels they replace there: a
  * child process with TYPETUNE_ATTENTION_ENGINE=mma (the addon reads it once per process) computes
  * ENGINE_CASES' output and gradients, and this process the same on its default engine — wgmma on a
  * compute capability 9.0 device. Both round P and dS to bf16 for their products and store out
@@ -29,20 +30,39 @@ describe('the Hopper wgmma attention forward equals the mma.sync forward', () =>
   });
 
   it('out, dq, dk, dv over d 64 and 128, causal, windows, GQA, key masks, packing, KV cache', () => {
-    const file = join(tmp('attention-engines'), 'mma.json');
-    const child = spawnSync(process.execPath, ['--import', 'tsx', 'test/gpu/attentionEngineRun.ts', file], {
-      env: { ...process.env, TYPETUNE_ATTENTION_ENGINE: 'mma' },
-      encoding: 'utf8',
-      timeout: 600_000,
-    });
-    expect(child.status, child.stderr).toBe(0);
-    const mma = JSON.parse(readFileSync(file, 'utf8')) as { wgmma: boolean; results: number[][][] };
+    const mma = resultsOn('mma');
     expect(mma.wgmma, 'the child runs the mma.sync forward').toBe(false);
-    ENGINE_CASES.forEach(([name, c], i) => {
-      const ours = engineResults(c);
-      ours.forEach((got, t) => {
-        expect(relErr(got, mma.results[i]![t]!), `${name}: ${NAMES[t]}`).toBeLessThanOrEqual(t === 0 ? 2 ** -7 : 2 ** -6);
-      });
-    });
+    expectClose(
+      ENGINE_CASES.map(([, c]) => engineResults(c)),
+      mma.results,
+    );
+  });
+
+  it('the warp-specialised TMA kernels (TYPETUNE_ATTENTION_ENGINE=tma) give the same, and run exactly on compute capability 9.0', () => {
+    const info = activeCudaBackend()!.addon.deviceInfo();
+    const tma = resultsOn('tma');
+    expect(tma.tma).toBe(info.computeCapability === 90);
+    expectClose(tma.results, resultsOn('mma').results);
   });
 });
+
+/** ENGINE_CASES' out, dq, dk, dv computed in a child process with TYPETUNE_ATTENTION_ENGINE=engine. */
+function resultsOn(engine: 'mma' | 'tma'): { wgmma: boolean; tma: boolean; results: number[][][] } {
+  const file = join(tmp('attention-engines'), `${engine}.json`);
+  const child = spawnSync(process.execPath, ['--import', 'tsx', 'test/gpu/attentionEngineRun.ts', file], {
+    env: { ...process.env, TYPETUNE_ATTENTION_ENGINE: engine },
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
+  expect(child.status, child.stderr).toBe(0);
+  return JSON.parse(readFileSync(file, 'utf8')) as { wgmma: boolean; tma: boolean; results: number[][][] };
+}
+
+/** Two engines' results agree within bf16 rounding (out 2^-7, the gradients 2^-6, as attention.test.ts' bounds). */
+function expectClose(got: number[][][], want: number[][][]): void {
+  ENGINE_CASES.forEach(([name], i) => {
+    got[i]!.forEach((values, t) => {
+      expect(relErr(values, want[i]![t]!), `${name}: ${NAMES[t]}`).toBeLessThanOrEqual(t === 0 ? 2 ** -7 : 2 ** -6);
+    });
+  });
+}

@@ -279,6 +279,7 @@ export function emulatedAddon(): CudaAddon {
       runtimeVersion: 0,
       driverVersion: 0,
       wgmmaAttention: false,
+      tmaAttention: false,
     }),
     alloc(bytes) {
       const p = next;

@@ -9,10 +9,16 @@ out=${1:-$here/out}
 src=${2:-$here/../../src}
 mkdir -p "$out"
 arch=${LAB_ARCH:-90a}  # the GPU to build for (80: Ampere, 90a: Hopper)
-nvcc -O3 -std=c++17 --expt-relaxed-constexpr -lineinfo -gencode=arch=compute_$arch,code=sm_$arch \
-  -I"$src" "$here/attention_lab.cu" "$src"/flash_attention_forward.cu "$src"/flash_attention_backward.cu \
-  "$src"/flash_attention_mma_forward.cu "$src"/flash_attention_mma_backward.cu "$src"/flash_attention_wgmma_forward.cu \
-  "$src"/flash_attention_wgmma_backward.cu "$src"/context.cu "$src"/primitives.cpp "$src"/profile.cpp -o "$out/attention_lab"
+flags=(-O3 -std=c++17 --expt-relaxed-constexpr -lineinfo -gencode=arch=compute_$arch,code=sm_$arch -I"$src")
+# Each source compiled on its own, all at once (the attention kernels take most of a minute each), then linked.
+objects=()
+for f in "$here/attention_lab.cu" "$src"/flash_attention*.cu "$src"/context.cu "$src"/primitives.cpp "$src"/profile.cpp; do
+  o="$out/$(basename "$f").o"
+  objects+=("$o")
+  nvcc "${flags[@]}" -c "$f" -o "$o" &
+done
+for job in $(jobs -p); do wait "$job"; done
+nvcc "${flags[@]}" "${objects[@]}" -o "$out/attention_lab"
 if [ "$arch" = 90a ]; then
   nvcc -O3 -std=c++17 --expt-relaxed-constexpr -lineinfo -gencode=arch=compute_90a,code=sm_90a \
     -I"$src" "$here/tma_probe.cu" "$src"/context.cu -o "$out/tma_probe"

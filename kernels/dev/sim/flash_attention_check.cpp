@@ -26,6 +26,11 @@ void* deviceAlloc(size_t bytes, const char*) { void* p = malloc(bytes + 256); me
 void deviceFree(void* p) { free(p); }
 int registerPrimitive(const char*, const char*, PrimitiveFn) { return 0; }
 bool hopperTensorCores() { return sim::hopper; }  // set by the `hopper` argument
+// As on the device (context.cu): TYPETUNE_ATTENTION_ENGINE=tma with `hopper` runs the warp-specialised TMA kernels.
+bool warpSpecialisedAttention() {
+  const char* engine = std::getenv("TYPETUNE_ATTENTION_ENGINE");
+  return sim::hopper && engine && std::string(engine) == "tma";
+}
 }
 #include "flash_attention_forward.cu"
 #include "flash_attention_backward.cu"
@@ -38,6 +43,8 @@ bool hopperTensorCores() { return sim::hopper; }  // set by the `hopper` argumen
 #if __has_include("flash_attention_wgmma_backward.cu")
 #include "flash_attention_wgmma_backward.cu"
 #endif
+#include "flash_attention_tma_forward.cu"
+#include "flash_attention_tma_backward.cu"
 using namespace tt;
 
 // Layouts: packed [b, h, s, d] tensors; [b, s, h, d] tensors; or q, k, v (and dq, dk, dv) as

@@ -81,7 +81,8 @@ export const cudaDevice: Device = {
     });
   },
   tensorCoreAttention() {
-    return backend().addon.deviceInfo().wgmmaAttention ? 'wgmma' : 'mma';
+    const info = backend().addon.deviceInfo();
+    return info.tmaAttention ? 'tma' : info.wgmmaAttention ? 'wgmma' : 'mma';
   },
   peakMemoryBandwidth() {
     const b = backend();
