@@ -40,6 +40,8 @@
 #include <cstring>
 #include <mutex>
 #include <vector>
+#include <thread>
+#include <chrono>
 #include <unistd.h>
 #include "cuda_runtime.h"
 
@@ -243,6 +245,11 @@ inline void commit() { detail::pipeline.commits++; }
 template <int Pending>
 inline void wait() {
   auto& p = detail::pipeline;
+  // The products read shared memory late, as the tensor cores may: a pause (3 ms) first lets any other
+  // thread that was (wrongly) told the operands are free — a producer refilling a stage released
+  // before this wait — overwrite them, so the product reads the poison it left.
+  if (!p.inFlight.empty() && p.inFlight.front().group < p.commits - Pending)
+    std::this_thread::sleep_for(std::chrono::microseconds(3000));
   std::vector<detail::InFlight> later;
   for (size_t i = 0; i < p.inFlight.size(); i++) {
     detail::InFlight& f = p.inFlight[i];
