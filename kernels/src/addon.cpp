@@ -138,6 +138,21 @@ napi_value deviceInfo(Call& c) {
 
 napi_value alloc(Call& c) { return c.number((double)(uintptr_t)deviceAlloc((size_t)c.i64(0), "alloc")); }
 napi_value freeFn(Call& c) { deviceFree(c.ptr(0)); return c.undefined(); }
+// The backend's deferred frees (src/backend/cuda/addon.ts deferringFrees): the pointers of a
+// Float64Array freed in order, alone (freeMany) or just before an allocation (allocAfterFrees), so
+// that a tensor's free costs no call of its own.
+static void freeEach(Call& c, size_t i) {
+  size_t len;
+  void* data;
+  if (c.typedArray(i, "a Float64Array of pointers", &len, &data) != napi_float64_array) c.bad(i, "a Float64Array of pointers");
+  const double* ptrs = static_cast<const double*>(data);
+  for (size_t k = 0; k < len; k++) deviceFree(reinterpret_cast<void*>(static_cast<uintptr_t>(ptrs[k])));
+}
+napi_value freeManyFn(Call& c) { freeEach(c, 0); return c.undefined(); }
+napi_value allocAfterFreesFn(Call& c) {
+  freeEach(c, 1);
+  return alloc(c);
+}
 
 napi_value memoryStatsFn(Call& c) {
   MemoryStats s = memoryStats();
@@ -512,6 +527,7 @@ struct Export { const char* name; napi_callback cb; };
 // (runProgram's primitives are timed one by one inside it).
 const Export kExports[] = {
   {"deviceInfo", entry<deviceInfo>}, {"alloc", entry<alloc>}, {"free", entry<freeFn>},
+    {"freeMany", entry<freeManyFn>}, {"allocAfterFrees", entry<allocAfterFreesFn>},
   {"memoryStats", entry<memoryStatsFn>}, {"resetPeak", entry<resetPeakFn>}, {"trim", entry<trimFn>},
   {"upload", entry<launch<upload>>}, {"download", entry<launch<download>>}, {"copy", entry<launch<copy>>},
   {"synchronize", entry<synchronize>}, {"hostAlloc", entry<hostAlloc>}, {"hostFree", entry<hostFree>},

@@ -306,6 +306,13 @@ export function emulatedAddon(): CudaAddon {
       sizes.delete(p);
       frees++;
     },
+    freeMany(ptrs) {
+      for (const p of ptrs) this.free(p);
+    },
+    allocAfterFrees(bytes, ptrs) {
+      this.freeMany(ptrs);
+      return this.alloc(bytes);
+    },
     memoryStats: (): PoolStats => ({
       inUse,
       peak,

@@ -128,6 +128,10 @@ export interface CudaAddon {
   deviceInfo(): DeviceInfo;
   alloc(bytes: number): Ptr;
   free(ptr: Ptr): void;
+  /** Frees every pointer of `ptrs`, in order (deferringFrees). */
+  freeMany(ptrs: Float64Array): void;
+  /** freeMany(ptrs), then alloc(bytes): the deferred frees ride on the next allocation. */
+  allocAfterFrees(bytes: number, ptrs: Float64Array): Ptr;
   memoryStats(): PoolStats;
   resetPeak(): void;
   trim(): void;
@@ -299,6 +303,41 @@ export function countingAddon(inner: CudaAddon): CountedAddon {
   }
   const callsByName = () => Object.fromEntries([...byName].filter(([, c]) => c.n > 0).map(([name, c]) => [name, c.n]));
   return { addon: counted as unknown as CudaAddon, calls: () => calls, callsByName };
+}
+
+/**
+ * `inner` with its frees deferred: free(ptr) only notes the pointer, and the next alloc takes the
+ * noted ones with it (allocAfterFrees: those frees in order, then the allocation — one call where a
+ * step made one per tensor, half of all its calls). Every allocation still finds the pool as if
+ * each free had been made at once (nothing allocates between a noted free and the allocation that
+ * carries it), and no launch uses a freed tensor's memory (tfjs disposed it), so the stream order
+ * of the pool's reuse is kept; what reads or shrinks the pool (memoryStats, resetPeak, trim) frees
+ * the noted pointers first. An addon built before these entry points frees at once.
+ */
+export function deferringFrees(inner: CudaAddon): CudaAddon {
+  if (typeof inner.allocAfterFrees !== 'function' || typeof inner.freeMany !== 'function') return inner;
+  let noted: number[] = [];
+  const take = () => {
+    const ptrs = Float64Array.from(noted);
+    noted = [];
+    return ptrs;
+  };
+  const afterFrees =
+    <A extends unknown[], R>(fn: (...args: A) => R) =>
+    (...args: A): R => {
+      if (noted.length > 0) inner.freeMany(take());
+      return fn.apply(inner, args);
+    };
+  return {
+    ...inner,
+    free: (ptr: Ptr) => {
+      noted.push(ptr);
+    },
+    alloc: (bytes: number) => (noted.length > 0 ? inner.allocAfterFrees(bytes, take()) : inner.alloc(bytes)),
+    memoryStats: afterFrees(inner.memoryStats),
+    resetPeak: afterFrees(inner.resetPeak),
+    trim: afterFrees(inner.trim),
+  };
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

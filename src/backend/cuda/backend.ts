@@ -8,7 +8,7 @@
  * needs them on the device, so shape-only or host-only tensors never cost a copy.
  */
 import { tf } from '../tf.js';
-import { countingAddon, DTYPE, PHYS_BYTES, type CudaAddon, type DeviceInfo, type Phys } from './addon.js';
+import { countingAddon, deferringFrees, DTYPE, PHYS_BYTES, type CudaAddon, type DeviceInfo, type Phys } from './addon.js';
 import { PinnedPool } from './pinnedPool.js';
 
 type DataId = object;
@@ -53,7 +53,9 @@ export class CudaBackend extends tf.KernelBackend {
 
   constructor(addon: CudaAddon) {
     super();
-    ({ addon: this.addon, calls: this.addonCalls, callsByName: this.addonCallsByName } = countingAddon(addon));
+    const counted = countingAddon(addon);
+    ({ calls: this.addonCalls, callsByName: this.addonCallsByName } = counted);
+    this.addon = deferringFrees(counted.addon);
     this.pinned = new PinnedPool(this.addon);
     this.device = addon.deviceInfo();
     this.data = new tf.DataStorage(this, tf.engine());
