@@ -26,6 +26,8 @@ const HOST_ONLY = [
   'deviceInfo',
   'alloc',
   'free',
+  'freeMany', // the backend's deferred frees (deferringFrees)
+  'allocAfterFrees', // … riding on an allocation
   'memoryStats',
   'resetPeak',
   'trim',
