@@ -144,12 +144,8 @@ __global__ void __launch_bounds__(TmaKeyPassTiles<D>::THREADS, 1) tmaKeyPassKern
   const int group = __shfl_sync(0xffffffffu, threadIdx.x / 128, 0);
   const int lane = laneId();
   if (threadIdx.x == 0) {
-    tma::init(kvFull, 1);
-    tma::init(kvEmpty, CONSUMER_WARPS);
-    for (int i = 0; i < STAGES; i++) {
-      tma::init(&stageFull[i], 1);
-      tma::init(&stageEmpty[i], CONSUMER_WARPS);
-    }
+    initRing(kvFull, kvEmpty, 1, CONSUMER_WARPS);
+    initRing(stageFull, stageEmpty, STAGES, CONSUMER_WARPS);
     tma::fenceBarrierInit();
   }
   __syncthreads();
@@ -160,9 +156,7 @@ __global__ void __launch_bounds__(TmaKeyPassTiles<D>::THREADS, 1) tmaKeyPassKern
     if (threadIdx.x >= 32) return;
     uint32_t itemUses = 0, stageUses = 0;
     for (;;) {
-      int item = 0;
-      if (lane == 0) item = atomicAdd(tp.nextItem, 1);
-      item = __shfl_sync(0xffffffffu, item, 0);
+      const int item = nextItem(tp.nextItem);
       tma::wait(kvEmpty, (itemUses++ & 1) ^ 1);  // the consumers are done with the last item's K, V and flags
       if (item >= tp.items) {
         if (lane == 0) {
@@ -226,11 +220,6 @@ __global__ void __launch_bounds__(TmaKeyPassTiles<D>::THREADS, 1) tmaKeyPassKern
   // This lane's accumulator rows (keys in the block): warp `warp` of the warpgroup owns rows
   // 16·warp … of its 64.
   const int keyRow[2] = {cg * 64 + warp * 16 + g, cg * 64 + warp * 16 + g + 8};
-  // A consumer warp is done with a stage or with K and V: its lane 0 arrives once all its lanes are.
-  auto release = [&](tma::Barrier* bar) {
-    __syncwarp();
-    if (lane == 0) tma::arrive(bar);
-  };
   uint32_t itemUses = 0, stageUses = 0, dsUses = 0;
   for (;;) {
     tma::wait(kvFull, itemUses++ & 1);
@@ -350,7 +339,7 @@ __global__ void __launch_bounds__(TmaKeyPassTiles<D>::THREADS, 1) tmaKeyPassKern
       wgmma::wait<0>();  // dV and dK: every product reading this stage has completed
       pinAccumulator(dk);
       pinAccumulator(dv);
-      release(&stageEmpty[st.index]);
+      warpRelease(&stageEmpty[st.index]);
       wgmma::fenceSharedForTensorCores();                      // dSᵀ, for the dQ products
       tma::syncNamed(Tiles::DS_BARRIER, Tiles::CONSUMER_THREADS);  // both warpgroups' dSᵀ complete
 
@@ -383,7 +372,7 @@ __global__ void __launch_bounds__(TmaKeyPassTiles<D>::THREADS, 1) tmaKeyPassKern
           mma::atomicAddPair(row + c * 8, dq.r[4 * c + 2 * r] * s.scale, dq.r[4 * c + 2 * r + 1] * s.scale, p.dqPairs);
       }
     }
-    release(kvEmpty);  // every product of the item reading K and V has completed, as have its flags' reads
+    warpRelease(kvEmpty);  // every product of the item reading K and V has completed, as have its flags' reads
     // Element e of tile c by selects: storeKeyRows may leave its loop over e rolled here, and an
     // accumulator indexed by a variable would go to local memory.
     auto element = [](const wgmma::Accumulator<D>& a, int c, int e) {
@@ -409,10 +398,9 @@ void launchTmaKeyPassFor(const MmaKeyParams& p) {
   tp.v = tma::attentionTensorMap(p.in.v, std::string(where) + " v", p.s.b, p.s.kvHeads, p.s.sk, p.s.d, Tiles::BN);
   tp.keyBlocks = (p.s.sk + Tiles::BN - 1) / Tiles::BN;
   tp.items = tp.keyBlocks * p.s.kvHeads * p.s.b;
-  check(cudaGetSymbolAddress(reinterpret_cast<void**>(&tp.nextItem), g_keyPassItems), "cudaGetSymbolAddress");
-  check(cudaMemsetAsync(tp.nextItem, 0, sizeof(int), stream()), "cudaMemsetAsync");
+  tp.nextItem = zeroedItemCounter(g_keyPassItems);
   const unsigned blocks = persistentBlocks(tp.items);
-  launchTiled<tmaKeyPassKernel<D>>(dim3((unsigned)blocks), Tiles::bytes, tp, "flashAttentionBackward (wgmma)", Tiles::THREADS);
+  launchTiled<tmaKeyPassKernel<D>>(dim3(blocks), Tiles::bytes, tp, "flashAttentionBackward (wgmma)", Tiles::THREADS);
 }
 
 }  // namespace

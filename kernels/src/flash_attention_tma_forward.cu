@@ -101,14 +101,8 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
   const int group = __shfl_sync(0xffffffffu, threadIdx.x / 128, 0);
   const int lane = laneId();
   if (threadIdx.x == 0) {
-    for (int i = 0; i < 2; i++) {
-      tma::init(&qFull[i], 1);
-      tma::init(&qEmpty[i], CONSUMER_WARPS);
-    }
-    for (int i = 0; i < STAGES; i++) {
-      tma::init(&kvFull[i], 1);
-      tma::init(&kvEmpty[i], CONSUMER_WARPS);
-    }
+    initRing(qFull, qEmpty, 2, CONSUMER_WARPS);
+    initRing(kvFull, kvEmpty, STAGES, CONSUMER_WARPS);
     tma::fenceBarrierInit();
   }
   __syncthreads();
@@ -119,9 +113,7 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
     if (threadIdx.x >= 32) return;
     uint32_t qUses = 0, kvUses = 0;
     for (;;) {
-      int item = 0;
-      if (lane == 0) item = atomicAdd(tp.nextItem, 1);
-      item = __shfl_sync(0xffffffffu, item, 0);
+      const int item = nextItem(tp.nextItem);
       const RingSlot q = ringSlot(qUses++, 2);
       tma::wait(&qEmpty[q.index], q.parity ^ 1);
       if (item >= tp.items) {
@@ -172,11 +164,6 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
   tma::increaseRegisters<Tiles::CONSUMER_REGISTERS>();
   const int cg = group - 1, warp = (threadIdx.x - 128) / 32, g = lane >> 2;  // warp: of the consumers' 8
   const float scaleLog2 = s.scale * kLog2e;
-  // A consumer warp is done with a stage or Q buffer: its lane 0 arrives once all its lanes are.
-  auto release = [&](tma::Barrier* bar) {
-    __syncwarp();
-    if (lane == 0) tma::arrive(bar);
-  };
   uint32_t qUses = 0, kvUses = 0;
   for (;;) {
     const RingSlot q = ringSlot(qUses++, 2);
@@ -230,7 +217,7 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
       const RingSlot st = ringSlot(kvUses++, STAGES);
       tma::wait(&kvFull[st.index], st.parity);  // K, V and the key mask of this tile have landed
       if (!groupSees(tile)) {
-        release(&kvEmpty[st.index]);
+        warpRelease(&kvEmpty[st.index]);
         continue;
       }
       const int64_t j0 = tile * BN, jEnd = j0 + BN;
@@ -258,7 +245,7 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
                        keyOk[st.index], full, scaleLog2, alpha);
       wgmma::wait<0>();  // P·V is done: O, the last P's registers and its stage are free
       pinAccumulator(o);
-      if (pendingStage >= 0) release(&kvEmpty[pendingStage]);
+      if (pendingStage >= 0) warpRelease(&kvEmpty[pendingStage]);
       rescaleRows<NO>(oAt, alpha);
 #pragma unroll
       for (int k = 0; k < BN / 16; k++) aFragmentOf(sacc, k, pa[k]);
@@ -271,11 +258,11 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
         wgmma::commit();
         wgmma::wait<0>();
         pinAccumulator(o);
-        release(&kvEmpty[st.index]);
+        warpRelease(&kvEmpty[st.index]);
         pendingStage = -1;
       }
     }
-    release(&qEmpty[q.index]);  // every S product of the item has completed
+    warpRelease(&qEmpty[q.index]);  // every S product of the item has completed
     storeForwardRows<NO>(oAt, softmax, p, it.b, it.h, row, warpActive, p.outPairs);
   }
 }
@@ -293,8 +280,7 @@ void launchTmaForwardFor(const MmaForwardParams& p) {
   tp.v = tma::attentionTensorMap(p.in.v, "flashAttentionForward v", p.s.b, p.s.kvHeads, p.s.sk, p.s.d, Tiles::BN);
   tp.queryBlocks = (p.s.sq + Tiles::BM - 1) / Tiles::BM;
   tp.items = tp.queryBlocks * p.s.heads * p.s.b;
-  check(cudaGetSymbolAddress(reinterpret_cast<void**>(&tp.nextItem), g_forwardItems), "cudaGetSymbolAddress");
-  check(cudaMemsetAsync(tp.nextItem, 0, sizeof(int), stream()), "cudaMemsetAsync");
+  tp.nextItem = zeroedItemCounter(g_forwardItems);
   const unsigned blocks = persistentBlocks(tp.items);
   launchTiled<tmaForwardKernel<D>>(dim3(blocks), Tiles::bytes, tp, "flashAttentionForward (wgmma)", Tiles::THREADS);
 }

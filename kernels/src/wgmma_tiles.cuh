@@ -10,6 +10,7 @@
 #pragma once
 #include "flash_attention_mma.cuh"
 #include "wgmma.cuh"
+#include "tma.cuh"
 
 namespace tt {
 namespace flash {
@@ -33,6 +34,16 @@ inline unsigned persistentBlocks(int64_t items) {
   return (unsigned)(items < multiprocessors ? items : multiprocessors);
 }
 
+// A persistent launch's work counter (a __device__ int of the kernel's file), zeroed on the stream
+// before the launch: its address, for the kernel's parameters (nextItem below).
+template <typename Symbol>
+int* zeroedItemCounter(const Symbol& counter) {
+  int* at = nullptr;
+  check(cudaGetSymbolAddress(reinterpret_cast<void**>(&at), counter), "cudaGetSymbolAddress");
+  check(cudaMemsetAsync(at, 0, sizeof(int), stream()), "cudaMemsetAsync");
+  return at;
+}
+
 #ifdef __CUDACC__
 // A ring of `size` pipeline slots (stages, buffers) used in turn: use n's slot, and the parity of
 // the phase its mbarriers complete for that use (tma.cuh wait).
@@ -41,6 +52,31 @@ struct RingSlot {
   uint32_t parity;
 };
 __device__ __forceinline__ RingSlot ringSlot(uint32_t use, int size) { return RingSlot{(int)(use % size), (use / size) & 1}; }
+
+// The next work item of a persistent block, taken by the calling warp's lane 0 from the counter
+// (zeroedItemCounter); every lane gets it.
+__device__ __forceinline__ int nextItem(int* counter) {
+  int item = 0;
+  if ((threadIdx.x & 31) == 0) item = atomicAdd(counter, 1);
+  return __shfl_sync(0xffffffffu, item, 0);
+}
+
+// A consumer warp is done with what `bar` guards (a stage, a buffer): its lane 0 arrives once all
+// its lanes are — so the barrier counts warps.
+__device__ __forceinline__ void warpRelease(tma::Barrier* bar) {
+  __syncwarp();
+  if ((threadIdx.x & 31) == 0) tma::arrive(bar);
+}
+
+// A full / empty barrier pair per slot of a ring of `size`: full completes on the producer's one
+// arrival (with its copies' bytes), empty on every consumer warp's release. By one thread, before
+// the block's first barrier.
+__device__ __forceinline__ void initRing(tma::Barrier* full, tma::Barrier* empty, int size, int consumerWarps) {
+  for (int i = 0; i < size; i++) {
+    tma::init(&full[i], 1);
+    tma::init(&empty[i], consumerWarps);
+  }
+}
 
 // Where a kernel's swizzled tiles start in its dynamic shared memory `smem`: the first 1024-byte
 // boundary (the swizzle's atoms are aligned to it; the caller reserves wgmma::kAtomBytes more

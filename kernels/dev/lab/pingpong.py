@@ -33,12 +33,12 @@ sub("""  uint32_t qUses = 0, kvUses = 0;
       return;
     }""")
 sub("""      if (!groupSees(tile)) {
-        release(&kvEmpty[st.index]);
+        warpRelease(&kvEmpty[st.index]);
         continue;
       }""", """      if (!groupSees(tile)) {
         myTurn();
         yourTurn();
-        release(&kvEmpty[st.index]);
+        warpRelease(&kvEmpty[st.index]);
         continue;
       }""")
 sub("""      pinAccumulator(o);

@@ -45,7 +45,7 @@ enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount, cudaDevAttrMemoryClockRate
 inline int cudaGetDevice(int* d) { *d = 0; return 0; }
 // A __device__ variable is a plain global here: its address is its symbol's.
 template <typename T>
-inline int cudaGetSymbolAddress(void** p, T& symbol) { *p = &symbol; return 0; }
+inline int cudaGetSymbolAddress(void** p, const T& symbol) { *p = const_cast<T*>(&symbol); return 0; }  // CUDA's signature
 inline int cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) { *v = a == cudaDevAttrMultiProcessorCount ? sim::smCount : 0; return 0; }
 template <typename K> int cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* n, K, int, size_t) { *n = sim::blocksPerSm; return 0; }
 // Loads through the read-only / streaming caches are plain loads; _rn arithmetic is the host's
