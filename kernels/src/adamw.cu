@@ -5,6 +5,9 @@
 // The last line in torch's order of operations (its fused and foreach kernels: step size
 // lr/bc1, eps added outside the square root of the bias-corrected v), so that f32 results
 // round as PyTorch's do; src/train/adamw.ts is the same formula in tfjs ops.
+// With a guard (kernels.h AdamWGuard) the clipping coefficient and the skip of a non-finite step
+// are decided on the device from the norm and losses earlier kernels left there, so the step's
+// tail needs no wait for the host (src/train/step.ts trainStep reads back once, at its end).
 // One element per thread; reads p, g, m, v and writes p, m, v once (7 × 4 bytes/element),
 // instead of the ~20 tensor passes the same update costs as separate tfjs ops.
 //
@@ -46,7 +49,19 @@ struct AdamWBatch {
   int count;
 };
 
-__global__ void adamwMultiKernel(AdamWBatch b, AdamWHyper h) {
+// The guard's verdict, the same in every thread: false to leave every tensor as it is; else the
+// gradient scale, by src/train/step.ts clipCoefficient's f32 arithmetic (torch's clip_grad_norm_).
+__device__ __forceinline__ bool guardedScale(const AdamWGuard& g, float* gradScale) {
+  const float norm = *g.norm;
+  bool finite = isfinite(norm);
+  for (int i = 0; i < g.nLosses; i++) finite = finite && isfinite(g.losses[i]);
+  if (!finite) return false;
+  *gradScale = fminf(1.f, __fdiv_rn(g.maxNorm, __fadd_rn(norm, 1e-6f)));
+  return true;
+}
+
+__global__ void adamwMultiKernel(AdamWBatch b, AdamWHyper h, AdamWGuard guard) {
+  if (guard.norm && !guardedScale(guard, &h.gradScale)) return;
   const int chunk = blockIdx.x;
   int t = 0;
   while (t + 1 < b.count && b.firstChunk[t + 1] <= chunk) t++;  // uniform per block; ≤ 48 steps
@@ -61,14 +76,15 @@ static void* tablePtr(double v, size_t tensor, const char* field) {
 }
 
 void launchAdamWMulti(const double* table, size_t tensors, float lr, float beta1, float beta2, float eps, float biasCorrection1,
-                      float biasCorrection2, float gradScale) {
+                      float biasCorrection2, float gradScale, const AdamWGuard* guard) {
   const AdamWHyper h{lr, beta1, beta2, eps, biasCorrection1, biasCorrection2, gradScale};
+  const AdamWGuard g = guard ? *guard : AdamWGuard{nullptr, nullptr, 0, 0.f};
   AdamWBatch b{};
   auto flush = [&]() {
     if (b.count == 0) return;
     const int chunks = b.firstChunk[b.count];
     if (chunks > 0) {
-      adamwMultiKernel<<<(unsigned)chunks, 256, 0, stream()>>>(b, h);
+      adamwMultiKernel<<<(unsigned)chunks, 256, 0, stream()>>>(b, h, g);
       checkLaunch("adamwMulti", std::to_string(b.count) + " tensors, " + std::to_string(chunks) + " chunks");
     }
     b.count = 0;

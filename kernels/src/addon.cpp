@@ -365,6 +365,44 @@ napi_value adamwMulti(Call& c) {
   return c.undefined();
 }
 
+// adamwMultiGuarded(table, gradTable, lr, beta1, beta2, eps, bc1, bc2, maxNorm, losses, nLosses, norm):
+// a step's tail with no wait for the host — the global norm of the gradients of gradTable
+// ([ptr, dtype, n] per tensor, as sumSquaresMulti's) into the f32 `norm`, then adamwMulti's update
+// of table, skipped on the device when the norm or one of the f32 `losses` is not finite, its
+// gradients scaled by clipping's coefficient (maxNorm = Infinity: none). kernels.h AdamWGuard.
+napi_value adamwMultiGuarded(Call& c) {
+  size_t len, gradLen;
+  void* data;
+  void* grads;
+  if (c.typedArray(0, "a Float64Array", &len, &data) != napi_float64_array || len % 6) c.bad(0, "a Float64Array of 6 entries per tensor");
+  if (c.typedArray(1, "a Float64Array", &gradLen, &grads) != napi_float64_array || gradLen % 3)
+    c.bad(1, "a Float64Array of 3 entries per tensor");
+  const double maxNorm = c.num(8);
+  if (!(maxNorm > 0)) c.bad(8, "a positive maximum norm (Infinity for none)");
+  const int64_t nLosses = c.i64(10);
+  if (nLosses < 0 || nLosses > 0x7fffffff) c.bad(10, "a loss count in [0, 2^31)");
+  float* norm = static_cast<float*>(c.ptr(11));
+  if (!norm) c.bad(11, "a device pointer for the norm");
+  launchGradientNorm(static_cast<const double*>(grads), gradLen / 3, norm);
+  const AdamWGuard guard{norm, static_cast<const float*>(c.ptr(9)), (int)nLosses, (float)maxNorm};
+  launchAdamWMulti(static_cast<const double*>(data), len / 6, (float)c.num(2), (float)c.num(3), (float)c.num(4), (float)c.num(5),
+                   (float)c.num(6), (float)c.num(7), 1.f, &guard);
+  return c.undefined();
+}
+
+// orthonormalizeColumns(table, flags): LoReFT's retraction of the f32 rotations of a Float64Array
+// of [ptr, rows, cols] per rotation, in place, in one launch; flags: int32 per rotation (0, or the
+// first column + 1 that had no length).
+napi_value orthonormalizeColumns(Call& c) {
+  size_t len;
+  void* data;
+  if (c.typedArray(0, "a Float64Array", &len, &data) != napi_float64_array || len % 3) c.bad(0, "a Float64Array of 3 entries per rotation");
+  int32_t* flags = static_cast<int32_t*>(c.ptr(1));
+  if (!flags && len > 0) c.bad(1, "a device pointer for the flags");
+  launchOrthonormalizeColumns(static_cast<const double*>(data), len / 3, flags);
+  return c.undefined();
+}
+
 // sumSquaresMulti(table): Σ x² over the tensors of a Float64Array of [ptr, dtype, n] per tensor.
 napi_value sumSquaresMulti(Call& c) {
   size_t len;
@@ -546,7 +584,8 @@ const Export kExports[] = {
   {"ncclAllReduce", entry<launch<ncclAllReduceFn>>}, {"ncclReduceScatter", entry<launch<ncclReduceScatterFn>>},
   {"ncclAllGather", entry<launch<ncclAllGatherFn>>}, {"ncclBroadcast", entry<launch<ncclBroadcastFn>>},
   {"ncclCommAbort", entry<ncclCommAbortFn>}, {"ncclCommDestroy", entry<ncclCommDestroyFn>},
-  {"adamwMulti", entry<launch<adamwMulti>>}, {"sumSquaresMulti", entry<launch<sumSquaresMulti>>},
+  {"adamwMulti", entry<launch<adamwMulti>>}, {"adamwMultiGuarded", entry<launch<adamwMultiGuarded>>},
+  {"sumSquaresMulti", entry<launch<sumSquaresMulti>>}, {"orthonormalizeColumns", entry<launch<orthonormalizeColumns>>},
   {"memoryBandwidth", entry<memoryBandwidth>},
   {"profileEnable", entry<profileEnableFn>}, {"profileRead", entry<profileReadFn>},
 };

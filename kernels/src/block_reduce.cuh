@@ -8,8 +8,10 @@
 
 namespace tt {
 
-// A warp's lanes exchange v (a float, or a MaxSum below: one shuffle a field).
+// A warp's lanes exchange v (a float, a double, or a MaxSum below: one shuffle a field).
 __device__ __forceinline__ float shuffleDown(float v, int d) { return __shfl_down_sync(0xffffffffu, v, d); }
+// Doubles travel whole (an overload, so a double never narrows to the float one).
+__device__ __forceinline__ double shuffleDown(double v, int d) { return __shfl_down_sync(0xffffffffu, v, d); }
 
 template <typename T, typename Combine>
 __device__ __forceinline__ T blockReduce(T v, T* sh, T identity, Combine combine) {

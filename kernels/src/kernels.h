@@ -137,8 +137,23 @@ void launchRope(const void* x, int t, const float* cos, const float* sin, void* 
 // AdamW over many f32 tensors in a few launches (adamw.cu); table = [param, grad, m, v, n, weightDecay] per tensor.
 // Σ x² over tensors given as a table [ptr, dtype, n] each (sum_squares.cu); waits for the result.
 double launchSumSquaresMulti(const double* table, size_t tensors);
+// The same sum left on the device, as the f32 norm: *norm = (float)sqrt(Σ x²). No wait.
+void launchGradientNorm(const double* table, size_t tensors, float* norm);
+// A step's guard, read by the AdamW kernel on the device (no wait for the host): the update is
+// skipped when *norm or any of losses[0, nLosses) is not finite, and otherwise takes clipping's
+// coefficient min(1, maxNorm / (*norm + 1e-6)) as its gradScale (maxNorm = ∞: no clipping).
+struct AdamWGuard {
+  const float* norm;
+  const float* losses;
+  int nLosses;
+  float maxNorm;
+};
 void launchAdamWMulti(const double* table, size_t tensors, float lr, float beta1, float beta2, float eps, float biasCorrection1,
-                      float biasCorrection2, float gradScale);
+                      float biasCorrection2, float gradScale, const AdamWGuard* guard = nullptr);
+// LoReFT's retraction (orthonormalize.cu): each f32 rotation of a table [ptr, rows, cols] per
+// rotation gets orthonormal columns in place; flags[t] = 0, or the first column (1-based) left
+// with no length, that rotation then unwritten. One launch, no wait.
+void launchOrthonormalizeColumns(const double* table, size_t tensors, int32_t* flags);
 // 4-bit (NF4/FP4) dequantisation of a bitsandbytes-layout weight (dequantize_4bit.cu).
 enum FourBitType : int { kNf4Type = 0, kFp4Type = 1 };
 // The source dtype the values are rounded to before the output type (bitsandbytes returns that dtype).

@@ -21,6 +21,7 @@ static const struct {
     {"dequantize", TimeCategory::Dequant},        // dequantize4bit
     {"adamw", TimeCategory::Optimizer},           // adamwMulti
     {"sumSquares", TimeCategory::Optimizer},      // sumSquaresMulti: the global norm gradient clipping scales the step by
+    {"orthonormalize", TimeCategory::Optimizer},  // orthonormalizeColumns: LoReFT's retraction after the update
     {"nccl", TimeCategory::Collectives},          // ncclAllReduce, ncclReduceScatter, ncclAllGather, ncclBroadcast
 };
 

@@ -8,6 +8,8 @@
 // allows, then a block sum) into entry b of one row of doubles, numbered over all tensors in
 // order. One block then adds the row in a fixed order (a strided sum per thread, then a fixed
 // tree) in double. Deterministic: the same bits every run, whatever the blocks' timing.
+// sumSquaresMulti reads the sum back; launchGradientNorm leaves its f32 square root on the device
+// for the guarded AdamW step (adamw.cu AdamWGuard), so the step's tail does not wait for the host.
 #include "kernels.h"
 #include "block_reduce.cuh"
 #include "memory.h"
@@ -76,8 +78,9 @@ __global__ void __launch_bounds__(kSumThreads) sumSquaresKernel(SumSquaresBatch 
   if (threadIdx.x == 0) partial[chunk] = (double)s;
 }
 
-// out = Σ partial[0..count) in double, in an order fixed by count alone.
-__global__ void __launch_bounds__(kSumFinalThreads) sumInOrderKernel(const double* partial, int64_t count, double* out) {
+// out = Σ partial[0..count) in double, in an order fixed by count alone; norm (when given) = its
+// square root rounded to f32, as the host rounds it (src/train/step.ts globalGradNorm).
+__global__ void __launch_bounds__(kSumFinalThreads) sumInOrderKernel(const double* partial, int64_t count, double* out, float* norm) {
   __shared__ double sh[kSumFinalThreads];
   double s = 0;
   for (int64_t i = threadIdx.x; i < count; i += kSumFinalThreads) s += partial[i];
@@ -87,19 +90,24 @@ __global__ void __launch_bounds__(kSumFinalThreads) sumInOrderKernel(const doubl
     if (threadIdx.x < stride) sh[threadIdx.x] += sh[threadIdx.x + stride];
     __syncthreads();
   }
-  if (threadIdx.x == 0) *out = sh[0];
+  if (threadIdx.x == 0) {
+    *out = sh[0];
+    if (norm) *norm = (float)sqrt(sh[0]);
+  }
 }
 
-double launchSumSquaresMulti(const double* table, size_t tensors) {
+// Enqueues the sum and, given `norm`, its f32 square root there; given `hostSum`, reads the sum
+// back into it (a wait for the stream).
+static void sumSquares(const double* table, size_t tensors, float* norm, double* hostSum, const char* where) {
   int64_t total = 0;  // chunks over all tensors: the partial row's length
   for (size_t t = 0; t < tensors; t++) {
     const double n = table[3 * t + 2];
-    if (n < 0 || n != std::floor(n) || n > 9007199254740992.0) fail("sumSquaresMulti", "tensor " + std::to_string(t) + ": bad size " + std::to_string(n));
-    if (table[3 * t] <= 0 && n > 0) fail("sumSquaresMulti", "tensor " + std::to_string(t) + ": not a device pointer");
+    if (n < 0 || n != std::floor(n) || n > 9007199254740992.0) fail(where, "tensor " + std::to_string(t) + ": bad size " + std::to_string(n));
+    if (table[3 * t] <= 0 && n > 0) fail(where, "tensor " + std::to_string(t) + ": not a device pointer");
     total += ((int64_t)n + kSumChunk - 1) / kSumChunk;
-    if (total > 0x7fffffffLL) fail("sumSquaresMulti", "more than 2147483647 chunks of " + std::to_string(kSumChunk) + " elements");
+    if (total > 0x7fffffffLL) fail(where, "more than 2147483647 chunks of " + std::to_string(kSumChunk) + " elements");
   }
-  Scratch partial((size_t)(total + 1) * sizeof(double), "sumSquaresMulti");
+  Scratch partial((size_t)(total + 1) * sizeof(double), where);
   double* row = static_cast<double*>(partial.p);
   SumSquaresBatch b{};
   int64_t at = 0;  // the row entry of the batch's first chunk
@@ -122,12 +130,20 @@ double launchSumSquaresMulti(const double* table, size_t tensors) {
     b.firstChunk[i + 1] = b.firstChunk[i] + (int)((n + kSumChunk - 1) / kSumChunk);
   }
   flush();
-  sumInOrderKernel<<<1, kSumFinalThreads, 0, stream()>>>(row, total, row + total);
-  checkLaunch("sumSquaresMulti", std::to_string(tensors) + " tensors");
+  sumInOrderKernel<<<1, kSumFinalThreads, 0, stream()>>>(row, total, row + total, norm);
+  checkLaunch(where, std::to_string(tensors) + " tensors");
+  if (hostSum) {
+    check(cudaMemcpyAsync(hostSum, row + total, sizeof(double), cudaMemcpyDeviceToHost, stream()), where, "read back");
+    check(cudaStreamSynchronize(stream()), where, "synchronize");
+  }
+}
+
+double launchSumSquaresMulti(const double* table, size_t tensors) {
   double out = 0;
-  check(cudaMemcpyAsync(&out, row + total, sizeof(double), cudaMemcpyDeviceToHost, stream()), "sumSquaresMulti", "read back");
-  check(cudaStreamSynchronize(stream()), "sumSquaresMulti", "synchronize");
+  sumSquares(table, tensors, nullptr, &out, "sumSquaresMulti");
   return out;
 }
+
+void launchGradientNorm(const double* table, size_t tensors, float* norm) { sumSquares(table, tensors, norm, nullptr, "gradientNorm"); }
 
 }  // namespace tt

@@ -42,6 +42,12 @@ export interface AdamWHyper {
   gradScale: number;
 }
 
+/** `adamwStepGuarded`'s hyper-parameters: clipping's threshold in place of its coefficient. */
+export interface GuardedAdamWHyper extends Omit<AdamWHyper, 'gradScale'> {
+  /** Clip the gradients' global norm to this; null: no clipping. */
+  maxGradNorm: number | null;
+}
+
 /**
  * Collectives native to the device (cuda: NCCL), ordered on its stream with the kernels around
  * them. src/distributed/nccl.ts wraps them as a Communicator. Results keep the input's storage (a
@@ -186,6 +192,24 @@ export interface Device {
    * reference, which defines the numerics.
    */
   adamwStep?(tensors: readonly AdamWTensors[], hyper: AdamWHyper): void;
+  /**
+   * A step's tail with no wait for the host: the global norm of the tensors' gradients (as
+   * src/train/step.ts globalGradNorm computes it), clipping's coefficient from it
+   * (clipCoefficient's f32 arithmetic) and `adamwStep`'s update, all on the device — the update
+   * skipped there when the norm or any of `losses` (float32 [n]) is not finite, trainStep's rule.
+   * Returns the norm, a float32 scalar still on the device, for the step to read back with its
+   * losses in its one wait. Absent where the device has no such step: trainStep then reads the
+   * norm before the update.
+   */
+  adamwStepGuarded?(tensors: readonly AdamWTensors[], hyper: GuardedAdamWHyper, losses: Tensor): Tensor;
+  /**
+   * LoReFT's retraction, in place and in one call: each float32 [rows, cols] tensor (a trainable
+   * variable, its data its own) gets orthonormal columns, as src/adapters/reft/orthogonal.ts
+   * orthonormalizeColumns computes them. Returns, per tensor, −1 or the first column that had no
+   * length left (that tensor then unchanged). Absent where the device has no such kernel: the
+   * adapter reads each rotation back and retracts it on the host.
+   */
+  orthonormalizeColumns?(tensors: readonly Tensor[], rows: number, cols: number): number[];
   /**
    * Σ x² over every element of every tensor, in one call (the squared global gradient norm
    * clipping needs). Absent where the device has no fused sum: the caller composes tfjs ops.

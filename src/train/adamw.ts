@@ -77,6 +77,24 @@ export class AdamW {
    * parameters; a parameter without a gradient is left alone (torch skips `grad is None`).
    */
   step(grads: Map<string, Tensor>, lr = this.options.lr, gradScale = 1): void {
+    const { hyper, names, tensors } = this.update(grads, lr, gradScale);
+    const device = activeDevice();
+    if (device.adamwStep) return device.adamwStep(tensors, hyper);
+    tensors.forEach((t, i) => {
+      const [m, v] = referenceStep(t, hyper);
+      t.m.dispose();
+      t.v.dispose();
+      this.m.set(names[i]!, m);
+      this.v.set(names[i]!, v);
+    });
+  }
+
+  /** Counts a step and gathers what it updates: every parameter that has a gradient, in the parameters' order. */
+  private update(
+    grads: Map<string, Tensor>,
+    lr: number,
+    gradScale: number,
+  ): { hyper: AdamWHyper; names: string[]; tensors: AdamWTensors[] } {
     for (const name of grads.keys()) {
       if (!this.params.has(name)) throw new Error(`AdamW: gradient for unknown parameter '${name}'`);
     }
@@ -92,15 +110,34 @@ export class AdamW {
       names.push(name);
       tensors.push({ param, grad, m: this.m.get(name)!, v: this.v.get(name)!, weightDecay });
     }
+    return { hyper, names, tensors };
+  }
+
+  /**
+   * `step` with global-norm clipping at `maxGradNorm` (null: none) and the skip of a step whose
+   * loss or gradient norm is not finite decided on the device (`adamwStepGuarded`), so that
+   * nothing waits for the host before the update is queued. `losses` are the step's float32
+   * losses. Returns the gradients' global norm as a float32 scalar on the device (the caller
+   * disposes it), or null where the device has no guarded step — nothing happened then. The step
+   * is counted; a caller that reads back a non-finite loss or norm calls `uncountSkipped()`.
+   */
+  stepGuarded(grads: Map<string, Tensor>, lr: number, maxGradNorm: number | null, losses: Tensor): Tensor | null {
     const device = activeDevice();
-    if (device.adamwStep) return device.adamwStep(tensors, hyper);
-    tensors.forEach((t, i) => {
-      const [m, v] = referenceStep(t, hyper);
-      t.m.dispose();
-      t.v.dispose();
-      this.m.set(names[i]!, m);
-      this.v.set(names[i]!, v);
-    });
+    if (!device.adamwStepGuarded) return null;
+    const { hyper, tensors } = this.update(grads, lr, 1);
+    const { gradScale: _, ...rest } = hyper;
+    try {
+      return device.adamwStepGuarded(tensors, { ...rest, maxGradNorm }, losses);
+    } catch (err) {
+      this.t -= 1; // nothing was queued
+      throw err;
+    }
+  }
+
+  /** The last `stepGuarded` was skipped on the device: it does not count (bias corrections stay where they were). */
+  uncountSkipped(): void {
+    if (this.t === 0) throw new Error('AdamW: no step to uncount');
+    this.t -= 1;
   }
 
   /** A copy of the state on the host. */

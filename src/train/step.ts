@@ -1,11 +1,16 @@
 /**
  * One optimizer step, backend-agnostic: forward and backward over the micro-batches of a
  * step (gradient accumulation), global-norm clipping, the AdamW update, the adapter's
- * post-step hook. Everything is tfjs ops, so the CUDA backend runs this file unchanged.
+ * post-step hook. Everything is tfjs ops or the device interface (src/backend/device.ts), so
+ * every backend runs this file unchanged.
  *
  * Accumulation weights each micro-batch's mean loss by its share of the step's real
  * targets (labels ≠ −100 after the causal shift): Σᵢ meanᵢ · nᵢ / N. The summed loss and
  * gradients therefore equal those of one big batch, whatever the split.
+ *
+ * The micro-batches' losses stay on the device until the step's end, and where the device decides
+ * clipping and the skip of a non-finite step itself (cuda: AdamW.stepGuarded), the step waits for
+ * the device once: the host queues the next micro-batch, and the update, while the device runs.
  */
 import { tf, type Tensor } from '../backend/tf.js';
 import { activeDevice } from '../backend/device.js';
@@ -89,6 +94,11 @@ export interface Gradients {
   tokens: number;
 }
 
+/** Gradients whose loss is still on the device: each supervised micro-batch's weighted loss, float32 [n] (null when none was). */
+export interface DeviceGradients extends Omit<Gradients, 'loss'> {
+  losses: Tensor | null;
+}
+
 /**
  * Where a data-parallel rank's micro-batches sit in the whole step (src/train/rankBatches.ts): the
  * step index of the first (dropout seeds) and the step's target count (loss weights), so the
@@ -111,7 +121,30 @@ function decoderInput(batch: StepBatch): DecoderInput {
  * of them: the loss and gradients are then its share of the step's mean). The caller owns (and
  * must dispose) the returned gradient tensors.
  */
-export function computeGradients(
+export function computeGradients(...args: Parameters<typeof accumulateGradients>): Gradients {
+  const { losses, ...g } = accumulateGradients(...args);
+  try {
+    return { ...g, loss: losses ? readLoss(losses) : 0 };
+  } finally {
+    losses?.dispose();
+  }
+}
+
+/**
+ * The step's loss from its micro-batches' weighted losses: their sum in float64, in order (a wait
+ * for the device).
+ */
+function readLoss(losses: Tensor): number {
+  let loss = 0;
+  for (const x of losses.dataSync()) loss += x;
+  return loss;
+}
+
+/**
+ * computeGradients with the loss left on the device: nothing waits for the device between the
+ * micro-batches, so the host queues the next one's kernels while the device runs this one's.
+ */
+export function accumulateGradients(
   model: StepModel,
   adapter: StepAdapter,
   microBatches: StepBatch[],
@@ -119,7 +152,7 @@ export function computeGradients(
   dropoutSeed?: number,
   part?: StepPart,
   offloadLimit: OffloadLimit = OFFLOAD_ALL,
-): Gradients {
+): DeviceGradients {
   const names = [...adapter.variables.keys()];
   const vars = names.map((n) => adapter.variables.get(n)!);
   const counts = microBatches.map((b) => causalLmTargetCount(b.labels));
@@ -128,50 +161,56 @@ export function computeGradients(
   const tokens = microBatches.reduce((n, b) => n + b.attentionMask.reduce((m, row) => m + row.reduce((s, x) => s + (x ? 1 : 0), 0), 0), 0);
   const variables = (layer: number) => adapter.layerVariables(layer);
   const sums: (Tensor | null)[] = vars.map(() => null);
-  let loss = 0;
-  microBatches.forEach((batch, i) => {
-    if (counts[i] === 0) return; // nothing supervised: contributes neither loss nor gradient
-    const weight = counts[i]! / total;
-    const ctx: ForwardContext = {
-      training: true,
-      positions: batch.positions,
-      dropoutSeed: dropoutSeed === undefined ? undefined : mixSeeds(dropoutSeed, firstIndex + i),
-    };
-    // Per micro-batch, so a pass that throws gives its host memory back before the error leaves.
-    const offload = activationCheckpointing === 'offload' ? new CheckpointOffloads(offloadLimit) : undefined;
-    const checkpoint = activationCheckpointing ? { variables, ...(offload ? { offload } : {}) } : undefined;
-    let result: { value: Tensor; grads: (Tensor | undefined)[] };
-    try {
-      result = tf.engine().gradients(
-        () => {
-          const hidden = model.runHidden(decoderInput(batch), { hooks: adapter, ctx, checkpoint });
-          return tf.mul(causalLmHeadLoss(hidden, model.lmHead(), batch.labels), weight) as tf.Scalar;
-        },
-        vars,
-        undefined,
-        true,
-      );
-    } finally {
-      offload?.release();
-    }
-    const { value, grads } = result;
-    loss += value.dataSync()[0]!;
-    value.dispose();
-    grads.forEach((g, j) => {
-      if (!g) return;
-      const prev = sums[j];
-      if (prev) {
-        sums[j] = tf.keep(tf.add(prev, g));
-        prev.dispose();
-        g.dispose();
-      } else sums[j] = g;
+  const losses: Tensor[] = [];
+  try {
+    microBatches.forEach((batch, i) => {
+      if (counts[i] === 0) return; // nothing supervised: contributes neither loss nor gradient
+      const weight = counts[i]! / total;
+      const ctx: ForwardContext = {
+        training: true,
+        positions: batch.positions,
+        dropoutSeed: dropoutSeed === undefined ? undefined : mixSeeds(dropoutSeed, firstIndex + i),
+      };
+      // Per micro-batch, so a pass that throws gives its host memory back before the error leaves.
+      const offload = activationCheckpointing === 'offload' ? new CheckpointOffloads(offloadLimit) : undefined;
+      const checkpoint = activationCheckpointing ? { variables, ...(offload ? { offload } : {}) } : undefined;
+      let result: { value: Tensor; grads: (Tensor | undefined)[] };
+      try {
+        result = tf.engine().gradients(
+          () => {
+            const hidden = model.runHidden(decoderInput(batch), { hooks: adapter, ctx, checkpoint });
+            return tf.mul(causalLmHeadLoss(hidden, model.lmHead(), batch.labels), weight) as tf.Scalar;
+          },
+          vars,
+          undefined,
+          true,
+        );
+      } finally {
+        offload?.release();
+      }
+      const { value, grads } = result;
+      losses.push(value);
+      grads.forEach((g, j) => {
+        if (!g) return;
+        const prev = sums[j];
+        if (prev) {
+          sums[j] = tf.keep(tf.add(prev, g));
+          prev.dispose();
+          g.dispose();
+        } else sums[j] = g;
+      });
     });
-  });
+  } catch (err) {
+    for (const t of [...losses, ...sums]) t?.dispose();
+    throw err;
+  }
   const out = new Map<string, Tensor>();
   sums.forEach((g, j) => {
     if (g) out.set(names[j]!, g);
   });
-  return { loss, grads: out, targets: total, tokens };
+  const stacked = losses.length === 0 ? null : losses.length === 1 ? losses[0]!.reshape([1]) : tf.stack(losses);
+  for (const t of losses) t.dispose();
+  return { losses: stacked, grads: out, targets: total, tokens };
 }
 
 /**
@@ -212,16 +251,30 @@ export function trainStep(
   microBatches: StepBatch[],
   opts: StepOptions,
 ): StepResult {
-  const g = computeGradients(model, adapter, microBatches, opts.activationCheckpointing, opts.dropoutSeed, undefined, opts.offloadLimit);
-  const norm = globalGradNorm(g.grads);
-  const skipped = !Number.isFinite(g.loss) || !Number.isFinite(norm);
+  const g = accumulateGradients(model, adapter, microBatches, opts.activationCheckpointing, opts.dropoutSeed, undefined, opts.offloadLimit);
+  let loss: number, norm: number, skipped: boolean;
   try {
-    if (!skipped) optimizer.step(g.grads, opts.lr, clipCoefficient(norm, opts.maxGradNorm));
+    // Where the device decides clipping and the skip itself, the update is queued behind the
+    // backward and the step waits for the device once, here, for its losses and norm.
+    const deviceNorm = g.losses && g.grads.size > 0 ? optimizer.stepGuarded(g.grads, opts.lr, opts.maxGradNorm, g.losses) : null;
+    if (deviceNorm) {
+      loss = readLoss(g.losses!);
+      norm = deviceNorm.dataSync()[0]!;
+      deviceNorm.dispose();
+      skipped = !Number.isFinite(loss) || !Number.isFinite(norm);
+      if (skipped) optimizer.uncountSkipped();
+    } else {
+      loss = g.losses ? readLoss(g.losses) : 0;
+      norm = globalGradNorm(g.grads);
+      skipped = !Number.isFinite(loss) || !Number.isFinite(norm);
+      if (!skipped) optimizer.step(g.grads, opts.lr, clipCoefficient(norm, opts.maxGradNorm));
+    }
   } finally {
+    g.losses?.dispose();
     for (const t of g.grads.values()) t.dispose();
   }
   if (!skipped) adapter.afterStep?.();
-  return { loss: g.loss, gradNorm: norm, targets: g.targets, tokens: g.tokens, skipped };
+  return { loss, gradNorm: norm, targets: g.targets, tokens: g.tokens, skipped };
 }
 
 /** A 32-bit hash of two 32-bit integers (murmur3's finaliser), for seeds that must not collide. */

@@ -13,6 +13,7 @@ import './emulatedDequant.js';
 import './emulatedAttention.js';
 import './emulatedDora.js';
 import { philoxUniforms } from '../../src/adapters/philox.js';
+import { gramSchmidtInPlace } from '../../src/adapters/reft/orthogonal.js';
 import { emulatedProfile } from './emulatedProfile.js';
 
 /** The memory the emulated device reports having (80 GiB, an H100's). */
@@ -251,6 +252,22 @@ export function emulatedAddon(): CudaAddon {
       store(m, 0, i, mi);
       store(v, 0, i, vi);
     }
+  };
+  const adamwAll = (table: Float64Array, lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number, gs: number) => {
+    if (table.length % 6 !== 0) throw new Error('adamwMulti: argument 0 must be a Float64Array of 6 entries per tensor');
+    for (let t = 0; t < table.length; t += 6) {
+      const [p, g, m, v, n, wd] = Array.from(table.subarray(t, t + 6));
+      adamwOne(p!, g!, m!, v!, n!, lr, b1, b2, eps, wd!, bc1, bc2, gs);
+    }
+  };
+  const sumSquares = (table: Float64Array): number => {
+    if (table.length % 3 !== 0) throw new Error('sumSquaresMulti: argument 0 must be a Float64Array of 3 entries per tensor');
+    let sum = 0;
+    for (let t = 0; t < table.length; t += 3) {
+      const [p, dt, n] = Array.from(table.subarray(t, t + 3)) as [number, number, number];
+      for (let i = 0; i < n; i++) sum += load(p, dt, i) ** 2;
+    }
+    return sum;
   };
   const profile = emulatedProfile();
   return profile.countLaunches<CudaAddon>({
@@ -571,21 +588,28 @@ export function emulatedAddon(): CudaAddon {
       const u = philoxUniforms(seed, offset, n);
       for (let i = 0; i < n; i++) store(dst, dt, i, lo + (hi - lo) * u[i]!);
     },
-    adamwMulti(table, lr, b1, b2, eps, bc1, bc2, gs) {
-      if (table.length % 6 !== 0) throw new Error('adamwMulti: argument 0 must be a Float64Array of 6 entries per tensor');
-      for (let t = 0; t < table.length; t += 6) {
-        const [p, g, m, v, n, wd] = Array.from(table.subarray(t, t + 6));
-        adamwOne(p!, g!, m!, v!, n!, lr, b1, b2, eps, wd!, bc1, bc2, gs);
-      }
+    adamwMulti: adamwAll,
+    adamwMultiGuarded(table, gradTable, lr, b1, b2, eps, bc1, bc2, maxNorm, losses, nLosses, normPtr) {
+      if (!(maxNorm > 0)) throw new Error('adamwMultiGuarded: argument 8 must be a positive maximum norm (Infinity for none)');
+      const f = Math.fround;
+      const norm = f(Math.sqrt(sumSquares(gradTable)));
+      store(normPtr, 0, 0, norm);
+      let finite = Number.isFinite(norm);
+      for (let i = 0; i < nLosses; i++) finite &&= Number.isFinite(load(losses, 0, i));
+      if (!finite) return; // adamw.cu guardedScale: the step is skipped, nothing written
+      adamwAll(table, lr, b1, b2, eps, bc1, bc2, Math.min(1, f(f(maxNorm) / f(norm + f(1e-6)))));
     },
-    sumSquaresMulti(table) {
-      if (table.length % 3 !== 0) throw new Error('sumSquaresMulti: argument 0 must be a Float64Array of 3 entries per tensor');
-      let sum = 0;
-      for (let t = 0; t < table.length; t += 3) {
-        const [p, dt, n] = Array.from(table.subarray(t, t + 3)) as [number, number, number];
-        for (let i = 0; i < n; i++) sum += load(p, dt, i) ** 2;
+    sumSquaresMulti: sumSquares,
+    orthonormalizeColumns(table, flags) {
+      if (table.length % 3 !== 0) throw new Error('orthonormalizeColumns: argument 0 must be a Float64Array of 3 entries per rotation');
+      for (let t = 0; t < table.length / 3; t++) {
+        const [p, rows, cols] = [table[3 * t]!, table[3 * t + 1]!, table[3 * t + 2]!];
+        const r = view(p, 0).subarray(0, rows * cols);
+        const q = Float64Array.from(r);
+        const dependent = gramSchmidtInPlace(q, rows, cols); // orthonormalize.cu's operations, in the reference's order
+        if (dependent < 0) r.set(q);
+        store(flags, 2, t, dependent + 1);
       }
-      return sum;
     },
     memoryBandwidth: () => 0,
     profileEnable: profile.profileEnable,

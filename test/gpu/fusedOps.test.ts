@@ -20,7 +20,9 @@ import { layerNorm } from '../../src/ops/layerNorm.js';
 import { rmsNorm } from '../../src/ops/rmsNorm.js';
 import { rope, ropeTables } from '../../src/ops/rope.js';
 import { onBoth, rand, relErr, size, threeAdamWSteps, useCuda } from './cuda.js';
-import { globalGradNorm } from '../../src/train/step.js';
+import { clipCoefficient, globalGradNorm } from '../../src/train/step.js';
+import { AdamW } from '../../src/train/adamw.js';
+import { orthonormalizeColumns, orthonormalityError } from '../../src/adapters/reft/orthogonal.js';
 
 beforeAll(async () => {
   await useCuda();
@@ -416,5 +418,137 @@ describe('the global gradient norm', () => {
     expect(globalGradNorm(grads)).toBe(norm); // deterministic
     expect(device.addonCalls()! - before).toBe(1);
     tf.dispose([...grads.values()]);
+  });
+});
+
+describe('the guarded AdamW step (clipping and the skip of a non-finite step decided on the device)', () => {
+  const sizes = [1, 7, 4095, 4097, 9000, 33];
+  /** Fresh parameters, an optimizer, and gradients of norm ~30 (so a max norm of 1 clips). */
+  const setup = () => {
+    const params = new Map(sizes.map((n, i) => [`p${i}`, tf.tidy(() => tf.variable(tf.tensor1d(rand(n, 300 + i))))] as const));
+    const opt = new AdamW(params, { lr: 1e-2, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.1 });
+    const grads = new Map([...params].map(([k, p], i) => [k, tf.tensor1d(rand(p.size, 400 + i, -1, 1))] as const));
+    const read = () => [...params.values()].map((p) => Float64Array.from(p.dataSync()));
+    const dispose = () => {
+      opt.dispose();
+      tf.dispose([...params.values(), ...grads.values()]);
+    };
+    return { params, opt, grads, read, dispose };
+  };
+
+  it.each([
+    ['clipping at 1', 1],
+    ['clipping at 1000 (coefficient 1)', 1000],
+    ['no clipping', null],
+  ] as const)('%s: the update and the norm are those of step() with the host-computed coefficient', async (_, maxNorm) => {
+    await tf.setBackend('cuda');
+    const host = setup();
+    const norm = globalGradNorm(host.grads);
+    host.opt.step(host.grads, 1e-2, clipCoefficient(norm, maxNorm));
+    const expected = host.read();
+    host.dispose();
+
+    const dev = setup();
+    const addon = activeCudaBackend()!.addon;
+    const callsBefore = activeDevice().addonCallsByName?.() ?? {};
+    const losses = tf.tensor1d([2.5, 0.25]);
+    const deviceNorm = dev.opt.stepGuarded(dev.grads, 1e-2, maxNorm, losses)!;
+    const calls = activeDevice().addonCallsByName?.() ?? {};
+    expect((calls.adamwMultiGuarded ?? 0) - (callsBefore.adamwMultiGuarded ?? 0)).toBe(1);
+    expect((calls.sumSquaresMulti ?? 0) - (callsBefore.sumSquaresMulti ?? 0)).toBe(0); // no norm read back before the update
+    expect(deviceNorm.dataSync()[0]).toBe(norm);
+    expect(dev.opt.stepCount).toBe(1);
+    dev.read().forEach((got, i) => expect(relErr(got, expected[i]!), `tensor ${i}`).toBeLessThan(1e-6));
+    if (maxNorm === 1) expect(clipCoefficient(norm, maxNorm)).toBeLessThan(0.5); // the case clips
+    tf.dispose([losses, deviceNorm]);
+    dev.dispose();
+    expect(addon).toBe(activeCudaBackend()!.addon);
+  });
+
+  it.each([
+    ['a NaN loss', [1, Number.NaN], false],
+    ['an infinite loss', [Number.POSITIVE_INFINITY], false],
+    ['a NaN gradient', [1], true],
+  ] as const)('%s: nothing changes on the device, and the step can be uncounted', async (_, lossValues, nanGrad) => {
+    await tf.setBackend('cuda');
+    const dev = setup();
+    if (nanGrad) {
+      const g = dev.grads.get('p4')!;
+      const values = Float32Array.from(g.dataSync() as Float32Array);
+      values[17] = Number.NaN;
+      dev.grads.set('p4', tf.tensor1d(values));
+      g.dispose();
+    }
+    const before = dev.read();
+    const mBefore = dev.opt.getState();
+    const losses = tf.tensor1d(Float32Array.from(lossValues));
+    const deviceNorm = dev.opt.stepGuarded(dev.grads, 1e-2, 1, losses)!;
+    const norm = deviceNorm.dataSync()[0]!;
+    expect(Number.isFinite(norm)).toBe(!nanGrad);
+    dev.opt.uncountSkipped();
+    expect(dev.read()).toEqual(before);
+    const after = dev.opt.getState();
+    expect(after.step).toBe(0);
+    for (const [name, m] of mBefore.moments) expect(after.moments.get(name)).toEqual(m);
+    tf.dispose([losses, deviceNorm]);
+    dev.dispose();
+  });
+
+  it('is absent on the cpu: stepGuarded does nothing and says so', async () => {
+    await tf.setBackend('cpu');
+    const cpu = setup();
+    const losses = tf.tensor1d([1]);
+    expect(cpu.opt.stepGuarded(cpu.grads, 1e-2, 1, losses)).toBeNull();
+    expect(cpu.opt.stepCount).toBe(0);
+    losses.dispose();
+    cpu.dispose();
+    await tf.setBackend('cuda');
+  });
+});
+
+describe("LoReFT's retraction on the device (orthonormalize.cu)", () => {
+  // Rotations a little off orthonormal, as after an optimizer step; one of 2 columns, one taller than a block's threads.
+  const shapes: Array<[number, number]> = [
+    [64, 4],
+    [300, 2],
+    [2048, 8],
+    [5, 5],
+  ];
+  const rotation = ([rows, cols]: [number, number], seed: number) => {
+    const q = orthonormalizeColumns(rand(rows * cols, seed), rows, cols);
+    return Float32Array.from(q, (v, i) => v + 1e-3 * Math.sin(i + seed));
+  };
+
+  it('retracts every rotation in one call, as the host does', async () => {
+    await tf.setBackend('cuda');
+    const values = shapes.map((sh, i) => rotation(sh, 500 + i));
+    for (const [i, [rows, cols]] of shapes.entries()) {
+      const v = tf.tidy(() => tf.variable(tf.tensor2d(values[i]!, [rows, cols])));
+      const device = activeDevice();
+      const before = device.addonCallsByName?.() ?? {};
+      expect(device.orthonormalizeColumns!([v], rows, cols)).toEqual([-1]);
+      const after = device.addonCallsByName?.() ?? {};
+      expect((after.orthonormalizeColumns ?? 0) - (before.orthonormalizeColumns ?? 0)).toBe(1);
+      const got = v.dataSync() as Float32Array;
+      expect(relErr(got, Float32Array.from(orthonormalizeColumns(values[i]!, rows, cols))), `${rows}×${cols}`).toBeLessThan(1e-6);
+      expect(orthonormalityError(got, rows, cols)).toBeLessThan(1e-6);
+      expect(orthonormalityError(values[i]!, rows, cols)).toBeGreaterThan(1e-4); // there was something to retract
+      v.dispose();
+    }
+  });
+
+  it('names the first column with no length, leaves that rotation as it was, and retracts the others', async () => {
+    await tf.setBackend('cuda');
+    const good = rotation([64, 4], 600);
+    const bad = rotation([64, 4], 601);
+    for (let k = 0; k < 64; k++) bad[k * 4 + 2] = 0; // column 2 has no length
+    const [g, b] = tf.tidy(() => [tf.variable(tf.tensor2d(good, [64, 4])), tf.variable(tf.tensor2d(bad, [64, 4]))]);
+    expect(activeDevice().orthonormalizeColumns!([g, b], 64, 4)).toEqual([-1, 2]);
+    expect([...(b.dataSync() as Float32Array)]).toEqual([...bad]);
+    expect(orthonormalityError(g.dataSync(), 64, 4)).toBeLessThan(1e-6);
+    expect(() => activeDevice().orthonormalizeColumns!([g, g], 64, 4)).toThrow(
+      'orthonormalizeColumnsInPlace (tensor 1): given twice (two blocks would write it at once)',
+    );
+    tf.dispose([g, b]);
   });
 });

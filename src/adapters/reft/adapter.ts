@@ -24,7 +24,8 @@ import {
   toPyreftState,
   toVariables,
 } from './interventions.js';
-import { orthonormalizeColumns } from './orthogonal.js';
+import { dependentColumnMessage, orthonormalizeColumns } from './orthogonal.js';
+import { activeDevice } from '../../backend/device.js';
 import { positionRows } from './positions.js';
 import { RowSelectors, scatterAddRows } from './scatterRows.js';
 
@@ -243,10 +244,21 @@ export class ReftAdapter implements Adapter {
       .flatMap((i) => Object.values(i.vars).filter((v): v is tf.Variable => v !== undefined));
   }
 
-  /** QR retraction: R's rows (rotate_layer's columns) back to orthonormal after an optimiser step. */
+  /**
+   * QR retraction: R's rows (rotate_layer's columns) back to orthonormal after an optimiser step —
+   * on the device in one call where it can (each rotation once: shared weights serve several
+   * interventions), else each rotation read back, retracted on the host and written.
+   */
   afterStep(): void {
     if (this.settings.intervention === 'noreft') return;
     const { hidden, rank } = this.settings;
+    const device = activeDevice();
+    if (device.orthonormalizeColumns) {
+      const rotations = [...new Set(this.interventions.map((iv) => iv.vars.rotate!))];
+      const dependent = device.orthonormalizeColumns(rotations, hidden, rank).find((j) => j >= 0);
+      if (dependent !== undefined) throw new Error(dependentColumnMessage(dependent, hidden, rank));
+      return;
+    }
     for (const iv of this.interventions) {
       const r = iv.vars.rotate!;
       const q = orthonormalizeColumns(r.dataSync() as Float32Array, hidden, rank);

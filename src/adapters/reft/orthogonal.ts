@@ -22,6 +22,22 @@ import type { Rng } from '../random.js';
 export function orthonormalizeColumns(m: ArrayLike<number>, rows: number, cols: number): Float64Array {
   if (rows < cols) throw new Error(`cannot orthonormalise ${cols} columns of length ${rows}: needs rows ≥ cols (rank ≤ hidden size)`);
   const q = Float64Array.from(m as ArrayLike<number>);
+  const dependent = gramSchmidtInPlace(q, rows, cols);
+  if (dependent >= 0) throw new Error(dependentColumnMessage(dependent, rows, cols));
+  return q;
+}
+
+/** Why a retraction failed: column `j` (0-based) had no length left once the earlier ones were taken out. */
+export function dependentColumnMessage(j: number, rows: number, cols: number): string {
+  return `column ${j} of a [${rows}, ${cols}] rotation is linearly dependent on the others; cannot orthonormalise`;
+}
+
+/**
+ * orthonormalizeColumns' work on `q` itself: −1 when every column came out orthonormal, else the
+ * first column with no length left (q then half done). kernels/src/orthonormalize.cu does the same
+ * operations in this order.
+ */
+export function gramSchmidtInPlace(q: Float64Array, rows: number, cols: number): number {
   for (let j = 0; j < cols; j++) {
     for (let pass = 0; pass < 2; pass++) {
       for (let i = 0; i < j; i++) {
@@ -33,11 +49,10 @@ export function orthonormalizeColumns(m: ArrayLike<number>, rows: number, cols: 
     let norm = 0;
     for (let k = 0; k < rows; k++) norm += q[k * cols + j]! ** 2;
     norm = Math.sqrt(norm);
-    if (!(norm > 1e-30))
-      throw new Error(`column ${j} of a [${rows}, ${cols}] rotation is linearly dependent on the others; cannot orthonormalise`);
+    if (!(norm > 1e-30)) return j;
     for (let k = 0; k < rows; k++) q[k * cols + j]! /= norm;
   }
-  return q;
+  return -1;
 }
 
 /** `torch.nn.init.orthogonal_` on a [rows, cols] matrix (rows ≥ cols): the Q of a Gaussian matrix. */

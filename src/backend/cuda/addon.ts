@@ -225,6 +225,33 @@ export interface CudaAddon {
     biasCorrection2: number,
     gradScale: number,
   ): void;
+  /**
+   * A step's tail with no wait for the host (kernels/src/adamw.cu AdamWGuard): the global norm of
+   * the gradients of `gradTable` ([ptr, dtype, n] per tensor) into the f32 at `norm`, then
+   * adamwMulti's update of `table` — skipped on the device when the norm or one of the `nLosses`
+   * f32 `losses` is not finite, else its gradients scaled by min(1, maxNorm / (norm + 1e-6))
+   * (maxNorm Infinity: no clipping).
+   */
+  adamwMultiGuarded(
+    table: Float64Array,
+    gradTable: Float64Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    biasCorrection1: number,
+    biasCorrection2: number,
+    maxNorm: number,
+    losses: Ptr,
+    nLosses: number,
+    norm: Ptr,
+  ): void;
+  /**
+   * LoReFT's retraction (kernels/src/orthonormalize.cu): each f32 rotation of `table` ([ptr, rows,
+   * cols] per rotation) gets orthonormal columns in place, in one launch; `flags` (int32, one per
+   * rotation) gets 0, or the first column + 1 left with no length (that rotation unwritten).
+   */
+  orthonormalizeColumns(table: Float64Array, flags: Ptr): void;
   /** Σ x² over the tensors of a table [ptr, dtype, n] per tensor (kernels/src/sum_squares.cu), read back. */
   sumSquaresMulti(table: Float64Array): number;
   /** The device primitives (kernels/src/primitives.h) in id order, with their signatures. */

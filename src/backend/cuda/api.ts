@@ -7,7 +7,9 @@
  *  - physicalDtype(t): 'f32' | 'bf16' | 'i32' | 'u8', or null off cuda.
  *  - cudaMemory() / resetCudaPeakMemory(): the device pool's statistics.
  *  - fusedAdamWStepAll(...): one in-place AdamW update of many f32 parameters in one call
- *    (a few launches).
+ *    (a few launches); fusedAdamWStepGuarded(...) the same with clipping and the non-finite
+ *    guard decided on the device.
+ *  - orthonormalizeColumnsInPlace(...): LoReFT's retraction of every rotation in one call.
  *  - deviceRandomUniform(shape, seed, offset): counter-based (Philox) uniform numbers made on
  *    the GPU, reproducible from (seed, offset) — for dropout masks.
  */
@@ -76,6 +78,87 @@ export function fusedAdamWStepAll(tensors: readonly FusedAdamWTensors[], o: Fuse
     temps.forEach((t) => backend.disposeIntermediate(t));
   }
   return true;
+}
+
+/**
+ * fusedAdamWStepAll with its gradients' global norm, clipping's coefficient and the skip of a
+ * non-finite step decided on the device (kernels/src/adamw.cu AdamWGuard) — one call, no wait for
+ * the host. `losses` are the step's float32 losses; returns the norm as a float32 scalar on the
+ * device, or null off cuda.
+ */
+export function fusedAdamWStepGuarded(
+  tensors: readonly FusedAdamWTensors[],
+  o: Omit<FusedAdamWOptions, 'gradScale'> & { maxGradNorm: number | null },
+  losses: Tensor,
+): Tensor | null {
+  const backend = activeCudaBackend();
+  if (!backend) return null;
+  if (o.maxGradNorm !== null && !(o.maxGradNorm > 0))
+    throw new Error(`fusedAdamWStepGuarded: the maximum gradient norm must be positive, got ${o.maxGradNorm}`);
+  const temps: TensorRef[] = [];
+  const norm = backend.makeOutput([], 'float32', 'f32');
+  try {
+    const table = new Float64Array(6 * tensors.length);
+    const gradTable = new Float64Array(3 * tensors.length);
+    tensors.forEach(({ param, grad, m, v, weightDecay }, i) => {
+      const where = `fusedAdamWStepGuarded (tensor ${i})`;
+      table.set([...adamwPointers(backend, param, grad, m, v, where, temps), param.size, weightDecay], 6 * i);
+      const g = grad as unknown as TensorRef;
+      gradTable.set([grad.size > 0 ? backend.ptr(g) : 0, backend.code(g), grad.size], 3 * i);
+    });
+    let lossRef = losses as unknown as TensorRef;
+    if (backend.phys(lossRef) !== 'f32') temps.push((lossRef = convert(backend, lossRef, 'f32')));
+    const [bc1, bc2] = [1 - o.beta1 ** o.step, 1 - o.beta2 ** o.step];
+    const maxNorm = o.maxGradNorm ?? Infinity;
+    backend.addon.adamwMultiGuarded(
+      table,
+      gradTable,
+      o.lr,
+      o.beta1,
+      o.beta2,
+      o.eps,
+      bc1,
+      bc2,
+      maxNorm,
+      backend.ptr(lossRef),
+      losses.size,
+      backend.ptr(norm),
+    );
+  } catch (err) {
+    backend.disposeIntermediate(norm);
+    throw err;
+  } finally {
+    temps.forEach((t) => backend.disposeIntermediate(t));
+  }
+  return tf.engine().makeTensorFromTensorInfo(norm as unknown as tf.TensorInfo, backend as unknown as tf.KernelBackend);
+}
+
+/**
+ * LoReFT's retraction of f32 [rows, cols] variables in place (kernels/src/orthonormalize.cu), one
+ * call: per tensor −1, or the first column that had no length left (read back: a wait). Null off cuda.
+ */
+export function orthonormalizeColumnsInPlace(tensors: readonly Tensor[], rows: number, cols: number): number[] | null {
+  const backend = activeCudaBackend();
+  if (!backend) return null;
+  const table = new Float64Array(3 * tensors.length);
+  tensors.forEach((t, i) => {
+    const ref = t as unknown as TensorRef;
+    const where = `orthonormalizeColumnsInPlace (tensor ${i})`;
+    if (t.size !== rows * cols) throw new Error(`${where}: ${t.size} values, not ${rows} × ${cols}`);
+    if (backend.phys(ref) !== 'f32') throw new Error(`${where}: stored ${backend.phys(ref)}, not f32`);
+    if (backend.refCount(ref.dataId) > 1) throw new Error(`${where}: shares its data; changing it in place would change another tensor`);
+    if (tensors.indexOf(t) !== i) throw new Error(`${where}: given twice (two blocks would write it at once)`);
+    table.set([backend.ptr(ref), rows, cols], 3 * i);
+  });
+  const flags = backend.makeOutput([tensors.length], 'int32', 'i32');
+  try {
+    backend.addon.orthonormalizeColumns(table, backend.ptr(flags));
+    const read = new Int32Array(tensors.length);
+    if (tensors.length > 0) backend.addon.download(backend.ptr(flags), read);
+    return Array.from(read, (f) => f - 1);
+  } finally {
+    backend.disposeIntermediate(flags);
+  }
 }
 
 /** One parameter of fusedAdamWStepAll, with its decoupled weight decay. */

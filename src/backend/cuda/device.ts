@@ -9,7 +9,14 @@
  * rate measured (./gemmRate.ts). Registered by ./register.ts beside the backend.
  */
 import type { Device } from '../device.js';
-import { activeCudaBackend, deviceRandomUniform, fusedAdamWStepAll, storeFrozenWeight } from './api.js';
+import {
+  activeCudaBackend,
+  deviceRandomUniform,
+  fusedAdamWStepAll,
+  fusedAdamWStepGuarded,
+  orthonormalizeColumnsInPlace,
+  storeFrozenWeight,
+} from './api.js';
 import { cudaCollectives } from './collectives.js';
 import { recordDequantize, releaseQuantized, storeQuantized } from './quantized.js';
 import { runPrimitives } from './kernelUtils.js';
@@ -98,6 +105,12 @@ export const cudaDevice: Device = {
   adamwStep(tensors, hyper) {
     // One call for every tensor: an adapter has tens to hundreds of them.
     fusedAdamWStepAll(tensors, hyper);
+  },
+  adamwStepGuarded(tensors, hyper, losses) {
+    return fusedAdamWStepGuarded(tensors, hyper, losses)!;
+  },
+  orthonormalizeColumns(tensors, rows, cols) {
+    return orthonormalizeColumnsInPlace(tensors, rows, cols)!;
   },
   sumOfSquares(tensors) {
     const b = backend();

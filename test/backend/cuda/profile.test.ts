@@ -81,7 +81,9 @@ describe('device time categories', () => {
     const special: Record<string, string> = {
       gemm: 'gemm',
       adamwMulti: 'optimizer',
+      adamwMultiGuarded: 'optimizer',
       sumSquaresMulti: 'optimizer',
+      orthonormalizeColumns: 'optimizer',
       ncclAllReduce: 'collectives',
       ncclReduceScatter: 'collectives',
       ncclAllGather: 'collectives',

@@ -1,0 +1,114 @@
+/**
+ * trainStep on cuda (src/train/step.ts) against the same steps on the cpu: with the device's
+ * guarded AdamW the step queues its update behind the backward and waits for the device once,
+ * at its end, for its losses and gradient norm — whatever the number of micro-batches — and
+ * still gives the cpu's losses, norms, clipping and skips.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tf } from '../../src/backend/tf.js';
+import { activeDevice } from '../../src/backend/device.js';
+import { loadBaseModel } from '../../src/model/load.js';
+import * as adapters from '../../src/adapters/index.js';
+import { AdamW } from '../../src/train/adamw.js';
+import { trainStep, type StepBatch, type StepResult } from '../../src/train/step.js';
+import { fixture, referenceBatch } from '../helpers.js';
+import { relErr, useCuda } from './cuda.js';
+
+beforeAll(async () => {
+  await useCuda();
+});
+
+/** The reference batch cut into micro-batches of one row each. */
+function microBatches(): StepBatch[] {
+  const b = referenceBatch(fixture('peft-lora-llama/reference.safetensors'));
+  return b.inputIds.map((_, i) => ({ inputIds: [b.inputIds[i]!], attentionMask: [b.attentionMask[i]!], labels: [b.labels[i]!] }));
+}
+
+interface Run {
+  results: StepResult[];
+  weights: Float64Array[];
+  stepCount: number;
+  /** Calls into the addon per step by name (cuda only). */
+  calls: Array<Record<string, number>>;
+}
+
+/** `steps` steps clipped at `maxGradNorm`; `poison` makes step `poison.step`'s loss NaN through one LoRA weight. */
+async function run(backend: 'cpu' | 'cuda', steps: number, maxGradNorm: number | null, poison?: { step: number }): Promise<Run> {
+  await tf.setBackend(backend);
+  const model = loadBaseModel(fixture('tiny-llama'));
+  const adapter = await adapters.loadAdapter(fixture('peft-lora-llama/adapter'), model);
+  const opt = new AdamW(adapter.variables, { lr: 1e-2, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.01 });
+  const batches = microBatches();
+  const device = activeDevice();
+  const out: Run = { results: [], weights: [], stepCount: 0, calls: [] };
+  try {
+    for (let i = 0; i < steps; i++) {
+      let restore: (() => void) | undefined;
+      if (poison?.step === i) {
+        const v = [...adapter.variables.values()][0]!;
+        const saved = tf.keep(v.clone());
+        const values = Float32Array.from(v.dataSync() as Float32Array);
+        values[0] = Number.NaN;
+        const poisoned = tf.tensor(values, v.shape);
+        v.assign(poisoned);
+        poisoned.dispose();
+        restore = () => {
+          v.assign(saved);
+          saved.dispose();
+        };
+      }
+      const before = device.addonCallsByName?.() ?? {};
+      out.results.push(trainStep(model, adapter, opt, batches, { lr: 1e-2, maxGradNorm, activationCheckpointing: false }));
+      const after = device.addonCallsByName?.() ?? {};
+      out.calls.push(Object.fromEntries(Object.entries(after).map(([k, n]) => [k, n - (before[k] ?? 0)])));
+      restore?.();
+    }
+    out.weights = [...adapter.variables.values()].map((v) => Float64Array.from(v.dataSync()));
+    out.stepCount = opt.stepCount;
+    return out;
+  } finally {
+    opt.dispose();
+    adapter.dispose();
+    model.dispose();
+  }
+}
+
+describe('trainStep on cuda: the update queued behind the backward, one wait a step', () => {
+  it.each([
+    ['clipping that scales every step', 0.01],
+    ['no clipping', null],
+  ] as const)('%s: the cpu’s losses, norms and weights; the losses and norm read back once, after the update', async (_, maxNorm) => {
+    const cpu = await run('cpu', 3, maxNorm);
+    const cuda = await run('cuda', 3, maxNorm);
+    expect(microBatches().length).toBeGreaterThan(1);
+    cuda.results.forEach((r, i) => {
+      const c = cpu.results[i]!;
+      expect(r.skipped).toBe(false);
+      expect(Math.abs(r.loss - c.loss) / c.loss, `loss of step ${i}`).toBeLessThan(1e-5);
+      expect(Math.abs(r.gradNorm - c.gradNorm) / c.gradNorm, `norm of step ${i}`).toBeLessThan(1e-5);
+      if (maxNorm !== null) expect(r.gradNorm).toBeGreaterThan(maxNorm * 10); // clipped, not a no-op
+      const calls = cuda.calls[i]!;
+      expect(calls.adamwMultiGuarded, `step ${i}`).toBe(1);
+      expect(calls.adamwMulti ?? 0).toBe(0);
+      expect(calls.sumSquaresMulti ?? 0).toBe(0);
+      expect(calls.download, `step ${i}: the losses, then the norm`).toBe(2);
+    });
+    // models.test.ts' bound for runs of several steps: the two backends' products round differently.
+    cuda.weights.forEach((w, i) => expect(relErr(w, cpu.weights[i]!), `weight ${i}`).toBeLessThan(1e-4));
+    expect(cuda.stepCount).toBe(3);
+  });
+
+  it('a step whose loss is NaN is skipped on the device as on the cpu: the weights, moments and step count stay', async () => {
+    const cpu = await run('cpu', 3, 1, { step: 1 });
+    const cuda = await run('cuda', 3, 1, { step: 1 });
+    expect(cuda.results.map((r) => r.skipped)).toEqual([false, true, false]);
+    expect(cpu.results.map((r) => r.skipped)).toEqual([false, true, false]);
+    expect(Number.isNaN(cuda.results[1]!.loss)).toBe(true);
+    expect(cuda.stepCount).toBe(2);
+    expect(cpu.stepCount).toBe(2);
+    cuda.results.forEach((r, i) => {
+      if (i !== 1) expect(Math.abs(r.loss - cpu.results[i]!.loss) / cpu.results[i]!.loss, `loss of step ${i}`).toBeLessThan(1e-5);
+    });
+    cuda.weights.forEach((w, i) => expect(relErr(w, cpu.weights[i]!), `weight ${i}`).toBeLessThan(1e-4));
+  });
+});
