@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hostOnlyAddon } from './hostOnlyAddon.js';
 
 /** Physical storage types (kernels/src/common.h DType). */
 export const DTYPE = { f32: 0, bf16: 1, i32: 2, u8: 3 } as const;
@@ -371,7 +372,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** Where the built addon is looked for: $TYPETUNE_CUDA_ADDON, then build/kernels/ of the checkout. */
 export function addonCandidates(): string[] {
-  const env = process.env.TYPETUNE_CUDA_ADDON;
+  const env = process.env.TYPETUNE_CUDA_ADDON === HOST_ONLY_ADDON ? undefined : process.env.TYPETUNE_CUDA_ADDON;
   // src/backend/cuda → repo root is three up; dist/backend/cuda likewise.
   const root = path.resolve(here, '..', '..', '..');
   return [
@@ -385,9 +386,16 @@ export type AddonLoad = { addon: CudaAddon; file: string } | { addon: null; reas
 
 let cached: AddonLoad | undefined;
 
+/** TYPETUNE_CUDA_ADDON's value that loads ./hostOnlyAddon.ts: no device, the host's share of a step alone. */
+export const HOST_ONLY_ADDON = 'host-only';
+
 /** Load the addon once; never throws — a missing build or a failed dlopen is a reason string. */
 export function loadAddon(): AddonLoad {
   if (cached) return cached;
+  if (process.env.TYPETUNE_CUDA_ADDON === HOST_ONLY_ADDON) {
+    cached = { addon: hostOnlyAddon(), file: `(TYPETUNE_CUDA_ADDON=${HOST_ONLY_ADDON}: no device)` };
+    return cached;
+  }
   const file = addonCandidates().find((f) => existsSync(f));
   if (!file) {
     cached = {
