@@ -33,7 +33,8 @@
 // setmaxnreg: a warp-specialised block moves registers between warpgroups, all 128 threads of a
 // warpgroup together (producers decrease, consumers increase). The kernel needs a register
 // budget known to ptxas (__launch_bounds__ with a block size and 1 block per SM) and the
-// warpgroups' sum must stay within the SM's 64K registers.
+// warpgroups' sum must stay within the registers the block launched with (tma_view.h
+// registersAtLaunch: 384 · 168, not 64 Ki), else setmaxnreg.inc waits forever.
 #pragma once
 #include <cstdint>
 #include <cuda.h>  // CUtensorMap and the driver's enums: types only, libcuda is not linked
