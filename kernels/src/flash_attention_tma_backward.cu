@@ -47,14 +47,14 @@
 // over all 128 keys (the unseen steps' dSᵀ is zero) on a zeroed accumulator, and no product sits
 // under a branch ptxas cannot prove warpgroup-uniform: it would serialise the pipeline (C7520).
 //
-// Registers: the consumers take 240 a thread (setmaxnreg; the producer keeps 32: 128·32 +
-// 256·240 = 64 Ki): dK and dV D/2 floats each, Sᵀ and dPᵀ BM/2 each (query blocks of BM = 128
-// rows at d = 64, 64 at d = 128: 192 floats either way), then Pᵀ and dSᵀ as bf16 pairs beside
-// dQ's 32. Shared memory: K, V (BN × D), STAGES = 3 stages of Q, dO (BM × D), two dSᵀ tiles
-// (BN × BM), all bf16 — 192 KiB at either head dimension — then the barriers, a KiB to align
-// the tiles, and the stages' row terms and the item's key flags in static shared memory. A
-// fourth stage or a second K/V buffer (the next item's K and V during this one's last steps)
-// would not fit beside two dSᵀ tiles; an item is hundreds of steps, so its one K/V load is cheap.
+// Registers: the consumers take 240 a thread (setmaxnreg; the producer keeps 24: 128·24 + 256·240 =
+// 384 · 168, the block's pool at launch): dK and dV D/2 floats each, Sᵀ and dPᵀ BM/2 each (query
+// blocks of BM = 128 rows at d = 64, 64 at d = 128: 192 floats either way), then Pᵀ and dSᵀ as bf16
+// pairs beside dQ's 32. Shared memory: K, V (BN × D), STAGES = 3 stages of Q, dO (BM × D), two dSᵀ
+// tiles (BN × BM), all bf16 — 192 KiB at either head dimension — then the barriers, a KiB to align
+// the tiles, and the stages' row terms and the item's key flags in static shared memory. A fourth
+// stage or a second K/V buffer (the next item's K and V during this one's last steps) would not fit
+// beside two dSᵀ tiles; an item is hundreds of steps, so its one K/V load is cheap.
 #include "wgmma_tiles.cuh"
 #include "tma.cuh"
 
@@ -75,8 +75,12 @@ struct TmaKeyPassTiles {
   static constexpr size_t bytes =
       2 * keyBytes + 2 * STAGES * queryBytes + 2 * dsBytes + BARRIERS * sizeof(tma::Barrier) + wgmma::kAtomBytes;
   static_assert(bytes + 6 * 1024 <= 227 * 1024, "sm_90's shared memory per block (the static row terms and key flags included)");
-  // setmaxnreg: the producer keeps 32 registers a thread, the consumers 240 (128·32 + 256·240 = 64 Ki).
-  static constexpr int PRODUCER_REGISTERS = 32, CONSUMER_REGISTERS = 240;
+  // setmaxnreg: the producer keeps 24 registers a thread, the consumers 240 — FlashAttention-3's
+  // split — filling exactly the block's pool of 384 · 168 (tma_view.h registersAtLaunch): 128·24 +
+  // 256·240 = 64,512. (The producer's code fits in 24: ptxas spills none.)
+  static constexpr int PRODUCER_REGISTERS = 24, CONSUMER_REGISTERS = 240;
+  static_assert(128 * PRODUCER_REGISTERS + 128 * CONSUMERS * CONSUMER_REGISTERS <= THREADS * tma::registersAtLaunch(THREADS),
+                "setmaxnreg.inc would wait forever for registers the block was never given");
   static constexpr uint32_t DS_BARRIER = 1;  // the named barrier the consumers meet at per step
 };
 

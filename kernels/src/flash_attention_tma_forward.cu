@@ -46,8 +46,12 @@ struct TmaForwardTiles {
   static constexpr int BARRIERS = 2 * 2 + 2 * STAGES;  // full and empty, per Q buffer and per stage
   static constexpr size_t bytes = 2 * qBytes + 2 * STAGES * kvBytes + BARRIERS * sizeof(tma::Barrier) + wgmma::kAtomBytes;
   static_assert(bytes + 4096 <= 227 * 1024, "sm_90's shared memory per block (the static barriers and flags included)");
-  // setmaxnreg: the producer keeps 32 registers a thread, the consumers 240 (128·32 + 256·240 = 64 Ki).
-  static constexpr int PRODUCER_REGISTERS = 32, CONSUMER_REGISTERS = 240;
+  // setmaxnreg: the producer keeps 24 registers a thread, the consumers 240 — FlashAttention-3's
+  // split — filling exactly the block's pool of 384 · 168 (tma_view.h registersAtLaunch): 128·24 +
+  // 256·240 = 64,512. (The producer's code fits in 24: ptxas spills none.)
+  static constexpr int PRODUCER_REGISTERS = 24, CONSUMER_REGISTERS = 240;
+  static_assert(128 * PRODUCER_REGISTERS + 128 * CONSUMERS * CONSUMER_REGISTERS <= THREADS * tma::registersAtLaunch(THREADS),
+                "setmaxnreg.inc would wait forever for registers the block was never given");
 };
 
 // The kernel's parameters: the forward's, the TMA descriptors of q, k, v (boxes of 64 columns ×

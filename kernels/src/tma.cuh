@@ -33,7 +33,8 @@
 // setmaxnreg: a warp-specialised block moves registers between warpgroups, all 128 threads of a
 // warpgroup together (producers decrease, consumers increase). The kernel needs a register
 // budget known to ptxas (__launch_bounds__ with a block size and 1 block per SM) and the
-// warpgroups' sum must stay within the SM's 64K registers.
+// warpgroups' sum must stay within the registers the block launched with (tma_view.h
+// registersAtLaunch: 384 · 168, not 64 Ki), else setmaxnreg.inc waits forever.
 #pragma once
 #include <cstdint>
 #include <cuda.h>  // CUtensorMap and the driver's enums: types only, libcuda is not linked
@@ -72,8 +73,14 @@ __device__ __forceinline__ void init(Barrier* b, uint32_t count) {
   TT_TMA_ASM("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(detail::sharedAddress(b)), "r"(count) : "memory");
 }
 // After the inits, before the barrier (__syncthreads) that publishes them: makes them visible
-// to the copy engine's complete_tx as well as to the other threads.
-__device__ __forceinline__ void fenceBarrierInit() { TT_TMA_ASM("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+// to the copy engine's complete_tx as well as to the other threads. The inits are generic-proxy
+// writes and complete_tx an async-proxy update of the same bytes: CUTLASS orders them with
+// fence.mbarrier_init alone, the CUDA programming guide's TMA examples (and DeepGEMM without
+// multicast) with fence.proxy.async.shared::cta; both, one instruction more per block.
+__device__ __forceinline__ void fenceBarrierInit() {
+  TT_TMA_ASM("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  TT_TMA_ASM("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
 
 // One arrival (release): a consumer done with a stage, on its `empty` barrier.
 __device__ __forceinline__ void arrive(Barrier* b) {

@@ -13,6 +13,18 @@ namespace tma {
 
 constexpr int kBoxColumns = 64;  // one 128-byte swizzled row of bf16: the swizzle's span
 
+// Registers a thread of a block of `threads` has at launch when its kernel is declared
+// __launch_bounds__(threads, 1), as the warp-specialised ones are: ptxas gives it the most that
+// fit one block in the SM's 64 Ki, in steps of 8 (168 at 384 threads; `-Xptxas -v` says "Used 168
+// registers"). setmaxnreg only moves registers within the block's pool of threads × this many
+// (PTX ISA: "a pool of available registers is maintained per-CTA"; setmaxnreg.inc blocks until
+// the pool has them), so the warpgroups' counts after setmaxnreg must sum within it — not within
+// 64 Ki: 32 + 240 + 240 = 512 > 3 · 168 = 504 hangs every consumer on its setmaxnreg.inc.
+constexpr int registersAtLaunch(int threads) {
+  const int most = 65536 / threads / 8 * 8;
+  return most < 255 ? most : 255;
+}
+
 // Rows of one head of `t`, TMA's innermost dimension first: {d, rows, heads, batch} elements,
 // strides in bytes between rows, heads and batches, and a box of 64 columns × boxRows rows of
 // one head of one batch. Rows at or past `rows` (and columns past d) read as zeros.

@@ -36,7 +36,7 @@ enum class Fault : int {
   BarrierNotInit,    // the barriers are never initialised
   NamedCountsDiffer, // the second consumer's turn barrier with another thread count
   RegistersDiffer,   // one warp of a consumer asks setmaxnreg for another count
-  TooManyRegisters,  // consumers at 240: 2 · 240 · 128 + 40 · 128 > 64K
+  TooManyRegisters,  // consumers at 240: 2 · 240 · 128 + 40 · 128 > the block's 384 · 168
 };
 
 struct Check {

@@ -15,13 +15,13 @@
 // waited for aborts.
 //
 // Anything the hardware would hang on, fault on or silently misplace aborts with a message: a
-// barrier used before init (or outside dynamic shared memory), more arrivals than a phase's
-// count, more bytes than its expect_tx counted, a load into shared memory an earlier load is still
-// writing, a destination not 1024-byte aligned or outside shared memory, a tensor map's rank
-// other than the instruction's, a wait or named barrier that never completes (60 s), named
-// barriers with id 0 or thread counts that differ, setmaxnreg that differs within a warpgroup or
-// whose warpgroups ask for more than the SM's 64K registers. Fences and the map's prefetch are
-// no-ops (a missing fence shows only on the GPU).
+// barrier used before init (or outside dynamic shared memory), more arrivals than a phase's count,
+// more bytes than its expect_tx counted, a load into shared memory an earlier load is still
+// writing, a destination not 1024-byte aligned or outside shared memory, a tensor map's rank other
+// than the instruction's, a wait or named barrier that never completes (60 s), named barriers with
+// id 0 or thread counts that differ, setmaxnreg that differs within a warpgroup or an increase the
+// block's register pool never holds (the registers it launched with, not 64K). Fences and the map's
+// prefetch are no-ops (a missing fence shows only on the GPU).
 #pragma once
 #include <chrono>
 #include <condition_variable>
@@ -206,6 +206,10 @@ inline void named(uint32_t id, uint32_t threads, bool wait) {
                        "named barrier id %u never completed: %u of its %u threads arrived", id, n.arrived, n.expected);
 }
 
+// setmaxnreg as the hardware does it: a warpgroup's registers come from and go back to the block's
+// pool of what it launched with (tma_view.h registersAtLaunch: 168 a thread at 384 threads, not
+// the SM's 64K), and an increase waits until the pool holds them — forever, if the warpgroups'
+// counts sum beyond it.
 inline void setRegisters(int count, bool increase) {
   const int threads = (int)(blockDim.x * blockDim.y * blockDim.z);
   TT_SIM_TMA_REQUIRE(threads % 128 == 0 && threads <= 1024, "setmaxnreg in a block of %d threads: not whole warpgroups", threads);
@@ -218,15 +222,30 @@ inline void setRegisters(int count, bool increase) {
   TT_SIM_TMA_REQUIRE(first[0] == count && first[1] == mine[1], "setmaxnreg differs within warpgroup %d: %s %d here, %s %d on its thread 0",
                      group, increase ? "inc" : "dec", count, first[1] ? "inc" : "dec", first[0]);
   sim::blk->warpgroups[group]->arrive_and_wait();
-  if (thread != 0) return;
-  std::lock_guard<std::mutex> lock(state.m);
-  const int before = state.registers[group];
-  TT_SIM_TMA_REQUIRE(!before || (increase ? count >= before : count <= before), "setmaxnreg.%s from %d to %d registers in warpgroup %d",
-                     increase ? "inc" : "dec", before, count, group);
-  state.registers[group] = count;
-  int total = 0;
-  for (int r : state.registers) total += 128 * r;
-  TT_SIM_TMA_REQUIRE(total <= 65536, "setmaxnreg: the warpgroups now ask for %d registers, more than the SM's 65536", total);
+  if (thread == 0) {
+    std::unique_lock<std::mutex> lock(state.m);
+    const int launch = registersAtLaunch(threads), groups = threads / 128;
+    const int before = state.registers[group] ? state.registers[group] : launch;
+    TT_SIM_TMA_REQUIRE(increase ? count >= before : count <= before, "setmaxnreg.%s from %d to %d registers in warpgroup %d",
+                       increase ? "inc" : "dec", before, count, group);
+    // Registers the other warpgroups hold now (those that never ran setmaxnreg: the launch's).
+    const auto othersHold = [&] {
+      int held = 0;
+      for (int g = 0; g < groups; g++)
+        if (g != group) held += 128 * (state.registers[g] ? state.registers[g] : launch);
+      return held;
+    };
+    // The other warpgroups' setmaxnreg come a few instructions into the kernel: 10 s is a hang.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (othersHold() + 128 * count > launch * threads)
+      TT_SIM_TMA_REQUIRE(state.changed.wait_until(lock, deadline) != std::cv_status::timeout || othersHold() + 128 * count <= launch * threads,
+                         "setmaxnreg.inc to %d in warpgroup %d never got its registers: the other warpgroups hold %d of the block's "
+                         "%d (%d threads launched with %d each), more than the pool can spare",
+                         count, group, othersHold(), launch * threads, threads, launch);
+    state.registers[group] = count;
+    state.changed.notify_all();  // a decrease may let a waiting increase through
+  }
+  sim::blk->warpgroups[group]->arrive_and_wait();  // the warpgroup goes on with its new count
 }
 
 // At each block's end: every copy must have been waited for; the next block starts afresh.

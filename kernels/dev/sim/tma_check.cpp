@@ -127,7 +127,7 @@ int main() {
       {"barriers never initialised", Fault::BarrierNotInit, {"before tma::init"}},
       {"named barrier thread counts differ", Fault::NamedCountsDiffer, {"thread counts"}},
       {"setmaxnreg differing within a warpgroup", Fault::RegistersDiffer, {"differs within warpgroup"}},
-      {"setmaxnreg over the SM's registers", Fault::TooManyRegisters, {"more than the SM's 65536"}},
+      {"setmaxnreg beyond the launch's registers", Fault::TooManyRegisters, {"never got its registers"}},
   };
   for (const auto& m : misuses) {
     const bool ok = aborts(
