@@ -35,6 +35,8 @@ export function hostOnlyAddon(): CudaAddon {
     return p;
   };
   const mirror = new Map<number, Uint8Array>();
+  const hostBuffers = new Set<number>();
+  let nextHost = 2 ** 50;
   const free = (p: number): void => {
     const bytes = sizes.get(p);
     if (bytes === undefined) throw new Error(`free: pointer ${p} was not allocated by this pool (double free?)`);
@@ -91,8 +93,16 @@ export function hostOnlyAddon(): CudaAddon {
     },
     copy: dropped,
     synchronize: dropped,
-    hostAlloc: alloc,
-    hostFree: free,
+    // Pinned host memory: its own addresses, never in the device pool's statistics.
+    hostAlloc: (bytes) => {
+      const p = nextHost;
+      nextHost += Math.ceil(Math.max(bytes, 1) / 256) * 256;
+      hostBuffers.add(p);
+      return p;
+    },
+    hostFree: (p) => {
+      if (!hostBuffers.delete(p)) throw new Error(`hostFree: ${p} is no pinned host buffer (freed twice?)`);
+    },
     copyToHost: () => 1,
     copyFromHost: () => 1,
     streamWaitEvent: dropped,

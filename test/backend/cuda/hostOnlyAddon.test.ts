@@ -28,6 +28,14 @@ describe('the host-only addon', () => {
     expect(() => a.free(r)).toThrow(`free: pointer ${r} was not allocated by this pool (double free?)`);
   });
 
+  it('keeps pinned host memory out of the device pool', () => {
+    const a = hostOnlyAddon();
+    const h = a.hostAlloc(1 << 20);
+    expect(a.memoryStats()).toMatchObject({ inUse: 0, peak: 0, live: 0 });
+    a.hostFree(h);
+    expect(() => a.hostFree(h)).toThrow(`hostFree: ${h} is no pinned host buffer (freed twice?)`);
+  });
+
   it('reads back what was uploaded to the address (zeros elsewhere), and forgets it when freed', () => {
     const a = hostOnlyAddon();
     const p = a.alloc(16);
