@@ -6,10 +6,10 @@
  * 24's bar), Phi-2's (32 heads, head dim 80) and Gemma-2B's (8 query heads, 1 KV head, head dim
  * 256) at 8 × 1024, on both engines: q/k/v, dy and the gradients stored bf16 (bf16-mixed: the
  * tensor-core kernels) and f32 (fp32: the SIMT kernels). The kernels column says which ran: on
- * Hopper the bf16 forward and backward at head dims 64 and 128 are wgmma's (kernels/src/flash_attention.cuh
- * useWgmmaForward, flash_attention_backward.cu), so `TYPETUNE_ATTENTION_ENGINE=mma npx tsx bench/attention.ts`
- * against the default compares them with the mma.sync kernels, and `TYPETUNE_ATTENTION_ENGINE=tma` runs the
- * warp-specialised TMA kernels (flash_attention_tma_forward.cu, flash_attention_tma_backward.cu). FLOPs
+ * Hopper the bf16 forward and backward at head dims 64 and 128 are the warp-specialised TMA kernels'
+ * (`tma`: kernels/src/flash_attention_tma_forward.cu, flash_attention_tma_backward.cu; flash_attention.cuh
+ * useWgmmaForward), so `TYPETUNE_ATTENTION_ENGINE=mma npx tsx bench/attention.ts` against the default
+ * compares them with the mma.sync kernels. FLOPs
  * count the matrix products a causal mask leaves (half of the square): forward 2 (Q·Kᵀ, P·V), backward 5 (Q·Kᵀ, dO·Vᵀ,
  * Pᵀ·dO, dSᵀ·Q, dS·K), each 2·sq·sk·d per head (at head dim 256 the tensor-core backward does
  * Q·Kᵀ and dO·Vᵀ twice, once per half of the head dimension; they are counted once). Options:

@@ -127,12 +127,12 @@ napi_value deviceInfo(Call& c) {
   c.set(o, "multiProcessors", c.number(p.multiProcessorCount));
   c.set(o, "runtimeVersion", c.number(runtime));
   c.set(o, "driverVersion", c.number(driver));
-  napi_value wgmma;  // the attention forward's engine at head dims 64 and 128 (flash_attention.cuh)
+  // Attention's engine at head dims 64 and 128 (flash_attention.cuh): Hopper's wgmma, on the
+  // warp-specialised TMA kernels; the two fields say the same since the cp.async wgmma kernels went.
+  napi_value wgmma;
   napi_get_boolean(c.env, hopperTensorCores(), &wgmma);
   c.set(o, "wgmmaAttention", wgmma);
-  napi_value tma;  // … on the warp-specialised TMA kernels (TYPETUNE_ATTENTION_ENGINE=tma)
-  napi_get_boolean(c.env, warpSpecialisedAttention(), &tma);
-  c.set(o, "tmaAttention", tma);
+  c.set(o, "tmaAttention", wgmma);
   return o;
 }
 

@@ -31,10 +31,6 @@ bool syncEachLaunch();
 // capability 9.0 (sm_90a's machine code runs there only) and TYPETUNE_ATTENTION_ENGINE is not
 // `mma` (which keeps the sm_80 tensor-core kernels, for comparisons). Read once.
 bool hopperTensorCores();
-// Whether Hopper's attention runs on the warp-specialised TMA kernels (flash_attention_tma_*.cu)
-// rather than the cp.async wgmma ones: hopperTensorCores() and TYPETUNE_ATTENTION_ENGINE=tma. Until
-// those have run on a device they are asked for by name; the lab and the engine tests compare them.
-bool warpSpecialisedAttention();
 
 [[noreturn]] void fail(const std::string& where, const std::string& what);
 

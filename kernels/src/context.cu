@@ -44,14 +44,6 @@ bool hopperTensorCores() {
   return hopper;
 }
 
-bool warpSpecialisedAttention() {
-  static const bool tma = [] {
-    const char* engine = std::getenv("TYPETUNE_ATTENTION_ENGINE");
-    return hopperTensorCores() && engine && std::string(engine) == "tma";
-  }();
-  return tma;
-}
-
 void fail(const std::string& where, const std::string& what) { throw std::runtime_error(where + ": " + what); }
 
 void checkLaunch(const char* kernel, const std::string& detail) {

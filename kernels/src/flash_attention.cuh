@@ -29,10 +29,9 @@
 // - tensor cores (flash_attention_mma_*.cu) when q, k and v are stored bf16 and the head
 //   dimension is 32, 64, 80, 96, 128 or 256 (MmaHeadDims): bf16 mma.sync with f32
 //   accumulation, P and dS rounded to bf16 for their products (as FlashAttention-2 does), softmax and sums in f32;
-//   on a Hopper GPU the forward at head dimension 64 or 128 runs on wgmma instead
-//   (flash_attention_wgmma_forward.cu, useWgmmaForward), the same numerics, and with
-//   TYPETUNE_ATTENTION_ENGINE=tma (warpSpecialisedAttention) on the warp-specialised TMA kernels
-//   (flash_attention_tma_forward.cu, flash_attention_tma_backward.cu);
+//   on a Hopper GPU, at head dimension 64 or 128, forward and backward run on the warp-specialised
+//   kernels instead — wgmma fed by TMA (flash_attention_tma_forward.cu, flash_attention_tma_backward.cu;
+//   useWgmmaForward) — with the same numerics (TYPETUNE_ATTENTION_ENGINE=mma keeps mma.sync there);
 // - SIMT tiles (here and flash_attention_forward/backward.cu) otherwise: every operand (f32 or
 //   bf16 storage, mask also i32/u8) widened to f32 when its tile is staged in shared memory,
 //   products and softmax in true f32 (no TF32).
@@ -113,11 +112,8 @@ struct ForwardParams {
 };
 // The forward on tensor cores (flash_attention_mma_forward.cu).
 void launchMmaForward(const ForwardParams& p);
-// The forward on Hopper's warpgroup tensor cores (flash_attention_wgmma_forward.cu), at d = 64
-// and 128 where the device has them (hopperTensorCores); the forward's tensor-core engine rule.
-void launchWgmmaForward(const ForwardParams& p);
-// The same on the warp-specialised TMA forward (flash_attention_tma_forward.cu) when
-// warpSpecialisedAttention(); views TMA cannot read take launchMmaForward.
+// The forward on Hopper's warpgroup tensor cores fed by TMA (flash_attention_tma_forward.cu), at
+// d = 64 and 128 where the device has them (useWgmmaForward); views TMA cannot read take launchMmaForward.
 void launchTmaForward(const ForwardParams& p);
 inline bool useWgmmaForward(const AttentionShape& s) { return wgmmaHeadDim(s.d) && hopperTensorCores(); }
 
@@ -140,11 +136,9 @@ struct KeyParams {
 // The key pass of the backward on tensor cores (flash_attention_mma_backward.cu); the row
 // pass and dq's conversion are the SIMT launcher's, shared.
 void launchMmaKeyPass(const KeyParams& p);
-// The key pass on Hopper's warpgroup tensor cores (flash_attention_wgmma_backward.cu), for the
-// tensor-core cases at WgmmaHeadDims when hopperTensorCores() allows it.
-void launchWgmmaKeyPass(const KeyParams& p);
-// The key pass on the warp-specialised TMA kernel (flash_attention_tma_backward.cu) when
-// warpSpecialisedAttention(); views TMA cannot read take launchMmaKeyPass.
+// The key pass on Hopper's warpgroup tensor cores fed by TMA (flash_attention_tma_backward.cu), for
+// the tensor-core cases at WgmmaHeadDims when hopperTensorCores() allows it; views TMA cannot read
+// take launchMmaKeyPass.
 void launchTmaKeyPass(const KeyParams& p);
 
 // Calls f(std::integral_constant<int, D>) for the smallest bucket D ≥ d.

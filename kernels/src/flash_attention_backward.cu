@@ -15,7 +15,7 @@
 //    with f32 atomics into an f32 buffer: dq itself when dq is f32 and packed, else a packed
 //    buffer in the workspace, stored into dq (its type, its strides) at the end.
 // Step 2 runs on tensor cores for bf16 q, k, v (flash_attention_mma_backward.cu; on Hopper at
-// d = 64 and 128 flash_attention_wgmma_backward.cu); steps 1 and 3 are shared. The caller's
+// d = 64 and 128 flash_attention_tma_backward.cu); steps 1 and 3 are shared. The caller's
 // workspace holds Δ, the flags and the f32 dQ sum.
 #include "flash_attention.cuh"
 #include "primitives.h"
@@ -280,8 +280,7 @@ void launchFlashAttentionBackward(const AttentionShape& s, const AttentionInputs
 
   const flash::KeyParams kp{s, in, dOut, lse, rowsOut, dqAcc, g.dk, g.dv};
   if (flash::useTensorCores(s, in)) {
-    if (flash::wgmmaHeadDim(s.d) && hopperTensorCores())
-      warpSpecialisedAttention() ? flash::launchTmaKeyPass(kp) : flash::launchWgmmaKeyPass(kp);
+    if (flash::wgmmaHeadDim(s.d) && hopperTensorCores()) flash::launchTmaKeyPass(kp);
     else flash::launchMmaKeyPass(kp);
   } else {
     flash::withHeadDimBucket(s.d, where, [&](auto bucket) { flash::launchKeyPass<decltype(bucket)::value>(kp); });

@@ -157,7 +157,7 @@ void launchFlashAttentionForward(const AttentionShape& s, const AttentionInputs&
   if ((s.sq + 63) / 64 > 0x7fffffffLL) fail(where, "too many query rows");
   const flash::ForwardParams p{s, in, out, lse};
   if (flash::useTensorCores(s, in)) {
-    if (flash::useWgmmaForward(s)) warpSpecialisedAttention() ? flash::launchTmaForward(p) : flash::launchWgmmaForward(p);
+    if (flash::useWgmmaForward(s)) flash::launchTmaForward(p);
     else flash::launchMmaForward(p);
   } else {
     flash::withHeadDimBucket(s.d, where, [&](auto bucket) { flash::launchForward<decltype(bucket)::value>(p); });

@@ -1,8 +1,7 @@
 // Flash attention backward on Hopper's warpgroup tensor cores (wgmma.cuh), fed by the Tensor
 // Memory Accelerator (tma.cuh): the key pass of flash_attention_backward.cu for bf16 q, k, v,
-// dOut at head dimensions 64 and 128, on compute capability 9.0 when warpSpecialisedAttention()
-// (TYPETUNE_ATTENTION_ENGINE=tma, until a device has run it; else flash_attention_wgmma_backward.cu's
-// cp.async kernel); elsewhere flash_attention_mma_backward.cu runs it, and here too for views TMA
+// dOut at head dimensions 64 and 128, on compute capability 9.0 (hopperTensorCores());
+// elsewhere flash_attention_mma_backward.cu runs it, and here too for views TMA
 // cannot read (not asyncRows: misaligned, strided oddly or dOut in f32). The same walk, masks,
 // tile skipping and outputs as that kernel (its header says what each step computes);
 // FlashAttention-3's design, warp-specialised as the TMA forward (flash_attention_tma_forward.cu):

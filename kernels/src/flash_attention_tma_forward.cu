@@ -1,8 +1,7 @@
 // Flash attention forward on Hopper's warpgroup tensor cores (wgmma.cuh), fed by the Tensor
 // Memory Accelerator (tma.cuh): bf16 q, k, v at head dimension 64 or 128 on a compute
-// capability 9.0 device (flash_attention.cuh useWgmmaForward) when warpSpecialisedAttention()
-// (TYPETUNE_ATTENTION_ENGINE=tma, until a device has run it; else the cp.async kernel of
-// flash_attention_wgmma_forward.cu runs there); the same results as the mma.sync
+// capability 9.0 device (flash_attention.cuh useWgmmaForward; TYPETUNE_ATTENTION_ENGINE=mma keeps
+// mma.sync there); the same results as the mma.sync
 // forward (flash_attention_mma_forward.cu), whose masking, tile skipping and per-row softmax
 // (flash_attention_mma.cuh) it shares. FlashAttention-3's design, warp-specialised:
 //

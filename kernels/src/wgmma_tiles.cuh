@@ -1,6 +1,7 @@
-// What the wgmma attention kernels share beyond wgmma.cuh's instructions: bf16 tiles staged from
-// strided global rows into wgmma.cuh's 128-byte-swizzled layout, their descriptors, and the
-// compiler barrier that keeps accumulator reads after wgmma::wait(). No PTX here (wgmma.cuh
+// What the wgmma attention kernels share beyond wgmma.cuh's instructions: wgmma.cuh's
+// 128-byte-swizzled layout of the bf16 tiles TMA loads (tma.cuh), their descriptors, the
+// persistent blocks' work counter and barrier rings, and the compiler barrier that keeps
+// accumulator reads after wgmma::wait(). No PTX here (wgmma.cuh
 // and mma.cuh hold all of it), so the CPU simulation compiles this file as it is.
 //
 // A tile of ROWS rows × D columns (D a multiple of 64) is D / 64 column atoms, each ROWS
@@ -91,16 +92,6 @@ __device__ __forceinline__ char* swizzledTiles(float* smem) {
 template <int ROWS>
 __device__ __forceinline__ uint32_t swizzledByte(int r, int c) {
   return (c / 64) * (ROWS * wgmma::kRowBytes) + wgmma::swizzledOffset(r, c % 64);
-}
-
-// Rows [row0, row0 + ROWS) × [0, D) of one head of t (rows from element `base`) into the
-// swizzled tile at `dst`: stageRowsAt (flash_attention_mma.cuh) in the swizzled layout — rows ≥
-// `rows` zero, cp.async copies with `async` (the caller commits and waits). Either way the
-// tensor cores see the rows only after wgmma::fenceSharedForTensorCores() and a barrier.
-template <int ROWS, int D, int THREADS>
-__device__ __forceinline__ void stageSwizzledRows(char* dst, const AttentionTensor& t, int64_t base, int64_t row0, int64_t rows,
-                                                  bool async) {
-  stageRowsAt<ROWS, D, THREADS>(dst, [](int r, int c) { return swizzledByte<ROWS>(r, c); }, t, base, row0, rows, async);
 }
 
 // The descriptor of a K-major operand (rows hold the reduction dimension): 64 rows from `row0`

@@ -167,11 +167,12 @@ export interface Device {
   /** The device's peak memory bandwidth in bytes/s (null when unknown): the roofline of memory-bound kernels. */
   peakMemoryBandwidth?(): number | null;
   /**
-   * Which tensor-core kernels run bf16 attention at head dims 64 and 128: Hopper's `wgmma` ones,
-   * its warp-specialised `tma` ones, or the sm_80 `mma` ones (kernels/src/flash_attention.cuh).
+   * Which tensor-core kernels run bf16 attention at head dims 64 and 128: Hopper's
+   * warp-specialised `tma` ones (wgmma fed by TMA), or the sm_80 `mma` ones
+   * (kernels/src/flash_attention.cuh).
    * Absent where there are none (cpu).
    */
-  tensorCoreAttention?(): 'tma' | 'wgmma' | 'mma';
+  tensorCoreAttention?(): 'tma' | 'mma';
   /**
    * Bytes/s (read + written) that `repeats` device-to-device copies of `bytes` each reach: what
    * memory-bound kernels can reach in launches of that size (ramp-up and drain included), the

@@ -11,8 +11,8 @@
  * flash_attention.cuh's MmaHeadDims, and the CPU simulator, kernels/dev/sim, checks that its
  * "mma" cases take that engine): their cases cover head dims 64, 80, 128 and 256, GQA 1, 2 and
  * 4, causal and bidirectional, windows, padding, sq ≠ sk and odd lengths. On a compute capability
- * 9.0 device (an H100) the d 64 and 128 cases' backward runs Hopper's wgmma kernel
- * (flash_attention_wgmma_backward.cu; TYPETUNE_ATTENTION_ENGINE=mma, read once per process, keeps
+ * 9.0 device (an H100) the d 64 and 128 cases run Hopper's warp-specialised kernels
+ * (flash_attention_tma_forward.cu, flash_attention_tma_backward.cu; TYPETUNE_ATTENTION_ENGINE=mma, read once per process, keeps
  * the sm_80 kernels, so a run with it checks those there). The primitives themselves run once on strided views (a fused QKV buffer, out and
  * dOut in [b, s, h, d]). Also: the forward and backward never hold an [b, heads, sq, sk] f32
  * tensor's worth of memory, and the op leaves no tensor behind (its lse output is freed).

@@ -1,6 +1,6 @@
 /**
- * The cases on which attentionEngines.test.ts compares the two tensor-core forwards (wgmma on
- * Hopper, mma.sync everywhere): bf16 q, k, v at head dims 64 and 128 — the wgmma kernel's —
+ * The cases on which attentionEngines.test.ts compares the two tensor-core engines (wgmma fed by
+ * TMA on Hopper, mma.sync everywhere): bf16 q, k, v at head dims 64 and 128 — the Hopper kernels' —
  * causal and bidirectional, sliding windows, GQA, key masks with holes and padding, fully masked
  * rows, packed rows, queries after a KV cache, and lengths across its 128-row and 128-key tiles.
  */

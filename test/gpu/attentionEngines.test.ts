@@ -1,12 +1,11 @@
 /**
- * The wgmma forward and backward (kernels/src/flash_attention_wgmma_forward.cu and
- * flash_attention_wgmma_backward.cu, Hopper), and the warp-specialised TMA ones
- * (flash_attention_tma_forward.cu, flash_attention_tma_backward.cu), against the mma.sync kernels they replace there: a
- * child process with TYPETUNE_ATTENTION_ENGINE=mma (the addon reads it once per process) computes
- * ENGINE_CASES' output and gradients, and this process the same on its default engine — wgmma on a
- * compute capability 9.0 device. Both round P and dS to bf16 for their products and store out
- * bf16, so they agree within bf16 rounding (the tolerances of attention.test.ts, which checks
- * each against the CPU reference).
+ * Hopper's warp-specialised forward and backward (kernels/src/flash_attention_tma_forward.cu and
+ * flash_attention_tma_backward.cu: wgmma fed by TMA) against the mma.sync kernels they replace
+ * there: a child process with TYPETUNE_ATTENTION_ENGINE=mma (the addon reads it once per process)
+ * computes ENGINE_CASES' output and gradients, and this process the same on its default engine —
+ * the TMA kernels on a compute capability 9.0 device. Both round P and dS to bf16 for their
+ * products and store out bf16, so they agree within bf16 rounding (the tolerances of
+ * attention.test.ts, which checks each against the CPU reference).
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -23,31 +22,25 @@ beforeAll(async () => {
 
 const NAMES = ['out', 'dq', 'dk', 'dv'];
 
-describe('the Hopper wgmma attention forward equals the mma.sync forward', () => {
-  it('the device runs wgmma exactly on compute capability 9.0 unless TYPETUNE_ATTENTION_ENGINE=mma', () => {
+describe("Hopper's warp-specialised attention equals the mma.sync kernels", () => {
+  it('the device runs it exactly on compute capability 9.0 unless TYPETUNE_ATTENTION_ENGINE=mma', () => {
     const info = activeCudaBackend()!.addon.deviceInfo();
-    expect(info.wgmmaAttention).toBe(info.computeCapability === 90 && process.env.TYPETUNE_ATTENTION_ENGINE !== 'mma');
+    const hopper = info.computeCapability === 90 && process.env.TYPETUNE_ATTENTION_ENGINE !== 'mma';
+    expect([info.wgmmaAttention, info.tmaAttention]).toEqual([hopper, hopper]);
   });
 
   it('out, dq, dk, dv over d 64 and 128, causal, windows, GQA, key masks, packing, KV cache', () => {
     const mma = resultsOn('mma');
-    expect(mma.wgmma, 'the child runs the mma.sync forward').toBe(false);
+    expect(mma.tma, 'the child runs the mma.sync kernels').toBe(false);
     expectClose(
       ENGINE_CASES.map(([, c]) => engineResults(c)),
       mma.results,
     );
   });
-
-  it('the warp-specialised TMA kernels (TYPETUNE_ATTENTION_ENGINE=tma) give the same, and run exactly on compute capability 9.0', () => {
-    const info = activeCudaBackend()!.addon.deviceInfo();
-    const tma = resultsOn('tma');
-    expect(tma.tma).toBe(info.computeCapability === 90);
-    expectClose(tma.results, resultsOn('mma').results);
-  });
 });
 
 /** ENGINE_CASES' out, dq, dk, dv computed in a child process with TYPETUNE_ATTENTION_ENGINE=engine. */
-function resultsOn(engine: 'mma' | 'tma'): { wgmma: boolean; tma: boolean; results: number[][][] } {
+function resultsOn(engine: 'mma'): { wgmma: boolean; tma: boolean; results: number[][][] } {
   const file = join(tmp('attention-engines'), `${engine}.json`);
   const child = spawnSync(process.execPath, ['--import', 'tsx', 'test/gpu/attentionEngineRun.ts', file], {
     env: { ...process.env, TYPETUNE_ATTENTION_ENGINE: engine },

@@ -1,7 +1,7 @@
 // A timing harness for the flash attention kernels alone, without Node or the addon: random bf16
 // q, k, v, dO of one shape, the forward and the backward (kernels.h's entry points, so the same
-// engine rule as the addon: TYPETUNE_ATTENTION_ENGINE=mma picks mma.sync on a Hopper, =tma the
-// warp-specialised kernels) timed with
+// engine rule as the addon: the warp-specialised TMA kernels on a Hopper, mma.sync elsewhere and with
+// TYPETUNE_ATTENTION_ENGINE=mma) timed with
 // CUDA events, TFLOP/s counted as bench/attention.ts counts them (causal: half the square). Built
 // in seconds from the attention sources alone, so a kernel variant can be timed, or profiled with
 // ncu, without rebuilding the addon:
@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < n; i++) outDiff = std::max(outDiff, (double)std::fabs(__bfloat162float(o1[i]) - __bfloat162float(o2[i])));
   for (size_t i = 0; i < rows; i++) lseDiff = std::max(lseDiff, (double)std::fabs(l1[i] - l2[i]));
   std::printf("against mma.sync: out %.3g, lse %.3g\n", outDiff, lseDiff);
-  std::printf("%s b %lld heads %lld/%lld seq %lld d %lld (%s):", warpSpecialisedAttention() ? "tma" : hopperTensorCores() ? "wgmma" : "mma", (long long)b, (long long)heads,
+  std::printf("%s b %lld heads %lld/%lld seq %lld d %lld (%s):", hopperTensorCores() ? "tma" : "mma", (long long)b, (long long)heads,
               (long long)kvHeads, (long long)seq, (long long)d, which.c_str());
   if (which != "bwd") {
     const float ms = millis(forward, iters);

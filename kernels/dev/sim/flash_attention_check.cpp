@@ -5,8 +5,8 @@
 // max |ref|), bf16 ones within 2e-2. The cases mirror test/gpu/attention.test.ts; the "mma"
 // ones (bf16 q, k, v) run the tensor-core kernels through the emulated mma.cuh beside this
 // file, and the layouts cover strided views ([b, s, h, d], a fused QKV buffer, misaligned).
-// With the `hopper` argument the device is a Hopper, so the engine rules choose the wgmma
-// kernels (emulated by wgmma.cuh beside this file) wherever they take the case.
+// With the `hopper` argument the device is a Hopper, so the engine rules choose the warp-specialised
+// wgmma kernels (emulated by wgmma.cuh and tma.cuh beside this file) wherever they take the case.
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -26,23 +26,12 @@ void* deviceAlloc(size_t bytes, const char*) { void* p = malloc(bytes + 256); me
 void deviceFree(void* p) { free(p); }
 int registerPrimitive(const char*, const char*, PrimitiveFn) { return 0; }
 bool hopperTensorCores() { return sim::hopper; }  // set by the `hopper` argument
-// As on the device (context.cu): TYPETUNE_ATTENTION_ENGINE=tma with `hopper` runs the warp-specialised TMA kernels.
-bool warpSpecialisedAttention() {
-  const char* engine = std::getenv("TYPETUNE_ATTENTION_ENGINE");
-  return sim::hopper && engine && std::string(engine) == "tma";
-}
 }
 #include "flash_attention_forward.cu"
 #include "flash_attention_backward.cu"
 #include "flash_attention_mma_forward.cu"
 #include "flash_attention_mma_backward.cu"
-// The wgmma kernels (wgmma.cuh beside this file), where this checkout has them.
-#if __has_include("flash_attention_wgmma_forward.cu")
-#include "flash_attention_wgmma_forward.cu"
-#endif
-#if __has_include("flash_attention_wgmma_backward.cu")
-#include "flash_attention_wgmma_backward.cu"
-#endif
+// Hopper's kernels (wgmma.cuh and tma.cuh beside this file).
 #include "flash_attention_tma_forward.cu"
 #include "flash_attention_tma_backward.cu"
 using namespace tt;

@@ -13,8 +13,7 @@
 #        bash kernels/dev/sim/run.sh philox         (philox.cuh against Random123's vectors and the host's values, seconds)
 #        bash kernels/dev/sim/run.sh wgmma          (wgmma.cuh's emulation here against products in double, seconds)
 #        bash kernels/dev/sim/run.sh tma            (tma.cuh's emulation here: dev/lab/tma_pipeline.cuh's TMA pipeline and its misuses, ~1 min)
-#        bash kernels/dev/sim/run.sh hopper [case]  (flash attention as on a Hopper: the wgmma kernels where they take the case)
-#        TYPETUNE_ATTENTION_ENGINE=tma bash kernels/dev/sim/run.sh hopper [case]  (… the warp-specialised TMA kernels instead)
+#        bash kernels/dev/sim/run.sh hopper [case]  (flash attention as on a Hopper: the warp-specialised TMA kernels where they take the case)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "${1:-}" = philox ]; then

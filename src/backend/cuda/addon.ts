@@ -105,7 +105,7 @@ export interface DeviceInfo {
   driverVersion: number;
   /** Attention, forward and backward, runs on Hopper's wgmma (bf16 q, k, v at head dims 64 and 128); else mma.sync. */
   wgmmaAttention: boolean;
-  /** … and on the warp-specialised TMA kernels rather than the cp.async wgmma ones (TYPETUNE_ATTENTION_ENGINE=tma on a Hopper). */
+  /** … on the warp-specialised TMA kernels: since they replaced the cp.async wgmma ones, the same as wgmmaAttention. */
   tmaAttention: boolean;
 }
 export interface PoolStats {

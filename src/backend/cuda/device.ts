@@ -89,7 +89,7 @@ export const cudaDevice: Device = {
   },
   tensorCoreAttention() {
     const info = backend().addon.deviceInfo();
-    return info.tmaAttention ? 'tma' : info.wgmmaAttention ? 'wgmma' : 'mma';
+    return info.tmaAttention ? 'tma' : 'mma';
   },
   peakMemoryBandwidth() {
     const b = backend();

@@ -58,7 +58,7 @@ export function hostOnlyAddon(): CudaAddon {
       runtimeVersion: 0,
       driverVersion: 0,
       wgmmaAttention: true,
-      tmaAttention: false,
+      tmaAttention: true,
     }),
     alloc,
     free,
