@@ -253,23 +253,19 @@ export function trainStep(
 ): StepResult {
   const g = accumulateGradients(model, adapter, microBatches, opts.activationCheckpointing, opts.dropoutSeed, undefined, opts.offloadLimit);
   let loss: number, norm: number, skipped: boolean;
+  let deviceNorm: Tensor | null = null;
   try {
     // Where the device decides clipping and the skip itself, the update is queued behind the
     // backward and the step waits for the device once, here, for its losses and norm.
-    const deviceNorm = g.losses && g.grads.size > 0 ? optimizer.stepGuarded(g.grads, opts.lr, opts.maxGradNorm, g.losses) : null;
+    if (g.losses && g.grads.size > 0) deviceNorm = optimizer.stepGuarded(g.grads, opts.lr, opts.maxGradNorm, g.losses);
+    loss = g.losses ? readLoss(g.losses) : 0;
+    norm = deviceNorm ? deviceNorm.dataSync()[0]! : globalGradNorm(g.grads);
+    skipped = !Number.isFinite(loss) || !Number.isFinite(norm);
     if (deviceNorm) {
-      loss = readLoss(g.losses!);
-      norm = deviceNorm.dataSync()[0]!;
-      deviceNorm.dispose();
-      skipped = !Number.isFinite(loss) || !Number.isFinite(norm);
       if (skipped) optimizer.uncountSkipped();
-    } else {
-      loss = g.losses ? readLoss(g.losses) : 0;
-      norm = globalGradNorm(g.grads);
-      skipped = !Number.isFinite(loss) || !Number.isFinite(norm);
-      if (!skipped) optimizer.step(g.grads, opts.lr, clipCoefficient(norm, opts.maxGradNorm));
-    }
+    } else if (!skipped) optimizer.step(g.grads, opts.lr, clipCoefficient(norm, opts.maxGradNorm));
   } finally {
+    deviceNorm?.dispose();
     g.losses?.dispose();
     for (const t of g.grads.values()) t.dispose();
   }

@@ -14,6 +14,7 @@ import './emulatedAttention.js';
 import './emulatedDora.js';
 import { philoxUniforms } from '../../src/adapters/philox.js';
 import { gramSchmidtInPlace } from '../../src/adapters/reft/orthogonal.js';
+import { clipCoefficient } from '../../src/train/step.js';
 import { emulatedProfile } from './emulatedProfile.js';
 
 /** The memory the emulated device reports having (80 GiB, an H100's). */
@@ -591,13 +592,12 @@ export function emulatedAddon(): CudaAddon {
     adamwMulti: adamwAll,
     adamwMultiGuarded(table, gradTable, lr, b1, b2, eps, bc1, bc2, maxNorm, losses, nLosses, normPtr) {
       if (!(maxNorm > 0)) throw new Error('adamwMultiGuarded: argument 8 must be a positive maximum norm (Infinity for none)');
-      const f = Math.fround;
-      const norm = f(Math.sqrt(sumSquares(gradTable)));
+      const norm = Math.fround(Math.sqrt(sumSquares(gradTable)));
       store(normPtr, 0, 0, norm);
       let finite = Number.isFinite(norm);
       for (let i = 0; i < nLosses; i++) finite &&= Number.isFinite(load(losses, 0, i));
       if (!finite) return; // adamw.cu guardedScale: the step is skipped, nothing written
-      adamwAll(table, lr, b1, b2, eps, bc1, bc2, Math.min(1, f(f(maxNorm) / f(norm + f(1e-6)))));
+      adamwAll(table, lr, b1, b2, eps, bc1, bc2, clipCoefficient(norm, maxNorm)); // maxNorm ∞: 1
     },
     sumSquaresMulti: sumSquares,
     orthonormalizeColumns(table, flags) {

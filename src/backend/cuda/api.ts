@@ -68,12 +68,9 @@ export function fusedAdamWStepAll(tensors: readonly FusedAdamWTensors[], o: Fuse
   if (!backend) return false;
   const temps: TensorRef[] = [];
   try {
-    const table = new Float64Array(6 * tensors.length);
-    tensors.forEach(({ param, grad, m, v, weightDecay }, i) => {
-      const where = `fusedAdamWStepAll (tensor ${i})`;
-      table.set([...adamwPointers(backend, param, grad, m, v, where, temps), param.size, weightDecay], 6 * i);
-    });
-    backend.addon.adamwMulti(table, o.lr, o.beta1, o.beta2, o.eps, 1 - o.beta1 ** o.step, 1 - o.beta2 ** o.step, o.gradScale ?? 1);
+    const table = adamwTable(backend, tensors, 'fusedAdamWStepAll', temps);
+    const [bc1, bc2] = biasCorrections(o);
+    backend.addon.adamwMulti(table, o.lr, o.beta1, o.beta2, o.eps, bc1, bc2, o.gradScale ?? 1);
   } finally {
     temps.forEach((t) => backend.disposeIntermediate(t));
   }
@@ -98,17 +95,14 @@ export function fusedAdamWStepGuarded(
   const temps: TensorRef[] = [];
   const norm = backend.makeOutput([], 'float32', 'f32');
   try {
-    const table = new Float64Array(6 * tensors.length);
-    const gradTable = new Float64Array(3 * tensors.length);
-    tensors.forEach(({ param, grad, m, v, weightDecay }, i) => {
-      const where = `fusedAdamWStepGuarded (tensor ${i})`;
-      table.set([...adamwPointers(backend, param, grad, m, v, where, temps), param.size, weightDecay], 6 * i);
-      const g = grad as unknown as TensorRef;
-      gradTable.set([grad.size > 0 ? backend.ptr(g) : 0, backend.code(g), grad.size], 3 * i);
-    });
+    const table = adamwTable(backend, tensors, 'fusedAdamWStepGuarded', temps);
+    const gradTable = sumSquaresTable(
+      backend,
+      tensors.map((t) => t.grad),
+    );
     let lossRef = losses as unknown as TensorRef;
     if (backend.phys(lossRef) !== 'f32') temps.push((lossRef = convert(backend, lossRef, 'f32')));
-    const [bc1, bc2] = [1 - o.beta1 ** o.step, 1 - o.beta2 ** o.step];
+    const [bc1, bc2] = biasCorrections(o);
     const maxNorm = o.maxGradNorm ?? Infinity;
     backend.addon.adamwMultiGuarded(
       table,
@@ -159,6 +153,31 @@ export function orthonormalizeColumnsInPlace(tensors: readonly Tensor[], rows: n
   } finally {
     backend.disposeIntermediate(flags);
   }
+}
+
+/** The addon's AdamW table: [param, grad (f32: a bf16 one converted into `temps`), m, v, n, weightDecay] per tensor. */
+function adamwTable(backend: CudaBackend, tensors: readonly FusedAdamWTensors[], caller: string, temps: TensorRef[]): Float64Array {
+  const table = new Float64Array(6 * tensors.length);
+  tensors.forEach(({ param, grad, m, v, weightDecay }, i) => {
+    table.set([...adamwPointers(backend, param, grad, m, v, `${caller} (tensor ${i})`, temps), param.size, weightDecay], 6 * i);
+  });
+  return table;
+}
+
+/** AdamW's bias corrections 1 − βᵢ^step. */
+const biasCorrections = (o: Pick<FusedAdamWOptions, 'beta1' | 'beta2' | 'step'>): [number, number] => [
+  1 - o.beta1 ** o.step,
+  1 - o.beta2 ** o.step,
+];
+
+/** The addon's sum-of-squares table (kernels/src/sum_squares.cu): [ptr, dtype, n] per tensor, as stored. */
+export function sumSquaresTable(backend: CudaBackend, tensors: readonly Tensor[]): Float64Array {
+  const table = new Float64Array(3 * tensors.length);
+  tensors.forEach((t, i) => {
+    const ref = t as unknown as TensorRef;
+    table.set([t.size > 0 ? backend.ptr(ref) : 0, backend.code(ref), t.size], 3 * i);
+  });
+  return table;
 }
 
 /** One parameter of fusedAdamWStepAll, with its decoupled weight decay. */

@@ -16,6 +16,7 @@ import {
   fusedAdamWStepGuarded,
   orthonormalizeColumnsInPlace,
   storeFrozenWeight,
+  sumSquaresTable,
 } from './api.js';
 import { cudaCollectives } from './collectives.js';
 import { recordDequantize, releaseQuantized, storeQuantized } from './quantized.js';
@@ -114,12 +115,7 @@ export const cudaDevice: Device = {
   },
   sumOfSquares(tensors) {
     const b = backend();
-    const table = new Float64Array(3 * tensors.length);
-    tensors.forEach((t, i) => {
-      const ref = t as unknown as TensorRef;
-      table.set([t.size > 0 ? b.ptr(ref) : 0, b.code(ref), t.size], 3 * i);
-    });
-    return b.addon.sumSquaresMulti(table);
+    return b.addon.sumSquaresMulti(sumSquaresTable(b, tensors));
   },
   randomUniform(shape, seed, offset = 0, lo = 0, hi = 1) {
     return deviceRandomUniform(shape, seed, offset, lo, hi)!;

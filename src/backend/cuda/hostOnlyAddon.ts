@@ -6,8 +6,9 @@
  * programs, the calls — which is the floor under a step's time on a GPU when the device is
  * faster than the host (issue 25: where the host, not the device, bounds a step). The pool's
  * statistics count the bytes as memory.cu does, so the peak is the device's for the same step.
- * A read gives back what was uploaded to that address (small uploads only: LoReFT's retraction
- * reads its rotations back), else zeros: nothing it trains means anything.
+ * A read gives back what was uploaded to that address (small uploads only: an adapter's initial
+ * matrices, which a checkpoint reads back), else zeros — a retraction's flags then say "none
+ * failed": nothing it trains means anything.
  */
 import type { CudaAddon, PoolStats } from './addon.js';
 import { primitiveSignatures, signatureText } from './primitives/signatures.js';
@@ -128,7 +129,7 @@ export function hostOnlyAddon(): CudaAddon {
     randomUniform: dropped,
     adamwMulti: dropped,
     adamwMultiGuarded: dropped,
-    orthonormalizeColumns: (table, flags) => mirror.set(flags, new Uint8Array(4 * (table.length / 3))),
+    orthonormalizeColumns: dropped,
     sumSquaresMulti: () => 0,
     primitives: () => primitiveSignatures().map(({ name, args }) => ({ name, args: signatureText(args) })),
     runProgram: dropped,
