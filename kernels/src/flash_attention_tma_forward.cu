@@ -168,11 +168,18 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
   const int cg = group - 1, warp = (threadIdx.x - 128) / 32, g = lane >> 2;  // warp: of the consumers' 8
   const float scaleLog2 = s.scale * kLog2e;
   uint32_t qUses = 0, kvUses = 0;
+  // Turns: warpgroup c issues its products after bar.sync on barrier 1 + c, then lets the other go.
+  auto myTurn = [&] { tma::syncNamed(1 + cg, 256); };
+  auto yourTurn = [&] { tma::arriveNamed(2 - cg, 256); };
+  if (cg == 1) tma::arriveNamed(1, 256);  // the first turn is consumer 0's
   for (;;) {
     const RingSlot q = ringSlot(qUses++, 2);
     tma::wait(&qFull[q.index], q.parity);
     const ItemPlan item = plan[q.index];
-    if (item.item < 0) return;
+    if (item.item < 0) {
+      if (cg == 0) myTurn();  // consumer 1's last pass of the turn
+      return;
+    }
     const ForwardItem it = forwardItem<BM>(item.item, tp.queryBlocks, s.heads);
     const Visibility vis = visibilityOf(s, p.in.starts, it.b);
     const char* Q = Qs + q.index * Tiles::qBytes;
@@ -220,6 +227,8 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
       const RingSlot st = ringSlot(kvUses++, STAGES);
       tma::wait(&kvFull[st.index], st.parity);  // K, V and the key mask of this tile have landed
       if (!groupSees(tile)) {
+        myTurn();
+        yourTurn();
         warpRelease(&kvEmpty[st.index]);
         continue;
       }
@@ -232,6 +241,7 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
       wgmma::Accumulator<BN> sacc;  // overwritten by the first k-step
       pinAccumulator(o);
       pinFragments(pa);
+      myTurn();
       wgmma::fence();
 #pragma unroll
       for (int k = 0; k < D / 16; k++)
@@ -240,6 +250,7 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
       wgmma::commit();
       issuePV();
       wgmma::commit();
+      yourTurn();
       wgmma::wait<1>();  // S is done; P·V may still run
       pinAccumulator(sacc);
 
