@@ -160,8 +160,8 @@ __global__ void __launch_bounds__(TmaKeyPassTiles<D>::THREADS, 1) tmaKeyPassKern
     uint32_t itemUses = 0, stageUses = 0;
     for (;;) {
       const int item = nextItem(tp.nextItem);
-      tma::wait(kvEmpty, (itemUses++ & 1) ^ 1);  // the consumers are done with the last item's K, V and flags
       if (item >= tp.items) {
+        tma::wait(kvEmpty, (itemUses++ & 1) ^ 1);
         if (lane == 0) {
           plan.item = -1;
           tma::arrive(kvFull);
@@ -171,14 +171,22 @@ __global__ void __launch_bounds__(TmaKeyPassTiles<D>::THREADS, 1) tmaKeyPassKern
       const KeyItem it = keyItem<BN>(item, tp.keyBlocks, s.kvHeads);
       const Visibility vis = visibilityOf(s, p.in.starts, it.b);
       const QueryWalk<BM> walk{p, queryBand<BN>(s, vis, it.j0), it.b, it.kvh, groups};
+      // The item's key mask is read while the consumers still work on the last item, and stored
+      // once they are done with its K, V and flags.
+      bool ok[BN / 32];
 #pragma unroll
       for (int c = 0; c < BN / 32; c++) {
-        const int r = c * 32 + lane;
-        const int64_t j = it.j0 + r;
-        keyOk[r] = j < s.sk && keyVisible(p.in.keyMask, p.in.maskt, it.b * s.sk + j);
-        keyQueriesEnd[r] = vis.starts ? firstQueryAfterKey(vis.starts, s.sq, j) : s.sq;
+        const int64_t j = it.j0 + c * 32 + lane;
+        ok[c] = j < s.sk && keyVisible(p.in.keyMask, p.in.maskt, it.b * s.sk + j);
       }
       const int64_t steps = walk.steps();
+      tma::wait(kvEmpty, (itemUses++ & 1) ^ 1);
+#pragma unroll
+      for (int c = 0; c < BN / 32; c++) {
+        const int64_t j = it.j0 + c * 32 + lane;
+        keyOk[c * 32 + lane] = ok[c];
+        keyQueriesEnd[c * 32 + lane] = vis.starts ? firstQueryAfterKey(vis.starts, s.sq, j) : s.sq;
+      }
       __syncwarp();
       if (lane == 0) {
         plan = KeyItemPlan{item, steps};

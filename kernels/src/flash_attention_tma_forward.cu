@@ -140,17 +140,19 @@ __global__ void __launch_bounds__(TmaForwardTiles<D>::THREADS, 1) tmaForwardKern
       const int64_t kvh = it.h / (s.heads / s.kvHeads);
       for (int64_t tile = tiles.begin; tile < tiles.end; tile++) {
         const RingSlot st = ringSlot(kvUses++, STAGES);
-        tma::wait(&kvEmpty[st.index], st.parity ^ 1);
         const int64_t j0 = tile * BN;
-        bool all = true;
+        // The tile's mask is read before the wait for its stage, so the loads' latency overlaps it.
+        bool ok[BN / 32], all = true;
 #pragma unroll
         for (int c = 0; c < BN / 32; c++) {
-          const int jj = c * 32 + lane;
-          const bool ok = j0 + jj < s.sk && keyVisible(p.in.keyMask, p.in.maskt, maskRow + j0 + jj);
-          keyOk[st.index][jj] = ok;
-          all &= ok;
+          const int64_t j = j0 + c * 32 + lane;
+          ok[c] = j < s.sk && keyVisible(p.in.keyMask, p.in.maskt, maskRow + j);
+          all &= ok[c];
         }
         all = __all_sync(0xffffffffu, all);
+        tma::wait(&kvEmpty[st.index], st.parity ^ 1);
+#pragma unroll
+        for (int c = 0; c < BN / 32; c++) keyOk[st.index][c * 32 + lane] = ok[c];
         __syncwarp();
         if (lane == 0) {
           allKeysOk[st.index] = all;

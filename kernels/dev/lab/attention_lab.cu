@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "flash_attention.cuh"
@@ -72,8 +73,20 @@ int main(int argc, char** argv) {
   ok(cudaMalloc(&dk, b * kvHeads * seq * d * 2), "dk");
   ok(cudaMalloc(&dv, b * kvHeads * seq * d * 2), "dv");
   ok(cudaMalloc(&lse, b * heads * seq * 4), "lse");
+  // LAB_MASK=ones passes an int32 key mask of ones, as the model does for a batch without padding;
+  // LAB_MASK=pad one whose rows end in 1/8 padding. Unset: no mask (nullptr).
+  const char* maskKind = std::getenv("LAB_MASK");
+  void* keyMask = nullptr;
+  if (maskKind != nullptr) {
+    std::vector<int32_t> m(b * seq, 1);
+    if (std::string(maskKind) == "pad")
+      for (int64_t r = 0; r < b; r++)
+        for (int64_t j = seq - seq / 8; j < seq; j++) m[r * seq + j] = 0;
+    ok(cudaMalloc(&keyMask, m.size() * 4), "mask");
+    ok(cudaMemcpy(keyMask, m.data(), m.size() * 4, cudaMemcpyHostToDevice), "mask");
+  }
   const AttentionInputs in{packedAttentionTensor(q, BF16, heads, seq, d), packedAttentionTensor(k, BF16, kvHeads, seq, d),
-                           packedAttentionTensor(v, BF16, kvHeads, seq, d), nullptr, 0, nullptr};
+                           packedAttentionTensor(v, BF16, kvHeads, seq, d), keyMask, I32, nullptr};
   const AttentionTensor o = packedAttentionTensor(out, BF16, heads, seq, d);
   const AttentionGradients g{packedAttentionTensor(dq, BF16, heads, seq, d), packedAttentionTensor(dk, BF16, kvHeads, seq, d),
                              packedAttentionTensor(dv, BF16, kvHeads, seq, d)};
@@ -104,8 +117,8 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < n; i++) outDiff = std::max(outDiff, (double)std::fabs(__bfloat162float(o1[i]) - __bfloat162float(o2[i])));
   for (size_t i = 0; i < rows; i++) lseDiff = std::max(lseDiff, (double)std::fabs(l1[i] - l2[i]));
   std::printf("against mma.sync: out %.3g, lse %.3g\n", outDiff, lseDiff);
-  std::printf("%s b %lld heads %lld/%lld seq %lld d %lld (%s):", hopperTensorCores() ? "tma" : "mma", (long long)b, (long long)heads,
-              (long long)kvHeads, (long long)seq, (long long)d, which.c_str());
+  std::printf("%s b %lld heads %lld/%lld seq %lld d %lld (%s, mask %s):", hopperTensorCores() ? "tma" : "mma", (long long)b, (long long)heads,
+              (long long)kvHeads, (long long)seq, (long long)d, which.c_str(), maskKind ? maskKind : "none");
   if (which != "bwd") {
     const float ms = millis(forward, iters);
     std::printf("  forward %.3f ms %.1f TFLOP/s", ms, 2 * products / ms / 1e9);
