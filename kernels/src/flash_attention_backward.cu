@@ -18,6 +18,7 @@
 // d = 64 and 128 flash_attention_tma_backward.cu); steps 1 and 3 are shared. The caller's
 // workspace holds Δ, the flags and the f32 dQ sum.
 #include "flash_attention.cuh"
+#include "vec_io.cuh"
 #include "primitives.h"
 
 namespace tt {
@@ -211,10 +212,34 @@ __global__ void storeRowsKernel(StoreRowsParams p) {
   }
 }
 
+// The same when dst is packed, so that element e of src is element e of dst: four at a time,
+// without storeRowsKernel's index arithmetic (dQ's conversion at the end of every backward).
+template <typename T>
+__global__ void storePackedRowsKernel(const float* src, T* dst, int64_t quads) {
+  for (int64_t q = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; q < quads; q += (int64_t)gridDim.x * blockDim.x) {
+    float v[4];
+    loadPack<float, 4>(src, 4 * q, v);
+    storePack<T, 4>(dst, 4 * q, v);
+  }
+}
+
 void storeRows(const float* src, const AttentionTensor& dst, int64_t b, int64_t heads, int64_t rows, int64_t d) {
   const StoreRowsParams p{src, dst, heads, rows, d, b * heads * rows * d};
   if (p.n == 0) return;
-  storeRowsKernel<<<gridFor(p.n, 256), 256, 0, stream()>>>(p);
+  const AttentionTensor packed = packedAttentionTensor(dst.p, dst.t, heads, rows, d);
+  const bool isPacked = (b <= 1 || dst.batchStride == packed.batchStride) && (heads <= 1 || dst.headStride == packed.headStride) &&
+                        (rows <= 1 || dst.rowStride == packed.rowStride);
+  const size_t bytes = dst.t == BF16 ? 2 : 4;
+  if (src && isPacked && (dst.t == BF16 || dst.t == F32) && p.n % 4 == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0 &&
+      reinterpret_cast<uintptr_t>(dst.p) % (4 * bytes) == 0) {
+    const int64_t quads = p.n / 4;
+    if (dst.t == BF16)
+      storePackedRowsKernel<<<gridFor(quads, 256), 256, 0, stream()>>>(src, static_cast<__nv_bfloat16*>(dst.p), quads);
+    else
+      storePackedRowsKernel<<<gridFor(quads, 256), 256, 0, stream()>>>(src, static_cast<float*>(dst.p), quads);
+  } else {
+    storeRowsKernel<<<gridFor(p.n, 256), 256, 0, stream()>>>(p);
+  }
   checkLaunch("flashAttentionBackward (store rows)", std::to_string(p.n) + " elements");
 }
 
