@@ -14,7 +14,7 @@ src, out = sys.argv[1], sys.argv[2]
 EMULATED = {'mma.cuh', 'wgmma.cuh', 'tma.cuh'}
 FILES = ['common.h', 'kernels.h', 'memory.h', 'primitives.h', 'profile.h', 'primitives.cpp', 'vec_io.cuh', 'dequantize_4bit.cu'] + sorted(
     name for name in os.listdir(src) if name.startswith(('flash_attention', 'wgmma', 'tma')) and name not in EMULATED)
-LAUNCH = re.compile(r'([\w:]+)<<<((?:[^,()]|\([^()]*\))+),\s*([^,]+),\s*([^,]+),\s*stream\(\)>>>\((\w+)\)')
+LAUNCH = re.compile(r'([\w:]+(?:<[^<>]*>)?)<<<((?:[^,()]|\([^()]*\))+),\s*([^,]+),\s*([^,]+),\s*stream\(\)>>>\((\w+)\)')
 for name in FILES:
     text = open(f'{src}/{name}').read()
     text = text.replace('extern __shared__ float smem[];', 'float* smem = simDynamicSmem();').replace('__shared__', 'static')
