@@ -13,7 +13,8 @@
 //     works) settles an item's fully masked rows and key tiles (warpForwardKeyTiles), then
 //     loads its Q into one of two Q buffers and each key tile's K and V into one of STAGES
 //     stages with TMA, as soon as the consumers release them (mbarriers: full when the bytes
-//     have landed, empty when every consumer warp is done). The tile's key mask goes with it.
+//     have landed, empty when every consumer warp is done). The tile's key mask goes with it,
+//     read before the wait for the stage so that its loads' latency hides behind the wait.
 //   - Two consumer warpgroups own 64 of the item's rows each (warp v: rows 16v … 16v + 15 of
 //     those, mma.sync's accumulator layout, so the per-row state and softmax are the mma
 //     kernel's) and, per key tile j, as FlashAttention-3's intra-warpgroup overlap:
@@ -22,8 +23,9 @@
 //       wait for S_j; the online softmax on its registers while P_{j−1}·V_{j−1} runs;
 //       wait for O; release tile j − 1's stage; rescale O; round P_j from S_j's registers.
 //     A warpgroup's last tile adds its P·V at once; it skips (and releases) a tile none of its
-//     rows can see. No block-wide barrier is left in the loop: the warpgroups meet only at the
-//     stages' barriers.
+//     rows can see. No block-wide barrier is left in the loop. The two warpgroups take turns
+//     issuing their products (FlashAttention-3's pingpong: named barriers 1 and 2, a turn per
+//     tile, a skipped tile's turn passed on), so one's softmax runs while the other's products do.
 // Shared memory: 2 Q buffers (BM rows) and STAGES × (K, V) (BN rows), each row D bf16 as
 // wgmma's 128-byte-swizzled rows (a head dimension of 128 as two 64-column sub-tiles, each its
 // own TMA box) — 160 KiB at d = 64 (4 stages), 192 KiB at d = 128 (2) — then the barriers, and a
