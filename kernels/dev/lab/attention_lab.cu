@@ -6,6 +6,7 @@
 // in seconds from the attention sources alone, so a kernel variant can be timed, or profiled with
 // ncu, without rebuilding the addon:
 //   bash kernels/dev/lab/build.sh [out]      then   out/attention_lab b heads kvHeads seq d [iters]
+// (LAB_MASK=ones or pad passes an int32 key mask, as the model does; unset, none).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
