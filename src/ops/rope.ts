@@ -11,6 +11,9 @@ import { OPS } from './names.js';
 /**
  * cos and sin tables [seq, headDim] for the given positions and inverse frequencies;
  * features past the rotary dims get cos 1 and sin 0, so they pass through unchanged.
+ * A row depends on its position alone, so rows come from `RopeRows` (computed once per
+ * position and frequencies, then copied): a 16k-token row's tables cost the host ~20 ms of
+ * trigonometry a step otherwise, time the device waits for at the start of every step.
  */
 export function ropeTables(
   positions: number[],
@@ -18,24 +21,90 @@ export function ropeTables(
   attentionScaling = 1,
   headDim = invFreq.length * 2,
 ): { cos: Tensor; sin: Tensor } {
-  const half = invFreq.length;
-  const dim = headDim;
-  const cos = new Float32Array(positions.length * dim);
-  const sin = new Float32Array(positions.length * dim);
-  positions.forEach((p, row) => {
-    cos.fill(1, row * dim + 2 * half, (row + 1) * dim);
-    for (let i = 0; i < half; i++) {
-      // transformers forms position·inv_freq in f32 before taking cos/sin.
-      const angle = Math.fround(Math.fround(p) * invFreq[i]!);
-      const c = Math.fround(Math.fround(Math.cos(angle)) * attentionScaling);
-      const s = Math.fround(Math.fround(Math.sin(angle)) * attentionScaling);
-      cos[row * dim + i] = c;
-      cos[row * dim + half + i] = c;
-      sin[row * dim + i] = s;
-      sin[row * dim + half + i] = s;
+  const rows = ropeRows(invFreq, attentionScaling, headDim);
+  const cos = new Float32Array(positions.length * headDim);
+  const sin = new Float32Array(positions.length * headDim);
+  rows.writeAll(positions, cos, sin);
+  return { cos: tf.tensor2d(cos, [positions.length, headDim]), sin: tf.tensor2d(sin, [positions.length, headDim]) };
+}
+
+/** Positions 0 … ROPE_CACHED_POSITIONS − 1 are kept (at head dim 128, 32 MiB); others are computed each time. */
+export const ROPE_CACHED_POSITIONS = 2 ** 15;
+
+/** The rows of positions 0 … filled − 1 for one set of frequencies, scaling and head dim, grown on demand. */
+class RopeRows {
+  private cos = new Float32Array(0);
+  private sin = new Float32Array(0);
+  private filled = 0;
+  constructor(
+    readonly invFreq: Float32Array,
+    readonly attentionScaling: number,
+    readonly dim: number,
+  ) {}
+
+  matches(invFreq: Float32Array, attentionScaling: number, dim: number): boolean {
+    if (dim !== this.dim || !Object.is(attentionScaling, this.attentionScaling) || invFreq.length !== this.invFreq.length) return false;
+    for (let i = 0; i < invFreq.length; i++) if (!Object.is(invFreq[i], this.invFreq[i])) return false;
+    return true;
+  }
+
+  /** Row r of cos and sin (each [positions.length, dim]) gets position positions[r]'s row. */
+  writeAll(positions: number[], cos: Float32Array, sin: Float32Array): void {
+    const kept = (p: number) => Number.isInteger(p) && p >= 0 && p < ROPE_CACHED_POSITIONS;
+    for (let row = 0; row < positions.length; ) {
+      const p = positions[row]!;
+      if (!kept(p)) {
+        this.compute(p, cos, sin, row * this.dim);
+        row++;
+        continue;
+      }
+      // A run of consecutive positions (a whole row of an unpacked batch, an example of a packed one) is one copy.
+      let end = row + 1;
+      while (end < positions.length && positions[end] === p + (end - row) && kept(positions[end]!)) end++;
+      const last = p + (end - row);
+      if (last > this.filled) this.grow(last);
+      cos.set(this.cos.subarray(p * this.dim, last * this.dim), row * this.dim);
+      sin.set(this.sin.subarray(p * this.dim, last * this.dim), row * this.dim);
+      row = end;
     }
-  });
-  return { cos: tf.tensor2d(cos, [positions.length, dim]), sin: tf.tensor2d(sin, [positions.length, dim]) };
+  }
+
+  private grow(needed: number): void {
+    const capacity = Math.min(ROPE_CACHED_POSITIONS, Math.max(needed, 2 * this.filled));
+    const cos = new Float32Array(capacity * this.dim);
+    const sin = new Float32Array(capacity * this.dim);
+    cos.set(this.cos.subarray(0, this.filled * this.dim));
+    sin.set(this.sin.subarray(0, this.filled * this.dim));
+    for (let p = this.filled; p < capacity; p++) this.compute(p, cos, sin, p * this.dim);
+    this.cos = cos;
+    this.sin = sin;
+    this.filled = capacity;
+  }
+
+  /** Position p's row as transformers computes it: position·inv_freq in f32, then cos and sin, times the scaling. */
+  private compute(p: number, cos: Float32Array, sin: Float32Array, at: number): void {
+    const half = this.invFreq.length;
+    cos.fill(1, at + 2 * half, at + this.dim);
+    sin.fill(0, at + 2 * half, at + this.dim);
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(Math.fround(p) * this.invFreq[i]!);
+      const c = Math.fround(Math.fround(Math.cos(angle)) * this.attentionScaling);
+      const s = Math.fround(Math.fround(Math.sin(angle)) * this.attentionScaling);
+      cos[at + i] = c;
+      cos[at + half + i] = c;
+      sin[at + i] = s;
+      sin[at + half + i] = s;
+    }
+  }
+}
+
+// The last frequencies' rows: a run uses one set (per step, for dynamic scalings at a fixed length).
+let lastRows: RopeRows | null = null;
+
+function ropeRows(invFreq: Float32Array, attentionScaling: number, dim: number): RopeRows {
+  if (dim < 2 * invFreq.length) throw new Error(`ropeTables: head dim ${dim} is less than the ${2 * invFreq.length} rotary features`);
+  if (!lastRows?.matches(invFreq, attentionScaling, dim)) lastRows = new RopeRows(Float32Array.from(invFreq), attentionScaling, dim);
+  return lastRows;
 }
 
 /**
