@@ -11,6 +11,9 @@ import { loadBaseModel } from '../../src/model/load.js';
 import * as adapters from '../../src/adapters/index.js';
 import { AdamW } from '../../src/train/adamw.js';
 import { trainStep, type StepBatch, type StepResult } from '../../src/train/step.js';
+import { activeCudaBackend } from '../../src/backend/cuda/api.js';
+import type { TensorRef } from '../../src/backend/cuda/backend.js';
+import { causalLmLoss } from '../../src/ops/index.js';
 import { fixture, referenceBatch } from '../helpers.js';
 import { relErr, useCuda } from './cuda.js';
 
@@ -110,5 +113,61 @@ describe('trainStep on cuda: the update queued behind the backward, one wait a s
       if (i !== 1) expect(Math.abs(r.loss - cpu.results[i]!.loss) / cpu.results[i]!.loss, `loss of step ${i}`).toBeLessThan(1e-5);
     });
     cuda.weights.forEach((w, i) => expect(relErr(w, cpu.weights[i]!), `weight ${i}`).toBeLessThan(1e-4));
+  });
+});
+
+describe('trainStep on cuda under bf16-mixed: the LoRA matrices’ bf16 copies', () => {
+  it('are made once a step (the backward reuses the forward’s) and made again after each update', async () => {
+    await tf.setBackend('cuda');
+    const backend = activeCudaBackend()!;
+    expect(backend.setPrecisionPolicy('bf16-mixed')).toBe(true);
+    const model = loadBaseModel(fixture('tiny-llama'));
+    const adapter = await adapters.loadAdapter(fixture('peft-lora-llama/adapter'), model);
+    const opt = new AdamW(adapter.variables, { lr: 5e-2, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 });
+    const batches = microBatches();
+    const first = batches[0]!;
+    /** The first micro-batch's loss through the fused halves (which read the kept copies) or composed (fresh conversions). */
+    const loss = (fusedLayers: boolean) =>
+      tf.tidy(() => {
+        const { logits } = model.run(first, { hooks: adapter, ctx: { training: true }, fusedLayers });
+        return causalLmLoss(logits, first.labels).dataSync()[0]!;
+      });
+    // Which parameters each conversion read: the addon's unary calls by source pointer.
+    const loraPointers = new Map(
+      [...adapter.variables.entries()]
+        .filter(([k]) => k.includes('lora_A') || k.includes('lora_B'))
+        .map(([k, v]) => [backend.ptr(v as unknown as TensorRef), k]),
+    );
+    const converted = new Map<string, number>();
+    const unary = backend.addon.unary;
+    backend.addon.unary = (op, x, ...rest) => {
+      const key = loraPointers.get(x);
+      if (key) converted.set(key, (converted.get(key) ?? 0) + 1);
+      return unary(op, x, ...rest);
+    };
+    try {
+      expect(batches.length).toBeGreaterThan(1);
+      const start = loss(false);
+      for (let i = 0; i < 4; i++) {
+        // The composed forward converts afresh; the fused one reads the copies (made here, after the last update).
+        const composed = loss(false);
+        converted.clear();
+        const fused = loss(true);
+        expect(Math.abs(fused - composed) / composed, `after ${i} updates`).toBeLessThan(1e-2);
+        if (i === 3) break;
+        trainStep(model, adapter, opt, batches, { lr: 5e-2, maxGradNorm: null, activationCheckpointing: false });
+        // Each matrix converted once between two updates: every micro-batch's forward and backward read that copy.
+        expect(converted.size, `step ${i}`).toBe(loraPointers.size);
+        for (const [k, n] of converted) expect(n, `${k}, step ${i}`).toBe(1);
+      }
+      // The updates moved the loss far beyond that bound: copies from before an update would show.
+      expect(Math.abs(loss(false) - start) / start).toBeGreaterThan(0.1);
+    } finally {
+      backend.addon.unary = unary;
+      opt.dispose();
+      adapter.dispose();
+      model.dispose();
+      backend.setPrecisionPolicy('fp32');
+    }
   });
 });

@@ -143,6 +143,7 @@ export function orthonormalizeColumnsInPlace(tensors: readonly Tensor[], rows: n
     if (backend.refCount(ref.dataId) > 1) throw new Error(`${where}: shares its data; changing it in place would change another tensor`);
     if (tensors.indexOf(t) !== i) throw new Error(`${where}: given twice (two blocks would write it at once)`);
     table.set([backend.ptr(ref), rows, cols], 3 * i);
+    backend.wroteInPlace(ref);
   });
   const flags = backend.makeOutput([tensors.length], 'int32', 'i32');
   try {
@@ -155,11 +156,15 @@ export function orthonormalizeColumnsInPlace(tensors: readonly Tensor[], rows: n
   }
 }
 
-/** The addon's AdamW table: [param, grad (f32: a bf16 one converted into `temps`), m, v, n, weightDecay] per tensor. */
+/**
+ * The addon's AdamW table: [param, grad (f32: a bf16 one converted into `temps`), m, v, n, weightDecay] per tensor.
+ * The step it is made for writes every param in place, so each param's kept GEMM-type copy goes.
+ */
 function adamwTable(backend: CudaBackend, tensors: readonly FusedAdamWTensors[], caller: string, temps: TensorRef[]): Float64Array {
   const table = new Float64Array(6 * tensors.length);
   tensors.forEach(({ param, grad, m, v, weightDecay }, i) => {
     table.set([...adamwPointers(backend, param, grad, m, v, `${caller} (tensor ${i})`, temps), param.size, weightDecay], 6 * i);
+    backend.wroteInPlace(param as unknown as TensorRef);
   });
   return table;
 }

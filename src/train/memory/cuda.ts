@@ -6,9 +6,10 @@
  * The pool (kernels/src/memory.cu) hands out each buffer once, rounded up to 256 bytes; a
  * reshape shares its input's buffer. Physical storage (kernels/README.md, "Precision"), under
  * bf16-mixed: frozen matrices bf16; GEMM results bf16 (their f32 operands are first converted
- * to bf16 copies, freed after the GEMM); an elementwise result is bf16 when all its largest
- * float operands are (broadcast scalars, masks and rope tables do not promote); sums and
- * means, log-softmax and the fused cross-entropy f32; softmax, max/min, gathers and copies keep
+ * to bf16 copies, freed after the GEMM — but a fused half's parameters, LoRA's A and B and the
+ * biases, keep theirs from their first use to the optimizer's step: parametersWithCopies); an
+ * elementwise result is bf16 when all its largest float operands are (broadcast scalars, masks
+ * and rope tables do not promote); sums and means, log-softmax and the fused cross-entropy f32; softmax, max/min, gathers and copies keep
  * their input's storage, and a restored offloaded checkpoint the storage it left in; any other
  * tensor made outside a kernel (an upload) f32; adapter parameters, gradients and AdamW moments f32. Under fp32
  * every float is f32.
@@ -140,8 +141,11 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
   const copies = (t: Trace, ids: Array<number | undefined>, dims: Dims) =>
     ids.reduce((n: number, i) => n + (i !== undefined && i >= 0 && phys[i] !== gemmType ? aligned(size(t, i, dims) * gemmBytes) : 0), 0);
   const untiledOnly = mlpHalvesWithDora(trace);
+  const withCopy = parametersWithCopies(trace, phys, gemmType);
   const bytes: StorageRules['bytes'] = (t, id, dims) =>
-    tiledAway(t, id, dims, untiledOnly) ? 0 : aligned(elements(t, id, dims) * PHYS_BYTES[phys[id]!]);
+    tiledAway(t, id, dims, untiledOnly)
+      ? 0
+      : aligned(elements(t, id, dims) * PHYS_BYTES[phys[id]!]) + (withCopy.has(id) ? aligned(elements(t, id, dims) * gemmBytes) : 0);
   const made = kernelOutputs(trace);
   return {
     describe: `cuda memory pool, ${precision} storage`,
@@ -192,6 +196,24 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
     }
     return 0;
   }
+}
+
+/**
+ * The parameters a fused half reads as GEMM operands (LoRA's A and B, the projections' biases)
+ * stored other than the GEMM type: the backend keeps a GEMM-type copy of each beside it
+ * (CudaBackend.parameterAs) from its first use to the optimizer's step, so the estimate holds
+ * both for as long as the parameter lives.
+ */
+function parametersWithCopies(trace: Trace, phys: Phys[], gemmType: Phys): Set<number> {
+  const out = new Set<number>();
+  for (const e of trace.events) {
+    if (e.kind !== 'kernel' || !HALVES.has(e.name) || !e.inputNames) continue;
+    e.inputNames.forEach((name, i) => {
+      const id = e.inputs[i];
+      if (id !== undefined && id >= 0 && phys[id] !== gemmType && /(LoraA|LoraB|Bias)$/.test(name)) out.add(id);
+    });
+  }
+  return out;
 }
 
 /** Each kernel event's outputs: the buffers first tracked after it, made by it, before the next kernel starts. */

@@ -38,7 +38,7 @@ import {
   dropLoraInput,
   droppedScratch,
   dropoutOffset,
-  operand,
+  parameterOperand,
   scratch,
   weightPointer,
   type Projection,
@@ -67,8 +67,8 @@ function operandsOf(ws: Workspace, proj: Projection): Operands {
   const lora = proj.lora!;
   return {
     w: weightPointer(ws, proj),
-    A: operand(ws, lora.A),
-    B: operand(ws, lora.B),
+    A: parameterOperand(ws, lora.A),
+    B: parameterOperand(ws, lora.B),
     rank: lora.rank,
     scaling: lora.scaling,
     ab: DTYPE[ws.phys],
@@ -117,7 +117,7 @@ export function doraForward(p: Program, ws: Workspace, proj: Projection, x: numb
     inF = proj.inFeatures,
     t = o.ab;
   const { scale } = recordScale(p, ws, proj, o);
-  const bias = proj.bias ? operand(ws, proj.bias) : 0;
+  const bias = proj.bias ? parameterOperand(ws, proj.bias) : 0;
   const xd = dropLoraInput(p, ws, proj, x, n);
   const u = loraInputProduct(p, ws, proj, o, xd, n);
   for (const s of slices) {

@@ -19,7 +19,8 @@
  * Operands are in the precision policy's GEMM type (bf16 under bf16-mixed): a dense weight is
  * stored so already; a half's 4-bit ones are dequantised together, in one launch at the start of
  * its program (`runHalfProgram`), into slots of the backend's scratch; f32 biases and LoRA
- * matrices get GEMM-type copies (the caller's temps). dA and dB are
+ * matrices get GEMM-type copies, kept by the backend from the forward to the optimizer's step
+ * (`parameterOperand`). dA and dB are
  * f32, the adapter's master type, as TTLoraDelta writes them.
  */
 import { DTYPE, PHYS_BYTES, type Phys } from '../addon.js';
@@ -170,8 +171,12 @@ export function weightPointer(ws: Workspace, proj: Projection): number {
   return slot;
 }
 
-/** A tensor as a GEMM operand: itself, or a GEMM-type copy among the workspace's temps. */
-export const operand = (ws: Workspace, t: TensorRef) => ws.backend.ptr(storedAs(ws.backend, t, ws.phys, ws.temps));
+/**
+ * A parameter (a LoRA matrix, a bias) as a GEMM operand: itself, or the GEMM-type copy the
+ * backend keeps beside it until the optimizer writes it (CudaBackend.parameterAs), which the
+ * forward and the backward of a step share.
+ */
+export const parameterOperand = (ws: Workspace, t: TensorRef) => ws.backend.parameterAs(t, ws.phys);
 
 /**
  * Record y_slice = x·W[slice]ᵀ (+ bias) (+ residual) (+ LoRA) for each slice. `residual`, when
@@ -190,7 +195,7 @@ export function projectForward(
     eb = PHYS_BYTES[ws.phys];
   if (residual !== undefined && slices.length !== 1) throw new Error(`projection '${proj.role}': a residual needs a single output`);
   if (proj.lora?.magnitude) return doraForward(p, ws, proj, x, n, slices, residual);
-  const bias = proj.bias ? operand(ws, proj.bias) : 0;
+  const bias = proj.bias ? parameterOperand(ws, proj.bias) : 0;
   const w = weightPointer(ws, proj);
   for (const s of slices) {
     gemm(p, {
@@ -209,8 +214,8 @@ export function projectForward(
   }
   if (!proj.lora) return;
   const { rank, scaling } = proj.lora;
-  const A = operand(ws, proj.lora.A),
-    B = operand(ws, proj.lora.B);
+  const A = parameterOperand(ws, proj.lora.A),
+    B = parameterOperand(ws, proj.lora.B);
   const u = scratch(ws, n, rank);
   const xd = dropLoraInput(p, ws, proj, x, n);
   gemm(p, { a: xd, b: A, d: u, abType: ab, dType: ab, m: n, n: rank, k: proj.inFeatures, transB: true });
@@ -269,8 +274,8 @@ export function projectBackward(
   if (!proj.lora) return;
   if (!grads.dA || !grads.dB) throw new Error(`projection '${proj.role}': LoRA gradients need dA and dB outputs`);
   const { rank, scaling } = proj.lora;
-  const A = operand(ws, proj.lora.A),
-    B = operand(ws, proj.lora.B);
+  const A = parameterOperand(ws, proj.lora.A),
+    B = parameterOperand(ws, proj.lora.B);
   const g = scratch(ws, n, rank),
     u = scratch(ws, n, rank);
   const dA = ws.backend.ptr(grads.dA),

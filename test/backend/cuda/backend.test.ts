@@ -1,0 +1,54 @@
+/**
+ * The cuda backend's kept copies of parameters (CudaBackend.parameterAs), on the host-only addon
+ * (no device needed): one conversion however often a step asks, a fresh one after the data is
+ * written in place, and the copy freed with its data.
+ */
+import { describe, expect, it } from 'vitest';
+import { CudaBackend, type TensorRef } from '../../../src/backend/cuda/backend.js';
+import { hostOnlyAddon } from '../../../src/backend/cuda/hostOnlyAddon.js';
+
+function parameter(backend: CudaBackend, n: number): TensorRef {
+  const shape = [n];
+  return { dataId: backend.write(new Float32Array(n).fill(0.5), shape, 'float32'), shape, dtype: 'float32' };
+}
+
+const calls = (backend: CudaBackend, name: string) => backend.addonCallsByName()[name] ?? 0;
+
+describe('CudaBackend.parameterAs', () => {
+  it('converts a parameter once, however many GEMMs ask for it, until it is written in place', () => {
+    const backend = new CudaBackend(hostOnlyAddon());
+    const A = parameter(backend, 1000);
+    const master = backend.ptr(A);
+    const copy = backend.parameterAs(A, 'bf16');
+    expect(copy).not.toBe(master);
+    expect(backend.parameterAs(A, 'bf16')).toBe(copy);
+    expect(backend.parameterAs(A, 'bf16')).toBe(copy);
+    expect(calls(backend, 'unary')).toBe(1);
+    // Stored as asked: the data itself, no copy.
+    expect(backend.parameterAs(A, 'f32')).toBe(master);
+    expect(calls(backend, 'unary')).toBe(1);
+
+    backend.wroteInPlace(A); // an optimizer step
+    const after = backend.parameterAs(A, 'bf16');
+    expect(calls(backend, 'unary')).toBe(2);
+    expect(backend.parameterAs(A, 'bf16')).toBe(after);
+    expect(calls(backend, 'unary')).toBe(2);
+  });
+
+  it('frees the copy with its data, and when it goes stale', () => {
+    const backend = new CudaBackend(hostOnlyAddon());
+    const A = parameter(backend, 1000);
+    backend.ptr(A);
+    const alone = backend.addon.memoryStats().inUse;
+    backend.parameterAs(A, 'bf16');
+    expect(backend.addon.memoryStats().inUse).toBe(alone + 2048); // 1000 bf16 values, in 256-byte units
+    backend.wroteInPlace(A);
+    backend.wroteInPlace(A); // nothing left to drop
+    backend.addon.alloc(1); // the backend's frees ride on its next allocation
+    expect(backend.addon.memoryStats().inUse).toBe(alone + 256);
+    backend.parameterAs(A, 'bf16');
+    backend.disposeData(A.dataId);
+    backend.addon.alloc(1);
+    expect(backend.addon.memoryStats().inUse).toBe(2 * 256);
+  });
+});
