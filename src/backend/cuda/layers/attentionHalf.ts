@@ -43,6 +43,7 @@ import {
   scratch,
   type Projection,
   type Slice,
+  workspace,
   type Workspace,
 } from './projection.js';
 
@@ -301,7 +302,7 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
     };
     const out = backend.makeOutput(m.h.shape, 'float32', phys);
     withTemps(backend, (temps) => {
-      const ws: Workspace = { backend, phys, temps };
+      const ws = workspace(backend, phys, temps);
       const tables = ropeTables(ws, inputs, m);
       const h = backend.ptr(storedAs(backend, m.h, phys, temps));
       const n = scratch(ws, m.rows, m.hidden);
@@ -351,7 +352,7 @@ export const attentionHalfKernels: tf.KernelConfig[] = [
     const dh = backend.makeOutput(m.h.shape, 'float32', phys);
     const lora = loraGradOutputs(backend, projectionsOf(m));
     withTemps(backend, (temps) => {
-      const ws: Workspace = { backend, phys, temps };
+      const ws = workspace(backend, phys, temps);
       const tables = ropeTables(ws, inputs, m);
       const saved = Object.fromEntries(
         MADE.map((name) => [name, backend.ptr(storedAs(backend, input(inputs, name), name === 'lse' ? 'f32' : phys, temps))]),

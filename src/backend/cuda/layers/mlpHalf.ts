@@ -34,6 +34,7 @@ import {
   scratch,
   type Projection,
   type Slice,
+  workspace,
   type Workspace,
 } from './projection.js';
 
@@ -149,7 +150,7 @@ export const mlpHalfKernels: tf.KernelConfig[] = [
       upOut = saved(true);
     const out = backend.makeOutput(m.h.shape, 'float32', phys);
     withTemps(backend, (temps) => {
-      const ws: Workspace = { backend, phys, temps };
+      const ws = workspace(backend, phys, temps);
       const span = tiled ? m.tileRows : m.rows;
       const h = backend.ptr(storedAs(backend, m.h, phys, temps));
       const n = scratch(ws, span, m.hidden),
@@ -179,7 +180,7 @@ export const mlpHalfKernels: tf.KernelConfig[] = [
     const dh = backend.makeOutput(m.h.shape, 'float32', phys);
     const lora = loraGradOutputs(backend, projectionsOf(m));
     withTemps(backend, (temps) => {
-      const ws: Workspace = { backend, phys, temps };
+      const ws = workspace(backend, phys, temps);
       const span = tiled ? m.tileRows : m.rows;
       const h = backend.ptr(storedAs(backend, m.h, phys, temps));
       const dy = backend.ptr(storedAs(backend, input(inputs, 'dy'), phys, temps));

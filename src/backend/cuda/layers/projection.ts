@@ -25,8 +25,9 @@
  */
 import { DTYPE, PHYS_BYTES, type Phys } from '../addon.js';
 import type { CudaBackend, TensorRef } from '../backend.js';
-import { runPrimitives, storedAs, type Attrs, type Inputs } from '../kernelUtils.js';
-import type { Program } from '../program.js';
+import { storedAs, type Attrs, type Inputs } from '../kernelUtils.js';
+import { Program } from '../program.js';
+import { ScratchArena } from '../scratchArena.js';
 import { dropout } from '../primitives/dropout.js';
 import { gemm } from '../primitives/gemm.js';
 import { dequantizationLayout, dequantizationScratch, recordDequantize } from '../quantized.js';
@@ -36,11 +37,13 @@ import type { LoraDropout } from '../../../model/hooks.js';
 import { doraBackward, doraForward } from './dora.js';
 import { doraScratchElements } from '../../doraWorkspace.js';
 
-/** The buffers a fused half's program works in: the GEMM type and a list of temporaries. */
+/** The buffers a fused half's program works in: the GEMM type, a list of temporaries and the scratch arena. */
 export interface Workspace {
   backend: CudaBackend;
   phys: Phys;
   temps: TensorRef[];
+  /** Where `scratch` and `byteScratch` are placed, a block a program (../scratchArena.ts). */
+  arena: ScratchArena;
   /** Where each 4-bit projection's weight is dequantised, by role (set by `runHalfProgram`). */
   dequantized?: Map<string, number>;
   /** The dropped LoRA input x_d of the projection at hand, [rows, in] of the widest (set by `runHalfProgram`). */
@@ -51,18 +54,22 @@ export interface Workspace {
   firstRow?: number;
 }
 
-/** A new temporary [rows, cols] in the GEMM type, freed when the kernel returns. */
-export function scratch(ws: Workspace, rows: number, cols: number): number {
-  const t = ws.backend.makeOutput([rows, cols], 'float32', ws.phys);
-  ws.temps.push(t);
-  return ws.backend.ptr(t);
+/** A fused kernel's workspace, its temporaries freed when the kernel returns (`withTemps`). */
+export function workspace(backend: CudaBackend, phys: Phys, temps: TensorRef[]): Workspace {
+  return { backend, phys, temps, arena: new ScratchArena(backend, temps) };
 }
 
-/** A new temporary of `bytes` bytes (the pool aligns to 256), freed when the kernel returns. */
+/**
+ * A new temporary [rows, cols] in the GEMM type, freed when the kernel returns: a placeholder
+ * for the programs of the half (`runHalfProgram` places it), not an address to use elsewhere.
+ */
+export function scratch(ws: Workspace, rows: number, cols: number): number {
+  return ws.arena.request(rows * cols * PHYS_BYTES[ws.phys]);
+}
+
+/** A new temporary of `bytes` bytes (256-byte aligned), as `scratch`. */
 export function byteScratch(ws: Workspace, bytes: number): number {
-  const t = ws.backend.makeOutput([bytes], 'bool', 'u8');
-  ws.temps.push(t);
-  return ws.backend.ptr(t);
+  return ws.arena.request(bytes);
 }
 
 export interface Projection {
@@ -156,10 +163,11 @@ export function runHalfProgram(
   const base = quantized.length > 0 ? dequantizationScratch(ws.backend, bytes) : 0;
   const jobs = quantized.map((proj, i) => ({ q: proj.quantized!, out: base + offsets[i]!, phys: ws.phys }));
   ws.dequantized = new Map(quantized.map((proj, i) => [proj.role, jobs[i]!.out]));
-  runPrimitives(ws.backend, (p) => {
-    if (jobs.length > 0) recordDequantize(p, ws.backend, jobs);
-    record(p);
-  });
+  const p = new Program(ws.backend.addon);
+  if (jobs.length > 0) recordDequantize(p, ws.backend, jobs);
+  record(p);
+  ws.arena.place();
+  p.run((placeholder) => ws.arena.resolve(placeholder));
 }
 
 /** W in the GEMM type: the dense weight (converted if stored otherwise), or the 4-bit one's dequantised slot. */
