@@ -30,9 +30,10 @@ export interface TensorData {
   refCount: number;
   /**
    * A copy of the data in another physical type — a parameter's GEMM-type operand
-   * (`parameterAs`) — valid until the data is written in place (`wroteInPlace`), freed with it.
+   * (`parameterAs`) — `stale` once the data is written in place (`wroteInPlace`), when the next
+   * request converts into the same buffer; freed with the data.
    */
-  copy?: { phys: Phys; ptr: number };
+  copy?: { phys: Phys; ptr: number; stale: boolean };
 }
 
 export interface TensorRef {
@@ -118,23 +119,27 @@ export class CudaBackend extends tf.KernelBackend {
    * beside it and made at the first request — so that a LoRA matrix's forward and backward GEMMs
    * in a step share one bf16 copy rather than each converting the f32 master (450 conversions a
    * step on Llama-3.2-1B). For data that lives across kernels and changes only in place (adapter
-   * parameters, frozen biases); whatever writes such data in place calls `wroteInPlace` after.
+   * parameters, frozen biases); whatever writes such data in place calls `wroteInPlace`, and the
+   * next request converts again, into the same buffer.
    */
   parameterAs(t: TensorRef, phys: Phys): number {
     const src = this.ptr(t);
     const rec = this.data.get(t.dataId);
     if (rec.phys === phys) return src;
-    if (rec.copy?.phys === phys) return rec.copy.ptr;
-    this.dropCopy(rec);
-    const ptr = this.addon.alloc(rec.size * PHYS_BYTES[phys]);
-    this.addon.unary(0, src, DTYPE[rec.phys], ptr, DTYPE[phys], rec.size, 0, 0);
-    rec.copy = { phys, ptr };
-    return ptr;
+    if (rec.copy?.phys !== phys) {
+      this.dropCopy(rec);
+      rec.copy = { phys, ptr: this.addon.alloc(rec.size * PHYS_BYTES[phys]), stale: true };
+    }
+    // Converted in stream order: after the write that made it stale, before the GEMMs that read it.
+    if (rec.copy.stale) this.addon.unary(0, src, DTYPE[rec.phys], rec.copy.ptr, DTYPE[phys], rec.size, 0, 0);
+    rec.copy.stale = false;
+    return rec.copy.ptr;
   }
 
   /** The tensor's data was just written in place (an optimizer step, a retraction): its copy is stale. */
   wroteInPlace(t: TensorRef): void {
-    this.dropCopy(this.data.get(t.dataId));
+    const copy = this.data.get(t.dataId)?.copy;
+    if (copy) copy.stale = true;
   }
 
   private dropCopy(rec: TensorData | undefined): void {

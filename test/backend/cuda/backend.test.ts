@@ -1,7 +1,7 @@
 /**
  * The cuda backend's kept copies of parameters (CudaBackend.parameterAs), on the host-only addon
- * (no device needed): one conversion however often a step asks, a fresh one after the data is
- * written in place, and the copy freed with its data.
+ * (no device needed): one conversion however often a step asks, another into the same buffer
+ * after the data is written in place, and the copy freed with its data.
  */
 import { describe, expect, it } from 'vitest';
 import { CudaBackend, type TensorRef } from '../../../src/backend/cuda/backend.js';
@@ -35,20 +35,21 @@ describe('CudaBackend.parameterAs', () => {
     expect(calls(backend, 'unary')).toBe(2);
   });
 
-  it('frees the copy with its data, and when it goes stale', () => {
+  it('converts a stale copy again into the same buffer, and frees it with its data', () => {
     const backend = new CudaBackend(hostOnlyAddon());
     const A = parameter(backend, 1000);
     backend.ptr(A);
     const alone = backend.addon.memoryStats().inUse;
-    backend.parameterAs(A, 'bf16');
+    const copy = backend.parameterAs(A, 'bf16');
     expect(backend.addon.memoryStats().inUse).toBe(alone + 2048); // 1000 bf16 values, in 256-byte units
+    const allocs = calls(backend, 'alloc');
     backend.wroteInPlace(A);
-    backend.wroteInPlace(A); // nothing left to drop
-    backend.addon.alloc(1); // the backend's frees ride on its next allocation
-    expect(backend.addon.memoryStats().inUse).toBe(alone + 256);
-    backend.parameterAs(A, 'bf16');
+    backend.wroteInPlace(A); // stale already
+    expect(backend.parameterAs(A, 'bf16')).toBe(copy);
+    expect(calls(backend, 'alloc')).toBe(allocs);
+    expect(calls(backend, 'unary')).toBe(2);
     backend.disposeData(A.dataId);
-    backend.addon.alloc(1);
-    expect(backend.addon.memoryStats().inUse).toBe(2 * 256);
+    backend.addon.alloc(1); // the backend's frees ride on its next allocation
+    expect(backend.addon.memoryStats().inUse).toBe(256);
   });
 });
