@@ -7,7 +7,7 @@
  * reshape shares its input's buffer. Physical storage (kernels/README.md, "Precision"), under
  * bf16-mixed: frozen matrices bf16; GEMM results bf16 (their f32 operands are first converted
  * to bf16 copies, freed after the GEMM — but a fused half's parameters, LoRA's A and B and the
- * biases, keep theirs from their first use to the optimizer's step: parametersWithCopies); an
+ * biases, keep theirs from their first use on: parametersWithCopies); an
  * elementwise result is bf16 when all its largest float operands are (broadcast scalars, masks
  * and rope tables do not promote); sums and means, log-softmax and the fused cross-entropy f32; softmax, max/min, gathers and copies keep
  * their input's storage, and a restored offloaded checkpoint the storage it left in; any other
@@ -200,9 +200,9 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
 
 /**
  * The parameters a fused half reads as GEMM operands (LoRA's A and B, the projections' biases)
- * stored other than the GEMM type: the backend keeps a GEMM-type copy of each beside it
- * (CudaBackend.parameterAs) from its first use to the optimizer's step, so the estimate holds
- * both for as long as the parameter lives.
+ * stored other than the GEMM type: the backend keeps a GEMM-type copy of each beside it from
+ * its first use on (CudaBackend.parameterAs; converted again after each optimizer step), so the
+ * estimate holds both for as long as the parameter lives.
  */
 function parametersWithCopies(trace: Trace, phys: Phys[], gemmType: Phys): Set<number> {
   const out = new Set<number>();
