@@ -11,6 +11,7 @@
  * failed": nothing it trains means anything.
  */
 import type { CudaAddon, PoolStats } from './addon.js';
+import { poolBytes } from '../poolBytes.js';
 import { primitiveSignatures, signatureText } from './primitives/signatures.js';
 
 /** An H100's memory, so that checks of what fits (src/train/memoryCheck.ts) pass as they would on one. */
@@ -26,7 +27,7 @@ export function hostOnlyAddon(): CudaAddon {
   let allocs = 0;
   let frees = 0;
   const alloc = (bytes: number): number => {
-    const rounded = Math.ceil(Math.max(bytes, 1) / 256) * 256; // memory.cu's rounding
+    const rounded = poolBytes(bytes);
     const p = next;
     next += rounded;
     sizes.set(p, rounded);
@@ -97,7 +98,7 @@ export function hostOnlyAddon(): CudaAddon {
     // Pinned host memory: its own addresses, never in the device pool's statistics.
     hostAlloc: (bytes) => {
       const p = nextHost;
-      nextHost += Math.ceil(Math.max(bytes, 1) / 256) * 256;
+      nextHost += poolBytes(bytes);
       hostBuffers.add(p);
       return p;
     },

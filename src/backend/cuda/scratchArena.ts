@@ -8,13 +8,13 @@
  * alignment and size, and every block lives, as the buffers did, until the kernel returns, so
  * the pool's peak is what it was.
  */
+import { poolBytes } from '../poolBytes.js';
 import type { CudaBackend, TensorRef } from './backend.js';
 
 /** Placeholders are SCRATCH_BASE + request · REQUEST_SPAN + offset: above any device or pinned host address. */
 export const SCRATCH_BASE = 2 ** 51;
 const REQUEST_SPAN = 2 ** 36;
 const MAX_REQUESTS = 2 ** 15; // SCRATCH_BASE + MAX_REQUESTS · REQUEST_SPAN = 2^52, exact in a double
-const ALIGNMENT = 256; // kernels/src/memory.cu rounds every allocation so
 
 export const isScratchPlaceholder = (v: number) => v >= SCRATCH_BASE;
 
@@ -41,15 +41,14 @@ export class ScratchArena {
   /** Places every request made since the last call in one new block. */
   place(): void {
     if (this.placed === this.bytes.length) return;
-    const rounded = (n: number) => Math.ceil(Math.max(n, 1) / ALIGNMENT) * ALIGNMENT;
     let total = 0;
-    for (let i = this.placed; i < this.bytes.length; i++) total += rounded(this.bytes[i]!);
+    for (let i = this.placed; i < this.bytes.length; i++) total += poolBytes(this.bytes[i]!);
     const block = this.backend.makeOutput([total], 'bool', 'u8');
     this.temps.push(block);
     let at = this.backend.ptr(block);
     for (; this.placed < this.bytes.length; this.placed++) {
       this.address.push(at);
-      at += rounded(this.bytes[this.placed]!);
+      at += poolBytes(this.bytes[this.placed]!);
     }
   }
 

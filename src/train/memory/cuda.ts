@@ -44,13 +44,12 @@ import { flashBackwardWorkspaceBytes } from '../../backend/attentionWorkspace.js
 import { columnDotPartialBytes, doraScratchElements } from '../../backend/doraWorkspace.js';
 import { lmHeadChunkRows } from '../../backend/lmHeadChunks.js';
 import { mlpTileRows } from '../../backend/mlpTiles.js';
+import { poolBytes } from '../../backend/poolBytes.js';
 
 /** CUDA context + cuBLASLt workspace and handles on a Hopper GPU (nvidia-smi's figure beside an idle process, ~0.5 GiB). */
 export const CUDA_CONTEXT_BYTES = 512 * 2 ** 20;
 /** The pool reserves 2 MiB pages and cannot always reuse a freed block for a larger request: an allowance over the peak. */
 export const POOL_FRAGMENTATION = 0.05;
-/** The pool's allocation granularity (kernels/src/memory.cu). */
-export const POOL_ALIGNMENT = 256;
 
 type Phys = 'f32' | 'bf16' | 'i32' | 'u8';
 const PHYS_BYTES: Record<Phys, number> = { f32: 4, bf16: 2, i32: 4, u8: 1 };
@@ -120,8 +119,6 @@ function physicalStorage(trace: Trace, precision: string): Phys[] {
   return phys;
 }
 
-const aligned = (bytes: number) => Math.ceil(Math.max(bytes, 1) / POOL_ALIGNMENT) * POOL_ALIGNMENT;
-
 /**
  * The policy cuda stores by: the trace's own when it ran on cuda; traced elsewhere (which
  * computes in fp32), the recipe's — cuda honours bf16-mixed (and auto means it there), and
@@ -139,13 +136,13 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
   const size = (t: Trace, i: number | undefined, dims: Dims) => (i !== undefined && i >= 0 ? elements(t, i, dims) : 0);
   /** A copy in the GEMM type of each operand stored otherwise. */
   const copies = (t: Trace, ids: Array<number | undefined>, dims: Dims) =>
-    ids.reduce((n: number, i) => n + (i !== undefined && i >= 0 && phys[i] !== gemmType ? aligned(size(t, i, dims) * gemmBytes) : 0), 0);
+    ids.reduce((n: number, i) => n + (i !== undefined && i >= 0 && phys[i] !== gemmType ? poolBytes(size(t, i, dims) * gemmBytes) : 0), 0);
   const untiledOnly = mlpHalvesWithDora(trace);
   const withCopy = parametersWithCopies(trace, phys, gemmType);
   const bytes: StorageRules['bytes'] = (t, id, dims) =>
     tiledAway(t, id, dims, untiledOnly)
       ? 0
-      : aligned(elements(t, id, dims) * PHYS_BYTES[phys[id]!]) + (withCopy.has(id) ? aligned(elements(t, id, dims) * gemmBytes) : 0);
+      : poolBytes(elements(t, id, dims) * PHYS_BYTES[phys[id]!]) + (withCopy.has(id) ? poolBytes(elements(t, id, dims) * gemmBytes) : 0);
   const made = kernelOutputs(trace);
   return {
     describe: `cuda memory pool, ${precision} storage`,
@@ -166,7 +163,7 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
       // Inputs dy, q, k, v, keyMask, out, lse: the backward's one workspace (Δ, the masked-row
       // flags, and dq summed in f32 unless dq — packed, the GEMM type — is f32).
       const [batch, heads, sq, headDim] = [0, 1, 2, 3].map((a) => axis(t, ins[1]!, a, dims)) as [number, number, number, number];
-      return aligned(flashBackwardWorkspaceBytes(batch, heads, sq, headDim, gemmType === 'f32'));
+      return poolBytes(flashBackwardWorkspaceBytes(batch, heads, sq, headDim, gemmType === 'f32'));
     }
     if (kernel.name === OPS.loraDelta.name || kernel.name === OPS.loraDelta.gradient.name) {
       // Inputs x, base, A, B (forward) or dy, x, A, B: one or two [N, r] products, and GEMM-type copies.
@@ -176,14 +173,14 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
       const inF = A !== undefined && A >= 0 ? axis(t, A, 1, dims) : 1;
       const n = size(t, x, dims) / inF;
       const operands = grad ? [ins[0], ins[1], ins[2], ins[3]] : [ins[0], ins[2], ins[3]];
-      return (grad ? 2 : 1) * aligned(n * rank * gemmBytes) + copies(t, operands, dims);
+      return (grad ? 2 : 1) * poolBytes(n * rank * gemmBytes) + copies(t, operands, dims);
     }
     if (kernel.name === OPS.lmHeadCrossEntropySum.name && ins[0] !== undefined && ins[1] !== undefined) {
       // Inputs hidden, head, labels. The chunk's logits (one scratch, the GEMM type), the rows' f32
       // losses and log-sum-exps and the upstream 1 (its outputs, the loss and dHidden, are counted as every kernel's).
       const [rows, vocab] = [axis(t, ins[0], 0, dims), axis(t, ins[1], 0, dims)];
       const chunk = lmHeadChunkRows(rows, vocab, gemmBytes, Number(kernel.attrs?.chunkRows ?? 0));
-      return aligned(chunk * vocab * gemmBytes) + 2 * aligned(rows * 4) + aligned(4) + copies(t, [ins[0], ins[1]], dims);
+      return poolBytes(chunk * vocab * gemmBytes) + 2 * poolBytes(rows * 4) + poolBytes(4) + copies(t, [ins[0], ins[1]], dims);
     }
     if (HALVES.has(kernel.name)) {
       const lora = ins.some((i) => i >= 0 && t.buffers[i]!.category === 'adapter');
@@ -284,7 +281,7 @@ function halfWorkspace(
   // A long row's MLP half works a tile of rows at a time (src/backend/mlpTiles.ts): its scratch is a tile's.
   const tile = mlp ? mlpTileRows(tokens, dims.intermediate, { dora: o.dora.length > 0 }) : 0;
   const n = tile > 0 ? tile : tokens;
-  const rows = (cols: number) => aligned(n * cols * gemmBytes);
+  const rows = (cols: number) => poolBytes(n * cols * gemmBytes);
   const qOut = heads * headDim,
     kvOut = dims.kvHeads * headDim;
   const inFeatures = (role: string) => (role === 'o' ? qOut : role === 'down' ? dims.intermediate : dims.hidden);
@@ -298,8 +295,8 @@ function halfWorkspace(
   }));
   const doraElements = doraScratchElements(doraShapes, n, backward ? 'backward' : 'forward');
   const partialSums =
-    backward && doraShapes.length > 0 ? aligned(columnDotPartialBytes(n, Math.max(...doraShapes.map((s) => s.sliceWidth)))) : 0;
-  const dora = doraElements > 0 ? aligned(doraElements * gemmBytes) + partialSums : 0;
+    backward && doraShapes.length > 0 ? poolBytes(columnDotPartialBytes(n, Math.max(...doraShapes.map((s) => s.sliceWidth)))) : 0;
+  const dora = doraElements > 0 ? poolBytes(doraElements * gemmBytes) + partialSums : 0;
   // Tiled, gate and up are a tile's scratch (forward) or made again in one (backward) rather than saved outputs.
   const gateUp = tile > 0 ? (o.plainMlp ? 1 : 2) * rows(dims.intermediate) : 0;
   switch (kernel) {
@@ -327,7 +324,7 @@ function halfWorkspace(
         headNorms +
         dropped +
         dora +
-        aligned(flashBackwardWorkspaceBytes(dims.batch, heads, dims.seq, headDim, false))
+        poolBytes(flashBackwardWorkspaceBytes(dims.batch, heads, dims.seq, headDim, false))
       );
   }
 }
@@ -393,9 +390,11 @@ export function fourBitDeviceBytes(
     for (const { inFeatures, outFeatures } of group) {
       const n = inFeatures * outFeatures;
       const blocks = Math.ceil(n / q.blocksize);
-      const absmax = q.doubleQuant ? aligned(blocks) + aligned(Math.ceil(blocks / 256) * 4) + aligned(256 * 4) : aligned(blocks * 4);
-      weights += aligned(Math.ceil(Math.ceil(n / 2) / 4) * 4) + absmax;
-      slots += aligned(n * valueBytes);
+      const absmax = q.doubleQuant
+        ? poolBytes(blocks) + poolBytes(Math.ceil(blocks / 256) * 4) + poolBytes(256 * 4)
+        : poolBytes(blocks * 4);
+      weights += poolBytes(Math.ceil(Math.ceil(n / 2) / 4) * 4) + absmax;
+      slots += poolBytes(n * valueBytes);
     }
     scratch = Math.max(scratch, slots);
   }
