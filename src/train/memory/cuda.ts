@@ -7,10 +7,10 @@
  * reshape shares its input's buffer. Physical storage (kernels/README.md, "Precision"), under
  * bf16-mixed: frozen matrices bf16; GEMM results bf16 (their f32 operands are first converted
  * to bf16 copies, freed after the GEMM — but a fused half's parameters, LoRA's A and B and the
- * biases, keep theirs from their first use on: parametersWithCopies); an
- * elementwise result is bf16 when all its largest float operands are (broadcast scalars, masks
- * and rope tables do not promote); sums and means, log-softmax and the fused cross-entropy f32; softmax, max/min, gathers and copies keep
- * their input's storage, and a restored offloaded checkpoint the storage it left in; any other
+ * biases, keep theirs from their first use on: parametersWithCopies); an elementwise result is
+ * bf16 when all its largest float operands are (broadcast scalars, masks and rope tables do not
+ * promote); sums and means, log-softmax and the fused cross-entropy f32; softmax, max/min,
+ * gathers and copies keep their input's storage, and a restored offloaded checkpoint the storage it left in; any other
  * tensor made outside a kernel (an upload) f32; adapter parameters, gradients and AdamW moments f32. Under fp32
  * every float is f32.
  *
@@ -139,10 +139,11 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
     ids.reduce((n: number, i) => n + (i !== undefined && i >= 0 && phys[i] !== gemmType ? poolBytes(size(t, i, dims) * gemmBytes) : 0), 0);
   const untiledOnly = mlpHalvesWithDora(trace);
   const withCopy = parametersWithCopies(trace, phys, gemmType);
-  const bytes: StorageRules['bytes'] = (t, id, dims) =>
-    tiledAway(t, id, dims, untiledOnly)
-      ? 0
-      : poolBytes(elements(t, id, dims) * PHYS_BYTES[phys[id]!]) + (withCopy.has(id) ? poolBytes(elements(t, id, dims) * gemmBytes) : 0);
+  const bytes: StorageRules['bytes'] = (t, id, dims) => {
+    if (tiledAway(t, id, dims, untiledOnly)) return 0;
+    const n = elements(t, id, dims);
+    return poolBytes(n * PHYS_BYTES[phys[id]!]) + (withCopy.has(id) ? poolBytes(n * gemmBytes) : 0);
+  };
   const made = kernelOutputs(trace);
   return {
     describe: `cuda memory pool, ${precision} storage`,
