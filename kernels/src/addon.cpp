@@ -355,12 +355,15 @@ napi_value randomUniform(Call& c) {
 }
 
 // adamwMulti(table, lr, beta1, beta2, eps, bc1, bc2, gradScale): table = Float64Array of
-// [param, grad, m, v, n, weightDecay] per tensor; every tensor updated in a few launches.
+// [param, grad, m, v, n, weightDecay, copy] per tensor (kernels.h kAdamWTableColumns; copy: the
+// parameter's bf16 copy, or 0); every tensor updated in a few launches.
+static_assert(kAdamWTableColumns == 7, "adamwMulti's argument errors say 7");
 napi_value adamwMulti(Call& c) {
   size_t len;
   void* data;
-  if (c.typedArray(0, "a Float64Array", &len, &data) != napi_float64_array || len % 6) c.bad(0, "a Float64Array of 6 entries per tensor");
-  launchAdamWMulti(static_cast<const double*>(data), len / 6, (float)c.num(1), (float)c.num(2), (float)c.num(3), (float)c.num(4),
+  if (c.typedArray(0, "a Float64Array", &len, &data) != napi_float64_array || len % kAdamWTableColumns)
+    c.bad(0, "a Float64Array of 7 entries per tensor");
+  launchAdamWMulti(static_cast<const double*>(data), len / kAdamWTableColumns, (float)c.num(1), (float)c.num(2), (float)c.num(3), (float)c.num(4),
                    (float)c.num(5), (float)c.num(6), (float)c.num(7));
   return c.undefined();
 }
@@ -374,7 +377,8 @@ napi_value adamwMultiGuarded(Call& c) {
   size_t len, gradLen;
   void* data;
   void* grads;
-  if (c.typedArray(0, "a Float64Array", &len, &data) != napi_float64_array || len % 6) c.bad(0, "a Float64Array of 6 entries per tensor");
+  if (c.typedArray(0, "a Float64Array", &len, &data) != napi_float64_array || len % kAdamWTableColumns)
+    c.bad(0, "a Float64Array of 7 entries per tensor");
   if (c.typedArray(1, "a Float64Array", &gradLen, &grads) != napi_float64_array || gradLen % 3)
     c.bad(1, "a Float64Array of 3 entries per tensor");
   const double maxNorm = c.num(8);
@@ -385,7 +389,7 @@ napi_value adamwMultiGuarded(Call& c) {
   if (!norm) c.bad(11, "a device pointer for the norm");
   launchGradientNorm(static_cast<const double*>(grads), gradLen / 3, norm);
   const AdamWGuard guard{norm, static_cast<const float*>(c.ptr(9)), (int)nLosses, (float)maxNorm};
-  launchAdamWMulti(static_cast<const double*>(data), len / 6, (float)c.num(2), (float)c.num(3), (float)c.num(4), (float)c.num(5),
+  launchAdamWMulti(static_cast<const double*>(data), len / kAdamWTableColumns, (float)c.num(2), (float)c.num(3), (float)c.num(4), (float)c.num(5),
                    (float)c.num(6), (float)c.num(7), 1.f, &guard);
   return c.undefined();
 }

@@ -148,6 +148,9 @@ struct AdamWGuard {
   int nLosses;
   float maxNorm;
 };
+// The AdamW table: [param, grad, m, v, n, weightDecay, copy] per tensor — f32 pointers, then the
+// parameter's bf16 copy to write beside it, or 0 (adamw.cu).
+constexpr size_t kAdamWTableColumns = 7;
 void launchAdamWMulti(const double* table, size_t tensors, float lr, float beta1, float beta2, float eps, float biasCorrection1,
                       float biasCorrection2, float gradScale, const AdamWGuard* guard = nullptr);
 // LoReFT's retraction (orthonormalize.cu): each f32 rotation of a table [ptr, rows, cols] per

@@ -242,6 +242,7 @@ export function emulatedAddon(): CudaAddon {
     bc1: number,
     bc2: number,
     gs: number,
+    copy: number,
   ) => {
     for (let i = 0; i < n; i++) {
       const gi = load(g, 0, i) * gs;
@@ -250,15 +251,16 @@ export function emulatedAddon(): CudaAddon {
       const vi = b2 * load(v, 0, i) + (1 - b2) * gi * gi;
       pi -= ((lr / bc1) * mi) / (Math.sqrt(vi) / Math.sqrt(bc2) + eps);
       store(p, 0, i, pi);
+      if (copy !== 0) store(copy, 1, i, load(p, 0, i)); // the bf16 copy, from the stored f32
       store(m, 0, i, mi);
       store(v, 0, i, vi);
     }
   };
   const adamwAll = (table: Float64Array, lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number, gs: number) => {
-    if (table.length % 6 !== 0) throw new Error('adamwMulti: argument 0 must be a Float64Array of 6 entries per tensor');
-    for (let t = 0; t < table.length; t += 6) {
-      const [p, g, m, v, n, wd] = Array.from(table.subarray(t, t + 6));
-      adamwOne(p!, g!, m!, v!, n!, lr, b1, b2, eps, wd!, bc1, bc2, gs);
+    if (table.length % 7 !== 0) throw new Error('adamwMulti: argument 0 must be a Float64Array of 7 entries per tensor');
+    for (let t = 0; t < table.length; t += 7) {
+      const [p, g, m, v, n, wd, copy] = Array.from(table.subarray(t, t + 7));
+      adamwOne(p!, g!, m!, v!, n!, lr, b1, b2, eps, wd!, bc1, bc2, gs, copy!);
     }
   };
   const sumSquares = (table: Float64Array): number => {

@@ -14,6 +14,7 @@ import { trainStep, type StepBatch, type StepResult } from '../../src/train/step
 import { activeCudaBackend } from '../../src/backend/cuda/api.js';
 import type { TensorRef } from '../../src/backend/cuda/backend.js';
 import { causalLmLoss } from '../../src/ops/index.js';
+import { f32ToBf16 } from '../../src/io/dtypes.js';
 import { fixture, referenceBatch } from '../helpers.js';
 import { relErr, useCuda } from './cuda.js';
 
@@ -117,7 +118,7 @@ describe('trainStep on cuda: the update queued behind the backward, one wait a s
 });
 
 describe('trainStep on cuda under bf16-mixed: the LoRA matrices’ bf16 copies', () => {
-  it('are made once a step (the backward reuses the forward’s) and made again after each update', async () => {
+  it('are made once, at the first use, then written by each AdamW step — bit for bit the rounding of the new f32 values', async () => {
     await tf.setBackend('cuda');
     const backend = activeCudaBackend()!;
     expect(backend.setPrecisionPolicy('bf16-mixed')).toBe(true);
@@ -132,12 +133,9 @@ describe('trainStep on cuda under bf16-mixed: the LoRA matrices’ bf16 copies',
         const { logits } = model.run(first, { hooks: adapter, ctx: { training: true }, fusedLayers });
         return causalLmLoss(logits, first.labels).dataSync()[0]!;
       });
+    const lora = [...adapter.variables.entries()].filter(([k]) => k.includes('lora_A') || k.includes('lora_B'));
     // Which parameters each conversion read: the addon's unary calls by source pointer.
-    const loraPointers = new Map(
-      [...adapter.variables.entries()]
-        .filter(([k]) => k.includes('lora_A') || k.includes('lora_B'))
-        .map(([k, v]) => [backend.ptr(v as unknown as TensorRef), k]),
-    );
+    const loraPointers = new Map(lora.map(([k, v]) => [backend.ptr(v as unknown as TensorRef), k]));
     const converted = new Map<string, number>();
     const unary = backend.addon.unary;
     backend.addon.unary = (op, x, ...rest) => {
@@ -145,20 +143,35 @@ describe('trainStep on cuda under bf16-mixed: the LoRA matrices’ bf16 copies',
       if (key) converted.set(key, (converted.get(key) ?? 0) + 1);
       return unary(op, x, ...rest);
     };
+    /** Each matrix's copy against f32ToBf16 of its f32 values (the copy read where the GEMMs read it). */
+    const expectCopiesExact = (when: string) => {
+      for (const [k, v] of lora) {
+        const ref = v as unknown as TensorRef;
+        const bits = new Uint16Array(v.size);
+        backend.addon.download(backend.parameterAs(ref, 'bf16'), bits);
+        const values = v.dataSync();
+        let wrong = 0;
+        for (let i = 0; i < v.size; i++) if (bits[i] !== f32ToBf16(values[i]!)) wrong++;
+        expect(wrong, `${k}, ${when}`).toBe(0);
+      }
+    };
     try {
       expect(batches.length).toBeGreaterThan(1);
       const start = loss(false);
       for (let i = 0; i < 4; i++) {
-        // The composed forward converts afresh; the fused one reads the copies (made here, after the last update).
+        // The composed forward converts afresh; the fused one reads the copies.
         const composed = loss(false);
         converted.clear();
         const fused = loss(true);
         expect(Math.abs(fused - composed) / composed, `after ${i} updates`).toBeLessThan(1e-2);
+        // Made at the first use, once per matrix; after that the AdamW step writes them and nothing converts.
+        expect(converted.size, `forward after ${i} updates`).toBe(i === 0 ? loraPointers.size : 0);
+        for (const [k, n] of converted) expect(n, `${k}, forward after ${i} updates`).toBe(1);
+        expectCopiesExact(`after ${i} updates`);
         if (i === 3) break;
+        converted.clear();
         trainStep(model, adapter, opt, batches, { lr: 5e-2, maxGradNorm: null, activationCheckpointing: false });
-        // Each matrix converted once between two updates: every micro-batch's forward and backward read that copy.
-        expect(converted.size, `step ${i}`).toBe(loraPointers.size);
-        for (const [k, n] of converted) expect(n, `${k}, step ${i}`).toBe(1);
+        expect(converted.size, `step ${i}`).toBe(0);
       }
       // The updates moved the loss far beyond that bound: copies from before an update would show.
       expect(Math.abs(loss(false) - start) / start).toBeGreaterThan(0.1);

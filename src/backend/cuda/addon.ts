@@ -213,8 +213,9 @@ export interface CudaAddon {
   randomUniform(dst: Ptr, dt: Code, n: number, seed: number, offset: number, lo: number, hi: number): void;
   /**
    * AdamW over many f32 tensors in a few launches (kernels/src/adamw.cu): table = [param, grad,
-   * m, v, n, weightDecay] per tensor; bias corrections 1 − βᵢ^step; the gradient multiplied by
-   * gradScale first.
+   * m, v, n, weightDecay, copy] per tensor (copy: a bf16 buffer the new parameter is written to
+   * as well, rounded to nearest even, or 0); bias corrections 1 − βᵢ^step; the gradient
+   * multiplied by gradScale first.
    */
   adamwMulti(
     table: Float64Array,

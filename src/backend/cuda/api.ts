@@ -157,14 +157,17 @@ export function orthonormalizeColumnsInPlace(tensors: readonly Tensor[], rows: n
 }
 
 /**
- * The addon's AdamW table: [param, grad (f32: a bf16 one converted into `temps`), m, v, n, weightDecay] per tensor.
- * The step it is made for writes every param in place, so each param's kept GEMM-type copy goes.
+ * The addon's AdamW table: [param, grad (f32: a bf16 one converted into `temps`), m, v, n, weightDecay, copy] per
+ * tensor. The step it is made for writes every param in place, and with it the param's kept bf16 GEMM operand
+ * (`copy`) when that is current; any other copy goes stale.
  */
 function adamwTable(backend: CudaBackend, tensors: readonly FusedAdamWTensors[], caller: string, temps: TensorRef[]): Float64Array {
-  const table = new Float64Array(6 * tensors.length);
+  const columns = 7;
+  const table = new Float64Array(columns * tensors.length);
   tensors.forEach(({ param, grad, m, v, weightDecay }, i) => {
-    table.set([...adamwPointers(backend, param, grad, m, v, `${caller} (tensor ${i})`, temps), param.size, weightDecay], 6 * i);
-    backend.wroteInPlace(param as unknown as TensorRef);
+    const pointers = adamwPointers(backend, param, grad, m, v, `${caller} (tensor ${i})`, temps);
+    const copy = backend.copyWrittenAlong(param as unknown as TensorRef, 'bf16');
+    table.set([...pointers, param.size, weightDecay, copy], columns * i);
   });
   return table;
 }

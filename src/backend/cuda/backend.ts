@@ -119,8 +119,9 @@ export class CudaBackend extends tf.KernelBackend {
    * beside it and made at the first request — so that a LoRA matrix's forward and backward GEMMs
    * in a step share one bf16 copy rather than each converting the f32 master (450 conversions a
    * step on Llama-3.2-1B). For data that lives across kernels and changes only in place (adapter
-   * parameters, frozen biases); whatever writes such data in place calls `wroteInPlace`, and the
-   * next request converts again, into the same buffer.
+   * parameters, frozen biases); whatever writes such data in place either writes the copy too
+   * (`copyWrittenAlong`: the AdamW step) or calls `wroteInPlace`, and the next request converts
+   * again, into the same buffer.
    */
   parameterAs(t: TensorRef, phys: Phys): number {
     const src = this.ptr(t);
@@ -140,6 +141,19 @@ export class CudaBackend extends tf.KernelBackend {
   wroteInPlace(t: TensorRef): void {
     const copy = this.data.get(t.dataId)?.copy;
     if (copy) copy.stale = true;
+  }
+
+  /**
+   * For a kernel about to write the data in place and its kept `phys` copy beside it (the AdamW
+   * step writes each new value's bf16 rounding): the copy's pointer, which then stays current; or
+   * 0 when no such copy is kept or it is stale already — then it stays stale, for the next request
+   * to convert. (A step the device skips writes neither, and a current copy stays current.)
+   */
+  copyWrittenAlong(t: TensorRef, phys: Phys): number {
+    const copy = this.data.get(t.dataId)?.copy;
+    if (copy && copy.phys === phys && !copy.stale) return copy.ptr;
+    this.wroteInPlace(t);
+    return 0;
   }
 
   private dropCopy(rec: TensorData | undefined): void {

@@ -199,7 +199,7 @@ export function cudaRules(trace: Trace, precision: string): StorageRules {
 /**
  * The parameters a fused half reads as GEMM operands (LoRA's A and B, the projections' biases)
  * stored other than the GEMM type: the backend keeps a GEMM-type copy of each beside it from
- * its first use on (CudaBackend.parameterAs; converted again after each optimizer step), so the
+ * its first use on (CudaBackend.parameterAs; the AdamW step writes it along with the parameter), so the
  * estimate holds both for as long as the parameter lives.
  */
 function parametersWithCopies(trace: Trace, phys: Phys[], gemmType: Phys): Set<number> {

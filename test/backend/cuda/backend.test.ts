@@ -1,7 +1,8 @@
 /**
  * The cuda backend's kept copies of parameters (CudaBackend.parameterAs), on the host-only addon
  * (no device needed): one conversion however often a step asks, another into the same buffer
- * after the data is written in place, and the copy freed with its data.
+ * after the data is written in place, none after a kernel that writes the copy along with the
+ * data (copyWrittenAlong), and the copy freed with its data.
  */
 import { describe, expect, it } from 'vitest';
 import { CudaBackend, type TensorRef } from '../../../src/backend/cuda/backend.js';
@@ -51,5 +52,21 @@ describe('CudaBackend.parameterAs', () => {
     backend.disposeData(A.dataId);
     backend.addon.alloc(1); // the backend's frees ride on its next allocation
     expect(backend.addon.memoryStats().inUse).toBe(256);
+  });
+
+  it('hands a current copy to a kernel that writes it along with the data, and marks any other stale', () => {
+    const backend = new CudaBackend(hostOnlyAddon());
+    const A = parameter(backend, 1000);
+    expect(backend.copyWrittenAlong(A, 'bf16')).toBe(0); // no copy yet: nothing to write
+    const copy = backend.parameterAs(A, 'bf16');
+    expect(calls(backend, 'unary')).toBe(1);
+    expect(backend.copyWrittenAlong(A, 'bf16')).toBe(copy); // an AdamW step writes it: still current
+    expect(backend.parameterAs(A, 'bf16')).toBe(copy);
+    expect(calls(backend, 'unary')).toBe(1);
+
+    backend.wroteInPlace(A); // a retraction, which leaves the copy as it was
+    expect(backend.copyWrittenAlong(A, 'bf16')).toBe(0); // a stale copy is not handed out, and stays stale
+    expect(backend.parameterAs(A, 'bf16')).toBe(copy);
+    expect(calls(backend, 'unary')).toBe(2);
   });
 });

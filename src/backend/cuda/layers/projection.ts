@@ -19,7 +19,7 @@
  * Operands are in the precision policy's GEMM type (bf16 under bf16-mixed): a dense weight is
  * stored so already; a half's 4-bit ones are dequantised together, in one launch at the start of
  * its program (`runHalfProgram`), into slots of the backend's scratch; f32 biases and LoRA
- * matrices get GEMM-type copies the backend keeps, converted again after each optimizer step
+ * matrices get GEMM-type copies the backend keeps, which the AdamW step writes along with them
  * (`parameterOperand`). dA and dB are
  * f32, the adapter's master type, as TTLoraDelta writes them.
  */
@@ -181,8 +181,8 @@ export function weightPointer(ws: Workspace, proj: Projection): number {
 
 /**
  * A parameter (a LoRA matrix, a bias) as a GEMM operand: itself, or the GEMM-type copy the
- * backend keeps beside it (CudaBackend.parameterAs), converted again after the optimizer writes
- * the parameter, which the forward and the backward of a step share.
+ * backend keeps beside it (CudaBackend.parameterAs), written by the AdamW step along with the
+ * parameter, which the forward and the backward of a step share.
  */
 export const parameterOperand = (ws: Workspace, t: TensorRef) => ws.backend.parameterAs(t, ws.phys);
 
