@@ -34,6 +34,19 @@ struct RowParams {
   BackwardRows rows;  // headHasFull zeroed before
 };
 
+// A row's end in either row pass: whether it is fully masked (the scan takes the whole warp),
+// then its Δ and flags, written by the lane holding Δ.
+__device__ __forceinline__ void finishRow(const RowParams& p, int64_t row, float delta, bool writes) {
+  const AttentionShape& s = p.s;
+  const int64_t i = row % s.sq, bh = row / s.sq, b = bh / s.heads;
+  const bool full = warpRowFullyMasked(visibilityOf(s, p.starts, b), p.keyMask, p.maskt, b * s.sk, i);
+  if (writes) {
+    p.rows.delta[row] = delta;
+    p.rows.rowFull[row] = full;
+    if (full) atomicOr(p.rows.headHasFull + bh, 1);
+  }
+}
+
 __global__ void rowPassKernel(RowParams p) {
   const AttentionShape& s = p.s;
   const int64_t rows = s.b * s.heads * s.sq;
@@ -45,12 +58,7 @@ __global__ void rowPassKernel(RowParams p) {
     float acc = 0.f;
     for (int64_t c = lane; c < s.d; c += 32) acc += loadAs<float>(p.dOut.p, p.dOut.t, dOutRow + c) * loadAs<float>(p.out.p, p.out.t, outRow + c);
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    const bool full = warpRowFullyMasked(visibilityOf(s, p.starts, b), p.keyMask, p.maskt, b * s.sk, i);
-    if (lane == 0) {
-      p.rows.delta[row] = acc;
-      p.rows.rowFull[row] = full;
-      if (full) atomicOr(p.rows.headHasFull + bh, 1);
-    }
+    finishRow(p, row, acc, lane == 0);
   }
 }
 
@@ -78,27 +86,21 @@ __global__ void rowPassBf16Kernel(RowParams p) {
     }
 #pragma unroll
     for (int o = LANES / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    for (int r = 0; r < ROWS && first + r < rows; r++) {
-      const int64_t at = first + r, i = at % s.sq, bh = at / s.sq, b = bh / s.heads;
-      const bool full = warpRowFullyMasked(visibilityOf(s, p.starts, b), p.keyMask, p.maskt, b * s.sk, i);
-      if (lane == r * LANES) {
-        p.rows.delta[at] = acc;
-        p.rows.rowFull[at] = full;
-        if (full) atomicOr(p.rows.headHasFull + bh, 1);
-      }
-    }
+    for (int r = 0; r < ROWS && first + r < rows; r++) finishRow(p, first + r, acc, lane == r * LANES);
   }
 }
 
-// Whether the row pass can read `t` 8 bf16 elements at a time.
-bool rowsInOctets(const AttentionTensor& t, int64_t d) {
-  return t.t == BF16 && d % 8 == 0 && t.batchStride % 8 == 0 && t.headStride % 8 == 0 && t.rowStride % 8 == 0 &&
-         reinterpret_cast<uintptr_t>(t.p) % 16 == 0;
+// Whether every row of `t` (d elements of `elementBytes` each) can be read or written v elements
+// at a time: d and the strides multiples of v, the data aligned to v elements.
+bool rowsInVectors(const AttentionTensor& t, int64_t d, int v, size_t elementBytes) {
+  return d % v == 0 && t.batchStride % v == 0 && t.headStride % v == 0 && t.rowStride % v == 0 &&
+         reinterpret_cast<uintptr_t>(t.p) % (v * elementBytes) == 0;
 }
 
 void launchRowPass(const RowParams& rp) {
   const int64_t rows = rp.s.b * rp.s.heads * rp.s.sq;
-  const bool octets = rowsInOctets(rp.out, rp.s.d) && rowsInOctets(rp.dOut, rp.s.d);
+  const bool octets =
+      rp.out.t == BF16 && rp.dOut.t == BF16 && rowsInVectors(rp.out, rp.s.d, 8, 2) && rowsInVectors(rp.dOut, rp.s.d, 8, 2);
   auto vectorised = [&](auto lanes) {
     constexpr int LANES = decltype(lanes)::value, ROWS = 32 / LANES;
     const unsigned blocks = gridFor((rows + ROWS - 1) / ROWS, 8);  // 8 warps a block
@@ -290,9 +292,8 @@ void storeRows(const float* src, const AttentionTensor& dst, int64_t b, int64_t 
   const StoreRowsParams p{src, dst, heads, rows, d, b * heads * rows * d};
   if (p.n == 0) return;
   const size_t bytes = dst.t == BF16 ? 2 : 4;
-  const bool quads = src && (dst.t == BF16 || dst.t == F32) && d % 4 == 0 && dst.batchStride % 4 == 0 && dst.headStride % 4 == 0 &&
-                     dst.rowStride % 4 == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0 &&
-                     reinterpret_cast<uintptr_t>(dst.p) % (4 * bytes) == 0;
+  const bool quads =
+      src && (dst.t == BF16 || dst.t == F32) && rowsInVectors(dst, d, 4, bytes) && reinterpret_cast<uintptr_t>(src) % 16 == 0;
   if (quads) {
     if (dst.t == BF16)
       storeRowQuadsKernel<__nv_bfloat16><<<gridFor(p.n / 4, 256), 256, 0, stream()>>>(p);
