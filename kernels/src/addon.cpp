@@ -220,6 +220,15 @@ napi_value copyToHost(Call& c) {
 napi_value copyFromHost(Call& c) {
   return c.number((double)(uintptr_t)copyFromHostAsync(c.ptr(0), c.ptr(1), (size_t)c.i64(2)));
 }
+// hostRead(host, dst): pinned host memory into a typed array, once the copy that wrote it is done
+// (the caller waited for its event): how a value copied by copyToHost reaches JavaScript without
+// a wait for the compute stream.
+napi_value hostRead(Call& c) {
+  size_t n;
+  void* dst = c.bytes(1, &n);
+  if (n) std::memcpy(dst, c.ptr(0), n);
+  return c.undefined();
+}
 // streamWaitEvent(event): the compute stream waits for a copy (enqueued; no host wait).
 napi_value streamWaitEvent(Call& c) { computeWaits((cudaEvent_t)c.ptr(0)); return c.undefined(); }
 // eventQuery(event): whether the copy is done; eventSynchronize(event): the host waits for it.
@@ -574,6 +583,7 @@ const Export kExports[] = {
   {"upload", entry<launch<upload>>}, {"download", entry<launch<download>>}, {"copy", entry<launch<copy>>},
   {"synchronize", entry<synchronize>}, {"hostAlloc", entry<hostAlloc>}, {"hostFree", entry<hostFree>},
   {"copyToHost", entry<launch<copyToHost>>}, {"copyFromHost", entry<launch<copyFromHost>>},
+  {"hostRead", entry<hostRead>},
   {"streamWaitEvent", entry<streamWaitEvent>}, {"eventQuery", entry<eventQuery>},
   {"eventSynchronize", entry<eventSynchronize>}, {"eventDestroy", entry<eventDestroy>},
   {"eventRecord", entry<eventRecord>}, {"eventElapsed", entry<eventElapsed>},

@@ -204,6 +204,13 @@ export interface Device {
    */
   adamwStepGuarded?(tensors: readonly AdamWTensors[], hyper: GuardedAdamWHyper, losses: Tensor): Tensor;
   /**
+   * float32 tensors read back without waiting for the work queued after them: copied now, behind
+   * the work queued so far, and `read()` waits for those copies alone — so a step's losses can be
+   * read while the next step's forward already runs. The tensors may be disposed at once. Absent
+   * where a read-back waits for everything (cpu: values are there at once; read them).
+   */
+  readLater?(tensors: readonly Tensor[]): { read(): Float32Array[] };
+  /**
    * LoReFT's retraction, in place and in one call: each float32 [rows, cols] tensor (a trainable
    * variable, its data its own) gets orthonormal columns, as src/adapters/reft/orthogonal.ts
    * orthonormalizeColumns computes them. Returns, per tensor, −1 or the first column that had no

@@ -50,6 +50,8 @@ export class AdamW {
   private t = 0;
   private readonly m = new Map<string, Tensor>();
   private readonly v = new Map<string, Tensor>();
+  /** A guarded step was queued whose verdict the host has not read yet (`settle`). */
+  private unsettled = false;
 
   constructor(
     private readonly params: Map<string, tf.Variable>,
@@ -119,29 +121,37 @@ export class AdamW {
    * nothing waits for the host before the update is queued. `losses` are the step's float32
    * losses. Returns the gradients' global norm as a float32 scalar on the device (the caller
    * disposes it), or null where the device has no guarded step — nothing happened then. The step
-   * is counted; a caller that reads back a non-finite loss or norm calls `uncountSkipped()`.
+   * is counted; the caller, once it has read back the losses and norm, calls `settle` (a
+   * non-finite one: skipped, not counted) before the next guarded step or the state is read.
    */
   stepGuarded(grads: Map<string, Tensor>, lr: number, maxGradNorm: number | null, losses: Tensor): Tensor | null {
     const device = activeDevice();
     if (!device.adamwStepGuarded) return null;
+    // Its bias corrections count the last guarded step: whether that one was skipped must be known.
+    if (this.unsettled) throw new Error('AdamW: the last guarded step is not settled yet (settle it first)');
     const { hyper, tensors } = this.update(grads, lr, 1);
     const { gradScale: _, ...rest } = hyper;
+    let norm: Tensor;
     try {
-      return device.adamwStepGuarded(tensors, { ...rest, maxGradNorm }, losses);
+      norm = device.adamwStepGuarded(tensors, { ...rest, maxGradNorm }, losses);
     } catch (err) {
       this.t -= 1; // nothing was queued
       throw err;
     }
+    this.unsettled = true;
+    return norm;
   }
 
-  /** The last `stepGuarded` was skipped on the device: it does not count (bias corrections stay where they were). */
-  uncountSkipped(): void {
-    if (this.t === 0) throw new Error('AdamW: no step to uncount');
-    this.t -= 1;
+  /** The host has read the last `stepGuarded`'s losses and norm: a skipped step does not count (bias corrections stay where they were). */
+  settle(skipped: boolean): void {
+    if (!this.unsettled) throw new Error('AdamW: no guarded step to settle');
+    this.unsettled = false;
+    if (skipped) this.t -= 1;
   }
 
   /** A copy of the state on the host. */
   getState(): AdamWState {
+    if (this.unsettled) throw new Error('AdamW: the last guarded step is not settled yet: its step count is not known');
     const moments = new Map<string, AdamWMoments>();
     for (const [name, p] of this.params) {
       moments.set(name, {

@@ -24,6 +24,11 @@ export interface StartEvent {
   quantizedWeights: QuantizedWeightsReport | null;
 }
 
+/**
+ * A step's results. On a device that reads steps back late (cuda) the next step's forward and
+ * backward may already be queued when it fires, never its update: the adapter's weights are the
+ * ones this step left.
+ */
 export interface StepEvent {
   /** Optimizer steps completed (1 for the first step). */
   step: number;

@@ -251,25 +251,96 @@ export function trainStep(
   microBatches: StepBatch[],
   opts: StepOptions,
 ): StepResult {
+  const step = beginTrainStep(model, adapter, optimizer, microBatches, opts);
+  step.update();
+  return step.finish();
+}
+
+/**
+ * A step in three calls (beginTrainStep, then `update`, then `finish`), so that a loop can queue
+ * the next step's forward and backward before it reads this one back: where the device can read
+ * back behind later work (Device.readLater), it never idles while the host prepares the next
+ * step's first kernels. Between `beginTrainStep` and `update` nothing has changed the weights:
+ * whatever runs there (the step before's `finish`, its events) sees them as they were.
+ */
+export interface QueuedStep {
+  /**
+   * Queues the update (clipping, the skip of a non-finite step, AdamW) — or, where the device
+   * decides neither itself, reads back and updates now, as for an adapter with a post-step
+   * fix-up (LoReFT's retraction, for an applied step only). Once.
+   */
+  update(): void;
+  /** Whether `finish` still has to wait for the device (the read-back was left for later). */
+  readonly readLater: boolean;
+  /** The step's results: read back now where `update` left them (a wait for this step's work only). Once, after `update`. */
+  finish(): StepResult;
+}
+
+/** The forward and backward of trainStep queued (their losses and gradients left on the device); the rest on the returned step. */
+export function beginTrainStep(
+  model: StepModel,
+  adapter: StepAdapter,
+  optimizer: AdamW,
+  microBatches: StepBatch[],
+  opts: StepOptions,
+): QueuedStep {
   const g = accumulateGradients(model, adapter, microBatches, opts.activationCheckpointing, opts.dropoutSeed, undefined, opts.offloadLimit);
-  let loss: number, norm: number, skipped: boolean;
-  let deviceNorm: Tensor | null = null;
-  try {
-    // Where the device decides clipping and the skip itself, the update is queued behind the
-    // backward and the step waits for the device once, here, for its losses and norm.
-    if (g.losses && g.grads.size > 0) deviceNorm = optimizer.stepGuarded(g.grads, opts.lr, opts.maxGradNorm, g.losses);
-    loss = g.losses ? readLoss(g.losses) : 0;
-    norm = deviceNorm ? deviceNorm.dataSync()[0]! : globalGradNorm(g.grads);
-    skipped = !Number.isFinite(loss) || !Number.isFinite(norm);
-    if (deviceNorm) {
-      if (skipped) optimizer.uncountSkipped();
-    } else if (!skipped) optimizer.step(g.grads, opts.lr, clipCoefficient(norm, opts.maxGradNorm));
-  } finally {
-    deviceNorm?.dispose();
+  let phase: 'queued' | 'updated' | 'finished' = 'queued';
+  let later: { read(): Float32Array[] } | null = null;
+  let done: StepResult | null = null;
+  const release = () => {
     g.losses?.dispose();
     for (const t of g.grads.values()) t.dispose();
-  }
-  if (!skipped) adapter.afterStep?.();
+  };
+  return {
+    get readLater() {
+      return later !== null;
+    },
+    update() {
+      if (phase !== 'queued') throw new Error('trainStep: update() comes once, before finish()');
+      phase = 'updated';
+      let deviceNorm: Tensor | null = null;
+      try {
+        // Where the device decides clipping and the skip itself, the update is queued behind the
+        // backward and the step waits for the device once, for its losses and norm: here, or at
+        // `finish` where the device reads back behind later work.
+        if (g.losses && g.grads.size > 0) deviceNorm = optimizer.stepGuarded(g.grads, opts.lr, opts.maxGradNorm, g.losses);
+        const device = activeDevice();
+        if (deviceNorm && g.losses && !adapter.afterStep && device.readLater) later = device.readLater([g.losses, deviceNorm]);
+        else done = completeNow(g, deviceNorm, optimizer, opts);
+      } finally {
+        deviceNorm?.dispose();
+        release();
+      }
+      if (done && !done.skipped) adapter.afterStep?.();
+    },
+    finish() {
+      if (phase !== 'updated') throw new Error(phase === 'queued' ? 'trainStep: finish() before update()' : 'trainStep: finish() twice');
+      phase = 'finished';
+      if (done) return done;
+      const [losses, norm] = later!.read();
+      let loss = 0;
+      for (const x of losses!) loss += x; // readLoss's order
+      const gradNorm = norm![0]!;
+      const skipped = !Number.isFinite(loss) || !Number.isFinite(gradNorm);
+      optimizer.settle(skipped);
+      return { loss, gradNorm, targets: g.targets, tokens: g.tokens, skipped };
+    },
+  };
+}
+
+/** A step's read-back now (one wait) and, where the device has no guarded step, its update. */
+function completeNow(
+  g: ReturnType<typeof accumulateGradients>,
+  deviceNorm: Tensor | null,
+  optimizer: AdamW,
+  opts: StepOptions,
+): StepResult {
+  const loss = g.losses ? readLoss(g.losses) : 0;
+  const norm = deviceNorm ? deviceNorm.dataSync()[0]! : globalGradNorm(g.grads);
+  const skipped = !Number.isFinite(loss) || !Number.isFinite(norm);
+  if (deviceNorm) optimizer.settle(skipped);
+  else if (!skipped) optimizer.step(g.grads, opts.lr, clipCoefficient(norm, opts.maxGradNorm));
   return { loss, gradNorm: norm, targets: g.targets, tokens: g.tokens, skipped };
 }
 

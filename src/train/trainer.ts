@@ -26,7 +26,7 @@ import { offloadLimitBytes } from './offloadLimit.js';
 import type { AdamWOptions, AdamWState } from './adamw.js';
 import { localRunner, type StepRunner } from './runner.js';
 import { LrSchedule } from './schedule.js';
-import { evaluateLoss, stepSeed, type StepBatch } from './step.js';
+import { evaluateLoss, stepSeed, type QueuedStep, type StepBatch } from './step.js';
 import { checkMaxLength, prepareData, stepStream, evalBatches, totalSteps, type TrainingData } from './data.js';
 import { applyPrecision, type AppliedPrecision } from './precision.js';
 import { TrainerEmitter, type StepEvent } from './events.js';
@@ -132,6 +132,16 @@ interface ActiveRun extends RunStart {
   lastEvalStep: number;
   /** performance.now() at set-up, for elapsed time and the ETA. */
   startedAt: number;
+}
+
+/** A step the loop has queued, with what its bookkeeping needs once it is read back. */
+interface LoopStep {
+  step: QueuedStep;
+  began: number;
+  lr: number;
+  epoch: number;
+  /** The data stream's position after it (a checkpoint's `state.data`). */
+  next: TrainerState['data'];
 }
 
 export class Trainer extends TrainerEmitter {
@@ -357,7 +367,15 @@ export class Trainer extends TrainerEmitter {
     this.history = state;
   }
 
-  /** Optimizer steps until the schedule ends, the data runs out or a stop is agreed; each logged, evaluated and saved on its interval. */
+  /**
+   * Optimizer steps until the schedule ends, the data runs out or a stop is agreed; each logged,
+   * evaluated and saved on its interval. Where the device reads back behind later work
+   * (`StepRunner.begin`, QueuedStep.readLater), a step is read back once the next step's forward
+   * and backward are queued — before its update, so that the step's events still see the weights
+   * as that step left them — and the device does not idle while the host prepares the next step.
+   * A step that is evaluated, saved, the last, or under `nonfinite: stop` completes before
+   * anything else is queued.
+   */
   private async stepLoop(run: ActiveRun): Promise<void> {
     const { state, runner } = run;
     const r = this.recipe;
@@ -366,26 +384,17 @@ export class Trainer extends TrainerEmitter {
     const stream = stepStream(this.data, t.gradient_accumulation_steps, state.data);
     const window = new LossWindow();
     let stepsThisRun = 0;
-    // Ranks of a job stop together: the runner agrees on every rank's signal before each step.
-    while (state.step < total && !(await runner.agreeStop(this.stopRequested))) {
-      const item = stream.next();
-      if (item.done) break;
-      const { batches, at, next } = item.value;
-      const lr = run.schedule.lr(state.step);
-      const began = performance.now();
-      let res: Awaited<ReturnType<StepRunner['step']>>;
-      try {
-        res = await runner.step(batches, {
-          lr,
-          maxGradNorm: t.max_grad_norm,
-          activationCheckpointing: r.model.activation_checkpointing,
-          offloadLimit: { hostBytes: offloadLimitBytes(r.model) },
-          dropoutSeed: stepSeed(t.seed, state.step),
-        });
-      } catch (err) {
-        throw isOutOfMemory(err) ? outOfMemoryError(err, state.step + 1, r, run.estimate, run.lastCheckpoint) : err;
-      }
-      const seconds = (performance.now() - began) / 1000;
+    let lastDone = performance.now();
+    /** A step updated and not yet read back: its bookkeeping waits until the next step is queued. */
+    let pending: LoopStep | null = null;
+
+    /** A step read back: its verdict, the run's state and its events. */
+    const complete = (q: LoopStep): void => {
+      const res = q.step.finish();
+      const now = performance.now();
+      // From its start, or from the step before's end where the two overlapped: the step's own share.
+      const seconds = (now - Math.max(q.began, lastDone)) / 1000;
+      lastDone = now;
       if (res.skipped) {
         const what = `step ${state.step + 1}: the loss is ${res.loss} and the gradient norm ${res.gradNorm}`;
         if (t.nonfinite === 'stop') throw new NonFiniteError(`${what}; ${divergenceAdvice(run.lastCheckpoint)}`);
@@ -394,20 +403,20 @@ export class Trainer extends TrainerEmitter {
       }
       state.step += 1;
       this.lastStep = state.step;
-      state.data = next;
+      state.data = q.next;
       state.losses.push(res.loss);
       window.add(res.loss);
       state.tokens += res.tokens;
       stepsThisRun += 1;
-      const elapsed = (performance.now() - run.startedAt) / 1000;
+      const elapsed = (now - run.startedAt) / 1000;
       const event: StepEvent = {
         step: state.step,
         totalSteps: total,
-        epoch: at.epoch,
+        epoch: q.epoch,
         loss: res.loss,
         windowLoss: window.mean,
         windowSteps: window.steps,
-        lr,
+        lr: q.lr,
         gradNorm: res.gradNorm,
         tokens: res.tokens,
         tokensPerSec: seconds > 0 ? res.tokens / seconds : 0,
@@ -418,7 +427,7 @@ export class Trainer extends TrainerEmitter {
       if (logged) {
         const scalars = {
           'train/loss': event.windowLoss,
-          'train/lr': lr,
+          'train/lr': q.lr,
           'train/grad_norm': event.gradNorm,
           'train/tokens_per_sec': event.tokensPerSec,
         };
@@ -427,11 +436,71 @@ export class Trainer extends TrainerEmitter {
       }
       this.emit('step', event);
       if (logged) window.reset();
-      if (t.eval_every_steps && state.step % t.eval_every_steps === 0) this.evaluate(run);
-      if (t.save_every_steps && state.step % t.save_every_steps === 0) await this.save(run, 'interval');
-      // Let signal handlers run between steps.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+    };
+
+    try {
+      // Ranks of a job stop together: the runner agrees on every rank's signal before each step.
+      while (state.step + (pending ? 1 : 0) < total && !(await runner.agreeStop(this.stopRequested))) {
+        const item = stream.next();
+        if (item.done) break;
+        const { batches, at, next } = item.value;
+        const index = state.step + (pending ? 1 : 0); // steps before this one
+        const lr = run.schedule.lr(index);
+        const opts = {
+          lr,
+          maxGradNorm: t.max_grad_norm,
+          activationCheckpointing: r.model.activation_checkpointing,
+          offloadLimit: { hostBytes: offloadLimitBytes(r.model) },
+          dropoutSeed: stepSeed(t.seed, index),
+        };
+        const began = performance.now();
+        const finishEarlier = () => {
+          if (!pending) return;
+          const earlier = pending;
+          pending = null;
+          complete(earlier);
+        };
+        let queued: QueuedStep;
+        try {
+          if (runner.begin) {
+            queued = runner.begin(batches, opts); // forward and backward
+            finishEarlier(); // the step before's results and events, its weights untouched yet
+            queued.update();
+          } else {
+            const res = await runner.step(batches, opts);
+            queued = { update: () => {}, readLater: false, finish: () => res };
+          }
+        } catch (err) {
+          finishEarlier(); // the step before is sound: its results count
+          throw isOutOfMemory(err) ? outOfMemoryError(err, state.step + 1, r, run.estimate, run.lastCheckpoint) : err;
+        }
+        const step = index + 1;
+        const evaluated = Boolean(t.eval_every_steps && step % t.eval_every_steps === 0);
+        const saved = Boolean(t.save_every_steps && step % t.save_every_steps === 0);
+        const q: LoopStep = { step: queued, began, lr, epoch: at.epoch, next };
+        if (queued.readLater && !evaluated && !saved && step < total && t.nonfinite !== 'stop' && !this.stopRequested) {
+          pending = q; // read back once the next step's forward and backward are queued
+        } else {
+          complete(q);
+          if (evaluated) this.evaluate(run);
+          if (saved) await this.save(run, 'interval');
+        }
+        // Let signal handlers run between steps.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } catch (err) {
+      // The step in flight is sound (whatever failed came after it): its results still count.
+      if (pending) {
+        try {
+          complete(pending);
+        } catch {
+          // the error under way says more
+        }
+      }
+      throw err;
     }
+    // A stop or the data's end: the step in flight still counts.
+    if (pending) complete(pending);
   }
 
   /** The eval set's loss at this step (once per step), to TensorBoard with sample completions, and as an 'eval' event. */

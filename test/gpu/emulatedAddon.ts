@@ -377,6 +377,10 @@ export function emulatedAddon(): CudaAddon {
       view(dst, 3);
       return enqueueCopy(dst, 'copyFromHost', () => view(dst, 3).set(from.subarray(0, bytes)));
     },
+    hostRead(src, dst) {
+      const from = hostBytes(src, dst.byteLength, 'hostRead');
+      new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(from.subarray(0, dst.byteLength));
+    },
     streamWaitEvent(event) {
       runCopiesThrough(liveEvent(event, 'streamWaitEvent'));
     },

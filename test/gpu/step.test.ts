@@ -2,7 +2,8 @@
  * trainStep on cuda (src/train/step.ts) against the same steps on the cpu: with the device's
  * guarded AdamW the step queues its update behind the backward and waits for the device once,
  * at its end, for its losses and gradient norm — whatever the number of micro-batches — and
- * still gives the cpu's losses, norms, clipping and skips.
+ * still gives the cpu's losses, norms, clipping and skips. Steps read back a step late (the
+ * Trainer's loop: beginTrainStep, the step before's finish, then update) give the same bits.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/backend/tf.js';
@@ -10,7 +11,7 @@ import { activeDevice } from '../../src/backend/device.js';
 import { loadBaseModel } from '../../src/model/load.js';
 import * as adapters from '../../src/adapters/index.js';
 import { AdamW } from '../../src/train/adamw.js';
-import { trainStep, type StepBatch, type StepResult } from '../../src/train/step.js';
+import { beginTrainStep, trainStep, type QueuedStep, type StepBatch, type StepResult } from '../../src/train/step.js';
 import { activeCudaBackend } from '../../src/backend/cuda/api.js';
 import type { TensorRef } from '../../src/backend/cuda/backend.js';
 import { causalLmLoss } from '../../src/ops/index.js';
@@ -36,8 +37,17 @@ interface Run {
   calls: Array<Record<string, number>>;
 }
 
-/** `steps` steps clipped at `maxGradNorm`; `poison` makes step `poison.step`'s loss NaN through one LoRA weight. */
-async function run(backend: 'cpu' | 'cuda', steps: number, maxGradNorm: number | null, poison?: { step: number }): Promise<Run> {
+/**
+ * `steps` steps clipped at `maxGradNorm`; `poison` makes step `poison.step`'s loss NaN through one
+ * LoRA weight. `late`: each step read back once the next one's forward and backward are queued.
+ */
+async function run(
+  backend: 'cpu' | 'cuda',
+  steps: number,
+  maxGradNorm: number | null,
+  poison?: { step: number },
+  late = false,
+): Promise<Run> {
   await tf.setBackend(backend);
   const model = loadBaseModel(fixture('tiny-llama'));
   const adapter = await adapters.loadAdapter(fixture('peft-lora-llama/adapter'), model);
@@ -45,6 +55,7 @@ async function run(backend: 'cpu' | 'cuda', steps: number, maxGradNorm: number |
   const batches = microBatches();
   const device = activeDevice();
   const out: Run = { results: [], weights: [], stepCount: 0, calls: [] };
+  let earlier: QueuedStep | null = null;
   try {
     for (let i = 0; i < steps; i++) {
       let restore: (() => void) | undefined;
@@ -62,11 +73,18 @@ async function run(backend: 'cpu' | 'cuda', steps: number, maxGradNorm: number |
         };
       }
       const before = device.addonCallsByName?.() ?? {};
-      out.results.push(trainStep(model, adapter, opt, batches, { lr: 1e-2, maxGradNorm, activationCheckpointing: false }));
+      const opts = { lr: 1e-2, maxGradNorm, activationCheckpointing: false };
+      if (late) {
+        const queued = beginTrainStep(model, adapter, opt, batches, opts);
+        if (earlier) out.results.push(earlier.finish());
+        queued.update();
+        earlier = queued;
+      } else out.results.push(trainStep(model, adapter, opt, batches, opts));
       const after = device.addonCallsByName?.() ?? {};
       out.calls.push(Object.fromEntries(Object.entries(after).map(([k, n]) => [k, n - (before[k] ?? 0)])));
       restore?.();
     }
+    if (earlier) out.results.push(earlier.finish());
     out.weights = [...adapter.variables.values()].map((v) => Float64Array.from(v.dataSync()));
     out.stepCount = opt.stepCount;
     return out;
@@ -95,7 +113,9 @@ describe('trainStep on cuda: the update queued behind the backward, one wait a s
       expect(calls.adamwMultiGuarded, `step ${i}`).toBe(1);
       expect(calls.adamwMulti ?? 0).toBe(0);
       expect(calls.sumSquaresMulti ?? 0).toBe(0);
-      expect(calls.download, `step ${i}: the losses, then the norm`).toBe(2);
+      // Read back behind later work: copied on the copy stream, no download waiting for the compute stream.
+      expect(calls.copyToHost, `step ${i}: the losses, then the norm`).toBe(2);
+      expect(calls.download ?? 0, `step ${i}`).toBe(0);
     });
     // models.test.ts' bound for runs of several steps: the two backends' products round differently.
     cuda.weights.forEach((w, i) => expect(relErr(w, cpu.weights[i]!), `weight ${i}`).toBeLessThan(1e-4));
@@ -181,6 +201,41 @@ describe('trainStep on cuda under bf16-mixed: the LoRA matrices’ bf16 copies',
       adapter.dispose();
       model.dispose();
       backend.setPrecisionPolicy('fp32');
+    }
+  });
+});
+
+describe('steps read back a step late (the Trainer loop on cuda)', () => {
+  it('give the step-by-step run’s losses, norms, skips, weights and step count, bit for bit — a skipped step included', async () => {
+    const inOrder = await run('cuda', 5, 0.01, { step: 2 });
+    const late = await run('cuda', 5, 0.01, { step: 2 }, true);
+    expect(late.results.map((r) => r.skipped)).toEqual([false, false, true, false, false]);
+    expect(late.results).toEqual(inOrder.results);
+    expect(late.stepCount).toBe(4);
+    expect(inOrder.stepCount).toBe(4);
+    late.weights.forEach((w, i) => expect(w, `weight ${i}`).toEqual(inOrder.weights[i]));
+  });
+
+  it('refuse an update before the step before is read back (its verdict sets this one’s bias corrections)', async () => {
+    await tf.setBackend('cuda');
+    const model = loadBaseModel(fixture('tiny-llama'));
+    const adapter = await adapters.loadAdapter(fixture('peft-lora-llama/adapter'), model);
+    const opt = new AdamW(adapter.variables, { lr: 1e-2, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 });
+    const opts = { lr: 1e-2, maxGradNorm: null, activationCheckpointing: false as const };
+    try {
+      const first = beginTrainStep(model, adapter, opt, microBatches(), opts);
+      first.update();
+      expect(first.readLater).toBe(true);
+      const second = beginTrainStep(model, adapter, opt, microBatches(), opts);
+      expect(() => second.update()).toThrow(/not settled/);
+      expect(() => opt.getState()).toThrow(/not settled/);
+      expect(first.finish().skipped).toBe(false);
+      expect(() => first.finish()).toThrow(/twice/);
+      expect(opt.stepCount).toBe(1);
+    } finally {
+      opt.dispose();
+      adapter.dispose();
+      model.dispose();
     }
   });
 });

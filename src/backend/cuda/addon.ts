@@ -152,6 +152,8 @@ export interface CudaAddon {
   copyToHost(host: Ptr, src: Ptr, bytes: number): Event;
   /** pinned host → device, likewise; the compute stream must `streamWaitEvent` the event before reading `dst`. */
   copyFromHost(dst: Ptr, host: Ptr, bytes: number): Event;
+  /** Pinned host memory (hostAlloc's) into `dst`, its byte length; once the copy that wrote it is done (eventSynchronize). */
+  hostRead(host: Ptr, dst: ArrayBufferView): void;
   /** The compute stream waits for a copy's event (enqueued; no host wait). */
   streamWaitEvent(event: Event): void;
   /** Whether the copy is done. */

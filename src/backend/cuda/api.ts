@@ -219,6 +219,42 @@ function adamwPointers(
   return [ts[0]!, g, ts[2]!, ts[3]!].map((t) => backend.ptr(t));
 }
 
+/**
+ * float32 tensors copied to pinned host memory on the copy stream, behind the compute stream's
+ * work so far; `read()` waits for those copies only (kernels queued after them may still run) and
+ * returns the values. The tensors may be disposed at once: freeing memory a queued copy reads
+ * waits for the copy (kernels/src/memory.cu). Null off cuda.
+ */
+export function readBackLater(tensors: readonly Tensor[]): { read(): Float32Array[] } | null {
+  const backend = activeCudaBackend();
+  if (!backend) return null;
+  const copies = tensors.map((t, i) => {
+    if (t.dtype !== 'float32' || t.size === 0) throw new Error(`readBackLater: tensor ${i} is not a non-empty float32 tensor`);
+    let ref = t as unknown as TensorRef;
+    const stored = backend.phys(ref);
+    if (stored !== 'f32') ref = convert(backend, ref, 'f32'); // freed below, after its copy (memory.cu)
+    const bytes = t.size * 4;
+    const host = backend.readBackPinned.take(bytes);
+    const event = backend.addon.copyToHost(host, backend.ptr(ref), bytes);
+    if (stored !== 'f32') backend.disposeIntermediate(ref);
+    return { host, bytes, n: t.size, event };
+  });
+  let taken = false;
+  return {
+    read() {
+      if (taken) throw new Error('readBackLater: read twice');
+      taken = true;
+      return copies.map(({ host, bytes, n, event }) => {
+        backend.addon.eventSynchronize(event);
+        const values = new Float32Array(n);
+        backend.addon.hostRead(host, values);
+        backend.readBackPinned.give(host, bytes, event); // the pool destroys the event
+        return values;
+      });
+    },
+  };
+}
+
 /** U[lo, hi) float32 values i = Philox(seed, offset + i); null off cuda. */
 export function deviceRandomUniform(shape: number[], seed: number, offset = 0, lo = 0, hi = 1): Tensor | null {
   const backend = activeCudaBackend();

@@ -56,6 +56,11 @@ export class CudaBackend extends tf.KernelBackend {
   readonly addonCallsByName: () => Record<string, number>;
   /** Pinned host buffers of offloaded tensors (./device.ts offload/restore). */
   readonly pinned: PinnedPool;
+  /**
+   * Pinned host buffers of values read back late (./api.ts readBackLater): a pool of their own, so
+   * that a step's few bytes never evict an offload buffer sized to the step's peak.
+   */
+  readonly readBackPinned: PinnedPool;
 
   constructor(addon: CudaAddon) {
     super();
@@ -63,6 +68,7 @@ export class CudaBackend extends tf.KernelBackend {
     ({ calls: this.addonCalls, callsByName: this.addonCallsByName } = counted);
     this.addon = deferringFrees(counted.addon);
     this.pinned = new PinnedPool(this.addon);
+    this.readBackPinned = new PinnedPool(this.addon);
     this.device = addon.deviceInfo();
     this.data = new tf.DataStorage(this, tf.engine());
   }
@@ -271,6 +277,7 @@ export class CudaBackend extends tf.KernelBackend {
   override dispose(): void {
     this.addon.synchronize();
     this.pinned.trim();
+    this.readBackPinned.trim();
   }
 }
 

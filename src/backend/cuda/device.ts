@@ -15,6 +15,7 @@ import {
   fusedAdamWStepAll,
   fusedAdamWStepGuarded,
   orthonormalizeColumnsInPlace,
+  readBackLater,
   storeFrozenWeight,
   sumSquaresTable,
 } from './api.js';
@@ -109,6 +110,9 @@ export const cudaDevice: Device = {
   },
   adamwStepGuarded(tensors, hyper, losses) {
     return fusedAdamWStepGuarded(tensors, hyper, losses)!;
+  },
+  readLater(tensors) {
+    return readBackLater(tensors)!;
   },
   orthonormalizeColumns(tensors, rows, cols) {
     return orthonormalizeColumnsInPlace(tensors, rows, cols)!;

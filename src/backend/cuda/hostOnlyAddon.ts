@@ -107,6 +107,7 @@ export function hostOnlyAddon(): CudaAddon {
     },
     copyToHost: () => 1,
     copyFromHost: () => 1,
+    hostRead: dropped,
     streamWaitEvent: dropped,
     eventQuery: () => true,
     eventSynchronize: dropped,

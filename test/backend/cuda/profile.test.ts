@@ -34,6 +34,7 @@ const HOST_ONLY = [
   'synchronize',
   'hostAlloc',
   'hostFree',
+  'hostRead', // a memcpy out of pinned memory a finished copy wrote
   'streamWaitEvent', // a wait for the copy stream, not work of the compute stream's own
   'eventQuery',
   'eventSynchronize',
