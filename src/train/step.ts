@@ -274,6 +274,8 @@ export interface QueuedStep {
   readonly readLater: boolean;
   /** The step's results: read back now where `update` left them (a wait for this step's work only). Once, after `update`. */
   finish(): StepResult;
+  /** Drops a step not updated (the run stops before it): its losses and gradients go, nothing changes. */
+  abandon(): void;
 }
 
 /** The forward and backward of trainStep queued (their losses and gradients left on the device); the rest on the returned step. */
@@ -313,6 +315,11 @@ export function beginTrainStep(
         release();
       }
       if (done && !done.skipped) adapter.afterStep?.();
+    },
+    abandon() {
+      if (phase !== 'queued') return;
+      phase = 'finished';
+      release();
     },
     finish() {
       if (phase !== 'updated') throw new Error(phase === 'queued' ? 'trainStep: finish() before update()' : 'trainStep: finish() twice');

@@ -373,8 +373,9 @@ export class Trainer extends TrainerEmitter {
    * (`StepRunner.begin`, QueuedStep.readLater), a step is read back once the next step's forward
    * and backward are queued — before its update, so that the step's events still see the weights
    * as that step left them — and the device does not idle while the host prepares the next step.
-   * A step that is evaluated, saved, the last, or under `nonfinite: stop` completes before
-   * anything else is queued.
+   * A step that is evaluated, saved or the last completes before anything else is queued. Under
+   * `nonfinite: stop` a non-finite step stops the run when it is read back: the next step's
+   * forward and backward are dropped, its update never queued.
    */
   private async stepLoop(run: ActiveRun): Promise<void> {
     const { state, runner } = run;
@@ -460,17 +461,18 @@ export class Trainer extends TrainerEmitter {
           pending = null;
           complete(earlier);
         };
-        let queued: QueuedStep;
+        let queued: QueuedStep | null = null;
         try {
           if (runner.begin) {
             queued = runner.begin(batches, opts); // forward and backward
-            finishEarlier(); // the step before's results and events, its weights untouched yet
+            finishEarlier(); // the step before's results and events, its weights untouched yet (it may stop the run)
             queued.update();
           } else {
             const res = await runner.step(batches, opts);
-            queued = { update: () => {}, readLater: false, finish: () => res };
+            queued = { update: () => {}, readLater: false, finish: () => res, abandon: () => {} };
           }
         } catch (err) {
+          queued?.abandon(); // not updated: nothing of it counts
           finishEarlier(); // the step before is sound: its results count
           throw isOutOfMemory(err) ? outOfMemoryError(err, state.step + 1, r, run.estimate, run.lastCheckpoint) : err;
         }
@@ -478,7 +480,7 @@ export class Trainer extends TrainerEmitter {
         const evaluated = Boolean(t.eval_every_steps && step % t.eval_every_steps === 0);
         const saved = Boolean(t.save_every_steps && step % t.save_every_steps === 0);
         const q: LoopStep = { step: queued, began, lr, epoch: at.epoch, next };
-        if (queued.readLater && !evaluated && !saved && step < total && t.nonfinite !== 'stop' && !this.stopRequested) {
+        if (queued.readLater && !evaluated && !saved && step < total && !this.stopRequested) {
           pending = q; // read back once the next step's forward and backward are queued
         } else {
           complete(q);

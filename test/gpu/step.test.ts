@@ -232,6 +232,15 @@ describe('steps read back a step late (the Trainer loop on cuda)', () => {
       expect(first.finish().skipped).toBe(false);
       expect(() => first.finish()).toThrow(/twice/);
       expect(opt.stepCount).toBe(1);
+      // A step dropped before its update (a run stopped by the one before): its tensors go, nothing else changes.
+      const weights = [...adapter.variables.values()].map((v) => Array.from(v.dataSync()));
+      const tensors = tf.memory().numTensors;
+      const dropped = beginTrainStep(model, adapter, opt, microBatches(), opts);
+      dropped.abandon();
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect([...adapter.variables.values()].map((v) => Array.from(v.dataSync()))).toEqual(weights);
+      expect(opt.stepCount).toBe(1);
+      expect(() => dropped.update()).toThrow(/once/);
     } finally {
       opt.dispose();
       adapter.dispose();

@@ -2,8 +2,8 @@
  * The Trainer's loop on cuda (src/train/trainer.ts stepLoop): each step is read back once the
  * next step's forward and backward are queued, before that step's update — so the device does
  * not idle while the host prepares a step, and a 'step' event still sees the weights as its step
- * left them. Against the same run made step by step (`nonfinite: stop` reads every step back at
- * once): the same losses, norms and weights at every event, and the same saved adapter.
+ * left them. Against the same run made step by step (a checkpoint every step reads every step back
+ * at once): the same losses, norms and weights at every event, and the same saved adapter.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -21,7 +21,7 @@ beforeAll(async () => {
 
 const tmp = (name: string) => mkdtempSync(path.join(os.tmpdir(), `typetune-gpu-trainer-${name}-`));
 
-function recipe(dir: string, nonfinite: 'stop' | 'skip_step') {
+function recipe(dir: string, saveEvery: number) {
   return {
     model: { path: fixture('tiny-llama'), backend: 'cuda', precision: 'fp32' },
     adapter: { type: 'lora', r: 4, lora_alpha: 8, lora_dropout: 0.1, target_modules: ['q_proj', 'v_proj', 'down_proj'] },
@@ -33,8 +33,7 @@ function recipe(dir: string, nonfinite: 'stop' | 'skip_step') {
       learning_rate: 1e-2,
       max_grad_norm: 1.0,
       seed: 11,
-      save_every_steps: 3,
-      nonfinite,
+      save_every_steps: saveEvery,
     },
     logging: { every_steps: 1, tensorboard: false },
     output: { dir, export: [] },
@@ -52,9 +51,9 @@ interface Seen {
   forwards: number;
 }
 
-async function run(nonfinite: 'stop' | 'skip_step'): Promise<{ seen: Seen[]; adapter: Buffer }> {
-  const dir = tmp(nonfinite);
-  const trainer = await Trainer.fromRecipe(recipe(dir, nonfinite));
+async function run(saveEvery: number): Promise<{ seen: Seen[]; adapter: Buffer }> {
+  const dir = tmp(`save${saveEvery}`);
+  const trainer = await Trainer.fromRecipe(recipe(dir, saveEvery));
   const seen: Seen[] = [];
   const device = activeDevice();
   const counts = () => {
@@ -86,8 +85,8 @@ async function run(nonfinite: 'stop' | 'skip_step'): Promise<{ seen: Seen[]; ada
 
 describe('the Trainer on cuda', () => {
   it('reads a step back once the next is queued: the step-by-step run’s losses, norms, weights at every event and saved adapter', async () => {
-    const stepByStep = await run('stop');
-    const late = await run('skip_step');
+    const stepByStep = await run(1);
+    const late = await run(3);
     expect(late.seen.map((s) => s.step)).toEqual([1, 2, 3, 4, 5]);
     late.seen.forEach((s, i) => {
       const t = stepByStep.seen[i]!;
