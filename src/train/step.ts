@@ -135,9 +135,19 @@ export function computeGradients(...args: Parameters<typeof accumulateGradients>
  * for the device).
  */
 function readLoss(losses: Tensor): number {
+  return sumLosses(losses.dataSync());
+}
+
+/** Micro-batches' weighted losses as the step's loss: their sum in float64, in order. */
+function sumLosses(values: ArrayLike<number>): number {
   let loss = 0;
-  for (const x of losses.dataSync()) loss += x;
+  for (let i = 0; i < values.length; i++) loss += values[i]!;
   return loss;
+}
+
+/** A step whose loss or gradient norm is NaN or ±∞: its update is skipped (nothing changes). */
+export function nonFiniteStep(loss: number, gradNorm: number): boolean {
+  return !Number.isFinite(loss) || !Number.isFinite(gradNorm);
 }
 
 /**
@@ -326,10 +336,9 @@ export function beginTrainStep(
       phase = 'finished';
       if (done) return done;
       const [losses, norm] = later!.read();
-      let loss = 0;
-      for (const x of losses!) loss += x; // readLoss's order
+      const loss = sumLosses(losses!);
       const gradNorm = norm![0]!;
-      const skipped = !Number.isFinite(loss) || !Number.isFinite(gradNorm);
+      const skipped = nonFiniteStep(loss, gradNorm);
       optimizer.settle(skipped);
       return { loss, gradNorm, targets: g.targets, tokens: g.tokens, skipped };
     },
@@ -345,7 +354,7 @@ function completeNow(
 ): StepResult {
   const loss = g.losses ? readLoss(g.losses) : 0;
   const norm = deviceNorm ? deviceNorm.dataSync()[0]! : globalGradNorm(g.grads);
-  const skipped = !Number.isFinite(loss) || !Number.isFinite(norm);
+  const skipped = nonFiniteStep(loss, norm);
   if (deviceNorm) optimizer.settle(skipped);
   else if (!skipped) optimizer.step(g.grads, opts.lr, clipCoefficient(norm, opts.maxGradNorm));
   return { loss, gradNorm: norm, targets: g.targets, tokens: g.tokens, skipped };

@@ -18,7 +18,15 @@
  */
 import { tf, type Tensor } from '../backend/tf.js';
 import { AdamW, type AdamWOptions, type AdamWState, type AdamWMoments } from './adamw.js';
-import { clipCoefficient, computeGradients, globalGradNorm, type StepAdapter, type StepModel, type StepResult } from './step.js';
+import {
+  clipCoefficient,
+  computeGradients,
+  globalGradNorm,
+  nonFiniteStep,
+  type StepAdapter,
+  type StepModel,
+  type StepResult,
+} from './step.js';
 import type { StepRunner } from './runner.js';
 import type { StopSignal } from './signals.js';
 import { CollectiveError, type Communicator } from '../distributed/communicator.js';
@@ -210,7 +218,7 @@ export class ZeroRunner implements StepRunner {
       const loss = agreed[0]!;
       const hasGrad = new Set(names.filter((_, i) => agreed[2 + i]! > 0));
       const norm = sharded ? Math.fround(Math.sqrt(agreed[1]!)) : this.wholeNorm(reduced, hasGrad);
-      const skipped = !Number.isFinite(loss) || !Number.isFinite(norm);
+      const skipped = nonFiniteStep(loss, norm);
       if (!skipped) await this.update(reduced, hasGrad, opts.lr, clipCoefficient(norm, opts.maxGradNorm));
       if (!skipped) this.adapter.afterStep?.();
       return { loss, gradNorm: norm, targets: share.totalTargets, tokens: share.totalTokens, skipped };
